@@ -1,0 +1,7 @@
+"""Allow ``python -m kexecwatch``."""
+
+import sys
+
+from kexecwatch.cli import main
+
+sys.exit(main())
