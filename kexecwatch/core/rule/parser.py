@@ -81,6 +81,9 @@ class _Parser:
     def is_word(self, word: str) -> bool:
         return self.tok.kind is TokenKind.IDENT and self.tok.value == word
 
+    def is_op(self, op: str) -> bool:
+        return self.tok.kind is TokenKind.OP and self.tok.value == op
+
     def expect(self, kind: TokenKind, what: str) -> Token:
         if self.tok.kind is not kind:
             raise self.unexpected(what)
@@ -203,7 +206,7 @@ class _Parser:
         if self.tok.kind is not TokenKind.IDENT or self.tok.value in _KEYWORDS:
             raise self.unexpected("a field name")
         parts = [str(self.advance().value)]
-        while self.tok.kind is TokenKind.OP and self.tok.value == ".":
+        while self.is_op("."):
             self.advance()
             if self.tok.kind is not TokenKind.IDENT:
                 raise self.unexpected("a field name after '.'")
