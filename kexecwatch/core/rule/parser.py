@@ -22,6 +22,8 @@ right: there are no field-to-field comparisons.
 
 from __future__ import annotations
 
+import re
+
 from kexecwatch.core.rule.ast import (
     ORDER_OPS,
     STRING_OPS,
@@ -45,6 +47,7 @@ __all__ = ["parse_query"]
 _KEYWORDS = frozenset({"and", "or", "not", "where", "in", "in~", "like", "like~", "regex",
                        "regex~", "true", "false", "null"})
 _UNSUPPORTED_QUERIES = frozenset({"sequence", "sample", "join"})
+_UNSUPPORTED_START = re.compile(r"\s*(sequence|sample|join)\b")
 _FUNCTIONS = ("length",)
 _SINGLE_OPS = {"==": Op.EQ, "!=": Op.NE, "<": Op.LT, "<=": Op.LE, ">": Op.GT, ">=": Op.GE}
 _PATTERN_OPS = {":": Op.SEQ, "like": Op.LIKE, "like~": Op.LIKE_NOCASE, "regex": Op.REGEX,
@@ -63,7 +66,15 @@ def parse_query(src: QuerySource) -> Query:
 class _Parser:
     def __init__(self, src: QuerySource) -> None:
         self.src = src
-        self.tokens = tokenize(src)
+        try:
+            self.tokens = tokenize(src)
+        except RuleError:
+            # "sequence [...]" fails in the lexer at '['; name the real problem instead.
+            m = _UNSUPPORTED_START.match(src.text)
+            if m:
+                raise src.error(m.start(1), f"{m.group(1)} queries are not supported; "
+                                "only '<category> where <condition>'") from None
+            raise
         self.i = 0
 
     # -- token helpers -------------------------------------------------------------
