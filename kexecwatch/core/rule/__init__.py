@@ -22,4 +22,3 @@ __all__ = [
     "compile_query",
     "load_rule",
 ]
-

@@ -91,8 +91,9 @@ class CompiledQuery:
         out: dict[str, frozenset[str]] = {}
         if self.category != "any":
             out["event.category"] = frozenset({self.category})
-        conjuncts = self.condition.operands if isinstance(self.condition, And) else (
-            self.condition,)
+        conjuncts = (
+            self.condition.operands if isinstance(self.condition, And) else (self.condition,)
+        )
         for item in conjuncts:
             if (
                 isinstance(item, Comparison)
@@ -253,6 +254,7 @@ def _comparison(cmp: Comparison, src: QuerySource) -> _Predicate:
         path = cmp.left.path
     op, values = cmp.op, cmp.values
     if op in (Op.EQ, Op.NE) and values == (None,):
+
         def present(doc: Document) -> bool:
             return next(_elements(get(doc)), _MISSING) is not _MISSING
 

@@ -199,4 +199,4 @@ def _string(src: QuerySource, start: int) -> tuple[str, int]:
             raise src.error(i, "bad unicode escape; write \\u{XXXX} with 2 to 8 hex digits")
         else:
             shown = nxt or "end of query"
-            raise src.error(i, f"unknown escape sequence \\{shown}; use a raw \"\"\"string\"\"\"")
+            raise src.error(i, f'unknown escape sequence \\{shown}; use a raw """string"""')

@@ -44,14 +44,34 @@ from kexecwatch.errors import RuleError
 
 __all__ = ["parse_query"]
 
-_KEYWORDS = frozenset({"and", "or", "not", "where", "in", "in~", "like", "like~", "regex",
-                       "regex~", "true", "false", "null"})
+_KEYWORDS = frozenset(
+    {
+        "and",
+        "or",
+        "not",
+        "where",
+        "in",
+        "in~",
+        "like",
+        "like~",
+        "regex",
+        "regex~",
+        "true",
+        "false",
+        "null",
+    }
+)
 _UNSUPPORTED_QUERIES = frozenset({"sequence", "sample", "join"})
 _UNSUPPORTED_START = re.compile(r"\s*(sequence|sample|join)\b")
 _FUNCTIONS = ("length",)
 _SINGLE_OPS = {"==": Op.EQ, "!=": Op.NE, "<": Op.LT, "<=": Op.LE, ">": Op.GT, ">=": Op.GE}
-_PATTERN_OPS = {":": Op.SEQ, "like": Op.LIKE, "like~": Op.LIKE_NOCASE, "regex": Op.REGEX,
-                "regex~": Op.REGEX_NOCASE}
+_PATTERN_OPS = {
+    ":": Op.SEQ,
+    "like": Op.LIKE,
+    "like~": Op.LIKE_NOCASE,
+    "regex": Op.REGEX,
+    "regex~": Op.REGEX_NOCASE,
+}
 
 
 def parse_query(src: QuerySource) -> Query:
@@ -72,8 +92,10 @@ class _Parser:
             # "sequence [...]" fails in the lexer at '['; name the real problem instead.
             m = _UNSUPPORTED_START.match(src.text)
             if m:
-                raise src.error(m.start(1), f"{m.group(1)} queries are not supported; "
-                                "only '<category> where <condition>'") from None
+                raise src.error(
+                    m.start(1),
+                    f"{m.group(1)} queries are not supported; only '<category> where <condition>'",
+                ) from None
             raise
         self.i = 0
 
@@ -114,8 +136,10 @@ class _Parser:
     def query(self) -> Query:
         tok = self.tok
         if tok.kind is TokenKind.IDENT and tok.value in _UNSUPPORTED_QUERIES:
-            raise self.src.error(tok.pos, f"{tok.value} queries are not supported; "
-                                 "only '<category> where <condition>'")
+            raise self.src.error(
+                tok.pos,
+                f"{tok.value} queries are not supported; only '<category> where <condition>'",
+            )
         if tok.kind is TokenKind.STRING or (
             tok.kind is TokenKind.IDENT and tok.value not in _KEYWORDS
         ):
@@ -191,8 +215,9 @@ class _Parser:
                 value, vpos = self.literal()
                 values, positions = (value,), (vpos,)
             return self.checked(Comparison(op, left, values, positions, tok.pos))
-        raise self.unexpected("a comparison operator (==, !=, <, <=, >, >=, :, in, in~, "
-                              "like, like~, regex, regex~)")
+        raise self.unexpected(
+            "a comparison operator (==, !=, <, <=, >, >=, :, in, in~, like, like~, regex, regex~)"
+        )
 
     def operand(self) -> Field | Length:
         tok = self.tok
@@ -200,8 +225,9 @@ class _Parser:
         if tok.kind is TokenKind.IDENT and nxt.kind is TokenKind.LPAREN:
             name = str(tok.value)
             if name not in _FUNCTIONS:
-                raise self.src.error(tok.pos, f"unknown function {name!r}; "
-                                     f"supported: {', '.join(_FUNCTIONS)}")
+                raise self.src.error(
+                    tok.pos, f"unknown function {name!r}; supported: {', '.join(_FUNCTIONS)}"
+                )
             self.advance()
             self.advance()
             field = self.field()
@@ -238,8 +264,11 @@ class _Parser:
             self.advance()
             return {"true": True, "false": False, "null": None}[str(tok.value)], tok.pos
         if tok.kind in (TokenKind.IDENT, TokenKind.QMARK):
-            raise self.src.error(tok.pos, "comparing a field to another field is not supported; "
-                                 "the right-hand side must be a constant")
+            raise self.src.error(
+                tok.pos,
+                "comparing a field to another field is not supported; "
+                "the right-hand side must be a constant",
+            )
         raise self.unexpected("a string, number, true, false or null")
 
     def literal_list(self) -> tuple[tuple[Scalar, ...], tuple[int, ...]]:

@@ -157,8 +157,11 @@ def _char_class(pattern: str, start: int) -> tuple[str, int]:
             nxt = pattern[i + 1]
             out.append(_CLASS_ESCAPES.get(nxt, re.escape(nxt)))
             i += 2
-        elif c == "-" and out[-1] not in ("[", "^") and i + 1 < len(pattern) and (
-            pattern[i + 1] != "]"
+        elif (
+            c == "-"
+            and out[-1] not in ("[", "^")
+            and i + 1 < len(pattern)
+            and (pattern[i + 1] != "]")
         ):
             out.append("-")
             i += 1

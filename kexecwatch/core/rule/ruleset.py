@@ -19,7 +19,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from kexecwatch.core.rule.evaluate import CompiledQuery
+from kexecwatch.core.rule.evaluate import CompiledQuery, Document
 from kexecwatch.core.rule.lexer import QuerySource
 from kexecwatch.core.rule.query import compile_source
 from kexecwatch.errors import RuleError, SourceLocation
@@ -107,6 +107,34 @@ class Rule:
     query: CompiledQuery
     source: str
 
+    @property
+    def interval_ms(self) -> int:
+        """The rule's ``interval`` (``5m``) in milliseconds: its alert-limit window."""
+        return duration_ms(self.interval)
+
+    def matches(self, document: Document) -> bool:
+        """Whether the rule's query matches one ECS document."""
+        return self.query.matches(document)
+
+    def threat_documents(self) -> list[dict[str, Any]]:
+        """The MITRE mapping as JSON-ready dicts, as alerts carry it."""
+        return [t.to_dict() for t in self.threat]
+
+
+_DURATION_UNITS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def duration_ms(text: str) -> int:
+    """``30s``, ``5m``, ``1h`` or ``1d`` in milliseconds.
+
+    Raises:
+        ValueError: for anything else.
+    """
+    number, unit = text[:-1], text[-1:]
+    if not number.isdigit() or unit not in _DURATION_UNITS:
+        raise ValueError(f"bad duration {text!r}: expected a number and one of s, m, h, d")
+    return int(number) * _DURATION_UNITS[unit]
+
 
 def load_rule(text: str, source: str) -> Rule:
     """Load one detection-rules TOML rule.
@@ -150,18 +178,21 @@ def load_rule(text: str, source: str) -> Rule:
         author=get.strings(rule, "rule.author", required=True),
         license=get.opt(rule, "rule.license", str, ""),
         from_=get.opt(rule, "rule.from", str, "now-6m"),
-        interval=get.opt(rule, "rule.interval", str, "5m"),
+        interval=get.duration(rule, "rule.interval", "5m"),
         max_signals=max_signals,
         index=get.strings(rule, "rule.index"),
         tags=get.strings(rule, "rule.tags"),
         references=get.strings(rule, "rule.references"),
         timestamp_override=get.opt(rule, "rule.timestamp_override", str, None),
-        threat=tuple(get.threat(t, f"rule.threat[{i}]")
-                     for i, t in enumerate(get.opt(rule, "rule.threat", list, []))),
+        threat=tuple(
+            get.threat(t, f"rule.threat[{i}]")
+            for i, t in enumerate(get.opt(rule, "rule.threat", list, []))
+        ),
         creation_date=get.req(meta, "metadata.creation_date", str),
         updated_date=get.req(meta, "metadata.updated_date", str),
         maturity=get.req(meta, "metadata.maturity", str),
-        integration=(integration,) if isinstance(integration, str)
+        integration=(integration,)
+        if isinstance(integration, str)
         else get.strings(meta, "metadata.integration"),
         query=_compile_in_file(get.req(rule, "rule.query", str), text, source),
         source=source,
@@ -186,6 +217,14 @@ class _Reader:
     def opt(self, table: dict[str, Any], key: str, kind: type[_T], default: Any) -> Any:
         leaf = key.rsplit(".", 1)[-1]
         return self.typed(table[leaf], key, kind) if leaf in table else default
+
+    def duration(self, table: dict[str, Any], key: str, default: str) -> str:
+        value = self.opt(table, key, str, default)
+        try:
+            duration_ms(value)
+        except ValueError as exc:
+            raise self.error(f"{key}: {exc}") from None
+        return str(value)
 
     def typed(self, value: Any, key: str, kind: type[_T]) -> _T:
         # bool is an int in Python but not in TOML: "risk_score = true" is wrong.
@@ -218,10 +257,14 @@ class _Reader:
             name = f"{key}.technique[{i}]"
             base = self.ref(tech, name)
             subs = self.opt(tech, f"{name}.subtechnique", list, [])
-            techniques.append(Technique(
-                base.id, base.name, base.reference,
-                tuple(self.ref(s, f"{name}.subtechnique[{j}]") for j, s in enumerate(subs)),
-            ))
+            techniques.append(
+                Technique(
+                    base.id,
+                    base.name,
+                    base.reference,
+                    tuple(self.ref(s, f"{name}.subtechnique[{j}]") for j, s in enumerate(subs)),
+                )
+            )
         return Threat(
             self.req(table, f"{key}.framework", str),
             self.ref(self.req(table, f"{key}.tactic", dict), f"{key}.tactic"),
@@ -248,8 +291,9 @@ def _toml_error(exc: tomllib.TOMLDecodeError, text: str, source: str) -> RuleErr
         shown = lines[line - 1]
         prefix = "".join(c if c == "\t" else " " for c in shown[: col - 1])
         detail = f"{shown}\n{prefix}^"
-    return RuleError(f"invalid TOML: {message}", where=SourceLocation(source, line, col),
-                     detail=detail)
+    return RuleError(
+        f"invalid TOML: {message}", where=SourceLocation(source, line, col), detail=detail
+    )
 
 
 def _compile_in_file(query: str, text: str, source: str) -> CompiledQuery:
@@ -261,8 +305,9 @@ def _compile_in_file(query: str, text: str, source: str) -> CompiledQuery:
         return compile_source(QuerySource(query, source))
     except RuleError as exc:
         # Escapes in the TOML string change offsets: say the position is in the query.
-        raise RuleError(f"{exc.message} (line and column within rule.query)",
-                        where=exc.where, detail=exc.detail) from None
+        raise RuleError(
+            f"{exc.message} (line and column within rule.query)", where=exc.where, detail=exc.detail
+        ) from None
 
 
 def _locate_query(query: str, text: str, source: str) -> QuerySource | None:
@@ -281,6 +326,7 @@ def _locate_query(query: str, text: str, source: str) -> QuerySource | None:
         line_start = text.rfind("\n", 0, start) + 1
         line_end = text.find("\n", start)
         first_line = text[line_start : line_end if line_end != -1 else len(text)]
-        return QuerySource(query, source, text.count("\n", 0, start), start - line_start,
-                           first_line)
+        return QuerySource(
+            query, source, text.count("\n", 0, start), start - line_start, first_line
+        )
     return None

@@ -82,7 +82,7 @@ def _error(text: str, **kwargs: object) -> RuleError:
             "^",
         ),
         (
-            'process where process.name : 1',
+            "process where process.name : 1",
             "<query>:1:30: ':' compares strings only\n"
             "process where process.name : 1\n"
             "                             ^",
@@ -148,27 +148,43 @@ def test_toml_query_with_escapes_reports_position_within_the_query() -> None:
 def test_bad_toml_reports_line_and_column() -> None:
     with pytest.raises(RuleError) as info:
         load_rule('[rule]\nname = "x"\nrisk_score = \n', "bad.toml")
-    assert str(info.value) == "bad.toml:3:14: invalid TOML: Invalid value\nrisk_score = \n             ^"
+    assert (
+        str(info.value)
+        == "bad.toml:3:14: invalid TOML: Invalid value\nrisk_score = \n             ^"
+    )
 
 
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (('name = "Kernel Load or Unload via Kexec Detected"\n', ""), "missing required key rule.name"),
-        (("risk_score = 47", 'risk_score = "47"'),
-         "rule.risk_score must be of type integer, found str"),
-        (("risk_score = 47", "risk_score = true"),
-         "rule.risk_score must be of type integer, found bool"),
+        (
+            ('name = "Kernel Load or Unload via Kexec Detected"\n', ""),
+            "missing required key rule.name",
+        ),
+        (
+            ("risk_score = 47", 'risk_score = "47"'),
+            "rule.risk_score must be of type integer, found str",
+        ),
+        (
+            ("risk_score = 47", "risk_score = true"),
+            "rule.risk_score must be of type integer, found bool",
+        ),
         (("risk_score = 47", "risk_score = 470"), "rule.risk_score must be between 0 and 100"),
         (('language = "eql"', 'language = "kuery"'), "rule.language must be 'eql'"),
-        (('severity = "medium"', 'severity = "urgent"'),
-         "rule.severity must be one of low, medium, high, critical"),
-        (('author = ["Elastic"]', 'author = ["Elastic", 1]'),
-         "rule.author[1] must be of type string, found int"),
+        (
+            ('severity = "medium"', 'severity = "urgent"'),
+            "rule.severity must be one of low, medium, high, critical",
+        ),
+        (
+            ('author = ["Elastic"]', 'author = ["Elastic", 1]'),
+            "rule.author[1] must be of type string, found int",
+        ),
         (('maturity = "production"\n', ""), "missing required key metadata.maturity"),
         (('id = "TA0004"\n', ""), "missing required key rule.threat[0].tactic.id"),
-        (('id = "T1547.006"\n', ""),
-         "missing required key rule.threat[1].technique[0].subtechnique[0].id"),
+        (
+            ('id = "T1547.006"\n', ""),
+            "missing required key rule.threat[1].technique[0].subtechnique[0].id",
+        ),
         (("version = 7", "version = 0"), "rule.version and rule.max_signals must be positive"),
     ],
 )
@@ -184,5 +200,5 @@ def test_missing_query_and_tables() -> None:
     with pytest.raises(RuleError, match="missing required key metadata"):
         load_rule('[rule]\nname = "x"\n', "r.toml")
     text = KEXEC_TOML.split("query = '''")[0]
-    with pytest.raises(RuleError, match="missing required key rule.query"):
+    with pytest.raises(RuleError, match=r"missing required key rule\.query"):
         load_rule(text, "r.toml")

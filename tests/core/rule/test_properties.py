@@ -13,11 +13,60 @@ from kexecwatch.core.rule import CompiledQuery, compile_query
 from kexecwatch.errors import RuleError
 
 TOKENS = [
-    "process", "any", "where", "and", "or", "not", "in", "in~", "like", "like~", "regex",
-    "regex~", ":", "==", "!=", "<", "<=", ">", ">=", "=", "(", ")", ",", "?", ".", "-",
-    "true", "false", "null", "length", "process.name", "process.args", '"a*"', '"b?"',
-    '"""r\\aw"""', '"\\u{41}"', '"\\u{110000}"', '"\\"', "'x'", "1", "2.5", "1e3", "//c\n",
-    "/*", "*/", "`f-1`", "|", "~", "\\", '"[a-"', '"(a"', '"a{2,1}"', '"a**"', '"<1-2>"',
+    "process",
+    "any",
+    "where",
+    "and",
+    "or",
+    "not",
+    "in",
+    "in~",
+    "like",
+    "like~",
+    "regex",
+    "regex~",
+    ":",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "=",
+    "(",
+    ")",
+    ",",
+    "?",
+    ".",
+    "-",
+    "true",
+    "false",
+    "null",
+    "length",
+    "process.name",
+    "process.args",
+    '"a*"',
+    '"b?"',
+    '"""r\\aw"""',
+    '"\\u{41}"',
+    '"\\u{110000}"',
+    '"\\"',
+    "'x'",
+    "1",
+    "2.5",
+    "1e3",
+    "//c\n",
+    "/*",
+    "*/",
+    "`f-1`",
+    "|",
+    "~",
+    "\\",
+    '"[a-"',
+    '"(a"',
+    '"a{2,1}"',
+    '"a**"',
+    '"<1-2>"',
 ]
 
 
@@ -59,8 +108,9 @@ SCALARS = (
 )
 JSON = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(KEYS), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 DOCS = st.dictionaries(st.sampled_from(KEYS), JSON, max_size=4)
@@ -76,7 +126,7 @@ QUERIES = [
         'process where process.name > "a" or process.name <= "B"',
         "process where length(process.name) == 1 or length(process.args) > 0",
         "process where process.name == null or ?process.parent.name != null",
-        "process where process.x == true or process.args == 1 or process.args in (1, true, \"a\")",
+        'process where process.x == true or process.args == 1 or process.args in (1, true, "a")',
         'any where event.category == "process" and event.type : "start"',
     ]
 ]
@@ -184,4 +234,4 @@ def test_required_values_of_the_kexec_shape() -> None:
         "a.b": frozenset({"x"}),
         "a.c": frozenset({"y", "z"}),
     }
-    assert compile_query("any where a == 1 or b == \"x\"").required_values() == {}
+    assert compile_query('any where a == 1 or b == "x"').required_values() == {}
