@@ -162,7 +162,7 @@ def _check_rule_command(args: argparse.Namespace) -> int:
         assert isinstance(rule, Rule)
         required = rule.query.required_values()
         prefilter = ", ".join(
-            f"{field} in ({', '.join(sorted(values))})" for field, values in sorted(required.items())
+            f"{name} in ({', '.join(sorted(values))})" for name, values in sorted(required.items())
         )
         out.write(
             escape_text(
