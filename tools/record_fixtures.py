@@ -192,9 +192,16 @@ def play(
     manifest: Manifest,
     sc: Scenario,
     lab: Path,
+    *,
+    first: bool = True,
+    last: bool = True,
 ) -> None:
-    """Run one scenario: noise, then its commands split at ``@`` actions, then noise."""
-    segments: list[list[str] | str] = [list(manifest.noise_before) if sc.noise else []]
+    """Run one scenario: noise, then its commands split at ``@`` actions, then noise.
+
+    In a combined stream only the first scenario gets the leading noise and only the
+    last one the trailing noise, which keeps the stream small.
+    """
+    segments: list[list[str] | str] = [list(manifest.noise_before) if sc.noise and first else []]
     for command in sc.commands:
         if command.startswith("@"):
             segments += [command, []]
@@ -202,10 +209,10 @@ def play(
             segment = segments[-1]
             assert isinstance(segment, list)
             segment.append(command)
-    last = segments[-1]
-    assert isinstance(last, list)
-    if sc.noise:
-        last.extend(manifest.noise_after)
+    tail = segments[-1]
+    assert isinstance(tail, list)
+    if sc.noise and last:
+        tail.extend(manifest.noise_after)
     for segment in segments:
         if isinstance(segment, str):
             control(session, rules, segment)
@@ -221,9 +228,9 @@ def record(
     rules = scoped_rules(read_rules_file(REPO / "etc" / "audit.rules"), uid)
     with AuditdSession(rules, log_format=log_format, node_name=node) as session:
         lost_before = audit_status().lost
-        for sc in scenarios:
+        for i, sc in enumerate(scenarios):
             lab = prepare_lab(manifest, scenarios)
-            play(session, rules, manifest, sc, lab)
+            play(session, rules, manifest, sc, lab, first=i == 0, last=i == len(scenarios) - 1)
         session.wait_idle()
         if audit_status().lost != lost_before:
             raise AuditLabError(f"{out.name}: the kernel lost audit events; raise the backlog")
