@@ -57,6 +57,7 @@ LOCK_PATH = Path("/run/kexecwatch-auditd.lock")
 AUDITD = "/usr/sbin/auditd"
 AUDITCTL = "/usr/sbin/auditctl"
 
+
 class AuditLabError(KexecwatchError):
     """The audit lab cannot run here, or could not restore the machine."""
 
@@ -80,9 +81,7 @@ def auditctl(*args: str, check: bool = True) -> str:
     """
     if not Path(AUDITCTL).exists():
         raise AuditLabError(f"{AUDITCTL} not found: install the auditd package")
-    done = subprocess.run(
-        [AUDITCTL, *args], capture_output=True, text=True, check=False, cwd="/"
-    )
+    done = subprocess.run([AUDITCTL, *args], capture_output=True, text=True, check=False, cwd="/")
     out = done.stdout + done.stderr
     if check and (done.returncode != 0 or "rror" in out):
         raise AuditLabError(f"auditctl {' '.join(args)} failed ({done.returncode}): {out.strip()}")

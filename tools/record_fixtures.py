@@ -70,8 +70,16 @@ def ensure_user() -> int:
         return pwd.getpwnam(USER).pw_uid
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-             "--shell", "/usr/sbin/nologin", USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                USER,
+            ],
             check=True,
         )
         return pwd.getpwnam(USER).pw_uid
@@ -153,8 +161,14 @@ def run_driver(lab: Path, lines: Sequence[str]) -> None:
     driver.write_text("".join(f"{line}\n" for line in lines))
     driver.chmod(0o644)
     done = subprocess.run(
-        ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups",
-         "/bin/bash", str(driver)],
+        [
+            "setpriv",
+            f"--reuid={USER}",
+            f"--regid={USER}",
+            "--init-groups",
+            "/bin/bash",
+            str(driver),
+        ],
         cwd=lab,
         env=CLEAN_ENV,
         stdin=subprocess.DEVNULL,

@@ -27,7 +27,7 @@ ENRICHED_SEPARATOR = b"\x1d"
 
 _HEADER = re.compile(
     rb"(?:node=(?P<node>[^ \x1d]*) )?type=(?P<type>[A-Za-z0-9_\[\]]+) "
-    rb"msg=audit\((?P<sec>[0-9]{1,20})\.(?P<ms>[0-9]{1,6}):(?P<serial>[0-9]{1,20})\):"
+    rb"msg=audit\((?P<sec>[0-9]{1,20})\.(?P<ms>[0-9]{1,6}):(?P<serial>[0-9]{1,20})\):?"
 )
 _SNIPPET = 120
 
@@ -108,7 +108,7 @@ def parse_record(line: bytes, line_no: int = 0) -> AuditRecord | ParseIssue:
         Never raises.
     """
     match = _HEADER.match(line)
-    if match is None:
+    if match is None or b"\x00" in line:
         return ParseIssue(line_no, _why_not_a_record(line), line[:_SNIPPET])
     node_raw = match.group("node")
     node = node_raw.decode("utf-8", "surrogateescape") if node_raw is not None else None

@@ -75,5 +75,20 @@ def test_parse_record_never_raises(data: bytes, line_no: int) -> None:
 
 @given(st.binary(max_size=200))
 def test_any_body_after_a_good_header_parses(body: bytes) -> None:
-    line = b"type=PATH msg=audit(1.000:1): " + body.replace(b"\n", b" ")
+    line = b"type=PATH msg=audit(1.000:1): " + body.replace(b"\n", b" ").replace(b"\0", b" ")
     assert isinstance(parse_record(line), AuditRecord)
+
+
+def test_a_nul_byte_anywhere_makes_the_line_an_issue() -> None:
+    # The kernel hex-encodes every byte below 0x21, so a NUL is corruption (a NUL
+    # hole after a crash or a truncation), never a value to parse.
+    issue = parse_record(b'type=EXECVE msg=audit(1.000:1): argc=2 a0="kexec" a1="-\0l"', 3)
+    assert isinstance(issue, ParseIssue)
+    assert issue.reason == "NUL byte in line"
+
+
+def test_old_daemon_records_without_the_colon() -> None:
+    rec = parse_record(b"type=DAEMON_CONFIG msg=audit(1490239800.477:34) config changed, auid=0")
+    assert isinstance(rec, AuditRecord)
+    assert rec.type == "DAEMON_CONFIG"
+    assert rec.body == b"config changed, auid=0"
