@@ -120,6 +120,31 @@ class Rule:
         """The MITRE mapping as JSON-ready dicts, as alerts carry it."""
         return [t.to_dict() for t in self.threat]
 
+    def reason(self, document: Document) -> str:
+        """A generic one-line reason for a match: the required values the document holds.
+
+        For the kexec rule: ``process.name kexec with process.args -l (EQL rule
+        v7)``. Values come from :meth:`CompiledQuery.required_values`;
+        ``event.*`` and ``host.*`` are left out as they say nothing here.
+        """
+        parts: list[str] = []
+        for name, wanted in self.query.required_values().items():
+            if name.startswith(("event.", "host.")):
+                continue
+            value: Any = document
+            for key in name.split("."):
+                value = value.get(key) if isinstance(value, dict) else None
+            values = value if isinstance(value, list) else [value]
+            hits = [str(v) for v in values if v in wanted]
+            if hits:
+                parts.append(f"{name} {' '.join(dict.fromkeys(hits))}")
+        what = " with ".join(_shorten_part(p) for p in parts) or "the query"
+        return f"{what} (EQL rule v{self.version})"
+
+
+def _shorten_part(part: str) -> str:
+    return part if len(part) <= 80 else part[:79] + "…"
+
 
 _DURATION_UNITS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
