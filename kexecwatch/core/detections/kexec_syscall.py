@@ -10,14 +10,22 @@ Arguments as logged: ``kexec_load(entry, nr_segments, segments, flags)``:
 ``a1`` 0 means unload, ``a3 & 0x1`` (``KEXEC_ON_CRASH``) a panic kernel;
 ``kexec_file_load(kernel_fd, initrd_fd, cmdline_len, cmdline, flags)``: the
 flags are the fifth argument, which the record does not hold, so the caller's
-own argv decides (the call is made by the kexec process itself).
+own argv decides (the call is made by the kexec process itself), and only when
+the caller is kexec (by name or executable).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kexecwatch.core.detections.common import kdump_tool, kexec_command, parent_summary
+from kexecwatch.core.detections.common import (
+    basename,
+    kdump_tool,
+    kexec_command,
+    parent_summary,
+    shown_command,
+)
+from kexecwatch.core.kexecargs import KexecCommand
 from kexecwatch.core.syscalls import KEXEC_SYSCALLS
 
 __all__ = ["KexecSyscall"]
@@ -84,10 +92,11 @@ class KexecSyscall:
             kind = "unload" if segments == 0 else "load"
             crash = ", on-crash" if flags is not None and flags & KEXEC_ON_CRASH else ""
             return f" ({kind}{crash})" if flags is not None else ""
-        command = kexec_command(document)
-        if command is None:
-            return ""
-        return f" (caller's argv: {' then '.join(command.actions) or 'no action'})"
+        command = _caller_kexec_command(document)
+        if command is not None:
+            return f" (kexec asked for {' then '.join(command.actions) or 'no action'})"
+        args = document.get("process", {}).get("args")
+        return f" (caller: {shown_command(args)})" if args else ""
 
     @staticmethod
     def _kdump(document: dict[str, Any]) -> str | None:
@@ -97,5 +106,13 @@ class KexecSyscall:
         if document["event"]["action"] == "kexec_load":
             flags = _hex(document.get("auditd", {}).get("data", {}).get("a3"))
             return tool if flags is not None and flags & KEXEC_ON_CRASH else None
-        command = kexec_command(document)
+        command = _caller_kexec_command(document)
         return tool if command is not None and command.is_panic_only else None
+
+
+def _caller_kexec_command(document: dict[str, Any]) -> KexecCommand | None:
+    """The caller's argv read as kexec's, when the caller is kexec (by name or exe)."""
+    process = document.get("process", {})
+    if process.get("name") != "kexec" and basename(str(process.get("executable", ""))) != "kexec":
+        return None
+    return kexec_command(document)
