@@ -76,9 +76,7 @@ def diagnostic(item: object) -> dict[str, Any]:
 
 
 def pipeline_lines(data: bytes) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    det = Detector(
-        load_builtin_rules(), host_name=HOST, options=DetectorOptions(emit_events=True)
-    )
+    det = Detector(load_builtin_rules(), host_name=HOST, options=DetectorOptions(emit_events=True))
     outputs = det.feed(data) + det.flush()
     events = [o.to_document() for o in outputs if isinstance(o, ProcessEvent)]
     alerts = [
