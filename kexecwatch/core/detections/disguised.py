@@ -91,8 +91,8 @@ class DisguisedBinary:
         comm = str(process.get("name", ""))
         exe = str(process.get("executable", ""))
         exe_name = basename(exe)
-        item0 = _item0(document)
         if exe_name.lower() == "kexec":
+            item0 = _item0(document)
             if learn and item0 is not None:
                 self._learn(item0, exe)
             if comm != "kexec":
@@ -100,17 +100,18 @@ class DisguisedBinary:
             if dirname(exe) not in SYSTEM_DIRS:
                 return f"kexec outside the system directories (exe {exe}){_action(document)}"
             return None
-        if comm != "kexec" and item0 is not None and item0 in self._known:
-            return (
-                f"kexec hard link run as {comm!r} (exe {exe} has the inode of "
-                f"{self._known[item0]}){_action(document)}"
-            )
-        if _LOADER.fullmatch(exe_name) or comm.lower().startswith("ld-linux"):
-            args = [str(a) for a in process.get("args") or []]
-            at = _loader_program(args)
-            if at is not None and basename(args[at]).lower() == "kexec":
-                what = " then ".join(parse_kexec_args(args[at:]).actions) or "no action"
-                return f"kexec run through the dynamic loader {exe or comm} as {what}"
+        if comm != "kexec" and self._known:
+            item0 = _item0(document)
+            if item0 is not None and item0 in self._known:
+                return (
+                    f"kexec hard link run as {comm!r} (exe {exe} has the inode of "
+                    f"{self._known[item0]}){_action(document)}"
+                )
+        # Cheap test first: this runs on every process start.
+        if exe_name[:2].lower() == "ld" or comm.startswith("ld-"):
+            reason = _through_loader(document, exe or comm)
+            if reason is not None:
+                return reason
         if comm == "kexec" and exe and dirname(exe) not in SYSTEM_DIRS:
             return f"kexec outside the system directories (exe {exe}){_action(document)}"
         return None
@@ -120,6 +121,21 @@ class DisguisedBinary:
         self._known[item0] = exe
         while len(self._known) > _MAX_KNOWN:
             del self._known[next(iter(self._known))]
+
+
+def _through_loader(document: dict[str, Any], loader: str) -> str | None:
+    process = document.get("process", {})
+    if not (
+        _LOADER.fullmatch(basename(str(process.get("executable", ""))))
+        or str(process.get("name", "")).lower().startswith("ld-linux")
+    ):
+        return None
+    args = [str(a) for a in process.get("args") or []]
+    at = _loader_program(args)
+    if at is None or basename(args[at]).lower() != "kexec":
+        return None
+    what = " then ".join(parse_kexec_args(args[at:]).actions) or "no action"
+    return f"kexec run through the dynamic loader {loader} as {what}"
 
 
 def _item0(document: dict[str, Any]) -> tuple[int, str] | None:
