@@ -25,7 +25,7 @@ from kexecwatch.core.detections.disguised import DisguisedBinary
 from kexecwatch.core.detections.kexec_args import ArgsEvasion, ParentMasquerade
 from kexecwatch.core.detections.kexec_syscall import KexecSyscall
 from kexecwatch.core.detections.telemetry_gap import TelemetryGap
-from kexecwatch.core.rule.ruleset import Threat, duration_ms, parse_toml, read_rule_metadata
+from kexecwatch.core.rule.ruleset import RuleMetadata, parse_toml, read_rule_metadata
 from kexecwatch.errors import RuleError, SourceLocation
 
 __all__ = ["DETECTIONS", "Detection", "NativeRule", "load_native_rule"]
@@ -51,33 +51,13 @@ DETECTIONS: dict[str, Callable[[], Detection]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class NativeRule:
+class NativeRule(RuleMetadata):
     """A kexecwatch rule: the shared rule metadata and a Python detection.
 
     Each loaded rule has its own detection instance, so detections that learn
     (known kexec inodes, rule-removal bursts) keep per-detector state.
     """
 
-    rule_id: str
-    name: str
-    description: str
-    version: int
-    severity: str
-    risk_score: int
-    author: tuple[str, ...]
-    license: str
-    from_: str
-    interval: str
-    max_signals: int
-    index: tuple[str, ...]
-    tags: tuple[str, ...]
-    references: tuple[str, ...]
-    timestamp_override: str | None
-    threat: tuple[Threat, ...]
-    creation_date: str
-    updated_date: str
-    maturity: str
-    integration: tuple[str, ...]
     detection_name: str
     detection: Detection
     source: str
@@ -87,11 +67,6 @@ class NativeRule:
         """``process`` or ``telemetry``: the documents the detection reads."""
         return self.detection.applies_to
 
-    @property
-    def interval_ms(self) -> int:
-        """The rule's ``interval`` in milliseconds: its alert-limit window."""
-        return duration_ms(self.interval)
-
     def matches(self, document: dict[str, Any]) -> bool:
         """Whether the detection matches one ECS document."""
         return self.detection.matches(document)
@@ -99,10 +74,6 @@ class NativeRule:
     def reason(self, document: dict[str, Any]) -> str:
         """The detection's one-line reason for a match."""
         return self.detection.reason(document)
-
-    def threat_documents(self) -> list[dict[str, Any]]:
-        """The MITRE mapping as JSON-ready dicts, as alerts carry it."""
-        return [t.to_dict() for t in self.threat]
 
 
 def load_native_rule(text: str, source: str) -> NativeRule:

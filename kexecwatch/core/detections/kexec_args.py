@@ -32,6 +32,15 @@ __all__ = ["ArgsEvasion", "ParentMasquerade"]
 UPSTREAM_EXCLUDED_PARENTS = frozenset(("kdumpctl", "unload.sh"))
 
 
+def _kexec_start_args(document: dict[str, Any]) -> list[Any] | None:
+    """The argv of a process start named ``kexec``, else ``None``."""
+    process = document.get("process", {})
+    if process.get("name") != "kexec" or not is_process_start(document):
+        return None
+    args = process.get("args")
+    return args if isinstance(args, list) and args else None
+
+
 def _is_kdump_flow(document: dict[str, Any]) -> bool:
     command = kexec_command(document)
     return command is not None and command.is_panic_only and kdump_tool(document) is not None
@@ -44,16 +53,13 @@ class ArgsEvasion:
 
     def matches(self, document: dict[str, Any]) -> bool:
         """See the module docstring."""
-        process = document.get("process", {})
-        if process.get("name") != "kexec" or not is_process_start(document):
-            return False
-        args = process.get("args")
-        if not args or upstream_matches(args):
+        args = _kexec_start_args(document)
+        if args is None or upstream_matches(args):
             return False
         command = kexec_command(document)
         if command is None or not command.changes_kernel_state:
             return False
-        return not (command.is_panic_only and kdump_tool(document) is not None)
+        return not _is_kdump_flow(document)
 
     def reason(self, document: dict[str, Any]) -> str:
         """The argv as kexec reads it, and why v7 misses it."""
@@ -71,15 +77,11 @@ class ParentMasquerade:
 
     def matches(self, document: dict[str, Any]) -> bool:
         """See the module docstring."""
-        process = document.get("process", {})
-        if process.get("name") != "kexec" or not is_process_start(document):
+        args = _kexec_start_args(document)
+        if args is None or not upstream_matches(args):
             return False
-        if process.get("parent", {}).get("name") not in UPSTREAM_EXCLUDED_PARENTS:
-            return False
-        args = process.get("args")
-        if not args or not upstream_matches(args):
-            return False
-        return not _is_kdump_flow(document)
+        parent = document["process"].get("parent", {})
+        return parent.get("name") in UPSTREAM_EXCLUDED_PARENTS and not _is_kdump_flow(document)
 
     def reason(self, document: dict[str, Any]) -> str:
         """Why the parent is not the kdump service."""

@@ -26,6 +26,7 @@ from kexecwatch.errors import RuleError, SourceLocation
 
 __all__ = [
     "Rule",
+    "RuleMetadata",
     "Technique",
     "Threat",
     "ThreatRef",
@@ -87,8 +88,8 @@ class Threat:
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
-    """A loaded detection rule: its metadata, threat mapping and compiled query.
+class RuleMetadata:
+    """What every rule kind has: detection-rules metadata and the MITRE mapping.
 
     ``from_`` is the rule's ``from`` key (a look-back such as ``now-9m``).
     """
@@ -113,21 +114,27 @@ class Rule:
     updated_date: str
     maturity: str
     integration: tuple[str, ...]
-    query: CompiledQuery
-    source: str
 
     @property
     def interval_ms(self) -> int:
         """The rule's ``interval`` (``5m``) in milliseconds: its alert-limit window."""
         return duration_ms(self.interval)
 
-    def matches(self, document: Document) -> bool:
-        """Whether the rule's query matches one ECS document."""
-        return self.query.matches(document)
-
     def threat_documents(self) -> list[dict[str, Any]]:
         """The MITRE mapping as JSON-ready dicts, as alerts carry it."""
         return [t.to_dict() for t in self.threat]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule(RuleMetadata):
+    """A loaded EQL detection rule: its metadata, threat mapping and compiled query."""
+
+    query: CompiledQuery
+    source: str
+
+    def matches(self, document: Document) -> bool:
+        """Whether the rule's query matches one ECS document."""
+        return self.query.matches(document)
 
     def reason(self, document: Document) -> str:
         """A generic one-line reason for a match: the required values the document holds.
@@ -205,7 +212,7 @@ def read_rule_metadata(data: dict[str, Any], source: str, *, kind: str) -> dict[
             ``kexecwatch`` for kexecwatch's own detections).
 
     Returns:
-        The :class:`Rule` fields other than ``query`` and ``source``, by name.
+        The :class:`RuleMetadata` fields, by name.
 
     Raises:
         RuleError: naming the dotted key of a missing or ill-typed value.
