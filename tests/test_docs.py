@@ -32,7 +32,9 @@ def test_every_subcommand_has_help_and_a_readme_section() -> None:
         )
         result = subprocess.run(
             [sys.executable, "-m", "kexecwatch", name, "--help"],
-            capture_output=True, check=False, timeout=30,
+            capture_output=True,
+            check=False,
+            timeout=30,
         )
         assert result.returncode == 0
         assert b"usage: kexecwatch " + name.encode() in result.stdout
