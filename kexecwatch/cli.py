@@ -35,8 +35,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"kexecwatch: error: {message} (see --help)\n")
 
 
-def load_rules(paths: Sequence[str], *, builtin: bool = True) -> list[DetectionRule]:
-    """The built-in rules (unless ``builtin`` is false) plus rule files.
+def load_rules(
+    paths: Sequence[str], *, builtin: bool = True, ruleset: str = "all"
+) -> list[DetectionRule]:
+    """The built-in rules of ``ruleset`` (unless ``builtin`` is false) plus rule files.
 
     Raises:
         RuleError: when a rule file cannot be read or compiled.
@@ -44,7 +46,7 @@ def load_rules(paths: Sequence[str], *, builtin: bool = True) -> list[DetectionR
     from kexecwatch.core.rule import load_rule
     from kexecwatch.rules import load_builtin_rules
 
-    rules: list[DetectionRule] = list(load_builtin_rules()) if builtin else []
+    rules: list[DetectionRule] = list(load_builtin_rules(ruleset)) if builtin else []
     for path in paths:
         try:
             text = Path(path).read_text(encoding="utf-8")
@@ -95,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument(
         "--no-builtin-rules", action="store_true", help="run only the rules given with --rule"
+    )
+    replay.add_argument(
+        "--ruleset",
+        choices=("all", "upstream", "kexecwatch"),
+        default="all",
+        help="built-in rules to run: upstream (Elastic's v7 rule alone, exact parity), "
+        "kexecwatch (kexecwatch's own detections alone) or all (default)",
     )
     replay.add_argument(
         "--since",
@@ -186,7 +195,7 @@ def _replay_command(args: argparse.Namespace) -> int:
         raise InputError(f"--since {args.since!r} is not before --until {args.until!r}")
     if args.window < 0:
         raise InputError("--window must be >= 0")
-    rules = load_rules(args.rule, builtin=not args.no_builtin_rules)
+    rules = load_rules(args.rule, builtin=not args.no_builtin_rules, ruleset=args.ruleset)
     sources = expand_paths(args.paths)
     err = stderr_text()
     progress = args.progress == "always" or (args.progress == "auto" and err.isatty())

@@ -15,6 +15,7 @@ def exec_lines(
     node: str | None = None,
     success: bool = True,
     proctitle: bool = True,
+    inode: int = 1,
 ) -> list[bytes]:
     """The records of one execve event, as the kernel writes them."""
     prefix = f"node={node} " if node else ""
@@ -31,7 +32,7 @@ def exec_lines(
     lines.append(head.format("CWD") + 'cwd="/srv"')
     lines.append(
         head.format("PATH")
-        + f'item=0 name="{exe}" inode=1 dev=fe:00 mode=0100755 ouid=0 ogid=0 nametype=NORMAL'
+        + f'item=0 name="{exe}" inode={inode} dev=fe:00 mode=0100755 ouid=0 ogid=0 nametype=NORMAL'
     )
     if proctitle:
         lines.append(

@@ -38,7 +38,9 @@ def logs(tmp_path: Path) -> Path:
 
 
 def test_alerts_exit_1_with_one_json_document_each(logs: Path) -> None:
-    result = kexecwatch("replay", "--host-name", "h1", str(logs / "kexec.log"))
+    result = kexecwatch(
+        "replay", "--ruleset", "upstream", "--host-name", "h1", str(logs / "kexec.log")
+    )
     assert result.returncode == 1
     [line] = result.stdout.decode().splitlines()
     doc = json.loads(line)
@@ -54,6 +56,38 @@ def test_alerts_exit_1_with_one_json_document_each(logs: Path) -> None:
     assert tactics == {"TA0004", "TA0003", "TA0005"}
     summary = result.stderr.decode()
     assert "1 alerts" in summary and "0 parse issues" in summary
+
+
+@pytest.mark.parametrize(
+    ("ruleset", "names"),
+    [
+        (
+            "all",
+            [
+                "Kernel Load or Unload via Kexec Detected",
+                "Kexec Kernel Load or Exec with Evasive Arguments",
+            ],
+        ),
+        ("kexecwatch", ["Kexec Kernel Load or Exec with Evasive Arguments"]),
+        ("upstream", ["Kernel Load or Unload via Kexec Detected"]),
+    ],
+)
+def test_ruleset_selects_the_builtin_rules(logs: Path, ruleset: str, names: list[str]) -> None:
+    result = kexecwatch("replay", "--ruleset", ruleset, str(logs / "kexec.log"))
+    assert result.returncode == 1
+    docs = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [d["rule"]["name"] for d in docs] == names
+    assert all(d["alert"]["reason"] for d in docs)
+    if ruleset != "upstream":
+        assert docs[-1]["alert"]["reason"] == (
+            "kexec -p vmlinuz parsed as panic-load; upstream rule misses unlisted option -p"
+        )
+
+
+def test_unknown_ruleset_is_a_usage_error(logs: Path) -> None:
+    result = kexecwatch("replay", "--ruleset", "elastic", str(logs / "kexec.log"))
+    assert result.returncode == 2
+    assert "--ruleset" in result.stderr.decode()
 
 
 def test_no_alert_exits_0(logs: Path) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kexecwatch.core.process import ProcessEvent, format_timestamp
+from kexecwatch.core.telemetry import TelemetryEvent
 from kexecwatch.core.textsafe import escape_text, shorten
 
 __all__ = [
@@ -58,17 +59,21 @@ class RuleMeta(Protocol):
     def interval_ms(self) -> int: ...
 
 
-def alert_id(rule_id: str, event: ProcessEvent) -> str:
+def alert_id(rule_id: str, event: ProcessEvent | TelemetryEvent) -> str:
     """The stable id of the alert ``rule_id`` raises on ``event``."""
     return f"{rule_id}:{event.node or '-'}:{event.id}"
 
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """One alert: the rule, the process event it matched, and a reason."""
+    """One alert: the rule, the event it matched, and a one-line reason.
+
+    The event is a process event, or a telemetry event (audit rules removed,
+    auditd stopped, events lost) for rules that apply to telemetry.
+    """
 
     rule: RuleMeta
-    event: ProcessEvent
+    event: ProcessEvent | TelemetryEvent
     reason: str = ""
 
     @property
@@ -229,11 +234,16 @@ def to_text_line(doc: dict[str, Any], *, width: int = 0) -> str:
         f"rule={rule['name']!r}" if rule else "",
         f"host={doc.get('host', {}).get('name', '?')}",
         f"user={who}",
-        f"pid={process.get('pid', '?')}",
-        f"parent={pname}({parent.get('pid', '?')})",
-        f"exe={process.get('executable', '?')}",
-        "cmd=" + _quoted_command(process),
     ]
+    if "process" in doc:
+        parts += [
+            f"pid={process.get('pid', '?')}",
+            f"parent={pname}({parent.get('pid', '?')})",
+            f"exe={process.get('executable', '?')}",
+            "cmd=" + _quoted_command(process),
+        ]
+    else:  # a telemetry event: auditd stopped, rules removed, events lost
+        parts.append(f"action={doc.get('event', {}).get('action', '?')}")
     if alert.get("reason"):
         parts.append(f"reason={alert['reason']}")
     line = escape_text(" ".join(p for p in parts if p))

@@ -38,6 +38,8 @@ from kexecwatch.core.linebuffer import DEFAULT_MAX_LINE, LineBuffer
 from kexecwatch.core.process import ProcessEvent, process_event_from
 from kexecwatch.core.proctable import DEFAULT_MAX_ENTRIES, ProcessTable, ProcLookup
 from kexecwatch.core.record import AuditRecord, ParseIssue, parse_record
+from kexecwatch.core.syscalls import KEXEC_SYSCALLS
+from kexecwatch.core.telemetry import TelemetryEvent, TelemetryTracker
 
 __all__ = ["DetectionRule", "Detector", "DetectorOptions", "Output", "Stats"]
 
@@ -45,9 +47,17 @@ Output = Alert | ProcessEvent | ParseIssue | EventsLost | AlertsSuppressed
 
 
 class DetectionRule(RuleMeta, Protocol):
-    """A rule the detector can run: its metadata and a predicate on documents."""
+    """A rule the detector can run: its metadata, a predicate on documents, and
+    a one-line reason for a match (carried as ``alert.reason``).
+
+    Every rule sees process documents. A rule whose ``applies_to`` attribute is
+    ``"telemetry"`` also sees telemetry documents (``event.category``
+    ``configuration``/``host``: audit rules removed, auditd stopped, events
+    lost; see :mod:`kexecwatch.core.telemetry`).
+    """
 
     def matches(self, document: dict[str, Any]) -> bool: ...
+    def reason(self, document: dict[str, Any]) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +141,10 @@ class Detector:
         self.table = ProcessTable(max_entries=self.options.max_processes, lookup=lookup)
         self._limiter = AlertLimiter()
         self._starts: dict[tuple[str | None, Any], _Position] = {}
+        self._telemetry_rules = [
+            r for r in self.rules if getattr(r, "applies_to", "process") == "telemetry"
+        ]
+        self._telemetry = TelemetryTracker()
 
     # -- feeding -------------------------------------------------------------
 
@@ -231,11 +245,15 @@ class Detector:
             elif isinstance(item, EventsLost):
                 stats.lost_events += item.count
                 out.append(item)
+                if self._telemetry_rules:
+                    self._on_telemetry(TelemetryTracker.from_lost(item, self.host_name), out)
             else:
                 stats.parse_issues += 1
                 out.append(item)
 
     def _on_event(self, event: AuditEvent, out: list[Output]) -> None:
+        if self._telemetry_rules and TelemetryTracker.is_telemetry(event):
+            self._on_other_event(event, out)
         if not _has_syscall(event.records):
             return
         process = process_event_from(event, self.host_name)
@@ -244,6 +262,9 @@ class Detector:
         parent = self.table.parent_of(process)
         if parent is not None:
             process = process.with_parent(parent)
+        if process.syscall in KEXEC_SYSCALLS:
+            # The call carries no argv: take the caller's own from its exec.
+            process = process.with_self_exec(self.table.process_of(process))
         self.table.observe(process)
         if not (process.is_exec or process.syscall in ("kexec_load", "kexec_file_load")):
             return
@@ -261,14 +282,39 @@ class Detector:
         document = process.to_document()
         for rule in self.rules:
             if rule.matches(document):
-                alert = Alert(rule, process)
-                admitted, closed = self._limiter.admit(alert)
-                for suppressed in closed:
-                    self.stats.suppressed += suppressed.count
-                    out.append(suppressed)
-                if admitted:
-                    self.stats.alerts += 1
-                    out.append(alert)
+                self._raise(Alert(rule, process, rule.reason(document)), out)
+
+    def _raise(self, alert: Alert, out: list[Output]) -> None:
+        admitted, closed = self._limiter.admit(alert)
+        for suppressed in closed:
+            self.stats.suppressed += suppressed.count
+            out.append(suppressed)
+        if admitted:
+            self.stats.alerts += 1
+            out.append(alert)
+
+    def _on_other_event(self, event: AuditEvent, out: list[Output]) -> None:
+        """Events about the audit trail itself (CONFIG_CHANGE, DAEMON_*): telemetry rules."""
+        process = None
+        if _has_syscall(event.records):
+            # The auditctl (or other caller) that changed the configuration.
+            process = process_event_from(event, self.host_name)
+            if process is not None:
+                process = process.with_parent(self.table.parent_of(process))
+        for item in self._telemetry.from_event(event, self.host_name, process):
+            self._on_telemetry(item, out)
+
+    def _on_telemetry(self, item: TelemetryEvent, out: list[Output]) -> None:
+        options = self.options
+        t = item.id.time_ms
+        if (options.since_ms is not None and t < options.since_ms) or (
+            options.until_ms is not None and t >= options.until_ms
+        ):
+            return
+        document = item.to_document()
+        for rule in self._telemetry_rules:
+            if rule.matches(document):
+                self._raise(Alert(rule, item, rule.reason(document)), out)
 
     # -- state ---------------------------------------------------------------------
 

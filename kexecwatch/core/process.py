@@ -91,7 +91,11 @@ class ProcessEvent:
     """One syscall event with its process context (an exec, usually).
 
     ``args`` is ``None`` when the event had no ``EXECVE`` record (a failed
-    exec, or a non-exec syscall).
+    exec, or a non-exec syscall). ``syscall_args`` holds ``a0``-``a3`` as
+    written (hex). ``self_exec`` is, for a non-exec syscall such as
+    ``kexec_file_load``, what the process table knew of the calling process
+    itself (its latest exec: name, exe, argv), since the event holds no
+    ``EXECVE``; its argv then fills ``process.args``.
     """
 
     node: str | None
@@ -119,6 +123,8 @@ class ProcessEvent:
     line_no: int
     problems: tuple[str, ...] = ()
     parent: Parent | None = None
+    syscall_args: tuple[str, ...] = ()
+    self_exec: Parent | None = None
 
     @property
     def is_exec(self) -> bool:
@@ -134,13 +140,20 @@ class ProcessEvent:
         """A copy with ``parent`` set."""
         return replace(self, parent=parent)
 
+    def with_self_exec(self, known: Parent | None) -> ProcessEvent:
+        """A copy with ``self_exec`` set (see the class docstring)."""
+        return replace(self, self_exec=known)
+
     def to_document(self) -> dict[str, Any]:
         """The nested ECS document rules read and alerts carry."""
         process: dict[str, Any] = {"pid": self.pid}
         _put(process, "name", text(self.comm))
         _put(process, "executable", text(self.exe))
-        if self.args is not None:
-            args = [a.decode("utf-8", "surrogateescape") for a in self.args]
+        own_args = self.args
+        if own_args is None and self.self_exec is not None:
+            own_args = self.self_exec.args
+        if own_args is not None:
+            args = [a.decode("utf-8", "surrogateescape") for a in own_args]
             process["args"] = args
             process["args_count"] = len(args)
             process["command_line"] = " ".join(args)
@@ -202,6 +215,13 @@ class ProcessEvent:
             auditd["keys"] = list(self.keys)
         if self.parent is not None and self.parent.exec_id is not None:
             auditd["parent_exec_id"] = str(self.parent.exec_id)
+        if not self.is_exec and self.syscall_args:
+            auditd["data"] = dict(zip(("a0", "a1", "a2", "a3"), self.syscall_args, strict=False))
+        if self.args is None and self.self_exec is not None:
+            # The argv is the calling process's, from its exec seen earlier.
+            auditd["args_source"] = self.self_exec.source
+            if self.self_exec.exec_id is not None:
+                auditd["self_exec_id"] = str(self.self_exec.exec_id)
         if self.paths:
             auditd["paths"] = [_path_doc(p) for p in self.paths]
         if self.problems:
@@ -359,6 +379,11 @@ def process_event_from(event: AuditEvent, host_name: str) -> ProcessEvent | None
         complete=event.complete,
         line_no=event.records[0].line_no if event.records else 0,
         problems=tuple(problems),
+        syscall_args=tuple(
+            arg.decode("ascii", "replace")
+            for n in ("a0", "a1", "a2", "a3")
+            if (arg := syscall_fields.get(n)) is not None
+        ),
     )
 
 

@@ -103,20 +103,31 @@ class ProcessTable:
 
     def parent_of(self, event: ProcessEvent) -> Parent | None:
         """The parent of ``event``'s process as known before the event, or ``None``."""
-        entry = self._entries.get(event.ppid)
+        return self._known(event.ppid, event.id.time_ms)
+
+    def process_of(self, event: ProcessEvent) -> Parent | None:
+        """``event``'s own process as known before the event (its latest exec), or ``None``.
+
+        For a non-exec syscall (``kexec_file_load``) this gives the caller's
+        argv, which the event itself does not carry.
+        """
+        return self._known(event.pid, event.id.time_ms)
+
+    def _known(self, pid: int, time_ms: int) -> Parent | None:
+        entry = self._entries.get(pid)
         # Events complete roughly, not strictly, in time order: walk back to
         # the latest entry of that pid from before the event.
-        while entry is not None and entry.since_ms > event.id.time_ms:
+        while entry is not None and entry.since_ms > time_ms:
             entry = entry.previous
         if entry is not None:
             return entry.as_parent()
-        if self.lookup is not None and event.ppid > 0:
-            live = self.lookup(event.ppid)
-            # A process that started after the child's exec cannot be its
-            # parent: the pid was recycled in between.
-            if live is not None and live.start_ms <= event.id.time_ms:
+        if self.lookup is not None and pid > 0:
+            live = self.lookup(pid)
+            # A process that started after the event cannot be the one asked
+            # for: the pid was recycled in between.
+            if live is not None and live.start_ms <= time_ms:
                 self.add_live(live)
-                return self._entries[event.ppid].as_parent()
+                return self._entries[pid].as_parent()
         return None
 
     def observe(self, event: ProcessEvent) -> None:

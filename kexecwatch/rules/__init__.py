@@ -1,29 +1,68 @@
 """Rules shipped with kexecwatch, read from package data.
 
+Two rule sets: ``upstream``, Elastic's "Kernel Load or Unload via Kexec
+Detected" v7 exactly as published (EQL), and ``kexecwatch``, kexecwatch's own
+detections of what that rule misses (Python detections with the same kind of
+metadata). ``all`` (the default) runs both.
+
 This is I/O (``importlib.resources``), so it lives outside the pure core; parsing and
-compiling are :func:`kexecwatch.core.rule.load_rule`'s job.
+compiling are :func:`kexecwatch.core.rule.load_rule`'s and
+:func:`kexecwatch.core.detections.load_native_rule`'s job.
 """
 
 from __future__ import annotations
 
 from importlib import resources
 
+from kexecwatch.core.detections import NativeRule, load_native_rule
 from kexecwatch.core.rule import Rule, load_rule
+from kexecwatch.errors import ConfigError
 
-__all__ = ["BUILTIN_RULE_FILES", "load_builtin_rules"]
+__all__ = [
+    "BUILTIN_RULE_FILES",
+    "NATIVE_RULE_FILES",
+    "RULESETS",
+    "UPSTREAM_RULE_FILES",
+    "load_builtin_rules",
+]
 
+#: The upstream rule, in detection-rules format.
+UPSTREAM_RULE_FILES = ("privilege_escalation_load_and_unload_of_kernel_via_kexec.toml",)
+#: kexecwatch's own rules.
+NATIVE_RULE_FILES = (
+    "kexecwatch_kexec_syscall.toml",
+    "kexecwatch_kexec_args_evasion.toml",
+    "kexecwatch_kexec_parent_masquerade.toml",
+    "kexecwatch_kexec_disguised_binary.toml",
+    "kexecwatch_audit_telemetry_gap.toml",
+)
 #: File names of the built-in rules, in load order.
-BUILTIN_RULE_FILES = ("privilege_escalation_load_and_unload_of_kernel_via_kexec.toml",)
+BUILTIN_RULE_FILES = UPSTREAM_RULE_FILES + NATIVE_RULE_FILES
+#: The values of ``--ruleset``.
+RULESETS = ("all", "upstream", "kexecwatch")
 
 
-def load_builtin_rules() -> list[Rule]:
-    """Load and compile every built-in rule.
+def load_builtin_rules(ruleset: str = "all") -> list[Rule | NativeRule]:
+    """Load and compile the built-in rules of one rule set.
+
+    Args:
+        ruleset: ``all`` (default), ``upstream`` (the v7 EQL rule alone) or
+            ``kexecwatch`` (kexecwatch's own rules alone).
 
     Raises:
+        ConfigError: for an unknown rule set.
         RuleError: if a shipped rule is broken (a packaging bug; the tests load them all).
     """
+    if ruleset not in RULESETS:
+        raise ConfigError(f"unknown rule set {ruleset!r}: expected one of {', '.join(RULESETS)}")
     package = resources.files(__package__)
-    return [
-        load_rule(package.joinpath(name).read_text(encoding="utf-8"), f"{__package__}/{name}")
-        for name in BUILTIN_RULE_FILES
-    ]
+
+    def read(name: str) -> str:
+        return package.joinpath(name).read_text(encoding="utf-8")
+
+    rules: list[Rule | NativeRule] = []
+    if ruleset in ("all", "upstream"):
+        rules += [load_rule(read(n), f"{__package__}/{n}") for n in UPSTREAM_RULE_FILES]
+    if ruleset in ("all", "kexecwatch"):
+        rules += [load_native_rule(read(n), f"{__package__}/{n}") for n in NATIVE_RULE_FILES]
+    return rules

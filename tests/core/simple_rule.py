@@ -26,8 +26,13 @@ class SimpleRule:
     def threat_documents(self) -> list[dict[str, Any]]:
         return [dict(t) for t in self.threat]
 
+    applies_to: str = "process"
+
     def matches(self, document: dict[str, Any]) -> bool:
         return self.predicate(document)
+
+    def reason(self, document: dict[str, Any]) -> str:
+        return f"{self.name} matched {document.get('process', {}).get('name', '?')}"
 
 
 def kexec_like(doc: dict[str, Any]) -> bool:

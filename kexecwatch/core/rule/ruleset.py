@@ -24,7 +24,17 @@ from kexecwatch.core.rule.lexer import QuerySource
 from kexecwatch.core.rule.query import compile_source
 from kexecwatch.errors import RuleError, SourceLocation
 
-__all__ = ["Rule", "Technique", "Threat", "ThreatRef", "load_rule"]
+__all__ = [
+    "Rule",
+    "RuleMetadata",
+    "Technique",
+    "Threat",
+    "ThreatRef",
+    "duration_ms",
+    "load_rule",
+    "parse_toml",
+    "read_rule_metadata",
+]
 
 _T = TypeVar("_T")
 _SEVERITIES = ("low", "medium", "high", "critical")
@@ -78,8 +88,8 @@ class Threat:
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
-    """A loaded detection rule: its metadata, threat mapping and compiled query.
+class RuleMetadata:
+    """What every rule kind has: detection-rules metadata and the MITRE mapping.
 
     ``from_`` is the rule's ``from`` key (a look-back such as ``now-9m``).
     """
@@ -104,21 +114,52 @@ class Rule:
     updated_date: str
     maturity: str
     integration: tuple[str, ...]
-    query: CompiledQuery
-    source: str
 
     @property
     def interval_ms(self) -> int:
         """The rule's ``interval`` (``5m``) in milliseconds: its alert-limit window."""
         return duration_ms(self.interval)
 
+    def threat_documents(self) -> list[dict[str, Any]]:
+        """The MITRE mapping as JSON-ready dicts, as alerts carry it."""
+        return [t.to_dict() for t in self.threat]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule(RuleMetadata):
+    """A loaded EQL detection rule: its metadata, threat mapping and compiled query."""
+
+    query: CompiledQuery
+    source: str
+
     def matches(self, document: Document) -> bool:
         """Whether the rule's query matches one ECS document."""
         return self.query.matches(document)
 
-    def threat_documents(self) -> list[dict[str, Any]]:
-        """The MITRE mapping as JSON-ready dicts, as alerts carry it."""
-        return [t.to_dict() for t in self.threat]
+    def reason(self, document: Document) -> str:
+        """A generic one-line reason for a match: the required values the document holds.
+
+        For the kexec rule: ``process.name kexec with process.args -l (EQL rule
+        v7)``. Values come from :meth:`CompiledQuery.required_values`;
+        ``event.*`` and ``host.*`` are left out as they say nothing here.
+        """
+        parts: list[str] = []
+        for name, wanted in self.query.required_values().items():
+            if name.startswith(("event.", "host.")):
+                continue
+            value: Any = document
+            for key in name.split("."):
+                value = value.get(key) if isinstance(value, dict) else None
+            values = value if isinstance(value, list) else [value]
+            hits = [str(v) for v in values if v in wanted]
+            if hits:
+                parts.append(f"{name} {' '.join(dict.fromkeys(hits))}")
+        what = " with ".join(_shorten_part(p) for p in parts) or "the query"
+        return f"{what} (EQL rule v{self.version})"
+
+
+def _shorten_part(part: str) -> str:
+    return part if len(part) <= 80 else part[:79] + "…"
 
 
 _DURATION_UNITS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -147,16 +188,41 @@ def load_rule(text: str, source: str) -> Rule:
         RuleError: for TOML syntax errors (with line and column), missing or ill-typed
             keys (naming the dotted key), or a query that does not compile.
     """
+    data = parse_toml(text, source)
+    common = read_rule_metadata(data, source, kind="eql")
+    query = _Reader(source).req(data["rule"], "rule.query", str)
+    return Rule(**common, query=_compile_in_file(query, text, source), source=source)
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """TOML text to a dict; syntax errors become :class:`RuleError` with a caret."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _toml_error(exc, text, source) from None
+
+
+def read_rule_metadata(data: dict[str, Any], source: str, *, kind: str) -> dict[str, Any]:
+    """Check and read the metadata every rule kind shares.
+
+    Args:
+        data: the parsed TOML file.
+        source: the file name, for error locations.
+        kind: the required ``rule.type`` and ``rule.language`` (``eql``, or
+            ``kexecwatch`` for kexecwatch's own detections).
+
+    Returns:
+        The :class:`RuleMetadata` fields, by name.
+
+    Raises:
+        RuleError: naming the dotted key of a missing or ill-typed value.
+    """
     get = _Reader(source)
     meta = get.table(data, "metadata")
     rule = get.table(data, "rule")
-    for key, expected in (("type", "eql"), ("language", "eql")):
-        if get.req(rule, f"rule.{key}", str) != expected:
-            raise get.error(f"rule.{key} must be {expected!r}")
+    for key in ("type", "language"):
+        if get.req(rule, f"rule.{key}", str) != kind:
+            raise get.error(f"rule.{key} must be {kind!r}")
     severity = get.req(rule, "rule.severity", str)
     if severity not in _SEVERITIES:
         raise get.error(f"rule.severity must be one of {', '.join(_SEVERITIES)}")
@@ -168,35 +234,33 @@ def load_rule(text: str, source: str) -> Rule:
     if version < 1 or max_signals < 1:
         raise get.error("rule.version and rule.max_signals must be positive")
     integration = meta.get("integration", ())
-    return Rule(
-        rule_id=get.req(rule, "rule.rule_id", str),
-        name=get.req(rule, "rule.name", str),
-        description=get.req(rule, "rule.description", str),
-        version=version,
-        severity=severity,
-        risk_score=risk,
-        author=get.strings(rule, "rule.author", required=True),
-        license=get.opt(rule, "rule.license", str, ""),
-        from_=get.opt(rule, "rule.from", str, "now-6m"),
-        interval=get.duration(rule, "rule.interval", "5m"),
-        max_signals=max_signals,
-        index=get.strings(rule, "rule.index"),
-        tags=get.strings(rule, "rule.tags"),
-        references=get.strings(rule, "rule.references"),
-        timestamp_override=get.opt(rule, "rule.timestamp_override", str, None),
-        threat=tuple(
+    return {
+        "rule_id": get.req(rule, "rule.rule_id", str),
+        "name": get.req(rule, "rule.name", str),
+        "description": get.req(rule, "rule.description", str),
+        "version": version,
+        "severity": severity,
+        "risk_score": risk,
+        "author": get.strings(rule, "rule.author", required=True),
+        "license": get.opt(rule, "rule.license", str, ""),
+        "from_": get.opt(rule, "rule.from", str, "now-6m"),
+        "interval": get.duration(rule, "rule.interval", "5m"),
+        "max_signals": max_signals,
+        "index": get.strings(rule, "rule.index"),
+        "tags": get.strings(rule, "rule.tags"),
+        "references": get.strings(rule, "rule.references"),
+        "timestamp_override": get.opt(rule, "rule.timestamp_override", str, None),
+        "threat": tuple(
             get.threat(t, f"rule.threat[{i}]")
             for i, t in enumerate(get.opt(rule, "rule.threat", list, []))
         ),
-        creation_date=get.req(meta, "metadata.creation_date", str),
-        updated_date=get.req(meta, "metadata.updated_date", str),
-        maturity=get.req(meta, "metadata.maturity", str),
-        integration=(integration,)
+        "creation_date": get.req(meta, "metadata.creation_date", str),
+        "updated_date": get.req(meta, "metadata.updated_date", str),
+        "maturity": get.req(meta, "metadata.maturity", str),
+        "integration": (integration,)
         if isinstance(integration, str)
         else get.strings(meta, "metadata.integration"),
-        query=_compile_in_file(get.req(rule, "rule.query", str), text, source),
-        source=source,
-    )
+    }
 
 
 class _Reader:
