@@ -288,11 +288,12 @@ def _check_log(f: Facts) -> Check:
                      f"whether it reads {f.log.path}",
                      f"adduser --system --group {user.name} && adduser {user.name} adm "
                      "(the package does this), or pass --service-user")
-    blocked = [d.path for d in f.log_dirs if not _readable(d, user, 1)]
+    blocked = [d for d in f.log_dirs if not _readable(d, user, 1)]
     if blocked or not _readable(f.log, user, 4):
-        where = f"directory {blocked[0]}" if blocked else f.log.path
-        return _fail(cid, f"{user.name} cannot read {where} (owner {f.log.uid}, group "
-                     f"{f.log.gid}, mode {f.log.mode & 0o7777:04o})",
+        what = blocked[0] if blocked else f.log
+        where = f"directory {what.path}" if blocked else what.path
+        return _fail(cid, f"{user.name} cannot read {where} (owner {what.uid}, group "
+                     f"{what.gid}, mode {what.mode & 0o7777:04o})",
                      f"set log_group = adm in auditd.conf, restart auditd, and adduser "
                      f"{user.name} adm")
     group = (f.auditd_conf or {}).get("log_group", "root")
