@@ -29,6 +29,7 @@ from kexecwatch.core.posture import (
     UserFacts,
     assess,
 )
+from kexecwatch.core.textsafe import escape_text
 
 __all__ = ["add_doctor_arguments", "collect_facts", "doctor_command", "render_text"]
 
@@ -193,18 +194,15 @@ def collect_facts(args: argparse.Namespace) -> Facts:
     )
 
 
-def _safe(text: str) -> str:
-    """Escape control characters so paths and file contents cannot drive the terminal."""
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-
-
 def render_text(report: Report) -> str:
     """One line per check (``STATUS  id  summary  (fix: …)``), then the verdict."""
     lines = []
     for check in report.checks:
         fix = f"  (fix: {check.fix})" if check.fix and check.status is not Status.PASS else ""
         hint = f"  (hint: {check.fix})" if check.fix and check.status is Status.PASS else ""
-        lines.append(_safe(f"{check.status.value:<4}  {check.id:<19} {check.summary}{fix}{hint}"))
+        # Summaries quote paths and checkpoint contents: escape them for the terminal.
+        line = f"{check.status.value:<4}  {check.id:<19} {check.summary}{fix}{hint}"
+        lines.append(escape_text(line))
     effect = report.effect
     meaning = ("detection works", "detection works partly or needs attention",
                "no kexec can be detected on this host")
