@@ -15,6 +15,7 @@ finished restoring. The harness refuses to touch an auditd it did not start.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -28,23 +29,27 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Literal
+from typing import IO
 
 from kexecwatch.errors import KexecwatchError
+from tools.auditlab_parts import GUARDIAN_SOURCE, LogFormat, conf_text
 
 __all__ = [
     "AUDITCTL",
     "AUDITD",
+    "GUARDIAN_SOURCE",
     "LOCK_PATH",
     "AuditLabError",
     "AuditStatus",
     "AuditdSession",
+    "LogFormat",
     "audit_lock",
     "audit_rules",
     "audit_status",
     "auditctl",
     "auditd_processes",
     "read_rules_file",
+    "require_root_auditd",
     "scoped_rules",
 ]
 
@@ -52,59 +57,8 @@ LOCK_PATH = Path("/run/kexecwatch-auditd.lock")
 AUDITD = "/usr/sbin/auditd"
 AUDITCTL = "/usr/sbin/auditctl"
 
-LogFormat = Literal["RAW", "ENRICHED"]
-
-
 class AuditLabError(KexecwatchError):
     """The audit lab cannot run here, or could not restore the machine."""
-
-
-# The guardian runs with nothing but the standard library; it must work even when
-# the project's virtualenv is broken. argv: auditctl confdir workdir backlog_limit.
-GUARDIAN_SOURCE = r"""
-import os, shutil, signal, subprocess, sys, time
-auditctl, confdir, workdir, backlog = sys.argv[1:5]
-for s in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGPIPE):
-    signal.signal(s, signal.SIG_IGN)
-pids, keep = set(), False
-for line in sys.stdin:
-    w = line.split()
-    if len(w) == 2 and w[0] == "pid":
-        pids.add(int(w[1]))
-    elif w == ["keep"]:
-        keep = True
-def alive(p):
-    try:
-        with open("/proc/%d/stat" % p) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-def ours(p):
-    try:
-        with open("/proc/%d/cmdline" % p, "rb") as f:
-            argv = f.read().split(b"\0")
-    except OSError:
-        return False
-    return argv[0].endswith(b"auditd") and confdir.encode() in argv
-for d in os.listdir("/proc"):
-    if d.isdigit() and ours(int(d)):
-        pids.add(int(d))
-q = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-subprocess.run([auditctl, "-D"], **q)
-for p in sorted(pids):
-    if alive(p) and ours(p):
-        os.kill(p, signal.SIGTERM)
-        end = time.monotonic() + 10
-        while alive(p) and time.monotonic() < end:
-            time.sleep(0.05)
-        if alive(p):
-            os.kill(p, signal.SIGKILL)
-subprocess.run([auditctl, "-e", "0"], **q)
-if backlog != "0":
-    subprocess.run([auditctl, "-b", backlog], **q)
-if not keep:
-    shutil.rmtree(workdir, ignore_errors=True)
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +167,19 @@ def audit_lock(timeout: float = 900.0) -> Iterator[int]:
         os.close(fd)
 
 
+def require_root_auditd() -> None:
+    """Fail (never skip) when this process cannot drive auditd.
+
+    Raises:
+        AuditLabError: not root, or auditd/auditctl are not installed.
+    """
+    if os.geteuid() != 0:
+        raise AuditLabError("driving auditd needs root (scripts/test runs as root in CI)")
+    for tool in (AUDITD, AUDITCTL):
+        if not Path(tool).exists():
+            raise AuditLabError(f"{tool} not found: install the auditd package (scripts/test)")
+
+
 def read_rules_file(path: Path) -> list[str]:
     """The rule lines of an audit rules file, without comments and blank lines."""
     lines = (ln.strip() for ln in path.read_text().splitlines())
@@ -232,52 +199,6 @@ def scoped_rules(lines: Iterable[str], uid: int, field: str = "uid") -> list[str
     return out
 
 
-def _conf_text(
-    log_file: Path,
-    plugin_dir: Path,
-    log_format: LogFormat,
-    node_name: str | None,
-    max_log_file: int,
-    num_logs: int,
-    extra: Mapping[str, str],
-) -> str:
-    conf = {
-        "local_events": "yes",
-        "write_logs": "yes",
-        "log_file": str(log_file),
-        "log_group": "root",
-        "log_format": log_format,
-        "flush": "INCREMENTAL_ASYNC",
-        "freq": "20",
-        "max_log_file": str(max_log_file),
-        "num_logs": str(num_logs),
-        "max_log_file_action": "ROTATE",
-        "priority_boost": "0",
-        "name_format": "USER" if node_name else "NONE",
-        "space_left": "2",
-        "space_left_action": "IGNORE",
-        "admin_space_left": "1",
-        "admin_space_left_action": "IGNORE",
-        "disk_full_action": "IGNORE",
-        "disk_error_action": "IGNORE",
-        "verify_email": "no",
-        "action_mail_acct": "root",
-        "use_libwrap": "no",
-        "tcp_client_max_idle": "0",
-        "enable_krb5": "no",
-        "distribute_network": "no",
-        "q_depth": "2000",
-        "overflow_action": "IGNORE",
-        "max_restarts": "0",
-        "plugin_dir": str(plugin_dir),
-        "end_of_event_timeout": "2",
-    }
-    if node_name:
-        conf["name"] = node_name
-    conf.update(extra)
-    return "".join(f"{k} = {v}\n" for k, v in conf.items())
-
-
 class AuditdSession:
     """A private auditd with its own config and log, restored on exit or death.
 
@@ -290,6 +211,8 @@ class AuditdSession:
         extra_conf: further auditd.conf keys (override the defaults).
         backlog_limit: kernel backlog for the session (restored afterwards).
         keep_dir: leave the session directory behind (its path is printed on exit).
+        enable: turn auditing on (``auditctl -e 1``); with False the rules are loaded
+            but nothing is logged, e.g. to check that unscoped rules load.
     """
 
     def __init__(
@@ -303,6 +226,7 @@ class AuditdSession:
         extra_conf: Mapping[str, str] | None = None,
         backlog_limit: int = 8192,
         keep_dir: bool = False,
+        enable: bool = True,
     ) -> None:
         self.rules = list(rules)
         self.log_format: LogFormat = log_format
@@ -312,6 +236,7 @@ class AuditdSession:
         self.extra_conf = dict(extra_conf or {})
         self.backlog_limit = backlog_limit
         self.keep_dir = keep_dir
+        self.enable = enable
         self._stack = ExitStack()
         self._guardian: subprocess.Popen[str] | None = None
         self._auditd: subprocess.Popen[bytes] | None = None
@@ -365,7 +290,7 @@ class AuditdSession:
             auditctl("-b", str(self.backlog_limit))
             if self.rules:
                 self.load_rules(self.rules)
-            auditctl("-e", "1")
+            auditctl("-e", "1" if self.enable else "0")
         except BaseException:
             self._finish()
             raise
@@ -403,7 +328,7 @@ class AuditdSession:
         self.confdir.mkdir(mode=0o750)
         conf = self.confdir / "auditd.conf"
         conf.write_text(
-            _conf_text(
+            conf_text(
                 self.log_path,
                 self.workdir / "plugins",
                 self.log_format,
@@ -464,11 +389,13 @@ class AuditdSession:
             proc.wait()
 
     def rotate(self, timeout: float = 10.0) -> None:
-        """Ask auditd to rotate its log (``auditctl --signal rotate``) and wait for it."""
+        """Ask auditd to rotate its log (``auditctl --signal rotate``/``USR1``) and wait."""
         rotated = self.log_path.with_name(self.log_path.name + ".1")
         before = rotated.stat().st_ino if rotated.exists() else None
         self.wait_idle()
-        auditctl("--signal", "rotate")
+        # auditctl 3.1 knows "rotate"; 3.0.9 only the signal name (USR1 = rotate).
+        if "unsupported" in auditctl("--signal", "rotate", check=False):
+            auditctl("--signal", "USR1")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if rotated.exists() and rotated.stat().st_ino != before and self.log_path.exists():
@@ -499,8 +426,11 @@ class AuditdSession:
         """Let the guardian restore, then check that it did."""
         try:
             if self._guardian is not None:
-                if self.pid:
-                    self.wait_idle()
+                if self.pid and self.enable:
+                    # Best effort, so that the log is complete; a busy host may never
+                    # fall quiet, and the guardian must be released regardless.
+                    with contextlib.suppress(AuditLabError):
+                        self.wait_idle(timeout=10.0)
                 assert self._guardian.stdin is not None
                 self._guardian.stdin.close()
                 self._guardian.wait(60)
