@@ -19,16 +19,8 @@ from pathlib import Path
 from typing import TextIO
 
 from kexecwatch.core.auditctl import parse_auditd_conf, parse_status
-from kexecwatch.core.posture import (
-    CheckpointFacts,
-    Facts,
-    FileFacts,
-    Report,
-    ServiceFacts,
-    Status,
-    UserFacts,
-    assess,
-)
+from kexecwatch.core.hostfacts import CheckpointFacts, Facts, FileFacts, ServiceFacts, UserFacts
+from kexecwatch.core.posture import Report, Status, assess
 from kexecwatch.core.textsafe import escape_text
 
 __all__ = ["add_doctor_arguments", "collect_facts", "doctor_command", "render_text"]

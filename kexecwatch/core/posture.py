@@ -23,23 +23,19 @@ be read) makes it DEGRADED.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
-from kexecwatch.core.auditctl import AuditStatus, missing_rules, parse_rules
+from kexecwatch.core.auditctl import missing_rules, parse_rules
+from kexecwatch.core.hostfacts import Facts, FileFacts, UserFacts
 
 __all__ = [
     "CHECK_IDS",
     "MIN_BACKLOG_LIMIT",
     "Check",
-    "CheckpointFacts",
     "Effect",
-    "Facts",
-    "FileFacts",
     "Report",
-    "ServiceFacts",
     "Status",
-    "UserFacts",
     "assess",
 ]
 
@@ -98,77 +94,6 @@ class Check:
             "summary": self.summary,
             "fix": self.fix,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class FileFacts:
-    """``stat`` of one path; ``exists`` False leaves the rest at 0."""
-
-    path: str
-    exists: bool
-    uid: int = 0
-    gid: int = 0
-    mode: int = 0
-    is_dir: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class UserFacts:
-    """The service user: uid and every group it belongs to (primary and supplementary)."""
-
-    name: str
-    exists: bool
-    uid: int = -1
-    gids: frozenset[int] = frozenset()
-    group_names: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceFacts:
-    """How the daemon runs: ``systemd`` True means PID 1 is systemd and ``active`` is
-    ``systemctl is-active``; otherwise ``pids`` lists ``kexecwatch run`` processes."""
-
-    systemd: bool
-    active: str | None = None
-    pids: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class CheckpointFacts:
-    """The daemon's checkpoint file: its age in seconds and its decoded JSON, if any."""
-
-    path: str
-    exists: bool
-    age_s: float | None = None
-    content: dict[str, object] | None = None
-    error: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Facts:
-    """Everything :func:`assess` looks at. ``None`` means "could not be read", and the
-    matching ``*_error`` says why."""
-
-    status: AuditStatus | None
-    status_error: str = ""
-    audit_pid_comm: str | None = None
-    auditd_pids: tuple[int, ...] = ()
-    loaded_rules: str | None = None
-    loaded_rules_error: str = ""
-    expected_rules: str | None = None
-    expected_rules_path: str = ""
-    auditd_conf: dict[str, str] | None = None
-    auditd_conf_path: str = ""
-    log: FileFacts = field(default_factory=lambda: FileFacts("", exists=False))
-    log_dirs: tuple[FileFacts, ...] = ()
-    user: UserFacts = field(default_factory=lambda: UserFacts("kexecwatch", exists=False))
-    kexec_load_disabled: str | None = None
-    lockdown: str | None = None
-    kexec_loaded: str | None = None
-    kexec_crash_loaded: str | None = None
-    service: ServiceFacts = field(default_factory=lambda: ServiceFacts(systemd=False))
-    checkpoint: CheckpointFacts = field(default_factory=lambda: CheckpointFacts("", False))
-    max_checkpoint_age_s: float = 900.0
 
 
 @dataclass(frozen=True, slots=True)

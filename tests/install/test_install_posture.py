@@ -8,19 +8,8 @@ from pathlib import Path
 import pytest
 
 from kexecwatch.core.auditctl import AuditStatus
-from kexecwatch.core.posture import (
-    CHECK_IDS,
-    Check,
-    CheckpointFacts,
-    Effect,
-    Facts,
-    FileFacts,
-    Report,
-    ServiceFacts,
-    Status,
-    UserFacts,
-    assess,
-)
+from kexecwatch.core.hostfacts import CheckpointFacts, Facts, FileFacts, ServiceFacts, UserFacts
+from kexecwatch.core.posture import CHECK_IDS, Check, Effect, Report, Status, assess
 
 RULES = (Path(__file__).resolve().parents[2] / "etc" / "audit.rules").read_text()
 LOADED = """\
