@@ -328,8 +328,10 @@ def _check_checkpoint(f: Facts) -> Check:
         return _warn(cid, f"{cp.path} is unreadable: {cp.error or 'not a JSON object'}",
                      "stop the service, move the file away and start it again")
     age = int(cp.age_s)
-    shown = ", ".join(f"{k}={cp.content[k]}" for k in ("path", "offset", "inode")
-                      if k in cp.content)
+    # The daemon nests its resume point under "position"; flat files are accepted too.
+    nested = cp.content.get("position")
+    where = nested if isinstance(nested, dict) else cp.content
+    shown = ", ".join(f"{k}={where[k]}" for k in ("path", "offset") if k in where)
     shown = shown or "keys " + ", ".join(sorted(cp.content)[:5])
     if cp.age_s > f.max_checkpoint_age_s:
         return _warn(cid, f"checkpoint is {age}s old ({shown}): the daemon may be stopped "

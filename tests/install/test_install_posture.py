@@ -166,6 +166,16 @@ def test_informational_passes(cid: str, facts: Facts, words: str) -> None:
     assert words in c.summary
 
 
+def test_checkpoint_shows_the_daemons_nested_position() -> None:
+    content: dict[str, object] = {
+        "kind": "kexecwatch-checkpoint", "saved_at_ms": 1,
+        "position": {"path": "/var/log/audit/audit.log", "offset": 99, "identity": {}}}
+    facts = replace(HEALTHY, checkpoint=replace(HEALTHY.checkpoint, content=content))
+    assert "path=/var/log/audit/audit.log, offset=99" in check(facts, "checkpoint").summary
+    facts = replace(HEALTHY, checkpoint=replace(HEALTHY.checkpoint, content={"x": 1}))
+    assert "keys x" in check(facts, "checkpoint").summary
+
+
 def test_blocking_directory_is_named_with_its_own_mode() -> None:
     facts = replace(HEALTHY, log_dirs=(FileFacts("/var/log/audit", True, 0, 0, 0o40700, True),))
     assert "directory /var/log/audit (owner 0, group 0, mode 0700)" in check(
