@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Build kexecwatch_<version>_amd64.deb with plain dpkg-deb.
+#
+# Usage: packaging/build-deb.sh [--out DIR] [--config FILE]
+#   --out DIR      where the .deb goes (default: dist/)
+#   --config FILE  default configuration to install as /etc/kexecwatch/kexecwatch.toml
+#                  (default: etc/kexecwatch.toml)
+# Environment: DEB_MAINTAINER ("Name <email>"), SOURCE_DATE_EPOCH (changelog date;
+# default: the last commit's time).
+#
+# The application is a virtual environment made with the Debian system Python
+# (/usr/bin/python3.11), so it runs on any Debian 12 host without the build machine's
+# Python: the project wheel and its dependencies (from PyPI) are installed into it under
+# a staging directory, then every script that names the staging path is rewritten to
+# /opt/kexecwatch. Prints the path of the .deb on stdout.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+out=$repo/dist
+config=$repo/etc/kexecwatch.toml
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --out) out=$2; shift 2 ;;
+        --config) config=$2; shift 2 ;;
+        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "build-deb.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+py=$(readlink -f /usr/bin/python3)    # e.g. /usr/bin/python3.11
+pyname=$(basename "$py")
+for tool in dpkg-deb "$py"; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "build-deb.sh: $tool is missing (apt-get install dpkg python3-venv)" >&2
+        exit 2
+    fi
+done
+if ! "$py" -c 'import ensurepip' 2>/dev/null; then
+    echo "build-deb.sh: $py cannot make a venv: apt-get install python3-venv" >&2
+    exit 2
+fi
+if [ ! -f "$config" ]; then
+    echo "build-deb.sh: no default configuration at $config (use --config FILE)" >&2
+    exit 2
+fi
+
+version=$("$py" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$repo/pyproject.toml")
+maintainer=${DEB_MAINTAINER:-kexecwatch maintainers <maintainers@kexecwatch.example.org>}
+epoch=${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct 2>/dev/null || date +%s)}
+export SOURCE_DATE_EPOCH=$epoch
+
+work=$(mktemp -d /tmp/kexecwatch-deb.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+app=$root/opt/kexecwatch
+pkg=$repo/packaging
+
+echo "build-deb.sh: building the wheel" >&2
+"$py" -m venv "$work/build"
+"$work/build/bin/pip" -q --disable-pip-version-check wheel --no-deps -w "$work/wheels" "$repo" >&2
+
+echo "build-deb.sh: installing it and its dependencies into the application venv" >&2
+"$py" -m venv "$app"
+"$app/bin/pip" -q --disable-pip-version-check install --no-compile "$work"/wheels/kexecwatch-*.whl >&2
+"$app/bin/pip" -q --disable-pip-version-check uninstall -y pip setuptools >&2
+rm -f "$app"/bin/activate* "$app"/bin/Activate.ps1
+# direct_url.json records the wheel's build path: drop it (and its RECORD line).
+for d in "$app"/lib/"$pyname"/site-packages/kexecwatch-*.dist-info; do
+    rm -f "$d/direct_url.json"
+    sed -i '/direct_url\.json/d' "$d/RECORD"
+done
+# The venv was built under $app; the package installs it at /opt/kexecwatch.
+grep -rlI -- "$app" "$app" | while read -r f; do sed -i "s|$app|/opt/kexecwatch|g" "$f"; done
+find "$app" -name __pycache__ -type d -prune -exec rm -rf {} +
+find "$app" -name '*.pyc' -delete
+if grep -rIq -- "$work" "$root"; then
+    echo "build-deb.sh: staging path left in: $(grep -rIl -- "$work" "$root" | head -3)" >&2
+    exit 1
+fi
+# Ownership and modes dpkg will record: root:root (--root-owner-group), 0755 dirs, 0644 files.
+find "$app" -type d -exec chmod 0755 {} +
+find "$app" -type f ! -perm -u+x -exec chmod 0644 {} +
+find "$app" -type f -perm -u+x -exec chmod 0755 {} +
+
+install -d "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/kexecwatch" \
+    "$root/etc/audit/rules.d" "$root/etc/logrotate.d" "$root/usr/share/doc/kexecwatch" \
+    "$root/usr/share/lintian/overrides" "$root/DEBIAN"
+chmod 0750 "$root/etc/audit" "$root/etc/audit/rules.d"   # as auditd ships them
+ln -s /opt/kexecwatch/bin/kexecwatch "$root/usr/bin/kexecwatch"
+install -m 0644 "$pkg/kexecwatch.service" "$root/lib/systemd/system/kexecwatch.service"
+install -m 0644 "$config" "$root/etc/kexecwatch/kexecwatch.toml"
+install -m 0640 "$repo/etc/audit.rules" "$root/etc/audit/rules.d/kexecwatch.rules"
+install -m 0644 "$repo/etc/audit-lowvolume.rules" "$root/usr/share/doc/kexecwatch/audit-lowvolume.rules"
+install -m 0644 "$pkg/logrotate/kexecwatch" "$root/etc/logrotate.d/kexecwatch"
+install -m 0644 "$pkg/deb/copyright" "$root/usr/share/doc/kexecwatch/copyright"
+install -m 0644 "$pkg/deb/lintian-overrides" "$root/usr/share/lintian/overrides/kexecwatch"
+if [ -f "$repo/README.md" ]; then
+    gzip -9n < "$repo/README.md" > "$root/usr/share/doc/kexecwatch/README.md.gz"
+fi
+{
+    echo "kexecwatch ($version) unstable; urgency=medium"
+    echo
+    echo "  * Package built from the kexecwatch source tree, version $version."
+    echo
+    echo " -- $maintainer  $(date -u -R -d "@$epoch")"
+} | gzip -9n > "$root/usr/share/doc/kexecwatch/changelog.gz"
+chmod 0644 "$root"/usr/share/doc/kexecwatch/*.gz
+
+for script in preinst postinst prerm postrm; do
+    install -m 0755 "$pkg/deb/$script" "$root/DEBIAN/$script"
+done
+printf '%s\n' /etc/kexecwatch/kexecwatch.toml /etc/audit/rules.d/kexecwatch.rules \
+    /etc/logrotate.d/kexecwatch > "$root/DEBIAN/conffiles"
+size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
+sed -e "s|@VERSION@|$version|" -e "s|@MAINTAINER@|$maintainer|" -e "s|@SIZE@|$size|" \
+    -e "s|@PYTHON@|$pyname|" "$pkg/deb/control.in" > "$root/DEBIAN/control"
+(cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z \
+    | xargs -0 md5sum) > "$root/DEBIAN/md5sums"
+chmod 0644 "$root/DEBIAN/control" "$root/DEBIAN/conffiles" "$root/DEBIAN/md5sums"
+
+mkdir -p "$out"
+deb=$out/kexecwatch_${version}_amd64.deb
+dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >&2
+echo "$deb"
