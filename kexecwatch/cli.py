@@ -140,6 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("files", nargs="+", metavar="FILE", help="rule files")
     check.set_defaults(handler=_check_rule_command)
+
+    from kexecwatch.adapters.doctor import add_doctor_arguments, doctor_command
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="say whether kexec detection works on this host, or why it is blind",
+        description="Check auditd, the audit rules, log access, kernel kexec state, the "
+        "service and its checkpoint; one line per check. Exit 0: detection works; "
+        "1: degraded; 2: blind.",
+    )
+    add_doctor_arguments(doctor)
+    doctor.set_defaults(handler=doctor_command)
     return parser
 
 
