@@ -1,0 +1,134 @@
+"""The fast path: whole syscall events recognised in one regular-expression match.
+
+Theory of operation: auditd writes the records of one syscall event one after the other
+(``SYSCALL``, aux records, ``EXECVE``..., ``CWD``, ``PATH``..., ``PROCTITLE``), all with the
+same ``msg=audit(...)`` id. :data:`EVENT_RUN` matches such a run at a line start, in C,
+and captures what the process table needs from the ``SYSCALL`` record: syscall, success,
+exit, pid, ppid, comm and exe. Everything else stays unparsed bytes. The detector then
+decides, from cheap literals (:mod:`kexecwatch.core.interest`), whether the event needs a
+full parse; usually it does not.
+
+Rule 1: the fast path never changes a result. It only recognises runs whose records the
+reference path would read the same way: a ``SYSCALL`` record in the kernel's canonical
+field order with no duplicated or oddly quoted field, then records of the same id none
+of which ends the event early (no ``EOE``, no second ``PROCTITLE``), then ``PROCTITLE``.
+Anything else (other layouts, interleaved events, ``UNKNOWN[n]`` types) fails the match
+and goes through the reference, line-by-line path.
+Rule 2: values are read with the reference decoders (:func:`decode_untrusted`,
+:func:`parse_record`), never re-implemented here.
+"""
+
+from __future__ import annotations
+
+import re
+
+from kexecwatch.core.fields import argv_from_execve, parse_fields
+from kexecwatch.core.record import AuditRecord, parse_record
+from kexecwatch.core.syscalls import syscall_name
+
+__all__ = [
+    "EVENT_RUN",
+    "SYSCALL_BODY",
+    "argv_of_execve_bodies",
+    "argv_of_execve_lines",
+    "record_types",
+    "records_of",
+    "syscall_of",
+]
+
+# A value parse_fields reads as one token: quoted up to the next quote, or up to a space.
+_VALUE = rb'(?:"[^"\n\x1d]*"|[^ "\x1d\n]+)'
+_TOKEN = rb'[^ "\x1d\n]+'
+_SAME_NODE = rb"(?(node)node=(?P=node) )"
+_SAME_ID = rb"msg=audit\((?P=sec)\.(?P=ms):(?P=serial)\):"
+_OTHER = rb"type=(?!EXECVE |PROCTITLE |EOE )[A-Za-z0-9_]+ "
+
+# The kernel's SYSCALL record, canonical layout (audit_log_exit), up to its key.
+_SYSCALL_FIELDS = (
+    rb"(?P<call>arch=[0-9a-f]{1,8} syscall=[0-9]{1,6}) (?:per=[0-9a-f]+ )?"
+    rb"success=(?P<success>yes|no) exit=(?P<exit>-?[0-9]{1,20}) "
+    rb"a0=[0-9a-f]+ a1=[0-9a-f]+ a2=[0-9a-f]+ a3=[0-9a-f]+ items=[0-9]+ "
+    rb"ppid=(?P<ppid>[0-9]{1,10}) pid=(?P<pid>[0-9]{1,10}) "
+    rb"auid=[0-9]+ uid=[0-9]+ gid=[0-9]+ euid=[0-9]+ suid=[0-9]+ fsuid=[0-9]+ "
+    rb"egid=[0-9]+ sgid=[0-9]+ fsgid=[0-9]+ tty=" + _TOKEN + rb" ses=[0-9]+ "
+    rb"comm=(?P<comm>" + _VALUE + rb") exe=(?P<exe>" + _VALUE + rb") "
+    rb"(?:subj=" + _TOKEN + rb" )?key=" + _VALUE
+)
+
+#: A ``SYSCALL`` record body (``AuditRecord.body``) in the canonical layout, with the
+#: same groups as :data:`EVENT_RUN` has for its first line.
+SYSCALL_BODY = re.compile(_SYSCALL_FIELDS)
+
+#: One whole syscall event at a line start. Groups: node, sec, ms, serial, call (the
+#: ``arch=... syscall=...`` text), success, exit, ppid, pid, comm, exe (raw), execve (the
+#: EXECVE lines, raw), and the end of the match is the end of the PROCTITLE line.
+EVENT_RUN = re.compile(
+    rb"(?:node=(?P<node>[^ \x1d\n]*) )?"
+    rb"type=SYSCALL msg=audit\((?P<sec>[0-9]{1,20})\.(?P<ms>[0-9]{3}):(?P<serial>[0-9]{1,20})\): "
+    + _SYSCALL_FIELDS
+    + rb"(?:\x1d[^\n]*)?\n"
+    rb"(?:" + _SAME_NODE + _OTHER + _SAME_ID + rb"[^\n]*\n)*"
+    rb"(?P<execve>(?:" + _SAME_NODE + rb"type=EXECVE " + _SAME_ID + rb"[^\n]*\n)*)"
+    rb"(?:" + _SAME_NODE + _OTHER + _SAME_ID + rb"[^\n]*\n)*"
+    rb"" + _SAME_NODE + rb"type=PROCTITLE " + _SAME_ID + rb"[^\n]*\n"
+)
+
+_SYSCALLS: dict[bytes, str] = {}
+
+
+def syscall_of(call: bytes) -> str:
+    """The syscall name of an ``arch=X syscall=N`` text, as the reference path names it."""
+    name = _SYSCALLS.get(call)
+    if name is None:
+        arch_part, _, number_part = call.partition(b" ")
+        arch = arch_part[5:].decode("ascii")
+        number = int(number_part[8:])
+        name = syscall_name(arch, number) or f"syscall_{number}"
+        if len(_SYSCALLS) < 4096:
+            _SYSCALLS[call] = name
+    return name
+
+
+def records_of(run: bytes, line_no: int) -> tuple[AuditRecord, ...]:
+    """Parse every line of a matched run into records (line numbers from ``line_no``).
+
+    Every line of a run is a record by construction, so no :class:`ParseIssue` arises.
+    """
+    records: list[AuditRecord] = []
+    for offset, line in enumerate(run[:-1].split(b"\n")):
+        record = parse_record(line, line_no + offset)
+        assert isinstance(record, AuditRecord), "EVENT_RUN matched a line that is no record"
+        records.append(record)
+    return tuple(records)
+
+
+def argv_of_execve_lines(raw: bytes) -> tuple[bytes, ...] | None:
+    """argv from the raw EXECVE lines of one event, exactly as the reference rebuilds it.
+
+    Returns ``None`` when there are no lines (an exec that wrote no EXECVE record).
+    """
+    if not raw:
+        return None
+    bodies = []
+    for line in raw[:-1].split(b"\n"):
+        record = parse_record(line)
+        if isinstance(record, AuditRecord):
+            bodies.append(parse_fields(record.body)[0])
+    argv, _, _ = argv_from_execve(bodies)
+    return tuple(argv)
+
+
+def argv_of_execve_bodies(raw: bytes) -> tuple[bytes, ...] | None:
+    """argv from EXECVE record bodies joined by newlines (which bodies never hold)."""
+    if not raw:
+        return None
+    argv, _, _ = argv_from_execve([parse_fields(body)[0] for body in raw.split(b"\n")])
+    return tuple(argv)
+
+
+_TYPE_FIELD = re.compile(rb"^(?:node=[^ \n]* )?type=([^ \n]+) ", re.MULTILINE)
+
+
+def record_types(run: bytes) -> frozenset[str]:
+    """The record types of a matched run."""
+    return frozenset(t.decode("ascii", "replace") for t in _TYPE_FIELD.findall(run))
