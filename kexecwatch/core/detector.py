@@ -6,9 +6,9 @@ Theory of operation::
           -> ProcessTable (parent) -> rules -> AlertLimiter -> outputs
 
 The fast path (on by default) takes a shortcut for the bulk of a log. A whole
-syscall event written in one piece is recognised in one match
-(:data:`~kexecwatch.core.fastpath.EVENT_RUN`) and handed to the assembler at
-once; unless an :class:`~kexecwatch.core.interest.EventInterest` accepts it,
+syscall event written in one piece is recognised at once
+(:func:`~kexecwatch.core.fastpath.match_run`) and handed to the assembler
+whole; unless an :class:`~kexecwatch.core.interest.EventInterest` accepts it,
 its records are never parsed: it only teaches the process table. Everything
 else (single records, interleaved events, odd layouts) takes the reference
 path above, which ``DetectorOptions(fast_path=False)`` uses for every line.
@@ -51,10 +51,10 @@ from kexecwatch.core.assembler import (
     EventsLost,
 )
 from kexecwatch.core.fastpath import (
-    EVENT_RUN,
     SYSCALL_BODY,
     argv_of_execve_bodies,
     argv_of_execve_lines,
+    match_run,
     record_types,
     records_of,
     syscall_of,
@@ -218,14 +218,13 @@ class Detector:
         end = len(buf)
         pos = 0
         line_no = region.line_no
-        match = EVENT_RUN.match
         count = buf.count
         find = buf.find
         stats = self.stats
         while pos < end:
-            m = match(buf, pos)
-            if m is not None and self._fast_event(m, line_no, out):
-                stop = m.end()
+            run = match_run(buf, pos)
+            if run is not None and self._fast_event(buf, pos, run, line_no, out):
+                stop = run[1]
                 n = count(b"\n", pos, stop)
                 stats.lines += n
                 stats.records += n
@@ -265,10 +264,17 @@ class Detector:
             self._starts[key] = _Position(source, offset)
         self._handle(self._assembler.push(record), out)
 
-    def _fast_event(self, m: re.Match[bytes], line_no: int, out: list[Output]) -> bool:
-        """Handle one whole syscall event matched by ``EVENT_RUN``; ``False`` if it cannot be."""
-        raw_node = m["node"]
-        node = raw_node.decode("utf-8", "surrogateescape") if raw_node is not None else None
+    def _fast_event(
+        self,
+        buf: bytes,
+        pos: int,
+        run: tuple[re.Match[bytes], int, bytes],
+        line_no: int,
+        out: list[Output],
+    ) -> bool:
+        """Handle one whole syscall event found by ``match_run``; ``False`` if it cannot be."""
+        m, end, execve = run
+        node = None
         event_id = EventId(int(m["sec"]), int(m["ms"]), int(m["serial"]))
         produced = self._assembler.maybe_push_whole(node, event_id)
         if produced is None:
@@ -282,16 +288,16 @@ class Detector:
         time_ms = event_id.time_ms
         if time_ms > stats.last_time_ms:
             stats.last_time_ms = time_ms
-        execve = m["execve"]
         if self._skim(
             node,
             event_id,
             m,
             LazyArgs(execve, argv_of_execve_lines) if execve else None,
-            lambda: record_types(m[0]),
+            lambda: record_types(buf[pos:end]),
         ):
             return True
-        self._on_event(AuditEvent(node, event_id, records_of(m[0], line_no), "proctitle"), out)
+        records = records_of(buf[pos:end], line_no)
+        self._on_event(AuditEvent(node, event_id, records, "proctitle"), out)
         return True
 
     def _skim(

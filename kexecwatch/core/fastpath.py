@@ -1,19 +1,22 @@
-"""The fast path: whole syscall events recognised in one regular-expression match.
+"""The fast path: whole syscall events recognised with a few searches, in C.
 
 Theory of operation: auditd writes the records of one syscall event one after the other
 (``SYSCALL``, aux records, ``EXECVE``..., ``CWD``, ``PATH``..., ``PROCTITLE``), all with the
-same ``msg=audit(...)`` id. :data:`EVENT_RUN` matches such a run at a line start, in C,
-and captures what the process table needs from the ``SYSCALL`` record: syscall, success,
-exit, pid, ppid, comm and exe. Everything else stays unparsed bytes. The detector then
-decides, from cheap literals (:mod:`kexecwatch.core.interest`), whether the event needs a
-full parse; usually it does not.
+same ``msg=audit(...)`` id. :func:`match_run` recognises such a run at a line start: one
+regular-expression match reads what the process table needs from the ``SYSCALL`` record
+(syscall, success, exit, pid, ppid, comm, exe), a search finds the event's
+``PROCTITLE`` line, and counts of newline-anchored headers prove that every line in
+between is a record of the same event. Python touches the event a handful of times,
+not once per line or field. Everything else stays unparsed bytes; the detector then
+decides, from cheap literals (:mod:`kexecwatch.core.interest`), whether the event needs
+a full parse. Usually it does not.
 
-Rule 1: the fast path never changes a result. It only recognises runs whose records the
-reference path would read the same way: a ``SYSCALL`` record in the kernel's canonical
-field order with no duplicated or oddly quoted field, then records of the same id none
-of which ends the event early (no ``EOE``, no second ``PROCTITLE``), then ``PROCTITLE``.
-Anything else (other layouts, interleaved events, ``UNKNOWN[n]`` types) fails the match
-and goes through the reference, line-by-line path.
+Rule 1: the fast path never changes a result. It only recognises runs the reference
+path would read the same way: a ``SYSCALL`` record in the kernel's canonical field
+order (no ``node=``, no duplicated or oddly quoted field), then only records of the
+same id whose types are in :data:`MIDDLE_TYPES` (so no ``EOE``, no earlier
+``PROCTITLE``), then ``PROCTITLE``. Anything else (other layouts, interleaved events,
+``UNKNOWN[n]`` types) is not recognised and goes the reference, line-by-line way.
 Rule 2: values are read with the reference decoders (:func:`decode_untrusted`,
 :func:`parse_record`), never re-implemented here.
 """
@@ -27,10 +30,12 @@ from kexecwatch.core.record import AuditRecord, parse_record
 from kexecwatch.core.syscalls import syscall_name
 
 __all__ = [
-    "EVENT_RUN",
+    "MIDDLE_TYPES",
     "SYSCALL_BODY",
+    "SYSCALL_LINE",
     "argv_of_execve_bodies",
     "argv_of_execve_lines",
+    "match_run",
     "record_types",
     "records_of",
     "syscall_of",
@@ -39,9 +44,6 @@ __all__ = [
 # A value parse_fields reads as one token: quoted up to the next quote, or up to a space.
 _VALUE = rb'(?:"[^"\n\x1d]*"|[^ "\x1d\n]+)'
 _TOKEN = rb'[^ "\x1d\n]+'
-_SAME_NODE = rb"(?(node)node=(?P=node) )"
-_SAME_ID = rb"msg=audit\((?P=sec)\.(?P=ms):(?P=serial)\):"
-_OTHER = rb"type=(?!EXECVE |PROCTITLE |EOE )[A-Za-z0-9_]+ "
 
 # The kernel's SYSCALL record, canonical layout (audit_log_exit), up to its key.
 _SYSCALL_FIELDS = (
@@ -56,22 +58,56 @@ _SYSCALL_FIELDS = (
 )
 
 #: A ``SYSCALL`` record body (``AuditRecord.body``) in the canonical layout, with the
-#: same groups as :data:`EVENT_RUN` has for its first line.
+#: same groups as :data:`SYSCALL_LINE`.
 SYSCALL_BODY = re.compile(_SYSCALL_FIELDS)
 
-#: One whole syscall event at a line start. Groups: node, sec, ms, serial, call (the
-#: ``arch=... syscall=...`` text), success, exit, ppid, pid, comm, exe (raw), execve (the
-#: EXECVE lines, raw), and the end of the match is the end of the PROCTITLE line.
-EVENT_RUN = re.compile(
-    rb"(?:node=(?P<node>[^ \x1d\n]*) )?"
+#: The first line of a syscall event, canonical layout, up to its key; the line goes
+#: on with the ENRICHED tail or ends. Groups: sec, ms, serial, and those of
+#: :data:`SYSCALL_BODY`.
+SYSCALL_LINE = re.compile(
     rb"type=SYSCALL msg=audit\((?P<sec>[0-9]{1,20})\.(?P<ms>[0-9]{3}):(?P<serial>[0-9]{1,20})\): "
     + _SYSCALL_FIELDS
-    + rb"(?:\x1d[^\n]*)?\n"
-    rb"(?:" + _SAME_NODE + _OTHER + _SAME_ID + rb"[^\n]*\n)*"
-    rb"(?P<execve>(?:" + _SAME_NODE + rb"type=EXECVE " + _SAME_ID + rb"[^\n]*\n)*)"
-    rb"(?:" + _SAME_NODE + _OTHER + _SAME_ID + rb"[^\n]*\n)*"
-    rb"" + _SAME_NODE + rb"type=PROCTITLE " + _SAME_ID + rb"[^\n]*\n"
+    + rb"(?=[\x1d\n])"
 )
+
+#: Record types that may sit between SYSCALL and PROCTITLE in a whole run, after the
+#: EXECVE records. Any other (EOE, a second PROCTITLE, node= lines, UNKNOWN[n], another
+#: event's records) makes the run go the reference way.
+MIDDLE_TYPES = (b"CWD", b"PATH", b"BPRM_FCAPS", b"SOCKADDR", b"FD_PAIR", b"OBJ_PID")
+
+
+def match_run(buf: bytes, pos: int) -> tuple[re.Match[bytes], int, bytes] | None:
+    """Recognise one whole syscall event starting at ``pos`` (a line start).
+
+    Returns ``(syscall_match, end, execve_lines)``: the :data:`SYSCALL_LINE` match,
+    the offset just past the event's PROCTITLE line, and its EXECVE lines (raw, may be
+    empty); or ``None`` when the lines from ``pos`` are not exactly one whole event
+    in the shape described in the module docstring.
+
+    Each following line is checked by one ``startswith`` against the headers this
+    event's lines may have (type and id), so a line is only taken as a record of the
+    event if it begins with such a header.
+    """
+    m = SYSCALL_LINE.match(buf, pos)
+    if m is None:
+        return None
+    find = buf.find
+    starts = buf.startswith
+    line = find(b"\n", m.end()) + 1
+    tag = b" msg=audit(" + buf[m.start("sec") : m.end("serial")] + b"):"
+    execve = b"type=EXECVE" + tag
+    args_start = line
+    while starts(execve, line):
+        line = find(b"\n", line) + 1
+    args_end = line
+    middle = tuple(b"type=" + kind + tag for kind in MIDDLE_TYPES)
+    while starts(middle, line):
+        line = find(b"\n", line) + 1
+    if not starts(b"type=PROCTITLE" + tag, line):
+        return None
+    end = find(b"\n", line) + 1
+    return m, end, buf[args_start:args_end]
+
 
 _SYSCALLS: dict[bytes, str] = {}
 
@@ -97,7 +133,7 @@ def records_of(run: bytes, line_no: int) -> tuple[AuditRecord, ...]:
     records: list[AuditRecord] = []
     for offset, line in enumerate(run[:-1].split(b"\n")):
         record = parse_record(line, line_no + offset)
-        assert isinstance(record, AuditRecord), "EVENT_RUN matched a line that is no record"
+        assert isinstance(record, AuditRecord), "match_run accepted a line that is no record"
         records.append(record)
     return tuple(records)
 
