@@ -75,7 +75,22 @@ _PARENTS: list[tuple[str, str, tuple[str, ...], int]] = [
     ("unload.sh", "/usr/bin/bash", ("/usr/bin/bash", "/usr/lib/kdump/unload.sh"), 0),
     ("postgres", "/usr/lib/postgresql/15/bin/postgres", ("postgres: checkpointer",), 110),
 ]
-_WORDS = "alpha beta gamma delta src lib include main util config test build data tmp".split()
+_WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "src",
+    "lib",
+    "include",
+    "main",
+    "util",
+    "config",
+    "test",
+    "build",
+    "data",
+    "tmp",
+]
 _FILES = [
     "/etc/passwd",
     "/var/log/syslog",
@@ -173,7 +188,11 @@ class Generator:
         r = self.rng
         w = r.choice
         if kind == "ls":
-            return (comm, *r.sample(["-l", "-a", "-h", "--color=auto", "-t"], r.randrange(3)), w(_FILES))
+            return (
+                comm,
+                *r.sample(["-l", "-a", "-h", "--color=auto", "-t"], r.randrange(3)),
+                w(_FILES),
+            )
         if kind == "file":
             return (comm, w(_FILES))
         if kind == "grep":
@@ -203,7 +222,9 @@ class Generator:
             return ("/usr/bin/python3", "-c", "import sys; print(sys.argv)", w(_WORDS))
         if kind == "java":
             # A classpath long enough to be split over EXECVE records, sometimes.
-            jars = ":".join(f"/opt/app/lib/{w(_WORDS)}-{i}.jar" for i in range(r.randrange(50, 700)))
+            jars = ":".join(
+                f"/opt/app/lib/{w(_WORDS)}-{i}.jar" for i in range(r.randrange(50, 700))
+            )
             return (comm, "-Xmx512m", "-cp", jars, "com.example.Main")
         if kind == "sh":
             return ("/bin/sh", "-c", f"{w(_WORDS)} | grep {w(_WORDS)} > /dev/null 2>&1")
@@ -290,7 +311,8 @@ class Generator:
         sys_name = {59: "execve", 322: "execveat", 246: "kexec_load", 320: "kexec_file_load"}
         a0 = f"{self.rng.randrange(1 << 44, 1 << 47):x}"
         syscall_line = (
-            f"type=SYSCALL {head}arch={_ARCH} syscall={syscall} success={'yes' if success else 'no'} "
+            f"type=SYSCALL {head}arch={_ARCH} syscall={syscall} "
+            f"success={'yes' if success else 'no'} "
             f"exit={0 if success else -2} a0={a0} a1={a0[:-3]}c90 a2={a0[:-3]}e10 a3=8 "
             f"items={items} ppid={parent.pid} pid={child_pid} auid={auid} uid={uid} gid={uid} "
             f"euid={uid} suid={uid} fsuid={uid} egid={uid} sgid={uid} fsgid={uid} "
@@ -304,15 +326,24 @@ class Generator:
         cwd = self.rng.choice(["/home/alice/src/project", "/", "/var/lib/postgresql", "/root"])
         lines.append(f"type=CWD {head}cwd={_enc(cwd.encode())}")
         if not success:
-            lines.append(f"type=PATH {head}item=0 name={_enc(argv[0].encode())} nametype=UNKNOWN "
-                         "cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 cap_frootid=0")
+            lines.append(
+                f"type=PATH {head}item=0 name={_enc(argv[0].encode())} nametype=UNKNOWN "
+                "cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 cap_frootid=0"
+            )
         elif script:
-            lines.append(f"type=PATH {head}{self._path(0, argv[1] if len(argv) > 1 else exe, 'NORMAL')}")
-            lines.append(f"type=PATH {head}{self._path(1, argv[1] if len(argv) > 1 else exe, 'NORMAL')}")
+            lines.append(
+                f"type=PATH {head}{self._path(0, argv[1] if len(argv) > 1 else exe, 'NORMAL')}"
+            )
+            lines.append(
+                f"type=PATH {head}{self._path(1, argv[1] if len(argv) > 1 else exe, 'NORMAL')}"
+            )
             lines.append(f"type=PATH {head}{self._path(2, exe, 'NORMAL')}")
             lines.append(f"type=PATH {head}{self._path(3, _LD, 'NORMAL')}")
         else:
-            lines.append(f"type=PATH {head}{self._path(0, argv[0] if argv[0].startswith('/') else exe, 'NORMAL')}")
+            lines.append(
+                f"type=PATH {head}"
+                + self._path(0, argv[0] if argv[0].startswith("/") else exe, "NORMAL")
+            )
             lines.append(f"type=PATH {head}{self._path(1, _LD, 'NORMAL')}")
         title = b"\x00".join(a.encode() for a in argv)[:128].rstrip(b"\x00")
         if len(argv) == 1 and title.isascii() and b" " not in title and b'"' not in title:
@@ -330,35 +361,56 @@ class Generator:
         kind = r.choice(["cron", "sudo", "sshd"])
         uid = 0
         for rtype, op in {
-            "cron": [("USER_ACCT", "PAM:accounting"), ("CRED_ACQ", "PAM:setcred"),
-                     ("LOGIN", ""), ("USER_START", "PAM:session_open"),
-                     ("CRED_DISP", "PAM:setcred"), ("USER_END", "PAM:session_close")],
-            "sudo": [("USER_ACCT", "PAM:accounting"), ("USER_CMD", ""),
-                     ("CRED_REFR", "PAM:setcred"), ("USER_START", "PAM:session_open"),
-                     ("USER_END", "PAM:session_close"), ("CRED_DISP", "PAM:setcred")],
-            "sshd": [("USER_AUTH", "pubkey_auth"), ("USER_ACCT", "PAM:accounting"),
-                     ("CRED_ACQ", "PAM:setcred"), ("USER_LOGIN", "login"),
-                     ("USER_START", "PAM:session_open")],
+            "cron": [
+                ("USER_ACCT", "PAM:accounting"),
+                ("CRED_ACQ", "PAM:setcred"),
+                ("LOGIN", ""),
+                ("USER_START", "PAM:session_open"),
+                ("CRED_DISP", "PAM:setcred"),
+                ("USER_END", "PAM:session_close"),
+            ],
+            "sudo": [
+                ("USER_ACCT", "PAM:accounting"),
+                ("USER_CMD", ""),
+                ("CRED_REFR", "PAM:setcred"),
+                ("USER_START", "PAM:session_open"),
+                ("USER_END", "PAM:session_close"),
+                ("CRED_DISP", "PAM:setcred"),
+            ],
+            "sshd": [
+                ("USER_AUTH", "pubkey_auth"),
+                ("USER_ACCT", "PAM:accounting"),
+                ("CRED_ACQ", "PAM:setcred"),
+                ("USER_LOGIN", "login"),
+                ("USER_START", "PAM:session_open"),
+            ],
         }[kind]:
             stamp, serial = self._tick()
             head = f"type={rtype} msg=audit({stamp}:{serial}): "
             pid = self._new_pid()
             if rtype == "LOGIN":
-                body = (f"pid={pid} uid=0 subj=unconfined old-auid=4294967295 auid=0 tty=(none) "
-                        f"old-ses=4294967295 ses={r.randrange(1, 9999)} res=1")
+                body = (
+                    f"pid={pid} uid=0 subj=unconfined old-auid=4294967295 auid=0 tty=(none) "
+                    f"old-ses=4294967295 ses={r.randrange(1, 9999)} res=1"
+                )
                 out.append([head + body + f'{_SEP}UID="root" OLD-AUID="unset" AUID="root"'])
                 continue
             if rtype == "USER_CMD":
                 cmd = "systemctl restart " + r.choice(_WORDS)
-                inner = (f'cwd="/home/alice" cmd={cmd.encode().hex().upper()} '
-                         'exe="/usr/bin/sudo" terminal=pts/0 res=success')
+                inner = (
+                    f'cwd="/home/alice" cmd={cmd.encode().hex().upper()} '
+                    'exe="/usr/bin/sudo" terminal=pts/0 res=success'
+                )
             else:
                 exe = {"cron": "/usr/sbin/cron", "sudo": "/usr/bin/sudo", "sshd": "/usr/sbin/sshd"}
                 term = {"cron": "cron", "sudo": "/dev/pts/0", "sshd": "ssh"}[kind]
-                inner = (f'op={op} grantors=pam_unix acct="{_USERS[r.choice([0, 1000])]}" '
-                         f'exe="{exe[kind]}" hostname=? addr=? terminal={term} res=success')
-            body = (f"pid={pid} uid={uid} auid=4294967295 ses=4294967295 subj=unconfined "
-                    f"msg='{inner}'")
+                inner = (
+                    f'op={op} grantors=pam_unix acct="{_USERS[r.choice([0, 1000])]}" '
+                    f'exe="{exe[kind]}" hostname=? addr=? terminal={term} res=success'
+                )
+            body = (
+                f"pid={pid} uid={uid} auid=4294967295 ses=4294967295 subj=unconfined msg='{inner}'"
+            )
             out.append([head + body + f'{_SEP}UID="root" AUID="unset"'])
         return out
 
@@ -367,9 +419,17 @@ class Generator:
     def _parent(self) -> _Proc:
         if not self._parents:
             for comm, exe, argv, uid in _PARENTS:
-                init = _Proc(1, "systemd", "/usr/lib/systemd/systemd", ("/sbin/init",), 0,
-                             4294967295, "(none)")
+                init = _Proc(
+                    1,
+                    "systemd",
+                    "/usr/lib/systemd/systemd",
+                    ("/sbin/init",),
+                    0,
+                    4294967295,
+                    "(none)",
+                )
                 _, proc = self.exec_event(init, comm, exe, argv)
+                proc.uid = uid
                 self._parents.append(proc)
         return self.rng.choice(self._parents[:7] + self._parents[9:])
 
@@ -380,14 +440,20 @@ class Generator:
         choice = r.randrange(6)
         by_kdump = choice == 0
         parent_def = _PARENTS[7] if by_kdump else _PARENTS[r.choice((0, 2))]
-        init = _Proc(1, "systemd", "/usr/lib/systemd/systemd", ("/sbin/init",), 0, 4294967295,
-                     "(none)")
+        init = _Proc(
+            1, "systemd", "/usr/lib/systemd/systemd", ("/sbin/init",), 0, 4294967295, "(none)"
+        )
         lines, parent = self.exec_event(init, *parent_def[:3])
         events.append(lines)
         argv = {
             0: ("kexec", "-p", "/boot/vmlinuz-6.1.0-18-amd64", "--reuse-cmdline"),
-            1: ("kexec", "-l", "/boot/vmlinuz-6.1.0-18-amd64", "--initrd=/boot/initrd.img",
-                "--reuse-cmdline"),
+            1: (
+                "kexec",
+                "-l",
+                "/boot/vmlinuz-6.1.0-18-amd64",
+                "--initrd=/boot/initrd.img",
+                "--reuse-cmdline",
+            ),
             2: ("kexec", "-e"),
             3: ("/usr/sbin/kexec", "--unload"),
             4: ("kexec", "-p", "/boot/vmlinuz"),  # crash kernel: not in the rule's list
@@ -407,15 +473,18 @@ class Generator:
             # kexec's own kexec_file_load call, audited by the kexec syscall rule.
             stamp, serial = self._tick()
             head = f"msg=audit({stamp}:{serial}): "
-            events.append([
-                f"type=SYSCALL {head}arch={_ARCH} syscall=320 success=yes exit=0 a0=3 a1=4 a2=0 "
-                f"a3=5 items=0 ppid={parent.pid} pid={child.pid} auid={child.uid} uid=0 gid=0 "
-                "euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=3 comm=\"kexec\" "
-                'exe="/usr/sbin/kexec" subj=unconfined key="kexecwatch-kexec"'
-                f"{_SEP}ARCH=x86_64 SYSCALL=kexec_file_load {self._enriched_ids(0, child.uid)}",
-                f"type=PROCTITLE {head}proctitle="
-                + b"\x00".join(a.encode() for a in argv)[:128].hex().upper(),
-            ])
+            events.append(
+                [
+                    f"type=SYSCALL {head}arch={_ARCH} syscall=320 success=yes exit=0 "
+                    "a0=3 a1=4 a2=0 "
+                    f"a3=5 items=0 ppid={parent.pid} pid={child.pid} auid={child.uid} uid=0 gid=0 "
+                    'euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=3 comm="kexec" '
+                    'exe="/usr/sbin/kexec" subj=unconfined key="kexecwatch-kexec"'
+                    f"{_SEP}ARCH=x86_64 SYSCALL=kexec_file_load {self._enriched_ids(0, child.uid)}",
+                    f"type=PROCTITLE {head}proctitle="
+                    + b"\x00".join(a.encode() for a in argv)[:128].hex().upper(),
+                ]
+            )
         return events
 
     def next_events(self) -> list[list[str]]:
@@ -431,8 +500,9 @@ class Generator:
         argv = self._argv(kind, comm)
         if roll < 0.03:
             # bash looking the command up along PATH: a failed exec first.
-            lines, _ = self.exec_event(parent, comm, exe, (f"/usr/local/bin/{comm}", *argv[1:]),
-                                       success=False)
+            lines, _ = self.exec_event(
+                parent, comm, exe, (f"/usr/local/bin/{comm}", *argv[1:]), success=False
+            )
             return [lines]
         lines, child = self.exec_event(parent, comm, exe, argv)
         if kind in ("sh", "bash") and r.random() < 0.5:
@@ -511,8 +581,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     exp = generate(args.output, parse_size(args.size), seed=args.seed)
-    print(f"{args.output}: {exp['bytes']} bytes, {exp['records']} records, "
-          f"{exp['events']} events, {len(exp['alerts'])} expected alerts", file=sys.stderr)
+    print(
+        f"{args.output}: {exp['bytes']} bytes, {exp['records']} records, "
+        f"{exp['events']} events, {len(exp['alerts'])} expected alerts",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.generate import Generator  # noqa: E402
-from kexecwatch.core.detector import Detector  # noqa: E402
-from kexecwatch.rules import load_builtin_rules  # noqa: E402
+from bench.generate import Generator
+from kexecwatch.core.detector import Detector
+from kexecwatch.rules import load_builtin_rules
 
 
 def main(argv: list[str] | None = None) -> int:

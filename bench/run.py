@@ -113,29 +113,38 @@ def main(argv: list[str] | None = None) -> int:
         print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
 
     med = {name: statistics.median(ts) for name, ts in times.items()}
-    print(f"\nfile: {path} ({size_mb:.0f} MB, {records} records, seed {args.seed}), "
-          f"{args.rounds} interleaved rounds, medians\n")
-    print(f"| reader | MB/s | records/s | seconds |")
+    print(
+        f"\nfile: {path} ({size_mb:.0f} MB, {records} records, seed {args.seed}), "
+        f"{args.rounds} interleaved rounds, medians\n"
+    )
+    print("| reader | MB/s | records/s | seconds |")
     print("|---|---:|---:|---:|")
     for name, secs in med.items():
         print(f"| {name} | {size_mb / secs:.0f} | {records / secs / 1e6:.2f} M | {secs:.2f} |")
     kw = med["kexecwatch"]
     print(f"\nkexecwatch / auparse loop: {med['auparse loop'] / kw:.2f}x (target >= 1.5x)")
     print(f"kexecwatch / ausearch:     {med['ausearch'] / kw:.2f}x (target >= 3x)")
-    print(f"kexecwatch --events / auparse loop: {med['auparse loop'] / med['kexecwatch --events']:.2f}x")
+    print(
+        "kexecwatch --events / auparse loop: "
+        f"{med['auparse loop'] / med['kexecwatch --events']:.2f}x"
+    )
 
     if not args.no_rss:
         print("\n| log | kexecwatch peak RSS | auparse loop | ausearch |")
         print("|---|---:|---:|---:|")
         for size in ("100M", "300M", "1G"):
             p = log_for(size, args.seed)
-            rss = [peak_rss_mb(c) for c in (kexecwatch_cmd(p), readers(p)["auparse loop"],
-                                            readers(p)["ausearch"])]
+            rss = [
+                peak_rss_mb(c)
+                for c in (kexecwatch_cmd(p), readers(p)["auparse loop"], readers(p)["ausearch"])
+            ]
             print(f"| {size} | {rss[0]:.0f} MB | {rss[1]:.0f} MB | {rss[2]:.0f} MB |")
     alerts = subprocess.run(kexecwatch_cmd(path), capture_output=True, check=False).stdout
     found = sorted(json.loads(line)["auditd"]["id"] for line in alerts.splitlines())
-    print(f"\nalerts: {len(found)} found, {len(expected['alerts'])} expected by the generator: "
-          f"{'identical' if found == sorted(expected['alerts']) else 'DIFFERENT'}")
+    print(
+        f"\nalerts: {len(found)} found, {len(expected['alerts'])} expected by the generator: "
+        f"{'identical' if found == sorted(expected['alerts']) else 'DIFFERENT'}"
+    )
     return 0
 
 

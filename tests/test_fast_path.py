@@ -27,8 +27,11 @@ from tests.core.test_detector import fingerprint
 ROOT = Path(__file__).resolve().parent.parent
 # ../shared/corpus from the main checkout; worktrees live one level deeper.
 CORPUS = next(
-    (p for p in (ROOT.parent / "shared" / "corpus", ROOT.parent.parent / "shared" / "corpus")
-     if p.is_dir()),
+    (
+        p
+        for p in (ROOT.parent / "shared" / "corpus", ROOT.parent.parent / "shared" / "corpus")
+        if p.is_dir()
+    ),
     ROOT.parent / "shared" / "corpus",
 )
 FIXTURES = ROOT / "fixtures" / "audit"
@@ -37,7 +40,9 @@ FIXTURES = ROOT / "fixtures" / "audit"
 def corpus_files() -> list[Path]:
     if not CORPUS.is_dir():
         return []
-    return sorted(p for p in CORPUS.iterdir() if p.suffix in (".log", ".txt") and p.name != "SOURCES.txt")
+    return sorted(
+        p for p in CORPUS.iterdir() if p.suffix in (".log", ".txt") and p.name != "SOURCES.txt"
+    )
 
 
 def fixture_files() -> list[Path]:
@@ -63,7 +68,9 @@ def run(
     return fingerprint(out), det.stats.as_dict()
 
 
-def assert_same(data: bytes, rules: Sequence[DetectionRule], cuts: Sequence[int] = (), **options: object) -> list[str]:
+def assert_same(
+    data: bytes, rules: Sequence[DetectionRule], cuts: Sequence[int] = (), **options: object
+) -> list[str]:
     reference = run(data, rules, fast=False, **options)
     fast = run(data, rules, fast=True, cuts=cuts, **options)
     assert fast[0] == reference[0]
@@ -129,7 +136,9 @@ def test_generated_logs_agree_and_raise_the_expected_alerts(
     assert_same(data, BUILTIN, since_ms=1_717_000_000_000 + 10**6, window_ms=0)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_any_chunking_agrees(generated: dict[int, bytes], data: st.DataObject) -> None:
     log = generated[data.draw(st.sampled_from([1, 2, 3]))][:120_000]
@@ -187,9 +196,9 @@ def test_interest_from_the_shipped_rule_is_narrow() -> None:
     assert interest is not None
     assert interest.comms == frozenset({b"kexec"})
     assert interest.success is True
-    assert interest.accepts("execve", True, b"kexec", b"/x", "h")
-    assert not interest.accepts("execve", True, b"bash", b"/x", "h")
-    assert not interest.accepts("kexec_load", True, b"kexec", b"/x", "h")
+    assert interest.accepts("execve", True, b"kexec", b"/x", host="h")
+    assert not interest.accepts("execve", True, b"bash", b"/x", host="h")
+    assert not interest.accepts("kexec_load", True, b"kexec", b"/x", host="h")
 
 
 def test_interest_of_a_rule_that_cannot_match_process_events() -> None:

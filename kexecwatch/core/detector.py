@@ -204,11 +204,13 @@ class Detector:
         out: list[Output] = []
         if not self.options.fast_path:
             for line in self._lines.feed(data):
-                self._line(line.data, line.line_no, line.source, line.offset, out, line.overlong)
+                self._line(
+                    line.data, line.line_no, line.source, line.offset, out, overlong=line.overlong
+                )
             return out
         overlong, region = self._lines.feed_region(data)
         if overlong is not None:
-            self._line(b"", overlong.line_no, overlong.source, overlong.offset, out, True)
+            self._line(b"", overlong.line_no, overlong.source, overlong.offset, out, overlong=True)
         if region is not None:
             self._scan(region, out)
         return out
@@ -243,13 +245,16 @@ class Detector:
         source: Hashable,
         offset: int,
         out: list[Output],
+        *,
         overlong: bool = False,
     ) -> None:
         stats = self.stats
         stats.lines += 1
         if overlong:
             stats.parse_issues += 1
-            out.append(ParseIssue(line_no, f"line longer than {self.options.max_line} bytes skipped"))
+            out.append(
+                ParseIssue(line_no, f"line longer than {self.options.max_line} bytes skipped")
+            )
             return
         if not raw or raw[0] == 0x23 or raw.isspace():  # blank or '#' comment
             return
@@ -286,8 +291,7 @@ class Detector:
         stats = self.stats
         stats.events += 1
         time_ms = event_id.time_ms
-        if time_ms > stats.last_time_ms:
-            stats.last_time_ms = time_ms
+        stats.last_time_ms = max(stats.last_time_ms, time_ms)
         if self._skim(
             node,
             event_id,
@@ -332,7 +336,7 @@ class Detector:
             host = node or self.host_name
             kinds = types() if self._wants_types else None
             for interest in interests:
-                if interest.accepts(syscall, success, comm, exe, host, kinds):
+                if interest.accepts(syscall, success, comm, exe, host=host, record_types=kinds):
                     return False
         ppid = int(m["ppid"])
         table = self.table

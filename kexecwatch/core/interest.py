@@ -57,6 +57,7 @@ class EventInterest:
         success: bool,
         comm: bytes | None,
         exe: bytes | None,
+        *,
         host: str,
         record_types: frozenset[str] | None = None,
     ) -> bool:

@@ -181,9 +181,7 @@ class ProcessTable:
         used as a parent.
         """
         if success and syscall in EXEC_SYSCALLS:
-            self._store(
-                _Entry(pid, ppid, comm, exe, args, event_id.time_ms, event_id, "event")
-            )
+            self._store(_Entry(pid, ppid, comm, exe, args, event_id.time_ms, event_id, "event"))
         elif success and syscall in FORK_SYSCALLS:
             if exit_code is not None and exit_code > 0:
                 known = self._entries.get(pid)
