@@ -68,7 +68,8 @@ def readers(path: Path) -> dict[str, list[str]]:
         "kexecwatch --events": kexecwatch_cmd(path, "--events", "--format", "json"),
         "auparse loop": [SYSTEM_PYTHON, "-c", AUPARSE_LOOP, str(path)],
         "ausearch": ["ausearch", "-if", str(path), "-c", "kexec", "--raw"],
-        "grep -c": ["grep", "-c", "kexec", str(path)],
+        # GNU grep stops at the first match when its output is /dev/null: give it a pipe.
+        "grep -c": ["sh", "-c", 'grep -c kexec "$1" | cat', "sh", str(path)],
     }
 
 
