@@ -35,22 +35,46 @@ _CHECKPOINT_MAX_BYTES = 1 << 20
 
 def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the doctor's options to ``parser`` (the ``doctor`` subcommand's parser)."""
-    parser.add_argument("--format", choices=("text", "json"), default="text",
-                        help="output format (default: text)")
-    parser.add_argument("--log", metavar="PATH", default=None,
-                        help="audit log to check (default: log_file of auditd.conf, "
-                             f"else {DEFAULT_LOG})")
-    parser.add_argument("--state-dir", metavar="DIR", default=DEFAULT_STATE_DIR,
-                        help=f"daemon state directory holding checkpoint.json "
-                             f"(default: {DEFAULT_STATE_DIR})")
-    parser.add_argument("--auditd-conf", metavar="PATH", default=DEFAULT_AUDITD_CONF,
-                        help=f"auditd configuration (default: {DEFAULT_AUDITD_CONF})")
-    parser.add_argument("--rules", metavar="PATH", default=DEFAULT_RULES,
-                        help=f"rules that should be loaded (default: {DEFAULT_RULES})")
-    parser.add_argument("--service-user", metavar="NAME", default=DEFAULT_USER,
-                        help=f"user the daemon runs as (default: {DEFAULT_USER})")
-    parser.add_argument("--max-checkpoint-age", metavar="SECONDS", type=float, default=900.0,
-                        help="warn when the checkpoint is older (default: 900)")
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
+    )
+    parser.add_argument(
+        "--log",
+        metavar="PATH",
+        default=None,
+        help=f"audit log to check (default: log_file of auditd.conf, else {DEFAULT_LOG})",
+    )
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        default=DEFAULT_STATE_DIR,
+        help=f"daemon state directory holding checkpoint.json (default: {DEFAULT_STATE_DIR})",
+    )
+    parser.add_argument(
+        "--auditd-conf",
+        metavar="PATH",
+        default=DEFAULT_AUDITD_CONF,
+        help=f"auditd configuration (default: {DEFAULT_AUDITD_CONF})",
+    )
+    parser.add_argument(
+        "--rules",
+        metavar="PATH",
+        default=DEFAULT_RULES,
+        help=f"rules that should be loaded (default: {DEFAULT_RULES})",
+    )
+    parser.add_argument(
+        "--service-user",
+        metavar="NAME",
+        default=DEFAULT_USER,
+        help=f"user the daemon runs as (default: {DEFAULT_USER})",
+    )
+    parser.add_argument(
+        "--max-checkpoint-age",
+        metavar="SECONDS",
+        type=float,
+        default=900.0,
+        help="warn when the checkpoint is older (default: 900)",
+    )
 
 
 def _run(argv: list[str], *, any_exit: bool = False) -> tuple[str | None, str]:
@@ -59,8 +83,9 @@ def _run(argv: list[str], *, any_exit: bool = False) -> tuple[str | None, str]:
     With ``any_exit`` a non-zero exit status still returns stdout (``systemctl is-active``
     says "inactive" and exits 3)."""
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False,
-                              errors="replace")
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=10, check=False, errors="replace"
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, f"{argv[0]}: {exc}"
     if done.returncode != 0 and not any_exit:
@@ -104,8 +129,10 @@ def _processes() -> list[tuple[int, str, list[str]]]:
 def _is_daemon(argv: list[str]) -> bool:
     """``…/kexecwatch run …`` or ``python -m kexecwatch run …``."""
     return any(
-        (os.path.basename(argv[i]) == "kexecwatch"
-         or (argv[i] == "kexecwatch" and i > 0 and argv[i - 1] == "-m"))
+        (
+            os.path.basename(argv[i]) == "kexecwatch"
+            or (argv[i] == "kexecwatch" and i > 0 and argv[i - 1] == "-m")
+        )
         and argv[i + 1] == "run"
         for i in range(len(argv) - 1)
     )
@@ -117,8 +144,13 @@ def _user(name: str) -> UserFacts:
     except KeyError:
         return UserFacts(name, exists=False)
     groups = [g for g in grp.getgrall() if name in g.gr_mem or g.gr_gid == pw.pw_gid]
-    return UserFacts(name, True, pw.pw_uid, frozenset(g.gr_gid for g in groups) | {pw.pw_gid},
-                     frozenset(g.gr_name for g in groups))
+    return UserFacts(
+        name,
+        True,
+        pw.pw_uid,
+        frozenset(g.gr_gid for g in groups) | {pw.pw_gid},
+        frozenset(g.gr_name for g in groups),
+    )
 
 
 def _checkpoint(state_dir: str, now: float) -> CheckpointFacts:
@@ -159,8 +191,9 @@ def collect_facts(args: argparse.Namespace) -> Facts:
         active, _ = _run(["systemctl", "is-active", "kexecwatch.service"], any_exit=True)
         service = ServiceFacts(systemd=True, active=(active or "").strip() or None)
     else:
-        service = ServiceFacts(systemd=False,
-                               pids=tuple(pid for pid, _, argv in procs if _is_daemon(argv)))
+        service = ServiceFacts(
+            systemd=False, pids=tuple(pid for pid, _, argv in procs if _is_daemon(argv))
+        )
     now = time.time()
     return Facts(
         status=status,
@@ -196,8 +229,11 @@ def render_text(report: Report) -> str:
         line = f"{check.status.value:<4}  {check.id:<19} {check.summary}{fix}{hint}"
         lines.append(escape_text(line))
     effect = report.effect
-    meaning = ("detection works", "detection works partly or needs attention",
-               "no kexec can be detected on this host")
+    meaning = (
+        "detection works",
+        "detection works partly or needs attention",
+        "no kexec can be detected on this host",
+    )
     lines.append(f"verdict: {effect.name.lower()} - {meaning[effect]} (exit {int(effect)})")
     return "\n".join(lines) + "\n"
 
@@ -216,8 +252,9 @@ def doctor_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point (``python -m kexecwatch.adapters.doctor``) until the CLI has
     a ``doctor`` subcommand."""
-    parser = argparse.ArgumentParser(prog="kexecwatch doctor",
-                                     description="Say whether kexec detection works here.")
+    parser = argparse.ArgumentParser(
+        prog="kexecwatch doctor", description="Say whether kexec detection works here."
+    )
     add_doctor_arguments(parser)
     return doctor_command(parser.parse_args(argv))
 

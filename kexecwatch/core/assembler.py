@@ -244,6 +244,46 @@ class Assembler:
         self._expire_into(out)
         return out
 
+    def maybe_push_whole(self, node: str | None, event_id: EventId) -> list[AssemblerOutput] | None:
+        """Take a whole syscall event at once, when that equals pushing its records.
+
+        The caller has seen, contiguous in the log, a ``SYSCALL`` record, records of
+        the same id that neither end the event nor are ``EOE``, and a ``PROCTITLE``.
+        Pushing those one by one would open the event, grow it, and complete it; this
+        does the same state changes without the records, which the caller keeps.
+
+        Returns:
+            What the records would have produced *before* the event itself (lost
+            events, events expired by its time), or ``None`` (with nothing changed)
+            when the event cannot be taken whole: its id is in flight or done, it is
+            already older than the window, or the in-flight cap would evict.
+        """
+        key = (node, event_id)
+        if key in self._inflight or key in self._done or len(self._inflight) >= self.max_inflight:
+            return None
+        time_ms = event_id.time_ms
+        watermark = self._watermark.get(node)
+        if watermark is not None and time_ms < watermark - self.window_ms:
+            return None  # push() would expire it after its first record
+        if watermark is None or time_ms > watermark:
+            self._watermark[node] = watermark = time_ms
+        out: list[AssemblerOutput] = []
+        tracker = self._gaps.get(node)
+        if tracker is None:
+            tracker = self._gaps[node] = _GapTracker()
+        out.extend(tracker.observe(node, event_id, watermark, self.window_ms))
+        # While its first record is handled the event is in flight: expiry counts it.
+        # The middle records change nothing (same watermark, same set in flight).
+        self._inflight[key] = []
+        if self._oldest_ms is None or time_ms < self._oldest_ms:
+            self._oldest_ms = time_ms
+        self._expire_into(out)
+        del self._inflight[key]
+        self._remember(key, time_ms)
+        # After the last record: nothing new can expire, but the bookkeeping moves on.
+        self._expire_into(out)
+        return out
+
     def expire(self, now_ms: int) -> list[AssemblerOutput]:
         """Complete events older than the window, measured against ``now_ms``.
 

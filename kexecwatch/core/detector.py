@@ -5,6 +5,21 @@ Theory of operation::
     bytes -> LineBuffer -> parse_record -> Assembler -> process_event_from
           -> ProcessTable (parent) -> rules -> AlertLimiter -> outputs
 
+The fast path (on by default) takes a shortcut for the bulk of a log. A whole
+syscall event written in one piece is recognised at once
+(:func:`~kexecwatch.core.fastpath.match_run`) and handed to the assembler
+whole; unless an :class:`~kexecwatch.core.interest.EventInterest` accepts it,
+its records are never parsed: it only teaches the process table. Everything
+else (single records, interleaved events, odd layouts) takes the reference
+path above, which ``DetectorOptions(fast_path=False)`` uses for every line.
+Both give the same outputs (``tests/test_fast_path.py``).
+
+Hook point for detections: :meth:`Detector._on_event` receives every event
+that may matter, records and all: every event of the reference path, and the
+fast-path events some interest accepts. The rules register theirs from their
+literals; another consumer calls :meth:`Detector.add_interest` with the
+syscalls, names or record types it needs (or ``EVERYTHING``).
+
 :meth:`Detector.feed` takes any chunk of a log and returns a list of outputs:
 :class:`~kexecwatch.core.alerts.Alert`,
 :class:`~kexecwatch.core.process.ProcessEvent` (when asked for),
@@ -21,7 +36,8 @@ are bugs.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+import re
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
@@ -34,12 +50,23 @@ from kexecwatch.core.assembler import (
     AuditEvent,
     EventsLost,
 )
-from kexecwatch.core.linebuffer import DEFAULT_MAX_LINE, LineBuffer
+from kexecwatch.core.fastpath import (
+    SYSCALL_BODY,
+    argv_of_execve_bodies,
+    argv_of_execve_lines,
+    match_run,
+    record_types,
+    records_of,
+    syscall_of,
+)
+from kexecwatch.core.fields import decode_untrusted
+from kexecwatch.core.interest import EVERYTHING, EventInterest, interest_from_values
+from kexecwatch.core.linebuffer import DEFAULT_MAX_LINE, LineBuffer, Region
 from kexecwatch.core.process import ProcessEvent, process_event_from
-from kexecwatch.core.proctable import DEFAULT_MAX_ENTRIES, ProcessTable, ProcLookup
-from kexecwatch.core.record import AuditRecord, ParseIssue, parse_record
-from kexecwatch.core.syscalls import KEXEC_SYSCALLS
-from kexecwatch.core.telemetry import TelemetryEvent, TelemetryTracker
+from kexecwatch.core.proctable import DEFAULT_MAX_ENTRIES, LazyArgs, ProcessTable, ProcLookup
+from kexecwatch.core.record import AuditRecord, EventId, ParseIssue, parse_record
+from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
+from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
 
 __all__ = ["DetectionRule", "Detector", "DetectorOptions", "Output", "Stats"]
 
@@ -72,6 +99,8 @@ class DetectorOptions:
         emit_events: also return every process event (``--events``).
         since_ms / until_ms: only events in ``[since, until)`` are evaluated
             and returned; earlier ones still teach the process table.
+        fast_path: take the fast path for whole syscall events (see the
+            module docstring); ``False`` parses every record, as a reference.
     """
 
     window_ms: int = DEFAULT_WINDOW_MS
@@ -81,6 +110,7 @@ class DetectorOptions:
     emit_events: bool = False
     since_ms: int | None = None
     until_ms: int | None = None
+    fast_path: bool = True
 
 
 @dataclass(slots=True)
@@ -145,6 +175,28 @@ class Detector:
             r for r in self.rules if getattr(r, "applies_to", "process") == "telemetry"
         ]
         self._telemetry = TelemetryTracker()
+        # What the rules (or --events) need, among the exec and kexec events in
+        # [since, until); and what other consumers need, among all syscall events.
+        self._rule_interests: list[EventInterest] = (
+            [EVERYTHING]
+            if self.options.emit_events
+            else [i for i in map(_interest_of, self.rules) if i is not None]
+        )
+        self._interests: list[EventInterest] = []
+        self._wants_types = False
+        if self._telemetry_rules:
+            # Configuration changes come inside auditctl's own syscall events.
+            self.add_interest(EventInterest(record_types=TELEMETRY_TYPES))
+
+    def add_interest(self, interest: EventInterest) -> None:
+        """Have :meth:`_on_event` receive, in full, the fast-path events ``interest`` accepts.
+
+        For detections beyond the rules (kexec syscalls, telemetry records): state
+        the syscalls, names or record types needed; events not written as one
+        whole syscall run always reach :meth:`_on_event` anyway.
+        """
+        self._interests.append(interest)
+        self._wants_types = self._wants_types or interest.record_types is not None
 
     # -- feeding -------------------------------------------------------------
 
@@ -166,31 +218,160 @@ class Detector:
     def feed(self, data: bytes) -> list[Output]:
         """Feed any chunk of the log; return the outputs it completes."""
         out: list[Output] = []
-        stats = self.stats
-        for line in self._lines.feed(data):
-            stats.lines += 1
-            if line.overlong:
-                stats.parse_issues += 1
-                out.append(
-                    ParseIssue(
-                        line.line_no, f"line longer than {self.options.max_line} bytes skipped"
-                    )
+        if not self.options.fast_path:
+            for line in self._lines.feed(data):
+                self._line(
+                    line.data, line.line_no, line.source, line.offset, out, overlong=line.overlong
                 )
-                continue
-            raw = line.data
-            if not raw or raw[0] == 0x23 or raw.isspace():  # blank or '#' comment
-                continue
-            record = parse_record(raw, line.line_no)
-            if isinstance(record, ParseIssue):
-                stats.parse_issues += 1
-                out.append(record)
-                continue
-            stats.records += 1
-            key = (record.node, record.id)
-            if key not in self._starts:
-                self._starts[key] = _Position(line.source, line.offset)
-            self._handle(self._assembler.push(record), out)
+            return out
+        overlong, region = self._lines.feed_region(data)
+        if overlong is not None:
+            self._line(b"", overlong.line_no, overlong.source, overlong.offset, out, overlong=True)
+        if region is not None:
+            self._scan(region, out)
         return out
+
+    def _scan(self, region: Region, out: list[Output]) -> None:
+        buf = region.data
+        end = len(buf)
+        pos = 0
+        line_no = region.line_no
+        count = buf.count
+        find = buf.find
+        stats = self.stats
+        while pos < end:
+            run = match_run(buf, pos)
+            if run is not None and self._fast_event(buf, pos, run, line_no, out):
+                stop = run[1]
+                n = count(b"\n", pos, stop)
+                stats.lines += n
+                stats.records += n
+                line_no += n
+                pos = stop
+                continue
+            nl = find(b"\n", pos)
+            self._line(buf[pos:nl], line_no, region.source, region.offset + pos, out)
+            line_no += 1
+            pos = nl + 1
+
+    def _line(
+        self,
+        raw: bytes,
+        line_no: int,
+        source: Hashable,
+        offset: int,
+        out: list[Output],
+        *,
+        overlong: bool = False,
+    ) -> None:
+        stats = self.stats
+        stats.lines += 1
+        if overlong:
+            stats.parse_issues += 1
+            out.append(
+                ParseIssue(line_no, f"line longer than {self.options.max_line} bytes skipped")
+            )
+            return
+        if not raw or raw[0] == 0x23 or raw.isspace():  # blank or '#' comment
+            return
+        record = parse_record(raw, line_no)
+        if isinstance(record, ParseIssue):
+            stats.parse_issues += 1
+            out.append(record)
+            return
+        stats.records += 1
+        key = (record.node, record.id)
+        if key not in self._starts:
+            self._starts[key] = _Position(source, offset)
+        self._handle(self._assembler.push(record), out)
+
+    def _fast_event(
+        self,
+        buf: bytes,
+        pos: int,
+        run: tuple[re.Match[bytes], int, bytes],
+        line_no: int,
+        out: list[Output],
+    ) -> bool:
+        """Handle one whole syscall event found by ``match_run``; ``False`` if it cannot be."""
+        m, end, execve = run
+        node = None
+        event_id = EventId(int(m["sec"]), int(m["ms"]), int(m["serial"]))
+        produced = self._assembler.maybe_push_whole(node, event_id)
+        if produced is None:
+            return False
+        if produced:
+            self._handle(produced, out)
+        if self._starts:
+            self._starts.pop((node, event_id), None)
+        stats = self.stats
+        stats.events += 1
+        time_ms = event_id.time_ms
+        stats.last_time_ms = max(stats.last_time_ms, time_ms)
+        if self._skim(
+            node,
+            event_id,
+            m,
+            LazyArgs(execve, argv_of_execve_lines) if execve else None,
+            lambda: record_types(buf[pos:end]),
+        ):
+            return True
+        records = records_of(buf[pos:end], line_no)
+        self._on_event(AuditEvent(node, event_id, records, "proctitle"), out)
+        return True
+
+    def _skim(
+        self,
+        node: str | None,
+        event_id: EventId,
+        m: re.Match[bytes],
+        args: LazyArgs | None,
+        types: Callable[[], frozenset[str]],
+    ) -> bool:
+        """Teach the table from a canonical SYSCALL record, unless someone needs the event.
+
+        ``m`` holds the groups of :data:`~kexecwatch.core.fastpath.SYSCALL_BODY`.
+        Returns ``True`` when the event was handled this way: what
+        :meth:`_on_event` would do with it, minus the parse, since no rule and no
+        interest can use it. ``False``: it must go to :meth:`_on_event`.
+        """
+        syscall = syscall_of(m["call"])
+        success = m["success"] == b"yes"
+        comm = decode_untrusted(m["comm"])
+        exe = decode_untrusted(m["exe"])
+        time_ms = event_id.time_ms
+        options = self.options
+        relevant = syscall in _EVALUATED and not (
+            (options.since_ms is not None and time_ms < options.since_ms)
+            or (options.until_ms is not None and time_ms >= options.until_ms)
+        )
+        interests = self._rule_interests if relevant else []
+        if self._interests:
+            interests = interests + self._interests
+        if interests:
+            host = node or self.host_name
+            kinds = types() if self._wants_types else None
+            for interest in interests:
+                if interest.accepts(syscall, success, comm, exe, host=host, record_types=kinds):
+                    return False
+        ppid = int(m["ppid"])
+        table = self.table
+        if table.lookup is not None:
+            table.parent_at(ppid, time_ms)  # may seed the table from /proc
+        table.learn(
+            syscall=syscall,
+            success=success,
+            pid=int(m["pid"]),
+            ppid=ppid,
+            comm=comm,
+            exe=exe,
+            exit_code=int(m["exit"]),
+            args=args,
+            event_id=event_id,
+        )
+        if relevant:
+            self.stats.process_events += 1
+        return True
 
     def expire(self, now_ms: int) -> list[Output]:
         """Complete events older than the window against ``now_ms`` (live idle)."""
@@ -252,10 +433,27 @@ class Detector:
                 out.append(item)
 
     def _on_event(self, event: AuditEvent, out: list[Output]) -> None:
+        """The hook point: every event that may matter, records and all.
+
+        Events of the fast path reach it only when an interest accepts them (see
+        :meth:`add_interest`); on the reference path every event does, and those
+        nobody needs are skimmed here.
+        """
         if self._telemetry_rules and TelemetryTracker.is_telemetry(event):
             self._on_other_event(event, out)
-        if not _has_syscall(event.records):
+        syscall_record = next((r for r in event.records if r.type == "SYSCALL"), None)
+        if syscall_record is None:
             return
+        if self.options.fast_path:
+            m = SYSCALL_BODY.fullmatch(syscall_record.body)
+            if m is not None and self._skim(
+                event.node,
+                event.id,
+                m,
+                _lazy_args(event.records),
+                lambda: frozenset(r.type for r in event.records),
+            ):
+                return
         process = process_event_from(event, self.host_name)
         if process is None:
             return
@@ -266,7 +464,7 @@ class Detector:
             # The call carries no argv: take the caller's own from its exec.
             process = process.with_self_exec(self.table.process_of(process))
         self.table.observe(process)
-        if not (process.is_exec or process.syscall in ("kexec_load", "kexec_file_load")):
+        if process.syscall not in _EVALUATED:
             return
         options = self.options
         t = process.id.time_ms
@@ -296,7 +494,7 @@ class Detector:
     def _on_other_event(self, event: AuditEvent, out: list[Output]) -> None:
         """Events about the audit trail itself (CONFIG_CHANGE, DAEMON_*): telemetry rules."""
         process = None
-        if _has_syscall(event.records):
+        if any(r.type == "SYSCALL" for r in event.records):
             # The auditctl (or other caller) that changed the configuration.
             process = process_event_from(event, self.host_name)
             if process is not None:
@@ -348,5 +546,19 @@ class Detector:
             raise ValueError(f"corrupt detector state: {exc}") from exc
 
 
-def _has_syscall(records: tuple[AuditRecord, ...]) -> bool:
-    return any(r.type == "SYSCALL" for r in records)
+def _lazy_args(records: tuple[AuditRecord, ...]) -> LazyArgs | None:
+    bodies = [r.body for r in records if r.type == "EXECVE"]
+    return LazyArgs(b"\n".join(bodies), argv_of_execve_bodies) if bodies else None
+
+
+#: The syscalls whose events are counted, returned and shown to the rules.
+_EVALUATED = EXEC_SYSCALLS | KEXEC_SYSCALLS
+
+
+def _interest_of(rule: DetectionRule) -> EventInterest | None:
+    """What a rule needs: from its query's literals, or everything if it has none."""
+    query = getattr(rule, "query", None)
+    required = getattr(query, "required_values", None)
+    if not callable(required):
+        return EVERYTHING
+    return interest_from_values(required())

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_MAX_LINE", "Line", "LineBuffer"]
+__all__ = ["DEFAULT_MAX_LINE", "Line", "LineBuffer", "Region"]
 
 #: auditd cuts records at 8970 bytes; anything far longer is not a record.
 DEFAULT_MAX_LINE = 1 << 20
@@ -25,6 +25,23 @@ class Line:
     source: Hashable
     offset: int
     overlong: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """Complete lines in one block: ``data`` ends with a newline.
+
+    Attributes:
+        data: the lines, each with its newline.
+        line_no: the line number of the first line.
+        source: where the lines come from.
+        offset: the source offset of the first byte.
+    """
+
+    data: bytes
+    line_no: int
+    source: Hashable
+    offset: int
 
 
 class LineBuffer:
@@ -59,27 +76,48 @@ class LineBuffer:
 
     def feed(self, data: bytes) -> list[Line]:
         """Add ``data``; return the lines it completes."""
-        lines: list[Line] = []
+        overlong, region = self.feed_region(data)
+        lines: list[Line] = [overlong] if overlong is not None else []
+        if region is not None:
+            buf = region.data
+            source = region.source
+            base = region.offset
+            line_no = region.line_no
+            start = 0
+            find = buf.find
+            while start < len(buf):
+                nl = find(b"\n", start)
+                lines.append(Line(buf[start:nl], line_no, source, base + start))
+                line_no += 1
+                start = nl + 1
+        return lines
+
+    def feed_region(self, data: bytes) -> tuple[Line | None, Region | None]:
+        """Add ``data``; return what it completes as one block of bytes.
+
+        The same lines :meth:`feed` returns, without a :class:`Line` per line: an
+        overlong line being skipped (when its newline arrives) and then one
+        :class:`Region` of complete lines, so that a reader can scan many lines
+        per call instead of one.
+        """
         if not data:
-            return lines
+            return None, None
         buf = self._tail + data if self._tail else data
-        start = 0
         base = self.offset - len(self._tail)
-        source = self.source
-        line_no = self.line_no
-        find = buf.find
-        while True:
-            nl = find(b"\n", start)
-            if nl < 0:
-                break
-            line_no += 1
+        start = 0
+        overlong: Line | None = None
+        region: Region | None = None
+        last = buf.rfind(b"\n")
+        if last >= 0:
             if self._skipping:
                 self._skipping = False
-                lines.append(Line(b"", line_no, source, base + start, overlong=True))
-            else:
-                lines.append(Line(buf[start:nl], line_no, source, base + start))
-            start = nl + 1
-        self.line_no = line_no
+                self.line_no += 1
+                overlong = Line(b"", self.line_no, self.source, base, overlong=True)
+                start = buf.find(b"\n") + 1
+            if last + 1 > start:
+                region = Region(buf[start : last + 1], self.line_no + 1, self.source, base + start)
+                self.line_no += buf.count(b"\n", start, last + 1)
+            start = last + 1
         rest = buf[start:]
         if len(rest) > self.max_line:
             if not self._skipping:
@@ -88,7 +126,7 @@ class LineBuffer:
             rest = b""
         self._tail = rest
         self.offset += len(data)
-        return lines
+        return overlong, region
 
     @property
     def boundary(self) -> int:

@@ -20,13 +20,15 @@ the event says so (``parent_source`` ``unknown``).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from kexecwatch.core.process import Parent, ProcessEvent
 from kexecwatch.core.record import EventId
+from kexecwatch.core.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS
 
-__all__ = ["DEFAULT_MAX_ENTRIES", "LiveProcess", "ProcLookup", "ProcessTable"]
+__all__ = ["DEFAULT_MAX_ENTRIES", "LazyArgs", "LiveProcess", "ProcLookup", "ProcessTable"]
 
 DEFAULT_MAX_ENTRIES = 65_536
 
@@ -60,12 +62,32 @@ class ProcLookup(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class LazyArgs:
+    """argv kept as the raw bytes it is written in, decoded only when a parent needs it.
+
+    Most processes never become the parent of an event a rule reads, so the fast path
+    stores an exec's raw ``EXECVE`` records and leaves the decoding to ``decode``.
+    """
+
+    raw: bytes
+    decode: Callable[[bytes], tuple[bytes, ...] | None]
+
+    def resolve(self) -> tuple[bytes, ...] | None:
+        """The decoded argv."""
+        return self.decode(self.raw)
+
+
+def _args(value: tuple[bytes, ...] | LazyArgs | None) -> tuple[bytes, ...] | None:
+    return value.resolve() if isinstance(value, LazyArgs) else value
+
+
+@dataclass(frozen=True, slots=True)
 class _Entry:
     pid: int
     ppid: int | None
     comm: bytes | None
     exe: bytes | None
-    args: tuple[bytes, ...] | None
+    args: tuple[bytes, ...] | LazyArgs | None
     since_ms: int
     exec_id: EventId | None
     source: str
@@ -76,7 +98,7 @@ class _Entry:
             pid=self.pid,
             name=self.comm,
             executable=self.exe,
-            args=self.args,
+            args=_args(self.args),
             source=self.source,
             exec_id=self.exec_id,
             ppid=self.ppid,
@@ -113,6 +135,13 @@ class ProcessTable:
         """
         return self._known(event.pid, event.id.time_ms)
 
+    def parent_at(self, ppid: int, time_ms: int) -> Parent | None:
+        """The process ``ppid`` as known at ``time_ms``, or ``None``.
+
+        With a live lookup, a miss reads ``/proc`` and remembers what it found.
+        """
+        return self._known(ppid, time_ms)
+
     def _known(self, pid: int, time_ms: int) -> Parent | None:
         entry = self._entries.get(pid)
         # Events complete roughly, not strictly, in time order: walk back to
@@ -132,49 +161,56 @@ class ProcessTable:
 
     def observe(self, event: ProcessEvent) -> None:
         """Learn from one event: an exec replaces the pid's entry; a fork copies."""
-        if event.is_process_start:
-            self._store(
-                _Entry(
-                    pid=event.pid,
-                    ppid=event.ppid,
-                    comm=event.comm,
-                    exe=event.exe,
-                    args=event.args,
-                    since_ms=event.id.time_ms,
-                    exec_id=event.id,
-                    source="event",
-                )
-            )
-        elif event.success and event.syscall in ("clone", "fork", "vfork", "clone3"):
-            child = event.exit_code
-            if child is not None and child > 0:
-                known = self._entries.get(event.pid)
+        self.learn(
+            syscall=event.syscall,
+            success=event.success,
+            pid=event.pid,
+            ppid=event.ppid,
+            comm=event.comm,
+            exe=event.exe,
+            exit_code=event.exit_code,
+            args=event.args,
+            event_id=event.id,
+        )
+
+    def learn(
+        self,
+        *,
+        syscall: str | None,
+        success: bool,
+        pid: int,
+        ppid: int,
+        comm: bytes | None,
+        exe: bytes | None,
+        exit_code: int | None,
+        args: tuple[bytes, ...] | LazyArgs | None,
+        event_id: EventId,
+    ) -> None:
+        """:meth:`observe` from raw values, for events that are not built in full.
+
+        ``args`` may be a :class:`LazyArgs`: it is decoded only if the entry is ever
+        used as a parent.
+        """
+        if success and syscall in EXEC_SYSCALLS:
+            self._store(_Entry(pid, ppid, comm, exe, args, event_id.time_ms, event_id, "event"))
+        elif success and syscall in FORK_SYSCALLS:
+            if exit_code is not None and exit_code > 0:
+                known = self._entries.get(pid)
                 self._store(
                     _Entry(
-                        pid=child,
-                        ppid=event.pid,
-                        comm=event.comm,
-                        exe=event.exe,
+                        pid=exit_code,
+                        ppid=pid,
+                        comm=comm,
+                        exe=exe,
                         args=known.args if known is not None else None,
-                        since_ms=event.id.time_ms,
+                        since_ms=event_id.time_ms,
                         exec_id=known.exec_id if known is not None else None,
                         source="event",
                     )
                 )
-        elif event.pid not in self._entries and event.comm is not None:
+        elif pid not in self._entries and comm is not None:
             # Any other syscall tells us what the pid runs now, without argv.
-            self._store(
-                _Entry(
-                    pid=event.pid,
-                    ppid=event.ppid,
-                    comm=event.comm,
-                    exe=event.exe,
-                    args=None,
-                    since_ms=event.id.time_ms,
-                    exec_id=None,
-                    source="event",
-                )
-            )
+            self._store(_Entry(pid, ppid, comm, exe, None, event_id.time_ms, None, "event"))
 
     def add_live(self, live: LiveProcess) -> None:
         """Seed or refresh an entry from ``/proc`` (the live shell's job)."""
@@ -217,7 +253,7 @@ class ProcessTable:
                 e.ppid,
                 enc(e.comm),
                 enc(e.exe),
-                None if e.args is None else [a.decode("latin-1") for a in e.args],
+                None if (args := _args(e.args)) is None else [a.decode("latin-1") for a in args],
                 e.since_ms,
                 None if e.exec_id is None else str(e.exec_id),
                 e.source,

@@ -40,7 +40,13 @@ loginuid_immutable 0 unlocked
 def test_status_reads_every_counter() -> None:
     st = parse_status(STATUS)
     assert (st.enabled, st.pid, st.backlog_limit, st.lost, st.backlog, st.rate_limit) == (
-        1, 4242, 8192, 7, 3, 0)
+        1,
+        4242,
+        8192,
+        7,
+        3,
+        0,
+    )
 
 
 def test_status_missing_lines_are_none() -> None:
@@ -104,15 +110,22 @@ def test_numeric_syscall_matches_one_named_syscall_only() -> None:
 
 
 def test_control_lines_and_watches() -> None:
-    rules = parse_rules("-D\n-b 8192\n-e 2\n--backlog_wait_time 60000\n"
-                        "-w /usr/sbin/kexec -p x -k kx\n# -a always,exit -S kill\n")
+    rules = parse_rules(
+        "-D\n-b 8192\n-e 2\n--backlog_wait_time 60000\n"
+        "-w /usr/sbin/kexec -p x -k kx\n# -a always,exit -S kill\n"
+    )
     (watch,) = rules
     assert watch.list_action == "watch"
     assert watch.fields == frozenset({"path=/usr/sbin/kexec", "perm=x", "key=kx"})
 
 
 def test_auditd_conf() -> None:
-    conf = parse_auditd_conf("# c\nlog_file = /var/log/audit/audit.log\nLog_Group=adm\n\n"
-                             "name_format = NONE\nbroken line\n")
-    assert conf == {"log_file": "/var/log/audit/audit.log", "log_group": "adm",
-                    "name_format": "NONE"}
+    conf = parse_auditd_conf(
+        "# c\nlog_file = /var/log/audit/audit.log\nLog_Group=adm\n\n"
+        "name_format = NONE\nbroken line\n"
+    )
+    assert conf == {
+        "log_file": "/var/log/audit/audit.log",
+        "log_group": "adm",
+        "name_format": "NONE",
+    }

@@ -56,8 +56,7 @@ pytestmark = [
 
 def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False,
-                          timeout=300)
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, timeout=300)
     if check and done.returncode != 0:
         pytest.fail(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done
@@ -81,8 +80,13 @@ def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
         # packaging testable. It is never committed.
         config = out / "kexecwatch.toml"
         config.write_text("# stand-in configuration for the package test\n")
-    done = run(str(REPO / "packaging" / "build-deb.sh"), "--out", str(out / "dist"),
-               "--config", str(config))
+    done = run(
+        str(REPO / "packaging" / "build-deb.sh"),
+        "--out",
+        str(out / "dist"),
+        "--config",
+        str(config),
+    )
     path = Path(done.stdout.strip().splitlines()[-1])
     assert path.name.startswith("kexecwatch_") and path.name.endswith("_amd64.deb")
     return path
@@ -98,18 +102,25 @@ def test_lintian_reports_no_errors(deb: Path) -> None:
 
 def test_package_contents(deb: Path) -> None:
     names = run("dpkg-deb", "-c", str(deb)).stdout
-    for path in ("./opt/kexecwatch/bin/kexecwatch", "./usr/bin/kexecwatch -> "
-                 "/opt/kexecwatch/bin/kexecwatch", "./lib/systemd/system/kexecwatch.service",
-                 "./etc/audit/rules.d/kexecwatch.rules", "./etc/logrotate.d/kexecwatch",
-                 "./usr/share/doc/kexecwatch/copyright"):
+    for path in (
+        "./opt/kexecwatch/bin/kexecwatch",
+        "./usr/bin/kexecwatch -> /opt/kexecwatch/bin/kexecwatch",
+        "./lib/systemd/system/kexecwatch.service",
+        "./etc/audit/rules.d/kexecwatch.rules",
+        "./etc/logrotate.d/kexecwatch",
+        "./usr/share/doc/kexecwatch/copyright",
+    ):
         assert path in names
     assert "__pycache__" not in names
     depends = run("dpkg-deb", "-f", str(deb), "Depends").stdout
     assert "python3.11" in depends
     assert "auditd" in depends
     conffiles = run("dpkg-deb", "-I", str(deb), "conffiles").stdout.split()
-    assert conffiles == ["/etc/kexecwatch/kexecwatch.toml",
-                         "/etc/audit/rules.d/kexecwatch.rules", "/etc/logrotate.d/kexecwatch"]
+    assert conffiles == [
+        "/etc/kexecwatch/kexecwatch.toml",
+        "/etc/audit/rules.d/kexecwatch.rules",
+        "/etc/logrotate.d/kexecwatch",
+    ]
 
 
 @pytest.fixture
@@ -123,8 +134,11 @@ def clean_machine() -> Iterator[dict[str, bytes]]:
         pytest.skip("a kexecwatch user exists here: not ours to remove")
     except KeyError:
         pass
-    before = {p: Path(p).read_bytes() for p in [*ACCOUNT_FILES, "/etc/audit/audit.rules"]
-              if os.path.exists(p)}
+    before = {
+        p: Path(p).read_bytes()
+        for p in [*ACCOUNT_FILES, "/etc/audit/audit.rules"]
+        if os.path.exists(p)
+    }
     status = dict(line.split(" ", 1) for line in auditctl("-s").splitlines() if " " in line)
     try:
         yield before
@@ -155,8 +169,10 @@ def test_install_remove_reinstall_purge(deb: Path, clean_machine: dict[str, byte
             pwd.getpwnam("kexecwatch")  # the user and the config stay until purge
 
             run("dpkg", "-i", str(deb))
-            assert Path("/etc/audit/rules.d/kexecwatch.rules").read_bytes() == (
-                REPO / "etc" / "audit.rules").read_bytes()
+            assert (
+                Path("/etc/audit/rules.d/kexecwatch.rules").read_bytes()
+                == (REPO / "etc" / "audit.rules").read_bytes()
+            )
             check_installed(expected)
 
             run("dpkg", "--purge", PKG)
@@ -187,8 +203,11 @@ def check_installed(expected: tuple[AuditRule, ...]) -> None:
     assert os.readlink("/usr/bin/kexecwatch") == "/opt/kexecwatch/bin/kexecwatch"
     assert os.path.islink("/etc/systemd/system/multi-user.target.wants/kexecwatch.service")
     conffiles = run("dpkg-query", "-W", "-f=${Conffiles}", PKG).stdout
-    for conffile in ("/etc/kexecwatch/kexecwatch.toml", "/etc/audit/rules.d/kexecwatch.rules",
-                     "/etc/logrotate.d/kexecwatch"):
+    for conffile in (
+        "/etc/kexecwatch/kexecwatch.toml",
+        "/etc/audit/rules.d/kexecwatch.rules",
+        "/etc/logrotate.d/kexecwatch",
+    ):
         assert conffile in conffiles
 
     user = pwd.getpwnam("kexecwatch")

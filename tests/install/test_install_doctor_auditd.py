@@ -33,9 +33,11 @@ pytestmark = [
     pytest.mark.auditd,
     pytest.mark.skipif(os.geteuid() != 0, reason="drives the real auditd: needs root"),
     pytest.mark.skipif(not Path("/usr/sbin/auditd").exists(), reason="auditd not installed"),
-    pytest.mark.skipif(Path("/run/systemd/system").exists(),
-                       reason="systemd runs here: the service check would ask systemctl, "
-                              "and a stand-in process cannot fake a unit"),
+    pytest.mark.skipif(
+        Path("/run/systemd/system").exists(),
+        reason="systemd runs here: the service check would ask systemctl, "
+        "and a stand-in process cannot fake a unit",
+    ),
 ]
 
 
@@ -64,11 +66,26 @@ def daemon_standin(tmp_path: Path) -> Iterator[Path]:
 def doctor(session: AuditdSession, state: Path) -> tuple[int, dict[str, dict[str, str]]]:
     """Run the doctor as a separate process, pointed at the session's auditd."""
     done = subprocess.run(
-        [sys.executable, "-m", "kexecwatch.adapters.doctor", "--format", "json",
-         "--auditd-conf", str(session.confdir / "auditd.conf"),
-         "--rules", str(state.parent / "expected.rules"),
-         "--service-user", "root", "--state-dir", str(state)],
-        capture_output=True, text=True, cwd=REPO, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "kexecwatch.adapters.doctor",
+            "--format",
+            "json",
+            "--auditd-conf",
+            str(session.confdir / "auditd.conf"),
+            "--rules",
+            str(state.parent / "expected.rules"),
+            "--service-user",
+            "root",
+            "--state-dir",
+            str(state),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
     )
     assert done.stderr == ""
     report = json.loads(done.stdout)

@@ -30,17 +30,24 @@ HEALTHY = Facts(
     expected_rules_path="/etc/audit/rules.d/kexecwatch.rules",
     auditd_conf={"log_format": "ENRICHED", "log_group": "adm", "name_format": "NONE"},
     log=FileFacts("/var/log/audit/audit.log", True, 0, ADM, 0o100640),
-    log_dirs=(FileFacts("/", True, 0, 0, 0o40755, True),
-              FileFacts("/var/log/audit", True, 0, ADM, 0o40750, True)),
-    user=UserFacts("kexecwatch", True, SVC_UID, frozenset({989, ADM}),
-                   frozenset({"kexecwatch", "adm"})),
+    log_dirs=(
+        FileFacts("/", True, 0, 0, 0o40755, True),
+        FileFacts("/var/log/audit", True, 0, ADM, 0o40750, True),
+    ),
+    user=UserFacts(
+        "kexecwatch", True, SVC_UID, frozenset({989, ADM}), frozenset({"kexecwatch", "adm"})
+    ),
     kexec_load_disabled="0\n",
     lockdown="[none] integrity confidentiality\n",
     kexec_loaded="0\n",
     kexec_crash_loaded="0\n",
     service=ServiceFacts(systemd=True, active="active"),
-    checkpoint=CheckpointFacts("/var/lib/kexecwatch/checkpoint.json", True, 12.0,
-                               {"path": "/var/log/audit/audit.log", "offset": 1234}),
+    checkpoint=CheckpointFacts(
+        "/var/lib/kexecwatch/checkpoint.json",
+        True,
+        12.0,
+        {"path": "/var/log/audit/audit.log", "offset": 1234},
+    ),
 )
 
 
@@ -71,8 +78,10 @@ BLINDING = [
     ("audit-rules", replace(HEALTHY, expected_rules=None, loaded_rules="No rules\n")),
     ("log-readable", replace(HEALTHY, log=FileFacts("/var/log/audit/audit.log", False))),
     ("log-readable", replace(HEALTHY, log=replace(HEALTHY.log, mode=0o100600))),
-    ("log-readable", replace(HEALTHY, log_dirs=(FileFacts("/var/log/audit", True, 0, 0,
-                                                          0o40700, True),))),
+    (
+        "log-readable",
+        replace(HEALTHY, log_dirs=(FileFacts("/var/log/audit", True, 0, 0, 0o40700, True),)),
+    ),
     ("log-readable", replace(HEALTHY, user=replace(HEALTHY.user, gids=frozenset({989})))),
     ("log-format", replace(HEALTHY, auditd_conf={"write_logs": "no"})),
     ("log-format", replace(HEALTHY, auditd_conf={"log_format": "NOLOG"})),
@@ -124,25 +133,34 @@ def test_partial_rules_say_how_many_are_missing() -> None:
 
 
 def test_immutable_audit_passes_and_changes_the_rules_fix() -> None:
-    locked = replace(HEALTHY, status=replace(HEALTHY.status, enabled=2),  # type: ignore[type-var]
-                     loaded_rules="No rules\n")
+    locked = replace(
+        HEALTHY,
+        status=replace(HEALTHY.status, enabled=2),  # type: ignore[type-var]
+        loaded_rules="No rules\n",
+    )
     assert check(locked, "audit-enabled").status is Status.PASS
     assert "reboot" in check(locked, "audit-rules").fix
 
 
 def test_root_reads_everything_and_ignores_log_group() -> None:
     root = UserFacts("root", True, 0, frozenset({0}), frozenset({"root"}))
-    facts = replace(HEALTHY, user=root, log=replace(HEALTHY.log, mode=0o100600, gid=0),
-                    auditd_conf={"log_group": "root"})
+    facts = replace(
+        HEALTHY,
+        user=root,
+        log=replace(HEALTHY.log, mode=0o100600, gid=0),
+        auditd_conf={"log_group": "root"},
+    )
     assert check(facts, "log-readable").status is Status.PASS
 
 
 def test_other_readable_log_without_the_group() -> None:
-    facts = replace(HEALTHY, log=replace(HEALTHY.log, mode=0o100644),
-                    log_dirs=(FileFacts("/var/log/audit", True, 0, ADM, 0o40755, True),),
-                    user=replace(HEALTHY.user, gids=frozenset({989}),
-                                 group_names=frozenset({"kexecwatch"})),
-                    auditd_conf={"log_group": "adm"})
+    facts = replace(
+        HEALTHY,
+        log=replace(HEALTHY.log, mode=0o100644),
+        log_dirs=(FileFacts("/var/log/audit", True, 0, ADM, 0o40755, True),),
+        user=replace(HEALTHY.user, gids=frozenset({989}), group_names=frozenset({"kexecwatch"})),
+        auditd_conf={"log_group": "adm"},
+    )
     # Readable now through "other", but rotation recreates it with log_group adm only.
     assert check(facts, "log-readable").status is Status.WARN
 
@@ -152,8 +170,11 @@ def test_other_readable_log_without_the_group() -> None:
     [
         ("kexec-load-disabled", replace(HEALTHY, kexec_load_disabled=None), "not built in"),
         ("kexec-load-disabled", replace(HEALTHY, kexec_load_disabled="1\n"), "= 1"),
-        ("lockdown", replace(HEALTHY, lockdown="none [integrity] confidentiality\n"),
-         "lockdown integrity"),
+        (
+            "lockdown",
+            replace(HEALTHY, lockdown="none [integrity] confidentiality\n"),
+            "lockdown integrity",
+        ),
         ("lockdown", replace(HEALTHY, lockdown=None), "absent"),
         ("kexec-loaded", replace(HEALTHY, kexec_loaded=None), "absent"),
         ("log-format", replace(HEALTHY, auditd_conf={"name_format": "hostname"}), "node="),
@@ -168,8 +189,10 @@ def test_informational_passes(cid: str, facts: Facts, words: str) -> None:
 
 def test_checkpoint_shows_the_daemons_nested_position() -> None:
     content: dict[str, object] = {
-        "kind": "kexecwatch-checkpoint", "saved_at_ms": 1,
-        "position": {"path": "/var/log/audit/audit.log", "offset": 99, "identity": {}}}
+        "kind": "kexecwatch-checkpoint",
+        "saved_at_ms": 1,
+        "position": {"path": "/var/log/audit/audit.log", "offset": 99, "identity": {}},
+    }
     facts = replace(HEALTHY, checkpoint=replace(HEALTHY.checkpoint, content=content))
     assert "path=/var/log/audit/audit.log, offset=99" in check(facts, "checkpoint").summary
     facts = replace(HEALTHY, checkpoint=replace(HEALTHY.checkpoint, content={"x": 1}))
@@ -178,8 +201,10 @@ def test_checkpoint_shows_the_daemons_nested_position() -> None:
 
 def test_blocking_directory_is_named_with_its_own_mode() -> None:
     facts = replace(HEALTHY, log_dirs=(FileFacts("/var/log/audit", True, 0, 0, 0o40700, True),))
-    assert "directory /var/log/audit (owner 0, group 0, mode 0700)" in check(
-        facts, "log-readable").summary
+    assert (
+        "directory /var/log/audit (owner 0, group 0, mode 0700)"
+        in check(facts, "log-readable").summary
+    )
 
 
 def test_staged_kernel_is_loud() -> None:
@@ -197,8 +222,9 @@ def test_status_unknown_but_auditd_seen_is_degraded_not_blind() -> None:
 def test_report_json_shape() -> None:
     report = Report((Check("a", Status.WARN, Effect.DEGRADED, "s", "f"),))
     assert report.to_dict() == {
-        "format": 1, "verdict": "degraded", "exit_code": 1,
-        "checks": [{"id": "a", "status": "WARN", "effect": "degraded", "summary": "s",
-                    "fix": "f"}],
+        "format": 1,
+        "verdict": "degraded",
+        "exit_code": 1,
+        "checks": [{"id": "a", "status": "WARN", "effect": "degraded", "summary": "s", "fix": "f"}],
     }
     assert Report(()).effect is Effect.OK

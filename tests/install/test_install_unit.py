@@ -26,7 +26,8 @@ def settings() -> dict[str, list[str]]:
 def test_unit_runs_the_daemon_as_its_user_with_the_adm_group() -> None:
     s = settings()
     assert s["ExecStart"] == [
-        "/opt/kexecwatch/bin/kexecwatch run --config /etc/kexecwatch/kexecwatch.toml"]
+        "/opt/kexecwatch/bin/kexecwatch run --config /etc/kexecwatch/kexecwatch.toml"
+    ]
     assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert s["Type"] == ["notify"]
     assert s["Restart"] == ["on-failure"]
@@ -50,20 +51,31 @@ def test_unit_capabilities_are_ptrace_only() -> None:
     assert s["NoNewPrivileges"] == ["yes"]
     assert s["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6"]
     assert s["SystemCallFilter"][0] == "@system-service"
-    for hardening in ("ProtectHome", "PrivateTmp", "ProtectKernelTunables",
-                      "ProtectKernelModules", "ProtectKernelLogs"):
+    for hardening in (
+        "ProtectHome",
+        "PrivateTmp",
+        "ProtectKernelTunables",
+        "ProtectKernelModules",
+        "ProtectKernelLogs",
+    ):
         assert s[hardening] == ["yes"], hardening
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                    reason="systemd-analyze missing: apt-get install systemd")
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="systemd-analyze missing: apt-get install systemd",
+)
 def test_systemd_rates_the_unit_ok_or_better() -> None:
     done = subprocess.run(
         ["systemd-analyze", "security", "--offline=true", "--no-pager", str(UNIT)],
-        capture_output=True, text=True, check=False, timeout=120,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
-    match = re.search(r"Overall exposure level for kexecwatch\.service: ([0-9.]+) (\w+)",
-                      done.stdout)
+    match = re.search(
+        r"Overall exposure level for kexecwatch\.service: ([0-9.]+) (\w+)", done.stdout
+    )
     assert match, done.stdout + done.stderr
     exposure, rating = float(match.group(1)), match.group(2)
     assert rating in ("OK", "SAFE"), (exposure, rating)

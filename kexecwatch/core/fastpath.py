@@ -1,0 +1,172 @@
+"""The fast path: whole syscall events recognised with a few searches, in C.
+
+Theory of operation: auditd writes the records of one syscall event one after the other
+(``SYSCALL``, aux records, ``EXECVE``..., ``CWD``, ``PATH``..., ``PROCTITLE``), all with the
+same ``msg=audit(...)`` id. :func:`match_run` recognises such a run at a line start: one
+regular-expression match reads what the process table needs from the ``SYSCALL`` record
+(syscall, success, exit, pid, ppid, comm, exe), a search finds the event's
+``PROCTITLE`` line, and counts of newline-anchored headers prove that every line in
+between is a record of the same event. Python touches the event a handful of times,
+not once per line or field. Everything else stays unparsed bytes; the detector then
+decides, from cheap literals (:mod:`kexecwatch.core.interest`), whether the event needs
+a full parse. Usually it does not.
+
+Rule 1: the fast path never changes a result. It only recognises runs the reference
+path would read the same way: a ``SYSCALL`` record in the kernel's canonical field
+order (no ``node=``, no duplicated or oddly quoted field), then only records of the
+same id whose types are in :data:`MIDDLE_TYPES` (so no ``EOE``, no earlier
+``PROCTITLE``), then ``PROCTITLE``. Anything else (other layouts, interleaved events,
+``UNKNOWN[n]`` types) is not recognised and goes the reference, line-by-line way.
+Rule 2: values are read with the reference decoders (:func:`decode_untrusted`,
+:func:`parse_record`), never re-implemented here.
+"""
+
+from __future__ import annotations
+
+import re
+
+from kexecwatch.core.fields import argv_from_execve, parse_fields
+from kexecwatch.core.record import AuditRecord, parse_record
+from kexecwatch.core.syscalls import syscall_name
+
+__all__ = [
+    "MIDDLE_TYPES",
+    "SYSCALL_BODY",
+    "SYSCALL_LINE",
+    "argv_of_execve_bodies",
+    "argv_of_execve_lines",
+    "match_run",
+    "record_types",
+    "records_of",
+    "syscall_of",
+]
+
+# A value parse_fields reads as one token: quoted up to the next quote, or up to a space.
+_VALUE = rb'(?:"[^"\n\x1d]*"|[^ "\x1d\n]+)'
+_TOKEN = rb'[^ "\x1d\n]+'
+
+# The kernel's SYSCALL record, canonical layout (audit_log_exit), up to its key.
+_SYSCALL_FIELDS = (
+    rb"(?P<call>arch=[0-9a-f]{1,8} syscall=[0-9]{1,6}) (?:per=[0-9a-f]+ )?"
+    rb"success=(?P<success>yes|no) exit=(?P<exit>-?[0-9]{1,20}) "
+    rb"a0=[0-9a-f]+ a1=[0-9a-f]+ a2=[0-9a-f]+ a3=[0-9a-f]+ items=[0-9]+ "
+    rb"ppid=(?P<ppid>[0-9]{1,10}) pid=(?P<pid>[0-9]{1,10}) "
+    rb"auid=[0-9]+ uid=[0-9]+ gid=[0-9]+ euid=[0-9]+ suid=[0-9]+ fsuid=[0-9]+ "
+    rb"egid=[0-9]+ sgid=[0-9]+ fsgid=[0-9]+ tty=" + _TOKEN + rb" ses=[0-9]+ "
+    rb"comm=(?P<comm>" + _VALUE + rb") exe=(?P<exe>" + _VALUE + rb") "
+    rb"(?:subj=" + _TOKEN + rb" )?key=" + _VALUE
+)
+
+#: A ``SYSCALL`` record body (``AuditRecord.body``) in the canonical layout, with the
+#: same groups as :data:`SYSCALL_LINE`.
+SYSCALL_BODY = re.compile(_SYSCALL_FIELDS)
+
+#: The first line of a syscall event, canonical layout, up to its key; the line goes
+#: on with the ENRICHED tail or ends. Groups: sec, ms, serial, and those of
+#: :data:`SYSCALL_BODY`.
+SYSCALL_LINE = re.compile(
+    rb"type=SYSCALL msg=audit\((?P<sec>[0-9]{1,20})\.(?P<ms>[0-9]{3}):(?P<serial>[0-9]{1,20})\): "
+    + _SYSCALL_FIELDS
+    + rb"(?=[\x1d\n])"
+)
+
+#: Record types that may sit between SYSCALL and PROCTITLE in a whole run, after the
+#: EXECVE records. Any other (EOE, a second PROCTITLE, node= lines, UNKNOWN[n], another
+#: event's records) makes the run go the reference way.
+MIDDLE_TYPES = (b"CWD", b"PATH", b"BPRM_FCAPS", b"SOCKADDR", b"FD_PAIR", b"OBJ_PID")
+
+
+def match_run(buf: bytes, pos: int) -> tuple[re.Match[bytes], int, bytes] | None:
+    """Recognise one whole syscall event starting at ``pos`` (a line start).
+
+    Returns ``(syscall_match, end, execve_lines)``: the :data:`SYSCALL_LINE` match,
+    the offset just past the event's PROCTITLE line, and its EXECVE lines (raw, may be
+    empty); or ``None`` when the lines from ``pos`` are not exactly one whole event
+    in the shape described in the module docstring.
+
+    Each following line is checked by one ``startswith`` against the headers this
+    event's lines may have (type and id), so a line is only taken as a record of the
+    event if it begins with such a header.
+    """
+    m = SYSCALL_LINE.match(buf, pos)
+    if m is None:
+        return None
+    find = buf.find
+    starts = buf.startswith
+    line = find(b"\n", m.end()) + 1
+    tag = b" msg=audit(" + buf[m.start("sec") : m.end("serial")] + b"):"
+    execve = b"type=EXECVE" + tag
+    args_start = line
+    while starts(execve, line):
+        line = find(b"\n", line) + 1
+    args_end = line
+    middle = tuple(b"type=" + kind + tag for kind in MIDDLE_TYPES)
+    while starts(middle, line):
+        line = find(b"\n", line) + 1
+    if not starts(b"type=PROCTITLE" + tag, line):
+        return None
+    end = find(b"\n", line) + 1
+    if find(b"\x00", pos, end) >= 0:
+        return None  # a NUL is corruption: the reference path reports it
+    return m, end, buf[args_start:args_end]
+
+
+_SYSCALLS: dict[bytes, str] = {}
+
+
+def syscall_of(call: bytes) -> str:
+    """The syscall name of an ``arch=X syscall=N`` text, as the reference path names it."""
+    name = _SYSCALLS.get(call)
+    if name is None:
+        arch_part, _, number_part = call.partition(b" ")
+        arch = arch_part[5:].decode("ascii")
+        number = int(number_part[8:])
+        name = syscall_name(arch, number) or f"syscall_{number}"
+        if len(_SYSCALLS) < 4096:
+            _SYSCALLS[call] = name
+    return name
+
+
+def records_of(run: bytes, line_no: int) -> tuple[AuditRecord, ...]:
+    """Parse every line of a matched run into records (line numbers from ``line_no``).
+
+    Every line of a run is a record by construction, so no :class:`ParseIssue` arises.
+    """
+    records: list[AuditRecord] = []
+    for offset, line in enumerate(run[:-1].split(b"\n")):
+        record = parse_record(line, line_no + offset)
+        assert isinstance(record, AuditRecord), "match_run accepted a line that is no record"
+        records.append(record)
+    return tuple(records)
+
+
+def argv_of_execve_lines(raw: bytes) -> tuple[bytes, ...] | None:
+    """argv from the raw EXECVE lines of one event, exactly as the reference rebuilds it.
+
+    Returns ``None`` when there are no lines (an exec that wrote no EXECVE record).
+    """
+    if not raw:
+        return None
+    bodies = []
+    for line in raw[:-1].split(b"\n"):
+        record = parse_record(line)
+        if isinstance(record, AuditRecord):
+            bodies.append(parse_fields(record.body)[0])
+    argv, _, _ = argv_from_execve(bodies)
+    return tuple(argv)
+
+
+def argv_of_execve_bodies(raw: bytes) -> tuple[bytes, ...] | None:
+    """argv from EXECVE record bodies joined by newlines (which bodies never hold)."""
+    if not raw:
+        return None
+    argv, _, _ = argv_from_execve([parse_fields(body)[0] for body in raw.split(b"\n")])
+    return tuple(argv)
+
+
+_TYPE_FIELD = re.compile(rb"^(?:node=[^ \n]* )?type=([^ \n]+) ", re.MULTILINE)
+
+
+def record_types(run: bytes) -> frozenset[str]:
+    """The record types of a matched run."""
+    return frozenset(t.decode("ascii", "replace") for t in _TYPE_FIELD.findall(run))

@@ -1,0 +1,163 @@
+"""Event interests: which syscall events deserve a full parse.
+
+Theory of operation: most events of a busy log are execs that no rule can match. The
+detector's fast path (:mod:`kexecwatch.core.fastpath`) reads only a few fields of such an
+event's ``SYSCALL`` record (syscall, success, pid, ppid, comm, exe), teaches the process
+table, and moves on. An event is parsed in full, turned into a
+:class:`~kexecwatch.core.process.ProcessEvent` and shown to the rules only when an
+:class:`EventInterest` accepts it.
+
+Interests are derived from each rule's literals (:func:`interest_from_values`, fed by
+``CompiledQuery.required_values()``): ``process.name == "kexec"`` becomes "only events
+whose ``comm`` decodes to ``kexec``". A consumer whose needs cannot be stated this way
+registers :data:`EVERYTHING` and gets every event, only more slowly.
+
+Rule 1: an interest may accept too much, never too little. Every derivation here maps a
+document field onto the raw value it is built from, exactly as
+:meth:`~kexecwatch.core.process.ProcessEvent.to_document` builds it; a field with no such
+mapping is simply not used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kexecwatch.core.syscalls import EXEC_SYSCALLS
+
+__all__ = ["EVERYTHING", "EventInterest", "interest_from_values"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventInterest:
+    """Which syscall events one consumer needs in full. ``None`` accepts anything.
+
+    An event is accepted when every given constraint holds.
+
+    Attributes:
+        syscalls: syscall names (``execve``, ``kexec_load``, ``syscall_999`` for a
+            number the table does not name).
+        success: the ``success=`` flag.
+        comms: the decoded ``comm`` (``process.name``).
+        exes: the decoded ``exe`` (``process.executable``).
+        hosts: ``host.name``: the record's ``node=``, or the detector's host name.
+        record_types: the event holds at least one record of one of these types.
+    """
+
+    syscalls: frozenset[str] | None = None
+    success: bool | None = None
+    comms: frozenset[bytes] | None = None
+    exes: frozenset[bytes] | None = None
+    hosts: frozenset[str] | None = None
+    record_types: frozenset[str] | None = None
+
+    def accepts(
+        self,
+        syscall: str,
+        success: bool,
+        comm: bytes | None,
+        exe: bytes | None,
+        *,
+        host: str,
+        record_types: frozenset[str] | None = None,
+    ) -> bool:
+        """Whether an event with these raw values may be needed.
+
+        ``record_types`` may be left ``None`` by a caller that knows no interest asks
+        for them; an interest that does then accepts the event (Rule 1).
+        """
+        if self.comms is not None and comm not in self.comms:
+            return False
+        if self.exes is not None and exe not in self.exes:
+            return False
+        if self.syscalls is not None and syscall not in self.syscalls:
+            return False
+        if self.success is not None and success != self.success:
+            return False
+        if self.hosts is not None and host not in self.hosts:
+            return False
+        return not (
+            self.record_types is not None
+            and record_types is not None
+            and not (self.record_types & record_types)
+        )
+
+
+#: Accepts every event: for consumers whose needs cannot be stated as literals.
+EVERYTHING = EventInterest()
+
+#: Document fields that hold the same value in every process document.
+_CONSTANTS = {
+    "event.category": "process",
+    "event.kind": "event",
+    "event.module": "auditd",
+    "host.os.type": "linux",
+}
+
+
+def _encoded(values: frozenset[str]) -> frozenset[bytes]:
+    # Document text is bytes decoded as UTF-8 with surrogateescape; a string that does
+    # not encode back can come from no bytes at all, so it is simply dropped.
+    out = set()
+    for value in values:
+        try:
+            out.add(value.encode("utf-8", "surrogateescape"))
+        except UnicodeEncodeError:
+            continue
+    return frozenset(out)
+
+
+def _actions_to_syscalls(actions: frozenset[str]) -> frozenset[str]:
+    # event.action is "executed" for execve/execveat and the syscall's name otherwise,
+    # so an action spelled "execve" never occurs.
+    names = set(actions) - {"executed", "unknown"} - EXEC_SYSCALLS
+    if "executed" in actions:
+        names |= EXEC_SYSCALLS
+    return frozenset(names)
+
+
+def interest_from_values(required: Mapping[str, frozenset[str]]) -> EventInterest | None:
+    """The interest of a rule whose matches all hold ``required`` values.
+
+    Args:
+        required: ``field -> values`` such that every matching document has an element
+            of ``field`` equal to one of ``values`` (``CompiledQuery.required_values()``).
+
+    Returns:
+        The narrowest interest this module can state, or ``None`` when no process
+        document can ever match (``event.category == "network"``).
+    """
+    for name, constant in _CONSTANTS.items():
+        if name in required and constant not in required[name]:
+            return None
+    syscalls: frozenset[str] | None = None
+    success: bool | None = None
+    actions = required.get("event.action")
+    if actions is not None:
+        syscalls = _actions_to_syscalls(actions)
+    types = required.get("event.type")
+    if types is not None:
+        if "start" not in types and "info" not in types:
+            return None
+        if "info" not in types:  # only a successful exec is a "start"
+            success = True
+            syscalls = EXEC_SYSCALLS if syscalls is None else syscalls & EXEC_SYSCALLS
+    outcomes = required.get("event.outcome")
+    if outcomes is not None:
+        wanted = {o == "success" for o in outcomes if o in ("success", "failure")}
+        if not wanted or (success is not None and success not in wanted):
+            return None
+        if len(wanted) == 1:
+            success = next(iter(wanted))
+    if syscalls is not None and not syscalls:
+        return None
+    names = required.get("process.name")
+    exes = required.get("process.executable")
+    hosts = required.get("host.name")
+    return EventInterest(
+        syscalls=syscalls,
+        success=success,
+        comms=_encoded(names) if names is not None else None,
+        exes=_encoded(exes) if exes is not None else None,
+        hosts=hosts,
+    )
