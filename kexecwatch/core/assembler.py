@@ -23,6 +23,7 @@ Rule 2: every output is a value; nothing here raises on input.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,13 +184,20 @@ class Assembler:
         self._done: dict[EventKey, int] = {}
         self._watermark: dict[str | None, int] = {}
         self._gaps: dict[str | None, _GapTracker] = {}
-        self._oldest_ms: int | None = None
+        # In-flight events by age, for expiry: (time, sequence, key). Entries of
+        # events that completed meanwhile are dropped when they surface.
+        self._by_age: list[tuple[int, int, EventKey]] = []
+        self._sequence = 0
         self._quiet_until_ms = -1
 
     @property
     def inflight(self) -> int:
         """How many incomplete events are held now."""
         return len(self._inflight)
+
+    def holds(self, key: EventKey) -> bool:
+        """Whether the event ``(node, id)`` is in flight."""
+        return key in self._inflight
 
     def push(self, record: AuditRecord) -> list[AssemblerOutput]:
         """Add one record; return whatever it completes, expires or reveals."""
@@ -230,8 +238,11 @@ class Assembler:
                 self._remember(key, time_ms)
                 return out
             records = self._inflight[key] = []
-            if self._oldest_ms is None or time_ms < self._oldest_ms:
-                self._oldest_ms = time_ms
+            if not ends_event(record.type):
+                heapq.heappush(self._by_age, (time_ms, self._sequence, key))
+                self._sequence += 1
+                if len(self._by_age) > 4 * self.max_inflight:
+                    self._compact_ages()
         if record.type != "EOE":
             records.append(record)
         if ends_event(record.type):
@@ -275,8 +286,6 @@ class Assembler:
         # While its first record is handled the event is in flight: expiry counts it.
         # The middle records change nothing (same watermark, same set in flight).
         self._inflight[key] = []
-        if self._oldest_ms is None or time_ms < self._oldest_ms:
-            self._oldest_ms = time_ms
         self._expire_into(out)
         del self._inflight[key]
         self._remember(key, time_ms)
@@ -303,7 +312,7 @@ class Assembler:
         out: list[AssemblerOutput] = [self._finish(k, "flushed") for k in list(self._inflight)]
         for node, tracker in self._gaps.items():
             out.extend(tracker.drain_all(node))
-        self._oldest_ms = None
+        self._by_age.clear()
         return out
 
     def _finish(self, key: EventKey, ended_by: str) -> AuditEvent:
@@ -319,21 +328,29 @@ class Assembler:
             for stale in list(done)[: _DONE_LIMIT // 2]:
                 del done[stale]
 
+    def _compact_ages(self) -> None:
+        self._by_age = [(k[1].time_ms, n, k) for n, k in enumerate(self._inflight)]
+        heapq.heapify(self._by_age)
+        self._sequence = len(self._by_age)
+
     def _expire_into(self, out: list[AssemblerOutput]) -> None:
-        if self._oldest_ms is None:
+        ages = self._by_age
+        if not ages and not self._done:
             return
         newest = max(self._watermark.values())
-        if self._oldest_ms >= newest - self.window_ms:
-            return
-        oldest: int | None = None
-        for key in list(self._inflight):
-            node_mark = self._watermark.get(key[0], newest)
-            t = key[1].time_ms
-            if t < node_mark - self.window_ms:
+        limit = newest - self.window_ms
+        deferred: list[tuple[int, int, EventKey]] = []
+        while ages and ages[0][0] < limit:
+            entry = heapq.heappop(ages)
+            key = entry[2]
+            if key not in self._inflight:
+                continue  # completed since
+            if entry[0] < self._watermark.get(key[0], newest) - self.window_ms:
                 out.append(self._finish(key, "expired"))
-            elif oldest is None or t < oldest:
-                oldest = t
-        self._oldest_ms = oldest
+            else:
+                deferred.append(entry)  # another node, whose own time has not moved on
+        for entry in deferred:
+            heapq.heappush(ages, entry)
         horizon = newest - 4 * self.window_ms
         if self._done and next(iter(self._done.values())) < horizon:
             for key, t in list(self._done.items()):

@@ -281,9 +281,14 @@ class Detector:
             return
         stats.records += 1
         key = (record.node, record.id)
-        if key not in self._starts:
+        opened = key not in self._starts
+        if opened:
             self._starts[key] = _Position(source, offset)
         self._handle(self._assembler.push(record), out)
+        if opened and not self._assembler.holds(key):
+            # A record absorbed without opening an event (a late EOE) or one that
+            # completed at once leaves nothing in flight to resume from.
+            self._starts.pop(key, None)
 
     def _fast_event(
         self,

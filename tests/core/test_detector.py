@@ -150,3 +150,13 @@ def test_arbitrary_bytes_never_escape_the_core(parts: list[bytes]) -> None:
         run(data)
     except KexecwatchError:
         pass
+
+
+def test_a_late_eoe_leaves_nothing_to_resume_from() -> None:
+    det = Detector([], host_name="h")
+    data = b""
+    for serial in (1, 2, 3):
+        data += join(exec_lines(serial) + [f"type=EOE msg=audit(1700000000.000:{serial}): ".encode()])
+    det.feed(data)
+    assert det.resume_position == (None, len(data))
+    assert det._starts == {}
