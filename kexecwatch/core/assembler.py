@@ -24,6 +24,7 @@ Rule 2: every output is a value; nothing here raises on input.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,7 +182,10 @@ class Assembler:
         self.window_ms = window_ms
         self.max_inflight = max_inflight
         self._inflight: dict[EventKey, list[AuditRecord]] = {}
-        self._done: dict[EventKey, int] = {}
+        # Recently completed events: the keys for lookups, the order for pruning
+        # (oldest first, so pruning pops from the left in O(1)).
+        self._done: set[EventKey] = set()
+        self._done_order: deque[tuple[int, EventKey]] = deque()
         self._watermark: dict[str | None, int] = {}
         self._gaps: dict[str | None, _GapTracker] = {}
         # In-flight events by age, for expiry: (time, sequence, key). Entries of
@@ -321,12 +325,13 @@ class Assembler:
         return AuditEvent(key[0], key[1], tuple(records), ended_by)
 
     def _remember(self, key: EventKey, time_ms: int) -> None:
-        done = self._done
-        done[key] = time_ms
-        if len(done) > _DONE_LIMIT:
-            # Drop the oldest half; dicts keep insertion order.
-            for stale in list(done)[: _DONE_LIMIT // 2]:
-                del done[stale]
+        if key in self._done:
+            return
+        self._done.add(key)
+        order = self._done_order
+        order.append((time_ms, key))
+        if len(order) > _DONE_LIMIT:
+            self._done.discard(order.popleft()[1])
 
     def _compact_ages(self) -> None:
         self._by_age = [(k[1].time_ms, n, k) for n, k in enumerate(self._inflight)]
@@ -352,11 +357,9 @@ class Assembler:
         for entry in deferred:
             heapq.heappush(ages, entry)
         horizon = newest - 4 * self.window_ms
-        if self._done and next(iter(self._done.values())) < horizon:
-            for key, t in list(self._done.items()):
-                if t >= horizon:
-                    break
-                del self._done[key]
+        order = self._done_order
+        while order and order[0][0] < horizon:
+            self._done.discard(order.popleft()[1])
 
     def to_state(self) -> dict[str, Any]:
         """A JSON-ready snapshot of what is needed to carry on after a restart."""
@@ -367,7 +370,7 @@ class Assembler:
                 [n, g.expected, g.last_time_ms, [str(i) for i in g.ahead.values()]]
                 for n, g in self._gaps.items()
             ],
-            "done": [[k[0], str(k[1])] for k in list(self._done)[-4096:]],
+            "done": [[k[0], str(k[1])] for _, k in list(self._done_order)[-4096:]],
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -384,4 +387,4 @@ class Assembler:
                 tracker.ahead[eid.serial] = eid
         for node, text in state.get("done", []):
             eid = EventId.from_str(text)
-            self._done[(node, eid)] = eid.time_ms
+            self._remember((node, eid), eid.time_ms)
