@@ -156,7 +156,9 @@ def test_a_late_eoe_leaves_nothing_to_resume_from() -> None:
     det = Detector([], host_name="h")
     data = b""
     for serial in (1, 2, 3):
-        data += join(exec_lines(serial) + [f"type=EOE msg=audit(1700000000.000:{serial}): ".encode()])
+        data += join(
+            exec_lines(serial) + [f"type=EOE msg=audit(1700000000.000:{serial}): ".encode()]
+        )
     det.feed(data)
     assert det.resume_position == (None, len(data))
     assert det._starts == {}
