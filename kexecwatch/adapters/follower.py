@@ -74,6 +74,7 @@ class Switched:
     path: str
     identity: FileIdentity
     offset: int
+    left_mtime_ns: int | None = None  # mtime of the file left behind, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +217,12 @@ class Follower:
         """Where a restart should resume: just after the last line handed out."""
         return self._cur.position() if self._cur else self._resume
 
+    def lag_bytes(self) -> int:
+        """Bytes written to the current file that were not read yet."""
+        if self._cur is None:
+            return 0
+        return max(0, os.fstat(self._cur.fd).st_size - self._cur.offset)
+
     def current_mtime_ns(self) -> int | None:
         """mtime of the file being read (stored with checkpoints)."""
         if self._cur is None:
@@ -331,9 +338,10 @@ class Follower:
             if not self._pending:
                 return False
         self._drop_partial(f, out, "unterminated line at the end of a rotated file")
+        left_mtime = os.fstat(f.fd).st_mtime_ns
         os.close(f.fd)
         self._cur = self._pending.pop(0)
-        out.append(Switched("rotated", self._cur.path, self._cur.identity, 0))
+        out.append(Switched("rotated", self._cur.path, self._cur.identity, 0, left_mtime))
         return True
 
     # -- opening ---------------------------------------------------------------------
