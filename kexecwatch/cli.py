@@ -1,0 +1,184 @@
+"""The ``kexecwatch`` command line.
+
+Exit codes (every subcommand): 0 success and nothing found, 1 alerts found
+(``replay``) or a runtime failure, 2 usage, configuration, rule or input
+error. Each error is one line on stderr that names the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kexecwatch import __version__
+from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
+from kexecwatch.core.detector import DetectionRule, DetectorOptions
+from kexecwatch.errors import InputError, KexecwatchError, RuleError
+from kexecwatch.textio import stderr_text
+from kexecwatch.timespec import parse_time_ms
+
+__all__ = ["EXIT_ALERTS", "EXIT_ERROR", "EXIT_OK", "load_rules", "main"]
+
+EXIT_OK = 0
+EXIT_ALERTS = 1
+EXIT_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors exit 2 with one line naming the problem."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_ERROR, f"kexecwatch: error: {message} (see --help)\n")
+
+
+def load_rules(paths: Sequence[str], *, builtin: bool = True) -> list[DetectionRule]:
+    """The built-in rules (unless ``builtin`` is false) plus rule files.
+
+    Raises:
+        RuleError: when a rule file cannot be read or compiled.
+    """
+    from kexecwatch.core.rule import load_rule
+    from kexecwatch.rules import load_builtin_rules
+
+    rules: list[DetectionRule] = list(load_builtin_rules()) if builtin else []
+    for path in paths:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RuleError(f"{path}: no such rule file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RuleError(f"{path}: cannot read rule file: {exc}") from None
+        rules.append(load_rule(text, path))
+    return rules
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = _Parser(
+        prog="kexecwatch",
+        description="Detect kernels loaded or unloaded with kexec, from the Linux audit trail.",
+    )
+    parser.add_argument("--version", action="version", version=f"kexecwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    replay = sub.add_parser(
+        "replay",
+        help="run the rules over recorded audit logs",
+        description=(
+            "Replay audit logs (files, - for stdin, .gz files, or a directory meaning its "
+            "audit.log* set, oldest first) through the rules. Exit 0: no alert; "
+            "1: alerts; 2: error."
+        ),
+    )
+    replay.add_argument("paths", nargs="*", metavar="PATH", help="log files, directories or -")
+    replay.add_argument(
+        "--format",
+        choices=("json", "text"),
+        default="json",
+        dest="out_format",
+        help="json: one ECS document per line (default); text: one safe line each",
+    )
+    replay.add_argument(
+        "--events", action="store_true", help="print every process event instead of alerts"
+    )
+    replay.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="add a rule file (TOML, detection-rules format); repeatable",
+    )
+    replay.add_argument(
+        "--no-builtin-rules", action="store_true", help="run only the rules given with --rule"
+    )
+    replay.add_argument(
+        "--since",
+        metavar="TIME",
+        help="only events at or after TIME (ISO date, common formats, now-9m)",
+    )
+    replay.add_argument("--until", metavar="TIME", help="only events before TIME")
+    replay.add_argument(
+        "--host-name",
+        metavar="NAME",
+        help="host.name for records without node= (default: this host's name)",
+    )
+    replay.add_argument(
+        "--window",
+        type=int,
+        default=DEFAULT_WINDOW_MS,
+        metavar="MS",
+        help="how long (record time) an incomplete event may wait (default 5000)",
+    )
+    replay.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="progress bar on stderr (auto: when stderr is a terminal)",
+    )
+    replay.add_argument("--quiet", action="store_true", help="no summary on stderr")
+    replay.set_defaults(handler=_replay_command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except KexecwatchError as exc:
+        stderr_text().write(f"kexecwatch: error: {exc}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        stderr_text().write("kexecwatch: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (| head): not an error of ours.
+        sys.stderr.close()
+        return EXIT_OK
+    return code
+
+
+def _replay_command(args: argparse.Namespace) -> int:
+    from kexecwatch.replay import replay
+    from kexecwatch.sources import expand_paths
+
+    now = datetime.now(UTC)
+    since = parse_time_ms(args.since, now=now, option="--since") if args.since else None
+    until = parse_time_ms(args.until, now=now, option="--until") if args.until else None
+    if since is not None and until is not None and since >= until:
+        raise InputError(f"--since {args.since!r} is not before --until {args.until!r}")
+    if args.window < 0:
+        raise InputError("--window must be >= 0")
+    rules = load_rules(args.rule, builtin=not args.no_builtin_rules)
+    sources = expand_paths(args.paths)
+    err = stderr_text()
+    progress = args.progress == "always" or (args.progress == "auto" and err.isatty())
+    result = replay(
+        sources,
+        rules,
+        host_name=args.host_name or socket.gethostname(),
+        options=DetectorOptions(
+            window_ms=args.window, emit_events=args.events, since_ms=since, until_ms=until
+        ),
+        out_format=args.out_format,
+        stderr=err,
+        progress=progress,
+    )
+    if not args.quiet:
+        s = result.detector.stats
+        mb = result.bytes_read / 1e6
+        err.write(
+            f"kexecwatch: {s.records} records, {s.events} events, {s.process_events} process "
+            f"events, {s.alerts} alerts, {s.suppressed} suppressed, {s.parse_issues} parse "
+            f"issues, {s.lost_events} lost events ({len(sources)} source(s), {mb:.1f} MB in "
+            f"{result.seconds:.2f} s)\n"
+        )
+    if args.events:
+        return EXIT_OK
+    return EXIT_ALERTS if result.alerts else EXIT_OK

@@ -1,0 +1,225 @@
+"""Alerts: a rule's verdict on a process event, its limits and its renderings.
+
+Theory of operation: a :class:`RuleMeta` match on a
+:class:`~kexecwatch.core.process.ProcessEvent` becomes an :class:`Alert`
+whose id is stable across runs (rule id, node, audit id), so re-reading a log
+never yields a "new" alert for an old event. :class:`AlertLimiter` applies a
+rule's ``max_signals`` per ``interval`` of *event* time (100 per 5 minutes
+for the kexec rule); what it holds back is counted and reported as
+:class:`AlertsSuppressed`, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kexecwatch.core.process import ProcessEvent, format_timestamp
+from kexecwatch.core.textsafe import escape_text, shorten
+
+__all__ = [
+    "Alert",
+    "AlertLimiter",
+    "AlertsSuppressed",
+    "RuleMeta",
+    "alert_id",
+    "to_json_line",
+    "to_text_line",
+]
+
+
+class RuleMeta(Protocol):
+    """What an alert needs to know of the rule that raised it."""
+
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def risk_score(self) -> int: ...
+    @property
+    def license(self) -> str: ...
+    @property
+    def author(self) -> tuple[str, ...]: ...
+    @property
+    def references(self) -> tuple[str, ...]: ...
+    @property
+    def threat(self) -> tuple[dict[str, Any], ...]: ...
+    @property
+    def max_signals(self) -> int: ...
+    @property
+    def interval_ms(self) -> int: ...
+
+
+def alert_id(rule_id: str, event: ProcessEvent) -> str:
+    """The stable id of the alert ``rule_id`` raises on ``event``."""
+    return f"{rule_id}:{event.node or '-'}:{event.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert: the rule, the process event it matched, and a reason."""
+
+    rule: RuleMeta
+    event: ProcessEvent
+    reason: str = ""
+
+    @property
+    def id(self) -> str:
+        """Stable across runs: rule id + node + audit id."""
+        return alert_id(self.rule.rule_id, self.event)
+
+    def to_document(self) -> dict[str, Any]:
+        """The nested ECS alert document (one JSON object per alert)."""
+        doc = self.event.to_document()
+        rule = self.rule
+        doc["event"] = {
+            **doc["event"],
+            "kind": "alert",
+            "risk_score": rule.risk_score,
+            "severity": rule.risk_score,
+        }
+        doc["rule"] = {
+            "id": rule.rule_id,
+            "uuid": rule.rule_id,
+            "name": rule.name,
+            "version": rule.version,
+            "description": rule.description,
+            "license": rule.license,
+            "author": list(rule.author),
+            "reference": list(rule.references),
+            "ruleset": "kexecwatch",
+        }
+        doc["threat"] = [dict(t) for t in rule.threat]
+        doc["alert"] = {
+            "id": self.id,
+            "severity": rule.severity,
+            "risk_score": rule.risk_score,
+        }
+        if self.reason:
+            doc["alert"]["reason"] = self.reason
+        return doc
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsSuppressed:
+    """Alerts held back by a rule's limit in one window of event time."""
+
+    rule_id: str
+    rule_name: str
+    window_start_ms: int
+    window_ms: int
+    count: int
+
+    def describe(self) -> str:
+        """One line for the operator."""
+        start = format_timestamp(self.window_start_ms)
+        return (
+            f"{self.count} alert(s) of rule {self.rule_name!r} suppressed in the "
+            f"{self.window_ms // 1000}s window starting {start} (max_signals reached)"
+        )
+
+
+@dataclass(slots=True)
+class _Window:
+    start_ms: int
+    emitted: int = 0
+    suppressed: int = 0
+
+
+@dataclass(slots=True)
+class AlertLimiter:
+    """At most ``max_signals`` alerts per rule per ``interval`` of event time.
+
+    Windows are aligned on multiples of the interval since the epoch, so a
+    replay and a live run cut the same windows.
+    """
+
+    _windows: dict[str, _Window] = field(default_factory=dict)
+    _names: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def admit(self, alert: Alert) -> tuple[bool, list[AlertsSuppressed]]:
+        """Whether to emit ``alert``, and any closed window's suppressed count."""
+        rule = alert.rule
+        interval = max(rule.interval_ms, 1)
+        start = alert.event.id.time_ms // interval * interval
+        closed: list[AlertsSuppressed] = []
+        window = self._windows.get(rule.rule_id)
+        if window is None or start > window.start_ms:
+            if window is not None and window.suppressed:
+                closed.append(self._report(rule.rule_id, window))
+            window = self._windows[rule.rule_id] = _Window(start)
+            self._names[rule.rule_id] = (rule.name, interval)
+        if window.emitted < rule.max_signals:
+            window.emitted += 1
+            return True, closed
+        window.suppressed += 1
+        return False, closed
+
+    def flush(self) -> list[AlertsSuppressed]:
+        """Report the suppressed counts of every open window."""
+        out = [self._report(r, w) for r, w in self._windows.items() if w.suppressed]
+        for w in self._windows.values():
+            w.suppressed = 0
+        return out
+
+    def _report(self, rule_id: str, window: _Window) -> AlertsSuppressed:
+        name, interval = self._names[rule_id]
+        return AlertsSuppressed(rule_id, name, window.start_ms, interval, window.suppressed)
+
+    def to_state(self) -> list[list[Any]]:
+        """A JSON-ready snapshot."""
+        return [
+            [r, w.start_ms, w.emitted, w.suppressed, *self._names[r]]
+            for r, w in self._windows.items()
+        ]
+
+    def restore(self, state: list[list[Any]]) -> None:
+        """Load a snapshot made by :meth:`to_state`."""
+        for rule_id, start, emitted, suppressed, name, interval in state:
+            self._windows[rule_id] = _Window(int(start), int(emitted), int(suppressed))
+            self._names[rule_id] = (str(name), int(interval))
+
+
+def to_json_line(doc: dict[str, Any]) -> bytes:
+    """One NDJSON line, UTF-8, keys sorted.
+
+    Undecodable bytes travel as lone surrogates; they are written as the JSON
+    escapes ``\\udc80``-``\\udcff``, so the line is valid UTF-8 and lossless.
+    Control characters are escaped by JSON itself.
+    """
+    text = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return text.encode("utf-8", "backslashreplace") + b"\n"
+
+
+def to_text_line(doc: dict[str, Any], *, width: int = 0) -> str:
+    """One terminal-safe line describing an alert (or a process event) document."""
+    process = doc.get("process", {})
+    parent = process.get("parent", {})
+    user = doc.get("user", {})
+    alert = doc.get("alert", {})
+    rule = doc.get("rule", {})
+    who = user.get("name") or user.get("id") or "?"
+    pname = parent.get("name", "?")
+    parts = [
+        doc.get("@timestamp", "?"),
+        alert.get("severity", doc.get("event", {}).get("action", "")),
+        f"rule={rule['name']!r}" if rule else "",
+        f"host={doc.get('host', {}).get('name', '?')}",
+        f"user={who}",
+        f"pid={process.get('pid', '?')}",
+        f"parent={pname}({parent.get('pid', '?')})",
+        f"exe={process.get('executable', '?')}",
+        "cmd=" + (process.get("command_line") or process.get("name") or "?"),
+    ]
+    if alert.get("reason"):
+        parts.append(f"reason={alert['reason']}")
+    line = escape_text(" ".join(p for p in parts if p))
+    return shorten(line, width) if width > 0 else line

@@ -1,0 +1,374 @@
+"""Process events: one syscall event (an exec, usually) in ECS shape.
+
+Theory of operation: :func:`process_event_from` reads the records of one
+:class:`~kexecwatch.core.assembler.AuditEvent` that holds a ``SYSCALL`` record
+and returns a :class:`ProcessEvent`: who ran what, with which arguments, from
+where. Arguments are rebuilt from every ``EXECVE`` record of the event, byte
+exact. :meth:`ProcessEvent.to_document` renders the nested ECS document that
+rules are evaluated against and that alerts carry.
+
+Field sources follow Auditbeat and Elastic Defend: ``process.name`` is the
+kernel's ``comm`` (a script's own name, not its interpreter's, cut at 15
+bytes), ``process.executable`` is ``exe``, ``process.command_line`` joins the
+EXECVE arguments (PROCTITLE is cut at 128 bytes and rewritable, so it only
+fills ``process.title``).
+
+Bytes become text only in :meth:`ProcessEvent.to_document`, with UTF-8 and
+``surrogateescape``: an undecodable byte 0xNN becomes the lone surrogate
+U+DCNN, which JSON writes as ``\\udcNN``; nothing is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from kexecwatch.core.assembler import AuditEvent
+from kexecwatch.core.fields import (
+    Fields,
+    argv_from_execve,
+    decode_untrusted,
+    parse_fields,
+)
+from kexecwatch.core.record import EventId
+from kexecwatch.core.syscalls import ARCH_NAMES, EXEC_SYSCALLS, syscall_name
+
+__all__ = [
+    "Parent",
+    "PathItem",
+    "ProcessEvent",
+    "process_event_from",
+    "text",
+]
+
+KEY_SEPARATOR = b"\x01"
+
+
+def text(value: bytes | None) -> str | None:
+    """Bytes to text, losslessly (UTF-8 with ``surrogateescape``)."""
+    return None if value is None else value.decode("utf-8", "surrogateescape")
+
+
+@dataclass(frozen=True, slots=True)
+class PathItem:
+    """One ``PATH`` record of an event: a file the syscall touched."""
+
+    item: int | None
+    name: bytes | None
+    inode: int | None
+    dev: str | None
+    mode: str | None
+    nametype: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Parent:
+    """What is known of a process's parent, and where it came from.
+
+    Attributes:
+        pid: the parent's pid (the child's ``ppid``).
+        name: its ``comm`` at its latest exec, when known.
+        executable: its ``exe``, when known.
+        args: its argv, when known.
+        source: ``event`` (its exec was in the log), ``procfs`` (read live
+            from ``/proc``), or ``unknown``.
+        exec_id: the audit id of the exec the fields come from, if any.
+        ppid: the parent's own parent pid, when known.
+    """
+
+    pid: int
+    name: bytes | None = None
+    executable: bytes | None = None
+    args: tuple[bytes, ...] | None = None
+    source: str = "unknown"
+    exec_id: EventId | None = None
+    ppid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessEvent:
+    """One syscall event with its process context (an exec, usually).
+
+    ``args`` is ``None`` when the event had no ``EXECVE`` record (a failed
+    exec, or a non-exec syscall).
+    """
+
+    node: str | None
+    host_name: str
+    id: EventId
+    syscall: str | None
+    arch: str | None
+    success: bool
+    exit_code: int | None
+    pid: int
+    ppid: int
+    comm: bytes | None
+    exe: bytes | None
+    args: tuple[bytes, ...] | None
+    argc: int | None
+    title: bytes | None
+    cwd: bytes | None
+    ids: tuple[tuple[str, str], ...]
+    names: tuple[tuple[str, str], ...]
+    keys: tuple[str, ...]
+    tty: str | None
+    session: str | None
+    paths: tuple[PathItem, ...]
+    complete: bool
+    line_no: int
+    problems: tuple[str, ...] = ()
+    parent: Parent | None = None
+
+    @property
+    def is_exec(self) -> bool:
+        """Whether this is an ``execve``/``execveat``."""
+        return self.syscall in EXEC_SYSCALLS
+
+    @property
+    def is_process_start(self) -> bool:
+        """Whether this is a successful exec: a process start."""
+        return self.success and self.syscall in EXEC_SYSCALLS
+
+    def with_parent(self, parent: Parent | None) -> ProcessEvent:
+        """A copy with ``parent`` set."""
+        return replace(self, parent=parent)
+
+    def to_document(self) -> dict[str, Any]:
+        """The nested ECS document rules read and alerts carry."""
+        process: dict[str, Any] = {"pid": self.pid}
+        _put(process, "name", text(self.comm))
+        _put(process, "executable", text(self.exe))
+        if self.args is not None:
+            args = [a.decode("utf-8", "surrogateescape") for a in self.args]
+            process["args"] = args
+            process["args_count"] = len(args)
+            process["command_line"] = " ".join(args)
+        _put(process, "title", text(self.title))
+        _put(process, "working_directory", text(self.cwd))
+        parent: dict[str, Any] = {"pid": self.ppid}
+        if self.parent is not None:
+            _put(parent, "name", text(self.parent.name))
+            _put(parent, "executable", text(self.parent.executable))
+            if self.parent.args is not None:
+                pargs = [a.decode("utf-8", "surrogateescape") for a in self.parent.args]
+                parent["args"] = pargs
+                parent["args_count"] = len(pargs)
+                parent["command_line"] = " ".join(pargs)
+        process["parent"] = parent
+        if self.tty is not None:
+            process["tty"] = {"name": self.tty}
+        event: dict[str, Any] = {
+            "kind": "event",
+            "category": ["process"],
+            "type": ["start"] if self.is_process_start else ["info"],
+            "action": _action(self.syscall),
+            "outcome": "success" if self.success else "failure",
+            "module": "auditd",
+        }
+        ids = dict(self.ids)
+        names = dict(self.names)
+        user: dict[str, Any] = {}
+        _put(user, "id", ids.get("uid"))
+        _put(user, "name", names.get("UID"))
+        for ecs, raw, enriched in (
+            ("effective", "euid", "EUID"),
+            ("audit", "auid", "AUID"),
+            ("saved", "suid", "SUID"),
+            ("filesystem", "fsuid", "FSUID"),
+        ):
+            sub: dict[str, Any] = {}
+            _put(sub, "id", ids.get(raw))
+            _put(sub, "name", names.get(enriched))
+            if sub:
+                user[ecs] = sub
+        group: dict[str, Any] = {}
+        _put(group, "id", ids.get("gid"))
+        _put(group, "name", names.get("GID"))
+        auditd: dict[str, Any] = {
+            "id": str(self.id),
+            "sequence": self.id.serial,
+            "syscall": self.syscall,
+            "success": self.success,
+            "complete": self.complete,
+            "parent_source": self.parent.source if self.parent else "unknown",
+        }
+        _put(auditd, "node", self.node)
+        _put(auditd, "arch", self.arch)
+        _put(auditd, "exit", self.exit_code)
+        _put(auditd, "argc", self.argc)
+        _put(auditd, "session", self.session)
+        if self.keys:
+            auditd["keys"] = list(self.keys)
+        if self.parent is not None and self.parent.exec_id is not None:
+            auditd["parent_exec_id"] = str(self.parent.exec_id)
+        if self.paths:
+            auditd["paths"] = [_path_doc(p) for p in self.paths]
+        if self.problems:
+            auditd["problems"] = list(self.problems)
+        doc: dict[str, Any] = {
+            "@timestamp": format_timestamp(self.id.time_ms),
+            "event": event,
+            "host": {"name": self.host_name, "os": {"type": "linux"}},
+            "process": process,
+            "auditd": auditd,
+        }
+        if user:
+            doc["user"] = user
+        if group:
+            doc["group"] = group
+        return doc
+
+
+def format_timestamp(time_ms: int) -> str:
+    """Milliseconds since the epoch as ISO 8601 UTC with milliseconds."""
+    stamp = datetime.fromtimestamp(time_ms / 1000, tz=UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{time_ms % 1000:03d}Z"
+
+
+def _action(syscall: str | None) -> str:
+    if syscall in EXEC_SYSCALLS:
+        return "executed"
+    return syscall or "unknown"
+
+
+def _put(target: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        target[key] = value
+
+
+def _path_doc(p: PathItem) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    _put(doc, "item", p.item)
+    _put(doc, "name", text(p.name))
+    _put(doc, "inode", p.inode)
+    _put(doc, "dev", p.dev)
+    _put(doc, "mode", p.mode)
+    _put(doc, "nametype", p.nametype)
+    return doc
+
+
+_ID_FIELDS = ("uid", "gid", "euid", "suid", "fsuid", "egid", "sgid", "fsgid", "auid")
+_NAME_FIELDS = ("UID", "GID", "EUID", "SUID", "FSUID", "EGID", "SGID", "FSGID", "AUID")
+
+
+def _int(raw: bytes | None, base: int = 10) -> int | None:
+    if raw is None:
+        return None
+    try:
+        return int(raw, base)
+    except ValueError:
+        return None
+
+
+def _plain(raw: bytes | None) -> str | None:
+    if raw is None or raw in (b"(none)", b"(null)", b"?"):
+        return None
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def process_event_from(event: AuditEvent, host_name: str) -> ProcessEvent | None:
+    """Build the process event of an event that holds a ``SYSCALL`` record.
+
+    Args:
+        event: an assembled event.
+        host_name: the host name to use when records carry no ``node=``.
+
+    Returns:
+        The process event, or ``None`` when the event has no ``SYSCALL``
+        record or it lacks a pid. Never raises.
+    """
+    syscall_fields: Fields | None = None
+    execve: list[Fields] = []
+    problems: list[str] = []
+    cwd: bytes | None = None
+    title: bytes | None = None
+    paths: list[PathItem] = []
+    names: dict[str, str] = {}
+    for record in event.records:
+        rtype = record.type
+        if rtype not in ("SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"):
+            continue
+        fields, issues = parse_fields(record.body)
+        problems.extend(f"{rtype}: {i}" for i in issues)
+        if rtype == "SYSCALL":
+            if syscall_fields is None:
+                syscall_fields = fields
+                if record.enriched:
+                    names = _enriched_names(record.enriched)
+        elif rtype == "EXECVE":
+            execve.append(fields)
+        elif rtype == "CWD":
+            cwd = decode_untrusted(fields.get("cwd"))
+        elif rtype == "PATH":
+            paths.append(
+                PathItem(
+                    item=_int(fields.get("item")),
+                    name=decode_untrusted(fields.get("name")),
+                    inode=_int(fields.get("inode")),
+                    dev=_plain(fields.get("dev")),
+                    mode=_plain(fields.get("mode")),
+                    nametype=_plain(fields.get("nametype")),
+                )
+            )
+        else:
+            raw_title = fields.get("proctitle")
+            title = None if raw_title == b'"(null)"' else decode_untrusted(raw_title)
+    if syscall_fields is None:
+        return None
+    pid = _int(syscall_fields.get("pid"))
+    if pid is None:
+        return None
+    arch = _plain(syscall_fields.get("arch"))
+    number = _int(syscall_fields.get("syscall"))
+    args: tuple[bytes, ...] | None = None
+    argc: int | None = None
+    if execve:
+        argv, argc, arg_problems = argv_from_execve(execve)
+        args = tuple(argv)
+        problems.extend(arg_problems)
+    raw_key = decode_untrusted(syscall_fields.get("key"))
+    keys = (
+        tuple(k.decode("utf-8", "surrogateescape") for k in raw_key.split(KEY_SEPARATOR))
+        if raw_key
+        else ()
+    )
+    ids = tuple((n, v) for n in _ID_FIELDS if (v := _plain(syscall_fields.get(n))) is not None)
+    return ProcessEvent(
+        node=event.node,
+        host_name=event.node if event.node else host_name,
+        id=event.id,
+        syscall=syscall_name(arch, number) or (f"syscall_{number}" if number is not None else None),
+        arch=ARCH_NAMES.get(arch.lower(), arch) if arch else None,
+        success=syscall_fields.get("success") == b"yes",
+        exit_code=_int(syscall_fields.get("exit")),
+        pid=pid,
+        ppid=_int(syscall_fields.get("ppid")) or 0,
+        comm=decode_untrusted(syscall_fields.get("comm")),
+        exe=decode_untrusted(syscall_fields.get("exe")),
+        args=args,
+        argc=argc,
+        title=title,
+        cwd=cwd,
+        ids=ids,
+        names=tuple((n, names[n]) for n in _NAME_FIELDS if n in names),
+        keys=keys,
+        tty=_plain(syscall_fields.get("tty")),
+        session=_plain(syscall_fields.get("ses")),
+        paths=tuple(paths),
+        complete=event.complete,
+        line_no=event.records[0].line_no if event.records else 0,
+        problems=tuple(problems),
+    )
+
+
+def _enriched_names(tail: bytes) -> dict[str, str]:
+    fields, _ = parse_fields(tail)
+    out: dict[str, str] = {}
+    for name in _NAME_FIELDS:
+        raw = fields.get(name)
+        if raw is not None:
+            value = decode_untrusted(raw)
+            if value is not None:
+                out[name] = value.decode("utf-8", "surrogateescape")
+    return out

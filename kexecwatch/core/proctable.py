@@ -1,0 +1,235 @@
+"""Process table: what each pid last executed, so events can name their parents.
+
+Theory of operation: every exec event teaches the table what its pid now runs
+(comm, exe, argv), and every successful fork/clone teaches it that the child
+runs what its parent ran. An event's parent is the entry of its ``ppid``,
+taken from the latest exec of that pid seen *before* the event.
+
+Pid reuse: an entry learned for pid P is only trusted as the parent of an
+event whose time is not earlier than the entry's; and a new exec or fork for P
+replaces the old entry, so a recycled pid never keeps a dead process's name.
+Entries may also be injected from ``/proc`` by the live shell (``source``
+``procfs``), and looked up on a miss through an injected :class:`ProcLookup`.
+The table is bounded: past ``max_entries`` the least recently updated entries
+are dropped.
+
+Rule 1: the table never guesses. A parent it does not know has no name, and
+the event says so (``parent_source`` ``unknown``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from kexecwatch.core.process import Parent, ProcessEvent
+from kexecwatch.core.record import EventId
+
+__all__ = ["DEFAULT_MAX_ENTRIES", "LiveProcess", "ProcLookup", "ProcessTable"]
+
+DEFAULT_MAX_ENTRIES = 65_536
+
+
+@dataclass(frozen=True, slots=True)
+class LiveProcess:
+    """A process as read from ``/proc`` by the live shell.
+
+    Attributes:
+        pid: ``/proc/<pid>``.
+        ppid: field 4 of ``/proc/<pid>/stat``.
+        comm: ``/proc/<pid>/comm``.
+        exe: the target of ``/proc/<pid>/exe``, if readable.
+        args: ``/proc/<pid>/cmdline`` split on NUL, if readable.
+        start_ms: start time in epoch milliseconds (stat field 22 + btime).
+    """
+
+    pid: int
+    ppid: int
+    comm: bytes | None
+    exe: bytes | None
+    args: tuple[bytes, ...] | None
+    start_ms: int
+
+
+class ProcLookup(Protocol):
+    """Looks a live process up; injected by the live shell, absent in replay."""
+
+    def __call__(self, pid: int) -> LiveProcess | None:  # pragma: no cover - protocol
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    pid: int
+    ppid: int | None
+    comm: bytes | None
+    exe: bytes | None
+    args: tuple[bytes, ...] | None
+    since_ms: int
+    exec_id: EventId | None
+    source: str
+    previous: _Entry | None = None
+
+    def as_parent(self) -> Parent:
+        return Parent(
+            pid=self.pid,
+            name=self.comm,
+            executable=self.exe,
+            args=self.args,
+            source=self.source,
+            exec_id=self.exec_id,
+            ppid=self.ppid,
+        )
+
+
+class ProcessTable:
+    """Bounded pid → latest-exec table. See the module docstring for the rules.
+
+    Args:
+        max_entries: the most pids remembered.
+        lookup: called on a miss to read a live parent (live mode only).
+    """
+
+    def __init__(
+        self, *, max_entries: int = DEFAULT_MAX_ENTRIES, lookup: ProcLookup | None = None
+    ) -> None:
+        self.max_entries = max_entries
+        self.lookup = lookup
+        self._entries: OrderedDict[int, _Entry] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def parent_of(self, event: ProcessEvent) -> Parent | None:
+        """The parent of ``event``'s process as known before the event, or ``None``."""
+        entry = self._entries.get(event.ppid)
+        # Events complete roughly, not strictly, in time order: walk back to
+        # the latest entry of that pid from before the event.
+        while entry is not None and entry.since_ms > event.id.time_ms:
+            entry = entry.previous
+        if entry is not None:
+            return entry.as_parent()
+        if self.lookup is not None and event.ppid > 0:
+            live = self.lookup(event.ppid)
+            # A process that started after the child's exec cannot be its
+            # parent: the pid was recycled in between.
+            if live is not None and live.start_ms <= event.id.time_ms:
+                self.add_live(live)
+                return self._entries[event.ppid].as_parent()
+        return None
+
+    def observe(self, event: ProcessEvent) -> None:
+        """Learn from one event: an exec replaces the pid's entry; a fork copies."""
+        if event.is_process_start:
+            self._store(
+                _Entry(
+                    pid=event.pid,
+                    ppid=event.ppid,
+                    comm=event.comm,
+                    exe=event.exe,
+                    args=event.args,
+                    since_ms=event.id.time_ms,
+                    exec_id=event.id,
+                    source="event",
+                )
+            )
+        elif event.success and event.syscall in ("clone", "fork", "vfork", "clone3"):
+            child = event.exit_code
+            if child is not None and child > 0:
+                known = self._entries.get(event.pid)
+                self._store(
+                    _Entry(
+                        pid=child,
+                        ppid=event.pid,
+                        comm=event.comm,
+                        exe=event.exe,
+                        args=known.args if known is not None else None,
+                        since_ms=event.id.time_ms,
+                        exec_id=known.exec_id if known is not None else None,
+                        source="event",
+                    )
+                )
+        elif event.pid not in self._entries and event.comm is not None:
+            # Any other syscall tells us what the pid runs now, without argv.
+            self._store(
+                _Entry(
+                    pid=event.pid,
+                    ppid=event.ppid,
+                    comm=event.comm,
+                    exe=event.exe,
+                    args=None,
+                    since_ms=event.id.time_ms,
+                    exec_id=None,
+                    source="event",
+                )
+            )
+
+    def add_live(self, live: LiveProcess) -> None:
+        """Seed or refresh an entry from ``/proc`` (the live shell's job)."""
+        self._store(
+            _Entry(
+                pid=live.pid,
+                ppid=live.ppid,
+                comm=live.comm,
+                exe=live.exe,
+                args=live.args,
+                since_ms=live.start_ms,
+                exec_id=None,
+                source="procfs",
+            )
+        )
+
+    def _store(self, entry: _Entry) -> None:
+        entries = self._entries
+        old = entries.get(entry.pid)
+        if old is not None:
+            # Keep a short history so a slightly late child still finds the
+            # parent it had; older links are cut to bound memory.
+            if old.previous is not None:
+                old = replace(old, previous=replace(old.previous, previous=None))
+            entry = replace(entry, previous=old)
+        entries[entry.pid] = entry
+        entries.move_to_end(entry.pid)
+        while len(entries) > self.max_entries:
+            entries.popitem(last=False)
+
+    def to_state(self) -> list[list[Any]]:
+        """A JSON-ready snapshot (bytes as latin-1 text, which round-trips)."""
+
+        def enc(b: bytes | None) -> str | None:
+            return None if b is None else b.decode("latin-1")
+
+        return [
+            [
+                e.pid,
+                e.ppid,
+                enc(e.comm),
+                enc(e.exe),
+                None if e.args is None else [a.decode("latin-1") for a in e.args],
+                e.since_ms,
+                None if e.exec_id is None else str(e.exec_id),
+                e.source,
+            ]
+            for e in self._entries.values()
+        ]
+
+    def restore(self, state: list[list[Any]]) -> None:
+        """Load a snapshot made by :meth:`to_state`."""
+
+        def dec(s: str | None) -> bytes | None:
+            return None if s is None else s.encode("latin-1")
+
+        for pid, ppid, comm, exe, args, since, exec_id, source in state:
+            self._store(
+                _Entry(
+                    pid=int(pid),
+                    ppid=None if ppid is None else int(ppid),
+                    comm=dec(comm),
+                    exe=dec(exe),
+                    args=None if args is None else tuple(a.encode("latin-1") for a in args),
+                    since_ms=int(since),
+                    exec_id=None if exec_id is None else EventId.from_str(exec_id),
+                    source=str(source),
+                )
+            )

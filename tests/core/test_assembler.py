@@ -1,0 +1,163 @@
+from kexecwatch.core.assembler import Assembler, AuditEvent, EventsLost
+from kexecwatch.core.record import AuditRecord, ParseIssue, parse_record
+from tests.builders import exec_lines, user_line
+
+
+def records(lines: list[bytes]) -> list[AuditRecord]:
+    out = []
+    for i, line in enumerate(lines, 1):
+        rec = parse_record(line, i)
+        assert isinstance(rec, AuditRecord)
+        out.append(rec)
+    return out
+
+
+def push_all(asm: Assembler, recs: list[AuditRecord]) -> list[object]:
+    out: list[object] = []
+    for r in recs:
+        out.extend(asm.push(r))
+    return out
+
+
+def events(outputs: list[object]) -> list[AuditEvent]:
+    return [o for o in outputs if isinstance(o, AuditEvent)]
+
+
+def test_proctitle_completes_an_event_at_once() -> None:
+    asm = Assembler()
+    out = push_all(asm, records(exec_lines(1)))
+    [event] = events(out)
+    assert event.ended_by == "proctitle"
+    assert event.complete
+    assert [r.type for r in event.records] == ["SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"]
+    assert asm.inflight == 0
+
+
+def test_eoe_completes_and_late_eoe_is_absorbed() -> None:
+    asm = Assembler()
+    lines = exec_lines(1, proctitle=False) + [b"type=EOE msg=audit(1700000000.000:1): "]
+    out = push_all(asm, records(lines))
+    [event] = events(out)
+    assert event.ended_by == "eoe"
+    assert "EOE" not in [r.type for r in event.records]
+    # An EOE after PROCTITLE (both written) must not start a new event.
+    out = push_all(asm, records(exec_lines(2) + [b"type=EOE msg=audit(1700000000.000:2): "]))
+    assert len(events(out)) == 1
+    assert not [o for o in out if isinstance(o, ParseIssue)]
+
+
+def test_single_record_types_are_events_on_their_own() -> None:
+    asm = Assembler()
+    [event] = events(push_all(asm, records([user_line(1)])))
+    assert event.ended_by == "single"
+    assert event.records[0].type == "USER_START"
+
+
+def test_interleaved_events_are_kept_apart_by_node_and_id() -> None:
+    a = exec_lines(1, pid=10, node="a")
+    b = exec_lines(1, pid=20, node="b")
+    c = exec_lines(2, pid=30)
+    mixed = [x for trio in zip(a, b, c, strict=True) for x in trio]
+    out = events(push_all(Assembler(), records(mixed)))
+    assert sorted((e.node or "", e.id.serial, len(e.records)) for e in out) == [
+        ("", 2, 5),
+        ("a", 1, 5),
+        ("b", 1, 5),
+    ]
+
+
+def test_incomplete_event_expires_by_record_time_not_wall_clock() -> None:
+    asm = Assembler(window_ms=2000)
+    first = exec_lines(1, t="1700000000.000", proctitle=False)
+    out = push_all(asm, records(first))
+    assert events(out) == [] and asm.inflight == 1
+    # 1.5 s later in record time: still waiting.
+    out = push_all(asm, records(exec_lines(2, t="1700000001.500")))
+    assert [e.id.serial for e in events(out)] == [2]
+    # 3 s later: the first one is expired, flagged incomplete.
+    out = push_all(asm, records(exec_lines(3, t="1700000003.000")))
+    got = {e.id.serial: e.ended_by for e in events(out)}
+    assert got == {1: "expired", 3: "proctitle"}
+
+
+def test_expire_with_passed_time() -> None:
+    asm = Assembler(window_ms=1000)
+    push_all(asm, records(exec_lines(1, t="1700000000.000", proctitle=False)))
+    assert events(asm.expire(1700000000500)) == []
+    [event] = events(asm.expire(1700000001500))
+    assert event.ended_by == "expired"
+    assert not event.complete
+
+
+def test_inflight_is_bounded_by_eviction() -> None:
+    asm = Assembler(max_inflight=3)
+    lines = []
+    for serial in range(1, 11):
+        lines.append(exec_lines(serial, proctitle=False)[0])  # a lone SYSCALL each
+    out = push_all(asm, records(lines))
+    assert asm.inflight == 3
+    evicted = events(out)
+    assert [e.id.serial for e in evicted] == list(range(1, 8))
+    assert all(e.ended_by == "evicted" for e in evicted)
+    assert len(events(asm.flush())) == 3
+
+
+def test_serial_gap_is_reported_as_lost_events() -> None:
+    asm = Assembler(window_ms=1000)
+    out = push_all(asm, records(exec_lines(1) + exec_lines(5) + exec_lines(6, t="1700000005.000")))
+    lost = [o for o in out if isinstance(o, EventsLost)]
+    assert len(lost) == 1
+    assert (lost[0].first_serial, lost[0].last_serial, lost[0].count) == (2, 4, 3)
+    assert lost[0].before.serial == 5
+
+
+def test_out_of_order_serials_inside_the_window_are_not_a_gap() -> None:
+    asm = Assembler()
+    order = [1, 3, 2, 5, 4, 6]
+    lines = [line for s in order for line in exec_lines(s)]
+    out = push_all(asm, records(lines)) + asm.flush()
+    assert not [o for o in out if isinstance(o, EventsLost)]
+    assert len(events(out)) == 6
+
+
+def test_serial_restart_at_boot_is_not_a_huge_gap() -> None:
+    asm = Assembler()
+    before = [line for s in (90000, 90001) for line in exec_lines(s, t="1700000000.000")]
+    after = [line for s in (1, 2, 3) for line in exec_lines(s, t="1700000060.000")]
+    out = push_all(asm, records(before + after)) + asm.flush()
+    assert not [o for o in out if isinstance(o, EventsLost)]
+    assert len(events(out)) == 5
+
+
+def test_gap_at_end_of_stream_is_reported_on_flush() -> None:
+    asm = Assembler()
+    push_all(asm, records(exec_lines(1) + exec_lines(4)))
+    lost = [o for o in asm.flush() if isinstance(o, EventsLost)]
+    assert [(x.first_serial, x.last_serial) for x in lost] == [(2, 3)]
+
+
+def test_daemon_records_do_not_take_part_in_gaps() -> None:
+    asm = Assembler()
+    daemon = b"type=DAEMON_START msg=audit(1700000000.000:7777): op=start ver=3.0.9 res=success"
+    out = push_all(asm, records(exec_lines(1) + [daemon] + exec_lines(2))) + asm.flush()
+    assert not [o for o in out if isinstance(o, EventsLost)]
+
+
+def test_late_record_of_a_completed_event_is_reported() -> None:
+    asm = Assembler()
+    lines = exec_lines(1)
+    out = push_all(asm, records(lines + [lines[3]]))
+    issues = [o for o in out if isinstance(o, ParseIssue)]
+    assert len(issues) == 1
+    assert "late PATH record" in issues[0].reason
+
+
+def test_state_roundtrip_keeps_done_and_gap_baseline() -> None:
+    asm = Assembler()
+    push_all(asm, records(exec_lines(1) + exec_lines(2)))
+    restored = Assembler()
+    restored.restore(asm.to_state())
+    # Re-reading event 2 is quiet; event 3 continues the sequence without a gap.
+    out = push_all(restored, records(exec_lines(2) + exec_lines(3))) + restored.flush()
+    assert [e.id.serial for e in events(out)] == [3]
+    assert not [o for o in out if isinstance(o, EventsLost | ParseIssue)]

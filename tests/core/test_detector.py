@@ -1,0 +1,152 @@
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kexecwatch.core.alerts import Alert, AlertsSuppressed, to_json_line
+from kexecwatch.core.assembler import EventsLost
+from kexecwatch.core.detector import Detector, DetectorOptions
+from kexecwatch.core.process import ProcessEvent
+from kexecwatch.core.record import ParseIssue
+from kexecwatch.errors import KexecwatchError
+from tests.builders import exec_lines, join
+from tests.core.simple_rule import SimpleRule, kexec_like
+
+LOG = join(
+    exec_lines(1, pid=10, ppid=1, comm="bash", exe="/usr/bin/bash", args=("bash",))
+    + exec_lines(2, pid=11, ppid=10)
+    + [b"garbage line"]
+    + exec_lines(3, pid=12, ppid=10, comm="ls", exe="/usr/bin/ls", args=("ls", "-l"))
+    + exec_lines(6, pid=13, ppid=10, t="1700000009.000")
+)
+
+
+def run(data: bytes, *, events: bool = True, chunks: list[int] | None = None) -> list[object]:
+    det = Detector(
+        [SimpleRule(kexec_like)], host_name="h", options=DetectorOptions(emit_events=events)
+    )
+    out: list[object] = []
+    pos = 0
+    for cut in chunks or []:
+        out.extend(det.feed(data[pos:cut]))
+        pos = cut
+    out.extend(det.feed(data[pos:]))
+    out.extend(det.flush())
+    return out
+
+
+def fingerprint(out: list[object]) -> list[str]:
+    keys = []
+    for item in out:
+        if isinstance(item, Alert):
+            keys.append("alert " + to_json_line(item.to_document()).decode())
+        elif isinstance(item, ProcessEvent):
+            keys.append("event " + to_json_line(item.to_document()).decode())
+        else:
+            keys.append(repr(item))
+    return keys
+
+
+def test_pipeline_outputs_alerts_events_issues_and_gaps() -> None:
+    out = run(LOG)
+    alerts = [o for o in out if isinstance(o, Alert)]
+    assert [a.event.pid for a in alerts] == [11, 13]
+    assert alerts[0].to_document()["process"]["parent"]["name"] == "bash"
+    assert alerts[0].id == "test-rule:-:1700000000.000:2"
+    assert len([o for o in out if isinstance(o, ProcessEvent)]) == 4
+    [issue] = [o for o in out if isinstance(o, ParseIssue)]
+    assert issue.line_no == 11
+    [lost] = [o for o in out if isinstance(o, EventsLost)]
+    assert (lost.first_serial, lost.last_serial) == (4, 5)
+
+
+def test_partial_last_line_waits_for_its_newline() -> None:
+    det = Detector([SimpleRule(kexec_like)], host_name="h")
+    lines = exec_lines(1)
+    data = join(lines)
+    assert det.feed(data[:-1]) == []  # PROCTITLE without its newline yet
+    [alert] = det.feed(b"\n")
+    assert isinstance(alert, Alert)
+
+
+def test_missing_newline_at_end_is_reported_not_parsed() -> None:
+    det = Detector([], host_name="h")
+    det.feed(b"type=SYSCALL msg=audit(1.000:1): pid=1")
+    [issue] = det.flush()
+    assert isinstance(issue, ParseIssue)
+    assert "without newline" in issue.reason
+
+
+def test_limiter_caps_alerts_per_window_and_reports_the_rest() -> None:
+    lines = []
+    for serial in range(1, 8):
+        lines += exec_lines(serial, pid=100 + serial)
+    det = Detector([SimpleRule(kexec_like, max_signals=3)], host_name="h")
+    out = det.feed(join(lines)) + det.flush()
+    assert len([o for o in out if isinstance(o, Alert)]) == 3
+    [sup] = [o for o in out if isinstance(o, AlertsSuppressed)]
+    assert sup.count == 4
+    assert det.stats.suppressed == 4
+
+
+def test_since_until_filter_but_table_still_learns() -> None:
+    data = join(
+        exec_lines(1, t="1700000000.000", pid=10, comm="kdumpctl", args=("kdumpctl",))
+        + exec_lines(2, t="1700000100.000", pid=11, ppid=10)
+    )
+    det = Detector(
+        [SimpleRule(kexec_like)],
+        host_name="h",
+        options=DetectorOptions(since_ms=1700000050000),
+    )
+    [alert] = [o for o in det.feed(data) + det.flush() if isinstance(o, Alert)]
+    assert alert.to_document()["process"]["parent"]["name"] == "kdumpctl"
+
+
+def test_json_line_is_lossless_and_valid_utf8() -> None:
+    lines = exec_lines(1)
+    lines[1] = (
+        b'type=EXECVE msg=audit(1700000000.000:1): argc=3 a0="kexec" a1="-l" a2=FF1B5D303B78070A'
+    )
+    [alert] = [o for o in run(join(lines)) if isinstance(o, Alert)]
+    raw = to_json_line(alert.to_document())
+    raw.decode("utf-8")  # valid UTF-8
+    assert b"\x1b" not in raw and b"\x07" not in raw
+    arg = json.loads(raw)["process"]["args"][2]
+    assert arg.encode("utf-8", "surrogateescape") == b"\xff\x1b]0;x\x07\n"
+
+
+def test_state_roundtrip_resumes_without_duplicates() -> None:
+    data = join(exec_lines(1, pid=10) + exec_lines(2, pid=11, proctitle=False))
+    det = Detector([SimpleRule(kexec_like)], host_name="h")
+    first = [o for o in det.feed(data) if isinstance(o, Alert)]
+    assert [a.event.pid for a in first] == [10]
+    source, offset = det.resume_position
+    state = json.loads(json.dumps(det.to_state()))
+    again = Detector([SimpleRule(kexec_like)], host_name="h")
+    again.restore(state)
+    again.switch_source(source, offset)
+    rest = data[offset:] + join([exec_lines(2, pid=11)[-1]])
+    second = [o for o in again.feed(rest) + again.flush() if isinstance(o, Alert)]
+    assert [a.event.pid for a in second] == [11]
+    assert [o for o in again.flush() if isinstance(o, ParseIssue)] == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(LOG)), max_size=12))
+def test_any_split_of_the_input_gives_the_same_outputs(cuts: list[int]) -> None:
+    assert fingerprint(run(LOG, chunks=sorted(cuts))) == fingerprint(run(LOG))
+
+
+def test_byte_by_byte_gives_the_same_outputs() -> None:
+    assert fingerprint(run(LOG, chunks=list(range(1, len(LOG))))) == fingerprint(run(LOG))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=80), st.sampled_from(LOG.split(b"\n"))), max_size=30))
+def test_arbitrary_bytes_never_escape_the_core(parts: list[bytes]) -> None:
+    data = b"\n".join(parts)
+    try:
+        run(data)
+    except KexecwatchError:
+        pass

@@ -1,0 +1,95 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kexecwatch.core.fields import (
+    argv_from_execve,
+    decode_untrusted,
+    decode_untrusted_text,
+    parse_fields,
+)
+
+
+def test_quoted_hex_null_and_numbers() -> None:
+    fields, problems = parse_fields(
+        b'argc=4 a0="./kexec" a1="-l" a2=612062 a3=1B5B324A key=(null) tty=(none) exit=-2'
+    )
+    assert problems == []
+    assert fields["argc"] == b"4"
+    assert decode_untrusted(fields["a0"]) == b"./kexec"
+    assert decode_untrusted(fields["a2"]) == b"a b"
+    assert decode_untrusted(fields["a3"]) == b"\x1b[2J"
+    assert decode_untrusted(fields["key"]) is None
+    assert decode_untrusted(fields["tty"]) is None
+    assert fields["exit"] == b"-2"
+
+
+def test_quoted_null_argument_is_a_real_argument() -> None:
+    assert decode_untrusted(b'"(null)"') == b"(null)"
+
+
+def test_unquoted_non_hex_is_kept_raw() -> None:
+    assert decode_untrusted(b"top") == b"top"
+    assert decode_untrusted(b"ABC") == b"ABC"  # odd length: not hex
+
+
+def test_invalid_utf8_is_lossless_as_text() -> None:
+    text = decode_untrusted_text(b"FFFE41")
+    assert text is not None
+    assert text.encode("utf-8", "surrogateescape") == b"\xff\xfeA"
+
+
+def test_nested_msg_payload_is_flattened_without_overwriting() -> None:
+    body = (
+        b"pid=2222 uid=0 auid=4294967295 ses=4294967295 msg='op=PAM:session_close "
+        b'acct="kxw" exe="/usr/bin/su" uid=5 hostname=? addr=? terminal=? res=success\''
+    )
+    fields, problems = parse_fields(body)
+    assert problems == []
+    assert fields["pid"] == b"2222"
+    assert fields["uid"] == b"0"  # the kernel's outer field wins
+    assert fields["op"] == b"PAM:session_close"
+    assert decode_untrusted(fields["acct"]) == b"kxw"
+    assert fields["res"] == b"success"
+
+
+def test_stray_tokens_and_unterminated_quotes_are_reported() -> None:
+    fields, problems = parse_fields(b'user pid=3 comm="abc')
+    assert fields["pid"] == b"3"
+    assert any("stray token" in p for p in problems)
+    assert any("unterminated quote in comm" in p for p in problems)
+
+
+def test_argv_by_index_with_missing_empty_args() -> None:
+    fields, _ = parse_fields(b'argc=3 a0="/bin/ls" a2="/etc"')
+    argv, argc, problems = argv_from_execve([fields])
+    assert argv == [b"/bin/ls", b"", b"/etc"]
+    assert argc == 3
+    assert problems == []
+
+
+def test_argv_chunks_across_records_are_joined_then_decoded() -> None:
+    arg = b"x" * 10 + b" y"
+    hexed = arg.hex().upper().encode()
+    first, _ = parse_fields(
+        b'argc=3 a0="kexec" a1="-l" a2_len=' + str(len(hexed)).encode() + b" a2[0]=" + hexed[:8]
+    )
+    second, _ = parse_fields(b"a2[1]=" + hexed[8:])
+    argv, argc, problems = argv_from_execve([first, second])
+    assert argv == [b"kexec", b"-l", arg]
+    assert argc == 3
+    assert problems == []
+
+
+def test_argv_missing_chunk_is_reported() -> None:
+    fields, _ = parse_fields(b'argc=1 a0_len=4 a0[0]="ab" a0[2]="cd"')
+    argv, _, problems = argv_from_execve([fields])
+    assert argv == [b"abcd"]
+    assert problems == ["argument a0 is missing chunks"]
+
+
+@given(st.binary(max_size=300))
+def test_parse_fields_never_raises(body: bytes) -> None:
+    fields, problems = parse_fields(body)
+    assert isinstance(fields, dict)
+    assert isinstance(problems, list)
+    argv_from_execve([fields])

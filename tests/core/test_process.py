@@ -1,0 +1,148 @@
+from kexecwatch.core.assembler import Assembler, AuditEvent
+from kexecwatch.core.process import Parent, process_event_from
+from kexecwatch.core.proctable import LiveProcess, ProcessTable
+from kexecwatch.core.record import AuditRecord, parse_record
+from tests.builders import exec_lines
+
+
+def event_of(lines: list[bytes]) -> AuditEvent:
+    asm = Assembler()
+    out = []
+    for i, line in enumerate(lines, 1):
+        rec = parse_record(line, i)
+        assert isinstance(rec, AuditRecord)
+        out.extend(asm.push(rec))
+    out.extend(asm.flush())
+    [event] = [o for o in out if isinstance(o, AuditEvent)]
+    return event
+
+
+def test_exec_becomes_an_ecs_process_start() -> None:
+    pe = process_event_from(event_of(exec_lines(9, pid=42, ppid=7)), "host-a")
+    assert pe is not None
+    doc = pe.to_document()
+    assert doc["event"]["category"] == ["process"]
+    assert doc["event"]["type"] == ["start"]
+    assert doc["event"]["action"] == "executed"
+    assert doc["event"]["outcome"] == "success"
+    assert doc["host"] == {"name": "host-a", "os": {"type": "linux"}}
+    assert doc["@timestamp"] == "2023-11-14T22:13:20.000Z"
+    p = doc["process"]
+    assert (p["pid"], p["name"], p["executable"]) == (42, "kexec", "/usr/sbin/kexec")
+    assert p["args"] == ["kexec", "-l", "vmlinuz"]
+    assert p["args_count"] == 3
+    assert p["command_line"] == "kexec -l vmlinuz"
+    assert p["title"] == "kexec\x00-l\x00vmlinuz"
+    assert p["working_directory"] == "/srv"
+    assert p["parent"] == {"pid": 7}
+    assert doc["user"]["id"] == "1000"
+    assert doc["auditd"]["id"] == "1700000000.000:9"
+    assert doc["auditd"]["keys"] == ["exec"]
+    assert doc["auditd"]["parent_source"] == "unknown"
+
+
+def test_node_names_the_host() -> None:
+    pe = process_event_from(event_of(exec_lines(1, node="n1")), "fallback")
+    assert pe is not None
+    assert pe.to_document()["host"]["name"] == "n1"
+
+
+def test_failed_exec_is_kept_but_is_not_a_start() -> None:
+    pe = process_event_from(event_of(exec_lines(1, success=False, comm="bash")), "h")
+    assert pe is not None
+    doc = pe.to_document()
+    assert doc["event"]["outcome"] == "failure"
+    assert doc["event"]["type"] == ["info"]
+    assert "args" not in doc["process"]
+    assert not pe.is_process_start
+
+
+def test_key_list_is_split_on_0x01() -> None:
+    lines = exec_lines(1)
+    lines[0] = lines[0].replace(b'key="exec"', b"key=65786563013634626974")
+    pe = process_event_from(event_of(lines), "h")
+    assert pe is not None
+    assert pe.keys == ("exec", "64bit")
+
+
+def test_parent_is_the_latest_exec_before_the_child() -> None:
+    table = ProcessTable()
+    shell = process_event_from(event_of(exec_lines(1, pid=7, comm="bash", args=("bash",))), "h")
+    script = process_event_from(
+        event_of(exec_lines(2, pid=7, comm="kdumpctl", args=("/bin/bash", "kdumpctl"))), "h"
+    )
+    child = process_event_from(event_of(exec_lines(3, pid=8, ppid=7)), "h")
+    assert shell and script and child
+    table.observe(shell)
+    table.observe(script)
+    parent = table.parent_of(child)
+    assert parent is not None
+    assert (parent.name, parent.args, parent.source) == (
+        b"kdumpctl",
+        (b"/bin/bash", b"kdumpctl"),
+        "event",
+    )
+    doc = child.with_parent(parent).to_document()
+    assert doc["process"]["parent"]["name"] == "kdumpctl"
+    assert doc["process"]["parent"]["args_count"] == 2
+    assert doc["auditd"]["parent_exec_id"] == "1700000000.000:2"
+
+
+def test_a_late_child_still_finds_the_parent_it_had() -> None:
+    table = ProcessTable()
+    old = process_event_from(event_of(exec_lines(1, t="1700000000.000", pid=7, comm="bash")), "h")
+    new = process_event_from(event_of(exec_lines(3, t="1700000002.000", pid=7, comm="sleep")), "h")
+    child = process_event_from(event_of(exec_lines(2, t="1700000001.000", pid=8, ppid=7)), "h")
+    assert old and new and child
+    table.observe(old)
+    table.observe(new)
+    parent = table.parent_of(child)
+    assert parent is not None and parent.name == b"bash"
+
+
+def test_pid_reuse_replaces_the_entry() -> None:
+    table = ProcessTable()
+    first = process_event_from(event_of(exec_lines(1, pid=7, ppid=1, comm="kdumpctl")), "h")
+    reused = process_event_from(event_of(exec_lines(2, pid=7, ppid=500, comm="evil")), "h")
+    child = process_event_from(event_of(exec_lines(3, pid=9, ppid=7)), "h")
+    assert first and reused and child
+    table.observe(first)
+    table.observe(reused)
+    parent = table.parent_of(child)
+    assert parent is not None and parent.name == b"evil"
+
+
+def test_unknown_parent_has_no_name_and_table_is_bounded() -> None:
+    table = ProcessTable(max_entries=5)
+    for serial in range(1, 21):
+        pe = process_event_from(event_of(exec_lines(serial, pid=1000 + serial)), "h")
+        assert pe
+        table.observe(pe)
+    assert len(table) == 5
+    orphan = process_event_from(event_of(exec_lines(99, pid=5, ppid=1001)), "h")
+    assert orphan
+    assert table.parent_of(orphan) is None
+
+
+def test_live_lookup_rejects_a_parent_younger_than_the_child() -> None:
+    child = process_event_from(event_of(exec_lines(1, t="1700000000.000", pid=8, ppid=7)), "h")
+    assert child
+    young = LiveProcess(7, 1, b"imposter", b"/x", (b"x",), start_ms=1700000005000)
+    table = ProcessTable(lookup=lambda pid: young)
+    assert table.parent_of(child) is None
+    old = LiveProcess(7, 1, b"kdumpctl", b"/usr/bin/bash", (b"bash",), start_ms=1699999990000)
+    table = ProcessTable(lookup=lambda pid: old)
+    parent = table.parent_of(child)
+    assert parent == Parent(7, b"kdumpctl", b"/usr/bin/bash", (b"bash",), "procfs", None, 1)
+
+
+def test_table_state_roundtrip_is_byte_exact() -> None:
+    table = ProcessTable()
+    pe = process_event_from(event_of(exec_lines(1, pid=7, args=("x",))), "h")
+    assert pe
+    table.observe(pe.with_parent(None))
+    again = ProcessTable()
+    again.restore(table.to_state())
+    child = process_event_from(event_of(exec_lines(2, pid=8, ppid=7)), "h")
+    assert child
+    assert again.parent_of(child) == table.parent_of(child)
