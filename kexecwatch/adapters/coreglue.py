@@ -24,9 +24,7 @@ from kexecwatch.core.assembler import EventsLost
 from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions
 from kexecwatch.core.proctable import LiveProcess
 from kexecwatch.core.record import ParseIssue
-from kexecwatch.core.rule import load_rule
 from kexecwatch.errors import RuleError
-from kexecwatch.rules import load_builtin_rules
 
 __all__ = ["CoreLink", "gap_record", "load_rules"]
 
@@ -42,6 +40,10 @@ def load_rules(paths: Sequence[str]) -> list[DetectionRule]:
     Raises:
         RuleError: a rule file cannot be read or compiled.
     """
+    # Imported here so the daemon's modules load before the rule engine does.
+    from kexecwatch.core.rule import load_rule  # noqa: PLC0415
+    from kexecwatch.rules import load_builtin_rules  # noqa: PLC0415
+
     rules: list[DetectionRule] = list(load_builtin_rules())
     for path in paths:
         try:

@@ -194,10 +194,10 @@ class Daemon:
                     self.follower.wait(None if due is None else max(0.01, due - now))
         finally:
             self.notifier.stopping()
-            self.follower.close()
             self.hub.close(timeout=2.0)
             self.checkpoint()
             self._status()
+            self.follower.close()
             self.journal.close()
         return EXIT_OK
 
