@@ -117,7 +117,7 @@ class _Open:
     """One open member of the stream (mutable, internal)."""
 
     __slots__ = ("committed", "discarding", "fd", "identity", "offset", "partial",
-                 "partial_since", "path")
+                 "partial_since", "path", "seen")
 
     def __init__(self, fd: int, path: str, identity: FileIdentity, offset: int) -> None:
         self.fd = fd
@@ -128,6 +128,7 @@ class _Open:
         self.partial = bytearray()
         self.discarding = False  # inside an over-long line, skipping to its newline
         self.partial_since: float | None = None
+        self.seen: tuple[int, int] = (-1, -1)  # (size, mtime_ns) at the last check
 
     def position(self) -> Position:
         return Position(self.identity, self.committed, self.path)
@@ -241,8 +242,13 @@ class Follower:
             return out
         while budget > 0 and self._cur is not None:
             f = self._cur
-            size = os.fstat(f.fd).st_size
-            if size < f.offset or (size > f.offset and not self._same_content(f)):
+            st = os.fstat(f.fd)
+            size = st.st_size
+            # Content is re-verified whenever size or mtime moved: a truncate + regrow
+            # to exactly our offset changes neither the size nor the offset.
+            changed = (size, st.st_mtime_ns) != f.seen
+            f.seen = (size, st.st_mtime_ns)
+            if size < f.offset or (changed and not self._same_content(f)):
                 self._on_truncated(f, out)
                 continue
             if size > f.offset:

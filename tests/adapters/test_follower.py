@@ -274,3 +274,14 @@ def test_event_time_wakeup_comes_from_the_directory_watch(log: Path) -> None:
     assert time.monotonic() - t0 < 5  # woke by inotify, not by the 30 s poll
     assert drain(f) == rec(2)
     f.close()
+
+
+def test_truncate_and_regrow_to_exactly_the_old_size(log: Path) -> None:
+    append(log, rec(1))
+    f = Follower(str(log))
+    drain(f)
+    os.truncate(log, 0)
+    append(log, rec(2))  # same length as rec(1): size and offset both unchanged
+    os.utime(log, ns=(1, 10**18))  # make sure mtime moved even on a coarse clock
+    assert drain(f) == rec(2)
+    f.close()

@@ -110,6 +110,8 @@ class Daemon:
         self._stderr = open(self.stderr_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self._stderr,
                                      env={**os.environ, **(env or {})})
+        if log.exists():
+            self.wait_log("event=file_switch")  # following before the test writes on
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
