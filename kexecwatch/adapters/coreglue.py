@@ -41,8 +41,8 @@ def load_rules(paths: Sequence[str]) -> list[DetectionRule]:
         RuleError: a rule file cannot be read or compiled.
     """
     # Imported here so the daemon's modules load before the rule engine does.
-    from kexecwatch.core.rule import load_rule  # noqa: PLC0415
-    from kexecwatch.rules import load_builtin_rules  # noqa: PLC0415
+    from kexecwatch.core.rule import load_rule
+    from kexecwatch.rules import load_builtin_rules
 
     rules: list[DetectionRule] = list(load_builtin_rules())
     for path in paths:

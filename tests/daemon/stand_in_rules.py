@@ -13,8 +13,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from kexecwatch.adapters import coreglue, daemon  # noqa: E402
-from tests.core.simple_rule import SimpleRule  # noqa: E402
+from kexecwatch.adapters import coreglue, daemon
+from kexecwatch.errors import RuleError
+from tests.core.simple_rule import SimpleRule
 
 ARGS = {"--exec", "-e", "--load", "-l", "--unload", "-u"}
 
@@ -27,8 +28,14 @@ def kexec_rule(doc: dict[str, Any]) -> bool:
             and any(a in ARGS for a in args) and parent not in ("kdumpctl", "unload.sh"))
 
 
-coreglue.load_rules = lambda paths: [  # type: ignore[assignment]
-    SimpleRule(kexec_rule, rule_id="4d4c35f4-414e-4d0c-bb7e-6db7c80a6957")]
+def load_rules(paths: list[str]) -> list[SimpleRule]:
+    for path in paths:  # extra rule files cannot be compiled here: only check they exist
+        if not Path(path).is_file():
+            raise RuleError(f"{path}: cannot read rule file")
+    return [SimpleRule(kexec_rule, rule_id="4d4c35f4-414e-4d0c-bb7e-6db7c80a6957")]
+
+
+coreglue.load_rules = load_rules  # type: ignore[assignment]
 
 if __name__ == "__main__":
     sys.exit(daemon.main())
