@@ -12,6 +12,7 @@ for the kexec rule); what it holds back is counted and reported as
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -50,8 +51,7 @@ class RuleMeta(Protocol):
     def author(self) -> tuple[str, ...]: ...
     @property
     def references(self) -> tuple[str, ...]: ...
-    @property
-    def threat(self) -> tuple[dict[str, Any], ...]: ...
+    def threat_documents(self) -> list[dict[str, Any]]: ...
     @property
     def max_signals(self) -> int: ...
     @property
@@ -97,7 +97,7 @@ class Alert:
             "reference": list(rule.references),
             "ruleset": "kexecwatch",
         }
-        doc["threat"] = [dict(t) for t in rule.threat]
+        doc["threat"] = rule.threat_documents()
         doc["alert"] = {
             "id": self.id,
             "severity": rule.severity,
@@ -199,6 +199,21 @@ def to_json_line(doc: dict[str, Any]) -> bytes:
     return text.encode("utf-8", "backslashreplace") + b"\n"
 
 
+def _quoted_command(process: dict[str, Any]) -> str:
+    args = process.get("args")
+    if not args:
+        return str(process.get("command_line") or process.get("name") or "?")
+    # Quote like a shell would, so "a b" stays one visible argument.
+    return " ".join(a if a and _PLAIN_ARG.fullmatch(a) else _single_quote(a) for a in args)
+
+
+def _single_quote(arg: str) -> str:
+    return "'" + arg.replace("'", "'\\''") + "'"
+
+
+_PLAIN_ARG = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+
+
 def to_text_line(doc: dict[str, Any], *, width: int = 0) -> str:
     """One terminal-safe line describing an alert (or a process event) document."""
     process = doc.get("process", {})
@@ -217,7 +232,7 @@ def to_text_line(doc: dict[str, Any], *, width: int = 0) -> str:
         f"pid={process.get('pid', '?')}",
         f"parent={pname}({parent.get('pid', '?')})",
         f"exe={process.get('executable', '?')}",
-        "cmd=" + (process.get("command_line") or process.get("name") or "?"),
+        "cmd=" + _quoted_command(process),
     ]
     if alert.get("reason"):
         parts.append(f"reason={alert['reason']}")

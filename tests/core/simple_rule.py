@@ -23,6 +23,9 @@ class SimpleRule:
     max_signals: int = 100
     interval_ms: int = 300_000
 
+    def threat_documents(self) -> list[dict[str, Any]]:
+        return [dict(t) for t in self.threat]
+
     def matches(self, document: dict[str, Any]) -> bool:
         return self.predicate(document)
 

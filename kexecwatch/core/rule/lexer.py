@@ -1,0 +1,202 @@
+"""Tokens of the Elasticsearch EQL subset, and the error format shared with the parser.
+
+Rule 1: the lexer never evaluates anything; it turns query text into :class:`Token`
+values with their offset in the text, or raises :class:`RuleError` pointing at the
+offending character.
+
+Theory of operation: one left-to-right scan. Whitespace, ``// line`` and ``/* block */``
+comments are skipped anywhere, which is why comments inside parenthesised lists work.
+Strings are decoded here (``"..."`` with ``\\n \\r \\t \\\\ \\"`` and ``\\u{XXXX}``, and
+``\"\"\"raw\"\"\"`` with no escapes at all), so the parser only sees finished values.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from kexecwatch.errors import RuleError, SourceLocation
+
+__all__ = ["QuerySource", "Token", "TokenKind", "tokenize"]
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySource:
+    """The text being compiled, and where it sits in its file (for error locations).
+
+    Attributes:
+        text: the query text.
+        source: a file name or ``<query>``.
+        line_offset: lines before the query's first line in ``source``.
+        column_offset: columns before the query's first character on its first line.
+        file_first_line: the whole first line in the file, for carets (defaults to the
+            query's own first line).
+    """
+
+    text: str
+    source: str = "<query>"
+    line_offset: int = 0
+    column_offset: int = 0
+    file_first_line: str | None = None
+
+    def error(self, pos: int, message: str) -> RuleError:
+        """A :class:`RuleError` at text offset ``pos``, with the source line and a caret."""
+        pos = max(0, min(pos, len(self.text)))
+        line_start = self.text.rfind("\n", 0, pos) + 1
+        line_end = self.text.find("\n", pos)
+        if line_end == -1:
+            line_end = len(self.text)
+        index = self.text.count("\n", 0, pos)
+        shown = self.text[line_start:line_end]
+        col = pos - line_start + 1
+        if index == 0:
+            col += self.column_offset
+            if self.file_first_line is not None:
+                shown = self.file_first_line
+        # Copy tabs from the shown line so the caret lines up in a terminal.
+        prefix = "".join(c if c == "\t" else " " for c in shown[: col - 1])
+        where = SourceLocation(self.source, index + 1 + self.line_offset, col)
+        return RuleError(message, where=where, detail=f"{shown.rstrip()}\n{prefix}^")
+
+
+class TokenKind(Enum):
+    """What a token is."""
+
+    IDENT = "identifier"
+    STRING = "string"
+    NUMBER = "number"
+    OP = "operator"
+    LPAREN = "'('"
+    RPAREN = "')'"
+    COMMA = "','"
+    QMARK = "'?'"
+    EOF = "end of query"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One token: its kind, its decoded value, its text offset, and for strings the raw flag."""
+
+    kind: TokenKind
+    value: str | int | float
+    pos: int
+    raw: bool = False
+
+
+_IDENT = re.compile(r"[A-Za-z_@][A-Za-z0-9_@]*")
+_NUMBER = re.compile(r"\d+(\.\d+)?([eE][+-]?\d+)?")
+_TILDE_KEYWORDS = frozenset({"in", "like", "regex"})
+_OPERATORS = ("==", "!=", "<=", ">=", "<", ">", ":", ".")
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"'}
+_HEX = re.compile(r"\{([0-9A-Fa-f]{2,8})\}")
+
+
+def tokenize(src: QuerySource) -> list[Token]:
+    """Split ``src.text`` into tokens, ending with one ``EOF`` token.
+
+    Raises:
+        RuleError: on an unknown character, a single ``=``, a single-quoted string,
+            an unterminated string or comment, or a bad escape sequence.
+    """
+    text = src.text
+    tokens: list[Token] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c.isspace():
+            i += 1
+        elif text.startswith("//", i):
+            end = text.find("\n", i)
+            i = n if end == -1 else end + 1
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            if end == -1:
+                raise src.error(i, "unterminated /* comment")
+            i = end + 2
+        elif text.startswith('"""', i):
+            end = text.find('"""', i + 3)
+            if end == -1:
+                raise src.error(i, "unterminated raw string")
+            tokens.append(Token(TokenKind.STRING, text[i + 3 : end], i, raw=True))
+            i = end + 3
+        elif c == '"':
+            value, i_next = _string(src, i)
+            tokens.append(Token(TokenKind.STRING, value, i))
+            i = i_next
+        elif c == "'":
+            raise src.error(i, "single-quoted strings are not supported; use double quotes")
+        elif c == "`":
+            end = i + 1
+            while True:
+                end = text.find("`", end)
+                if end == -1:
+                    raise src.error(i, "unterminated `escaped` field name")
+                if not text.startswith("``", end):
+                    break
+                end += 2
+            tokens.append(Token(TokenKind.IDENT, text[i + 1 : end].replace("``", "`"), i))
+            i = end + 1
+        elif m := _IDENT.match(text, i):
+            word = m.group()
+            i = m.end()
+            if word in _TILDE_KEYWORDS and text.startswith("~", i):
+                word += "~"
+                i += 1
+            tokens.append(Token(TokenKind.IDENT, word, m.start()))
+        elif m := _NUMBER.match(text, i):
+            literal = m.group()
+            number: int | float = float(literal) if m.group(1) or m.group(2) else int(literal)
+            tokens.append(Token(TokenKind.NUMBER, number, i))
+            i = m.end()
+        elif c in "(),?":
+            kind = {"(": TokenKind.LPAREN, ")": TokenKind.RPAREN, ",": TokenKind.COMMA}
+            tokens.append(Token(kind.get(c, TokenKind.QMARK), c, i))
+            i += 1
+        elif c == "-" and i + 1 < n and text[i + 1].isdigit():
+            tokens.append(Token(TokenKind.OP, "-", i))
+            i += 1
+        else:
+            op = next((o for o in _OPERATORS if text.startswith(o, i)), None)
+            if op is None:
+                if c == "=":
+                    raise src.error(i, "'=' is not supported; use '==' or ':'")
+                if c == "|":
+                    raise src.error(i, "pipes ('|') are not supported")
+                raise src.error(i, f"unexpected character {c!r}")
+            tokens.append(Token(TokenKind.OP, op, i))
+            i += len(op)
+    tokens.append(Token(TokenKind.EOF, "", n))
+    return tokens
+
+
+def _string(src: QuerySource, start: int) -> tuple[str, int]:
+    """Decode the ``"..."`` string at ``start``; return its value and the offset after it."""
+    text = src.text
+    out: list[str] = []
+    i = start + 1
+    while True:
+        if i >= len(text) or text[i] in "\r\n":
+            raise src.error(start, "unterminated string")
+        c = text[i]
+        if c == '"':
+            return "".join(out), i + 1
+        if c != "\\":
+            out.append(c)
+            i += 1
+            continue
+        nxt = text[i + 1 : i + 2]
+        if nxt in _ESCAPES:
+            out.append(_ESCAPES[nxt])
+            i += 2
+        elif nxt == "u" and (m := _HEX.match(text, i + 2)):
+            code = int(m.group(1), 16)
+            if code > 0x10FFFF:
+                raise src.error(i, "unicode escape is beyond U+10FFFF")
+            out.append(chr(code))
+            i = m.end()
+        elif nxt == "u":
+            raise src.error(i, "bad unicode escape; write \\u{XXXX} with 2 to 8 hex digits")
+        else:
+            shown = nxt or "end of query"
+            raise src.error(i, f'unknown escape sequence \\{shown}; use a raw """string"""')

@@ -1,0 +1,33 @@
+"""The one entry point from query text to :class:`CompiledQuery`."""
+
+from __future__ import annotations
+
+from kexecwatch.core.rule.evaluate import CompiledQuery, compile_ast
+from kexecwatch.core.rule.lexer import QuerySource
+from kexecwatch.core.rule.parser import parse_query
+
+__all__ = ["compile_query", "compile_source"]
+
+
+def compile_query(text: str, *, source: str = "<query>", line_offset: int = 0) -> CompiledQuery:
+    """Parse and compile an EQL query such as ``process where process.name == "kexec"``.
+
+    Args:
+        text: the query.
+        source: the name used in error locations (a file path, or ``<query>``).
+        line_offset: lines before the query's first line in ``source``, so errors name
+            the line in the file rather than in the query.
+
+    Returns:
+        The compiled query; its ``matches(doc)`` is cheap and never raises.
+
+    Raises:
+        RuleError: with ``where=SourceLocation(source, line, column)`` (1-based) and a
+            detail of the source line plus a caret under the column.
+    """
+    return compile_source(QuerySource(text, source, line_offset))
+
+
+def compile_source(src: QuerySource) -> CompiledQuery:
+    """:func:`compile_query` for a query whose position in a file is fully known."""
+    return compile_ast(parse_query(src), src)
