@@ -65,6 +65,7 @@ class Run:
 def latency(run: Run, n: int) -> None:
     written: dict[str, float] = {}
     for _ in range(n):
+        run.writer.t += 3_100  # event time: stay under the rule's 100 alerts / 5 minutes
         recs = run.writer.event(kexec=True)
         aid = run.writer.expected[-1]
         run.writer.write(b"".join(recs))

@@ -255,6 +255,10 @@ class Daemon:
     def _maybe_expire(self, now: float) -> None:
         if self._expire_due is None or now < self._expire_due or not self._last_record_ms:
             return
+        if self.follower.holds_partial_line:
+            # The writer is mid-record: the event is still being written, not idle.
+            self._expire_due = now + self.cfg.event_window_ms / 1000
+            return
         idle_ms = int((now - self._last_data) * 1000)
         self._expire_due = None
         self._handle(self.core.expire(self._last_record_ms + idle_ms))

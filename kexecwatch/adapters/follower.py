@@ -218,6 +218,11 @@ class Follower:
         """Where a restart should resume: just after the last line handed out."""
         return self._cur.position() if self._cur else self._resume
 
+    @property
+    def holds_partial_line(self) -> bool:
+        """True while the writer is in the middle of a line (of any file in the stream)."""
+        return self._cur is not None and bool(self._cur.partial)
+
     def lag_bytes(self) -> int:
         """Bytes written to the current file that were not read yet."""
         if self._cur is None:

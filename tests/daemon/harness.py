@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-# Until the EQL rules are merged the daemon runs with a stand-in rule (see the module).
-RUNNER = [sys.executable, str(REPO / "tests" / "daemon" / "stand_in_rules.py")]
+# Switch to [sys.executable, "-m", "kexecwatch", "run"] once cli.py wires the subcommand.
+RUNNER = [sys.executable, "-m", "kexecwatch.adapters.daemon"]
 
 
 class FakeAuditd:

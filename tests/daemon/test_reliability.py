@@ -94,9 +94,10 @@ def test_slow_writer_half_line(tmp_path: Path, log: Path) -> None:
     d = Daemon(tmp_path, log)
     recs = w.event(kexec=True)
     joined = b"".join(recs)
-    w.write(joined[:50])
-    time.sleep(1.5)
-    w.write(joined[50:])
+    cut = len(recs[0]) + len(recs[1]) + 20  # SYSCALL and EXECVE whole, then half a CWD
+    w.write(joined[:cut])
+    time.sleep(1.5)  # longer than the event window: a held half line is not idleness
+    w.write(joined[cut:])
     exactly_once(d, w)
     assert d.stop() == 0
 
