@@ -91,6 +91,9 @@ class FakeAuditd:
         os.close(self.fd)
 
 
+RUNNING: list[subprocess.Popen[bytes]] = []  # killed by the conftest fixture after each test
+
+
 class Daemon:
     """A ``kexecwatch run`` subprocess writing alerts to an NDJSON file."""
 
@@ -110,6 +113,7 @@ class Daemon:
         self._stderr = open(self.stderr_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self._stderr,
                                      env={**os.environ, **(env or {})})
+        RUNNING.append(self.proc)
         if log.exists():
             self.wait_log("event=file_switch")  # following before the test writes on
 

@@ -173,7 +173,7 @@ def test_checkpointed_file_rotated_away_raises_a_gap_alert(tmp_path: Path, log: 
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     mnt = tmp_path / "tmpfs"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mnt)],
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)],
                        check=False, capture_output=True, text=True)
     assert r.returncode == 0, f"mount tmpfs needs root: {r.stderr}"
     try:
