@@ -9,6 +9,7 @@ prefilter, and with a rule that has none.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions
 from kexecwatch.core.interest import EventInterest, interest_from_values
 from kexecwatch.core.rule import compile_query
 from kexecwatch.rules import load_builtin_rules
+from tests.builders import exec_lines, join
 from tests.core.simple_rule import SimpleRule, kexec_like
 from tests.core.test_detector import fingerprint
 
@@ -132,7 +134,7 @@ def test_generated_logs_agree_and_raise_the_expected_alerts(
     keys = assert_same(data, BUILTIN)
     alerts = [k for k in keys if k.startswith("alert ")]
     assert alerts, "the generated log should hold alerting kexec runs"
-    for rules in ([NO_LITERALS], [BY_EXE], [*BUILTIN, NO_LITERALS]):
+    for rules in ([NO_LITERALS], [BY_EXE], [*BUILTIN, NO_LITERALS], ALL_RULES):
         assert_same(data, rules)
     assert_same(data, BUILTIN, emit_events=True)
     assert_same(data, BUILTIN, since_ms=1_717_000_000_000 + 10**6, window_ms=0)
@@ -190,6 +192,7 @@ def test_damaged_generated_logs_agree(
             lines[i] = line[:at] + junk + line[at:]
     log = b"".join(line + b"\n" for line in lines)
     assert_same(log, [*BUILTIN, BY_EXE], [len(log) // 3], window_ms=window_ms, max_inflight=8)
+    assert_same(log, ALL_RULES, window_ms=window_ms, max_inflight=8)
 
 
 def test_interest_from_the_shipped_rule_is_narrow() -> None:
@@ -225,3 +228,76 @@ def test_added_interest_reaches_the_hook() -> None:
     det.flush()
     assert seen, "kexec_file_load events must reach _on_event once an interest asks"
     assert seen == sorted(set(seen), key=seen.index)
+
+
+def _disguise_log() -> bytes:
+    """kexec run by its own name (its inode learned), then through a hard link, a
+    symlink, the dynamic loader and a copy outside the system directories, among
+    ordinary execs; every event a whole canonical run."""
+    lines: list[bytes] = []
+    serial = 0
+
+    def add(**kw: object) -> None:
+        nonlocal serial
+        serial += 1
+        event = exec_lines(serial, t=f"1700000000.{serial:03d}", pid=100 + serial, **kw)  # type: ignore[arg-type]
+        # The kernel's full SYSCALL layout, so that the fast path takes the run whole.
+        event[0] = event[0].replace(b" items=", b" a0=1 a1=2 a2=3 a3=4 items=")
+        lines.extend(event)
+
+    add(comm="bash", exe="/usr/bin/bash", args=("bash",), inode=11)
+    add(comm="kexec", exe="/usr/sbin/kexec", args=("kexec", "-l", "vmlinuz"), inode=4242)
+    add(comm="ls", exe="/usr/bin/ls", args=("ls",), inode=12)
+    add(comm="kx", exe="/usr/local/bin/kx", args=("kx", "-e"), inode=4242)  # hard link
+    add(comm="kx", exe="/usr/local/bin/kx", args=("kx", "-e"), inode=4243)  # other inode
+    add(comm="kx", exe="/usr/sbin/KEXEC", args=("kx", "-e"), inode=77)  # symlink, any case
+    add(
+        comm="ld-linux-x86-64",
+        exe="/usr/lib64/ld-linux-x86-64.so.2",
+        args=("/lib64/ld-linux-x86-64.so.2", "/usr/sbin/kexec", "-e"),
+        inode=78,
+    )
+    add(comm="kexec", exe="/tmp/kexec", args=("kexec", "-u"), inode=79)
+    add(comm="cat", exe="/usr/bin/cat", args=("cat",), inode=13)
+    return join(lines)
+
+
+def test_native_rules_keep_their_alerts_on_the_fast_path() -> None:
+    data = _disguise_log()
+    skimmed = Detector(ALL_RULES, host_name="h")
+    skimmed.feed(data)
+    assert skimmed._verdicts, "the runs should be taken whole (fast path)"
+    keys = assert_same(data, ALL_RULES)
+    docs = [json.loads(k.removeprefix("alert ")) for k in keys if k.startswith("alert ")]
+    disguised = {
+        d["auditd"]["sequence"]
+        for d in docs
+        if d["rule"]["name"].startswith("Kexec Binary Run Under")
+    }
+    # The hard link (serial 4), the symlink (6), the loader (7), the copy in /tmp (8).
+    assert disguised == {4, 6, 7, 8}, [(d["auditd"]["sequence"], d["rule"]["name"]) for d in docs]
+
+
+def test_the_default_rules_parse_only_the_events_they_may_need(
+    generated: dict[int, bytes],
+) -> None:
+    def parsed_with(rules: Sequence[DetectionRule]) -> tuple[int, int]:
+        parsed: list[str] = []
+
+        class Spy(Detector):
+            def _on_event(self, event, out):  # type: ignore[no-untyped-def]
+                parsed.append(str(event.id))
+                super()._on_event(event, out)
+
+        det = Spy(rules, host_name="h")
+        det.feed(generated[1])
+        det.flush()
+        return len(parsed), det.stats.events
+
+    upstream, events = parsed_with(BUILTIN)
+    everything, _ = parsed_with(ALL_RULES)
+    # Single records and interleaved events always take the reference path; whole
+    # runs only when an interest may want them: the native rules add the kexec runs
+    # (one scenario in 150 events), not the ordinary execs.
+    assert upstream < events * 0.3, (upstream, events)
+    assert everything - upstream < events * 0.03, (everything, upstream, events)

@@ -259,13 +259,16 @@ class Assembler:
         self._expire_into(out)
         return out
 
-    def maybe_push_whole(self, node: str | None, event_id: EventId) -> list[AssemblerOutput] | None:
+    def maybe_push_whole(
+        self, node: str | None, event_id: EventId, time_ms: int | None = None
+    ) -> list[AssemblerOutput] | None:
         """Take a whole syscall event at once, when that equals pushing its records.
 
         The caller has seen, contiguous in the log, a ``SYSCALL`` record, records of
         the same id that neither end the event nor are ``EOE``, and a ``PROCTITLE``.
         Pushing those one by one would open the event, grow it, and complete it; this
         does the same state changes without the records, which the caller keeps.
+        ``time_ms`` is ``event_id.time_ms``, when the caller has it at hand.
 
         Returns:
             What the records would have produced *before* the event itself (lost
@@ -274,28 +277,54 @@ class Assembler:
             already older than the window, or the in-flight cap would evict.
         """
         key = (node, event_id)
-        if key in self._inflight or key in self._done or len(self._inflight) >= self.max_inflight:
+        inflight = self._inflight
+        if key in self._done or key in inflight or len(inflight) >= self.max_inflight:
             return None
-        time_ms = event_id.time_ms
-        watermark = self._watermark.get(node)
+        if time_ms is None:
+            time_ms = event_id.time_ms
+        marks = self._watermark
+        watermark = marks.get(node)
         if watermark is not None and time_ms < watermark - self.window_ms:
             return None  # push() would expire it after its first record
         if watermark is None or time_ms > watermark:
-            self._watermark[node] = watermark = time_ms
-        out: list[AssemblerOutput] = []
+            marks[node] = watermark = time_ms
         tracker = self._gaps.get(node)
+        if not inflight and tracker is not None and not tracker.ahead:
+            # The common case, inlined: nothing in flight, so nothing can expire; the
+            # serial is the next one or starts a new sequence, and only the done set
+            # moves on. Same state changes as the general case below.
+            out: list[AssemblerOutput] = []
+            if event_id[2] == tracker.expected:
+                tracker.expected += 1
+                tracker.last_time_ms = max(tracker.last_time_ms, time_ms)
+            else:
+                out = list(tracker.observe(node, event_id, watermark, self.window_ms))
+            self._prune_done(marks)
+            self._remember(key, time_ms)
+            self._prune_done(marks)
+            return out
+        out = []
         if tracker is None:
             tracker = self._gaps[node] = _GapTracker()
         out.extend(tracker.observe(node, event_id, watermark, self.window_ms))
         # While its first record is handled the event is in flight: expiry counts it.
         # The middle records change nothing (same watermark, same set in flight).
-        self._inflight[key] = []
+        inflight[key] = []
         self._expire_into(out)
-        del self._inflight[key]
+        del inflight[key]
         self._remember(key, time_ms)
         # After the last record: nothing new can expire, but the bookkeeping moves on.
         self._expire_into(out)
         return out
+
+    def _prune_done(self, marks: dict[str | None, int]) -> None:
+        order = self._done_order
+        if order:
+            horizon = (max(marks.values()) if len(marks) > 1 else marks[next(iter(marks))]) - (
+                4 * self.window_ms
+            )
+            while order and order[0][0] < horizon:
+                self._done.discard(order.popleft()[1])
 
     def expire(self, now_ms: int) -> list[AssemblerOutput]:
         """Complete events older than the window, measured against ``now_ms``.

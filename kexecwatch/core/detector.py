@@ -37,7 +37,7 @@ are bugs.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
@@ -51,19 +51,23 @@ from kexecwatch.core.assembler import (
     EventsLost,
 )
 from kexecwatch.core.fastpath import (
+    FAST_TYPES,
     SYSCALL_BODY,
+    SYSCALL_HEAD,
     argv_of_execve_bodies,
     argv_of_execve_lines,
-    match_run,
+    execve_bodies,
+    path_inodes,
     record_types,
     records_of,
+    run_end,
     syscall_of,
 )
 from kexecwatch.core.fields import decode_untrusted
 from kexecwatch.core.interest import EVERYTHING, EventInterest, interest_from_values
 from kexecwatch.core.linebuffer import DEFAULT_MAX_LINE, LineBuffer, Region
 from kexecwatch.core.process import ProcessEvent, process_event_from
-from kexecwatch.core.proctable import DEFAULT_MAX_ENTRIES, LazyArgs, ProcessTable, ProcLookup
+from kexecwatch.core.proctable import DEFAULT_MAX_ENTRIES, Args, ProcessTable, ProcLookup
 from kexecwatch.core.record import AuditRecord, EventId, ParseIssue, parse_record
 from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
 from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
@@ -168,7 +172,9 @@ class Detector:
         self._assembler = Assembler(
             window_ms=self.options.window_ms, max_inflight=self.options.max_inflight
         )
-        self.table = ProcessTable(max_entries=self.options.max_processes, lookup=lookup)
+        self.table = ProcessTable(
+            max_entries=self.options.max_processes, lookup=lookup, decode=argv_of_execve_bodies
+        )
         self._limiter = AlertLimiter()
         self._starts: dict[tuple[str | None, Any], _Position] = {}
         self._telemetry_rules = [
@@ -180,10 +186,12 @@ class Detector:
         self._rule_interests: list[EventInterest] = (
             [EVERYTHING]
             if self.options.emit_events
-            else [i for i in map(_interest_of, self.rules) if i is not None]
+            else [i for rule in self.rules for i in _interests_of(rule)]
         )
         self._interests: list[EventInterest] = []
-        self._wants_types = False
+        # What the interests say about each (syscall, success, comm, exe) seen on the
+        # fast path: they depend on nothing else but record types and learned inodes.
+        self._verdicts: dict[tuple[bytes, bytes, bytes, bytes], _Verdict] = {}
         if self._telemetry_rules:
             # Configuration changes come inside auditctl's own syscall events.
             self.add_interest(EventInterest(record_types=TELEMETRY_TYPES))
@@ -196,7 +204,7 @@ class Detector:
         whole syscall run always reach :meth:`_on_event` anyway.
         """
         self._interests.append(interest)
-        self._wants_types = self._wants_types or interest.record_types is not None
+        self._verdicts.clear()
 
     # -- feeding -------------------------------------------------------------
 
@@ -232,16 +240,31 @@ class Detector:
         return out
 
     def _scan(self, region: Region, out: list[Output]) -> None:
-        buf = region.data
-        end = len(buf)
-        pos = 0
+        # A newline in front, so that every line, the first too, follows one: the
+        # search for the next whole event is then one C-level call. Offsets below
+        # are into ``buf``; ``pos`` is always a line start.
+        buf = b"\n" + region.data
+        limit = len(buf)
+        pos = 1
         line_no = region.line_no
+        base = region.offset - 1
+        source = region.source
         count = buf.count
         find = buf.find
+        search = SYSCALL_HEAD.search
         stats = self.stats
-        while pos < end:
-            run = match_run(buf, pos)
-            if run is not None and self._fast_event(buf, pos, run, line_no, out):
+        while pos < limit:
+            m = search(buf, pos - 1)
+            stop = limit if m is None else m.start() + 1
+            while pos < stop:
+                nl = find(b"\n", pos)
+                self._line(buf[pos:nl], line_no, source, base + pos, out)
+                line_no += 1
+                pos = nl + 1
+            if m is None:
+                return
+            run = run_end(buf, m)
+            if run is not None and self._fast_event(buf, m, run, line_no, out):
                 stop = run[1]
                 n = count(b"\n", pos, stop)
                 stats.lines += n
@@ -250,7 +273,7 @@ class Detector:
                 pos = stop
                 continue
             nl = find(b"\n", pos)
-            self._line(buf[pos:nl], line_no, region.source, region.offset + pos, out)
+            self._line(buf[pos:nl], line_no, source, base + pos, out)
             line_no += 1
             pos = nl + 1
 
@@ -291,73 +314,130 @@ class Detector:
             self._starts.pop(key, None)
 
     def _fast_event(
-        self,
-        buf: bytes,
-        pos: int,
-        run: tuple[re.Match[bytes], int, bytes],
-        line_no: int,
-        out: list[Output],
+        self, buf: bytes, m: re.Match[bytes], run: tuple[int, int], line_no: int, out: list[Output]
     ) -> bool:
-        """Handle one whole syscall event found by ``match_run``; ``False`` if it cannot be."""
-        m, end, execve = run
-        node = None
-        event_id = EventId(int(m["sec"]), int(m["ms"]), int(m["serial"]))
-        produced = self._assembler.maybe_push_whole(node, event_id)
+        """Handle one whole syscall event (``SYSCALL_HEAD`` match, ``run_end``); ``False``
+        if it cannot be taken whole."""
+        sec, ms, serial, raw_id, call, success_raw, comm_raw, exe_raw = m.group(
+            "sec", "ms", "serial", "id", "call", "success", "comm", "exe"
+        )
+        event_id = EventId(int(sec), int(ms), int(serial))
+        time_ms = event_id[0] * 1000 + event_id[1]
+        produced = self._assembler.maybe_push_whole(None, event_id, time_ms)
         if produced is None:
             return False
         if produced:
             self._handle(produced, out)
         if self._starts:
-            self._starts.pop((node, event_id), None)
+            self._starts.pop((None, event_id), None)
         stats = self.stats
         stats.events += 1
-        time_ms = event_id.time_ms
         stats.last_time_ms = max(stats.last_time_ms, time_ms)
-        if self._skim(
-            node,
-            event_id,
-            m,
-            LazyArgs(execve, argv_of_execve_lines) if execve else None,
-            lambda: record_types(buf[pos:end]),
+        key = (call, success_raw, comm_raw, exe_raw)
+        verdict = self._verdicts.get(key) or self._verdict(key)
+        syscall, success, comm, exe, evaluated, for_rules, for_others = verdict
+        options = self.options
+        relevant = evaluated and not (
+            (options.since_ms is not None and time_ms < options.since_ms)
+            or (options.until_ms is not None and time_ms >= options.until_ms)
+        )
+        start = m.start() + 1
+        end = run[1]
+        if (for_rules and relevant and _any_accepts(for_rules, buf, start, end)) or (
+            for_others and _any_accepts(for_others, buf, start, end)
         ):
+            records = records_of(buf[start:end], line_no)
+            self._on_event(AuditEvent(None, event_id, records, "proctitle"), out)
             return True
-        records = records_of(buf[pos:end], line_no)
-        self._on_event(AuditEvent(node, event_id, records, "proctitle"), out)
+        ppid = int(m.group("ppid"))
+        table = self.table
+        if table.lookup is not None:
+            table.parent_at(ppid, time_ms)  # may seed the table from /proc
+        if success and syscall in EXEC_SYSCALLS:
+            lines = buf[find_line_end(buf, m) : run[0]]
+            args: Args = None
+            if lines:
+                args = execve_bodies(lines, raw_id) or argv_of_execve_lines(lines)
+            table.learn_exec(int(m.group("pid")), ppid, comm, exe, args, time_ms, raw_id)
+        else:
+            table.learn(
+                syscall=syscall,
+                success=success,
+                pid=int(m.group("pid")),
+                ppid=ppid,
+                comm=comm,
+                exe=exe,
+                exit_code=int(m.group("exit")),
+                args=None,
+                event_id=event_id,
+            )
+        if relevant:
+            stats.process_events += 1
         return True
 
-    def _skim(
-        self,
-        node: str | None,
-        event_id: EventId,
-        m: re.Match[bytes],
-        args: LazyArgs | None,
-        types: Callable[[], frozenset[str]],
-    ) -> bool:
-        """Teach the table from a canonical SYSCALL record, unless someone needs the event.
+    def _verdict(self, key: tuple[bytes, bytes, bytes, bytes]) -> _Verdict:
+        """What the interests say about a fast-path event with these raw values."""
+        call, success_raw, comm_raw, exe_raw = key
+        syscall = syscall_of(call)
+        success = success_raw == b"yes"
+        comm = decode_untrusted(comm_raw)
+        exe = decode_untrusted(exe_raw)
+        host = self.host_name
 
-        ``m`` holds the groups of :data:`~kexecwatch.core.fastpath.SYSCALL_BODY`.
-        Returns ``True`` when the event was handled this way: what
-        :meth:`_on_event` would do with it, minus the parse, since no rule and no
-        interest can use it. ``False``: it must go to :meth:`_on_event`.
+        def accepting(interests: list[EventInterest]) -> tuple[EventInterest, ...]:
+            # A fast-path run holds no record types beyond FAST_TYPES.
+            return tuple(
+                i
+                for i in interests
+                if (i.record_types is None or i.record_types & FAST_TYPES)
+                and i.accepts_static(syscall, success, comm, exe, host)
+            )
+
+        evaluated = syscall in _EVALUATED
+        verdict = (
+            syscall,
+            success,
+            comm,
+            exe,
+            evaluated,
+            accepting(self._rule_interests) if evaluated else (),
+            accepting(self._interests),
+        )
+        if len(self._verdicts) >= _MAX_VERDICTS:
+            self._verdicts.clear()
+        self._verdicts[key] = verdict
+        return verdict
+
+    def _skim(self, event: AuditEvent, m: re.Match[bytes]) -> bool:
+        """Teach the table from a reference-path event nobody needs in full.
+
+        ``m`` matches its ``SYSCALL`` body (:data:`SYSCALL_BODY`). Returns ``False``
+        when a rule interest accepts the event: it must be built in full. Other
+        interests have had the event in :meth:`_on_event` already.
         """
         syscall = syscall_of(m["call"])
         success = m["success"] == b"yes"
         comm = decode_untrusted(m["comm"])
         exe = decode_untrusted(m["exe"])
-        time_ms = event_id.time_ms
+        time_ms = event.id.time_ms
         options = self.options
         relevant = syscall in _EVALUATED and not (
             (options.since_ms is not None and time_ms < options.since_ms)
             or (options.until_ms is not None and time_ms >= options.until_ms)
         )
-        interests = self._rule_interests if relevant else []
-        if self._interests:
-            interests = interests + self._interests
-        if interests:
-            host = node or self.host_name
-            kinds = types() if self._wants_types else None
-            for interest in interests:
-                if interest.accepts(syscall, success, comm, exe, host=host, record_types=kinds):
+        if relevant:
+            host = event.node or self.host_name
+            kinds = frozenset(r.type for r in event.records)
+            for interest in self._rule_interests:
+                if interest.accepts(
+                    syscall,
+                    success,
+                    comm,
+                    exe,
+                    host=host,
+                    record_types=kinds,
+                    inodes=lambda: _record_inodes(event.records),
+                ):
                     return False
         ppid = int(m["ppid"])
         table = self.table
@@ -371,8 +451,8 @@ class Detector:
             comm=comm,
             exe=exe,
             exit_code=int(m["exit"]),
-            args=args,
-            event_id=event_id,
+            args=_raw_args(event.records),
+            event_id=event.id,
         )
         if relevant:
             self.stats.process_events += 1
@@ -451,13 +531,7 @@ class Detector:
             return
         if self.options.fast_path:
             m = SYSCALL_BODY.fullmatch(syscall_record.body)
-            if m is not None and self._skim(
-                event.node,
-                event.id,
-                m,
-                _lazy_args(event.records),
-                lambda: frozenset(r.type for r in event.records),
-            ):
+            if m is not None and self._skim(event, m):
                 return
         process = process_event_from(event, self.host_name)
         if process is None:
@@ -551,19 +625,60 @@ class Detector:
             raise ValueError(f"corrupt detector state: {exc}") from exc
 
 
-def _lazy_args(records: tuple[AuditRecord, ...]) -> LazyArgs | None:
+#: (syscall, success, comm, exe, evaluated, rule interests, other interests) that
+#: accept a fast-path event by its SYSCALL record alone (before record types and inodes).
+_Verdict = tuple[
+    str,
+    bool,
+    bytes | None,
+    bytes | None,
+    bool,
+    tuple[EventInterest, ...],
+    tuple[EventInterest, ...],
+]
+_MAX_VERDICTS = 4096
+
+
+def find_line_end(buf: bytes, m: re.Match[bytes]) -> int:
+    """The start of the line after the one ``m`` matched in."""
+    return buf.find(b"\n", m.end()) + 1
+
+
+def _any_accepts(interests: tuple[EventInterest, ...], buf: bytes, start: int, end: int) -> bool:
+    """Whether one of ``interests`` (which accept the SYSCALL record) takes the run."""
+    for interest in interests:
+        if interest.is_static:
+            return True
+        if interest.record_types is not None and not (
+            interest.record_types & record_types(buf[start:end])
+        ):
+            continue
+        if interest.accepts_items(lambda: path_inodes(buf[start:end])):
+            return True
+    return False
+
+
+def _record_inodes(records: tuple[AuditRecord, ...]) -> Collection[int]:
+    return frozenset().union(*(path_inodes(r.body) for r in records if r.type == "PATH"))
+
+
+def _raw_args(records: tuple[AuditRecord, ...]) -> bytes | None:
     bodies = [r.body for r in records if r.type == "EXECVE"]
-    return LazyArgs(b"\n".join(bodies), argv_of_execve_bodies) if bodies else None
+    return b"\n".join(bodies) if bodies else None
 
 
 #: The syscalls whose events are counted, returned and shown to the rules.
 _EVALUATED = EXEC_SYSCALLS | KEXEC_SYSCALLS
 
 
-def _interest_of(rule: DetectionRule) -> EventInterest | None:
-    """What a rule needs: from its query's literals, or everything if it has none."""
+def _interests_of(rule: DetectionRule) -> list[EventInterest]:
+    """What a rule needs: its own statement, its query's literals, or everything."""
+    stated = getattr(rule, "interests", None)
+    if callable(stated):
+        return list(stated())
     query = getattr(rule, "query", None)
     required = getattr(query, "required_values", None)
     if not callable(required):
-        return EVERYTHING
-    return interest_from_values(required())
+        return [EVERYTHING]
+    interest = interest_from_values(required())
+    return [] if interest is None else [interest]

@@ -2,11 +2,11 @@
 
 Theory of operation: auditd writes the records of one syscall event one after the other
 (``SYSCALL``, aux records, ``EXECVE``..., ``CWD``, ``PATH``..., ``PROCTITLE``), all with the
-same ``msg=audit(...)`` id. :func:`match_run` recognises such a run at a line start: one
-regular-expression match reads what the process table needs from the ``SYSCALL`` record
-(syscall, success, exit, pid, ppid, comm, exe), a search finds the event's
-``PROCTITLE`` line, and counts of newline-anchored headers prove that every line in
-between is a record of the same event. Python touches the event a handful of times,
+same ``msg=audit(...)`` id. :data:`SYSCALL_HEAD` and :func:`run_end` recognise such a run: one
+regular-expression search, in C, finds the next run in a block of lines, reads what the
+process table needs from the ``SYSCALL`` record (syscall, success, exit, pid, ppid, comm,
+exe); a few ``startswith`` calls per line check that every following line up to the
+``PROCTITLE`` is a record of the same event. Python touches the event a handful of times,
 not once per line or field. Everything else stays unparsed bytes; the detector then
 decides, from cheap literals (:mod:`kexecwatch.core.interest`), whether the event needs
 a full parse. Usually it does not.
@@ -30,20 +30,24 @@ from kexecwatch.core.record import AuditRecord, parse_record
 from kexecwatch.core.syscalls import syscall_name
 
 __all__ = [
+    "FAST_TYPES",
     "MIDDLE_TYPES",
     "SYSCALL_BODY",
-    "SYSCALL_LINE",
+    "SYSCALL_HEAD",
     "argv_of_execve_bodies",
     "argv_of_execve_lines",
-    "match_run",
+    "execve_bodies",
+    "path_inodes",
     "record_types",
     "records_of",
+    "run_end",
     "syscall_of",
 ]
 
 # A value parse_fields reads as one token: quoted up to the next quote, or up to a space.
-_VALUE = rb'(?:"[^"\n\x1d]*"|[^ "\x1d\n]+)'
-_TOKEN = rb'[^ "\x1d\n]+'
+# No NUL anywhere: a line with one is corruption, which the reference path reports.
+_VALUE = rb'(?:"[^"\n\x1d\x00]*"|[^ "\x1d\n\x00]+)'
+_TOKEN = rb'[^ "\x1d\n\x00]+'
 
 # The kernel's SYSCALL record, canonical layout (audit_log_exit), up to its key.
 _SYSCALL_FIELDS = (
@@ -58,57 +62,86 @@ _SYSCALL_FIELDS = (
 )
 
 #: A ``SYSCALL`` record body (``AuditRecord.body``) in the canonical layout, with the
-#: same groups as :data:`SYSCALL_LINE`.
+#: groups of :data:`EVENT_RUN` it shares.
 SYSCALL_BODY = re.compile(_SYSCALL_FIELDS)
-
-#: The first line of a syscall event, canonical layout, up to its key; the line goes
-#: on with the ENRICHED tail or ends. Groups: sec, ms, serial, and those of
-#: :data:`SYSCALL_BODY`.
-SYSCALL_LINE = re.compile(
-    rb"type=SYSCALL msg=audit\((?P<sec>[0-9]{1,20})\.(?P<ms>[0-9]{3}):(?P<serial>[0-9]{1,20})\): "
-    + _SYSCALL_FIELDS
-    + rb"(?=[\x1d\n])"
-)
 
 #: Record types that may sit between SYSCALL and PROCTITLE in a whole run, after the
 #: EXECVE records. Any other (EOE, a second PROCTITLE, node= lines, UNKNOWN[n], another
 #: event's records) makes the run go the reference way.
 MIDDLE_TYPES = (b"CWD", b"PATH", b"BPRM_FCAPS", b"SOCKADDR", b"FD_PAIR", b"OBJ_PID")
 
+#: Every record type a run recognised by :data:`EVENT_RUN` can hold.
+FAST_TYPES = frozenset(
+    ["SYSCALL", "EXECVE", "PROCTITLE", *(t.decode("ascii") for t in MIDDLE_TYPES)]
+)
 
-def match_run(buf: bytes, pos: int) -> tuple[re.Match[bytes], int, bytes] | None:
-    """Recognise one whole syscall event starting at ``pos`` (a line start).
+#: The first line of a syscall event, searched for in a block of lines *with a newline
+#: put in front* (``b"\\n" + lines``), so that a match starts at the newline before the
+#: line. Groups: id, sec, ms, serial, and those of :data:`SYSCALL_BODY`; the line goes on
+#: with the ENRICHED tail or ends.
+SYSCALL_HEAD = re.compile(
+    rb"\ntype=SYSCALL msg=audit\((?P<id>(?P<sec>[0-9]{1,20})\.(?P<ms>[0-9]{3}):"
+    rb"(?P<serial>[0-9]{1,20}))\): " + _SYSCALL_FIELDS + rb"(?=[\x1d\n])"
+)
 
-    Returns ``(syscall_match, end, execve_lines)``: the :data:`SYSCALL_LINE` match,
-    the offset just past the event's PROCTITLE line, and its EXECVE lines (raw, may be
-    empty); or ``None`` when the lines from ``pos`` are not exactly one whole event
-    in the shape described in the module docstring.
+_MIDDLE = frozenset(MIDDLE_TYPES)
 
-    Each following line is checked by one ``startswith`` against the headers this
-    event's lines may have (type and id), so a line is only taken as a record of the
-    event if it begins with such a header.
+
+def run_end(buf: bytes, m: re.Match[bytes]) -> tuple[int, int] | None:
+    """Where the whole event whose :data:`SYSCALL_HEAD` match is ``m`` ends, if it is one.
+
+    Returns ``(execve_end, end)``: the offset just past its EXECVE lines (which start
+    on the line after the SYSCALL line) and just past its PROCTITLE line's newline; or
+    ``None`` when the lines from the SYSCALL line on are not exactly one whole event in
+    the shape described in the module docstring. Each following line is checked by a
+    few ``startswith``/``find`` calls against the headers this event's lines may have.
     """
-    m = SYSCALL_LINE.match(buf, pos)
-    if m is None:
-        return None
     find = buf.find
     starts = buf.startswith
     line = find(b"\n", m.end()) + 1
-    tag = b" msg=audit(" + buf[m.start("sec") : m.end("serial")] + b"):"
+    tag = b" msg=audit(" + m.group("id") + b"):"
     execve = b"type=EXECVE" + tag
-    args_start = line
     while starts(execve, line):
         line = find(b"\n", line) + 1
     args_end = line
-    middle = tuple(b"type=" + kind + tag for kind in MIDDLE_TYPES)
-    while starts(middle, line):
+    while starts(b"type=", line):
+        space = find(b" ", line + 5, line + 16)
+        if space < 0 or buf[line + 5 : space] not in _MIDDLE or not starts(tag, space):
+            break
         line = find(b"\n", line) + 1
     if not starts(b"type=PROCTITLE" + tag, line):
         return None
     end = find(b"\n", line) + 1
-    if find(b"\x00", pos, end) >= 0:
+    if find(b"\x00", m.start(), end) >= 0:
         return None  # a NUL is corruption: the reference path reports it
-    return m, end, buf[args_start:args_end]
+    return args_end, end
+
+
+def execve_bodies(lines: bytes, event_id: bytes) -> bytes | None:
+    """The bodies of a run's EXECVE lines (raw, each with its newline), one a line.
+
+    What :func:`argv_of_execve_bodies` decodes exactly as the reference reads the records;
+    ``None`` when the lines hold what the reference would cut or strip (an ENRICHED
+    separator or a carriage return), for which :func:`argv_of_execve_lines` is needed.
+    """
+    if b"\x1d" in lines or b"\r" in lines:
+        return None
+    header = b"type=EXECVE msg=audit(" + event_id + b"):"
+    return lines[len(header) : -1].replace(b"\n" + header, b"\n")
+
+
+_INODE = re.compile(rb"inode=([^ \n\x1d]*)")
+
+
+def path_inodes(run: bytes) -> frozenset[int]:
+    """Every ``inode=`` value of a run that reads as a number: a superset of its PATH inodes."""
+    found = set()
+    for raw in _INODE.findall(run):
+        try:
+            found.add(int(raw))
+        except ValueError:
+            continue
+    return frozenset(found)
 
 
 _SYSCALLS: dict[bytes, str] = {}
@@ -135,7 +168,7 @@ def records_of(run: bytes, line_no: int) -> tuple[AuditRecord, ...]:
     records: list[AuditRecord] = []
     for offset, line in enumerate(run[:-1].split(b"\n")):
         record = parse_record(line, line_no + offset)
-        assert isinstance(record, AuditRecord), "match_run accepted a line that is no record"
+        assert isinstance(record, AuditRecord), "EVENT_RUN accepted a line that is no record"
         records.append(record)
     return tuple(records)
 

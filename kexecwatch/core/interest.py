@@ -12,27 +12,42 @@ Interests are derived from each rule's literals (:func:`interest_from_values`, f
 whose ``comm`` decodes to ``kexec``". A consumer whose needs cannot be stated this way
 registers :data:`EVERYTHING` and gets every event, only more slowly.
 
+Rules in Python (:mod:`kexecwatch.core.detections`) have no literals to read: each states
+its interests itself (``interests()``), with the fields below and, where a set of values is
+not enough, a test on the document's ``process.name`` and ``process.executable``
+(:attr:`EventInterest.where`) or on learned ``PATH`` inodes (:attr:`EventInterest.path_items`).
+
 Rule 1: an interest may accept too much, never too little. Every derivation here maps a
 document field onto the raw value it is built from, exactly as
 :meth:`~kexecwatch.core.process.ProcessEvent.to_document` builds it; a field with no such
 mapping is simply not used.
+Rule 2: everything but :attr:`~EventInterest.record_types` and
+:attr:`~EventInterest.path_items` depends only on the ``SYSCALL`` record's syscall,
+success, comm, exe and host (:meth:`EventInterest.accepts_static`), so a reader may decide
+once per distinct combination and remember the answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 
 from kexecwatch.core.syscalls import EXEC_SYSCALLS
 
-__all__ = ["EVERYTHING", "EventInterest", "interest_from_values"]
+__all__ = ["EVERYTHING", "EventInterest", "interest_from_values", "text_of"]
+
+
+def text_of(value: bytes | None) -> str:
+    """A decoded ``comm``/``exe`` as the document holds it (``""`` when absent)."""
+    return "" if value is None else value.decode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True, slots=True)
 class EventInterest:
     """Which syscall events one consumer needs in full. ``None`` accepts anything.
 
-    An event is accepted when every given constraint holds.
+    An event is accepted when every given constraint holds; a consumer with several
+    alternatives states several interests.
 
     Attributes:
         syscalls: syscall names (``execve``, ``kexec_load``, ``syscall_999`` for a
@@ -41,7 +56,12 @@ class EventInterest:
         comms: the decoded ``comm`` (``process.name``).
         exes: the decoded ``exe`` (``process.executable``).
         hosts: ``host.name``: the record's ``node=``, or the detector's host name.
+        where: a test on ``process.name`` and ``process.executable`` as the document
+            holds them (``""`` when absent); it must depend on nothing else.
         record_types: the event holds at least one record of one of these types.
+        path_items: a live collection of ``(inode, dev)`` pairs (a detection's learned
+            state): the event may hold a ``PATH`` record with one of them. Empty: no
+            event is accepted.
     """
 
     syscalls: frozenset[str] | None = None
@@ -49,7 +69,43 @@ class EventInterest:
     comms: frozenset[bytes] | None = None
     exes: frozenset[bytes] | None = None
     hosts: frozenset[str] | None = None
+    where: Callable[[str, str], bool] | None = field(default=None, compare=False)
     record_types: frozenset[str] | None = None
+    path_items: Collection[tuple[int, str]] | None = field(default=None, compare=False)
+
+    @property
+    def is_static(self) -> bool:
+        """Whether :meth:`accepts_static` is the whole answer (Rule 2)."""
+        return self.record_types is None and self.path_items is None
+
+    def accepts_static(
+        self, syscall: str, success: bool, comm: bytes | None, exe: bytes | None, host: str
+    ) -> bool:
+        """Whether the constraints on the ``SYSCALL`` record's values all hold."""
+        if self.comms is not None and comm not in self.comms:
+            return False
+        if self.exes is not None and exe not in self.exes:
+            return False
+        if self.syscalls is not None and syscall not in self.syscalls:
+            return False
+        if self.success is not None and success != self.success:
+            return False
+        if self.hosts is not None and host not in self.hosts:
+            return False
+        return self.where is None or self.where(text_of(comm), text_of(exe))
+
+    def accepts_items(self, inodes: Callable[[], Collection[int]]) -> bool:
+        """The :attr:`path_items` test, given the event's ``PATH`` inodes (a superset).
+
+        ``inodes`` is only called when there is something to compare with.
+        """
+        known = self.path_items
+        if known is None:
+            return True
+        if not known:
+            return False
+        found = inodes()
+        return any(inode in found for inode, _ in list(known))
 
     def accepts(
         self,
@@ -60,21 +116,17 @@ class EventInterest:
         *,
         host: str,
         record_types: frozenset[str] | None = None,
+        inodes: Callable[[], Collection[int]] | None = None,
     ) -> bool:
         """Whether an event with these raw values may be needed.
 
         ``record_types`` may be left ``None`` by a caller that knows no interest asks
-        for them; an interest that does then accepts the event (Rule 1).
+        for them, and ``inodes`` (the event's ``PATH`` inodes) when it cannot tell; an
+        interest that asks then accepts the event (Rule 1).
         """
-        if self.comms is not None and comm not in self.comms:
+        if not self.accepts_static(syscall, success, comm, exe, host):
             return False
-        if self.exes is not None and exe not in self.exes:
-            return False
-        if self.syscalls is not None and syscall not in self.syscalls:
-            return False
-        if self.success is not None and success != self.success:
-            return False
-        if self.hosts is not None and host not in self.hosts:
+        if inodes is not None and not self.accepts_items(inodes):
             return False
         return not (
             self.record_types is not None

@@ -21,16 +21,28 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
 
 from kexecwatch.core.process import Parent, ProcessEvent
 from kexecwatch.core.record import EventId
 from kexecwatch.core.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS
 
-__all__ = ["DEFAULT_MAX_ENTRIES", "LazyArgs", "LiveProcess", "ProcLookup", "ProcessTable"]
+__all__ = [
+    "DEFAULT_MAX_ARGS_BYTES",
+    "DEFAULT_MAX_ENTRIES",
+    "Args",
+    "LazyArgs",
+    "LiveProcess",
+    "ProcLookup",
+    "ProcessTable",
+]
 
 DEFAULT_MAX_ENTRIES = 65_536
+#: The argv bytes the table may hold: at a few hundred bytes per argv this is about
+#: the entry bound; a host of very long command lines keeps fewer entries instead of
+#: more memory.
+DEFAULT_MAX_ARGS_BYTES = 16 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +78,9 @@ class LazyArgs:
     """argv kept as the raw bytes it is written in, decoded only when a parent needs it.
 
     Most processes never become the parent of an event a rule reads, so the fast path
-    stores an exec's raw ``EXECVE`` records and leaves the decoding to ``decode``.
+    stores an exec's raw ``EXECVE`` record bodies and leaves the decoding to ``decode``.
+    The table keeps only ``raw`` (see :data:`Args`); ``decode`` must be
+    :func:`~kexecwatch.core.fastpath.argv_of_execve_bodies`'s equal.
     """
 
     raw: bytes
@@ -77,32 +91,56 @@ class LazyArgs:
         return self.decode(self.raw)
 
 
-def _args(value: tuple[bytes, ...] | LazyArgs | None) -> tuple[bytes, ...] | None:
-    return value.resolve() if isinstance(value, LazyArgs) else value
+#: argv as stored: decoded, or the raw ``EXECVE`` bodies (joined by newlines), or unknown.
+Args = tuple[bytes, ...] | bytes | None
+
+# An entry is a plain tuple (cheaper to build and smaller than an object):
+# (pid, ppid, comm, exe, args, since_ms, exec_id, source, previous).
+# exec_id is an EventId, or the raw ``sec.mmm:serial`` bytes the fast path read.
+_Entry = tuple[
+    int, int | None, bytes | None, bytes | None, Args, int, EventId | bytes | None, str, Any
+]
+_ARGS: Final = 4
+_PREV: Final = 8
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    pid: int
-    ppid: int | None
-    comm: bytes | None
-    exe: bytes | None
-    args: tuple[bytes, ...] | LazyArgs | None
-    since_ms: int
-    exec_id: EventId | None
-    source: str
-    previous: _Entry | None = None
+def _with_previous(entry: _Entry, previous: _Entry | None) -> _Entry:
+    return (*entry[:8], previous)
 
-    def as_parent(self) -> Parent:
-        return Parent(
-            pid=self.pid,
-            name=self.comm,
-            executable=self.exe,
-            args=_args(self.args),
-            source=self.source,
-            exec_id=self.exec_id,
-            ppid=self.ppid,
-        )
+
+def _size(args: Args) -> int:
+    if args is None:
+        return 0
+    if isinstance(args, bytes):
+        return len(args)
+    return sum(map(len, args)) + 8 * len(args)
+
+
+def _chain_size(entry: _Entry | None) -> int:
+    total = 0
+    while entry is not None:
+        total += _size(entry[_ARGS])
+        entry = entry[_PREV]
+    return total
+
+
+def _as_parent(entry: _Entry, decode: Callable[[bytes], tuple[bytes, ...] | None]) -> Parent:
+    pid, ppid, comm, exe, args, _since, exec_id, source, _prev = entry
+    if isinstance(exec_id, bytes):
+        exec_id = EventId.from_str(exec_id.decode("ascii"))
+    return Parent(
+        pid=pid,
+        name=comm,
+        executable=exe,
+        args=decode(args) if isinstance(args, bytes) else args,
+        source=source,
+        exec_id=exec_id,
+        ppid=ppid,
+    )
+
+
+def _no_decoder(raw: bytes) -> tuple[bytes, ...] | None:  # pragma: no cover - wiring bug
+    raise TypeError("raw argv stored without a decoder")
 
 
 class ProcessTable:
@@ -111,17 +149,33 @@ class ProcessTable:
     Args:
         max_entries: the most pids remembered.
         lookup: called on a miss to read a live parent (live mode only).
+        max_args_bytes: the most argv bytes held (raw or decoded, history
+            included); past it, the least recently updated entries go first.
+        decode: turns raw argv (``bytes`` given to :meth:`learn_exec`) into argv.
     """
 
     def __init__(
-        self, *, max_entries: int = DEFAULT_MAX_ENTRIES, lookup: ProcLookup | None = None
+        self,
+        *,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        lookup: ProcLookup | None = None,
+        max_args_bytes: int = DEFAULT_MAX_ARGS_BYTES,
+        decode: Callable[[bytes], tuple[bytes, ...] | None] = _no_decoder,
     ) -> None:
         self.max_entries = max_entries
+        self.max_args_bytes = max_args_bytes
         self.lookup = lookup
+        self._decode = decode
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
+        self._args_bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def args_bytes(self) -> int:
+        """How many argv bytes the table holds now (history included)."""
+        return self._args_bytes
 
     def parent_of(self, event: ProcessEvent) -> Parent | None:
         """The parent of ``event``'s process as known before the event, or ``None``."""
@@ -146,17 +200,17 @@ class ProcessTable:
         entry = self._entries.get(pid)
         # Events complete roughly, not strictly, in time order: walk back to
         # the latest entry of that pid from before the event.
-        while entry is not None and entry.since_ms > time_ms:
-            entry = entry.previous
+        while entry is not None and entry[5] > time_ms:
+            entry = entry[_PREV]
         if entry is not None:
-            return entry.as_parent()
+            return _as_parent(entry, self._decode)
         if self.lookup is not None and pid > 0:
             live = self.lookup(pid)
             # A process that started after the event cannot be the one asked
             # for: the pid was recycled in between.
             if live is not None and live.start_ms <= time_ms:
                 self.add_live(live)
-                return self._entries[pid].as_parent()
+                return _as_parent(self._entries[pid], self._decode)
         return None
 
     def observe(self, event: ProcessEvent) -> None:
@@ -173,6 +227,23 @@ class ProcessTable:
             event_id=event.id,
         )
 
+    def learn_exec(  # noqa: PLR0917 - positional: called once per exec on the fast path
+        self,
+        pid: int,
+        ppid: int,
+        comm: bytes | None,
+        exe: bytes | None,
+        args: Args,
+        time_ms: int,
+        exec_id: EventId | bytes,
+    ) -> None:
+        """A successful exec, from raw values: the fast path's :meth:`learn`.
+
+        ``args`` may be raw ``EXECVE`` bodies (``bytes``), decoded only if the entry
+        is ever used as a parent; ``exec_id`` may be the raw id text.
+        """
+        self._store((pid, ppid, comm, exe, args, time_ms, exec_id, "event", None))
+
     def learn(
         self,
         *,
@@ -183,63 +254,74 @@ class ProcessTable:
         comm: bytes | None,
         exe: bytes | None,
         exit_code: int | None,
-        args: tuple[bytes, ...] | LazyArgs | None,
+        args: Args | LazyArgs,
         event_id: EventId,
     ) -> None:
         """:meth:`observe` from raw values, for events that are not built in full.
 
-        ``args`` may be a :class:`LazyArgs`: it is decoded only if the entry is ever
-        used as a parent.
+        ``args`` may be raw ``EXECVE`` bodies: they are decoded only if the entry is
+        ever used as a parent.
         """
+        if isinstance(args, LazyArgs):
+            args = args.resolve()
         if success and syscall in EXEC_SYSCALLS:
-            self._store(_Entry(pid, ppid, comm, exe, args, event_id.time_ms, event_id, "event"))
+            self._store((pid, ppid, comm, exe, args, event_id.time_ms, event_id, "event", None))
         elif success and syscall in FORK_SYSCALLS:
             if exit_code is not None and exit_code > 0:
                 known = self._entries.get(pid)
                 self._store(
-                    _Entry(
-                        pid=exit_code,
-                        ppid=pid,
-                        comm=comm,
-                        exe=exe,
-                        args=known.args if known is not None else None,
-                        since_ms=event_id.time_ms,
-                        exec_id=known.exec_id if known is not None else None,
-                        source="event",
+                    (
+                        exit_code,
+                        pid,
+                        comm,
+                        exe,
+                        known[_ARGS] if known is not None else None,
+                        event_id.time_ms,
+                        known[6] if known is not None else None,
+                        "event",
+                        None,
                     )
                 )
         elif pid not in self._entries and comm is not None:
             # Any other syscall tells us what the pid runs now, without argv.
-            self._store(_Entry(pid, ppid, comm, exe, None, event_id.time_ms, None, "event"))
+            self._store((pid, ppid, comm, exe, None, event_id.time_ms, None, "event", None))
 
     def add_live(self, live: LiveProcess) -> None:
         """Seed or refresh an entry from ``/proc`` (the live shell's job)."""
         self._store(
-            _Entry(
-                pid=live.pid,
-                ppid=live.ppid,
-                comm=live.comm,
-                exe=live.exe,
-                args=live.args,
-                since_ms=live.start_ms,
-                exec_id=None,
-                source="procfs",
+            (
+                live.pid,
+                live.ppid,
+                live.comm,
+                live.exe,
+                live.args,
+                live.start_ms,
+                None,
+                "procfs",
+                None,
             )
         )
 
     def _store(self, entry: _Entry) -> None:
         entries = self._entries
-        old = entries.get(entry.pid)
+        pid = entry[0]
+        added = _size(entry[_ARGS])
+        old = entries.get(pid)
         if old is not None:
             # Keep a short history so a slightly late child still finds the
             # parent it had; older links are cut to bound memory.
-            if old.previous is not None:
-                old = replace(old, previous=replace(old.previous, previous=None))
-            entry = replace(entry, previous=old)
-        entries[entry.pid] = entry
-        entries.move_to_end(entry.pid)
-        while len(entries) > self.max_entries:
-            entries.popitem(last=False)
+            older = old[_PREV]
+            if older is not None and older[_PREV] is not None:
+                added -= _chain_size(older[_PREV])
+                old = _with_previous(old, _with_previous(older, None))
+            entry = _with_previous(entry, old)
+            entries.move_to_end(pid)
+        entries[pid] = entry
+        self._args_bytes += added
+        while len(entries) > self.max_entries or (
+            self._args_bytes > self.max_args_bytes and len(entries) > 1
+        ):
+            self._args_bytes -= _chain_size(entries.popitem(last=False)[1])
 
     def to_state(self) -> list[list[Any]]:
         """A JSON-ready snapshot (bytes as latin-1 text, which round-trips)."""
@@ -247,19 +329,22 @@ class ProcessTable:
         def enc(b: bytes | None) -> str | None:
             return None if b is None else b.decode("latin-1")
 
-        return [
-            [
-                e.pid,
-                e.ppid,
-                enc(e.comm),
-                enc(e.exe),
-                None if (args := _args(e.args)) is None else [a.decode("latin-1") for a in args],
-                e.since_ms,
-                None if e.exec_id is None else str(e.exec_id),
-                e.source,
-            ]
-            for e in self._entries.values()
-        ]
+        rows: list[list[Any]] = []
+        for entry in self._entries.values():
+            parent = _as_parent(entry, self._decode)
+            rows.append(
+                [
+                    parent.pid,
+                    parent.ppid,
+                    enc(parent.name),
+                    enc(parent.executable),
+                    None if parent.args is None else [a.decode("latin-1") for a in parent.args],
+                    entry[5],
+                    None if parent.exec_id is None else str(parent.exec_id),
+                    parent.source,
+                ]
+            )
+        return rows
 
     def restore(self, state: list[list[Any]]) -> None:
         """Load a snapshot made by :meth:`to_state`."""
@@ -269,14 +354,15 @@ class ProcessTable:
 
         for pid, ppid, comm, exe, args, since, exec_id, source in state:
             self._store(
-                _Entry(
-                    pid=int(pid),
-                    ppid=None if ppid is None else int(ppid),
-                    comm=dec(comm),
-                    exe=dec(exe),
-                    args=None if args is None else tuple(a.encode("latin-1") for a in args),
-                    since_ms=int(since),
-                    exec_id=None if exec_id is None else EventId.from_str(exec_id),
-                    source=str(source),
+                (
+                    int(pid),
+                    None if ppid is None else int(ppid),
+                    dec(comm),
+                    dec(exe),
+                    None if args is None else tuple(a.encode("latin-1") for a in args),
+                    int(since),
+                    None if exec_id is None else EventId.from_str(exec_id),
+                    str(source),
+                    None,
                 )
             )

@@ -25,6 +25,7 @@ from kexecwatch.core.detections.disguised import DisguisedBinary
 from kexecwatch.core.detections.kexec_args import ArgsEvasion, ParentMasquerade
 from kexecwatch.core.detections.kexec_syscall import KexecSyscall
 from kexecwatch.core.detections.telemetry_gap import TelemetryGap
+from kexecwatch.core.interest import EventInterest
 from kexecwatch.core.rule.ruleset import RuleMetadata, parse_toml, read_rule_metadata
 from kexecwatch.errors import RuleError, SourceLocation
 
@@ -36,6 +37,7 @@ class Detection(Protocol):
 
     @property
     def applies_to(self) -> str: ...
+    def interests(self) -> list[EventInterest]: ...
     def matches(self, document: dict[str, Any]) -> bool: ...
     def reason(self, document: dict[str, Any]) -> str: ...
 
@@ -66,6 +68,11 @@ class NativeRule(RuleMetadata):
     def applies_to(self) -> str:
         """``process`` or ``telemetry``: the documents the detection reads."""
         return self.detection.applies_to
+
+    def interests(self) -> list[EventInterest]:
+        """The process events the detection may need in full (see
+        :mod:`kexecwatch.core.interest`); telemetry reaches it regardless."""
+        return self.detection.interests()
 
     def matches(self, document: dict[str, Any]) -> bool:
         """Whether the detection matches one ECS document."""

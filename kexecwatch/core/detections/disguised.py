@@ -32,9 +32,11 @@ from kexecwatch.core.detections.common import (
     kexec_command,
     shown_command,
 )
+from kexecwatch.core.interest import EventInterest
 from kexecwatch.core.kexecargs import parse_kexec_args
+from kexecwatch.core.syscalls import EXEC_SYSCALLS
 
-__all__ = ["DisguisedBinary"]
+__all__ = ["DisguisedBinary", "may_be_disguised"]
 
 _LOADER = re.compile(r"ld(-linux[^/]*)?[.-].*so.*|ld-linux.*", re.IGNORECASE)
 # ld.so options that take a value (glibc rtld --help).
@@ -75,6 +77,18 @@ class DisguisedBinary:
 
     def __init__(self) -> None:
         self._known: dict[tuple[int, str], str] = {}
+
+    def interests(self) -> list[EventInterest]:
+        """The process starts :meth:`matches` can match or learn from.
+
+        Those whose name or executable passes :func:`may_be_disguised` (cases 1 to 3
+        and the learning), and, once kexec inodes are known, those that may hold
+        one in a ``PATH`` record (a hard link).
+        """
+        return [
+            EventInterest(syscalls=EXEC_SYSCALLS, success=True, where=may_be_disguised),
+            EventInterest(syscalls=EXEC_SYSCALLS, success=True, path_items=self._known.keys()),
+        ]
 
     def matches(self, document: dict[str, Any]) -> bool:
         """See the module docstring. Learns kexec inodes as a side effect."""
@@ -121,6 +135,21 @@ class DisguisedBinary:
         self._known[item0] = exe
         while len(self._known) > _MAX_KNOWN:
             del self._known[next(iter(self._known))]
+
+
+def may_be_disguised(comm: str, exe: str) -> bool:
+    """Whether a process start may match or teach :class:`DisguisedBinary` by name alone.
+
+    The gates of ``_why`` before any argv or inode test, widened never narrowed:
+    ``exe`` named kexec (any case), ``comm`` kexec, or a dynamic-loader name.
+    """
+    exe_name = basename(exe)
+    return (
+        comm == "kexec"
+        or exe_name.lower() == "kexec"
+        or exe_name[:2].lower() == "ld"
+        or comm.startswith("ld-")
+    )
 
 
 def _through_loader(document: dict[str, Any], loader: str) -> str | None:

@@ -24,7 +24,9 @@ from kexecwatch.core.detections.common import (
     kexec_command,
     parent_summary,
 )
+from kexecwatch.core.interest import EventInterest
 from kexecwatch.core.kexecargs import explain, upstream_matches
+from kexecwatch.core.syscalls import EXEC_SYSCALLS
 
 __all__ = ["ArgsEvasion", "ParentMasquerade"]
 
@@ -41,6 +43,10 @@ def _kexec_start_args(document: dict[str, Any]) -> list[Any] | None:
     return args if isinstance(args, list) and args else None
 
 
+#: Both detections read only process starts named ``kexec`` (``_kexec_start_args``).
+_KEXEC_STARTS = EventInterest(syscalls=EXEC_SYSCALLS, success=True, comms=frozenset({b"kexec"}))
+
+
 def _is_kdump_flow(document: dict[str, Any]) -> bool:
     command = kexec_command(document)
     return command is not None and command.is_panic_only and kdump_tool(document) is not None
@@ -50,6 +56,10 @@ class ArgsEvasion:
     """A kexec run that changes the kernel with arguments the v7 rule does not list."""
 
     applies_to = "process"
+
+    def interests(self) -> list[EventInterest]:
+        """Process starts named ``kexec``."""
+        return [_KEXEC_STARTS]
 
     def matches(self, document: dict[str, Any]) -> bool:
         """See the module docstring."""
@@ -74,6 +84,10 @@ class ParentMasquerade:
     """A kexec run v7 excludes by its parent's name, without the kdump service behind it."""
 
     applies_to = "process"
+
+    def interests(self) -> list[EventInterest]:
+        """Process starts named ``kexec``."""
+        return [_KEXEC_STARTS]
 
     def matches(self, document: dict[str, Any]) -> bool:
         """See the module docstring."""

@@ -25,6 +25,7 @@ from kexecwatch.core.detections.common import (
     parent_summary,
     shown_command,
 )
+from kexecwatch.core.interest import EventInterest
 from kexecwatch.core.kexecargs import KexecCommand
 from kexecwatch.core.syscalls import KEXEC_SYSCALLS
 
@@ -59,6 +60,10 @@ class KexecSyscall:
     """Matches kexec system call records that are not a kdump service flow."""
 
     applies_to = "process"
+
+    def interests(self) -> list[EventInterest]:
+        """``kexec_load`` and ``kexec_file_load`` calls, by anyone, failed or not."""
+        return [EventInterest(syscalls=KEXEC_SYSCALLS)]
 
     def matches(self, document: dict[str, Any]) -> bool:
         """Whether this is a kexec system call outside the kdump flows."""

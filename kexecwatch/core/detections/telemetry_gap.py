@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kexecwatch.core.interest import EventInterest
+
 __all__ = ["BURST_MS", "TelemetryGap"]
 
 #: Rule removals by one process this close together make one alert.
@@ -47,6 +49,10 @@ class TelemetryGap:
     """Audit rules removed, auditing disabled, auditd down, or events lost."""
 
     applies_to = "telemetry"
+
+    def interests(self) -> list[EventInterest]:
+        """No process document: telemetry reaches it by record type (the detector's job)."""
+        return []
 
     def __init__(self) -> None:
         self._removals: dict[tuple[Any, Any], int] = {}
