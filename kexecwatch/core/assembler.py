@@ -299,9 +299,22 @@ class Assembler:
                 tracker.last_time_ms = max(tracker.last_time_ms, time_ms)
             else:
                 out = list(tracker.observe(node, event_id, watermark, self.window_ms))
-            self._prune_done(marks)
-            self._remember(key, time_ms)
-            self._prune_done(marks)
+            done = self._done
+            order = self._done_order
+            if order:
+                horizon = (
+                    max(marks.values()) if len(marks) > 1 else watermark
+                ) - 4 * self.window_ms
+                while order and order[0][0] < horizon:
+                    done.discard(order.popleft()[1])
+            # _remember(), and the pruning after it, which can only drop this event
+            # itself when it is the only one left (and older than the horizon).
+            done.add(key)
+            order.append((time_ms, key))
+            if len(order) > _DONE_LIMIT:
+                done.discard(order.popleft()[1])
+            elif len(order) == 1:
+                self._prune_done(marks)
             return out
         out = []
         if tracker is None:

@@ -57,6 +57,7 @@ from kexecwatch.core.fastpath import (
     argv_of_execve_bodies,
     argv_of_execve_lines,
     execve_bodies,
+    inode_search,
     path_inodes,
     record_types,
     records_of,
@@ -653,7 +654,10 @@ def _any_accepts(interests: tuple[EventInterest, ...], buf: bytes, start: int, e
             interest.record_types & record_types(buf[start:end])
         ):
             continue
-        if interest.accepts_items(lambda: path_inodes(buf[start:end])):
+        known = interest.path_items
+        if known is None:
+            return True
+        if known and inode_search(frozenset(i for i, _ in known)).search(buf, start, end):
             return True
     return False
 
