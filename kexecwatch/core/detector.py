@@ -133,6 +133,7 @@ class Stats:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+_TELEMETRY_INTEREST = EventInterest(record_types=TELEMETRY_TYPES)
 _STAT_NAMES = frozenset(f.name for f in fields(Stats))
 
 
@@ -161,7 +162,6 @@ class Detector:
         lookup: ProcLookup | None = None,
     ) -> None:
         self.options = options or DetectorOptions()
-        self.rules = list(rules)
         self.host_name = host_name
         self.stats = Stats()
         self._lines = LineBuffer(max_line=self.options.max_line)
@@ -171,10 +171,17 @@ class Detector:
         self.table = ProcessTable(max_entries=self.options.max_processes, lookup=lookup)
         self._limiter = AlertLimiter()
         self._starts: dict[tuple[str | None, Any], _Position] = {}
+        self._telemetry = TelemetryTracker()
+        self._interests: list[EventInterest] = []
+        self._wants_types = False
+        self.replace_rules(rules)
+
+    def replace_rules(self, rules: Sequence[DetectionRule]) -> None:
+        """Run ``rules`` from now on (a reload); what the detector learned is kept."""
+        self.rules = list(rules)
         self._telemetry_rules = [
             r for r in self.rules if getattr(r, "applies_to", "process") == "telemetry"
         ]
-        self._telemetry = TelemetryTracker()
         # What the rules (or --events) need, among the exec and kexec events in
         # [since, until); and what other consumers need, among all syscall events.
         self._rule_interests: list[EventInterest] = (
@@ -182,11 +189,9 @@ class Detector:
             if self.options.emit_events
             else [i for i in map(_interest_of, self.rules) if i is not None]
         )
-        self._interests: list[EventInterest] = []
-        self._wants_types = False
-        if self._telemetry_rules:
+        if self._telemetry_rules and _TELEMETRY_INTEREST not in self._interests:
             # Configuration changes come inside auditctl's own syscall events.
-            self.add_interest(EventInterest(record_types=TELEMETRY_TYPES))
+            self.add_interest(_TELEMETRY_INTEREST)
 
     def add_interest(self, interest: EventInterest) -> None:
         """Have :meth:`_on_event` receive, in full, the fast-path events ``interest`` accepts.
