@@ -12,12 +12,11 @@ import socket
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 from kexecwatch import __version__
 from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
 from kexecwatch.core.detector import DetectionRule, DetectorOptions
-from kexecwatch.errors import InputError, KexecwatchError, RuleError
+from kexecwatch.errors import InputError, KexecwatchError
 from kexecwatch.textio import stderr_text
 from kexecwatch.timespec import parse_time_ms
 
@@ -43,19 +42,9 @@ def load_rules(
     Raises:
         RuleError: when a rule file cannot be read or compiled.
     """
-    from kexecwatch.core.rule import load_rule
-    from kexecwatch.rules import load_builtin_rules
+    from kexecwatch.rules import load_rules as load
 
-    rules: list[DetectionRule] = list(load_builtin_rules(ruleset)) if builtin else []
-    for path in paths:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise RuleError(f"{path}: no such rule file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RuleError(f"{path}: cannot read rule file: {exc}") from None
-        rules.append(load_rule(text, path))
-    return rules
+    return list(load(paths, builtin=builtin, ruleset=ruleset))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,6 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("files", nargs="+", metavar="FILE", help="rule files")
     check.set_defaults(handler=_check_rule_command)
+
+    from kexecwatch.adapters.daemon import add_run_arguments, run_command
+
+    run = sub.add_parser(
+        "run",
+        help="follow the audit log as a service and raise alerts",
+        description="Follow audit.log through rotation, restarts and crashes; exit 0 on "
+        "SIGTERM/SIGINT, 1 on a runtime failure, 2 on a usage, config or rule error.",
+    )
+    add_run_arguments(run)
+    run.set_defaults(handler=run_command)
 
     from kexecwatch.adapters.doctor import add_doctor_arguments, doctor_command
 
@@ -228,7 +228,8 @@ def _replay_command(args: argparse.Namespace) -> int:
         err.write(
             f"kexecwatch: {s.records} records, {s.events} events, {s.process_events} process "
             f"events, {s.alerts} alerts, {s.suppressed} suppressed, {s.parse_issues} parse "
-            f"issues, {s.lost_events} lost events ({len(sources)} source(s), {mb:.1f} MB in "
+            f"issues, {s.lost_events} lost events, {s.incomplete_events} incomplete events "
+            f"({len(sources)} source(s), {mb:.1f} MB in "
             f"{result.seconds:.2f} s)\n"
         )
     if args.events:

@@ -24,8 +24,14 @@ from typing import Any
 from kexecwatch.adapters.logfiles import Position
 from kexecwatch.errors import ConfigError
 
-__all__ = ["SCHEMA", "Checkpoint", "CheckpointStore", "LoadResult", "ensure_state_dir",
-           "read_boot_id"]
+__all__ = [
+    "SCHEMA",
+    "Checkpoint",
+    "CheckpointStore",
+    "LoadResult",
+    "ensure_state_dir",
+    "read_boot_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +193,7 @@ class CheckpointStore:
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -199,8 +205,12 @@ class CheckpointStore:
                 os.close(dfd)
         except OSError as exc:
             self.failures += 1
-            log.error("event=checkpoint_failed path=%s error=%r failures=%d kept=previous",
-                      self.path, exc.strerror or str(exc), self.failures)
+            log.error(
+                "event=checkpoint_failed path=%s error=%r failures=%d kept=previous",
+                self.path,
+                exc.strerror or str(exc),
+                self.failures,
+            )
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             return False

@@ -30,6 +30,7 @@ class Config:
         state_dir: where the checkpoint and alert journal live (created 0700).
         outputs: output specs (see :mod:`kexecwatch.adapters.sinks`).
         rules: extra rule files, loaded after the built-in rules.
+        ruleset: the built-in rules: ``all``, ``upstream`` or ``kexecwatch``.
         host_name: host name for alerts and syslog; empty means the system's.
         poll_interval: seconds between safety polls of the log.
         checkpoint_interval: seconds between checkpoints when nothing was alerted.
@@ -42,6 +43,7 @@ class Config:
     state_dir: str = "/var/lib/kexecwatch"
     outputs: tuple[str, ...] = ("stdout",)
     rules: tuple[str, ...] = ()
+    ruleset: str = "all"
     host_name: str = ""
     poll_interval: float = 1.0
     checkpoint_interval: float = 5.0
@@ -51,6 +53,7 @@ class Config:
 
 
 _LEVELS = ("debug", "info", "warning", "error")
+_RULESETS = ("all", "upstream", "kexecwatch")
 
 
 def _kebab(name: str) -> str:
@@ -69,8 +72,9 @@ def _convert(key: str, value: Any, default: Any, where: SourceLocation) -> Any:
         return float(value)
     if isinstance(value, type(default)):
         return value
-    raise ConfigError(f"{key}: expected {type(default).__name__}, got {type(value).__name__}",
-                      where=where)
+    raise ConfigError(
+        f"{key}: expected {type(default).__name__}, got {type(value).__name__}", where=where
+    )
 
 
 def _validate(cfg: Config, where: SourceLocation | None) -> Config:
@@ -84,6 +88,8 @@ def _validate(cfg: Config, where: SourceLocation | None) -> Config:
             raise ConfigError(f"{_kebab(name)}: must be positive", where=where)
     if cfg.event_window_ms < 1:
         raise ConfigError("event-window-ms: must be positive", where=where)
+    if cfg.ruleset not in _RULESETS:
+        raise ConfigError(f"ruleset: expected one of {', '.join(_RULESETS)}", where=where)
     if cfg.log_level not in _LEVELS:
         raise ConfigError(f"log-level: expected one of {', '.join(_LEVELS)}", where=where)
     if not cfg.outputs:
@@ -134,6 +140,9 @@ def apply_overrides(cfg: Config, overrides: Mapping[str, Any]) -> Config:
     Raises:
         ConfigError: a bad output spec or value given on the command line.
     """
-    changes: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)
-                               for k, v in overrides.items() if v is not None and v != []}
+    changes: dict[str, Any] = {
+        k: (tuple(v) if isinstance(v, list) else v)
+        for k, v in overrides.items()
+        if v is not None and v != []
+    }
     return _validate(dataclasses.replace(cfg, **changes), None)

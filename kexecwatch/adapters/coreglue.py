@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Hashable, Sequence
-from pathlib import Path
 from typing import Any
 
 from kexecwatch.adapters.config import Config
@@ -24,7 +23,6 @@ from kexecwatch.core.assembler import EventsLost
 from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions
 from kexecwatch.core.proctable import LiveProcess
 from kexecwatch.core.record import ParseIssue
-from kexecwatch.errors import RuleError
 
 __all__ = ["CoreLink", "gap_record", "load_rules"]
 
@@ -34,24 +32,17 @@ SEVERITY_ERR = 3
 _PARSE_LOG_EVERY = 1000  # log the first parse issues, then one in this many
 
 
-def load_rules(paths: Sequence[str]) -> list[DetectionRule]:
-    """The built-in rules plus rule files.
+def load_rules(paths: Sequence[str], ruleset: str = "all") -> list[DetectionRule]:
+    """The built-in rules of ``ruleset`` plus rule files.
 
     Raises:
         RuleError: a rule file cannot be read or compiled.
+        ConfigError: an unknown rule set.
     """
     # Imported here so the daemon's modules load before the rule engine does.
-    from kexecwatch.core.rule import load_rule
-    from kexecwatch.rules import load_builtin_rules
+    from kexecwatch.rules import load_rules as load
 
-    rules: list[DetectionRule] = list(load_builtin_rules())
-    for path in paths:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RuleError(f"{path}: cannot read rule file: {exc}") from None
-        rules.append(load_rule(text, path))
-    return rules
+    return list(load(paths, ruleset=ruleset))
 
 
 class CoreLink:
@@ -59,16 +50,18 @@ class CoreLink:
 
     def __init__(self, cfg: Config, host_name: str) -> None:
         self.host_name = host_name
-        rules = load_rules(cfg.rules)
+        rules = load_rules(cfg.rules, cfg.ruleset)
         try:
             self._procfs: ProcFs | None = ProcFs()
         except OSError as exc:
             log.warning("event=procfs_unavailable error=%r", str(exc))
             self._procfs = None
         self.detector = Detector(
-            rules, host_name=host_name,
+            rules,
+            host_name=host_name,
             options=DetectorOptions(window_ms=cfg.event_window_ms),
-            lookup=self._lookup if self._procfs else None)
+            lookup=self._lookup if self._procfs else None,
+        )
         self._parse_issues = 0
         self.seeded = self._seed()
 
@@ -84,7 +77,8 @@ class CoreLink:
         procs = self._procfs.all()
         for p in procs:
             self.detector.table.add_live(
-                LiveProcess(p.pid, p.ppid, p.comm, p.exe, p.argv, p.start_ms))
+                LiveProcess(p.pid, p.ppid, p.comm, p.exe, p.argv, p.start_ms)
+            )
         return len(procs)
 
     @property
@@ -92,9 +86,9 @@ class CoreLink:
         """How many rules are active."""
         return len(self.detector.rules)
 
-    def reload_rules(self, paths: Sequence[str]) -> None:
+    def reload_rules(self, paths: Sequence[str], ruleset: str = "all") -> None:
         """Swap in freshly loaded rules; on RuleError the old set stays."""
-        self.detector.rules = load_rules(paths)
+        self.detector.replace_rules(load_rules(paths, ruleset))
 
     # Thin pass-throughs, so the daemon never touches the core directly.
     def feed(self, data: bytes) -> list[Any]:
@@ -131,16 +125,27 @@ class CoreLink:
         for out in outputs:
             if isinstance(out, Alert):
                 doc = out.to_document()
-                records.append(SinkRecord(
-                    out.id, to_json_line(doc).decode("utf-8").rstrip("\n"), to_text_line(doc)))
+                records.append(
+                    SinkRecord(
+                        out.id, to_json_line(doc).decode("utf-8").rstrip("\n"), to_text_line(doc)
+                    )
+                )
             elif isinstance(out, ParseIssue):
                 self._parse_issues += 1
                 if self._parse_issues <= 10 or self._parse_issues % _PARSE_LOG_EVERY == 0:
-                    log.warning("event=parse_issue line=%d reason=%r total=%d", out.line_no,
-                                out.reason, self._parse_issues)
+                    log.warning(
+                        "event=parse_issue line=%d reason=%r total=%d",
+                        out.line_no,
+                        out.reason,
+                        self._parse_issues,
+                    )
             elif isinstance(out, EventsLost):
-                log.warning("event=events_lost node=%s first_serial=%d last_serial=%d",
-                            out.node or "-", out.first_serial, out.last_serial)
+                log.warning(
+                    "event=events_lost node=%s first_serial=%d last_serial=%d",
+                    out.node or "-",
+                    out.first_serial,
+                    out.last_serial,
+                )
             elif isinstance(out, AlertsSuppressed):
                 log.warning("event=alerts_suppressed %s", out.describe())
         return records
@@ -149,21 +154,39 @@ class CoreLink:
 def gap_record(gap: Gap, host_name: str) -> SinkRecord:
     """The telemetry-gap alert: same outputs as detections, its own id and document."""
     lost = gap.lost
-    alert_id = (f"telemetry-gap:{host_name}:{lost.identity.dev}:{lost.identity.ino}:"
-                f"{lost.identity.fingerprint[:16]}:{lost.offset}")
+    alert_id = (
+        f"telemetry-gap:{host_name}:{lost.identity.dev}:{lost.identity.ino}:"
+        f"{lost.identity.fingerprint[:16]}:{lost.offset}"
+    )
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     message = gap.describe()
     doc = {
         "@timestamp": now,
-        "event": {"kind": "alert", "category": ["host"], "type": ["info"],
-                  "action": "telemetry-gap", "dataset": "kexecwatch.gap"},
+        "event": {
+            "kind": "alert",
+            "category": ["host"],
+            "type": ["info"],
+            "action": "telemetry-gap",
+            "dataset": "kexecwatch.gap",
+        },
         "host": {"name": host_name},
         "message": message,
         "alert": {"id": alert_id, "severity": "high"},
         "rule": {"name": "kexecwatch telemetry gap", "ruleset": "kexecwatch"},
-        "kexecwatch": {"gap": {"path": lost.path, "offset": lost.offset,
-                               "file": str(lost.identity), "resumed_from": gap.resumed_from}},
+        "kexecwatch": {
+            "gap": {
+                "path": lost.path,
+                "offset": lost.offset,
+                "file": str(lost.identity),
+                "resumed_from": gap.resumed_from,
+            }
+        },
     }
     text = "".join(c if c.isprintable() else "?" for c in f"{now} TELEMETRY GAP {message}")
-    return SinkRecord(alert_id, json.dumps(doc, sort_keys=True, separators=(",", ":")), text,
-                      msgid="gap", severity=SEVERITY_ERR)
+    return SinkRecord(
+        alert_id,
+        json.dumps(doc, sort_keys=True, separators=(",", ":")),
+        text,
+        msgid="gap",
+        severity=SEVERITY_ERR,
+    )

@@ -114,8 +114,7 @@ class Daemon:
         self.core = CoreLink(cfg, self.host)  # loads rules: RuleError here is fatal
         self.store = CheckpointStore(cfg.state_dir, self.host)
         self.journal = Journal(cfg.state_dir)
-        self.hub = SinkHub([make_sink(s, host_name=self.host) for s in cfg.outputs],
-                           self.journal)
+        self.hub = SinkHub([make_sink(s, host_name=self.host) for s in cfg.outputs], self.journal)
         self.sources: dict[int, _Source] = {}
         self.source_no = 0
         self.recent = _RecentIds()
@@ -131,8 +130,11 @@ class Daemon:
     def _restore(self) -> Follower:
         res = self.store.load()
         if res.problem:
-            log.warning("event=checkpoint_rejected reason=%r moved_to=%s action=start_fresh",
-                        res.problem, res.moved_to)
+            log.warning(
+                "event=checkpoint_rejected reason=%r moved_to=%s action=start_fresh",
+                res.problem,
+                res.moved_to,
+            )
         cp = res.checkpoint
         replay = self.journal.read()
         undelivered = dict(cp.undelivered) if cp else {}
@@ -147,8 +149,11 @@ class Daemon:
                     undelivered.setdefault(spec, []).append(rec.to_dict())
         requeued = 0
         for spec, recs in undelivered.items():
-            left = [SinkRecord.from_dict(r) for r in recs
-                    if (spec, r.get("id", "")) not in replay.delivered]
+            left = [
+                SinkRecord.from_dict(r)
+                for r in recs
+                if (spec, r.get("id", "")) not in replay.delivered
+            ]
             requeued += self.hub.requeue(spec, left)
         if cp is not None and cp.detector_state is not None:
             try:
@@ -157,12 +162,19 @@ class Daemon:
                 log.warning("event=detector_state_rejected reason=%r", str(exc))
         if cp is not None and cp.boot_id and cp.boot_id != read_boot_id():
             log.info("event=boot_changed note=resuming_log_position")
-        log.info("event=restored checkpoint=%s position=%s recent_alerts=%d requeued=%d",
-                 "yes" if cp else "no", cp.position.to_dict() if cp and cp.position else "-",
-                 len(self.recent.ids()), requeued)
-        return Follower(self.cfg.log, resume=cp.position if cp else None,
-                        resume_mtime_ns=cp.file_mtime_ns if cp else None,
-                        poll_interval=self.cfg.poll_interval)
+        log.info(
+            "event=restored checkpoint=%s position=%s recent_alerts=%d requeued=%d",
+            "yes" if cp else "no",
+            cp.position.to_dict() if cp and cp.position else "-",
+            len(self.recent.ids()),
+            requeued,
+        )
+        return Follower(
+            self.cfg.log,
+            resume=cp.position if cp else None,
+            resume_mtime_ns=cp.file_mtime_ns if cp else None,
+            poll_interval=self.cfg.poll_interval,
+        )
 
     # -- main loop -----------------------------------------------------------------------
     def run(self) -> int:
@@ -219,19 +231,33 @@ class Daemon:
             self.source_no += 1
             self.sources[self.source_no] = _Source(item.identity, item.path)
             self._handle(self.core.switch_source(self.source_no, item.offset))
-            log.info("event=file_switch reason=%s path=%s file=%s offset=%d",
-                     item.reason, item.path, item.identity, item.offset)
+            log.info(
+                "event=file_switch reason=%s path=%s file=%s offset=%d",
+                item.reason,
+                item.path,
+                item.identity,
+                item.offset,
+            )
         elif isinstance(item, Gap):
             self.counters["gaps"] += 1
             log.error("event=telemetry_gap %s", item.describe())
             self._emit(gap_record(item, self.host))
         elif isinstance(item, DroppedTail):
             self.counters["dropped"] += 1
-            log.warning("event=dropped_tail path=%s offset=%d bytes=%d reason=%r",
-                        item.path, item.offset, item.length, item.reason)
+            log.warning(
+                "event=dropped_tail path=%s offset=%d bytes=%d reason=%r",
+                item.path,
+                item.offset,
+                item.length,
+                item.reason,
+            )
         elif isinstance(item, Unreadable):
-            log.warning("event=log_unreadable path=%s error=%r retry_in=%.1f",
-                        item.path, item.error, item.retry_in)
+            log.warning(
+                "event=log_unreadable path=%s error=%r retry_in=%.1f",
+                item.path,
+                item.error,
+                item.retry_in,
+            )
 
     def _handle(self, outputs: list[Any]) -> None:
         records = self.core.alerts_and_report(outputs)
@@ -278,11 +304,16 @@ class Daemon:
         """Write a checkpoint now (after every hand-off it covers). False if it failed."""
         with self.hub.lock:
             position, mtime = self._resume_position()
-            cp = Checkpoint(position=position, file_mtime_ns=mtime,
-                            detector_state=self.core.to_state(),
-                            recent_alert_ids=self.recent.ids(),
-                            undelivered=self.hub.undelivered(), host_name=self.host,
-                            boot_id=read_boot_id(), saved_at_ms=int(time.time() * 1000))
+            cp = Checkpoint(
+                position=position,
+                file_mtime_ns=mtime,
+                detector_state=self.core.to_state(),
+                recent_alert_ids=self.recent.ids(),
+                undelivered=self.hub.undelivered(),
+                host_name=self.host,
+                boot_id=read_boot_id(),
+                saved_at_ms=int(time.time() * 1000),
+            )
             ok = self.store.save(cp)
             if ok:
                 self.journal.sync_and_reset()
@@ -320,14 +351,20 @@ class Daemon:
             if getattr(new, key) != getattr(self.cfg, key):
                 log.warning("event=reload_needs_restart key=%s", key.replace("_", "-"))
         try:
-            self.core.reload_rules(new.rules)
+            self.core.reload_rules(new.rules, new.ruleset)
         except KexecwatchError as exc:
             log.error("event=rules_reload_failed reason=%r kept=old_rules", str(exc))
         self.follower.poll_interval = new.poll_interval
-        self.cfg = Config(**{**{f: getattr(self.cfg, f) for f in Config.__slots__},
-                             "rules": new.rules, "poll_interval": new.poll_interval,
-                             "checkpoint_interval": new.checkpoint_interval,
-                             "status_interval": new.status_interval})
+        self.cfg = Config(
+            **{
+                **{f: getattr(self.cfg, f) for f in Config.__slots__},
+                "rules": new.rules,
+                "ruleset": new.ruleset,
+                "poll_interval": new.poll_interval,
+                "checkpoint_interval": new.checkpoint_interval,
+                "status_interval": new.status_interval,
+            }
+        )
         log.info("event=reloaded rules=%d", self.core.rule_count)
 
     def _status(self) -> None:
@@ -335,13 +372,15 @@ class Daemon:
         lag_bytes = self.follower.lag_bytes()
         lag_s = max(0.0, time.time() - self._last_record_ms / 1000) if lag_bytes else 0.0
         st = self.core.stats()
-        line = (f"lines={st.get('lines', 0)} parse_errors={st.get('parse_issues', 0)} "
-                f"events={st.get('events', 0)} alerts={st.get('alerts', 0)} "
-                f"lost={st.get('lost_events', 0)} offset={pos.offset if pos else 0} "
-                f"records={st.get('records', 0)} suppressed={st.get('suppressed', 0)} "
-                f"lag_bytes={lag_bytes} lag_seconds={lag_s:.1f} "
-                f"backlog={self.hub.backlog()} "
-                + " ".join(f"{k}={v}" for k, v in self.counters.items()))
+        line = (
+            f"lines={st.get('lines', 0)} parse_errors={st.get('parse_issues', 0)} "
+            f"events={st.get('events', 0)} alerts={st.get('alerts', 0)} "
+            f"lost={st.get('lost_events', 0)} offset={pos.offset if pos else 0} "
+            f"records={st.get('records', 0)} suppressed={st.get('suppressed', 0)} "
+            f"lag_bytes={lag_bytes} lag_seconds={lag_s:.1f} "
+            f"backlog={self.hub.backlog()} "
+            + " ".join(f"{k}={v}" for k, v in self.counters.items())
+        )
         log.info("event=status %s", line)
         self.notifier.status(f"alerts={st.get('alerts', 0)} lag_bytes={lag_bytes}")
 
@@ -349,21 +388,42 @@ class Daemon:
 # -- command line ---------------------------------------------------------------------------
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``kexecwatch run`` to ``parser``."""
-    parser.add_argument("--config", metavar="FILE",
-                        help="configuration file (default /etc/kexecwatch/kexecwatch.toml)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="configuration file (default /etc/kexecwatch/kexecwatch.toml)",
+    )
     parser.add_argument("--log", metavar="PATH", help="audit log to follow")
     parser.add_argument("--state-dir", metavar="DIR", help="checkpoint directory")
-    parser.add_argument("--output", metavar="SPEC", action="append", dest="outputs",
-                        help="stdout, stdout:text, json:PATH, syslog, syslog://HOST:PORT or "
-                             "syslog+tcp://HOST:PORT (repeatable; replaces the config's)")
-    parser.add_argument("--rule", metavar="FILE", action="append", dest="rules",
-                        help="extra rule file (repeatable; replaces the config's)")
+    parser.add_argument(
+        "--output",
+        metavar="SPEC",
+        action="append",
+        dest="outputs",
+        help="stdout, stdout:text, json:PATH, syslog, syslog://HOST:PORT or "
+        "syslog+tcp://HOST:PORT (repeatable; replaces the config's)",
+    )
+    parser.add_argument(
+        "--rule",
+        metavar="FILE",
+        action="append",
+        dest="rules",
+        help="extra rule file (repeatable; replaces the config's)",
+    )
     parser.add_argument("--host-name", metavar="NAME", help="host name for alerts")
+    parser.add_argument(
+        "--ruleset",
+        choices=("all", "upstream", "kexecwatch"),
+        help="built-in rules: all (default), upstream (Elastic's v7 alone) "
+        "or kexecwatch (its own rules alone)",
+    )
 
 
 def _resolve(args: argparse.Namespace) -> Config:
-    overrides = {k: getattr(args, k, None)
-                 for k in ("log", "state_dir", "outputs", "rules", "host_name")}
+    overrides = {
+        k: getattr(args, k, None)
+        for k in ("log", "state_dir", "outputs", "rules", "host_name", "ruleset")
+    }
     return apply_overrides(load_config(args.config), overrides)
 
 
@@ -371,8 +431,9 @@ def _setup_logging(level: str) -> None:
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(
-            "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"))
+        handler.setFormatter(
+            logging.Formatter("ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+        )
         root.addHandler(handler)
     root.setLevel(level.upper())
 

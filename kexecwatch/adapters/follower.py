@@ -48,8 +48,7 @@ from kexecwatch.adapters.logfiles import (
     matches,
 )
 
-__all__ = ["DroppedTail", "Follower", "FollowerOutput", "Gap", "Lines", "Switched",
-           "Unreadable"]
+__all__ = ["DroppedTail", "Follower", "FollowerOutput", "Gap", "Lines", "Switched", "Unreadable"]
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +85,11 @@ class Gap:
 
     def describe(self) -> str:
         """One sentence naming the gap."""
-        return (f"checkpointed log {self.lost.path} (file {self.lost.identity}) was not found "
-                f"in the rotated set; records after byte {self.lost.offset} of it, and of any "
-                f"file rotated away after it, are lost; resuming with {self.resumed_from}")
+        return (
+            f"checkpointed log {self.lost.path} (file {self.lost.identity}) was not found "
+            f"in the rotated set; records after byte {self.lost.offset} of it, and of any "
+            f"file rotated away after it, are lost; resuming with {self.resumed_from}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +117,17 @@ FollowerOutput = Lines | Switched | Gap | DroppedTail | Unreadable
 class _Open:
     """One open member of the stream (mutable, internal)."""
 
-    __slots__ = ("committed", "discarding", "fd", "identity", "offset", "partial",
-                 "partial_since", "path", "seen")
+    __slots__ = (
+        "committed",
+        "discarding",
+        "fd",
+        "identity",
+        "offset",
+        "partial",
+        "partial_since",
+        "path",
+        "seen",
+    )
 
     def __init__(self, fd: int, path: str, identity: FileIdentity, offset: int) -> None:
         self.fd = fd
@@ -158,10 +168,16 @@ class Follower:
         clock: monotonic clock (injectable for tests).
     """
 
-    def __init__(self, path: str, *, resume: Position | None = None,
-                 resume_mtime_ns: int | None = None, poll_interval: float = 1.0,
-                 rotate_grace: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        resume: Position | None = None,
+        resume_mtime_ns: int | None = None,
+        poll_interval: float = 1.0,
+        rotate_grace: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = os.path.abspath(path)
         self._resume = resume
         self._resume_mtime_ns = resume_mtime_ns
@@ -182,13 +198,24 @@ class Follower:
         handler = _WakeHandler(os.path.basename(self.path), self._wake)
         try:
             observer.schedule(
-                handler, os.path.dirname(self.path), recursive=False,
-                event_filter=[FileModifiedEvent, FileCreatedEvent, FileMovedEvent,
-                              FileDeletedEvent, FileClosedEvent])
+                handler,
+                os.path.dirname(self.path),
+                recursive=False,
+                event_filter=[
+                    FileModifiedEvent,
+                    FileCreatedEvent,
+                    FileMovedEvent,
+                    FileDeletedEvent,
+                    FileClosedEvent,
+                ],
+            )
             observer.start()
         except OSError as exc:
-            log.warning("event=watch_failed dir=%s error=%r fallback=poll",
-                        os.path.dirname(self.path), str(exc))
+            log.warning(
+                "event=watch_failed dir=%s error=%r fallback=poll",
+                os.path.dirname(self.path),
+                str(exc),
+            )
             return
         self._observer = observer
 
@@ -291,8 +318,11 @@ class Follower:
             return
         f.partial += data
         if len(f.partial) > MAX_LINE:
-            out.append(DroppedTail(f.path, f.committed, len(f.partial),
-                                   f"line longer than {MAX_LINE} bytes"))
+            out.append(
+                DroppedTail(
+                    f.path, f.committed, len(f.partial), f"line longer than {MAX_LINE} bytes"
+                )
+            )
             f.partial.clear()
             f.discarding = True
 
@@ -384,8 +414,9 @@ class Follower:
         mtime = os.fstat(f.fd).st_mtime_ns
         return self._open_all([r for r in rotated if r.index == 0 or r.stat.st_mtime_ns > mtime])
 
-    def _find_copy(self, identity: FileIdentity, offset: int,
-                   exclude: FileIdentity | None = None) -> _Open | None:
+    def _find_copy(
+        self, identity: FileIdentity, offset: int, exclude: FileIdentity | None = None
+    ) -> _Open | None:
         if identity.fp_len < FINGERPRINT_MAX:
             return None  # a short prefix is too weak to recognise a copy by
         for r in reversed(list_rotated(self.path)):
@@ -437,8 +468,11 @@ class Follower:
             found = (copy, next(r.index for r in rotated if r.path == copy.path)) if copy else None
         if found is None:
             mtime = self._resume_mtime_ns
-            later = [r for r in rotated
-                     if r.index == 0 or (mtime is not None and r.stat.st_mtime_ns > mtime)]
+            later = [
+                r
+                for r in rotated
+                if r.index == 0 or (mtime is not None and r.stat.st_mtime_ns > mtime)
+            ]
             opened = self._open_all(later)
             if opened:
                 out.append(Gap(pos, opened[0].path))
@@ -464,8 +498,9 @@ class Follower:
 
     def _unreadable(self, exc: OSError, out: list[FollowerOutput]) -> None:
         self._retry_at = self._clock() + self._retry_delay
-        out.append(Unreadable(exc.filename or self.path, exc.strerror or str(exc),
-                              self._retry_delay))
+        out.append(
+            Unreadable(exc.filename or self.path, exc.strerror or str(exc), self._retry_delay)
+        )
         self._retry_delay = min(self._retry_delay * 2, 5.0)
 
 

@@ -43,8 +43,7 @@ class Journal:
 
     def __init__(self, state_dir: str) -> None:
         self.path = os.path.join(state_dir, JOURNAL)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                           0o600)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._lock = threading.Lock()
         self.failures = 0
 
@@ -55,8 +54,9 @@ class Journal:
                 os.write(self._fd, line)
             except OSError as exc:
                 self.failures += 1
-                log.error("event=journal_write_failed error=%r failures=%d",
-                          exc.strerror, self.failures)
+                log.error(
+                    "event=journal_write_failed error=%r failures=%d", exc.strerror, self.failures
+                )
 
     def emitted(self, record: SinkRecord) -> None:
         """Note a record handed to the outputs."""
@@ -120,8 +120,12 @@ class _Worker:
         with self.cond:
             if len(self.queue) >= self.capacity:
                 self.overflow += 1
-                log.error("event=output_overflow output=%s alert_id=%s dropped_total=%d",
-                          self.sink.spec, record.alert_id, self.overflow)
+                log.error(
+                    "event=output_overflow output=%s alert_id=%s dropped_total=%d",
+                    self.sink.spec,
+                    record.alert_id,
+                    self.overflow,
+                )
                 return
             self.queue.append(record)
             self.pending[record.alert_id] = record
@@ -141,16 +145,21 @@ class _Worker:
             except OSError as exc:
                 self.failures += 1
                 if self.healthy:
-                    log.warning("event=output_failed output=%s error=%r retry_in=%.1f",
-                                self.sink.spec, exc.strerror or str(exc), delay)
+                    log.warning(
+                        "event=output_failed output=%s error=%r retry_in=%.1f",
+                        self.sink.spec,
+                        exc.strerror or str(exc),
+                        delay,
+                    )
                 self.healthy = False
                 with self.cond:
                     self.cond.wait_for(lambda: self.stopping, timeout=delay)
                 delay = min(delay * 2, self.hub.backoff_max)
                 continue
             if not self.healthy:
-                log.warning("event=output_recovered output=%s failures=%d",
-                            self.sink.spec, self.failures)
+                log.warning(
+                    "event=output_recovered output=%s failures=%d", self.sink.spec, self.failures
+                )
             self.healthy = True
             delay = self.hub.backoff_initial
             self.hub.on_delivered(self, record)
@@ -166,9 +175,15 @@ class SinkHub:
         backoff_initial: first retry delay in seconds; doubles up to ``backoff_max``.
     """
 
-    def __init__(self, sinks: Iterable[Sink], journal: Journal | None = None, *,
-                 capacity: int = 10_000, backoff_initial: float = 0.5,
-                 backoff_max: float = 30.0) -> None:
+    def __init__(
+        self,
+        sinks: Iterable[Sink],
+        journal: Journal | None = None,
+        *,
+        capacity: int = 10_000,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.journal = journal

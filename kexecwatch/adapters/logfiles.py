@@ -47,14 +47,19 @@ class FileIdentity:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form."""
-        return {"dev": self.dev, "ino": self.ino, "fingerprint": self.fingerprint,
-                "fp_len": self.fp_len}
+        return {
+            "dev": self.dev,
+            "ino": self.ino,
+            "fingerprint": self.fingerprint,
+            "fp_len": self.fp_len,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FileIdentity:
         """Inverse of :meth:`to_dict`; raises ``KeyError``/``TypeError``/``ValueError``."""
-        ident = cls(int(data["dev"]), int(data["ino"]), str(data["fingerprint"]),
-                     int(data["fp_len"]))
+        ident = cls(
+            int(data["dev"]), int(data["ino"]), str(data["fingerprint"]), int(data["fp_len"])
+        )
         if not 0 <= ident.fp_len <= FINGERPRINT_MAX:
             raise ValueError("fp_len out of range")
         return ident
@@ -78,8 +83,7 @@ class Position:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Position:
         """Inverse of :meth:`to_dict`; raises ``KeyError``/``TypeError``/``ValueError``."""
-        pos = cls(FileIdentity.from_dict(data["identity"]), int(data["offset"]),
-                  str(data["path"]))
+        pos = cls(FileIdentity.from_dict(data["identity"]), int(data["offset"]), str(data["path"]))
         if pos.offset < 0:
             raise ValueError("negative offset")
         return pos

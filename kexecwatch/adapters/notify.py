@@ -26,8 +26,9 @@ class Notifier:
         clock: monotonic clock.
     """
 
-    def __init__(self, environ: Mapping[str, str] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, environ: Mapping[str, str] | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         env = os.environ if environ is None else environ
         name = env.get("NOTIFY_SOCKET", "")
         self._addr: str | bytes | None = None

@@ -27,8 +27,16 @@ from typing import Protocol
 
 from kexecwatch.errors import ConfigError
 
-__all__ = ["JsonFileSink", "OutputSpec", "Sink", "SinkRecord", "StdoutSink", "SyslogSink",
-           "make_sink", "parse_output_spec"]
+__all__ = [
+    "JsonFileSink",
+    "OutputSpec",
+    "Sink",
+    "SinkRecord",
+    "StdoutSink",
+    "SyslogSink",
+    "make_sink",
+    "parse_output_spec",
+]
 
 DEV_LOG = "/dev/log"
 FACILITY_AUTHPRIV = 10  # alerts carry command lines: keep them out of world-readable logs
@@ -47,14 +55,24 @@ class SinkRecord:
 
     def to_dict(self) -> dict[str, str]:
         """JSON-ready form for the journal and the checkpoint."""
-        return {"id": self.alert_id, "json": self.json_line, "text": self.text_line,
-                "msgid": self.msgid, "severity": str(self.severity)}
+        return {
+            "id": self.alert_id,
+            "json": self.json_line,
+            "text": self.text_line,
+            "msgid": self.msgid,
+            "severity": str(self.severity),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, str]) -> SinkRecord:
         """Inverse of :meth:`to_dict`; raises ``KeyError``/``ValueError``."""
-        return cls(str(data["id"]), str(data["json"]), str(data["text"]),
-                   str(data.get("msgid", "alert")), int(data.get("severity", SEVERITY_WARNING)))
+        return cls(
+            str(data["id"]),
+            str(data["json"]),
+            str(data["text"]),
+            str(data.get("msgid", "alert")),
+            int(data.get("severity", SEVERITY_WARNING)),
+        )
 
 
 class Sink(Protocol):
@@ -96,22 +114,28 @@ def parse_output_spec(spec: str) -> OutputSpec:
     if spec == "stdout:text":
         return OutputSpec(spec, "stdout", text=True)
     if spec.startswith("json:") and len(spec) > len("json:"):
-        return OutputSpec(spec, "json", path=spec[len("json:"):])
+        return OutputSpec(spec, "json", path=spec[len("json:") :])
     if spec == "syslog":
         return OutputSpec(spec, "syslog", path=DEV_LOG, transport="unix")
     m = _REMOTE.fullmatch(spec)
     if m and 1 <= int(m.group(3)) <= 65535:
-        return OutputSpec(spec, "syslog", host=m.group(2).strip("[]"), port=int(m.group(3)),
-                          transport=m.group(1) or "udp")
+        return OutputSpec(
+            spec,
+            "syslog",
+            host=m.group(2).strip("[]"),
+            port=int(m.group(3)),
+            transport=m.group(1) or "udp",
+        )
     raise ConfigError(
         f"bad output {spec!r}: expected stdout, stdout:text, json:PATH, syslog, "
-        "syslog://HOST:PORT or syslog+tcp://HOST:PORT")
+        "syslog://HOST:PORT or syslog+tcp://HOST:PORT"
+    )
 
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 class StdoutSink:
@@ -149,8 +173,9 @@ class JsonFileSink:
             self.close()
             self._reopen = False
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                               0o600)
+            self._fd = os.open(
+                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
         try:
             _write_all(self._fd, record.json_line.encode("utf-8", "backslashreplace") + b"\n")
             os.fsync(self._fd)
@@ -183,10 +208,15 @@ class SyslogSink:
         """The RFC 5424 message for ``record`` (without TCP framing)."""
         when = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="microseconds")
         pri = FACILITY_AUTHPRIV * 8 + record.severity
-        head = (f"<{pri}>1 {when.replace('+00:00', 'Z')} {self._host} kexecwatch "
-                f"{os.getpid()} {_header_token(record.msgid)} - ")
-        return head.encode("ascii") + b"\xef\xbb\xbf" + record.json_line.encode(
-            "utf-8", "backslashreplace")
+        head = (
+            f"<{pri}>1 {when.replace('+00:00', 'Z')} {self._host} kexecwatch "
+            f"{os.getpid()} {_header_token(record.msgid)} - "
+        )
+        return (
+            head.encode("ascii")
+            + b"\xef\xbb\xbf"
+            + record.json_line.encode("utf-8", "backslashreplace")
+        )
 
     def _connect(self) -> socket.socket:
         t = self._target
@@ -195,8 +225,9 @@ class SyslogSink:
             sock.settimeout(self._timeout)
             sock.connect(t.path)
             return sock
-        infos = socket.getaddrinfo(t.host, t.port, type=socket.SOCK_STREAM
-                                   if t.transport == "tcp" else socket.SOCK_DGRAM)
+        infos = socket.getaddrinfo(
+            t.host, t.port, type=socket.SOCK_STREAM if t.transport == "tcp" else socket.SOCK_DGRAM
+        )
         family, kind, proto, _, addr = infos[0]
         sock = socket.socket(family, kind, proto)
         sock.settimeout(self._timeout)

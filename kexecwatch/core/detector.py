@@ -138,6 +138,7 @@ class Stats:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+_TELEMETRY_INTEREST = EventInterest(record_types=TELEMETRY_TYPES)
 _STAT_NAMES = frozenset(f.name for f in fields(Stats))
 
 
@@ -166,7 +167,6 @@ class Detector:
         lookup: ProcLookup | None = None,
     ) -> None:
         self.options = options or DetectorOptions()
-        self.rules = list(rules)
         self.host_name = host_name
         self.stats = Stats()
         self._lines = LineBuffer(max_line=self.options.max_line)
@@ -178,10 +178,19 @@ class Detector:
         )
         self._limiter = AlertLimiter()
         self._starts: dict[tuple[str | None, Any], _Position] = {}
+        self._telemetry = TelemetryTracker()
+        self._interests: list[EventInterest] = []
+        # What the interests say about each (syscall, success, comm, exe) seen on the
+        # fast path: they depend on nothing else but record types and learned inodes.
+        self._verdicts: dict[tuple[bytes, bytes, bytes, bytes], _Verdict] = {}
+        self.replace_rules(rules)
+
+    def replace_rules(self, rules: Sequence[DetectionRule]) -> None:
+        """Run ``rules`` from now on (a reload); what the detector learned is kept."""
+        self.rules = list(rules)
         self._telemetry_rules = [
             r for r in self.rules if getattr(r, "applies_to", "process") == "telemetry"
         ]
-        self._telemetry = TelemetryTracker()
         # What the rules (or --events) need, among the exec and kexec events in
         # [since, until); and what other consumers need, among all syscall events.
         self._rule_interests: list[EventInterest] = (
@@ -189,13 +198,10 @@ class Detector:
             if self.options.emit_events
             else [i for rule in self.rules for i in _interests_of(rule)]
         )
-        self._interests: list[EventInterest] = []
-        # What the interests say about each (syscall, success, comm, exe) seen on the
-        # fast path: they depend on nothing else but record types and learned inodes.
-        self._verdicts: dict[tuple[bytes, bytes, bytes, bytes], _Verdict] = {}
-        if self._telemetry_rules:
+        self._verdicts.clear()
+        if self._telemetry_rules and _TELEMETRY_INTEREST not in self._interests:
             # Configuration changes come inside auditctl's own syscall events.
-            self.add_interest(EventInterest(record_types=TELEMETRY_TYPES))
+            self.add_interest(_TELEMETRY_INTEREST)
 
     def add_interest(self, interest: EventInterest) -> None:
         """Have :meth:`_on_event` receive, in full, the fast-path events ``interest`` accepts.

@@ -12,11 +12,13 @@ compiling are :func:`kexecwatch.core.rule.load_rule`'s and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
+from pathlib import Path
 
 from kexecwatch.core.detections import NativeRule, load_native_rule
 from kexecwatch.core.rule import Rule, load_rule
-from kexecwatch.errors import ConfigError
+from kexecwatch.errors import ConfigError, RuleError
 
 __all__ = [
     "BUILTIN_RULE_FILES",
@@ -24,6 +26,7 @@ __all__ = [
     "RULESETS",
     "UPSTREAM_RULE_FILES",
     "load_builtin_rules",
+    "load_rules",
 ]
 
 #: The upstream rule, in detection-rules format.
@@ -65,4 +68,25 @@ def load_builtin_rules(ruleset: str = "all") -> list[Rule | NativeRule]:
         rules += [load_rule(read(n), f"{__package__}/{n}") for n in UPSTREAM_RULE_FILES]
     if ruleset in ("all", "kexecwatch"):
         rules += [load_native_rule(read(n), f"{__package__}/{n}") for n in NATIVE_RULE_FILES]
+    return rules
+
+
+def load_rules(
+    paths: Sequence[str], *, builtin: bool = True, ruleset: str = "all"
+) -> list[Rule | NativeRule]:
+    """The built-in rules of ``ruleset`` (unless ``builtin`` is false) plus rule files.
+
+    Raises:
+        ConfigError: for an unknown rule set.
+        RuleError: when a rule file cannot be read or compiled.
+    """
+    rules: list[Rule | NativeRule] = list(load_builtin_rules(ruleset)) if builtin else []
+    for path in paths:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RuleError(f"{path}: no such rule file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RuleError(f"{path}: cannot read rule file: {exc}") from None
+        rules.append(load_rule(text, path))
     return rules

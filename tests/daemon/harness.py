@@ -16,7 +16,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 # Switch to [sys.executable, "-m", "kexecwatch", "run"] once cli.py wires the subcommand.
-RUNNER = [sys.executable, "-m", "kexecwatch.adapters.daemon"]
+RUNNER = [sys.executable, "-m", "kexecwatch", "run"]
 
 
 class FakeAuditd:

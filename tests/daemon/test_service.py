@@ -8,8 +8,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.daemon.harness import RUNNER, Daemon, FakeAuditd
 
 
@@ -41,9 +39,6 @@ def test_symlinked_state_dir_exits_2(tmp_path: Path) -> None:
     assert "symlink" in r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="core: Detector._starts keeps the key of an EOE that "
-                   "arrives after its event completed on PROCTITLE, so resume_position "
-                   "never advances past the first event (reported to the lead)")
 def test_sigterm_checkpoints_and_exits_0(tmp_path: Path) -> None:
     log = tmp_path / "audit.log"
     w = FakeAuditd(log)
