@@ -1,7 +1,9 @@
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kexecwatch.core.fields import (
+    _PLAIN_BODY,
+    _split_into,
     argv_from_execve,
     decode_untrusted,
     decode_untrusted_text,
@@ -93,3 +95,31 @@ def test_parse_fields_never_raises(body: bytes) -> None:
     assert isinstance(fields, dict)
     assert isinstance(problems, list)
     argv_from_execve([fields])
+
+
+def _loop_fields(body: bytes) -> tuple[dict[str, bytes], list[str]]:
+    fields: dict[str, bytes] = {}
+    problems: list[str] = []
+    _split_into(body, fields, problems, nested=False)
+    return fields, problems
+
+
+@settings(max_examples=3000)
+@given(
+    st.lists(
+        st.sampled_from(
+            [b" ", b"  ", b"=", b'"', b"'", b"a", b"msg", b"x1", b"\t", b"\x1d", b"\xff"]
+        ),
+        max_size=16,
+    )
+)
+def test_plain_body_shortcut_reads_like_the_loop(parts: list[bytes]) -> None:
+    body = b"".join(parts)
+    assert parse_fields(body) == _loop_fields(body)
+
+
+def test_plain_body_shortcut_is_taken_for_kernel_records() -> None:
+    body = b'item=0 name="/usr/sbin/kexec" inode=5 dev=fe:01 mode=0100755 nametype=NORMAL'
+    assert _PLAIN_BODY.fullmatch(body)
+    assert parse_fields(body) == _loop_fields(body)
+    assert not _PLAIN_BODY.fullmatch(b"pid=1 msg='op=x res=success'")
