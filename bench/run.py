@@ -29,6 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 SYSTEM_PYTHON = "/usr/bin/python3"
+UPSTREAM_RULE_ID = "4d4c35f4-414e-4d0c-bb7e-6db7c80a6957"
 
 sys.path.insert(0, str(HERE.parent))
 from bench.generate import generate, parse_size  # noqa: E402
@@ -141,9 +142,13 @@ def main(argv: list[str] | None = None) -> int:
             ]
             print(f"| {size} | {rss[0]:.0f} MB | {rss[1]:.0f} MB | {rss[2]:.0f} MB |")
     alerts = subprocess.run(kexecwatch_cmd(path), capture_output=True, check=False).stdout
-    found = sorted(json.loads(line)["auditd"]["id"] for line in alerts.splitlines())
+    docs = [json.loads(line) for line in alerts.splitlines()]
+    # The generator knows what the upstream rule must raise; the other built-in rules
+    # are checked against a full parse by tests/test_fast_path.py.
+    found = sorted(d["auditd"]["id"] for d in docs if d["rule"]["id"] == UPSTREAM_RULE_ID)
     print(
-        f"\nalerts: {len(found)} found, {len(expected['alerts'])} expected by the generator: "
+        f"\nalerts: {len(docs)} in all; upstream rule {len(found)}, "
+        f"{len(expected['alerts'])} expected by the generator: "
         f"{'identical' if found == sorted(expected['alerts']) else 'DIFFERENT'}"
     )
     return 0

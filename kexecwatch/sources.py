@@ -22,7 +22,7 @@ from kexecwatch.errors import InputError
 
 __all__ = ["CHUNK_SIZE", "Source", "expand_paths", "read_chunks"]
 
-CHUNK_SIZE = 1 << 20
+CHUNK_SIZE = 1 << 18
 _NUMBERED = re.compile(r"^audit\.log\.(\d+)(\.gz)?$")
 
 

@@ -9,6 +9,7 @@ prefilter, and with a rule that has none.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,7 +60,13 @@ def run(
     cuts: Sequence[int] = (),
     **options: object,
 ) -> tuple[list[str], dict[str, int]]:
-    det = Detector(rules, host_name="h", options=DetectorOptions(fast_path=fast, **options))  # type: ignore[arg-type]
+    # Fresh rule instances: detections learn (kexec inodes, removal bursts), and one
+    # run must not teach the next.
+    det = Detector(
+        copy.deepcopy(list(rules)),
+        host_name="h",
+        options=DetectorOptions(fast_path=fast, **options),  # type: ignore[arg-type]
+    )
     out: list[object] = []
     pos = 0
     for cut in sorted(cuts):

