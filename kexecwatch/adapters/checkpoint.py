@@ -1,0 +1,207 @@
+"""The checkpoint: where to resume, what was in flight, which alerts already went out.
+
+Rule 1: a checkpoint is written only after the alerts of everything it covers have been
+handed to the outputs (the daemon enforces the order; a test asserts it).
+
+Rule 2: a checkpoint is replaced atomically (temporary file, fsync, ``os.replace``,
+directory fsync). A failed write (``ENOSPC``, ``EIO``) leaves the previous one intact.
+
+Rule 3: a checkpoint that does not parse, has another schema, or belongs to another host
+is never trusted: it is renamed aside to ``checkpoint.json.corrupt-<ts>`` and reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kexecwatch.adapters.logfiles import Position
+from kexecwatch.errors import ConfigError
+
+__all__ = ["SCHEMA", "Checkpoint", "CheckpointStore", "LoadResult", "ensure_state_dir",
+           "read_boot_id"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA = 1
+KIND = "kexecwatch-checkpoint"
+FILENAME = "checkpoint.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Everything a restart needs.
+
+    Attributes:
+        position: resume point (line boundary) or ``None`` before the log was opened.
+        file_mtime_ns: mtime of the checkpointed file; orders survivors after a gap.
+        detector_state: ``Detector.to_state()`` (in-flight events, process table, limiter).
+        recent_alert_ids: ids of recently emitted alerts, oldest first (bounded).
+        undelivered: per output spec, records handed over but not yet delivered.
+        host_name: the host the daemon ran as.
+        boot_id: ``/proc/sys/kernel/random/boot_id`` when written.
+        saved_at_ms: wall-clock time of the write (informational).
+    """
+
+    position: Position | None
+    file_mtime_ns: int | None
+    detector_state: dict[str, Any] | None
+    recent_alert_ids: tuple[str, ...] = ()
+    undelivered: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    host_name: str = ""
+    boot_id: str = ""
+    saved_at_ms: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with schema version and kind."""
+        return {
+            "kind": KIND,
+            "schema": SCHEMA,
+            "host_name": self.host_name,
+            "boot_id": self.boot_id,
+            "saved_at_ms": self.saved_at_ms,
+            "position": self.position.to_dict() if self.position else None,
+            "file_mtime_ns": self.file_mtime_ns,
+            "detector_state": self.detector_state,
+            "recent_alert_ids": list(self.recent_alert_ids),
+            "undelivered": self.undelivered,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Checkpoint:
+        """Validate and build; raises ``ValueError`` naming what is wrong."""
+        if not isinstance(data, dict) or data.get("kind") != KIND:
+            raise ValueError("not a kexecwatch checkpoint")
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"schema {data.get('schema')!r}, expected {SCHEMA}")
+        try:
+            pos = data["position"]
+            state = data["detector_state"]
+            ids = data["recent_alert_ids"]
+            undelivered = data.get("undelivered", {})
+            if state is not None and not isinstance(state, dict):
+                raise TypeError("detector_state is not an object")
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise TypeError("recent_alert_ids is not a list of strings")
+            if not isinstance(undelivered, dict):
+                raise TypeError("undelivered is not an object")
+            mtime = data.get("file_mtime_ns")
+            return cls(
+                position=Position.from_dict(pos) if pos is not None else None,
+                file_mtime_ns=int(mtime) if mtime is not None else None,
+                detector_state=state,
+                recent_alert_ids=tuple(ids),
+                undelivered={str(k): list(v) for k, v in undelivered.items()},
+                host_name=str(data.get("host_name", "")),
+                boot_id=str(data.get("boot_id", "")),
+                saved_at_ms=int(data.get("saved_at_ms", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed checkpoint: {exc!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """What loading found: a trusted checkpoint, or a problem (never both)."""
+
+    checkpoint: Checkpoint | None
+    problem: str | None = None
+    moved_to: str | None = None
+
+
+def ensure_state_dir(path: str) -> None:
+    """Create the state directory 0700 (parents as needed); refuse a symlink.
+
+    Raises:
+        ConfigError: the path is a symlink or not a directory, or cannot be created.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        try:
+            os.makedirs(path, mode=0o700)
+        except OSError as exc:
+            raise ConfigError(f"state-dir {path}: cannot create: {exc.strerror}") from exc
+        os.chmod(path, 0o700)  # makedirs honours the umask
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise ConfigError(f"state-dir {path} is a symlink; refusing to use it")
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"state-dir {path} is not a directory")
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
+def read_boot_id() -> str:
+    """This boot's id, or ``""`` when the kernel does not expose one."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
+class CheckpointStore:
+    """Loads and atomically saves ``<state-dir>/checkpoint.json``.
+
+    Args:
+        state_dir: an existing directory (see :func:`ensure_state_dir`).
+        host_name: a checkpoint written for another host is foreign.
+    """
+
+    def __init__(self, state_dir: str, host_name: str) -> None:
+        self.path = os.path.join(state_dir, FILENAME)
+        self._dir = state_dir
+        self._host = host_name
+        self.failures = 0
+
+    def load(self) -> LoadResult:
+        """Read the checkpoint; set an untrustworthy one aside (never raises for content)."""
+        try:
+            with open(self.path, "rb") as fh:
+                raw = fh.read()
+        except FileNotFoundError:
+            return LoadResult(None)
+        try:
+            cp = Checkpoint.from_dict(json.loads(raw))
+            if cp.host_name != self._host:
+                raise ValueError(f"written for host {cp.host_name!r}, not {self._host!r}")
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError included
+            aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+            os.replace(self.path, aside)
+            return LoadResult(None, str(exc), aside)
+        return LoadResult(cp)
+
+    def save(self, cp: Checkpoint) -> bool:
+        """Write ``cp`` atomically. Returns False (and logs) when the write failed."""
+        data = json.dumps(cp.to_dict(), separators=(",", ":"), ensure_ascii=True).encode()
+        tmp = f"{self.path}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+            dfd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as exc:
+            self.failures += 1
+            log.error("event=checkpoint_failed path=%s error=%r failures=%d kept=previous",
+                      self.path, exc.strerror or str(exc), self.failures)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            return False
+        return True

@@ -1,0 +1,139 @@
+"""Daemon configuration: dataclass defaults, then the TOML file, then command-line flags.
+
+Keys are kebab-case in TOML (``state-dir``) and snake_case in Python (``state_dir``). An
+unknown key or a value of the wrong type is a :class:`~kexecwatch.errors.ConfigError`
+naming the dotted key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kexecwatch.adapters.sinks import parse_output_spec
+from kexecwatch.errors import ConfigError, SourceLocation
+
+__all__ = ["DEFAULT_CONFIG_PATH", "Config", "apply_overrides", "load_config"]
+
+DEFAULT_CONFIG_PATH = "/etc/kexecwatch/kexecwatch.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Every setting of ``kexecwatch run``, with its default.
+
+    Attributes:
+        log: the audit log to follow.
+        state_dir: where the checkpoint and alert journal live (created 0700).
+        outputs: output specs (see :mod:`kexecwatch.adapters.sinks`).
+        rules: extra rule files, loaded after the built-in rules.
+        host_name: host name for alerts and syslog; empty means the system's.
+        poll_interval: seconds between safety polls of the log.
+        checkpoint_interval: seconds between checkpoints when nothing was alerted.
+        event_window_ms: an event with no new record for this long is completed.
+        status_interval: seconds between status lines on stderr.
+        log_level: debug, info, warning or error.
+    """
+
+    log: str = "/var/log/audit/audit.log"
+    state_dir: str = "/var/lib/kexecwatch"
+    outputs: tuple[str, ...] = ("stdout",)
+    rules: tuple[str, ...] = ()
+    host_name: str = ""
+    poll_interval: float = 1.0
+    checkpoint_interval: float = 5.0
+    event_window_ms: int = 1000
+    status_interval: float = 60.0
+    log_level: str = "info"
+
+
+_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _convert(key: str, value: Any, default: Any, where: SourceLocation) -> Any:
+    """Check ``value`` against the type of ``default``; returns the converted value."""
+    if isinstance(default, tuple):
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{key}: expected a list of strings", where=where)
+    if isinstance(default, bool) or isinstance(value, bool):
+        raise ConfigError(f"{key}: expected {type(default).__name__}", where=where)
+    if isinstance(default, float) and isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, type(default)):
+        return value
+    raise ConfigError(f"{key}: expected {type(default).__name__}, got {type(value).__name__}",
+                      where=where)
+
+
+def _validate(cfg: Config, where: SourceLocation | None) -> Config:
+    for spec in cfg.outputs:
+        try:
+            parse_output_spec(spec)
+        except ConfigError as exc:
+            raise ConfigError(f"outputs: {exc.message}", where=where) from exc
+    for name in ("poll_interval", "checkpoint_interval", "status_interval"):
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"{_kebab(name)}: must be positive", where=where)
+    if cfg.event_window_ms < 1:
+        raise ConfigError("event-window-ms: must be positive", where=where)
+    if cfg.log_level not in _LEVELS:
+        raise ConfigError(f"log-level: expected one of {', '.join(_LEVELS)}", where=where)
+    if not cfg.outputs:
+        raise ConfigError("outputs: at least one output is needed", where=where)
+    return cfg
+
+
+def load_config(path: str | None) -> Config:
+    """Defaults overlaid with the TOML file.
+
+    Args:
+        path: an explicit ``--config`` (must exist), or ``None`` for
+            :data:`DEFAULT_CONFIG_PATH` (used only if present).
+
+    Raises:
+        ConfigError: unreadable file, bad TOML, unknown key, wrong type, bad value.
+    """
+    file = path or DEFAULT_CONFIG_PATH
+    where = SourceLocation(file)
+    try:
+        with open(file, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        if path is None:
+            return Config()
+        raise ConfigError("configuration file not found", where=where) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration: {exc.strerror}", where=where) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", where=where) from exc
+    return _validate(_overlay(Config(), data, where), where)
+
+
+def _overlay(base: Config, data: Mapping[str, Any], where: SourceLocation) -> Config:
+    fields = {_kebab(f.name): f.name for f in dataclasses.fields(Config)}
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ConfigError(f"unknown key {key!r}", where=where)
+        name = fields[key]
+        changes[name] = _convert(key, value, getattr(base, name), where)
+    return dataclasses.replace(base, **changes)
+
+
+def apply_overrides(cfg: Config, overrides: Mapping[str, Any]) -> Config:
+    """Overlay command-line values (``None`` means "not given") and validate again.
+
+    Raises:
+        ConfigError: a bad output spec or value given on the command line.
+    """
+    changes: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)
+                               for k, v in overrides.items() if v is not None and v != []}
+    return _validate(dataclasses.replace(cfg, **changes), None)

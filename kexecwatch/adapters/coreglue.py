@@ -1,0 +1,169 @@
+"""The daemon's one contact surface with the pure core.
+
+Everything the daemon needs from :mod:`kexecwatch.core` goes through :class:`CoreLink`:
+building the detector with a live ``/proc`` lookup, seeding the process table, turning
+core outputs into :class:`~kexecwatch.adapters.sinks.SinkRecord` values and log lines,
+and swapping rules on reload. The telemetry-gap alert is built here too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+from typing import Any
+
+from kexecwatch.adapters.config import Config
+from kexecwatch.adapters.follower import Gap
+from kexecwatch.adapters.procfs import ProcFs
+from kexecwatch.adapters.sinks import SinkRecord
+from kexecwatch.core.alerts import Alert, AlertsSuppressed, to_json_line, to_text_line
+from kexecwatch.core.assembler import EventsLost
+from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions
+from kexecwatch.core.proctable import LiveProcess
+from kexecwatch.core.record import ParseIssue
+from kexecwatch.errors import RuleError
+
+__all__ = ["CoreLink", "gap_record", "load_rules"]
+
+log = logging.getLogger(__name__)
+
+SEVERITY_ERR = 3
+_PARSE_LOG_EVERY = 1000  # log the first parse issues, then one in this many
+
+
+def load_rules(paths: Sequence[str]) -> list[DetectionRule]:
+    """The built-in rules plus rule files.
+
+    Raises:
+        RuleError: a rule file cannot be read or compiled.
+    """
+    # Imported here so the daemon's modules load before the rule engine does.
+    from kexecwatch.core.rule import load_rule  # noqa: PLC0415
+    from kexecwatch.rules import load_builtin_rules  # noqa: PLC0415
+
+    rules: list[DetectionRule] = list(load_builtin_rules())
+    for path in paths:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RuleError(f"{path}: cannot read rule file: {exc}") from None
+        rules.append(load_rule(text, path))
+    return rules
+
+
+class CoreLink:
+    """The detector plus the daemon's view of it."""
+
+    def __init__(self, cfg: Config, host_name: str) -> None:
+        self.host_name = host_name
+        rules = load_rules(cfg.rules)
+        try:
+            self._procfs: ProcFs | None = ProcFs()
+        except OSError as exc:
+            log.warning("event=procfs_unavailable error=%r", str(exc))
+            self._procfs = None
+        self.detector = Detector(
+            rules, host_name=host_name,
+            options=DetectorOptions(window_ms=cfg.event_window_ms),
+            lookup=self._lookup if self._procfs else None)
+        self._parse_issues = 0
+        self.seeded = self._seed()
+
+    def _lookup(self, pid: int) -> LiveProcess | None:
+        info = self._procfs.lookup(pid) if self._procfs else None
+        if info is None:
+            return None
+        return LiveProcess(info.pid, info.ppid, info.comm, info.exe, info.argv, info.start_ms)
+
+    def _seed(self) -> int:
+        if self._procfs is None:
+            return 0
+        procs = self._procfs.all()
+        for p in procs:
+            self.detector.table.add_live(
+                LiveProcess(p.pid, p.ppid, p.comm, p.exe, p.argv, p.start_ms))
+        return len(procs)
+
+    @property
+    def rule_count(self) -> int:
+        """How many rules are active."""
+        return len(self.detector.rules)
+
+    def reload_rules(self, paths: Sequence[str]) -> None:
+        """Swap in freshly loaded rules; on RuleError the old set stays."""
+        self.detector.rules = load_rules(paths)
+
+    # Thin pass-throughs, so the daemon never touches the core directly.
+    def feed(self, data: bytes) -> list[Any]:
+        """Feed complete lines."""
+        return self.detector.feed(data)
+
+    def switch_source(self, source: Hashable, offset: int) -> list[Any]:
+        """Continue with another file."""
+        return self.detector.switch_source(source, offset)
+
+    def expire(self, now_ms: int) -> list[Any]:
+        """Complete events idle longer than the window."""
+        return self.detector.expire(now_ms)
+
+    def resume_position(self) -> tuple[Hashable, int]:
+        """Where re-reading must start to rebuild the events in flight."""
+        return self.detector.resume_position
+
+    def to_state(self) -> dict[str, Any]:
+        """Detector snapshot for the checkpoint."""
+        return self.detector.to_state()
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Load a detector snapshot (``ValueError`` if foreign)."""
+        self.detector.restore(state)
+
+    def stats(self) -> dict[str, int]:
+        """Detector counters."""
+        return self.detector.stats.as_dict()
+
+    def alerts_and_report(self, outputs: list[Any]) -> list[SinkRecord]:
+        """Alerts as sink records; everything else is logged here."""
+        records: list[SinkRecord] = []
+        for out in outputs:
+            if isinstance(out, Alert):
+                doc = out.to_document()
+                records.append(SinkRecord(
+                    out.id, to_json_line(doc).decode("utf-8").rstrip("\n"), to_text_line(doc)))
+            elif isinstance(out, ParseIssue):
+                self._parse_issues += 1
+                if self._parse_issues <= 10 or self._parse_issues % _PARSE_LOG_EVERY == 0:
+                    log.warning("event=parse_issue line=%d reason=%r total=%d", out.line_no,
+                                out.reason, self._parse_issues)
+            elif isinstance(out, EventsLost):
+                log.warning("event=events_lost node=%s first_serial=%d last_serial=%d",
+                            out.node or "-", out.first_serial, out.last_serial)
+            elif isinstance(out, AlertsSuppressed):
+                log.warning("event=alerts_suppressed %s", out.describe())
+        return records
+
+
+def gap_record(gap: Gap, host_name: str) -> SinkRecord:
+    """The telemetry-gap alert: same outputs as detections, its own id and document."""
+    lost = gap.lost
+    alert_id = (f"telemetry-gap:{host_name}:{lost.identity.dev}:{lost.identity.ino}:"
+                f"{lost.identity.fingerprint[:16]}:{lost.offset}")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    message = gap.describe()
+    doc = {
+        "@timestamp": now,
+        "event": {"kind": "alert", "category": ["host"], "type": ["info"],
+                  "action": "telemetry-gap", "dataset": "kexecwatch.gap"},
+        "host": {"name": host_name},
+        "message": message,
+        "alert": {"id": alert_id, "severity": "high"},
+        "rule": {"name": "kexecwatch telemetry gap", "ruleset": "kexecwatch"},
+        "kexecwatch": {"gap": {"path": lost.path, "offset": lost.offset,
+                               "file": str(lost.identity), "resumed_from": gap.resumed_from}},
+    }
+    text = "".join(c if c.isprintable() else "?" for c in f"{now} TELEMETRY GAP {message}")
+    return SinkRecord(alert_id, json.dumps(doc, sort_keys=True, separators=(",", ":")), text,
+                      msgid="gap", severity=SEVERITY_ERR)

@@ -1,0 +1,248 @@
+"""Fan alerts out to every output without letting one slow output block anything.
+
+Rule 1: :meth:`SinkHub.emit` never blocks on an output. Each output has its own bounded
+queue and thread; a failing output retries the same record with exponential backoff and
+reports it. A full queue refuses the record, counts it and logs it: never silent.
+
+Rule 2: every hand-off and every delivery is written to the journal
+(``<state-dir>/alerts.journal``) with plain ``write()``, which survives ``kill -9``. A
+restart reads it back: alerts emitted after the last checkpoint are not emitted again,
+and records not yet delivered to an output are queued for it again. The journal is
+emptied after each checkpoint, which carries the same facts (recent ids, undelivered).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from kexecwatch.adapters.sinks import Sink, SinkRecord
+
+__all__ = ["Journal", "JournalReplay", "SinkHub"]
+
+log = logging.getLogger(__name__)
+
+JOURNAL = "alerts.journal"
+
+
+@dataclass(slots=True)
+class JournalReplay:
+    """What the journal says happened after the last checkpoint."""
+
+    emitted: dict[str, SinkRecord] = field(default_factory=dict)
+    delivered: set[tuple[str, str]] = field(default_factory=set)
+
+
+class Journal:
+    """Append-only record of hand-offs (``e``) and deliveries (``d``)."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.path = os.path.join(state_dir, JOURNAL)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                           0o600)
+        self._lock = threading.Lock()
+        self.failures = 0
+
+    def _append(self, obj: dict[str, object]) -> None:
+        line = json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+        with self._lock:
+            try:
+                os.write(self._fd, line)
+            except OSError as exc:
+                self.failures += 1
+                log.error("event=journal_write_failed error=%r failures=%d",
+                          exc.strerror, self.failures)
+
+    def emitted(self, record: SinkRecord) -> None:
+        """Note a record handed to the outputs."""
+        self._append({"e": record.to_dict()})
+
+    def delivered(self, spec: str, alert_id: str) -> None:
+        """Note a record delivered by one output."""
+        self._append({"d": alert_id, "s": spec})
+
+    def read(self) -> JournalReplay:
+        """Parse the journal; a torn last line (crash mid-write) is ignored."""
+        replay = JournalReplay()
+        try:
+            with open(self.path, "rb") as fh:
+                lines = fh.read().splitlines()
+        except OSError:
+            return replay
+        for raw in lines:
+            try:
+                obj = json.loads(raw)
+                if "e" in obj:
+                    rec = SinkRecord.from_dict(obj["e"])
+                    replay.emitted[rec.alert_id] = rec
+                elif "d" in obj:
+                    replay.delivered.add((str(obj["s"]), str(obj["d"])))
+            except (ValueError, KeyError, TypeError):
+                log.warning("event=journal_line_ignored bytes=%d", len(raw))
+        return replay
+
+    def sync_and_reset(self) -> None:
+        """Empty the journal (call right after a checkpoint was saved)."""
+        with self._lock:
+            try:
+                os.ftruncate(self._fd, 0)
+            except OSError as exc:
+                log.error("event=journal_reset_failed error=%r", exc.strerror)
+
+    def close(self) -> None:
+        """Close the journal file."""
+        os.close(self._fd)
+
+
+class _Worker:
+    """One output's queue and delivery thread."""
+
+    def __init__(self, sink: Sink, hub: SinkHub, capacity: int) -> None:
+        self.sink = sink
+        self.hub = hub
+        self.capacity = capacity
+        self.queue: deque[SinkRecord] = deque()
+        self.pending: OrderedDict[str, SinkRecord] = OrderedDict()
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.delivered = 0
+        self.failures = 0
+        self.overflow = 0
+        self.healthy = True
+        self.thread = threading.Thread(target=self._run, name=f"sink {sink.spec}", daemon=True)
+
+    def put(self, record: SinkRecord) -> None:
+        with self.cond:
+            if len(self.queue) >= self.capacity:
+                self.overflow += 1
+                log.error("event=output_overflow output=%s alert_id=%s dropped_total=%d",
+                          self.sink.spec, record.alert_id, self.overflow)
+                return
+            self.queue.append(record)
+            self.pending[record.alert_id] = record
+            self.cond.notify()
+
+    def _run(self) -> None:
+        delay = self.hub.backoff_initial
+        while True:
+            with self.cond:
+                while not self.queue and not self.stopping:
+                    self.cond.wait()
+                if self.stopping and (not self.queue or not self.healthy):
+                    return
+                record = self.queue[0]
+            try:
+                self.sink.send(record)
+            except OSError as exc:
+                self.failures += 1
+                if self.healthy:
+                    log.warning("event=output_failed output=%s error=%r retry_in=%.1f",
+                                self.sink.spec, exc.strerror or str(exc), delay)
+                self.healthy = False
+                with self.cond:
+                    self.cond.wait_for(lambda: self.stopping, timeout=delay)
+                delay = min(delay * 2, self.hub.backoff_max)
+                continue
+            if not self.healthy:
+                log.warning("event=output_recovered output=%s failures=%d",
+                            self.sink.spec, self.failures)
+            self.healthy = True
+            delay = self.hub.backoff_initial
+            self.hub.on_delivered(self, record)
+
+
+class SinkHub:
+    """All outputs, with optional journal.
+
+    Args:
+        sinks: the outputs.
+        journal: where hand-offs and deliveries are recorded (``None`` in tests).
+        capacity: per-output queue bound.
+        backoff_initial: first retry delay in seconds; doubles up to ``backoff_max``.
+    """
+
+    def __init__(self, sinks: Iterable[Sink], journal: Journal | None = None, *,
+                 capacity: int = 10_000, backoff_initial: float = 0.5,
+                 backoff_max: float = 30.0) -> None:
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.journal = journal
+        self.lock = threading.Lock()  # orders deliveries against checkpoint snapshots
+        self.workers = [_Worker(s, self, capacity) for s in sinks]
+        for w in self.workers:
+            w.thread.start()
+
+    @property
+    def specs(self) -> list[str]:
+        """The output specs, in order."""
+        return [w.sink.spec for w in self.workers]
+
+    def emit(self, record: SinkRecord) -> None:
+        """Hand one record to every output (never blocks on delivery)."""
+        if self.journal is not None:
+            self.journal.emitted(record)
+        for w in self.workers:
+            w.put(record)
+
+    def requeue(self, spec: str, records: Iterable[SinkRecord]) -> int:
+        """Queue records again for the output named ``spec`` (after a restart)."""
+        n = 0
+        for w in self.workers:
+            if w.sink.spec == spec:
+                for r in records:
+                    w.put(r)
+                    n += 1
+        return n
+
+    def on_delivered(self, worker: _Worker, record: SinkRecord) -> None:
+        """Called by an output thread after a successful send."""
+        with self.lock:
+            if self.journal is not None:
+                self.journal.delivered(worker.sink.spec, record.alert_id)
+            with worker.cond:
+                worker.queue.popleft()
+                worker.pending.pop(record.alert_id, None)
+                worker.delivered += 1
+
+    def undelivered(self) -> dict[str, list[dict[str, str]]]:
+        """Per output, records handed over but not delivered yet (call with ``lock`` held)."""
+        result: dict[str, list[dict[str, str]]] = {}
+        for w in self.workers:
+            with w.cond:
+                if w.pending:
+                    result[w.sink.spec] = [r.to_dict() for r in w.pending.values()]
+        return result
+
+    def backlog(self) -> int:
+        """Records queued on all outputs."""
+        return sum(len(w.queue) for w in self.workers)
+
+    def reopen(self) -> None:
+        """Reopen file outputs and reconnect sockets before their next send (SIGHUP)."""
+        for w in self.workers:
+            w.sink.reopen()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for healthy outputs to empty their queues."""
+        done = threading.Event()
+        for _ in range(max(1, int(timeout / 0.02))):
+            if all(not w.queue or not w.healthy for w in self.workers):
+                return True
+            done.wait(0.02)
+        return False
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Let healthy outputs finish, then stop every thread and close the outputs."""
+        self.drain(timeout)
+        for w in self.workers:
+            with w.cond:
+                w.stopping = True
+                w.cond.notify_all()
+        for w in self.workers:
+            w.thread.join(timeout)
+            w.sink.close()
