@@ -122,6 +122,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--quiet", action="store_true", help="no summary on stderr")
     replay.set_defaults(handler=_replay_command)
+
+    from kexecwatch.adapters.liveview import add_live_arguments, live_command
+
+    live = sub.add_parser(
+        "live",
+        help="full-screen terminal view: follow the audit log, or replay recorded logs",
+        description=(
+            "Follow an audit log (default /var/log/audit/audit.log) or replay recorded logs "
+            "in a full-screen view: counters, alerts with their parent chain, and every kexec "
+            "run with the reason it did or did not alert. Keys: q quit, p pause, up/down or "
+            "j/k select an alert, Enter show it as JSON, Esc/q back."
+        ),
+    )
+    add_live_arguments(live)
+    live.set_defaults(handler=live_command)
     return parser
 
 

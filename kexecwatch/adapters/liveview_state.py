@@ -1,0 +1,431 @@
+"""What the live view shows: plain state, the model that fills it, and the keys.
+
+Theory of operation: :class:`LiveModel` owns one
+:class:`~kexecwatch.core.detector.Detector` (run with ``emit_events`` so that every
+process event comes out, not only alerts). The terminal loop feeds it bytes and calls
+:meth:`LiveModel.tick` with the wall clock before each redraw; the model keeps a
+:class:`DashboardState` up to date, and
+:func:`~kexecwatch.adapters.liveview_render.render_dashboard` draws that state and
+nothing else. Keys go through :func:`parse_keys` and :func:`handle_key`.
+
+Rule 1: no I/O and no clock here; times are passed in. Everything is testable without
+a terminal.
+Rule 2: state holds data as the log gave it (unescaped); only the renderer makes text
+terminal-safe, in one place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kexecwatch.core.alerts import Alert, AlertsSuppressed
+from kexecwatch.core.assembler import EventsLost
+from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output
+from kexecwatch.core.process import ProcessEvent, text
+from kexecwatch.core.proctable import ProcessTable, ProcLookup
+from kexecwatch.core.record import ParseIssue
+from kexecwatch.core.rule import CompiledQuery
+
+__all__ = [
+    "ActivityRow",
+    "AlertRow",
+    "DashboardState",
+    "LiveModel",
+    "handle_key",
+    "is_kexec",
+    "parse_keys",
+    "process_chain",
+]
+
+#: Seconds of event-rate history kept for the sparkline.
+HISTORY_S = 300
+MAX_ALERT_ROWS = 1000
+MAX_ACTIVITY_ROWS = 200
+CHAIN_DEPTH = 5
+_RATE_WINDOW_S = 3.0
+_STAMP = re.compile(rb"msg=audit\(([0-9]{1,20})\.")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """One alert as the alerts panel shows it; ``document`` is the full ECS alert."""
+
+    time_ms: int
+    rule: str
+    severity: str
+    host: str
+    user: str
+    pid: int
+    chain: tuple[str, ...]
+    command: str
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityRow:
+    """One execution of kexec, whether it alerted or, if not, why not."""
+
+    time_ms: int
+    host: str
+    user: str
+    pid: int
+    chain: tuple[str, ...]
+    command: str
+    alerted: bool
+    reason: str
+
+
+@dataclass(slots=True)
+class DashboardState:
+    """Everything the screen shows. Plain data: the renderer reads only this.
+
+    ``selected`` is an index into ``alert_rows`` (oldest first), or ``None`` to follow
+    the newest alert. ``rate_history`` holds events per second of log time, oldest
+    first, ending at the latest record time.
+    """
+
+    source: str = "follow"
+    path: str = ""
+    status: str = ""
+    offset: int = 0
+    lag: int | None = None
+    records: int = 0
+    events: int = 0
+    records_per_s: float = 0.0
+    events_per_s: float = 0.0
+    alerts: int = 0
+    suppressed: int = 0
+    lost_events: int = 0
+    parse_issues: int = 0
+    uptime_s: float = 0.0
+    log_time_ms: int = 0
+    paused: bool = False
+    finished: bool = False
+    message: str = ""
+    alert_rows: list[AlertRow] = field(default_factory=list)
+    activity: list[ActivityRow] = field(default_factory=list)
+    rate_history: list[int] = field(default_factory=list)
+    selected: int | None = None
+    detail: int | None = None
+    detail_scroll: int = 0
+
+
+def process_chain(
+    event: ProcessEvent, table: ProcessTable, depth: int = CHAIN_DEPTH
+) -> tuple[str, ...]:
+    """Names from the oldest known ancestor down to ``event``'s process.
+
+    ``("systemd", "bash", "kexec")``; an ancestor the table does not know is shown as
+    ``pid N`` and ends the chain.
+    """
+    own = text(event.comm) or text(event.exe) or f"pid {event.pid}"
+    ancestors = table.ancestry(event.ppid, event.id.time_ms, depth - 1)
+    if not ancestors and event.parent is not None and event.parent.name is not None:
+        return (text(event.parent.name) or "?", own)
+    names = [text(p.name) or f"pid {p.pid}" for p in ancestors]
+    top = ancestors[-1].ppid if ancestors else event.ppid
+    if len(names) < depth - 1 and top is not None and top > 0:
+        names.append(f"pid {top}")
+    return (*reversed(names), own)
+
+
+def is_kexec(event: ProcessEvent) -> bool:
+    """Whether ``event`` executes kexec: ``comm`` or the basename of ``exe`` is ``kexec``."""
+    exe = event.exe or b""
+    return event.is_exec and (event.comm == b"kexec" or exe.rsplit(b"/", 1)[-1] == b"kexec")
+
+
+class LiveModel:
+    """The detector plus the live view's state. See the module docstring.
+
+    Args:
+        rules: the rules to run.
+        host_name: ``host.name`` for records without ``node=``.
+        lookup: a live ``/proc`` lookup (follow mode), or ``None`` (replay).
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[DetectionRule],
+        *,
+        host_name: str,
+        lookup: ProcLookup | None = None,
+        state: DashboardState | None = None,
+    ) -> None:
+        self.rules = list(rules)
+        self.detector = Detector(
+            self.rules,
+            host_name=host_name,
+            options=DetectorOptions(emit_events=True),
+            lookup=lookup,
+        )
+        self.state = state or DashboardState()
+        self._per_second: dict[int, int] = {}
+        self._samples: deque[tuple[float, int, int]] = deque()
+        self._started: float | None = None
+
+    # -- feeding ------------------------------------------------------------------
+    def switch_source(self, name: str, offset: int = 0) -> None:
+        """Continue with another file (the next replay file, or a rotated log)."""
+        self._take(self.detector.switch_source(name, offset))
+
+    def feed(self, data: bytes) -> None:
+        """Feed a chunk of log; events are counted in the second of their records."""
+        start = 0
+        second: int | None = None
+        # Cut the chunk where the record second changes, so the sparkline counts each
+        # event in its own second even when a whole file arrives at once.
+        for m in _STAMP.finditer(data):
+            sec = int(m.group(1))
+            if second is not None and sec != second:
+                cut = data.rfind(b"\n", start, m.start()) + 1
+                if cut > start:
+                    self._feed_part(data[start:cut], second)
+                    start = cut
+            second = sec
+        if start < len(data):
+            self._feed_part(data[start:], second)
+
+    def _feed_part(self, data: bytes, second: int | None) -> None:
+        before = self.detector.stats.events
+        self._take(self.detector.feed(data))
+        self._count(self.detector.stats.events - before, second)
+
+    def expire(self, now_ms: int) -> None:
+        """Complete events older than the assembly window (live idle)."""
+        before = self.detector.stats.events
+        self._take(self.detector.expire(now_ms))
+        self._count(self.detector.stats.events - before, None)
+
+    def flush(self) -> None:
+        """End of input (a finished replay)."""
+        before = self.detector.stats.events
+        self._take(self.detector.flush())
+        self._count(self.detector.stats.events - before, None)
+
+    def note(self, message: str) -> None:
+        """Show ``message`` (a diagnostic of the shell) in the status line."""
+        self.state.message = message
+
+    # -- clock ----------------------------------------------------------------------
+    def tick(self, now: float) -> None:
+        """Bring counters, rates and the uptime up to date at wall time ``now`` (s)."""
+        stats = self.detector.stats
+        state = self.state
+        if self._started is None:
+            self._started = now
+        state.uptime_s = now - self._started
+        state.records, state.events = stats.records, stats.events
+        state.alerts, state.suppressed = stats.alerts, stats.suppressed
+        state.lost_events, state.parse_issues = stats.lost_events, stats.parse_issues
+        state.log_time_ms = stats.last_time_ms
+        samples = self._samples
+        samples.append((now, stats.records, stats.events))
+        while len(samples) > 2 and now - samples[1][0] >= _RATE_WINDOW_S:
+            samples.popleft()
+        t0, r0, e0 = samples[0]
+        span = now - t0
+        state.records_per_s = (stats.records - r0) / span if span > 0 else 0.0
+        state.events_per_s = (stats.events - e0) / span if span > 0 else 0.0
+        last = stats.last_time_ms // 1000
+        first = last - HISTORY_S + 1
+        for sec in [s for s in self._per_second if s < first]:
+            del self._per_second[sec]
+        counts = self._per_second
+        state.rate_history = [counts.get(s, 0) for s in range(first, last + 1)] if last else []
+
+    # -- internals --------------------------------------------------------------------
+    def _count(self, events: int, second: int | None) -> None:
+        if events <= 0:
+            return
+        if second is None:
+            second = self.detector.stats.last_time_ms // 1000
+        self._per_second[second] = self._per_second.get(second, 0) + events
+
+    def _take(self, outputs: list[Output]) -> None:
+        for item in outputs:
+            if isinstance(item, Alert):
+                self._add_alert(item)
+            elif isinstance(item, ProcessEvent):
+                if is_kexec(item):
+                    self._add_activity(item)
+            elif isinstance(item, ParseIssue):
+                self.state.message = f"line {item.line_no}: parse issue: {item.reason}"
+            elif isinstance(item, EventsLost):
+                self.state.message = (
+                    f"{item.count} event(s) lost: serials {item.first_serial}-{item.last_serial}"
+                )
+            elif isinstance(item, AlertsSuppressed):
+                self.state.message = item.describe()
+
+    def _add_alert(self, alert: Alert) -> None:
+        doc = alert.to_document()
+        event = alert.event
+        row = AlertRow(
+            time_ms=event.id.time_ms,
+            rule=alert.rule.name,
+            severity=alert.rule.severity,
+            host=event.host_name,
+            user=_user(doc),
+            pid=event.pid,
+            chain=process_chain(event, self.detector.table),
+            command=_command(doc),
+            document=doc,
+        )
+        rows = self.state.alert_rows
+        rows.append(row)
+        if len(rows) > MAX_ALERT_ROWS:
+            drop = len(rows) - MAX_ALERT_ROWS
+            del rows[:drop]
+            state = self.state
+            if state.selected is not None:
+                state.selected = max(0, state.selected - drop)
+            if state.detail is not None:
+                state.detail = max(0, state.detail - drop)
+
+    def _add_activity(self, event: ProcessEvent) -> None:
+        doc = event.to_document()
+        reasons: list[str] = []
+        alerted = False
+        for rule in self.rules:
+            if rule.matches(doc):
+                alerted = True
+                reasons.append(f"alert: {rule.name}")
+                continue
+            query = getattr(rule, "query", None)
+            why = query.explain(doc) if isinstance(query, CompiledQuery) else None
+            reasons.append(why or "no match")
+        if alerted:
+            reasons = [r for r in reasons if r.startswith("alert: ")]
+        row = ActivityRow(
+            time_ms=event.id.time_ms,
+            host=event.host_name,
+            user=_user(doc),
+            pid=event.pid,
+            chain=process_chain(event, self.detector.table),
+            command=_command(doc),
+            alerted=alerted,
+            reason="; ".join(reasons) if reasons else "no rules",
+        )
+        rows = self.state.activity
+        rows.append(row)
+        if len(rows) > MAX_ACTIVITY_ROWS:
+            del rows[: len(rows) - MAX_ACTIVITY_ROWS]
+
+
+def _user(doc: dict[str, Any]) -> str:
+    user = doc.get("user", {})
+    return str(user.get("name") or user.get("id") or "?")
+
+
+def _command(doc: dict[str, Any]) -> str:
+    process = doc.get("process", {})
+    return str(process.get("command_line") or process.get("name") or "?")
+
+
+# -- keys ----------------------------------------------------------------------------
+
+_SEQUENCES = {
+    b"\x1b[A": "up",
+    b"\x1b[B": "down",
+    b"\x1bOA": "up",
+    b"\x1bOB": "down",
+    b"\x1b[5~": "pageup",
+    b"\x1b[6~": "pagedown",
+    b"\x1b[H": "home",
+    b"\x1b[F": "end",
+    b"\x1b[1~": "home",
+    b"\x1b[4~": "end",
+}
+_SINGLE = {
+    b"\r": "enter",
+    b"\n": "enter",
+    b"\x03": "interrupt",
+    b"k": "up",
+    b"j": "down",
+    b"q": "q",
+    b"Q": "q",
+    b"p": "p",
+    b"P": "p",
+}
+
+
+def parse_keys(data: bytes) -> list[str]:
+    """Name the keys in bytes read from a terminal in cbreak mode.
+
+    Arrow keys arrive as ``ESC [ A``; an ``ESC`` that starts no known sequence is the
+    Escape key. Unknown bytes and sequences are ignored.
+    """
+    keys: list[str] = []
+    i = 0
+    while i < len(data):
+        if data[i] == 0x1B:
+            for seq, name in _SEQUENCES.items():
+                if data.startswith(seq, i):
+                    keys.append(name)
+                    i += len(seq)
+                    break
+            else:
+                # An unknown CSI sequence is skipped whole; a lone ESC is Escape.
+                if data.startswith(b"\x1b[", i):
+                    j = i + 2
+                    while j < len(data) and not 0x40 <= data[j] <= 0x7E:
+                        j += 1
+                    i = j + 1
+                else:
+                    keys.append("escape")
+                    i += 1
+            continue
+        single = _SINGLE.get(data[i : i + 1])
+        if single is not None:
+            keys.append(single)
+        i += 1
+    return keys
+
+
+def handle_key(state: DashboardState, key: str, *, page: int = 10) -> bool:
+    """Apply one key to ``state``; return True when the view should quit.
+
+    In the list: ``q`` quits, ``p`` pauses or resumes, ``up``/``down`` move the
+    selection (newest alert at the top), ``enter`` opens the selected alert (or the
+    newest), ``escape`` goes back to following the newest. In the detail view:
+    ``q``/``escape`` go back and ``up``/``down``/``pageup``/``pagedown`` scroll.
+    ``interrupt`` (Ctrl-C) always quits.
+    """
+    if key == "interrupt":
+        return True
+    if state.detail is not None:
+        scroll = {"up": -1, "down": 1, "pageup": -page, "pagedown": page}
+        if key in ("q", "escape"):
+            state.detail = None
+        elif key in scroll:
+            state.detail_scroll = max(0, state.detail_scroll + scroll[key])
+        elif key == "home":
+            state.detail_scroll = 0
+        return False
+    rows = len(state.alert_rows)
+    newest = rows - 1
+    current = newest if state.selected is None else state.selected
+    if key == "q":
+        return True
+    if key == "p":
+        state.paused = not state.paused
+    elif key == "escape":
+        state.selected = None
+    elif rows and key in ("up", "down", "pageup", "pagedown", "home", "end"):
+        step = {"up": 1, "down": -1, "pageup": page, "pagedown": -page}
+        if key == "home":
+            state.selected = newest
+        elif key == "end":
+            state.selected = 0
+        else:
+            state.selected = min(newest, max(0, current + step[key]))
+    elif rows and key == "enter":
+        state.selected = current
+        state.detail = current
+        state.detail_scroll = 0
+    return False
