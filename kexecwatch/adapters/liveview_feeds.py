@@ -185,6 +185,7 @@ class FollowFeed:
         self.path = path
         self.poll_s = poll_s
         self.follower = Follower(path, poll_interval=poll_s)
+        self._last_data: float | None = None
         self._last_expire = 0.0
 
     def pause(self, now: float) -> None:
@@ -228,8 +229,12 @@ class FollowFeed:
             state.offset = position.offset
             state.lag = self.follower.lag_bytes()
         if got:
+            self._last_data = now
             return 0.0
-        if now - self._last_expire >= 1.0:
+        last_ms = model.last_record_ms
+        if self._last_data is not None and last_ms and now - self._last_expire >= 1.0:
+            # Record time, not the wall clock: a followed copy of an old log must not
+            # see its events cut short. Idle time stands in for the records not written.
             self._last_expire = now
-            model.expire(int(time.time() * 1000))
+            model.expire(last_ms + int((now - self._last_data) * 1000))
         return self.poll_s

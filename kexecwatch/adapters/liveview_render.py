@@ -205,9 +205,10 @@ def _activity_panel(state: DashboardState, width: int, height: int) -> Renderabl
     else:
         rest = inner_w - 8 - 6 - 2
         reason_w = min(max(cell_len(escape_text(r.reason)) for r in rows), max(16, rest - 20))
+        # The reason matters most, then the parents; the command takes what is left.
         chain_w = min(
             max(cell_len(escape_text(" → ".join(r.chain))) for r in rows),
-            max(8, (rest - reason_w) // 2),
+            max(8, rest - reason_w - 2 - 12),
         )
         lines.append(
             _columns(
@@ -239,7 +240,7 @@ def _detail_panel(state: DashboardState, row: AlertRow, width: int, height: int)
     dump = json.dumps(row.document, indent=2, ensure_ascii=False, sort_keys=True)
     folded: list[str] = []
     for raw in dump.splitlines():
-        folded.extend(chop_cells(escape_text(raw), max(1, inner_w)) or [""])
+        folded.extend(chop_cells(_json_safe(raw), max(1, inner_w)) or [""])
     top = min(state.detail_scroll, max(0, len(folded) - inner_h))
     shown = folded[top : top + inner_h]
     lines = [Text(line, no_wrap=True, overflow="crop") for line in shown]
@@ -247,6 +248,27 @@ def _detail_panel(state: DashboardState, row: AlertRow, width: int, height: int)
     title = f" Alert {escape_text(str(row.document.get('alert', {}).get('id', '')))} "
     subtitle = f" lines {top + 1}-{end} of {len(folded)} "
     return _panel(lines, title, height, "magenta", subtitle=subtitle)
+
+
+def _json_safe(line: str) -> str:
+    """A JSON line with what JSON left unescaped but a terminal could act on escaped.
+
+    ``json.dumps`` escapes C0 controls but keeps C1 controls, format characters
+    (bidirectional overrides) and lone surrogates; they become ``\\uXXXX``, which is
+    still valid JSON, rather than :func:`escape_text`'s ``\\xNN``.
+    """
+    if line.isprintable():
+        return line
+    out: list[str] = []
+    for ch in line:
+        if ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            code = ord(ch) - 0x10000
+            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+    return "".join(out)
 
 
 def _footer(state: DashboardState, width: int) -> Text:

@@ -47,7 +47,7 @@ MAX_ALERT_ROWS = 1000
 MAX_ACTIVITY_ROWS = 200
 CHAIN_DEPTH = 5
 _RATE_WINDOW_S = 3.0
-_STAMP = re.compile(rb"msg=audit\(([0-9]{1,20})\.")
+_STAMP = re.compile(rb"msg=audit\(([0-9]{1,20})\.([0-9]{3})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +167,8 @@ class LiveModel:
         self._per_second: dict[int, int] = {}
         self._samples: deque[tuple[float, int, int]] = deque()
         self._started: float | None = None
+        #: The latest record time fed, in ms (0 before the first record).
+        self.last_record_ms = 0
 
     # -- feeding ------------------------------------------------------------------
     def switch_source(self, name: str, offset: int = 0) -> None:
@@ -181,6 +183,7 @@ class LiveModel:
         # event in its own second even when a whole file arrives at once.
         for m in _STAMP.finditer(data):
             sec = int(m.group(1))
+            self.last_record_ms = max(self.last_record_ms, sec * 1000 + int(m.group(2)))
             if second is not None and sec != second:
                 cut = data.rfind(b"\n", start, m.start()) + 1
                 if cut > start:
@@ -294,13 +297,13 @@ class LiveModel:
         for rule in self.rules:
             if rule.matches(doc):
                 alerted = True
-                reasons.append(f"alert: {rule.name}")
+                reasons.append(rule.name)
                 continue
             query = getattr(rule, "query", None)
             why = query.explain(doc) if isinstance(query, CompiledQuery) else None
             reasons.append(why or "no match")
-        if alerted:
-            reasons = [r for r in reasons if r.startswith("alert: ")]
+        if alerted:  # name the rules that alerted, not why the others did not
+            reasons = [r.name for r in self.rules if r.matches(doc)]
         row = ActivityRow(
             time_ms=event.id.time_ms,
             host=event.host_name,
