@@ -72,12 +72,13 @@ def _header(state: DashboardState, width: int) -> list[RenderableType]:
         status = "replay finished; q quits"
     else:
         status = state.status
+    # The path goes last: it is the part that may be long, and the cut falls on it.
     title = _line(
         width,
-        (" kexecwatch live ", "bold"),
-        (f"│ {state.source} ", ""),
+        (" kexecwatch live │ ", "bold"),
+        (f"{escape_text(status)} │ " if status else "", "bold yellow" if state.paused else ""),
+        (f"{state.source} ", ""),
         (escape_text(state.path), "bold"),
-        (f" │ {escape_text(status)}" if status else "", "bold yellow" if state.paused else ""),
         style="reverse",
         pad=True,
     )

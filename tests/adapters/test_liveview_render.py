@@ -99,7 +99,7 @@ def render(state: DashboardState, width: int = 100, height: int = 30) -> str:
 def test_header_shows_source_counts_and_rates() -> None:
     out = render(fixed_state())
     head = "\n".join(out.splitlines()[:4])
-    assert "replay fixtures/audit/raw/kexec.log │ replaying at 1x" in head
+    assert "kexecwatch live │ replaying at 1x │ replay fixtures/audit/raw/kexec.log" in head
     assert "offset 12.1 KB  lag 0 B" in head
     assert "records 1,234 (321/s)" in head
     assert "events 456 (12/s)" in head
