@@ -110,8 +110,9 @@ def live_command(args: argparse.Namespace) -> int:
     0 after ``q``; 130 after Ctrl-C or SIGINT, 143 after SIGTERM, 129 after SIGHUP.
 
     Raises:
-        InputError: without a terminal, for a bad ``--speed``, for both ``PATH`` and
-            ``--replay``, or for an unreadable log.
+        InputError: for a bad ``--speed``, for both ``PATH`` and ``--replay``, for a
+            log that cannot be read, or without a terminal (checked last, so that
+            mistakes are reported even in a pipe).
         RuleError: when a rule file cannot be loaded.
     """
     from kexecwatch.cli import load_rules
@@ -122,21 +123,25 @@ def live_command(args: argparse.Namespace) -> int:
         raise InputError("give either PATH to follow or --replay FILE..., not both")
     if not args.replay and args.speed != "1":
         raise InputError("--speed only applies to --replay")
+    if args.replay and "-" in args.replay:
+        raise InputError("--replay cannot read standard input: the view reads keys from it")
+    path = args.path or DEFAULT_LOG
+    sources = expand_paths(args.replay) if args.replay else None
+    if sources is None:
+        _check_readable(path)
+    rules = load_rules(args.rule, builtin=not args.no_builtin_rules)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise InputError("live needs a terminal; use `kexecwatch replay` for pipes and files")
-    rules = load_rules(args.rule, builtin=not args.no_builtin_rules)
     host = args.host_name or socket.gethostname()
     feed: Feed
-    if args.replay:
+    if sources is not None:
         from kexecwatch.adapters.liveview_feeds import ReplayFeed
 
-        feed = ReplayFeed(expand_paths(args.replay), speed)
+        feed = ReplayFeed(sources, speed)
         model = LiveModel(rules, host_name=host)
     else:
         from kexecwatch.adapters.liveview_feeds import FollowFeed
 
-        path = args.path or DEFAULT_LOG
-        _check_readable(path)
         feed = FollowFeed(path)
         model = LiveModel(rules, host_name=host, lookup=_proc_lookup())
         model.state.path = path

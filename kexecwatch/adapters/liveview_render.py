@@ -35,6 +35,7 @@ SEVERITY_STYLES = {
 }
 _BARS = " ▁▂▃▄▅▆▇█"
 _SEP = (" │ ", "dim")
+_SELECTED = "on grey23"
 
 
 def render_dashboard(state: DashboardState, width: int, height: int) -> RenderableType:
@@ -191,9 +192,9 @@ def _alert_lines(row: AlertRow, width: int, host_w: int, user_w: int, selected: 
         (" → ".join(row.chain), chain_w, "cyan"),
         ("$ " + row.command, 0, ""),
     )
-    if selected:
-        first.stylize("reverse")
-        second.stylize("reverse")
+    if selected:  # the ▶ marks it without colour; the background helps with colour
+        first.stylize(_SELECTED)
+        second.stylize(_SELECTED)
     return [first, second]
 
 
