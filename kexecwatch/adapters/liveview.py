@@ -219,9 +219,10 @@ def run_dashboard(model: LiveModel, feed: Feed, *, fd: int | None = None) -> int
             while term.stop_signal is None:
                 now = time.monotonic()
                 if not state.paused and due is not None and now >= due:
+                    version = model.version
                     wait = feed.pump(model, now)
                     due = None if wait is None else now + wait
-                    dirty = True
+                    dirty = dirty or wait is None or model.version != version
                 if now - last_draw >= (REFRESH_S if dirty else IDLE_REFRESH_S):
                     model.tick(now)
                     width, height = console.size

@@ -169,6 +169,8 @@ class LiveModel:
         self._started: float | None = None
         #: The latest record time fed, in ms (0 before the first record).
         self.last_record_ms = 0
+        #: Grows whenever something on the screen may have changed (redraw hint).
+        self.version = 0
 
     # -- feeding ------------------------------------------------------------------
     def switch_source(self, name: str, offset: int = 0) -> None:
@@ -194,6 +196,7 @@ class LiveModel:
             self._feed_part(data[start:], second)
 
     def _feed_part(self, data: bytes, second: int | None) -> None:
+        self.version += 1  # the record count changed, at least
         before = self.detector.stats.events
         self._take(self.detector.feed(data))
         self._count(self.detector.stats.events - before, second)
@@ -213,6 +216,7 @@ class LiveModel:
     def note(self, message: str) -> None:
         """Show ``message`` (a diagnostic of the shell) in the status line."""
         self.state.message = message
+        self.version += 1
 
     # -- clock ----------------------------------------------------------------------
     def tick(self, now: float) -> None:
@@ -250,6 +254,8 @@ class LiveModel:
         self._per_second[second] = self._per_second.get(second, 0) + events
 
     def _take(self, outputs: list[Output]) -> None:
+        if outputs:
+            self.version += 1
         for item in outputs:
             if isinstance(item, Alert):
                 self._add_alert(item)
