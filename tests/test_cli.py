@@ -1,0 +1,147 @@
+"""The command line, driven as a real process: outputs, summaries and exit codes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.builders import exec_lines, join
+
+KEXEC_LOG = join(
+    exec_lines(1, pid=10, comm="bash", exe="/usr/bin/bash", args=("bash",))
+    + exec_lines(2, pid=11, ppid=10, args=("kexec", "-l", "vmlinuz"))
+    + exec_lines(3, pid=12, ppid=10, args=("kexec", "-p", "vmlinuz"))
+)
+QUIET_LOG = join(exec_lines(1, pid=10, comm="ls", exe="/usr/bin/ls", args=("ls",)))
+
+
+def kexecwatch(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "kexecwatch", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Path:
+    (tmp_path / "kexec.log").write_bytes(KEXEC_LOG)
+    (tmp_path / "quiet.log").write_bytes(QUIET_LOG)
+    return tmp_path
+
+
+def test_alerts_exit_1_with_one_json_document_each(logs: Path) -> None:
+    result = kexecwatch("replay", "--host-name", "h1", str(logs / "kexec.log"))
+    assert result.returncode == 1
+    [line] = result.stdout.decode().splitlines()
+    doc = json.loads(line)
+    assert doc["event"]["kind"] == "alert"
+    assert doc["rule"]["name"] == "Kernel Load or Unload via Kexec Detected"
+    assert doc["rule"]["version"] == 7
+    assert doc["alert"]["severity"] == "medium"
+    assert doc["event"]["risk_score"] == 47
+    assert doc["process"]["args"] == ["kexec", "-l", "vmlinuz"]
+    assert doc["process"]["parent"]["name"] == "bash"
+    assert doc["host"]["name"] == "h1"
+    tactics = {t["tactic"]["id"] for t in doc["threat"]}
+    assert tactics == {"TA0004", "TA0003", "TA0005"}
+    summary = result.stderr.decode()
+    assert "1 alerts" in summary and "0 parse issues" in summary
+
+
+def test_no_alert_exits_0(logs: Path) -> None:
+    result = kexecwatch("replay", str(logs / "quiet.log"))
+    assert result.returncode == 0
+    assert result.stdout == b""
+
+
+def test_stdin_gzip_and_directory_sources(logs: Path, tmp_path: Path) -> None:
+    assert kexecwatch("replay", "-", stdin=KEXEC_LOG).returncode == 1
+    gz = tmp_path / "set"
+    gz.mkdir()
+    lines = KEXEC_LOG.splitlines(keepends=True)
+    cut = 7  # inside event 2: SYSCALL and EXECVE before the rotation, the rest after
+    (gz / "audit.log.1.gz").write_bytes(gzip.compress(b"".join(lines[:cut])))
+    (gz / "audit.log").write_bytes(b"".join(lines[cut:]))
+    # The set is one stream: an event cut in two by the rotation is whole again.
+    result = kexecwatch("replay", "--format", "text", str(gz))
+    assert result.returncode == 1
+    assert "kexec -l vmlinuz" in result.stdout.decode()
+    assert "0 parse issues" in result.stderr.decode()
+
+
+def test_events_prints_process_events(logs: Path) -> None:
+    result = kexecwatch("replay", "--events", str(logs / "kexec.log"))
+    docs = [json.loads(x) for x in result.stdout.decode().splitlines()]
+    assert [d["process"]["pid"] for d in docs] == [10, 11, 12]
+    assert all(d["event"]["kind"] == "event" for d in docs)
+
+
+def test_since_until_select_by_event_time(logs: Path) -> None:
+    result = kexecwatch("replay", "--since", "2023-11-15", str(logs / "kexec.log"))
+    assert result.returncode == 0
+    result = kexecwatch(
+        "replay", "--since", "2023-11-14T22:00:00Z", "--until", "now", str(logs / "kexec.log")
+    )
+    assert result.returncode == 1
+
+
+def test_missing_file_exits_2_naming_it(tmp_path: Path) -> None:
+    result = kexecwatch("replay", str(tmp_path / "absent.log"))
+    assert result.returncode == 2
+    assert result.stderr.decode().strip() == (
+        f"kexecwatch: error: {tmp_path / 'absent.log'}: no such file or directory"
+    )
+
+
+def test_bad_date_exits_2(logs: Path) -> None:
+    result = kexecwatch("replay", "--until", "half past never", str(logs / "kexec.log"))
+    assert result.returncode == 2
+    assert "bad --until 'half past never'" in result.stderr.decode()
+
+
+def test_bad_rule_exits_2_with_line_col_and_caret(logs: Path, tmp_path: Path) -> None:
+    rule = tmp_path / "bad.toml"
+    rule.write_text(
+        '[metadata]\ncreation_date = "2026/11/30"\nupdated_date = "2026/11/30"\n'
+        'maturity = "production"\n'
+        '[rule]\nrule_id = "x"\nname = "x"\ndescription = "x"\nrisk_score = 1\n'
+        'severity = "low"\nlanguage = "eql"\ntype = "eql"\nauthor = ["me"]\nlicense = "MIT"\n'
+        "query = '''\nprocess where process.name = \"kexec\"\n'''\n"
+    )
+    result = kexecwatch("replay", "--rule", str(rule), str(logs / "kexec.log"))
+    assert result.returncode == 2
+    err = result.stderr.decode()
+    assert f"{rule}:16:" in err
+    assert "^" in err
+
+
+def test_usage_error_exits_2() -> None:
+    result = kexecwatch("replay", "--format", "xml")
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr.decode()
+
+
+def test_text_output_is_terminal_safe(tmp_path: Path) -> None:
+    lines = exec_lines(1, pid=11, args=("kexec", "-l"))
+    lines[1] = (
+        b'type=EXECVE msg=audit(1700000000.000:1): argc=3 a0="kexec" a1="-l" '
+        + b"a2="
+        + b"\x1b]0;pwned\x07\x1b[2J[bold]x\xff\x9b".hex().upper().encode()
+    )
+    path = tmp_path / "hostile.log"
+    path.write_bytes(join(lines))
+    result = kexecwatch("replay", "--format", "text", str(path))
+    assert result.returncode == 1
+    out = result.stdout
+    assert not any(b < 0x20 and b != 0x0A for b in out), out
+    assert b"\x9b" not in out.decode("utf-8").encode("latin-1", "replace")
+    text = out.decode()
+    assert "\\x1b]0;pwned\\x07\\x1b[2J[bold]x\\xff" in text
