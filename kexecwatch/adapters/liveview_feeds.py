@@ -14,17 +14,15 @@ its predecessor is fed at once). ``speed=None`` feeds as fast as possible.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Generator, Sequence
 
 from kexecwatch.adapters.follower import DroppedTail, Follower, Gap, Lines, Switched, Unreadable
-from kexecwatch.adapters.liveview_state import LiveModel
+from kexecwatch.adapters.liveview_state import RECORD_TIME, LiveModel
 from kexecwatch.sources import Source, read_chunks
 
 __all__ = ["FollowFeed", "ReplayFeed", "line_time_ms"]
 
-_STAMP = re.compile(rb"msg=audit\(([0-9]{1,20})\.([0-9]{3})")
 _HEAD = 160  # the header sits at the start of a record; node= names are short
 _MAX_CHUNK = 1 << 16
 _MAX_BATCH = 2000
@@ -32,7 +30,7 @@ _MAX_BATCH = 2000
 
 def line_time_ms(line: bytes) -> int | None:
     """The record time of one audit line in epoch milliseconds, or ``None``."""
-    m = _STAMP.search(line, 0, _HEAD)
+    m = RECORD_TIME.search(line, 0, _HEAD)
     return int(m.group(1)) * 1000 + int(m.group(2)) if m else None
 
 

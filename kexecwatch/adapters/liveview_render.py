@@ -147,8 +147,8 @@ def _alerts_panel(state: DashboardState, width: int, height: int) -> RenderableT
     if not rows:
         lines.append(Text("no alerts", style="dim"))
     else:
-        host_w = min(16, max(4, *(cell_len(escape_text(r.host)) for r in rows)))
-        user_w = min(12, max(4, *(cell_len(escape_text(r.user)) for r in rows)))
+        host_w = min(16, max(4, *(cell_len(escape_text(r.process.host)) for r in rows)))
+        user_w = min(12, max(4, *(cell_len(escape_text(r.process.user)) for r in rows)))
         lines.append(
             _columns(
                 inner_w,
@@ -176,21 +176,22 @@ def _alerts_panel(state: DashboardState, width: int, height: int) -> RenderableT
 
 def _alert_lines(row: AlertRow, width: int, host_w: int, user_w: int, selected: bool) -> list[Text]:
     marker = "▶" if selected else " "
+    p = row.process
     first = _columns(
         width,
-        (f"{marker}{_clock(row.time_ms)}", 9, ""),
+        (f"{marker}{_clock(p.time_ms)}", 9, ""),
         (row.severity.upper(), 8, SEVERITY_STYLES.get(row.severity, "bold")),
-        (row.host, host_w, ""),
-        (row.user, user_w, "bold" if row.user in ("root", "0") else ""),
-        (str(row.pid), 7, ""),
+        (p.host, host_w, ""),
+        (p.user, user_w, "bold" if p.user in ("root", "0") else ""),
+        (str(p.pid), 7, ""),
         (row.rule, 0, "bold"),
     )
-    chain_w = min(cell_len(escape_text(" → ".join(row.chain))), max(12, width * 2 // 5))
+    chain_w = min(cell_len(escape_text(" → ".join(p.chain))), max(12, width * 2 // 5))
     second = _columns(
         width,
         ("", 9, ""),
-        (" → ".join(row.chain), chain_w, "cyan"),
-        ("$ " + row.command, 0, ""),
+        (" → ".join(p.chain), chain_w, "cyan"),
+        ("$ " + p.command, 0, ""),
     )
     if selected:  # the ▶ marks it without colour; the background helps with colour
         first.stylize(_SELECTED)
@@ -209,7 +210,7 @@ def _activity_panel(state: DashboardState, width: int, height: int) -> Renderabl
         reason_w = min(max(cell_len(escape_text(r.reason)) for r in rows), max(16, rest - 20))
         # The reason matters most, then the parents; the command takes what is left.
         chain_w = min(
-            max(cell_len(escape_text(" → ".join(r.chain))) for r in rows),
+            max(cell_len(escape_text(" → ".join(r.process.chain))) for r in rows),
             max(8, rest - reason_w - 2 - 12),
         )
         lines.append(
@@ -227,13 +228,14 @@ def _activity_panel(state: DashboardState, width: int, height: int) -> Renderabl
 
 
 def _activity_line(row: ActivityRow, width: int, reason_w: int, chain_w: int) -> Text:
+    p = row.process
     return _columns(
         width,
-        (_clock(row.time_ms), 8, ""),
+        (_clock(p.time_ms), 8, ""),
         ("ALERT" if row.alerted else "  -", 6, "bold red" if row.alerted else "dim"),
         (row.reason, reason_w, "red" if row.alerted else "yellow"),
-        (" → ".join(row.chain), chain_w, "cyan"),
-        ("$ " + row.command, 0, ""),
+        (" → ".join(p.chain), chain_w, "cyan"),
+        ("$ " + p.command, 0, ""),
     )
 
 

@@ -31,10 +31,12 @@ from kexecwatch.core.record import ParseIssue
 from kexecwatch.core.rule import CompiledQuery
 
 __all__ = [
+    "RECORD_TIME",
     "ActivityRow",
     "AlertRow",
     "DashboardState",
     "LiveModel",
+    "ProcessSummary",
     "handle_key",
     "is_kexec",
     "parse_keys",
@@ -47,21 +49,29 @@ MAX_ALERT_ROWS = 1000
 MAX_ACTIVITY_ROWS = 200
 CHAIN_DEPTH = 5
 _RATE_WINDOW_S = 3.0
-_STAMP = re.compile(rb"msg=audit\(([0-9]{1,20})\.([0-9]{3})")
+#: A record header's time: seconds and milliseconds.
+RECORD_TIME = re.compile(rb"msg=audit\(([0-9]{1,20})\.([0-9]{3})")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSummary:
+    """Who ran what, as one line of the screen shows it (raw text, not yet escaped)."""
+
+    time_ms: int
+    host: str
+    user: str
+    pid: int
+    chain: tuple[str, ...]
+    command: str
 
 
 @dataclass(frozen=True, slots=True)
 class AlertRow:
     """One alert as the alerts panel shows it; ``document`` is the full ECS alert."""
 
-    time_ms: int
     rule: str
     severity: str
-    host: str
-    user: str
-    pid: int
-    chain: tuple[str, ...]
-    command: str
+    process: ProcessSummary
     document: dict[str, Any]
 
 
@@ -69,12 +79,7 @@ class AlertRow:
 class ActivityRow:
     """One execution of kexec, whether it alerted or, if not, why not."""
 
-    time_ms: int
-    host: str
-    user: str
-    pid: int
-    chain: tuple[str, ...]
-    command: str
+    process: ProcessSummary
     alerted: bool
     reason: str
 
@@ -183,7 +188,7 @@ class LiveModel:
         second: int | None = None
         # Cut the chunk where the record second changes, so the sparkline counts each
         # event in its own second even when a whole file arrives at once.
-        for m in _STAMP.finditer(data):
+        for m in RECORD_TIME.finditer(data):
             sec = int(m.group(1))
             self.last_record_ms = max(self.last_record_ms, sec * 1000 + int(m.group(2)))
             if second is not None and sec != second:
@@ -271,22 +276,23 @@ class LiveModel:
             elif isinstance(item, AlertsSuppressed):
                 self.state.message = item.describe()
 
-    def _add_alert(self, alert: Alert) -> None:
-        doc = alert.to_document()
-        event = alert.event
-        row = AlertRow(
+    def _summary(self, event: ProcessEvent, doc: dict[str, Any]) -> ProcessSummary:
+        user = doc.get("user", {})
+        process = doc.get("process", {})
+        return ProcessSummary(
             time_ms=event.id.time_ms,
-            rule=alert.rule.name,
-            severity=alert.rule.severity,
             host=event.host_name,
-            user=_user(doc),
+            user=str(user.get("name") or user.get("id") or "?"),
             pid=event.pid,
             chain=process_chain(event, self.detector.table),
-            command=_command(doc),
-            document=doc,
+            command=str(process.get("command_line") or process.get("name") or "?"),
         )
+
+    def _add_alert(self, alert: Alert) -> None:
+        doc = alert.to_document()
+        summary = self._summary(alert.event, doc)
         rows = self.state.alert_rows
-        rows.append(row)
+        rows.append(AlertRow(alert.rule.name, alert.rule.severity, summary, doc))
         if len(rows) > MAX_ALERT_ROWS:
             drop = len(rows) - MAX_ALERT_ROWS
             del rows[:drop]
@@ -298,42 +304,20 @@ class LiveModel:
 
     def _add_activity(self, event: ProcessEvent) -> None:
         doc = event.to_document()
-        reasons: list[str] = []
-        alerted = False
-        for rule in self.rules:
-            if rule.matches(doc):
-                alerted = True
-                reasons.append(rule.name)
-                continue
-            query = getattr(rule, "query", None)
-            why = query.explain(doc) if isinstance(query, CompiledQuery) else None
-            reasons.append(why or "no match")
-        if alerted:  # name the rules that alerted, not why the others did not
-            reasons = [r.name for r in self.rules if r.matches(doc)]
-        row = ActivityRow(
-            time_ms=event.id.time_ms,
-            host=event.host_name,
-            user=_user(doc),
-            pid=event.pid,
-            chain=process_chain(event, self.detector.table),
-            command=_command(doc),
-            alerted=alerted,
-            reason="; ".join(reasons) if reasons else "no rules",
-        )
+        matched = [rule.name for rule in self.rules if rule.matches(doc)]
+        if matched:
+            reason = "; ".join(matched)
+        else:
+            reasons = []
+            for rule in self.rules:
+                query = getattr(rule, "query", None)
+                why = query.explain(doc) if isinstance(query, CompiledQuery) else None
+                reasons.append(why or "no match")
+            reason = "; ".join(reasons) if reasons else "no rules"
         rows = self.state.activity
-        rows.append(row)
+        rows.append(ActivityRow(self._summary(event, doc), bool(matched), reason))
         if len(rows) > MAX_ACTIVITY_ROWS:
             del rows[: len(rows) - MAX_ACTIVITY_ROWS]
-
-
-def _user(doc: dict[str, Any]) -> str:
-    user = doc.get("user", {})
-    return str(user.get("name") or user.get("id") or "?")
-
-
-def _command(doc: dict[str, Any]) -> str:
-    process = doc.get("process", {})
-    return str(process.get("command_line") or process.get("name") or "?")
 
 
 # -- keys ----------------------------------------------------------------------------

@@ -9,24 +9,29 @@ from rich.console import Console
 from rich.live import Live
 
 from kexecwatch.adapters.liveview_render import render_dashboard, sparkline
-from kexecwatch.adapters.liveview_state import ActivityRow, AlertRow, DashboardState
+from kexecwatch.adapters.liveview_state import (
+    ActivityRow,
+    AlertRow,
+    DashboardState,
+    ProcessSummary,
+)
 from tests.adapters.live_logs import HOSTILE_ARG
 
 T = 1_700_000_002_000  # 2023-11-14 22:13:22 UTC
 
 
 def alert(pid: int, command: str, *, user: str = "root", t: int = T) -> AlertRow:
-    return AlertRow(
-        time_ms=t,
-        rule="Kernel Load or Unload via Kexec Detected",
-        severity="medium",
-        host="web1",
-        user=user,
-        pid=pid,
-        chain=("systemd", "bash", "kexec"),
-        command=command,
-        document={"alert": {"id": f"r:-:{pid}"}, "process": {"pid": pid, "args": [command]}},
-    )
+    who = ProcessSummary(t, "web1", user, pid, ("systemd", "bash", "kexec"), command)
+    document = {"alert": {"id": f"r:-:{pid}"}, "process": {"pid": pid, "args": [command]}}
+    return AlertRow("Kernel Load or Unload via Kexec Detected", "medium", who, document)
+
+
+def run(pid: int, chain: tuple[str, ...], command: str, reason: str) -> ActivityRow:
+    who = ProcessSummary(T, "web1", "root", pid, chain, command)
+    return ActivityRow(who, reason == RULE, reason)
+
+
+RULE = "Kernel Load or Unload via Kexec Detected"
 
 
 def fixed_state() -> DashboardState:
@@ -53,36 +58,14 @@ def fixed_state() -> DashboardState:
             alert(70, f"kexec -l {HOSTILE_ARG}"),
         ],
         activity=[
-            ActivityRow(
-                T,
-                "web1",
-                "root",
-                51,
-                ("systemd", "bash", "kexec"),
-                "kexec -e",
-                True,
-                "Kernel Load or Unload via Kexec Detected",
-            ),
-            ActivityRow(
-                T,
-                "web1",
-                "root",
+            run(51, ("systemd", "bash", "kexec"), "kexec -e", RULE),
+            run(
                 61,
                 ("systemd", "kdumpctl", "kexec"),
                 "kexec -l x",
-                False,
                 "excluded: process.parent.name kdumpctl",
             ),
-            ActivityRow(
-                T,
-                "web1",
-                "root",
-                62,
-                ("bash", "kexec"),
-                "kexec -p x",
-                False,
-                "process.args not in list",
-            ),
+            run(62, ("bash", "kexec"), "kexec -p x", "process.args not in list"),
         ],
         rate_history=[0] * 290 + [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
     )

@@ -26,28 +26,28 @@ def fed_model(data: bytes) -> LiveModel:
 
 def test_alerts_carry_rule_host_user_pid_chain_and_command() -> None:
     state = fed_model(scenario_log()).state
-    assert [r.pid for r in state.alert_rows] == [51, 70, 71]
+    assert [r.process.pid for r in state.alert_rows] == [51, 70, 71]
     first = state.alert_rows[0]
-    assert (first.rule, first.severity, first.host, first.user) == (
+    assert (first.rule, first.severity, first.process.host, first.process.user) == (
         "Kernel Load or Unload via Kexec Detected",
         "medium",
         "web1",
         "1000",
     )
-    assert first.chain == ("systemd", "bash", "kexec")
-    assert first.command == "kexec -e"
+    assert first.process.chain == ("systemd", "bash", "kexec")
+    assert first.process.command == "kexec -e"
     assert first.document["alert"]["severity"] == "medium"
-    assert state.alert_rows[1].command == f"kexec -l {HOSTILE_ARG}"
+    assert state.alert_rows[1].process.command == f"kexec -l {HOSTILE_ARG}"
 
 
 def test_activity_lists_excluded_runs_with_their_reason() -> None:
     state = fed_model(scenario_log()).state
-    rows = {r.pid: r for r in state.activity}
+    rows = {r.process.pid: r for r in state.activity}
     assert sorted(rows) == [51, 61, 62, 70, 71]
     assert rows[51].alerted and rows[51].reason == "Kernel Load or Unload via Kexec Detected"
     assert not rows[61].alerted
     assert rows[61].reason == "excluded: process.parent.name kdumpctl"
-    assert rows[61].chain == ("systemd", "kdumpctl", "kexec")
+    assert rows[61].process.chain == ("systemd", "kdumpctl", "kexec")
     assert rows[62].reason == "process.args not in list"
 
 
@@ -55,7 +55,7 @@ def test_a_renamed_kexec_binary_is_listed_by_its_executable() -> None:
     log = join(exec_lines(1, comm="kx", exe="/usr/sbin/kexec", args=("kx", "-e")))
     [row] = fed_model(log).state.activity
     assert row.reason == "process.name is kx, not kexec"
-    assert row.chain == ("pid 1", "kx")  # the parent is unknown: shown by pid
+    assert row.process.chain == ("pid 1", "kx")  # the parent is unknown: shown by pid
 
 
 def test_other_programs_are_not_kexec_activity() -> None:
@@ -101,7 +101,7 @@ def test_alert_rows_are_bounded_and_the_selection_follows() -> None:
     model.flush()
     assert len(state.alert_rows) == MAX_ALERT_ROWS
     assert state.selected == 0
-    assert state.alert_rows[-1].pid == MAX_ALERT_ROWS + 20
+    assert state.alert_rows[-1].process.pid == MAX_ALERT_ROWS + 20
 
 
 @pytest.mark.parametrize(
