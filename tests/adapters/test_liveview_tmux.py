@@ -14,11 +14,16 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from kexecwatch.adapters.liveview_feeds import ReplayFeed
+from kexecwatch.adapters.liveview_state import DashboardState, LiveModel
+from kexecwatch.rules import load_builtin_rules
+from kexecwatch.sources import expand_paths
 from tests.adapters.live_logs import scenario_log
 
 pytestmark = pytest.mark.skipif(
@@ -279,3 +284,94 @@ def test_resize_redraws_to_the_new_size(
     session.tmux.send("q")
     code, _ = session.wait_exit()
     assert code == 0
+
+
+# -- recorded fixtures (branch `fixtures`: fixtures/audit/raw/*.log + scenarios.toml) --------
+
+FIXTURES = ROOT / "fixtures" / "audit" / "raw"
+MANIFEST = ROOT / "fixtures" / "scenarios.toml"
+
+
+def recorded(*names: str) -> list[Path]:
+    paths = [FIXTURES / f"{name}.log" for name in names]
+    missing = [p.name for p in paths if not p.exists()] + (
+        [] if MANIFEST.exists() else [MANIFEST.name]
+    )
+    if missing:
+        pytest.skip(f"recorded fixtures not present: {', '.join(missing)}")
+    return paths
+
+
+def upstream_alerts(*names: str) -> int:
+    """How many v7 alerts the manifest states, by hand, for these scenarios."""
+    scenarios = tomllib.loads(MANIFEST.read_text(encoding="utf-8"))["scenario"]
+    return sum(len(s.get("upstream", [])) for s in scenarios if s["name"] in names)
+
+
+def replayed(paths: list[Path]) -> DashboardState:
+    """What the view must show at the end: the same model, without a terminal."""
+    model = LiveModel(load_builtin_rules(), host_name="h")
+    feed = ReplayFeed(expand_paths([str(p) for p in paths]), None)
+    while feed.pump(model, 0.0, budget_s=5.0) is not None:
+        pass
+    model.tick(0.0)
+    return model.state
+
+
+@pytest.mark.parametrize(("width", "height"), [(100, 30), (80, 24)])
+def test_recorded_fixtures_show_counts_alerts_and_reasons(
+    terminal: Callable[[int, int], Session], width: int, height: int
+) -> None:
+    names = ("v7-exec-short", "v7-unlisted-args", "v7-excluded-parents")
+    paths = recorded(*names)
+    expected = replayed(paths)
+    assert expected.alerts == upstream_alerts(*names) > 0
+    session = terminal(width, height)
+    session.start_live("--replay", *map(str, paths), "--speed", "max")
+    screen = session.tmux.wait_for(finished)
+    lines = screen.splitlines()
+    assert lines[0].startswith(HEADER)
+    assert f"records {expected.records:,} " in lines[1]
+    assert f"events {expected.events:,} " in lines[1]
+    assert f"alerts {expected.alerts} " in lines[2]
+    assert f"lost events {expected.lost_events} " in lines[2]
+    assert f"parse issues {expected.parse_issues} " in lines[2]
+    assert f"Alerts ({expected.alerts})" in screen
+    assert "Kernel Load or Unload via Kexec" in screen
+    assert "$ kexec -e" in screen or "$ kexec --exec" in screen
+    # the newest kexec runs are the excluded ones; the unlisted options come before them
+    assert "excluded: process.parent.name unload.sh" in screen
+    assert "kdumpctl" in screen or width < 100
+    assert "process.args not in list" in screen
+    session.tmux.send("q")
+    code, screen = session.wait_exit()
+    assert code == 0
+    session.assert_terminal_restored(screen)
+
+
+def test_recorded_hostile_fixture_is_shown_escaped(
+    terminal: Callable[[int, int], Session],
+) -> None:
+    [path] = recorded("v7-hostile-args")
+    assert replayed([path]).alerts == upstream_alerts("v7-hostile-args") == 3
+    session = terminal(160, 40)
+    tmux = session.tmux
+    tmux.type_line("printf '\\033]2;clean\\007'")
+    deadline = time.monotonic() + 5
+    while tmux.title() != "clean" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert tmux.title() == "clean"
+    session.start_live("--replay", str(path), "--speed", "max")
+    screen = tmux.wait_for(finished)
+    lines = screen.splitlines()
+    assert lines[0].startswith(HEADER)
+    assert "alerts 3 " in lines[2]
+    assert r"$ kexec -l \x1b[2J \x1b]0;pwned\x07 [bold red]x[/]" in screen
+    assert r"$ kexec -l /srv/kxlab/with space two\nlines" in screen
+    assert r"$ kexec -u \xff\xfe" in screen
+    assert tmux.title() == "clean"
+    tmux.send("q")
+    code, screen = session.wait_exit()
+    assert code == 0
+    assert tmux.title() == "clean"
+    session.assert_terminal_restored(screen)
