@@ -27,7 +27,7 @@ from kexecwatch.rules import load_builtin_rules  # noqa: E402
 from kexecwatch.sources import expand_paths  # noqa: E402
 
 DEFAULT_FIXTURES = ["fixtures/audit/enriched/all-scenarios.log"]
-WIDTH, HEIGHT = 100, 32
+WIDTH, HEIGHT = 100, 46
 UPTIME_S = 60.0
 
 
