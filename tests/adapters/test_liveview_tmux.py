@@ -99,6 +99,20 @@ class Tmux:
                 raise AssertionError(f"timed out; the screen was:\n{screen}")
             time.sleep(0.1)
 
+    def wait_settled(self, check: Callable[[str], bool], timeout: float = 15.0) -> str:
+        """Like :meth:`wait_for`, on a whole frame: a redraw arrives in pieces, so the
+        screen must also read the same twice in a row."""
+        previous = ""
+
+        def settled(screen: str) -> bool:
+            nonlocal previous
+            same, previous = screen == previous, screen
+            if not same:
+                time.sleep(0.1)
+            return same and check(screen)
+
+        return self.wait_for(settled, timeout)
+
     def kill(self) -> None:
         subprocess.run(
             ["tmux", "-L", self.socket, "kill-server"],
@@ -171,7 +185,7 @@ def test_replay_shows_counts_alerts_and_reasons_then_q_restores(
 ) -> None:
     session = terminal(width, height)
     session.start_live("--replay", str(scenario), "--speed", "max", "--host-name", "tmuxhost")
-    screen = session.tmux.wait_for(finished)
+    screen = session.tmux.wait_settled(finished)
     lines = screen.splitlines()
     assert lines[0].startswith(HEADER)
     assert "alerts 3 " in screen
@@ -195,7 +209,6 @@ def test_hostile_arguments_are_shown_escaped_and_change_nothing(
     tmux = session.tmux
     # Control: this tmux does let a program set the pane title, so the check below can fail.
     tmux.type_line("printf '\\033]2;pwned-control\\007'")
-    tmux.wait_for(lambda s: True, 0)
     deadline = time.monotonic() + 5
     while tmux.title() != "pwned-control" and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -204,7 +217,7 @@ def test_hostile_arguments_are_shown_escaped_and_change_nothing(
     while tmux.title() != "clean" and time.monotonic() < deadline + 5:
         time.sleep(0.1)
     session.start_live("--replay", str(scenario), "--speed", "max")
-    screen = tmux.wait_for(finished)
+    screen = tmux.wait_settled(finished)
     lines = screen.splitlines()
     assert lines[0].startswith(HEADER)  # not cleared, not scrolled
     assert "alerts 3 " in lines[2]
@@ -243,7 +256,7 @@ def test_ctrl_c_and_sigterm_exit_cleanly(
 ) -> None:
     session = terminal(100, 30)
     session.start_live("--replay", str(scenario), "--speed", "max")
-    session.tmux.wait_for(finished)
+    session.tmux.wait_settled(finished)
     session.tmux.send("C-c")
     code, screen = session.wait_exit()
     assert code == 130
@@ -266,7 +279,7 @@ def test_resize_redraws_to_the_new_size(
 ) -> None:
     session = terminal(120, 40)
     session.start_live("--replay", str(scenario), "--speed", "max")
-    session.tmux.wait_for(finished)
+    session.tmux.wait_settled(finished)
     session.tmux.tmux("resize-window", "-t", "t", "-x", "80", "-y", "24")
 
     def redrawn(screen: str) -> bool:
@@ -329,7 +342,7 @@ def test_recorded_fixtures_show_counts_alerts_and_reasons(
     assert expected.alerts == upstream_alerts(*names) > 0
     session = terminal(width, height)
     session.start_live("--replay", *map(str, paths), "--speed", "max")
-    screen = session.tmux.wait_for(finished)
+    screen = session.tmux.wait_settled(finished)
     lines = screen.splitlines()
     assert lines[0].startswith(HEADER)
     assert f"records {expected.records:,} " in lines[1]
@@ -363,7 +376,7 @@ def test_recorded_hostile_fixture_is_shown_escaped(
         time.sleep(0.1)
     assert tmux.title() == "clean"
     session.start_live("--replay", str(path), "--speed", "max")
-    screen = tmux.wait_for(finished)
+    screen = tmux.wait_settled(finished)
     lines = screen.splitlines()
     assert lines[0].startswith(HEADER)
     assert "alerts 3 " in lines[2]
