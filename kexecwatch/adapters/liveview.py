@@ -29,7 +29,8 @@ import time
 from types import FrameType, TracebackType
 from typing import Any, Protocol
 
-from kexecwatch.adapters.liveview_state import LiveModel, handle_key, parse_keys
+from kexecwatch.adapters.liveview_keys import handle_key, parse_keys
+from kexecwatch.adapters.liveview_state import LiveModel
 from kexecwatch.core.proctable import LiveProcess, ProcLookup
 from kexecwatch.errors import InputError
 

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kexecwatch.adapters.liveview_state import (
-    MAX_ALERT_ROWS,
-    DashboardState,
-    LiveModel,
-    handle_key,
-    parse_keys,
-)
+from kexecwatch.adapters.liveview_keys import handle_key, parse_keys
+from kexecwatch.adapters.liveview_state import MAX_ALERT_ROWS, DashboardState, LiveModel
 from kexecwatch.rules import load_builtin_rules
 from tests.adapters.live_logs import HOSTILE_ARG, scenario_log
 from tests.builders import exec_lines, join
