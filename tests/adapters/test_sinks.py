@@ -43,8 +43,19 @@ def test_good_specs(spec: str, kind: str, detail: str) -> None:
     assert detail in (p.path, p.transport, "text" if p.text else "")
 
 
-@pytest.mark.parametrize("spec", ["", "json:", "stdout:yaml", "syslog://h", "syslog://h:0",
-                                  "syslog://h:70000", "syslog+sctp://h:1", "file:/x"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "",
+        "json:",
+        "stdout:yaml",
+        "syslog://h",
+        "syslog://h:0",
+        "syslog://h:70000",
+        "syslog+sctp://h:1",
+        "file:/x",
+    ],
+)
 def test_bad_specs_name_the_spec(spec: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"bad output {spec!r}")):
         parse_output_spec(spec)
@@ -75,8 +86,14 @@ def test_syslog_udp_message_is_rfc5424() -> None:
     head, body = msg.split(b"\xef\xbb\xbf", 1)
     pri_version, ts, host, app, pid, msgid, sd, rest = head.decode().split(" ")
     # authpriv (10) * 8 + warning (4) = 84; RFC 5424 version 1; spaces dropped from host
-    assert (pri_version, host, app, msgid, sd, rest) == ("<84>1", "web1", "kexecwatch",
-                                                         "alert", "-", "")
+    assert (pri_version, host, app, msgid, sd, rest) == (
+        "<84>1",
+        "web1",
+        "kexecwatch",
+        "alert",
+        "-",
+        "",
+    )
     assert ts.endswith("Z")
     assert pid == str(os.getpid())
     assert json.loads(body)["n"] == 1
@@ -109,7 +126,7 @@ def test_syslog_tcp_uses_octet_counting() -> None:
         data += conn.recv(65536)
     for n in (1, 2):
         length, rest = data.split(b" ", 1)
-        msg, data = rest[: int(length)], rest[int(length):]
+        msg, data = rest[: int(length)], rest[int(length) :]
         assert json.loads(msg.split(b"\xef\xbb\xbf", 1)[1])["n"] == n
     sink.close()
     conn.close()

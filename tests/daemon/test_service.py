@@ -12,13 +12,18 @@ from tests.daemon.harness import RUNNER, Daemon, FakeAuditd
 
 
 def run_once(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*RUNNER, *args], capture_output=True, text=True, timeout=60,
-                          check=False)
+    return subprocess.run([*RUNNER, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_bad_output_spec_exits_2_naming_it(tmp_path: Path) -> None:
-    r = run_once("--log", str(tmp_path / "a.log"), "--state-dir", str(tmp_path / "s"),
-                 "--output", "syslog://nohost")
+    r = run_once(
+        "--log",
+        str(tmp_path / "a.log"),
+        "--state-dir",
+        str(tmp_path / "s"),
+        "--output",
+        "syslog://nohost",
+    )
     assert r.returncode == 2
     assert "syslog://nohost" in r.stderr
 
