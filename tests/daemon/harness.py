@@ -106,8 +106,10 @@ class Daemon:
         outputs: tuple[str, ...] = (),
         state: Path | None = None,
         env: dict[str, str] | None = None,
+        alerts_name: str = "alerts.ndjson",
+        host_name: str = "testhost",
     ) -> None:
-        self.alerts = tmp / "alerts.ndjson"
+        self.alerts = tmp / alerts_name
         self.state = state or tmp / "state"
         self.stderr_path = tmp / "daemon.stderr"
         args = [
@@ -119,7 +121,7 @@ class Daemon:
             "--output",
             f"json:{self.alerts}",
             "--host-name",
-            "testhost",
+            host_name,
         ]
         for o in outputs:
             args += ["--output", o]
