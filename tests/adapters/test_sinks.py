@@ -204,3 +204,24 @@ def test_stop_does_not_hang_on_a_dead_output() -> None:
     t.start()
     t.join(3)
     assert not t.is_alive()
+
+
+def test_requeue_skips_a_line_the_file_already_holds(tmp_path: Path) -> None:
+    # SIGKILL after the line was written but before its delivery reached the journal.
+    path = tmp_path / "alerts.ndjson"
+    path.write_text("".join(record(n).json_line + "\n" for n in (1, 2)))
+    hub = SinkHub([JsonFileSink(f"json:{path}", str(path))])
+    assert hub.requeue(f"json:{path}", [record(2), record(3)]) == 1
+    hub.close()
+    assert [json.loads(x)["n"] for x in path.read_text().splitlines()] == [1, 2, 3]
+
+
+def test_already_written_reads_only_whole_lines_of_the_tail(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.ndjson"
+    sink = JsonFileSink(f"json:{path}", str(path))
+    assert sink.already_written([record(1)]) == set()  # no file yet
+    path.write_text("".join(record(n).json_line + "\n" for n in (1, 2)))
+    line2 = len(record(2).json_line) + 1
+    assert sink.already_written([record(1), record(2)]) == {"id1", "id2"}
+    assert sink.already_written([record(1), record(2)], tail=line2) == {"id2"}
+    assert sink.already_written([record(2)], tail=line2 - 1) == set()  # cut: not a match

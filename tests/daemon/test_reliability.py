@@ -300,3 +300,29 @@ def test_bounded_memory_under_never_completing_records(tmp_path: Path, log: Path
     rss_kb = int(next(x for x in status.splitlines() if x.startswith("VmHWM")).split()[1])
     assert rss_kb < 150_000, f"peak RSS {rss_kb} kB"
     assert d.stop() == 0
+
+
+def test_sigkill_after_the_write_before_the_journal_does_not_repeat_it(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    w = FakeAuditd(log)
+    d = Daemon(tmp_path, log)
+    w.emit(kexec=True)
+    d.wait_alerts(1)
+    assert d.stop() == 0
+    # What a SIGKILL between JsonFileSink.send and the journal's delivery mark leaves.
+    line = d.alerts.read_text().splitlines()[0]
+    doc = json.loads(line)
+    doc["alert"]["id"] = doc["alert"]["id"].replace(":-:", ":other:")
+    moved = json.dumps(doc, separators=(",", ":"))
+    rec = {"id": doc["alert"]["id"], "json": moved, "text": "t", "msgid": "alert"}
+    with open(d.state / "alerts.journal", "a") as fh:
+        fh.write(json.dumps({"e": rec}) + "\n")
+    with open(d.alerts, "a") as fh:
+        fh.write(moved + "\n")
+    d = Daemon(tmp_path, log)
+    w.emit(kexec=True)
+    d.wait_alerts(3)
+    assert d.stop() == 0
+    ids = d.alert_ids()
+    assert len(ids) == 3 and len(set(ids)) == 3, d.stderr()[-2000:]
+    assert "event=requeue_skipped" in d.stderr()
