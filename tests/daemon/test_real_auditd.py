@@ -181,7 +181,10 @@ def test_real_auditd_rotations_and_sigkill(tmp_path: Path) -> None:
 
         def daemon() -> Daemon:
             return Daemon(
-                tmp_path, session.log_path, state=state, alerts_name="alerts.json",
+                tmp_path,
+                session.log_path,
+                state=state,
+                alerts_name="alerts.json",
                 host_name="e2e",
             )
 
