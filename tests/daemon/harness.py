@@ -132,6 +132,7 @@ class Daemon:
         )
         args += ["--config", str(config)]
         self._stderr = open(self.stderr_path, "ab")  # noqa: SIM115
+        self._own_from = self._stderr.tell()  # a restart appends to the same file
         self.proc = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=self._stderr, env={**os.environ, **(env or {})}
         )
@@ -159,9 +160,11 @@ class Daemon:
         raise AssertionError(f"{len(self.alert_ids())} of {n} alerts:\n{self.stderr()[-3000:]}")
 
     def wait_log(self, text: str, timeout: float = 10.0) -> None:
+        """Wait until this process (not an earlier one on the same file) logged ``text``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if text in self.stderr():
+            own = self.stderr_path.read_bytes()[self._own_from :]
+            if text in own.decode(errors="replace"):
                 return
             time.sleep(0.05)
         raise AssertionError(f"{text!r} not logged:\n{self.stderr()[-3000:]}")
