@@ -181,6 +181,16 @@ class Daemon:
         self._stderr.close()
 
 
+def alerted_once(tmp: Path) -> tuple[FakeAuditd, Daemon]:
+    """A fake auditd writing ``tmp/audit.log`` and a daemon that has alerted once on it."""
+    log = tmp / "audit.log"
+    w = FakeAuditd(log)
+    d = Daemon(tmp, log)
+    w.emit(kexec=True)
+    d.wait_alerts(1)
+    return w, d
+
+
 def audit_ids(alert_ids: list[str]) -> list[str]:
     """The audit id part (``sec.ms:serial``) of each alert id."""
     return [a.rsplit(":", 2)[-2] + ":" + a.rsplit(":", 1)[-1] for a in alert_ids]

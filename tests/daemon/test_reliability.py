@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon.harness import Daemon, FakeAuditd, audit_ids
+from tests.daemon.harness import Daemon, FakeAuditd, alerted_once, audit_ids
 
 pytestmark = pytest.mark.slow
 
@@ -303,11 +303,7 @@ def test_bounded_memory_under_never_completing_records(tmp_path: Path, log: Path
 
 
 def test_sigkill_after_the_write_before_the_journal_does_not_repeat_it(tmp_path: Path) -> None:
-    log = tmp_path / "audit.log"
-    w = FakeAuditd(log)
-    d = Daemon(tmp_path, log)
-    w.emit(kexec=True)
-    d.wait_alerts(1)
+    w, d = alerted_once(tmp_path)
     assert d.stop() == 0
     # What a SIGKILL between JsonFileSink.send and the journal's delivery mark leaves.
     line = d.alerts.read_text().splitlines()[0]
@@ -319,7 +315,7 @@ def test_sigkill_after_the_write_before_the_journal_does_not_repeat_it(tmp_path:
         fh.write(json.dumps({"e": rec}) + "\n")
     with open(d.alerts, "a") as fh:
         fh.write(moved + "\n")
-    d = Daemon(tmp_path, log)
+    d = Daemon(tmp_path, w.path)
     w.emit(kexec=True)
     d.wait_alerts(3)
     assert d.stop() == 0
