@@ -20,7 +20,7 @@ from kexecwatch.errors import InputError, KexecwatchError
 from kexecwatch.textio import stderr_text
 from kexecwatch.timespec import parse_time_ms
 
-__all__ = ["EXIT_ALERTS", "EXIT_ERROR", "EXIT_OK", "load_rules", "main"]
+__all__ = ["EXIT_ALERTS", "EXIT_ERROR", "EXIT_OK", "add_rule_options", "load_rules", "main"]
 
 EXIT_OK = 0
 EXIT_ALERTS = 1
@@ -45,6 +45,33 @@ def load_rules(
     from kexecwatch.rules import load_rules as load
 
     return list(load(paths, builtin=builtin, ruleset=ruleset))
+
+
+def add_rule_options(parser: argparse.ArgumentParser) -> None:
+    """``--rule``, ``--no-builtin-rules``, ``--ruleset`` and ``--host-name``, shared by
+    the commands that read logs offline or in a terminal."""
+    parser.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="add a rule file (TOML, detection-rules format); repeatable",
+    )
+    parser.add_argument(
+        "--no-builtin-rules", action="store_true", help="run only the rules given with --rule"
+    )
+    parser.add_argument(
+        "--ruleset",
+        choices=("all", "upstream", "kexecwatch"),
+        default="all",
+        help="built-in rules to run: upstream (Elastic's v7 rule alone, exact parity), "
+        "kexecwatch (kexecwatch's own detections alone) or all (default)",
+    )
+    parser.add_argument(
+        "--host-name",
+        metavar="NAME",
+        help="host.name for records without node= (default: this host's name)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,34 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--events", action="store_true", help="print every process event instead of alerts"
     )
-    replay.add_argument(
-        "--rule",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="add a rule file (TOML, detection-rules format); repeatable",
-    )
-    replay.add_argument(
-        "--no-builtin-rules", action="store_true", help="run only the rules given with --rule"
-    )
-    replay.add_argument(
-        "--ruleset",
-        choices=("all", "upstream", "kexecwatch"),
-        default="all",
-        help="built-in rules to run: upstream (Elastic's v7 rule alone, exact parity), "
-        "kexecwatch (kexecwatch's own detections alone) or all (default)",
-    )
+    add_rule_options(replay)
     replay.add_argument(
         "--since",
         metavar="TIME",
         help="only events at or after TIME (ISO date, common formats, now-9m)",
     )
     replay.add_argument("--until", metavar="TIME", help="only events before TIME")
-    replay.add_argument(
-        "--host-name",
-        metavar="NAME",
-        help="host.name for records without node= (default: this host's name)",
-    )
     replay.add_argument(
         "--window",
         type=int,
@@ -152,6 +158,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_doctor_arguments(doctor)
     doctor.set_defaults(handler=doctor_command)
+
+    from kexecwatch.adapters.liveview import add_live_arguments, live_command
+
+    live = sub.add_parser(
+        "live",
+        help="full-screen terminal view: follow the audit log, or replay recorded logs",
+        description=(
+            "Follow an audit log (default /var/log/audit/audit.log) or replay recorded logs "
+            "in a full-screen view: counters, alerts with their parent chain, and every kexec "
+            "run with the reason it did or did not alert. Keys: q quit, p pause, up/down or "
+            "j/k select an alert, Enter show it as JSON, Esc/q back."
+        ),
+    )
+    add_live_arguments(live)
+    live.set_defaults(handler=live_command)
     return parser
 
 

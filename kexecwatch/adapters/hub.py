@@ -21,7 +21,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from kexecwatch.adapters.sinks import Sink, SinkRecord
+from kexecwatch.adapters.sinks import JsonFileSink, Sink, SinkRecord
 
 __all__ = ["Journal", "JournalReplay", "SinkHub"]
 
@@ -205,11 +205,21 @@ class SinkHub:
             w.put(record)
 
     def requeue(self, spec: str, records: Iterable[SinkRecord]) -> int:
-        """Queue records again for the output named ``spec`` (after a restart)."""
+        """Queue records again for the output named ``spec`` (after a restart).
+
+        A file output is asked first which records it already holds: one may have been
+        written just before a crash that kept its delivery out of the journal.
+        """
+        todo = list(records)
         n = 0
         for w in self.workers:
-            if w.sink.spec == spec:
-                for r in records:
+            if w.sink.spec != spec:
+                continue
+            written = w.sink.already_written(todo) if isinstance(w.sink, JsonFileSink) else set()
+            if written:
+                log.info("event=requeue_skipped output=%s already_written=%d", spec, len(written))
+            for r in todo:
+                if r.alert_id not in written:
                     w.put(r)
                     n += 1
         return n

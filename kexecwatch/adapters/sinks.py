@@ -22,6 +22,7 @@ import datetime as dt
 import os
 import re
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -132,6 +133,10 @@ def parse_output_spec(spec: str) -> OutputSpec:
     )
 
 
+def _line(text: str) -> bytes:
+    return text.encode("utf-8", "backslashreplace")
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -177,7 +182,7 @@ class JsonFileSink:
                 self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
             )
         try:
-            _write_all(self._fd, record.json_line.encode("utf-8", "backslashreplace") + b"\n")
+            _write_all(self._fd, _line(record.json_line) + b"\n")
             os.fsync(self._fd)
         except OSError:
             self.close()
@@ -186,6 +191,24 @@ class JsonFileSink:
     def reopen(self) -> None:
         """Reopen by name before the next write (after logrotate moved the file)."""
         self._reopen = True
+
+    def already_written(self, records: Iterable[SinkRecord], tail: int = 1 << 20) -> set[str]:
+        """Ids of ``records`` whose exact line is among the file's last ``tail`` bytes.
+
+        A crash after a line was written but before its delivery was journalled leaves
+        the line in the file; a restart must not append it a second time.
+        """
+        try:
+            with open(self.path, "rb") as fh:
+                start = max(0, fh.seek(0, os.SEEK_END) - tail)
+                # From the byte before the tail: what precedes its first newline is
+                # the end of an earlier line (or nothing), never a whole line.
+                fh.seek(max(0, start - 1))
+                lines = fh.read().split(b"\n")
+        except OSError:
+            return set()
+        present = set(lines[1:] if start else lines)
+        return {r.alert_id for r in records if _line(r.json_line) in present}
 
     def close(self) -> None:
         """Close the file."""

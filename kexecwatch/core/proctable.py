@@ -200,11 +200,7 @@ class ProcessTable:
         return self._known(ppid, time_ms)
 
     def _known(self, pid: int, time_ms: int) -> Parent | None:
-        entry = self._entries.get(pid)
-        # Events complete roughly, not strictly, in time order: walk back to
-        # the latest entry of that pid from before the event.
-        while entry is not None and entry[5] > time_ms:
-            entry = entry[_PREV]
+        entry = self._entry_at(pid, time_ms)
         if entry is not None:
             return _as_parent(entry, self._decode)
         if self.lookup is not None and pid > 0:
@@ -215,6 +211,41 @@ class ProcessTable:
                 self.add_live(live)
                 return _as_parent(self._entries[pid], self._decode)
         return None
+
+    def ancestry(self, pid: int, at_ms: int, depth: int = 8) -> list[Parent]:
+        """What is known of ``pid`` and its ancestors at time ``at_ms``, nearest first.
+
+        Follows ``ppid`` links through the table only (the injected lookup is not
+        consulted). Stops at the first pid the table does not know, at pid 0, at a
+        pid already seen (a loop made by pid reuse), or after ``depth`` entries.
+
+        Args:
+            pid: where to start, usually an event's ``ppid``.
+            at_ms: the event time; entries learned after it are not used.
+            depth: the most entries returned.
+
+        Returns:
+            ``[process, its parent, its grandparent, ...]``; empty when ``pid`` is unknown.
+        """
+        chain: list[Parent] = []
+        seen: set[int] = set()
+        current: int | None = pid
+        while current is not None and current > 0 and current not in seen and len(chain) < depth:
+            seen.add(current)
+            entry = self._entry_at(current, at_ms)
+            if entry is None:
+                break
+            chain.append(_as_parent(entry, self._decode))
+            current = entry[1]
+        return chain
+
+    def _entry_at(self, pid: int, at_ms: int) -> _Entry | None:
+        entry = self._entries.get(pid)
+        # Events complete roughly, not strictly, in time order: walk back to
+        # the latest entry of that pid from before the event.
+        while entry is not None and entry[5] > at_ms:
+            entry = entry[_PREV]
+        return entry
 
     def observe(self, event: ProcessEvent) -> None:
         """Learn from one event: an exec replaces the pid's entry; a fork copies."""

@@ -21,10 +21,16 @@ from kexecwatch.errors import ConfigError
 
 def sample(host: str = "h1") -> Checkpoint:
     ident = FileIdentity(1, 2, "ab" * 32, 1024)
-    return Checkpoint(position=Position(ident, 77, "/x/audit.log"), file_mtime_ns=5,
-                      detector_state={"version": 1}, recent_alert_ids=("a", "b"),
-                      undelivered={"stdout": [{"id": "a", "json": "{}", "text": "t"}]},
-                      host_name=host, boot_id="boot", saved_at_ms=9)
+    return Checkpoint(
+        position=Position(ident, 77, "/x/audit.log"),
+        file_mtime_ns=5,
+        detector_state={"version": 1},
+        recent_alert_ids=("a", "b"),
+        undelivered={"stdout": [{"id": "a", "json": "{}", "text": "t"}]},
+        host_name=host,
+        boot_id="boot",
+        saved_at_ms=9,
+    )
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -44,8 +50,7 @@ def test_round_trip(tmp_path: Path) -> None:
         (b"\xff\xfe", ""),
     ],
 )
-def test_bad_checkpoint_is_set_aside_not_trusted(tmp_path: Path, content: bytes,
-                                                 why: str) -> None:
+def test_bad_checkpoint_is_set_aside_not_trusted(tmp_path: Path, content: bytes, why: str) -> None:
     (tmp_path / "checkpoint.json").write_bytes(content)
     res = CheckpointStore(str(tmp_path), "h1").load()
     assert res.checkpoint is None
@@ -64,8 +69,9 @@ def test_foreign_host_checkpoint_is_set_aside(tmp_path: Path) -> None:
     assert "other" in (res.problem or "")
 
 
-def test_failed_write_keeps_the_previous_checkpoint(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_keeps_the_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = CheckpointStore(str(tmp_path), "h1")
     store.save(sample())
     before = (tmp_path / "checkpoint.json").read_bytes()

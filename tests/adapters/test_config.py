@@ -29,8 +29,9 @@ def write(tmp_path: Path, text: str) -> str:
 
 
 def test_file_overrides_defaults(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, 'log = "/l"\noutputs = ["stdout:text", "json:/o"]\n'
-                                      "poll-interval = 2\n"))
+    cfg = load_config(
+        write(tmp_path, 'log = "/l"\noutputs = ["stdout:text", "json:/o"]\npoll-interval = 2\n')
+    )
     assert cfg.log == "/l"
     assert cfg.outputs == ("stdout:text", "json:/o")
     assert cfg.poll_interval == 2.0
@@ -41,7 +42,7 @@ def test_file_overrides_defaults(tmp_path: Path) -> None:
     [
         ("lgo = 1\n", "unknown key 'lgo'"),
         ('poll-interval = "1"\n', "poll-interval: expected float"),
-        ("outputs = \"stdout\"\n", "outputs: expected a list"),
+        ('outputs = "stdout"\n', "outputs: expected a list"),
         ("event-window-ms = 1.5\n", "event-window-ms: expected int"),
         ("event-window-ms = true\n", "event-window-ms"),
         ('outputs = ["nope"]\n', "bad output 'nope'"),

@@ -30,8 +30,10 @@ class Clock:
 
 
 def rec(n: int) -> bytes:
-    return (f'type=SYSCALL msg=audit(1700000000.{n % 1000:03d}:{n}): syscall=59 '
-            f'comm="c{n}" exe="/bin/true"\n').encode()
+    return (
+        f"type=SYSCALL msg=audit(1700000000.{n % 1000:03d}:{n}): syscall=59 "
+        f'comm="c{n}" exe="/bin/true"\n'
+    ).encode()
 
 
 def append(path: Path, data: bytes) -> None:
@@ -168,7 +170,8 @@ def test_rotated_file_ending_mid_line_waits_then_drops_the_tail(log: Path) -> No
     out: list[FollowerOutput] = []
     assert drain(f, out) == rec(2)
     assert [d.reason for d in out if isinstance(d, DroppedTail)] == [
-        "unterminated line at the end of a rotated file"]
+        "unterminated line at the end of a rotated file"
+    ]
     f.close()
 
 

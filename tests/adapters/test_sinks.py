@@ -43,8 +43,19 @@ def test_good_specs(spec: str, kind: str, detail: str) -> None:
     assert detail in (p.path, p.transport, "text" if p.text else "")
 
 
-@pytest.mark.parametrize("spec", ["", "json:", "stdout:yaml", "syslog://h", "syslog://h:0",
-                                  "syslog://h:70000", "syslog+sctp://h:1", "file:/x"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "",
+        "json:",
+        "stdout:yaml",
+        "syslog://h",
+        "syslog://h:0",
+        "syslog://h:70000",
+        "syslog+sctp://h:1",
+        "file:/x",
+    ],
+)
 def test_bad_specs_name_the_spec(spec: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"bad output {spec!r}")):
         parse_output_spec(spec)
@@ -75,8 +86,14 @@ def test_syslog_udp_message_is_rfc5424() -> None:
     head, body = msg.split(b"\xef\xbb\xbf", 1)
     pri_version, ts, host, app, pid, msgid, sd, rest = head.decode().split(" ")
     # authpriv (10) * 8 + warning (4) = 84; RFC 5424 version 1; spaces dropped from host
-    assert (pri_version, host, app, msgid, sd, rest) == ("<84>1", "web1", "kexecwatch",
-                                                         "alert", "-", "")
+    assert (pri_version, host, app, msgid, sd, rest) == (
+        "<84>1",
+        "web1",
+        "kexecwatch",
+        "alert",
+        "-",
+        "",
+    )
     assert ts.endswith("Z")
     assert pid == str(os.getpid())
     assert json.loads(body)["n"] == 1
@@ -109,7 +126,7 @@ def test_syslog_tcp_uses_octet_counting() -> None:
         data += conn.recv(65536)
     for n in (1, 2):
         length, rest = data.split(b" ", 1)
-        msg, data = rest[: int(length)], rest[int(length):]
+        msg, data = rest[: int(length)], rest[int(length) :]
         assert json.loads(msg.split(b"\xef\xbb\xbf", 1)[1])["n"] == n
     sink.close()
     conn.close()
@@ -187,3 +204,24 @@ def test_stop_does_not_hang_on_a_dead_output() -> None:
     t.start()
     t.join(3)
     assert not t.is_alive()
+
+
+def test_requeue_skips_a_line_the_file_already_holds(tmp_path: Path) -> None:
+    # SIGKILL after the line was written but before its delivery reached the journal.
+    path = tmp_path / "alerts.ndjson"
+    path.write_text("".join(record(n).json_line + "\n" for n in (1, 2)))
+    hub = SinkHub([JsonFileSink(f"json:{path}", str(path))])
+    assert hub.requeue(f"json:{path}", [record(2), record(3)]) == 1
+    hub.close()
+    assert [json.loads(x)["n"] for x in path.read_text().splitlines()] == [1, 2, 3]
+
+
+def test_already_written_reads_only_whole_lines_of_the_tail(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.ndjson"
+    sink = JsonFileSink(f"json:{path}", str(path))
+    assert sink.already_written([record(1)]) == set()  # no file yet
+    path.write_text("".join(record(n).json_line + "\n" for n in (1, 2)))
+    line2 = len(record(2).json_line) + 1
+    assert sink.already_written([record(1), record(2)]) == {"id1", "id2"}
+    assert sink.already_written([record(1), record(2)], tail=line2) == {"id2"}
+    assert sink.already_written([record(2)], tail=line2 - 1) == set()  # cut: not a match

@@ -146,3 +146,44 @@ def test_table_state_roundtrip_is_byte_exact() -> None:
     child = process_event_from(event_of(exec_lines(2, pid=8, ppid=7)), "h")
     assert child
     assert again.parent_of(child) == table.parent_of(child)
+
+
+def _observe_all(table: ProcessTable, *specs: dict[str, object]) -> None:
+    for serial, spec in enumerate(specs, 1):
+        pe = process_event_from(event_of(exec_lines(serial, **spec)), "h")  # type: ignore[arg-type]
+        assert pe
+        table.observe(pe)
+
+
+def test_ancestry_walks_ppid_links_nearest_first() -> None:
+    table = ProcessTable()
+    _observe_all(
+        table,
+        {"pid": 1, "ppid": 0, "comm": "systemd", "t": "1700000000.000"},
+        {"pid": 50, "ppid": 1, "comm": "sshd", "t": "1700000001.000"},
+        {"pid": 60, "ppid": 50, "comm": "bash", "t": "1700000002.000"},
+    )
+    chain = table.ancestry(60, 1700000003000)
+    assert [p.name for p in chain] == [b"bash", b"sshd", b"systemd"]
+    assert [p.pid for p in chain] == [60, 50, 1]
+    assert [p.name for p in table.ancestry(60, 1700000003000, depth=2)] == [b"bash", b"sshd"]
+    assert table.ancestry(999, 1700000003000) == []
+
+
+def test_ancestry_ignores_what_was_learned_after_the_time() -> None:
+    table = ProcessTable()
+    _observe_all(
+        table,
+        {"pid": 60, "ppid": 1, "comm": "bash", "t": "1700000002.000"},
+        {"pid": 60, "ppid": 1, "comm": "sleep", "t": "1700000009.000"},
+    )
+    assert [p.name for p in table.ancestry(60, 1700000005000)] == [b"bash"]
+    assert [p.name for p in table.ancestry(60, 1700000009000)] == [b"sleep"]
+    assert table.ancestry(60, 1700000001000) == []
+
+
+def test_ancestry_stops_on_a_pid_loop() -> None:
+    table = ProcessTable()
+    # pid reuse can make a loop: 7's parent is 8 and 8's parent is 7
+    _observe_all(table, {"pid": 7, "ppid": 8, "comm": "a"}, {"pid": 8, "ppid": 7, "comm": "b"})
+    assert [p.pid for p in table.ancestry(7, 1700000000000)] == [7, 8]

@@ -51,8 +51,9 @@ class FakeAuditd:
             "ouid=0 ogid=0 rdev=00:00 nametype=NORMAL",
             head.format("PATH") + 'item=1 name="/lib64/ld-linux-x86-64.so.2" inode=6 '
             "dev=fe:01 mode=0100755 ouid=0 ogid=0 rdev=00:00 nametype=NORMAL",
-            head.format("PROCTITLE") + "proctitle=" + "00".join(
-                a.encode().hex().upper() for a in args),
+            head.format("PROCTITLE")
+            + "proctitle="
+            + "00".join(a.encode().hex().upper() for a in args),
             head.format("EOE"),
         ]
         return aid, [(line + "\n").encode() for line in lines]
@@ -97,22 +98,44 @@ RUNNING: list[subprocess.Popen[bytes]] = []  # killed by the conftest fixture af
 class Daemon:
     """A ``kexecwatch run`` subprocess writing alerts to an NDJSON file."""
 
-    def __init__(self, tmp: Path, log: Path, *, outputs: tuple[str, ...] = (),
-                 state: Path | None = None, env: dict[str, str] | None = None) -> None:
-        self.alerts = tmp / "alerts.ndjson"
+    def __init__(
+        self,
+        tmp: Path,
+        log: Path,
+        *,
+        outputs: tuple[str, ...] = (),
+        state: Path | None = None,
+        env: dict[str, str] | None = None,
+        alerts_name: str = "alerts.ndjson",
+        host_name: str = "testhost",
+    ) -> None:
+        self.alerts = tmp / alerts_name
         self.state = state or tmp / "state"
         self.stderr_path = tmp / "daemon.stderr"
-        args = [*RUNNER, "--log", str(log), "--state-dir", str(self.state),
-                "--output", f"json:{self.alerts}", "--host-name", "testhost"]
+        args = [
+            *RUNNER,
+            "--log",
+            str(log),
+            "--state-dir",
+            str(self.state),
+            "--output",
+            f"json:{self.alerts}",
+            "--host-name",
+            host_name,
+        ]
         for o in outputs:
             args += ["--output", o]
         config = tmp / "k.toml"
-        config.write_text("poll-interval = 0.2\ncheckpoint-interval = 0.5\n"
-                          "status-interval = 1.0\nevent-window-ms = 500\n")
+        config.write_text(
+            "poll-interval = 0.2\ncheckpoint-interval = 0.5\n"
+            "status-interval = 1.0\nevent-window-ms = 500\n"
+        )
         args += ["--config", str(config)]
         self._stderr = open(self.stderr_path, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self._stderr,
-                                     env={**os.environ, **(env or {})})
+        self._own_from = self._stderr.tell()  # a restart appends to the same file
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=self._stderr, env={**os.environ, **(env or {})}
+        )
         RUNNING.append(self.proc)
         if log.exists():
             self.wait_log("event=file_switch")  # following before the test writes on
@@ -137,9 +160,11 @@ class Daemon:
         raise AssertionError(f"{len(self.alert_ids())} of {n} alerts:\n{self.stderr()[-3000:]}")
 
     def wait_log(self, text: str, timeout: float = 10.0) -> None:
+        """Wait until this process (not an earlier one on the same file) logged ``text``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if text in self.stderr():
+            own = self.stderr_path.read_bytes()[self._own_from :]
+            if text in own.decode(errors="replace"):
                 return
             time.sleep(0.05)
         raise AssertionError(f"{text!r} not logged:\n{self.stderr()[-3000:]}")
@@ -154,6 +179,16 @@ class Daemon:
         self.proc.kill()
         self.proc.wait(30)
         self._stderr.close()
+
+
+def alerted_once(tmp: Path) -> tuple[FakeAuditd, Daemon]:
+    """A fake auditd writing ``tmp/audit.log`` and a daemon that has alerted once on it."""
+    log = tmp / "audit.log"
+    w = FakeAuditd(log)
+    d = Daemon(tmp, log)
+    w.emit(kexec=True)
+    d.wait_alerts(1)
+    return w, d
 
 
 def audit_ids(alert_ids: list[str]) -> list[str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon.harness import Daemon, FakeAuditd, audit_ids
+from tests.daemon.harness import Daemon, FakeAuditd, alerted_once, audit_ids
 
 pytestmark = pytest.mark.slow
 
@@ -102,8 +102,7 @@ def test_slow_writer_half_line(tmp_path: Path, log: Path) -> None:
     assert d.stop() == 0
 
 
-def test_restart_with_checkpoint_and_rotations_while_stopped(tmp_path: Path,
-                                                             log: Path) -> None:
+def test_restart_with_checkpoint_and_rotations_while_stopped(tmp_path: Path, log: Path) -> None:
     w = FakeAuditd(log)
     d = Daemon(tmp_path, log)
     w.emit(kexec=True)
@@ -173,8 +172,12 @@ def test_checkpointed_file_rotated_away_raises_a_gap_alert(tmp_path: Path, log: 
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     mnt = tmp_path / "tmpfs"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)],
-                       check=False, capture_output=True, text=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, f"mount tmpfs needs root: {r.stderr}"
     try:
         yield mnt
@@ -261,8 +264,10 @@ def test_million_line_burst(tmp_path: Path, log: Path) -> None:
         else:  # single-record events: cheap for the core, the load is on the follower
             w.serial += 1
             stamp = f"{w.t // 1000}.{w.t % 1000:03d}"  # auditd's clock: never backwards
-            lines.append(f"type=USER_START msg=audit({stamp}:{w.serial}): pid=1 uid=0 "
-                         f"auid=0 ses=1 msg='op=PAM:session_open res=success'\n".encode())
+            lines.append(
+                f"type=USER_START msg=audit({stamp}:{w.serial}): pid=1 uid=0 "
+                f"auid=0 ses=1 msg='op=PAM:session_open res=success'\n".encode()
+            )
         if len(lines) >= 100_000:
             w.write(b"".join(lines))
             lines = []
@@ -283,9 +288,11 @@ def test_bounded_memory_under_never_completing_records(tmp_path: Path, log: Path
     # SYSCALL records only, each with its own id, never an EOE; earlier in time than the
     # kexec event, so capping the events in flight evicts them, not the kexec event.
     for n in range(20_000):
-        block.append(f"type=SYSCALL msg=audit(1699999999.{n % 1000:03d}:{n + 10}): "
-                     f"arch=c000003e syscall=59 success=yes exit=0 items=2 ppid=1 pid={n} "
-                     f'comm="x" exe="/bin/x"\n'.encode())
+        block.append(
+            f"type=SYSCALL msg=audit(1699999999.{n % 1000:03d}:{n + 10}): "
+            f"arch=c000003e syscall=59 success=yes exit=0 items=2 ppid=1 pid={n} "
+            f'comm="x" exe="/bin/x"\n'.encode()
+        )
     w.write(b"".join(block))
     w.emit(kexec=True)
     d.wait_alerts(1, timeout=120)
@@ -293,3 +300,25 @@ def test_bounded_memory_under_never_completing_records(tmp_path: Path, log: Path
     rss_kb = int(next(x for x in status.splitlines() if x.startswith("VmHWM")).split()[1])
     assert rss_kb < 150_000, f"peak RSS {rss_kb} kB"
     assert d.stop() == 0
+
+
+def test_sigkill_after_the_write_before_the_journal_does_not_repeat_it(tmp_path: Path) -> None:
+    w, d = alerted_once(tmp_path)
+    assert d.stop() == 0
+    # What a SIGKILL between JsonFileSink.send and the journal's delivery mark leaves.
+    line = d.alerts.read_text().splitlines()[0]
+    doc = json.loads(line)
+    doc["alert"]["id"] = doc["alert"]["id"].replace(":-:", ":other:")
+    moved = json.dumps(doc, separators=(",", ":"))
+    rec = {"id": doc["alert"]["id"], "json": moved, "text": "t", "msgid": "alert"}
+    with open(d.state / "alerts.journal", "a") as fh:
+        fh.write(json.dumps({"e": rec}) + "\n")
+    with open(d.alerts, "a") as fh:
+        fh.write(moved + "\n")
+    d = Daemon(tmp_path, w.path)
+    w.emit(kexec=True)
+    d.wait_alerts(3)
+    assert d.stop() == 0
+    ids = d.alert_ids()
+    assert len(ids) == 3 and len(set(ids)) == 3, d.stderr()[-2000:]
+    assert "event=requeue_skipped" in d.stderr()

@@ -8,17 +8,22 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.daemon.harness import RUNNER, Daemon, FakeAuditd
+from tests.daemon.harness import RUNNER, alerted_once
 
 
 def run_once(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*RUNNER, *args], capture_output=True, text=True, timeout=60,
-                          check=False)
+    return subprocess.run([*RUNNER, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_bad_output_spec_exits_2_naming_it(tmp_path: Path) -> None:
-    r = run_once("--log", str(tmp_path / "a.log"), "--state-dir", str(tmp_path / "s"),
-                 "--output", "syslog://nohost")
+    r = run_once(
+        "--log",
+        str(tmp_path / "a.log"),
+        "--state-dir",
+        str(tmp_path / "s"),
+        "--output",
+        "syslog://nohost",
+    )
     assert r.returncode == 2
     assert "syslog://nohost" in r.stderr
 
@@ -40,24 +45,16 @@ def test_symlinked_state_dir_exits_2(tmp_path: Path) -> None:
 
 
 def test_sigterm_checkpoints_and_exits_0(tmp_path: Path) -> None:
-    log = tmp_path / "audit.log"
-    w = FakeAuditd(log)
-    d = Daemon(tmp_path, log)
-    w.emit(kexec=True)
-    d.wait_alerts(1)
+    w, d = alerted_once(tmp_path)
     assert d.stop() == 0
     cp = json.loads((tmp_path / "state" / "checkpoint.json").read_text())
-    assert cp["position"]["offset"] == log.stat().st_size
+    assert cp["position"]["offset"] == w.path.stat().st_size
     assert len(cp["recent_alert_ids"]) == 1
     assert "event=status lines=7 " in d.stderr()
 
 
 def test_sighup_reopens_json_output_and_keeps_rules_on_a_bad_rule(tmp_path: Path) -> None:
-    log = tmp_path / "audit.log"
-    w = FakeAuditd(log)
-    d = Daemon(tmp_path, log)
-    w.emit(kexec=True)
-    d.wait_alerts(1)
+    w, d = alerted_once(tmp_path)
     d.alerts.rename(tmp_path / "alerts.ndjson.1")  # logrotate
     (tmp_path / "k.toml").write_text("rules = ['/nonexistent.toml']\npoll-interval = 0.2\n")
     d.proc.send_signal(signal.SIGHUP)

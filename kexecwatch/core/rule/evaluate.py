@@ -44,6 +44,7 @@ from kexecwatch.core.rule.ast import (
     Query,
     Scalar,
 )
+from kexecwatch.core.rule.explain import Conjunct, explain_failure
 from kexecwatch.core.rule.lexer import QuerySource
 from kexecwatch.core.rule.patterns import PatternError, lucene_to_python, wildcard_to_python
 
@@ -71,6 +72,8 @@ class CompiledQuery:
             the category is ``any``.
         matches: ``matches(doc) -> bool``; true when the document satisfies the query.
             It never raises on JSON-like documents.
+        conjuncts: the top-level conjuncts in query order (the category test first),
+            each with its own predicate; :meth:`explain` reads them.
     """
 
     text: str
@@ -78,6 +81,19 @@ class CompiledQuery:
     condition: Expr
     fields: frozenset[str]
     matches: Callable[[Document], bool] = field(repr=False, compare=False)
+    conjuncts: tuple[Conjunct, ...] = field(default=(), repr=False, compare=False)
+
+    def explain(self, document: Document) -> str | None:
+        """Why ``document`` does not match, or ``None`` when it does.
+
+        Names the first top-level conjunct (in query order) that fails, with the
+        document's value: ``excluded: process.parent.name kdumpctl`` for a failing
+        ``not ... in (...)``, ``process.args not in list`` for a failing ``in``,
+        ``process.name is bash, not kexec`` for a failing ``==``. The text holds
+        document values verbatim: escape it before showing it on a terminal.
+        Consistent with :attr:`matches`: ``None`` exactly when it returns true.
+        """
+        return explain_failure(self.conjuncts, document)
 
     def required_values(self) -> dict[str, frozenset[str]]:
         """Fields that must hold one of a few exact strings for the query to match.
@@ -118,14 +134,15 @@ def compile_ast(query: Query, src: QuerySource) -> CompiledQuery:
     """
     condition = query.condition
     fields = set(_fields(condition))
-    if query.category == "any":
-        predicate = _compile(condition, src)
-    else:
+    rest = condition.operands if isinstance(condition, And) else (condition,)
+    parts: tuple[Conjunct, ...] = tuple((item, _compile(item, src)) for item in rest)
+    if query.category != "any":
         fields.add(".".join(_CATEGORY_FIELD))
+        category = Comparison(Op.EQ, Field(_CATEGORY_FIELD, False, 0), (query.category,), (0,), 0)
         in_category = _membership(_CATEGORY_FIELD, frozenset({query.category}))
-        rest = condition.operands if isinstance(condition, And) else (condition,)
-        predicate = _all((in_category, *(_compile(item, src) for item in rest)))
-    return CompiledQuery(src.text, query.category, condition, frozenset(fields), predicate)
+        parts = ((category, in_category), *parts)
+    predicate = _all(tuple(pred for _, pred in parts))
+    return CompiledQuery(src.text, query.category, condition, frozenset(fields), predicate, parts)
 
 
 def _fields(expr: Expr) -> Iterator[str]:

@@ -1,0 +1,333 @@
+"""What the live view shows: plain state, the model that fills it, and the keys.
+
+Theory of operation: :class:`LiveModel` owns one
+:class:`~kexecwatch.core.detector.Detector` (run with ``emit_events`` so that every
+process event comes out, not only alerts). The terminal loop feeds it bytes and calls
+:meth:`LiveModel.tick` with the wall clock before each redraw; the model keeps a
+:class:`DashboardState` up to date, and
+:func:`~kexecwatch.adapters.liveview_render.render_dashboard` draws that state and
+nothing else. Keys are in :mod:`kexecwatch.adapters.liveview_keys`.
+
+Rule 1: no I/O and no clock here; times are passed in. Everything is testable without
+a terminal.
+Rule 2: state holds data as the log gave it (unescaped); only the renderer makes text
+terminal-safe, in one place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kexecwatch.core.alerts import Alert, AlertsSuppressed
+from kexecwatch.core.assembler import EventsLost
+from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output
+from kexecwatch.core.process import ProcessEvent, text
+from kexecwatch.core.proctable import ProcessTable, ProcLookup
+from kexecwatch.core.record import ParseIssue
+from kexecwatch.core.rule import CompiledQuery
+from kexecwatch.core.telemetry import TelemetryEvent
+
+__all__ = [
+    "RECORD_TIME",
+    "ActivityRow",
+    "AlertRow",
+    "DashboardState",
+    "LiveModel",
+    "ProcessSummary",
+    "is_kexec",
+    "process_chain",
+]
+
+#: Seconds of event-rate history kept for the sparkline.
+HISTORY_S = 300
+MAX_ALERT_ROWS = 1000
+MAX_ACTIVITY_ROWS = 200
+CHAIN_DEPTH = 5
+_RATE_WINDOW_S = 3.0
+#: A record header's time: seconds and milliseconds.
+RECORD_TIME = re.compile(rb"msg=audit\(([0-9]{1,20})\.([0-9]{3})")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSummary:
+    """Who ran what, as one line of the screen shows it (raw text, not yet escaped)."""
+
+    time_ms: int
+    host: str
+    user: str
+    pid: int
+    chain: tuple[str, ...]
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """One alert as the alerts panel shows it; ``document`` is the full ECS alert."""
+
+    rule: str
+    severity: str
+    process: ProcessSummary
+    document: dict[str, Any]
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityRow:
+    """One execution of kexec, whether it alerted or, if not, why not."""
+
+    process: ProcessSummary
+    alerted: bool
+    reason: str
+
+
+@dataclass(slots=True)
+class DashboardState:
+    """Everything the screen shows. Plain data: the renderer reads only this.
+
+    ``selected`` is an index into ``alert_rows`` (oldest first), or ``None`` to follow
+    the newest alert. ``rate_history`` holds events per second of log time, oldest
+    first, ending at the latest record time.
+    """
+
+    source: str = "follow"
+    path: str = ""
+    status: str = ""
+    offset: int = 0
+    lag: int | None = None
+    records: int = 0
+    events: int = 0
+    records_per_s: float = 0.0
+    events_per_s: float = 0.0
+    alerts: int = 0
+    suppressed: int = 0
+    lost_events: int = 0
+    parse_issues: int = 0
+    uptime_s: float = 0.0
+    log_time_ms: int = 0
+    paused: bool = False
+    finished: bool = False
+    message: str = ""
+    alert_rows: list[AlertRow] = field(default_factory=list)
+    activity: list[ActivityRow] = field(default_factory=list)
+    rate_history: list[int] = field(default_factory=list)
+    selected: int | None = None
+    detail: int | None = None
+    detail_scroll: int = 0
+
+
+def process_chain(
+    event: ProcessEvent, table: ProcessTable, depth: int = CHAIN_DEPTH
+) -> tuple[str, ...]:
+    """Names from the oldest known ancestor down to ``event``'s process.
+
+    ``("systemd", "bash", "kexec")``; an ancestor the table does not know is shown as
+    ``pid N`` and ends the chain.
+    """
+    own = text(event.comm) or text(event.exe) or f"pid {event.pid}"
+    ancestors = table.ancestry(event.ppid, event.id.time_ms, depth - 1)
+    if not ancestors and event.parent is not None and event.parent.name is not None:
+        return (text(event.parent.name) or "?", own)
+    names = [text(p.name) or f"pid {p.pid}" for p in ancestors]
+    top = ancestors[-1].ppid if ancestors else event.ppid
+    if len(names) < depth - 1 and top is not None and top > 0:
+        names.append(f"pid {top}")
+    return (*reversed(names), own)
+
+
+def is_kexec(event: ProcessEvent) -> bool:
+    """Whether ``event`` executes kexec: ``comm`` or the basename of ``exe`` is ``kexec``."""
+    exe = event.exe or b""
+    return event.is_exec and (event.comm == b"kexec" or exe.rsplit(b"/", 1)[-1] == b"kexec")
+
+
+class LiveModel:
+    """The detector plus the live view's state. See the module docstring.
+
+    Args:
+        rules: the rules to run.
+        host_name: ``host.name`` for records without ``node=``.
+        lookup: a live ``/proc`` lookup (follow mode), or ``None`` (replay).
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[DetectionRule],
+        *,
+        host_name: str,
+        lookup: ProcLookup | None = None,
+        state: DashboardState | None = None,
+    ) -> None:
+        self.rules = list(rules)
+        self.detector = Detector(
+            self.rules,
+            host_name=host_name,
+            options=DetectorOptions(emit_events=True),
+            lookup=lookup,
+        )
+        self.state = state or DashboardState()
+        self._per_second: dict[int, int] = {}
+        self._samples: deque[tuple[float, int, int]] = deque()
+        self._started: float | None = None
+        #: The latest record time fed, in ms (0 before the first record).
+        self.last_record_ms = 0
+        #: Grows whenever something on the screen may have changed (redraw hint).
+        self.version = 0
+
+    # -- feeding ------------------------------------------------------------------
+    def switch_source(self, name: str, offset: int = 0) -> None:
+        """Continue with another file (the next replay file, or a rotated log)."""
+        self._take(self.detector.switch_source(name, offset))
+
+    def feed(self, data: bytes) -> None:
+        """Feed a chunk of log; events are counted in the second of their records."""
+        start = 0
+        second: int | None = None
+        # Cut the chunk where the record second changes, so the sparkline counts each
+        # event in its own second even when a whole file arrives at once.
+        for m in RECORD_TIME.finditer(data):
+            sec = int(m.group(1))
+            self.last_record_ms = max(self.last_record_ms, sec * 1000 + int(m.group(2)))
+            if second is not None and sec != second:
+                cut = data.rfind(b"\n", start, m.start()) + 1
+                if cut > start:
+                    self._feed_part(data[start:cut], second)
+                    start = cut
+            second = sec
+        if start < len(data):
+            self._feed_part(data[start:], second)
+
+    def _feed_part(self, data: bytes, second: int | None) -> None:
+        self.version += 1  # the record count changed, at least
+        before = self.detector.stats.events
+        self._take(self.detector.feed(data))
+        self._count(self.detector.stats.events - before, second)
+
+    def expire(self, now_ms: int) -> None:
+        """Complete events older than the assembly window (live idle)."""
+        before = self.detector.stats.events
+        self._take(self.detector.expire(now_ms))
+        self._count(self.detector.stats.events - before, None)
+
+    def flush(self) -> None:
+        """End of input (a finished replay)."""
+        before = self.detector.stats.events
+        self._take(self.detector.flush())
+        self._count(self.detector.stats.events - before, None)
+
+    def note(self, message: str) -> None:
+        """Show ``message`` (a diagnostic of the shell) in the status line."""
+        self.state.message = message
+        self.version += 1
+
+    # -- clock ----------------------------------------------------------------------
+    def tick(self, now: float) -> None:
+        """Bring counters, rates and the uptime up to date at wall time ``now`` (s)."""
+        stats = self.detector.stats
+        state = self.state
+        if self._started is None:
+            self._started = now
+        state.uptime_s = now - self._started
+        state.records, state.events = stats.records, stats.events
+        state.alerts, state.suppressed = stats.alerts, stats.suppressed
+        state.lost_events, state.parse_issues = stats.lost_events, stats.parse_issues
+        state.log_time_ms = stats.last_time_ms
+        samples = self._samples
+        samples.append((now, stats.records, stats.events))
+        while len(samples) > 2 and now - samples[1][0] >= _RATE_WINDOW_S:
+            samples.popleft()
+        t0, r0, e0 = samples[0]
+        span = now - t0
+        state.records_per_s = (stats.records - r0) / span if span > 0 else 0.0
+        state.events_per_s = (stats.events - e0) / span if span > 0 else 0.0
+        last = stats.last_time_ms // 1000
+        first = last - HISTORY_S + 1
+        for sec in [s for s in self._per_second if s < first]:
+            del self._per_second[sec]
+        counts = self._per_second
+        state.rate_history = [counts.get(s, 0) for s in range(first, last + 1)] if last else []
+
+    # -- internals --------------------------------------------------------------------
+    def _count(self, events: int, second: int | None) -> None:
+        if events <= 0:
+            return
+        if second is None:
+            second = self.detector.stats.last_time_ms // 1000
+        self._per_second[second] = self._per_second.get(second, 0) + events
+
+    def _take(self, outputs: list[Output]) -> None:
+        if outputs:
+            self.version += 1
+        for item in outputs:
+            if isinstance(item, Alert):
+                self._add_alert(item)
+            elif isinstance(item, ProcessEvent):
+                if is_kexec(item):
+                    self._add_activity(item)
+            elif isinstance(item, ParseIssue):
+                self.state.message = f"line {item.line_no}: parse issue: {item.reason}"
+            elif isinstance(item, EventsLost):
+                self.state.message = (
+                    f"{item.count} event(s) lost: serials {item.first_serial}-{item.last_serial}"
+                )
+            elif isinstance(item, AlertsSuppressed):
+                self.state.message = item.describe()
+
+    def _summary(self, event: ProcessEvent | TelemetryEvent, doc: dict[str, Any]) -> ProcessSummary:
+        if isinstance(event, TelemetryEvent):
+            if event.process is not None:
+                return self._summary(event.process, event.process.to_document())
+            return ProcessSummary(
+                time_ms=event.id.time_ms,
+                host=event.host_name,
+                user="-",
+                pid=0,
+                chain=(),
+                command=event.action,
+            )
+        user = doc.get("user", {})
+        process = doc.get("process", {})
+        return ProcessSummary(
+            time_ms=event.id.time_ms,
+            host=event.host_name,
+            user=str(user.get("name") or user.get("id") or "?"),
+            pid=event.pid,
+            chain=process_chain(event, self.detector.table),
+            command=str(process.get("command_line") or process.get("name") or "?"),
+        )
+
+    def _add_alert(self, alert: Alert) -> None:
+        doc = alert.to_document()
+        summary = self._summary(alert.event, doc)
+        rows = self.state.alert_rows
+        rows.append(AlertRow(alert.rule.name, alert.rule.severity, summary, doc, alert.reason))
+        if len(rows) > MAX_ALERT_ROWS:
+            drop = len(rows) - MAX_ALERT_ROWS
+            del rows[:drop]
+            state = self.state
+            if state.selected is not None:
+                state.selected = max(0, state.selected - drop)
+            if state.detail is not None:
+                state.detail = max(0, state.detail - drop)
+
+    def _add_activity(self, event: ProcessEvent) -> None:
+        doc = event.to_document()
+        # Which rules alerted, and why each EQL rule that did not stayed silent
+        # (kexecwatch's own detections that did not fire have nothing to add).
+        matched = []
+        reasons = []
+        for rule in self.rules:
+            if rule.matches(doc):
+                matched.append(rule.name)
+                continue
+            query = getattr(rule, "query", None)
+            if isinstance(query, CompiledQuery):
+                reasons.append(query.explain(doc) or "no match")
+        reason = "; ".join(reasons + matched) or "no rule matched"
+        rows = self.state.activity
+        rows.append(ActivityRow(self._summary(event, doc), bool(matched), reason))
+        if len(rows) > MAX_ACTIVITY_ROWS:
+            del rows[: len(rows) - MAX_ACTIVITY_ROWS]
