@@ -44,9 +44,20 @@ class Run:
         self.writer = FakeAuditd(self.log)
         self.received: dict[str, float] = {}
         self.proc = subprocess.Popen(
-            [*RUNNER, "--log", str(self.log), "--state-dir", str(tmp / "state"),
-             "--output", "stdout", "--host-name", "bench"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            [
+                *RUNNER,
+                "--log",
+                str(self.log),
+                "--state-dir",
+                str(tmp / "state"),
+                "--output",
+                "stdout",
+                "--host-name",
+                "bench",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         threading.Thread(target=self._read, daemon=True).start()
         time.sleep(2.0)  # start-up, /proc seeding
 
@@ -79,8 +90,10 @@ def latency(run: Run, n: int) -> None:
         print("latency: no alerts received")
         return
     p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-    print(f"alert latency over {len(lat)}/{n} events: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
-          "[p99 < 100 ms]")
+    print(
+        f"alert latency over {len(lat)}/{n} events: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+        "[p99 < 100 ms]"
+    )
 
 
 def idle_cpu(run: Run, seconds: float) -> None:
@@ -103,10 +116,12 @@ def load_cpu(run: Run, rate: int, seconds: float) -> None:
     c1, t1 = cpu_seconds(run.proc.pid), time.monotonic()
     behind = t1 - t0 - seconds
     per_event_ms = 1000 * (c1 - c0) / (rate * seconds)
-    print(f"CPU at {rate} exec events/s for {seconds:.0f} s: "
-          f"{100 * (c1 - c0) / (t1 - t0):.1f}% of a core over {t1 - t0:.1f} s "
-          f"(caught up {behind:.1f} s after the writer stopped); {per_event_ms:.3f} ms CPU "
-          f"per exec event = {per_event_ms * rate / 10:.0f}% of a core at {rate}/s [< 15%]")
+    print(
+        f"CPU at {rate} exec events/s for {seconds:.0f} s: "
+        f"{100 * (c1 - c0) / (t1 - t0):.1f}% of a core over {t1 - t0:.1f} s "
+        f"(caught up {behind:.1f} s after the writer stopped); {per_event_ms:.3f} ms CPU "
+        f"per exec event = {per_event_ms * rate / 10:.0f}% of a core at {rate}/s [< 15%]"
+    )
 
 
 def sentinel(run: Run, timeout: float = 900) -> None:
@@ -122,12 +137,13 @@ def sentinel(run: Run, timeout: float = 900) -> None:
 def hour_rss(run: Run, events: int) -> None:
     t0 = time.monotonic()
     for start in range(0, events, 1000):
-        batch = b"".join(b"".join(run.writer.event())
-                         for k in range(min(1000, events - start)))
+        batch = b"".join(b"".join(run.writer.event()) for k in range(min(1000, events - start)))
         run.writer.write(batch)
     sentinel(run)
-    print(f"peak RSS after {events} exec events ({events * 7} lines, "
-          f"{time.monotonic() - t0:.0f} s): {peak_rss_mb(run.proc.pid):.1f} MB [< 80 MB]")
+    print(
+        f"peak RSS after {events} exec events ({events * 7} lines, "
+        f"{time.monotonic() - t0:.0f} s): {peak_rss_mb(run.proc.pid):.1f} MB [< 80 MB]"
+    )
 
 
 def main() -> int:
@@ -136,8 +152,12 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=2000)
     ap.add_argument("--load-seconds", type=float, default=10.0)
     ap.add_argument("--idle-seconds", type=float, default=20.0)
-    ap.add_argument("--hour-events", type=int, default=72_000,
-                    help="exec events standing for an hour (default: 20 execs/s)")
+    ap.add_argument(
+        "--hour-events",
+        type=int,
+        default=72_000,
+        help="exec events standing for an hour (default: 20 execs/s)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         run = Run(Path(tmp))

@@ -346,11 +346,12 @@ class Assembler:
         time plus the idle time it saw; replay never needs to.
         """
         out: list[AssemblerOutput] = []
-        for node in list(self._watermark):
-            self._watermark[node] = max(self._watermark[node], now_ms)
-        self._expire_into(out)
+        # The watermarks stay record time: a clock passed in here completes what
+        # waits, but must not make the next records look late.
+        self._expire_into(out, now_ms)
         for node, tracker in self._gaps.items():
-            out.extend(tracker.declare(node, self._watermark.get(node, now_ms), self.window_ms))
+            mark = max(self._watermark.get(node, now_ms), now_ms)
+            out.extend(tracker.declare(node, mark, self.window_ms))
         return out
 
     def flush(self) -> list[AssemblerOutput]:
@@ -380,19 +381,19 @@ class Assembler:
         heapq.heapify(self._by_age)
         self._sequence = len(self._by_age)
 
-    def _expire_into(self, out: list[AssemblerOutput]) -> None:
+    def _expire_into(self, out: list[AssemblerOutput], now_ms: int = 0) -> None:
         ages = self._by_age
         if not ages and not self._done:
             return
-        newest = max(self._watermark.values())
-        limit = newest - self.window_ms
+        newest = max(self._watermark.values(), default=now_ms)
+        limit = max(newest, now_ms) - self.window_ms
         deferred: list[tuple[int, int, EventKey]] = []
         while ages and ages[0][0] < limit:
             entry = heapq.heappop(ages)
             key = entry[2]
             if key not in self._inflight:
                 continue  # completed since
-            if entry[0] < self._watermark.get(key[0], newest) - self.window_ms:
+            if entry[0] < max(self._watermark.get(key[0], newest), now_ms) - self.window_ms:
                 out.append(self._finish(key, "expired"))
             else:
                 deferred.append(entry)  # another node, whose own time has not moved on

@@ -359,7 +359,7 @@ class Detector:
         ppid = int(m.group("ppid"))
         table = self.table
         if table.lookup is not None:
-            table.parent_at(ppid, time_ms)  # may seed the table from /proc
+            table.remember_live(ppid, time_ms)
         if success and syscall in EXEC_SYSCALLS:
             lines = buf[find_line_end(buf, m) : run[0]]
             args: Args = None

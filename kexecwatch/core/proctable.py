@@ -41,6 +41,8 @@ __all__ = [
 ]
 
 DEFAULT_MAX_ENTRIES = 65_536
+#: How many of the most recently used entries a snapshot (checkpoint) keeps.
+STATE_ENTRIES = 4_096
 #: The argv bytes the table may hold (raw EXECVE bodies, history included). At the
 #: ~350 bytes of an average argv this holds some 24,000 processes: with parents kept
 #: fresh (below) that covers every process still spawning children, for the bounded
@@ -169,6 +171,7 @@ class ProcessTable:
         self.max_args_bytes = max_args_bytes
         self.lookup = lookup
         self._decode = decode
+        self._unreadable: dict[int, None] = {}
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
         self._args_bytes = 0
 
@@ -191,6 +194,24 @@ class ProcessTable:
         argv, which the event itself does not carry.
         """
         return self._known(event.pid, event.id.time_ms)
+
+    def remember_live(self, pid: int, time_ms: int) -> None:
+        """Make sure ``pid`` is known, reading ``/proc`` once if it is not.
+
+        The live fast path calls this for every exec's parent, so that a parent
+        that exits later can still be named; it decodes nothing, and a pid that
+        could not be read is not tried again until the table learns of it.
+        """
+        if self.lookup is None or pid <= 0 or pid in self._entries or pid in self._unreadable:
+            return
+        live = self.lookup(pid)
+        if live is not None and live.start_ms <= time_ms:
+            self.add_live(live)
+            return
+        unreadable = self._unreadable
+        unreadable[pid] = None
+        if len(unreadable) > 4096:
+            del unreadable[next(iter(unreadable))]
 
     def parent_at(self, ppid: int, time_ms: int) -> Parent | None:
         """The process ``ppid`` as known at ``time_ms``, or ``None``.
@@ -367,7 +388,11 @@ class ProcessTable:
             return None if b is None else b.decode("latin-1")
 
         rows: list[list[Any]] = []
-        for entry in self._entries.values():
+        # Only the most recently used entries: a restarted daemon seeds every live
+        # process from /proc again, so the snapshot need only carry the recent
+        # ones that may have exited, and it stays small enough to write often.
+        recent = list(self._entries.values())[-STATE_ENTRIES:]
+        for entry in recent:
             parent = _as_parent(entry, self._decode)
             rows.append(
                 [

@@ -161,3 +161,16 @@ def test_state_roundtrip_keeps_done_and_gap_baseline() -> None:
     out = push_all(restored, records(exec_lines(2) + exec_lines(3))) + restored.flush()
     assert [e.id.serial for e in events(out)] == [3]
     assert not [o for o in out if isinstance(o, EventsLost | ParseIssue)]
+
+
+def test_expire_with_a_clock_does_not_make_later_records_late() -> None:
+    # The daemon passes "last record time + idle time"; records that come next may
+    # carry earlier times (a host clock behind, a synthetic writer): still whole.
+    asm = Assembler(window_ms=1000)
+    push_all(asm, records(exec_lines(1, t="1700000000.000", proctitle=False)))
+    [expired] = events(asm.expire(1700000060000))
+    assert expired.ended_by == "expired"
+    out = push_all(asm, records(exec_lines(2, t="1700000000.500")))
+    [event] = events(out)
+    assert event.ended_by == "proctitle"
+    assert len(event.records) == 5

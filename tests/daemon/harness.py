@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +48,10 @@ class FakeAuditd:
             f'exe="{exe}" key="exec"',
             head.format("EXECVE") + f"argc={len(args)} {argv}",
             head.format("CWD") + 'cwd="/root"',
-            head.format("PATH") + f'item=0 name="{exe}" inode=5 dev=fe:01 mode=0100755 '
+            # One inode per program, as on a real disk: a shared inode would make
+            # every program a hard link of kexec.
+            head.format("PATH") + f'item=0 name="{exe}" inode={zlib.crc32(exe.encode())} '
+            "dev=fe:01 mode=0100755 "
             "ouid=0 ogid=0 rdev=00:00 nametype=NORMAL",
             head.format("PATH") + 'item=1 name="/lib64/ld-linux-x86-64.so.2" inode=6 '
             "dev=fe:01 mode=0100755 ouid=0 ogid=0 rdev=00:00 nametype=NORMAL",
