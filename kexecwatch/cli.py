@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+", metavar="FILE", help="rule files")
     check.set_defaults(handler=_check_rule_command)
 
-    from kexecwatch.adapters.daemon import add_run_arguments, run_command
+    from kexecwatch.adapters.config import add_run_arguments
 
     run = sub.add_parser(
         "run",
@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         "SIGTERM/SIGINT, 1 on a runtime failure, 2 on a usage, config or rule error.",
     )
     add_run_arguments(run)
-    run.set_defaults(handler=run_command)
+    run.set_defaults(handler=_run_command)
 
     from kexecwatch.adapters.doctor import add_doctor_arguments, doctor_command
 
@@ -193,6 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return EXIT_OK
     return code
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    # The daemon's modules (file watching, outputs) load only when it runs.
+    from kexecwatch.adapters.daemon import run_command
+
+    return run_command(args)
 
 
 def _check_rule_command(args: argparse.Namespace) -> int:

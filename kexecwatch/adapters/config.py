@@ -7,6 +7,7 @@ naming the dotted key and the file.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import tomllib
 from collections.abc import Mapping
@@ -16,7 +17,13 @@ from typing import Any
 from kexecwatch.adapters.sinks import parse_output_spec
 from kexecwatch.errors import ConfigError, SourceLocation
 
-__all__ = ["DEFAULT_CONFIG_PATH", "Config", "apply_overrides", "load_config"]
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "Config",
+    "add_run_arguments",
+    "apply_overrides",
+    "load_config",
+]
 
 DEFAULT_CONFIG_PATH = "/etc/kexecwatch/kexecwatch.toml"
 
@@ -146,3 +153,36 @@ def apply_overrides(cfg: Config, overrides: Mapping[str, Any]) -> Config:
         if v is not None and v != []
     }
     return _validate(dataclasses.replace(cfg, **changes), None)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``kexecwatch run`` to ``parser``."""
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="configuration file (default /etc/kexecwatch/kexecwatch.toml)",
+    )
+    parser.add_argument("--log", metavar="PATH", help="audit log to follow")
+    parser.add_argument("--state-dir", metavar="DIR", help="checkpoint directory")
+    parser.add_argument(
+        "--output",
+        metavar="SPEC",
+        action="append",
+        dest="outputs",
+        help="stdout, stdout:text, json:PATH, syslog, syslog://HOST:PORT or "
+        "syslog+tcp://HOST:PORT (repeatable; replaces the config's)",
+    )
+    parser.add_argument(
+        "--rule",
+        metavar="FILE",
+        action="append",
+        dest="rules",
+        help="extra rule file (repeatable; replaces the config's)",
+    )
+    parser.add_argument("--host-name", metavar="NAME", help="host name for alerts")
+    parser.add_argument(
+        "--ruleset",
+        choices=("all", "upstream", "kexecwatch"),
+        help="built-in rules: all (default), upstream (Elastic's v7 alone) "
+        "or kexecwatch (its own rules alone)",
+    )

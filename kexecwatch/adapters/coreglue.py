@@ -20,11 +20,12 @@ from kexecwatch.adapters.procfs import ProcFs
 from kexecwatch.adapters.sinks import SinkRecord
 from kexecwatch.core.alerts import Alert, AlertsSuppressed, to_json_line, to_text_line
 from kexecwatch.core.assembler import EventsLost
-from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions
+from kexecwatch.core.detector import Detector, DetectorOptions
 from kexecwatch.core.proctable import LiveProcess
 from kexecwatch.core.record import ParseIssue
+from kexecwatch.rules import load_rules
 
-__all__ = ["CoreLink", "gap_record", "load_rules"]
+__all__ = ["CoreLink", "gap_record"]
 
 log = logging.getLogger(__name__)
 
@@ -32,25 +33,12 @@ SEVERITY_ERR = 3
 _PARSE_LOG_EVERY = 1000  # log the first parse issues, then one in this many
 
 
-def load_rules(paths: Sequence[str], ruleset: str = "all") -> list[DetectionRule]:
-    """The built-in rules of ``ruleset`` plus rule files.
-
-    Raises:
-        RuleError: a rule file cannot be read or compiled.
-        ConfigError: an unknown rule set.
-    """
-    # Imported here so the daemon's modules load before the rule engine does.
-    from kexecwatch.rules import load_rules as load
-
-    return list(load(paths, ruleset=ruleset))
-
-
 class CoreLink:
     """The detector plus the daemon's view of it."""
 
     def __init__(self, cfg: Config, host_name: str) -> None:
         self.host_name = host_name
-        rules = load_rules(cfg.rules, cfg.ruleset)
+        rules = load_rules(cfg.rules, ruleset=cfg.ruleset)
         try:
             self._procfs: ProcFs | None = ProcFs()
         except OSError as exc:
@@ -88,7 +76,7 @@ class CoreLink:
 
     def reload_rules(self, paths: Sequence[str], ruleset: str = "all") -> None:
         """Swap in freshly loaded rules; on RuleError the old set stays."""
-        self.detector.replace_rules(load_rules(paths, ruleset))
+        self.detector.replace_rules(load_rules(paths, ruleset=ruleset))
 
     # Thin pass-throughs, so the daemon never touches the core directly.
     def feed(self, data: bytes) -> list[Any]:

@@ -36,7 +36,7 @@ from kexecwatch.adapters.checkpoint import (
     ensure_state_dir,
     read_boot_id,
 )
-from kexecwatch.adapters.config import Config, apply_overrides, load_config
+from kexecwatch.adapters.config import Config, add_run_arguments, apply_overrides, load_config
 from kexecwatch.adapters.coreglue import CoreLink, gap_record
 from kexecwatch.adapters.follower import (
     DroppedTail,
@@ -386,39 +386,6 @@ class Daemon:
 
 
 # -- command line ---------------------------------------------------------------------------
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options of ``kexecwatch run`` to ``parser``."""
-    parser.add_argument(
-        "--config",
-        metavar="FILE",
-        help="configuration file (default /etc/kexecwatch/kexecwatch.toml)",
-    )
-    parser.add_argument("--log", metavar="PATH", help="audit log to follow")
-    parser.add_argument("--state-dir", metavar="DIR", help="checkpoint directory")
-    parser.add_argument(
-        "--output",
-        metavar="SPEC",
-        action="append",
-        dest="outputs",
-        help="stdout, stdout:text, json:PATH, syslog, syslog://HOST:PORT or "
-        "syslog+tcp://HOST:PORT (repeatable; replaces the config's)",
-    )
-    parser.add_argument(
-        "--rule",
-        metavar="FILE",
-        action="append",
-        dest="rules",
-        help="extra rule file (repeatable; replaces the config's)",
-    )
-    parser.add_argument("--host-name", metavar="NAME", help="host name for alerts")
-    parser.add_argument(
-        "--ruleset",
-        choices=("all", "upstream", "kexecwatch"),
-        help="built-in rules: all (default), upstream (Elastic's v7 alone) "
-        "or kexecwatch (its own rules alone)",
-    )
-
-
 def _resolve(args: argparse.Namespace) -> Config:
     overrides = {
         k: getattr(args, k, None)

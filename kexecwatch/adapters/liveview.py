@@ -27,12 +27,13 @@ import sys
 import termios
 import time
 from types import FrameType, TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from kexecwatch.adapters.liveview_keys import handle_key, parse_keys
-from kexecwatch.adapters.liveview_state import LiveModel
 from kexecwatch.core.proctable import LiveProcess, ProcLookup
 from kexecwatch.errors import InputError
+
+if TYPE_CHECKING:
+    from kexecwatch.adapters.liveview_state import LiveModel
 
 __all__ = ["DEFAULT_LOG", "add_live_arguments", "live_command", "run_dashboard"]
 
@@ -121,6 +122,8 @@ def live_command(args: argparse.Namespace) -> int:
     rules = load_rules(args.rule, builtin=not args.no_builtin_rules, ruleset=args.ruleset)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise InputError("live needs a terminal; use `kexecwatch replay` for pipes and files")
+    from kexecwatch.adapters.liveview_state import LiveModel
+
     host = args.host_name or socket.gethostname()
     feed: Feed
     if sources is not None:
@@ -183,6 +186,7 @@ def run_dashboard(model: LiveModel, feed: Feed, *, fd: int | None = None) -> int
     from rich.console import Console
     from rich.live import Live
 
+    from kexecwatch.adapters.liveview_keys import handle_key
     from kexecwatch.adapters.liveview_render import HEADER_LINES, render_dashboard
 
     console = Console(highlight=False, markup=False, emoji=False, soft_wrap=False)
@@ -324,4 +328,6 @@ class _Terminal:
         if not data:  # the terminal went away
             self.stop_signal = signal.SIGHUP
             return []
+        from kexecwatch.adapters.liveview_keys import parse_keys
+
         return parse_keys(data)
