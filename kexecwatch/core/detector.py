@@ -350,8 +350,8 @@ class Detector:
         )
         start = m.start() + 1
         end = run[1]
-        if (for_rules and relevant and _any_accepts(for_rules, buf, start, end)) or (
-            for_others and _any_accepts(for_others, buf, start, end)
+        if (for_rules and relevant and _any_accepts(for_rules, buf, start, run, end)) or (
+            for_others and _any_accepts(for_others, buf, start, run, end)
         ):
             records = records_of(buf[start:end], line_no)
             self._on_event(AuditEvent(None, event_id, records, "proctitle"), out)
@@ -651,8 +651,14 @@ def find_line_end(buf: bytes, m: re.Match[bytes]) -> int:
     return buf.find(b"\n", m.end()) + 1
 
 
-def _any_accepts(interests: tuple[EventInterest, ...], buf: bytes, start: int, end: int) -> bool:
-    """Whether one of ``interests`` (which accept the SYSCALL record) takes the run."""
+def _any_accepts(
+    interests: tuple[EventInterest, ...], buf: bytes, start: int, run: tuple[int, int], end: int
+) -> bool:
+    """Whether one of ``interests`` (which accept the SYSCALL record) takes the run.
+
+    The run is ``buf[start:end]``; its PATH records, like every middle record, lie
+    after its EXECVE lines (``run[0]``), so only that part is searched for inodes.
+    """
     for interest in interests:
         if interest.is_static:
             return True
@@ -663,7 +669,7 @@ def _any_accepts(interests: tuple[EventInterest, ...], buf: bytes, start: int, e
         known = interest.path_items
         if known is None:
             return True
-        if known and inode_search(frozenset(i for i, _ in known)).search(buf, start, end):
+        if known and inode_search(tuple(known)).search(buf, run[0], end):
             return True
     return False
 

@@ -105,13 +105,24 @@ def run_end(buf: bytes, m: re.Match[bytes]) -> tuple[int, int] | None:
     while starts(execve, line):
         line = find(b"\n", line) + 1
     args_end = line
-    while starts(b"type=", line):
-        space = find(b" ", line + 5, line + 16)
-        if space < 0 or buf[line + 5 : space] not in _MIDDLE or not starts(tag, space):
+    # The usual middle lines are matched with one call per line; the rarer types
+    # by their type name.
+    usual = (b"type=PATH" + tag, b"type=CWD" + tag)
+    proctitle = b"type=PROCTITLE" + tag
+    while True:
+        while starts(usual, line):
+            line = find(b"\n", line) + 1
+        if starts(proctitle, line):
             break
+        space = find(b" ", line + 5, line + 16)
+        if (
+            space < 0
+            or not starts(b"type=", line)
+            or buf[line + 5 : space] not in _MIDDLE
+            or not starts(tag, space)
+        ):
+            return None
         line = find(b"\n", line) + 1
-    if not starts(b"type=PROCTITLE" + tag, line):
-        return None
     end = find(b"\n", line) + 1
     if find(b"\x00", m.start(), end) >= 0:
         return None  # a NUL is corruption: the reference path reports it
@@ -131,25 +142,27 @@ def execve_bodies(lines: bytes, event_id: bytes) -> bytes | None:
     return lines[len(header) : -1].replace(b"\n" + header, b"\n")
 
 
-_INODE_SEARCHES: dict[frozenset[int], re.Pattern[bytes]] = {}
+_INODE_SEARCHES: dict[tuple[tuple[int, str], ...], re.Pattern[bytes]] = {}
 
 
-def inode_search(inodes: frozenset[int]) -> re.Pattern[bytes]:
-    """A search for an ``inode=`` value that may read as one of ``inodes``.
+def inode_search(items: tuple[tuple[int, str], ...]) -> re.Pattern[bytes]:
+    """A search for an ``inode=`` value that may read as the inode of one of ``items``.
 
-    It finds one of them in plain digits (leading zeros allowed), or any value that
-    ``int()`` could read some other way (a sign, an underscore, a space): a superset
-    of what :func:`path_inodes` would find, in one C-level search.
+    ``items`` are ``(inode, dev)`` pairs, as a detection learns them; keyed by the
+    tuple itself, the cache costs a caller one C-level ``tuple()`` per event. The
+    search finds one of the inodes in plain digits (leading zeros allowed), or any
+    value that ``int()`` could read some other way (a sign, an underscore, a space): a
+    superset of what :func:`path_inodes` would find, in one C-level search.
     """
-    pattern = _INODE_SEARCHES.get(inodes)
+    pattern = _INODE_SEARCHES.get(items)
     if pattern is None:
-        digits = b"|".join(b"%d" % abs(i) for i in sorted(inodes))
+        digits = b"|".join(b"%d" % abs(i) for i in sorted({i for i, _ in items}))
         pattern = re.compile(
             rb"inode=(?:0*(?:" + digits + rb")(?=[ \n\x1d])|[^ \n\x1d]*[^0-9 \n\x1d])"
         )
         if len(_INODE_SEARCHES) >= 256:
             _INODE_SEARCHES.clear()
-        _INODE_SEARCHES[inodes] = pattern
+        _INODE_SEARCHES[items] = pattern
     return pattern
 
 
