@@ -581,9 +581,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     exp = generate(args.output, parse_size(args.size), seed=args.seed)
+    alerts = exp["alerts"]
+    assert isinstance(alerts, list)
     print(
         f"{args.output}: {exp['bytes']} bytes, {exp['records']} records, "
-        f"{exp['events']} events, {len(exp['alerts'])} expected alerts",
+        f"{exp['events']} events, {len(alerts)} expected alerts",
         file=sys.stderr,
     )
     return 0

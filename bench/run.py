@@ -45,6 +45,7 @@ while au.parse_next_event():
             n += 1
         if not au.next_record():
             break
+print(n)
 """
 
 
