@@ -57,11 +57,23 @@ def parse_fields(body: bytes) -> tuple[Fields, list[str]]:
         unterminated quotes). Never raises.
     """
     if _PLAIN_BODY.fullmatch(body):
-        return {n.decode("ascii", "replace"): v for n, v in _PLAIN_FIELD.findall(body)}, []
+        names = _NAMES
+        return {names.get(n) or _name(n): v for n, v in _PLAIN_FIELD.findall(body)}, []
     fields: Fields = {}
     problems: list[str] = []
     _split_into(body, fields, problems, nested=False)
     return fields, problems
+
+
+# Field names as text: a few dozen names recur in every record.
+_NAMES: dict[bytes, str] = {}
+
+
+def _name(raw: bytes) -> str:
+    name = raw.decode("ascii", "replace")
+    if len(_NAMES) < 4096:
+        _NAMES[raw] = name
+    return name
 
 
 def _split_into(body: bytes, fields: Fields, problems: list[str], *, nested: bool) -> None:
