@@ -258,6 +258,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{name}: {secs:.2f} s beyond interpreter start-up = {secs / left:.0%} of that: "
             f"{verdict} what is left"
         )
+    rest = left - work[IDEALISED[1]]
+    events = int(expected["events"])
+    print(
+        f"after probe 6: {rest:.2f} s for {events:,} events, {rest / events * 1e6:.1f} us an "
+        "event, for all it skips (ids, comm, exe, argv, record checks, assembly, lost "
+        "events, the rules)"
+    )
     return 0
 
 
