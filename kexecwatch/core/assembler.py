@@ -330,6 +330,44 @@ class Assembler:
         self._expire_into(out)
         return out
 
+    def maybe_push_pair(
+        self, node: str | None, first: EventId, first_ms: int, second: EventId, second_ms: int
+    ) -> list[AssemblerOutput] | None:
+        """Take two whole syscall events whose records interleave, the first ending first.
+
+        The caller has seen the first event's ``SYSCALL`` record, then the second's,
+        then the rest of both, each event whole (as for :meth:`maybe_push_whole`) and
+        the first's ``PROCTITLE`` before the second's. Pushed in that order, the
+        records open the first, open the second, then complete the first and the
+        second. With nothing else in flight, room for both, and neither old enough to
+        expire while the other is open, those are the state changes of taking the
+        first whole and then the second whole: the gap tracker sees the same serials
+        in the same order with the same watermarks, and the done set ends the same.
+
+        Returns:
+            What the records would have produced before the events themselves (lost
+            events), or ``None`` (with nothing changed) when that does not hold.
+        """
+        if self._inflight or self.max_inflight < 2 or first == second:
+            return None
+        done = self._done
+        if (node, first) in done or (node, second) in done:
+            return None
+        watermark = self._watermark.get(node)
+        newest = (
+            max(first_ms, second_ms) if watermark is None else max(watermark, first_ms, second_ms)
+        )
+        if min(first_ms, second_ms) < newest - self.window_ms:
+            return None  # one would expire while the other is open, or at once
+        out = self.maybe_push_whole(node, first, first_ms)
+        if out is None:  # pragma: no cover - excluded by the checks above
+            raise AssertionError("maybe_push_pair: the first event was refused")
+        rest = self.maybe_push_whole(node, second, second_ms)
+        if rest is None:  # pragma: no cover - excluded by the checks above
+            raise AssertionError("maybe_push_pair: the second event was refused")
+        out.extend(rest)
+        return out
+
     def _prune_done(self, marks: dict[str | None, int]) -> None:
         order = self._done_order
         if order:

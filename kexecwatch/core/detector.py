@@ -62,6 +62,7 @@ from kexecwatch.core.fastpath import (
     record_types,
     records_of,
     run_end,
+    split_pair,
     syscall_of,
 )
 from kexecwatch.core.fields import decode_untrusted
@@ -271,8 +272,11 @@ class Detector:
             if m is None:
                 return
             run = run_end(buf, m)
-            if run is not None and self._fast_event(buf, m, run, line_no, out):
-                stop = run[1]
+            if run is not None:
+                stop = run[1] if self._fast_event(buf, m, run, line_no, out) else 0
+            else:
+                stop = self._fast_pair(buf, m, out)
+            if stop:
                 n = count(b"\n", pos, stop)
                 stats.lines += n
                 stats.records += n
@@ -320,47 +324,43 @@ class Detector:
             # completed at once leaves nothing in flight to resume from.
             self._starts.pop(key, None)
 
-    def _fast_event(
-        self, buf: bytes, m: re.Match[bytes], run: tuple[int, int], line_no: int, out: list[Output]
+    def _fast_event(  # noqa: PLR0917 - the pieces of one event, from the fast path
+        self,
+        buf: bytes,
+        m: re.Match[bytes],
+        run: tuple[int, int],
+        line_no: int,
+        out: list[Output],
+        taken: bool = False,
     ) -> bool:
         """Handle one whole syscall event (``SYSCALL_HEAD`` match, ``run_end``); ``False``
-        if it cannot be taken whole."""
-        sec, ms, serial, raw_id, call, success_raw, comm_raw, exe_raw = m.group(
-            "sec", "ms", "serial", "id", "call", "success", "comm", "exe"
-        )
+        if it cannot be taken whole. ``taken``: the assembler has taken it already."""
+        sec, ms, serial = m.group("sec", "ms", "serial")
         event_id = EventId(int(sec), int(ms), int(serial))
         time_ms = event_id[0] * 1000 + event_id[1]
-        produced = self._assembler.maybe_push_whole(None, event_id, time_ms)
-        if produced is None:
-            return False
-        if produced:
-            self._handle(produced, out)
+        if not taken:
+            produced = self._assembler.maybe_push_whole(None, event_id, time_ms)
+            if produced is None:
+                return False
+            if produced:
+                self._handle(produced, out)
         if self._starts:
             self._starts.pop((None, event_id), None)
         stats = self.stats
         stats.events += 1
         stats.last_time_ms = max(stats.last_time_ms, time_ms)
-        key = (call, success_raw, comm_raw, exe_raw)
-        verdict = self._verdicts.get(key) or self._verdict(key)
-        syscall, success, comm, exe, evaluated, for_rules, for_others = verdict
-        options = self.options
-        relevant = evaluated and not (
-            (options.since_ms is not None and time_ms < options.since_ms)
-            or (options.until_ms is not None and time_ms >= options.until_ms)
-        )
-        start = m.start() + 1
-        end = run[1]
-        if (for_rules and relevant and _any_accepts(for_rules, buf, start, run, end)) or (
-            for_others and _any_accepts(for_others, buf, start, run, end)
-        ):
-            records = records_of(buf[start:end], line_no)
+        verdict = self._fast_verdict(buf, m, run, time_ms)
+        if verdict is None:
+            records = records_of(buf[m.start() + 1 : run[1]], line_no)
             self._on_event(AuditEvent(None, event_id, records, "proctitle"), out)
             return True
+        syscall, success, comm, exe, relevant = verdict
         ppid = int(m.group("ppid"))
         table = self.table
         if table.lookup is not None:
             table.remember_live(ppid, time_ms)
         if success and syscall in EXEC_SYSCALLS:
+            raw_id = m.group("id")
             lines = buf[find_line_end(buf, m) : run[0]]
             args: Args = None
             if lines:
@@ -381,6 +381,65 @@ class Detector:
         if relevant:
             stats.process_events += 1
         return True
+
+    def _fast_verdict(
+        self, buf: bytes, m: re.Match[bytes], run: tuple[int, int], time_ms: int
+    ) -> tuple[str, bool, bytes | None, bytes | None, bool] | None:
+        """What the table needs of a whole run (syscall, success, comm, exe) and whether
+        it is relevant (in ``[since, until)``); ``None`` when an interest needs the
+        event in full."""
+        call, success_raw, comm_raw, exe_raw = m.group("call", "success", "comm", "exe")
+        key = (call, success_raw, comm_raw, exe_raw)
+        verdict = self._verdicts.get(key) or self._verdict(key)
+        syscall, success, comm, exe, evaluated, for_rules, for_others = verdict
+        options = self.options
+        relevant = evaluated and not (
+            (options.since_ms is not None and time_ms < options.since_ms)
+            or (options.until_ms is not None and time_ms >= options.until_ms)
+        )
+        start = m.start() + 1
+        end = run[1]
+        if (for_rules and relevant and _any_accepts(for_rules, buf, start, run, end)) or (
+            for_others and _any_accepts(for_others, buf, start, run, end)
+        ):
+            return None
+        return syscall, success, comm, exe, relevant
+
+    def _fast_pair(self, buf: bytes, m: re.Match[bytes], out: list[Output]) -> int:
+        """Handle two whole syscall events whose records interleave (see
+        :func:`~kexecwatch.core.fastpath.split_pair`), the first's ``SYSCALL_HEAD``
+        match being ``m``. Returns the offset past the pair, or 0 when the pair cannot
+        be taken so: then nothing has changed.
+
+        Only events no interest needs in full are taken: they teach the table and
+        nothing else, so the line numbers their records lose here are never read.
+        """
+        assembler = self._assembler
+        if assembler.inflight:
+            return 0
+        pair = split_pair(buf, m)
+        if pair is None:
+            return 0
+        events = []
+        for part in pair[:2]:
+            head = SYSCALL_HEAD.match(part)
+            run = None if head is None else run_end(part, head)
+            if head is None or run is None:
+                return 0
+            sec, ms, serial = head.group("sec", "ms", "serial")
+            event_id = EventId(int(sec), int(ms), int(serial))
+            if self._fast_verdict(part, head, run, event_id.time_ms) is None:
+                return 0
+            events.append((part, head, run, event_id))
+        (_, _, _, first), (_, _, _, second) = events
+        produced = assembler.maybe_push_pair(None, first, first.time_ms, second, second.time_ms)
+        if produced is None:
+            return 0
+        if produced:
+            self._handle(produced, out)
+        for part, head, run, _ in events:
+            self._fast_event(part, head, run, 0, out, taken=True)
+        return pair[2]
 
     def _verdict(self, key: tuple[bytes, bytes, bytes, bytes]) -> _Verdict:
         """What the interests say about a fast-path event with these raw values."""

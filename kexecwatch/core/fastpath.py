@@ -42,6 +42,7 @@ __all__ = [
     "record_types",
     "records_of",
     "run_end",
+    "split_pair",
     "syscall_of",
 ]
 
@@ -127,6 +128,60 @@ def run_end(buf: bytes, m: re.Match[bytes]) -> tuple[int, int] | None:
     if find(b"\x00", m.start(), end) >= 0:
         return None  # a NUL is corruption: the reference path reports it
     return args_end, end
+
+
+#: The most lines :func:`split_pair` reads before giving up (a bound on wasted work).
+PAIR_MAX_LINES = 48
+
+
+def split_pair(buf: bytes, m: re.Match[bytes]) -> tuple[bytes, bytes, int] | None:
+    """Two events whose records interleave, from the first one's SYSCALL line, pulled apart.
+
+    Concurrent syscalls on two CPUs can have their records written interleaved:
+    ``SYSCALL`` of A, ``SYSCALL`` of B, the rest of A up to its ``PROCTITLE``, the rest
+    of B. ``m`` is A's :data:`SYSCALL_HEAD` match in ``buf``. This reads the lines from
+    there and sorts each into A or B by its id, B's id being that of the first other
+    ``SYSCALL`` line (which must match :data:`SYSCALL_HEAD` too).
+
+    Returns:
+        ``(a, b, end)``: each event's lines in log order, with a newline in front
+        (the form :data:`SYSCALL_HEAD` and :func:`run_end` read, to check that each is
+        whole), and the offset just past the pair's last line, B's ``PROCTITLE``.
+        ``None`` when the lines are not exactly two events so interleaved, A's
+        ``PROCTITLE`` first, within :data:`PAIR_MAX_LINES` lines.
+    """
+    find = buf.find
+    starts = buf.startswith
+    tag_a = b" msg=audit(" + m.group("id") + b"):"
+    tag_b = b""
+    lines_a: list[bytes] = []
+    lines_b: list[bytes] = []
+    a_open = True
+    line = m.start() + 1
+    for _ in range(PAIR_MAX_LINES):
+        nl = find(b"\n", line)
+        space = find(b" ", line, line + 32)
+        if nl < 0 or space < 0 or not starts(b"type=", line):
+            return None
+        if a_open and starts(tag_a, space):
+            lines_a.append(buf[line : nl + 1])
+            a_open = buf[line + 5 : space] != b"PROCTITLE"
+        elif tag_b and starts(tag_b, space):
+            lines_b.append(buf[line : nl + 1])
+            if buf[line + 5 : space] == b"PROCTITLE":
+                if a_open:
+                    return None  # B ends first: the reference completes it first
+                return b"\n" + b"".join(lines_a), b"\n" + b"".join(lines_b), nl + 1
+        elif not tag_b and buf[line + 5 : space] == b"SYSCALL":
+            head = SYSCALL_HEAD.match(buf, line - 1)
+            if head is None:
+                return None
+            tag_b = b" msg=audit(" + head.group("id") + b"):"
+            lines_b.append(buf[line : nl + 1])
+        else:
+            return None
+        line = nl + 1
+    return None
 
 
 def execve_bodies(lines: bytes, event_id: bytes) -> bytes | None:
