@@ -7,12 +7,14 @@ Theory of operation::
 
 The fast path (on by default) takes a shortcut for the bulk of a log. A whole
 syscall event written in one piece is recognised at once
-(:func:`~kexecwatch.core.fastpath.match_run`) and handed to the assembler
-whole; unless an :class:`~kexecwatch.core.interest.EventInterest` accepts it,
-its records are never parsed: it only teaches the process table. Everything
-else (single records, interleaved events, odd layouts) takes the reference
-path above, which ``DetectorOptions(fast_path=False)`` uses for every line.
-Both give the same outputs (``tests/test_fast_path.py``).
+(:data:`~kexecwatch.core.fastpath.SYSCALL_HEAD`, :func:`~kexecwatch.core.fastpath.run_end`)
+and handed to the assembler whole, and so are two whole events whose records
+interleave (:func:`~kexecwatch.core.fastpath.split_pair`). Unless an
+:class:`~kexecwatch.core.interest.EventInterest` accepts it, an event's records are
+never parsed: it only teaches the process table. Everything else (single records,
+odd layouts) takes the reference path above, which
+``DetectorOptions(fast_path=False)`` uses for every line. Both give the same outputs
+(``tests/test_fast_path.py``, ``tests/core/test_fast_pair.py``).
 
 Hook point for detections: :meth:`Detector._on_event` receives every event
 that may matter, records and all: every event of the reference path, and the

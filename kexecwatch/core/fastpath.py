@@ -15,8 +15,10 @@ Rule 1: the fast path never changes a result. It only recognises runs the refere
 path would read the same way: a ``SYSCALL`` record in the kernel's canonical field
 order (no ``node=``, no duplicated or oddly quoted field), then only records of the
 same id whose types are in :data:`MIDDLE_TYPES` (so no ``EOE``, no earlier
-``PROCTITLE``), then ``PROCTITLE``. Anything else (other layouts, interleaved events,
-``UNKNOWN[n]`` types) is not recognised and goes the reference, line-by-line way.
+``PROCTITLE``), then ``PROCTITLE``. Two such events whose records interleave are pulled
+apart by :func:`split_pair` and each checked the same way. Anything else (other layouts,
+three events interleaved, ``UNKNOWN[n]`` types) is not recognised and goes the reference,
+line-by-line way.
 Rule 2: values are read with the reference decoders (:func:`decode_untrusted`,
 :func:`parse_record`), never re-implemented here.
 """
