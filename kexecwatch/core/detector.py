@@ -337,7 +337,20 @@ class Detector:
     ) -> bool:
         """Handle one whole syscall event (``SYSCALL_HEAD`` match, ``run_end``); ``False``
         if it cannot be taken whole. ``taken``: the assembler has taken it already."""
-        sec, ms, serial = m.group("sec", "ms", "serial")
+        # One C call for every group (SYSCALL_HEAD's order), instead of one per field.
+        (
+            raw_id,
+            sec,
+            ms,
+            serial,
+            call,
+            success_raw,
+            exit_raw,
+            ppid_raw,
+            pid_raw,
+            comm_raw,
+            exe_raw,
+        ) = m.groups()
         event_id = EventId(int(sec), int(ms), int(serial))
         time_ms = event_id[0] * 1000 + event_id[1]
         if not taken:
@@ -351,32 +364,33 @@ class Detector:
         stats = self.stats
         stats.events += 1
         stats.last_time_ms = max(stats.last_time_ms, time_ms)
-        verdict = self._fast_verdict(buf, m, run, time_ms)
+        verdict = self._fast_verdict(
+            (call, success_raw, comm_raw, exe_raw), buf, m.start() + 1, run, time_ms
+        )
         if verdict is None:
             records = records_of(buf[m.start() + 1 : run[1]], line_no)
             self._on_event(AuditEvent(None, event_id, records, "proctitle"), out)
             return True
         syscall, success, comm, exe, relevant = verdict
-        ppid = int(m.group("ppid"))
+        ppid = int(ppid_raw)
         table = self.table
         if table.lookup is not None:
             table.remember_live(ppid, time_ms)
         if success and syscall in EXEC_SYSCALLS:
-            raw_id = m.group("id")
             lines = buf[find_line_end(buf, m) : run[0]]
             args: Args = None
             if lines:
                 args = execve_bodies(lines, raw_id) or argv_of_execve_lines(lines)
-            table.learn_exec(int(m.group("pid")), ppid, comm, exe, args, time_ms, raw_id)
+            table.learn_exec(int(pid_raw), ppid, comm, exe, args, time_ms, raw_id)
         else:
             table.learn(
                 syscall=syscall,
                 success=success,
-                pid=int(m.group("pid")),
+                pid=int(pid_raw),
                 ppid=ppid,
                 comm=comm,
                 exe=exe,
-                exit_code=int(m.group("exit")),
+                exit_code=int(exit_raw),
                 args=None,
                 event_id=event_id,
             )
@@ -385,13 +399,16 @@ class Detector:
         return True
 
     def _fast_verdict(
-        self, buf: bytes, m: re.Match[bytes], run: tuple[int, int], time_ms: int
+        self,
+        key: tuple[bytes, bytes, bytes, bytes],
+        buf: bytes,
+        start: int,
+        run: tuple[int, int],
+        time_ms: int,
     ) -> tuple[str, bool, bytes | None, bytes | None, bool] | None:
-        """What the table needs of a whole run (syscall, success, comm, exe) and whether
-        it is relevant (in ``[since, until)``); ``None`` when an interest needs the
-        event in full."""
-        call, success_raw, comm_raw, exe_raw = m.group("call", "success", "comm", "exe")
-        key = (call, success_raw, comm_raw, exe_raw)
+        """What the table needs of the whole run ``buf[start:run[1]]`` (syscall, success,
+        comm, exe) and whether it is relevant (in ``[since, until)``); ``None`` when an
+        interest needs the event in full. ``key``: its raw call, success, comm and exe."""
         verdict = self._verdicts.get(key) or self._verdict(key)
         syscall, success, comm, exe, evaluated, for_rules, for_others = verdict
         options = self.options
@@ -399,7 +416,6 @@ class Detector:
             (options.since_ms is not None and time_ms < options.since_ms)
             or (options.until_ms is not None and time_ms >= options.until_ms)
         )
-        start = m.start() + 1
         end = run[1]
         if (for_rules and relevant and _any_accepts(for_rules, buf, start, run, end)) or (
             for_others and _any_accepts(for_others, buf, start, run, end)
@@ -428,9 +444,12 @@ class Detector:
             run = None if head is None else run_end(part, head)
             if head is None or run is None:
                 return 0
-            sec, ms, serial = head.group("sec", "ms", "serial")
+            sec, ms, serial, call, success, comm, exe = head.group(
+                "sec", "ms", "serial", "call", "success", "comm", "exe"
+            )
             event_id = EventId(int(sec), int(ms), int(serial))
-            if self._fast_verdict(part, head, run, event_id.time_ms) is None:
+            key = (call, success, comm, exe)
+            if self._fast_verdict(key, part, 1, run, event_id.time_ms) is None:
                 return 0
             events.append((part, head, run, event_id))
         (_, _, _, first), (_, _, _, second) = events
