@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from kexecwatch.core.detector import Detector
+
 
 def exec_lines(
     serial: int,
@@ -54,3 +58,15 @@ def user_line(serial: int, *, t: str = "1700000000.000", kind: str = "USER_START
 def join(lines: list[bytes]) -> bytes:
     """Lines to log bytes, newline-terminated."""
     return b"".join(line + b"\n" for line in lines)
+
+
+def feed_in_pieces(det: Detector, data: bytes, cuts: Sequence[int] = ()) -> list[object]:
+    """Feed ``data`` to ``det`` cut at ``cuts`` (any order), then flush; every output."""
+    out: list[object] = []
+    pos = 0
+    for cut in sorted(cuts):
+        out.extend(det.feed(data[pos:cut]))
+        pos = cut
+    out.extend(det.feed(data[pos:]))
+    out.extend(det.flush())
+    return out

@@ -23,7 +23,7 @@ from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions
 from kexecwatch.core.interest import EventInterest, interest_from_values
 from kexecwatch.core.rule import compile_query
 from kexecwatch.rules import load_builtin_rules
-from tests.builders import exec_lines, join
+from tests.builders import exec_lines, feed_in_pieces, join
 from tests.core.simple_rule import SimpleRule, kexec_like
 from tests.core.test_detector import fingerprint
 
@@ -67,13 +67,7 @@ def run(
         host_name="h",
         options=DetectorOptions(fast_path=fast, **options),  # type: ignore[arg-type]
     )
-    out: list[object] = []
-    pos = 0
-    for cut in sorted(cuts):
-        out.extend(det.feed(data[pos:cut]))
-        pos = cut
-    out.extend(det.feed(data[pos:]))
-    out.extend(det.flush())
+    out = feed_in_pieces(det, data, cuts)
     return fingerprint(out), det.stats.as_dict()
 
 

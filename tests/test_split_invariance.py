@@ -11,6 +11,7 @@ from kexecwatch.core.alerts import Alert, to_json_line
 from kexecwatch.core.detector import Detector, DetectorOptions
 from kexecwatch.core.process import ProcessEvent
 from kexecwatch.rules import load_builtin_rules
+from tests.builders import feed_in_pieces
 
 ROOT = Path(__file__).resolve().parent.parent
 # Long arguments split over EXECVE records, hostile bytes, and a failed exec.
@@ -24,13 +25,7 @@ RULES = load_builtin_rules()
 
 def rendered(data: bytes, cuts: list[int]) -> list[str]:
     det = Detector(RULES, host_name="split", options=DetectorOptions(emit_events=True))
-    out: list[object] = []
-    pos = 0
-    for cut in sorted(cuts):
-        out.extend(det.feed(data[pos:cut]))
-        pos = cut
-    out.extend(det.feed(data[pos:]))
-    out.extend(det.flush())
+    out = feed_in_pieces(det, data, cuts)
     lines = []
     for item in out:
         if isinstance(item, Alert | ProcessEvent):

@@ -165,16 +165,17 @@ def split_pair(buf: bytes, m: re.Match[bytes]) -> tuple[bytes, bytes, int] | Non
         space = find(b" ", line, line + 32)
         if nl < 0 or space < 0 or not starts(b"type=", line):
             return None
+        kind = buf[line + 5 : space]
         if a_open and starts(tag_a, space):
             lines_a.append(buf[line : nl + 1])
-            a_open = buf[line + 5 : space] != b"PROCTITLE"
+            a_open = kind != b"PROCTITLE"
         elif tag_b and starts(tag_b, space):
             lines_b.append(buf[line : nl + 1])
-            if buf[line + 5 : space] == b"PROCTITLE":
+            if kind == b"PROCTITLE":
                 if a_open:
                     return None  # B ends first: the reference completes it first
                 return b"\n" + b"".join(lines_a), b"\n" + b"".join(lines_b), nl + 1
-        elif not tag_b and buf[line + 5 : space] == b"SYSCALL":
+        elif not tag_b and kind == b"SYSCALL":
             head = SYSCALL_HEAD.match(buf, line - 1)
             if head is None:
                 return None
