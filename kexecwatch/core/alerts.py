@@ -11,11 +11,11 @@ for the kexec rule); what it holds back is counted and reported as
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kexecwatch.core import jsontext
 from kexecwatch.core.process import ProcessEvent, format_timestamp
 from kexecwatch.core.telemetry import TelemetryEvent
 from kexecwatch.core.textsafe import escape_text, shorten
@@ -198,10 +198,9 @@ def to_json_line(doc: dict[str, Any]) -> bytes:
 
     Undecodable bytes travel as lone surrogates; they are written as the JSON
     escapes ``\\udc80``-``\\udcff``, so the line is valid UTF-8 and lossless.
-    Control characters are escaped by JSON itself.
+    Control characters and Unicode line breaks are escaped (see :mod:`jsontext`).
     """
-    text = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return text.encode("utf-8", "backslashreplace") + b"\n"
+    return jsontext.dumps(doc).encode("utf-8", "backslashreplace") + b"\n"
 
 
 def _quoted_command(process: dict[str, Any]) -> str:
