@@ -11,12 +11,12 @@ for the kexec rule); what it holds back is counted and reported as
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kexecwatch.core import jsontext
 from kexecwatch.core.process import ProcessEvent, format_timestamp
 from kexecwatch.core.telemetry import TelemetryEvent
 from kexecwatch.core.textsafe import (
@@ -207,10 +207,9 @@ def to_json_line(doc: dict[str, Any]) -> bytes:
 
     Undecodable bytes travel as lone surrogates; they are written as the JSON
     escapes ``\\udc80``-``\\udcff``, so the line is valid UTF-8 and lossless.
-    Control characters are escaped by JSON itself.
+    Control characters and Unicode line breaks are escaped (see :mod:`jsontext`).
     """
-    text = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return text.encode("utf-8", "backslashreplace") + b"\n"
+    return jsontext.dumps(doc).encode("utf-8", "backslashreplace") + b"\n"
 
 
 def command_text(process: dict[str, Any], quote: Callable[[str], str] = str) -> str:
