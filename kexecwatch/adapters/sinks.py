@@ -19,6 +19,7 @@ Output specs (``--output`` / ``outputs``), parsed strictly by :func:`parse_outpu
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 import socket
@@ -38,6 +39,8 @@ __all__ = [
     "make_sink",
     "parse_output_spec",
 ]
+
+log = logging.getLogger(__name__)
 
 DEV_LOG = "/dev/log"
 FACILITY_AUTHPRIV = 10  # alerts carry command lines: keep them out of world-readable logs
@@ -164,7 +167,12 @@ class StdoutSink:
 
 
 class JsonFileSink:
-    """Appends NDJSON to a file and fsyncs each record; reopens by name on request."""
+    """Appends NDJSON to a file and fsyncs each record; reopens by name on request.
+
+    The file only ever holds whole lines: a write that fails part-way (disk full) is
+    cut back to the length before it, and a line torn by a crash is cut off when the
+    file is opened, so the retry never glues two records into one line.
+    """
 
     def __init__(self, spec: str, path: str) -> None:
         self.spec = spec
@@ -173,19 +181,27 @@ class JsonFileSink:
         self._reopen = False
 
     def send(self, record: SinkRecord) -> None:
-        """Append one line and fsync it."""
+        """Append one line and fsync it; on failure nothing of the line stays."""
         if self._reopen:
             self.close()
             self._reopen = False
         if self._fd is None:
-            self._fd = os.open(
-                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
-            )
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                _cut_torn_tail(fd, self.path)
+            except OSError:
+                os.close(fd)
+                raise
+            self._fd = fd
+        start = os.fstat(self._fd).st_size
         try:
             _write_all(self._fd, _line(record.json_line) + b"\n")
             os.fsync(self._fd)
         except OSError:
-            self.close()
+            try:
+                os.ftruncate(self._fd, start)
+            finally:  # if even that failed, the next open cuts the torn line
+                self.close()
             raise
 
     def reopen(self) -> None:
@@ -215,6 +231,21 @@ class JsonFileSink:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+
+
+def _cut_torn_tail(fd: int, path: str, chunk: int = 1 << 16) -> None:
+    """Truncate what follows the last newline: the start of a line a crash cut short."""
+    end = size = os.fstat(fd).st_size
+    while end > 0:
+        start = max(0, end - chunk)
+        newline = os.pread(fd, end - start, start).rfind(b"\n")
+        if newline >= 0:
+            end = start + newline + 1
+            break
+        end = start
+    if end < size:
+        log.warning("event=output_torn_line_cut path=%s bytes=%d", path, size - end)
+        os.ftruncate(fd, end)
 
 
 class SyslogSink:
