@@ -68,7 +68,8 @@ from kexecwatch.core.fastpath import (
     syscall_of,
 )
 from kexecwatch.core.fields import decode_untrusted
-from kexecwatch.core.interest import EVERYTHING, EventInterest, interest_from_values
+from kexecwatch.core.interest import EVERYTHING, EventInterest
+from kexecwatch.core.interest import interests_of as _interests_of
 from kexecwatch.core.linebuffer import DEFAULT_MAX_LINE, LineBuffer, Region
 from kexecwatch.core.process import ProcessEvent, process_event_from
 from kexecwatch.core.proctable import DEFAULT_MAX_ENTRIES, Args, ProcessTable, ProcLookup
@@ -765,16 +766,3 @@ def _raw_args(records: tuple[AuditRecord, ...]) -> bytes | None:
 
 #: The syscalls whose events are counted, returned and shown to the rules.
 _EVALUATED = EXEC_SYSCALLS | KEXEC_SYSCALLS
-
-
-def _interests_of(rule: DetectionRule) -> list[EventInterest]:
-    """What a rule needs: its own statement, its query's literals, or everything."""
-    stated = getattr(rule, "interests", None)
-    if callable(stated):
-        return list(stated())
-    query = getattr(rule, "query", None)
-    required = getattr(query, "required_values", None)
-    if not callable(required):
-        return [EVERYTHING]
-    interest = interest_from_values(required())
-    return [] if interest is None else [interest]
