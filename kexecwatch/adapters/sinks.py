@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from kexecwatch.adapters.statefiles import append_private
 from kexecwatch.errors import ConfigError
 
 __all__ = [
@@ -164,7 +165,11 @@ class StdoutSink:
 
 
 class JsonFileSink:
-    """Appends NDJSON to a file and fsyncs each record; reopens by name on request."""
+    """Appends NDJSON to a file and fsyncs each record; reopens by name on request.
+
+    A path that is a symlink, or a file not the daemon's own, is refused at every open
+    (``UnsafeFile``, an ``OSError``: logged and retried like any failed write).
+    """
 
     def __init__(self, spec: str, path: str) -> None:
         self.spec = spec
@@ -178,9 +183,7 @@ class JsonFileSink:
             self.close()
             self._reopen = False
         if self._fd is None:
-            self._fd = os.open(
-                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
-            )
+            self._fd = append_private(self.path)  # never through a link, only a file of ours
         try:
             _write_all(self._fd, _line(record.json_line) + b"\n")
             os.fsync(self._fd)
