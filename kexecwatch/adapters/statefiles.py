@@ -161,14 +161,15 @@ def read_private(path: str, limit: int = MAX_STATE_BYTES) -> bytes | None:
     return b"".join(chunks)
 
 
-def append_private(path: str) -> int:
-    """Open (creating 0600) a file of ours for appending; returns the descriptor.
+def append_private(path: str, *, readable: bool = False) -> int:
+    """Open (creating 0600) a file of ours for appending (and reading); returns the fd.
 
     Raises:
         UnsafeFile: see :func:`read_private`.
         OSError: it could not be opened.
     """
-    return _open_checked(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    access = os.O_RDWR if readable else os.O_WRONLY
+    return _open_checked(path, access | os.O_APPEND | os.O_CREAT)
 
 
 def check_output_file(path: str) -> None:
