@@ -11,6 +11,9 @@ Rule 2: every hand-off and every delivery is written to the journal
 restart reads it back: alerts emitted after the last checkpoint are not emitted again,
 and records not yet delivered to an output are queued for it again. The journal is
 emptied after each checkpoint, which carries the same facts (recent ids, undelivered).
+A journal with a line that is not a hand-off or a delivery (other than a torn last line),
+or one too large to read, is renamed aside to ``alerts.journal.corrupt-<ts>`` and
+reported; the lines that did parse are still used.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 
 from kexecwatch.adapters import fileio
 from kexecwatch.adapters.sinks import JsonFileSink, Sink, SinkRecord, Undeliverable
+from kexecwatch.adapters.statefiles import TooLarge, append_private, read_private, set_aside
 
 __all__ = ["Journal", "JournalReplay", "SinkHub"]
 
@@ -54,11 +58,14 @@ class Journal:
     rare, disk space for ``reserve`` bytes is allocated ahead of the journal at start and
     after every reset: a state file system that fills up between two checkpoints does not
     stop the journal until that much was written, so ``kill -9`` still repeats nothing.
+
+    Raises:
+        UnsafeFile: the journal is a symlink, not a regular file, or not the daemon's own.
     """
 
     def __init__(self, state_dir: str, *, reserve: int = JOURNAL_RESERVE) -> None:
         self.path = os.path.join(state_dir, JOURNAL)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._fd = append_private(self.path, readable=True)  # readable: see cut_torn_tail
         self._lock = threading.Lock()
         self.failures = 0
         self._want = reserve
@@ -107,24 +114,37 @@ class Journal:
         self._append({"d": alert_id, "s": spec, **({"dropped": 1} if dropped else {})})
 
     def read(self) -> JournalReplay:
-        """Parse the journal; a torn last line (crash mid-write) is ignored."""
+        """Parse the journal; a torn last line (crash mid-write) is ignored.
+
+        Any other line that is not a hand-off or a delivery, or a journal too large to
+        read, sets the journal aside (the parsed lines still count) and starts a new one.
+        """
         replay = JournalReplay()
         try:
-            with open(self.path, "rb") as fh:
-                lines = fh.read().splitlines()
+            data = read_private(self.path)
+        except TooLarge as exc:
+            self._set_aside(str(exc))
+            return replay
         except OSError:
             return replay
-        for raw in lines:
-            try:
-                obj = json.loads(raw)
-                if "e" in obj:
-                    rec = SinkRecord.from_dict(obj["e"])
-                    replay.emitted[rec.alert_id] = rec
-                elif "d" in obj:
-                    replay.delivered.add((str(obj["s"]), str(obj["d"])))
-            except (ValueError, KeyError, TypeError):
-                log.warning("event=journal_line_ignored bytes=%d", len(raw))
+        lines = (data or b"").split(b"\n")
+        bad = 0
+        for i, raw in enumerate(lines):
+            if not raw:
+                continue
+            if not _replay_line(raw, replay) and i < len(lines) - 1:
+                bad += 1  # the last piece has no newline: a torn write, not corruption
+        if bad:
+            self._set_aside(f"{bad} lines are not hand-offs or deliveries")
         return replay
+
+    def _set_aside(self, reason: str) -> None:
+        with self._lock:
+            moved_to = set_aside(self.path)
+            os.close(self._fd)
+            self._fd = append_private(self.path, readable=True)
+            self._reserve()
+        log.warning("event=journal_rejected reason=%r moved_to=%s", reason, moved_to)
 
     def sync_and_reset(self) -> None:
         """Empty the journal (call right after a checkpoint was saved)."""
@@ -143,6 +163,24 @@ class Journal:
     def close(self) -> None:
         """Close the journal file."""
         os.close(self._fd)
+
+
+def _replay_line(raw: bytes, replay: JournalReplay) -> bool:
+    """Fold one journal line into ``replay``; False when it is not a journal line."""
+    try:
+        obj = json.loads(raw)
+        if not isinstance(obj, dict):
+            return False
+        if "e" in obj:
+            rec = SinkRecord.from_dict(obj["e"])
+            replay.emitted[rec.alert_id] = rec
+        elif "d" in obj:
+            replay.delivered.add((str(obj["s"]), str(obj["d"])))
+        else:
+            return False
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return False
+    return True
 
 
 class _Worker:

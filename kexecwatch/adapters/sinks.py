@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from kexecwatch.adapters import fileio
+from kexecwatch.adapters.statefiles import append_private
 from kexecwatch.core import jsontext
 from kexecwatch.errors import ConfigError
 
@@ -175,6 +176,9 @@ class JsonFileSink:
     The file only ever holds whole lines: a write that fails part-way (disk full) is
     cut back to the length before it, and a line torn by a crash is cut off when the
     file is opened, so the retry never glues two records into one line.
+
+    A path that is a symlink, or a file not the daemon's own, is refused at every open
+    (``UnsafeFile``, an ``OSError``: logged and retried like any failed write).
     """
 
     def __init__(self, spec: str, path: str) -> None:
@@ -189,7 +193,7 @@ class JsonFileSink:
             self.close()
             self._reopen = False
         if self._fd is None:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = append_private(self.path, readable=True)  # never through a link
             try:
                 fileio.cut_torn_tail(fd, self.path)
             except OSError:

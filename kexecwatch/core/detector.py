@@ -67,7 +67,7 @@ from kexecwatch.core.fastpath import (
     split_pair,
     syscall_of,
 )
-from kexecwatch.core.fields import decode_untrusted
+from kexecwatch.core.fields import decode_untrusted, is_bound_problem
 from kexecwatch.core.interest import EVERYTHING, EventInterest
 from kexecwatch.core.interest import interests_of as _interests_of
 from kexecwatch.core.linebuffer import DEFAULT_MAX_LINE, LineBuffer, Region
@@ -624,6 +624,10 @@ class Detector:
         process = process_event_from(event, self.host_name)
         if process is None:
             return
+        for problem in process.problems:
+            if is_bound_problem(problem):
+                self.stats.parse_issues += 1
+                out.append(ParseIssue(process.line_no, problem))
         parent = self.table.parent_of(process)
         if parent is not None:
             process = process.with_parent(parent)
