@@ -52,3 +52,43 @@ def test_readme_documents_every_exit_code_of_replay() -> None:
     table = README[README.index("## Exit codes") :]
     for code in ("| 0 |", "| 1 |", "| 2 |"):
         assert code in table
+
+
+def readme_section(command: str) -> str:
+    start = README.index(f"### `kexecwatch {command}")
+    end = README.find("\n### ", start + 1)
+    return README[start:end]
+
+
+def test_readme_names_every_option_of_run_replay_and_live() -> None:
+    commands = subcommands()
+    for name in ("run", "replay", "live"):
+        section = readme_section(name)
+        for action in commands[name]._actions:
+            if action.help == argparse.SUPPRESS:
+                continue
+            for flag in action.option_strings:
+                if flag in ("-h", "--help"):
+                    continue
+                assert f"`{flag}" in section, f"README's {name} section lacks {flag}"
+
+
+def test_run_help_shows_the_defaults_and_where_reading_starts() -> None:
+    text = " ".join(subcommands()["run"].format_help().split())
+    for default in (
+        "(default /var/log/audit/audit.log)",
+        "(default /var/lib/kexecwatch)",
+        "default stdout)",
+        "from its start",
+    ):
+        assert default in text, default
+    assert "no checkpoint: reading" in readme_section("run")
+
+
+def test_one_event_window_option_in_replay_run_and_live() -> None:
+    commands = subcommands()
+    for name in ("replay", "run", "live"):
+        text = " ".join(commands[name].format_help().split())
+        assert "--event-window-ms MS" in text, name
+        assert "--window" not in text, name  # the old name stays, hidden
+        assert "run uses 1000" in text or "replay and live use 5000" in text, name

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from kexecwatch.adapters.daemonlog import kv
 from kexecwatch.adapters.logfiles import Position
 from kexecwatch.errors import ConfigError
 
@@ -206,10 +207,13 @@ class CheckpointStore:
         except OSError as exc:
             self.failures += 1
             log.error(
-                "event=checkpoint_failed path=%s error=%r failures=%d kept=previous",
-                self.path,
-                exc.strerror or str(exc),
-                self.failures,
+                "checkpoint_failed",
+                extra=kv(
+                    path=self.path,
+                    error=exc.strerror or str(exc),
+                    failures=self.failures,
+                    kept="previous",
+                ),
             )
             with contextlib.suppress(OSError):
                 os.unlink(tmp)

@@ -21,6 +21,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from kexecwatch.adapters.daemonlog import kv
 from kexecwatch.adapters.sinks import JsonFileSink, Sink, SinkRecord
 
 __all__ = ["Journal", "JournalReplay", "SinkHub"]
@@ -55,7 +56,7 @@ class Journal:
             except OSError as exc:
                 self.failures += 1
                 log.error(
-                    "event=journal_write_failed error=%r failures=%d", exc.strerror, self.failures
+                    "journal_write_failed", extra=kv(error=exc.strerror, failures=self.failures)
                 )
 
     def emitted(self, record: SinkRecord) -> None:
@@ -83,7 +84,7 @@ class Journal:
                 elif "d" in obj:
                     replay.delivered.add((str(obj["s"]), str(obj["d"])))
             except (ValueError, KeyError, TypeError):
-                log.warning("event=journal_line_ignored bytes=%d", len(raw))
+                log.warning("journal_line_ignored", extra=kv(bytes=len(raw)))
         return replay
 
     def sync_and_reset(self) -> None:
@@ -92,7 +93,7 @@ class Journal:
             try:
                 os.ftruncate(self._fd, 0)
             except OSError as exc:
-                log.error("event=journal_reset_failed error=%r", exc.strerror)
+                log.error("journal_reset_failed", extra=kv(error=exc.strerror))
 
     def close(self) -> None:
         """Close the journal file."""
@@ -121,10 +122,10 @@ class _Worker:
             if len(self.queue) >= self.capacity:
                 self.overflow += 1
                 log.error(
-                    "event=output_overflow output=%s alert_id=%s dropped_total=%d",
-                    self.sink.spec,
-                    record.alert_id,
-                    self.overflow,
+                    "output_overflow",
+                    extra=kv(
+                        output=self.sink.spec, alert_id=record.alert_id, dropped_total=self.overflow
+                    ),
                 )
                 return
             self.queue.append(record)
@@ -146,10 +147,10 @@ class _Worker:
                 self.failures += 1
                 if self.healthy:
                     log.warning(
-                        "event=output_failed output=%s error=%r retry_in=%.1f",
-                        self.sink.spec,
-                        exc.strerror or str(exc),
-                        delay,
+                        "output_failed",
+                        extra=kv(
+                            output=self.sink.spec, error=exc.strerror or str(exc), retry_in=delay
+                        ),
                     )
                 self.healthy = False
                 with self.cond:
@@ -158,7 +159,7 @@ class _Worker:
                 continue
             if not self.healthy:
                 log.warning(
-                    "event=output_recovered output=%s failures=%d", self.sink.spec, self.failures
+                    "output_recovered", extra=kv(output=self.sink.spec, failures=self.failures)
                 )
             self.healthy = True
             delay = self.hub.backoff_initial
@@ -217,7 +218,7 @@ class SinkHub:
                 continue
             written = w.sink.already_written(todo) if isinstance(w.sink, JsonFileSink) else set()
             if written:
-                log.info("event=requeue_skipped output=%s already_written=%d", spec, len(written))
+                log.info("requeue_skipped", extra=kv(output=spec, already_written=len(written)))
             for r in todo:
                 if r.alert_id not in written:
                     w.put(r)
