@@ -13,10 +13,13 @@ import sys
 from io import StringIO
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.console import Console
 
 from kexecwatch.adapters.liveview_render import render_dashboard
 from kexecwatch.adapters.liveview_state import AlertRow, DashboardState, ProcessSummary
+from kexecwatch.core import jsontext
 from kexecwatch.core.alerts import to_json_line
 from tests.builders import exec_lines, join
 
@@ -71,3 +74,34 @@ def test_live_view_json_keeps_an_argument_on_one_line() -> None:
     console.print(render_dashboard(state, 120, 30))
     shown = console.file.getvalue()  # type: ignore[attr-defined]
     assert r'"a\u0085b\u2028c\u2029d"' in shown
+
+
+json_values = st.recursive(
+    st.none() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=30) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=60,
+)
+
+
+@given(json_values, st.integers(min_value=0, max_value=400))
+def test_dumps_within_fits_or_says_it_cannot(value: object, max_bytes: int) -> None:
+    whole = jsontext.dumps(value)
+    out = jsontext.dumps_within(value, max_bytes)
+    if len(jsontext.encode(whole)) <= max_bytes:
+        assert out == whole
+    elif out is not None:
+        assert len(jsontext.encode(out)) <= max_bytes
+        cut = json.loads(out)
+        assert type(cut) is type(value)
+        if isinstance(value, dict):
+            assert set(cut) == set(value)  # keys are never dropped
+
+
+def test_dumps_within_cuts_the_longest_value_first() -> None:
+    doc = {"id": "r:-:1700000000.000:42", "args": ["kexec", "x" * 5000], "n": 3}
+    out = jsontext.dumps_within(doc, 300)
+    assert out is not None
+    cut = json.loads(out)
+    assert cut["id"] == doc["id"] and cut["n"] == 3 and cut["args"][0] == "kexec"
+    assert cut["args"][1].startswith("xxx") and cut["args"][1].endswith(" bytes)")
+    assert jsontext.dumps_within(doc, 10) is None  # not even the keys fit
