@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["escape_text", "shorten"]
+__all__ = ["QUOTE_LIMIT", "escape_text", "quote_input", "shorten"]
+
+#: How many characters of input text a diagnostic may quote.
+QUOTE_LIMIT = 60
 
 _SIMPLE = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -43,3 +46,27 @@ def shorten(value: str, limit: int) -> str:
     if limit < 1:
         return ""
     return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def quote_input(data: bytes, length: int | None = None, limit: int = QUOTE_LIMIT) -> str:
+    """A short, escaped prefix of input bytes, for a diagnostic that quotes input.
+
+    At most ``limit`` characters after escaping; when bytes are left out, the
+    text ends with ``…(+N bytes)``, counted against ``length`` (the length of
+    the whole input, when ``data`` is only its start). Nothing more of a line
+    that is not an audit record (a password file, say) reaches a terminal or a log.
+    """
+    total = len(data) if length is None else max(length, len(data))
+    text = data.decode("utf-8", "surrogateescape")
+    shown: list[str] = []
+    used = 0  # characters shown
+    consumed = 0  # bytes they stand for
+    for ch in text:
+        piece = escape_text(ch)
+        if used + len(piece) > limit:
+            break
+        shown.append(piece)
+        used += len(piece)
+        consumed += len(ch.encode("utf-8", "surrogateescape"))
+    left = total - consumed
+    return "".join(shown) + (f"…(+{left} bytes)" if left else "")
