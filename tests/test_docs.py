@@ -52,3 +52,15 @@ def test_readme_documents_every_exit_code_of_replay() -> None:
     table = README[README.index("## Exit codes") :]
     for code in ("| 0 |", "| 1 |", "| 2 |"):
         assert code in table
+
+
+def test_readme_and_help_give_replay_default_path() -> None:
+    from kexecwatch.sources import DEFAULT_LOG_DIR
+
+    section = README[README.index("### `kexecwatch replay") :]
+    section = section[: section.index("\n### ")]
+    assert f"`{DEFAULT_LOG_DIR}`" in section
+    assert "no audit record" in section
+    help_text = subcommands()["replay"].format_help()
+    assert DEFAULT_LOG_DIR in help_text
+    assert "no audit record" in help_text
