@@ -142,14 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--quiet", action="store_true", help="no summary on stderr")
     replay.set_defaults(handler=_replay_command)
 
-    check = sub.add_parser(
-        "check-rule",
-        help="load and compile rule files, and say what each one reads",
-        description="Load and compile rule files (TOML, detection-rules format). "
-        "Exit 0 when all are valid; 2 with file:line:col and a caret on the first error.",
-    )
-    check.add_argument("files", nargs="+", metavar="FILE", help="rule files")
-    check.set_defaults(handler=_check_rule_command)
+    from kexecwatch.rulecmds import add_rule_commands
+
+    add_rule_commands(sub)
 
     from kexecwatch.adapters.config import add_run_arguments
 
@@ -215,28 +210,6 @@ def _run_command(args: argparse.Namespace) -> int:
     from kexecwatch.adapters.daemon import run_command
 
     return run_command(args)
-
-
-def _check_rule_command(args: argparse.Namespace) -> int:
-    from kexecwatch.core.rule import Rule
-    from kexecwatch.core.textsafe import escape_text
-
-    out = sys.stdout
-    for rule in load_rules(args.files, builtin=False):
-        assert isinstance(rule, Rule)
-        required = rule.query.required_values()
-        prefilter = ", ".join(
-            f"{name} in ({', '.join(sorted(values))})" for name, values in sorted(required.items())
-        )
-        out.write(
-            escape_text(
-                f"{rule.source}: ok: {rule.name!r} id={rule.rule_id} version={rule.version} "
-                f"severity={rule.severity} risk={rule.risk_score}; reads "
-                f"{', '.join(sorted(rule.query.fields))}; prefilter: {prefilter or 'none'}"
-            )
-            + "\n"
-        )
-    return EXIT_OK
 
 
 def _replay_command(args: argparse.Namespace) -> int:

@@ -89,8 +89,9 @@ chmod 0750 "$root/etc/audit" "$root/etc/audit/rules.d"   # as auditd ships them
 ln -s /opt/kexecwatch/bin/kexecwatch "$root/usr/bin/kexecwatch"
 install -m 0644 "$pkg/kexecwatch.service" "$root/lib/systemd/system/kexecwatch.service"
 install -m 0644 "$config" "$root/etc/kexecwatch/kexecwatch.toml"
-install -m 0640 "$repo/etc/audit.rules" "$root/etc/audit/rules.d/kexecwatch.rules"
-install -m 0644 "$repo/etc/audit-lowvolume.rules" "$root/usr/share/doc/kexecwatch/audit-lowvolume.rules"
+# The audit rules ship inside the Python package: one copy for pip, the .deb and etc/.
+install -m 0640 "$repo/kexecwatch/auditrules/audit.rules" "$root/etc/audit/rules.d/kexecwatch.rules"
+install -m 0644 "$repo/kexecwatch/auditrules/audit-lowvolume.rules" "$root/usr/share/doc/kexecwatch/audit-lowvolume.rules"
 install -m 0644 "$pkg/logrotate/kexecwatch" "$root/etc/logrotate.d/kexecwatch"
 install -m 0644 "$pkg/deb/copyright" "$root/usr/share/doc/kexecwatch/copyright"
 install -m 0644 "$pkg/deb/lintian-overrides" "$root/usr/share/lintian/overrides/kexecwatch"

@@ -9,7 +9,6 @@ and swapping rules on reload. The telemetry-gap alert is built here too.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Hashable, Sequence
 from typing import Any
@@ -18,6 +17,7 @@ from kexecwatch.adapters.config import Config
 from kexecwatch.adapters.follower import Gap
 from kexecwatch.adapters.procfs import ProcFs
 from kexecwatch.adapters.sinks import SinkRecord
+from kexecwatch.core import jsontext
 from kexecwatch.core.alerts import Alert, AlertsSuppressed, to_json_line, to_text_line
 from kexecwatch.core.assembler import EventsLost
 from kexecwatch.core.detector import Detector, DetectorOptions
@@ -173,7 +173,7 @@ def gap_record(gap: Gap, host_name: str) -> SinkRecord:
     text = "".join(c if c.isprintable() else "?" for c in f"{now} TELEMETRY GAP {message}")
     return SinkRecord(
         alert_id,
-        json.dumps(doc, sort_keys=True, separators=(",", ":")),
+        jsontext.dumps(doc),
         text,
         msgid="gap",
         severity=SEVERITY_ERR,

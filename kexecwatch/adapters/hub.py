@@ -2,7 +2,9 @@
 
 Rule 1: :meth:`SinkHub.emit` never blocks on an output. Each output has its own bounded
 queue and thread; a failing output retries the same record with exponential backoff and
-reports it. A full queue refuses the record, counts it and logs it: never silent.
+reports it. A full queue refuses the record, counts it and logs it: never silent. A
+record the output can never deliver (:class:`~kexecwatch.adapters.sinks.Undeliverable`)
+is dropped, counted and logged the same way, and the next one goes on at once.
 
 Rule 2: every hand-off and every delivery is written to the journal
 (``<state-dir>/alerts.journal``) with plain ``write()``, which survives ``kill -9``. A
@@ -21,7 +23,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from kexecwatch.adapters.sinks import JsonFileSink, Sink, SinkRecord
+from kexecwatch.adapters.sinks import JsonFileSink, Sink, SinkRecord, Undeliverable
 
 __all__ = ["Journal", "JournalReplay", "SinkHub"]
 
@@ -62,9 +64,9 @@ class Journal:
         """Note a record handed to the outputs."""
         self._append({"e": record.to_dict()})
 
-    def delivered(self, spec: str, alert_id: str) -> None:
-        """Note a record delivered by one output."""
-        self._append({"d": alert_id, "s": spec})
+    def delivered(self, spec: str, alert_id: str, *, dropped: bool = False) -> None:
+        """Note a record one output is done with: delivered, or dropped for good."""
+        self._append({"d": alert_id, "s": spec, **({"dropped": 1} if dropped else {})})
 
     def read(self) -> JournalReplay:
         """Parse the journal; a torn last line (crash mid-write) is ignored."""
@@ -113,6 +115,7 @@ class _Worker:
         self.delivered = 0
         self.failures = 0
         self.overflow = 0
+        self.dropped = 0  # refused by the transport for good
         self.healthy = True
         self.thread = threading.Thread(target=self._run, name=f"sink {sink.spec}", daemon=True)
 
@@ -142,6 +145,17 @@ class _Worker:
                 record = self.queue[0]
             try:
                 self.sink.send(record)
+            except Undeliverable as exc:
+                self.dropped += 1
+                log.error(
+                    "event=output_dropped output=%s alert_id=%s error=%r dropped_total=%d",
+                    self.sink.spec,
+                    record.alert_id,
+                    exc.strerror or str(exc),
+                    self.dropped,
+                )
+                self.hub.on_delivered(self, record, dropped=True)
+                continue
             except OSError as exc:
                 self.failures += 1
                 if self.healthy:
@@ -224,15 +238,15 @@ class SinkHub:
                     n += 1
         return n
 
-    def on_delivered(self, worker: _Worker, record: SinkRecord) -> None:
-        """Called by an output thread after a successful send."""
+    def on_delivered(self, worker: _Worker, record: SinkRecord, *, dropped: bool = False) -> None:
+        """Called by an output thread after a successful send, or a final refusal."""
         with self.lock:
             if self.journal is not None:
-                self.journal.delivered(worker.sink.spec, record.alert_id)
+                self.journal.delivered(worker.sink.spec, record.alert_id, dropped=dropped)
             with worker.cond:
                 worker.queue.popleft()
                 worker.pending.pop(record.alert_id, None)
-                worker.delivered += 1
+                worker.delivered += not dropped
 
     def undelivered(self) -> dict[str, list[dict[str, str]]]:
         """Per output, records handed over but not delivered yet (call with ``lock`` held)."""

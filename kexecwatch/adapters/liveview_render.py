@@ -12,7 +12,6 @@ except in the alert's JSON view, which folds long lines so that nothing is hidde
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from rich import box
@@ -22,6 +21,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from kexecwatch.adapters.liveview_state import ActivityRow, AlertRow, DashboardState
+from kexecwatch.core import jsontext
 from kexecwatch.core.textsafe import escape_text
 
 __all__ = ["HEADER_LINES", "render_dashboard", "sparkline"]
@@ -241,7 +241,7 @@ def _activity_line(row: ActivityRow, width: int, reason_w: int, chain_w: int) ->
 
 def _detail_panel(state: DashboardState, row: AlertRow, width: int, height: int) -> RenderableType:
     inner_w, inner_h = width - 4, max(0, height - 2)
-    dump = json.dumps(row.document, indent=2, ensure_ascii=False, sort_keys=True)
+    dump = jsontext.dumps(row.document, indent=2)
     folded: list[str] = []
     for raw in dump.splitlines():
         folded.extend(chop_cells(_json_safe(raw), max(1, inner_w)) or [""])

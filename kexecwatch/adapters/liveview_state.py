@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kexecwatch.core.alerts import Alert, AlertsSuppressed
+from kexecwatch.core.alerts import Alert, AlertsSuppressed, command_text
 from kexecwatch.core.assembler import EventsLost
 from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output
 from kexecwatch.core.process import ProcessEvent, text
@@ -296,7 +296,7 @@ class LiveModel:
             user=str(user.get("name") or user.get("id") or "?"),
             pid=event.pid,
             chain=process_chain(event, self.detector.table),
-            command=str(process.get("command_line") or process.get("name") or "?"),
+            command=command_text(process),
         )
 
     def _add_alert(self, alert: Alert) -> None:

@@ -67,8 +67,9 @@ from kexecwatch.core.fastpath import (
     split_pair,
     syscall_of,
 )
-from kexecwatch.core.fields import decode_untrusted
-from kexecwatch.core.interest import EVERYTHING, EventInterest, interest_from_values
+from kexecwatch.core.fields import decode_untrusted, is_bound_problem
+from kexecwatch.core.interest import EVERYTHING, EventInterest
+from kexecwatch.core.interest import interests_of as _interests_of
 from kexecwatch.core.linebuffer import DEFAULT_MAX_LINE, LineBuffer, Region
 from kexecwatch.core.process import ProcessEvent, process_event_from
 from kexecwatch.core.proctable import DEFAULT_MAX_ENTRIES, Args, ProcessTable, ProcLookup
@@ -639,6 +640,10 @@ class Detector:
         process = process_event_from(event, self.host_name)
         if process is None:
             return
+        for problem in process.problems:
+            if is_bound_problem(problem):
+                self.stats.parse_issues += 1
+                out.append(ParseIssue(process.line_no, problem))
         parent = self.table.parent_of(process)
         if parent is not None:
             process = process.with_parent(parent)
@@ -789,16 +794,3 @@ def _raw_args(records: tuple[AuditRecord, ...]) -> bytes | None:
 
 #: The syscalls whose events are counted, returned and shown to the rules.
 _EVALUATED = EXEC_SYSCALLS | KEXEC_SYSCALLS
-
-
-def _interests_of(rule: DetectionRule) -> list[EventInterest]:
-    """What a rule needs: its own statement, its query's literals, or everything."""
-    stated = getattr(rule, "interests", None)
-    if callable(stated):
-        return list(stated())
-    query = getattr(rule, "query", None)
-    required = getattr(query, "required_values", None)
-    if not callable(required):
-        return [EVERYTHING]
-    interest = interest_from_values(required())
-    return [] if interest is None else [interest]

@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
-__all__ = ["QUOTE_LIMIT", "escape_text", "quote_input", "shorten"]
+from collections.abc import Callable, Iterable
 
+__all__ = [
+    "ARG_BYTES",
+    "COMMAND_BYTES",
+    "QUOTE_LIMIT",
+    "VALUE_BYTES",
+    "clip",
+    "clip_command",
+    "escape_text",
+    "quote_input",
+    "shorten",
+    "utf8_len",
+]
+
+#: Text for people shortens each argument, and a whole command line, to these many bytes.
+ARG_BYTES = 200
+COMMAND_BYTES = 1000
+#: Any other long value in text for people (an executable, a reason) is cut here.
+VALUE_BYTES = 500
 #: How many characters of input text a diagnostic may quote.
 QUOTE_LIMIT = 60
 
@@ -48,6 +66,39 @@ def shorten(value: str, limit: int) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
+def utf8_len(value: str) -> int:
+    """The length of ``value`` in UTF-8 bytes (an undecodable byte counts as one)."""
+    try:
+        return len(value.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:
+        return len(value.encode("utf-8", "surrogatepass"))
+
+
+def clip(value: str, limit: int) -> str:
+    """``value`` if it holds at most ``limit`` UTF-8 bytes; else its longest prefix of
+    whole characters within ``limit`` bytes, then ``…(+N bytes)`` naming what was left out.
+
+    Text for people (a text alert line, a syslog message, the live view) uses this; JSON
+    documents keep every byte.
+    """
+    total = utf8_len(value)
+    if total <= limit:
+        return value
+    kept = value[: max(0, limit)]
+    size = utf8_len(kept)
+    while size > limit:
+        # A character is at most 4 bytes, so this never cuts more than it must.
+        kept = kept[: len(kept) - -(-(size - limit) // 4)]
+        size = utf8_len(kept)
+    return f"{kept}…(+{total - size} bytes)"
+
+
+def clip_command(args: Iterable[str], quote: Callable[[str], str] = str) -> str:
+    """An argv as one line for people: each argument clipped to :data:`ARG_BYTES`, then
+    quoted with ``quote``, the line clipped to :data:`COMMAND_BYTES`."""
+    return clip(" ".join(quote(clip(a, ARG_BYTES)) for a in args), COMMAND_BYTES)
+
+
 def quote_input(data: bytes, length: int | None = None, limit: int = QUOTE_LIMIT) -> str:
     """A short, escaped prefix of input bytes, for a diagnostic that quotes input.
 
@@ -67,6 +118,6 @@ def quote_input(data: bytes, length: int | None = None, limit: int = QUOTE_LIMIT
             break
         shown.append(piece)
         used += len(piece)
-        consumed += len(ch.encode("utf-8", "surrogateescape"))
+        consumed += utf8_len(ch)
     left = total - consumed
     return "".join(shown) + (f"…(+{left} bytes)" if left else "")
