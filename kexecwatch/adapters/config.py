@@ -60,7 +60,19 @@ class Config:
 
 
 _LEVELS = ("debug", "info", "warning", "error")
+# Every number's sensible range, inclusive: NaN, infinities and absurd sizes are refused
+# here rather than becoming a busy loop or an overflow deep in the daemon.
+_RANGES: dict[str, tuple[float, float]] = {
+    "poll_interval": (0.01, 3600.0),
+    "checkpoint_interval": (0.01, 86400.0),
+    "status_interval": (0.1, 86400.0),
+    "event_window_ms": (1, 3_600_000),
+}
 _RULESETS = ("all", "upstream", "kexecwatch")
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
 
 
 def _kebab(name: str) -> str:
@@ -90,11 +102,11 @@ def _validate(cfg: Config, where: SourceLocation | None) -> Config:
             parse_output_spec(spec)
         except ConfigError as exc:
             raise ConfigError(f"outputs: {exc.message}", where=where) from exc
-    for name in ("poll_interval", "checkpoint_interval", "status_interval"):
-        if getattr(cfg, name) <= 0:
-            raise ConfigError(f"{_kebab(name)}: must be positive", where=where)
-    if cfg.event_window_ms < 1:
-        raise ConfigError("event-window-ms: must be positive", where=where)
+    for name, (low, high) in _RANGES.items():
+        if not low <= getattr(cfg, name) <= high:  # False for NaN as well
+            raise ConfigError(
+                f"{_kebab(name)}: must be a number from {_num(low)} to {_num(high)}", where=where
+            )
     if cfg.ruleset not in _RULESETS:
         raise ConfigError(f"ruleset: expected one of {', '.join(_RULESETS)}", where=where)
     if cfg.log_level not in _LEVELS:

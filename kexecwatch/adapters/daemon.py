@@ -50,8 +50,14 @@ from kexecwatch.adapters.follower import (
 from kexecwatch.adapters.hub import Journal, SinkHub
 from kexecwatch.adapters.logfiles import FileIdentity, Position
 from kexecwatch.adapters.notify import Notifier
-from kexecwatch.adapters.sinks import SinkRecord, make_sink
-from kexecwatch.errors import KexecwatchError
+from kexecwatch.adapters.sinks import SinkRecord, make_sink, parse_output_spec
+from kexecwatch.adapters.statefiles import (
+    UnsafeFile,
+    check_output_file,
+    lock_dir,
+    resolve_log_symlink,
+)
+from kexecwatch.errors import ConfigError, KexecwatchError
 
 __all__ = ["Daemon", "add_run_arguments", "main", "run_command"]
 
@@ -111,9 +117,14 @@ class Daemon:
         self.counters = {"dropped": 0, "duplicates": 0, "gaps": 0, "checkpoints": 0}
         self.notifier = Notifier()
         ensure_state_dir(cfg.state_dir)
+        self._lock_fd = lock_dir(cfg.state_dir)  # one daemon per state directory
+        self.log_path = self._trusted_paths()
         self.core = CoreLink(cfg, self.host)  # loads rules: RuleError here is fatal
         self.store = CheckpointStore(cfg.state_dir, self.host)
-        self.journal = Journal(cfg.state_dir)
+        try:
+            self.journal = Journal(cfg.state_dir)
+        except UnsafeFile as exc:
+            raise ConfigError(f"journal {exc}; refusing to start") from exc
         self.hub = SinkHub([make_sink(s, host_name=self.host) for s in cfg.outputs], self.journal)
         self.sources: dict[int, _Source] = {}
         self.source_no = 0
@@ -127,6 +138,20 @@ class Daemon:
         self._pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
 
     # -- start-up ----------------------------------------------------------------------
+    def _trusted_paths(self) -> str:
+        """Refuse output files others control; the audit log's path, symlinks resolved."""
+        for spec in self.cfg.outputs:
+            out = parse_output_spec(spec)
+            if out.kind == "json":
+                try:
+                    check_output_file(out.path)
+                except UnsafeFile as exc:
+                    raise ConfigError(f"output {exc}; refusing to write there") from exc
+        path = resolve_log_symlink(self.cfg.log)
+        if path != self.cfg.log:
+            log.info("event=log_symlink path=%s target=%s", self.cfg.log, path)
+        return path
+
     def _restore(self) -> Follower:
         res = self.store.load()
         if res.problem:
@@ -158,7 +183,7 @@ class Daemon:
         if cp is not None and cp.detector_state is not None:
             try:
                 self.core.restore(cp.detector_state)
-            except ValueError as exc:
+            except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
                 log.warning("event=detector_state_rejected reason=%r", str(exc))
         if cp is not None and cp.boot_id and cp.boot_id != read_boot_id():
             log.info("event=boot_changed note=resuming_log_position")
@@ -170,7 +195,7 @@ class Daemon:
             requeued,
         )
         return Follower(
-            self.cfg.log,
+            self.log_path,
             resume=cp.position if cp else None,
             resume_mtime_ns=cp.file_mtime_ns if cp else None,
             poll_interval=self.cfg.poll_interval,
@@ -211,6 +236,7 @@ class Daemon:
             self._status()
             self.follower.close()
             self.journal.close()
+            os.close(self._lock_fd)
         return EXIT_OK
 
     def _on_follower(self, item: FollowerOutput) -> None:
