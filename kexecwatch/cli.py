@@ -21,11 +21,24 @@ from kexecwatch.sources import DEFAULT_LOG_DIR
 from kexecwatch.textio import stderr_text
 from kexecwatch.timespec import parse_time_ms
 
-__all__ = ["EXIT_ALERTS", "EXIT_ERROR", "EXIT_OK", "add_rule_options", "load_rules", "main"]
+__all__ = [
+    "EXIT_ALERTS",
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "add_event_window_option",
+    "add_rule_options",
+    "load_rules",
+    "main",
+]
 
 EXIT_OK = 0
 EXIT_ALERTS = 1
 EXIT_ERROR = 2
+#: Why replay and live wait longer for an event's records than ``run`` does.
+REPLAY_WINDOW_WHY = (
+    "a recorded log costs nothing to wait on, so an event whose records are far apart "
+    "stays whole; run uses 1000 so that a live alert is not held up"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,6 +96,35 @@ def add_rule_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_event_window_option(
+    parser: argparse.ArgumentParser, default: int, why: str, *, config: bool = False
+) -> None:
+    """``--event-window-ms`` (dest ``event_window_ms``), the one name of the event window
+    in ``replay``, ``run`` and ``live``, with ``--window`` as a hidden alias.
+
+    Args:
+        default: the default shown (and used, unless ``config``: then the option's
+            default is ``None`` and the configuration file's value applies).
+        why: why this command has this default.
+    """
+    parser.add_argument(
+        "--event-window-ms",
+        type=int,
+        default=None if config else default,
+        metavar="MS",
+        dest="event_window_ms",
+        help=f"how long, in record time, an incomplete event waits for more records "
+        f"(default {default}; {why})",
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        dest="event_window_ms",
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = _Parser(
@@ -126,13 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only events at or after TIME (ISO date, common formats, now-9m)",
     )
     replay.add_argument("--until", metavar="TIME", help="only events before TIME")
-    replay.add_argument(
-        "--window",
-        type=int,
-        default=DEFAULT_WINDOW_MS,
-        metavar="MS",
-        help="how long (record time) an incomplete event may wait (default 5000)",
-    )
+    add_event_window_option(replay, DEFAULT_WINDOW_MS, REPLAY_WINDOW_WHY)
     replay.add_argument(
         "--progress",
         choices=("auto", "always", "never"),
@@ -221,8 +257,8 @@ def _replay_command(args: argparse.Namespace) -> int:
     until = parse_time_ms(args.until, now=now, option="--until") if args.until else None
     if since is not None and until is not None and since >= until:
         raise InputError(f"--since {args.since!r} is not before --until {args.until!r}")
-    if args.window < 0:
-        raise InputError("--window must be >= 0")
+    if args.event_window_ms < 0:
+        raise InputError("--event-window-ms must be >= 0")
     rules = load_rules(args.rule, builtin=not args.no_builtin_rules, ruleset=args.ruleset)
     err = stderr_text()
     if not args.paths:
@@ -237,7 +273,7 @@ def _replay_command(args: argparse.Namespace) -> int:
         rules,
         host_name=args.host_name or socket.gethostname(),
         options=DetectorOptions(
-            window_ms=args.window, emit_events=args.events, since_ms=since, until_ms=until
+            window_ms=args.event_window_ms, emit_events=args.events, since_ms=since, until_ms=until
         ),
         out_format=args.out_format,
         stderr=err,

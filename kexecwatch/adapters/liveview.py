@@ -72,9 +72,11 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N|max",
         help="replay pace: N times the recorded pace (default 1), or max for at once",
     )
-    from kexecwatch.cli import add_rule_options
+    from kexecwatch.cli import REPLAY_WINDOW_WHY, add_event_window_option, add_rule_options
+    from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
 
     add_rule_options(parser)
+    add_event_window_option(parser, DEFAULT_WINDOW_MS, REPLAY_WINDOW_WHY)
 
 
 def parse_speed(text: str) -> float | None:
@@ -109,6 +111,8 @@ def live_command(args: argparse.Namespace) -> int:
     from kexecwatch.sources import expand_paths
 
     speed = parse_speed(args.speed)
+    if args.event_window_ms < 0:
+        raise InputError("--event-window-ms must be >= 0")
     if args.replay and args.path:
         raise InputError("give either PATH to follow or --replay FILE..., not both")
     if not args.replay and args.speed != "1":
@@ -130,12 +134,14 @@ def live_command(args: argparse.Namespace) -> int:
         from kexecwatch.adapters.liveview_feeds import ReplayFeed
 
         feed = ReplayFeed(sources, speed)
-        model = LiveModel(rules, host_name=host)
+        model = LiveModel(rules, host_name=host, window_ms=args.event_window_ms)
     else:
         from kexecwatch.adapters.liveview_feeds import FollowFeed
 
         feed = FollowFeed(path)
-        model = LiveModel(rules, host_name=host, lookup=_proc_lookup())
+        model = LiveModel(
+            rules, host_name=host, lookup=_proc_lookup(), window_ms=args.event_window_ms
+        )
         model.state.path = path
     try:
         return run_dashboard(model, feed)

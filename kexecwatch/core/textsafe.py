@@ -11,6 +11,7 @@ __all__ = [
     "VALUE_BYTES",
     "clip",
     "clip_command",
+    "escape_json_text",
     "escape_text",
     "quote_input",
     "shorten",
@@ -97,6 +98,27 @@ def clip_command(args: Iterable[str], quote: Callable[[str], str] = str) -> str:
     """An argv as one line for people: each argument clipped to :data:`ARG_BYTES`, then
     quoted with ``quote``, the line clipped to :data:`COMMAND_BYTES`."""
     return clip(" ".join(quote(clip(a, ARG_BYTES)) for a in args), COMMAND_BYTES)
+
+
+def escape_json_text(line: str) -> str:
+    """A JSON line with what JSON left unescaped but a terminal could act on escaped.
+
+    ``json.dumps`` escapes C0 controls but keeps C1 controls, format characters
+    (bidirectional overrides) and lone surrogates; they become ``\\uXXXX``, which is
+    still valid JSON, rather than :func:`escape_text`'s ``\\xNN``.
+    """
+    if line.isprintable():
+        return line
+    out: list[str] = []
+    for ch in line:
+        if ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            code = ord(ch) - 0x10000
+            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+    return "".join(out)
 
 
 def quote_input(data: bytes, length: int | None = None, limit: int = QUOTE_LIMIT) -> str:
