@@ -187,3 +187,14 @@ def test_a_parse_issue_knows_the_whole_length_of_its_line() -> None:
     [issue] = det.feed(b"x" * 5000 + b"\n")
     assert isinstance(issue, ParseIssue)
     assert (len(issue.snippet), issue.length) == (120, 5000)
+
+
+def test_a_reason_that_names_input_is_shortened_too() -> None:
+    det = Detector([], host_name="h")
+    long_type = b"X" * 5000
+    line = b"type=" + long_type + b" msg=audit(1700000000.000:7): a=1\n"
+    out = det.feed(line + b"type=EOE msg=audit(1700000000.000:7): \n" + line)
+    [issue] = [o for o in out if isinstance(o, ParseIssue)]
+    assert "late XXX" in issue.reason
+    text = issue.describe()
+    assert len(text) < 600 and text.endswith(" bytes)")
