@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_MAX_INFLIGHT",
     "DEFAULT_WINDOW_MS",
     "EXPIRY_BURST",
+    "MAX_NODES",
     "Assembler",
     "AssemblerOutput",
     "AuditEvent",
@@ -64,6 +65,9 @@ _MAX_AHEAD = 1_024
 _RESET_BACKSTEP = 1_000
 _RESET_FUTURE_MS = 2_000
 _DONE_LIMIT = 65_536
+#: How many ``node=`` values keep a clock and a serial tracker; the node seen
+#: first is forgotten (its open gaps reported) to make room for a new one.
+MAX_NODES = 65_536
 _RESTORED_LIMIT = 4_096
 #: Jumps shorter than this are not worth a diagnostic, whatever the window.
 _REPORT_MIN_MS = 1_000
@@ -247,6 +251,7 @@ class Assembler:
         # Events completed before a restored checkpoint: re-read on purpose.
         self._restored: set[EventKey] = set()
         self._clocks: dict[str | None, _Clock] = {}
+        self._nodes: deque[str | None] = deque()  # in the order first seen, for MAX_NODES
         self._gaps: dict[str | None, _GapTracker] = {}
         self._sequence = 0
 
@@ -268,7 +273,7 @@ class Assembler:
         records = self._inflight.get(key)
         clock = self._clocks.get(node)
         if clock is None:
-            clock = self._clocks[node] = _Clock()
+            clock = self._admit_node(node, record.line_no, out)
         if records is None:
             if key in self._done:
                 # After a restore, the records of events completed before the
@@ -414,7 +419,9 @@ class Assembler:
         if not self._plain(clock, time_ms):
             return None
         if clock is None:
-            clock = self._clocks[node] = _Clock()
+            if len(self._clocks) >= MAX_NODES:
+                return None  # push() forgets a node, and says so
+            clock = self._admit_node(node, 0, [])
         # _tick(), for plain progress.
         present = clock.present
         if present is None or time_ms > present:
@@ -493,6 +500,35 @@ class Assembler:
         out.extend(rest)
         return out
 
+    def _admit_node(self, node: str | None, line_no: int, out: list[AssemblerOutput]) -> _Clock:
+        """Start a clock for ``node``; beyond :data:`MAX_NODES`, forget the first seen.
+
+        A forgotten node's events in flight are evicted and its open gaps reported;
+        if it comes back, it starts afresh.
+        """
+        clock = self._clocks[node] = _Clock()
+        nodes = self._nodes
+        nodes.append(node)
+        if len(nodes) <= MAX_NODES:
+            return clock
+        old = nodes.popleft()
+        gone = self._clocks.pop(old, None)
+        if gone is not None:
+            for _, _, key in sorted(gone.ages):
+                if key in self._inflight:
+                    out.append(self._finish(key, "evicted"))
+        tracker = self._gaps.pop(old, None)
+        if tracker is not None:
+            out.extend(tracker.drain_all(old))
+        name = "(none)" if old is None else old[:64]
+        out.append(
+            ParseIssue(
+                line_no,
+                f"more than {MAX_NODES} nodes: node {name} forgotten (its clock and serials)",
+            )
+        )
+        return clock
+
     def expire(self, now_ms: int) -> list[AssemblerOutput]:
         """Complete events that waited longer than the window, the log being idle
         until ``now_ms`` (record time: each node's present plus the idle time).
@@ -549,7 +585,8 @@ class Assembler:
         keep = 4 * self.window_ms
         while order:
             elapsed, key = order[0]
-            if elapsed >= clocks[key[0]].elapsed - keep:
+            clock = clocks.get(key[0])  # None: a node forgotten (MAX_NODES)
+            if clock is not None and elapsed >= clock.elapsed - keep:
                 return
             order.popleft()
             self._done.discard(key)
@@ -616,7 +653,8 @@ class Assembler:
         """
         for node, t in state.get("watermark", []):
             if 0 <= int(t) < MAX_TIME_MS:
-                self._clocks[node] = _Clock(present=int(t))
+                clock = self._clocks.get(node) or self._admit_node(node, 0, [])
+                clock.present = int(t)
         for node, expected, last_ms, ahead in state.get("gaps", []):
             last = int(last_ms)
             tracker = self._gaps[node] = _GapTracker(
@@ -627,6 +665,7 @@ class Assembler:
                 tracker.ahead[eid.serial] = (eid, 0)
         for node, text in state.get("done", [])[-_RESTORED_LIMIT:]:
             key = (node, EventId.from_str(text))
-            self._clocks.setdefault(node, _Clock())
+            if node not in self._clocks:
+                self._admit_node(node, 0, [])
             self._remember(key, 0)
             self._restored.add(key)
