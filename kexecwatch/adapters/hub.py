@@ -18,6 +18,7 @@ reported; the lines that did parse are still used.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -26,6 +27,8 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from kexecwatch.adapters import fileio
+from kexecwatch.adapters.daemonlog import kv
 from kexecwatch.adapters.sinks import JsonFileSink, Sink, SinkRecord, Undeliverable
 from kexecwatch.adapters.statefiles import TooLarge, append_private, read_private, set_aside
 
@@ -34,6 +37,9 @@ __all__ = ["Journal", "JournalReplay", "SinkHub"]
 log = logging.getLogger(__name__)
 
 JOURNAL = "alerts.journal"
+#: Disk space kept allocated ahead of the journal: about 2,000 alerts with one output
+#: (a hand-off of a typical alert takes 4 KB of journal).
+JOURNAL_RESERVE = 8 << 20
 
 
 @dataclass(slots=True)
@@ -47,26 +53,58 @@ class JournalReplay:
 class Journal:
     """Append-only record of hand-offs (``e``) and deliveries (``d``).
 
+    Write failures: a write that fails part-way is cut back to the length before it, so
+    the journal only ever holds whole lines; a failed write is counted and logged, never
+    raised, because an alert must go out even when it cannot be journalled. To keep that
+    rare, disk space for ``reserve`` bytes is allocated ahead of the journal at start and
+    after every reset: a state file system that fills up between two checkpoints does not
+    stop the journal until that much was written, so ``kill -9`` still repeats nothing.
+
     Raises:
         UnsafeFile: the journal is a symlink, not a regular file, or not the daemon's own.
     """
 
-    def __init__(self, state_dir: str) -> None:
+    def __init__(self, state_dir: str, *, reserve: int = JOURNAL_RESERVE) -> None:
         self.path = os.path.join(state_dir, JOURNAL)
-        self._fd = append_private(self.path)
+        self._fd = append_private(self.path, readable=True)  # readable: see cut_torn_tail
         self._lock = threading.Lock()
         self.failures = 0
+        self._want = reserve
+        self.reserved = -1
+        self._cut_to: int | None = None  # a failed write's start, if cutting back failed
+        self._empty = False
+        fileio.cut_torn_tail(self._fd, self.path)
+        self._reserve()
+
+    def _reserve(self) -> None:
+        got, why = fileio.reserve(self._fd, self._want)
+        if got < self._want and got != self.reserved:
+            log.warning(
+                "journal_reserve_short", extra=kv(reserved=got, wanted=self._want, error=why)
+            )
+        self.reserved = got
 
     def _append(self, obj: dict[str, object]) -> None:
         line = json.dumps(obj, separators=(",", ":")).encode() + b"\n"
         with self._lock:
+            start = None
             try:
-                os.write(self._fd, line)
+                if self._cut_to is not None:
+                    os.ftruncate(self._fd, self._cut_to)
+                    self._cut_to = None
+                start = os.fstat(self._fd).st_size
+                fileio.write_all(self._fd, line)
+                self._empty = False
             except OSError as exc:
                 self.failures += 1
                 log.error(
-                    "event=journal_write_failed error=%r failures=%d", exc.strerror, self.failures
+                    "journal_write_failed", extra=kv(error=exc.strerror, failures=self.failures)
                 )
+                if start is not None:
+                    self._cut_to = start
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(self._fd, start)
+                        self._cut_to = None
 
     def emitted(self, record: SinkRecord) -> None:
         """Note a record handed to the outputs."""
@@ -105,16 +143,23 @@ class Journal:
         with self._lock:
             moved_to = set_aside(self.path)
             os.close(self._fd)
-            self._fd = append_private(self.path)
-        log.warning("event=journal_rejected reason=%r moved_to=%s", reason, moved_to)
+            self._fd = append_private(self.path, readable=True)
+            self._reserve()
+        log.warning("journal_rejected", extra=kv(reason=reason, moved_to=moved_to))
 
     def sync_and_reset(self) -> None:
         """Empty the journal (call right after a checkpoint was saved)."""
         with self._lock:
+            if self._empty:
+                return
             try:
                 os.ftruncate(self._fd, 0)
             except OSError as exc:
-                log.error("event=journal_reset_failed error=%r", exc.strerror)
+                log.error("journal_reset_failed", extra=kv(error=exc.strerror))
+                return
+            self._cut_to = None
+            self._empty = True
+            self._reserve()  # truncating freed the reserved space too
 
     def close(self) -> None:
         """Close the journal file."""
@@ -162,10 +207,10 @@ class _Worker:
             if len(self.queue) >= self.capacity:
                 self.overflow += 1
                 log.error(
-                    "event=output_overflow output=%s alert_id=%s dropped_total=%d",
-                    self.sink.spec,
-                    record.alert_id,
-                    self.overflow,
+                    "output_overflow",
+                    extra=kv(
+                        output=self.sink.spec, alert_id=record.alert_id, dropped_total=self.overflow
+                    ),
                 )
                 return
             self.queue.append(record)
@@ -186,11 +231,13 @@ class _Worker:
             except Undeliverable as exc:
                 self.dropped += 1
                 log.error(
-                    "event=output_dropped output=%s alert_id=%s error=%r dropped_total=%d",
-                    self.sink.spec,
-                    record.alert_id,
-                    exc.strerror or str(exc),
-                    self.dropped,
+                    "output_dropped",
+                    extra=kv(
+                        output=self.sink.spec,
+                        alert_id=record.alert_id,
+                        error=exc.strerror or str(exc),
+                        dropped_total=self.dropped,
+                    ),
                 )
                 self.hub.on_delivered(self, record, dropped=True)
                 continue
@@ -198,10 +245,10 @@ class _Worker:
                 self.failures += 1
                 if self.healthy:
                     log.warning(
-                        "event=output_failed output=%s error=%r retry_in=%.1f",
-                        self.sink.spec,
-                        exc.strerror or str(exc),
-                        delay,
+                        "output_failed",
+                        extra=kv(
+                            output=self.sink.spec, error=exc.strerror or str(exc), retry_in=delay
+                        ),
                     )
                 self.healthy = False
                 with self.cond:
@@ -210,7 +257,7 @@ class _Worker:
                 continue
             if not self.healthy:
                 log.warning(
-                    "event=output_recovered output=%s failures=%d", self.sink.spec, self.failures
+                    "output_recovered", extra=kv(output=self.sink.spec, failures=self.failures)
                 )
             self.healthy = True
             delay = self.hub.backoff_initial
@@ -269,7 +316,7 @@ class SinkHub:
                 continue
             written = w.sink.already_written(todo) if isinstance(w.sink, JsonFileSink) else set()
             if written:
-                log.info("event=requeue_skipped output=%s already_written=%d", spec, len(written))
+                log.info("requeue_skipped", extra=kv(output=spec, already_written=len(written)))
             for r in todo:
                 if r.alert_id not in written:
                     w.put(r)

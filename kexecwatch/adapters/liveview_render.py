@@ -22,7 +22,7 @@ from rich.text import Text
 
 from kexecwatch.adapters.liveview_state import ActivityRow, AlertRow, DashboardState
 from kexecwatch.core import jsontext
-from kexecwatch.core.textsafe import escape_text
+from kexecwatch.core.textsafe import escape_json_text, escape_text
 
 __all__ = ["HEADER_LINES", "render_dashboard", "sparkline"]
 
@@ -244,7 +244,7 @@ def _detail_panel(state: DashboardState, row: AlertRow, width: int, height: int)
     dump = jsontext.dumps(row.document, indent=2)
     folded: list[str] = []
     for raw in dump.splitlines():
-        folded.extend(chop_cells(_json_safe(raw), max(1, inner_w)) or [""])
+        folded.extend(chop_cells(escape_json_text(raw), max(1, inner_w)) or [""])
     top = min(state.detail_scroll, max(0, len(folded) - inner_h))
     shown = folded[top : top + inner_h]
     lines = [Text(line, no_wrap=True, overflow="crop") for line in shown]
@@ -252,27 +252,6 @@ def _detail_panel(state: DashboardState, row: AlertRow, width: int, height: int)
     title = f" Alert {escape_text(str(row.document.get('alert', {}).get('id', '')))} "
     subtitle = f" lines {top + 1}-{end} of {len(folded)} "
     return _panel(lines, title, height, "magenta", subtitle=subtitle)
-
-
-def _json_safe(line: str) -> str:
-    """A JSON line with what JSON left unescaped but a terminal could act on escaped.
-
-    ``json.dumps`` escapes C0 controls but keeps C1 controls, format characters
-    (bidirectional overrides) and lone surrogates; they become ``\\uXXXX``, which is
-    still valid JSON, rather than :func:`escape_text`'s ``\\xNN``.
-    """
-    if line.isprintable():
-        return line
-    out: list[str] = []
-    for ch in line:
-        if ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            code = ord(ch) - 0x10000
-            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
-    return "".join(out)
 
 
 def _footer(state: DashboardState, width: int) -> Text:

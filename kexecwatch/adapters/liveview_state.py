@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kexecwatch.core.alerts import Alert, AlertsSuppressed, command_text
-from kexecwatch.core.assembler import EventsLost
+from kexecwatch.core.assembler import DEFAULT_WINDOW_MS, EventsLost
 from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output
 from kexecwatch.core.process import ProcessEvent, text
 from kexecwatch.core.proctable import ProcessTable, ProcLookup
@@ -151,6 +151,7 @@ class LiveModel:
         rules: the rules to run.
         host_name: ``host.name`` for records without ``node=``.
         lookup: a live ``/proc`` lookup (follow mode), or ``None`` (replay).
+        window_ms: how long, in record time, an incomplete event waits for more records.
     """
 
     def __init__(
@@ -160,12 +161,13 @@ class LiveModel:
         host_name: str,
         lookup: ProcLookup | None = None,
         state: DashboardState | None = None,
+        window_ms: int = DEFAULT_WINDOW_MS,
     ) -> None:
         self.rules = list(rules)
         self.detector = Detector(
             self.rules,
             host_name=host_name,
-            options=DetectorOptions(emit_events=True),
+            options=DetectorOptions(emit_events=True, window_ms=window_ms),
             lookup=lookup,
         )
         self.state = state or DashboardState()
@@ -268,7 +270,7 @@ class LiveModel:
                 if is_kexec(item):
                     self._add_activity(item)
             elif isinstance(item, ParseIssue):
-                self.state.message = f"line {item.line_no}: parse issue: {item.reason}"
+                self.state.message = item.describe()
             elif isinstance(item, EventsLost):
                 self.state.message = (
                     f"{item.count} event(s) lost: serials {item.first_serial}-{item.last_serial}"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import json
-import logging
 import os
 import re
 import socket
@@ -29,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from kexecwatch.adapters import fileio
 from kexecwatch.adapters.statefiles import append_private
 from kexecwatch.core import jsontext
 from kexecwatch.errors import ConfigError
@@ -45,8 +45,6 @@ __all__ = [
     "make_sink",
     "parse_output_spec",
 ]
-
-log = logging.getLogger(__name__)
 
 DEV_LOG = "/dev/log"
 FACILITY_AUTHPRIV = 10  # alerts carry command lines: keep them out of world-readable logs
@@ -152,12 +150,6 @@ def parse_output_spec(spec: str) -> OutputSpec:
     )
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 class StdoutSink:
     """Writes each record as one line to file descriptor 1."""
 
@@ -169,7 +161,7 @@ class StdoutSink:
     def send(self, record: SinkRecord) -> None:
         """Write one line (JSON or text)."""
         line = record.text_line if self._text else record.json_line
-        _write_all(self._fd, jsontext.encode(line) + b"\n")
+        fileio.write_all(self._fd, jsontext.encode(line) + b"\n")
 
     def reopen(self) -> None:
         """Nothing to reopen."""
@@ -203,14 +195,14 @@ class JsonFileSink:
         if self._fd is None:
             fd = append_private(self.path, readable=True)  # never through a link
             try:
-                _cut_torn_tail(fd, self.path)
+                fileio.cut_torn_tail(fd, self.path)
             except OSError:
                 os.close(fd)
                 raise
             self._fd = fd
         start = os.fstat(self._fd).st_size
         try:
-            _write_all(self._fd, jsontext.encode(record.json_line) + b"\n")
+            fileio.write_all(self._fd, jsontext.encode(record.json_line) + b"\n")
             os.fsync(self._fd)
         except OSError:
             try:
@@ -246,21 +238,6 @@ class JsonFileSink:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
-
-
-def _cut_torn_tail(fd: int, path: str, chunk: int = 1 << 16) -> None:
-    """Truncate what follows the last newline: the start of a line a crash cut short."""
-    end = size = os.fstat(fd).st_size
-    while end > 0:
-        start = max(0, end - chunk)
-        newline = os.pread(fd, end - start, start).rfind(b"\n")
-        if newline >= 0:
-            end = start + newline + 1
-            break
-        end = start
-    if end < size:
-        log.warning("event=output_torn_line_cut path=%s bytes=%d", path, size - end)
-        os.ftruncate(fd, end)
 
 
 class SyslogSink:

@@ -195,3 +195,12 @@ def test_a_long_command_line_is_kept_short_with_the_bytes_left_out() -> None:
         assert len(command.encode()) <= 1100
         assert command.startswith("kexec -l yyy") and command.endswith(" bytes)")
     assert state.alert_rows[0].document["process"]["args"][2] == "y" * 9000
+
+
+def test_a_parse_issue_names_its_file_and_line() -> None:
+    model = LiveModel(load_builtin_rules("upstream"), host_name="web1")
+    model.switch_source("/logs/audit.log.1")
+    model.feed(b"\n" * 4 + b"garbage \x1b[2J line\n")
+    assert model.state.message == (
+        "/logs/audit.log.1:5: parse issue: no type= field: garbage \\x1b[2J line"
+    )

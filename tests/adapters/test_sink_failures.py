@@ -140,3 +140,36 @@ def test_a_dev_log_datagram_refused_for_its_size_is_dropped(tmp_path: Path) -> N
     hub.close()
     srv.close()
     assert hub.workers[0].dropped == 1
+
+
+def test_the_journal_cuts_back_a_partial_write(tmpfs: Path) -> None:
+    journal = Journal(str(tmpfs), reserve=0)
+    journal.emitted(record(1))
+    fill(tmpfs / "filler", leave=PAGE)
+    journal.emitted(record(2, 3 * PAGE))  # fails part-way: logged and counted, not raised
+    assert journal.failures == 1
+    (tmpfs / "filler").unlink()
+    journal.emitted(record(3))
+    assert list(journal.read().emitted) == ["id1", "id3"]
+
+
+def test_the_journal_writes_on_into_its_reserved_space_on_a_full_disk(tmpfs: Path) -> None:
+    journal = Journal(str(tmpfs), reserve=128 << 10)
+    fill(tmpfs / "filler")
+    for n in range(100):
+        journal.emitted(record(n, 1000))
+        journal.delivered("json:x", f"id{n}")
+    assert journal.failures == 0
+    replay = journal.read()
+    assert len(replay.emitted) == len(replay.delivered) == 100
+
+
+def test_the_journal_cuts_a_line_torn_by_a_crash_before_appending(tmp_path: Path) -> None:
+    journal = Journal(str(tmp_path))
+    journal.emitted(record(1))
+    journal.close()
+    with open(tmp_path / "alerts.journal", "ab") as fh:
+        fh.write(b'{"e":{"id":"x')  # kill -9 in the middle of a write
+    journal = Journal(str(tmp_path))
+    journal.emitted(record(2))
+    assert list(journal.read().emitted) == ["id1", "id2"]

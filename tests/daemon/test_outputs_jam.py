@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
 
 from kexecwatch.adapters.sinks import SYSLOG_MAX_BYTES
-from tests.daemon.harness import Daemon, FakeAuditd
+from tests.daemon.harness import Daemon, FakeAuditd, audit_ids
+from tests.smallfs import fill, small_tmpfs
 
 pytestmark = pytest.mark.slow
 
@@ -31,3 +33,30 @@ def test_a_70kb_argument_does_not_jam_udp_syslog(tmp_path: Path, udp_server: soc
     assert docs[0]["process"]["args"][2].endswith(" bytes)")
     assert docs[1]["process"] == second["process"]  # a normal alert goes whole
     assert d.stop() == 0
+
+
+def test_a_full_state_dir_then_kill_9_delivers_each_alert_once(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "state", "16m") as state:
+        w = FakeAuditd(tmp_path / "audit.log")
+        d = Daemon(tmp_path, w.path, state=state)
+        while not (state / "checkpoint.json").exists():
+            time.sleep(0.05)
+        fill(state / "filler")  # nothing more fits: checkpoints fail from now on
+        burst = []
+        for _ in range(600):
+            w.t += 3_000  # 3 s apart: under the rule's 100 alerts per 5 minutes
+            burst += w.event(kexec=True)
+        w.write(b"".join(burst))
+        d.wait_alerts(600, timeout=120)
+        d.wait_log("event=checkpoint_failed")
+        time.sleep(0.5)  # the last deliveries reach the journal
+        d.kill()
+        (state / "filler").unlink()
+        d = Daemon(tmp_path, w.path, state=state)
+        w.emit(kexec=True)
+        d.wait_alerts(601, timeout=120)
+        time.sleep(1.0)  # a repeat would arrive right behind
+        ids = audit_ids(d.alert_ids())
+        assert d.stop() == 0
+    assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} alerts delivered twice"
+    assert sorted(ids) == sorted(w.expected)
