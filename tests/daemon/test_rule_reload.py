@@ -17,7 +17,9 @@ from tests.test_check_rule import V7
 
 def test_sighup_with_a_too_deep_rule_logs_it_and_keeps_alerting(tmp_path: Path) -> None:
     rule = tmp_path / "mine.toml"
-    rule.write_text(V7.replace('name = "Kernel Load or Unload via Kexec Detected"', 'name = "Old rule"'))
+    rule.write_text(
+        V7.replace('name = "Kernel Load or Unload via Kexec Detected"', 'name = "Old rule"')
+    )
     log = tmp_path / "audit.log"
     w = FakeAuditd(log)
     d = Daemon(tmp_path, log, extra_args=("--rule", str(rule), "--no-builtin-rules"))
