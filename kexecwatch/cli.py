@@ -17,6 +17,7 @@ from kexecwatch import __version__
 from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
 from kexecwatch.core.detector import DetectionRule, DetectorOptions
 from kexecwatch.errors import InputError, KexecwatchError
+from kexecwatch.sources import DEFAULT_LOG_DIR
 from kexecwatch.textio import stderr_text
 from kexecwatch.timespec import parse_time_ms
 
@@ -45,6 +46,14 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_ERROR, f"kexecwatch: error: {message} (see --help)\n")
+
+
+def _missing_command(parser: argparse.ArgumentParser) -> int:
+    """``kexecwatch`` alone: the help, where a newcomer looks first, and exit 2."""
+    err = stderr_text()
+    parser.print_help(err)
+    err.write("kexecwatch: error: a COMMAND is required (see the list above)\n")
+    return EXIT_ERROR
 
 
 def load_rules(
@@ -124,18 +133,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kexecwatch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
+    parser.set_defaults(handler=lambda _args: _missing_command(parser))
 
     replay = sub.add_parser(
         "replay",
         help="run the rules over recorded audit logs",
         description=(
-            "Replay audit logs (files, - for stdin, .gz files, or a directory meaning its "
-            "audit.log* set, oldest first) through the rules. Exit 0: no alert; "
-            "1: alerts; 2: error."
+            "Replay audit logs (regular files, - for standard input, gzip files, or a "
+            "directory meaning its audit.log* set, oldest first) through the rules. Without "
+            f"PATH: the audit log set in {DEFAULT_LOG_DIR}. Exit 0: no alert; 1: alerts; "
+            "2: error, including input that holds no audit record."
         ),
     )
-    replay.add_argument("paths", nargs="*", metavar="PATH", help="log files, directories or -")
+    replay.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help=f"log files, directories or - (default: {DEFAULT_LOG_DIR})",
+    )
     replay.add_argument(
         "--format",
         choices=("json", "text"),
@@ -246,8 +261,13 @@ def _replay_command(args: argparse.Namespace) -> int:
     if args.event_window_ms < 0:
         raise InputError("--event-window-ms must be >= 0")
     rules = load_rules(args.rule, builtin=not args.no_builtin_rules, ruleset=args.ruleset)
-    sources = expand_paths(args.paths)
     err = stderr_text()
+    if not args.paths:
+        err.write(
+            f"kexecwatch: no PATH given: replaying {DEFAULT_LOG_DIR} (audit.log and its "
+            "rotations, oldest first; - reads standard input)\n"
+        )
+    sources = expand_paths(args.paths or [DEFAULT_LOG_DIR])
     progress = args.progress == "always" or (args.progress == "auto" and err.isatty())
     result = replay(
         sources,
@@ -260,6 +280,9 @@ def _replay_command(args: argparse.Namespace) -> int:
         stderr=err,
         progress=progress,
     )
+    problem = result.input_error()
+    if problem is not None:
+        raise problem
     if not args.quiet:
         s = result.detector.stats
         mb = result.bytes_read / 1e6

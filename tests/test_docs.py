@@ -128,3 +128,14 @@ def test_one_event_window_option_in_replay_run_and_live() -> None:
         assert "--event-window-ms MS" in text, name
         assert "--window" not in text, name  # the old name stays, hidden
         assert "run uses 1000" in text or "replay and live use 5000" in text, name
+
+
+def test_readme_and_help_give_replay_default_path() -> None:
+    from kexecwatch.sources import DEFAULT_LOG_DIR
+
+    section = readme_section("### `kexecwatch replay")
+    assert f"`{DEFAULT_LOG_DIR}`" in section
+    assert "no audit record" in section
+    help_text = subcommands()["replay"].format_help()
+    assert DEFAULT_LOG_DIR in help_text
+    assert "no audit record" in help_text

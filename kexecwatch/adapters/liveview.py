@@ -150,15 +150,11 @@ def live_command(args: argparse.Namespace) -> int:
 
 
 def _check_readable(path: str) -> None:
-    try:
-        with open(path, "rb"):
-            pass
-    except FileNotFoundError:
-        raise InputError(
-            f"{path}: no such file (is auditd running? --replay reads copies)"
-        ) from None
-    except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror or exc}") from None
+    from kexecwatch.sources import check_regular_file
+
+    if not os.path.lexists(path):
+        raise InputError(f"{path}: no such file (is auditd running? --replay reads copies)")
+    check_regular_file(path)
 
 
 def _proc_lookup() -> ProcLookup | None:

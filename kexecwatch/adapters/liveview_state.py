@@ -313,7 +313,7 @@ class LiveModel:
                 if is_kexec(item):
                     self._add_activity(item)
             elif isinstance(item, ParseIssue):
-                self.state.message = f"line {item.line_no}: parse issue: {item.reason}"
+                self.state.message = item.describe()
             elif isinstance(item, EventsLost):
                 self.state.message = (
                     f"{item.count} event(s) lost: serials {item.first_serial}-{item.last_serial}"

@@ -228,3 +228,12 @@ def test_c_toggles_the_compact_list_from_what_the_screen_shows() -> None:
     handle_key(state, "c")
     assert state.compact is True
     assert DashboardState(height=24).compact is None  # automatic until c is pressed
+
+
+def test_a_parse_issue_names_its_file_and_line() -> None:
+    model = LiveModel(load_builtin_rules("upstream"), host_name="web1")
+    model.switch_source("/logs/audit.log.1")
+    model.feed(b"\n" * 4 + b"garbage \x1b[2J line\n")
+    assert model.state.message == (
+        "/logs/audit.log.1:5: parse issue: no type= field: garbage \\x1b[2J line"
+    )
