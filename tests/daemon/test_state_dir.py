@@ -11,6 +11,7 @@ import json
 import os
 import pwd
 import re
+import signal
 import stat
 import subprocess
 from pathlib import Path
@@ -317,3 +318,19 @@ def test_audit_log_symlink_others_control_is_refused(tmp_path: Path, kind: str) 
     assert r.returncode == 2, r.stderr
     assert str(link) in r.stderr and "symlink" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_json_output_swapped_for_a_link_after_start_is_not_written_through(
+    tmp_path: Path,
+) -> None:
+    w, d = alerted_once(tmp_path)
+    victim = root_victim(tmp_path, "victim")
+    d.alerts.rename(tmp_path / "alerts.ndjson.1")
+    d.alerts.symlink_to(victim)  # planted between a rotation and the reopen
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log("event=reloaded")
+    w.emit(kexec=True)
+    d.wait_log("event=output_failed")
+    assert victim.read_text() == "precious\n"
+    assert "symlink" in d.stderr()
+    assert d.stop() == 0
