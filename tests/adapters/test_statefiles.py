@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from kexecwatch.adapters.hub import Journal
 from kexecwatch.adapters.statefiles import (
+    MAX_STATE_BYTES,
     TooLarge,
     UnsafeFile,
     append_private,
@@ -56,3 +58,17 @@ def test_write_atomic_replaces_a_leftover_temporary_file_without_opening_it(
     assert (tmp_path / "cp").read_bytes() == b"new"
     assert victim.read_text() == "keep"
     assert not (tmp_path / "cp.tmp").exists()
+
+
+def test_an_oversized_journal_is_set_aside_unread(tmp_path: Path) -> None:
+    with open(tmp_path / "alerts.journal", "wb") as fh:
+        fh.seek(MAX_STATE_BYTES)  # sparse, and whole lines: no torn tail to cut
+        fh.write(b"\n")
+    journal = Journal(str(tmp_path))
+    try:
+        assert journal.read().emitted == {}
+        (aside,) = tmp_path.glob("alerts.journal.corrupt-*")
+        assert aside.stat().st_size == MAX_STATE_BYTES + 1
+        assert (tmp_path / "alerts.journal").stat().st_size == 0  # a fresh journal
+    finally:
+        journal.close()
