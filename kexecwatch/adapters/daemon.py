@@ -459,6 +459,7 @@ class Daemon:
                 lag_bytes=lag_bytes,
                 lag_seconds=round(lag_s, 1),
                 backlog=self.hub.backlog(),
+                output_dropped=self.hub.dropped(),
                 **self.counters,
             ),
         )
