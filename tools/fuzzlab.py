@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import signal
 import subprocess
 import sys
@@ -48,6 +49,10 @@ MAX_CPU_S = 10.0
 MAX_WALL_S = 60.0
 MAX_RSS_MB = 200.0
 MAX_OUTPUT_MB = 20.0
+# Hard limits on the child, so that a runaway input cannot take the shared machine with it:
+# the address space (a MemoryError is then a traceback, which fails the input) and CPU time.
+CHILD_AS_BYTES = 1 << 30
+CHILD_CPU_S = 60
 DAEMON_WAIT_S = 20.0
 
 # Alerts that no mutation-local oracle can predict: a lost-events alert depends on the
@@ -125,6 +130,11 @@ class Stats:
         ]
         lines += [f"  {f.line()}" for f in self.failures]
         return "\n".join(lines)
+
+
+def _limit_child() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (CHILD_AS_BYTES, CHILD_AS_BYTES))
+    resource.setrlimit(resource.RLIMIT_CPU, (CHILD_CPU_S, CHILD_CPU_S))
 
 
 def wait_measured(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int | None, float, float]:
@@ -228,6 +238,7 @@ def run_replay(data: bytes, work: Path) -> Outcome:
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
+            preexec_fn=_limit_child,  # noqa: PLW1509 (the campaign runs no threads)
         )
         rc, cpu, rss = wait_measured(proc, MAX_WALL_S)
     return Outcome(
@@ -288,7 +299,11 @@ def run_daemon(rec: Recording, mutant: Mutant, work: Path, rng: random.Random) -
     t0 = time.monotonic()
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            preexec_fn=_limit_child,  # noqa: PLW1509 (the campaign runs no threads)
         )
         try:
             _until(lambda: b"event=file_switch" in err_path.read_bytes() or proc.poll() is not None)
