@@ -61,7 +61,14 @@ UNPREDICTABLE_ACTIONS = frozenset({"events-lost"})
 
 # Mutation classes left out of the campaign, each with the failure it still shows on main.
 # Empty when every known failure is fixed; never leave an entry without its reason.
-EXCLUDED: dict[str, str] = {}
+EXCLUDED: dict[str, str] = {
+    "time-shift": "issue 16 §1 (scope time): one event dated 6 s or more ahead expires the "
+    "events after it, and their alerts are lost",
+    "argn-huge": "issue 16 §3 (scope cost): a99999999= on a kexec EXECVE record takes "
+    "minutes and gigabytes",
+    "many-nodes": "issue 16 §3 (scope cost): 40,000 distinct node= names take 12 s of CPU "
+    "(quadratic)",
+}
 
 
 @dataclass
