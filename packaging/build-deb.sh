@@ -29,7 +29,7 @@ done
 
 py=$(readlink -f /usr/bin/python3)    # e.g. /usr/bin/python3.11
 pyname=$(basename "$py")
-for tool in dpkg-deb "$py"; do
+for tool in dpkg-deb ar xz "$py"; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "build-deb.sh: $tool is missing (apt-get install dpkg python3-venv)" >&2
         exit 2
@@ -89,8 +89,9 @@ chmod 0750 "$root/etc/audit" "$root/etc/audit/rules.d"   # as auditd ships them
 ln -s /opt/kexecwatch/bin/kexecwatch "$root/usr/bin/kexecwatch"
 install -m 0644 "$pkg/kexecwatch.service" "$root/lib/systemd/system/kexecwatch.service"
 install -m 0644 "$config" "$root/etc/kexecwatch/kexecwatch.toml"
-install -m 0640 "$repo/etc/audit.rules" "$root/etc/audit/rules.d/kexecwatch.rules"
-install -m 0644 "$repo/etc/audit-lowvolume.rules" "$root/usr/share/doc/kexecwatch/audit-lowvolume.rules"
+# The audit rules ship inside the Python package: one copy for pip, the .deb and etc/.
+install -m 0640 "$repo/kexecwatch/auditrules/audit.rules" "$root/etc/audit/rules.d/kexecwatch.rules"
+install -m 0644 "$repo/kexecwatch/auditrules/audit-lowvolume.rules" "$root/usr/share/doc/kexecwatch/audit-lowvolume.rules"
 install -m 0644 "$pkg/logrotate/kexecwatch" "$root/etc/logrotate.d/kexecwatch"
 install -m 0644 "$pkg/deb/copyright" "$root/usr/share/doc/kexecwatch/copyright"
 install -m 0644 "$pkg/deb/lintian-overrides" "$root/usr/share/lintian/overrides/kexecwatch"
@@ -119,6 +120,21 @@ sed -e "s|@VERSION@|$version|" -e "s|@MAINTAINER@|$maintainer|" -e "s|@SIZE@|$si
 chmod 0644 "$root/DEBIAN/control" "$root/DEBIAN/conffiles" "$root/DEBIAN/md5sums"
 
 mkdir -p "$out"
-deb=$out/kexecwatch_${version}_amd64.deb
+deb=$(cd "$out" && pwd)/kexecwatch_${version}_amd64.deb
 dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >&2
+
+# dpkg counts every directory in the archive as the package's own and deletes it on purge
+# when it is empty: with ./opt/ listed, purging on a host whose /opt held nothing else
+# removed /opt. Take that one entry out of data.tar; preinst creates /opt when it is
+# missing, since dpkg does not create the parents of what it unpacks.
+mkdir "$work/ar"
+(
+    cd "$work/ar"
+    ar x "$deb"
+    xz -d data.tar.xz
+    tar --delete --no-recursion -f data.tar ./opt/
+    xz -z -T1 data.tar
+    rm -f "$deb"
+    ar rcD "$deb" debian-binary control.tar.xz data.tar.xz
+)
 echo "$deb"

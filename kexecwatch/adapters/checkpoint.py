@@ -6,22 +6,31 @@ handed to the outputs (the daemon enforces the order; a test asserts it).
 Rule 2: a checkpoint is replaced atomically (temporary file, fsync, ``os.replace``,
 directory fsync). A failed write (``ENOSPC``, ``EIO``) leaves the previous one intact.
 
-Rule 3: a checkpoint that does not parse, has another schema, or belongs to another host
-is never trusted: it is renamed aside to ``checkpoint.json.corrupt-<ts>`` and reported.
+Rule 3: a checkpoint that does not parse, has the wrong shape or another schema, is too
+large, or belongs to another host is never trusted: it is renamed aside to
+``checkpoint.json.corrupt-<ts>`` and reported. One that is not a regular file of the
+daemon's own is refused (:mod:`kexecwatch.adapters.statefiles`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import stat
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from kexecwatch.adapters.daemonlog import kv
 from kexecwatch.adapters.logfiles import Position
+from kexecwatch.adapters.sinks import SinkRecord
+from kexecwatch.adapters.statefiles import (
+    TooLarge,
+    UnsafeFile,
+    ensure_state_dir,
+    read_private,
+    set_aside,
+    write_atomic,
+)
 from kexecwatch.errors import ConfigError
 
 __all__ = [
@@ -103,13 +112,22 @@ class Checkpoint:
                 file_mtime_ns=int(mtime) if mtime is not None else None,
                 detector_state=state,
                 recent_alert_ids=tuple(ids),
-                undelivered={str(k): list(v) for k, v in undelivered.items()},
+                undelivered={str(k): _records(v) for k, v in undelivered.items()},
                 host_name=str(data.get("host_name", "")),
                 boot_id=str(data.get("boot_id", "")),
                 saved_at_ms=int(data.get("saved_at_ms", 0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed checkpoint: {exc!r}") from exc
+
+
+def _records(value: Any) -> list[dict[str, str]]:
+    """``value`` if it is a list of sink records; raises ``TypeError``/``KeyError`` if not."""
+    if not isinstance(value, list):
+        raise TypeError("undelivered records are not a list")
+    for rec in value:
+        SinkRecord.from_dict(rec)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,29 +137,6 @@ class LoadResult:
     checkpoint: Checkpoint | None
     problem: str | None = None
     moved_to: str | None = None
-
-
-def ensure_state_dir(path: str) -> None:
-    """Create the state directory 0700 (parents as needed); refuse a symlink.
-
-    Raises:
-        ConfigError: the path is a symlink or not a directory, or cannot be created.
-    """
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        try:
-            os.makedirs(path, mode=0o700)
-        except OSError as exc:
-            raise ConfigError(f"state-dir {path}: cannot create: {exc.strerror}") from exc
-        os.chmod(path, 0o700)  # makedirs honours the umask
-        return
-    if stat.S_ISLNK(st.st_mode):
-        raise ConfigError(f"state-dir {path} is a symlink; refusing to use it")
-    if not stat.S_ISDIR(st.st_mode):
-        raise ConfigError(f"state-dir {path} is not a directory")
-    if st.st_mode & 0o077:
-        os.chmod(path, 0o700)
 
 
 def read_boot_id() -> str:
@@ -163,55 +158,49 @@ class CheckpointStore:
 
     def __init__(self, state_dir: str, host_name: str) -> None:
         self.path = os.path.join(state_dir, FILENAME)
-        self._dir = state_dir
         self._host = host_name
         self.failures = 0
 
     def load(self) -> LoadResult:
-        """Read the checkpoint; set an untrustworthy one aside (never raises for content)."""
+        """Read the checkpoint; set an untrustworthy one aside (never raises for content).
+
+        Raises:
+            ConfigError: the checkpoint is not a regular file of the daemon's own (a
+                directory, FIFO, device or symlink), or cannot be read.
+        """
         try:
-            with open(self.path, "rb") as fh:
-                raw = fh.read()
-        except FileNotFoundError:
-            return LoadResult(None)
-        try:
+            raw = read_private(self.path)
+            if raw is None:
+                return LoadResult(None)
             cp = Checkpoint.from_dict(json.loads(raw))
             if cp.host_name != self._host:
                 raise ValueError(f"written for host {cp.host_name!r}, not {self._host!r}")
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError included
-            aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-            os.replace(self.path, aside)
-            return LoadResult(None, str(exc), aside)
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors; deep nesting is a
+        # RecursionError.
+        except (TooLarge, ValueError, RecursionError) as exc:
+            problem = str(exc) if not isinstance(exc, RecursionError) else "nested too deeply"
+            return LoadResult(None, problem, set_aside(self.path))
+        except UnsafeFile as exc:
+            raise ConfigError(f"checkpoint {exc}; refusing to start") from exc
+        except OSError as exc:
+            raise ConfigError(f"checkpoint {self.path}: cannot read: {exc.strerror}") from exc
         return LoadResult(cp)
 
     def save(self, cp: Checkpoint) -> bool:
         """Write ``cp`` atomically. Returns False (and logs) when the write failed."""
         data = json.dumps(cp.to_dict(), separators=(",", ":"), ensure_ascii=True).encode()
-        tmp = f"{self.path}.tmp"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-            dfd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            write_atomic(self.path, data)
         except OSError as exc:
             self.failures += 1
             log.error(
-                "event=checkpoint_failed path=%s error=%r failures=%d kept=previous",
-                self.path,
-                exc.strerror or str(exc),
-                self.failures,
+                "checkpoint_failed",
+                extra=kv(
+                    path=self.path,
+                    error=exc.strerror or str(exc),
+                    failures=self.failures,
+                    kept="previous",
+                ),
             )
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
             return False
         return True

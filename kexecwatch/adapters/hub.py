@@ -2,17 +2,23 @@
 
 Rule 1: :meth:`SinkHub.emit` never blocks on an output. Each output has its own bounded
 queue and thread; a failing output retries the same record with exponential backoff and
-reports it. A full queue refuses the record, counts it and logs it: never silent.
+reports it. A full queue refuses the record, counts it and logs it: never silent. A
+record the output can never deliver (:class:`~kexecwatch.adapters.sinks.Undeliverable`)
+is dropped, counted and logged the same way, and the next one goes on at once.
 
 Rule 2: every hand-off and every delivery is written to the journal
 (``<state-dir>/alerts.journal``) with plain ``write()``, which survives ``kill -9``. A
 restart reads it back: alerts emitted after the last checkpoint are not emitted again,
 and records not yet delivered to an output are queued for it again. The journal is
 emptied after each checkpoint, which carries the same facts (recent ids, undelivered).
+A journal with a line that is not a hand-off or a delivery (other than a torn last line),
+or one too large to read, is renamed aside to ``alerts.journal.corrupt-<ts>`` and
+reported; the lines that did parse are still used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,13 +27,19 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from kexecwatch.adapters.sinks import JsonFileSink, Sink, SinkRecord
+from kexecwatch.adapters import fileio
+from kexecwatch.adapters.daemonlog import kv
+from kexecwatch.adapters.sinks import JsonFileSink, Sink, SinkRecord, Undeliverable
+from kexecwatch.adapters.statefiles import TooLarge, append_private, read_private, set_aside
 
 __all__ = ["Journal", "JournalReplay", "SinkHub"]
 
 log = logging.getLogger(__name__)
 
 JOURNAL = "alerts.journal"
+#: Disk space kept allocated ahead of the journal: about 2,000 alerts with one output
+#: (a hand-off of a typical alert takes 4 KB of journal).
+JOURNAL_RESERVE = 8 << 20
 
 
 @dataclass(slots=True)
@@ -39,64 +51,137 @@ class JournalReplay:
 
 
 class Journal:
-    """Append-only record of hand-offs (``e``) and deliveries (``d``)."""
+    """Append-only record of hand-offs (``e``) and deliveries (``d``).
 
-    def __init__(self, state_dir: str) -> None:
+    Write failures: a write that fails part-way is cut back to the length before it, so
+    the journal only ever holds whole lines; a failed write is counted and logged, never
+    raised, because an alert must go out even when it cannot be journalled. To keep that
+    rare, disk space for ``reserve`` bytes is allocated ahead of the journal at start and
+    after every reset: a state file system that fills up between two checkpoints does not
+    stop the journal until that much was written, so ``kill -9`` still repeats nothing.
+
+    Raises:
+        UnsafeFile: the journal is a symlink, not a regular file, or not the daemon's own.
+    """
+
+    def __init__(self, state_dir: str, *, reserve: int = JOURNAL_RESERVE) -> None:
         self.path = os.path.join(state_dir, JOURNAL)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._fd = append_private(self.path, readable=True)  # readable: see cut_torn_tail
         self._lock = threading.Lock()
         self.failures = 0
+        self._want = reserve
+        self.reserved = -1
+        self._cut_to: int | None = None  # a failed write's start, if cutting back failed
+        self._empty = False
+        fileio.cut_torn_tail(self._fd, self.path)
+        self._reserve()
+
+    def _reserve(self) -> None:
+        got, why = fileio.reserve(self._fd, self._want)
+        if got < self._want and got != self.reserved:
+            log.warning(
+                "journal_reserve_short", extra=kv(reserved=got, wanted=self._want, error=why)
+            )
+        self.reserved = got
 
     def _append(self, obj: dict[str, object]) -> None:
         line = json.dumps(obj, separators=(",", ":")).encode() + b"\n"
         with self._lock:
+            start = None
             try:
-                os.write(self._fd, line)
+                if self._cut_to is not None:
+                    os.ftruncate(self._fd, self._cut_to)
+                    self._cut_to = None
+                start = os.fstat(self._fd).st_size
+                fileio.write_all(self._fd, line)
+                self._empty = False
             except OSError as exc:
                 self.failures += 1
                 log.error(
-                    "event=journal_write_failed error=%r failures=%d", exc.strerror, self.failures
+                    "journal_write_failed", extra=kv(error=exc.strerror, failures=self.failures)
                 )
+                if start is not None:
+                    self._cut_to = start
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(self._fd, start)
+                        self._cut_to = None
 
     def emitted(self, record: SinkRecord) -> None:
         """Note a record handed to the outputs."""
         self._append({"e": record.to_dict()})
 
-    def delivered(self, spec: str, alert_id: str) -> None:
-        """Note a record delivered by one output."""
-        self._append({"d": alert_id, "s": spec})
+    def delivered(self, spec: str, alert_id: str, *, dropped: bool = False) -> None:
+        """Note a record one output is done with: delivered, or dropped for good."""
+        self._append({"d": alert_id, "s": spec, **({"dropped": 1} if dropped else {})})
 
     def read(self) -> JournalReplay:
-        """Parse the journal; a torn last line (crash mid-write) is ignored."""
+        """Parse the journal; a torn last line (crash mid-write) is ignored.
+
+        Any other line that is not a hand-off or a delivery, or a journal too large to
+        read, sets the journal aside (the parsed lines still count) and starts a new one.
+        """
         replay = JournalReplay()
         try:
-            with open(self.path, "rb") as fh:
-                lines = fh.read().splitlines()
+            data = read_private(self.path)
+        except TooLarge as exc:
+            self._set_aside(str(exc))
+            return replay
         except OSError:
             return replay
-        for raw in lines:
-            try:
-                obj = json.loads(raw)
-                if "e" in obj:
-                    rec = SinkRecord.from_dict(obj["e"])
-                    replay.emitted[rec.alert_id] = rec
-                elif "d" in obj:
-                    replay.delivered.add((str(obj["s"]), str(obj["d"])))
-            except (ValueError, KeyError, TypeError):
-                log.warning("event=journal_line_ignored bytes=%d", len(raw))
+        lines = (data or b"").split(b"\n")
+        bad = 0
+        for i, raw in enumerate(lines):
+            if not raw:
+                continue
+            if not _replay_line(raw, replay) and i < len(lines) - 1:
+                bad += 1  # the last piece has no newline: a torn write, not corruption
+        if bad:
+            self._set_aside(f"{bad} lines are not hand-offs or deliveries")
         return replay
+
+    def _set_aside(self, reason: str) -> None:
+        with self._lock:
+            moved_to = set_aside(self.path)
+            os.close(self._fd)
+            self._fd = append_private(self.path, readable=True)
+            self._reserve()
+        log.warning("journal_rejected", extra=kv(reason=reason, moved_to=moved_to))
 
     def sync_and_reset(self) -> None:
         """Empty the journal (call right after a checkpoint was saved)."""
         with self._lock:
+            if self._empty:
+                return
             try:
                 os.ftruncate(self._fd, 0)
             except OSError as exc:
-                log.error("event=journal_reset_failed error=%r", exc.strerror)
+                log.error("journal_reset_failed", extra=kv(error=exc.strerror))
+                return
+            self._cut_to = None
+            self._empty = True
+            self._reserve()  # truncating freed the reserved space too
 
     def close(self) -> None:
         """Close the journal file."""
         os.close(self._fd)
+
+
+def _replay_line(raw: bytes, replay: JournalReplay) -> bool:
+    """Fold one journal line into ``replay``; False when it is not a journal line."""
+    try:
+        obj = json.loads(raw)
+        if not isinstance(obj, dict):
+            return False
+        if "e" in obj:
+            rec = SinkRecord.from_dict(obj["e"])
+            replay.emitted[rec.alert_id] = rec
+        elif "d" in obj:
+            replay.delivered.add((str(obj["s"]), str(obj["d"])))
+        else:
+            return False
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return False
+    return True
 
 
 class _Worker:
@@ -113,6 +198,7 @@ class _Worker:
         self.delivered = 0
         self.failures = 0
         self.overflow = 0
+        self.dropped = 0  # refused by the transport for good
         self.healthy = True
         self.thread = threading.Thread(target=self._run, name=f"sink {sink.spec}", daemon=True)
 
@@ -121,10 +207,10 @@ class _Worker:
             if len(self.queue) >= self.capacity:
                 self.overflow += 1
                 log.error(
-                    "event=output_overflow output=%s alert_id=%s dropped_total=%d",
-                    self.sink.spec,
-                    record.alert_id,
-                    self.overflow,
+                    "output_overflow",
+                    extra=kv(
+                        output=self.sink.spec, alert_id=record.alert_id, dropped_total=self.overflow
+                    ),
                 )
                 return
             self.queue.append(record)
@@ -142,14 +228,27 @@ class _Worker:
                 record = self.queue[0]
             try:
                 self.sink.send(record)
+            except Undeliverable as exc:
+                self.dropped += 1
+                log.error(
+                    "output_dropped",
+                    extra=kv(
+                        output=self.sink.spec,
+                        alert_id=record.alert_id,
+                        error=exc.strerror or str(exc),
+                        dropped_total=self.dropped,
+                    ),
+                )
+                self.hub.on_delivered(self, record, dropped=True)
+                continue
             except OSError as exc:
                 self.failures += 1
                 if self.healthy:
                     log.warning(
-                        "event=output_failed output=%s error=%r retry_in=%.1f",
-                        self.sink.spec,
-                        exc.strerror or str(exc),
-                        delay,
+                        "output_failed",
+                        extra=kv(
+                            output=self.sink.spec, error=exc.strerror or str(exc), retry_in=delay
+                        ),
                     )
                 self.healthy = False
                 with self.cond:
@@ -158,7 +257,7 @@ class _Worker:
                 continue
             if not self.healthy:
                 log.warning(
-                    "event=output_recovered output=%s failures=%d", self.sink.spec, self.failures
+                    "output_recovered", extra=kv(output=self.sink.spec, failures=self.failures)
                 )
             self.healthy = True
             delay = self.hub.backoff_initial
@@ -217,22 +316,22 @@ class SinkHub:
                 continue
             written = w.sink.already_written(todo) if isinstance(w.sink, JsonFileSink) else set()
             if written:
-                log.info("event=requeue_skipped output=%s already_written=%d", spec, len(written))
+                log.info("requeue_skipped", extra=kv(output=spec, already_written=len(written)))
             for r in todo:
                 if r.alert_id not in written:
                     w.put(r)
                     n += 1
         return n
 
-    def on_delivered(self, worker: _Worker, record: SinkRecord) -> None:
-        """Called by an output thread after a successful send."""
+    def on_delivered(self, worker: _Worker, record: SinkRecord, *, dropped: bool = False) -> None:
+        """Called by an output thread after a successful send, or a final refusal."""
         with self.lock:
             if self.journal is not None:
-                self.journal.delivered(worker.sink.spec, record.alert_id)
+                self.journal.delivered(worker.sink.spec, record.alert_id, dropped=dropped)
             with worker.cond:
                 worker.queue.popleft()
                 worker.pending.pop(record.alert_id, None)
-                worker.delivered += 1
+                worker.delivered += not dropped
 
     def undelivered(self) -> dict[str, list[dict[str, str]]]:
         """Per output, records handed over but not delivered yet (call with ``lock`` held)."""

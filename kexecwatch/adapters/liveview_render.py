@@ -12,7 +12,6 @@ except in the alert's JSON view, which folds long lines so that nothing is hidde
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from rich import box
@@ -22,7 +21,8 @@ from rich.panel import Panel
 from rich.text import Text
 
 from kexecwatch.adapters.liveview_state import ActivityRow, AlertRow, DashboardState
-from kexecwatch.core.textsafe import escape_text
+from kexecwatch.core import jsontext
+from kexecwatch.core.textsafe import escape_json_text, escape_text
 
 __all__ = ["HEADER_LINES", "render_dashboard", "sparkline"]
 
@@ -241,10 +241,10 @@ def _activity_line(row: ActivityRow, width: int, reason_w: int, chain_w: int) ->
 
 def _detail_panel(state: DashboardState, row: AlertRow, width: int, height: int) -> RenderableType:
     inner_w, inner_h = width - 4, max(0, height - 2)
-    dump = json.dumps(row.document, indent=2, ensure_ascii=False, sort_keys=True)
+    dump = jsontext.dumps(row.document, indent=2)
     folded: list[str] = []
     for raw in dump.splitlines():
-        folded.extend(chop_cells(_json_safe(raw), max(1, inner_w)) or [""])
+        folded.extend(chop_cells(escape_json_text(raw), max(1, inner_w)) or [""])
     top = min(state.detail_scroll, max(0, len(folded) - inner_h))
     shown = folded[top : top + inner_h]
     lines = [Text(line, no_wrap=True, overflow="crop") for line in shown]
@@ -252,27 +252,6 @@ def _detail_panel(state: DashboardState, row: AlertRow, width: int, height: int)
     title = f" Alert {escape_text(str(row.document.get('alert', {}).get('id', '')))} "
     subtitle = f" lines {top + 1}-{end} of {len(folded)} "
     return _panel(lines, title, height, "magenta", subtitle=subtitle)
-
-
-def _json_safe(line: str) -> str:
-    """A JSON line with what JSON left unescaped but a terminal could act on escaped.
-
-    ``json.dumps`` escapes C0 controls but keeps C1 controls, format characters
-    (bidirectional overrides) and lone surrogates; they become ``\\uXXXX``, which is
-    still valid JSON, rather than :func:`escape_text`'s ``\\xNN``.
-    """
-    if line.isprintable():
-        return line
-    out: list[str] = []
-    for ch in line:
-        if ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            code = ord(ch) - 0x10000
-            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
-    return "".join(out)
 
 
 def _footer(state: DashboardState, width: int) -> Text:

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kexecwatch.core.alerts import Alert, AlertsSuppressed
-from kexecwatch.core.assembler import EventsLost
+from kexecwatch.core.alerts import Alert, AlertsSuppressed, command_text
+from kexecwatch.core.assembler import DEFAULT_WINDOW_MS, EventsLost
 from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output
 from kexecwatch.core.process import ProcessEvent, text
 from kexecwatch.core.proctable import ProcessTable, ProcLookup
@@ -151,6 +151,7 @@ class LiveModel:
         rules: the rules to run.
         host_name: ``host.name`` for records without ``node=``.
         lookup: a live ``/proc`` lookup (follow mode), or ``None`` (replay).
+        window_ms: how long, in record time, an incomplete event waits for more records.
     """
 
     def __init__(
@@ -160,12 +161,13 @@ class LiveModel:
         host_name: str,
         lookup: ProcLookup | None = None,
         state: DashboardState | None = None,
+        window_ms: int = DEFAULT_WINDOW_MS,
     ) -> None:
         self.rules = list(rules)
         self.detector = Detector(
             self.rules,
             host_name=host_name,
-            options=DetectorOptions(emit_events=True),
+            options=DetectorOptions(emit_events=True, window_ms=window_ms),
             lookup=lookup,
         )
         self.state = state or DashboardState()
@@ -296,7 +298,7 @@ class LiveModel:
             user=str(user.get("name") or user.get("id") or "?"),
             pid=event.pid,
             chain=process_chain(event, self.detector.table),
-            command=str(process.get("command_line") or process.get("name") or "?"),
+            command=command_text(process),
         )
 
     def _add_alert(self, alert: Alert) -> None:

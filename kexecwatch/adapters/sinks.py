@@ -19,6 +19,8 @@ Output specs (``--output`` / ``outputs``), parsed strictly by :func:`parse_outpu
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import json
 import os
 import re
 import socket
@@ -26,15 +28,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from kexecwatch.adapters import fileio
+from kexecwatch.adapters.statefiles import append_private
+from kexecwatch.core import jsontext
 from kexecwatch.errors import ConfigError
 
 __all__ = [
+    "SYSLOG_MAX_BYTES",
     "JsonFileSink",
     "OutputSpec",
     "Sink",
     "SinkRecord",
     "StdoutSink",
     "SyslogSink",
+    "Undeliverable",
     "make_sink",
     "parse_output_spec",
 ]
@@ -42,6 +49,16 @@ __all__ = [
 DEV_LOG = "/dev/log"
 FACILITY_AUTHPRIV = 10  # alerts carry command lines: keep them out of world-readable logs
 SEVERITY_WARNING = 4
+#: The longest syslog message sent, header included: rsyslog's default ``maxMessageSize``,
+#: well below what UDP (65,507 bytes) and ``/dev/log`` (about 212 KB) carry at all.
+SYSLOG_MAX_BYTES = 8192
+
+
+class Undeliverable(OSError):
+    """An output can never deliver this record (the transport refuses its size).
+
+    Retrying would block every later record, so the hub drops it, logs and counts it.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,16 +150,6 @@ def parse_output_spec(spec: str) -> OutputSpec:
     )
 
 
-def _line(text: str) -> bytes:
-    return text.encode("utf-8", "backslashreplace")
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 class StdoutSink:
     """Writes each record as one line to file descriptor 1."""
 
@@ -154,7 +161,7 @@ class StdoutSink:
     def send(self, record: SinkRecord) -> None:
         """Write one line (JSON or text)."""
         line = record.text_line if self._text else record.json_line
-        _write_all(self._fd, line.encode("utf-8", "backslashreplace") + b"\n")
+        fileio.write_all(self._fd, jsontext.encode(line) + b"\n")
 
     def reopen(self) -> None:
         """Nothing to reopen."""
@@ -164,7 +171,15 @@ class StdoutSink:
 
 
 class JsonFileSink:
-    """Appends NDJSON to a file and fsyncs each record; reopens by name on request."""
+    """Appends NDJSON to a file and fsyncs each record; reopens by name on request.
+
+    The file only ever holds whole lines: a write that fails part-way (disk full) is
+    cut back to the length before it, and a line torn by a crash is cut off when the
+    file is opened, so the retry never glues two records into one line.
+
+    A path that is a symlink, or a file not the daemon's own, is refused at every open
+    (``UnsafeFile``, an ``OSError``: logged and retried like any failed write).
+    """
 
     def __init__(self, spec: str, path: str) -> None:
         self.spec = spec
@@ -173,19 +188,27 @@ class JsonFileSink:
         self._reopen = False
 
     def send(self, record: SinkRecord) -> None:
-        """Append one line and fsync it."""
+        """Append one line and fsync it; on failure nothing of the line stays."""
         if self._reopen:
             self.close()
             self._reopen = False
         if self._fd is None:
-            self._fd = os.open(
-                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
-            )
+            fd = append_private(self.path, readable=True)  # never through a link
+            try:
+                fileio.cut_torn_tail(fd, self.path)
+            except OSError:
+                os.close(fd)
+                raise
+            self._fd = fd
+        start = os.fstat(self._fd).st_size
         try:
-            _write_all(self._fd, _line(record.json_line) + b"\n")
+            fileio.write_all(self._fd, jsontext.encode(record.json_line) + b"\n")
             os.fsync(self._fd)
         except OSError:
-            self.close()
+            try:
+                os.ftruncate(self._fd, start)
+            finally:  # if even that failed, the next open cuts the torn line
+                self.close()
             raise
 
     def reopen(self) -> None:
@@ -208,7 +231,7 @@ class JsonFileSink:
         except OSError:
             return set()
         present = set(lines[1:] if start else lines)
-        return {r.alert_id for r in records if _line(r.json_line) in present}
+        return {r.alert_id for r in records if jsontext.encode(r.json_line) in present}
 
     def close(self) -> None:
         """Close the file."""
@@ -218,28 +241,53 @@ class JsonFileSink:
 
 
 class SyslogSink:
-    """RFC 5424 messages to ``/dev/log`` (unix datagram), UDP, or TCP (octet counting)."""
+    """RFC 5424 messages to ``/dev/log`` (unix datagram), UDP, or TCP (octet counting).
 
-    def __init__(self, spec: OutputSpec, *, host_name: str, timeout: float = 5.0) -> None:
+    A message longer than ``max_bytes`` carries a shortened document (long strings and
+    lists cut with a visible ``…(+N bytes)`` / ``…(+N items)``); the JSON outputs keep
+    the whole one. A message the transport still refuses raises :class:`Undeliverable`.
+    """
+
+    def __init__(
+        self,
+        spec: OutputSpec,
+        *,
+        host_name: str,
+        timeout: float = 5.0,
+        max_bytes: int = SYSLOG_MAX_BYTES,
+    ) -> None:
         self.spec = spec.spec
         self._target = spec
         self._host = _header_token(host_name)
         self._timeout = timeout
+        self._max_bytes = max_bytes
         self._sock: socket.socket | None = None
 
     def format(self, record: SinkRecord, now: dt.datetime | None = None) -> bytes:
-        """The RFC 5424 message for ``record`` (without TCP framing)."""
+        """The RFC 5424 message for ``record`` (without TCP framing), within ``max_bytes``.
+
+        Raises:
+            Undeliverable: not even the shortened document fits.
+        """
         when = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="microseconds")
         pri = FACILITY_AUTHPRIV * 8 + record.severity
         head = (
             f"<{pri}>1 {when.replace('+00:00', 'Z')} {self._host} kexecwatch "
             f"{os.getpid()} {_header_token(record.msgid)} - "
-        )
-        return (
-            head.encode("ascii")
-            + b"\xef\xbb\xbf"
-            + record.json_line.encode("utf-8", "backslashreplace")
-        )
+        ).encode("ascii") + b"\xef\xbb\xbf"
+        body = jsontext.encode(record.json_line)
+        budget = self._max_bytes - len(head)
+        if len(body) > budget:
+            try:
+                short = jsontext.dumps_within(json.loads(record.json_line), budget)
+            except ValueError:
+                short = None
+            if short is None:
+                raise Undeliverable(
+                    errno.EMSGSIZE, f"alert {record.alert_id} does not fit {self._max_bytes} bytes"
+                )
+            body = jsontext.encode(short)
+        return head + body
 
     def _connect(self) -> socket.socket:
         t = self._target
@@ -272,12 +320,19 @@ class SyslogSink:
             if self._target.transport == "tcp":
                 self._sock.sendall(msg)
             else:
-                self._sock.send(msg)
+                try:
+                    self._sock.send(msg)
+                except OSError as exc:
+                    if exc.errno == errno.EMSGSIZE:  # final for this message, not the socket
+                        raise Undeliverable(exc.errno, exc.strerror) from exc
+                    raise
                 # UDP loss is silent; a refusal on loopback is reported by the time send
                 # returns, so at least a local collector that is down counts as a failure.
                 err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if err:
                     raise OSError(err, os.strerror(err))
+        except Undeliverable:
+            raise
         except OSError:
             self.close()
             raise

@@ -11,14 +11,22 @@ for the kexec rule); what it holds back is counted and reported as
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kexecwatch.core import jsontext
 from kexecwatch.core.process import ProcessEvent, format_timestamp
 from kexecwatch.core.telemetry import TelemetryEvent
-from kexecwatch.core.textsafe import escape_text, shorten
+from kexecwatch.core.textsafe import (
+    COMMAND_BYTES,
+    VALUE_BYTES,
+    clip,
+    clip_command,
+    escape_text,
+    shorten,
+)
 
 __all__ = [
     "Alert",
@@ -26,6 +34,7 @@ __all__ = [
     "AlertsSuppressed",
     "RuleMeta",
     "alert_id",
+    "command_text",
     "to_json_line",
     "to_text_line",
 ]
@@ -198,18 +207,25 @@ def to_json_line(doc: dict[str, Any]) -> bytes:
 
     Undecodable bytes travel as lone surrogates; they are written as the JSON
     escapes ``\\udc80``-``\\udcff``, so the line is valid UTF-8 and lossless.
-    Control characters are escaped by JSON itself.
+    Control characters and Unicode line breaks are escaped (see :mod:`jsontext`).
     """
-    text = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return text.encode("utf-8", "backslashreplace") + b"\n"
+    return jsontext.encode(jsontext.dumps(doc)) + b"\n"
 
 
-def _quoted_command(process: dict[str, Any]) -> str:
+def command_text(process: dict[str, Any], quote: Callable[[str], str] = str) -> str:
+    """A process document's argv (else its command line or name) as one line for people,
+    each argument passed through ``quote``, shortened as
+    :func:`~kexecwatch.core.textsafe.clip_command` does."""
     args = process.get("args")
     if not args:
-        return str(process.get("command_line") or process.get("name") or "?")
+        line = str(process.get("command_line") or process.get("name") or "?")
+        return clip(line, COMMAND_BYTES)
+    return clip_command(map(str, args), quote)
+
+
+def _shell_quote(arg: str) -> str:
     # Quote like a shell would, so "a b" stays one visible argument.
-    return " ".join(a if a and _PLAIN_ARG.fullmatch(a) else _single_quote(a) for a in args)
+    return arg if arg and _PLAIN_ARG.fullmatch(arg) else _single_quote(arg)
 
 
 def _single_quote(arg: str) -> str:
@@ -220,7 +236,12 @@ _PLAIN_ARG = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 
 
 def to_text_line(doc: dict[str, Any], *, width: int = 0) -> str:
-    """One terminal-safe line describing an alert (or a process event) document."""
+    """One terminal-safe line describing an alert (or a process event) document.
+
+    Long values are shortened with a visible ``…(+N bytes)`` (see
+    :func:`~kexecwatch.core.textsafe.clip`): each argument, the command line and
+    any other value to the limits named there. The JSON document keeps everything.
+    """
     process = doc.get("process", {})
     parent = process.get("parent", {})
     user = doc.get("user", {})
@@ -232,19 +253,19 @@ def to_text_line(doc: dict[str, Any], *, width: int = 0) -> str:
         doc.get("@timestamp", "?"),
         alert.get("severity", doc.get("event", {}).get("action", "")),
         f"rule={rule['name']!r}" if rule else "",
-        f"host={doc.get('host', {}).get('name', '?')}",
+        f"host={clip(str(doc.get('host', {}).get('name', '?')), VALUE_BYTES)}",
         f"user={who}",
     ]
     if "process" in doc:
         parts += [
             f"pid={process.get('pid', '?')}",
             f"parent={pname}({parent.get('pid', '?')})",
-            f"exe={process.get('executable', '?')}",
-            "cmd=" + _quoted_command(process),
+            f"exe={clip(str(process.get('executable', '?')), VALUE_BYTES)}",
+            "cmd=" + command_text(process, _shell_quote),
         ]
     else:  # a telemetry event: auditd stopped, rules removed, events lost
         parts.append(f"action={doc.get('event', {}).get('action', '?')}")
     if alert.get("reason"):
-        parts.append(f"reason={alert['reason']}")
+        parts.append(f"reason={clip(str(alert['reason']), VALUE_BYTES)}")
     line = escape_text(" ".join(p for p in parts if p))
     return shorten(line, width) if width > 0 else line

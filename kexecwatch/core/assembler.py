@@ -34,6 +34,7 @@ from kexecwatch.core.record import AuditRecord, EventId, ParseIssue
 __all__ = [
     "DEFAULT_MAX_INFLIGHT",
     "DEFAULT_WINDOW_MS",
+    "MAX_NODES",
     "Assembler",
     "AssemblerOutput",
     "AuditEvent",
@@ -49,6 +50,9 @@ _MAX_AHEAD = 1_024
 _RESET_BACKSTEP = 1_000
 _RESET_FUTURE_MS = 2_000
 _DONE_LIMIT = 65_536
+#: How many ``node=`` values keep a watermark and a serial tracker; the node seen
+#: first is forgotten (its open gaps reported) to make room for a new one.
+MAX_NODES = 65_536
 
 EventKey = tuple[str | None, EventId]
 
@@ -187,6 +191,10 @@ class Assembler:
         self._done: set[EventKey] = set()
         self._done_order: deque[tuple[int, EventKey]] = deque()
         self._watermark: dict[str | None, int] = {}
+        # The newest watermark of all: kept as it moves, since scanning every
+        # node's on every record made the cost grow with the square of the nodes.
+        self._newest: int | None = None
+        self._nodes: deque[str | None] = deque()  # in the order first seen, for MAX_NODES
         self._gaps: dict[str | None, _GapTracker] = {}
         # In-flight events by age, for expiry: (time, sequence, key). Entries of
         # events that completed meanwhile are dropped when they surface.
@@ -210,8 +218,12 @@ class Assembler:
         event_id = record.id
         time_ms = event_id.time_ms
         watermark = self._watermark.get(node)
+        if watermark is None:
+            self._admit_node(node, record.line_no, out)
         if watermark is None or time_ms > watermark:
             self._watermark[node] = watermark = time_ms
+            if self._newest is None or time_ms > self._newest:
+                self._newest = time_ms
         key = (node, event_id)
         records = self._inflight.get(key)
         if records is None:
@@ -286,8 +298,15 @@ class Assembler:
         watermark = marks.get(node)
         if watermark is not None and time_ms < watermark - self.window_ms:
             return None  # push() would expire it after its first record
+        if watermark is None:
+            if len(marks) >= MAX_NODES:
+                return None  # push() forgets a node, and says so
+            self._nodes.append(node)
         if watermark is None or time_ms > watermark:
             marks[node] = watermark = time_ms
+        newest = self._newest
+        if newest is None or time_ms > newest:
+            self._newest = newest = time_ms
         tracker = self._gaps.get(node)
         if not inflight and tracker is not None and not tracker.ahead:
             # The common case, inlined: nothing in flight, so nothing can expire; the
@@ -302,9 +321,7 @@ class Assembler:
             done = self._done
             order = self._done_order
             if order:
-                horizon = (
-                    max(marks.values()) if len(marks) > 1 else watermark
-                ) - 4 * self.window_ms
+                horizon = newest - 4 * self.window_ms
                 while order and order[0][0] < horizon:
                     done.discard(order.popleft()[1])
             # _remember(), and the pruning after it, which can only drop this event
@@ -314,7 +331,7 @@ class Assembler:
             if len(order) > _DONE_LIMIT:
                 done.discard(order.popleft()[1])
             elif len(order) == 1:
-                self._prune_done(marks)
+                self._prune_done()
             return out
         out = []
         if tracker is None:
@@ -368,14 +385,31 @@ class Assembler:
         out.extend(rest)
         return out
 
-    def _prune_done(self, marks: dict[str | None, int]) -> None:
+    def _prune_done(self) -> None:
         order = self._done_order
-        if order:
-            horizon = (max(marks.values()) if len(marks) > 1 else marks[next(iter(marks))]) - (
-                4 * self.window_ms
-            )
+        if order and self._newest is not None:
+            horizon = self._newest - 4 * self.window_ms
             while order and order[0][0] < horizon:
                 self._done.discard(order.popleft()[1])
+
+    def _admit_node(self, node: str | None, line_no: int, out: list[AssemblerOutput]) -> None:
+        """Start tracking ``node``; beyond :data:`MAX_NODES`, forget the first seen."""
+        nodes = self._nodes
+        nodes.append(node)
+        if len(nodes) <= MAX_NODES:
+            return
+        old = nodes.popleft()
+        self._watermark.pop(old, None)
+        tracker = self._gaps.pop(old, None)
+        if tracker is not None:
+            out.extend(tracker.drain_all(old))
+        name = "(none)" if old is None else old[:64]
+        out.append(
+            ParseIssue(
+                line_no,
+                f"more than {MAX_NODES} nodes: node {name} forgotten (its watermark and serials)",
+            )
+        )
 
     def expire(self, now_ms: int) -> list[AssemblerOutput]:
         """Complete events older than the window, measured against ``now_ms``.
@@ -423,7 +457,7 @@ class Assembler:
         ages = self._by_age
         if not ages and not self._done:
             return
-        newest = max(self._watermark.values(), default=now_ms)
+        newest = now_ms if self._newest is None else self._newest
         limit = max(newest, now_ms) - self.window_ms
         deferred: list[tuple[int, int, EventKey]] = []
         while ages and ages[0][0] < limit:
@@ -457,7 +491,11 @@ class Assembler:
     def restore(self, state: dict[str, Any]) -> None:
         """Load a snapshot made by :meth:`to_state` (in-flight records are re-read)."""
         for node, t in state.get("watermark", []):
+            if node not in self._watermark:
+                self._nodes.append(node)
             self._watermark[node] = int(t)
+            if self._newest is None or int(t) > self._newest:
+                self._newest = int(t)
             self._quiet_until_ms = max(self._quiet_until_ms, int(t))
         for node, expected, last_ms, ahead in state.get("gaps", []):
             tracker = self._gaps[node] = _GapTracker(

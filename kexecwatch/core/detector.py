@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Hashable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol
 
 from kexecwatch.core.alerts import Alert, AlertLimiter, AlertsSuppressed, RuleMeta
@@ -67,14 +67,16 @@ from kexecwatch.core.fastpath import (
     split_pair,
     syscall_of,
 )
-from kexecwatch.core.fields import decode_untrusted
-from kexecwatch.core.interest import EVERYTHING, EventInterest, interest_from_values
+from kexecwatch.core.fields import decode_untrusted, is_bound_problem
+from kexecwatch.core.interest import EVERYTHING, EventInterest
+from kexecwatch.core.interest import interests_of as _interests_of
 from kexecwatch.core.linebuffer import DEFAULT_MAX_LINE, LineBuffer, Region
 from kexecwatch.core.process import ProcessEvent, process_event_from
 from kexecwatch.core.proctable import DEFAULT_MAX_ENTRIES, Args, ProcessTable, ProcLookup
 from kexecwatch.core.record import AuditRecord, EventId, ParseIssue, parse_record
 from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
 from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
+from kexecwatch.errors import SourceLocation
 
 __all__ = ["DetectionRule", "Detector", "DetectorOptions", "Output", "Stats"]
 
@@ -225,13 +227,26 @@ class Detector:
         rotation is still assembled whole. A partial line left at the end of
         the previous source is reported, since nothing can complete it.
         """
-        left = self._lines.switch(source, offset)
-        if not left:
+        issue = _unended(self._lines, "line without newline at end of source")
+        self._lines.switch(source, offset)
+        if issue is None:
             return []
         self.stats.parse_issues += 1
-        return [
-            ParseIssue(self._lines.line_no, "line without newline at end of source", left[:120])
-        ]
+        return [issue]
+
+    @property
+    def source(self) -> Hashable:
+        """The source being read now, as given to :meth:`switch_source`."""
+        return self._lines.source
+
+    def locate(self, line_no: int) -> SourceLocation:
+        """Name line ``line_no`` of the source being read now: ``str(source):line``.
+
+        The one way to say where something happened, for diagnostics about a
+        line or an event (pass the line of its first record). Lines count from
+        where reading of the source started, from 1.
+        """
+        return SourceLocation(str(self._lines.source), line_no or None)
 
     def feed(self, data: bytes) -> list[Output]:
         """Feed any chunk of the log; return the outputs it completes."""
@@ -305,7 +320,11 @@ class Detector:
         if overlong:
             stats.parse_issues += 1
             out.append(
-                ParseIssue(line_no, f"line longer than {self.options.max_line} bytes skipped")
+                ParseIssue(
+                    line_no,
+                    f"line longer than {self.options.max_line} bytes skipped",
+                    source=source,
+                )
             )
             return
         if not raw or raw[0] == 0x23 or raw.isspace():  # blank or '#' comment
@@ -313,7 +332,7 @@ class Detector:
         record = parse_record(raw, line_no)
         if isinstance(record, ParseIssue):
             stats.parse_issues += 1
-            out.append(record)
+            out.append(replace(record, source=source))
             return
         stats.records += 1
         key = (record.node, record.id)
@@ -554,15 +573,13 @@ class Detector:
     def flush(self) -> list[Output]:
         """End of stream: complete everything and report what was held back."""
         out: list[Output] = []
-        left = self._lines.pending
-        if left:
+        issue = _unended(self._lines, "line without newline at end of input")
+        if issue is not None:
             self.stats.parse_issues += 1
-            out.append(
-                ParseIssue(
-                    self._lines.line_no + 1, "line without newline at end of input", left[:120]
-                )
-            )
+            out.append(issue)
+            line_no = self._lines.line_no
             self._lines.switch(self._lines.source, self._lines.offset)
+            self._lines.line_no = line_no + 1  # the partial line counts as read
         self._handle(self._assembler.flush(), out)
         for suppressed in self._limiter.flush():
             self.stats.suppressed += suppressed.count
@@ -602,7 +619,7 @@ class Detector:
                     self._on_telemetry(TelemetryTracker.from_lost(item, self.host_name), out)
             else:
                 stats.parse_issues += 1
-                out.append(item)
+                out.append(item if item.source is not None else replace(item, source=self.source))
 
     def _on_event(self, event: AuditEvent, out: list[Output]) -> None:
         """The hook point: every event that may matter, records and all.
@@ -623,6 +640,10 @@ class Detector:
         process = process_event_from(event, self.host_name)
         if process is None:
             return
+        for problem in process.problems:
+            if is_bound_problem(problem):
+                self.stats.parse_issues += 1
+                out.append(ParseIssue(process.line_no, problem))
         parent = self.table.parent_of(process)
         if parent is not None:
             process = process.with_parent(parent)
@@ -726,6 +747,14 @@ _Verdict = tuple[
 _MAX_VERDICTS = 4096
 
 
+def _unended(lines: LineBuffer, reason: str) -> ParseIssue | None:
+    """The partial line ``lines`` holds back, as a parse issue (``None`` if there is none)."""
+    left = lines.pending
+    if not left:
+        return None
+    return ParseIssue(lines.line_no + 1, reason, left[:120], len(left), lines.source)
+
+
 def find_line_end(buf: bytes, m: re.Match[bytes]) -> int:
     """The start of the line after the one ``m`` matched in."""
     return buf.find(b"\n", m.end()) + 1
@@ -765,16 +794,3 @@ def _raw_args(records: tuple[AuditRecord, ...]) -> bytes | None:
 
 #: The syscalls whose events are counted, returned and shown to the rules.
 _EVALUATED = EXEC_SYSCALLS | KEXEC_SYSCALLS
-
-
-def _interests_of(rule: DetectionRule) -> list[EventInterest]:
-    """What a rule needs: its own statement, its query's literals, or everything."""
-    stated = getattr(rule, "interests", None)
-    if callable(stated):
-        return list(stated())
-    query = getattr(rule, "query", None)
-    required = getattr(query, "required_values", None)
-    if not callable(required):
-        return [EVERYTHING]
-    interest = interest_from_values(required())
-    return [] if interest is None else [interest]

@@ -25,6 +25,7 @@ __all__ = [
     "argv_from_execve",
     "decode_untrusted",
     "decode_untrusted_text",
+    "is_bound_problem",
     "parse_fields",
 ]
 
@@ -35,6 +36,13 @@ _NO_VALUE = frozenset((b"(null)", b"(none)"))
 #: Empty arguments are not written, so argc may exceed the last index; an
 #: execve's 2 MiB argument space holds at most about this many empty ones.
 MAX_EMPTY_ARGS = 262_144
+#: The most arguments an execve can pass: since Linux 4.18 argv and envp
+#: together may fill at most 6 MiB (3/4 of the 8 MiB ``_STK_LIM``, however large
+#: the stack limit), and each argument costs at least its NUL byte and an 8-byte
+#: pointer. ``MAX_ARG_STRINGS`` (0x7FFFFFFF) never binds before this does.
+MAX_ARGS = (6 << 20) // 9
+#: Every problem that bounds the argument table starts so (see :func:`is_bound_problem`).
+_BOUND = "argument table bounded: "
 
 
 # A body that is only ``name=value`` tokens, read exactly as _split_into reads them: the
@@ -167,30 +175,47 @@ def argv_from_execve(bodies: list[Fields]) -> tuple[list[bytes], int | None, lis
     """
     problems: list[str] = []
     argc: int | None = None
+    for fields in bodies:
+        raw_argc = fields.get("argc")
+        if raw_argc is not None:
+            try:
+                argc = int(raw_argc)
+            except ValueError:
+                problems.append("bad argc")
+    limit = MAX_ARGS
+    if argc is not None and 0 <= argc <= MAX_ARGS:
+        limit = argc
+    elif argc is not None:
+        problems.append(f"{_BOUND}argc={argc} is beyond the kernel's limit of {MAX_ARGS}")
     whole: dict[int, bytes] = {}
     chunks: dict[int, dict[int, bytes]] = {}
+    dropped: list[str] = []
     for fields in bodies:
         for name, value in fields.items():
-            if name == "argc":
-                try:
-                    argc = int(value)
-                except ValueError:
-                    problems.append("bad argc")
-                continue
-            if not name.startswith("a"):
+            if not name.startswith("a") or name == "argc":
                 continue
             index_part, bracket, rest = name[1:].partition("[")
-            if not index_part.isdigit():
+            if not (index_part.isascii() and index_part.isdigit()):
                 continue
-            index = int(index_part)
-            if bracket:
+            # More digits than MAX_ARGS has are beyond any bound (and int() of
+            # thousands of digits is slow, or raises).
+            index = int(index_part) if len(index_part) <= 9 else MAX_ARGS
+            if index >= limit:
+                dropped.append(name)
+            elif bracket:
                 chunk_no = rest[:-1]
-                if rest.endswith("]") and chunk_no.isdigit():
-                    chunks.setdefault(index, {})[int(chunk_no)] = value
+                if rest.endswith("]") and chunk_no.isascii() and chunk_no.isdigit():
+                    chunks.setdefault(index, {})[int(chunk_no[:12])] = value
                 else:
-                    problems.append(f"bad argument chunk name {name}")
+                    problems.append(f"bad argument chunk name {name[:40]}")
             else:
                 whole[index] = value
+    if dropped:
+        bound = f"argc={argc}" if limit == argc else f"the kernel's limit of {MAX_ARGS}"
+        problems.append(
+            f"{_BOUND}{len(dropped)} argument fields beyond {bound} dropped"
+            f" (first {dropped[0][:40]})"
+        )
     for index, parts in chunks.items():
         joined = b"".join(_chunk_body(parts[n]) for n in sorted(parts))
         quoted = all(v.startswith(b'"') for v in parts.values())
@@ -199,7 +224,7 @@ def argv_from_execve(bodies: list[Fields]) -> tuple[list[bytes], int | None, lis
         if sorted(parts) != expected:
             problems.append(f"argument a{index} is missing chunks")
     present = (max(whole) + 1) if whole else 0
-    count = max(argc or 0, present)
+    count = max(limit if limit == argc else 0, present)
     if count > present + MAX_EMPTY_ARGS:
         problems.append(f"argc={argc} is far beyond the arguments present; not padded")
         count = present
@@ -209,6 +234,14 @@ def argv_from_execve(bodies: list[Fields]) -> tuple[list[bytes], int | None, lis
         decoded = decode_untrusted(written) if written is not None else b""
         argv.append(decoded if decoded is not None else b"")
     return argv, argc, problems
+
+
+def is_bound_problem(problem: str) -> bool:
+    """Whether a problem of :func:`argv_from_execve` dropped fields to bound the table.
+
+    Those are parse issues: the record claimed more than an execve can pass.
+    """
+    return problem.startswith(_BOUND)
 
 
 def _chunk_body(value: bytes) -> bytes:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from kexecwatch.core.syscalls import EXEC_SYSCALLS
 
-__all__ = ["EVERYTHING", "EventInterest", "interest_from_values", "text_of"]
+__all__ = ["EVERYTHING", "EventInterest", "interest_from_values", "interests_of", "text_of"]
 
 
 def text_of(value: bytes | None) -> str:
@@ -213,3 +213,17 @@ def interest_from_values(required: Mapping[str, frozenset[str]]) -> EventInteres
         exes=_encoded(exes) if exes is not None else None,
         hosts=hosts,
     )
+
+
+def interests_of(rule: object) -> list[EventInterest]:
+    """What a rule needs: its own statement (``interests()``), its query's literals
+    (``query.required_values()``), or everything."""
+    stated = getattr(rule, "interests", None)
+    if callable(stated):
+        return list(stated())
+    query = getattr(rule, "query", None)
+    required = getattr(query, "required_values", None)
+    if not callable(required):
+        return [EVERYTHING]
+    interest = interest_from_values(required())
+    return [] if interest is None else [interest]

@@ -6,7 +6,8 @@ the same facts, which is what the unit tests rely on.
 
 Rule 2: every check yields exactly one :class:`Check`, in :data:`CHECK_IDS` order, with a
 status for the reader (PASS/WARN/FAIL), an effect on detection (OK/DEGRADED/BLIND) and a
-one-line fix whenever the status is not PASS.
+one-line fix whenever the status is not PASS. The status word follows the effect (PASS is
+OK, WARN is DEGRADED, FAIL is BLIND), so the words and the exit code never disagree.
 
 Theory of operation: the exit code is the worst effect. A check makes the host BLIND only
 when no audit record of a kexec can reach kexecwatch at all, namely when
@@ -75,6 +76,9 @@ class Effect(IntEnum):
     BLIND = 2
 
 
+_STATUS_OF = {Effect.OK: Status.PASS, Effect.DEGRADED: Status.WARN, Effect.BLIND: Status.FAIL}
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
     """One line of the doctor's report."""
@@ -84,6 +88,13 @@ class Check:
     effect: Effect
     summary: str
     fix: str = ""
+
+    def __post_init__(self) -> None:
+        if _STATUS_OF[self.effect] is not self.status:
+            raise ValueError(
+                f"check {self.id}: status {self.status.value} does not match effect "
+                f"{self.effect.name}; expected {_STATUS_OF[self.effect].value}"
+            )
 
     def to_dict(self) -> dict[str, str]:
         """A JSON-ready form (``effect`` as its lower-case name)."""
@@ -125,11 +136,15 @@ def _warn(check_id: str, summary: str, fix: str) -> Check:
     return Check(check_id, Status.WARN, Effect.DEGRADED, summary, fix)
 
 
-def _fail(check_id: str, summary: str, fix: str, effect: Effect = Effect.BLIND) -> Check:
-    return Check(check_id, Status.FAIL, effect, summary, fix)
+def _fail(check_id: str, summary: str, fix: str) -> Check:
+    return Check(check_id, Status.FAIL, Effect.BLIND, summary, fix)
 
 
 _AS_ROOT = "run kexecwatch doctor as root (auditctl needs CAP_AUDIT_CONTROL)"
+# The rules ship inside the package, so this works after a pip install too.
+_INSTALL_RULES = (
+    "kexecwatch audit-rules > /etc/audit/rules.d/kexecwatch.rules && augenrules --load"
+)
 
 
 def _check_auditd(f: Facts) -> Check:
@@ -190,20 +205,18 @@ def _check_rules(f: Facts) -> Check:
     loaded = parse_rules(f.loaded_rules)
     expected = parse_rules(f.expected_rules) if f.expected_rules is not None else ()
     if not expected:
-        execve = [r for r in loaded if "execve" in r.syscalls and "arch=b64" in r.fields]
+        execve = [r for r in loaded if "execve" in r.syscalls]
         why = "is missing" if f.expected_rules is None else "holds no rules"
         if execve:
+            arches = [a for r in execve for a in r.fields if a.startswith("arch=")]
+            shown = ", ".join(dict.fromkeys(a.removeprefix("arch=") for a in arches))
+            count = f"{len(execve)} rule{'s' if len(execve) > 1 else ''}"
             return _warn(
                 cid,
-                f"{path} {why}; execve is audited by {len(execve)} rule(s)",
-                "install the packaged rules or pass --rules PATH to compare",
+                f"{path} {why}; execve is audited by {count}" + (f" ({shown})" if shown else ""),
+                f"{_INSTALL_RULES}, or pass --rules PATH to compare",
             )
-        return _fail(
-            cid,
-            f"{path} {why} and execve is not audited",
-            "install etc/audit.rules as /etc/audit/rules.d/kexecwatch.rules, "
-            "then augenrules --load",
-        )
+        return _fail(cid, f"{path} {why} and execve is not audited", _INSTALL_RULES)
     missing = missing_rules(expected, loaded)
     if not missing:
         return _pass(cid, f"all {len(expected)} rules of {path} are loaded")
@@ -366,20 +379,18 @@ def _check_service(f: Facts) -> Check:
     if svc.systemd:
         if svc.active == "active":
             return _pass(cid, "kexecwatch.service is active (systemd)")
-        return _fail(
+        return _warn(
             cid,
             f"kexecwatch.service is {svc.active or 'unknown'} (systemd)",
             "systemctl enable --now kexecwatch; journalctl -u kexecwatch",
-            Effect.DEGRADED,
         )
     if svc.pids:
         pids = ", ".join(str(p) for p in svc.pids)
         return _pass(cid, f"systemd is not running; found a kexecwatch run process: {pids}")
-    return _fail(
+    return _warn(
         cid,
         "systemd is not running and no kexecwatch run process was found",
         "start it: kexecwatch run --config /etc/kexecwatch/kexecwatch.toml",
-        Effect.DEGRADED,
     )
 
 

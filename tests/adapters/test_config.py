@@ -48,6 +48,15 @@ def test_file_overrides_defaults(tmp_path: Path) -> None:
         ('outputs = ["nope"]\n', "bad output 'nope'"),
         ("log = \n", "invalid TOML"),
         ('log-level = "loud"\n', "log-level"),
+        ("poll-interval = nan\n", "poll-interval: must be a number from 0.01 to 3600"),
+        ("poll-interval = 1e308\n", "poll-interval: must be a number from 0.01 to 3600"),
+        ("poll-interval = 0.001\n", "poll-interval"),
+        ("checkpoint-interval = inf\n", "checkpoint-interval: must be a number from"),
+        ("checkpoint-interval = 0\n", "checkpoint-interval"),
+        ("status-interval = -inf\n", "status-interval: must be a number from"),
+        ("status-interval = 1e9\n", "status-interval"),
+        ("event-window-ms = 0\n", "event-window-ms: must be a number from 1 to 3600000"),
+        ("event-window-ms = 99999999999999\n", "event-window-ms: must be a number from 1 to"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
@@ -55,6 +64,7 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> No
     with pytest.raises(ConfigError, match=message) as info:
         load_config(path)
     assert str(info.value).startswith(path)
+    assert "\n" not in str(info.value)
 
 
 def test_explicit_missing_config_is_an_error(tmp_path: Path) -> None:
@@ -69,3 +79,18 @@ def test_cli_overrides_replace_file_values(tmp_path: Path) -> None:
     assert cfg.log == "/a"
     with pytest.raises(ConfigError, match="syslog://host"):
         apply_overrides(cfg, {"outputs": ["syslog://host"]})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "poll-interval = 0.01\n",
+        "poll-interval = 3600\n",
+        "checkpoint-interval = 86400\n",
+        "status-interval = 0.1\n",
+        "event-window-ms = 1\n",
+        "event-window-ms = 3600000\n",
+    ],
+)
+def test_numbers_at_the_edges_of_their_range_are_accepted(tmp_path: Path, text: str) -> None:
+    load_config(write(tmp_path, text))

@@ -186,3 +186,12 @@ def test_version_grows_only_when_the_screen_may_change() -> None:
     assert v1 > v0
     model.note("rotated")
     assert model.version > v1
+
+
+def test_a_long_command_line_is_kept_short_with_the_bytes_left_out() -> None:
+    log = join(exec_lines(1, args=("kexec", "-l", "y" * 9000, "--append", "z" * 9000)))
+    state = fed_model(log).state
+    for command in (state.alert_rows[0].process.command, state.activity[0].process.command):
+        assert len(command.encode()) <= 1100
+        assert command.startswith("kexec -l yyy") and command.endswith(" bytes)")
+    assert state.alert_rows[0].document["process"]["args"][2] == "y" * 9000

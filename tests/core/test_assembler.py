@@ -1,3 +1,6 @@
+import pytest
+
+import kexecwatch.core.assembler as assembler_module
 from kexecwatch.core.assembler import Assembler, AuditEvent, EventsLost
 from kexecwatch.core.record import AuditRecord, ParseIssue, parse_record
 from tests.builders import exec_lines, user_line
@@ -174,3 +177,26 @@ def test_expire_with_a_clock_does_not_make_later_records_late() -> None:
     [event] = events(out)
     assert event.ended_by == "proctitle"
     assert len(event.records) == 5
+
+
+def test_nodes_beyond_the_limit_forget_the_first_seen_and_say_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(assembler_module, "MAX_NODES", 2)
+    asm = Assembler()
+    lines = [
+        b"node=a " + user_line(1),
+        b"node=a " + user_line(3),  # serial 2 is missing, but may still come
+        b"node=b " + user_line(1),
+        b"node=c " + user_line(1),
+    ]
+    out = push_all(asm, records(lines))
+    assert len(events(out)) == 4
+    lost = [o for o in out if isinstance(o, EventsLost)]
+    assert [(x.node, x.first_serial, x.last_serial) for x in lost] == [("a", 2, 2)]
+    [issue] = [o for o in out if isinstance(o, ParseIssue)]
+    assert issue.line_no == 4
+    assert "more than 2 nodes: node a forgotten" in issue.reason
+    # Node a comes back as a new node: its serials start afresh, with no false gap.
+    out = push_all(asm, records([b"node=a " + user_line(9)]))
+    assert not [o for o in out if isinstance(o, EventsLost)]

@@ -162,3 +162,28 @@ def test_a_late_eoe_leaves_nothing_to_resume_from() -> None:
     det.feed(data)
     assert det.resume_position == (None, len(data))
     assert det._starts == {}
+
+
+def test_each_source_counts_its_own_lines_and_names_itself() -> None:
+    det = Detector([], host_name="h")
+    a, b = (join(exec_lines(s, comm="ls", exe="/usr/bin/ls", args=("ls",))) for s in (1, 2))
+    n = a.count(b"\n")
+    out: list[object] = []
+    for name, data in (("a.log", a + b"bad a\n" + b"tail a"), ("b.log", b + b"bad b\n")):
+        out += det.switch_source(name)
+        out += det.feed(data)
+    out += det.flush()
+    issues = [o for o in out if isinstance(o, ParseIssue)]
+    assert [(str(i.where), i.snippet) for i in issues] == [
+        (f"a.log:{n + 1}", b"bad a"),
+        (f"a.log:{n + 2}", b"tail a"),  # reported on the switch, still named after a.log
+        (f"b.log:{n + 1}", b"bad b"),
+    ]
+    assert str(det.locate(3)) == "b.log:3"
+
+
+def test_a_parse_issue_knows_the_whole_length_of_its_line() -> None:
+    det = Detector([], host_name="h")
+    [issue] = det.feed(b"x" * 5000 + b"\n")
+    assert isinstance(issue, ParseIssue)
+    assert (len(issue.snippet), issue.length) == (120, 5000)

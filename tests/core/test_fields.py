@@ -3,10 +3,12 @@ from hypothesis import strategies as st
 
 from kexecwatch.core.fields import (
     _PLAIN_BODY,
+    MAX_ARGS,
     _split_into,
     argv_from_execve,
     decode_untrusted,
     decode_untrusted_text,
+    is_bound_problem,
     parse_fields,
 )
 
@@ -123,3 +125,61 @@ def test_plain_body_shortcut_is_taken_for_kernel_records() -> None:
     assert _PLAIN_BODY.fullmatch(body)
     assert parse_fields(body) == _loop_fields(body)
     assert not _PLAIN_BODY.fullmatch(b"pid=1 msg='op=x res=success'")
+
+
+def test_argument_index_beyond_argc_is_dropped_and_reported() -> None:
+    # Issue 16 §3: one 15-byte field padded the table to 100 million entries.
+    fields, _ = parse_fields(b'argc=3 a0="kexec" a1="-l" a2="vmlinuz" a99999999="x"')
+    argv, argc, problems = argv_from_execve([fields])
+    assert argv == [b"kexec", b"-l", b"vmlinuz"]
+    assert argc == 3
+    assert len(problems) == 1
+    assert is_bound_problem(problems[0])
+    assert "a99999999" in problems[0] and "argc=3" in problems[0]
+
+
+def test_chunked_argument_beyond_argc_is_dropped() -> None:
+    fields, _ = parse_fields(b'argc=1 a0="x" a99999999_len=2 a99999999[0]="y" a5[7]="z"')
+    argv, _, problems = argv_from_execve([fields])
+    assert argv == [b"x"]
+    assert len(problems) == 1 and is_bound_problem(problems[0])
+    assert "2 argument fields" in problems[0]
+
+
+def test_without_argc_the_kernel_limit_bounds_the_table() -> None:
+    fields, _ = parse_fields(b'a0="kexec" a99999999="x" a' + b"9" * 5000 + b'="y"')
+    argv, argc, problems = argv_from_execve([fields])
+    assert argc is None
+    assert argv == [b"kexec"]
+    assert len(problems) == 1 and is_bound_problem(problems[0])
+    assert str(MAX_ARGS) in problems[0]
+
+
+def test_argc_beyond_the_kernel_limit_is_not_believed() -> None:
+    fields, _ = parse_fields(b'argc=99999999999 a0="kexec" a3="-l"')
+    argv, argc, problems = argv_from_execve([fields])
+    assert argc == 99999999999
+    assert argv == [b"kexec", b"", b"", b"-l"]
+    assert any(is_bound_problem(p) and "argc=99999999999" in p for p in problems)
+
+
+def test_huge_argc_text_does_not_raise() -> None:
+    fields, _ = parse_fields(b"argc=" + b"9" * 5000 + b' a0="kexec"')
+    argv, argc, problems = argv_from_execve([fields])
+    assert argv == [b"kexec"]
+    assert argc is None
+    assert problems == ["bad argc"]
+
+
+@settings(max_examples=300)
+@given(
+    st.integers(min_value=0, max_value=10**12),
+    st.lists(st.integers(min_value=0, max_value=10**12), max_size=6),
+)
+def test_argument_table_never_exceeds_what_the_record_justifies(
+    argc: int, indices: list[int]
+) -> None:
+    body = f"argc={argc} " + " ".join(f'a{i}="v"' for i in indices)
+    fields, _ = parse_fields(body.encode())
+    argv, _, _ = argv_from_execve([fields])
+    assert len(argv) <= min(argc, MAX_ARGS)

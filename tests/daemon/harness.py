@@ -18,6 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 # Switch to [sys.executable, "-m", "kexecwatch", "run"] once cli.py wires the subcommand.
 RUNNER = [sys.executable, "-m", "kexecwatch", "run"]
+KEXEC_ARGS = ("kexec", "-l", "/boot/vmlinuz")
 
 
 class FakeAuditd:
@@ -62,10 +63,13 @@ class FakeAuditd:
         ]
         return aid, [(line + "\n").encode() for line in lines]
 
-    def event(self, kexec: bool = False, *, ppid: int = 1) -> list[bytes]:
-        """The records of one exec event (kexec -l when ``kexec``), not written yet."""
+    def event(
+        self, kexec: bool = False, *, ppid: int = 1, args: tuple[str, ...] = ()
+    ) -> list[bytes]:
+        """The records of one exec event (kexec -l when ``kexec``, with ``args`` if given),
+        not written yet."""
         if kexec:
-            aid, recs = self._records("kexec", ["kexec", "-l", "/boot/vmlinuz"], ppid)
+            aid, recs = self._records("kexec", list(args or KEXEC_ARGS), ppid)
             self.expected.append(aid)
         else:
             aid, recs = self._records("ls", ["ls", "-l"], ppid)
@@ -74,8 +78,8 @@ class FakeAuditd:
     def write(self, data: bytes) -> None:
         os.write(self.fd, data)
 
-    def emit(self, kexec: bool = False) -> None:
-        for rec in self.event(kexec):
+    def emit(self, kexec: bool = False, *, args: tuple[str, ...] = ()) -> None:
+        for rec in self.event(kexec, args=args):
             self.write(rec)
 
     def rotate(self) -> None:
@@ -112,6 +116,7 @@ class Daemon:
         env: dict[str, str] | None = None,
         alerts_name: str = "alerts.ndjson",
         host_name: str = "testhost",
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.alerts = tmp / alerts_name
         self.state = state or tmp / "state"
@@ -127,6 +132,7 @@ class Daemon:
             "--host-name",
             host_name,
         ]
+        args += extra_args
         for o in outputs:
             args += ["--output", o]
         config = tmp / "k.toml"

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.daemon.harness import Daemon, FakeAuditd, alerted_once, audit_ids
+from tests.smallfs import fill
+from tests.smallfs import small_tmpfs as mounted_tmpfs
 
 pytestmark = pytest.mark.slow
 
@@ -170,19 +171,8 @@ def test_checkpointed_file_rotated_away_raises_a_gap_alert(tmp_path: Path, log: 
 
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    mnt = tmp_path / "tmpfs"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, f"mount tmpfs needs root: {r.stderr}"
-    try:
+    with mounted_tmpfs(tmp_path / "tmpfs") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_checkpoint_on_a_full_disk(tmp_path: Path, log: Path, small_tmpfs: Path) -> None:
@@ -192,14 +182,7 @@ def test_checkpoint_on_a_full_disk(tmp_path: Path, log: Path, small_tmpfs: Path)
     d.wait_alerts(1)
     good = (small_tmpfs / "checkpoint.json").read_bytes()
     filler = small_tmpfs / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fill(filler)
     w.emit(kexec=True)
     d.wait_alerts(2)  # tailing and alerting go on
     d.wait_log("event=checkpoint_failed")

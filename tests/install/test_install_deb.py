@@ -44,7 +44,11 @@ OWNED_PATHS = [
     "/var/lib/systemd/deb-systemd-helper-enabled/kexecwatch.service.dsh-also",
     "/var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/kexecwatch.service",
     "/var/lib/systemd/deb-systemd-helper-masked/kexecwatch.service",
+    "/var/lib/kexecwatch-package",
 ]
+# What augenrules --load changes besides the rules, which purge must put back.
+AUDIT_SETTINGS = ("backlog_limit", "backlog_wait_time", "failure")
+PREV = Path("/etc/audit/audit.rules.prev")
 ACCOUNT_FILES = ["/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow"]
 
 pytestmark = [
@@ -112,6 +116,10 @@ def test_package_contents(deb: Path) -> None:
     ):
         assert path in names
     assert "__pycache__" not in names
+    # dpkg removes on purge every directory the package lists, if empty: not /opt.
+    entries = [line.split()[-1] for line in names.splitlines()]
+    assert "./opt/" not in entries
+    assert "./opt/kexecwatch/" in entries
     depends = run("dpkg-deb", "-f", str(deb), "Depends").stdout
     assert "python3.11" in depends
     assert "auditd" in depends
@@ -154,10 +162,17 @@ def clean_machine() -> Iterator[dict[str, bytes]]:
 def test_install_remove_reinstall_purge(deb: Path, clean_machine: dict[str, bytes]) -> None:
     expected = parse_rules((REPO / "etc" / "audit.rules").read_text())
     with AuditdSession() as session:
+        settings = audit_settings()
+        prev = PREV.read_bytes() if PREV.exists() else None
         try:
-            run("dpkg", "-i", str(deb))
+            done = run("dpkg", "-i", str(deb))
             assert installed()
             check_installed(expected)
+            if not os.path.isdir("/run/systemd/system"):
+                assert (
+                    "kexecwatch: kexecwatch.service is enabled but not started: "
+                    "systemd is not running"
+                ) in done.stdout + done.stderr
             check_doctor()
 
             run("dpkg", "--remove", PKG)
@@ -175,9 +190,13 @@ def test_install_remove_reinstall_purge(deb: Path, clean_machine: dict[str, byte
             )
             check_installed(expected)
 
-            run("dpkg", "--purge", PKG)
+            done = run("dpkg", "--purge", PKG)
             assert not installed()
             assert existing(OWNED_PATHS) == []
+            # The kernel settings and audit.rules.prev are as they were before the install.
+            assert audit_settings() == settings
+            assert (PREV.read_bytes() if PREV.exists() else None) == prev
+            assert "kexecwatch: restored the kernel's audit settings" in done.stdout + done.stderr
             assert not any("kexecwatch" in r for r in audit_rules()), "rules still loaded"
             with pytest.raises(KeyError):
                 pwd.getpwnam("kexecwatch")
@@ -195,6 +214,11 @@ def test_install_remove_reinstall_purge(deb: Path, clean_machine: dict[str, byte
             if "/etc/audit/audit.rules" in clean_machine:
                 Path("/etc/audit/audit.rules").write_bytes(clean_machine["/etc/audit/audit.rules"])
         assert session.pid  # the private auditd was up for the doctor run
+
+
+def audit_settings() -> dict[str, str]:
+    status = dict(line.split(" ", 1) for line in auditctl("-s").splitlines() if " " in line)
+    return {k: status[k].split()[0] for k in AUDIT_SETTINGS if k in status}
 
 
 def check_installed(expected: tuple[AuditRule, ...]) -> None:
@@ -217,6 +241,9 @@ def check_installed(expected: tuple[AuditRule, ...]) -> None:
     for path, mode in (("/var/lib/kexecwatch", 0o700), ("/var/log/kexecwatch", 0o750)):
         st = os.stat(path)
         assert (st.st_uid, st.st_mode & 0o777) == (user.pw_uid, mode), path
+
+    listed = run("dpkg", "-L", PKG).stdout.splitlines()
+    assert "/opt/kexecwatch" in listed and "/opt" not in listed
 
     loaded = parse_rules("\n".join(audit_rules()))
     assert missing_rules(expected, loaded) == ()

@@ -119,7 +119,7 @@ DEGRADING = [
 @pytest.mark.parametrize(("cid", "facts"), DEGRADING)
 def test_degrading_problems(cid: str, facts: Facts) -> None:
     c = check(facts, cid)
-    assert c.status in (Status.WARN, Status.FAIL)
+    assert c.status is Status.WARN
     assert c.effect is Effect.DEGRADED
     assert assess(facts).effect is Effect.DEGRADED
 
@@ -228,3 +228,40 @@ def test_report_json_shape() -> None:
         "checks": [{"id": "a", "status": "WARN", "effect": "degraded", "summary": "s", "fix": "f"}],
     }
     assert Report(()).effect is Effect.OK
+
+
+STATUS_OF = {Effect.OK: Status.PASS, Effect.DEGRADED: Status.WARN, Effect.BLIND: Status.FAIL}
+
+
+@pytest.mark.parametrize(("cid", "facts"), BLINDING + DEGRADING)
+def test_status_word_follows_the_effect(cid: str, facts: Facts) -> None:
+    for c in assess(facts).checks:
+        assert c.status is STATUS_OF[c.effect], c
+
+
+def test_service_not_running_is_a_warning() -> None:
+    for service in (ServiceFacts(systemd=True, active="failed"), ServiceFacts(systemd=False)):
+        c = check(replace(HEALTHY, service=service), "service")
+        assert (c.status, c.effect) == (Status.WARN, Effect.DEGRADED)
+
+
+def test_a_check_cannot_say_fail_for_a_degraded_effect() -> None:
+    with pytest.raises(ValueError, match="FAIL"):
+        Check("x", Status.FAIL, Effect.DEGRADED, "s", "f")
+
+
+def test_execve_rules_of_every_arch_are_counted() -> None:
+    c = check(replace(HEALTHY, expected_rules=None), "audit-rules")
+    assert "execve is audited by 2 rules (b64, b32)" in c.summary
+    only64 = replace(HEALTHY, expected_rules=None, loaded_rules=LOADED.splitlines()[0])
+    assert "execve is audited by 1 rule (b64)" in check(only64, "audit-rules").summary
+
+
+def test_missing_rules_fix_works_after_a_pip_install() -> None:
+    for facts in (
+        replace(HEALTHY, expected_rules=None, loaded_rules="No rules\n"),
+        replace(HEALTHY, expected_rules=None),
+    ):
+        fix = check(facts, "audit-rules").fix
+        assert "kexecwatch audit-rules > /etc/audit/rules.d/kexecwatch.rules" in fix
+        assert "etc/audit.rules" not in fix.replace("/etc/audit/rules.d", "")

@@ -26,7 +26,12 @@ from kexecwatch.core.detections.kexec_args import ArgsEvasion, ParentMasquerade
 from kexecwatch.core.detections.kexec_syscall import KexecSyscall
 from kexecwatch.core.detections.telemetry_gap import TelemetryGap
 from kexecwatch.core.interest import EventInterest
-from kexecwatch.core.rule.ruleset import RuleMetadata, parse_toml, read_rule_metadata
+from kexecwatch.core.rule.ruleset import (
+    RuleMetadata,
+    check_rule_keys,
+    parse_toml,
+    read_rule_metadata,
+)
 from kexecwatch.errors import RuleError, SourceLocation
 
 __all__ = ["DETECTIONS", "Detection", "NativeRule", "load_native_rule"]
@@ -100,4 +105,5 @@ def load_native_rule(text: str, source: str) -> NativeRule:
             f"rule.detection must be one of {known}, found {name!r}",
             where=SourceLocation(source),
         )
+    check_rule_keys(data, text, source, kind="kexecwatch")
     return NativeRule(**common, detection_name=name, detection=factory(), source=source)

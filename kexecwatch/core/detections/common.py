@@ -38,6 +38,7 @@ __all__ = [
     "kexec_command",
     "parent_summary",
     "shown_command",
+    "title_as_args",
 ]
 
 #: The packaged kdump tools (RHEL/Fedora kdumpctl, SUSE unload.sh, Debian
@@ -101,6 +102,11 @@ def shown_command(args: list[Any], limit: int = 80) -> str:
     """An argv as one short line (the reason's, not a shell quoting)."""
     line = " ".join(str(a) for a in args)
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def title_as_args(title: str) -> str:
+    """A PROCTITLE (arguments separated by NUL bytes) as arguments separated by spaces."""
+    return " ".join(title.rstrip("\x00").split("\x00"))
 
 
 def parent_summary(document: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kexecwatch.core.detections.common import title_as_args
 from kexecwatch.core.interest import EventInterest
 
 __all__ = ["BURST_MS", "TelemetryGap"]
@@ -122,5 +123,6 @@ def _who(document: dict[str, Any]) -> str:
     if not process:
         auid = document.get("user", {}).get("audit", {}).get("id")
         return f" (auid {auid})" if auid else ""
-    name = process.get("title") or process.get("name") or "?"
+    title = process.get("title")
+    name = title_as_args(title) if title else process.get("name") or "?"
     return f" by {name} (pid {process.get('pid', '?')})"

@@ -5,8 +5,12 @@ integration) and a ``[rule]`` table (author, description, name, rule_id, risk_sc
 severity, type = "eql", language = "eql", query, and optional license, from, index,
 tags, references, timestamp_override, version, max_signals, interval), plus
 ``[[rule.threat]]`` entries for MITRE ATT&CK. detection-rules keeps versions in a lock
-file; kexecwatch reads ``version`` from ``[rule]`` (default 1). Unknown keys (``setup``,
-``note``, ...) are accepted and ignored, as Kibana ignores fields it does not use.
+file; kexecwatch reads ``version`` from ``[rule]`` (default 1). Other detection-rules keys
+(``setup``, ``note``, ...) are accepted and ignored; a key detection-rules does not define
+either (a typo such as ``severty``) is an error (:mod:`kexecwatch.core.rule.lint`).
+
+:func:`check_rule` is ``check-rule``'s view: every problem of a file at once, errors and
+warnings (fields and categories kexecwatch never produces), instead of the first error.
 
 Errors name the dotted key (``rule.risk_score``); query errors name the line and column
 in the TOML file when the query is a TOML string without escapes (the usual case).
@@ -21,15 +25,19 @@ from typing import Any, TypeVar
 
 from kexecwatch.core.rule.evaluate import CompiledQuery, Document
 from kexecwatch.core.rule.lexer import QuerySource
+from kexecwatch.core.rule.lint import field_problems, key_problems
 from kexecwatch.core.rule.query import compile_source
 from kexecwatch.errors import RuleError, SourceLocation
 
 __all__ = [
     "Rule",
+    "RuleCheck",
     "RuleMetadata",
     "Technique",
     "Threat",
     "ThreatRef",
+    "check_rule",
+    "check_rule_keys",
     "duration_ms",
     "load_rule",
     "parse_toml",
@@ -189,9 +197,97 @@ def load_rule(text: str, source: str) -> Rule:
             keys (naming the dotted key), or a query that does not compile.
     """
     data = parse_toml(text, source)
+    check_rule_keys(data, text, source, kind="eql")
     common = read_rule_metadata(data, source, kind="eql")
     query = _Reader(source).req(data["rule"], "rule.query", str)
-    return Rule(**common, query=_compile_in_file(query, text, source), source=source)
+    compiled, _ = _compile_in_file(query, text, source)
+    return Rule(**common, query=compiled, source=source)
+
+
+def check_rule_keys(data: dict[str, Any], text: str, source: str, *, kind: str) -> None:
+    """Raise the first key problem of a parsed rule file (unknown or missing keys).
+
+    Its message says how many more there are; ``check-rule`` shows them all.
+
+    Raises:
+        RuleError: for an unknown key, or naming every missing required key.
+    """
+    problems = key_problems(data, text, source, kind)
+    if problems:
+        first = problems[0]
+        more = len(problems) - 1
+        if more:
+            first = RuleError(
+                f"{first.message} (and {more} more: run kexecwatch check-rule {source})",
+                where=first.where,
+                detail=first.detail,
+            )
+        raise first
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCheck:
+    """Everything ``check-rule`` found in one rule file.
+
+    Attributes:
+        source: the file name.
+        rule: the loaded rule, or ``None`` when an error kept it from loading.
+        errors: problems that make the file unusable (``replay --rule`` refuses it).
+        warnings: problems that make the rule useless (a field kexecwatch never sets).
+    """
+
+    source: str
+    rule: Rule | None
+    errors: tuple[RuleError, ...]
+    warnings: tuple[RuleError, ...]
+
+
+def check_rule(text: str, source: str) -> RuleCheck:
+    """Check one detection-rules TOML rule and report every problem found, never raising.
+
+    A TOML syntax error stops the check there. Otherwise every unknown key and all
+    missing keys are reported together, then the first type error of the metadata and
+    the query's first error; a query that compiles is checked for fields and a category
+    kexecwatch never produces (warnings), even when the metadata has errors.
+    """
+    try:
+        data = parse_toml(text, source)
+    except RuleError as exc:
+        return RuleCheck(source, None, (exc,), ())
+    errors = key_problems(data, text, source, "eql")
+    common: dict[str, Any] | None = None
+    try:
+        common = read_rule_metadata(data, source, kind="eql")
+    except RuleError as exc:
+        if not _already_missing(exc, errors):
+            errors.append(exc)
+    table = data.get("rule")
+    query = table.get("query") if isinstance(table, dict) else None
+    compiled: CompiledQuery | None = None
+    warnings: tuple[RuleError, ...] = ()
+    if query is not None and not isinstance(query, str):
+        errors.append(_Reader(source).error("rule.query must be of type string"))
+    elif query is not None:
+        try:
+            compiled, src = _compile_in_file(query, text, source)
+        except RuleError as exc:
+            errors.append(exc)
+        else:
+            warnings = tuple(field_problems(compiled, src))
+    rule = None
+    if common is not None and compiled is not None and not errors:
+        rule = Rule(**common, query=compiled, source=source)
+    return RuleCheck(source, rule, tuple(errors), warnings)
+
+
+def _already_missing(exc: RuleError, errors: list[RuleError]) -> bool:
+    """Whether ``exc`` says a key is missing that a message in ``errors`` already names."""
+
+    def missing(message: str) -> list[str]:
+        _, _, keys = message.partition(" ")[2].partition(" ")[2].partition(" ")
+        return keys.split(", ") if message.startswith("missing required key") else []
+
+    return bool(set(missing(exc.message)) & {k for e in errors for k in missing(e.message)})
 
 
 def parse_toml(text: str, source: str) -> dict[str, Any]:
@@ -360,13 +456,14 @@ def _toml_error(exc: tomllib.TOMLDecodeError, text: str, source: str) -> RuleErr
     )
 
 
-def _compile_in_file(query: str, text: str, source: str) -> CompiledQuery:
+def _compile_in_file(query: str, text: str, source: str) -> tuple[CompiledQuery, QuerySource]:
     """Compile the query so that errors point into the TOML file, when that is possible."""
     src = _locate_query(query, text, source)
     if src is not None:
-        return compile_source(src)
+        return compile_source(src), src
+    src = QuerySource(query, source)
     try:
-        return compile_source(QuerySource(query, source))
+        return compile_source(src), src
     except RuleError as exc:
         # Escapes in the TOML string change offsets: say the position is in the query.
         raise RuleError(

@@ -123,3 +123,11 @@ def test_without_telemetry_rules_the_telemetry_path_is_not_taken() -> None:
     assert det._telemetry_rules == []
     det.feed(join([daemon("START", 1), daemon("START", 2)]))
     assert det._telemetry._daemon == {}  # never consulted
+
+
+def test_reason_shows_a_real_proctitle_as_spaced_arguments() -> None:
+    # The kernel separates PROCTITLE arguments with NUL bytes (hex-encoded in the log).
+    lines = config_change(1, REMOVE, title="auditctl\x00-D\x00-k\x00x")
+    [reason] = reasons(lines)
+    assert "by auditctl -D -k x (pid 900)" in reason
+    assert "\x00" not in reason

@@ -1,0 +1,92 @@
+"""The fields and event categories a rule's query can read, derived from the code.
+
+Theory of operation: a user's EQL rule is evaluated on process documents, which
+:meth:`~kexecwatch.core.process.ProcessEvent.to_document` builds. Rather than keep a
+hand-written list that drifts from that method, this module builds process events with
+every optional part filled in (an exec, and a kexec system call whose argv comes from the
+caller's own exec), renders them with ``to_document`` and reads the dotted paths back.
+A field that the method stops writing disappears from :func:`process_fields` at once.
+
+Only values a query can compare are listed: scalars and arrays of scalars. Arrays of
+objects (``auditd.paths``) are not walked by the evaluator, so their members are not
+fields a query can read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from functools import cache
+from typing import Any
+
+from kexecwatch.core.process import Parent, PathItem, ProcessEvent
+from kexecwatch.core.record import EventId
+
+__all__ = ["process_categories", "process_fields"]
+
+
+def _samples() -> tuple[ProcessEvent, ...]:
+    """Process events with every optional part present."""
+    parent = Parent(
+        pid=1,
+        name=b"bash",
+        executable=b"/bin/bash",
+        args=(b"bash",),
+        source="event",
+        exec_id=EventId(1, 0, 1),
+        ppid=0,
+    )
+    names = ("uid", "gid", "euid", "suid", "fsuid", "auid")
+    exec_event = ProcessEvent(
+        node="node",
+        host_name="host",
+        id=EventId(1, 0, 2),
+        syscall="execve",
+        arch="x86_64",
+        success=True,
+        exit_code=0,
+        pid=2,
+        ppid=1,
+        comm=b"kexec",
+        exe=b"/usr/sbin/kexec",
+        args=(b"kexec", b"-l"),
+        argc=2,
+        title=b"kexec -l",
+        cwd=b"/",
+        ids=tuple((n, "0") for n in names),
+        names=tuple((n.upper(), "root") for n in names),
+        keys=("key",),
+        tty="pts0",
+        session="1",
+        paths=(PathItem(0, b"/usr/sbin/kexec", 1, "00:01", "0100755", "NORMAL"),),
+        complete=True,
+        line_no=1,
+        problems=("problem",),
+        parent=parent,
+    )
+    kexec_call = replace(
+        exec_event, syscall="kexec_load", args=None, syscall_args=("0",) * 4, self_exec=parent
+    )
+    return exec_event, kexec_call
+
+
+def _leaves(doc: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, value in doc.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from _leaves(value, f"{name}.")
+        elif not (isinstance(value, list) and any(isinstance(v, Mapping) for v in value)):
+            yield name
+
+
+@cache
+def process_fields() -> frozenset[str]:
+    """Every dotted field a process document can carry (``process.parent.name``, ...)."""
+    return frozenset(name for event in _samples() for name in _leaves(event.to_document()))
+
+
+@cache
+def process_categories() -> frozenset[str]:
+    """The ``event.category`` values of process documents, plus ``any``."""
+    found = {c for event in _samples() for c in event.to_document()["event"]["category"]}
+    return frozenset({*found, "any"})
