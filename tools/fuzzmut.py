@@ -219,17 +219,24 @@ def duplicate(rec: Recording, m: Mutant, rng: random.Random) -> None:
     m.insert(at, [m.lines[pos]] * copies)
 
 
-def reorder(rec: Recording, m: Mutant, rng: random.Random) -> None:
-    a = pick(rec, m, rng)
-    b = pick(rec, m, rng, None)
-    if rng.random() < 0.7:  # mostly near neighbours: records of events interleave
-        near = [p for p in range(max(0, a - 20), min(len(m.lines), a + 21))]
-        frees = [p for p in near if m.origin[p] is not None and m.origin[p] in rec.free]
-        b = rng.choice(frees or [a])
+def _swap(rec: Recording, m: Mutant, a: int, b: int) -> None:
     m.touch(rec, a)
     m.touch(rec, b)
     m.lines[a], m.lines[b] = m.lines[b], m.lines[a]
     m.origin[a], m.origin[b] = m.origin[b], m.origin[a]
+
+
+def reorder(rec: Recording, m: Mutant, rng: random.Random) -> None:
+    """Two records within 20 lines swap places, as records of concurrent events interleave."""
+    a = pick(rec, m, rng)
+    near = range(max(0, a - 20), min(len(m.lines), a + 21))
+    frees = [p for p in near if m.origin[p] is not None and m.origin[p] in rec.free]
+    _swap(rec, m, a, rng.choice(frees or [a]))
+
+
+def move_far(rec: Recording, m: Mutant, rng: random.Random) -> None:
+    """Two records anywhere swap places: each is then dated seconds off its neighbours."""
+    _swap(rec, m, pick(rec, m, rng), pick(rec, m, rng))
 
 
 def huge_line(rec: Recording, m: Mutant, rng: random.Random) -> None:
@@ -396,6 +403,7 @@ MUTATIONS: dict[str, Callable[[Recording, Mutant, random.Random], None]] = {
     "truncate-file": truncate_file,
     "duplicate": duplicate,
     "reorder": reorder,
+    "move-far": move_far,
     "huge-line": huge_line,
     "time-shift": time_shift,
     "hostile-value": hostile_value,
