@@ -3,8 +3,8 @@
 A :class:`Recording` knows, from its unmutated replay, which events its alerts depend on
 (its *context*): the alerting events, the execs that made their parents and callers, every
 event that names kexec (kexec runs teach the inode of the kexec binary), every event whose
-``pid=`` or clone ``exit=`` is the pid of an alerting process or of its parent (those change
-the process table entries the rules read), and auditd's own ``DAEMON_*`` and
+``pid=`` or clone ``exit=`` is the pid of an alerting process, of a kexec run or of their
+parents (those change the process table entries the rules read), and auditd's own ``DAEMON_*`` and
 ``CONFIG_CHANGE`` records (the telemetry rule reads their order). Every other event is
 *free*: what it says must not change any alert.
 
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 ID_RE = re.compile(rb"msg=audit\(([0-9]+)\.([0-9]+):([0-9]+)\)")
 _PID_RE = re.compile(rb"(?<![A-Za-z_])(?:pid|exit)=([0-9]+)")
+_PID_PPID_RE = re.compile(rb"(?<![A-Za-z_])p?pid=([0-9]+)")
 _FIELD_RE = re.compile(rb"([A-Za-z0-9_\[\]-]+)=(\"[^\"]*\"|'[^']*'|[^ \x1d\n]*)")
 _KEXEC_RE = re.compile(rb"kexec(?!watch)|6b65786563(?!7761746368)", re.IGNORECASE)
 _TELEMETRY_TYPES = (b"type=DAEMON_", b"type=CONFIG_CHANGE")
@@ -66,6 +67,10 @@ class Recording:
             for pid in (proc.get("pid"), proc.get("parent", {}).get("pid")):
                 if pid is not None:
                     pids.add(str(pid).encode())
+        # kexec runs that did not alert (the kdump service) depend on their parents too.
+        for line in lines:
+            if _KEXEC_RE.search(line):
+                pids.update(_PID_PPID_RE.findall(line))
         for line, e in zip(lines, eids, strict=True):
             if e is None:
                 continue
