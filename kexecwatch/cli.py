@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Follow an audit log (default /var/log/audit/audit.log) or replay recorded logs "
             "in a full-screen view: counters, alerts with their parent chain, and every kexec "
-            "run with the reason it did or did not alert. Keys: q quit, p pause, up/down or "
+            "run with the reason it did or did not alert. Keys: q quit, p pause, c one or two "
+            "lines per alert, up/down or "
             "j/k select an alert, Enter show it as JSON, Esc/q back."
         ),
     )

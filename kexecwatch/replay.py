@@ -189,9 +189,7 @@ def _shown(name: str) -> str:
 
 def _describe(item: Output, source_name: str) -> str:
     if isinstance(item, ParseIssue):
-        where = escape_text(str(item.where)) if item.source is not None else _shown(source_name)
-        quoted = f": {quote_input(item.snippet, item.length)}" if item.snippet else ""
-        return f"kexecwatch: {where}: parse issue: {item.reason}{quoted}"
+        return f"kexecwatch: {item.describe()}"
     if isinstance(item, EventsLost):
         name = item.node.encode("utf-8", "surrogateescape") if item.node else b""
         node = f" on node {quote_input(name)}" if name else ""

@@ -129,11 +129,11 @@ def access_error(path: str, exc: OSError) -> InputError:
             group = grp.getgrgid(os.stat(blocker).st_gid).gr_name
         except (OSError, KeyError):
             group = None
-        whose = "its group" if blocker == path else f"the group of {blocker}"
-        join = f", or join {whose} {group}" if group else ""
+        where = "" if blocker == path else f" on {escape_text(blocker)}"
+        member = f" or as a member of its group {group}" if group else ""
         reason = (
-            f"permission denied (run as root{join}; for the audit log, see "
-            "log_group in auditd.conf and `kexecwatch doctor`)"
+            f"permission denied{where}: run as root{member} (for the audit log: "
+            "log_group in auditd.conf; `kexecwatch doctor` checks access)"
         )
     elif exc.errno == errno.ENOENT:
         reason = "no such file or directory"

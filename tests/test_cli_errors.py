@@ -5,6 +5,7 @@ Every input problem is one line on stderr and exit 2; exit 1 only ever means ale
 
 from __future__ import annotations
 
+import grp
 import gzip
 import os
 import shutil
@@ -69,10 +70,12 @@ def locked(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_unreadable_log_is_one_line_exit_2_with_a_hint(locked: Path) -> None:
-    for path in (locked / "audit.log", locked):
-        line = one_error_line(kexecwatch("replay", str(path), prefix=unprivileged()))
-        assert f"{path}: permission denied" in line
-        assert "run as root" in line and "group" in line
+    group = grp.getgrgid(locked.stat().st_gid).gr_name
+    line = one_error_line(kexecwatch("replay", str(locked / "audit.log"), prefix=unprivileged()))
+    assert f"{locked / 'audit.log'}: permission denied on {locked}: run as root or as a " in line
+    assert f"member of its group {group} (for the audit log: log_group in auditd.conf" in line
+    line = one_error_line(kexecwatch("replay", str(locked), prefix=unprivileged()))
+    assert f"{locked}: permission denied: run as root or as a member of its group {group}" in line
 
 
 def test_unreadable_file_names_its_group(tmp_path: Path) -> None:
@@ -80,8 +83,8 @@ def test_unreadable_file_names_its_group(tmp_path: Path) -> None:
     log.write_bytes(KEXEC_LOG)
     log.chmod(0)
     line = one_error_line(kexecwatch("replay", str(log), prefix=unprivileged()))
-    group = __import__("grp").getgrgid(log.stat().st_gid).gr_name
-    assert f"join its group {group}" in line
+    group = grp.getgrgid(log.stat().st_gid).gr_name
+    assert f"{log}: permission denied: run as root or as a member of its group {group}" in line
 
 
 def test_symlink_loop_is_one_line(tmp_path: Path) -> None:

@@ -221,6 +221,7 @@ def run_dashboard(model: LiveModel, feed: Feed, *, fd: int | None = None) -> int
                 if now - last_draw >= (REFRESH_S if dirty else IDLE_REFRESH_S):
                     model.tick(now)
                     width, height = console.size
+                    state.height = height  # what the c key toggles from
                     live.update(render_dashboard(state, width, height), refresh=True)
                     last_draw, dirty = now, False
                     page = max(1, height - HEADER_LINES - 3)

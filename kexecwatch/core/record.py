@@ -18,9 +18,11 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from kexecwatch.core.textsafe import VALUE_BYTES, clip, escape_text, quote_input
 from kexecwatch.errors import SourceLocation
 
 __all__ = [
+    "MAX_TIME_MS",
     "AuditRecord",
     "EventId",
     "ParseIssue",
@@ -28,6 +30,10 @@ __all__ = [
 ]
 
 ENRICHED_SEPARATOR = b"\x1d"
+
+#: The first record time (ms since the epoch) that is no date: year 10000. A record
+#: dated so is read, but its time is never used (README, "Time policy").
+MAX_TIME_MS = 253_402_300_800_000
 
 _HEADER = re.compile(
     rb"(?:node=(?P<node>[^ \x1d]*) )?type=(?P<type>[A-Za-z0-9_\[\]]+) "
@@ -110,6 +116,13 @@ class ParseIssue:
     def where(self) -> SourceLocation:
         """``source:line`` of the offending line (the line left out when unknown)."""
         return SourceLocation(str(self.source), self.line_no or None)
+
+    def describe(self) -> str:
+        """One terminal-safe line: where, the reason, and a short quote of the line."""
+        where = escape_text(str(self.where)) if self.source is not None else f"line {self.line_no}"
+        quoted = f": {quote_input(self.snippet, self.length)}" if self.snippet else ""
+        reason = escape_text(clip(self.reason, VALUE_BYTES))  # it may name input: a record type
+        return f"{where}: parse issue: {reason}{quoted}"
 
 
 def parse_record(line: bytes, line_no: int = 0) -> AuditRecord | ParseIssue:

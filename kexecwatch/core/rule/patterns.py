@@ -114,8 +114,10 @@ def regex_matcher(pattern: str, *, nocase: bool = False) -> Matcher:
     try:
         re.compile(translated, re.DOTALL)  # catches what the translation lets through
         return compile_fullmatch(translated, nocase=nocase)
-    except (re.error, OverflowError, RecursionError) as exc:
+    except (re.error, OverflowError) as exc:
         raise PatternError(str(exc), 0) from None
+    except RecursionError:
+        raise PatternError("groups nested too deeply", 0) from None
     except TooComplex as exc:
         raise PatternError(f"too large to match in linear time: {exc}", 0) from None
 
