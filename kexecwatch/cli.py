@@ -17,14 +17,28 @@ from kexecwatch import __version__
 from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
 from kexecwatch.core.detector import DetectionRule, DetectorOptions
 from kexecwatch.errors import InputError, KexecwatchError
+from kexecwatch.sources import DEFAULT_LOG_DIR
 from kexecwatch.textio import stderr_text
 from kexecwatch.timespec import parse_time_ms
 
-__all__ = ["EXIT_ALERTS", "EXIT_ERROR", "EXIT_OK", "add_rule_options", "load_rules", "main"]
+__all__ = [
+    "EXIT_ALERTS",
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "add_event_window_option",
+    "add_rule_options",
+    "load_rules",
+    "main",
+]
 
 EXIT_OK = 0
 EXIT_ALERTS = 1
 EXIT_ERROR = 2
+#: Why replay and live wait longer for an event's records than ``run`` does.
+REPLAY_WINDOW_WHY = (
+    "a recorded log costs nothing to wait on, so an event whose records are far apart "
+    "stays whole; run uses 1000 so that a live alert is not held up"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,6 +46,14 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_ERROR, f"kexecwatch: error: {message} (see --help)\n")
+
+
+def _missing_command(parser: argparse.ArgumentParser) -> int:
+    """``kexecwatch`` alone: the help, where a newcomer looks first, and exit 2."""
+    err = stderr_text()
+    parser.print_help(err)
+    err.write("kexecwatch: error: a COMMAND is required (see the list above)\n")
+    return EXIT_ERROR
 
 
 def load_rules(
@@ -74,6 +96,35 @@ def add_rule_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_event_window_option(
+    parser: argparse.ArgumentParser, default: int, why: str, *, config: bool = False
+) -> None:
+    """``--event-window-ms`` (dest ``event_window_ms``), the one name of the event window
+    in ``replay``, ``run`` and ``live``, with ``--window`` as a hidden alias.
+
+    Args:
+        default: the default shown (and used, unless ``config``: then the option's
+            default is ``None`` and the configuration file's value applies).
+        why: why this command has this default.
+    """
+    parser.add_argument(
+        "--event-window-ms",
+        type=int,
+        default=None if config else default,
+        metavar="MS",
+        dest="event_window_ms",
+        help=f"how long, in record time, an incomplete event waits for more records "
+        f"(default {default}; {why})",
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        dest="event_window_ms",
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = _Parser(
@@ -82,18 +133,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kexecwatch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
+    parser.set_defaults(handler=lambda _args: _missing_command(parser))
 
     replay = sub.add_parser(
         "replay",
         help="run the rules over recorded audit logs",
         description=(
-            "Replay audit logs (files, - for stdin, .gz files, or a directory meaning its "
-            "audit.log* set, oldest first) through the rules. Exit 0: no alert; "
-            "1: alerts; 2: error."
+            "Replay audit logs (regular files, - for standard input, gzip files, or a "
+            "directory meaning its audit.log* set, oldest first) through the rules. Without "
+            f"PATH: the audit log set in {DEFAULT_LOG_DIR}. Exit 0: no alert; 1: alerts; "
+            "2: error, including input that holds no audit record."
         ),
     )
-    replay.add_argument("paths", nargs="*", metavar="PATH", help="log files, directories or -")
+    replay.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help=f"log files, directories or - (default: {DEFAULT_LOG_DIR})",
+    )
     replay.add_argument(
         "--format",
         choices=("json", "text"),
@@ -111,13 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only events at or after TIME (ISO date, common formats, now-9m)",
     )
     replay.add_argument("--until", metavar="TIME", help="only events before TIME")
-    replay.add_argument(
-        "--window",
-        type=int,
-        default=DEFAULT_WINDOW_MS,
-        metavar="MS",
-        help="how long (record time) an incomplete event may wait (default 5000)",
-    )
+    add_event_window_option(replay, DEFAULT_WINDOW_MS, REPLAY_WINDOW_WHY)
     replay.add_argument(
         "--progress",
         choices=("auto", "always", "never"),
@@ -162,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Follow an audit log (default /var/log/audit/audit.log) or replay recorded logs "
             "in a full-screen view: counters, alerts with their parent chain, and every kexec "
-            "run with the reason it did or did not alert. Keys: q quit, p pause, up/down or "
+            "run with the reason it did or did not alert. Keys: q quit, p pause, c one or two "
+            "lines per alert, up/down or "
             "j/k select an alert, Enter show it as JSON, Esc/q back."
         ),
     )
@@ -206,23 +258,31 @@ def _replay_command(args: argparse.Namespace) -> int:
     until = parse_time_ms(args.until, now=now, option="--until") if args.until else None
     if since is not None and until is not None and since >= until:
         raise InputError(f"--since {args.since!r} is not before --until {args.until!r}")
-    if args.window < 0:
-        raise InputError("--window must be >= 0")
+    if args.event_window_ms < 0:
+        raise InputError("--event-window-ms must be >= 0")
     rules = load_rules(args.rule, builtin=not args.no_builtin_rules, ruleset=args.ruleset)
-    sources = expand_paths(args.paths)
     err = stderr_text()
+    if not args.paths:
+        err.write(
+            f"kexecwatch: no PATH given: replaying {DEFAULT_LOG_DIR} (audit.log and its "
+            "rotations, oldest first; - reads standard input)\n"
+        )
+    sources = expand_paths(args.paths or [DEFAULT_LOG_DIR])
     progress = args.progress == "always" or (args.progress == "auto" and err.isatty())
     result = replay(
         sources,
         rules,
         host_name=args.host_name or socket.gethostname(),
         options=DetectorOptions(
-            window_ms=args.window, emit_events=args.events, since_ms=since, until_ms=until
+            window_ms=args.event_window_ms, emit_events=args.events, since_ms=since, until_ms=until
         ),
         out_format=args.out_format,
         stderr=err,
         progress=progress,
     )
+    problem = result.input_error()
+    if problem is not None:
+        raise problem
     if not args.quiet:
         s = result.detector.stats
         mb = result.bytes_read / 1e6

@@ -18,7 +18,8 @@ from kexecwatch.core.assembler import EventsLost
 from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output
 from kexecwatch.core.process import ProcessEvent
 from kexecwatch.core.record import ParseIssue
-from kexecwatch.core.textsafe import escape_text
+from kexecwatch.core.textsafe import escape_text, quote_input
+from kexecwatch.errors import InputError
 from kexecwatch.sources import Source, read_chunks
 
 __all__ = ["ReplayResult", "replay"]
@@ -29,12 +30,33 @@ MAX_SHOWN_DIAGNOSTICS = 20
 
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
-    """What a replay found."""
+    """What a replay found.
+
+    Attributes:
+        without_records: the sources that held bytes but not one audit record,
+            with the number of bytes read from each.
+    """
 
     alerts: int
     detector: Detector
     seconds: float
     bytes_read: int
+    sources: int = 0
+    without_records: tuple[tuple[str, int], ...] = ()
+
+    def input_error(self) -> InputError | None:
+        """The error to report when the input was not an audit log: a source with
+        bytes but no audit record, or no audit record in the whole input."""
+        if self.without_records:
+            name, size = self.without_records[0]
+            more = len(self.without_records) - 1
+            others = f"; {more} other source(s) hold none either" if more else ""
+            return InputError(f"{_shown(name)}: no audit record in it ({size} bytes read){others}")
+        if self.detector.stats.records:
+            return None
+        if self.sources == 1:
+            return InputError(f"{_shown(str(self.detector.source))}: no audit record in it (empty)")
+        return InputError(f"no audit record in any of the {self.sources} sources (all empty)")
 
 
 def replay(
@@ -50,19 +72,22 @@ def replay(
 ) -> ReplayResult:
     """Replay ``sources`` through the rules; write outputs; return the counts.
 
+    Parse issues of a source are held back until it yields its first audit
+    record, so that a file that is not an audit log is never echoed: see
+    :meth:`ReplayResult.input_error`.
+
     Raises:
         InputError: when a source cannot be read.
     """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     detector = Detector(rules, host_name=host_name, options=options)
-    shown = 0
+    diagnostics = _Diagnostics(detector, err)
     total_bytes = 0
     started = time.monotonic()
     binary_out = getattr(out, "buffer", None)
 
-    def emit(outputs: list[Output], source_name: str) -> None:
-        nonlocal shown
+    def emit(outputs: list[Output]) -> None:
         for item in outputs:
             if isinstance(item, Alert | ProcessEvent):
                 if isinstance(item, Alert) == options.emit_events:
@@ -77,49 +102,104 @@ def replay(
                 else:
                     out.write(to_text_line(doc) + "\n")
             else:
-                if shown < MAX_SHOWN_DIAGNOSTICS:
-                    err.write(_describe(item, source_name) + "\n")
-                elif shown == MAX_SHOWN_DIAGNOSTICS:
-                    err.write("kexecwatch: further diagnostics are only counted\n")
-                shown += 1
+                diagnostics.add(item)
 
     bar = _Progress(sources, err) if progress else None
     for source in sources:
-        emit(detector.switch_source(source.name), source.name)
+        emit(detector.switch_source(source.name))  # what the previous source left unended
+        diagnostics.end_source()
         for chunk in read_chunks(source):
             total_bytes += len(chunk)
-            emit(detector.feed(chunk), source.name)
+            diagnostics.source_bytes += len(chunk)
+            emit(detector.feed(chunk))
             if bar is not None:
                 bar.advance(len(chunk))
         if bar is not None:
             bar.next_file()
-    emit(detector.flush(), sources[-1].name if sources else "-")
+    emit(detector.flush())
+    diagnostics.end_source()
     if bar is not None:
         bar.close()
     if binary_out is not None:
         binary_out.flush()
     out.flush()
-    return ReplayResult(detector.stats.alerts, detector, time.monotonic() - started, total_bytes)
+    return ReplayResult(
+        detector.stats.alerts,
+        detector,
+        time.monotonic() - started,
+        total_bytes,
+        len(sources),
+        tuple(diagnostics.without_records),
+    )
+
+
+class _Diagnostics:
+    """Diagnostics to stderr, one line each: the first ones shown, the rest counted.
+
+    A source's parse issues wait until the source has yielded an audit record;
+    when it ends without one, they are dropped and the source is noted instead.
+    """
+
+    def __init__(self, detector: Detector, err: TextIO) -> None:
+        self._detector = detector
+        self._err = err
+        self._shown = 0
+        self._held: list[ParseIssue] = []
+        self._records_before = 0
+        self.source_bytes = 0
+        self.without_records: list[tuple[str, int]] = []
+
+    def add(self, item: Output) -> None:
+        if isinstance(item, ParseIssue) and not self._has_records():
+            if len(self._held) < MAX_SHOWN_DIAGNOSTICS:
+                self._held.append(item)
+            return
+        self._release()
+        self._write(item)
+
+    def end_source(self) -> None:
+        """The source being read is done; the detector moves on to the next."""
+        if self._has_records():
+            self._release()
+        elif self.source_bytes:
+            self.without_records.append((str(self._detector.source), self.source_bytes))
+        self._held.clear()
+        self._records_before = self._detector.stats.records
+        self.source_bytes = 0
+
+    def _has_records(self) -> bool:
+        return self._detector.stats.records > self._records_before
+
+    def _release(self) -> None:
+        held, self._held = self._held, []
+        for item in held:
+            self._write(item)
+
+    def _write(self, item: Output) -> None:
+        if self._shown < MAX_SHOWN_DIAGNOSTICS:
+            self._err.write(_describe(item, str(self._detector.source)) + "\n")
+        elif self._shown == MAX_SHOWN_DIAGNOSTICS:
+            self._err.write("kexecwatch: further diagnostics are only counted\n")
+        self._shown += 1
+
+
+def _shown(name: str) -> str:
+    return "standard input" if name == "-" else escape_text(name)
 
 
 def _describe(item: Output, source_name: str) -> str:
-    where = escape_text(source_name)
     if isinstance(item, ParseIssue):
-        snippet = (
-            f": {escape_text(item.snippet.decode('utf-8', 'surrogateescape'))[:80]}"
-            if item.snippet
-            else ""
-        )
-        return f"kexecwatch: {where}:{item.line_no}: parse issue: {item.reason}{snippet}"
+        return f"kexecwatch: {item.describe()}"
     if isinstance(item, EventsLost):
-        node = f" on node {escape_text(item.node)}" if item.node else ""
+        name = item.node.encode("utf-8", "surrogateescape") if item.node else b""
+        node = f" on node {quote_input(name)}" if name else ""
         return (
-            f"kexecwatch: {where}: {item.count} event(s) lost{node}: serials "
+            f"kexecwatch: {_shown(source_name)}: {item.count} event(s) lost{node}: serials "
             f"{item.first_serial}-{item.last_serial} missing before {item.before}"
         )
     if isinstance(item, AlertsSuppressed):
         return f"kexecwatch: {item.describe()}"
-    return f"kexecwatch: {where}: {item!r}"  # pragma: no cover - all kinds handled
+    return f"kexecwatch: {_shown(source_name)}: {item!r}"  # pragma: no cover - all kinds handled
 
 
 class _Progress:

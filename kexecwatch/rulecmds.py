@@ -10,13 +10,13 @@ audit rules, so a pip install can write ``/etc/audit/rules.d/kexecwatch.rules``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
 from kexecwatch.cli import EXIT_ERROR, EXIT_OK
+from kexecwatch.core import jsontext
 from kexecwatch.core.auditctl import AuditRule
 from kexecwatch.core.rule import Rule
 from kexecwatch.core.rule.ruleset import RuleCheck, check_rule
@@ -105,7 +105,7 @@ def _check_rule_command(args: argparse.Namespace) -> int:
             "strict": args.strict,
             "files": [_result_dict(r, strict=args.strict) for r in results],
         }
-        out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        out.write(jsontext.dumps(doc, indent=2, sort_keys=False) + "\n")
     else:
         for result in results:
             _write_result(out, result, strict=args.strict)
@@ -217,7 +217,7 @@ def _rules_list_command(args: argparse.Namespace) -> int:
         )
     out = sys.stdout
     if args.out_format == "json":
-        out.write(json.dumps({"format": 1, "rules": entries}, indent=2) + "\n")
+        out.write(jsontext.dumps({"format": 1, "rules": entries}, indent=2, sort_keys=False) + "\n")
         return EXIT_OK
     for e in entries:
         out.write(

@@ -9,21 +9,35 @@ oldest modification time first.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from kexecwatch.core.textsafe import escape_text
 from kexecwatch.errors import InputError
 
-__all__ = ["CHUNK_SIZE", "Source", "expand_paths", "read_chunks"]
+__all__ = [
+    "CHUNK_SIZE",
+    "DEFAULT_LOG_DIR",
+    "Source",
+    "access_error",
+    "check_regular_file",
+    "expand_paths",
+    "read_chunks",
+]
 
 CHUNK_SIZE = 1 << 18
+#: What ``replay`` reads without a path: auditd's log set.
+DEFAULT_LOG_DIR = "/var/log/audit/"
 _NUMBERED = re.compile(r"^audit\.log\.(\d+)(\.gz)?$")
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class _Readable(Protocol):
@@ -46,82 +60,205 @@ class Source:
 def expand_paths(paths: list[str]) -> list[Source]:
     """Turn command-line paths into an ordered list of sources.
 
+    Only regular files (and directories, meaning their ``audit.log*`` set) are
+    read; ``-`` is standard input, which may be a pipe.
+
     Raises:
-        InputError: for a path that does not exist or cannot be read, or a
-            directory with no ``audit.log*`` file.
+        InputError: one line, for a path that cannot be read: missing, not
+            permitted (with a hint), a FIFO or a device, or a directory with no
+            ``audit.log*`` file.
     """
     sources: list[Source] = []
-    for raw in paths or ["-"]:
+    for raw in paths:
         if raw == "-":
             sources.append(Source("-", None))
             continue
-        path = Path(raw)
-        if path.is_dir():
-            members = _audit_set(path)
-            if not members:
-                raise InputError(f"{raw}: directory holds no audit.log* file")
-            sources.extend(Source(str(m), m.stat().st_size) for m in members)
-            continue
         try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise InputError(f"{raw}: no such file or directory") from None
+            is_dir = stat.S_ISDIR(os.stat(raw).st_mode)
         except OSError as exc:
-            raise InputError(f"{raw}: {exc.strerror or exc}") from None
-        if not os.access(path, os.R_OK):
-            raise InputError(f"{raw}: permission denied")
-        sources.append(Source(raw, size))
+            raise access_error(raw, exc) from None
+        if is_dir:
+            members = _audit_set(Path(raw))
+            if not members:
+                raise InputError(f"{escape_text(raw)}: directory holds no audit.log* file")
+            sources.extend(Source(str(m), check_regular_file(str(m))) for m in members)
+            continue
+        sources.append(Source(raw, check_regular_file(raw)))
     return sources
+
+
+def check_regular_file(path: str) -> int:
+    """Check that ``path`` is a regular file this process may read; return its size.
+
+    A FIFO, a device or a socket is refused: reading one may never end (a
+    FIFO's writer, ``/dev/zero``), and none of them is a log.
+
+    Raises:
+        InputError: one line naming the problem, with a hint where one helps.
+    """
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise access_error(path, exc) from None
+    if not stat.S_ISREG(info.st_mode):
+        hint = (
+            f"; to read a pipe, use: kexecwatch replay - < {path}"
+            if stat.S_ISFIFO(info.st_mode)
+            else ""
+        )
+        return _refuse(path, f"not a regular file ({_kind(info.st_mode)}){hint}")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise access_error(path, exc) from None
+    return info.st_size
+
+
+def access_error(path: str, exc: OSError) -> InputError:
+    """The one-line error for an :class:`OSError` met while opening ``path``.
+
+    A permission problem says who may read the file: root, or the members of
+    the group of the file or of the directory that stops the way in.
+    """
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        blocker = _blocker(path)
+        try:
+            import grp
+
+            group = grp.getgrgid(os.stat(blocker).st_gid).gr_name
+        except (OSError, KeyError):
+            group = None
+        where = "" if blocker == path else f" on {escape_text(blocker)}"
+        member = f" or as a member of its group {group}" if group else ""
+        reason = (
+            f"permission denied{where}: run as root{member} (for the audit log: "
+            "log_group in auditd.conf; `kexecwatch doctor` checks access)"
+        )
+    elif exc.errno == errno.ENOENT:
+        reason = "no such file or directory"
+    else:
+        text = exc.strerror or str(exc)
+        reason = text[:1].lower() + text[1:]
+    return InputError(f"{escape_text(path)}: {reason}")
+
+
+def _refuse(path: str, reason: str) -> int:
+    raise InputError(f"{escape_text(path)}: {reason}")
+
+
+def _blocker(path: str) -> str:
+    """The first directory on the way to ``path`` that may not be searched, else ``path``."""
+    full = Path(os.path.abspath(path))
+    ancestors = list(reversed(full.parents))
+    for directory, child in zip(ancestors, [*ancestors[1:], full], strict=True):
+        try:
+            os.stat(child)
+        except PermissionError:
+            return str(directory)
+        except OSError:
+            break
+    return path
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
 
 
 def _audit_set(directory: Path) -> list[Path]:
     numbered: list[tuple[int, Path]] = []
-    others: list[Path] = []
+    others: list[tuple[float, str, Path]] = []
     current: list[Path] = []
     try:
-        entries = list(directory.iterdir())
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                name = entry.name
+                if not name.startswith("audit.log") or not _is_file(entry):
+                    continue
+                path = directory / name
+                if name == "audit.log":
+                    current.append(path)
+                    continue
+                match = _NUMBERED.match(name)
+                if match:
+                    numbered.append((int(match.group(1)), path))
+                else:
+                    others.append((entry.stat().st_mtime, name, path))
     except OSError as exc:
-        raise InputError(f"{directory}: {exc.strerror or exc}") from None
-    for entry in entries:
-        name = entry.name
-        if not name.startswith("audit.log") or not entry.is_file():
-            continue
-        if name == "audit.log":
-            current.append(entry)
-            continue
-        match = _NUMBERED.match(name)
-        if match:
-            numbered.append((int(match.group(1)), entry))
-        else:
-            others.append(entry)
-    others.sort(key=lambda p: (p.stat().st_mtime, p.name))
+        raise access_error(str(directory), exc) from None
+    others.sort()
     numbered.sort(key=lambda item: -item[0])
-    return others + [p for _, p in numbered] + current
+    return [p for _, _, p in others] + [p for _, p in numbered] + current
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return True  # a member that cannot be looked at: reported when opened
 
 
 def read_chunks(source: Source, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
     """Yield the bytes of ``source`` in chunks, decompressing gzip transparently.
 
+    Gzip is recognised by its content (the magic bytes), on standard input too.
+
     Raises:
         InputError: when the file cannot be opened or is a broken gzip file.
     """
-    stream: BinaryIO
     if source.is_stdin:
-        stream = sys.stdin.buffer
-        yield from _chunks(stream, chunk_size, source.name)
+        yield from _decoded(sys.stdin.buffer, chunk_size, "standard input")
         return
     try:
         raw = open(source.name, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
-        raise InputError(f"{source.name}: {exc.strerror or exc}") from None
+        raise access_error(source.name, exc) from None
     with raw:
-        magic = raw.read(2)
-        raw.seek(0)
-        if magic == b"\x1f\x8b":
-            with gzip.GzipFile(fileobj=raw) as unzipped:
-                yield from _chunks(unzipped, chunk_size, source.name)
-        else:
-            yield from _chunks(raw, chunk_size, source.name)
+        yield from _decoded(raw, chunk_size, escape_text(source.name))
+
+
+def _decoded(raw: BinaryIO, chunk_size: int, name: str) -> Iterator[bytes]:
+    try:
+        head = raw.read(len(_GZIP_MAGIC))
+    except OSError as exc:
+        raise InputError(f"{name}: read failed: {exc}") from None
+    stream = _Prefixed(head, raw)
+    if head == _GZIP_MAGIC:
+        with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
+            yield from _chunks(unzipped, chunk_size, name)
+    else:
+        yield from _chunks(stream, chunk_size, name)
+
+
+class _Prefixed:
+    """A stream whose first bytes were already read: they are given back first."""
+
+    def __init__(self, head: bytes, rest: _Readable) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, size: int = -1, /) -> bytes:
+        head, self._head = self._head, b""
+        if size < 0:
+            return head + self._rest.read()
+        if len(head) >= size:
+            self._head = head[size:]
+            return head[:size]
+        return head + self._rest.read(size - len(head))
+
+    def seek(self, offset: int, /) -> int:
+        """Never needed to read forward; a pipe could not do it anyway."""
+        raise OSError(errno.ESPIPE, "stream cannot seek")
 
 
 def _chunks(stream: _Readable, chunk_size: int, name: str) -> Iterator[bytes]:

@@ -30,3 +30,13 @@ def udp_server() -> Iterator[socket.socket]:
     srv.settimeout(20)
     yield srv
     srv.close()
+
+
+@pytest.fixture(autouse=True)
+def _caplog_as_the_daemon_writes(request: pytest.FixtureRequest) -> None:
+    """``caplog.text`` shows records as the daemon's stderr does (logfmt, with fields)."""
+    if "caplog" in request.fixturenames:
+        from kexecwatch.adapters.daemonlog import LogFormatter
+
+        caplog: pytest.LogCaptureFixture = request.getfixturevalue("caplog")
+        caplog.handler.setFormatter(LogFormatter())

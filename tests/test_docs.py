@@ -94,3 +94,48 @@ def test_readme_field_table_lists_every_field_a_rule_can_read() -> None:
     assert process_fields() <= documented, sorted(process_fields() - documented)
     fields_like = {f for f in documented if "." in f and f.split(".")[0] in {"process", "user"}}
     assert fields_like <= process_fields(), sorted(fields_like - process_fields())
+
+
+def test_readme_names_every_option_of_run_replay_and_live() -> None:
+    commands = subcommands()
+    for name in ("run", "replay", "live"):
+        section = readme_section(f"### `kexecwatch {name}")
+        for action in commands[name]._actions:
+            if action.help == argparse.SUPPRESS:
+                continue
+            for flag in action.option_strings:
+                if flag in ("-h", "--help"):
+                    continue
+                assert f"`{flag}" in section, f"README's {name} section lacks {flag}"
+
+
+def test_run_help_shows_the_defaults_and_where_reading_starts() -> None:
+    text = " ".join(subcommands()["run"].format_help().split())
+    for default in (
+        "(default /var/log/audit/audit.log)",
+        "(default /var/lib/kexecwatch)",
+        "default stdout)",
+        "from its start",
+    ):
+        assert default in text, default
+    assert "no checkpoint: reading" in readme_section("### `kexecwatch run`")
+
+
+def test_one_event_window_option_in_replay_run_and_live() -> None:
+    commands = subcommands()
+    for name in ("replay", "run", "live"):
+        text = " ".join(commands[name].format_help().split())
+        assert "--event-window-ms MS" in text, name
+        assert "--window" not in text, name  # the old name stays, hidden
+        assert "run uses 1000" in text or "replay and live use 5000" in text, name
+
+
+def test_readme_and_help_give_replay_default_path() -> None:
+    from kexecwatch.sources import DEFAULT_LOG_DIR
+
+    section = readme_section("### `kexecwatch replay")
+    assert f"`{DEFAULT_LOG_DIR}`" in section
+    assert "no audit record" in section
+    help_text = subcommands()["replay"].format_help()
+    assert DEFAULT_LOG_DIR in help_text
+    assert "no audit record" in help_text

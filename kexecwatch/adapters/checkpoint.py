@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from kexecwatch.adapters.daemonlog import kv
 from kexecwatch.adapters.logfiles import Position
 from kexecwatch.adapters.sinks import SinkRecord
 from kexecwatch.adapters.statefiles import (
@@ -193,10 +194,13 @@ class CheckpointStore:
         except OSError as exc:
             self.failures += 1
             log.error(
-                "event=checkpoint_failed path=%s error=%r failures=%d kept=previous",
-                self.path,
-                exc.strerror or str(exc),
-                self.failures,
+                "checkpoint_failed",
+                extra=kv(
+                    path=self.path,
+                    error=exc.strerror or str(exc),
+                    failures=self.failures,
+                    kept="previous",
+                ),
             )
             return False
         return True

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "Config",
     "add_run_arguments",
     "apply_overrides",
+    "bounded_number",
     "load_config",
 ]
 
@@ -37,6 +39,7 @@ class Config:
         state_dir: where the checkpoint and alert journal live (created 0700).
         outputs: output specs (see :mod:`kexecwatch.adapters.sinks`).
         rules: extra rule files, loaded after the built-in rules.
+        builtin_rules: whether the built-in rules run (false: only ``rules``).
         ruleset: the built-in rules: ``all``, ``upstream`` or ``kexecwatch``.
         host_name: host name for alerts and syslog; empty means the system's.
         poll_interval: seconds between safety polls of the log.
@@ -44,12 +47,14 @@ class Config:
         event_window_ms: an event with no new record for this long is completed.
         status_interval: seconds between status lines on stderr.
         log_level: debug, info, warning or error.
+        log_format: ``logfmt`` (one ``key=value`` line per entry) or ``json``.
     """
 
     log: str = "/var/log/audit/audit.log"
     state_dir: str = "/var/lib/kexecwatch"
     outputs: tuple[str, ...] = ("stdout",)
     rules: tuple[str, ...] = ()
+    builtin_rules: bool = True
     ruleset: str = "all"
     host_name: str = ""
     poll_interval: float = 1.0
@@ -57,6 +62,7 @@ class Config:
     event_window_ms: int = 1000
     status_interval: float = 60.0
     log_level: str = "info"
+    log_format: str = "logfmt"
 
 
 _LEVELS = ("debug", "info", "warning", "error")
@@ -69,10 +75,31 @@ _RANGES: dict[str, tuple[float, float]] = {
     "event_window_ms": (1, 3_600_000),
 }
 _RULESETS = ("all", "upstream", "kexecwatch")
+_LOG_FORMATS = ("logfmt", "json")
+_DEFAULTS = Config()
 
 
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _range_error(low: float, high: float) -> str:
+    return f"must be a number from {_num(low)} to {_num(high)}"
+
+
+def bounded_number(low: float, high: float) -> Callable[[str], float]:
+    """An argparse ``type``: a number from ``low`` to ``high``; NaN and infinities refused."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not low <= value <= high:  # False for NaN as well
+            raise argparse.ArgumentTypeError(_range_error(low, high))
+        return value
+
+    return parse
 
 
 def _kebab(name: str) -> str:
@@ -85,6 +112,8 @@ def _convert(key: str, value: Any, default: Any, where: SourceLocation) -> Any:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)
         raise ConfigError(f"{key}: expected a list of strings", where=where)
+    if isinstance(default, bool) and isinstance(value, bool):
+        return value
     if isinstance(default, bool) or isinstance(value, bool):
         raise ConfigError(f"{key}: expected {type(default).__name__}", where=where)
     if isinstance(default, float) and isinstance(value, int | float):
@@ -104,13 +133,13 @@ def _validate(cfg: Config, where: SourceLocation | None) -> Config:
             raise ConfigError(f"outputs: {exc.message}", where=where) from exc
     for name, (low, high) in _RANGES.items():
         if not low <= getattr(cfg, name) <= high:  # False for NaN as well
-            raise ConfigError(
-                f"{_kebab(name)}: must be a number from {_num(low)} to {_num(high)}", where=where
-            )
+            raise ConfigError(f"{_kebab(name)}: {_range_error(low, high)}", where=where)
     if cfg.ruleset not in _RULESETS:
         raise ConfigError(f"ruleset: expected one of {', '.join(_RULESETS)}", where=where)
     if cfg.log_level not in _LEVELS:
         raise ConfigError(f"log-level: expected one of {', '.join(_LEVELS)}", where=where)
+    if cfg.log_format not in _LOG_FORMATS:
+        raise ConfigError(f"log-format: expected one of {', '.join(_LOG_FORMATS)}", where=where)
     if not cfg.outputs:
         raise ConfigError("outputs: at least one output is needed", where=where)
     return cfg
@@ -168,21 +197,36 @@ def apply_overrides(cfg: Config, overrides: Mapping[str, Any]) -> Config:
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options of ``kexecwatch run`` to ``parser``."""
+    """Add the options of ``kexecwatch run`` to ``parser``.
+
+    Each one overrides the configuration file; the defaults shown are the built-in ones
+    (:class:`Config`), which apply when neither the file nor the option sets a value.
+    """
+    d = _DEFAULTS
     parser.add_argument(
         "--config",
         metavar="FILE",
-        help="configuration file (default /etc/kexecwatch/kexecwatch.toml)",
+        help=f"configuration file (default {DEFAULT_CONFIG_PATH}, used if present)",
     )
-    parser.add_argument("--log", metavar="PATH", help="audit log to follow")
-    parser.add_argument("--state-dir", metavar="DIR", help="checkpoint directory")
+    parser.add_argument(
+        "--log",
+        metavar="PATH",
+        help=f"audit log to follow (default {d.log}); with no checkpoint in the state "
+        "directory it is read from its start",
+    )
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help=f"checkpoint and alert journal directory (default {d.state_dir})",
+    )
     parser.add_argument(
         "--output",
         metavar="SPEC",
         action="append",
         dest="outputs",
         help="stdout, stdout:text, json:PATH, syslog, syslog://HOST:PORT or "
-        "syslog+tcp://HOST:PORT (repeatable; replaces the config's)",
+        "syslog+tcp://HOST:PORT (repeatable; replaces the config's; default "
+        f"{', '.join(d.outputs)})",
     )
     parser.add_argument(
         "--rule",
@@ -191,10 +235,37 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         dest="rules",
         help="extra rule file (repeatable; replaces the config's)",
     )
-    parser.add_argument("--host-name", metavar="NAME", help="host name for alerts")
+    parser.add_argument(
+        "--no-builtin-rules",
+        action="store_false",
+        dest="builtin_rules",
+        default=None,
+        help="run only the rules given with --rule (or the config's rules)",
+    )
     parser.add_argument(
         "--ruleset",
-        choices=("all", "upstream", "kexecwatch"),
+        choices=_RULESETS,
         help="built-in rules: all (default), upstream (Elastic's v7 alone) "
         "or kexecwatch (its own rules alone)",
+    )
+    parser.add_argument("--host-name", metavar="NAME", help="host name for alerts")
+    from kexecwatch.cli import add_event_window_option
+
+    add_event_window_option(
+        parser,
+        d.event_window_ms,
+        "following a live log, an event is completed this long after its last record, so "
+        "that its alert is not held up; replay and live use 5000",
+        config=True,
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=_LEVELS,
+        help=f"least severe log entry written to stderr (default {d.log_level})",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=_LOG_FORMATS,
+        help=f"the daemon's own log lines on stderr: logfmt (key=value) or json, one object "
+        f"per line (default {d.log_format})",
     )

@@ -14,6 +14,7 @@ from collections.abc import Hashable, Sequence
 from typing import Any
 
 from kexecwatch.adapters.config import Config
+from kexecwatch.adapters.daemonlog import kv
 from kexecwatch.adapters.follower import Gap
 from kexecwatch.adapters.procfs import ProcFs
 from kexecwatch.adapters.sinks import SinkRecord
@@ -38,11 +39,11 @@ class CoreLink:
 
     def __init__(self, cfg: Config, host_name: str) -> None:
         self.host_name = host_name
-        rules = load_rules(cfg.rules, ruleset=cfg.ruleset)
+        rules = load_rules(cfg.rules, builtin=cfg.builtin_rules, ruleset=cfg.ruleset)
         try:
             self._procfs: ProcFs | None = ProcFs()
         except OSError as exc:
-            log.warning("event=procfs_unavailable error=%r", str(exc))
+            log.warning("procfs_unavailable", extra=kv(error=str(exc)))
             self._procfs = None
         self.detector = Detector(
             rules,
@@ -74,9 +75,11 @@ class CoreLink:
         """How many rules are active."""
         return len(self.detector.rules)
 
-    def reload_rules(self, paths: Sequence[str], ruleset: str = "all") -> None:
+    def reload_rules(
+        self, paths: Sequence[str], ruleset: str = "all", builtin: bool = True
+    ) -> None:
         """Swap in freshly loaded rules; on RuleError the old set stays."""
-        self.detector.replace_rules(load_rules(paths, ruleset=ruleset))
+        self.detector.replace_rules(load_rules(paths, builtin=builtin, ruleset=ruleset))
 
     # Thin pass-throughs, so the daemon never touches the core directly.
     def feed(self, data: bytes) -> list[Any]:
@@ -87,9 +90,9 @@ class CoreLink:
         """Continue with another file."""
         return self.detector.switch_source(source, offset)
 
-    def expire(self, now_ms: int) -> list[Any]:
-        """Complete events idle longer than the window."""
-        return self.detector.expire(now_ms)
+    def expire_idle(self, idle_ms: int) -> list[Any]:
+        """Complete events that waited longer than the window, the log quiet for ``idle_ms``."""
+        return self.detector.expire_idle(idle_ms)
 
     def resume_position(self) -> tuple[Hashable, int]:
         """Where re-reading must start to rebuild the events in flight."""
@@ -122,20 +125,20 @@ class CoreLink:
                 self._parse_issues += 1
                 if self._parse_issues <= 10 or self._parse_issues % _PARSE_LOG_EVERY == 0:
                     log.warning(
-                        "event=parse_issue line=%d reason=%r total=%d",
-                        out.line_no,
-                        out.reason,
-                        self._parse_issues,
+                        "parse_issue",
+                        extra=kv(line=out.line_no, reason=out.reason, total=self._parse_issues),
                     )
             elif isinstance(out, EventsLost):
                 log.warning(
-                    "event=events_lost node=%s first_serial=%d last_serial=%d",
-                    out.node or "-",
-                    out.first_serial,
-                    out.last_serial,
+                    "events_lost",
+                    extra=kv(
+                        node=out.node or "-",
+                        first_serial=out.first_serial,
+                        last_serial=out.last_serial,
+                    ),
                 )
             elif isinstance(out, AlertsSuppressed):
-                log.warning("event=alerts_suppressed %s", out.describe())
+                log.warning("alerts_suppressed", extra=kv(detail=out.describe()))
         return records
 
 

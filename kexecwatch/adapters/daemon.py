@@ -4,8 +4,8 @@ Rule 1: alerts are handed to the outputs (and journalled) before the checkpoint 
 covers them is written; a crash in between replays the records, and the journal's alert
 ids suppress the repeat.
 
-Rule 2: the core never reads the clock. When the log goes quiet, this shell derives
-"now" from the last record's time plus the wall-clock idle time, and calls ``expire``.
+Rule 2: the core never reads the clock. When the log goes quiet, this shell passes the
+wall-clock idle time to ``expire_idle`` (README, "Time policy").
 
 Theory of operation: :class:`Daemon` wires follower → detector → hub → checkpoint in one
 thread. Each follower :class:`~kexecwatch.adapters.follower.Switched` starts a new
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from kexecwatch import __version__
 from kexecwatch.adapters.checkpoint import (
     Checkpoint,
     CheckpointStore,
@@ -38,6 +39,7 @@ from kexecwatch.adapters.checkpoint import (
 )
 from kexecwatch.adapters.config import Config, add_run_arguments, apply_overrides, load_config
 from kexecwatch.adapters.coreglue import CoreLink, gap_record
+from kexecwatch.adapters.daemonlog import kv, setup_logging
 from kexecwatch.adapters.follower import (
     DroppedTail,
     Follower,
@@ -113,6 +115,8 @@ class Daemon:
         self._reload = reload
         self.host = cfg.host_name or socket.gethostname()
         self.stop = False
+        self.stop_signal: str | None = None
+        self._resume: Position | None = None
         self.hup = False
         self.counters = {"dropped": 0, "duplicates": 0, "gaps": 0, "checkpoints": 0}
         self.notifier = Notifier()
@@ -149,16 +153,15 @@ class Daemon:
                     raise ConfigError(f"output {exc}; refusing to write there") from exc
         path = resolve_log_symlink(self.cfg.log)
         if path != self.cfg.log:
-            log.info("event=log_symlink path=%s target=%s", self.cfg.log, path)
+            log.info("log_symlink", extra=kv(path=self.cfg.log, target=path))
         return path
 
     def _restore(self) -> Follower:
         res = self.store.load()
         if res.problem:
             log.warning(
-                "event=checkpoint_rejected reason=%r moved_to=%s action=start_fresh",
-                res.problem,
-                res.moved_to,
+                "checkpoint_rejected",
+                extra=kv(reason=res.problem, moved_to=res.moved_to, action="start_fresh"),
             )
         cp = res.checkpoint
         replay = self.journal.read()
@@ -184,15 +187,17 @@ class Daemon:
             try:
                 self.core.restore(cp.detector_state)
             except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
-                log.warning("event=detector_state_rejected reason=%r", str(exc))
+                log.warning("detector_state_rejected", extra=kv(reason=str(exc)))
         if cp is not None and cp.boot_id and cp.boot_id != read_boot_id():
-            log.info("event=boot_changed note=resuming_log_position")
+            log.info("boot_changed", extra=kv(note="resuming_log_position"))
+        self._resume = cp.position if cp else None
         log.info(
-            "event=restored checkpoint=%s position=%s recent_alerts=%d requeued=%d",
-            "yes" if cp else "no",
-            cp.position.to_dict() if cp and cp.position else "-",
-            len(self.recent.ids()),
-            requeued,
+            "restored",
+            extra=kv(
+                checkpoint="yes" if cp else "no",
+                recent_alerts=len(self.recent.ids()),
+                requeued=requeued,
+            ),
         )
         return Follower(
             self.log_path,
@@ -205,6 +210,7 @@ class Daemon:
     def run(self) -> int:
         """Run until SIGTERM/SIGINT. Returns the exit code."""
         self._install_signals()
+        self._log_start()
         self.follower.start()
         self.checkpoint()  # folds the journal into a fresh checkpoint
         self.notifier.ready(f"following {self.cfg.log}")
@@ -232,12 +238,50 @@ class Daemon:
         finally:
             self.notifier.stopping()
             self.hub.close(timeout=2.0)
-            self.checkpoint()
+            saved = self.checkpoint()
             self._status()
+            self._log_shutdown(saved)
             self.follower.close()
             self.journal.close()
             os.close(self._lock_fd)
         return EXIT_OK
+
+    def _log_start(self) -> None:
+        resume = self._resume
+        if resume is None:
+            where: dict[str, Any] = {
+                "resume": "none",
+                "note": f"no checkpoint: reading {self.cfg.log} from its start",
+            }
+        else:
+            where = {"resume": "checkpoint", **_where(resume.path, resume.identity, resume.offset)}
+        log.info(
+            "start",
+            extra=kv(
+                version=__version__,
+                pid=os.getpid(),
+                log=self.cfg.log,
+                state_dir=self.cfg.state_dir,
+                **where,
+                rules=self.core.rule_count,
+                outputs=",".join(self.hub.specs),
+            ),
+        )
+
+    def _log_shutdown(self, checkpointed: bool) -> None:
+        pos = self.follower.position
+        log.info(
+            "shutdown",
+            extra=kv(
+                signal=self.stop_signal,
+                reason="signal" if self.stop_signal else "error",
+                **(_where(pos.path, pos.identity, pos.offset) if pos else {"offset": 0}),
+                alerts=self.core.stats().get("alerts", 0),
+                delivered=sum(w.delivered for w in self.hub.workers),
+                undelivered=self.hub.backlog(),
+                checkpoint="saved" if checkpointed else "failed",
+            ),
+        )
 
     def _on_follower(self, item: FollowerOutput) -> None:
         if isinstance(item, Lines):
@@ -258,31 +302,31 @@ class Daemon:
             self.sources[self.source_no] = _Source(item.identity, item.path)
             self._handle(self.core.switch_source(self.source_no, item.offset))
             log.info(
-                "event=file_switch reason=%s path=%s file=%s offset=%d",
-                item.reason,
-                item.path,
-                item.identity,
-                item.offset,
+                "file_switch",
+                extra=kv(reason=item.reason, **_where(item.path, item.identity, item.offset)),
             )
         elif isinstance(item, Gap):
             self.counters["gaps"] += 1
-            log.error("event=telemetry_gap %s", item.describe())
+            lost = item.lost
+            log.error(
+                "telemetry_gap",
+                extra=kv(
+                    **_where(lost.path, lost.identity, lost.offset),
+                    resumed_from=item.resumed_from,
+                    detail=item.describe(),
+                ),
+            )
             self._emit(gap_record(item, self.host))
         elif isinstance(item, DroppedTail):
             self.counters["dropped"] += 1
             log.warning(
-                "event=dropped_tail path=%s offset=%d bytes=%d reason=%r",
-                item.path,
-                item.offset,
-                item.length,
-                item.reason,
+                "dropped_tail",
+                extra=kv(path=item.path, offset=item.offset, bytes=item.length, reason=item.reason),
             )
         elif isinstance(item, Unreadable):
             log.warning(
-                "event=log_unreadable path=%s error=%r retry_in=%.1f",
-                item.path,
-                item.error,
-                item.retry_in,
+                "log_unreadable",
+                extra=kv(path=item.path, error=item.error, retry_in=item.retry_in),
             )
 
     def _handle(self, outputs: list[Any]) -> None:
@@ -292,14 +336,14 @@ class Daemon:
         for rec in records:
             self._emit(rec)
         if self._pause:
-            log.warning("event=test_pause seconds=%.1f", self._pause)
+            log.warning("test_pause", extra=kv(seconds=self._pause))
             time.sleep(self._pause)
         self.checkpoint()  # after the hand-off, never before
 
     def _emit(self, rec: SinkRecord) -> None:
         if rec.alert_id in self.recent:
             self.counters["duplicates"] += 1
-            log.info("event=alert_suppressed_duplicate alert_id=%s", rec.alert_id)
+            log.info("alert_suppressed_duplicate", extra=kv(alert_id=rec.alert_id))
             return
         self.recent.add(rec.alert_id)
         self.hub.emit(rec)
@@ -313,7 +357,8 @@ class Daemon:
             return
         idle_ms = int((now - self._last_data) * 1000)
         self._expire_due = None
-        self._handle(self.core.expire(self._last_record_ms + idle_ms))
+        # The wall-clock quiet ages what waits; no record's time is trusted for it.
+        self._handle(self.core.expire_idle(idle_ms))
 
     # -- checkpoint ------------------------------------------------------------------------
     def _resume_position(self) -> tuple[Position | None, int | None]:
@@ -353,6 +398,7 @@ class Daemon:
     def _install_signals(self) -> None:
         def on_stop(signum: int, frame: FrameType | None) -> None:
             self.stop = True
+            self.stop_signal = signal.Signals(signum).name
             self.follower.wake()
 
         def on_hup(signum: int, frame: FrameType | None) -> None:
@@ -371,71 +417,85 @@ class Daemon:
         try:
             new: Config = self._reload()
         except KexecwatchError as exc:
-            log.error("event=reload_failed reason=%r kept=old_config", str(exc))
+            log.error("reload_failed", extra=kv(reason=str(exc), kept="old_config"))
             return
         for key in ("log", "state_dir", "outputs", "host_name"):
             if getattr(new, key) != getattr(self.cfg, key):
-                log.warning("event=reload_needs_restart key=%s", key.replace("_", "-"))
+                log.warning("reload_needs_restart", extra=kv(key=key.replace("_", "-")))
         try:
-            self.core.reload_rules(new.rules, new.ruleset)
+            self.core.reload_rules(new.rules, new.ruleset, builtin=new.builtin_rules)
         except KexecwatchError as exc:
-            log.error("event=rules_reload_failed reason=%r kept=old_rules", str(exc))
+            log.error("rules_reload_failed", extra=kv(reason=str(exc), kept="old_rules"))
         self.follower.poll_interval = new.poll_interval
         self.cfg = Config(
             **{
                 **{f: getattr(self.cfg, f) for f in Config.__slots__},
                 "rules": new.rules,
+                "builtin_rules": new.builtin_rules,
                 "ruleset": new.ruleset,
                 "poll_interval": new.poll_interval,
                 "checkpoint_interval": new.checkpoint_interval,
                 "status_interval": new.status_interval,
             }
         )
-        log.info("event=reloaded rules=%d", self.core.rule_count)
+        log.info("reloaded", extra=kv(rules=self.core.rule_count))
 
     def _status(self) -> None:
         pos = self.follower.position
         lag_bytes = self.follower.lag_bytes()
         lag_s = max(0.0, time.time() - self._last_record_ms / 1000) if lag_bytes else 0.0
         st = self.core.stats()
-        line = (
-            f"lines={st.get('lines', 0)} parse_errors={st.get('parse_issues', 0)} "
-            f"events={st.get('events', 0)} alerts={st.get('alerts', 0)} "
-            f"lost={st.get('lost_events', 0)} offset={pos.offset if pos else 0} "
-            f"records={st.get('records', 0)} suppressed={st.get('suppressed', 0)} "
-            f"lag_bytes={lag_bytes} lag_seconds={lag_s:.1f} "
-            f"backlog={self.hub.backlog()} "
-            + " ".join(f"{k}={v}" for k, v in self.counters.items())
+        log.info(
+            "status",
+            extra=kv(
+                lines=st.get("lines", 0),
+                parse_errors=st.get("parse_issues", 0),
+                events=st.get("events", 0),
+                alerts=st.get("alerts", 0),
+                lost=st.get("lost_events", 0),
+                offset=pos.offset if pos else 0,
+                records=st.get("records", 0),
+                suppressed=st.get("suppressed", 0),
+                lag_bytes=lag_bytes,
+                lag_seconds=round(lag_s, 1),
+                backlog=self.hub.backlog(),
+                output_dropped=self.hub.dropped(),
+                **self.counters,
+            ),
         )
-        log.info("event=status %s", line)
         self.notifier.status(f"alerts={st.get('alerts', 0)} lag_bytes={lag_bytes}")
+
+
+def _where(path: str, identity: FileIdentity, offset: int) -> dict[str, Any]:
+    """A place in a log file as flat log fields."""
+    return {"path": path, "file_dev": identity.dev, "file_ino": identity.ino, "offset": offset}
 
 
 # -- command line ---------------------------------------------------------------------------
 def _resolve(args: argparse.Namespace) -> Config:
     overrides = {
         k: getattr(args, k, None)
-        for k in ("log", "state_dir", "outputs", "rules", "host_name", "ruleset")
+        for k in (
+            "log",
+            "state_dir",
+            "outputs",
+            "rules",
+            "builtin_rules",
+            "host_name",
+            "ruleset",
+            "event_window_ms",
+            "log_level",
+            "log_format",
+        )
     }
     return apply_overrides(load_config(args.config), overrides)
-
-
-def _setup_logging(level: str) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(
-            logging.Formatter("ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
-        )
-        root.addHandler(handler)
-    root.setLevel(level.upper())
 
 
 def run_command(args: argparse.Namespace) -> int:
     """Entry point for ``kexecwatch run``. Returns 0, 1 (runtime failure) or 2 (usage)."""
     try:
         cfg = _resolve(args)
-        _setup_logging(cfg.log_level)
+        setup_logging(cfg.log_level, cfg.log_format)
         daemon = Daemon(cfg, reload=lambda: _resolve(args))
     except KexecwatchError as exc:
         sys.stderr.write(f"kexecwatch: error: {exc}\n")
@@ -446,7 +506,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         return daemon.run()
     except Exception:
-        log.exception("event=fatal")
+        log.exception("fatal")
         return EXIT_FAILURE
 
 

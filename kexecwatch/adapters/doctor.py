@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from kexecwatch.adapters.config import bounded_number
+from kexecwatch.adapters.statefiles import read_private
 from kexecwatch.core.auditctl import parse_auditd_conf, parse_status
 from kexecwatch.core.hostfacts import CheckpointFacts, Facts, FileFacts, ServiceFacts, UserFacts
 from kexecwatch.core.posture import Report, Status, assess
@@ -30,7 +32,6 @@ DEFAULT_RULES = "/etc/audit/rules.d/kexecwatch.rules"
 DEFAULT_STATE_DIR = "/var/lib/kexecwatch"
 DEFAULT_LOG = "/var/log/audit/audit.log"
 DEFAULT_USER = "kexecwatch"
-_CHECKPOINT_MAX_BYTES = 1 << 20
 
 
 def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +72,7 @@ def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-checkpoint-age",
         metavar="SECONDS",
-        type=float,
+        type=bounded_number(0, 10 * 365 * 86400),
         default=900.0,
         help="warn when the checkpoint is older (default: 900)",
     )
@@ -156,17 +157,20 @@ def _user(name: str) -> UserFacts:
 def _checkpoint(state_dir: str, now: float) -> CheckpointFacts:
     path = os.path.join(state_dir, "checkpoint.json")
     try:
-        with open(path, "rb") as f:
-            age = now - os.fstat(f.fileno()).st_mtime
-            data = f.read(_CHECKPOINT_MAX_BYTES)
-    except FileNotFoundError:
-        return CheckpointFacts(path, exists=False)
+        # As the daemon reads it (no link followed, no FIFO waited on), by any owner:
+        # doctor may run as root on the daemon user's files.
+        data = read_private(path, any_owner=True)
+        if data is None:
+            return CheckpointFacts(path, exists=False)
+        age = now - os.stat(path).st_mtime
     except OSError as exc:
         return CheckpointFacts(path, True, error=exc.strerror or str(exc))
     try:
         content = json.loads(data)
     except ValueError as exc:
         return CheckpointFacts(path, True, age, error=f"not JSON: {exc}")
+    except RecursionError:
+        return CheckpointFacts(path, True, age, error="not JSON: nested too deeply")
     if not isinstance(content, dict):
         return CheckpointFacts(path, True, age, error="not a JSON object")
     return CheckpointFacts(path, True, age, content)

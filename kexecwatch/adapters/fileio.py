@@ -8,6 +8,8 @@ import logging
 import os
 from collections.abc import Callable
 
+from kexecwatch.adapters.daemonlog import kv
+
 __all__ = ["cut_torn_tail", "reserve", "write_all"]
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ def cut_torn_tail(fd: int, path: str, chunk: int = 1 << 16) -> None:
             break
         end = start
     if end < size:
-        log.warning("event=torn_line_cut path=%s bytes=%d", path, size - end)
+        log.warning("torn_line_cut", extra=kv(path=path, bytes=size - end))
         os.ftruncate(fd, end)
 
 

@@ -38,6 +38,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
+from kexecwatch.adapters.daemonlog import kv
 from kexecwatch.adapters.logfiles import (
     FINGERPRINT_MAX,
     FileIdentity,
@@ -212,9 +213,8 @@ class Follower:
             observer.start()
         except OSError as exc:
             log.warning(
-                "event=watch_failed dir=%s error=%r fallback=poll",
-                os.path.dirname(self.path),
-                str(exc),
+                "watch_failed",
+                extra=kv(dir=os.path.dirname(self.path), error=str(exc), fallback="poll"),
             )
             return
         self._observer = observer
@@ -231,8 +231,14 @@ class Follower:
         self._pending = []
 
     def wait(self, timeout: float | None = None) -> None:
-        """Sleep until a filesystem wake-up, or the poll interval (or ``timeout``) elapses."""
+        """Sleep until a filesystem wake-up, or the poll interval (or ``timeout``) elapses.
+
+        While the log cannot be opened, the sleep also ends when the next attempt is due,
+        so the retry delay reported in :class:`Unreadable` is the delay waited.
+        """
         limit = self.poll_interval if timeout is None else min(timeout, self.poll_interval)
+        if self._cur is None and self._retry_at:
+            limit = min(limit, max(0.0, self._retry_at - self._clock()))
         self._wake.wait(limit)
         self._wake.clear()
 

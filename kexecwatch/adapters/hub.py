@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kexecwatch.adapters import fileio
+from kexecwatch.adapters.daemonlog import kv
 from kexecwatch.adapters.sinks import JsonFileSink, Sink, SinkRecord, Undeliverable
 from kexecwatch.adapters.statefiles import TooLarge, append_private, read_private, set_aside
 
@@ -79,7 +80,7 @@ class Journal:
         got, why = fileio.reserve(self._fd, self._want)
         if got < self._want and got != self.reserved:
             log.warning(
-                "event=journal_reserve_short reserved=%d wanted=%d error=%r", got, self._want, why
+                "journal_reserve_short", extra=kv(reserved=got, wanted=self._want, error=why)
             )
         self.reserved = got
 
@@ -97,7 +98,7 @@ class Journal:
             except OSError as exc:
                 self.failures += 1
                 log.error(
-                    "event=journal_write_failed error=%r failures=%d", exc.strerror, self.failures
+                    "journal_write_failed", extra=kv(error=exc.strerror, failures=self.failures)
                 )
                 if start is not None:
                     self._cut_to = start
@@ -144,7 +145,7 @@ class Journal:
             os.close(self._fd)
             self._fd = append_private(self.path, readable=True)
             self._reserve()
-        log.warning("event=journal_rejected reason=%r moved_to=%s", reason, moved_to)
+        log.warning("journal_rejected", extra=kv(reason=reason, moved_to=moved_to))
 
     def sync_and_reset(self) -> None:
         """Empty the journal (call right after a checkpoint was saved)."""
@@ -154,7 +155,7 @@ class Journal:
             try:
                 os.ftruncate(self._fd, 0)
             except OSError as exc:
-                log.error("event=journal_reset_failed error=%r", exc.strerror)
+                log.error("journal_reset_failed", extra=kv(error=exc.strerror))
                 return
             self._cut_to = None
             self._empty = True
@@ -206,10 +207,10 @@ class _Worker:
             if len(self.queue) >= self.capacity:
                 self.overflow += 1
                 log.error(
-                    "event=output_overflow output=%s alert_id=%s dropped_total=%d",
-                    self.sink.spec,
-                    record.alert_id,
-                    self.overflow,
+                    "output_overflow",
+                    extra=kv(
+                        output=self.sink.spec, alert_id=record.alert_id, dropped_total=self.overflow
+                    ),
                 )
                 return
             self.queue.append(record)
@@ -230,11 +231,13 @@ class _Worker:
             except Undeliverable as exc:
                 self.dropped += 1
                 log.error(
-                    "event=output_dropped output=%s alert_id=%s error=%r dropped_total=%d",
-                    self.sink.spec,
-                    record.alert_id,
-                    exc.strerror or str(exc),
-                    self.dropped,
+                    "output_dropped",
+                    extra=kv(
+                        output=self.sink.spec,
+                        alert_id=record.alert_id,
+                        error=exc.strerror or str(exc),
+                        dropped_total=self.dropped,
+                    ),
                 )
                 self.hub.on_delivered(self, record, dropped=True)
                 continue
@@ -242,10 +245,10 @@ class _Worker:
                 self.failures += 1
                 if self.healthy:
                     log.warning(
-                        "event=output_failed output=%s error=%r retry_in=%.1f",
-                        self.sink.spec,
-                        exc.strerror or str(exc),
-                        delay,
+                        "output_failed",
+                        extra=kv(
+                            output=self.sink.spec, error=exc.strerror or str(exc), retry_in=delay
+                        ),
                     )
                 self.healthy = False
                 with self.cond:
@@ -254,7 +257,7 @@ class _Worker:
                 continue
             if not self.healthy:
                 log.warning(
-                    "event=output_recovered output=%s failures=%d", self.sink.spec, self.failures
+                    "output_recovered", extra=kv(output=self.sink.spec, failures=self.failures)
                 )
             self.healthy = True
             delay = self.hub.backoff_initial
@@ -313,7 +316,7 @@ class SinkHub:
                 continue
             written = w.sink.already_written(todo) if isinstance(w.sink, JsonFileSink) else set()
             if written:
-                log.info("event=requeue_skipped output=%s already_written=%d", spec, len(written))
+                log.info("requeue_skipped", extra=kv(output=spec, already_written=len(written)))
             for r in todo:
                 if r.alert_id not in written:
                     w.put(r)
@@ -342,6 +345,10 @@ class SinkHub:
     def backlog(self) -> int:
         """Records queued on all outputs."""
         return sum(len(w.queue) for w in self.workers)
+
+    def dropped(self) -> int:
+        """Records outputs gave up on: refused by a full queue or, for good, by the transport."""
+        return sum(w.overflow + w.dropped for w in self.workers)
 
     def reopen(self) -> None:
         """Reopen file outputs and reconnect sockets before their next send (SIGHUP)."""

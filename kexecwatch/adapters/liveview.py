@@ -72,9 +72,11 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N|max",
         help="replay pace: N times the recorded pace (default 1), or max for at once",
     )
-    from kexecwatch.cli import add_rule_options
+    from kexecwatch.cli import REPLAY_WINDOW_WHY, add_event_window_option, add_rule_options
+    from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
 
     add_rule_options(parser)
+    add_event_window_option(parser, DEFAULT_WINDOW_MS, REPLAY_WINDOW_WHY)
 
 
 def parse_speed(text: str) -> float | None:
@@ -109,6 +111,8 @@ def live_command(args: argparse.Namespace) -> int:
     from kexecwatch.sources import expand_paths
 
     speed = parse_speed(args.speed)
+    if args.event_window_ms < 0:
+        raise InputError("--event-window-ms must be >= 0")
     if args.replay and args.path:
         raise InputError("give either PATH to follow or --replay FILE..., not both")
     if not args.replay and args.speed != "1":
@@ -130,12 +134,14 @@ def live_command(args: argparse.Namespace) -> int:
         from kexecwatch.adapters.liveview_feeds import ReplayFeed
 
         feed = ReplayFeed(sources, speed)
-        model = LiveModel(rules, host_name=host)
+        model = LiveModel(rules, host_name=host, window_ms=args.event_window_ms)
     else:
         from kexecwatch.adapters.liveview_feeds import FollowFeed
 
         feed = FollowFeed(path)
-        model = LiveModel(rules, host_name=host, lookup=_proc_lookup())
+        model = LiveModel(
+            rules, host_name=host, lookup=_proc_lookup(), window_ms=args.event_window_ms
+        )
         model.state.path = path
     try:
         return run_dashboard(model, feed)
@@ -144,15 +150,11 @@ def live_command(args: argparse.Namespace) -> int:
 
 
 def _check_readable(path: str) -> None:
-    try:
-        with open(path, "rb"):
-            pass
-    except FileNotFoundError:
-        raise InputError(
-            f"{path}: no such file (is auditd running? --replay reads copies)"
-        ) from None
-    except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror or exc}") from None
+    from kexecwatch.sources import check_regular_file
+
+    if not os.path.lexists(path):
+        raise InputError(f"{path}: no such file (is auditd running? --replay reads copies)")
+    check_regular_file(path)
 
 
 def _proc_lookup() -> ProcLookup | None:
@@ -219,6 +221,7 @@ def run_dashboard(model: LiveModel, feed: Feed, *, fd: int | None = None) -> int
                 if now - last_draw >= (REFRESH_S if dirty else IDLE_REFRESH_S):
                     model.tick(now)
                     width, height = console.size
+                    state.height = height  # what the c key toggles from
                     live.update(render_dashboard(state, width, height), refresh=True)
                     last_draw, dirty = now, False
                     page = max(1, height - HEADER_LINES - 3)

@@ -5,7 +5,7 @@ Rule 1: pure; :func:`handle_key` only changes the :class:`DashboardState` it is 
 
 from __future__ import annotations
 
-from kexecwatch.adapters.liveview_state import DashboardState
+from kexecwatch.adapters.liveview_state import DashboardState, is_compact
 
 __all__ = ["handle_key", "parse_keys"]
 
@@ -31,6 +31,8 @@ _SINGLE = {
     b"Q": "q",
     b"p": "p",
     b"P": "p",
+    b"c": "c",
+    b"C": "c",
 }
 
 
@@ -70,7 +72,8 @@ def parse_keys(data: bytes) -> list[str]:
 def handle_key(state: DashboardState, key: str, *, page: int = 10) -> bool:
     """Apply one key to ``state``; return True when the view should quit.
 
-    In the list: ``q`` quits, ``p`` pauses or resumes, ``up``/``down`` move the
+    In the list: ``q`` quits, ``p`` pauses or resumes, ``c`` switches between one line
+    and two lines per alert (from what the screen shows now), ``up``/``down`` move the
     selection (newest alert at the top), ``enter`` opens the selected alert (or the
     newest), ``escape`` goes back to following the newest. In the detail view:
     ``q``/``escape`` go back and ``up``/``down``/``pageup``/``pagedown`` scroll.
@@ -94,6 +97,8 @@ def handle_key(state: DashboardState, key: str, *, page: int = 10) -> bool:
         return True
     if key == "p":
         state.paused = not state.paused
+    elif key == "c":
+        state.compact = not is_compact(state, state.height)
     elif key == "escape":
         state.selected = None
     elif rows and key in ("up", "down", "pageup", "pagedown", "home", "end"):

@@ -13,6 +13,7 @@ except in the alert's JSON view, which folds long lines so that nothing is hidde
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from rich import box
 from rich.cells import cell_len, chop_cells
@@ -20,13 +21,19 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
-from kexecwatch.adapters.liveview_state import ActivityRow, AlertRow, DashboardState
+from kexecwatch.adapters.liveview_state import (
+    HEADER_LINES,
+    ActivityRow,
+    AlertRow,
+    DashboardState,
+    alerts_panel_height,
+    is_compact,
+)
 from kexecwatch.core import jsontext
-from kexecwatch.core.textsafe import escape_text
+from kexecwatch.core.textsafe import escape_json_text, escape_text
 
-__all__ = ["HEADER_LINES", "render_dashboard", "sparkline"]
+__all__ = ["HEADER_LINES", "RESPONDER_FIRST", "render_dashboard", "responder_order", "sparkline"]
 
-HEADER_LINES = 4
 SEVERITY_STYLES = {
     "low": "green",
     "medium": "bold yellow",
@@ -52,14 +59,15 @@ def render_dashboard(state: DashboardState, width: int, height: int) -> Renderab
     if state.detail is not None and 0 <= state.detail < len(state.alert_rows):
         lines.append(_detail_panel(state, state.alert_rows[state.detail], width, body))
     elif body >= 6:
-        alerts_h = max(3, body * 11 // 20)
-        lines.append(_alerts_panel(state, width, alerts_h))
+        compact = is_compact(state, height)
+        alerts_h = alerts_panel_height(body, compact)
+        lines.append(_alerts_panel(state, width, alerts_h, compact))
         lines.append(_activity_panel(state, width, body - alerts_h))
     elif body >= 3:
-        lines.append(_alerts_panel(state, width, body))
+        lines.append(_alerts_panel(state, width, body, is_compact(state, height)))
     else:
         lines.extend(Text("") for _ in range(body))
-    lines.append(_footer(state, width))
+    lines.append(_footer(state, width, height))
     return Group(*lines)
 
 
@@ -140,63 +148,122 @@ def sparkline(values: list[int], width: int) -> str:
 # -- panels -----------------------------------------------------------------------------
 
 
-def _alerts_panel(state: DashboardState, width: int, height: int) -> RenderableType:
+class _Widths(NamedTuple):
+    """Column widths of the alert list; ``why`` and ``chain`` only in the compact list."""
+
+    host: int
+    user: int
+    why: int = 0
+    chain: int = 0
+
+
+def _alerts_panel(state: DashboardState, width: int, height: int, compact: bool) -> RenderableType:
     inner_w, inner_h = width - 4, height - 2
     rows = state.alert_rows
     lines: list[Text] = []
+    widths = _Widths(4, 4)
     if not rows:
         lines.append(Text("no alerts", style="dim"))
     else:
         host_w = min(16, max(4, *(cell_len(escape_text(r.process.host)) for r in rows)))
+        if compact and len({r.process.host for r in rows}) == 1:
+            host_w = 0  # one host: its column would only take room from the reason
         user_w = min(12, max(4, *(cell_len(escape_text(r.process.user)) for r in rows)))
-        lines.append(
-            _columns(
-                inner_w,
-                (" time", 9, "dim"),
-                ("severity", 8, "dim"),
-                ("host", host_w, "dim"),
-                ("user", user_w, "dim"),
-                ("pid", 7, "dim"),
-                ("rule  /  parents → process  $ command", 0, "dim"),
+        widths = _Widths(host_w, user_w)
+        if compact:  # one line per alert and no header: the columns speak for themselves
+            widths = _compact_widths(rows, widths, inner_w)
+        else:
+            lines.append(
+                _columns(
+                    inner_w,
+                    (" time", 9, "dim"),
+                    ("severity", 8, "dim"),
+                    *((("host", host_w, "dim"),) if host_w else ()),
+                    ("user", user_w, "dim"),
+                    ("pid", 7, "dim"),
+                    ("why  /  parents → process $ command │ rule", 0, "dim"),
+                )
             )
-        )
-        capacity = max(1, (inner_h - 1) // 2)
+        capacity = max(1, inner_h if compact else (inner_h - 1) // 2)
         newest = len(rows) - 1
         selected = newest if state.selected is None else state.selected
         position = newest - selected  # 0 = top of the list
         first = max(0, position - capacity + 1)
         for pos in range(first, min(first + capacity, len(rows))):
             index = newest - pos
-            lines.extend(_alert_lines(rows[index], inner_w, host_w, user_w, index == selected))
+            lines.extend(
+                _alert_lines(
+                    rows[index], inner_w, widths, selected=index == selected, compact=compact
+                )
+            )
     title = f" Alerts ({len(rows)}) "
+    if rows and not widths.host:
+        title += f"on {escape_text(rows[-1].process.host)} "
     if state.selected is not None and rows:
         title += f"— selected {len(rows) - state.selected}/{len(rows)}, Enter opens "
     return _panel(lines, title, height, "red" if rows else "blue")
 
 
-def _alert_lines(row: AlertRow, width: int, host_w: int, user_w: int, selected: bool) -> list[Text]:
+def _compact_widths(rows: list[AlertRow], widths: _Widths, inner_w: int) -> _Widths:
+    """Why gets up to two fifths of the line after the fixed columns, the parents one
+    fifth, the command the rest; what the command does not need goes to the parents,
+    then to why."""
+    # The fixed columns and their spaces, the spaces after why and the parents, and the
+    # ellipsis that stands for a rule name cut off after the command.
+    rest = inner_w - (9 + 8 + widths.user + 7 + 4) - (widths.host + 1 if widths.host else 0) - 3
+    why_need = max(cell_len(escape_text(r.reason or r.rule)) for r in rows)
+    chain_need = max(cell_len(escape_text(_parents(r))) for r in rows)
+    command_need = max(cell_len(escape_text("$ " + r.process.command)) for r in rows)
+    why = min(why_need, max(12, rest * 2 // 5))
+    chain = min(chain_need, max(8, rest // 5))
+    spare = max(0, rest - why - chain - command_need)
+    grow = min(spare, chain_need - chain)
+    chain, spare = chain + grow, spare - grow
+    return widths._replace(why=why + min(spare, why_need - why), chain=chain)
+
+
+def _parents(row: AlertRow) -> str:
+    """The parent chain without the process itself (the command names it)."""
+    return " → ".join(row.process.chain[:-1])
+
+
+def _alert_lines(
+    row: AlertRow, width: int, widths: _Widths, *, selected: bool, compact: bool
+) -> list[Text]:
+    """An alert as the responder reads it: who and when, then why, the parents and the
+    command; the rule's name comes last, so a narrow screen cuts it first."""
     marker = "▶" if selected else " "
     p = row.process
-    first = _columns(
-        width,
+    fixed = (
         (f"{marker}{_clock(p.time_ms)}", 9, ""),
         (row.severity.upper(), 8, SEVERITY_STYLES.get(row.severity, "bold")),
-        (p.host, host_w, ""),
-        (p.user, user_w, "bold" if p.user in ("root", "0") else ""),
+        *(((p.host, widths.host, ""),) if widths.host else ()),
+        (p.user, widths.user, "bold" if p.user in ("root", "0") else ""),
         (str(p.pid), 7, ""),
-        (f"{row.rule}: {row.reason}" if row.reason else row.rule, 0, "bold"),
     )
-    chain_w = min(cell_len(escape_text(" → ".join(p.chain))), max(12, width * 2 // 5))
-    second = _columns(
-        width,
-        ("", 9, ""),
-        (" → ".join(p.chain), chain_w, "cyan"),
-        ("$ " + p.command, 0, ""),
-    )
+    why = row.reason or row.rule
+    chain = " → ".join(p.chain)
+    rule = (row.rule, "dim") if row.reason else None  # else it already stands for the why
+    if compact:
+        lines = [
+            _columns(
+                width,
+                *fixed,
+                (why, widths.why, "bold"),
+                (_parents(row), -widths.chain, "cyan"),  # cut on the left: the nearest matter
+                ("$ " + p.command, 0, ""),
+                then=rule,
+            )
+        ]
+    else:
+        lines = [
+            _columns(width, *fixed, (why, 0, "bold")),
+            _columns(width, ("", 9, ""), (chain, 0, "cyan"), ("$ " + p.command, 0, ""), then=rule),
+        ]
     if selected:  # the ▶ marks it without colour; the background helps with colour
-        first.stylize(_SELECTED)
-        second.stylize(_SELECTED)
-    return [first, second]
+        for line in lines:
+            line.stylize(_SELECTED)
+    return lines
 
 
 def _activity_panel(state: DashboardState, width: int, height: int) -> RenderableType:
@@ -234,17 +301,17 @@ def _activity_line(row: ActivityRow, width: int, reason_w: int, chain_w: int) ->
         (_clock(p.time_ms), 8, ""),
         ("ALERT" if row.alerted else "  -", 6, "bold red" if row.alerted else "dim"),
         (row.reason, reason_w, "red" if row.alerted else "yellow"),
-        (" → ".join(p.chain), chain_w, "cyan"),
+        (" → ".join(p.chain), -chain_w, "cyan"),  # the nearest parents matter most
         ("$ " + p.command, 0, ""),
     )
 
 
 def _detail_panel(state: DashboardState, row: AlertRow, width: int, height: int) -> RenderableType:
     inner_w, inner_h = width - 4, max(0, height - 2)
-    dump = jsontext.dumps(row.document, indent=2)
+    dump = jsontext.dumps(responder_order(row.document), indent=2, sort_keys=False)
     folded: list[str] = []
     for raw in dump.splitlines():
-        folded.extend(chop_cells(_json_safe(raw), max(1, inner_w)) or [""])
+        folded.extend(chop_cells(escape_json_text(raw), max(1, inner_w)) or [""])
     top = min(state.detail_scroll, max(0, len(folded) - inner_h))
     shown = folded[top : top + inner_h]
     lines = [Text(line, no_wrap=True, overflow="crop") for line in shown]
@@ -254,32 +321,41 @@ def _detail_panel(state: DashboardState, row: AlertRow, width: int, height: int)
     return _panel(lines, title, height, "magenta", subtitle=subtitle)
 
 
-def _json_safe(line: str) -> str:
-    """A JSON line with what JSON left unescaped but a terminal could act on escaped.
-
-    ``json.dumps`` escapes C0 controls but keeps C1 controls, format characters
-    (bidirectional overrides) and lone surrogates; they become ``\\uXXXX``, which is
-    still valid JSON, rather than :func:`escape_text`'s ``\\xNN``.
-    """
-    if line.isprintable():
-        return line
-    out: list[str] = []
-    for ch in line:
-        if ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            code = ord(ch) - 0x10000
-            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
-    return "".join(out)
+#: The JSON view opens on these, in this order; the rest follows, sorted.
+RESPONDER_FIRST = ("@timestamp", "rule", "alert", "process", "user", "host")
 
 
-def _footer(state: DashboardState, width: int) -> Text:
+def responder_order(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with :data:`RESPONDER_FIRST` first, ``alert.reason`` and
+    ``rule.name`` first in theirs, ``process.parent`` right after the process's own
+    fields, and every other key sorted."""
+    rest = sorted(k for k in document if k not in RESPONDER_FIRST)
+    keys = [k for k in RESPONDER_FIRST if k in document] + rest
+    return {
+        k: _ordered(document[k], _LEADS.get(k, ""), "parent" if k == "process" else "")
+        for k in keys
+    }
+
+
+_LEADS = {"alert": "reason", "rule": "name"}
+
+
+def _ordered(value: Any, lead: str = "", last: str = "") -> Any:
+    """``value`` with dict keys sorted, ``lead`` first and ``last`` last (top level only)."""
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (k != lead, k == last, k))
+        return {k: _ordered(value[k]) for k in keys}
+    if isinstance(value, list):
+        return [_ordered(v) for v in value]
+    return value
+
+
+def _footer(state: DashboardState, width: int, height: int) -> Text:
     keys = (
         " Esc/q back  ↑↓ jk scroll  PgUp/PgDn "
         if state.detail is not None
-        else " q quit  p pause  ↑↓ jk select  Enter JSON "
+        else " q quit  p pause  ↑↓ jk select  Enter JSON  "
+        + ("c two lines " if is_compact(state, height) else "c compact ")
     )
     message = f" ⚠ {escape_text(state.message)}" if state.message else ""
     return _line(width, (keys, "reverse"), (message, "yellow"))
@@ -313,18 +389,34 @@ def _line(width: int, *parts: tuple[str, str], style: str = "", pad: bool = Fals
     return line
 
 
-def _columns(width: int, *cells: tuple[str, int, str]) -> Text:
-    """A line of fixed-width cells; a width of 0 takes the rest. Values are escaped here."""
+def _columns(width: int, *cells: tuple[str, int, str], then: tuple[str, str] | None = None) -> Text:
+    """A line of fixed-width cells; a width of 0 takes the rest, a negative width keeps
+    the end of the value (cut on the left). ``then`` follows after a separator, so it is
+    the first thing a narrow line loses. Values are escaped here."""
     line = Text(no_wrap=True, overflow="ellipsis")
     for i, (value, cell_width, style) in enumerate(cells):
-        cell = Text(escape_text(value), style=style)
+        shown = escape_text(value)
+        if cell_width < 0 and cell_len(shown) > -cell_width:
+            shown = "…" + _last_cells(shown, -cell_width - 1)
+        cell = Text(shown, style=style)
         if cell_width:
-            cell.truncate(cell_width, overflow="ellipsis", pad=True)
+            cell.truncate(abs(cell_width), overflow="ellipsis", pad=True)
         line.append_text(cell)
         if i < len(cells) - 1:
             line.append(" ")
+    if then is not None:
+        line.append(*_SEP)
+        line.append(escape_text(then[0]), then[1])
     line.truncate(width, overflow="ellipsis")
     return line
+
+
+def _last_cells(text: str, cells: int) -> str:
+    """The longest end of ``text`` that fits in ``cells`` terminal cells."""
+    start = len(text)
+    while start > 0 and cell_len(text[start - 1 :]) <= cells:
+        start -= 1
+    return text[start:]
 
 
 def _clock(time_ms: int, *, seconds: bool = False) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kexecwatch.core.alerts import Alert, AlertsSuppressed, command_text
-from kexecwatch.core.assembler import EventsLost
+from kexecwatch.core.assembler import DEFAULT_WINDOW_MS, EventsLost
 from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output
 from kexecwatch.core.process import ProcessEvent, text
 from kexecwatch.core.proctable import ProcessTable, ProcLookup
@@ -32,12 +32,16 @@ from kexecwatch.core.rule import CompiledQuery
 from kexecwatch.core.telemetry import TelemetryEvent
 
 __all__ = [
+    "HEADER_LINES",
     "RECORD_TIME",
     "ActivityRow",
     "AlertRow",
     "DashboardState",
     "LiveModel",
     "ProcessSummary",
+    "activity_reason",
+    "alerts_panel_height",
+    "is_compact",
     "is_kexec",
     "process_chain",
 ]
@@ -47,6 +51,8 @@ HISTORY_S = 300
 MAX_ALERT_ROWS = 1000
 MAX_ACTIVITY_ROWS = 200
 CHAIN_DEPTH = 5
+#: Screen lines above the panels: title, two lines of counters, the sparkline.
+HEADER_LINES = 4
 _RATE_WINDOW_S = 3.0
 #: A record header's time: seconds and milliseconds.
 RECORD_TIME = re.compile(rb"msg=audit\(([0-9]{1,20})\.([0-9]{3})")
@@ -90,7 +96,9 @@ class DashboardState:
 
     ``selected`` is an index into ``alert_rows`` (oldest first), or ``None`` to follow
     the newest alert. ``rate_history`` holds events per second of log time, oldest
-    first, ending at the latest record time.
+    first, ending at the latest record time. ``compact`` is the ``c`` key's choice of one
+    line per alert (``None``: automatic, see :func:`is_compact`); ``height`` is the
+    terminal's, as last drawn.
     """
 
     source: str = "follow"
@@ -117,6 +125,8 @@ class DashboardState:
     selected: int | None = None
     detail: int | None = None
     detail_scroll: int = 0
+    compact: bool | None = None
+    height: int = 0
 
 
 def process_chain(
@@ -138,6 +148,39 @@ def process_chain(
     return (*reversed(names), own)
 
 
+def alerts_panel_height(body: int, compact: bool) -> int:
+    """Lines of the alerts panel when ``body`` lines hold it and the activity panel: a
+    bit over half; compact, at least 10 (eight one-line alerts) while activity keeps 3."""
+    height = max(3, body * 11 // 20)
+    return max(height, min(10, body - 3)) if compact else height
+
+
+def is_compact(state: DashboardState, height: int) -> bool:
+    """Whether alerts take one line each on a screen ``height`` lines high: as ``c`` last
+    chose, else when there are more alerts than two lines each would show."""
+    if state.compact is not None:
+        return state.compact
+    body = height - HEADER_LINES - 1
+    return len(state.alert_rows) > (alerts_panel_height(body, False) - 3) // 2
+
+
+def activity_reason(alerted: Sequence[str], silent: Sequence[tuple[str, str]]) -> str:
+    """What an activity row says about one kexec run: the rules that alerted, and for each
+    rule that stayed silent why, named so that the two never read as one verdict.
+
+    ``alerted`` are rule names; ``silent`` are (rule name, explanation) pairs.
+    """
+    if alerted and silent:
+        return f"{', '.join(alerted)} alerted; " + "; ".join(
+            f"{name} did not: {why}" for name, why in silent
+        )
+    if alerted:
+        return ", ".join(alerted)
+    if len(silent) == 1:
+        return silent[0][1]
+    return "; ".join(f"{name}: {why}" for name, why in silent) or "no rule matched"
+
+
 def is_kexec(event: ProcessEvent) -> bool:
     """Whether ``event`` executes kexec: ``comm`` or the basename of ``exe`` is ``kexec``."""
     exe = event.exe or b""
@@ -151,6 +194,7 @@ class LiveModel:
         rules: the rules to run.
         host_name: ``host.name`` for records without ``node=``.
         lookup: a live ``/proc`` lookup (follow mode), or ``None`` (replay).
+        window_ms: how long, in record time, an incomplete event waits for more records.
     """
 
     def __init__(
@@ -160,12 +204,13 @@ class LiveModel:
         host_name: str,
         lookup: ProcLookup | None = None,
         state: DashboardState | None = None,
+        window_ms: int = DEFAULT_WINDOW_MS,
     ) -> None:
         self.rules = list(rules)
         self.detector = Detector(
             self.rules,
             host_name=host_name,
-            options=DetectorOptions(emit_events=True),
+            options=DetectorOptions(emit_events=True, window_ms=window_ms),
             lookup=lookup,
         )
         self.state = state or DashboardState()
@@ -268,7 +313,7 @@ class LiveModel:
                 if is_kexec(item):
                     self._add_activity(item)
             elif isinstance(item, ParseIssue):
-                self.state.message = f"line {item.line_no}: parse issue: {item.reason}"
+                self.state.message = item.describe()
             elif isinstance(item, EventsLost):
                 self.state.message = (
                     f"{item.count} event(s) lost: serials {item.first_serial}-{item.last_serial}"
@@ -317,16 +362,16 @@ class LiveModel:
         doc = event.to_document()
         # Which rules alerted, and why each EQL rule that did not stayed silent
         # (kexecwatch's own detections that did not fire have nothing to add).
-        matched = []
-        reasons = []
+        matched: list[str] = []
+        silent: list[tuple[str, str]] = []
         for rule in self.rules:
             if rule.matches(doc):
                 matched.append(rule.name)
                 continue
             query = getattr(rule, "query", None)
             if isinstance(query, CompiledQuery):
-                reasons.append(query.explain(doc) or "no match")
-        reason = "; ".join(reasons + matched) or "no rule matched"
+                silent.append((rule.name, query.explain(doc) or "no match"))
+        reason = activity_reason(matched, silent)
         rows = self.state.activity
         rows.append(ActivityRow(self._summary(event, doc), bool(matched), reason))
         if len(rows) > MAX_ACTIVITY_ROWS:

@@ -13,6 +13,8 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 
+from kexecwatch.adapters.daemonlog import kv
+
 __all__ = ["Notifier"]
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,7 @@ class Notifier:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
                 sock.sendto(msg, self._addr)
         except OSError as exc:
-            log.warning("event=notify_failed error=%r", exc.strerror or str(exc))
+            log.warning("notify_failed", extra=kv(error=exc.strerror or str(exc)))
             return False
         return True
 

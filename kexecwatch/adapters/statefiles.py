@@ -73,11 +73,15 @@ def _kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
-def _trust_problem(st: os.stat_result, *, want_dir: bool = False) -> str | None:
+def _trust_problem(
+    st: os.stat_result, *, want_dir: bool = False, any_owner: bool = False
+) -> str | None:
     """Why a file with this stat must not be used, or ``None``."""
     if want_dir != stat.S_ISDIR(st.st_mode) or not (want_dir or stat.S_ISREG(st.st_mode)):
         wanted = "a directory" if want_dir else "a regular file"
         return f"is {_kind(st.st_mode)}, not {wanted}"
+    if any_owner:
+        return None
     if st.st_uid != os.geteuid():
         return f"is owned by uid {st.st_uid}, not by the daemon's uid {os.geteuid()}"
     if st.st_mode & 0o022:
@@ -110,7 +114,9 @@ def ensure_state_dir(path: str) -> None:
         os.chmod(path, 0o700)
 
 
-def _open_checked(path: str, flags: int, *, limit: int | None = None) -> int:
+def _open_checked(
+    path: str, flags: int, *, limit: int | None = None, any_owner: bool = False
+) -> int:
     """Open without following a final symlink, then vet the open file (closed on refusal)."""
     try:
         fd = os.open(path, flags | _OPEN, 0o600)
@@ -122,7 +128,7 @@ def _open_checked(path: str, flags: int, *, limit: int | None = None) -> int:
         raise
     try:
         st = os.fstat(fd)
-        problem = _trust_problem(st)
+        problem = _trust_problem(st, any_owner=any_owner)
         if problem:
             raise UnsafeFile(path, problem)
         if limit is not None and st.st_size > limit:
@@ -133,8 +139,13 @@ def _open_checked(path: str, flags: int, *, limit: int | None = None) -> int:
     return fd
 
 
-def read_private(path: str, limit: int = MAX_STATE_BYTES) -> bytes | None:
+def read_private(
+    path: str, limit: int = MAX_STATE_BYTES, *, any_owner: bool = False
+) -> bytes | None:
     """The whole content of a state file, or ``None`` when it does not exist.
+
+    ``any_owner`` skips the owner and mode checks (for ``doctor``, which reads the
+    daemon's files as another user); the file must still be a regular file, not a link.
 
     Raises:
         UnsafeFile: not a regular file, a symlink, not ours, or writable by others.
@@ -142,7 +153,7 @@ def read_private(path: str, limit: int = MAX_STATE_BYTES) -> bytes | None:
         OSError: it could not be read.
     """
     try:
-        fd = _open_checked(path, os.O_RDONLY, limit=limit)
+        fd = _open_checked(path, os.O_RDONLY, limit=limit, any_owner=any_owner)
     except FileNotFoundError:
         return None
     try:

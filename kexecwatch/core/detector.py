@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Hashable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol
 
 from kexecwatch.core.alerts import Alert, AlertLimiter, AlertsSuppressed, RuleMeta
@@ -73,9 +73,10 @@ from kexecwatch.core.interest import interests_of as _interests_of
 from kexecwatch.core.linebuffer import DEFAULT_MAX_LINE, LineBuffer, Region
 from kexecwatch.core.process import ProcessEvent, process_event_from
 from kexecwatch.core.proctable import DEFAULT_MAX_ENTRIES, Args, ProcessTable, ProcLookup
-from kexecwatch.core.record import AuditRecord, EventId, ParseIssue, parse_record
+from kexecwatch.core.record import MAX_TIME_MS, AuditRecord, EventId, ParseIssue, parse_record
 from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
 from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
+from kexecwatch.errors import SourceLocation
 
 __all__ = ["DetectionRule", "Detector", "DetectorOptions", "Output", "Stats"]
 
@@ -178,7 +179,10 @@ class Detector:
             window_ms=self.options.window_ms, max_inflight=self.options.max_inflight
         )
         self.table = ProcessTable(
-            max_entries=self.options.max_processes, lookup=lookup, decode=argv_of_execve_bodies
+            max_entries=self.options.max_processes,
+            lookup=lookup,
+            decode=argv_of_execve_bodies,
+            max_lateness_ms=self.options.window_ms,
         )
         self._limiter = AlertLimiter()
         self._starts: dict[tuple[str | None, Any], _Position] = {}
@@ -226,13 +230,26 @@ class Detector:
         rotation is still assembled whole. A partial line left at the end of
         the previous source is reported, since nothing can complete it.
         """
-        left = self._lines.switch(source, offset)
-        if not left:
+        issue = _unended(self._lines, "line without newline at end of source")
+        self._lines.switch(source, offset)
+        if issue is None:
             return []
         self.stats.parse_issues += 1
-        return [
-            ParseIssue(self._lines.line_no, "line without newline at end of source", left[:120])
-        ]
+        return [issue]
+
+    @property
+    def source(self) -> Hashable:
+        """The source being read now, as given to :meth:`switch_source`."""
+        return self._lines.source
+
+    def locate(self, line_no: int) -> SourceLocation:
+        """Name line ``line_no`` of the source being read now: ``str(source):line``.
+
+        The one way to say where something happened, for diagnostics about a
+        line or an event (pass the line of its first record). Lines count from
+        where reading of the source started, from 1.
+        """
+        return SourceLocation(str(self._lines.source), line_no or None)
 
     def feed(self, data: bytes) -> list[Output]:
         """Feed any chunk of the log; return the outputs it completes."""
@@ -306,7 +323,11 @@ class Detector:
         if overlong:
             stats.parse_issues += 1
             out.append(
-                ParseIssue(line_no, f"line longer than {self.options.max_line} bytes skipped")
+                ParseIssue(
+                    line_no,
+                    f"line longer than {self.options.max_line} bytes skipped",
+                    source=source,
+                )
             )
             return
         if not raw or raw[0] == 0x23 or raw.isspace():  # blank or '#' comment
@@ -314,7 +335,7 @@ class Detector:
         record = parse_record(raw, line_no)
         if isinstance(record, ParseIssue):
             stats.parse_issues += 1
-            out.append(record)
+            out.append(replace(record, source=source))
             return
         stats.records += 1
         key = (record.node, record.id)
@@ -355,7 +376,7 @@ class Detector:
         event_id = EventId(int(sec), int(ms), int(serial))
         time_ms = event_id[0] * 1000 + event_id[1]
         if not taken:
-            produced = self._assembler.maybe_push_whole(None, event_id, time_ms)
+            produced = self._assembler.maybe_push_whole(None, event_id, time_ms, line_no)
             if produced is None:
                 return False
             if produced:
@@ -547,23 +568,29 @@ class Detector:
         return True
 
     def expire(self, now_ms: int) -> list[Output]:
-        """Complete events older than the window against ``now_ms`` (live idle)."""
+        """Complete events older than the window against ``now_ms`` (live idle, in
+        record time: each node's present plus the idle time)."""
         out: list[Output] = []
         self._handle(self._assembler.expire(now_ms), out)
+        return out
+
+    def expire_idle(self, idle_ms: int) -> list[Output]:
+        """Complete events older than the window, the log having been idle for
+        ``idle_ms`` of the live shell's clock (see the README's "Time policy")."""
+        out: list[Output] = []
+        self._handle(self._assembler.expire_idle(idle_ms), out)
         return out
 
     def flush(self) -> list[Output]:
         """End of stream: complete everything and report what was held back."""
         out: list[Output] = []
-        left = self._lines.pending
-        if left:
+        issue = _unended(self._lines, "line without newline at end of input")
+        if issue is not None:
             self.stats.parse_issues += 1
-            out.append(
-                ParseIssue(
-                    self._lines.line_no + 1, "line without newline at end of input", left[:120]
-                )
-            )
+            out.append(issue)
+            line_no = self._lines.line_no
             self._lines.switch(self._lines.source, self._lines.offset)
+            self._lines.line_no = line_no + 1  # the partial line counts as read
         self._handle(self._assembler.flush(), out)
         for suppressed in self._limiter.flush():
             self.stats.suppressed += suppressed.count
@@ -594,7 +621,8 @@ class Detector:
                 stats.events += 1
                 if not item.complete:
                     stats.incomplete_events += 1
-                stats.last_time_ms = max(stats.last_time_ms, item.id.time_ms)
+                if item.id.time_ms < MAX_TIME_MS:  # no date: reported, never shown
+                    stats.last_time_ms = max(stats.last_time_ms, item.id.time_ms)
                 self._on_event(item, out)
             elif isinstance(item, EventsLost):
                 stats.lost_events += item.count
@@ -603,7 +631,7 @@ class Detector:
                     self._on_telemetry(TelemetryTracker.from_lost(item, self.host_name), out)
             else:
                 stats.parse_issues += 1
-                out.append(item)
+                out.append(item if item.source is not None else replace(item, source=self.source))
 
     def _on_event(self, event: AuditEvent, out: list[Output]) -> None:
         """The hook point: every event that may matter, records and all.
@@ -729,6 +757,14 @@ _Verdict = tuple[
     tuple[EventInterest, ...],
 ]
 _MAX_VERDICTS = 4096
+
+
+def _unended(lines: LineBuffer, reason: str) -> ParseIssue | None:
+    """The partial line ``lines`` holds back, as a parse issue (``None`` if there is none)."""
+    left = lines.pending
+    if not left:
+        return None
+    return ParseIssue(lines.line_no + 1, reason, left[:120], len(left), lines.source)
 
 
 def find_line_end(buf: bytes, m: re.Match[bytes]) -> int:

@@ -18,14 +18,17 @@ __all__ = ["dumps", "dumps_within", "encode"]
 _LINE_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
-def dumps(obj: Any, *, indent: int | None = None) -> str:
-    """``obj`` as JSON, keys sorted, non-ASCII kept, Unicode line breaks escaped.
+def dumps(obj: Any, *, indent: int | None = None, sort_keys: bool = True) -> str:
+    """``obj`` as JSON, keys sorted (unless ``sort_keys`` is false: then in their own
+    order), non-ASCII kept, Unicode line breaks escaped.
 
     Compact (no spaces) unless ``indent`` is given. The three characters can only occur
     inside JSON strings, so replacing them by their escapes keeps the same value.
     """
     separators = (",", ":") if indent is None else (",", ": ")
-    text = json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=indent, separators=separators)
+    text = json.dumps(
+        obj, ensure_ascii=False, sort_keys=sort_keys, indent=indent, separators=separators
+    )
     return text.translate(_LINE_BREAKS)
 
 

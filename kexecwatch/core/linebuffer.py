@@ -66,9 +66,14 @@ class LineBuffer:
         return self._tail
 
     def switch(self, source: Hashable, offset: int = 0) -> bytes:
-        """Start reading another source; return any partial line left behind."""
+        """Start reading another source; return any partial line left behind.
+
+        Line numbers start again at 1: they count from where reading of the
+        source started (its first line when ``offset`` is 0).
+        """
         left = self._tail
         self._tail = b""
+        self.line_no = 0
         self._skipping = False
         self.source = source
         self.offset = offset

@@ -142,9 +142,7 @@ def _fail(check_id: str, summary: str, fix: str) -> Check:
 
 _AS_ROOT = "run kexecwatch doctor as root (auditctl needs CAP_AUDIT_CONTROL)"
 # The rules ship inside the package, so this works after a pip install too.
-_INSTALL_RULES = (
-    "kexecwatch audit-rules > /etc/audit/rules.d/kexecwatch.rules && augenrules --load"
-)
+_INSTALL_RULES = "kexecwatch audit-rules > /etc/audit/rules.d/kexecwatch.rules && augenrules --load"
 
 
 def _check_auditd(f: Facts) -> Check:

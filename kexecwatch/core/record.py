@@ -14,10 +14,15 @@ Rule 2: values stay bytes. Decoding happens per field at the edge.
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from kexecwatch.core.textsafe import VALUE_BYTES, clip, escape_text, quote_input
+from kexecwatch.errors import SourceLocation
+
 __all__ = [
+    "MAX_TIME_MS",
     "AuditRecord",
     "EventId",
     "ParseIssue",
@@ -25,6 +30,10 @@ __all__ = [
 ]
 
 ENRICHED_SEPARATOR = b"\x1d"
+
+#: The first record time (ms since the epoch) that is no date: year 10000. A record
+#: dated so is read, but its time is never used (README, "Time policy").
+MAX_TIME_MS = 253_402_300_800_000
 
 _HEADER = re.compile(
     rb"(?:node=(?P<node>[^ \x1d]*) )?type=(?P<type>[A-Za-z0-9_\[\]]+) "
@@ -88,14 +97,32 @@ class ParseIssue:
     """A line that could not be read as a record, or a record with a problem.
 
     Attributes:
-        line_no: 1-based line number in its stream (0 when not tied to a line).
+        line_no: 1-based line number in its source (0 when not tied to a line).
         reason: a short sentence naming the problem.
-        snippet: the start of the offending line, for the operator.
+        snippet: the start of the offending line, for the operator; show it only
+            through :func:`~kexecwatch.core.textsafe.quote_input`.
+        length: the length of the whole offending line in bytes (0 when unknown).
+        source: the source the line came from, as given to the detector
+            (``None`` when not known yet).
     """
 
     line_no: int
     reason: str
     snippet: bytes = b""
+    length: int = 0
+    source: Hashable = None
+
+    @property
+    def where(self) -> SourceLocation:
+        """``source:line`` of the offending line (the line left out when unknown)."""
+        return SourceLocation(str(self.source), self.line_no or None)
+
+    def describe(self) -> str:
+        """One terminal-safe line: where, the reason, and a short quote of the line."""
+        where = escape_text(str(self.where)) if self.source is not None else f"line {self.line_no}"
+        quoted = f": {quote_input(self.snippet, self.length)}" if self.snippet else ""
+        reason = escape_text(clip(self.reason, VALUE_BYTES))  # it may name input: a record type
+        return f"{where}: parse issue: {reason}{quoted}"
 
 
 def parse_record(line: bytes, line_no: int = 0) -> AuditRecord | ParseIssue:
@@ -111,7 +138,7 @@ def parse_record(line: bytes, line_no: int = 0) -> AuditRecord | ParseIssue:
     """
     match = _HEADER.match(line)
     if match is None or b"\x00" in line:
-        return ParseIssue(line_no, _why_not_a_record(line), line[:_SNIPPET])
+        return ParseIssue(line_no, _why_not_a_record(line), line[:_SNIPPET], len(line))
     node_raw = match.group("node")
     node = node_raw.decode("utf-8", "surrogateescape") if node_raw is not None else None
     ms_digits = match.group("ms")
@@ -122,7 +149,7 @@ def parse_record(line: bytes, line_no: int = 0) -> AuditRecord | ParseIssue:
             int(match.group("serial")),
         )
     except ValueError:  # pragma: no cover - the regex admits digits only
-        return ParseIssue(line_no, "bad event id", line[:_SNIPPET])
+        return ParseIssue(line_no, "bad event id", line[:_SNIPPET], len(line))
     rest = line[match.end() :]
     if rest.endswith(b"\r"):
         rest = rest[:-1]

@@ -77,9 +77,12 @@ def load_rules(
     """The built-in rules of ``ruleset`` (unless ``builtin`` is false) plus rule files.
 
     Raises:
-        ConfigError: for an unknown rule set.
+        ConfigError: for an unknown rule set, or no rule at all (no built-in rules and
+            no rule file): a run that could never alert is a usage mistake.
         RuleError: when a rule file cannot be read or compiled.
     """
+    if not builtin and not paths:
+        raise ConfigError("--no-builtin-rules needs at least one --rule FILE: no rule would run")
     rules: list[Rule | NativeRule] = list(load_builtin_rules(ruleset)) if builtin else []
     for path in paths:
         try:

@@ -68,6 +68,7 @@ def fixed_state() -> DashboardState:
             run(62, ("bash", "kexec"), "kexec -p x", "process.args not in list"),
         ],
         rate_history=[0] * 290 + [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+        compact=False,
     )
 
 
@@ -141,9 +142,11 @@ def test_markup_in_data_is_literal_in_colour_too() -> None:
     assert "\x1b]8" not in out  # no hyperlink was made
 
 
+@pytest.mark.parametrize("compact", [False, True])
 @pytest.mark.parametrize(("width", "height"), [(80, 24), (100, 30), (132, 50), (40, 12), (20, 5)])
-def test_every_size_gives_exactly_the_screen(width: int, height: int) -> None:
-    state = fixed_state()
+def test_every_size_gives_exactly_the_screen(width: int, height: int, compact: bool) -> None:
+    state = with_reasons(fixed_state(), 20)
+    state.compact = compact
     state.alert_rows.append(alert(99, "kexec -l " + "A" * 500))
     lines = render(state, width, height).splitlines()
     assert len(lines) == height
@@ -216,3 +219,72 @@ def test_json_view_escapes_what_json_leaves_raw() -> None:
     assert r'"\u202egnp.exe \u009b2J \udcff \udb40\udc41"' in out
     for raw in ("\u202e", "\x9b", "\U000e0041"):
         assert raw not in out
+
+
+REASON = "kexec -l /boot/vmlinuz parsed as load"
+
+
+def with_reasons(state: DashboardState, n: int = 0) -> DashboardState:
+    rows = state.alert_rows + [alert(100 + i, f"kexec -l /boot/v{i}") for i in range(n)]
+    state.alert_rows = [
+        AlertRow(r.rule, r.severity, r.process, r.document, f"{REASON} pid {r.process.pid}")
+        for r in rows
+    ]
+    return state
+
+
+def test_two_line_rows_put_reason_chain_and_command_before_the_rule() -> None:
+    state = with_reasons(fixed_state())
+    state.compact = False
+    lines = render(state, 100, 50).splitlines()
+    row = next(i for i, line in enumerate(lines) if " 52 " in line)
+    assert f"{REASON} pid 52" in lines[row] and RULE not in lines[row]
+    second = lines[row + 1]
+    assert second.index("systemd → bash → kexec") < second.index("$ kexec -l /boot/vmlinuz")
+    assert second.index("$ kexec -l /boot/vmlinuz") < second.index("Kernel Load")
+
+
+def test_at_80x24_the_list_is_compact_and_shows_at_least_8_alerts() -> None:
+    state = with_reasons(fixed_state(), 12)
+    state.compact = None  # automatic: a screen this short gets the compact list
+    lines = render(state, 80, 24).splitlines()
+    rows = [line for line in lines if "MEDIUM" in line]
+    assert len(rows) >= 8
+    for line in rows:  # one line each: the reason first, then the nearest parents, command
+        assert REASON[:14] in line and "bash $ kexec -l /boot" in line
+        assert line.index(REASON[:14]) < line.index("bash $ kexec")
+    wide = render(state, 200, 24).splitlines()
+    row = next(line for line in wide if " 111 " in line)
+    assert f"{REASON} pid 111" in row and "systemd → bash $ kexec -l /boot/v11 │ " + RULE in row
+    assert "c two lines" in lines[-1]
+    state.compact = False
+    two_line = render(state, 80, 24)
+    assert sum("MEDIUM" in line for line in two_line.splitlines()) < 8
+    assert "c compact" in two_line.splitlines()[-1]
+
+
+def test_json_view_opens_on_what_a_responder_reads_first() -> None:
+    state = fixed_state()
+    state.alert_rows[0].document.update(
+        {
+            "agent": {"type": "kexecwatch"},
+            "@timestamp": "2023-11-14T22:13:22.000Z",
+            "alert": {"id": "r:-:51", "reason": "why", "severity": "medium"},
+            "auditd": {"sequence": 3},
+            "user": {"name": "root"},
+            "host": {"name": "web1"},
+            "rule": {"name": RULE},
+            "event": {"kind": "alert"},
+        }
+    )
+    state.alert_rows[0].document["process"]["parent"] = {"pid": 1}
+    state.detail = 0
+    lines = [line[2:] for line in render(state, 100, 60).splitlines() if line.startswith("│ ")]
+    keys = [line.split('"')[1] for line in lines if line.lstrip().startswith('"')]
+    assert keys[:5] == ["@timestamp", "rule", "name", "alert", "reason"]
+    top = [line.split('"')[1] for line in lines if line.startswith('  "')]
+    assert top == ["@timestamp", "rule", "alert", "process", "user", "host"] + [
+        "agent",
+        "auditd",
+        "event",
+    ]

@@ -195,3 +195,45 @@ def test_a_long_command_line_is_kept_short_with_the_bytes_left_out() -> None:
         assert len(command.encode()) <= 1100
         assert command.startswith("kexec -l yyy") and command.endswith(" bytes)")
     assert state.alert_rows[0].document["process"]["args"][2] == "y" * 9000
+
+
+def test_an_alerting_run_names_the_rule_that_alerted_and_the_one_that_excluded_it() -> None:
+    # A parent posing as kdumpctl: the upstream rule excludes it, the masquerade rule alerts.
+    lines = exec_lines(
+        1, pid=60, ppid=1, comm="kdumpctl", exe="/usr/bin/bash", args=("/bin/bash", "/tmp/kdumpctl")
+    )
+    lines += exec_lines(2, t="1700000001.000", pid=61, ppid=60, args=("kexec", "-l", "/boot/x"))
+    model = LiveModel(load_builtin_rules("all"), host_name="h")
+    model.feed(join(lines))
+    model.flush()
+    [row] = model.state.activity
+    assert row.alerted
+    assert row.reason == (
+        "Kexec Run by a Process Posing as the Kdump Service alerted; "
+        "Kernel Load or Unload via Kexec Detected did not: excluded: process.parent.name kdumpctl"
+    )
+
+
+def test_c_toggles_the_compact_list_from_what_the_screen_shows() -> None:
+    lines: list[bytes] = []
+    for i in range(10):
+        lines += exec_lines(i + 1, t=f"17000000{i:02d}.000", pid=100 + i, args=("kexec", "-e"))
+    state = fed_model(join(lines)).state
+    state.height = 24  # ten alerts do not fit two lines each: compact until c
+    handle_key(state, parse_keys(b"c")[0])
+    assert state.compact is False
+    handle_key(state, "c")
+    assert state.compact is True
+    state.compact, state.height = None, 50  # they fit: two lines each until c
+    handle_key(state, "c")
+    assert state.compact is True
+    assert DashboardState(height=24).compact is None  # automatic until c is pressed
+
+
+def test_a_parse_issue_names_its_file_and_line() -> None:
+    model = LiveModel(load_builtin_rules("upstream"), host_name="web1")
+    model.switch_source("/logs/audit.log.1")
+    model.feed(b"\n" * 4 + b"garbage \x1b[2J line\n")
+    assert model.state.message == (
+        "/logs/audit.log.1:5: parse issue: no type= field: garbage \\x1b[2J line"
+    )

@@ -162,3 +162,53 @@ def test_a_late_eoe_leaves_nothing_to_resume_from() -> None:
     det.feed(data)
     assert det.resume_position == (None, len(data))
     assert det._starts == {}
+
+
+def test_each_source_counts_its_own_lines_and_names_itself() -> None:
+    det = Detector([], host_name="h")
+    a, b = (join(exec_lines(s, comm="ls", exe="/usr/bin/ls", args=("ls",))) for s in (1, 2))
+    n = a.count(b"\n")
+    out: list[object] = []
+    for name, data in (("a.log", a + b"bad a\n" + b"tail a"), ("b.log", b + b"bad b\n")):
+        out += det.switch_source(name)
+        out += det.feed(data)
+    out += det.flush()
+    issues = [o for o in out if isinstance(o, ParseIssue)]
+    assert [(str(i.where), i.snippet) for i in issues] == [
+        (f"a.log:{n + 1}", b"bad a"),
+        (f"a.log:{n + 2}", b"tail a"),  # reported on the switch, still named after a.log
+        (f"b.log:{n + 1}", b"bad b"),
+    ]
+    assert str(det.locate(3)) == "b.log:3"
+
+
+def test_a_parse_issue_knows_the_whole_length_of_its_line() -> None:
+    det = Detector([], host_name="h")
+    [issue] = det.feed(b"x" * 5000 + b"\n")
+    assert isinstance(issue, ParseIssue)
+    assert (len(issue.snippet), issue.length) == (120, 5000)
+
+
+def test_a_reason_that_names_input_is_shortened_too() -> None:
+    det = Detector([], host_name="h")
+    long_type = b"X" * 5000
+    line = b"type=" + long_type + b" msg=audit(1700000000.000:7): a=1\n"
+    out = det.feed(line + b"type=EOE msg=audit(1700000000.000:7): \n" + line)
+    [issue] = [o for o in out if isinstance(o, ParseIssue)]
+    assert "late XXX" in issue.reason
+    text = issue.describe()
+    assert len(text) < 600 and text.endswith(" bytes)")
+
+
+def test_limiter_window_of_a_clock_stepped_back_is_a_new_window() -> None:
+    # A full window, then the clock steps back a day: the next alerts are not counted
+    # against the window of the future (README, "Time policy").
+    lines = []
+    for serial in range(1, 4):
+        lines += exec_lines(serial, pid=100 + serial, t="1700086400.000")
+    for serial in range(4, 7):
+        lines += exec_lines(serial, pid=100 + serial, t="1700000000.000")
+    det = Detector([SimpleRule(kexec_like, max_signals=3)], host_name="h")
+    out = det.feed(join(lines)) + det.flush()
+    assert [a.event.id.serial for a in out if isinstance(a, Alert)] == [1, 2, 3, 4, 5, 6]
+    assert det.stats.suppressed == 0

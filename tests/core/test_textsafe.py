@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kexecwatch.core.textsafe import clip
+from kexecwatch.core.textsafe import QUOTE_LIMIT, clip, quote_input
 
 
 def test_short_values_are_kept_whole() -> None:
@@ -32,3 +32,22 @@ def test_clip_is_a_prefix_plus_an_honest_count(value: str, limit: int) -> None:
     assert value.startswith(kept)
     assert len(kept.encode("utf-8", "surrogatepass")) <= limit
     assert tail == f"{len(raw) - len(kept.encode('utf-8', 'surrogatepass'))} bytes)"
+
+
+
+def test_short_input_is_quoted_whole() -> None:
+    assert quote_input(b"hello") == "hello"
+
+
+def test_long_input_is_cut_at_the_limit_and_counts_the_rest() -> None:
+    text = quote_input(b"a" * 100, 5000)
+    assert text == "a" * QUOTE_LIMIT + f"…(+{5000 - QUOTE_LIMIT} bytes)"
+
+
+def test_escapes_count_towards_the_limit_and_are_never_cut() -> None:
+    text = quote_input(b"\x1b" * 30, limit=10)
+    assert text == "\\x1b\\x1b…(+28 bytes)"
+
+
+def test_multibyte_characters_count_their_bytes() -> None:
+    assert quote_input("é".encode() * 5, limit=2) == "éé…(+6 bytes)"

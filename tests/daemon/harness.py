@@ -116,6 +116,7 @@ class Daemon:
         env: dict[str, str] | None = None,
         alerts_name: str = "alerts.ndjson",
         host_name: str = "testhost",
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.alerts = tmp / alerts_name
         self.state = state or tmp / "state"
@@ -131,6 +132,7 @@ class Daemon:
             "--host-name",
             host_name,
         ]
+        args += extra_args
         for o in outputs:
             args += ["--output", o]
         config = tmp / "k.toml"

@@ -1,8 +1,8 @@
 """Issue 16 §5: the state directory, its files and the outputs belong to the daemon.
 
-Every test drives a real ``kexecwatch run`` process. Files "planted by another user" are
-made by root and handed to ``nobody`` with chown, which leaves exactly what that user
-could have left behind.
+Every test drives a real ``kexecwatch run`` (or ``doctor``) process. Files "planted by
+another user" are made by root and handed to ``nobody`` with chown, which leaves exactly
+what that user could have left behind.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import os
 import pwd
 import re
+import signal
 import stat
 import subprocess
 from pathlib import Path
@@ -106,10 +107,8 @@ def test_planted_checkpoint_tmp_symlink_is_not_followed(tmp_path: Path) -> None:
     assert json.loads((state / "checkpoint.json").read_text())["recent_alert_ids"]
 
 
-@pytest.mark.parametrize("kind", ["fifo", "dev-zero-link", "directory"])
-def test_checkpoint_that_is_not_a_regular_file_is_refused_at_once(
-    tmp_path: Path, kind: str
-) -> None:
+def plant_checkpoint(tmp_path: Path, kind: str) -> Path:
+    """``state/checkpoint.json`` as a FIFO, a link to /dev/zero, a directory or deep JSON."""
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     cp = state / "checkpoint.json"
@@ -117,8 +116,18 @@ def test_checkpoint_that_is_not_a_regular_file_is_refused_at_once(
         os.mkfifo(cp, 0o600)
     elif kind == "dev-zero-link":
         cp.symlink_to("/dev/zero")
-    else:
+    elif kind == "directory":
         cp.mkdir()
+    else:
+        cp.write_bytes(b"[" * 100_000)
+    return state
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero-link", "directory"])
+def test_checkpoint_that_is_not_a_regular_file_is_refused_at_once(
+    tmp_path: Path, kind: str
+) -> None:
+    plant_checkpoint(tmp_path, kind)
     line = run_refused(tmp_path)  # before: a hang (fifo, /dev/zero) or exit 1 (directory)
     assert "checkpoint.json" in line
     assert {"fifo": "FIFO", "dev-zero-link": "symlink", "directory": "directory"}[kind] in line
@@ -133,6 +142,27 @@ def test_oversized_checkpoint_is_set_aside(tmp_path: Path) -> None:
     assert d.stop() == 0
     assert "event=checkpoint_rejected" in d.stderr() and "too large" in d.stderr()
     assert list(state.glob("checkpoint.json.corrupt-*"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [("fifo", "a FIFO"), ("dev-zero-link", "a symlink"), ("deep", "nested too deeply")],
+)
+def test_doctor_reports_a_hostile_checkpoint_instead_of_hanging(
+    tmp_path: Path, kind: str, reason: str
+) -> None:
+    state = plant_checkpoint(tmp_path, kind)  # before: doctor hung (fifo, /dev/zero) or crashed
+    r = subprocess.run(
+        [*RUNNER[:-1], "doctor", "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode in (0, 1, 2)
+    (line,) = [x for x in r.stdout.splitlines() if " checkpoint " in x]
+    assert reason in line and not line.startswith("PASS"), r.stdout
 
 
 # -- checkpoints and journals of the wrong shape ---------------------------------------------
@@ -288,3 +318,19 @@ def test_audit_log_symlink_others_control_is_refused(tmp_path: Path, kind: str) 
     assert r.returncode == 2, r.stderr
     assert str(link) in r.stderr and "symlink" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_json_output_swapped_for_a_link_after_start_is_not_written_through(
+    tmp_path: Path,
+) -> None:
+    w, d = alerted_once(tmp_path)
+    victim = root_victim(tmp_path, "victim")
+    d.alerts.rename(tmp_path / "alerts.ndjson.1")
+    d.alerts.symlink_to(victim)  # planted between a rotation and the reopen
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log("event=reloaded")
+    w.emit(kexec=True)
+    d.wait_log("event=output_failed")
+    assert victim.read_text() == "precious\n"
+    assert "symlink" in d.stderr()
+    assert d.stop() == 0

@@ -26,7 +26,6 @@ as well). Lone surrogates from ``surrogateescape`` decoding are ordinary charact
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +45,13 @@ from kexecwatch.core.rule.ast import (
 )
 from kexecwatch.core.rule.explain import Conjunct, explain_failure
 from kexecwatch.core.rule.lexer import QuerySource
-from kexecwatch.core.rule.patterns import PatternError, lucene_to_python, wildcard_to_python
+from kexecwatch.core.rule.patterns import (
+    Matcher,
+    PatternError,
+    any_of,
+    regex_matcher,
+    wildcard_matcher,
+)
 
 __all__ = ["CompiledQuery", "Document", "compile_ast"]
 
@@ -286,12 +291,10 @@ def _comparison(cmp: Comparison, src: QuerySource) -> _Predicate:
         return _any_element(get, lambda x: type(x) is str and x.lower() in lowered)
     if op in (Op.LT, Op.LE, Op.GT, Op.GE):
         return _ordered(get, op, values[0])
-    rx = _pattern(cmp, src)
+    match = _pattern(cmp, src)
     if op in (Op.SEQ, Op.LIKE_NOCASE):
-        match = rx.fullmatch
-        return _any_element(get, lambda x: type(x) is str and match(x.lower()) is not None)
-    match = rx.fullmatch
-    return _any_element(get, lambda x: type(x) is str and match(x) is not None)
+        return _any_element(get, lambda x: type(x) is str and match(x.lower()))
+    return _any_element(get, lambda x: type(x) is str and match(x))
 
 
 def _any_element(get: _Getter, test: Callable[[Any], bool]) -> _Predicate:
@@ -386,21 +389,17 @@ def _ordered(get: _Getter, op: Op, bound: Scalar) -> _Predicate:
     return _any_element(get, lambda x: type(x) in kinds and compare(x))
 
 
-def _pattern(cmp: Comparison, src: QuerySource) -> re.Pattern[str]:
-    """One compiled alternation of all of ``cmp``'s patterns, for ``fullmatch``."""
+def _pattern(cmp: Comparison, src: QuerySource) -> Matcher:
+    """A linear-time ``fullmatch`` of any of ``cmp``'s patterns (see :mod:`.patterns`)."""
     nocase = cmp.op in (Op.SEQ, Op.LIKE_NOCASE)
-    parts: list[str] = []
+    matchers: list[Matcher] = []
     for value, pos in zip(cmp.values, cmp.value_pos, strict=True):
         text = str(value)
         if cmp.op in (Op.REGEX, Op.REGEX_NOCASE):
             try:
-                parts.append(lucene_to_python(text))
+                matchers.append(regex_matcher(text, nocase=cmp.op is Op.REGEX_NOCASE))
             except PatternError as exc:
                 raise src.error(pos, f"unsupported regular expression: {exc}") from None
         else:
-            parts.append(wildcard_to_python(text.lower() if nocase else text))
-    flags = re.DOTALL | (re.IGNORECASE if cmp.op is Op.REGEX_NOCASE else 0)
-    try:
-        return re.compile("|".join(f"(?:{p})" for p in parts), flags)
-    except (re.error, OverflowError, RecursionError) as exc:
-        raise src.error(cmp.value_pos[0], f"unsupported regular expression: {exc}") from None
+            matchers.append(wildcard_matcher(text.lower() if nocase else text))
+    return any_of(matchers)

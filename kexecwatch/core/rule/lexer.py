@@ -12,6 +12,7 @@ Strings are decoded here (``"..."`` with ``\\n \\r \\t \\\\ \\"`` and ``\\u{XXXX
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -145,9 +146,7 @@ def tokenize(src: QuerySource) -> list[Token]:
                 i += 1
             tokens.append(Token(TokenKind.IDENT, word, m.start()))
         elif m := _NUMBER.match(text, i):
-            literal = m.group()
-            number: int | float = float(literal) if m.group(1) or m.group(2) else int(literal)
-            tokens.append(Token(TokenKind.NUMBER, number, i))
+            tokens.append(Token(TokenKind.NUMBER, _number(src, m, i), i))
             i = m.end()
         elif c in "(),?":
             kind = {"(": TokenKind.LPAREN, ")": TokenKind.RPAREN, ",": TokenKind.COMMA}
@@ -168,6 +167,20 @@ def tokenize(src: QuerySource) -> list[Token]:
             i += len(op)
     tokens.append(Token(TokenKind.EOF, "", n))
     return tokens
+
+
+def _number(src: QuerySource, m: re.Match[str], pos: int) -> int | float:
+    """The value of a number token; one beyond a double, or of more digits than a 64-bit
+    integer has (which ``int()`` would be slow on, or refuse), is an error."""
+    literal = m.group()
+    if m.group(1) or m.group(2):
+        value = float(literal)
+        if math.isinf(value):
+            raise src.error(pos, "number out of range of a double")
+        return value
+    if len(literal.lstrip("0")) > 19:
+        raise src.error(pos, "number out of range: integers are 64-bit, as in Elasticsearch")
+    return int(literal)
 
 
 def _string(src: QuerySource, start: int) -> tuple[str, int]:

@@ -18,6 +18,11 @@ Grammar (precedence: ``not`` binds tighter than ``and``, which binds tighter tha
 
 As in Elasticsearch, a comparison always has a field on the left and constants on the
 right: there are no field-to-field comparisons.
+
+Limits (rule files are input too, and a SIGHUP must never kill the daemon): a condition
+nests at most :data:`MAX_NESTING` levels of parentheses and ``not``; an integer fits in
+64 bits (Elasticsearch's ``long``) and a decimal number in a double. Beyond them the error
+names the token, as every other error does.
 """
 
 from __future__ import annotations
@@ -42,7 +47,12 @@ from kexecwatch.core.rule.ast import (
 from kexecwatch.core.rule.lexer import QuerySource, Token, TokenKind, tokenize
 from kexecwatch.errors import RuleError
 
-__all__ = ["parse_query"]
+__all__ = ["MAX_NESTING", "parse_query"]
+
+#: The deepest a condition may nest parentheses and ``not`` (counted together). Real
+#: rules nest a few levels; the parser recurses once per level.
+MAX_NESTING = 100
+_LONG_MAX = 2**63 - 1
 
 _KEYWORDS = frozenset(
     {
@@ -98,6 +108,7 @@ class _Parser:
                 ) from None
             raise
         self.i = 0
+        self.depth = 0
 
     # -- token helpers -------------------------------------------------------------
 
@@ -170,18 +181,33 @@ class _Parser:
             items.append(self.not_expr())
         return items[0] if len(items) == 1 else And(_flatten(items, And), pos)
 
+    def nest(self, pos: int) -> None:
+        """Enter one level of parentheses or ``not`` at ``pos``; refuse past the limit."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.src.error(
+                pos,
+                f"the condition is nested more than {MAX_NESTING} levels deep "
+                "(parentheses and 'not' together)",
+            )
+
     def not_expr(self) -> Expr:
         if self.is_word("not"):
             pos = self.advance().pos
-            return Not(self.not_expr(), pos)
+            self.nest(pos)
+            inner = self.not_expr()
+            self.depth -= 1
+            return Not(inner, pos)
         return self.primary()
 
     def primary(self) -> Expr:
         tok = self.tok
         if tok.kind is TokenKind.LPAREN:
+            self.nest(tok.pos)
             self.advance()
             inner = self.or_expr()
             self.expect(TokenKind.RPAREN, "')'")
+            self.depth -= 1
             return inner
         if tok.kind is TokenKind.IDENT and tok.value in ("true", "false"):
             self.advance()
@@ -252,14 +278,18 @@ class _Parser:
 
     def literal(self) -> tuple[Scalar, int]:
         tok = self.tok
-        if tok.kind is TokenKind.STRING or tok.kind is TokenKind.NUMBER:
+        if tok.kind is TokenKind.STRING:
             self.advance()
             return tok.value, tok.pos
+        if tok.kind is TokenKind.NUMBER:
+            self.advance()
+            assert not isinstance(tok.value, str)
+            return self.in_range(tok.value, tok.pos), tok.pos
         if tok.kind is TokenKind.OP and tok.value == "-":
             self.advance()
             number = self.expect(TokenKind.NUMBER, "a number after '-'")
             assert not isinstance(number.value, str)
-            return -number.value, tok.pos
+            return self.in_range(-number.value, tok.pos), tok.pos
         if tok.kind is TokenKind.IDENT and tok.value in ("true", "false", "null"):
             self.advance()
             return {"true": True, "false": False, "null": None}[str(tok.value)], tok.pos
@@ -270,6 +300,13 @@ class _Parser:
                 "the right-hand side must be a constant",
             )
         raise self.unexpected("a string, number, true, false or null")
+
+    def in_range(self, value: int | float, pos: int) -> int | float:
+        if type(value) is int and not -_LONG_MAX - 1 <= value <= _LONG_MAX:
+            raise self.src.error(
+                pos, "number out of range: integers are 64-bit, as in Elasticsearch"
+            )
+        return value
 
     def literal_list(self) -> tuple[tuple[Scalar, ...], tuple[int, ...]]:
         self.expect(TokenKind.LPAREN, "'(' to start a list")

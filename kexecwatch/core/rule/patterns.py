@@ -1,4 +1,4 @@
-"""EQL wildcard patterns and Lucene regular expressions, translated to Python ``re``.
+"""EQL wildcard patterns and Lucene regular expressions, matched in linear time.
 
 Both kinds of pattern match the WHOLE value (Elasticsearch ``wildcard`` and ``regexp``
 queries are anchored), so every translation is used with ``fullmatch`` and ``re.DOTALL``
@@ -14,13 +14,36 @@ Lucene regex subset: literals, ``.``, ``?``, ``*``, ``+``, ``{n}``, ``{n,}``, ``
 anchors in Lucene but ordinary characters, and are translated as such. The optional
 Lucene operators ``~ & < > @ #`` (complement, intersection, numeric interval, any
 string, empty language) are rejected rather than guessed at.
+
+Matching: the values are attacker-controlled text (any user's exec arguments), and
+Python's ``re`` backtracks (``(a+)+b`` on 30 characters takes seconds, ``*a*a*a*b`` on 500
+takes minutes). So :func:`wildcard_matcher` matches a wildcard segment by segment (each
+``*``-free segment has a fixed length, so the leftmost place for each is the right one),
+and :func:`regex_matcher` runs the translation on the linear-time automaton of
+:mod:`.automaton`. The ``re`` translations stay the definition the matchers are tested
+against.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 
-__all__ = ["PatternError", "lucene_to_python", "wildcard_to_python"]
+from kexecwatch.core.rule.automaton import MAX_STATES, TooComplex, compile_fullmatch
+
+__all__ = [
+    "MAX_STATES",
+    "Matcher",
+    "PatternError",
+    "any_of",
+    "lucene_to_python",
+    "regex_matcher",
+    "wildcard_matcher",
+    "wildcard_to_python",
+]
+
+#: A ``fullmatch`` test on one string.
+Matcher = Callable[[str], bool]
 
 
 class PatternError(ValueError):
@@ -39,6 +62,64 @@ def has_wildcard(pattern: str) -> bool:
 def wildcard_to_python(pattern: str) -> str:
     """Translate an EQL wildcard pattern (``*``, ``?``) to a Python regex for ``fullmatch``."""
     return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+
+
+def any_of(matchers: Sequence[Matcher]) -> Matcher:
+    """A test that holds when any of ``matchers`` holds."""
+    if len(matchers) == 1:
+        return matchers[0]
+    return lambda text: any(m(text) for m in matchers)
+
+
+def wildcard_matcher(pattern: str) -> Matcher:
+    """A linear-time test: does a string fully match the wildcard ``pattern``?"""
+    # Each segment between stars is fixed-length (literals and '?'), so re runs it
+    # without backtracking; between the anchored first and last segments, taking each
+    # middle one at its leftmost place leaves the most room for the rest.
+    parts = pattern.split("*")
+    segments = [re.compile(wildcard_to_python(part), re.DOTALL) for part in parts]
+    if len(segments) == 1:
+        whole = segments[0]
+        return lambda text: whole.fullmatch(text) is not None
+    first, last = segments[0], segments[-1]
+    head, tail = len(parts[0]), len(parts[-1])
+    inner = [seg for seg, part in zip(segments[1:-1], parts[1:-1], strict=True) if part]
+
+    def match(text: str) -> bool:
+        end = len(text) - tail
+        if end < head or first.match(text) is None or last.fullmatch(text, end) is None:
+            return False
+        pos = head
+        for segment in inner:
+            found = segment.search(text, pos, end)
+            if found is None:
+                return False
+            pos = found.end()
+        return True
+
+    return match
+
+
+def regex_matcher(pattern: str, *, nocase: bool = False) -> Matcher:
+    """A linear-time test: does a string fully match the Lucene regex ``pattern``?
+
+    ``nocase`` is ``regex~``: a character matches when it, or its other case, would.
+
+    Raises:
+        PatternError: for a pattern outside the subset, or one too large to match in
+            linear time (more than :data:`MAX_STATES` automaton states); ``offset`` is
+            the index in the pattern, or 0.
+    """
+    translated = lucene_to_python(pattern)
+    try:
+        re.compile(translated, re.DOTALL)  # catches what the translation lets through
+        return compile_fullmatch(translated, nocase=nocase)
+    except (re.error, OverflowError) as exc:
+        raise PatternError(str(exc), 0) from None
+    except RecursionError:
+        raise PatternError("groups nested too deeply", 0) from None
+    except TooComplex as exc:
+        raise PatternError(f"too large to match in linear time: {exc}", 0) from None
 
 
 _CLASS_ESCAPES = {"d": "0-9", "s": " \\t\\n\\r\\f\\v", "w": "a-zA-Z0-9_"}

@@ -1,0 +1,230 @@
+"""The daemon's own logs, read from a real ``kexecwatch run``: strict logfmt or JSON lines,
+start and shutdown lines, and retry delays that are the delays waited."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+
+from tests.daemon.harness import RUNNER, RUNNING, Daemon, FakeAuditd
+
+TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+LEVELS = {"debug", "info", "warning", "error", "critical"}
+_BARE = set(chr(c) for c in range(0x21, 0x7F)) - {'"', "=", "\\"}
+_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def parse_logfmt(line: str) -> dict[str, str]:
+    """A strict logfmt parser: ``key=value`` pairs separated by one space; a value is bare
+    (printable ASCII but space, ``"``, ``=``, ``\\``) or double-quoted with backslash
+    escapes and no raw control characters. Keys are unique. Raises ValueError."""
+    pairs: dict[str, str] = {}
+    i, n = 0, len(line)
+    while True:
+        start = i
+        while i < n and (line[i].isalnum() or line[i] in "_.") and line[i].isascii():
+            i += 1
+        key = line[start:i]
+        if not key or key[0].isdigit() or i >= n or line[i] != "=":
+            raise ValueError(f"bad key at {start}: {line!r}")
+        i += 1
+        if i < n and line[i] == '"':
+            i += 1
+            out: list[str] = []
+            while True:
+                if i >= n:
+                    raise ValueError(f"unterminated quote: {line!r}")
+                ch = line[i]
+                if ch == '"':
+                    i += 1
+                    break
+                if ch == "\\":
+                    esc = line[i + 1 : i + 2]
+                    if esc == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", line[i + 2 : i + 6]):
+                        out.append(chr(int(line[i + 2 : i + 6], 16)))
+                        i += 6
+                        continue
+                    if esc not in _ESCAPES:
+                        raise ValueError(f"bad escape at {i}: {line!r}")
+                    out.append(_ESCAPES[esc])
+                    i += 2
+                    continue
+                if not ch.isprintable():
+                    raise ValueError(f"raw control character at {i}: {line!r}")
+                out.append(ch)
+                i += 1
+            value = "".join(out)
+        else:
+            start = i
+            while i < n and line[i] in _BARE:
+                i += 1
+            value = line[start:i]
+            if not value:
+                raise ValueError(f"empty value at {start}: {line!r}")
+        if key in pairs:
+            raise ValueError(f"duplicate key {key}: {line!r}")
+        pairs[key] = value
+        if i == n:
+            return pairs
+        if line[i] != " " or i + 1 == n:
+            raise ValueError(f"expected one space at {i}: {line!r}")
+        i += 1
+
+
+def log_lines(d: Daemon) -> list[dict[str, str]]:
+    """Every line the daemon wrote to stderr, parsed; fails on any line that is not logfmt."""
+    parsed = []
+    for line in d.stderr().splitlines():
+        fields = parse_logfmt(line)
+        assert list(fields)[:4] == ["ts", "level", "logger", "event"], line
+        assert TS.fullmatch(fields["ts"]), line
+        assert fields["level"] in LEVELS, line
+        for value in fields.values():
+            assert "{'" not in value and "': " not in value, f"a Python repr: {line}"
+        parsed.append(fields)
+    return parsed
+
+
+def events(lines: list[dict[str, str]], name: str) -> list[dict[str, str]]:
+    return [f for f in lines if f["event"] == name]
+
+
+def test_parser_is_strict() -> None:
+    assert parse_logfmt('a=1 b="x \\"y\\"\\n" c=-') == {"a": "1", "b": 'x "y"\n', "c": "-"}
+    for bad in ("a=1  b=2", "a= b", "a='x y'", 'a="x', "a=1 a=2", "ts=2026-12-06 03:19:30,464"):
+        try:
+            parse_logfmt(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"accepted {bad!r}")
+
+
+def test_every_line_of_a_daemon_run_is_logfmt_with_start_and_shutdown(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    w = FakeAuditd(log)
+    d = Daemon(tmp_path, log)
+    w.emit(kexec=True)
+    d.wait_alerts(1)
+    # A reload failure whose reason holds spaces, quotes and a newline.
+    (tmp_path / "k.toml").write_text('rules = ["/no such \\"dir\\"/a\\nb.toml"]\n')
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log("rules_reload_failed")
+    w.rotate()
+    w.emit()
+    d.wait_log("reason=rotated")
+    time.sleep(0.5)
+    assert d.stop() == 0
+    lines = log_lines(d)
+    [start] = events(lines, "start")
+    assert start["resume"] == "none"
+    assert start["note"] == f"no checkpoint: reading {log} from its start"
+    [failed] = events(lines, "rules_reload_failed")
+    assert '"dir"/a\nb.toml' in failed["reason"]
+    switch = events(lines, "file_switch")[-1]
+    st = log.stat()
+    assert (switch["file_dev"], switch["file_ino"]) == (str(st.st_dev), str(st.st_ino))
+    [stop] = events(lines, "shutdown")
+    assert stop["signal"] == "SIGTERM"
+    assert stop["offset"] == str(st.st_size)
+    assert (stop["alerts"], stop["delivered"]) == ("1", "1")
+    assert events(lines, "status")[-1]["lines"] == "14"
+
+    # A restart names the checkpoint's resume point.
+    d2 = Daemon(tmp_path, log)
+    w.emit(kexec=True)
+    d2.wait_alerts(2)
+    assert d2.stop() == 0
+    start = events(log_lines(d2), "start")[-1]
+    assert start["resume"] == "checkpoint"
+    assert (start["path"], start["offset"]) == (str(log), str(st.st_size))
+    assert (start["file_dev"], start["file_ino"]) == (str(st.st_dev), str(st.st_ino))
+
+
+def test_log_format_json_writes_one_object_per_line(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    # Started before the log exists: the harness waits for a logfmt line otherwise.
+    d = Daemon(tmp_path, log, extra_args=("--log-format", "json"))
+    w = FakeAuditd(log)
+    w.emit(kexec=True)
+    d.wait_alerts(1)
+    assert d.stop() == 0
+    docs = [json.loads(line) for line in d.stderr().splitlines()]
+    assert all(TS.fullmatch(doc["ts"]) and doc["level"] in LEVELS for doc in docs)
+    [stop] = [doc for doc in docs if doc["event"] == "shutdown"]
+    assert stop["signal"] == "SIGTERM" and stop["delivered"] == 1
+    assert stop["offset"] == log.stat().st_size
+
+
+def test_logged_retry_delay_is_the_delay_waited(tmp_path: Path) -> None:
+    # The default poll interval (1 s), so that a wait set by polling shows.
+    config = tmp_path / "empty.toml"
+    config.write_text("")
+    missing = tmp_path / "not-yet" / "audit.log"
+    err_path = tmp_path / "stderr"
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen(
+            [
+                *RUNNER,
+                "--config",
+                str(config),
+                "--log",
+                str(missing),
+                "--state-dir",
+                str(tmp_path / "s"),
+                "--output",
+                f"json:{tmp_path / 'a.json'}",
+            ],
+            stderr=err,
+        )
+    RUNNING.append(proc)
+
+    def tries() -> list[dict[str, str]]:
+        return [parse_logfmt(x) for x in err_path.read_text().splitlines() if "log_unreadable" in x]
+
+    deadline = time.monotonic() + 20
+    while len(tries()) < 6 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    seen = tries()
+    assert len(seen) >= 6, err_path.read_text()
+    for this, following in itertools.pairwise(seen):
+        waited = _seconds(following["ts"]) - _seconds(this["ts"])
+        said = float(this["retry_in"])
+        # Never sooner than said; later only by scheduling noise on a busy machine.
+        assert said - 0.01 <= waited <= said + 0.4, (said, waited, err_path.read_text())
+
+
+def _seconds(ts: str) -> float:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def test_log_level_and_no_builtin_rules_flags(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    log.touch()
+    base = [*RUNNER, "--log", str(log), "--state-dir", str(tmp_path / "s")]
+    r = subprocess.run(
+        [*base, "--no-builtin-rules"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "--no-builtin-rules" in r.stderr and "--rule" in r.stderr
+    proc = subprocess.Popen(
+        [*base, "--log-level", "warning", "--output", f"json:{tmp_path / 'a.json'}"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "event=start" not in err and "level=info" not in err, err
+    assert os.path.exists(tmp_path / "s" / "checkpoint.json")
