@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kexecwatch.cli import EXIT_ERROR, EXIT_OK
+from kexecwatch.core import jsontext
 from kexecwatch.core.rule import Rule
 from kexecwatch.core.rule.ruleset import RuleCheck, check_rule
 from kexecwatch.core.textsafe import escape_text
@@ -104,7 +105,7 @@ def _check_rule_command(args: argparse.Namespace) -> int:
             "strict": args.strict,
             "files": [_result_dict(r, strict=args.strict) for r in results],
         }
-        out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        out.write(jsontext.dumps(doc, indent=2, sort_keys=False) + "\n")
     else:
         for result in results:
             _write_result(out, result, strict=args.strict)

@@ -105,3 +105,18 @@ def test_dumps_within_cuts_the_longest_value_first() -> None:
     assert cut["id"] == doc["id"] and cut["n"] == 3 and cut["args"][0] == "kexec"
     assert cut["args"][1].startswith("xxx") and cut["args"][1].endswith(" bytes)")
     assert jsontext.dumps_within(doc, 10) is None  # not even the keys fit
+
+
+def test_check_rule_json_escapes_line_breaks_in_what_it_quotes(tmp_path: Path) -> None:
+    rule = tmp_path / f"kexec{BREAKS}.toml"
+    rule.write_text("not a rule\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "kexecwatch", "check-rule", "--format", "json", str(rule)],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr.decode()
+    out = result.stdout.decode()
+    assert not set("\u0085\u2028\u2029") & set(out)
+    assert json.loads(out)["files"][0]["path"] == str(rule)

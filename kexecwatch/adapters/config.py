@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "Config",
     "add_run_arguments",
     "apply_overrides",
+    "bounded_number",
     "load_config",
 ]
 
@@ -81,6 +83,25 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
+def _range_error(low: float, high: float) -> str:
+    return f"must be a number from {_num(low)} to {_num(high)}"
+
+
+def bounded_number(low: float, high: float) -> Callable[[str], float]:
+    """An argparse ``type``: a number from ``low`` to ``high``; NaN and infinities refused."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not low <= value <= high:  # False for NaN as well
+            raise argparse.ArgumentTypeError(_range_error(low, high))
+        return value
+
+    return parse
+
+
 def _kebab(name: str) -> str:
     return name.replace("_", "-")
 
@@ -112,9 +133,7 @@ def _validate(cfg: Config, where: SourceLocation | None) -> Config:
             raise ConfigError(f"outputs: {exc.message}", where=where) from exc
     for name, (low, high) in _RANGES.items():
         if not low <= getattr(cfg, name) <= high:  # False for NaN as well
-            raise ConfigError(
-                f"{_kebab(name)}: must be a number from {_num(low)} to {_num(high)}", where=where
-            )
+            raise ConfigError(f"{_kebab(name)}: {_range_error(low, high)}", where=where)
     if cfg.ruleset not in _RULESETS:
         raise ConfigError(f"ruleset: expected one of {', '.join(_RULESETS)}", where=where)
     if cfg.log_level not in _LEVELS:

@@ -90,9 +90,9 @@ class CoreLink:
         """Continue with another file."""
         return self.detector.switch_source(source, offset)
 
-    def expire(self, now_ms: int) -> list[Any]:
-        """Complete events idle longer than the window."""
-        return self.detector.expire(now_ms)
+    def expire_idle(self, idle_ms: int) -> list[Any]:
+        """Complete events that waited longer than the window, the log quiet for ``idle_ms``."""
+        return self.detector.expire_idle(idle_ms)
 
     def resume_position(self) -> tuple[Hashable, int]:
         """Where re-reading must start to rebuild the events in flight."""

@@ -4,8 +4,8 @@ Rule 1: alerts are handed to the outputs (and journalled) before the checkpoint 
 covers them is written; a crash in between replays the records, and the journal's alert
 ids suppress the repeat.
 
-Rule 2: the core never reads the clock. When the log goes quiet, this shell derives
-"now" from the last record's time plus the wall-clock idle time, and calls ``expire``.
+Rule 2: the core never reads the clock. When the log goes quiet, this shell passes the
+wall-clock idle time to ``expire_idle`` (README, "Time policy").
 
 Theory of operation: :class:`Daemon` wires follower → detector → hub → checkpoint in one
 thread. Each follower :class:`~kexecwatch.adapters.follower.Switched` starts a new
@@ -357,7 +357,8 @@ class Daemon:
             return
         idle_ms = int((now - self._last_data) * 1000)
         self._expire_due = None
-        self._handle(self.core.expire(self._last_record_ms + idle_ms))
+        # The wall-clock quiet ages what waits; no record's time is trusted for it.
+        self._handle(self.core.expire_idle(idle_ms))
 
     # -- checkpoint ------------------------------------------------------------------------
     def _resume_position(self) -> tuple[Position | None, int | None]:
@@ -458,6 +459,7 @@ class Daemon:
                 lag_bytes=lag_bytes,
                 lag_seconds=round(lag_s, 1),
                 backlog=self.hub.backlog(),
+                output_dropped=self.hub.dropped(),
                 **self.counters,
             ),
         )

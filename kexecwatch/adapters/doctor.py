@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from kexecwatch.adapters.config import bounded_number
 from kexecwatch.adapters.statefiles import read_private
 from kexecwatch.core.auditctl import parse_auditd_conf, parse_status
 from kexecwatch.core.hostfacts import CheckpointFacts, Facts, FileFacts, ServiceFacts, UserFacts
@@ -71,7 +72,7 @@ def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-checkpoint-age",
         metavar="SECONDS",
-        type=float,
+        type=bounded_number(0, 10 * 365 * 86400),
         default=900.0,
         help="warn when the checkpoint is older (default: 900)",
     )

@@ -346,6 +346,10 @@ class SinkHub:
         """Records queued on all outputs."""
         return sum(len(w.queue) for w in self.workers)
 
+    def dropped(self) -> int:
+        """Records outputs gave up on: refused by a full queue or, for good, by the transport."""
+        return sum(w.overflow + w.dropped for w in self.workers)
+
     def reopen(self) -> None:
         """Reopen file outputs and reconnect sockets before their next send (SIGHUP)."""
         for w in self.workers:

@@ -153,7 +153,9 @@ class AlertLimiter:
     """At most ``max_signals`` alerts per rule per ``interval`` of event time.
 
     Windows are aligned on multiples of the interval since the epoch, so a
-    replay and a live run cut the same windows.
+    replay and a live run cut the same windows. An alert of another window, later
+    or earlier (a clock stepped back), opens a new one: a window of the future
+    must not count, and silence, the alerts of the present.
     """
 
     _windows: dict[str, _Window] = field(default_factory=dict)
@@ -166,7 +168,7 @@ class AlertLimiter:
         start = alert.event.id.time_ms // interval * interval
         closed: list[AlertsSuppressed] = []
         window = self._windows.get(rule.rule_id)
-        if window is None or start > window.start_ms:
+        if window is None or start != window.start_ms:
             if window is not None and window.suppressed:
                 closed.append(self._report(rule.rule_id, window))
             window = self._windows[rule.rule_id] = _Window(start)

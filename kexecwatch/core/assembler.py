@@ -4,11 +4,23 @@ Theory of operation: records arrive in log order, which is not always event
 order. Each record is pushed; an event completes when its last record arrives
 (``EOE``, or ``PROCTITLE``, which the kernel writes last), at once for record
 types that are events on their own, or when it has waited longer than the
-*window* measured in record time. A cap on the events in flight evicts the
-oldest one, flagged incomplete, so memory stays bounded whatever the input.
-A ``done`` set remembers recently completed events, so a late ``EOE`` is
-absorbed and a late record of another type is reported, never silently
-merged into a new event.
+*window*. A cap on the events in flight evicts the oldest one, flagged
+incomplete, so memory stays bounded whatever the input. A ``done`` set
+remembers recently completed events, so a late ``EOE`` is absorbed and a late
+record of another type is reported, never silently merged into a new event.
+
+Time (the README's "Time policy"): how long an event has waited is measured on
+each node's :class:`_Clock`, an *elapsed* count that only plausible progress of
+record time moves: the time of the record that opens an event, when it lies
+within one window of the node's present. A record dated further ahead or behind
+is held as a possible discontinuity. When the next event's record comes back to
+the present, it was one misdated record: it is reported and never becomes the
+present. When the next one agrees with it, the clock stepped (or the log was
+quiet): it becomes the present, but the step itself adds no elapsed time. So an
+event's age counts from its arrival, never from its own timestamp: whatever one
+record says, and across a clock step either way, an event in flight is not
+expired before its own records arrive. A time beyond year 9999 is reported and
+never used.
 
 Serials are the kernel's event counter. Gaps in them mean the kernel or
 auditd lost events; :class:`_GapTracker` reports them as :class:`EventsLost`
@@ -16,7 +28,7 @@ values once out-of-order arrivals can no longer fill them. Serials restart at
 every boot (a ``kexec -e`` is a boot too), so a large step back starts a new
 sequence instead of being read as ``2**32`` lost events.
 
-Rule 1: time is the records' time, passed in or read from ids; this module
+Rule 1: time is the records' time, or the idle time passed in; this module
 never reads a clock, so a replay behaves like live tailing.
 Rule 2: every output is a value; nothing here raises on input.
 """
@@ -29,11 +41,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kexecwatch.core.msgtypes import ends_event, is_daemon_record, is_single_record
-from kexecwatch.core.record import AuditRecord, EventId, ParseIssue
+from kexecwatch.core.record import MAX_TIME_MS, AuditRecord, EventId, ParseIssue
 
 __all__ = [
     "DEFAULT_MAX_INFLIGHT",
     "DEFAULT_WINDOW_MS",
+    "EXPIRY_BURST",
     "MAX_NODES",
     "Assembler",
     "AssemblerOutput",
@@ -41,18 +54,23 @@ __all__ = [
     "EventsLost",
 ]
 
-#: How long, in record time, an incomplete event may wait for more records.
+#: How long an incomplete event may wait for more records (elapsed record time).
 DEFAULT_WINDOW_MS = 5_000
 #: How many incomplete events may be in flight before the oldest is evicted.
 DEFAULT_MAX_INFLIGHT = 4_096
+#: So many events expiring at once are reported: the sign of a time problem.
+EXPIRY_BURST = 8
 
 _MAX_AHEAD = 1_024
 _RESET_BACKSTEP = 1_000
 _RESET_FUTURE_MS = 2_000
 _DONE_LIMIT = 65_536
-#: How many ``node=`` values keep a watermark and a serial tracker; the node seen
+#: How many ``node=`` values keep a clock and a serial tracker; the node seen
 #: first is forgotten (its open gaps reported) to make room for a new one.
 MAX_NODES = 65_536
+_RESTORED_LIMIT = 4_096
+#: Jumps shorter than this are not worth a diagnostic, whatever the window.
+_REPORT_MIN_MS = 1_000
 
 EventKey = tuple[str | None, EventId]
 
@@ -106,45 +124,78 @@ AssemblerOutput = AuditEvent | EventsLost | ParseIssue
 
 
 @dataclass(slots=True)
+class _Clock:
+    """One node's time: the record-time present and the elapsed time (see module doc).
+
+    ``pending`` is a time one window or more away from ``present``, seen on the
+    record at ``pending_line`` opening event ``pending_key``: a discontinuity or one
+    misdated record, which the next other event's time tells apart. ``ages`` holds
+    the node's in-flight events by the elapsed time they opened at.
+    """
+
+    present: int | None = None
+    elapsed: int = 0
+    pending: int | None = None
+    pending_key: EventKey | None = None
+    pending_line: int = 0
+    ages: list[tuple[int, int, EventKey]] = field(default_factory=list)
+
+    def gap_elapsed(self) -> int:
+        """The elapsed time for gap reports: an unresolved jump ahead counts too.
+
+        Declaring lost events a little early costs a premature report, never an
+        event, so evidence not yet confirmed is taken here.
+        """
+        pending = self.pending
+        present = self.present
+        if pending is None or present is None or pending <= present:
+            return self.elapsed
+        return self.elapsed + pending - present
+
+
+@dataclass(slots=True)
 class _GapTracker:
     expected: int | None = None
     last_time_ms: int = 0
-    ahead: dict[int, EventId] = field(default_factory=dict)
+    # serial -> (its event's id, the elapsed time it was seen at)
+    ahead: dict[int, tuple[EventId, int]] = field(default_factory=dict)
 
     def observe(
-        self, node: str | None, event_id: EventId, watermark: int, window_ms: int
+        self, node: str | None, event_id: EventId, clock: _Clock, window_ms: int
     ) -> list[EventsLost]:
         serial = event_id.serial
+        time_ms = event_id.time_ms
         if self.expected is None:
-            self._restart(serial, event_id.time_ms)
+            self._restart(serial, time_ms)
             return []
         if serial < self.expected:
-            if (
-                serial + _RESET_BACKSTEP < self.expected
-                or event_id.time_ms > self.last_time_ms + _RESET_FUTURE_MS
+            if serial + _RESET_BACKSTEP < self.expected or (
+                self.last_time_ms + _RESET_FUTURE_MS < time_ms < MAX_TIME_MS
             ):
                 # A new boot: the old sequence is over. What was still ahead of
                 # the old expectation is reported, then we start again.
                 lost = self.drain_all(node)
-                self._restart(serial, event_id.time_ms)
+                self._restart(serial, time_ms)
                 return lost
             self.ahead.pop(serial, None)
             return []
-        self.last_time_ms = max(self.last_time_ms, event_id.time_ms)
+        if clock.present is not None:
+            self.last_time_ms = max(self.last_time_ms, clock.present)
         if serial == self.expected:
             self.expected += 1
             self._advance()
         else:
-            self.ahead[serial] = event_id
-        return self.declare(node, watermark, window_ms)
+            self.ahead[serial] = (event_id, clock.elapsed)
+        return self.declare(node, clock.gap_elapsed(), window_ms)
 
-    def declare(self, node: str | None, watermark: int, window_ms: int) -> list[EventsLost]:
+    def declare(self, node: str | None, elapsed: int, window_ms: int) -> list[EventsLost]:
         lost: list[EventsLost] = []
         while self.ahead and self.expected is not None:
             first = min(self.ahead)
-            if len(self.ahead) <= _MAX_AHEAD and self.ahead[first].time_ms >= watermark - window_ms:
+            event_id, seen = self.ahead[first]
+            if len(self.ahead) <= _MAX_AHEAD and seen >= elapsed - window_ms:
                 break
-            lost.append(EventsLost(node, self.expected, first - 1, self.ahead[first]))
+            lost.append(EventsLost(node, self.expected, first - 1, event_id))
             self.expected = first
             self._advance()
         return lost
@@ -153,7 +204,7 @@ class _GapTracker:
         lost: list[EventsLost] = []
         while self.ahead and self.expected is not None:
             first = min(self.ahead)
-            lost.append(EventsLost(node, self.expected, first - 1, self.ahead[first]))
+            lost.append(EventsLost(node, self.expected, first - 1, self.ahead[first][0]))
             self.expected = first
             self._advance()
         return lost
@@ -166,15 +217,20 @@ class _GapTracker:
 
     def _restart(self, serial: int, time_ms: int) -> None:
         self.expected = serial + 1
-        self.last_time_ms = time_ms
+        self.last_time_ms = time_ms if time_ms < MAX_TIME_MS else 0
         self.ahead.clear()
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms // 1000}.{ms % 1000:03d}"
 
 
 class Assembler:
     """Groups records into events. Feed with :meth:`push`; end with :meth:`flush`.
 
     Args:
-        window_ms: how long, in record time, an incomplete event may wait.
+        window_ms: how long (elapsed record time) an incomplete event may wait; also
+            how far a record's time may be from the present before it is a jump.
         max_inflight: the most incomplete events held at once.
     """
 
@@ -186,21 +242,18 @@ class Assembler:
         self.window_ms = window_ms
         self.max_inflight = max_inflight
         self._inflight: dict[EventKey, list[AuditRecord]] = {}
+        # The elapsed time each in-flight event opened at (its node's clock).
+        self._opened: dict[EventKey, int] = {}
         # Recently completed events: the keys for lookups, the order for pruning
-        # (oldest first, so pruning pops from the left in O(1)).
+        # (by the elapsed time they opened at, so pruning pops from the left).
         self._done: set[EventKey] = set()
         self._done_order: deque[tuple[int, EventKey]] = deque()
-        self._watermark: dict[str | None, int] = {}
-        # The newest watermark of all: kept as it moves, since scanning every
-        # node's on every record made the cost grow with the square of the nodes.
-        self._newest: int | None = None
+        # Events completed before a restored checkpoint: re-read on purpose.
+        self._restored: set[EventKey] = set()
+        self._clocks: dict[str | None, _Clock] = {}
         self._nodes: deque[str | None] = deque()  # in the order first seen, for MAX_NODES
         self._gaps: dict[str | None, _GapTracker] = {}
-        # In-flight events by age, for expiry: (time, sequence, key). Entries of
-        # events that completed meanwhile are dropped when they surface.
-        self._by_age: list[tuple[int, int, EventKey]] = []
         self._sequence = 0
-        self._quiet_until_ms = -1
 
     @property
     def inflight(self) -> int:
@@ -216,21 +269,16 @@ class Assembler:
         out: list[AssemblerOutput] = []
         node = record.node
         event_id = record.id
-        time_ms = event_id.time_ms
-        watermark = self._watermark.get(node)
-        if watermark is None:
-            self._admit_node(node, record.line_no, out)
-        if watermark is None or time_ms > watermark:
-            self._watermark[node] = watermark = time_ms
-            if self._newest is None or time_ms > self._newest:
-                self._newest = time_ms
         key = (node, event_id)
         records = self._inflight.get(key)
+        clock = self._clocks.get(node)
+        if clock is None:
+            clock = self._admit_node(node, record.line_no, out)
         if records is None:
             if key in self._done:
                 # After a restore, the records of events completed before the
                 # checkpoint are read again on purpose: skip them quietly.
-                if record.type != "EOE" and time_ms > self._quiet_until_ms:
+                if record.type != "EOE" and key not in self._restored:
                     out.append(
                         ParseIssue(
                             record.line_no,
@@ -239,40 +287,111 @@ class Assembler:
                         )
                     )
                 return out
+            # The record opening an event carries its time; the others repeat it.
+            self._tick(clock, event_id.time_ms, key, record.line_no, out)
             if not is_daemon_record(record.type):
                 tracker = self._gaps.get(node)
                 if tracker is None:
                     tracker = self._gaps[node] = _GapTracker()
-                out.extend(tracker.observe(node, event_id, watermark, self.window_ms))
+                out.extend(tracker.observe(node, event_id, clock, self.window_ms))
             if is_single_record(record.type):
-                self._remember(key, time_ms)
+                self._remember(key, clock.elapsed)
                 out.append(AuditEvent(node, event_id, (record,), "single"))
-                self._expire_into(out)
+                self._expire_into(clock, out, record.line_no)
                 return out
             if record.type == "EOE":
                 # An EOE with nothing before it: an empty event, nothing to add.
-                self._remember(key, time_ms)
+                self._remember(key, clock.elapsed)
                 return out
             records = self._inflight[key] = []
+            self._opened[key] = clock.elapsed
             if not ends_event(record.type):
-                heapq.heappush(self._by_age, (time_ms, self._sequence, key))
+                heapq.heappush(clock.ages, (clock.elapsed, self._sequence, key))
                 self._sequence += 1
-                if len(self._by_age) > 4 * self.max_inflight:
-                    self._compact_ages()
+                if len(clock.ages) > 4 * self.max_inflight:
+                    self._compact_ages(node, clock)
         if record.type != "EOE":
             records.append(record)
         if ends_event(record.type):
             del self._inflight[key]
-            self._remember(key, time_ms)
+            self._remember(key, self._opened.pop(key))
             out.append(AuditEvent(node, event_id, tuple(records), record.type.lower()))
         elif len(self._inflight) > self.max_inflight:
             oldest = next(iter(self._inflight))
             out.append(self._finish(oldest, "evicted"))
-        self._expire_into(out)
+        self._expire_into(clock, out, record.line_no)
         return out
 
+    def _tick(
+        self, clock: _Clock, time_ms: int, key: EventKey, line_no: int, out: list[AssemblerOutput]
+    ) -> None:
+        """Move ``clock`` by the time of a record that opens event ``key`` (module doc)."""
+        if time_ms >= MAX_TIME_MS:
+            out.append(
+                ParseIssue(
+                    line_no,
+                    f"record time {_seconds(time_ms)} is beyond year 9999: not used as event time",
+                )
+            )
+            return
+        present = clock.present
+        if present is None:
+            clock.present = time_ms
+            return
+        window = self.window_ms
+        pending = clock.pending
+        if pending is not None:
+            if key == clock.pending_key:
+                return  # the same event tells nothing new
+            ahead = pending > present
+            misdated = time_ms < pending - window if ahead else time_ms >= present - window
+            distance = abs(pending - present)
+            if misdated:
+                if distance > _REPORT_MIN_MS:
+                    out.append(
+                        ParseIssue(
+                            clock.pending_line,
+                            f"record dated {_seconds(distance)} s "
+                            f"{'ahead of' if ahead else 'behind'} the stream: "
+                            "its time is not taken as the present",
+                        )
+                    )
+            else:
+                # A clock step (or a quiet log): the new present, but no time elapsed.
+                clock.present = present = pending
+                if not ahead and distance > _REPORT_MIN_MS:
+                    out.append(
+                        ParseIssue(
+                            clock.pending_line,
+                            f"record time steps back {_seconds(distance)} s (a clock step "
+                            "or an older log): a discontinuity, not elapsed time",
+                        )
+                    )
+            clock.pending = clock.pending_key = None
+        if time_ms > present + window or time_ms < present - window:
+            clock.pending = time_ms
+            clock.pending_key = key
+            clock.pending_line = line_no
+        elif time_ms > present:
+            clock.elapsed += time_ms - present
+            clock.present = time_ms
+
+    def _plain(self, clock: _Clock | None, time_ms: int) -> bool:
+        """Whether a record at ``time_ms`` opening an event just moves ``clock`` on."""
+        if time_ms >= MAX_TIME_MS:
+            return False
+        if clock is None or clock.present is None:
+            return True
+        present = clock.present
+        window = self.window_ms
+        return clock.pending is None and present - window <= time_ms <= present + window
+
     def maybe_push_whole(
-        self, node: str | None, event_id: EventId, time_ms: int | None = None
+        self,
+        node: str | None,
+        event_id: EventId,
+        time_ms: int | None = None,
+        line_no: int = 0,
     ) -> list[AssemblerOutput] | None:
         """Take a whole syscall event at once, when that equals pushing its records.
 
@@ -280,13 +399,15 @@ class Assembler:
         the same id that neither end the event nor are ``EOE``, and a ``PROCTITLE``.
         Pushing those one by one would open the event, grow it, and complete it; this
         does the same state changes without the records, which the caller keeps.
-        ``time_ms`` is ``event_id.time_ms``, when the caller has it at hand.
+        ``time_ms`` is ``event_id.time_ms``, when the caller has it at hand;
+        ``line_no`` is the line of its first record (for a diagnostic of expiry).
 
         Returns:
             What the records would have produced *before* the event itself (lost
             events, events expired by its time), or ``None`` (with nothing changed)
-            when the event cannot be taken whole: its id is in flight or done, it is
-            already older than the window, or the in-flight cap would evict.
+            when the event cannot be taken whole: its id is in flight or done, its
+            time is not plain progress of the node's clock (a jump to report), or the
+            in-flight cap would evict.
         """
         key = (node, event_id)
         inflight = self._inflight
@@ -294,19 +415,20 @@ class Assembler:
             return None
         if time_ms is None:
             time_ms = event_id.time_ms
-        marks = self._watermark
-        watermark = marks.get(node)
-        if watermark is not None and time_ms < watermark - self.window_ms:
-            return None  # push() would expire it after its first record
-        if watermark is None:
-            if len(marks) >= MAX_NODES:
+        clock = self._clocks.get(node)
+        if not self._plain(clock, time_ms):
+            return None
+        if clock is None:
+            if len(self._clocks) >= MAX_NODES:
                 return None  # push() forgets a node, and says so
-            self._nodes.append(node)
-        if watermark is None or time_ms > watermark:
-            marks[node] = watermark = time_ms
-        newest = self._newest
-        if newest is None or time_ms > newest:
-            self._newest = newest = time_ms
+            clock = self._admit_node(node, 0, [])
+        # _tick(), for plain progress.
+        present = clock.present
+        if present is None or time_ms > present:
+            if present is not None:
+                clock.elapsed += time_ms - present
+            clock.present = present = time_ms
+        elapsed = clock.elapsed
         tracker = self._gaps.get(node)
         if not inflight and tracker is not None and not tracker.ahead:
             # The common case, inlined: nothing in flight, so nothing can expire; the
@@ -315,36 +437,25 @@ class Assembler:
             out: list[AssemblerOutput] = []
             if event_id[2] == tracker.expected:
                 tracker.expected += 1
-                tracker.last_time_ms = max(tracker.last_time_ms, time_ms)
+                tracker.last_time_ms = max(tracker.last_time_ms, present)
             else:
-                out = list(tracker.observe(node, event_id, watermark, self.window_ms))
-            done = self._done
-            order = self._done_order
-            if order:
-                horizon = newest - 4 * self.window_ms
-                while order and order[0][0] < horizon:
-                    done.discard(order.popleft()[1])
-            # _remember(), and the pruning after it, which can only drop this event
-            # itself when it is the only one left (and older than the horizon).
-            done.add(key)
-            order.append((time_ms, key))
-            if len(order) > _DONE_LIMIT:
-                done.discard(order.popleft()[1])
-            elif len(order) == 1:
-                self._prune_done()
+                out = list(tracker.observe(node, event_id, clock, self.window_ms))
+            self._prune_done()
+            self._remember(key, elapsed)
+            self._prune_done()
             return out
         out = []
         if tracker is None:
             tracker = self._gaps[node] = _GapTracker()
-        out.extend(tracker.observe(node, event_id, watermark, self.window_ms))
+        out.extend(tracker.observe(node, event_id, clock, self.window_ms))
         # While its first record is handled the event is in flight: expiry counts it.
-        # The middle records change nothing (same watermark, same set in flight).
+        # The middle records change nothing (same time, same set in flight).
         inflight[key] = []
-        self._expire_into(out)
+        self._expire_into(clock, out, line_no)
         del inflight[key]
-        self._remember(key, time_ms)
+        self._remember(key, elapsed)
         # After the last record: nothing new can expire, but the bookkeeping moves on.
-        self._expire_into(out)
+        self._expire_into(clock, out)
         return out
 
     def maybe_push_pair(
@@ -356,10 +467,12 @@ class Assembler:
         then the rest of both, each event whole (as for :meth:`maybe_push_whole`) and
         the first's ``PROCTITLE`` before the second's. Pushed in that order, the
         records open the first, open the second, then complete the first and the
-        second. With nothing else in flight, room for both, and neither old enough to
-        expire while the other is open, those are the state changes of taking the
-        first whole and then the second whole: the gap tracker sees the same serials
-        in the same order with the same watermarks, and the done set ends the same.
+        second. With nothing else in flight, room for both, and both times plain
+        progress of the clock, those are the state changes of taking the first whole
+        and then the second whole: the clock moves by the same times in the same
+        order (so the first, open while the second's time moves it by at most one
+        window, cannot expire), the gap tracker sees the same serials, and the done
+        set ends the same.
 
         Returns:
             What the records would have produced before the events themselves (lost
@@ -370,12 +483,14 @@ class Assembler:
         done = self._done
         if (node, first) in done or (node, second) in done:
             return None
-        watermark = self._watermark.get(node)
-        newest = (
-            max(first_ms, second_ms) if watermark is None else max(watermark, first_ms, second_ms)
-        )
-        if min(first_ms, second_ms) < newest - self.window_ms:
-            return None  # one would expire while the other is open, or at once
+        clock = self._clocks.get(node)
+        if not self._plain(clock, first_ms):
+            return None
+        present = first_ms if clock is None or clock.present is None else clock.present
+        present = max(present, first_ms)
+        window = self.window_ms
+        if not present - window <= second_ms <= present + window or second_ms >= MAX_TIME_MS:
+            return None
         out = self.maybe_push_whole(node, first, first_ms)
         if out is None:  # pragma: no cover - excluded by the checks above
             raise AssertionError("maybe_push_pair: the first event was refused")
@@ -385,21 +500,23 @@ class Assembler:
         out.extend(rest)
         return out
 
-    def _prune_done(self) -> None:
-        order = self._done_order
-        if order and self._newest is not None:
-            horizon = self._newest - 4 * self.window_ms
-            while order and order[0][0] < horizon:
-                self._done.discard(order.popleft()[1])
+    def _admit_node(self, node: str | None, line_no: int, out: list[AssemblerOutput]) -> _Clock:
+        """Start a clock for ``node``; beyond :data:`MAX_NODES`, forget the first seen.
 
-    def _admit_node(self, node: str | None, line_no: int, out: list[AssemblerOutput]) -> None:
-        """Start tracking ``node``; beyond :data:`MAX_NODES`, forget the first seen."""
+        A forgotten node's events in flight are evicted and its open gaps reported;
+        if it comes back, it starts afresh.
+        """
+        clock = self._clocks[node] = _Clock()
         nodes = self._nodes
         nodes.append(node)
         if len(nodes) <= MAX_NODES:
-            return
+            return clock
         old = nodes.popleft()
-        self._watermark.pop(old, None)
+        gone = self._clocks.pop(old, None)
+        if gone is not None:
+            for _, _, key in sorted(gone.ages):
+                if key in self._inflight:
+                    out.append(self._finish(key, "evicted"))
         tracker = self._gaps.pop(old, None)
         if tracker is not None:
             out.extend(tracker.drain_all(old))
@@ -407,23 +524,35 @@ class Assembler:
         out.append(
             ParseIssue(
                 line_no,
-                f"more than {MAX_NODES} nodes: node {name} forgotten (its watermark and serials)",
+                f"more than {MAX_NODES} nodes: node {name} forgotten (its clock and serials)",
             )
         )
+        return clock
 
     def expire(self, now_ms: int) -> list[AssemblerOutput]:
-        """Complete events older than the window, measured against ``now_ms``.
+        """Complete events that waited longer than the window, the log being idle
+        until ``now_ms`` (record time: each node's present plus the idle time).
 
-        The live shell calls this with a time derived from the last record's
-        time plus the idle time it saw; replay never needs to.
+        Kept for callers that think in record time; :meth:`expire_idle` takes the
+        idle time itself.
         """
+        return self._expire_idle(lambda clock: max(0, now_ms - (clock.present or now_ms)))
+
+    def expire_idle(self, idle_ms: int) -> list[AssemblerOutput]:
+        """Complete events that waited longer than the window, the log having been
+        idle for ``idle_ms`` (the live shell measures it; replay never needs to)."""
+        return self._expire_idle(lambda clock: max(0, idle_ms))
+
+    def _expire_idle(self, idle_of: Any) -> list[AssemblerOutput]:
+        # The idle time ages what waits, but is not added to the clocks: it must
+        # not make the next records' events look old.
         out: list[AssemblerOutput] = []
-        # The watermarks stay record time: a clock passed in here completes what
-        # waits, but must not make the next records look late.
-        self._expire_into(out, now_ms)
-        for node, tracker in self._gaps.items():
-            mark = max(self._watermark.get(node, now_ms), now_ms)
-            out.extend(tracker.declare(node, mark, self.window_ms))
+        for node, clock in self._clocks.items():
+            idle = idle_of(clock)
+            self._expire_into(clock, out, 0, idle)
+            tracker = self._gaps.get(node)
+            if tracker is not None:
+                out.extend(tracker.declare(node, clock.gap_elapsed() + idle, self.window_ms))
         return out
 
     def flush(self) -> list[AssemblerOutput]:
@@ -431,79 +560,112 @@ class Assembler:
         out: list[AssemblerOutput] = [self._finish(k, "flushed") for k in list(self._inflight)]
         for node, tracker in self._gaps.items():
             out.extend(tracker.drain_all(node))
-        self._by_age.clear()
+        for clock in self._clocks.values():
+            clock.ages.clear()
         return out
 
     def _finish(self, key: EventKey, ended_by: str) -> AuditEvent:
         records = self._inflight.pop(key)
-        self._remember(key, key[1].time_ms)
+        self._remember(key, self._opened.pop(key))
         return AuditEvent(key[0], key[1], tuple(records), ended_by)
 
-    def _remember(self, key: EventKey, time_ms: int) -> None:
+    def _remember(self, key: EventKey, elapsed: int) -> None:
         if key in self._done:
             return
         self._done.add(key)
         order = self._done_order
-        order.append((time_ms, key))
+        order.append((elapsed, key))
         if len(order) > _DONE_LIMIT:
             self._done.discard(order.popleft()[1])
 
-    def _compact_ages(self) -> None:
-        self._by_age = [(k[1].time_ms, n, k) for n, k in enumerate(self._inflight)]
-        heapq.heapify(self._by_age)
-        self._sequence = len(self._by_age)
-
-    def _expire_into(self, out: list[AssemblerOutput], now_ms: int = 0) -> None:
-        ages = self._by_age
-        if not ages and not self._done:
-            return
-        newest = now_ms if self._newest is None else self._newest
-        limit = max(newest, now_ms) - self.window_ms
-        deferred: list[tuple[int, int, EventKey]] = []
-        while ages and ages[0][0] < limit:
-            entry = heapq.heappop(ages)
-            key = entry[2]
-            if key not in self._inflight:
-                continue  # completed since
-            if entry[0] < max(self._watermark.get(key[0], newest), now_ms) - self.window_ms:
-                out.append(self._finish(key, "expired"))
-            else:
-                deferred.append(entry)  # another node, whose own time has not moved on
-        for entry in deferred:
-            heapq.heappush(ages, entry)
-        horizon = newest - 4 * self.window_ms
+    def _prune_done(self) -> None:
+        """Forget completed events opened four windows ago (on their node's clock)."""
         order = self._done_order
-        while order and order[0][0] < horizon:
-            self._done.discard(order.popleft()[1])
+        clocks = self._clocks
+        keep = 4 * self.window_ms
+        while order:
+            elapsed, key = order[0]
+            clock = clocks.get(key[0])  # None: a node forgotten (MAX_NODES)
+            if clock is not None and elapsed >= clock.elapsed - keep:
+                return
+            order.popleft()
+            self._done.discard(key)
+            self._restored.discard(key)
+
+    def _compact_ages(self, node: str | None, clock: _Clock) -> None:
+        opened = self._opened
+        clock.ages = [(opened[k], n, k) for n, k in enumerate(self._inflight) if k[0] == node]
+        heapq.heapify(clock.ages)
+        self._sequence = max(self._sequence, len(self._inflight))
+
+    def _expire_into(
+        self, clock: _Clock, out: list[AssemblerOutput], line_no: int = 0, idle: int = 0
+    ) -> None:
+        ages = clock.ages
+        limit = clock.elapsed + idle - self.window_ms
+        expired = 0
+        while ages and ages[0][0] < limit:
+            key = heapq.heappop(ages)[2]
+            if key in self._inflight:
+                out.append(self._finish(key, "expired"))
+                expired += 1
+        if expired >= EXPIRY_BURST:
+            out.append(
+                ParseIssue(
+                    line_no,
+                    f"{expired} events in flight expired at once: their last records "
+                    "did not come within the window",
+                )
+            )
+        if self._done_order:
+            self._prune_done()
 
     def to_state(self) -> dict[str, Any]:
-        """A JSON-ready snapshot of what is needed to carry on after a restart."""
+        """A JSON-ready snapshot of what is needed to carry on after a restart.
+
+        Only plausible times are kept: a present is never a misdated record's time
+        (see :meth:`_tick`), and nothing beyond year 9999 is ever written.
+        """
         return {
             "window_ms": self.window_ms,
-            "watermark": [[n, t] for n, t in self._watermark.items()],
+            "watermark": [
+                [n, c.present]
+                for n, c in self._clocks.items()
+                if c.present is not None and c.present < MAX_TIME_MS
+            ],
             "gaps": [
-                [n, g.expected, g.last_time_ms, [str(i) for i in g.ahead.values()]]
+                [
+                    n,
+                    g.expected,
+                    g.last_time_ms if g.last_time_ms < MAX_TIME_MS else 0,
+                    [str(i) for i, _ in g.ahead.values()],
+                ]
                 for n, g in self._gaps.items()
             ],
-            "done": [[k[0], str(k[1])] for _, k in list(self._done_order)[-4096:]],
+            "done": [[k[0], str(k[1])] for _, k in list(self._done_order)[-_RESTORED_LIMIT:]],
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Load a snapshot made by :meth:`to_state` (in-flight records are re-read)."""
+        """Load a snapshot made by :meth:`to_state` (in-flight records are re-read).
+
+        A time that is no date (beyond year 9999, or negative), as an older version
+        could write, is dropped: the next records set the present again.
+        """
         for node, t in state.get("watermark", []):
-            if node not in self._watermark:
-                self._nodes.append(node)
-            self._watermark[node] = int(t)
-            if self._newest is None or int(t) > self._newest:
-                self._newest = int(t)
-            self._quiet_until_ms = max(self._quiet_until_ms, int(t))
+            if 0 <= int(t) < MAX_TIME_MS:
+                clock = self._clocks.get(node) or self._admit_node(node, 0, [])
+                clock.present = int(t)
         for node, expected, last_ms, ahead in state.get("gaps", []):
+            last = int(last_ms)
             tracker = self._gaps[node] = _GapTracker(
-                None if expected is None else int(expected), int(last_ms)
+                None if expected is None else int(expected), last if 0 <= last < MAX_TIME_MS else 0
             )
             for text in ahead:
                 eid = EventId.from_str(text)
-                tracker.ahead[eid.serial] = eid
-        for node, text in state.get("done", []):
-            eid = EventId.from_str(text)
-            self._remember((node, eid), eid.time_ms)
+                tracker.ahead[eid.serial] = (eid, 0)
+        for node, text in state.get("done", [])[-_RESTORED_LIMIT:]:
+            key = (node, EventId.from_str(text))
+            if node not in self._clocks:
+                self._admit_node(node, 0, [])
+            self._remember(key, 0)
+            self._restored.add(key)

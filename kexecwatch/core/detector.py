@@ -73,7 +73,7 @@ from kexecwatch.core.interest import interests_of as _interests_of
 from kexecwatch.core.linebuffer import DEFAULT_MAX_LINE, LineBuffer, Region
 from kexecwatch.core.process import ProcessEvent, process_event_from
 from kexecwatch.core.proctable import DEFAULT_MAX_ENTRIES, Args, ProcessTable, ProcLookup
-from kexecwatch.core.record import AuditRecord, EventId, ParseIssue, parse_record
+from kexecwatch.core.record import MAX_TIME_MS, AuditRecord, EventId, ParseIssue, parse_record
 from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
 from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
 from kexecwatch.errors import SourceLocation
@@ -179,7 +179,10 @@ class Detector:
             window_ms=self.options.window_ms, max_inflight=self.options.max_inflight
         )
         self.table = ProcessTable(
-            max_entries=self.options.max_processes, lookup=lookup, decode=argv_of_execve_bodies
+            max_entries=self.options.max_processes,
+            lookup=lookup,
+            decode=argv_of_execve_bodies,
+            max_lateness_ms=self.options.window_ms,
         )
         self._limiter = AlertLimiter()
         self._starts: dict[tuple[str | None, Any], _Position] = {}
@@ -373,7 +376,7 @@ class Detector:
         event_id = EventId(int(sec), int(ms), int(serial))
         time_ms = event_id[0] * 1000 + event_id[1]
         if not taken:
-            produced = self._assembler.maybe_push_whole(None, event_id, time_ms)
+            produced = self._assembler.maybe_push_whole(None, event_id, time_ms, line_no)
             if produced is None:
                 return False
             if produced:
@@ -565,9 +568,17 @@ class Detector:
         return True
 
     def expire(self, now_ms: int) -> list[Output]:
-        """Complete events older than the window against ``now_ms`` (live idle)."""
+        """Complete events older than the window against ``now_ms`` (live idle, in
+        record time: each node's present plus the idle time)."""
         out: list[Output] = []
         self._handle(self._assembler.expire(now_ms), out)
+        return out
+
+    def expire_idle(self, idle_ms: int) -> list[Output]:
+        """Complete events older than the window, the log having been idle for
+        ``idle_ms`` of the live shell's clock (see the README's "Time policy")."""
+        out: list[Output] = []
+        self._handle(self._assembler.expire_idle(idle_ms), out)
         return out
 
     def flush(self) -> list[Output]:
@@ -610,7 +621,8 @@ class Detector:
                 stats.events += 1
                 if not item.complete:
                     stats.incomplete_events += 1
-                stats.last_time_ms = max(stats.last_time_ms, item.id.time_ms)
+                if item.id.time_ms < MAX_TIME_MS:  # no date: reported, never shown
+                    stats.last_time_ms = max(stats.last_time_ms, item.id.time_ms)
                 self._on_event(item, out)
             elif isinstance(item, EventsLost):
                 stats.lost_events += item.count

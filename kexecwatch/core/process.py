@@ -31,7 +31,7 @@ from kexecwatch.core.fields import (
     decode_untrusted,
     parse_fields,
 )
-from kexecwatch.core.record import EventId
+from kexecwatch.core.record import MAX_TIME_MS, EventId
 from kexecwatch.core.syscalls import ARCH_NAMES, EXEC_SYSCALLS, syscall_name
 
 __all__ = [
@@ -246,8 +246,12 @@ _SECONDS: dict[int, str] = {}
 
 
 def format_timestamp(time_ms: int) -> str:
-    """Milliseconds since the epoch as ISO 8601 UTC with milliseconds."""
-    second, ms = divmod(time_ms, 1000)
+    """Milliseconds since the epoch as ISO 8601 UTC with milliseconds.
+
+    A time beyond year 9999 (a misdated record, reported by the assembler) is shown
+    as the last millisecond of year 9999; the audit id keeps the record's own time.
+    """
+    second, ms = divmod(min(max(time_ms, 0), MAX_TIME_MS - 1), 1000)
     head = _SECONDS.get(second)
     if head is None:
         head = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")

@@ -8,6 +8,9 @@ taken from the latest exec of that pid seen *before* the event.
 Pid reuse: an entry learned for pid P is only trusted as the parent of an
 event whose time is not earlier than the entry's; and a new exec or fork for P
 replaces the old entry, so a recycled pid never keeps a dead process's name.
+With ``max_lateness_ms`` (the detector passes its event window), an entry dated
+more than that after the event is not a later exec learned early, but a clock
+that stepped back (README, "Time policy"), and is used.
 Entries may also be injected from ``/proc`` by the live shell (``source``
 ``procfs``), and looked up on a miss through an injected :class:`ProcLookup`.
 The table is bounded: past ``max_entries`` entries or ``max_args_bytes`` of argv,
@@ -157,6 +160,8 @@ class ProcessTable:
         max_args_bytes: the most argv bytes held (raw or decoded, history
             included); past it, the least recently updated entries go first.
         decode: turns raw argv (``bytes`` given to :meth:`learn_exec`) into argv.
+        max_lateness_ms: how much later than an event an entry may be dated and
+            still be taken as learned after it; ``None``: any later entry is.
     """
 
     def __init__(
@@ -166,7 +171,10 @@ class ProcessTable:
         lookup: ProcLookup | None = None,
         max_args_bytes: int = DEFAULT_MAX_ARGS_BYTES,
         decode: Callable[[bytes], tuple[bytes, ...] | None] = _no_decoder,
+        max_lateness_ms: int | None = None,
     ) -> None:
+        # Beyond any time: the walk below then stops only at earlier entries.
+        self._lateness = 2**63 if max_lateness_ms is None else max_lateness_ms
         self.max_entries = max_entries
         self.max_args_bytes = max_args_bytes
         self.lookup = lookup
@@ -264,7 +272,7 @@ class ProcessTable:
         entry = self._entries.get(pid)
         # Events complete roughly, not strictly, in time order: walk back to
         # the latest entry of that pid from before the event.
-        while entry is not None and entry[5] > at_ms:
+        while entry is not None and at_ms < entry[5] <= at_ms + self._lateness:
             entry = entry[_PREV]
         return entry
 

@@ -22,6 +22,7 @@ from kexecwatch.core.textsafe import VALUE_BYTES, clip, escape_text, quote_input
 from kexecwatch.errors import SourceLocation
 
 __all__ = [
+    "MAX_TIME_MS",
     "AuditRecord",
     "EventId",
     "ParseIssue",
@@ -29,6 +30,10 @@ __all__ = [
 ]
 
 ENRICHED_SEPARATOR = b"\x1d"
+
+#: The first record time (ms since the epoch) that is no date: year 10000. A record
+#: dated so is read, but its time is never used (README, "Time policy").
+MAX_TIME_MS = 253_402_300_800_000
 
 _HEADER = re.compile(
     rb"(?:node=(?P<node>[^ \x1d]*) )?type=(?P<type>[A-Za-z0-9_\[\]]+) "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,18 @@ def test_cli_overrides_replace_file_values(tmp_path: Path) -> None:
 )
 def test_numbers_at_the_edges_of_their_range_are_accepted(tmp_path: Path, text: str) -> None:
     load_config(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "1e308"])
+def test_doctor_max_checkpoint_age_out_of_range_exits_2(value: str) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "kexecwatch", "doctor", "--max-checkpoint-age", value],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 2
+    assert r.stdout == ""  # refused before any check ran
+    (line,) = r.stderr.strip().splitlines()
+    assert "--max-checkpoint-age" in line and "from 0 to" in line

@@ -200,3 +200,65 @@ def test_nodes_beyond_the_limit_forget_the_first_seen_and_say_so(
     # Node a comes back as a new node: its serials start afresh, with no false gap.
     out = push_all(asm, records([b"node=a " + user_line(9)]))
     assert not [o for o in out if isinstance(o, EventsLost)]
+
+
+# -- time policy (README "Time policy"; issue 16 §1) --------------------------------
+
+
+def test_one_record_dated_ahead_does_not_expire_an_open_event() -> None:
+    asm = Assembler(window_ms=1000)
+    syscall, *rest = exec_lines(1, t="1700000000.000")
+    out = asm.push(records([syscall])[0])
+    out += asm.push(records([user_line(2, t="1700000006.000")])[0])
+    out += push_all(asm, records(rest + exec_lines(3, t="1700000000.100")))
+    got = {e.id.serial: (e.ended_by, len(e.records)) for e in events(out)}
+    assert got == {1: ("proctitle", 5), 2: ("single", 1), 3: ("proctitle", 5)}
+    [issue] = [o for o in out if isinstance(o, ParseIssue)]
+    assert "record dated 6.000 s ahead of the stream" in issue.reason
+
+
+def test_a_clock_stepped_back_does_not_expire_later_events() -> None:
+    asm = Assembler(window_ms=1000)
+    out = push_all(asm, records(exec_lines(1, t="1700000100.000")))
+    later = exec_lines(2, t="1700000000.000") + exec_lines(3, t="1700000000.200")
+    out += push_all(asm, records(later))
+    assert [(e.id.serial, e.ended_by, len(e.records)) for e in events(out)] == [
+        (1, "proctitle", 5),
+        (2, "proctitle", 5),
+        (3, "proctitle", 5),
+    ]
+    [issue] = [o for o in out if isinstance(o, ParseIssue)]
+    assert "steps back 100.000 s" in issue.reason
+
+
+def test_a_time_beyond_year_9999_is_reported_and_never_kept() -> None:
+    asm = Assembler()
+    out = push_all(asm, records(exec_lines(1, t="253402300800.000")))
+    assert [e.ended_by for e in events(out)] == ["proctitle"]
+    assert ["beyond year 9999" in o.reason for o in out if isinstance(o, ParseIssue)] == [True]
+    out = push_all(asm, records(exec_lines(2)))
+    assert [len(e.records) for e in events(out)] == [5]
+    assert all(t < 253402300800000 for _, t in asm.to_state()["watermark"])
+
+
+def test_a_restored_watermark_beyond_year_9999_is_dropped() -> None:
+    # An older version could persist one; it must not make every later event expire.
+    asm = Assembler()
+    push_all(asm, records(exec_lines(1)))
+    state = asm.to_state()
+    state["watermark"] = [[None, 253402300800000]]
+    restored = Assembler()
+    restored.restore(state)
+    out = push_all(restored, records(exec_lines(2, t="1700000001.000")))
+    assert [(e.ended_by, len(e.records)) for e in events(out)] == [("proctitle", 5)]
+
+
+def test_many_events_expiring_at_once_are_reported() -> None:
+    asm = Assembler(window_ms=1000)
+    lone = [exec_lines(s, t="1700000000.000", proctitle=False)[0] for s in range(1, 11)]
+    out = push_all(asm, records(lone))
+    out += push_all(asm, records(exec_lines(11, t="1700000000.900")))
+    out += push_all(asm, records(exec_lines(12, t="1700000001.800")))
+    assert [e.id.serial for e in events(out) if e.ended_by == "expired"] == list(range(1, 11))
+    [issue] = [o for o in out if isinstance(o, ParseIssue)]
+    assert issue.reason.startswith("10 events in flight expired at once")

@@ -198,3 +198,17 @@ def test_a_reason_that_names_input_is_shortened_too() -> None:
     assert "late XXX" in issue.reason
     text = issue.describe()
     assert len(text) < 600 and text.endswith(" bytes)")
+
+
+def test_limiter_window_of_a_clock_stepped_back_is_a_new_window() -> None:
+    # A full window, then the clock steps back a day: the next alerts are not counted
+    # against the window of the future (README, "Time policy").
+    lines = []
+    for serial in range(1, 4):
+        lines += exec_lines(serial, pid=100 + serial, t="1700086400.000")
+    for serial in range(4, 7):
+        lines += exec_lines(serial, pid=100 + serial, t="1700000000.000")
+    det = Detector([SimpleRule(kexec_like, max_signals=3)], host_name="h")
+    out = det.feed(join(lines)) + det.flush()
+    assert [a.event.id.serial for a in out if isinstance(a, Alert)] == [1, 2, 3, 4, 5, 6]
+    assert det.stats.suppressed == 0

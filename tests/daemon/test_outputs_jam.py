@@ -32,6 +32,7 @@ def test_a_70kb_argument_does_not_jam_udp_syslog(tmp_path: Path, udp_server: soc
     assert [doc["alert"]["id"] for doc in docs] == [first["alert"]["id"], second["alert"]["id"]]
     assert docs[0]["process"]["args"][2].endswith(" bytes)")
     assert docs[1]["process"] == second["process"]  # a normal alert goes whole
+    d.wait_log("output_dropped=0")  # shortened, so nothing was dropped
     assert d.stop() == 0
 
 
