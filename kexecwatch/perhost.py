@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TextIO
 
-from kexecwatch.core.detector import DetectionRule, DetectorOptions, Stats
+from kexecwatch.core.detector import DetectorOptions, Stats
 from kexecwatch.core.textsafe import escape_text
 from kexecwatch.errors import InputError, KexecwatchError
 from kexecwatch.replay import format_document, replay, summary
@@ -107,20 +107,17 @@ def plan_hosts(paths: Sequence[str]) -> list[Host]:
     return [hosts[name] for name in sorted(hosts)]
 
 
-_worker_rules: list[DetectionRule] = []
-
-
-def _load_worker_rules(choice: RuleChoice) -> None:
-    from kexecwatch.rules import load_rules
-
-    _worker_rules[:] = load_rules(choice.files, builtin=choice.builtin, ruleset=choice.ruleset)
-
-
 def _replay_host(
-    host: Host, options: DetectorOptions, out_format: str, out_path: str
+    host: Host, rules: RuleChoice, options: DetectorOptions, out_format: str, out_path: str
 ) -> HostResult:
-    """Replay one host with the worker's rules; its sorted output goes to ``out_path``."""
+    """Replay one host; its sorted output goes to ``out_path``.
+
+    The rules are loaded afresh for each host: a detection keeps state (the kexec
+    inodes it has seen), and what one host teaches it must not reach another.
+    """
     import io
+
+    from kexecwatch.rules import load_rules
 
     documents: list[tuple[str, bytes]] = []
     err = io.StringIO()
@@ -132,7 +129,7 @@ def _replay_host(
     try:
         done = replay(
             host.sources,
-            _worker_rules,
+            list(load_rules(rules.files, builtin=rules.builtin, ruleset=rules.ruleset)),
             host_name=host.name,
             options=options,
             out_format=out_format,
@@ -169,18 +166,14 @@ def replay_hosts(
     with tempfile.TemporaryDirectory(prefix="kexecwatch-replay-") as scratch:
         outputs = [os.path.join(scratch, f"{i}.out") for i in range(len(hosts))]
         if jobs <= 1 or len(hosts) <= 1:
-            _load_worker_rules(rules)
             results = [
-                _replay_host(h, options, out_format, o) for h, o in zip(hosts, outputs, strict=True)
+                _replay_host(h, rules, options, out_format, o)
+                for h, o in zip(hosts, outputs, strict=True)
             ]
         else:
-            with ProcessPoolExecutor(
-                max_workers=min(jobs, len(hosts)),
-                initializer=_load_worker_rules,
-                initargs=(rules,),
-            ) as pool:
+            with ProcessPoolExecutor(max_workers=min(jobs, len(hosts))) as pool:
                 futures = [
-                    pool.submit(_replay_host, h, options, out_format, o)
+                    pool.submit(_replay_host, h, rules, options, out_format, o)
                     for h, o in zip(hosts, outputs, strict=True)
                 ]
                 results = [f.result() for f in futures]

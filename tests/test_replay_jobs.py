@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import exec_lines, join
 from tests.test_cli_errors import kexecwatch, one_error_line
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "audit"
@@ -203,3 +204,27 @@ def test_two_paths_with_one_host_name_are_refused(tmp_path: Path) -> None:
         )
     )
     assert "'web'" in line and "case-1" in line and "case-2" in line
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_what_one_host_teaches_the_rules_stays_with_that_host(tmp_path: Path, jobs: str) -> None:
+    # Host a runs kexec (inode 4242): the disguised-binary detection learns that inode.
+    # Host b runs ls, whose inode happens to be 4242 too on its own disk: not kexec there.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "audit.log").write_bytes(
+        join(exec_lines(1, args=("kexec", "--version"), inode=4242))
+    )
+    (tmp_path / "b" / "audit.log").write_bytes(
+        join(
+            exec_lines(
+                1, t="1700000001.000", comm="ls", exe="/usr/bin/ls", args=("ls",), inode=4242
+            )
+        )
+    )
+    result = kexecwatch(
+        "replay", "--per-host", "--jobs", jobs, "--quiet", str(tmp_path / "a"), str(tmp_path / "b")
+    )
+    assert b"Traceback" not in result.stderr
+    hosts = [json.loads(line)["host"]["name"] for line in lines_of(result.stdout)]
+    assert "b" not in hosts, result.stdout.decode()
