@@ -63,6 +63,10 @@ RULE_CASES = {
         'process.command_line regex~ "[a-z]*x[a-z]{8}"',
         '"ab" * 252_000',
     ),
+    "regex [ab]*a[ab]{12}, 504 KB random": (
+        'process.command_line regex "[ab]*a[ab]{12}"',
+        'bytes(0x61 | b & 1 for b in __import__("random").Random(1).randbytes(504_000)).decode()',
+    ),
 }
 
 

@@ -248,7 +248,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="built-in rules: all (default), upstream (Elastic's v7 alone) "
         "or kexecwatch (its own rules alone)",
     )
-    parser.add_argument("--host-name", metavar="NAME", help="host name for alerts")
+    parser.add_argument(
+        "--host-name",
+        metavar="NAME",
+        help="host.name for records without node= and the syslog HOSTNAME (default: this "
+        "host's name)",
+    )
     from kexecwatch.cli import add_event_window_option
 
     add_event_window_option(

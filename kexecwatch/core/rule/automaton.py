@@ -2,13 +2,20 @@
 
 Theory of operation: Python's ``re`` backtracks, so ``(a+)+b`` on thirty ``a`` takes
 seconds and on a long argument forever. Rule patterns run on text any local user
-writes (the arguments of an exec), so they are matched here instead, the way RE2 and
-Lucene do: the pattern becomes a Thompson NFA, and matching walks the text once,
-keeping the *set* of NFA states it can be in. Each set is a state of a DFA built
-lazily and cached, so a text costs one dictionary look-up per character once the
-states it visits are known, and at most one step over the NFA (its size, bounded by
-:data:`MAX_STATES`) per character otherwise. Time is linear in the text whatever
-the pattern; memory is bounded by the cache limit.
+writes (the arguments of an exec), so they are matched here instead, the way Lucene
+does: the pattern becomes a Thompson NFA, and the NFA a DFA whose states are sets of
+NFA states. Characters are first sorted into *classes* that every character set of
+the pattern treats alike (the intervals between the sets' bounds), so a DFA state has
+one transition per class, not per character. The DFA is built when the pattern is
+compiled; a pattern whose DFA would exceed :data:`MAX_DFA_STATES` states (or whose NFA
+exceeds :data:`MAX_STATES`) is refused, as Lucene refuses one beyond
+``max_determinized_states``. Matching then walks the text once, two look-ups per
+character: time linear in the text, whatever it holds.
+
+For ``regex~`` a character belongs to a set when it, its lower case or its upper case
+does, and its class is given by the three. A case pair no class showed at compile time
+(rare letters such as the Kelvin sign) gets its transitions when first met; should that
+outgrow the bounds, the rest of that text runs on the NFA, one NFA step per character.
 
 The input is the Python-regex translation of :func:`.patterns.lucene_to_python`,
 already compiled once by ``re`` (so it is well formed): ``(?:...)``, ``|``, the
@@ -18,22 +25,26 @@ quantifiers ``* + ? {n} {n,} {n,m}``, ``.`` (any character, as with ``re.DOTALL`
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["MAX_STATES", "TooComplex", "compile_fullmatch"]
+__all__ = ["MAX_DFA_STATES", "MAX_STATES", "TooComplex", "compile_fullmatch"]
 
-#: The most NFA states a pattern may compile to (counted repeats are expanded). This
-#: bounds the work per character; like Lucene's ``max_determinized_states`` (10,000 by
-#: default), a bigger pattern is refused rather than run slowly.
+#: The most NFA states a pattern may compile to (counted repeats are expanded).
 MAX_STATES = 10_000
-# Cached DFA transitions per pattern; past it the cache starts again (still linear).
-_MAX_CACHED = 50_000
+#: The most DFA states a pattern may determinize to: Lucene's default
+#: ``max_determinized_states``. ``[ab]*a[ab]{20}`` needs 2**21 and is refused.
+MAX_DFA_STATES = 10_000
+# NFA states visited while determinizing: bounds the time a compile may take (about 1 s).
+_MAX_WORK = 1_000_000
+# Characters whose class is remembered; past it the memory starts again.
+_MAX_REMEMBERED = 65_536
 _CONTROL = {"t": "\t", "n": "\n", "r": "\r", "f": "\f", "v": "\v"}
 
 
 class TooComplex(ValueError):
-    """The pattern would need more than :data:`MAX_STATES` NFA states."""
+    """The pattern needs more than :data:`MAX_STATES` NFA or :data:`MAX_DFA_STATES` DFA states."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,23 +204,75 @@ class _Nfa:
         return then
 
 
+class _Alphabet:
+    """Sorts characters into classes that every character set of a pattern treats alike."""
+
+    def __init__(self, sets: list[_Class], nocase: bool) -> None:
+        bounds = {0}
+        for cls in sets:
+            for c in cls.chars:
+                bounds.update((ord(c), ord(c) + 1))
+            for lo, hi in cls.ranges:
+                bounds.update((ord(lo), ord(hi) + 1))
+        self.bounds = sorted(bounds)
+        self.nocase = nocase
+        self.ids: dict[tuple[int, ...], int] = {}
+        self.forms: list[tuple[str, ...]] = []  # the case forms of each class's representative
+        self.known: dict[str, int] = {}
+        for start in self.bounds:
+            if start > 0x10FFFF:
+                break
+            self.class_of(chr(start))
+            if nocase:
+                for c in (chr(start).lower(), chr(start).upper()):
+                    if len(c) == 1:
+                        self.class_of(c)
+
+    def class_of(self, c: str) -> int:
+        """The class of character ``c`` (a new one when its case forms are new)."""
+        known = self.known.get(c)
+        if known is not None:
+            return known
+        forms: tuple[str, ...] = (c,)
+        if self.nocase:
+            forms = tuple({c, *(f for f in (c.lower(), c.upper()) if len(f) == 1)})
+        key = tuple(sorted({bisect_right(self.bounds, ord(f)) for f in forms}))
+        cid = self.ids.get(key)
+        if cid is None:
+            cid = self.ids[key] = len(self.forms)
+            self.forms.append(forms)
+        if len(self.known) >= _MAX_REMEMBERED:
+            self.known.clear()
+        self.known[c] = cid
+        return cid
+
+
 class _Dfa:
-    """The lazily built DFA of an NFA: sets of character states, cached transitions."""
+    """The DFA of an NFA: sets of character states, one transition per character class.
+
+    Built when the pattern is compiled, over one representative of each class known
+    then; a class first met in a text (``regex~`` case pairs only) gets its transitions
+    when met, and past the bounds the rest of that text runs on the NFA itself.
+    """
 
     def __init__(self, nfa: _Nfa, start: int, nocase: bool) -> None:
         self.nfa = nfa
-        self.nocase = nocase
-        self.start_set = self._closure((start,))
-        self._reset()
-
-    def _reset(self) -> None:
+        self.alphabet = _Alphabet([t for t in nfa.tests if t is not None], nocase)
         self.ids: dict[frozenset[int], int] = {}
         self.sets: list[frozenset[int]] = []
         self.accepting: list[bool] = []
-        self.moves: list[dict[str, int]] = []
-        self.cached = 0
-        self.start = self._state(self.start_set)
+        self.moves: list[list[int | None]] = []
+        self.work = 0
+        self.start = self._state(self._closure((start,)))
         self.dead = self._state(frozenset())
+        pending = [self.start]
+        while pending:
+            state = pending.pop()
+            for cid in range(len(self.alphabet.forms)):
+                before = len(self.sets)
+                self.step(state, cid)
+                if len(self.sets) > before:
+                    pending.append(before)
 
     def _closure(self, entries: tuple[int, ...] | list[int]) -> frozenset[int]:
         tests, nexts = self.nfa.tests, self.nfa.nexts
@@ -225,48 +288,68 @@ class _Dfa:
                 stack.extend(nexts[q])
             else:
                 out.add(q)
+        self.work += len(seen)
         return frozenset(out)
 
     def _state(self, states: frozenset[int]) -> int:
         known = self.ids.get(states)
         if known is None:
+            if len(self.sets) >= MAX_DFA_STATES:
+                raise TooComplex(f"more than {MAX_DFA_STATES} states once determinized")
+            if self.work > _MAX_WORK:
+                raise TooComplex(f"its DFA takes more than {_MAX_WORK} steps to build")
             known = self.ids[states] = len(self.sets)
             self.sets.append(states)
             self.accepting.append(0 in states)
-            self.moves.append({})
+            self.moves.append([])
         return known
 
-    def step(self, state: int, c: str) -> int:
-        """The state after ``c`` from ``state``, computed and cached."""
-        if self.cached >= _MAX_CACHED:
-            states = self.sets[state]
-            self._reset()
-            state = self._state(states)
+    def _targets(self, states: frozenset[int], forms: tuple[str, ...]) -> list[int]:
         tests, nexts = self.nfa.tests, self.nfa.nexts
-        forms = (c, c.lower(), c.upper()) if self.nocase else (c,)
-        targets = [
-            nexts[q][0]
-            for q in self.sets[state]
-            if (test := tests[q]) is not None and test.accepts(forms)
-        ]
-        after = self._state(self._closure(targets))
-        self.moves[state][c] = after
-        self.cached += 1
+        self.work += len(states)
+        return [nexts[q][0] for q in states if (t := tests[q]) is not None and t.accepts(forms)]
+
+    def step(self, state: int, cid: int) -> int:
+        """The state after a character of class ``cid`` from ``state``, computed and kept."""
+        after = self._state(
+            self._closure(self._targets(self.sets[state], self.alphabet.forms[cid]))
+        )
+        row = self.moves[state]
+        row.extend([None] * (cid + 1 - len(row)))
+        row[cid] = after
         return after
 
     def fullmatch(self, text: str) -> bool:
+        alphabet = self.alphabet
+        known = alphabet.known
         moves = self.moves
         state = self.start
         dead = self.dead
-        for c in text:
-            after = moves[state].get(c)
+        for i, c in enumerate(text):
+            cid = known.get(c)
+            if cid is None:
+                cid = alphabet.class_of(c)
+            row = moves[state]
+            after = row[cid] if cid < len(row) else None
             if after is None:
-                after = self.step(state, c)
-                moves, dead = self.moves, self.dead  # a reset replaces the tables
+                try:
+                    after = self.step(state, cid)
+                except TooComplex:
+                    return self._simulate(self.sets[state], text, i)
             if after == dead:
                 return False
             state = after
         return self.accepting[state]
+
+    def _simulate(self, states: frozenset[int], text: str, start: int) -> bool:
+        """The rest of ``text`` on the NFA itself (one NFA step per character): for a
+        ``regex~`` text whose case pairs would grow the DFA past its bounds."""
+        alphabet = self.alphabet
+        for c in text[start:]:
+            states = self._closure(self._targets(states, alphabet.forms[alphabet.class_of(c)]))
+            if not states:
+                return False
+        return 0 in states
 
 
 def compile_fullmatch(translated: str, *, nocase: bool = False) -> Callable[[str], bool]:
@@ -275,7 +358,8 @@ def compile_fullmatch(translated: str, *, nocase: bool = False) -> Callable[[str
     ``nocase`` matches a character when it, its lower case or its upper case would.
 
     Raises:
-        TooComplex: when the pattern needs more than :data:`MAX_STATES` NFA states.
+        TooComplex: when the pattern needs more than :data:`MAX_STATES` NFA states or
+            :data:`MAX_DFA_STATES` DFA states (or too much work to find out).
     """
     parser = _Parser(translated)
     tree = parser.alternation()

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
-from kexecwatch.core.rule import compile_query
+from kexecwatch.core.rule import automaton, compile_query
+from kexecwatch.core.rule.automaton import MAX_DFA_STATES
 from kexecwatch.core.rule.patterns import (
     MAX_STATES,
     PatternError,
@@ -139,3 +140,50 @@ def test_wildcard_matcher_agrees_with_python_re(patterns: list[str], text: str) 
     assert any_of([wildcard_matcher(p) for p in patterns])(text) == (
         reference.fullmatch(text) is not None
     )
+
+
+def test_a_regex_whose_dfa_explodes_is_refused_quickly() -> None:
+    # [ab]*a[ab]{20} needs 2**21 DFA states: Lucene refuses it too.
+    with pytest.raises(RuleError) as info:
+        compile_query('process where process.name regex "[ab]*a[ab]{20}"')
+    assert f"more than {MAX_DFA_STATES} states once determinized" in str(info.value)
+    out = _in_child(
+        """
+        import time
+        from kexecwatch.core.rule.patterns import PatternError, regex_matcher
+        started = time.perf_counter()
+        try:
+            regex_matcher("(a|b|c|d|e|f|g|h)*[a-h]{3000}")
+        except PatternError as exc:
+            print(exc)
+        print(time.perf_counter() - started < 5)
+        """
+    )
+    assert out.splitlines() == [
+        "too large to match in linear time: its DFA takes more than 1000000 steps to build",
+        "True",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text"),
+    [
+        ("[a-c]*k", "ab\u212a"),
+        ("[^k]x", "\u212ax"),
+        ("(k|\u212a)+", "kK\u212a"),
+        ("[a-z]+", "x\u212a"),
+        # The Kelvin sign is both 'k' and in the range: a DFA state no class showed.
+        ("k[0-9]|[\u2000-\u3000]x", "\u212ax"),
+        ("k[0-9]|[\u2000-\u3000]x", "\u212a1"),
+        ("k[0-9]|[\u2000-\u3000]x", "\u212a\u212a"),
+    ],
+)
+def test_case_pairs_first_met_in_a_text_match_as_re_does(
+    pattern: str, text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = re.fullmatch(lucene_to_python(pattern), text, re.DOTALL | re.IGNORECASE)
+    assert regex_matcher(pattern, nocase=True)(text) == (expected is not None)
+    # And once more with no room left in the DFA: the rest of the text runs on the NFA.
+    match = regex_matcher(pattern, nocase=True)
+    monkeypatch.setattr(automaton, "MAX_DFA_STATES", 0)
+    assert match(text) == (expected is not None)
