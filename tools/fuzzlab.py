@@ -53,7 +53,7 @@ MAX_OUTPUT_MB = 20.0
 # the address space (a MemoryError is then a traceback, which fails the input) and CPU time.
 CHILD_AS_BYTES = 1 << 30
 CHILD_CPU_S = 60
-DAEMON_WAIT_S = 20.0
+DAEMON_WAIT_S = 30.0  # generous: only a failing input waits it out
 
 # Alerts that no mutation-local oracle can predict: a lost-events alert depends on the
 # serials of every event, which byte flips and duplicated lines legitimately change.
