@@ -18,6 +18,7 @@ from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
 from kexecwatch.core.detector import DetectionRule, DetectorOptions
 from kexecwatch.errors import InputError, KexecwatchError
 from kexecwatch.sources import DEFAULT_LOG_DIR
+from kexecwatch.testhooks import fault_marker
 from kexecwatch.textio import stderr_text
 from kexecwatch.timespec import parse_time_ms
 
@@ -274,7 +275,11 @@ def _replay_command(args: argparse.Namespace) -> int:
         rules,
         host_name=args.host_name or socket.gethostname(),
         options=DetectorOptions(
-            window_ms=args.event_window_ms, emit_events=args.events, since_ms=since, until_ms=until
+            window_ms=args.event_window_ms,
+            emit_events=args.events,
+            since_ms=since,
+            until_ms=until,
+            fault_on=fault_marker(),
         ),
         out_format=args.out_format,
         stderr=err,
@@ -289,10 +294,13 @@ def _replay_command(args: argparse.Namespace) -> int:
         err.write(
             f"kexecwatch: {s.records} records, {s.events} events, {s.process_events} process "
             f"events, {s.alerts} alerts, {s.suppressed} suppressed, {s.parse_issues} parse "
-            f"issues, {s.lost_events} lost events, {s.incomplete_events} incomplete events "
+            f"issues, {s.lost_events} lost events, {s.incomplete_events} incomplete events, "
+            f"{s.event_errors} event errors "
             f"({len(sources)} source(s), {mb:.1f} MB in "
             f"{result.seconds:.2f} s)\n"
         )
-    if args.events:
-        return EXIT_OK
-    return EXIT_ALERTS if result.alerts else EXIT_OK
+    if result.alerts and not args.events:
+        return EXIT_ALERTS
+    # 1 means alerts, never an error: events that could not be handled (each named on
+    # stderr) leave the answer "no alert" unsure, which is 2.
+    return EXIT_ERROR if result.detector.stats.event_errors else EXIT_OK
