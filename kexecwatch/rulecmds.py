@@ -10,14 +10,14 @@ audit rules, so a pip install can write ``/etc/audit/rules.d/kexecwatch.rules``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
 from kexecwatch.cli import EXIT_ERROR, EXIT_OK
 from kexecwatch.core import jsontext
+from kexecwatch.core.auditctl import AuditRule
 from kexecwatch.core.rule import Rule
 from kexecwatch.core.rule.ruleset import RuleCheck, check_rule
 from kexecwatch.core.textsafe import escape_text
@@ -217,7 +217,7 @@ def _rules_list_command(args: argparse.Namespace) -> int:
         )
     out = sys.stdout
     if args.out_format == "json":
-        out.write(json.dumps({"format": 1, "rules": entries}, indent=2) + "\n")
+        out.write(jsontext.dumps({"format": 1, "rules": entries}, indent=2, sort_keys=False) + "\n")
         return EXIT_OK
     for e in entries:
         out.write(
@@ -234,6 +234,7 @@ def _needs(rule: object) -> list[dict[str, Any]]:
     from kexecwatch.auditrules import read_audit_rules
     from kexecwatch.core.auditctl import parse_rules
     from kexecwatch.core.interest import interests_of
+    from kexecwatch.core.syscalls import EXEC_SYSCALLS
 
     shipped = parse_rules(read_audit_rules())
     needs: list[dict[str, Any]] = []
@@ -251,19 +252,24 @@ def _needs(rule: object) -> list[dict[str, Any]]:
         wanted = interest.syscalls
         for key in _keys_for(shipped, wanted):
             calls = sorted(
-                {s for r in shipped if f"key={key}" in r.fields for s in r.syscalls}
-                & (wanted if wanted is not None else _all_calls(shipped))
+                s
+                for r in shipped
+                if f"key={key}" in r.fields
+                for s in r.syscalls
+                if wanted is None or s in wanted
             )
-            names = sorted(n.decode("utf-8", "replace") for n in interest.comms or ())
-            which = f" of {', '.join(names)}" if names else " of any program"
-            what = f"{', '.join(calls)}{which if key == 'kexecwatch-exec' else ''}"
-            need = {"key": key, "syscalls": calls, "text": f"{key} ({what})"}
+            what = ", ".join(dict.fromkeys(calls))
+            if EXEC_SYSCALLS & set(calls):
+                names = sorted(n.decode("utf-8", "replace") for n in interest.comms or ())
+                what += f" of {', '.join(names)}" if names else " of any program"
+            need = {"key": key, "syscalls": list(dict.fromkeys(calls)), "text": f"{key} ({what})"}
             if need not in needs:
                 needs.append(need)
     return needs
 
 
-def _keys_for(shipped: Iterable[Any], wanted: frozenset[str] | None) -> list[str]:
+def _keys_for(shipped: Iterable[AuditRule], wanted: frozenset[str] | None) -> list[str]:
+    """The keys of the audit rules that log any of ``wanted`` (any syscall when ``None``)."""
     keys: list[str] = []
     for audit_rule in shipped:
         if wanted is not None and not (audit_rule.syscalls & wanted):
@@ -273,10 +279,6 @@ def _keys_for(shipped: Iterable[Any], wanted: frozenset[str] | None) -> list[str
             if key != item and key not in keys:
                 keys.append(key)
     return keys
-
-
-def _all_calls(shipped: Sequence[Any]) -> frozenset[str]:
-    return frozenset(s for r in shipped for s in r.syscalls)
 
 
 # -- audit-rules --------------------------------------------------------------------

@@ -139,3 +139,42 @@ def test_readme_and_help_give_replay_default_path() -> None:
     help_text = subcommands()["replay"].format_help()
     assert DEFAULT_LOG_DIR in help_text
     assert "no audit record" in help_text
+
+
+def test_readme_and_help_say_how_per_host_replay_merges_and_fails() -> None:
+    section = " ".join(readme_section("### `kexecwatch replay").split())
+    for fact in (
+        "by `@timestamp`, then host name, then the host's own order",
+        "whatever `--jobs` is",
+        "ends that host only",
+        "`web-1`",
+        "`mail-7`",
+        "exit 2",
+    ):
+        assert fact in section, fact
+    help_text = " ".join(subcommands()["replay"].format_help().split())
+    assert "merged by @timestamp, then host" in help_text
+    assert "the same whatever N" in help_text
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to dashes."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_readme_links_to_its_own_sections_resolve() -> None:
+    anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", README, re.M)}
+    links = re.findall(r"\]\(#([^)]+)\)", README)
+    assert "time-policy" in links  # the threat model points at the time policy
+    assert [a for a in links if a not in anchors] == []
+
+
+def test_threat_model_states_the_fuzzing_bounds_the_campaign_uses() -> None:
+    from tools import fuzzlab
+
+    section = README[README.index("## Threat model") : README.index("## Design")]
+    assert f"{fuzzlab.MAX_CPU_S:g} s of CPU time" in section
+    assert f"{fuzzlab.MAX_RSS_MB:g} MB of peak RSS" in section
+    assert "KEXECWATCH_FUZZ_SECONDS" in section and "KEXECWATCH_FUZZ_SEED" in section
+    for who in ("### The audit log", "### Local users", "### Rule files", "### The state"):
+        assert who in section

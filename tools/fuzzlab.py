@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from tools.fuzzmut import MUTATIONS, Mutant, Recording, event_id_of
 
@@ -53,7 +54,7 @@ MAX_OUTPUT_MB = 20.0
 # the address space (a MemoryError is then a traceback, which fails the input) and CPU time.
 CHILD_AS_BYTES = 1 << 30
 CHILD_CPU_S = 60
-DAEMON_WAIT_S = 20.0
+DAEMON_WAIT_S = 30.0  # generous: only a failing input waits it out
 
 # Alerts that no mutation-local oracle can predict: a lost-events alert depends on the
 # serials of every event, which byte flips and duplicated lines legitimately change.
@@ -61,16 +62,7 @@ UNPREDICTABLE_ACTIONS = frozenset({"events-lost"})
 
 # Mutation classes left out of the campaign, each with the failure it still shows on main.
 # Empty when every known failure is fixed; never leave an entry without its reason.
-EXCLUDED: dict[str, str] = {
-    "time-shift": "issue 16 §1 (scope time): one event dated 6 s or more ahead expires the "
-    "events after it, and their alerts are lost",
-    "move-far": "issue 16 §1 (scope time): a record moved seconds away is a time step; the "
-    "daemon (500 ms window) then loses the alerts after it",
-    "argn-huge": "issue 16 §3 (scope cost): a99999999= on a kexec EXECVE record takes "
-    "minutes and gigabytes",
-    "many-nodes": "issue 16 §3 (scope cost): 40,000 distinct node= names take 12 s of CPU "
-    "(quadratic)",
-}
+EXCLUDED: dict[str, str] = {}
 
 
 @dataclass
@@ -84,6 +76,8 @@ class Outcome:
     stdout: bytes
     stderr: str
     timed_out: bool = False
+    restarted: str = ""  # run: how the first daemon was stopped before a second resumed
+    notes: list[str] = field(default_factory=list)  # problems seen along the way
 
 
 @dataclass
@@ -111,6 +105,7 @@ class Stats:
     """Figures for a campaign: inputs tried, the worst cost seen, and the failures."""
 
     tried: dict[str, int] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)  # daemon inputs resumed after a stop
     worst_cpu: tuple[float, str] = (0.0, "")
     worst_wall: tuple[float, str] = (0.0, "")
     worst_rss: tuple[float, str] = (0.0, "")
@@ -119,6 +114,8 @@ class Stats:
     def add(self, mode: str, mutant: Mutant, out: Outcome) -> None:
         key = f"{mode}:{mutant.cls}"
         self.tried[key] = self.tried.get(key, 0) + 1
+        if out.restarted:
+            self.restarts[out.restarted] = self.restarts.get(out.restarted, 0) + 1
         label = f"{mode} {mutant.cls} on {mutant.recording}"
         if out.cpu_s > self.worst_cpu[0]:
             self.worst_cpu = (out.cpu_s, label)
@@ -132,6 +129,7 @@ class Stats:
         lines = [
             f"inputs tried: {total}",
             "per class: " + ", ".join(f"{k}={v}" for k, v in sorted(self.tried.items())),
+            "daemon restarts: " + (", ".join(f"{k}={v}" for k, v in self.restarts.items()) or "0"),
             f"worst CPU time: {self.worst_cpu[0]:.2f} s ({self.worst_cpu[1]})",
             f"worst wall time: {self.worst_wall[0]:.2f} s ({self.worst_wall[1]})",
             f"worst peak RSS: {self.worst_rss[0]:.1f} MB ({self.worst_rss[1]})",
@@ -291,13 +289,20 @@ DAEMON_CONFIG = (
 )
 
 
-def run_daemon(rec: Recording, mutant: Mutant, work: Path, rng: random.Random) -> Outcome:
+_STOPS = {"none": None, "SIGTERM": signal.SIGTERM, "kill -9": signal.SIGKILL}
+
+
+def run_daemon(
+    rec: Recording, mutant: Mutant, work: Path, rng: random.Random, restart: str = "random"
+) -> Outcome:
     """A real ``kexecwatch run`` following ``work/audit.log`` while the mutant is appended.
 
     Part of the input is on disk before start, the rest is appended in up to three writes
-    cut at random bytes (possibly mid-line). The daemon runs until every alert the oracle
-    requires has arrived (or :data:`DAEMON_WAIT_S`), then one event window more, then gets
-    SIGTERM.
+    cut at random bytes (possibly mid-line). For a third of the inputs the daemon is stopped
+    after the first write (SIGTERM, or ``kill -9``) and a new one resumes from the same state
+    directory, so what a mutant leaves in the checkpoint is tried too. The last daemon runs
+    until every alert the oracle requires has arrived (or :data:`DAEMON_WAIT_S`), then one
+    event window more, then gets SIGTERM.
     """
     log, alerts = work / "audit.log", work / "alerts.ndjson"
     config = work / "k.toml"
@@ -305,6 +310,9 @@ def run_daemon(rec: Recording, mutant: Mutant, work: Path, rng: random.Random) -
     data = mutant.data
     cuts = sorted(rng.randrange(len(data) + 1) for _ in range(rng.randint(1, 3)))
     pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+    if restart == "random":
+        restart = rng.choice(("none", "none", "none", "none", "SIGTERM", "kill -9"))
+    stop = _STOPS[restart]
     log.write_bytes(pieces[0])
     err_path = work / "daemon.err"
     args = [
@@ -313,40 +321,62 @@ def run_daemon(rec: Recording, mutant: Mutant, work: Path, rng: random.Random) -
         "--host-name", "fuzzhost",
     ]  # fmt: skip
     t0 = time.monotonic()
-    with open(err_path, "wb") as err:
-        proc = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            preexec_fn=_limit_child,  # noqa: PLW1509 (the campaign runs no threads)
-        )
+    notes: list[str] = []
+    cpu = rss = 0.0
+    with open(err_path, "ab") as err:
+        proc = _start_daemon(args, err, err_path)
         try:
-            _until(lambda: b"event=file_switch" in err_path.read_bytes() or proc.poll() is not None)
             with open(log, "ab") as f:
-                for piece in pieces[1:]:
+                for n, piece in enumerate(pieces[1:]):
                     f.write(piece)
                     f.flush()
                     time.sleep(0.05)
+                    if n == 0 and stop is not None:
+                        time.sleep(0.3)
+                        proc.send_signal(stop)
+                        rc, cpu, rss = wait_measured(proc, 30.0)
+                        if stop == signal.SIGTERM and rc != 0:
+                            notes.append(f"exit code {rc} after the first SIGTERM")
+                        proc = _start_daemon(args, err, err_path)
             must = required(rec, mutant)
             _until(lambda: must <= set(_read_alerts(alerts)) or proc.poll() is not None)
             time.sleep(0.8)  # one event window and a poll more, for alerts that must not come
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-            rc, cpu, rss = wait_measured(proc, 30.0)
+            rc, cpu2, rss2 = wait_measured(proc, 30.0)
         finally:
             if proc.returncode is None:  # an exception above: never leave the daemon behind
                 proc.kill()
                 wait_measured(proc, 30.0)
+    stderr = err_path.read_text(errors="replace")
     return Outcome(
         rc,
-        cpu,
+        max(cpu, cpu2),
         time.monotonic() - t0,
-        rss,
+        max(rss, rss2),
         alerts.read_bytes() if alerts.exists() else b"",
-        err_path.read_text(errors="replace"),
+        stderr,
         timed_out=rc is None,
+        restarted=restart if stop is not None else "",
+        notes=notes,
     )
+
+
+def _start_daemon(args: list[str], err: BinaryIO, err_path: Path) -> subprocess.Popen[bytes]:
+    """Start a daemon logging to ``err``; return once it follows the log (or has died)."""
+    err.flush()
+    own_from = err_path.stat().st_size
+    proc = subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        preexec_fn=_limit_child,  # noqa: PLW1509 (the campaign runs no threads)
+    )
+    _until(
+        lambda: b"event=file_switch" in err_path.read_bytes()[own_from:] or proc.poll() is not None
+    )
+    return proc
 
 
 def _until(cond: Callable[[], bool], timeout: float = DAEMON_WAIT_S) -> None:
@@ -375,6 +405,10 @@ def check_daemon(rec: Recording, mutant: Mutant, out: Outcome) -> list[str]:
         got = alerts_of(out.stdout)
     except (ValueError, KeyError) as e:
         return [*problems, f"alerts file is not NDJSON: {e}"]
+    if len(got) < len(out.stdout.splitlines()):
+        twice = len(out.stdout.splitlines()) - len(got)
+        problems.append(f"{twice} alert(s) sent twice (restart: {out.restarted or 'none'})")
+    problems += out.notes
     problems += expected_change(rec, mutant, predictable(got))
     return problems
 
@@ -394,13 +428,17 @@ def recording(path: Path, work: Path) -> Recording:
     return _RECORDINGS[path]
 
 
-def make_input(seed: int, index: int, work: Path) -> tuple[Recording, Mutant, random.Random]:
-    """Input ``index`` of campaign ``seed``: the same pair gives the same bytes."""
+def make_input(
+    seed: int, index: int, work: Path, classes: list[str] | None = None
+) -> tuple[Recording, Mutant, random.Random]:
+    """Input ``index`` of campaign ``seed`` (mutations drawn from ``classes``, by default
+    all but :data:`EXCLUDED`): the same arguments give the same bytes."""
     rng = random.Random(f"{seed}:{index}")
     # The two all-scenarios recordings hold most alerts: a third of the inputs start there.
     path = rng.choice(RECORDINGS) if rng.random() < 0.67 else rng.choice(ALL_SCENARIOS)
     rec = recording(path, work)
-    classes = [c for c in MUTATIONS if c not in EXCLUDED]
+    if classes is None:
+        classes = [c for c in MUTATIONS if c not in EXCLUDED]
     n = rng.choice((1, 1, 1, 2, 3))
     mutant = Mutant.start(rec)
     for cls in rng.sample(classes, min(n, len(classes))):
@@ -416,16 +454,16 @@ def campaign(
     seed: int,
     save_dir: Path,
     stats: Stats,
-    first_index: int = 0,
     only_index: int | None = None,
+    classes: list[str] | None = None,
 ) -> Stats:
     """Run inputs of ``seed`` through ``mode`` (``replay`` or ``daemon``) for ``seconds``."""
     deadline = time.monotonic() + seconds
-    index = first_index if only_index is None else only_index
+    index = 0 if only_index is None else only_index
     while True:
         with tempfile.TemporaryDirectory(prefix="kw-fuzz-") as tmp:
             work = Path(tmp)
-            rec, mutant, rng = make_input(seed, index, work)
+            rec, mutant, rng = make_input(seed, index, work, classes)
             if mode == "replay":
                 out = run_replay(mutant.data, work)
                 problems = check_replay(rec, mutant, out)
@@ -464,7 +502,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", choices=("replay", "daemon", "both"), default="both")
     ap.add_argument("--save-dir", type=Path, default=None, help="where failing inputs go")
     ap.add_argument("--daemon-share", type=float, default=0.5, help="budget share of daemon")
+    ap.add_argument("--include-excluded", action="store_true", help="also run the EXCLUDED classes")
+    ap.add_argument("--only", default="", help="comma-separated mutation classes to run")
     args = ap.parse_args(argv)
+    if args.only:
+        classes = args.only.split(",")
+    else:
+        classes = [c for c in MUTATIONS if args.include_excluded or c not in EXCLUDED]
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 32)
     save_dir = args.save_dir or Path(tempfile.mkdtemp(prefix="kw-fuzz-failures-"))
     print(f"seed {seed}; failing inputs go to {save_dir}", flush=True)
@@ -476,7 +520,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.mode != "both"
             else (args.daemon_share if mode == "daemon" else 1 - args.daemon_share)
         )
-        campaign(mode, args.seconds * share, seed, save_dir, stats, only_index=args.index)
+        campaign(
+            mode,
+            args.seconds * share,
+            seed,
+            save_dir,
+            stats,
+            only_index=args.index,
+            classes=classes,
+        )
     print(stats.report())
     print(f"elapsed {time.monotonic() - t0:.0f} s")
     return 1 if stats.failures else 0

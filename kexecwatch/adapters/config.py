@@ -15,11 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kexecwatch.adapters.sinks import parse_output_spec
+from kexecwatch.adapters.sinks import TlsSettings, parse_output_spec
 from kexecwatch.errors import ConfigError, SourceLocation
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "TLS_KEYS",
     "Config",
     "add_run_arguments",
     "apply_overrides",
@@ -28,6 +29,8 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_PATH = "/etc/kexecwatch/kexecwatch.toml"
+#: The settings of ``syslog+tls://`` outputs (fields of :class:`Config`).
+TLS_KEYS = ("tls_ca", "tls_cert", "tls_key", "tls_server_name")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,10 @@ class Config:
         status_interval: seconds between status lines on stderr.
         log_level: debug, info, warning or error.
         log_format: ``logfmt`` (one ``key=value`` line per entry) or ``json``.
+        tls_ca: CA file that verifies a ``syslog+tls://`` collector (empty: system's).
+        tls_cert: client certificate for mutual TLS (empty: none).
+        tls_key: the client certificate's key, when not in ``tls_cert``.
+        tls_server_name: the name the collector's certificate must carry (empty: HOST).
     """
 
     log: str = "/var/log/audit/audit.log"
@@ -63,6 +70,14 @@ class Config:
     status_interval: float = 60.0
     log_level: str = "info"
     log_format: str = "logfmt"
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_server_name: str = ""
+
+    def tls(self) -> TlsSettings:
+        """The ``tls-*`` settings for ``syslog+tls://`` outputs."""
+        return TlsSettings(self.tls_ca, self.tls_cert, self.tls_key, self.tls_server_name)
 
 
 _LEVELS = ("debug", "info", "warning", "error")
@@ -126,11 +141,18 @@ def _convert(key: str, value: Any, default: Any, where: SourceLocation) -> Any:
 
 
 def _validate(cfg: Config, where: SourceLocation | None) -> Config:
+    transports: set[str] = set()
     for spec in cfg.outputs:
         try:
-            parse_output_spec(spec)
+            transports.add(parse_output_spec(spec).transport)
         except ConfigError as exc:
             raise ConfigError(f"outputs: {exc.message}", where=where) from exc
+    tls_set = [_kebab(k) for k in TLS_KEYS if getattr(cfg, k)]
+    if tls_set and "tls" not in transports:
+        # Refused rather than ignored: it would suggest a clear-text output is protected.
+        raise ConfigError(f"{tls_set[0]} is set but no syslog+tls:// output uses it", where=where)
+    if cfg.tls_key and not cfg.tls_cert:
+        raise ConfigError("tls-key needs tls-cert (the certificate it belongs to)", where=where)
     for name, (low, high) in _RANGES.items():
         if not low <= getattr(cfg, name) <= high:  # False for NaN as well
             raise ConfigError(f"{_kebab(name)}: {_range_error(low, high)}", where=where)
@@ -224,8 +246,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         action="append",
         dest="outputs",
-        help="stdout, stdout:text, json:PATH, syslog, syslog://HOST:PORT or "
-        "syslog+tcp://HOST:PORT (repeatable; replaces the config's; default "
+        help="stdout, stdout:text, json:PATH, syslog, syslog://HOST:PORT, "
+        "syslog+tcp://HOST:PORT or syslog+tls://HOST:PORT (repeatable; replaces the "
+        "config's; default "
         f"{', '.join(d.outputs)})",
     )
     parser.add_argument(
@@ -248,7 +271,31 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="built-in rules: all (default), upstream (Elastic's v7 alone) "
         "or kexecwatch (its own rules alone)",
     )
-    parser.add_argument("--host-name", metavar="NAME", help="host name for alerts")
+    parser.add_argument(
+        "--host-name",
+        metavar="NAME",
+        help="host.name for records without node= and the syslog HOSTNAME (default: this "
+        "host's name)",
+    )
+    parser.add_argument(
+        "--tls-ca",
+        metavar="FILE",
+        help="PEM CA certificates that verify a syslog+tls:// collector (default: the "
+        "system's trust store)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="PEM client certificate for mutual TLS (may also hold its key)",
+    )
+    parser.add_argument(
+        "--tls-key", metavar="FILE", help="PEM private key of --tls-cert, if a separate file"
+    )
+    parser.add_argument(
+        "--tls-server-name",
+        metavar="NAME",
+        help="name the collector's certificate must carry (default: the output's HOST)",
+    )
     from kexecwatch.cli import add_event_window_option
 
     add_event_window_option(

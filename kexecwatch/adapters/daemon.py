@@ -37,7 +37,13 @@ from kexecwatch.adapters.checkpoint import (
     ensure_state_dir,
     read_boot_id,
 )
-from kexecwatch.adapters.config import Config, add_run_arguments, apply_overrides, load_config
+from kexecwatch.adapters.config import (
+    TLS_KEYS,
+    Config,
+    add_run_arguments,
+    apply_overrides,
+    load_config,
+)
 from kexecwatch.adapters.coreglue import CoreLink, gap_record
 from kexecwatch.adapters.daemonlog import kv, setup_logging
 from kexecwatch.adapters.follower import (
@@ -129,7 +135,8 @@ class Daemon:
             self.journal = Journal(cfg.state_dir)
         except UnsafeFile as exc:
             raise ConfigError(f"journal {exc}; refusing to start") from exc
-        self.hub = SinkHub([make_sink(s, host_name=self.host) for s in cfg.outputs], self.journal)
+        sinks = [make_sink(s, host_name=self.host, tls=cfg.tls()) for s in cfg.outputs]
+        self.hub = SinkHub(sinks, self.journal)
         self.sources: dict[int, _Source] = {}
         self.source_no = 0
         self.recent = _RecentIds()
@@ -419,7 +426,7 @@ class Daemon:
         except KexecwatchError as exc:
             log.error("reload_failed", extra=kv(reason=str(exc), kept="old_config"))
             return
-        for key in ("log", "state_dir", "outputs", "host_name"):
+        for key in ("log", "state_dir", "outputs", "host_name", *TLS_KEYS):
             if getattr(new, key) != getattr(self.cfg, key):
                 log.warning("reload_needs_restart", extra=kv(key=key.replace("_", "-")))
         try:
@@ -486,6 +493,7 @@ def _resolve(args: argparse.Namespace) -> Config:
             "event_window_ms",
             "log_level",
             "log_format",
+            *TLS_KEYS,
         )
     }
     return apply_overrides(load_config(args.config), overrides)

@@ -219,6 +219,7 @@ class _Worker:
 
     def _run(self) -> None:
         delay = self.hub.backoff_initial
+        last_error = ""
         while True:
             with self.cond:
                 while not self.queue and not self.stopping:
@@ -243,13 +244,13 @@ class _Worker:
                 continue
             except OSError as exc:
                 self.failures += 1
-                if self.healthy:
+                error = exc.strerror or str(exc)
+                if self.healthy or error != last_error:  # a new reason is news too
                     log.warning(
                         "output_failed",
-                        extra=kv(
-                            output=self.sink.spec, error=exc.strerror or str(exc), retry_in=delay
-                        ),
+                        extra=kv(output=self.sink.spec, error=error, retry_in=delay),
                     )
+                last_error = error
                 self.healthy = False
                 with self.cond:
                     self.cond.wait_for(lambda: self.stopping, timeout=delay)
@@ -261,6 +262,7 @@ class _Worker:
                 )
             self.healthy = True
             delay = self.hub.backoff_initial
+            last_error = ""
             self.hub.on_delivered(self, record)
 
 

@@ -1,4 +1,4 @@
-"""Alert outputs: stdout (JSON or text), an NDJSON file, syslog (local, UDP, TCP).
+"""Alert outputs: stdout (JSON or text), an NDJSON file, syslog (local, UDP, TCP, TLS).
 
 Each output is a small object whose :meth:`Sink.send` either delivers one record or
 raises ``OSError``; retrying, queueing and backoff live in :mod:`kexecwatch.adapters.hub`
@@ -13,6 +13,8 @@ Output specs (``--output`` / ``outputs``), parsed strictly by :func:`parse_outpu
 ``syslog``                 RFC 5424 datagrams to ``/dev/log``
 ``syslog://HOST:PORT``     RFC 5424 over UDP
 ``syslog+tcp://HOST:PORT`` RFC 5424 over TCP with octet counting (RFC 6587)
+``syslog+tls://HOST:PORT`` RFC 5424 over TLS with octet counting (RFC 5425), the
+                           server's certificate and name verified (:class:`TlsSettings`)
 =========================  ===========================================================
 """
 
@@ -23,7 +25,9 @@ import errno
 import json
 import os
 import re
+import select
 import socket
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -41,6 +45,7 @@ __all__ = [
     "SinkRecord",
     "StdoutSink",
     "SyslogSink",
+    "TlsSettings",
     "Undeliverable",
     "make_sink",
     "parse_output_spec",
@@ -52,6 +57,10 @@ SEVERITY_WARNING = 4
 #: The longest syslog message sent, header included: rsyslog's default ``maxMessageSize``,
 #: well below what UDP (65,507 bytes) and ``/dev/log`` (about 212 KB) carry at all.
 SYSLOG_MAX_BYTES = 8192
+#: The structured-data element of every message: the alert's id, for a collector to drop
+#: a repeated delivery. 32473 is the private enterprise number RFC 5612 sets aside for
+#: examples; kexecwatch has none of its own.
+SD_ID = "kexecwatch@32473"
 
 
 class Undeliverable(OSError):
@@ -115,10 +124,68 @@ class OutputSpec:
     path: str = ""
     host: str = ""
     port: int = 0
-    transport: str = ""  # unix | udp | tcp
+    transport: str = ""  # unix | udp | tcp | tls
 
 
-_REMOTE = re.compile(r"syslog(?:\+(udp|tcp))?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})")
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """How a ``syslog+tls://`` output verifies the collector and shows itself.
+
+    Attributes:
+        ca: PEM file of the certificate authorities trusted for the collector's
+            certificate; empty means the system's trust store.
+        cert: PEM client certificate for mutual TLS (may hold the key too); empty: none.
+        key: PEM private key of ``cert`` when it is a separate file.
+        server_name: the name the collector's certificate must carry; empty means the
+            output's HOST.
+    """
+
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+    server_name: str = ""
+
+    def context(self) -> ssl.SSLContext:
+        """A client context that verifies the certificate chain and the server's name.
+
+        Raises:
+            ConfigError: a file that cannot be read or is not a usable certificate/key.
+        """
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            if self.ca:
+                ctx.load_verify_locations(cafile=self.ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"tls-ca {self.ca}: {_ssl_problem(exc)}") from None
+        try:
+            if self.cert:
+                ctx.load_cert_chain(self.cert, self.key or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"tls-cert {self.cert}{f' / tls-key {self.key}' if self.key else ''}: "
+                f"{_ssl_problem(exc)}"
+            ) from None
+        return ctx
+
+
+class TlsRejected(OSError):
+    """The TLS handshake failed: the collector's certificate or name did not verify, or it
+    refused ours. Like any failed send it is logged and retried; never sent in clear."""
+
+
+def _ssl_problem(exc: OSError) -> str:
+    """One line naming what is wrong with a certificate, key or handshake."""
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return str(exc.verify_message)
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return str(exc.reason).lower().replace("_", " ")
+    return exc.strerror or str(exc)
+
+
+_REMOTE = re.compile(
+    r"syslog(?:\+(udp|tcp|tls))?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})"
+)
 
 
 def parse_output_spec(spec: str) -> OutputSpec:
@@ -146,7 +213,7 @@ def parse_output_spec(spec: str) -> OutputSpec:
         )
     raise ConfigError(
         f"bad output {spec!r}: expected stdout, stdout:text, json:PATH, syslog, "
-        "syslog://HOST:PORT or syslog+tcp://HOST:PORT"
+        "syslog://HOST:PORT, syslog+tcp://HOST:PORT or syslog+tls://HOST:PORT"
     )
 
 
@@ -241,7 +308,11 @@ class JsonFileSink:
 
 
 class SyslogSink:
-    """RFC 5424 messages to ``/dev/log`` (unix datagram), UDP, or TCP (octet counting).
+    """RFC 5424 messages to ``/dev/log`` (unix datagram), UDP, or TCP/TLS (octet counting).
+
+    Each message carries the alert's id as structured data (``[kexecwatch@32473
+    id="..."]``). Over TCP and TLS a connection the collector closed is noticed before
+    the next send (which would otherwise vanish into a dead socket) and made again.
 
     A message longer than ``max_bytes`` carries a shortened document (long strings and
     lists cut with a visible ``…(+N bytes)`` / ``…(+N items)``); the JSON outputs keep
@@ -255,9 +326,16 @@ class SyslogSink:
         host_name: str,
         timeout: float = 5.0,
         max_bytes: int = SYSLOG_MAX_BYTES,
+        tls: TlsSettings | None = None,
     ) -> None:
         self.spec = spec.spec
         self._target = spec
+        self._tls: ssl.SSLContext | None = None
+        self._server_name = spec.host
+        if spec.transport == "tls":
+            tls = tls or TlsSettings()
+            self._tls = tls.context()
+            self._server_name = tls.server_name or spec.host
         self._host = _header_token(host_name)
         self._timeout = timeout
         self._max_bytes = max_bytes
@@ -273,8 +351,9 @@ class SyslogSink:
         pri = FACILITY_AUTHPRIV * 8 + record.severity
         head = (
             f"<{pri}>1 {when.replace('+00:00', 'Z')} {self._host} kexecwatch "
-            f"{os.getpid()} {_header_token(record.msgid)} - "
-        ).encode("ascii") + b"\xef\xbb\xbf"
+            f"{os.getpid()} {_header_token(record.msgid)} "
+        ).encode("ascii")
+        head += _structured_data(record.alert_id) + b" \xef\xbb\xbf"
         body = jsontext.encode(record.json_line)
         budget = self._max_bytes - len(head)
         if len(body) > budget:
@@ -297,7 +376,7 @@ class SyslogSink:
             sock.connect(t.path)
             return sock
         infos = socket.getaddrinfo(
-            t.host, t.port, type=socket.SOCK_STREAM if t.transport == "tcp" else socket.SOCK_DGRAM
+            t.host, t.port, type=socket.SOCK_DGRAM if t.transport == "udp" else socket.SOCK_STREAM
         )
         family, kind, proto, _, addr = infos[0]
         sock = socket.socket(family, kind, proto)
@@ -307,17 +386,66 @@ class SyslogSink:
         except OSError:
             sock.close()
             raise
-        return sock
+        if self._tls is None:
+            return sock
+        try:
+            tls = self._tls.wrap_socket(sock, server_hostname=self._server_name)
+            # TLS 1.3 tells a client that its certificate was refused only after the
+            # handshake: wait briefly for that verdict rather than lose the first message.
+            refused = self._peer_gone(tls, min(1.0, self._timeout))
+            if refused is not None:
+                tls.close()
+                raise refused
+            return tls
+        except ssl.SSLError as exc:
+            sock.close()
+            what = (
+                "certificate verify failed"
+                if isinstance(exc, ssl.SSLCertVerificationError)
+                else "handshake failed"
+            )
+            raise TlsRejected(
+                errno.EPROTO, f"TLS {what}: {_ssl_problem(exc)} (server name {self._server_name})"
+            ) from None
+        except OSError:
+            sock.close()
+            raise
+
+    def _peer_gone(self, sock: socket.socket, wait: float) -> OSError | None:
+        """Why the collector's end of the connection is gone, or ``None`` while it stands.
+
+        A collector sends nothing over syslog/TCP or TLS, so a readable socket means end
+        of stream, a reset, a TLS alert, or TLS housekeeping (a session ticket, read and
+        kept). Checked before each send: a message written to a connection the collector
+        already closed would vanish without an error.
+        """
+        try:
+            if not select.select([sock], [], [], wait)[0]:
+                return None
+            sock.setblocking(False)
+            try:
+                while sock.recv(4096):
+                    pass
+                return ConnectionResetError(errno.ECONNRESET, "connection closed by the collector")
+            except (ssl.SSLWantReadError, BlockingIOError):
+                return None
+            finally:
+                sock.settimeout(self._timeout)
+        except OSError as exc:
+            return exc
 
     def send(self, record: SinkRecord) -> None:
         """Send one message, connecting (again) as needed."""
         msg = self.format(record)
-        if self._target.transport == "tcp":
+        stream = self._target.transport in ("tcp", "tls")
+        if stream:
             msg = str(len(msg)).encode("ascii") + b" " + msg
+            if self._sock is not None and self._peer_gone(self._sock, 0) is not None:
+                self.close()
         if self._sock is None:
             self._sock = self._connect()
         try:
-            if self._target.transport == "tcp":
+            if stream:
                 self._sock.sendall(msg)
             else:
                 try:
@@ -348,17 +476,27 @@ class SyslogSink:
             sock.close()
 
 
+def _structured_data(alert_id: str) -> bytes:
+    """The message's one SD element, the alert id escaped as RFC 5424 section 6.3.3 says."""
+    value = re.sub(r'(["\\\]])', r"\\\1", alert_id)
+    return f'[{SD_ID} id="{value}"]'.encode()
+
+
 def _header_token(value: str) -> str:
     """An RFC 5424 header field: printable US-ASCII without spaces, or ``-``."""
     token = "".join(c for c in value if "!" <= c <= "~")[:255]
     return token or "-"
 
 
-def make_sink(spec: str, *, host_name: str) -> Sink:
-    """Build the output for a spec (no I/O happens until the first send)."""
+def make_sink(spec: str, *, host_name: str, tls: TlsSettings | None = None) -> Sink:
+    """Build the output for a spec (no network I/O happens until the first send).
+
+    Raises:
+        ConfigError: a ``syslog+tls://`` output whose certificate files are unusable.
+    """
     parsed = parse_output_spec(spec)
     if parsed.kind == "stdout":
         return StdoutSink(spec, text=parsed.text)
     if parsed.kind == "json":
         return JsonFileSink(spec, parsed.path)
-    return SyslogSink(parsed, host_name=host_name)
+    return SyslogSink(parsed, host_name=host_name, tls=tls)

@@ -58,6 +58,15 @@ def test_file_overrides_defaults(tmp_path: Path) -> None:
         ("status-interval = -inf\n", "status-interval: must be a number from"),
         ("status-interval = 1e9\n", "status-interval"),
         ("event-window-ms = 0\n", "event-window-ms: must be a number from 1 to 3600000"),
+        ('tls-ca = "/ca.pem"\n', "tls-ca is set but no syslog\\+tls:// output uses it"),
+        (
+            'outputs = ["syslog+tcp://h:1"]\ntls-server-name = "h"\n',
+            "tls-server-name is set but no syslog\\+tls:// output uses it",
+        ),
+        (
+            'outputs = ["syslog+tls://h:1"]\ntls-key = "/k.pem"\n',
+            "tls-key needs tls-cert",
+        ),
         ("event-window-ms = 99999999999999\n", "event-window-ms: must be a number from 1 to"),
     ],
 )
@@ -111,3 +120,15 @@ def test_doctor_max_checkpoint_age_out_of_range_exits_2(value: str) -> None:
     assert r.stdout == ""  # refused before any check ran
     (line,) = r.stderr.strip().splitlines()
     assert "--max-checkpoint-age" in line and "from 0 to" in line
+
+
+def test_run_with_an_unreadable_tls_ca_is_a_one_line_error(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "kexecwatch", "run", "--log", str(tmp_path / "audit.log"),
+         "--state-dir", str(tmp_path / "state"), "--output", "syslog+tls://127.0.0.1:6514",
+         "--tls-ca", str(tmp_path / "missing.pem")],
+        check=False, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1
+    assert f"tls-ca {tmp_path / 'missing.pem'}: No such file or directory" in proc.stderr

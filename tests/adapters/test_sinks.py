@@ -84,21 +84,27 @@ def test_syslog_udp_message_is_rfc5424() -> None:
     sink.send(record(1))
     msg = srv.recv(65536)
     head, body = msg.split(b"\xef\xbb\xbf", 1)
-    pri_version, ts, host, app, pid, msgid, sd, rest = head.decode().split(" ")
-    # authpriv (10) * 8 + warning (4) = 84; RFC 5424 version 1; spaces dropped from host
-    assert (pri_version, host, app, msgid, sd, rest) == (
+    pri_version, ts, host, app, pid, msgid, sd = head.decode().split(" ", 6)
+    # authpriv (10) * 8 + warning (4) = 84; RFC 5424 version 1; spaces dropped from host;
+    # the alert id as structured data, for a collector to drop a repeated delivery
+    assert (pri_version, host, app, msgid, sd) == (
         "<84>1",
         "web1",
         "kexecwatch",
         "alert",
-        "-",
-        "",
+        '[kexecwatch@32473 id="id1"] ',
     )
     assert ts.endswith("Z")
     assert pid == str(os.getpid())
     assert json.loads(body)["n"] == 1
     sink.close()
     srv.close()
+
+
+def test_syslog_structured_data_escapes_the_id() -> None:
+    sink = SyslogSink(parse_output_spec("syslog://127.0.0.1:9"), host_name="h")
+    msg = sink.format(SinkRecord('a"b\\c]d', "{}", "t"))
+    assert b' [kexecwatch@32473 id="a\\"b\\\\c\\]d"] \xef\xbb\xbf{}' in msg
 
 
 def test_syslog_udp_refused_locally_is_a_failure() -> None:

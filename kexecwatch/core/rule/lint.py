@@ -92,9 +92,11 @@ def key_problems(data: Mapping[str, Any], text: str, source: str, kind: str) -> 
     missing: list[str] = []
     for table, keys in REQUIRED_KEYS.items():
         found = data.get(table)
-        if not isinstance(found, Mapping):
+        if found is None:
             missing.append(table)
             continue
+        if not isinstance(found, Mapping):
+            continue  # present but not a table: the reader names the type
         wanted = (*keys, _KIND_KEY[kind]) if table == "rule" else keys
         missing += [f"{table}.{k}" for k in wanted if k not in found]
     if missing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,14 @@ def test_missing_query_and_tables() -> None:
     text = KEXEC_TOML.split("query = '''")[0]
     with pytest.raises(RuleError, match=r"missing required key rule\.query"):
         load_rule(text, "r.toml")
+
+
+def test_a_table_of_the_wrong_type_is_not_called_missing() -> None:
+    from kexecwatch.core.rule.lint import key_problems
+    from kexecwatch.core.rule.ruleset import check_rule
+
+    head = "metadata = 1\n"
+    text = head + KEXEC_TOML[KEXEC_TOML.index("[rule]") :]
+    assert key_problems(tomllib.loads(text), text, "r", "eql") == []
+    (error,) = check_rule(text, "r.toml").errors
+    assert error.message == "metadata must be of type table, found int"
