@@ -14,6 +14,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 # Switch to [sys.executable, "-m", "kexecwatch", "run"] once cli.py wires the subcommand.
@@ -100,6 +101,11 @@ class FakeAuditd:
         os.close(self.fd)
 
 
+def doc_alert_id(doc: dict[str, Any]) -> str:
+    """The alert id of an alert document (the one place that names its field)."""
+    return str(doc["alert"]["id"])
+
+
 RUNNING: list[subprocess.Popen[bytes]] = []  # killed by the conftest fixture after each test
 
 
@@ -156,7 +162,7 @@ class Daemon:
     def alert_ids(self) -> list[str]:
         if not self.alerts.exists():
             return []
-        return [json.loads(x)["alert"]["id"] for x in self.alerts.read_text().splitlines()]
+        return [doc_alert_id(json.loads(x)) for x in self.alerts.read_text().splitlines()]
 
     def wait_alerts(self, n: int, timeout: float = 20.0) -> list[str]:
         deadline = time.monotonic() + timeout

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon.harness import REPO, Daemon
+from tests.daemon.harness import REPO, Daemon, doc_alert_id
 from tests.tlscerts import Pki, make_pki
 
 pytestmark = pytest.mark.slow
@@ -53,7 +53,7 @@ if shutil.which("rsyslogd") is None or not any(
 
 def golden_ids(name: str) -> list[str]:
     lines = (GOLDEN / f"{name}.alerts.jsonl").read_text().splitlines()
-    return [json.loads(x)["alert"]["id"] for x in lines]
+    return [doc_alert_id(json.loads(x)) for x in lines]
 
 
 def free_port() -> int:
