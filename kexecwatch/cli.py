@@ -12,6 +12,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TextIO
 
 from kexecwatch import __version__
 from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
@@ -176,6 +177,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="progress bar on stderr (auto: when stderr is a terminal)",
     )
     replay.add_argument("--quiet", action="store_true", help="no summary on stderr")
+    replay.add_argument(
+        "--per-host",
+        action="store_true",
+        help="each PATH is its own host (named after the directory, or the file up to .log): "
+        "its own stream and process table; one output merged by @timestamp, then host",
+    )
+    replay.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --per-host: replay up to N hosts at once, in parallel processes "
+        "(default 1; the output is the same whatever N)",
+    )
     replay.set_defaults(handler=_replay_command)
 
     from kexecwatch.rulecmds import add_rule_commands
@@ -250,7 +265,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
 
 def _replay_command(args: argparse.Namespace) -> int:
-    from kexecwatch.replay import replay
+    from kexecwatch.replay import replay, summary
     from kexecwatch.sources import expand_paths
 
     now = datetime.now(UTC)
@@ -260,8 +275,21 @@ def _replay_command(args: argparse.Namespace) -> int:
         raise InputError(f"--since {args.since!r} is not before --until {args.until!r}")
     if args.event_window_ms < 0:
         raise InputError("--event-window-ms must be >= 0")
+    if args.jobs < 1:
+        raise InputError(f"--jobs must be at least 1, not {args.jobs}")
+    if args.jobs > 1 and not args.per_host:
+        raise InputError("--jobs needs --per-host (without it, all paths form one stream)")
+    if args.per_host and args.host_name:
+        raise InputError(
+            "--host-name cannot be used with --per-host: each host is named after its path"
+        )
     rules = load_rules(args.rule, builtin=not args.no_builtin_rules, ruleset=args.ruleset)
+    options = DetectorOptions(
+        window_ms=args.event_window_ms, emit_events=args.events, since_ms=since, until_ms=until
+    )
     err = stderr_text()
+    if args.per_host:
+        return _replay_per_host(args, options, err)
     if not args.paths:
         err.write(
             f"kexecwatch: no PATH given: replaying {DEFAULT_LOG_DIR} (audit.log and its "
@@ -273,9 +301,7 @@ def _replay_command(args: argparse.Namespace) -> int:
         sources,
         rules,
         host_name=args.host_name or socket.gethostname(),
-        options=DetectorOptions(
-            window_ms=args.event_window_ms, emit_events=args.events, since_ms=since, until_ms=until
-        ),
+        options=options,
         out_format=args.out_format,
         stderr=err,
         progress=progress,
@@ -284,15 +310,35 @@ def _replay_command(args: argparse.Namespace) -> int:
     if problem is not None:
         raise problem
     if not args.quiet:
-        s = result.detector.stats
-        mb = result.bytes_read / 1e6
         err.write(
-            f"kexecwatch: {s.records} records, {s.events} events, {s.process_events} process "
-            f"events, {s.alerts} alerts, {s.suppressed} suppressed, {s.parse_issues} parse "
-            f"issues, {s.lost_events} lost events, {s.incomplete_events} incomplete events "
-            f"({len(sources)} source(s), {mb:.1f} MB in "
-            f"{result.seconds:.2f} s)\n"
+            f"kexecwatch: {summary(result.detector.stats, len(sources), result.bytes_read)} "
+            f"in {result.seconds:.2f} s)\n"
         )
     if args.events:
         return EXIT_OK
     return EXIT_ALERTS if result.alerts else EXIT_OK
+
+
+def _replay_per_host(args: argparse.Namespace, options: DetectorOptions, err: TextIO) -> int:
+    import time
+
+    from kexecwatch.perhost import RuleChoice, plan_hosts, replay_hosts, report
+
+    if not args.paths:
+        raise InputError("--per-host needs PATH arguments, one per host")
+    hosts = plan_hosts(args.paths)
+    started = time.monotonic()
+    results = replay_hosts(
+        hosts,
+        RuleChoice(tuple(args.rule), not args.no_builtin_rules, args.ruleset),
+        jobs=args.jobs,
+        options=options,
+        out_format=args.out_format,
+        stdout=sys.stdout.buffer,
+    )
+    report(results, err, quiet=args.quiet, seconds=time.monotonic() - started)
+    if any(r.error is not None for r in results):
+        return EXIT_ERROR
+    if args.events:
+        return EXIT_OK
+    return EXIT_ALERTS if any(r.stats.alerts for r in results) else EXIT_OK

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from kexecwatch.core.alerts import Alert, AlertsSuppressed, to_json_line, to_text_line
 from kexecwatch.core.assembler import EventsLost
-from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output
+from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output, Stats
 from kexecwatch.core.process import ProcessEvent
 from kexecwatch.core.record import ParseIssue
 from kexecwatch.core.textsafe import escape_text, quote_input
 from kexecwatch.errors import InputError
 from kexecwatch.sources import Source, read_chunks
 
-__all__ = ["ReplayResult", "replay"]
+__all__ = ["MAX_SHOWN_DIAGNOSTICS", "ReplayResult", "format_document", "replay", "summary"]
 
 #: How many diagnostics are printed one by one before only being counted.
 MAX_SHOWN_DIAGNOSTICS = 20
@@ -69,6 +69,8 @@ def replay(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     progress: bool = False,
+    sink: Callable[[dict[str, Any]], None] | None = None,
+    label: str = "",
 ) -> ReplayResult:
     """Replay ``sources`` through the rules; write outputs; return the counts.
 
@@ -76,13 +78,17 @@ def replay(
     record, so that a file that is not an audit log is never echoed: see
     :meth:`ReplayResult.input_error`.
 
+    Args:
+        sink: when given, each output document goes to it instead of ``stdout``.
+        label: put before each diagnostic (``host web-1: ``), to say whose it is.
+
     Raises:
         InputError: when a source cannot be read.
     """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     detector = Detector(rules, host_name=host_name, options=options)
-    diagnostics = _Diagnostics(detector, err)
+    diagnostics = _Diagnostics(detector, err, label)
     total_bytes = 0
     started = time.monotonic()
     binary_out = getattr(out, "buffer", None)
@@ -93,14 +99,12 @@ def replay(
                 if isinstance(item, Alert) == options.emit_events:
                     continue  # --events prints process events instead of alerts
                 doc = item.to_document()
-                if out_format == "json":
-                    line = to_json_line(doc)
-                    if binary_out is not None:
-                        binary_out.write(line)
-                    else:
-                        out.write(line.decode("utf-8"))
+                if sink is not None:
+                    sink(doc)
+                elif binary_out is not None:
+                    binary_out.write(format_document(doc, out_format))
                 else:
-                    out.write(to_text_line(doc) + "\n")
+                    out.write(format_document(doc, out_format).decode("utf-8"))
             else:
                 diagnostics.add(item)
 
@@ -133,6 +137,24 @@ def replay(
     )
 
 
+def format_document(doc: dict[str, Any], out_format: str) -> bytes:
+    """One output line for ``doc``: NDJSON for ``json``, a safe line for ``text``."""
+    if out_format == "json":
+        return to_json_line(doc)
+    return (to_text_line(doc) + "\n").encode("utf-8")
+
+
+def summary(stats: Stats, sources: int, bytes_read: int) -> str:
+    """The counts of the summary line, up to its unclosed ``(N source(s), X MB``."""
+    s = stats
+    return (
+        f"{s.records} records, {s.events} events, {s.process_events} process "
+        f"events, {s.alerts} alerts, {s.suppressed} suppressed, {s.parse_issues} parse "
+        f"issues, {s.lost_events} lost events, {s.incomplete_events} incomplete events "
+        f"({sources} source(s), {bytes_read / 1e6:.1f} MB"
+    )
+
+
 class _Diagnostics:
     """Diagnostics to stderr, one line each: the first ones shown, the rest counted.
 
@@ -140,9 +162,10 @@ class _Diagnostics:
     when it ends without one, they are dropped and the source is noted instead.
     """
 
-    def __init__(self, detector: Detector, err: TextIO) -> None:
+    def __init__(self, detector: Detector, err: TextIO, label: str) -> None:
         self._detector = detector
         self._err = err
+        self._head = f"kexecwatch: {label}"
         self._shown = 0
         self._held: list[ParseIssue] = []
         self._records_before = 0
@@ -177,9 +200,9 @@ class _Diagnostics:
 
     def _write(self, item: Output) -> None:
         if self._shown < MAX_SHOWN_DIAGNOSTICS:
-            self._err.write(_describe(item, str(self._detector.source)) + "\n")
+            self._err.write(self._head + _describe(item, str(self._detector.source)) + "\n")
         elif self._shown == MAX_SHOWN_DIAGNOSTICS:
-            self._err.write("kexecwatch: further diagnostics are only counted\n")
+            self._err.write(self._head + "further diagnostics are only counted\n")
         self._shown += 1
 
 
@@ -189,17 +212,17 @@ def _shown(name: str) -> str:
 
 def _describe(item: Output, source_name: str) -> str:
     if isinstance(item, ParseIssue):
-        return f"kexecwatch: {item.describe()}"
+        return item.describe()
     if isinstance(item, EventsLost):
         name = item.node.encode("utf-8", "surrogateescape") if item.node else b""
         node = f" on node {quote_input(name)}" if name else ""
         return (
-            f"kexecwatch: {_shown(source_name)}: {item.count} event(s) lost{node}: serials "
+            f"{_shown(source_name)}: {item.count} event(s) lost{node}: serials "
             f"{item.first_serial}-{item.last_serial} missing before {item.before}"
         )
     if isinstance(item, AlertsSuppressed):
-        return f"kexecwatch: {item.describe()}"
-    return f"kexecwatch: {_shown(source_name)}: {item!r}"  # pragma: no cover - all kinds handled
+        return item.describe()
+    return f"{_shown(source_name)}: {item!r}"  # pragma: no cover - all kinds handled
 
 
 class _Progress:

@@ -141,6 +141,22 @@ def test_readme_and_help_give_replay_default_path() -> None:
     assert "no audit record" in help_text
 
 
+def test_readme_and_help_say_how_per_host_replay_merges_and_fails() -> None:
+    section = " ".join(readme_section("### `kexecwatch replay").split())
+    for fact in (
+        "by `@timestamp`, then host name, then the host's own order",
+        "whatever `--jobs` is",
+        "ends that host only",
+        "`web-1`",
+        "`mail-7`",
+        "exit 2",
+    ):
+        assert fact in section, fact
+    help_text = " ".join(subcommands()["replay"].format_help().split())
+    assert "merged by @timestamp, then host" in help_text
+    assert "the same whatever N" in help_text
+
+
 def _slug(heading: str) -> str:
     """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to dashes."""
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
