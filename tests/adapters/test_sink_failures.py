@@ -173,3 +173,26 @@ def test_the_journal_cuts_a_line_torn_by_a_crash_before_appending(tmp_path: Path
     journal = Journal(str(tmp_path))
     journal.emitted(record(2))
     assert list(journal.read().emitted) == ["id1", "id2"]
+
+
+def test_a_full_queue_keeps_the_oldest_and_drops_the_newest_for_good(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    spec = f"syslog+tcp://127.0.0.1:{probe.getsockname()[1]}"
+    probe.close()  # the collector is down
+    journal = Journal(str(tmp_path))
+    hub = SinkHub([SyslogSink(parse_output_spec(spec), host_name="h")], journal, capacity=2)
+    for n in (1, 2, 3):
+        hub.emit(alert_with_arg(n, "vmlinuz"))
+    with hub.lock:
+        queued = [r["id"] for r in hub.undelivered()[spec]]
+    hub.close(timeout=0.1)
+    assert queued == ["id1", "id2"]  # the oldest kept, in order
+    assert hub.dropped() == 1
+    assert "event=output_overflow" in caplog.text and "alert_id=id3" in caplog.text
+    # Dropped is final: a restart after kill -9 does not queue it again from the journal.
+    delivered = journal.read().delivered
+    assert (spec, "id3") in delivered
+    assert (spec, "id1") not in delivered
