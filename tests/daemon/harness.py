@@ -14,7 +14,8 @@ import sys
 import time
 import zlib
 from pathlib import Path
-from typing import Any
+
+from kexecwatch.core.alerts import document_alert_id
 
 REPO = Path(__file__).resolve().parents[2]
 # Switch to [sys.executable, "-m", "kexecwatch", "run"] once cli.py wires the subcommand.
@@ -101,11 +102,6 @@ class FakeAuditd:
         os.close(self.fd)
 
 
-def doc_alert_id(doc: dict[str, Any]) -> str:
-    """The alert id of an alert document (the one place that names its field)."""
-    return str(doc["alert"]["id"])
-
-
 RUNNING: list[subprocess.Popen[bytes]] = []  # killed by the conftest fixture after each test
 
 
@@ -162,7 +158,7 @@ class Daemon:
     def alert_ids(self) -> list[str]:
         if not self.alerts.exists():
             return []
-        return [doc_alert_id(json.loads(x)) for x in self.alerts.read_text().splitlines()]
+        return [document_alert_id(json.loads(x)) for x in self.alerts.read_text().splitlines()]
 
     def wait_alerts(self, n: int, timeout: float = 20.0) -> list[str]:
         deadline = time.monotonic() + timeout

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon.harness import REPO, Daemon, doc_alert_id
+from kexecwatch.core.alerts import document_alert_id
+from tests.daemon.harness import REPO, Daemon
 from tests.tlscerts import Pki, make_pki
 
 pytestmark = pytest.mark.slow
@@ -53,7 +54,7 @@ if shutil.which("rsyslogd") is None or not any(
 
 def golden_ids(name: str) -> list[str]:
     lines = (GOLDEN / f"{name}.alerts.jsonl").read_text().splitlines()
-    return [doc_alert_id(json.loads(x)) for x in lines]
+    return [document_alert_id(json.loads(x)) for x in lines]
 
 
 def free_port() -> int:
