@@ -245,6 +245,7 @@ class Daemon:
         finally:
             self.notifier.stopping()
             self.hub.close(timeout=2.0)
+            self._handle(self.core.report_suppressed())  # before the checkpoint saves the count
             saved = self.checkpoint()
             self._status()
             self._log_shutdown(saved)
@@ -448,6 +449,7 @@ class Daemon:
         log.info("reloaded", extra=kv(rules=self.core.rule_count))
 
     def _status(self) -> None:
+        self._handle(self.core.report_suppressed())  # logged now, not when the window closes
         pos = self.follower.position
         lag_bytes = self.follower.lag_bytes()
         lag_s = max(0.0, time.time() - self._last_record_ms / 1000) if lag_bytes else 0.0
