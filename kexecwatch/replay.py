@@ -150,8 +150,8 @@ def summary(stats: Stats, sources: int, bytes_read: int) -> str:
     return (
         f"{s.records} records, {s.events} events, {s.process_events} process "
         f"events, {s.alerts} alerts, {s.suppressed} suppressed, {s.parse_issues} parse "
-        f"issues, {s.lost_events} lost events, {s.incomplete_events} incomplete events "
-        f"({sources} source(s), {bytes_read / 1e6:.1f} MB"
+        f"issues, {s.lost_events} lost events, {s.incomplete_events} incomplete events, "
+        f"{s.event_errors} event errors ({sources} source(s), {bytes_read / 1e6:.1f} MB"
     )
 
 
