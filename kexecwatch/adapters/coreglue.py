@@ -179,18 +179,19 @@ def gap_record(gap: Gap, host_name: str) -> SinkRecord:
             "type": ["info"],
             "action": "telemetry-gap",
             "dataset": "kexecwatch.gap",
+            "id": alert_id,
         },
         "host": {"name": host_name},
         "message": message,
-        "alert": {"id": alert_id, "severity": "high"},
         "rule": {"name": "kexecwatch telemetry gap", "ruleset": "kexecwatch"},
         "kexecwatch": {
+            "rule": {"severity": "high"},
             "gap": {
                 "path": lost.path,
                 "offset": lost.offset,
                 "file": str(lost.identity),
                 "resumed_from": gap.resumed_from,
-            }
+            },
         },
     }
     text = "".join(c if c.isprintable() else "?" for c in f"{now} TELEMETRY GAP {message}")

@@ -395,7 +395,13 @@ class SyslogSink:
             refused = self._peer_gone(tls, min(1.0, self._timeout))
             if refused is not None:
                 tls.close()
-                raise refused
+                if isinstance(refused, ssl.SSLError):
+                    raise refused
+                raise TlsRejected(
+                    errno.ECONNRESET,
+                    "TLS: the collector closed the connection right after the handshake "
+                    "(does it require a client certificate? see tls-cert)",
+                )
             return tls
         except ssl.SSLError as exc:
             sock.close()

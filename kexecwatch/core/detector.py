@@ -94,7 +94,7 @@ Output = Alert | ProcessEvent | ParseIssue | EventsLost | AlertsSuppressed
 
 class DetectionRule(RuleMeta, Protocol):
     """A rule the detector can run: its metadata, a predicate on documents, and
-    a one-line reason for a match (carried as ``alert.reason``).
+    a one-line reason for a match (carried as ``event.reason``).
 
     Every rule sees process documents. A rule whose ``applies_to`` attribute is
     ``"telemetry"`` also sees telemetry documents (``event.category``
