@@ -109,6 +109,10 @@ class CoreLink:
         """Load a detector snapshot (``ValueError`` if foreign)."""
         self.detector.restore(state)
 
+    def report_suppressed(self) -> list[Any]:
+        """Alerts held back by rule limits since the last call, in windows still open."""
+        return self.detector.report_suppressed()
+
     def stats(self) -> dict[str, int]:
         """Detector counters."""
         return self.detector.stats.as_dict()
