@@ -105,7 +105,7 @@ def test_a_clock_step_changes_no_alert(tmp_path: Path, kind: str, ruleset: str, 
 
 
 def _alert_ids(docs: list[str]) -> list[str]:
-    return timeless([json.dumps({"id": json.loads(d)["alert"]["id"]}) for d in docs])
+    return timeless([json.dumps({"id": json.loads(d)["event"]["id"]}) for d in docs])
 
 
 @pytest.mark.parametrize("kind", sorted(RECORDINGS))
@@ -166,5 +166,5 @@ def test_a_kexec_run_dated_beyond_year_9999_still_alerts(tmp_path: Path, kind: s
     assert len(docs) == len(baseline(kind, "all"))
     far = [d for d in docs if d["@timestamp"] == "9999-12-31T23:59:59.999Z"]
     assert far, "the year-10000 alerts are dated at the end of year 9999"
-    assert all("253402300800." in d["alert"]["id"] for d in far)
+    assert all("253402300800." in d["event"]["id"] for d in far)
     assert "beyond year 9999" in err

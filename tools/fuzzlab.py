@@ -168,11 +168,11 @@ def wait_measured(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int | 
 
 
 def alerts_of(ndjson: bytes) -> dict[str, str]:
-    """alert.id -> event.action of every alert document in ``ndjson``."""
+    """alert id (event.id) -> event.action of every alert document in ``ndjson``."""
     out = {}
     for line in ndjson.splitlines():
         doc = json.loads(line)
-        out[doc["alert"]["id"]] = doc.get("event", {}).get("action", "")
+        out[doc["event"]["id"]] = doc.get("event", {}).get("action", "")
     return out
 
 

@@ -109,6 +109,10 @@ class CoreLink:
         """Load a detector snapshot (``ValueError`` if foreign)."""
         self.detector.restore(state)
 
+    def report_suppressed(self) -> list[Any]:
+        """Alerts held back by rule limits since the last call, in windows still open."""
+        return self.detector.report_suppressed()
+
     def stats(self) -> dict[str, int]:
         """Detector counters."""
         return self.detector.stats.as_dict()
@@ -184,18 +188,19 @@ def gap_record(gap: Gap, host_name: str) -> SinkRecord:
             "type": ["info"],
             "action": "telemetry-gap",
             "dataset": "kexecwatch.gap",
+            "id": alert_id,
         },
         "host": {"name": host_name},
         "message": message,
-        "alert": {"id": alert_id, "severity": "high"},
         "rule": {"name": "kexecwatch telemetry gap", "ruleset": "kexecwatch"},
         "kexecwatch": {
+            "rule": {"severity": "high"},
             "gap": {
                 "path": lost.path,
                 "offset": lost.offset,
                 "file": str(lost.identity),
                 "resumed_from": gap.resumed_from,
-            }
+            },
         },
     }
     text = "".join(c if c.isprintable() else "?" for c in f"{now} TELEMETRY GAP {message}")

@@ -247,6 +247,7 @@ class Daemon:
         finally:
             self.notifier.stopping()
             self.hub.close(timeout=2.0)
+            self._handle(self.core.report_suppressed())  # before the checkpoint saves the count
             # After a failure the detector may have read lines it did not handle: the
             # last checkpoint stays (it covers only handed-off alerts), so a restart
             # reads them again; the journal keeps their alerts from repeating.
@@ -454,6 +455,7 @@ class Daemon:
         log.info("reloaded", extra=kv(rules=self.core.rule_count))
 
     def _status(self) -> None:
+        self._handle(self.core.report_suppressed())  # logged now, not when the window closes
         pos = self.follower.position
         lag_bytes = self.follower.lag_bytes()
         lag_s = max(0.0, time.time() - self._last_record_ms / 1000) if lag_bytes else 0.0

@@ -101,7 +101,7 @@ Output = Alert | ProcessEvent | ParseIssue | TimeJump | EventsLost | AlertsSuppr
 
 class DetectionRule(RuleMeta, Protocol):
     """A rule the detector can run: its metadata, a predicate on documents, and
-    a one-line reason for a match (carried as ``alert.reason``).
+    a one-line reason for a match (carried as ``event.reason``).
 
     Every rule sees process documents. A rule whose ``applies_to`` attribute is
     ``"telemetry"`` also sees telemetry documents (``event.category``
@@ -622,6 +622,17 @@ class Detector:
             self._lines.switch(self._lines.source, self._lines.offset)
             self._lines.line_no = line_no + 1  # the partial line counts as read
         self._handle(self._assembler.flush(), out)
+        out += self.report_suppressed()
+        return out
+
+    def report_suppressed(self) -> list[Output]:
+        """Report (and count) the alerts held back so far in windows still open.
+
+        A window's surplus is otherwise reported when the rule's next alert opens a later
+        window, which may never come; the daemon calls this with each status line so that a
+        filled window is never silent. Each call reports what was held back since the last.
+        """
+        out: list[Output] = []
         for suppressed in self._limiter.flush():
             self.stats.suppressed += suppressed.count
             out.append(suppressed)

@@ -136,6 +136,6 @@ def test_a_checkpoint_with_a_year_10000_watermark_is_sanitised(tmp_path: Path) -
         w.emit(kexec=True)
     d2.wait_alerts(4)
     docs = [json.loads(x) for x in d2.alerts.read_text().splitlines()]
-    assert sorted(audit_ids([x["alert"]["id"] for x in docs])) == sorted(w.expected)
+    assert sorted(audit_ids([x["event"]["id"] for x in docs])) == sorted(w.expected)
     assert all(x["process"]["args"] == ["kexec", "-l", "/boot/vmlinuz"] for x in docs)
     assert d2.stop() == 0
