@@ -17,7 +17,7 @@ from kexecwatch.core.alerts import Alert, AlertsSuppressed, to_json_line, to_tex
 from kexecwatch.core.assembler import EventsLost
 from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output, Stats
 from kexecwatch.core.process import ProcessEvent
-from kexecwatch.core.record import ParseIssue
+from kexecwatch.core.record import ParseIssue, TimeJump
 from kexecwatch.core.textsafe import escape_text, quote_input
 from kexecwatch.errors import InputError
 from kexecwatch.sources import Source, read_chunks
@@ -211,7 +211,7 @@ def _shown(name: str) -> str:
 
 
 def _describe(item: Output, source_name: str) -> str:
-    if isinstance(item, ParseIssue):
+    if isinstance(item, ParseIssue | TimeJump):
         return item.describe()
     if isinstance(item, EventsLost):
         name = item.node.encode("utf-8", "surrogateescape") if item.node else b""

@@ -73,7 +73,14 @@ from kexecwatch.core.interest import interests_of as _interests_of
 from kexecwatch.core.linebuffer import DEFAULT_MAX_LINE, LineBuffer, Region
 from kexecwatch.core.process import ProcessEvent, process_event_from
 from kexecwatch.core.proctable import DEFAULT_MAX_ENTRIES, Args, ProcessTable, ProcLookup
-from kexecwatch.core.record import MAX_TIME_MS, AuditRecord, EventId, ParseIssue, parse_record
+from kexecwatch.core.record import (
+    MAX_TIME_MS,
+    AuditRecord,
+    EventId,
+    ParseIssue,
+    TimeJump,
+    parse_record,
+)
 from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
 from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
 from kexecwatch.core.textsafe import VALUE_BYTES, clip, escape_text
@@ -89,7 +96,7 @@ __all__ = [
     "Stats",
 ]
 
-Output = Alert | ProcessEvent | ParseIssue | EventsLost | AlertsSuppressed
+Output = Alert | ProcessEvent | ParseIssue | TimeJump | EventsLost | AlertsSuppressed
 
 
 class DetectionRule(RuleMeta, Protocol):
@@ -149,6 +156,7 @@ class Stats:
     lost_events: int = 0
     incomplete_events: int = 0
     event_errors: int = 0
+    time_jumps: int = 0
     last_time_ms: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -665,6 +673,9 @@ class Detector:
                 out.append(item)
                 if self._telemetry_rules:
                     self._on_telemetry(TelemetryTracker.from_lost(item, self.host_name), out)
+            elif isinstance(item, TimeJump):
+                stats.time_jumps += 1
+                out.append(item if item.source is not None else replace(item, source=self.source))
             else:
                 stats.parse_issues += 1
                 out.append(item if item.source is not None else replace(item, source=self.source))
