@@ -151,6 +151,21 @@ def test_one_source_without_records_among_good_ones_is_named(tmp_path: Path) -> 
     assert err == f"kexecwatch: error: {shadow}: no audit record in it ({len(SHADOW)} bytes read)\n"
 
 
+def test_a_source_without_records_before_good_ones_is_named_not_the_next(
+    tmp_path: Path,
+) -> None:
+    shadow = tmp_path / "shadow-"
+    shadow.write_bytes(SHADOW)
+    good = tmp_path / "audit.log"
+    good.write_bytes(KEXEC_LOG)
+    line = one_error_line(kexecwatch("replay", "--quiet", str(shadow), str(good)))
+    assert line == f"kexecwatch: error: {shadow}: no audit record in it ({len(SHADOW)} bytes read)"
+    # In a directory's set the rotated file comes first, the current log after it.
+    (tmp_path / "audit.log.1").write_bytes(SHADOW)
+    line = one_error_line(kexecwatch("replay", "--quiet", str(tmp_path)))
+    assert f"{tmp_path / 'audit.log.1'}: no audit record in it" in line
+
+
 def test_a_bad_line_is_quoted_short_and_escaped(tmp_path: Path) -> None:
     secret = b"\x1b[2J" + b"A" * 5000 + b"TOPSECRET"
     log = tmp_path / "audit.log"

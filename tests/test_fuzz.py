@@ -85,6 +85,9 @@ def test_tracebacks_exit_codes_and_cost_are_failures(tmp_path: Path) -> None:
     problems = " | ".join(fuzzlab.check_replay(rec, m, bad))
     for word in ("traceback", "exit code 3", "CPU time", "peak RSS"):
         assert word in problems
+    skipped = "kexecwatch: a.log:9: error: event 1.000:2 could not be handled (skipped): X\n"
+    errs = fuzzlab.check_replay(rec, m, fuzzlab.Outcome(1, 0.1, 0.1, 40.0, good.stdout, skipped))
+    assert any(p.startswith("event error") for p in errs)
     silent = fuzzlab.Outcome(1, 0.1, 0.1, 40.0, b"", "")
     assert any("without any alert" in p for p in fuzzlab.check_replay(rec, m, silent))
 
@@ -96,13 +99,25 @@ def test_inputs_rebuild_from_seed_and_index(tmp_path: Path) -> None:
     assert fuzzlab.make_input(7, 4, tmp_path)[1].data != a.data
 
 
-def test_the_daemon_raises_replays_alerts_on_a_recording(tmp_path: Path) -> None:
-    """The daemon half's oracle is replay's baseline: on an unmutated recording they agree."""
+@pytest.mark.parametrize("restart", ["none", "SIGTERM", "kill -9"])
+def test_the_daemon_raises_replays_alerts_on_a_recording(tmp_path: Path, restart: str) -> None:
+    """The daemon half's oracle is replay's baseline: on an unmutated recording they agree,
+    also when a second daemon resumes after the first was stopped."""
     rec = _recording(tmp_path)
     m = _untouched(rec)
-    out = fuzzlab.run_daemon(rec, m, tmp_path, random.Random(0))
+    out = fuzzlab.run_daemon(rec, m, tmp_path, random.Random(0), restart=restart)
     assert fuzzlab.check_daemon(rec, m, out) == []
     assert set(fuzzlab.alerts_of(out.stdout)) == set(rec.alerts)
+    assert out.restarted == ("" if restart == "none" else restart)
+
+
+def test_an_alert_sent_twice_is_a_failure(tmp_path: Path) -> None:
+    rec = _recording(tmp_path)
+    m = _untouched(rec)
+    alerts = fuzzlab.run_replay(m.data, tmp_path).stdout
+    doubled = fuzzlab.Outcome(0, 0.1, 1.0, 40.0, alerts + alerts.splitlines(True)[0], "")
+    assert fuzzlab.check_daemon(rec, m, fuzzlab.Outcome(0, 0.1, 1.0, 40.0, alerts, "")) == []
+    assert any("sent twice" in p for p in fuzzlab.check_daemon(rec, m, doubled))
 
 
 def _campaign(mode: str, tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from tools.fuzzmut import MUTATIONS, Mutant, Recording, event_id_of
 
@@ -53,7 +54,7 @@ MAX_OUTPUT_MB = 20.0
 # the address space (a MemoryError is then a traceback, which fails the input) and CPU time.
 CHILD_AS_BYTES = 1 << 30
 CHILD_CPU_S = 60
-DAEMON_WAIT_S = 20.0
+DAEMON_WAIT_S = 30.0  # generous: only a failing input waits it out
 
 # Alerts that no mutation-local oracle can predict: a lost-events alert depends on the
 # serials of every event, which byte flips and duplicated lines legitimately change.
@@ -75,6 +76,8 @@ class Outcome:
     stdout: bytes
     stderr: str
     timed_out: bool = False
+    restarted: str = ""  # run: how the first daemon was stopped before a second resumed
+    notes: list[str] = field(default_factory=list)  # problems seen along the way
 
 
 @dataclass
@@ -102,6 +105,7 @@ class Stats:
     """Figures for a campaign: inputs tried, the worst cost seen, and the failures."""
 
     tried: dict[str, int] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)  # daemon inputs resumed after a stop
     worst_cpu: tuple[float, str] = (0.0, "")
     worst_wall: tuple[float, str] = (0.0, "")
     worst_rss: tuple[float, str] = (0.0, "")
@@ -110,6 +114,8 @@ class Stats:
     def add(self, mode: str, mutant: Mutant, out: Outcome) -> None:
         key = f"{mode}:{mutant.cls}"
         self.tried[key] = self.tried.get(key, 0) + 1
+        if out.restarted:
+            self.restarts[out.restarted] = self.restarts.get(out.restarted, 0) + 1
         label = f"{mode} {mutant.cls} on {mutant.recording}"
         if out.cpu_s > self.worst_cpu[0]:
             self.worst_cpu = (out.cpu_s, label)
@@ -123,6 +129,7 @@ class Stats:
         lines = [
             f"inputs tried: {total}",
             "per class: " + ", ".join(f"{k}={v}" for k, v in sorted(self.tried.items())),
+            "daemon restarts: " + (", ".join(f"{k}={v}" for k, v in self.restarts.items()) or "0"),
             f"worst CPU time: {self.worst_cpu[0]:.2f} s ({self.worst_cpu[1]})",
             f"worst wall time: {self.worst_wall[0]:.2f} s ({self.worst_wall[1]})",
             f"worst peak RSS: {self.worst_rss[0]:.1f} MB ({self.worst_rss[1]})",
@@ -161,11 +168,11 @@ def wait_measured(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int | 
 
 
 def alerts_of(ndjson: bytes) -> dict[str, str]:
-    """alert.id -> event.action of every alert document in ``ndjson``."""
+    """alert id (event.id) -> event.action of every alert document in ``ndjson``."""
     out = {}
     for line in ndjson.splitlines():
         doc = json.loads(line)
-        out[doc["alert"]["id"]] = doc.get("event", {}).get("action", "")
+        out[doc["event"]["id"]] = doc.get("event", {}).get("action", "")
     return out
 
 
@@ -210,11 +217,20 @@ def expected_change(rec: Recording, mutant: Mutant, got: set[str]) -> list[str]:
     return problems
 
 
+# An event the detector could not handle ("One bad event" in the README) is a bug that the
+# input found, even though the run goes on: replay's and run's ways of saying so.
+EVENT_ERRORS = ("could not be handled", "event=event_error")
+
+
 def bounded(out: Outcome) -> list[str]:
     problems = []
     if "Traceback (most recent call last)" in out.stderr:
         tail = out.stderr.strip().splitlines()[-1][:200]
         problems.append(f"traceback on stderr ({tail})")
+    for line in out.stderr.splitlines():
+        if any(e in line for e in EVENT_ERRORS):
+            problems.append(f"event error ({line[:200]})")
+            break
     if out.timed_out:
         problems.append(f"killed after {out.wall_s:.0f} s of wall time")
     if out.cpu_s > MAX_CPU_S:
@@ -282,13 +298,20 @@ DAEMON_CONFIG = (
 )
 
 
-def run_daemon(rec: Recording, mutant: Mutant, work: Path, rng: random.Random) -> Outcome:
+_STOPS = {"none": None, "SIGTERM": signal.SIGTERM, "kill -9": signal.SIGKILL}
+
+
+def run_daemon(
+    rec: Recording, mutant: Mutant, work: Path, rng: random.Random, restart: str = "random"
+) -> Outcome:
     """A real ``kexecwatch run`` following ``work/audit.log`` while the mutant is appended.
 
     Part of the input is on disk before start, the rest is appended in up to three writes
-    cut at random bytes (possibly mid-line). The daemon runs until every alert the oracle
-    requires has arrived (or :data:`DAEMON_WAIT_S`), then one event window more, then gets
-    SIGTERM.
+    cut at random bytes (possibly mid-line). For a third of the inputs the daemon is stopped
+    after the first write (SIGTERM, or ``kill -9``) and a new one resumes from the same state
+    directory, so what a mutant leaves in the checkpoint is tried too. The last daemon runs
+    until every alert the oracle requires has arrived (or :data:`DAEMON_WAIT_S`), then one
+    event window more, then gets SIGTERM.
     """
     log, alerts = work / "audit.log", work / "alerts.ndjson"
     config = work / "k.toml"
@@ -296,6 +319,9 @@ def run_daemon(rec: Recording, mutant: Mutant, work: Path, rng: random.Random) -
     data = mutant.data
     cuts = sorted(rng.randrange(len(data) + 1) for _ in range(rng.randint(1, 3)))
     pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+    if restart == "random":
+        restart = rng.choice(("none", "none", "none", "none", "SIGTERM", "kill -9"))
+    stop = _STOPS[restart]
     log.write_bytes(pieces[0])
     err_path = work / "daemon.err"
     args = [
@@ -304,40 +330,62 @@ def run_daemon(rec: Recording, mutant: Mutant, work: Path, rng: random.Random) -
         "--host-name", "fuzzhost",
     ]  # fmt: skip
     t0 = time.monotonic()
-    with open(err_path, "wb") as err:
-        proc = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            preexec_fn=_limit_child,  # noqa: PLW1509 (the campaign runs no threads)
-        )
+    notes: list[str] = []
+    cpu = rss = 0.0
+    with open(err_path, "ab") as err:
+        proc = _start_daemon(args, err, err_path)
         try:
-            _until(lambda: b"event=file_switch" in err_path.read_bytes() or proc.poll() is not None)
             with open(log, "ab") as f:
-                for piece in pieces[1:]:
+                for n, piece in enumerate(pieces[1:]):
                     f.write(piece)
                     f.flush()
                     time.sleep(0.05)
+                    if n == 0 and stop is not None:
+                        time.sleep(0.3)
+                        proc.send_signal(stop)
+                        rc, cpu, rss = wait_measured(proc, 30.0)
+                        if stop == signal.SIGTERM and rc != 0:
+                            notes.append(f"exit code {rc} after the first SIGTERM")
+                        proc = _start_daemon(args, err, err_path)
             must = required(rec, mutant)
             _until(lambda: must <= set(_read_alerts(alerts)) or proc.poll() is not None)
             time.sleep(0.8)  # one event window and a poll more, for alerts that must not come
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-            rc, cpu, rss = wait_measured(proc, 30.0)
+            rc, cpu2, rss2 = wait_measured(proc, 30.0)
         finally:
             if proc.returncode is None:  # an exception above: never leave the daemon behind
                 proc.kill()
                 wait_measured(proc, 30.0)
+    stderr = err_path.read_text(errors="replace")
     return Outcome(
         rc,
-        cpu,
+        max(cpu, cpu2),
         time.monotonic() - t0,
-        rss,
+        max(rss, rss2),
         alerts.read_bytes() if alerts.exists() else b"",
-        err_path.read_text(errors="replace"),
+        stderr,
         timed_out=rc is None,
+        restarted=restart if stop is not None else "",
+        notes=notes,
     )
+
+
+def _start_daemon(args: list[str], err: BinaryIO, err_path: Path) -> subprocess.Popen[bytes]:
+    """Start a daemon logging to ``err``; return once it follows the log (or has died)."""
+    err.flush()
+    own_from = err_path.stat().st_size
+    proc = subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        preexec_fn=_limit_child,  # noqa: PLW1509 (the campaign runs no threads)
+    )
+    _until(
+        lambda: b"event=file_switch" in err_path.read_bytes()[own_from:] or proc.poll() is not None
+    )
+    return proc
 
 
 def _until(cond: Callable[[], bool], timeout: float = DAEMON_WAIT_S) -> None:
@@ -366,6 +414,10 @@ def check_daemon(rec: Recording, mutant: Mutant, out: Outcome) -> list[str]:
         got = alerts_of(out.stdout)
     except (ValueError, KeyError) as e:
         return [*problems, f"alerts file is not NDJSON: {e}"]
+    if len(got) < len(out.stdout.splitlines()):
+        twice = len(out.stdout.splitlines()) - len(got)
+        problems.append(f"{twice} alert(s) sent twice (restart: {out.restarted or 'none'})")
+    problems += out.notes
     problems += expected_change(rec, mutant, predictable(got))
     return problems
 

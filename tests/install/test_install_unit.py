@@ -28,7 +28,8 @@ def test_unit_runs_the_daemon_as_its_user_with_the_adm_group() -> None:
     assert s["ExecStart"] == [
         "/opt/kexecwatch/bin/kexecwatch run --config /etc/kexecwatch/kexecwatch.toml"
     ]
-    assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    # /bin/kill is not on a minimal system (procps): the shell's builtin sends SIGHUP.
+    assert s["ExecReload"] == ["/bin/sh -c 'kill -HUP \"$MAINPID\"'"]
     assert s["Type"] == ["notify"]
     assert s["Restart"] == ["on-failure"]
     assert "WatchdogSec" in s
