@@ -30,10 +30,12 @@ syscalls, names or record types it needs (or ``EVERYTHING``).
 :class:`~kexecwatch.core.alerts.AlertsSuppressed`. :meth:`flush` ends the
 stream. The result does not depend on how the input was split.
 
-Rule 1: no I/O and no clock. The live shell passes time to :meth:`expire`
-and may inject a ``/proc`` lookup into the process table.
-Rule 2: bad input becomes values; the only exceptions that leave this module
-are bugs.
+Rule 1: no I/O and no clock. The live shell passes its idle time to
+:meth:`expire_idle` (or a time to :meth:`expire`) and may inject a ``/proc``
+lookup into the process table.
+Rule 2: bad input becomes values. An exception while handling one event (a bug)
+is caught, counted in ``Stats.event_errors`` and returned as an
+:class:`EventError`; the rest of the input goes on (README, "One bad event").
 """
 
 from __future__ import annotations

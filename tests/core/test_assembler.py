@@ -264,3 +264,14 @@ def test_many_events_expiring_at_once_are_reported() -> None:
     assert [e.id.serial for e in events(out) if e.ended_by == "expired"] == list(range(1, 11))
     [issue] = [o for o in out if isinstance(o, ParseIssue)]
     assert issue.reason.startswith("10 events in flight expired at once")
+
+
+def test_idle_time_ages_what_waits_without_moving_the_clock() -> None:
+    asm = Assembler(window_ms=1000)
+    push_all(asm, records(exec_lines(1, t="1700000000.000", proctitle=False)))
+    assert events(asm.expire_idle(500)) == []
+    [expired] = events(asm.expire_idle(1500))
+    assert expired.ended_by == "expired"
+    # The idle time was not record time: the next event, dated earlier, is whole.
+    out = push_all(asm, records(exec_lines(2, t="1699999999.900")))
+    assert [(e.ended_by, len(e.records)) for e in events(out)] == [("proctitle", 5)]
