@@ -246,3 +246,43 @@ def test_no_subcommand_prints_the_help_and_exits_2() -> None:
     for command in ("replay", "run", "doctor", "live", "check-rule"):
         assert f"    {command}" in err
     assert "kexecwatch: error: a COMMAND is required" in err
+
+
+# -- 8. rule files are files too -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_rule_file_that_is_a_fifo_or_device_is_one_line_not_a_hang(
+    tmp_path: Path, kind: str
+) -> None:
+    if kind == "fifo":
+        rule = tmp_path / "rule.toml"
+        os.mkfifo(rule)
+        what = "(a FIFO)"
+    else:
+        rule, what = Path("/dev/zero"), "(a character device)"
+    log = tmp_path / "audit.log"
+    log.write_bytes(KEXEC_LOG)
+    for args in (
+        ("replay", "--rule", str(rule), str(log)),
+        ("live", "--rule", str(rule), "--replay", str(log)),
+    ):
+        line = one_error_line(kexecwatch(*args, timeout=20))
+        assert f"{rule}: not a regular file {what}" in line, args
+    checked = kexecwatch("check-rule", str(rule), timeout=20)
+    assert checked.returncode == 2
+    assert checked.stdout.decode() == f"{rule}: error: not a regular file {what}\n"
+
+
+def test_an_unreadable_rule_file_is_one_plain_line(tmp_path: Path) -> None:
+    rule = tmp_path / "rule.toml"
+    rule.write_text("[rule]\n")
+    rule.chmod(0)
+    log = tmp_path / "audit.log"
+    log.write_bytes(KEXEC_LOG)
+    line = one_error_line(
+        kexecwatch("replay", "--rule", str(rule), str(log), prefix=unprivileged())
+    )
+    assert line == f"kexecwatch: error: {rule}: permission denied"
+    line = one_error_line(kexecwatch("replay", "--rule", str(tmp_path), str(log)))
+    assert line == f"kexecwatch: error: {tmp_path}: is a directory, not a rule file"
