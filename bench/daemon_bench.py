@@ -65,7 +65,7 @@ class Run:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             now = time.monotonic()
-            aid = json.loads(line)["alert"]["id"]
+            aid = json.loads(line)["event"]["id"]
             self.received[aid.split(":", 2)[2]] = now
 
     def stop(self) -> None:

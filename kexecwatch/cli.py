@@ -16,9 +16,10 @@ from typing import TextIO
 
 from kexecwatch import __version__
 from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
-from kexecwatch.core.detector import DetectionRule, DetectorOptions
+from kexecwatch.core.detector import DetectionRule, DetectorOptions, Stats
 from kexecwatch.errors import InputError, KexecwatchError
 from kexecwatch.sources import DEFAULT_LOG_DIR
+from kexecwatch.testhooks import fault_marker
 from kexecwatch.textio import stderr_text
 from kexecwatch.timespec import parse_time_ms
 
@@ -285,7 +286,11 @@ def _replay_command(args: argparse.Namespace) -> int:
         )
     rules = load_rules(args.rule, builtin=not args.no_builtin_rules, ruleset=args.ruleset)
     options = DetectorOptions(
-        window_ms=args.event_window_ms, emit_events=args.events, since_ms=since, until_ms=until
+        window_ms=args.event_window_ms,
+        emit_events=args.events,
+        since_ms=since,
+        until_ms=until,
+        fault_on=fault_marker(),
     )
     err = stderr_text()
     if args.per_host:
@@ -314,9 +319,15 @@ def _replay_command(args: argparse.Namespace) -> int:
             f"kexecwatch: {summary(result.detector.stats, len(sources), result.bytes_read)} "
             f"in {result.seconds:.2f} s)\n"
         )
-    if args.events:
-        return EXIT_OK
-    return EXIT_ALERTS if result.alerts else EXIT_OK
+    return _exit_code(args, [result.detector.stats])
+
+
+def _exit_code(args: argparse.Namespace, stats: Sequence[Stats]) -> int:
+    """1 when alerts were found; otherwise 2 if an event could not be handled (each is
+    named on stderr: "no alert" is then not sure), else 0. Never 1 for an error."""
+    if not args.events and any(s.alerts for s in stats):
+        return EXIT_ALERTS
+    return EXIT_ERROR if any(s.event_errors for s in stats) else EXIT_OK
 
 
 def _replay_per_host(args: argparse.Namespace, options: DetectorOptions, err: TextIO) -> int:
@@ -339,6 +350,4 @@ def _replay_per_host(args: argparse.Namespace, options: DetectorOptions, err: Te
     report(results, err, quiet=args.quiet, seconds=time.monotonic() - started)
     if any(r.error is not None for r in results):
         return EXIT_ERROR
-    if args.events:
-        return EXIT_OK
-    return EXIT_ALERTS if any(r.stats.alerts for r in results) else EXIT_OK
+    return _exit_code(args, [r.stats for r in results])

@@ -178,3 +178,9 @@ def test_threat_model_states_the_fuzzing_bounds_the_campaign_uses() -> None:
     assert "KEXECWATCH_FUZZ_SECONDS" in section and "KEXECWATCH_FUZZ_SEED" in section
     for who in ("### The audit log", "### Local users", "### Rule files", "### The state"):
         assert who in section
+
+
+def test_readme_quotes_the_collector_config_the_fleet_test_runs() -> None:
+    snippet = (ROOT / "examples" / "collector" / "rsyslog-kexecwatch.conf").read_text()
+    section = readme_section("### The collector")
+    assert f"```text\n{snippet}```" in section

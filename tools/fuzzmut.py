@@ -29,7 +29,7 @@ _TELEMETRY_TYPES = (b"type=DAEMON_", b"type=CONFIG_CHANGE")
 
 
 def event_id_of(alert_id: str) -> str:
-    """``sec.ms:serial`` of an ``alert.id`` (``<rule>:<node or ->:<sec.ms:serial>``)."""
+    """``sec.ms:serial`` of an alert id (``event.id``) (``<rule>:<node or ->:<sec.ms:serial>``)."""
     return ":".join(alert_id.rsplit(":", 2)[-2:])
 
 
@@ -45,7 +45,7 @@ class Recording:
     name: str
     lines: list[bytes]
     line_eids: list[str | None]
-    alerts: dict[str, str]  # alert.id -> event.action
+    alerts: dict[str, str]  # alert id (event.id) -> event.action
     context_ids: set[str]
     context_pids: set[bytes]
     free: set[int]  # indexes of lines of free events

@@ -21,10 +21,11 @@ from kexecwatch.adapters.sinks import SinkRecord
 from kexecwatch.core import jsontext
 from kexecwatch.core.alerts import Alert, AlertsSuppressed, to_json_line, to_text_line
 from kexecwatch.core.assembler import EventsLost
-from kexecwatch.core.detector import Detector, DetectorOptions
+from kexecwatch.core.detector import Detector, DetectorOptions, EventError
 from kexecwatch.core.proctable import LiveProcess
-from kexecwatch.core.record import ParseIssue
+from kexecwatch.core.record import ParseIssue, TimeJump
 from kexecwatch.rules import load_rules
+from kexecwatch.testhooks import fault_marker
 
 __all__ = ["CoreLink", "gap_record"]
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 SEVERITY_ERR = 3
 _PARSE_LOG_EVERY = 1000  # log the first parse issues, then one in this many
+_MAX_NAMED_SOURCES = 64
 
 
 class CoreLink:
@@ -48,10 +50,11 @@ class CoreLink:
         self.detector = Detector(
             rules,
             host_name=host_name,
-            options=DetectorOptions(window_ms=cfg.event_window_ms),
+            options=DetectorOptions(window_ms=cfg.event_window_ms, fault_on=fault_marker()),
             lookup=self._lookup if self._procfs else None,
         )
         self._parse_issues = 0
+        self._paths: dict[Hashable, str] = {}
         self.seeded = self._seed()
 
     def _lookup(self, pid: int) -> LiveProcess | None:
@@ -106,9 +109,19 @@ class CoreLink:
         """Load a detector snapshot (``ValueError`` if foreign)."""
         self.detector.restore(state)
 
+    def report_suppressed(self) -> list[Any]:
+        """Alerts held back by rule limits since the last call, in windows still open."""
+        return self.detector.report_suppressed()
+
     def stats(self) -> dict[str, int]:
         """Detector counters."""
         return self.detector.stats.as_dict()
+
+    def name_source(self, source: Hashable, path: str) -> None:
+        """Remember which file the detector's ``source`` is, for ``file:line`` in logs."""
+        self._paths[source] = path
+        while len(self._paths) > _MAX_NAMED_SOURCES:
+            del self._paths[next(iter(self._paths))]
 
     def alerts_and_report(self, outputs: list[Any]) -> list[SinkRecord]:
         """Alerts as sink records; everything else is logged here."""
@@ -116,10 +129,26 @@ class CoreLink:
         for out in outputs:
             if isinstance(out, Alert):
                 doc = out.to_document()
-                records.append(
-                    SinkRecord(
-                        out.id, to_json_line(doc).decode("utf-8").rstrip("\n"), to_text_line(doc)
-                    )
+                json_line = to_json_line(doc).decode("utf-8").rstrip("\n")
+                records.append(SinkRecord(out.id, json_line, to_text_line(doc)))
+            elif isinstance(out, EventError):
+                log.error(
+                    "event_error",
+                    extra=kv(
+                        file=self._paths.get(out.source, str(out.source)),
+                        line=out.line_no,
+                        reason=out.reason,
+                        total=self.detector.stats.event_errors,
+                    ),
+                )
+            elif isinstance(out, TimeJump):
+                log.warning(
+                    "time_jump",
+                    extra=kv(
+                        file=self._paths.get(out.source, str(out.source)),
+                        line=out.line_no,
+                        reason=out.reason,
+                    ),
                 )
             elif isinstance(out, ParseIssue):
                 self._parse_issues += 1
@@ -159,18 +188,19 @@ def gap_record(gap: Gap, host_name: str) -> SinkRecord:
             "type": ["info"],
             "action": "telemetry-gap",
             "dataset": "kexecwatch.gap",
+            "id": alert_id,
         },
         "host": {"name": host_name},
         "message": message,
-        "alert": {"id": alert_id, "severity": "high"},
         "rule": {"name": "kexecwatch telemetry gap", "ruleset": "kexecwatch"},
         "kexecwatch": {
+            "rule": {"severity": "high"},
             "gap": {
                 "path": lost.path,
                 "offset": lost.offset,
                 "file": str(lost.identity),
                 "resumed_from": gap.resumed_from,
-            }
+            },
         },
     }
     text = "".join(c if c.isprintable() else "?" for c in f"{now} TELEMETRY GAP {message}")

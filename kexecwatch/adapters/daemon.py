@@ -222,6 +222,7 @@ class Daemon:
         self.checkpoint()  # folds the journal into a fresh checkpoint
         self.notifier.ready(f"following {self.cfg.log}")
         last_status = time.monotonic()
+        failed = True  # until the loop ends on a signal
         try:
             while not self.stop:
                 items = self.follower.read()
@@ -242,10 +243,15 @@ class Daemon:
                 if not got_lines and not self.stop:
                     due = self._expire_due
                     self.follower.wait(None if due is None else max(0.01, due - now))
+            failed = False
         finally:
             self.notifier.stopping()
             self.hub.close(timeout=2.0)
-            saved = self.checkpoint()
+            self._handle(self.core.report_suppressed())  # before the checkpoint saves the count
+            # After a failure the detector may have read lines it did not handle: the
+            # last checkpoint stays (it covers only handed-off alerts), so a restart
+            # reads them again; the journal keeps their alerts from repeating.
+            saved = False if failed else self.checkpoint()
             self._status()
             self._log_shutdown(saved)
             self.follower.close()
@@ -307,6 +313,7 @@ class Daemon:
                 self.sources[self.source_no].mtime_ns = item.left_mtime_ns
             self.source_no += 1
             self.sources[self.source_no] = _Source(item.identity, item.path)
+            self.core.name_source(self.source_no, item.path)
             self._handle(self.core.switch_source(self.source_no, item.offset))
             log.info(
                 "file_switch",
@@ -448,6 +455,7 @@ class Daemon:
         log.info("reloaded", extra=kv(rules=self.core.rule_count))
 
     def _status(self) -> None:
+        self._handle(self.core.report_suppressed())  # logged now, not when the window closes
         pos = self.follower.position
         lag_bytes = self.follower.lag_bytes()
         lag_s = max(0.0, time.time() - self._last_record_ms / 1000) if lag_bytes else 0.0
@@ -457,6 +465,7 @@ class Daemon:
             extra=kv(
                 lines=st.get("lines", 0),
                 parse_errors=st.get("parse_issues", 0),
+                event_errors=st.get("event_errors", 0),
                 events=st.get("events", 0),
                 alerts=st.get("alerts", 0),
                 lost=st.get("lost_events", 0),

@@ -2,7 +2,8 @@
 
 Rule 1: :meth:`SinkHub.emit` never blocks on an output. Each output has its own bounded
 queue and thread; a failing output retries the same record with exponential backoff and
-reports it. A full queue refuses the record, counts it and logs it: never silent. A
+reports it. A full queue refuses the new record (the older ones stay queued, in order),
+counts it, logs it and journals it as dropped, so a restart does not revive it. A
 record the output can never deliver (:class:`~kexecwatch.adapters.sinks.Undeliverable`)
 is dropped, counted and logged the same way, and the next one goes on at once.
 
@@ -212,6 +213,8 @@ class _Worker:
                         output=self.sink.spec, alert_id=record.alert_id, dropped_total=self.overflow
                     ),
                 )
+                if self.hub.journal is not None:  # final: a restart must not queue it again
+                    self.hub.journal.delivered(self.sink.spec, record.alert_id, dropped=True)
                 return
             self.queue.append(record)
             self.pending[record.alert_id] = record

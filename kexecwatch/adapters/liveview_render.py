@@ -30,6 +30,8 @@ from kexecwatch.adapters.liveview_state import (
     is_compact,
 )
 from kexecwatch.core import jsontext
+from kexecwatch.core.alerts import document_alert_id
+from kexecwatch.core.record import MAX_TIME_MS
 from kexecwatch.core.textsafe import escape_json_text, escape_text
 
 __all__ = ["HEADER_LINES", "RESPONDER_FIRST", "render_dashboard", "responder_order", "sparkline"]
@@ -316,17 +318,17 @@ def _detail_panel(state: DashboardState, row: AlertRow, width: int, height: int)
     shown = folded[top : top + inner_h]
     lines = [Text(line, no_wrap=True, overflow="crop") for line in shown]
     end = top + len(shown)
-    title = f" Alert {escape_text(str(row.document.get('alert', {}).get('id', '')))} "
+    title = f" Alert {escape_text(str(document_alert_id(row.document)))} "
     subtitle = f" lines {top + 1}-{end} of {len(folded)} "
     return _panel(lines, title, height, "magenta", subtitle=subtitle)
 
 
 #: The JSON view opens on these, in this order; the rest follows, sorted.
-RESPONDER_FIRST = ("@timestamp", "rule", "alert", "process", "user", "host")
+RESPONDER_FIRST = ("@timestamp", "rule", "event", "process", "user", "host")
 
 
 def responder_order(document: dict[str, Any]) -> dict[str, Any]:
-    """``document`` with :data:`RESPONDER_FIRST` first, ``alert.reason`` and
+    """``document`` with :data:`RESPONDER_FIRST` first, ``event.reason`` and
     ``rule.name`` first in theirs, ``process.parent`` right after the process's own
     fields, and every other key sorted."""
     rest = sorted(k for k in document if k not in RESPONDER_FIRST)
@@ -337,7 +339,7 @@ def responder_order(document: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_LEADS = {"alert": "reason", "rule": "name"}
+_LEADS = {"event": "reason", "rule": "name"}
 
 
 def _ordered(value: Any, lead: str = "", last: str = "") -> Any:
@@ -420,7 +422,8 @@ def _last_cells(text: str, cells: int) -> str:
 
 
 def _clock(time_ms: int, *, seconds: bool = False) -> str:
-    stamp = datetime.fromtimestamp(time_ms / 1000, tz=UTC)
+    # A time beyond year 9999 is no date: shown as the last one (README, "Time policy").
+    stamp = datetime.fromtimestamp(min(time_ms, MAX_TIME_MS - 1) / 1000, tz=UTC)
     return stamp.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%H:%M:%S")
 
 

@@ -392,10 +392,17 @@ class SyslogSink:
             tls = self._tls.wrap_socket(sock, server_hostname=self._server_name)
             # TLS 1.3 tells a client that its certificate was refused only after the
             # handshake: wait briefly for that verdict rather than lose the first message.
-            refused = self._peer_gone(tls, min(1.0, self._timeout))
+            wait = min(1.0, self._timeout) if tls.version() == "TLSv1.3" else 0.0
+            refused = self._peer_gone(tls, wait)
             if refused is not None:
                 tls.close()
-                raise refused
+                if isinstance(refused, ssl.SSLError):
+                    raise refused
+                raise TlsRejected(
+                    errno.ECONNRESET,
+                    "TLS: the collector closed the connection right after the handshake "
+                    "(does it require a client certificate? see tls-cert)",
+                )
             return tls
         except ssl.SSLError as exc:
             sock.close()

@@ -35,6 +35,9 @@ __all__ = [
     "RuleMeta",
     "alert_id",
     "command_text",
+    "document_alert_id",
+    "ecs_threat",
+    "severity_label",
     "to_json_line",
     "to_text_line",
 ]
@@ -68,6 +71,12 @@ class RuleMeta(Protocol):
     def interval_ms(self) -> int: ...
 
 
+def document_alert_id(doc: dict[str, Any]) -> str:
+    """The alert id an alert document carries (``event.id``), the key a consumer
+    de-duplicates on; empty for a document without one (a process event)."""
+    return str(doc.get("event", {}).get("id", ""))
+
+
 def alert_id(rule_id: str, event: ProcessEvent | TelemetryEvent) -> str:
     """The stable id of the alert ``rule_id`` raises on ``event``."""
     return f"{rule_id}:{event.node or '-'}:{event.id}"
@@ -91,35 +100,72 @@ class Alert:
         return alert_id(self.rule.rule_id, self.event)
 
     def to_document(self) -> dict[str, Any]:
-        """The nested ECS alert document (one JSON object per alert)."""
+        """The nested ECS alert document (one JSON object per alert).
+
+        ECS fields carry what ECS names (``event.id``, ``event.reason``,
+        ``event.risk_score``, ``rule.version`` as a keyword, ``threat.*``); what ECS
+        has no field for sits under ``kexecwatch.rule``.
+        """
         doc = self.event.to_document()
         rule = self.rule
-        doc["event"] = {
+        event = {
             **doc["event"],
             "kind": "alert",
+            "id": self.id,
             "risk_score": rule.risk_score,
             "severity": rule.risk_score,
         }
+        if self.reason:
+            event["reason"] = self.reason
+        doc["event"] = event
         doc["rule"] = {
             "id": rule.rule_id,
             "uuid": rule.rule_id,
             "name": rule.name,
-            "version": rule.version,
+            "version": str(rule.version),
             "description": rule.description,
             "license": rule.license,
             "author": list(rule.author),
-            "reference": list(rule.references),
             "ruleset": "kexecwatch",
         }
-        doc["threat"] = rule.threat_documents()
-        doc["alert"] = {
-            "id": self.id,
-            "severity": rule.severity,
-            "risk_score": rule.risk_score,
-        }
-        if self.reason:
-            doc["alert"]["reason"] = self.reason
+        own: dict[str, Any] = {"severity": rule.severity}
+        if rule.references:
+            # ECS keeps one reference; the others stay in the rule's own namespace.
+            doc["rule"]["reference"] = rule.references[0]
+            own["references"] = list(rule.references)
+        threats = rule.threat_documents()
+        if threats:
+            doc["threat"] = ecs_threat(threats)
+        doc["kexecwatch"] = {**doc.get("kexecwatch", {}), "rule": own}
         return doc
+
+
+def ecs_threat(threats: list[dict[str, Any]]) -> dict[str, Any]:
+    """A rule's threat entries (tactic -> techniques -> sub-techniques, as Elastic rules
+    write them) in ECS's shape: one ``threat`` object whose ids, names and references
+    are parallel arrays, each tactic or technique once."""
+    tactic: dict[str, list[str]] = {"id": [], "name": [], "reference": []}
+    technique: dict[str, Any] = {"id": [], "name": [], "reference": []}
+    sub: dict[str, list[str]] = {"id": [], "name": [], "reference": []}
+
+    def add(into: dict[str, Any], item: dict[str, Any]) -> None:
+        if item.get("id") not in into["id"]:
+            for key in ("id", "name", "reference"):
+                into[key].append(str(item.get(key, "")))
+
+    for entry in threats:
+        add(tactic, entry.get("tactic", {}))
+        for tech in entry.get("technique", []):
+            add(technique, tech)
+            for subtech in tech.get("subtechnique", []):
+                add(sub, subtech)
+    if sub["id"]:
+        technique["subtechnique"] = sub
+    doc: dict[str, Any] = {"framework": threats[0].get("framework", "MITRE ATT&CK")}
+    for key, value in (("tactic", tactic), ("technique", technique)):
+        if value["id"]:
+            doc[key] = value
+    return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +283,11 @@ def _single_quote(arg: str) -> str:
 _PLAIN_ARG = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 
 
+def severity_label(doc: dict[str, Any]) -> str:
+    """An alert document's severity word (``"medium"``); empty for an event document."""
+    return str(doc.get("kexecwatch", {}).get("rule", {}).get("severity", ""))
+
+
 def to_text_line(doc: dict[str, Any], *, width: int = 0) -> str:
     """One terminal-safe line describing an alert (or a process event) document.
 
@@ -247,13 +298,13 @@ def to_text_line(doc: dict[str, Any], *, width: int = 0) -> str:
     process = doc.get("process", {})
     parent = process.get("parent", {})
     user = doc.get("user", {})
-    alert = doc.get("alert", {})
+    event = doc.get("event", {})
     rule = doc.get("rule", {})
     who = user.get("name") or user.get("id") or "?"
     pname = parent.get("name", "?")
     parts = [
         doc.get("@timestamp", "?"),
-        alert.get("severity", doc.get("event", {}).get("action", "")),
+        severity_label(doc) or event.get("action", ""),
         f"rule={rule['name']!r}" if rule else "",
         f"host={clip(str(doc.get('host', {}).get('name', '?')), VALUE_BYTES)}",
         f"user={who}",
@@ -266,8 +317,8 @@ def to_text_line(doc: dict[str, Any], *, width: int = 0) -> str:
             "cmd=" + command_text(process, _shell_quote),
         ]
     else:  # a telemetry event: auditd stopped, rules removed, events lost
-        parts.append(f"action={doc.get('event', {}).get('action', '?')}")
-    if alert.get("reason"):
-        parts.append(f"reason={clip(str(alert['reason']), VALUE_BYTES)}")
+        parts.append(f"action={event.get('action', '?')}")
+    if event.get("reason"):
+        parts.append(f"reason={clip(str(event['reason']), VALUE_BYTES)}")
     line = escape_text(" ".join(p for p in parts if p))
     return shorten(line, width) if width > 0 else line

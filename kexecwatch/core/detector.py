@@ -30,10 +30,12 @@ syscalls, names or record types it needs (or ``EVERYTHING``).
 :class:`~kexecwatch.core.alerts.AlertsSuppressed`. :meth:`flush` ends the
 stream. The result does not depend on how the input was split.
 
-Rule 1: no I/O and no clock. The live shell passes time to :meth:`expire`
-and may inject a ``/proc`` lookup into the process table.
-Rule 2: bad input becomes values; the only exceptions that leave this module
-are bugs.
+Rule 1: no I/O and no clock. The live shell passes its idle time to
+:meth:`expire_idle` (or a time to :meth:`expire`) and may inject a ``/proc``
+lookup into the process table.
+Rule 2: bad input becomes values. An exception while handling one event (a bug)
+is caught, counted in ``Stats.event_errors`` and returned as an
+:class:`EventError`; the rest of the input goes on (README, "One bad event").
 """
 
 from __future__ import annotations
@@ -73,19 +75,35 @@ from kexecwatch.core.interest import interests_of as _interests_of
 from kexecwatch.core.linebuffer import DEFAULT_MAX_LINE, LineBuffer, Region
 from kexecwatch.core.process import ProcessEvent, process_event_from
 from kexecwatch.core.proctable import DEFAULT_MAX_ENTRIES, Args, ProcessTable, ProcLookup
-from kexecwatch.core.record import MAX_TIME_MS, AuditRecord, EventId, ParseIssue, parse_record
+from kexecwatch.core.record import (
+    MAX_TIME_MS,
+    AuditRecord,
+    EventId,
+    ParseIssue,
+    TimeJump,
+    parse_record,
+)
 from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
 from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
+from kexecwatch.core.textsafe import VALUE_BYTES, clip, escape_text
 from kexecwatch.errors import SourceLocation
 
-__all__ = ["DetectionRule", "Detector", "DetectorOptions", "Output", "Stats"]
+__all__ = [
+    "DetectionRule",
+    "Detector",
+    "DetectorOptions",
+    "EventError",
+    "InjectedFault",
+    "Output",
+    "Stats",
+]
 
-Output = Alert | ProcessEvent | ParseIssue | EventsLost | AlertsSuppressed
+Output = Alert | ProcessEvent | ParseIssue | TimeJump | EventsLost | AlertsSuppressed
 
 
 class DetectionRule(RuleMeta, Protocol):
     """A rule the detector can run: its metadata, a predicate on documents, and
-    a one-line reason for a match (carried as ``alert.reason``).
+    a one-line reason for a match (carried as ``event.reason``).
 
     Every rule sees process documents. A rule whose ``applies_to`` attribute is
     ``"telemetry"`` also sees telemetry documents (``event.category``
@@ -111,6 +129,8 @@ class DetectorOptions:
             and returned; earlier ones still teach the process table.
         fast_path: take the fast path for whole syscall events (see the
             module docstring); ``False`` parses every record, as a reference.
+        fault_on: a test hook (:mod:`kexecwatch.testhooks`): handling an event
+            whose records contain these bytes raises :class:`InjectedFault`.
     """
 
     window_ms: int = DEFAULT_WINDOW_MS
@@ -121,6 +141,7 @@ class DetectorOptions:
     since_ms: int | None = None
     until_ms: int | None = None
     fast_path: bool = True
+    fault_on: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -136,6 +157,8 @@ class Stats:
     parse_issues: int = 0
     lost_events: int = 0
     incomplete_events: int = 0
+    event_errors: int = 0
+    time_jumps: int = 0
     last_time_ms: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -342,7 +365,12 @@ class Detector:
         opened = key not in self._starts
         if opened:
             self._starts[key] = _Position(source, offset)
-        self._handle(self._assembler.push(record), out)
+        try:
+            produced = self._assembler.push(record)
+        except Exception as exc:  # one bad record must not cost the others
+            self._failed(record.id, line_no, exc, out)
+            produced = []
+        self._handle(produced, out)
         if opened and not self._assembler.holds(key):
             # A record absorbed without opening an event (a late EOE) or one that
             # completed at once leaves nothing in flight to resume from.
@@ -386,38 +414,42 @@ class Detector:
         stats = self.stats
         stats.events += 1
         stats.last_time_ms = max(stats.last_time_ms, time_ms)
-        verdict = self._fast_verdict(
-            (call, success_raw, comm_raw, exe_raw), buf, m.start() + 1, run, time_ms
-        )
-        if verdict is None:
-            records = records_of(buf[m.start() + 1 : run[1]], line_no)
-            self._on_event(AuditEvent(None, event_id, records, "proctitle"), out)
-            return True
-        syscall, success, comm, exe, relevant = verdict
-        ppid = int(ppid_raw)
-        table = self.table
-        if table.lookup is not None:
-            table.remember_live(ppid, time_ms)
-        if success and syscall in EXEC_SYSCALLS:
-            lines = buf[find_line_end(buf, m) : run[0]]
-            args: Args = None
-            if lines:
-                args = execve_bodies(lines, raw_id) or argv_of_execve_lines(lines)
-            table.learn_exec(int(pid_raw), ppid, comm, exe, args, time_ms, raw_id)
-        else:
-            table.learn(
-                syscall=syscall,
-                success=success,
-                pid=int(pid_raw),
-                ppid=ppid,
-                comm=comm,
-                exe=exe,
-                exit_code=int(exit_raw),
-                args=None,
-                event_id=event_id,
+        try:
+            verdict = self._fast_verdict(
+                (call, success_raw, comm_raw, exe_raw), buf, m.start() + 1, run, time_ms
             )
-        if relevant:
-            stats.process_events += 1
+            fault = self.options.fault_on
+            if verdict is None or (fault is not None and buf.find(fault, m.start(), run[1]) >= 0):
+                records = records_of(buf[m.start() + 1 : run[1]], line_no)
+                self._on_event(AuditEvent(None, event_id, records, "proctitle"), out)
+                return True
+            syscall, success, comm, exe, relevant = verdict
+            ppid = int(ppid_raw)
+            table = self.table
+            if table.lookup is not None:
+                table.remember_live(ppid, time_ms)
+            if success and syscall in EXEC_SYSCALLS:
+                lines = buf[find_line_end(buf, m) : run[0]]
+                args: Args = None
+                if lines:
+                    args = execve_bodies(lines, raw_id) or argv_of_execve_lines(lines)
+                table.learn_exec(int(pid_raw), ppid, comm, exe, args, time_ms, raw_id)
+            else:
+                table.learn(
+                    syscall=syscall,
+                    success=success,
+                    pid=int(pid_raw),
+                    ppid=ppid,
+                    comm=comm,
+                    exe=exe,
+                    exit_code=int(exit_raw),
+                    args=None,
+                    event_id=event_id,
+                )
+            if relevant:
+                stats.process_events += 1
+        except Exception as exc:  # one bad event must not cost the others
+            self._failed(event_id, line_no, exc, out)
         return True
 
     def _fast_verdict(
@@ -592,6 +624,17 @@ class Detector:
             self._lines.switch(self._lines.source, self._lines.offset)
             self._lines.line_no = line_no + 1  # the partial line counts as read
         self._handle(self._assembler.flush(), out)
+        out += self.report_suppressed()
+        return out
+
+    def report_suppressed(self) -> list[Output]:
+        """Report (and count) the alerts held back so far in windows still open.
+
+        A window's surplus is otherwise reported when the rule's next alert opens a later
+        window, which may never come; the daemon calls this with each status line so that a
+        filled window is never silent. Each call reports what was held back since the last.
+        """
+        out: list[Output] = []
         for suppressed in self._limiter.flush():
             self.stats.suppressed += suppressed.count
             out.append(suppressed)
@@ -623,15 +666,27 @@ class Detector:
                     stats.incomplete_events += 1
                 if item.id.time_ms < MAX_TIME_MS:  # no date: reported, never shown
                     stats.last_time_ms = max(stats.last_time_ms, item.id.time_ms)
-                self._on_event(item, out)
+                try:
+                    self._on_event(item, out)
+                except Exception as exc:  # one bad event must not cost the others
+                    self._failed(item.id, item.records[0].line_no if item.records else 0, exc, out)
             elif isinstance(item, EventsLost):
                 stats.lost_events += item.count
                 out.append(item)
                 if self._telemetry_rules:
                     self._on_telemetry(TelemetryTracker.from_lost(item, self.host_name), out)
+            elif isinstance(item, TimeJump):
+                stats.time_jumps += 1
+                out.append(item if item.source is not None else replace(item, source=self.source))
             else:
                 stats.parse_issues += 1
                 out.append(item if item.source is not None else replace(item, source=self.source))
+
+    def _failed(self, event_id: EventId, line_no: int, exc: Exception, out: list[Output]) -> None:
+        """Count and report an event whose handling raised; the stream goes on."""
+        self.stats.event_errors += 1
+        reason = f"event {event_id} could not be handled (skipped): {type(exc).__name__}: {exc}"
+        out.append(EventError(line_no, reason, source=self.source))
 
     def _on_event(self, event: AuditEvent, out: list[Output]) -> None:
         """The hook point: every event that may matter, records and all.
@@ -640,6 +695,9 @@ class Detector:
         :meth:`add_interest`); on the reference path every event does, and those
         nobody needs are skimmed here.
         """
+        fault = self.options.fault_on
+        if fault is not None and any(fault in r.body for r in event.records):
+            raise InjectedFault(f"injected fault in event {event.id}")
         if self._telemetry_rules and TelemetryTracker.is_telemetry(event):
             self._on_other_event(event, out)
         syscall_record = next((r for r in event.records if r.type == "SYSCALL"), None)
@@ -757,6 +815,25 @@ _Verdict = tuple[
     tuple[EventInterest, ...],
 ]
 _MAX_VERDICTS = 4096
+
+
+class InjectedFault(RuntimeError):
+    """The failure :attr:`DetectorOptions.fault_on` injects (tests only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventError(ParseIssue):
+    """An event whose handling raised: skipped, counted (``Stats.event_errors``) and
+    reported with its first record's ``source:line``; the rest of the input goes on.
+
+    A :class:`ParseIssue`, so every consumer of diagnostics shows it; its line says
+    ``error`` rather than ``parse issue``.
+    """
+
+    def describe(self) -> str:
+        """One terminal-safe line: where and what failed."""
+        where = escape_text(str(self.where)) if self.source is not None else f"line {self.line_no}"
+        return f"{where}: error: {escape_text(clip(self.reason, VALUE_BYTES))}"
 
 
 def _unended(lines: LineBuffer, reason: str) -> ParseIssue | None:

@@ -186,7 +186,7 @@ def argv_from_execve(bodies: list[Fields]) -> tuple[list[bytes], int | None, lis
     if argc is not None and 0 <= argc <= MAX_ARGS:
         limit = argc
     elif argc is not None:
-        problems.append(f"{_BOUND}argc={argc} is beyond the kernel's limit of {MAX_ARGS}")
+        problems.append(f"{_BOUND}argc={argc} is outside the kernel's range 0 to {MAX_ARGS}")
     whole: dict[int, bytes] = {}
     chunks: dict[int, dict[int, bytes]] = {}
     dropped: list[str] = []

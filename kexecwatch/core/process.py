@@ -169,8 +169,6 @@ class ProcessEvent:
                 parent["args_count"] = len(pargs)
                 parent["command_line"] = " ".join(pargs)
         process["parent"] = parent
-        if self.tty is not None:
-            process["tty"] = {"name": self.tty}
         event: dict[str, Any] = {
             "kind": "event",
             "category": ["process"],
@@ -181,20 +179,13 @@ class ProcessEvent:
         }
         ids = dict(self.ids)
         names = dict(self.names)
-        user: dict[str, Any] = {}
-        _put(user, "id", ids.get("uid"))
-        _put(user, "name", names.get("UID"))
-        for ecs, raw, enriched in (
-            ("effective", "euid", "EUID"),
-            ("audit", "auid", "AUID"),
-            ("saved", "suid", "SUID"),
-            ("filesystem", "fsuid", "FSUID"),
-        ):
-            sub: dict[str, Any] = {}
-            _put(sub, "id", ids.get(raw))
-            _put(sub, "name", names.get(enriched))
-            if sub:
-                user[ecs] = sub
+        user = _user(ids, names, "uid", "UID")
+        effective = _user(ids, names, "euid", "EUID")
+        if effective:
+            user["effective"] = effective
+        saved = _user(ids, names, "suid", "SUID")
+        if saved:
+            process["saved_user"] = saved
         group: dict[str, Any] = {}
         _put(group, "id", ids.get("gid"))
         _put(group, "name", names.get("GID"))
@@ -211,6 +202,15 @@ class ProcessEvent:
         _put(auditd, "exit", self.exit_code)
         _put(auditd, "argc", self.argc)
         _put(auditd, "session", self.session)
+        _put(auditd, "tty", self.tty)
+        # ECS has no field for the login uid nor the filesystem uid: they stay audit's.
+        for key, raw, enriched in (
+            ("login_user", "auid", "AUID"),
+            ("filesystem_user", "fsuid", "FSUID"),
+        ):
+            found = _user(ids, names, raw, enriched)
+            if found:
+                auditd[key] = found
         if self.keys:
             auditd["keys"] = list(self.keys)
         if self.parent is not None and self.parent.exec_id is not None:
@@ -238,6 +238,14 @@ class ProcessEvent:
         if group:
             doc["group"] = group
         return doc
+
+
+def _user(ids: dict[str, str], names: dict[str, str], raw: str, enriched: str) -> dict[str, Any]:
+    """``{"id": ..., "name": ...}`` of one audit id field and its ENRICHED name, if any."""
+    out: dict[str, Any] = {}
+    _put(out, "id", ids.get(raw))
+    _put(out, "name", names.get(enriched))
+    return out
 
 
 # The formatted second of recent timestamps: exec events come many to a second, and

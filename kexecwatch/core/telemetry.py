@@ -147,10 +147,13 @@ class TelemetryEvent:
             for key in ("user", "group"):
                 if key in pdoc:
                     doc[key] = pdoc[key]
+            for key in ("login_user", "filesystem_user"):
+                if key in pdoc["auditd"]:
+                    auditd[key] = pdoc["auditd"][key]
         else:
             auid = self.field("auid")
             if auid is not None:
-                doc["user"] = {"audit": {"id": auid}}
+                auditd["login_user"] = {"id": auid}
         return doc
 
 

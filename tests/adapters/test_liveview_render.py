@@ -22,7 +22,7 @@ T = 1_700_000_002_000  # 2023-11-14 22:13:22 UTC
 
 def alert(pid: int, command: str, *, user: str = "root", t: int = T) -> AlertRow:
     who = ProcessSummary(t, "web1", user, pid, ("systemd", "bash", "kexec"), command)
-    document = {"alert": {"id": f"r:-:{pid}"}, "process": {"pid": pid, "args": [command]}}
+    document = {"event": {"id": f"r:-:{pid}"}, "process": {"pid": pid, "args": [command]}}
     return AlertRow("Kernel Load or Unload via Kexec Detected", "medium", who, document)
 
 
@@ -269,22 +269,30 @@ def test_json_view_opens_on_what_a_responder_reads_first() -> None:
         {
             "agent": {"type": "kexecwatch"},
             "@timestamp": "2023-11-14T22:13:22.000Z",
-            "alert": {"id": "r:-:51", "reason": "why", "severity": "medium"},
+            "kexecwatch": {"rule": {"severity": "medium"}},
             "auditd": {"sequence": 3},
             "user": {"name": "root"},
             "host": {"name": "web1"},
             "rule": {"name": RULE},
-            "event": {"kind": "alert"},
+            "event": {"kind": "alert", "id": "r:-:51", "reason": "why"},
         }
     )
     state.alert_rows[0].document["process"]["parent"] = {"pid": 1}
     state.detail = 0
     lines = [line[2:] for line in render(state, 100, 60).splitlines() if line.startswith("│ ")]
     keys = [line.split('"')[1] for line in lines if line.lstrip().startswith('"')]
-    assert keys[:5] == ["@timestamp", "rule", "name", "alert", "reason"]
+    assert keys[:5] == ["@timestamp", "rule", "name", "event", "reason"]
     top = [line.split('"')[1] for line in lines if line.startswith('  "')]
-    assert top == ["@timestamp", "rule", "alert", "process", "user", "host"] + [
+    assert top == ["@timestamp", "rule", "event", "process", "user", "host"] + [
         "agent",
         "auditd",
-        "event",
+        "kexecwatch",
     ]
+
+
+def test_a_time_beyond_year_9999_is_shown_as_its_last_second() -> None:
+    # A misdated record (README, "Time policy") must not crash the live view.
+    state = fixed_state()
+    state.alert_rows = [alert(80, "kexec -e", t=253_402_300_800_000)]
+    lines = render(state).splitlines()
+    assert any("23:59:59" in x and " 80 " in x for x in lines)

@@ -31,7 +31,7 @@ def test_alerts_carry_rule_host_user_pid_chain_and_command() -> None:
     )
     assert first.process.chain == ("systemd", "bash", "kexec")
     assert first.process.command == "kexec -e"
-    assert first.document["alert"]["severity"] == "medium"
+    assert first.document["kexecwatch"]["rule"]["severity"] == "medium"
     assert state.alert_rows[1].process.command == f"kexec -l {HOSTILE_ARG}"
 
 

@@ -61,7 +61,7 @@ def test_a_torn_last_line_left_by_a_crash_is_cut_before_appending(tmp_path: Path
 
 def alert_with_arg(n: int, arg: str) -> SinkRecord:
     doc = {
-        "alert": {"id": f"id{n}"},
+        "event": {"kind": "alert", "id": f"id{n}"},
         "process": {"args": ["kexec", "-l", arg], "command_line": f"kexec -l {arg}"},
     }
     return SinkRecord(f"id{n}", json.dumps(doc), f"alert {n}")
@@ -81,7 +81,7 @@ def test_syslog_shortens_a_70kb_argument_and_keeps_going(udp_server: socket.sock
     sink.close()
     assert len(first) <= SYSLOG_MAX_BYTES
     doc = body(first)
-    assert doc["alert"]["id"] == "id1"
+    assert doc["event"]["id"] == "id1"
     arg = doc["process"]["args"][2]
     assert arg.startswith("AAAA")
     kept = len(arg.split("…")[0])
@@ -93,7 +93,7 @@ def test_syslog_shortens_a_70kb_argument_and_keeps_going(udp_server: socket.sock
 def test_syslog_shortens_a_flood_of_small_arguments(udp_server: socket.socket) -> None:
     port = udp_server.getsockname()[1]
     sink = SyslogSink(parse_output_spec(f"syslog://127.0.0.1:{port}"), host_name="h")
-    doc = {"alert": {"id": "id1"}, "process": {"args": ["a"] * 40_000}}
+    doc = {"event": {"kind": "alert", "id": "id1"}, "process": {"args": ["a"] * 40_000}}
     sink.send(SinkRecord("id1", json.dumps(doc), "t"))
     msg = udp_server.recv(1 << 17)
     sink.close()
@@ -118,7 +118,7 @@ def test_a_udp_message_refused_for_its_size_is_dropped_counted_and_logged(
     hub = hub_with(sink, journal)
     hub.emit(alert_with_arg(1, "A" * 70_000))
     hub.emit(alert_with_arg(2, "vmlinuz"))
-    assert body(udp_server.recv(1 << 17))["alert"]["id"] == "id2"  # not held up
+    assert body(udp_server.recv(1 << 17))["event"]["id"] == "id2"  # not held up
     hub.close()
     assert hub.workers[0].dropped == hub.dropped() == 1  # hub.dropped() goes to status lines
     assert "event=output_dropped" in caplog.text and "alert_id=id1" in caplog.text
@@ -136,7 +136,7 @@ def test_a_dev_log_datagram_refused_for_its_size_is_dropped(tmp_path: Path) -> N
     hub = hub_with(sink, Journal(str(tmp_path)))
     hub.emit(alert_with_arg(1, "A" * 300_000))  # over the ~212 KB a unix datagram may hold
     hub.emit(alert_with_arg(2, "vmlinuz"))
-    assert body(srv.recv(1 << 20))["alert"]["id"] == "id2"
+    assert body(srv.recv(1 << 20))["event"]["id"] == "id2"
     hub.close()
     srv.close()
     assert hub.workers[0].dropped == 1
@@ -173,3 +173,26 @@ def test_the_journal_cuts_a_line_torn_by_a_crash_before_appending(tmp_path: Path
     journal = Journal(str(tmp_path))
     journal.emitted(record(2))
     assert list(journal.read().emitted) == ["id1", "id2"]
+
+
+def test_a_full_queue_keeps_the_oldest_and_drops_the_newest_for_good(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    spec = f"syslog+tcp://127.0.0.1:{probe.getsockname()[1]}"
+    probe.close()  # the collector is down
+    journal = Journal(str(tmp_path))
+    hub = SinkHub([SyslogSink(parse_output_spec(spec), host_name="h")], journal, capacity=2)
+    for n in (1, 2, 3):
+        hub.emit(alert_with_arg(n, "vmlinuz"))
+    with hub.lock:
+        queued = [r["id"] for r in hub.undelivered()[spec]]
+    hub.close(timeout=0.1)
+    assert queued == ["id1", "id2"]  # the oldest kept, in order
+    assert hub.dropped() == 1
+    assert "event=output_overflow" in caplog.text and "alert_id=id3" in caplog.text
+    # Dropped is final: a restart after kill -9 does not queue it again from the journal.
+    delivered = journal.read().delivered
+    assert (spec, "id3") in delivered
+    assert (spec, "id1") not in delivered

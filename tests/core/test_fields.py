@@ -183,3 +183,13 @@ def test_argument_table_never_exceeds_what_the_record_justifies(
     fields, _ = parse_fields(body.encode())
     argv, _, _ = argv_from_execve([fields])
     assert len(argv) <= min(argc, MAX_ARGS)
+
+
+def test_negative_argc_is_not_believed() -> None:
+    fields, _ = parse_fields(b'argc=-1 a0="kexec" a1="-l"')
+    argv, argc, problems = argv_from_execve([fields])
+    assert argc == -1
+    assert argv == [b"kexec", b"-l"]
+    assert problems == [
+        f"argument table bounded: argc=-1 is outside the kernel's range 0 to {MAX_ARGS}"
+    ]

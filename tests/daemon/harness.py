@@ -15,6 +15,8 @@ import time
 import zlib
 from pathlib import Path
 
+from kexecwatch.core.alerts import document_alert_id
+
 REPO = Path(__file__).resolve().parents[2]
 # Switch to [sys.executable, "-m", "kexecwatch", "run"] once cli.py wires the subcommand.
 RUNNER = [sys.executable, "-m", "kexecwatch", "run"]
@@ -156,7 +158,7 @@ class Daemon:
     def alert_ids(self) -> list[str]:
         if not self.alerts.exists():
             return []
-        return [json.loads(x)["alert"]["id"] for x in self.alerts.read_text().splitlines()]
+        return [document_alert_id(json.loads(x)) for x in self.alerts.read_text().splitlines()]
 
     def wait_alerts(self, n: int, timeout: float = 20.0) -> list[str]:
         deadline = time.monotonic() + timeout

@@ -29,7 +29,7 @@ def test_a_70kb_argument_does_not_jam_udp_syslog(tmp_path: Path, udp_server: soc
     messages = [udp_server.recv(1 << 17) for _ in range(2)]
     assert all(len(m) <= SYSLOG_MAX_BYTES for m in messages)
     docs = [json.loads(m.split(b"\xef\xbb\xbf", 1)[1]) for m in messages]
-    assert [doc["alert"]["id"] for doc in docs] == [first["alert"]["id"], second["alert"]["id"]]
+    assert [doc["event"]["id"] for doc in docs] == [first["event"]["id"], second["event"]["id"]]
     assert docs[0]["process"]["args"][2].endswith(" bytes)")
     assert docs[1]["process"] == second["process"]  # a normal alert goes whole
     d.wait_log("output_dropped=0")  # shortened, so nothing was dropped

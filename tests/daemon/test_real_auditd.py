@@ -231,7 +231,7 @@ def test_real_auditd_rotations_and_sigkill(tmp_path: Path) -> None:
         missing = plan.expected - seen
         extra = seen - plan.expected
         assert not missing and not extra, f"missing {missing}, extra {extra}\n{log[-4000:]}"
-        ids = [doc["alert"]["id"] for doc in alert_docs(d)]  # type: ignore[index]
+        ids = [doc["event"]["id"] for doc in alert_docs(d)]  # type: ignore[index]
         assert len(ids) == len(set(ids))
         assert {doc["host"]["name"] for doc in alert_docs(d)} == {"e2e"}  # type: ignore[index]
         # About 6.5 MiB in all: six size rotations and three USR1 ones.

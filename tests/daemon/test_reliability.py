@@ -291,9 +291,9 @@ def test_sigkill_after_the_write_before_the_journal_does_not_repeat_it(tmp_path:
     # What a SIGKILL between JsonFileSink.send and the journal's delivery mark leaves.
     line = d.alerts.read_text().splitlines()[0]
     doc = json.loads(line)
-    doc["alert"]["id"] = doc["alert"]["id"].replace(":-:", ":other:")
+    doc["event"]["id"] = doc["event"]["id"].replace(":-:", ":other:")
     moved = json.dumps(doc, separators=(",", ":"))
-    rec = {"id": doc["alert"]["id"], "json": moved, "text": "t", "msgid": "alert"}
+    rec = {"id": doc["event"]["id"], "json": moved, "text": "t", "msgid": "alert"}
     with open(d.state / "alerts.journal", "a") as fh:
         fh.write(json.dumps({"e": rec}) + "\n")
     with open(d.alerts, "a") as fh:

@@ -121,7 +121,7 @@ class TelemetryGap:
 def _who(document: dict[str, Any]) -> str:
     process = document.get("process")
     if not process:
-        auid = document.get("user", {}).get("audit", {}).get("id")
+        auid = document.get("auditd", {}).get("login_user", {}).get("id")
         return f" (auid {auid})" if auid else ""
     title = process.get("title")
     name = title_as_args(title) if title else process.get("name") or "?"

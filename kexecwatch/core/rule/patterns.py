@@ -167,6 +167,9 @@ def lucene_to_python(pattern: str) -> str:
                 if m is None:
                     raise PatternError("'{' must be a repeat count like {2}, {2,} or {2,5}", i)
                 low, comma, high = m.group(1), m.group(2), m.group(3)
+                if len(low) > 9 or len(high or "") > 9:
+                    # No automaton could hold it, and int() of thousands of digits raises.
+                    raise PatternError("repeat count too large", i)
                 if high and int(high) < int(low):
                     raise PatternError("repeat range upper bound is below its lower bound", i)
                 out.append("{" + low + ("," + high if comma else "") + "}")

@@ -102,7 +102,7 @@ def test_telemetry_alert_documents_and_text_lines() -> None:
     assert doc["process"]["name"] == "auditctl"
     assert doc["process"]["title"] == "auditctl -D"
     assert doc["rule"]["name"] == "Audit Telemetry Gap"
-    assert [t["technique"][0]["subtechnique"][0]["id"] for t in doc["threat"]] == ["T1562.012"]
+    assert doc["threat"]["technique"]["subtechnique"]["id"] == ["T1562.012"]
     line = to_text_line(doc)
     assert "rule='Audit Telemetry Gap'" in line and "exe=/usr/sbin/auditctl" in line
     assert line.endswith("(further removals by this process within 1 s: same alert)")

@@ -76,3 +76,11 @@ def test_check_rule_names_file_line_col_and_exits_2(tmp_path: Path) -> None:
 def test_a_deeply_nested_regex_is_an_error() -> None:
     message = _error('process where process.name regex "' + "(" * 5_000 + "a" + ")" * 5_000 + '"')
     assert message.startswith("r.toml:10:34: unsupported regular expression: groups nested too")
+
+
+@pytest.mark.parametrize("repeat", ["{" + "9" * 5_000 + "}", "{1," + "9" * 5_000 + "}"])
+def test_a_huge_regex_repeat_count_is_an_error(repeat: str) -> None:
+    message = _error(f'process where process.name regex "a{repeat}"')
+    assert message.startswith(
+        "r.toml:10:34: unsupported regular expression: repeat count too large"
+    )
