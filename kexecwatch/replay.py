@@ -17,7 +17,7 @@ from kexecwatch.core.alerts import Alert, AlertsSuppressed, to_json_line, to_tex
 from kexecwatch.core.assembler import EventsLost
 from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output, Stats
 from kexecwatch.core.process import ProcessEvent
-from kexecwatch.core.record import ParseIssue
+from kexecwatch.core.record import ParseIssue, TimeJump
 from kexecwatch.core.textsafe import escape_text, quote_input
 from kexecwatch.errors import InputError
 from kexecwatch.sources import Source, read_chunks
@@ -111,7 +111,7 @@ def replay(
     bar = _Progress(sources, err) if progress else None
     for source in sources:
         emit(detector.switch_source(source.name))  # what the previous source left unended
-        diagnostics.end_source()
+        diagnostics.end_source(next_source=source.name)
         for chunk in read_chunks(source):
             total_bytes += len(chunk)
             diagnostics.source_bytes += len(chunk)
@@ -169,6 +169,7 @@ class _Diagnostics:
         self._shown = 0
         self._held: list[ParseIssue] = []
         self._records_before = 0
+        self._source: str | None = None  # the detector's is already the next one's at the end
         self.source_bytes = 0
         self.without_records: list[tuple[str, int]] = []
 
@@ -180,12 +181,13 @@ class _Diagnostics:
         self._release()
         self._write(item)
 
-    def end_source(self) -> None:
-        """The source being read is done; the detector moves on to the next."""
+    def end_source(self, next_source: str | None = None) -> None:
+        """The source being read is done; the detector moves on to ``next_source``."""
         if self._has_records():
             self._release()
-        elif self.source_bytes:
-            self.without_records.append((str(self._detector.source), self.source_bytes))
+        elif self.source_bytes and self._source is not None:
+            self.without_records.append((self._source, self.source_bytes))
+        self._source = next_source
         self._held.clear()
         self._records_before = self._detector.stats.records
         self.source_bytes = 0
@@ -211,7 +213,7 @@ def _shown(name: str) -> str:
 
 
 def _describe(item: Output, source_name: str) -> str:
-    if isinstance(item, ParseIssue):
+    if isinstance(item, ParseIssue | TimeJump):
         return item.describe()
     if isinstance(item, EventsLost):
         name = item.node.encode("utf-8", "surrogateescape") if item.node else b""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, TextIO
 
 from kexecwatch.cli import EXIT_ERROR, EXIT_OK
@@ -22,7 +21,7 @@ from kexecwatch.core.rule import Rule
 from kexecwatch.core.rule.ruleset import RuleCheck, check_rule
 from kexecwatch.core.textsafe import escape_text
 from kexecwatch.errors import RuleError, SourceLocation
-from kexecwatch.rules import RULESETS
+from kexecwatch.rules import RULESETS, read_rule_file
 
 __all__ = ["add_rule_commands"]
 
@@ -116,15 +115,9 @@ def _check_rule_command(args: argparse.Namespace) -> int:
 
 def _check_file(path: str) -> RuleCheck:
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return _unreadable(path, "no such rule file")
-    except IsADirectoryError:
-        return _unreadable(path, "is a directory, not a rule file")
-    except UnicodeDecodeError as exc:
-        return _unreadable(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})")
-    except OSError as exc:
-        return _unreadable(path, f"cannot read rule file: {exc.strerror or exc}")
+        text = read_rule_file(path)
+    except RuleError as exc:
+        return _unreadable(path, exc.message)
     return check_rule(text, path)
 
 

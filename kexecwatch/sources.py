@@ -30,6 +30,7 @@ __all__ = [
     "access_error",
     "check_regular_file",
     "expand_paths",
+    "file_kind",
     "read_chunks",
 ]
 
@@ -106,7 +107,7 @@ def check_regular_file(path: str) -> int:
             if stat.S_ISFIFO(info.st_mode)
             else ""
         )
-        return _refuse(path, f"not a regular file ({_kind(info.st_mode)}){hint}")
+        return _refuse(path, f"not a regular file ({file_kind(info.st_mode)}){hint}")
     try:
         with open(path, "rb"):
             pass
@@ -161,7 +162,8 @@ def _blocker(path: str) -> str:
     return path
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, for a message: ``a FIFO``."""
     if stat.S_ISDIR(mode):
         return "a directory"
     if stat.S_ISFIFO(mode):

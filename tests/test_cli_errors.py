@@ -151,6 +151,21 @@ def test_one_source_without_records_among_good_ones_is_named(tmp_path: Path) -> 
     assert err == f"kexecwatch: error: {shadow}: no audit record in it ({len(SHADOW)} bytes read)\n"
 
 
+def test_a_source_without_records_before_good_ones_is_named_not_the_next(
+    tmp_path: Path,
+) -> None:
+    shadow = tmp_path / "shadow-"
+    shadow.write_bytes(SHADOW)
+    good = tmp_path / "audit.log"
+    good.write_bytes(KEXEC_LOG)
+    line = one_error_line(kexecwatch("replay", "--quiet", str(shadow), str(good)))
+    assert line == f"kexecwatch: error: {shadow}: no audit record in it ({len(SHADOW)} bytes read)"
+    # In a directory's set the rotated file comes first, the current log after it.
+    (tmp_path / "audit.log.1").write_bytes(SHADOW)
+    line = one_error_line(kexecwatch("replay", "--quiet", str(tmp_path)))
+    assert f"{tmp_path / 'audit.log.1'}: no audit record in it" in line
+
+
 def test_a_bad_line_is_quoted_short_and_escaped(tmp_path: Path) -> None:
     secret = b"\x1b[2J" + b"A" * 5000 + b"TOPSECRET"
     log = tmp_path / "audit.log"
@@ -231,3 +246,43 @@ def test_no_subcommand_prints_the_help_and_exits_2() -> None:
     for command in ("replay", "run", "doctor", "live", "check-rule"):
         assert f"    {command}" in err
     assert "kexecwatch: error: a COMMAND is required" in err
+
+
+# -- 8. rule files are files too -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_rule_file_that_is_a_fifo_or_device_is_one_line_not_a_hang(
+    tmp_path: Path, kind: str
+) -> None:
+    if kind == "fifo":
+        rule = tmp_path / "rule.toml"
+        os.mkfifo(rule)
+        what = "(a FIFO)"
+    else:
+        rule, what = Path("/dev/zero"), "(a character device)"
+    log = tmp_path / "audit.log"
+    log.write_bytes(KEXEC_LOG)
+    for args in (
+        ("replay", "--rule", str(rule), str(log)),
+        ("live", "--rule", str(rule), "--replay", str(log)),
+    ):
+        line = one_error_line(kexecwatch(*args, timeout=20))
+        assert f"{rule}: not a regular file {what}" in line, args
+    checked = kexecwatch("check-rule", str(rule), timeout=20)
+    assert checked.returncode == 2
+    assert checked.stdout.decode() == f"{rule}: error: not a regular file {what}\n"
+
+
+def test_an_unreadable_rule_file_is_one_plain_line(tmp_path: Path) -> None:
+    rule = tmp_path / "rule.toml"
+    rule.write_text("[rule]\n")
+    rule.chmod(0)
+    log = tmp_path / "audit.log"
+    log.write_bytes(KEXEC_LOG)
+    line = one_error_line(
+        kexecwatch("replay", "--rule", str(rule), str(log), prefix=unprivileged())
+    )
+    assert line == f"kexecwatch: error: {rule}: permission denied"
+    line = one_error_line(kexecwatch("replay", "--rule", str(tmp_path), str(log)))
+    assert line == f"kexecwatch: error: {tmp_path}: is a directory, not a rule file"

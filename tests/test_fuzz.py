@@ -85,6 +85,9 @@ def test_tracebacks_exit_codes_and_cost_are_failures(tmp_path: Path) -> None:
     problems = " | ".join(fuzzlab.check_replay(rec, m, bad))
     for word in ("traceback", "exit code 3", "CPU time", "peak RSS"):
         assert word in problems
+    skipped = "kexecwatch: a.log:9: error: event 1.000:2 could not be handled (skipped): X\n"
+    errs = fuzzlab.check_replay(rec, m, fuzzlab.Outcome(1, 0.1, 0.1, 40.0, good.stdout, skipped))
+    assert any(p.startswith("event error") for p in errs)
     silent = fuzzlab.Outcome(1, 0.1, 0.1, 40.0, b"", "")
     assert any("without any alert" in p for p in fuzzlab.check_replay(rec, m, silent))
 

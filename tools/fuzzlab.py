@@ -217,11 +217,20 @@ def expected_change(rec: Recording, mutant: Mutant, got: set[str]) -> list[str]:
     return problems
 
 
+# An event the detector could not handle ("One bad event" in the README) is a bug that the
+# input found, even though the run goes on: replay's and run's ways of saying so.
+EVENT_ERRORS = ("could not be handled", "event=event_error")
+
+
 def bounded(out: Outcome) -> list[str]:
     problems = []
     if "Traceback (most recent call last)" in out.stderr:
         tail = out.stderr.strip().splitlines()[-1][:200]
         problems.append(f"traceback on stderr ({tail})")
+    for line in out.stderr.splitlines():
+        if any(e in line for e in EVENT_ERRORS):
+            problems.append(f"event error ({line[:200]})")
+            break
     if out.timed_out:
         problems.append(f"killed after {out.wall_s:.0f} s of wall time")
     if out.cpu_s > MAX_CPU_S:

@@ -23,7 +23,7 @@ from kexecwatch.core.alerts import Alert, AlertsSuppressed, to_json_line, to_tex
 from kexecwatch.core.assembler import EventsLost
 from kexecwatch.core.detector import Detector, DetectorOptions, EventError
 from kexecwatch.core.proctable import LiveProcess
-from kexecwatch.core.record import ParseIssue
+from kexecwatch.core.record import ParseIssue, TimeJump
 from kexecwatch.rules import load_rules
 from kexecwatch.testhooks import fault_marker
 
@@ -139,6 +139,15 @@ class CoreLink:
                         line=out.line_no,
                         reason=out.reason,
                         total=self.detector.stats.event_errors,
+                    ),
+                )
+            elif isinstance(out, TimeJump):
+                log.warning(
+                    "time_jump",
+                    extra=kv(
+                        file=self._paths.get(out.source, str(out.source)),
+                        line=out.line_no,
+                        reason=out.reason,
                     ),
                 )
             elif isinstance(out, ParseIssue):

@@ -31,6 +31,7 @@ from kexecwatch.adapters.liveview_state import (
 )
 from kexecwatch.core import jsontext
 from kexecwatch.core.alerts import document_alert_id
+from kexecwatch.core.record import MAX_TIME_MS
 from kexecwatch.core.textsafe import escape_json_text, escape_text
 
 __all__ = ["HEADER_LINES", "RESPONDER_FIRST", "render_dashboard", "responder_order", "sparkline"]
@@ -421,7 +422,8 @@ def _last_cells(text: str, cells: int) -> str:
 
 
 def _clock(time_ms: int, *, seconds: bool = False) -> str:
-    stamp = datetime.fromtimestamp(time_ms / 1000, tz=UTC)
+    # A time beyond year 9999 is no date: shown as the last one (README, "Time policy").
+    stamp = datetime.fromtimestamp(min(time_ms, MAX_TIME_MS - 1) / 1000, tz=UTC)
     return stamp.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%H:%M:%S")
 
 

@@ -27,7 +27,7 @@ from kexecwatch.core.assembler import DEFAULT_WINDOW_MS, EventsLost
 from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output
 from kexecwatch.core.process import ProcessEvent, text
 from kexecwatch.core.proctable import ProcessTable, ProcLookup
-from kexecwatch.core.record import ParseIssue
+from kexecwatch.core.record import ParseIssue, TimeJump
 from kexecwatch.core.rule import CompiledQuery
 from kexecwatch.core.telemetry import TelemetryEvent
 
@@ -312,7 +312,7 @@ class LiveModel:
             elif isinstance(item, ProcessEvent):
                 if is_kexec(item):
                     self._add_activity(item)
-            elif isinstance(item, ParseIssue):
+            elif isinstance(item, ParseIssue | TimeJump):
                 self.state.message = item.describe()
             elif isinstance(item, EventsLost):
                 self.state.message = (

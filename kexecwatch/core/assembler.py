@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kexecwatch.core.msgtypes import ends_event, is_daemon_record, is_single_record
-from kexecwatch.core.record import MAX_TIME_MS, AuditRecord, EventId, ParseIssue
+from kexecwatch.core.record import MAX_TIME_MS, AuditRecord, EventId, ParseIssue, TimeJump
 
 __all__ = [
     "DEFAULT_MAX_INFLIGHT",
@@ -120,7 +120,7 @@ class EventsLost:
         return self.last_serial - self.first_serial + 1
 
 
-AssemblerOutput = AuditEvent | EventsLost | ParseIssue
+AssemblerOutput = AuditEvent | EventsLost | ParseIssue | TimeJump
 
 
 @dataclass(slots=True)
@@ -349,7 +349,7 @@ class Assembler:
             if misdated:
                 if distance > _REPORT_MIN_MS:
                     out.append(
-                        ParseIssue(
+                        TimeJump(
                             clock.pending_line,
                             f"record dated {_seconds(distance)} s "
                             f"{'ahead of' if ahead else 'behind'} the stream: "
@@ -361,7 +361,7 @@ class Assembler:
                 clock.present = present = pending
                 if not ahead and distance > _REPORT_MIN_MS:
                     out.append(
-                        ParseIssue(
+                        TimeJump(
                             clock.pending_line,
                             f"record time steps back {_seconds(distance)} s (a clock step "
                             "or an older log): a discontinuity, not elapsed time",

@@ -30,10 +30,12 @@ syscalls, names or record types it needs (or ``EVERYTHING``).
 :class:`~kexecwatch.core.alerts.AlertsSuppressed`. :meth:`flush` ends the
 stream. The result does not depend on how the input was split.
 
-Rule 1: no I/O and no clock. The live shell passes time to :meth:`expire`
-and may inject a ``/proc`` lookup into the process table.
-Rule 2: bad input becomes values; the only exceptions that leave this module
-are bugs.
+Rule 1: no I/O and no clock. The live shell passes its idle time to
+:meth:`expire_idle` (or a time to :meth:`expire`) and may inject a ``/proc``
+lookup into the process table.
+Rule 2: bad input becomes values. An exception while handling one event (a bug)
+is caught, counted in ``Stats.event_errors`` and returned as an
+:class:`EventError`; the rest of the input goes on (README, "One bad event").
 """
 
 from __future__ import annotations
@@ -73,7 +75,14 @@ from kexecwatch.core.interest import interests_of as _interests_of
 from kexecwatch.core.linebuffer import DEFAULT_MAX_LINE, LineBuffer, Region
 from kexecwatch.core.process import ProcessEvent, process_event_from
 from kexecwatch.core.proctable import DEFAULT_MAX_ENTRIES, Args, ProcessTable, ProcLookup
-from kexecwatch.core.record import MAX_TIME_MS, AuditRecord, EventId, ParseIssue, parse_record
+from kexecwatch.core.record import (
+    MAX_TIME_MS,
+    AuditRecord,
+    EventId,
+    ParseIssue,
+    TimeJump,
+    parse_record,
+)
 from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
 from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
 from kexecwatch.core.textsafe import VALUE_BYTES, clip, escape_text
@@ -89,7 +98,7 @@ __all__ = [
     "Stats",
 ]
 
-Output = Alert | ProcessEvent | ParseIssue | EventsLost | AlertsSuppressed
+Output = Alert | ProcessEvent | ParseIssue | TimeJump | EventsLost | AlertsSuppressed
 
 
 class DetectionRule(RuleMeta, Protocol):
@@ -149,6 +158,7 @@ class Stats:
     lost_events: int = 0
     incomplete_events: int = 0
     event_errors: int = 0
+    time_jumps: int = 0
     last_time_ms: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -665,6 +675,9 @@ class Detector:
                 out.append(item)
                 if self._telemetry_rules:
                     self._on_telemetry(TelemetryTracker.from_lost(item, self.host_name), out)
+            elif isinstance(item, TimeJump):
+                stats.time_jumps += 1
+                out.append(item if item.source is not None else replace(item, source=self.source))
             else:
                 stats.parse_issues += 1
                 out.append(item if item.source is not None else replace(item, source=self.source))

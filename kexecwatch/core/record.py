@@ -26,6 +26,7 @@ __all__ = [
     "AuditRecord",
     "EventId",
     "ParseIssue",
+    "TimeJump",
     "parse_record",
 ]
 
@@ -123,6 +124,29 @@ class ParseIssue:
         quoted = f": {quote_input(self.snippet, self.length)}" if self.snippet else ""
         reason = escape_text(clip(self.reason, VALUE_BYTES))  # it may name input: a record type
         return f"{where}: parse issue: {reason}{quoted}"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeJump:
+    """A record dated a window or more away from its node's present: one misdated
+    record, or a clock stepped back (README, "Time policy"). The record was read as
+    usual; only its time was not taken as the present.
+
+    Attributes:
+        line_no: 1-based line number, in its source, of the record that jumped.
+        reason: a short sentence naming the jump and what was made of it.
+        source: the source the line came from (``None`` when not known yet).
+    """
+
+    line_no: int
+    reason: str
+    source: Hashable = None
+
+    def describe(self) -> str:
+        """One terminal-safe line: where, and the jump."""
+        where = SourceLocation(str(self.source), self.line_no or None)
+        shown = escape_text(str(where)) if self.source is not None else f"line {self.line_no}"
+        return f"{shown}: time: {escape_text(self.reason)}"
 
 
 def parse_record(line: bytes, line_no: int = 0) -> AuditRecord | ParseIssue:

@@ -12,13 +12,16 @@ compiling are :func:`kexecwatch.core.rule.load_rule`'s and
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections.abc import Sequence
 from importlib import resources
-from pathlib import Path
 
 from kexecwatch.core.detections import NativeRule, load_native_rule
 from kexecwatch.core.rule import Rule, load_rule
 from kexecwatch.errors import ConfigError, RuleError
+from kexecwatch.sources import file_kind
 
 __all__ = [
     "BUILTIN_RULE_FILES",
@@ -27,6 +30,7 @@ __all__ = [
     "UPSTREAM_RULE_FILES",
     "load_builtin_rules",
     "load_rules",
+    "read_rule_file",
 ]
 
 #: The upstream rule, in detection-rules format.
@@ -86,10 +90,40 @@ def load_rules(
     rules: list[Rule | NativeRule] = list(load_builtin_rules(ruleset)) if builtin else []
     for path in paths:
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise RuleError(f"{path}: no such rule file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RuleError(f"{path}: cannot read rule file: {exc}") from None
+            text = read_rule_file(path)
+        except RuleError as exc:
+            raise RuleError(f"{path}: {exc.message}") from None
         rules.append(load_rule(text, path))
     return rules
+
+
+def read_rule_file(path: str) -> str:
+    """The text of the rule file ``path``.
+
+    Only a regular file is read: a FIFO may never get a writer and a device
+    such as ``/dev/zero`` never ends, so reading either would hang or fill memory.
+
+    Raises:
+        RuleError: one line saying why the file cannot be read (without the path).
+    """
+    try:
+        if not stat.S_ISREG(mode := os.stat(path).st_mode):
+            kind = file_kind(mode)
+            if kind == "a directory":
+                raise RuleError("is a directory, not a rule file")
+            raise RuleError(f"not a regular file ({kind})")
+        # O_NONBLOCK: should the file have been swapped for a FIFO since, do not wait on it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(mode := os.fstat(fh.fileno()).st_mode):
+                raise RuleError(f"not a regular file ({file_kind(mode)})")
+            data = fh.read()
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise RuleError("no such rule file") from None
+        text = exc.strerror or str(exc)
+        raise RuleError(text[:1].lower() + text[1:]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RuleError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None

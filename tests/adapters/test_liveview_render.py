@@ -288,3 +288,11 @@ def test_json_view_opens_on_what_a_responder_reads_first() -> None:
         "auditd",
         "kexecwatch",
     ]
+
+
+def test_a_time_beyond_year_9999_is_shown_as_its_last_second() -> None:
+    # A misdated record (README, "Time policy") must not crash the live view.
+    state = fixed_state()
+    state.alert_rows = [alert(80, "kexec -e", t=253_402_300_800_000)]
+    lines = render(state).splitlines()
+    assert any("23:59:59" in x and " 80 " in x for x in lines)

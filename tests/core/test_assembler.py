@@ -2,7 +2,7 @@ import pytest
 
 import kexecwatch.core.assembler as assembler_module
 from kexecwatch.core.assembler import Assembler, AuditEvent, EventsLost
-from kexecwatch.core.record import AuditRecord, ParseIssue, parse_record
+from kexecwatch.core.record import AuditRecord, ParseIssue, TimeJump, parse_record
 from tests.builders import exec_lines, user_line
 
 
@@ -213,8 +213,10 @@ def test_one_record_dated_ahead_does_not_expire_an_open_event() -> None:
     out += push_all(asm, records(rest + exec_lines(3, t="1700000000.100")))
     got = {e.id.serial: (e.ended_by, len(e.records)) for e in events(out)}
     assert got == {1: ("proctitle", 5), 2: ("single", 1), 3: ("proctitle", 5)}
-    [issue] = [o for o in out if isinstance(o, ParseIssue)]
-    assert "record dated 6.000 s ahead of the stream" in issue.reason
+    [jump] = [o for o in out if isinstance(o, TimeJump)]
+    assert "record dated 6.000 s ahead of the stream" in jump.reason
+    assert jump.line_no == 1  # the user record's own line, in records()' numbering
+    assert not [o for o in out if isinstance(o, ParseIssue)]
 
 
 def test_a_clock_stepped_back_does_not_expire_later_events() -> None:
@@ -227,8 +229,8 @@ def test_a_clock_stepped_back_does_not_expire_later_events() -> None:
         (2, "proctitle", 5),
         (3, "proctitle", 5),
     ]
-    [issue] = [o for o in out if isinstance(o, ParseIssue)]
-    assert "steps back 100.000 s" in issue.reason
+    [jump] = [o for o in out if isinstance(o, TimeJump)]
+    assert "steps back 100.000 s" in jump.reason
 
 
 def test_a_time_beyond_year_9999_is_reported_and_never_kept() -> None:
@@ -262,3 +264,14 @@ def test_many_events_expiring_at_once_are_reported() -> None:
     assert [e.id.serial for e in events(out) if e.ended_by == "expired"] == list(range(1, 11))
     [issue] = [o for o in out if isinstance(o, ParseIssue)]
     assert issue.reason.startswith("10 events in flight expired at once")
+
+
+def test_idle_time_ages_what_waits_without_moving_the_clock() -> None:
+    asm = Assembler(window_ms=1000)
+    push_all(asm, records(exec_lines(1, t="1700000000.000", proctitle=False)))
+    assert events(asm.expire_idle(500)) == []
+    [expired] = events(asm.expire_idle(1500))
+    assert expired.ended_by == "expired"
+    # The idle time was not record time: the next event, dated earlier, is whole.
+    out = push_all(asm, records(exec_lines(2, t="1699999999.900")))
+    assert [(e.ended_by, len(e.records)) for e in events(out)] == [("proctitle", 5)]

@@ -52,8 +52,9 @@ def last_time_ms(data: bytes) -> int:
     return int(stamp[0]) * 1000 + int(stamp[1])
 
 
-def run_daemon(tmp: Path, data: bytes) -> list[str]:
-    """The alert documents a fresh daemon writes for ``data`` (sorted canonical JSON)."""
+def run_daemon(tmp: Path, data: bytes, log_has: str = "") -> list[str]:
+    """The alert documents a fresh daemon writes for ``data`` (sorted canonical JSON);
+    its log must hold ``log_has``."""
     log = tmp / "audit.log"
     log.touch(mode=0o600)
     d = Daemon(tmp, log)
@@ -64,6 +65,7 @@ def run_daemon(tmp: Path, data: bytes) -> list[str]:
     err = d.stderr()
     assert d.stop() == 0, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
+    assert log_has in err, err[-3000:]
     return docs
 
 
@@ -83,7 +85,18 @@ def unperturbed(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 def test_one_record_dated_off_changes_no_alert(
     tmp_path: Path, unperturbed: list[str], shift: int | str
 ) -> None:
-    got = run_daemon(tmp_path, insert_outlier(RECORDING, shift))
+    # Jumps of a second or more are logged with the file and line of the record.
+    line = 1 + RECORDING.split(b"\n").index(
+        next(x for x in RECORDING.split(b"\n") if b"type=SYSCALL" in x and b'comm="kexec"' in x)
+    )
+    said = (
+        "beyond year 9999"
+        if shift == "year-10000"
+        else f"time_jump file={tmp_path / 'audit.log'} line={line}"
+        if abs(int(shift)) > 1
+        else ""
+    )
+    got = run_daemon(tmp_path, insert_outlier(RECORDING, shift), said)
     assert got == unperturbed
 
 
