@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -59,14 +60,18 @@ def command(dirs: list[Path], jobs: int) -> list[str]:
     return [exe, "replay", "--per-host", "--jobs", str(jobs), "--quiet", *map(str, dirs)]
 
 
-def timed(cmd: list[str]) -> tuple[float, str]:
-    """Wall seconds of one run and the SHA-256 of what it wrote to stdout."""
+def timed(cmd: list[str]) -> tuple[float, float, str]:
+    """Wall seconds and CPU seconds (user + system, all processes) of one run, and the
+    SHA-256 of what it wrote to stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, check=False)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(cmd)}: exit {done.returncode}: {done.stderr.decode()}")
-    return seconds, hashlib.sha256(done.stdout).hexdigest()
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return seconds, cpu, hashlib.sha256(done.stdout).hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,11 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     for d in dirs:  # warm the page cache
         (d / "audit.log").read_bytes()
     times: dict[int, list[float]] = {1: [], 2: []}
+    cpu: dict[int, list[float]] = {1: [], 2: []}
     digests: set[str] = set()
+    load = os.getloadavg()[0]
     for round_no in range(args.rounds):
         for jobs in (1, 2):  # interleaved: one of each per round
-            seconds, digest = timed(command(dirs, jobs))
+            seconds, cpu_seconds, digest = timed(command(dirs, jobs))
             times[jobs].append(seconds)
+            cpu[jobs].append(cpu_seconds)
             digests.add(digest)
         print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
 
@@ -93,13 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     ratio = two / one
     print(
         f"\n{args.hosts} hosts, {total_mb:.0f} MB in all, {os.cpu_count()} CPUs, "
-        f"{args.rounds} interleaved rounds, medians"
+        f"{args.rounds} interleaved rounds, medians; load average {load:.2f} before the runs "
+        "(other work on the machine takes cores from the 2 jobs)"
     )
-    print("| jobs | seconds | MB/s | rounds |")
-    print("|---:|---:|---:|---|")
+    print("| jobs | wall s | MB/s | CPU s | wall s of each round |")
+    print("|---:|---:|---:|---:|---|")
     for jobs, secs in ((1, one), (2, two)):
         rounds = ", ".join(f"{t:.2f}" for t in times[jobs])
-        print(f"| {jobs} | {secs:.2f} | {total_mb / secs:.0f} | {rounds} |")
+        spent = statistics.median(cpu[jobs])
+        print(f"| {jobs} | {secs:.2f} | {total_mb / secs:.0f} | {spent:.2f} | {rounds} |")
     verdict = "met" if ratio <= TARGET else "NOT met"
     print(f"\n--jobs 2 / --jobs 1: {ratio:.2f} (target <= {TARGET}: {verdict})")
     same = len(digests) == 1

@@ -17,10 +17,11 @@ written, then each failed host is named on one line, and the exit code is 2.
 from __future__ import annotations
 
 import heapq
+import multiprocessing
 import os
+import signal
 import tempfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TextIO
@@ -165,23 +166,35 @@ def replay_hosts(
     binary stream ``stdout``; return each host's result, in host-name order."""
     with tempfile.TemporaryDirectory(prefix="kexecwatch-replay-") as scratch:
         outputs = [os.path.join(scratch, f"{i}.out") for i in range(len(hosts))]
+        work = [(h, rules, options, out_format, o) for h, o in zip(hosts, outputs, strict=True)]
         if jobs <= 1 or len(hosts) <= 1:
-            results = [
-                _replay_host(h, rules, options, out_format, o)
-                for h, o in zip(hosts, outputs, strict=True)
-            ]
+            results = [_replay_host(*item) for item in work]
         else:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(hosts))) as pool:
-                futures = [
-                    pool.submit(_replay_host, h, rules, options, out_format, o)
-                    for h, o in zip(hosts, outputs, strict=True)
-                ]
-                results = [f.result() for f in futures]
+            previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+            try:
+                # Leaving the block (done, an error, Ctrl-C, SIGTERM) ends the workers.
+                with multiprocessing.Pool(min(jobs, len(hosts)), _worker_signals) as pool:
+                    results = pool.starmap(_replay_host, work, chunksize=1)
+            finally:
+                signal.signal(signal.SIGTERM, previous)
         streams = [_lines(r, o) for r, o in zip(results, outputs, strict=True)]
         for *_, line in heapq.merge(*streams):
             stdout.write(line)
         stdout.flush()
     return results
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    """SIGTERM during a parallel replay: unwind, so that the workers and the scratch
+    files go, then exit as the signal would have (128 + its number)."""
+    raise SystemExit(128 + signum)
+
+
+def _worker_signals() -> None:
+    """In a worker: Ctrl-C is the parent's to handle (it ends the workers), and
+    SIGTERM, which the parent sends to end one, ends it at once."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _lines(result: HostResult, path: str) -> Iterator[tuple[str, str, int, bytes]]:

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -228,3 +233,66 @@ def test_what_one_host_teaches_the_rules_stays_with_that_host(tmp_path: Path, jo
     assert b"Traceback" not in result.stderr
     hosts = [json.loads(line)["host"]["name"] for line in lines_of(result.stdout)]
     assert "b" not in hosts, result.stdout.decode()
+
+
+def test_sigterm_ends_the_workers_and_leaves_no_scratch_file(tmp_path: Path) -> None:
+    from bench.generate import generate
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    paths = []
+    for seed in (1, 2):
+        host = tmp_path / f"host-{seed}"
+        host.mkdir()
+        generate(host / "log", 12_000_000, seed=seed)
+        (host / "log").rename(host / "audit.log")  # its .expected.json stays outside the set
+        (host / "log.expected.json").rename(tmp_path / f"{seed}.expected.json")
+        paths.append(str(host))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kexecwatch", "replay", "--per-host", "--jobs", "2", "--events"]
+        + paths,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = children(proc.pid)
+        assert len(workers) == 2, "two worker processes replay the two hosts"
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        leftover = [pid for pid in workers if status_of(pid) != b"Z"]
+        for pid in [proc.pid, *leftover] if proc.poll() is None else leftover:
+            os.kill(pid, signal.SIGKILL)  # a failed check leaves nothing running
+        proc.wait()
+    assert not leftover, "the workers outlived the replay"
+    assert proc.returncode == 128 + signal.SIGTERM, err.decode()
+    assert b"Traceback" not in err
+    assert list(scratch.iterdir()) == []
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def status_of(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return b"Z"
