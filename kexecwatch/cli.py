@@ -31,6 +31,7 @@ __all__ = [
     "add_rule_options",
     "load_rules",
     "main",
+    "missing_subcommand",
 ]
 
 EXIT_OK = 0
@@ -50,11 +51,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"kexecwatch: error: {message} (see --help)\n")
 
 
-def _missing_command(parser: argparse.ArgumentParser) -> int:
-    """``kexecwatch`` alone: the help, where a newcomer looks first, and exit 2."""
+def missing_subcommand(parser: argparse.ArgumentParser, what: str = "a COMMAND") -> int:
+    """``kexecwatch`` (or ``kexecwatch rules``) alone: the help, where a newcomer looks
+    first, and exit 2."""
     err = stderr_text()
     parser.print_help(err)
-    err.write("kexecwatch: error: a COMMAND is required (see the list above)\n")
+    err.write(f"kexecwatch: error: {what} is required (see the list above)\n")
     return EXIT_ERROR
 
 
@@ -135,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kexecwatch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    parser.set_defaults(handler=lambda _args: _missing_command(parser))
+    parser.set_defaults(handler=lambda _args: missing_subcommand(parser))
 
     replay = sub.add_parser(
         "replay",

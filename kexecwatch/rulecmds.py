@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from kexecwatch.cli import EXIT_ERROR, EXIT_OK
+from kexecwatch.cli import EXIT_ERROR, EXIT_OK, missing_subcommand
 from kexecwatch.core import jsontext
 from kexecwatch.core.auditctl import AuditRule
 from kexecwatch.core.rule import Rule
@@ -47,7 +47,8 @@ def add_rule_commands(sub: Any) -> None:
         help="the built-in rules",
         description="Work with kexecwatch's built-in rules.",
     )
-    rules_sub = rules.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
+    rules_sub = rules.add_subparsers(dest="rules_command", metavar="ACTION")
+    rules.set_defaults(handler=lambda _args: missing_subcommand(rules, "an ACTION"))
     listing = rules_sub.add_parser(
         "list",
         help="list the built-in rules and the audit rules each needs",

@@ -26,12 +26,14 @@ from kexecwatch.errors import InputError
 __all__ = [
     "CHUNK_SIZE",
     "DEFAULT_LOG_DIR",
+    "NO_SUCH_FILE",
     "Source",
     "access_error",
     "check_regular_file",
     "expand_paths",
     "file_kind",
     "read_chunks",
+    "read_regular_file",
 ]
 
 CHUNK_SIZE = 1 << 18
@@ -114,6 +116,38 @@ def check_regular_file(path: str) -> int:
     except OSError as exc:
         raise access_error(path, exc) from None
     return info.st_size
+
+
+#: The reason :func:`read_regular_file` gives for a missing file.
+NO_SUCH_FILE = "no such file"
+
+
+def read_regular_file(path: str, limit: int | None = None) -> bytes:
+    """The bytes of the regular file ``path`` (at most ``limit`` of them).
+
+    A FIFO may never get a writer and a device such as ``/dev/zero`` never ends,
+    so neither is read: a configuration or rule file given as one would hang or
+    fill memory.
+
+    Raises:
+        InputError: one line saying why, without the path (the caller names it).
+    """
+    try:
+        if stat.S_ISDIR(mode := os.stat(path).st_mode):
+            raise InputError("is a directory")
+        if not stat.S_ISREG(mode):
+            raise InputError(f"not a regular file ({file_kind(mode)})")
+        # O_NONBLOCK: should the file have been swapped for a FIFO since, do not wait on it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(mode := os.fstat(fh.fileno()).st_mode):
+                raise InputError(f"not a regular file ({file_kind(mode)})")
+            return fh.read() if limit is None else fh.read(limit)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise InputError(NO_SUCH_FILE) from None
+        text = exc.strerror or str(exc)
+        raise InputError(text[:1].lower() + text[1:]) from None
 
 
 def access_error(path: str, exc: OSError) -> InputError:

@@ -248,19 +248,24 @@ def test_no_subcommand_prints_the_help_and_exits_2() -> None:
     assert "kexecwatch: error: a COMMAND is required" in err
 
 
-# -- 8. rule files are files too -------------------------------------------------------------
+# -- 8. rule and configuration files are files too ------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["fifo", "device"])
+@pytest.fixture(params=["fifo", "device"])
+def never_ending(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
+    """A path that reading may never finish (a FIFO without a writer, /dev/zero) and
+    how kexecwatch names its kind."""
+    if request.param == "device":
+        return Path("/dev/zero"), "(a character device)"
+    fifo = tmp_path / "never.toml"
+    os.mkfifo(fifo)
+    return fifo, "(a FIFO)"
+
+
 def test_a_rule_file_that_is_a_fifo_or_device_is_one_line_not_a_hang(
-    tmp_path: Path, kind: str
+    tmp_path: Path, never_ending: tuple[Path, str]
 ) -> None:
-    if kind == "fifo":
-        rule = tmp_path / "rule.toml"
-        os.mkfifo(rule)
-        what = "(a FIFO)"
-    else:
-        rule, what = Path("/dev/zero"), "(a character device)"
+    rule, what = never_ending
     log = tmp_path / "audit.log"
     log.write_bytes(KEXEC_LOG)
     for args in (
@@ -286,3 +291,18 @@ def test_an_unreadable_rule_file_is_one_plain_line(tmp_path: Path) -> None:
     assert line == f"kexecwatch: error: {rule}: permission denied"
     line = one_error_line(kexecwatch("replay", "--rule", str(tmp_path), str(log)))
     assert line == f"kexecwatch: error: {tmp_path}: is a directory, not a rule file"
+
+
+def test_a_config_or_doctor_file_that_is_a_fifo_or_device_is_not_read(
+    tmp_path: Path, never_ending: tuple[Path, str]
+) -> None:
+    path, what = never_ending
+    line = one_error_line(
+        kexecwatch("run", "--config", str(path), "--state-dir", str(tmp_path / "st"), timeout=20)
+    )
+    assert (
+        line == f"kexecwatch: error: {path}: cannot read configuration: not a regular file {what}"
+    )
+    for flag in ("--rules", "--auditd-conf"):  # read as missing: doctor still reports
+        done = kexecwatch("doctor", flag, str(path), "--state-dir", str(tmp_path), timeout=20)
+        assert done.returncode in (1, 2) and b"verdict:" in done.stdout, flag

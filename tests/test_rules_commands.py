@@ -58,3 +58,12 @@ def test_etc_and_the_package_share_one_copy() -> None:
         link = ROOT / "etc" / name
         assert link.is_symlink()
         assert link.resolve() == ROOT / "kexecwatch" / "auditrules" / name
+
+
+def test_rules_alone_prints_its_help_and_exits_2() -> None:
+    done = kexecwatch("rules")
+    assert done.returncode == 2
+    err = done.stderr.decode()
+    assert err.startswith("usage: kexecwatch rules ")
+    assert "    list" in err  # the actions, where a newcomer looks first
+    assert err.endswith("kexecwatch: error: an ACTION is required (see the list above)\n")

@@ -4,7 +4,8 @@ The image is a ``debootstrap --variant=minbase`` of bookworm with only what a mi
 server has plus systemd, dbus and Python, made from the mirror the host's apt uses. It is
 built once and cached under :data:`MACHINES`; a stamp file next to it records the suite
 and package list, and is written last, so a half-built or outdated image is rebuilt, not
-trusted. Builds serialise on a ``flock``.
+trusted. A build holds an exclusive ``flock`` on the image's lock file and every booted
+container a shared one, so an image is never rebuilt under a running container.
 
 :class:`Container` boots the image with ``--volatile=overlay`` (every change lands in a
 tmpfs and the cached image stays pristine) and a directory bound at ``/out``. Commands
@@ -38,6 +39,7 @@ __all__ = [
     "booted",
     "ensure_image",
     "host_mirror",
+    "image_ok",
 ]
 
 MACHINES = Path("/var/lib/machines")
@@ -92,7 +94,12 @@ def _stamp_text() -> str:
     return f"suite={SUITE}\nvariant=minbase\npackages={','.join(PACKAGES)}\n"
 
 
-def _image_ok(image: Path) -> bool:
+def _lock_path(image: Path) -> Path:
+    return image.with_name(f".{image.name}.lock")
+
+
+def image_ok(image: Path) -> bool:
+    """Whether ``image`` is complete and made with this module's suite and package list."""
     stamp = _stamp(image)
     if not stamp.is_file() or stamp.read_text() != _stamp_text():
         return False
@@ -123,9 +130,9 @@ def ensure_image(image: Path = IMAGE) -> tuple[Path, bool]:
     Returns ``(image, built)``; ``built`` says whether this call made it.
     """
     image.parent.mkdir(parents=True, exist_ok=True)
-    with open(image.parent / f".{image.name}.lock", "w") as lock:
+    with open(_lock_path(image), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if _image_ok(image):
+        if image_ok(image):
             return image, False
         for stale in [image, *image.parent.glob(f".{image.name}.build-*")]:
             if stale.exists():
@@ -145,7 +152,7 @@ def ensure_image(image: Path = IMAGE) -> tuple[Path, bool]:
                 ],
                 BUILD_TIMEOUT,
             )
-            # apt inside fetches fresh lists at each use; the image keeps none.
+            # The downloaded .debs are installed: the image need not keep them.
             shutil.rmtree(build / "var/cache/apt/archives", ignore_errors=True)
             (build / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
             build.rename(image)
@@ -193,11 +200,13 @@ def booted(image: Path, out: Path, console_log: Path) -> Iterator[Container]:
     """A booted container of ``image`` with ``out`` bound at ``/out``, powered off on exit
     whatever happens (the console goes to ``console_log``)."""
     container = Container(image, out, console_log)
-    try:
-        container.boot()
-        yield container
-    finally:
-        container.poweroff()
+    with open(_lock_path(image), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        try:
+            container.boot()
+            yield container
+        finally:
+            container.poweroff()
 
 
 class Container:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kexecwatch.adapters.sinks import TlsSettings, parse_output_spec
-from kexecwatch.errors import ConfigError, SourceLocation
+from kexecwatch.errors import ConfigError, InputError, SourceLocation
+from kexecwatch.sources import NO_SUCH_FILE, read_regular_file
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -180,14 +181,17 @@ def load_config(path: str | None) -> Config:
     file = path or DEFAULT_CONFIG_PATH
     where = SourceLocation(file)
     try:
-        with open(file, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        if path is None:
-            return Config()
-        raise ConfigError("configuration file not found", where=where) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read configuration: {exc.strerror}", where=where) from exc
+        data = tomllib.loads(read_regular_file(file).decode("utf-8"))
+    except InputError as exc:
+        if exc.message == NO_SUCH_FILE:
+            if path is None:
+                return Config()
+            raise ConfigError("configuration file not found", where=where) from None
+        raise ConfigError(f"cannot read configuration: {exc.message}", where=where) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"invalid TOML: not UTF-8 text (at byte {exc.start})", where=where
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", where=where) from exc
     return _validate(_overlay(Config(), data, where), where)

@@ -24,6 +24,8 @@ from kexecwatch.core.auditctl import parse_auditd_conf, parse_status
 from kexecwatch.core.hostfacts import CheckpointFacts, Facts, FileFacts, ServiceFacts, UserFacts
 from kexecwatch.core.posture import Report, Status, assess
 from kexecwatch.core.textsafe import escape_text
+from kexecwatch.errors import InputError
+from kexecwatch.sources import read_regular_file
 
 __all__ = ["add_doctor_arguments", "collect_facts", "doctor_command", "render_text"]
 
@@ -97,9 +99,8 @@ def _run(argv: list[str], *, any_exit: bool = False) -> tuple[str | None, str]:
 
 def _read_small(path: str) -> str | None:
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read(65536)
-    except OSError:
+        return read_regular_file(path, 65536).decode("utf-8", errors="replace")
+    except InputError:
         return None
 
 

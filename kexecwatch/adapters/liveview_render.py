@@ -275,13 +275,7 @@ def _activity_panel(state: DashboardState, width: int, height: int) -> Renderabl
     if not rows:
         lines.append(Text("no kexec execution seen", style="dim"))
     else:
-        rest = inner_w - 8 - 6 - 2
-        reason_w = min(max(cell_len(escape_text(r.reason)) for r in rows), max(16, rest - 20))
-        # The reason matters most, then the parents; the command takes what is left.
-        chain_w = min(
-            max(cell_len(escape_text(" → ".join(r.process.chain))) for r in rows),
-            max(8, rest - reason_w - 2 - 12),
-        )
+        reason_w, chain_w = _activity_widths(rows, inner_w)
         lines.append(
             _columns(
                 inner_w,
@@ -294,6 +288,24 @@ def _activity_panel(state: DashboardState, width: int, height: int) -> Renderabl
         )
         lines.extend(_activity_line(r, inner_w, reason_w, chain_w) for r in rows)
     return _panel(lines, f" kexec activity ({len(state.activity)}) ", height, "blue")
+
+
+def _activity_widths(rows: list[ActivityRow], inner_w: int) -> tuple[int, int]:
+    """Widths of the why and parents columns. Why comes first but gets at most two
+    fifths of the line (at least 40 cells while 20 are left), the parents up to a third
+    of what remains, the command the rest; what the command does not need goes back to
+    why. So one long why (a rule that alerted and one that excluded) does not cut
+    every command short."""
+    rest = inner_w - 8 - 6 - 2  # the time, the ALERT mark and the spaces around them
+    why_need = max(cell_len(escape_text(r.reason)) for r in rows)
+    chain_need = max(cell_len(escape_text(" → ".join(r.process.chain))) for r in rows)
+    command_need = max(cell_len(escape_text("$ " + r.process.command)) for r in rows)
+    why = min(why_need, max(16, min(rest - 20, max(40, rest * 2 // 5))))
+    chain = min(chain_need, max(8, (rest - why - 2) // 3))
+    spare = max(0, rest - why - chain - 2 - command_need)
+    grow = min(spare, chain_need - chain)
+    chain, spare = chain + grow, spare - grow
+    return why + min(spare, why_need - why), chain
 
 
 def _activity_line(row: ActivityRow, width: int, reason_w: int, chain_w: int) -> Text:

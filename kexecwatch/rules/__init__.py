@@ -12,16 +12,13 @@ compiling are :func:`kexecwatch.core.rule.load_rule`'s and
 
 from __future__ import annotations
 
-import errno
-import os
-import stat
 from collections.abc import Sequence
 from importlib import resources
 
 from kexecwatch.core.detections import NativeRule, load_native_rule
 from kexecwatch.core.rule import Rule, load_rule
-from kexecwatch.errors import ConfigError, RuleError
-from kexecwatch.sources import file_kind
+from kexecwatch.errors import ConfigError, InputError, RuleError
+from kexecwatch.sources import NO_SUCH_FILE, read_regular_file
 
 __all__ = [
     "BUILTIN_RULE_FILES",
@@ -97,32 +94,22 @@ def load_rules(
     return rules
 
 
-def read_rule_file(path: str) -> str:
-    """The text of the rule file ``path``.
+_RULE_FILE_WORDING = {
+    NO_SUCH_FILE: "no such rule file",
+    "is a directory": "is a directory, not a rule file",
+}
 
-    Only a regular file is read: a FIFO may never get a writer and a device
-    such as ``/dev/zero`` never ends, so reading either would hang or fill memory.
+
+def read_rule_file(path: str) -> str:
+    """The text of the rule file ``path``: a regular file of UTF-8 text.
 
     Raises:
         RuleError: one line saying why the file cannot be read (without the path).
     """
     try:
-        if not stat.S_ISREG(mode := os.stat(path).st_mode):
-            kind = file_kind(mode)
-            if kind == "a directory":
-                raise RuleError("is a directory, not a rule file")
-            raise RuleError(f"not a regular file ({kind})")
-        # O_NONBLOCK: should the file have been swapped for a FIFO since, do not wait on it.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(mode := os.fstat(fh.fileno()).st_mode):
-                raise RuleError(f"not a regular file ({file_kind(mode)})")
-            data = fh.read()
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            raise RuleError("no such rule file") from None
-        text = exc.strerror or str(exc)
-        raise RuleError(text[:1].lower() + text[1:]) from None
+        data = read_regular_file(path)
+    except InputError as exc:
+        raise RuleError(_RULE_FILE_WORDING.get(exc.message, exc.message)) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -296,3 +296,26 @@ def test_a_time_beyond_year_9999_is_shown_as_its_last_second() -> None:
     state.alert_rows = [alert(80, "kexec -e", t=253_402_300_800_000)]
     lines = render(state).splitlines()
     assert any("23:59:59" in x and " 80 " in x for x in lines)
+
+
+def test_one_long_why_does_not_cut_every_command_in_the_activity_panel() -> None:
+    state = fixed_state()
+    both = (
+        "Kexec Run by a Process Posing as the Kdump Service alerted; Kernel Load or Unload "
+        "via Kexec Detected did not: excluded: process.parent.name unload.sh"
+    )
+    load = "kexec -l /boot/vmlinuz-6.1.0-13-amd64 --initrd=/boot/initrd.img-6.1.0-13-amd64"
+    state.activity = [
+        run(80, ("systemd", "bash", "kexec"), load, RULE),
+        run(81, ("bash", "unload.sh", "kexec"), "/sbin/kexec -u", both),
+    ]
+    cuts = {
+        120: ("$ kexec -l /boot/vmlinuz-6.1.0", "Kexec Run by a Process Posing as the Kd"),
+        200: (f"$ {load}", "Kexec Run by a Process Posing as the Kdump Service alerted; "),
+    }
+    for width, (command, why) in cuts.items():  # before: "$ kexec -…" at either width
+        lines = render(state, width, 40).split("kexec activity (2)")[1].splitlines()
+        row = next(line for line in lines if "$ kexec -l" in line)
+        assert command in row and "bash → kexec" in row, (width, row)
+        assert why in next(line for line in lines if "unload.sh → kexec" in line), width
+    assert both in render(state, 280, 40)  # the whole why when there is room for all

@@ -231,3 +231,38 @@ def test_already_written_reads_only_whole_lines_of_the_tail(tmp_path: Path) -> N
     assert sink.already_written([record(1), record(2)]) == {"id1", "id2"}
     assert sink.already_written([record(1), record(2)], tail=line2) == {"id2"}
     assert sink.already_written([record(2)], tail=line2 - 1) == set()  # cut: not a match
+
+
+class ScriptedSink:
+    """Fails with the given errors, one per attempt, then delivers."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.spec = "scripted"
+        self.errors = errors
+        self.got: list[str] = []
+
+    def send(self, r: SinkRecord) -> None:
+        if self.errors:
+            raise OSError(0, self.errors.pop(0))
+        self.got.append(r.alert_id)
+
+    def reopen(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def test_a_failing_output_is_logged_again_when_its_reason_changes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Down, then up with a certificate the output refuses: the second reason must show.
+    refused = "Connection refused"
+    expired = "TLS certificate verify failed: certificate has expired"
+    sink = ScriptedSink([refused, refused, expired, expired])
+    hub = SinkHub([sink], backoff_initial=0.01, backoff_max=0.02)
+    hub.emit(record(1))
+    wait_for(lambda: sink.got == ["id1"])
+    hub.close()
+    failed = [r.getMessage() for r in caplog.records if r.getMessage() == "output_failed"]
+    assert len(failed) == 2
+    assert caplog.text.count(f'error="{refused}"') == 1
+    assert caplog.text.count(f'error="{expired}"') == 1

@@ -65,7 +65,7 @@ def show(c: Container, *props: str) -> dict[str, str]:
 
 def alert_docs(text: str) -> list[dict[str, Any]]:
     docs = [json.loads(line) for line in text.splitlines() if line.strip()]
-    return [d for d in docs if "alert" in d]
+    return [d for d in docs if d.get("event", {}).get("kind") == "alert"]
 
 
 def wait_alerts(c: Container, n: int, timeout: float = 60.0) -> list[dict[str, Any]]:
@@ -106,6 +106,8 @@ def test_the_deb_under_systemd_252(out_dir: Path, tmp_path: Path) -> None:
         except BaseException:
             # What the unit said is the first thing one needs to see a failure's cause.
             print(c.run("journalctl", "-u", UNIT, "--no-pager", check=False).stdout)
+            where = "/var/log/audit /var/log/kexecwatch /var/lib/kexecwatch"
+            print(c.run("sh", "-c", f"ls -la {where}", check=False).stdout)
             raise
     print(
         f"image {'built' if built else 'cached'} in {image_s:.0f} s; whole test "
