@@ -32,7 +32,16 @@ from kexecwatch.errors import InputError, KexecwatchError
 from kexecwatch.replay import format_document, replay, summary
 from kexecwatch.sources import Source, expand_paths
 
-__all__ = ["Host", "HostResult", "RuleChoice", "host_name_of", "plan_hosts", "replay_hosts"]
+__all__ = [
+    "Host",
+    "HostResult",
+    "RuleChoice",
+    "host_name_of",
+    "plan_hosts",
+    "replay_hosts",
+    "report",
+    "total",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +88,7 @@ def host_name_of(path: str) -> str:
     if os.path.isdir(path):
         return name
     stem = name.removesuffix(".gz")
-    return stem.split(".log", 1)[0] if stem.split(".log", 1)[0] else stem
+    return stem.split(".log", 1)[0] or stem
 
 
 def plan_hosts(paths: Sequence[str]) -> list[Host]:
