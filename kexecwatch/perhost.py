@@ -32,7 +32,16 @@ from kexecwatch.errors import InputError, KexecwatchError
 from kexecwatch.replay import format_document, replay, summary
 from kexecwatch.sources import Source, expand_paths
 
-__all__ = ["Host", "HostResult", "RuleChoice", "host_name_of", "plan_hosts", "replay_hosts"]
+__all__ = [
+    "Host",
+    "HostResult",
+    "RuleChoice",
+    "host_name_of",
+    "plan_hosts",
+    "replay_hosts",
+    "report",
+    "total",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +88,7 @@ def host_name_of(path: str) -> str:
     if os.path.isdir(path):
         return name
     stem = name.removesuffix(".gz")
-    return stem.split(".log", 1)[0] if stem.split(".log", 1)[0] else stem
+    return stem.split(".log", 1)[0] or stem
 
 
 def plan_hosts(paths: Sequence[str]) -> list[Host]:
@@ -173,8 +182,11 @@ def replay_hosts(
             previous = signal.signal(signal.SIGTERM, _exit_on_signal)
             try:
                 # Leaving the block (done, an error, Ctrl-C, SIGTERM) ends the workers.
+                # The largest hosts first, so that no worker is left with a big one at the end.
+                order = sorted(range(len(work)), key=lambda i: -_size(hosts[i]))
                 with multiprocessing.Pool(min(jobs, len(hosts)), _worker_signals) as pool:
-                    results = pool.starmap(_replay_host, work, chunksize=1)
+                    done = pool.starmap(_replay_host, [work[i] for i in order], chunksize=1)
+                results = [done[order.index(i)] for i in range(len(work))]
             finally:
                 signal.signal(signal.SIGTERM, previous)
         streams = [_lines(r, o) for r, o in zip(results, outputs, strict=True)]
@@ -182,6 +194,10 @@ def replay_hosts(
             stdout.write(line)
         stdout.flush()
     return results
+
+
+def _size(host: Host) -> int:
+    return sum(source.size or 0 for source in host.sources)
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
