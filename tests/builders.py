@@ -20,15 +20,20 @@ def exec_lines(
     success: bool = True,
     proctitle: bool = True,
     inode: int = 1,
+    uid: int = 1000,
+    auid: int | None = None,
 ) -> list[bytes]:
-    """The records of one execve event, as the kernel writes them."""
+    """The records of one execve event, as the kernel writes them, run by ``uid``
+    (every uid field) with login uid ``auid`` (default: ``uid``; 4294967295 is unset)."""
+    login = uid if auid is None else auid
     prefix = f"node={node} " if node else ""
     head = f"{prefix}type={{}} msg=audit({t}:{serial}): "
     argv = " ".join(f'a{i}="{a}"' for i, a in enumerate(args))
     lines = [
         head.format("SYSCALL")
         + f"arch=c000003e syscall=59 success={'yes' if success else 'no'} exit=0 items=2 "
-        f"ppid={ppid} pid={pid} auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 "
+        f"ppid={ppid} pid={pid} auid={login} uid={uid} gid=1000 euid={uid} suid={uid} "
+        f"fsuid={uid} "
         f'egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=1 comm="{comm}" exe="{exe}" key="exec"',
     ]
     if success:

@@ -178,3 +178,21 @@ def test_text_output_is_terminal_safe(tmp_path: Path) -> None:
     assert b"\x9b" not in out.decode("utf-8").encode("latin-1", "replace")
     text = out.decode()
     assert "\\x1b]0;pwned\\x07\\x1b[2J[bold]x\\xff" in text
+
+
+def test_a_flood_by_one_user_does_not_suppress_roots_kexec(tmp_path: Path) -> None:
+    # Issue 16: user 1000 runs kexec 120 times, then root runs it in the same 5-minute window.
+    lines: list[bytes] = []
+    for serial in range(1, 121):
+        lines += exec_lines(serial, pid=1000 + serial, args=("kexec", "-l", "vmlinuz"))
+    lines += exec_lines(500, pid=4242, uid=0, t="1700000060.000", args=("kexec", "-e"))
+    (tmp_path / "flood.log").write_bytes(join(lines))
+    result = kexecwatch("replay", "--ruleset", "upstream", str(tmp_path / "flood.log"))
+    assert result.returncode == 1, result.stderr
+    docs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [d["process"]["pid"] for d in docs].count(4242) == 1
+    assert len(docs) == 101
+    root = next(d for d in docs if d["process"]["pid"] == 4242)
+    assert root["user"]["id"] == "0"
+    assert "20 suppressed" in result.stderr.decode()
+    assert "user 1000" in result.stderr.decode()
