@@ -4,8 +4,9 @@ Theory of operation: a :class:`RuleMeta` match on a
 :class:`~kexecwatch.core.process.ProcessEvent` becomes an :class:`Alert`
 whose id is stable across runs (rule id, node, audit id), so re-reading a log
 never yields a "new" alert for an old event. :class:`AlertLimiter` applies a
-rule's ``max_signals`` per ``interval`` of *event* time (100 per 5 minutes
-for the kexec rule); what it holds back is counted and reported as
+rule's ``max_signals`` per user per ``interval`` of *event* time (100 per 5
+minutes for the kexec rule), so one user's flood cannot silence another's alert;
+what it holds back is counted and reported as
 :class:`AlertsSuppressed`, never dropped silently.
 """
 
@@ -34,6 +35,7 @@ __all__ = [
     "AlertsSuppressed",
     "RuleMeta",
     "alert_id",
+    "alert_user",
     "command_text",
     "document_alert_id",
     "ecs_threat",
@@ -170,21 +172,47 @@ def ecs_threat(threats: list[dict[str, Any]]) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class AlertsSuppressed:
-    """Alerts held back by a rule's limit in one window of event time."""
+    """Alerts held back by a rule's limit in one window of event time.
+
+    ``user`` is the user whose window it was (see :func:`alert_user`), or ``None``
+    for the rule's shared window (telemetry alerts, users beyond the tracked ones).
+    """
 
     rule_id: str
     rule_name: str
     window_start_ms: int
     window_ms: int
     count: int
+    user: str | None = None
 
     def describe(self) -> str:
         """One line for the operator."""
         start = format_timestamp(self.window_start_ms)
-        return (
-            f"{self.count} alert(s) of rule {self.rule_name!r} suppressed in the "
-            f"{self.window_ms // 1000}s window starting {start} (max_signals reached)"
+        whose = (
+            "all users"
+            if self.user is None
+            else f"user {clip(escape_text(self.user), VALUE_BYTES)}"
         )
+        return (
+            f"{self.count} alert(s) of rule {self.rule_name!r} suppressed for {whose} in "
+            f"the {self.window_ms // 1000}s window starting {start} (max_signals reached)"
+        )
+
+
+# The kernel writes an unset login uid as (u32)-1; some tools write -1.
+_UNSET_IDS = frozenset({"4294967295", "-1"})
+
+
+def alert_user(event: ProcessEvent | TelemetryEvent) -> str | None:
+    """The user an alert's limit is kept for: the audit login uid (``auid``) when set,
+    else the uid; ``None`` for a telemetry event or an event without either."""
+    if not isinstance(event, ProcessEvent):
+        return None
+    ids = dict(event.ids)
+    auid = ids.get("auid")
+    if auid is not None and auid not in _UNSET_IDS:
+        return auid
+    return ids.get("uid")
 
 
 @dataclass(slots=True)
@@ -194,9 +222,22 @@ class _Window:
     suppressed: int = 0
 
 
+# Windows of users are tracked up to this many per rule (see AlertLimiter).
+MAX_USERS_PER_RULE = 1024
+
+_Key = tuple[str, str | None]
+
+
 @dataclass(slots=True)
 class AlertLimiter:
-    """At most ``max_signals`` alerts per rule per ``interval`` of event time.
+    """At most ``max_signals`` alerts per rule, per user, per ``interval`` of event time.
+
+    The user is the one who ran the process (:func:`alert_user`), so one user's
+    flood fills that user's window only and never suppresses another user's alert.
+    Unprivileged users cannot mint uids, so the windows are few; still, at most
+    ``max_users`` users are tracked per rule (windows of a past interval are
+    reported and dropped first). Beyond that, alerts of further users share one
+    window per rule, which is also the window of alerts without a user (telemetry).
 
     Windows are aligned on multiples of the interval since the epoch, so a
     replay and a live run cut the same windows. An alert of another window, later
@@ -204,50 +245,79 @@ class AlertLimiter:
     must not count, and silence, the alerts of the present.
     """
 
-    _windows: dict[str, _Window] = field(default_factory=dict)
+    max_users: int = MAX_USERS_PER_RULE
+    _windows: dict[_Key, _Window] = field(default_factory=dict)
     _names: dict[str, tuple[str, int]] = field(default_factory=dict)
+    _users: dict[str, int] = field(default_factory=dict)
 
     def admit(self, alert: Alert) -> tuple[bool, list[AlertsSuppressed]]:
         """Whether to emit ``alert``, and any closed window's suppressed count."""
         rule = alert.rule
         interval = max(rule.interval_ms, 1)
         start = alert.event.id.time_ms // interval * interval
+        self._names[rule.rule_id] = (rule.name, interval)
         closed: list[AlertsSuppressed] = []
-        window = self._windows.get(rule.rule_id)
+        key = self._key(rule.rule_id, alert_user(alert.event), start, closed)
+        window = self._windows.get(key)
         if window is None or start != window.start_ms:
             if window is not None and window.suppressed:
-                closed.append(self._report(rule.rule_id, window))
-            window = self._windows[rule.rule_id] = _Window(start)
-            self._names[rule.rule_id] = (rule.name, interval)
+                closed.append(self._report(key, window))
+            if window is None and key[1] is not None:
+                self._users[rule.rule_id] = self._users.get(rule.rule_id, 0) + 1
+            window = self._windows[key] = _Window(start)
         if window.emitted < rule.max_signals:
             window.emitted += 1
             return True, closed
         window.suppressed += 1
         return False, closed
 
+    def _key(
+        self, rule_id: str, user: str | None, start: int, closed: list[AlertsSuppressed]
+    ) -> _Key:
+        """The window key of ``user``'s alert; the shared one beyond ``max_users``."""
+        key = (rule_id, user)
+        if user is None or key in self._windows or self._users.get(rule_id, 0) < self.max_users:
+            return key
+        for old in [k for k, w in self._windows.items() if k[0] == rule_id and k[1] is not None]:
+            window = self._windows[old]
+            if window.start_ms != start:
+                if window.suppressed:
+                    closed.append(self._report(old, window))
+                del self._windows[old]
+                self._users[rule_id] -= 1
+        return key if self._users.get(rule_id, 0) < self.max_users else (rule_id, None)
+
     def flush(self) -> list[AlertsSuppressed]:
         """Report the suppressed counts of every open window."""
-        out = [self._report(r, w) for r, w in self._windows.items() if w.suppressed]
+        out = [self._report(k, w) for k, w in self._windows.items() if w.suppressed]
         for w in self._windows.values():
             w.suppressed = 0
         return out
 
-    def _report(self, rule_id: str, window: _Window) -> AlertsSuppressed:
-        name, interval = self._names[rule_id]
-        return AlertsSuppressed(rule_id, name, window.start_ms, interval, window.suppressed)
+    def _report(self, key: _Key, window: _Window) -> AlertsSuppressed:
+        name, interval = self._names[key[0]]
+        return AlertsSuppressed(key[0], name, window.start_ms, interval, window.suppressed, key[1])
 
     def to_state(self) -> list[list[Any]]:
-        """A JSON-ready snapshot."""
+        """A JSON-ready snapshot: ``[rule_id, user, start, emitted, suppressed, name,
+        interval]`` per window."""
         return [
-            [r, w.start_ms, w.emitted, w.suppressed, *self._names[r]]
-            for r, w in self._windows.items()
+            [r, u, w.start_ms, w.emitted, w.suppressed, *self._names[r]]
+            for (r, u), w in self._windows.items()
         ]
 
     def restore(self, state: list[list[Any]]) -> None:
-        """Load a snapshot made by :meth:`to_state`."""
-        for rule_id, start, emitted, suppressed, name, interval in state:
-            self._windows[rule_id] = _Window(int(start), int(emitted), int(suppressed))
-            self._names[rule_id] = (str(name), int(interval))
+        """Load a snapshot made by :meth:`to_state`, or by the per-rule limiter before
+        issue 16 (``[rule_id, start, emitted, suppressed, name, interval]``: that window
+        becomes the rule's shared one)."""
+        for entry in state:
+            full = [entry[0], None, *entry[1:]] if len(entry) == 6 else entry
+            rule_id, user, start, emitted, suppressed, name, interval = full
+            key = (str(rule_id), None if user is None else str(user))
+            if key not in self._windows and key[1] is not None:
+                self._users[key[0]] = self._users.get(key[0], 0) + 1
+            self._windows[key] = _Window(int(start), int(emitted), int(suppressed))
+            self._names[key[0]] = (str(name), int(interval))
 
 
 def to_json_line(doc: dict[str, Any]) -> bytes:

@@ -47,7 +47,7 @@ def test_the_login_uid_names_the_user_when_set_else_the_uid() -> None:
 def test_beyond_the_tracked_users_alerts_share_one_window_per_rule() -> None:
     limiter = AlertLimiter(max_users=2)
     det = Detector([SimpleRule(kexec_like, max_signals=1)], host_name="h")
-    det._limiter = limiter  # noqa: SLF001 - a small cap makes the fallback visible
+    det._limiter = limiter  # a small cap makes the fallback visible
     lines: list[bytes] = []
     for uid in range(5):
         lines += exec_lines(uid + 1, pid=100 + uid, uid=uid)
