@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -196,3 +197,39 @@ def test_a_flood_by_one_user_does_not_suppress_roots_kexec(tmp_path: Path) -> No
     assert root["user"]["id"] == "0"
     assert "20 suppressed" in result.stderr.decode()
     assert "user 1000" in result.stderr.decode()
+
+
+RECORDED = Path(__file__).resolve().parent.parent / "fixtures/audit/raw/v7-exec-short.log"
+ROOT_IDS = re.compile(rb" (a?uid|euid|suid|fsuid|gid|egid|sgid|fsgid)=\d+")
+
+
+def copy_event(records: list[bytes], serial: int, t: str, pid: int) -> list[bytes]:
+    """A recorded event again, under another audit id and pid."""
+    head = re.compile(rb"msg=audit\([0-9.]+:\d+\)")
+    stamp = f"msg=audit({t}:{serial})".encode()
+    return [
+        head.sub(stamp, line).replace(b" pid=12903 ", f" pid={pid} ".encode()) for line in records
+    ]
+
+
+def test_recorded_kexec_flood_by_one_uid_does_not_suppress_roots(tmp_path: Path) -> None:
+    # Issue 16, from a recording: the stand-in kexec run by uid 995 (auid unset) alerts
+    # (audit id 83999). 120 more of it fill uid 995's window; then the same event run by
+    # root (its ids set to 0: the recorder never runs kexec as root) still alerts.
+    log = RECORDED.read_bytes()
+    event = [line for line in log.splitlines() if b":83999)" in line]
+    assert event and b" uid=995 " in event[0]
+    lines = log.splitlines()
+    for i in range(120):
+        lines += copy_event(event, 84003 + i, f"1796013690.{i:03d}", 20000 + i)
+    root = copy_event(event, 84200, "1796013700.000", 30000)
+    lines += [ROOT_IDS.sub(lambda m: m.group(0).split(b"=")[0] + b"=0", root[0]), *root[1:]]
+    (tmp_path / "flood.log").write_bytes(b"".join(line + b"\n" for line in lines))
+    result = kexecwatch("replay", "--ruleset", "upstream", str(tmp_path / "flood.log"))
+    assert result.returncode == 1, result.stderr
+    docs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(docs) == 101
+    [root_doc] = [d for d in docs if d["process"]["pid"] == 30000]
+    assert root_doc["user"]["id"] == "0"
+    assert "21 alert(s)" in result.stderr.decode()
+    assert "user 995" in result.stderr.decode()
