@@ -45,6 +45,20 @@ def test_one_far_argument_index_costs_nothing(tmp_path: Path) -> None:
     assert b'"args":["kexec","-l","vmlinuz"]' in result.stdout.replace(b" ", b"")
 
 
+def test_the_dropped_fields_are_named_with_the_file_and_line_of_their_record(
+    tmp_path: Path,
+) -> None:
+    # Every other parse issue names its file; this one said only "line 1", and the line of
+    # the event's SYSCALL record instead of the EXECVE record that holds the fields.
+    lines = exec_lines(1, args=("kexec", "-l", "vmlinuz"))
+    lines[1] += b' a99999999="x"'
+    log = tmp_path / "far-index.log"
+    log.write_bytes(join([b"type=USER_START msg=audit(1699999999.000:0): pid=1 uid=0", *lines]))
+    stderr = replay("--ruleset", "upstream", str(log)).stderr.decode()
+    issue = next(line for line in stderr.splitlines() if "argument table bounded" in line)
+    assert issue.startswith(f"kexecwatch: {log}:3: parse issue: "), issue
+
+
 def test_a_file_of_far_argument_indices_is_linear(tmp_path: Path) -> None:
     lines = exec_lines(1, args=("kexec", "-l", "vmlinuz"))
     lines[1] += b"".join(b' a%d="x"' % (99_999_999 - i) for i in range(30_000))

@@ -155,7 +155,12 @@ class CoreLink:
                 if self._parse_issues <= 10 or self._parse_issues % _PARSE_LOG_EVERY == 0:
                     log.warning(
                         "parse_issue",
-                        extra=kv(line=out.line_no, reason=out.reason, total=self._parse_issues),
+                        extra=kv(
+                            file=self._paths.get(out.source, str(out.source)),
+                            line=out.line_no,
+                            reason=out.reason,
+                            total=self._parse_issues,
+                        ),
                     )
             elif isinstance(out, EventsLost):
                 log.warning(

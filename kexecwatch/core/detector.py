@@ -713,7 +713,11 @@ class Detector:
         for problem in process.problems:
             if is_bound_problem(problem):
                 self.stats.parse_issues += 1
-                out.append(ParseIssue(process.line_no, problem))
+                # Named where the dropped fields are: the EXECVE record, not the event's start.
+                line_no = next(
+                    (r.line_no for r in event.records if r.type == "EXECVE"), process.line_no
+                )
+                out.append(ParseIssue(line_no, problem, source=self.source))
         parent = self.table.parent_of(process)
         if parent is not None:
             process = process.with_parent(parent)
