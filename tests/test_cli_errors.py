@@ -167,7 +167,7 @@ def test_a_source_without_records_before_good_ones_is_named_not_the_next(
 
 
 def test_a_bad_line_is_quoted_short_and_escaped(tmp_path: Path) -> None:
-    secret = b"\x1b[2J" + b"A" * 5000 + b"TOPSECRET"
+    secret = b"type=\x1b[2J" + b"A" * 5000 + b"TOPSECRET"
     log = tmp_path / "audit.log"
     later = join(exec_lines(2, pid=11, comm="ls", exe="/usr/bin/ls", args=("ls",)))
     log.write_bytes(QUIET_LOG + secret + b"\n" + later)
@@ -175,10 +175,25 @@ def test_a_bad_line_is_quoted_short_and_escaped(tmp_path: Path) -> None:
     assert result.returncode == 0
     [issue] = [x for x in result.stderr.decode().splitlines() if ": parse issue:" in x]
     assert "TOPSECRET" not in issue and "\x1b" not in issue
-    quoted = issue.split("no type= field: ", 1)[1]
-    assert quoted.startswith("\\x1b[2JAAA")
+    quoted = issue.split("no msg=audit( header: ", 1)[1]
+    assert quoted.startswith("type=\\x1b[2JAAA")
     assert len(quoted.split("…")[0]) == 60
     assert quoted.endswith(f"…(+{len(secret) - 57} bytes)")  # 57 bytes shown as 60 chars
+
+
+def test_a_line_that_is_not_audit_shaped_is_never_quoted(tmp_path: Path) -> None:
+    """A password file's lines mixed into the stream: not one byte of them is shown."""
+    log = tmp_path / "audit.log"
+    later = join(exec_lines(2, pid=11, comm="ls", exe="/usr/bin/ls", args=("ls",)))
+    partial = b"root:TOPSECRET-partial-line\n"
+    log.write_bytes(QUIET_LOG + SHADOW + partial + later + SHADOW[:40])
+    result = kexecwatch("replay", str(log))
+    assert result.returncode == 0, result.stderr
+    err = result.stderr.decode()
+    assert "TOPSECRET" not in err and "root:" not in err and "$y$" not in err
+    issues = [x for x in err.splitlines() if ": parse issue:" in x]
+    assert len(issues) == 3
+    assert issues[0].endswith(f"no type= field ({len(SHADOW) - 1} bytes, not shown)")
 
 
 # -- 3. gzip on standard input ---------------------------------------------------------------
@@ -200,9 +215,10 @@ def test_diagnostics_name_each_file_and_its_own_line(tmp_path: Path) -> None:
     result = kexecwatch("replay", str(tmp_path))
     n = first.count(b"\n")
     err = result.stderr.decode()
-    assert f"{tmp_path / 'audit.log.1'}:{n + 1}: parse issue: no type= field: garbage one" in err
-    assert f"{tmp_path / 'audit.log.1'}:{2 * n + 2}: parse issue: line without newline" in err
-    assert f"{tmp_path / 'audit.log'}:{n + 1}: parse issue: no type= field: garbage two" in err
+    old, new = tmp_path / "audit.log.1", tmp_path / "audit.log"
+    assert f"{old}:{n + 1}: parse issue: no type= field (11 bytes, not shown)" in err
+    assert f"{old}:{2 * n + 2}: parse issue: line without newline" in err
+    assert f"{new}:{n + 1}: parse issue: no type= field (11 bytes, not shown)" in err
 
 
 # -- 5. --no-builtin-rules without --rule ---------------------------------------------------

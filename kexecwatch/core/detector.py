@@ -82,6 +82,7 @@ from kexecwatch.core.record import (
     ParseIssue,
     TimeJump,
     parse_record,
+    quotable,
 )
 from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
 from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
@@ -845,7 +846,7 @@ def _unended(lines: LineBuffer, reason: str) -> ParseIssue | None:
     left = lines.pending
     if not left:
         return None
-    return ParseIssue(lines.line_no + 1, reason, left[:120], len(left), lines.source)
+    return ParseIssue(lines.line_no + 1, reason, quotable(left[:120]), len(left), lines.source)
 
 
 def find_line_end(buf: bytes, m: re.Match[bytes]) -> int:

@@ -28,6 +28,7 @@ __all__ = [
     "ParseIssue",
     "TimeJump",
     "parse_record",
+    "quotable",
 ]
 
 ENRICHED_SEPARATOR = b"\x1d"
@@ -121,7 +122,10 @@ class ParseIssue:
     def describe(self) -> str:
         """One terminal-safe line: where, the reason, and a short quote of the line."""
         where = escape_text(str(self.where)) if self.source is not None else f"line {self.line_no}"
-        quoted = f": {quote_input(self.snippet, self.length)}" if self.snippet else ""
+        if self.snippet:
+            quoted = f": {quote_input(self.snippet, self.length)}"
+        else:
+            quoted = f" ({self.length} bytes, not shown)" if self.length else ""
         reason = escape_text(clip(self.reason, VALUE_BYTES))  # it may name input: a record type
         return f"{where}: parse issue: {reason}{quoted}"
 
@@ -162,7 +166,7 @@ def parse_record(line: bytes, line_no: int = 0) -> AuditRecord | ParseIssue:
     """
     match = _HEADER.match(line)
     if match is None or b"\x00" in line:
-        return ParseIssue(line_no, _why_not_a_record(line), line[:_SNIPPET], len(line))
+        return ParseIssue(line_no, _why_not_a_record(line), quotable(line[:_SNIPPET]), len(line))
     node_raw = match.group("node")
     node = node_raw.decode("utf-8", "surrogateescape") if node_raw is not None else None
     ms_digits = match.group("ms")
@@ -186,6 +190,15 @@ def parse_record(line: bytes, line_no: int = 0) -> AuditRecord | ParseIssue:
         enriched=enriched if sep else b"",
         line_no=line_no,
     )
+
+
+def quotable(start: bytes) -> bytes:
+    """What of a bad line's start a diagnostic may quote: nothing unless it is audit-shaped.
+
+    A line without ``type=`` is not an audit record gone wrong but some other file's
+    text (a password file piped in by mistake), so not one byte of it is kept.
+    """
+    return start if b"type=" in start else b""
 
 
 def _why_not_a_record(line: bytes) -> str:
