@@ -83,6 +83,7 @@ from kexecwatch.core.record import (
     TimeJump,
     parse_record,
     quotable,
+    where_text,
 )
 from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
 from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
@@ -837,7 +838,7 @@ class EventError(ParseIssue):
 
     def describe(self) -> str:
         """One terminal-safe line: where and what failed."""
-        where = escape_text(str(self.where)) if self.source is not None else f"line {self.line_no}"
+        where = where_text(self.source, self.line_no)
         return f"{where}: error: {escape_text(clip(self.reason, VALUE_BYTES))}"
 
 

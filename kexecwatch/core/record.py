@@ -29,6 +29,7 @@ __all__ = [
     "TimeJump",
     "parse_record",
     "quotable",
+    "where_text",
 ]
 
 ENRICHED_SEPARATOR = b"\x1d"
@@ -121,7 +122,7 @@ class ParseIssue:
 
     def describe(self) -> str:
         """One terminal-safe line: where, the reason, and a short quote of the line."""
-        where = escape_text(str(self.where)) if self.source is not None else f"line {self.line_no}"
+        where = where_text(self.source, self.line_no)
         if self.snippet:
             quoted = f": {quote_input(self.snippet, self.length)}"
         else:
@@ -148,9 +149,15 @@ class TimeJump:
 
     def describe(self) -> str:
         """One terminal-safe line: where, and the jump."""
-        where = SourceLocation(str(self.source), self.line_no or None)
-        shown = escape_text(str(where)) if self.source is not None else f"line {self.line_no}"
-        return f"{shown}: time: {escape_text(self.reason)}"
+        return f"{where_text(self.source, self.line_no)}: time: {escape_text(self.reason)}"
+
+
+def where_text(source: Hashable, line_no: int) -> str:
+    """Where a diagnostic's line is, terminal-safe: ``source:line`` (the line left out
+    when unknown), or ``line N`` while the source is not known yet."""
+    if source is None:
+        return f"line {line_no}"
+    return escape_text(str(SourceLocation(str(source), line_no or None)))
 
 
 def parse_record(line: bytes, line_no: int = 0) -> AuditRecord | ParseIssue:
