@@ -54,11 +54,6 @@ class PatternError(ValueError):
         self.offset = offset
 
 
-def has_wildcard(pattern: str) -> bool:
-    """True when ``pattern`` contains ``*`` or ``?``."""
-    return "*" in pattern or "?" in pattern
-
-
 def wildcard_to_python(pattern: str) -> str:
     """Translate an EQL wildcard pattern (``*``, ``?``) to a Python regex for ``fullmatch``."""
     return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
