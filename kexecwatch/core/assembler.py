@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -543,7 +544,7 @@ class Assembler:
         idle for ``idle_ms`` (the live shell measures it; replay never needs to)."""
         return self._expire_idle(lambda clock: max(0, idle_ms))
 
-    def _expire_idle(self, idle_of: Any) -> list[AssemblerOutput]:
+    def _expire_idle(self, idle_of: Callable[[_Clock], int]) -> list[AssemblerOutput]:
         # The idle time ages what waits, but is not added to the clocks: it must
         # not make the next records' events look old.
         out: list[AssemblerOutput] = []
