@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import ctypes
 import errno
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -43,8 +43,15 @@ def cut_torn_tail(fd: int, path: str, chunk: int = 1 << 16) -> None:
         os.ftruncate(fd, end)
 
 
+@functools.cache
 def _fallocate() -> Callable[[int, int, int, int], int] | None:
-    """libc's ``fallocate`` (64-bit offsets), or ``None`` where there is none."""
+    """libc's ``fallocate`` (64-bit offsets), or ``None`` where there is none.
+
+    Looked up on first use, so that commands which never reserve (``replay``, which
+    imports the output module for its flags) do not load ctypes at start-up.
+    """
+    import ctypes
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         func = getattr(libc, "fallocate64", None) or libc.fallocate
@@ -56,9 +63,6 @@ def _fallocate() -> Callable[[int, int, int, int], int] | None:
     return result
 
 
-_FALLOCATE = _fallocate()
-
-
 def reserve(fd: int, size: int) -> tuple[int, str]:
     """Allocate disk space for ``size`` bytes past the end of ``fd``'s file, keeping its length.
 
@@ -67,12 +71,15 @@ def reserve(fd: int, size: int) -> tuple[int, str]:
     ``size`` does not fit. Returns the bytes reserved and, if fewer than ``size``,
     why (the ``strerror`` of the last refusal).
     """
-    if _FALLOCATE is None:
+    fallocate = _fallocate()
+    if fallocate is None:
         return 0, "fallocate is not available"
+    import ctypes  # already loaded by _fallocate; read errno as ctypes kept it
+
     start = os.fstat(fd).st_size
     want, why = size, ""
     while want >= _MIN_RESERVE:
-        if _FALLOCATE(fd, _FALLOC_FL_KEEP_SIZE, start, want) == 0:
+        if fallocate(fd, _FALLOC_FL_KEEP_SIZE, start, want) == 0:
             return want, why
         code = ctypes.get_errno()
         why = os.strerror(code)
@@ -80,3 +87,4 @@ def reserve(fd: int, size: int) -> tuple[int, str]:
             break  # the file system cannot reserve at all (EOPNOTSUPP)
         want //= 4
     return 0, why
+

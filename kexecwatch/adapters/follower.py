@@ -1,14 +1,16 @@
 """Follow an audit log by name through rotation, truncation and recreation.
 
 Rule 1: filesystem notifications are wake-ups only. What to read is decided from
-``fstat``/``stat`` and file contents, never from the events, because watchdog coalesces
-and silently drops them (tailing.md section 4). A slow safety poll covers the rest.
+``fstat``/``stat`` and file contents, never from the events: inotify coalesces identical
+events, drops them when its queue overflows (``IN_Q_OVERFLOW``), and watchdog passes
+that on silently; a rename and a create in quick succession may also arrive out of
+order or as one. A slow safety poll covers the rest.
 
 Rule 2: only complete lines leave this module, and every :class:`Lines` carries the
 position just after its last newline, so a checkpoint taken after feeding it always sits
 at a line boundary. A partial last line stays here until its newline arrives.
 
-Theory of operation (tailing.md section 5): read the current file to EOF with ``pread``.
+Theory of operation: read the current file to EOF with ``pread``.
 At EOF, ``fstat`` the open file: a size below our offset, or a first-KiB fingerprint that
 changed, means truncation (a copy holding the unread rest is looked for first, then the
 file is read from 0). Then ``stat`` the path: another inode (or none) means rotation or

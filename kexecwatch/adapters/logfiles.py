@@ -2,8 +2,10 @@
 
 Theory of operation: a file is identified by ``(st_dev, st_ino)`` plus a SHA-256
 fingerprint of its first bytes (at most :data:`FINGERPRINT_MAX`). The inode alone is
-not enough, because auditd's freshly created ``audit.log`` reuses the inode number of
-the log its rotation just destroyed (tailing.md section 3). A file shorter than
+not enough: once ``num_logs`` files exist, auditd's rotation renames each log one
+place up, which destroys the oldest, and creates the new ``audit.log`` right after;
+the filesystem commonly gives the new file the inode number just freed, so
+``(st_dev, st_ino)`` repeats. A file shorter than
 :data:`FINGERPRINT_MAX` gets a short fingerprint that the follower upgrades later.
 
 The rotated set of ``/x/audit.log`` is ``/x/audit.log.1`` (newest) ... ``.N``

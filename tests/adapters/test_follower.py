@@ -1,4 +1,4 @@
-"""Follower behaviour against real files (tailing.md section 6, in-process cases)."""
+"""Follower behaviour against real files (rotation, truncation, recreation), in process."""
 
 from __future__ import annotations
 

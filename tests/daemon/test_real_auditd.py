@@ -1,4 +1,4 @@
-"""Real auditd end to end (issue 3, test 1; tailing.md T26).
+"""Real auditd end to end (issue 3, test 1): rotations and SIGKILLs, exactly once.
 
 Debian's auditd runs with a private configuration (1 MiB logs, ``num_logs`` 5) and the
 project's ``etc/audit.rules`` scoped to the lab user. A dedicated user runs thousands of
