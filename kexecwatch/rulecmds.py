@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from kexecwatch.cli import EXIT_ERROR, EXIT_OK, missing_subcommand
@@ -190,8 +190,11 @@ def _problem_dict(problem: RuleError) -> dict[str, Any]:
 
 
 def _rules_list_command(args: argparse.Namespace) -> int:
+    from kexecwatch.auditrules import read_audit_rules
+    from kexecwatch.core.auditctl import parse_rules
     from kexecwatch.rules import UPSTREAM_RULE_FILES, load_builtin_rules
 
+    shipped = parse_rules(read_audit_rules())  # once: every rule's needs are read from them
     upstream = {f"kexecwatch.rules/{n}" for n in UPSTREAM_RULE_FILES}
     entries: list[dict[str, Any]] = []
     for rule in load_builtin_rules(args.ruleset):
@@ -206,7 +209,7 @@ def _rules_list_command(args: argparse.Namespace) -> int:
                 "ruleset": "upstream" if source in upstream else "kexecwatch",
                 "language": "eql" if isinstance(rule, Rule) else "kexecwatch",
                 "license": rule.license,
-                "needs": _needs(rule),
+                "needs": _needs(rule, shipped),
             }
         )
     out = sys.stdout
@@ -223,14 +226,11 @@ def _rules_list_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _needs(rule: object) -> list[dict[str, Any]]:
-    """What ``rule`` needs from the audit rules: keys of the shipped rules, or auditd itself."""
-    from kexecwatch.auditrules import read_audit_rules
-    from kexecwatch.core.auditctl import parse_rules
+def _needs(rule: object, shipped: Sequence[AuditRule]) -> list[dict[str, Any]]:
+    """What ``rule`` needs from the ``shipped`` audit rules: their keys, or auditd itself."""
     from kexecwatch.core.interest import interests_of
     from kexecwatch.core.syscalls import EXEC_SYSCALLS
 
-    shipped = parse_rules(read_audit_rules())
     needs: list[dict[str, Any]] = []
     if getattr(rule, "applies_to", "process") == "telemetry":
         needs.append(

@@ -109,7 +109,8 @@ def check_regular_file(path: str) -> int:
             if stat.S_ISFIFO(info.st_mode)
             else ""
         )
-        return _refuse(path, f"not a regular file ({file_kind(info.st_mode)}){hint}")
+        kind = file_kind(info.st_mode)
+        raise InputError(f"{escape_text(path)}: not a regular file ({kind}){hint}")
     try:
         with open(path, "rb"):
             pass
@@ -146,8 +147,7 @@ def read_regular_file(path: str, limit: int | None = None) -> bytes:
     except OSError as exc:
         if exc.errno == errno.ENOENT:
             raise InputError(NO_SUCH_FILE) from None
-        text = exc.strerror or str(exc)
-        raise InputError(text[:1].lower() + text[1:]) from None
+        raise InputError(_os_reason(exc)) from None
 
 
 def access_error(path: str, exc: OSError) -> InputError:
@@ -173,13 +173,14 @@ def access_error(path: str, exc: OSError) -> InputError:
     elif exc.errno == errno.ENOENT:
         reason = "no such file or directory"
     else:
-        text = exc.strerror or str(exc)
-        reason = text[:1].lower() + text[1:]
+        reason = _os_reason(exc)
     return InputError(f"{escape_text(path)}: {reason}")
 
 
-def _refuse(path: str, reason: str) -> int:
-    raise InputError(f"{escape_text(path)}: {reason}")
+def _os_reason(exc: OSError) -> str:
+    """The system's reason for ``exc``, starting lower-case to follow ``path: ``."""
+    text = exc.strerror or str(exc)
+    return text[:1].lower() + text[1:]
 
 
 def _blocker(path: str) -> str:

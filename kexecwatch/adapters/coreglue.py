@@ -123,6 +123,14 @@ class CoreLink:
         while len(self._paths) > _MAX_NAMED_SOURCES:
             del self._paths[next(iter(self._paths))]
 
+    def _at(self, out: ParseIssue | TimeJump) -> dict[str, Any]:
+        """``file``, ``line`` and ``reason`` of a diagnostic, for its log line."""
+        return {
+            "file": self._paths.get(out.source, str(out.source)),
+            "line": out.line_no,
+            "reason": out.reason,
+        }
+
     def alerts_and_report(self, outputs: list[Any]) -> list[SinkRecord]:
         """Alerts as sink records; everything else is logged here."""
         records: list[SinkRecord] = []
@@ -134,33 +142,19 @@ class CoreLink:
             elif isinstance(out, EventError):
                 log.error(
                     "event_error",
-                    extra=kv(
-                        file=self._paths.get(out.source, str(out.source)),
-                        line=out.line_no,
-                        reason=out.reason,
-                        total=self.detector.stats.event_errors,
-                    ),
+                    extra=kv(**self._at(out), total=self.detector.stats.event_errors),
                 )
             elif isinstance(out, TimeJump):
                 log.warning(
                     "time_jump",
-                    extra=kv(
-                        file=self._paths.get(out.source, str(out.source)),
-                        line=out.line_no,
-                        reason=out.reason,
-                    ),
+                    extra=kv(**self._at(out)),
                 )
             elif isinstance(out, ParseIssue):
                 self._parse_issues += 1
                 if self._parse_issues <= 10 or self._parse_issues % _PARSE_LOG_EVERY == 0:
                     log.warning(
                         "parse_issue",
-                        extra=kv(
-                            file=self._paths.get(out.source, str(out.source)),
-                            line=out.line_no,
-                            reason=out.reason,
-                            total=self._parse_issues,
-                        ),
+                        extra=kv(**self._at(out), total=self._parse_issues),
                     )
             elif isinstance(out, EventsLost):
                 log.warning(
