@@ -41,6 +41,7 @@ __all__ = [
     "LiveProcess",
     "ProcLookup",
     "ProcessTable",
+    "ProcessTableLike",
 ]
 
 DEFAULT_MAX_ENTRIES = 65_536
@@ -101,6 +102,74 @@ class LazyArgs:
 
 #: argv as stored: decoded, or the raw ``EXECVE`` bodies (joined by newlines), or unknown.
 Args = tuple[bytes, ...] | bytes | None
+
+
+class ProcessTableLike(Protocol):
+    """The process table as the detector and the shells use it: :class:`ProcessTable`'s
+    public API, which every implementation (the native one too) keeps, with its rules."""
+
+    lookup: ProcLookup | None
+
+    def __len__(self) -> int: ...
+
+    @property
+    def args_bytes(self) -> int:
+        """How many argv bytes the table holds now (history included)."""
+
+    def parent_of(self, event: ProcessEvent) -> Parent | None:
+        """The parent of ``event``'s process as known before the event."""
+
+    def process_of(self, event: ProcessEvent) -> Parent | None:
+        """``event``'s own process as known before the event."""
+
+    def remember_live(self, pid: int, time_ms: int) -> None:
+        """Make sure ``pid`` is known, reading ``/proc`` once if it is not."""
+
+    def parent_at(self, ppid: int, time_ms: int) -> Parent | None:
+        """The process ``ppid`` as known at ``time_ms``."""
+
+    def ancestry(self, pid: int, at_ms: int, depth: int = 8) -> list[Parent]:
+        """What is known of ``pid`` and its ancestors at ``at_ms``, nearest first."""
+
+    def observe(self, event: ProcessEvent) -> None:
+        """Learn from one event."""
+
+    def learn_exec(  # noqa: PLR0917 - ProcessTable.learn_exec's signature
+        self,
+        pid: int,
+        ppid: int,
+        comm: bytes | None,
+        exe: bytes | None,
+        args: Args,
+        time_ms: int,
+        exec_id: EventId | bytes,
+    ) -> None:
+        """A successful exec, from raw values."""
+
+    def learn(
+        self,
+        *,
+        syscall: str | None,
+        success: bool,
+        pid: int,
+        ppid: int,
+        comm: bytes | None,
+        exe: bytes | None,
+        exit_code: int | None,
+        args: Args | LazyArgs,
+        event_id: EventId,
+    ) -> None:
+        """:meth:`observe` from raw values."""
+
+    def add_live(self, live: LiveProcess) -> None:
+        """Seed or refresh an entry from ``/proc``."""
+
+    def to_state(self) -> list[list[Any]]:
+        """A JSON-ready snapshot."""
+
+    def restore(self, state: list[list[Any]]) -> None:
+        """Load a snapshot made by :meth:`to_state`."""
+
 
 # An entry is a plain tuple (cheaper to build and smaller than an object):
 # (pid, ppid, comm, exe, args, since_ms, exec_id, source, previous).
