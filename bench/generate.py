@@ -909,7 +909,7 @@ class Generator:
                 self.lost += self._serial - before
         return self.rng.choice(self._parents[:7] + self._parents[9:])
 
-    def _kexec_scenario(self) -> list[list[str]]:
+    def kexec_scenario(self) -> list[list[str]]:
         """A kexec run; records the alert ids the shipped rule must raise."""
         r = self.rng
         events: list[list[str]] = []
@@ -968,7 +968,7 @@ class Generator:
         r = self.rng
         roll = r.random()
         if self.kexec_every and r.randrange(self.kexec_every) == 0:
-            return self._kexec_scenario()
+            return self.kexec_scenario()
         if roll < 0.004:
             return self.user_session()
         extra = self._extra_shapes()
@@ -992,19 +992,27 @@ class Generator:
             return [lines, more]
         return [lines]
 
+    def with_eoe(self, events: list[list[str]]) -> list[list[str]]:
+        """``events`` with an ``EOE`` line ending each syscall event, if the shape has them."""
+        if not self.eoe:
+            return events
+        return [
+            [*event, _eoe_after(event[-1])]
+            if any(line.startswith("type=SYSCALL ") for line in event)
+            else event
+            for event in events
+        ]
+
+    def pause(self, ms: int) -> None:
+        """Let ``ms`` of record time pass with no event (a quiet machine)."""
+        self._time_ms += ms
+
     def batches(self) -> Iterator[list[str]]:
         """The lines of each next few events, in log order, with some events' records
         interleaved: an event held back from one batch finishes inside the next one, so
         the log may end after a batch only when :attr:`whole` is true."""
         while True:
-            batch = self.next_events()
-            if self.eoe:
-                batch = [
-                    [*event, _eoe_after(event[-1])]
-                    if any(line.startswith("type=SYSCALL ") for line in event)
-                    else event
-                    for event in batch
-                ]
+            batch = self.with_eoe(self.next_events())
             out: list[str] = []
             for event in batch:
                 self.records += len(event)
