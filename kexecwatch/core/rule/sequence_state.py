@@ -279,17 +279,20 @@ class _Runner:
         self.clock = 0
 
     def feed(self, doc: Doc, time_ms: int) -> list[SequenceMatch]:
-        flags = tuple(stage.query.matches(doc) for stage in self.distinct)
-        if not any(flags):
-            return []
-        self._serial += 1
-        heapq.heappush(self._buffer, (time_ms, self._serial, doc, flags))
+        # Every event moves record time on, so partials expire and a trailing missing
+        # event's window closes even when nothing of the rule happens.
         self._newest = time_ms if self._newest is None else max(self._newest, time_ms)
         out: list[SequenceMatch] = []
-        while len(self._buffer) > MAX_BUFFERED:
-            t, _, early, early_flags = heapq.heappop(self._buffer)
-            out += self.process(early, t, early_flags)
-        return out + self.release(self._newest - self.reorder_ms)
+        flags = tuple(stage.query.matches(doc) for stage in self.distinct)
+        if any(flags):
+            self._serial += 1
+            heapq.heappush(self._buffer, (time_ms, self._serial, doc, flags))
+            while len(self._buffer) > MAX_BUFFERED:
+                t, _, early, early_flags = heapq.heappop(self._buffer)
+                out += self.process(early, t, early_flags)
+        upto = self._newest - self.reorder_ms
+        out += self.release(upto)
+        return out + self.tick(upto)
 
     def advance(self, now_ms: int) -> list[SequenceMatch]:
         self._newest = now_ms if self._newest is None else max(self._newest, now_ms)
@@ -522,6 +525,7 @@ class _SampleRunner(_Runner):
     def __init__(self, rule: Any, query: CompiledSequence, reorder_ms: int, cap: int) -> None:
         super().__init__(rule, query, reorder_ms, cap)
         self.slots: OrderedDict[str, dict[int, tuple[int, Doc]]] = OrderedDict()
+        self._next_sweep = 0
 
     def process(self, doc: Doc, time_ms: int, flags: tuple[bool, ...]) -> list[SequenceMatch]:
         self.clock = max(self.clock, time_ms)
@@ -551,6 +555,9 @@ class _SampleRunner(_Runner):
         return []
 
     def tick(self, now_ms: int) -> list[SequenceMatch]:
+        if now_ms < self._next_sweep:
+            return []
+        self._next_sweep = now_ms + max(1, self.span // 4)
         for key in list(self.slots):
             slot = self.slots[key]
             if min(t for t, _ in slot.values()) + self.span < now_ms:
