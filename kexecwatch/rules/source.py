@@ -74,22 +74,22 @@ def classify_rule(data: Mapping[str, Any]) -> str | None:
     rule = data.get("rule")
     if not isinstance(rule, Mapping):
         return "not-a-rule"
-    language = rule.get("language")
-    if language in _SKIPPED_LANGUAGES:
-        return _SKIPPED_LANGUAGES[language]
-    kind = language if language is not None else rule.get("type")
-    if isinstance(kind, str) and kind not in _LOADED_LANGUAGES:
-        return "other"  # lucene, or a machine learning job (no language at all)
     tags = rule.get("tags")
     if isinstance(tags, list):
         systems = {
-            t[4:].strip().lower() for t in tags if isinstance(t, str) and t.startswith("OS:")
+            t[3:].strip().lower() for t in tags if isinstance(t, str) and t.startswith("OS:")
         }
         if systems and "linux" not in systems:
             return "not-linux"
     meta = data.get("metadata")
     if isinstance(meta, Mapping) and meta.get("maturity") == "deprecated":
         return "deprecated"
+    language = rule.get("language")
+    if language in _SKIPPED_LANGUAGES:
+        return _SKIPPED_LANGUAGES[language]
+    kind = language if language is not None else rule.get("type")
+    if isinstance(kind, str) and kind not in _LOADED_LANGUAGES:
+        return "other"  # lucene, or a machine learning job (no language at all)
     return None
 
 
