@@ -37,9 +37,11 @@ What each probe bounds:
    (``kexecwatch.native.binding``), which splits lines, recognises whole events, tracks
    serial gaps and keeps the process table of every exec, with the verdicts of no rule
    at all (each new verdict key answered by what the table must learn, nothing else);
-   a line the library hands back is skipped, not parsed. What replay with the native
-   scanner costs at least, whatever the rules: the distance from it to probe 7's native
-   figure is what the Python side (rules, handed-back events, output) adds.
+   a line the library hands back is skipped, not parsed (its serial counted as seen).
+   What replay with the native scanner costs at least, whatever the rules: the distance
+   from it to probe 7's native figure is what the Python side (rules, handed-back
+   events, output) adds; the count of units handed back shows how much Python still
+   reads.
 
 A design that keeps the process table exact must touch every exec record, so it costs at
 least start-up plus probe 5 or probe 6. The script prints the target wall time,
@@ -183,8 +185,16 @@ with open(sys.argv[1], "rb") as f:
                 session.set_verdict(r.key, learn(r.key))
                 start = r.end
             elif r.stop == 1:
+                # Python would handle this unit: skip its line, its serial counted as seen
+                # (else the gap tracker would wait for it, unlike in a real replay).
                 handed += 1
                 start = buf.index(b"\n", r.end) + 1
+                at = buf.find(b"msg=audit(", r.end, start)
+                end = buf.find(b"):", at, start)
+                serial = buf[buf.find(b":", at, end) + 1 : end]
+                if at >= 0 and end >= 0 and serial.isdigit() and int(serial) >= state.expected:
+                    state.expected = int(serial) + 1
+                    state.ahead = [a for a in state.ahead if a[0] > int(serial)]
             else:
                 start = r.end if r.end > start else len(buf)
 print(handed)
