@@ -85,6 +85,7 @@ from kexecwatch.core.record import (
     quotable,
     where_text,
 )
+from kexecwatch.core.ruleindex import RuleIndex
 from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
 from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
 from kexecwatch.core.textsafe import VALUE_BYTES, clip, escape_text
@@ -221,6 +222,8 @@ class Detector:
     def replace_rules(self, rules: Sequence[DetectionRule]) -> None:
         """Run ``rules`` from now on (a reload); what the detector learned is kept."""
         self.rules = list(rules)
+        # Each document is tried only by the rules that could match it (same alerts).
+        self._index = RuleIndex(self.rules)
         self._telemetry_rules = [
             r for r in self.rules if getattr(r, "applies_to", "process") == "telemetry"
         ]
@@ -741,7 +744,7 @@ class Detector:
         if not self.rules:
             return
         document = process.to_document()
-        for rule in self.rules:
+        for rule in self._index.candidates(document):
             if rule.matches(document):
                 self._raise(Alert(rule, process, rule.reason(document)), out)
 
