@@ -97,7 +97,24 @@ impl Entry {
         if ppid.is_some() {
             flags |= HAS_PPID;
         }
-        let mut data = Vec::new();
+        let args_len = match &args {
+            ArgsIn::Unknown => 0,
+            ArgsIn::Raw(raw) => raw.len(),
+            ArgsIn::Bodies(_, ranges) => ranges
+                .iter()
+                .map(|(s, e)| e - s + 1)
+                .sum::<usize>()
+                .saturating_sub(1),
+            ArgsIn::Like(other) => other.args_segment().map_or(0, <[u8]>::len),
+        };
+        let part = |value: Option<(&[u8], bool)>| value.map_or(0, |(v, _)| v.len());
+        let capacity = part(comm)
+            + part(exe)
+            + args_len
+            + exec_id.map_or(0, <[u8]>::len)
+            + extra.map_or(0, <[u8]>::len)
+            + 5;
+        let mut data = Vec::with_capacity(capacity);
         let mut lens = [0u32; 6];
         if let Some((value, raw)) = comm {
             flags |= HAS_COMM | if raw { COMM_RAW } else { 0 };
@@ -223,7 +240,16 @@ impl Entry {
     ) -> Entry {
         let args = known.map_or(ArgsIn::Unknown, ArgsIn::Like);
         let exec_id = known.and_then(Entry::exec_id);
-        Entry::new(child, Some(pid), since_ms, Some(comm), Some(exe), args, exec_id, extra)
+        Entry::new(
+            child,
+            Some(pid),
+            since_ms,
+            Some(comm),
+            Some(exe),
+            args,
+            exec_id,
+            extra,
+        )
     }
 
     /// Append the wire form of this entry to `out`.
@@ -347,7 +373,7 @@ mod tests {
         Entry::new(1, None, 0, None, None, ArgsIn::Raw(&args), None, None).encode(&mut wire);
         wire[48] |= ARGS_ARGV as u8;
         let entry = Entry::decode(&wire).unwrap();
-        assert_eq!(entry.args_size(), 2 + 2 + 0 + 3 * 8);
+        assert_eq!(entry.args_size(), 4 + 3 * 8); // "ls" + "-l" + "", 8 per item
         assert!(entry.args_are_argv());
     }
 
@@ -371,8 +397,17 @@ mod tests {
     #[test]
     fn hostile_wire_is_refused() {
         let mut wire = Vec::new();
-        Entry::new(1, None, 0, Some((b"a", false)), None, ArgsIn::Unknown, None, None)
-            .encode(&mut wire);
+        Entry::new(
+            1,
+            None,
+            0,
+            Some((b"a", false)),
+            None,
+            ArgsIn::Unknown,
+            None,
+            None,
+        )
+        .encode(&mut wire);
         assert_eq!(Entry::decode(&wire[..HEADER - 1]), Err(WireError::Short));
         let mut longer = wire.clone();
         longer.push(0);
@@ -405,7 +440,15 @@ mod tests {
             Some(b"1.000:9"),
             None,
         );
-        let child = Entry::forked(6, 5, 20, (b"sh", true), (b"/bin/sh", true), Some(&parent), None);
+        let child = Entry::forked(
+            6,
+            5,
+            20,
+            (b"sh", true),
+            (b"/bin/sh", true),
+            Some(&parent),
+            None,
+        );
         assert_eq!(child.args_segment(), parent.args_segment());
         assert_eq!(child.exec_id(), Some(&b"1.000:9"[..]));
         assert_eq!(child.args_size(), parent.args_size());

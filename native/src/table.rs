@@ -18,6 +18,7 @@
 //! Safe Rust: a `HashMap` from pid to a slot, the slots in a `Vec` linked by index
 //! into the LRU list, freed slots reused.
 
+use std::collections::hash_map::Entry as Entry_;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::entry::Entry;
@@ -131,39 +132,36 @@ impl Table {
         }
         let pid = entry.pid;
         let mut added = i128::from(entry.args_size());
-        match self.map.get(&pid) {
-            Some(&i) => {
-                let slot = &mut self.slots[i];
-                if let Some(cut) = slot.before.take() {
-                    added -= i128::from(cut.args_size());
-                }
-                slot.before = slot.previous.take();
-                let old = std::mem::replace(&mut slot.current, entry);
-                slot.previous = Some(Box::new(old));
-                self.touch(i);
+        let free = self.free.last().copied().unwrap_or(self.slots.len());
+        let (i, fresh) = match self.map.entry(pid) {
+            Entry_::Occupied(known) => (*known.get(), false),
+            Entry_::Vacant(vacant) => (*vacant.insert(free), true),
+        };
+        if fresh {
+            let slot = Slot {
+                pid,
+                current: entry,
+                previous: None,
+                before: None,
+                older: NIL,
+                newer: NIL,
+            };
+            if i == self.slots.len() {
+                self.slots.push(slot);
+            } else {
+                self.free.pop();
+                self.slots[i] = slot;
             }
-            None => {
-                let slot = Slot {
-                    pid,
-                    current: entry,
-                    previous: None,
-                    before: None,
-                    older: NIL,
-                    newer: NIL,
-                };
-                let i = match self.free.pop() {
-                    Some(i) => {
-                        self.slots[i] = slot;
-                        i
-                    }
-                    None => {
-                        self.slots.push(slot);
-                        self.slots.len() - 1
-                    }
-                };
-                self.link_newest(i);
-                self.map.insert(pid, i);
+            self.link_newest(i);
+        } else {
+            let slot = &mut self.slots[i];
+            if let Some(cut) = slot.before.take() {
+                added -= i128::from(cut.args_size());
             }
+            slot.before = slot.previous.take();
+            let old = std::mem::replace(&mut slot.current, entry);
+            slot.previous = Some(Box::new(old));
+            self.touch(i);
         }
         let total = i128::from(self.args_bytes) + added;
         self.args_bytes = u64::try_from(total.max(0)).unwrap_or(u64::MAX);
