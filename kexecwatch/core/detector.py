@@ -86,6 +86,7 @@ from kexecwatch.core.record import (
     where_text,
 )
 from kexecwatch.core.rule.sequence_state import SequenceEngine, SequenceMatch
+from kexecwatch.core.ruleindex import RuleIndex
 from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
 from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
 from kexecwatch.core.textsafe import VALUE_BYTES, clip, escape_text
@@ -224,6 +225,8 @@ class Detector:
     def replace_rules(self, rules: Sequence[DetectionRule]) -> None:
         """Run ``rules`` from now on (a reload); what the detector learned is kept."""
         self.rules = list(rules)
+        # Each document is tried only by the rules that could match it (same alerts).
+        self._index = RuleIndex(self.rules)
         # Sequence and sample rules keep their partial sequences across a reload when
         # their query is unchanged.
         kept = self._sequences.to_state()
@@ -758,7 +761,7 @@ class Detector:
         if not self.rules:
             return
         document = process.to_document()
-        for rule in self.rules:
+        for rule in self._index.candidates(document):
             if rule.matches(document):
                 self._raise(Alert(rule, process, rule.reason(document)), out)
         if self._sequences:
