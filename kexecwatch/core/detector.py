@@ -71,6 +71,8 @@ from kexecwatch.core.record import (
     quotable,
     where_text,
 )
+from kexecwatch.core.rule.sequence_state import SequenceEngine, SequenceMatch
+from kexecwatch.core.ruleindex import RuleIndex
 from kexecwatch.core.scanner import EVALUATED, PythonScanner, in_window
 from kexecwatch.core.syscalls import KEXEC_SYSCALLS
 from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
@@ -149,6 +151,7 @@ class Stats:
     event_errors: int = 0
     time_jumps: int = 0
     last_time_ms: int = 0
+    sequences_dropped: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counts by name."""
@@ -210,20 +213,28 @@ class Detector:
             until_ms=self.options.until_ms,
             fault_on=self.options.fault_on,
         )
+        self._sequences = SequenceEngine((), reorder_ms=self.options.window_ms)
         self.replace_rules(rules)
 
     def replace_rules(self, rules: Sequence[DetectionRule]) -> None:
         """Run ``rules`` from now on (a reload); what the detector learned is kept."""
         self.rules = list(rules)
+        # Each document is tried only by the rules that could match it (same alerts).
+        self._index = RuleIndex(self.rules)
+        # Sequence and sample rules keep their partial sequences across a reload when
+        # their query is unchanged.
+        kept = self._sequences.to_state()
+        self._sequences = SequenceEngine(self.rules, reorder_ms=self.options.window_ms)
+        self._sequences.restore(kept)
         self._telemetry_rules = [
             r for r in self.rules if getattr(r, "applies_to", "process") == "telemetry"
         ]
         # What the rules (or --events) need, among the exec and kexec events in
         # [since, until); and what other consumers need, among all syscall events.
+        self._rule_needs = [i for rule in self.rules for i in _interests_of(rule)]
+        self._needs_by_values: dict[tuple[str, bool, bytes | None, bytes | None, str], _Need] = {}
         self._scanner.set_rule_interests(
-            [EVERYTHING]
-            if self.options.emit_events
-            else [i for rule in self.rules for i in _interests_of(rule)]
+            [EVERYTHING] if self.options.emit_events else self._rule_needs
         )
         if self._telemetry_rules and _TELEMETRY_INTEREST not in self._scanner.interests:
             # Configuration changes come inside auditctl's own syscall events.
@@ -334,6 +345,8 @@ class Detector:
         record time: each node's present plus the idle time)."""
         out: list[Output] = []
         self._handle(self._assembler.expire(now_ms), out)
+        if self._sequences:
+            self._raise_sequences(self._sequences.advance(now_ms), out)
         return out
 
     def expire_idle(self, idle_ms: int) -> list[Output]:
@@ -341,6 +354,9 @@ class Detector:
         ``idle_ms`` of the live shell's clock (see the README's "Time policy")."""
         out: list[Output] = []
         self._handle(self._assembler.expire_idle(idle_ms), out)
+        if self._sequences and self.stats.last_time_ms:
+            now = self.stats.last_time_ms + idle_ms
+            self._raise_sequences(self._sequences.advance(now), out)
         return out
 
     def flush(self) -> list[Output]:
@@ -354,6 +370,8 @@ class Detector:
             self._lines.switch(self._lines.source, self._lines.offset)
             self._lines.line_no = line_no + 1  # the partial line counts as read
         self._handle(self._assembler.flush(), out)
+        if self._sequences:
+            self._raise_sequences(self._sequences.flush(), out)
         out += self.report_suppressed()
         return out
 
@@ -461,12 +479,48 @@ class Detector:
         self.stats.process_events += 1
         if options.emit_events:
             out.append(process)
+            if not self._rules_need(process, event):
+                return  # what the fast path would have skipped, rules unread
         if not self.rules:
             return
         document = process.to_document()
-        for rule in self.rules:
+        for rule in self._index.candidates(document):
             if rule.matches(document):
                 self._raise(Alert(rule, process, rule.reason(document)), out)
+        if self._sequences:
+            self._raise_sequences(self._sequences.observe(document, process.id.time_ms), out)
+
+    def _raise_sequences(self, matches: list[SequenceMatch], out: list[Output]) -> None:
+        """Alert for completed sequences and samples (see :mod:`.rule.sequence_state`)."""
+        for match in matches:
+            self._raise(Alert(match.rule, match.events, match.reason), out)
+        self.stats.sequences_dropped = self._sequences.dropped
+
+    def _rules_need(self, process: ProcessEvent, event: AuditEvent) -> bool:
+        """Whether the rules' interests accept ``process`` (of ``event``): with ``--events``
+        every event is built, but one no rule needs is not shown to the rules."""
+        syscall = process.syscall or ""
+        key = (syscall, process.success, process.comm, process.exe, process.host_name)
+        static = self._needs_by_values.get(key)
+        if static is None:
+            # What the SYSCALL values alone decide (a static interest says all; the others
+            # still look at record types or learned inodes), as the fast path's verdicts.
+            passing = [i for i in self._rule_needs if i.accepts_static(*key)]
+            static = any(i.is_static for i in passing), tuple(passing)
+            if len(self._needs_by_values) >= _MAX_NEEDS:
+                self._needs_by_values.clear()
+            self._needs_by_values[key] = static
+        decided, others = static
+        if decided or not others:
+            return decided
+        kinds = frozenset(r.type for r in event.records)
+
+        def inodes() -> frozenset[int]:
+            return frozenset(p.inode for p in process.paths if p.inode is not None)
+
+        return any(
+            i.accepts(*key[:4], host=key[4], record_types=kinds, inodes=inodes) for i in others
+        )
 
     def _raise(self, alert: Alert, out: list[Output]) -> None:
         admitted, closed = self._limiter.admit(alert)
@@ -496,6 +550,9 @@ class Detector:
         for rule in self._telemetry_rules:
             if rule.matches(document):
                 self._raise(Alert(rule, item, rule.reason(document)), out)
+        if self._sequences:
+            matches = self._sequences.observe(document, item.id.time_ms, telemetry=True)
+            self._raise_sequences(matches, out)
 
     # -- state ---------------------------------------------------------------------
 
@@ -511,6 +568,7 @@ class Detector:
             "assembler": self._assembler.to_state(),
             "processes": self.table.to_state(),
             "limiter": self._limiter.to_state(),
+            "sequences": self._sequences.to_state(),
             "stats": self.stats.as_dict(),
         }
 
@@ -522,11 +580,18 @@ class Detector:
             self._assembler.restore(state["assembler"])
             self.table.restore(state["processes"])
             self._limiter.restore(state["limiter"])
+            if "sequences" in state:  # absent from snapshots of older versions
+                self._sequences.restore(state["sequences"])
             for name, value in state.get("stats", {}).items():
                 if name in _STAT_NAMES:
                     setattr(self.stats, name, int(value))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"corrupt detector state: {exc}") from exc
+
+
+#: Whether static interests alone accept, and the interests whose static part passes.
+_Need = tuple[bool, tuple[EventInterest, ...]]
+_MAX_NEEDS = 4096
 
 
 class InjectedFault(RuntimeError):
