@@ -18,6 +18,28 @@ the least recently used entries are dropped. An entry is used when its pid execs
 forks and when it is named as the parent of an exec or fork, so a long-lived shell
 that keeps starting commands stays while processes that ran once and exited go.
 
+The rules, stated once for both implementations (this module's :class:`ProcessTable` and
+the native library's table, which :class:`~kexecwatch.core.nativetable.NativeProcessTable`
+wraps; ``tests/core/test_nativetable.py`` holds them equal):
+
+- *Store*: a new entry for pid P becomes P's latest; P's previous entries stay as its
+  history, at most two (older links are cut, their argv bytes given back). Storing moves
+  P to the most recently used end, and P's ``ppid``, if it has an entry, too (a parent
+  still spawning stays).
+- *Bounds*: after a store, while there are more than ``max_entries`` pids, or more than
+  ``max_args_bytes`` argv bytes with more than one pid, the least recently used pid goes,
+  history and all. argv bytes: raw ``EXECVE`` bodies count their length, decoded argv the
+  sum of its lengths plus 8 a value (:func:`_size`).
+- *Lookups* at a time t walk back from the latest entry while the entry is dated after t
+  and no more than ``max_lateness_ms`` after it; the first other entry answers (or none).
+  Lookups do not change the order.
+- *Unreadable*: a pid ``/proc`` could not name is remembered (the last 4096) and not read
+  again by :meth:`ProcessTable.remember_live`.
+- *Learning*: a successful exec stores its argv and id; a successful fork or clone with a
+  positive exit value stores the child (pid = exit value, ppid = the caller) with the
+  caller's latest argv and exec id and the event's comm and exe; any other event stores
+  the pid without argv when it has no entry and its comm is known.
+
 Rule 1: the table never guesses. A parent it does not know has no name, and
 the event says so (``parent_source`` ``unknown``).
 """
@@ -42,6 +64,7 @@ __all__ = [
     "ProcLookup",
     "ProcessTable",
     "ProcessTableLike",
+    "state_row",
 ]
 
 DEFAULT_MAX_ENTRIES = 65_536
@@ -460,30 +483,11 @@ class ProcessTable:
 
     def to_state(self) -> list[list[Any]]:
         """A JSON-ready snapshot (bytes as latin-1 text, which round-trips)."""
-
-        def enc(b: bytes | None) -> str | None:
-            return None if b is None else b.decode("latin-1")
-
-        rows: list[list[Any]] = []
         # Only the most recently used entries: a restarted daemon seeds every live
         # process from /proc again, so the snapshot need only carry the recent
         # ones that may have exited, and it stays small enough to write often.
         recent = list(self._entries.values())[-STATE_ENTRIES:]
-        for entry in recent:
-            parent = _as_parent(entry, self._decode)
-            rows.append(
-                [
-                    parent.pid,
-                    parent.ppid,
-                    enc(parent.name),
-                    enc(parent.executable),
-                    None if parent.args is None else [a.decode("latin-1") for a in parent.args],
-                    entry[5],
-                    None if parent.exec_id is None else str(parent.exec_id),
-                    parent.source,
-                ]
-            )
-        return rows
+        return [state_row(_as_parent(entry, self._decode), entry[5]) for entry in recent]
 
     def restore(self, state: list[list[Any]]) -> None:
         """Load a snapshot made by :meth:`to_state`."""
@@ -505,3 +509,21 @@ class ProcessTable:
                     None,
                 )
             )
+
+
+def state_row(parent: Parent, since_ms: int) -> list[Any]:
+    """One entry of a snapshot (:meth:`ProcessTable.to_state`): bytes as latin-1 text."""
+
+    def enc(b: bytes | None) -> str | None:
+        return None if b is None else b.decode("latin-1")
+
+    return [
+        parent.pid,
+        parent.ppid,
+        enc(parent.name),
+        enc(parent.executable),
+        None if parent.args is None else [a.decode("latin-1") for a in parent.args],
+        since_ms,
+        None if parent.exec_id is None else str(parent.exec_id),
+        parent.source,
+    ]
