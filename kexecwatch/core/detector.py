@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from kexecwatch.core.alerts import Alert, AlertLimiter, AlertsSuppressed, RuleMeta
 from kexecwatch.core.assembler import (
@@ -55,8 +55,12 @@ from kexecwatch.core.fields import is_bound_problem
 from kexecwatch.core.interest import EVERYTHING, EventInterest
 from kexecwatch.core.interest import interests_of as _interests_of
 from kexecwatch.core.linebuffer import DEFAULT_MAX_LINE, LineBuffer
+from kexecwatch.core.nativeapi import NativeLib
+from kexecwatch.core.nativescan import NativeScanner, default_native, single_types
+from kexecwatch.core.nativetable import NativeProcessTable
 from kexecwatch.core.process import ProcessEvent, process_event_from
 from kexecwatch.core.proctable import (
+    DEFAULT_MAX_ARGS_BYTES,
     DEFAULT_MAX_ENTRIES,
     ProcessTable,
     ProcessTableLike,
@@ -176,6 +180,11 @@ class Detector:
         host_name: ``host.name`` for records without ``node=``.
         options: tuning; see :class:`DetectorOptions`.
         lookup: an optional live ``/proc`` lookup for unknown parents.
+        native: the native library for the bulk of the log
+            (:mod:`kexecwatch.core.nativescan`), ``None`` for the Python scanner alone;
+            by default the process-wide choice the shell installed
+            (:func:`~kexecwatch.core.nativescan.set_default_native`). Unused without
+            the fast path.
     """
 
     def __init__(
@@ -185,6 +194,7 @@ class Detector:
         host_name: str,
         options: DetectorOptions | None = None,
         lookup: ProcLookup | None = None,
+        native: NativeLib | Literal["default"] | None = "default",
     ) -> None:
         self.options = options or DetectorOptions()
         self.host_name = host_name
@@ -193,27 +203,57 @@ class Detector:
         self._assembler = Assembler(
             window_ms=self.options.window_ms, max_inflight=self.options.max_inflight
         )
-        self.table: ProcessTableLike = ProcessTable(
-            max_entries=self.options.max_processes,
-            lookup=lookup,
-            decode=argv_of_execve_bodies,
-            max_lateness_ms=self.options.window_ms,
-        )
+        if native == "default":
+            native = default_native()
+        options = self.options
         self._limiter = AlertLimiter()
         self._starts: dict[tuple[str | None, Any], _Position] = {}
         self._telemetry = TelemetryTracker()
-        self._scanner = PythonScanner(
-            _Host(self),
-            assembler=self._assembler,
-            table=self.table,
-            stats=self.stats,
-            starts=self._starts,
-            host_name=host_name,
-            since_ms=self.options.since_ms,
-            until_ms=self.options.until_ms,
-            fault_on=self.options.fault_on,
-        )
-        self._sequences = SequenceEngine((), reorder_ms=self.options.window_ms)
+        self._sequences = SequenceEngine((), reorder_ms=options.window_ms)
+        parts: dict[str, Any] = {
+            "assembler": self._assembler,
+            "stats": self.stats,
+            "starts": self._starts,
+            "host_name": host_name,
+            "since_ms": options.since_ms,
+            "until_ms": options.until_ms,
+            "fault_on": options.fault_on,
+        }
+        self._scanner: PythonScanner
+        if native is not None and options.fast_path:
+            session = native.new_session(
+                window_ms=options.window_ms,
+                max_entries=options.max_processes,
+                max_args_bytes=DEFAULT_MAX_ARGS_BYTES,
+                max_lateness_ms=options.window_ms,
+                since_ms=options.since_ms,
+                until_ms=options.until_ms,
+                live=lookup is not None,
+                single_types=single_types(),
+                fault_on=options.fault_on,
+                max_inflight=options.max_inflight,
+            )
+            self.table: ProcessTableLike = NativeProcessTable(
+                session, lookup=lookup, decode=argv_of_execve_bodies
+            )
+            self._scanner = NativeScanner(
+                _Host(self),
+                table=self.table,
+                session=session,
+                report=self._native_failed,
+                **parts,
+            )
+            #: Which scanner this detector runs: ``native <version>`` or ``python``.
+            self.scanner_name = f"native {native.version}"
+        else:
+            self.table = ProcessTable(
+                max_entries=options.max_processes,
+                lookup=lookup,
+                decode=argv_of_execve_bodies,
+                max_lateness_ms=options.window_ms,
+            )
+            self._scanner = PythonScanner(_Host(self), table=self.table, **parts)
+            self.scanner_name = "python"
         self.replace_rules(rules)
 
     def replace_rules(self, rules: Sequence[DetectionRule]) -> None:
@@ -434,6 +474,12 @@ class Detector:
         """Count and report an event whose handling raised; the stream goes on."""
         self.stats.event_errors += 1
         reason = f"event {event_id} could not be handled (skipped): {type(exc).__name__}: {exc}"
+        out.append(EventError(line_no, reason, source=self.source))
+
+    def _native_failed(self, line_no: int, reason: str, out: list[Output]) -> None:
+        """The native scanner failed (and is off now): one diagnostic, counted as an
+        event error."""
+        self.stats.event_errors += 1
         out.append(EventError(line_no, reason, source=self.source))
 
     def _on_event(self, event: AuditEvent, out: list[Output]) -> None:
