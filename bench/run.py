@@ -12,7 +12,7 @@ The readers, per scanner (``KEXECWATCH_SCANNER=python`` and ``=native``, side by
 ``--events --format json``, and with ``--no-builtin-rules --rule DIR`` for each
 ``--rules-dir``; then the auparse loop (Debian's ``python3-audit`` under
 ``/usr/bin/python3``, reading each SYSCALL's ``comm``), ``ausearch -if FILE -c kexec
---raw`` and ``grep -c``; with ``--baseline EXE``, the same three kexecwatch readers of
+--raw`` and ``grep -c``; with ``--baseline EXE``, the default-rules and upstream readers of
 another installed kexecwatch (say, the code before the native path) for the "no slower
 than today" check.
 
@@ -183,8 +183,8 @@ def readers(
         for rules in rules_dirs:
             cmd = kexecwatch_cmd(path, "--no-builtin-rules", "--rule", rules)
             out.append(Reader(f"--rule {rules}", tuple(cmd), scanner))
-    if baseline:
-        for name, extra in variants:
+    if baseline:  # its --events is the 5 MB/s of the target: not timed again
+        for name, extra in variants[:2]:
             out.append(Reader(name, tuple(kexecwatch_cmd(path, *extra, exe=baseline)), "baseline"))
     out += [
         Reader("auparse loop", (SYSTEM_PYTHON, "-c", AUPARSE_LOOP, str(path))),
@@ -299,7 +299,7 @@ def report(figs: Figures, scanners: Sequence[str], args: argparse.Namespace) -> 
             value[s] = f"{ratio:.2f}x the time ({verdict(ratio <= RULES_DIR_TARGET)})"
         row(f"--rule {rules}: time / default rules", f"<= {RULES_DIR_TARGET:.0f}x", value)
     if args.baseline and "python" in scanners:
-        for name in ("default rules", "--ruleset upstream", "--events --format json"):
+        for name in ("default rules", "--ruleset upstream"):
             ratio = med[f"{name} [python]"] / med[f"{name} [baseline]"]
             row(
                 f"{name}: python scanner time / baseline",

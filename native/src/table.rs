@@ -18,6 +18,7 @@
 //! Safe Rust: a `HashMap` from pid to a slot, the slots in a `Vec` linked by index
 //! into the LRU list, freed slots reused.
 
+use std::collections::hash_map::Entry as Entry_;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::entry::Entry;
@@ -32,8 +33,8 @@ const NIL: usize = usize::MAX;
 struct Slot {
     pid: i128,
     current: Entry,
-    previous: Option<Box<Entry>>,
-    before: Option<Box<Entry>>,
+    previous: Option<Entry>,
+    before: Option<Entry>,
     older: usize,
     newer: usize,
 }
@@ -110,12 +111,13 @@ impl Table {
         let limit = at_ms.saturating_add(self.lateness);
         let chain = [
             Some(&slot.current),
-            slot.previous.as_deref(),
-            slot.before.as_deref(),
+            slot.previous.as_ref(),
+            slot.before.as_ref(),
         ];
         for entry in chain.iter() {
             let entry = (*entry)?;
-            if !(at_ms < entry.since_ms && entry.since_ms <= limit) {
+            let since = entry.since_ms();
+            if !(at_ms < since && since <= limit) {
                 return Some(entry);
             }
         }
@@ -124,46 +126,43 @@ impl Table {
 
     /// `_store`: the new latest entry of its pid (history, LRU order, eviction).
     pub fn store(&mut self, entry: Entry) {
-        if let Some(parent) = entry.ppid {
+        if let Some(parent) = entry.ppid() {
             if let Some(&i) = self.map.get(&parent) {
                 self.touch(i);
             }
         }
-        let pid = entry.pid;
+        let pid = entry.pid();
         let mut added = i128::from(entry.args_size());
-        match self.map.get(&pid) {
-            Some(&i) => {
-                let slot = &mut self.slots[i];
-                if let Some(cut) = slot.before.take() {
-                    added -= i128::from(cut.args_size());
-                }
-                slot.before = slot.previous.take();
-                let old = std::mem::replace(&mut slot.current, entry);
-                slot.previous = Some(Box::new(old));
-                self.touch(i);
+        let free = self.free.last().copied().unwrap_or(self.slots.len());
+        let (i, fresh) = match self.map.entry(pid) {
+            Entry_::Occupied(known) => (*known.get(), false),
+            Entry_::Vacant(vacant) => (*vacant.insert(free), true),
+        };
+        if fresh {
+            let slot = Slot {
+                pid,
+                current: entry,
+                previous: None,
+                before: None,
+                older: NIL,
+                newer: NIL,
+            };
+            if i == self.slots.len() {
+                self.slots.push(slot);
+            } else {
+                self.free.pop();
+                self.slots[i] = slot;
             }
-            None => {
-                let slot = Slot {
-                    pid,
-                    current: entry,
-                    previous: None,
-                    before: None,
-                    older: NIL,
-                    newer: NIL,
-                };
-                let i = match self.free.pop() {
-                    Some(i) => {
-                        self.slots[i] = slot;
-                        i
-                    }
-                    None => {
-                        self.slots.push(slot);
-                        self.slots.len() - 1
-                    }
-                };
-                self.link_newest(i);
-                self.map.insert(pid, i);
+            self.link_newest(i);
+        } else {
+            let slot = &mut self.slots[i];
+            if let Some(cut) = slot.before.take() {
+                added -= i128::from(cut.args_size());
             }
+            slot.before = slot.previous.take();
+            let old = std::mem::replace(&mut slot.current, entry);
+            slot.previous = Some(old);
+            self.touch(i);
         }
         let total = i128::from(self.args_bytes) + added;
         self.args_bytes = u64::try_from(total.max(0)).unwrap_or(u64::MAX);
@@ -276,7 +275,7 @@ mod tests {
     }
 
     fn pids(table: &Table) -> Vec<i128> {
-        table.rows(usize::MAX).iter().map(|e| e.pid).collect()
+        table.rows(usize::MAX).iter().map(|e| e.pid()).collect()
     }
 
     #[test]
@@ -290,7 +289,7 @@ mod tests {
         table.store(exec(3, 0, 1, b""));
         assert_eq!(pids(&table), vec![1, 4, 2, 9, 3]);
         assert_eq!(
-            table.rows(2).iter().map(|e| e.pid).collect::<Vec<_>>(),
+            table.rows(2).iter().map(|e| e.pid()).collect::<Vec<_>>(),
             vec![9, 3]
         );
     }
@@ -306,10 +305,10 @@ mod tests {
         // The first (4 bytes) is cut: 2 + 1 + 6.
         assert_eq!(table.args_bytes(), 9);
         assert_eq!(table.len(), 1);
-        assert_eq!(table.entry_at(5, 250).map(|e| e.since_ms), Some(200));
-        assert_eq!(table.entry_at(5, 150).map(|e| e.since_ms), None);
-        assert_eq!(table.entry_at(5, 400).map(|e| e.since_ms), Some(400));
-        assert_eq!(table.latest(5).map(|e| e.since_ms), Some(400));
+        assert_eq!(table.entry_at(5, 250).map(|e| e.since_ms()), Some(200));
+        assert_eq!(table.entry_at(5, 150).map(|e| e.since_ms()), None);
+        assert_eq!(table.entry_at(5, 400).map(|e| e.since_ms()), Some(400));
+        assert_eq!(table.latest(5).map(|e| e.since_ms()), Some(400));
     }
 
     #[test]
@@ -318,15 +317,15 @@ mod tests {
         table.store(exec(5, 1, 100, b""));
         table.store(exec(5, 1, 5000, b""));
         // 4900 later than the event: more than the lateness, a clock step: used.
-        assert_eq!(table.entry_at(5, 100).map(|e| e.since_ms), Some(5000));
-        assert_eq!(table.entry_at(5, 4500).map(|e| e.since_ms), Some(100));
+        assert_eq!(table.entry_at(5, 100).map(|e| e.since_ms()), Some(5000));
+        assert_eq!(table.entry_at(5, 4500).map(|e| e.since_ms()), Some(100));
         let unbounded = {
             let mut t = Table::new(100, 1 << 20, NO_LATENESS);
             t.store(exec(5, 1, 100, b""));
             t.store(exec(5, 1, 5000, b""));
             t
         };
-        assert_eq!(unbounded.entry_at(5, 100).map(|e| e.since_ms), Some(100));
+        assert_eq!(unbounded.entry_at(5, 100).map(|e| e.since_ms()), Some(100));
         assert!(table.entry_at(6, 0).is_none());
     }
 
