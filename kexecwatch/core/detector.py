@@ -238,6 +238,7 @@ class Detector:
         # What the rules (or --events) need, among the exec and kexec events in
         # [since, until); and what other consumers need, among all syscall events.
         self._rule_needs = [i for rule in self.rules for i in _interests_of(rule)]
+        self._needs_by_values: dict[tuple[str, bool, bytes | None, bytes | None, str], _Need] = {}
         self._rule_interests: list[EventInterest] = (
             [EVERYTHING] if self.options.emit_events else self._rule_needs
         )
@@ -775,22 +776,27 @@ class Detector:
     def _rules_need(self, process: ProcessEvent, event: AuditEvent) -> bool:
         """Whether the rules' interests accept ``process`` (of ``event``): with ``--events``
         every event is built, but one no rule needs is not shown to the rules."""
+        syscall = process.syscall or ""
+        key = (syscall, process.success, process.comm, process.exe, process.host_name)
+        static = self._needs_by_values.get(key)
+        if static is None:
+            # What the SYSCALL values alone decide (a static interest says all; the others
+            # still look at record types or learned inodes), as the fast path's verdicts.
+            passing = [i for i in self._rule_needs if i.accepts_static(*key)]
+            static = any(i.is_static for i in passing), tuple(passing)
+            if len(self._needs_by_values) >= _MAX_VERDICTS:
+                self._needs_by_values.clear()
+            self._needs_by_values[key] = static
+        decided, others = static
+        if decided or not others:
+            return decided
         kinds = frozenset(r.type for r in event.records)
 
         def inodes() -> frozenset[int]:
             return frozenset(p.inode for p in process.paths if p.inode is not None)
 
         return any(
-            interest.accepts(
-                process.syscall or "",
-                process.success,
-                process.comm,
-                process.exe,
-                host=process.host_name,
-                record_types=kinds,
-                inodes=inodes,
-            )
-            for interest in self._rule_needs
+            i.accepts(*key[:4], host=key[4], record_types=kinds, inodes=inodes) for i in others
         )
 
     def _raise(self, alert: Alert, out: list[Output]) -> None:
@@ -875,6 +881,8 @@ _Verdict = tuple[
     tuple[EventInterest, ...],
 ]
 _MAX_VERDICTS = 4096
+#: Whether static interests alone accept, and the interests whose static part passes.
+_Need = tuple[bool, tuple[EventInterest, ...]]
 
 
 class InjectedFault(RuntimeError):
