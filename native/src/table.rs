@@ -33,8 +33,8 @@ const NIL: usize = usize::MAX;
 struct Slot {
     pid: i128,
     current: Entry,
-    previous: Option<Box<Entry>>,
-    before: Option<Box<Entry>>,
+    previous: Option<Entry>,
+    before: Option<Entry>,
     older: usize,
     newer: usize,
 }
@@ -111,12 +111,13 @@ impl Table {
         let limit = at_ms.saturating_add(self.lateness);
         let chain = [
             Some(&slot.current),
-            slot.previous.as_deref(),
-            slot.before.as_deref(),
+            slot.previous.as_ref(),
+            slot.before.as_ref(),
         ];
         for entry in chain.iter() {
             let entry = (*entry)?;
-            if !(at_ms < entry.since_ms && entry.since_ms <= limit) {
+            let since = entry.since_ms();
+            if !(at_ms < since && since <= limit) {
                 return Some(entry);
             }
         }
@@ -125,12 +126,12 @@ impl Table {
 
     /// `_store`: the new latest entry of its pid (history, LRU order, eviction).
     pub fn store(&mut self, entry: Entry) {
-        if let Some(parent) = entry.ppid {
+        if let Some(parent) = entry.ppid() {
             if let Some(&i) = self.map.get(&parent) {
                 self.touch(i);
             }
         }
-        let pid = entry.pid;
+        let pid = entry.pid();
         let mut added = i128::from(entry.args_size());
         let free = self.free.last().copied().unwrap_or(self.slots.len());
         let (i, fresh) = match self.map.entry(pid) {
@@ -160,7 +161,7 @@ impl Table {
             }
             slot.before = slot.previous.take();
             let old = std::mem::replace(&mut slot.current, entry);
-            slot.previous = Some(Box::new(old));
+            slot.previous = Some(old);
             self.touch(i);
         }
         let total = i128::from(self.args_bytes) + added;
@@ -274,7 +275,7 @@ mod tests {
     }
 
     fn pids(table: &Table) -> Vec<i128> {
-        table.rows(usize::MAX).iter().map(|e| e.pid).collect()
+        table.rows(usize::MAX).iter().map(|e| e.pid()).collect()
     }
 
     #[test]
@@ -288,7 +289,7 @@ mod tests {
         table.store(exec(3, 0, 1, b""));
         assert_eq!(pids(&table), vec![1, 4, 2, 9, 3]);
         assert_eq!(
-            table.rows(2).iter().map(|e| e.pid).collect::<Vec<_>>(),
+            table.rows(2).iter().map(|e| e.pid()).collect::<Vec<_>>(),
             vec![9, 3]
         );
     }
@@ -304,10 +305,10 @@ mod tests {
         // The first (4 bytes) is cut: 2 + 1 + 6.
         assert_eq!(table.args_bytes(), 9);
         assert_eq!(table.len(), 1);
-        assert_eq!(table.entry_at(5, 250).map(|e| e.since_ms), Some(200));
-        assert_eq!(table.entry_at(5, 150).map(|e| e.since_ms), None);
-        assert_eq!(table.entry_at(5, 400).map(|e| e.since_ms), Some(400));
-        assert_eq!(table.latest(5).map(|e| e.since_ms), Some(400));
+        assert_eq!(table.entry_at(5, 250).map(|e| e.since_ms()), Some(200));
+        assert_eq!(table.entry_at(5, 150).map(|e| e.since_ms()), None);
+        assert_eq!(table.entry_at(5, 400).map(|e| e.since_ms()), Some(400));
+        assert_eq!(table.latest(5).map(|e| e.since_ms()), Some(400));
     }
 
     #[test]
@@ -316,15 +317,15 @@ mod tests {
         table.store(exec(5, 1, 100, b""));
         table.store(exec(5, 1, 5000, b""));
         // 4900 later than the event: more than the lateness, a clock step: used.
-        assert_eq!(table.entry_at(5, 100).map(|e| e.since_ms), Some(5000));
-        assert_eq!(table.entry_at(5, 4500).map(|e| e.since_ms), Some(100));
+        assert_eq!(table.entry_at(5, 100).map(|e| e.since_ms()), Some(5000));
+        assert_eq!(table.entry_at(5, 4500).map(|e| e.since_ms()), Some(100));
         let unbounded = {
             let mut t = Table::new(100, 1 << 20, NO_LATENESS);
             t.store(exec(5, 1, 100, b""));
             t.store(exec(5, 1, 5000, b""));
             t
         };
-        assert_eq!(unbounded.entry_at(5, 100).map(|e| e.since_ms), Some(100));
+        assert_eq!(unbounded.entry_at(5, 100).map(|e| e.since_ms()), Some(100));
         assert!(table.entry_at(6, 0).is_none());
     }
 
