@@ -170,7 +170,7 @@ def test_one_sequence_per_completion() -> None:
 
 def test_missing_event_between_stages() -> None:
     r = rule(
-        'sequence by user.id [process where process.name == "a"] '
+        'sequence by user.id with maxspan=1m [process where process.name == "a"] '
         '![process where process.name == "c"] [process where process.name == "b"]'
     )
     assert run(r, [ev("a", 0), ev("c", 1), ev("b", 2)]) == []
@@ -321,6 +321,10 @@ def test_corrupt_snapshot_is_a_value_error() -> None:
             "expected a duration",
         ),
         ("sequence [process where true] ![process where true]", "needs 'with maxspan='"),
+        (
+            "sequence [process where true] ![process where true] [process where true]",
+            "a sequence with a missing event needs 'with maxspan='",
+        ),
         (
             "sequence with maxspan=1s ![process where true] ![process where true]",
             "a stage that is not missing",
