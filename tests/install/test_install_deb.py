@@ -25,6 +25,7 @@ from tools.auditlab import AuditdSession, audit_rules, auditctl
 
 REPO = Path(__file__).resolve().parents[2]
 PKG = "kexecwatch"
+LIBRARY = "/opt/kexecwatch/lib/python3.11/site-packages/kexecwatch/native/libkexecwatch_native.so"
 UNIT = "kexecwatch.service"
 # Everything the package or its maintainer scripts may create.
 OWNED_PATHS = [
@@ -113,6 +114,7 @@ def test_package_contents(deb: Path) -> None:
         "./etc/audit/rules.d/kexecwatch.rules",
         "./etc/logrotate.d/kexecwatch",
         "./usr/share/doc/kexecwatch/copyright",
+        f".{LIBRARY}",
     ):
         assert path in names
     assert "__pycache__" not in names
@@ -123,6 +125,7 @@ def test_package_contents(deb: Path) -> None:
     depends = run("dpkg-deb", "-f", str(deb), "Depends").stdout
     assert "python3.11" in depends
     assert "auditd" in depends
+    assert "libc6 (>= " in depends  # the native library's, from dpkg-shlibdeps
     conffiles = run("dpkg-deb", "-I", str(deb), "conffiles").stdout.split()
     assert conffiles == [
         "/etc/kexecwatch/kexecwatch.toml",
@@ -244,10 +247,18 @@ def check_installed(expected: tuple[AuditRule, ...]) -> None:
 
     listed = run("dpkg", "-L", PKG).stdout.splitlines()
     assert "/opt/kexecwatch" in listed and "/opt" not in listed
+    assert LIBRARY in listed
+    check_native()
 
     loaded = parse_rules("\n".join(audit_rules()))
     assert missing_rules(expected, loaded) == ()
     assert "kexecwatch" in Path("/etc/audit/audit.rules").read_text()
+
+
+def check_native() -> None:
+    """The installed package's Python loads its native library."""
+    code = f"import ctypes; ctypes.CDLL({LIBRARY!r}); print('loaded')"
+    assert run("/opt/kexecwatch/bin/python", "-c", code).stdout.strip() == "loaded"
 
 
 def check_doctor() -> None:
