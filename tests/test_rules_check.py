@@ -139,7 +139,7 @@ def test_rules_check_on_the_snapshot_counts() -> None:
     assert linux["rules"] == 437
     assert linux["languages"] == {"EQL": 343, "KQL": 75, "ES|QL": 19}
     assert linux["eql_shapes"] == {"single": 265, "sequence": 75, "sample": 3}
-    assert linux["loaded"] == 262
+    assert linux["loaded"] == 343
     assert linux["can_fire"] == 97
     assert linux["cannot_fire_alone"]["event.action value"] == 81
     assert doc["skipped"] == {"kql": 78, "esql": 58, "not-linux": 6}

@@ -31,6 +31,7 @@ from kexecwatch.core.docfields import FACET_FIELDS, process_facets, process_fiel
 from kexecwatch.core.rule.ast import And, BoolConst, Comparison, Field, Length, Not, Or, Query
 from kexecwatch.core.rule.evaluate import CompiledQuery, compile_ast
 from kexecwatch.core.rule.lexer import QuerySource
+from kexecwatch.core.rule.sequence import CompiledSequence
 
 __all__ = ["Blocker", "Coverage", "coverage"]
 
@@ -71,8 +72,16 @@ class Coverage:
     blockers: tuple[Blocker, ...] = ()
 
 
-def coverage(query: CompiledQuery) -> Coverage:
-    """Whether ``query`` can match a process document kexecwatch builds (see module doc)."""
+def coverage(query: CompiledQuery | CompiledSequence) -> Coverage:
+    """Whether ``query`` can match a process document kexecwatch builds (see module doc).
+
+    A sequence or sample can fire when every stage that is not a missing event can, and
+    every join key that is not optional (``?field``) is a field kexecwatch sets: an event
+    without its join key takes no part. Its blockers are those of the stages that cannot
+    fire, and the join keys never set.
+    """
+    if isinstance(query, CompiledSequence):
+        return _sequence_coverage(query)
     per_combo: list[set[Blocker]] = []
     for facets in process_facets():
         if query.category != "any" and query.category not in facets["event.category"]:
@@ -84,6 +93,19 @@ def coverage(query: CompiledQuery) -> Coverage:
         per_combo.append(_why(query.condition, facets, want=_V.NEVER))
     common = set.intersection(*per_combo) if per_combo else set()
     return Coverage(False, tuple(sorted(common or set().union(*per_combo))))
+
+
+def _sequence_coverage(query: CompiledSequence) -> Coverage:
+    blockers: set[Blocker] = set()
+    for stage in dict.fromkeys(s for s in query.stages if not s.missing):
+        verdict = coverage(stage.query)
+        blockers.update(verdict.blockers if not verdict.can_fire else ())
+    statement = query.statement
+    for key in (*statement.keys, *(k for s in statement.stages for k in s.keys)):
+        if not key.optional and key.name not in process_fields():
+            message = f"join key {key.name} is never set by kexecwatch"
+            blockers.add(Blocker("field", key.name, message))
+    return Coverage(not blockers, tuple(sorted(blockers)))
 
 
 def _category_blocker(category: str) -> Blocker:

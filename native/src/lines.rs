@@ -1,0 +1,209 @@
+//! Finding line ends fast: eight bytes at a time (SWAR over `u64` words), in safe Rust.
+//!
+//! One pass finds the newline that ends a line and says whether the line holds a
+//! carriage return or a NUL on the way (the scanner hands such lines back: a NUL is
+//! corruption the reference path reports, a `\r` is stripped by `parse_record`).
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+/// Bytes below this are the candidates: `\0` to `\r` (`\n` among them).
+const BELOW: u64 = ONES * 0x0e;
+
+/// High bit set in each byte of `x` below 0x0e. Bits above the lowest such byte may be
+/// set wrongly (a borrow), so only the lowest set bit is to be trusted.
+#[inline(always)]
+fn low_bytes(x: u64) -> u64 {
+    x.wrapping_sub(BELOW) & !x & HIGHS
+}
+
+#[inline(always)]
+fn word(chunk: &[u8]) -> u64 {
+    u64::from_le_bytes([
+        chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+    ])
+}
+
+/// The offset of the first `\n` at or after `from`, and whether a `\r` or NUL
+/// comes before it; `None` when the buffer has no newline from there.
+#[inline]
+pub fn line_end(buf: &[u8], from: usize) -> (Option<usize>, bool) {
+    let mut bad = false;
+    let mut i = from;
+    let mut rest = buf.get(from..).unwrap_or(&[]);
+    // Most bytes are plain text: skip 32 at a time while no byte below 0x0e shows.
+    while rest.len() >= 32 {
+        let any = low_bytes(word(&rest[..8]))
+            | low_bytes(word(&rest[8..16]))
+            | low_bytes(word(&rest[16..24]))
+            | low_bytes(word(&rest[24..32]));
+        if any != 0 {
+            break;
+        }
+        rest = &rest[32..];
+        i += 32;
+    }
+    let mut chunks = rest.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut hits = low_bytes(word(chunk));
+        while hits != 0 {
+            let at = (hits.trailing_zeros() / 8) as usize;
+            match chunk[at] {
+                b'\n' => return (Some(i + at), bad),
+                b'\r' | 0 => bad = true,
+                _ => {}
+            }
+            // Look on above this byte: recompute without it (a borrow it caused
+            // may have flagged the next ones wrongly).
+            let above = 8 * (at + 1);
+            hits = if above == 64 {
+                0
+            } else {
+                low_bytes((word(chunk) >> above) | (u64::MAX << (64 - above))) << above
+            };
+        }
+        i += 8;
+    }
+    for (k, &byte) in chunks.remainder().iter().enumerate() {
+        match byte {
+            b'\n' => return (Some(i + k), bad),
+            b'\r' | 0 => bad = true,
+            _ => {}
+        }
+    }
+    (None, bad)
+}
+
+/// Whether `hay` starts with `prefix`, compared eight bytes at a time in place (the
+/// prefixes here are short: a call to `memcmp` would cost more than the comparison).
+#[inline(always)]
+pub fn starts(hay: &[u8], prefix: &[u8]) -> bool {
+    let n = prefix.len();
+    if hay.len() < n {
+        return false;
+    }
+    let mut i = 0;
+    while i + 8 <= n {
+        if word(&hay[i..i + 8]) != word(&prefix[i..i + 8]) {
+            return false;
+        }
+        i += 8;
+    }
+    while i < n {
+        if hay[i] != prefix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The first offset of `byte` in `hay`, eight bytes at a time.
+#[inline]
+pub fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
+    let pattern = ONES * u64::from(byte);
+    let mut chunks = hay.chunks_exact(8);
+    let mut i = 0;
+    for chunk in &mut chunks {
+        let x = word(chunk) ^ pattern;
+        let zeros = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zeros != 0 {
+            return Some(i + (zeros.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == byte)
+        .map(|k| i + k)
+}
+
+/// The first offset of `needle` in `hay`, if any (short needles, short haystacks).
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let mut at = 0;
+    while at + needle.len() <= hay.len() {
+        let k = hay[at..hay.len() - rest.len()]
+            .iter()
+            .position(|&b| b == first)?;
+        let start = at + k;
+        if &hay[start + 1..start + needle.len()] == rest {
+            return Some(start);
+        }
+        at = start + 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slow(buf: &[u8], from: usize) -> (Option<usize>, bool) {
+        let mut bad = false;
+        for (i, &b) in buf.iter().enumerate().skip(from) {
+            if b == b'\n' {
+                return (Some(i), bad);
+            }
+            bad |= b == b'\r' || b == 0;
+        }
+        (None, bad)
+    }
+
+    #[test]
+    fn agrees_with_a_byte_loop_everywhere() {
+        let pieces: [&[u8]; 8] = [
+            b"abc",
+            b"\n",
+            b"\r",
+            b"\0",
+            b"\x80\xff",
+            b"0123456789abcdef",
+            b"\t\x0b\x0c\x01",
+            b"\x0e\x0d\x0a",
+        ];
+        let mut seed: u32 = 7;
+        for _ in 0..3000 {
+            let mut buf = Vec::new();
+            for _ in 0..(seed % 12) {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                buf.extend_from_slice(pieces[(seed >> 16) as usize % pieces.len()]);
+            }
+            for from in 0..=buf.len() {
+                assert_eq!(line_end(&buf, from), slow(&buf, from), "{:?} {}", buf, from);
+            }
+        }
+        assert_eq!(line_end(b"abc", 10), (None, false));
+    }
+
+    #[test]
+    fn starts_and_find_byte_agree_with_std() {
+        let hay = b"type=EXECVE msg=audit(1700000000.123:42): argc=1\x1d a0=x";
+        for n in 0..hay.len() + 2 {
+            let prefix = &hay[..n.min(hay.len())];
+            assert!(starts(hay, prefix));
+            let mut other = prefix.to_vec();
+            if let Some(last) = other.last_mut() {
+                *last ^= 1;
+                assert!(!starts(hay, &other));
+            }
+        }
+        assert!(!starts(b"ab", b"abc"));
+        for byte in 0..=255u8 {
+            for from in 0..hay.len() {
+                assert_eq!(
+                    find_byte(&hay[from..], byte),
+                    hay[from..].iter().position(|&b| b == byte)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn find_finds_the_first() {
+        assert_eq!(find(b"a inode=1 inode=2", b"inode="), Some(2));
+        assert_eq!(find(b"inod", b"inode="), None);
+        assert_eq!(find(b"iinode=", b"inode="), Some(1));
+        assert_eq!(find(b"abc", b""), None);
+    }
+}
