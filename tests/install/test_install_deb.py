@@ -61,7 +61,10 @@ pytestmark = [
 
 def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, timeout=300)
+    # From /: a Python started here must import the installed package, not the checkout's.
+    done = subprocess.run(
+        argv, capture_output=True, text=True, env=env, check=False, timeout=300, cwd="/"
+    )
     if check and done.returncode != 0:
         pytest.fail(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done
@@ -256,9 +259,9 @@ def check_installed(expected: tuple[AuditRule, ...]) -> None:
 
 
 def check_native() -> None:
-    """The installed package's Python loads its native library."""
-    code = f"import ctypes; ctypes.CDLL({LIBRARY!r}); print('loaded')"
-    assert run("/opt/kexecwatch/bin/python", "-c", code).stdout.strip() == "loaded"
+    """The installed package loads its native library through its binding."""
+    code = "from kexecwatch.native.binding import load; print(load().path)"
+    assert run("/opt/kexecwatch/bin/python", "-c", code).stdout.strip() == LIBRARY
 
 
 def check_doctor() -> None:

@@ -119,9 +119,12 @@ def wheel_metadata(venv: Path) -> str:
 
 
 def loads(library: Path, venv: Path) -> bool:
-    """The venv's Python can dlopen the library (it is a real shared object)."""
-    code = f"import ctypes; ctypes.CDLL({str(library)!r}); print('ok')"
-    return installed(venv, code) == "ok"
+    """The venv's kexecwatch loads the library through its binding (ABI version checked)."""
+    code = (
+        "from pathlib import Path; from kexecwatch.native.binding import load; "
+        f"print(load(Path({str(library)!r})).version)"
+    )
+    return installed(venv, code) != ""
 
 
 def test_pip_install_builds_the_library_with_cargo_and_not_without(
