@@ -86,6 +86,7 @@ from kexecwatch.core.record import (
     where_text,
 )
 from kexecwatch.core.rule.sequence_state import SequenceEngine, SequenceMatch
+from kexecwatch.core.ruleindex import RuleIndex
 from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
 from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
 from kexecwatch.core.textsafe import VALUE_BYTES, clip, escape_text
@@ -224,6 +225,8 @@ class Detector:
     def replace_rules(self, rules: Sequence[DetectionRule]) -> None:
         """Run ``rules`` from now on (a reload); what the detector learned is kept."""
         self.rules = list(rules)
+        # Each document is tried only by the rules that could match it (same alerts).
+        self._index = RuleIndex(self.rules)
         # Sequence and sample rules keep their partial sequences across a reload when
         # their query is unchanged.
         kept = self._sequences.to_state()
@@ -235,6 +238,7 @@ class Detector:
         # What the rules (or --events) need, among the exec and kexec events in
         # [since, until); and what other consumers need, among all syscall events.
         self._rule_needs = [i for rule in self.rules for i in _interests_of(rule)]
+        self._needs_by_values: dict[tuple[str, bool, bytes | None, bytes | None, str], _Need] = {}
         self._rule_interests: list[EventInterest] = (
             [EVERYTHING] if self.options.emit_events else self._rule_needs
         )
@@ -757,7 +761,7 @@ class Detector:
         if not self.rules:
             return
         document = process.to_document()
-        for rule in self.rules:
+        for rule in self._index.candidates(document):
             if rule.matches(document):
                 self._raise(Alert(rule, process, rule.reason(document)), out)
         if self._sequences:
@@ -772,22 +776,27 @@ class Detector:
     def _rules_need(self, process: ProcessEvent, event: AuditEvent) -> bool:
         """Whether the rules' interests accept ``process`` (of ``event``): with ``--events``
         every event is built, but one no rule needs is not shown to the rules."""
+        syscall = process.syscall or ""
+        key = (syscall, process.success, process.comm, process.exe, process.host_name)
+        static = self._needs_by_values.get(key)
+        if static is None:
+            # What the SYSCALL values alone decide (a static interest says all; the others
+            # still look at record types or learned inodes), as the fast path's verdicts.
+            passing = [i for i in self._rule_needs if i.accepts_static(*key)]
+            static = any(i.is_static for i in passing), tuple(passing)
+            if len(self._needs_by_values) >= _MAX_VERDICTS:
+                self._needs_by_values.clear()
+            self._needs_by_values[key] = static
+        decided, others = static
+        if decided or not others:
+            return decided
         kinds = frozenset(r.type for r in event.records)
 
         def inodes() -> frozenset[int]:
             return frozenset(p.inode for p in process.paths if p.inode is not None)
 
         return any(
-            interest.accepts(
-                process.syscall or "",
-                process.success,
-                process.comm,
-                process.exe,
-                host=process.host_name,
-                record_types=kinds,
-                inodes=inodes,
-            )
-            for interest in self._rule_needs
+            i.accepts(*key[:4], host=key[4], record_types=kinds, inodes=inodes) for i in others
         )
 
     def _raise(self, alert: Alert, out: list[Output]) -> None:
@@ -872,6 +881,8 @@ _Verdict = tuple[
     tuple[EventInterest, ...],
 ]
 _MAX_VERDICTS = 4096
+#: Whether static interests alone accept, and the interests whose static part passes.
+_Need = tuple[bool, tuple[EventInterest, ...]]
 
 
 class InjectedFault(RuntimeError):

@@ -128,8 +128,8 @@ fn a_whole_exec_run_is_taken_and_learned() {
         (T0 + 10, 10, 101, T0 + 10)
     );
     let entry = s.table.latest(200).unwrap();
-    assert_eq!(entry.ppid, Some(1));
-    assert_eq!(entry.since_ms, i128::from(T0 + 10));
+    assert_eq!(entry.ppid(), Some(1));
+    assert_eq!(entry.since_ms(), i128::from(T0 + 10));
     // Bodies as parse_record gives them: after the header, stripped of spaces.
     assert_eq!(
         entry.args_segment(),
@@ -402,14 +402,14 @@ fn forks_and_other_syscalls_learn_as_proctable() {
     assert_eq!(s.scan.process_events, 1);
     let parent = s.table.latest(200).unwrap().clone();
     let child = s.table.latest(201).unwrap();
-    assert_eq!(child.ppid, Some(200));
+    assert_eq!(child.ppid(), Some(200));
     assert_eq!(child.args_segment(), parent.args_segment());
     assert_eq!(child.exec_id(), parent.exec_id());
-    assert_eq!(child.since_ms, i128::from(T0 + 1));
+    assert_eq!(child.since_ms(), i128::from(T0 + 1));
     assert_eq!(s.table.len(), 3); // 200, 201, 202; the failed fork adds nothing
     assert!(s.table.latest(202).unwrap().args_segment().is_none());
     // "Other" does not replace a known pid's entry.
-    assert_eq!(s.table.latest(200).unwrap().since_ms, i128::from(T0));
+    assert_eq!(s.table.latest(200).unwrap().since_ms(), i128::from(T0));
 }
 
 #[test]
