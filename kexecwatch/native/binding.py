@@ -534,6 +534,12 @@ def _rows(address: int | None, rows: int, width: int) -> array[int]:
 class NativeSession:
     """One detector's native state: its process table, verdicts, inodes, and scans.
 
+    The table keeps :class:`~kexecwatch.core.proctable.ProcessTable`'s rules exactly (LRU
+    order with parents kept fresh, two previous entries of history, ``max_entries``,
+    ``max_args_bytes`` counted as ``_size()`` does, the lateness walk, the unreadable FIFO
+    of 4096): stated once in :mod:`kexecwatch.core.proctable`, implemented natively in
+    ``native/src/table.rs``.
+
     Made by :meth:`NativeLib.new_session`. Calls are serialised by a lock; results
     are copied out before the lock is released. :meth:`close` frees it (also on
     garbage collection); any call after that raises :class:`NativeError`.

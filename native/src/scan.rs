@@ -249,14 +249,17 @@ impl<'a> Scanner<'a> {
                 break line;
             }
         };
-        // An EOE of the same id right after: absorbed (the event is done).
+        // An EOE of the same id right after: absorbed (the event is done). Its line is
+        // read only when it is one, so the next event's line is read once.
         let mut next = end;
-        if let (Some(eoe_end), false) = line_end(buf, end) {
-            let text = &buf[end..eoe_end];
-            if let Some((b"EOE", space)) = record_type(text, 16) {
-                if tagged(text, space, id) {
-                    next = eoe_end + 1;
-                    lines += 1;
+        if starts(&buf[end..], b"type=EOE ") {
+            if let (Some(eoe_end), false) = line_end(buf, end) {
+                let text = &buf[end..eoe_end];
+                if let Some((_, space)) = record_type(text, 16) {
+                    if tagged(text, space, id) {
+                        next = eoe_end + 1;
+                        lines += 1;
+                    }
                 }
             }
         }
