@@ -28,7 +28,7 @@ from bench.generate import SHAPES, Generator
 from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions
 from kexecwatch.core.nativeapi import NativeLib
 from kexecwatch.rules import load_builtin_rules
-from tests.builders import feed_in_pieces
+from tests.builders import exec_lines, feed_in_pieces, join
 from tests.core.test_detector import fingerprint
 from tests.nativelib import native_lib
 
@@ -181,3 +181,21 @@ def test_fuzz_the_boundary_within_the_budget() -> None:
         campaign()  # ten new inputs a round (no example database: new ones each time)
     assert runs > 0
     print(f"boundary fuzz: {runs} inputs in {time.monotonic() - started:.0f} s")
+
+
+def test_an_execve_record_with_an_empty_body() -> None:
+    """Its argv is empty (not unknown) in both tables, as in the full parse."""
+    lines = []
+    for s in range(1, 6):
+        for written in exec_lines(s, t=f"1700000000.{s:03d}", pid=100 + s, ppid=99 + s):
+            line = written.replace(b" exit=0 items=", b" exit=0 a0=1 a1=2 a2=3 a3=4 items=")
+            if line.startswith(b"type=EXECVE"):
+                line = b"type=EXECVE msg=audit(1700000000.%03d:%d):" % (s, s)
+            lines.append(line)
+    data = join(lines)
+    assert_same(data, [])
+    assert_same(data, [], emit_events=True)
+    python = outcome(data, None, [])
+    assert [row[4] for row in python[2]["processes"]] == [[]] * 5
+    reference = outcome(data, None, [], fast_path=False)
+    assert reference[2]["processes"] == python[2]["processes"]

@@ -37,7 +37,6 @@ __all__ = [
     "SYSCALL_BODY",
     "SYSCALL_HEAD",
     "argv_of_execve_bodies",
-    "argv_of_execve_lines",
     "execve_bodies",
     "inode_search",
     "path_inodes",
@@ -287,26 +286,11 @@ def records_of(run: bytes, line_no: int) -> tuple[AuditRecord, ...]:
     return tuple(records)
 
 
-def argv_of_execve_lines(raw: bytes) -> tuple[bytes, ...] | None:
-    """argv from the raw EXECVE lines of one event, exactly as the reference rebuilds it.
-
-    Returns ``None`` when there are no lines (an exec that wrote no EXECVE record).
-    """
-    if not raw:
-        return None
-    bodies = []
-    for line in raw[:-1].split(b"\n"):
-        record = parse_record(line)
-        if isinstance(record, AuditRecord):
-            bodies.append(parse_fields(record.body)[0])
-    argv, _, _ = argv_from_execve(bodies)
-    return tuple(argv)
-
-
 def argv_of_execve_bodies(raw: bytes) -> tuple[bytes, ...] | None:
-    """argv from EXECVE record bodies joined by newlines (which bodies never hold)."""
-    if not raw:
-        return None
+    """argv from EXECVE record bodies joined by newlines (which bodies never hold).
+
+    ``b""`` is one record with an empty body: an empty argv, as the full parse reads it.
+    """
     argv, _, _ = argv_from_execve([parse_fields(body)[0] for body in raw.split(b"\n")])
     return tuple(argv)
 

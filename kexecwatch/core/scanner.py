@@ -34,7 +34,6 @@ from kexecwatch.core.fastpath import (
     FAST_TYPES,
     SYSCALL_BODY,
     SYSCALL_HEAD,
-    argv_of_execve_lines,
     execve_bodies,
     inode_search,
     path_inodes,
@@ -279,7 +278,7 @@ class PythonScanner:
                 lines = buf[buf.find(b"\n", m.end()) + 1 : run[0]]
                 args: Args = None
                 if lines:
-                    args = execve_bodies(lines, raw_id) or argv_of_execve_lines(lines)
+                    args = execve_bodies(lines, raw_id)
                 table.learn_exec(int(pid_raw), ppid, comm, exe, args, time_ms, raw_id)
             else:
                 table.learn(
