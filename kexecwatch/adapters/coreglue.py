@@ -39,7 +39,7 @@ _MAX_NAMED_SOURCES = 64
 class CoreLink:
     """The detector plus the daemon's view of it."""
 
-    def __init__(self, cfg: Config, host_name: str) -> None:
+    def __init__(self, cfg: Config, host_name: str, host_id: str | None = None) -> None:
         self.host_name = host_name
         rules = load_rules(cfg.rules, builtin=cfg.builtin_rules, ruleset=cfg.ruleset)
         try:
@@ -50,8 +50,11 @@ class CoreLink:
         self.detector = Detector(
             rules,
             host_name=host_name,
-            options=DetectorOptions(window_ms=cfg.event_window_ms, fault_on=fault_marker()),
+            options=DetectorOptions(
+                window_ms=cfg.event_window_ms, fault_on=fault_marker(), events_as=cfg.events_as
+            ),
             lookup=self._lookup if self._procfs else None,
+            host_id=host_id,
         )
         self._parse_issues = 0
         self._paths: dict[Hashable, str] = {}

@@ -35,8 +35,10 @@ def _samples() -> tuple[ProcessEvent, ...]:
         source="event",
         exec_id=EventId(1, 0, 1),
         ppid=0,
+        extra=b"auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=1",
+        since_ms=1000,
     )
-    names = ("uid", "gid", "euid", "suid", "fsuid", "auid")
+    names = ("uid", "gid", "euid", "suid", "fsuid", "egid", "sgid", "auid")
     exec_event = ProcessEvent(
         node="node",
         host_name="host",
@@ -63,6 +65,8 @@ def _samples() -> tuple[ProcessEvent, ...]:
         line_no=1,
         problems=("problem",),
         parent=parent,
+        host_id="id",
+        interactive=True,
     )
     kexec_call = replace(
         exec_event, syscall="kexec_load", args=None, syscall_args=("0",) * 4, self_exec=parent
