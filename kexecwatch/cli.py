@@ -18,6 +18,7 @@ from kexecwatch import __version__
 from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
 from kexecwatch.core.detector import DetectionRule, DetectorOptions, Stats
 from kexecwatch.core.process import EVENTS_AS
+from kexecwatch.core.textsafe import escape_text
 from kexecwatch.errors import InputError, KexecwatchError
 from kexecwatch.hostid import check_host_id
 from kexecwatch.sources import DEFAULT_LOG_DIR
@@ -65,14 +66,20 @@ def missing_subcommand(parser: argparse.ArgumentParser, what: str = "a COMMAND")
 def load_rules(
     paths: Sequence[str], *, builtin: bool = True, ruleset: str = "all"
 ) -> list[DetectionRule]:
-    """The built-in rules of ``ruleset`` (unless ``builtin`` is false) plus rule files.
+    """The built-in rules of ``ruleset`` (unless ``builtin`` is false) plus rule paths
+    (files or directories); what a directory skipped or could not load goes to stderr.
 
     Raises:
-        RuleError: when a rule file cannot be read or compiled.
+        RuleError: when a rule file or path cannot be read or compiled.
     """
     from kexecwatch.rules import load_rules as load
 
-    return list(load(paths, builtin=builtin, ruleset=ruleset))
+    err = stderr_text()
+
+    def report(line: str) -> None:
+        err.write(f"kexecwatch: rules: {escape_text(line)}\n")
+
+    return list(load(paths, builtin=builtin, ruleset=ruleset, report=report))
 
 
 def add_rule_options(parser: argparse.ArgumentParser) -> None:
@@ -82,8 +89,9 @@ def add_rule_options(parser: argparse.ArgumentParser) -> None:
         "--rule",
         action="append",
         default=[],
-        metavar="FILE",
-        help="add a rule file (TOML, detection-rules format); repeatable",
+        metavar="PATH",
+        help="add a rule file (TOML, detection-rules format) or a directory of them, read "
+        "recursively (such as a detection-rules checkout's rules/linux); repeatable",
     )
     parser.add_argument(
         "--no-builtin-rules", action="store_true", help="run only the rules given with --rule"

@@ -1,9 +1,10 @@
-"""The rule commands: ``check-rule``, ``rules list`` and ``audit-rules``.
+"""The rule commands: ``check-rule``, ``rules list``, ``rules check`` and ``audit-rules``.
 
 ``check-rule`` checks every file it is given and reports every problem of each (errors,
 then warnings), one result per file, in text or as one JSON document. ``rules list`` shows
 the built-in rules and what each needs from the audit rules, derived from the rules' own
-interests and the shipped audit rules' syscalls and keys. ``audit-rules`` prints those
+interests and the shipped audit rules' syscalls and keys. ``rules check`` reports what
+kexecwatch can do with a rule set (:mod:`kexecwatch.rulecheck`). ``audit-rules`` prints those
 audit rules, so a pip install can write ``/etc/audit/rules.d/kexecwatch.rules``.
 """
 
@@ -44,8 +45,8 @@ def add_rule_commands(sub: Any) -> None:
 
     rules = sub.add_parser(
         "rules",
-        help="the built-in rules",
-        description="Work with kexecwatch's built-in rules.",
+        help="the built-in rules, and what kexecwatch can do with a rule set",
+        description="List kexecwatch's built-in rules, or check a rule set.",
     )
     rules_sub = rules.add_subparsers(dest="rules_command", metavar="ACTION")
     rules.set_defaults(handler=lambda _args: missing_subcommand(rules, "an ACTION"))
@@ -64,6 +65,21 @@ def add_rule_commands(sub: Any) -> None:
     )
     _format_option(listing, "json: one document with every rule")
     listing.set_defaults(handler=_rules_list_command)
+
+    checking = rules_sub.add_parser(
+        "check",
+        help="say, rule by rule, whether kexecwatch can run a rule set and why not",
+        description="For every rule file under the PATHs (files, or directories read "
+        "recursively, such as a detection-rules checkout): whether it is a Linux rule in a "
+        "language kexecwatch runs, whether it loads, and whether it can fire on the events "
+        "kexecwatch produces; if not, exactly why (an unsupported feature, a field "
+        "kexecwatch never sets, an event.action, event.category or event.type value it "
+        "never emits). Ends with the counts. Exit 0 when the report is written (whatever "
+        "it says); 2 when a PATH is missing, unreadable or holds no rule file.",
+    )
+    checking.add_argument("paths", nargs="+", metavar="PATH", help="rule files or directories")
+    _format_option(checking, "json: one document with the counts and every rule")
+    checking.set_defaults(handler=_rules_check_command)
 
     audit = sub.add_parser(
         "audit-rules",
@@ -273,6 +289,17 @@ def _keys_for(shipped: Iterable[AuditRule], wanted: frozenset[str] | None) -> li
             if key != item and key not in keys:
                 keys.append(key)
     return keys
+
+
+# -- rules check --------------------------------------------------------------------
+
+
+def _rules_check_command(args: argparse.Namespace) -> int:
+    from kexecwatch.rulecheck import check_paths, write_json, write_text
+
+    report = check_paths(args.paths)
+    (write_json if args.out_format == "json" else write_text)(sys.stdout, report)
+    return EXIT_OK
 
 
 # -- audit-rules --------------------------------------------------------------------

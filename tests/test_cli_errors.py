@@ -305,8 +305,12 @@ def test_an_unreadable_rule_file_is_one_plain_line(tmp_path: Path) -> None:
         kexecwatch("replay", "--rule", str(rule), str(log), prefix=unprivileged())
     )
     assert line == f"kexecwatch: error: {rule}: permission denied"
+    # A directory is a rule source now (issue 15); one without a runnable rule is an error.
+    (tmp_path / "rule.toml").unlink()
     line = one_error_line(kexecwatch("replay", "--rule", str(tmp_path), str(log)))
-    assert line == f"kexecwatch: error: {tmp_path}: is a directory, not a rule file"
+    assert line.startswith(
+        f"kexecwatch: error: {tmp_path}: no rule kexecwatch can run in this directory"
+    )
 
 
 def test_a_config_or_doctor_file_that_is_a_fifo_or_device_is_not_read(

@@ -44,7 +44,8 @@ class Config:
         log: the audit log to follow.
         state_dir: where the checkpoint and alert journal live (created 0700).
         outputs: output specs (see :mod:`kexecwatch.adapters.sinks`).
-        rules: extra rule files, loaded after the built-in rules.
+        rules: extra rule files or directories of them (read recursively), loaded after
+            the built-in rules.
         builtin_rules: whether the built-in rules run (false: only ``rules``).
         ruleset: the built-in rules: ``all``, ``upstream`` or ``kexecwatch``.
         host_name: host name for alerts and syslog; empty means the system's.
@@ -270,10 +271,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--rule",
-        metavar="FILE",
+        metavar="PATH",
         action="append",
         dest="rules",
-        help="extra rule file (repeatable; replaces the config's)",
+        help="extra rule file, or directory of rule files read recursively (repeatable; "
+        "replaces the config's)",
     )
     parser.add_argument(
         "--no-builtin-rules",

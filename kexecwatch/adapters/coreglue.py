@@ -36,12 +36,19 @@ _PARSE_LOG_EVERY = 1000  # log the first parse issues, then one in this many
 _MAX_NAMED_SOURCES = 64
 
 
+def _report_rules(line: str) -> None:
+    """What a rule directory skipped or could not load: the daemon log."""
+    log.warning("rules_loaded", extra=kv(note=line))
+
+
 class CoreLink:
     """The detector plus the daemon's view of it."""
 
     def __init__(self, cfg: Config, host_name: str, host_id: str | None = None) -> None:
         self.host_name = host_name
-        rules = load_rules(cfg.rules, builtin=cfg.builtin_rules, ruleset=cfg.ruleset)
+        rules = load_rules(
+            cfg.rules, builtin=cfg.builtin_rules, ruleset=cfg.ruleset, report=_report_rules
+        )
         try:
             self._procfs: ProcFs | None = ProcFs()
         except OSError as exc:
@@ -85,7 +92,9 @@ class CoreLink:
         self, paths: Sequence[str], ruleset: str = "all", builtin: bool = True
     ) -> None:
         """Swap in freshly loaded rules; on RuleError the old set stays."""
-        self.detector.replace_rules(load_rules(paths, builtin=builtin, ruleset=ruleset))
+        self.detector.replace_rules(
+            load_rules(paths, builtin=builtin, ruleset=ruleset, report=_report_rules)
+        )
 
     # Thin pass-throughs, so the daemon never touches the core directly.
     def feed(self, data: bytes) -> list[Any]:

@@ -327,7 +327,7 @@ def to_json_line(doc: dict[str, Any]) -> bytes:
     escapes ``\\udc80``-``\\udcff``, so the line is valid UTF-8 and lossless.
     Control characters and Unicode line breaks are escaped (see :mod:`jsontext`).
     """
-    return jsontext.encode(jsontext.dumps(doc)) + b"\n"
+    return jsontext.line(doc)
 
 
 def command_text(process: dict[str, Any], quote: Callable[[str], str] = str) -> str:

@@ -21,8 +21,9 @@ from typing import Any
 
 from kexecwatch.core.process import Parent, PathItem, ProcessEvent
 from kexecwatch.core.record import EventId
+from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
 
-__all__ = ["process_categories", "process_fields"]
+__all__ = ["FACET_FIELDS", "process_categories", "process_facets", "process_fields"]
 
 
 def _samples() -> tuple[ProcessEvent, ...]:
@@ -94,3 +95,41 @@ def process_categories() -> frozenset[str]:
     """The ``event.category`` values of process documents, plus ``any``."""
     found = {c for event in _samples() for c in event.to_document()["event"]["category"]}
     return frozenset({*found, "any"})
+
+
+#: Fields that take one of a few values, fixed by the kind of event (not by the process).
+FACET_FIELDS = (
+    "event.category",
+    "event.type",
+    "event.action",
+    "event.outcome",
+    "event.kind",
+    "event.module",
+    "host.os.type",
+)
+
+
+def _get(doc: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    value: Any = doc
+    for key in name.split("."):
+        value = value.get(key) if isinstance(value, Mapping) else None
+    values = value if isinstance(value, list) else [value]
+    return tuple(str(v) for v in values if v is not None)
+
+
+@cache
+def process_facets() -> tuple[Mapping[str, tuple[str, ...]], ...]:
+    """Every combination of :data:`FACET_FIELDS` values a process document can have.
+
+    One per kind of event the rules see (each exec and kexec system call, successful or
+    not), deduplicated: ``{"event.action": ("executed",), "event.type": ("start",), ...}``.
+    """
+    exec_event, kexec_call = _samples()
+    found: dict[tuple[tuple[str, tuple[str, ...]], ...], Mapping[str, tuple[str, ...]]] = {}
+    for syscall in sorted(EXEC_SYSCALLS | KEXEC_SYSCALLS):
+        base = exec_event if syscall in EXEC_SYSCALLS else kexec_call
+        for success in (True, False):
+            doc = replace(base, syscall=syscall, success=success).to_document()
+            facets = {name: _get(doc, name) for name in FACET_FIELDS}
+            found.setdefault(tuple(facets.items()), facets)
+    return tuple(found.values())

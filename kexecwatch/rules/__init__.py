@@ -12,13 +12,13 @@ compiling are :func:`kexecwatch.core.rule.load_rule`'s and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 
 from kexecwatch.core.detections import NativeRule, load_native_rule
 from kexecwatch.core.rule import Rule, load_rule
-from kexecwatch.errors import ConfigError, InputError, RuleError
-from kexecwatch.sources import NO_SUCH_FILE, read_regular_file
+from kexecwatch.errors import ConfigError
+from kexecwatch.rules.source import VersionLock, load_rule_source, read_rule_file
 
 __all__ = [
     "BUILTIN_RULE_FILES",
@@ -73,44 +73,38 @@ def load_builtin_rules(ruleset: str = "all") -> list[Rule | NativeRule]:
 
 
 def load_rules(
-    paths: Sequence[str], *, builtin: bool = True, ruleset: str = "all"
+    paths: Sequence[str],
+    *,
+    builtin: bool = True,
+    ruleset: str = "all",
+    report: Callable[[str], None] | None = None,
 ) -> list[Rule | NativeRule]:
-    """The built-in rules of ``ruleset`` (unless ``builtin`` is false) plus rule files.
+    """The built-in rules of ``ruleset`` (unless ``builtin`` is false) plus rule paths.
+
+    Each path is a rule file or a directory of them (:mod:`kexecwatch.rules.source`).
+
+    Args:
+        report: receives one line per directory (its counts), per rule file of a
+            directory that did not load, and per unreadable version lock.
 
     Raises:
         ConfigError: for an unknown rule set, or no rule at all (no built-in rules and
-            no rule file): a run that could never alert is a usage mistake.
-        RuleError: when a rule file cannot be read or compiled.
+            no rule path): a run that could never alert is a usage mistake.
+        RuleError: when a rule file, or a path, cannot be read or compiled.
     """
     if not builtin and not paths:
-        raise ConfigError("--no-builtin-rules needs at least one --rule FILE: no rule would run")
+        raise ConfigError(
+            "--no-builtin-rules needs at least one --rule FILE or DIR: no rule would run"
+        )
     rules: list[Rule | NativeRule] = list(load_builtin_rules(ruleset)) if builtin else []
+    lock = VersionLock()
     for path in paths:
-        try:
-            text = read_rule_file(path)
-        except RuleError as exc:
-            raise RuleError(f"{path}: {exc.message}") from None
-        rules.append(load_rule(text, path))
+        loaded = load_rule_source(path, lock)
+        rules += loaded.rules
+        if report is None:
+            continue
+        for problem in (*loaded.failed, *loaded.warnings):
+            report(str(problem).split("\n", 1)[0])
+        if loaded.directory:
+            report(loaded.summary())
     return rules
-
-
-_RULE_FILE_WORDING = {
-    NO_SUCH_FILE: "no such rule file",
-    "is a directory": "is a directory, not a rule file",
-}
-
-
-def read_rule_file(path: str) -> str:
-    """The text of the rule file ``path``: a regular file of UTF-8 text.
-
-    Raises:
-        RuleError: one line saying why the file cannot be read (without the path).
-    """
-    try:
-        data = read_regular_file(path)
-    except InputError as exc:
-        raise RuleError(_RULE_FILE_WORDING.get(exc.message, exc.message)) from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RuleError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None

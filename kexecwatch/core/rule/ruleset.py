@@ -5,7 +5,8 @@ integration) and a ``[rule]`` table (author, description, name, rule_id, risk_sc
 severity, type = "eql", language = "eql", query, and optional license, from, index,
 tags, references, timestamp_override, version, max_signals, interval), plus
 ``[[rule.threat]]`` entries for MITRE ATT&CK. detection-rules keeps versions in a lock
-file; kexecwatch reads ``version`` from ``[rule]`` (default 1). Other detection-rules keys
+file; kexecwatch reads ``version`` from ``[rule]``, else the lock file's entry that the
+caller passes (:func:`load_parsed_rule`), else 1. Other detection-rules keys
 (``setup``, ``note``, ...) are accepted and ignored; a key detection-rules does not define
 either (a typo such as ``severty``) is an error (:mod:`kexecwatch.core.rule.lint`).
 
@@ -39,6 +40,7 @@ __all__ = [
     "check_rule",
     "check_rule_keys",
     "duration_ms",
+    "load_parsed_rule",
     "load_rule",
     "parse_toml",
     "read_rule_metadata",
@@ -196,9 +198,23 @@ def load_rule(text: str, source: str) -> Rule:
         RuleError: for TOML syntax errors (with line and column), missing or ill-typed
             keys (naming the dotted key), or a query that does not compile.
     """
-    data = parse_toml(text, source)
+    return load_parsed_rule(parse_toml(text, source), text, source)
+
+
+def load_parsed_rule(
+    data: dict[str, Any], text: str, source: str, *, default_version: int = 1
+) -> Rule:
+    """:func:`load_rule` for a file already parsed with :func:`parse_toml`.
+
+    Args:
+        default_version: the version when ``rule.version`` is absent (a checkout's
+            ``version.lock.json`` entry for the rule).
+
+    Raises:
+        RuleError: as :func:`load_rule`.
+    """
     check_rule_keys(data, text, source, kind="eql")
-    common = read_rule_metadata(data, source, kind="eql")
+    common = read_rule_metadata(data, source, kind="eql", default_version=default_version)
     query = _Reader(source).req(data["rule"], "rule.query", str)
     compiled, _ = _compile_in_file(query, text, source)
     return Rule(**common, query=compiled, source=source)
@@ -298,7 +314,9 @@ def parse_toml(text: str, source: str) -> dict[str, Any]:
         raise _toml_error(exc, text, source) from None
 
 
-def read_rule_metadata(data: dict[str, Any], source: str, *, kind: str) -> dict[str, Any]:
+def read_rule_metadata(
+    data: dict[str, Any], source: str, *, kind: str, default_version: int = 1
+) -> dict[str, Any]:
     """Check and read the metadata every rule kind shares.
 
     Args:
@@ -306,6 +324,7 @@ def read_rule_metadata(data: dict[str, Any], source: str, *, kind: str) -> dict[
         source: the file name, for error locations.
         kind: the required ``rule.type`` and ``rule.language`` (``eql``, or
             ``kexecwatch`` for kexecwatch's own detections).
+        default_version: ``rule.version`` when the file has none.
 
     Returns:
         The :class:`RuleMetadata` fields, by name.
@@ -325,7 +344,7 @@ def read_rule_metadata(data: dict[str, Any], source: str, *, kind: str) -> dict[
     risk = get.req(rule, "rule.risk_score", int)
     if not 0 <= risk <= 100:
         raise get.error("rule.risk_score must be between 0 and 100")
-    version = get.opt(rule, "rule.version", int, 1)
+    version = get.opt(rule, "rule.version", int, default_version)
     max_signals = get.opt(rule, "rule.max_signals", int, 100)
     if version < 1 or max_signals < 1:
         raise get.error("rule.version and rule.max_signals must be positive")
