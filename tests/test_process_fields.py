@@ -20,9 +20,9 @@ import pytest
 
 from kexecwatch.core.alerts import Alert
 from kexecwatch.core.detector import Detector, DetectorOptions
-from kexecwatch.core.identity import entity_id, extra_of, tty_device
+from kexecwatch.core.identity import entity_id, extra_of, tty_device, tty_name
 from kexecwatch.core.process import ProcessEvent
-from kexecwatch.core.proctable import ProcessTable
+from kexecwatch.core.proctable import LiveProcess, ProcessTable
 from kexecwatch.rules import load_builtin_rules
 from tests.builders import exec_lines, join
 
@@ -285,3 +285,34 @@ def test_defend_vocabulary_field_by_field() -> None:
     )
     calls = [d for d in documents(RAW.read_bytes()) if d["auditd"]["syscall"].startswith("kexec_")]
     assert {d["event"]["action"] for d in calls} <= {"kexec_load", "kexec_file_load"}
+
+
+@pytest.mark.parametrize("name", ["pts0", "pts300", "tty1", "ttyS0", "console"])
+def test_tty_name_is_the_inverse_of_tty_device(name: str) -> None:
+    device = tty_device(name)
+    assert device is not None
+    assert tty_name(*device) == name
+
+
+def test_a_parent_read_from_proc_brings_its_credentials() -> None:
+    live = LiveProcess(
+        7,
+        1,
+        b"sudo",
+        b"/usr/bin/sudo",
+        (b"sudo", b"-s"),
+        start_ms=1_699_999_990_000,
+        extra=b"auid=1000 uid=1000 gid=1000 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 "
+        b"tty=pts2 ses=4",
+    )
+    det = Detector(
+        [], host_name="h", options=DetectorOptions(emit_events=True), lookup=lambda pid: live
+    )
+    out = det.feed(join(exec_lines(1, pid=8, ppid=7, uid=0))) + det.flush()
+    [doc] = [o.to_document() for o in out if isinstance(o, ProcessEvent)]
+    parent = doc["process"]["parent"]
+    assert doc["auditd"]["parent_source"] == "procfs"
+    assert parent["user"] == {"id": "0"} and parent["real_user"] == {"id": "1000"}
+    assert parent["interactive"] is True
+    assert parent["tty"] == {"char_device": {"major": 136, "minor": 2}}
+    assert parent["entity_id"] == entity_id("h", 7, "procfs:1699999990000")

@@ -71,7 +71,9 @@ class CoreLink:
         info = self._procfs.lookup(pid) if self._procfs else None
         if info is None:
             return None
-        return LiveProcess(info.pid, info.ppid, info.comm, info.exe, info.argv, info.start_ms)
+        return LiveProcess(
+            info.pid, info.ppid, info.comm, info.exe, info.argv, info.start_ms, info.extra
+        )
 
     def _seed(self) -> int:
         if self._procfs is None:
@@ -79,7 +81,7 @@ class CoreLink:
         procs = self._procfs.all()
         for p in procs:
             self.detector.table.add_live(
-                LiveProcess(p.pid, p.ppid, p.comm, p.exe, p.argv, p.start_ms)
+                LiveProcess(p.pid, p.ppid, p.comm, p.exe, p.argv, p.start_ms, p.extra)
             )
         return len(procs)
 

@@ -182,7 +182,9 @@ def _proc_lookup() -> ProcLookup | None:
         info = procfs.lookup(pid)
         if info is None:
             return None
-        return LiveProcess(info.pid, info.ppid, info.comm, info.exe, info.argv, info.start_ms)
+        return LiveProcess(
+            info.pid, info.ppid, info.comm, info.exe, info.argv, info.start_ms, info.extra
+        )
 
     return lookup
 

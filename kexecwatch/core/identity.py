@@ -32,6 +32,7 @@ __all__ = [
     "extra_of",
     "interactive_of",
     "tty_device",
+    "tty_name",
     "user_doc",
 ]
 
@@ -121,6 +122,22 @@ def tty_device(tty: str | None) -> tuple[int, int] | None:
     m = _SERIAL.fullmatch(tty)
     if m is not None and int(m.group(1)) < 192:
         return 4, 64 + int(m.group(1))
+    return None
+
+
+def tty_name(major: int, minor: int) -> str | None:
+    """The name auditd gives the terminal ``major:minor`` (:func:`tty_device`'s inverse):
+    ``(none)`` for 0:0, ``None`` for a device whose name is not fixed by its numbers."""
+    if major == 0 and minor == 0:
+        return "(none)"
+    if 136 <= major <= 143 and minor < 256:
+        return f"pts{(major - 136) * 256 + minor}"
+    if major == 4 and minor < 64:
+        return f"tty{minor}"
+    if major == 4 and minor < 256:
+        return f"ttyS{minor - 64}"
+    if (major, minor) == (5, 1):
+        return "console"
     return None
 
 
