@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kexecwatch.core.rule import compile_query
-from kexecwatch.core.rule.coverage import coverage
+from kexecwatch.core.rule.coverage import Coverage, coverage
 from tests.test_check_rule import rule_file
 from tests.test_cli import kexecwatch
 from tests.test_rule_source import SNAPSHOT, checkout, needs_snapshot
@@ -146,3 +146,20 @@ def test_rules_check_on_the_snapshot_counts() -> None:
     assert linux["can_fire"] == 97
     assert linux["cannot_fire_alone"]["event.action value"] == 85
     assert doc["skipped"] == {"kql": 78, "esql": 58, "not-linux": 6}
+
+
+@needs_snapshot
+def test_rules_check_with_defends_vocabulary_counts() -> None:
+    """With --events-as defend, the rules that failed on event.action alone can fire."""
+    done = kexecwatch("rules", "check", "--events-as", "defend", "--format", "json", str(SNAPSHOT))
+    assert done.returncode == 0
+    linux = json.loads(done.stdout)["counts"]["linux"]
+    assert linux["loaded"] == 262
+    assert linux["can_fire"] == 178
+    assert linux["cannot_fire_alone"]["event.action value"] == 4
+
+
+def test_a_defend_query_fires_only_in_defends_vocabulary() -> None:
+    query = compile_query('process where event.type == "start" and event.action == "exec"')
+    assert not coverage(query).can_fire
+    assert coverage(query, "defend") == Coverage(True)
