@@ -31,7 +31,17 @@ What each probe bounds:
    Python-level objects (a piece, a list, its items, a tuple, a dict slot): a lower bound
    for any design built on bytes methods.
 7. the auparse loop and ``ausearch`` exactly as ``bench/run.py`` runs them, and the full
-   ``kexecwatch replay``.
+   ``kexecwatch replay`` (default rules) with each scanner that runs
+   (``KEXECWATCH_SCANNER=python`` and ``=native``).
+8. the native floor: 8 MiB reads handed to the native library through its ctypes binding
+   (``kexecwatch.native.binding``), which splits lines, recognises whole events, tracks
+   serial gaps and keeps the process table of every exec, with the verdicts of no rule
+   at all (each new verdict key answered by what the table must learn, nothing else);
+   a line the library hands back is skipped, not parsed (its serial counted as seen).
+   What replay with the native scanner costs at least, whatever the rules: the distance
+   from it to probe 7's native figure is what the Python side (rules, handed-back
+   events, output) adds; the count of units handed back shows how much Python still
+   reads.
 
 A design that keeps the process table exact must touch every exec record, so it costs at
 least start-up plus probe 5 or probe 6. The script prints the target wall time,
@@ -43,8 +53,8 @@ done comparable work.
 
 Usage::
 
-    python bench/ceiling.py                      # 300 MB log, 3 rounds
-    python bench/ceiling.py --size 100M --rounds 5
+    python bench/ceiling.py                      # mixed 300 MB log, 3 rounds
+    python bench/ceiling.py --shape classic --size 100M --rounds 5
 
 Needs what ``bench/run.py`` needs (``/usr/bin/python3`` with ``python3-audit``, ``ausearch``).
 """
@@ -53,6 +63,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -63,7 +74,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.run import SYSTEM_PYTHON, kexecwatch_cmd, log_for, readers, timed
+from bench.generate import SHAPES
+from bench.run import (
+    SCANNERS,
+    SYSTEM_PYTHON,
+    Reader,
+    kexecwatch_cmd,
+    log_for,
+    readers,
+    scanner_problem,
+    timed,
+)
 
 # Occurrences of sys.argv[2] in 8 MiB reads: the read floor (newlines) and the prefilter.
 COUNT_IN_CHUNKS = """
@@ -112,6 +133,75 @@ with open(sys.argv[1], "rb") as f:
 print(n)
 """
 
+# The native floor: read, native scan and table, through the binding; no rule, no Python
+# parse (a handed-back line is skipped). Prints events taken, then lines handed back.
+NATIVE_FLOOR = r"""
+import sys
+from kexecwatch.core.msgtypes import TYPE_NUMBERS, is_daemon_record, is_single_record
+from kexecwatch.core.proctable import DEFAULT_MAX_ARGS_BYTES, DEFAULT_MAX_ENTRIES
+from kexecwatch.core.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS, syscall_name
+from kexecwatch.core.telemetry import TELEMETRY_TYPES
+from kexecwatch.native.binding import QuietState, load
+
+singles = [
+    t for t in TYPE_NUMBERS
+    if is_single_record(t) and not is_daemon_record(t) and t not in TELEMETRY_TYPES
+]
+session = load().new_session(
+    window_ms=5000, max_entries=DEFAULT_MAX_ENTRIES, max_args_bytes=DEFAULT_MAX_ARGS_BYTES,
+    max_lateness_ms=None, since_ms=None, until_ms=None, live=False, single_types=singles,
+    fault_on=None,
+)
+
+def learn(key):
+    call, success = key.split(b"\0")[:2]
+    arch, number = (f.split(b"=")[1].decode() for f in call.split())
+    name = syscall_name(arch, int(number))
+    if success == b"yes" and name in EXEC_SYSCALLS:
+        return 1
+    if success == b"yes" and name in FORK_SYSCALLS:
+        return 2
+    return 3
+
+state = None
+taken = handed = 0
+with open(sys.argv[1], "rb") as f:
+    carry = b""
+    while chunk := f.read(1 << 23):
+        buf = carry + chunk
+        cut = buf.rfind(b"\n") + 1
+        buf, carry = buf[:cut], buf[cut:]
+        if state is None:  # what Python learns from the first event: clock and serial
+            head = buf[buf.index(b"msg=audit(") + 10 : buf.index(b"):")]
+            stamp, serial = head.split(b":")
+            sec, ms = stamp.split(b".")
+            now = int(sec) * 1000 + int(ms)
+            state = QuietState(now, 0, int(serial), now, [], -1)
+        start = 0
+        while start < len(buf):
+            r = session.scan(buf, start, state)
+            state, taken = r.state, taken + r.events
+            if r.stop == 2:
+                session.set_verdict(r.key, learn(r.key))
+                start = r.end
+            elif r.stop == 1:
+                # Python would handle this unit: skip its line, its serial counted as seen
+                # (else the gap tracker would wait for it, unlike in a real replay).
+                handed += 1
+                start = buf.index(b"\n", r.end) + 1
+                at = buf.find(b"msg=audit(", r.end, start)
+                end = buf.find(b"):", at, start)
+                serial = buf[buf.find(b":", at, end) + 1 : end]
+                if at >= 0 and end >= 0 and serial.isdigit() and int(serial) >= state.expected:
+                    state.expected = int(serial) + 1
+                    state.ahead = [a for a in state.ahead if a[0] > int(serial)]
+            else:
+                start = r.end if r.end > start else len(buf)
+print(handed)
+print(taken)
+"""
+
+NATIVE = "8. native floor (read + scan + table, no rules)"
 IDEALISED = ("5. idealised execs, regex", "6. idealised execs, bytes methods")
 
 Done = subprocess.CompletedProcess[str]
@@ -126,6 +216,11 @@ def printed(what: str) -> Counter:
 def _syscall_records(done: Done) -> str:
     n = sum(line.startswith("type=SYSCALL") for line in done.stdout.splitlines())
     return f"{n:,} kexec SYSCALL records"
+
+
+def _native_floor(done: Done) -> str:
+    handed, taken = (int(n) for n in done.stdout.split()[-2:])
+    return f"{taken:,} events taken natively, {handed:,} units handed back (skipped)"
 
 
 def _kexecwatch(done: Done) -> str:
@@ -144,6 +239,7 @@ class Probe:
         reads_log: whether it reads the log (MB/s is shown only then).
         counter: what it saw, read from a run of ``count_cmd``; None: nothing to count.
         count_cmd: the command run once for the count (default: ``cmd``).
+        scanner: ``KEXECWATCH_SCANNER`` for a kexecwatch probe.
     """
 
     name: str
@@ -151,15 +247,19 @@ class Probe:
     reads_log: bool = True
     counter: Counter | None = None
     count_cmd: tuple[str, ...] | None = None
+    scanner: str = ""
+
+    @property
+    def env(self) -> dict[str, str]:
+        return Reader("", (), self.scanner).env
 
 
-def probes(path: Path, empty: Path) -> list[Probe]:
+def probes(path: Path, empty: Path, scanners: list[str]) -> list[Probe]:
     """Every probe, in table order."""
     py = sys.executable
     log = str(path)
-    rd = readers(path)
-    kw = tuple(rd["kexecwatch"])
-    return [
+    rd = {r.name: r.cmd for r in readers(path)}
+    out = [
         Probe("1. python -c pass", (py, "-c", "pass"), reads_log=False),
         Probe("2. kexecwatch start-up (empty file)", tuple(kexecwatch_cmd(empty)), False),
         Probe("3. read floor", (py, "-c", COUNT_IN_CHUNKS, log, "\n"), True, printed("lines")),
@@ -181,24 +281,39 @@ def probes(path: Path, empty: Path) -> list[Probe]:
             True,
             printed("ppid= fields"),
         ),
-        Probe("7. auparse loop", tuple(rd["auparse loop"]), True, printed("SYSCALL records")),
-        Probe("7. ausearch", tuple(rd["ausearch"]), True, _syscall_records),
-        Probe(
-            "7. kexecwatch replay",
-            kw,
-            True,
-            _kexecwatch,
-            tuple(c for c in kw if c != "--quiet"),
-        ),
+        Probe("7. auparse loop", rd["auparse loop"], True, printed("SYSCALL records")),
+        Probe("7. ausearch", rd["ausearch -c kexec --raw"], True, _syscall_records),
     ]
+    kw = rd["default rules"]
+    for scanner in scanners:
+        out.append(
+            Probe(
+                f"7. kexecwatch replay [{scanner}]",
+                kw,
+                True,
+                _kexecwatch,
+                tuple(c for c in kw if c != "--quiet"),
+                scanner,
+            )
+        )
+    out.append(Probe(NATIVE, (py, "-c", NATIVE_FLOOR, log), True, _native_floor))
+    return out
 
 
 def count(probe: Probe) -> str:
-    """What the probe saw, from one untimed run."""
+    """What the probe saw, from one untimed run; raises RuntimeError when it failed."""
     if probe.counter is None:
         return ""
-    done = subprocess.run(probe.count_cmd or probe.cmd, capture_output=True, text=True, check=False)
-    return probe.counter(done)
+    done = subprocess.run(
+        probe.count_cmd or probe.cmd, capture_output=True, text=True, env=probe.env, check=False
+    )
+    lines = done.stderr.strip().splitlines() or [f"exit {done.returncode}"]
+    if done.returncode not in (0, 1):  # 1: kexecwatch found alerts
+        raise RuntimeError(lines[-1])
+    try:
+        return probe.counter(done)
+    except (ValueError, IndexError):  # a Python probe that died prints no count
+        raise RuntimeError(lines[-1]) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,28 +321,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="300M", help="log size")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--shape", choices=list(SHAPES), default="mixed", help="log shape")
     args = parser.parse_args(argv)
 
-    path = log_for(args.size, args.seed)
+    path = log_for(args.size, args.seed, args.shape)
     expected = json.loads(Path(str(path) + ".expected.json").read_text())
     size_mb = path.stat().st_size / 1e6
+    scanners = [s for s in SCANNERS if scanner_problem(s) is None]
     with tempfile.TemporaryDirectory() as tmp:
         empty = Path(tmp) / "empty.log"
         empty.touch()
-        all_probes = probes(path, empty)
+        all_probes = probes(path, empty, scanners)
         timed(["cat", str(path)])  # warm the page cache
-        counts = {p.name: count(p) for p in all_probes}
+        counts: dict[str, str] = {}
+        for p in list(all_probes):
+            try:
+                counts[p.name] = count(p)
+            except RuntimeError as exc:
+                print(f"ceiling.py: {p.name}: not measured: {exc}", file=sys.stderr)
+                all_probes.remove(p)
         times: dict[str, list[float]] = {p.name: [] for p in all_probes}
         for round_no in range(args.rounds):
             for p in all_probes:  # interleaved: one of each per round
-                times[p.name].append(timed(list(p.cmd)))
+                times[p.name].append(timed(list(p.cmd), p.env))
             print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
 
     med = {name: statistics.median(ts) for name, ts in times.items()}
     print(
-        f"\nfile: {path} ({size_mb:.0f} MB, {expected['records']:,} records, "
-        f"{expected['events']:,} events, seed {args.seed}), {args.rounds} interleaved rounds, "
-        f"medians; probes under {sys.executable}, auparse under {SYSTEM_PYTHON}\n"
+        f"\nfile: {path} ({size_mb:.0f} MB, shape {args.shape}, {expected['records']:,} "
+        f"records, {expected['events']:,} exec events, seed {args.seed}), {args.rounds} "
+        f"interleaved rounds, medians; probes under {sys.executable}, auparse under "
+        f"{SYSTEM_PYTHON}; load average {os.getloadavg()[0]:.1f} after the runs\n"
     )
     print("| probe | seconds | MB/s | count |")
     print("|---|---:|---:|---|")
@@ -261,10 +385,19 @@ def main(argv: list[str] | None = None) -> int:
     rest = left - work[IDEALISED[1]]
     events = int(expected["events"])
     print(
-        f"after probe 6: {rest:.2f} s for {events:,} events, {rest / events * 1e6:.1f} us an "
-        "event, for all it skips (ids, comm, exe, argv, record checks, assembly, lost "
+        f"after probe 6: {rest:.2f} s for {events:,} exec events, {rest / events * 1e6:.1f} us "
+        "an event, for all it skips (ids, comm, exe, argv, record checks, assembly, lost "
         "events, the rules)"
     )
+    if NATIVE in med:
+        floor = med[NATIVE]
+        print(
+            f"native floor: {floor:.2f} s = {floor / budget:.0%} of the target wall time "
+            f"({'within' if floor <= budget else 'more than'} it)"
+        )
+        for scanner in scanners:
+            name = f"7. kexecwatch replay [{scanner}]"
+            print(f"{name}: {med[name]:.2f} s = {med[name] / floor:.1f}x the native floor")
     return 0
 
 

@@ -1,9 +1,29 @@
-"""Measure the daemon: alert latency, idle CPU, CPU under exec load, peak RSS.
+"""Measure the daemon, per scanner: alert latency, idle CPU, CPU under exec load, RSS.
 
-Usage: ``python bench/daemon_bench.py [--events 1000] [--rate 2000] [--hour-events 72000]``
+Usage::
 
-Runs a real daemon process on a temporary log written by the fake auditd of the tests,
-and prints the figures issue 3 asks for (targets in brackets). Numbers, not asserts.
+    python bench/daemon_bench.py                      # both scanners, the tests' fake auditd
+    python bench/daemon_bench.py --feed mixed         # records from bench/generate.py's shape
+    python bench/daemon_bench.py --scanner native --events 1000 --rate 2000
+
+For each scanner (``KEXECWATCH_SCANNER=python`` and ``=native``), runs a real
+``kexecwatch run`` on a temporary log and appends records to it as auditd does, then
+prints the figures issue 11 asks for (targets in brackets) and a table of both. Numbers,
+not asserts.
+
+The feed: ``fake`` is the tests' fake auditd (one ``ls -l`` exec per event, with ``EOE``,
+not ENRICHED; the feed of the figures measured before issue 11); a shape name of
+``bench/generate.py`` writes that shape's events (ENRICHED, varied commands and parents;
+``mixed`` adds non-exec system calls, sessions, EOE and gaps between the execs). The exec
+rate counts exec events only.
+
+1. Alert latency: EVENTS alerting kexec events, one every 10 ms, each written in one
+   ``write``; the time from the write to the alert's line on the daemon's stdout.
+2. Idle CPU: nothing written for IDLE seconds.
+3. CPU under load: RATE exec events a second for LOAD seconds, written every 0.1 s;
+   then one kexec event, whose alert says the daemon has caught up.
+4. RSS: HOUR exec events (an hour at 20 execs a second) written as fast as the daemon
+   takes them, then the peak RSS (``VmHWM``).
 """
 
 from __future__ import annotations
@@ -16,14 +36,23 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.generate import SHAPES, Generator  # noqa: E402
+from bench.run import SCANNERS, Reader, scanner_problem  # noqa: E402
 from tests.daemon.harness import RUNNER, FakeAuditd  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
+TARGETS = {
+    "latency": ("alert latency p99", "< 100 ms"),
+    "idle": ("idle CPU", "< 0.5% of a core"),
+    "load": ("CPU at {rate:,} exec events/s", "<= 2% of a core"),
+    "rss": ("peak RSS after {hour:,} exec events", "< 64 MB"),
+}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -38,10 +67,69 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+class FakeFeed:
+    """The tests' fake auditd: ``ls -l`` execs and ``kexec -l`` ones."""
+
+    def __init__(self, log: Path) -> None:
+        self.writer = FakeAuditd(log)
+
+    def write(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    def kexec(self) -> tuple[bytes, str]:
+        self.writer.t += 3_100  # event time: stay under the rule's 100 alerts / 5 minutes
+        recs = self.writer.event(kexec=True)
+        return b"".join(recs), self.writer.expected[-1]
+
+    def execs(self, n: int) -> bytes:
+        return b"".join(b"".join(self.writer.event()) for _ in range(n))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class ShapeFeed:
+    """Events of a ``bench/generate.py`` shape, appended with O_APPEND as auditd does."""
+
+    def __init__(self, log: Path, shape: str) -> None:
+        self.fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.gen = Generator(seed=11, **SHAPES[shape])  # type: ignore[arg-type]
+        self.batches = self.gen.batches()
+
+    def write(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    def kexec(self) -> tuple[bytes, str]:
+        """An alerting kexec scenario (tried until the rule must alert) and its audit id."""
+        while True:
+            self.gen.pause(3_100)
+            before = len(self.gen.expected)
+            events = self.gen.with_eoe(self.gen.kexec_scenario())
+            data = "".join(line + "\n" for event in events for line in event).encode()
+            if len(self.gen.expected) > before:
+                return data, self.gen.expected[-1]
+            self.write(data)
+
+    def execs(self, n: int) -> bytes:
+        """At least ``n`` exec events (whole events, with what the shape puts between)."""
+        target = self.gen.events + n
+        lines: list[str] = []
+        while self.gen.events < target or not self.gen.whole:
+            lines += next(self.batches)
+        return "".join(line + "\n" for line in lines).encode()
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
 class Run:
-    def __init__(self, tmp: Path) -> None:
+    """A ``kexecwatch run`` daemon with one scanner, its stdout read by a thread."""
+
+    def __init__(self, tmp: Path, scanner: str, feed: str) -> None:
         self.log = tmp / "audit.log"
-        self.writer = FakeAuditd(self.log)
+        self.feed: FakeFeed | ShapeFeed = (
+            FakeFeed(self.log) if feed == "fake" else ShapeFeed(self.log, feed)
+        )
         self.received: dict[str, float] = {}
         self.proc = subprocess.Popen(
             [
@@ -57,6 +145,7 @@ class Run:
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            env=Reader("", (), scanner).env,
         )
         threading.Thread(target=self._read, daemon=True).start()
         time.sleep(2.0)  # start-up, /proc seeding
@@ -71,85 +160,104 @@ class Run:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(60)
+        self.feed.close()
 
 
-def latency(run: Run, n: int) -> None:
+def latency(run: Run, n: int) -> str:
     written: dict[str, float] = {}
     for _ in range(n):
-        run.writer.t += 3_100  # event time: stay under the rule's 100 alerts / 5 minutes
-        recs = run.writer.event(kexec=True)
-        aid = run.writer.expected[-1]
-        run.writer.write(b"".join(recs))
+        data, aid = run.feed.kexec()
+        run.feed.write(data)
         written[aid] = time.monotonic()
         time.sleep(0.01)
     deadline = time.monotonic() + 30
-    while len(run.received) < n and time.monotonic() < deadline:
+    while not written.keys() <= run.received.keys() and time.monotonic() < deadline:
         time.sleep(0.05)
     lat = sorted((run.received[a] - t) * 1000 for a, t in written.items() if a in run.received)
     if not lat:
         print("latency: no alerts received")
-        return
+        return "no alert"
     p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     print(
         f"alert latency over {len(lat)}/{n} events: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
         "[p99 < 100 ms]"
     )
+    return f"p99 {p99:.1f} ms (p50 {p50:.1f} ms, {len(lat)}/{n} alerts)"
 
 
-def idle_cpu(run: Run, seconds: float) -> None:
+def idle_cpu(run: Run, seconds: float) -> str:
     c0, t0 = cpu_seconds(run.proc.pid), time.monotonic()
     time.sleep(seconds)
     c1, t1 = cpu_seconds(run.proc.pid), time.monotonic()
-    print(f"idle CPU over {seconds:.0f} s: {100 * (c1 - c0) / (t1 - t0):.2f}% of a core [< 0.5%]")
+    share = 100 * (c1 - c0) / (t1 - t0)
+    print(f"idle CPU over {seconds:.0f} s: {share:.2f}% of a core [< 0.5%]")
+    return f"{share:.2f}%"
 
 
-def load_cpu(run: Run, rate: int, seconds: float) -> None:
+def load_cpu(run: Run, rate: int, seconds: float) -> str:
     c0, t0 = cpu_seconds(run.proc.pid), time.monotonic()
     tick = 0.1
     for i in range(int(seconds / tick)):
-        batch = b"".join(b"".join(run.writer.event()) for _ in range(int(rate * tick)))
-        run.writer.write(batch)
+        run.feed.write(run.feed.execs(int(rate * tick)))
         delay = t0 + (i + 1) * tick - time.monotonic()
         if delay > 0:
             time.sleep(delay)
     sentinel(run)
     c1, t1 = cpu_seconds(run.proc.pid), time.monotonic()
     behind = t1 - t0 - seconds
+    share = 100 * (c1 - c0) / (t1 - t0)
     per_event_ms = 1000 * (c1 - c0) / (rate * seconds)
     print(
-        f"CPU at {rate} exec events/s for {seconds:.0f} s: "
-        f"{100 * (c1 - c0) / (t1 - t0):.1f}% of a core over {t1 - t0:.1f} s "
-        f"(caught up {behind:.1f} s after the writer stopped); {per_event_ms:.3f} ms CPU "
-        f"per exec event = {per_event_ms * rate / 10:.0f}% of a core at {rate}/s [< 15%]"
+        f"CPU at {rate} exec events/s for {seconds:.0f} s: {share:.1f}% of a core over "
+        f"{t1 - t0:.1f} s (caught up {behind:.1f} s after the writer stopped); "
+        f"{per_event_ms:.3f} ms CPU per exec event = {per_event_ms * rate / 10:.1f}% of a core "
+        f"at {rate}/s [<= 2%]"
     )
+    return f"{per_event_ms * rate / 10:.1f}% ({per_event_ms * 1000:.0f} us an exec)"
 
 
 def sentinel(run: Run, timeout: float = 900) -> None:
     """Write one kexec event and wait for its alert: the daemon has caught up."""
-    run.writer.t += 3_100
-    run.writer.emit(kexec=True)
-    aid = run.writer.expected[-1]
+    data, aid = run.feed.kexec()
+    run.feed.write(data)
     deadline = time.monotonic() + timeout
     while aid not in run.received and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
-def hour_rss(run: Run, events: int) -> None:
+def hour_rss(run: Run, events: int) -> str:
     t0 = time.monotonic()
     for start in range(0, events, 1000):
-        batch = b"".join(b"".join(run.writer.event()) for k in range(min(1000, events - start)))
-        run.writer.write(batch)
+        run.feed.write(run.feed.execs(min(1000, events - start)))
     sentinel(run)
+    rss = peak_rss_mb(run.proc.pid)
     print(
-        f"peak RSS after {events} exec events ({events * 7} lines, "
-        f"{time.monotonic() - t0:.0f} s): {peak_rss_mb(run.proc.pid):.1f} MB [< 80 MB]"
+        f"peak RSS after {events} exec events ({time.monotonic() - t0:.0f} s): "
+        f"{rss:.1f} MB [< 64 MB]"
     )
+    return f"{rss:.1f} MB"
 
 
-def main() -> int:
+def measure(scanner: str, args: argparse.Namespace) -> dict[str, str]:
+    print(f"\n== scanner {scanner}, feed {args.feed}")
+    steps: dict[str, Callable[[Run], str]] = {
+        "latency": lambda run: latency(run, args.events),
+        "idle": lambda run: idle_cpu(run, args.idle_seconds),
+        "load": lambda run: load_cpu(run, args.rate, args.load_seconds),
+        "rss": lambda run: hour_rss(run, args.hour_events),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Run(Path(tmp), scanner, args.feed)
+        try:
+            return {name: step(run) for name, step in steps.items()}
+        finally:
+            run.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--events", type=int, default=1000)
-    ap.add_argument("--rate", type=int, default=2000)
+    ap.add_argument("--events", type=int, default=1000, help="kexec events for the latency")
+    ap.add_argument("--rate", type=int, default=2000, help="exec events a second under load")
     ap.add_argument("--load-seconds", type=float, default=10.0)
     ap.add_argument("--idle-seconds", type=float, default=20.0)
     ap.add_argument(
@@ -158,16 +266,40 @@ def main() -> int:
         default=72_000,
         help="exec events standing for an hour (default: 20 execs/s)",
     )
-    args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        run = Run(Path(tmp))
-        try:
-            latency(run, args.events)
-            idle_cpu(run, args.idle_seconds)
-            load_cpu(run, args.rate, args.load_seconds)
-            hour_rss(run, args.hour_events)
-        finally:
-            run.stop()
+    ap.add_argument(
+        "--feed",
+        choices=["fake", *SHAPES],
+        default="fake",
+        help="what is written: the tests' fake auditd (default) or a bench/generate.py shape",
+    )
+    ap.add_argument(
+        "--scanner",
+        dest="scanners",
+        action="append",
+        choices=SCANNERS,
+        help="KEXECWATCH_SCANNER values (repeatable; default: each that runs)",
+    )
+    args = ap.parse_args(argv)
+    scanners = []
+    for s in args.scanners or SCANNERS:
+        problem = scanner_problem(s)
+        if problem is None:
+            scanners.append(s)
+        elif args.scanners:
+            ap.error(f"--scanner {s}: {problem}")
+        else:
+            print(f"daemon_bench.py: the {s} scanner is not measured: {problem}", file=sys.stderr)
+    load = os.getloadavg()[0]
+    results = {s: measure(s, args) for s in scanners}
+    print(
+        f"\nfeed {args.feed}; {os.cpu_count()} CPUs, load average {load:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after (a shared machine: other work adds noise)\n"
+    )
+    print("| figure | " + " | ".join(scanners) + " | target |")
+    print("|---|" + "---:|" * len(scanners) + "---|")
+    for key, (title, target) in TARGETS.items():
+        name = title.format(rate=args.rate, hour=args.hour_events)
+        print(f"| {name} | " + " | ".join(results[s][key] for s in scanners) + f" | {target} |")
     return 0
 
 

@@ -95,20 +95,26 @@ def replay(
     started = time.monotonic()
     binary_out = getattr(out, "buffer", None)
 
+    shown = ProcessEvent if options.emit_events else Alert  # --events: instead of alerts
+
     def emit(outputs: list[Output]) -> None:
+        lines: list[bytes] = []
         for item in outputs:
-            if isinstance(item, Alert | ProcessEvent):
-                if isinstance(item, Alert) == options.emit_events:
-                    continue  # --events prints process events instead of alerts
+            if isinstance(item, shown):
                 doc = item.to_document()
                 if sink is not None:
                     sink(doc)
-                elif binary_out is not None:
-                    binary_out.write(format_document(doc, out_format))
                 else:
-                    out.write(format_document(doc, out_format).decode("utf-8"))
-            else:
+                    lines.append(format_document(doc, out_format))
+            elif not isinstance(item, Alert | ProcessEvent):
                 diagnostics.add(item)
+        if not lines:
+            return
+        # One write for what a chunk produced, not one per document.
+        if binary_out is not None:
+            binary_out.write(b"".join(lines))
+        else:
+            out.write(b"".join(lines).decode("utf-8"))
 
     bar = _Progress(sources, err) if progress else None
     for source in sources:

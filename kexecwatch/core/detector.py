@@ -233,10 +233,9 @@ class Detector:
         ]
         # What the rules (or --events) need, among the exec and kexec events in
         # [since, until); and what other consumers need, among all syscall events.
+        self._rule_needs = [i for rule in self.rules for i in _interests_of(rule)]
         self._rule_interests: list[EventInterest] = (
-            [EVERYTHING]
-            if self.options.emit_events
-            else [i for rule in self.rules for i in _interests_of(rule)]
+            [EVERYTHING] if self.options.emit_events else self._rule_needs
         )
         self._verdicts.clear()
         if self._telemetry_rules and _TELEMETRY_INTEREST not in self._interests:
@@ -752,6 +751,8 @@ class Detector:
         self.stats.process_events += 1
         if options.emit_events:
             out.append(process)
+            if not self._rules_need(process, event):
+                return  # what the fast path would have skipped, rules unread
         if not self.rules:
             return
         document = process.to_document()
@@ -762,6 +763,27 @@ class Detector:
     def _process_event(self, event: AuditEvent) -> ProcessEvent | None:
         return process_event_from(
             event, self.host_name, host_id=self.host_id, events_as=self.options.events_as
+        )
+
+    def _rules_need(self, process: ProcessEvent, event: AuditEvent) -> bool:
+        """Whether the rules' interests accept ``process`` (of ``event``): with ``--events``
+        every event is built, but one no rule needs is not shown to the rules."""
+        kinds = frozenset(r.type for r in event.records)
+
+        def inodes() -> frozenset[int]:
+            return frozenset(p.inode for p in process.paths if p.inode is not None)
+
+        return any(
+            interest.accepts(
+                process.syscall or "",
+                process.success,
+                process.comm,
+                process.exe,
+                host=process.host_name,
+                record_types=kinds,
+                inodes=inodes,
+            )
+            for interest in self._rule_needs
         )
 
     def _raise(self, alert: Alert, out: list[Output]) -> None:

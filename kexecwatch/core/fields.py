@@ -27,6 +27,7 @@ __all__ = [
     "decode_untrusted_text",
     "is_bound_problem",
     "parse_fields",
+    "plain_fields",
 ]
 
 #: Raw field values by name, as written (a quoted value keeps its quotes).
@@ -64,13 +65,22 @@ def parse_fields(body: bytes) -> tuple[Fields, list[str]]:
         descriptions of anything that could not be split (stray tokens,
         unterminated quotes). Never raises.
     """
-    if _PLAIN_BODY.fullmatch(body):
-        names = _NAMES
-        return {names.get(n) or _name(n): v for n, v in _PLAIN_FIELD.findall(body)}, []
+    plain = plain_fields(body)
+    if plain is not None:
+        return plain, []
     fields: Fields = {}
     problems: list[str] = []
     _split_into(body, fields, problems, nested=False)
     return fields, problems
+
+
+def plain_fields(body: bytes) -> Fields | None:
+    """:func:`parse_fields` of a body that is only ``name=value`` tokens (the usual
+    case, read in C); ``None`` for any other body."""
+    if _PLAIN_BODY.fullmatch(body):
+        names = _NAMES
+        return {names.get(n) or _name(n): v for n, v in _PLAIN_FIELD.findall(body)}
+    return None
 
 
 # Field names as text: a few dozen names recur in every record.

@@ -23,6 +23,7 @@ import hashlib
 import re
 from typing import Any
 
+from kexecwatch.core.fieldmemo import MAX_BODY, Memo
 from kexecwatch.core.fields import parse_fields
 
 __all__ = [
@@ -65,12 +66,22 @@ def extra_of(syscall_body: bytes) -> bytes | None:
     return syscall_body[start + 1 : end]
 
 
+_CREDENTIALS_OF: Memo[bytes, dict[str, str]] = Memo()
+
+
 def credentials_of(extra: bytes | None) -> dict[str, str]:
-    """The ``key=value`` fields of an ``extra`` text, as text (empty for ``None``)."""
+    """The ``key=value`` fields of an ``extra`` text, as text (empty for ``None``).
+
+    Remembered (a few users' credentials recur in every parent); callers only read it.
+    """
     if not extra:
         return {}
+    known = _CREDENTIALS_OF.get(extra)
+    if known is not None:
+        return known
     fields, _ = parse_fields(extra)
-    return {k: v.decode("utf-8", "surrogateescape") for k, v in fields.items()}
+    found = {k: v.decode("utf-8", "surrogateescape") for k, v in fields.items()}
+    return _CREDENTIALS_OF.put(extra, found) if len(extra) <= MAX_BODY else found
 
 
 def user_doc(ids: dict[str, str], names: dict[str, str], raw: str, enriched: str) -> dict[str, Any]:

@@ -25,12 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kexecwatch.core.assembler import AuditEvent
-from kexecwatch.core.fields import (
-    Fields,
-    argv_from_execve,
-    decode_untrusted,
-    parse_fields,
-)
+from kexecwatch.core.fieldmemo import MAX_BODY, Memo, argv_of, fields_of, syscall_fields_of
+from kexecwatch.core.fields import Fields, decode_untrusted
 from kexecwatch.core.identity import (
     CREDENTIALS,
     credentials_of,
@@ -415,6 +411,7 @@ def process_event_from(
     syscall_fields: Fields | None = None
     syscall_body = b""
     execve: list[Fields] = []
+    execve_bodies: list[bytes] = []
     problems: list[str] = []
     cwd: bytes | None = None
     title: bytes | None = None
@@ -424,8 +421,11 @@ def process_event_from(
         rtype = record.type
         if rtype not in ("SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"):
             continue
-        fields, issues = parse_fields(record.body)
-        problems.extend(f"{rtype}: {i}" for i in issues)
+        # Bodies that recur (all but the SYSCALL's pids and PATH's inodes) are read once.
+        body = record.body
+        fields, issues = syscall_fields_of(body) if rtype == "SYSCALL" else fields_of(body)
+        if issues:
+            problems.extend(f"{rtype}: {i}" for i in issues)
         if rtype == "SYSCALL":
             if syscall_fields is None:
                 syscall_fields = fields
@@ -434,6 +434,7 @@ def process_event_from(
                     names = _enriched_names(record.enriched)
         elif rtype == "EXECVE":
             execve.append(fields)
+            execve_bodies.append(body)
         elif rtype == "CWD":
             cwd = decode_untrusted(fields.get("cwd"))
         elif rtype == "PATH":
@@ -460,8 +461,7 @@ def process_event_from(
     args: tuple[bytes, ...] | None = None
     argc: int | None = None
     if execve:
-        argv, argc, arg_problems = argv_from_execve(execve)
-        args = tuple(argv)
+        args, argc, arg_problems = argv_of(tuple(execve_bodies), execve)
         problems.extend(arg_problems)
     raw_key = decode_untrusted(syscall_fields.get("key"))
     keys = (
@@ -508,8 +508,15 @@ def process_event_from(
     )
 
 
+_NAMES_OF: Memo[bytes, dict[str, str]] = Memo()
+
+
 def _enriched_names(tail: bytes) -> dict[str, str]:
-    fields, _ = parse_fields(tail)
+    """The names of an ENRICHED tail (remembered: a few users' names recur; read only)."""
+    known = _NAMES_OF.get(tail)
+    if known is not None:
+        return known
+    fields, _ = fields_of(tail)
     out: dict[str, str] = {}
     for name in _NAME_FIELDS:
         raw = fields.get(name)
@@ -517,4 +524,4 @@ def _enriched_names(tail: bytes) -> dict[str, str]:
             value = decode_untrusted(raw)
             if value is not None:
                 out[name] = value.decode("utf-8", "surrogateescape")
-    return out
+    return _NAMES_OF.put(tail, out) if len(tail) <= MAX_BODY else out

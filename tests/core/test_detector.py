@@ -1,4 +1,5 @@
 import json
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -6,6 +7,7 @@ from hypothesis import strategies as st
 from kexecwatch.core.alerts import Alert, AlertsSuppressed, to_json_line
 from kexecwatch.core.assembler import EventsLost
 from kexecwatch.core.detector import Detector, DetectorOptions
+from kexecwatch.core.interest import EventInterest
 from kexecwatch.core.process import ProcessEvent
 from kexecwatch.core.record import ParseIssue
 from kexecwatch.errors import KexecwatchError
@@ -213,3 +215,39 @@ def test_limiter_window_of_a_clock_stepped_back_is_a_new_window() -> None:
     out = det.feed(join(lines)) + det.flush()
     assert [a.event.id.serial for a in out if isinstance(a, Alert)] == [1, 2, 3, 4, 5, 6]
     assert det.stats.suppressed == 0
+
+
+class CountingKexecRule(SimpleRule):
+    """kexec_like, stating that it needs only events whose comm is ``kexec``; counts calls."""
+
+    def interests(self) -> list[EventInterest]:
+        return [EventInterest(comms=frozenset({b"kexec"}))]
+
+    def matches(self, document: dict[str, Any]) -> bool:
+        CALLS.append(document["process"]["pid"])
+        return super().matches(document)
+
+
+CALLS: list[int] = []
+
+
+def test_events_mode_shows_the_rules_only_the_events_they_need() -> None:
+    # --events builds every process event, but a rule's document is built and read only
+    # for the events its interests accept: the same alerts, without the work.
+    def alerts_and_calls(events: bool) -> tuple[list[str], list[int]]:
+        CALLS.clear()
+        det = Detector(
+            [CountingKexecRule(kexec_like)],
+            host_name="h",
+            options=DetectorOptions(emit_events=events),
+        )
+        out = det.feed(LOG) + det.flush()
+        return [a.id for a in out if isinstance(a, Alert)], list(CALLS)
+
+    quiet_alerts, _ = alerts_and_calls(events=False)
+    event_alerts, calls = alerts_and_calls(events=True)
+    assert event_alerts == quiet_alerts == [
+        "test-rule:-:1700000000.000:2",
+        "test-rule:-:1700000009.000:6",
+    ]
+    assert calls == [11, 13]  # not bash (10) nor ls (12)

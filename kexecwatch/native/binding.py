@@ -1,0 +1,786 @@
+"""The ctypes binding of ``libkexecwatch_native.so`` (the Rust crate in ``native/``).
+
+Theory of operation: the library keeps, per :class:`NativeSession`, one detector's
+process table (the rules of :mod:`kexecwatch.core.proctable`, stated there once) and
+its verdict cache, and scans stretches of the audit log where the Python assembler is
+quiet, taking only the events whose effect it reproduces exactly and handing the rest
+back (:meth:`NativeSession.scan`). This module turns Python values into the C ABI's
+and back: table entries travel in a small wire form (``native/src/entry.rs``), scan
+results come back in buffers the session owns, copied here before the next call.
+
+Rule 1: no native failure escapes as anything but :class:`NativeError` (a caught
+panic, a refused argument) or, when loading, :class:`NativeUnavailable`; both carry a
+one-line reason.
+Rule 2: a value the library cannot hold (an integer beyond its range) is refused
+with :class:`NativeError`, or, where there is an exact answer without the library
+(no such entry; nothing to scan), answered here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import struct
+import threading
+from array import array
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+__all__ = [
+    "ABI_VERSION",
+    "NativeError",
+    "NativeLib",
+    "NativeSession",
+    "NativeUnavailable",
+    "QuietState",
+    "RawEntry",
+    "ScanResult",
+    "library_path",
+    "load",
+]
+
+#: The C ABI this binding speaks (``kw_abi_version``); any other library is refused.
+ABI_VERSION: Final = 1
+LIBRARY_NAME: Final = "libkexecwatch_native.so"
+
+#: One process-table entry as stored: ``(pid, ppid, comm, comm_raw, exe, exe_raw, args,
+#: since_ms, exec_id, source, extra)``. ``comm_raw``/``exe_raw``: the value is exactly
+#: as written in the SYSCALL record (decode it with ``decode_untrusted``). ``args``:
+#: raw EXECVE bodies joined by newlines (``bytes``), a decoded argv (``tuple``) or
+#: unknown. ``exec_id``: ``"sec.mmm:serial"``. ``source``: ``"event"`` or
+#: ``"procfs"``. ``extra``: an opaque blob (for execs the native scan learns, the
+#: SYSCALL record's text from ``auid=`` up to, not including, `` comm=``).
+RawEntry = tuple[
+    int,
+    int | None,
+    bytes | None,
+    bool,
+    bytes | None,
+    bool,
+    bytes | tuple[bytes, ...] | None,
+    int,
+    str | None,
+    str,
+    bytes | None,
+]
+
+# Wire form of an entry (native/src/entry.rs): three i128 as (low u64, high i64),
+# flags, six segment lengths, then the segments.
+_HEADER: Final = struct.Struct("<QqQqQqI6I")
+_LENGTH: Final = struct.Struct("<I")
+_HAS_PPID: Final = 1
+_HAS_COMM: Final = 2
+_COMM_RAW: Final = 4
+_HAS_EXE: Final = 8
+_EXE_RAW: Final = 16
+_HAS_ARGS: Final = 32
+_ARGS_ARGV: Final = 64
+_HAS_EXEC_ID: Final = 128
+_HAS_EXTRA: Final = 256
+_LOW: Final = (1 << 64) - 1
+_I64_MIN: Final = -(1 << 63)
+_I64_MAX: Final = (1 << 63) - 1
+_I128_MIN: Final = -(1 << 127)
+_I128_MAX: Final = (1 << 127) - 1
+_U64_MAX: Final = (1 << 64) - 1
+
+_CONFIG_LATENESS: Final = 1
+_CONFIG_SINCE: Final = 2
+_CONFIG_UNTIL: Final = 4
+_CONFIG_LIVE: Final = 8
+_CONFIG_FAULT: Final = 16
+
+#: ``ScanResult.stop`` values.
+STOP_END: Final = 0
+STOP_HANDBACK: Final = 1
+STOP_VERDICT: Final = 2
+STOP_LIVE: Final = 3
+
+_ERRORS: Final = {-1: "no live session", -2: "argument refused", -3: "native panic"}
+
+
+class NativeUnavailable(Exception):
+    """The native library cannot be used; ``str(exc)`` is the one-line reason."""
+
+
+class NativeError(RuntimeError):
+    """A native call failed (a caught panic, a refused argument); one-line reason."""
+
+
+@dataclass(slots=True)
+class QuietState:
+    """The assembler's node-``None`` state while quiet (no event in flight anywhere).
+
+    Attributes:
+        present: the clock's present (``_Clock.present``; ``pending`` is ``None``).
+        elapsed: the clock's elapsed time.
+        expected: the gap tracker's next expected serial.
+        last_time_ms: the gap tracker's ``last_time_ms``.
+        ahead: ``(serial, sec, ms, seen_elapsed)`` per serial seen ahead, in the
+            tracker's dict order.
+        done_ceiling: the highest serial of node ``None`` in the done set, or -1:
+            any event with a serial at or below it is handed back.
+    """
+
+    present: int
+    elapsed: int
+    expected: int
+    last_time_ms: int
+    ahead: list[tuple[int, int, int, int]]
+    done_ceiling: int
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """What one :meth:`NativeSession.scan` did.
+
+    Attributes:
+        end: the offset where the scan stopped: a line start, or ``len(buf)``.
+        stop: 0 END (all scanned), 1 HANDBACK (Python handles the unit at ``end``),
+            2 VERDICT (``key`` has no verdict: ``set_verdict`` it, scan again),
+            3 LIVE (remember the live parent ``ppid`` at ``time_ms``, scan again).
+        key: the verdict key, for VERDICT.
+        ppid: the parent to remember, for LIVE.
+        time_ms: the event's time, for LIVE.
+        lines: lines consumed (blank and ``#`` lines included).
+        records: records consumed.
+        events: events taken.
+        process_events: taken events that are evaluated and within ``[since, until)``.
+        last_time_ms: the latest time of a taken event (0 if none).
+        state: the quiet state after the taken events.
+        done: ``(sec, ms, serial, elapsed)`` per taken event, in order (at most the
+            last 65,536: the assembler's done set keeps no more).
+        lost: ``(first_serial, last_serial, next_sec, next_ms, next_serial)`` per gap
+            declared lost, in order.
+    """
+
+    end: int
+    stop: int
+    key: bytes | None
+    ppid: int
+    time_ms: int
+    lines: int
+    records: int
+    events: int
+    process_events: int
+    last_time_ms: int
+    state: QuietState
+    done: array[int]
+    lost: list[tuple[int, int, int, int, int]]
+
+
+class _Config(ctypes.Structure):
+    _fields_ = (
+        ("size", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("window_ms", ctypes.c_int64),
+        ("max_entries", ctypes.c_uint64),
+        ("max_args_bytes", ctypes.c_uint64),
+        ("max_lateness_ms", ctypes.c_int64),
+        ("since_ms", ctypes.c_int64),
+        ("until_ms", ctypes.c_int64),
+        ("max_inflight", ctypes.c_int64),
+    )
+
+
+class _State(ctypes.Structure):
+    _fields_ = (
+        ("present", ctypes.c_int64),
+        ("elapsed", ctypes.c_int64),
+        ("expected", ctypes.c_int64),
+        ("last_time_ms", ctypes.c_int64),
+        ("done_ceiling", ctypes.c_int64),
+    )
+
+
+class _ScanOut(ctypes.Structure):
+    _fields_ = (
+        ("end", ctypes.c_uint64),
+        ("stop", ctypes.c_int32),
+        ("reserved", ctypes.c_int32),
+        ("ppid", ctypes.c_int64),
+        ("time_ms", ctypes.c_int64),
+        ("lines", ctypes.c_uint64),
+        ("records", ctypes.c_uint64),
+        ("events", ctypes.c_uint64),
+        ("process_events", ctypes.c_uint64),
+        ("last_time_ms", ctypes.c_int64),
+        ("state", _State),
+        ("key", ctypes.c_void_p),
+        ("key_len", ctypes.c_size_t),
+        ("done", ctypes.c_void_p),
+        ("done_rows", ctypes.c_size_t),
+        ("lost", ctypes.c_void_p),
+        ("lost_rows", ctypes.c_size_t),
+        ("ahead", ctypes.c_void_p),
+        ("ahead_rows", ctypes.c_size_t),
+    )
+
+
+def library_path() -> Path:
+    """Where the library is looked for: beside this module."""
+    return Path(__file__).resolve().parent / LIBRARY_NAME
+
+
+_I64 = ctypes.c_int64
+_U64 = ctypes.c_uint64
+_SIZE = ctypes.c_size_t
+_PTR = ctypes.c_void_p
+_OUT_PTR = ctypes.POINTER(ctypes.c_void_p)
+_OUT_SIZE = ctypes.POINTER(ctypes.c_size_t)
+_OUT_U64 = ctypes.POINTER(ctypes.c_uint64)
+_OUT_U8 = ctypes.POINTER(ctypes.c_uint8)
+
+_SIGNATURES: Final[dict[str, tuple[object, ...]]] = {
+    "kw_session_new": (
+        ctypes.POINTER(_Config),
+        ctypes.c_char_p,
+        _SIZE,
+        ctypes.c_char_p,
+        _SIZE,
+        ctypes.POINTER(ctypes.c_void_p),
+    ),
+    "kw_session_free": (_PTR,),
+    "kw_table_len": (_PTR, _OUT_U64),
+    "kw_table_args_bytes": (_PTR, _OUT_U64),
+    "kw_table_contains": (_PTR, _U64, _I64, _OUT_U8),
+    "kw_table_entry_at": (_PTR, _U64, _I64, _U64, _I64, _OUT_PTR, _OUT_SIZE),
+    "kw_table_latest": (_PTR, _U64, _I64, _OUT_PTR, _OUT_SIZE),
+    "kw_table_store": (_PTR, ctypes.c_char_p, _SIZE),
+    "kw_table_rows": (_PTR, _U64, _OUT_PTR, _OUT_SIZE, _OUT_U64),
+    "kw_table_mark_unreadable": (_PTR, _U64, _I64),
+    "kw_table_is_unreadable": (_PTR, _U64, _I64, _OUT_U8),
+    "kw_set_verdict": (_PTR, ctypes.c_char_p, _SIZE, ctypes.c_uint32),
+    "kw_clear_verdicts": (_PTR,),
+    "kw_set_inodes": (_PTR, _PTR, _SIZE),
+    "kw_scan": (
+        _PTR,
+        ctypes.c_char_p,
+        _SIZE,
+        _U64,
+        ctypes.POINTER(_State),
+        _PTR,
+        _SIZE,
+        ctypes.POINTER(_ScanOut),
+    ),
+    "kw_selftest_panic": (),
+}
+
+_LOADED: dict[Path, NativeLib] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def load(path: Path | None = None) -> NativeLib:
+    """Load the library (default :func:`library_path`) and check its ABI version.
+
+    Raises:
+        NativeUnavailable: the file is missing, cannot be loaded, lacks a function,
+            or speaks another ABI version.
+    """
+    where = (path or library_path()).resolve()
+    with _LOAD_LOCK:
+        known = _LOADED.get(where)
+        if known is None:
+            known = _LOADED[where] = NativeLib(where)
+        return known
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class NativeLib:
+    """The loaded library; make sessions with :meth:`new_session`.
+
+    Args:
+        path: the shared library file.
+
+    Raises:
+        NativeUnavailable: see :func:`load` (use that, which shares loaded libraries).
+    """
+
+    version: str
+
+    def __init__(self, path: Path) -> None:
+        if not path.is_file():
+            raise NativeUnavailable(f"native library {path} not found")
+        try:
+            cdll = ctypes.CDLL(str(path))
+        except OSError as exc:
+            raise NativeUnavailable(
+                f"native library {path} cannot be loaded: {_one_line(str(exc))}"
+            ) from None
+        try:
+            cdll.kw_abi_version.restype = ctypes.c_uint32
+            cdll.kw_abi_version.argtypes = ()
+            abi = int(cdll.kw_abi_version())
+            if abi != ABI_VERSION:
+                raise NativeUnavailable(
+                    f"native library {path} speaks ABI {abi}, this kexecwatch needs {ABI_VERSION}"
+                )
+            cdll.kw_crate_version.restype = ctypes.c_char_p
+            cdll.kw_crate_version.argtypes = ()
+            cdll.kw_last_error.restype = ctypes.c_size_t
+            cdll.kw_last_error.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
+            for name, argtypes in _SIGNATURES.items():
+                function = getattr(cdll, name)
+                function.restype = ctypes.c_int
+                function.argtypes = argtypes
+        except AttributeError as exc:
+            raise NativeUnavailable(
+                f"native library {path} lacks a function: {_one_line(str(exc))}"
+            ) from None
+        version = cdll.kw_crate_version()
+        self.version = version.decode("ascii", "replace") if isinstance(version, bytes) else "?"
+        self.path = path
+        self._cdll = cdll
+
+    def __repr__(self) -> str:
+        return f"NativeLib({str(self.path)!r}, version={self.version!r})"
+
+    def call(self, name: str, *args: object) -> None:
+        """Call ``name``; a non-zero return becomes :class:`NativeError`."""
+        code = int(getattr(self._cdll, name)(*args))
+        if code != 0:
+            raise NativeError(f"{name}: {self.last_error() or _ERRORS.get(code, code)}")
+
+    def last_error(self) -> str:
+        """This thread's last native error message (one line)."""
+        buffer = ctypes.create_string_buffer(512)
+        size = int(self._cdll.kw_last_error(buffer, len(buffer)))
+        return _one_line(buffer.raw[: min(size, len(buffer))].decode("utf-8", "replace"))
+
+    def new_session(
+        self,
+        *,
+        window_ms: int,
+        max_entries: int,
+        max_args_bytes: int,
+        max_lateness_ms: int | None,
+        since_ms: int | None,
+        until_ms: int | None,
+        live: bool,
+        single_types: Iterable[str],
+        fault_on: bytes | None,
+        max_inflight: int = 4096,
+    ) -> NativeSession:
+        """A session with an empty process table.
+
+        Args:
+            window_ms: the assembler's window (also the table's lateness, usually).
+            max_entries: ``ProcessTable.max_entries``.
+            max_args_bytes: ``ProcessTable.max_args_bytes``.
+            max_lateness_ms: ``ProcessTable``'s lateness; ``None``: unbounded.
+            since_ms: the detector's ``since_ms`` (relevance), or ``None``.
+            until_ms: the detector's ``until_ms``, or ``None``.
+            live: live mode: stop (LIVE) at an exec whose parent is not known.
+            single_types: the record types that are single-record events the scan
+                may take (neither telemetry nor daemon records).
+            fault_on: the detector's ``fault_on`` test hook: runs holding it are
+                handed back.
+            max_inflight: the assembler's ``max_inflight`` (interleaved pairs are
+                taken only with room for two).
+
+        Raises:
+            NativeError: an argument the library refuses (a negative window).
+        """
+        names = sorted(set(single_types))
+        if any("\n" in name for name in names):
+            raise NativeError("new_session: a record type name holds a newline")
+        types = "\n".join(names).encode("utf-8", "surrogateescape")
+        flags = _CONFIG_LIVE if live else 0
+        config = _Config()
+        config.size = ctypes.sizeof(_Config)
+        config.window_ms = _clamp(window_ms)
+        config.max_entries = min(max(max_entries, 0), _U64_MAX)
+        config.max_args_bytes = min(max(max_args_bytes, 0), _U64_MAX)
+        config.max_inflight = _clamp(max_inflight)
+        if max_lateness_ms is not None:
+            flags |= _CONFIG_LATENESS
+            config.max_lateness_ms = _clamp(max_lateness_ms)
+        if since_ms is not None:
+            flags |= _CONFIG_SINCE
+            config.since_ms = _clamp(since_ms)
+        if until_ms is not None:
+            flags |= _CONFIG_UNTIL
+            config.until_ms = _clamp(until_ms)
+        if fault_on is not None:
+            flags |= _CONFIG_FAULT
+        config.flags = flags
+        handle = ctypes.c_void_p()
+        fault = fault_on or b""
+        self.call(
+            "kw_session_new",
+            ctypes.byref(config),
+            types,
+            len(types),
+            fault,
+            len(fault),
+            ctypes.byref(handle),
+        )
+        if not handle.value:  # pragma: no cover - the library reports this itself
+            raise NativeError("kw_session_new: no session returned")
+        return NativeSession(self, handle.value)
+
+
+def _clamp(value: int) -> int:
+    # Times and sizes beyond i64 compare the same as its bounds against anything a
+    # scan takes (event times stay below year 10000).
+    return min(max(value, _I64_MIN), _I64_MAX)
+
+
+def _halves(value: int) -> tuple[int, int]:
+    return value & _LOW, value >> 64
+
+
+def _encode(entry: RawEntry) -> bytes:
+    pid, ppid, comm, comm_raw, exe, exe_raw, args, since_ms, exec_id, source, extra = entry
+    for number in (pid, since_ms, 0 if ppid is None else ppid):
+        if not _I128_MIN <= number <= _I128_MAX:
+            raise NativeError(f"table_store: {number} is beyond what the table holds")
+    flags = 0
+    if ppid is not None:
+        flags |= _HAS_PPID
+    if comm is not None:
+        flags |= _HAS_COMM | (_COMM_RAW if comm_raw else 0)
+    if exe is not None:
+        flags |= _HAS_EXE | (_EXE_RAW if exe_raw else 0)
+    if isinstance(args, bytes):
+        flags |= _HAS_ARGS
+        args_data = args
+    elif args is not None:
+        flags |= _HAS_ARGS | _ARGS_ARGV
+        args_data = b"".join(_LENGTH.pack(len(item)) + item for item in args)
+    else:
+        args_data = b""
+    exec_data = b""
+    if exec_id is not None:
+        flags |= _HAS_EXEC_ID
+        exec_data = exec_id.encode("utf-8", "surrogateescape")
+    if extra is not None:
+        flags |= _HAS_EXTRA
+    segments = (
+        comm or b"",
+        exe or b"",
+        args_data,
+        exec_data,
+        extra or b"",
+        source.encode("utf-8", "surrogateescape"),
+    )
+    try:
+        header = _HEADER.pack(
+            *_halves(pid),
+            *_halves(0 if ppid is None else ppid),
+            *_halves(since_ms),
+            flags,
+            *(len(s) for s in segments),
+        )
+    except struct.error as exc:
+        raise NativeError(f"table_store: entry refused: {exc}") from None
+    return header + b"".join(segments)
+
+
+def _decode(data: bytes, offset: int = 0) -> tuple[RawEntry, int]:
+    (pid_lo, pid_hi, ppid_lo, ppid_hi, since_lo, since_hi, flags, *lengths) = _HEADER.unpack_from(
+        data, offset
+    )
+    at = offset + _HEADER.size
+    segments = []
+    for length in lengths:
+        segments.append(data[at : at + length])
+        at += length
+    comm, exe, args_data, exec_data, extra, source = segments
+    args: bytes | tuple[bytes, ...] | None = None
+    if flags & _ARGS_ARGV:
+        items = []
+        pos = 0
+        while pos < len(args_data):
+            (length,) = _LENGTH.unpack_from(args_data, pos)
+            items.append(args_data[pos + 4 : pos + 4 + length])
+            pos += 4 + length
+        args = tuple(items)
+    elif flags & _HAS_ARGS:
+        args = args_data
+    entry: RawEntry = (
+        (pid_hi << 64) | pid_lo,
+        (ppid_hi << 64) | ppid_lo if flags & _HAS_PPID else None,
+        comm if flags & _HAS_COMM else None,
+        bool(flags & _COMM_RAW),
+        exe if flags & _HAS_EXE else None,
+        bool(flags & _EXE_RAW),
+        args,
+        (since_hi << 64) | since_lo,
+        exec_data.decode("utf-8", "surrogateescape") if flags & _HAS_EXEC_ID else None,
+        source.decode("utf-8", "surrogateescape"),
+        extra if flags & _HAS_EXTRA else None,
+    )
+    return entry, at
+
+
+def _rows(address: int | None, rows: int, width: int) -> array[int]:
+    values = array("q")
+    if rows and address:
+        values.frombytes(ctypes.string_at(address, rows * width * 8))
+    return values
+
+
+class NativeSession:
+    """One detector's native state: its process table, verdicts, inodes, and scans.
+
+    Made by :meth:`NativeLib.new_session`. Calls are serialised by a lock; results
+    are copied out before the lock is released. :meth:`close` frees it (also on
+    garbage collection); any call after that raises :class:`NativeError`.
+    """
+
+    def __init__(self, lib: NativeLib, handle: int) -> None:
+        self._lib = lib
+        self._handle: int | None = handle
+        self._lock = threading.Lock()
+        self._out_ptr = ctypes.c_void_p()
+        self._out_len = ctypes.c_size_t()
+        self._out_u64 = ctypes.c_uint64()
+        self._out_u8 = ctypes.c_uint8()
+
+    def _live(self) -> int:
+        if self._handle is None:
+            raise NativeError("native session already closed")
+        return self._handle
+
+    def _call(self, name: str, *args: object) -> None:
+        self._lib.call(name, self._live(), *args)
+
+    def _entry(self) -> RawEntry | None:
+        if not self._out_len.value or not self._out_ptr.value:
+            return None
+        data = ctypes.string_at(self._out_ptr.value, self._out_len.value)
+        return _decode(data)[0]
+
+    # -- the process table ---------------------------------------------------------
+
+    def table_len(self) -> int:
+        """How many pids have an entry."""
+        with self._lock:
+            self._call("kw_table_len", ctypes.byref(self._out_u64))
+            return int(self._out_u64.value)
+
+    def table_args_bytes(self) -> int:
+        """The argv bytes the table holds (history included)."""
+        with self._lock:
+            self._call("kw_table_args_bytes", ctypes.byref(self._out_u64))
+            return int(self._out_u64.value)
+
+    def table_contains(self, pid: int) -> bool:
+        """Whether ``pid`` has an entry (no time walk)."""
+        if not _I128_MIN <= pid <= _I128_MAX:
+            return False
+        with self._lock:
+            self._call("kw_table_contains", *_halves(pid), ctypes.byref(self._out_u8))
+            return bool(self._out_u8.value)
+
+    def table_entry_at(self, pid: int, at_ms: int) -> RawEntry | None:
+        """``ProcessTable._entry_at``: ``pid``'s latest entry from before ``at_ms``."""
+        if not _I128_MIN <= pid <= _I128_MAX:
+            return None
+        at_ms = min(max(at_ms, _I128_MIN), _I128_MAX)
+        with self._lock:
+            self._call(
+                "kw_table_entry_at",
+                *_halves(pid),
+                *_halves(at_ms),
+                ctypes.byref(self._out_ptr),
+                ctypes.byref(self._out_len),
+            )
+            return self._entry()
+
+    def table_latest(self, pid: int) -> RawEntry | None:
+        """``pid``'s latest entry (``entries.get(pid)``)."""
+        if not _I128_MIN <= pid <= _I128_MAX:
+            return None
+        with self._lock:
+            self._call(
+                "kw_table_latest",
+                *_halves(pid),
+                ctypes.byref(self._out_ptr),
+                ctypes.byref(self._out_len),
+            )
+            return self._entry()
+
+    def table_store(self, entry: RawEntry) -> None:
+        """``ProcessTable._store``: the new latest entry of its pid (history, LRU
+        order, eviction)."""
+        data = _encode(entry)
+        with self._lock:
+            self._call("kw_table_store", data, len(data))
+
+    def table_rows(self, limit: int) -> list[RawEntry]:
+        """The ``limit`` most recently used entries, least recent first."""
+        if limit <= 0:
+            return []
+        with self._lock:
+            self._call(
+                "kw_table_rows",
+                min(limit, _U64_MAX),
+                ctypes.byref(self._out_ptr),
+                ctypes.byref(self._out_len),
+                ctypes.byref(self._out_u64),
+            )
+            count = int(self._out_u64.value)
+            size = self._out_len.value
+            address = self._out_ptr.value
+            data = ctypes.string_at(address, size) if size and address else b""
+        rows: list[RawEntry] = []
+        at = 0
+        for _ in range(count):
+            entry, at = _decode(data, at)
+            rows.append(entry)
+        return rows
+
+    def table_mark_unreadable(self, pid: int) -> None:
+        """Remember that ``/proc`` could not give ``pid`` (a FIFO of 4096)."""
+        if not _I128_MIN <= pid <= _I128_MAX:
+            raise NativeError(f"table_mark_unreadable: pid {pid} is beyond the table's range")
+        with self._lock:
+            self._call("kw_table_mark_unreadable", *_halves(pid))
+
+    def table_is_unreadable(self, pid: int) -> bool:
+        """Whether ``pid`` is remembered as unreadable."""
+        if not _I128_MIN <= pid <= _I128_MAX:
+            return False
+        with self._lock:
+            self._call("kw_table_is_unreadable", *_halves(pid), ctypes.byref(self._out_u8))
+            return bool(self._out_u8.value)
+
+    # -- verdicts --------------------------------------------------------------------
+
+    def set_verdict(self, key: bytes, code: int) -> None:
+        """Cache the verdict ``code`` (bits 0-6, see ``native/src/verdicts.rs``) for
+        ``key`` (``call \\0 success \\0 comm \\0 exe``); 4096 at most, then cleared."""
+        if not 0 <= code <= 0x7F:
+            raise NativeError(f"set_verdict: code {code} out of range")
+        with self._lock:
+            self._call("kw_set_verdict", key, len(key), code)
+
+    def clear_verdicts(self) -> None:
+        """Forget every verdict (rules or interests changed)."""
+        with self._lock:
+            self._call("kw_clear_verdicts")
+
+    def set_inodes(self, inodes: Iterable[int]) -> None:
+        """The union of every interest's ``path_items`` inodes.
+
+        An inode beyond 64 bits is left out: a log value that large always hands
+        its run back anyway.
+        """
+        values = array("Q", sorted({abs(i) for i in inodes if abs(i) <= _U64_MAX}))
+        address, count = values.buffer_info()
+        with self._lock:
+            self._call("kw_set_inodes", address if count else None, count)
+
+    # -- the scan --------------------------------------------------------------------
+
+    def scan(self, buf: bytes, start: int, state: QuietState) -> ScanResult:
+        """Take what may be taken of ``buf`` from ``start`` (a line start), the
+        detector being quiet in ``state``; see :class:`ScanResult`.
+
+        Raises:
+            NativeError: ``start`` beyond ``buf``, or a native failure.
+        """
+        if not 0 <= start <= len(buf):
+            raise NativeError(f"scan: start {start} outside the buffer of {len(buf)} bytes")
+        scalars = (state.present, state.elapsed, state.expected, state.last_time_ms)
+        flat = array("q")
+        try:
+            for row in state.ahead:
+                flat.extend(row)
+        except OverflowError:
+            return _nothing_taken(start, state)
+        if state.done_ceiling > _I64_MAX or not all(_I64_MIN <= v <= _I64_MAX for v in scalars):
+            # Numbers the library cannot hold: nothing is taken, Python reads on.
+            return _nothing_taken(start, state)
+        # A ceiling below any serial stays below any serial when clamped.
+        c_state = _State(*scalars, max(state.done_ceiling, _I64_MIN))
+        address, count = flat.buffer_info()
+        out = _ScanOut()
+        with self._lock:
+            self._call(
+                "kw_scan",
+                buf,
+                len(buf),
+                start,
+                ctypes.byref(c_state),
+                address if count else None,
+                count // 4,
+                ctypes.byref(out),
+            )
+            key = ctypes.string_at(out.key, out.key_len) if out.key_len else None
+            done = _rows(out.done, out.done_rows, 4)
+            lost_flat = _rows(out.lost, out.lost_rows, 5)
+            ahead_flat = _rows(out.ahead, out.ahead_rows, 4)
+        lost: list[tuple[int, int, int, int, int]] = [
+            (lost_flat[i], lost_flat[i + 1], lost_flat[i + 2], lost_flat[i + 3], lost_flat[i + 4])
+            for i in range(0, len(lost_flat), 5)
+        ]
+        ahead: list[tuple[int, int, int, int]] = [
+            (ahead_flat[i], ahead_flat[i + 1], ahead_flat[i + 2], ahead_flat[i + 3])
+            for i in range(0, len(ahead_flat), 4)
+        ]
+        s = out.state
+        return ScanResult(
+            end=int(out.end),
+            stop=int(out.stop),
+            key=key,
+            ppid=int(out.ppid),
+            time_ms=int(out.time_ms),
+            lines=int(out.lines),
+            records=int(out.records),
+            events=int(out.events),
+            process_events=int(out.process_events),
+            last_time_ms=int(out.last_time_ms),
+            state=QuietState(
+                present=int(s.present),
+                elapsed=int(s.elapsed),
+                expected=int(s.expected),
+                last_time_ms=int(s.last_time_ms),
+                ahead=ahead,
+                done_ceiling=state.done_ceiling,
+            ),
+            done=done,
+            lost=lost,
+        )
+
+    def selftest_panic(self) -> None:
+        """Make the library panic inside its guard (tests): raises :class:`NativeError`."""
+        with self._lock:
+            self._lib.call("kw_selftest_panic")
+
+    def close(self) -> None:
+        """Free the session; later calls raise :class:`NativeError`."""
+        with self._lock:
+            handle, self._handle = self._handle, None
+            if handle is not None:
+                self._lib.call("kw_session_free", handle)
+
+    def __del__(self) -> None:
+        # A session dropped without close() must not leak its table.
+        with contextlib.suppress(Exception):  # nothing to report to at interpreter teardown
+            self.close()
+
+
+def _nothing_taken(start: int, state: QuietState) -> ScanResult:
+    return ScanResult(
+        end=start,
+        stop=STOP_HANDBACK,
+        key=None,
+        ppid=0,
+        time_ms=0,
+        lines=0,
+        records=0,
+        events=0,
+        process_events=0,
+        last_time_ms=0,
+        state=state,
+        done=array("q"),
+        lost=[],
+    )

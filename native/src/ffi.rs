@@ -1,0 +1,704 @@
+//! The C ABI, read by `kexecwatch/native/binding.py` with ctypes. The only module
+//! with `unsafe`: each function checks its handle and every pointer + length before
+//! making a slice of it, and runs its body under `catch_unwind`, so no panic ever
+//! crosses into Python (it becomes [`ERR_PANIC`], its message kept for
+//! [`kw_last_error`]).
+//!
+//! Results live in buffers the session owns; they stay valid until the next call
+//! on the same session, and Python copies them at once. A session is used by one
+//! thread at a time (the binding holds a lock).
+
+#![allow(unsafe_code)]
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::mem::{align_of, size_of};
+use std::os::raw::{c_char, c_int};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
+
+use crate::entry::Entry;
+use crate::gaps::Quiet;
+use crate::scan::scan;
+use crate::session::{Session, Settings};
+use crate::verdicts::ALL_BITS;
+
+/// The ABI this library speaks; the binding refuses any other.
+pub const ABI_VERSION: u32 = 1;
+
+pub const OK: c_int = 0;
+/// A null or closed handle, or a null output pointer.
+pub const ERR_HANDLE: c_int = -1;
+/// An argument out of its range (a length, a code, a malformed entry).
+pub const ERR_ARGUMENT: c_int = -2;
+/// A panic inside the library, caught.
+pub const ERR_PANIC: c_int = -3;
+
+const MAGIC: u64 = 0x6b77_6e61_7469_7665;
+
+/// What a handle points to.
+pub struct Handle {
+    magic: u64,
+    session: Session,
+}
+
+pub const CONFIG_LATENESS: u32 = 1;
+pub const CONFIG_SINCE: u32 = 2;
+pub const CONFIG_UNTIL: u32 = 4;
+pub const CONFIG_LIVE: u32 = 8;
+pub const CONFIG_FAULT: u32 = 16;
+
+/// The settings of a new session (`size` is `sizeof(KwConfig)`, a guard against
+/// a binding built for another layout).
+#[repr(C)]
+pub struct KwConfig {
+    pub size: u32,
+    pub flags: u32,
+    pub window_ms: i64,
+    pub max_entries: u64,
+    pub max_args_bytes: u64,
+    pub max_lateness_ms: i64,
+    pub since_ms: i64,
+    pub until_ms: i64,
+    pub max_inflight: i64,
+}
+
+/// `QuietState` without its `ahead` rows.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct KwState {
+    pub present: i64,
+    pub elapsed: i64,
+    pub expected: i64,
+    pub last_time_ms: i64,
+    pub done_ceiling: i64,
+}
+
+/// `ScanResult`: counters, and pointers into the session's buffers.
+#[repr(C)]
+pub struct KwScanOut {
+    pub end: u64,
+    pub stop: i32,
+    pub reserved: i32,
+    pub ppid: i64,
+    pub time_ms: i64,
+    pub lines: u64,
+    pub records: u64,
+    pub events: u64,
+    pub process_events: u64,
+    pub last_time_ms: i64,
+    pub state: KwState,
+    pub key: *const u8,
+    pub key_len: usize,
+    /// (sec, ms, serial, elapsed) rows.
+    pub done: *const i64,
+    pub done_rows: usize,
+    /// (first, last, next_sec, next_ms, next_serial) rows.
+    pub lost: *const i64,
+    pub lost_rows: usize,
+    /// (serial, sec, ms, seen_elapsed) rows.
+    pub ahead: *const i64,
+    pub ahead_rows: usize,
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<String> = RefCell::new(String::new());
+}
+
+static HOOK: Once = Once::new();
+
+fn set_error(message: String) {
+    LAST_ERROR.with(|last| *last.borrow_mut() = message);
+}
+
+/// Run `body` with panics caught: their message is kept, not printed.
+fn guard<F: FnOnce() -> Result<(), c_int>>(body: F) -> c_int {
+    HOOK.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let payload = info.payload();
+            let what = if let Some(text) = payload.downcast_ref::<&str>() {
+                (*text).to_string()
+            } else if let Some(text) = payload.downcast_ref::<String>() {
+                text.clone()
+            } else {
+                "panic".to_string()
+            };
+            let place = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            set_error(format!("kexecwatch-native panicked: {}{}", what, place));
+        }));
+    });
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => OK,
+        Ok(Err(code)) => code,
+        Err(_) => ERR_PANIC,
+    }
+}
+
+fn argument(message: &str) -> c_int {
+    set_error(message.to_string());
+    ERR_ARGUMENT
+}
+
+unsafe fn session<'a>(handle: *mut Handle) -> Result<&'a mut Session, c_int> {
+    if handle.is_null() || (handle as usize) % align_of::<Handle>() != 0 {
+        set_error("no session (null handle)".to_string());
+        return Err(ERR_HANDLE);
+    }
+    let handle = &mut *handle;
+    if handle.magic != MAGIC {
+        set_error("not a live session handle".to_string());
+        return Err(ERR_HANDLE);
+    }
+    Ok(&mut handle.session)
+}
+
+unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], c_int> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() || len > isize::MAX as usize {
+        return Err(argument("null pointer or impossible length"));
+    }
+    Ok(std::slice::from_raw_parts(ptr, len))
+}
+
+unsafe fn words<'a, T>(ptr: *const T, count: usize) -> Result<&'a [T], c_int> {
+    if count == 0 {
+        return Ok(&[]);
+    }
+    let fits = count
+        .checked_mul(size_of::<T>())
+        .map_or(false, |n| n <= isize::MAX as usize);
+    if ptr.is_null() || !fits || (ptr as usize) % align_of::<T>() != 0 {
+        return Err(argument("null, misaligned or too long array"));
+    }
+    Ok(std::slice::from_raw_parts(ptr, count))
+}
+
+unsafe fn put<T>(out: *mut T, value: T) -> Result<(), c_int> {
+    if out.is_null() || (out as usize) % align_of::<T>() != 0 {
+        set_error("null or misaligned output pointer".to_string());
+        return Err(ERR_HANDLE);
+    }
+    out.write(value);
+    Ok(())
+}
+
+fn wide(lo: u64, hi: i64) -> i128 {
+    (i128::from(hi) << 64) | i128::from(lo)
+}
+
+/// The ABI version ([`ABI_VERSION`]).
+#[no_mangle]
+pub extern "C" fn kw_abi_version() -> u32 {
+    ABI_VERSION
+}
+
+/// The crate version, a NUL-terminated static string.
+#[no_mangle]
+pub extern "C" fn kw_crate_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}
+
+/// Copy this thread's last error message into `buf` (at most `cap` bytes); returns
+/// its full length.
+///
+/// # Safety
+/// `buf` must be valid for `cap` bytes of writing (or `cap` 0).
+#[no_mangle]
+pub unsafe extern "C" fn kw_last_error(buf: *mut u8, cap: usize) -> usize {
+    let result = catch_unwind(|| {
+        LAST_ERROR.with(|last| {
+            let last = last.borrow();
+            let n = last.len().min(cap);
+            if n > 0 && !buf.is_null() {
+                std::ptr::copy_nonoverlapping(last.as_ptr(), buf, n);
+            }
+            last.len()
+        })
+    });
+    result.unwrap_or(0)
+}
+
+/// A new session; `*out` receives its handle. `single_types`: type names joined by
+/// `\n`; `fault_on`: read only with [`CONFIG_FAULT`].
+///
+/// # Safety
+/// Pointers must be valid for their lengths; `out` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn kw_session_new(
+    config: *const KwConfig,
+    single_types: *const u8,
+    single_len: usize,
+    fault_on: *const u8,
+    fault_len: usize,
+    out: *mut *mut Handle,
+) -> c_int {
+    guard(|| {
+        if config.is_null() || (config as usize) % align_of::<KwConfig>() != 0 {
+            return Err(argument("no configuration"));
+        }
+        let config = &*config;
+        if config.size as usize != size_of::<KwConfig>() {
+            return Err(argument("configuration of another layout"));
+        }
+        if config.window_ms < 0 {
+            return Err(argument("window_ms must be >= 0"));
+        }
+        let flag = |bit: u32| config.flags & bit != 0;
+        let types = bytes(single_types, single_len)?;
+        let fault = bytes(fault_on, fault_len)?;
+        let settings = Settings {
+            window_ms: config.window_ms,
+            max_entries: config.max_entries,
+            max_args_bytes: config.max_args_bytes,
+            max_lateness_ms: if flag(CONFIG_LATENESS) {
+                Some(config.max_lateness_ms)
+            } else {
+                None
+            },
+            since_ms: if flag(CONFIG_SINCE) {
+                Some(config.since_ms)
+            } else {
+                None
+            },
+            until_ms: if flag(CONFIG_UNTIL) {
+                Some(config.until_ms)
+            } else {
+                None
+            },
+            live: flag(CONFIG_LIVE),
+            max_inflight: config.max_inflight,
+            single_types: types
+                .split(|&b| b == b'\n')
+                .filter(|t| !t.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect::<HashSet<_>>(),
+            fault_on: if flag(CONFIG_FAULT) {
+                Some(fault.to_vec())
+            } else {
+                None
+            },
+        };
+        let handle = Box::new(Handle {
+            magic: MAGIC,
+            session: Session::new(settings),
+        });
+        let raw = Box::into_raw(handle);
+        if let Err(code) = put(out, raw) {
+            drop(Box::from_raw(raw));
+            return Err(code);
+        }
+        Ok(())
+    })
+}
+
+/// End a session and free everything it holds.
+///
+/// # Safety
+/// `handle` must come from [`kw_session_new`] and not be used again.
+#[no_mangle]
+pub unsafe extern "C" fn kw_session_free(handle: *mut Handle) -> c_int {
+    guard(|| {
+        session(handle)?;
+        (*handle).magic = 0;
+        drop(Box::from_raw(handle));
+        Ok(())
+    })
+}
+
+/// How many pids have an entry.
+///
+/// # Safety
+/// A live handle; `out` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn kw_table_len(handle: *mut Handle, out: *mut u64) -> c_int {
+    guard(|| put(out, session(handle)?.table.len() as u64))
+}
+
+/// The argv bytes the table holds.
+///
+/// # Safety
+/// A live handle; `out` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn kw_table_args_bytes(handle: *mut Handle, out: *mut u64) -> c_int {
+    guard(|| put(out, session(handle)?.table.args_bytes()))
+}
+
+/// Whether `pid` (an i128 in two halves) has an entry.
+///
+/// # Safety
+/// A live handle; `out` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn kw_table_contains(
+    handle: *mut Handle,
+    pid_lo: u64,
+    pid_hi: i64,
+    out: *mut u8,
+) -> c_int {
+    guard(|| {
+        let found = session(handle)?.table.contains(wide(pid_lo, pid_hi));
+        put(out, u8::from(found))
+    })
+}
+
+/// Encode `entry` (or nothing) into the session's buffer and point the outputs at it.
+unsafe fn give_entry(
+    encoded: &mut Vec<u8>,
+    entry: Option<&Entry>,
+    out_ptr: *mut *const u8,
+    out_len: *mut usize,
+) -> Result<(), c_int> {
+    encoded.clear();
+    if let Some(entry) = entry {
+        entry.encode(encoded);
+    }
+    put(out_ptr, encoded.as_ptr())?;
+    put(out_len, encoded.len())
+}
+
+/// `_entry_at(pid, at_ms)`, encoded (entry.rs) into the session's buffer; length 0
+/// when there is none.
+///
+/// # Safety
+/// A live handle; `out_ptr`, `out_len` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn kw_table_entry_at(
+    handle: *mut Handle,
+    pid_lo: u64,
+    pid_hi: i64,
+    at_lo: u64,
+    at_hi: i64,
+    out_ptr: *mut *const u8,
+    out_len: *mut usize,
+) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        let entry = session
+            .table
+            .entry_at(wide(pid_lo, pid_hi), wide(at_lo, at_hi));
+        give_entry(&mut session.out_entries, entry, out_ptr, out_len)
+    })
+}
+
+/// The latest entry of `pid`, encoded; length 0 when there is none.
+///
+/// # Safety
+/// A live handle; `out_ptr`, `out_len` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn kw_table_latest(
+    handle: *mut Handle,
+    pid_lo: u64,
+    pid_hi: i64,
+    out_ptr: *mut *const u8,
+    out_len: *mut usize,
+) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        let entry = session.table.latest(wide(pid_lo, pid_hi));
+        give_entry(&mut session.out_entries, entry, out_ptr, out_len)
+    })
+}
+
+/// Store one encoded entry (`_store`).
+///
+/// # Safety
+/// A live handle; `data` valid for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn kw_table_store(handle: *mut Handle, data: *const u8, len: usize) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        let entry = Entry::decode(bytes(data, len)?)
+            .map_err(|why| argument(&format!("malformed table entry: {:?}", why)))?;
+        session.table.store(entry);
+        Ok(())
+    })
+}
+
+/// The `limit` most recently used entries, least recent first, encoded one after
+/// the other.
+///
+/// # Safety
+/// A live handle; the outputs valid for one write each.
+#[no_mangle]
+pub unsafe extern "C" fn kw_table_rows(
+    handle: *mut Handle,
+    limit: u64,
+    out_ptr: *mut *const u8,
+    out_len: *mut usize,
+    out_count: *mut u64,
+) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        let encoded = &mut session.out_entries;
+        encoded.clear();
+        let rows = session
+            .table
+            .rows(usize::try_from(limit).unwrap_or(usize::MAX));
+        for entry in &rows {
+            entry.encode(encoded);
+        }
+        put(out_count, rows.len() as u64)?;
+        put(out_ptr, encoded.as_ptr())?;
+        put(out_len, encoded.len())
+    })
+}
+
+/// Remember that `/proc` could not give `pid`.
+///
+/// # Safety
+/// A live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kw_table_mark_unreadable(
+    handle: *mut Handle,
+    pid_lo: u64,
+    pid_hi: i64,
+) -> c_int {
+    guard(|| {
+        session(handle)?
+            .table
+            .mark_unreadable(wide(pid_lo, pid_hi));
+        Ok(())
+    })
+}
+
+/// Whether `pid` is remembered as unreadable.
+///
+/// # Safety
+/// A live handle; `out` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn kw_table_is_unreadable(
+    handle: *mut Handle,
+    pid_lo: u64,
+    pid_hi: i64,
+    out: *mut u8,
+) -> c_int {
+    guard(|| {
+        let unreadable = session(handle)?
+            .table
+            .is_unreadable(wide(pid_lo, pid_hi));
+        put(out, u8::from(unreadable))
+    })
+}
+
+/// Cache the verdict `code` for `key`.
+///
+/// # Safety
+/// A live handle; `key` valid for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn kw_set_verdict(
+    handle: *mut Handle,
+    key: *const u8,
+    len: usize,
+    code: u32,
+) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        let key = bytes(key, len)?;
+        if code > u32::from(ALL_BITS) {
+            return Err(argument("verdict code out of range"));
+        }
+        session.verdicts.set(key, code as u8);
+        Ok(())
+    })
+}
+
+/// Forget every cached verdict.
+///
+/// # Safety
+/// A live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kw_clear_verdicts(handle: *mut Handle) -> c_int {
+    guard(|| {
+        session(handle)?.verdicts.clear();
+        Ok(())
+    })
+}
+
+/// Replace the inodes the interests know (absolute values).
+///
+/// # Safety
+/// A live handle; `inodes` valid for `count` u64 values.
+#[no_mangle]
+pub unsafe extern "C" fn kw_set_inodes(
+    handle: *mut Handle,
+    inodes: *const u64,
+    count: usize,
+) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        let inodes = words(inodes, count)?;
+        session.verdicts.set_inodes(inodes);
+        Ok(())
+    })
+}
+
+/// Scan `buf[start..]` from the quiet state (`state`, and `ahead_rows` rows of
+/// (serial, sec, ms, seen_elapsed) at `ahead`); the result goes to `*out`, whose
+/// pointers stay valid until the next call on this session.
+///
+/// # Safety
+/// A live handle; `buf` valid for `len` bytes, `ahead` for `4 * ahead_rows` i64,
+/// `state` for one read and `out` for one write.
+#[no_mangle]
+pub unsafe extern "C" fn kw_scan(
+    handle: *mut Handle,
+    buf: *const u8,
+    len: usize,
+    start: u64,
+    state: *const KwState,
+    ahead: *const i64,
+    ahead_rows: usize,
+    out: *mut KwScanOut,
+) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        let buf = bytes(buf, len)?;
+        let start = usize::try_from(start).unwrap_or(usize::MAX);
+        if start > buf.len() {
+            return Err(argument("scan start beyond the buffer"));
+        }
+        let state = *words(state, 1)?
+            .first()
+            .ok_or_else(|| argument("no scan state"))?;
+        let count = ahead_rows
+            .checked_mul(4)
+            .ok_or_else(|| argument("too many ahead rows"))?;
+        let rows: Vec<[i64; 4]> = words(ahead, count)?
+            .chunks_exact(4)
+            .map(|r| [r[0], r[1], r[2], r[3]])
+            .collect();
+        let quiet = Quiet::new(
+            state.present,
+            state.elapsed,
+            state.expected,
+            state.last_time_ms,
+            state.done_ceiling,
+            &rows,
+        );
+        scan(session, buf, start, quiet);
+        let result = &session.scan;
+        put(
+            out,
+            KwScanOut {
+                end: result.end as u64,
+                stop: result.stop,
+                reserved: 0,
+                ppid: result.ppid,
+                time_ms: result.time_ms,
+                lines: result.lines,
+                records: result.records,
+                events: result.events,
+                process_events: result.process_events,
+                last_time_ms: result.last_time_ms,
+                state: KwState {
+                    present: result.state[0],
+                    elapsed: result.state[1],
+                    expected: result.state[2],
+                    last_time_ms: result.state[3],
+                    done_ceiling: result.state[4],
+                },
+                key: result.key.as_ptr(),
+                key_len: result.key.len(),
+                done: result.done.as_ptr(),
+                done_rows: result.done.len() / 4,
+                lost: result.lost.as_ptr() as *const i64,
+                lost_rows: result.lost.len(),
+                ahead: result.ahead.as_ptr(),
+                ahead_rows: result.ahead.len() / 4,
+            },
+        )
+    })
+}
+
+/// A panic inside the guard, for tests of the guard: returns [`ERR_PANIC`].
+#[no_mangle]
+pub extern "C" fn kw_selftest_panic() -> c_int {
+    guard(|| panic!("self-test panic"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_error() -> String {
+        let mut buf = vec![0u8; 256];
+        let n = unsafe { kw_last_error(buf.as_mut_ptr(), buf.len()) };
+        buf.truncate(n.min(256));
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn a_panic_becomes_an_error_code_with_its_message() {
+        assert_eq!(kw_selftest_panic(), ERR_PANIC);
+        assert!(last_error().contains("self-test panic"), "{}", last_error());
+        // And the library goes on working.
+        assert_eq!(kw_abi_version(), ABI_VERSION);
+    }
+
+    fn config() -> KwConfig {
+        KwConfig {
+            size: size_of::<KwConfig>() as u32,
+            flags: 0,
+            window_ms: 5000,
+            max_entries: 10,
+            max_args_bytes: 100,
+            max_lateness_ms: 0,
+            since_ms: 0,
+            until_ms: 0,
+            max_inflight: 4096,
+        }
+    }
+
+    #[test]
+    fn arguments_are_checked() {
+        unsafe {
+            let mut handle: *mut Handle = std::ptr::null_mut();
+            let mut bad = config();
+            bad.size = 3;
+            let none = std::ptr::null();
+            assert_eq!(kw_session_new(&bad, none, 0, none, 0, &mut handle), ERR_ARGUMENT);
+            assert_eq!(kw_session_new(&config(), none, 5, none, 0, &mut handle), ERR_ARGUMENT);
+            assert_eq!(
+                kw_session_new(&config(), none, 0, none, 0, std::ptr::null_mut()),
+                ERR_HANDLE
+            );
+            assert_eq!(kw_session_new(&config(), none, 0, none, 0, &mut handle), OK);
+            let mut n = 7u64;
+            assert_eq!(kw_table_len(handle, &mut n), OK);
+            assert_eq!(n, 0);
+            assert_eq!(kw_table_len(std::ptr::null_mut(), &mut n), ERR_HANDLE);
+            assert_eq!(kw_table_store(handle, b"short".as_ptr(), 5), ERR_ARGUMENT);
+            assert!(last_error().contains("malformed"));
+            assert_eq!(kw_set_verdict(handle, b"k".as_ptr(), 1, 128), ERR_ARGUMENT);
+            let misaligned = (b"0123456789abcdef".as_ptr() as usize | 1) as *const u64;
+            assert_eq!(kw_set_inodes(handle, misaligned, 1), ERR_ARGUMENT);
+            let state = KwState {
+                present: 0,
+                elapsed: 0,
+                expected: 0,
+                last_time_ms: 0,
+                done_ceiling: -1,
+            };
+            let mut out = std::mem::MaybeUninit::<KwScanOut>::uninit();
+            assert_eq!(
+                kw_scan(handle, b"x\n".as_ptr(), 2, 3, &state, std::ptr::null(), 0, out.as_mut_ptr()),
+                ERR_ARGUMENT
+            );
+            assert_eq!(
+                kw_scan(handle, b"x\n".as_ptr(), 2, 0, &state, std::ptr::null(), 1, out.as_mut_ptr()),
+                ERR_ARGUMENT
+            );
+            assert_eq!(
+                kw_scan(handle, b"#\n".as_ptr(), 2, 0, &state, std::ptr::null(), 0, out.as_mut_ptr()),
+                OK
+            );
+            let out = out.assume_init();
+            assert_eq!((out.end, out.stop, out.lines), (2, 0, 1));
+            assert_eq!(kw_session_free(handle), OK);
+        }
+    }
+}

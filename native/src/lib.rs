@@ -1,0 +1,24 @@
+//! kexecwatch-native: the native bulk path of kexecwatch (issue 11).
+//!
+//! Python keeps the meaning; this library is a conservative filter. A session holds
+//! one detector's process table (table.rs, the rules of
+//! `kexecwatch/core/proctable.py`) and verdict cache (verdicts.rs). A scan (scan.rs)
+//! takes, from a stretch of the audit log where the Python assembler is quiet, only
+//! the events whose effect it reproduces exactly (table updates, counters, done-set
+//! entries, lost-event reports), and hands everything else back to Python.
+//!
+//! The C ABI is in ffi.rs, the only module with `unsafe`. The contract between this
+//! crate and its Python side is the "native" section of the project README and
+//! `kexecwatch/native/binding.py`. Standard library only; builds with rustc 1.63.
+
+#![deny(unsafe_code)]
+
+pub mod entry;
+pub mod ffi;
+pub mod gaps;
+pub mod lines;
+pub mod scan;
+pub mod session;
+pub mod syscall;
+pub mod table;
+pub mod verdicts;

@@ -1,0 +1,687 @@
+//! The scan: from a line start, take the events whose effect on a quiet detector is
+//! known exactly (the contract's "What native may take"), and stop at the first
+//! thing that is not, handing its position back to Python.
+//!
+//! Taken: whole syscall runs as `SYSCALL_HEAD` + `run_end` read them (with an `EOE`
+//! of the same id right after, absorbed), two interleaved whole runs as
+//! `split_pair` reads them, single-record events of the types Python names, blank
+//! and `#` lines. Each event must be plain progress of the clock (gaps.rs), have a
+//! cached verdict that needs nothing of Python, and (live) a known parent.
+
+use crate::entry::{ArgsIn, Entry};
+use crate::gaps::{EventId, Quiet};
+use crate::lines::{find, line_end};
+use crate::session::{ScanOut, Session, Stop, DONE_KEPT};
+use crate::syscall::{self, Span, SyscallHead};
+use crate::verdicts::{
+    Verdicts, EVALUATED, INODE_ALWAYS, INODE_IF_RELEVANT, LEARN_EXEC, LEARN_FORK, LEARN_MASK,
+    LEARN_OTHER, NEED_ALWAYS, NEED_IF_RELEVANT,
+};
+
+/// `MIDDLE_TYPES` of fastpath.py.
+const MIDDLE: [&[u8]; 6] = [
+    b"PATH",
+    b"CWD",
+    b"BPRM_FCAPS",
+    b"SOCKADDR",
+    b"FD_PAIR",
+    b"OBJ_PID",
+];
+/// `PAIR_MAX_LINES` of fastpath.py.
+const PAIR_MAX_LINES: usize = 48;
+const MSG: &[u8] = b" msg=audit(";
+
+/// How a step ended: the offset of the next line, or a stop at the current one.
+type Step = Result<usize, Stop>;
+
+/// A record line's type: the text between `type=` and the first space, and the
+/// offset (in the line) of that space; `None` when the line is not `type=X ...`.
+fn record_type(line: &[u8], within: usize) -> Option<(&[u8], usize)> {
+    if !line.starts_with(b"type=") {
+        return None;
+    }
+    let window = &line[..line.len().min(within)];
+    let space = window.iter().position(|&b| b == b' ')?;
+    Some((line.get(5..space)?, space))
+}
+
+/// Whether `line` goes on at `at` with ` msg=audit(<id>):`.
+fn tagged(line: &[u8], at: usize, id: &[u8]) -> bool {
+    let rest = &line[at..];
+    rest.starts_with(MSG)
+        && rest[MSG.len()..].starts_with(id)
+        && rest[MSG.len() + id.len()..].starts_with(b"):")
+}
+
+fn number(text: &[u8]) -> i128 {
+    // At most 20 digits and a sign (the parser's bounds): always fits.
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let value = digits
+        .iter()
+        .fold(0i128, |n, &d| n * 10 + i128::from(d - b'0'));
+    if negative {
+        -value
+    } else {
+        value
+    }
+}
+
+fn span(buf: &[u8], s: Span) -> &[u8] {
+    &buf[s.0..s.1]
+}
+
+fn shift(head: SyscallHead, by: usize) -> SyscallHead {
+    let m = |s: Span| (s.0 + by, s.1 + by);
+    SyscallHead {
+        id: m(head.id),
+        sec: m(head.sec),
+        ms: m(head.ms),
+        serial: m(head.serial),
+        call: m(head.call),
+        success: m(head.success),
+        exit: m(head.exit),
+        ppid: m(head.ppid),
+        pid: m(head.pid),
+        comm: m(head.comm),
+        exe: m(head.exe),
+        creds: m(head.creds),
+    }
+}
+
+/// The id of `sec.mmm:serial` digits, when it fits what is taken (serial in i64,
+/// time in i64; anything larger is no plain time anyway).
+fn event_id(buf: &[u8], sec: Span, ms: Span, serial: Span) -> Option<EventId> {
+    let sec = i64::try_from(number(span(buf, sec))).ok()?;
+    let ms = i64::try_from(number(span(buf, ms))).ok()?;
+    let serial = i64::try_from(number(span(buf, serial))).ok()?;
+    let time_ms = sec.checked_mul(1000)?.checked_add(ms)?;
+    Some(EventId {
+        sec,
+        ms,
+        serial,
+        time_ms,
+    })
+}
+
+/// A syscall event about to be taken (offsets into the scanned buffer).
+struct Event {
+    head: SyscallHead,
+    id: EventId,
+    code: u8,
+    relevant: bool,
+}
+
+/// The part of a session a scan works with.
+struct Scanner<'a> {
+    buf: &'a [u8],
+    session: &'a mut Session,
+    quiet: Quiet,
+    out: ScanOut,
+}
+
+/// Scan `buf` from `start` (a line start) for a detector in the quiet state `quiet`;
+/// the result is left in `session.scan`.
+pub fn scan(session: &mut Session, buf: &[u8], start: usize, quiet: Quiet) {
+    let mut out = std::mem::take(&mut session.scan);
+    out.key.clear();
+    out.done.clear();
+    out.lost.clear();
+    out.ahead.clear();
+    out.ppid = 0;
+    out.time_ms = 0;
+    out.lines = 0;
+    out.records = 0;
+    out.events = 0;
+    out.process_events = 0;
+    out.last_time_ms = 0;
+    let mut scanner = Scanner {
+        buf,
+        session,
+        quiet,
+        out,
+    };
+    let mut pos = start.min(buf.len());
+    let stop = loop {
+        if pos >= buf.len() {
+            break Stop::End;
+        }
+        match scanner.step(pos) {
+            Ok(next) => pos = next,
+            Err(stop) => break stop,
+        }
+        if scanner.out.done.len() >= 8 * DONE_KEPT {
+            scanner.out.done.drain(..4 * DONE_KEPT);
+        }
+    };
+    let Scanner {
+        session,
+        quiet,
+        mut out,
+        ..
+    } = scanner;
+    if out.done.len() > 4 * DONE_KEPT {
+        let excess = out.done.len() - 4 * DONE_KEPT;
+        out.done.drain(..excess);
+    }
+    out.end = pos;
+    out.stop = stop as i32;
+    out.state = [
+        quiet.present,
+        quiet.elapsed,
+        quiet.expected,
+        quiet.last_time_ms,
+        quiet.done_ceiling,
+    ];
+    quiet.ahead_rows(&mut out.ahead);
+    session.scan = out;
+}
+
+impl<'a> Scanner<'a> {
+    fn step(&mut self, pos: usize) -> Step {
+        let buf = self.buf;
+        let (nl, bad) = line_end(buf, pos);
+        let nl = nl.ok_or(Stop::Handback)?;
+        let line = &buf[pos..nl];
+        if line.is_empty()
+            || line[0] == b'#'
+            || line
+                .iter()
+                .all(|&b| matches!(b, b' ' | b'\t' | b'\r' | 0x0b | 0x0c))
+        {
+            self.out.lines += 1;
+            return Ok(nl + 1);
+        }
+        if bad {
+            return Err(Stop::Handback);
+        }
+        if line.starts_with(b"type=SYSCALL ") {
+            self.run(pos, nl)
+        } else {
+            self.single(pos, nl)
+        }
+    }
+
+    /// A whole run from the SYSCALL line at `pos` (ending at `nl`), or a pair.
+    fn run(&mut self, pos: usize, nl: usize) -> Step {
+        let buf = self.buf;
+        let head = match syscall::parse(&buf[pos..nl]) {
+            Some(head) => shift(head, pos),
+            None => return Err(Stop::Handback),
+        };
+        let id = span(buf, head.id);
+        let mut line = nl + 1;
+        let mut lines = 1u64;
+        loop {
+            let (end, bad) = line_end(buf, line);
+            let end = end.ok_or(Stop::Handback)?;
+            let text = &buf[line..end];
+            match record_type(text, 16) {
+                Some((b"EXECVE", space)) if tagged(text, space, id) => {}
+                _ => break,
+            }
+            if bad {
+                return Err(Stop::Handback);
+            }
+            lines += 1;
+            line = end + 1;
+        }
+        let args_end = line;
+        let end = loop {
+            let (end, bad) = line_end(buf, line);
+            let end = end.ok_or(Stop::Handback)?;
+            let text = &buf[line..end];
+            let kind = match record_type(text, 16) {
+                Some((kind, space)) if tagged(text, space, id) => kind,
+                _ => return self.pair(pos, head),
+            };
+            if kind != b"PROCTITLE" && !MIDDLE.contains(&kind) {
+                return self.pair(pos, head);
+            }
+            if bad {
+                return Err(Stop::Handback);
+            }
+            lines += 1;
+            line = end + 1;
+            if kind == b"PROCTITLE" {
+                break line;
+            }
+        };
+        // An EOE of the same id right after: absorbed (the event is done).
+        let mut next = end;
+        if let (Some(eoe_end), false) = line_end(buf, end) {
+            let text = &buf[end..eoe_end];
+            if let Some((b"EOE", space)) = record_type(text, 16) {
+                if tagged(text, space, id) {
+                    next = eoe_end + 1;
+                    lines += 1;
+                }
+            }
+        }
+        let event = self.judge(head)?;
+        if self.needs_python(&event, &buf[args_end..end]) || self.faulty(&buf[pos..end]) {
+            return Err(Stop::Handback);
+        }
+        self.check_live(&event)?;
+        let elapsed = self
+            .quiet
+            .admits(&event.id, self.session.settings.window_ms)
+            .ok_or(Stop::Handback)?;
+        self.take(&event, elapsed);
+        self.session.bodies.clear();
+        collect_bodies(buf, nl + 1, args_end, &mut self.session.bodies);
+        self.learn(&event);
+        self.out.lines += lines;
+        self.out.records += lines;
+        Ok(next)
+    }
+
+    /// Read the event's id and verdict; a stop when it cannot be taken.
+    fn judge(&mut self, head: SyscallHead) -> Result<Event, Stop> {
+        let buf = self.buf;
+        let id = event_id(buf, head.sec, head.ms, head.serial).ok_or(Stop::Handback)?;
+        self.quiet
+            .admits(&id, self.session.settings.window_ms)
+            .ok_or(Stop::Handback)?;
+        let key = &mut self.session.key;
+        key.clear();
+        for (n, part) in [head.call, head.success, head.comm, head.exe]
+            .iter()
+            .enumerate()
+        {
+            if n > 0 {
+                key.push(0);
+            }
+            key.extend_from_slice(span(buf, *part));
+        }
+        let code = match self.session.verdicts.get(key) {
+            Some(code) => code,
+            None => {
+                self.out.key.clear();
+                self.out.key.extend_from_slice(key);
+                return Err(Stop::Verdict);
+            }
+        };
+        let settings = &self.session.settings;
+        let relevant = code & EVALUATED != 0
+            && !settings.since_ms.map_or(false, |since| id.time_ms < since)
+            && !settings.until_ms.map_or(false, |until| id.time_ms >= until);
+        Ok(Event {
+            head,
+            id,
+            code,
+            relevant,
+        })
+    }
+
+    /// Whether an interest needs the event in full: by its verdict, or by an inode
+    /// in `after` (the run's text after its EXECVE lines).
+    fn needs_python(&self, event: &Event, after: &[u8]) -> bool {
+        inode_or_need(&self.session.verdicts, event, |v| v.inode_may_match(after))
+    }
+
+    /// Whether the test hook `fault_on` may fire in `text`.
+    fn faulty(&self, text: &[u8]) -> bool {
+        match &self.session.settings.fault_on {
+            None => false,
+            // A newline in it could reach the line before: never sure.
+            Some(fault) => fault.is_empty() || fault.contains(&b'\n') || find(text, fault).is_some(),
+        }
+    }
+
+    /// Live mode: an exec's parent must be known or known unreadable.
+    fn check_live(&mut self, event: &Event) -> Result<(), Stop> {
+        if !self.session.settings.live {
+            return Ok(());
+        }
+        let ppid = number(span(self.buf, event.head.ppid));
+        let table = &self.session.table;
+        if ppid > 0 && !table.contains(ppid) && !table.is_unreadable(ppid) {
+            self.out.ppid = i64::try_from(ppid).unwrap_or(i64::MAX);
+            self.out.time_ms = event.id.time_ms;
+            return Err(Stop::Live);
+        }
+        Ok(())
+    }
+
+    /// The assembler's part of taking an event: clock, gaps, done, counters.
+    fn take(&mut self, event: &Event, elapsed: i64) {
+        let window = self.session.settings.window_ms;
+        self.quiet.take(&event.id, elapsed, window, &mut self.out.lost);
+        self.out
+            .done
+            .extend_from_slice(&[event.id.sec, event.id.ms, event.id.serial, elapsed]);
+        self.out.events += 1;
+        self.out.last_time_ms = self.out.last_time_ms.max(event.id.time_ms);
+        if event.relevant {
+            self.out.process_events += 1;
+        }
+    }
+
+    /// The table's part (ProcessTable.learn_exec / learn), argv from `session.bodies`.
+    fn learn(&mut self, event: &Event) {
+        let buf = self.buf;
+        let head = &event.head;
+        let pid = number(span(buf, head.pid));
+        let ppid = number(span(buf, head.ppid));
+        let time = i128::from(event.id.time_ms);
+        let comm = (span(buf, head.comm), true);
+        let exe = (span(buf, head.exe), true);
+        let creds = Some(span(buf, head.creds));
+        let session = &mut *self.session;
+        let entry = match event.code & LEARN_MASK {
+            LEARN_EXEC => Entry::new(
+                pid,
+                Some(ppid),
+                time,
+                Some(comm),
+                Some(exe),
+                if session.bodies.is_empty() {
+                    ArgsIn::Unknown
+                } else {
+                    ArgsIn::Bodies(buf, &session.bodies)
+                },
+                Some(span(buf, head.id)),
+                creds,
+            ),
+            LEARN_FORK => {
+                let child = number(span(buf, head.exit));
+                if child <= 0 {
+                    return;
+                }
+                Entry::forked(child, pid, time, comm, exe, session.table.latest(pid), creds)
+            }
+            LEARN_OTHER if !session.table.contains(pid) => Entry::new(
+                pid,
+                Some(ppid),
+                time,
+                Some(comm),
+                Some(exe),
+                ArgsIn::Unknown,
+                None,
+                creds,
+            ),
+            _ => return,
+        };
+        session.table.store(entry);
+    }
+
+    /// Two interleaved whole runs from A's SYSCALL line at `pos` (`split_pair`).
+    fn pair(&mut self, pos: usize, head_a: SyscallHead) -> Step {
+        if self.session.settings.max_inflight < 2 || self.session.settings.fault_on.is_some() {
+            return Err(Stop::Handback);
+        }
+        let mut lines_a = std::mem::take(&mut self.session.pair_a);
+        let mut lines_b = std::mem::take(&mut self.session.pair_b);
+        lines_a.clear();
+        lines_b.clear();
+        let result = self.pair_with(pos, head_a, &mut lines_a, &mut lines_b);
+        self.session.pair_a = lines_a;
+        self.session.pair_b = lines_b;
+        result
+    }
+
+    fn pair_with(
+        &mut self,
+        pos: usize,
+        head_a: SyscallHead,
+        lines_a: &mut Vec<(usize, usize)>,
+        lines_b: &mut Vec<(usize, usize)>,
+    ) -> Step {
+        let buf = self.buf;
+        let tag_a = span(buf, head_a.id);
+        let mut head_b: Option<SyscallHead> = None;
+        let mut a_open = true;
+        let mut line = pos;
+        let mut end = None;
+        for _ in 0..PAIR_MAX_LINES {
+            let (nl, bad) = line_end(buf, line);
+            let nl = nl.ok_or(Stop::Handback)?;
+            if bad {
+                return Err(Stop::Handback);
+            }
+            let text = &buf[line..nl];
+            let (kind, space) = record_type(text, 32).ok_or(Stop::Handback)?;
+            if a_open && tagged(text, space, tag_a) {
+                lines_a.push((line, nl));
+                a_open = kind != b"PROCTITLE";
+            } else if head_b.map_or(false, |b| tagged(text, space, span(buf, b.id))) {
+                lines_b.push((line, nl));
+                if kind == b"PROCTITLE" {
+                    if a_open {
+                        return Err(Stop::Handback);
+                    }
+                    end = Some(nl + 1);
+                    break;
+                }
+            } else if head_b.is_none() && kind == b"SYSCALL" {
+                let head = syscall::parse(text).ok_or(Stop::Handback)?;
+                head_b = Some(shift(head, line));
+                lines_b.push((line, nl));
+            } else {
+                return Err(Stop::Handback);
+            }
+            line = nl + 1;
+        }
+        let end = end.ok_or(Stop::Handback)?;
+        let head_b = head_b.ok_or(Stop::Handback)?;
+        let execve_a = whole_run(buf, lines_a, tag_a).ok_or(Stop::Handback)?;
+        let execve_b = whole_run(buf, lines_b, span(buf, head_b.id)).ok_or(Stop::Handback)?;
+        let a = self.judge(head_a)?;
+        let b = self.judge(head_b)?;
+        if a.id.sec == b.id.sec && a.id.ms == b.id.ms && a.id.serial == b.id.serial {
+            return Err(Stop::Handback);
+        }
+        let verdicts = &self.session.verdicts;
+        if inode_or_need(verdicts, &a, |v| inode_in(v, buf, lines_a, execve_a))
+            || inode_or_need(verdicts, &b, |v| inode_in(v, buf, lines_b, execve_b))
+        {
+            return Err(Stop::Handback);
+        }
+        self.check_live(&a)?;
+        if self.check_live(&b).is_err() {
+            // B's parent may be A's pid, learned only once A is taken: Python's way.
+            self.out.ppid = 0;
+            self.out.time_ms = 0;
+            return Err(Stop::Handback);
+        }
+        let window = self.session.settings.window_ms;
+        let before = self.quiet.clone();
+        let lost_before = self.out.lost.len();
+        let elapsed_a = self.quiet.admits(&a.id, window).ok_or(Stop::Handback)?;
+        self.quiet.take(&a.id, elapsed_a, window, &mut self.out.lost);
+        let elapsed_b = match self.quiet.admits(&b.id, window) {
+            Some(elapsed) => elapsed,
+            None => {
+                self.quiet = before;
+                self.out.lost.truncate(lost_before);
+                return Err(Stop::Handback);
+            }
+        };
+        self.quiet = before;
+        self.out.lost.truncate(lost_before);
+        for (event, elapsed, lines, execve) in [
+            (&a, elapsed_a, &*lines_a, execve_a),
+            (&b, elapsed_b, &*lines_b, execve_b),
+        ] {
+            self.take(event, elapsed);
+            self.session.bodies.clear();
+            for &(s, e) in &lines[1..1 + execve] {
+                let (bs, be) = body(buf, s, e);
+                self.session.bodies.push((bs, be));
+            }
+            self.learn(event);
+        }
+        let lines = (lines_a.len() + lines_b.len()) as u64;
+        self.out.lines += lines;
+        self.out.records += lines;
+        Ok(end)
+    }
+
+    /// A single-record event of a type Python named.
+    fn single(&mut self, pos: usize, nl: usize) -> Step {
+        let buf = self.buf;
+        let line = &buf[pos..nl];
+        let (kind, space) = record_type(line, line.len()).ok_or(Stop::Handback)?;
+        if kind.is_empty()
+            || !kind
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'[' | b']'))
+            || !self.session.settings.single_types.contains(kind)
+        {
+            return Err(Stop::Handback);
+        }
+        let header = single_header(line, space).ok_or(Stop::Handback)?;
+        let (sec, ms, serial) = (
+            (pos + header.0 .0, pos + header.0 .1),
+            (pos + header.1 .0, pos + header.1 .1),
+            (pos + header.2 .0, pos + header.2 .1),
+        );
+        let id = event_id(buf, sec, ms, serial).ok_or(Stop::Handback)?;
+        if self.faulty(line) {
+            return Err(Stop::Handback);
+        }
+        let elapsed = self
+            .quiet
+            .admits(&id, self.session.settings.window_ms)
+            .ok_or(Stop::Handback)?;
+        let event = Event {
+            head: syscall::SyscallHead {
+                id: (0, 0),
+                sec,
+                ms,
+                serial,
+                call: (0, 0),
+                success: (0, 0),
+                exit: (0, 0),
+                ppid: (0, 0),
+                pid: (0, 0),
+                comm: (0, 0),
+                exe: (0, 0),
+                creds: (0, 0),
+            },
+            id,
+            code: 0,
+            relevant: false,
+        };
+        self.take(&event, elapsed);
+        self.out.lines += 1;
+        self.out.records += 1;
+        Ok(nl + 1)
+    }
+}
+
+/// `msg=audit(SEC.MMM:SERIAL)` after the type, as parse_record reads it (3-digit ms
+/// only): the spans of sec, ms and serial, relative to the line.
+fn single_header(line: &[u8], space: usize) -> Option<(Span, Span, Span)> {
+    let rest = line.get(space..)?;
+    if !rest.starts_with(MSG) {
+        return None;
+    }
+    let mut at = space + MSG.len();
+    let digits = |at: usize, min: usize, max: usize| -> Option<Span> {
+        let len = line[at..]
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(line.len() - at);
+        if len < min || len > max {
+            None
+        } else {
+            Some((at, at + len))
+        }
+    };
+    let sec = digits(at, 1, 20)?;
+    at = sec.1;
+    if line.get(at) != Some(&b'.') {
+        return None;
+    }
+    let ms = digits(at + 1, 3, 3)?;
+    at = ms.1;
+    if line.get(at) != Some(&b':') {
+        return None;
+    }
+    let serial = digits(at + 1, 1, 20)?;
+    if line.get(serial.1) != Some(&b')') {
+        return None;
+    }
+    Some((sec, ms, serial))
+}
+
+/// Whether the verdict, or an inode (`inode` tells), makes the event Python's.
+fn inode_or_need(verdicts: &Verdicts, event: &Event, inode: impl Fn(&Verdicts) -> bool) -> bool {
+    let code = event.code;
+    if code & NEED_ALWAYS != 0 || (event.relevant && code & NEED_IF_RELEVANT != 0) {
+        return true;
+    }
+    (code & INODE_ALWAYS != 0 || (event.relevant && code & INODE_IF_RELEVANT != 0))
+        && inode(verdicts)
+}
+
+/// Whether a pair event's lines after its EXECVE lines hold an inode that may matter.
+fn inode_in(verdicts: &Verdicts, buf: &[u8], lines: &[(usize, usize)], execve: usize) -> bool {
+    lines[1 + execve..]
+        .iter()
+        .any(|&(s, e)| verdicts.inode_may_match(&buf[s..=e]))
+}
+
+/// An EXECVE line's body as parse_record gives it: after the header, cut at the
+/// ENRICHED separator, stripped of spaces.
+fn body(buf: &[u8], start: usize, end: usize) -> (usize, usize) {
+    let line = &buf[start..end];
+    let open = line.iter().position(|&b| b == b'(').unwrap_or(0);
+    let close = open + line[open..].iter().position(|&b| b == b')').unwrap_or(0);
+    let mut s = close + 1;
+    if line.get(s) == Some(&b':') {
+        s += 1;
+    }
+    let mut e = line[s..]
+        .iter()
+        .position(|&b| b == 0x1d)
+        .map_or(line.len(), |k| s + k);
+    while s < e && line[s] == b' ' {
+        s += 1;
+    }
+    while e > s && line[e - 1] == b' ' {
+        e -= 1;
+    }
+    (start + s, start + e)
+}
+
+fn collect_bodies(buf: &[u8], from: usize, to: usize, out: &mut Vec<(usize, usize)>) {
+    let mut line = from;
+    while line < to {
+        let nl = line_end(buf, line).0.unwrap_or(to);
+        out.push(body(buf, line, nl));
+        line = nl + 1;
+    }
+}
+
+/// `run_end` on one event's lines of a pair: SYSCALL, EXECVE*, middle records, its
+/// PROCTITLE last. Returns how many EXECVE lines follow the SYSCALL line.
+fn whole_run(buf: &[u8], lines: &[(usize, usize)], id: &[u8]) -> Option<usize> {
+    let (last, middle) = lines.split_last()?;
+    let kind_of = |&(s, e): &(usize, usize)| -> Option<&[u8]> {
+        let text = &buf[s..e];
+        let (kind, space) = record_type(text, 16)?;
+        if tagged(text, space, id) {
+            Some(kind)
+        } else {
+            None
+        }
+    };
+    if kind_of(last)? != b"PROCTITLE" || middle.is_empty() {
+        return None;
+    }
+    let execve = middle[1..]
+        .iter()
+        .take_while(|l| kind_of(l) == Some(&b"EXECVE"[..]))
+        .count();
+    for l in &middle[1 + execve..] {
+        if !MIDDLE.contains(&kind_of(l)?) {
+            return None;
+        }
+    }
+    Some(execve)
+}

@@ -1,0 +1,95 @@
+//! A session: one detector's native state (its process table, verdict cache and
+//! inodes), its settings, and the buffers results are returned in.
+
+use std::collections::HashSet;
+
+use crate::gaps::Lost;
+use crate::table::{Table, NO_LATENESS};
+use crate::verdicts::Verdicts;
+
+/// The settings of `NativeLib.new_session`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub window_ms: i64,
+    pub max_entries: u64,
+    pub max_args_bytes: u64,
+    pub max_lateness_ms: Option<i64>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub live: bool,
+    /// `Assembler.max_inflight`: interleaved pairs need room for two.
+    pub max_inflight: i64,
+    pub single_types: HashSet<Vec<u8>>,
+    pub fault_on: Option<Vec<u8>>,
+}
+
+/// Why a scan stopped (`ScanResult.stop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    End = 0,
+    Handback = 1,
+    Verdict = 2,
+    Live = 3,
+}
+
+/// A scan's result; the vectors are reused from call to call.
+#[derive(Debug, Default)]
+pub struct ScanOut {
+    pub end: usize,
+    pub stop: i32,
+    pub key: Vec<u8>,
+    pub ppid: i64,
+    pub time_ms: i64,
+    pub lines: u64,
+    pub records: u64,
+    pub events: u64,
+    pub process_events: u64,
+    pub last_time_ms: i64,
+    /// `(sec, ms, serial, elapsed)` per taken event (the last [`DONE_KEPT`] of them).
+    pub done: Vec<i64>,
+    pub lost: Vec<Lost>,
+    /// The state after the scan: present, elapsed, expected, last_time_ms, done_ceiling.
+    pub state: [i64; 5],
+    /// `(serial, sec, ms, seen_elapsed)` per serial held ahead, in dict order.
+    pub ahead: Vec<i64>,
+}
+
+/// How many taken events a scan reports for the done set: the assembler keeps no
+/// more (`_DONE_LIMIT`), so earlier ones would be forgotten anyway.
+pub const DONE_KEPT: usize = 65_536;
+
+/// One detector's native state.
+pub struct Session {
+    pub settings: Settings,
+    pub table: Table,
+    pub verdicts: Verdicts,
+    /// Encoded entries returned by the table calls.
+    pub out_entries: Vec<u8>,
+    pub scan: ScanOut,
+    /// Scratch: the EXECVE body ranges of the event being taken.
+    pub bodies: Vec<(usize, usize)>,
+    /// Scratch for interleaved pairs: each event's lines.
+    pub pair_a: Vec<(usize, usize)>,
+    pub pair_b: Vec<(usize, usize)>,
+    pub key: Vec<u8>,
+}
+
+impl Session {
+    /// A session with an empty table.
+    pub fn new(settings: Settings) -> Session {
+        let lateness = settings
+            .max_lateness_ms
+            .map_or(NO_LATENESS, i128::from);
+        Session {
+            table: Table::new(settings.max_entries, settings.max_args_bytes, lateness),
+            settings,
+            verdicts: Verdicts::default(),
+            out_entries: Vec::new(),
+            scan: ScanOut::default(),
+            bodies: Vec::new(),
+            pair_a: Vec::new(),
+            pair_b: Vec::new(),
+            key: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! What Python's interests say about a kind of syscall event, cached by its raw key
+//! (`call \0 success \0 comm \0 exe`), and the inode search of `inode_search`
+//! (kexecwatch/core/fastpath.py).
+
+use std::collections::{HashMap, HashSet};
+
+use crate::lines::find;
+
+/// The most verdicts cached (`_MAX_VERDICTS` of detector.py); full: cleared.
+pub const MAX_VERDICTS: usize = 4096;
+
+pub const LEARN_MASK: u8 = 0b11;
+pub const LEARN_EXEC: u8 = 1;
+pub const LEARN_FORK: u8 = 2;
+pub const LEARN_OTHER: u8 = 3;
+pub const EVALUATED: u8 = 1 << 2;
+pub const NEED_IF_RELEVANT: u8 = 1 << 3;
+pub const NEED_ALWAYS: u8 = 1 << 4;
+pub const INODE_IF_RELEVANT: u8 = 1 << 5;
+pub const INODE_ALWAYS: u8 = 1 << 6;
+/// Every bit a verdict code may have.
+pub const ALL_BITS: u8 = 0x7f;
+
+/// The verdict cache and the inodes the interests know.
+#[derive(Default)]
+pub struct Verdicts {
+    codes: HashMap<Vec<u8>, u8>,
+    inodes: HashSet<u64>,
+}
+
+impl Verdicts {
+    /// The code cached for `key`.
+    pub fn get(&self, key: &[u8]) -> Option<u8> {
+        self.codes.get(key).copied()
+    }
+
+    /// Cache `code` for `key` (clearing the cache first when it is full).
+    pub fn set(&mut self, key: &[u8], code: u8) {
+        if self.codes.len() >= MAX_VERDICTS && !self.codes.contains_key(key) {
+            self.codes.clear();
+        }
+        self.codes.insert(key.to_vec(), code);
+    }
+
+    /// Forget every verdict (rules or interests changed).
+    pub fn clear(&mut self) {
+        self.codes.clear();
+    }
+
+    /// How many verdicts are cached.
+    pub fn len(&self) -> usize {
+        self.codes.len()
+    }
+
+    /// Whether no verdict is cached.
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
+    }
+
+    /// Replace the inodes (the union of every interest's path items, absolute values).
+    pub fn set_inodes(&mut self, inodes: &[u64]) {
+        self.inodes.clear();
+        self.inodes.extend(inodes.iter().copied());
+    }
+
+    /// Whether `inode_search` for these inodes could find something in `text`: an
+    /// `inode=` value of plain digits (leading zeros allowed) naming one of them, or
+    /// any value with a character that is not a digit. No inodes: never.
+    pub fn inode_may_match(&self, text: &[u8]) -> bool {
+        if self.inodes.is_empty() {
+            return false;
+        }
+        let mut rest = text;
+        while let Some(at) = find(rest, b"inode=") {
+            let value_start = at + 6;
+            let after = &rest[value_start..];
+            let len = after
+                .iter()
+                .position(|&b| matches!(b, b' ' | b'\n' | 0x1d))
+                .unwrap_or(after.len());
+            let value = &after[..len];
+            if value.iter().any(|b| !b.is_ascii_digit()) {
+                return true;
+            }
+            if !value.is_empty() && self.names_inode(value) {
+                return true;
+            }
+            rest = &after[len..];
+        }
+        false
+    }
+
+    fn names_inode(&self, digits: &[u8]) -> bool {
+        let significant = match digits.iter().position(|&b| b != b'0') {
+            Some(first) => &digits[first..],
+            None => return self.inodes.contains(&0),
+        };
+        if significant.len() > 20 {
+            // Beyond any u64: an inode the binding could not pass may be meant.
+            return true;
+        }
+        let mut value: u128 = 0;
+        for &b in significant {
+            value = value * 10 + u128::from(b - b'0');
+        }
+        match u64::try_from(value) {
+            Ok(value) => self.inodes.contains(&value),
+            Err(_) => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_is_cleared_when_full() {
+        let mut v = Verdicts::default();
+        for n in 0..MAX_VERDICTS {
+            v.set(format!("k{}", n).as_bytes(), 1);
+        }
+        v.set(b"k0", 5); // known key: no clearing
+        assert_eq!(v.len(), MAX_VERDICTS);
+        assert_eq!(v.get(b"k0"), Some(5));
+        v.set(b"new", 2);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v.get(b"k1"), None);
+        assert_eq!(v.get(b"new"), Some(2));
+        v.clear();
+        assert!(v.is_empty());
+    }
+
+    #[test]
+    fn inode_search_as_the_regex() {
+        let mut v = Verdicts::default();
+        let text = b"type=PATH msg=audit(1.000:1): item=0 name=\"/x\" inode=00123 dev=08:01\n";
+        assert!(!v.inode_may_match(text), "no inodes: never");
+        v.set_inodes(&[123, 0]);
+        assert!(v.inode_may_match(text));
+        assert!(!v.inode_may_match(b"inode=1234 inode=12\n"));
+        assert!(v.inode_may_match(b"inode=000\n"));
+        assert!(v.inode_may_match(b"inode=12a3 \n"));
+        assert!(v.inode_may_match(b"inode=-123\x1d"));
+        assert!(!v.inode_may_match(b"inode= inode=\n"));
+        assert!(v.inode_may_match(b"xinode=123"));
+        assert!(v.inode_may_match(b"inode=99999999999999999999999\n"));
+        assert!(!v.inode_may_match(b"inode=18446744073709551615\n"));
+        v.set_inodes(&[u64::MAX]);
+        assert!(v.inode_may_match(b"inode=18446744073709551615\n"));
+        assert!(v.inode_may_match(b"inode=18446744073709551616\n"));
+        assert!(!v.inode_may_match(b"inode=0\n"));
+    }
+}
