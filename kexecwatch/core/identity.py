@@ -31,7 +31,9 @@ __all__ = [
     "credentials_of",
     "entity_id",
     "extra_of",
+    "identity_of",
     "interactive_of",
+    "parent_identity_of",
     "tty_device",
     "tty_name",
     "user_doc",
@@ -94,6 +96,54 @@ def user_doc(ids: dict[str, str], names: dict[str, str], raw: str, enriched: str
     if name is not None:
         out["name"] = name
     return out
+
+
+_IDENTITIES: Memo[Any, dict[str, Any]] = Memo()
+
+
+def identity_of(
+    ids: tuple[tuple[str, str], ...],
+    names: tuple[tuple[str, str], ...],
+    interactive: bool | None,
+    tty: str | None,
+) -> dict[str, Any]:
+    """A process's ECS credentials (:data:`CREDENTIALS`), ``interactive`` and ``tty``, to
+    merge into its ``process`` object: from the audit ids and ENRICHED names (``(field,
+    value)`` pairs), whether it has a terminal and the terminal's name.
+
+    Remembered (a few users and terminals recur): the nested objects are shared between
+    documents, which their readers never change.
+    """
+    key = (ids, names, interactive, tty)
+    known = _IDENTITIES.get(key)
+    if known is not None:
+        return known
+    out: dict[str, Any] = {}
+    by_id, by_name = dict(ids), dict(names)
+    for ecs_name, raw, enriched in CREDENTIALS:
+        found = user_doc(by_id, by_name, raw, enriched)
+        if found:
+            out[ecs_name] = found
+    if interactive is not None:
+        out["interactive"] = interactive
+    device = tty_device(tty)
+    if device is not None:
+        out["tty"] = {"char_device": {"major": device[0], "minor": device[1]}}
+    return _IDENTITIES.put(key, out)
+
+
+def parent_identity_of(extra: bytes) -> dict[str, Any]:
+    """:func:`identity_of` for a parent, from the credentials text its table entry keeps
+    (ids only: the table keeps no names). Shared like :func:`identity_of`'s."""
+    known = _IDENTITIES.get(extra)
+    if known is not None:
+        return known
+    creds = credentials_of(extra)
+    tty = creds.get("tty")
+    found = identity_of(
+        tuple(creds.items()), (), interactive_of(tty), None if tty == "(none)" else tty
+    )
+    return _IDENTITIES.put(extra, found) if len(extra) <= MAX_BODY else found
 
 
 def interactive_of(tty: str | None) -> bool | None:

@@ -28,12 +28,11 @@ from kexecwatch.core.assembler import AuditEvent
 from kexecwatch.core.fieldmemo import MAX_BODY, Memo, argv_of, fields_of, syscall_fields_of
 from kexecwatch.core.fields import Fields, decode_untrusted
 from kexecwatch.core.identity import (
-    CREDENTIALS,
-    credentials_of,
     entity_id,
     extra_of,
+    identity_of,
     interactive_of,
-    tty_device,
+    parent_identity_of,
     user_doc,
 )
 from kexecwatch.core.record import MAX_TIME_MS, EventId
@@ -214,7 +213,7 @@ class ProcessEvent:
         ids = dict(self.ids)
         names = dict(self.names)
         process["entity_id"] = entity_id(self.host_key, self.pid, self.instance)
-        _identity(process, ids, names, self.interactive, self.tty)
+        process.update(identity_of(self.ids, self.names, self.interactive, self.tty))
         parent: dict[str, Any] = {"pid": self.ppid}
         if self.parent is not None:
             _put(parent, "name", text(self.parent.name))
@@ -228,9 +227,7 @@ class ProcessEvent:
             if instance is not None:
                 parent["entity_id"] = entity_id(self.host_key, self.parent.pid, instance)
             if self.parent.extra is not None:
-                creds = credentials_of(self.parent.extra)
-                tty = creds.get("tty")
-                _identity(parent, creds, {}, interactive_of(tty), _plain_text(tty))
+                parent.update(parent_identity_of(self.parent.extra))
         process["parent"] = parent
         event: dict[str, Any] = {
             "kind": "event",
@@ -298,29 +295,6 @@ class ProcessEvent:
         if group:
             doc["group"] = group
         return doc
-
-
-def _identity(
-    target: dict[str, Any],
-    ids: dict[str, str],
-    names: dict[str, str],
-    interactive: bool | None,
-    tty: str | None,
-) -> None:
-    """Put a process's credentials (ECS's mapping), ``interactive`` and ``tty`` in ``target``."""
-    for key, raw, enriched in CREDENTIALS:
-        found = user_doc(ids, names, raw, enriched)
-        if found:
-            target[key] = found
-    if interactive is not None:
-        target["interactive"] = interactive
-    device = tty_device(tty)
-    if device is not None:
-        target["tty"] = {"char_device": {"major": device[0], "minor": device[1]}}
-
-
-def _plain_text(value: str | None) -> str | None:
-    return None if value in (None, "(none)", "(null)", "?") else value
 
 
 # The formatted second of recent timestamps: exec events come many to a second, and
