@@ -143,8 +143,15 @@ from kexecwatch.core.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS, syscall_name
 from kexecwatch.core.telemetry import TELEMETRY_TYPES
 from kexecwatch.native.binding import QuietState, load
 
+# The table's types and the common user-space ones (unknown names are single records).
+USERSPACE = (
+    "USER_AUTH USER_ACCT USER_MGMT CRED_ACQ CRED_DISP USER_START USER_END USER_CHAUTHTOK "
+    "USER_ERR CRED_REFR USYS_CONFIG USER_LOGIN USER_LOGOUT ADD_USER DEL_USER ADD_GROUP "
+    "DEL_GROUP USER_ROLE_CHANGE USER_CMD USER_TTY SERVICE_START SERVICE_STOP SYSTEM_BOOT "
+    "SYSTEM_SHUTDOWN SYSTEM_RUNLEVEL GRP_MGMT CRYPTO_KEY_USER CRYPTO_SESSION USER_AVC"
+).split()
 singles = [
-    t for t in TYPE_NUMBERS
+    t for t in sorted({*TYPE_NUMBERS, *USERSPACE})
     if is_single_record(t) and not is_daemon_record(t) and t not in TELEMETRY_TYPES
 ]
 session = load().new_session(

@@ -474,6 +474,7 @@ class Daemon:
                 offset=pos.offset if pos else 0,
                 records=st.get("records", 0),
                 suppressed=st.get("suppressed", 0),
+                sequences_dropped=st.get("sequences_dropped", 0),
                 lag_bytes=lag_bytes,
                 lag_seconds=round(lag_s, 1),
                 backlog=self.hub.backlog(),

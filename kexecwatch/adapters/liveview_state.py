@@ -29,6 +29,7 @@ from kexecwatch.core.process import ProcessEvent, text
 from kexecwatch.core.proctable import ProcessTable, ProcLookup
 from kexecwatch.core.record import ParseIssue, TimeJump
 from kexecwatch.core.rule import CompiledQuery
+from kexecwatch.core.rule.sequence_state import MatchedSequence
 from kexecwatch.core.telemetry import TelemetryEvent
 
 __all__ = [
@@ -326,7 +327,21 @@ class LiveModel:
             elif isinstance(item, AlertsSuppressed):
                 self.state.message = item.describe()
 
-    def _summary(self, event: ProcessEvent | TelemetryEvent, doc: dict[str, Any]) -> ProcessSummary:
+    def _summary(
+        self, event: ProcessEvent | TelemetryEvent | MatchedSequence, doc: dict[str, Any]
+    ) -> ProcessSummary:
+        if isinstance(event, MatchedSequence):
+            # A sequence's row shows its last event, as its document does.
+            process = doc.get("process", {})
+            user = doc.get("user", {})
+            return ProcessSummary(
+                time_ms=event.id.time_ms,
+                host=str(event.node or "?"),
+                user=str(user.get("name") or user.get("id") or "?"),
+                pid=int(process.get("pid") or 0),
+                chain=(),
+                command=command_text(process),
+            )
         if isinstance(event, TelemetryEvent):
             if event.process is not None:
                 return self._summary(event.process, event.process.to_document())

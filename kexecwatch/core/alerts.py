@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from kexecwatch.core import jsontext
 from kexecwatch.core.process import ProcessEvent, format_timestamp
+from kexecwatch.core.rule.sequence_state import MatchedSequence
 from kexecwatch.core.telemetry import TelemetryEvent
 from kexecwatch.core.textsafe import (
     COMMAND_BYTES,
@@ -79,7 +80,7 @@ def document_alert_id(doc: dict[str, Any]) -> str:
     return str(doc.get("event", {}).get("id", ""))
 
 
-def alert_id(rule_id: str, event: ProcessEvent | TelemetryEvent) -> str:
+def alert_id(rule_id: str, event: ProcessEvent | TelemetryEvent | MatchedSequence) -> str:
     """The stable id of the alert ``rule_id`` raises on ``event``."""
     return f"{rule_id}:{event.node or '-'}:{event.id}"
 
@@ -89,11 +90,12 @@ class Alert:
     """One alert: the rule, the event it matched, and a one-line reason.
 
     The event is a process event, or a telemetry event (audit rules removed,
-    auditd stopped, events lost) for rules that apply to telemetry.
+    auditd stopped, events lost) for rules that apply to telemetry, or the events
+    of a completed sequence or sample (:class:`MatchedSequence`).
     """
 
     rule: RuleMeta
-    event: ProcessEvent | TelemetryEvent
+    event: ProcessEvent | TelemetryEvent | MatchedSequence
     reason: str = ""
 
     @property
@@ -203,9 +205,12 @@ class AlertsSuppressed:
 _UNSET_IDS = frozenset({"4294967295", "-1"})
 
 
-def alert_user(event: ProcessEvent | TelemetryEvent) -> str | None:
+def alert_user(event: ProcessEvent | TelemetryEvent | MatchedSequence) -> str | None:
     """The user an alert's limit is kept for: the audit login uid (``auid``) when set,
-    else the uid; ``None`` for a telemetry event or an event without either."""
+    else the uid (of a sequence's last event); ``None`` for a telemetry event or an
+    event without either."""
+    if isinstance(event, MatchedSequence):
+        return event.user
     if not isinstance(event, ProcessEvent):
         return None
     ids = dict(event.ids)

@@ -85,6 +85,8 @@ from kexecwatch.core.record import (
     quotable,
     where_text,
 )
+from kexecwatch.core.rule.sequence_state import SequenceEngine, SequenceMatch
+from kexecwatch.core.ruleindex import RuleIndex
 from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
 from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
 from kexecwatch.core.textsafe import VALUE_BYTES, clip, escape_text
@@ -165,6 +167,7 @@ class Stats:
     event_errors: int = 0
     time_jumps: int = 0
     last_time_ms: int = 0
+    sequences_dropped: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counts by name."""
@@ -223,17 +226,26 @@ class Detector:
         # What the interests say about each (syscall, success, comm, exe) seen on the
         # fast path: they depend on nothing else but record types and learned inodes.
         self._verdicts: dict[tuple[bytes, bytes, bytes, bytes], _Verdict] = {}
+        self._sequences = SequenceEngine((), reorder_ms=self.options.window_ms)
         self.replace_rules(rules)
 
     def replace_rules(self, rules: Sequence[DetectionRule]) -> None:
         """Run ``rules`` from now on (a reload); what the detector learned is kept."""
         self.rules = list(rules)
+        # Each document is tried only by the rules that could match it (same alerts).
+        self._index = RuleIndex(self.rules)
+        # Sequence and sample rules keep their partial sequences across a reload when
+        # their query is unchanged.
+        kept = self._sequences.to_state()
+        self._sequences = SequenceEngine(self.rules, reorder_ms=self.options.window_ms)
+        self._sequences.restore(kept)
         self._telemetry_rules = [
             r for r in self.rules if getattr(r, "applies_to", "process") == "telemetry"
         ]
         # What the rules (or --events) need, among the exec and kexec events in
         # [since, until); and what other consumers need, among all syscall events.
         self._rule_needs = [i for rule in self.rules for i in _interests_of(rule)]
+        self._needs_by_values: dict[tuple[str, bool, bytes | None, bytes | None, str], _Need] = {}
         self._rule_interests: list[EventInterest] = (
             [EVERYTHING] if self.options.emit_events else self._rule_needs
         )
@@ -615,6 +627,8 @@ class Detector:
         record time: each node's present plus the idle time)."""
         out: list[Output] = []
         self._handle(self._assembler.expire(now_ms), out)
+        if self._sequences:
+            self._raise_sequences(self._sequences.advance(now_ms), out)
         return out
 
     def expire_idle(self, idle_ms: int) -> list[Output]:
@@ -622,6 +636,9 @@ class Detector:
         ``idle_ms`` of the live shell's clock (see the README's "Time policy")."""
         out: list[Output] = []
         self._handle(self._assembler.expire_idle(idle_ms), out)
+        if self._sequences and self.stats.last_time_ms:
+            now = self.stats.last_time_ms + idle_ms
+            self._raise_sequences(self._sequences.advance(now), out)
         return out
 
     def flush(self) -> list[Output]:
@@ -635,6 +652,8 @@ class Detector:
             self._lines.switch(self._lines.source, self._lines.offset)
             self._lines.line_no = line_no + 1  # the partial line counts as read
         self._handle(self._assembler.flush(), out)
+        if self._sequences:
+            self._raise_sequences(self._sequences.flush(), out)
         out += self.report_suppressed()
         return out
 
@@ -756,9 +775,17 @@ class Detector:
         if not self.rules:
             return
         document = process.to_document()
-        for rule in self.rules:
+        for rule in self._index.candidates(document):
             if rule.matches(document):
                 self._raise(Alert(rule, process, rule.reason(document)), out)
+        if self._sequences:
+            self._raise_sequences(self._sequences.observe(document, t), out)
+
+    def _raise_sequences(self, matches: list[SequenceMatch], out: list[Output]) -> None:
+        """Alert for completed sequences and samples (see :mod:`.rule.sequence_state`)."""
+        for match in matches:
+            self._raise(Alert(match.rule, match.events, match.reason), out)
+        self.stats.sequences_dropped = self._sequences.dropped
 
     def _process_event(self, event: AuditEvent) -> ProcessEvent | None:
         return process_event_from(
@@ -768,22 +795,27 @@ class Detector:
     def _rules_need(self, process: ProcessEvent, event: AuditEvent) -> bool:
         """Whether the rules' interests accept ``process`` (of ``event``): with ``--events``
         every event is built, but one no rule needs is not shown to the rules."""
+        syscall = process.syscall or ""
+        key = (syscall, process.success, process.comm, process.exe, process.host_name)
+        static = self._needs_by_values.get(key)
+        if static is None:
+            # What the SYSCALL values alone decide (a static interest says all; the others
+            # still look at record types or learned inodes), as the fast path's verdicts.
+            passing = [i for i in self._rule_needs if i.accepts_static(*key)]
+            static = any(i.is_static for i in passing), tuple(passing)
+            if len(self._needs_by_values) >= _MAX_VERDICTS:
+                self._needs_by_values.clear()
+            self._needs_by_values[key] = static
+        decided, others = static
+        if decided or not others:
+            return decided
         kinds = frozenset(r.type for r in event.records)
 
         def inodes() -> frozenset[int]:
             return frozenset(p.inode for p in process.paths if p.inode is not None)
 
         return any(
-            interest.accepts(
-                process.syscall or "",
-                process.success,
-                process.comm,
-                process.exe,
-                host=process.host_name,
-                record_types=kinds,
-                inodes=inodes,
-            )
-            for interest in self._rule_needs
+            i.accepts(*key[:4], host=key[4], record_types=kinds, inodes=inodes) for i in others
         )
 
     def _raise(self, alert: Alert, out: list[Output]) -> None:
@@ -817,6 +849,9 @@ class Detector:
         for rule in self._telemetry_rules:
             if rule.matches(document):
                 self._raise(Alert(rule, item, rule.reason(document)), out)
+        if self._sequences:
+            matches = self._sequences.observe(document, t, telemetry=True)
+            self._raise_sequences(matches, out)
 
     # -- state ---------------------------------------------------------------------
 
@@ -832,6 +867,7 @@ class Detector:
             "assembler": self._assembler.to_state(),
             "processes": self.table.to_state(),
             "limiter": self._limiter.to_state(),
+            "sequences": self._sequences.to_state(),
             "stats": self.stats.as_dict(),
         }
 
@@ -843,6 +879,8 @@ class Detector:
             self._assembler.restore(state["assembler"])
             self.table.restore(state["processes"])
             self._limiter.restore(state["limiter"])
+            if "sequences" in state:  # absent from snapshots of older versions
+                self._sequences.restore(state["sequences"])
             for name, value in state.get("stats", {}).items():
                 if name in _STAT_NAMES:
                     setattr(self.stats, name, int(value))
@@ -862,6 +900,8 @@ _Verdict = tuple[
     tuple[EventInterest, ...],
 ]
 _MAX_VERDICTS = 4096
+#: Whether static interests alone accept, and the interests whose static part passes.
+_Need = tuple[bool, tuple[EventInterest, ...]]
 
 
 class InjectedFault(RuntimeError):

@@ -17,6 +17,7 @@ Rule 3: memory is bounded: a memory holds at most :data:`MAX_ENTRIES` bodies of 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
@@ -83,7 +84,7 @@ def syscall_fields_of(body: bytes) -> Parsed:
             if known is not None:
                 _TAILS.put(tail, known)
         if known is not None:
-            head = plain_fields(body[:cut])
+            head = _head_fields(body[:cut])
             if head is not None:
                 # A name in both halves keeps its first place and its last value, as in
                 # a whole read.
@@ -91,6 +92,28 @@ def syscall_fields_of(body: bytes) -> Parsed:
                 return head, ()
     fields, problems = parse_fields(body)
     return fields, tuple(problems)
+
+
+# The kernel's SYSCALL head (audit_log_exit), up to pid=: plain tokens with these names,
+# which parse_fields reads as this dict. Anything else is read by plain_fields.
+_HEAD = re.compile(
+    rb"arch=([0-9a-f]+) syscall=([0-9]+) (?:per=([0-9a-f]+) )?success=(yes|no) "
+    rb"exit=(-?[0-9]+) a0=([0-9a-f]+) a1=([0-9a-f]+) a2=([0-9a-f]+) a3=([0-9a-f]+) "
+    rb"items=([0-9]+) ppid=([0-9]+) pid=([0-9]+)"
+)
+_HEAD_NAMES = (
+    *("arch", "syscall", "per", "success", "exit"),
+    *("a0", "a1", "a2", "a3", "items", "ppid", "pid"),
+)
+
+
+def _head_fields(head: bytes) -> Fields | None:
+    """:func:`plain_fields` of a SYSCALL body's part before `` auid=``."""
+    m = _HEAD.fullmatch(head)
+    if m is None:
+        return plain_fields(head)
+    # Only per= is optional: None where it is absent.
+    return {name: v for name, v in zip(_HEAD_NAMES, m.groups(), strict=True) if v is not None}
 
 
 def argv_of(bodies: tuple[bytes, ...], fields: Sequence[Fields]) -> Argv:

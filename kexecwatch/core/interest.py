@@ -30,7 +30,7 @@ once per distinct combination and remember the answer.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kexecwatch.core.syscalls import EXEC_SYSCALLS
 
@@ -217,7 +217,8 @@ def interest_from_values(required: Mapping[str, frozenset[str]]) -> EventInteres
 
 def interests_of(rule: object) -> list[EventInterest]:
     """What a rule needs: its own statement (``interests()``), its query's literals
-    (``query.required_values()``), or everything."""
+    (``query.required_values()``, and a test on the name and executable when those give no
+    literal name), or everything."""
     stated = getattr(rule, "interests", None)
     if callable(stated):
         return list(stated())
@@ -226,4 +227,14 @@ def interests_of(rule: object) -> list[EventInterest]:
     if not callable(required):
         return [EVERYTHING]
     interest = interest_from_values(required())
-    return [] if interest is None else [interest]
+    if interest is None:
+        return []
+    if interest.comms is None and interest.exes is None:
+        # No literal name: a test on the name and executable may still narrow it down
+        # (case-insensitive values, wildcards; see kexecwatch.core.ruleindex).
+        from kexecwatch.core.ruleindex import name_filter
+
+        test = name_filter(rule)
+        if test is not None:
+            interest = replace(interest, where=test)
+    return [interest]

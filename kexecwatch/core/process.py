@@ -20,6 +20,7 @@ U+DCNN, which JSON writes as ``\\udcNN``; nothing is lost.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -363,6 +364,21 @@ def _plain(raw: bytes | None) -> str | None:
     return raw.decode("utf-8", "surrogateescape")
 
 
+# A PATH record as the kernel writes it (audit_log_name): plain tokens, each name once, so
+# parse_fields would read these very values. Anything else (obj=, odd values) is read so.
+_KERNEL_PATH = re.compile(
+    rb'item=([0-9]+) name=("[^"\n]*"|[0-9A-F]+|\(null\)) '
+    rb"(?:inode=([0-9]+) dev=([0-9a-f]+:[0-9a-f]+) mode=([0-7]+) ouid=[0-9]+ ogid=[0-9]+ "
+    rb"rdev=[0-9a-f]+:[0-9a-f]+ )?nametype=([A-Z_]+)"
+    rb"(?: cap_fp=[0-9a-f]+ cap_fi=[0-9a-f]+ cap_fe=[0-9]+ cap_fver=[0-9a-f]+"
+    rb"(?: cap_frootid=-?[0-9]+)?)?"
+)
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode("ascii")
+
+
 def process_event_from(
     event: AuditEvent,
     host_name: str,
@@ -395,8 +411,24 @@ def process_event_from(
         rtype = record.type
         if rtype not in ("SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"):
             continue
-        # Bodies that recur (all but the SYSCALL's pids and PATH's inodes) are read once.
         body = record.body
+        if rtype == "PATH":
+            # In the kernel's layout, read in one C call (a PATH body rarely recurs whole).
+            m = _KERNEL_PATH.fullmatch(body)
+            if m is not None:
+                item, name, inode, dev, mode, nametype = m.groups()
+                paths.append(
+                    PathItem(
+                        _int(item),
+                        decode_untrusted(name),
+                        _int(inode),
+                        _text(dev),
+                        _text(mode),
+                        _text(nametype),
+                    )
+                )
+                continue
+        # Bodies that recur (all but the SYSCALL's pids) are read once.
         fields, issues = syscall_fields_of(body) if rtype == "SYSCALL" else fields_of(body)
         if issues:
             problems.extend(f"{rtype}: {i}" for i in issues)

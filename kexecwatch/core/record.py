@@ -174,29 +174,41 @@ def parse_record(line: bytes, line_no: int = 0) -> AuditRecord | ParseIssue:
     match = _HEADER.match(line)
     if match is None or b"\x00" in line:
         return ParseIssue(line_no, _why_not_a_record(line), quotable(line[:_SNIPPET]), len(line))
-    node_raw = match.group("node")
+    node_raw, type_raw, sec, ms_digits, serial = match.groups()
     node = node_raw.decode("utf-8", "surrogateescape") if node_raw is not None else None
-    ms_digits = match.group("ms")
-    try:
+    # The records of one event follow each other: their id is read once.
+    raw_id = (sec, ms_digits, serial)
+    last_raw, event_id = _LAST_ID[0]
+    if last_raw != raw_id:
         event_id = EventId(
-            int(match.group("sec")),
-            int(ms_digits) if len(ms_digits) <= 3 else int(ms_digits[:3]),
-            int(match.group("serial")),
+            int(sec), int(ms_digits) if len(ms_digits) <= 3 else int(ms_digits[:3]), int(serial)
         )
-    except ValueError:  # pragma: no cover - the regex admits digits only
-        return ParseIssue(line_no, "bad event id", line[:_SNIPPET], len(line))
+        _LAST_ID[0] = raw_id, event_id
     rest = line[match.end() :]
     if rest.endswith(b"\r"):
         rest = rest[:-1]
     body, sep, enriched = rest.partition(ENRICHED_SEPARATOR)
     return AuditRecord(
         node=node,
-        type=match.group("type").decode("ascii"),
+        type=_TYPES.get(type_raw) or _type_name(type_raw),
         id=event_id,
         body=body.strip(b" "),
         enriched=enriched if sep else b"",
         line_no=line_no,
     )
+
+
+# The last id read, as written and as read (one slot).
+_LAST_ID: list[tuple[tuple[bytes, bytes, bytes], EventId]] = [((b"", b"", b""), EventId(0, 0, 0))]
+# Record type names as text: a few dozen recur on every line.
+_TYPES: dict[bytes, str] = {}
+
+
+def _type_name(raw: bytes) -> str:
+    name = raw.decode("ascii")
+    if len(_TYPES) < 1024:
+        _TYPES[raw] = name
+    return name
 
 
 def quotable(start: bytes) -> bytes:

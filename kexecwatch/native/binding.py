@@ -23,7 +23,7 @@ import ctypes
 import struct
 import threading
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -346,6 +346,11 @@ class NativeLib:
         if code != 0:
             raise NativeError(f"{name}: {self.last_error() or _ERRORS.get(code, code)}")
 
+    def function(self, name: str) -> Callable[..., int]:
+        """The library's function ``name`` (its ctypes signature set)."""
+        function: Callable[..., int] = getattr(self._cdll, name)
+        return function
+
     def last_error(self) -> str:
         """This thread's last native error message (one line)."""
         buffer = ctypes.create_string_buffer(512)
@@ -529,6 +534,12 @@ def _rows(address: int | None, rows: int, width: int) -> array[int]:
 class NativeSession:
     """One detector's native state: its process table, verdicts, inodes, and scans.
 
+    The table keeps :class:`~kexecwatch.core.proctable.ProcessTable`'s rules exactly (LRU
+    order with parents kept fresh, two previous entries of history, ``max_entries``,
+    ``max_args_bytes`` counted as ``_size()`` does, the lateness walk, the unreadable FIFO
+    of 4096): stated once in :mod:`kexecwatch.core.proctable`, implemented natively in
+    ``native/src/table.rs``.
+
     Made by :meth:`NativeLib.new_session`. Calls are serialised by a lock; results
     are copied out before the lock is released. :meth:`close` frees it (also on
     garbage collection); any call after that raises :class:`NativeError`.
@@ -542,6 +553,11 @@ class NativeSession:
         self._out_len = ctypes.c_size_t()
         self._out_u64 = ctypes.c_uint64()
         self._out_u8 = ctypes.c_uint8()
+        self._state = _State()
+        self._scan_out = _ScanOut()
+        self._state_ref = ctypes.byref(self._state)
+        self._out_ref = ctypes.byref(self._scan_out)
+        self._kw_scan = lib.function("kw_scan")
 
     def _live(self) -> int:
         if self._handle is None:
@@ -689,63 +705,91 @@ class NativeSession:
         """
         if not 0 <= start <= len(buf):
             raise NativeError(f"scan: start {start} outside the buffer of {len(buf)} bytes")
-        scalars = (state.present, state.elapsed, state.expected, state.last_time_ms)
-        flat = array("q")
-        try:
-            for row in state.ahead:
-                flat.extend(row)
-        except OverflowError:
-            return _nothing_taken(start, state)
-        if state.done_ceiling > _I64_MAX or not all(_I64_MIN <= v <= _I64_MAX for v in scalars):
+        present, elapsed = state.present, state.elapsed
+        expected, last_time_ms = state.expected, state.last_time_ms
+        ceiling = state.done_ceiling
+        if not (
+            _I64_MIN <= present <= _I64_MAX
+            and _I64_MIN <= elapsed <= _I64_MAX
+            and _I64_MIN <= expected <= _I64_MAX
+            and _I64_MIN <= last_time_ms <= _I64_MAX
+            and ceiling <= _I64_MAX
+        ):
             # Numbers the library cannot hold: nothing is taken, Python reads on.
             return _nothing_taken(start, state)
-        # A ceiling below any serial stays below any serial when clamped.
-        c_state = _State(*scalars, max(state.done_ceiling, _I64_MIN))
-        address, count = flat.buffer_info()
-        out = _ScanOut()
+        flat = None
+        address: int | None = None
+        rows = 0
+        if state.ahead:
+            flat = array("q")
+            try:
+                for row in state.ahead:
+                    flat.extend(row)
+            except OverflowError:
+                return _nothing_taken(start, state)
+            address, count = flat.buffer_info()
+            rows = count // 4
         with self._lock:
-            self._call(
-                "kw_scan",
-                buf,
-                len(buf),
-                start,
-                ctypes.byref(c_state),
-                address if count else None,
-                count // 4,
-                ctypes.byref(out),
+            # The structures are the session's, reused call after call.
+            c_state = self._state
+            c_state.present = present
+            c_state.elapsed = elapsed
+            c_state.expected = expected
+            c_state.last_time_ms = last_time_ms
+            # A ceiling below any serial stays below any serial when clamped.
+            c_state.done_ceiling = max(ceiling, _I64_MIN)
+            out = self._scan_out
+            code = self._kw_scan(
+                self._live(), buf, len(buf), start, self._state_ref, address, rows, self._out_ref
             )
+            if code:
+                raise NativeError(f"kw_scan: {self._lib.last_error() or _ERRORS.get(code, code)}")
             key = ctypes.string_at(out.key, out.key_len) if out.key_len else None
             done = _rows(out.done, out.done_rows, 4)
-            lost_flat = _rows(out.lost, out.lost_rows, 5)
-            ahead_flat = _rows(out.ahead, out.ahead_rows, 4)
-        lost: list[tuple[int, int, int, int, int]] = [
-            (lost_flat[i], lost_flat[i + 1], lost_flat[i + 2], lost_flat[i + 3], lost_flat[i + 4])
-            for i in range(0, len(lost_flat), 5)
-        ]
-        ahead: list[tuple[int, int, int, int]] = [
-            (ahead_flat[i], ahead_flat[i + 1], ahead_flat[i + 2], ahead_flat[i + 3])
-            for i in range(0, len(ahead_flat), 4)
-        ]
-        s = out.state
+            lost_flat = _rows(out.lost, out.lost_rows, 5) if out.lost_rows else None
+            ahead_flat = _rows(out.ahead, out.ahead_rows, 4) if out.ahead_rows else None
+            end_at, stop, ppid, time_ms = (
+                int(out.end),
+                int(out.stop),
+                int(out.ppid),
+                int(out.time_ms),
+            )
+            lines, records, events = int(out.lines), int(out.records), int(out.events)
+            process_events, last_ms = int(out.process_events), int(out.last_time_ms)
+            s = out.state
+            present, elapsed = int(s.present), int(s.elapsed)
+            expected, last_time_ms = int(s.expected), int(s.last_time_ms)
+        del flat  # kept alive through the call
+        lost: list[tuple[int, int, int, int, int]] = []
+        if lost_flat is not None:
+            lost = [
+                (
+                    lost_flat[i],
+                    lost_flat[i + 1],
+                    lost_flat[i + 2],
+                    lost_flat[i + 3],
+                    lost_flat[i + 4],
+                )
+                for i in range(0, len(lost_flat), 5)
+            ]
+        ahead: list[tuple[int, int, int, int]] = []
+        if ahead_flat is not None:
+            ahead = [
+                (ahead_flat[i], ahead_flat[i + 1], ahead_flat[i + 2], ahead_flat[i + 3])
+                for i in range(0, len(ahead_flat), 4)
+            ]
         return ScanResult(
-            end=int(out.end),
-            stop=int(out.stop),
+            end=end_at,
+            stop=stop,
             key=key,
-            ppid=int(out.ppid),
-            time_ms=int(out.time_ms),
-            lines=int(out.lines),
-            records=int(out.records),
-            events=int(out.events),
-            process_events=int(out.process_events),
-            last_time_ms=int(out.last_time_ms),
-            state=QuietState(
-                present=int(s.present),
-                elapsed=int(s.elapsed),
-                expected=int(s.expected),
-                last_time_ms=int(s.last_time_ms),
-                ahead=ahead,
-                done_ceiling=state.done_ceiling,
-            ),
+            ppid=ppid,
+            time_ms=time_ms,
+            lines=lines,
+            records=records,
+            events=events,
+            process_events=process_events,
+            last_time_ms=last_ms,
+            state=QuietState(present, elapsed, expected, last_time_ms, ahead, ceiling),
             done=done,
             lost=lost,
         )

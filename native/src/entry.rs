@@ -61,18 +61,17 @@ pub enum ArgsIn<'a> {
 }
 
 /// A process-table entry (the `RawEntry` tuple of the Python binding).
+///
+/// Held as one boxed buffer: `_size(args)` (u64), then exactly the wire form. So an
+/// entry is one allocation of its own size, moving it moves a pointer, and encoding
+/// it is one copy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    pub pid: i128,
-    pub ppid: Option<i128>,
-    pub since_ms: i128,
-    flags: u32,
-    lens: [u32; 6],
-    data: Vec<u8>,
-    /// `_size(args)` of proctable.py: bytes of raw argv, or the sum of the items'
-    /// lengths plus 8 per item for a decoded argv.
-    size: u64,
+    raw: Box<[u8]>,
 }
+
+/// Where the wire form starts in [`Entry::raw`].
+const WIRE: usize = 8;
 
 fn seg_len(len: usize) -> u32 {
     // Segments come from lines of a scanned buffer or from a checked wire entry;
@@ -81,7 +80,7 @@ fn seg_len(len: usize) -> u32 {
 }
 
 impl Entry {
-    /// An entry learned from an event (`source` "event") or injected by Python.
+    /// An entry learned from an event (`source` "event").
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         pid: i128,
@@ -93,97 +92,152 @@ impl Entry {
         exec_id: Option<&[u8]>,
         extra: Option<&[u8]>,
     ) -> Entry {
-        let mut flags = 0;
+        let (args_len, size, args_flags) = match &args {
+            ArgsIn::Unknown => (0, 0, 0),
+            ArgsIn::Raw(raw) => (raw.len(), raw.len() as u64, HAS_ARGS),
+            ArgsIn::Bodies(_, ranges) => {
+                let len = ranges
+                    .iter()
+                    .map(|(s, e)| e - s + 1)
+                    .sum::<usize>()
+                    .saturating_sub(1);
+                (len, len as u64, HAS_ARGS)
+            }
+            ArgsIn::Like(other) => match other.args_segment() {
+                Some(stored) => (
+                    stored.len(),
+                    other.args_size(),
+                    HAS_ARGS | (other.flags() & ARGS_ARGV),
+                ),
+                None => (0, 0, 0),
+            },
+        };
+        let mut flags = args_flags;
         if ppid.is_some() {
             flags |= HAS_PPID;
         }
-        let mut data = Vec::new();
-        let mut lens = [0u32; 6];
-        if let Some((value, raw)) = comm {
+        if let Some((_, raw)) = comm {
             flags |= HAS_COMM | if raw { COMM_RAW } else { 0 };
-            data.extend_from_slice(value);
-            lens[COMM] = seg_len(value.len());
         }
-        if let Some((value, raw)) = exe {
+        if let Some((_, raw)) = exe {
             flags |= HAS_EXE | if raw { EXE_RAW } else { 0 };
-            data.extend_from_slice(value);
-            lens[EXE] = seg_len(value.len());
         }
-        let before = data.len();
+        if exec_id.is_some() {
+            flags |= HAS_EXEC_ID;
+        }
+        if extra.is_some() {
+            flags |= HAS_EXTRA;
+        }
+        let value = |v: Option<(&[u8], bool)>| v.map_or(0, |(v, _)| v.len());
+        let lens = [
+            value(comm),
+            value(exe),
+            args_len,
+            exec_id.map_or(0, <[u8]>::len),
+            extra.map_or(0, <[u8]>::len),
+            5,
+        ];
+        let mut raw = Vec::with_capacity(WIRE + HEADER + lens.iter().sum::<usize>());
+        raw.extend_from_slice(&size.to_le_bytes());
+        raw.extend_from_slice(&pid.to_le_bytes());
+        raw.extend_from_slice(&ppid.unwrap_or(0).to_le_bytes());
+        raw.extend_from_slice(&since_ms.to_le_bytes());
+        raw.extend_from_slice(&flags.to_le_bytes());
+        for len in &lens {
+            raw.extend_from_slice(&seg_len(*len).to_le_bytes());
+        }
+        if let Some((v, _)) = comm {
+            raw.extend_from_slice(v);
+        }
+        if let Some((v, _)) = exe {
+            raw.extend_from_slice(v);
+        }
         match args {
-            ArgsIn::Unknown | ArgsIn::Like(_) => {}
-            ArgsIn::Raw(raw) => {
-                flags |= HAS_ARGS;
-                data.extend_from_slice(raw);
-            }
+            ArgsIn::Unknown => {}
+            ArgsIn::Raw(bytes) => raw.extend_from_slice(bytes),
             ArgsIn::Bodies(buf, ranges) => {
-                flags |= HAS_ARGS;
                 for (n, &(start, end)) in ranges.iter().enumerate() {
                     if n > 0 {
-                        data.push(b'\n');
+                        raw.push(b'\n');
                     }
-                    data.extend_from_slice(&buf[start..end]);
+                    raw.extend_from_slice(&buf[start..end]);
+                }
+            }
+            ArgsIn::Like(other) => {
+                if let Some(stored) = other.args_segment() {
+                    raw.extend_from_slice(stored);
                 }
             }
         }
-        let mut size = (data.len() - before) as u64;
-        if let ArgsIn::Like(other) = args {
-            if let Some(stored) = other.args_segment() {
-                flags |= HAS_ARGS | (other.flags & ARGS_ARGV);
-                data.extend_from_slice(stored);
-                size = other.size;
-            }
-        }
-        lens[ARGS] = seg_len(data.len() - before);
-        if let Some(value) = exec_id {
-            flags |= HAS_EXEC_ID;
-            data.extend_from_slice(value);
-            lens[EXEC_ID] = seg_len(value.len());
-        }
-        if let Some(value) = extra {
-            flags |= HAS_EXTRA;
-            data.extend_from_slice(value);
-            lens[EXTRA] = seg_len(value.len());
-        }
-        data.extend_from_slice(b"event");
-        lens[SOURCE] = 5;
+        raw.extend_from_slice(exec_id.unwrap_or(b""));
+        raw.extend_from_slice(extra.unwrap_or(b""));
+        raw.extend_from_slice(b"event");
         Entry {
-            pid,
-            ppid,
-            since_ms,
-            flags,
-            lens,
-            data,
-            size,
+            raw: raw.into_boxed_slice(),
         }
     }
 
     /// The entry with no data (a freed slot's placeholder; allocates nothing).
     pub fn empty() -> Entry {
         Entry {
-            pid: 0,
-            ppid: None,
-            since_ms: 0,
-            flags: 0,
-            lens: [0; 6],
-            data: Vec::new(),
-            size: 0,
+            raw: Vec::new().into_boxed_slice(),
         }
     }
 
+    fn i128_at(&self, at: usize) -> i128 {
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&self.raw[WIRE + at..WIRE + at + 16]);
+        i128::from_le_bytes(bytes)
+    }
+
+    fn u32_at(&self, at: usize) -> u32 {
+        let mut bytes = [0u8; 4];
+        bytes.copy_from_slice(&self.raw[WIRE + at..WIRE + at + 4]);
+        u32::from_le_bytes(bytes)
+    }
+
+    /// The pid.
+    pub fn pid(&self) -> i128 {
+        self.i128_at(0)
+    }
+
+    /// The parent pid, if known.
+    pub fn ppid(&self) -> Option<i128> {
+        if self.flags() & HAS_PPID != 0 {
+            Some(self.i128_at(16))
+        } else {
+            None
+        }
+    }
+
+    /// When the entry was learned (ms).
+    pub fn since_ms(&self) -> i128 {
+        self.i128_at(32)
+    }
+
+    fn flags(&self) -> u32 {
+        self.u32_at(48)
+    }
+
     fn segment(&self, index: usize) -> &[u8] {
-        let start: usize = self.lens[..index].iter().map(|&n| n as usize).sum();
-        &self.data[start..start + self.lens[index] as usize]
+        let start: usize = (0..index).map(|n| self.u32_at(52 + 4 * n) as usize).sum();
+        let at = WIRE + HEADER + start;
+        &self.raw[at..at + self.u32_at(52 + 4 * index) as usize]
     }
 
     /// `_size(args)`: what this entry's argv counts against `max_args_bytes`.
     pub fn args_size(&self) -> u64 {
-        self.size
+        if self.raw.is_empty() {
+            return 0;
+        }
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&self.raw[..WIRE]);
+        u64::from_le_bytes(bytes)
     }
 
     /// The argv segment as stored (raw bodies, or encoded items), if known.
     pub fn args_segment(&self) -> Option<&[u8]> {
-        if self.flags & HAS_ARGS != 0 {
+        if self.flags() & HAS_ARGS != 0 {
             Some(self.segment(ARGS))
         } else {
             None
@@ -192,12 +246,12 @@ impl Entry {
 
     /// Whether the argv is decoded items rather than raw bodies.
     pub fn args_are_argv(&self) -> bool {
-        self.flags & ARGS_ARGV != 0
+        self.flags() & ARGS_ARGV != 0
     }
 
     /// The `exec_id` text, if known.
     pub fn exec_id(&self) -> Option<&[u8]> {
-        if self.flags & HAS_EXEC_ID != 0 {
+        if self.flags() & HAS_EXEC_ID != 0 {
             Some(self.segment(EXEC_ID))
         } else {
             None
@@ -207,6 +261,15 @@ impl Entry {
     /// The `source` text (`event` or `procfs`).
     pub fn source(&self) -> &[u8] {
         self.segment(SOURCE)
+    }
+
+    /// The `extra` blob, if any.
+    pub fn extra(&self) -> Option<&[u8]> {
+        if self.flags() & HAS_EXTRA != 0 {
+            Some(self.segment(EXTRA))
+        } else {
+            None
+        }
     }
 
     /// A fork child's entry: `ProcessTable.learn`'s copy of the forking pid's argv
@@ -223,20 +286,21 @@ impl Entry {
     ) -> Entry {
         let args = known.map_or(ArgsIn::Unknown, ArgsIn::Like);
         let exec_id = known.and_then(Entry::exec_id);
-        Entry::new(child, Some(pid), since_ms, Some(comm), Some(exe), args, exec_id, extra)
+        Entry::new(
+            child,
+            Some(pid),
+            since_ms,
+            Some(comm),
+            Some(exe),
+            args,
+            exec_id,
+            extra,
+        )
     }
 
     /// Append the wire form of this entry to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.reserve(HEADER + self.data.len());
-        out.extend_from_slice(&self.pid.to_le_bytes());
-        out.extend_from_slice(&self.ppid.unwrap_or(0).to_le_bytes());
-        out.extend_from_slice(&self.since_ms.to_le_bytes());
-        out.extend_from_slice(&self.flags.to_le_bytes());
-        for len in &self.lens {
-            out.extend_from_slice(&len.to_le_bytes());
-        }
-        out.extend_from_slice(&self.data);
+        out.extend_from_slice(&self.raw[WIRE..]);
     }
 
     /// Read one wire entry that fills `wire` exactly; every length is checked.
@@ -244,8 +308,11 @@ impl Entry {
         if wire.len() < HEADER {
             return Err(WireError::Short);
         }
-        let i128_at = |at: usize| i128::from_le_bytes(wire[at..at + 16].try_into().unwrap());
-        let u32_at = |at: usize| u32::from_le_bytes(wire[at..at + 4].try_into().unwrap());
+        let u32_at = |at: usize| {
+            let mut bytes = [0u8; 4];
+            bytes.copy_from_slice(&wire[at..at + 4]);
+            u32::from_le_bytes(bytes)
+        };
         let flags = u32_at(48);
         if flags & !ALL_FLAGS != 0
             || (flags & HAS_COMM == 0 && flags & COMM_RAW != 0)
@@ -269,26 +336,19 @@ impl Entry {
                 return Err(WireError::Lengths);
             }
         }
-        let data = wire[HEADER..].to_vec();
-        let mut entry = Entry {
-            pid: i128_at(0),
-            ppid: if flags & HAS_PPID != 0 {
-                Some(i128_at(16))
-            } else {
-                None
-            },
-            since_ms: i128_at(32),
-            flags,
-            lens,
-            data,
-            size: 0,
-        };
-        entry.size = if flags & ARGS_ARGV != 0 {
-            argv_size(entry.segment(ARGS)).ok_or(WireError::Argv)?
+        let args_start = HEADER + lens[COMM] as usize + lens[EXE] as usize;
+        let args = &wire[args_start..args_start + lens[ARGS] as usize];
+        let size = if flags & ARGS_ARGV != 0 {
+            argv_size(args).ok_or(WireError::Argv)?
         } else {
             u64::from(lens[ARGS])
         };
-        Ok(entry)
+        let mut raw = Vec::with_capacity(WIRE + wire.len());
+        raw.extend_from_slice(&size.to_le_bytes());
+        raw.extend_from_slice(wire);
+        Ok(Entry {
+            raw: raw.into_boxed_slice(),
+        })
     }
 }
 
@@ -336,8 +396,14 @@ mod tests {
         );
         let mut wire = Vec::new();
         entry.encode(&mut wire);
-        assert_eq!(wire.len(), HEADER + entry.data.len());
-        assert_eq!(Entry::decode(&wire), Ok(entry));
+        assert_eq!(wire.len(), HEADER + 4 + 14 + 7 + 12 + 5);
+        let back = Entry::decode(&wire).unwrap();
+        assert_eq!(back, entry);
+        assert_eq!(back.pid(), -7);
+        assert_eq!(back.ppid(), Some(1 << 80));
+        assert_eq!(back.since_ms(), 253_402_300_800_000_000);
+        assert_eq!(back.extra(), Some(&b"auid=0 uid=0"[..]));
+        assert_eq!(back.source(), b"event");
     }
 
     #[test]
@@ -347,7 +413,7 @@ mod tests {
         Entry::new(1, None, 0, None, None, ArgsIn::Raw(&args), None, None).encode(&mut wire);
         wire[48] |= ARGS_ARGV as u8;
         let entry = Entry::decode(&wire).unwrap();
-        assert_eq!(entry.args_size(), 2 + 2 + 0 + 3 * 8);
+        assert_eq!(entry.args_size(), 4 + 3 * 8); // "ls" + "-l" + "", 8 per item
         assert!(entry.args_are_argv());
     }
 
@@ -371,8 +437,17 @@ mod tests {
     #[test]
     fn hostile_wire_is_refused() {
         let mut wire = Vec::new();
-        Entry::new(1, None, 0, Some((b"a", false)), None, ArgsIn::Unknown, None, None)
-            .encode(&mut wire);
+        Entry::new(
+            1,
+            None,
+            0,
+            Some((b"a", false)),
+            None,
+            ArgsIn::Unknown,
+            None,
+            None,
+        )
+        .encode(&mut wire);
         assert_eq!(Entry::decode(&wire[..HEADER - 1]), Err(WireError::Short));
         let mut longer = wire.clone();
         longer.push(0);
@@ -405,11 +480,20 @@ mod tests {
             Some(b"1.000:9"),
             None,
         );
-        let child = Entry::forked(6, 5, 20, (b"sh", true), (b"/bin/sh", true), Some(&parent), None);
+        let child = Entry::forked(
+            6,
+            5,
+            20,
+            (b"sh", true),
+            (b"/bin/sh", true),
+            Some(&parent),
+            None,
+        );
         assert_eq!(child.args_segment(), parent.args_segment());
         assert_eq!(child.exec_id(), Some(&b"1.000:9"[..]));
         assert_eq!(child.args_size(), parent.args_size());
         assert_eq!(child.source(), b"event");
-        assert_eq!(child.ppid, Some(5));
+        assert_eq!(child.ppid(), Some(5));
+        assert_eq!(child.pid(), 6);
     }
 }

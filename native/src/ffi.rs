@@ -102,7 +102,7 @@ pub struct KwScanOut {
 }
 
 thread_local! {
-    static LAST_ERROR: RefCell<String> = RefCell::new(String::new());
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 static HOOK: Once = Once::new();
@@ -458,9 +458,7 @@ pub unsafe extern "C" fn kw_table_mark_unreadable(
     pid_hi: i64,
 ) -> c_int {
     guard(|| {
-        session(handle)?
-            .table
-            .mark_unreadable(wide(pid_lo, pid_hi));
+        session(handle)?.table.mark_unreadable(wide(pid_lo, pid_hi));
         Ok(())
     })
 }
@@ -477,9 +475,7 @@ pub unsafe extern "C" fn kw_table_is_unreadable(
     out: *mut u8,
 ) -> c_int {
     guard(|| {
-        let unreadable = session(handle)?
-            .table
-            .is_unreadable(wide(pid_lo, pid_hi));
+        let unreadable = session(handle)?.table.is_unreadable(wide(pid_lo, pid_hi));
         put(out, u8::from(unreadable))
     })
 }
@@ -660,8 +656,14 @@ mod tests {
             let mut bad = config();
             bad.size = 3;
             let none = std::ptr::null();
-            assert_eq!(kw_session_new(&bad, none, 0, none, 0, &mut handle), ERR_ARGUMENT);
-            assert_eq!(kw_session_new(&config(), none, 5, none, 0, &mut handle), ERR_ARGUMENT);
+            assert_eq!(
+                kw_session_new(&bad, none, 0, none, 0, &mut handle),
+                ERR_ARGUMENT
+            );
+            assert_eq!(
+                kw_session_new(&config(), none, 5, none, 0, &mut handle),
+                ERR_ARGUMENT
+            );
             assert_eq!(
                 kw_session_new(&config(), none, 0, none, 0, std::ptr::null_mut()),
                 ERR_HANDLE
@@ -685,15 +687,42 @@ mod tests {
             };
             let mut out = std::mem::MaybeUninit::<KwScanOut>::uninit();
             assert_eq!(
-                kw_scan(handle, b"x\n".as_ptr(), 2, 3, &state, std::ptr::null(), 0, out.as_mut_ptr()),
+                kw_scan(
+                    handle,
+                    b"x\n".as_ptr(),
+                    2,
+                    3,
+                    &state,
+                    std::ptr::null(),
+                    0,
+                    out.as_mut_ptr()
+                ),
                 ERR_ARGUMENT
             );
             assert_eq!(
-                kw_scan(handle, b"x\n".as_ptr(), 2, 0, &state, std::ptr::null(), 1, out.as_mut_ptr()),
+                kw_scan(
+                    handle,
+                    b"x\n".as_ptr(),
+                    2,
+                    0,
+                    &state,
+                    std::ptr::null(),
+                    1,
+                    out.as_mut_ptr()
+                ),
                 ERR_ARGUMENT
             );
             assert_eq!(
-                kw_scan(handle, b"#\n".as_ptr(), 2, 0, &state, std::ptr::null(), 0, out.as_mut_ptr()),
+                kw_scan(
+                    handle,
+                    b"#\n".as_ptr(),
+                    2,
+                    0,
+                    &state,
+                    std::ptr::null(),
+                    0,
+                    out.as_mut_ptr()
+                ),
                 OK
             );
             let out = out.assume_init();

@@ -200,7 +200,10 @@ mod tests {
         let mut q = quiet();
         let mut lost = Vec::new();
         take(&mut q, 10_500, 100, &mut lost);
-        assert_eq!((q.present, q.elapsed, q.expected, q.last_time_ms), (10_500, 500, 101, 10_500));
+        assert_eq!(
+            (q.present, q.elapsed, q.expected, q.last_time_ms),
+            (10_500, 500, 101, 10_500)
+        );
         take(&mut q, 10_200, 101, &mut lost);
         assert_eq!((q.present, q.elapsed, q.expected), (10_500, 500, 102));
         assert!(lost.is_empty());

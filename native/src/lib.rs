@@ -22,3 +22,6 @@ pub mod session;
 pub mod syscall;
 pub mod table;
 pub mod verdicts;
+
+#[cfg(test)]
+mod scan_tests;

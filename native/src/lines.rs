@@ -6,14 +6,21 @@
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
-const NEWLINES: u64 = ONES * b'\n' as u64;
-const RETURNS: u64 = ONES * b'\r' as u64;
+/// Bytes below this are the candidates: `\0` to `\r` (`\n` among them).
+const BELOW: u64 = ONES * 0x0e;
 
-/// High bit set in each byte of `x` that is zero. Bits above the lowest zero byte
-/// may be set wrongly (a borrow), so only the lowest set bit is to be trusted.
+/// High bit set in each byte of `x` below 0x0e. Bits above the lowest such byte may be
+/// set wrongly (a borrow), so only the lowest set bit is to be trusted.
 #[inline(always)]
-fn zero_bytes(x: u64) -> u64 {
-    x.wrapping_sub(ONES) & !x & HIGHS
+fn low_bytes(x: u64) -> u64 {
+    x.wrapping_sub(BELOW) & !x & HIGHS
+}
+
+#[inline(always)]
+fn word(chunk: &[u8]) -> u64 {
+    u64::from_le_bytes([
+        chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+    ])
 }
 
 /// The offset of the first `\n` at or after `from`, and whether a `\r` or NUL
@@ -22,24 +29,38 @@ fn zero_bytes(x: u64) -> u64 {
 pub fn line_end(buf: &[u8], from: usize) -> (Option<usize>, bool) {
     let mut bad = false;
     let mut i = from;
-    let mut chunks = buf.get(from..).unwrap_or(&[]).chunks_exact(8);
+    let mut rest = buf.get(from..).unwrap_or(&[]);
+    // Most bytes are plain text: skip 32 at a time while no byte below 0x0e shows.
+    let mut blocks = rest.chunks_exact(32);
+    for block in &mut blocks {
+        let any = low_bytes(word(&block[..8]))
+            | low_bytes(word(&block[8..16]))
+            | low_bytes(word(&block[16..24]))
+            | low_bytes(word(&block[24..]));
+        if any != 0 {
+            break;
+        }
+        i += 32;
+    }
+    rest = &rest[i - from..];
+    let mut chunks = rest.chunks_exact(8);
     for chunk in &mut chunks {
-        let mut word = u64::from_le_bytes([
-            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
-        ]);
-        loop {
-            let hits = zero_bytes(word ^ NEWLINES) | zero_bytes(word ^ RETURNS) | zero_bytes(word);
-            if hits == 0 {
-                break;
-            }
+        let mut hits = low_bytes(word(chunk));
+        while hits != 0 {
             let at = (hits.trailing_zeros() / 8) as usize;
-            if chunk[at] == b'\n' {
-                return (Some(i + at), bad);
+            match chunk[at] {
+                b'\n' => return (Some(i + at), bad),
+                b'\r' | 0 => bad = true,
+                _ => {}
             }
-            bad = true;
-            // Mask the bytes up to this one (set them to a harmless value) and look on.
-            let keep = if at == 7 { 0 } else { u64::MAX << (8 * (at + 1)) };
-            word = (word & keep) | (ONES * u64::from(b'x') & !keep);
+            // Look on above this byte: recompute without it (a borrow it caused
+            // may have flagged the next ones wrongly).
+            let above = 8 * (at + 1);
+            hits = if above == 64 {
+                0
+            } else {
+                low_bytes((word(chunk) >> above) | (u64::MAX << (64 - above))) << above
+            };
         }
         i += 8;
     }
@@ -53,12 +74,59 @@ pub fn line_end(buf: &[u8], from: usize) -> (Option<usize>, bool) {
     (None, bad)
 }
 
+/// Whether `hay` starts with `prefix`, compared eight bytes at a time in place (the
+/// prefixes here are short: a call to `memcmp` would cost more than the comparison).
+#[inline(always)]
+pub fn starts(hay: &[u8], prefix: &[u8]) -> bool {
+    let n = prefix.len();
+    if hay.len() < n {
+        return false;
+    }
+    let mut i = 0;
+    while i + 8 <= n {
+        if word(&hay[i..i + 8]) != word(&prefix[i..i + 8]) {
+            return false;
+        }
+        i += 8;
+    }
+    while i < n {
+        if hay[i] != prefix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The first offset of `byte` in `hay`, eight bytes at a time.
+#[inline]
+pub fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
+    let pattern = ONES * u64::from(byte);
+    let mut chunks = hay.chunks_exact(8);
+    let mut i = 0;
+    for chunk in &mut chunks {
+        let x = word(chunk) ^ pattern;
+        let zeros = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zeros != 0 {
+            return Some(i + (zeros.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == byte)
+        .map(|k| i + k)
+}
+
 /// The first offset of `needle` in `hay`, if any (short needles, short haystacks).
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;
     let mut at = 0;
     while at + needle.len() <= hay.len() {
-        let k = hay[at..hay.len() - rest.len()].iter().position(|&b| b == first)?;
+        let k = hay[at..hay.len() - rest.len()]
+            .iter()
+            .position(|&b| b == first)?;
         let start = at + k;
         if &hay[start + 1..start + needle.len()] == rest {
             return Some(start);
@@ -85,7 +153,16 @@ mod tests {
 
     #[test]
     fn agrees_with_a_byte_loop_everywhere() {
-        let pieces: [&[u8]; 6] = [b"abc", b"\n", b"\r", b"\0", b"\x80\xff", b"0123456789abcdef"];
+        let pieces: [&[u8]; 8] = [
+            b"abc",
+            b"\n",
+            b"\r",
+            b"\0",
+            b"\x80\xff",
+            b"0123456789abcdef",
+            b"\t\x0b\x0c\x01",
+            b"\x0e\x0d\x0a",
+        ];
         let mut seed: u32 = 7;
         for _ in 0..3000 {
             let mut buf = Vec::new();
@@ -98,6 +175,29 @@ mod tests {
             }
         }
         assert_eq!(line_end(b"abc", 10), (None, false));
+    }
+
+    #[test]
+    fn starts_and_find_byte_agree_with_std() {
+        let hay = b"type=EXECVE msg=audit(1700000000.123:42): argc=1\x1d a0=x";
+        for n in 0..hay.len() + 2 {
+            let prefix = &hay[..n.min(hay.len())];
+            assert!(starts(hay, prefix));
+            let mut other = prefix.to_vec();
+            if let Some(last) = other.last_mut() {
+                *last ^= 1;
+                assert!(!starts(hay, &other));
+            }
+        }
+        assert!(!starts(b"ab", b"abc"));
+        for byte in 0..=255u8 {
+            for from in 0..hay.len() {
+                assert_eq!(
+                    find_byte(&hay[from..], byte),
+                    hay[from..].iter().position(|&b| b == byte)
+                );
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use crate::entry::{ArgsIn, Entry};
 use crate::gaps::{EventId, Quiet};
-use crate::lines::{find, line_end};
+use crate::lines::{find, find_byte, line_end, starts};
 use crate::session::{ScanOut, Session, Stop, DONE_KEPT};
 use crate::syscall::{self, Span, SyscallHead};
 use crate::verdicts::{
@@ -37,7 +37,7 @@ type Step = Result<usize, Stop>;
 /// A record line's type: the text between `type=` and the first space, and the
 /// offset (in the line) of that space; `None` when the line is not `type=X ...`.
 fn record_type(line: &[u8], within: usize) -> Option<(&[u8], usize)> {
-    if !line.starts_with(b"type=") {
+    if !starts(line, b"type=") {
         return None;
     }
     let window = &line[..line.len().min(within)];
@@ -48,9 +48,9 @@ fn record_type(line: &[u8], within: usize) -> Option<(&[u8], usize)> {
 /// Whether `line` goes on at `at` with ` msg=audit(<id>):`.
 fn tagged(line: &[u8], at: usize, id: &[u8]) -> bool {
     let rest = &line[at..];
-    rest.starts_with(MSG)
-        && rest[MSG.len()..].starts_with(id)
-        && rest[MSG.len() + id.len()..].starts_with(b"):")
+    starts(rest, MSG)
+        && starts(&rest[MSG.len()..], id)
+        && starts(&rest[MSG.len() + id.len()..], b"):")
 }
 
 fn number(text: &[u8]) -> i128 {
@@ -197,7 +197,7 @@ impl<'a> Scanner<'a> {
         if bad {
             return Err(Stop::Handback);
         }
-        if line.starts_with(b"type=SYSCALL ") {
+        if starts(line, b"type=SYSCALL ") {
             self.run(pos, nl)
         } else {
             self.single(pos, nl)
@@ -249,14 +249,17 @@ impl<'a> Scanner<'a> {
                 break line;
             }
         };
-        // An EOE of the same id right after: absorbed (the event is done).
+        // An EOE of the same id right after: absorbed (the event is done). Its line is
+        // read only when it is one, so the next event's line is read once.
         let mut next = end;
-        if let (Some(eoe_end), false) = line_end(buf, end) {
-            let text = &buf[end..eoe_end];
-            if let Some((b"EOE", space)) = record_type(text, 16) {
-                if tagged(text, space, id) {
-                    next = eoe_end + 1;
-                    lines += 1;
+        if starts(&buf[end..], b"type=EOE ") {
+            if let (Some(eoe_end), false) = line_end(buf, end) {
+                let text = &buf[end..eoe_end];
+                if let Some((_, space)) = record_type(text, 16) {
+                    if tagged(text, space, id) {
+                        next = eoe_end + 1;
+                        lines += 1;
+                    }
                 }
             }
         }
@@ -271,7 +274,8 @@ impl<'a> Scanner<'a> {
             .ok_or(Stop::Handback)?;
         self.take(&event, elapsed);
         self.session.bodies.clear();
-        collect_bodies(buf, nl + 1, args_end, &mut self.session.bodies);
+        let id_len = head.id.1 - head.id.0;
+        collect_bodies(buf, nl + 1, args_end, id_len, &mut self.session.bodies);
         self.learn(&event);
         self.out.lines += lines;
         self.out.records += lines;
@@ -327,7 +331,9 @@ impl<'a> Scanner<'a> {
         match &self.session.settings.fault_on {
             None => false,
             // A newline in it could reach the line before: never sure.
-            Some(fault) => fault.is_empty() || fault.contains(&b'\n') || find(text, fault).is_some(),
+            Some(fault) => {
+                fault.is_empty() || fault.contains(&b'\n') || find(text, fault).is_some()
+            }
         }
     }
 
@@ -349,7 +355,8 @@ impl<'a> Scanner<'a> {
     /// The assembler's part of taking an event: clock, gaps, done, counters.
     fn take(&mut self, event: &Event, elapsed: i64) {
         let window = self.session.settings.window_ms;
-        self.quiet.take(&event.id, elapsed, window, &mut self.out.lost);
+        self.quiet
+            .take(&event.id, elapsed, window, &mut self.out.lost);
         self.out
             .done
             .extend_from_slice(&[event.id.sec, event.id.ms, event.id.serial, elapsed]);
@@ -391,7 +398,15 @@ impl<'a> Scanner<'a> {
                 if child <= 0 {
                     return;
                 }
-                Entry::forked(child, pid, time, comm, exe, session.table.latest(pid), creds)
+                Entry::forked(
+                    child,
+                    pid,
+                    time,
+                    comm,
+                    exe,
+                    session.table.latest(pid),
+                    creds,
+                )
             }
             LEARN_OTHER if !session.table.contains(pid) => Entry::new(
                 pid,
@@ -491,7 +506,8 @@ impl<'a> Scanner<'a> {
         let before = self.quiet.clone();
         let lost_before = self.out.lost.len();
         let elapsed_a = self.quiet.admits(&a.id, window).ok_or(Stop::Handback)?;
-        self.quiet.take(&a.id, elapsed_a, window, &mut self.out.lost);
+        self.quiet
+            .take(&a.id, elapsed_a, window, &mut self.out.lost);
         let elapsed_b = match self.quiet.admits(&b.id, window) {
             Some(elapsed) => elapsed,
             None => {
@@ -508,8 +524,9 @@ impl<'a> Scanner<'a> {
         ] {
             self.take(event, elapsed);
             self.session.bodies.clear();
+            let id_len = event.head.id.1 - event.head.id.0;
             for &(s, e) in &lines[1..1 + execve] {
-                let (bs, be) = body(buf, s, e);
+                let (bs, be) = body(buf, s, e, id_len);
                 self.session.bodies.push((bs, be));
             }
             self.learn(event);
@@ -577,7 +594,7 @@ impl<'a> Scanner<'a> {
 /// only): the spans of sec, ms and serial, relative to the line.
 fn single_header(line: &[u8], space: usize) -> Option<(Span, Span, Span)> {
     let rest = line.get(space..)?;
-    if !rest.starts_with(MSG) {
+    if !starts(rest, MSG) {
         return None;
     }
     let mut at = space + MSG.len();
@@ -626,20 +643,13 @@ fn inode_in(verdicts: &Verdicts, buf: &[u8], lines: &[(usize, usize)], execve: u
         .any(|&(s, e)| verdicts.inode_may_match(&buf[s..=e]))
 }
 
-/// An EXECVE line's body as parse_record gives it: after the header, cut at the
-/// ENRICHED separator, stripped of spaces.
-fn body(buf: &[u8], start: usize, end: usize) -> (usize, usize) {
+/// An EXECVE line's body as parse_record gives it: after the header (`type=EXECVE
+/// msg=audit(` + the id + `):`, which the caller has checked), cut at the ENRICHED
+/// separator, stripped of spaces.
+fn body(buf: &[u8], start: usize, end: usize, id_len: usize) -> (usize, usize) {
     let line = &buf[start..end];
-    let open = line.iter().position(|&b| b == b'(').unwrap_or(0);
-    let close = open + line[open..].iter().position(|&b| b == b')').unwrap_or(0);
-    let mut s = close + 1;
-    if line.get(s) == Some(&b':') {
-        s += 1;
-    }
-    let mut e = line[s..]
-        .iter()
-        .position(|&b| b == 0x1d)
-        .map_or(line.len(), |k| s + k);
+    let mut s = (b"type=EXECVE msg=audit(".len() + id_len + 2).min(line.len());
+    let mut e = find_byte(&line[s..], 0x1d).map_or(line.len(), |k| s + k);
     while s < e && line[s] == b' ' {
         s += 1;
     }
@@ -649,11 +659,17 @@ fn body(buf: &[u8], start: usize, end: usize) -> (usize, usize) {
     (start + s, start + e)
 }
 
-fn collect_bodies(buf: &[u8], from: usize, to: usize, out: &mut Vec<(usize, usize)>) {
+fn collect_bodies(
+    buf: &[u8],
+    from: usize,
+    to: usize,
+    id_len: usize,
+    out: &mut Vec<(usize, usize)>,
+) {
     let mut line = from;
     while line < to {
         let nl = line_end(buf, line).0.unwrap_or(to);
-        out.push(body(buf, line, nl));
+        out.push(body(buf, line, nl, id_len));
         line = nl + 1;
     }
 }

@@ -77,9 +77,7 @@ pub struct Session {
 impl Session {
     /// A session with an empty table.
     pub fn new(settings: Settings) -> Session {
-        let lateness = settings
-            .max_lateness_ms
-            .map_or(NO_LATENESS, i128::from);
+        let lateness = settings.max_lateness_ms.map_or(NO_LATENESS, i128::from);
         Session {
             table: Table::new(settings.max_entries, settings.max_args_bytes, lateness),
             settings,

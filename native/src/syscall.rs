@@ -7,6 +7,8 @@
 //! whose first characters decide it; so it never backtracks, and reading it left to
 //! right with a cursor accepts exactly the lines it matches.
 
+use crate::lines::starts;
+
 /// A byte range of the line.
 pub type Span = (usize, usize);
 
@@ -35,17 +37,20 @@ struct Cursor<'a> {
     at: usize,
 }
 
+#[inline(always)]
 fn is_hex(b: u8) -> bool {
     b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
 }
 
+#[inline(always)]
 fn is_token(b: u8) -> bool {
     !matches!(b, b' ' | b'"' | 0x1d | b'\n' | 0)
 }
 
 impl<'a> Cursor<'a> {
+    #[inline(always)]
     fn literal(&mut self, text: &[u8]) -> Option<()> {
-        if self.line[self.at..].starts_with(text) {
+        if starts(&self.line[self.at..], text) {
             self.at += text.len();
             Some(())
         } else {
@@ -54,11 +59,12 @@ impl<'a> Cursor<'a> {
     }
 
     fn peek(&self, text: &[u8]) -> bool {
-        self.line[self.at..].starts_with(text)
+        starts(&self.line[self.at..], text)
     }
 
     /// A maximal run of `class`, `min..=max` long.
-    fn run(&mut self, class: fn(u8) -> bool, min: usize, max: usize) -> Option<Span> {
+    #[inline(always)]
+    fn run<F: Fn(u8) -> bool>(&mut self, class: F, min: usize, max: usize) -> Option<Span> {
         let start = self.at;
         let len = self.line[start..]
             .iter()
@@ -71,11 +77,13 @@ impl<'a> Cursor<'a> {
         Some((start, self.at))
     }
 
+    #[inline(always)]
     fn digits(&mut self, min: usize, max: usize) -> Option<Span> {
         self.run(|b| b.is_ascii_digit(), min, max)
     }
 
     /// `NAME=[0-9]+ ` for each name.
+    #[inline(always)]
     fn numbers(&mut self, names: &[&str]) -> Option<()> {
         for name in names {
             self.literal(name.as_bytes())?;
@@ -269,7 +277,11 @@ comm=\"ls\" exe=\"/usr/bin/ls\" subj=unconfined key=(null)";
             (b"items=2 ", b"items=2  "),
         ];
         for (from, to) in refused.iter() {
-            assert!(parse(&with(from, to)).is_none(), "{:?}", String::from_utf8_lossy(to));
+            assert!(
+                parse(&with(from, to)).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(to)
+            );
         }
         let mut nul = LINE.to_vec();
         nul.insert(nul.len() - 2, 0);

@@ -32,6 +32,8 @@ pieces = st.sampled_from(
         b"  ",
         b"tty=(none)",
         b'"',
+        CANONICAL.partition(b" auid=")[0],
+        CANONICAL.partition(b" auid=")[0].replace(b" success", b" per=400000 success"),
     ]
 )
 bodies = st.lists(pieces, max_size=10).map(b" ".join) | st.binary(max_size=80)
@@ -39,6 +41,8 @@ bodies = st.lists(pieces, max_size=10).map(b" ".join) | st.binary(max_size=80)
 
 @given(bodies, bodies)
 @example(CANONICAL, b"")
+@example(CANONICAL.replace(b" success", b" per=400000 success"), b"")
+@example(CANONICAL.replace(b"exit=0", b"exit=-2 exit=3"), b"")
 @example(b"pid=1 uid=2", b"auid=3 uid=4 pid=5")
 @example(b'comm="x', b'auid=1 y"')
 @settings(max_examples=400)

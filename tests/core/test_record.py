@@ -93,3 +93,26 @@ def test_old_daemon_records_without_the_colon() -> None:
     assert isinstance(rec, AuditRecord)
     assert rec.type == "DAEMON_CONFIG"
     assert rec.body == b"config changed, auid=0"
+
+
+def test_records_read_one_after_another_keep_their_own_ids() -> None:
+    # The id of consecutive records of one event is read once; any other is read anew.
+    lines = [
+        b"type=SYSCALL msg=audit(1700000000.123:7): a=1",
+        b"type=PATH msg=audit(1700000000.123:7): a=2",
+        b"type=PATH msg=audit(1700000000.1234:7): a=3",
+        b"type=CWD msg=audit(1700000000.123:8): a=4",
+        b"type=CWD msg=audit(1700000001.123:8): a=5",
+    ]
+    ids = []
+    for line in lines:
+        record = parse_record(line)
+        assert isinstance(record, AuditRecord)
+        ids.append(str(record.id))
+    assert ids == [
+        "1700000000.123:7",
+        "1700000000.123:7",
+        "1700000000.123:7",
+        "1700000000.123:8",
+        "1700000001.123:8",
+    ]

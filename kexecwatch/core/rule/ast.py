@@ -11,16 +11,27 @@ from enum import Enum
 
 __all__ = [
     "And",
+    "Arith",
     "BoolConst",
+    "Call",
+    "CallCondition",
     "Comparison",
+    "Computed",
     "Expr",
     "Field",
     "Length",
+    "Literal",
+    "Negate",
     "Not",
     "Op",
     "Or",
     "Query",
+    "SampleQuery",
     "Scalar",
+    "SequenceQuery",
+    "Stage",
+    "Statement",
+    "Value",
 ]
 
 #: A literal value in a query: string, number, boolean, or ``None`` for ``null``.
@@ -74,6 +85,49 @@ class Length:
 
 
 @dataclass(frozen=True, slots=True)
+class Literal:
+    """A constant used as a function argument or an arithmetic operand."""
+
+    value: Scalar
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A function call such as ``startsWith~(process.name, "ba")``.
+
+    ``name`` is the canonical spelling (``startsWith``); ``nocase`` is the ``~`` form.
+    """
+
+    name: str
+    args: tuple[Value, ...]
+    nocase: bool
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class Arith:
+    """``left <op> right`` with ``op`` one of ``+ - * / %``."""
+
+    op: str
+    left: Value
+    right: Value
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class Negate:
+    """``-operand`` for an operand that is not a number literal."""
+
+    operand: Value
+    pos: int
+
+
+#: Anything that evaluates to a value: a field, a constant, a function call, arithmetic.
+Value = Field | Length | Literal | Call | Arith | Negate
+
+
+@dataclass(frozen=True, slots=True)
 class Comparison:
     """``left <op> value`` or ``left <op> (value, ...)``; one-element tuples for single values.
 
@@ -119,7 +173,27 @@ class Or:
     pos: int
 
 
-Expr = Comparison | BoolConst | Not | And | Or
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """``<computed value> <op> constants``: the left side is a function call or
+    arithmetic, evaluated as an Elasticsearch script is (a null never matches)."""
+
+    op: Op
+    left: Value
+    values: tuple[Scalar, ...]
+    value_pos: tuple[int, ...]
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallCondition:
+    """A function returning a boolean used as a condition: ``cidrMatch(source.ip, ...)``."""
+
+    call: Call
+    pos: int
+
+
+Expr = Comparison | Computed | CallCondition | BoolConst | Not | And | Or
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,3 +202,46 @@ class Query:
 
     category: str
     condition: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One ``[query]`` of a sequence or sample.
+
+    Attributes:
+        query: the bracketed query.
+        keys: its own ``by`` join keys (after the shared ones).
+        runs: ``with runs=N``: the stage repeated N times.
+        missing: ``![query]``: no such event may occur there.
+        pos: offset of the ``[`` (or ``!``).
+    """
+
+    query: Query
+    keys: tuple[Field, ...]
+    runs: int
+    missing: bool
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceQuery:
+    """``sequence [by keys] [with maxspan=D] stage stage... [until stage]``."""
+
+    keys: tuple[Field, ...]
+    maxspan_ms: int | None
+    stages: tuple[Stage, ...]
+    until: Stage | None
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class SampleQuery:
+    """``sample [by keys] stage stage...``: events sharing the keys, in any order."""
+
+    keys: tuple[Field, ...]
+    stages: tuple[Stage, ...]
+    pos: int
+
+
+#: What a rule's query text parses to.
+Statement = Query | SequenceQuery | SampleQuery

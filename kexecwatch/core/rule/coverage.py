@@ -31,6 +31,7 @@ from kexecwatch.core.docfields import FACET_FIELDS, process_facets, process_fiel
 from kexecwatch.core.rule.ast import And, BoolConst, Comparison, Field, Length, Not, Or, Query
 from kexecwatch.core.rule.evaluate import CompiledQuery, compile_ast
 from kexecwatch.core.rule.lexer import QuerySource
+from kexecwatch.core.rule.sequence import CompiledSequence
 
 __all__ = ["Blocker", "Coverage", "coverage"]
 
@@ -71,9 +72,17 @@ class Coverage:
     blockers: tuple[Blocker, ...] = ()
 
 
-def coverage(query: CompiledQuery, events_as: str = "auditbeat") -> Coverage:
+def coverage(query: CompiledQuery | CompiledSequence, events_as: str = "auditbeat") -> Coverage:
     """Whether ``query`` can match a process document kexecwatch builds (see module doc),
-    in the event vocabulary ``events_as`` (``--events-as``)."""
+    in the event vocabulary ``events_as`` (``--events-as``).
+
+    A sequence or sample can fire when every stage that is not a missing event can, and
+    every join key that is not optional (``?field``) is a field kexecwatch sets: an event
+    without its join key takes no part. Its blockers are those of the stages that cannot
+    fire, and the join keys never set.
+    """
+    if isinstance(query, CompiledSequence):
+        return _sequence_coverage(query, events_as)
     per_combo: list[set[Blocker]] = []
     for facets in process_facets(events_as):
         if query.category != "any" and query.category not in facets["event.category"]:
@@ -85,6 +94,19 @@ def coverage(query: CompiledQuery, events_as: str = "auditbeat") -> Coverage:
         per_combo.append(_why(query.condition, facets, want=_V.NEVER, events_as=events_as))
     common = set.intersection(*per_combo) if per_combo else set()
     return Coverage(False, tuple(sorted(common or set().union(*per_combo))))
+
+
+def _sequence_coverage(query: CompiledSequence, events_as: str) -> Coverage:
+    blockers: set[Blocker] = set()
+    for stage in dict.fromkeys(s for s in query.stages if not s.missing):
+        verdict = coverage(stage.query, events_as)
+        blockers.update(verdict.blockers if not verdict.can_fire else ())
+    statement = query.statement
+    for key in (*statement.keys, *(k for s in statement.stages for k in s.keys)):
+        if not key.optional and key.name not in process_fields():
+            message = f"join key {key.name} is never set by kexecwatch"
+            blockers.add(Blocker("field", key.name, message))
+    return Coverage(not blockers, tuple(sorted(blockers)))
 
 
 def _category_blocker(category: str, events_as: str) -> Blocker:

@@ -32,17 +32,25 @@ from typing import Any
 
 from kexecwatch.core.rule.ast import (
     And,
+    Arith,
     BoolConst,
+    Call,
+    CallCondition,
     Comparison,
+    Computed,
     Expr,
     Field,
     Length,
+    Literal,
+    Negate,
     Not,
     Op,
     Or,
     Query,
     Scalar,
+    Value,
 )
+from kexecwatch.core.rule.compute import compile_call_condition, compile_computed, order_test
 from kexecwatch.core.rule.explain import Conjunct, explain_failure
 from kexecwatch.core.rule.lexer import QuerySource
 from kexecwatch.core.rule.patterns import (
@@ -53,7 +61,7 @@ from kexecwatch.core.rule.patterns import (
     wildcard_matcher,
 )
 
-__all__ = ["CompiledQuery", "Document", "compile_ast"]
+__all__ = ["CompiledQuery", "Document", "compile_ast", "value_field_nodes", "value_fields"]
 
 #: A document: a nested ECS dict (``{"process": {"name": "kexec"}}``).
 Document = Mapping[str, Any]
@@ -151,8 +159,10 @@ def compile_ast(query: Query, src: QuerySource) -> CompiledQuery:
 
 
 def _fields(expr: Expr) -> Iterator[str]:
-    if isinstance(expr, Comparison):
-        yield expr.left.field.name if isinstance(expr.left, Length) else expr.left.name
+    if isinstance(expr, Comparison | Computed):
+        yield from value_fields(expr.left)
+    elif isinstance(expr, CallCondition):
+        yield from value_fields(expr.call)
     elif isinstance(expr, Not):
         yield from _fields(expr.operand)
     elif isinstance(expr, And | Or):
@@ -160,7 +170,37 @@ def _fields(expr: Expr) -> Iterator[str]:
             yield from _fields(item)
 
 
+def value_fields(value: Value) -> Iterator[str]:
+    """Every field a value reads, dotted, in query order."""
+    for fld in value_field_nodes(value):
+        yield fld.name
+
+
+def value_field_nodes(value: Value) -> Iterator[Field]:
+    """Every field node a value reads, in query order."""
+    if isinstance(value, Field):
+        yield value
+    elif isinstance(value, Length):
+        yield value.field
+    elif isinstance(value, Call):
+        for arg in value.args:
+            yield from value_field_nodes(arg)
+    elif isinstance(value, Arith):
+        yield from value_field_nodes(value.left)
+        yield from value_field_nodes(value.right)
+    elif isinstance(value, Negate):
+        yield from value_field_nodes(value.operand)
+    else:
+        assert isinstance(value, Literal)
+
+
 def _compile(expr: Expr, src: QuerySource) -> _Predicate:
+    if isinstance(expr, Computed):
+        return compile_computed(
+            expr, _getter, (lambda: _pattern(expr, src)) if expr.op in _PATTERN_OPS else None
+        )
+    if isinstance(expr, CallCondition):
+        return compile_call_condition(expr, _getter)
     if isinstance(expr, BoolConst):
         value = expr.value
         return lambda doc: value
@@ -376,20 +416,13 @@ def _equals(get: _Getter, path: tuple[str, ...] | None, values: tuple[Scalar, ..
 
 
 def _ordered(get: _Getter, op: Op, bound: Scalar) -> _Predicate:
-    if type(bound) is str:
-        kinds: tuple[type, ...] = (str,)
-    else:
-        kinds = (int, float)
-    compare: Callable[[Any], bool] = {
-        Op.LT: lambda x: x < bound,
-        Op.LE: lambda x: x <= bound,
-        Op.GT: lambda x: x > bound,
-        Op.GE: lambda x: x >= bound,
-    }[op]
-    return _any_element(get, lambda x: type(x) in kinds and compare(x))
+    return _any_element(get, order_test(op, bound))
 
 
-def _pattern(cmp: Comparison, src: QuerySource) -> Matcher:
+_PATTERN_OPS = frozenset({Op.SEQ, Op.LIKE, Op.LIKE_NOCASE, Op.REGEX, Op.REGEX_NOCASE})
+
+
+def _pattern(cmp: Comparison | Computed, src: QuerySource) -> Matcher:
     """A linear-time ``fullmatch`` of any of ``cmp``'s patterns (see :mod:`.patterns`)."""
     nocase = cmp.op in (Op.SEQ, Op.LIKE_NOCASE)
     matchers: list[Matcher] = []

@@ -25,9 +25,25 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from kexecwatch.core.rule.ast import And, BoolConst, Comparison, Expr, Field, Length, Not, Op, Or
+from kexecwatch.core.rule.ast import (
+    And,
+    Arith,
+    BoolConst,
+    Call,
+    CallCondition,
+    Comparison,
+    Expr,
+    Field,
+    Length,
+    Literal,
+    Negate,
+    Not,
+    Op,
+    Or,
+    Value,
+)
 
-__all__ = ["explain_failure", "unparse"]
+__all__ = ["explain_failure", "unparse", "unparse_value"]
 
 Conjunct = tuple[Expr, Callable[[Mapping[str, Any]], bool]]
 
@@ -154,11 +170,35 @@ def unparse(expr: Expr) -> str:
         return word.join(
             f"({unparse(o)})" if isinstance(o, And | Or) else unparse(o) for o in expr.operands
         )
-    left = expr.left
-    if isinstance(left, Length):
-        lhs = f"length({'?' if left.field.optional else ''}{left.field.name})"
-    else:
-        lhs = ("?" if left.optional else "") + left.name
+    if isinstance(expr, CallCondition):
+        return unparse_value(expr.call)
+    lhs = unparse_value(expr.left)
     if expr.op in (Op.IN, Op.IN_NOCASE) or len(expr.values) > 1:
         return f"{lhs} {expr.op.value} ({', '.join(_quoted(v) for v in expr.values)})"
     return f"{lhs} {expr.op.value} {_quoted(expr.values[0])}"
+
+
+def unparse_value(value: Value) -> str:
+    """A value (field, constant, call, arithmetic) as EQL text."""
+    if isinstance(value, Field):
+        return ("?" if value.optional else "") + value.name
+    if isinstance(value, Length):
+        return f"length({unparse_value(value.field)})"
+    if isinstance(value, Literal):
+        return _quoted(value.value)
+    if isinstance(value, Call):
+        args = ", ".join(unparse_value(a) for a in value.args)
+        return f"{value.name}{'~' if value.nocase else ''}({args})"
+    if isinstance(value, Arith):
+        return f"{_operand(value.left)} {value.op} {_operand(value.right)}"
+    assert isinstance(value, Negate)
+    return f"-{_operand(value.operand)}"
+
+
+def _operand(value: Value) -> str:
+    # Arithmetic nested as an operand is spelled with the function it stands for, since
+    # EQL parentheses group conditions, not values.
+    if isinstance(value, Arith):
+        name = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide", "%": "modulo"}
+        return f"{name[value.op]}({unparse_value(value.left)}, {unparse_value(value.right)})"
+    return unparse_value(value)

@@ -72,6 +72,8 @@ class TokenKind(Enum):
     RPAREN = "')'"
     COMMA = "','"
     QMARK = "'?'"
+    LBRACKET = "'['"
+    RBRACKET = "']'"
     EOF = "end of query"
 
 
@@ -87,8 +89,15 @@ class Token:
 
 _IDENT = re.compile(r"[A-Za-z_@][A-Za-z0-9_@]*")
 _NUMBER = re.compile(r"\d+(\.\d+)?([eE][+-]?\d+)?")
-_TILDE_KEYWORDS = frozenset({"in", "like", "regex"})
-_OPERATORS = ("==", "!=", "<=", ">=", "<", ">", ":", ".")
+_OPERATORS = ("==", "!=", "<=", ">=", "<", ">", ":", ".", "+", "-", "*", "/", "%", "!", "=")
+_PUNCTUATION = {
+    "(": TokenKind.LPAREN,
+    ")": TokenKind.RPAREN,
+    ",": TokenKind.COMMA,
+    "?": TokenKind.QMARK,
+    "[": TokenKind.LBRACKET,
+    "]": TokenKind.RBRACKET,
+}
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"'}
 _HEX = re.compile(r"\{([0-9A-Fa-f]{2,8})\}")
 
@@ -97,7 +106,7 @@ def tokenize(src: QuerySource) -> list[Token]:
     """Split ``src.text`` into tokens, ending with one ``EOF`` token.
 
     Raises:
-        RuleError: on an unknown character, a single ``=``, a single-quoted string,
+        RuleError: on an unknown character, a single-quoted string,
             an unterminated string or comment, or a bad escape sequence.
     """
     text = src.text
@@ -141,25 +150,21 @@ def tokenize(src: QuerySource) -> list[Token]:
         elif m := _IDENT.match(text, i):
             word = m.group()
             i = m.end()
-            if word in _TILDE_KEYWORDS and text.startswith("~", i):
+            # in~, like~, regex~ and the functions' ~ forms (startsWith~); the parser
+            # refuses a ~ anywhere else.
+            if text.startswith("~", i):
                 word += "~"
                 i += 1
             tokens.append(Token(TokenKind.IDENT, word, m.start()))
         elif m := _NUMBER.match(text, i):
             tokens.append(Token(TokenKind.NUMBER, _number(src, m, i), i))
             i = m.end()
-        elif c in "(),?":
-            kind = {"(": TokenKind.LPAREN, ")": TokenKind.RPAREN, ",": TokenKind.COMMA}
-            tokens.append(Token(kind.get(c, TokenKind.QMARK), c, i))
-            i += 1
-        elif c == "-" and i + 1 < n and text[i + 1].isdigit():
-            tokens.append(Token(TokenKind.OP, "-", i))
+        elif c in "(),?[]":
+            tokens.append(Token(_PUNCTUATION[c], c, i))
             i += 1
         else:
             op = next((o for o in _OPERATORS if text.startswith(o, i)), None)
             if op is None:
-                if c == "=":
-                    raise src.error(i, "'=' is not supported; use '==' or ':'")
                 if c == "|":
                     raise src.error(i, "pipes ('|') are not supported")
                 raise src.error(i, f"unexpected character {c!r}")

@@ -18,13 +18,23 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from kexecwatch.core.docfields import process_categories, process_fields
-from kexecwatch.core.rule.ast import And, Comparison, Expr, Field, Length, Not, Or
-from kexecwatch.core.rule.evaluate import CompiledQuery
+from kexecwatch.core.rule.ast import (
+    And,
+    CallCondition,
+    Comparison,
+    Computed,
+    Expr,
+    Field,
+    Not,
+    Or,
+)
+from kexecwatch.core.rule.evaluate import CompiledQuery, value_field_nodes
 from kexecwatch.core.rule.lexer import QuerySource
+from kexecwatch.core.rule.sequence import CompiledSequence
 from kexecwatch.errors import RuleError, SourceLocation
 
 __all__ = ["REQUIRED_KEYS", "field_problems", "key_problems"]
@@ -155,14 +165,28 @@ def _key_location(text: str, source: str, path: str) -> SourceLocation:
     return SourceLocation(source, line, len(m.group(1)) + 1)
 
 
-def field_problems(query: CompiledQuery, src: QuerySource) -> list[RuleError]:
+def field_problems(query: CompiledQuery | CompiledSequence, src: QuerySource) -> list[RuleError]:
     """Warnings for a category and fields kexecwatch's documents never carry.
+
+    For a sequence or sample, every stage's query is checked, and so are the join keys.
 
     Args:
         query: the compiled query.
         src: where the query sits in its file, for line, column and caret.
     """
-    problems: list[RuleError] = []
+    if isinstance(query, CompiledSequence):
+        problems: list[RuleError] = []
+        seen_messages: set[str] = set()
+        for stage in query.all_stages():
+            for problem in field_problems(stage.query, src):
+                if problem.message not in seen_messages:
+                    seen_messages.add(problem.message)
+                    problems.append(problem)
+        statement = query.statement
+        keys = [*statement.keys, *(k for s in statement.stages for k in s.keys)]
+        problems += _field_warnings(keys, src, {p.message for p in problems})
+        return problems
+    problems = []
     categories = process_categories()
     if query.category not in categories:
         pos = len(src.text) - len(src.text.lstrip())
@@ -174,10 +198,17 @@ def field_problems(query: CompiledQuery, src: QuerySource) -> list[RuleError]:
                 f"rule can never fire; kexecwatch produces: {known}",
             )
         )
+    problems += _field_warnings(_required_fields(query.condition), src, set())
+    return problems
+
+
+def _field_warnings(found: Iterable[Field], src: QuerySource, already: set[str]) -> list[RuleError]:
+    """A warning for each field (first mention) kexecwatch never sets."""
+    problems: list[RuleError] = []
     known_fields = process_fields()
     seen: set[str] = set()
-    for fld in _required_fields(query.condition):
-        if fld.name in known_fields or fld.name in seen:
+    for fld in found:
+        if fld.optional or fld.name in known_fields or fld.name in seen:
             continue
         seen.add(fld.name)
         close = difflib.get_close_matches(fld.name, sorted(known_fields), n=1, cutoff=0.8)
@@ -191,15 +222,19 @@ def field_problems(query: CompiledQuery, src: QuerySource) -> list[RuleError]:
                 f"{hint}; it sets {', '.join(near or sorted(known_fields))}",
             )
         )
-    return problems
+    return [p for p in problems if p.message not in already]
 
 
 def _required_fields(expr: Expr) -> Iterator[Field]:
     """The fields ``expr`` reads that are not marked optional (``?field``), in query order."""
-    if isinstance(expr, Comparison):
-        fld = expr.left.field if isinstance(expr.left, Length) else expr.left
-        if not fld.optional:
-            yield fld
+    if isinstance(expr, Comparison | Computed):
+        for fld in value_field_nodes(expr.left):
+            if not fld.optional:
+                yield fld
+    elif isinstance(expr, CallCondition):
+        for fld in value_field_nodes(expr.call):
+            if not fld.optional:
+                yield fld
     elif isinstance(expr, Not):
         yield from _required_fields(expr.operand)
     elif isinstance(expr, And | Or):

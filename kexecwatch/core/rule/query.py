@@ -1,12 +1,14 @@
-"""The one entry point from query text to :class:`CompiledQuery`."""
+"""The entry points from query text to :class:`CompiledQuery` or :class:`CompiledSequence`."""
 
 from __future__ import annotations
 
+from kexecwatch.core.rule.ast import Query
 from kexecwatch.core.rule.evaluate import CompiledQuery, compile_ast
 from kexecwatch.core.rule.lexer import QuerySource
-from kexecwatch.core.rule.parser import parse_query
+from kexecwatch.core.rule.parser import parse_query, parse_statement
+from kexecwatch.core.rule.sequence import CompiledSequence, compile_sequence
 
-__all__ = ["compile_query", "compile_source"]
+__all__ = ["compile_query", "compile_source", "compile_statement"]
 
 
 def compile_query(text: str, *, source: str = "<query>", line_offset: int = 0) -> CompiledQuery:
@@ -31,3 +33,15 @@ def compile_query(text: str, *, source: str = "<query>", line_offset: int = 0) -
 def compile_source(src: QuerySource) -> CompiledQuery:
     """:func:`compile_query` for a query whose position in a file is fully known."""
     return compile_ast(parse_query(src), src)
+
+
+def compile_statement(src: QuerySource) -> CompiledQuery | CompiledSequence:
+    """Compile a rule's query: a single-event query, a ``sequence`` or a ``sample``.
+
+    Raises:
+        RuleError: as :func:`compile_query` does.
+    """
+    statement = parse_statement(src)
+    if isinstance(statement, Query):
+        return compile_ast(statement, src)
+    return compile_sequence(statement, src)

@@ -27,7 +27,8 @@ from typing import Any, TypeVar
 from kexecwatch.core.rule.evaluate import CompiledQuery, Document
 from kexecwatch.core.rule.lexer import QuerySource
 from kexecwatch.core.rule.lint import field_problems, key_problems
-from kexecwatch.core.rule.query import compile_source
+from kexecwatch.core.rule.query import compile_statement
+from kexecwatch.core.rule.sequence import CompiledSequence
 from kexecwatch.errors import RuleError, SourceLocation
 
 __all__ = [
@@ -137,9 +138,11 @@ class RuleMetadata:
 
 @dataclass(frozen=True, slots=True)
 class Rule(RuleMetadata):
-    """A loaded EQL detection rule: its metadata, threat mapping and compiled query."""
+    """A loaded EQL detection rule: its metadata, threat mapping and compiled query
+    (a :class:`CompiledSequence` for a ``sequence`` or ``sample``, whose matches the
+    detector's sequence engine finds; its :meth:`matches` is always false)."""
 
-    query: CompiledQuery
+    query: CompiledQuery | CompiledSequence
     source: str
 
     def matches(self, document: Document) -> bool:
@@ -279,7 +282,7 @@ def check_rule(text: str, source: str) -> RuleCheck:
             errors.append(exc)
     table = data.get("rule")
     query = table.get("query") if isinstance(table, dict) else None
-    compiled: CompiledQuery | None = None
+    compiled: CompiledQuery | CompiledSequence | None = None
     warnings: tuple[RuleError, ...] = ()
     if query is not None and not isinstance(query, str):
         errors.append(_Reader(source).error("rule.query must be of type string"))
@@ -475,14 +478,16 @@ def _toml_error(exc: tomllib.TOMLDecodeError, text: str, source: str) -> RuleErr
     )
 
 
-def _compile_in_file(query: str, text: str, source: str) -> tuple[CompiledQuery, QuerySource]:
+def _compile_in_file(
+    query: str, text: str, source: str
+) -> tuple[CompiledQuery | CompiledSequence, QuerySource]:
     """Compile the query so that errors point into the TOML file, when that is possible."""
     src = _locate_query(query, text, source)
     if src is not None:
-        return compile_source(src), src
+        return compile_statement(src), src
     src = QuerySource(query, source)
     try:
-        return compile_source(src), src
+        return compile_statement(src), src
     except RuleError as exc:
         # Escapes in the TOML string change offsets: say the position is in the query.
         raise RuleError(

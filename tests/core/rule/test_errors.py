@@ -44,9 +44,11 @@ def _error(text: str, **kwargs: object) -> RuleError:
             "                              ^",
         ),
         (
-            'process where startsWith(process.name, "k")',
-            "<query>:1:15: unknown function 'startsWith'; supported: length\n"
-            'process where startsWith(process.name, "k")\n'
+            'process where wildcard(process.name, "k")',
+            "<query>:1:15: unknown function 'wildcard'; supported: add, between, cidrMatch, "
+            "concat, divide, endsWith, indexOf, length, modulo, multiply, number, startsWith, "
+            "string, stringContains, substring, subtract\n"
+            'process where wildcard(process.name, "k")\n'
             "              ^",
         ),
         (
@@ -76,10 +78,10 @@ def _error(text: str, **kwargs: object) -> RuleError:
             "                               ^",
         ),
         (
-            "sequence [process where true]",
-            "<query>:1:1: sequence queries are not supported; "
-            "only '<category> where <condition>'\n"
-            "sequence [process where true]\n"
+            "join [process where true] [process where true]",
+            "<query>:1:1: join queries are not supported; "
+            "only single-event queries, sequence and sample\n"
+            "join [process where true] [process where true]\n"
             "^",
         ),
         (

@@ -1,0 +1,604 @@
+//! The scanner's acceptance: what it takes, how it counts and learns, and every way
+//! it hands the position back.
+
+use std::collections::HashSet;
+
+use crate::gaps::{Quiet, MAX_TIME_MS};
+use crate::scan::scan;
+use crate::session::{Session, Settings, Stop};
+use crate::verdicts::{
+    EVALUATED, INODE_ALWAYS, INODE_IF_RELEVANT, LEARN_EXEC, LEARN_FORK, LEARN_OTHER, NEED_ALWAYS,
+    NEED_IF_RELEVANT,
+};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn settings() -> Settings {
+    Settings {
+        window_ms: 5000,
+        max_entries: 65536,
+        max_args_bytes: 8 << 20,
+        max_lateness_ms: Some(5000),
+        since_ms: None,
+        until_ms: None,
+        live: false,
+        max_inflight: 4096,
+        single_types: ["USER_CMD".as_bytes().to_vec()]
+            .iter()
+            .cloned()
+            .collect::<HashSet<_>>(),
+        fault_on: None,
+    }
+}
+
+fn quiet() -> Quiet {
+    Quiet::new(T0, 0, 100, T0, -1, &[])
+}
+
+fn id(time_ms: i64, serial: i64) -> String {
+    format!("{}.{:03}:{}", time_ms / 1000, time_ms % 1000, serial)
+}
+
+fn syscall_line(
+    time_ms: i64,
+    serial: i64,
+    syscall: u32,
+    exit: i64,
+    pid: u32,
+    ppid: u32,
+    comm: &str,
+) -> String {
+    format!(
+        "type=SYSCALL msg=audit({}): arch=c000003e syscall={} success=yes exit={} a0=1 a1=2 \
+a2=3 a3=0 items=2 ppid={} pid={} auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 \
+fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3 comm=\"{}\" exe=\"/usr/bin/{}\" \
+key=(null)\n",
+        id(time_ms, serial),
+        syscall,
+        exit,
+        ppid,
+        pid,
+        comm,
+        comm
+    )
+}
+
+fn key(syscall: u32, comm: &str) -> Vec<u8> {
+    format!(
+        "arch=c000003e syscall={}\0yes\0\"{}\"\0\"/usr/bin/{}\"",
+        syscall, comm, comm
+    )
+    .into_bytes()
+}
+
+/// An exec run: SYSCALL, two EXECVE, CWD, PATH, PROCTITLE.
+fn exec_run(time_ms: i64, serial: i64, pid: u32, ppid: u32, comm: &str) -> String {
+    let tag = id(time_ms, serial);
+    syscall_line(time_ms, serial, 59, 0, pid, ppid, comm)
+        + &format!("type=EXECVE msg=audit({}): argc=2 a0=\"{}\" \n", tag, comm)
+        + &format!("type=EXECVE msg=audit({}):  a1=\"-l\"\n", tag)
+        + &format!("type=CWD msg=audit({}): cwd=\"/root\"\n", tag)
+        + &format!(
+            "type=PATH msg=audit({}): item=0 name=\"/usr/bin/{}\" inode=4242 dev=08:01\n",
+            tag, comm
+        )
+        + &format!("type=PROCTITLE msg=audit({}): proctitle=6C73\n", tag)
+}
+
+fn session() -> Session {
+    let mut s = Session::new(settings());
+    for comm in ["ls", "sh", "cat"] {
+        s.verdicts.set(&key(59, comm), LEARN_EXEC | EVALUATED);
+        s.verdicts.set(&key(56, comm), LEARN_FORK);
+        s.verdicts.set(&key(2, comm), LEARN_OTHER);
+    }
+    s
+}
+
+fn run(s: &mut Session, log: &str) -> Quiet {
+    run_from(s, log, quiet())
+}
+
+fn run_from(s: &mut Session, log: &str, q: Quiet) -> Quiet {
+    scan(s, log.as_bytes(), 0, q);
+    let st = s.scan.state;
+    let mut ahead = Vec::new();
+    for row in s.scan.ahead.chunks(4) {
+        ahead.push([row[0], row[1], row[2], row[3]]);
+    }
+    Quiet::new(st[0], st[1], st[2], st[3], st[4], &ahead)
+}
+
+fn stop(s: &Session) -> (usize, i32) {
+    (s.scan.end, s.scan.stop)
+}
+
+#[test]
+fn a_whole_exec_run_is_taken_and_learned() {
+    let mut s = session();
+    let log = exec_run(T0 + 10, 100, 200, 1, "ls");
+    let q = run(&mut s, &log);
+    assert_eq!(stop(&s), (log.len(), Stop::End as i32));
+    assert_eq!((s.scan.lines, s.scan.records, s.scan.events), (6, 6, 1));
+    assert_eq!(s.scan.process_events, 1);
+    assert_eq!(s.scan.last_time_ms, T0 + 10);
+    assert_eq!(s.scan.done, vec![(T0 + 10) / 1000, 10, 100, 10]);
+    assert_eq!(
+        (q.present, q.elapsed, q.expected, q.last_time_ms),
+        (T0 + 10, 10, 101, T0 + 10)
+    );
+    let entry = s.table.latest(200).unwrap();
+    assert_eq!(entry.ppid(), Some(1));
+    assert_eq!(entry.since_ms(), i128::from(T0 + 10));
+    // Bodies as parse_record gives them: after the header, stripped of spaces.
+    assert_eq!(
+        entry.args_segment(),
+        Some(&b"argc=2 a0=\"ls\"\na1=\"-l\""[..])
+    );
+    assert_eq!(entry.exec_id(), Some(id(T0 + 10, 100).as_bytes()));
+    let mut wire = Vec::new();
+    entry.encode(&mut wire);
+    let text = String::from_utf8_lossy(&wire);
+    assert!(
+        text.contains("\"ls\"\"/usr/bin/ls\""),
+        "comm and exe raw: {}",
+        text
+    );
+    assert!(text.ends_with("auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3event"));
+}
+
+#[test]
+fn an_eoe_right_after_is_absorbed_and_comments_count_lines() {
+    let mut s = session();
+    let tag = id(T0, 100);
+    let log = format!(
+        "\n# note\n \t\n{}type=EOE msg=audit({}): \n",
+        exec_run(T0, 100, 200, 1, "ls"),
+        tag
+    );
+    run(&mut s, &log);
+    assert_eq!(stop(&s), (log.len(), 0));
+    assert_eq!((s.scan.lines, s.scan.records, s.scan.events), (10, 7, 1));
+}
+
+#[test]
+fn an_eoe_of_another_id_is_handed_back() {
+    let mut s = session();
+    let run_text = exec_run(T0, 100, 200, 1, "ls");
+    let log = format!("{}type=EOE msg=audit({}): \n", run_text, id(T0, 99));
+    run(&mut s, &log);
+    assert_eq!(stop(&s), (run_text.len(), Stop::Handback as i32));
+    assert_eq!(s.scan.events, 1);
+}
+
+#[test]
+fn an_unknown_verdict_stops_before_the_event() {
+    let mut s = session();
+    let first = exec_run(T0, 100, 200, 1, "ls");
+    let log = first.clone() + &exec_run(T0, 101, 201, 1, "vim");
+    let q = run(&mut s, &log);
+    assert_eq!(stop(&s), (first.len(), Stop::Verdict as i32));
+    assert_eq!(s.scan.key, key(59, "vim"));
+    assert_eq!(s.scan.events, 1);
+    s.verdicts.set(&key(59, "vim"), LEARN_EXEC | EVALUATED);
+    scan(&mut s, log.as_bytes(), first.len(), q);
+    assert_eq!(stop(&s), (log.len(), 0));
+    assert!(s.table.contains(201));
+}
+
+#[test]
+fn verdict_bits_hand_back_what_python_needs() {
+    let log = exec_run(T0, 100, 200, 1, "ls");
+    let cases: [(u8, Option<i64>, &[u64], bool); 8] = [
+        (NEED_ALWAYS, None, &[], true),
+        (NEED_IF_RELEVANT, None, &[], true),
+        (NEED_IF_RELEVANT, Some(T0 + 1), &[], false), // before since: not relevant
+        (INODE_ALWAYS, None, &[], false),             // no inodes known
+        (INODE_ALWAYS, None, &[4242], true),
+        (INODE_ALWAYS, None, &[4243], false),
+        (INODE_IF_RELEVANT, Some(T0 + 1), &[4242], false),
+        (INODE_IF_RELEVANT, None, &[4242], true),
+    ];
+    for (bits, since, inodes, handed_back) in cases.iter() {
+        let mut s = session();
+        s.settings.since_ms = *since;
+        s.verdicts
+            .set(&key(59, "ls"), LEARN_EXEC | EVALUATED | bits);
+        s.verdicts.set_inodes(inodes);
+        run(&mut s, &log);
+        let expected = if *handed_back { (0, 1) } else { (log.len(), 0) };
+        assert_eq!(
+            stop(&s),
+            expected,
+            "bits {:#x} since {:?} inodes {:?}",
+            bits,
+            since,
+            inodes
+        );
+        if !handed_back {
+            assert_eq!(s.scan.process_events, u64::from(since.is_none()));
+        }
+    }
+}
+
+#[test]
+fn until_makes_an_event_irrelevant() {
+    let mut s = session();
+    s.settings.until_ms = Some(T0);
+    run(&mut s, &exec_run(T0, 100, 200, 1, "ls"));
+    assert_eq!((s.scan.events, s.scan.process_events), (1, 0));
+}
+
+#[test]
+fn fault_on_hands_the_run_back() {
+    let mut s = session();
+    s.settings.fault_on = Some(b"/root".to_vec());
+    let log = exec_run(T0, 100, 200, 1, "ls");
+    run(&mut s, &log);
+    assert_eq!(stop(&s), (0, 1));
+    s.settings.fault_on = Some(b"nowhere".to_vec());
+    run(&mut s, &log);
+    assert_eq!(stop(&s), (log.len(), 0));
+}
+
+#[test]
+fn what_is_not_plain_is_handed_back() {
+    let handed_back = |log: String, q: Quiet| {
+        let mut s = session();
+        run_from(&mut s, &log, q);
+        assert_eq!(stop(&s), (0, 1), "{}", log);
+        assert_eq!(s.scan.events, 0);
+        assert!(s.table.is_empty());
+    };
+    handed_back(exec_run(T0 + 5001, 100, 200, 1, "ls"), quiet()); // a window ahead
+    handed_back(exec_run(T0 - 5001, 100, 200, 1, "ls"), quiet()); // a window behind
+    handed_back(exec_run(T0, 99, 200, 1, "ls"), quiet()); // behind expected
+    handed_back(
+        exec_run(T0, 100, 200, 1, "ls"),
+        Quiet::new(T0, 0, 90, T0, 100, &[]),
+    ); // done?
+    handed_back(
+        exec_run(T0, 105, 200, 1, "ls"),
+        Quiet::new(T0, 0, 100, T0, -1, &[[105, T0 / 1000, 0, 0]]),
+    ); // already ahead
+    let far = MAX_TIME_MS - 1;
+    handed_back(
+        exec_run(MAX_TIME_MS, 100, 200, 1, "ls"),
+        Quiet::new(far, 0, 100, far, -1, &[]),
+    );
+}
+
+#[test]
+fn malformed_or_unusual_lines_are_handed_back() {
+    let good = exec_run(T0, 100, 200, 1, "ls");
+    let variants = [
+        good.replacen("type=SYSCALL", "node=a type=SYSCALL", 1),
+        good.replacen("cwd=\"/root\"", "cwd=\"/root\"\r", 1),
+        good.replacen("cwd=\"/root\"", "cwd=\"/ro\0ot\"", 1),
+        good.replacen(".000:100): arch", ".000:100): arch=x", 1),
+        good.replacen("type=CWD", "type=EOE", 1),
+        good.replacen("type=PROCTITLE", "type=UNKNOWN[1]", 1),
+        good[..good.len() - 1].to_string(), // no final newline
+        good.replacen("type=EXECVE", "\ntype=EXECVE", 1), // a blank line inside
+        "type=LOGIN msg=audit(1.000:1): x\n".to_string(),
+    ];
+    for log in variants.iter() {
+        let mut s = session();
+        run(&mut s, log);
+        assert_eq!(s.scan.events, 0, "{:?}", log);
+        assert_eq!(s.scan.stop, 1, "{:?}", log);
+    }
+    // A path record moved before an EXECVE: no whole run, no pair.
+    let tag = id(T0, 100);
+    let swapped = syscall_line(T0, 100, 59, 0, 200, 1, "ls")
+        + &format!("type=PATH msg=audit({}): item=0\n", tag)
+        + &format!("type=EXECVE msg=audit({}): argc=1 a0=ls\n", tag)
+        + &format!("type=PROCTITLE msg=audit({}): proctitle=6C73\n", tag);
+    let mut s = session();
+    run(&mut s, &swapped);
+    assert_eq!(stop(&s), (0, 1));
+}
+
+#[test]
+fn an_interleaved_pair_is_two_events() {
+    let (a, b) = (id(T0, 100), id(T0 + 1, 101));
+    let log = syscall_line(T0, 100, 59, 0, 300, 1, "ls")
+        + &syscall_line(T0 + 1, 101, 59, 0, 301, 1, "cat")
+        + &format!("type=EXECVE msg=audit({}): argc=1 a0=ls\n", a)
+        + &format!("type=EXECVE msg=audit({}): argc=1 a0=cat\n", b)
+        + &format!("type=PATH msg=audit({}): item=0 inode=1\n", a)
+        + &format!("type=PROCTITLE msg=audit({}): proctitle=6C73\n", a)
+        + &format!("type=CWD msg=audit({}): cwd=\"/\"\n", b)
+        + &format!("type=PROCTITLE msg=audit({}): proctitle=636174\n", b);
+    let mut s = session();
+    let q = run(&mut s, &log);
+    assert_eq!(stop(&s), (log.len(), 0));
+    assert_eq!((s.scan.lines, s.scan.records, s.scan.events), (8, 8, 2));
+    assert_eq!(q.expected, 102);
+    assert_eq!(
+        s.table.latest(300).unwrap().args_segment(),
+        Some(&b"argc=1 a0=ls"[..])
+    );
+    assert_eq!(
+        s.table.latest(301).unwrap().args_segment(),
+        Some(&b"argc=1 a0=cat"[..])
+    );
+    assert_eq!(s.scan.done.len(), 8);
+
+    // B's PROCTITLE first: the reference completes B first; handed back.
+    let b_first = log.replacen(
+        &format!("type=PROCTITLE msg=audit({}): proctitle=6C73\n", a),
+        "",
+        1,
+    ) + &format!("type=PROCTITLE msg=audit({}): proctitle=6C73\n", a);
+    let mut s = session();
+    run(&mut s, &b_first);
+    assert_eq!(stop(&s), (0, 1));
+
+    // No room for two in flight: handed back.
+    let mut s = session();
+    s.settings.max_inflight = 1;
+    run(&mut s, &log);
+    assert_eq!(stop(&s), (0, 1));
+
+    // The same id twice: handed back.
+    let same = log.replace(&b, &a);
+    let mut s = session();
+    run(&mut s, &same);
+    assert_eq!(s.scan.events, 0);
+
+    // B dated a window past A: not plain after A; nothing taken.
+    let far = id(T0 + 6000, 101);
+    let mut s = session();
+    run(&mut s, &log.replace(&b, &far));
+    assert_eq!((s.scan.events, s.scan.stop), (0, 1));
+    assert!(s.scan.lost.is_empty() && s.table.is_empty());
+}
+
+#[test]
+fn single_records_of_the_named_types_are_taken() {
+    let mut s = session();
+    let log = format!(
+        "type=USER_CMD msg=audit({}): pid=1 cmd=6C73\u{1d}UID=\"root\"\ntype=USER_CMD msg=audit({}): x\n",
+        id(T0, 100),
+        id(T0 + 3, 101)
+    );
+    let q = run(&mut s, &log);
+    assert_eq!(stop(&s), (log.len(), 0));
+    assert_eq!(
+        (
+            s.scan.lines,
+            s.scan.records,
+            s.scan.events,
+            s.scan.process_events
+        ),
+        (2, 2, 2, 0)
+    );
+    assert_eq!((q.present, q.expected), (T0 + 3, 102));
+    let other = format!("type=USER_AUTH msg=audit({}): x\n", id(T0, 100));
+    run(&mut s, &other);
+    assert_eq!(stop(&s), (0, 1));
+    let long_ms = format!("type=USER_CMD msg=audit({}.1234:100): x\n", T0 / 1000);
+    run(&mut s, &long_ms);
+    assert_eq!(stop(&s), (0, 1));
+}
+
+#[test]
+fn forks_and_other_syscalls_learn_as_proctable() {
+    let mut s = session();
+    let tag = |t: i64, n: i64| format!("type=PROCTITLE msg=audit({}): proctitle=6C73\n", id(t, n));
+    let log = exec_run(T0, 100, 200, 1, "sh")
+        + &syscall_line(T0 + 1, 101, 56, 201, 200, 1, "sh")
+        + &tag(T0 + 1, 101)
+        + &syscall_line(T0 + 2, 102, 56, -11, 200, 1, "sh")
+        + &tag(T0 + 2, 102)
+        + &syscall_line(T0 + 3, 103, 2, 3, 202, 1, "cat")
+        + &tag(T0 + 3, 103)
+        + &syscall_line(T0 + 4, 104, 2, 3, 200, 1, "cat")
+        + &tag(T0 + 4, 104);
+    run(&mut s, &log);
+    assert_eq!(stop(&s), (log.len(), 0));
+    assert_eq!(s.scan.events, 5);
+    assert_eq!(s.scan.process_events, 1);
+    let parent = s.table.latest(200).unwrap().clone();
+    let child = s.table.latest(201).unwrap();
+    assert_eq!(child.ppid(), Some(200));
+    assert_eq!(child.args_segment(), parent.args_segment());
+    assert_eq!(child.exec_id(), parent.exec_id());
+    assert_eq!(child.since_ms(), i128::from(T0 + 1));
+    assert_eq!(s.table.len(), 3); // 200, 201, 202; the failed fork adds nothing
+    assert!(s.table.latest(202).unwrap().args_segment().is_none());
+    // "Other" does not replace a known pid's entry.
+    assert_eq!(s.table.latest(200).unwrap().since_ms(), i128::from(T0));
+}
+
+#[test]
+fn live_mode_stops_for_an_unknown_parent() {
+    let mut s = session();
+    s.settings.live = true;
+    let log = exec_run(T0, 100, 200, 77, "ls");
+    let q = run(&mut s, &log);
+    assert_eq!(stop(&s), (0, Stop::Live as i32));
+    assert_eq!((s.scan.ppid, s.scan.time_ms), (77, T0));
+    s.table.mark_unreadable(77);
+    run_from(&mut s, &log, q);
+    assert_eq!(stop(&s), (log.len(), 0));
+    let mut s = session();
+    s.settings.live = true;
+    run(&mut s, &exec_run(T0, 100, 200, 0, "ls")); // pid 0 is never looked up
+    assert_eq!(s.scan.stop, 0);
+}
+
+#[test]
+fn gaps_are_reported_lost_once_a_window_has_passed() {
+    let mut s = session();
+    let log = exec_run(T0, 102, 200, 1, "ls")
+        + &exec_run(T0 + 3000, 103, 201, 1, "ls")
+        + &exec_run(T0 + 5001, 104, 202, 1, "ls");
+    let q = run(&mut s, &log);
+    assert_eq!(s.scan.events, 3);
+    assert_eq!(s.scan.lost, vec![[100, 101, T0 / 1000, 0, 102]]);
+    assert_eq!((q.expected, q.ahead_len()), (105, 0));
+}
+
+#[test]
+fn done_keeps_the_last_65536_events() {
+    let mut s = session();
+    let mut log = String::new();
+    let n = 70_000;
+    for k in 0..n {
+        log += &format!("type=USER_CMD msg=audit({}): x\n", id(T0, 100 + k));
+    }
+    let q = run(&mut s, &log);
+    assert_eq!(s.scan.events, n as u64);
+    assert_eq!(s.scan.done.len(), 4 * 65_536);
+    assert_eq!(s.scan.done[2], 100 + n - 65_536);
+    assert_eq!(q.expected, 100 + n);
+}
+
+#[test]
+fn hostile_bytes_never_break_the_scan() {
+    let base = exec_run(T0, 100, 200, 1, "ls")
+        + &format!("type=USER_CMD msg=audit({}): x\n", id(T0, 101))
+        + &exec_run(T0 + 1, 102, 201, 200, "sh");
+    let alphabet = b"\n\r\0 \"=:().#x0123456789\x1d";
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..3000 {
+        let mut buf = base.clone().into_bytes();
+        for _ in 0..(next() % 6) {
+            let at = (next() as usize) % buf.len();
+            match next() % 3 {
+                0 => buf[at] = alphabet[(next() as usize) % alphabet.len()],
+                1 => {
+                    buf.remove(at);
+                }
+                _ => buf.insert(at, alphabet[(next() as usize) % alphabet.len()]),
+            }
+        }
+        let mut s = session();
+        s.settings.live = next() % 2 == 0;
+        scan(&mut s, &buf, 0, quiet());
+        let end = s.scan.end;
+        assert!(end <= buf.len());
+        assert!(end == 0 || buf[end - 1] == b'\n');
+        assert_eq!(s.scan.done.len() as u64, 4 * s.scan.events);
+        assert!(s.scan.records <= s.scan.lines);
+        assert_eq!(
+            s.scan.lines as usize,
+            buf[..end].iter().filter(|&&b| b == b'\n').count()
+        );
+    }
+}
+
+/// Throughput over a real log (`KW_BENCH_LOG`): `cargo test --release -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_scan_over_a_log() {
+    let path = match std::env::var("KW_BENCH_LOG") {
+        Ok(path) => path,
+        Err(_) => return,
+    };
+    let data = std::fs::read(path).unwrap();
+    let mut s = session();
+    for t in [
+        "USER_CMD",
+        "USER_START",
+        "USER_END",
+        "CRED_ACQ",
+        "CRED_DISP",
+        "USER_ACCT",
+        "USER_AUTH",
+        "LOGIN",
+        "SERVICE_START",
+        "SERVICE_STOP",
+    ] {
+        s.settings.single_types.insert(t.as_bytes().to_vec());
+    }
+    let first = crate::syscall::parse(&data[..data.iter().position(|&b| b == b'\n').unwrap()]);
+    let _ = first;
+    let mut q = Quiet::new(0, 0, 0, 0, -1, &[]);
+    let mut pos = 0;
+    let (mut events, mut calls, mut scanned) = (0u64, 0u64, 0usize);
+    let mut spent = std::time::Duration::default();
+    while pos < data.len() {
+        let started = std::time::Instant::now();
+        scan(&mut s, &data, pos, q.clone());
+        spent += started.elapsed();
+        calls += 1;
+        events += s.scan.events;
+        scanned += s.scan.end - pos;
+        let st = s.scan.state;
+        let mut ahead = Vec::new();
+        for row in s.scan.ahead.chunks(4) {
+            ahead.push([row[0], row[1], row[2], row[3]]);
+        }
+        q = Quiet::new(st[0], st[1], st[2], st[3], st[4], &ahead);
+        pos = s.scan.end;
+        match s.scan.stop {
+            0 => break,
+            2 => {
+                let k = s.scan.key.clone();
+                let exec = k.windows(11).any(|w| w == b"syscall=59\0");
+                s.verdicts.set(
+                    &k,
+                    if exec {
+                        LEARN_EXEC | EVALUATED
+                    } else {
+                        LEARN_OTHER
+                    },
+                );
+            }
+            _ => {
+                // Python's unit: here one line, with the clock and serials put past it.
+                let nl = pos + data[pos..].iter().position(|&b| b == b'\n').unwrap();
+                let line = &data[pos..nl];
+                if let Some(at) = crate::lines::find(line, b"msg=audit(") {
+                    let rest = &line[at + 10..];
+                    let dot = rest.iter().position(|&b| b == b'.').unwrap_or(0);
+                    let colon = rest.iter().position(|&b| b == b':').unwrap_or(0);
+                    let close = rest.iter().position(|&b| b == b')').unwrap_or(0);
+                    let num = |t: &[u8]| {
+                        std::str::from_utf8(t)
+                            .ok()
+                            .and_then(|t| t.parse::<i64>().ok())
+                    };
+                    if let (Some(sec), Some(ms), Some(serial)) = (
+                        num(&rest[..dot]),
+                        num(&rest[dot + 1..colon]),
+                        num(rest.get(colon + 1..close).unwrap_or(b"")),
+                    ) {
+                        let t = sec * 1000 + ms;
+                        if q.expected == 0 || (t - q.present).abs() > 5000 {
+                            q = Quiet::new(t, q.elapsed, serial + 1, t, serial, &[]);
+                        } else {
+                            q = Quiet::new(
+                                q.present.max(t),
+                                q.elapsed,
+                                q.expected.max(serial + 1),
+                                q.last_time_ms,
+                                q.done_ceiling.max(serial),
+                                &[],
+                            );
+                        }
+                    }
+                }
+                pos = nl + 1;
+            }
+        }
+    }
+    println!(
+        "{} MB: {} calls, {} events; scan time {:?} = {:.2} GB/s over {:.1}% of the log",
+        data.len() / 1_000_000,
+        calls,
+        events,
+        spent,
+        scanned as f64 / spent.as_secs_f64() / 1e9,
+        scanned as f64 * 100.0 / data.len() as f64
+    );
+}

@@ -1,0 +1,210 @@
+"""The native scan through the binding, on small logs: what it takes, what it learns,
+and where it hands back (the Rust tests cover every case; these check the values
+cross the ABI intact)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kexecwatch.native import (
+    STOP_END,
+    STOP_HANDBACK,
+    STOP_LIVE,
+    STOP_VERDICT,
+    NativeError,
+    NativeLib,
+    NativeSession,
+    QuietState,
+)
+
+T0 = 1_700_000_000_000
+EXEC = 1 | 4  # LEARN exec, EVALUATED
+FORK = 2
+
+
+def session(lib: NativeLib, **options: Any) -> NativeSession:
+    settings: dict[str, Any] = {
+        "window_ms": 5000,
+        "max_entries": 65536,
+        "max_args_bytes": 8 << 20,
+        "max_lateness_ms": 5000,
+        "since_ms": None,
+        "until_ms": None,
+        "live": False,
+        "single_types": ["USER_CMD"],
+        "fault_on": None,
+    }
+    settings.update(options)
+    return lib.new_session(**settings)
+
+
+@pytest.fixture
+def native(native_lib: NativeLib) -> Iterator[NativeSession]:
+    s = session(native_lib)
+    yield s
+    s.close()
+
+
+def quiet(**changes: Any) -> QuietState:
+    state = QuietState(
+        present=T0, elapsed=0, expected=100, last_time_ms=T0, ahead=[], done_ceiling=-1
+    )
+    for name, value in changes.items():
+        setattr(state, name, value)
+    return state
+
+
+def eid(time_ms: int, serial: int) -> str:
+    return f"{time_ms // 1000}.{time_ms % 1000:03d}:{serial}"
+
+
+def syscall(
+    time_ms: int, serial: int, nr: int, pid: int, ppid: int, comm: str, exit: int = 0
+) -> str:
+    return (
+        f"type=SYSCALL msg=audit({eid(time_ms, serial)}): arch=c000003e syscall={nr} "
+        f"success=yes exit={exit} a0=1 a1=2 a2=3 a3=0 items=1 ppid={ppid} pid={pid} "
+        "auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 "
+        f'fsgid=1000 tty=pts0 ses=3 comm="{comm}" exe="/usr/bin/{comm}" key=(null)'
+        '\x1dARCH=x86_64 SYSCALL=execve AUID="alice"\n'
+    )
+
+
+def exec_run(time_ms: int, serial: int, pid: int, ppid: int, comm: str) -> str:
+    tag = eid(time_ms, serial)
+    return (
+        syscall(time_ms, serial, 59, pid, ppid, comm)
+        + f'type=EXECVE msg=audit({tag}): argc=2 a0="{comm}" a1="-l"\n'
+        + f'type=CWD msg=audit({tag}): cwd="/root"\n'
+        + f'type=PATH msg=audit({tag}): item=0 name="/usr/bin/{comm}" inode=77 dev=08:01\n'
+        + f"type=PROCTITLE msg=audit({tag}): proctitle=6C73\n"
+    )
+
+
+def key(nr: int, comm: str) -> bytes:
+    return f'arch=c000003e syscall={nr}\0yes\0"{comm}"\0"/usr/bin/{comm}"'.encode()
+
+
+def test_a_run_is_taken_once_its_verdict_is_known(native: NativeSession) -> None:
+    log = (
+        exec_run(T0 + 5, 100, 200, 1, "ls") + f"type=EOE msg=audit({eid(T0 + 5, 100)}): \n"
+    ).encode()
+    first = native.scan(log, 0, quiet())
+    assert (first.stop, first.end, first.events) == (STOP_VERDICT, 0, 0)
+    assert first.key == key(59, "ls")
+    native.set_verdict(key(59, "ls"), EXEC)
+    result = native.scan(log, 0, quiet())
+    assert (result.stop, result.end) == (STOP_END, len(log))
+    assert (result.lines, result.records, result.events, result.process_events) == (6, 6, 1, 1)
+    assert result.last_time_ms == T0 + 5
+    assert list(result.done) == [T0 // 1000, 5, 100, 5]
+    assert result.lost == []
+    state = result.state
+    assert (state.present, state.elapsed, state.expected, state.last_time_ms) == (
+        T0 + 5,
+        5,
+        101,
+        T0 + 5,
+    )
+    entry = native.table_latest(200)
+    assert entry == (
+        200,
+        1,
+        b'"ls"',
+        True,
+        b'"/usr/bin/ls"',
+        True,
+        b'argc=2 a0="ls" a1="-l"',
+        T0 + 5,
+        eid(T0 + 5, 100),
+        "event",
+        b"auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 "
+        b"fsgid=1000 tty=pts0 ses=3",
+    )
+
+
+def test_a_fork_child_copies_its_parents_argv(native: NativeSession) -> None:
+    native.set_verdict(key(59, "sh"), EXEC)
+    native.set_verdict(key(56, "sh"), FORK)
+    log = (
+        exec_run(T0, 100, 200, 1, "sh")
+        + syscall(T0 + 1, 101, 56, 200, 1, "sh", exit=201)
+        + f"type=PROCTITLE msg=audit({eid(T0 + 1, 101)}): proctitle=7368\n"
+    ).encode()
+    result = native.scan(log, 0, quiet())
+    assert (result.stop, result.events, result.process_events) == (STOP_END, 2, 1)
+    child = native.table_latest(201)
+    parent = native.table_latest(200)
+    assert child is not None and parent is not None
+    assert (child[1], child[6], child[7], child[8]) == (200, parent[6], T0 + 1, parent[8])
+
+
+def test_gaps_come_back_as_lost_reports_and_ahead_rows(native: NativeSession) -> None:
+    native.set_verdict(key(59, "ls"), EXEC)
+    log = (exec_run(T0, 102, 200, 1, "ls") + exec_run(T0 + 3000, 104, 201, 1, "ls")).encode()
+    result = native.scan(log, 0, quiet())
+    assert result.events == 2
+    assert result.state.ahead == [(102, T0 // 1000, 0, 0), (104, T0 // 1000 + 3, 0, 3000)]
+    assert result.state.expected == 100
+    more = exec_run(T0 + 5001, 105, 202, 1, "ls").encode()
+    after = native.scan(more, 0, result.state)
+    # 102 was seen more than a window ago: 100-101 are lost; 103 may still come.
+    assert after.lost == [(100, 101, T0 // 1000, 0, 102)]
+    assert after.state.expected == 103
+    assert after.state.ahead == [(104, T0 // 1000 + 3, 0, 3000), (105, T0 // 1000 + 5, 1, 5001)]
+
+
+def test_hand_backs_leave_the_state_alone(native: NativeSession) -> None:
+    native.set_verdict(key(59, "ls"), EXEC)
+    log = (
+        "# a comment\n"
+        + exec_run(T0, 100, 200, 1, "ls").replace("type=SYSCALL", "node=h type=SYSCALL")
+    ).encode()
+    result = native.scan(log, 0, quiet())
+    assert (result.stop, result.end, result.lines, result.events) == (STOP_HANDBACK, 12, 1, 0)
+    assert result.state == quiet()
+    assert native.table_len() == 0
+
+
+def test_live_mode_asks_for_the_parent(native_lib: NativeLib) -> None:
+    live = session(native_lib, live=True)
+    try:
+        live.set_verdict(key(59, "ls"), EXEC)
+        log = exec_run(T0, 100, 200, 4242, "ls").encode()
+        result = live.scan(log, 0, quiet())
+        assert (result.stop, result.end, result.ppid, result.time_ms) == (STOP_LIVE, 0, 4242, T0)
+        live.table_mark_unreadable(4242)
+        assert live.scan(log, 0, quiet()).stop == STOP_END
+    finally:
+        live.close()
+
+
+def test_single_records_and_inodes(native: NativeSession) -> None:
+    native.set_verdict(key(59, "ls"), EXEC | 64)  # INODE_ALWAYS
+    log = (
+        f"type=USER_CMD msg=audit({eid(T0, 100)}): cmd=6C73\n" + exec_run(T0, 101, 200, 1, "ls")
+    ).encode()
+    assert native.scan(log, 0, quiet()).stop == STOP_END  # no inodes known: nothing to hand back
+    native.set_inodes([77, -5, 2**70])
+    result = native.scan(log, 0, quiet())
+    assert (result.stop, result.events, result.records) == (STOP_HANDBACK, 1, 1)
+    native.set_inodes([])
+    native.clear_verdicts()
+    assert native.scan(log, 0, quiet()).stop == STOP_VERDICT
+
+
+def test_states_beyond_int64_are_handed_back_untouched(native: NativeSession) -> None:
+    state = quiet(expected=2**64)
+    result = native.scan(b"# x\n", 0, state)
+    assert (result.stop, result.end, result.lines, result.state) == (STOP_HANDBACK, 0, 0, state)
+    ahead = quiet(ahead=[(2**70, 1, 2, 3)])
+    assert native.scan(b"# x\n", 0, ahead).stop == STOP_HANDBACK
+
+
+def test_a_start_outside_the_buffer_is_an_error(native: NativeSession) -> None:
+    with pytest.raises(NativeError, match="outside the buffer"):
+        native.scan(b"abc\n", 5, quiet())
+    assert native.scan(b"abc\n", 4, quiet()).stop == STOP_END
