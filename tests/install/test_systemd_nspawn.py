@@ -32,6 +32,7 @@ FIXTURE = REPO / "fixtures" / "audit" / "raw" / "all-scenarios.log"
 GOLDEN = REPO / "fixtures" / "golden" / "raw" / "all-scenarios.alerts.jsonl"
 HOST = "fixture-host"  # the host name the golden files use
 ALERTS = "/var/log/kexecwatch/alerts.json"
+LIBRARY = "/opt/kexecwatch/lib/python3.11/site-packages/kexecwatch/native/libkexecwatch_native.so"
 UNIT = "kexecwatch.service"
 UP_FOR = 70.0  # seconds: more than the 30 s between watchdog pings, twice
 # systemd-analyze security of the running unit, systemd 252 in the container: 4.9 and
@@ -128,6 +129,10 @@ def check_the_unit(c: Container) -> tuple[re.Match[str], list[Any], list[Any]]:
         "/out/kexecwatch.deb",
         timeout=600,
     )
+    # The native library, built on the host, loads in Debian 12 (the same glibc); -I: the
+    # installed package, whatever the working directory.
+    code = "from kexecwatch.native.binding import load; print(load().path)"
+    assert c.run("/opt/kexecwatch/bin/python", "-I", "-c", code).stdout.strip() == LIBRARY
     # auditd cannot run in a container: give the daemon the log auditd would write.
     c.run(
         "sh",
