@@ -130,8 +130,12 @@ class StandIns:
         self._dirs.clear()
 
 
-def prepare_lab(manifest: Manifest, scenarios: Sequence[Scenario]) -> Path:
-    """Recreate the lab directory with the common files and the scenarios' own."""
+def prepare_lab(manifest: Manifest, scenarios: Sequence[Scenario], uid: int = 0) -> Path:
+    """Recreate the lab directory with the common files and the scenarios' own.
+
+    A scenario's ``writable`` directories (and the files in them) belong to ``uid``, the
+    lab user, so that its commands can change them; everything else belongs to root.
+    """
     lab = Path(manifest.lab_dir)
     shutil.rmtree(lab, ignore_errors=True)
     lab.mkdir(mode=0o755, parents=True)
@@ -146,12 +150,22 @@ def prepare_lab(manifest: Manifest, scenarios: Sequence[Scenario]) -> Path:
     for rel, dest in manifest.symlinks:
         (lab / rel).symlink_to(dest)
     for sc in scenarios:
+        for rel in sc.writable:
+            (lab / rel).mkdir(parents=True, exist_ok=True)
+            os.chown(lab / rel, uid, -1)
+        for rel in sc.true_copies:
+            target = lab / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(TRUE, target)
+            target.chmod(0o755)
         for rel, text in sc.files:
             if rel.startswith("/"):
                 continue
             path = lab / rel
             path.write_text(text.lstrip("\n"))
             path.chmod(0o755 if text.lstrip("\n").startswith("#!") else 0o644)
+            if any(Path(rel).is_relative_to(w) for w in sc.writable):
+                os.chown(path, uid, -1)
     return lab
 
 
@@ -243,7 +257,7 @@ def record(
     with AuditdSession(rules, log_format=log_format, node_name=node) as session:
         lost_before = audit_status().lost
         for i, sc in enumerate(scenarios):
-            lab = prepare_lab(manifest, scenarios)
+            lab = prepare_lab(manifest, scenarios, uid)
             play(session, rules, manifest, sc, lab, first=i == 0, last=i == len(scenarios) - 1)
         session.wait_idle()
         if audit_status().lost != lost_before:

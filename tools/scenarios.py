@@ -20,6 +20,7 @@ __all__ = [
     "CombinedStream",
     "ExpectedAlert",
     "ExpectedDetection",
+    "ExpectedRuleAlert",
     "Manifest",
     "Scenario",
     "expand_args",
@@ -52,6 +53,14 @@ class ExpectedDetection:
 
 
 @dataclass(frozen=True, slots=True)
+class ExpectedRuleAlert:
+    """One alert of a rule from a detection-rules checkout: its rule_id and the argv."""
+
+    rule: str
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """One recorded scenario: its setup files, commands and expectations."""
 
@@ -64,6 +73,9 @@ class Scenario:
     extended: tuple[ExpectedDetection, ...]
     notes: str
     noise: bool
+    true_copies: tuple[str, ...] = ()
+    writable: tuple[str, ...] = ()
+    elastic: tuple[ExpectedRuleAlert, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +156,11 @@ def _scenario(raw: dict[str, Any]) -> Scenario:
         ),
         notes=raw.get("notes", "").strip(),
         noise=bool(raw.get("noise", True)),
+        true_copies=tuple(raw.get("true_copies", [])),
+        writable=tuple(raw.get("writable", [])),
+        elastic=tuple(
+            ExpectedRuleAlert(a["rule"], expand_args(a["args"])) for a in raw.get("elastic", [])
+        ),
     )
 
 

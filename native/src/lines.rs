@@ -31,17 +31,18 @@ pub fn line_end(buf: &[u8], from: usize) -> (Option<usize>, bool) {
     let mut i = from;
     let mut rest = buf.get(from..).unwrap_or(&[]);
     // Most bytes are plain text: skip 32 at a time while no byte below 0x0e shows.
-    while rest.len() >= 32 {
-        let any = low_bytes(word(&rest[..8]))
-            | low_bytes(word(&rest[8..16]))
-            | low_bytes(word(&rest[16..24]))
-            | low_bytes(word(&rest[24..32]));
+    let mut blocks = rest.chunks_exact(32);
+    for block in &mut blocks {
+        let any = low_bytes(word(&block[..8]))
+            | low_bytes(word(&block[8..16]))
+            | low_bytes(word(&block[16..24]))
+            | low_bytes(word(&block[24..]));
         if any != 0 {
             break;
         }
-        rest = &rest[32..];
         i += 32;
     }
+    rest = &rest[i - from..];
     let mut chunks = rest.chunks_exact(8);
     for chunk in &mut chunks {
         let mut hits = low_bytes(word(chunk));

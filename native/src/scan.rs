@@ -27,6 +27,9 @@ const MIDDLE: [&[u8]; 6] = [
     b"FD_PAIR",
     b"OBJ_PID",
 ];
+/// The longest unit (run, pair or record) taken: an entry's segments are measured in
+/// u32, and nothing sane comes near (lines reach the detector at most 1 MiB long).
+const MAX_UNIT: usize = 1 << 30;
 /// `PAIR_MAX_LINES` of fastpath.py.
 const PAIR_MAX_LINES: usize = 48;
 const MSG: &[u8] = b" msg=audit(";
@@ -249,16 +252,22 @@ impl<'a> Scanner<'a> {
                 break line;
             }
         };
-        // An EOE of the same id right after: absorbed (the event is done).
+        // An EOE of the same id right after: absorbed (the event is done). Its line is
+        // read only when it is one, so the next event's line is read once.
         let mut next = end;
-        if let (Some(eoe_end), false) = line_end(buf, end) {
-            let text = &buf[end..eoe_end];
-            if let Some((b"EOE", space)) = record_type(text, 16) {
-                if tagged(text, space, id) {
-                    next = eoe_end + 1;
-                    lines += 1;
+        if starts(&buf[end..], b"type=EOE ") {
+            if let (Some(eoe_end), false) = line_end(buf, end) {
+                let text = &buf[end..eoe_end];
+                if let Some((_, space)) = record_type(text, 16) {
+                    if tagged(text, space, id) {
+                        next = eoe_end + 1;
+                        lines += 1;
+                    }
                 }
             }
+        }
+        if end - pos > MAX_UNIT {
+            return Err(Stop::Handback);
         }
         let event = self.judge(head)?;
         if self.needs_python(&event, &buf[args_end..end]) || self.faulty(&buf[pos..end]) {
@@ -479,6 +488,9 @@ impl<'a> Scanner<'a> {
         }
         let end = end.ok_or(Stop::Handback)?;
         let head_b = head_b.ok_or(Stop::Handback)?;
+        if end - pos > MAX_UNIT {
+            return Err(Stop::Handback);
+        }
         let execve_a = whole_run(buf, lines_a, tag_a).ok_or(Stop::Handback)?;
         let execve_b = whole_run(buf, lines_b, span(buf, head_b.id)).ok_or(Stop::Handback)?;
         let a = self.judge(head_a)?;
@@ -545,6 +557,9 @@ impl<'a> Scanner<'a> {
                 .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'[' | b']'))
             || !self.session.settings.single_types.contains(kind)
         {
+            return Err(Stop::Handback);
+        }
+        if line.len() > MAX_UNIT {
             return Err(Stop::Handback);
         }
         let header = single_header(line, space).ok_or(Stop::Handback)?;

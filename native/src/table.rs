@@ -18,7 +18,6 @@
 //! Safe Rust: a `HashMap` from pid to a slot, the slots in a `Vec` linked by index
 //! into the LRU list, freed slots reused.
 
-use std::collections::hash_map::Entry as Entry_;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::entry::Entry;
@@ -29,6 +28,54 @@ pub const UNREADABLE_LIMIT: usize = 4096;
 pub const NO_LATENESS: i128 = 1 << 63;
 
 const NIL: usize = usize::MAX;
+
+/// pid → slot index. Pids are 128-bit (a fork child's is the exit value), but nearly
+/// all fit 64 bits: those live in a map of 16-byte buckets, half the size of an i128
+/// key's, which keeps more of a large table in cache.
+#[derive(Default)]
+struct PidMap {
+    narrow: HashMap<u64, usize>,
+    wide: HashMap<i128, usize>,
+}
+
+impl PidMap {
+    fn len(&self) -> usize {
+        self.narrow.len() + self.wide.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get(&self, pid: i128) -> Option<usize> {
+        match u64::try_from(pid) {
+            Ok(key) => self.narrow.get(&key).copied(),
+            Err(_) => self.wide.get(&pid).copied(),
+        }
+    }
+
+    /// The slot of `pid`, or `fresh` newly given to it: `(slot, whether new)`.
+    fn get_or_insert(&mut self, pid: i128, fresh: usize) -> (usize, bool) {
+        use std::collections::hash_map::Entry as Slot;
+        fn pick<K>(entry: Slot<'_, K, usize>, fresh: usize) -> (usize, bool) {
+            match entry {
+                Slot::Occupied(known) => (*known.get(), false),
+                Slot::Vacant(vacant) => (*vacant.insert(fresh), true),
+            }
+        }
+        match u64::try_from(pid) {
+            Ok(key) => pick(self.narrow.entry(key), fresh),
+            Err(_) => pick(self.wide.entry(pid), fresh),
+        }
+    }
+
+    fn remove(&mut self, pid: i128) {
+        match u64::try_from(pid) {
+            Ok(key) => self.narrow.remove(&key),
+            Err(_) => self.wide.remove(&pid),
+        };
+    }
+}
 
 struct Slot {
     pid: i128,
@@ -49,7 +96,7 @@ impl Slot {
 
 /// The bounded pid → latest-exec table (see the module documentation).
 pub struct Table {
-    map: HashMap<i128, usize>,
+    map: PidMap,
     slots: Vec<Slot>,
     free: Vec<usize>,
     oldest: usize,
@@ -66,7 +113,7 @@ impl Table {
     /// An empty table with proctable.py's limits (`lateness`: [`NO_LATENESS`] for none).
     pub fn new(max_entries: u64, max_args_bytes: u64, lateness: i128) -> Table {
         Table {
-            map: HashMap::new(),
+            map: PidMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             oldest: NIL,
@@ -97,17 +144,17 @@ impl Table {
 
     /// Whether `pid` has an entry (no time walk).
     pub fn contains(&self, pid: i128) -> bool {
-        self.map.contains_key(&pid)
+        self.map.get(pid).is_some()
     }
 
     /// The latest entry of `pid` (`entries.get(pid)`).
     pub fn latest(&self, pid: i128) -> Option<&Entry> {
-        self.map.get(&pid).map(|&i| &self.slots[i].current)
+        self.map.get(pid).map(|i| &self.slots[i].current)
     }
 
     /// `_entry_at`: the latest entry of `pid` from before `at_ms` (the lateness walk).
     pub fn entry_at(&self, pid: i128, at_ms: i128) -> Option<&Entry> {
-        let slot = &self.slots[*self.map.get(&pid)?];
+        let slot = &self.slots[self.map.get(pid)?];
         let limit = at_ms.saturating_add(self.lateness);
         let chain = [
             Some(&slot.current),
@@ -127,17 +174,14 @@ impl Table {
     /// `_store`: the new latest entry of its pid (history, LRU order, eviction).
     pub fn store(&mut self, entry: Entry) {
         if let Some(parent) = entry.ppid() {
-            if let Some(&i) = self.map.get(&parent) {
+            if let Some(i) = self.map.get(parent) {
                 self.touch(i);
             }
         }
         let pid = entry.pid();
         let mut added = i128::from(entry.args_size());
         let free = self.free.last().copied().unwrap_or(self.slots.len());
-        let (i, fresh) = match self.map.entry(pid) {
-            Entry_::Occupied(known) => (*known.get(), false),
-            Entry_::Vacant(vacant) => (*vacant.insert(free), true),
-        };
+        let (i, fresh) = self.map.get_or_insert(pid, free);
         if fresh {
             let slot = Slot {
                 pid,
@@ -244,7 +288,7 @@ impl Table {
         let size = self.slots[i].chain_size();
         self.args_bytes = self.args_bytes.saturating_sub(size);
         let slot = &mut self.slots[i];
-        self.map.remove(&slot.pid);
+        self.map.remove(slot.pid);
         slot.current = Entry::empty();
         slot.previous = None;
         slot.before = None;
@@ -358,6 +402,24 @@ mod tests {
         table.store(exec(3, 0, 0, b"cccccccccccccccc"));
         assert_eq!(pids(&table), vec![3]);
         assert_eq!(table.args_bytes(), 16);
+    }
+
+    #[test]
+    fn pids_beyond_64_bits_and_below_zero_are_kept_alike() {
+        let mut table = Table::new(3, 1 << 20, NO_LATENESS);
+        for pid in [1i128 << 100, -5, 7] {
+            table.store(exec(pid, 0, 0, b"a"));
+        }
+        assert!(table.contains(1 << 100) && table.contains(-5) && table.contains(7));
+        table.store(exec(1 << 100, 7, 1, b""));
+        assert_eq!(pids(&table), vec![-5, 7, 1 << 100]);
+        table.store(exec(8, 0, 0, b""));
+        assert!(!table.contains(-5));
+        assert_eq!(table.len(), 3);
+        table.store(exec(9, 0, 0, b""));
+        table.store(exec(10, 0, 0, b""));
+        assert!(!table.contains(1 << 100));
+        assert_eq!(table.args_bytes(), 0);
     }
 
     #[test]

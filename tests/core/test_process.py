@@ -1,5 +1,9 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
 from kexecwatch.core.assembler import Assembler, AuditEvent
-from kexecwatch.core.process import Parent, process_event_from
+from kexecwatch.core.fields import decode_untrusted, parse_fields
+from kexecwatch.core.process import Parent, PathItem, process_event_from
 from kexecwatch.core.proctable import LiveProcess, ProcessTable
 from kexecwatch.core.record import AuditRecord, parse_record
 from tests.builders import exec_lines
@@ -133,7 +137,9 @@ def test_live_lookup_rejects_a_parent_younger_than_the_child() -> None:
     old = LiveProcess(7, 1, b"kdumpctl", b"/usr/bin/bash", (b"bash",), start_ms=1699999990000)
     table = ProcessTable(lookup=lambda pid: old)
     parent = table.parent_of(child)
-    assert parent == Parent(7, b"kdumpctl", b"/usr/bin/bash", (b"bash",), "procfs", None, 1)
+    assert parent == Parent(
+        7, b"kdumpctl", b"/usr/bin/bash", (b"bash",), "procfs", None, 1, since_ms=1699999990000
+    )
 
 
 def test_table_state_roundtrip_is_byte_exact() -> None:
@@ -187,3 +193,98 @@ def test_ancestry_stops_on_a_pid_loop() -> None:
     # pid reuse can make a loop: 7's parent is 8 and 8's parent is 7
     _observe_all(table, {"pid": 7, "ppid": 8, "comm": "a"}, {"pid": 8, "ppid": 7, "comm": "b"})
     assert [p.pid for p in table.ancestry(7, 1700000000000)] == [7, 8]
+
+
+# PATH bodies: the kernel's layout (read by one regex) and odd ones (read field by field)
+# must give the very PathItem the field-by-field reading gives.
+path_names = st.sampled_from(
+    [b'"/usr/sbin/kexec"', b'"/a b/inode=5 c"', b"2F746D702F6B65786563", b"(null)", b'""']
+    + [b'"/x', b"/plain", b"2f6b"]
+)
+caps = st.sampled_from(
+    [
+        b"",
+        b" cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 cap_frootid=0",
+        b" cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0",
+        b" cap_fp=1 cap_fi=2",
+        b" obj=system_u:object_r:bin_t:s0",
+    ]
+)
+
+
+@st.composite
+def path_bodies(draw: st.DrawFn) -> bytes:
+    item = draw(st.sampled_from([b"0", b"1", b"12", b"x", b"-1"]))
+    inode = draw(st.sampled_from([b"", b"inode=493117 ", b"inode=007 ", b"inode=-3 ", b"inode=x "]))
+    rest = b""
+    if inode:
+        dev = draw(st.sampled_from([b"fe:01", b"(none)", b"08:1"]))
+        mode = draw(st.sampled_from([b"0100755", b"0120777", b"?", b"0x1"]))
+        rest = b"dev=" + dev + b" mode=" + mode + b" ouid=0 ogid=0 rdev=00:00 "
+    nametype = draw(st.sampled_from([b"NORMAL", b"UNKNOWN", b"PARENT", b"(null)", b"x y"]))
+    body = (
+        b"item="
+        + item
+        + b" name="
+        + draw(path_names)
+        + b" "
+        + inode
+        + rest
+        + b"nametype="
+        + nametype
+        + draw(caps)
+    )
+    return draw(st.sampled_from([body, body + b" item=7", b"name=/a " + body, body + b" junk"]))
+
+
+def reference_path(body: bytes) -> PathItem:
+    """The PathItem of a PATH body read field by field, as process events were built."""
+    fields, _ = parse_fields(body)
+
+    def number(name: str) -> int | None:
+        try:
+            return int(fields[name])
+        except (KeyError, ValueError):
+            return None
+
+    def plain(name: str) -> str | None:
+        raw = fields.get(name)
+        if raw is None or raw in (b"(none)", b"(null)", b"?"):
+            return None
+        return raw.decode("utf-8", "surrogateescape")
+
+    return PathItem(
+        number("item"),
+        decode_untrusted(fields.get("name")),
+        number("inode"),
+        plain("dev"),
+        plain("mode"),
+        plain("nametype"),
+    )
+
+
+@st.composite
+def kernel_path_bodies(draw: st.DrawFn) -> bytes:
+    """PATH bodies in the kernel's own layout, which the one-regex reading takes."""
+    name = draw(st.sampled_from([b'"/usr/sbin/kexec"', b'"/a b/inode=5"', b"2F6B", b"(null)"]))
+    inode = draw(st.integers(0, 10**12))
+    dev, mode = draw(st.sampled_from([(b"fe:01", b"0100755"), (b"08:11", b"0120777")]))
+    found = b"inode=%d dev=%s mode=%s ouid=0 ogid=0 rdev=00:00 " % (inode, dev, mode)
+    return (
+        b"item=%d name=%s " % (draw(st.integers(0, 9)), name)
+        + draw(st.sampled_from([found, b""]))
+        + b"nametype="
+        + draw(st.sampled_from([b"NORMAL", b"UNKNOWN", b"PARENT"]))
+        + draw(st.sampled_from([b"", b" cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 cap_frootid=0"]))
+    )
+
+
+@given(st.lists(path_bodies() | kernel_path_bodies(), min_size=1, max_size=3))
+def test_path_records_read_as_field_by_field(bodies: list[bytes]) -> None:
+    lines = exec_lines(1)
+    head = b"type=PATH msg=audit(1700000000.000:1): "
+    lines = [line for line in lines if not line.startswith(b"type=PATH")]
+    lines[-1:-1] = [head + body for body in bodies]
+    process = process_event_from(event_of(lines), "h")
+    assert process is not None
+    assert process.paths == tuple(reference_path(body) for body in bodies)

@@ -39,7 +39,7 @@ from kexecwatch.core.rule.ast import (
 from kexecwatch.core.rule.functions import apply, lookup
 from kexecwatch.core.rule.patterns import Matcher
 
-__all__ = ["candidates", "compile_call_condition", "compile_computed"]
+__all__ = ["candidates", "compile_call_condition", "compile_computed", "order_test"]
 
 Document = Any
 _Candidates = Callable[[Document], list[Any]]
@@ -148,7 +148,7 @@ def compile_computed(
         return lambda doc: any(type(x) is str and x.lower() in lowered for x in values(doc))
     if op in (Op.LT, Op.LE, Op.GT, Op.GE):
         bound = consts[0]
-        test = _order(op, bound)
+        test = order_test(op, bound)
         return lambda doc: any(test(x) for x in values(doc))
     assert pattern is not None
     match = pattern()
@@ -164,7 +164,8 @@ def _same(x: Any, c: Scalar) -> bool:
     return bool(x == c)
 
 
-def _order(op: Op, bound: Scalar) -> Callable[[Any], bool]:
+def order_test(op: Op, bound: Scalar) -> Callable[[Any], bool]:
+    """``x <op> bound`` for one value: numbers order with numbers, strings with strings."""
     numeric = type(bound) in (int, float)
 
     def comparable(x: Any) -> bool:

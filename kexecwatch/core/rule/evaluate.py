@@ -50,7 +50,7 @@ from kexecwatch.core.rule.ast import (
     Scalar,
     Value,
 )
-from kexecwatch.core.rule.compute import compile_call_condition, compile_computed
+from kexecwatch.core.rule.compute import compile_call_condition, compile_computed, order_test
 from kexecwatch.core.rule.explain import Conjunct, explain_failure
 from kexecwatch.core.rule.lexer import QuerySource
 from kexecwatch.core.rule.patterns import (
@@ -416,17 +416,7 @@ def _equals(get: _Getter, path: tuple[str, ...] | None, values: tuple[Scalar, ..
 
 
 def _ordered(get: _Getter, op: Op, bound: Scalar) -> _Predicate:
-    if type(bound) is str:
-        kinds: tuple[type, ...] = (str,)
-    else:
-        kinds = (int, float)
-    compare: Callable[[Any], bool] = {
-        Op.LT: lambda x: x < bound,
-        Op.LE: lambda x: x <= bound,
-        Op.GT: lambda x: x > bound,
-        Op.GE: lambda x: x >= bound,
-    }[op]
-    return _any_element(get, lambda x: type(x) in kinds and compare(x))
+    return _any_element(get, order_test(op, bound))
 
 
 _PATTERN_OPS = frozenset({Op.SEQ, Op.LIKE, Op.LIKE_NOCASE, Op.REGEX, Op.REGEX_NOCASE})

@@ -235,11 +235,9 @@ class _Parser:
         if missing:
             if all(s.missing for s in stages):
                 raise self.src.error(missing[0].pos, "a sequence needs a stage that is not missing")
-            ends = (stages[0], stages[-1])
-            if maxspan is None and any(s.missing for s in ends):
+            if maxspan is None:  # as Elasticsearch requires
                 raise self.src.error(
-                    next(s for s in ends if s.missing).pos,
-                    "a missing event first or last in a sequence needs 'with maxspan='",
+                    missing[0].pos, "a sequence with a missing event needs 'with maxspan='"
                 )
         return SequenceQuery(keys, maxspan, tuple(stages), until, pos)
 

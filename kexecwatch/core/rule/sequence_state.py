@@ -44,15 +44,20 @@ import heapq
 import json
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kexecwatch.core.rule.ast import And, Comparison, Field, Op, Query
+from kexecwatch.core.rule.evaluate import compile_ast
+from kexecwatch.core.rule.lexer import QuerySource
 from kexecwatch.core.rule.sequence import CompiledSequence, CompiledStage
 
 __all__ = [
+    "DEFAULT_MAX_EVENTS",
     "DEFAULT_MAX_PARTIALS",
     "MAX_BUFFERED",
+    "MIN_EVENTS_PER_RULE",
     "MatchedSequence",
     "SequenceEngine",
     "SequenceId",
@@ -62,8 +67,12 @@ __all__ = [
 
 #: Partial sequences (or sample keys) kept per rule before the oldest are dropped.
 DEFAULT_MAX_PARTIALS = 1000
+#: Events held in partial (and pending) sequences and samples, over all rules.
+DEFAULT_MAX_EVENTS = 50_000
+#: The least share of :data:`DEFAULT_MAX_EVENTS` a rule gets, however many rules there are.
+MIN_EVENTS_PER_RULE = 100
 #: Events waiting in one rule's reorder buffer before the oldest is matched early.
-MAX_BUFFERED = 10_000
+MAX_BUFFERED = 500
 _DEFAULT_LOOKBACK_MS = 6 * 60_000
 _LOOKBACK = re.compile(r"now-(\d+)([smhd])")
 _UNITS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -160,6 +169,8 @@ class SequenceEngine:
         rules: every rule; those without a sequence or sample query are ignored.
         reorder_ms: how far record time must pass an event before it is matched.
         max_partials: the cap on partial sequences per rule.
+        max_events: the cap on events held in partial sequences, over all rules (each
+            rule gets an equal share, at least :data:`MIN_EVENTS_PER_RULE`).
     """
 
     def __init__(
@@ -168,12 +179,16 @@ class SequenceEngine:
         *,
         reorder_ms: int,
         max_partials: int = DEFAULT_MAX_PARTIALS,
+        max_events: int = DEFAULT_MAX_EVENTS,
     ) -> None:
         self.runners: list[_Runner] = []
-        for rule in sequence_rules(rules):
+        chosen = sequence_rules(rules)
+        # The events held are shared out: the checkpoint stays bounded whatever the rules.
+        event_cap = max(MIN_EVENTS_PER_RULE, max_events // max(1, len(chosen)))
+        for rule in chosen:
             query: CompiledSequence = rule.query
             cls = _SampleRunner if query.kind == "sample" else _SequenceRunner
-            self.runners.append(cls(rule, query, reorder_ms, max_partials))
+            self.runners.append(cls(rule, query, reorder_ms, max_partials, event_cap))
         self._telemetry = [
             r for r in self.runners if getattr(r.rule, "applies_to", "process") == "telemetry"
         ]
@@ -262,17 +277,21 @@ class _Partial:
 class _Runner:
     """What sequence and sample runners share: the reorder buffer and the bounds."""
 
-    def __init__(self, rule: Any, query: CompiledSequence, reorder_ms: int, cap: int) -> None:
+    def __init__(
+        self, rule: Any, query: CompiledSequence, reorder_ms: int, cap: int, event_cap: int
+    ) -> None:
         self.rule = rule
         self.query = query
         self.reorder_ms = reorder_ms
         self.cap = max(1, cap)
+        self.event_cap = max(1, event_cap)
         self.dropped = 0
         self.distinct: list[CompiledStage] = []
         for stage in query.all_stages():
             if all(stage is not s for s in self.distinct):
                 self.distinct.append(stage)
         self.span = query.maxspan_ms or _lookback_ms(getattr(rule, "from_", ""))
+        self.gate = _gate(query)
         self._buffer: list[tuple[int, int, Doc, tuple[bool, ...]]] = []
         self._serial = 0
         self._newest: int | None = None
@@ -283,7 +302,8 @@ class _Runner:
         # event's window closes even when nothing of the rule happens.
         self._newest = time_ms if self._newest is None else max(self._newest, time_ms)
         out: list[SequenceMatch] = []
-        flags = tuple(stage.query.matches(doc) for stage in self.distinct)
+        relevant = self.gate is None or self.gate(doc)
+        flags = tuple(stage.query.matches(doc) for stage in self.distinct) if relevant else ()
         if any(flags):
             self._serial += 1
             heapq.heappush(self._buffer, (time_ms, self._serial, doc, flags))
@@ -359,8 +379,10 @@ class _Runner:
 
 
 class _SequenceRunner(_Runner):
-    def __init__(self, rule: Any, query: CompiledSequence, reorder_ms: int, cap: int) -> None:
-        super().__init__(rule, query, reorder_ms, cap)
+    def __init__(
+        self, rule: Any, query: CompiledSequence, reorder_ms: int, cap: int, event_cap: int
+    ) -> None:
+        super().__init__(rule, query, reorder_ms, cap, event_cap)
         stages = query.stages
         self.positives = [s for s in stages if not s.missing]
         # Each missing stage with the number of positive stages before it.
@@ -372,7 +394,8 @@ class _SequenceRunner(_Runner):
             else:
                 seen += 1
         self.partials: OrderedDict[str, dict[int, _Partial]] = OrderedDict()
-        self.count = 0
+        self.count = 0  # partial sequences
+        self.held = 0  # events in partial and pending sequences
         self.pending: OrderedDict[str, list[_Partial]] = OrderedDict()
         self.last_missing: OrderedDict[str, int] = OrderedDict()
         self._next_sweep = 0
@@ -385,7 +408,7 @@ class _SequenceRunner(_Runner):
             key = until.key(doc)
             if key is not None:
                 self.drop_key(key)
-                self.pending.pop(key, None)
+                self.drop_pending(key)
         last = len(self.positives)
         for stage, before in self.gaps:
             if not self.matched(stage, flags):
@@ -399,11 +422,13 @@ class _SequenceRunner(_Runner):
                 while len(self.last_missing) > self.cap:
                     self.last_missing.popitem(last=False)
             elif before == last:
-                self.pending.pop(key, None)
+                self.drop_pending(key)
             else:
                 slot = self.partials.get(key)
-                if slot is not None and slot.pop(before, None) is not None:
+                removed = slot.pop(before, None) if slot is not None else None
+                if removed is not None:
                     self.count -= 1
+                    self.held -= len(removed.docs)
         used: set[str] = set()
         for index in range(last - 1, -1, -1):
             stage = self.positives[index]
@@ -425,6 +450,7 @@ class _SequenceRunner(_Runner):
             if partial is None:
                 continue
             self.count -= 1
+            self.held -= len(partial.docs)
             if time_ms - partial.times[0] > self.span:
                 continue
             used.add(key)
@@ -437,19 +463,41 @@ class _SequenceRunner(_Runner):
 
     def put(self, key: str, matched: int, partial: _Partial) -> None:
         slot = self.partials.setdefault(key, {})
-        if matched not in slot:
+        old = slot.get(matched)
+        if old is None:
             self.count += 1
+        else:
+            self.held -= len(old.docs)
         slot[matched] = partial
+        self.held += len(partial.docs)
         self.partials.move_to_end(key)
-        while self.count > self.cap:
-            _, oldest = self.partials.popitem(last=False)
-            self.count -= len(oldest)
-            self.dropped += len(oldest)
+        self.shrink()
+
+    def shrink(self) -> None:
+        """Drop the least recently changed keys while over a cap (counted)."""
+        while self.count > self.cap or self.held > self.event_cap:
+            if self.partials:
+                _, oldest = self.partials.popitem(last=False)
+                self.count -= len(oldest)
+                self.held -= sum(len(p.docs) for p in oldest.values())
+                self.dropped += len(oldest)
+            elif self.pending:
+                _, gone = self.pending.popitem(last=False)
+                self.held -= sum(len(p.docs) for p in gone)
+                self.dropped += len(gone)
+            else:
+                break
 
     def drop_key(self, key: str) -> None:
         slot = self.partials.pop(key, None)
         if slot is not None:
             self.count -= len(slot)
+            self.held -= sum(len(p.docs) for p in slot.values())
+
+    def drop_pending(self, key: str) -> None:
+        gone = self.pending.pop(key, None)
+        if gone is not None:
+            self.held -= sum(len(p.docs) for p in gone)
 
     def complete(self, partial: _Partial, key: str, stage: CompiledStage) -> list[SequenceMatch]:
         self.drop_key(key)
@@ -458,12 +506,10 @@ class _SequenceRunner(_Runner):
             if seen is not None and partial.times[-1] - self.span <= seen <= partial.times[0]:
                 return []
         if any(before == len(self.positives) for _, before in self.gaps):
-            waiting = self.pending.setdefault(key, [])
-            waiting.append(partial)
+            self.pending.setdefault(key, []).append(partial)
             self.pending.move_to_end(key)
-            while sum(len(p) for p in self.pending.values()) > self.cap:
-                _, gone = self.pending.popitem(last=False)
-                self.dropped += len(gone)
+            self.held += len(partial.docs)
+            self.shrink()
             return []
         return [self.match(partial.docs, partial.times[-1], stage)]
 
@@ -476,6 +522,7 @@ class _SequenceRunner(_Runner):
                 due = [p for p in waiting if p.times[0] + self.span < now_ms]
                 if due:
                     out += [self.match(p.docs, p.times[-1], stage) for p in due]
+                    self.held -= sum(len(p.docs) for p in due)
                     rest = [p for p in waiting if p.times[0] + self.span >= now_ms]
                     if rest:
                         self.pending[key] = rest
@@ -486,7 +533,7 @@ class _SequenceRunner(_Runner):
             for key in list(self.partials):
                 slot = self.partials[key]
                 for matched in [m for m, p in slot.items() if p.times[0] + self.span < now_ms]:
-                    del slot[matched]
+                    self.held -= len(slot.pop(matched).docs)
                     self.count -= 1
                 if not slot:
                     del self.partials[key]
@@ -518,13 +565,18 @@ class _SequenceRunner(_Runner):
         self.pending = OrderedDict(
             (str(k), [_Partial.from_state(p) for p in ps]) for k, ps in state["pending"]
         )
+        self.held = sum(len(p.docs) for slot in self.partials.values() for p in slot.values())
+        self.held += sum(len(p.docs) for ps in self.pending.values() for p in ps)
         self.last_missing = OrderedDict((str(k), int(t)) for k, t in state["missing"])
 
 
 class _SampleRunner(_Runner):
-    def __init__(self, rule: Any, query: CompiledSequence, reorder_ms: int, cap: int) -> None:
-        super().__init__(rule, query, reorder_ms, cap)
+    def __init__(
+        self, rule: Any, query: CompiledSequence, reorder_ms: int, cap: int, event_cap: int
+    ) -> None:
+        super().__init__(rule, query, reorder_ms, cap, event_cap)
         self.slots: OrderedDict[str, dict[int, tuple[int, Doc]]] = OrderedDict()
+        self.held = 0  # events in the slots
         self._next_sweep = 0
 
     def process(self, doc: Doc, time_ms: int, flags: tuple[bool, ...]) -> list[SequenceMatch]:
@@ -542,13 +594,16 @@ class _SampleRunner(_Runner):
                 continue
             if slot is None:
                 slot = self.slots[key] = {}
-                while len(self.slots) > self.cap:
-                    self.slots.popitem(last=False)
-                    self.dropped += 1
             slot[index] = (time_ms, doc)
+            self.held += 1
             self.slots.move_to_end(key)
-            if len(slot) == len(stages):
+            while len(self.slots) > self.cap or self.held > self.event_cap:
+                _, gone = self.slots.popitem(last=False)
+                self.held -= len(gone)
+                self.dropped += 1
+            if len(slot) == len(stages) and key in self.slots:
                 del self.slots[key]
+                self.held -= len(slot)
                 docs = [slot[i][1] for i in range(len(stages))]
                 return [self.match(docs, max(t for t, _ in slot.values()), stage)]
             return []
@@ -562,6 +617,7 @@ class _SampleRunner(_Runner):
             slot = self.slots[key]
             if min(t for t, _ in slot.values()) + self.span < now_ms:
                 del self.slots[key]
+                self.held -= len(slot)
         return []
 
     def to_state(self) -> dict[str, Any]:
@@ -580,9 +636,27 @@ class _SampleRunner(_Runner):
             if any(not 0 <= i < len(self.query.stages) for i in slot):
                 raise ValueError("sample slot of another query")
             self.slots[str(key)] = slot
+        self.held = sum(len(slot) for slot in self.slots.values())
 
 
 # -- helpers -------------------------------------------------------------------------
+
+
+def _gate(query: CompiledSequence) -> Callable[[Doc], bool] | None:
+    """A quick test every event that matches some stage passes (built from the values
+    every stage requires, so it is sound), or ``None`` when the stages share none: most
+    events are then turned away by one set look-up instead of every stage's query."""
+    required = query.required_values()
+    if not required:
+        return None
+    tests = tuple(
+        Comparison(
+            Op.IN, Field(tuple(name.split(".")), False, 0), tuple(sorted(v)), (0,) * len(v), 0
+        )
+        for name, v in sorted(required.items())
+    )
+    condition = tests[0] if len(tests) == 1 else And(tests, 0)
+    return compile_ast(Query("any", condition), QuerySource(query.text)).matches
 
 
 def _lookback_ms(from_: str) -> int:

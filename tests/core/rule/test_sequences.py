@@ -170,7 +170,7 @@ def test_one_sequence_per_completion() -> None:
 
 def test_missing_event_between_stages() -> None:
     r = rule(
-        'sequence by user.id [process where process.name == "a"] '
+        'sequence by user.id with maxspan=1m [process where process.name == "a"] '
         '![process where process.name == "c"] [process where process.name == "b"]'
     )
     assert run(r, [ev("a", 0), ev("c", 1), ev("b", 2)]) == []
@@ -322,6 +322,10 @@ def test_corrupt_snapshot_is_a_value_error() -> None:
         ),
         ("sequence [process where true] ![process where true]", "needs 'with maxspan='"),
         (
+            "sequence [process where true] ![process where true] [process where true]",
+            "a sequence with a missing event needs 'with maxspan='",
+        ),
+        (
             "sequence with maxspan=1s ![process where true] ![process where true]",
             "a stage that is not missing",
         ),
@@ -358,3 +362,29 @@ def test_sample_keys_expire_by_record_time() -> None:
     )
     assert run(r, [ev("a", 0), ev("x", 61_000), ev("b", 61_001)]) == []
     assert len(run(r, [ev("a", 0), ev("b", 59_000)])) == 1
+
+
+def test_events_held_are_capped_over_all_rules() -> None:
+    # Two rules share 200 events: each holds at most 100, whatever the number of keys.
+    runs = 'sequence by user.id [process where process.name == "f"] with runs=50'
+    rules = [rule(runs, rule_id="r1"), rule(runs, rule_id="r2")]
+    engine = SequenceEngine(rules, reorder_ms=0, max_events=200)
+    for i in range(3 * 49):  # three users, 49 events each: three partials of 49
+        engine.observe(ev("f", i, user=f"u{i // 49}"), T0 + i)
+    state = engine.to_state()["rules"]
+    for item in state.values():
+        held = sum(len(p[2][0]) for p in item["partials"])
+        assert held <= 100
+    assert engine.dropped == 2  # per rule: u0's partial, let go when u2's came over 100
+
+
+def test_sample_events_are_capped() -> None:
+    r = rule(
+        'sample by user.id [process where process.name == "a"] [process where process.name == "b"]'
+    )
+    engine = SequenceEngine([r], reorder_ms=0, max_events=1)  # at least 100 per rule
+    for i in range(101):
+        engine.observe(ev("a", i, user=f"u{i}"), T0 + i)
+    assert engine.dropped == 1  # u0, the oldest
+    assert engine.observe(ev("b", 200, user="u0"), T0 + 200) == []
+    assert len(engine.observe(ev("b", 201, user="u100"), T0 + 201)) == 1
