@@ -6,7 +6,11 @@
 #   --config FILE  default configuration to install as /etc/kexecwatch/kexecwatch.toml
 #                  (default: etc/kexecwatch.toml)
 # Environment: DEB_MAINTAINER ("Name <email>"), SOURCE_DATE_EPOCH (changelog date;
-# default: the last commit's time).
+# default: the last commit's time), KEXECWATCH_CARGO (the cargo that builds the native
+# scanner library; default: Debian's /usr/bin/cargo, else cargo on PATH).
+#
+# Needs cargo (apt-get install cargo): the package ships the native scanner library,
+# /opt/kexecwatch/lib/python3.11/site-packages/kexecwatch/native/libkexecwatch_native.so.
 #
 # The application is a virtual environment made with the Debian system Python
 # (/usr/bin/python3.11), so it runs on any Debian 12 host without the build machine's
@@ -22,21 +26,30 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --out) out=$2; shift 2 ;;
         --config) config=$2; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "build-deb.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
 
 py=$(readlink -f /usr/bin/python3)    # e.g. /usr/bin/python3.11
 pyname=$(basename "$py")
-for tool in dpkg-deb ar xz "$py"; do
+for tool in dpkg-deb ar xz "$py" dpkg-shlibdeps strip; do
     if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "build-deb.sh: $tool is missing (apt-get install dpkg python3-venv)" >&2
+        echo "build-deb.sh: $tool is missing (apt-get install dpkg dpkg-dev binutils python3-venv)" >&2
         exit 2
     fi
 done
 if ! "$py" -c 'import ensurepip' 2>/dev/null; then
     echo "build-deb.sh: $py cannot make a venv: apt-get install python3-venv" >&2
+    exit 2
+fi
+# Debian's own toolchain first: the build-dependency a Debian package states.
+cargo=${KEXECWATCH_CARGO:-}
+if [ -z "$cargo" ]; then
+    if [ -x /usr/bin/cargo ]; then cargo=/usr/bin/cargo; else cargo=$(command -v cargo || true); fi
+fi
+if [ -z "$cargo" ] || ! command -v "$cargo" >/dev/null 2>&1; then
+    echo "build-deb.sh: cargo is missing (apt-get install cargo): the package ships the native scanner library" >&2
     exit 2
 fi
 if [ ! -f "$config" ]; then
@@ -51,18 +64,37 @@ export SOURCE_DATE_EPOCH=$epoch
 
 work=$(mktemp -d /tmp/kexecwatch-deb.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-root=$work/root
+root=$work/debian/kexecwatch    # where dpkg-shlibdeps expects a package's files
 app=$root/opt/kexecwatch
 pkg=$repo/packaging
 
-echo "build-deb.sh: building the wheel" >&2
+echo "build-deb.sh: building the wheel and the native library ($("$cargo" --version))" >&2
 "$py" -m venv "$work/build"
-"$work/build/bin/pip" -q --disable-pip-version-check wheel --no-deps -w "$work/wheels" "$repo" >&2
+# Debian's cargo builds in the same target directory as scripts/test's check with it, so
+# a package build recompiles nothing that has not changed.
+target=$repo/native/target
+[ "$(readlink -f "$(command -v "$cargo")")" = /usr/bin/cargo ] && target=$repo/native/target/debian
+KEXECWATCH_CARGO=$cargo CARGO_TARGET_DIR=$target \
+    "$work/build/bin/pip" -q --disable-pip-version-check wheel --no-deps -w "$work/wheels" "$repo" >&2
 
 echo "build-deb.sh: installing it and its dependencies into the application venv" >&2
 "$py" -m venv "$app"
 "$app/bin/pip" -q --disable-pip-version-check install --no-compile "$work"/wheels/kexecwatch-*.whl >&2
 "$app/bin/pip" -q --disable-pip-version-check uninstall -y pip setuptools >&2
+library=$app/lib/$pyname/site-packages/kexecwatch/native/libkexecwatch_native.so
+if [ ! -f "$library" ]; then
+    echo "build-deb.sh: the wheel has no native library (${library#"$app"/})" >&2
+    exit 1
+fi
+# As dh_strip does for a shared library; then the Depends its symbols need (libc6, ...).
+strip --strip-unneeded --remove-section=.comment --remove-section=.note "$library"
+printf 'Source: kexecwatch\n\nPackage: kexecwatch\nArchitecture: amd64\n' > "$work/debian/control"
+mkdir -p "$root/DEBIAN"    # how dpkg-shlibdeps knows the package root
+shlibs=$(cd "$work" && dpkg-shlibdeps -O "${library#"$work"/}" | sed -n 's/^shlibs:Depends=//p')
+if [ -z "$shlibs" ]; then
+    echo "build-deb.sh: dpkg-shlibdeps found no dependencies for the native library" >&2
+    exit 1
+fi
 rm -f "$app"/bin/activate* "$app"/bin/Activate.ps1
 # direct_url.json records the wheel's build path: drop it (and its RECORD line).
 for d in "$app"/lib/"$pyname"/site-packages/kexecwatch-*.dist-info; do
@@ -114,7 +146,7 @@ printf '%s\n' /etc/kexecwatch/kexecwatch.toml /etc/audit/rules.d/kexecwatch.rule
     /etc/logrotate.d/kexecwatch > "$root/DEBIAN/conffiles"
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 sed -e "s|@VERSION@|$version|" -e "s|@MAINTAINER@|$maintainer|" -e "s|@SIZE@|$size|" \
-    -e "s|@PYTHON@|$pyname|" "$pkg/deb/control.in" > "$root/DEBIAN/control"
+    -e "s|@PYTHON@|$pyname|" -e "s|@SHLIBS@|$shlibs|" "$pkg/deb/control.in" > "$root/DEBIAN/control"
 (cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z \
     | xargs -0 md5sum) > "$root/DEBIAN/md5sums"
 chmod 0644 "$root/DEBIAN/control" "$root/DEBIAN/conffiles" "$root/DEBIAN/md5sums"

@@ -135,6 +135,8 @@ class DetectorOptions:
             module docstring); ``False`` parses every record, as a reference.
         fault_on: a test hook (:mod:`kexecwatch.testhooks`): handling an event
             whose records contain these bytes raises :class:`InjectedFault`.
+        events_as: the event vocabulary of process documents (``--events-as``), one
+            of :data:`~kexecwatch.core.process.EVENTS_AS`.
     """
 
     window_ms: int = DEFAULT_WINDOW_MS
@@ -146,6 +148,7 @@ class DetectorOptions:
     until_ms: int | None = None
     fast_path: bool = True
     fault_on: bytes | None = None
+    events_as: str = "auditbeat"
 
 
 @dataclass(slots=True)
@@ -189,6 +192,8 @@ class Detector:
         host_name: ``host.name`` for records without ``node=``.
         options: tuning; see :class:`DetectorOptions`.
         lookup: an optional live ``/proc`` lookup for unknown parents.
+        host_id: ``host.id`` for records without ``node=`` (the machine id live,
+            ``--host-id`` offline); ``None``: documents have no ``host.id``.
     """
 
     def __init__(
@@ -198,9 +203,11 @@ class Detector:
         host_name: str,
         options: DetectorOptions | None = None,
         lookup: ProcLookup | None = None,
+        host_id: str | None = None,
     ) -> None:
         self.options = options or DetectorOptions()
         self.host_name = host_name
+        self.host_id = host_id
         self.stats = Stats()
         self._lines = LineBuffer(max_line=self.options.max_line)
         self._assembler = Assembler(
@@ -411,6 +418,7 @@ class Detector:
             exit_raw,
             ppid_raw,
             pid_raw,
+            extra,
             comm_raw,
             exe_raw,
         ) = m.groups()
@@ -446,7 +454,7 @@ class Detector:
                 args: Args = None
                 if lines:
                     args = execve_bodies(lines, raw_id) or argv_of_execve_lines(lines)
-                table.learn_exec(int(pid_raw), ppid, comm, exe, args, time_ms, raw_id)
+                table.learn_exec(int(pid_raw), ppid, comm, exe, args, time_ms, raw_id, extra)
             else:
                 table.learn(
                     syscall=syscall,
@@ -458,6 +466,7 @@ class Detector:
                     exit_code=int(exit_raw),
                     args=None,
                     event_id=event_id,
+                    extra=extra,
                 )
             if relevant:
                 stats.process_events += 1
@@ -607,6 +616,7 @@ class Detector:
             exit_code=int(m["exit"]),
             args=_raw_args(event.records),
             event_id=event.id,
+            extra=m["extra"],
         )
         if relevant:
             self.stats.process_events += 1
@@ -727,7 +737,7 @@ class Detector:
             m = SYSCALL_BODY.fullmatch(syscall_record.body)
             if m is not None and self._skim(event, m):
                 return
-        process = process_event_from(event, self.host_name)
+        process = self._process_event(event)
         if process is None:
             return
         for problem in process.problems:
@@ -741,9 +751,13 @@ class Detector:
         parent = self.table.parent_of(process)
         if parent is not None:
             process = process.with_parent(parent)
-        if process.syscall in KEXEC_SYSCALLS:
-            # The call carries no argv: take the caller's own from its exec.
-            process = process.with_self_exec(self.table.process_of(process))
+        if not process.is_process_start:
+            # What the process ran before: its instance (entity id), and for a kexec
+            # call, which carries no argv, the caller's own argv from its exec.
+            known = self.table.process_of(process)
+            process = process.with_known_self(known)
+            if process.syscall in KEXEC_SYSCALLS:
+                process = process.with_self_exec(known)
         self.table.observe(process)
         if process.syscall not in _EVALUATED:
             return
@@ -772,6 +786,11 @@ class Detector:
         for match in matches:
             self._raise(Alert(match.rule, match.events, match.reason), out)
         self.stats.sequences_dropped = self._sequences.dropped
+
+    def _process_event(self, event: AuditEvent) -> ProcessEvent | None:
+        return process_event_from(
+            event, self.host_name, host_id=self.host_id, events_as=self.options.events_as
+        )
 
     def _rules_need(self, process: ProcessEvent, event: AuditEvent) -> bool:
         """Whether the rules' interests accept ``process`` (of ``event``): with ``--events``
@@ -813,7 +832,7 @@ class Detector:
         process = None
         if any(r.type == "SYSCALL" for r in event.records):
             # The auditctl (or other caller) that changed the configuration.
-            process = process_event_from(event, self.host_name)
+            process = self._process_event(event)
             if process is not None:
                 process = process.with_parent(self.table.parent_of(process))
         for item in self._telemetry.from_event(event, self.host_name, process):

@@ -28,10 +28,15 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Generic, TypeVar
 
-from kexecwatch.core.docfields import FACET_FIELDS, process_facets
+from kexecwatch.core.docfields import (
+    FACET_FIELDS,
+    process_facets,
+    process_fields,
+)
 from kexecwatch.core.rule.ast import And, Comparison, Field, Op, Or, Query
 from kexecwatch.core.rule.evaluate import compile_ast
 from kexecwatch.core.rule.lexer import QuerySource
+from kexecwatch.core.rule.sequence import CompiledSequence
 
 __all__ = ["Disjunction", "Requirement", "RuleIndex", "alternatives", "name_filter", "requirements"]
 
@@ -48,6 +53,10 @@ _PREFERRED = (
     "process.parent.args",
     "process.command_line",
     "process.parent.command_line",
+)
+#: Fields whose values repeat from event to event: patterns on them are worth remembering.
+_REPEATING = frozenset(
+    {"process.name", "process.executable", "process.parent.name", "process.parent.executable"}
 )
 _FACETS = ("event.action", "event.type", "event.outcome", "event.category", "event.kind")
 
@@ -123,10 +132,16 @@ def _cost(disjunction: Disjunction) -> tuple[int, int, tuple[int, str]]:
 
 def _selectivity(req: Requirement) -> int:
     """0: a facet value kexecwatch never emits (the rule is never tried); 1: literal
-    values; 2: patterns; 3: a facet value every event of a kind has (no help at all)."""
+    values; 2: patterns on a field whose values repeat (names and executables: the
+    answer per value is remembered) or that kexecwatch never sets; 3: no help at all
+    (a facet value every event of a kind has, or patterns on arguments and command
+    lines, whose values rarely repeat: testing them costs as much as trying the rule)."""
     emitted = _emitted().get(req.field)
     if emitted is None:
-        return 2 if req.patterns else 1
+        if not req.patterns:
+            return 1
+        # A field kexecwatch never sets costs nothing to look at: it is never there.
+        return 2 if req.field in _REPEATING or req.field not in process_fields() else 3
     if req.patterns or emitted & req.exact or {v.lower() for v in emitted} & req.folded:
         return 3
     return 0
@@ -214,6 +229,8 @@ class RuleIndex(Generic[R]):
         # Rules filed under requirements with patterns: field -> [(rule, requirement)].
         self._patterned: dict[tuple[str, ...], list[tuple[int, Requirement]]] = {}
         for i, rule in enumerate(self.rules):
+            if isinstance(getattr(rule, "query", None), CompiledSequence):
+                continue  # matched by the sequence engine; its matches() is always false
             condition = _condition_of(rule)
             found = alternatives(condition) if condition is not None else []
             best = min(found, key=_cost) if found else ()

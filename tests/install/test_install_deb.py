@@ -25,6 +25,7 @@ from tools.auditlab import AuditdSession, audit_rules, auditctl
 
 REPO = Path(__file__).resolve().parents[2]
 PKG = "kexecwatch"
+LIBRARY = "/opt/kexecwatch/lib/python3.11/site-packages/kexecwatch/native/libkexecwatch_native.so"
 UNIT = "kexecwatch.service"
 # Everything the package or its maintainer scripts may create.
 OWNED_PATHS = [
@@ -60,7 +61,10 @@ pytestmark = [
 
 def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, timeout=300)
+    # From /: a Python started here must import the installed package, not the checkout's.
+    done = subprocess.run(
+        argv, capture_output=True, text=True, env=env, check=False, timeout=300, cwd="/"
+    )
     if check and done.returncode != 0:
         pytest.fail(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done
@@ -113,6 +117,7 @@ def test_package_contents(deb: Path) -> None:
         "./etc/audit/rules.d/kexecwatch.rules",
         "./etc/logrotate.d/kexecwatch",
         "./usr/share/doc/kexecwatch/copyright",
+        f".{LIBRARY}",
     ):
         assert path in names
     assert "__pycache__" not in names
@@ -123,6 +128,7 @@ def test_package_contents(deb: Path) -> None:
     depends = run("dpkg-deb", "-f", str(deb), "Depends").stdout
     assert "python3.11" in depends
     assert "auditd" in depends
+    assert "libc6 (>= " in depends  # the native library's, from dpkg-shlibdeps
     conffiles = run("dpkg-deb", "-I", str(deb), "conffiles").stdout.split()
     assert conffiles == [
         "/etc/kexecwatch/kexecwatch.toml",
@@ -244,10 +250,18 @@ def check_installed(expected: tuple[AuditRule, ...]) -> None:
 
     listed = run("dpkg", "-L", PKG).stdout.splitlines()
     assert "/opt/kexecwatch" in listed and "/opt" not in listed
+    assert LIBRARY in listed
+    check_native()
 
     loaded = parse_rules("\n".join(audit_rules()))
     assert missing_rules(expected, loaded) == ()
     assert "kexecwatch" in Path("/etc/audit/audit.rules").read_text()
+
+
+def check_native() -> None:
+    """The installed package loads its native library through its binding."""
+    code = "from kexecwatch.native.binding import load; print(load().path)"
+    assert run("/opt/kexecwatch/bin/python", "-c", code).stdout.strip() == LIBRARY
 
 
 def check_doctor() -> None:

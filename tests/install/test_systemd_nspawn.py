@@ -32,6 +32,7 @@ FIXTURE = REPO / "fixtures" / "audit" / "raw" / "all-scenarios.log"
 GOLDEN = REPO / "fixtures" / "golden" / "raw" / "all-scenarios.alerts.jsonl"
 HOST = "fixture-host"  # the host name the golden files use
 ALERTS = "/var/log/kexecwatch/alerts.json"
+LIBRARY = "/opt/kexecwatch/lib/python3.11/site-packages/kexecwatch/native/libkexecwatch_native.so"
 UNIT = "kexecwatch.service"
 UP_FOR = 70.0  # seconds: more than the 30 s between watchdog pings, twice
 # systemd-analyze security of the running unit, systemd 252 in the container: 4.9 and
@@ -128,6 +129,10 @@ def check_the_unit(c: Container) -> tuple[re.Match[str], list[Any], list[Any]]:
         "/out/kexecwatch.deb",
         timeout=600,
     )
+    # The native library, built on the host, loads in Debian 12 (the same glibc); -I: the
+    # installed package, whatever the working directory.
+    code = "from kexecwatch.native.binding import load; print(load().path)"
+    assert c.run("/opt/kexecwatch/bin/python", "-I", "-c", code).stdout.strip() == LIBRARY
     # auditd cannot run in a container: give the daemon the log auditd would write.
     c.run(
         "sh",
@@ -143,10 +148,15 @@ def check_the_unit(c: Container) -> tuple[re.Match[str], list[Any], list[Any]]:
         f's|^outputs = .*|outputs = ["json:{ALERTS}"]|',
         "-e",
         f's|^host-name = .*|host-name = "{HOST}"|',
+        # The golden files have no host.id, so their entity ids hash the host name: with
+        # that name as the id too, the daemon's entity ids must be the golden ones.
+        "-e",
+        f's|^host-id = .*|host-id = "{HOST}"|',
         "/etc/kexecwatch/kexecwatch.toml",
     )
     config = c.run("cat", "/etc/kexecwatch/kexecwatch.toml").stdout
     assert f'outputs = ["json:{ALERTS}"]' in config and f'host-name = "{HOST}"' in config
+    assert f'host-id = "{HOST}"' in config
     c.run("systemctl", "restart", UNIT)
 
     # Type=notify: "active (running)" only once the daemon sent READY=1.
@@ -156,6 +166,8 @@ def check_the_unit(c: Container) -> tuple[re.Match[str], list[Any], list[Any]]:
 
     c.run("sh", "-c", "cat /out/recording.log >> /var/log/audit/audit.log")
     expected = alert_docs(GOLDEN.read_text())
+    for doc in expected:
+        doc["host"]["id"] = HOST
     got = wait_alerts(c, len(expected))
     time.sleep(3)  # nothing more may come
     got = wait_alerts(c, len(expected), timeout=0)
