@@ -17,8 +17,10 @@ from typing import TextIO
 from kexecwatch import __version__
 from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
 from kexecwatch.core.detector import DetectionRule, DetectorOptions, Stats
+from kexecwatch.core.process import EVENTS_AS
 from kexecwatch.core.textsafe import escape_text
 from kexecwatch.errors import InputError, KexecwatchError
+from kexecwatch.hostid import check_host_id
 from kexecwatch.native.choice import ScannerChoice, install, scanner_text
 from kexecwatch.sources import DEFAULT_LOG_DIR
 from kexecwatch.testhooks import fault_marker
@@ -82,8 +84,8 @@ def load_rules(
 
 
 def add_rule_options(parser: argparse.ArgumentParser) -> None:
-    """``--rule``, ``--no-builtin-rules``, ``--ruleset`` and ``--host-name``, shared by
-    the commands that read logs offline or in a terminal."""
+    """``--rule``, ``--no-builtin-rules``, ``--ruleset``, ``--host-name``, ``--host-id``
+    and ``--events-as``, shared by the commands that read logs offline or in a terminal."""
     parser.add_argument(
         "--rule",
         action="append",
@@ -106,6 +108,25 @@ def add_rule_options(parser: argparse.ArgumentParser) -> None:
         "--host-name",
         metavar="NAME",
         help="host.name for records without node= (default: this host's name)",
+    )
+    parser.add_argument(
+        "--host-id",
+        metavar="ID",
+        help="host.id for records without node= (default: none when reading files; "
+        "/etc/machine-id when following this host's log)",
+    )
+    add_events_as_option(parser)
+
+
+def add_events_as_option(parser: argparse.ArgumentParser, *, config: bool = False) -> None:
+    """``--events-as``: the event vocabulary of process documents (``config``: no default,
+    the configuration file's value applies)."""
+    parser.add_argument(
+        "--events-as",
+        choices=EVENTS_AS,
+        default=None if config else EVENTS_AS[0],
+        help="event.action values of process documents: auditbeat (executed, the default) "
+        "or defend (Elastic Defend's exec)",
     )
 
 
@@ -323,6 +344,9 @@ def _replay_command(args: argparse.Namespace) -> int:
         raise InputError(
             "--host-name cannot be used with --per-host: each host is named after its path"
         )
+    if args.per_host and args.host_id:
+        raise InputError("--host-id cannot be used with --per-host: each host is its own")
+    host_id = None if args.host_id is None else check_host_id(args.host_id)
     rules = load_rules(args.rule, builtin=not args.no_builtin_rules, ruleset=args.ruleset)
     options = DetectorOptions(
         window_ms=args.event_window_ms,
@@ -330,6 +354,7 @@ def _replay_command(args: argparse.Namespace) -> int:
         since_ms=since,
         until_ms=until,
         fault_on=fault_marker(),
+        events_as=args.events_as,
     )
     err = stderr_text()
     if args.per_host:
@@ -345,6 +370,7 @@ def _replay_command(args: argparse.Namespace) -> int:
         sources,
         rules,
         host_name=args.host_name or socket.gethostname(),
+        host_id=host_id,
         options=options,
         out_format=args.out_format,
         stderr=err,

@@ -66,6 +66,7 @@ def replay(
     host_name: str,
     options: DetectorOptions,
     out_format: str,
+    host_id: str | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     progress: bool = False,
@@ -81,13 +82,14 @@ def replay(
     Args:
         sink: when given, each output document goes to it instead of ``stdout``.
         label: put before each diagnostic (``host web-1: ``), to say whose it is.
+        host_id: ``host.id`` for records without ``node=`` (``--host-id``).
 
     Raises:
         InputError: when a source cannot be read.
     """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    detector = Detector(rules, host_name=host_name, options=options)
+    detector = Detector(rules, host_name=host_name, options=options, host_id=host_id)
     diagnostics = _Diagnostics(detector, err, label)
     total_bytes = 0
     started = time.monotonic()

@@ -131,8 +131,9 @@ class Report:
         return {k: found[k] for k in SKIP_KINDS if found[k]}
 
 
-def check_paths(paths: Sequence[str]) -> Report:
-    """Check every rule file under ``paths``.
+def check_paths(paths: Sequence[str], events_as: str = "auditbeat") -> Report:
+    """Check every rule file under ``paths``, for documents in the event vocabulary
+    ``events_as`` (``--events-as``).
 
     Raises:
         RuleError: a path is missing or unreadable, or holds no ``*.toml`` file at all.
@@ -148,12 +149,12 @@ def check_paths(paths: Sequence[str]) -> Report:
             files = [path]
         else:
             raise RuleError(f"{path}: no such rule file or directory")
-        report.rules += [_check_file(file, lock) for file in files]
+        report.rules += [_check_file(file, lock, events_as) for file in files]
     report.problems += [str(p).split("\n", 1)[0] for p in lock.problems]
     return report
 
 
-def _check_file(path: str, lock: VersionLock) -> CheckedRule:
+def _check_file(path: str, lock: VersionLock, events_as: str) -> CheckedRule:
     try:
         text = read_rule_file(path)
         data = parse_toml(text, path)
@@ -167,7 +168,7 @@ def _check_file(path: str, lock: VersionLock) -> CheckedRule:
     except RuleError as exc:
         checked.status, checked.error = "error", _one_line(exc)
         return checked
-    verdict = coverage(rule.query)
+    verdict = coverage(rule.query, events_as)
     checked.version = rule.version
     checked.status = "fires" if verdict.can_fire else "never"
     checked.blockers = verdict.blockers

@@ -79,6 +79,9 @@ def add_rule_commands(sub: Any) -> None:
     )
     checking.add_argument("paths", nargs="+", metavar="PATH", help="rule files or directories")
     _format_option(checking, "json: one document with the counts and every rule")
+    from kexecwatch.cli import add_events_as_option
+
+    add_events_as_option(checking)
     checking.set_defaults(handler=_rules_check_command)
 
     audit = sub.add_parser(
@@ -297,7 +300,7 @@ def _keys_for(shipped: Iterable[AuditRule], wanted: frozenset[str] | None) -> li
 def _rules_check_command(args: argparse.Namespace) -> int:
     from kexecwatch.rulecheck import check_paths, write_json, write_text
 
-    report = check_paths(args.paths)
+    report = check_paths(args.paths, args.events_as)
     (write_json if args.out_format == "json" else write_text)(sys.stdout, report)
     return EXIT_OK
 

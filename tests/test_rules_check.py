@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kexecwatch.core.rule import compile_query
-from kexecwatch.core.rule.coverage import coverage
+from kexecwatch.core.rule.coverage import Coverage, coverage
 from tests.test_check_rule import rule_file
 from tests.test_cli import kexecwatch
 from tests.test_rule_source import SNAPSHOT, checkout, needs_snapshot
@@ -50,8 +50,11 @@ def test_queries_that_can_fire(query: str) -> None:
             "kexec_file_load, kexec_load",
         ),
         ('file where file.path == "/etc/shadow"', "event category 'file' is never produced"),
-        ('process where host.id == "abc" and process.name == "sh"', "field host.id is never set"),
-        ("process where host.id != null", "field host.id is never set"),
+        (
+            'process where container.id == "abc" and process.name == "sh"',
+            "field container.id is never set",
+        ),
+        ("process where container.id != null", "field container.id is never set"),
         ('process where event.type == "end"', "event.type == end never holds"),
         # A start is only ever an exec: the two facets together never hold.
         ('process where event.type == "start" and event.action == "kexec_load"', ""),
@@ -140,6 +143,23 @@ def test_rules_check_on_the_snapshot_counts() -> None:
     assert linux["languages"] == {"EQL": 343, "KQL": 75, "ES|QL": 19}
     assert linux["eql_shapes"] == {"single": 265, "sequence": 75, "sample": 3}
     assert linux["loaded"] == 343
-    assert linux["can_fire"] == 97
-    assert linux["cannot_fire_alone"]["event.action value"] == 81
+    assert linux["can_fire"] == 101
+    assert linux["cannot_fire_alone"]["event.action value"] == 97
     assert doc["skipped"] == {"kql": 78, "esql": 58, "not-linux": 6}
+
+
+@needs_snapshot
+def test_rules_check_with_defends_vocabulary_counts() -> None:
+    """With --events-as defend, the rules that failed on event.action alone can fire."""
+    done = kexecwatch("rules", "check", "--events-as", "defend", "--format", "json", str(SNAPSHOT))
+    assert done.returncode == 0
+    linux = json.loads(done.stdout)["counts"]["linux"]
+    assert linux["loaded"] == 343
+    assert linux["can_fire"] == 191
+    assert linux["cannot_fire_alone"]["event.action value"] == 7
+
+
+def test_a_defend_query_fires_only_in_defends_vocabulary() -> None:
+    query = compile_query('process where event.type == "start" and event.action == "exec"')
+    assert not coverage(query).can_fire
+    assert coverage(query, "defend") == Coverage(True)

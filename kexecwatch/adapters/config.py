@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from kexecwatch.adapters.sinks import TlsSettings, parse_output_spec
+from kexecwatch.core.process import EVENTS_AS
 from kexecwatch.errors import ConfigError, InputError, SourceLocation
+from kexecwatch.hostid import check_host_id
 from kexecwatch.sources import NO_SUCH_FILE, read_regular_file
 
 __all__ = [
@@ -47,6 +49,8 @@ class Config:
         builtin_rules: whether the built-in rules run (false: only ``rules``).
         ruleset: the built-in rules: ``all``, ``upstream`` or ``kexecwatch``.
         host_name: host name for alerts and syslog; empty means the system's.
+        host_id: ``host.id`` for records without ``node=``; empty means the machine id.
+        events_as: the event vocabulary of process documents (``auditbeat``, ``defend``).
         poll_interval: seconds between safety polls of the log.
         checkpoint_interval: seconds between checkpoints when nothing was alerted.
         event_window_ms: an event with no new record for this long is completed.
@@ -66,6 +70,8 @@ class Config:
     builtin_rules: bool = True
     ruleset: str = "all"
     host_name: str = ""
+    host_id: str = ""
+    events_as: str = "auditbeat"
     poll_interval: float = 1.0
     checkpoint_interval: float = 5.0
     event_window_ms: int = 1000
@@ -164,6 +170,13 @@ def _validate(cfg: Config, where: SourceLocation | None) -> Config:
         raise ConfigError(f"log-level: expected one of {', '.join(_LEVELS)}", where=where)
     if cfg.log_format not in _LOG_FORMATS:
         raise ConfigError(f"log-format: expected one of {', '.join(_LOG_FORMATS)}", where=where)
+    if cfg.events_as not in EVENTS_AS:
+        raise ConfigError(f"events-as: expected one of {', '.join(EVENTS_AS)}", where=where)
+    if cfg.host_id:
+        try:
+            check_host_id(cfg.host_id, "host-id")
+        except InputError as exc:
+            raise ConfigError(exc.message, where=where) from None
     if not cfg.outputs:
         raise ConfigError("outputs: at least one output is needed", where=where)
     return cfg
@@ -283,6 +296,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="host.name for records without node= and the syslog HOSTNAME (default: this "
         "host's name)",
     )
+    parser.add_argument(
+        "--host-id",
+        metavar="ID",
+        help="host.id for records without node= (default: /etc/machine-id)",
+    )
+    from kexecwatch.cli import add_events_as_option
+
+    add_events_as_option(parser, config=True)
     parser.add_argument(
         "--tls-ca",
         metavar="FILE",

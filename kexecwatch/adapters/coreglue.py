@@ -44,7 +44,7 @@ def _report_rules(line: str) -> None:
 class CoreLink:
     """The detector plus the daemon's view of it."""
 
-    def __init__(self, cfg: Config, host_name: str) -> None:
+    def __init__(self, cfg: Config, host_name: str, host_id: str | None = None) -> None:
         self.host_name = host_name
         rules = load_rules(
             cfg.rules, builtin=cfg.builtin_rules, ruleset=cfg.ruleset, report=_report_rules
@@ -57,8 +57,11 @@ class CoreLink:
         self.detector = Detector(
             rules,
             host_name=host_name,
-            options=DetectorOptions(window_ms=cfg.event_window_ms, fault_on=fault_marker()),
+            options=DetectorOptions(
+                window_ms=cfg.event_window_ms, fault_on=fault_marker(), events_as=cfg.events_as
+            ),
             lookup=self._lookup if self._procfs else None,
+            host_id=host_id,
         )
         self._parse_issues = 0
         self._paths: dict[Hashable, str] = {}
@@ -68,7 +71,9 @@ class CoreLink:
         info = self._procfs.lookup(pid) if self._procfs else None
         if info is None:
             return None
-        return LiveProcess(info.pid, info.ppid, info.comm, info.exe, info.argv, info.start_ms)
+        return LiveProcess(
+            info.pid, info.ppid, info.comm, info.exe, info.argv, info.start_ms, info.extra
+        )
 
     def _seed(self) -> int:
         if self._procfs is None:
@@ -76,7 +81,7 @@ class CoreLink:
         procs = self._procfs.all()
         for p in procs:
             self.detector.table.add_live(
-                LiveProcess(p.pid, p.ppid, p.comm, p.exe, p.argv, p.start_ms)
+                LiveProcess(p.pid, p.ppid, p.comm, p.exe, p.argv, p.start_ms, p.extra)
             )
         return len(procs)
 

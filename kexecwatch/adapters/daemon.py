@@ -66,6 +66,7 @@ from kexecwatch.adapters.statefiles import (
     resolve_log_symlink,
 )
 from kexecwatch.errors import ConfigError, KexecwatchError
+from kexecwatch.hostid import machine_id
 
 __all__ = ["Daemon", "add_run_arguments", "main", "run_command"]
 
@@ -129,7 +130,8 @@ class Daemon:
         ensure_state_dir(cfg.state_dir)
         self._lock_fd = lock_dir(cfg.state_dir)  # one daemon per state directory
         self.log_path = self._trusted_paths()
-        self.core = CoreLink(cfg, self.host)  # loads rules: RuleError here is fatal
+        self.host_id = cfg.host_id or machine_id()
+        self.core = CoreLink(cfg, self.host, self.host_id)  # loads rules: RuleError here is fatal
         self.store = CheckpointStore(cfg.state_dir, self.host)
         try:
             self.journal = Journal(cfg.state_dir)
@@ -434,7 +436,7 @@ class Daemon:
         except KexecwatchError as exc:
             log.error("reload_failed", extra=kv(reason=str(exc), kept="old_config"))
             return
-        for key in ("log", "state_dir", "outputs", "host_name", *TLS_KEYS):
+        for key in ("log", "state_dir", "outputs", "host_name", "host_id", "events_as", *TLS_KEYS):
             if getattr(new, key) != getattr(self.cfg, key):
                 log.warning("reload_needs_restart", extra=kv(key=key.replace("_", "-")))
         try:
@@ -500,6 +502,8 @@ def _resolve(args: argparse.Namespace) -> Config:
             "rules",
             "builtin_rules",
             "host_name",
+            "host_id",
+            "events_as",
             "ruleset",
             "event_window_ms",
             "log_level",

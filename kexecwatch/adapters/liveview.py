@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from kexecwatch.core.proctable import LiveProcess, ProcLookup
 from kexecwatch.errors import InputError
+from kexecwatch.hostid import check_host_id, machine_id
 
 if TYPE_CHECKING:
     from kexecwatch.adapters.liveview_state import LiveModel
@@ -129,18 +130,30 @@ def live_command(args: argparse.Namespace) -> int:
     from kexecwatch.adapters.liveview_state import LiveModel
 
     host = args.host_name or socket.gethostname()
+    host_id = None if args.host_id is None else check_host_id(args.host_id)
     feed: Feed
     if sources is not None:
         from kexecwatch.adapters.liveview_feeds import ReplayFeed
 
         feed = ReplayFeed(sources, speed)
-        model = LiveModel(rules, host_name=host, window_ms=args.event_window_ms)
+        model = LiveModel(
+            rules,
+            host_name=host,
+            host_id=host_id,
+            window_ms=args.event_window_ms,
+            events_as=args.events_as,
+        )
     else:
         from kexecwatch.adapters.liveview_feeds import FollowFeed
 
         feed = FollowFeed(path)
         model = LiveModel(
-            rules, host_name=host, lookup=_proc_lookup(), window_ms=args.event_window_ms
+            rules,
+            host_name=host,
+            host_id=host_id or machine_id(),
+            lookup=_proc_lookup(),
+            window_ms=args.event_window_ms,
+            events_as=args.events_as,
         )
         model.state.path = path
     try:
@@ -169,7 +182,9 @@ def _proc_lookup() -> ProcLookup | None:
         info = procfs.lookup(pid)
         if info is None:
             return None
-        return LiveProcess(info.pid, info.ppid, info.comm, info.exe, info.argv, info.start_ms)
+        return LiveProcess(
+            info.pid, info.ppid, info.comm, info.exe, info.argv, info.start_ms, info.extra
+        )
 
     return lookup
 

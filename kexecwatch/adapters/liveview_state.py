@@ -196,6 +196,8 @@ class LiveModel:
         host_name: ``host.name`` for records without ``node=``.
         lookup: a live ``/proc`` lookup (follow mode), or ``None`` (replay).
         window_ms: how long, in record time, an incomplete event waits for more records.
+        host_id: ``host.id`` for records without ``node=``.
+        events_as: the event vocabulary (``--events-as``).
     """
 
     def __init__(
@@ -206,13 +208,16 @@ class LiveModel:
         lookup: ProcLookup | None = None,
         state: DashboardState | None = None,
         window_ms: int = DEFAULT_WINDOW_MS,
+        host_id: str | None = None,
+        events_as: str = "auditbeat",
     ) -> None:
         self.rules = list(rules)
         self.detector = Detector(
             self.rules,
             host_name=host_name,
-            options=DetectorOptions(emit_events=True, window_ms=window_ms),
+            options=DetectorOptions(emit_events=True, window_ms=window_ms, events_as=events_as),
             lookup=lookup,
+            host_id=host_id,
         )
         self.state = state or DashboardState()
         self._per_second: dict[int, int] = {}

@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from typing import Protocol
 
+from kexecwatch.core.identity import tty_name
+
 __all__ = ["START_TOLERANCE_MS", "ProcFs", "ProcInfo", "ProcLookup", "parse_stat"]
 
 START_TOLERANCE_MS = 1000
@@ -33,6 +35,10 @@ class ProcInfo:
         exe: target of ``/proc/<pid>/exe``, raw bytes; ``None`` if unreadable (kernel thread).
         argv: ``/proc/<pid>/cmdline`` split on NUL.
         start_ms: start time, epoch milliseconds (stat field 22 + boot time).
+        extra: its credentials in the layout the process table keeps for a ``SYSCALL``
+            record (``auid=... uid=... ... tty=... ses=...``, see
+            :mod:`kexecwatch.core.identity`), from ``/proc/<pid>/status``, ``loginuid``,
+            ``sessionid`` and the terminal of stat field 7; ``None`` if unreadable.
     """
 
     pid: int
@@ -41,6 +47,7 @@ class ProcInfo:
     exe: bytes | None
     argv: tuple[bytes, ...]
     start_ms: int
+    extra: bytes | None = None
 
 
 class ProcLookup(Protocol):
@@ -73,6 +80,49 @@ def parse_stat(text: bytes) -> tuple[bytes, int, int]:
     rest = text[close_paren + 2 :].split()
     # rest[0] is field 3 (state); field 4 is ppid, field 22 is starttime.
     return text[open_paren + 1 : close_paren], int(rest[1]), int(rest[19])
+
+
+def _first_line(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.readline().strip()
+
+
+def _credentials(base: str) -> bytes | None:
+    """``/proc/<pid>``'s ids, login uid, audit session and terminal, as a SYSCALL record
+    writes them (``auid uid gid euid suid fsuid egid sgid fsgid tty ses``); ``None`` if a
+    part cannot be read. A terminal whose name its numbers do not fix is left out."""
+    try:
+        ids: dict[bytes, list[bytes]] = {}
+        with open(os.path.join(base, "status"), "rb") as fh:
+            for line in fh:
+                if line.startswith((b"Uid:", b"Gid:")):
+                    ids[line[:3]] = line.split()[1:5]
+        auid = _first_line(os.path.join(base, "loginuid"))
+        ses = _first_line(os.path.join(base, "sessionid"))
+        with open(os.path.join(base, "stat"), "rb") as fh:
+            stat = fh.read()
+        tty_nr = int(stat[stat.rindex(b")") + 2 :].split()[4])
+        uid, euid, suid, fsuid = ids[b"Uid"]
+        gid, egid, sgid, fsgid = ids[b"Gid"]
+    except (OSError, ValueError, IndexError, KeyError):
+        return None
+    major = (tty_nr >> 8) & 0xFFF
+    minor = (tty_nr & 0xFF) | ((tty_nr >> 12) & 0xFFF00)
+    name = tty_name(major, minor)
+    tty = b"" if name is None else b" tty=" + name.encode()
+    return b"auid=%s uid=%s gid=%s euid=%s suid=%s fsuid=%s egid=%s sgid=%s fsgid=%s%s ses=%s" % (
+        auid,
+        uid,
+        gid,
+        euid,
+        suid,
+        fsuid,
+        egid,
+        sgid,
+        fsgid,
+        tty,
+        ses,
+    )
 
 
 class ProcFs:
@@ -115,7 +165,7 @@ class ProcFs:
             exe = None
         argv = tuple(cmdline.rstrip(b"\0").split(b"\0")) if cmdline else ()
         start_ms = self._btime_ms + ticks * 1000 // self._ticks
-        return ProcInfo(pid, ppid, comm, exe, argv, start_ms)
+        return ProcInfo(pid, ppid, comm, exe, argv, start_ms, _credentials(base))
 
     def parent_for(self, ppid: int, event_ms: int) -> ProcInfo | None:
         """The live parent, rejected if it started after the event (pid reused)."""

@@ -126,6 +126,8 @@ class DetectorOptions:
             module docstring); ``False`` parses every record, as a reference.
         fault_on: a test hook (:mod:`kexecwatch.testhooks`): handling an event
             whose records contain these bytes raises :class:`InjectedFault`.
+        events_as: the event vocabulary of process documents (``--events-as``), one
+            of :data:`~kexecwatch.core.process.EVENTS_AS`.
     """
 
     window_ms: int = DEFAULT_WINDOW_MS
@@ -137,6 +139,7 @@ class DetectorOptions:
     until_ms: int | None = None
     fast_path: bool = True
     fault_on: bytes | None = None
+    events_as: str = "auditbeat"
 
 
 @dataclass(slots=True)
@@ -185,6 +188,8 @@ class Detector:
             by default the process-wide choice the shell installed
             (:func:`~kexecwatch.core.nativescan.set_default_native`). Unused without
             the fast path.
+        host_id: ``host.id`` for records without ``node=`` (the machine id live,
+            ``--host-id`` offline); ``None``: documents have no ``host.id``.
     """
 
     def __init__(
@@ -195,9 +200,11 @@ class Detector:
         options: DetectorOptions | None = None,
         lookup: ProcLookup | None = None,
         native: NativeLib | Literal["default"] | None = "default",
+        host_id: str | None = None,
     ) -> None:
         self.options = options or DetectorOptions()
         self.host_name = host_name
+        self.host_id = host_id
         self.stats = Stats()
         self._lines = LineBuffer(max_line=self.options.max_line)
         self._assembler = Assembler(
@@ -499,7 +506,7 @@ class Detector:
             return
         if self.options.fast_path and self._scanner.skim(event, syscall_record):
             return
-        process = process_event_from(event, self.host_name)
+        process = self._process_event(event)
         if process is None:
             return
         for problem in process.problems:
@@ -513,9 +520,13 @@ class Detector:
         parent = self.table.parent_of(process)
         if parent is not None:
             process = process.with_parent(parent)
-        if process.syscall in KEXEC_SYSCALLS:
-            # The call carries no argv: take the caller's own from its exec.
-            process = process.with_self_exec(self.table.process_of(process))
+        if not process.is_process_start:
+            # What the process ran before: its instance (entity id), and for a kexec
+            # call, which carries no argv, the caller's own argv from its exec.
+            known = self.table.process_of(process)
+            process = process.with_known_self(known)
+            if process.syscall in KEXEC_SYSCALLS:
+                process = process.with_self_exec(known)
         self.table.observe(process)
         options = self.options
         if process.syscall not in EVALUATED or not in_window(
@@ -541,6 +552,11 @@ class Detector:
         for match in matches:
             self._raise(Alert(match.rule, match.events, match.reason), out)
         self.stats.sequences_dropped = self._sequences.dropped
+
+    def _process_event(self, event: AuditEvent) -> ProcessEvent | None:
+        return process_event_from(
+            event, self.host_name, host_id=self.host_id, events_as=self.options.events_as
+        )
 
     def _rules_need(self, process: ProcessEvent, event: AuditEvent) -> bool:
         """Whether the rules' interests accept ``process`` (of ``event``): with ``--events``
@@ -582,7 +598,7 @@ class Detector:
         process = None
         if any(r.type == "SYSCALL" for r in event.records):
             # The auditctl (or other caller) that changed the configuration.
-            process = process_event_from(event, self.host_name)
+            process = self._process_event(event)
             if process is not None:
                 process = process.with_parent(self.table.parent_of(process))
         for item in self._telemetry.from_event(event, self.host_name, process):

@@ -36,8 +36,10 @@ def _samples() -> tuple[ProcessEvent, ...]:
         source="event",
         exec_id=EventId(1, 0, 1),
         ppid=0,
+        extra=b"auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=1",
+        since_ms=1000,
     )
-    names = ("uid", "gid", "euid", "suid", "fsuid", "auid")
+    names = ("uid", "gid", "euid", "suid", "fsuid", "egid", "sgid", "auid")
     exec_event = ProcessEvent(
         node="node",
         host_name="host",
@@ -64,6 +66,8 @@ def _samples() -> tuple[ProcessEvent, ...]:
         line_no=1,
         problems=("problem",),
         parent=parent,
+        host_id="id",
+        interactive=True,
     )
     kexec_call = replace(
         exec_event, syscall="kexec_load", args=None, syscall_args=("0",) * 4, self_exec=parent
@@ -114,18 +118,19 @@ def _get(doc: Mapping[str, Any], name: str) -> tuple[str, ...]:
 
 
 @cache
-def process_facets() -> tuple[Mapping[str, tuple[str, ...]], ...]:
+def process_facets(events_as: str = "auditbeat") -> tuple[Mapping[str, tuple[str, ...]], ...]:
     """Every combination of :data:`FACET_FIELDS` values a process document can have.
 
     One per kind of event the rules see (each exec and kexec system call, successful or
-    not), deduplicated: ``{"event.action": ("executed",), "event.type": ("start",), ...}``.
+    not), deduplicated: ``{"event.action": ("executed",), "event.type": ("start",), ...}``;
+    in the event vocabulary ``events_as`` (``--events-as``).
     """
     exec_event, kexec_call = _samples()
     found: dict[tuple[tuple[str, tuple[str, ...]], ...], Mapping[str, tuple[str, ...]]] = {}
     for syscall in sorted(EXEC_SYSCALLS | KEXEC_SYSCALLS):
         base = exec_event if syscall in EXEC_SYSCALLS else kexec_call
         for success in (True, False):
-            doc = replace(base, syscall=syscall, success=success).to_document()
+            doc = replace(base, syscall=syscall, success=success, events_as=events_as).to_document()
             facets = {name: _get(doc, name) for name in FACET_FIELDS}
             found.setdefault(tuple(facets.items()), facets)
     return tuple(found.values())

@@ -52,14 +52,15 @@ __all__ = [
 _VALUE = rb'(?:"[^"\n\x1d\x00]*"|[^ "\x1d\n\x00]+)'
 _TOKEN = rb'[^ "\x1d\n\x00]+'
 
-# The kernel's SYSCALL record, canonical layout (audit_log_exit), up to its key.
+# The kernel's SYSCALL record, canonical layout (audit_log_exit), up to its key. Group
+# ``extra`` is the credentials text the process table keeps (proctable's docstring).
 _SYSCALL_FIELDS = (
     rb"(?P<call>arch=[0-9a-f]{1,8} syscall=[0-9]{1,6}) (?:per=[0-9a-f]+ )?"
     rb"success=(?P<success>yes|no) exit=(?P<exit>-?[0-9]{1,20}) "
     rb"a0=[0-9a-f]+ a1=[0-9a-f]+ a2=[0-9a-f]+ a3=[0-9a-f]+ items=[0-9]+ "
     rb"ppid=(?P<ppid>[0-9]{1,10}) pid=(?P<pid>[0-9]{1,10}) "
-    rb"auid=[0-9]+ uid=[0-9]+ gid=[0-9]+ euid=[0-9]+ suid=[0-9]+ fsuid=[0-9]+ "
-    rb"egid=[0-9]+ sgid=[0-9]+ fsgid=[0-9]+ tty=" + _TOKEN + rb" ses=[0-9]+ "
+    rb"(?P<extra>auid=[0-9]+ uid=[0-9]+ gid=[0-9]+ euid=[0-9]+ suid=[0-9]+ fsuid=[0-9]+ "
+    rb"egid=[0-9]+ sgid=[0-9]+ fsgid=[0-9]+ tty=" + _TOKEN + rb" ses=[0-9]+) "
     rb"comm=(?P<comm>" + _VALUE + rb") exe=(?P<exe>" + _VALUE + rb") "
     rb"(?:subj=" + _TOKEN + rb" )?key=" + _VALUE
 )

@@ -134,6 +134,7 @@ class NativeProcessTable:
             exit_code=event.exit_code,
             args=event.args,
             event_id=event.id,
+            extra=event.extra,
         )
 
     def learn_exec(  # noqa: PLR0917 - ProcessTable.learn_exec's signature
@@ -145,10 +146,11 @@ class NativeProcessTable:
         args: Args,
         time_ms: int,
         exec_id: EventId | bytes,
+        extra: bytes | None = None,
     ) -> None:
         """A successful exec, from raw values (``ProcessTable.learn_exec``)."""
         self.session.table_store(
-            (pid, ppid, comm, False, exe, False, args, time_ms, _id_text(exec_id), "event", None)
+            (pid, ppid, comm, False, exe, False, args, time_ms, _id_text(exec_id), "event", extra)
         )
 
     def learn(
@@ -163,14 +165,18 @@ class NativeProcessTable:
         exit_code: int | None,
         args: Args | LazyArgs,
         event_id: EventId,
+        extra: bytes | None = None,
     ) -> None:
-        """:meth:`observe` from raw values (``ProcessTable.learn``)."""
+        """:meth:`observe` from raw values (``ProcessTable.learn``); every entry learned
+        from the event keeps its ``extra`` (a fork child: the fork's)."""
         if isinstance(args, LazyArgs):
             args = args.resolve()
         store = self.session.table_store
         time_ms = event_id.time_ms
         if success and syscall in EXEC_SYSCALLS:
-            store((pid, ppid, comm, False, exe, False, args, time_ms, str(event_id), "event", None))
+            store(
+                (pid, ppid, comm, False, exe, False, args, time_ms, str(event_id), "event", extra)
+            )
         elif success and syscall in FORK_SYSCALLS:
             if exit_code is not None and exit_code > 0:
                 known = self.session.table_latest(pid)
@@ -186,11 +192,11 @@ class NativeProcessTable:
                         time_ms,
                         None if known is None else known[8],
                         "event",
-                        None,
+                        extra,
                     )
                 )
         elif comm is not None and not self.session.table_contains(pid):
-            store((pid, ppid, comm, False, exe, False, None, time_ms, None, "event", None))
+            store((pid, ppid, comm, False, exe, False, None, time_ms, None, "event", extra))
 
     def add_live(self, live: LiveProcess) -> None:
         """Seed or refresh an entry from ``/proc``."""
@@ -206,7 +212,7 @@ class NativeProcessTable:
                 live.start_ms,
                 None,
                 "procfs",
-                None,
+                live.extra,
             )
         )
 
@@ -223,7 +229,9 @@ class NativeProcessTable:
         def dec(s: str | None) -> bytes | None:
             return None if s is None else s.encode("latin-1")
 
-        for pid, ppid, comm, exe, args, since, exec_id, source in state:
+        for row in state:
+            # Snapshots written before entries had ``extra`` have 8 columns.
+            pid, ppid, comm, exe, args, since, exec_id, source, *rest = row
             self.session.table_store(
                 (
                     int(pid),
@@ -236,12 +244,12 @@ class NativeProcessTable:
                     int(since),
                     None if exec_id is None else str(EventId.from_str(exec_id)),
                     str(source),
-                    None,
+                    dec(rest[0]) if rest else None,
                 )
             )
 
     def _parent(self, entry: RawEntry) -> Parent:
-        pid, ppid, comm, comm_raw, exe, exe_raw, args, _since, exec_id, source, _extra = entry
+        pid, ppid, comm, comm_raw, exe, exe_raw, args, since, exec_id, source, extra = entry
         return Parent(
             pid=pid,
             name=decode_untrusted(comm) if comm_raw and comm is not None else comm,
@@ -250,6 +258,8 @@ class NativeProcessTable:
             source=source,
             exec_id=None if exec_id is None else EventId.from_str(exec_id),
             ppid=ppid,
+            extra=extra,
+            since_ms=since,
         )
 
 

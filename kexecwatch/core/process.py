@@ -28,10 +28,19 @@ from typing import Any
 from kexecwatch.core.assembler import AuditEvent
 from kexecwatch.core.fieldmemo import MAX_BODY, Memo, argv_of, fields_of, syscall_fields_of
 from kexecwatch.core.fields import Fields, decode_untrusted
+from kexecwatch.core.identity import (
+    entity_id,
+    extra_of,
+    identity_of,
+    interactive_of,
+    parent_identity_of,
+    user_doc,
+)
 from kexecwatch.core.record import MAX_TIME_MS, EventId
 from kexecwatch.core.syscalls import ARCH_NAMES, EXEC_SYSCALLS, syscall_name
 
 __all__ = [
+    "EVENTS_AS",
     "Parent",
     "PathItem",
     "ProcessEvent",
@@ -40,6 +49,8 @@ __all__ = [
 ]
 
 KEY_SEPARATOR = b"\x01"
+#: The event vocabularies of ``--events-as`` (README, "The fields of a process event").
+EVENTS_AS = ("auditbeat", "defend")
 
 
 def text(value: bytes | None) -> str | None:
@@ -72,6 +83,9 @@ class Parent:
             from ``/proc``), or ``unknown``.
         exec_id: the audit id of the exec the fields come from, if any.
         ppid: the parent's own parent pid, when known.
+        extra: its credentials text as the table keeps it (the ``SYSCALL`` record's
+            ``auid=`` ... ``ses=`` part; see :mod:`kexecwatch.core.identity`), if any.
+        since_ms: when the table learned this entry (its exec, fork or ``/proc`` start).
     """
 
     pid: int
@@ -81,6 +95,17 @@ class Parent:
     source: str = "unknown"
     exec_id: EventId | None = None
     ppid: int | None = None
+    extra: bytes | None = None
+    since_ms: int | None = None
+
+    def instance(self) -> str | None:
+        """What names this process instance in its ``entity_id``: its exec's audit id, else
+        ``<source>:<since_ms>``; ``None`` when nothing is known of it."""
+        if self.exec_id is not None:
+            return str(self.exec_id)
+        if self.since_ms is None or self.source == "unknown":
+            return None
+        return f"{self.source}:{self.since_ms}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +117,12 @@ class ProcessEvent:
     written (hex). ``self_exec`` is, for a non-exec syscall such as
     ``kexec_file_load``, what the process table knew of the calling process
     itself (its latest exec: name, exe, argv), since the event holds no
-    ``EXECVE``; its argv then fills ``process.args``.
+    ``EXECVE``; its argv then fills ``process.args``. ``known_self`` is the same
+    knowledge for any event that is not a process start (it names the instance in
+    ``process.entity_id``). ``host_id`` is ``host.id`` (``node=``, else the configured
+    id); ``interactive`` whether ``tty=`` names a terminal (``None``: no ``tty=``);
+    ``extra`` the credentials text the process table keeps (:mod:`~kexecwatch.core.identity`);
+    ``events_as`` the event vocabulary (``auditbeat`` or ``defend``).
     """
 
     node: str | None
@@ -122,6 +152,11 @@ class ProcessEvent:
     parent: Parent | None = None
     syscall_args: tuple[str, ...] = ()
     self_exec: Parent | None = None
+    host_id: str | None = None
+    interactive: bool | None = None
+    extra: bytes | None = None
+    known_self: Parent | None = None
+    events_as: str = "auditbeat"
 
     @property
     def is_exec(self) -> bool:
@@ -141,6 +176,26 @@ class ProcessEvent:
         """A copy with ``self_exec`` set (see the class docstring)."""
         return replace(self, self_exec=known)
 
+    def with_known_self(self, known: Parent | None) -> ProcessEvent:
+        """A copy with ``known_self`` set (see the class docstring)."""
+        return replace(self, known_self=known)
+
+    @property
+    def host_key(self) -> str:
+        """The host part of entity ids: ``host.id``, else ``host.name``."""
+        return self.host_id if self.host_id is not None else self.host_name
+
+    @property
+    def instance(self) -> str:
+        """What names this process instance in ``process.entity_id``: this exec's audit id
+        for a process start; else the instance the table knew (:meth:`Parent.instance`);
+        else ``event:<time_ms>``, as the table then learns the process from this event."""
+        if self.is_process_start:
+            return str(self.id)
+        known = self.known_self or self.self_exec
+        found = known.instance() if known is not None else None
+        return found if found is not None else f"event:{self.id.time_ms}"
+
     def to_document(self) -> dict[str, Any]:
         """The nested ECS document rules read and alerts carry."""
         process: dict[str, Any] = {"pid": self.pid}
@@ -156,6 +211,10 @@ class ProcessEvent:
             process["command_line"] = " ".join(args)
         _put(process, "title", text(self.title))
         _put(process, "working_directory", text(self.cwd))
+        ids = dict(self.ids)
+        names = dict(self.names)
+        process["entity_id"] = entity_id(self.host_key, self.pid, self.instance)
+        process.update(identity_of(self.ids, self.names, self.interactive, self.tty))
         parent: dict[str, Any] = {"pid": self.ppid}
         if self.parent is not None:
             _put(parent, "name", text(self.parent.name))
@@ -165,24 +224,24 @@ class ProcessEvent:
                 parent["args"] = pargs
                 parent["args_count"] = len(pargs)
                 parent["command_line"] = " ".join(pargs)
+            instance = self.parent.instance()
+            if instance is not None:
+                parent["entity_id"] = entity_id(self.host_key, self.parent.pid, instance)
+            if self.parent.extra is not None:
+                parent.update(parent_identity_of(self.parent.extra))
         process["parent"] = parent
         event: dict[str, Any] = {
             "kind": "event",
             "category": ["process"],
             "type": ["start"] if self.is_process_start else ["info"],
-            "action": _action(self.syscall),
+            "action": _action(self.syscall, self.events_as),
             "outcome": "success" if self.success else "failure",
             "module": "auditd",
         }
-        ids = dict(self.ids)
-        names = dict(self.names)
-        user = _user(ids, names, "uid", "UID")
-        effective = _user(ids, names, "euid", "EUID")
+        user = user_doc(ids, names, "uid", "UID")
+        effective = user_doc(ids, names, "euid", "EUID")
         if effective:
             user["effective"] = effective
-        saved = _user(ids, names, "suid", "SUID")
-        if saved:
-            process["saved_user"] = saved
         group: dict[str, Any] = {}
         _put(group, "id", ids.get("gid"))
         _put(group, "name", names.get("GID"))
@@ -205,7 +264,7 @@ class ProcessEvent:
             ("login_user", "auid", "AUID"),
             ("filesystem_user", "fsuid", "FSUID"),
         ):
-            found = _user(ids, names, raw, enriched)
+            found = user_doc(ids, names, raw, enriched)
             if found:
                 auditd[key] = found
         if self.keys:
@@ -223,10 +282,12 @@ class ProcessEvent:
             auditd["paths"] = [_path_doc(p) for p in self.paths]
         if self.problems:
             auditd["problems"] = list(self.problems)
+        host: dict[str, Any] = {"name": self.host_name, "os": {"type": "linux"}}
+        _put(host, "id", self.host_id)
         doc: dict[str, Any] = {
             "@timestamp": format_timestamp(self.id.time_ms),
             "event": event,
-            "host": {"name": self.host_name, "os": {"type": "linux"}},
+            "host": host,
             "process": process,
             "auditd": auditd,
         }
@@ -235,14 +296,6 @@ class ProcessEvent:
         if group:
             doc["group"] = group
         return doc
-
-
-def _user(ids: dict[str, str], names: dict[str, str], raw: str, enriched: str) -> dict[str, Any]:
-    """``{"id": ..., "name": ...}`` of one audit id field and its ENRICHED name, if any."""
-    out: dict[str, Any] = {}
-    _put(out, "id", ids.get(raw))
-    _put(out, "name", names.get(enriched))
-    return out
 
 
 # The formatted second of recent timestamps: exec events come many to a second, and
@@ -266,9 +319,13 @@ def format_timestamp(time_ms: int) -> str:
     return f"{head}{ms:03d}Z"
 
 
-def _action(syscall: str | None) -> str:
+#: ``event.action`` of an exec in each vocabulary (``--events-as``).
+EXEC_ACTIONS = {"auditbeat": "executed", "defend": "exec"}
+
+
+def _action(syscall: str | None, events_as: str) -> str:
     if syscall in EXEC_SYSCALLS:
-        return "executed"
+        return EXEC_ACTIONS[events_as]
     return syscall or "unknown"
 
 
@@ -322,18 +379,27 @@ def _text(raw: bytes | None) -> str | None:
     return None if raw is None else raw.decode("ascii")
 
 
-def process_event_from(event: AuditEvent, host_name: str) -> ProcessEvent | None:
+def process_event_from(
+    event: AuditEvent,
+    host_name: str,
+    *,
+    host_id: str | None = None,
+    events_as: str = "auditbeat",
+) -> ProcessEvent | None:
     """Build the process event of an event that holds a ``SYSCALL`` record.
 
     Args:
         event: an assembled event.
         host_name: the host name to use when records carry no ``node=``.
+        host_id: ``host.id`` for records without ``node=`` (``None``: no id).
+        events_as: the event vocabulary, one of :data:`EVENTS_AS`.
 
     Returns:
         The process event, or ``None`` when the event has no ``SYSCALL``
         record or it lacks a pid. Never raises.
     """
     syscall_fields: Fields | None = None
+    syscall_body = b""
     execve: list[Fields] = []
     execve_bodies: list[bytes] = []
     problems: list[str] = []
@@ -369,6 +435,7 @@ def process_event_from(event: AuditEvent, host_name: str) -> ProcessEvent | None
         if rtype == "SYSCALL":
             if syscall_fields is None:
                 syscall_fields = fields
+                syscall_body = record.body
                 if record.enriched:
                     names = _enriched_names(record.enriched)
         elif rtype == "EXECVE":
@@ -409,9 +476,14 @@ def process_event_from(event: AuditEvent, host_name: str) -> ProcessEvent | None
         else ()
     )
     ids = tuple((n, v) for n in _ID_FIELDS if (v := _plain(syscall_fields.get(n))) is not None)
+    raw_tty = syscall_fields.get("tty")
     return ProcessEvent(
         node=event.node,
         host_name=event.node if event.node else host_name,
+        host_id=event.node if event.node else host_id,
+        interactive=None if raw_tty is None else interactive_of(raw_tty.decode("ascii", "replace")),
+        extra=extra_of(syscall_body),
+        events_as=events_as,
         id=event.id,
         syscall=syscall_name(arch, number) or (f"syscall_{number}" if number is not None else None),
         arch=ARCH_NAMES.get(arch.lower(), arch) if arch else None,

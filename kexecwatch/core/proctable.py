@@ -18,6 +18,13 @@ the least recently used entries are dropped. An entry is used when its pid execs
 forks and when it is named as the parent of an exec or fork, so a long-lived shell
 that keeps starting commands stays while processes that ran once and exited go.
 
+Every entry learned from an event keeps that event's credentials text, its ``extra``:
+the ``SYSCALL`` record's text from ``auid=`` up to (not including) `` comm=``, as
+written (:func:`~kexecwatch.core.identity.extra_of`); a fork child keeps the fork
+event's (the credentials it inherits). ``/proc`` entries carry the same layout read from
+``/proc`` when the shell gives one. It is decoded only when the entry describes a parent
+(:mod:`kexecwatch.core.identity`); the native table stores the same bytes.
+
 The rules, stated once for both implementations (this module's :class:`ProcessTable` and
 the native library's table, which :class:`~kexecwatch.core.nativetable.NativeProcessTable`
 wraps; ``tests/core/test_nativetable.py`` holds them equal):
@@ -88,6 +95,8 @@ class LiveProcess:
         exe: the target of ``/proc/<pid>/exe``, if readable.
         args: ``/proc/<pid>/cmdline`` split on NUL, if readable.
         start_ms: start time in epoch milliseconds (stat field 22 + btime).
+        extra: its credentials in the layout of an entry's ``extra`` (see the module
+            docstring), if read.
     """
 
     pid: int
@@ -96,6 +105,7 @@ class LiveProcess:
     exe: bytes | None
     args: tuple[bytes, ...] | None
     start_ms: int
+    extra: bytes | None = None
 
 
 class ProcLookup(Protocol):
@@ -166,6 +176,7 @@ class ProcessTableLike(Protocol):
         args: Args,
         time_ms: int,
         exec_id: EventId | bytes,
+        extra: bytes | None = None,
     ) -> None:
         """A successful exec, from raw values."""
 
@@ -181,6 +192,7 @@ class ProcessTableLike(Protocol):
         exit_code: int | None,
         args: Args | LazyArgs,
         event_id: EventId,
+        extra: bytes | None = None,
     ) -> None:
         """:meth:`observe` from raw values."""
 
@@ -195,17 +207,26 @@ class ProcessTableLike(Protocol):
 
 
 # An entry is a plain tuple (cheaper to build and smaller than an object):
-# (pid, ppid, comm, exe, args, since_ms, exec_id, source, previous).
+# (pid, ppid, comm, exe, args, since_ms, exec_id, source, extra, previous).
 # exec_id is an EventId, or the raw ``sec.mmm:serial`` bytes the fast path read.
 _Entry = tuple[
-    int, int | None, bytes | None, bytes | None, Args, int, EventId | bytes | None, str, Any
+    int,
+    int | None,
+    bytes | None,
+    bytes | None,
+    Args,
+    int,
+    EventId | bytes | None,
+    str,
+    bytes | None,
+    Any,
 ]
 _ARGS: Final = 4
-_PREV: Final = 8
+_PREV: Final = 9
 
 
 def _with_previous(entry: _Entry, previous: _Entry | None) -> _Entry:
-    return (*entry[:8], previous)
+    return (*entry[:9], previous)
 
 
 def _size(args: Args) -> int:
@@ -225,7 +246,7 @@ def _chain_size(entry: _Entry | None) -> int:
 
 
 def _as_parent(entry: _Entry, decode: Callable[[bytes], tuple[bytes, ...] | None]) -> Parent:
-    pid, ppid, comm, exe, args, _since, exec_id, source, _prev = entry
+    pid, ppid, comm, exe, args, since, exec_id, source, extra, _prev = entry
     if isinstance(exec_id, bytes):
         exec_id = EventId.from_str(exec_id.decode("ascii"))
     return Parent(
@@ -236,6 +257,8 @@ def _as_parent(entry: _Entry, decode: Callable[[bytes], tuple[bytes, ...] | None
         source=source,
         exec_id=exec_id,
         ppid=ppid,
+        extra=extra,
+        since_ms=since,
     )
 
 
@@ -380,6 +403,7 @@ class ProcessTable:
             exit_code=event.exit_code,
             args=event.args,
             event_id=event.id,
+            extra=event.extra,
         )
 
     def learn_exec(  # noqa: PLR0917 - positional: called once per exec on the fast path
@@ -391,13 +415,15 @@ class ProcessTable:
         args: Args,
         time_ms: int,
         exec_id: EventId | bytes,
+        extra: bytes | None = None,
     ) -> None:
         """A successful exec, from raw values: the fast path's :meth:`learn`.
 
         ``args`` may be raw ``EXECVE`` bodies (``bytes``), decoded only if the entry
-        is ever used as a parent; ``exec_id`` may be the raw id text.
+        is ever used as a parent; ``exec_id`` may be the raw id text; ``extra`` the
+        credentials text (see the module docstring).
         """
-        self._store((pid, ppid, comm, exe, args, time_ms, exec_id, "event", None))
+        self._store((pid, ppid, comm, exe, args, time_ms, exec_id, "event", extra, None))
 
     def learn(
         self,
@@ -411,16 +437,21 @@ class ProcessTable:
         exit_code: int | None,
         args: Args | LazyArgs,
         event_id: EventId,
+        extra: bytes | None = None,
     ) -> None:
         """:meth:`observe` from raw values, for events that are not built in full.
 
         ``args`` may be raw ``EXECVE`` bodies: they are decoded only if the entry is
-        ever used as a parent.
+        ever used as a parent. ``extra``: the event's credentials text, which every
+        entry learned from it keeps (a fork child inherits its parent's credentials
+        at the fork).
         """
         if isinstance(args, LazyArgs):
             args = args.resolve()
         if success and syscall in EXEC_SYSCALLS:
-            self._store((pid, ppid, comm, exe, args, event_id.time_ms, event_id, "event", None))
+            self._store(
+                (pid, ppid, comm, exe, args, event_id.time_ms, event_id, "event", extra, None)
+            )
         elif success and syscall in FORK_SYSCALLS:
             if exit_code is not None and exit_code > 0:
                 known = self._entries.get(pid)
@@ -434,12 +465,13 @@ class ProcessTable:
                         event_id.time_ms,
                         known[6] if known is not None else None,
                         "event",
+                        extra,
                         None,
                     )
                 )
         elif pid not in self._entries and comm is not None:
             # Any other syscall tells us what the pid runs now, without argv.
-            self._store((pid, ppid, comm, exe, None, event_id.time_ms, None, "event", None))
+            self._store((pid, ppid, comm, exe, None, event_id.time_ms, None, "event", extra, None))
 
     def add_live(self, live: LiveProcess) -> None:
         """Seed or refresh an entry from ``/proc`` (the live shell's job)."""
@@ -453,6 +485,7 @@ class ProcessTable:
                 live.start_ms,
                 None,
                 "procfs",
+                live.extra,
                 None,
             )
         )
@@ -495,7 +528,10 @@ class ProcessTable:
         def dec(s: str | None) -> bytes | None:
             return None if s is None else s.encode("latin-1")
 
-        for pid, ppid, comm, exe, args, since, exec_id, source in state:
+        for row in state:
+            # Snapshots written before entries had ``extra`` have 8 columns.
+            pid, ppid, comm, exe, args, since, exec_id, source, *rest = row
+            extra = rest[0] if rest else None
             self._store(
                 (
                     int(pid),
@@ -506,6 +542,7 @@ class ProcessTable:
                     int(since),
                     None if exec_id is None else EventId.from_str(exec_id),
                     str(source),
+                    dec(extra),
                     None,
                 )
             )
@@ -526,4 +563,5 @@ def state_row(parent: Parent, since_ms: int) -> list[Any]:
         since_ms,
         None if parent.exec_id is None else str(parent.exec_id),
         parent.source,
+        enc(parent.extra),
     ]

@@ -240,6 +240,7 @@ class PythonScanner:
             exit_raw,
             ppid_raw,
             pid_raw,
+            extra,
             comm_raw,
             exe_raw,
         ) = m.groups()
@@ -279,7 +280,7 @@ class PythonScanner:
                 args: Args = None
                 if lines:
                     args = execve_bodies(lines, raw_id)
-                table.learn_exec(int(pid_raw), ppid, comm, exe, args, time_ms, raw_id)
+                table.learn_exec(int(pid_raw), ppid, comm, exe, args, time_ms, raw_id, extra)
             else:
                 table.learn(
                     syscall=syscall,
@@ -291,6 +292,7 @@ class PythonScanner:
                     exit_code=int(exit_raw),
                     args=None,
                     event_id=event_id,
+                    extra=extra,
                 )
             if relevant:
                 stats.process_events += 1
@@ -448,6 +450,7 @@ class PythonScanner:
             exit_code=int(m["exit"]),
             args=raw_args(event.records),
             event_id=event.id,
+            extra=m["extra"],
         )
         if relevant:
             self._stats.process_events += 1

@@ -8,6 +8,9 @@ use crate::lines::find;
 
 /// The most verdicts cached (`_MAX_VERDICTS` of detector.py); full: cleared.
 pub const MAX_VERDICTS: usize = 4096;
+/// The most key bytes cached (a key holds a comm and an exe of any length): full,
+/// cleared too. A cache only: clearing it costs Python a verdict again, nothing else.
+pub const MAX_VERDICT_BYTES: usize = 16 << 20;
 
 pub const LEARN_MASK: u8 = 0b11;
 pub const LEARN_EXEC: u8 = 1;
@@ -25,6 +28,7 @@ pub const ALL_BITS: u8 = 0x7f;
 #[derive(Default)]
 pub struct Verdicts {
     codes: HashMap<Vec<u8>, u8>,
+    key_bytes: usize,
     inodes: HashSet<u64>,
 }
 
@@ -36,15 +40,21 @@ impl Verdicts {
 
     /// Cache `code` for `key` (clearing the cache first when it is full).
     pub fn set(&mut self, key: &[u8], code: u8) {
-        if self.codes.len() >= MAX_VERDICTS && !self.codes.contains_key(key) {
-            self.codes.clear();
+        if let Some(known) = self.codes.get_mut(key) {
+            *known = code;
+            return;
         }
+        if self.codes.len() >= MAX_VERDICTS || self.key_bytes + key.len() > MAX_VERDICT_BYTES {
+            self.clear();
+        }
+        self.key_bytes += key.len();
         self.codes.insert(key.to_vec(), code);
     }
 
     /// Forget every verdict (rules or interests changed).
     pub fn clear(&mut self) {
         self.codes.clear();
+        self.key_bytes = 0;
     }
 
     /// How many verdicts are cached.
@@ -129,6 +139,18 @@ mod tests {
         assert_eq!(v.get(b"new"), Some(2));
         v.clear();
         assert!(v.is_empty());
+    }
+
+    #[test]
+    fn the_cache_holds_at_most_16_mib_of_keys() {
+        let mut v = Verdicts::default();
+        let big = vec![b'x'; 6 << 20];
+        v.set(&big, 1);
+        v.set(&big[1..], 1);
+        assert_eq!(v.len(), 2);
+        v.set(&big[2..], 1);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v.get(&big[2..]), Some(1));
     }
 
     #[test]

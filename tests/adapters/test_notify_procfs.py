@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
 import socket
+import subprocess
+import termios
 import time
 from pathlib import Path
 
@@ -79,3 +83,44 @@ def test_seeding_lists_live_processes() -> None:
     pids = {p.pid for p in ProcFs().all()}
     assert os.getpid() in pids
     assert 1 in pids
+
+
+def _extra_fields(extra: bytes | None) -> dict[str, str]:
+    assert extra is not None
+    return dict(item.decode().split("=", 1) for item in extra.split(b" "))
+
+
+def test_lookup_reads_the_credentials_as_a_syscall_record_writes_them() -> None:
+    info = ProcFs().lookup(os.getpid())
+    assert info is not None
+    found = _extra_fields(info.extra)
+    assert list(found) == [
+        "auid", "uid", "gid", "euid", "suid", "fsuid", "egid", "sgid", "fsgid", "tty", "ses"
+    ]  # fmt: skip
+    uid, euid, suid = os.getresuid()
+    gid, egid, sgid = os.getresgid()
+    assert (found["uid"], found["euid"], found["suid"]) == (str(uid), str(euid), str(suid))
+    assert (found["gid"], found["egid"], found["sgid"]) == (str(gid), str(egid), str(sgid))
+    with open("/proc/self/sessionid") as fh:
+        assert found["ses"] == fh.read().strip()
+
+
+def test_lookup_names_the_controlling_terminal_as_auditd_does() -> None:
+    master, slave = pty.openpty()
+    child = subprocess.Popen(
+        ["sleep", "30"],
+        stdin=slave,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),  # noqa: PLW1509 - tests only
+    )
+    try:
+        info = ProcFs().lookup(child.pid)
+        name = os.ttyname(slave)  # /dev/pts/N
+    finally:
+        child.kill()
+        child.wait()
+        os.close(master)
+        os.close(slave)
+    assert info is not None
+    assert _extra_fields(info.extra)["tty"] == "pts" + name.rsplit("/", 1)[1]

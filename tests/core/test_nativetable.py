@@ -27,10 +27,13 @@ ARGS = st.one_of(
     st.sampled_from([b'argc=1 a0="ls"', b'argc=2 a0="sh" a1="-c"', b"argc=1 a0=" + b"41" * 20]),
 )
 NAMES = st.sampled_from([None, b"sh", b"kexec", b"\xff\xfe"])
+EXTRA = st.sampled_from(
+    [None, b"auid=1000 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=3"]
+)
 
 ops = st.lists(
     st.one_of(
-        st.tuples(st.just("exec"), PIDS, PIDS, NAMES, ARGS, TIMES, st.integers(1, 99)),
+        st.tuples(st.just("exec"), PIDS, PIDS, NAMES, ARGS, TIMES, st.integers(1, 99), EXTRA),
         st.tuples(
             st.just("learn"),
             st.sampled_from(["execve", "clone", "fork", "openat", None]),
@@ -41,8 +44,9 @@ ops = st.lists(
             st.sampled_from([None, -1, 0, 3, 7, 12]),
             ARGS,
             TIMES,
+            EXTRA,
         ),
-        st.tuples(st.just("live"), PIDS, PIDS, NAMES, ARGS, TIMES),
+        st.tuples(st.just("live"), PIDS, PIDS, NAMES, ARGS, TIMES, EXTRA),
         st.tuples(st.just("remember"), PIDS, TIMES),
         st.tuples(st.just("parent_at"), PIDS, TIMES),
     ),
@@ -60,12 +64,12 @@ def lookup(pid: int) -> LiveProcess | None:
 def apply(table: ProcessTableLike, op: tuple[Any, ...]) -> Any:
     kind = op[0]
     if kind == "exec":
-        _, pid, ppid, comm, args, t, serial = op
+        _, pid, ppid, comm, args, t, serial, extra = op
         raw_id = b"%d.%03d:%d" % (t // 1000, t % 1000, serial)
-        table.learn_exec(pid, ppid, comm, b"/bin/x", args, t, raw_id)
+        table.learn_exec(pid, ppid, comm, b"/bin/x", args, t, raw_id, extra)
         return None
     if kind == "learn":
-        _, syscall, success, pid, ppid, comm, exit_code, args, t = op
+        _, syscall, success, pid, ppid, comm, exit_code, args, t, extra = op
         table.learn(
             syscall=syscall,
             success=success,
@@ -76,12 +80,13 @@ def apply(table: ProcessTableLike, op: tuple[Any, ...]) -> Any:
             exit_code=exit_code,
             args=args,
             event_id=EventId(t // 1000, t % 1000, 5),
+            extra=extra,
         )
         return None
     if kind == "live":
-        _, pid, ppid, comm, args, t = op
+        _, pid, ppid, comm, args, t, extra = op
         decoded = argv_of_execve_bodies(args) if isinstance(args, bytes) else args
-        table.add_live(LiveProcess(pid, ppid, comm, b"/proc/exe", decoded, t))
+        table.add_live(LiveProcess(pid, ppid, comm, b"/proc/exe", decoded, t, extra))
         return None
     if kind == "remember":
         table.remember_live(op[1], op[2])

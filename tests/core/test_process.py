@@ -137,7 +137,9 @@ def test_live_lookup_rejects_a_parent_younger_than_the_child() -> None:
     old = LiveProcess(7, 1, b"kdumpctl", b"/usr/bin/bash", (b"bash",), start_ms=1699999990000)
     table = ProcessTable(lookup=lambda pid: old)
     parent = table.parent_of(child)
-    assert parent == Parent(7, b"kdumpctl", b"/usr/bin/bash", (b"bash",), "procfs", None, 1)
+    assert parent == Parent(
+        7, b"kdumpctl", b"/usr/bin/bash", (b"bash",), "procfs", None, 1, since_ms=1699999990000
+    )
 
 
 def test_table_state_roundtrip_is_byte_exact() -> None:

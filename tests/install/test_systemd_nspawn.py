@@ -148,10 +148,15 @@ def check_the_unit(c: Container) -> tuple[re.Match[str], list[Any], list[Any]]:
         f's|^outputs = .*|outputs = ["json:{ALERTS}"]|',
         "-e",
         f's|^host-name = .*|host-name = "{HOST}"|',
+        # The golden files have no host.id, so their entity ids hash the host name: with
+        # that name as the id too, the daemon's entity ids must be the golden ones.
+        "-e",
+        f's|^host-id = .*|host-id = "{HOST}"|',
         "/etc/kexecwatch/kexecwatch.toml",
     )
     config = c.run("cat", "/etc/kexecwatch/kexecwatch.toml").stdout
     assert f'outputs = ["json:{ALERTS}"]' in config and f'host-name = "{HOST}"' in config
+    assert f'host-id = "{HOST}"' in config
     c.run("systemctl", "restart", UNIT)
 
     # Type=notify: "active (running)" only once the daemon sent READY=1.
@@ -161,6 +166,8 @@ def check_the_unit(c: Container) -> tuple[re.Match[str], list[Any], list[Any]]:
 
     c.run("sh", "-c", "cat /out/recording.log >> /var/log/audit/audit.log")
     expected = alert_docs(GOLDEN.read_text())
+    for doc in expected:
+        doc["host"]["id"] = HOST
     got = wait_alerts(c, len(expected))
     time.sleep(3)  # nothing more may come
     got = wait_alerts(c, len(expected), timeout=0)

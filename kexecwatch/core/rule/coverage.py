@@ -72,8 +72,9 @@ class Coverage:
     blockers: tuple[Blocker, ...] = ()
 
 
-def coverage(query: CompiledQuery | CompiledSequence) -> Coverage:
-    """Whether ``query`` can match a process document kexecwatch builds (see module doc).
+def coverage(query: CompiledQuery | CompiledSequence, events_as: str = "auditbeat") -> Coverage:
+    """Whether ``query`` can match a process document kexecwatch builds (see module doc),
+    in the event vocabulary ``events_as`` (``--events-as``).
 
     A sequence or sample can fire when every stage that is not a missing event can, and
     every join key that is not optional (``?field``) is a field kexecwatch sets: an event
@@ -81,24 +82,24 @@ def coverage(query: CompiledQuery | CompiledSequence) -> Coverage:
     fire, and the join keys never set.
     """
     if isinstance(query, CompiledSequence):
-        return _sequence_coverage(query)
+        return _sequence_coverage(query, events_as)
     per_combo: list[set[Blocker]] = []
-    for facets in process_facets():
+    for facets in process_facets(events_as):
         if query.category != "any" and query.category not in facets["event.category"]:
-            per_combo.append({_category_blocker(query.category)})
+            per_combo.append({_category_blocker(query.category, events_as)})
             continue
         verdict = _eval(query.condition, facets)
         if verdict is not _V.NEVER:
             return Coverage(True)
-        per_combo.append(_why(query.condition, facets, want=_V.NEVER))
+        per_combo.append(_why(query.condition, facets, want=_V.NEVER, events_as=events_as))
     common = set.intersection(*per_combo) if per_combo else set()
     return Coverage(False, tuple(sorted(common or set().union(*per_combo))))
 
 
-def _sequence_coverage(query: CompiledSequence) -> Coverage:
+def _sequence_coverage(query: CompiledSequence, events_as: str) -> Coverage:
     blockers: set[Blocker] = set()
     for stage in dict.fromkeys(s for s in query.stages if not s.missing):
-        verdict = coverage(stage.query)
+        verdict = coverage(stage.query, events_as)
         blockers.update(verdict.blockers if not verdict.can_fire else ())
     statement = query.statement
     for key in (*statement.keys, *(k for s in statement.stages for k in s.keys)):
@@ -108,8 +109,8 @@ def _sequence_coverage(query: CompiledSequence) -> Coverage:
     return Coverage(not blockers, tuple(sorted(blockers)))
 
 
-def _category_blocker(category: str) -> Blocker:
-    known = sorted({c for f in process_facets() for c in f["event.category"]})
+def _category_blocker(category: str, events_as: str) -> Blocker:
+    known = sorted({c for f in process_facets(events_as) for c in f["event.category"]})
     return Blocker(
         "category",
         "event.category",
@@ -143,29 +144,31 @@ def _leaf(expr: Comparison, facets: Mapping[str, tuple[str, ...]]) -> _V:
     return _V.MAYBE
 
 
-def _why(expr: Any, facets: Mapping[str, tuple[str, ...]], *, want: _V) -> set[Blocker]:
+def _why(
+    expr: Any, facets: Mapping[str, tuple[str, ...]], *, want: _V, events_as: str
+) -> set[Blocker]:
     """The leaves that make ``expr`` evaluate to ``want`` (NEVER or ALWAYS)."""
     if isinstance(expr, Not):
         flip = _V.ALWAYS if want is _V.NEVER else _V.NEVER
-        return _why(expr.operand, facets, want=flip)
+        return _why(expr.operand, facets, want=flip, events_as=events_as)
     if isinstance(expr, And | Or):
         decisive = _V.NEVER if isinstance(expr, And) else _V.ALWAYS
         found: set[Blocker] = set()
         for item in expr.operands:
             # The decisive value: the operands that have it; otherwise all of them.
             if want is not decisive or _eval(item, facets) is want:
-                found |= _why(item, facets, want=want)
+                found |= _why(item, facets, want=want, events_as=events_as)
         return found
     if isinstance(expr, Comparison):
-        return {_leaf_blocker(expr)}
+        return {_leaf_blocker(expr, events_as)}
     return set()
 
 
-def _leaf_blocker(expr: Comparison) -> Blocker:
+def _leaf_blocker(expr: Comparison, events_as: str) -> Blocker:
     name = _field_of(expr).name
     if name not in FACET_FIELDS:
         return Blocker("field", name, f"field {name} is never set by kexecwatch")
-    emitted = sorted({v for f in process_facets() for v in f[name]})
+    emitted = sorted({v for f in process_facets(events_as) for v in f[name]})
     wanted = ", ".join(str(v) for v in expr.values)
     return Blocker(
         "value",
