@@ -25,6 +25,28 @@ event's (the credentials it inherits). ``/proc`` entries carry the same layout r
 ``/proc`` when the shell gives one. It is decoded only when the entry describes a parent
 (:mod:`kexecwatch.core.identity`); the native table stores the same bytes.
 
+The rules, stated once for both implementations (this module's :class:`ProcessTable` and
+the native library's table, which :class:`~kexecwatch.core.nativetable.NativeProcessTable`
+wraps; ``tests/core/test_nativetable.py`` holds them equal):
+
+- *Store*: a new entry for pid P becomes P's latest; P's previous entries stay as its
+  history, at most two (older links are cut, their argv bytes given back). Storing moves
+  P to the most recently used end, and P's ``ppid``, if it has an entry, too (a parent
+  still spawning stays).
+- *Bounds*: after a store, while there are more than ``max_entries`` pids, or more than
+  ``max_args_bytes`` argv bytes with more than one pid, the least recently used pid goes,
+  history and all. argv bytes: raw ``EXECVE`` bodies count their length, decoded argv the
+  sum of its lengths plus 8 a value (:func:`_size`).
+- *Lookups* at a time t walk back from the latest entry while the entry is dated after t
+  and no more than ``max_lateness_ms`` after it; the first other entry answers (or none).
+  Lookups do not change the order.
+- *Unreadable*: a pid ``/proc`` could not name is remembered (the last 4096) and not read
+  again by :meth:`ProcessTable.remember_live`.
+- *Learning*: a successful exec stores its argv and id; a successful fork or clone with a
+  positive exit value stores the child (pid = exit value, ppid = the caller) with the
+  caller's latest argv and exec id and the event's comm and exe; any other event stores
+  the pid without argv when it has no entry and its comm is known.
+
 Rule 1: the table never guesses. A parent it does not know has no name, and
 the event says so (``parent_source`` ``unknown``).
 """
@@ -48,6 +70,8 @@ __all__ = [
     "LiveProcess",
     "ProcLookup",
     "ProcessTable",
+    "ProcessTableLike",
+    "state_row",
 ]
 
 DEFAULT_MAX_ENTRIES = 65_536
@@ -111,6 +135,76 @@ class LazyArgs:
 
 #: argv as stored: decoded, or the raw ``EXECVE`` bodies (joined by newlines), or unknown.
 Args = tuple[bytes, ...] | bytes | None
+
+
+class ProcessTableLike(Protocol):
+    """The process table as the detector and the shells use it: :class:`ProcessTable`'s
+    public API, which every implementation (the native one too) keeps, with its rules."""
+
+    lookup: ProcLookup | None
+
+    def __len__(self) -> int: ...
+
+    @property
+    def args_bytes(self) -> int:
+        """How many argv bytes the table holds now (history included)."""
+
+    def parent_of(self, event: ProcessEvent) -> Parent | None:
+        """The parent of ``event``'s process as known before the event."""
+
+    def process_of(self, event: ProcessEvent) -> Parent | None:
+        """``event``'s own process as known before the event."""
+
+    def remember_live(self, pid: int, time_ms: int) -> None:
+        """Make sure ``pid`` is known, reading ``/proc`` once if it is not."""
+
+    def parent_at(self, ppid: int, time_ms: int) -> Parent | None:
+        """The process ``ppid`` as known at ``time_ms``."""
+
+    def ancestry(self, pid: int, at_ms: int, depth: int = 8) -> list[Parent]:
+        """What is known of ``pid`` and its ancestors at ``at_ms``, nearest first."""
+
+    def observe(self, event: ProcessEvent) -> None:
+        """Learn from one event."""
+
+    def learn_exec(  # noqa: PLR0917 - ProcessTable.learn_exec's signature
+        self,
+        pid: int,
+        ppid: int,
+        comm: bytes | None,
+        exe: bytes | None,
+        args: Args,
+        time_ms: int,
+        exec_id: EventId | bytes,
+        extra: bytes | None = None,
+    ) -> None:
+        """A successful exec, from raw values."""
+
+    def learn(
+        self,
+        *,
+        syscall: str | None,
+        success: bool,
+        pid: int,
+        ppid: int,
+        comm: bytes | None,
+        exe: bytes | None,
+        exit_code: int | None,
+        args: Args | LazyArgs,
+        event_id: EventId,
+        extra: bytes | None = None,
+    ) -> None:
+        """:meth:`observe` from raw values."""
+
+    def add_live(self, live: LiveProcess) -> None:
+        """Seed or refresh an entry from ``/proc``."""
+
+    def to_state(self) -> list[list[Any]]:
+        """A JSON-ready snapshot."""
+
+    def restore(self, state: list[list[Any]]) -> None:
+        """Load a snapshot made by :meth:`to_state`."""
+
 
 # An entry is a plain tuple (cheaper to build and smaller than an object):
 # (pid, ppid, comm, exe, args, since_ms, exec_id, source, extra, previous).
@@ -422,31 +516,11 @@ class ProcessTable:
 
     def to_state(self) -> list[list[Any]]:
         """A JSON-ready snapshot (bytes as latin-1 text, which round-trips)."""
-
-        def enc(b: bytes | None) -> str | None:
-            return None if b is None else b.decode("latin-1")
-
-        rows: list[list[Any]] = []
         # Only the most recently used entries: a restarted daemon seeds every live
         # process from /proc again, so the snapshot need only carry the recent
         # ones that may have exited, and it stays small enough to write often.
         recent = list(self._entries.values())[-STATE_ENTRIES:]
-        for entry in recent:
-            parent = _as_parent(entry, self._decode)
-            rows.append(
-                [
-                    parent.pid,
-                    parent.ppid,
-                    enc(parent.name),
-                    enc(parent.executable),
-                    None if parent.args is None else [a.decode("latin-1") for a in parent.args],
-                    entry[5],
-                    None if parent.exec_id is None else str(parent.exec_id),
-                    parent.source,
-                    enc(parent.extra),
-                ]
-            )
-        return rows
+        return [state_row(_as_parent(entry, self._decode), entry[5]) for entry in recent]
 
     def restore(self, state: list[list[Any]]) -> None:
         """Load a snapshot made by :meth:`to_state`."""
@@ -472,3 +546,22 @@ class ProcessTable:
                     None,
                 )
             )
+
+
+def state_row(parent: Parent, since_ms: int) -> list[Any]:
+    """One entry of a snapshot (:meth:`ProcessTable.to_state`): bytes as latin-1 text."""
+
+    def enc(b: bytes | None) -> str | None:
+        return None if b is None else b.decode("latin-1")
+
+    return [
+        parent.pid,
+        parent.ppid,
+        enc(parent.name),
+        enc(parent.executable),
+        None if parent.args is None else [a.decode("latin-1") for a in parent.args],
+        since_ms,
+        None if parent.exec_id is None else str(parent.exec_id),
+        parent.source,
+        enc(parent.extra),
+    ]
