@@ -40,6 +40,8 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import islice, repeat
 from typing import Any
 
 from kexecwatch.core.msgtypes import ends_event, is_daemon_record, is_single_record
@@ -234,6 +236,8 @@ class _GapTracker:
 
 
 _new_id = tuple.__new__
+_make_id = partial(tuple.__new__, EventId)
+_ONLY_NODE_NONE: deque[str | None] = deque([None])
 
 
 def _seconds(ms: int) -> str:
@@ -617,24 +621,36 @@ class Assembler:
             return
         order = self._done_order
         known = self._done
-        clocks = self._clocks
         keep = 4 * self.window_ms
+        threshold = clock.elapsed - keep
         excess = len(order) + taken - _DONE_LIMIT
-        while order:
-            elapsed, key = order[0]
-            owner = clocks.get(key[0])
-            if excess <= 0 and owner is not None and elapsed >= owner.elapsed - keep:
-                break
-            order.popleft()
-            known.discard(key)
-            excess -= 1
-        first = max(bisect_left(done[3::4], clock.elapsed - keep), excess)
-        add = known.add
-        append = order.append
-        for i in range(4 * first, 4 * taken, 4):
-            key = (None, _new_id(EventId, (done[i], done[i + 1], done[i + 2])))
-            add(key)
-            append((done[i + 3], key))
+        if self._nodes == _ONLY_NODE_NONE:
+            # Every entry is node None's, in the order of its clock: how many go is
+            # one search, and they go in C-level loops.
+            drop = min(max(bisect_left(order, (threshold,)), excess), len(order))
+            if drop:
+                known.difference_update([key for _, key in islice(order, drop)])
+                for _ in repeat(None, drop):
+                    order.popleft()
+                excess -= drop
+        else:
+            clocks = self._clocks
+            while order:
+                elapsed, key = order[0]
+                owner = clocks.get(key[0])
+                if excess <= 0 and owner is not None and elapsed >= owner.elapsed - keep:
+                    break
+                order.popleft()
+                known.discard(key)
+                excess -= 1
+        first = max(bisect_left(done[3::4], threshold), excess)
+        if first >= taken:
+            return
+        start = 4 * first
+        fields = (done[start::4], done[start + 1 :: 4], done[start + 2 :: 4])
+        keys = list(zip(repeat(None), map(_make_id, zip(*fields, strict=True))))
+        known.update(keys)
+        order.extend(zip(done[start + 3 :: 4], keys, strict=True))
 
     def _admit_node(self, node: str | None, line_no: int, out: list[AssemblerOutput]) -> _Clock:
         """Start a clock for ``node``; beyond :data:`MAX_NODES`, forget the first seen.

@@ -24,13 +24,14 @@ from typing import Any
 
 from kexecwatch.core.fields import decode_untrusted
 from kexecwatch.core.nativeapi import NativeSession, RawEntry
-from kexecwatch.core.process import Parent, ProcessEvent
+from kexecwatch.core.process import Parent
 from kexecwatch.core.proctable import (
     STATE_ENTRIES,
     Args,
     LazyArgs,
     LiveProcess,
     ProcLookup,
+    TableLookups,
     state_row,
 )
 from kexecwatch.core.record import EventId
@@ -39,8 +40,9 @@ from kexecwatch.core.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS
 __all__ = ["NativeProcessTable"]
 
 
-class NativeProcessTable:
-    """:class:`~kexecwatch.core.proctable.ProcessTable`'s API over a native session.
+class NativeProcessTable(TableLookups):
+    """:class:`~kexecwatch.core.proctable.ProcessTable`'s API over a native session (the
+    lookups are :class:`~kexecwatch.core.proctable.TableLookups`', shared with it).
 
     Args:
         session: the detector's native session (it holds the entries).
@@ -67,75 +69,22 @@ class NativeProcessTable:
         """How many argv bytes the table holds now (history included)."""
         return self.session.table_args_bytes()
 
-    def parent_of(self, event: ProcessEvent) -> Parent | None:
-        """The parent of ``event``'s process as known before the event, or ``None``."""
-        return self._known(event.ppid, event.id.time_ms)
+    def _parent_at(self, pid: int, at_ms: int) -> Parent | None:
+        entry = self.session.table_entry_at(pid, at_ms)
+        return None if entry is None else self._parent(entry)
 
-    def process_of(self, event: ProcessEvent) -> Parent | None:
-        """``event``'s own process as known before the event, or ``None``."""
-        return self._known(event.pid, event.id.time_ms)
+    def _latest(self, pid: int) -> Parent | None:
+        entry = self.session.table_latest(pid)
+        return None if entry is None else self._parent(entry)
 
-    def remember_live(self, pid: int, time_ms: int) -> None:
-        """Make sure ``pid`` is known, reading ``/proc`` once if it is not."""
-        session = self.session
-        if (
-            self.lookup is None
-            or pid <= 0
-            or session.table_contains(pid)
-            or session.table_is_unreadable(pid)
-        ):
-            return
-        live = self.lookup(pid)
-        if live is not None and live.start_ms <= time_ms:
-            self.add_live(live)
-            return
-        session.table_mark_unreadable(pid)
+    def _has(self, pid: int) -> bool:
+        return self.session.table_contains(pid)
 
-    def parent_at(self, ppid: int, time_ms: int) -> Parent | None:
-        """The process ``ppid`` as known at ``time_ms``, or ``None``."""
-        return self._known(ppid, time_ms)
+    def _is_unreadable(self, pid: int) -> bool:
+        return self.session.table_is_unreadable(pid)
 
-    def _known(self, pid: int, time_ms: int) -> Parent | None:
-        entry = self.session.table_entry_at(pid, time_ms)
-        if entry is not None:
-            return self._parent(entry)
-        if self.lookup is not None and pid > 0:
-            live = self.lookup(pid)
-            if live is not None and live.start_ms <= time_ms:
-                self.add_live(live)
-                latest = self.session.table_latest(pid)
-                return None if latest is None else self._parent(latest)
-        return None
-
-    def ancestry(self, pid: int, at_ms: int, depth: int = 8) -> list[Parent]:
-        """What is known of ``pid`` and its ancestors at ``at_ms``, nearest first
-        (``ProcessTable.ancestry``)."""
-        chain: list[Parent] = []
-        seen: set[int] = set()
-        current: int | None = pid
-        while current is not None and current > 0 and current not in seen and len(chain) < depth:
-            seen.add(current)
-            entry = self.session.table_entry_at(current, at_ms)
-            if entry is None:
-                break
-            chain.append(self._parent(entry))
-            current = entry[1]
-        return chain
-
-    def observe(self, event: ProcessEvent) -> None:
-        """Learn from one event: an exec replaces the pid's entry; a fork copies."""
-        self.learn(
-            syscall=event.syscall,
-            success=event.success,
-            pid=event.pid,
-            ppid=event.ppid,
-            comm=event.comm,
-            exe=event.exe,
-            exit_code=event.exit_code,
-            args=event.args,
-            event_id=event.id,
-            extra=event.extra,
-        )
+    def _mark_unreadable(self, pid: int) -> None:
+        self.session.table_mark_unreadable(pid)
 
     def learn_exec(  # noqa: PLR0917 - ProcessTable.learn_exec's signature
         self,

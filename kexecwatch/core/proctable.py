@@ -71,6 +71,7 @@ __all__ = [
     "ProcLookup",
     "ProcessTable",
     "ProcessTableLike",
+    "TableLookups",
     "state_row",
 ]
 
@@ -266,7 +267,125 @@ def _no_decoder(raw: bytes) -> tuple[bytes, ...] | None:  # pragma: no cover - w
     raise TypeError("raw argv stored without a decoder")
 
 
-class ProcessTable:
+class TableLookups:
+    """What every process table does the same way over its own storage: the lookups
+    (with the ``/proc`` lookup's use) and :meth:`observe`. A table provides
+    :meth:`_parent_at` (the lateness walk), :meth:`_latest`, :meth:`_has`, the
+    unreadable FIFO (:meth:`_is_unreadable`, :meth:`_mark_unreadable`), ``add_live`` and
+    ``learn`` (the rules of the module docstring)."""
+
+    lookup: ProcLookup | None
+
+    def _parent_at(self, pid: int, at_ms: int) -> Parent | None:
+        raise NotImplementedError
+
+    def _latest(self, pid: int) -> Parent | None:
+        raise NotImplementedError
+
+    def _has(self, pid: int) -> bool:
+        raise NotImplementedError
+
+    def _is_unreadable(self, pid: int) -> bool:
+        raise NotImplementedError
+
+    def _mark_unreadable(self, pid: int) -> None:
+        raise NotImplementedError
+
+    # Each table's own: seeding from /proc, and learning from one event's raw values.
+    add_live: Callable[[LiveProcess], None]
+    learn: Callable[..., None]
+
+    def parent_of(self, event: ProcessEvent) -> Parent | None:
+        """The parent of ``event``'s process as known before the event, or ``None``."""
+        return self._known(event.ppid, event.id.time_ms)
+
+    def process_of(self, event: ProcessEvent) -> Parent | None:
+        """``event``'s own process as known before the event (its latest exec), or ``None``.
+
+        For a non-exec syscall (``kexec_file_load``) this gives the caller's
+        argv, which the event itself does not carry.
+        """
+        return self._known(event.pid, event.id.time_ms)
+
+    def remember_live(self, pid: int, time_ms: int) -> None:
+        """Make sure ``pid`` is known, reading ``/proc`` once if it is not.
+
+        The live fast path calls this for every exec's parent, so that a parent
+        that exits later can still be named; it decodes nothing, and a pid that
+        could not be read is not tried again until the table learns of it.
+        """
+        if self.lookup is None or pid <= 0 or self._has(pid) or self._is_unreadable(pid):
+            return
+        live = self.lookup(pid)
+        if live is not None and live.start_ms <= time_ms:
+            self.add_live(live)
+            return
+        self._mark_unreadable(pid)
+
+    def parent_at(self, ppid: int, time_ms: int) -> Parent | None:
+        """The process ``ppid`` as known at ``time_ms``, or ``None``.
+
+        With a live lookup, a miss reads ``/proc`` and remembers what it found.
+        """
+        return self._known(ppid, time_ms)
+
+    def _known(self, pid: int, time_ms: int) -> Parent | None:
+        known = self._parent_at(pid, time_ms)
+        if known is not None:
+            return known
+        if self.lookup is not None and pid > 0:
+            live = self.lookup(pid)
+            # A process that started after the event cannot be the one asked
+            # for: the pid was recycled in between.
+            if live is not None and live.start_ms <= time_ms:
+                self.add_live(live)
+                return self._latest(pid)
+        return None
+
+    def ancestry(self, pid: int, at_ms: int, depth: int = 8) -> list[Parent]:
+        """What is known of ``pid`` and its ancestors at time ``at_ms``, nearest first.
+
+        Follows ``ppid`` links through the table only (the injected lookup is not
+        consulted). Stops at the first pid the table does not know, at pid 0, at a
+        pid already seen (a loop made by pid reuse), or after ``depth`` entries.
+
+        Args:
+            pid: where to start, usually an event's ``ppid``.
+            at_ms: the event time; entries learned after it are not used.
+            depth: the most entries returned.
+
+        Returns:
+            ``[process, its parent, its grandparent, ...]``; empty when ``pid`` is unknown.
+        """
+        chain: list[Parent] = []
+        seen: set[int] = set()
+        current: int | None = pid
+        while current is not None and current > 0 and current not in seen and len(chain) < depth:
+            seen.add(current)
+            known = self._parent_at(current, at_ms)
+            if known is None:
+                break
+            chain.append(known)
+            current = known.ppid
+        return chain
+
+    def observe(self, event: ProcessEvent) -> None:
+        """Learn from one event: an exec replaces the pid's entry; a fork copies."""
+        self.learn(
+            syscall=event.syscall,
+            success=event.success,
+            pid=event.pid,
+            ppid=event.ppid,
+            comm=event.comm,
+            exe=event.exe,
+            exit_code=event.exit_code,
+            args=event.args,
+            event_id=event.id,
+            extra=event.extra,
+        )
+
+
+class ProcessTable(TableLookups):
     """Bounded pid → latest-exec table. See the module docstring for the rules.
 
     Args:
@@ -306,82 +425,25 @@ class ProcessTable:
         """How many argv bytes the table holds now (history included)."""
         return self._args_bytes
 
-    def parent_of(self, event: ProcessEvent) -> Parent | None:
-        """The parent of ``event``'s process as known before the event, or ``None``."""
-        return self._known(event.ppid, event.id.time_ms)
+    def _parent_at(self, pid: int, at_ms: int) -> Parent | None:
+        entry = self._entry_at(pid, at_ms)
+        return None if entry is None else _as_parent(entry, self._decode)
 
-    def process_of(self, event: ProcessEvent) -> Parent | None:
-        """``event``'s own process as known before the event (its latest exec), or ``None``.
+    def _latest(self, pid: int) -> Parent | None:
+        entry = self._entries.get(pid)
+        return None if entry is None else _as_parent(entry, self._decode)
 
-        For a non-exec syscall (``kexec_file_load``) this gives the caller's
-        argv, which the event itself does not carry.
-        """
-        return self._known(event.pid, event.id.time_ms)
+    def _has(self, pid: int) -> bool:
+        return pid in self._entries
 
-    def remember_live(self, pid: int, time_ms: int) -> None:
-        """Make sure ``pid`` is known, reading ``/proc`` once if it is not.
+    def _is_unreadable(self, pid: int) -> bool:
+        return pid in self._unreadable
 
-        The live fast path calls this for every exec's parent, so that a parent
-        that exits later can still be named; it decodes nothing, and a pid that
-        could not be read is not tried again until the table learns of it.
-        """
-        if self.lookup is None or pid <= 0 or pid in self._entries or pid in self._unreadable:
-            return
-        live = self.lookup(pid)
-        if live is not None and live.start_ms <= time_ms:
-            self.add_live(live)
-            return
+    def _mark_unreadable(self, pid: int) -> None:
         unreadable = self._unreadable
         unreadable[pid] = None
         if len(unreadable) > 4096:
             del unreadable[next(iter(unreadable))]
-
-    def parent_at(self, ppid: int, time_ms: int) -> Parent | None:
-        """The process ``ppid`` as known at ``time_ms``, or ``None``.
-
-        With a live lookup, a miss reads ``/proc`` and remembers what it found.
-        """
-        return self._known(ppid, time_ms)
-
-    def _known(self, pid: int, time_ms: int) -> Parent | None:
-        entry = self._entry_at(pid, time_ms)
-        if entry is not None:
-            return _as_parent(entry, self._decode)
-        if self.lookup is not None and pid > 0:
-            live = self.lookup(pid)
-            # A process that started after the event cannot be the one asked
-            # for: the pid was recycled in between.
-            if live is not None and live.start_ms <= time_ms:
-                self.add_live(live)
-                return _as_parent(self._entries[pid], self._decode)
-        return None
-
-    def ancestry(self, pid: int, at_ms: int, depth: int = 8) -> list[Parent]:
-        """What is known of ``pid`` and its ancestors at time ``at_ms``, nearest first.
-
-        Follows ``ppid`` links through the table only (the injected lookup is not
-        consulted). Stops at the first pid the table does not know, at pid 0, at a
-        pid already seen (a loop made by pid reuse), or after ``depth`` entries.
-
-        Args:
-            pid: where to start, usually an event's ``ppid``.
-            at_ms: the event time; entries learned after it are not used.
-            depth: the most entries returned.
-
-        Returns:
-            ``[process, its parent, its grandparent, ...]``; empty when ``pid`` is unknown.
-        """
-        chain: list[Parent] = []
-        seen: set[int] = set()
-        current: int | None = pid
-        while current is not None and current > 0 and current not in seen and len(chain) < depth:
-            seen.add(current)
-            entry = self._entry_at(current, at_ms)
-            if entry is None:
-                break
-            chain.append(_as_parent(entry, self._decode))
-            current = entry[1]
-        return chain
 
     def _entry_at(self, pid: int, at_ms: int) -> _Entry | None:
         entry = self._entries.get(pid)
@@ -390,21 +452,6 @@ class ProcessTable:
         while entry is not None and at_ms < entry[5] <= at_ms + self._lateness:
             entry = entry[_PREV]
         return entry
-
-    def observe(self, event: ProcessEvent) -> None:
-        """Learn from one event: an exec replaces the pid's entry; a fork copies."""
-        self.learn(
-            syscall=event.syscall,
-            success=event.success,
-            pid=event.pid,
-            ppid=event.ppid,
-            comm=event.comm,
-            exe=event.exe,
-            exit_code=event.exit_code,
-            args=event.args,
-            event_id=event.id,
-            extra=event.extra,
-        )
 
     def learn_exec(  # noqa: PLR0917 - positional: called once per exec on the fast path
         self,
