@@ -19,6 +19,7 @@ import pytest
 
 from bench.generate import generate
 from kexecwatch.core.detector import DetectorOptions
+from kexecwatch.core.interest import EVERYTHING
 from kexecwatch.core.rule import compile_query
 from kexecwatch.core.ruleindex import RuleIndex, alternatives, name_filter, requirements
 from kexecwatch.replay import replay
@@ -171,13 +172,13 @@ def test_index_matches_every_rule_on_the_snapshot(tmp_path: Path) -> None:
     assert assert_same_matches(rules, synthetic_documents(rules, 4000, seed=2)) > 300
 
 
-def _replay_output(paths: Sequence[Path], rules: Sequence[Any]) -> str:
+def _replay_output(paths: Sequence[Path], rules: Sequence[Any], events_as: str) -> str:
     out = io.StringIO()
     replay(
         expand_paths([str(p) for p in paths]),
         rules,
         host_name="lab",
-        options=DetectorOptions(window_ms=5000),
+        options=DetectorOptions(window_ms=5000, events_as=events_as),
         out_format="json",
         stdout=out,
         stderr=io.StringIO(),
@@ -186,16 +187,17 @@ def _replay_output(paths: Sequence[Path], rules: Sequence[Any]) -> str:
 
 
 @needs_snapshot
+@pytest.mark.parametrize("events_as", ["auditbeat", "defend"])
 def test_replay_with_the_index_gives_the_alerts_of_every_rule(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, events_as: str
 ) -> None:
     log = tmp_path / "bench.log"
     generate(log, 3_000_000, seed=11)
     paths = [*FIXTURES, log]
-    indexed = _replay_output(paths, load_rules([str(SNAPSHOT / "rules")]))
-    # Every rule tried on every event, and no name test in the prefilter.
+    indexed = _replay_output(paths, load_rules([str(SNAPSHOT / "rules")]), events_as)
+    # Every event parsed in full and tried by every rule: no prefilter, no index.
     monkeypatch.setattr(RuleIndex, "candidates", lambda self, doc: list(self.rules))
-    monkeypatch.setattr("kexecwatch.core.ruleindex.name_filter", lambda rule: None)
-    every = _replay_output(paths, load_rules([str(SNAPSHOT / "rules")]))
+    monkeypatch.setattr("kexecwatch.core.detector._interests_of", lambda rule: [EVERYTHING])
+    every = _replay_output(paths, load_rules([str(SNAPSHOT / "rules")]), events_as)
     assert indexed == every
     assert indexed.count("\n") > 100

@@ -557,6 +557,16 @@ class NativeSession:
         self._state_ref = ctypes.byref(self._state)
         self._out_ref = ctypes.byref(self._scan_out)
         self._kw_scan = lib.function("kw_scan")
+        # The table's calls come once or more per event Python reads: bound once,
+        # with their output arguments made once.
+        self._kw_contains = lib.function("kw_table_contains")
+        self._kw_entry_at = lib.function("kw_table_entry_at")
+        self._kw_latest = lib.function("kw_table_latest")
+        self._kw_store = lib.function("kw_table_store")
+        self._kw_is_unreadable = lib.function("kw_table_is_unreadable")
+        self._ptr_ref = ctypes.byref(self._out_ptr)
+        self._len_ref = ctypes.byref(self._out_len)
+        self._u8_ref = ctypes.byref(self._out_u8)
 
     def _live(self) -> int:
         if self._handle is None:
@@ -565,6 +575,9 @@ class NativeSession:
 
     def _call(self, name: str, *args: object) -> None:
         self._lib.call(name, self._live(), *args)
+
+    def _failed(self, name: str, code: int) -> NativeError:
+        return NativeError(f"{name}: {self._lib.last_error() or _ERRORS.get(code, code)}")
 
     def _entry(self) -> RawEntry | None:
         if not self._out_len.value or not self._out_ptr.value:
@@ -591,7 +604,9 @@ class NativeSession:
         if not _I128_MIN <= pid <= _I128_MAX:
             return False
         with self._lock:
-            self._call("kw_table_contains", *_halves(pid), ctypes.byref(self._out_u8))
+            code = self._kw_contains(self._live(), pid & _LOW, pid >> 64, self._u8_ref)
+            if code:
+                raise self._failed("kw_table_contains", code)
             return bool(self._out_u8.value)
 
     def table_entry_at(self, pid: int, at_ms: int) -> RawEntry | None:
@@ -600,13 +615,17 @@ class NativeSession:
             return None
         at_ms = min(max(at_ms, _I128_MIN), _I128_MAX)
         with self._lock:
-            self._call(
-                "kw_table_entry_at",
-                *_halves(pid),
-                *_halves(at_ms),
-                ctypes.byref(self._out_ptr),
-                ctypes.byref(self._out_len),
+            code = self._kw_entry_at(
+                self._live(),
+                pid & _LOW,
+                pid >> 64,
+                at_ms & _LOW,
+                at_ms >> 64,
+                self._ptr_ref,
+                self._len_ref,
             )
+            if code:
+                raise self._failed("kw_table_entry_at", code)
             return self._entry()
 
     def table_latest(self, pid: int) -> RawEntry | None:
@@ -614,12 +633,11 @@ class NativeSession:
         if not _I128_MIN <= pid <= _I128_MAX:
             return None
         with self._lock:
-            self._call(
-                "kw_table_latest",
-                *_halves(pid),
-                ctypes.byref(self._out_ptr),
-                ctypes.byref(self._out_len),
+            code = self._kw_latest(
+                self._live(), pid & _LOW, pid >> 64, self._ptr_ref, self._len_ref
             )
+            if code:
+                raise self._failed("kw_table_latest", code)
             return self._entry()
 
     def table_store(self, entry: RawEntry) -> None:
@@ -627,7 +645,9 @@ class NativeSession:
         order, eviction)."""
         data = _encode(entry)
         with self._lock:
-            self._call("kw_table_store", data, len(data))
+            code = self._kw_store(self._live(), data, len(data))
+            if code:
+                raise self._failed("kw_table_store", code)
 
     def table_rows(self, limit: int) -> list[RawEntry]:
         """The ``limit`` most recently used entries, least recent first."""
@@ -664,7 +684,9 @@ class NativeSession:
         if not _I128_MIN <= pid <= _I128_MAX:
             return False
         with self._lock:
-            self._call("kw_table_is_unreadable", *_halves(pid), ctypes.byref(self._out_u8))
+            code = self._kw_is_unreadable(self._live(), pid & _LOW, pid >> 64, self._u8_ref)
+            if code:
+                raise self._failed("kw_table_is_unreadable", code)
             return bool(self._out_u8.value)
 
     # -- verdicts --------------------------------------------------------------------
@@ -742,7 +764,7 @@ class NativeSession:
                 self._live(), buf, len(buf), start, self._state_ref, address, rows, self._out_ref
             )
             if code:
-                raise NativeError(f"kw_scan: {self._lib.last_error() or _ERRORS.get(code, code)}")
+                raise self._failed("kw_scan", code)
             key = ctypes.string_at(out.key, out.key_len) if out.key_len else None
             done = _rows(out.done, out.done_rows, 4)
             lost_flat = _rows(out.lost, out.lost_rows, 5) if out.lost_rows else None

@@ -27,6 +27,9 @@ const MIDDLE: [&[u8]; 6] = [
     b"FD_PAIR",
     b"OBJ_PID",
 ];
+/// The longest unit (run, pair or record) taken: an entry's segments are measured in
+/// u32, and nothing sane comes near (lines reach the detector at most 1 MiB long).
+const MAX_UNIT: usize = 1 << 30;
 /// `PAIR_MAX_LINES` of fastpath.py.
 const PAIR_MAX_LINES: usize = 48;
 const MSG: &[u8] = b" msg=audit(";
@@ -263,6 +266,9 @@ impl<'a> Scanner<'a> {
                 }
             }
         }
+        if end - pos > MAX_UNIT {
+            return Err(Stop::Handback);
+        }
         let event = self.judge(head)?;
         if self.needs_python(&event, &buf[args_end..end]) || self.faulty(&buf[pos..end]) {
             return Err(Stop::Handback);
@@ -482,6 +488,9 @@ impl<'a> Scanner<'a> {
         }
         let end = end.ok_or(Stop::Handback)?;
         let head_b = head_b.ok_or(Stop::Handback)?;
+        if end - pos > MAX_UNIT {
+            return Err(Stop::Handback);
+        }
         let execve_a = whole_run(buf, lines_a, tag_a).ok_or(Stop::Handback)?;
         let execve_b = whole_run(buf, lines_b, span(buf, head_b.id)).ok_or(Stop::Handback)?;
         let a = self.judge(head_a)?;
@@ -548,6 +557,9 @@ impl<'a> Scanner<'a> {
                 .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'[' | b']'))
             || !self.session.settings.single_types.contains(kind)
         {
+            return Err(Stop::Handback);
+        }
+        if line.len() > MAX_UNIT {
             return Err(Stop::Handback);
         }
         let header = single_header(line, space).ok_or(Stop::Handback)?;

@@ -82,8 +82,8 @@ def test_unreadable_pids_are_a_fifo_of_4096(table: NativeSession) -> None:
 
 
 def _python_entry(raw: RawEntry) -> tuple[Any, ...]:
-    pid, ppid, comm, _, exe, _, args, since, exec_id, source, _ = raw
-    return (pid, ppid, comm, exe, args, since, exec_id, source, None)
+    pid, ppid, comm, _, exe, _, args, since, exec_id, source, extra = raw
+    return (pid, ppid, comm, exe, args, since, exec_id, source, extra, None)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -131,7 +131,7 @@ def test_the_rules_are_proctables(
                 rng.randrange(10_000),
                 None,
                 "event",
-                None,
+                rng.choice([None, b"auid=%d" % step]),
             )
             native.table_store(raw)
             python._store(_python_entry(raw))
@@ -144,8 +144,8 @@ def test_the_rules_are_proctables(
                 probe, at = rng.randrange(12), rng.randrange(-100, 10_100)
                 mine = native.table_entry_at(probe, at)
                 theirs = python._entry_at(probe, at)
-                assert (None if mine is None else _python_entry(mine)[:8]) == (
-                    None if theirs is None else theirs[:8]
+                assert (None if mine is None else _python_entry(mine)[:9]) == (
+                    None if theirs is None else theirs[:9]
                 )
     finally:
         native.close()
