@@ -154,10 +154,11 @@ def scanner_problem(scanner: str) -> str | None:
     if done.returncode != 0:
         return said[-1] if said else f"kexecwatch --version: exit {done.returncode}"
     text = " ".join(said)
-    if "python" not in text and "native" not in text:
+    m = re.search(r"\(scanner: (\w+)", text)  # "kexecwatch 0.1.0 (scanner: native 0.1.0)"
+    if m is None:
         # A kexecwatch from before the scanner choice: it has the python scanner only.
         return None if scanner == "python" else f"no scanner choice in {text!r}"
-    return None if scanner in text else f"--version says {text!r}"
+    return None if m.group(1) == scanner else f"--version says {text!r}"
 
 
 def rules_dir_problem(rules_dirs: Sequence[str]) -> str | None:

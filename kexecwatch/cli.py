@@ -21,6 +21,7 @@ from kexecwatch.core.process import EVENTS_AS
 from kexecwatch.core.textsafe import escape_text
 from kexecwatch.errors import InputError, KexecwatchError
 from kexecwatch.hostid import check_host_id
+from kexecwatch.native.choice import ScannerChoice, install, scanner_text
 from kexecwatch.sources import DEFAULT_LOG_DIR
 from kexecwatch.testhooks import fault_marker
 from kexecwatch.textio import stderr_text
@@ -158,13 +159,35 @@ def add_event_window_option(
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+class _Version(argparse.Action):
+    """``--version``: one line, never wrapped (the scanner's reason may be long)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        sys.stdout.write(f"{parser.get_default('version_text')}\n")
+        sys.stdout.flush()
+        parser.exit(0)
+
+
+def build_parser(choice: ScannerChoice | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand (``choice``: the scanner ``--version``
+    names; by default the one installed)."""
     parser = _Parser(
         prog="kexecwatch",
         description="Detect kernels loaded or unloaded with kexec, from the Linux audit trail.",
     )
-    parser.add_argument("--version", action="version", version=f"kexecwatch {__version__}")
+    parser.add_argument(
+        "--version",
+        action=_Version,
+        nargs=0,
+        help="print the version and the scanner in use (native or python, and why), and exit",
+    )
+    parser.set_defaults(version_text=f"kexecwatch {__version__} (scanner: {scanner_text(choice)})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     parser.set_defaults(handler=lambda _args: missing_subcommand(parser))
 
@@ -272,7 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    parser = build_parser()
+    try:
+        # The scanner every detector of this process uses (KEXECWATCH_SCANNER).
+        choice = install()
+    except KexecwatchError as exc:
+        stderr_text().write(f"kexecwatch: error: {exc}\n")
+        return EXIT_ERROR
+    parser = build_parser(choice)
     args = parser.parse_args(argv)
     try:
         code: int = args.handler(args)

@@ -29,6 +29,7 @@ from typing import Any, TextIO
 from kexecwatch.core.detector import DetectorOptions, Stats
 from kexecwatch.core.textsafe import escape_text
 from kexecwatch.errors import InputError, KexecwatchError
+from kexecwatch.native.choice import install
 from kexecwatch.replay import format_document, replay, summary
 from kexecwatch.sources import Source, expand_paths
 
@@ -211,6 +212,9 @@ def _worker_signals() -> None:
     SIGTERM, which the parent sends to end one, ends it at once."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # The parent's scanner (KEXECWATCH_SCANNER, checked at its start), whatever the
+    # start method of the workers.
+    install()
 
 
 def _lines(result: HostResult, path: str) -> Iterator[tuple[str, str, int, bytes]]:

@@ -1,4 +1,10 @@
-"""Shared pytest options: ``--update-golden`` rewrites golden files."""
+"""Shared pytest options: ``--update-golden`` rewrites golden files.
+
+The scanner every in-process ``Detector`` uses is chosen here once, from
+``KEXECWATCH_SCANNER`` as the command line chooses it (``python``, ``native``, or unset:
+native when the library loads), so that one run of the suite exercises one scanner and
+``scripts/test`` runs it once per scanner. The header of the run says which.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,23 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from kexecwatch.errors import KexecwatchError
+    from kexecwatch.native.choice import install
+
+    try:
+        config.stash[_SCANNER] = install().describe()
+    except KexecwatchError as exc:  # KEXECWATCH_SCANNER=native, library missing
+        raise pytest.UsageError(str(exc)) from exc
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"kexecwatch scanner: {config.stash.get(_SCANNER, '?')}"
+
+
+_SCANNER = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

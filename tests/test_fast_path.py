@@ -267,7 +267,7 @@ def test_native_rules_keep_their_alerts_on_the_fast_path() -> None:
     data = _disguise_log()
     skimmed = Detector(ALL_RULES, host_name="h")
     skimmed.feed(data)
-    assert skimmed._verdicts, "the runs should be taken whole (fast path)"
+    assert skimmed._scanner.verdicts, "the runs should be taken whole (fast path)"
     keys = assert_same(data, ALL_RULES)
     docs = [json.loads(k.removeprefix("alert ")) for k in keys if k.startswith("alert ")]
     disguised = {

@@ -280,6 +280,7 @@ class Daemon:
                 **where,
                 rules=self.core.rule_count,
                 outputs=",".join(self.hub.specs),
+                scanner=self.core.detector.scanner_name.partition(" ")[0],
             ),
         )
 

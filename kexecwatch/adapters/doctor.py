@@ -25,6 +25,7 @@ from kexecwatch.core.hostfacts import CheckpointFacts, Facts, FileFacts, Service
 from kexecwatch.core.posture import Report, Status, assess
 from kexecwatch.core.textsafe import escape_text
 from kexecwatch.errors import InputError
+from kexecwatch.native.choice import scanner_text
 from kexecwatch.sources import read_regular_file
 
 __all__ = ["add_doctor_arguments", "collect_facts", "doctor_command", "render_text"]
@@ -221,6 +222,7 @@ def collect_facts(args: argparse.Namespace) -> Facts:
         service=service,
         checkpoint=_checkpoint(args.state_dir, now),
         max_checkpoint_age_s=args.max_checkpoint_age,
+        scanner=scanner_text(),
     )
 
 

@@ -26,7 +26,7 @@ from kexecwatch.core.alerts import Alert, AlertsSuppressed, command_text
 from kexecwatch.core.assembler import DEFAULT_WINDOW_MS, EventsLost
 from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output
 from kexecwatch.core.process import ProcessEvent, text
-from kexecwatch.core.proctable import ProcessTable, ProcLookup
+from kexecwatch.core.proctable import ProcessTableLike, ProcLookup
 from kexecwatch.core.record import ParseIssue, TimeJump
 from kexecwatch.core.rule import CompiledQuery
 from kexecwatch.core.rule.sequence_state import MatchedSequence
@@ -131,7 +131,7 @@ class DashboardState:
 
 
 def process_chain(
-    event: ProcessEvent, table: ProcessTable, depth: int = CHAIN_DEPTH
+    event: ProcessEvent, table: ProcessTableLike, depth: int = CHAIN_DEPTH
 ) -> tuple[str, ...]:
     """Names from the oldest known ancestor down to ``event``'s process.
 

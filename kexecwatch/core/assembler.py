@@ -36,12 +36,16 @@ Rule 2: every output is a value; nothing here raises on input.
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import islice, repeat
 from typing import Any
 
 from kexecwatch.core.msgtypes import ends_event, is_daemon_record, is_single_record
+from kexecwatch.core.nativeapi import QuietState, ScanResult
 from kexecwatch.core.record import MAX_TIME_MS, AuditRecord, EventId, ParseIssue, TimeJump
 
 __all__ = [
@@ -154,12 +158,19 @@ class _Clock:
         return self.elapsed + pending - present
 
 
+#: A serial beyond any: the done set must be searched for the real ceiling.
+_UNKNOWN_CEILING = 2**64
+
+
 @dataclass(slots=True)
 class _GapTracker:
     expected: int | None = None
     last_time_ms: int = 0
     # serial -> (its event's id, the elapsed time it was seen at)
     ahead: dict[int, tuple[EventId, int]] = field(default_factory=dict)
+    # Set when the sequence (re)starts: done events of the node may then have serials
+    # at or above ``expected`` without being ahead (see Assembler.quiet_state).
+    ceiling: int = -1
 
     def observe(
         self, node: str | None, event_id: EventId, clock: _Clock, window_ms: int
@@ -167,6 +178,7 @@ class _GapTracker:
         serial = event_id.serial
         time_ms = event_id.time_ms
         if self.expected is None:
+            self.ceiling = _UNKNOWN_CEILING
             self._restart(serial, time_ms)
             return []
         if serial < self.expected:
@@ -175,6 +187,7 @@ class _GapTracker:
             ):
                 # A new boot: the old sequence is over. What was still ahead of
                 # the old expectation is reported, then we start again.
+                self.ceiling = _UNKNOWN_CEILING
                 lost = self.drain_all(node)
                 self._restart(serial, time_ms)
                 return lost
@@ -222,6 +235,11 @@ class _GapTracker:
         self.ahead.clear()
 
 
+_new_id = tuple.__new__
+_make_id = partial(tuple.__new__, EventId)
+_ONLY_NODE_NONE: deque[str | None] = deque([None])
+
+
 def _seconds(ms: int) -> str:
     return f"{ms // 1000}.{ms % 1000:03d}"
 
@@ -255,6 +273,11 @@ class Assembler:
         self._nodes: deque[str | None] = deque()  # in the order first seen, for MAX_NODES
         self._gaps: dict[str | None, _GapTracker] = {}
         self._sequence = 0
+        # For quiet_state(): an upper bound of the serials of node None's done events
+        # that no tracker accounts for (daemon records, restored events), and the
+        # elapsed time of the last exact search.
+        self._done_ceiling = -1
+        self._ceiling_at: int | None = None
 
     @property
     def inflight(self) -> int:
@@ -295,6 +318,8 @@ class Assembler:
                 if tracker is None:
                     tracker = self._gaps[node] = _GapTracker()
                 out.extend(tracker.observe(node, event_id, clock, self.window_ms))
+            elif node is None:
+                self._done_ceiling = max(self._done_ceiling, event_id.serial)
             if is_single_record(record.type):
                 self._remember(key, clock.elapsed)
                 out.append(AuditEvent(node, event_id, (record,), "single"))
@@ -501,6 +526,132 @@ class Assembler:
         out.extend(rest)
         return out
 
+    # -- the native bulk path ---------------------------------------------------------
+
+    def quiet_state(self) -> QuietState | None:
+        """Node ``None``'s state for a native scan, or ``None`` when it may not run.
+
+        Quiet: no event in flight (any node), node ``None`` has a present and no time
+        pending, and its serial tracker has started. Then taking a plain whole event
+        changes only what :class:`QuietState` holds and the done set (as
+        :meth:`maybe_push_whole`'s common case does), which :meth:`absorb` applies.
+        """
+        if self._inflight:
+            return None
+        clock = self._clocks.get(None)
+        tracker = self._gaps.get(None)
+        if (
+            clock is None
+            or clock.present is None
+            or clock.pending is not None
+            or tracker is None
+            or tracker.expected is None
+        ):
+            return None
+        ceiling = max(self._done_ceiling, tracker.ceiling)
+        if ceiling >= tracker.expected and (
+            tracker.ceiling == _UNKNOWN_CEILING
+            or self._ceiling_at is None
+            or clock.elapsed >= self._ceiling_at + self.window_ms
+        ):
+            # After a new sequence, a daemon record or a restore: search the done set
+            # (once a sequence starts, then at most once a window of elapsed time while
+            # old events keep the ceiling up; until then the bound found stands).
+            expected = tracker.expected
+            ahead = tracker.ahead
+            ceiling = max(
+                (
+                    event_id.serial
+                    for node, event_id in self._done
+                    if node is None and event_id.serial >= expected and event_id.serial not in ahead
+                ),
+                default=-1,
+            )
+            self._done_ceiling = ceiling
+            tracker.ceiling = -1
+            self._ceiling_at = clock.elapsed
+        return QuietState(
+            clock.present,
+            clock.elapsed,
+            tracker.expected,
+            tracker.last_time_ms,
+            [(serial, i.sec, i.msec, seen) for serial, (i, seen) in tracker.ahead.items()],
+            ceiling,
+        )
+
+    def absorb(self, result: ScanResult) -> None:
+        """Apply what a native scan took from :meth:`quiet_state`'s state.
+
+        The clock, the serial tracker and the done set end as taking each event with
+        :meth:`maybe_push_whole` would leave them. The done set is pruned once, with the
+        final clock: the events that per-event pruning (or the size limit) would have
+        dropped are exactly those before the first one that is fresh at the end and
+        within the last ``_DONE_LIMIT``, since one stale stays stale. Only the new
+        events that survive get a key.
+        """
+        state = result.state
+        clock = self._clocks[None]
+        clock.present = state.present
+        clock.elapsed = state.elapsed
+        tracker = self._gaps[None]
+        tracker.expected = state.expected
+        tracker.last_time_ms = state.last_time_ms
+        if state.ahead or tracker.ahead:
+            tracker.ahead = {
+                serial: (_new_id(EventId, (sec, ms, serial)), seen)
+                for serial, sec, ms, seen in state.ahead
+            }
+        done = result.done
+        taken = len(done) // 4
+        if not taken:
+            return
+        if self._restored:
+            # Events restored from a checkpoint leave the restored set only when pruned,
+            # not when the size limit drops them: replay the steps (for the four windows
+            # after a restore, until they are pruned).
+            final = clock.elapsed
+            for i in range(0, 4 * taken, 4):
+                clock.elapsed = done[i + 3]
+                self._prune_done()
+                self._remember(
+                    (None, _new_id(EventId, (done[i], done[i + 1], done[i + 2]))), done[i + 3]
+                )
+                self._prune_done()
+            clock.elapsed = final
+            return
+        order = self._done_order
+        known = self._done
+        keep = 4 * self.window_ms
+        threshold = clock.elapsed - keep
+        excess = len(order) + taken - _DONE_LIMIT
+        if self._nodes == _ONLY_NODE_NONE:
+            # Every entry is node None's, in the order of its clock: how many go is
+            # one search, and they go in C-level loops.
+            drop = min(max(bisect_left(order, (threshold,)), excess), len(order))
+            if drop:
+                known.difference_update([key for _, key in islice(order, drop)])
+                for _ in repeat(None, drop):
+                    order.popleft()
+                excess -= drop
+        else:
+            clocks = self._clocks
+            while order:
+                elapsed, key = order[0]
+                owner = clocks.get(key[0])
+                if excess <= 0 and owner is not None and elapsed >= owner.elapsed - keep:
+                    break
+                order.popleft()
+                known.discard(key)
+                excess -= 1
+        first = max(bisect_left(done[3::4], threshold), excess)
+        if first >= taken:
+            return
+        start = 4 * first
+        fields = (done[start::4], done[start + 1 :: 4], done[start + 2 :: 4])
+        keys = list(zip(repeat(None), map(_make_id, zip(*fields, strict=True))))
+        known.update(keys)
+        order.extend(zip(done[start + 3 :: 4], keys, strict=True))
+
     def _admit_node(self, node: str | None, line_no: int, out: list[AssemblerOutput]) -> _Clock:
         """Start a clock for ``node``; beyond :data:`MAX_NODES`, forget the first seen.
 
@@ -670,3 +821,5 @@ class Assembler:
                 self._admit_node(node, 0, [])
             self._remember(key, 0)
             self._restored.add(key)
+            if node is None:
+                self._done_ceiling = max(self._done_ceiling, key[1].serial)

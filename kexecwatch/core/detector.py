@@ -5,16 +5,13 @@ Theory of operation::
     bytes -> LineBuffer -> parse_record -> Assembler -> process_event_from
           -> ProcessTable (parent) -> rules -> AlertLimiter -> outputs
 
-The fast path (on by default) takes a shortcut for the bulk of a log. A whole
-syscall event written in one piece is recognised at once
-(:data:`~kexecwatch.core.fastpath.SYSCALL_HEAD`, :func:`~kexecwatch.core.fastpath.run_end`)
-and handed to the assembler whole, and so are two whole events whose records
-interleave (:func:`~kexecwatch.core.fastpath.split_pair`). Unless an
-:class:`~kexecwatch.core.interest.EventInterest` accepts it, an event's records are
-never parsed: it only teaches the process table. Everything else (single records,
-odd layouts) takes the reference path above, which
-``DetectorOptions(fast_path=False)`` uses for every line. Both give the same outputs
-(``tests/test_fast_path.py``, ``tests/core/test_fast_pair.py``).
+The fast path (on by default) takes a shortcut for the bulk of a log: the scanner
+stage (:mod:`kexecwatch.core.scanner`) takes whole syscall events at once and, unless an
+:class:`~kexecwatch.core.interest.EventInterest` accepts one, never parses its records:
+it only teaches the process table. Everything else (single records, odd layouts) takes
+the reference path above, which ``DetectorOptions(fast_path=False)`` uses for every
+line. Both give the same outputs (``tests/test_fast_path.py``,
+``tests/core/test_fast_pair.py``).
 
 Hook point for detections: :meth:`Detector._on_event` receives every event
 that may matter, records and all: every event of the reference path, and the
@@ -40,10 +37,9 @@ is caught, counted in ``Stats.event_errors`` and returned as an
 
 from __future__ import annotations
 
-import re
-from collections.abc import Collection, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from kexecwatch.core.alerts import Alert, AlertLimiter, AlertsSuppressed, RuleMeta
 from kexecwatch.core.assembler import (
@@ -54,31 +50,25 @@ from kexecwatch.core.assembler import (
     AuditEvent,
     EventsLost,
 )
-from kexecwatch.core.fastpath import (
-    FAST_TYPES,
-    SYSCALL_BODY,
-    SYSCALL_HEAD,
-    argv_of_execve_bodies,
-    argv_of_execve_lines,
-    execve_bodies,
-    inode_search,
-    path_inodes,
-    record_types,
-    records_of,
-    run_end,
-    split_pair,
-    syscall_of,
-)
-from kexecwatch.core.fields import decode_untrusted, is_bound_problem
+from kexecwatch.core.fastpath import argv_of_execve_bodies
+from kexecwatch.core.fields import is_bound_problem
 from kexecwatch.core.interest import EVERYTHING, EventInterest
 from kexecwatch.core.interest import interests_of as _interests_of
 from kexecwatch.core.leaders import MAX_DEPTH, entry_leader
-from kexecwatch.core.linebuffer import DEFAULT_MAX_LINE, LineBuffer, Region
+from kexecwatch.core.linebuffer import DEFAULT_MAX_LINE, LineBuffer
+from kexecwatch.core.nativeapi import NativeLib
+from kexecwatch.core.nativescan import NativeScanner, default_native, single_types
+from kexecwatch.core.nativetable import NativeProcessTable
 from kexecwatch.core.process import ProcessEvent, process_event_from
-from kexecwatch.core.proctable import DEFAULT_MAX_ENTRIES, Args, ProcessTable, ProcLookup
+from kexecwatch.core.proctable import (
+    DEFAULT_MAX_ARGS_BYTES,
+    DEFAULT_MAX_ENTRIES,
+    ProcessTable,
+    ProcessTableLike,
+    ProcLookup,
+)
 from kexecwatch.core.record import (
     MAX_TIME_MS,
-    AuditRecord,
     EventId,
     ParseIssue,
     TimeJump,
@@ -88,7 +78,8 @@ from kexecwatch.core.record import (
 )
 from kexecwatch.core.rule.sequence_state import SequenceEngine, SequenceMatch
 from kexecwatch.core.ruleindex import RuleIndex
-from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
+from kexecwatch.core.scanner import EVALUATED, PythonScanner, in_window
+from kexecwatch.core.syscalls import KEXEC_SYSCALLS
 from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
 from kexecwatch.core.textsafe import VALUE_BYTES, clip, escape_text
 from kexecwatch.errors import SourceLocation
@@ -193,6 +184,11 @@ class Detector:
         host_name: ``host.name`` for records without ``node=``.
         options: tuning; see :class:`DetectorOptions`.
         lookup: an optional live ``/proc`` lookup for unknown parents.
+        native: the native library for the bulk of the log
+            (:mod:`kexecwatch.core.nativescan`), ``None`` for the Python scanner alone;
+            by default the process-wide choice the shell installed
+            (:func:`~kexecwatch.core.nativescan.set_default_native`). Unused without
+            the fast path.
         host_id: ``host.id`` for records without ``node=`` (the machine id live,
             ``--host-id`` offline); ``None``: documents have no ``host.id``.
     """
@@ -204,6 +200,7 @@ class Detector:
         host_name: str,
         options: DetectorOptions | None = None,
         lookup: ProcLookup | None = None,
+        native: NativeLib | Literal["default"] | None = "default",
         host_id: str | None = None,
     ) -> None:
         self.options = options or DetectorOptions()
@@ -214,20 +211,57 @@ class Detector:
         self._assembler = Assembler(
             window_ms=self.options.window_ms, max_inflight=self.options.max_inflight
         )
-        self.table = ProcessTable(
-            max_entries=self.options.max_processes,
-            lookup=lookup,
-            decode=argv_of_execve_bodies,
-            max_lateness_ms=self.options.window_ms,
-        )
+        if native == "default":
+            native = default_native()
+        options = self.options
         self._limiter = AlertLimiter()
         self._starts: dict[tuple[str | None, Any], _Position] = {}
         self._telemetry = TelemetryTracker()
-        self._interests: list[EventInterest] = []
-        # What the interests say about each (syscall, success, comm, exe) seen on the
-        # fast path: they depend on nothing else but record types and learned inodes.
-        self._verdicts: dict[tuple[bytes, bytes, bytes, bytes], _Verdict] = {}
-        self._sequences = SequenceEngine((), reorder_ms=self.options.window_ms)
+        self._sequences = SequenceEngine((), reorder_ms=options.window_ms)
+        parts: dict[str, Any] = {
+            "assembler": self._assembler,
+            "stats": self.stats,
+            "starts": self._starts,
+            "host_name": host_name,
+            "since_ms": options.since_ms,
+            "until_ms": options.until_ms,
+            "fault_on": options.fault_on,
+        }
+        self._scanner: PythonScanner
+        if native is not None and options.fast_path:
+            session = native.new_session(
+                window_ms=options.window_ms,
+                max_entries=options.max_processes,
+                max_args_bytes=DEFAULT_MAX_ARGS_BYTES,
+                max_lateness_ms=options.window_ms,
+                since_ms=options.since_ms,
+                until_ms=options.until_ms,
+                live=lookup is not None,
+                single_types=single_types(),
+                fault_on=options.fault_on,
+                max_inflight=options.max_inflight,
+            )
+            self.table: ProcessTableLike = NativeProcessTable(
+                session, lookup=lookup, decode=argv_of_execve_bodies
+            )
+            self._scanner = NativeScanner(
+                _Host(self),
+                table=self.table,
+                session=session,
+                report=self._native_failed,
+                **parts,
+            )
+            #: Which scanner this detector runs: ``native <version>`` or ``python``.
+            self.scanner_name = f"native {native.version}"
+        else:
+            self.table = ProcessTable(
+                max_entries=options.max_processes,
+                lookup=lookup,
+                decode=argv_of_execve_bodies,
+                max_lateness_ms=options.window_ms,
+            )
+            self._scanner = PythonScanner(_Host(self), table=self.table, **parts)
+            self.scanner_name = "python"
         self.replace_rules(rules)
 
     def replace_rules(self, rules: Sequence[DetectionRule]) -> None:
@@ -247,11 +281,10 @@ class Detector:
         # [since, until); and what other consumers need, among all syscall events.
         self._rule_needs = [i for rule in self.rules for i in _interests_of(rule)]
         self._needs_by_values: dict[tuple[str, bool, bytes | None, bytes | None, str], _Need] = {}
-        self._rule_interests: list[EventInterest] = (
+        self._scanner.set_rule_interests(
             [EVERYTHING] if self.options.emit_events else self._rule_needs
         )
-        self._verdicts.clear()
-        if self._telemetry_rules and _TELEMETRY_INTEREST not in self._interests:
+        if self._telemetry_rules and _TELEMETRY_INTEREST not in self._scanner.interests:
             # Configuration changes come inside auditctl's own syscall events.
             self.add_interest(_TELEMETRY_INTEREST)
 
@@ -262,8 +295,7 @@ class Detector:
         the syscalls, names or record types needed; events not written as one
         whole syscall run always reach :meth:`_on_event` anyway.
         """
-        self._interests.append(interest)
-        self._verdicts.clear()
+        self._scanner.add_interest(interest)
 
     # -- feeding -------------------------------------------------------------
 
@@ -308,49 +340,8 @@ class Detector:
         if overlong is not None:
             self._line(b"", overlong.line_no, overlong.source, overlong.offset, out, overlong=True)
         if region is not None:
-            self._scan(region, out)
+            self._scanner.scan(region, out)
         return out
-
-    def _scan(self, region: Region, out: list[Output]) -> None:
-        # A newline in front, so that every line, the first too, follows one: the
-        # search for the next whole event is then one C-level call. Offsets below
-        # are into ``buf``; ``pos`` is always a line start.
-        buf = b"\n" + region.data
-        limit = len(buf)
-        pos = 1
-        line_no = region.line_no
-        base = region.offset - 1
-        source = region.source
-        count = buf.count
-        find = buf.find
-        search = SYSCALL_HEAD.search
-        stats = self.stats
-        while pos < limit:
-            m = search(buf, pos - 1)
-            stop = limit if m is None else m.start() + 1
-            while pos < stop:
-                nl = find(b"\n", pos)
-                self._line(buf[pos:nl], line_no, source, base + pos, out)
-                line_no += 1
-                pos = nl + 1
-            if m is None:
-                return
-            run = run_end(buf, m)
-            if run is not None:
-                stop = run[1] if self._fast_event(buf, m, run, line_no, out) else 0
-            else:
-                stop = self._fast_pair(buf, m, out)
-            if stop:
-                n = count(b"\n", pos, stop)
-                stats.lines += n
-                stats.records += n
-                line_no += n
-                pos = stop
-                continue
-            nl = find(b"\n", pos)
-            self._line(buf[pos:nl], line_no, source, base + pos, out)
-            line_no += 1
-            pos = nl + 1
 
     def _line(
         self,
@@ -396,232 +387,6 @@ class Detector:
             # A record absorbed without opening an event (a late EOE) or one that
             # completed at once leaves nothing in flight to resume from.
             self._starts.pop(key, None)
-
-    def _fast_event(  # noqa: PLR0917 - the pieces of one event, from the fast path
-        self,
-        buf: bytes,
-        m: re.Match[bytes],
-        run: tuple[int, int],
-        line_no: int,
-        out: list[Output],
-        taken: bool = False,
-    ) -> bool:
-        """Handle one whole syscall event (``SYSCALL_HEAD`` match, ``run_end``); ``False``
-        if it cannot be taken whole. ``taken``: the assembler has taken it already."""
-        # One C call for every group (SYSCALL_HEAD's order), instead of one per field.
-        (
-            raw_id,
-            sec,
-            ms,
-            serial,
-            call,
-            success_raw,
-            exit_raw,
-            ppid_raw,
-            pid_raw,
-            extra,
-            comm_raw,
-            exe_raw,
-        ) = m.groups()
-        event_id = EventId(int(sec), int(ms), int(serial))
-        time_ms = event_id[0] * 1000 + event_id[1]
-        if not taken:
-            produced = self._assembler.maybe_push_whole(None, event_id, time_ms, line_no)
-            if produced is None:
-                return False
-            if produced:
-                self._handle(produced, out)
-        if self._starts:
-            self._starts.pop((None, event_id), None)
-        stats = self.stats
-        stats.events += 1
-        stats.last_time_ms = max(stats.last_time_ms, time_ms)
-        try:
-            verdict = self._fast_verdict(
-                (call, success_raw, comm_raw, exe_raw), buf, m.start() + 1, run, time_ms
-            )
-            fault = self.options.fault_on
-            if verdict is None or (fault is not None and buf.find(fault, m.start(), run[1]) >= 0):
-                records = records_of(buf[m.start() + 1 : run[1]], line_no)
-                self._on_event(AuditEvent(None, event_id, records, "proctitle"), out)
-                return True
-            syscall, success, comm, exe, relevant = verdict
-            ppid = int(ppid_raw)
-            table = self.table
-            if table.lookup is not None:
-                table.remember_live(ppid, time_ms)
-            if success and syscall in EXEC_SYSCALLS:
-                lines = buf[find_line_end(buf, m) : run[0]]
-                args: Args = None
-                if lines:
-                    args = execve_bodies(lines, raw_id) or argv_of_execve_lines(lines)
-                table.learn_exec(int(pid_raw), ppid, comm, exe, args, time_ms, raw_id, extra)
-            else:
-                table.learn(
-                    syscall=syscall,
-                    success=success,
-                    pid=int(pid_raw),
-                    ppid=ppid,
-                    comm=comm,
-                    exe=exe,
-                    exit_code=int(exit_raw),
-                    args=None,
-                    event_id=event_id,
-                    extra=extra,
-                )
-            if relevant:
-                stats.process_events += 1
-        except Exception as exc:  # one bad event must not cost the others
-            self._failed(event_id, line_no, exc, out)
-        return True
-
-    def _fast_verdict(
-        self,
-        key: tuple[bytes, bytes, bytes, bytes],
-        buf: bytes,
-        start: int,
-        run: tuple[int, int],
-        time_ms: int,
-    ) -> tuple[str, bool, bytes | None, bytes | None, bool] | None:
-        """What the table needs of the whole run ``buf[start:run[1]]`` (syscall, success,
-        comm, exe) and whether it is relevant (in ``[since, until)``); ``None`` when an
-        interest needs the event in full. ``key``: its raw call, success, comm and exe."""
-        verdict = self._verdicts.get(key) or self._verdict(key)
-        syscall, success, comm, exe, evaluated, for_rules, for_others = verdict
-        options = self.options
-        relevant = evaluated and not (
-            (options.since_ms is not None and time_ms < options.since_ms)
-            or (options.until_ms is not None and time_ms >= options.until_ms)
-        )
-        end = run[1]
-        if (for_rules and relevant and _any_accepts(for_rules, buf, start, run, end)) or (
-            for_others and _any_accepts(for_others, buf, start, run, end)
-        ):
-            return None
-        return syscall, success, comm, exe, relevant
-
-    def _fast_pair(self, buf: bytes, m: re.Match[bytes], out: list[Output]) -> int:
-        """Handle two whole syscall events whose records interleave (see
-        :func:`~kexecwatch.core.fastpath.split_pair`), the first's ``SYSCALL_HEAD``
-        match being ``m``. Returns the offset past the pair, or 0 when the pair cannot
-        be taken so: then nothing has changed.
-
-        Only events no interest needs in full are taken: they teach the table and
-        nothing else, so the line numbers their records lose here are never read.
-        """
-        assembler = self._assembler
-        if assembler.inflight:
-            return 0
-        pair = split_pair(buf, m)
-        if pair is None:
-            return 0
-        events = []
-        for part in pair[:2]:
-            head = SYSCALL_HEAD.match(part)
-            run = None if head is None else run_end(part, head)
-            if head is None or run is None:
-                return 0
-            sec, ms, serial, call, success, comm, exe = head.group(
-                "sec", "ms", "serial", "call", "success", "comm", "exe"
-            )
-            event_id = EventId(int(sec), int(ms), int(serial))
-            key = (call, success, comm, exe)
-            if self._fast_verdict(key, part, 1, run, event_id.time_ms) is None:
-                return 0
-            events.append((part, head, run, event_id))
-        (_, _, _, first), (_, _, _, second) = events
-        produced = assembler.maybe_push_pair(None, first, first.time_ms, second, second.time_ms)
-        if produced is None:
-            return 0
-        if produced:
-            self._handle(produced, out)
-        for part, head, run, _ in events:
-            self._fast_event(part, head, run, 0, out, taken=True)
-        return pair[2]
-
-    def _verdict(self, key: tuple[bytes, bytes, bytes, bytes]) -> _Verdict:
-        """What the interests say about a fast-path event with these raw values."""
-        call, success_raw, comm_raw, exe_raw = key
-        syscall = syscall_of(call)
-        success = success_raw == b"yes"
-        comm = decode_untrusted(comm_raw)
-        exe = decode_untrusted(exe_raw)
-        host = self.host_name
-
-        def accepting(interests: list[EventInterest]) -> tuple[EventInterest, ...]:
-            # A fast-path run holds no record types beyond FAST_TYPES.
-            return tuple(
-                i
-                for i in interests
-                if (i.record_types is None or i.record_types & FAST_TYPES)
-                and i.accepts_static(syscall, success, comm, exe, host)
-            )
-
-        evaluated = syscall in _EVALUATED
-        verdict = (
-            syscall,
-            success,
-            comm,
-            exe,
-            evaluated,
-            accepting(self._rule_interests) if evaluated else (),
-            accepting(self._interests),
-        )
-        if len(self._verdicts) >= _MAX_VERDICTS:
-            self._verdicts.clear()
-        self._verdicts[key] = verdict
-        return verdict
-
-    def _skim(self, event: AuditEvent, m: re.Match[bytes]) -> bool:
-        """Teach the table from a reference-path event nobody needs in full.
-
-        ``m`` matches its ``SYSCALL`` body (:data:`SYSCALL_BODY`). Returns ``False``
-        when a rule interest accepts the event: it must be built in full. Other
-        interests have had the event in :meth:`_on_event` already.
-        """
-        syscall = syscall_of(m["call"])
-        success = m["success"] == b"yes"
-        comm = decode_untrusted(m["comm"])
-        exe = decode_untrusted(m["exe"])
-        time_ms = event.id.time_ms
-        options = self.options
-        relevant = syscall in _EVALUATED and not (
-            (options.since_ms is not None and time_ms < options.since_ms)
-            or (options.until_ms is not None and time_ms >= options.until_ms)
-        )
-        if relevant:
-            host = event.node or self.host_name
-            kinds = frozenset(r.type for r in event.records)
-            for interest in self._rule_interests:
-                if interest.accepts(
-                    syscall,
-                    success,
-                    comm,
-                    exe,
-                    host=host,
-                    record_types=kinds,
-                    inodes=lambda: _record_inodes(event.records),
-                ):
-                    return False
-        ppid = int(m["ppid"])
-        table = self.table
-        if table.lookup is not None:
-            table.parent_at(ppid, time_ms)  # may seed the table from /proc
-        table.learn(
-            syscall=syscall,
-            success=success,
-            pid=int(m["pid"]),
-            ppid=ppid,
-            comm=comm,
-            exe=exe,
-            exit_code=int(m["exit"]),
-            args=_raw_args(event.records),
-            event_id=event.id,
-            extra=m["extra"],
-        )
-        if relevant:
-            self.stats.process_events += 1
-        return True
 
     def expire(self, now_ms: int) -> list[Output]:
         """Complete events older than the window against ``now_ms`` (live idle, in
@@ -719,6 +484,12 @@ class Detector:
         reason = f"event {event_id} could not be handled (skipped): {type(exc).__name__}: {exc}"
         out.append(EventError(line_no, reason, source=self.source))
 
+    def _native_failed(self, line_no: int, reason: str, out: list[Output]) -> None:
+        """The native scanner failed (and is off now): one diagnostic, counted as an
+        event error."""
+        self.stats.event_errors += 1
+        out.append(EventError(line_no, reason, source=self.source))
+
     def _on_event(self, event: AuditEvent, out: list[Output]) -> None:
         """The hook point: every event that may matter, records and all.
 
@@ -734,10 +505,8 @@ class Detector:
         syscall_record = next((r for r in event.records if r.type == "SYSCALL"), None)
         if syscall_record is None:
             return
-        if self.options.fast_path:
-            m = SYSCALL_BODY.fullmatch(syscall_record.body)
-            if m is not None and self._skim(event, m):
-                return
+        if self.options.fast_path and self._scanner.skim(event, syscall_record):
+            return
         process = self._process_event(event)
         if process is None:
             return
@@ -766,12 +535,9 @@ class Detector:
             if process.syscall in KEXEC_SYSCALLS:
                 process = process.with_self_exec(known)
         self.table.observe(process)
-        if process.syscall not in _EVALUATED:
-            return
         options = self.options
-        t = process.id.time_ms
-        if (options.since_ms is not None and t < options.since_ms) or (
-            options.until_ms is not None and t >= options.until_ms
+        if process.syscall not in EVALUATED or not in_window(
+            process.id.time_ms, options.since_ms, options.until_ms
         ):
             return
         self.stats.process_events += 1
@@ -786,7 +552,7 @@ class Detector:
             if rule.matches(document):
                 self._raise(Alert(rule, process, rule.reason(document)), out)
         if self._sequences:
-            self._raise_sequences(self._sequences.observe(document, t), out)
+            self._raise_sequences(self._sequences.observe(document, process.id.time_ms), out)
 
     def _raise_sequences(self, matches: list[SequenceMatch], out: list[Output]) -> None:
         """Alert for completed sequences and samples (see :mod:`.rule.sequence_state`)."""
@@ -810,7 +576,7 @@ class Detector:
             # still look at record types or learned inodes), as the fast path's verdicts.
             passing = [i for i in self._rule_needs if i.accepts_static(*key)]
             static = any(i.is_static for i in passing), tuple(passing)
-            if len(self._needs_by_values) >= _MAX_VERDICTS:
+            if len(self._needs_by_values) >= _MAX_NEEDS:
                 self._needs_by_values.clear()
             self._needs_by_values[key] = static
         decided, others = static
@@ -847,17 +613,14 @@ class Detector:
 
     def _on_telemetry(self, item: TelemetryEvent, out: list[Output]) -> None:
         options = self.options
-        t = item.id.time_ms
-        if (options.since_ms is not None and t < options.since_ms) or (
-            options.until_ms is not None and t >= options.until_ms
-        ):
+        if not in_window(item.id.time_ms, options.since_ms, options.until_ms):
             return
         document = item.to_document()
         for rule in self._telemetry_rules:
             if rule.matches(document):
                 self._raise(Alert(rule, item, rule.reason(document)), out)
         if self._sequences:
-            matches = self._sequences.observe(document, t, telemetry=True)
+            matches = self._sequences.observe(document, item.id.time_ms, telemetry=True)
             self._raise_sequences(matches, out)
 
     # -- state ---------------------------------------------------------------------
@@ -895,20 +658,9 @@ class Detector:
             raise ValueError(f"corrupt detector state: {exc}") from exc
 
 
-#: (syscall, success, comm, exe, evaluated, rule interests, other interests) that
-#: accept a fast-path event by its SYSCALL record alone (before record types and inodes).
-_Verdict = tuple[
-    str,
-    bool,
-    bytes | None,
-    bytes | None,
-    bool,
-    tuple[EventInterest, ...],
-    tuple[EventInterest, ...],
-]
-_MAX_VERDICTS = 4096
 #: Whether static interests alone accept, and the interests whose static part passes.
 _Need = tuple[bool, tuple[EventInterest, ...]]
+_MAX_NEEDS = 4096
 
 
 class InjectedFault(RuntimeError):
@@ -938,42 +690,21 @@ def _unended(lines: LineBuffer, reason: str) -> ParseIssue | None:
     return ParseIssue(lines.line_no + 1, reason, quotable(left[:120]), len(left), lines.source)
 
 
-def find_line_end(buf: bytes, m: re.Match[bytes]) -> int:
-    """The start of the line after the one ``m`` matched in."""
-    return buf.find(b"\n", m.end()) + 1
+class _Host:
+    """The detector's side of the scanner interface (:class:`ScanHost`)."""
 
+    __slots__ = ("_detector", "failed", "handle", "line")
 
-def _any_accepts(
-    interests: tuple[EventInterest, ...], buf: bytes, start: int, run: tuple[int, int], end: int
-) -> bool:
-    """Whether one of ``interests`` (which accept the SYSCALL record) takes the run.
+    def __init__(self, detector: Detector) -> None:
+        self._detector = detector
+        self.line = detector._line
+        self.handle = detector._handle
+        self.failed = detector._failed
 
-    The run is ``buf[start:end]``; its PATH records, like every middle record, lie
-    after its EXECVE lines (``run[0]``), so only that part is searched for inodes.
-    """
-    for interest in interests:
-        if interest.is_static:
-            return True
-        if interest.record_types is not None and not (
-            interest.record_types & record_types(buf[start:end])
-        ):
-            continue
-        known = interest.path_items
-        if known is None:
-            return True
-        if known and inode_search(tuple(known)).search(buf, run[0], end):
-            return True
-    return False
-
-
-def _record_inodes(records: tuple[AuditRecord, ...]) -> Collection[int]:
-    return frozenset().union(*(path_inodes(r.body) for r in records if r.type == "PATH"))
-
-
-def _raw_args(records: tuple[AuditRecord, ...]) -> bytes | None:
-    bodies = [r.body for r in records if r.type == "EXECVE"]
-    return b"\n".join(bodies) if bodies else None
-
-
-#: The syscalls whose events are counted, returned and shown to the rules.
-_EVALUATED = EXEC_SYSCALLS | KEXEC_SYSCALLS
+    def event(self, event: AuditEvent, out: list[Output]) -> None:
+        detector = self._detector
+        try:
+            detector._on_event(event, out)
+        except Exception as exc:  # one bad event must not cost the others
+            line_no = event.records[0].line_no if event.records else 0
+            detector._failed(event.id, line_no, exc, out)

@@ -37,7 +37,6 @@ __all__ = [
     "SYSCALL_BODY",
     "SYSCALL_HEAD",
     "argv_of_execve_bodies",
-    "argv_of_execve_lines",
     "execve_bodies",
     "inode_search",
     "path_inodes",
@@ -188,17 +187,37 @@ def split_pair(buf: bytes, m: re.Match[bytes]) -> tuple[bytes, bytes, int] | Non
     return None
 
 
-def execve_bodies(lines: bytes, event_id: bytes) -> bytes | None:
-    """The bodies of a run's EXECVE lines (raw, each with its newline), one a line.
+def execve_bodies(lines: bytes, event_id: bytes) -> bytes:
+    """The bodies of a run's EXECVE lines as :func:`parse_record` gives them, one a line.
 
-    What :func:`argv_of_execve_bodies` decodes exactly as the reference reads the records;
-    ``None`` when the lines hold what the reference would cut or strip (an ENRICHED
-    separator or a carriage return), for which :func:`argv_of_execve_lines` is needed.
+    Each body is the text after the record header, cut at the ENRICHED separator and
+    stripped of spaces (a trailing carriage return dropped first): what
+    :func:`argv_of_execve_bodies` decodes exactly as the reference reads the records, and
+    what the process table stores and counts (the native table stores the same bytes).
+    ``lines`` are the run's EXECVE lines, each with its newline.
     """
-    if b"\x1d" in lines or b"\r" in lines:
-        return None
-    header = b"type=EXECVE msg=audit(" + event_id + b"):"
-    return lines[len(header) : -1].replace(b"\n" + header, b"\n")
+    header = b"type=EXECVE msg=audit(" + event_id + b"): "
+    cut = len(header)
+    # One EXECVE record in the kernel's own layout (the usual): a few C-level calls.
+    bodies = lines[cut:-1]
+    if (
+        lines.startswith(header)
+        and lines[-2] != 0x20
+        and b"\n" not in bodies
+        and b"\x1d" not in bodies
+        and b"\r" not in bodies
+    ):
+        return bodies.lstrip(b" ")
+    # Several records (a long argument in pieces) or odd ones: line by line, each step
+    # O(1) or one copy (a search for a short needle in a long line costs more).
+    cut -= 1
+    out = []
+    for line in lines[:-1].split(b"\n"):
+        rest = line[cut:]
+        if rest.endswith(b"\r"):
+            rest = rest[:-1]
+        out.append(rest.partition(b"\x1d")[0].strip(b" "))
+    return b"\n".join(out)
 
 
 _INODE_SEARCHES: dict[tuple[tuple[int, str], ...], re.Pattern[bytes]] = {}
@@ -268,26 +287,11 @@ def records_of(run: bytes, line_no: int) -> tuple[AuditRecord, ...]:
     return tuple(records)
 
 
-def argv_of_execve_lines(raw: bytes) -> tuple[bytes, ...] | None:
-    """argv from the raw EXECVE lines of one event, exactly as the reference rebuilds it.
-
-    Returns ``None`` when there are no lines (an exec that wrote no EXECVE record).
-    """
-    if not raw:
-        return None
-    bodies = []
-    for line in raw[:-1].split(b"\n"):
-        record = parse_record(line)
-        if isinstance(record, AuditRecord):
-            bodies.append(parse_fields(record.body)[0])
-    argv, _, _ = argv_from_execve(bodies)
-    return tuple(argv)
-
-
 def argv_of_execve_bodies(raw: bytes) -> tuple[bytes, ...] | None:
-    """argv from EXECVE record bodies joined by newlines (which bodies never hold)."""
-    if not raw:
-        return None
+    """argv from EXECVE record bodies joined by newlines (which bodies never hold).
+
+    ``b""`` is one record with an empty body: an empty argv, as the full parse reads it.
+    """
     argv, _, _ = argv_from_execve([parse_fields(body)[0] for body in raw.split(b"\n")])
     return tuple(argv)
 

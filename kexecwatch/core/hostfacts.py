@@ -82,3 +82,5 @@ class Facts:
     service: ServiceFacts = field(default_factory=lambda: ServiceFacts(systemd=False))
     checkpoint: CheckpointFacts = field(default_factory=lambda: CheckpointFacts("", False))
     max_checkpoint_age_s: float = 900.0
+    #: The scanner in use: ``native 0.1.0``, or ``python: <why>`` (empty: not known).
+    scanner: str = ""

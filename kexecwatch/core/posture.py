@@ -392,6 +392,19 @@ def _check_service(f: Facts) -> Check:
     )
 
 
+def _check_scanner(f: Facts) -> Check:
+    """Which scanner reads the log: never a problem for detection, only for speed."""
+    cid = "scanner"
+    if f.scanner.startswith("native"):
+        return _pass(cid, f"{f.scanner}: the native bulk path reads the log")
+    reason = f.scanner.partition(": ")[2] or f.scanner or "unknown"
+    return _pass(
+        cid,
+        f"python (same detections, slower on large logs): {reason}",
+        "build the native library: install cargo and reinstall kexecwatch",
+    )
+
+
 def _check_checkpoint(f: Facts) -> Check:
     cid = "checkpoint"
     cp = f.checkpoint
@@ -447,5 +460,6 @@ def assess(facts: Facts) -> Report:
         ),
         _check_service(facts),
         _check_checkpoint(facts),
+        _check_scanner(facts),
     )
     return Report(checks)

@@ -25,6 +25,28 @@ event's (the credentials it inherits). ``/proc`` entries carry the same layout r
 ``/proc`` when the shell gives one. It is decoded only when the entry describes a parent
 (:mod:`kexecwatch.core.identity`); the native table stores the same bytes.
 
+The rules, stated once for both implementations (this module's :class:`ProcessTable` and
+the native library's table, which :class:`~kexecwatch.core.nativetable.NativeProcessTable`
+wraps; ``tests/core/test_nativetable.py`` holds them equal):
+
+- *Store*: a new entry for pid P becomes P's latest; P's previous entries stay as its
+  history, at most two (older links are cut, their argv bytes given back). Storing moves
+  P to the most recently used end, and P's ``ppid``, if it has an entry, too (a parent
+  still spawning stays).
+- *Bounds*: after a store, while there are more than ``max_entries`` pids, or more than
+  ``max_args_bytes`` argv bytes with more than one pid, the least recently used pid goes,
+  history and all. argv bytes: raw ``EXECVE`` bodies count their length, decoded argv the
+  sum of its lengths plus 8 a value (:func:`_size`).
+- *Lookups* at a time t walk back from the latest entry while the entry is dated after t
+  and no more than ``max_lateness_ms`` after it; the first other entry answers (or none).
+  Lookups do not change the order.
+- *Unreadable*: a pid ``/proc`` could not name is remembered (the last 4096) and not read
+  again by :meth:`ProcessTable.remember_live`.
+- *Learning*: a successful exec stores its argv and id; a successful fork or clone with a
+  positive exit value stores the child (pid = exit value, ppid = the caller) with the
+  caller's latest argv and exec id and the event's comm and exe; any other event stores
+  the pid without argv when it has no entry and its comm is known.
+
 Rule 1: the table never guesses. A parent it does not know has no name, and
 the event says so (``parent_source`` ``unknown``).
 """
@@ -48,6 +70,9 @@ __all__ = [
     "LiveProcess",
     "ProcLookup",
     "ProcessTable",
+    "ProcessTableLike",
+    "TableLookups",
+    "state_row",
 ]
 
 DEFAULT_MAX_ENTRIES = 65_536
@@ -112,6 +137,76 @@ class LazyArgs:
 #: argv as stored: decoded, or the raw ``EXECVE`` bodies (joined by newlines), or unknown.
 Args = tuple[bytes, ...] | bytes | None
 
+
+class ProcessTableLike(Protocol):
+    """The process table as the detector and the shells use it: :class:`ProcessTable`'s
+    public API, which every implementation (the native one too) keeps, with its rules."""
+
+    lookup: ProcLookup | None
+
+    def __len__(self) -> int: ...
+
+    @property
+    def args_bytes(self) -> int:
+        """How many argv bytes the table holds now (history included)."""
+
+    def parent_of(self, event: ProcessEvent) -> Parent | None:
+        """The parent of ``event``'s process as known before the event."""
+
+    def process_of(self, event: ProcessEvent) -> Parent | None:
+        """``event``'s own process as known before the event."""
+
+    def remember_live(self, pid: int, time_ms: int) -> None:
+        """Make sure ``pid`` is known, reading ``/proc`` once if it is not."""
+
+    def parent_at(self, ppid: int, time_ms: int) -> Parent | None:
+        """The process ``ppid`` as known at ``time_ms``."""
+
+    def ancestry(self, pid: int, at_ms: int, depth: int = 8) -> list[Parent]:
+        """What is known of ``pid`` and its ancestors at ``at_ms``, nearest first."""
+
+    def observe(self, event: ProcessEvent) -> None:
+        """Learn from one event."""
+
+    def learn_exec(  # noqa: PLR0917 - ProcessTable.learn_exec's signature
+        self,
+        pid: int,
+        ppid: int,
+        comm: bytes | None,
+        exe: bytes | None,
+        args: Args,
+        time_ms: int,
+        exec_id: EventId | bytes,
+        extra: bytes | None = None,
+    ) -> None:
+        """A successful exec, from raw values."""
+
+    def learn(
+        self,
+        *,
+        syscall: str | None,
+        success: bool,
+        pid: int,
+        ppid: int,
+        comm: bytes | None,
+        exe: bytes | None,
+        exit_code: int | None,
+        args: Args | LazyArgs,
+        event_id: EventId,
+        extra: bytes | None = None,
+    ) -> None:
+        """:meth:`observe` from raw values."""
+
+    def add_live(self, live: LiveProcess) -> None:
+        """Seed or refresh an entry from ``/proc``."""
+
+    def to_state(self) -> list[list[Any]]:
+        """A JSON-ready snapshot."""
+
+    def restore(self, state: list[list[Any]]) -> None:
+        """Load a snapshot made by :meth:`to_state`."""
+
+
 # An entry is a plain tuple (cheaper to build and smaller than an object):
 # (pid, ppid, comm, exe, args, since_ms, exec_id, source, extra, previous).
 # exec_id is an EventId, or the raw ``sec.mmm:serial`` bytes the fast path read.
@@ -172,7 +267,125 @@ def _no_decoder(raw: bytes) -> tuple[bytes, ...] | None:  # pragma: no cover - w
     raise TypeError("raw argv stored without a decoder")
 
 
-class ProcessTable:
+class TableLookups:
+    """What every process table does the same way over its own storage: the lookups
+    (with the ``/proc`` lookup's use) and :meth:`observe`. A table provides
+    :meth:`_parent_at` (the lateness walk), :meth:`_latest`, :meth:`_has`, the
+    unreadable FIFO (:meth:`_is_unreadable`, :meth:`_mark_unreadable`), ``add_live`` and
+    ``learn`` (the rules of the module docstring)."""
+
+    lookup: ProcLookup | None
+
+    def _parent_at(self, pid: int, at_ms: int) -> Parent | None:
+        raise NotImplementedError
+
+    def _latest(self, pid: int) -> Parent | None:
+        raise NotImplementedError
+
+    def _has(self, pid: int) -> bool:
+        raise NotImplementedError
+
+    def _is_unreadable(self, pid: int) -> bool:
+        raise NotImplementedError
+
+    def _mark_unreadable(self, pid: int) -> None:
+        raise NotImplementedError
+
+    # Each table's own: seeding from /proc, and learning from one event's raw values.
+    add_live: Callable[[LiveProcess], None]
+    learn: Callable[..., None]
+
+    def parent_of(self, event: ProcessEvent) -> Parent | None:
+        """The parent of ``event``'s process as known before the event, or ``None``."""
+        return self._known(event.ppid, event.id.time_ms)
+
+    def process_of(self, event: ProcessEvent) -> Parent | None:
+        """``event``'s own process as known before the event (its latest exec), or ``None``.
+
+        For a non-exec syscall (``kexec_file_load``) this gives the caller's
+        argv, which the event itself does not carry.
+        """
+        return self._known(event.pid, event.id.time_ms)
+
+    def remember_live(self, pid: int, time_ms: int) -> None:
+        """Make sure ``pid`` is known, reading ``/proc`` once if it is not.
+
+        The live fast path calls this for every exec's parent, so that a parent
+        that exits later can still be named; it decodes nothing, and a pid that
+        could not be read is not tried again until the table learns of it.
+        """
+        if self.lookup is None or pid <= 0 or self._has(pid) or self._is_unreadable(pid):
+            return
+        live = self.lookup(pid)
+        if live is not None and live.start_ms <= time_ms:
+            self.add_live(live)
+            return
+        self._mark_unreadable(pid)
+
+    def parent_at(self, ppid: int, time_ms: int) -> Parent | None:
+        """The process ``ppid`` as known at ``time_ms``, or ``None``.
+
+        With a live lookup, a miss reads ``/proc`` and remembers what it found.
+        """
+        return self._known(ppid, time_ms)
+
+    def _known(self, pid: int, time_ms: int) -> Parent | None:
+        known = self._parent_at(pid, time_ms)
+        if known is not None:
+            return known
+        if self.lookup is not None and pid > 0:
+            live = self.lookup(pid)
+            # A process that started after the event cannot be the one asked
+            # for: the pid was recycled in between.
+            if live is not None and live.start_ms <= time_ms:
+                self.add_live(live)
+                return self._latest(pid)
+        return None
+
+    def ancestry(self, pid: int, at_ms: int, depth: int = 8) -> list[Parent]:
+        """What is known of ``pid`` and its ancestors at time ``at_ms``, nearest first.
+
+        Follows ``ppid`` links through the table only (the injected lookup is not
+        consulted). Stops at the first pid the table does not know, at pid 0, at a
+        pid already seen (a loop made by pid reuse), or after ``depth`` entries.
+
+        Args:
+            pid: where to start, usually an event's ``ppid``.
+            at_ms: the event time; entries learned after it are not used.
+            depth: the most entries returned.
+
+        Returns:
+            ``[process, its parent, its grandparent, ...]``; empty when ``pid`` is unknown.
+        """
+        chain: list[Parent] = []
+        seen: set[int] = set()
+        current: int | None = pid
+        while current is not None and current > 0 and current not in seen and len(chain) < depth:
+            seen.add(current)
+            known = self._parent_at(current, at_ms)
+            if known is None:
+                break
+            chain.append(known)
+            current = known.ppid
+        return chain
+
+    def observe(self, event: ProcessEvent) -> None:
+        """Learn from one event: an exec replaces the pid's entry; a fork copies."""
+        self.learn(
+            syscall=event.syscall,
+            success=event.success,
+            pid=event.pid,
+            ppid=event.ppid,
+            comm=event.comm,
+            exe=event.exe,
+            exit_code=event.exit_code,
+            args=event.args,
+            event_id=event.id,
+            extra=event.extra,
+        )
+
+
+class ProcessTable(TableLookups):
     """Bounded pid → latest-exec table. See the module docstring for the rules.
 
     Args:
@@ -212,82 +425,25 @@ class ProcessTable:
         """How many argv bytes the table holds now (history included)."""
         return self._args_bytes
 
-    def parent_of(self, event: ProcessEvent) -> Parent | None:
-        """The parent of ``event``'s process as known before the event, or ``None``."""
-        return self._known(event.ppid, event.id.time_ms)
+    def _parent_at(self, pid: int, at_ms: int) -> Parent | None:
+        entry = self._entry_at(pid, at_ms)
+        return None if entry is None else _as_parent(entry, self._decode)
 
-    def process_of(self, event: ProcessEvent) -> Parent | None:
-        """``event``'s own process as known before the event (its latest exec), or ``None``.
+    def _latest(self, pid: int) -> Parent | None:
+        entry = self._entries.get(pid)
+        return None if entry is None else _as_parent(entry, self._decode)
 
-        For a non-exec syscall (``kexec_file_load``) this gives the caller's
-        argv, which the event itself does not carry.
-        """
-        return self._known(event.pid, event.id.time_ms)
+    def _has(self, pid: int) -> bool:
+        return pid in self._entries
 
-    def remember_live(self, pid: int, time_ms: int) -> None:
-        """Make sure ``pid`` is known, reading ``/proc`` once if it is not.
+    def _is_unreadable(self, pid: int) -> bool:
+        return pid in self._unreadable
 
-        The live fast path calls this for every exec's parent, so that a parent
-        that exits later can still be named; it decodes nothing, and a pid that
-        could not be read is not tried again until the table learns of it.
-        """
-        if self.lookup is None or pid <= 0 or pid in self._entries or pid in self._unreadable:
-            return
-        live = self.lookup(pid)
-        if live is not None and live.start_ms <= time_ms:
-            self.add_live(live)
-            return
+    def _mark_unreadable(self, pid: int) -> None:
         unreadable = self._unreadable
         unreadable[pid] = None
         if len(unreadable) > 4096:
             del unreadable[next(iter(unreadable))]
-
-    def parent_at(self, ppid: int, time_ms: int) -> Parent | None:
-        """The process ``ppid`` as known at ``time_ms``, or ``None``.
-
-        With a live lookup, a miss reads ``/proc`` and remembers what it found.
-        """
-        return self._known(ppid, time_ms)
-
-    def _known(self, pid: int, time_ms: int) -> Parent | None:
-        entry = self._entry_at(pid, time_ms)
-        if entry is not None:
-            return _as_parent(entry, self._decode)
-        if self.lookup is not None and pid > 0:
-            live = self.lookup(pid)
-            # A process that started after the event cannot be the one asked
-            # for: the pid was recycled in between.
-            if live is not None and live.start_ms <= time_ms:
-                self.add_live(live)
-                return _as_parent(self._entries[pid], self._decode)
-        return None
-
-    def ancestry(self, pid: int, at_ms: int, depth: int = 8) -> list[Parent]:
-        """What is known of ``pid`` and its ancestors at time ``at_ms``, nearest first.
-
-        Follows ``ppid`` links through the table only (the injected lookup is not
-        consulted). Stops at the first pid the table does not know, at pid 0, at a
-        pid already seen (a loop made by pid reuse), or after ``depth`` entries.
-
-        Args:
-            pid: where to start, usually an event's ``ppid``.
-            at_ms: the event time; entries learned after it are not used.
-            depth: the most entries returned.
-
-        Returns:
-            ``[process, its parent, its grandparent, ...]``; empty when ``pid`` is unknown.
-        """
-        chain: list[Parent] = []
-        seen: set[int] = set()
-        current: int | None = pid
-        while current is not None and current > 0 and current not in seen and len(chain) < depth:
-            seen.add(current)
-            entry = self._entry_at(current, at_ms)
-            if entry is None:
-                break
-            chain.append(_as_parent(entry, self._decode))
-            current = entry[1]
-        return chain
 
     def _entry_at(self, pid: int, at_ms: int) -> _Entry | None:
         entry = self._entries.get(pid)
@@ -296,21 +452,6 @@ class ProcessTable:
         while entry is not None and at_ms < entry[5] <= at_ms + self._lateness:
             entry = entry[_PREV]
         return entry
-
-    def observe(self, event: ProcessEvent) -> None:
-        """Learn from one event: an exec replaces the pid's entry; a fork copies."""
-        self.learn(
-            syscall=event.syscall,
-            success=event.success,
-            pid=event.pid,
-            ppid=event.ppid,
-            comm=event.comm,
-            exe=event.exe,
-            exit_code=event.exit_code,
-            args=event.args,
-            event_id=event.id,
-            extra=event.extra,
-        )
 
     def learn_exec(  # noqa: PLR0917 - positional: called once per exec on the fast path
         self,
@@ -422,31 +563,11 @@ class ProcessTable:
 
     def to_state(self) -> list[list[Any]]:
         """A JSON-ready snapshot (bytes as latin-1 text, which round-trips)."""
-
-        def enc(b: bytes | None) -> str | None:
-            return None if b is None else b.decode("latin-1")
-
-        rows: list[list[Any]] = []
         # Only the most recently used entries: a restarted daemon seeds every live
         # process from /proc again, so the snapshot need only carry the recent
         # ones that may have exited, and it stays small enough to write often.
         recent = list(self._entries.values())[-STATE_ENTRIES:]
-        for entry in recent:
-            parent = _as_parent(entry, self._decode)
-            rows.append(
-                [
-                    parent.pid,
-                    parent.ppid,
-                    enc(parent.name),
-                    enc(parent.executable),
-                    None if parent.args is None else [a.decode("latin-1") for a in parent.args],
-                    entry[5],
-                    None if parent.exec_id is None else str(parent.exec_id),
-                    parent.source,
-                    enc(parent.extra),
-                ]
-            )
-        return rows
+        return [state_row(_as_parent(entry, self._decode), entry[5]) for entry in recent]
 
     def restore(self, state: list[list[Any]]) -> None:
         """Load a snapshot made by :meth:`to_state`."""
@@ -472,3 +593,22 @@ class ProcessTable:
                     None,
                 )
             )
+
+
+def state_row(parent: Parent, since_ms: int) -> list[Any]:
+    """One entry of a snapshot (:meth:`ProcessTable.to_state`): bytes as latin-1 text."""
+
+    def enc(b: bytes | None) -> str | None:
+        return None if b is None else b.decode("latin-1")
+
+    return [
+        parent.pid,
+        parent.ppid,
+        enc(parent.name),
+        enc(parent.executable),
+        None if parent.args is None else [a.decode("latin-1") for a in parent.args],
+        since_ms,
+        None if parent.exec_id is None else str(parent.exec_id),
+        parent.source,
+        enc(parent.extra),
+    ]

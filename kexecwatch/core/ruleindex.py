@@ -195,21 +195,26 @@ def _condition_of(rule: object) -> Any:
 
 def name_filter(rule: object) -> Callable[[str, str], bool] | None:
     """A test on ``process.name`` and ``process.executable`` that every event ``rule``
-    matches passes (Rule 1), or ``None`` when the rule requires neither."""
+    matches passes (Rule 1), or ``None`` when the rule requires neither.
+
+    Every requirement on those two fields counts, including an ``or`` of both
+    (``process.name in~ ("curl", "sh") or process.executable : "/tmp/*"``).
+    """
     condition = _condition_of(rule)
     if condition is None:
         return None
-    found = requirements(condition)
-    name, exe = found.get("process.name"), found.get("process.executable")
-    if name is None and exe is None:
+    wanted = [d for d in alternatives(condition) if {r.field for r in d} <= _NAME_FIELDS]
+    if not wanted:
         return None
 
     def accepts(process_name: str, executable: str) -> bool:
-        return (name is None or name.accepts(process_name)) and (
-            exe is None or exe.accepts(executable)
-        )
+        values = {"process.name": process_name, "process.executable": executable}
+        return all(any(r.accepts(values[r.field]) for r in d) for d in wanted)
 
     return accepts
+
+
+_NAME_FIELDS = frozenset({"process.name", "process.executable"})
 
 
 def _rank(name: str) -> tuple[int, str]:

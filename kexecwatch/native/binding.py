@@ -4,7 +4,9 @@ Theory of operation: the library keeps, per :class:`NativeSession`, one detector
 process table (the rules of :mod:`kexecwatch.core.proctable`, stated there once) and
 its verdict cache, and scans stretches of the audit log where the Python assembler is
 quiet, taking only the events whose effect it reproduces exactly and handing the rest
-back (:meth:`NativeSession.scan`). This module turns Python values into the C ABI's
+back (:meth:`NativeSession.scan`). The values it exchanges (``QuietState``,
+``ScanResult``, ``RawEntry``) are those of :mod:`kexecwatch.core.nativeapi`, whose
+Protocols this module implements. It turns Python values into the C ABI's
 and back: table entries travel in a small wire form (``native/src/entry.rs``), scan
 results come back in buffers the session owns, copied here before the next call.
 
@@ -23,12 +25,25 @@ import struct
 import threading
 from array import array
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from kexecwatch.core.nativeapi import (
+    STOP_END,
+    STOP_HANDBACK,
+    STOP_LIVE,
+    STOP_VERDICT,
+    QuietState,
+    RawEntry,
+    ScanResult,
+)
+
 __all__ = [
     "ABI_VERSION",
+    "STOP_END",
+    "STOP_HANDBACK",
+    "STOP_LIVE",
+    "STOP_VERDICT",
     "NativeError",
     "NativeLib",
     "NativeSession",
@@ -44,26 +59,10 @@ __all__ = [
 ABI_VERSION: Final = 1
 LIBRARY_NAME: Final = "libkexecwatch_native.so"
 
-#: One process-table entry as stored: ``(pid, ppid, comm, comm_raw, exe, exe_raw, args,
-#: since_ms, exec_id, source, extra)``. ``comm_raw``/``exe_raw``: the value is exactly
-#: as written in the SYSCALL record (decode it with ``decode_untrusted``). ``args``:
-#: raw EXECVE bodies joined by newlines (``bytes``), a decoded argv (``tuple``) or
-#: unknown. ``exec_id``: ``"sec.mmm:serial"``. ``source``: ``"event"`` or
-#: ``"procfs"``. ``extra``: an opaque blob (for execs the native scan learns, the
-#: SYSCALL record's text from ``auid=`` up to, not including, `` comm=``).
-RawEntry = tuple[
-    int,
-    int | None,
-    bytes | None,
-    bool,
-    bytes | None,
-    bool,
-    bytes | tuple[bytes, ...] | None,
-    int,
-    str | None,
-    str,
-    bytes | None,
-]
+# A RawEntry (core.nativeapi) as the native table holds it: ``comm_raw``/``exe_raw`` say
+# the value is as written in the SYSCALL record (Python decodes it); ``args`` are raw
+# EXECVE bodies joined by newlines, a decoded argv, or unknown; ``extra`` is opaque (the
+# scan stores the SYSCALL record's text from ``auid=`` up to, not including, `` comm=``).
 
 # Wire form of an entry (native/src/entry.rs): three i128 as (low u64, high i64),
 # flags, six segment lengths, then the segments.
@@ -91,11 +90,6 @@ _CONFIG_UNTIL: Final = 4
 _CONFIG_LIVE: Final = 8
 _CONFIG_FAULT: Final = 16
 
-#: ``ScanResult.stop`` values.
-STOP_END: Final = 0
-STOP_HANDBACK: Final = 1
-STOP_VERDICT: Final = 2
-STOP_LIVE: Final = 3
 
 _ERRORS: Final = {-1: "no live session", -2: "argument refused", -3: "native panic"}
 
@@ -106,68 +100,6 @@ class NativeUnavailable(Exception):
 
 class NativeError(RuntimeError):
     """A native call failed (a caught panic, a refused argument); one-line reason."""
-
-
-@dataclass(slots=True)
-class QuietState:
-    """The assembler's node-``None`` state while quiet (no event in flight anywhere).
-
-    Attributes:
-        present: the clock's present (``_Clock.present``; ``pending`` is ``None``).
-        elapsed: the clock's elapsed time.
-        expected: the gap tracker's next expected serial.
-        last_time_ms: the gap tracker's ``last_time_ms``.
-        ahead: ``(serial, sec, ms, seen_elapsed)`` per serial seen ahead, in the
-            tracker's dict order.
-        done_ceiling: the highest serial of node ``None`` in the done set, or -1:
-            any event with a serial at or below it is handed back.
-    """
-
-    present: int
-    elapsed: int
-    expected: int
-    last_time_ms: int
-    ahead: list[tuple[int, int, int, int]]
-    done_ceiling: int
-
-
-@dataclass(slots=True)
-class ScanResult:
-    """What one :meth:`NativeSession.scan` did.
-
-    Attributes:
-        end: the offset where the scan stopped: a line start, or ``len(buf)``.
-        stop: 0 END (all scanned), 1 HANDBACK (Python handles the unit at ``end``),
-            2 VERDICT (``key`` has no verdict: ``set_verdict`` it, scan again),
-            3 LIVE (remember the live parent ``ppid`` at ``time_ms``, scan again).
-        key: the verdict key, for VERDICT.
-        ppid: the parent to remember, for LIVE.
-        time_ms: the event's time, for LIVE.
-        lines: lines consumed (blank and ``#`` lines included).
-        records: records consumed.
-        events: events taken.
-        process_events: taken events that are evaluated and within ``[since, until)``.
-        last_time_ms: the latest time of a taken event (0 if none).
-        state: the quiet state after the taken events.
-        done: ``(sec, ms, serial, elapsed)`` per taken event, in order (at most the
-            last 65,536: the assembler's done set keeps no more).
-        lost: ``(first_serial, last_serial, next_sec, next_ms, next_serial)`` per gap
-            declared lost, in order.
-    """
-
-    end: int
-    stop: int
-    key: bytes | None
-    ppid: int
-    time_ms: int
-    lines: int
-    records: int
-    events: int
-    process_events: int
-    last_time_ms: int
-    state: QuietState
-    done: array[int]
-    lost: list[tuple[int, int, int, int, int]]
 
 
 class _Config(ctypes.Structure):

@@ -37,14 +37,33 @@ struct Cursor<'a> {
     at: usize,
 }
 
-#[inline(always)]
-fn is_hex(b: u8) -> bool {
-    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
-}
+const DIGIT: u8 = 1;
+const HEX: u8 = 2;
+const TOKEN: u8 = 4;
 
-#[inline(always)]
-fn is_token(b: u8) -> bool {
-    !matches!(b, b' ' | b'"' | 0x1d | b'\n' | 0)
+/// Each byte's classes (one table lookup per byte instead of comparisons).
+static CLASSES: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        let mut class = 0;
+        if byte.is_ascii_digit() {
+            class |= DIGIT | HEX;
+        }
+        if byte >= b'a' && byte <= b'f' {
+            class |= HEX;
+        }
+        // `_TOKEN` of fastpath.py: `[^ "\x1d\n\x00]`.
+        if !matches!(byte, b' ' | b'"' | 0x1d | b'\n' | 0) {
+            class |= TOKEN;
+        }
+        table[b] = class;
+        b += 1;
+    }
+    table
 }
 
 impl<'a> Cursor<'a> {
@@ -64,11 +83,11 @@ impl<'a> Cursor<'a> {
 
     /// A maximal run of `class`, `min..=max` long.
     #[inline(always)]
-    fn run<F: Fn(u8) -> bool>(&mut self, class: F, min: usize, max: usize) -> Option<Span> {
+    fn run(&mut self, class: u8, min: usize, max: usize) -> Option<Span> {
         let start = self.at;
         let len = self.line[start..]
             .iter()
-            .position(|&b| !class(b))
+            .position(|&b| CLASSES[b as usize] & class == 0)
             .unwrap_or(self.line.len() - start);
         if len < min || len > max {
             return None;
@@ -79,7 +98,7 @@ impl<'a> Cursor<'a> {
 
     #[inline(always)]
     fn digits(&mut self, min: usize, max: usize) -> Option<Span> {
-        self.run(|b| b.is_ascii_digit(), min, max)
+        self.run(DIGIT, min, max)
     }
 
     /// `NAME=[0-9]+ ` for each name.
@@ -108,7 +127,7 @@ impl<'a> Cursor<'a> {
             self.at = start + len + 2;
             Some((start, self.at))
         } else {
-            self.run(is_token, 1, usize::MAX)
+            self.run(TOKEN, 1, usize::MAX)
         }
     }
 }
@@ -126,14 +145,14 @@ pub fn parse(line: &[u8]) -> Option<SyscallHead> {
     c.literal(b"): ")?;
     let call_start = c.at;
     c.literal(b"arch=")?;
-    c.run(is_hex, 1, 8)?;
+    c.run(HEX, 1, 8)?;
     c.literal(b" syscall=")?;
     c.digits(1, 6)?;
     let call = (call_start, c.at);
     c.literal(b" ")?;
     if c.peek(b"per=") {
         c.literal(b"per=")?;
-        c.run(is_hex, 1, usize::MAX)?;
+        c.run(HEX, 1, usize::MAX)?;
         c.literal(b" ")?;
     }
     c.literal(b"success=")?;
@@ -155,7 +174,7 @@ pub fn parse(line: &[u8]) -> Option<SyscallHead> {
     c.literal(b" ")?;
     for name in [b"a0=", b"a1=", b"a2=", b"a3="] {
         c.literal(name)?;
-        c.run(is_hex, 1, usize::MAX)?;
+        c.run(HEX, 1, usize::MAX)?;
         c.literal(b" ")?;
     }
     c.numbers(&["items"])?;
@@ -169,7 +188,7 @@ pub fn parse(line: &[u8]) -> Option<SyscallHead> {
         "auid", "uid", "gid", "euid", "suid", "fsuid", "egid", "sgid", "fsgid",
     ])?;
     c.literal(b"tty=")?;
-    c.run(is_token, 1, usize::MAX)?;
+    c.run(TOKEN, 1, usize::MAX)?;
     c.literal(b" ")?;
     c.numbers(&["ses"])?;
     let creds = (creds_start, c.at - 1);
@@ -180,7 +199,7 @@ pub fn parse(line: &[u8]) -> Option<SyscallHead> {
     c.literal(b" ")?;
     if c.peek(b"subj=") {
         c.literal(b"subj=")?;
-        c.run(is_token, 1, usize::MAX)?;
+        c.run(TOKEN, 1, usize::MAX)?;
         c.literal(b" ")?;
     }
     c.literal(b"key=")?;

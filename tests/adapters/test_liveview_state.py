@@ -9,6 +9,7 @@ from kexecwatch.adapters.liveview_state import MAX_ALERT_ROWS, DashboardState, L
 from kexecwatch.rules import load_builtin_rules
 from tests.adapters.live_logs import HOSTILE_ARG, scenario_log
 from tests.builders import exec_lines, join
+from tests.core.rule.test_sequence_detector import RULE, run_of
 
 
 def fed_model(data: bytes) -> LiveModel:
@@ -237,3 +238,18 @@ def test_a_parse_issue_names_its_file_and_line() -> None:
     assert model.state.message == (
         "/logs/audit.log.1:5: parse issue: no type= field (17 bytes, not shown)"
     )
+
+
+def test_a_sequence_alert_is_listed_by_its_last_event() -> None:
+    model = LiveModel([RULE], host_name="web1")
+    model.feed(join(run_of("id", 1, "1700000000.000") + run_of("whoami", 2, "1700000001.000")))
+    model.flush()
+    (row,) = model.state.alert_rows
+    assert (row.rule, row.process.host, row.process.user, row.process.pid) == (
+        RULE.name,
+        "web1",
+        "1000",
+        100,
+    )
+    assert row.process.command == "whoami"
+    assert len(row.document["kexecwatch"]["sequence"]["events"]) == 2

@@ -13,6 +13,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from kexecwatch.core.nativescan import default_native
 from tests.daemon.harness import RUNNER, RUNNING, Daemon, FakeAuditd
 
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -125,6 +126,8 @@ def test_every_line_of_a_daemon_run_is_logfmt_with_start_and_shutdown(tmp_path: 
     [start] = events(lines, "start")
     assert start["resume"] == "none"
     assert start["note"] == f"no checkpoint: reading {log} from its start"
+    # The scanner the daemon runs (KEXECWATCH_SCANNER, inherited from this run).
+    assert start["scanner"] == ("python" if default_native() is None else "native")
     [failed] = events(lines, "rules_reload_failed")
     assert '"dir"/a\nb.toml' in failed["reason"]
     switch = events(lines, "file_switch")[-1]

@@ -60,7 +60,9 @@ pytestmark = [
 
 
 def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    # The installed package's own scanner choice, whatever pass of the suite this is.
+    env = {k: v for k, v in os.environ.items() if k != "KEXECWATCH_SCANNER"}
+    env["DEBIAN_FRONTEND"] = "noninteractive"
     # From /: a Python started here must import the installed package, not the checkout's.
     done = subprocess.run(
         argv, capture_output=True, text=True, env=env, check=False, timeout=300, cwd="/"
@@ -259,9 +261,12 @@ def check_installed(expected: tuple[AuditRule, ...]) -> None:
 
 
 def check_native() -> None:
-    """The installed package loads its native library through its binding."""
+    """The installed package loads its native library, and `kexecwatch --version` says it
+    runs the native scanner."""
     code = "from kexecwatch.native.binding import load; print(load().path)"
     assert run("/opt/kexecwatch/bin/python", "-c", code).stdout.strip() == LIBRARY
+    version = run("/usr/bin/kexecwatch", "--version").stdout
+    assert "(scanner: native " in version, version
 
 
 def check_doctor() -> None:

@@ -109,6 +109,22 @@ def installed(venv: Path, code: str) -> str:
     return done.stdout.strip()
 
 
+def version(venv: Path) -> str:
+    """`kexecwatch --version` of the venv, with the default scanner choice."""
+    env = {k: v for k, v in os.environ.items() if k != "KEXECWATCH_SCANNER"}
+    done = subprocess.run(
+        [str(venv / "bin" / "kexecwatch"), "--version"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd="/",
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def package_dir(venv: Path) -> Path:
     return Path(installed(venv, "import kexecwatch; print(kexecwatch.__file__)")).parent
 
@@ -135,6 +151,7 @@ def test_pip_install_builds_the_library_with_cargo_and_not_without(
     library = package_dir(venv) / "native" / LIBRARY
     assert library.is_file()
     assert loads(library, venv)
+    assert "(scanner: native " in version(venv)
     wheel = wheel_metadata(venv)
     assert "Root-Is-Purelib: false" in wheel
     assert "Tag: py3-none-linux_x86_64" in wheel
@@ -144,6 +161,7 @@ def test_pip_install_builds_the_library_with_cargo_and_not_without(
     )
     assert out.count(NO_CARGO) == 1
     assert not (package_dir(venv) / "native" / LIBRARY).exists()
+    assert "(scanner: python: " in version(venv)
     wheel = wheel_metadata(venv)
     assert "Root-Is-Purelib: true" in wheel
     assert "Tag: py3-none-any" in wheel
@@ -158,8 +176,10 @@ def test_editable_install_builds_in_the_tree_and_removes_it_without_cargo(
     assert package_dir(venv) == source / "kexecwatch"
     assert in_tree.is_file()
     assert loads(in_tree, venv)
+    assert "(scanner: native " in version(venv)
 
     out = pip_install(venv, "-e", str(source), cargo=False, target=cargo_target)
     assert out.count(NO_CARGO) == 1
     assert package_dir(venv) == source / "kexecwatch"
     assert not in_tree.exists()
+    assert "(scanner: python: " in version(venv)

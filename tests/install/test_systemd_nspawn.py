@@ -133,6 +133,8 @@ def check_the_unit(c: Container) -> tuple[re.Match[str], list[Any], list[Any]]:
     # installed package, whatever the working directory.
     code = "from kexecwatch.native.binding import load; print(load().path)"
     assert c.run("/opt/kexecwatch/bin/python", "-I", "-c", code).stdout.strip() == LIBRARY
+    version = c.run("kexecwatch", "--version").stdout
+    assert "(scanner: native " in version, version
     # auditd cannot run in a container: give the daemon the log auditd would write.
     c.run(
         "sh",
@@ -200,4 +202,8 @@ def check_the_unit(c: Container) -> tuple[re.Match[str], list[Any], list[Any]]:
 
     journal = c.run("journalctl", "-u", UNIT, "--no-pager").stdout
     assert [w for w in FORBIDDEN if w in journal] == [], journal
+    # The daemon itself, under the unit's hardening (MemoryDenyWriteExecute, the system
+    # call filter), loaded the library and ran the native scanner.
+    starts = [line for line in journal.splitlines() if "event=start " in line]
+    assert starts and all("scanner=native" in line for line in starts), journal
     return match, got, expected

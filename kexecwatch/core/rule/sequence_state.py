@@ -44,14 +44,14 @@ import heapq
 import json
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
-from kexecwatch.core.rule.ast import And, Comparison, Field, Op, Query
-from kexecwatch.core.rule.evaluate import compile_ast
-from kexecwatch.core.rule.lexer import QuerySource
+from kexecwatch.core.rule.evaluate import CompiledQuery
 from kexecwatch.core.rule.sequence import CompiledSequence, CompiledStage
+from kexecwatch.core.ruleindex import RuleIndex
 
 __all__ = [
     "DEFAULT_MAX_EVENTS",
@@ -189,9 +189,22 @@ class SequenceEngine:
             query: CompiledSequence = rule.query
             cls = _SampleRunner if query.kind == "sample" else _SequenceRunner
             self.runners.append(cls(rule, query, reorder_ms, max_partials, event_cap))
-        self._telemetry = [
-            r for r in self.runners if getattr(r.rule, "applies_to", "process") == "telemetry"
-        ]
+        self._telemetry = {
+            i
+            for i, r in enumerate(self.runners)
+            if getattr(r.rule, "applies_to", "process") == "telemetry"
+        }
+        # Runners with something waiting on record time: they see every event's time.
+        self._busy: set[int] = set()
+        # Every distinct stage of every rule, filed by what it requires: an event is
+        # tested only against the stages that could match it.
+        self._index = RuleIndex(
+            [
+                _StageEntry(stage.query, i, number)
+                for i, runner in enumerate(self.runners)
+                for number, stage in enumerate(runner.distinct)
+            ]
+        )
 
     def __bool__(self) -> bool:
         return bool(self.runners)
@@ -206,16 +219,36 @@ class SequenceEngine:
     ) -> list[SequenceMatch]:
         """Take one process (or, for telemetry rules, telemetry) document; return the
         sequences that completed."""
+        wanted: dict[int, set[int]] = {}
+        for entry in self._index.candidates(document):
+            wanted.setdefault(entry.runner, set()).add(entry.number)
         out: list[SequenceMatch] = []
-        for runner in self._telemetry if telemetry else self.runners:
-            out += runner.feed(document, time_ms)
+        # A runner no stage of which can match, and with nothing waiting, has nothing
+        # to do: most events cost one index look-up, not one call per rule.
+        for i in sorted(wanted.keys() | self._busy):
+            if telemetry and i not in self._telemetry:
+                continue
+            runner = self.runners[i]
+            stages = wanted.get(i)
+            if stages is not None:
+                out += runner.feed(document, time_ms, stages)
+            else:
+                out += runner.advance(time_ms)
+            if runner.waiting():
+                self._busy.add(i)
+            else:
+                self._busy.discard(i)
         return out
+
+    def _recount(self) -> None:
+        self._busy = {i for i, r in enumerate(self.runners) if r.waiting()}
 
     def advance(self, now_ms: int) -> list[SequenceMatch]:
         """Record time has reached ``now_ms`` (an idle live log): match what is due."""
         out: list[SequenceMatch] = []
         for runner in self.runners:
             out += runner.advance(now_ms)
+        self._recount()
         return out
 
     def flush(self) -> list[SequenceMatch]:
@@ -223,6 +256,7 @@ class SequenceEngine:
         out: list[SequenceMatch] = []
         for runner in self.runners:
             out += runner.release(None)
+        self._recount()
         return out
 
     def to_state(self) -> dict[str, Any]:
@@ -248,6 +282,7 @@ class SequenceEngine:
             if isinstance(item, dict) and item.get("query") == runner.query.text:
                 try:
                     runner.restore(item)
+                    self._recount()
                 except (KeyError, TypeError, ValueError, IndexError) as exc:
                     raise ValueError(
                         f"corrupt sequence state of {runner.rule.rule_id}: {exc}"
@@ -255,6 +290,15 @@ class SequenceEngine:
 
 
 # -- runners -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _StageEntry:
+    """One distinct stage of one rule, as the rule index files it (by its ``query``)."""
+
+    query: CompiledQuery
+    runner: int
+    number: int
 
 
 @dataclass(slots=True)
@@ -291,19 +335,23 @@ class _Runner:
             if all(stage is not s for s in self.distinct):
                 self.distinct.append(stage)
         self.span = query.maxspan_ms or _lookback_ms(getattr(rule, "from_", ""))
-        self.gate = _gate(query)
         self._buffer: list[tuple[int, int, Doc, tuple[bool, ...]]] = []
         self._serial = 0
         self._newest: int | None = None
         self.clock = 0
 
-    def feed(self, doc: Doc, time_ms: int) -> list[SequenceMatch]:
+    def feed(self, doc: Doc, time_ms: int, stages: AbstractSet[int]) -> list[SequenceMatch]:
+        """Take an event that may match the distinct stages numbered ``stages`` (the
+        others cannot: the rule index says so)."""
         # Every event moves record time on, so partials expire and a trailing missing
         # event's window closes even when nothing of the rule happens.
         self._newest = time_ms if self._newest is None else max(self._newest, time_ms)
         out: list[SequenceMatch] = []
-        relevant = self.gate is None or self.gate(doc)
-        flags = tuple(stage.query.matches(doc) for stage in self.distinct) if relevant else ()
+        flags: tuple[bool, ...] = ()
+        if stages:
+            flags = tuple(
+                n in stages and stage.query.matches(doc) for n, stage in enumerate(self.distinct)
+            )
         if any(flags):
             self._serial += 1
             heapq.heappush(self._buffer, (time_ms, self._serial, doc, flags))
@@ -313,6 +361,11 @@ class _Runner:
         upto = self._newest - self.reorder_ms
         out += self.release(upto)
         return out + self.tick(upto)
+
+    def waiting(self) -> bool:
+        """Whether something waits for record time (buffered events, partial sequences
+        to expire, alerts due when a window closes)."""
+        return bool(self._buffer)
 
     def advance(self, now_ms: int) -> list[SequenceMatch]:
         self._newest = now_ms if self._newest is None else max(self._newest, now_ms)
@@ -461,6 +514,9 @@ class _SequenceRunner(_Runner):
                 self.put(key, index + 1, grown)
         return out
 
+    def waiting(self) -> bool:
+        return bool(self._buffer or self.pending or self.partials or self.last_missing)
+
     def put(self, key: str, matched: int, partial: _Partial) -> None:
         slot = self.partials.setdefault(key, {})
         old = slot.get(matched)
@@ -579,6 +635,9 @@ class _SampleRunner(_Runner):
         self.held = 0  # events in the slots
         self._next_sweep = 0
 
+    def waiting(self) -> bool:
+        return bool(self._buffer or self.slots)
+
     def process(self, doc: Doc, time_ms: int, flags: tuple[bool, ...]) -> list[SequenceMatch]:
         self.clock = max(self.clock, time_ms)
         self.tick(time_ms)
@@ -640,23 +699,6 @@ class _SampleRunner(_Runner):
 
 
 # -- helpers -------------------------------------------------------------------------
-
-
-def _gate(query: CompiledSequence) -> Callable[[Doc], bool] | None:
-    """A quick test every event that matches some stage passes (built from the values
-    every stage requires, so it is sound), or ``None`` when the stages share none: most
-    events are then turned away by one set look-up instead of every stage's query."""
-    required = query.required_values()
-    if not required:
-        return None
-    tests = tuple(
-        Comparison(
-            Op.IN, Field(tuple(name.split(".")), False, 0), tuple(sorted(v)), (0,) * len(v), 0
-        )
-        for name, v in sorted(required.items())
-    )
-    condition = tests[0] if len(tests) == 1 else And(tests, 0)
-    return compile_ast(Query("any", condition), QuerySource(query.text)).matches
 
 
 def _lookback_ms(from_: str) -> int:

@@ -229,3 +229,9 @@ def test_functions_never_raise_on_odd_documents() -> None:
             "source": {"ip": value},
         }
         query.matches(doc)  # must not raise
+
+
+def test_number_of_a_huge_digit_string_is_null_not_slow() -> None:
+    doc = {"event": {"category": ["process"]}, "process": {"name": "9" * 100_000}}
+    assert holds("number(process.name) == null", doc)
+    assert holds('indexOf(process.name, "8") == null', doc)

@@ -1,0 +1,490 @@
+"""The scanner stage: blocks of whole lines in; events, table updates and counts out.
+
+Theory of operation: the detector hands every block of complete lines to a scanner. The
+scanner takes a shortcut for the bulk of a log. A whole syscall event written in one
+piece is recognised at once (:data:`~kexecwatch.core.fastpath.SYSCALL_HEAD`,
+:func:`~kexecwatch.core.fastpath.run_end`) and handed to the assembler whole, and so are
+two whole events whose records interleave (:func:`~kexecwatch.core.fastpath.split_pair`).
+Unless an :class:`~kexecwatch.core.interest.EventInterest` accepts it, such an event's
+records are never parsed: it only teaches the process table and the counts. Every other
+line goes to the host's fallback line handler (the reference path: parse the record,
+push it to the assembler). An event an interest accepts goes to the host's event hook,
+records and all.
+
+The interface is narrow on purpose, so that another implementation (the native bulk
+path, :mod:`kexecwatch.core.nativescan`) sits behind it too: a :class:`ScanHost` (the
+fallback line handler, the event hook, the handling of what the assembler produces, the
+report of a failed event), the :class:`~kexecwatch.core.assembler.Assembler`, a process
+table (:class:`~kexecwatch.core.proctable.ProcessTableLike`) and the counts
+(:class:`ScanCounts`).
+
+Rule 1: the scanner never changes a result. What it takes whole gives the same
+outputs, table and counts as the reference path would (``tests/test_fast_path.py``).
+Rule 2: ``[since, until)`` is stated once, in :func:`in_window`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Hashable, Sequence
+from typing import Any, Literal, Protocol
+
+from kexecwatch.core.assembler import Assembler, AssemblerOutput, AuditEvent
+from kexecwatch.core.fastpath import (
+    FAST_TYPES,
+    SYSCALL_BODY,
+    SYSCALL_HEAD,
+    execve_bodies,
+    inode_search,
+    path_inodes,
+    record_types,
+    records_of,
+    run_end,
+    split_pair,
+    syscall_of,
+)
+from kexecwatch.core.fields import decode_untrusted
+from kexecwatch.core.interest import EventInterest
+from kexecwatch.core.linebuffer import Region
+from kexecwatch.core.proctable import Args, ProcessTableLike
+from kexecwatch.core.record import AuditRecord, EventId
+from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
+
+__all__ = [
+    "EVALUATED",
+    "PythonScanner",
+    "ScanCounts",
+    "ScanHost",
+    "in_window",
+    "raw_args",
+]
+
+#: The syscalls whose events are counted, returned and shown to the rules.
+EVALUATED = EXEC_SYSCALLS | KEXEC_SYSCALLS
+
+
+def in_window(time_ms: int, since_ms: int | None, until_ms: int | None) -> bool:
+    """Whether an event at ``time_ms`` lies in ``[since_ms, until_ms)`` (``None``: open).
+
+    The one statement of ``--since``/``--until``: only events in the window are
+    evaluated, counted and returned; the others still teach the process table.
+    """
+    return (since_ms is None or time_ms >= since_ms) and (until_ms is None or time_ms < until_ms)
+
+
+class ScanHost(Protocol):
+    """What a scanner needs of its detector. ``out`` is the detector's output list,
+    which the scanner passes through untouched."""
+
+    def line(self, raw: bytes, line_no: int, source: Hashable, offset: int, out: list[Any]) -> None:
+        """The fallback line handler (the reference path): one line, its newline cut."""
+
+    def event(self, event: AuditEvent, out: list[Any]) -> None:
+        """The event hook, for an event some interest needs in full; never raises."""
+
+    def handle(self, produced: list[AssemblerOutput], out: list[Any]) -> None:
+        """What the assembler produced (lost events, expired events, diagnostics)."""
+
+    def failed(self, event_id: EventId, line_no: int, exc: Exception, out: list[Any]) -> None:
+        """Count and report an event whose handling raised; the stream goes on."""
+
+
+class ScanCounts(Protocol):
+    """The running counts a scanner keeps (the detector's ``Stats``)."""
+
+    lines: int
+    records: int
+    events: int
+    process_events: int
+    last_time_ms: int
+
+
+#: (syscall, success, comm, exe, evaluated, rule interests, other interests) that
+#: accept a fast-path event by its SYSCALL record alone (before record types and inodes);
+#: ``True`` for interests when one accepts it by that record alone (it is static).
+_Verdict = tuple[
+    str,
+    bool,
+    bytes | None,
+    bytes | None,
+    bool,
+    tuple[EventInterest, ...] | Literal[True],
+    tuple[EventInterest, ...] | Literal[True],
+]
+_MAX_VERDICTS = 4096
+_new_id = tuple.__new__
+
+
+class PythonScanner:
+    """The scanner in Python: the fast path (see the module docstring).
+
+    Args:
+        host: the detector's side of the interface.
+        assembler: the detector's assembler.
+        table: the detector's process table.
+        stats: the detector's counts.
+        starts: the detector's resume positions of events in flight, by ``(node, id)``.
+        host_name: ``host.name`` for records without ``node=``.
+        since_ms / until_ms: the window of evaluated events (:func:`in_window`).
+        fault_on: the test hook of ``DetectorOptions``: a run holding these bytes goes
+            to the event hook, which raises.
+    """
+
+    def __init__(
+        self,
+        host: ScanHost,
+        *,
+        assembler: Assembler,
+        table: ProcessTableLike,
+        stats: ScanCounts,
+        starts: dict[Any, Any],
+        host_name: str,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        fault_on: bytes | None = None,
+    ) -> None:
+        self._host = host
+        self._assembler = assembler
+        self.table = table
+        self._stats = stats
+        self._starts = starts
+        self.host_name = host_name
+        self.since_ms = since_ms
+        self.until_ms = until_ms
+        self.fault_on = fault_on
+        self._unbounded = since_ms is None and until_ms is None
+        self.rule_interests: list[EventInterest] = []
+        self.interests: list[EventInterest] = []
+        # What the interests say about each (syscall, success, comm, exe) seen on the
+        # fast path: they depend on nothing else but record types and learned inodes.
+        self.verdicts: dict[tuple[bytes, bytes, bytes, bytes], _Verdict] = {}
+
+    def set_rule_interests(self, interests: Sequence[EventInterest]) -> None:
+        """What the rules (or ``--events``) need, among the evaluated events in the window."""
+        self.rule_interests = list(interests)
+        self.interests_changed()
+
+    def add_interest(self, interest: EventInterest) -> None:
+        """What another consumer needs, among all syscall events."""
+        self.interests.append(interest)
+        self.interests_changed()
+
+    def interests_changed(self) -> None:
+        """Forget every verdict: the interests they were computed from changed."""
+        self.verdicts.clear()
+
+    # -- the scan --------------------------------------------------------------
+
+    def scan(self, region: Region, out: list[Any]) -> None:
+        """Handle every line of ``region``."""
+        # A newline in front, so that every line, the first too, follows one: the
+        # search for the next whole event is then one C-level call. Offsets below
+        # are into ``buf``; ``pos`` is always a line start.
+        buf = b"\n" + region.data
+        limit = len(buf)
+        pos = 1
+        line_no = region.line_no
+        base = region.offset - 1
+        source = region.source
+        count = buf.count
+        find = buf.find
+        search = SYSCALL_HEAD.search
+        stats = self._stats
+        line = self._host.line
+        while pos < limit:
+            m = search(buf, pos - 1)
+            stop = limit if m is None else m.start() + 1
+            while pos < stop:
+                nl = find(b"\n", pos)
+                line(buf[pos:nl], line_no, source, base + pos, out)
+                line_no += 1
+                pos = nl + 1
+            if m is None:
+                return
+            run = run_end(buf, m)
+            if run is not None:
+                stop = run[1] if self.fast_event(buf, m, run, line_no, out) else 0
+            else:
+                stop = self.fast_pair(buf, m, out)
+            if stop:
+                n = count(b"\n", pos, stop)
+                stats.lines += n
+                stats.records += n
+                line_no += n
+                pos = stop
+                continue
+            nl = find(b"\n", pos)
+            line(buf[pos:nl], line_no, source, base + pos, out)
+            line_no += 1
+            pos = nl + 1
+
+    def fast_event(  # noqa: PLR0917 - the pieces of one event, from the fast path
+        self,
+        buf: bytes,
+        m: re.Match[bytes],
+        run: tuple[int, int],
+        line_no: int,
+        out: list[Any],
+        taken: bool = False,
+    ) -> bool:
+        """Handle one whole syscall event (``SYSCALL_HEAD`` match, ``run_end``); ``False``
+        if it cannot be taken whole. ``taken``: the assembler has taken it already."""
+        # One C call for every group (SYSCALL_HEAD's order), instead of one per field.
+        (
+            raw_id,
+            sec,
+            ms,
+            serial,
+            call,
+            success_raw,
+            exit_raw,
+            ppid_raw,
+            pid_raw,
+            extra,
+            comm_raw,
+            exe_raw,
+        ) = m.groups()
+        sec_i = int(sec)
+        ms_i = int(ms)
+        # EventId(...) without the Python-level __new__ of a named tuple: one frame less.
+        event_id = _new_id(EventId, (sec_i, ms_i, int(serial)))
+        time_ms = sec_i * 1000 + ms_i
+        if not taken:
+            produced = self._assembler.maybe_push_whole(None, event_id, time_ms, line_no)
+            if produced is None:
+                return False
+            if produced:
+                self._host.handle(produced, out)
+        if self._starts:
+            self._starts.pop((None, event_id), None)
+        stats = self._stats
+        stats.events += 1
+        if time_ms > stats.last_time_ms:  # noqa: PLR1730 - no builtin call per event
+            stats.last_time_ms = time_ms
+        try:
+            verdict = self.fast_verdict(
+                (call, success_raw, comm_raw, exe_raw), buf, m.start() + 1, run, time_ms
+            )
+            fault = self.fault_on
+            if verdict is None or (fault is not None and buf.find(fault, m.start(), run[1]) >= 0):
+                records = records_of(buf[m.start() + 1 : run[1]], line_no)
+                self._host.event(AuditEvent(None, event_id, records, "proctitle"), out)
+                return True
+            syscall, success, comm, exe, relevant = verdict
+            ppid = int(ppid_raw)
+            table = self.table
+            if table.lookup is not None:
+                table.remember_live(ppid, time_ms)
+            if success and syscall in EXEC_SYSCALLS:
+                lines = buf[buf.find(b"\n", m.end()) + 1 : run[0]]
+                args: Args = None
+                if lines:
+                    args = execve_bodies(lines, raw_id)
+                table.learn_exec(int(pid_raw), ppid, comm, exe, args, time_ms, raw_id, extra)
+            else:
+                table.learn(
+                    syscall=syscall,
+                    success=success,
+                    pid=int(pid_raw),
+                    ppid=ppid,
+                    comm=comm,
+                    exe=exe,
+                    exit_code=int(exit_raw),
+                    args=None,
+                    event_id=event_id,
+                    extra=extra,
+                )
+            if relevant:
+                stats.process_events += 1
+        except Exception as exc:  # one bad event must not cost the others
+            self._host.failed(event_id, line_no, exc, out)
+        return True
+
+    def fast_verdict(
+        self,
+        key: tuple[bytes, bytes, bytes, bytes],
+        buf: bytes,
+        start: int,
+        run: tuple[int, int],
+        time_ms: int,
+    ) -> tuple[str, bool, bytes | None, bytes | None, bool] | None:
+        """What the table needs of the whole run ``buf[start:run[1]]`` (syscall, success,
+        comm, exe) and whether it is relevant (in ``[since, until)``); ``None`` when an
+        interest needs the event in full. ``key``: its raw call, success, comm and exe."""
+        verdict = self.verdicts.get(key) or self.verdict(key)
+        syscall, success, comm, exe, evaluated, for_rules, for_others = verdict
+        relevant = evaluated and (
+            self._unbounded or in_window(time_ms, self.since_ms, self.until_ms)
+        )
+        end = run[1]
+        if (
+            for_rules
+            and relevant
+            and (for_rules is True or _any_accepts(for_rules, buf, start, run, end))
+        ) or (
+            for_others and (for_others is True or _any_accepts(for_others, buf, start, run, end))
+        ):
+            return None
+        return syscall, success, comm, exe, relevant
+
+    def fast_pair(self, buf: bytes, m: re.Match[bytes], out: list[Any]) -> int:
+        """Handle two whole syscall events whose records interleave (see
+        :func:`~kexecwatch.core.fastpath.split_pair`), the first's ``SYSCALL_HEAD``
+        match being ``m``. Returns the offset past the pair, or 0 when the pair cannot
+        be taken so: then nothing has changed.
+
+        Only events no interest needs in full are taken: they teach the table and
+        nothing else, so the line numbers their records lose here are never read.
+        """
+        assembler = self._assembler
+        if assembler.inflight:
+            return 0
+        pair = split_pair(buf, m)
+        if pair is None:
+            return 0
+        events = []
+        for part in pair[:2]:
+            head = SYSCALL_HEAD.match(part)
+            run = None if head is None else run_end(part, head)
+            if head is None or run is None:
+                return 0
+            sec, ms, serial, call, success, comm, exe = head.group(
+                "sec", "ms", "serial", "call", "success", "comm", "exe"
+            )
+            event_id = EventId(int(sec), int(ms), int(serial))
+            key = (call, success, comm, exe)
+            if self.fast_verdict(key, part, 1, run, event_id.time_ms) is None:
+                return 0
+            events.append((part, head, run, event_id))
+        (_, _, _, first), (_, _, _, second) = events
+        produced = assembler.maybe_push_pair(None, first, first.time_ms, second, second.time_ms)
+        if produced is None:
+            return 0
+        if produced:
+            self._host.handle(produced, out)
+        for part, head, run, _ in events:
+            self.fast_event(part, head, run, 0, out, taken=True)
+        return pair[2]
+
+    def verdict(self, key: tuple[bytes, bytes, bytes, bytes]) -> _Verdict:
+        """What the interests say about a fast-path event with these raw values
+        (computed and remembered)."""
+        call, success_raw, comm_raw, exe_raw = key
+        syscall = syscall_of(call)
+        success = success_raw == b"yes"
+        comm = decode_untrusted(comm_raw)
+        exe = decode_untrusted(exe_raw)
+        host = self.host_name
+
+        def accepting(
+            interests: list[EventInterest],
+        ) -> tuple[EventInterest, ...] | Literal[True]:
+            # A fast-path run holds no record types beyond FAST_TYPES.
+            found = tuple(
+                i
+                for i in interests
+                if (i.record_types is None or i.record_types & FAST_TYPES)
+                and i.accepts_static(syscall, success, comm, exe, host)
+            )
+            return True if any(i.is_static for i in found) else found
+
+        evaluated = syscall in EVALUATED
+        verdict = (
+            syscall,
+            success,
+            comm,
+            exe,
+            evaluated,
+            accepting(self.rule_interests) if evaluated else (),
+            accepting(self.interests),
+        )
+        if len(self.verdicts) >= _MAX_VERDICTS:
+            self.verdicts.clear()
+        self.verdicts[key] = verdict
+        return verdict
+
+    # -- events of the reference path --------------------------------------------
+
+    def skim(self, event: AuditEvent, syscall_record: AuditRecord) -> bool:
+        """Teach the table from a reference-path event nobody needs in full.
+
+        ``syscall_record`` is its ``SYSCALL`` record. Returns ``False`` when the event
+        must be built in full: its record is not in the canonical layout
+        (:data:`~kexecwatch.core.fastpath.SYSCALL_BODY`), or a rule interest accepts
+        it. Other interests have had the event in the event hook already.
+        """
+        m = SYSCALL_BODY.fullmatch(syscall_record.body)
+        if m is None:
+            return False
+        syscall = syscall_of(m["call"])
+        success = m["success"] == b"yes"
+        comm = decode_untrusted(m["comm"])
+        exe = decode_untrusted(m["exe"])
+        time_ms = event.id.time_ms
+        relevant = syscall in EVALUATED and in_window(time_ms, self.since_ms, self.until_ms)
+        if relevant:
+            host = event.node or self.host_name
+            kinds = frozenset(r.type for r in event.records)
+            for interest in self.rule_interests:
+                if interest.accepts(
+                    syscall,
+                    success,
+                    comm,
+                    exe,
+                    host=host,
+                    record_types=kinds,
+                    inodes=lambda: _record_inodes(event.records),
+                ):
+                    return False
+        ppid = int(m["ppid"])
+        table = self.table
+        if table.lookup is not None:
+            table.parent_at(ppid, time_ms)  # may seed the table from /proc
+        table.learn(
+            syscall=syscall,
+            success=success,
+            pid=int(m["pid"]),
+            ppid=ppid,
+            comm=comm,
+            exe=exe,
+            exit_code=int(m["exit"]),
+            args=raw_args(event.records),
+            event_id=event.id,
+            extra=m["extra"],
+        )
+        if relevant:
+            self._stats.process_events += 1
+        return True
+
+
+def _any_accepts(
+    interests: tuple[EventInterest, ...], buf: bytes, start: int, run: tuple[int, int], end: int
+) -> bool:
+    """Whether one of ``interests`` (which accept the SYSCALL record, none of them
+    static) takes the run.
+
+    The run is ``buf[start:end]``; its PATH records, like every middle record, lie
+    after its EXECVE lines (``run[0]``), so only that part is searched for inodes.
+    """
+    for interest in interests:
+        if interest.record_types is not None and not (
+            interest.record_types & record_types(buf[start:end])
+        ):
+            continue
+        known = interest.path_items
+        if known is None:
+            return True
+        if known and inode_search(tuple(known)).search(buf, run[0], end):
+            return True
+    return False
+
+
+def _record_inodes(records: tuple[AuditRecord, ...]) -> Collection[int]:
+    return frozenset().union(*(path_inodes(r.body) for r in records if r.type == "PATH"))
+
+
+def raw_args(records: tuple[AuditRecord, ...]) -> bytes | None:
+    """The raw argv of an event's records: its EXECVE bodies joined by newlines
+    (what :func:`~kexecwatch.core.fastpath.argv_of_execve_bodies` decodes), or ``None``."""
+    bodies = [r.body for r in records if r.type == "EXECVE"]
+    return b"\n".join(bodies) if bodies else None

@@ -1,0 +1,201 @@
+"""Differential tests: the native scanner gives what the Python scanner gives.
+
+On the recorded fixtures, the malformed-input files, every shape of bench/generate.py,
+and damaged logs (random byte flips, truncations, huge lines), fed in any chunking, both
+scanners must return the same alerts, process events (``--events``), lost-event reports
+and parse issues, in the same order, with the same counters and the same checkpoint state
+(``Detector.to_state``). A bounded hypothesis campaign on the boundary (budget:
+``KEXECWATCH_FUZZ_SECONDS``, default 60) looks for a crash, a hang or a difference.
+
+They skip, with the reason, only when the library cannot be loaded and
+``KEXECWATCH_SCANNER`` is not ``native`` (tests/nativelib.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bench.generate import SHAPES, Generator
+from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions
+from kexecwatch.core.nativeapi import NativeLib
+from kexecwatch.rules import load_builtin_rules
+from tests.builders import exec_lines, feed_in_pieces, join
+from tests.core.test_detector import fingerprint
+from tests.nativelib import native_lib
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures" / "audit"
+UPSTREAM = load_builtin_rules("upstream")
+ALL_RULES = load_builtin_rules("all")
+FUZZ_SECONDS = float(os.environ.get("KEXECWATCH_FUZZ_SECONDS", "60"))
+
+
+def outcome(
+    data: bytes,
+    native: NativeLib | None,
+    rules: Sequence[DetectionRule],
+    cuts: Sequence[int] = (),
+    **options: Any,
+) -> tuple[list[str], dict[str, int], dict[str, Any]]:
+    det = Detector(
+        copy.deepcopy(list(rules)),
+        host_name="h",
+        options=DetectorOptions(**options),
+        native=native,
+    )
+    out = feed_in_pieces(det, data, cuts)
+    return fingerprint(out), det.stats.as_dict(), det.to_state()
+
+
+def assert_same(
+    data: bytes,
+    rules: Sequence[DetectionRule] = ALL_RULES,
+    cuts: Sequence[int] = (),
+    **options: Any,
+) -> list[str]:
+    lib = native_lib()
+    python = outcome(data, None, rules, cuts, **options)
+    native = outcome(data, lib, rules, cuts, **options)
+    assert native[0] == python[0], "outputs differ"
+    assert native[1] == python[1], "counters differ"
+    assert native[2] == python[2], "checkpoint state differs"
+    return python[0]
+
+
+def generated(shape: str, n: int = 3000, seed: int = 5) -> bytes:
+    gen = Generator(seed=seed, **SHAPES[shape])  # type: ignore[arg-type]
+    return b"".join((line + "\n").encode() for _, line in zip(range(n), gen.lines(), strict=False))
+
+
+def fixture_files() -> list[Path]:
+    return sorted(FIXTURES.rglob("*.log"))
+
+
+@pytest.mark.parametrize("path", fixture_files(), ids=lambda p: str(p.relative_to(FIXTURES)))
+def test_recorded_and_malformed_fixtures(path: Path) -> None:
+    data = path.read_bytes()
+    assert_same(data, UPSTREAM)
+    assert_same(data, ALL_RULES, cuts=(len(data) // 2,))
+    assert_same(data, ALL_RULES, emit_events=True)
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_every_generated_shape(shape: str) -> None:
+    data = generated(shape)
+    assert_same(data, ALL_RULES, cuts=(len(data) // 3, 2 * len(data) // 3))
+    assert_same(data, UPSTREAM, emit_events=True)
+    assert_same(data, ALL_RULES, since_ms=1717000141500, until_ms=1717000143000)
+    assert_same(data, ALL_RULES, window_ms=0, max_inflight=1)
+
+
+def test_lost_events_and_parse_issues_are_the_same() -> None:
+    gen = Generator(seed=9, interleave=0.3, lose_every=30, gap_max=5, kexec_every=40)
+    data = b"".join(
+        (line + "\n").encode() for _, line in zip(range(4000), gen.lines(), strict=False)
+    )
+    damaged = data.replace(b"type=CWD", b"type=CWD\x00", 3).replace(b"audit(", b"audit(x", 2)
+    keys = assert_same(damaged)
+    assert any(k.startswith("alert ") for k in keys)
+    assert any(k.startswith("EventsLost(") for k in keys)
+    assert any(k.startswith("ParseIssue(") for k in keys)
+
+
+BASE = generated("mixed", n=1200, seed=11)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, len(BASE)), max_size=12))
+def test_every_chunking(cuts: list[int]) -> None:
+    assert_same(BASE, ALL_RULES, cuts=cuts)
+
+
+def mutate(data: bytes, edits: list[tuple[str, int, int]]) -> bytes:
+    """Byte flips, truncations, huge lines and duplicated spans, at given places."""
+    out = bytearray(data)
+    for kind, where, value in edits:
+        at = where % max(len(out), 1)
+        if kind == "flip" and out:
+            out[at] ^= 1 << (value % 8)
+        elif kind == "byte" and out:
+            out[at] = value % 256
+        elif kind == "cut":
+            del out[at : at + value % 400]
+        elif kind == "huge":
+            out[at:at] = b"type=EXECVE msg=audit(1717000141.000:1): a0=" + b"A" * (value * 997)
+        elif kind == "dup":
+            out[at:at] = out[at : at + value % 2000]
+        elif kind == "truncate":
+            del out[at:]
+    return bytes(out)
+
+
+EDITS = st.lists(
+    st.tuples(
+        st.sampled_from(["flip", "byte", "cut", "huge", "dup", "truncate"]),
+        st.integers(0, 1 << 30),
+        st.integers(0, 255),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(EDITS, st.lists(st.integers(0, 1 << 30), max_size=4))
+def test_damaged_logs(edits: list[tuple[str, int, int]], cuts: list[int]) -> None:
+    data = mutate(BASE, edits)
+    assert_same(data, ALL_RULES, cuts=[c % (len(data) + 1) for c in cuts], max_line=4096)
+
+
+def test_fuzz_the_boundary_within_the_budget() -> None:
+    """A bounded campaign: mutated logs of every shape, both scanners, until the budget is
+    spent (``KEXECWATCH_FUZZ_SECONDS``); any difference, exception or hang fails."""
+    native_lib()
+    deadline = time.monotonic() + FUZZ_SECONDS
+    bases = [generated(shape, n=600, seed=13) for shape in sorted(SHAPES)]
+    runs = 0
+
+    @settings(
+        max_examples=10,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(st.sampled_from(range(len(bases))), EDITS, st.lists(st.integers(0, 1 << 30), max_size=3))
+    def campaign(which: int, edits: list[tuple[str, int, int]], cuts: list[int]) -> None:
+        nonlocal runs
+        data = mutate(bases[which], edits)
+        assert_same(data, ALL_RULES, cuts=[c % (len(data) + 1) for c in cuts], max_line=8192)
+        runs += 1
+
+    started = time.monotonic()
+    while time.monotonic() < deadline:
+        campaign()  # ten new inputs a round (no example database: new ones each time)
+    assert runs > 0
+    print(f"boundary fuzz: {runs} inputs in {time.monotonic() - started:.0f} s")
+
+
+def test_an_execve_record_with_an_empty_body() -> None:
+    """Its argv is empty (not unknown) in both tables, as in the full parse."""
+    lines = []
+    for s in range(1, 6):
+        for written in exec_lines(s, t=f"1700000000.{s:03d}", pid=100 + s, ppid=99 + s):
+            line = written.replace(b" exit=0 items=", b" exit=0 a0=1 a1=2 a2=3 a3=4 items=")
+            if line.startswith(b"type=EXECVE"):
+                line = b"type=EXECVE msg=audit(1700000000.%03d:%d):" % (s, s)
+            lines.append(line)
+    data = join(lines)
+    assert_same(data, [])
+    assert_same(data, [], emit_events=True)
+    python = outcome(data, None, [])
+    assert [row[4] for row in python[2]["processes"]] == [[]] * 5
+    reference = outcome(data, None, [], fast_path=False)
+    assert reference[2]["processes"] == python[2]["processes"]

@@ -1,0 +1,144 @@
+"""The native driver in the scanner stage: it agrees with the Python scanner, takes the
+bulk itself, and falls back to Python after a native failure with one diagnostic."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from bench.generate import Generator
+from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, EventError
+from kexecwatch.core.nativeapi import NativeLib, NativeSession, QuietState, ScanResult
+from kexecwatch.core.nativescan import NativeScanner
+from kexecwatch.core.proctable import LiveProcess
+from kexecwatch.rules import load_builtin_rules
+from tests.builders import feed_in_pieces
+from tests.core.test_detector import fingerprint
+from tests.nativelib import native_lib
+
+ALL_RULES = load_builtin_rules("all")
+
+
+def generated(n: int = 4000, seed: int = 3, **shape: Any) -> bytes:
+    gen = Generator(seed=seed, **shape)
+    return b"".join((line + "\n").encode() for _, line in zip(range(n), gen.lines(), strict=False))
+
+
+def outcome(
+    data: bytes,
+    native: NativeLib | None,
+    rules: Sequence[DetectionRule] = ALL_RULES,
+    cuts: Sequence[int] = (),
+    lookup: Any = None,
+    **options: Any,
+) -> tuple[list[str], dict[str, int], dict[str, Any], str]:
+    det = Detector(
+        copy.deepcopy(list(rules)),
+        host_name="h",
+        options=DetectorOptions(**options),
+        lookup=lookup,
+        native=native,
+    )
+    out = feed_in_pieces(det, data, cuts)
+    return fingerprint(out), det.stats.as_dict(), det.to_state(), det.scanner_name
+
+
+def test_native_and_python_scanners_agree_on_a_generated_log() -> None:
+    lib = native_lib()
+    data = generated(interleave=0.2, lose_every=50, kexec_every=20)
+    for options in ({}, {"emit_events": True}, {"since_ms": 1717000141000}, {"window_ms": 0}):
+        python = outcome(data, None, **options)
+        native = outcome(data, lib, cuts=(len(data) // 3, len(data) // 2), **options)
+        assert python[3] == "python" and native[3].startswith("native ")
+        assert native[:3] == python[:3], options
+
+
+def test_the_native_scan_takes_the_bulk() -> None:
+    lib = native_lib()
+    data = generated(interleave=0.0, lose_every=0, kexec_every=0)
+    det = Detector(copy.deepcopy(ALL_RULES), host_name="h", native=lib)
+    scanner = det._scanner
+    assert isinstance(scanner, NativeScanner)
+    handled: list[int] = []
+    fast_event = scanner.fast_event
+
+    def spy(*args: Any, **kwargs: Any) -> bool:
+        handled.append(1)
+        return fast_event(*args, **kwargs)
+
+    scanner.fast_event = spy  # type: ignore[method-assign]
+    feed_in_pieces(det, data)
+    assert det.stats.events > 500
+    # The Python scanner takes a handful (the first event, kexec runs the rules need).
+    assert len(handled) < det.stats.events / 20, (len(handled), det.stats.events)
+
+
+def test_live_parents_are_read_from_proc_as_the_python_scanner_reads_them() -> None:
+    lib = native_lib()
+    data = generated(n=2000, interleave=0.1)
+    asked: dict[str, list[int]] = {"python": [], "native": []}
+
+    def lookup_for(name: str) -> Any:
+        def lookup(pid: int) -> LiveProcess | None:
+            asked[name].append(pid)
+            if pid % 3:
+                return None
+            return LiveProcess(pid, 1, b"init", b"/sbin/init", (b"init",), 0)
+
+        return lookup
+
+    python = outcome(data, None, lookup=lookup_for("python"))
+    native = outcome(data, lib, lookup=lookup_for("native"))
+    assert native[:3] == python[:3]
+    assert asked["native"] == asked["python"] and asked["python"]
+
+
+class _FailingLib:
+    """The real library, whose sessions fail their second scan (a native error)."""
+
+    def __init__(self, lib: NativeLib) -> None:
+        self.lib = lib
+        self.version = lib.version
+
+    def new_session(self, **kwargs: Any) -> NativeSession:
+        return _FailingSession(self.lib.new_session(**kwargs))  # type: ignore[return-value]
+
+
+class _FailingSession:
+    def __init__(self, session: NativeSession) -> None:
+        self._session = session
+        self.scans = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def scan(self, buf: bytes, start: int, state: QuietState) -> ScanResult:
+        self.scans += 1
+        if self.scans == 2:
+            raise RuntimeError("kw_scan: native panic")
+        return self._session.scan(buf, start, state)
+
+    def set_inodes(self, inodes: Iterable[int]) -> None:
+        self._session.set_inodes(inodes)
+
+
+def test_a_native_failure_costs_one_diagnostic_and_python_goes_on() -> None:
+    lib = native_lib()
+    data = generated(interleave=0.2, lose_every=50, kexec_every=20)
+    python = outcome(data, None)
+    failing = outcome(data, _FailingLib(lib))  # type: ignore[arg-type]
+    errors = [k for k in failing[0] if k.startswith("EventError(")]
+    assert len(errors) == 1 and "native scanner failed" in errors[0], errors
+    assert [k for k in failing[0] if not k.startswith("EventError(")] == python[0]
+    assert failing[1] == {**python[1], "event_errors": python[1]["event_errors"] + 1}
+    assert failing[2]["processes"] == python[2]["processes"]
+    assert failing[2]["assembler"] == python[2]["assembler"]
+
+
+def test_event_error_is_the_diagnostic_type() -> None:
+    """The one diagnostic is an EventError (shown as ``error``), never a crash."""
+    lib = native_lib()
+    det = Detector([], host_name="h", native=_FailingLib(lib))  # type: ignore[arg-type]
+    out = det.feed(generated(n=600))
+    assert [type(x) for x in out if isinstance(x, EventError)] == [EventError]
