@@ -124,6 +124,11 @@ def single_types() -> tuple[str, ...]:
 
 _DEFAULT: list[NativeLib | None] = [None]
 
+#: After a hand-back, when a call took fewer events than 1/_YIELD of the serials ahead,
+#: the Python scanner reads the next _STRETCH bytes (to a line end) before native again.
+_YIELD = 8
+_STRETCH = 64 << 10
+
 
 def set_default_native(lib: NativeLib | None) -> None:
     """Make ``lib`` the native library every :class:`~kexecwatch.core.detector.Detector`
@@ -263,11 +268,22 @@ class NativeScanner(PythonScanner):
             elif stop == STOP_LIVE:
                 self.table.remember_live(result.ppid, result.time_ms)
             elif stop == STOP_HANDBACK:
+                if result.events * _YIELD < len(state.ahead) and pos < limit:
+                    # A call costs in proportion to the serials ahead of a gap, which
+                    # cross the boundary both ways; while it takes little, the Python
+                    # scanner reads a stretch instead (the outputs are the same).
+                    stretch = buf.find(b"\n", min(pos + _STRETCH, limit - 1)) + 1
+                    PythonScanner.scan(
+                        self, Region(buf[pos:stretch], line_no, source, base + pos), out
+                    )
+                    line_no += buf.count(b"\n", pos, stretch)
+                    pos = stretch
+                    continue
+                # Python takes the unit, then reads on up to the next SYSCALL line (the
+                # EOE after a run it took, node= logs, odd layouts): native would hand
+                # those back one by one, each call costing a round trip.
                 pos, line_no = self._step(buf, pos, line_no, source, base, out)
-                if not result.lines:
-                    # Nothing native could take here: Python reads on up to the next
-                    # SYSCALL line (node= logs, odd layouts) before asking again.
-                    pos, line_no = self._lines_to_syscall(buf, pos, line_no, source, base, out)
+                pos, line_no = self._lines_to_syscall(buf, pos, line_no, source, base, out)
 
     def _step(  # noqa: PLR0917 - the scan's position, passed along
         self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]
