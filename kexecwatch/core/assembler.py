@@ -45,7 +45,12 @@ from itertools import islice, repeat
 from operator import itemgetter
 from typing import Any
 
-from kexecwatch.core.msgtypes import ends_event, is_daemon_record, is_single_record
+from kexecwatch.core.msgtypes import (
+    LEADS_SYSCALL_EVENT,
+    ends_event,
+    is_daemon_record,
+    is_single_record,
+)
 from kexecwatch.core.nativeapi import QuietState, ScanResult
 from kexecwatch.core.record import MAX_TIME_MS, AuditRecord, EventId, ParseIssue, TimeJump
 
@@ -75,6 +80,7 @@ _DONE_LIMIT = 65_536
 #: first is forgotten (its open gaps reported) to make room for a new one.
 MAX_NODES = 65_536
 _RESTORED_LIMIT = 4_096
+_LEADS_LIMIT = 4_096
 #: Jumps shorter than this are not worth a diagnostic, whatever the window.
 _REPORT_MIN_MS = 1_000
 
@@ -277,6 +283,9 @@ class Assembler:
         self._done_order: deque[tuple[int, EventKey]] = deque()
         # Events completed before a restored checkpoint: re-read on purpose.
         self._restored: set[EventKey] = set()
+        # Events completed as one leading record (LOGIN) whose syscall's own records
+        # may still follow under the same id; oldest first, bounded.
+        self._leads: dict[EventKey, None] = {}
         self._clocks: dict[str | None, _Clock] = {}
         self._nodes: deque[str | None] = deque()  # in the order first seen, for MAX_NODES
         self._gaps: dict[str | None, _GapTracker] = {}
@@ -313,7 +322,10 @@ class Assembler:
         if clock is None:
             clock = self._admit_node(node, record.line_no, out)
         if records is None:
-            if key in self._done:
+            if key in self._leads and not is_single_record(record.type):
+                # The audited syscall behind a LOGIN record: its own records, one event.
+                del self._leads[key]
+            elif key in self._done:
                 # After a restore, the records of events completed before the
                 # checkpoint are read again on purpose: skip them quietly.
                 if record.type != "EOE" and key not in self._restored:
@@ -336,6 +348,11 @@ class Assembler:
                 self._done_ceiling = max(self._done_ceiling, event_id.serial)
             if is_single_record(record.type):
                 self._remember(key, clock.elapsed)
+                if record.type in LEADS_SYSCALL_EVENT:
+                    leads = self._leads
+                    leads[key] = None
+                    if len(leads) > _LEADS_LIMIT:
+                        del leads[next(iter(leads))]
                 out.append(AuditEvent(node, event_id, (record,), "single"))
                 self._expire_into(clock, out, record.line_no)
                 return out

@@ -40,7 +40,7 @@ from kexecwatch.core.assembler import EventsLost
 from kexecwatch.core.fastpath import SYSCALL_HEAD, run_end
 from kexecwatch.core.interest import EventInterest
 from kexecwatch.core.linebuffer import Region
-from kexecwatch.core.msgtypes import is_daemon_record, is_single_record
+from kexecwatch.core.msgtypes import LEADS_SYSCALL_EVENT, is_daemon_record, is_single_record
 from kexecwatch.core.nativeapi import (
     STOP_END,
     STOP_HANDBACK,
@@ -118,7 +118,10 @@ def single_types() -> tuple[str, ...]:
     return tuple(
         t
         for t in _COMMON_SINGLE
-        if is_single_record(t) and not is_daemon_record(t) and t not in TELEMETRY_TYPES
+        if is_single_record(t)
+        and not is_daemon_record(t)
+        and t not in TELEMETRY_TYPES
+        and t not in LEADS_SYSCALL_EVENT  # its syscall's records may follow
     )
 
 
