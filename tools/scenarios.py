@@ -58,13 +58,15 @@ class ExpectedRuleAlert:
 
     For a sequence rule ``args`` is the argv of the event that completed it and
     ``sequence`` the argv of every event of the sequence, in order. ``formats`` names
-    the recordings (raw, enriched) that give the alert.
+    the recordings (raw, enriched) that give the alert, ``events_as`` the profiles
+    (``--events-as``) under which they give it.
     """
 
     rule: str
     args: tuple[str, ...]
     sequence: tuple[tuple[str, ...], ...] = ()
     formats: tuple[str, ...] = ("raw", "enriched")
+    events_as: tuple[str, ...] = ("auditbeat",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,7 @@ def _rule_alert(raw: dict[str, Any]) -> ExpectedRuleAlert:
         expand_args(raw["args"]),
         tuple(expand_args(step) for step in raw.get("sequence", [])),
         tuple(raw.get("formats", ("raw", "enriched"))),
+        tuple(raw.get("events_as", ("auditbeat",))),
     )
 
 
