@@ -7,11 +7,15 @@ import copy
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import pytest
+
 from bench.generate import Generator
 from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, EventError
+from kexecwatch.core.linebuffer import Region
 from kexecwatch.core.nativeapi import NativeLib, NativeSession, QuietState, ScanResult
 from kexecwatch.core.nativescan import NativeScanner
 from kexecwatch.core.proctable import LiveProcess
+from kexecwatch.core.scanner import PythonScanner
 from kexecwatch.rules import load_builtin_rules
 from tests.builders import feed_in_pieces
 from tests.core.test_detector import fingerprint
@@ -142,3 +146,27 @@ def test_event_error_is_the_diagnostic_type() -> None:
     det = Detector([], host_name="h", native=_FailingLib(lib))  # type: ignore[arg-type]
     out = det.feed(generated(n=600))
     assert [type(x) for x in out if isinstance(x, EventError)] == [EventError]
+
+
+def test_while_many_serials_wait_ahead_of_a_gap_python_reads_stretches_the_same() -> None:
+    """Each call carries the serials ahead of a gap both ways; while calls take little,
+    the Python scanner reads stretches of the block instead: same outputs and state."""
+    lib = native_lib()
+    data = generated(n=6000, seed=4, lose_every=100, gap_max=3, kexec_every=12, interleave=0.05)
+    det = Detector(copy.deepcopy(ALL_RULES), host_name="h", native=lib)
+    scanner = det._scanner
+    assert isinstance(scanner, NativeScanner)
+    stretches: list[int] = []
+    python_scan = PythonScanner.scan
+
+    def counted(self: PythonScanner, region: Region, out: list[Any]) -> None:
+        stretches.append(len(region.data))
+        python_scan(self, region, out)
+
+    with pytest.MonkeyPatch.context() as patch:
+        # NativeScanner.scan calls PythonScanner.scan for each stretch it hands over.
+        patch.setattr(PythonScanner, "scan", counted)
+        out = feed_in_pieces(det, data)
+    assert stretches, "the stretches should be read by the Python scanner"
+    python = outcome(data, None)
+    assert (fingerprint(out), det.stats.as_dict(), det.to_state()) == python[:3]

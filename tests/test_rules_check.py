@@ -144,7 +144,7 @@ def test_rules_check_on_the_snapshot_counts() -> None:
     assert linux["eql_shapes"] == {"single": 265, "sequence": 75, "sample": 3}
     assert linux["loaded"] == 343
     assert linux["can_fire"] == 101
-    assert linux["cannot_fire_alone"]["event.action value"] == 97
+    assert linux["cannot_fire_alone"]["event.action value"] == 105
     assert doc["skipped"] == {"kql": 78, "esql": 58, "not-linux": 6}
 
 
@@ -155,7 +155,7 @@ def test_rules_check_with_defends_vocabulary_counts() -> None:
     assert done.returncode == 0
     linux = json.loads(done.stdout)["counts"]["linux"]
     assert linux["loaded"] == 343
-    assert linux["can_fire"] == 191
+    assert linux["can_fire"] == 199
     assert linux["cannot_fire_alone"]["event.action value"] == 7
 
 

@@ -162,6 +162,7 @@ def prepare_lab(manifest: Manifest, scenarios: Sequence[Scenario], uid: int = 0)
             if rel.startswith("/"):
                 continue
             path = lab / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text.lstrip("\n"))
             path.chmod(0o755 if text.lstrip("\n").startswith("#!") else 0o644)
             if any(Path(rel).is_relative_to(w) for w in sc.writable):

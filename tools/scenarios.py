@@ -54,10 +54,19 @@ class ExpectedDetection:
 
 @dataclass(frozen=True, slots=True)
 class ExpectedRuleAlert:
-    """One alert of a rule from a detection-rules checkout: its rule_id and the argv."""
+    """One alert of a rule from a detection-rules checkout: its rule_id and the argv.
+
+    For a sequence rule ``args`` is the argv of the event that completed it and
+    ``sequence`` the argv of every event of the sequence, in order. ``formats`` names
+    the recordings (raw, enriched) that give the alert, ``events_as`` the profiles
+    (``--events-as``) under which they give it.
+    """
 
     rule: str
     args: tuple[str, ...]
+    sequence: tuple[tuple[str, ...], ...] = ()
+    formats: tuple[str, ...] = ("raw", "enriched")
+    events_as: tuple[str, ...] = ("auditbeat",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +143,16 @@ def _files(table: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(table.items()))
 
 
+def _rule_alert(raw: dict[str, Any]) -> ExpectedRuleAlert:
+    return ExpectedRuleAlert(
+        raw["rule"],
+        expand_args(raw["args"]),
+        tuple(expand_args(step) for step in raw.get("sequence", [])),
+        tuple(raw.get("formats", ("raw", "enriched"))),
+        tuple(raw.get("events_as", ("auditbeat",))),
+    )
+
+
 def _scenario(raw: dict[str, Any]) -> Scenario:
     return Scenario(
         name=raw["name"],
@@ -158,9 +177,7 @@ def _scenario(raw: dict[str, Any]) -> Scenario:
         noise=bool(raw.get("noise", True)),
         true_copies=tuple(raw.get("true_copies", [])),
         writable=tuple(raw.get("writable", [])),
-        elastic=tuple(
-            ExpectedRuleAlert(a["rule"], expand_args(a["args"])) for a in raw.get("elastic", [])
-        ),
+        elastic=tuple(_rule_alert(a) for a in raw.get("elastic", [])),
     )
 
 

@@ -42,9 +42,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice, repeat
+from operator import itemgetter
 from typing import Any
 
-from kexecwatch.core.msgtypes import ends_event, is_daemon_record, is_single_record
+from kexecwatch.core.msgtypes import (
+    LEADS_SYSCALL_EVENT,
+    ends_event,
+    is_daemon_record,
+    is_single_record,
+)
 from kexecwatch.core.nativeapi import QuietState, ScanResult
 from kexecwatch.core.record import MAX_TIME_MS, AuditRecord, EventId, ParseIssue, TimeJump
 
@@ -74,6 +80,7 @@ _DONE_LIMIT = 65_536
 #: first is forgotten (its open gaps reported) to make room for a new one.
 MAX_NODES = 65_536
 _RESTORED_LIMIT = 4_096
+_LEADS_LIMIT = 4_096
 #: Jumps shorter than this are not worth a diagnostic, whatever the window.
 _REPORT_MIN_MS = 1_000
 
@@ -171,6 +178,8 @@ class _GapTracker:
     # Set when the sequence (re)starts: done events of the node may then have serials
     # at or above ``expected`` without being ahead (see Assembler.quiet_state).
     ceiling: int = -1
+    # Counts the changes of ``ahead``, so that quiet_state() can reuse its rows.
+    changes: int = 0
 
     def observe(
         self, node: str | None, event_id: EventId, clock: _Clock, window_ms: int
@@ -191,7 +200,8 @@ class _GapTracker:
                 lost = self.drain_all(node)
                 self._restart(serial, time_ms)
                 return lost
-            self.ahead.pop(serial, None)
+            if self.ahead.pop(serial, None) is not None:
+                self.changes += 1
             return []
         if clock.present is not None:
             self.last_time_ms = max(self.last_time_ms, clock.present)
@@ -200,6 +210,7 @@ class _GapTracker:
             self._advance()
         else:
             self.ahead[serial] = (event_id, clock.elapsed)
+            self.changes += 1
         return self.declare(node, clock.gap_elapsed(), window_ms)
 
     def declare(self, node: str | None, elapsed: int, window_ms: int) -> list[EventsLost]:
@@ -227,16 +238,19 @@ class _GapTracker:
         assert self.expected is not None
         while self.expected in self.ahead:
             del self.ahead[self.expected]
+            self.changes += 1
             self.expected += 1
 
     def _restart(self, serial: int, time_ms: int) -> None:
         self.expected = serial + 1
         self.last_time_ms = time_ms if time_ms < MAX_TIME_MS else 0
         self.ahead.clear()
+        self.changes += 1
 
 
 _new_id = tuple.__new__
 _make_id = partial(tuple.__new__, EventId)
+_first = itemgetter(0)
 _ONLY_NODE_NONE: deque[str | None] = deque([None])
 
 
@@ -269,6 +283,9 @@ class Assembler:
         self._done_order: deque[tuple[int, EventKey]] = deque()
         # Events completed before a restored checkpoint: re-read on purpose.
         self._restored: set[EventKey] = set()
+        # Events completed as one leading record (LOGIN) whose syscall's own records
+        # may still follow under the same id; oldest first, bounded.
+        self._leads: dict[EventKey, None] = {}
         self._clocks: dict[str | None, _Clock] = {}
         self._nodes: deque[str | None] = deque()  # in the order first seen, for MAX_NODES
         self._gaps: dict[str | None, _GapTracker] = {}
@@ -278,6 +295,12 @@ class Assembler:
         # elapsed time of the last exact search.
         self._done_ceiling = -1
         self._ceiling_at: int | None = None
+        # quiet_state()'s rows of node None's ahead serials: (tracker, its changes, rows).
+        self._ahead_rows: tuple[_GapTracker | None, int, list[tuple[int, int, int, int]]] = (
+            None,
+            0,
+            [],
+        )
 
     @property
     def inflight(self) -> int:
@@ -299,7 +322,10 @@ class Assembler:
         if clock is None:
             clock = self._admit_node(node, record.line_no, out)
         if records is None:
-            if key in self._done:
+            if key in self._leads and not is_single_record(record.type):
+                # The audited syscall behind a LOGIN record: its own records, one event.
+                del self._leads[key]
+            elif key in self._done:
                 # After a restore, the records of events completed before the
                 # checkpoint are read again on purpose: skip them quietly.
                 if record.type != "EOE" and key not in self._restored:
@@ -322,6 +348,11 @@ class Assembler:
                 self._done_ceiling = max(self._done_ceiling, event_id.serial)
             if is_single_record(record.type):
                 self._remember(key, clock.elapsed)
+                if record.type in LEADS_SYSCALL_EVENT:
+                    leads = self._leads
+                    leads[key] = None
+                    if len(leads) > _LEADS_LIMIT:
+                        del leads[next(iter(leads))]
                 out.append(AuditEvent(node, event_id, (record,), "single"))
                 self._expire_into(clock, out, record.line_no)
                 return out
@@ -570,13 +601,13 @@ class Assembler:
             self._done_ceiling = ceiling
             tracker.ceiling = -1
             self._ceiling_at = clock.elapsed
+        rows = self._ahead_rows
+        if rows[0] is not tracker or rows[1] != tracker.changes:
+            # Up to _MAX_AHEAD serials: made again only when they changed.
+            made = [(serial, i.sec, i.msec, seen) for serial, (i, seen) in tracker.ahead.items()]
+            rows = self._ahead_rows = (tracker, tracker.changes, made)
         return QuietState(
-            clock.present,
-            clock.elapsed,
-            tracker.expected,
-            tracker.last_time_ms,
-            [(serial, i.sec, i.msec, seen) for serial, (i, seen) in tracker.ahead.items()],
-            ceiling,
+            clock.present, clock.elapsed, tracker.expected, tracker.last_time_ms, rows[2], ceiling
         )
 
     def absorb(self, result: ScanResult) -> None:
@@ -596,11 +627,10 @@ class Assembler:
         tracker = self._gaps[None]
         tracker.expected = state.expected
         tracker.last_time_ms = state.last_time_ms
-        if state.ahead or tracker.ahead:
-            tracker.ahead = {
-                serial: (_new_id(EventId, (sec, ms, serial)), seen)
-                for serial, sec, ms, seen in state.ahead
-            }
+        rows = self._ahead_rows
+        if not (rows[0] is tracker and rows[1] == tracker.changes and state.ahead == rows[2]):
+            self._absorb_ahead(tracker, state.ahead)
+            self._ahead_rows = (tracker, tracker.changes, state.ahead)
         done = result.done
         taken = len(done) // 4
         if not taken:
@@ -651,6 +681,25 @@ class Assembler:
         keys = list(zip(repeat(None), map(_make_id, zip(*fields, strict=True))))
         known.update(keys)
         order.extend(zip(done[start + 3 :: 4], keys, strict=True))
+
+    @staticmethod
+    def _absorb_ahead(tracker: _GapTracker, rows: list[tuple[int, int, int, int]]) -> None:
+        """Make ``tracker.ahead`` hold ``rows`` (in their order), changing only what changed.
+
+        A scan removes serials (the gap filled or declared) and appends new ones, as the
+        dict does: the serials kept are then, in order, the first ones of ``rows``.
+        """
+        ahead = tracker.ahead
+        wanted = dict.fromkeys(map(_first, rows))
+        for serial in ahead.keys() - wanted.keys():
+            del ahead[serial]
+        kept = len(ahead)
+        if list(ahead) != list(islice(wanted, kept)):  # pragma: no cover - another order
+            ahead.clear()
+            kept = 0
+        for serial, sec, ms, seen in rows[kept:]:
+            ahead[serial] = (_new_id(EventId, (sec, ms, serial)), seen)
+        tracker.changes += 1
 
     def _admit_node(self, node: str | None, line_no: int, out: list[AssemblerOutput]) -> _Clock:
         """Start a clock for ``node``; beyond :data:`MAX_NODES`, forget the first seen.
@@ -815,6 +864,7 @@ class Assembler:
             for text in ahead:
                 eid = EventId.from_str(text)
                 tracker.ahead[eid.serial] = (eid, 0)
+                tracker.changes += 1
         for node, text in state.get("done", [])[-_RESTORED_LIMIT:]:
             key = (node, EventId.from_str(text))
             if node not in self._clocks:

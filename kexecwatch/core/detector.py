@@ -54,6 +54,7 @@ from kexecwatch.core.fastpath import argv_of_execve_bodies
 from kexecwatch.core.fields import is_bound_problem
 from kexecwatch.core.interest import EVERYTHING, EventInterest
 from kexecwatch.core.interest import interests_of as _interests_of
+from kexecwatch.core.leaders import MAX_DEPTH, entry_leader
 from kexecwatch.core.linebuffer import DEFAULT_MAX_LINE, LineBuffer
 from kexecwatch.core.nativeapi import NativeLib
 from kexecwatch.core.nativescan import NativeScanner, default_native, single_types
@@ -520,6 +521,12 @@ class Detector:
         parent = self.table.parent_of(process)
         if parent is not None:
             process = process.with_parent(parent)
+            ancestors = self.table.ancestry(process.ppid, process.id.time_ms, MAX_DEPTH)
+            process = process.with_entry_leader(
+                entry_leader(process.ppid, process.extra, ancestors)
+            )
+        elif process.ppid in (0, 1):
+            process = process.with_entry_leader(entry_leader(process.ppid, process.extra, ()))
         if not process.is_process_start:
             # What the process ran before: its instance (entity id), and for a kexec
             # call, which carries no argv, the caller's own argv from its exec.

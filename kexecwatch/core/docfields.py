@@ -19,7 +19,7 @@ from dataclasses import replace
 from functools import cache
 from typing import Any
 
-from kexecwatch.core.process import Parent, PathItem, ProcessEvent
+from kexecwatch.core.process import EntryLeader, Parent, PathItem, ProcessEvent
 from kexecwatch.core.record import EventId
 from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
 
@@ -68,9 +68,15 @@ def _samples() -> tuple[ProcessEvent, ...]:
         parent=parent,
         host_id="id",
         interactive=True,
+        entry_leader=EntryLeader(parent, "sshd"),
     )
     kexec_call = replace(
-        exec_event, syscall="kexec_load", args=None, syscall_args=("0",) * 4, self_exec=parent
+        exec_event,
+        syscall="kexec_load",
+        args=None,
+        syscall_args=("0",) * 4,
+        self_exec=parent,
+        entry_leader=EntryLeader(None, "init"),  # its own leader: its names too
     )
     return exec_event, kexec_call
 

@@ -117,6 +117,13 @@ def ends_event(type_name: str) -> bool:
     return type_name in ("EOE", "PROCTITLE")
 
 
+#: Single records the kernel may write first in a syscall's own event: ``LOGIN`` (the
+#: write to ``/proc/self/loginuid``) is followed by that syscall's ``SYSCALL``,
+#: ``PROCTITLE`` and ``EOE`` under the same id when the task is audited, and stands
+#: alone when it is not. See :meth:`~kexecwatch.core.assembler.Assembler.push`.
+LEADS_SYSCALL_EVENT = frozenset({"LOGIN"})
+
+
 def is_daemon_record(type_name: str) -> bool:
     """Whether auditd itself wrote this record (``DAEMON_*``)."""
     return type_name in DAEMON_TYPES

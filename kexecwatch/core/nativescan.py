@@ -40,7 +40,7 @@ from kexecwatch.core.assembler import EventsLost
 from kexecwatch.core.fastpath import SYSCALL_HEAD, run_end
 from kexecwatch.core.interest import EventInterest
 from kexecwatch.core.linebuffer import Region
-from kexecwatch.core.msgtypes import is_daemon_record, is_single_record
+from kexecwatch.core.msgtypes import LEADS_SYSCALL_EVENT, is_daemon_record, is_single_record
 from kexecwatch.core.nativeapi import (
     STOP_END,
     STOP_HANDBACK,
@@ -118,11 +118,19 @@ def single_types() -> tuple[str, ...]:
     return tuple(
         t
         for t in _COMMON_SINGLE
-        if is_single_record(t) and not is_daemon_record(t) and t not in TELEMETRY_TYPES
+        if is_single_record(t)
+        and not is_daemon_record(t)
+        and t not in TELEMETRY_TYPES
+        and t not in LEADS_SYSCALL_EVENT  # its syscall's records may follow
     )
 
 
 _DEFAULT: list[NativeLib | None] = [None]
+
+#: After a hand-back, when a call took fewer events than 1/_YIELD of the serials ahead,
+#: the Python scanner reads the next _STRETCH bytes (to a line end) before native again.
+_YIELD = 8
+_STRETCH = 64 << 10
 
 
 def set_default_native(lib: NativeLib | None) -> None:
@@ -263,11 +271,22 @@ class NativeScanner(PythonScanner):
             elif stop == STOP_LIVE:
                 self.table.remember_live(result.ppid, result.time_ms)
             elif stop == STOP_HANDBACK:
+                if result.events * _YIELD < len(state.ahead) and pos < limit:
+                    # A call costs in proportion to the serials ahead of a gap, which
+                    # cross the boundary both ways; while it takes little, the Python
+                    # scanner reads a stretch instead (the outputs are the same).
+                    stretch = buf.find(b"\n", min(pos + _STRETCH, limit - 1)) + 1
+                    PythonScanner.scan(
+                        self, Region(buf[pos:stretch], line_no, source, base + pos), out
+                    )
+                    line_no += buf.count(b"\n", pos, stretch)
+                    pos = stretch
+                    continue
+                # Python takes the unit, then reads on up to the next SYSCALL line (the
+                # EOE after a run it took, node= logs, odd layouts): native would hand
+                # those back one by one, each call costing a round trip.
                 pos, line_no = self._step(buf, pos, line_no, source, base, out)
-                if not result.lines:
-                    # Nothing native could take here: Python reads on up to the next
-                    # SYSCALL line (node= logs, odd layouts) before asking again.
-                    pos, line_no = self._lines_to_syscall(buf, pos, line_no, source, base, out)
+                pos, line_no = self._lines_to_syscall(buf, pos, line_no, source, base, out)
 
     def _step(  # noqa: PLR0917 - the scan's position, passed along
         self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]

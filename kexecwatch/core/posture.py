@@ -57,6 +57,7 @@ CHECK_IDS = (
     "kexec-crash-loaded",
     "service",
     "checkpoint",
+    "scanner",
 )
 
 

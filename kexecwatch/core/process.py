@@ -49,6 +49,13 @@ __all__ = [
 ]
 
 KEY_SEPARATOR = b"\x01"
+#: What ``process.entry_leader`` copies of the process itself when it is its own leader.
+_LEADER_KEYS = frozenset(
+    ("pid", "name", "executable", "args", "args_count", "command_line", "entity_id")
+)
+_IDENTITY_KEYS = frozenset(
+    ("user", "real_user", "saved_user", "group", "real_group", "saved_group", "interactive", "tty")
+)
 #: The event vocabularies of ``--events-as`` (README, "The fields of a process event").
 EVENTS_AS = ("auditbeat", "defend")
 
@@ -109,6 +116,19 @@ class Parent:
 
 
 @dataclass(frozen=True, slots=True)
+class EntryLeader:
+    """A process's entry leader (:mod:`kexecwatch.core.leaders`).
+
+    Attributes:
+        process: what the table knows of it; ``None`` when it is the event's own process.
+        type: Defend's ``entry_meta.type``: ``init``, ``sshd``, ``terminal``, ...
+    """
+
+    process: Parent | None
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessEvent:
     """One syscall event with its process context (an exec, usually).
 
@@ -122,7 +142,8 @@ class ProcessEvent:
     ``process.entity_id``). ``host_id`` is ``host.id`` (``node=``, else the configured
     id); ``interactive`` whether ``tty=`` names a terminal (``None``: no ``tty=``);
     ``extra`` the credentials text the process table keeps (:mod:`~kexecwatch.core.identity`);
-    ``events_as`` the event vocabulary (``auditbeat`` or ``defend``).
+    ``events_as`` the event vocabulary (``auditbeat`` or ``defend``); ``entry_leader``
+    the process's entry leader, when the table shows it (:mod:`kexecwatch.core.leaders`).
     """
 
     node: str | None
@@ -157,6 +178,7 @@ class ProcessEvent:
     extra: bytes | None = None
     known_self: Parent | None = None
     events_as: str = "auditbeat"
+    entry_leader: EntryLeader | None = None
 
     @property
     def is_exec(self) -> bool:
@@ -175,6 +197,10 @@ class ProcessEvent:
     def with_self_exec(self, known: Parent | None) -> ProcessEvent:
         """A copy with ``self_exec`` set (see the class docstring)."""
         return replace(self, self_exec=known)
+
+    def with_entry_leader(self, leader: EntryLeader | None) -> ProcessEvent:
+        """A copy with ``entry_leader`` set (see the class docstring)."""
+        return replace(self, entry_leader=leader)
 
     def with_known_self(self, known: Parent | None) -> ProcessEvent:
         """A copy with ``known_self`` set (see the class docstring)."""
@@ -195,6 +221,29 @@ class ProcessEvent:
         known = self.known_self or self.self_exec
         found = known.instance() if known is not None else None
         return found if found is not None else f"event:{self.id.time_ms}"
+
+    def _leader_doc(self, leader: EntryLeader, process: dict[str, Any]) -> dict[str, Any]:
+        """``process.entry_leader``: the leader's own fields, as ``process.parent`` has them."""
+        known = leader.process
+        if known is None:  # the process itself
+            doc = {k: v for k, v in process.items() if k in _LEADER_KEYS or k in _IDENTITY_KEYS}
+            doc["same_as_process"] = True
+        else:
+            doc = {"pid": known.pid, "same_as_process": False}
+            _put(doc, "name", text(known.name))
+            _put(doc, "executable", text(known.executable))
+            if known.args is not None:
+                args = [a.decode("utf-8", "surrogateescape") for a in known.args]
+                doc["args"] = args
+                doc["args_count"] = len(args)
+                doc["command_line"] = " ".join(args)
+            instance = known.instance()
+            if instance is not None:
+                doc["entity_id"] = entity_id(self.host_key, known.pid, instance)
+            if known.extra is not None:
+                doc.update(parent_identity_of(known.extra))
+        doc["entry_meta"] = {"type": leader.type}
+        return doc
 
     def to_document(self) -> dict[str, Any]:
         """The nested ECS document rules read and alerts carry."""
@@ -230,6 +279,8 @@ class ProcessEvent:
             if self.parent.extra is not None:
                 parent.update(parent_identity_of(self.parent.extra))
         process["parent"] = parent
+        if self.entry_leader is not None:
+            process["entry_leader"] = self._leader_doc(self.entry_leader, process)
         event: dict[str, Any] = {
             "kind": "event",
             "category": ["process"],

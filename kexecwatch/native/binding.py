@@ -4,7 +4,9 @@ Theory of operation: the library keeps, per :class:`NativeSession`, one detector
 process table (the rules of :mod:`kexecwatch.core.proctable`, stated there once) and
 its verdict cache, and scans stretches of the audit log where the Python assembler is
 quiet, taking only the events whose effect it reproduces exactly and handing the rest
-back (:meth:`NativeSession.scan`). This module turns Python values into the C ABI's
+back (:meth:`NativeSession.scan`). The values it exchanges (``QuietState``,
+``ScanResult``, ``RawEntry``) are those of :mod:`kexecwatch.core.nativeapi`, whose
+Protocols this module implements. It turns Python values into the C ABI's
 and back: table entries travel in a small wire form (``native/src/entry.rs``), scan
 results come back in buffers the session owns, copied here before the next call.
 
@@ -57,13 +59,10 @@ __all__ = [
 ABI_VERSION: Final = 1
 LIBRARY_NAME: Final = "libkexecwatch_native.so"
 
-#: One process-table entry as stored: ``(pid, ppid, comm, comm_raw, exe, exe_raw, args,
-#: since_ms, exec_id, source, extra)``. ``comm_raw``/``exe_raw``: the value is exactly
-#: as written in the SYSCALL record (decode it with ``decode_untrusted``). ``args``:
-#: raw EXECVE bodies joined by newlines (``bytes``), a decoded argv (``tuple``) or
-#: unknown. ``exec_id``: ``"sec.mmm:serial"``. ``source``: ``"event"`` or
-#: ``"procfs"``. ``extra``: an opaque blob (for execs the native scan learns, the
-#: SYSCALL record's text from ``auid=`` up to, not including, `` comm=``).
+# A RawEntry (core.nativeapi) as the native table holds it: ``comm_raw``/``exe_raw`` say
+# the value is as written in the SYSCALL record (Python decodes it); ``args`` are raw
+# EXECVE bodies joined by newlines, a decoded argv, or unknown; ``extra`` is opaque (the
+# scan stores the SYSCALL record's text from ``auid=`` up to, not including, `` comm=``).
 
 # Wire form of an entry (native/src/entry.rs): three i128 as (low u64, high i64),
 # flags, six segment lengths, then the segments.

@@ -275,3 +275,35 @@ def test_idle_time_ages_what_waits_without_moving_the_clock() -> None:
     # The idle time was not record time: the next event, dated earlier, is whole.
     out = push_all(asm, records(exec_lines(2, t="1699999999.900")))
     assert [(e.ended_by, len(e.records)) for e in events(out)] == [("proctitle", 5)]
+
+
+LOGIN_EVENT = [
+    b"type=LOGIN msg=audit(1700000000.000:7): pid=2083 uid=0 subj=unconfined old-auid=4294967295"
+    b" auid=0 tty=(none) old-ses=4294967295 ses=2 res=1",
+    b"type=SYSCALL msg=audit(1700000000.000:7): arch=c000003e syscall=1 success=yes exit=4"
+    b" a0=3 a1=4d7ddb8ae021 a2=4 a3=0 items=0 ppid=598 pid=2083 auid=0 uid=0 gid=0 euid=0"
+    b' suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=2 comm="cron" exe="/usr/sbin/cron"'
+    b" key=(null)",
+    b"type=PROCTITLE msg=audit(1700000000.000:7): proctitle=2F7573722F7362696E2F63726F6E002D66",
+    b"type=EOE msg=audit(1700000000.000:7): ",
+]
+
+
+def test_login_then_its_audited_syscall_is_no_late_record() -> None:
+    # The kernel writes LOGIN (the write to /proc/self/loginuid) first in that syscall's
+    # own event when the task is audited: the syscall's records follow under the same id.
+    # Before, they were reported as late records of a complete event and the syscall lost.
+    out = push_all(Assembler(), records(LOGIN_EVENT))
+    assert not [o for o in out if isinstance(o, ParseIssue)]
+    login, syscall = events(out)
+    assert [r.type for r in login.records] == ["LOGIN"]
+    assert [r.type for r in syscall.records] == ["SYSCALL", "PROCTITLE"]
+
+
+def test_a_lone_login_is_still_an_event_on_its_own() -> None:
+    # Unaudited tasks write LOGIN alone (go-libaudit's RHEL 7 corpus has one).
+    out = push_all(Assembler(), records(LOGIN_EVENT[:1] + [user_line(8)]))
+    assert [e.records[0].type for e in events(out)] == ["LOGIN", "USER_START"]
+    # A second LOGIN under the same id is a late record, as any other.
+    again = push_all(Assembler(), records(LOGIN_EVENT[:1] * 2))
+    assert [o for o in again if isinstance(o, ParseIssue)]
