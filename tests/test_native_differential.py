@@ -30,6 +30,7 @@ from kexecwatch.core.nativeapi import NativeLib
 from kexecwatch.rules import load_builtin_rules
 from tests.builders import exec_lines, feed_in_pieces, join
 from tests.core.test_detector import fingerprint
+from tests.core.test_fast_pair import eoe_log, reference_lines
 from tests.nativelib import native_lib
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,3 +200,16 @@ def test_an_execve_record_with_an_empty_body() -> None:
     assert [row[4] for row in python[2]["processes"]] == [[]] * 5
     reference = outcome(data, None, [], fast_path=False)
     assert reference[2]["processes"] == python[2]["processes"]
+
+
+def test_pairs_with_eoe_lines_are_taken_whole_by_native() -> None:
+    """Interleaved pairs with an EOE after each event (audisp plugins, forwarders):
+    native takes every pair with both EOE lines, A's passed over inside the pair and
+    B's right after it; nothing goes line by line. Python reads only the first event
+    (before any clock, native may not run) with its EOE, and an EOE of A after B's
+    end, up to the next SYSCALL line. The results are the Python scanner's."""
+    log, after = eoe_log()
+    assert reference_lines(native_lib(), log) == [after[0], *after[-2:]]
+    assert_same(log)
+    assert_same(log, window_ms=0)
+    assert_same(log, max_inflight=1)

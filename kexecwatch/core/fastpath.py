@@ -16,7 +16,8 @@ path would read the same way: a ``SYSCALL`` record in the kernel's canonical fie
 order (no ``node=``, no duplicated or oddly quoted field), then only records of the
 same id whose types are in :data:`MIDDLE_TYPES` (so no ``EOE``, no earlier
 ``PROCTITLE``), then ``PROCTITLE``. Two such events whose records interleave are pulled
-apart by :func:`split_pair` and each checked the same way. Anything else (other layouts,
+apart by :func:`split_pair` (passing over the first one's bare ``EOE`` after its end)
+and each checked the same way. Anything else (other layouts,
 three events interleaved, ``UNKNOWN[n]`` types) is not recognised and goes the reference,
 line-by-line way.
 Rule 2: values are read with the reference decoders (:func:`decode_untrusted`,
@@ -136,6 +137,13 @@ def run_end(buf: bytes, m: re.Match[bytes]) -> tuple[int, int] | None:
 PAIR_MAX_LINES = 48
 
 
+def _plain_eoe(buf: bytes, space: int, nl: int, tag: bytes) -> bool:
+    """Whether the line whose type ends at ``space`` and which ends at ``nl`` reads
+    ``type=EOE`` + ``tag``, then at most one space: an EOE with nothing to parse."""
+    length = nl - space - len(tag)
+    return length == 0 or (length == 1 and buf[nl - 1] == 0x20)
+
+
 def split_pair(buf: bytes, m: re.Match[bytes]) -> tuple[bytes, bytes, int] | None:
     """Two events whose records interleave, from the first one's SYSCALL line, pulled apart.
 
@@ -150,7 +158,11 @@ def split_pair(buf: bytes, m: re.Match[bytes]) -> tuple[bytes, bytes, int] | Non
         (the form :data:`SYSCALL_HEAD` and :func:`run_end` read, to check that each is
         whole), and the offset just past the pair's last line, B's ``PROCTITLE``.
         ``None`` when the lines are not exactly two events so interleaved, A's
-        ``PROCTITLE`` first, within :data:`PAIR_MAX_LINES` lines.
+        ``PROCTITLE`` first, within :data:`PAIR_MAX_LINES` lines. One exception: an
+        ``EOE`` line of A after A's ``PROCTITLE`` (auditd writes one after every event
+        for audisp plugins and forwarders), bare (``type=EOE msg=audit(ID):`` and at
+        most a space), is passed over: pushed, it would be absorbed as a late ``EOE``
+        of a complete event. It is in neither part; ``end`` counts it.
     """
     find = buf.find
     starts = buf.startswith
@@ -159,6 +171,7 @@ def split_pair(buf: bytes, m: re.Match[bytes]) -> tuple[bytes, bytes, int] | Non
     lines_a: list[bytes] = []
     lines_b: list[bytes] = []
     a_open = True
+    a_eoe = False
     line = m.start() + 1
     for _ in range(PAIR_MAX_LINES):
         nl = find(b"\n", line)
@@ -169,6 +182,15 @@ def split_pair(buf: bytes, m: re.Match[bytes]) -> tuple[bytes, bytes, int] | Non
         if a_open and starts(tag_a, space):
             lines_a.append(buf[line : nl + 1])
             a_open = kind != b"PROCTITLE"
+        elif (
+            not a_eoe
+            and kind == b"EOE"
+            and starts(tag_a, space)
+            and _plain_eoe(buf, space, nl, tag_a)
+        ):
+            # A's EOE once A is closed: pushed, the assembler absorbs it (A is done),
+            # so only the line and record counts see it, and they count every line.
+            a_eoe = True
         elif tag_b and starts(tag_b, space):
             lines_b.append(buf[line : nl + 1])
             if kind == b"PROCTITLE":

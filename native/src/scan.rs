@@ -4,7 +4,8 @@
 //!
 //! Taken: whole syscall runs as `SYSCALL_HEAD` + `run_end` read them (with an `EOE`
 //! of the same id right after, absorbed), two interleaved whole runs as
-//! `split_pair` reads them, single-record events of the types Python names, blank
+//! `split_pair` reads them (A's bare `EOE` after A's end passed over, B's `EOE` right
+//! after absorbed), single-record events of the types Python names, blank
 //! and `#` lines. Each event must be plain progress of the clock (gaps.rs), have a
 //! cached verdict that needs nothing of Python, and (live) a known parent.
 
@@ -252,19 +253,9 @@ impl<'a> Scanner<'a> {
                 break line;
             }
         };
-        // An EOE of the same id right after: absorbed (the event is done). Its line is
-        // read only when it is one, so the next event's line is read once.
-        let mut next = end;
-        if starts(&buf[end..], b"type=EOE ") {
-            if let (Some(eoe_end), false) = line_end(buf, end) {
-                let text = &buf[end..eoe_end];
-                if let Some((_, space)) = record_type(text, 16) {
-                    if tagged(text, space, id) {
-                        next = eoe_end + 1;
-                        lines += 1;
-                    }
-                }
-            }
+        let next = eoe_after(buf, end, id);
+        if next != end {
+            lines += 1;
         }
         if end - pos > MAX_UNIT {
             return Err(Stop::Handback);
@@ -455,6 +446,8 @@ impl<'a> Scanner<'a> {
         let tag_a = span(buf, head_a.id);
         let mut head_b: Option<SyscallHead> = None;
         let mut a_open = true;
+        let mut a_eoe = false;
+        let mut skipped = 0u64;
         let mut line = pos;
         let mut end = None;
         for _ in 0..PAIR_MAX_LINES {
@@ -468,6 +461,10 @@ impl<'a> Scanner<'a> {
             if a_open && tagged(text, space, tag_a) {
                 lines_a.push((line, nl));
                 a_open = kind != b"PROCTITLE";
+            } else if !a_eoe && kind == b"EOE" && bare_eoe(text, space, tag_a) {
+                // A's EOE once A is closed (`split_pair`): absorbed, it counts a line.
+                a_eoe = true;
+                skipped += 1;
             } else if head_b.map_or(false, |b| tagged(text, space, span(buf, b.id))) {
                 lines_b.push((line, nl));
                 if kind == b"PROCTITLE" {
@@ -540,10 +537,12 @@ impl<'a> Scanner<'a> {
             }
             self.learn(event);
         }
-        let lines = (lines_a.len() + lines_b.len()) as u64;
+        // B's EOE right after: absorbed, as after a single run.
+        let next = eoe_after(buf, end, span(buf, head_b.id));
+        let lines = (lines_a.len() + lines_b.len()) as u64 + skipped + u64::from(next != end);
         self.out.lines += lines;
         self.out.records += lines;
-        Ok(end)
+        Ok(next)
     }
 
     /// A single-record event of a type Python named.
@@ -600,6 +599,32 @@ impl<'a> Scanner<'a> {
         self.out.records += 1;
         Ok(nl + 1)
     }
+}
+
+/// Where the line after an event that ends at `end` (a line start) begins once an
+/// `EOE` of the event's id there is absorbed (the event is done): past that line, or
+/// `end` when it is not one. Its line is read only when it is one, so the next event's
+/// line is read once.
+fn eoe_after(buf: &[u8], end: usize, id: &[u8]) -> usize {
+    if starts(&buf[end..], b"type=EOE ") {
+        if let (Some(eoe_end), false) = line_end(buf, end) {
+            let text = &buf[end..eoe_end];
+            if let Some((_, space)) = record_type(text, 16) {
+                if tagged(text, space, id) {
+                    return eoe_end + 1;
+                }
+            }
+        }
+    }
+    end
+}
+
+/// Whether a line of type `EOE` (`space` after the type) reads `type=EOE msg=audit(`
+/// + `id` + `):` and at most a space (`_plain_eoe` of fastpath.py).
+fn bare_eoe(text: &[u8], space: usize, id: &[u8]) -> bool {
+    let rest = text.len() - space;
+    let tag = MSG.len() + id.len() + 2;
+    tagged(text, space, id) && (rest == tag || (rest == tag + 1 && text[text.len() - 1] == b' '))
 }
 
 /// `msg=audit(SEC.MMM:SERIAL)` after the type, as parse_record reads it (3-digit ms

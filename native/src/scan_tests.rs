@@ -356,6 +356,67 @@ fn an_interleaved_pair_is_two_events() {
 }
 
 #[test]
+fn a_pair_passes_over_its_first_events_eoe_and_absorbs_the_seconds() {
+    let (a, b) = (id(T0, 100), id(T0 + 1, 101));
+    let pair = |eoe_a: &str, eoe_b: &str| {
+        syscall_line(T0, 100, 59, 0, 300, 1, "ls")
+            + &syscall_line(T0 + 1, 101, 59, 0, 301, 1, "cat")
+            + &format!("type=EXECVE msg=audit({}): argc=1 a0=ls\n", a)
+            + &format!("type=PROCTITLE msg=audit({}): proctitle=6C73\n", a)
+            + eoe_a
+            + &format!("type=CWD msg=audit({}): cwd=\"/\"\n", b)
+            + &format!("type=PROCTITLE msg=audit({}): proctitle=636174\n", b)
+            + eoe_b
+    };
+    let eoe_a = format!("type=EOE msg=audit({}): \n", a);
+    let eoe_b = format!("type=EOE msg=audit({}): \n", b);
+    let bare_a = format!("type=EOE msg=audit({}):\n", a);
+    for (first, second) in [(&eoe_a, &eoe_b[..]), (&bare_a, "")] {
+        let log = pair(first, second);
+        let mut s = session();
+        let q = run(&mut s, &log);
+        assert_eq!(stop(&s), (log.len(), 0), "{}", log);
+        let lines = log.matches('\n').count() as u64;
+        assert_eq!(
+            (s.scan.lines, s.scan.records, s.scan.events),
+            (lines, lines, 2)
+        );
+        assert_eq!(q.expected, 102);
+        assert_eq!(s.scan.done.len(), 8);
+    }
+
+    // A's EOE with a field, or twice, or before A's end; B's EOE before B's end:
+    // split_pair does not take them (the reference may read them otherwise).
+    let refused = [
+        pair(&format!("type=EOE msg=audit({}): x=1\n", a), ""),
+        pair(&format!("{}{}", eoe_a, eoe_a), ""),
+        pair("", "").replacen(
+            &format!("type=PROCTITLE msg=audit({})", a),
+            &format!("{}type=PROCTITLE msg=audit({})", eoe_a, a),
+            1,
+        ),
+        pair(&eoe_a, "").replacen(
+            &format!("type=PROCTITLE msg=audit({})", b),
+            &format!("{}type=PROCTITLE msg=audit({})", eoe_b, b),
+            1,
+        ),
+    ];
+    for log in refused.iter() {
+        let mut s = session();
+        run(&mut s, log);
+        assert_eq!(stop(&s), (0, 1), "{}", log);
+        assert!(s.table.is_empty());
+    }
+
+    // A's EOE after B's end: the pair ends at B's PROCTITLE; the EOE is handed back.
+    let late = pair("", &eoe_a);
+    let mut s = session();
+    run(&mut s, &late);
+    assert_eq!(stop(&s), (late.len() - eoe_a.len(), 1));
+    assert_eq!(s.scan.events, 2);
+}
+
+#[test]
 fn single_records_of_the_named_types_are_taken() {
     let mut s = session();
     let log = format!(

@@ -178,3 +178,119 @@ def test_the_detector_takes_interleaved_pairs_and_agrees_with_the_full_parse() -
     assert_same(log, rules)
     assert_same(log, rules, window_ms=0)
     assert_same(log, rules, max_inflight=1)
+
+
+def eoe(event: list[bytes], tail: bytes = b" ") -> bytes:
+    """The ``EOE`` line that ends ``event`` (auditd writes it after every event for
+    audisp plugins and forwarders), with ``tail`` after the id."""
+    first = event[0]
+    return b"type=EOE" + first[first.index(b" msg=audit(") : first.index(b"):") + 2] + tail
+
+
+def eoe_pair(a: list[bytes], b: list[bytes], cut_a: int = 2, cut_b: int = 2) -> list[bytes]:
+    """:func:`interleave`, with A's EOE right after A's PROCTITLE and B's after B's."""
+    return a[:cut_a] + b[:cut_b] + a[cut_a:] + [eoe(a)] + b[cut_b:] + [eoe(b)]
+
+
+@pytest.mark.parametrize(("cut_a", "cut_b"), [(1, 1), (2, 2), (1, 3), (3, 5), (5, 1)])
+def test_split_pair_skips_the_first_ones_eoe_once_it_is_closed(cut_a: int, cut_b: int) -> None:
+    a, b = whole_events(2)
+    lines = eoe_pair(a, b, cut_a, cut_b)
+    # The pair ends at B's PROCTITLE; B's EOE after it is read as after a single run.
+    assert split(lines) == (block(a), block(b), len(block(lines[:-1])))
+    bare = [eoe(a, b"") if line == eoe(a) else line for line in lines]
+    assert split(bare) == (block(a), block(b), len(block(bare[:-1])))
+
+
+def whole(part: bytes) -> bool:
+    """Whether one part of a pair is a whole event, as fast_pair checks it."""
+    m = SYSCALL_HEAD.match(part)
+    return m is not None and run_end(part, m) is not None
+
+
+def test_split_pair_refuses_eoe_lines_the_reference_reads_otherwise() -> None:
+    a, b = whole_events(2)
+    refused = {
+        "A's EOE before its PROCTITLE (it ends A)": a[:2]
+        + b[:2]
+        + a[2:-1]
+        + [eoe(a)]
+        + a[-1:]
+        + b[2:],
+        "B's EOE before its PROCTITLE (it ends B)": a[:2]
+        + b[:2]
+        + a[2:]
+        + b[2:-1]
+        + [eoe(b)]
+        + b[-1:],
+        "A's EOE twice": a[:2] + b[:2] + a[2:] + [eoe(a), eoe(a)] + b[2:],
+        "A's EOE with a field": a[:2] + b[:2] + a[2:] + [eoe(a, b" x=1")] + b[2:],
+        "A's EOE with a carriage return": a[:2] + b[:2] + a[2:] + [eoe(a, b"\r")] + b[2:],
+    }
+    for why, lines in refused.items():
+        result = split(lines)
+        # Pulled apart or not, never two whole events (which fast_pair would take).
+        assert result is None or not all(map(whole, result[:2])), why
+    # A's EOE after B's PROCTITLE: the pair ends before it (the reference absorbs it).
+    late = a[:2] + b[:2] + a[2:] + b[2:] + [eoe(a)]
+    assert split(late) == (block(a), block(b), len(block(late[:-1])))
+
+
+def eoe_log(seed: int = 3) -> tuple[bytes, list[bytes]]:
+    """Whole events, each with its EOE, then interleaved pairs with their EOEs in every
+    place the tests care for; and the EOE lines after a run's or a pair's end (those
+    the Python scanner reads line by line), in log order."""
+    events = whole_events(14, seed=seed)
+    lines: list[bytes] = []
+    after: list[bytes] = []
+    for event in events[:2]:
+        lines += [*event, eoe(event)]
+        after.append(eoe(event))
+    for n, (cut_a, cut_b) in enumerate([(1, 1), (2, 2), (3, 5), (5, 1), (2, 3)]):
+        a, b = events[2 + 2 * n], events[3 + 2 * n]
+        lines += eoe_pair(a, b, cut_a, cut_b)
+        after.append(eoe(b))
+    a, b = events[12], events[13]
+    lines += a[:2] + b[:2] + a[2:] + b[2:] + [eoe(a), eoe(b)]  # A's EOE after B's end
+    after += [eoe(a), eoe(b)]
+    return b"".join(line + b"\n" for line in lines), after
+
+
+@pytest.mark.parametrize("options", [{}, {"window_ms": 0}, {"max_inflight": 1}])
+def test_pairs_with_eoe_lines_agree_with_the_full_parse(options: dict[str, int]) -> None:
+    log, _ = eoe_log()
+    rules = load_builtin_rules("all")
+    assert_same(log, rules, **options)
+    assert_same(log, rules, cuts=[len(log) // 3, len(log) // 2], **options)
+    odd = log.replace(b"): \ntype=PATH", b"): x=1\ntype=PATH")  # EOEs with a field
+    assert odd != log
+    assert_same(odd, rules, **options)
+
+
+def reference_lines(native: Any, log: bytes) -> list[bytes]:
+    """The lines a detector sends down the reference (line by line) path for ``log``."""
+    det = Detector(
+        copy.deepcopy(load_builtin_rules("all")),
+        host_name="h",
+        options=DetectorOptions(),
+        native=native,
+    )
+    host = det._scanner._host
+    line = host.line
+    seen: list[bytes] = []
+
+    def spy(raw: bytes, *rest: Any) -> None:
+        seen.append(raw)
+        line(raw, *rest)
+
+    host.line = spy  # type: ignore[method-assign]
+    det.feed(log)
+    det.flush()
+    assert det.stats.lines == det.stats.records == log.count(b"\n")
+    return seen
+
+
+def test_the_python_scanner_takes_a_pair_with_its_eoe_whole() -> None:
+    log, after = eoe_log()
+    # Only the EOE lines after a run's or a pair's end go line by line (absorbed).
+    assert reference_lines(None, log) == after
