@@ -28,14 +28,11 @@ from kexecwatch.core.process import Parent
 from kexecwatch.core.proctable import (
     STATE_ENTRIES,
     Args,
-    LazyArgs,
-    LiveProcess,
     ProcLookup,
     TableLookups,
     state_row,
 )
 from kexecwatch.core.record import EventId
-from kexecwatch.core.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS
 
 __all__ = ["NativeProcessTable"]
 
@@ -98,71 +95,29 @@ class NativeProcessTable(TableLookups):
         extra: bytes | None = None,
     ) -> None:
         """A successful exec, from raw values (``ProcessTable.learn_exec``)."""
-        self.session.table_store(
-            (pid, ppid, comm, False, exe, False, args, time_ms, _id_text(exec_id), "event", extra)
-        )
+        self._put(pid, ppid, comm, exe, args, time_ms, exec_id, "event", extra)
 
-    def learn(
+    def _inherited(self, pid: int) -> tuple[Args, EventId | bytes | None] | None:
+        known = self.session.table_latest(pid)
+        if known is None:
+            return None
+        return known[6], None if known[8] is None else known[8].encode("ascii")
+
+    def _put(  # noqa: PLR0917 - TableLookups._put's signature
         self,
-        *,
-        syscall: str | None,
-        success: bool,
         pid: int,
-        ppid: int,
+        ppid: int | None,
         comm: bytes | None,
         exe: bytes | None,
-        exit_code: int | None,
-        args: Args | LazyArgs,
-        event_id: EventId,
-        extra: bytes | None = None,
+        args: Args,
+        time_ms: int,
+        exec_id: EventId | bytes | None,
+        source: str,
+        extra: bytes | None,
     ) -> None:
-        """:meth:`observe` from raw values (``ProcessTable.learn``); every entry learned
-        from the event keeps its ``extra`` (a fork child: the fork's)."""
-        if isinstance(args, LazyArgs):
-            args = args.resolve()
-        store = self.session.table_store
-        time_ms = event_id.time_ms
-        if success and syscall in EXEC_SYSCALLS:
-            store(
-                (pid, ppid, comm, False, exe, False, args, time_ms, str(event_id), "event", extra)
-            )
-        elif success and syscall in FORK_SYSCALLS:
-            if exit_code is not None and exit_code > 0:
-                known = self.session.table_latest(pid)
-                store(
-                    (
-                        exit_code,
-                        pid,
-                        comm,
-                        False,
-                        exe,
-                        False,
-                        None if known is None else known[6],
-                        time_ms,
-                        None if known is None else known[8],
-                        "event",
-                        extra,
-                    )
-                )
-        elif comm is not None and not self.session.table_contains(pid):
-            store((pid, ppid, comm, False, exe, False, None, time_ms, None, "event", extra))
-
-    def add_live(self, live: LiveProcess) -> None:
-        """Seed or refresh an entry from ``/proc``."""
+        exec_text = None if exec_id is None else _id_text(exec_id)
         self.session.table_store(
-            (
-                live.pid,
-                live.ppid,
-                live.comm,
-                False,
-                live.exe,
-                False,
-                live.args,
-                live.start_ms,
-                None,
-                "procfs",
-                live.extra,
-            )
+            (pid, ppid, comm, False, exe, False, args, time_ms, exec_text, source, extra)
         )
 
     def to_state(self) -> list[list[Any]]:
@@ -171,31 +126,6 @@ class NativeProcessTable(TableLookups):
             state_row(self._parent(entry), entry[7])
             for entry in self.session.table_rows(STATE_ENTRIES)
         ]
-
-    def restore(self, state: list[list[Any]]) -> None:
-        """Load a snapshot made by :meth:`to_state` (or ``ProcessTable.to_state``)."""
-
-        def dec(s: str | None) -> bytes | None:
-            return None if s is None else s.encode("latin-1")
-
-        for row in state:
-            # Snapshots written before entries had ``extra`` have 8 columns.
-            pid, ppid, comm, exe, args, since, exec_id, source, *rest = row
-            self.session.table_store(
-                (
-                    int(pid),
-                    None if ppid is None else int(ppid),
-                    dec(comm),
-                    False,
-                    dec(exe),
-                    False,
-                    None if args is None else tuple(a.encode("latin-1") for a in args),
-                    int(since),
-                    None if exec_id is None else str(EventId.from_str(exec_id)),
-                    str(source),
-                    dec(rest[0]) if rest else None,
-                )
-            )
 
     def _parent(self, entry: RawEntry) -> Parent:
         pid, ppid, comm, comm_raw, exe, exe_raw, args, since, exec_id, source, extra = entry

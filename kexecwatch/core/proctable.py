@@ -269,10 +269,11 @@ def _no_decoder(raw: bytes) -> tuple[bytes, ...] | None:  # pragma: no cover - w
 
 class TableLookups:
     """What every process table does the same way over its own storage: the lookups
-    (with the ``/proc`` lookup's use) and :meth:`observe`. A table provides
-    :meth:`_parent_at` (the lateness walk), :meth:`_latest`, :meth:`_has`, the
-    unreadable FIFO (:meth:`_is_unreadable`, :meth:`_mark_unreadable`), ``add_live`` and
-    ``learn`` (the rules of the module docstring)."""
+    (with the ``/proc`` lookup's use), :meth:`observe`, :meth:`learn` and :meth:`add_live`
+    (the rules of the module docstring). A table provides :meth:`_parent_at` (the
+    lateness walk), :meth:`_latest`, :meth:`_has`, the unreadable FIFO
+    (:meth:`_is_unreadable`, :meth:`_mark_unreadable`), :meth:`_inherited` and
+    :meth:`_put` (its storage, with history, LRU order and bounds)."""
 
     lookup: ProcLookup | None
 
@@ -291,9 +292,82 @@ class TableLookups:
     def _mark_unreadable(self, pid: int) -> None:
         raise NotImplementedError
 
-    # Each table's own: seeding from /proc, and learning from one event's raw values.
-    add_live: Callable[[LiveProcess], None]
-    learn: Callable[..., None]
+    def _inherited(self, pid: int) -> tuple[Args, EventId | bytes | None] | None:
+        """The argv and exec id a fork child of ``pid`` starts with (its latest entry)."""
+        raise NotImplementedError
+
+    def _put(  # noqa: PLR0917 - one entry's fields, in the order entries hold them
+        self,
+        pid: int,
+        ppid: int | None,
+        comm: bytes | None,
+        exe: bytes | None,
+        args: Args,
+        time_ms: int,
+        exec_id: EventId | bytes | None,
+        source: str,
+        extra: bytes | None,
+    ) -> None:
+        """Store one entry by the table's rules (history, LRU order, bounds)."""
+        raise NotImplementedError
+
+    def learn(
+        self,
+        *,
+        syscall: str | None,
+        success: bool,
+        pid: int,
+        ppid: int,
+        comm: bytes | None,
+        exe: bytes | None,
+        exit_code: int | None,
+        args: Args | LazyArgs,
+        event_id: EventId,
+        extra: bytes | None = None,
+    ) -> None:
+        """:meth:`observe` from raw values, for events that are not built in full.
+
+        ``args`` may be raw ``EXECVE`` bodies: they are decoded only if the entry is
+        ever used as a parent. ``extra``: the event's credentials text, which every
+        entry learned from it keeps (a fork child inherits its parent's credentials
+        at the fork).
+        """
+        if isinstance(args, LazyArgs):
+            args = args.resolve()
+        time_ms = event_id.time_ms
+        if success and syscall in EXEC_SYSCALLS:
+            self._put(pid, ppid, comm, exe, args, time_ms, event_id, "event", extra)
+        elif success and syscall in FORK_SYSCALLS:
+            if exit_code is not None and exit_code > 0:
+                known = self._inherited(pid)
+                self._put(
+                    exit_code,
+                    pid,
+                    comm,
+                    exe,
+                    None if known is None else known[0],
+                    time_ms,
+                    None if known is None else known[1],
+                    "event",
+                    extra,
+                )
+        elif comm is not None and not self._has(pid):
+            # Any other syscall tells us what the pid runs now, without argv.
+            self._put(pid, ppid, comm, exe, None, time_ms, None, "event", extra)
+
+    def add_live(self, live: LiveProcess) -> None:
+        """Seed or refresh an entry from ``/proc`` (the live shell's job)."""
+        self._put(
+            live.pid,
+            live.ppid,
+            live.comm,
+            live.exe,
+            live.args,
+            live.start_ms,
+            None,
+            "procfs",
+            live.extra,
+        )
 
     def parent_of(self, event: ProcessEvent) -> Parent | None:
         """The parent of ``event``'s process as known before the event, or ``None``."""
@@ -368,6 +442,27 @@ class TableLookups:
             chain.append(known)
             current = known.ppid
         return chain
+
+    def restore(self, state: list[list[Any]]) -> None:
+        """Load a snapshot made by ``to_state`` (of either table: the rows are the same)."""
+
+        def dec(s: str | None) -> bytes | None:
+            return None if s is None else s.encode("latin-1")
+
+        for row in state:
+            # Snapshots written before entries had ``extra`` have 8 columns.
+            pid, ppid, comm, exe, args, since, exec_id, source, *rest = row
+            self._put(
+                int(pid),
+                None if ppid is None else int(ppid),
+                dec(comm),
+                dec(exe),
+                None if args is None else tuple(a.encode("latin-1") for a in args),
+                int(since),
+                None if exec_id is None else EventId.from_str(exec_id),
+                str(source),
+                dec(rest[0]) if rest else None,
+            )
 
     def observe(self, event: ProcessEvent) -> None:
         """Learn from one event: an exec replaces the pid's entry; a fork copies."""
@@ -472,70 +567,23 @@ class ProcessTable(TableLookups):
         """
         self._store((pid, ppid, comm, exe, args, time_ms, exec_id, "event", extra, None))
 
-    def learn(
+    def _inherited(self, pid: int) -> tuple[Args, EventId | bytes | None] | None:
+        known = self._entries.get(pid)
+        return None if known is None else (known[_ARGS], known[6])
+
+    def _put(  # noqa: PLR0917 - TableLookups._put's signature
         self,
-        *,
-        syscall: str | None,
-        success: bool,
         pid: int,
-        ppid: int,
+        ppid: int | None,
         comm: bytes | None,
         exe: bytes | None,
-        exit_code: int | None,
-        args: Args | LazyArgs,
-        event_id: EventId,
-        extra: bytes | None = None,
+        args: Args,
+        time_ms: int,
+        exec_id: EventId | bytes | None,
+        source: str,
+        extra: bytes | None,
     ) -> None:
-        """:meth:`observe` from raw values, for events that are not built in full.
-
-        ``args`` may be raw ``EXECVE`` bodies: they are decoded only if the entry is
-        ever used as a parent. ``extra``: the event's credentials text, which every
-        entry learned from it keeps (a fork child inherits its parent's credentials
-        at the fork).
-        """
-        if isinstance(args, LazyArgs):
-            args = args.resolve()
-        if success and syscall in EXEC_SYSCALLS:
-            self._store(
-                (pid, ppid, comm, exe, args, event_id.time_ms, event_id, "event", extra, None)
-            )
-        elif success and syscall in FORK_SYSCALLS:
-            if exit_code is not None and exit_code > 0:
-                known = self._entries.get(pid)
-                self._store(
-                    (
-                        exit_code,
-                        pid,
-                        comm,
-                        exe,
-                        known[_ARGS] if known is not None else None,
-                        event_id.time_ms,
-                        known[6] if known is not None else None,
-                        "event",
-                        extra,
-                        None,
-                    )
-                )
-        elif pid not in self._entries and comm is not None:
-            # Any other syscall tells us what the pid runs now, without argv.
-            self._store((pid, ppid, comm, exe, None, event_id.time_ms, None, "event", extra, None))
-
-    def add_live(self, live: LiveProcess) -> None:
-        """Seed or refresh an entry from ``/proc`` (the live shell's job)."""
-        self._store(
-            (
-                live.pid,
-                live.ppid,
-                live.comm,
-                live.exe,
-                live.args,
-                live.start_ms,
-                None,
-                "procfs",
-                live.extra,
-                None,
-            )
-        )
+        self._store((pid, ppid, comm, exe, args, time_ms, exec_id, source, extra, None))
 
     def _store(self, entry: _Entry) -> None:
         entries = self._entries
@@ -568,31 +616,6 @@ class ProcessTable(TableLookups):
         # ones that may have exited, and it stays small enough to write often.
         recent = list(self._entries.values())[-STATE_ENTRIES:]
         return [state_row(_as_parent(entry, self._decode), entry[5]) for entry in recent]
-
-    def restore(self, state: list[list[Any]]) -> None:
-        """Load a snapshot made by :meth:`to_state`."""
-
-        def dec(s: str | None) -> bytes | None:
-            return None if s is None else s.encode("latin-1")
-
-        for row in state:
-            # Snapshots written before entries had ``extra`` have 8 columns.
-            pid, ppid, comm, exe, args, since, exec_id, source, *rest = row
-            extra = rest[0] if rest else None
-            self._store(
-                (
-                    int(pid),
-                    None if ppid is None else int(ppid),
-                    dec(comm),
-                    dec(exe),
-                    None if args is None else tuple(a.encode("latin-1") for a in args),
-                    int(since),
-                    None if exec_id is None else EventId.from_str(exec_id),
-                    str(source),
-                    dec(extra),
-                    None,
-                )
-            )
 
 
 def state_row(parent: Parent, since_ms: int) -> list[Any]:
