@@ -16,6 +16,7 @@
 
 pub mod done;
 pub mod entry;
+pub mod fasthash;
 pub mod ffi;
 pub mod gaps;
 pub mod lines;
