@@ -15,13 +15,13 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-from kexecwatch.cli import EXIT_ERROR, EXIT_OK, missing_subcommand
 from kexecwatch.core import jsontext
 from kexecwatch.core.auditctl import AuditRule
 from kexecwatch.core.rule import Rule
 from kexecwatch.core.rule.ruleset import RuleCheck, check_rule
 from kexecwatch.core.textsafe import escape_text
 from kexecwatch.errors import RuleError, SourceLocation
+from kexecwatch.options import EXIT_ERROR, EXIT_OK, missing_subcommand
 from kexecwatch.rules import RULESETS, read_rule_file
 
 __all__ = ["add_rule_commands"]
@@ -79,7 +79,7 @@ def add_rule_commands(sub: Any) -> None:
     )
     checking.add_argument("paths", nargs="+", metavar="PATH", help="rule files or directories")
     _format_option(checking, "json: one document with the counts and every rule")
-    from kexecwatch.cli import add_events_as_option
+    from kexecwatch.options import add_events_as_option
 
     add_events_as_option(checking)
     checking.set_defaults(handler=_rules_check_command)

@@ -14,6 +14,7 @@
 #![deny(unsafe_code)]
 
 pub mod entry;
+pub mod fasthash;
 pub mod ffi;
 pub mod gaps;
 pub mod lines;
