@@ -72,8 +72,8 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N|max",
         help="replay pace: N times the recorded pace (default 1), or max for at once",
     )
-    from kexecwatch.cli import REPLAY_WINDOW_WHY, add_event_window_option, add_rule_options
     from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
+    from kexecwatch.options import REPLAY_WINDOW_WHY, add_event_window_option, add_rule_options
 
     add_rule_options(parser)
     add_event_window_option(parser, DEFAULT_WINDOW_MS, REPLAY_WINDOW_WHY)
@@ -107,7 +107,7 @@ def live_command(args: argparse.Namespace) -> int:
             mistakes are reported even in a pipe).
         RuleError: when a rule file cannot be loaded.
     """
-    from kexecwatch.cli import load_rules
+    from kexecwatch.options import load_rules
     from kexecwatch.sources import expand_paths
 
     speed = parse_speed(args.speed)

@@ -583,6 +583,7 @@ fn bench_scan_over_a_log() {
     }
     let first = crate::syscall::parse(&data[..data.iter().position(|&b| b == b'\n').unwrap()]);
     let _ = first;
+    s.verdicts.set_inodes(&[1]);
     let mut q = Quiet::new(0, 0, 0, 0, -1, &[]);
     let mut pos = 0;
     let (mut events, mut calls, mut scanned) = (0u64, 0u64, 0usize);
@@ -609,7 +610,8 @@ fn bench_scan_over_a_log() {
                 s.verdicts.set(
                     &k,
                     if exec {
-                        LEARN_EXEC | EVALUATED
+                        // As the default rules' path items: every exec's PATH lines read.
+                        LEARN_EXEC | EVALUATED | INODE_IF_RELEVANT
                     } else {
                         LEARN_OTHER
                     },
