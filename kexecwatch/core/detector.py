@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from kexecwatch.core.alerts import Alert, AlertLimiter, AlertsSuppressed, RuleMeta
 from kexecwatch.core.assembler import (
@@ -76,13 +76,16 @@ from kexecwatch.core.record import (
     quotable,
     where_text,
 )
-from kexecwatch.core.rule.sequence_state import SequenceEngine, SequenceMatch
+from kexecwatch.core.rule.sequence import CompiledSequence
 from kexecwatch.core.ruleindex import RuleIndex
 from kexecwatch.core.scanner import EVALUATED, PythonScanner, in_window
 from kexecwatch.core.syscalls import KEXEC_SYSCALLS
 from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
 from kexecwatch.core.textsafe import VALUE_BYTES, clip, escape_text
 from kexecwatch.errors import SourceLocation
+
+if TYPE_CHECKING:
+    from kexecwatch.core.rule.sequence_state import SequenceEngine, SequenceMatch
 
 __all__ = [
     "DetectionRule",
@@ -217,7 +220,9 @@ class Detector:
         self._limiter = AlertLimiter()
         self._starts: dict[tuple[str | None, Any], _Position] = {}
         self._telemetry = TelemetryTracker()
-        self._sequences = SequenceEngine((), reorder_ms=options.window_ms)
+        # None while no sequence or sample rule is loaded (most rule sets): its module
+        # then never loads.
+        self._sequences: SequenceEngine | None = None
         parts: dict[str, Any] = {
             "assembler": self._assembler,
             "stats": self.stats,
@@ -271,9 +276,12 @@ class Detector:
         self._index = RuleIndex(self.rules)
         # Sequence and sample rules keep their partial sequences across a reload when
         # their query is unchanged.
-        kept = self._sequences.to_state()
-        self._sequences = SequenceEngine(self.rules, reorder_ms=self.options.window_ms)
-        self._sequences.restore(kept)
+        kept = self._sequences.to_state() if self._sequences is not None else None
+        self._sequences = None
+        if any(isinstance(getattr(r, "query", None), CompiledSequence) for r in self.rules):
+            self._sequences = self._sequence_engine(self.rules)
+            if kept is not None:
+                self._sequences.restore(kept)
         self._telemetry_rules = [
             r for r in self.rules if getattr(r, "applies_to", "process") == "telemetry"
         ]
@@ -558,7 +566,12 @@ class Detector:
         """Alert for completed sequences and samples (see :mod:`.rule.sequence_state`)."""
         for match in matches:
             self._raise(Alert(match.rule, match.events, match.reason), out)
-        self.stats.sequences_dropped = self._sequences.dropped
+        self.stats.sequences_dropped = self._sequences.dropped if self._sequences else 0
+
+    def _sequence_engine(self, rules: Sequence[DetectionRule]) -> SequenceEngine:
+        from kexecwatch.core.rule.sequence_state import SequenceEngine
+
+        return SequenceEngine(rules, reorder_ms=self.options.window_ms)
 
     def _process_event(self, event: AuditEvent) -> ProcessEvent | None:
         return process_event_from(
@@ -637,7 +650,7 @@ class Detector:
             "assembler": self._assembler.to_state(),
             "processes": self.table.to_state(),
             "limiter": self._limiter.to_state(),
-            "sequences": self._sequences.to_state(),
+            "sequences": (self._sequences or self._sequence_engine(())).to_state(),
             "stats": self.stats.as_dict(),
         }
 
@@ -650,7 +663,8 @@ class Detector:
             self.table.restore(state["processes"])
             self._limiter.restore(state["limiter"])
             if "sequences" in state:  # absent from snapshots of older versions
-                self._sequences.restore(state["sequences"])
+                # Checked even when no sequence rule is loaded (an empty engine).
+                (self._sequences or self._sequence_engine(())).restore(state["sequences"])
             for name, value in state.get("stats", {}).items():
                 if name in _STAT_NAMES:
                     setattr(self.stats, name, int(value))
