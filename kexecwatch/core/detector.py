@@ -510,9 +510,12 @@ class Detector:
             raise InjectedFault(f"injected fault in event {event.id}")
         if self._telemetry_rules and TelemetryTracker.is_telemetry(event):
             self._on_other_event(event, out)
-        syscall_record = next((r for r in event.records if r.type == "SYSCALL"), None)
-        if syscall_record is None:
-            return
+        records = event.records
+        syscall_record = records[0] if records and records[0].type == "SYSCALL" else None
+        if syscall_record is None:  # not first in a run: look further
+            syscall_record = next((r for r in records if r.type == "SYSCALL"), None)
+            if syscall_record is None:
+                return
         if self.options.fast_path and self._scanner.skim(event, syscall_record):
             return
         process = self._process_event(event)
@@ -588,14 +591,19 @@ class Detector:
             # What the SYSCALL values alone decide (a static interest says all; the others
             # still look at record types or learned inodes), as the fast path's verdicts.
             passing = [i for i in self._rule_needs if i.accepts_static(*key)]
-            static = any(i.is_static for i in passing), tuple(passing)
+            static = (
+                any(i.is_static for i in passing),
+                tuple(passing),
+                any(i.record_types is not None for i in passing),
+            )
             if len(self._needs_by_values) >= _MAX_NEEDS:
                 self._needs_by_values.clear()
             self._needs_by_values[key] = static
-        decided, others = static
+        decided, others, by_kinds = static
         if decided or not others:
             return decided
-        kinds = frozenset(r.type for r in event.records)
+        # None: no interest asks for record types (accepts then does not look).
+        kinds = frozenset(r.type for r in event.records) if by_kinds else None
 
         def inodes() -> frozenset[int]:
             return frozenset(p.inode for p in process.paths if p.inode is not None)
@@ -672,8 +680,9 @@ class Detector:
             raise ValueError(f"corrupt detector state: {exc}") from exc
 
 
-#: Whether static interests alone accept, and the interests whose static part passes.
-_Need = tuple[bool, tuple[EventInterest, ...]]
+#: Whether static interests alone accept, the interests whose static part passes, and
+#: whether one of these looks at record types.
+_Need = tuple[bool, tuple[EventInterest, ...], bool]
 _MAX_NEEDS = 4096
 
 
