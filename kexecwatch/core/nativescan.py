@@ -18,7 +18,9 @@ at or after the expected one, not ahead, above the done ceiling), no interest ne
 (the verdict cache, filled by Python: :meth:`NativeScanner.verdict_code`) and no learned
 inode may be in it. The taken units teach the session's process table
 (:class:`~kexecwatch.core.nativetable.NativeProcessTable`), the counts, the done set
-(:meth:`~kexecwatch.core.assembler.Assembler.absorb`) and the lost-event reports, which
+(:meth:`~kexecwatch.core.assembler.Assembler.absorb`: the session keeps the taken events'
+rows, the assembler one block per scan, see
+:meth:`~kexecwatch.core.assembler.Assembler.keep_done_in`) and the lost-event reports, which
 go through the detector's normal handling. Anything else is handed back: this scanner
 handles that unit in Python and calls the session again. A live exec whose parent the
 table does not know stops the scan so that ``/proc`` is read first, as the Python path
@@ -175,6 +177,9 @@ class NativeScanner(PythonScanner):
         self._inode_interests: list[EventInterest] = []
         self._inodes: frozenset[int] | None = None
         self._pending: str | None = None
+        # The events native takes stay in the session; the done set asks it about them.
+        session.done_keep(True)
+        self._assembler.keep_done_in(session)
 
     def interests_changed(self) -> None:
         """Forget every verdict, here and in the session."""
