@@ -529,22 +529,25 @@ class Detector:
                     (r.line_no for r in event.records if r.type == "EXECVE"), process.line_no
                 )
                 out.append(ParseIssue(line_no, problem, source=self.source))
+        # What the table knows, put into the process event at once (one copy, not one
+        # per part: a copy of a process event is a few microseconds).
+        known_parts: dict[str, Any] = {}
         parent = self.table.parent_of(process)
         if parent is not None:
-            process = process.with_parent(parent)
+            known_parts["parent"] = parent
             ancestors = self.table.ancestry(process.ppid, process.id.time_ms, MAX_DEPTH)
-            process = process.with_entry_leader(
-                entry_leader(process.ppid, process.extra, ancestors)
-            )
+            known_parts["entry_leader"] = entry_leader(process.ppid, process.extra, ancestors)
         elif process.ppid in (0, 1):
-            process = process.with_entry_leader(entry_leader(process.ppid, process.extra, ()))
+            known_parts["entry_leader"] = entry_leader(process.ppid, process.extra, ())
         if not process.is_process_start:
             # What the process ran before: its instance (entity id), and for a kexec
             # call, which carries no argv, the caller's own argv from its exec.
             known = self.table.process_of(process)
-            process = process.with_known_self(known)
+            known_parts["known_self"] = known
             if process.syscall in KEXEC_SYSCALLS:
-                process = process.with_self_exec(known)
+                known_parts["self_exec"] = known
+        if known_parts:
+            process = replace(process, **known_parts)
         self.table.observe(process)
         options = self.options
         if process.syscall not in EVALUATED or not in_window(
