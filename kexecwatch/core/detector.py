@@ -41,7 +41,13 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from kexecwatch.core.alerts import Alert, AlertLimiter, AlertsSuppressed, RuleMeta
+from kexecwatch.core.alerts import (
+    Alert,
+    AlertLimiter,
+    AlertsSuppressed,
+    RuleMeta,
+    to_text_line,
+)
 from kexecwatch.core.assembler import (
     DEFAULT_MAX_INFLIGHT,
     DEFAULT_WINDOW_MS,
@@ -325,6 +331,25 @@ class Detector:
     def source(self) -> Hashable:
         """The source being read now, as given to :meth:`switch_source`."""
         return self._lines.source
+
+    def describe(self, output: Output) -> str:
+        """One terminal-safe line for ``output``, the one wording every command shows:
+        an alert's or process event's text line, a diagnostic's ``where: what``."""
+        if isinstance(output, Alert | ProcessEvent):
+            return to_text_line(output.to_document())
+        if isinstance(output, EventsLost):
+            return output.describe(self.source)
+        return output.describe()
+
+    @property
+    def last_record_ms(self) -> int:
+        """The latest record time read, in epoch milliseconds (0 before the first dated
+        record): of the events handled and of those still in flight.
+
+        For a shell's lag figure and idle clock; the detector itself ages events by each
+        node's clock, never by this (README, "Time policy").
+        """
+        return max(self.stats.last_time_ms, self._assembler.latest_inflight_ms())
 
     def locate(self, line_no: int) -> SourceLocation:
         """Name line ``line_no`` of the source being read now: ``str(source):line``.
