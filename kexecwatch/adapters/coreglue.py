@@ -1,22 +1,18 @@
 """The daemon's rules and its words for detector outputs.
 
 Loading the configured rules (with the daemon log as the report), turning detector
-outputs into :class:`~kexecwatch.adapters.sinks.SinkRecord` values and log lines. The
-telemetry-gap alert is built here too.
+outputs into :class:`~kexecwatch.adapters.sinks.SinkRecord` values and log lines.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from kexecwatch.adapters.daemonlog import kv
-from kexecwatch.adapters.follower import Gap
 from kexecwatch.adapters.session import Diagnostic
 from kexecwatch.adapters.sinks import SinkRecord
-from kexecwatch.core import jsontext
 from kexecwatch.core.alerts import Alert, to_json_line, to_text_line
 from kexecwatch.core.assembler import EventsLost
 from kexecwatch.core.detector import DetectionRule, Detector, EventError
@@ -24,11 +20,10 @@ from kexecwatch.core.process import ProcessEvent
 from kexecwatch.core.record import ParseIssue, TimeJump
 from kexecwatch.rules import load_rules
 
-__all__ = ["OutputLog", "gap_record", "load_daemon_rules"]
+__all__ = ["OutputLog", "load_daemon_rules"]
 
 log = logging.getLogger(__name__)
 
-SEVERITY_ERR = 3
 _PARSE_LOG_EVERY = 1000  # log the first parse issues, then one in this many
 
 
@@ -91,45 +86,3 @@ class OutputLog:
 def _at(out: ParseIssue | TimeJump) -> dict[str, Any]:
     """``file``, ``line`` and ``reason`` of a diagnostic, for its log line."""
     return {"file": str(out.source), "line": out.line_no, "reason": out.reason}
-
-
-def gap_record(gap: Gap, host_name: str) -> SinkRecord:
-    """The telemetry-gap alert: same outputs as detections, its own id and document."""
-    lost = gap.lost
-    alert_id = (
-        f"telemetry-gap:{host_name}:{lost.identity.dev}:{lost.identity.ino}:"
-        f"{lost.identity.fingerprint[:16]}:{lost.offset}"
-    )
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    message = gap.describe()
-    doc = {
-        "@timestamp": now,
-        "event": {
-            "kind": "alert",
-            "category": ["host"],
-            "type": ["info"],
-            "action": "telemetry-gap",
-            "dataset": "kexecwatch.gap",
-            "id": alert_id,
-        },
-        "host": {"name": host_name},
-        "message": message,
-        "rule": {"name": "kexecwatch telemetry gap", "ruleset": "kexecwatch"},
-        "kexecwatch": {
-            "rule": {"severity": "high"},
-            "gap": {
-                "path": lost.path,
-                "offset": lost.offset,
-                "file": str(lost.identity),
-                "resumed_from": gap.resumed_from,
-            },
-        },
-    }
-    text = "".join(c if c.isprintable() else "?" for c in f"{now} TELEMETRY GAP {message}")
-    return SinkRecord(
-        alert_id,
-        jsontext.dumps(doc),
-        text,
-        msgid="gap",
-        severity=SEVERITY_ERR,
-    )

@@ -45,7 +45,7 @@ from kexecwatch.adapters.config import (
     apply_overrides,
     load_config,
 )
-from kexecwatch.adapters.coreglue import OutputLog, gap_record, load_daemon_rules
+from kexecwatch.adapters.coreglue import OutputLog, load_daemon_rules
 from kexecwatch.adapters.daemonlog import kv, setup_logging
 from kexecwatch.adapters.follower import Follower, FollowerOutput, Gap, Lines, Switched
 from kexecwatch.adapters.hub import Journal, SinkHub
@@ -331,7 +331,6 @@ class Daemon:
             log.log(said.level, said.event, extra=kv(**said.fields))
         if isinstance(item, Gap):
             self.counters["gaps"] += 1
-            self._emit(gap_record(item, self.host))
 
     def _handle(self, outputs: list[Output]) -> None:
         self.session.deliver(outputs, self.outputs)

@@ -126,12 +126,22 @@ class Session:
     def follow(
         self, item: FollowerOutput, now: float, source: Hashable | None = None
     ) -> list[Output]:
-        """What the detector makes of one follower output: lines are fed, and a file
-        switch starts ``source`` (by default the file's path) as the detector's source."""
+        """What the detector makes of one follower output: lines are fed, a file switch
+        starts ``source`` (by default the file's path) as the detector's source, and a
+        checkpointed file lost to rotation is a telemetry event for the rules."""
         if isinstance(item, Lines):
             return self.feed(item.data, now)
         if isinstance(item, Switched):
             return self.detector.switch_source(item.path if source is None else source, item.offset)
+        if isinstance(item, Gap):
+            lost = item.lost
+            facts = (
+                ("path", lost.path),
+                ("offset", str(lost.offset)),
+                ("file", str(lost.identity)),
+                ("resumed_from", item.resumed_from),
+            )
+            return self.detector.report_lost_log(facts)
         return []
 
     def deliver(self, outputs: list[Output], sink: OutputSink) -> None:

@@ -469,6 +469,17 @@ class Detector:
             out.append(suppressed)
         return out
 
+    def report_lost_log(self, facts: tuple[tuple[str, str], ...]) -> list[Output]:
+        """A log file was lost before it was read to its end (rotated away while the
+        shell was not reading): a telemetry event for the telemetry rules, like the
+        kernel's own gaps, dated at the last record read (see
+        :meth:`~kexecwatch.core.telemetry.TelemetryTracker.from_lost_log`)."""
+        out: list[Output] = []
+        if self._telemetry_rules:
+            lost = TelemetryTracker.from_lost_log(self.host_name, self.last_record_ms, facts)
+            self._on_telemetry(lost, out)
+        return out
+
     # -- positions, for checkpoints ----------------------------------------------
 
     @property
