@@ -24,7 +24,7 @@ use crate::session::{Session, Settings};
 use crate::verdicts::ALL_BITS;
 
 /// The ABI this library speaks; the binding refuses any other.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 pub const OK: c_int = 0;
 /// A null or closed handle, or a null output pointer.
@@ -99,6 +99,8 @@ pub struct KwScanOut {
     /// (serial, sec, ms, seen_elapsed) rows.
     pub ahead: *const i64,
     pub ahead_rows: usize,
+    /// How many of the `done` rows (the last ones) the done store kept.
+    pub done_kept: u64,
 }
 
 thread_local! {
@@ -576,6 +578,12 @@ pub unsafe extern "C" fn kw_scan(
             &rows,
         );
         scan(session, buf, start, quiet);
+        // Kept only once the scan is over: a failed scan leaves the store as it was.
+        let done_kept = if session.done.keeping {
+            session.done.extend(&session.scan.done) as u64
+        } else {
+            0
+        };
         let result = &session.scan;
         put(
             out,
@@ -605,8 +613,119 @@ pub unsafe extern "C" fn kw_scan(
                 lost_rows: result.lost.len(),
                 ahead: result.ahead.as_ptr(),
                 ahead_rows: result.ahead.len() / 4,
+                done_kept,
             },
         )
+    })
+}
+
+/// Whether scans keep the rows of the events they take in the done store (`on`
+/// non-zero); turning it off empties the store.
+///
+/// # Safety
+/// A live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kw_done_keep(handle: *mut Handle, on: c_int) -> c_int {
+    guard(|| {
+        let store = &mut session(handle)?.done;
+        store.keeping = on != 0;
+        if !store.keeping {
+            store.clear();
+        }
+        Ok(())
+    })
+}
+
+/// How many rows the done store holds.
+///
+/// # Safety
+/// A live handle; `out` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn kw_done_len(handle: *mut Handle, out: *mut u64) -> c_int {
+    guard(|| put(out, session(handle)?.done.len() as u64))
+}
+
+/// Whether the done store holds the event `sec.ms:serial`.
+///
+/// # Safety
+/// A live handle; `out` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn kw_done_contains(
+    handle: *mut Handle,
+    sec: i64,
+    ms: i64,
+    serial: i64,
+    out: *mut u8,
+) -> c_int {
+    guard(|| {
+        let held = session(handle)?.done.contains(sec, ms, serial);
+        put(out, u8::from(held))
+    })
+}
+
+/// Drop rows from the front of the done store (`DoneStore::drop_front`); `*out` is
+/// how many went, `*front` the elapsed time of the row now in front (`i64::MAX`: none).
+///
+/// # Safety
+/// A live handle; `out` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn kw_done_drop(
+    handle: *mut Handle,
+    limit: u64,
+    forced: u64,
+    stale_before: i64,
+    out: *mut u64,
+    front: *mut i64,
+) -> c_int {
+    guard(|| {
+        let store = &mut session(handle)?.done;
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let forced = usize::try_from(forced).unwrap_or(usize::MAX);
+        put(out, store.drop_front(limit, forced, stale_before) as u64)?;
+        put(front, store.front_elapsed())
+    })
+}
+
+/// Rows `offset..offset + count` of the done store, `(sec, ms, serial, elapsed)` flat;
+/// the pointer stays valid until the next call on this session.
+///
+/// # Safety
+/// A live handle; the outputs valid for one write each.
+#[no_mangle]
+pub unsafe extern "C" fn kw_done_rows(
+    handle: *mut Handle,
+    offset: u64,
+    count: u64,
+    out_ptr: *mut *const i64,
+    out_rows: *mut usize,
+) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        session.done.rows(offset, count, &mut session.done_out);
+        put(out_ptr, session.done_out.as_ptr())?;
+        put(out_rows, session.done_out.len() / 4)
+    })
+}
+
+/// The highest serial in the done store at or above `floor` and not among the
+/// `count` serials at `excluded` (`-1` when none).
+///
+/// # Safety
+/// A live handle; `excluded` valid for `count` i64; `out` for one write.
+#[no_mangle]
+pub unsafe extern "C" fn kw_done_max_serial(
+    handle: *mut Handle,
+    floor: i64,
+    excluded: *const i64,
+    count: usize,
+    out: *mut i64,
+) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        let excluded: HashSet<i64> = words(excluded, count)?.iter().copied().collect();
+        put(out, session.done.max_serial(floor, &excluded))
     })
 }
 

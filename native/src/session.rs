@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use crate::done::DoneStore;
 use crate::gaps::Lost;
 use crate::table::{Table, NO_LATENESS};
 use crate::verdicts::Verdicts;
@@ -72,6 +73,10 @@ pub struct Session {
     pub pair_a: Vec<(usize, usize)>,
     pub pair_b: Vec<(usize, usize)>,
     pub key: Vec<u8>,
+    /// The rows of the events taken, kept between calls (`kw_done_keep`).
+    pub done: DoneStore,
+    /// Rows returned by `kw_done_rows`.
+    pub done_out: Vec<i64>,
 }
 
 impl Session {
@@ -88,6 +93,8 @@ impl Session {
             pair_a: Vec::new(),
             pair_b: Vec::new(),
             key: Vec::new(),
+            done: DoneStore::default(),
+            done_out: Vec::new(),
         }
     }
 }
