@@ -29,7 +29,6 @@ import time
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kexecwatch.core.proctable import LiveProcess, ProcLookup
 from kexecwatch.errors import InputError
 from kexecwatch.hostid import check_host_id, machine_id
 
@@ -151,7 +150,7 @@ def live_command(args: argparse.Namespace) -> int:
             rules,
             host_name=host,
             host_id=host_id or machine_id(),
-            lookup=_proc_lookup(),
+            live=True,
             window_ms=args.event_window_ms,
             events_as=args.events_as,
         )
@@ -168,25 +167,6 @@ def _check_readable(path: str) -> None:
     if not os.path.lexists(path):
         raise InputError(f"{path}: no such file (is auditd running? --replay reads copies)")
     check_regular_file(path)
-
-
-def _proc_lookup() -> ProcLookup | None:
-    from kexecwatch.adapters.procfs import ProcFs
-
-    try:
-        procfs = ProcFs()
-    except OSError:
-        return None
-
-    def lookup(pid: int) -> LiveProcess | None:
-        info = procfs.lookup(pid)
-        if info is None:
-            return None
-        return LiveProcess(
-            info.pid, info.ppid, info.comm, info.exe, info.argv, info.start_ms, info.extra
-        )
-
-    return lookup
 
 
 def run_dashboard(model: LiveModel, feed: Feed, *, fd: int | None = None) -> int:

@@ -39,7 +39,7 @@ import heapq
 from array import array
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice, repeat
@@ -53,7 +53,15 @@ from kexecwatch.core.msgtypes import (
     is_single_record,
 )
 from kexecwatch.core.nativeapi import DoneStore, QuietState, ScanResult
-from kexecwatch.core.record import MAX_TIME_MS, AuditRecord, EventId, ParseIssue, TimeJump
+from kexecwatch.core.record import (
+    MAX_TIME_MS,
+    AuditRecord,
+    EventId,
+    ParseIssue,
+    TimeJump,
+    where_text,
+)
+from kexecwatch.core.textsafe import quote_input
 
 __all__ = [
     "DEFAULT_MAX_INFLIGHT",
@@ -131,6 +139,18 @@ class EventsLost:
     def count(self) -> int:
         """How many events are missing."""
         return self.last_serial - self.first_serial + 1
+
+    def describe(self, source: Hashable) -> str:
+        """One terminal-safe line: the source being read, how many events are missing
+        and which: ``audit.log: 3 event(s) lost on node 'web-1': serials 7-9 missing
+        before 1700000000.000:10``."""
+        where = "input" if source is None else where_text(source, 0)
+        name = self.node.encode("utf-8", "surrogateescape") if self.node else b""
+        node = f" on node {quote_input(name)}" if name else ""
+        return (
+            f"{where}: {self.count} event(s) lost{node}: serials {self.first_serial}-"
+            f"{self.last_serial} missing before {self.before}"
+        )
 
 
 AssemblerOutput = AuditEvent | EventsLost | ParseIssue | TimeJump
@@ -320,6 +340,13 @@ class Assembler:
     def inflight(self) -> int:
         """How many incomplete events are held now."""
         return len(self._inflight)
+
+    def latest_inflight_ms(self) -> int:
+        """The latest time of an event in flight (a date, not beyond year 9999), or 0."""
+        return max(
+            (t for _, event_id in self._inflight if (t := event_id.time_ms) < MAX_TIME_MS),
+            default=0,
+        )
 
     def holds(self, key: EventKey) -> bool:
         """Whether the event ``(node, id)`` is in flight."""

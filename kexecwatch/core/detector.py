@@ -41,7 +41,13 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from kexecwatch.core.alerts import Alert, AlertLimiter, AlertsSuppressed, RuleMeta
+from kexecwatch.core.alerts import (
+    Alert,
+    AlertLimiter,
+    AlertsSuppressed,
+    RuleMeta,
+    to_text_line,
+)
 from kexecwatch.core.assembler import (
     DEFAULT_MAX_INFLIGHT,
     DEFAULT_WINDOW_MS,
@@ -326,6 +332,25 @@ class Detector:
         """The source being read now, as given to :meth:`switch_source`."""
         return self._lines.source
 
+    def describe(self, output: Output) -> str:
+        """One terminal-safe line for ``output``, the one wording every command shows:
+        an alert's or process event's text line, a diagnostic's ``where: what``."""
+        if isinstance(output, Alert | ProcessEvent):
+            return to_text_line(output.to_document())
+        if isinstance(output, EventsLost):
+            return output.describe(self.source)
+        return output.describe()
+
+    @property
+    def last_record_ms(self) -> int:
+        """The latest record time read, in epoch milliseconds (0 before the first dated
+        record): of the events handled and of those still in flight.
+
+        For a shell's lag figure and idle clock; the detector itself ages events by each
+        node's clock, never by this (README, "Time policy").
+        """
+        return max(self.stats.last_time_ms, self._assembler.latest_inflight_ms())
+
     def locate(self, line_no: int) -> SourceLocation:
         """Name line ``line_no`` of the source being read now: ``str(source):line``.
 
@@ -444,6 +469,17 @@ class Detector:
             out.append(suppressed)
         return out
 
+    def report_lost_log(self, facts: tuple[tuple[str, str], ...]) -> list[Output]:
+        """A log file was lost before it was read to its end (rotated away while the
+        shell was not reading): a telemetry event for the telemetry rules, like the
+        kernel's own gaps, dated at the last record read (see
+        :meth:`~kexecwatch.core.telemetry.TelemetryTracker.from_lost_log`)."""
+        out: list[Output] = []
+        if self._telemetry_rules:
+            lost = TelemetryTracker.from_lost_log(self.host_name, self.last_record_ms, facts)
+            self._on_telemetry(lost, out)
+        return out
+
     # -- positions, for checkpoints ----------------------------------------------
 
     @property
@@ -510,9 +546,12 @@ class Detector:
             raise InjectedFault(f"injected fault in event {event.id}")
         if self._telemetry_rules and TelemetryTracker.is_telemetry(event):
             self._on_other_event(event, out)
-        syscall_record = next((r for r in event.records if r.type == "SYSCALL"), None)
-        if syscall_record is None:
-            return
+        records = event.records
+        syscall_record = records[0] if records and records[0].type == "SYSCALL" else None
+        if syscall_record is None:  # not first in a run: look further
+            syscall_record = next((r for r in records if r.type == "SYSCALL"), None)
+            if syscall_record is None:
+                return
         if self.options.fast_path and self._scanner.skim(event, syscall_record):
             return
         process = self._process_event(event)
@@ -526,22 +565,25 @@ class Detector:
                     (r.line_no for r in event.records if r.type == "EXECVE"), process.line_no
                 )
                 out.append(ParseIssue(line_no, problem, source=self.source))
+        # What the table knows, put into the process event at once (one copy, not one
+        # per part: a copy of a process event is a few microseconds).
+        known_parts: dict[str, Any] = {}
         parent = self.table.parent_of(process)
         if parent is not None:
-            process = process.with_parent(parent)
+            known_parts["parent"] = parent
             ancestors = self.table.ancestry(process.ppid, process.id.time_ms, MAX_DEPTH)
-            process = process.with_entry_leader(
-                entry_leader(process.ppid, process.extra, ancestors)
-            )
+            known_parts["entry_leader"] = entry_leader(process.ppid, process.extra, ancestors)
         elif process.ppid in (0, 1):
-            process = process.with_entry_leader(entry_leader(process.ppid, process.extra, ()))
+            known_parts["entry_leader"] = entry_leader(process.ppid, process.extra, ())
         if not process.is_process_start:
             # What the process ran before: its instance (entity id), and for a kexec
             # call, which carries no argv, the caller's own argv from its exec.
             known = self.table.process_of(process)
-            process = process.with_known_self(known)
+            known_parts["known_self"] = known
             if process.syscall in KEXEC_SYSCALLS:
-                process = process.with_self_exec(known)
+                known_parts["self_exec"] = known
+        if known_parts:
+            process = replace(process, **known_parts)
         self.table.observe(process)
         options = self.options
         if process.syscall not in EVALUATED or not in_window(
@@ -588,14 +630,19 @@ class Detector:
             # What the SYSCALL values alone decide (a static interest says all; the others
             # still look at record types or learned inodes), as the fast path's verdicts.
             passing = [i for i in self._rule_needs if i.accepts_static(*key)]
-            static = any(i.is_static for i in passing), tuple(passing)
+            static = (
+                any(i.is_static for i in passing),
+                tuple(passing),
+                any(i.record_types is not None for i in passing),
+            )
             if len(self._needs_by_values) >= _MAX_NEEDS:
                 self._needs_by_values.clear()
             self._needs_by_values[key] = static
-        decided, others = static
+        decided, others, by_kinds = static
         if decided or not others:
             return decided
-        kinds = frozenset(r.type for r in event.records)
+        # None: no interest asks for record types (accepts then does not look).
+        kinds = frozenset(r.type for r in event.records) if by_kinds else None
 
         def inodes() -> frozenset[int]:
             return frozenset(p.inode for p in process.paths if p.inode is not None)
@@ -672,8 +719,9 @@ class Detector:
             raise ValueError(f"corrupt detector state: {exc}") from exc
 
 
-#: Whether static interests alone accept, and the interests whose static part passes.
-_Need = tuple[bool, tuple[EventInterest, ...]]
+#: Whether static interests alone accept, the interests whose static part passes, and
+#: whether one of these looks at record types.
+_Need = tuple[bool, tuple[EventInterest, ...], bool]
 _MAX_NEEDS = 4096
 
 

@@ -260,8 +260,6 @@ class ProcessEvent:
             process["command_line"] = " ".join(args)
         _put(process, "title", text(self.title))
         _put(process, "working_directory", text(self.cwd))
-        ids = dict(self.ids)
-        names = dict(self.names)
         process["entity_id"] = entity_id(self.host_key, self.pid, self.instance)
         process.update(identity_of(self.ids, self.names, self.interactive, self.tty))
         parent: dict[str, Any] = {"pid": self.ppid}
@@ -289,13 +287,7 @@ class ProcessEvent:
             "outcome": "success" if self.success else "failure",
             "module": "auditd",
         }
-        user = user_doc(ids, names, "uid", "UID")
-        effective = user_doc(ids, names, "euid", "EUID")
-        if effective:
-            user["effective"] = effective
-        group: dict[str, Any] = {}
-        _put(group, "id", ids.get("gid"))
-        _put(group, "name", names.get("GID"))
+        user, group, who_auditd = _who_docs(self.ids, self.names)
         auditd: dict[str, Any] = {
             "id": str(self.id),
             "sequence": self.id.serial,
@@ -310,14 +302,8 @@ class ProcessEvent:
         _put(auditd, "argc", self.argc)
         _put(auditd, "session", self.session)
         _put(auditd, "tty", self.tty)
-        # ECS has no field for the login uid nor the filesystem uid: they stay audit's.
-        for key, raw, enriched in (
-            ("login_user", "auid", "AUID"),
-            ("filesystem_user", "fsuid", "FSUID"),
-        ):
-            found = user_doc(ids, names, raw, enriched)
-            if found:
-                auditd[key] = found
+        if who_auditd:
+            auditd.update(who_auditd)
         if self.keys:
             auditd["keys"] = list(self.keys)
         if self.parent is not None and self.parent.exec_id is not None:
@@ -347,6 +333,45 @@ class ProcessEvent:
         if group:
             doc["group"] = group
         return doc
+
+
+_WHO_DOCS: Memo[Any, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = Memo()
+
+
+def _who_docs(
+    ids: tuple[tuple[str, str], ...], names: tuple[tuple[str, str], ...]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A document's ``user`` and ``group``, and its ``auditd`` fields ``login_user`` and
+    ``filesystem_user`` (ECS has no field for the login uid nor the filesystem uid: they
+    stay audit's), from the audit ids and ENRICHED names.
+
+    Remembered, like :func:`~kexecwatch.core.identity.identity_of`: a few users recur,
+    and the objects are shared between documents, which their readers never change.
+    """
+    key = (ids, names)
+    known = _WHO_DOCS.get(key)
+    if known is not None:
+        return known
+    by_id, by_name = dict(ids), dict(names)
+    user = user_doc(by_id, by_name, "uid", "UID")
+    effective = user_doc(by_id, by_name, "euid", "EUID")
+    if effective:
+        user["effective"] = effective
+    group: dict[str, Any] = {}
+    _put(group, "id", by_id.get("gid"))
+    _put(group, "name", by_name.get("GID"))
+    auditd: dict[str, Any] = {}
+    for field, raw, enriched in (
+        ("login_user", "auid", "AUID"),
+        ("filesystem_user", "fsuid", "FSUID"),
+    ):
+        found = user_doc(by_id, by_name, raw, enriched)
+        if found:
+            auditd[field] = found
+    docs = user, group, auditd
+    if sum(len(v) for _, v in ids) + sum(len(v) for _, v in names) > MAX_BODY:
+        return docs  # a hostile record's long values are not kept
+    return _WHO_DOCS.put(key, docs)
 
 
 # The formatted second of recent timestamps: exec events come many to a second, and
@@ -457,7 +482,7 @@ def process_event_from(
     cwd: bytes | None = None
     title: bytes | None = None
     paths: list[PathItem] = []
-    names: dict[str, str] = {}
+    names: tuple[tuple[str, str], ...] = ()
     for record in event.records:
         rtype = record.type
         if rtype not in ("SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"):
@@ -541,7 +566,7 @@ def process_event_from(
         title=title,
         cwd=cwd,
         ids=who.ids,
-        names=tuple((n, names[n]) for n in _NAME_FIELDS if n in names) if names else (),
+        names=names,
         keys=who.keys,
         tty=who.tty,
         session=who.session,
@@ -608,12 +633,22 @@ def _call_of(fields: Fields) -> _Call | None:
         _int(fields.get("exit")),
         pid,
         _int(fields.get("ppid")) or 0,
-        tuple(
-            raw.decode("ascii", "replace")
-            for n in ("a0", "a1", "a2", "a3")
-            if (raw := fields.get(n)) is not None
-        ),
+        _syscall_args(fields),
     )
+
+
+def _syscall_args(fields: Fields) -> tuple[str, ...]:
+    """``a0``-``a3`` as written, those present."""
+    get = fields.get
+    a0, a1, a2, a3 = get("a0"), get("a1"), get("a2"), get("a3")
+    if a0 is not None and a1 is not None and a2 is not None and a3 is not None:
+        return (
+            a0.decode("ascii", "replace"),
+            a1.decode("ascii", "replace"),
+            a2.decode("ascii", "replace"),
+            a3.decode("ascii", "replace"),
+        )
+    return tuple(raw.decode("ascii", "replace") for raw in (a0, a1, a2, a3) if raw is not None)
 
 
 def _names_of(arch_raw: bytes | None, number_raw: bytes | None) -> tuple[str | None, str | None]:
@@ -655,20 +690,22 @@ def _who_from(fields: Fields) -> _Who:
     )
 
 
-_NAMES_OF: Memo[bytes, dict[str, str]] = Memo()
+_NAMES_OF: Memo[bytes, tuple[tuple[str, str], ...]] = Memo()
 
 
-def _enriched_names(tail: bytes) -> dict[str, str]:
-    """The names of an ENRICHED tail (remembered: a few users' names recur; read only)."""
+def _enriched_names(tail: bytes) -> tuple[tuple[str, str], ...]:
+    """The names of an ENRICHED tail, as ``(field, name)`` pairs in :data:`_NAME_FIELDS`
+    order (remembered: a few users' names recur; read only)."""
     known = _NAMES_OF.get(tail)
     if known is not None:
         return known
     fields, _ = fields_of(tail)
-    out: dict[str, str] = {}
+    out: list[tuple[str, str]] = []
     for name in _NAME_FIELDS:
         raw = fields.get(name)
         if raw is not None:
             value = decode_untrusted(raw)
             if value is not None:
-                out[name] = value.decode("utf-8", "surrogateescape")
-    return _NAMES_OF.put(tail, out) if len(tail) <= MAX_BODY else out
+                out.append((name, value.decode("utf-8", "surrogateescape")))
+    found = tuple(out)
+    return _NAMES_OF.put(tail, found) if len(tail) <= MAX_BODY else found

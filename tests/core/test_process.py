@@ -345,3 +345,29 @@ def test_the_caller_part_read_once_per_text_reads_as_each_whole_body(heads: list
         assert process.pid == int(fields["pid"])
         assert process.exit_code == int(fields["exit"])
         assert process.success is (fields["success"] == b"yes")
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["0", "1000", "4294967295", "9" * 3000]), st.booleans()),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_user_and_group_documents_follow_each_event_s_own_ids(
+    users: list[tuple[str, bool]],
+) -> None:
+    # The user/group objects are remembered per (ids, names): each event still gets its own.
+    for serial, (uid, named) in enumerate(users, 1):
+        line = exec_lines(serial, uid=int(uid))[0]
+        if named:
+            line += b'\x1dUID="u%s" EUID="e" GID="g" AUID="a" FSUID="f"' % uid.encode()
+        process = process_event_from(event_of([line]), "h")
+        assert process is not None
+        doc = process.to_document()
+        user = {"id": uid, **({"name": f"u{uid}"} if named else {})}
+        effective = {"id": uid, **({"name": "e"} if named else {})}
+        assert doc["user"] == {**user, "effective": effective}
+        assert doc["group"] == {"id": "1000", **({"name": "g"} if named else {})}
+        assert doc["auditd"]["login_user"] == {"id": uid, **({"name": "a"} if named else {})}
+        assert doc["auditd"]["filesystem_user"] == {"id": uid, **({"name": "f"} if named else {})}
