@@ -172,6 +172,43 @@ def test_while_many_serials_wait_ahead_of_a_gap_python_reads_stretches_the_same(
     assert (fingerprint(out), det.stats.as_dict(), det.to_state()) == python[:3]
 
 
+class _CountedSession:
+    """A native session that counts its scan calls (everything else passed through)."""
+
+    def __init__(self, session: NativeSession) -> None:
+        self._session = session
+        self.scans = 0
+
+    def scan(self, *args: Any) -> ScanResult:
+        self.scans += 1
+        return self._session.scan(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+def test_with_events_the_execs_python_builds_cost_no_round_trip_each() -> None:
+    """With --events every exec in the window goes to Python in full: native would hand
+    each back, one call each (before: a call per exec); Python takes them in a row."""
+    lib = native_lib()
+    data = generated(n=6000, seed=5, interleave=0.0, lose_every=0, kexec_every=0)
+    det = Detector(
+        copy.deepcopy(ALL_RULES),
+        host_name="h",
+        native=lib,
+        options=DetectorOptions(emit_events=True),
+    )
+    scanner = det._scanner
+    assert isinstance(scanner, NativeScanner)
+    counted = _CountedSession(scanner.session)
+    scanner.session = counted  # type: ignore[assignment]
+    out = feed_in_pieces(det, data, (len(data) // 3,))
+    assert det.stats.process_events > 500
+    assert counted.scans < det.stats.process_events / 20, (counted.scans, det.stats.events)
+    python = outcome(data, None, emit_events=True)
+    assert (fingerprint(out), det.stats.as_dict(), det.to_state()) == python[:3]
+
+
 def test_serials_ahead_stay_in_the_session_between_calls() -> None:
     """The session keeps the serials seen ahead of a gap between calls; each call's
     changes (gaps filled, new serials ahead, gaps declared lost) come back as a delta,

@@ -293,6 +293,34 @@ class NativeScanner(PythonScanner):
                 # those back one by one, each call costing a round trip.
                 pos, line_no = self._step(buf, pos, line_no, source, base, out)
                 pos, line_no = self._lines_to_syscall(buf, pos, line_no, source, base, out)
+                pos, line_no = self._needed_runs(buf, pos, line_no, source, base, out)
+
+    def _needed_runs(  # noqa: PLR0917 - the scan's position, passed along
+        self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]
+    ) -> tuple[int, int]:
+        """Take in Python the whole runs that follow at ``pos`` and that an interest needs
+        in full: native would hand each back, one round trip each (with ``--events``,
+        every exec in the window). Stops at the first unit native may take."""
+        limit = len(buf)
+        stats = self._stats
+        while pos < limit:
+            m = SYSCALL_HEAD.match(buf, pos - 1)
+            run = None if m is None else run_end(buf, m)
+            if m is None or run is None:
+                break
+            sec, ms = m.group("sec", "ms")
+            call, success, comm, exe = m.group("call", "success", "comm", "exe")
+            key = (call, success, comm, exe)
+            time_ms = int(sec) * 1000 + int(ms)
+            if self.fast_verdict(key, buf, m.start() + 1, run, time_ms) is not None:
+                break  # only teaches the table: native's to take
+            if not self.fast_event(buf, m, run, line_no, out):
+                break
+            n = buf.count(b"\n", pos, run[1])
+            stats.lines += n
+            stats.records += n
+            pos, line_no = self._lines_to_syscall(buf, run[1], line_no + n, source, base, out)
+        return pos, line_no
 
     def _step(  # noqa: PLR0917 - the scan's position, passed along
         self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]
