@@ -15,7 +15,14 @@ from typing import Any, TextIO
 
 from kexecwatch.adapters.session import Diagnostic, Session
 from kexecwatch.core.alerts import Alert, to_json_line, to_text_line
-from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output, Stats
+from kexecwatch.core.detector import (
+    DetectionRule,
+    Detector,
+    DetectorOptions,
+    Output,
+    Stats,
+    Verdict,
+)
 from kexecwatch.core.process import ProcessEvent
 from kexecwatch.core.record import ParseIssue
 from kexecwatch.core.textsafe import escape_text
@@ -191,6 +198,9 @@ class _Writer:
     def diagnostic(self, item: Diagnostic, text: str) -> None:
         """A diagnostic: to stderr, as :class:`_Diagnostics` decides."""
         self._diagnostics.add(item, text)
+
+    def verdict(self, verdict: Verdict, document: dict[str, Any]) -> None:
+        """Verdicts are not asked for by ``replay``."""
 
     def flush(self) -> None:
         """Flush stdout."""

@@ -15,7 +15,7 @@ from kexecwatch.adapters.session import Diagnostic
 from kexecwatch.adapters.sinks import SinkRecord
 from kexecwatch.core.alerts import Alert, to_json_line, to_text_line
 from kexecwatch.core.assembler import EventsLost
-from kexecwatch.core.detector import DetectionRule, Detector, EventError
+from kexecwatch.core.detector import DetectionRule, Detector, EventError, Verdict
 from kexecwatch.core.process import ProcessEvent
 from kexecwatch.core.record import ParseIssue, TimeJump
 from kexecwatch.rules import load_rules
@@ -63,6 +63,9 @@ class OutputLog:
 
     def process(self, event: ProcessEvent, document: dict[str, Any]) -> None:
         """Process events are not asked for under ``run``."""
+
+    def verdict(self, verdict: Verdict, document: dict[str, Any]) -> None:
+        """Verdicts are not asked for under ``run``."""
 
     def diagnostic(self, item: Diagnostic, text: str) -> None:
         """A log line: ``event=parse_issue`` (the first ten, then one in 1,000),

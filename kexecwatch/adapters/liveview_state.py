@@ -2,9 +2,10 @@
 
 Theory of operation: :class:`LiveModel` owns one
 :class:`~kexecwatch.adapters.session.Session` (its detector run with ``emit_events`` so
-that every process event comes out, not only alerts). The terminal loop feeds it bytes and calls
-:meth:`LiveModel.tick` with the wall clock before each redraw; the model keeps a
-:class:`DashboardState` up to date, and
+that every process event comes out, not only alerts, and asked for the rules' verdict on
+every run of kexec: the activity panel shows the detector's own, limits included). The
+terminal loop feeds it bytes and calls :meth:`LiveModel.tick` with the wall clock before
+each redraw; the model keeps a :class:`DashboardState` up to date, and
 :func:`~kexecwatch.adapters.liveview_render.render_dashboard` draws that state and
 nothing else. Keys are in :mod:`kexecwatch.adapters.liveview_keys`.
 
@@ -24,11 +25,10 @@ from typing import Any
 from kexecwatch.adapters.session import Diagnostic, Session
 from kexecwatch.core.alerts import Alert, command_text
 from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
-from kexecwatch.core.detector import DetectionRule, DetectorOptions, Output
+from kexecwatch.core.detector import DetectionRule, DetectorOptions, Output, Verdict
 from kexecwatch.core.process import ProcessEvent, text
 from kexecwatch.core.proctable import ProcessTableLike
 from kexecwatch.core.record import record_times
-from kexecwatch.core.rule import CompiledQuery
 from kexecwatch.core.rule.sequence_state import MatchedSequence
 from kexecwatch.core.telemetry import TelemetryEvent
 
@@ -39,7 +39,6 @@ __all__ = [
     "DashboardState",
     "LiveModel",
     "ProcessSummary",
-    "activity_reason",
     "alerts_panel_height",
     "is_compact",
     "is_kexec",
@@ -162,23 +161,6 @@ def is_compact(state: DashboardState, height: int) -> bool:
     return len(state.alert_rows) > (alerts_panel_height(body, False) - 3) // 2
 
 
-def activity_reason(alerted: Sequence[str], silent: Sequence[tuple[str, str]]) -> str:
-    """What an activity row says about one kexec run: the rules that alerted, and for each
-    rule that stayed silent why, named so that the two never read as one verdict.
-
-    ``alerted`` are rule names; ``silent`` are (rule name, explanation) pairs.
-    """
-    if alerted and silent:
-        return f"{', '.join(alerted)} alerted; " + "; ".join(
-            f"{name} did not: {why}" for name, why in silent
-        )
-    if alerted:
-        return ", ".join(alerted)
-    if len(silent) == 1:
-        return silent[0][1]
-    return "; ".join(f"{name}: {why}" for name, why in silent) or "no rule matched"
-
-
 def is_kexec(event: ProcessEvent) -> bool:
     """Whether ``event`` executes kexec: ``comm`` or the basename of ``exe`` is ``kexec``."""
     exe = event.exe or b""
@@ -208,11 +190,12 @@ class LiveModel:
         host_id: str | None = None,
         events_as: str = "auditbeat",
     ) -> None:
-        self.rules = list(rules)
         self.session = Session(
-            self.rules,
+            rules,
             host_name=host_name,
-            options=DetectorOptions(emit_events=True, window_ms=window_ms, events_as=events_as),
+            options=DetectorOptions(
+                emit_events=True, window_ms=window_ms, events_as=events_as, explain=is_kexec
+            ),
             host_id=host_id,
             live=live,
         )
@@ -318,9 +301,15 @@ class LiveModel:
         self._add_alert(alert, document)
 
     def process(self, event: ProcessEvent, document: dict[str, Any]) -> None:
-        """A process event: an activity row when it runs kexec."""
-        if is_kexec(event):
-            self._add_activity(event, document)
+        """A process event: counted only (kexec runs come with their verdicts)."""
+
+    def verdict(self, verdict: Verdict, document: dict[str, Any]) -> None:
+        """What the rules made of a run of kexec: an activity row."""
+        rows = self.state.activity
+        summary = self._summary(verdict.event, document)
+        rows.append(ActivityRow(summary, bool(verdict.alerted), verdict.reason))
+        if len(rows) > MAX_ACTIVITY_ROWS:
+            del rows[: len(rows) - MAX_ACTIVITY_ROWS]
 
     def diagnostic(self, item: Diagnostic, text: str) -> None:
         """A diagnostic: the status line."""
@@ -375,21 +364,3 @@ class LiveModel:
                 state.selected = max(0, state.selected - drop)
             if state.detail is not None:
                 state.detail = max(0, state.detail - drop)
-
-    def _add_activity(self, event: ProcessEvent, doc: dict[str, Any]) -> None:
-        # Which rules alerted, and why each EQL rule that did not stayed silent
-        # (kexecwatch's own detections that did not fire have nothing to add).
-        matched: list[str] = []
-        silent: list[tuple[str, str]] = []
-        for rule in self.rules:
-            if rule.matches(doc):
-                matched.append(rule.name)
-                continue
-            query = getattr(rule, "query", None)
-            if isinstance(query, CompiledQuery):
-                silent.append((rule.name, query.explain(doc) or "no match"))
-        reason = activity_reason(matched, silent)
-        rows = self.state.activity
-        rows.append(ActivityRow(self._summary(event, doc), bool(matched), reason))
-        if len(rows) > MAX_ACTIVITY_ROWS:
-            del rows[: len(rows) - MAX_ACTIVITY_ROWS]

@@ -20,24 +20,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from kexecwatch.adapters.follower import (
-    DroppedTail,
-    FollowerOutput,
-    Gap,
-    Lines,
-    Switched,
-    Unreadable,
-)
-from kexecwatch.adapters.logfiles import FileIdentity
-from kexecwatch.adapters.procfs import ProcFs, ProcInfo
 from kexecwatch.core.alerts import Alert, AlertsSuppressed
 from kexecwatch.core.assembler import EventsLost
-from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output
+from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output, Verdict
 from kexecwatch.core.process import ProcessEvent
 from kexecwatch.core.proctable import LiveProcess
 from kexecwatch.core.record import ParseIssue, TimeJump
+
+if TYPE_CHECKING:
+    # Only following needs these: replay does not pay for importing them.
+    from kexecwatch.adapters.follower import FollowerOutput
+    from kexecwatch.adapters.logfiles import FileIdentity
+    from kexecwatch.adapters.procfs import ProcFs, ProcInfo
 
 __all__ = ["Diagnostic", "Notice", "OutputSink", "Session", "notice", "where_fields"]
 
@@ -56,6 +52,9 @@ class OutputSink(Protocol):
 
     def diagnostic(self, item: Diagnostic, text: str) -> None:
         """A diagnostic and its one terminal-safe line."""
+
+    def verdict(self, verdict: Verdict, document: dict[str, Any]) -> None:
+        """What the rules made of a process event (only when the detector was asked)."""
 
 
 class Session:
@@ -82,6 +81,8 @@ class Session:
     ) -> None:
         self._procfs: ProcFs | None = None
         if live:
+            from kexecwatch.adapters.procfs import ProcFs
+
             try:
                 self._procfs = ProcFs()
             except OSError as exc:
@@ -129,6 +130,8 @@ class Session:
         """What the detector makes of one follower output: lines are fed, a file switch
         starts ``source`` (by default the file's path) as the detector's source, and a
         checkpointed file lost to rotation is a telemetry event for the rules."""
+        from kexecwatch.adapters.follower import Gap, Lines, Switched
+
         if isinstance(item, Lines):
             return self.feed(item.data, now)
         if isinstance(item, Switched):
@@ -151,6 +154,8 @@ class Session:
                 sink.alert(item, item.to_document())
             elif isinstance(item, ProcessEvent):
                 sink.process(item, item.to_document())
+            elif isinstance(item, Verdict):
+                sink.verdict(item, item.event.to_document())
             else:
                 sink.diagnostic(item, self.detector.describe(item))
 
@@ -196,6 +201,8 @@ def where_fields(path: str, identity: FileIdentity, offset: int) -> dict[str, An
 
 def notice(item: FollowerOutput) -> Notice | None:
     """What the operator hears of a follower output (``None`` for lines)."""
+    from kexecwatch.adapters.follower import DroppedTail, Gap, Switched, Unreadable
+
     if isinstance(item, Switched):
         text = None if item.reason == "opened" else f"{item.reason}: now reading {item.path}"
         fields = {"reason": item.reason, **where_fields(item.path, item.identity, item.offset)}

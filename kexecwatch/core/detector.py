@@ -23,9 +23,9 @@ syscalls, names or record types it needs (or ``EVERYTHING``).
 :class:`~kexecwatch.core.alerts.Alert`,
 :class:`~kexecwatch.core.process.ProcessEvent` (when asked for),
 :class:`~kexecwatch.core.record.ParseIssue`,
-:class:`~kexecwatch.core.assembler.EventsLost` and
-:class:`~kexecwatch.core.alerts.AlertsSuppressed`. :meth:`flush` ends the
-stream. The result does not depend on how the input was split.
+:class:`~kexecwatch.core.assembler.EventsLost`,
+:class:`~kexecwatch.core.alerts.AlertsSuppressed` and :class:`Verdict` (when asked
+for). :meth:`flush` ends the stream. The result does not depend on how the input was split.
 
 Rule 1: no I/O and no clock. The live shell passes its idle time to
 :meth:`expire_idle` (or a time to :meth:`expire`) and may inject a ``/proc``
@@ -37,7 +37,7 @@ is caught, counted in ``Stats.event_errors`` and returned as an
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -101,9 +101,8 @@ __all__ = [
     "InjectedFault",
     "Output",
     "Stats",
+    "Verdict",
 ]
-
-Output = Alert | ProcessEvent | ParseIssue | TimeJump | EventsLost | AlertsSuppressed
 
 
 class DetectionRule(RuleMeta, Protocol):
@@ -138,6 +137,8 @@ class DetectorOptions:
             whose records contain these bytes raises :class:`InjectedFault`.
         events_as: the event vocabulary of process documents (``--events-as``), one
             of :data:`~kexecwatch.core.process.EVENTS_AS`.
+        explain: return a :class:`Verdict` for each evaluated process event this
+            accepts (the live view: every run of kexec).
     """
 
     window_ms: int = DEFAULT_WINDOW_MS
@@ -150,6 +151,39 @@ class DetectorOptions:
     fast_path: bool = True
     fault_on: bytes | None = None
     events_as: str = "auditbeat"
+    explain: Callable[[ProcessEvent], bool] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the rules made of one process event, when asked
+    (:attr:`DetectorOptions.explain`): the names of the rules that alerted on it, of those
+    that matched but whose alert the rule's limit held back, and for each rule with a
+    query that did not match, why (``excluded: process.parent.name kdumpctl``)."""
+
+    event: ProcessEvent
+    alerted: tuple[str, ...]
+    held: tuple[str, ...]
+    silent: tuple[tuple[str, str], ...]
+
+    @property
+    def reason(self) -> str:
+        """The verdict in words (raw text, not yet terminal-safe): the rules that matched,
+        and for each rule that did not why, named so that the two never read as one."""
+        matched = [*self.alerted, *(f"{name} (held back by its limit)" for name in self.held)]
+        silent = self.silent
+        if matched and silent:
+            return f"{', '.join(matched)} alerted; " + "; ".join(
+                f"{name} did not: {why}" for name, why in silent
+            )
+        if matched:
+            return ", ".join(matched)
+        if len(silent) == 1:
+            return silent[0][1]
+        return "; ".join(f"{name}: {why}" for name, why in silent) or "no rule matched"
+
+
+Output = Alert | ProcessEvent | ParseIssue | TimeJump | EventsLost | AlertsSuppressed | Verdict
 
 
 @dataclass(slots=True)
@@ -339,6 +373,8 @@ class Detector:
             return to_text_line(output.to_document())
         if isinstance(output, EventsLost):
             return output.describe(self.source)
+        if isinstance(output, Verdict):
+            return escape_text(output.reason)
         return output.describe()
 
     @property
@@ -591,18 +627,46 @@ class Detector:
         ):
             return
         self.stats.process_events += 1
+        explain = options.explain is not None and options.explain(process)
         if options.emit_events:
             out.append(process)
             if not self._rules_need(process, event):
+                if explain:  # no rule can match: each says why not
+                    out.append(self._verdict(process, process.to_document(), [], []))
                 return  # what the fast path would have skipped, rules unread
         if not self.rules:
+            if explain:
+                out.append(Verdict(process, (), (), ()))
             return
         document = process.to_document()
+        alerted: list[DetectionRule] = []
+        held: list[DetectionRule] = []
         for rule in self._index.candidates(document):
             if rule.matches(document):
-                self._raise(Alert(rule, process, rule.reason(document)), out)
+                admitted = self._raise(Alert(rule, process, rule.reason(document)), out)
+                if explain:
+                    (alerted if admitted else held).append(rule)
+        if explain:
+            out.append(self._verdict(process, document, alerted, held))
         if self._sequences:
             self._raise_sequences(self._sequences.observe(document, process.id.time_ms), out)
+
+    def _verdict(
+        self,
+        process: ProcessEvent,
+        document: dict[str, Any],
+        alerted: list[DetectionRule],
+        held: list[DetectionRule],
+    ) -> Verdict:
+        """The rules that matched ``process``, and why each other rule with a query did not."""
+        matched = alerted + held
+        silent: list[tuple[str, str]] = []
+        for rule in self.rules:
+            explain = getattr(getattr(rule, "query", None), "explain", None)
+            if callable(explain) and not any(rule is m for m in matched):
+                silent.append((rule.name, explain(document) or "no match"))
+        names = tuple(r.name for r in alerted), tuple(r.name for r in held)
+        return Verdict(process, *names, tuple(silent))
 
     def _raise_sequences(self, matches: list[SequenceMatch], out: list[Output]) -> None:
         """Alert for completed sequences and samples (see :mod:`.rule.sequence_state`)."""
@@ -651,7 +715,8 @@ class Detector:
             i.accepts(*key[:4], host=key[4], record_types=kinds, inodes=inodes) for i in others
         )
 
-    def _raise(self, alert: Alert, out: list[Output]) -> None:
+    def _raise(self, alert: Alert, out: list[Output]) -> bool:
+        """Alert unless the rule's limit holds it back; whether it was admitted."""
         admitted, closed = self._limiter.admit(alert)
         for suppressed in closed:
             self.stats.suppressed += suppressed.count
@@ -659,6 +724,7 @@ class Detector:
         if admitted:
             self.stats.alerts += 1
             out.append(alert)
+        return admitted
 
     def _on_other_event(self, event: AuditEvent, out: list[Output]) -> None:
         """Events about the audit trail itself (CONFIG_CHANGE, DAEMON_*): telemetry rules."""

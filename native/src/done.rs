@@ -10,6 +10,8 @@
 
 use std::collections::{HashSet, VecDeque};
 
+use crate::fasthash::IntSet;
+
 /// One taken event: `(sec, ms, serial, elapsed)` (elapsed: the node's clock when
 /// it was taken).
 pub type DoneRow = [i64; 4];
@@ -20,7 +22,7 @@ pub struct DoneStore {
     /// Whether scans keep their rows here (`kw_done_keep`); off: nothing is kept.
     pub keeping: bool,
     rows: VecDeque<DoneRow>,
-    keys: HashSet<(i64, i64, i64)>,
+    keys: IntSet<(i64, i64, i64)>,
 }
 
 impl DoneStore {

@@ -1,4 +1,5 @@
-//! A fast hasher for the integer keys of the process table (pids) and the inode set.
+//! A fast hasher for integer keys: the process table's pids, the inode set, the done
+//! store's event ids.
 //!
 //! std's default SipHash-1-3 costs more than the rest of a table lookup for a u64 key.
 //! This one mixes each 8-byte word into the state with one folded multiply (the full
@@ -46,6 +47,16 @@ impl Hasher for IntHasher {
     #[inline(always)]
     fn write_u64(&mut self, word: u64) {
         self.state = fold(self.state ^ word, MULTIPLIER);
+    }
+
+    #[inline(always)]
+    fn write_i64(&mut self, value: i64) {
+        self.write_u64(value as u64);
+    }
+
+    #[inline(always)]
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
     }
 
     #[inline(always)]
@@ -154,5 +165,13 @@ mod tests {
         let mut set: IntSet<u64> = IntSet::default();
         set.extend([1, 2, 3]);
         assert!(set.contains(&2) && !set.contains(&4));
+        // Tuples of event ids (sec, ms, serial), as the done store keeps them.
+        let mut ids: IntSet<(i64, i64, i64)> = IntSet::default();
+        for serial in 0..10_000 {
+            ids.insert((1_700_000_000 + serial / 1000, serial % 1000, serial));
+        }
+        assert_eq!(ids.len(), 10_000);
+        assert!(ids.contains(&(1_700_000_009, 999, 9_999)));
+        assert!(!ids.contains(&(1_700_000_009, 999, 9_998)));
     }
 }
