@@ -58,6 +58,7 @@ from kexecwatch.core.assembler import (
 )
 from kexecwatch.core.fastpath import argv_of_execve_bodies
 from kexecwatch.core.fields import is_bound_problem
+from kexecwatch.core.identity import credential_change
 from kexecwatch.core.interest import EVERYTHING, EventInterest
 from kexecwatch.core.interest import interests_of as _interests_of
 from kexecwatch.core.leaders import MAX_DEPTH, entry_leader
@@ -85,7 +86,7 @@ from kexecwatch.core.record import (
 from kexecwatch.core.rule.sequence import CompiledSequence
 from kexecwatch.core.ruleindex import RuleIndex
 from kexecwatch.core.scanner import EVALUATED, PythonScanner, in_window
-from kexecwatch.core.syscalls import KEXEC_SYSCALLS
+from kexecwatch.core.syscalls import CRED_SYSCALLS, KEXEC_SYSCALLS, PROCESS_SYSCALLS
 from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
 from kexecwatch.core.textsafe import VALUE_BYTES, clip, escape_text
 from kexecwatch.errors import SourceLocation
@@ -612,12 +613,14 @@ class Detector:
         elif process.ppid in (0, 1):
             known_parts["entry_leader"] = entry_leader(process.ppid, process.extra, ())
         if not process.is_process_start:
-            # What the process ran before: its instance (entity id), and for a kexec
-            # call, which carries no argv, the caller's own argv from its exec.
+            # What the process ran before: its instance (entity id), and for a kexec call
+            # or another process syscall, which carry no argv, the caller's argv from its exec.
             known = self.table.process_of(process)
             known_parts["known_self"] = known
-            if process.syscall in KEXEC_SYSCALLS:
+            if process.syscall in KEXEC_SYSCALLS or process.syscall in PROCESS_SYSCALLS:
                 known_parts["self_exec"] = known
+                if process.success and process.syscall in CRED_SYSCALLS and known is not None:
+                    known_parts["changed"] = credential_change(known.extra, process.extra)
         if known_parts:
             process = replace(process, **known_parts)
         self.table.observe(process)

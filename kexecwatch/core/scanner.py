@@ -48,7 +48,7 @@ from kexecwatch.core.interest import EventInterest
 from kexecwatch.core.linebuffer import Region
 from kexecwatch.core.proctable import Args, ProcessTableLike
 from kexecwatch.core.record import AuditRecord, EventId
-from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
+from kexecwatch.core.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS, PROCESS_SYSCALLS
 
 __all__ = [
     "EVALUATED",
@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 #: The syscalls whose events are counted, returned and shown to the rules.
-EVALUATED = EXEC_SYSCALLS | KEXEC_SYSCALLS
+EVALUATED = EXEC_SYSCALLS | KEXEC_SYSCALLS | PROCESS_SYSCALLS
 
 
 def in_window(time_ms: int, since_ms: int | None, until_ms: int | None) -> bool:
