@@ -29,7 +29,6 @@ import time
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kexecwatch.core.proctable import LiveProcess, ProcLookup
 from kexecwatch.errors import InputError
 from kexecwatch.hostid import check_host_id, machine_id
 
@@ -73,8 +72,8 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N|max",
         help="replay pace: N times the recorded pace (default 1), or max for at once",
     )
-    from kexecwatch.cli import REPLAY_WINDOW_WHY, add_event_window_option, add_rule_options
     from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
+    from kexecwatch.options import REPLAY_WINDOW_WHY, add_event_window_option, add_rule_options
 
     add_rule_options(parser)
     add_event_window_option(parser, DEFAULT_WINDOW_MS, REPLAY_WINDOW_WHY)
@@ -108,7 +107,7 @@ def live_command(args: argparse.Namespace) -> int:
             mistakes are reported even in a pipe).
         RuleError: when a rule file cannot be loaded.
     """
-    from kexecwatch.cli import load_rules
+    from kexecwatch.options import load_rules
     from kexecwatch.sources import expand_paths
 
     speed = parse_speed(args.speed)
@@ -151,7 +150,7 @@ def live_command(args: argparse.Namespace) -> int:
             rules,
             host_name=host,
             host_id=host_id or machine_id(),
-            lookup=_proc_lookup(),
+            live=True,
             window_ms=args.event_window_ms,
             events_as=args.events_as,
         )
@@ -168,25 +167,6 @@ def _check_readable(path: str) -> None:
     if not os.path.lexists(path):
         raise InputError(f"{path}: no such file (is auditd running? --replay reads copies)")
     check_regular_file(path)
-
-
-def _proc_lookup() -> ProcLookup | None:
-    from kexecwatch.adapters.procfs import ProcFs
-
-    try:
-        procfs = ProcFs()
-    except OSError:
-        return None
-
-    def lookup(pid: int) -> LiveProcess | None:
-        info = procfs.lookup(pid)
-        if info is None:
-            return None
-        return LiveProcess(
-            info.pid, info.ppid, info.comm, info.exe, info.argv, info.start_ms, info.extra
-        )
-
-    return lookup
 
 
 def run_dashboard(model: LiveModel, feed: Feed, *, fd: int | None = None) -> int:

@@ -269,7 +269,7 @@ class PythonScanner:
             )
             fault = self.fault_on
             if verdict is None or (fault is not None and buf.find(fault, m.start(), run[1]) >= 0):
-                records = records_of(buf[m.start() + 1 : run[1]], line_no)
+                records = records_of(buf[m.start() + 1 : run[1]], line_no, event_id)
                 self._host.event(AuditEvent(None, event_id, records, "proctitle"), out)
                 return True
             syscall, success, comm, exe, relevant = verdict
