@@ -264,6 +264,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
 
 def _replay_command(args: argparse.Namespace) -> int:
+    import gc
     import socket
 
     from kexecwatch.core.detector import DetectorOptions
@@ -297,6 +298,10 @@ def _replay_command(args: argparse.Namespace) -> int:
         fault_on=fault_marker(),
         events_as=args.events_as,
     )
+    # What start-up built (modules, the compiled rules) lives as long as the process: take
+    # it out of the garbage collector's passes, which otherwise walk it again and again
+    # while the stream's objects come and go.
+    gc.freeze()
     err = stderr_text()
     if args.per_host:
         return _replay_per_host(args, options, err)

@@ -311,6 +311,7 @@ class Assembler:
         self._done_order: deque[tuple[int, EventKey | int]] = deque()
         self._store: DoneStore | None = None
         self._stored = 0  # rows in the store: the sum of the blocks' counts
+        self._stored_max = -1  # no serial above it was ever stored: no need to ask
         # Events completed before a restored checkpoint: re-read on purpose.
         self._restored: set[EventKey] = set()
         # Events completed as one leading record (LOGIN) whose syscall's own records
@@ -331,6 +332,9 @@ class Assembler:
             0,
             [],
         )
+        # The tracker and its changes when absorb() last applied a scan's ahead_delta:
+        # while they hold, the session's own rows are the tracker's (QuietState.ahead_kept).
+        self._ahead_synced: tuple[_GapTracker | None, int] = (None, 0)
 
     @property
     def inflight(self) -> int:
@@ -647,6 +651,18 @@ class Assembler:
             self._done_ceiling = ceiling
             tracker.ceiling = -1
             self._ceiling_at = clock.elapsed
+        synced = self._ahead_synced
+        if synced[0] is tracker and synced[1] == tracker.changes:
+            # The session holds these serials already: none cross.
+            return QuietState(
+                clock.present,
+                clock.elapsed,
+                tracker.expected,
+                tracker.last_time_ms,
+                [],
+                ceiling,
+                True,
+            )
         rows = self._ahead_rows
         if rows[0] is not tracker or rows[1] != tracker.changes:
             # Up to _MAX_AHEAD serials: made again only when they changed.
@@ -675,10 +691,22 @@ class Assembler:
         tracker = self._gaps[None]
         tracker.expected = state.expected
         tracker.last_time_ms = state.last_time_ms
-        rows = self._ahead_rows
-        if not (rows[0] is tracker and rows[1] == tracker.changes and state.ahead == rows[2]):
-            self._absorb_ahead(tracker, state.ahead)
-            self._ahead_rows = (tracker, tracker.changes, state.ahead)
+        delta = result.ahead_delta
+        if delta is not None:
+            gone, added = delta
+            if gone or added:
+                ahead = tracker.ahead
+                for serial in gone:
+                    del ahead[serial]
+                for serial, sec, ms, seen in added:
+                    ahead[serial] = (_new_id(EventId, (sec, ms, serial)), seen)
+                tracker.changes += 1
+            self._ahead_synced = (tracker, tracker.changes)
+        else:
+            rows = self._ahead_rows
+            if not (rows[0] is tracker and rows[1] == tracker.changes and state.ahead == rows[2]):
+                self._absorb_ahead(tracker, state.ahead)
+                self._ahead_rows = (tracker, tracker.changes, state.ahead)
         done = result.done
         if result.done_kept:
             self._absorb_block(before, result.done_kept, done)
@@ -737,14 +765,16 @@ class Assembler:
 
     def _is_stored(self, key: EventKey) -> bool:
         store = self._store
-        if store is None or key[0] is not None:
-            return False
         event_id = key[1]
+        if store is None or key[0] is not None or event_id[2] > self._stored_max:
+            return False
         return store.done_contains(event_id[0], event_id[1], event_id[2])
 
     def _absorb_block(self, before: int, kept: int, done: array[int]) -> None:
         """The done-set part of :meth:`absorb` for ``kept`` rows the store kept (the
         last ``kept`` of ``done``), the first taken at elapsed ``before`` or later."""
+        top = max(done[len(done) - 4 * kept + 2 :: 4])
+        self._stored_max = max(self._stored_max, top)
         if not self._restored:
             self._add_block(before, kept)
             self._drop_done(len(self._done) + self._stored - _DONE_LIMIT)

@@ -74,6 +74,9 @@ class QuietState:
         done_ceiling: no event with a serial at or below it may be taken: at least the
             highest serial of node ``None`` in the done set that is neither below
             ``expected`` nor in ``ahead`` (``-1`` when none).
+        ahead_kept: the serials ahead are those the session's last scan left (the
+            assembler applied that scan's ``ahead_delta`` and changed nothing since):
+            ``ahead`` is not sent (it may be left empty).
     """
 
     present: int
@@ -82,6 +85,7 @@ class QuietState:
     last_time_ms: int
     ahead: list[tuple[int, int, int, int]] = field(default_factory=list)
     done_ceiling: int = -1
+    ahead_kept: bool = False
 
 
 @dataclass(slots=True)
@@ -101,6 +105,9 @@ class ScanResult:
             declared, in order.
         done_kept: how many of the ``done`` rows (the last ones) the session keeps in
             its :class:`DoneStore` (``0``: none, the assembler keeps the rows itself).
+        ahead_delta: what the scan changed in the serials ahead: the serials gone, then
+            the rows added in insertion order (``None``: only ``state.ahead`` says). With
+            ``ahead_kept``, ``state.ahead`` is not filled: apply the delta.
     """
 
     end: int
@@ -117,6 +124,7 @@ class ScanResult:
     done: array[int]
     lost: list[tuple[int, int, int, int, int]]
     done_kept: int = 0
+    ahead_delta: tuple[list[int], list[tuple[int, int, int, int]]] | None = None
 
 
 class DoneStore(Protocol):

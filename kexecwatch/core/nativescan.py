@@ -129,8 +129,8 @@ def single_types() -> tuple[str, ...]:
 
 _DEFAULT: list[NativeLib | None] = [None]
 
-#: After a hand-back, when a call took fewer events than 1/_YIELD of the serials ahead,
-#: the Python scanner reads the next _STRETCH bytes (to a line end) before native again.
+#: After a hand-back, when a call took fewer events than 1/_YIELD of the serials ahead it
+#: had to send, the Python scanner reads the next _STRETCH bytes (to a line end) first.
 _YIELD = 8
 _STRETCH = 64 << 10
 
@@ -277,9 +277,10 @@ class NativeScanner(PythonScanner):
                 self.table.remember_live(result.ppid, result.time_ms)
             elif stop == STOP_HANDBACK:
                 if result.events * _YIELD < len(state.ahead) and pos < limit:
-                    # A call costs in proportion to the serials ahead of a gap, which
-                    # cross the boundary both ways; while it takes little, the Python
-                    # scanner reads a stretch instead (the outputs are the same).
+                    # A call that had to send the serials ahead of a gap (the Python
+                    # scanner changed them: not ahead_kept) costs in proportion to them;
+                    # while such calls take little, the Python scanner reads a stretch
+                    # instead (the outputs are the same).
                     stretch = buf.find(b"\n", min(pos + _STRETCH, limit - 1)) + 1
                     PythonScanner.scan(
                         self, Region(buf[pos:stretch], line_no, source, base + pos), out

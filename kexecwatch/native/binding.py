@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 #: The C ABI this binding speaks (``kw_abi_version``); any other library is refused.
-ABI_VERSION: Final = 2
+ABI_VERSION: Final = 3
 LIBRARY_NAME: Final = "libkexecwatch_native.so"
 
 # A RawEntry (core.nativeapi) as the native table holds it: ``comm_raw``/``exe_raw`` say
@@ -148,7 +148,14 @@ class _ScanOut(ctypes.Structure):
         ("ahead", ctypes.c_void_p),
         ("ahead_rows", ctypes.c_size_t),
         ("done_kept", ctypes.c_uint64),
+        ("ahead_gone", ctypes.c_void_p),
+        ("ahead_gone_len", ctypes.c_size_t),
+        ("ahead_added", ctypes.c_void_p),
+        ("ahead_added_rows", ctypes.c_size_t),
     )
+
+
+_SCAN_AHEAD_KEPT: Final = 1
 
 
 def library_path() -> Path:
@@ -195,6 +202,7 @@ _SIGNATURES: Final[dict[str, tuple[object, ...]]] = {
         ctypes.POINTER(_State),
         _PTR,
         _SIZE,
+        ctypes.c_uint32,
         ctypes.POINTER(_ScanOut),
     ),
     "kw_done_keep": (_PTR, ctypes.c_int),
@@ -760,7 +768,8 @@ class NativeSession:
         flat = None
         address: int | None = None
         rows = 0
-        if state.ahead:
+        kept = state.ahead_kept
+        if state.ahead and not kept:
             flat = array("q")
             try:
                 for row in state.ahead:
@@ -780,14 +789,27 @@ class NativeSession:
             c_state.done_ceiling = max(ceiling, _I64_MIN)
             out = self._scan_out
             code = self._kw_scan(
-                self._live(), buf, len(buf), start, self._state_ref, address, rows, self._out_ref
+                self._live(),
+                buf,
+                len(buf),
+                start,
+                self._state_ref,
+                address,
+                rows,
+                _SCAN_AHEAD_KEPT if kept else 0,
+                self._out_ref,
             )
             if code:
                 raise self._failed("kw_scan", code)
             key = ctypes.string_at(out.key, out.key_len) if out.key_len else None
             done = _rows(out.done, out.done_rows, 4)
             lost_flat = _rows(out.lost, out.lost_rows, 5) if out.lost_rows else None
-            ahead_flat = _rows(out.ahead, out.ahead_rows, 4) if out.ahead_rows else None
+            # The whole rows only for a caller that sent them; the change always.
+            ahead_flat = (
+                _rows(out.ahead, out.ahead_rows, 4) if out.ahead_rows and not kept else None
+            )
+            gone = _rows(out.ahead_gone, out.ahead_gone_len, 1).tolist()
+            added_flat = _rows(out.ahead_added, out.ahead_added_rows, 4)
             end_at, stop, ppid, time_ms = (
                 int(out.end),
                 int(out.stop),
@@ -819,6 +841,10 @@ class NativeSession:
                 (ahead_flat[i], ahead_flat[i + 1], ahead_flat[i + 2], ahead_flat[i + 3])
                 for i in range(0, len(ahead_flat), 4)
             ]
+        added = [
+            (added_flat[i], added_flat[i + 1], added_flat[i + 2], added_flat[i + 3])
+            for i in range(0, len(added_flat), 4)
+        ]
         return ScanResult(
             end=end_at,
             stop=stop,
@@ -830,10 +856,11 @@ class NativeSession:
             events=events,
             process_events=process_events,
             last_time_ms=last_ms,
-            state=QuietState(present, elapsed, expected, last_time_ms, ahead, ceiling),
+            state=QuietState(present, elapsed, expected, last_time_ms, ahead, ceiling, kept),
             done=done,
             lost=lost,
             done_kept=done_kept,
+            ahead_delta=(gone, added),
         )
 
     def selftest_panic(self) -> None:
@@ -872,4 +899,5 @@ def _nothing_taken(start: int, state: QuietState) -> ScanResult:
         state=state,
         done=array("q"),
         lost=[],
+        ahead_delta=([], []),
     )

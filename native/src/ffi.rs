@@ -24,7 +24,7 @@ use crate::session::{Session, Settings};
 use crate::verdicts::ALL_BITS;
 
 /// The ABI this library speaks; the binding refuses any other.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 pub const OK: c_int = 0;
 /// A null or closed handle, or a null output pointer.
@@ -101,7 +101,16 @@ pub struct KwScanOut {
     pub ahead_rows: usize,
     /// How many of the `done` rows (the last ones) the done store kept.
     pub done_kept: u64,
+    /// The serials that left the rows ahead during the scan (any order).
+    pub ahead_gone: *const i64,
+    pub ahead_gone_len: usize,
+    /// (serial, sec, ms, seen_elapsed) rows that joined them, in insertion order.
+    pub ahead_added: *const i64,
+    pub ahead_added_rows: usize,
 }
+
+/// `kw_scan` flag: use the serials ahead kept from the last scan, not `ahead`.
+pub const SCAN_AHEAD_KEPT: u32 = 1;
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
@@ -550,6 +559,7 @@ pub unsafe extern "C" fn kw_scan(
     state: *const KwState,
     ahead: *const i64,
     ahead_rows: usize,
+    flags: u32,
     out: *mut KwScanOut,
 ) -> c_int {
     guard(|| {
@@ -562,22 +572,45 @@ pub unsafe extern "C" fn kw_scan(
         let state = *words(state, 1)?
             .first()
             .ok_or_else(|| argument("no scan state"))?;
-        let count = ahead_rows
-            .checked_mul(4)
-            .ok_or_else(|| argument("too many ahead rows"))?;
-        let rows: Vec<[i64; 4]> = words(ahead, count)?
-            .chunks_exact(4)
-            .map(|r| [r[0], r[1], r[2], r[3]])
-            .collect();
-        let quiet = Quiet::new(
-            state.present,
-            state.elapsed,
-            state.expected,
-            state.last_time_ms,
-            state.done_ceiling,
-            &rows,
+        let quiet = if flags & SCAN_AHEAD_KEPT != 0 {
+            let kept = session
+                .kept
+                .take()
+                .ok_or_else(|| argument("no serials ahead kept: no scan before"))?;
+            kept.with_scalars(
+                state.present,
+                state.elapsed,
+                state.expected,
+                state.last_time_ms,
+                state.done_ceiling,
+            )
+        } else {
+            let count = ahead_rows
+                .checked_mul(4)
+                .ok_or_else(|| argument("too many ahead rows"))?;
+            let rows: Vec<[i64; 4]> = words(ahead, count)?
+                .chunks_exact(4)
+                .map(|r| [r[0], r[1], r[2], r[3]])
+                .collect();
+            Quiet::new(
+                state.present,
+                state.elapsed,
+                state.expected,
+                state.last_time_ms,
+                state.done_ceiling,
+                &rows,
+            )
+        };
+        session.kept = None; // until this scan is over: a failed one keeps nothing
+        let order = quiet.ahead_mark(&mut session.ahead_keys);
+        let after = scan(session, buf, start, quiet);
+        after.ahead_delta(
+            &session.ahead_keys,
+            order,
+            &mut session.ahead_gone,
+            &mut session.ahead_added,
         );
-        scan(session, buf, start, quiet);
+        session.kept = Some(after);
         // Kept only once the scan is over: a failed scan leaves the store as it was.
         let done_kept = if session.done.keeping {
             session.done.extend(&session.scan.done) as u64
@@ -614,6 +647,10 @@ pub unsafe extern "C" fn kw_scan(
                 ahead: result.ahead.as_ptr(),
                 ahead_rows: result.ahead.len() / 4,
                 done_kept,
+                ahead_gone: session.ahead_gone.as_ptr(),
+                ahead_gone_len: session.ahead_gone.len(),
+                ahead_added: session.ahead_added.as_ptr(),
+                ahead_added_rows: session.ahead_added.len() / 4,
             },
         )
     })
@@ -814,6 +851,7 @@ mod tests {
                     &state,
                     std::ptr::null(),
                     0,
+                    0,
                     out.as_mut_ptr()
                 ),
                 ERR_ARGUMENT
@@ -827,6 +865,7 @@ mod tests {
                     &state,
                     std::ptr::null(),
                     1,
+                    0,
                     out.as_mut_ptr()
                 ),
                 ERR_ARGUMENT
@@ -839,6 +878,7 @@ mod tests {
                     0,
                     &state,
                     std::ptr::null(),
+                    0,
                     0,
                     out.as_mut_ptr()
                 ),

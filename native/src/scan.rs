@@ -127,8 +127,8 @@ struct Scanner<'a> {
 }
 
 /// Scan `buf` from `start` (a line start) for a detector in the quiet state `quiet`;
-/// the result is left in `session.scan`.
-pub fn scan(session: &mut Session, buf: &[u8], start: usize, quiet: Quiet) {
+/// the result is left in `session.scan`, and the state after it is returned.
+pub fn scan(session: &mut Session, buf: &[u8], start: usize, quiet: Quiet) -> Quiet {
     let mut out = std::mem::take(&mut session.scan);
     out.key.clear();
     out.done.clear();
@@ -181,6 +181,7 @@ pub fn scan(session: &mut Session, buf: &[u8], start: usize, quiet: Quiet) {
     ];
     quiet.ahead_rows(&mut out.ahead);
     session.scan = out;
+    quiet
 }
 
 impl<'a> Scanner<'a> {

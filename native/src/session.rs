@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use crate::done::DoneStore;
-use crate::gaps::Lost;
+use crate::gaps::{Lost, Quiet};
 use crate::table::{Table, NO_LATENESS};
 use crate::verdicts::Verdicts;
 
@@ -77,6 +77,13 @@ pub struct Session {
     pub done: DoneStore,
     /// Rows returned by `kw_done_rows`.
     pub done_out: Vec<i64>,
+    /// The state after the last scan: its serials ahead serve the next scan when
+    /// Python says they are still its own (`SCAN_AHEAD_KEPT`).
+    pub kept: Option<Quiet>,
+    /// The serials ahead when the scan began, and what the scan changed in them.
+    pub ahead_keys: Vec<i64>,
+    pub ahead_gone: Vec<i64>,
+    pub ahead_added: Vec<i64>,
 }
 
 impl Session {
@@ -95,6 +102,10 @@ impl Session {
             key: Vec::new(),
             done: DoneStore::default(),
             done_out: Vec::new(),
+            kept: None,
+            ahead_keys: Vec::new(),
+            ahead_gone: Vec::new(),
+            ahead_added: Vec::new(),
         }
     }
 }

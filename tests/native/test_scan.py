@@ -4,6 +4,7 @@ cross the ABI intact)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -240,3 +241,26 @@ def test_the_done_store_keeps_what_scans_took_between_calls(native: NativeSessio
     native.done_keep(False)
     assert native.done_len() == 0
     assert native.done_drop(5, 5, 2**70) == (0, 2**63 - 1)
+
+
+def test_serials_ahead_kept_in_the_session_need_not_cross_again(
+    native: NativeSession, native_lib: NativeLib
+) -> None:
+    """After a scan the session keeps its serials ahead: a state with ahead_kept sends
+    none, and each result says what changed (ahead_delta) instead of all of them."""
+    native.set_verdict(key(59, "ls"), EXEC)
+    log = (exec_run(T0, 102, 200, 1, "ls") + exec_run(T0 + 3000, 104, 201, 1, "ls")).encode()
+    first = native.scan(log, 0, quiet())
+    rows = [(102, T0 // 1000, 0, 0), (104, T0 // 1000 + 3, 0, 3000)]
+    assert first.ahead_delta == ([], rows) and first.state.ahead == rows
+    kept = dataclasses.replace(first.state, ahead=[], ahead_kept=True)
+    after = native.scan(exec_run(T0 + 5001, 105, 202, 1, "ls").encode(), 0, kept)
+    # As with the rows sent (test_gaps_come_back_as_lost_reports_and_ahead_rows).
+    assert after.lost == [(100, 101, T0 // 1000, 0, 102)]
+    assert after.state.expected == 103
+    assert after.ahead_delta == ([102], [(105, T0 // 1000 + 5, 1, 5001)])
+    assert after.state.ahead == [] and after.state.ahead_kept
+    fresh = session(native_lib)
+    with pytest.raises(NativeError, match="no serials ahead kept"):
+        fresh.scan(b"# x\n", 0, quiet(ahead_kept=True))
+    fresh.close()
