@@ -115,6 +115,8 @@ _Verdict = tuple[
 ]
 _MAX_VERDICTS = 4096
 _new_id = tuple.__new__
+#: The most credentials texts :meth:`PythonScanner.share_extra` remembers at once.
+MAX_SHARED_EXTRAS = 1024
 
 
 class PythonScanner:
@@ -160,6 +162,8 @@ class PythonScanner:
         # What the interests say about each (syscall, success, comm, exe) seen on the
         # fast path: they depend on nothing else but record types and learned inodes.
         self.verdicts: dict[tuple[bytes, bytes, bytes, bytes], _Verdict] = {}
+        # One copy of each credentials text the table keeps (see share_extra).
+        self._extras: dict[bytes, bytes] = {}
 
     def set_rule_interests(self, interests: Sequence[EventInterest]) -> None:
         """What the rules (or ``--events``) need, among the evaluated events in the window."""
@@ -246,6 +250,7 @@ class PythonScanner:
             comm_raw,
             exe_raw,
         ) = m.groups()
+        extra = self._extras.get(extra) or self.share_extra(extra)
         sec_i = int(sec)
         ms_i = int(ms)
         # EventId(...) without the Python-level __new__ of a named tuple: one frame less.
@@ -301,6 +306,19 @@ class PythonScanner:
         except Exception as exc:  # one bad event must not cost the others
             self._host.failed(event_id, line_no, exc, out)
         return True
+
+    def share_extra(self, extra: bytes) -> bytes:
+        """``extra`` (an event's credentials text), the copy the table is to keep.
+
+        The same few texts recur exec after exec (root's, a service user's): the table
+        holds one copy of each, not one per entry (4 MB less at 65,536 entries). At most
+        :data:`MAX_SHARED_EXTRAS` are remembered, so hostile input costs no memory.
+        """
+        extras = self._extras
+        if len(extras) >= MAX_SHARED_EXTRAS:
+            extras.clear()
+        extras[extra] = extra
+        return extra
 
     def fast_verdict(
         self,
