@@ -33,7 +33,9 @@ What each probe bounds:
 7. the auparse loop and ``ausearch`` exactly as ``bench/run.py`` runs them, and the full
    ``kexecwatch replay`` (default rules) with each scanner that runs
    (``KEXECWATCH_SCANNER=python`` and ``=native``).
-8. the native floor: 8 MiB reads handed to the native library through its ctypes binding
+8. the native floor: reads of replay's own size (``kexecwatch.sources.CHUNK_SIZE``, 256 KiB:
+   larger fresh ``bytes`` cost more in page faults and copies than they save in calls)
+   handed to the native library through its ctypes binding
    (``kexecwatch.native.binding``), which splits lines, recognises whole events, tracks
    serial gaps and keeps the process table of every exec, with the verdicts of no rule
    at all (each new verdict key answered by what the table must learn, nothing else);
@@ -85,6 +87,7 @@ from bench.run import (
     scanner_problem,
     timed,
 )
+from kexecwatch.sources import CHUNK_SIZE
 
 # Occurrences of sys.argv[2] in 8 MiB reads: the read floor (newlines) and the prefilter.
 COUNT_IN_CHUNKS = """
@@ -134,7 +137,9 @@ print(n)
 """
 
 # The native floor: read, native scan and table, through the binding; no rule, no Python
-# parse (a handed-back line is skipped). Prints events taken, then lines handed back.
+# parse (a handed-back line is skipped). Reads sys.argv[2] bytes at a time (replay's
+# CHUNK_SIZE, passed in: importing kexecwatch.sources would time gzip's import too).
+# Prints events taken, then lines handed back.
 NATIVE_FLOOR = r"""
 import sys
 from kexecwatch.core.msgtypes import TYPE_NUMBERS, is_daemon_record, is_single_record
@@ -174,7 +179,7 @@ state = None
 taken = handed = 0
 with open(sys.argv[1], "rb") as f:
     carry = b""
-    while chunk := f.read(1 << 23):
+    while chunk := f.read(int(sys.argv[2])):
         buf = carry + chunk
         cut = buf.rfind(b"\n") + 1
         buf, carry = buf[:cut], buf[cut:]
@@ -303,7 +308,8 @@ def probes(path: Path, empty: Path, scanners: list[str]) -> list[Probe]:
                 scanner,
             )
         )
-    out.append(Probe(NATIVE, (py, "-c", NATIVE_FLOOR, log), True, _native_floor))
+    floor = (py, "-c", NATIVE_FLOOR, log, str(CHUNK_SIZE))
+    out.append(Probe(NATIVE, floor, True, _native_floor))
     return out
 
 

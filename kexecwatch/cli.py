@@ -8,44 +8,30 @@ error. Each error is one line on stderr that names the problem.
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import TextIO
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TextIO
 
 from kexecwatch import __version__
-from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
-from kexecwatch.core.detector import DetectionRule, DetectorOptions, Stats
-from kexecwatch.core.process import EVENTS_AS
-from kexecwatch.core.textsafe import escape_text
 from kexecwatch.errors import InputError, KexecwatchError
-from kexecwatch.hostid import check_host_id
 from kexecwatch.native.choice import ScannerChoice, install, scanner_text
-from kexecwatch.sources import DEFAULT_LOG_DIR
-from kexecwatch.testhooks import fault_marker
-from kexecwatch.textio import stderr_text
-from kexecwatch.timespec import parse_time_ms
-
-__all__ = [
-    "EXIT_ALERTS",
-    "EXIT_ERROR",
-    "EXIT_OK",
-    "add_event_window_option",
-    "add_rule_options",
-    "load_rules",
-    "main",
-    "missing_subcommand",
-]
-
-EXIT_OK = 0
-EXIT_ALERTS = 1
-EXIT_ERROR = 2
-#: Why replay and live wait longer for an event's records than ``run`` does.
-REPLAY_WINDOW_WHY = (
-    "a recorded log costs nothing to wait on, so an event whose records are far apart "
-    "stays whole; run uses 1000 so that a live alert is not held up"
+from kexecwatch.options import (
+    EXIT_ALERTS,
+    EXIT_ERROR,
+    EXIT_OK,
+    REPLAY_WINDOW_WHY,
+    add_event_window_option,
+    add_rule_options,
+    load_rules,
+    missing_subcommand,
 )
+from kexecwatch.sources import DEFAULT_LOG_DIR
+from kexecwatch.textio import stderr_text
+
+if TYPE_CHECKING:
+    from kexecwatch.core.detector import DetectorOptions, Stats
+
+__all__ = ["build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,110 +39,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_ERROR, f"kexecwatch: error: {message} (see --help)\n")
-
-
-def missing_subcommand(parser: argparse.ArgumentParser, what: str = "a COMMAND") -> int:
-    """``kexecwatch`` (or ``kexecwatch rules``) alone: the help, where a newcomer looks
-    first, and exit 2."""
-    err = stderr_text()
-    parser.print_help(err)
-    err.write(f"kexecwatch: error: {what} is required (see the list above)\n")
-    return EXIT_ERROR
-
-
-def load_rules(
-    paths: Sequence[str], *, builtin: bool = True, ruleset: str = "all"
-) -> list[DetectionRule]:
-    """The built-in rules of ``ruleset`` (unless ``builtin`` is false) plus rule paths
-    (files or directories); what a directory skipped or could not load goes to stderr.
-
-    Raises:
-        RuleError: when a rule file or path cannot be read or compiled.
-    """
-    from kexecwatch.rules import load_rules as load
-
-    err = stderr_text()
-
-    def report(line: str) -> None:
-        err.write(f"kexecwatch: rules: {escape_text(line)}\n")
-
-    return list(load(paths, builtin=builtin, ruleset=ruleset, report=report))
-
-
-def add_rule_options(parser: argparse.ArgumentParser) -> None:
-    """``--rule``, ``--no-builtin-rules``, ``--ruleset``, ``--host-name``, ``--host-id``
-    and ``--events-as``, shared by the commands that read logs offline or in a terminal."""
-    parser.add_argument(
-        "--rule",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="add a rule file (TOML, detection-rules format) or a directory of them, read "
-        "recursively (such as a detection-rules checkout's rules/linux); repeatable",
-    )
-    parser.add_argument(
-        "--no-builtin-rules", action="store_true", help="run only the rules given with --rule"
-    )
-    parser.add_argument(
-        "--ruleset",
-        choices=("all", "upstream", "kexecwatch"),
-        default="all",
-        help="built-in rules to run: upstream (Elastic's v7 rule alone, exact parity), "
-        "kexecwatch (kexecwatch's own detections alone) or all (default)",
-    )
-    parser.add_argument(
-        "--host-name",
-        metavar="NAME",
-        help="host.name for records without node= (default: this host's name)",
-    )
-    parser.add_argument(
-        "--host-id",
-        metavar="ID",
-        help="host.id for records without node= (default: none when reading files; "
-        "/etc/machine-id when following this host's log)",
-    )
-    add_events_as_option(parser)
-
-
-def add_events_as_option(parser: argparse.ArgumentParser, *, config: bool = False) -> None:
-    """``--events-as``: the event vocabulary of process documents (``config``: no default,
-    the configuration file's value applies)."""
-    parser.add_argument(
-        "--events-as",
-        choices=EVENTS_AS,
-        default=None if config else EVENTS_AS[0],
-        help="event.action values of process documents: auditbeat (executed, the default) "
-        "or defend (Elastic Defend's exec)",
-    )
-
-
-def add_event_window_option(
-    parser: argparse.ArgumentParser, default: int, why: str, *, config: bool = False
-) -> None:
-    """``--event-window-ms`` (dest ``event_window_ms``), the one name of the event window
-    in ``replay``, ``run`` and ``live``, with ``--window`` as a hidden alias.
-
-    Args:
-        default: the default shown (and used, unless ``config``: then the option's
-            default is ``None`` and the configuration file's value applies).
-        why: why this command has this default.
-    """
-    parser.add_argument(
-        "--event-window-ms",
-        type=int,
-        default=None if config else default,
-        metavar="MS",
-        dest="event_window_ms",
-        help=f"how long, in record time, an incomplete event waits for more records "
-        f"(default {default}; {why})",
-    )
-    parser.add_argument(
-        "--window",
-        type=int,
-        dest="event_window_ms",
-        default=argparse.SUPPRESS,
-        help=argparse.SUPPRESS,
-    )
 
 
 class _Version(argparse.Action):
@@ -174,9 +56,16 @@ class _Version(argparse.Action):
         parser.exit(0)
 
 
-def build_parser(choice: ScannerChoice | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    choice: ScannerChoice | None = None, command: str | None = None
+) -> argparse.ArgumentParser:
     """The argument parser with every subcommand (``choice``: the scanner ``--version``
-    names; by default the one installed)."""
+    names; by default the one installed).
+
+    ``command``: set up only that subcommand's arguments (the one being run); the others
+    keep their name and help line for ``kexecwatch --help`` and usage errors. A command
+    then imports only the modules it uses (``tests/test_startup_imports.py``).
+    """
     parser = _Parser(
         prog="kexecwatch",
         description="Detect kernels loaded or unloaded with kexec, from the Linux audit trail.",
@@ -190,16 +79,28 @@ def build_parser(choice: ScannerChoice | None = None) -> argparse.ArgumentParser
     parser.set_defaults(version_text=f"kexecwatch {__version__} (scanner: {scanner_text(choice)})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     parser.set_defaults(handler=lambda _args: missing_subcommand(parser))
+    known = command in {name for name, _help, _configure in _COMMANDS}
+    for name, help_line, configure in _COMMANDS:
+        command_parser = sub.add_parser(name, help=help_line)
+        if not known or name == command:
+            configure(command_parser)
+    return parser
 
-    replay = sub.add_parser(
-        "replay",
-        help="run the rules over recorded audit logs",
-        description=(
-            "Replay audit logs (regular files, - for standard input, gzip files, or a "
-            "directory meaning its audit.log* set, oldest first) through the rules. Without "
-            f"PATH: the audit log set in {DEFAULT_LOG_DIR}. Exit 0: no alert; 1: alerts; "
-            "2: error, including input that holds no audit record."
-        ),
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names: its first word that is not an option (the top level
+    has only ``--version`` and ``--help``, which take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def _configure_replay(replay: argparse.ArgumentParser) -> None:
+    from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
+
+    replay.description = (
+        "Replay audit logs (regular files, - for standard input, gzip files, or a "
+        "directory meaning its audit.log* set, oldest first) through the rules. Without "
+        f"PATH: the audit log set in {DEFAULT_LOG_DIR}. Exit 0: no alert; 1: alerts; "
+        "2: error, including input that holds no audit record."
     )
     replay.add_argument(
         "paths",
@@ -248,49 +149,85 @@ def build_parser(choice: ScannerChoice | None = None) -> argparse.ArgumentParser
     )
     replay.set_defaults(handler=_replay_command)
 
-    from kexecwatch.rulecmds import add_rule_commands
 
-    add_rule_commands(sub)
-
+def _configure_run(run: argparse.ArgumentParser) -> None:
     from kexecwatch.adapters.config import add_run_arguments
 
-    run = sub.add_parser(
-        "run",
-        help="follow the audit log as a service and raise alerts",
-        description="Follow audit.log through rotation, restarts and crashes; exit 0 on "
-        "SIGTERM/SIGINT, 1 on a runtime failure, 2 on a usage, config or rule error.",
+    run.description = (
+        "Follow audit.log through rotation, restarts and crashes; exit 0 on "
+        "SIGTERM/SIGINT, 1 on a runtime failure, 2 on a usage, config or rule error."
     )
     add_run_arguments(run)
     run.set_defaults(handler=_run_command)
 
+
+def _configure_doctor(doctor: argparse.ArgumentParser) -> None:
     from kexecwatch.adapters.doctor import add_doctor_arguments, doctor_command
 
-    doctor = sub.add_parser(
-        "doctor",
-        help="say whether kexec detection works on this host, or why it is blind",
-        description="Check auditd, the audit rules, log access, kernel kexec state, the "
+    doctor.description = (
+        "Check auditd, the audit rules, log access, kernel kexec state, the "
         "service and its checkpoint; one line per check. Exit 0: detection works; "
-        "1: degraded; 2: blind.",
+        "1: degraded; 2: blind."
     )
     add_doctor_arguments(doctor)
     doctor.set_defaults(handler=doctor_command)
 
+
+def _configure_live(live: argparse.ArgumentParser) -> None:
     from kexecwatch.adapters.liveview import add_live_arguments, live_command
 
-    live = sub.add_parser(
-        "live",
-        help="full-screen terminal view: follow the audit log, or replay recorded logs",
-        description=(
-            "Follow an audit log (default /var/log/audit/audit.log) or replay recorded logs "
-            "in a full-screen view: counters, alerts with their parent chain, and every kexec "
-            "run with the reason it did or did not alert. Keys: q quit, p pause, c one or two "
-            "lines per alert, up/down or "
-            "j/k select an alert, Enter show it as JSON, Esc/q back."
-        ),
+    live.description = (
+        "Follow an audit log (default /var/log/audit/audit.log) or replay recorded logs "
+        "in a full-screen view: counters, alerts with their parent chain, and every kexec "
+        "run with the reason it did or did not alert. Keys: q quit, p pause, c one or two "
+        "lines per alert, up/down or "
+        "j/k select an alert, Enter show it as JSON, Esc/q back."
     )
     add_live_arguments(live)
     live.set_defaults(handler=live_command)
-    return parser
+
+
+def _configure_check_rule(parser: argparse.ArgumentParser) -> None:
+    from kexecwatch.rulecmds import configure_check_rule
+
+    configure_check_rule(parser)
+
+
+def _configure_rules(parser: argparse.ArgumentParser) -> None:
+    from kexecwatch.rulecmds import configure_rules
+
+    configure_rules(parser)
+
+
+def _configure_audit_rules(parser: argparse.ArgumentParser) -> None:
+    from kexecwatch.rulecmds import configure_audit_rules
+
+    configure_audit_rules(parser)
+
+
+#: Every subcommand, in the order ``kexecwatch --help`` lists them: its name, its help
+#: line, and what adds its description, arguments and handler (importing what it needs).
+_COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], ...] = (
+    ("replay", "run the rules over recorded audit logs", _configure_replay),
+    (
+        "check-rule",
+        "load and compile rule files, and say what each one reads",
+        _configure_check_rule,
+    ),
+    ("rules", "the built-in rules, and what kexecwatch can do with a rule set", _configure_rules),
+    ("audit-rules", "print the audit rules kexecwatch needs", _configure_audit_rules),
+    ("run", "follow the audit log as a service and raise alerts", _configure_run),
+    (
+        "doctor",
+        "say whether kexec detection works on this host, or why it is blind",
+        _configure_doctor,
+    ),
+    (
+        "live",
+        "full-screen terminal view: follow the audit log, or replay recorded logs",
+        _configure_live,
+    ),
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -301,8 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KexecwatchError as exc:
         stderr_text().write(f"kexecwatch: error: {exc}\n")
         return EXIT_ERROR
-    parser = build_parser(choice)
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(choice, _command_in(words))
+    args = parser.parse_args(words)
     try:
         code: int = args.handler(args)
     except KexecwatchError as exc:
@@ -326,12 +264,16 @@ def _run_command(args: argparse.Namespace) -> int:
 
 
 def _replay_command(args: argparse.Namespace) -> int:
+    import gc
+    import os
+
+    from kexecwatch.core.detector import DetectorOptions
+    from kexecwatch.hostid import check_host_id
     from kexecwatch.replay import replay, summary
     from kexecwatch.sources import expand_paths
+    from kexecwatch.testhooks import fault_marker
 
-    now = datetime.now(UTC)
-    since = parse_time_ms(args.since, now=now, option="--since") if args.since else None
-    until = parse_time_ms(args.until, now=now, option="--until") if args.until else None
+    since, until = _time_window(args.since, args.until)
     if since is not None and until is not None and since >= until:
         raise InputError(f"--since {args.since!r} is not before --until {args.until!r}")
     if args.event_window_ms < 0:
@@ -356,6 +298,10 @@ def _replay_command(args: argparse.Namespace) -> int:
         fault_on=fault_marker(),
         events_as=args.events_as,
     )
+    # What start-up built (modules, the compiled rules) lives as long as the process: take
+    # it out of the garbage collector's passes, which otherwise walk it again and again
+    # while the stream's objects come and go.
+    gc.freeze()
     err = stderr_text()
     if args.per_host:
         return _replay_per_host(args, options, err)
@@ -369,7 +315,8 @@ def _replay_command(args: argparse.Namespace) -> int:
     result = replay(
         sources,
         rules,
-        host_name=args.host_name or socket.gethostname(),
+        # The host name socket.gethostname() gives on Linux, without loading socket.
+        host_name=args.host_name or os.uname().nodename,
         host_id=host_id,
         options=options,
         out_format=args.out_format,
@@ -385,6 +332,20 @@ def _replay_command(args: argparse.Namespace) -> int:
             f"in {result.seconds:.2f} s)\n"
         )
     return _exit_code(args, [result.detector.stats])
+
+
+def _time_window(since: str | None, until: str | None) -> tuple[int | None, int | None]:
+    """``--since`` and ``--until`` in ms (``None`` when not given); they must be in order."""
+    if since is None and until is None:
+        return None, None
+    from datetime import UTC, datetime
+
+    from kexecwatch.timespec import parse_time_ms
+
+    now = datetime.now(UTC)
+    since_ms = parse_time_ms(since, now=now, option="--since") if since else None
+    until_ms = parse_time_ms(until, now=now, option="--until") if until else None
+    return since_ms, until_ms
 
 
 def _exit_code(args: argparse.Namespace, stats: Sequence[Stats]) -> int:

@@ -1,7 +1,7 @@
 """``kexecwatch replay``: run the detector over recorded audit logs.
 
 A thin shell: it opens the sources, feeds their bytes through one
-:class:`~kexecwatch.core.detector.Detector` as one stream, writes alerts (or
+:class:`~kexecwatch.adapters.session.Session` as one stream, writes alerts (or
 process events) to stdout, and diagnostics and a summary to stderr.
 """
 
@@ -13,12 +13,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from kexecwatch.core.alerts import Alert, AlertsSuppressed, to_json_line, to_text_line
-from kexecwatch.core.assembler import EventsLost
-from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output, Stats
+from kexecwatch.adapters.session import Diagnostic, Session
+from kexecwatch.core.alerts import Alert, to_json_line, to_text_line
+from kexecwatch.core.detector import (
+    DetectionRule,
+    Detector,
+    DetectorOptions,
+    Output,
+    Stats,
+    Verdict,
+)
 from kexecwatch.core.process import ProcessEvent
-from kexecwatch.core.record import ParseIssue, TimeJump
-from kexecwatch.core.textsafe import escape_text, quote_input
+from kexecwatch.core.record import ParseIssue
+from kexecwatch.core.textsafe import escape_text
 from kexecwatch.errors import InputError
 from kexecwatch.sources import Source, read_chunks
 
@@ -88,53 +95,31 @@ def replay(
         InputError: when a source cannot be read.
     """
     out = stdout or sys.stdout
-    err = stderr or sys.stderr
-    detector = Detector(rules, host_name=host_name, options=options, host_id=host_id)
-    diagnostics = _Diagnostics(detector, err, label)
+    session = Session(rules, host_name=host_name, options=options, host_id=host_id)
+    detector = session.detector
+    diagnostics = _Diagnostics(detector, stderr or sys.stderr, label)
+    writer = _Writer(out, out_format, options.emit_events, sink, diagnostics)
     total_bytes = 0
     started = time.monotonic()
-    binary_out = getattr(out, "buffer", None)
 
-    shown = ProcessEvent if options.emit_events else Alert  # --events: instead of alerts
-
-    def emit(outputs: list[Output]) -> None:
-        lines: list[bytes] = []
-        for item in outputs:
-            if isinstance(item, shown):
-                doc = item.to_document()
-                if sink is not None:
-                    sink(doc)
-                else:
-                    lines.append(format_document(doc, out_format))
-            elif not isinstance(item, Alert | ProcessEvent):
-                diagnostics.add(item)
-        if not lines:
-            return
-        # One write for what a chunk produced, not one per document.
-        if binary_out is not None:
-            binary_out.write(b"".join(lines))
-        else:
-            out.write(b"".join(lines).decode("utf-8"))
-
-    bar = _Progress(sources, err) if progress else None
+    bar = _Progress(sources, diagnostics.err) if progress else None
     for source in sources:
-        emit(detector.switch_source(source.name))  # what the previous source left unended
+        # What the previous source left unended.
+        writer.write(session, detector.switch_source(source.name))
         diagnostics.end_source(next_source=source.name)
         for chunk in read_chunks(source):
             total_bytes += len(chunk)
             diagnostics.source_bytes += len(chunk)
-            emit(detector.feed(chunk))
+            writer.write(session, session.feed(chunk))
             if bar is not None:
                 bar.advance(len(chunk))
         if bar is not None:
             bar.next_file()
-    emit(detector.flush())
+    writer.write(session, detector.flush())
     diagnostics.end_source()
     if bar is not None:
         bar.close()
-    if binary_out is not None:
-        binary_out.flush()
-    out.flush()
+    writer.flush()
     return ReplayResult(
         detector.stats.alerts,
         detector,
@@ -163,6 +148,67 @@ def summary(stats: Stats, sources: int, bytes_read: int) -> str:
     )
 
 
+class _Writer:
+    """The replay's :class:`~kexecwatch.adapters.session.OutputSink`: alerts (or, with
+    ``--events``, process events instead) to stdout or ``sink``, diagnostics to stderr."""
+
+    def __init__(
+        self,
+        out: TextIO,
+        out_format: str,
+        events: bool,
+        sink: Callable[[dict[str, Any]], None] | None,
+        diagnostics: _Diagnostics,
+    ) -> None:
+        self._out = out
+        self._binary = getattr(out, "buffer", None)
+        self._format = out_format
+        self._events = events
+        self._sink = sink
+        self._diagnostics = diagnostics
+        self._lines: list[bytes] = []
+
+    def write(self, session: Session, outputs: list[Output]) -> None:
+        """Deliver what one chunk produced, in one write (not one per document)."""
+        session.deliver(outputs, self)
+        if not self._lines:
+            return
+        data = b"".join(self._lines)
+        self._lines.clear()
+        if self._binary is not None:
+            self._binary.write(data)
+        else:
+            self._out.write(data.decode("utf-8"))
+
+    def _document(self, document: dict[str, Any]) -> None:
+        if self._sink is not None:
+            self._sink(document)
+        else:
+            self._lines.append(format_document(document, self._format))
+
+    def alert(self, alert: Alert, document: dict[str, Any]) -> None:
+        """An alert: shown unless ``--events`` shows process events instead."""
+        if not self._events:
+            self._document(document)
+
+    def process(self, event: ProcessEvent, document: dict[str, Any]) -> None:
+        """A process event (only asked for with ``--events``)."""
+        self._document(document)
+
+    def diagnostic(self, item: Diagnostic, text: str) -> None:
+        """A diagnostic: to stderr, as :class:`_Diagnostics` decides."""
+        self._diagnostics.add(item, text)
+
+    def verdict(self, verdict: Verdict, document: dict[str, Any]) -> None:
+        """Verdicts are not asked for by ``replay``."""
+
+    def flush(self) -> None:
+        """Flush stdout."""
+        if self._binary is not None:
+            self._binary.flush()
+        self._out.flush()
+
+
 class _Diagnostics:
     """Diagnostics to stderr, one line each: the first ones shown, the rest counted.
 
@@ -172,22 +218,22 @@ class _Diagnostics:
 
     def __init__(self, detector: Detector, err: TextIO, label: str) -> None:
         self._detector = detector
-        self._err = err
+        self.err = err
         self._head = f"kexecwatch: {label}"
         self._shown = 0
-        self._held: list[ParseIssue] = []
+        self._held: list[str] = []
         self._records_before = 0
         self._source: str | None = None  # the detector's is already the next one's at the end
         self.source_bytes = 0
         self.without_records: list[tuple[str, int]] = []
 
-    def add(self, item: Output) -> None:
+    def add(self, item: Diagnostic, text: str) -> None:
         if isinstance(item, ParseIssue) and not self._has_records():
             if len(self._held) < MAX_SHOWN_DIAGNOSTICS:
-                self._held.append(item)
+                self._held.append(text)
             return
         self._release()
-        self._write(item)
+        self._write(text)
 
     def end_source(self, next_source: str | None = None) -> None:
         """The source being read is done; the detector moves on to ``next_source``."""
@@ -208,31 +254,16 @@ class _Diagnostics:
         for item in held:
             self._write(item)
 
-    def _write(self, item: Output) -> None:
+    def _write(self, text: str) -> None:
         if self._shown < MAX_SHOWN_DIAGNOSTICS:
-            self._err.write(self._head + _describe(item, str(self._detector.source)) + "\n")
+            self.err.write(self._head + text + "\n")
         elif self._shown == MAX_SHOWN_DIAGNOSTICS:
-            self._err.write(self._head + "further diagnostics are only counted\n")
+            self.err.write(self._head + "further diagnostics are only counted\n")
         self._shown += 1
 
 
 def _shown(name: str) -> str:
     return "standard input" if name == "-" else escape_text(name)
-
-
-def _describe(item: Output, source_name: str) -> str:
-    if isinstance(item, ParseIssue | TimeJump):
-        return item.describe()
-    if isinstance(item, EventsLost):
-        name = item.node.encode("utf-8", "surrogateescape") if item.node else b""
-        node = f" on node {quote_input(name)}" if name else ""
-        return (
-            f"{_shown(source_name)}: {item.count} event(s) lost{node}: serials "
-            f"{item.first_serial}-{item.last_serial} missing before {item.before}"
-        )
-    if isinstance(item, AlertsSuppressed):
-        return item.describe()
-    return f"{_shown(source_name)}: {item!r}"  # pragma: no cover - all kinds handled
 
 
 class _Progress:

@@ -15,39 +15,36 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-from kexecwatch.cli import EXIT_ERROR, EXIT_OK, missing_subcommand
 from kexecwatch.core import jsontext
 from kexecwatch.core.auditctl import AuditRule
 from kexecwatch.core.rule import Rule
 from kexecwatch.core.rule.ruleset import RuleCheck, check_rule
 from kexecwatch.core.textsafe import escape_text
 from kexecwatch.errors import RuleError, SourceLocation
+from kexecwatch.options import EXIT_ERROR, EXIT_OK, missing_subcommand
 from kexecwatch.rules import RULESETS, read_rule_file
 
-__all__ = ["add_rule_commands"]
+__all__ = ["configure_audit_rules", "configure_check_rule", "configure_rules"]
 
 
-def add_rule_commands(sub: Any) -> None:
-    """Add ``check-rule``, ``rules`` and ``audit-rules`` to the subcommand parsers."""
-    check = sub.add_parser(
-        "check-rule",
-        help="load and compile rule files, and say what each one reads",
-        description="Check rule files (TOML, detection-rules format): TOML syntax, unknown "
+def configure_check_rule(check: argparse.ArgumentParser) -> None:
+    """Set up ``check-rule``: its description, arguments and handler."""
+    check.description = (
+        "Check rule files (TOML, detection-rules format): TOML syntax, unknown "
         "and missing keys, types, the query; and warn about fields and event categories "
         "kexecwatch never produces, since such a rule can never fire. Every file gets its "
         "result. Exit 0 when every file is valid (warnings allowed unless --strict); 2 "
-        "when any file has an error.",
+        "when any file has an error."
     )
     check.add_argument("files", nargs="+", metavar="FILE", help="rule files")
     check.add_argument("--strict", action="store_true", help="treat warnings as errors (exit 2)")
     _format_option(check, "json: one document listing every file's result")
     check.set_defaults(handler=_check_rule_command)
 
-    rules = sub.add_parser(
-        "rules",
-        help="the built-in rules, and what kexecwatch can do with a rule set",
-        description="List kexecwatch's built-in rules, or check a rule set.",
-    )
+
+def configure_rules(rules: argparse.ArgumentParser) -> None:
+    """Set up ``rules`` and its actions ``list`` and ``check``."""
+    rules.description = "List kexecwatch's built-in rules, or check a rule set."
     rules_sub = rules.add_subparsers(dest="rules_command", metavar="ACTION")
     rules.set_defaults(handler=lambda _args: missing_subcommand(rules, "an ACTION"))
     listing = rules_sub.add_parser(
@@ -79,17 +76,18 @@ def add_rule_commands(sub: Any) -> None:
     )
     checking.add_argument("paths", nargs="+", metavar="PATH", help="rule files or directories")
     _format_option(checking, "json: one document with the counts and every rule")
-    from kexecwatch.cli import add_events_as_option
+    from kexecwatch.options import add_events_as_option
 
     add_events_as_option(checking)
     checking.set_defaults(handler=_rules_check_command)
 
-    audit = sub.add_parser(
-        "audit-rules",
-        help="print the audit rules kexecwatch needs",
-        description="Print the audit rules kexecwatch needs, for example: kexecwatch "
+
+def configure_audit_rules(audit: argparse.ArgumentParser) -> None:
+    """Set up ``audit-rules``."""
+    audit.description = (
+        "Print the audit rules kexecwatch needs, for example: kexecwatch "
         "audit-rules > /etc/audit/rules.d/kexecwatch.rules && augenrules --load. "
-        "Exit 0.",
+        "Exit 0."
     )
     audit.add_argument(
         "--low-volume",

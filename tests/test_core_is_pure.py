@@ -1,4 +1,6 @@
-"""The core takes bytes and time and returns values: no I/O module may be imported."""
+"""The core takes bytes and time and returns values: no I/O module may be imported, and
+nothing of the shells around it (adapters, the command line, the native binding, rule files
+on disk): of kexecwatch, the core imports only itself and :mod:`kexecwatch.errors`."""
 
 import ast
 from pathlib import Path
@@ -24,6 +26,8 @@ FORBIDDEN = {
     "gzip",
     "random",
 }
+#: What the core may import of kexecwatch: itself and the one exception hierarchy.
+ALLOWED_OWN = ("kexecwatch.core", "kexecwatch.errors")
 CORE = Path(__file__).resolve().parent.parent / "kexecwatch" / "core"
 
 
@@ -38,6 +42,59 @@ def imported_roots(path: Path) -> set[str]:
         elif isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("open", "__import__"):
             roots.add(node.func.id)  # type: ignore[attr-defined]
     return roots
+
+
+def own_imports(path: Path, root: Path = CORE.parent.parent) -> set[str]:
+    """The kexecwatch modules ``path`` (under ``root``) imports, anywhere in the file;
+    relative imports resolved. ``from kexecwatch import X`` counts as ``kexecwatch``."""
+    parts = path.relative_to(root).with_suffix("").parts
+    package = parts[:-1]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package[: len(package) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.add(base)
+    return {name for name in found if name == "kexecwatch" or name.startswith("kexecwatch.")}
+
+
+def is_allowed_own(module: str) -> bool:
+    return any(module == ok or module.startswith(ok + ".") for ok in ALLOWED_OWN)
+
+
+def test_core_imports_nothing_of_the_shells() -> None:
+    offenders = {
+        str(f.relative_to(CORE)): sorted(m for m in own_imports(f) if not is_allowed_own(m))
+        for f in sorted(CORE.rglob("*.py"))
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_shell_check_would_catch_an_offender(tmp_path: Path) -> None:
+    probe = tmp_path / "kexecwatch" / "core" / "stage" / "probe.py"
+    probe.parent.mkdir(parents=True)
+    probe.write_text(
+        "from kexecwatch.cli import main\n"
+        "from kexecwatch.core.record import parse_record\n"
+        "from kexecwatch.errors import InputError\n"
+        "from . import sibling\n"
+        "def later():\n"
+        "    import kexecwatch.adapters.procfs\n"
+        "    from ...native import binding\n"
+        "    from kexecwatch import options\n"
+    )
+    found = own_imports(probe, root=tmp_path)
+    assert sorted(m for m in found if not is_allowed_own(m)) == [
+        "kexecwatch",
+        "kexecwatch.adapters.procfs",
+        "kexecwatch.cli",
+        "kexecwatch.native",
+    ]
+    assert {"kexecwatch.core.stage", "kexecwatch.core.record", "kexecwatch.errors"} <= found
 
 
 def test_core_modules_import_no_io() -> None:

@@ -170,3 +170,81 @@ def test_while_many_serials_wait_ahead_of_a_gap_python_reads_stretches_the_same(
     assert stretches, "the stretches should be read by the Python scanner"
     python = outcome(data, None)
     assert (fingerprint(out), det.stats.as_dict(), det.to_state()) == python[:3]
+
+
+class _CountedSession:
+    """A native session that counts its scan calls (everything else passed through)."""
+
+    def __init__(self, session: NativeSession) -> None:
+        self._session = session
+        self.scans = 0
+
+    def scan(self, *args: Any) -> ScanResult:
+        self.scans += 1
+        return self._session.scan(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+def test_with_events_the_execs_python_builds_cost_no_round_trip_each() -> None:
+    """With --events every exec in the window goes to Python in full: native would hand
+    each back, one call each (before: a call per exec); Python takes them in a row."""
+    lib = native_lib()
+    data = generated(n=6000, seed=5, interleave=0.0, lose_every=0, kexec_every=0)
+    det = Detector(
+        copy.deepcopy(ALL_RULES),
+        host_name="h",
+        native=lib,
+        options=DetectorOptions(emit_events=True),
+    )
+    scanner = det._scanner
+    assert isinstance(scanner, NativeScanner)
+    counted = _CountedSession(scanner.session)
+    scanner.session = counted  # type: ignore[assignment]
+    out = feed_in_pieces(det, data, (len(data) // 3,))
+    assert det.stats.process_events > 500
+    assert counted.scans < det.stats.process_events / 20, (counted.scans, det.stats.events)
+    python = outcome(data, None, emit_events=True)
+    assert (fingerprint(out), det.stats.as_dict(), det.to_state()) == python[:3]
+
+
+def test_serials_ahead_stay_in_the_session_between_calls() -> None:
+    """The session keeps the serials seen ahead of a gap between calls; each call's
+    changes (gaps filled, new serials ahead, gaps declared lost) come back as a delta,
+    and what Python changes in between (the kexec exec the rules need, read by Python)
+    sends the rows again. Cut before every run, so every event is its own call: the
+    same lost reports, counts and checkpoints (serials ahead in their order) as Python,
+    after every run."""
+    lib = native_lib()
+    t0 = 1_717_000_000_000
+    serials = [100, 102, 104, 101, 103, 106, 105, 110, 107, 108, 109, 112, 111, 120, 121]
+    runs = [_exec_run(t0 + 10 * i, s, 300 + i, "ls") for i, s in enumerate(serials)]
+    runs.insert(7, _exec_run(t0 + 65, 999, 400, "kexec"))  # ahead, and read by Python
+    # A second at a time (plain progress), past a window: 113-119 and 122-998 are lost.
+    runs += [_exec_run(t0 + 1_000 * (i + 1), 1000 + i, 500 + i, "ls") for i in range(6)]
+    runs.append(_exec_run(t0 + 6_100, 1006, 600, "kexec"))
+    data = "".join(runs).encode()
+    python = outcome(data, None)
+    assert any(k.startswith("EventsLost(") for k in python[0])
+    every_run = [sum(len(r) for r in runs[:i]) for i in range(1, len(runs))]
+    for cuts in ((), every_run):
+        assert outcome(data, lib, cuts=cuts)[:3] == python[:3]
+    # Fed run by run: the checkpoint after each (what a restart would resume from).
+    checkpoints = []
+    for native in (None, lib):
+        det = Detector(copy.deepcopy(ALL_RULES), host_name="h", native=native)
+        checkpoints.append([(det.feed(run.encode()), det.to_state())[1] for run in runs])
+    assert checkpoints[1] == checkpoints[0]
+
+
+def _exec_run(time_ms: int, serial: int, pid: int, comm: str) -> str:
+    tag = f"{time_ms // 1000}.{time_ms % 1000:03d}:{serial}"
+    return (
+        f"type=SYSCALL msg=audit({tag}): arch=c000003e syscall=59 success=yes exit=0 a0=1 "
+        f"a1=2 a2=3 a3=0 items=1 ppid=1 pid={pid} auid=1000 uid=1000 gid=1000 euid=1000 "
+        "suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3 "
+        f'comm="{comm}" exe="/usr/sbin/{comm}" key=(null)\n'
+        f'type=EXECVE msg=audit({tag}): argc=2 a0="{comm}" a1="-l"\n'
+        f"type=PROCTITLE msg=audit({tag}): proctitle=6C73\n"
+    )

@@ -301,7 +301,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ID",
         help="host.id for records without node= (default: /etc/machine-id)",
     )
-    from kexecwatch.cli import add_events_as_option
+    from kexecwatch.options import add_events_as_option
 
     add_events_as_option(parser, config=True)
     parser.add_argument(
@@ -323,7 +323,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="name the collector's certificate must carry (default: the output's HOST)",
     )
-    from kexecwatch.cli import add_event_window_option
+    from kexecwatch.options import add_event_window_option
 
     add_event_window_option(
         parser,

@@ -4,14 +4,16 @@ Rule 1: alerts are handed to the outputs (and journalled) before the checkpoint 
 covers them is written; a crash in between replays the records, and the journal's alert
 ids suppress the repeat.
 
-Rule 2: the core never reads the clock. When the log goes quiet, this shell passes the
-wall-clock idle time to ``expire_idle`` (README, "Time policy").
+Rule 2: the core never reads the clock. When the log goes quiet, the
+:class:`~kexecwatch.adapters.session.Session` passes the wall-clock idle time to the
+detector (README, "Time policy").
 
-Theory of operation: :class:`Daemon` wires follower → detector → hub → checkpoint in one
+Theory of operation: :class:`Daemon` wires follower → session → hub → checkpoint in one
 thread. Each follower :class:`~kexecwatch.adapters.follower.Switched` starts a new
-detector *source* (a small integer) whose file identity is remembered, so the detector's
-``resume_position`` (the first line of the oldest event in flight) maps back to a file
-position for the checkpoint. Signals only set flags and wake the loop.
+detector *source* (a :class:`_Source`, named by its path) whose file identity is
+remembered, so the detector's ``resume_position`` (the first line of the oldest event in
+flight) maps back to a file position for the checkpoint. Signals only set flags and wake
+the loop.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import signal
 import socket
 import sys
@@ -44,20 +45,13 @@ from kexecwatch.adapters.config import (
     apply_overrides,
     load_config,
 )
-from kexecwatch.adapters.coreglue import CoreLink, gap_record
+from kexecwatch.adapters.coreglue import OutputLog, load_daemon_rules
 from kexecwatch.adapters.daemonlog import kv, setup_logging
-from kexecwatch.adapters.follower import (
-    DroppedTail,
-    Follower,
-    FollowerOutput,
-    Gap,
-    Lines,
-    Switched,
-    Unreadable,
-)
+from kexecwatch.adapters.follower import Follower, FollowerOutput, Gap, Lines, Switched
 from kexecwatch.adapters.hub import Journal, SinkHub
 from kexecwatch.adapters.logfiles import FileIdentity, Position
 from kexecwatch.adapters.notify import Notifier
+from kexecwatch.adapters.session import Session, notice, where_fields
 from kexecwatch.adapters.sinks import SinkRecord, make_sink, parse_output_spec
 from kexecwatch.adapters.statefiles import (
     UnsafeFile,
@@ -65,8 +59,10 @@ from kexecwatch.adapters.statefiles import (
     lock_dir,
     resolve_log_symlink,
 )
+from kexecwatch.core.detector import DetectorOptions, Output
 from kexecwatch.errors import ConfigError, KexecwatchError
 from kexecwatch.hostid import machine_id
+from kexecwatch.testhooks import fault_marker
 
 __all__ = ["Daemon", "add_run_arguments", "main", "run_command"]
 
@@ -74,15 +70,20 @@ log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 RECENT_IDS = 4096
-_TIME = re.compile(rb"msg=audit\((\d+)\.(\d{3}):")
 PAUSE_ENV = "KEXECWATCH_TEST_PAUSE_AFTER_HANDOFF"  # seconds; crash tests only
 
 
-@dataclass(slots=True)
+@dataclass(eq=False, slots=True)
 class _Source:
+    """One file of the followed stream, as the detector's source: named by its path,
+    told apart by identity (one path is several files over rotations)."""
+
     identity: FileIdentity
     path: str
     mtime_ns: int | None = None
+
+    def __str__(self) -> str:
+        return self.path
 
 
 class _RecentIds:
@@ -131,7 +132,20 @@ class Daemon:
         self._lock_fd = lock_dir(cfg.state_dir)  # one daemon per state directory
         self.log_path = self._trusted_paths()
         self.host_id = cfg.host_id or machine_id()
-        self.core = CoreLink(cfg, self.host, self.host_id)  # loads rules: RuleError here is fatal
+        rules = load_daemon_rules(cfg.rules, cfg.ruleset, cfg.builtin_rules)  # RuleError: fatal
+        self.session = Session(
+            rules,
+            host_name=self.host,
+            options=DetectorOptions(
+                window_ms=cfg.event_window_ms, fault_on=fault_marker(), events_as=cfg.events_as
+            ),
+            host_id=self.host_id,
+            live=True,
+            report=lambda error: log.warning("procfs_unavailable", extra=kv(error=error)),
+        )
+        self.detector = self.session.detector
+        self.session.seed()
+        self.outputs = OutputLog(self.detector)
         self.store = CheckpointStore(cfg.state_dir, self.host)
         try:
             self.journal = Journal(cfg.state_dir)
@@ -139,13 +153,9 @@ class Daemon:
             raise ConfigError(f"journal {exc}; refusing to start") from exc
         sinks = [make_sink(s, host_name=self.host, tls=cfg.tls()) for s in cfg.outputs]
         self.hub = SinkHub(sinks, self.journal)
-        self.sources: dict[int, _Source] = {}
-        self.source_no = 0
+        self.sources: list[_Source] = []  # oldest first; the last one is being read
         self.recent = _RecentIds()
         self.follower = self._restore()
-        self._last_record_ms = 0
-        self._last_data = time.monotonic()
-        self._expire_due: float | None = None
         self._last_checkpoint = time.monotonic()
         self._dirty = False
         self._pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
@@ -194,7 +204,7 @@ class Daemon:
             requeued += self.hub.requeue(spec, left)
         if cp is not None and cp.detector_state is not None:
             try:
-                self.core.restore(cp.detector_state)
+                self.detector.restore(cp.detector_state)
             except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
                 log.warning("detector_state_rejected", extra=kv(reason=str(exc)))
         if cp is not None and cp.boot_id and cp.boot_id != read_boot_id():
@@ -234,7 +244,8 @@ class Daemon:
                     self._on_follower(item)
                 now = time.monotonic()
                 if not got_lines:
-                    self._maybe_expire(now)
+                    mid_line = self.follower.holds_partial_line
+                    self._handle(self.session.idle(now, mid_line=mid_line))
                 if self._dirty and now - self._last_checkpoint >= self.cfg.checkpoint_interval:
                     self.checkpoint()
                 if now - last_status >= self.cfg.status_interval:
@@ -244,13 +255,13 @@ class Daemon:
                 if self.hup:
                     self._on_hup()
                 if not self.follower.more_to_read and not self.stop:
-                    due = self._expire_due
+                    due = self.session.expire_due
                     self.follower.wait(None if due is None else max(0.01, due - now))
             failed = False
         finally:
             self.notifier.stopping()
             self.hub.close(timeout=2.0)
-            self._handle(self.core.report_suppressed())  # before the checkpoint saves the count
+            self._handle(self.detector.report_suppressed())  # before the checkpoint saves the count
             # After a failure the detector may have read lines it did not handle: the
             # last checkpoint stays (it covers only handed-off alerts), so a restart
             # reads them again; the journal keeps their alerts from repeating.
@@ -270,7 +281,10 @@ class Daemon:
                 "note": f"no checkpoint: reading {self.cfg.log} from its start",
             }
         else:
-            where = {"resume": "checkpoint", **_where(resume.path, resume.identity, resume.offset)}
+            where = {
+                "resume": "checkpoint",
+                **where_fields(resume.path, resume.identity, resume.offset),
+            }
         log.info(
             "start",
             extra=kv(
@@ -279,9 +293,9 @@ class Daemon:
                 log=self.cfg.log,
                 state_dir=self.cfg.state_dir,
                 **where,
-                rules=self.core.rule_count,
+                rules=len(self.detector.rules),
                 outputs=",".join(self.hub.specs),
-                scanner=self.core.detector.scanner_name.partition(" ")[0],
+                scanner=self.detector.scanner_name.partition(" ")[0],
             ),
         )
 
@@ -292,8 +306,8 @@ class Daemon:
             extra=kv(
                 signal=self.stop_signal,
                 reason="signal" if self.stop_signal else "error",
-                **(_where(pos.path, pos.identity, pos.offset) if pos else {"offset": 0}),
-                alerts=self.core.stats().get("alerts", 0),
+                **(where_fields(pos.path, pos.identity, pos.offset) if pos else {"offset": 0}),
+                alerts=self.detector.stats.alerts,
                 delivered=sum(w.delivered for w in self.hub.workers),
                 undelivered=self.hub.backlog(),
                 checkpoint="saved" if checkpointed else "failed",
@@ -301,54 +315,27 @@ class Daemon:
         )
 
     def _on_follower(self, item: FollowerOutput) -> None:
+        source = None
         if isinstance(item, Lines):
-            src = self.sources[self.source_no]
-            src.identity = item.position.identity  # a short fingerprint may have grown
+            self.sources[-1].identity = item.position.identity  # a short fingerprint may grow
             self._dirty = True
-            self._handle(self.core.feed(item.data))
-            stamps = _TIME.findall(item.data, max(0, len(item.data) - 4096))
-            if stamps:
-                sec, ms = stamps[-1]
-                self._last_record_ms = int(sec) * 1000 + int(ms)
-            self._last_data = time.monotonic()
-            self._expire_due = self._last_data + self.cfg.event_window_ms / 1000
         elif isinstance(item, Switched):
-            if self.source_no in self.sources and item.left_mtime_ns is not None:
-                self.sources[self.source_no].mtime_ns = item.left_mtime_ns
-            self.source_no += 1
-            self.sources[self.source_no] = _Source(item.identity, item.path)
-            self.core.name_source(self.source_no, item.path)
-            self._handle(self.core.switch_source(self.source_no, item.offset))
-            log.info(
-                "file_switch",
-                extra=kv(reason=item.reason, **_where(item.path, item.identity, item.offset)),
-            )
-        elif isinstance(item, Gap):
+            if self.sources and item.left_mtime_ns is not None:
+                self.sources[-1].mtime_ns = item.left_mtime_ns
+            source = _Source(item.identity, item.path)
+            self.sources.append(source)
+        self._handle(self.session.follow(item, time.monotonic(), source))
+        said = notice(item)
+        if said is not None:
+            if said.event == "dropped_tail":
+                self.counters["dropped"] += 1
+            log.log(said.level, said.event, extra=kv(**said.fields))
+        if isinstance(item, Gap):
             self.counters["gaps"] += 1
-            lost = item.lost
-            log.error(
-                "telemetry_gap",
-                extra=kv(
-                    **_where(lost.path, lost.identity, lost.offset),
-                    resumed_from=item.resumed_from,
-                    detail=item.describe(),
-                ),
-            )
-            self._emit(gap_record(item, self.host))
-        elif isinstance(item, DroppedTail):
-            self.counters["dropped"] += 1
-            log.warning(
-                "dropped_tail",
-                extra=kv(path=item.path, offset=item.offset, bytes=item.length, reason=item.reason),
-            )
-        elif isinstance(item, Unreadable):
-            log.warning(
-                "log_unreadable",
-                extra=kv(path=item.path, error=item.error, retry_in=item.retry_in),
-            )
 
-    def _handle(self, outputs: list[Any]) -> None:
-        records = self.core.alerts_and_report(outputs)
+    def _handle(self, outputs: list[Output]) -> None:
+        self.session.deliver(outputs, self.outputs)
+        records = self.outputs.take()
         if not records:
             return
         for rec in records:
@@ -366,28 +353,15 @@ class Daemon:
         self.recent.add(rec.alert_id)
         self.hub.emit(rec)
 
-    def _maybe_expire(self, now: float) -> None:
-        if self._expire_due is None or now < self._expire_due or not self._last_record_ms:
-            return
-        if self.follower.holds_partial_line:
-            # The writer is mid-record: the event is still being written, not idle.
-            self._expire_due = now + self.cfg.event_window_ms / 1000
-            return
-        idle_ms = int((now - self._last_data) * 1000)
-        self._expire_due = None
-        # The wall-clock quiet ages what waits; no record's time is trusted for it.
-        self._handle(self.core.expire_idle(idle_ms))
-
     # -- checkpoint ------------------------------------------------------------------------
     def _resume_position(self) -> tuple[Position | None, int | None]:
-        source, offset = self.core.resume_position()
-        src = self.sources.get(source) if isinstance(source, int) else None
-        if src is None or not isinstance(source, int):
+        source, offset = self.detector.resume_position
+        if not isinstance(source, _Source) or source not in self.sources:
             return self.follower.position, self.follower.current_mtime_ns()
-        for old in [k for k in self.sources if k < source]:
-            del self.sources[old]
-        mtime = src.mtime_ns if source != self.source_no else self.follower.current_mtime_ns()
-        return Position(src.identity, offset, src.path), mtime
+        del self.sources[: self.sources.index(source)]  # nothing before it is needed again
+        current = source is self.sources[-1]
+        mtime = self.follower.current_mtime_ns() if current else source.mtime_ns
+        return Position(source.identity, offset, source.path), mtime
 
     def checkpoint(self) -> bool:
         """Write a checkpoint now (after every hand-off it covers). False if it failed."""
@@ -396,7 +370,7 @@ class Daemon:
             cp = Checkpoint(
                 position=position,
                 file_mtime_ns=mtime,
-                detector_state=self.core.to_state(),
+                detector_state=self.detector.to_state(),
                 recent_alert_ids=self.recent.ids(),
                 undelivered=self.hub.undelivered(),
                 host_name=self.host,
@@ -441,7 +415,9 @@ class Daemon:
             if getattr(new, key) != getattr(self.cfg, key):
                 log.warning("reload_needs_restart", extra=kv(key=key.replace("_", "-")))
         try:
-            self.core.reload_rules(new.rules, new.ruleset, builtin=new.builtin_rules)
+            self.detector.replace_rules(
+                load_daemon_rules(new.rules, new.ruleset, new.builtin_rules)
+            )
         except KexecwatchError as exc:
             log.error("rules_reload_failed", extra=kv(reason=str(exc), kept="old_rules"))
         self.follower.poll_interval = new.poll_interval
@@ -456,14 +432,15 @@ class Daemon:
                 "status_interval": new.status_interval,
             }
         )
-        log.info("reloaded", extra=kv(rules=self.core.rule_count))
+        log.info("reloaded", extra=kv(rules=len(self.detector.rules)))
 
     def _status(self) -> None:
-        self._handle(self.core.report_suppressed())  # logged now, not when the window closes
+        self._handle(self.detector.report_suppressed())  # logged now, not when the window closes
         pos = self.follower.position
         lag_bytes = self.follower.lag_bytes()
-        lag_s = max(0.0, time.time() - self._last_record_ms / 1000) if lag_bytes else 0.0
-        st = self.core.stats()
+        last_ms = self.detector.last_record_ms
+        lag_s = max(0.0, time.time() - last_ms / 1000) if lag_bytes else 0.0
+        st = self.detector.stats.as_dict()
         log.info(
             "status",
             extra=kv(
@@ -485,11 +462,6 @@ class Daemon:
             ),
         )
         self.notifier.status(f"alerts={st.get('alerts', 0)} lag_bytes={lag_bytes}")
-
-
-def _where(path: str, identity: FileIdentity, offset: int) -> dict[str, Any]:
-    """A place in a log file as flat log fields."""
-    return {"path": path, "file_dev": identity.dev, "file_ino": identity.ino, "offset": offset}
 
 
 # -- command line ---------------------------------------------------------------------------

@@ -29,7 +29,6 @@ import time
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kexecwatch.core.proctable import LiveProcess, ProcLookup
 from kexecwatch.errors import InputError
 from kexecwatch.hostid import check_host_id, machine_id
 
@@ -73,8 +72,8 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N|max",
         help="replay pace: N times the recorded pace (default 1), or max for at once",
     )
-    from kexecwatch.cli import REPLAY_WINDOW_WHY, add_event_window_option, add_rule_options
     from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
+    from kexecwatch.options import REPLAY_WINDOW_WHY, add_event_window_option, add_rule_options
 
     add_rule_options(parser)
     add_event_window_option(parser, DEFAULT_WINDOW_MS, REPLAY_WINDOW_WHY)
@@ -108,7 +107,7 @@ def live_command(args: argparse.Namespace) -> int:
             mistakes are reported even in a pipe).
         RuleError: when a rule file cannot be loaded.
     """
-    from kexecwatch.cli import load_rules
+    from kexecwatch.options import load_rules
     from kexecwatch.sources import expand_paths
 
     speed = parse_speed(args.speed)
@@ -131,31 +130,23 @@ def live_command(args: argparse.Namespace) -> int:
 
     host = args.host_name or socket.gethostname()
     host_id = None if args.host_id is None else check_host_id(args.host_id)
+    from kexecwatch.adapters.liveview_feeds import FollowFeed, ReplayFeed
+
+    following = sources is None
+    model = LiveModel(
+        rules,
+        host_name=host,
+        host_id=(host_id or machine_id()) if following else host_id,
+        live=following,  # /proc speaks of this host's own log only
+        window_ms=args.event_window_ms,
+        events_as=args.events_as,
+    )
     feed: Feed
-    if sources is not None:
-        from kexecwatch.adapters.liveview_feeds import ReplayFeed
-
-        feed = ReplayFeed(sources, speed)
-        model = LiveModel(
-            rules,
-            host_name=host,
-            host_id=host_id,
-            window_ms=args.event_window_ms,
-            events_as=args.events_as,
-        )
-    else:
-        from kexecwatch.adapters.liveview_feeds import FollowFeed
-
+    if sources is None:
         feed = FollowFeed(path)
-        model = LiveModel(
-            rules,
-            host_name=host,
-            host_id=host_id or machine_id(),
-            lookup=_proc_lookup(),
-            window_ms=args.event_window_ms,
-            events_as=args.events_as,
-        )
         model.state.path = path
+    else:
+        feed = ReplayFeed(sources, speed)
     try:
         return run_dashboard(model, feed)
     finally:
@@ -168,25 +159,6 @@ def _check_readable(path: str) -> None:
     if not os.path.lexists(path):
         raise InputError(f"{path}: no such file (is auditd running? --replay reads copies)")
     check_regular_file(path)
-
-
-def _proc_lookup() -> ProcLookup | None:
-    from kexecwatch.adapters.procfs import ProcFs
-
-    try:
-        procfs = ProcFs()
-    except OSError:
-        return None
-
-    def lookup(pid: int) -> LiveProcess | None:
-        info = procfs.lookup(pid)
-        if info is None:
-            return None
-        return LiveProcess(
-            info.pid, info.ppid, info.comm, info.exe, info.argv, info.start_ms, info.extra
-        )
-
-    return lookup
 
 
 def run_dashboard(model: LiveModel, feed: Feed, *, fd: int | None = None) -> int:

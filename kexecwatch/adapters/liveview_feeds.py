@@ -17,21 +17,16 @@ from __future__ import annotations
 import time
 from collections.abc import Generator, Sequence
 
-from kexecwatch.adapters.follower import DroppedTail, Follower, Gap, Lines, Switched, Unreadable
-from kexecwatch.adapters.liveview_state import RECORD_TIME, LiveModel
+from kexecwatch.adapters.follower import Follower, Lines, Switched
+from kexecwatch.adapters.liveview_state import LiveModel
+from kexecwatch.adapters.session import notice
+from kexecwatch.core.record import line_time_ms
 from kexecwatch.sources import Source, read_chunks
 
 __all__ = ["FollowFeed", "ReplayFeed", "line_time_ms"]
 
-_HEAD = 160  # the header sits at the start of a record; node= names are short
 _MAX_CHUNK = 1 << 16
 _MAX_BATCH = 2000
-
-
-def line_time_ms(line: bytes) -> int | None:
-    """The record time of one audit line in epoch milliseconds, or ``None``."""
-    m = RECORD_TIME.search(line, 0, _HEAD)
-    return int(m.group(1)) * 1000 + int(m.group(2)) if m else None
 
 
 class ReplayFeed:
@@ -183,8 +178,6 @@ class FollowFeed:
         self.path = path
         self.poll_s = poll_s
         self.follower = Follower(path, poll_interval=poll_s)
-        self._last_data: float | None = None
-        self._last_expire = 0.0
 
     def pause(self, now: float) -> None:
         """Nothing to do: the log keeps growing, and the lag shows it."""
@@ -210,29 +203,19 @@ class FollowFeed:
             for item in outputs:
                 if isinstance(item, Lines):
                     got = True
-                    model.feed(item.data)
-                elif isinstance(item, Switched):
+                    model.feed(item.data, now)
+                    continue
+                if isinstance(item, Switched):
                     model.switch_source(item.path, item.offset)
                     state.path = item.path
-                    if item.reason != "opened":
-                        model.note(f"{item.reason}: now reading {item.path}")
-                elif isinstance(item, Gap):
-                    model.note(item.describe())
-                elif isinstance(item, DroppedTail):
-                    model.note(f"{item.length} bytes dropped in {item.path}: {item.reason}")
-                elif isinstance(item, Unreadable):
-                    model.note(f"cannot read {item.path}: {item.error}; retrying")
+                said = notice(item)
+                if said is not None and said.text is not None:
+                    model.note(said.text)
         position = self.follower.position
         if position is not None:
             state.offset = position.offset
             state.lag = self.follower.lag_bytes()
         if got:
-            self._last_data = now
             return 0.0
-        last_ms = model.last_record_ms
-        if self._last_data is not None and last_ms and now - self._last_expire >= 1.0:
-            # Record time, not the wall clock: a followed copy of an old log must not
-            # see its events cut short. Idle time stands in for the records not written.
-            self._last_expire = now
-            model.expire(last_ms + int((now - self._last_data) * 1000))
+        model.idle(now, mid_line=self.follower.holds_partial_line)
         return self.poll_s

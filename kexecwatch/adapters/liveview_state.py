@@ -1,10 +1,11 @@
 """What the live view shows: plain state, the model that fills it, and the keys.
 
 Theory of operation: :class:`LiveModel` owns one
-:class:`~kexecwatch.core.detector.Detector` (run with ``emit_events`` so that every
-process event comes out, not only alerts). The terminal loop feeds it bytes and calls
-:meth:`LiveModel.tick` with the wall clock before each redraw; the model keeps a
-:class:`DashboardState` up to date, and
+:class:`~kexecwatch.adapters.session.Session` (its detector run with ``emit_events`` so
+that every process event comes out, not only alerts, and asked for the rules' verdict on
+every run of kexec: the activity panel shows the detector's own, limits included). The
+terminal loop feeds it bytes and calls :meth:`LiveModel.tick` with the wall clock before
+each redraw; the model keeps a :class:`DashboardState` up to date, and
 :func:`~kexecwatch.adapters.liveview_render.render_dashboard` draws that state and
 nothing else. Keys are in :mod:`kexecwatch.adapters.liveview_keys`.
 
@@ -16,31 +17,28 @@ terminal-safe, in one place.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kexecwatch.core.alerts import Alert, AlertsSuppressed, command_text
-from kexecwatch.core.assembler import DEFAULT_WINDOW_MS, EventsLost
-from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output
+from kexecwatch.adapters.session import Diagnostic, Session
+from kexecwatch.core.alerts import Alert, command_text
+from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
+from kexecwatch.core.detector import DetectionRule, DetectorOptions, Output, Verdict
 from kexecwatch.core.process import ProcessEvent, text
-from kexecwatch.core.proctable import ProcessTableLike, ProcLookup
-from kexecwatch.core.record import ParseIssue, TimeJump
-from kexecwatch.core.rule import CompiledQuery
+from kexecwatch.core.proctable import ProcessTableLike
+from kexecwatch.core.record import record_times
 from kexecwatch.core.rule.sequence_state import MatchedSequence
 from kexecwatch.core.telemetry import TelemetryEvent
 
 __all__ = [
     "HEADER_LINES",
-    "RECORD_TIME",
     "ActivityRow",
     "AlertRow",
     "DashboardState",
     "LiveModel",
     "ProcessSummary",
-    "activity_reason",
     "alerts_panel_height",
     "is_compact",
     "is_kexec",
@@ -55,8 +53,6 @@ CHAIN_DEPTH = 5
 #: Screen lines above the panels: title, two lines of counters, the sparkline.
 HEADER_LINES = 4
 _RATE_WINDOW_S = 3.0
-#: A record header's time: seconds and milliseconds.
-RECORD_TIME = re.compile(rb"msg=audit\(([0-9]{1,20})\.([0-9]{3})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,23 +161,6 @@ def is_compact(state: DashboardState, height: int) -> bool:
     return len(state.alert_rows) > (alerts_panel_height(body, False) - 3) // 2
 
 
-def activity_reason(alerted: Sequence[str], silent: Sequence[tuple[str, str]]) -> str:
-    """What an activity row says about one kexec run: the rules that alerted, and for each
-    rule that stayed silent why, named so that the two never read as one verdict.
-
-    ``alerted`` are rule names; ``silent`` are (rule name, explanation) pairs.
-    """
-    if alerted and silent:
-        return f"{', '.join(alerted)} alerted; " + "; ".join(
-            f"{name} did not: {why}" for name, why in silent
-        )
-    if alerted:
-        return ", ".join(alerted)
-    if len(silent) == 1:
-        return silent[0][1]
-    return "; ".join(f"{name}: {why}" for name, why in silent) or "no rule matched"
-
-
 def is_kexec(event: ProcessEvent) -> bool:
     """Whether ``event`` executes kexec: ``comm`` or the basename of ``exe`` is ``kexec``."""
     exe = event.exe or b""
@@ -194,7 +173,7 @@ class LiveModel:
     Args:
         rules: the rules to run.
         host_name: ``host.name`` for records without ``node=``.
-        lookup: a live ``/proc`` lookup (follow mode), or ``None`` (replay).
+        live: look unknown parents up in ``/proc`` (following this host's log).
         window_ms: how long, in record time, an incomplete event waits for more records.
         host_id: ``host.id`` for records without ``node=``.
         events_as: the event vocabulary (``--events-as``).
@@ -205,26 +184,26 @@ class LiveModel:
         rules: Sequence[DetectionRule],
         *,
         host_name: str,
-        lookup: ProcLookup | None = None,
+        live: bool = False,
         state: DashboardState | None = None,
         window_ms: int = DEFAULT_WINDOW_MS,
         host_id: str | None = None,
         events_as: str = "auditbeat",
     ) -> None:
-        self.rules = list(rules)
-        self.detector = Detector(
-            self.rules,
+        self.session = Session(
+            rules,
             host_name=host_name,
-            options=DetectorOptions(emit_events=True, window_ms=window_ms, events_as=events_as),
-            lookup=lookup,
+            options=DetectorOptions(
+                emit_events=True, window_ms=window_ms, events_as=events_as, explain=is_kexec
+            ),
             host_id=host_id,
+            live=live,
         )
+        self.detector = self.session.detector
         self.state = state or DashboardState()
         self._per_second: dict[int, int] = {}
         self._samples: deque[tuple[float, int, int]] = deque()
         self._started: float | None = None
-        #: The latest record time fed, in ms (0 before the first record).
-        self.last_record_ms = 0
         #: Grows whenever something on the screen may have changed (redraw hint).
         self.version = 0
 
@@ -233,34 +212,36 @@ class LiveModel:
         """Continue with another file (the next replay file, or a rotated log)."""
         self._take(self.detector.switch_source(name, offset))
 
-    def feed(self, data: bytes) -> None:
-        """Feed a chunk of log; events are counted in the second of their records."""
+    def feed(self, data: bytes, now: float | None = None) -> None:
+        """Feed a chunk of log; events are counted in the second of their records.
+
+        ``now`` (monotonic seconds) restarts the idle clock of a followed log."""
         start = 0
         second: int | None = None
         # Cut the chunk where the record second changes, so the sparkline counts each
         # event in its own second even when a whole file arrives at once.
-        for m in RECORD_TIME.finditer(data):
-            sec = int(m.group(1))
-            self.last_record_ms = max(self.last_record_ms, sec * 1000 + int(m.group(2)))
+        for at, time_ms in record_times(data):
+            sec = time_ms // 1000
             if second is not None and sec != second:
-                cut = data.rfind(b"\n", start, m.start()) + 1
+                cut = data.rfind(b"\n", start, at) + 1
                 if cut > start:
-                    self._feed_part(data[start:cut], second)
+                    self._feed_part(data[start:cut], second, now)
                     start = cut
             second = sec
         if start < len(data):
-            self._feed_part(data[start:], second)
+            self._feed_part(data[start:], second, now)
 
-    def _feed_part(self, data: bytes, second: int | None) -> None:
+    def _feed_part(self, data: bytes, second: int | None, now: float | None) -> None:
         self.version += 1  # the record count changed, at least
         before = self.detector.stats.events
-        self._take(self.detector.feed(data))
+        self._take(self.session.feed(data, now))
         self._count(self.detector.stats.events - before, second)
 
-    def expire(self, now_ms: int) -> None:
-        """Complete events older than the assembly window (live idle)."""
+    def idle(self, now: float, *, mid_line: bool = False) -> None:
+        """The followed log is quiet at monotonic time ``now``: idle means expire
+        (see :meth:`~kexecwatch.adapters.session.Session.idle`)."""
         before = self.detector.stats.events
-        self._take(self.detector.expire(now_ms))
+        self._take(self.session.idle(now, mid_line=mid_line))
         self._count(self.detector.stats.events - before, None)
 
     def flush(self) -> None:
@@ -312,20 +293,27 @@ class LiveModel:
     def _take(self, outputs: list[Output]) -> None:
         if outputs:
             self.version += 1
-        for item in outputs:
-            if isinstance(item, Alert):
-                self._add_alert(item)
-            elif isinstance(item, ProcessEvent):
-                if is_kexec(item):
-                    self._add_activity(item)
-            elif isinstance(item, ParseIssue | TimeJump):
-                self.state.message = item.describe()
-            elif isinstance(item, EventsLost):
-                self.state.message = (
-                    f"{item.count} event(s) lost: serials {item.first_serial}-{item.last_serial}"
-                )
-            elif isinstance(item, AlertsSuppressed):
-                self.state.message = item.describe()
+            self.session.deliver(outputs, self)
+
+    # -- the session's output sink ------------------------------------------------------
+    def alert(self, alert: Alert, document: dict[str, Any]) -> None:
+        """An alert: a row of the alerts panel."""
+        self._add_alert(alert, document)
+
+    def process(self, event: ProcessEvent, document: dict[str, Any]) -> None:
+        """A process event: counted only (kexec runs come with their verdicts)."""
+
+    def verdict(self, verdict: Verdict, document: dict[str, Any]) -> None:
+        """What the rules made of a run of kexec: an activity row."""
+        rows = self.state.activity
+        summary = self._summary(verdict.event, document)
+        rows.append(ActivityRow(summary, bool(verdict.alerted), verdict.reason))
+        if len(rows) > MAX_ACTIVITY_ROWS:
+            del rows[: len(rows) - MAX_ACTIVITY_ROWS]
+
+    def diagnostic(self, item: Diagnostic, text: str) -> None:
+        """A diagnostic: the status line."""
+        self.state.message = text
 
     def _summary(
         self, event: ProcessEvent | TelemetryEvent | MatchedSequence, doc: dict[str, Any]
@@ -364,8 +352,7 @@ class LiveModel:
             command=command_text(process),
         )
 
-    def _add_alert(self, alert: Alert) -> None:
-        doc = alert.to_document()
+    def _add_alert(self, alert: Alert, doc: dict[str, Any]) -> None:
         summary = self._summary(alert.event, doc)
         rows = self.state.alert_rows
         rows.append(AlertRow(alert.rule.name, alert.rule.severity, summary, doc, alert.reason))
@@ -377,22 +364,3 @@ class LiveModel:
                 state.selected = max(0, state.selected - drop)
             if state.detail is not None:
                 state.detail = max(0, state.detail - drop)
-
-    def _add_activity(self, event: ProcessEvent) -> None:
-        doc = event.to_document()
-        # Which rules alerted, and why each EQL rule that did not stayed silent
-        # (kexecwatch's own detections that did not fire have nothing to add).
-        matched: list[str] = []
-        silent: list[tuple[str, str]] = []
-        for rule in self.rules:
-            if rule.matches(doc):
-                matched.append(rule.name)
-                continue
-            query = getattr(rule, "query", None)
-            if isinstance(query, CompiledQuery):
-                silent.append((rule.name, query.explain(doc) or "no match"))
-        reason = activity_reason(matched, silent)
-        rows = self.state.activity
-        rows.append(ActivityRow(self._summary(event, doc), bool(matched), reason))
-        if len(rows) > MAX_ACTIVITY_ROWS:
-            del rows[: len(rows) - MAX_ACTIVITY_ROWS]

@@ -15,11 +15,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kexecwatch.core import jsontext
 from kexecwatch.core.process import ProcessEvent, format_timestamp
-from kexecwatch.core.rule.sequence_state import MatchedSequence
 from kexecwatch.core.telemetry import TelemetryEvent
 from kexecwatch.core.textsafe import (
     COMMAND_BYTES,
@@ -29,6 +28,10 @@ from kexecwatch.core.textsafe import (
     escape_text,
     shorten,
 )
+
+if TYPE_CHECKING:
+    # Only for types: the sequence engine loads only when a sequence rule is loaded.
+    from kexecwatch.core.rule.sequence_state import MatchedSequence
 
 __all__ = [
     "Alert",
@@ -209,10 +212,10 @@ def alert_user(event: ProcessEvent | TelemetryEvent | MatchedSequence) -> str | 
     """The user an alert's limit is kept for: the audit login uid (``auid``) when set,
     else the uid (of a sequence's last event); ``None`` for a telemetry event or an
     event without either."""
-    if isinstance(event, MatchedSequence):
-        return event.user
-    if not isinstance(event, ProcessEvent):
+    if isinstance(event, TelemetryEvent):
         return None
+    if not isinstance(event, ProcessEvent):
+        return event.user  # a MatchedSequence (not imported: see the module's imports)
     ids = dict(event.ids)
     auid = ids.get("auid")
     if auid is not None and auid not in _UNSET_IDS:

@@ -36,9 +36,10 @@ Rule 2: every output is a value; nothing here raises on input.
 from __future__ import annotations
 
 import heapq
+from array import array
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice, repeat
@@ -51,8 +52,16 @@ from kexecwatch.core.msgtypes import (
     is_daemon_record,
     is_single_record,
 )
-from kexecwatch.core.nativeapi import QuietState, ScanResult
-from kexecwatch.core.record import MAX_TIME_MS, AuditRecord, EventId, ParseIssue, TimeJump
+from kexecwatch.core.nativeapi import DoneStore, QuietState, ScanResult
+from kexecwatch.core.record import (
+    MAX_TIME_MS,
+    AuditRecord,
+    EventId,
+    ParseIssue,
+    TimeJump,
+    where_text,
+)
+from kexecwatch.core.textsafe import quote_input
 
 __all__ = [
     "DEFAULT_MAX_INFLIGHT",
@@ -131,6 +140,18 @@ class EventsLost:
         """How many events are missing."""
         return self.last_serial - self.first_serial + 1
 
+    def describe(self, source: Hashable) -> str:
+        """One terminal-safe line: the source being read, how many events are missing
+        and which: ``audit.log: 3 event(s) lost on node 'web-1': serials 7-9 missing
+        before 1700000000.000:10``."""
+        where = "input" if source is None else where_text(source, 0)
+        name = self.node.encode("utf-8", "surrogateescape") if self.node else b""
+        node = f" on node {quote_input(name)}" if name else ""
+        return (
+            f"{where}: {self.count} event(s) lost{node}: serials {self.first_serial}-"
+            f"{self.last_serial} missing before {self.before}"
+        )
+
 
 AssemblerOutput = AuditEvent | EventsLost | ParseIssue | TimeJump
 
@@ -167,6 +188,10 @@ class _Clock:
 
 #: A serial beyond any: the done set must be searched for the real ceiling.
 _UNKNOWN_CEILING = 2**64
+#: Elapsed times for the store's drops: every row is stale before the first, none
+#: before the second.
+_ALL_STALE = 2**63 - 1
+_NONE_STALE = -(2**63)
 
 
 @dataclass(slots=True)
@@ -279,8 +304,14 @@ class Assembler:
         self._opened: dict[EventKey, int] = {}
         # Recently completed events: the keys for lookups, the order for pruning
         # (by the elapsed time they opened at, so pruning pops from the left).
+        # With a done store (keep_done_in), the order also holds one block per native
+        # scan: (a lower bound of its first row's elapsed time, how many rows of the
+        # store are its own); the store holds the blocks' rows in the same order.
         self._done: set[EventKey] = set()
-        self._done_order: deque[tuple[int, EventKey]] = deque()
+        self._done_order: deque[tuple[int, EventKey | int]] = deque()
+        self._store: DoneStore | None = None
+        self._stored = 0  # rows in the store: the sum of the blocks' counts
+        self._stored_max = -1  # no serial above it was ever stored: no need to ask
         # Events completed before a restored checkpoint: re-read on purpose.
         self._restored: set[EventKey] = set()
         # Events completed as one leading record (LOGIN) whose syscall's own records
@@ -301,11 +332,21 @@ class Assembler:
             0,
             [],
         )
+        # The tracker and its changes when absorb() last applied a scan's ahead_delta:
+        # while they hold, the session's own rows are the tracker's (QuietState.ahead_kept).
+        self._ahead_synced: tuple[_GapTracker | None, int] = (None, 0)
 
     @property
     def inflight(self) -> int:
         """How many incomplete events are held now."""
         return len(self._inflight)
+
+    def latest_inflight_ms(self) -> int:
+        """The latest time of an event in flight (a date, not beyond year 9999), or 0."""
+        return max(
+            (t for _, event_id in self._inflight if (t := event_id.time_ms) < MAX_TIME_MS),
+            default=0,
+        )
 
     def holds(self, key: EventKey) -> bool:
         """Whether the event ``(node, id)`` is in flight."""
@@ -325,7 +366,7 @@ class Assembler:
             if key in self._leads and not is_single_record(record.type):
                 # The audited syscall behind a LOGIN record: its own records, one event.
                 del self._leads[key]
-            elif key in self._done:
+            elif key in self._done or (self._stored and self._is_stored(key)):
                 # After a restore, the records of events completed before the
                 # checkpoint are read again on purpose: skip them quietly.
                 if record.type != "EOE" and key not in self._restored:
@@ -468,7 +509,12 @@ class Assembler:
         """
         key = (node, event_id)
         inflight = self._inflight
-        if key in self._done or key in inflight or len(inflight) >= self.max_inflight:
+        if (
+            key in self._done
+            or key in inflight
+            or len(inflight) >= self.max_inflight
+            or (self._stored and self._is_stored(key))
+        ):
             return None
         if time_ms is None:
             time_ms = event_id.time_ms
@@ -540,6 +586,8 @@ class Assembler:
         done = self._done
         if (node, first) in done or (node, second) in done:
             return None
+        if self._stored and (self._is_stored((node, first)) or self._is_stored((node, second))):
+            return None
         clock = self._clocks.get(node)
         if not self._plain(clock, first_ms):
             return None
@@ -598,9 +646,23 @@ class Assembler:
                 ),
                 default=-1,
             )
+            if self._store is not None and self._stored:
+                ceiling = max(ceiling, self._store.done_max_serial(expected, ahead.keys()))
             self._done_ceiling = ceiling
             tracker.ceiling = -1
             self._ceiling_at = clock.elapsed
+        synced = self._ahead_synced
+        if synced[0] is tracker and synced[1] == tracker.changes:
+            # The session holds these serials already: none cross.
+            return QuietState(
+                clock.present,
+                clock.elapsed,
+                tracker.expected,
+                tracker.last_time_ms,
+                [],
+                ceiling,
+                True,
+            )
         rows = self._ahead_rows
         if rows[0] is not tracker or rows[1] != tracker.changes:
             # Up to _MAX_AHEAD serials: made again only when they changed.
@@ -618,20 +680,37 @@ class Assembler:
         final clock: the events that per-event pruning (or the size limit) would have
         dropped are exactly those before the first one that is fresh at the end and
         within the last ``_DONE_LIMIT``, since one stale stays stale. Only the new
-        events that survive get a key.
+        events that survive get a key; with a done store (:meth:`keep_done_in`), the
+        rows the session kept become one block instead, and no key crosses.
         """
         state = result.state
         clock = self._clocks[None]
+        before = clock.elapsed
         clock.present = state.present
         clock.elapsed = state.elapsed
         tracker = self._gaps[None]
         tracker.expected = state.expected
         tracker.last_time_ms = state.last_time_ms
-        rows = self._ahead_rows
-        if not (rows[0] is tracker and rows[1] == tracker.changes and state.ahead == rows[2]):
-            self._absorb_ahead(tracker, state.ahead)
-            self._ahead_rows = (tracker, tracker.changes, state.ahead)
+        delta = result.ahead_delta
+        if delta is not None:
+            gone, added = delta
+            if gone or added:
+                ahead = tracker.ahead
+                for serial in gone:
+                    del ahead[serial]
+                for serial, sec, ms, seen in added:
+                    ahead[serial] = (_new_id(EventId, (sec, ms, serial)), seen)
+                tracker.changes += 1
+            self._ahead_synced = (tracker, tracker.changes)
+        else:
+            rows = self._ahead_rows
+            if not (rows[0] is tracker and rows[1] == tracker.changes and state.ahead == rows[2]):
+                self._absorb_ahead(tracker, state.ahead)
+                self._ahead_rows = (tracker, tracker.changes, state.ahead)
         done = result.done
+        if result.done_kept:
+            self._absorb_block(before, result.done_kept, done)
+            return
         taken = len(done) // 4
         if not taken:
             return
@@ -653,8 +732,8 @@ class Assembler:
         known = self._done
         keep = 4 * self.window_ms
         threshold = clock.elapsed - keep
-        excess = len(order) + taken - _DONE_LIMIT
-        if self._nodes == _ONLY_NODE_NONE:
+        excess = len(known) + self._stored + taken - _DONE_LIMIT
+        if self._nodes == _ONLY_NODE_NONE and not self._stored:
             # Every entry is node None's, in the order of its clock: how many go is
             # one search, and they go in C-level loops.
             drop = min(max(bisect_left(order, (threshold,)), excess), len(order))
@@ -664,15 +743,7 @@ class Assembler:
                     order.popleft()
                 excess -= drop
         else:
-            clocks = self._clocks
-            while order:
-                elapsed, key = order[0]
-                owner = clocks.get(key[0])
-                if excess <= 0 and owner is not None and elapsed >= owner.elapsed - keep:
-                    break
-                order.popleft()
-                known.discard(key)
-                excess -= 1
+            excess = self._drop_done(excess)
         first = max(bisect_left(done[3::4], threshold), excess)
         if first >= taken:
             return
@@ -681,6 +752,104 @@ class Assembler:
         keys = list(zip(repeat(None), map(_make_id, zip(*fields, strict=True))))
         known.update(keys)
         order.extend(zip(done[start + 3 :: 4], keys, strict=True))
+
+    def keep_done_in(self, store: DoneStore) -> None:
+        """Let ``store`` (the native session) keep node ``None``'s done events that
+        native scans take: :meth:`absorb` then adds one block per scan (its
+        ``done_kept`` rows) to the done order instead of a key per event. The meaning
+        stays here: membership asks the store too, and pruning, the size limit and
+        checkpoints treat a block's rows exactly as the keys they stand for."""
+        if self._stored and store is not self._store:
+            raise ValueError("keep_done_in: the done set already has another store's rows")
+        self._store = store
+
+    def _is_stored(self, key: EventKey) -> bool:
+        store = self._store
+        event_id = key[1]
+        if store is None or key[0] is not None or event_id[2] > self._stored_max:
+            return False
+        return store.done_contains(event_id[0], event_id[1], event_id[2])
+
+    def _absorb_block(self, before: int, kept: int, done: array[int]) -> None:
+        """The done-set part of :meth:`absorb` for ``kept`` rows the store kept (the
+        last ``kept`` of ``done``), the first taken at elapsed ``before`` or later."""
+        top = max(done[len(done) - 4 * kept + 2 :: 4])
+        self._stored_max = max(self._stored_max, top)
+        if not self._restored:
+            self._add_block(before, kept)
+            self._drop_done(len(self._done) + self._stored - _DONE_LIMIT)
+            return
+        # As absorb's replay for restored events: step by step, each row a block of one
+        # (merged with the block before it).
+        clock = self._clocks[None]
+        final = clock.elapsed
+        for elapsed in done[len(done) - 4 * kept + 3 :: 4]:
+            clock.elapsed = elapsed
+            self._prune_done()
+            self._add_block(elapsed, 1)
+            if len(self._done) + self._stored > _DONE_LIMIT:
+                self._drop_oldest()
+            self._prune_done()
+        clock.elapsed = final
+
+    def _add_block(self, elapsed: int, count: int) -> None:
+        order = self._done_order
+        if order and isinstance(last := order[-1][1], int):
+            order[-1] = (order[-1][0], last + count)  # adjacent rows of the store: one block
+        else:
+            order.append((elapsed, count))
+        self._stored += count
+
+    def _drop_rows(self, count: int, forced: int, stale_before: int) -> int:
+        """Drop rows of the oldest block (``count`` rows): the first ``forced``, then
+        the stale ones. Returns how many went."""
+        assert self._store is not None
+        gone, front = self._store.done_drop(count, forced, stale_before)
+        self._stored -= gone
+        if gone >= count:
+            self._done_order.popleft()
+        else:
+            self._done_order[0] = (front, count - gone)
+        return gone
+
+    def _drop_oldest(self) -> None:
+        """The size limit: forget the oldest done event."""
+        order = self._done_order
+        oldest = order[0][1]
+        if isinstance(oldest, int):
+            self._drop_rows(oldest, 1, _NONE_STALE)
+        else:
+            order.popleft()
+            self._done.discard(oldest)
+
+    def _drop_done(self, excess: int) -> int:
+        """Forget done events from the oldest: the first ``excess`` whatever their age
+        (the size limit), then those opened four windows ago on their node's clock (a
+        node forgotten: all of its). Returns the excess left over."""
+        order = self._done_order
+        clocks = self._clocks
+        keep = 4 * self.window_ms
+        while order:
+            elapsed, key = order[0]
+            if isinstance(key, int):
+                clock = clocks.get(None)
+                stale_before = _ALL_STALE if clock is None else clock.elapsed - keep
+                if excess <= 0 and elapsed >= stale_before:
+                    break
+                gone = self._drop_rows(key, max(excess, 0), stale_before)
+                excess -= gone
+                if gone < key:
+                    break
+                continue
+            owner = clocks.get(key[0])
+            if excess <= 0 and owner is not None and elapsed >= owner.elapsed - keep:
+                break
+            order.popleft()
+            self._done.discard(key)
+            if excess <= 0:
+                self._restored.discard(key)
+            excess -= 1
+        return excess
 
     @staticmethod
     def _absorb_ahead(tracker: _GapTracker, rows: list[tuple[int, int, int, int]]) -> None:
@@ -771,13 +940,13 @@ class Assembler:
         return AuditEvent(key[0], key[1], tuple(records), ended_by)
 
     def _remember(self, key: EventKey, elapsed: int) -> None:
-        if key in self._done:
+        if key in self._done or (self._stored and self._is_stored(key)):
             return
         self._done.add(key)
         order = self._done_order
         order.append((elapsed, key))
-        if len(order) > _DONE_LIMIT:
-            self._done.discard(order.popleft()[1])
+        if len(self._done) + self._stored > _DONE_LIMIT:
+            self._drop_oldest()
 
     def _prune_done(self) -> None:
         """Forget completed events opened four windows ago (on their node's clock)."""
@@ -786,6 +955,9 @@ class Assembler:
         keep = 4 * self.window_ms
         while order:
             elapsed, key = order[0]
+            if isinstance(key, int):  # a block of the store's rows: the general walk
+                self._drop_done(0)
+                return
             clock = clocks.get(key[0])  # None: a node forgotten (MAX_NODES)
             if clock is not None and elapsed >= clock.elapsed - keep:
                 return
@@ -843,8 +1015,27 @@ class Assembler:
                 ]
                 for n, g in self._gaps.items()
             ],
-            "done": [[k[0], str(k[1])] for _, k in list(self._done_order)[-_RESTORED_LIMIT:]],
+            "done": self._done_tail(_RESTORED_LIMIT),
         }
+
+    def _done_tail(self, limit: int) -> list[list[str | None]]:
+        """The last ``limit`` done events, oldest first, as ``[node, id]``."""
+        tail: list[list[str | None]] = []
+        end = self._stored  # the store's position just past the block looked at
+        for _, key in reversed(self._done_order):
+            if len(tail) >= limit:
+                break
+            if isinstance(key, int):
+                assert self._store is not None
+                take = min(key, limit - len(tail))
+                rows = self._store.done_rows(end - take, take)
+                for i in range(len(rows) - 4, -1, -4):
+                    tail.append([None, str(_new_id(EventId, (rows[i], rows[i + 1], rows[i + 2])))])
+                end -= key
+            else:
+                tail.append([key[0], str(key[1])])
+        tail.reverse()
+        return tail
 
     def restore(self, state: dict[str, Any]) -> None:
         """Load a snapshot made by :meth:`to_state` (in-flight records are re-read).

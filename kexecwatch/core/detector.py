@@ -23,9 +23,9 @@ syscalls, names or record types it needs (or ``EVERYTHING``).
 :class:`~kexecwatch.core.alerts.Alert`,
 :class:`~kexecwatch.core.process.ProcessEvent` (when asked for),
 :class:`~kexecwatch.core.record.ParseIssue`,
-:class:`~kexecwatch.core.assembler.EventsLost` and
-:class:`~kexecwatch.core.alerts.AlertsSuppressed`. :meth:`flush` ends the
-stream. The result does not depend on how the input was split.
+:class:`~kexecwatch.core.assembler.EventsLost`,
+:class:`~kexecwatch.core.alerts.AlertsSuppressed` and :class:`Verdict` (when asked
+for). :meth:`flush` ends the stream. The result does not depend on how the input was split.
 
 Rule 1: no I/O and no clock. The live shell passes its idle time to
 :meth:`expire_idle` (or a time to :meth:`expire`) and may inject a ``/proc``
@@ -37,11 +37,18 @@ is caught, counted in ``Stats.event_errors`` and returned as an
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from kexecwatch.core.alerts import Alert, AlertLimiter, AlertsSuppressed, RuleMeta
+from kexecwatch.core.alerts import (
+    Alert,
+    AlertLimiter,
+    AlertsSuppressed,
+    RuleMeta,
+    to_text_line,
+)
+from kexecwatch.core.argtest import Facts, known_of
 from kexecwatch.core.assembler import (
     DEFAULT_MAX_INFLIGHT,
     DEFAULT_WINDOW_MS,
@@ -76,13 +83,16 @@ from kexecwatch.core.record import (
     quotable,
     where_text,
 )
-from kexecwatch.core.rule.sequence_state import SequenceEngine, SequenceMatch
+from kexecwatch.core.rule.sequence import CompiledSequence
 from kexecwatch.core.ruleindex import RuleIndex
 from kexecwatch.core.scanner import EVALUATED, PythonScanner, in_window
 from kexecwatch.core.syscalls import KEXEC_SYSCALLS
 from kexecwatch.core.telemetry import TELEMETRY_TYPES, TelemetryEvent, TelemetryTracker
 from kexecwatch.core.textsafe import VALUE_BYTES, clip, escape_text
 from kexecwatch.errors import SourceLocation
+
+if TYPE_CHECKING:
+    from kexecwatch.core.rule.sequence_state import SequenceEngine, SequenceMatch
 
 __all__ = [
     "DetectionRule",
@@ -92,9 +102,8 @@ __all__ = [
     "InjectedFault",
     "Output",
     "Stats",
+    "Verdict",
 ]
-
-Output = Alert | ProcessEvent | ParseIssue | TimeJump | EventsLost | AlertsSuppressed
 
 
 class DetectionRule(RuleMeta, Protocol):
@@ -129,6 +138,8 @@ class DetectorOptions:
             whose records contain these bytes raises :class:`InjectedFault`.
         events_as: the event vocabulary of process documents (``--events-as``), one
             of :data:`~kexecwatch.core.process.EVENTS_AS`.
+        explain: return a :class:`Verdict` for each evaluated process event this
+            accepts (the live view: every run of kexec).
     """
 
     window_ms: int = DEFAULT_WINDOW_MS
@@ -141,6 +152,39 @@ class DetectorOptions:
     fast_path: bool = True
     fault_on: bytes | None = None
     events_as: str = "auditbeat"
+    explain: Callable[[ProcessEvent], bool] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the rules made of one process event, when asked
+    (:attr:`DetectorOptions.explain`): the names of the rules that alerted on it, of those
+    that matched but whose alert the rule's limit held back, and for each rule with a
+    query that did not match, why (``excluded: process.parent.name kdumpctl``)."""
+
+    event: ProcessEvent
+    alerted: tuple[str, ...]
+    held: tuple[str, ...]
+    silent: tuple[tuple[str, str], ...]
+
+    @property
+    def reason(self) -> str:
+        """The verdict in words (raw text, not yet terminal-safe): the rules that matched,
+        and for each rule that did not why, named so that the two never read as one."""
+        matched = [*self.alerted, *(f"{name} (held back by its limit)" for name in self.held)]
+        silent = self.silent
+        if matched and silent:
+            return f"{', '.join(matched)} alerted; " + "; ".join(
+                f"{name} did not: {why}" for name, why in silent
+            )
+        if matched:
+            return ", ".join(matched)
+        if len(silent) == 1:
+            return silent[0][1]
+        return "; ".join(f"{name}: {why}" for name, why in silent) or "no rule matched"
+
+
+Output = Alert | ProcessEvent | ParseIssue | TimeJump | EventsLost | AlertsSuppressed | Verdict
 
 
 @dataclass(slots=True)
@@ -217,7 +261,9 @@ class Detector:
         self._limiter = AlertLimiter()
         self._starts: dict[tuple[str | None, Any], _Position] = {}
         self._telemetry = TelemetryTracker()
-        self._sequences = SequenceEngine((), reorder_ms=options.window_ms)
+        # None while no sequence or sample rule is loaded (most rule sets): its module
+        # then never loads.
+        self._sequences: SequenceEngine | None = None
         parts: dict[str, Any] = {
             "assembler": self._assembler,
             "stats": self.stats,
@@ -271,9 +317,12 @@ class Detector:
         self._index = RuleIndex(self.rules)
         # Sequence and sample rules keep their partial sequences across a reload when
         # their query is unchanged.
-        kept = self._sequences.to_state()
-        self._sequences = SequenceEngine(self.rules, reorder_ms=self.options.window_ms)
-        self._sequences.restore(kept)
+        kept = self._sequences.to_state() if self._sequences is not None else None
+        self._sequences = None
+        if any(isinstance(getattr(r, "query", None), CompiledSequence) for r in self.rules):
+            self._sequences = self._sequence_engine(self.rules)
+            if kept is not None:
+                self._sequences.restore(kept)
         self._telemetry_rules = [
             r for r in self.rules if getattr(r, "applies_to", "process") == "telemetry"
         ]
@@ -317,6 +366,27 @@ class Detector:
     def source(self) -> Hashable:
         """The source being read now, as given to :meth:`switch_source`."""
         return self._lines.source
+
+    def describe(self, output: Output) -> str:
+        """One terminal-safe line for ``output``, the one wording every command shows:
+        an alert's or process event's text line, a diagnostic's ``where: what``."""
+        if isinstance(output, Alert | ProcessEvent):
+            return to_text_line(output.to_document())
+        if isinstance(output, EventsLost):
+            return output.describe(self.source)
+        if isinstance(output, Verdict):
+            return escape_text(output.reason)
+        return output.describe()
+
+    @property
+    def last_record_ms(self) -> int:
+        """The latest record time read, in epoch milliseconds (0 before the first dated
+        record): of the events handled and of those still in flight.
+
+        For a shell's lag figure and idle clock; the detector itself ages events by each
+        node's clock, never by this (README, "Time policy").
+        """
+        return max(self.stats.last_time_ms, self._assembler.latest_inflight_ms())
 
     def locate(self, line_no: int) -> SourceLocation:
         """Name line ``line_no`` of the source being read now: ``str(source):line``.
@@ -436,6 +506,17 @@ class Detector:
             out.append(suppressed)
         return out
 
+    def report_lost_log(self, facts: tuple[tuple[str, str], ...]) -> list[Output]:
+        """A log file was lost before it was read to its end (rotated away while the
+        shell was not reading): a telemetry event for the telemetry rules, like the
+        kernel's own gaps, dated at the last record read (see
+        :meth:`~kexecwatch.core.telemetry.TelemetryTracker.from_lost_log`)."""
+        out: list[Output] = []
+        if self._telemetry_rules:
+            lost = TelemetryTracker.from_lost_log(self.host_name, self.last_record_ms, facts)
+            self._on_telemetry(lost, out)
+        return out
+
     # -- positions, for checkpoints ----------------------------------------------
 
     @property
@@ -502,9 +583,12 @@ class Detector:
             raise InjectedFault(f"injected fault in event {event.id}")
         if self._telemetry_rules and TelemetryTracker.is_telemetry(event):
             self._on_other_event(event, out)
-        syscall_record = next((r for r in event.records if r.type == "SYSCALL"), None)
-        if syscall_record is None:
-            return
+        records = event.records
+        syscall_record = records[0] if records and records[0].type == "SYSCALL" else None
+        if syscall_record is None:  # not first in a run: look further
+            syscall_record = next((r for r in records if r.type == "SYSCALL"), None)
+            if syscall_record is None:
+                return
         if self.options.fast_path and self._scanner.skim(event, syscall_record):
             return
         process = self._process_event(event)
@@ -518,22 +602,25 @@ class Detector:
                     (r.line_no for r in event.records if r.type == "EXECVE"), process.line_no
                 )
                 out.append(ParseIssue(line_no, problem, source=self.source))
+        # What the table knows, put into the process event at once (one copy, not one
+        # per part: a copy of a process event is a few microseconds).
+        known_parts: dict[str, Any] = {}
         parent = self.table.parent_of(process)
         if parent is not None:
-            process = process.with_parent(parent)
+            known_parts["parent"] = parent
             ancestors = self.table.ancestry(process.ppid, process.id.time_ms, MAX_DEPTH)
-            process = process.with_entry_leader(
-                entry_leader(process.ppid, process.extra, ancestors)
-            )
+            known_parts["entry_leader"] = entry_leader(process.ppid, process.extra, ancestors)
         elif process.ppid in (0, 1):
-            process = process.with_entry_leader(entry_leader(process.ppid, process.extra, ()))
+            known_parts["entry_leader"] = entry_leader(process.ppid, process.extra, ())
         if not process.is_process_start:
             # What the process ran before: its instance (entity id), and for a kexec
             # call, which carries no argv, the caller's own argv from its exec.
             known = self.table.process_of(process)
-            process = process.with_known_self(known)
+            known_parts["known_self"] = known
             if process.syscall in KEXEC_SYSCALLS:
-                process = process.with_self_exec(known)
+                known_parts["self_exec"] = known
+        if known_parts:
+            process = replace(process, **known_parts)
         self.table.observe(process)
         options = self.options
         if process.syscall not in EVALUATED or not in_window(
@@ -541,24 +628,57 @@ class Detector:
         ):
             return
         self.stats.process_events += 1
+        explain = options.explain is not None and options.explain(process)
         if options.emit_events:
             out.append(process)
             if not self._rules_need(process, event):
+                if explain:  # no rule can match: each says why not
+                    out.append(self._verdict(process, process.to_document(), [], []))
                 return  # what the fast path would have skipped, rules unread
         if not self.rules:
+            if explain:
+                out.append(Verdict(process, (), (), ()))
             return
         document = process.to_document()
+        alerted: list[DetectionRule] = []
+        held: list[DetectionRule] = []
         for rule in self._index.candidates(document):
             if rule.matches(document):
-                self._raise(Alert(rule, process, rule.reason(document)), out)
+                admitted = self._raise(Alert(rule, process, rule.reason(document)), out)
+                if explain:
+                    (alerted if admitted else held).append(rule)
+        if explain:
+            out.append(self._verdict(process, document, alerted, held))
         if self._sequences:
             self._raise_sequences(self._sequences.observe(document, process.id.time_ms), out)
+
+    def _verdict(
+        self,
+        process: ProcessEvent,
+        document: dict[str, Any],
+        alerted: list[DetectionRule],
+        held: list[DetectionRule],
+    ) -> Verdict:
+        """The rules that matched ``process``, and why each other rule with a query did not."""
+        matched = alerted + held
+        silent: list[tuple[str, str]] = []
+        for rule in self.rules:
+            explain = getattr(getattr(rule, "query", None), "explain", None)
+            if callable(explain) and not any(rule is m for m in matched):
+                silent.append((rule.name, explain(document) or "no match"))
+        names = tuple(r.name for r in alerted), tuple(r.name for r in held)
+        return Verdict(process, *names, tuple(silent))
 
     def _raise_sequences(self, matches: list[SequenceMatch], out: list[Output]) -> None:
         """Alert for completed sequences and samples (see :mod:`.rule.sequence_state`)."""
         for match in matches:
             self._raise(Alert(match.rule, match.events, match.reason), out)
-        self.stats.sequences_dropped = self._sequences.dropped
+        self.stats.sequences_dropped = self._sequences.dropped if self._sequences else 0
+
+    def _sequence_engine(self, rules: Sequence[DetectionRule]) -> SequenceEngine:
+        from kexecwatch.core.rule.sequence_state import SequenceEngine
+
+        return SequenceEngine(rules, reorder_ms=self.options.window_ms)
 
     def _process_event(self, event: AuditEvent) -> ProcessEvent | None:
         return process_event_from(
@@ -575,23 +695,44 @@ class Detector:
             # What the SYSCALL values alone decide (a static interest says all; the others
             # still look at record types or learned inodes), as the fast path's verdicts.
             passing = [i for i in self._rule_needs if i.accepts_static(*key)]
-            static = any(i.is_static for i in passing), tuple(passing)
+            static = (
+                any(i.is_static for i in passing),
+                tuple(passing),
+                any(i.record_types is not None for i in passing),
+            )
             if len(self._needs_by_values) >= _MAX_NEEDS:
                 self._needs_by_values.clear()
             self._needs_by_values[key] = static
-        decided, others = static
+        decided, others, by_kinds = static
         if decided or not others:
             return decided
-        kinds = frozenset(r.type for r in event.records)
+        # None: no interest asks for record types (accepts then does not look).
+        kinds = frozenset(r.type for r in event.records) if by_kinds else None
 
         def inodes() -> frozenset[int]:
             return frozenset(p.inode for p in process.paths if p.inode is not None)
 
+        def facts() -> Facts:
+            args = process.args
+            if args is None and process.self_exec is not None:
+                args = process.self_exec.args
+            parent = process.parent
+            return Facts(
+                known_of(process.comm, process.exe, args),
+                lambda: (
+                    None
+                    if parent is None
+                    else known_of(parent.name, parent.executable, parent.args)
+                ),
+            )
+
         return any(
-            i.accepts(*key[:4], host=key[4], record_types=kinds, inodes=inodes) for i in others
+            i.accepts(*key[:4], host=key[4], record_types=kinds, inodes=inodes, facts=facts)
+            for i in others
         )
 
-    def _raise(self, alert: Alert, out: list[Output]) -> None:
+    def _raise(self, alert: Alert, out: list[Output]) -> bool:
+        """Alert unless the rule's limit holds it back; whether it was admitted."""
         admitted, closed = self._limiter.admit(alert)
         for suppressed in closed:
             self.stats.suppressed += suppressed.count
@@ -599,6 +740,7 @@ class Detector:
         if admitted:
             self.stats.alerts += 1
             out.append(alert)
+        return admitted
 
     def _on_other_event(self, event: AuditEvent, out: list[Output]) -> None:
         """Events about the audit trail itself (CONFIG_CHANGE, DAEMON_*): telemetry rules."""
@@ -637,7 +779,7 @@ class Detector:
             "assembler": self._assembler.to_state(),
             "processes": self.table.to_state(),
             "limiter": self._limiter.to_state(),
-            "sequences": self._sequences.to_state(),
+            "sequences": (self._sequences or self._sequence_engine(())).to_state(),
             "stats": self.stats.as_dict(),
         }
 
@@ -650,7 +792,8 @@ class Detector:
             self.table.restore(state["processes"])
             self._limiter.restore(state["limiter"])
             if "sequences" in state:  # absent from snapshots of older versions
-                self._sequences.restore(state["sequences"])
+                # Checked even when no sequence rule is loaded (an empty engine).
+                (self._sequences or self._sequence_engine(())).restore(state["sequences"])
             for name, value in state.get("stats", {}).items():
                 if name in _STAT_NAMES:
                     setattr(self.stats, name, int(value))
@@ -658,8 +801,9 @@ class Detector:
             raise ValueError(f"corrupt detector state: {exc}") from exc
 
 
-#: Whether static interests alone accept, and the interests whose static part passes.
-_Need = tuple[bool, tuple[EventInterest, ...]]
+#: Whether static interests alone accept, the interests whose static part passes, and
+#: whether one of these looks at record types.
+_Need = tuple[bool, tuple[EventInterest, ...], bool]
 _MAX_NEEDS = 4096
 
 

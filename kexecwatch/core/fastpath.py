@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 
 from kexecwatch.core.fields import argv_from_execve, parse_fields
-from kexecwatch.core.record import AuditRecord, parse_record
+from kexecwatch.core.record import AuditRecord, EventId, parse_record
 from kexecwatch.core.syscalls import syscall_name
 
 __all__ = [
@@ -296,17 +296,50 @@ def syscall_of(call: bytes) -> str:
     return name
 
 
-def records_of(run: bytes, line_no: int) -> tuple[AuditRecord, ...]:
+def records_of(
+    run: bytes, line_no: int, event_id: EventId | None = None
+) -> tuple[AuditRecord, ...]:
     """Parse every line of a matched run into records (line numbers from ``line_no``).
 
     Every line of a run is a record by construction, so no :class:`ParseIssue` arises.
+    ``event_id``: the run's id (its ``SYSCALL_HEAD`` match's); every line's header is
+    then ``type=TYPE msg=audit(ID):`` with that very id (:func:`run_end` checked it), so
+    only the type is read from each, without the header's regular expression.
     """
-    records: list[AuditRecord] = []
-    for offset, line in enumerate(run[:-1].split(b"\n")):
-        record = parse_record(line, line_no + offset)
-        assert isinstance(record, AuditRecord), "EVENT_RUN accepted a line that is no record"
-        records.append(record)
-    return tuple(records)
+    lines = run[:-1].split(b"\n")
+    if event_id is None:
+        records: list[AuditRecord] = []
+        for offset, line in enumerate(lines):
+            record = parse_record(line, line_no + offset)
+            assert isinstance(record, AuditRecord), "EVENT_RUN accepted a line that is no record"
+            records.append(record)
+        return tuple(records)
+    head = lines[0]
+    # The header's length after the type: " msg=audit(" + id + "):".
+    after_type = head.find(b"):", 14) + 2 - head.find(b" ", 5)
+    types = _RUN_TYPES
+    out = []
+    for line in lines:
+        space = line.find(b" ", 5)
+        rtype = types.get(line[5:space]) or _run_type(line[5:space])
+        rest = line[space + after_type :]
+        if rest.endswith(b"\r"):
+            rest = rest[:-1]
+        body, _, enriched = rest.partition(b"\x1d")
+        out.append(AuditRecord(None, rtype, event_id, body.strip(b" "), enriched, line_no))
+        line_no += 1
+    return tuple(out)
+
+
+# The record types of runs (MIDDLE_TYPES and the three others) as text.
+_RUN_TYPES: dict[bytes, str] = {}
+
+
+def _run_type(raw: bytes) -> str:
+    name = raw.decode("ascii")
+    if len(_RUN_TYPES) < 64:
+        _RUN_TYPES[raw] = name
+    return name
 
 
 def argv_of_execve_bodies(raw: bytes) -> tuple[bytes, ...] | None:

@@ -26,6 +26,7 @@ __all__ = [
     "STOP_HANDBACK",
     "STOP_LIVE",
     "STOP_VERDICT",
+    "DoneStore",
     "NativeLib",
     "NativeSession",
     "QuietState",
@@ -73,6 +74,9 @@ class QuietState:
         done_ceiling: no event with a serial at or below it may be taken: at least the
             highest serial of node ``None`` in the done set that is neither below
             ``expected`` nor in ``ahead`` (``-1`` when none).
+        ahead_kept: the serials ahead are those the session's last scan left (the
+            assembler applied that scan's ``ahead_delta`` and changed nothing since):
+            ``ahead`` is not sent (it may be left empty).
     """
 
     present: int
@@ -81,6 +85,7 @@ class QuietState:
     last_time_ms: int
     ahead: list[tuple[int, int, int, int]] = field(default_factory=list)
     done_ceiling: int = -1
+    ahead_kept: bool = False
 
 
 @dataclass(slots=True)
@@ -98,6 +103,11 @@ class ScanResult:
         done: ``(sec, ms, serial, elapsed)`` per event taken, flat, in order.
         lost: ``(first_serial, last_serial, next_sec, next_ms, next_serial)`` per gap
             declared, in order.
+        done_kept: how many of the ``done`` rows (the last ones) the session keeps in
+            its :class:`DoneStore` (``0``: none, the assembler keeps the rows itself).
+        ahead_delta: what the scan changed in the serials ahead: the serials gone, then
+            the rows added in insertion order (``None``: only ``state.ahead`` says). With
+            ``ahead_kept``, ``state.ahead`` is not filled: apply the delta.
     """
 
     end: int
@@ -113,9 +123,36 @@ class ScanResult:
     state: QuietState
     done: array[int]
     lost: list[tuple[int, int, int, int, int]]
+    done_kept: int = 0
+    ahead_delta: tuple[list[int], list[tuple[int, int, int, int]]] | None = None
 
 
-class NativeSession(Protocol):
+class DoneStore(Protocol):
+    """Node ``None``'s done events that native scans took, kept by the session between
+    calls instead of crossing into the assembler's done set one key at a time.
+
+    The assembler keeps the meaning (:meth:`~kexecwatch.core.assembler.Assembler.keep_done_in`):
+    its done order holds one block per scan and decides alone when rows leave; the
+    store is those blocks' rows, oldest first, each ``(sec, ms, serial, elapsed)``.
+    """
+
+    def done_contains(self, sec: int, ms: int, serial: int) -> bool:
+        """Whether the event ``sec.ms:serial`` is held."""
+
+    def done_drop(self, limit: int, forced: int, stale_before: int) -> tuple[int, int]:
+        """Drop rows from the front: at most ``limit``, the first ``forced`` whatever
+        their time, then while a row's elapsed time is below ``stale_before``. Returns
+        how many went and the front row's elapsed time after (``2**63 - 1``: none)."""
+
+    def done_rows(self, offset: int, count: int) -> array[int]:
+        """Rows ``offset .. offset + count``, flat, oldest first."""
+
+    def done_max_serial(self, floor: int, excluded: Iterable[int]) -> int:
+        """The highest serial held at or above ``floor`` and not in ``excluded``
+        (``-1`` when none)."""
+
+
+class NativeSession(DoneStore, Protocol):
     """One detector's native state: its process table, verdict cache and scanner.
 
     The table follows :class:`~kexecwatch.core.proctable.ProcessTable`'s rules exactly
@@ -160,6 +197,10 @@ class NativeSession(Protocol):
 
     def scan(self, buf: bytes, start: int, state: QuietState) -> ScanResult:
         """Take what it can of ``buf`` from ``start`` (a line start)."""
+
+    def done_keep(self, on: bool) -> None:
+        """Whether scans keep their taken rows in the :class:`DoneStore` from now on
+        (``ScanResult.done_kept``); off empties it."""
 
     def close(self) -> None:
         """Free the session."""

@@ -18,7 +18,9 @@ at or after the expected one, not ahead, above the done ceiling), no interest ne
 (the verdict cache, filled by Python: :meth:`NativeScanner.verdict_code`) and no learned
 inode may be in it. The taken units teach the session's process table
 (:class:`~kexecwatch.core.nativetable.NativeProcessTable`), the counts, the done set
-(:meth:`~kexecwatch.core.assembler.Assembler.absorb`) and the lost-event reports, which
+(:meth:`~kexecwatch.core.assembler.Assembler.absorb`: the session keeps the taken events'
+rows, the assembler one block per scan, see
+:meth:`~kexecwatch.core.assembler.Assembler.keep_done_in`) and the lost-event reports, which
 go through the detector's normal handling. Anything else is handed back: this scanner
 handles that unit in Python and calls the session again. A live exec whose parent the
 table does not know stops the scan so that ``/proc`` is read first, as the Python path
@@ -127,8 +129,8 @@ def single_types() -> tuple[str, ...]:
 
 _DEFAULT: list[NativeLib | None] = [None]
 
-#: After a hand-back, when a call took fewer events than 1/_YIELD of the serials ahead,
-#: the Python scanner reads the next _STRETCH bytes (to a line end) before native again.
+#: After a hand-back, when a call took fewer events than 1/_YIELD of the serials ahead it
+#: had to send, the Python scanner reads the next _STRETCH bytes (to a line end) first.
 _YIELD = 8
 _STRETCH = 64 << 10
 
@@ -175,6 +177,9 @@ class NativeScanner(PythonScanner):
         self._inode_interests: list[EventInterest] = []
         self._inodes: frozenset[int] | None = None
         self._pending: str | None = None
+        # The events native takes stay in the session; the done set asks it about them.
+        session.done_keep(True)
+        self._assembler.keep_done_in(session)
 
     def interests_changed(self) -> None:
         """Forget every verdict, here and in the session."""
@@ -272,9 +277,10 @@ class NativeScanner(PythonScanner):
                 self.table.remember_live(result.ppid, result.time_ms)
             elif stop == STOP_HANDBACK:
                 if result.events * _YIELD < len(state.ahead) and pos < limit:
-                    # A call costs in proportion to the serials ahead of a gap, which
-                    # cross the boundary both ways; while it takes little, the Python
-                    # scanner reads a stretch instead (the outputs are the same).
+                    # A call that had to send the serials ahead of a gap (the Python
+                    # scanner changed them: not ahead_kept) costs in proportion to them;
+                    # while such calls take little, the Python scanner reads a stretch
+                    # instead (the outputs are the same).
                     stretch = buf.find(b"\n", min(pos + _STRETCH, limit - 1)) + 1
                     PythonScanner.scan(
                         self, Region(buf[pos:stretch], line_no, source, base + pos), out
@@ -287,6 +293,34 @@ class NativeScanner(PythonScanner):
                 # those back one by one, each call costing a round trip.
                 pos, line_no = self._step(buf, pos, line_no, source, base, out)
                 pos, line_no = self._lines_to_syscall(buf, pos, line_no, source, base, out)
+                pos, line_no = self._needed_runs(buf, pos, line_no, source, base, out)
+
+    def _needed_runs(  # noqa: PLR0917 - the scan's position, passed along
+        self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]
+    ) -> tuple[int, int]:
+        """Take in Python the whole runs that follow at ``pos`` and that an interest needs
+        in full: native would hand each back, one round trip each (with ``--events``,
+        every exec in the window). Stops at the first unit native may take."""
+        limit = len(buf)
+        stats = self._stats
+        while pos < limit:
+            m = SYSCALL_HEAD.match(buf, pos - 1)
+            run = None if m is None else run_end(buf, m)
+            if m is None or run is None:
+                break
+            sec, ms = m.group("sec", "ms")
+            call, success, comm, exe = m.group("call", "success", "comm", "exe")
+            key = (call, success, comm, exe)
+            time_ms = int(sec) * 1000 + int(ms)
+            if self.fast_verdict(key, buf, m.start() + 1, run, time_ms) is not None:
+                break  # only teaches the table: native's to take
+            if not self.fast_event(buf, m, run, line_no, out):
+                break
+            n = buf.count(b"\n", pos, run[1])
+            stats.lines += n
+            stats.records += n
+            pos, line_no = self._lines_to_syscall(buf, run[1], line_no + n, source, base, out)
+        return pos, line_no
 
     def _step(  # noqa: PLR0917 - the scan's position, passed along
         self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]
@@ -349,7 +383,7 @@ def _needs(interests: tuple[EventInterest, ...] | bool, need: int, inode: int) -
             bits |= need
         elif interest.path_items is not None:
             bits |= inode
-        else:  # pragma: no cover - a static interest makes the verdict True
+        else:  # an argument test: Python reads the arguments (the library hands it back)
             bits |= need
     return bits
 

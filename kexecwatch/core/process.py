@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from kexecwatch.core.assembler import AuditEvent
 from kexecwatch.core.fieldmemo import MAX_BODY, Memo, argv_of, fields_of, syscall_fields_of
@@ -260,8 +260,6 @@ class ProcessEvent:
             process["command_line"] = " ".join(args)
         _put(process, "title", text(self.title))
         _put(process, "working_directory", text(self.cwd))
-        ids = dict(self.ids)
-        names = dict(self.names)
         process["entity_id"] = entity_id(self.host_key, self.pid, self.instance)
         process.update(identity_of(self.ids, self.names, self.interactive, self.tty))
         parent: dict[str, Any] = {"pid": self.ppid}
@@ -289,13 +287,7 @@ class ProcessEvent:
             "outcome": "success" if self.success else "failure",
             "module": "auditd",
         }
-        user = user_doc(ids, names, "uid", "UID")
-        effective = user_doc(ids, names, "euid", "EUID")
-        if effective:
-            user["effective"] = effective
-        group: dict[str, Any] = {}
-        _put(group, "id", ids.get("gid"))
-        _put(group, "name", names.get("GID"))
+        user, group, who_auditd = _who_docs(self.ids, self.names)
         auditd: dict[str, Any] = {
             "id": str(self.id),
             "sequence": self.id.serial,
@@ -310,14 +302,8 @@ class ProcessEvent:
         _put(auditd, "argc", self.argc)
         _put(auditd, "session", self.session)
         _put(auditd, "tty", self.tty)
-        # ECS has no field for the login uid nor the filesystem uid: they stay audit's.
-        for key, raw, enriched in (
-            ("login_user", "auid", "AUID"),
-            ("filesystem_user", "fsuid", "FSUID"),
-        ):
-            found = user_doc(ids, names, raw, enriched)
-            if found:
-                auditd[key] = found
+        if who_auditd:
+            auditd.update(who_auditd)
         if self.keys:
             auditd["keys"] = list(self.keys)
         if self.parent is not None and self.parent.exec_id is not None:
@@ -347,6 +333,45 @@ class ProcessEvent:
         if group:
             doc["group"] = group
         return doc
+
+
+_WHO_DOCS: Memo[Any, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = Memo()
+
+
+def _who_docs(
+    ids: tuple[tuple[str, str], ...], names: tuple[tuple[str, str], ...]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A document's ``user`` and ``group``, and its ``auditd`` fields ``login_user`` and
+    ``filesystem_user`` (ECS has no field for the login uid nor the filesystem uid: they
+    stay audit's), from the audit ids and ENRICHED names.
+
+    Remembered, like :func:`~kexecwatch.core.identity.identity_of`: a few users recur,
+    and the objects are shared between documents, which their readers never change.
+    """
+    key = (ids, names)
+    known = _WHO_DOCS.get(key)
+    if known is not None:
+        return known
+    by_id, by_name = dict(ids), dict(names)
+    user = user_doc(by_id, by_name, "uid", "UID")
+    effective = user_doc(by_id, by_name, "euid", "EUID")
+    if effective:
+        user["effective"] = effective
+    group: dict[str, Any] = {}
+    _put(group, "id", by_id.get("gid"))
+    _put(group, "name", by_name.get("GID"))
+    auditd: dict[str, Any] = {}
+    for field, raw, enriched in (
+        ("login_user", "auid", "AUID"),
+        ("filesystem_user", "fsuid", "FSUID"),
+    ):
+        found = user_doc(by_id, by_name, raw, enriched)
+        if found:
+            auditd[field] = found
+    docs = user, group, auditd
+    if sum(len(v) for _, v in ids) + sum(len(v) for _, v in names) > MAX_BODY:
+        return docs  # a hostile record's long values are not kept
+    return _WHO_DOCS.put(key, docs)
 
 
 # The formatted second of recent timestamps: exec events come many to a second, and
@@ -457,7 +482,7 @@ def process_event_from(
     cwd: bytes | None = None
     title: bytes | None = None
     paths: list[PathItem] = []
-    names: dict[str, str] = {}
+    names: tuple[tuple[str, str], ...] = ()
     for record in event.records:
         rtype = record.type
         if rtype not in ("SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"):
@@ -510,75 +535,177 @@ def process_event_from(
             title = None if raw_title == b'"(null)"' else decode_untrusted(raw_title)
     if syscall_fields is None:
         return None
-    pid = _int(syscall_fields.get("pid"))
-    if pid is None:
+    call = _call_of(syscall_fields)
+    if call is None:
         return None
-    arch = _plain(syscall_fields.get("arch"))
-    number = _int(syscall_fields.get("syscall"))
+    who = _who_of(syscall_body, syscall_fields)
     args: tuple[bytes, ...] | None = None
     argc: int | None = None
     if execve:
         args, argc, arg_problems = argv_of(tuple(execve_bodies), execve)
         problems.extend(arg_problems)
-    raw_key = decode_untrusted(syscall_fields.get("key"))
-    keys = (
-        tuple(k.decode("utf-8", "surrogateescape") for k in raw_key.split(KEY_SEPARATOR))
-        if raw_key
-        else ()
-    )
-    ids = tuple((n, v) for n in _ID_FIELDS if (v := _plain(syscall_fields.get(n))) is not None)
-    raw_tty = syscall_fields.get("tty")
+    node = event.node
     return ProcessEvent(
-        node=event.node,
-        host_name=event.node if event.node else host_name,
-        host_id=event.node if event.node else host_id,
-        interactive=None if raw_tty is None else interactive_of(raw_tty.decode("ascii", "replace")),
+        node=node,
+        host_name=node if node else host_name,
+        host_id=node if node else host_id,
+        interactive=who.interactive,
         extra=extra_of(syscall_body),
         events_as=events_as,
         id=event.id,
-        syscall=syscall_name(arch, number) or (f"syscall_{number}" if number is not None else None),
-        arch=ARCH_NAMES.get(arch.lower(), arch) if arch else None,
-        success=syscall_fields.get("success") == b"yes",
-        exit_code=_int(syscall_fields.get("exit")),
-        pid=pid,
-        ppid=_int(syscall_fields.get("ppid")) or 0,
-        comm=decode_untrusted(syscall_fields.get("comm")),
-        exe=decode_untrusted(syscall_fields.get("exe")),
+        syscall=call.syscall,
+        arch=call.arch,
+        success=call.success,
+        exit_code=call.exit_code,
+        pid=call.pid,
+        ppid=call.ppid,
+        comm=who.comm,
+        exe=who.exe,
         args=args,
         argc=argc,
         title=title,
         cwd=cwd,
-        ids=ids,
-        names=tuple((n, names[n]) for n in _NAME_FIELDS if n in names),
-        keys=keys,
-        tty=_plain(syscall_fields.get("tty")),
-        session=_plain(syscall_fields.get("ses")),
+        ids=who.ids,
+        names=names,
+        keys=who.keys,
+        tty=who.tty,
+        session=who.session,
         paths=tuple(paths),
         complete=event.complete,
         line_no=event.records[0].line_no if event.records else 0,
         problems=tuple(problems),
-        syscall_args=tuple(
-            arg.decode("ascii", "replace")
-            for n in ("a0", "a1", "a2", "a3")
-            if (arg := syscall_fields.get(n)) is not None
+        syscall_args=call.syscall_args,
+    )
+
+
+class _Call(NamedTuple):
+    """What a ``SYSCALL`` record says of the call itself (its part before ``auid=``)."""
+
+    syscall: str | None
+    arch: str | None
+    success: bool
+    exit_code: int | None
+    pid: int
+    ppid: int
+    syscall_args: tuple[str, ...]
+
+
+class _Who(NamedTuple):
+    """What a ``SYSCALL`` record says of the caller (its part from ``auid=`` on): the same
+    for every event of one user, terminal and program, so it is read once per text."""
+
+    ids: tuple[tuple[str, str], ...]
+    tty: str | None
+    session: str | None
+    interactive: bool | None
+    comm: bytes | None
+    exe: bytes | None
+    keys: tuple[str, ...]
+
+
+# The kernel's SYSCALL head (audit_log_exit) up to pid=: these names only, none of which
+# _Who reads, so what _Who reads comes from the text after it alone.
+_KERNEL_HEAD = re.compile(
+    rb"arch=([0-9a-f]+) syscall=([0-9]+) (?:per=[0-9a-f]+ )?success=(yes|no) "
+    rb"exit=(-?[0-9]+) a0=([0-9a-f]+) a1=([0-9a-f]+) a2=([0-9a-f]+) a3=([0-9a-f]+) "
+    rb"items=[0-9]+ ppid=([0-9]+) pid=([0-9]+)"
+)
+_NAMED: Memo[tuple[bytes | None, bytes | None], tuple[str | None, str | None]] = Memo()
+_WHO: Memo[bytes, _Who] = Memo()
+
+
+def _call_of(fields: Fields) -> _Call | None:
+    """The :class:`_Call` of a ``SYSCALL`` record's fields; ``None`` without a pid."""
+    pid = _int(fields.get("pid"))
+    if pid is None:
+        return None
+    arch_raw = fields.get("arch")
+    number_raw = fields.get("syscall")
+    named = _NAMED.get((arch_raw, number_raw))
+    if named is None:
+        named = _names_of(arch_raw, number_raw)
+        if len(number_raw or b"") <= MAX_BODY and len(arch_raw or b"") <= MAX_BODY:
+            _NAMED.put((arch_raw, number_raw), named)
+    return _Call(
+        named[0],
+        named[1],
+        fields.get("success") == b"yes",
+        _int(fields.get("exit")),
+        pid,
+        _int(fields.get("ppid")) or 0,
+        _syscall_args(fields),
+    )
+
+
+def _syscall_args(fields: Fields) -> tuple[str, ...]:
+    """``a0``-``a3`` as written, those present."""
+    get = fields.get
+    a0, a1, a2, a3 = get("a0"), get("a1"), get("a2"), get("a3")
+    if a0 is not None and a1 is not None and a2 is not None and a3 is not None:
+        return (
+            a0.decode("ascii", "replace"),
+            a1.decode("ascii", "replace"),
+            a2.decode("ascii", "replace"),
+            a3.decode("ascii", "replace"),
+        )
+    return tuple(raw.decode("ascii", "replace") for raw in (a0, a1, a2, a3) if raw is not None)
+
+
+def _names_of(arch_raw: bytes | None, number_raw: bytes | None) -> tuple[str | None, str | None]:
+    """The syscall's name and the architecture's name of raw ``arch=``/``syscall=`` values."""
+    arch = _plain(arch_raw)
+    number = _int(number_raw)
+    syscall = syscall_name(arch, number) or (f"syscall_{number}" if number is not None else None)
+    return syscall, ARCH_NAMES.get(arch.lower(), arch) if arch else None
+
+
+def _who_of(body: bytes, fields: Fields) -> _Who:
+    """The :class:`_Who` of a ``SYSCALL`` record (``fields``: its fields), remembered by
+    its text from ``auid=`` on when the head before it is the kernel's."""
+    cut = body.find(b" auid=")
+    if cut <= 0 or len(body) - cut > MAX_BODY or not _KERNEL_HEAD.fullmatch(body, 0, cut):
+        return _who_from(fields)
+    tail = body[cut + 1 :]
+    known = _WHO.get(tail)
+    if known is None:
+        known = _WHO.put(tail, _who_from(fields))
+    return known
+
+
+def _who_from(fields: Fields) -> _Who:
+    raw_key = decode_untrusted(fields.get("key"))
+    raw_tty = fields.get("tty")
+    return _Who(
+        ids=tuple((n, v) for n in _ID_FIELDS if (v := _plain(fields.get(n))) is not None),
+        tty=_plain(raw_tty),
+        session=_plain(fields.get("ses")),
+        interactive=None if raw_tty is None else interactive_of(raw_tty.decode("ascii", "replace")),
+        comm=decode_untrusted(fields.get("comm")),
+        exe=decode_untrusted(fields.get("exe")),
+        keys=(
+            tuple(k.decode("utf-8", "surrogateescape") for k in raw_key.split(KEY_SEPARATOR))
+            if raw_key
+            else ()
         ),
     )
 
 
-_NAMES_OF: Memo[bytes, dict[str, str]] = Memo()
+_NAMES_OF: Memo[bytes, tuple[tuple[str, str], ...]] = Memo()
 
 
-def _enriched_names(tail: bytes) -> dict[str, str]:
-    """The names of an ENRICHED tail (remembered: a few users' names recur; read only)."""
+def _enriched_names(tail: bytes) -> tuple[tuple[str, str], ...]:
+    """The names of an ENRICHED tail, as ``(field, name)`` pairs in :data:`_NAME_FIELDS`
+    order (remembered: a few users' names recur; read only)."""
     known = _NAMES_OF.get(tail)
     if known is not None:
         return known
     fields, _ = fields_of(tail)
-    out: dict[str, str] = {}
+    out: list[tuple[str, str]] = []
     for name in _NAME_FIELDS:
         raw = fields.get(name)
         if raw is not None:
             value = decode_untrusted(raw)
             if value is not None:
-                out[name] = value.decode("utf-8", "surrogateescape")
-    return _NAMES_OF.put(tail, out) if len(tail) <= MAX_BODY else out
+                out.append((name, value.decode("utf-8", "surrogateescape")))
+    found = tuple(out)
+    return _NAMES_OF.put(tail, found) if len(tail) <= MAX_BODY else found

@@ -10,11 +10,14 @@ kernel drops events. Those leave traces that are not process events:
   ``audit_enabled=0 old=1``;
 * auditd's own ``DAEMON_START``, ``DAEMON_END`` and ``DAEMON_ABORT``;
 * gaps in the kernel's serials (:class:`~kexecwatch.core.assembler.EventsLost`),
-  and a ``lost=`` counter on a configuration record where one shows it.
+  and a ``lost=`` counter on a configuration record where one shows it;
+* a log file lost before it was read to its end (rotated away while nobody read it):
+  the live shell's follower finds that gap and hands it in
+  (:meth:`TelemetryTracker.from_lost_log`).
 
 :class:`TelemetryTracker` turns those into :class:`TelemetryEvent` values whose
 :meth:`TelemetryEvent.to_document` is an ECS document with
-``event.category`` ``["configuration"]`` (or ``["host"]`` for lost events) and
+``event.category`` ``["configuration"]`` (or ``["host"]`` for lost events and logs) and
 an ``event.action`` of :data:`ACTIONS`. Rules that declare
 ``applies_to = "telemetry"`` are run on them.
 
@@ -51,7 +54,9 @@ ACTIONS = (
     "auditd-stopped",
     "auditd-aborted",
     "events-lost",
+    "audit-log-lost",
 )
+_HOST_ACTIONS = frozenset(("events-lost", "audit-log-lost"))
 
 _DAEMON_ACTIONS = {
     "DAEMON_START": "auditd-started",
@@ -116,7 +121,7 @@ class TelemetryEvent:
         res = self.field("res")
         event: dict[str, Any] = {
             "kind": "event",
-            "category": ["host"] if self.action == "events-lost" else ["configuration"],
+            "category": ["host"] if self.action in _HOST_ACTIONS else ["configuration"],
             "type": [_TYPES.get(self.action, "change")],
             "action": self.action,
             "module": "auditd",
@@ -162,6 +167,7 @@ _TYPES = {
     "auditd-stopped": "end",
     "auditd-aborted": "end",
     "events-lost": "info",
+    "audit-log-lost": "info",
 }
 
 
@@ -245,6 +251,28 @@ class TelemetryTracker:
                     )
                 )
         return out
+
+    @staticmethod
+    def from_lost_log(
+        host_name: str, time_ms: int, facts: tuple[tuple[str, str], ...]
+    ) -> TelemetryEvent:
+        """The telemetry event of a log file lost before it was read to its end.
+
+        Args:
+            host_name: ``host.name``.
+            time_ms: its time: the last record read before the loss (a log file has
+                no audit id; this one is the same when a restart finds the loss again).
+            facts: what the shell knows of the loss (``path``, ``offset``, ``file``,
+                ``resumed_from``), kept as the document's ``auditd.data``.
+        """
+        return TelemetryEvent(
+            None,
+            host_name,
+            EventId(time_ms // 1000, time_ms % 1000, 0),
+            "audit-log-lost",
+            None,
+            facts,
+        )
 
     @staticmethod
     def from_lost(lost: EventsLost, host_name: str) -> TelemetryEvent:

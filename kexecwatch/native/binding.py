@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 #: The C ABI this binding speaks (``kw_abi_version``); any other library is refused.
-ABI_VERSION: Final = 1
+ABI_VERSION: Final = 3
 LIBRARY_NAME: Final = "libkexecwatch_native.so"
 
 # A RawEntry (core.nativeapi) as the native table holds it: ``comm_raw``/``exe_raw`` say
@@ -147,7 +147,15 @@ class _ScanOut(ctypes.Structure):
         ("lost_rows", ctypes.c_size_t),
         ("ahead", ctypes.c_void_p),
         ("ahead_rows", ctypes.c_size_t),
+        ("done_kept", ctypes.c_uint64),
+        ("ahead_gone", ctypes.c_void_p),
+        ("ahead_gone_len", ctypes.c_size_t),
+        ("ahead_added", ctypes.c_void_p),
+        ("ahead_added_rows", ctypes.c_size_t),
     )
+
+
+_SCAN_AHEAD_KEPT: Final = 1
 
 
 def library_path() -> Path:
@@ -194,8 +202,15 @@ _SIGNATURES: Final[dict[str, tuple[object, ...]]] = {
         ctypes.POINTER(_State),
         _PTR,
         _SIZE,
+        ctypes.c_uint32,
         ctypes.POINTER(_ScanOut),
     ),
+    "kw_done_keep": (_PTR, ctypes.c_int),
+    "kw_done_len": (_PTR, _OUT_U64),
+    "kw_done_contains": (_PTR, _I64, _I64, _I64, _OUT_U8),
+    "kw_done_drop": (_PTR, _U64, _U64, _I64, _OUT_U64, ctypes.POINTER(_I64)),
+    "kw_done_rows": (_PTR, _U64, _U64, _OUT_PTR, _OUT_SIZE),
+    "kw_done_max_serial": (_PTR, _I64, _PTR, _SIZE, ctypes.POINTER(_I64)),
     "kw_selftest_panic": (),
 }
 
@@ -496,6 +511,11 @@ class NativeSession:
         self._kw_latest = lib.function("kw_table_latest")
         self._kw_store = lib.function("kw_table_store")
         self._kw_is_unreadable = lib.function("kw_table_is_unreadable")
+        self._kw_done_contains = lib.function("kw_done_contains")
+        self._kw_done_drop = lib.function("kw_done_drop")
+        self._out_i64 = ctypes.c_int64()
+        self._i64_ref = ctypes.byref(self._out_i64)
+        self._u64_ref = ctypes.byref(self._out_u64)
         self._ptr_ref = ctypes.byref(self._out_ptr)
         self._len_ref = ctypes.byref(self._out_len)
         self._u8_ref = ctypes.byref(self._out_u8)
@@ -647,6 +667,81 @@ class NativeSession:
         with self._lock:
             self._call("kw_set_inodes", address if count else None, count)
 
+    # -- the done store ----------------------------------------------------------------
+
+    def done_keep(self, on: bool) -> None:
+        """Whether scans keep the rows of the events they take (``ScanResult.done_kept``)
+        for :class:`~kexecwatch.core.nativeapi.DoneStore`'s calls; off empties the store."""
+        with self._lock:
+            self._call("kw_done_keep", 1 if on else 0)
+
+    def done_len(self) -> int:
+        """How many rows the done store holds."""
+        with self._lock:
+            self._call("kw_done_len", self._u64_ref)
+            return int(self._out_u64.value)
+
+    def done_contains(self, sec: int, ms: int, serial: int) -> bool:
+        """Whether the done store holds the event ``sec.ms:serial``."""
+        if not (
+            _I64_MIN <= sec <= _I64_MAX
+            and _I64_MIN <= ms <= _I64_MAX
+            and _I64_MIN <= serial <= _I64_MAX
+        ):
+            return False  # the store holds only what a scan read, all within int64
+        with self._lock:
+            code = self._kw_done_contains(self._live(), sec, ms, serial, self._u8_ref)
+            if code:
+                raise self._failed("kw_done_contains", code)
+            return bool(self._out_u8.value)
+
+    def done_drop(self, limit: int, forced: int, stale_before: int) -> tuple[int, int]:
+        """Drop rows from the front: at most ``limit``, the first ``forced`` whatever
+        their time, then while a row's elapsed time is below ``stale_before``. Returns
+        how many went and the elapsed time of the row now in front (``2**63 - 1``: none)."""
+        limit = min(max(limit, 0), _U64_MAX)
+        forced = min(max(forced, 0), _U64_MAX)
+        stale_before = min(max(stale_before, _I64_MIN), _I64_MAX)
+        with self._lock:
+            code = self._kw_done_drop(
+                self._live(), limit, forced, stale_before, self._u64_ref, self._i64_ref
+            )
+            if code:
+                raise self._failed("kw_done_drop", code)
+            return int(self._out_u64.value), int(self._out_i64.value)
+
+    def done_rows(self, offset: int, count: int) -> array[int]:
+        """Rows ``offset .. offset + count`` of the store, ``(sec, ms, serial, elapsed)``
+        flat, oldest first."""
+        if offset < 0 or count <= 0:
+            return array("q")
+        with self._lock:
+            self._call(
+                "kw_done_rows",
+                min(offset, _U64_MAX),
+                min(count, _U64_MAX),
+                ctypes.byref(self._out_ptr),
+                ctypes.byref(self._out_len),
+            )
+            return _rows(self._out_ptr.value, self._out_len.value, 4)
+
+    def done_max_serial(self, floor: int, excluded: Iterable[int]) -> int:
+        """The highest serial held at or above ``floor`` and not in ``excluded``
+        (``-1`` when none)."""
+        if floor > _I64_MAX:
+            return -1
+        values = array("q", (s for s in excluded if _I64_MIN <= s <= _I64_MAX))
+        address, count = values.buffer_info()
+        with self._lock:
+            self._call(
+                "kw_done_max_serial",
+                max(floor, _I64_MIN),
+                address if count else None,
+                count,
+                self._i64_ref,
+            )
+            return int(self._out_i64.value)
+
     # -- the scan --------------------------------------------------------------------
 
     def scan(self, buf: bytes, start: int, state: QuietState) -> ScanResult:
@@ -673,7 +768,8 @@ class NativeSession:
         flat = None
         address: int | None = None
         rows = 0
-        if state.ahead:
+        kept = state.ahead_kept
+        if state.ahead and not kept:
             flat = array("q")
             try:
                 for row in state.ahead:
@@ -693,14 +789,27 @@ class NativeSession:
             c_state.done_ceiling = max(ceiling, _I64_MIN)
             out = self._scan_out
             code = self._kw_scan(
-                self._live(), buf, len(buf), start, self._state_ref, address, rows, self._out_ref
+                self._live(),
+                buf,
+                len(buf),
+                start,
+                self._state_ref,
+                address,
+                rows,
+                _SCAN_AHEAD_KEPT if kept else 0,
+                self._out_ref,
             )
             if code:
                 raise self._failed("kw_scan", code)
             key = ctypes.string_at(out.key, out.key_len) if out.key_len else None
             done = _rows(out.done, out.done_rows, 4)
             lost_flat = _rows(out.lost, out.lost_rows, 5) if out.lost_rows else None
-            ahead_flat = _rows(out.ahead, out.ahead_rows, 4) if out.ahead_rows else None
+            # The whole rows only for a caller that sent them; the change always.
+            ahead_flat = (
+                _rows(out.ahead, out.ahead_rows, 4) if out.ahead_rows and not kept else None
+            )
+            gone = _rows(out.ahead_gone, out.ahead_gone_len, 1).tolist()
+            added_flat = _rows(out.ahead_added, out.ahead_added_rows, 4)
             end_at, stop, ppid, time_ms = (
                 int(out.end),
                 int(out.stop),
@@ -709,6 +818,7 @@ class NativeSession:
             )
             lines, records, events = int(out.lines), int(out.records), int(out.events)
             process_events, last_ms = int(out.process_events), int(out.last_time_ms)
+            done_kept = int(out.done_kept)
             s = out.state
             present, elapsed = int(s.present), int(s.elapsed)
             expected, last_time_ms = int(s.expected), int(s.last_time_ms)
@@ -731,6 +841,10 @@ class NativeSession:
                 (ahead_flat[i], ahead_flat[i + 1], ahead_flat[i + 2], ahead_flat[i + 3])
                 for i in range(0, len(ahead_flat), 4)
             ]
+        added = [
+            (added_flat[i], added_flat[i + 1], added_flat[i + 2], added_flat[i + 3])
+            for i in range(0, len(added_flat), 4)
+        ]
         return ScanResult(
             end=end_at,
             stop=stop,
@@ -742,9 +856,11 @@ class NativeSession:
             events=events,
             process_events=process_events,
             last_time_ms=last_ms,
-            state=QuietState(present, elapsed, expected, last_time_ms, ahead, ceiling),
+            state=QuietState(present, elapsed, expected, last_time_ms, ahead, ceiling, kept),
             done=done,
             lost=lost,
+            done_kept=done_kept,
+            ahead_delta=(gone, added),
         )
 
     def selftest_panic(self) -> None:
@@ -783,4 +899,5 @@ def _nothing_taken(start: int, state: QuietState) -> ScanResult:
         state=state,
         done=array("q"),
         lost=[],
+        ahead_delta=([], []),
     )

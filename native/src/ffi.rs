@@ -24,7 +24,7 @@ use crate::session::{Session, Settings};
 use crate::verdicts::ALL_BITS;
 
 /// The ABI this library speaks; the binding refuses any other.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 3;
 
 pub const OK: c_int = 0;
 /// A null or closed handle, or a null output pointer.
@@ -99,7 +99,18 @@ pub struct KwScanOut {
     /// (serial, sec, ms, seen_elapsed) rows.
     pub ahead: *const i64,
     pub ahead_rows: usize,
+    /// How many of the `done` rows (the last ones) the done store kept.
+    pub done_kept: u64,
+    /// The serials that left the rows ahead during the scan (any order).
+    pub ahead_gone: *const i64,
+    pub ahead_gone_len: usize,
+    /// (serial, sec, ms, seen_elapsed) rows that joined them, in insertion order.
+    pub ahead_added: *const i64,
+    pub ahead_added_rows: usize,
 }
+
+/// `kw_scan` flag: use the serials ahead kept from the last scan, not `ahead`.
+pub const SCAN_AHEAD_KEPT: u32 = 1;
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
@@ -548,6 +559,7 @@ pub unsafe extern "C" fn kw_scan(
     state: *const KwState,
     ahead: *const i64,
     ahead_rows: usize,
+    flags: u32,
     out: *mut KwScanOut,
 ) -> c_int {
     guard(|| {
@@ -560,22 +572,51 @@ pub unsafe extern "C" fn kw_scan(
         let state = *words(state, 1)?
             .first()
             .ok_or_else(|| argument("no scan state"))?;
-        let count = ahead_rows
-            .checked_mul(4)
-            .ok_or_else(|| argument("too many ahead rows"))?;
-        let rows: Vec<[i64; 4]> = words(ahead, count)?
-            .chunks_exact(4)
-            .map(|r| [r[0], r[1], r[2], r[3]])
-            .collect();
-        let quiet = Quiet::new(
-            state.present,
-            state.elapsed,
-            state.expected,
-            state.last_time_ms,
-            state.done_ceiling,
-            &rows,
+        let quiet = if flags & SCAN_AHEAD_KEPT != 0 {
+            let kept = session
+                .kept
+                .take()
+                .ok_or_else(|| argument("no serials ahead kept: no scan before"))?;
+            kept.with_scalars(
+                state.present,
+                state.elapsed,
+                state.expected,
+                state.last_time_ms,
+                state.done_ceiling,
+            )
+        } else {
+            let count = ahead_rows
+                .checked_mul(4)
+                .ok_or_else(|| argument("too many ahead rows"))?;
+            let rows: Vec<[i64; 4]> = words(ahead, count)?
+                .chunks_exact(4)
+                .map(|r| [r[0], r[1], r[2], r[3]])
+                .collect();
+            Quiet::new(
+                state.present,
+                state.elapsed,
+                state.expected,
+                state.last_time_ms,
+                state.done_ceiling,
+                &rows,
+            )
+        };
+        session.kept = None; // until this scan is over: a failed one keeps nothing
+        let order = quiet.ahead_mark(&mut session.ahead_keys);
+        let after = scan(session, buf, start, quiet);
+        after.ahead_delta(
+            &session.ahead_keys,
+            order,
+            &mut session.ahead_gone,
+            &mut session.ahead_added,
         );
-        scan(session, buf, start, quiet);
+        session.kept = Some(after);
+        // Kept only once the scan is over: a failed scan leaves the store as it was.
+        let done_kept = if session.done.keeping {
+            session.done.extend(&session.scan.done) as u64
+        } else {
+            0
+        };
         let result = &session.scan;
         put(
             out,
@@ -605,8 +646,123 @@ pub unsafe extern "C" fn kw_scan(
                 lost_rows: result.lost.len(),
                 ahead: result.ahead.as_ptr(),
                 ahead_rows: result.ahead.len() / 4,
+                done_kept,
+                ahead_gone: session.ahead_gone.as_ptr(),
+                ahead_gone_len: session.ahead_gone.len(),
+                ahead_added: session.ahead_added.as_ptr(),
+                ahead_added_rows: session.ahead_added.len() / 4,
             },
         )
+    })
+}
+
+/// Whether scans keep the rows of the events they take in the done store (`on`
+/// non-zero); turning it off empties the store.
+///
+/// # Safety
+/// A live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kw_done_keep(handle: *mut Handle, on: c_int) -> c_int {
+    guard(|| {
+        let store = &mut session(handle)?.done;
+        store.keeping = on != 0;
+        if !store.keeping {
+            store.clear();
+        }
+        Ok(())
+    })
+}
+
+/// How many rows the done store holds.
+///
+/// # Safety
+/// A live handle; `out` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn kw_done_len(handle: *mut Handle, out: *mut u64) -> c_int {
+    guard(|| put(out, session(handle)?.done.len() as u64))
+}
+
+/// Whether the done store holds the event `sec.ms:serial`.
+///
+/// # Safety
+/// A live handle; `out` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn kw_done_contains(
+    handle: *mut Handle,
+    sec: i64,
+    ms: i64,
+    serial: i64,
+    out: *mut u8,
+) -> c_int {
+    guard(|| {
+        let held = session(handle)?.done.contains(sec, ms, serial);
+        put(out, u8::from(held))
+    })
+}
+
+/// Drop rows from the front of the done store (`DoneStore::drop_front`); `*out` is
+/// how many went, `*front` the elapsed time of the row now in front (`i64::MAX`: none).
+///
+/// # Safety
+/// A live handle; `out` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn kw_done_drop(
+    handle: *mut Handle,
+    limit: u64,
+    forced: u64,
+    stale_before: i64,
+    out: *mut u64,
+    front: *mut i64,
+) -> c_int {
+    guard(|| {
+        let store = &mut session(handle)?.done;
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let forced = usize::try_from(forced).unwrap_or(usize::MAX);
+        put(out, store.drop_front(limit, forced, stale_before) as u64)?;
+        put(front, store.front_elapsed())
+    })
+}
+
+/// Rows `offset..offset + count` of the done store, `(sec, ms, serial, elapsed)` flat;
+/// the pointer stays valid until the next call on this session.
+///
+/// # Safety
+/// A live handle; the outputs valid for one write each.
+#[no_mangle]
+pub unsafe extern "C" fn kw_done_rows(
+    handle: *mut Handle,
+    offset: u64,
+    count: u64,
+    out_ptr: *mut *const i64,
+    out_rows: *mut usize,
+) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        session.done.rows(offset, count, &mut session.done_out);
+        put(out_ptr, session.done_out.as_ptr())?;
+        put(out_rows, session.done_out.len() / 4)
+    })
+}
+
+/// The highest serial in the done store at or above `floor` and not among the
+/// `count` serials at `excluded` (`-1` when none).
+///
+/// # Safety
+/// A live handle; `excluded` valid for `count` i64; `out` for one write.
+#[no_mangle]
+pub unsafe extern "C" fn kw_done_max_serial(
+    handle: *mut Handle,
+    floor: i64,
+    excluded: *const i64,
+    count: usize,
+    out: *mut i64,
+) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        let excluded: HashSet<i64> = words(excluded, count)?.iter().copied().collect();
+        put(out, session.done.max_serial(floor, &excluded))
     })
 }
 
@@ -695,6 +851,7 @@ mod tests {
                     &state,
                     std::ptr::null(),
                     0,
+                    0,
                     out.as_mut_ptr()
                 ),
                 ERR_ARGUMENT
@@ -708,6 +865,7 @@ mod tests {
                     &state,
                     std::ptr::null(),
                     1,
+                    0,
                     out.as_mut_ptr()
                 ),
                 ERR_ARGUMENT
@@ -720,6 +878,7 @@ mod tests {
                     0,
                     &state,
                     std::ptr::null(),
+                    0,
                     0,
                     out.as_mut_ptr()
                 ),

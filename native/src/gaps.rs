@@ -94,6 +94,52 @@ impl Quiet {
         self.ahead.len()
     }
 
+    /// The same serials ahead (kept from the last scan) with Python's clock, tracker
+    /// and ceiling: a scan's state without the rows crossing again.
+    pub fn with_scalars(
+        mut self,
+        present: i64,
+        elapsed: i64,
+        expected: i64,
+        last_time_ms: i64,
+        done_ceiling: i64,
+    ) -> Quiet {
+        self.present = present;
+        self.elapsed = elapsed;
+        self.expected = expected;
+        self.last_time_ms = last_time_ms;
+        self.done_ceiling = done_ceiling;
+        self
+    }
+
+    /// A mark of the serials ahead now, for [`Quiet::ahead_delta`] after a scan.
+    pub fn ahead_mark(&self, keys: &mut Vec<i64>) -> u64 {
+        keys.clear();
+        keys.extend(self.ahead.keys().copied());
+        self.next_order
+    }
+
+    /// What changed in the serials ahead since [`Quiet::ahead_mark`] gave `keys` and
+    /// `order`: the serials gone (in any order) and the rows `(serial, sec, ms,
+    /// seen_elapsed)` added, in insertion order. Applied to Python's dict (delete the
+    /// gone, then insert the added), it gives the dict a scan of the same events
+    /// leaves: a scan only removes serials and appends new ones.
+    pub fn ahead_delta(&self, keys: &[i64], order: u64, gone: &mut Vec<i64>, added: &mut Vec<i64>) {
+        gone.clear();
+        added.clear();
+        gone.extend(keys.iter().copied().filter(|k| !self.ahead.contains_key(k)));
+        let mut rows: Vec<(u64, i64, &Ahead)> = self
+            .ahead
+            .iter()
+            .filter(|(_, a)| a.order >= order)
+            .map(|(&s, a)| (a.order, s, a))
+            .collect();
+        rows.sort_unstable_by_key(|row| row.0);
+        for (_, serial, a) in rows {
+            added.extend_from_slice(&[serial, a.sec, a.ms, a.seen]);
+        }
+    }
+
     /// The serials ahead as `(serial, sec, ms, seen_elapsed)`, in dict order.
     pub fn ahead_rows(&self, out: &mut Vec<i64>) {
         let mut rows: Vec<(u64, i64, &Ahead)> =
@@ -193,6 +239,29 @@ mod tests {
     fn take(q: &mut Quiet, time_ms: i64, serial: i64, lost: &mut Vec<Lost>) {
         let elapsed = q.admits(&id(time_ms, serial), 5000).expect("admitted");
         q.take(&id(time_ms, serial), elapsed, 5000, lost);
+    }
+
+    #[test]
+    fn the_delta_is_what_went_and_what_came_in_order() {
+        let mut q = Quiet::new(10_000, 0, 100, 10_000, 99, &[[105, 10, 0, 0], [103, 10, 0, 0]]);
+        let mut keys = Vec::new();
+        let order = q.ahead_mark(&mut keys);
+        let mut lost = Vec::new();
+        take(&mut q, 10_001, 110, &mut lost); // added
+        take(&mut q, 10_002, 108, &mut lost); // added, before 110 in serial order
+        take(&mut q, 10_003, 100, &mut lost); // fills nothing ahead
+        take(&mut q, 10_004, 101, &mut lost);
+        take(&mut q, 10_005, 102, &mut lost); // 103 goes
+        take(&mut q, 10_006, 104, &mut lost); // 105 goes
+        take(&mut q, 10_007, 107, &mut lost); // added
+        take(&mut q, 10_008, 106, &mut lost); // 107 and 108 go again at once
+        let (mut gone, mut added) = (Vec::new(), Vec::new());
+        q.ahead_delta(&keys, order, &mut gone, &mut added);
+        gone.sort_unstable();
+        assert_eq!(gone, vec![103, 105]);
+        assert_eq!(added, vec![110, 10, 1, 1]);
+        let kept = q.clone().with_scalars(1, 2, 3, 4, 5);
+        assert_eq!((kept.present, kept.expected, kept.ahead_len()), (1, 3, 1));
     }
 
     #[test]

@@ -119,21 +119,43 @@ pub fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
         .map(|k| i + k)
 }
 
-/// The first offset of `needle` in `hay`, if any (short needles, short haystacks).
+/// Per byte of `x`: its high bit set where the byte equals that of `pattern` (a byte
+/// repeated), clear elsewhere. Exact for every byte (no borrow crosses bytes), so
+/// every set bit may be trusted, unlike [`low_bytes`]'s.
+#[inline(always)]
+fn equal_bytes(x: u64, pattern: u64) -> u64 {
+    let t = x ^ pattern;
+    !(((t & !HIGHS).wrapping_add(!HIGHS)) | t) & HIGHS
+}
+
+/// The first offset of `needle` in `hay`, if any; `None` for an empty needle.
+///
+/// Eight candidate offsets at a time: a candidate needs the needle's first byte at it
+/// and its last byte `len - 1` further on (two word compares); only the few that
+/// have both are compared whole. `inode=` in a PATH or PROCTITLE record's text has
+/// almost no such false candidates, where a search for its first byte alone stops at
+/// every `i` of the text.
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let (&first, rest) = needle.split_first()?;
-    let mut at = 0;
-    while at + needle.len() <= hay.len() {
-        let k = hay[at..hay.len() - rest.len()]
-            .iter()
-            .position(|&b| b == first)?;
-        let start = at + k;
-        if &hay[start + 1..start + needle.len()] == rest {
-            return Some(start);
-        }
-        at = start + 1;
+    let n = needle.len();
+    if n == 0 || hay.len() < n {
+        return None;
     }
-    None
+    let first = ONES * u64::from(needle[0]);
+    let last = ONES * u64::from(needle[n - 1]);
+    let mut at = 0;
+    while at + n + 7 <= hay.len() {
+        let mut hits = equal_bytes(word(&hay[at..at + 8]), first)
+            & equal_bytes(word(&hay[at + n - 1..at + n + 7]), last);
+        while hits != 0 {
+            let k = at + (hits.trailing_zeros() / 8) as usize;
+            if &hay[k..k + n] == needle {
+                return Some(k);
+            }
+            hits &= hits - 1;
+        }
+        at += 8;
+    }
+    (at..=hay.len() - n).find(|&k| &hay[k..k + n] == needle)
 }
 
 #[cfg(test)]
@@ -206,5 +228,37 @@ mod tests {
         assert_eq!(find(b"inod", b"inode="), None);
         assert_eq!(find(b"iinode=", b"inode="), Some(1));
         assert_eq!(find(b"abc", b""), None);
+        assert_eq!(find(b"", b"a"), None);
+        assert_eq!(find(b"a", b"a"), Some(0));
+    }
+
+    #[test]
+    fn find_agrees_with_a_window_search_everywhere() {
+        let slow = |hay: &[u8], needle: &[u8]| {
+            if needle.is_empty() {
+                return None;
+            }
+            hay.windows(needle.len()).position(|w| w == needle)
+        };
+        let needles: [&[u8]; 6] = [b"inode=", b"i", b"ii", b"\x80=", b"\0\0", b"inode=inode="];
+        let alphabet = b"ino de=\0\x80\xff\n";
+        let mut seed: u32 = 11;
+        for _ in 0..4000 {
+            let mut hay = Vec::new();
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            for _ in 0..(seed >> 16) % 40 {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                hay.push(alphabet[(seed >> 16) as usize % alphabet.len()]);
+            }
+            for needle in needles.iter() {
+                for from in 0..=hay.len() {
+                    assert_eq!(find(&hay[from..], needle), slow(&hay[from..], needle));
+                }
+            }
+        }
+        // A match at the very end, past the last whole word of candidates.
+        let mut long = vec![b'x'; 37];
+        long.extend_from_slice(b"inode=");
+        assert_eq!(find(&long, b"inode="), Some(37));
     }
 }

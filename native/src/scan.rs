@@ -127,8 +127,8 @@ struct Scanner<'a> {
 }
 
 /// Scan `buf` from `start` (a line start) for a detector in the quiet state `quiet`;
-/// the result is left in `session.scan`.
-pub fn scan(session: &mut Session, buf: &[u8], start: usize, quiet: Quiet) {
+/// the result is left in `session.scan`, and the state after it is returned.
+pub fn scan(session: &mut Session, buf: &[u8], start: usize, quiet: Quiet) -> Quiet {
     let mut out = std::mem::take(&mut session.scan);
     out.key.clear();
     out.done.clear();
@@ -181,6 +181,7 @@ pub fn scan(session: &mut Session, buf: &[u8], start: usize, quiet: Quiet) {
     ];
     quiet.ahead_rows(&mut out.ahead);
     session.scan = out;
+    quiet
 }
 
 impl<'a> Scanner<'a> {
@@ -216,8 +217,11 @@ impl<'a> Scanner<'a> {
             None => return Err(Stop::Handback),
         };
         let id = span(buf, head.id);
+        let id_len = head.id.1 - head.id.0;
         let mut line = nl + 1;
         let mut lines = 1u64;
+        // The EXECVE bodies are noted as their lines are found (each line read once).
+        self.session.bodies.clear();
         loop {
             let (end, bad) = line_end(buf, line);
             let end = end.ok_or(Stop::Handback)?;
@@ -229,6 +233,7 @@ impl<'a> Scanner<'a> {
             if bad {
                 return Err(Stop::Handback);
             }
+            self.session.bodies.push(body(buf, line, end, id_len));
             lines += 1;
             line = end + 1;
         }
@@ -270,9 +275,6 @@ impl<'a> Scanner<'a> {
             .admits(&event.id, self.session.settings.window_ms)
             .ok_or(Stop::Handback)?;
         self.take(&event, elapsed);
-        self.session.bodies.clear();
-        let id_len = head.id.1 - head.id.0;
-        collect_bodies(buf, nl + 1, args_end, id_len, &mut self.session.bodies);
         self.learn(&event);
         self.out.lines += lines;
         self.out.records += lines;
@@ -694,21 +696,6 @@ fn body(buf: &[u8], start: usize, end: usize, id_len: usize) -> (usize, usize) {
         e -= 1;
     }
     (start + s, start + e)
-}
-
-fn collect_bodies(
-    buf: &[u8],
-    from: usize,
-    to: usize,
-    id_len: usize,
-    out: &mut Vec<(usize, usize)>,
-) {
-    let mut line = from;
-    while line < to {
-        let nl = line_end(buf, line).0.unwrap_or(to);
-        out.push(body(buf, line, nl, id_len));
-        line = nl + 1;
-    }
 }
 
 /// `run_end` on one event's lines of a pair: SYSCALL, EXECVE*, middle records, its

@@ -3,7 +3,8 @@
 
 use std::collections::HashSet;
 
-use crate::gaps::Lost;
+use crate::done::DoneStore;
+use crate::gaps::{Lost, Quiet};
 use crate::table::{Table, NO_LATENESS};
 use crate::verdicts::Verdicts;
 
@@ -72,6 +73,17 @@ pub struct Session {
     pub pair_a: Vec<(usize, usize)>,
     pub pair_b: Vec<(usize, usize)>,
     pub key: Vec<u8>,
+    /// The rows of the events taken, kept between calls (`kw_done_keep`).
+    pub done: DoneStore,
+    /// Rows returned by `kw_done_rows`.
+    pub done_out: Vec<i64>,
+    /// The state after the last scan: its serials ahead serve the next scan when
+    /// Python says they are still its own (`SCAN_AHEAD_KEPT`).
+    pub kept: Option<Quiet>,
+    /// The serials ahead when the scan began, and what the scan changed in them.
+    pub ahead_keys: Vec<i64>,
+    pub ahead_gone: Vec<i64>,
+    pub ahead_added: Vec<i64>,
 }
 
 impl Session {
@@ -88,6 +100,12 @@ impl Session {
             pair_a: Vec::new(),
             pair_b: Vec::new(),
             key: Vec::new(),
+            done: DoneStore::default(),
+            done_out: Vec::new(),
+            kept: None,
+            ahead_keys: Vec::new(),
+            ahead_gone: Vec::new(),
+            ahead_added: Vec::new(),
         }
     }
 }

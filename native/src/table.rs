@@ -15,12 +15,13 @@
 //! - **Unreadable**: pids `/proc` could not give are remembered first in, first out,
 //!   at most 4096.
 //!
-//! Safe Rust: a `HashMap` from pid to a slot, the slots in a `Vec` linked by index
-//! into the LRU list, freed slots reused.
+//! Safe Rust: a `HashMap` from pid to a slot (hashed by fasthash.rs), the slots in a
+//! `Vec` linked by index into the LRU list, freed slots reused.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use crate::entry::Entry;
+use crate::fasthash::{IntMap, IntSet};
 
 /// How many unreadable pids are remembered (proctable.py's `remember_live`).
 pub const UNREADABLE_LIMIT: usize = 4096;
@@ -34,8 +35,8 @@ const NIL: usize = usize::MAX;
 /// key's, which keeps more of a large table in cache.
 #[derive(Default)]
 struct PidMap {
-    narrow: HashMap<u64, usize>,
-    wide: HashMap<i128, usize>,
+    narrow: IntMap<u64, usize>,
+    wide: IntMap<i128, usize>,
 }
 
 impl PidMap {
@@ -105,7 +106,7 @@ pub struct Table {
     max_entries: u64,
     max_args_bytes: u64,
     lateness: i128,
-    unreadable: HashSet<i128>,
+    unreadable: IntSet<i128>,
     unreadable_order: VecDeque<i128>,
 }
 
@@ -122,7 +123,7 @@ impl Table {
             max_entries,
             max_args_bytes,
             lateness,
-            unreadable: HashSet::new(),
+            unreadable: IntSet::default(),
             unreadable_order: VecDeque::new(),
         }
     }

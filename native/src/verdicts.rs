@@ -2,8 +2,9 @@
 //! (`call \0 success \0 comm \0 exe`), and the inode search of `inode_search`
 //! (kexecwatch/core/fastpath.py).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
+use crate::fasthash::IntSet;
 use crate::lines::find;
 
 /// The most verdicts cached (`_MAX_VERDICTS` of detector.py); full: cleared.
@@ -29,7 +30,7 @@ pub const ALL_BITS: u8 = 0x7f;
 pub struct Verdicts {
     codes: HashMap<Vec<u8>, u8>,
     key_bytes: usize,
-    inodes: HashSet<u64>,
+    inodes: IntSet<u64>,
 }
 
 impl Verdicts {

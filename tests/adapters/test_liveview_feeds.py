@@ -146,3 +146,43 @@ def test_follow_idle_completes_events_in_record_time(tmp_path: Path) -> None:
         assert m.state.alerts == 3
     finally:
         feed.close()
+
+
+def test_follow_waits_while_the_writer_is_mid_record(tmp_path: Path) -> None:
+    """Idle means expire only when the log is quiet between lines: a half-written record
+    is its event still being written (as under `run`), however long it takes."""
+    data = scenario_log().splitlines(keepends=True)
+    log = tmp_path / "audit.log"
+    last = data[-1]
+    log.write_bytes(b"".join(data[:-1]) + last[:20])
+    m = model()
+    feed = FollowFeed(str(log), poll_s=0.01)
+    try:
+        feed.pump(m, 0.0)
+        feed.pump(m, 30.0)  # quiet for six windows, but mid-line
+        m.tick(30.0)
+        assert m.state.alerts == 2
+        with log.open("ab") as f:
+            f.write(last[20:])
+        feed.pump(m, 31.0)
+        m.tick(31.0)
+        assert m.state.alerts == 3
+        assert m.detector.stats.incomplete_events == 0  # the event waited for its last record
+    finally:
+        feed.close()
+
+
+def test_follow_expires_once_per_quiet_spell(tmp_path: Path) -> None:
+    data = scenario_log().splitlines(keepends=True)
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"".join(data[:-1]))
+    m = model()
+    feed = FollowFeed(str(log), poll_s=0.01)
+    try:
+        feed.pump(m, 0.0)
+        assert m.session.expire_due == 5.0  # one window of quiet from the last data
+        feed.pump(m, 6.0)
+        assert m.detector.stats.incomplete_events == 1
+        assert m.session.expire_due is None  # nothing more to age until data comes
+    finally:
+        feed.close()

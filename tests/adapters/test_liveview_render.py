@@ -1,4 +1,5 @@
-"""The pure renderer on fixed states, captured with rich's Console (style.md §6.12)."""
+"""The pure renderer on fixed states, drawn by rich's Console into a string at a fixed width
+and height (no terminal, no colours unless a test asks for them), and compared as text."""
 
 from __future__ import annotations
 

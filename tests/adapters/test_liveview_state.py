@@ -180,7 +180,7 @@ def test_keys_on_an_empty_list_do_nothing() -> None:
 def test_version_grows_only_when_the_screen_may_change() -> None:
     model = LiveModel(load_builtin_rules("upstream"), host_name="h")
     v0 = model.version
-    model.expire(1_700_000_000_000)  # nothing in flight: nothing to redraw
+    model.idle(1e9)  # nothing in flight: nothing to redraw
     assert model.version == v0
     model.feed(join(exec_lines(1)))
     v1 = model.version
@@ -253,3 +253,20 @@ def test_a_sequence_alert_is_listed_by_its_last_event() -> None:
     )
     assert row.process.command == "whoami"
     assert len(row.document["kexecwatch"]["sequence"]["events"]) == 2
+
+
+def test_activity_shows_the_detectors_verdict_limit_included() -> None:
+    """A run whose alert the rule's limit held back is not shown as alerted: the activity
+    panel shows the detector's own verdict, not the rules run again outside it."""
+    lines: list[bytes] = []
+    for i in range(101):  # one more than the rule's 100 alerts per 5 minutes
+        t = f"{1_700_000_100 + i}.000"  # one 5-minute window
+        lines += exec_lines(i + 1, t=t, pid=100 + i, args=("kexec", "-e"))
+    model = LiveModel(load_builtin_rules("upstream"), host_name="h")
+    model.feed(join(lines))
+    model.flush()
+    rows = model.state.activity
+    assert len(model.state.alert_rows) == 100 == sum(row.alerted for row in rows)
+    assert not rows[-1].alerted
+    assert rows[-1].reason == "Kernel Load or Unload via Kexec Detected (held back by its limit)"
+    assert rows[0].reason == "Kernel Load or Unload via Kexec Detected"

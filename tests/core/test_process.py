@@ -288,3 +288,86 @@ def test_path_records_read_as_field_by_field(bodies: list[bytes]) -> None:
     process = process_event_from(event_of(lines), "h")
     assert process is not None
     assert process.paths == tuple(reference_path(body) for body in bodies)
+
+
+# SYSCALL record bodies that share the text from " auid=" on (what process events remember
+# per text) but differ before it: the kernel's head, and heads that carry fields of the
+# remembered part themselves (then the remembered reading must not be used).
+_SHARED_TAIL = b'auid=1000 uid=1000 gid=1000 euid=1000 comm="ls" exe="/usr/bin/ls" key="k"'
+_HEADS = [
+    b"arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=4 items=1 ppid=7 pid=8",
+    b"arch=c000003e syscall=59 success=no exit=-2 a0=1 a1=2 a2=3 a3=4 items=0 ppid=7 pid=9",
+    b"arch=c000003e syscall=59 success=yes exit=0 ppid=7 pid=8 ses=5 tty=pts3",
+    b'arch=c000003e syscall=322 success=yes exit=0 ppid=7 pid=8 euid=0 egid=0 comm="sh"',
+    b"arch=c00000b7 syscall=221 per=400000 success=yes exit=0 a0=1 a1=2 a2=3 a3=4 items=1 "
+    b"ppid=7 pid=8",
+]
+
+
+def _reference_who(body: bytes) -> tuple[object, ...]:
+    """What a SYSCALL body says of the caller, read from its whole fields."""
+    fields, _ = parse_fields(body)
+    tty = fields.get("tty")
+    key = decode_untrusted(fields.get("key"))
+    plain = {n: v.decode() for n, v in fields.items() if v not in (b"(none)", b"(null)", b"?")}
+    ids = ("uid", "gid", "euid", "suid", "fsuid", "egid", "sgid", "fsgid", "auid")
+    return (
+        tuple((n, plain[n]) for n in ids if n in plain),
+        plain.get("tty"),
+        plain.get("ses"),
+        None if tty is None else tty not in (b"(none)", b"?", b""),
+        decode_untrusted(fields.get("comm")),
+        decode_untrusted(fields.get("exe")),
+        tuple(key.decode().split("\x01")) if key else (),
+    )
+
+
+@given(st.lists(st.sampled_from(_HEADS), min_size=1, max_size=6))
+def test_the_caller_part_read_once_per_text_reads_as_each_whole_body(heads: list[bytes]) -> None:
+    # Before the remembered reading, every body was read whole; a body whose head holds
+    # fields of the shared part (tty=, ses=, euid=, comm=) must still read them from there.
+    for serial, head in enumerate(heads, 1):
+        body = head + b" " + _SHARED_TAIL
+        line = b"type=SYSCALL msg=audit(1700000000.000:%d): %s" % (serial, body)
+        process = process_event_from(event_of([line]), "h")
+        assert process is not None
+        who = (
+            process.ids,
+            process.tty,
+            process.session,
+            process.interactive,
+            process.comm,
+            process.exe,
+            process.keys,
+        )
+        assert who == _reference_who(body)
+        fields, _ = parse_fields(body)
+        assert process.pid == int(fields["pid"])
+        assert process.exit_code == int(fields["exit"])
+        assert process.success is (fields["success"] == b"yes")
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["0", "1000", "4294967295", "9" * 3000]), st.booleans()),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_user_and_group_documents_follow_each_event_s_own_ids(
+    users: list[tuple[str, bool]],
+) -> None:
+    # The user/group objects are remembered per (ids, names): each event still gets its own.
+    for serial, (uid, named) in enumerate(users, 1):
+        line = exec_lines(serial, uid=int(uid))[0]
+        if named:
+            line += b'\x1dUID="u%s" EUID="e" GID="g" AUID="a" FSUID="f"' % uid.encode()
+        process = process_event_from(event_of([line]), "h")
+        assert process is not None
+        doc = process.to_document()
+        user = {"id": uid, **({"name": f"u{uid}"} if named else {})}
+        effective = {"id": uid, **({"name": "e"} if named else {})}
+        assert doc["user"] == {**user, "effective": effective}
+        assert doc["group"] == {"id": "1000", **({"name": "g"} if named else {})}
+        assert doc["auditd"]["login_user"] == {"id": uid, **({"name": "a"} if named else {})}
+        assert doc["auditd"]["filesystem_user"] == {"id": uid, **({"name": "f"} if named else {})}

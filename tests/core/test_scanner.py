@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kexecwatch.core.detector import Detector, DetectorOptions
-from kexecwatch.core.fastpath import execve_bodies
-from kexecwatch.core.record import AuditRecord, parse_record
+from kexecwatch.core.fastpath import SYSCALL_HEAD, execve_bodies, records_of, run_end
+from kexecwatch.core.record import AuditRecord, EventId, parse_record
 from kexecwatch.core.scanner import in_window
 from tests.builders import exec_lines, join
 
@@ -111,3 +111,31 @@ def test_execve_bodies_equal_parse_record_bodies(parts: list[tuple[bytes, bytes]
         assert isinstance(record, AuditRecord)
         expected.append(record.body)
     assert execve_bodies(join(lines), b"1.002:3") == b"\n".join(expected)
+
+
+_RUN_TAILS = st.sampled_from([b"", b"\r", b"  ", b'\x1dOUID="root"', b" \x1d", b"\x1d\x1d"])
+
+
+@given(
+    st.sampled_from([b"", b'\x1dARCH=x86_64 UID="root"']),
+    st.lists(_RUN_TAILS, min_size=5, max_size=5),
+    st.integers(1, 10**6),
+)
+def test_records_of_a_run_read_by_its_id_as_parse_record_reads_them(
+    first: bytes, others: list[bytes], line_no: int
+) -> None:
+    # records_of with the run's id skips the header's regular expression on each line:
+    # every field of every record (type, body, ENRICHED tail, line number) stays the same.
+    lines = [
+        line.replace(b" exit=0 items=", b" exit=0 a0=1 a1=2 a2=3 a3=4 items=") + tail
+        for line, tail in zip(exec_lines(7, t="1700000000.123"), [first, *others], strict=False)
+    ]
+    run = join(lines)
+    m = SYSCALL_HEAD.match(b"\n" + run)
+    assert m is not None
+    bounds = run_end(b"\n" + run, m)
+    assert bounds is not None
+    event_id = EventId(int(m["sec"]), int(m["ms"]), int(m["serial"]))
+    by_id = records_of(run, line_no, event_id)
+    assert by_id == records_of(run, line_no)
+    assert len(by_id) == len(lines)

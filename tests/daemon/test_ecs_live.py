@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from kexecwatch.adapters.coreglue import gap_record
 from kexecwatch.adapters.follower import Gap
 from kexecwatch.adapters.logfiles import FileIdentity, Position
+from kexecwatch.adapters.session import Session
+from kexecwatch.core.alerts import Alert, to_json_line
+from kexecwatch.core.detector import DetectorOptions
+from kexecwatch.rules import load_builtin_rules
 from tests import ecs
+from tests.builders import exec_lines, join
 from tests.daemon.harness import Daemon, FakeAuditd
 
 pytestmark = pytest.mark.skipif(
@@ -33,7 +37,10 @@ def test_live_alert_documents_are_ecs(tmp_path: Path) -> None:
 
 def test_the_telemetry_gap_alert_is_ecs() -> None:
     lost = Position(FileIdentity(1, 2, "ab" * 32, 64), 100, "/var/log/audit/audit.log.1")
-    record = gap_record(Gap(lost, "/var/log/audit/audit.log"), "h")
-    doc = json.loads(record.json_line)
+    session = Session(load_builtin_rules(), host_name="h", options=DetectorOptions())
+    session.feed(join(exec_lines(1, comm="id", exe="/usr/bin/id", args=("id",))))
+    [alert] = session.follow(Gap(lost, "/var/log/audit/audit.log"), 0.0)
+    assert isinstance(alert, Alert)
+    doc = json.loads(to_json_line(alert.to_document()))
     assert ecs.problems(doc) == []
-    assert doc["event"]["id"] == record.alert_id
+    assert doc["event"]["id"] == alert.id

@@ -21,6 +21,9 @@ from tests.daemon.harness import Daemon, FakeAuditd, alerted_once, audit_ids
 from tests.smallfs import fill
 from tests.smallfs import small_tmpfs as mounted_tmpfs
 
+#: The rule id of audit-telemetry-gap (kexecwatch/rules/kexecwatch_audit_telemetry_gap.toml).
+TELEMETRY_GAP_RULE_ID = "90e35c4d-3187-4bd6-b4a8-8404a3e7090f"
+
 pytestmark = pytest.mark.slow
 
 
@@ -163,7 +166,7 @@ def test_checkpointed_file_rotated_away_raises_a_gap_alert(tmp_path: Path, log: 
     d2 = Daemon(tmp_path, log)
     d2.wait_alerts(len(w.expected) + 1)
     ids = d2.alert_ids()
-    gaps = [i for i in ids if i.startswith("telemetry-gap:")]
+    gaps = [i for i in ids if i.startswith(f"{TELEMETRY_GAP_RULE_ID}:")]  # through the rules
     assert len(gaps) == 1
     assert sorted(audit_ids([i for i in ids if i not in gaps])) == sorted(w.expected)
     assert d2.stop() == 0

@@ -4,6 +4,7 @@ cross the ABI intact)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -208,3 +209,58 @@ def test_a_start_outside_the_buffer_is_an_error(native: NativeSession) -> None:
     with pytest.raises(NativeError, match="outside the buffer"):
         native.scan(b"abc\n", 5, quiet())
     assert native.scan(b"abc\n", 4, quiet()).stop == STOP_END
+
+
+def test_the_done_store_keeps_what_scans_took_between_calls(native: NativeSession) -> None:
+    """With done_keep on, each scan's taken events stay in the session (done_kept), in
+    order, across calls; the assembler's calls see them and drop them from the front."""
+    native.set_verdict(key(59, "ls"), EXEC)
+    first = native.scan(exec_run(T0, 100, 200, 1, "ls").encode(), 0, quiet())
+    assert (first.events, first.done_kept) == (1, 0)  # not kept until asked
+    native.done_keep(True)
+    log = (exec_run(T0 + 1, 101, 201, 1, "ls") + exec_run(T0 + 9, 102, 202, 1, "ls")).encode()
+    second = native.scan(log, 0, quiet(expected=101))
+    assert (second.events, second.done_kept) == (2, 2)
+    third = native.scan(exec_run(T0 + 20, 103, 203, 1, "ls").encode(), 0, second.state)
+    assert third.done_kept == 1
+    assert native.done_len() == 3
+    assert list(native.done_rows(0, 9)) == [
+        *(T0 // 1000, 1, 101, 1),
+        *(T0 // 1000, 9, 102, 9),
+        *(T0 // 1000, 20, 103, 20),
+    ]
+    assert list(native.done_rows(2, 1)) == [T0 // 1000, 20, 103, 20]
+    assert native.done_contains(T0 // 1000, 9, 102)
+    assert not native.done_contains(T0 // 1000, 0, 100)  # taken before keeping began
+    assert not native.done_contains(T0 // 1000, 9, 2**70)
+    assert native.done_max_serial(0, [103]) == 102
+    assert native.done_max_serial(104, []) == -1
+    # One forced, then the stale ones (elapsed below 20); the front is then 103's.
+    assert native.done_drop(3, 1, 20) == (2, 20)
+    assert not native.done_contains(T0 // 1000, 9, 102)
+    native.done_keep(False)
+    assert native.done_len() == 0
+    assert native.done_drop(5, 5, 2**70) == (0, 2**63 - 1)
+
+
+def test_serials_ahead_kept_in_the_session_need_not_cross_again(
+    native: NativeSession, native_lib: NativeLib
+) -> None:
+    """After a scan the session keeps its serials ahead: a state with ahead_kept sends
+    none, and each result says what changed (ahead_delta) instead of all of them."""
+    native.set_verdict(key(59, "ls"), EXEC)
+    log = (exec_run(T0, 102, 200, 1, "ls") + exec_run(T0 + 3000, 104, 201, 1, "ls")).encode()
+    first = native.scan(log, 0, quiet())
+    rows = [(102, T0 // 1000, 0, 0), (104, T0 // 1000 + 3, 0, 3000)]
+    assert first.ahead_delta == ([], rows) and first.state.ahead == rows
+    kept = dataclasses.replace(first.state, ahead=[], ahead_kept=True)
+    after = native.scan(exec_run(T0 + 5001, 105, 202, 1, "ls").encode(), 0, kept)
+    # As with the rows sent (test_gaps_come_back_as_lost_reports_and_ahead_rows).
+    assert after.lost == [(100, 101, T0 // 1000, 0, 102)]
+    assert after.state.expected == 103
+    assert after.ahead_delta == ([102], [(105, T0 // 1000 + 5, 1, 5001)])
+    assert after.state.ahead == [] and after.state.ahead_kept
+    fresh = session(native_lib)
+    with pytest.raises(NativeError, match="no serials ahead kept"):
+        fresh.scan(b"# x\n", 0, quiet(ahead_kept=True))
+    fresh.close()

@@ -11,7 +11,9 @@ Runs on telemetry documents (:mod:`kexecwatch.core.telemetry`) and matches:
 * ``auditd-started`` after a crash: a ``DAEMON_START`` with no ``DAEMON_END``
   or ``DAEMON_ABORT`` since the previous start (an orderly restart was
   already reported by its ``DAEMON_END``);
-* ``events-lost``: a gap in the kernel's serials, or a ``lost=`` counter.
+* ``events-lost``: a gap in the kernel's serials, or a ``lost=`` counter;
+* ``audit-log-lost``: a log file rotated away before it was read to its end (the
+  daemon found its checkpointed file gone).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ _ACTIONS = frozenset(
         "auditd-aborted",
         "auditd-started",
         "events-lost",
+        "audit-log-lost",
     )
 )
 
@@ -108,6 +111,13 @@ class TelemetryGap:
             return (
                 "auditd started again with no stop record since its previous start "
                 "(killed or crashed): events of the gap may be lost"
+            )
+        if action == "audit-log-lost":
+            return (
+                f"checkpointed log {data.get('path', '?')} (file {data.get('file', '?')}) was "
+                f"rotated away before it was read to its end: records after byte "
+                f"{data.get('offset', '?')} of it, and of any file rotated away after it, are "
+                f"lost; resumed with {data.get('resumed_from', '?')}"
             )
         lost = auditd.get("lost")
         if lost:

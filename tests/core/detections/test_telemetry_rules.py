@@ -131,3 +131,39 @@ def test_reason_shows_a_real_proctitle_as_spaced_arguments() -> None:
     [reason] = reasons(lines)
     assert "by auditctl -D -k x (pid 900)" in reason
     assert "\x00" not in reason
+
+
+LOST_LOG = (
+    ("path", "/var/log/audit/audit.log.1"),
+    ("offset", "100"),
+    ("file", "dev=1 ino=2"),
+    ("resumed_from", "/var/log/audit/audit.log"),
+)
+
+
+def test_a_log_lost_to_rotation_is_a_telemetry_alert_through_the_rules() -> None:
+    det = Detector(load_builtin_rules("all"), host_name="h")
+    det.feed(join(exec_lines(1, t="1700000007.250", comm="id", exe="/usr/bin/id", args=("id",))))
+    det.flush()
+    [alert] = det.report_lost_log(LOST_LOG)
+    assert by_rule([alert]) == [
+        (
+            "audit-telemetry-gap",
+            "checkpointed log /var/log/audit/audit.log.1 (file dev=1 ino=2) was rotated away "
+            "before it was read to its end: records after byte 100 of it, and of any file "
+            "rotated away after it, are lost; resumed with /var/log/audit/audit.log",
+        )
+    ]
+    doc = alert.to_document()
+    assert doc["event"]["action"] == "audit-log-lost" and doc["event"]["category"] == ["host"]
+    assert doc["auditd"]["data"] == dict(LOST_LOG)
+    assert doc["@timestamp"] == "2023-11-14T22:13:27.250Z"  # the last record read
+    assert doc["event"]["id"] == alert.id
+    # Again after a restart from the same state: the same id, so the journal drops it.
+    again = Detector(load_builtin_rules("all"), host_name="h")
+    again.restore(det.to_state())
+    assert [a.id for a in again.report_lost_log(LOST_LOG)] == [alert.id]
+
+
+def test_a_lost_log_without_telemetry_rules_alerts_nothing() -> None:
+    assert Detector(load_builtin_rules("upstream"), host_name="h").report_lost_log(LOST_LOG) == []

@@ -1,0 +1,104 @@
+"""Start-up: each subcommand imports only what it uses.
+
+A replay of a small log is mostly start-up, and on a large log start-up is still part of
+the budget (README, "Benchmarks"): ``replay`` must not load the service, the doctor, the
+live view or the sequence engine (unless a sequence rule is loaded). The modules are
+named through their own imports here, so a move of a module keeps this test true.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from kexecwatch import rulecmds
+from kexecwatch.adapters import config, daemon, doctor, liveview, sinks
+from kexecwatch.core.rule import sequence_state
+from tests.builders import exec_lines, join
+from tests.daemon.test_sequence_checkpoint import sequence_rule
+
+LOG = join(
+    exec_lines(1, pid=10, comm="bash", exe="/usr/bin/bash", args=("bash",))
+    + exec_lines(2, pid=11, ppid=10, args=("kexec", "-l", "vmlinuz"))
+)
+
+#: What only ``run``, ``doctor``, ``live`` and the rule commands need.
+NOT_FOR_REPLAY: tuple[ModuleType, ...] = (daemon, doctor, liveview, config, sinks, rulecmds)
+
+_PROBE = (
+    "import gc, json, sys\n"
+    "from kexecwatch.cli import main\n"
+    "out = sys.argv.pop(1)\n"
+    "try:\n"
+    "    code = main(sys.argv[1:])\n"
+    "except SystemExit as exit:\n"
+    "    code = exit.code\n"
+    "with open(out, 'w') as f:\n"
+    "    json.dump({'modules': sorted(sys.modules), 'frozen': gc.get_freeze_count()}, f)\n"
+    "sys.exit(code)\n"
+)
+
+
+def run_probe(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    """The exit code of ``kexecwatch ARGS``, every module loaded by its end and how many
+    objects it took out of the garbage collector's passes."""
+    out = tmp_path / f"modules-{len(list(tmp_path.glob('modules-*')))}.json"
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(out), *args],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.exists(), result.stderr.decode()
+    return result.returncode, json.loads(out.read_text(encoding="utf-8"))
+
+
+def modules_after(tmp_path: Path, *args: str) -> tuple[int, set[str]]:
+    """The exit code of ``kexecwatch ARGS`` and every module loaded by its end."""
+    code, found = run_probe(tmp_path, *args)
+    return code, set(found["modules"])
+
+
+def test_replay_with_the_default_rules_loads_no_service_doctor_live_view_or_sequences(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "kexec.log"
+    log.write_bytes(LOG)
+    code, loaded = modules_after(tmp_path, "replay", "--quiet", str(log))
+    assert code == 1  # the kexec -l alert: the alert path ran too
+    # socket: the host name comes from os.uname(), as socket.gethostname() gives it.
+    unwanted = {m.__name__ for m in (*NOT_FOR_REPLAY, sequence_state, socket)}
+    assert sorted(unwanted & loaded) == []
+
+
+def test_replay_with_a_sequence_rule_loads_the_sequence_engine(tmp_path: Path) -> None:
+    log = tmp_path / "kexec.log"
+    log.write_bytes(LOG)
+    rule = sequence_rule(tmp_path)
+    code, loaded = modules_after(tmp_path, "replay", "--quiet", "--rule", str(rule), str(log))
+    assert code == 1
+    assert sequence_state.__name__ in loaded
+    assert sorted({m.__name__ for m in NOT_FOR_REPLAY} & loaded) == []
+
+
+def test_each_subcommand_loads_only_its_own_shell(tmp_path: Path) -> None:
+    _, loaded = modules_after(tmp_path, "audit-rules")
+    assert sorted({m.__name__ for m in (daemon, doctor, liveview, config, sinks)} & loaded) == []
+    _, loaded = modules_after(tmp_path, "doctor", "--help")
+    assert doctor.__name__ in loaded
+    assert sorted({m.__name__ for m in (daemon, liveview, rulecmds)} & loaded) == []
+
+
+def test_replay_takes_start_up_objects_out_of_the_collectors_passes(tmp_path: Path) -> None:
+    # The modules and compiled rules live as long as the process; the collector's full
+    # passes would otherwise walk them again and again during the stream (README, "Design").
+    log = tmp_path / "kexec.log"
+    log.write_bytes(LOG)
+    code, found = run_probe(tmp_path, "replay", "--quiet", str(log))
+    assert code == 1
+    assert found["frozen"] > 10_000
