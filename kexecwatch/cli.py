@@ -264,7 +264,8 @@ def _run_command(args: argparse.Namespace) -> int:
 
 
 def _replay_command(args: argparse.Namespace) -> int:
-    import socket
+    import gc
+    import os
 
     from kexecwatch.core.detector import DetectorOptions
     from kexecwatch.hostid import check_host_id
@@ -297,6 +298,10 @@ def _replay_command(args: argparse.Namespace) -> int:
         fault_on=fault_marker(),
         events_as=args.events_as,
     )
+    # What start-up built (modules, the compiled rules) lives as long as the process: take
+    # it out of the garbage collector's passes, which otherwise walk it again and again
+    # while the stream's objects come and go.
+    gc.freeze()
     err = stderr_text()
     if args.per_host:
         return _replay_per_host(args, options, err)
@@ -310,7 +315,8 @@ def _replay_command(args: argparse.Namespace) -> int:
     result = replay(
         sources,
         rules,
-        host_name=args.host_name or socket.gethostname(),
+        # The host name socket.gethostname() gives on Linux, without loading socket.
+        host_name=args.host_name or os.uname().nodename,
         host_id=host_id,
         options=options,
         out_format=args.out_format,
