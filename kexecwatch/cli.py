@@ -265,7 +265,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
 def _replay_command(args: argparse.Namespace) -> int:
     import gc
-    import socket
+    import os
 
     from kexecwatch.core.detector import DetectorOptions
     from kexecwatch.hostid import check_host_id
@@ -315,7 +315,8 @@ def _replay_command(args: argparse.Namespace) -> int:
     result = replay(
         sources,
         rules,
-        host_name=args.host_name or socket.gethostname(),
+        # The host name socket.gethostname() gives on Linux, without loading socket.
+        host_name=args.host_name or os.uname().nodename,
         host_id=host_id,
         options=options,
         out_format=args.out_format,

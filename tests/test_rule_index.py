@@ -17,11 +17,22 @@ from typing import Any
 
 import pytest
 
-from bench.generate import generate
+from bench.generate import Generator, _Proc, generate
+from kexecwatch.core.argtest import Facts, known_of
 from kexecwatch.core.detector import DetectorOptions
-from kexecwatch.core.interest import EVERYTHING
+from kexecwatch.core.interest import EVERYTHING, interests_of
 from kexecwatch.core.rule import compile_query
-from kexecwatch.core.ruleindex import RuleIndex, alternatives, name_filter, requirements
+from kexecwatch.core.rule.lexer import QuerySource
+from kexecwatch.core.rule.needles import regex_needles
+from kexecwatch.core.rule.query import compile_statement
+from kexecwatch.core.ruleindex import (
+    RuleIndex,
+    alternatives,
+    args_test,
+    can_match,
+    name_filter,
+    requirements,
+)
 from kexecwatch.replay import replay
 from kexecwatch.rules import load_builtin_rules, load_rules
 from kexecwatch.sources import expand_paths
@@ -56,11 +67,20 @@ HANDWRITTEN = [
 ]
 
 
+def _conditions(rules: Sequence[object]) -> Iterator[Any]:
+    """The condition of each rule, and of each stage of its sequence."""
+    for rule in rules:
+        query = getattr(rule, "query", None)
+        stages = getattr(query, "all_stages", None)
+        queries = [stage.query for stage in stages()] if callable(stages) else [query]
+        for q in queries:
+            yield getattr(q, "condition", None)
+
+
 def _literals(rules: Sequence[object]) -> dict[str, list[str]]:
     """Every literal value each field is compared with, by field."""
     found: dict[str, set[str]] = {}
-    for rule in rules:
-        condition = getattr(getattr(rule, "query", None), "condition", None)
+    for condition in _conditions(rules):
         for disjunction in alternatives(condition) if condition is not None else []:
             for req in disjunction:
                 values = found.setdefault(req.field, set())
@@ -107,6 +127,7 @@ def synthetic_documents(rules: Sequence[object], count: int, seed: int) -> Itera
 
 def assert_same_matches(rules: Sequence[Any], documents: Iterator[dict[str, Any]]) -> int:
     index = RuleIndex(rules)
+    tests = {id(rule): [i.args for i in interests_of(rule) if i.args is not None] for rule in rules}
     matched = 0
     for doc in documents:
         every = [r for r in rules if r.matches(doc)]
@@ -122,6 +143,10 @@ def assert_same_matches(rules: Sequence[Any], documents: Iterator[dict[str, Any]
                 assert test(
                     name if isinstance(name, str) else "", exe if isinstance(exe, str) else ""
                 )
+            # ... and so must its argument test (a sequence: one of its stages').
+            if tests[id(rule)] and isinstance(process, dict):
+                facts = _doc_facts(process)
+                assert any(t.accepts(facts) for t in tests[id(rule)]), (rule, doc)
     return matched
 
 
@@ -201,3 +226,167 @@ def test_replay_with_the_index_gives_the_alerts_of_every_rule(
     every = _replay_output(paths, load_rules([str(SNAPSHOT / "rules")]), events_as)
     assert indexed == every
     assert indexed.count("\n") > 100
+
+
+# -- the argument test of the prefilter ------------------------------------------------
+
+
+def _facts(name: str, exe: str, line: str | None, parent: tuple[str, str, str] | None) -> Facts:
+    return Facts((name, exe, line), lambda: parent)
+
+
+def _test_of(query: str) -> Any:
+    return args_test(_Query(query))
+
+
+def test_argument_needles_of_handwritten_queries() -> None:
+    history = _test_of('process where process.args : "history" and process.args : "-c"')
+    assert history.accepts(_facts("bash", "/bin/bash", "bash -c HISTORY", None))
+    assert not history.accepts(_facts("bash", "/bin/bash", "bash -c ls", None))
+    assert history.accepts(_facts("bash", "/bin/bash", None, None))  # arguments not known
+    either = _test_of(
+        'process where process.name == "swapon" or process.command_line like "*vm.swappiness*"'
+    )
+    assert either.accepts(_facts("swapon", "/sbin/swapon", "swapon -a", None))
+    assert either.accepts(_facts("sysctl", "/sbin/sysctl", "sysctl vm.swappiness=1", None))
+    assert not either.accepts(_facts("sysctl", "/sbin/sysctl", "sysctl VM.SWAPPINESS=1", None))
+    assert either.given("swapon", "/sbin/swapon") is True
+    parent = _test_of('process where process.parent.command_line : "*runner*entrypoint.sh"')
+    assert parent.accepts(
+        _facts("sh", "/bin/sh", "sh", ("bash", "/bin/bash", "RUNNER/ENTRYPOINT.SH"))
+    )
+    assert not parent.accepts(_facts("sh", "/bin/sh", "sh", ("bash", "/bin/bash", "bash x")))
+    assert not parent.accepts(_facts("sh", "/bin/sh", "sh", None))  # no parent in the table
+    assert parent.accepts(Facts(("sh", "/bin/sh", "sh")))  # nothing known of the parent
+    regex = _test_of('process where process.command_line regex~ ".*[0-9]{1,3}\\\\.[0-9]:X+.*"')
+    assert regex.accepts(_facts("ssh", "/usr/bin/ssh", "ssh -L 10.1:x 2", None))
+    assert not regex.accepts(_facts("ssh", "/usr/bin/ssh", "ssh -L 10.1 :x", None))
+    assert _test_of('process where not process.args : "x"') is None
+    assert _test_of('process where process.args regex "(a|b)+"') is None
+
+
+def test_needles_of_regular_expressions() -> None:
+    assert regex_needles("a?+bc", nocase=False) == [frozenset({"bc"})]
+    assert regex_needles("ab|c", nocase=False) == []
+    assert regex_needles("[^]]x(y|z)+\\d{1,2}w", nocase=False)[0] == {"x"}
+    assert regex_needles(".*Base64 -D.*", nocase=True) == [frozenset({"base64 -d"})]
+    assert regex_needles("x{0,3}y", nocase=False) == [frozenset({"y"})]
+
+
+def _statement(text: str) -> Any:
+    class Rule:
+        query = compile_statement(QuerySource(text, "<test>"))
+
+    return Rule()
+
+
+def test_rules_that_can_never_match_need_nothing() -> None:
+    never = [
+        'any where url.original like~ "*select*"',
+        'any where event.category == "network" and process.name == "nc"',
+        'process where event.action == "bound-socket"',
+    ]
+    for query in never:
+        assert not can_match(_Query(query)), query
+        assert interests_of(_Query(query)) == [], query
+    assert can_match(_Query('any where event.action == "exec" and process.name == "nc"'))
+    first_never = _statement(
+        'sequence with maxspan=1m [any where data_stream.dataset == "endpoint.alerts"] '
+        "![process where true]"
+    )
+    assert interests_of(first_never) == []
+    # A stage only file events match: the sequence can never complete on process events.
+    file_stage = _statement(
+        'sequence with maxspan=1m [file where file.path == "/etc/passwd"] '
+        '[process where process.name == "su"]'
+    )
+    assert interests_of(file_stage) == []
+    # Each stage's own needs, not only what all stages share.
+    staged = _statement(
+        'sequence by process.pid with maxspan=1m [process where process.name == "unshare"] '
+        '[process where process.name == "su"]'
+    )
+    assert [i.comms for i in interests_of(staged)] == [{b"unshare"}, {b"su"}]
+
+
+def _case(rng: random.Random, text: str) -> str:
+    return _random_case(rng, text) if rng.random() < 0.4 else text
+
+
+def literal_log(path: Path, rules: Sequence[object], events: int, seed: int) -> None:
+    """Execs made of the rules' own literals, as the kernel writes them: names, and
+    arguments in another case at times, with spaces (hex-encoded), or long enough to
+    be split over EXECVE records; parents that ran such arguments too."""
+    rng = random.Random(seed)
+    gen = Generator(seed=seed)
+    literals = _literals(rules)
+    names = sorted({*literals.get("process.name", []), "bash", "sh", "python3", "node"})
+    words = sorted(
+        {
+            v
+            for name in ("process.args", "process.command_line", "process.parent.args")
+            for v in literals.get(name, [])
+        }
+    )
+    parent = _Proc(1000, "bash", "/usr/bin/bash", ("bash",), 1000, 3, "pts0", 1)
+    lines: list[str] = []
+    for _ in range(events):
+        comm = rng.choice(names)
+        argv = [comm, *(_case(rng, rng.choice(words)) for _ in range(rng.randint(0, 3)))]
+        if rng.random() < 0.2 and len(argv) > 2:
+            argv[1:3] = [f"{argv[1]} {argv[2]}"]  # a space: written in hex
+        if rng.random() < 0.05:
+            argv.append("-D" + "y" * 9000 + rng.choice(words))  # split over records
+        event, child = gen.exec_event(parent, comm[:15], "/usr/bin/" + comm, tuple(argv))
+        lines += event
+        parent = child if rng.random() < 0.5 else parent
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+@needs_snapshot
+@pytest.mark.parametrize("events_as", ["auditbeat", "defend"])
+def test_replay_of_the_rules_own_arguments_gives_the_alerts_of_every_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, events_as: str
+) -> None:
+    rules = load_rules([str(SNAPSHOT / "rules")])
+    log = tmp_path / "literals.log"
+    literal_log(log, rules, 3000, seed=5)
+    indexed = _replay_output([log], rules, events_as)
+    monkeypatch.setattr(RuleIndex, "candidates", lambda self, doc: list(self.rules))
+    monkeypatch.setattr("kexecwatch.core.detector._interests_of", lambda rule: [EVERYTHING])
+    every = _replay_output([log], load_rules([str(SNAPSHOT / "rules")]), events_as)
+    assert indexed == every
+    # The log reaches the argument tests: many rules fire, on many events.
+    alerts = [json.loads(line) for line in indexed.splitlines()]
+    assert len({a["rule"]["id"] for a in alerts}) >= 15
+    assert len(alerts) > 100, len(alerts)
+
+
+def _doc_facts(process: dict[str, Any]) -> Facts:
+    def known(p: dict[str, Any]) -> tuple[str, str, str | None]:
+        args = p.get("args")
+        line = p.get("command_line")
+        if isinstance(args, list):
+            line = " ".join(str(a) for a in args) + (f" {line}" if isinstance(line, str) else "")
+        name, exe = p.get("name", ""), p.get("executable", "")
+        return (
+            name if isinstance(name, str) else "",
+            exe if isinstance(exe, str) else "",
+            line if isinstance(line, str) else "",
+        )
+
+    parent = process.get("parent")
+    return Facts(known(process), lambda: known(parent) if isinstance(parent, dict) else None)
+
+
+def test_known_of_decodes_as_the_document() -> None:
+    assert known_of(b"sh", None, (b"sh", b"-c", b"\xff")) == ("sh", "", "sh -c \udcff")
+
+
+def test_defend_exec_action_means_an_exec() -> None:
+    """``event.action == "exec"`` (``--events-as defend``) needs the execs: before, the
+    prefilter read it as a system call named ``exec`` and let no event through."""
+    [interest] = interests_of(
+        _Query('process where event.action == "exec" and process.name == "nc"')
+    )
+    assert interest.syscalls == {"execve", "execveat"}

@@ -126,7 +126,7 @@ class Daemon:
         self.stop_signal: str | None = None
         self._resume: Position | None = None
         self.hup = False
-        self.counters = {"dropped": 0, "duplicates": 0, "gaps": 0, "checkpoints": 0}
+        self.counters = {"dropped": 0, "duplicates": 0, "gaps": 0, "checkpoints": 0, "reads": 0}
         self.notifier = Notifier()
         ensure_state_dir(cfg.state_dir)
         self._lock_fd = lock_dir(cfg.state_dir)  # one daemon per state directory
@@ -239,6 +239,7 @@ class Daemon:
             while not self.stop:
                 items = self.follower.read()
                 got_lines = any(isinstance(i, Lines) for i in items)
+                self.counters["reads"] += got_lines
                 for item in items:
                     self._on_follower(item)
                 now = time.monotonic()
@@ -253,7 +254,7 @@ class Daemon:
                 self.notifier.maybe_ping()
                 if self.hup:
                     self._on_hup()
-                if not got_lines and not self.stop:
+                if not self.follower.more_to_read and not self.stop:
                     due = self.session.expire_due
                     self.follower.wait(None if due is None else max(0.01, due - now))
             failed = False

@@ -87,4 +87,3 @@ def reserve(fd: int, size: int) -> tuple[int, str]:
             break  # the file system cannot reserve at all (EOPNOTSUPP)
         want //= 4
     return 0, why
-

@@ -2,9 +2,15 @@
 
 Rule 1: filesystem notifications are wake-ups only. What to read is decided from
 ``fstat``/``stat`` and file contents, never from the events: inotify coalesces identical
-events, drops them when its queue overflows (``IN_Q_OVERFLOW``), and watchdog passes
-that on silently; a rename and a create in quick succession may also arrive out of
-order or as one. A slow safety poll covers the rest.
+events and drops them when its queue overflows (``IN_Q_OVERFLOW``); a rename and a
+create in quick succession may also arrive out of order or as one. A slow safety poll
+covers the rest. The notifications are read in the caller's thread
+(:mod:`kexecwatch.adapters.dirwatch`).
+
+Rule 3: a busy log is read in batches. A wake-up costs far more than the bytes it
+reads, and a writer may append a record at a time, so after a read that returned lines
+:meth:`Follower.wait` first lets ``settle`` seconds pass (events stay queued); a write
+after a quiet spell is read at once. The delay bounds the alert latency it adds.
 
 Rule 2: only complete lines leave this module, and every :class:`Lines` carries the
 position just after its last newline, so a checkpoint taken after feeding it always sits
@@ -29,18 +35,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from watchdog.events import (
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
-from watchdog.observers import Observer
-
 from kexecwatch.adapters.daemonlog import kv
+from kexecwatch.adapters.dirwatch import DirWatch
 from kexecwatch.adapters.logfiles import (
     FINGERPRINT_MAX,
     FileIdentity,
@@ -56,6 +52,8 @@ __all__ = ["DroppedTail", "Follower", "FollowerOutput", "Gap", "Lines", "Switche
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 1 << 20
+#: Seconds between two reads of a log that keeps being written (see rule 3).
+SETTLE = 0.025
 MAX_LINE = 64 * 1024
 _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
 
@@ -147,17 +145,6 @@ class _Open:
         return Position(self.identity, self.committed, self.path)
 
 
-class _WakeHandler(FileSystemEventHandler):
-    def __init__(self, base: str, wake: threading.Event) -> None:
-        self._base = base
-        self._wake = wake
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        names = (event.src_path, getattr(event, "dest_path", ""))
-        if any(os.path.basename(str(n)).startswith(self._base) for n in names):
-            self._wake.set()
-
-
 class Follower:
     """Reads ``path`` and its rotated successors as one stream of complete lines.
 
@@ -168,7 +155,8 @@ class Follower:
             survivors when that file is gone.
         poll_interval: seconds between safety polls.
         rotate_grace: seconds to wait for a rotated file's unterminated last line.
-        clock: monotonic clock (injectable for tests).
+        settle: seconds a wake-up waits after a read that returned lines (rule 3).
+        clock: monotonic clock (injectable for tests; waiting uses the real one).
     """
 
     def __init__(
@@ -179,6 +167,7 @@ class Follower:
         resume_mtime_ns: int | None = None,
         poll_interval: float = 1.0,
         rotate_grace: float = 2.0,
+        settle: float = SETTLE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = os.path.abspath(path)
@@ -186,47 +175,31 @@ class Follower:
         self._resume_mtime_ns = resume_mtime_ns
         self.poll_interval = poll_interval
         self._grace = rotate_grace
+        self.settle = settle
         self._clock = clock
         self._cur: _Open | None = None
         self._pending: list[_Open] = []
-        self._wake = threading.Event()
-        self._observer: Observer | None = None  # type: ignore[valid-type]
+        self._wake = threading.Event()  # wake-ups while polling without a watch
+        self._watch: DirWatch | None = None
+        self._lines_at = -1e9  # time.monotonic() of the last read that returned lines
+        self._more = False  # the last read stopped at its budget, not at the end
         self._retry_at = 0.0
         self._retry_delay = 0.1
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
-        """Start watching the log's directory (non-recursive); failures fall back to polling."""
-        observer = Observer()
-        handler = _WakeHandler(os.path.basename(self.path), self._wake)
+        """Watch the log's directory (non-recursive); failures fall back to polling."""
+        directory = os.path.dirname(self.path)
         try:
-            observer.schedule(
-                handler,
-                os.path.dirname(self.path),
-                recursive=False,
-                event_filter=[
-                    FileModifiedEvent,
-                    FileCreatedEvent,
-                    FileMovedEvent,
-                    FileDeletedEvent,
-                    FileClosedEvent,
-                ],
-            )
-            observer.start()
+            self._watch = DirWatch(directory, os.path.basename(self.path))
         except OSError as exc:
-            log.warning(
-                "watch_failed",
-                extra=kv(dir=os.path.dirname(self.path), error=str(exc), fallback="poll"),
-            )
-            return
-        self._observer = observer
+            log.warning("watch_failed", extra=kv(dir=directory, error=str(exc), fallback="poll"))
 
     def close(self) -> None:
         """Stop watching and close every open file."""
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(timeout=5)
-            self._observer = None
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         for f in ([self._cur] if self._cur else []) + self._pending:
             os.close(f.fd)
         self._cur = None
@@ -235,23 +208,43 @@ class Follower:
     def wait(self, timeout: float | None = None) -> None:
         """Sleep until a filesystem wake-up, or the poll interval (or ``timeout``) elapses.
 
+        After a read that returned lines, the first ``settle`` seconds pass before a
+        filesystem wake-up counts (rule 3); :meth:`wake` ends the wait at any time.
         While the log cannot be opened, the sleep also ends when the next attempt is due,
         so the retry delay reported in :class:`Unreadable` is the delay waited.
         """
         limit = self.poll_interval if timeout is None else min(timeout, self.poll_interval)
         if self._cur is None and self._retry_at:
             limit = min(limit, max(0.0, self._retry_at - self._clock()))
-        self._wake.wait(limit)
-        self._wake.clear()
+        watch = self._watch
+        if watch is None:
+            self._wake.wait(limit)
+            self._wake.clear()
+            return
+        start = time.monotonic()
+        hold = min(limit, self._lines_at + self.settle - start)
+        if hold > 0 and watch.sleep(hold):
+            return
+        while not watch.wait(start + limit - time.monotonic()):
+            if time.monotonic() >= start + limit:
+                return
 
     def wake(self) -> None:
         """Make a pending :meth:`wait` return at once (for signal handlers)."""
+        if self._watch is not None:
+            self._watch.wake()
         self._wake.set()
 
     @property
     def position(self) -> Position | None:
         """Where a restart should resume: just after the last line handed out."""
         return self._cur.position() if self._cur else self._resume
+
+    @property
+    def more_to_read(self) -> bool:
+        """True when the last :meth:`read` stopped at its budget with bytes left to read
+        (read again at once); False when it reached the end (:meth:`wait` first)."""
+        return self._more
 
     @property
     def holds_partial_line(self) -> bool:
@@ -296,6 +289,9 @@ class Follower:
                 continue
             if not self._at_eof(f, out):
                 break
+        if any(isinstance(i, Lines) for i in out):
+            self._lines_at = time.monotonic()
+        self._more = budget <= 0
         return out
 
     def _read_into(self, f: _Open, out: list[FollowerOutput], size: int) -> int:

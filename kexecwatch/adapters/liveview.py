@@ -130,31 +130,23 @@ def live_command(args: argparse.Namespace) -> int:
 
     host = args.host_name or socket.gethostname()
     host_id = None if args.host_id is None else check_host_id(args.host_id)
+    from kexecwatch.adapters.liveview_feeds import FollowFeed, ReplayFeed
+
+    following = sources is None
+    model = LiveModel(
+        rules,
+        host_name=host,
+        host_id=(host_id or machine_id()) if following else host_id,
+        live=following,  # /proc speaks of this host's own log only
+        window_ms=args.event_window_ms,
+        events_as=args.events_as,
+    )
     feed: Feed
-    if sources is not None:
-        from kexecwatch.adapters.liveview_feeds import ReplayFeed
-
-        feed = ReplayFeed(sources, speed)
-        model = LiveModel(
-            rules,
-            host_name=host,
-            host_id=host_id,
-            window_ms=args.event_window_ms,
-            events_as=args.events_as,
-        )
-    else:
-        from kexecwatch.adapters.liveview_feeds import FollowFeed
-
+    if sources is None:
         feed = FollowFeed(path)
-        model = LiveModel(
-            rules,
-            host_name=host,
-            host_id=host_id or machine_id(),
-            live=True,
-            window_ms=args.event_window_ms,
-            events_as=args.events_as,
-        )
         model.state.path = path
+    else:
+        feed = ReplayFeed(sources, speed)
     try:
         return run_dashboard(model, feed)
     finally:

@@ -48,6 +48,7 @@ from kexecwatch.core.alerts import (
     RuleMeta,
     to_text_line,
 )
+from kexecwatch.core.argtest import Facts, known_of
 from kexecwatch.core.assembler import (
     DEFAULT_MAX_INFLIGHT,
     DEFAULT_WINDOW_MS,
@@ -714,8 +715,23 @@ class Detector:
         def inodes() -> frozenset[int]:
             return frozenset(p.inode for p in process.paths if p.inode is not None)
 
+        def facts() -> Facts:
+            args = process.args
+            if args is None and process.self_exec is not None:
+                args = process.self_exec.args
+            parent = process.parent
+            return Facts(
+                known_of(process.comm, process.exe, args),
+                lambda: (
+                    None
+                    if parent is None
+                    else known_of(parent.name, parent.executable, parent.args)
+                ),
+            )
+
         return any(
-            i.accepts(*key[:4], host=key[4], record_types=kinds, inodes=inodes) for i in others
+            i.accepts(*key[:4], host=key[4], record_types=kinds, inodes=inodes, facts=facts)
+            for i in others
         )
 
     def _raise(self, alert: Alert, out: list[Output]) -> bool:

@@ -16,15 +16,18 @@ Rules in Python (:mod:`kexecwatch.core.detections`) have no literals to read: ea
 its interests itself (``interests()``), with the fields below and, where a set of values is
 not enough, a test on the document's ``process.name`` and ``process.executable``
 (:attr:`EventInterest.where`) or on learned ``PATH`` inodes (:attr:`EventInterest.path_items`).
+A rule that requires text in its arguments gets an :attr:`EventInterest.args` test
+(:mod:`kexecwatch.core.argtest`), run on each event's decoded arguments.
 
 Rule 1: an interest may accept too much, never too little. Every derivation here maps a
 document field onto the raw value it is built from, exactly as
 :meth:`~kexecwatch.core.process.ProcessEvent.to_document` builds it; a field with no such
 mapping is simply not used.
-Rule 2: everything but :attr:`~EventInterest.record_types` and
-:attr:`~EventInterest.path_items` depends only on the ``SYSCALL`` record's syscall,
-success, comm, exe and host (:meth:`EventInterest.accepts_static`), so a reader may decide
-once per distinct combination and remember the answer.
+Rule 2: everything but :attr:`~EventInterest.record_types`,
+:attr:`~EventInterest.path_items` and :attr:`~EventInterest.args` depends only on the
+``SYSCALL`` record's syscall, success, comm, exe and host
+(:meth:`EventInterest.accepts_static`), so a reader may decide once per distinct
+combination and remember the answer.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 
 from kexecwatch.core.actions import syscalls_of_actions, syscalls_of_types
+from kexecwatch.core.argtest import ArgsTest, Facts
 
 __all__ = ["EVERYTHING", "EventInterest", "interest_from_values", "interests_of", "text_of"]
 
@@ -62,6 +66,9 @@ class EventInterest:
         path_items: a live collection of ``(inode, dev)`` pairs (a detection's learned
             state): the event may hold a ``PATH`` record with one of them. Empty: no
             event is accepted.
+        args: a test on ``process.name``, ``process.executable`` and
+            ``process.command_line`` together (the decoded arguments); an event whose
+            arguments the reader cannot tell is accepted.
     """
 
     syscalls: frozenset[str] | None = None
@@ -72,11 +79,12 @@ class EventInterest:
     where: Callable[[str, str], bool] | None = field(default=None, compare=False)
     record_types: frozenset[str] | None = None
     path_items: Collection[tuple[int, str]] | None = field(default=None, compare=False)
+    args: ArgsTest | None = None
 
     @property
     def is_static(self) -> bool:
         """Whether :meth:`accepts_static` is the whole answer (Rule 2)."""
-        return self.record_types is None and self.path_items is None
+        return self.record_types is None and self.path_items is None and self.args is None
 
     def accepts_static(
         self, syscall: str, success: bool, comm: bytes | None, exe: bytes | None, host: str
@@ -92,7 +100,9 @@ class EventInterest:
             return False
         if self.hosts is not None and host not in self.hosts:
             return False
-        return self.where is None or self.where(text_of(comm), text_of(exe))
+        if self.where is not None and not self.where(text_of(comm), text_of(exe)):
+            return False
+        return self.args is None or self.args.given(text_of(comm), text_of(exe)) is not False
 
     def accepts_items(self, inodes: Callable[[], Collection[int]]) -> bool:
         """The :attr:`path_items` test, given the event's ``PATH`` inodes (a superset).
@@ -117,16 +127,20 @@ class EventInterest:
         host: str,
         record_types: frozenset[str] | None = None,
         inodes: Callable[[], Collection[int]] | None = None,
+        facts: Callable[[], Facts] | None = None,
     ) -> bool:
         """Whether an event with these raw values may be needed.
 
         ``record_types`` may be left ``None`` by a caller that knows no interest asks
-        for them, and ``inodes`` (the event's ``PATH`` inodes) when it cannot tell; an
-        interest that asks then accepts the event (Rule 1).
+        for them, ``inodes`` (the event's ``PATH`` inodes) and ``facts`` (what
+        :attr:`args` reads) when it cannot tell; an interest that asks then accepts the
+        event (Rule 1).
         """
         if not self.accepts_static(syscall, success, comm, exe, host):
             return False
         if inodes is not None and not self.accepts_items(inodes):
+            return False
+        if self.args is not None and facts is not None and not self.args.accepts(facts()):
             return False
         return not (
             self.record_types is not None
@@ -206,11 +220,32 @@ def interest_from_values(required: Mapping[str, frozenset[str]]) -> EventInteres
 
 def interests_of(rule: object) -> list[EventInterest]:
     """What a rule needs: its own statement (``interests()``), its query's literals
-    (``query.required_values()``, and a test on the name and executable when those give no
-    literal name), or everything."""
+    (``query.required_values()``, a test on the name and executable when those give no
+    literal name, and a test on the arguments), or everything.
+
+    A sequence or sample needs what any of its stages needs: an event that matches no
+    stage never changes a sequence. One whose stage (other than a missing event or
+    ``until``) can never match needs nothing: it can never start or complete.
+    """
     stated = getattr(rule, "interests", None)
     if callable(stated):
         return list(stated())
+    query = getattr(rule, "query", None)
+    stages = getattr(query, "all_stages", None)
+    if callable(stages):
+        until = getattr(query, "until", None)
+        found: list[EventInterest] = []
+        for stage in stages():
+            needs = _query_interests(stage)
+            if not needs and stage is not until and not getattr(stage, "missing", False):
+                return []
+            found += needs
+        return found
+    return _query_interests(rule)
+
+
+def _query_interests(rule: object) -> list[EventInterest]:
+    """:func:`interests_of` a rule (or a sequence's stage) with a single-event query."""
     query = getattr(rule, "query", None)
     required = getattr(query, "required_values", None)
     if not callable(required):
@@ -218,12 +253,17 @@ def interests_of(rule: object) -> list[EventInterest]:
     interest = interest_from_values(required())
     if interest is None:
         return []
-    if interest.comms is None and interest.exes is None:
-        # No literal name: a test on the name and executable may still narrow it down
-        # (case-insensitive values, wildcards; see kexecwatch.core.ruleindex).
-        from kexecwatch.core.ruleindex import name_filter
+    # Tests on the name, executable and arguments (case-insensitive values, wildcards;
+    # see kexecwatch.core.ruleindex).
+    from kexecwatch.core.ruleindex import args_test, can_match, name_filter
 
+    if not can_match(rule):
+        return []
+    if interest.comms is None and interest.exes is None:
         test = name_filter(rule)
         if test is not None:
             interest = replace(interest, where=test)
+    args = args_test(rule)
+    if args is not None:
+        interest = replace(interest, args=args)
     return [interest]

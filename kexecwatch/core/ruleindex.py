@@ -18,7 +18,9 @@ are tried in their original order, so the alerts are exactly those of trying eve
 
 :func:`name_filter` gives the prefilter (:mod:`kexecwatch.core.interest`) the same
 knowledge for ``process.name`` and ``process.executable``, patterns included, so an
-event whose name no rule can want is not even parsed in full.
+event whose name no rule can want is not even parsed in full. :func:`args_test` does it
+for ``process.args`` and ``process.command_line`` (:mod:`kexecwatch.core.argtest`), and
+:func:`can_match` says when a rule requires a field that process documents never hold.
 """
 
 from __future__ import annotations
@@ -28,17 +30,37 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Generic, TypeVar
 
+from kexecwatch.core.argtest import (
+    AllOf,
+    AnyOf,
+    ArgsTest,
+    Needle,
+    Needles,
+    Part,
+    ValueTest,
+)
 from kexecwatch.core.docfields import (
     FACET_FIELDS,
     process_facets,
     process_fields,
 )
+from kexecwatch.core.process import EVENTS_AS
 from kexecwatch.core.rule.ast import And, Comparison, Field, Op, Or, Query
 from kexecwatch.core.rule.evaluate import compile_ast
 from kexecwatch.core.rule.lexer import QuerySource
+from kexecwatch.core.rule.needles import regex_needles
 from kexecwatch.core.rule.sequence import CompiledSequence
 
-__all__ = ["Disjunction", "Requirement", "RuleIndex", "alternatives", "name_filter", "requirements"]
+__all__ = [
+    "Disjunction",
+    "Requirement",
+    "RuleIndex",
+    "alternatives",
+    "args_test",
+    "can_match",
+    "name_filter",
+    "requirements",
+]
 
 R = TypeVar("R")
 
@@ -148,6 +170,20 @@ def _selectivity(req: Requirement) -> int:
 
 
 @cache
+def _any_vocabulary() -> Mapping[str, frozenset[str]]:
+    """The values of each facet field in process documents, in every ``--events-as``."""
+    return {
+        name: frozenset(
+            v
+            for vocabulary in EVENTS_AS
+            for facets in process_facets(vocabulary)
+            for v in facets[name]
+        )
+        for name in FACET_FIELDS
+    }
+
+
+@cache
 def _emitted() -> Mapping[str, frozenset[str]]:
     return {
         name: frozenset(v for facets in process_facets() for v in facets[name])
@@ -215,6 +251,106 @@ def name_filter(rule: object) -> Callable[[str, str], bool] | None:
 
 
 _NAME_FIELDS = frozenset({"process.name", "process.executable"})
+_ARG_FIELDS = frozenset(
+    {
+        "process.args",
+        "process.command_line",
+        "process.parent.args",
+        "process.parent.command_line",
+    }
+)
+#: The fields of :class:`~kexecwatch.core.argtest.ValueTest`, by its ``field`` number.
+_VALUE_FIELDS = (
+    "process.name",
+    "process.executable",
+    "process.parent.name",
+    "process.parent.executable",
+)
+
+
+def can_match(rule: object) -> bool:
+    """``False`` when no process document can match ``rule``: it requires (Rule 1 of
+    :func:`requirements`) a value of a field that process documents never hold."""
+    condition = _condition_of(rule)
+    return condition is None or _reduce(condition) is not False
+
+
+def args_test(rule: object) -> ArgsTest | None:
+    """An :class:`~kexecwatch.core.argtest.ArgsTest` that every document ``rule`` matches
+    passes, or ``None`` when its query requires no text of its arguments."""
+    condition = _condition_of(rule)
+    if condition is None:
+        return None
+    reduced = _reduce(condition)
+    if isinstance(reduced, bool) or not ArgsTest(reduced).needles():
+        return None
+    return ArgsTest(reduced)
+
+
+def _reduce(condition: Any) -> Part | bool:
+    """``condition`` reduced as :mod:`kexecwatch.core.argtest` says: ``True`` where
+    nothing is known, ``False`` where it can never hold."""
+    if isinstance(condition, Comparison):
+        return _reduce_leaf(condition)
+    if isinstance(condition, And | Or):
+        stop = isinstance(condition, Or)  # the value that decides: True for or
+        parts: list[Part] = []
+        for item in condition.operands:
+            part = _reduce(item)
+            if part is stop:
+                return stop
+            if not isinstance(part, bool):
+                parts.append(part)
+        if not parts:
+            return not stop
+        if len(parts) == 1:
+            return parts[0]
+        return AnyOf(tuple(parts)) if stop else AllOf(tuple(parts))
+    return True
+
+
+def _reduce_leaf(cmp: Comparison) -> Part | bool:
+    found = _leaf(cmp)
+    if not found:
+        return True
+    [(name, req)] = found.items()
+    if name not in process_fields():
+        return False  # a positive comparison on a field that is never there
+    facets = _any_vocabulary().get(name)
+    if facets is not None and not any(req.accepts(v) for v in facets):
+        return False  # a value process documents never have, in either vocabulary
+    if name in _VALUE_FIELDS:
+        return ValueTest(_VALUE_FIELDS.index(name), req.accepts)
+    if name not in _ARG_FIELDS:
+        return True
+    needles = _needles(req, parent=name.startswith("process.parent."))
+    return True if needles is None else needles
+
+
+def _needles(req: Requirement, parent: bool) -> Part | None:
+    """A test that the command line of a document satisfying ``req`` passes (``None``:
+    no text is known that it must hold)."""
+    found: set[Needle] = {(v, False) for v in req.exact} | {(v, True) for v in req.folded}
+    regexes: list[Part] = []
+    for cmp in req.patterns:
+        nocase = cmp.op in (Op.SEQ, Op.LIKE_NOCASE, Op.REGEX_NOCASE)
+        for value in cmp.values:
+            text = str(value).lower() if nocase else str(value)
+            if cmp.op in (Op.REGEX, Op.REGEX_NOCASE):
+                rows = regex_needles(str(value), nocase=nocase)
+                if not rows:
+                    return None
+                parts = [Needles(frozenset((t, nocase) for t in row), parent) for row in rows]
+                regexes.append(parts[0] if len(parts) == 1 else AllOf(tuple(parts)))
+                continue
+            # Wildcards (no escape character): the longest literal piece.
+            found.add((max(text.replace("?", "*").split("*"), key=len), nocase))
+    if any(not t for t, _ in found):
+        return None
+    tests = [*([Needles(frozenset(found), parent)] if found else []), *regexes]
+    if not tests:
+        return None
+    return tests[0] if len(tests) == 1 else AnyOf(tuple(tests))
 
 
 def _rank(name: str) -> tuple[int, str]:

@@ -26,14 +26,16 @@ Rule 2: ``[since, until)`` is stated once, in :func:`in_window`.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from typing import Any, Literal, Protocol
 
+from kexecwatch.core.argtest import Facts, Known, known_of
 from kexecwatch.core.assembler import Assembler, AssemblerOutput, AuditEvent
 from kexecwatch.core.fastpath import (
     FAST_TYPES,
     SYSCALL_BODY,
     SYSCALL_HEAD,
+    argv_of_execve_bodies,
     execve_bodies,
     inode_search,
     path_inodes,
@@ -113,6 +115,8 @@ _Verdict = tuple[
 ]
 _MAX_VERDICTS = 4096
 _new_id = tuple.__new__
+#: The most credentials texts :meth:`PythonScanner.share_extra` remembers at once.
+MAX_SHARED_EXTRAS = 1024
 
 
 class PythonScanner:
@@ -158,6 +162,8 @@ class PythonScanner:
         # What the interests say about each (syscall, success, comm, exe) seen on the
         # fast path: they depend on nothing else but record types and learned inodes.
         self.verdicts: dict[tuple[bytes, bytes, bytes, bytes], _Verdict] = {}
+        # One copy of each credentials text the table keeps (see share_extra).
+        self._extras: dict[bytes, bytes] = {}
 
     def set_rule_interests(self, interests: Sequence[EventInterest]) -> None:
         """What the rules (or ``--events``) need, among the evaluated events in the window."""
@@ -244,6 +250,7 @@ class PythonScanner:
             comm_raw,
             exe_raw,
         ) = m.groups()
+        extra = self._extras.get(extra) or self.share_extra(extra)
         sec_i = int(sec)
         ms_i = int(ms)
         # EventId(...) without the Python-level __new__ of a named tuple: one frame less.
@@ -300,6 +307,19 @@ class PythonScanner:
             self._host.failed(event_id, line_no, exc, out)
         return True
 
+    def share_extra(self, extra: bytes) -> bytes:
+        """``extra`` (an event's credentials text), the copy the table is to keep.
+
+        The same few texts recur exec after exec (root's, a service user's): the table
+        holds one copy of each, not one per entry (4 MB less at 65,536 entries). At most
+        :data:`MAX_SHARED_EXTRAS` are remembered, so hostile input costs no memory.
+        """
+        extras = self._extras
+        if len(extras) >= MAX_SHARED_EXTRAS:
+            extras.clear()
+        extras[extra] = extra
+        return extra
+
     def fast_verdict(
         self,
         key: tuple[bytes, bytes, bytes, bytes],
@@ -316,16 +336,31 @@ class PythonScanner:
         relevant = evaluated and (
             self._unbounded or in_window(time_ms, self.since_ms, self.until_ms)
         )
-        end = run[1]
-        if (
-            for_rules
-            and relevant
-            and (for_rules is True or _any_accepts(for_rules, buf, start, run, end))
-        ) or (
-            for_others and (for_others is True or _any_accepts(for_others, buf, start, run, end))
-        ):
-            return None
+        if (for_rules and relevant) or for_others:
+            facts = _run_facts(buf, start, run, comm, exe, self._parent_of(buf, start, time_ms))
+            if (
+                for_rules
+                and relevant
+                and (for_rules is True or _any_accepts(for_rules, buf, start, run, facts))
+            ) or (
+                for_others
+                and (for_others is True or _any_accepts(for_others, buf, start, run, facts))
+            ):
+                return None
         return syscall, success, comm, exe, relevant
+
+    def _parent_of(self, buf: bytes, start: int, time_ms: int) -> Callable[[], Known | None] | None:
+        """The parent of the run at ``start`` as its argument tests read it; ``None``
+        (not known) with a live ``/proc`` lookup, whose reads change the table."""
+        table = self.table
+        if table.lookup is not None:
+            return None
+
+        def parent() -> Known | None:
+            head = SYSCALL_HEAD.match(buf, start - 1)
+            return None if head is None else _parent_known(table, int(head["ppid"]), time_ms)
+
+        return parent
 
     def fast_pair(self, buf: bytes, m: re.Match[bytes], out: list[Any]) -> int:
         """Handle two whole syscall events whose records interleave (see
@@ -405,6 +440,17 @@ class PythonScanner:
 
     # -- events of the reference path --------------------------------------------
 
+    def _event_facts(
+        self, event: AuditEvent, comm: bytes | None, exe: bytes | None, ppid: int
+    ) -> Facts:
+        """What argument tests read of a reference-path event."""
+        raw = raw_args(event.records)
+        args = None if raw is None else argv_of_execve_bodies(raw)
+        table = self.table
+        time_ms = event.id.time_ms
+        parent = None if table.lookup is not None else lambda: _parent_known(table, ppid, time_ms)
+        return Facts(known_of(comm, exe, args), parent)
+
     def skim(self, event: AuditEvent, syscall_record: AuditRecord) -> bool:
         """Teach the table from a reference-path event nobody needs in full.
 
@@ -425,6 +471,13 @@ class PythonScanner:
         if relevant:
             host = event.node or self.host_name
             kinds = frozenset(r.type for r in event.records)
+            made: list[Facts] = []
+
+            def facts() -> Facts:
+                if not made:
+                    made.append(self._event_facts(event, comm, exe, int(m["ppid"])))
+                return made[0]
+
             for interest in self.rule_interests:
                 if interest.accepts(
                     syscall,
@@ -434,6 +487,7 @@ class PythonScanner:
                     host=host,
                     record_types=kinds,
                     inodes=lambda: _record_inodes(event.records),
+                    facts=facts,
                 ):
                     return False
         ppid = int(m["ppid"])
@@ -458,18 +512,25 @@ class PythonScanner:
 
 
 def _any_accepts(
-    interests: tuple[EventInterest, ...], buf: bytes, start: int, run: tuple[int, int], end: int
+    interests: tuple[EventInterest, ...],
+    buf: bytes,
+    start: int,
+    run: tuple[int, int],
+    facts: Callable[[], Facts],
 ) -> bool:
     """Whether one of ``interests`` (which accept the SYSCALL record, none of them
-    static) takes the run.
+    static) takes the run; ``facts`` are what their argument tests read of it.
 
-    The run is ``buf[start:end]``; its PATH records, like every middle record, lie
+    The run is ``buf[start:run[1]]``; its PATH records, like every middle record, lie
     after its EXECVE lines (``run[0]``), so only that part is searched for inodes.
     """
+    end = run[1]
     for interest in interests:
         if interest.record_types is not None and not (
             interest.record_types & record_types(buf[start:end])
         ):
+            continue
+        if interest.args is not None and not interest.args.accepts(facts()):
             continue
         known = interest.path_items
         if known is None:
@@ -477,6 +538,40 @@ def _any_accepts(
         if known and inode_search(tuple(known)).search(buf, run[0], end):
             return True
     return False
+
+
+def _run_facts(  # noqa: PLR0917 - the run and the facts known of it already
+    buf: bytes,
+    start: int,
+    run: tuple[int, int],
+    comm: bytes | None,
+    exe: bytes | None,
+    parent: Callable[[], Known | None] | None,
+) -> Callable[[], Facts]:
+    """What argument tests read of the whole run ``buf[start:run[1]]``, made once when
+    first asked: its EXECVE lines' arguments, decoded as the full parse decodes them (a
+    run without any: its document's arguments come from elsewhere, not known here)."""
+    made: list[Facts] = []
+
+    def facts() -> Facts:
+        if not made:
+            head = buf.find(b"\n", start) + 1
+            lines = buf[head : run[0]]
+            args = None
+            if lines:
+                raw_id = buf[buf.find(b"(", start) + 1 : buf.find(b")", start)]
+                args = argv_of_execve_bodies(execve_bodies(lines, raw_id))
+            made.append(Facts(known_of(comm, exe, args), parent))
+        return made[0]
+
+    return facts
+
+
+def _parent_known(table: ProcessTableLike, ppid: int, time_ms: int) -> Known | None:
+    """The parent's :data:`~kexecwatch.core.argtest.Known` as the full path will read it
+    (``ProcessTableLike.parent_at``)."""
+    parent = table.parent_at(ppid, time_ms)
+    return None if parent is None else known_of(parent.name, parent.executable, parent.args)
 
 
 def _record_inodes(records: tuple[AuditRecord, ...]) -> Collection[int]:

@@ -288,3 +288,60 @@ def test_truncate_and_regrow_to_exactly_the_old_size(log: Path) -> None:
     os.utime(log, ns=(1, 10**18))  # make sure mtime moved even on a coarse clock
     assert drain(f) == rec(2)
     f.close()
+
+
+def test_a_busy_writer_is_read_in_batches_and_a_quiet_one_at_once(log: Path) -> None:
+    """A writer that appends every millisecond wakes the reader at most once per settle
+    delay (each wake-up costs far more than the bytes it reads); after a quiet spell, a
+    single write is read without that delay."""
+    import threading
+    import time
+
+    append(log, rec(0))
+    f = Follower(str(log), poll_interval=30)
+    f.start()
+    try:
+        written = b"".join(rec(n) for n in range(1, 1001))
+        got = drain(f)
+
+        def write_one_a_millisecond() -> None:
+            for n in range(1, 1001):
+                append(log, rec(n))
+                time.sleep(0.001)
+
+        writer = threading.Thread(target=write_one_a_millisecond)
+        t0 = time.monotonic()
+        writer.start()
+        reads = 0
+        got = b""
+        while len(got) < len(written) and time.monotonic() - t0 < 60:
+            f.wait()
+            chunk = drain(f)
+            reads += bool(chunk)
+            got += chunk
+        writer.join()
+        seconds = time.monotonic() - t0
+        assert got == written
+        # One read per settle delay, plus a few for a machine too slow to keep the pace.
+        assert reads <= seconds / f.settle + 10, (reads, seconds)
+
+        time.sleep(0.5)  # quiet
+        t0 = time.monotonic()
+        append(log, rec(1001))
+        f.wait()
+        assert time.monotonic() - t0 < f.settle  # not held back: nothing was read lately
+        assert drain(f) == rec(1001)
+    finally:
+        f.close()
+
+
+def test_more_to_read_says_whether_a_read_stopped_at_its_budget(log: Path) -> None:
+    append(log, rec(1) * 100)
+    f = Follower(str(log))
+    first = f.read(budget=len(rec(1)) * 10)
+    assert f.more_to_read
+    rest = f.read()
+    assert not f.more_to_read
+    got = b"".join(i.data for i in first + rest if isinstance(i, Lines))
+    assert got == rec(1) * 100
+    f.close()
