@@ -18,7 +18,6 @@ from tests.test_check_rule import rule_file
 from tests.test_cli import kexecwatch
 from tests.test_rule_source import SNAPSHOT, checkout, needs_snapshot
 
-
 #: Every event.action of the default vocabulary, as the blockers list them.
 ACTIONS = (
     "capset, executed, exit, exit_group, finit_module, init_module, kexec_file_load, "
