@@ -209,7 +209,7 @@ def test_interest_from_the_shipped_rule_is_narrow() -> None:
 
 def test_interest_of_a_rule_that_cannot_match_process_events() -> None:
     assert interest_from_values({"event.category": frozenset({"network"})}) is None
-    assert interest_from_values({"event.type": frozenset({"end"})}) is None
+    assert interest_from_values({"event.type": frozenset({"creation"})}) is None
 
 
 def test_added_interest_reaches_the_hook() -> None:
