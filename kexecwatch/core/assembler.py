@@ -186,6 +186,11 @@ class _Clock:
         return self.elapsed + pending - present
 
 
+#: The ops of QuietState.ahead_ops (a dict's assignment, deletion and clearing).
+AHEAD_SET = 0
+AHEAD_DELETE = 1
+AHEAD_CLEAR = 2
+
 #: A serial beyond any: the done set must be searched for the real ceiling.
 _UNKNOWN_CEILING = 2**64
 #: Elapsed times for the store's drops: every row is stale before the first, none
@@ -205,6 +210,10 @@ class _GapTracker:
     ceiling: int = -1
     # Counts the changes of ``ahead``, so that quiet_state() can reuse its rows.
     changes: int = 0
+    # While a native session holds ``ahead`` too: the changes made here since, as
+    # flat (op, serial, sec, ms, seen) ops (AHEAD_SET, AHEAD_DELETE, AHEAD_CLEAR) for
+    # QuietState.ahead_ops; None when no session follows (or too many to be worth it).
+    journal: list[int] | None = None
 
     def observe(
         self, node: str | None, event_id: EventId, clock: _Clock, window_ms: int
@@ -227,6 +236,8 @@ class _GapTracker:
                 return lost
             if self.ahead.pop(serial, None) is not None:
                 self.changes += 1
+                if self.journal is not None:
+                    self._note(AHEAD_DELETE, serial)
             return []
         if clock.present is not None:
             self.last_time_ms = max(self.last_time_ms, clock.present)
@@ -236,6 +247,8 @@ class _GapTracker:
         else:
             self.ahead[serial] = (event_id, clock.elapsed)
             self.changes += 1
+            if self.journal is not None:
+                self._note(AHEAD_SET, serial, event_id.sec, event_id.msec, clock.elapsed)
         return self.declare(node, clock.gap_elapsed(), window_ms)
 
     def declare(self, node: str | None, elapsed: int, window_ms: int) -> list[EventsLost]:
@@ -264,6 +277,8 @@ class _GapTracker:
         while self.expected in self.ahead:
             del self.ahead[self.expected]
             self.changes += 1
+            if self.journal is not None:
+                self._note(AHEAD_DELETE, self.expected)
             self.expected += 1
 
     def _restart(self, serial: int, time_ms: int) -> None:
@@ -271,6 +286,15 @@ class _GapTracker:
         self.last_time_ms = time_ms if time_ms < MAX_TIME_MS else 0
         self.ahead.clear()
         self.changes += 1
+        if self.journal is not None:
+            self._note(AHEAD_CLEAR, 0)
+
+    def _note(self, op: int, serial: int, sec: int = 0, ms: int = 0, seen: int = 0) -> None:
+        journal = self.journal
+        assert journal is not None
+        journal += (op, serial, sec, ms, seen)
+        if len(journal) > 5 * _MAX_AHEAD:
+            self.journal = None  # sending the rows costs less
 
 
 _new_id = tuple.__new__
@@ -332,9 +356,9 @@ class Assembler:
             0,
             [],
         )
-        # The tracker and its changes when absorb() last applied a scan's ahead_delta:
-        # while they hold, the session's own rows are the tracker's (QuietState.ahead_kept).
-        self._ahead_synced: tuple[_GapTracker | None, int] = (None, 0)
+        # The tracker whose serials ahead the session holds since absorb() applied a
+        # scan's ahead_delta: QuietState.ahead_kept (with its journal since) while it is.
+        self._ahead_synced: _GapTracker | None = None
 
     @property
     def inflight(self) -> int:
@@ -651,9 +675,8 @@ class Assembler:
             self._done_ceiling = ceiling
             tracker.ceiling = -1
             self._ceiling_at = clock.elapsed
-        synced = self._ahead_synced
-        if synced[0] is tracker and synced[1] == tracker.changes:
-            # The session holds these serials already: none cross.
+        if self._ahead_synced is tracker and tracker.journal is not None:
+            # The session holds these serials already, but for what Python changed since.
             return QuietState(
                 clock.present,
                 clock.elapsed,
@@ -662,6 +685,7 @@ class Assembler:
                 [],
                 ceiling,
                 True,
+                tracker.journal,
             )
         rows = self._ahead_rows
         if rows[0] is not tracker or rows[1] != tracker.changes:
@@ -701,7 +725,13 @@ class Assembler:
                 for serial, sec, ms, seen in added:
                     ahead[serial] = (_new_id(EventId, (sec, ms, serial)), seen)
                 tracker.changes += 1
-            self._ahead_synced = (tracker, tracker.changes)
+            # The session now holds what the tracker holds: journal from here.
+            self._ahead_synced = tracker
+            tracker.journal = []
+        elif state.ahead_kept:
+            # Not scanned (numbers the session cannot hold): it may not have the ops.
+            self._ahead_synced = None
+            tracker.journal = None
         else:
             rows = self._ahead_rows
             if not (rows[0] is tracker and rows[1] == tracker.changes and state.ahead == rows[2]):
@@ -869,6 +899,7 @@ class Assembler:
         for serial, sec, ms, seen in rows[kept:]:
             ahead[serial] = (_new_id(EventId, (sec, ms, serial)), seen)
         tracker.changes += 1
+        tracker.journal = None
 
     def _admit_node(self, node: str | None, line_no: int, out: list[AssemblerOutput]) -> _Clock:
         """Start a clock for ``node``; beyond :data:`MAX_NODES`, forget the first seen.

@@ -75,8 +75,11 @@ class QuietState:
             highest serial of node ``None`` in the done set that is neither below
             ``expected`` nor in ``ahead`` (``-1`` when none).
         ahead_kept: the serials ahead are those the session's last scan left (the
-            assembler applied that scan's ``ahead_delta`` and changed nothing since):
+            assembler applied that scan's ``ahead_delta``), changed by ``ahead_ops``:
             ``ahead`` is not sent (it may be left empty).
+        ahead_ops: with ``ahead_kept``, what Python changed in them since, in order,
+            flat ``(op, serial, sec, ms, seen)``: op 0 sets a serial as a dict
+            assignment does (in place if present, else last), 1 deletes it, 2 clears all.
     """
 
     present: int
@@ -86,6 +89,7 @@ class QuietState:
     ahead: list[tuple[int, int, int, int]] = field(default_factory=list)
     done_ceiling: int = -1
     ahead_kept: bool = False
+    ahead_ops: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)

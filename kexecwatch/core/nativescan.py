@@ -129,11 +129,6 @@ def single_types() -> tuple[str, ...]:
 
 _DEFAULT: list[NativeLib | None] = [None]
 
-#: After a hand-back, when a call took fewer events than 1/_YIELD of the serials ahead it
-#: had to send, the Python scanner reads the next _STRETCH bytes (to a line end) first.
-_YIELD = 8
-_STRETCH = 64 << 10
-
 
 def set_default_native(lib: NativeLib | None) -> None:
     """Make ``lib`` the native library every :class:`~kexecwatch.core.detector.Detector`
@@ -244,8 +239,9 @@ class NativeScanner(PythonScanner):
                 self._fail(line_no, exc, out)
                 PythonScanner.scan(self, Region(buf[pos:], line_no, source, base + pos), out)
                 return
+            # Even when nothing was taken: the serials ahead are in step again.
+            assembler.absorb(result)
             if result.lines:
-                assembler.absorb(result)
                 stats.lines += result.lines
                 stats.records += result.records
                 stats.events += result.events
@@ -276,18 +272,6 @@ class NativeScanner(PythonScanner):
             elif stop == STOP_LIVE:
                 self.table.remember_live(result.ppid, result.time_ms)
             elif stop == STOP_HANDBACK:
-                if result.events * _YIELD < len(state.ahead) and pos < limit:
-                    # A call that had to send the serials ahead of a gap (the Python
-                    # scanner changed them: not ahead_kept) costs in proportion to them;
-                    # while such calls take little, the Python scanner reads a stretch
-                    # instead (the outputs are the same).
-                    stretch = buf.find(b"\n", min(pos + _STRETCH, limit - 1)) + 1
-                    PythonScanner.scan(
-                        self, Region(buf[pos:stretch], line_no, source, base + pos), out
-                    )
-                    line_no += buf.count(b"\n", pos, stretch)
-                    pos = stretch
-                    continue
                 # Python takes the unit, then reads on up to the next SYSCALL line (the
                 # EOE after a run it took, node= logs, odd layouts): native would hand
                 # those back one by one, each call costing a round trip.

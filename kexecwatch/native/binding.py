@@ -769,7 +769,15 @@ class NativeSession:
         address: int | None = None
         rows = 0
         kept = state.ahead_kept
-        if state.ahead and not kept:
+        if kept and state.ahead_ops:
+            # What Python changed since the last scan: (op, serial, sec, ms, seen) each.
+            try:
+                flat = array("q", state.ahead_ops)
+            except OverflowError:
+                return _nothing_taken(start, state)
+            address, count = flat.buffer_info()
+            rows = count // 5
+        elif state.ahead and not kept:
             flat = array("q")
             try:
                 for row in state.ahead:
@@ -899,5 +907,4 @@ def _nothing_taken(start: int, state: QuietState) -> ScanResult:
         state=state,
         done=array("q"),
         lost=[],
-        ahead_delta=([], []),
     )
