@@ -122,18 +122,31 @@ class NativeProcessTable(TableLookups):
 
     def to_state(self) -> list[list[Any]]:
         """A JSON-ready snapshot, row for row as ``ProcessTable.to_state``."""
+        # The daemon checkpoints every few seconds; the same command line recurs in
+        # many of the 4,096 rows, and decoding it was most of a snapshot's cost.
+        argv: dict[bytes, tuple[bytes, ...] | None] = {}
         return [
-            state_row(self._parent(entry), entry[7])
+            state_row(self._parent(entry, argv), entry[7])
             for entry in self.session.table_rows(STATE_ENTRIES)
         ]
 
-    def _parent(self, entry: RawEntry) -> Parent:
+    def _parent(
+        self, entry: RawEntry, decoded: dict[bytes, tuple[bytes, ...] | None] | None = None
+    ) -> Parent:
         pid, ppid, comm, comm_raw, exe, exe_raw, args, since, exec_id, source, extra = entry
+        if isinstance(args, bytes):
+            raw = args
+            if decoded is None:
+                args = self._decode(raw)
+            elif raw in decoded:
+                args = decoded[raw]
+            else:
+                args = decoded[raw] = self._decode(raw)
         return Parent(
             pid=pid,
             name=decode_untrusted(comm) if comm_raw and comm is not None else comm,
             executable=decode_untrusted(exe) if exe_raw and exe is not None else exe,
-            args=self._decode(args) if isinstance(args, bytes) else args,
+            args=args,
             source=source,
             exec_id=None if exec_id is None else EventId.from_str(exec_id),
             ppid=ppid,
