@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kexecwatch.core.linebuffer import Line, LineBuffer
+from kexecwatch.core.audit.linebuffer import Line, LineBuffer
 
 lines_strategy = st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"")), max_size=30)
 
