@@ -109,7 +109,8 @@ pub struct KwScanOut {
     pub ahead_added_rows: usize,
 }
 
-/// `kw_scan` flag: use the serials ahead kept from the last scan, not `ahead`.
+/// `kw_scan` flag: use the serials ahead kept from the last scan, changed by the
+/// `ahead_rows` ops of five i64 at `ahead` (Python's changes since), not rows.
 pub const SCAN_AHEAD_KEPT: u32 = 1;
 
 thread_local! {
@@ -525,7 +526,7 @@ pub unsafe extern "C" fn kw_clear_verdicts(handle: *mut Handle) -> c_int {
     })
 }
 
-/// Replace the inodes the interests know (absolute values).
+/// Replace the inodes the prefilters know (absolute values).
 ///
 /// # Safety
 /// A live handle; `inodes` valid for `count` u64 values.
@@ -573,10 +574,17 @@ pub unsafe extern "C" fn kw_scan(
             .first()
             .ok_or_else(|| argument("no scan state"))?;
         let quiet = if flags & SCAN_AHEAD_KEPT != 0 {
-            let kept = session
+            // `ahead` holds Python's changes since: (op, serial, sec, ms, seen) each.
+            let count = ahead_rows
+                .checked_mul(5)
+                .ok_or_else(|| argument("too many ahead ops"))?;
+            let ops = words(ahead, count)?;
+            let mut kept = session
                 .kept
                 .take()
                 .ok_or_else(|| argument("no serials ahead kept: no scan before"))?;
+            kept.apply_ops(ops)
+                .ok_or_else(|| argument("unknown op on the serials ahead"))?;
             kept.with_scalars(
                 state.present,
                 state.elapsed,

@@ -1,6 +1,6 @@
 //! The assembler's state for node `None` while it is quiet, and how a taken event
 //! moves it: `_Clock` (no pending jump) and `_GapTracker.observe`/`declare`/`_advance`
-//! of kexecwatch/core/assembler.py, for events that are plain progress.
+//! of kexecwatch/core/audit/assembler.py, for events that are plain progress.
 //!
 //! "Plain" (`Assembler._plain`): dated before year 10000 and within one window of the
 //! present. Only serials at or past the expected one are taken here (a serial behind
@@ -110,6 +110,23 @@ impl Quiet {
         self.last_time_ms = last_time_ms;
         self.done_ceiling = done_ceiling;
         self
+    }
+
+    /// Apply what Python changed in the serials ahead since the last scan: flat
+    /// `(op, serial, sec, ms, seen)`, op 0 a dict assignment (in place if present,
+    /// else last), 1 a deletion, 2 clearing them all. `None` for an unknown op.
+    pub fn apply_ops(&mut self, ops: &[i64]) -> Option<()> {
+        for op in ops.chunks_exact(5) {
+            match op[0] {
+                0 => self.insert_ahead(op[1], op[2], op[3], op[4]),
+                1 => {
+                    self.ahead.remove(&op[1]);
+                }
+                2 => self.ahead.clear(),
+                _ => return None,
+            }
+        }
+        Some(())
     }
 
     /// A mark of the serials ahead now, for [`Quiet::ahead_delta`] after a scan.
@@ -260,8 +277,17 @@ mod tests {
         gone.sort_unstable();
         assert_eq!(gone, vec![103, 105]);
         assert_eq!(added, vec![110, 10, 1, 1]);
-        let kept = q.clone().with_scalars(1, 2, 3, 4, 5);
+        let mut kept = q.clone().with_scalars(1, 2, 3, 4, 5);
         assert_eq!((kept.present, kept.expected, kept.ahead_len()), (1, 3, 1));
+        // Python's changes: 130 set, 110 set again in place, 130 deleted and set again.
+        let ops = [0, 130, 9, 0, 7, 0, 110, 9, 1, 8, 1, 130, 0, 0, 0, 0, 130, 9, 2, 9];
+        kept.apply_ops(&ops).expect("known ops");
+        let mut rows = Vec::new();
+        kept.ahead_rows(&mut rows);
+        assert_eq!(rows, vec![110, 9, 1, 8, 130, 9, 2, 9]);
+        assert!(kept.apply_ops(&[3, 0, 0, 0, 0]).is_none());
+        kept.apply_ops(&[2, 0, 0, 0, 0]).expect("known op");
+        assert_eq!(kept.ahead_len(), 0);
     }
 
     #[test]

@@ -13,7 +13,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from kexecwatch.core.nativescan import default_native
+from kexecwatch.core.scan.nativescan import default_native
 from tests.daemon.harness import RUNNER, RUNNING, Daemon, FakeAuditd
 
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -231,3 +231,32 @@ def test_log_level_and_no_builtin_rules_flags(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert "event=start" not in err and "level=info" not in err, err
     assert os.path.exists(tmp_path / "s" / "checkpoint.json")
+
+
+def test_a_log_written_a_record_at_a_time_is_read_in_batches(tmp_path: Path) -> None:
+    """auditd may append one record per write: 7 writes an exec event. The daemon reads
+    such a stream in batches (at most one read per 25 ms settle delay), every record
+    exactly once, and counts its reads in the status line (``reads=``)."""
+    log = tmp_path / "audit.log"
+    w = FakeAuditd(log)
+    w.emit()
+    d = Daemon(tmp_path, log)
+    t0 = time.monotonic()
+    events_written = 1
+    while time.monotonic() - t0 < 2.0:  # about 1,400 writes a second
+        for rec in w.event(kexec=events_written % 50 == 0):
+            w.write(rec)
+            time.sleep(0.0005)
+        events_written += 1
+    seconds = time.monotonic() - t0
+    d.wait_alerts(len(w.expected))
+    time.sleep(1.5)  # a status line after the last read
+    assert d.stop() == 0
+    lines = log_lines(d)
+    status = events(lines, "status")[-1]
+    assert int(status["lines"]) == 7 * events_written
+    assert len(d.alert_ids()) == len(set(d.alert_ids())) == len(w.expected)
+    # One read per settle delay while the writer runs, a few around it (start, the
+    # last lines, a slow machine falling behind pace).
+    assert 1 <= int(status["reads"]) <= seconds / 0.025 + 15, (status["reads"], seconds)
+    w.close()
