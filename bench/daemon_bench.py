@@ -5,6 +5,7 @@ Usage::
     python bench/daemon_bench.py                      # both scanners, the tests' fake auditd
     python bench/daemon_bench.py --feed mixed         # records from bench/generate.py's shape
     python bench/daemon_bench.py --scanner native --events 1000 --rate 2000
+    python bench/daemon_bench.py --only load --tick 0.001 --rounds 3  # a writer flushing every ms
 
 For each scanner (``KEXECWATCH_SCANNER=python`` and ``=native``), runs a real
 ``kexecwatch run`` on a temporary log and appends records to it as auditd does, then
@@ -20,10 +21,14 @@ rate counts exec events only.
 1. Alert latency: EVENTS alerting kexec events, one every 10 ms, each written in one
    ``write``; the time from the write to the alert's line on the daemon's stdout.
 2. Idle CPU: nothing written for IDLE seconds.
-3. CPU under load: RATE exec events a second for LOAD seconds, written every 0.1 s;
+3. CPU under load: RATE exec events a second for LOAD seconds, written every TICK
+   seconds (0.1 by default; 0.001 stands for auditd flushing a few records at a time);
    then one kexec event, whose alert says the daemon has caught up.
 4. RSS: HOUR exec events (an hour at 20 execs a second) written as fast as the daemon
    takes them, then the peak RSS (``VmHWM``).
+
+``--rounds N`` runs the scanners in turn N times (python, native, python, ...) and
+reports each figure's median round; ``--only`` picks figures.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -50,9 +56,16 @@ TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = {
     "latency": ("alert latency p99", "< 100 ms"),
     "idle": ("idle CPU", "< 0.5% of a core"),
-    "load": ("CPU at {rate:,} exec events/s", "<= 2% of a core"),
+    "load": ("CPU at {rate:,} exec events/s, a write every {tick:g} ms", "<= 2% of a core"),
     "rss": ("peak RSS after {hour:,} exec events", "< 64 MB"),
 }
+
+
+class Figure(NamedTuple):
+    """One measured figure: the text of the table, and the number its median is of."""
+
+    text: str
+    value: float
 
 
 def cpu_seconds(pid: int) -> float:
@@ -163,7 +176,7 @@ class Run:
         self.feed.close()
 
 
-def latency(run: Run, n: int) -> str:
+def latency(run: Run, n: int) -> Figure:
     written: dict[str, float] = {}
     for _ in range(n):
         data, aid = run.feed.kexec()
@@ -176,27 +189,26 @@ def latency(run: Run, n: int) -> str:
     lat = sorted((run.received[a] - t) * 1000 for a, t in written.items() if a in run.received)
     if not lat:
         print("latency: no alerts received")
-        return "no alert"
+        return Figure("no alert", float("inf"))
     p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     print(
         f"alert latency over {len(lat)}/{n} events: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
         "[p99 < 100 ms]"
     )
-    return f"p99 {p99:.1f} ms (p50 {p50:.1f} ms, {len(lat)}/{n} alerts)"
+    return Figure(f"p99 {p99:.1f} ms (p50 {p50:.1f} ms, {len(lat)}/{n} alerts)", p99)
 
 
-def idle_cpu(run: Run, seconds: float) -> str:
+def idle_cpu(run: Run, seconds: float) -> Figure:
     c0, t0 = cpu_seconds(run.proc.pid), time.monotonic()
     time.sleep(seconds)
     c1, t1 = cpu_seconds(run.proc.pid), time.monotonic()
     share = 100 * (c1 - c0) / (t1 - t0)
     print(f"idle CPU over {seconds:.0f} s: {share:.2f}% of a core [< 0.5%]")
-    return f"{share:.2f}%"
+    return Figure(f"{share:.2f}%", share)
 
 
-def load_cpu(run: Run, rate: int, seconds: float) -> str:
+def load_cpu(run: Run, rate: int, seconds: float, tick: float) -> Figure:
     c0, t0 = cpu_seconds(run.proc.pid), time.monotonic()
-    tick = 0.1
     for i in range(int(seconds / tick)):
         run.feed.write(run.feed.execs(int(rate * tick)))
         delay = t0 + (i + 1) * tick - time.monotonic()
@@ -208,12 +220,14 @@ def load_cpu(run: Run, rate: int, seconds: float) -> str:
     share = 100 * (c1 - c0) / (t1 - t0)
     per_event_ms = 1000 * (c1 - c0) / (rate * seconds)
     print(
-        f"CPU at {rate} exec events/s for {seconds:.0f} s: {share:.1f}% of a core over "
+        f"CPU at {rate} exec events/s for {seconds:.0f} s, a write every {tick * 1000:g} ms: "
+        f"{share:.1f}% of a core over "
         f"{t1 - t0:.1f} s (caught up {behind:.1f} s after the writer stopped); "
         f"{per_event_ms:.3f} ms CPU per exec event = {per_event_ms * rate / 10:.1f}% of a core "
         f"at {rate}/s [<= 2%]"
     )
-    return f"{per_event_ms * rate / 10:.1f}% ({per_event_ms * 1000:.0f} us an exec)"
+    share_at_rate = per_event_ms * rate / 10
+    return Figure(f"{share_at_rate:.1f}% ({per_event_ms * 1000:.0f} us an exec)", share_at_rate)
 
 
 def sentinel(run: Run, timeout: float = 900) -> None:
@@ -225,7 +239,7 @@ def sentinel(run: Run, timeout: float = 900) -> None:
         time.sleep(0.05)
 
 
-def hour_rss(run: Run, events: int) -> str:
+def hour_rss(run: Run, events: int) -> Figure:
     t0 = time.monotonic()
     for start in range(0, events, 1000):
         run.feed.write(run.feed.execs(min(1000, events - start)))
@@ -235,23 +249,32 @@ def hour_rss(run: Run, events: int) -> str:
         f"peak RSS after {events} exec events ({time.monotonic() - t0:.0f} s): "
         f"{rss:.1f} MB [< 64 MB]"
     )
-    return f"{rss:.1f} MB"
+    return Figure(f"{rss:.1f} MB", rss)
 
 
-def measure(scanner: str, args: argparse.Namespace) -> dict[str, str]:
+def measure(scanner: str, args: argparse.Namespace) -> dict[str, Figure]:
     print(f"\n== scanner {scanner}, feed {args.feed}")
-    steps: dict[str, Callable[[Run], str]] = {
+    steps: dict[str, Callable[[Run], Figure]] = {
         "latency": lambda run: latency(run, args.events),
         "idle": lambda run: idle_cpu(run, args.idle_seconds),
-        "load": lambda run: load_cpu(run, args.rate, args.load_seconds),
+        "load": lambda run: load_cpu(run, args.rate, args.load_seconds, args.tick),
         "rss": lambda run: hour_rss(run, args.hour_events),
     }
     with tempfile.TemporaryDirectory() as tmp:
         run = Run(Path(tmp), scanner, args.feed)
         try:
-            return {name: step(run) for name, step in steps.items()}
+            return {name: step(run) for name, step in steps.items() if name in args.only}
         finally:
             run.stop()
+
+
+def median_text(figures: list[Figure]) -> str:
+    """The median round's text (the lower middle one for an even count)."""
+    ranked = sorted(figures, key=lambda f: f.value)
+    middle = ranked[(len(ranked) - 1) // 2]
+    if len(ranked) == 1:
+        return middle.text
+    return f"{middle.text}, median of {len(ranked)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,6 +282,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=1000, help="kexec events for the latency")
     ap.add_argument("--rate", type=int, default=2000, help="exec events a second under load")
     ap.add_argument("--load-seconds", type=float, default=10.0)
+    ap.add_argument(
+        "--tick",
+        type=float,
+        default=0.1,
+        help="seconds between writes under load (default 0.1; 0.001: a write a millisecond)",
+    )
+    ap.add_argument(
+        "--only",
+        action="append",
+        choices=list(TARGETS),
+        help="measure only this figure (repeatable; default: all)",
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="rounds of every scanner in turn; medians"
+    )
     ap.add_argument("--idle-seconds", type=float, default=20.0)
     ap.add_argument(
         "--hour-events",
@@ -280,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         help="KEXECWATCH_SCANNER values (repeatable; default: each that runs)",
     )
     args = ap.parse_args(argv)
+    args.only = args.only or list(TARGETS)
+    if not 0.001 <= args.tick <= args.load_seconds or args.rounds < 1:
+        ap.error("--tick must be 0.001 to --load-seconds, --rounds at least 1")
     scanners = []
     for s in args.scanners or SCANNERS:
         problem = scanner_problem(s)
@@ -290,7 +331,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"daemon_bench.py: the {s} scanner is not measured: {problem}", file=sys.stderr)
     load = os.getloadavg()[0]
-    results = {s: measure(s, args) for s in scanners}
+    rounds: dict[str, list[dict[str, Figure]]] = {s: [] for s in scanners}
+    for _ in range(args.rounds):
+        for s in scanners:
+            rounds[s].append(measure(s, args))
     print(
         f"\nfeed {args.feed}; {os.cpu_count()} CPUs, load average {load:.1f} before, "
         f"{os.getloadavg()[0]:.1f} after (a shared machine: other work adds noise)\n"
@@ -298,8 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     print("| figure | " + " | ".join(scanners) + " | target |")
     print("|---|" + "---:|" * len(scanners) + "---|")
     for key, (title, target) in TARGETS.items():
-        name = title.format(rate=args.rate, hour=args.hour_events)
-        print(f"| {name} | " + " | ".join(results[s][key] for s in scanners) + f" | {target} |")
+        if key not in args.only:
+            continue
+        name = title.format(rate=args.rate, hour=args.hour_events, tick=args.tick * 1000)
+        cells = [median_text([r[key] for r in rounds[s]]) for s in scanners]
+        print(f"| {name} | " + " | ".join(cells) + f" | {target} |")
     return 0
 
 
