@@ -33,7 +33,8 @@ What each probe bounds:
 7. the auparse loop and ``ausearch`` exactly as ``bench/run.py`` runs them, and the full
    ``kexecwatch replay`` (default rules) with each scanner that runs
    (``KEXECWATCH_SCANNER=python`` and ``=native``).
-8. the native floor: reads of replay's own size (``kexecwatch.sources.CHUNK_SIZE``, 256 KiB:
+8. the native floor: reads of replay's own size
+   (``kexecwatch.adapters.sources.CHUNK_SIZE``, 256 KiB:
    larger fresh ``bytes`` cost more in page faults and copies than they save in calls)
    handed to the native library through its ctypes binding
    (``kexecwatch.native.binding``), which splits lines, recognises whole events, tracks
@@ -87,7 +88,7 @@ from bench.run import (
     scanner_problem,
     timed,
 )
-from kexecwatch.sources import CHUNK_SIZE
+from kexecwatch.adapters.sources import CHUNK_SIZE
 
 # Occurrences of sys.argv[2] in 8 MiB reads: the read floor (newlines) and the prefilter.
 COUNT_IN_CHUNKS = """
@@ -138,14 +139,14 @@ print(n)
 
 # The native floor: read, native scan and table, through the binding; no rule, no Python
 # parse (a handed-back line is skipped). Reads sys.argv[2] bytes at a time (replay's
-# CHUNK_SIZE, passed in: importing kexecwatch.sources would time gzip's import too).
+# CHUNK_SIZE, passed in: importing kexecwatch.adapters.sources would time gzip's import too).
 # Prints events taken, then lines handed back.
 NATIVE_FLOOR = r"""
 import sys
-from kexecwatch.core.msgtypes import TYPE_NUMBERS, is_daemon_record, is_single_record
-from kexecwatch.core.proctable import DEFAULT_MAX_ARGS_BYTES, DEFAULT_MAX_ENTRIES
-from kexecwatch.core.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS, syscall_name
-from kexecwatch.core.telemetry import TELEMETRY_TYPES
+from kexecwatch.core.audit.msgtypes import TYPE_NUMBERS, is_daemon_record, is_single_record
+from kexecwatch.core.process.table import DEFAULT_MAX_ARGS_BYTES, DEFAULT_MAX_ENTRIES
+from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS, syscall_name
+from kexecwatch.core.audit.msgtypes import TELEMETRY_TYPES
 from kexecwatch.native.binding import QuietState, load
 
 # The table's types and the common user-space ones (unknown names are single records).

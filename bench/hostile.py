@@ -2,7 +2,8 @@
 
 Each case runs in its own interpreter (``kexecwatch replay`` on a generated file, or a rule
 evaluated on one document) and prints wall time and peak RSS. The figures are for the
-README; the tests (``tests/test_bounded_cost.py``, ``tests/core/rule/test_linear_patterns.py``)
+README; the tests (``tests/test_bounded_cost.py``,
+``tests/core/detect/rule/test_linear_patterns.py``)
 only hold the complexity class, under timeouts.
 
     .venv/bin/python bench/hostile.py [--case NAME ...]
@@ -115,7 +116,7 @@ def main() -> None:
             if wanted and name not in wanted:
                 continue
             code_text = (
-                "from kexecwatch.core.rule import compile_query\n"
+                "from kexecwatch.core.detect.rule import compile_query\n"
                 f"q = compile_query('process where ' + {condition!r})\n"
                 f"v = {value}\n"
                 "q.matches({'event': {'category': ['process']},"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.generate import Generator
-from kexecwatch.core.detector import Detector
+from kexecwatch.core.detect.detector import Detector
 from kexecwatch.rules import load_builtin_rules
 
 

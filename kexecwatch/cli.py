@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from kexecwatch import __version__
+from kexecwatch.adapters.sources import DEFAULT_LOG_DIR
 from kexecwatch.errors import InputError, KexecwatchError
 from kexecwatch.native.choice import ScannerChoice, install, scanner_text
 from kexecwatch.options import (
@@ -25,11 +26,10 @@ from kexecwatch.options import (
     load_rules,
     missing_subcommand,
 )
-from kexecwatch.sources import DEFAULT_LOG_DIR
 from kexecwatch.textio import stderr_text
 
 if TYPE_CHECKING:
-    from kexecwatch.core.detector import DetectorOptions, Stats
+    from kexecwatch.core import DetectorOptions, Stats
 
 __all__ = ["build_parser", "main"]
 
@@ -94,7 +94,7 @@ def _command_in(argv: Sequence[str]) -> str | None:
 
 
 def _configure_replay(replay: argparse.ArgumentParser) -> None:
-    from kexecwatch.core.assembler import DEFAULT_WINDOW_MS
+    from kexecwatch.core import DEFAULT_WINDOW_MS
 
     replay.description = (
         "Replay audit logs (regular files, - for standard input, gzip files, or a "
@@ -151,7 +151,7 @@ def _configure_replay(replay: argparse.ArgumentParser) -> None:
 
 
 def _configure_run(run: argparse.ArgumentParser) -> None:
-    from kexecwatch.adapters.config import add_run_arguments
+    from kexecwatch.adapters.daemon.config import add_run_arguments
 
     run.description = (
         "Follow audit.log through rotation, restarts and crashes; exit 0 on "
@@ -174,7 +174,7 @@ def _configure_doctor(doctor: argparse.ArgumentParser) -> None:
 
 
 def _configure_live(live: argparse.ArgumentParser) -> None:
-    from kexecwatch.adapters.liveview import add_live_arguments, live_command
+    from kexecwatch.adapters.live.view import add_live_arguments, live_command
 
     live.description = (
         "Follow an audit log (default /var/log/audit/audit.log) or replay recorded logs "
@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_command(args: argparse.Namespace) -> int:
     # The daemon's modules (file watching, outputs) load only when it runs.
-    from kexecwatch.adapters.daemon import run_command
+    from kexecwatch.adapters.daemon.run import run_command
 
     return run_command(args)
 
@@ -267,10 +267,10 @@ def _replay_command(args: argparse.Namespace) -> int:
     import gc
     import os
 
-    from kexecwatch.core.detector import DetectorOptions
+    from kexecwatch.adapters.replay import replay, summary
+    from kexecwatch.adapters.sources import expand_paths
+    from kexecwatch.core import DetectorOptions
     from kexecwatch.hostid import check_host_id
-    from kexecwatch.replay import replay, summary
-    from kexecwatch.sources import expand_paths
     from kexecwatch.testhooks import fault_marker
 
     since, until = _time_window(args.since, args.until)
@@ -359,7 +359,7 @@ def _exit_code(args: argparse.Namespace, stats: Sequence[Stats]) -> int:
 def _replay_per_host(args: argparse.Namespace, options: DetectorOptions, err: TextIO) -> int:
     import time
 
-    from kexecwatch.perhost import RuleChoice, plan_hosts, replay_hosts, report
+    from kexecwatch.adapters.perhost import RuleChoice, plan_hosts, replay_hosts, report
 
     if not args.paths:
         raise InputError("--per-host needs PATH arguments, one per host")

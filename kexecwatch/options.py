@@ -12,12 +12,11 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from kexecwatch.core.process import EVENTS_AS
-from kexecwatch.core.textsafe import escape_text
+from kexecwatch.core import EVENTS_AS, escape_text
 from kexecwatch.textio import stderr_text
 
 if TYPE_CHECKING:
-    from kexecwatch.core.detector import DetectionRule
+    from kexecwatch.core import DetectionRule
 
 __all__ = [
     "EXIT_ALERTS",

@@ -3,7 +3,7 @@
 For every rule file under the paths (files, or directories read as ``--rule DIR`` reads
 them): whether it is for Linux and in a language kexecwatch runs, whether it loads, and
 whether it can fire on kexecwatch's process events, with the exact reasons when not
-(:mod:`kexecwatch.core.rule.coverage`). Then the counts. This report is how coverage of a
+(:mod:`kexecwatch.core.detect.rule.coverage`). Then the counts. This report is how coverage of a
 detection-rules checkout is measured.
 """
 
@@ -16,10 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from kexecwatch.core import jsontext
-from kexecwatch.core.rule.coverage import Blocker, coverage
-from kexecwatch.core.rule.ruleset import load_parsed_rule, parse_toml
-from kexecwatch.core.textsafe import escape_text
+from kexecwatch.core import Blocker, coverage, escape_text, jsontext, load_parsed_rule, parse_toml
 from kexecwatch.errors import RuleError
 from kexecwatch.rules.source import (
     SKIP_KINDS,

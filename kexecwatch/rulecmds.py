@@ -3,7 +3,7 @@
 ``check-rule`` checks every file it is given and reports every problem of each (errors,
 then warnings), one result per file, in text or as one JSON document. ``rules list`` shows
 the built-in rules and what each needs from the audit rules, derived from the rules' own
-interests and the shipped audit rules' syscalls and keys. ``rules check`` reports what
+prefilters and the shipped audit rules' syscalls and keys. ``rules check`` reports what
 kexecwatch can do with a rule set (:mod:`kexecwatch.rulecheck`). ``audit-rules`` prints those
 audit rules, so a pip install can write ``/etc/audit/rules.d/kexecwatch.rules``.
 """
@@ -15,11 +15,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-from kexecwatch.core import jsontext
-from kexecwatch.core.auditctl import AuditRule
-from kexecwatch.core.rule import Rule
-from kexecwatch.core.rule.ruleset import RuleCheck, check_rule
-from kexecwatch.core.textsafe import escape_text
+from kexecwatch.core import AuditRule, Rule, RuleCheck, check_rule, escape_text, jsontext
 from kexecwatch.errors import RuleError, SourceLocation
 from kexecwatch.options import EXIT_ERROR, EXIT_OK, missing_subcommand
 from kexecwatch.rules import RULESETS, read_rule_file
@@ -208,7 +204,7 @@ def _problem_dict(problem: RuleError) -> dict[str, Any]:
 
 def _rules_list_command(args: argparse.Namespace) -> int:
     from kexecwatch.auditrules import read_audit_rules
-    from kexecwatch.core.auditctl import parse_rules
+    from kexecwatch.core import parse_rules
     from kexecwatch.rules import UPSTREAM_RULE_FILES, load_builtin_rules
 
     shipped = parse_rules(read_audit_rules())  # once: every rule's needs are read from them
@@ -245,8 +241,7 @@ def _rules_list_command(args: argparse.Namespace) -> int:
 
 def _needs(rule: object, shipped: Sequence[AuditRule]) -> list[dict[str, Any]]:
     """What ``rule`` needs from the ``shipped`` audit rules: their keys, or auditd itself."""
-    from kexecwatch.core.interest import interests_of
-    from kexecwatch.core.syscalls import EXEC_SYSCALLS
+    from kexecwatch.core import EXEC_SYSCALLS, prefilters_of
 
     needs: list[dict[str, Any]] = []
     if getattr(rule, "applies_to", "process") == "telemetry":
@@ -257,10 +252,10 @@ def _needs(rule: object, shipped: Sequence[AuditRule]) -> list[dict[str, Any]]:
                 "text": "no audit rule: auditd writes CONFIG_CHANGE and DAEMON_* records itself",
             }
         )
-    for interest in interests_of(rule):
-        if interest.record_types is not None and interest.syscalls is None:
+    for prefilter in prefilters_of(rule):
+        if prefilter.record_types is not None and prefilter.syscalls is None:
             continue  # record types only: the telemetry need above
-        wanted = interest.syscalls
+        wanted = prefilter.syscalls
         for key in _keys_for(shipped, wanted):
             calls = sorted(
                 s
@@ -271,7 +266,7 @@ def _needs(rule: object, shipped: Sequence[AuditRule]) -> list[dict[str, Any]]:
             )
             what = ", ".join(dict.fromkeys(calls))
             if EXEC_SYSCALLS & set(calls):
-                names = sorted(n.decode("utf-8", "replace") for n in interest.comms or ())
+                names = sorted(n.decode("utf-8", "replace") for n in prefilter.comms or ())
                 what += f" of {', '.join(names)}" if names else " of any program"
             need = {"key": key, "syscalls": list(dict.fromkeys(calls)), "text": f"{key} ({what})"}
             if need not in needs:

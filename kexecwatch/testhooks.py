@@ -1,7 +1,7 @@
 """Explicit test hooks, read from the environment by the shells (never by the core).
 
 ``KEXECWATCH_TEST_FAULT=TEXT``: handling any event whose records contain ``TEXT`` raises
-:class:`~kexecwatch.core.detector.InjectedFault`, so that tests drive the isolation of
+:class:`~kexecwatch.core.detect.detector.InjectedFault`, so that tests drive the isolation of
 one bad event through a real ``replay`` or ``run`` process (README, "One bad event").
 Unset, as in production, it changes nothing.
 """

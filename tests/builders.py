@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kexecwatch.core.detector import Detector
+from kexecwatch.core.detect.detector import Detector
 
 
 def exec_lines(

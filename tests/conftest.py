@@ -59,7 +59,7 @@ def udp_server() -> Iterator[socket.socket]:
 def _caplog_as_the_daemon_writes(request: pytest.FixtureRequest) -> None:
     """``caplog.text`` shows records as the daemon's stderr does (logfmt, with fields)."""
     if "caplog" in request.fixturenames:
-        from kexecwatch.adapters.daemonlog import LogFormatter
+        from kexecwatch.adapters.daemon.daemonlog import LogFormatter
 
         caplog: pytest.LogCaptureFixture = request.getfixturevalue("caplog")
         caplog.handler.setFormatter(LogFormatter())

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from bench.generate import SHAPES, Generator, generate
-from kexecwatch.core.assembler import EventsLost
-from kexecwatch.core.detector import Detector
-from tests.test_fast_path import ALL_RULES, BUILTIN, assert_same, run
+from kexecwatch.core.audit.assembler import EventsLost
+from kexecwatch.core.detect.detector import Detector
+from tests.core.scan.test_fast_path import ALL_RULES, BUILTIN, assert_same, run
 
 ROOT = Path(__file__).resolve().parent.parent
 _ID = re.compile(r"^type=(\S+) msg=audit\(([0-9.]+:[0-9]+)\): ?(.*)$", re.DOTALL)

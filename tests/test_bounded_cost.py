@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kexecwatch.core.assembler import MAX_NODES
+from kexecwatch.core.audit.assembler import MAX_NODES
 from tests.builders import exec_lines, join
 
 MEMORY_LIMIT = 1 << 30

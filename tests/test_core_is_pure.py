@@ -79,22 +79,22 @@ def test_the_shell_check_would_catch_an_offender(tmp_path: Path) -> None:
     probe.parent.mkdir(parents=True)
     probe.write_text(
         "from kexecwatch.cli import main\n"
-        "from kexecwatch.core.record import parse_record\n"
+        "from kexecwatch.core.audit.record import parse_record\n"
         "from kexecwatch.errors import InputError\n"
         "from . import sibling\n"
         "def later():\n"
-        "    import kexecwatch.adapters.procfs\n"
+        "    import kexecwatch.adapters.daemon.procfs\n"
         "    from ...native import binding\n"
         "    from kexecwatch import options\n"
     )
     found = own_imports(probe, root=tmp_path)
     assert sorted(m for m in found if not is_allowed_own(m)) == [
         "kexecwatch",
-        "kexecwatch.adapters.procfs",
+        "kexecwatch.adapters.daemon.procfs",
         "kexecwatch.cli",
         "kexecwatch.native",
     ]
-    assert {"kexecwatch.core.stage", "kexecwatch.core.record", "kexecwatch.errors"} <= found
+    assert {"kexecwatch.core.stage", "kexecwatch.core.audit.record", "kexecwatch.errors"} <= found
 
 
 def test_core_modules_import_no_io() -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kexecwatch.core.detector import Detector, DetectorOptions
-from kexecwatch.core.process import ProcessEvent
-from kexecwatch.core.record import ParseIssue
+from kexecwatch.core.audit.record import ParseIssue
+from kexecwatch.core.detect.detector import Detector, DetectorOptions
+from kexecwatch.core.process.events import ProcessEvent
 from kexecwatch.rules import load_builtin_rules
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"

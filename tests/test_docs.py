@@ -87,7 +87,7 @@ def test_rule_commands_document_their_flags() -> None:
 
 
 def test_readme_field_table_lists_every_field_a_rule_can_read() -> None:
-    from kexecwatch.core.docfields import process_fields
+    from kexecwatch.core.process.docfields import process_fields
 
     table = readme_section("### The fields of a process event")
     documented = set(re.findall(r"`([@a-z_.0-9]+)`", table))
@@ -131,7 +131,7 @@ def test_one_event_window_option_in_replay_run_and_live() -> None:
 
 
 def test_readme_and_help_give_replay_default_path() -> None:
-    from kexecwatch.sources import DEFAULT_LOG_DIR
+    from kexecwatch.adapters.sources import DEFAULT_LOG_DIR
 
     section = readme_section("### `kexecwatch replay")
     assert f"`{DEFAULT_LOG_DIR}`" in section

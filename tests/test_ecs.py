@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kexecwatch.core.docfields import process_fields
+from kexecwatch.core.process.docfields import process_fields
 from tests import ecs
 
 ROOT = Path(__file__).resolve().parent.parent

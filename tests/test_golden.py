@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from kexecwatch.core.alerts import Alert, AlertsSuppressed
-from kexecwatch.core.assembler import Assembler, AuditEvent, EventsLost
-from kexecwatch.core.detector import Detector, DetectorOptions
-from kexecwatch.core.process import ProcessEvent
-from kexecwatch.core.record import AuditRecord, ParseIssue, parse_record
+from kexecwatch.core.audit.assembler import Assembler, AuditEvent, EventsLost
+from kexecwatch.core.audit.record import AuditRecord, ParseIssue, parse_record
+from kexecwatch.core.detect.alerts import Alert, AlertsSuppressed
+from kexecwatch.core.detect.detector import Detector, DetectorOptions
+from kexecwatch.core.process.events import ProcessEvent
 from kexecwatch.rules import load_builtin_rules
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,10 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from kexecwatch.adapters.liveview_render import render_dashboard
-from kexecwatch.adapters.liveview_state import AlertRow, DashboardState, ProcessSummary
-from kexecwatch.core import jsontext
-from kexecwatch.core.alerts import to_json_line
+from kexecwatch.adapters.live.render import render_dashboard
+from kexecwatch.adapters.live.state import AlertRow, DashboardState, ProcessSummary
+from kexecwatch.core.detect.alerts import to_json_line
+from kexecwatch.core.text import jsontext
 from tests.builders import exec_lines, join
 
 BREAKS = "a\u0085b\u2028c\u2029d"

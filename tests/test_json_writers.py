@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kexecwatch.core import jsontext
+from kexecwatch.core.text import jsontext
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = sorted((ROOT / "fixtures" / "golden").rglob("*.jsonl"))

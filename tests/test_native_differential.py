@@ -25,12 +25,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.generate import SHAPES, Generator
-from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions
-from kexecwatch.core.nativeapi import NativeLib
+from kexecwatch.core.audit.nativeapi import NativeLib
+from kexecwatch.core.detect.detector import DetectionRule, Detector, DetectorOptions
 from kexecwatch.rules import load_builtin_rules
 from tests.builders import exec_lines, feed_in_pieces, join
-from tests.core.test_detector import fingerprint
-from tests.core.test_fast_pair import eoe_log, reference_lines
+from tests.core.detect.test_detector import fingerprint
+from tests.core.scan.test_fast_pair import eoe_log, reference_lines
 from tests.nativelib import native_lib
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 
 from bench.generate import Generator
-from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, EventError
-from kexecwatch.core.linebuffer import Region
-from kexecwatch.core.nativeapi import NativeLib, NativeSession, QuietState, ScanResult
-from kexecwatch.core.nativescan import NativeScanner
-from kexecwatch.core.proctable import LiveProcess
-from kexecwatch.core.scanner import PythonScanner
+from kexecwatch.core.audit.linebuffer import Region
+from kexecwatch.core.audit.nativeapi import NativeLib, NativeSession, QuietState, ScanResult
+from kexecwatch.core.detect.detector import DetectionRule, Detector, DetectorOptions, EventError
+from kexecwatch.core.process.table import LiveProcess
+from kexecwatch.core.scan.nativescan import NativeScanner
+from kexecwatch.core.scan.scanner import PythonScanner
 from kexecwatch.rules import load_builtin_rules
 from tests.builders import feed_in_pieces
-from tests.core.test_detector import fingerprint
+from tests.core.detect.test_detector import fingerprint
 from tests.nativelib import native_lib
 
 ALL_RULES = load_builtin_rules("all")

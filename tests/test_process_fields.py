@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from kexecwatch.core.alerts import Alert
-from kexecwatch.core.detector import Detector, DetectorOptions
-from kexecwatch.core.identity import entity_id, extra_of, tty_device, tty_name
-from kexecwatch.core.process import ProcessEvent
-from kexecwatch.core.proctable import LiveProcess, ProcessTable
+from kexecwatch.core.detect.alerts import Alert
+from kexecwatch.core.detect.detector import Detector, DetectorOptions
+from kexecwatch.core.process.events import ProcessEvent
+from kexecwatch.core.process.identity import entity_id, extra_of, tty_device, tty_name
+from kexecwatch.core.process.table import LiveProcess, ProcessTable
 from kexecwatch.rules import load_builtin_rules
 from tests.builders import exec_lines, join
 

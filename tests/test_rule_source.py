@@ -143,7 +143,7 @@ def test_a_directory_without_a_runnable_rule_is_an_error(tmp_path: Path, what: s
 
 
 def test_the_config_key_rules_takes_directories(tmp_path: Path) -> None:
-    from kexecwatch.adapters.config import load_config
+    from kexecwatch.adapters.daemon.config import load_config
 
     rules = checkout(tmp_path, lock={V7_ID: {"version": 11}})
     config = tmp_path / "kexecwatch.toml"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kexecwatch.core.rule import compile_query
-from kexecwatch.core.rule.coverage import Coverage, coverage
+from kexecwatch.core.detect.rule import compile_query
+from kexecwatch.core.detect.rule.coverage import Coverage, coverage
 from tests.test_check_rule import rule_file
 from tests.test_cli import kexecwatch
 from tests.test_rule_source import SNAPSHOT, checkout, needs_snapshot

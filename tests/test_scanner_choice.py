@@ -9,10 +9,10 @@ import sys
 import pytest
 
 from kexecwatch import cli
-from kexecwatch.core.detector import Detector
-from kexecwatch.core.hostfacts import Facts
-from kexecwatch.core.nativescan import default_native
-from kexecwatch.core.posture import assess
+from kexecwatch.core.detect.detector import Detector
+from kexecwatch.core.doctor.hostfacts import Facts
+from kexecwatch.core.doctor.posture import assess
+from kexecwatch.core.scan.nativescan import default_native
 from kexecwatch.errors import ConfigError
 from kexecwatch.native import NativeUnavailable, choice
 from kexecwatch.native.choice import ScannerChoice, choose, install
@@ -76,7 +76,7 @@ def test_forced_native_without_the_library_is_one_line_and_exit_2(
     try:
         assert cli.main(["replay", "-"]) == 2
     finally:
-        from kexecwatch.core.nativescan import set_default_native
+        from kexecwatch.core.scan.nativescan import set_default_native
 
         set_default_native(before)
     err = capsys.readouterr().err
@@ -97,7 +97,7 @@ def test_install_sets_every_new_detectors_scanner() -> None:
         assert Detector([], host_name="h").scanner_name == "python"
         assert default_native() is None
     finally:
-        from kexecwatch.core.nativescan import set_default_native
+        from kexecwatch.core.scan.nativescan import set_default_native
 
         set_default_native(before)
 

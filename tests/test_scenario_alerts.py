@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from kexecwatch.core.alerts import Alert
-from kexecwatch.core.detector import Detector
+from kexecwatch.core.detect.alerts import Alert
+from kexecwatch.core.detect.detector import Detector
 from kexecwatch.rules import load_builtin_rules
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kexecwatch.core.alerts import Alert
-from kexecwatch.core.detector import Detector
+from kexecwatch.core.detect.alerts import Alert
+from kexecwatch.core.detect.detector import Detector
 from kexecwatch.rules import load_builtin_rules
 from tools.scenarios import load_manifest
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kexecwatch.core.alerts import Alert, to_json_line
-from kexecwatch.core.detector import Detector, DetectorOptions
-from kexecwatch.core.process import ProcessEvent
+from kexecwatch.core.detect.alerts import Alert, to_json_line
+from kexecwatch.core.detect.detector import Detector, DetectorOptions
+from kexecwatch.core.process.events import ProcessEvent
 from kexecwatch.rules import load_builtin_rules
 from tests.builders import feed_in_pieces
 

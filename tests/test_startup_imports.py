@@ -17,8 +17,11 @@ from types import ModuleType
 from typing import Any
 
 from kexecwatch import rulecmds
-from kexecwatch.adapters import config, daemon, doctor, liveview, sinks
-from kexecwatch.core.rule import sequence_state
+from kexecwatch.adapters import doctor
+from kexecwatch.adapters.daemon import config, sinks
+from kexecwatch.adapters.daemon import run as daemon
+from kexecwatch.adapters.live import view as liveview
+from kexecwatch.core.detect.rule import sequence_state
 from tests.builders import exec_lines, join
 from tests.daemon.test_sequence_checkpoint import sequence_rule
 

@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import IO
 
 from kexecwatch.errors import KexecwatchError
-from tools.auditlab_parts import GUARDIAN_SOURCE, LogFormat, conf_text
+from tools.auditlab_files import GUARDIAN_SOURCE, LogFormat, conf_text
 
 __all__ = [
     "AUDITCTL",

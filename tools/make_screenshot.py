@@ -20,11 +20,11 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kexecwatch.adapters.liveview_feeds import ReplayFeed  # noqa: E402
-from kexecwatch.adapters.liveview_render import render_dashboard  # noqa: E402
-from kexecwatch.adapters.liveview_state import LiveModel  # noqa: E402
+from kexecwatch.adapters.live.feeds import ReplayFeed  # noqa: E402
+from kexecwatch.adapters.live.render import render_dashboard  # noqa: E402
+from kexecwatch.adapters.live.state import LiveModel  # noqa: E402
+from kexecwatch.adapters.sources import expand_paths  # noqa: E402
 from kexecwatch.rules import load_builtin_rules  # noqa: E402
-from kexecwatch.sources import expand_paths  # noqa: E402
 
 DEFAULT_FIXTURES = ["fixtures/audit/enriched/all-scenarios.log"]
 WIDTH, HEIGHT = 100, 46

@@ -1,6 +1,6 @@
 """``kexecwatch doctor``: collect facts about this host and print the posture report.
 
-This is the I/O shell around :mod:`kexecwatch.core.posture`: it runs ``auditctl``, reads
+This is the I/O shell around :mod:`kexecwatch.core.doctor.posture`: it runs ``auditctl``, reads
 ``/proc``, ``/sys``, ``auditd.conf``, the audit log's modes and the daemon's checkpoint,
 then prints one line per check. Nothing here changes the host.
 """
@@ -18,15 +18,24 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from kexecwatch.adapters.config import bounded_number
-from kexecwatch.adapters.statefiles import read_private
-from kexecwatch.core.auditctl import parse_auditd_conf, parse_status
-from kexecwatch.core.hostfacts import CheckpointFacts, Facts, FileFacts, ServiceFacts, UserFacts
-from kexecwatch.core.posture import Report, Status, assess
-from kexecwatch.core.textsafe import escape_text
+from kexecwatch.adapters.daemon.config import bounded_number
+from kexecwatch.adapters.daemon.statefiles import read_private
+from kexecwatch.adapters.sources import read_regular_file
+from kexecwatch.core import (
+    CheckpointFacts,
+    Facts,
+    FileFacts,
+    Report,
+    ServiceFacts,
+    Status,
+    UserFacts,
+    assess,
+    escape_text,
+    parse_auditd_conf,
+    parse_status,
+)
 from kexecwatch.errors import InputError
 from kexecwatch.native.choice import scanner_text
-from kexecwatch.sources import read_regular_file
 
 __all__ = ["add_doctor_arguments", "collect_facts", "doctor_command", "render_text"]
 

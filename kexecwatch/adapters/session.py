@@ -1,7 +1,7 @@
 """One detection session for ``run``, ``live`` and ``replay``: source in, session, sinks out.
 
 Theory of operation: a :class:`Session` owns the
-:class:`~kexecwatch.core.detector.Detector`, the live ``/proc`` lookup (when following
+:class:`~kexecwatch.core.detect.detector.Detector`, the live ``/proc`` lookup (when following
 the running system's log) and the idle clock. A shell hands it bytes (:meth:`Session.feed`)
 or the follower's outputs (:meth:`Session.follow`) and passes what comes back to
 :meth:`Session.deliver`, which turns each detector output into its document or its words
@@ -11,7 +11,7 @@ output into words once, for the daemon's log and the live view's status line ali
 Rule 1: idle means expire, once per quiet spell: when the log has been quiet for one
 event window of the shell's clock, and the follower is not in the middle of a line (the
 writer is then mid-record, not idle), the events still waiting are aged by that quiet
-time (:meth:`~kexecwatch.core.detector.Detector.expire_idle`; README, "Time policy").
+time (:meth:`~kexecwatch.core.detect.detector.Detector.expire_idle`; README, "Time policy").
 Rule 2: the session reads no clock; the shells pass their monotonic time in.
 """
 
@@ -22,18 +22,26 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kexecwatch.core.alerts import Alert, AlertsSuppressed
-from kexecwatch.core.assembler import EventsLost
-from kexecwatch.core.detector import DetectionRule, Detector, DetectorOptions, Output, Verdict
-from kexecwatch.core.process import ProcessEvent
-from kexecwatch.core.proctable import LiveProcess
-from kexecwatch.core.record import ParseIssue, TimeJump
+from kexecwatch.core import (
+    Alert,
+    AlertsSuppressed,
+    DetectionRule,
+    Detector,
+    DetectorOptions,
+    EventsLost,
+    LiveProcess,
+    Output,
+    ParseIssue,
+    ProcessEvent,
+    TimeJump,
+    Verdict,
+)
 
 if TYPE_CHECKING:
     # Only following needs these: replay does not pay for importing them.
-    from kexecwatch.adapters.follower import FollowerOutput
-    from kexecwatch.adapters.logfiles import FileIdentity
-    from kexecwatch.adapters.procfs import ProcFs, ProcInfo
+    from kexecwatch.adapters.daemon.follower import FollowerOutput
+    from kexecwatch.adapters.daemon.logfiles import FileIdentity
+    from kexecwatch.adapters.daemon.procfs import ProcFs, ProcInfo
 
 __all__ = ["Diagnostic", "Notice", "OutputSink", "Session", "notice", "where_fields"]
 
@@ -81,7 +89,7 @@ class Session:
     ) -> None:
         self._procfs: ProcFs | None = None
         if live:
-            from kexecwatch.adapters.procfs import ProcFs
+            from kexecwatch.adapters.daemon.procfs import ProcFs
 
             try:
                 self._procfs = ProcFs()
@@ -130,7 +138,7 @@ class Session:
         """What the detector makes of one follower output: lines are fed, a file switch
         starts ``source`` (by default the file's path) as the detector's source, and a
         checkpointed file lost to rotation is a telemetry event for the rules."""
-        from kexecwatch.adapters.follower import Gap, Lines, Switched
+        from kexecwatch.adapters.daemon.follower import Gap, Lines, Switched
 
         if isinstance(item, Lines):
             return self.feed(item.data, now)
@@ -201,7 +209,7 @@ def where_fields(path: str, identity: FileIdentity, offset: int) -> dict[str, An
 
 def notice(item: FollowerOutput) -> Notice | None:
     """What the operator hears of a follower output (``None`` for lines)."""
-    from kexecwatch.adapters.follower import DroppedTail, Gap, Switched, Unreadable
+    from kexecwatch.adapters.daemon.follower import DroppedTail, Gap, Switched, Unreadable
 
     if isinstance(item, Switched):
         text = None if item.reason == "opened" else f"{item.reason}: now reading {item.path}"

@@ -1,11 +1,11 @@
 """The ctypes binding of ``libkexecwatch_native.so`` (the Rust crate in ``native/``).
 
 Theory of operation: the library keeps, per :class:`NativeSession`, one detector's
-process table (the rules of :mod:`kexecwatch.core.proctable`, stated there once) and
+process table (the rules of :mod:`kexecwatch.core.process.table`, stated there once) and
 its verdict cache, and scans stretches of the audit log where the Python assembler is
 quiet, taking only the events whose effect it reproduces exactly and handing the rest
 back (:meth:`NativeSession.scan`). The values it exchanges (``QuietState``,
-``ScanResult``, ``RawEntry``) are those of :mod:`kexecwatch.core.nativeapi`, whose
+``ScanResult``, ``RawEntry``) are those of :mod:`kexecwatch.core.audit.nativeapi`, whose
 Protocols this module implements. It turns Python values into the C ABI's
 and back: table entries travel in a small wire form (``native/src/entry.rs``), scan
 results come back in buffers the session owns, copied here before the next call.
@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final
 
-from kexecwatch.core.nativeapi import (
+from kexecwatch.core import (
     STOP_END,
     STOP_HANDBACK,
     STOP_LIVE,
@@ -480,10 +480,10 @@ def _rows(address: int | None, rows: int, width: int) -> array[int]:
 class NativeSession:
     """One detector's native state: its process table, verdicts, inodes, and scans.
 
-    The table keeps :class:`~kexecwatch.core.proctable.ProcessTable`'s rules exactly (LRU
+    The table keeps :class:`~kexecwatch.core.process.table.ProcessTable`'s rules exactly (LRU
     order with parents kept fresh, two previous entries of history, ``max_entries``,
     ``max_args_bytes`` counted as ``_size()`` does, the lateness walk, the unreadable FIFO
-    of 4096): stated once in :mod:`kexecwatch.core.proctable`, implemented natively in
+    of 4096): stated once in :mod:`kexecwatch.core.process.table`, implemented natively in
     ``native/src/table.rs``.
 
     Made by :meth:`NativeLib.new_session`. Calls are serialised by a lock; results
@@ -652,12 +652,12 @@ class NativeSession:
             self._call("kw_set_verdict", key, len(key), code)
 
     def clear_verdicts(self) -> None:
-        """Forget every verdict (rules or interests changed)."""
+        """Forget every verdict (rules or prefilters changed)."""
         with self._lock:
             self._call("kw_clear_verdicts")
 
     def set_inodes(self, inodes: Iterable[int]) -> None:
-        """The union of every interest's ``path_items`` inodes.
+        """The union of every prefilter's ``path_items`` inodes.
 
         An inode beyond 64 bits is left out: a log value that large always hands
         its run back anyway.
@@ -671,7 +671,7 @@ class NativeSession:
 
     def done_keep(self, on: bool) -> None:
         """Whether scans keep the rows of the events they take (``ScanResult.done_kept``)
-        for :class:`~kexecwatch.core.nativeapi.DoneStore`'s calls; off empties the store."""
+        for :class:`~kexecwatch.core.audit.nativeapi.DoneStore`'s calls; off empties the store."""
         with self._lock:
             self._call("kw_done_keep", 1 if on else 0)
 

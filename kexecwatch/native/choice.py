@@ -3,8 +3,8 @@
 A shell: it reads the environment and loads the library. :func:`install` is called once
 at start by the command line (every subcommand, and each ``--per-host`` worker process)
 and by ``tests/conftest.py``: it makes the chosen library the process-wide default of
-every :class:`~kexecwatch.core.detector.Detector`
-(:func:`~kexecwatch.core.nativescan.set_default_native`).
+every :class:`~kexecwatch.core.detect.detector.Detector`
+(:func:`~kexecwatch.core.scan.nativescan.set_default_native`).
 
 - unset or empty: native when the library loads, else Python (the reason is kept for
   ``--version`` and ``doctor``);
@@ -19,8 +19,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from kexecwatch.core.nativeapi import NativeLib
-from kexecwatch.core.nativescan import set_default_native
+from kexecwatch.core import NativeLib, set_default_native
 from kexecwatch.errors import ConfigError
 from kexecwatch.native.binding import NativeUnavailable, load
 

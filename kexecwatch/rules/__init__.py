@@ -6,8 +6,8 @@ detections of what that rule misses (Python detections with the same kind of
 metadata). ``all`` (the default) runs both.
 
 This is I/O (``importlib.resources``), so it lives outside the pure core; parsing and
-compiling are :func:`kexecwatch.core.rule.load_rule`'s and
-:func:`kexecwatch.core.detections.load_native_rule`'s job.
+compiling are :func:`kexecwatch.core.detect.rule.load_rule`'s and
+:func:`kexecwatch.core.detect.detections.load_native_rule`'s job.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from importlib import resources
 
-from kexecwatch.core.detections import NativeRule, load_native_rule
-from kexecwatch.core.rule import Rule, load_rule
+from kexecwatch.core import NativeRule, Rule, load_native_rule, load_rule
 from kexecwatch.errors import ConfigError
 from kexecwatch.rules.source import VersionLock, load_rule_source, read_rule_file
 

@@ -29,11 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kexecwatch.core.detections import NativeRule, load_native_rule
-from kexecwatch.core.rule import Rule
-from kexecwatch.core.rule.ruleset import load_parsed_rule, parse_toml
+from kexecwatch.adapters.sources import NO_SUCH_FILE, read_regular_file
+from kexecwatch.core import NativeRule, Rule, load_native_rule, load_parsed_rule, parse_toml
 from kexecwatch.errors import InputError, RuleError, SourceLocation
-from kexecwatch.sources import NO_SUCH_FILE, read_regular_file
 
 __all__ = [
     "LOCK_FILE",

@@ -1,7 +1,7 @@
 //! The done store: the events a session's scans took, kept here between calls instead
 //! of crossing into Python's done set one key at a time (issue 11).
 //!
-//! `Assembler` (kexecwatch/core/assembler.py) keeps the meaning: its done order holds
+//! `Assembler` (kexecwatch/core/audit/assembler.py) keeps the meaning: its done order holds
 //! a *block* marker for each scan's rows, and it alone decides when rows leave (its
 //! pruning and size limit, applied to the front of this store, which is the
 //! concatenation of its blocks in order). This store only answers membership, drops

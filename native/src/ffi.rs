@@ -526,7 +526,7 @@ pub unsafe extern "C" fn kw_clear_verdicts(handle: *mut Handle) -> c_int {
     })
 }
 
-/// Replace the inodes the interests know (absolute values).
+/// Replace the inodes the prefilters know (absolute values).
 ///
 /// # Safety
 /// A live handle; `inodes` valid for `count` u64 values.

@@ -1,6 +1,6 @@
 //! The assembler's state for node `None` while it is quiet, and how a taken event
 //! moves it: `_Clock` (no pending jump) and `_GapTracker.observe`/`declare`/`_advance`
-//! of kexecwatch/core/assembler.py, for events that are plain progress.
+//! of kexecwatch/core/audit/assembler.py, for events that are plain progress.
 //!
 //! "Plain" (`Assembler._plain`): dated before year 10000 and within one window of the
 //! present. Only serials at or past the expected one are taken here (a serial behind

@@ -319,7 +319,7 @@ impl<'a> Scanner<'a> {
         })
     }
 
-    /// Whether an interest needs the event in full: by its verdict, or by an inode
+    /// Whether a prefilter needs the event in full: by its verdict, or by an inode
     /// in `after` (the run's text after its EXECVE lines).
     fn needs_python(&self, event: &Event, after: &[u8]) -> bool {
         inode_or_need(&self.session.verdicts, event, |v| v.inode_may_match(after))

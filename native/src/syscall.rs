@@ -1,4 +1,4 @@
-//! The first line of a syscall event, read as `SYSCALL_HEAD` (kexecwatch/core/fastpath.py)
+//! The first line of a syscall event, read as `SYSCALL_HEAD` (kexecwatch/core/scan/fastpath.py)
 //! reads it: the kernel's canonical `SYSCALL` layout, no `node=`, no NUL, up to `key=`,
 //! then the end of the line or the ENRICHED separator (`\x1d`).
 //!

@@ -1,4 +1,4 @@
-//! The process table, with exactly the rules of `kexecwatch/core/proctable.py`
+//! The process table, with exactly the rules of `kexecwatch/core/process/table.py`
 //! (`ProcessTable`), which states them once; this is their native equal:
 //!
 //! - **Order**: entries are kept least recently used first. Storing an entry for a

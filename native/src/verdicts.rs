@@ -1,6 +1,6 @@
-//! What Python's interests say about a kind of syscall event, cached by its raw key
+//! What Python's prefilters say about a kind of syscall event, cached by its raw key
 //! (`call \0 success \0 comm \0 exe`), and the inode search of `inode_search`
-//! (kexecwatch/core/fastpath.py).
+//! (kexecwatch/core/scan/fastpath.py).
 
 use std::collections::HashMap;
 
@@ -25,7 +25,7 @@ pub const INODE_ALWAYS: u8 = 1 << 6;
 /// Every bit a verdict code may have.
 pub const ALL_BITS: u8 = 0x7f;
 
-/// The verdict cache and the inodes the interests know.
+/// The verdict cache and the inodes the prefilters know.
 #[derive(Default)]
 pub struct Verdicts {
     codes: HashMap<Vec<u8>, u8>,
@@ -52,7 +52,7 @@ impl Verdicts {
         self.codes.insert(key.to_vec(), code);
     }
 
-    /// Forget every verdict (rules or interests changed).
+    /// Forget every verdict (rules or prefilters changed).
     pub fn clear(&mut self) {
         self.codes.clear();
         self.key_bytes = 0;
@@ -68,7 +68,7 @@ impl Verdicts {
         self.codes.is_empty()
     }
 
-    /// Replace the inodes (the union of every interest's path items, absolute values).
+    /// Replace the inodes (the union of every prefilter's path items, absolute values).
     pub fn set_inodes(&mut self, inodes: &[u64]) {
         self.inodes.clear();
         self.inodes.extend(inodes.iter().copied());

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from kexecwatch.adapters.coreglue import OutputLog
-from kexecwatch.adapters.follower import DroppedTail, Switched, Unreadable
-from kexecwatch.adapters.liveview_state import LiveModel
-from kexecwatch.adapters.logfiles import FileIdentity
+from kexecwatch.adapters.daemon.coreglue import OutputLog
+from kexecwatch.adapters.daemon.follower import DroppedTail, Switched, Unreadable
+from kexecwatch.adapters.daemon.logfiles import FileIdentity
+from kexecwatch.adapters.live.state import LiveModel
+from kexecwatch.adapters.replay import replay
 from kexecwatch.adapters.session import Session, notice
-from kexecwatch.core.detector import DetectorOptions
-from kexecwatch.core.record import line_time_ms, record_times
-from kexecwatch.replay import replay
+from kexecwatch.adapters.sources import expand_paths
+from kexecwatch.core.audit.record import line_time_ms, record_times
+from kexecwatch.core.detect.detector import DetectorOptions
 from kexecwatch.rules import load_builtin_rules
-from kexecwatch.sources import expand_paths
 from tests.builders import exec_lines, join
 
 WINDOW_MS = 2_000

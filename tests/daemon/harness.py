@@ -15,7 +15,7 @@ import time
 import zlib
 from pathlib import Path
 
-from kexecwatch.core.alerts import document_alert_id
+from kexecwatch.core.detect.alerts import document_alert_id
 
 REPO = Path(__file__).resolve().parents[2]
 # Switch to [sys.executable, "-m", "kexecwatch", "run"] once cli.py wires the subcommand.

@@ -13,7 +13,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from kexecwatch.core.nativescan import default_native
+from kexecwatch.core.scan.nativescan import default_native
 from tests.daemon.harness import RUNNER, RUNNING, Daemon, FakeAuditd
 
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")

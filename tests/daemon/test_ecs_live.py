@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from kexecwatch.adapters.follower import Gap
-from kexecwatch.adapters.logfiles import FileIdentity, Position
+from kexecwatch.adapters.daemon.follower import Gap
+from kexecwatch.adapters.daemon.logfiles import FileIdentity, Position
 from kexecwatch.adapters.session import Session
-from kexecwatch.core.alerts import Alert, to_json_line
-from kexecwatch.core.detector import DetectorOptions
+from kexecwatch.core.detect.alerts import Alert, to_json_line
+from kexecwatch.core.detect.detector import DetectorOptions
 from kexecwatch.rules import load_builtin_rules
 from tests import ecs
 from tests.builders import exec_lines, join

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from kexecwatch.core.alerts import document_alert_id
+from kexecwatch.core.detect.alerts import document_alert_id
 from tests.daemon.harness import REPO, Daemon
 from tests.tlscerts import Pki, make_pki
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kexecwatch.adapters.sinks import SYSLOG_MAX_BYTES
+from kexecwatch.adapters.daemon.sinks import SYSLOG_MAX_BYTES
 from tests.daemon.harness import Daemon, FakeAuditd, audit_ids
 from tests.smallfs import fill, small_tmpfs
 

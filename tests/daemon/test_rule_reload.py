@@ -10,7 +10,7 @@ import signal
 import time
 from pathlib import Path
 
-from kexecwatch.core.rule.parser import MAX_NESTING
+from kexecwatch.core.detect.rule.parser import MAX_NESTING
 from tests.daemon.harness import Daemon, FakeAuditd
 from tests.test_check_rule import V7
 

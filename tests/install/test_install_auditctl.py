@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kexecwatch.core.auditctl import (
+from kexecwatch.core.doctor.auditctl import (
     missing_rules,
     parse_auditd_conf,
     parse_rules,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from kexecwatch.core.auditctl import AuditRule, missing_rules, parse_rules
+from kexecwatch.core.doctor.auditctl import AuditRule, missing_rules, parse_rules
 from tools.auditlab import AuditdSession, audit_rules, auditctl
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 """The native scan takes nothing the Python fast path would read differently.
 
-Every stretch the library takes is walked again with ``kexecwatch.core.fastpath``'s own
+Every stretch the library takes is walked again with ``kexecwatch.core.scan.fastpath``'s own
 readers (``SYSCALL_HEAD``, ``run_end``, ``split_pair``, ``parse_record``): each unit must be
 one they accept, with the same extent, the same events in the same order, and the same
 table entry (raw comm and exe, EXECVE bodies as ``parse_record`` gives them, the raw id,
@@ -16,10 +16,14 @@ from typing import Any
 
 import pytest
 
-from kexecwatch.core.fastpath import SYSCALL_HEAD, run_end, split_pair
-from kexecwatch.core.msgtypes import TYPE_NUMBERS, is_daemon_record, is_single_record
-from kexecwatch.core.record import AuditRecord, parse_record
-from kexecwatch.core.telemetry import TELEMETRY_TYPES
+from kexecwatch.core.audit.msgtypes import (
+    TELEMETRY_TYPES,
+    TYPE_NUMBERS,
+    is_daemon_record,
+    is_single_record,
+)
+from kexecwatch.core.audit.record import AuditRecord, parse_record
+from kexecwatch.core.scan.fastpath import SYSCALL_HEAD, run_end, split_pair
 from kexecwatch.native import (
     STOP_END,
     STOP_HANDBACK,

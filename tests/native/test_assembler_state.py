@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from kexecwatch.core.assembler import Assembler, EventsLost
-from kexecwatch.core.record import AuditRecord, parse_record
+from kexecwatch.core.audit.assembler import Assembler, EventsLost
+from kexecwatch.core.audit.record import AuditRecord, parse_record
 from kexecwatch.native import STOP_END, STOP_HANDBACK, NativeLib, QuietState
 
 WINDOW = 5000

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kexecwatch.core.proctable import ProcessTable
+from kexecwatch.core.process.table import ProcessTable
 from kexecwatch.native import NativeError, NativeLib, NativeSession, RawEntry
 
 

@@ -1,0 +1,151 @@
+"""Line buffer: turns chunks of bytes into complete lines with their positions.
+
+Rule 1: a line is only returned once its newline has arrived; the partial tail
+waits for the next chunk. Rule 2: a line longer than ``max_line`` is not kept
+in memory: it is reported once and skipped up to its newline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_MAX_LINE", "Line", "LineBuffer", "Region"]
+
+#: auditd cuts records at 8970 bytes; anything far longer is not a record.
+DEFAULT_MAX_LINE = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """A complete line (without its newline) and where it started."""
+
+    data: bytes
+    line_no: int
+    source: Hashable
+    offset: int
+    overlong: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """Complete lines in one block: ``data`` ends with a newline.
+
+    Attributes:
+        data: the lines, each with its newline.
+        line_no: the line number of the first line.
+        source: where the lines come from.
+        offset: the source offset of the first byte.
+    """
+
+    data: bytes
+    line_no: int
+    source: Hashable
+    offset: int
+
+
+class LineBuffer:
+    """Collects bytes; returns complete lines.
+
+    Args:
+        max_line: the longest line kept; longer ones are reported and skipped.
+    """
+
+    def __init__(self, *, max_line: int = DEFAULT_MAX_LINE) -> None:
+        self.max_line = max_line
+        self.line_no = 0
+        self.source: Hashable = None
+        self.offset = 0  # source offset of the first byte not yet returned
+        self._tail = b""
+        self._skipping = False
+        self.overlong = 0
+
+    @property
+    def pending(self) -> bytes:
+        """The partial last line held back, waiting for its newline."""
+        return self._tail
+
+    def switch(self, source: Hashable, offset: int = 0) -> bytes:
+        """Start reading another source; return any partial line left behind.
+
+        Line numbers start again at 1: they count from where reading of the
+        source started (its first line when ``offset`` is 0).
+        """
+        left = self._tail
+        self._tail = b""
+        self.line_no = 0
+        self._skipping = False
+        self.source = source
+        self.offset = offset
+        return left
+
+    def feed(self, data: bytes) -> list[Line]:
+        """Add ``data``; return the lines it completes."""
+        overlong, region = self.feed_region(data)
+        lines: list[Line] = [overlong] if overlong is not None else []
+        if region is not None:
+            buf = region.data
+            source = region.source
+            base = region.offset
+            line_no = region.line_no
+            start = 0
+            find = buf.find
+            while start < len(buf):
+                nl = find(b"\n", start)
+                lines.append(Line(buf[start:nl], line_no, source, base + start))
+                line_no += 1
+                start = nl + 1
+        return lines
+
+    def feed_region(self, data: bytes) -> tuple[Line | None, Region | None]:
+        """Add ``data``; return what it completes as one block of bytes.
+
+        The same lines :meth:`feed` returns, without a :class:`Line` per line: an
+        overlong line being skipped (when its newline arrives) and then one
+        :class:`Region` of complete lines, so that a reader can scan many lines
+        per call instead of one.
+        """
+        if not data:
+            return None, None
+        size = len(data)
+        tail = self._tail
+        base = self.offset - len(tail)
+        if self._skipping and tail:
+            # The tail is part of the overlong line: read from where it began.
+            data, tail = tail + data, b""
+        overlong: Line | None = None
+        region: Region | None = None
+        last = data.rfind(b"\n")
+        if last < 0:
+            rest = tail + data
+        else:
+            start = 0
+            if self._skipping:
+                self._skipping = False
+                self.line_no += 1
+                overlong = Line(b"", self.line_no, self.source, base, overlong=True)
+                start = data.find(b"\n") + 1
+            if last + 1 > start:
+                # One copy at most: the block is made from the tail and the chunk at once.
+                if tail:
+                    block = b"".join((tail, memoryview(data)[: last + 1]))
+                elif start == 0 and last + 1 == len(data):
+                    block = data
+                else:
+                    block = data[start : last + 1]
+                region = Region(block, self.line_no + 1, self.source, base + start)
+                self.line_no += block.count(b"\n")
+            rest = data[last + 1 :]
+        if len(rest) > self.max_line:
+            if not self._skipping:
+                self.overlong += 1
+            self._skipping = True
+            rest = b""
+        self._tail = rest
+        self.offset += size
+        return overlong, region
+
+    @property
+    def boundary(self) -> int:
+        """Source offset just past the last complete line returned."""
+        return self.offset - len(self._tail) if not self._skipping else self.offset

@@ -1,0 +1,109 @@
+"""kexecwatch's own detections: what the upstream EQL rule cannot see.
+
+Each detection is Python (``matches(document)`` and ``reason(document)``),
+and each rule that runs one is a TOML file in ``kexecwatch/rules/`` with the
+usual metadata (id, name, description, severity, risk score, MITRE mapping,
+version) and::
+
+    type = "kexecwatch"
+    language = "kexecwatch"
+    detection = "kexec-args-evasion"   # a key of DETECTIONS
+
+:func:`load_native_rule` reads such a file into a :class:`NativeRule`, which
+the detector runs like an EQL :class:`~kexecwatch.core.detect.rule.Rule`. A
+detection's ``applies_to`` says which documents it reads: ``process`` or
+``telemetry``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kexecwatch.core.detect.detections.args_evasion import ArgsEvasion, ParentMasquerade
+from kexecwatch.core.detect.detections.disguised import DisguisedBinary
+from kexecwatch.core.detect.detections.kexec_syscall import KexecSyscall
+from kexecwatch.core.detect.detections.telemetry_gap import TelemetryGap
+from kexecwatch.core.detect.rule.ruleset import (
+    RuleMetadata,
+    check_rule_keys,
+    parse_toml,
+    read_rule_metadata,
+)
+from kexecwatch.core.scan.prefilter import Prefilter
+from kexecwatch.errors import RuleError, SourceLocation
+
+__all__ = ["DETECTIONS", "Detection", "NativeRule", "load_native_rule"]
+
+
+class Detection(Protocol):
+    """A Python detection: which documents it reads, a predicate and a reason."""
+
+    @property
+    def applies_to(self) -> str: ...
+    def prefilters(self) -> list[Prefilter]: ...
+    def matches(self, document: dict[str, Any]) -> bool: ...
+    def reason(self, document: dict[str, Any]) -> str: ...
+
+
+#: Detection names (``rule.detection``) and their implementations.
+DETECTIONS: dict[str, Callable[[], Detection]] = {
+    "kexec-syscall": KexecSyscall,
+    "kexec-args-evasion": ArgsEvasion,
+    "kexec-parent-masquerade": ParentMasquerade,
+    "kexec-disguised-binary": DisguisedBinary,
+    "audit-telemetry-gap": TelemetryGap,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NativeRule(RuleMetadata):
+    """A kexecwatch rule: the shared rule metadata and a Python detection.
+
+    Each loaded rule has its own detection instance, so detections that learn
+    (known kexec inodes, rule-removal bursts) keep per-detector state.
+    """
+
+    detection_name: str
+    detection: Detection
+    source: str
+
+    @property
+    def applies_to(self) -> str:
+        """``process`` or ``telemetry``: the documents the detection reads."""
+        return self.detection.applies_to
+
+    def prefilters(self) -> list[Prefilter]:
+        """The process events the detection may need in full (see
+        :mod:`kexecwatch.core.scan.prefilter`); telemetry reaches it regardless."""
+        return self.detection.prefilters()
+
+    def matches(self, document: dict[str, Any]) -> bool:
+        """Whether the detection matches one ECS document."""
+        return self.detection.matches(document)
+
+    def reason(self, document: dict[str, Any]) -> str:
+        """The detection's one-line reason for a match."""
+        return self.detection.reason(document)
+
+
+def load_native_rule(text: str, source: str) -> NativeRule:
+    """Load one kexecwatch rule file.
+
+    Raises:
+        RuleError: for TOML errors, missing or ill-typed keys, or a
+            ``rule.detection`` that names no known detection.
+    """
+    data = parse_toml(text, source)
+    common = read_rule_metadata(data, source, kind="kexecwatch")
+    name = data["rule"].get("detection")
+    factory = DETECTIONS.get(name) if isinstance(name, str) else None
+    if factory is None:
+        known = ", ".join(sorted(DETECTIONS))
+        raise RuleError(
+            f"rule.detection must be one of {known}, found {name!r}",
+            where=SourceLocation(source),
+        )
+    check_rule_keys(data, text, source, kind="kexecwatch")
+    return NativeRule(**common, detection_name=name, detection=factory(), source=source)

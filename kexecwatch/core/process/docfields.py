@@ -1,0 +1,142 @@
+"""The fields and event categories a rule's query can read, derived from the code.
+
+Theory of operation: a user's EQL rule is evaluated on process documents, which
+:meth:`~kexecwatch.core.process.events.ProcessEvent.to_document` builds. Rather than keep a
+hand-written list that drifts from that method, this module builds process events with
+every optional part filled in (an exec, and a kexec system call whose argv comes from the
+caller's own exec), renders them with ``to_document`` and reads the dotted paths back.
+A field that the method stops writing disappears from :func:`process_fields` at once.
+
+Only values a query can compare are listed: scalars and arrays of scalars. Arrays of
+objects (``auditd.paths``) are not walked by the evaluator, so their members are not
+fields a query can read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from functools import cache
+from typing import Any
+
+from kexecwatch.core.audit.record import EventId
+from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
+from kexecwatch.core.process.events import EntryLeader, Parent, PathItem, ProcessEvent
+
+__all__ = ["FACET_FIELDS", "process_categories", "process_facets", "process_fields"]
+
+
+def _samples() -> tuple[ProcessEvent, ...]:
+    """Process events with every optional part present."""
+    parent = Parent(
+        pid=1,
+        name=b"bash",
+        executable=b"/bin/bash",
+        args=(b"bash",),
+        source="event",
+        exec_id=EventId(1, 0, 1),
+        ppid=0,
+        extra=b"auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=1",
+        since_ms=1000,
+    )
+    names = ("uid", "gid", "euid", "suid", "fsuid", "egid", "sgid", "auid")
+    exec_event = ProcessEvent(
+        node="node",
+        host_name="host",
+        id=EventId(1, 0, 2),
+        syscall="execve",
+        arch="x86_64",
+        success=True,
+        exit_code=0,
+        pid=2,
+        ppid=1,
+        comm=b"kexec",
+        exe=b"/usr/sbin/kexec",
+        args=(b"kexec", b"-l"),
+        argc=2,
+        title=b"kexec -l",
+        cwd=b"/",
+        ids=tuple((n, "0") for n in names),
+        names=tuple((n.upper(), "root") for n in names),
+        keys=("key",),
+        tty="pts0",
+        session="1",
+        paths=(PathItem(0, b"/usr/sbin/kexec", 1, "00:01", "0100755", "NORMAL"),),
+        complete=True,
+        line_no=1,
+        problems=("problem",),
+        parent=parent,
+        host_id="id",
+        interactive=True,
+        entry_leader=EntryLeader(parent, "sshd"),
+    )
+    kexec_call = replace(
+        exec_event,
+        syscall="kexec_load",
+        args=None,
+        syscall_args=("0",) * 4,
+        self_exec=parent,
+        entry_leader=EntryLeader(None, "init"),  # its own leader: its names too
+    )
+    return exec_event, kexec_call
+
+
+def _leaves(doc: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, value in doc.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from _leaves(value, f"{name}.")
+        elif not (isinstance(value, list) and any(isinstance(v, Mapping) for v in value)):
+            yield name
+
+
+@cache
+def process_fields() -> frozenset[str]:
+    """Every dotted field a process document can carry (``process.parent.name``, ...)."""
+    return frozenset(name for event in _samples() for name in _leaves(event.to_document()))
+
+
+@cache
+def process_categories() -> frozenset[str]:
+    """The ``event.category`` values of process documents, plus ``any``."""
+    found = {c for event in _samples() for c in event.to_document()["event"]["category"]}
+    return frozenset({*found, "any"})
+
+
+#: Fields that take one of a few values, fixed by the kind of event (not by the process).
+FACET_FIELDS = (
+    "event.category",
+    "event.type",
+    "event.action",
+    "event.outcome",
+    "event.kind",
+    "event.module",
+    "host.os.type",
+)
+
+
+def _get(doc: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    value: Any = doc
+    for key in name.split("."):
+        value = value.get(key) if isinstance(value, Mapping) else None
+    values = value if isinstance(value, list) else [value]
+    return tuple(str(v) for v in values if v is not None)
+
+
+@cache
+def process_facets(events_as: str = "auditbeat") -> tuple[Mapping[str, tuple[str, ...]], ...]:
+    """Every combination of :data:`FACET_FIELDS` values a process document can have.
+
+    One per kind of event the rules see (each exec and kexec system call, successful or
+    not), deduplicated: ``{"event.action": ("executed",), "event.type": ("start",), ...}``;
+    in the event vocabulary ``events_as`` (``--events-as``).
+    """
+    exec_event, kexec_call = _samples()
+    found: dict[tuple[tuple[str, tuple[str, ...]], ...], Mapping[str, tuple[str, ...]]] = {}
+    for syscall in sorted(EXEC_SYSCALLS | KEXEC_SYSCALLS):
+        base = exec_event if syscall in EXEC_SYSCALLS else kexec_call
+        for success in (True, False):
+            doc = replace(base, syscall=syscall, success=success, events_as=events_as).to_document()
+            facets = {name: _get(doc, name) for name in FACET_FIELDS}
+            found.setdefault(tuple(facets.items()), facets)
+    return tuple(found.values())

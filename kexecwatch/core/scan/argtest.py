@@ -1,0 +1,261 @@
+"""The argument test: what a rule requires of a process's name, executable and arguments.
+
+Theory of operation: many rules require nothing of the program's name alone, only of its
+arguments (``process.args : ("history", "-c")``, ``process.command_line : "*hostfwd=*"``),
+or of either (``process.name == "swapon" or process.command_line like "*swappiness*"``).
+Without a test on the arguments, the prefilter (:mod:`kexecwatch.core.scan.prefilter`) must
+parse every exec in full for them. An :class:`ArgsTest` is the rule's condition reduced
+to what can be tested before the document is built
+(:func:`kexecwatch.core.detect.ruleindex.args_test` derives it):
+
+* a comparison on ``process.args`` or ``process.command_line`` becomes a set of
+  *needles*, literal text of which one occurs in ``process.command_line`` whenever the
+  comparison holds (an element of ``process.args`` is inside the command line, the
+  arguments joined by spaces, so one test serves both fields);
+* a comparison on ``process.name`` or ``process.executable`` stays what it is (its
+  answer per value is remembered: names and executables repeat);
+* the same for the parent (``process.parent.*``), read from the process table as the
+  document would be (:class:`Facts`);
+* a comparison on a field that process documents never hold, or with an ``event.*``
+  value they never have in either vocabulary, is false;
+* ``and`` and ``or`` stay; anything else (``not``, functions, other fields) is taken as
+  true.
+
+Each part holds whenever the part of the rule it stands for holds, and ``and``/``or``
+keep that, so every document the rule matches passes (Rule 1 of
+:mod:`kexecwatch.core.scan.prefilter`: a test may accept too much, never too little).
+
+A needle is case-sensitive (``==``, ``in``, ``like``) or not (``:``, ``in~``, ``like~``:
+the rule lower-cases the value with ``str.lower``, so the needle is looked for in the
+lower-cased command line, exactly as the rule compares). The test runs on the decoded
+arguments (:func:`command_line_of`), never on the raw record text, so quoted and
+hex-encoded arguments and arguments split over several records all read as the
+document reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+
+__all__ = [
+    "AllOf",
+    "AnyOf",
+    "ArgsTest",
+    "Facts",
+    "Known",
+    "Needle",
+    "Needles",
+    "Part",
+    "ValueTest",
+    "command_line_of",
+    "known_of",
+]
+
+#: One needle: its text, and whether it is looked for in the lower-cased command line.
+Needle = tuple[str, bool]
+#: Values remembered per name or executable test (then forgotten all at once).
+_MAX_SEEN = 4096
+
+
+#: What the test knows of a process: name, executable and command line (``None``: the
+#: command line is not known; the test then takes any).
+Known = tuple[str, str, str | None]
+
+
+class Facts:
+    """What a test reads of one event: the process's own :data:`Known`, and its parent's
+    on demand (``parent`` gives ``None`` when the table knows no parent; without
+    ``parent``, nothing is known of it and every test on it holds)."""
+
+    __slots__ = ("_lowered", "_parent", "_parent_known", "own")
+
+    def __init__(self, own: Known, parent: Callable[[], Known | None] | None = None) -> None:
+        self.own = own
+        self._parent = parent
+        self._parent_known: list[Known | None] = []
+        self._lowered: dict[int, str] = {}
+
+    def of(self, parent: bool) -> Known | bool | None:
+        """The process's own facts, or its parent's (``True``: not known)."""
+        if not parent:
+            return self.own
+        if self._parent is None:
+            return True
+        if not self._parent_known:
+            self._parent_known.append(self._parent())
+        return self._parent_known[0]
+
+    def lowered(self, parent: bool, line: str) -> str:
+        """``line`` lower-cased, once."""
+        found = self._lowered.get(parent)
+        if found is None:
+            found = self._lowered[parent] = line.lower()
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Needles:
+    """One of ``needles`` is in the command line (the parent's, with ``parent``)."""
+
+    needles: frozenset[Needle]
+    parent: bool = False
+
+    def given(self, name: str, executable: str) -> Part | bool:
+        return self
+
+    def holds(self, facts: Facts) -> bool:
+        known = facts.of(self.parent)
+        if known is True:
+            return True
+        if known is None or known is False:
+            return False  # no parent: no parent.args, no parent.command_line
+        line = known[2]
+        if line is None:
+            return not self.parent  # own arguments from elsewhere: any; a parent's: none
+        for text, nocase in self.needles:
+            if text in (facts.lowered(self.parent, line) if nocase else line):
+                return True
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class ValueTest:
+    """``test`` holds on a name or executable: ``field`` 0 ``process.name``, 1
+    ``process.executable``, 2 and 3 the parent's."""
+
+    field: int
+    test: Callable[[str], bool] = dataclass_field(compare=False)
+    seen: dict[str, bool] = dataclass_field(default_factory=dict, compare=False)
+
+    def given(self, name: str, executable: str) -> Part | bool:
+        if self.field >= 2:
+            return self
+        return self.test(executable if self.field else name)
+
+    def holds(self, facts: Facts) -> bool:
+        known = facts.of(self.field >= 2)
+        if known is True:
+            return True
+        if known is None or known is False:
+            return False
+        value = known[1] if self.field & 1 else known[0]
+        found = self.seen.get(value)
+        if found is None:
+            if len(self.seen) >= _MAX_SEEN:
+                self.seen.clear()
+            found = self.seen[value] = self.test(value)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    """Every part holds."""
+
+    parts: tuple[Part, ...]
+
+    def given(self, name: str, executable: str) -> Part | bool:
+        return _given(self.parts, name, executable, stop=False)
+
+    def holds(self, facts: Facts) -> bool:
+        return all(p.holds(facts) for p in self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    """Some part holds."""
+
+    parts: tuple[Part, ...]
+
+    def given(self, name: str, executable: str) -> Part | bool:
+        return _given(self.parts, name, executable, stop=True)
+
+    def holds(self, facts: Facts) -> bool:
+        return any(p.holds(facts) for p in self.parts)
+
+
+Part = Needles | ValueTest | AllOf | AnyOf
+
+
+def _given(parts: tuple[Part, ...], name: str, executable: str, *, stop: bool) -> Part | bool:
+    """``AllOf`` (``stop`` False) or ``AnyOf`` (``stop`` True) of ``parts`` once the
+    process's own name and executable are known."""
+    left: list[Part] = []
+    for part in parts:
+        found = part.given(name, executable)
+        if found is stop:
+            return stop
+        if not isinstance(found, bool):
+            left.append(found)
+    if not left:
+        return not stop
+    if len(left) == 1:
+        return left[0]
+    return AnyOf(tuple(left)) if stop else AllOf(tuple(left))
+
+
+@dataclass(frozen=True, slots=True)
+class ArgsTest:
+    """A rule's condition reduced to its name, executable and argument tests."""
+
+    root: Part
+    _given: dict[tuple[str, str], Part | bool] = dataclass_field(
+        default_factory=dict, compare=False
+    )
+
+    def given(self, name: str, executable: str) -> Part | bool:
+        """What is left of the test once ``process.name`` and ``process.executable`` are
+        known (``True``/``False``: the whole answer); remembered."""
+        key = (name, executable)
+        found = self._given.get(key)
+        if found is None:
+            if len(self._given) >= _MAX_SEEN:
+                self._given.clear()
+            found = self._given[key] = self.root.given(name, executable)
+        return found
+
+    def accepts(self, facts: Facts) -> bool:
+        """Whether a document with these facts may match."""
+        left = self.given(facts.own[0], facts.own[1])
+        return left if isinstance(left, bool) else left.holds(facts)
+
+    def needles(self) -> frozenset[Needle]:
+        """Every needle of the test (the parent's too)."""
+        found: set[Needle] = set()
+        stack: list[Part] = [self.root]
+        while stack:
+            part = stack.pop()
+            if isinstance(part, Needles):
+                found |= part.needles
+            elif isinstance(part, AllOf | AnyOf):
+                stack += part.parts
+        return frozenset(found)
+
+    @property
+    def reads_parent(self) -> bool:
+        """Whether a part tests the parent."""
+        stack: list[Part] = [self.root]
+        while stack:
+            part = stack.pop()
+            if isinstance(part, Needles | ValueTest):
+                if part.parent if isinstance(part, Needles) else part.field >= 2:
+                    return True
+            else:
+                stack += part.parts
+        return False
+
+
+def command_line_of(args: Iterable[bytes]) -> str:
+    """``process.command_line`` of decoded arguments, as the document builds it."""
+    return " ".join(a.decode("utf-8", "surrogateescape") for a in args)
+
+
+def known_of(name: bytes | None, executable: bytes | None, args: Iterable[bytes] | None) -> Known:
+    """The :data:`Known` of a process with these decoded values (``args`` ``None``: its
+    arguments are not known)."""
+    return (
+        "" if name is None else name.decode("utf-8", "surrogateescape"),
+        "" if executable is None else executable.decode("utf-8", "surrogateescape"),
+        None if args is None else command_line_of(args),
+    )

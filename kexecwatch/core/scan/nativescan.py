@@ -1,0 +1,383 @@
+"""The native scanner: the native bulk path driven from the scanner stage.
+
+Theory of operation: :class:`NativeScanner` is the Python scanner
+(:class:`~kexecwatch.core.scan.scanner.PythonScanner`) with a native session in front. While
+the assembler is quiet (:meth:`~kexecwatch.core.audit.assembler.Assembler.quiet_state`), the
+session scans the block and takes, without Python, every unit whose effect it can
+reproduce exactly:
+
+1. a whole syscall run as :func:`~kexecwatch.core.scan.fastpath.run_end` reads it (canonical
+   ``SYSCALL`` layout, no ``node=``, no NUL, no carriage return), optionally followed by
+   the ``EOE`` of the same event; two interleaved runs as
+   :func:`~kexecwatch.core.scan.fastpath.split_pair` pulls them apart;
+2. a single-record event of a type in ``single_types`` (not telemetry, not auditd's own);
+3. blank and ``#`` lines;
+
+each only when it is plain progress (its time within a window of the present, its serial
+at or after the expected one, not ahead, above the done ceiling), no prefilter needs it
+(the verdict cache, filled by Python: :meth:`NativeScanner.verdict_code`) and no learned
+inode may be in it. The taken units teach the session's process table
+(:class:`~kexecwatch.core.process.nativetable.NativeProcessTable`), the counts, the done set
+(:meth:`~kexecwatch.core.audit.assembler.Assembler.absorb`: the session keeps the taken events'
+rows, the assembler one block per scan, see
+:meth:`~kexecwatch.core.audit.assembler.Assembler.keep_done_in`) and the lost-event reports, which
+go through the detector's normal handling. Anything else is handed back: this scanner
+handles that unit in Python and calls the session again. A live exec whose parent the
+table does not know stops the scan so that ``/proc`` is read first, as the Python path
+does.
+
+Rule 1: Python keeps the meaning. Native never makes an alert, a process event, a parse
+issue or a time jump; the differential tests (``tests/test_native_differential.py``) hold
+both scanners to the same outputs, counts and checkpoint state.
+Rule 2: a failing native call (:class:`NativeError` from the binding) costs one diagnostic;
+native scanning stops for that detector and Python scans on from the same offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
+
+from kexecwatch.core.audit.assembler import EventsLost
+from kexecwatch.core.audit.linebuffer import Region
+from kexecwatch.core.audit.msgtypes import (
+    LEADS_SYSCALL_EVENT,
+    TELEMETRY_TYPES,
+    is_daemon_record,
+    is_single_record,
+)
+from kexecwatch.core.audit.nativeapi import (
+    STOP_END,
+    STOP_HANDBACK,
+    STOP_LIVE,
+    STOP_VERDICT,
+    NativeLib,
+    NativeSession,
+)
+from kexecwatch.core.audit.record import EventId
+from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS
+from kexecwatch.core.scan.fastpath import SYSCALL_HEAD, run_end
+from kexecwatch.core.scan.prefilter import Prefilter
+from kexecwatch.core.scan.scanner import PythonScanner
+
+__all__ = [
+    "NativeScanner",
+    "default_native",
+    "set_default_native",
+    "single_types",
+]
+
+#: Verdict code bits (the contract with the native library).
+LEARN_EXEC = 1
+LEARN_FORK = 2
+LEARN_OTHER = 3
+EVALUATED_BIT = 1 << 2
+NEED_IF_RELEVANT = 1 << 3
+NEED_ALWAYS = 1 << 4
+INODE_IF_RELEVANT = 1 << 5
+INODE_ALWAYS = 1 << 6
+
+# Single-record types seen in ordinary logs (user space, anomalies, access decisions).
+_COMMON_SINGLE = (
+    "USER",
+    "LOGIN",
+    "USER_AUTH",
+    "USER_ACCT",
+    "USER_MGMT",
+    "CRED_ACQ",
+    "CRED_DISP",
+    "CRED_REFR",
+    "USER_START",
+    "USER_END",
+    "USER_CHAUTHTOK",
+    "USER_ERR",
+    "USER_LOGIN",
+    "USER_LOGOUT",
+    "USER_CMD",
+    "USER_TTY",
+    "USER_AVC",
+    "USER_SELINUX_ERR",
+    "USER_ROLE_CHANGE",
+    "USER_MAC_POLICY_LOAD",
+    "ADD_USER",
+    "DEL_USER",
+    "ADD_GROUP",
+    "DEL_GROUP",
+    "SERVICE_START",
+    "SERVICE_STOP",
+    "SYSTEM_BOOT",
+    "SYSTEM_SHUTDOWN",
+    "SYSTEM_RUNLEVEL",
+    "AVC",
+    "SELINUX_ERR",
+    "ANOM_ABEND",
+    "ANOM_PROMISCUOUS",
+    "ANOM_LINK",
+    "ANOM_LOGIN_FAILURES",
+    "RESP_ANOMALY",
+)
+
+
+def single_types() -> tuple[str, ...]:
+    """The single-record event types native may take: single records by
+    :func:`~kexecwatch.core.audit.msgtypes.is_single_record`, neither telemetry nor auditd's own."""
+    return tuple(
+        t
+        for t in _COMMON_SINGLE
+        if is_single_record(t)
+        and not is_daemon_record(t)
+        and t not in TELEMETRY_TYPES
+        and t not in LEADS_SYSCALL_EVENT  # its syscall's records may follow
+    )
+
+
+_DEFAULT: list[NativeLib | None] = [None]
+
+
+def set_default_native(lib: NativeLib | None) -> None:
+    """Make ``lib`` the native library every :class:`~kexecwatch.core.detect.detector.Detector`
+    uses unless told otherwise (the shells install the chosen scanner at start)."""
+    _DEFAULT[0] = lib
+
+
+def default_native() -> NativeLib | None:
+    """The process-wide native library (``None``: the Python scanner)."""
+    return _DEFAULT[0]
+
+
+#: Where a native failure is reported: (line number, reason, outputs).
+NativeErrorReport = Callable[[int, str, list[Any]], None]
+
+
+class NativeScanner(PythonScanner):
+    """The Python scanner with a native session taking the bulk (module docstring).
+
+    Args:
+        session: the detector's native session (it holds the process table too).
+        report: called once if a native call fails; native scanning then stops.
+        error_types: what a failing native call may raise (the binding's ``NativeError``
+            and anything a bad call raises: every exception, by default).
+        **kwargs: as :class:`~kexecwatch.core.scan.scanner.PythonScanner`.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        session: NativeSession,
+        report: NativeErrorReport,
+        error_types: tuple[type[Exception], ...] = (Exception,),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.session = session
+        self.native_on = True
+        self._report = report
+        self._errors = error_types
+        self._inode_prefilters: list[Prefilter] = []
+        self._inodes: frozenset[int] | None = None
+        self._pending: str | None = None
+        # The events native takes stay in the session; the done set asks it about them.
+        session.done_keep(True)
+        self._assembler.keep_done_in(session)
+
+    def prefilters_changed(self) -> None:
+        """Forget every verdict, here and in the session."""
+        super().prefilters_changed()
+        self._inode_prefilters = [
+            i for i in (*self.rule_prefilters, *self.prefilters) if i.path_items is not None
+        ]
+        self._inodes = None
+        if self.native_on:
+            try:
+                self.session.clear_verdicts()
+            except self._errors as exc:
+                self._fail(0, exc, None)
+
+    def verdict_code(self, key: bytes) -> int:
+        """The verdict code of a native verdict key (``call\\0success\\0comm\\0exe``), as
+        :meth:`~kexecwatch.core.scan.scanner.PythonScanner.fast_verdict` would decide."""
+        call, success_raw, comm_raw, exe_raw = key.split(b"\0")
+        syscall, success, comm, _exe, evaluated, for_rules, for_others = self.verdict(
+            (call, success_raw, comm_raw, exe_raw)
+        )
+        if success and syscall in EXEC_SYSCALLS:
+            code = LEARN_EXEC
+        elif success and syscall in FORK_SYSCALLS:
+            code = LEARN_FORK
+        else:
+            code = LEARN_OTHER if comm is not None else 0
+        if evaluated:
+            code |= EVALUATED_BIT
+        code |= _needs(for_rules, NEED_IF_RELEVANT, INODE_IF_RELEVANT)
+        code |= _needs(for_others, NEED_ALWAYS, INODE_ALWAYS)
+        return code
+
+    def scan(self, region: Region, out: list[Any]) -> None:
+        """Handle every line of ``region``: native while quiet, Python for the rest."""
+        if not self.native_on:
+            if self._pending is not None:
+                self._report(region.line_no, self._pending, out)
+                self._pending = None
+            super().scan(region, out)
+            return
+        buf = b"\n" + region.data
+        limit = len(buf)
+        pos = 1
+        line_no = region.line_no
+        base = region.offset - 1
+        source = region.source
+        assembler = self._assembler
+        session = self.session
+        stats = self._stats
+        host = self._host
+        while pos < limit:
+            state = None if assembler.inflight else assembler.quiet_state()
+            if state is None:
+                pos, line_no = self._step(buf, pos, line_no, source, base, out)
+                continue
+            if self._inode_prefilters:
+                self._sync_inodes()
+            try:
+                result = session.scan(buf, pos, state)
+            except self._errors as exc:
+                self._fail(line_no, exc, out)
+                PythonScanner.scan(self, Region(buf[pos:], line_no, source, base + pos), out)
+                return
+            # Even when nothing was taken: the serials ahead are in step again.
+            assembler.absorb(result)
+            if result.lines:
+                stats.lines += result.lines
+                stats.records += result.records
+                stats.events += result.events
+                stats.process_events += result.process_events
+                stats.last_time_ms = max(stats.last_time_ms, result.last_time_ms)
+                line_no += result.lines
+            if result.lost:
+                host.handle(
+                    [
+                        EventsLost(None, first, last, EventId(sec, ms, serial))
+                        for first, last, sec, ms, serial in result.lost
+                    ],
+                    out,
+                )
+            pos = result.end
+            stop = result.stop
+            if stop == STOP_END:
+                return
+            if stop == STOP_VERDICT:
+                assert result.key is not None
+                code = self.verdict_code(result.key)
+                try:
+                    session.set_verdict(result.key, code)
+                except self._errors as exc:
+                    self._fail(line_no, exc, out)
+                    PythonScanner.scan(self, Region(buf[pos:], line_no, source, base + pos), out)
+                    return
+            elif stop == STOP_LIVE:
+                self.table.remember_live(result.ppid, result.time_ms)
+            elif stop == STOP_HANDBACK:
+                # Python takes the unit, then reads on up to the next SYSCALL line (the
+                # EOE after a run it took, node= logs, odd layouts): native would hand
+                # those back one by one, each call costing a round trip.
+                pos, line_no = self._step(buf, pos, line_no, source, base, out)
+                pos, line_no = self._lines_to_syscall(buf, pos, line_no, source, base, out)
+                pos, line_no = self._needed_runs(buf, pos, line_no, source, base, out)
+
+    def _needed_runs(  # noqa: PLR0917 - the scan's position, passed along
+        self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]
+    ) -> tuple[int, int]:
+        """Take in Python the whole runs that follow at ``pos`` and that a prefilter needs
+        in full: native would hand each back, one round trip each (with ``--events``,
+        every exec in the window). Stops at the first unit native may take."""
+        limit = len(buf)
+        stats = self._stats
+        while pos < limit:
+            m = SYSCALL_HEAD.match(buf, pos - 1)
+            run = None if m is None else run_end(buf, m)
+            if m is None or run is None:
+                break
+            sec, ms = m.group("sec", "ms")
+            call, success, comm, exe = m.group("call", "success", "comm", "exe")
+            key = (call, success, comm, exe)
+            time_ms = int(sec) * 1000 + int(ms)
+            if self.fast_verdict(key, buf, m.start() + 1, run, time_ms) is not None:
+                break  # only teaches the table: native's to take
+            if not self.fast_event(buf, m, run, line_no, out):
+                break
+            n = buf.count(b"\n", pos, run[1])
+            stats.lines += n
+            stats.records += n
+            pos, line_no = self._lines_to_syscall(buf, run[1], line_no + n, source, base, out)
+        return pos, line_no
+
+    def _step(  # noqa: PLR0917 - the scan's position, passed along
+        self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]
+    ) -> tuple[int, int]:
+        """Handle the one unit at line start ``pos`` as the Python scan does: a whole
+        run or pair taken fast, or one line. Returns the next position and line."""
+        m = SYSCALL_HEAD.match(buf, pos - 1)
+        if m is not None:
+            run = run_end(buf, m)
+            if run is not None:
+                stop = run[1] if self.fast_event(buf, m, run, line_no, out) else 0
+            else:
+                stop = self.fast_pair(buf, m, out)
+            if stop:
+                n = buf.count(b"\n", pos, stop)
+                self._stats.lines += n
+                self._stats.records += n
+                return stop, line_no + n
+        nl = buf.find(b"\n", pos)
+        self._host.line(buf[pos:nl], line_no, source, base + pos, out)
+        return nl + 1, line_no + 1
+
+    def _lines_to_syscall(  # noqa: PLR0917 - the scan's position, passed along
+        self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]
+    ) -> tuple[int, int]:
+        found = buf.find(b"\ntype=SYSCALL msg=audit(", pos - 1)
+        stop = len(buf) if found < 0 else found + 1
+        line = self._host.line
+        while pos < stop:
+            nl = buf.find(b"\n", pos)
+            line(buf[pos:nl], line_no, source, base + pos, out)
+            line_no += 1
+            pos = nl + 1
+        return pos, line_no
+
+    def _sync_inodes(self) -> None:
+        inodes = inode_values(self._inode_prefilters)
+        if inodes != self._inodes:
+            self.session.set_inodes(inodes)
+            self._inodes = inodes
+
+    def _fail(self, line_no: int, exc: Exception, out: list[Any] | None) -> None:
+        """One diagnostic, then the Python scanner alone for this detector (outside a
+        scan, the diagnostic waits for the next one)."""
+        self.native_on = False
+        reason = f"native scanner failed, the Python scanner goes on: {type(exc).__name__}: {exc}"
+        if out is None:
+            self._pending = reason
+        else:
+            self._report(line_no, reason, out)
+
+
+def _needs(prefilters: tuple[Prefilter, ...] | bool, need: int, inode: int) -> int:
+    """The NEED/INODE bits for the prefilters a verdict found accepting."""
+    if prefilters is True:
+        return need
+    bits = 0
+    for prefilter in prefilters or ():
+        if prefilter.record_types is not None:
+            bits |= need
+        elif prefilter.path_items is not None:
+            bits |= inode
+        else:  # an argument test: Python reads the arguments (the library hands it back)
+            bits |= need
+    return bits
+
+
+def inode_values(prefilters: Iterable[Prefilter]) -> frozenset[int]:
+    """Every inode the prefilters' learned ``path_items`` hold."""
+    return frozenset(
+        inode for prefilter in prefilters for inode, _dev in list(prefilter.path_items or ())
+    )

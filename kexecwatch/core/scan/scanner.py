@@ -1,0 +1,585 @@
+"""The scanner stage: blocks of whole lines in; events, table updates and counts out.
+
+Theory of operation: the detector hands every block of complete lines to a scanner. The
+scanner takes a shortcut for the bulk of a log. A whole syscall event written in one
+piece is recognised at once (:data:`~kexecwatch.core.scan.fastpath.SYSCALL_HEAD`,
+:func:`~kexecwatch.core.scan.fastpath.run_end`) and handed to the assembler whole, and so are
+two whole events whose records interleave (:func:`~kexecwatch.core.scan.fastpath.split_pair`).
+Unless an :class:`~kexecwatch.core.scan.prefilter.Prefilter` accepts it, such an event's
+records are never parsed: it only teaches the process table and the counts. Every other
+line goes to the host's fallback line handler (the reference path: parse the record,
+push it to the assembler). An event a prefilter accepts goes to the host's event hook,
+records and all.
+
+The interface is narrow on purpose, so that another implementation (the native bulk
+path, :mod:`kexecwatch.core.scan.nativescan`) sits behind it too: a :class:`ScanHost` (the
+fallback line handler, the event hook, the handling of what the assembler produces, the
+report of a failed event), the :class:`~kexecwatch.core.audit.assembler.Assembler`, a process
+table (:class:`~kexecwatch.core.process.table.ProcessTableLike`) and the counts
+(:class:`ScanCounts`).
+
+Rule 1: the scanner never changes a result. What it takes whole gives the same
+outputs, table and counts as the reference path would (``tests/core/scan/test_fast_path.py``).
+Rule 2: ``[since, until)`` is stated once, in :func:`in_window`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Hashable, Sequence
+from typing import Any, Literal, Protocol
+
+from kexecwatch.core.audit.assembler import Assembler, AssemblerOutput, AuditEvent
+from kexecwatch.core.audit.fields import decode_untrusted
+from kexecwatch.core.audit.linebuffer import Region
+from kexecwatch.core.audit.record import AuditRecord, EventId
+from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
+from kexecwatch.core.process.table import Args, ProcessTableLike
+from kexecwatch.core.scan.argtest import Facts, Known, known_of
+from kexecwatch.core.scan.fastpath import (
+    FAST_TYPES,
+    SYSCALL_BODY,
+    SYSCALL_HEAD,
+    argv_of_execve_bodies,
+    execve_bodies,
+    inode_search,
+    path_inodes,
+    record_types,
+    records_of,
+    run_end,
+    split_pair,
+    syscall_of,
+)
+from kexecwatch.core.scan.prefilter import Prefilter
+
+__all__ = [
+    "EVALUATED",
+    "PythonScanner",
+    "ScanCounts",
+    "ScanHost",
+    "in_window",
+    "raw_args",
+]
+
+#: The syscalls whose events are counted, returned and shown to the rules.
+EVALUATED = EXEC_SYSCALLS | KEXEC_SYSCALLS
+
+
+def in_window(time_ms: int, since_ms: int | None, until_ms: int | None) -> bool:
+    """Whether an event at ``time_ms`` lies in ``[since_ms, until_ms)`` (``None``: open).
+
+    The one statement of ``--since``/``--until``: only events in the window are
+    evaluated, counted and returned; the others still teach the process table.
+    """
+    return (since_ms is None or time_ms >= since_ms) and (until_ms is None or time_ms < until_ms)
+
+
+class ScanHost(Protocol):
+    """What a scanner needs of its detector. ``out`` is the detector's output list,
+    which the scanner passes through untouched."""
+
+    def line(self, raw: bytes, line_no: int, source: Hashable, offset: int, out: list[Any]) -> None:
+        """The fallback line handler (the reference path): one line, its newline cut."""
+
+    def event(self, event: AuditEvent, out: list[Any]) -> None:
+        """The event hook, for an event some prefilter needs in full; never raises."""
+
+    def handle(self, produced: list[AssemblerOutput], out: list[Any]) -> None:
+        """What the assembler produced (lost events, expired events, diagnostics)."""
+
+    def failed(self, event_id: EventId, line_no: int, exc: Exception, out: list[Any]) -> None:
+        """Count and report an event whose handling raised; the stream goes on."""
+
+
+class ScanCounts(Protocol):
+    """The running counts a scanner keeps (the detector's ``Stats``)."""
+
+    lines: int
+    records: int
+    events: int
+    process_events: int
+    last_time_ms: int
+
+
+#: (syscall, success, comm, exe, evaluated, rule prefilters, other prefilters) that
+#: accept a fast-path event by its SYSCALL record alone (before record types and inodes);
+#: ``True`` for prefilters when one accepts it by that record alone (it is static).
+_Verdict = tuple[
+    str,
+    bool,
+    bytes | None,
+    bytes | None,
+    bool,
+    tuple[Prefilter, ...] | Literal[True],
+    tuple[Prefilter, ...] | Literal[True],
+]
+_MAX_VERDICTS = 4096
+_new_id = tuple.__new__
+#: The most credentials texts :meth:`PythonScanner.share_extra` remembers at once.
+MAX_SHARED_EXTRAS = 1024
+
+
+class PythonScanner:
+    """The scanner in Python: the fast path (see the module docstring).
+
+    Args:
+        host: the detector's side of the interface.
+        assembler: the detector's assembler.
+        table: the detector's process table.
+        stats: the detector's counts.
+        starts: the detector's resume positions of events in flight, by ``(node, id)``.
+        host_name: ``host.name`` for records without ``node=``.
+        since_ms / until_ms: the window of evaluated events (:func:`in_window`).
+        fault_on: the test hook of ``DetectorOptions``: a run holding these bytes goes
+            to the event hook, which raises.
+    """
+
+    def __init__(
+        self,
+        host: ScanHost,
+        *,
+        assembler: Assembler,
+        table: ProcessTableLike,
+        stats: ScanCounts,
+        starts: dict[Any, Any],
+        host_name: str,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        fault_on: bytes | None = None,
+    ) -> None:
+        self._host = host
+        self._assembler = assembler
+        self.table = table
+        self._stats = stats
+        self._starts = starts
+        self.host_name = host_name
+        self.since_ms = since_ms
+        self.until_ms = until_ms
+        self.fault_on = fault_on
+        self._unbounded = since_ms is None and until_ms is None
+        self.rule_prefilters: list[Prefilter] = []
+        self.prefilters: list[Prefilter] = []
+        # What the prefilters say about each (syscall, success, comm, exe) seen on the
+        # fast path: they depend on nothing else but record types and learned inodes.
+        self.verdicts: dict[tuple[bytes, bytes, bytes, bytes], _Verdict] = {}
+        # One copy of each credentials text the table keeps (see share_extra).
+        self._extras: dict[bytes, bytes] = {}
+
+    def set_rule_prefilters(self, prefilters: Sequence[Prefilter]) -> None:
+        """What the rules (or ``--events``) need, among the evaluated events in the window."""
+        self.rule_prefilters = list(prefilters)
+        self.prefilters_changed()
+
+    def add_prefilter(self, prefilter: Prefilter) -> None:
+        """What another consumer needs, among all syscall events."""
+        self.prefilters.append(prefilter)
+        self.prefilters_changed()
+
+    def prefilters_changed(self) -> None:
+        """Forget every verdict: the prefilters they were computed from changed."""
+        self.verdicts.clear()
+
+    # -- the scan --------------------------------------------------------------
+
+    def scan(self, region: Region, out: list[Any]) -> None:
+        """Handle every line of ``region``."""
+        # A newline in front, so that every line, the first too, follows one: the
+        # search for the next whole event is then one C-level call. Offsets below
+        # are into ``buf``; ``pos`` is always a line start.
+        buf = b"\n" + region.data
+        limit = len(buf)
+        pos = 1
+        line_no = region.line_no
+        base = region.offset - 1
+        source = region.source
+        count = buf.count
+        find = buf.find
+        search = SYSCALL_HEAD.search
+        stats = self._stats
+        line = self._host.line
+        while pos < limit:
+            m = search(buf, pos - 1)
+            stop = limit if m is None else m.start() + 1
+            while pos < stop:
+                nl = find(b"\n", pos)
+                line(buf[pos:nl], line_no, source, base + pos, out)
+                line_no += 1
+                pos = nl + 1
+            if m is None:
+                return
+            run = run_end(buf, m)
+            if run is not None:
+                stop = run[1] if self.fast_event(buf, m, run, line_no, out) else 0
+            else:
+                stop = self.fast_pair(buf, m, out)
+            if stop:
+                n = count(b"\n", pos, stop)
+                stats.lines += n
+                stats.records += n
+                line_no += n
+                pos = stop
+                continue
+            nl = find(b"\n", pos)
+            line(buf[pos:nl], line_no, source, base + pos, out)
+            line_no += 1
+            pos = nl + 1
+
+    def fast_event(  # noqa: PLR0917 - the pieces of one event, from the fast path
+        self,
+        buf: bytes,
+        m: re.Match[bytes],
+        run: tuple[int, int],
+        line_no: int,
+        out: list[Any],
+        taken: bool = False,
+    ) -> bool:
+        """Handle one whole syscall event (``SYSCALL_HEAD`` match, ``run_end``); ``False``
+        if it cannot be taken whole. ``taken``: the assembler has taken it already."""
+        # One C call for every group (SYSCALL_HEAD's order), instead of one per field.
+        (
+            raw_id,
+            sec,
+            ms,
+            serial,
+            call,
+            success_raw,
+            exit_raw,
+            ppid_raw,
+            pid_raw,
+            extra,
+            comm_raw,
+            exe_raw,
+        ) = m.groups()
+        extra = self._extras.get(extra) or self.share_extra(extra)
+        sec_i = int(sec)
+        ms_i = int(ms)
+        # EventId(...) without the Python-level __new__ of a named tuple: one frame less.
+        event_id = _new_id(EventId, (sec_i, ms_i, int(serial)))
+        time_ms = sec_i * 1000 + ms_i
+        if not taken:
+            produced = self._assembler.maybe_push_whole(None, event_id, time_ms, line_no)
+            if produced is None:
+                return False
+            if produced:
+                self._host.handle(produced, out)
+        if self._starts:
+            self._starts.pop((None, event_id), None)
+        stats = self._stats
+        stats.events += 1
+        if time_ms > stats.last_time_ms:  # noqa: PLR1730 - no builtin call per event
+            stats.last_time_ms = time_ms
+        try:
+            verdict = self.fast_verdict(
+                (call, success_raw, comm_raw, exe_raw), buf, m.start() + 1, run, time_ms
+            )
+            fault = self.fault_on
+            if verdict is None or (fault is not None and buf.find(fault, m.start(), run[1]) >= 0):
+                records = records_of(buf[m.start() + 1 : run[1]], line_no, event_id)
+                self._host.event(AuditEvent(None, event_id, records, "proctitle"), out)
+                return True
+            syscall, success, comm, exe, relevant = verdict
+            ppid = int(ppid_raw)
+            table = self.table
+            if table.lookup is not None:
+                table.remember_live(ppid, time_ms)
+            if success and syscall in EXEC_SYSCALLS:
+                lines = buf[buf.find(b"\n", m.end()) + 1 : run[0]]
+                args: Args = None
+                if lines:
+                    args = execve_bodies(lines, raw_id)
+                table.learn_exec(int(pid_raw), ppid, comm, exe, args, time_ms, raw_id, extra)
+            else:
+                table.learn(
+                    syscall=syscall,
+                    success=success,
+                    pid=int(pid_raw),
+                    ppid=ppid,
+                    comm=comm,
+                    exe=exe,
+                    exit_code=int(exit_raw),
+                    args=None,
+                    event_id=event_id,
+                    extra=extra,
+                )
+            if relevant:
+                stats.process_events += 1
+        except Exception as exc:  # one bad event must not cost the others
+            self._host.failed(event_id, line_no, exc, out)
+        return True
+
+    def share_extra(self, extra: bytes) -> bytes:
+        """``extra`` (an event's credentials text), the copy the table is to keep.
+
+        The same few texts recur exec after exec (root's, a service user's): the table
+        holds one copy of each, not one per entry (4 MB less at 65,536 entries). At most
+        :data:`MAX_SHARED_EXTRAS` are remembered, so hostile input costs no memory.
+        """
+        extras = self._extras
+        if len(extras) >= MAX_SHARED_EXTRAS:
+            extras.clear()
+        extras[extra] = extra
+        return extra
+
+    def fast_verdict(
+        self,
+        key: tuple[bytes, bytes, bytes, bytes],
+        buf: bytes,
+        start: int,
+        run: tuple[int, int],
+        time_ms: int,
+    ) -> tuple[str, bool, bytes | None, bytes | None, bool] | None:
+        """What the table needs of the whole run ``buf[start:run[1]]`` (syscall, success,
+        comm, exe) and whether it is relevant (in ``[since, until)``); ``None`` when an
+        prefilter needs the event in full. ``key``: its raw call, success, comm and exe."""
+        verdict = self.verdicts.get(key) or self.verdict(key)
+        syscall, success, comm, exe, evaluated, for_rules, for_others = verdict
+        relevant = evaluated and (
+            self._unbounded or in_window(time_ms, self.since_ms, self.until_ms)
+        )
+        if (for_rules and relevant) or for_others:
+            facts = _run_facts(buf, start, run, comm, exe, self._parent_of(buf, start, time_ms))
+            if (
+                for_rules
+                and relevant
+                and (for_rules is True or _any_accepts(for_rules, buf, start, run, facts))
+            ) or (
+                for_others
+                and (for_others is True or _any_accepts(for_others, buf, start, run, facts))
+            ):
+                return None
+        return syscall, success, comm, exe, relevant
+
+    def _parent_of(self, buf: bytes, start: int, time_ms: int) -> Callable[[], Known | None] | None:
+        """The parent of the run at ``start`` as its argument tests read it; ``None``
+        (not known) with a live ``/proc`` lookup, whose reads change the table."""
+        table = self.table
+        if table.lookup is not None:
+            return None
+
+        def parent() -> Known | None:
+            head = SYSCALL_HEAD.match(buf, start - 1)
+            return None if head is None else _parent_known(table, int(head["ppid"]), time_ms)
+
+        return parent
+
+    def fast_pair(self, buf: bytes, m: re.Match[bytes], out: list[Any]) -> int:
+        """Handle two whole syscall events whose records interleave (see
+        :func:`~kexecwatch.core.scan.fastpath.split_pair`), the first's ``SYSCALL_HEAD``
+        match being ``m``. Returns the offset past the pair, or 0 when the pair cannot
+        be taken so: then nothing has changed.
+
+        Only events no prefilter needs in full are taken: they teach the table and
+        nothing else, so the line numbers their records lose here are never read.
+        """
+        assembler = self._assembler
+        if assembler.inflight:
+            return 0
+        pair = split_pair(buf, m)
+        if pair is None:
+            return 0
+        events = []
+        for part in pair[:2]:
+            head = SYSCALL_HEAD.match(part)
+            run = None if head is None else run_end(part, head)
+            if head is None or run is None:
+                return 0
+            sec, ms, serial, call, success, comm, exe = head.group(
+                "sec", "ms", "serial", "call", "success", "comm", "exe"
+            )
+            event_id = EventId(int(sec), int(ms), int(serial))
+            key = (call, success, comm, exe)
+            if self.fast_verdict(key, part, 1, run, event_id.time_ms) is None:
+                return 0
+            events.append((part, head, run, event_id))
+        (_, _, _, first), (_, _, _, second) = events
+        produced = assembler.maybe_push_pair(None, first, first.time_ms, second, second.time_ms)
+        if produced is None:
+            return 0
+        if produced:
+            self._host.handle(produced, out)
+        for part, head, run, _ in events:
+            self.fast_event(part, head, run, 0, out, taken=True)
+        return pair[2]
+
+    def verdict(self, key: tuple[bytes, bytes, bytes, bytes]) -> _Verdict:
+        """What the prefilters say about a fast-path event with these raw values
+        (computed and remembered)."""
+        call, success_raw, comm_raw, exe_raw = key
+        syscall = syscall_of(call)
+        success = success_raw == b"yes"
+        comm = decode_untrusted(comm_raw)
+        exe = decode_untrusted(exe_raw)
+        host = self.host_name
+
+        def accepting(
+            prefilters: list[Prefilter],
+        ) -> tuple[Prefilter, ...] | Literal[True]:
+            # A fast-path run holds no record types beyond FAST_TYPES.
+            found = tuple(
+                i
+                for i in prefilters
+                if (i.record_types is None or i.record_types & FAST_TYPES)
+                and i.accepts_static(syscall, success, comm, exe, host)
+            )
+            return True if any(i.is_static for i in found) else found
+
+        evaluated = syscall in EVALUATED
+        verdict = (
+            syscall,
+            success,
+            comm,
+            exe,
+            evaluated,
+            accepting(self.rule_prefilters) if evaluated else (),
+            accepting(self.prefilters),
+        )
+        if len(self.verdicts) >= _MAX_VERDICTS:
+            self.verdicts.clear()
+        self.verdicts[key] = verdict
+        return verdict
+
+    # -- events of the reference path --------------------------------------------
+
+    def _event_facts(
+        self, event: AuditEvent, comm: bytes | None, exe: bytes | None, ppid: int
+    ) -> Facts:
+        """What argument tests read of a reference-path event."""
+        raw = raw_args(event.records)
+        args = None if raw is None else argv_of_execve_bodies(raw)
+        table = self.table
+        time_ms = event.id.time_ms
+        parent = None if table.lookup is not None else lambda: _parent_known(table, ppid, time_ms)
+        return Facts(known_of(comm, exe, args), parent)
+
+    def skim(self, event: AuditEvent, syscall_record: AuditRecord) -> bool:
+        """Teach the table from a reference-path event nobody needs in full.
+
+        ``syscall_record`` is its ``SYSCALL`` record. Returns ``False`` when the event
+        must be built in full: its record is not in the canonical layout
+        (:data:`~kexecwatch.core.scan.fastpath.SYSCALL_BODY`), or a rule prefilter accepts
+        it. Other prefilters have had the event in the event hook already.
+        """
+        m = SYSCALL_BODY.fullmatch(syscall_record.body)
+        if m is None:
+            return False
+        syscall = syscall_of(m["call"])
+        success = m["success"] == b"yes"
+        comm = decode_untrusted(m["comm"])
+        exe = decode_untrusted(m["exe"])
+        time_ms = event.id.time_ms
+        relevant = syscall in EVALUATED and in_window(time_ms, self.since_ms, self.until_ms)
+        if relevant:
+            host = event.node or self.host_name
+            kinds = frozenset(r.type for r in event.records)
+            made: list[Facts] = []
+
+            def facts() -> Facts:
+                if not made:
+                    made.append(self._event_facts(event, comm, exe, int(m["ppid"])))
+                return made[0]
+
+            for prefilter in self.rule_prefilters:
+                if prefilter.accepts(
+                    syscall,
+                    success,
+                    comm,
+                    exe,
+                    host=host,
+                    record_types=kinds,
+                    inodes=lambda: _record_inodes(event.records),
+                    facts=facts,
+                ):
+                    return False
+        ppid = int(m["ppid"])
+        table = self.table
+        if table.lookup is not None:
+            table.parent_at(ppid, time_ms)  # may seed the table from /proc
+        table.learn(
+            syscall=syscall,
+            success=success,
+            pid=int(m["pid"]),
+            ppid=ppid,
+            comm=comm,
+            exe=exe,
+            exit_code=int(m["exit"]),
+            args=raw_args(event.records),
+            event_id=event.id,
+            extra=m["extra"],
+        )
+        if relevant:
+            self._stats.process_events += 1
+        return True
+
+
+def _any_accepts(
+    prefilters: tuple[Prefilter, ...],
+    buf: bytes,
+    start: int,
+    run: tuple[int, int],
+    facts: Callable[[], Facts],
+) -> bool:
+    """Whether one of ``prefilters`` (which accept the SYSCALL record, none of them
+    static) takes the run; ``facts`` are what their argument tests read of it.
+
+    The run is ``buf[start:run[1]]``; its PATH records, like every middle record, lie
+    after its EXECVE lines (``run[0]``), so only that part is searched for inodes.
+    """
+    end = run[1]
+    for prefilter in prefilters:
+        if prefilter.record_types is not None and not (
+            prefilter.record_types & record_types(buf[start:end])
+        ):
+            continue
+        if prefilter.args is not None and not prefilter.args.accepts(facts()):
+            continue
+        known = prefilter.path_items
+        if known is None:
+            return True
+        if known and inode_search(tuple(known)).search(buf, run[0], end):
+            return True
+    return False
+
+
+def _run_facts(  # noqa: PLR0917 - the run and the facts known of it already
+    buf: bytes,
+    start: int,
+    run: tuple[int, int],
+    comm: bytes | None,
+    exe: bytes | None,
+    parent: Callable[[], Known | None] | None,
+) -> Callable[[], Facts]:
+    """What argument tests read of the whole run ``buf[start:run[1]]``, made once when
+    first asked: its EXECVE lines' arguments, decoded as the full parse decodes them (a
+    run without any: its document's arguments come from elsewhere, not known here)."""
+    made: list[Facts] = []
+
+    def facts() -> Facts:
+        if not made:
+            head = buf.find(b"\n", start) + 1
+            lines = buf[head : run[0]]
+            args = None
+            if lines:
+                raw_id = buf[buf.find(b"(", start) + 1 : buf.find(b")", start)]
+                args = argv_of_execve_bodies(execve_bodies(lines, raw_id))
+            made.append(Facts(known_of(comm, exe, args), parent))
+        return made[0]
+
+    return facts
+
+
+def _parent_known(table: ProcessTableLike, ppid: int, time_ms: int) -> Known | None:
+    """The parent's :data:`~kexecwatch.core.scan.argtest.Known` as the full path will read it
+    (``ProcessTableLike.parent_at``)."""
+    parent = table.parent_at(ppid, time_ms)
+    return None if parent is None else known_of(parent.name, parent.executable, parent.args)
+
+
+def _record_inodes(records: tuple[AuditRecord, ...]) -> Collection[int]:
+    return frozenset().union(*(path_inodes(r.body) for r in records if r.type == "PATH"))
+
+
+def raw_args(records: tuple[AuditRecord, ...]) -> bytes | None:
+    """The raw argv of an event's records: its EXECVE bodies joined by newlines
+    (what :func:`~kexecwatch.core.scan.fastpath.argv_of_execve_bodies` decodes), or ``None``."""
+    bodies = [r.body for r in records if r.type == "EXECVE"]
+    return b"\n".join(bodies) if bodies else None

@@ -1,0 +1,5 @@
+"""Text from a log made safe to show: terminal-safe escapes and one-line JSON.
+
+Takes strings and bytes from records; gives text no terminal or line reader can be steered
+by.
+"""

@@ -1,0 +1,347 @@
+"""Follower behaviour against real files (rotation, truncation, recreation), in process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kexecwatch.adapters.daemon.follower import (
+    MAX_LINE,
+    DroppedTail,
+    Follower,
+    FollowerOutput,
+    Gap,
+    Lines,
+    Switched,
+    Unreadable,
+)
+from kexecwatch.adapters.daemon.logfiles import Position
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def rec(n: int) -> bytes:
+    return (
+        f"type=SYSCALL msg=audit(1700000000.{n % 1000:03d}:{n}): syscall=59 "
+        f'comm="c{n}" exe="/bin/true"\n'
+    ).encode()
+
+
+def append(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def rotate(path: Path, num_logs: int = 5) -> None:
+    """auditd's rotate_logs(): shift .N-1→.N ... .1→.2, audit.log→.1, create a new one."""
+    for i in range(num_logs - 2, 0, -1):
+        src = Path(f"{path}.{i}")
+        if src.exists():
+            os.replace(src, f"{path}.{i + 1}")
+    os.replace(path, f"{path}.1")
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def drain(f: Follower, out: list[FollowerOutput] | None = None) -> bytes:
+    data = b""
+    for _ in range(50):
+        items = f.read()
+        if out is not None:
+            out.extend(items)
+        if not items:
+            break
+        data += b"".join(i.data for i in items if isinstance(i, Lines))
+    return data
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    return tmp_path / "audit.log"
+
+
+def test_partial_line_is_held_until_its_newline(log: Path) -> None:
+    append(log, rec(1) + b"type=SYSCALL msg=audit(1700")
+    f = Follower(str(log))
+    out: list[FollowerOutput] = []
+    assert drain(f, out) == rec(1)
+    pos = f.position
+    assert pos is not None
+    assert pos.offset == len(rec(1))
+    append(log, b"000000.002:2): x\n")
+    assert drain(f) == b"type=SYSCALL msg=audit(1700000000.002:2): x\n"
+    assert f.position is not None
+    assert f.position.offset == log.stat().st_size
+    f.close()
+
+
+def test_rename_rotation_reads_old_then_new_once(log: Path) -> None:
+    append(log, rec(1))
+    f = Follower(str(log))
+    assert drain(f) == rec(1)
+    append(log, rec(2))  # not read yet when the rotation happens
+    rotate(log)
+    append(log, rec(3))
+    out: list[FollowerOutput] = []
+    assert drain(f, out) == rec(2) + rec(3)
+    assert [s.reason for s in out if isinstance(s, Switched)] == ["rotated"]
+    f.close()
+
+
+def test_several_rotations_while_lagging_are_read_oldest_first(log: Path) -> None:
+    append(log, rec(1))
+    f = Follower(str(log))
+    drain(f)
+    for n in (2, 3, 4):
+        append(log, rec(n))
+        rotate(log)
+    append(log, rec(5))
+    assert drain(f) == b"".join(rec(n) for n in (2, 3, 4, 5))
+    f.close()
+
+
+def test_copytruncate_reads_the_unread_rest_from_the_copy(log: Path) -> None:
+    append(log, b"".join(rec(n) for n in range(1, 40)))  # > 1 KiB: full fingerprint
+    f = Follower(str(log))
+    drain(f)
+    append(log, rec(40))
+    shutil.copyfile(log, f"{log}.1")
+    os.truncate(log, 0)
+    append(log, rec(41))
+    out: list[FollowerOutput] = []
+    assert drain(f, out) == rec(40) + rec(41)
+    assert [s.reason for s in out if isinstance(s, Switched)] == ["copied", "rotated"]
+    f.close()
+
+
+def test_truncation_to_zero_restarts_at_zero(log: Path) -> None:
+    append(log, rec(1) + rec(2))
+    f = Follower(str(log))
+    drain(f)
+    os.truncate(log, 0)
+    append(log, rec(3))
+    out: list[FollowerOutput] = []
+    assert drain(f, out) == rec(3)
+    assert any(isinstance(s, Switched) and s.reason == "truncated" for s in out)
+    f.close()
+
+
+def test_truncate_and_regrow_past_offset_is_caught_by_fingerprint(log: Path) -> None:
+    append(log, rec(1))
+    f = Follower(str(log))
+    drain(f)
+    os.truncate(log, 0)
+    append(log, rec(7) + rec(8) + rec(9))  # longer than before: size alone misses it
+    assert drain(f) == rec(7) + rec(8) + rec(9)
+    f.close()
+
+
+def test_delete_and_recreate(log: Path) -> None:
+    append(log, rec(1))
+    f = Follower(str(log))
+    drain(f)
+    append(log, rec(2))
+    log.unlink()
+    append(log, rec(3))
+    assert drain(f) == rec(2) + rec(3)
+    f.close()
+
+
+def test_rotated_file_ending_mid_line_waits_then_drops_the_tail(log: Path) -> None:
+    clock = Clock()
+    append(log, rec(1) + b"type=SYS")
+    f = Follower(str(log), clock=clock, rotate_grace=2.0)
+    drain(f)
+    rotate(log)
+    append(log, rec(2))
+    assert drain(f) == b""  # within the grace period the old file may still complete
+    clock.now = 3.0
+    out: list[FollowerOutput] = []
+    assert drain(f, out) == rec(2)
+    assert [d.reason for d in out if isinstance(d, DroppedTail)] == [
+        "unterminated line at the end of a rotated file"
+    ]
+    f.close()
+
+
+def test_overlong_unterminated_line_is_not_buffered_without_bound(log: Path) -> None:
+    # (A long line that arrives whole is the core's to report; this is about memory.)
+    append(log, b"x" * (MAX_LINE + 10))
+    f = Follower(str(log))
+    out: list[FollowerOutput] = []
+    assert drain(f, out) == b""
+    append(log, b"x" * 100 + b"\n" + rec(1))
+    assert drain(f, out) == rec(1)
+    assert any(isinstance(d, DroppedTail) for d in out)
+    f.close()
+
+
+def test_missing_log_is_retried_with_backoff(log: Path) -> None:
+    clock = Clock()
+    f = Follower(str(log), clock=clock)
+    first = f.read()
+    assert isinstance(first[0], Unreadable)
+    assert f.read() == []  # backing off
+    append(log, rec(1))
+    clock.now = 1.0
+    assert drain(f) == rec(1)
+    f.close()
+
+
+def _position_after(log: Path, data: bytes) -> tuple[Position, int]:
+    append(log, data)
+    f = Follower(str(log))
+    drain(f)
+    pos, mtime = f.position, f.current_mtime_ns()
+    f.close()
+    assert pos is not None
+    assert mtime is not None
+    return pos, mtime
+
+
+def test_resume_in_place(log: Path) -> None:
+    pos, mtime = _position_after(log, rec(1))
+    append(log, rec(2))
+    f = Follower(str(log), resume=pos, resume_mtime_ns=mtime)
+    out: list[FollowerOutput] = []
+    assert drain(f, out) == rec(2)
+    assert isinstance(out[0], Switched)
+    assert out[0].reason == "resumed"
+    f.close()
+
+
+@pytest.mark.parametrize("rotations", [1, 3])
+def test_resume_after_rotations_while_stopped(log: Path, rotations: int) -> None:
+    pos, mtime = _position_after(log, rec(1))
+    expected = b""
+    for n in range(2, 2 + rotations):
+        append(log, rec(n))
+        expected += rec(n)
+        rotate(log)
+    append(log, rec(99))
+    f = Follower(str(log), resume=pos, resume_mtime_ns=mtime)
+    assert drain(f) == expected + rec(99)
+    f.close()
+
+
+def test_resume_when_checkpointed_file_was_destroyed_reports_a_gap(log: Path) -> None:
+    pos, mtime = _position_after(log, rec(1))
+    append(log, rec(2))
+    rotate(log, num_logs=2)
+    append(log, rec(3))
+    rotate(log, num_logs=2)  # .1 (our file) renamed over: gone
+    append(log, rec(4))
+    f = Follower(str(log), resume=pos, resume_mtime_ns=mtime)
+    out: list[FollowerOutput] = []
+    assert drain(f, out) == rec(3) + rec(4)  # the survivors, oldest first
+    gaps = [g for g in out if isinstance(g, Gap)]
+    assert len(gaps) == 1
+    assert str(pos.offset) in gaps[0].describe()
+    f.close()
+
+
+def test_resume_rejects_a_reused_inode_with_other_content(log: Path) -> None:
+    pos, mtime = _position_after(log, rec(1) * 3)
+    # Same inode, new content (what inode reuse looks like to a checkpoint).
+    with open(log, "r+b") as fh:
+        fh.truncate(0)
+        fh.write(rec(5) * 4)
+    f = Follower(str(log), resume=pos, resume_mtime_ns=mtime)
+    out: list[FollowerOutput] = []
+    assert drain(f, out) == rec(5) * 4
+    assert any(isinstance(g, Gap) for g in out)
+    f.close()
+
+
+def test_event_time_wakeup_comes_from_the_directory_watch(log: Path) -> None:
+    import time
+
+    append(log, rec(1))
+    f = Follower(str(log), poll_interval=30)
+    f.start()
+    drain(f)
+    t0 = time.monotonic()
+    append(log, rec(2))
+    f.wait()
+    assert time.monotonic() - t0 < 5  # woke by inotify, not by the 30 s poll
+    assert drain(f) == rec(2)
+    f.close()
+
+
+def test_truncate_and_regrow_to_exactly_the_old_size(log: Path) -> None:
+    append(log, rec(1))
+    f = Follower(str(log))
+    drain(f)
+    os.truncate(log, 0)
+    append(log, rec(2))  # same length as rec(1): size and offset both unchanged
+    os.utime(log, ns=(1, 10**18))  # make sure mtime moved even on a coarse clock
+    assert drain(f) == rec(2)
+    f.close()
+
+
+def test_a_busy_writer_is_read_in_batches_and_a_quiet_one_at_once(log: Path) -> None:
+    """A writer that appends every millisecond wakes the reader at most once per settle
+    delay (each wake-up costs far more than the bytes it reads); after a quiet spell, a
+    single write is read without that delay."""
+    import threading
+    import time
+
+    append(log, rec(0))
+    f = Follower(str(log), poll_interval=30)
+    f.start()
+    try:
+        written = b"".join(rec(n) for n in range(1, 1001))
+        got = drain(f)
+
+        def write_one_a_millisecond() -> None:
+            for n in range(1, 1001):
+                append(log, rec(n))
+                time.sleep(0.001)
+
+        writer = threading.Thread(target=write_one_a_millisecond)
+        t0 = time.monotonic()
+        writer.start()
+        reads = 0
+        got = b""
+        while len(got) < len(written) and time.monotonic() - t0 < 60:
+            f.wait()
+            chunk = drain(f)
+            reads += bool(chunk)
+            got += chunk
+        writer.join()
+        seconds = time.monotonic() - t0
+        assert got == written
+        # One read per settle delay, plus a few for a machine too slow to keep the pace.
+        assert reads <= seconds / f.settle + 10, (reads, seconds)
+
+        time.sleep(0.5)  # quiet
+        t0 = time.monotonic()
+        append(log, rec(1001))
+        f.wait()
+        assert time.monotonic() - t0 < f.settle  # not held back: nothing was read lately
+        assert drain(f) == rec(1001)
+    finally:
+        f.close()
+
+
+def test_more_to_read_says_whether_a_read_stopped_at_its_budget(log: Path) -> None:
+    append(log, rec(1) * 100)
+    f = Follower(str(log))
+    first = f.read(budget=len(rec(1)) * 10)
+    assert f.more_to_read
+    rest = f.read()
+    assert not f.more_to_read
+    got = b"".join(i.data for i in first + rest if isinstance(i, Lines))
+    assert got == rec(1) * 100
+    f.close()
