@@ -2,7 +2,8 @@
 
 Rule 1: alerts are handed to the outputs (and journalled) before the checkpoint that
 covers them is written; a crash in between replays the records, and the journal's alert
-ids suppress the repeat.
+ids suppress the repeat. That checkpoint follows at once, or, within a second of the
+last one, a second after it (a burst of alerts costs one checkpoint a second).
 
 Rule 2: the core never reads the clock. When the log goes quiet, the
 :class:`~kexecwatch.adapters.session.Session` passes the wall-clock idle time to the
@@ -71,6 +72,9 @@ log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 RECENT_IDS = 4096
+#: Seconds between two checkpoints that follow alerts: each snapshots the process table
+#: and fsyncs, and the journal already keeps every hand-off through ``kill -9``.
+ALERT_CHECKPOINT_GAP = 1.0
 PAUSE_ENV = "KEXECWATCH_TEST_PAUSE_AFTER_HANDOFF"  # seconds; crash tests only
 
 
@@ -159,6 +163,7 @@ class Daemon:
         self.follower = self._restore()
         self._last_checkpoint = time.monotonic()
         self._dirty = False
+        self._alerted = False  # alerts handed off since the last checkpoint
         self._pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
 
     # -- start-up ----------------------------------------------------------------------
@@ -247,7 +252,10 @@ class Daemon:
                 if not got_lines:
                     mid_line = self.follower.holds_partial_line
                     self._handle(self.session.idle(now, mid_line=mid_line))
-                if self._dirty and now - self._last_checkpoint >= self.cfg.checkpoint_interval:
+                since = now - self._last_checkpoint
+                if (self._alerted and since >= ALERT_CHECKPOINT_GAP) or (
+                    self._dirty and since >= self.cfg.checkpoint_interval
+                ):
                     self.checkpoint()
                 if now - last_status >= self.cfg.status_interval:
                     self._status()
@@ -257,6 +265,9 @@ class Daemon:
                     self._on_hup()
                 if not self.follower.more_to_read and not self.stop:
                     due = self.session.expire_due
+                    if self._alerted:  # wake for the alerts' deferred checkpoint
+                        gap_due = self._last_checkpoint + ALERT_CHECKPOINT_GAP
+                        due = gap_due if due is None else min(due, gap_due)
                     self.follower.wait(None if due is None else max(0.01, due - now))
             failed = False
         finally:
@@ -344,7 +355,9 @@ class Daemon:
         if self._pause:
             log.warning("test_pause", extra=kv(seconds=self._pause))
             time.sleep(self._pause)
-        self.checkpoint()  # after the hand-off, never before
+        self._alerted = True
+        if time.monotonic() - self._last_checkpoint >= ALERT_CHECKPOINT_GAP:
+            self.checkpoint()  # after the hand-off, never before
 
     def _emit(self, rec: SinkRecord) -> None:
         if rec.alert_id in self.recent:
@@ -383,7 +396,7 @@ class Daemon:
                 self.journal.sync_and_reset()
         self._last_checkpoint = time.monotonic()
         if ok:
-            self._dirty = False
+            self._dirty = self._alerted = False
             self.counters["checkpoints"] += 1
         return ok
 
