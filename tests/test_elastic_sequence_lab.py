@@ -22,7 +22,7 @@ import pytest
 
 from tests.test_cli import kexecwatch
 from tests.test_rule_source import SNAPSHOT, needs_snapshot
-from tools.scenarios import load_manifest
+from tools.scenarios import Scenario, load_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "elastic-sequence-rules"
@@ -31,11 +31,11 @@ WILDCARD = "0b803267-74c5-444d-ae29-32b5db2d562a"  # tar then its shell, maxspan
 BASE64 = "03d856c2-7f74-4540-a530-e20af5e39789"  # two base64 -d of one parent, maxspan=3s
 
 
-def log(fmt: str) -> Path:
-    return ROOT / "fixtures" / "audit" / fmt / f"{NAME}.log"
+def log(fmt: str, name: str = NAME) -> Path:
+    return ROOT / "fixtures" / "audit" / fmt / f"{name}.log"
 
 
-def replay(fmt: str, *extra: str) -> list[dict[str, Any]]:
+def replay(fmt: str, *extra: str, name: str = NAME) -> list[dict[str, Any]]:
     done = kexecwatch(
         "replay",
         "--host-id",
@@ -44,7 +44,7 @@ def replay(fmt: str, *extra: str) -> list[dict[str, Any]]:
         "json",
         "--quiet",
         *extra,
-        str(log(fmt)),
+        str(log(fmt, name)),
     )
     assert done.returncode in (0, 1), done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()]
@@ -61,6 +61,29 @@ def seconds(doc: dict[str, Any]) -> float:
     return datetime.fromisoformat(doc["@timestamp"].replace("Z", "+00:00")).timestamp()
 
 
+def stated_and_found(
+    scenario: Scenario, fmt: str, profile: str
+) -> tuple[list[dict[str, Any]], Counter[Any], Counter[Any]]:
+    """The alerts of the snapshot's rules on ``scenario``'s recording in one format and
+    profile; what they are (rule, argv, argv of each step) and what the manifest states."""
+    alerts = replay(
+        fmt,
+        "--events-as",
+        profile,
+        "--no-builtin-rules",
+        "--rule",
+        str(SNAPSHOT / "rules"),
+        name=scenario.name,
+    )
+    found = Counter((a["rule"]["id"], tuple(a["process"]["args"]), argv_steps(a)) for a in alerts)
+    expected = Counter(
+        (a.rule, a.args, a.sequence)
+        for a in scenario.elastic
+        if fmt in a.formats and profile in a.events_as
+    )
+    return alerts, found, expected
+
+
 def test_the_manifest_states_at_least_5_sequence_rules() -> None:
     assert len({a.rule for a in SCENARIO.elastic if a.sequence}) >= 5
 
@@ -69,15 +92,7 @@ def test_the_manifest_states_at_least_5_sequence_rules() -> None:
 @pytest.mark.parametrize("profile", ["defend", "auditbeat"])
 @pytest.mark.parametrize("fmt", ["raw", "enriched"])
 def test_exactly_the_stated_alerts_and_no_other(fmt: str, profile: str) -> None:
-    alerts = replay(
-        fmt, "--events-as", profile, "--no-builtin-rules", "--rule", str(SNAPSHOT / "rules")
-    )
-    found = Counter((a["rule"]["id"], tuple(a["process"]["args"]), argv_steps(a)) for a in alerts)
-    expected = Counter(
-        (a.rule, a.args, a.sequence)
-        for a in SCENARIO.elastic
-        if fmt in a.formats and profile in a.events_as
-    )
+    alerts, found, expected = stated_and_found(SCENARIO, fmt, profile)
     assert found == expected
     # Every alert is of the lab user, and host.id comes from --host-id or node=.
     assert {a["user"]["id"] for a in alerts} == {alerts[0]["user"]["id"]} != {"0"}

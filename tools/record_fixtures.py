@@ -254,7 +254,8 @@ def record(
 ) -> None:
     """Record ``scenarios`` in one auditd session and copy its log to ``out``."""
     log_format, node = FORMATS[fmt]
-    rules = scoped_rules(read_rules_file(REPO / "etc" / "audit.rules"), uid)
+    extra = [line for sc in scenarios for line in sc.audit_rules]
+    rules = scoped_rules([*read_rules_file(REPO / "etc" / "audit.rules"), *extra], uid)
     with AuditdSession(rules, log_format=log_format, node_name=node) as session:
         lost_before = audit_status().lost
         for i, sc in enumerate(scenarios):

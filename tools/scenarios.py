@@ -71,7 +71,11 @@ class ExpectedRuleAlert:
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """One recorded scenario: its setup files, commands and expectations."""
+    """One recorded scenario: its setup files, commands and expectations.
+
+    ``audit_rules`` are audit rule lines loaded with the shipped ones while recording it
+    (restricted to the lab user like them), for system calls the shipped rules omit.
+    """
 
     name: str
     issue: int
@@ -85,6 +89,7 @@ class Scenario:
     true_copies: tuple[str, ...] = ()
     writable: tuple[str, ...] = ()
     elastic: tuple[ExpectedRuleAlert, ...] = ()
+    audit_rules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +183,7 @@ def _scenario(raw: dict[str, Any]) -> Scenario:
         true_copies=tuple(raw.get("true_copies", [])),
         writable=tuple(raw.get("writable", [])),
         elastic=tuple(_rule_alert(a) for a in raw.get("elastic", [])),
+        audit_rules=tuple(raw.get("audit_rules", [])),
     )
 
 
