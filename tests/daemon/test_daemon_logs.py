@@ -224,7 +224,12 @@ def test_log_level_and_no_builtin_rules_flags(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        time.sleep(1.5)
+        # The daemon writes its first checkpoint once started; a fixed sleep raced a slow
+        # start on a loaded machine.
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "s" / "checkpoint.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)

@@ -70,7 +70,9 @@ __all__ = ["Daemon", "add_run_arguments", "main", "run_command"]
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+#: ``run``'s exit codes. A runtime failure is 3, not 1: across kexecwatch, 1 means "alerts
+#: found" and never an error.
+EXIT_OK, EXIT_USAGE, EXIT_FAILURE = 0, 2, 3
 RECENT_IDS = 4096
 #: Seconds between two checkpoints that follow alerts: each snapshots the process table
 #: and fsyncs, and the journal already keeps every hand-off through ``kill -9``.
@@ -414,6 +416,8 @@ class Daemon:
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
+        if _EARLY_STOP:  # asked to stop while starting: start, checkpoint, stop cleanly
+            on_stop(_EARLY_STOP[0], None)
 
     def _on_hup(self) -> None:
         self.hup = False
@@ -501,8 +505,24 @@ def _resolve(args: argparse.Namespace) -> Config:
     return apply_overrides(load_config(args.config), overrides)
 
 
+#: A SIGTERM or SIGINT that arrives while the daemon loads its configuration, rules and
+#: state (a service manager stopping it right after starting it): remembered, and honoured
+#: once the daemon's own handlers are in place, so the stop is clean instead of a death
+#: by signal with no checkpoint.
+_EARLY_STOP: list[int] = []
+
+
+def _note_early_stops() -> None:
+    def remember(signum: int, frame: FrameType | None) -> None:
+        _EARLY_STOP.append(signum)
+
+    signal.signal(signal.SIGTERM, remember)
+    signal.signal(signal.SIGINT, remember)
+
+
 def run_command(args: argparse.Namespace) -> int:
-    """Entry point for ``kexecwatch run``. Returns 0, 1 (runtime failure) or 2 (usage)."""
+    """Entry point for ``kexecwatch run``. Returns 0, 2 (usage) or 3 (runtime failure)."""
+    _note_early_stops()
     try:
         cfg = _resolve(args)
         setup_logging(cfg.log_level, cfg.log_format)
