@@ -72,4 +72,6 @@ def test_fixtures_stay_small() -> None:
     files = [p for p in FIXTURES.rglob("*") if p.is_file()]
     total = sum(p.stat().st_size for p in files if golden not in p.parents)
     assert total < 3_500_000
-    assert sum(p.stat().st_size for p in files if golden in p.parents) < 6_000_000
+    # 6.5 MB since the elastic-process-syscalls real recording (a new recorded scenario,
+    # not bloat) brought the goldens past 6 MB.
+    assert sum(p.stat().st_size for p in files if golden in p.parents) < 6_500_000
