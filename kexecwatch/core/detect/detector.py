@@ -89,7 +89,7 @@ from kexecwatch.core.scan.argtest import Facts, known_of
 from kexecwatch.core.scan.fastpath import argv_of_execve_bodies
 from kexecwatch.core.scan.nativescan import NativeScanner, default_native, single_types
 from kexecwatch.core.scan.prefilter import EVERYTHING, Prefilter
-from kexecwatch.core.scan.scanner import EVALUATED, PythonScanner, in_window
+from kexecwatch.core.scan.scanner import EVALUATED, NEVER_DUE, PythonScanner, in_window
 from kexecwatch.core.text.textsafe import VALUE_BYTES, clip, escape_text
 from kexecwatch.errors import SourceLocation
 
@@ -325,6 +325,7 @@ class Detector:
             self._sequences = self._sequence_engine(self.rules)
             if kept is not None:
                 self._sequences.restore(kept)
+        self._sync_sequences_due()
         self._telemetry_rules = [
             r for r in self.rules if getattr(r, "applies_to", "process") == "telemetry"
         ]
@@ -549,6 +550,8 @@ class Detector:
                     self._on_event(item, out)
                 except Exception as exc:  # one bad event must not cost the others
                     self._failed(item.id, item.records[0].line_no if item.records else 0, exc, out)
+                if stats.last_time_ms >= self._scanner.sequences_due:
+                    self._sequence_clock(stats.last_time_ms, out)
             elif isinstance(item, EventsLost):
                 stats.lost_events += item.count
                 out.append(item)
@@ -654,7 +657,9 @@ class Detector:
         if explain:
             out.append(self._verdict(process, document, alerted, held))
         if self._sequences:
-            self._raise_sequences(self._sequences.observe(document, process.id.time_ms), out)
+            now = self.stats.last_time_ms
+            matches = self._sequences.observe(document, process.id.time_ms, now_ms=now)
+            self._raise_sequences(matches, out)
 
     def _verdict(
         self,
@@ -678,6 +683,19 @@ class Detector:
         for match in matches:
             self._raise(Alert(match.rule, match.events, match.reason), out)
         self.stats.sequences_dropped = self._sequences.dropped if self._sequences else 0
+        self._sync_sequences_due()
+
+    def _sync_sequences_due(self) -> None:
+        """Tell the scanner from when on an event's time may make a sequence due."""
+        due = self._sequences.due_ms if self._sequences else None
+        self._scanner.set_sequences_due(NEVER_DUE if due is None else due)
+
+    def _sequence_clock(self, time_ms: int, out: list[Output]) -> None:
+        """An event of ``time_ms`` was read, whatever rules were shown it: sequences
+        due by then are matched now, not at the next event of their rule's (the same
+        place whether the rule index and prefilters kept the event from them or not)."""
+        if self._sequences:
+            self._raise_sequences(self._sequences.tick(time_ms), out)
 
     def _sequence_engine(self, rules: Sequence[DetectionRule]) -> SequenceEngine:
         from kexecwatch.core.detect.rule.sequence_state import SequenceEngine
@@ -766,7 +784,8 @@ class Detector:
             if rule.matches(document):
                 self._raise(Alert(rule, item, rule.reason(document)), out)
         if self._sequences:
-            matches = self._sequences.observe(document, item.id.time_ms, telemetry=True)
+            now = self.stats.last_time_ms
+            matches = self._sequences.observe(document, item.id.time_ms, now_ms=now, telemetry=True)
             self._raise_sequences(matches, out)
 
     # -- state ---------------------------------------------------------------------
@@ -798,6 +817,7 @@ class Detector:
             if "sequences" in state:  # absent from snapshots of older versions
                 # Checked even when no sequence rule is loaded (an empty engine).
                 (self._sequences or self._sequence_engine(())).restore(state["sequences"])
+                self._sync_sequences_due()
             for name, value in state.get("stats", {}).items():
                 if name in _STAT_NAMES:
                     setattr(self.stats, name, int(value))
@@ -841,13 +861,14 @@ def _unended(lines: LineBuffer, reason: str) -> ParseIssue | None:
 class _Host:
     """The detector's side of the scanner interface (:class:`ScanHost`)."""
 
-    __slots__ = ("_detector", "failed", "handle", "line")
+    __slots__ = ("_detector", "clock", "failed", "handle", "line")
 
     def __init__(self, detector: Detector) -> None:
         self._detector = detector
         self.line = detector._line
         self.handle = detector._handle
         self.failed = detector._failed
+        self.clock = detector._sequence_clock
 
     def event(self, event: AuditEvent, out: list[Output]) -> None:
         detector = self._detector

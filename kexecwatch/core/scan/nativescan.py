@@ -252,6 +252,10 @@ class NativeScanner(PythonScanner):
                 stats.process_events += result.process_events
                 stats.last_time_ms = max(stats.last_time_ms, result.last_time_ms)
                 line_no += result.lines
+                if stats.last_time_ms >= self.sequences_due:
+                    # Sequences came due among the events native took: match them now,
+                    # not at the next event Python reads (a live log may have none).
+                    host.clock(stats.last_time_ms, out)
             if result.lost:
                 host.handle(
                     [

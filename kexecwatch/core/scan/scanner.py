@@ -54,6 +54,7 @@ from kexecwatch.core.scan.prefilter import Prefilter
 
 __all__ = [
     "EVALUATED",
+    "NEVER_DUE",
     "PythonScanner",
     "ScanCounts",
     "ScanHost",
@@ -90,6 +91,9 @@ class ScanHost(Protocol):
     def failed(self, event_id: EventId, line_no: int, exc: Exception, out: list[Any]) -> None:
         """Count and report an event whose handling raised; the stream goes on."""
 
+    def clock(self, time_ms: int, out: list[Any]) -> None:
+        """An event of ``time_ms`` the scanner took itself has reached ``sequences_due``."""
+
 
 class ScanCounts(Protocol):
     """The running counts a scanner keeps (the detector's ``Stats``)."""
@@ -117,6 +121,8 @@ _MAX_VERDICTS = 4096
 _new_id = tuple.__new__
 #: The most credentials texts :meth:`PythonScanner.share_extra` remembers at once.
 MAX_SHARED_EXTRAS = 1024
+#: :attr:`PythonScanner.sequences_due` while no sequence waits: beyond any record time.
+NEVER_DUE = 2**62
 
 
 class PythonScanner:
@@ -157,6 +163,9 @@ class PythonScanner:
         self.until_ms = until_ms
         self.fault_on = fault_on
         self._unbounded = since_ms is None and until_ms is None
+        #: The record time from which an event must tell the detector its time (a
+        #: sequence is due then); :data:`NEVER_DUE` while none waits.
+        self.sequences_due = NEVER_DUE
         self.rule_prefilters: list[Prefilter] = []
         self.prefilters: list[Prefilter] = []
         # What the prefilters say about each (syscall, success, comm, exe) seen on the
@@ -276,6 +285,8 @@ class PythonScanner:
             if verdict is None or (fault is not None and buf.find(fault, m.start(), run[1]) >= 0):
                 records = records_of(buf[m.start() + 1 : run[1]], line_no, event_id)
                 self._host.event(AuditEvent(None, event_id, records, "proctitle"), out)
+                if stats.last_time_ms >= self.sequences_due:
+                    self._host.clock(stats.last_time_ms, out)
                 return True
             syscall, success, comm, exe, relevant = verdict
             ppid = int(ppid_raw)
@@ -305,7 +316,13 @@ class PythonScanner:
                 stats.process_events += 1
         except Exception as exc:  # one bad event must not cost the others
             self._host.failed(event_id, line_no, exc, out)
+        if stats.last_time_ms >= self.sequences_due:
+            self._host.clock(stats.last_time_ms, out)
         return True
+
+    def set_sequences_due(self, time_ms: int) -> None:
+        """Set :attr:`sequences_due` (the detector does, as its sequences change)."""
+        self.sequences_due = time_ms
 
     def share_extra(self, extra: bytes) -> bytes:
         """``extra`` (an event's credentials text), the copy the table is to keep.

@@ -9,6 +9,12 @@ event window: how late an audit event may complete). So a sequence whose events
 complete out of order still matches in the order they happened, as Elasticsearch
 matches by ``@timestamp``. The end of the input releases the buffer at once.
 
+Record time is the detector's clock (the newest time of every event read), not only the
+times of the events a rule is shown: :meth:`SequenceEngine.observe` takes it as ``now_ms``,
+and :attr:`SequenceEngine.due_ms` says from when on an event no rule is shown must still
+be passed to :meth:`SequenceEngine.tick`. So what is due is matched at the same event
+whether the rule index and prefilters keep events from a rule or not.
+
 Sequences (Elasticsearch's semantics, streamed):
 
 * A partial sequence is kept per join key and per number of stages matched; a newer
@@ -78,6 +84,8 @@ _LOOKBACK = re.compile(r"now-(\d+)([smhd])")
 _UNITS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _UNSET_IDS = frozenset({"4294967295", "-1"})
 _STATE_VERSION = 1
+#: A record time beyond any: nothing due.
+_NEVER = 2**62
 
 Doc = dict[str, Any]
 
@@ -196,6 +204,10 @@ class SequenceEngine:
         }
         # Runners with something waiting on record time: they see every event's time.
         self._busy: set[int] = set()
+        #: The earliest record time at which a busy runner has something due (a buffered
+        #: event to match, a window to close, partials to expire); ``None`` when idle.
+        #: The detector compares every event's time with it (see :meth:`tick`).
+        self.due_ms: int | None = None
         # Every distinct stage of every rule, filed by what it requires: an event is
         # tested only against the stages that could match it.
         self._index = RuleIndex(
@@ -215,10 +227,12 @@ class SequenceEngine:
         return sum(r.dropped for r in self.runners)
 
     def observe(
-        self, document: Doc, time_ms: int, *, telemetry: bool = False
+        self, document: Doc, time_ms: int, *, now_ms: int | None = None, telemetry: bool = False
     ) -> list[SequenceMatch]:
         """Take one process (or, for telemetry rules, telemetry) document; return the
-        sequences that completed."""
+        sequences that completed. ``now_ms``: the detector's record clock (the newest
+        time of every event read, shown to a rule or not), when ahead of ``time_ms``."""
+        now = time_ms if now_ms is None or now_ms < time_ms else now_ms
         wanted: dict[int, set[int]] = {}
         for entry in self._index.candidates(document):
             wanted.setdefault(entry.runner, set()).add(entry.number)
@@ -231,17 +245,33 @@ class SequenceEngine:
             runner = self.runners[i]
             stages = wanted.get(i)
             if stages is not None:
-                out += runner.feed(document, time_ms, stages)
+                out += runner.feed(document, time_ms, stages, now)
             else:
-                out += runner.advance(time_ms)
+                out += runner.advance(now)
             if runner.waiting():
                 self._busy.add(i)
             else:
                 self._busy.discard(i)
+        self._set_due()
+        return out
+
+    def tick(self, now_ms: int) -> list[SequenceMatch]:
+        """Record time has reached ``now_ms`` (an event no runner was shown): match what
+        is due. Call it only when ``now_ms >= due_ms``; it is then what :meth:`observe`
+        would have done for an event of no rule's at that time."""
+        out: list[SequenceMatch] = []
+        for i in sorted(self._busy):
+            out += self.runners[i].advance(now_ms)
+        self._recount()
         return out
 
     def _recount(self) -> None:
         self._busy = {i for i, r in enumerate(self.runners) if r.waiting()}
+        self._set_due()
+
+    def _set_due(self) -> None:
+        runners = self.runners
+        self.due_ms = min((runners[i].deadline() for i in self._busy), default=None)
 
     def advance(self, now_ms: int) -> list[SequenceMatch]:
         """Record time has reached ``now_ms`` (an idle live log): match what is due."""
@@ -340,12 +370,14 @@ class _Runner:
         self._newest: int | None = None
         self.clock = 0
 
-    def feed(self, doc: Doc, time_ms: int, stages: AbstractSet[int]) -> list[SequenceMatch]:
+    def feed(
+        self, doc: Doc, time_ms: int, stages: AbstractSet[int], now_ms: int
+    ) -> list[SequenceMatch]:
         """Take an event that may match the distinct stages numbered ``stages`` (the
-        others cannot: the rule index says so)."""
+        others cannot: the rule index says so); ``now_ms`` is the record clock."""
         # Every event moves record time on, so partials expire and a trailing missing
         # event's window closes even when nothing of the rule happens.
-        self._newest = time_ms if self._newest is None else max(self._newest, time_ms)
+        self._newest = now_ms if self._newest is None else max(self._newest, now_ms)
         out: list[SequenceMatch] = []
         flags: tuple[bool, ...] = ()
         if stages:
@@ -366,6 +398,27 @@ class _Runner:
         """Whether something waits for record time (buffered events, partial sequences
         to expire, alerts due when a window closes)."""
         return bool(self._buffer)
+
+    def deadline(self) -> int:
+        """The earliest time of the newest event at which :meth:`advance` does something."""
+        due = self._buffer[0][0] if self._buffer else _NEVER
+        sweep = self.sweep_due()
+        return min(due, sweep) + self.reorder_ms
+
+    def sweep_due(self) -> int:
+        """The earliest record time (less the reorder delay) at which :meth:`tick` acts."""
+        return _NEVER
+
+    def sweep_after(self, now_ms: int) -> int:
+        """The next sweep of expired partials: the next quarter-span mark of record
+        time, so that sweeps fall on the same record times however often the runner
+        is shown events (with the rule index or without)."""
+        step = max(1, self.span // 4)
+        return (now_ms // step + 1) * step
+
+    def start_sweeps(self) -> None:
+        """Something to expire appears: the first sweep is at the next mark."""
+        self._next_sweep = self.sweep_after((self._newest or 0) - self.reorder_ms)
 
     def advance(self, now_ms: int) -> list[SequenceMatch]:
         self._newest = now_ms if self._newest is None else max(self._newest, now_ms)
@@ -470,6 +523,8 @@ class _SequenceRunner(_Runner):
             if key is None:
                 continue
             if before == 0:
+                if not self.partials and not self.last_missing:
+                    self.start_sweeps()
                 self.last_missing[key] = time_ms
                 self.last_missing.move_to_end(key)
                 while len(self.last_missing) > self.cap:
@@ -517,7 +572,19 @@ class _SequenceRunner(_Runner):
     def waiting(self) -> bool:
         return bool(self._buffer or self.pending or self.partials or self.last_missing)
 
+    def sweep_due(self) -> int:
+        due = _NEVER
+        if self.partials or self.last_missing:
+            due = self._next_sweep
+        if self.pending:
+            # tick() matches a pending sequence once now > first + span.
+            first = min(p.times[0] for waiting in self.pending.values() for p in waiting)
+            due = min(due, first + self.span + 1)
+        return due
+
     def put(self, key: str, matched: int, partial: _Partial) -> None:
+        if not self.partials and not self.last_missing:
+            self.start_sweeps()
         slot = self.partials.setdefault(key, {})
         old = slot.get(matched)
         if old is None:
@@ -585,7 +652,7 @@ class _SequenceRunner(_Runner):
                     else:
                         del self.pending[key]
         if now_ms >= self._next_sweep:
-            self._next_sweep = now_ms + max(1, self.span // 4)
+            self._next_sweep = self.sweep_after(now_ms)
             for key in list(self.partials):
                 slot = self.partials[key]
                 for matched in [m for m, p in slot.items() if p.times[0] + self.span < now_ms]:
@@ -638,6 +705,9 @@ class _SampleRunner(_Runner):
     def waiting(self) -> bool:
         return bool(self._buffer or self.slots)
 
+    def sweep_due(self) -> int:
+        return self._next_sweep if self.slots else _NEVER
+
     def process(self, doc: Doc, time_ms: int, flags: tuple[bool, ...]) -> list[SequenceMatch]:
         self.clock = max(self.clock, time_ms)
         self.tick(time_ms)
@@ -652,6 +722,8 @@ class _SampleRunner(_Runner):
             if slot is not None and index in slot:
                 continue
             if slot is None:
+                if not self.slots:
+                    self.start_sweeps()
                 slot = self.slots[key] = {}
             slot[index] = (time_ms, doc)
             self.held += 1
@@ -671,7 +743,7 @@ class _SampleRunner(_Runner):
     def tick(self, now_ms: int) -> list[SequenceMatch]:
         if now_ms < self._next_sweep:
             return []
-        self._next_sweep = now_ms + max(1, self.span // 4)
+        self._next_sweep = self.sweep_after(now_ms)
         for key in list(self.slots):
             slot = self.slots[key]
             if min(t for t, _ in slot.values()) + self.span < now_ms:

@@ -107,3 +107,45 @@ def test_sequence_alerts_count_against_the_rule_limit() -> None:
     out = det.feed(join(lines)) + det.flush()
     assert sum(isinstance(o, Alert) for o in out) == RULE.max_signals
     assert det.stats.suppressed == 3
+
+
+# A missing last event: the sequence alerts once record time passes first + maxspan.
+TRAILING = sequence_rule(
+    "sequence by host.name, user.id with maxspan=5s\n"
+    '  [process where process.name == "id"]\n'
+    '  ![process where process.name == "whoami"]'
+)
+
+
+def test_a_due_sequence_alerts_at_the_next_event_of_any_kind() -> None:
+    # "ls" matches no stage, so the rule index and the prefilters keep it from the rule;
+    # its record time still closes the window, in the middle of the stream, not at its end.
+    log = join(run_of("id", 1, "1700000000.000") + run_of("ls", 2, "1700000060.000"))
+    det = Detector([TRAILING], host_name="h")
+    (alert,) = [o for o in det.feed(log) if isinstance(o, Alert)]
+    assert [e["process"]["name"] for e in alert.to_document()["kexecwatch"]["sequence"]["events"]]
+    assert [o for o in det.flush() if isinstance(o, Alert)] == []
+
+
+def test_a_due_sequence_alerts_when_the_log_is_idle() -> None:
+    det = Detector([TRAILING], host_name="h")
+    first = det.feed(join(run_of("id", 1, "1700000000.000")))
+    assert [o for o in first if isinstance(o, Alert)] == []
+    assert [o for o in det.expire_idle(1_000) if isinstance(o, Alert)] == []
+    assert len([o for o in det.expire_idle(60_000) if isinstance(o, Alert)]) == 1
+
+
+def test_sequences_follow_the_record_clock_of_every_event() -> None:
+    # "ls" matches no stage: the rule is never shown it, yet it moves record time 100 s
+    # on, past the reorder window of the later-written id and whoami (another source
+    # replayed after it). They are matched at once, as when every rule sees every event,
+    # not held until the end of the input.
+    log = join(
+        run_of("ls", 1, "1700000100.000")
+        + run_of("id", 2, "1700000000.000")
+        + run_of("whoami", 3, "1700000000.500")
+    )
+    det = Detector([RULE], host_name="h")
+    (alert,) = [o for o in det.feed(log) if isinstance(o, Alert)]
+    assert alert.to_document()["auditd"]["id"] == "1700000000.500:3"
+    assert [o for o in det.flush() if isinstance(o, Alert)] == []
