@@ -2,7 +2,8 @@
 
 Rule 1: alerts are handed to the outputs (and journalled) before the checkpoint that
 covers them is written; a crash in between replays the records, and the journal's alert
-ids suppress the repeat.
+ids suppress the repeat. That checkpoint follows at once, or, within a second of the
+last one, a second after it (a burst of alerts costs one checkpoint a second).
 
 Rule 2: the core never reads the clock. When the log goes quiet, the
 :class:`~kexecwatch.adapters.session.Session` passes the wall-clock idle time to the
@@ -69,8 +70,13 @@ __all__ = ["Daemon", "add_run_arguments", "main", "run_command"]
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+#: ``run``'s exit codes. A runtime failure is 3, not 1: across kexecwatch, 1 means "alerts
+#: found" and never an error.
+EXIT_OK, EXIT_USAGE, EXIT_FAILURE = 0, 2, 3
 RECENT_IDS = 4096
+#: Seconds between two checkpoints that follow alerts: each snapshots the process table
+#: and fsyncs, and the journal already keeps every hand-off through ``kill -9``.
+ALERT_CHECKPOINT_GAP = 1.0
 PAUSE_ENV = "KEXECWATCH_TEST_PAUSE_AFTER_HANDOFF"  # seconds; crash tests only
 
 
@@ -159,6 +165,7 @@ class Daemon:
         self.follower = self._restore()
         self._last_checkpoint = time.monotonic()
         self._dirty = False
+        self._alerted = False  # alerts handed off since the last checkpoint
         self._pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
 
     # -- start-up ----------------------------------------------------------------------
@@ -247,7 +254,10 @@ class Daemon:
                 if not got_lines:
                     mid_line = self.follower.holds_partial_line
                     self._handle(self.session.idle(now, mid_line=mid_line))
-                if self._dirty and now - self._last_checkpoint >= self.cfg.checkpoint_interval:
+                since = now - self._last_checkpoint
+                if (self._alerted and since >= ALERT_CHECKPOINT_GAP) or (
+                    self._dirty and since >= self.cfg.checkpoint_interval
+                ):
                     self.checkpoint()
                 if now - last_status >= self.cfg.status_interval:
                     self._status()
@@ -257,6 +267,9 @@ class Daemon:
                     self._on_hup()
                 if not self.follower.more_to_read and not self.stop:
                     due = self.session.expire_due
+                    if self._alerted:  # wake for the alerts' deferred checkpoint
+                        gap_due = self._last_checkpoint + ALERT_CHECKPOINT_GAP
+                        due = gap_due if due is None else min(due, gap_due)
                     self.follower.wait(None if due is None else max(0.01, due - now))
             failed = False
         finally:
@@ -344,7 +357,9 @@ class Daemon:
         if self._pause:
             log.warning("test_pause", extra=kv(seconds=self._pause))
             time.sleep(self._pause)
-        self.checkpoint()  # after the hand-off, never before
+        self._alerted = True
+        if time.monotonic() - self._last_checkpoint >= ALERT_CHECKPOINT_GAP:
+            self.checkpoint()  # after the hand-off, never before
 
     def _emit(self, rec: SinkRecord) -> None:
         if rec.alert_id in self.recent:
@@ -383,7 +398,7 @@ class Daemon:
                 self.journal.sync_and_reset()
         self._last_checkpoint = time.monotonic()
         if ok:
-            self._dirty = False
+            self._dirty = self._alerted = False
             self.counters["checkpoints"] += 1
         return ok
 
@@ -401,6 +416,8 @@ class Daemon:
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
+        if _EARLY_STOP:  # asked to stop while starting: start, checkpoint, stop cleanly
+            on_stop(_EARLY_STOP[0], None)
 
     def _on_hup(self) -> None:
         self.hup = False
@@ -488,8 +505,24 @@ def _resolve(args: argparse.Namespace) -> Config:
     return apply_overrides(load_config(args.config), overrides)
 
 
+#: A SIGTERM or SIGINT that arrives while the daemon loads its configuration, rules and
+#: state (a service manager stopping it right after starting it): remembered, and honoured
+#: once the daemon's own handlers are in place, so the stop is clean instead of a death
+#: by signal with no checkpoint.
+_EARLY_STOP: list[int] = []
+
+
+def _note_early_stops() -> None:
+    def remember(signum: int, frame: FrameType | None) -> None:
+        _EARLY_STOP.append(signum)
+
+    signal.signal(signal.SIGTERM, remember)
+    signal.signal(signal.SIGINT, remember)
+
+
 def run_command(args: argparse.Namespace) -> int:
-    """Entry point for ``kexecwatch run``. Returns 0, 1 (runtime failure) or 2 (usage)."""
+    """Entry point for ``kexecwatch run``. Returns 0, 2 (usage) or 3 (runtime failure)."""
+    _note_early_stops()
     try:
         cfg = _resolve(args)
         setup_logging(cfg.log_level, cfg.log_format)

@@ -107,30 +107,42 @@ class LineBuffer:
         """
         if not data:
             return None, None
-        buf = self._tail + data if self._tail else data
-        base = self.offset - len(self._tail)
-        start = 0
+        size = len(data)
+        tail = self._tail
+        base = self.offset - len(tail)
+        if self._skipping and tail:
+            # The tail is part of the overlong line: read from where it began.
+            data, tail = tail + data, b""
         overlong: Line | None = None
         region: Region | None = None
-        last = buf.rfind(b"\n")
-        if last >= 0:
+        last = data.rfind(b"\n")
+        if last < 0:
+            rest = tail + data
+        else:
+            start = 0
             if self._skipping:
                 self._skipping = False
                 self.line_no += 1
                 overlong = Line(b"", self.line_no, self.source, base, overlong=True)
-                start = buf.find(b"\n") + 1
+                start = data.find(b"\n") + 1
             if last + 1 > start:
-                region = Region(buf[start : last + 1], self.line_no + 1, self.source, base + start)
-                self.line_no += buf.count(b"\n", start, last + 1)
-            start = last + 1
-        rest = buf[start:]
+                # One copy at most: the block is made from the tail and the chunk at once.
+                if tail:
+                    block = b"".join((tail, memoryview(data)[: last + 1]))
+                elif start == 0 and last + 1 == len(data):
+                    block = data
+                else:
+                    block = data[start : last + 1]
+                region = Region(block, self.line_no + 1, self.source, base + start)
+                self.line_no += block.count(b"\n")
+            rest = data[last + 1 :]
         if len(rest) > self.max_line:
             if not self._skipping:
                 self.overlong += 1
             self._skipping = True
             rest = b""
         self._tail = rest
-        self.offset += len(data)
+        self.offset += size
         return overlong, region
 
     @property

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-__all__ = ["ARCH_NAMES", "EXEC_SYSCALLS", "FORK_SYSCALLS", "KEXEC_SYSCALLS", "syscall_name"]
+__all__ = [
+    "ARCH_NAMES",
+    "CRED_SYSCALLS",
+    "EXEC_SYSCALLS",
+    "EXIT_SYSCALLS",
+    "FORK_SYSCALLS",
+    "KEXEC_SYSCALLS",
+    "KILL_SYSCALLS",
+    "MODULE_SYSCALLS",
+    "PROCESS_SYSCALLS",
+    "SESSION_SYSCALLS",
+    "syscall_name",
+]
 
 #: ``arch=`` values (AUDIT_ARCH_*) and their names.
 ARCH_NAMES: dict[str, str] = {
@@ -23,6 +35,24 @@ _TABLES: dict[str, dict[int, str]] = {
         320: "kexec_file_load",
         322: "execveat",
         435: "clone3",
+        60: "exit",
+        62: "kill",
+        105: "setuid",
+        106: "setgid",
+        112: "setsid",
+        113: "setreuid",
+        114: "setregid",
+        117: "setresuid",
+        119: "setresgid",
+        122: "setfsuid",
+        123: "setfsgid",
+        126: "capset",
+        157: "prctl",
+        175: "init_module",
+        200: "tkill",
+        231: "exit_group",
+        234: "tgkill",
+        313: "finit_module",
     },
     "i386": {
         2: "fork",
@@ -40,6 +70,25 @@ _TABLES: dict[str, dict[int, str]] = {
         294: "kexec_file_load",
         281: "execveat",
         435: "clone3",
+        # asm-generic/unistd.h
+        91: "capset",
+        93: "exit",
+        94: "exit_group",
+        105: "init_module",
+        129: "kill",
+        130: "tkill",
+        131: "tgkill",
+        143: "setregid",
+        144: "setgid",
+        145: "setreuid",
+        146: "setuid",
+        147: "setresuid",
+        149: "setresgid",
+        151: "setfsuid",
+        152: "setfsgid",
+        157: "setsid",
+        167: "prctl",
+        273: "finit_module",
     },
     "arm": {
         2: "fork",
@@ -56,6 +105,25 @@ _TABLES: dict[str, dict[int, str]] = {
 EXEC_SYSCALLS = frozenset(("execve", "execveat"))
 FORK_SYSCALLS = frozenset(("clone", "fork", "vfork", "clone3"))
 KEXEC_SYSCALLS = frozenset(("kexec_load", "kexec_file_load"))
+#: A process's credentials set: the ``uid_change``/``gid_change`` of Elastic Defend.
+CRED_SYSCALLS = frozenset(
+    ("setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid")
+)
+#: A new session: the ``session_id_change`` of Elastic Defend.
+SESSION_SYSCALLS = frozenset(("setsid",))
+EXIT_SYSCALLS = frozenset(("exit", "exit_group"))
+KILL_SYSCALLS = frozenset(("kill", "tkill", "tgkill"))
+MODULE_SYSCALLS = frozenset(("init_module", "finit_module"))
+#: Syscalls other than execs and kexec calls that become process events when audited:
+#: what rules ask of a process besides its exec (a process end, a module load, ...).
+PROCESS_SYSCALLS = (
+    CRED_SYSCALLS
+    | EXIT_SYSCALLS
+    | KILL_SYSCALLS
+    | MODULE_SYSCALLS
+    | SESSION_SYSCALLS
+    | {"prctl", "capset"}
+)
 
 
 def syscall_name(arch: str | None, number: int | None) -> str | None:

@@ -62,7 +62,7 @@ from kexecwatch.core.audit.record import (
     quotable,
     where_text,
 )
-from kexecwatch.core.audit.syscalls import KEXEC_SYSCALLS
+from kexecwatch.core.audit.syscalls import CRED_SYSCALLS, KEXEC_SYSCALLS, PROCESS_SYSCALLS
 from kexecwatch.core.detect.alerts import (
     Alert,
     AlertLimiter,
@@ -75,6 +75,7 @@ from kexecwatch.core.detect.ruleindex import RuleIndex
 from kexecwatch.core.detect.ruleindex import prefilters_of as _prefilters_of
 from kexecwatch.core.detect.telemetry import TelemetryEvent, TelemetryTracker
 from kexecwatch.core.process.events import ProcessEvent, process_event_from
+from kexecwatch.core.process.identity import credential_change
 from kexecwatch.core.process.leaders import MAX_DEPTH, entry_leader
 from kexecwatch.core.process.nativetable import NativeProcessTable
 from kexecwatch.core.process.table import (
@@ -614,12 +615,14 @@ class Detector:
         elif process.ppid in (0, 1):
             known_parts["entry_leader"] = entry_leader(process.ppid, process.extra, ())
         if not process.is_process_start:
-            # What the process ran before: its instance (entity id), and for a kexec
-            # call, which carries no argv, the caller's own argv from its exec.
+            # What the process ran before: its instance (entity id), and for a kexec call
+            # or another process syscall, which carry no argv, the caller's argv from its exec.
             known = self.table.process_of(process)
             known_parts["known_self"] = known
-            if process.syscall in KEXEC_SYSCALLS:
+            if process.syscall in KEXEC_SYSCALLS or process.syscall in PROCESS_SYSCALLS:
                 known_parts["self_exec"] = known
+                if process.success and process.syscall in CRED_SYSCALLS and known is not None:
+                    known_parts["changed"] = credential_change(known.extra, process.extra)
         if known_parts:
             process = replace(process, **known_parts)
         self.table.observe(process)

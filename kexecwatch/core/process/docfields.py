@@ -17,10 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from functools import cache
+from itertools import product
 from typing import Any
 
 from kexecwatch.core.audit.record import EventId
-from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
+from kexecwatch.core.audit.syscalls import (
+    CRED_SYSCALLS,
+    EXEC_SYSCALLS,
+    KEXEC_SYSCALLS,
+    PROCESS_SYSCALLS,
+)
 from kexecwatch.core.process.events import EntryLeader, Parent, PathItem, ProcessEvent
 
 __all__ = ["FACET_FIELDS", "process_categories", "process_facets", "process_fields"]
@@ -78,7 +84,7 @@ def _samples() -> tuple[ProcessEvent, ...]:
         self_exec=parent,
         entry_leader=EntryLeader(None, "init"),  # its own leader: its names too
     )
-    return exec_event, kexec_call
+    return exec_event, kexec_call, replace(kexec_call, syscall=min(PROCESS_SYSCALLS))
 
 
 def _leaves(doc: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
@@ -112,6 +118,7 @@ FACET_FIELDS = (
     "event.kind",
     "event.module",
     "host.os.type",
+    "auditd.data.syscall",
 )
 
 
@@ -127,16 +134,20 @@ def _get(doc: Mapping[str, Any], name: str) -> tuple[str, ...]:
 def process_facets(events_as: str = "auditbeat") -> tuple[Mapping[str, tuple[str, ...]], ...]:
     """Every combination of :data:`FACET_FIELDS` values a process document can have.
 
-    One per kind of event the rules see (each exec and kexec system call, successful or
-    not), deduplicated: ``{"event.action": ("executed",), "event.type": ("start",), ...}``;
+    One per kind of event the rules see (each exec, kexec call and other process syscall
+    of :data:`~kexecwatch.core.audit.syscalls.PROCESS_SYSCALLS`, successful or not, and for a
+    ``set*id`` call with the ids changed or not),
+    deduplicated: ``{"event.action": ("executed",), "event.type": ("start",), ...}``;
     in the event vocabulary ``events_as`` (``--events-as``).
     """
-    exec_event, kexec_call = _samples()
+    exec_event, kexec_call, _ = _samples()
     found: dict[tuple[tuple[str, tuple[str, ...]], ...], Mapping[str, tuple[str, ...]]] = {}
-    for syscall in sorted(EXEC_SYSCALLS | KEXEC_SYSCALLS):
+    for syscall in sorted(EXEC_SYSCALLS | KEXEC_SYSCALLS | PROCESS_SYSCALLS):
         base = exec_event if syscall in EXEC_SYSCALLS else kexec_call
-        for success in (True, False):
-            doc = replace(base, syscall=syscall, success=success, events_as=events_as).to_document()
+        changes = (None, "uid", "gid") if syscall in CRED_SYSCALLS else (None,)
+        for success, changed in product((True, False), changes):
+            event = replace(base, syscall=syscall, success=success, changed=changed)
+            doc = replace(event, events_as=events_as).to_document()
             facets = {name: _get(doc, name) for name in FACET_FIELDS}
             found.setdefault(tuple(facets.items()), facets)
     return tuple(found.values())

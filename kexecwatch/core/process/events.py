@@ -29,7 +29,8 @@ from kexecwatch.core.audit.assembler import AuditEvent
 from kexecwatch.core.audit.fieldmemo import MAX_BODY, Memo, argv_of, fields_of, syscall_fields_of
 from kexecwatch.core.audit.fields import Fields, decode_untrusted
 from kexecwatch.core.audit.record import MAX_TIME_MS, EventId
-from kexecwatch.core.audit.syscalls import ARCH_NAMES, EXEC_SYSCALLS, syscall_name
+from kexecwatch.core.audit.syscalls import ARCH_NAMES, EXEC_SYSCALLS, PROCESS_SYSCALLS, syscall_name
+from kexecwatch.core.process.actions import EXEC_ACTIONS, event_action, event_type
 from kexecwatch.core.process.identity import (
     entity_id,
     extra_of,
@@ -144,7 +145,9 @@ class ProcessEvent:
     ``extra`` the credentials text the process table keeps
     (:mod:`~kexecwatch.core.process.identity`);
     ``events_as`` the event vocabulary (``auditbeat`` or ``defend``); ``entry_leader``
-    the process's entry leader, when the table shows it (:mod:`kexecwatch.core.process.leaders`).
+    the process's entry leader, when the table shows it (:mod:`kexecwatch.core.process.leaders`);
+    ``changed`` is ``uid``/``gid`` for a ``set*id`` call whose ids differ from what the
+    table knew of the process (:func:`~kexecwatch.core.process.identity.credential_change`).
     """
 
     node: str | None
@@ -180,6 +183,7 @@ class ProcessEvent:
     known_self: Parent | None = None
     events_as: str = "auditbeat"
     entry_leader: EntryLeader | None = None
+    changed: str | None = None
 
     @property
     def is_exec(self) -> bool:
@@ -283,8 +287,12 @@ class ProcessEvent:
         event: dict[str, Any] = {
             "kind": "event",
             "category": ["process"],
-            "type": ["start"] if self.is_process_start else ["info"],
-            "action": _action(self.syscall, self.events_as),
+            "type": [
+                "start"
+                if self.is_process_start
+                else event_type(self.syscall, self.success, self.events_as, self.changed)
+            ],
+            "action": _action(self.syscall, self.success, self.events_as, self.changed),
             "outcome": "success" if self.success else "failure",
             "module": "auditd",
         }
@@ -311,6 +319,8 @@ class ProcessEvent:
             auditd["parent_exec_id"] = str(self.parent.exec_id)
         if not self.is_exec and self.syscall_args:
             auditd["data"] = dict(zip(("a0", "a1", "a2", "a3"), self.syscall_args, strict=False))
+            if self.syscall in PROCESS_SYSCALLS:  # as Auditbeat names it (not kexec's: unchanged)
+                auditd["data"]["syscall"] = self.syscall
         if self.args is None and self.self_exec is not None:
             # The argv is the calling process's, from its exec seen earlier.
             auditd["args_source"] = self.self_exec.source
@@ -396,14 +406,10 @@ def format_timestamp(time_ms: int) -> str:
     return f"{head}{ms:03d}Z"
 
 
-#: ``event.action`` of an exec in each vocabulary (``--events-as``).
-EXEC_ACTIONS = {"auditbeat": "executed", "defend": "exec"}
-
-
-def _action(syscall: str | None, events_as: str) -> str:
+def _action(syscall: str | None, success: bool, events_as: str, changed: str | None) -> str:
     if syscall in EXEC_SYSCALLS:
         return EXEC_ACTIONS[events_as]
-    return syscall or "unknown"
+    return event_action(syscall, success, events_as, changed)
 
 
 def _put(target: dict[str, Any], key: str, value: Any) -> None:

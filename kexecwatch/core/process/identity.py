@@ -28,6 +28,7 @@ from kexecwatch.core.audit.fields import parse_fields
 
 __all__ = [
     "CREDENTIALS",
+    "credential_change",
     "credentials_of",
     "entity_id",
     "extra_of",
@@ -84,6 +85,23 @@ def credentials_of(extra: bytes | None) -> dict[str, str]:
     fields, _ = parse_fields(extra)
     found = {k: v.decode("utf-8", "surrogateescape") for k, v in fields.items()}
     return _CREDENTIALS_OF.put(extra, found) if len(extra) <= MAX_BODY else found
+
+
+_UID_FIELDS = ("uid", "euid", "suid", "fsuid")
+_GID_FIELDS = ("gid", "egid", "sgid", "fsgid")
+
+
+def credential_change(before: bytes | None, after: bytes | None) -> str | None:
+    """``uid`` or ``gid``: which of a process's ids differ between two ``extra`` texts
+    (``uid`` when both do); ``None`` when neither does or either text is unknown."""
+    if not before or not after:
+        return None
+    old, new = credentials_of(before), credentials_of(after)
+    if any(old.get(k) != new.get(k) for k in _UID_FIELDS):
+        return "uid"
+    if any(old.get(k) != new.get(k) for k in _GID_FIELDS):
+        return "gid"
+    return None
 
 
 def user_doc(ids: dict[str, str], names: dict[str, str], raw: str, enriched: str) -> dict[str, Any]:

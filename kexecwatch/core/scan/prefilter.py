@@ -35,8 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
-from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS
-from kexecwatch.core.process.events import EXEC_ACTIONS
+from kexecwatch.core.process.actions import syscalls_of_actions, syscalls_of_types
 from kexecwatch.core.scan.argtest import ArgsTest, Facts
 
 __all__ = ["EVERYTHING", "Prefilter", "prefilter_from_values", "text_of"]
@@ -174,17 +173,6 @@ def _encoded(values: frozenset[str]) -> frozenset[bytes]:
     return frozenset(out)
 
 
-def _actions_to_syscalls(actions: frozenset[str]) -> frozenset[str]:
-    # event.action is "executed" (--events-as auditbeat) or "exec" (defend) for
-    # execve/execveat and the syscall's name otherwise, so an action spelled "execve"
-    # never occurs.
-    exec_actions = set(EXEC_ACTIONS.values())
-    names = set(actions) - exec_actions - {"unknown"} - EXEC_SYSCALLS
-    if actions & exec_actions:
-        names |= EXEC_SYSCALLS
-    return frozenset(names)
-
-
 def prefilter_from_values(required: Mapping[str, frozenset[str]]) -> Prefilter | None:
     """The prefilter of a rule whose matches all hold ``required`` values.
 
@@ -203,14 +191,12 @@ def prefilter_from_values(required: Mapping[str, frozenset[str]]) -> Prefilter |
     success: bool | None = None
     actions = required.get("event.action")
     if actions is not None:
-        syscalls = _actions_to_syscalls(actions)
+        syscalls = syscalls_of_actions(actions)
     types = required.get("event.type")
-    if types is not None:
-        if "start" not in types and "info" not in types:
-            return None
-        if "info" not in types:  # only a successful exec is a "start"
-            success = True
-            syscalls = EXEC_SYSCALLS if syscalls is None else syscalls & EXEC_SYSCALLS
+    typed = syscalls_of_types(types) if types is not None else None
+    if typed is not None:  # only some syscalls have such a type ("start": an exec, ...)
+        syscalls = typed[0] if syscalls is None else syscalls & typed[0]
+        success = typed[1]
     outcomes = required.get("event.outcome")
     if outcomes is not None:
         wanted = {o == "success" for o in outcomes if o in ("success", "failure")}

@@ -33,7 +33,7 @@ from kexecwatch.core.audit.assembler import Assembler, AssemblerOutput, AuditEve
 from kexecwatch.core.audit.fields import decode_untrusted
 from kexecwatch.core.audit.linebuffer import Region
 from kexecwatch.core.audit.record import AuditRecord, EventId
-from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS
+from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS, PROCESS_SYSCALLS
 from kexecwatch.core.process.table import Args, ProcessTableLike
 from kexecwatch.core.scan.argtest import Facts, Known, known_of
 from kexecwatch.core.scan.fastpath import (
@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 #: The syscalls whose events are counted, returned and shown to the rules.
-EVALUATED = EXEC_SYSCALLS | KEXEC_SYSCALLS
+EVALUATED = EXEC_SYSCALLS | KEXEC_SYSCALLS | PROCESS_SYSCALLS
 
 
 def in_window(time_ms: int, since_ms: int | None, until_ms: int | None) -> bool:

@@ -63,3 +63,29 @@ def test_a_missing_directory_is_an_oserror(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="No such file") as info:
         DirWatch(str(tmp_path / "nope"), "audit.log")
     assert info.value.filename == str(tmp_path / "nope")
+
+
+def test_the_watch_uses_watchdogs_inotify_binding_and_refuses_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import sys
+
+    from watchdog.observers import inotify_c
+
+    calls: list[str] = []
+    real_init = inotify_c.inotify_init
+
+    def counting_init() -> int:
+        calls.append("init")
+        return real_init()
+
+    monkeypatch.setattr(inotify_c, "inotify_init", counting_init)
+    DirWatch(str(tmp_path), "audit.log").close()
+    assert calls == ["init"]
+
+    # Without the binding (not Linux, or watchdog missing) the follower is told to poll.
+    monkeypatch.setitem(sys.modules, "watchdog.observers.inotify_c", None)
+    with pytest.raises(OSError, match="no inotify binding") as refused:
+        DirWatch(str(tmp_path), "audit.log")
+    assert refused.value.errno == errno.ENOSYS

@@ -209,7 +209,7 @@ def test_prefilter_from_the_shipped_rule_is_narrow() -> None:
 
 def test_prefilter_of_a_rule_that_cannot_match_process_events() -> None:
     assert prefilter_from_values({"event.category": frozenset({"network"})}) is None
-    assert prefilter_from_values({"event.type": frozenset({"end"})}) is None
+    assert prefilter_from_values({"event.type": frozenset({"creation"})}) is None
 
 
 def test_added_prefilter_reaches_the_hook() -> None:

@@ -1,0 +1,62 @@
+"""LineBuffer: the lines of any chunking, with their numbers and offsets, and an overlong
+line skipped and reported once, whatever the chunks (feed_region builds each block with
+at most one copy)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kexecwatch.core.audit.linebuffer import Line, LineBuffer
+
+lines_strategy = st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"")), max_size=30)
+
+
+def fed(data: bytes, cuts: list[int], max_line: int = 1 << 20) -> list[Line]:
+    buffer = LineBuffer(max_line=max_line)
+    buffer.switch("s")
+    out: list[Line] = []
+    pos = 0
+    for cut in sorted(set(cuts)):
+        out += buffer.feed(data[pos:cut])
+        pos = cut
+    out += buffer.feed(data[pos:])
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines_strategy, st.lists(st.integers(0, 400), max_size=12), st.booleans())
+def test_every_chunking_gives_each_line_once_with_its_number_and_offset(
+    lines: list[bytes], cuts: list[int], unended: bool
+) -> None:
+    data = b"".join(line + b"\n" for line in lines) + (b"partial" if unended else b"")
+    expected = []
+    offset = 0
+    for number, line in enumerate(lines, 1):
+        expected.append(Line(line, number, "s", offset))
+        offset += len(line) + 1
+    assert fed(data, [c for c in cuts if c <= len(data)]) == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.integers(1, 60), min_size=1, max_size=8))
+def test_an_overlong_line_is_reported_once_and_the_next_lines_keep_their_place(
+    steps: list[int],
+) -> None:
+    long_line = b"x" * 40
+    data = b"a\n" + long_line + b"\nb\nc\n"
+    cuts, pos = [], 0
+    for step in steps:
+        pos += step
+        cuts.append(min(pos, len(data)))
+    out = fed(data, cuts, max_line=10)
+    assert out[0] == Line(b"a", 1, "s", 0)
+    assert out[-2:] == [Line(b"b", 3, "s", 43), Line(b"c", 4, "s", 45)]
+    middle = out[1:-2]
+    # Reported once as overlong when its tail waited beyond max_line (at the offset of
+    # the chunk its newline came in), else read whole.
+    assert len(middle) == 1
+    if middle[0].overlong:
+        assert (middle[0].data, middle[0].line_no) == (b"", 2)
+    else:
+        assert middle[0] == Line(long_line, 2, "s", 2)
