@@ -74,6 +74,9 @@ echo "build-deb.sh: building the wheel and the native library ($("$cargo" --vers
 # a package build recompiles nothing that has not changed.
 target=$repo/native/target
 [ "$(readlink -f "$(command -v "$cargo")")" = /usr/bin/cargo ] && target=$repo/native/target/debian
+# pip builds in the tree, and setuptools copies the package into build/ without removing
+# what an earlier build left there (a module since moved or deleted): start it afresh.
+rm -rf "$repo/build"
 KEXECWATCH_CARGO=$cargo CARGO_TARGET_DIR=$target \
     "$work/build/bin/pip" -q --disable-pip-version-check wheel --no-deps -w "$work/wheels" "$repo" >&2
 

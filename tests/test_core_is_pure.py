@@ -5,6 +5,8 @@ on disk): of kexecwatch, the core imports only itself and :mod:`kexecwatch.error
 import ast
 from pathlib import Path
 
+from tests.imports import imports_in
+
 FORBIDDEN = {
     "os",
     "io",
@@ -47,19 +49,7 @@ def imported_roots(path: Path) -> set[str]:
 def own_imports(path: Path, root: Path = CORE.parent.parent) -> set[str]:
     """The kexecwatch modules ``path`` (under ``root``) imports, anywhere in the file;
     relative imports resolved. ``from kexecwatch import X`` counts as ``kexecwatch``."""
-    parts = path.relative_to(root).with_suffix("").parts
-    package = parts[:-1]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package[: len(package) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            found.add(base)
-    return {name for name in found if name == "kexecwatch" or name.startswith("kexecwatch.")}
+    return {m for m in imports_in(path, root) if m == "kexecwatch" or m.startswith("kexecwatch.")}
 
 
 def is_allowed_own(module: str) -> bool:

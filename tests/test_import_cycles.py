@@ -4,42 +4,22 @@ down to the core (an import inside a function counts too: it is a dependency all
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+from tests.imports import imports_in, module_name
 
 PACKAGE = Path(__file__).resolve().parent.parent / "kexecwatch"
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def imports_of(path: Path, known: set[str]) -> set[str]:
-    """The package's modules that ``path`` imports, anywhere in the file. ``from P import
-    N`` names module ``P.N`` when that is a module, else ``P``."""
-    here = module_name(path)
-    package = here if path.name == "__init__.py" else here.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            for alias in node.names:
-                sub = f"{base}.{alias.name}"
-                found.add(sub if sub in known else base)
-    return {name for name in found if name in known and name != here}
-
-
-def package_graph() -> dict[str, set[str]]:
-    files = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
-    known = set(files)
-    return {name: imports_of(path, known) for name, path in files.items()}
+def package_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """Each module of the package -> the package's modules it imports."""
+    root = package.parent
+    files = {module_name(p, root): p for p in sorted(package.rglob("*.py"))}
+    return {
+        name: {m for m in imports_in(path, root, files) if m in files and m != name}
+        for name, path in files.items()
+    }
 
 
 def cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
@@ -89,13 +69,10 @@ def test_the_check_finds_a_cycle_and_relative_imports(tmp_path: Path) -> None:
     assert cycles(graph) == [["a", "b", "c"], ["e"]]
     pkg = tmp_path / "kexecwatch" / "sub"
     pkg.mkdir(parents=True)
+    (tmp_path / "kexecwatch" / "__init__.py").write_text("")
     (pkg / "__init__.py").write_text("")
     (pkg / "one.py").write_text("def f():\n    from . import two\n    from ..sub.two import x\n")
-    (pkg / "two.py").write_text("x = 1\n")
-    known = {"kexecwatch.sub", "kexecwatch.sub.one", "kexecwatch.sub.two"}
-    global PACKAGE  # noqa: PLW0603 (module_name reads it)
-    saved, PACKAGE = PACKAGE, tmp_path / "kexecwatch"
-    try:
-        assert imports_of(pkg / "one.py", known) == {"kexecwatch.sub.two"}
-    finally:
-        PACKAGE = saved
+    (pkg / "two.py").write_text("from kexecwatch.sub import one\nx = 1\n")
+    graph = package_graph(tmp_path / "kexecwatch")
+    assert graph["kexecwatch.sub.one"] == {"kexecwatch.sub.two"}
+    assert cycles(graph) == [["kexecwatch.sub.one", "kexecwatch.sub.two"]]

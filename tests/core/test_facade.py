@@ -69,3 +69,55 @@ def test_a_name_loads_its_own_stage_only() -> None:
     assert "kexecwatch.core.doctor.posture" in doctor
     assert not any(m.startswith("kexecwatch.core.detect") for m in doctor)
     assert "kexecwatch.core.detect.detector" in loaded_after("from kexecwatch.core import Detector")
+
+
+#: Deep imports a shell may keep, each with its reason.
+DEEP_ALLOWED = {
+    # ``text`` (bytes to str, losslessly) cannot be a public name: ``kexecwatch.core.text``
+    # is the text stage's package.
+    ("kexecwatch/adapters/live/state.py", "kexecwatch.core.process.events", "text"),
+}
+
+
+def deep_imports(root: Path) -> set[tuple[str, str, str]]:
+    """``(file, module, name)`` for every import of a core module other than
+    ``kexecwatch.core`` itself, in the files of ``root/kexecwatch`` outside the core."""
+    found: set[tuple[str, str, str]] = set()
+    for path in sorted((root / "kexecwatch").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith("kexecwatch/core/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "kexecwatch.core."
+            ):
+                found.update((rel, node.module or "", a.name) for a in node.names)
+            elif isinstance(node, ast.Import):
+                found.update(
+                    (rel, a.name, "") for a in node.names if a.name.startswith("kexecwatch.core.")
+                )
+    return found
+
+
+def test_the_shells_import_the_core_through_its_front_door() -> None:
+    root = FACADE.parent.parent.parent
+    assert deep_imports(root) - DEEP_ALLOWED == set()
+
+
+def test_the_front_door_check_sees_a_deep_import(tmp_path: Path) -> None:
+    shell = tmp_path / "kexecwatch" / "adapters" / "probe.py"
+    shell.parent.mkdir(parents=True)
+    shell.write_text(
+        "from kexecwatch.core import Detector\n"
+        "def later():\n"
+        "    from kexecwatch.core.detect.detector import Stats\n"
+        "    import kexecwatch.core.audit.record\n"
+    )
+    (tmp_path / "kexecwatch" / "core").mkdir()
+    (tmp_path / "kexecwatch" / "core" / "inside.py").write_text(
+        "from kexecwatch.core.audit.record import parse_record\n"
+    )
+    assert deep_imports(tmp_path) == {
+        ("kexecwatch/adapters/probe.py", "kexecwatch.core.detect.detector", "Stats"),
+        ("kexecwatch/adapters/probe.py", "kexecwatch.core.audit.record", ""),
+    }

@@ -123,6 +123,16 @@ def test_package_contents(deb: Path) -> None:
     ):
         assert path in names
     assert "__pycache__" not in names
+    # Exactly the modules of the source tree: every subpackage of the layout, and nothing
+    # left over from an earlier build of another layout.
+    site = "./" + LIBRARY.strip("/").removesuffix("kexecwatch/native/libkexecwatch_native.so")
+    shipped = {
+        e.removeprefix(site)
+        for e in names.split()
+        if e.startswith(f"{site}kexecwatch/") and e.endswith(".py")
+    }
+    source = {p.relative_to(REPO).as_posix() for p in (REPO / "kexecwatch").rglob("*.py")}
+    assert (sorted(source - shipped), sorted(shipped - source)) == ([], [])
     # dpkg removes on purge every directory the package lists, if empty: not /opt.
     entries = [line.split()[-1] for line in names.splitlines()]
     assert "./opt/" not in entries

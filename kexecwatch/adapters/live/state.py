@@ -30,13 +30,14 @@ from kexecwatch.core import (
     DetectorOptions,
     MatchedSequence,
     Output,
+    ProcessEvent,
     ProcessTableLike,
     TelemetryEvent,
     Verdict,
     command_text,
     record_times,
 )
-from kexecwatch.core.process.events import ProcessEvent, text
+from kexecwatch.core.process.events import text
 
 __all__ = [
     "HEADER_LINES",

@@ -9,7 +9,7 @@ a process's exit ``end``, a kernel module loaded ``load_module``, a new session
 knew: ``changed``). ``event.type`` is ECS's: ``start`` for a successful exec (and, as
 Defend has it, a module loaded), ``end`` for ``exit``/``exit_group``, Defend's ``change``
 for its three changes, ``info`` otherwise. :func:`syscalls_of_actions` and
-:func:`syscalls_of_types` invert these for the rules' interests, over both vocabularies.
+:func:`syscalls_of_types` invert these for the rules' prefilters, over both vocabularies.
 """
 
 from __future__ import annotations

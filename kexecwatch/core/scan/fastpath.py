@@ -54,7 +54,7 @@ _VALUE = rb'(?:"[^"\n\x1d\x00]*"|[^ "\x1d\n\x00]+)'
 _TOKEN = rb'[^ "\x1d\n\x00]+'
 
 # The kernel's SYSCALL record, canonical layout (audit_log_exit), up to its key. Group
-# ``extra`` is the credentials text the process table keeps (proctable's docstring).
+# ``extra`` is the credentials text the process table keeps (see kexecwatch.core.process.table).
 _SYSCALL_FIELDS = (
     rb"(?P<call>arch=[0-9a-f]{1,8} syscall=[0-9]{1,6}) (?:per=[0-9a-f]+ )?"
     rb"success=(?P<success>yes|no) exit=(?P<exit>-?[0-9]{1,20}) "

@@ -178,9 +178,9 @@ def test_kexec_calls_keep_their_document() -> None:
 def test_rule_interests_accept_the_events_that_carry_their_values(
     required: dict[str, set[str]], syscall: str, success: bool
 ) -> None:
-    interest = prefilter_from_values({k: frozenset(v) for k, v in required.items()})
-    assert interest is not None
-    assert interest.accepts_static(syscall, success, b"x", b"/x", "h")
+    prefilter = prefilter_from_values({k: frozenset(v) for k, v in required.items()})
+    assert prefilter is not None
+    assert prefilter.accepts_static(syscall, success, b"x", b"/x", "h")
 
 
 def test_rule_interests_still_refuse_what_no_event_carries() -> None:
