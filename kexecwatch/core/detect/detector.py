@@ -74,7 +74,7 @@ from kexecwatch.core.detect.rule.sequence import CompiledSequence
 from kexecwatch.core.detect.ruleindex import RuleIndex
 from kexecwatch.core.detect.ruleindex import prefilters_of as _prefilters_of
 from kexecwatch.core.detect.telemetry import TelemetryEvent, TelemetryTracker
-from kexecwatch.core.process.events import ProcessEvent, process_event_from
+from kexecwatch.core.process.events import ProcessEvent, process_event_from, process_event_of_run
 from kexecwatch.core.process.identity import credential_change
 from kexecwatch.core.process.leaders import MAX_DEPTH, entry_leader
 from kexecwatch.core.process.nativetable import NativeProcessTable
@@ -86,7 +86,7 @@ from kexecwatch.core.process.table import (
     ProcLookup,
 )
 from kexecwatch.core.scan.argtest import Facts, known_of
-from kexecwatch.core.scan.fastpath import argv_of_execve_bodies
+from kexecwatch.core.scan.fastpath import argv_of_execve_bodies, record_types
 from kexecwatch.core.scan.nativescan import NativeScanner, default_native, single_types
 from kexecwatch.core.scan.prefilter import EVERYTHING, Prefilter
 from kexecwatch.core.scan.scanner import EVALUATED, NEVER_DUE, PythonScanner, in_window
@@ -607,6 +607,39 @@ class Detector:
                     (r.line_no for r in event.records if r.type == "EXECVE"), process.line_no
                 )
                 out.append(ParseIssue(line_no, problem, source=self.source))
+        self._on_process(process, out, lambda: frozenset(r.type for r in event.records))
+
+    def _on_run(self, run: bytes, event_id: EventId, line_no: int, out: list[Output]) -> bool:
+        """The event hook for a whole fast-path run (see :meth:`_on_event`), where the
+        run's bytes give the process event straight
+        (:func:`~kexecwatch.core.process.events.process_event_of_run`): with ``--events``,
+        a relevant plain exec. ``False``, with nothing done, for any other: the caller
+        then hands the run's event to :meth:`_on_event`."""
+        options = self.options
+        if not options.emit_events:
+            return False  # without --events, _on_event's skim decides first
+        process = process_event_of_run(
+            run,
+            event_id,
+            line_no,
+            self.host_name,
+            host_id=self.host_id,
+            events_as=options.events_as,
+        )
+        if process is None:
+            return False
+        if process.syscall not in EVALUATED or not in_window(
+            process.id.time_ms, options.since_ms, options.until_ms
+        ):
+            return False  # _on_event's skim teaches the table from it
+        self._on_process(process, out, lambda: record_types(run))
+        return True
+
+    def _on_process(
+        self, process: ProcessEvent, out: list[Output], kinds: Callable[[], frozenset[str]]
+    ) -> None:
+        """The process event of one event: completed from the table, shown to the rules
+        (``kinds``: the event's record types, read when a prefilter asks)."""
         # What the table knows, put into the process event at once (one copy, not one
         # per part: a copy of a process event is a few microseconds).
         known_parts: dict[str, Any] = {}
@@ -638,7 +671,7 @@ class Detector:
         explain = options.explain is not None and options.explain(process)
         if options.emit_events:
             out.append(process)
-            if not self._rules_need(process, event):
+            if not self._rules_need(process, kinds):
                 if explain:  # no rule can match: each says why not
                     out.append(self._verdict(process, process.to_document(), [], []))
                 return  # what the fast path would have skipped, rules unread
@@ -707,9 +740,10 @@ class Detector:
             event, self.host_name, host_id=self.host_id, events_as=self.options.events_as
         )
 
-    def _rules_need(self, process: ProcessEvent, event: AuditEvent) -> bool:
-        """Whether the rules' prefilters accept ``process`` (of ``event``): with ``--events``
-        every event is built, but one no rule needs is not shown to the rules."""
+    def _rules_need(self, process: ProcessEvent, kinds: Callable[[], frozenset[str]]) -> bool:
+        """Whether the rules' prefilters accept ``process`` (``kinds``: its event's record
+        types): with ``--events`` every event is built, but one no rule needs is not shown
+        to the rules."""
         syscall = process.syscall or ""
         key = (syscall, process.success, process.comm, process.exe, process.host_name)
         static = self._needs_by_values.get(key)
@@ -729,7 +763,7 @@ class Detector:
         if decided or not others:
             return decided
         # None: no prefilter asks for record types (accepts then does not look).
-        kinds = frozenset(r.type for r in event.records) if by_kinds else None
+        types = kinds() if by_kinds else None
 
         def inodes() -> frozenset[int]:
             return frozenset(p.inode for p in process.paths if p.inode is not None)
@@ -749,7 +783,7 @@ class Detector:
             )
 
         return any(
-            i.accepts(*key[:4], host=key[4], record_types=kinds, inodes=inodes, facts=facts)
+            i.accepts(*key[:4], host=key[4], record_types=types, inodes=inodes, facts=facts)
             for i in others
         )
 
@@ -877,3 +911,11 @@ class _Host:
         except Exception as exc:  # one bad event must not cost the others
             line_no = event.records[0].line_no if event.records else 0
             detector._failed(event.id, line_no, exc, out)
+
+    def run_event(self, run: bytes, event_id: EventId, line_no: int, out: list[Output]) -> bool:
+        detector = self._detector
+        try:
+            return detector._on_run(run, event_id, line_no, out)
+        except Exception as exc:  # one bad event must not cost the others
+            detector._failed(event_id, line_no, exc, out)
+            return True

@@ -46,6 +46,7 @@ __all__ = [
     "PathItem",
     "ProcessEvent",
     "process_event_from",
+    "process_event_of_run",
     "text",
 ]
 
@@ -716,3 +717,159 @@ def _enriched_names(tail: bytes) -> tuple[tuple[str, str], ...]:
                 out.append((name, value.decode("utf-8", "surrogateescape")))
     found = tuple(out)
     return _NAMES_OF.put(tail, found) if len(tail) <= MAX_BODY else found
+
+
+#: The credentials part of plain runs' SYSCALL records, by its text from ``auid=`` on.
+_PLAIN_WHO: Memo[bytes, _Who] = Memo()
+
+
+def process_event_of_run(
+    run: bytes,
+    event_id: EventId,
+    line_no: int,
+    host_name: str,
+    *,
+    host_id: str | None = None,
+    events_as: str = "auditbeat",
+) -> ProcessEvent | None:
+    """:func:`process_event_from` of a whole run the fast path recognised, read straight
+    from its bytes: the very same process event, without records or an event in between.
+
+    ``run`` is the run's lines, each with its newline, as
+    :func:`~kexecwatch.core.scan.fastpath.run_end` delimits them after a
+    :data:`~kexecwatch.core.scan.fastpath.SYSCALL_HEAD` match (so its first line is a
+    ``SYSCALL`` record in the kernel's layout, and every line a record of ``event_id``),
+    ``line_no`` its first line's number. Each line is cut into body and ENRICHED tail
+    as :func:`~kexecwatch.core.scan.fastpath.records_of` cuts it.
+
+    Returns ``None`` (the caller then builds the event the reference way) for anything
+    but a plain run: a record type other than ``EXECVE``, ``CWD``, ``PATH`` and
+    ``PROCTITLE`` after the ``SYSCALL``, or any parse problem (the event's
+    ``problems`` are then empty). ``tests/core/process/test_run_events.py`` holds the two
+    equal.
+    """
+    lines = run[:-1].split(b"\n")
+    head = lines[0]
+    # The header's length after the type: " msg=audit(" + id + "):" (records_of's way).
+    after_type = head.find(b"):", 14) + 2 - head.find(b" ", 5)
+    execve_bodies: list[bytes] = []
+    execve: list[Fields] = []
+    cwd: bytes | None = None
+    title: bytes | None = None
+    paths: list[PathItem] = []
+    syscall_body = b""
+    names: tuple[tuple[str, str], ...] = ()
+    first = True
+    for line in lines:
+        space = line.find(b" ", 5)
+        rtype = line[5:space]
+        rest = line[space + after_type :]
+        if rest.endswith(b"\r"):
+            rest = rest[:-1]
+        body, _, enriched = rest.partition(b"\x1d")
+        body = body.strip(b" ")
+        if first:
+            first = False
+            syscall_body = body
+            if enriched:
+                names = _enriched_names(enriched)
+        elif rtype == b"PATH":
+            m = _KERNEL_PATH.fullmatch(body)
+            if m is not None:
+                item, name, inode, dev, mode, nametype = m.groups()
+                paths.append(
+                    PathItem(
+                        _int(item),
+                        decode_untrusted(name),
+                        _int(inode),
+                        _text(dev),
+                        _text(mode),
+                        _text(nametype),
+                    )
+                )
+                continue
+            fields, issues = fields_of(body)
+            if issues:
+                return None
+            paths.append(
+                PathItem(
+                    item=_int(fields.get("item")),
+                    name=decode_untrusted(fields.get("name")),
+                    inode=_int(fields.get("inode")),
+                    dev=_plain(fields.get("dev")),
+                    mode=_plain(fields.get("mode")),
+                    nametype=_plain(fields.get("nametype")),
+                )
+            )
+        elif rtype == b"EXECVE":
+            fields, issues = fields_of(body)
+            if issues:
+                return None
+            execve.append(fields)
+            execve_bodies.append(body)
+        elif rtype == b"CWD":
+            fields, issues = fields_of(body)
+            if issues:
+                return None
+            cwd = decode_untrusted(fields.get("cwd"))
+        elif rtype == b"PROCTITLE":
+            fields, issues = fields_of(body)
+            if issues:
+                return None
+            raw_title = fields.get("proctitle")
+            title = None if raw_title == b'"(null)"' else decode_untrusted(raw_title)
+        else:
+            return None
+    cut = syscall_body.find(b" auid=")
+    head_match = _KERNEL_HEAD.fullmatch(syscall_body, 0, cut) if cut > 0 else None
+    if head_match is None:
+        return None
+    tail = syscall_body[cut + 1 :]
+    who = _PLAIN_WHO.get(tail)
+    if who is None:
+        fields, issues = syscall_fields_of(syscall_body)
+        if issues or len(tail) > MAX_BODY:
+            return None
+        who = _PLAIN_WHO.put(tail, _who_of(syscall_body, fields))
+    arch_raw, number_raw, success_raw, exit_raw, *call_args, ppid_raw, pid_raw = head_match.groups()
+    named = _NAMED.get((arch_raw, number_raw))
+    if named is None:
+        named = _names_of(arch_raw, number_raw)
+        if len(number_raw) <= MAX_BODY and len(arch_raw) <= MAX_BODY:
+            _NAMED.put((arch_raw, number_raw), named)
+    args: tuple[bytes, ...] | None = None
+    argc: int | None = None
+    if execve:
+        args, argc, arg_problems = argv_of(tuple(execve_bodies), execve)
+        if arg_problems:
+            return None
+    return ProcessEvent(
+        node=None,
+        host_name=host_name,
+        host_id=host_id,
+        interactive=who.interactive,
+        extra=extra_of(syscall_body),
+        events_as=events_as,
+        id=event_id,
+        syscall=named[0],
+        arch=named[1],
+        success=success_raw == b"yes",
+        exit_code=int(exit_raw),
+        pid=int(pid_raw),
+        ppid=int(ppid_raw) or 0,
+        comm=who.comm,
+        exe=who.exe,
+        args=args,
+        argc=argc,
+        title=title,
+        cwd=cwd,
+        ids=who.ids,
+        names=names,
+        keys=who.keys,
+        tty=who.tty,
+        session=who.session,
+        paths=tuple(paths),
+        complete=True,
+        line_no=line_no,
+        syscall_args=tuple(a.decode("ascii") for a in call_args),
+    )

@@ -85,6 +85,11 @@ class ScanHost(Protocol):
     def event(self, event: AuditEvent, out: list[Any]) -> None:
         """The event hook, for an event some prefilter needs in full; never raises."""
 
+    def run_event(self, run: bytes, event_id: EventId, line_no: int, out: list[Any]) -> bool:
+        """The event hook for a whole run (its lines, from line ``line_no``), where the
+        detector can read the run without records; ``False`` (nothing done) where it
+        cannot: :meth:`event` then gets the run's event. Never raises."""
+
     def handle(self, produced: list[AssemblerOutput], out: list[Any]) -> None:
         """What the assembler produced (lost events, expired events, diagnostics)."""
 
@@ -282,9 +287,12 @@ class PythonScanner:
                 (call, success_raw, comm_raw, exe_raw), buf, m.start() + 1, run, time_ms
             )
             fault = self.fault_on
-            if verdict is None or (fault is not None and buf.find(fault, m.start(), run[1]) >= 0):
-                records = records_of(buf[m.start() + 1 : run[1]], line_no, event_id)
-                self._host.event(AuditEvent(None, event_id, records, "proctitle"), out)
+            faulty = fault is not None and buf.find(fault, m.start(), run[1]) >= 0
+            if verdict is None or faulty:
+                lines = buf[m.start() + 1 : run[1]]
+                if faulty or not self._host.run_event(lines, event_id, line_no, out):
+                    records = records_of(lines, line_no, event_id)
+                    self._host.event(AuditEvent(None, event_id, records, "proctitle"), out)
                 if stats.last_time_ms >= self.sequences_due:
                     self._host.clock(stats.last_time_ms, out)
                 return True
