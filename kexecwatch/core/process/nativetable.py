@@ -19,6 +19,7 @@ lookup's use (a miss reads it, an unreadable pid is not tried again).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -31,10 +32,13 @@ from kexecwatch.core.process.table import (
     Args,
     ProcLookup,
     TableLookups,
-    state_row,
+    state_row_of,
 )
 
 __all__ = ["NativeProcessTable"]
+
+#: An audit id as ``str(EventId)`` spells it (no leading zeros); others are respelled.
+_CANONICAL_ID = re.compile(r"(?:0|[1-9][0-9]*)\.[0-9]{3}:(?:0|[1-9][0-9]*)")
 
 
 class NativeProcessTable(TableLookups):
@@ -122,13 +126,32 @@ class NativeProcessTable(TableLookups):
 
     def to_state(self) -> list[list[Any]]:
         """A JSON-ready snapshot, row for row as ``ProcessTable.to_state``."""
-        # The daemon checkpoints every few seconds; the same command line recurs in
-        # many of the 4,096 rows, and decoding it was most of a snapshot's cost.
+        # The daemon checkpoints every few seconds, 4,096 rows each time: rows are made
+        # straight from the raw entries (no Parent, no EventId unless an id is spelled
+        # unusually), and a comm, exe or command line that recurs is decoded once.
         argv: dict[bytes, tuple[bytes, ...] | None] = {}
+        texts: dict[bytes, bytes | None] = {}
         return [
-            state_row(self._parent(entry, argv), entry[7])
-            for entry in self.session.table_rows(STATE_ENTRIES)
+            self._state_row(entry, argv, texts) for entry in self.session.table_rows(STATE_ENTRIES)
         ]
+
+    def _state_row(
+        self,
+        entry: RawEntry,
+        argv: dict[bytes, tuple[bytes, ...] | None],
+        texts: dict[bytes, bytes | None],
+    ) -> list[Any]:
+        pid, ppid, comm, comm_raw, exe, exe_raw, args, since, exec_id, source, extra = entry
+        if comm_raw and comm is not None:
+            comm = texts[comm] if comm in texts else texts.setdefault(comm, decode_untrusted(comm))
+        if exe_raw and exe is not None:
+            exe = texts[exe] if exe in texts else texts.setdefault(exe, decode_untrusted(exe))
+        if isinstance(args, bytes):
+            raw = args
+            args = argv[raw] if raw in argv else argv.setdefault(raw, self._decode(raw))
+        if exec_id is not None and not _CANONICAL_ID.fullmatch(exec_id):
+            exec_id = str(EventId.from_str(exec_id))
+        return state_row_of(pid, ppid, comm, exe, args, since, exec_id, source, extra)
 
     def _parent(
         self, entry: RawEntry, decoded: dict[bytes, tuple[bytes, ...] | None] | None = None

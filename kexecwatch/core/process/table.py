@@ -73,6 +73,7 @@ __all__ = [
     "ProcessTableLike",
     "TableLookups",
     "state_row",
+    "state_row_of",
 ]
 
 DEFAULT_MAX_ENTRIES = 65_536
@@ -620,18 +621,40 @@ class ProcessTable(TableLookups):
 
 def state_row(parent: Parent, since_ms: int) -> list[Any]:
     """One entry of a snapshot (:meth:`ProcessTable.to_state`): bytes as latin-1 text."""
-
-    def enc(b: bytes | None) -> str | None:
-        return None if b is None else b.decode("latin-1")
-
-    return [
+    return state_row_of(
         parent.pid,
         parent.ppid,
-        enc(parent.name),
-        enc(parent.executable),
-        None if parent.args is None else [a.decode("latin-1") for a in parent.args],
+        parent.name,
+        parent.executable,
+        parent.args,
         since_ms,
         None if parent.exec_id is None else str(parent.exec_id),
         parent.source,
-        enc(parent.extra),
+        parent.extra,
+    )
+
+
+def state_row_of(  # noqa: PLR0917 - one value per column
+    pid: int,
+    ppid: int | None,
+    name: bytes | None,
+    executable: bytes | None,
+    args: tuple[bytes, ...] | None,
+    since_ms: int,
+    exec_id: str | None,
+    source: str,
+    extra: bytes | None,
+) -> list[Any]:
+    """A snapshot row from its values: the one statement of the row's layout (``exec_id``
+    as ``str(EventId)`` spells it)."""
+    return [
+        pid,
+        ppid,
+        None if name is None else name.decode("latin-1"),
+        None if executable is None else executable.decode("latin-1"),
+        None if args is None else [a.decode("latin-1") for a in args],
+        since_ms,
+        exec_id,
+        source,
+        None if extra is None else extra.decode("latin-1"),
     ]
