@@ -19,7 +19,6 @@ lookup's use (a miss reads it, an unreadable pid is not tried again).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -32,13 +31,11 @@ from kexecwatch.core.process.table import (
     Args,
     ProcLookup,
     TableLookups,
+    id_text,
     state_row_of,
 )
 
 __all__ = ["NativeProcessTable"]
-
-#: An audit id as ``str(EventId)`` spells it (no leading zeros); others are respelled.
-_CANONICAL_ID = re.compile(r"(?:0|[1-9][0-9]*)\.[0-9]{3}:(?:0|[1-9][0-9]*)")
 
 
 class NativeProcessTable(TableLookups):
@@ -149,8 +146,8 @@ class NativeProcessTable(TableLookups):
         if isinstance(args, bytes):
             raw = args
             args = argv[raw] if raw in argv else argv.setdefault(raw, self._decode(raw))
-        if exec_id is not None and not _CANONICAL_ID.fullmatch(exec_id):
-            exec_id = str(EventId.from_str(exec_id))
+        if exec_id is not None:
+            exec_id = id_text(exec_id)
         return state_row_of(pid, ppid, comm, exe, args, since, exec_id, source, extra)
 
     def _parent(

@@ -53,9 +53,11 @@ the event says so (``parent_source`` ``unknown``).
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Final, Protocol
 
 from kexecwatch.core.audit.record import EventId
@@ -72,6 +74,7 @@ __all__ = [
     "ProcessTable",
     "ProcessTableLike",
     "TableLookups",
+    "id_text",
     "state_row",
     "state_row_of",
 ]
@@ -615,8 +618,34 @@ class ProcessTable(TableLookups):
         # Only the most recently used entries: a restarted daemon seeds every live
         # process from /proc again, so the snapshot need only carry the recent
         # ones that may have exited, and it stays small enough to write often.
-        recent = list(self._entries.values())[-STATE_ENTRIES:]
-        return [state_row(_as_parent(entry, self._decode), entry[5]) for entry in recent]
+        recent = list(islice(reversed(self._entries.values()), STATE_ENTRIES))
+        recent.reverse()
+        # Made straight from the entries, each recurring command line decoded once: the
+        # daemon snapshots every few seconds.
+        argv: dict[bytes, tuple[bytes, ...] | None] = {}
+        rows = []
+        for pid, ppid, comm, exe, stored, since, exec_id, source, extra, _prev in recent:
+            if not isinstance(stored, bytes):
+                args = stored
+            elif stored in argv:
+                args = argv[stored]
+            else:
+                args = argv[stored] = self._decode(stored)
+            if isinstance(exec_id, bytes):
+                text: str | None = id_text(exec_id.decode("ascii"))
+            else:
+                text = None if exec_id is None else str(exec_id)
+            rows.append(state_row_of(pid, ppid, comm, exe, args, since, text, source, extra))
+        return rows
+
+
+#: An audit id as ``str(EventId)`` spells it (no leading zeros).
+_CANONICAL_ID = re.compile(r"(?:0|[1-9][0-9]*)\.[0-9]{3}:(?:0|[1-9][0-9]*)")
+
+
+def id_text(raw: str) -> str:
+    """An audit id as written in a log (``sec.mmm:serial``), spelled as ``str(EventId)``."""
+    return raw if _CANONICAL_ID.fullmatch(raw) else str(EventId.from_str(raw))
 
 
 def state_row(parent: Parent, since_ms: int) -> list[Any]:
