@@ -219,14 +219,7 @@ fn a_pair_whose_events_have_bprm_fcaps_first_is_two_events() {
     run(&mut s, &log);
     assert_eq!(stop(&s), (log.len(), 0));
     assert_eq!((s.scan.lines, s.scan.events), (8, 2));
-    assert_eq!(
-        s.table.latest(300).unwrap().args_segment(),
-        Some(&b"argc=1 a0=ls"[..])
-    );
-    assert_eq!(
-        s.table.latest(301).unwrap().args_segment(),
-        Some(&b"argc=1 a0=cat"[..])
-    );
+    assert_pair_learned(&s);
 }
 
 #[test]
@@ -381,6 +374,18 @@ fn malformed_or_unusual_lines_are_handed_back() {
     assert_eq!(stop(&s), (0, 1));
 }
 
+/// The table after the pairs below: ls (pid 300) and cat (pid 301), each its own argv.
+fn assert_pair_learned(s: &Session) {
+    assert_eq!(
+        s.table.latest(300).unwrap().args_segment(),
+        Some(&b"argc=1 a0=ls"[..])
+    );
+    assert_eq!(
+        s.table.latest(301).unwrap().args_segment(),
+        Some(&b"argc=1 a0=cat"[..])
+    );
+}
+
 #[test]
 fn an_interleaved_pair_is_two_events() {
     let (a, b) = (id(T0, 100), id(T0 + 1, 101));
@@ -397,14 +402,7 @@ fn an_interleaved_pair_is_two_events() {
     assert_eq!(stop(&s), (log.len(), 0));
     assert_eq!((s.scan.lines, s.scan.records, s.scan.events), (8, 8, 2));
     assert_eq!(q.expected, 102);
-    assert_eq!(
-        s.table.latest(300).unwrap().args_segment(),
-        Some(&b"argc=1 a0=ls"[..])
-    );
-    assert_eq!(
-        s.table.latest(301).unwrap().args_segment(),
-        Some(&b"argc=1 a0=cat"[..])
-    );
+    assert_pair_learned(&s);
     assert_eq!(s.scan.done.len(), 8);
 
     // B's PROCTITLE first: the reference completes B first; handed back.
