@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from kexecwatch.adapters.daemon.follower import (
-    READ_BUDGET,
     MAX_LINE,
+    READ_BUDGET,
     DroppedTail,
     Follower,
     FollowerOutput,
