@@ -40,6 +40,7 @@ from kexecwatch.core.scan.fastpath import (
     FAST_TYPES,
     SYSCALL_BODY,
     SYSCALL_HEAD,
+    RunBounds,
     argv_of_execve_bodies,
     execve_bodies,
     inode_search,
@@ -238,7 +239,7 @@ class PythonScanner:
         self,
         buf: bytes,
         m: re.Match[bytes],
-        run: tuple[int, int],
+        run: RunBounds,
         line_no: int,
         out: list[Any],
         taken: bool = False,
@@ -295,7 +296,7 @@ class PythonScanner:
             if table.lookup is not None:
                 table.remember_live(ppid, time_ms)
             if success and syscall in EXEC_SYSCALLS:
-                lines = buf[buf.find(b"\n", m.end()) + 1 : run[0]]
+                lines = buf[run[2] : run[0]]
                 args: Args = None
                 if lines:
                     args = execve_bodies(lines, raw_id)
@@ -343,7 +344,7 @@ class PythonScanner:
         key: tuple[bytes, bytes, bytes, bytes],
         buf: bytes,
         start: int,
-        run: tuple[int, int],
+        run: RunBounds,
         time_ms: int,
     ) -> tuple[str, bool, bytes | None, bytes | None, bool] | None:
         """What the table needs of the whole run ``buf[start:run[1]]`` (syscall, success,
@@ -533,7 +534,7 @@ def _any_accepts(
     prefilters: tuple[Prefilter, ...],
     buf: bytes,
     start: int,
-    run: tuple[int, int],
+    run: RunBounds,
     facts: Callable[[], Facts],
 ) -> bool:
     """Whether one of ``prefilters`` (which accept the SYSCALL record, none of them
@@ -561,7 +562,7 @@ def _any_accepts(
 def _run_facts(  # noqa: PLR0917 - the run and the facts known of it already
     buf: bytes,
     start: int,
-    run: tuple[int, int],
+    run: RunBounds,
     comm: bytes | None,
     exe: bytes | None,
     parent: Callable[[], Known | None] | None,
@@ -573,8 +574,7 @@ def _run_facts(  # noqa: PLR0917 - the run and the facts known of it already
 
     def facts() -> Facts:
         if not made:
-            head = buf.find(b"\n", start) + 1
-            lines = buf[head : run[0]]
+            lines = buf[run[2] : run[0]]
             args = None
             if lines:
                 raw_id = buf[buf.find(b"(", start) + 1 : buf.find(b")", start)]
