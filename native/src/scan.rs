@@ -220,6 +220,11 @@ impl<'a> Scanner<'a> {
         let id_len = head.id.1 - head.id.0;
         let mut line = nl + 1;
         let mut lines = 1u64;
+        // An exec that gains privileges: the kernel writes BPRM_FCAPS before EXECVE.
+        while let Some((end, false)) = leading_fcaps(buf, line, id) {
+            lines += 1;
+            line = end + 1;
+        }
         // The EXECVE bodies are noted as their lines are found (each line read once).
         self.session.bodies.clear();
         loop {
@@ -533,7 +538,7 @@ impl<'a> Scanner<'a> {
             self.take(event, elapsed);
             self.session.bodies.clear();
             let id_len = event.head.id.1 - event.head.id.0;
-            for &(s, e) in &lines[1..1 + execve] {
+            for &(s, e) in &lines[execve.0..execve.1] {
                 let (bs, be) = body(buf, s, e, id_len);
                 self.session.bodies.push((bs, be));
             }
@@ -676,8 +681,13 @@ fn inode_or_need(verdicts: &Verdicts, event: &Event, inode: impl Fn(&Verdicts) -
 }
 
 /// Whether a pair event's lines after its EXECVE lines hold an inode that may matter.
-fn inode_in(verdicts: &Verdicts, buf: &[u8], lines: &[(usize, usize)], execve: usize) -> bool {
-    lines[1 + execve..]
+fn inode_in(
+    verdicts: &Verdicts,
+    buf: &[u8],
+    lines: &[(usize, usize)],
+    execve: (usize, usize),
+) -> bool {
+    lines[execve.1..]
         .iter()
         .any(|&(s, e)| verdicts.inode_may_match(&buf[s..=e]))
 }
@@ -698,9 +708,10 @@ fn body(buf: &[u8], start: usize, end: usize, id_len: usize) -> (usize, usize) {
     (start + s, start + e)
 }
 
-/// `run_end` on one event's lines of a pair: SYSCALL, EXECVE*, middle records, its
-/// PROCTITLE last. Returns how many EXECVE lines follow the SYSCALL line.
-fn whole_run(buf: &[u8], lines: &[(usize, usize)], id: &[u8]) -> Option<usize> {
+/// `run_end` on one event's lines of a pair: SYSCALL, BPRM_FCAPS*, EXECVE*, middle
+/// records, its PROCTITLE last. Returns where its EXECVE lines are in `lines`
+/// (first, past the last).
+fn whole_run(buf: &[u8], lines: &[(usize, usize)], id: &[u8]) -> Option<(usize, usize)> {
     let (last, middle) = lines.split_last()?;
     let kind_of = |&(s, e): &(usize, usize)| -> Option<&[u8]> {
         let text = &buf[s..e];
@@ -714,14 +725,34 @@ fn whole_run(buf: &[u8], lines: &[(usize, usize)], id: &[u8]) -> Option<usize> {
     if kind_of(last)? != b"PROCTITLE" || middle.is_empty() {
         return None;
     }
-    let execve = middle[1..]
+    let fcaps = middle[1..]
+        .iter()
+        .take_while(|l| kind_of(l) == Some(&b"BPRM_FCAPS"[..]))
+        .count();
+    let execve = middle[1 + fcaps..]
         .iter()
         .take_while(|l| kind_of(l) == Some(&b"EXECVE"[..]))
         .count();
-    for l in &middle[1 + execve..] {
+    for l in &middle[1 + fcaps + execve..] {
         if !MIDDLE.contains(&kind_of(l)?) {
             return None;
         }
     }
-    Some(execve)
+    Some((1 + fcaps, 1 + fcaps + execve))
+}
+
+/// The end of a `BPRM_FCAPS` line of the event `id` at `line` (and whether it holds a
+/// byte the scan never takes), when there is one.
+fn leading_fcaps(buf: &[u8], line: usize, id: &[u8]) -> Option<(usize, bool)> {
+    if !starts(&buf[line..], b"type=BPRM_FCAPS ") {
+        return None;
+    }
+    let (end, bad) = line_end(buf, line);
+    let end = end?;
+    let text = &buf[line..end];
+    if tagged(text, b"type=BPRM_FCAPS".len(), id) {
+        Some((end, bad))
+    } else {
+        None
+    }
 }

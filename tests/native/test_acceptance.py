@@ -92,7 +92,7 @@ def _part(part: bytes) -> tuple[Any, list[bytes]]:
     assert head is not None, "native took a pair whose part is no SYSCALL_HEAD"
     run = run_end(part, head)
     assert run is not None, "native took a pair whose part is no whole run"
-    execve = part[part.index(b"\n", head.end()) + 1 : run[0]]
+    execve = part[run[2] : run[0]]
     return head, execve[:-1].split(b"\n") if execve else []
 
 
@@ -120,7 +120,7 @@ def python_reads(buf: bytes, start: int, end: int) -> Expected:
             continue
         run = run_end(pbuf, m)
         if run is not None:
-            execve = pbuf[nl + 1 : run[0]]
+            execve = pbuf[run[2] : run[0]]
             events.append(_ids(m))
             entries[int(m["pid"])] = _entry(pbuf, m, execve[:-1].split(b"\n") if execve else [])
             pos = run[1]

@@ -75,6 +75,7 @@ def _samples() -> tuple[ProcessEvent, ...]:
         host_id="id",
         interactive=True,
         entry_leader=EntryLeader(parent, "sshd"),
+        capabilities=(("CAP_SYS_PTRACE",), ("CAP_SYS_PTRACE",)),
     )
     kexec_call = replace(
         exec_event,

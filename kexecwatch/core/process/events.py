@@ -31,6 +31,7 @@ from kexecwatch.core.audit.fields import Fields, decode_untrusted
 from kexecwatch.core.audit.record import MAX_TIME_MS, EventId
 from kexecwatch.core.audit.syscalls import ARCH_NAMES, EXEC_SYSCALLS, PROCESS_SYSCALLS, syscall_name
 from kexecwatch.core.process.actions import EXEC_ACTIONS, event_action, event_type
+from kexecwatch.core.process.capabilities import Capabilities, capabilities_of
 from kexecwatch.core.process.identity import (
     entity_id,
     extra_of,
@@ -147,7 +148,9 @@ class ProcessEvent:
     ``events_as`` the event vocabulary (``auditbeat`` or ``defend``); ``entry_leader``
     the process's entry leader, when the table shows it (:mod:`kexecwatch.core.process.leaders`);
     ``changed`` is ``uid``/``gid`` for a ``set*id`` call whose ids differ from what the
-    table knew of the process (:func:`~kexecwatch.core.process.identity.credential_change`).
+    table knew of the process (:func:`~kexecwatch.core.process.identity.credential_change`);
+    ``capabilities`` the permitted and effective sets where the event's own records state
+    them (:mod:`kexecwatch.core.process.capabilities`).
     """
 
     node: str | None
@@ -184,6 +187,7 @@ class ProcessEvent:
     events_as: str = "auditbeat"
     entry_leader: EntryLeader | None = None
     changed: str | None = None
+    capabilities: Capabilities | None = None
 
     @property
     def is_exec(self) -> bool:
@@ -267,6 +271,11 @@ class ProcessEvent:
         _put(process, "working_directory", text(self.cwd))
         process["entity_id"] = entity_id(self.host_key, self.pid, self.instance)
         process.update(identity_of(self.ids, self.names, self.interactive, self.tty))
+        if self.capabilities is not None:
+            permitted, effective = self.capabilities
+            process["thread"] = {
+                "capabilities": {"permitted": list(permitted), "effective": list(effective)}
+            }
         parent: dict[str, Any] = {"pid": self.ppid}
         if self.parent is not None:
             _put(parent, "name", text(self.parent.name))
@@ -458,6 +467,10 @@ _KERNEL_PATH = re.compile(
 )
 
 
+_CAPABILITY_TYPES = frozenset(("BPRM_FCAPS", "CAPSET"))
+_READ_TYPES = frozenset(("SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE")) | _CAPABILITY_TYPES
+
+
 def _text(raw: bytes | None) -> str | None:
     return None if raw is None else raw.decode("ascii")
 
@@ -490,9 +503,16 @@ def process_event_from(
     title: bytes | None = None
     paths: list[PathItem] = []
     names: tuple[tuple[str, str], ...] = ()
+    capabilities: Capabilities | None = None
+    capset_pid: bytes | None = None
     for record in event.records:
         rtype = record.type
-        if rtype not in ("SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"):
+        if rtype not in _READ_TYPES:
+            continue
+        if rtype in _CAPABILITY_TYPES:
+            cap_fields, _ = fields_of(record.body)
+            capabilities = capabilities_of(rtype, cap_fields)
+            capset_pid = cap_fields.get("pid") if rtype == "CAPSET" else None
             continue
         body = record.body
         if rtype == "PATH":
@@ -545,6 +565,8 @@ def process_event_from(
     call = _call_of(syscall_fields)
     if call is None:
         return None
+    if capset_pid is not None and _int(capset_pid) != call.pid:
+        capabilities = None  # another process's sets (Linux no longer allows it)
     who = _who_of(syscall_body, syscall_fields)
     args: tuple[bytes, ...] | None = None
     argc: int | None = None
@@ -582,6 +604,7 @@ def process_event_from(
         line_no=event.records[0].line_no if event.records else 0,
         problems=tuple(problems),
         syscall_args=call.syscall_args,
+        capabilities=capabilities,
     )
 
 

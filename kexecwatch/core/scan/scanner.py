@@ -40,6 +40,7 @@ from kexecwatch.core.scan.fastpath import (
     FAST_TYPES,
     SYSCALL_BODY,
     SYSCALL_HEAD,
+    RunBounds,
     argv_of_execve_bodies,
     execve_bodies,
     inode_search,
@@ -220,12 +221,12 @@ class PythonScanner:
 
     # -- the scan --------------------------------------------------------------
 
-    def scan(self, region: Region, out: list[Any]) -> None:
-        """Handle every line of ``region``."""
-        # A newline in front, so that every line, the first too, follows one: the
-        # search for the next whole event is then one C-level call. Offsets below
-        # are into ``buf``; ``pos`` is always a line start.
-        buf = b"\n" + region.data
+    def scan(self, region: Region, out: list[Any]) -> int:
+        """Handle every line of ``region``; return the number the line after it has."""
+        # The newline in front of every line, the first too, makes the search for the
+        # next whole event one C-level call. Offsets below are into ``buf``; ``pos``
+        # is always a line start.
+        buf = region.framed
         limit = len(buf)
         pos = 1
         line_no = region.line_no
@@ -246,7 +247,7 @@ class PythonScanner:
                 line_no += 1
                 pos = nl + 1
             if m is None:
-                return
+                return line_no
             run = run_end(buf, m)
             if run is not None:
                 stop = run[1] if take(buf, m, run, line_no, out) else 0
@@ -263,12 +264,13 @@ class PythonScanner:
             line(buf[pos:nl], line_no, source, base + pos, out)
             line_no += 1
             pos = nl + 1
+        return line_no
 
     def fast_event(  # noqa: PLR0917 - the pieces of one event, from the fast path
         self,
         buf: bytes,
         m: re.Match[bytes],
-        run: tuple[int, int],
+        run: RunBounds,
         line_no: int,
         out: list[Any],
         taken: bool = False,
@@ -287,7 +289,7 @@ class PythonScanner:
         self,
         buf: bytes,
         m: re.Match[bytes],
-        run: tuple[int, int],
+        run: RunBounds,
         line_no: int,
         out: list[Any],
         taken: bool = False,
@@ -341,7 +343,7 @@ class PythonScanner:
             if table.lookup is not None:
                 table.remember_live(ppid, time_ms)
             if success and syscall in EXEC_SYSCALLS:
-                lines = buf[buf.find(b"\n", m.end()) + 1 : run[0]]
+                lines = buf[run[2] : run[0]]
                 args: Args = None
                 if lines:
                     args = execve_bodies(lines, raw_id)
@@ -389,7 +391,7 @@ class PythonScanner:
         key: tuple[bytes, bytes, bytes, bytes],
         buf: bytes,
         start: int,
-        run: tuple[int, int],
+        run: RunBounds,
         time_ms: int,
     ) -> tuple[str, bool, bytes | None, bytes | None, bool] | None:
         """What the table needs of the whole run ``buf[start:run[1]]`` (syscall, success,
@@ -413,7 +415,7 @@ class PythonScanner:
         prefilters: tuple[Prefilter, ...],
         buf: bytes,
         start: int,
-        run: tuple[int, int],
+        run: RunBounds,
         comm: bytes | None,
         exe: bytes | None,
         time_ms: int,
@@ -611,7 +613,7 @@ class PythonScanner:
 def _run_facts(  # noqa: PLR0917 - the run and the facts known of it already
     buf: bytes,
     start: int,
-    run: tuple[int, int],
+    run: RunBounds,
     comm: bytes | None,
     exe: bytes | None,
     parent: Callable[[], Known | None] | None,
@@ -619,8 +621,7 @@ def _run_facts(  # noqa: PLR0917 - the run and the facts known of it already
     """What argument tests read of the whole run ``buf[start:run[1]]``: its EXECVE lines'
     arguments, decoded as the full parse decodes them (a run without any: its document's
     arguments come from elsewhere, not known here)."""
-    head = buf.find(b"\n", start) + 1
-    lines = buf[head : run[0]]
+    lines = buf[run[2] : run[0]]
     args = None
     if lines:
         raw_id = buf[buf.find(b"(", start) + 1 : buf.find(b")", start)]
