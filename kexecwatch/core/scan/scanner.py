@@ -250,7 +250,14 @@ class PythonScanner:
                 return line_no
             run = run_end(buf, m)
             if run is not None:
-                stop = run[1] if take(buf, m, run, line_no, out) else 0
+                if take(buf, m, run, line_no, out):
+                    n = run[3]  # pos is the run's start
+                    stats.lines += n
+                    stats.records += n
+                    line_no += n
+                    pos = run[1]
+                    continue
+                stop = 0
             else:
                 stop = self.fast_pair(buf, m, out)
             if stop:
