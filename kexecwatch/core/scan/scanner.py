@@ -51,7 +51,7 @@ from kexecwatch.core.scan.fastpath import (
     split_pair,
     syscall_of,
 )
-from kexecwatch.core.scan.prefilter import Prefilter
+from kexecwatch.core.scan.prefilter import LearnedItems, Prefilter
 
 __all__ = [
     "ALWAYS_EVALUATED",
@@ -203,6 +203,8 @@ class PythonScanner:
         self.verdicts: dict[tuple[bytes, bytes, bytes, bytes], _Verdict] = {}
         # One copy of each credentials text the table keeps (see share_extra).
         self._extras: dict[bytes, bytes] = {}
+        # The inode search of each LearnedItems, while its version holds (by id).
+        self._searches: dict[int, tuple[LearnedItems, int, re.Pattern[bytes]]] = {}
 
     def set_rule_prefilters(self, prefilters: Sequence[Prefilter]) -> None:
         """What the rules (or ``--events``) need, among the evaluated events in the window."""
@@ -218,6 +220,7 @@ class PythonScanner:
     def prefilters_changed(self) -> None:
         """Forget every verdict: the prefilters they were computed from changed."""
         self.verdicts.clear()
+        self._searches.clear()
 
     # -- the scan --------------------------------------------------------------
 
@@ -451,9 +454,24 @@ class PythonScanner:
             known = prefilter.path_items
             if known is None:
                 return True
-            if known and inode_search(tuple(known)).search(buf, run[0], end):
+            if known and self._inode_search(known).search(buf, run[0], end):
                 return True
         return False
+
+    def _inode_search(self, known: Collection[tuple[int, str]]) -> re.Pattern[bytes]:
+        """:func:`~kexecwatch.core.scan.fastpath.inode_search` of ``known``; for a
+        :class:`~kexecwatch.core.scan.prefilter.LearnedItems`, kept while its version
+        holds (not made again from every pair for every exec)."""
+        if not isinstance(known, LearnedItems):
+            return inode_search(tuple(known))
+        kept = self._searches.get(id(known))
+        if kept is not None and kept[0] is known and kept[1] == known.version:
+            return kept[2]
+        search = inode_search(tuple(known))
+        if len(self._searches) >= 64:
+            self._searches.clear()
+        self._searches[id(known)] = (known, known.version, search)
+        return search
 
     def _parent_of(self, buf: bytes, start: int, time_ms: int) -> Callable[[], Known | None] | None:
         """The parent of the run at ``start`` as its argument tests read it; ``None``
