@@ -345,7 +345,7 @@ def median_text(figures: list[Figure]) -> str:
     if len(ranked) == 1:
         return middle.text
     low, high = ranked[0].value, ranked[-1].value
-    return f"{middle.text}, median of {len(ranked)} (range {low:.1f} to {high:.1f})"
+    return f"{middle.text}, median of {len(ranked)} (range {low:.3g} to {high:.3g})"
 
 
 def usable(
