@@ -31,7 +31,8 @@ from kexecwatch.core.process.table import (
     Args,
     ProcLookup,
     TableLookups,
-    state_row,
+    id_text,
+    state_row_of,
 )
 
 __all__ = ["NativeProcessTable"]
@@ -122,13 +123,32 @@ class NativeProcessTable(TableLookups):
 
     def to_state(self) -> list[list[Any]]:
         """A JSON-ready snapshot, row for row as ``ProcessTable.to_state``."""
-        # The daemon checkpoints every few seconds; the same command line recurs in
-        # many of the 4,096 rows, and decoding it was most of a snapshot's cost.
+        # The daemon checkpoints every few seconds, 4,096 rows each time: rows are made
+        # straight from the raw entries (no Parent, no EventId unless an id is spelled
+        # unusually), and a comm, exe or command line that recurs is decoded once.
         argv: dict[bytes, tuple[bytes, ...] | None] = {}
+        texts: dict[bytes, bytes | None] = {}
         return [
-            state_row(self._parent(entry, argv), entry[7])
-            for entry in self.session.table_rows(STATE_ENTRIES)
+            self._state_row(entry, argv, texts) for entry in self.session.table_rows(STATE_ENTRIES)
         ]
+
+    def _state_row(
+        self,
+        entry: RawEntry,
+        argv: dict[bytes, tuple[bytes, ...] | None],
+        texts: dict[bytes, bytes | None],
+    ) -> list[Any]:
+        pid, ppid, comm, comm_raw, exe, exe_raw, args, since, exec_id, source, extra = entry
+        if comm_raw and comm is not None:
+            comm = texts[comm] if comm in texts else texts.setdefault(comm, decode_untrusted(comm))
+        if exe_raw and exe is not None:
+            exe = texts[exe] if exe in texts else texts.setdefault(exe, decode_untrusted(exe))
+        if isinstance(args, bytes):
+            raw = args
+            args = argv[raw] if raw in argv else argv.setdefault(raw, self._decode(raw))
+        if exec_id is not None:
+            exec_id = id_text(exec_id)
+        return state_row_of(pid, ppid, comm, exe, args, since, exec_id, source, extra)
 
     def _parent(
         self, entry: RawEntry, decoded: dict[bytes, tuple[bytes, ...] | None] | None = None

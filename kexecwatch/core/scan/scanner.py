@@ -191,12 +191,12 @@ class PythonScanner:
 
     # -- the scan --------------------------------------------------------------
 
-    def scan(self, region: Region, out: list[Any]) -> None:
-        """Handle every line of ``region``."""
-        # A newline in front, so that every line, the first too, follows one: the
-        # search for the next whole event is then one C-level call. Offsets below
-        # are into ``buf``; ``pos`` is always a line start.
-        buf = b"\n" + region.data
+    def scan(self, region: Region, out: list[Any]) -> int:
+        """Handle every line of ``region``; return the number the line after it has."""
+        # The newline in front of every line, the first too, makes the search for the
+        # next whole event one C-level call. Offsets below are into ``buf``; ``pos``
+        # is always a line start.
+        buf = region.framed
         limit = len(buf)
         pos = 1
         line_no = region.line_no
@@ -216,7 +216,7 @@ class PythonScanner:
                 line_no += 1
                 pos = nl + 1
             if m is None:
-                return
+                return line_no
             run = run_end(buf, m)
             if run is not None:
                 stop = run[1] if self.fast_event(buf, m, run, line_no, out) else 0
@@ -233,6 +233,7 @@ class PythonScanner:
             line(buf[pos:nl], line_no, source, base + pos, out)
             line_no += 1
             pos = nl + 1
+        return line_no
 
     def fast_event(  # noqa: PLR0917 - the pieces of one event, from the fast path
         self,
