@@ -111,9 +111,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime (fields 14, 15)
 
 
-def peak_rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """``field`` of ``/proc/PID/status`` in MB: ``VmHWM`` the peak RSS, ``VmRSS`` now."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -307,17 +308,18 @@ def sentinel(run: Run, timeout: float = 900) -> None:
 
 
 def hour_rss(run: Run, events: int) -> Figure:
+    before = rss_mb(run.proc.pid, "VmRSS")
     t0 = time.monotonic()
     for start in range(0, events, 1000):
         run.feed.write(run.feed.execs(min(1000, events - start)))
         run.check()
     sentinel(run)
-    rss = peak_rss_mb(run.proc.pid)
+    rss, now = rss_mb(run.proc.pid), rss_mb(run.proc.pid, "VmRSS")
     print(
         f"peak RSS after {events} exec events ({time.monotonic() - t0:.0f} s): "
-        f"{rss:.1f} MB [< 64 MB]"
+        f"{rss:.1f} MB [< 64 MB]; RSS {before:.1f} MB before them, {now:.1f} MB after"
     )
-    return Figure(f"{rss:.1f} MB", rss)
+    return Figure(f"{rss:.1f} MB (RSS {before:.0f} MB before, {now:.0f} MB after)", rss)
 
 
 def measure(scanner: str, build: Build, args: argparse.Namespace) -> dict[str, Figure]:
@@ -343,7 +345,7 @@ def median_text(figures: list[Figure]) -> str:
     if len(ranked) == 1:
         return middle.text
     low, high = ranked[0].value, ranked[-1].value
-    return f"{middle.text}, median of {len(ranked)} (range {low:.1f} to {high:.1f})"
+    return f"{middle.text}, median of {len(ranked)} (range {low:.3g} to {high:.3g})"
 
 
 def usable(

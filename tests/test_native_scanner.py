@@ -163,9 +163,9 @@ def test_while_many_serials_wait_ahead_of_a_gap_native_still_takes_the_bulk() ->
     taken: list[int] = []
     native_scan = scanner.session.scan
 
-    def counted(self: PythonScanner, region: Region, out: list[Any]) -> None:
+    def counted(self: PythonScanner, region: Region, out: list[Any]) -> int:
         stretches.append(len(region.data))
-        python_scan(self, region, out)
+        return python_scan(self, region, out)
 
     def counted_native(buf: bytes, start: int, state: QuietState) -> ScanResult:
         result = native_scan(buf, start, state)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -31,7 +31,14 @@ from kexecwatch.core import (
 )
 from kexecwatch.errors import InputError
 
-__all__ = ["MAX_SHOWN_DIAGNOSTICS", "ReplayResult", "format_document", "replay", "summary"]
+__all__ = [
+    "MAX_SHOWN_DIAGNOSTICS",
+    "ReplayResult",
+    "format_document",
+    "replay",
+    "summary",
+    "whole_events",
+]
 
 #: How many diagnostics are printed one by one before only being counted.
 MAX_SHOWN_DIAGNOSTICS = 20
@@ -109,7 +116,7 @@ def replay(
         # What the previous source left unended.
         writer.write(session, detector.switch_source(source.name))
         diagnostics.end_source(next_source=source.name)
-        for chunk in read_chunks(source):
+        for chunk in whole_events(read_chunks(source)):
             total_bytes += len(chunk)
             diagnostics.source_bytes += len(chunk)
             writer.write(session, session.feed(chunk))
@@ -130,6 +137,33 @@ def replay(
         len(sources),
         tuple(diagnostics.without_records),
     )
+
+
+#: The start of a syscall event's first record, newline included.
+_EVENT_START = b"\ntype=SYSCALL msg=audit("
+
+
+def whole_events(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The same bytes, in chunks that end between two events: each chunk is cut just
+    before the last syscall record that starts in it, and the rest goes in front of the
+    next one (a chunk where none starts goes on whole).
+
+    The detector gives the same outputs for any chunking; this one spares it the event
+    that a chunk would otherwise end in the middle of. Such an event waits, incomplete,
+    in the assembler, which the native scanner never fills: the Python scanner reads it
+    and then the lines after it, record by record, with the full parser.
+    """
+    held = b""
+    for chunk in chunks:
+        cut = chunk.rfind(_EVENT_START) + 1
+        if cut <= 0:
+            yield held + chunk if held else chunk
+            held = b""
+            continue
+        yield b"".join((held, memoryview(chunk)[:cut]))
+        held = chunk[cut:]
+    if held:
+        yield held
 
 
 def format_document(doc: dict[str, Any], out_format: str) -> bytes:

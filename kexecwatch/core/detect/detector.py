@@ -422,7 +422,7 @@ class Detector:
         if overlong is not None:
             self._line(b"", overlong.line_no, overlong.source, overlong.offset, out, overlong=True)
         if region is not None:
-            self._scanner.scan(region, out)
+            self._lines.numbered(region, self._scanner.scan(region, out))
         return out
 
     def _line(

@@ -212,15 +212,15 @@ class NativeScanner(PythonScanner):
         code |= _needs(for_others, NEED_ALWAYS, INODE_ALWAYS)
         return code
 
-    def scan(self, region: Region, out: list[Any]) -> None:
-        """Handle every line of ``region``: native while quiet, Python for the rest."""
+    def scan(self, region: Region, out: list[Any]) -> int:
+        """Handle every line of ``region``: native while quiet, Python for the rest.
+        Returns the number the line after ``region`` has."""
         if not self.native_on:
             if self._pending is not None:
                 self._report(region.line_no, self._pending, out)
                 self._pending = None
-            super().scan(region, out)
-            return
-        buf = b"\n" + region.data
+            return super().scan(region, out)
+        buf = region.framed
         limit = len(buf)
         pos = 1
         line_no = region.line_no
@@ -241,8 +241,9 @@ class NativeScanner(PythonScanner):
                 result = session.scan(buf, pos, state)
             except self._errors as exc:
                 self._fail(line_no, exc, out)
-                PythonScanner.scan(self, Region(buf[pos:], line_no, source, base + pos), out)
-                return
+                return PythonScanner.scan(
+                    self, Region(buf[pos - 1 :], line_no, source, base + pos), out
+                )
             # Even when nothing was taken: the serials ahead are in step again.
             assembler.absorb(result)
             if result.lines:
@@ -267,7 +268,7 @@ class NativeScanner(PythonScanner):
             pos = result.end
             stop = result.stop
             if stop == STOP_END:
-                return
+                return line_no
             if stop == STOP_VERDICT:
                 assert result.key is not None
                 code = self.verdict_code(result.key)
@@ -275,8 +276,9 @@ class NativeScanner(PythonScanner):
                     session.set_verdict(result.key, code)
                 except self._errors as exc:
                     self._fail(line_no, exc, out)
-                    PythonScanner.scan(self, Region(buf[pos:], line_no, source, base + pos), out)
-                    return
+                    return PythonScanner.scan(
+                        self, Region(buf[pos - 1 :], line_no, source, base + pos), out
+                    )
             elif stop == STOP_LIVE:
                 self.table.remember_live(result.ppid, result.time_ms)
             elif stop == STOP_HANDBACK:
@@ -286,6 +288,7 @@ class NativeScanner(PythonScanner):
                 pos, line_no = self._step(buf, pos, line_no, source, base, out)
                 pos, line_no = self._lines_to_syscall(buf, pos, line_no, source, base, out)
                 pos, line_no = self._needed_runs(buf, pos, line_no, source, base, out)
+        return line_no
 
     def _needed_runs(  # noqa: PLR0917 - the scan's position, passed along
         self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]

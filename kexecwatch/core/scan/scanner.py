@@ -45,6 +45,7 @@ from kexecwatch.core.scan.fastpath import (
     FAST_TYPES,
     SYSCALL_BODY,
     SYSCALL_HEAD,
+    RunBounds,
     argv_of_execve_bodies,
     execve_bodies,
     inode_search,
@@ -195,12 +196,12 @@ class PythonScanner:
 
     # -- the scan --------------------------------------------------------------
 
-    def scan(self, region: Region, out: list[Any]) -> None:
-        """Handle every line of ``region``."""
-        # A newline in front, so that every line, the first too, follows one: the
-        # search for the next whole event is then one C-level call. Offsets below
-        # are into ``buf``; ``pos`` is always a line start.
-        buf = b"\n" + region.data
+    def scan(self, region: Region, out: list[Any]) -> int:
+        """Handle every line of ``region``; return the number the line after it has."""
+        # The newline in front of every line, the first too, makes the search for the
+        # next whole event one C-level call. Offsets below are into ``buf``; ``pos``
+        # is always a line start.
+        buf = region.framed
         limit = len(buf)
         pos = 1
         line_no = region.line_no
@@ -220,7 +221,7 @@ class PythonScanner:
                 line_no += 1
                 pos = nl + 1
             if m is None:
-                return
+                return line_no
             run = run_end(buf, m)
             if run is not None:
                 stop = run[1] if self.fast_event(buf, m, run, line_no, out) else 0
@@ -237,12 +238,13 @@ class PythonScanner:
             line(buf[pos:nl], line_no, source, base + pos, out)
             line_no += 1
             pos = nl + 1
+        return line_no
 
     def fast_event(  # noqa: PLR0917 - the pieces of one event, from the fast path
         self,
         buf: bytes,
         m: re.Match[bytes],
-        run: tuple[int, int],
+        run: RunBounds,
         line_no: int,
         out: list[Any],
         taken: bool = False,
@@ -299,7 +301,7 @@ class PythonScanner:
             if table.lookup is not None:
                 table.remember_live(ppid, time_ms)
             if success and syscall in EXEC_SYSCALLS:
-                lines = buf[buf.find(b"\n", m.end()) + 1 : run[0]]
+                lines = buf[run[2] : run[0]]
                 args: Args = None
                 if lines:
                     args = execve_bodies(lines, raw_id)
@@ -347,7 +349,7 @@ class PythonScanner:
         key: tuple[bytes, bytes, bytes, bytes],
         buf: bytes,
         start: int,
-        run: tuple[int, int],
+        run: RunBounds,
         time_ms: int,
     ) -> tuple[str, bool, bytes | None, bytes | None, bool] | None:
         """What the table needs of the whole run ``buf[start:run[1]]`` (syscall, success,
@@ -540,7 +542,7 @@ def _any_accepts(
     prefilters: tuple[Prefilter, ...],
     buf: bytes,
     start: int,
-    run: tuple[int, int],
+    run: RunBounds,
     facts: Callable[[], Facts],
 ) -> bool:
     """Whether one of ``prefilters`` (which accept the SYSCALL record, none of them
@@ -568,7 +570,7 @@ def _any_accepts(
 def _run_facts(  # noqa: PLR0917 - the run and the facts known of it already
     buf: bytes,
     start: int,
-    run: tuple[int, int],
+    run: RunBounds,
     comm: bytes | None,
     exe: bytes | None,
     parent: Callable[[], Known | None] | None,
@@ -580,8 +582,7 @@ def _run_facts(  # noqa: PLR0917 - the run and the facts known of it already
 
     def facts() -> Facts:
         if not made:
-            head = buf.find(b"\n", start) + 1
-            lines = buf[head : run[0]]
+            lines = buf[run[2] : run[0]]
             args = None
             if lines:
                 raw_id = buf[buf.find(b"(", start) + 1 : buf.find(b")", start)]
