@@ -235,14 +235,12 @@ DPKG_RULE = "rules/linux/persistence_dpkg_unusual_execution.toml"
 SUDO_RULE = "rules/linux/privilege_escalation_sudo_token_via_process_injection.toml"
 
 
-def replay(tmp_path: Path, rule: str, lines: list[bytes]) -> list[dict[str, Any]]:
-    return replay_with_rule(tmp_path, rule, lines)
-
-
 @needs_snapshot
 def test_unusual_dpkg_execution_fires_with_known_leaders(tmp_path: Path) -> None:
     script = "/var/lib/dpkg/info/evil.postinst"
-    (alert,) = replay(tmp_path, DPKG_RULE, [*login(), *job(4, 30, "evil.postinst", script)])
+    (alert,) = replay_with_rule(
+        tmp_path, DPKG_RULE, [*login(), *job(4, 30, "evil.postinst", script)]
+    )
     assert alert["rule"]["name"] == "Unusual DPKG Execution"
     assert alert["process"]["executable"] == script
     # dpkg as the session's leader: excluded, as the rule says
@@ -252,7 +250,7 @@ def test_unusual_dpkg_execution_fires_with_known_leaders(tmp_path: Path) -> None
         *exec_lines(3, pid=20, ppid=10, comm="dpkg", exe="/usr/bin/dpkg"),
         *job(4, 30, "evil.postinst", script),
     ]
-    assert replay(tmp_path, DPKG_RULE, dpkg) == []
+    assert replay_with_rule(tmp_path, DPKG_RULE, dpkg) == []
 
 
 @needs_snapshot
@@ -266,7 +264,7 @@ def test_sudo_token_manipulation_joins_on_the_session_leader(tmp_path: Path) -> 
         *sudo_exec,
         *call(8, "setresuid", pid=40, ppid=20, comm="sudo", exe="/usr/bin/sudo", uid=0, gid=0),
     ]
-    (alert,) = replay(tmp_path, SUDO_RULE, lines)
+    (alert,) = replay_with_rule(tmp_path, SUDO_RULE, lines)
     assert alert["rule"]["name"] == "Potential Sudo Token Manipulation via Process Injection"
     steps = [e["process"]["name"] for e in alert["kexecwatch"]["sequence"]["events"]]
     assert steps == ["gdb", "sudo"]
