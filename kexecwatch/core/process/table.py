@@ -68,6 +68,7 @@ __all__ = [
     "DEFAULT_MAX_ARGS_BYTES",
     "DEFAULT_MAX_ENTRIES",
     "Args",
+    "ArgvMemo",
     "LazyArgs",
     "LiveProcess",
     "ProcLookup",
@@ -512,6 +513,7 @@ class ProcessTable(TableLookups):
         self.max_args_bytes = max_args_bytes
         self.lookup = lookup
         self._decode = decode
+        self._argv_memo = ArgvMemo(decode)
         self._unreadable: dict[int, None] = {}
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
         self._args_bytes = 0
@@ -622,21 +624,55 @@ class ProcessTable(TableLookups):
         recent.reverse()
         # Made straight from the entries, each recurring command line decoded once: the
         # daemon snapshots every few seconds.
-        argv: dict[bytes, tuple[bytes, ...] | None] = {}
+        memo = self._argv_memo
+        memo.start()
         rows = []
         for pid, ppid, comm, exe, stored, since, exec_id, source, extra, _prev in recent:
-            if not isinstance(stored, bytes):
-                args = stored
-            elif stored in argv:
-                args = argv[stored]
-            else:
-                args = argv[stored] = self._decode(stored)
+            args = memo.argv(stored) if isinstance(stored, bytes) else stored
             if isinstance(exec_id, bytes):
                 text: str | None = id_text(exec_id.decode("ascii"))
             else:
                 text = None if exec_id is None else str(exec_id)
             rows.append(state_row_of(pid, ppid, comm, exe, args, since, text, source, extra))
+        memo.finish()
         return rows
+
+
+class ArgvMemo:
+    """Command lines decoded for snapshots, kept from one snapshot to the next.
+
+    The daemon snapshots the table every few seconds and most command lines recur, within
+    a snapshot and from one to the next: each is decoded once while it stays in the
+    snapshots. Holds the command lines of the last snapshot only.
+
+    Args:
+        decode: turns raw argv (``EXECVE`` bodies) into argv.
+    """
+
+    __slots__ = ("_before", "_decode", "_now")
+
+    def __init__(self, decode: Callable[[bytes], tuple[bytes, ...] | None]) -> None:
+        self._decode = decode
+        self._before: dict[bytes, tuple[bytes, ...] | None] = {}
+        self._now: dict[bytes, tuple[bytes, ...] | None] = {}
+
+    def start(self) -> None:
+        """A new snapshot begins: what the last one decoded may be reused."""
+        self._before, self._now = self._now, {}
+
+    def finish(self) -> None:
+        """The snapshot is made: forget the command lines it did not have."""
+        self._before = {}
+
+    def argv(self, raw: bytes) -> tuple[bytes, ...] | None:
+        """``raw`` decoded (once while it stays in the snapshots)."""
+        now = self._now
+        if raw in now:
+            return now[raw]
+        before = self._before
+        value = before[raw] if raw in before else self._decode(raw)
+        now[raw] = value
+        return value
 
 
 #: An audit id as ``str(EventId)`` spells it (no leading zeros).
