@@ -409,16 +409,21 @@ class Detector:
         """
         return SourceLocation(str(self._lines.source), line_no or None)
 
-    def feed(self, data: bytes) -> list[Output]:
-        """Feed any chunk of the log; return the outputs it completes."""
+    def feed(self, data: bytes, *, framed: bool = False) -> list[Output]:
+        """Feed any chunk of the log; return the outputs it completes.
+
+        ``framed``: ``data`` is a newline that is not part of the log, then the chunk
+        (:meth:`~kexecwatch.core.audit.linebuffer.LineBuffer.feed_region`: a chunk of
+        whole lines is then scanned without a copy).
+        """
         out: list[Output] = []
         if not self.options.fast_path:
-            for line in self._lines.feed(data):
+            for line in self._lines.feed(data[1:] if framed else data):
                 self._line(
                     line.data, line.line_no, line.source, line.offset, out, overlong=line.overlong
                 )
             return out
-        overlong, region = self._lines.feed_region(data)
+        overlong, region = self._lines.feed_region(data, framed=framed)
         if overlong is not None:
             self._line(b"", overlong.line_no, overlong.source, overlong.offset, out, overlong=True)
         if region is not None:
