@@ -63,11 +63,13 @@ from typing import Any, Final, Protocol
 from kexecwatch.core.audit.record import EventId
 from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS
 from kexecwatch.core.process.events import Parent, ProcessEvent
+from kexecwatch.core.process.groups import ProcessGroups
 
 __all__ = [
     "DEFAULT_MAX_ARGS_BYTES",
     "DEFAULT_MAX_ENTRIES",
     "Args",
+    "ArgvMemo",
     "LazyArgs",
     "LiveProcess",
     "ProcLookup",
@@ -102,6 +104,8 @@ class LiveProcess:
         start_ms: start time in epoch milliseconds (stat field 22 + btime).
         extra: its credentials in the layout of an entry's ``extra`` (see the module
             docstring), if read.
+        sid: its session (stat field 6), if read.
+        pgid: its process group (stat field 5), if read.
     """
 
     pid: int
@@ -111,6 +115,8 @@ class LiveProcess:
     args: tuple[bytes, ...] | None
     start_ms: int
     extra: bytes | None = None
+    sid: int | None = None
+    pgid: int | None = None
 
 
 class ProcLookup(Protocol):
@@ -147,6 +153,9 @@ class ProcessTableLike(Protocol):
     public API, which every implementation (the native one too) keeps, with its rules."""
 
     lookup: ProcLookup | None
+    #: Sessions and process groups (:mod:`kexecwatch.core.process.groups`), learned with
+    #: the table: from the events it observes and the ``/proc`` entries it is given.
+    groups: ProcessGroups
 
     def __len__(self) -> int: ...
 
@@ -280,6 +289,7 @@ class TableLookups:
     :meth:`_put` (its storage, with history, LRU order and bounds)."""
 
     lookup: ProcLookup | None
+    groups: ProcessGroups
 
     def _parent_at(self, pid: int, at_ms: int) -> Parent | None:
         raise NotImplementedError
@@ -360,7 +370,10 @@ class TableLookups:
             self._put(pid, ppid, comm, exe, None, time_ms, None, "event", extra)
 
     def add_live(self, live: LiveProcess) -> None:
-        """Seed or refresh an entry from ``/proc`` (the live shell's job)."""
+        """Seed or refresh an entry from ``/proc`` (the live shell's job), with its
+        session and process group when read."""
+        if live.sid is not None and live.pgid is not None:
+            self.groups.add_live(live.pid, live.ppid, live.sid, live.pgid, live.start_ms)
         self._put(
             live.pid,
             live.ppid,
@@ -469,7 +482,9 @@ class TableLookups:
             )
 
     def observe(self, event: ProcessEvent) -> None:
-        """Learn from one event: an exec replaces the pid's entry; a fork copies."""
+        """Learn from one event: an exec replaces the pid's entry; a fork copies; a
+        ``setsid``/``setpgid`` call states a session or process group."""
+        self.groups.observe(event)
         self.learn(
             syscall=event.syscall,
             success=event.success,
@@ -511,7 +526,9 @@ class ProcessTable(TableLookups):
         self.max_entries = max_entries
         self.max_args_bytes = max_args_bytes
         self.lookup = lookup
+        self.groups = ProcessGroups(max_entries)
         self._decode = decode
+        self._argv_memo = ArgvMemo(decode)
         self._unreadable: dict[int, None] = {}
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
         self._args_bytes = 0
@@ -622,21 +639,55 @@ class ProcessTable(TableLookups):
         recent.reverse()
         # Made straight from the entries, each recurring command line decoded once: the
         # daemon snapshots every few seconds.
-        argv: dict[bytes, tuple[bytes, ...] | None] = {}
+        memo = self._argv_memo
+        memo.start()
         rows = []
         for pid, ppid, comm, exe, stored, since, exec_id, source, extra, _prev in recent:
-            if not isinstance(stored, bytes):
-                args = stored
-            elif stored in argv:
-                args = argv[stored]
-            else:
-                args = argv[stored] = self._decode(stored)
+            args = memo.argv(stored) if isinstance(stored, bytes) else stored
             if isinstance(exec_id, bytes):
                 text: str | None = id_text(exec_id.decode("ascii"))
             else:
                 text = None if exec_id is None else str(exec_id)
             rows.append(state_row_of(pid, ppid, comm, exe, args, since, text, source, extra))
+        memo.finish()
         return rows
+
+
+class ArgvMemo:
+    """Command lines decoded for snapshots, kept from one snapshot to the next.
+
+    The daemon snapshots the table every few seconds and most command lines recur, within
+    a snapshot and from one to the next: each is decoded once while it stays in the
+    snapshots. Holds the command lines of the last snapshot only.
+
+    Args:
+        decode: turns raw argv (``EXECVE`` bodies) into argv.
+    """
+
+    __slots__ = ("_before", "_decode", "_now")
+
+    def __init__(self, decode: Callable[[bytes], tuple[bytes, ...] | None]) -> None:
+        self._decode = decode
+        self._before: dict[bytes, tuple[bytes, ...] | None] = {}
+        self._now: dict[bytes, tuple[bytes, ...] | None] = {}
+
+    def start(self) -> None:
+        """A new snapshot begins: what the last one decoded may be reused."""
+        self._before, self._now = self._now, {}
+
+    def finish(self) -> None:
+        """The snapshot is made: forget the command lines it did not have."""
+        self._before = {}
+
+    def argv(self, raw: bytes) -> tuple[bytes, ...] | None:
+        """``raw`` decoded (once while it stays in the snapshots)."""
+        now = self._now
+        if raw in now:
+            return now[raw]
+        before = self._before
+        value = before[raw] if raw in before else self._decode(raw)
+        now[raw] = value
+        return value
 
 
 #: An audit id as ``str(EventId)`` spells it (no leading zeros).
