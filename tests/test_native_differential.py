@@ -286,3 +286,76 @@ FCAPS = generated("fcaps", n=1500, seed=21)
 @given(st.lists(st.integers(0, len(FCAPS)), max_size=10))
 def test_every_chunking_of_the_fcaps_shape(cuts: list[int]) -> None:
     assert_same(FCAPS, ALL_RULES, cuts=cuts)
+
+
+def sessions_log(n: int = 2500, seed: int = 23, **options: Any) -> bytes:
+    """Service and user-session records between execs, nothing interleaved, no gaps; at
+    least ``n`` lines, ending between whole events."""
+    gen = Generator(seed=seed, interleave=0.0, lose_every=0, session_share=0.3, **options)
+    lines: list[str] = []
+    for batch in gen.batches():
+        lines += batch
+        if len(lines) >= n and gen.whole:
+            return b"".join((line + "\n").encode() for line in lines)
+    raise AssertionError("the generator never ends")
+
+
+def test_a_login_with_its_syscall_after_it_is_taken_by_native() -> None:
+    """pam_loginuid's LOGIN record and the write syscall's SYSCALL and PROCTITLE (and EOE)
+    under the same id: two events (the LOGIN complete at once, then the syscall's own),
+    taken by native at once. Before, each LOGIN was handed back and its syscall read line
+    by line."""
+    log = sessions_log()
+    assert log.count(b"type=LOGIN ") > 20
+    assert handbacks(log) == 0
+    assert assert_same(log) == assert_same(log, cuts=[len(log) // 3])
+    assert_same(log, emit_events=True)
+    assert_same(log, window_ms=0)
+    assert_same(log, max_inflight=1)
+    data = sessions_log(eoe=True)
+    assert handbacks(data) == 0
+    assert_same(data)
+
+
+def test_logins_alone_do_not_make_a_later_syscall_differ() -> None:
+    """4,096 LOGIN records alone (unaudited tasks), then a LOGIN with its syscall (native
+    takes it at once), then the first LOGIN's own syscall records: Python keeps every lead
+    whose event is still done, so both scanners make the last records its event. (When
+    it kept the last 4,096 leads, the LOGIN Python read evicted the first one's lead, and
+    the scanners differed: late records in one, an event in the other.)"""
+    first = (
+        b"type=LOGIN msg=audit(1700000000.000:7): pid=2083 uid=0 subj=unconfined "
+        b"old-auid=4294967295 auid=0 tty=(none) old-ses=4294967295 ses=2 res=1"
+    )
+    syscall, proctitle = (
+        line.replace(b"exit=0 items=", b"exit=4 a0=3 a1=4 a2=4 a3=0 items=").replace(
+            b"syscall=59", b"syscall=1"
+        )
+        for line in exec_lines(7, t="1700000000.000", pid=2083, ppid=598)
+        if line.startswith((b"type=SYSCALL", b"type=PROCTITLE"))
+    )
+    lone = [first.replace(b"000:7)", b"%03d:%d)" % (n % 1000, 8 + n)) for n in range(4095)]
+    unit = [
+        line.replace(b"000:7)", b"999:9000)").replace(b"pid=2083", b"pid=3000")
+        for line in (first, syscall, proctitle)
+    ]
+    # An exec between: Python reads up to a SYSCALL line after a hand-back, native the rest.
+    ls = [
+        line.replace(b"exit=0 items=", b"exit=0 a0=1 a1=2 a2=3 a3=4 items=")
+        for line in exec_lines(8500, t="1700000000.998", pid=2900, comm="ls", exe="/usr/bin/ls")
+    ]
+    log = join([first, *lone, *ls, *unit, syscall, proctitle])
+    keys = assert_same(log, [])
+    assert not any(k.startswith("ParseIssue(") for k in keys)
+    # Native: the first lone LOGIN (Python reads on to the next SYSCALL line) and the
+    # first LOGIN's syscall (its serial is done); the exec and the unit are its own.
+    assert handbacks(log, []) == 2
+
+
+SESSIONS = generated("sessions", n=1500, seed=29)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, len(SESSIONS)), max_size=10))
+def test_every_chunking_of_the_sessions_shape(cuts: list[int]) -> None:
+    assert_same(SESSIONS, ALL_RULES, cuts=cuts)

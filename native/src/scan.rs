@@ -5,7 +5,8 @@
 //! Taken: whole syscall runs as `SYSCALL_HEAD` + `run_end` read them (with an `EOE`
 //! of the same id right after, absorbed), two interleaved whole runs as
 //! `split_pair` reads them (A's bare `EOE` after A's end passed over, B's `EOE` right
-//! after absorbed), single-record events of the types Python names, blank
+//! after absorbed), single-record events of the types Python names, a `LOGIN`
+//! record with the whole run of its own syscall right after it (two events), blank
 //! and `#` lines. Each event must be plain progress of the clock (gaps.rs), have a
 //! cached verdict that needs nothing of Python, and (live) a known parent.
 
@@ -118,6 +119,26 @@ struct Event {
     relevant: bool,
 }
 
+/// A whole run found by `Scanner::whole`, not taken yet.
+struct Whole {
+    head: SyscallHead,
+    /// Just past its EXECVE lines.
+    args_end: usize,
+    /// Just past its PROCTITLE line.
+    end: usize,
+    /// Just past an `EOE` of its id right after (absorbed), else `end`.
+    next: usize,
+    /// Its lines, the absorbed `EOE` included.
+    lines: u64,
+}
+
+/// The record type that may open a syscall's own event as a single record
+/// (`LEADS_SYSCALL_EVENT` of msgtypes.py).
+const LEAD: &[u8] = b"LOGIN";
+/// `_RESET_BACKSTEP` of assembler.py: a serial this far behind the expected one
+/// starts a new sequence.
+const RESET_BACKSTEP: i64 = 1_000;
+
 /// The part of a session a scan works with.
 struct Scanner<'a> {
     buf: &'a [u8],
@@ -211,11 +232,21 @@ impl<'a> Scanner<'a> {
 
     /// A whole run from the SYSCALL line at `pos` (ending at `nl`), or a pair.
     fn run(&mut self, pos: usize, nl: usize) -> Step {
-        let buf = self.buf;
-        let head = match syscall::parse(&buf[pos..nl]) {
+        let head = match syscall::parse(&self.buf[pos..nl]) {
             Some(head) => shift(head, pos),
             None => return Err(Stop::Handback),
         };
+        match self.whole(nl, head)? {
+            Some(whole) => self.take_run(pos, &whole, 0),
+            None => self.pair(pos, head),
+        }
+    }
+
+    /// The whole run whose SYSCALL line (`head`) ends at `nl`, as `run_end` reads it,
+    /// with its EXECVE bodies noted in `session.bodies`; `None` when the lines are not
+    /// one (they may be a pair), a stop when they are not sure to be either.
+    fn whole(&mut self, nl: usize, head: SyscallHead) -> Result<Option<Whole>, Stop> {
+        let buf = self.buf;
         let id = span(buf, head.id);
         let id_len = head.id.1 - head.id.0;
         let mut line = nl + 1;
@@ -249,10 +280,10 @@ impl<'a> Scanner<'a> {
             let text = &buf[line..end];
             let kind = match record_type(text, 16) {
                 Some((kind, space)) if tagged(text, space, id) => kind,
-                _ => return self.pair(pos, head),
+                _ => return Ok(None),
             };
             if kind != b"PROCTITLE" && !MIDDLE.contains(&kind) {
-                return self.pair(pos, head);
+                return Ok(None);
             }
             if bad {
                 return Err(Stop::Handback);
@@ -267,11 +298,26 @@ impl<'a> Scanner<'a> {
         if next != end {
             lines += 1;
         }
-        if end - pos > MAX_UNIT {
+        Ok(Some(Whole {
+            head,
+            args_end,
+            end,
+            next,
+            lines,
+        }))
+    }
+
+    /// Take the whole run `whole`, whose unit starts at `pos` (its SYSCALL line, or
+    /// the `lead` lines before it that open the same event: a LOGIN record).
+    fn take_run(&mut self, pos: usize, whole: &Whole, lead: u64) -> Step {
+        let buf = self.buf;
+        if whole.end - pos > MAX_UNIT {
             return Err(Stop::Handback);
         }
-        let event = self.judge(head)?;
-        if self.needs_python(&event, &buf[args_end..end]) || self.faulty(&buf[pos..end]) {
+        let event = self.judge(whole.head)?;
+        if self.needs_python(&event, &buf[whole.args_end..whole.end])
+            || self.faulty(&buf[pos..whole.end])
+        {
             return Err(Stop::Handback);
         }
         self.check_live(&event)?;
@@ -281,9 +327,65 @@ impl<'a> Scanner<'a> {
             .ok_or(Stop::Handback)?;
         self.take(&event, elapsed);
         self.learn(&event);
-        self.out.lines += lines;
-        self.out.records += lines;
-        Ok(next)
+        // The lead record is an event of its own for the counts, with the same id: the
+        // clock, the serial and the done set see the id once (as push() does).
+        self.out.events += lead;
+        self.out.lines += whole.lines + lead;
+        self.out.records += whole.lines + lead;
+        Ok(whole.next)
+    }
+
+    /// A LOGIN record (pam_loginuid's write to /proc/self/loginuid) followed by the
+    /// whole run of the write syscall behind it, under the same id: two events as
+    /// `Assembler.push` makes them (the LOGIN, complete at once, then the syscall's
+    /// own records: `LEADS_SYSCALL_EVENT`). Taken only when the syscall's second look
+    /// at the serial changes nothing (see below), the run has no EXECVE and teaches
+    /// the table nothing but an "other" entry (which the full parse's `skim` learns
+    /// the same way), outside live mode; `None` when the lines after the LOGIN are
+    /// not its run.
+    fn login(&mut self, pos: usize, nl: usize, id: &EventId, id_text: Span) -> Option<Step> {
+        let buf = self.buf;
+        let at = nl + 1;
+        if !starts(&buf[at..], b"type=SYSCALL ") {
+            return None;
+        }
+        let (syscall_nl, bad) = line_end(buf, at);
+        let syscall_nl = syscall_nl?;
+        let head = shift(syscall::parse(&buf[at..syscall_nl])?, at);
+        if bad || span(buf, head.id) != span(buf, id_text) {
+            return None;
+        }
+        let whole = match self.whole(syscall_nl, head) {
+            Ok(Some(whole)) => whole,
+            Ok(None) => return None,
+            Err(stop) => return Some(Err(stop)),
+        };
+        let settings = &self.session.settings;
+        if settings.live || settings.max_inflight < 1 {
+            return Some(Err(Stop::Handback));
+        }
+        // The syscall's SYSCALL record shows the serial to the gap tracker a second
+        // time: a no-op, unless taking it moved `expected` so far past it that the
+        // tracker would take it for a new boot (`_RESET_BACKSTEP`).
+        let window = settings.window_ms;
+        if let Some(elapsed) = self.quiet.admits(id, window) {
+            let mut trial = self.quiet.clone();
+            trial.take(id, elapsed, window, &mut Vec::new());
+            if id.serial < trial.expected && id.serial + RESET_BACKSTEP < trial.expected {
+                return Some(Err(Stop::Handback));
+            }
+        }
+        if !self.session.bodies.is_empty() {
+            return Some(Err(Stop::Handback));
+        }
+        let code = match self.judge(head) {
+            Ok(event) => event.code,
+            Err(stop) => return Some(Err(stop)),
+        };
+        if !matches!(code & LEARN_MASK, 0 | LEARN_OTHER) {
+            return Some(Err(Stop::Handback));
+        }
+        Some(self.take_run(pos, &whole, 1))
     }
 
     /// Read the event's id and verdict; a stop when it cannot be taken.
@@ -557,11 +659,12 @@ impl<'a> Scanner<'a> {
         let buf = self.buf;
         let line = &buf[pos..nl];
         let (kind, space) = record_type(line, line.len()).ok_or(Stop::Handback)?;
+        let named = self.session.settings.single_types.contains(kind);
         if kind.is_empty()
             || !kind
                 .iter()
                 .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'[' | b']'))
-            || !self.session.settings.single_types.contains(kind)
+            || !(named || kind == LEAD)
         {
             return Err(Stop::Handback);
         }
@@ -575,7 +678,13 @@ impl<'a> Scanner<'a> {
             (pos + header.2 .0, pos + header.2 .1),
         );
         let id = event_id(buf, sec, ms, serial).ok_or(Stop::Handback)?;
-        if self.faulty(line) {
+        if kind == LEAD {
+            if let Some(step) = self.login(pos, nl, &id, (sec.0, serial.1)) {
+                return step;
+            }
+        }
+        // A LOGIN alone waits for its syscall's records (Assembler._leads): Python's.
+        if !named || self.faulty(line) {
             return Err(Stop::Handback);
         }
         let elapsed = self

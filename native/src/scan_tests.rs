@@ -197,7 +197,8 @@ fn an_exec_with_bprm_fcaps_before_execve_is_taken_whole() {
 
     // An inode a prefilter learned, in the PATH records after EXECVE: Python's.
     let mut s = session();
-    s.verdicts.set(&key(59, "ls"), LEARN_EXEC | EVALUATED | INODE_ALWAYS);
+    s.verdicts
+        .set(&key(59, "ls"), LEARN_EXEC | EVALUATED | INODE_ALWAYS);
     s.verdicts.set_inodes(&[4242]);
     run(&mut s, &fcaps_run(T0 + 10, 100, 200, 1, "ls"));
     assert_eq!(stop(&s), (0, Stop::Handback as i32));
@@ -220,6 +221,91 @@ fn a_pair_whose_events_have_bprm_fcaps_first_is_two_events() {
     assert_eq!(stop(&s), (log.len(), 0));
     assert_eq!((s.scan.lines, s.scan.events), (8, 2));
     assert_pair_learned(&s);
+}
+
+/// pam_loginuid's LOGIN record, then the write syscall behind it under the same id.
+fn login_unit(time_ms: i64, serial: i64, pid: u32) -> String {
+    let tag = id(time_ms, serial);
+    format!(
+        "type=LOGIN msg=audit({}): pid={} uid=0 subj=unconfined old-auid=4294967295 \
+auid=1000 tty=(none) old-ses=4294967295 ses=3 res=1\n",
+        tag, pid
+    ) + &syscall_line(time_ms, serial, 2, 4, pid, 1, "sh")
+        + &format!("type=PROCTITLE msg=audit({}): proctitle=7368\n", tag)
+}
+
+#[test]
+fn a_login_with_its_syscall_right_after_is_two_events_of_one_id() {
+    let mut s = session();
+    let tag = id(T0 + 5, 100);
+    let log = login_unit(T0 + 5, 100, 700) + &format!("type=EOE msg=audit({}): \n", tag);
+    let q = run(&mut s, &log);
+    assert_eq!(stop(&s), (log.len(), Stop::End as i32));
+    assert_eq!((s.scan.lines, s.scan.records, s.scan.events), (4, 4, 2));
+    // The clock, the serial and the done set see the id once.
+    assert_eq!(s.scan.done, vec![(T0 + 5) / 1000, 5, 100, 5]);
+    assert_eq!(q.expected, 101);
+    // The "other" entry of the write: no argv, no exec id.
+    let entry = s.table.latest(700).unwrap();
+    assert_eq!((entry.args_segment(), entry.exec_id()), (None, None));
+
+    // Past a gap (its serial ahead): the same.
+    let mut s = session();
+    let q = run_from(&mut s, &login_unit(T0 + 5, 105, 700), quiet());
+    assert_eq!((s.scan.events, s.scan.stop), (2, Stop::End as i32));
+    assert_eq!(q.expected, 100);
+
+    // An unknown verdict stops at the LOGIN, before anything is taken.
+    let mut s = Session::new(settings());
+    run(&mut s, &login_unit(T0 + 5, 100, 700));
+    assert_eq!((stop(&s), s.scan.events), ((0, Stop::Verdict as i32), 0));
+}
+
+#[test]
+fn a_login_is_handed_back_unless_its_syscall_follows_as_python_would_take_it() {
+    let unit = login_unit(T0 + 5, 100, 700);
+    let login = &unit[..unit.find('\n').unwrap() + 1];
+    let tag = id(T0 + 5, 100);
+    let cases = [
+        // Alone (it waits for its syscall's records in Python's leads).
+        login.to_string() + &exec_run(T0 + 6, 101, 201, 1, "ls"),
+        // Its syscall's run is not whole, or of another id.
+        unit.replacen("type=PROCTITLE", "type=CWD", 1),
+        login.to_string() + &syscall_line(T0 + 5, 99, 2, 4, 700, 1, "sh"),
+        // A run with EXECVE lines, or an exec: not what skim learns like the scan.
+        unit.replacen(
+            "type=PROCTITLE",
+            &format!(
+                "type=EXECVE msg=audit({}): argc=1 a0=sh\ntype=PROCTITLE",
+                tag
+            ),
+            1,
+        ),
+        login.to_string() + &exec_run(T0 + 5, 100, 700, 1, "ls")[..],
+    ];
+    for log in cases.iter() {
+        let mut s = session();
+        run(&mut s, log);
+        assert_eq!(stop(&s), (0, Stop::Handback as i32), "{}", log);
+        assert!(s.table.is_empty());
+    }
+    // Live: the full parse reads /proc for the parent its own way.
+    let mut s = session();
+    s.settings.live = true;
+    run(&mut s, &unit);
+    assert_eq!(stop(&s), (0, Stop::Handback as i32));
+    // Serials 101..=1101 seen ahead: taking 100 moves `expected` to 1102, and the
+    // syscall's second look at 100 would then start a new sequence in Python.
+    let ahead: Vec<[i64; 4]> = (101..=1101).map(|n| [n, T0 / 1000, 0, 0]).collect();
+    let q = Quiet::new(T0, 0, 100, T0, -1, &ahead);
+    let mut s = session();
+    run_from(&mut s, &unit, q);
+    assert_eq!(stop(&s), (0, Stop::Handback as i32));
+    // A LOGIN alone of a type Python names as a single record: one event.
+    let mut s = session();
+    s.settings.single_types.insert(b"LOGIN".to_vec());
+    run(&mut s, login);
+    assert_eq!((s.scan.events, s.scan.stop), (1, Stop::End as i32));
 }
 
 #[test]

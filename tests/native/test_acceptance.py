@@ -96,6 +96,19 @@ def _part(part: bytes) -> tuple[Any, list[bytes]]:
     return head, execve[:-1].split(b"\n") if execve else []
 
 
+def _login_run(pbuf: bytes, nl: int) -> Any:
+    """The SYSCALL_HEAD match of the whole run after the LOGIN record ending at ``nl``
+    (the line before it), when that run is its syscall's (same id); else None."""
+    start = pbuf.rfind(b"\n", 0, nl) + 1
+    record = parse_record(pbuf[start:nl])
+    if not isinstance(record, AuditRecord) or record.type != "LOGIN":
+        return None
+    m = SYSCALL_HEAD.match(pbuf, nl)
+    if m is None or run_end(pbuf, m) is None or _ids(m) != tuple(record.id):
+        return None
+    return m
+
+
 def python_reads(buf: bytes, start: int, end: int) -> Expected:
     """The events and table entries the Python fast path makes of ``buf[start:end]``,
     failing if any unit there is one it would not take whole."""
@@ -110,6 +123,16 @@ def python_reads(buf: bytes, start: int, end: int) -> Expected:
             pos = nl + 1
             continue
         m = SYSCALL_HEAD.match(pbuf, pos - 1)
+        login = _login_run(pbuf, nl) if m is None else None
+        if login is not None:
+            # LOGIN, then its syscall's whole run: two events of one id (push() makes
+            # them so, the done set sees the id once); its "other" entry is no exec's.
+            events.append(_ids(login))
+            pos = run_end(pbuf, login)[1]  # type: ignore[index]
+            eoe = b"type=EOE msg=audit(" + login["id"] + b"):"
+            if pbuf.startswith(eoe, pos) and pos < end + 1:
+                pos = pbuf.index(b"\n", pos) + 1
+            continue
         if m is None:
             record = parse_record(line)
             assert isinstance(record, AuditRecord), f"native took a non-record: {line!r}"
