@@ -117,11 +117,12 @@ def replay(
         writer.write(session, detector.switch_source(source.name))
         diagnostics.end_source(next_source=source.name)
         for chunk in whole_events(read_chunks(source)):
-            total_bytes += len(chunk)
-            diagnostics.source_bytes += len(chunk)
-            writer.write(session, session.feed(chunk))
+            size = len(chunk) - 1  # the frame is not the source's
+            total_bytes += size
+            diagnostics.source_bytes += size
+            writer.write(session, session.feed(chunk, framed=True))
             if bar is not None:
-                bar.advance(len(chunk))
+                bar.advance(size)
         if bar is not None:
             bar.next_file()
     writer.write(session, detector.flush())
@@ -144,9 +145,11 @@ _EVENT_START = b"\ntype=SYSCALL msg=audit("
 
 
 def whole_events(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """The same bytes, in chunks that end between two events: each chunk is cut just
-    before the last syscall record that starts in it, and the rest goes in front of the
-    next one (a chunk where none starts goes on whole).
+    """The same bytes, framed (a newline in front that is not part of them: see
+    :meth:`~kexecwatch.core.detect.detector.Detector.feed`), in chunks that end between
+    two events: each chunk is cut just before the last syscall record that starts in
+    it, and the rest goes in front of the next one (a chunk where none starts goes on
+    whole). One copy each: the frame, what was held and the chunk's head, joined.
 
     The detector gives the same outputs for any chunking; this one spares it the event
     that a chunk would otherwise end in the middle of. Such an event waits, incomplete,
@@ -157,13 +160,13 @@ def whole_events(chunks: Iterable[bytes]) -> Iterator[bytes]:
     for chunk in chunks:
         cut = chunk.rfind(_EVENT_START) + 1
         if cut <= 0:
-            yield held + chunk if held else chunk
+            yield b"".join((b"\n", held, chunk))
             held = b""
             continue
-        yield b"".join((held, memoryview(chunk)[:cut]))
+        yield b"".join((b"\n", held, memoryview(chunk)[:cut]))
         held = chunk[cut:]
     if held:
-        yield held
+        yield b"\n" + held
 
 
 def format_document(doc: dict[str, Any], out_format: str) -> bytes:

@@ -123,10 +123,11 @@ class Session:
         return len(procs)
 
     # -- input ----------------------------------------------------------------------
-    def feed(self, data: bytes, now: float | None = None) -> list[Output]:
+    def feed(self, data: bytes, now: float | None = None, *, framed: bool = False) -> list[Output]:
         """Feed a chunk of log; ``now`` (the shell's monotonic clock) starts the idle
-        clock again (``None``: recorded input, never idle)."""
-        out = self.detector.feed(data)
+        clock again (``None``: recorded input, never idle). ``framed``: as
+        :meth:`~kexecwatch.core.detect.detector.Detector.feed`."""
+        out = self.detector.feed(data, framed=framed)
         if now is not None:
             self._last_data = now
             self.expire_due = now + self._window_s
@@ -187,7 +188,15 @@ class Session:
 
 def _live(info: ProcInfo) -> LiveProcess:
     return LiveProcess(
-        info.pid, info.ppid, info.comm, info.exe, info.argv, info.start_ms, info.extra
+        info.pid,
+        info.ppid,
+        info.comm,
+        info.exe,
+        info.argv,
+        info.start_ms,
+        info.extra,
+        sid=info.sid,
+        pgid=info.pgid,
     )
 
 

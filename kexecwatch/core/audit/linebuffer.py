@@ -18,6 +18,7 @@ __all__ = ["DEFAULT_MAX_LINE", "Line", "LineBuffer", "Region"]
 
 #: auditd cuts records at 8970 bytes; anything far longer is not a record.
 DEFAULT_MAX_LINE = 1 << 20
+_NL = ord("\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,14 +135,27 @@ class LineBuffer:
             self.numbered(region, line_no)
         return lines
 
-    def feed_region(self, data: bytes) -> tuple[Line | None, Region | None]:
+    def feed_region(
+        self, data: bytes, *, framed: bool = False
+    ) -> tuple[Line | None, Region | None]:
         """Add ``data``; return what it completes as one block of bytes.
 
         The same lines :meth:`feed` returns, without a :class:`Line` per line: an
         overlong line being skipped (when its newline arrives) and then one
         :class:`Region` of complete lines, so that a reader can scan many lines
         per call instead of one.
+
+        ``framed``: ``data`` is a newline that is not part of the input, then the
+        input's next bytes. When those end with a newline and no partial line waits,
+        ``data`` is the block itself, not copied.
         """
+        if framed:
+            if not self._tail and not self._skipping and len(data) > 1 and data[-1] == _NL:
+                whole = Region(data, self.line_no + 1, self.source, self.offset)
+                self._unnumbered = data
+                self.offset += len(data) - 1
+                return None, whole
+            data = data[1:]
         if not data:
             return None, None
         size = len(data)

@@ -62,15 +62,25 @@ def test_an_overlong_line_is_reported_once_and_the_next_lines_keep_their_place(
         assert middle[0] == Line(long_line, 2, "s", 2)
 
 
-def regions(data: bytes, cuts: list[int], say_where: bool) -> tuple[list[Region], LineBuffer]:
+def regions(
+    data: bytes, cuts: list[int], say_where: bool, framed: bool = False
+) -> tuple[list[Region], LineBuffer]:
     """feed_region over the chunks; ``say_where``: the reader tells where each block ended
-    (as the scanners do), else the buffer counts when asked."""
+    (as the scanners do), else the buffer counts when asked; ``framed``: each chunk is fed
+    behind a newline of its own (as replay does)."""
     buffer = LineBuffer()
     buffer.switch("s")
     out: list[Region] = []
     pos = 0
     for cut in [*sorted(set(cuts)), len(data)]:
-        overlong, region = buffer.feed_region(data[pos:cut])
+        chunk = data[pos:cut]
+        if framed:
+            fed = b"\n" + chunk
+            overlong, region = buffer.feed_region(fed, framed=True)
+            if region is not None and chunk.endswith(b"\n") and region.offset == pos:
+                assert region.framed is fed  # whole lines, nothing waiting: not copied
+        else:
+            overlong, region = buffer.feed_region(chunk)
         assert overlong is None
         pos = cut
         if region is not None:
@@ -81,12 +91,12 @@ def regions(data: bytes, cuts: list[int], say_where: bool) -> tuple[list[Region]
 
 
 @settings(max_examples=300, deadline=None)
-@given(lines_strategy, st.lists(st.integers(0, 400), max_size=12), st.booleans())
+@given(lines_strategy, st.lists(st.integers(0, 400), max_size=12), st.booleans(), st.booleans())
 def test_blocks_come_behind_a_newline_and_are_numbered_whoever_counts(
-    lines: list[bytes], cuts: list[int], say_where: bool
+    lines: list[bytes], cuts: list[int], say_where: bool, framed: bool
 ) -> None:
     data = b"".join(line + b"\n" for line in lines) + b"partial"
-    out, buffer = regions(data, [c for c in cuts if c <= len(data)], say_where)
+    out, buffer = regions(data, [c for c in cuts if c <= len(data)], say_where, framed)
     assert all(r.framed.startswith(b"\n") and r.framed.endswith(b"\n") for r in out)
     assert b"".join(r.data for r in out) == data[: len(data) - len(b"partial")]
     number, offset = 1, 0
