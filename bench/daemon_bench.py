@@ -25,7 +25,7 @@ rate counts exec events only.
    seconds (0.1 by default; 0.001 stands for auditd flushing a few records at a time);
    then one kexec event, whose alert says the daemon has caught up.
 4. RSS: HOUR exec events (an hour at 20 execs a second) written as fast as the daemon
-   takes them, then the peak RSS (``VmHWM``).
+   takes them, then the peak RSS (``VmHWM``), with the RSS before and after them.
 
 ``--rounds N`` runs the scanners in turn N times (python, native, python, ...) and
 reports each figure's median round and the range of all rounds; ``--only`` picks figures.

@@ -359,3 +359,32 @@ SESSIONS = generated("sessions", n=1500, seed=29)
 @given(st.lists(st.integers(0, len(SESSIONS)), max_size=10))
 def test_every_chunking_of_the_sessions_shape(cuts: list[int]) -> None:
     assert_same(SESSIONS, ALL_RULES, cuts=cuts)
+
+
+def test_the_eoe_of_a_taken_event_inside_the_next_one_is_passed_over_by_native() -> None:
+    """An event, then the next one's first records, the first one's EOE, the rest of the
+    next one (a forwarder delivering records of two CPUs): push() drops the late EOE of
+    a done event, so native takes the second event whole and counts the EOE's line.
+    Before, each such event was handed back and read line by line."""
+    # One command (one verdict): the library remembers the events of its own call only.
+    events = [
+        [
+            line.replace(b" exit=0 items=", b" exit=0 a0=1 a1=2 a2=3 a3=4 items=")
+            for line in exec_lines(
+                100 + n, t=f"1700000000.{n:03d}", pid=500 + n, comm="ls", exe="/usr/bin/ls"
+            )
+        ]
+        for n in range(16)
+    ]
+    lines: list[bytes] = []
+    for n, (a, b) in enumerate(zip(events[::2], events[1::2], strict=True)):
+        cut = 1 + n % 3  # after the SYSCALL line, after the EXECVE line, after CWD
+        lines += [*a, *b[:cut], eoe(a), *b[cut:], eoe(b)]
+    log = join(lines)
+    # Only the first pair's: its first event went to Python (no clock yet), and the
+    # library knows only the events it took itself.
+    assert handbacks(log) == 1
+    assert_same(log)
+    assert_same(log, emit_events=True)
+    assert_same(log, window_ms=0)
+    assert_same(log, [], cuts=[len(log) // 2])

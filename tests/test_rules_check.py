@@ -154,7 +154,7 @@ def test_rules_check_on_the_snapshot_counts() -> None:
     assert linux["eql_shapes"] == {"single": 265, "sequence": 75, "sample": 3}
     assert linux["loaded"] == 343
     assert linux["can_fire"] == 104
-    assert linux["cannot_fire_alone"]["event.action value"] == 108
+    assert linux["cannot_fire_alone"]["event.action value"] == 109
     assert doc["skipped"] == {"kql": 78, "esql": 58, "not-linux": 6}
 
 
@@ -165,7 +165,7 @@ def test_rules_check_with_defends_vocabulary_counts() -> None:
     assert done.returncode == 0
     linux = json.loads(done.stdout)["counts"]["linux"]
     assert linux["loaded"] == 343
-    assert linux["can_fire"] == 216
+    assert linux["can_fire"] == 218
     assert linux["cannot_fire_alone"]["event.action value"] == 5
 
 

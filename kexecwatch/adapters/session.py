@@ -188,7 +188,15 @@ class Session:
 
 def _live(info: ProcInfo) -> LiveProcess:
     return LiveProcess(
-        info.pid, info.ppid, info.comm, info.exe, info.argv, info.start_ms, info.extra
+        info.pid,
+        info.ppid,
+        info.comm,
+        info.exe,
+        info.argv,
+        info.start_ms,
+        info.extra,
+        sid=info.sid,
+        pgid=info.pgid,
     )
 
 

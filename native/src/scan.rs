@@ -145,6 +145,8 @@ struct Scanner<'a> {
     session: &'a mut Session,
     quiet: Quiet,
     out: ScanOut,
+    /// The id (sec, ms, serial) of the last event this scan took: done for sure.
+    last: Option<(i64, i64, i64)>,
 }
 
 /// Scan `buf` from `start` (a line start) for a detector in the quiet state `quiet`;
@@ -167,6 +169,7 @@ pub fn scan(session: &mut Session, buf: &[u8], start: usize, quiet: Quiet) -> Qu
         session,
         quiet,
         out,
+        last: None,
     };
     let mut pos = start.min(buf.len());
     let stop = loop {
@@ -258,12 +261,21 @@ impl<'a> Scanner<'a> {
         }
         // The EXECVE bodies are noted as their lines are found (each line read once).
         self.session.bodies.clear();
+        // At most one EOE of the event taken just before may come among the lines, once
+        // this one has begun: push() drops the late EOE of a done event (a line counted).
+        let mut late = false;
         loop {
             let (end, bad) = line_end(buf, line);
             let end = end.ok_or(Stop::Handback)?;
             let text = &buf[line..end];
             match record_type(text, 16) {
                 Some((b"EXECVE", space)) if tagged(text, space, id) => {}
+                Some((b"EOE", _)) if !late && !bad && self.late_eoe(text) => {
+                    late = true;
+                    lines += 1;
+                    line = end + 1;
+                    continue;
+                }
                 _ => break,
             }
             if bad {
@@ -280,6 +292,12 @@ impl<'a> Scanner<'a> {
             let text = &buf[line..end];
             let kind = match record_type(text, 16) {
                 Some((kind, space)) if tagged(text, space, id) => kind,
+                _ if !late && !bad && self.late_eoe(text) => {
+                    late = true;
+                    lines += 1;
+                    line = end + 1;
+                    continue;
+                }
                 _ => return Ok(None),
             };
             if kind != b"PROCTITLE" && !MIDDLE.contains(&kind) {
@@ -305,6 +323,31 @@ impl<'a> Scanner<'a> {
             next,
             lines,
         }))
+    }
+
+    /// Whether `text` is a bare `EOE` record (`type=EOE msg=audit(ID):` and at most a
+    /// space) of the last event this scan took.
+    fn late_eoe(&self, text: &[u8]) -> bool {
+        let last = match self.last {
+            Some(last) => last,
+            None => return false,
+        };
+        let space = b"type=EOE".len();
+        if !starts(text, b"type=EOE ") {
+            return false;
+        }
+        let (sec, ms, serial) = match single_header(text, space) {
+            Some(header) => header,
+            None => return false,
+        };
+        let rest = &text[serial.1..];
+        if !(rest == b"):" || rest == b"): ") {
+            return false;
+        }
+        match event_id(text, sec, ms, serial) {
+            Some(id) => (id.sec, id.ms, id.serial) == last,
+            None => false,
+        }
     }
 
     /// Take the whole run `whole`, whose unit starts at `pos` (its SYSCALL line, or
@@ -467,6 +510,7 @@ impl<'a> Scanner<'a> {
             .done
             .extend_from_slice(&[event.id.sec, event.id.ms, event.id.serial, elapsed]);
         self.out.events += 1;
+        self.last = Some((event.id.sec, event.id.ms, event.id.serial));
         self.out.last_time_ms = self.out.last_time_ms.max(event.id.time_ms);
         if event.relevant {
             self.out.process_events += 1;

@@ -309,6 +309,35 @@ fn a_login_is_handed_back_unless_its_syscall_follows_as_python_would_take_it() {
 }
 
 #[test]
+fn the_eoe_of_the_event_taken_before_inside_the_next_run_counts_a_line() {
+    let a = exec_run(T0, 100, 200, 1, "ls");
+    let b = exec_run(T0 + 1, 101, 201, 1, "cat");
+    let at = b.find("type=CWD").unwrap();
+    let inside = |eoe: &str| a.clone() + &b[..at] + eoe + &b[at..];
+    let log = inside(&format!("type=EOE msg=audit({}): \n", id(T0, 100)));
+    let mut s = session();
+    let q = run(&mut s, &log);
+    assert_eq!(stop(&s), (log.len(), Stop::End as i32));
+    assert_eq!((s.scan.lines, s.scan.records, s.scan.events), (13, 13, 2));
+    assert_eq!(q.expected, 102);
+    assert!(s.table.latest(201).is_some());
+    // Not the last taken event's, not bare, or with nothing taken before: Python's.
+    for eoe in [
+        format!("type=EOE msg=audit({}): \n", id(T0, 99)),
+        format!("type=EOE msg=audit({}): x=1\n", id(T0, 100)),
+    ] {
+        let mut s = session();
+        run(&mut s, &inside(&eoe));
+        assert_eq!(stop(&s), (a.len(), Stop::Handback as i32));
+    }
+    let alone =
+        b[..at].to_string() + &format!("type=EOE msg=audit({}): \n", id(T0, 100)) + &b[at..];
+    let mut s = session();
+    run(&mut s, &alone);
+    assert_eq!(stop(&s), (0, Stop::Handback as i32));
+}
+
+#[test]
 fn an_eoe_right_after_is_absorbed_and_comments_count_lines() {
     let mut s = session();
     let tag = id(T0, 100);

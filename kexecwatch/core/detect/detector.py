@@ -62,7 +62,12 @@ from kexecwatch.core.audit.record import (
     quotable,
     where_text,
 )
-from kexecwatch.core.audit.syscalls import CRED_SYSCALLS, KEXEC_SYSCALLS, PROCESS_SYSCALLS
+from kexecwatch.core.audit.syscalls import (
+    CRED_SYSCALLS,
+    GROUP_SYSCALLS,
+    KEXEC_SYSCALLS,
+    PROCESS_SYSCALLS,
+)
 from kexecwatch.core.detect.alerts import (
     Alert,
     AlertLimiter,
@@ -74,7 +79,7 @@ from kexecwatch.core.detect.rule.sequence import CompiledSequence
 from kexecwatch.core.detect.ruleindex import RuleIndex
 from kexecwatch.core.detect.ruleindex import prefilters_of as _prefilters_of
 from kexecwatch.core.detect.telemetry import TelemetryEvent, TelemetryTracker
-from kexecwatch.core.process.events import ProcessEvent, process_event_from
+from kexecwatch.core.process.events import Parent, ProcessEvent, process_event_from
 from kexecwatch.core.process.identity import credential_change
 from kexecwatch.core.process.leaders import MAX_DEPTH, entry_leader
 from kexecwatch.core.process.nativetable import NativeProcessTable
@@ -213,6 +218,8 @@ class Stats:
 
 
 _TELEMETRY_PREFILTER = Prefilter(record_types=TELEMETRY_TYPES)
+# The process table learns sessions and process groups from these events, in full.
+_GROUP_PREFILTER = Prefilter(syscalls=GROUP_SYSCALLS)
 _STAT_NAMES = frozenset(f.name for f in fields(Stats))
 
 
@@ -339,6 +346,8 @@ class Detector:
         if self._telemetry_rules and _TELEMETRY_PREFILTER not in self._scanner.prefilters:
             # Configuration changes come inside auditctl's own syscall events.
             self.add_prefilter(_TELEMETRY_PREFILTER)
+        if _GROUP_PREFILTER not in self._scanner.prefilters:
+            self.add_prefilter(_GROUP_PREFILTER)
 
     def add_prefilter(self, prefilter: Prefilter) -> None:
         """Have :meth:`_on_event` receive, in full, the fast-path events ``prefilter`` accepts.
@@ -616,6 +625,7 @@ class Detector:
         # per part: a copy of a process event is a few microseconds).
         known_parts: dict[str, Any] = {}
         parent = self.table.parent_of(process)
+        ancestors: list[Parent] = []
         if parent is not None:
             known_parts["parent"] = parent
             ancestors = self.table.ancestry(process.ppid, process.id.time_ms, MAX_DEPTH)
@@ -633,7 +643,14 @@ class Detector:
                     known_parts["changed"] = credential_change(known.extra, process.extra)
         if known_parts:
             process = replace(process, **known_parts)
-        self.table.observe(process)
+        table = self.table
+        table.observe(process)
+        # After observing: a setsid/setpgid event shows the session and group it set.
+        session, group = table.groups.leaders(
+            process.pid, process.ppid, process.id.time_ms, ancestors, table.parent_at
+        )
+        if session is not None or group is not None:
+            process = replace(process, session_leader=session, group_leader=group)
         options = self.options
         if process.syscall not in EVALUATED or not in_window(
             process.id.time_ms, options.since_ms, options.until_ms
@@ -806,6 +823,7 @@ class Detector:
             "version": 1,
             "assembler": self._assembler.to_state(),
             "processes": self.table.to_state(),
+            "groups": self.table.groups.to_state(),
             "limiter": self._limiter.to_state(),
             "sequences": (self._sequences or self._sequence_engine(())).to_state(),
             "stats": self.stats.as_dict(),
@@ -818,6 +836,8 @@ class Detector:
         try:
             self._assembler.restore(state["assembler"])
             self.table.restore(state["processes"])
+            if "groups" in state:  # absent from snapshots of older versions
+                self.table.groups.restore(state["groups"])
             self._limiter.restore(state["limiter"])
             if "sequences" in state:  # absent from snapshots of older versions
                 # Checked even when no sequence rule is loaded (an empty engine).

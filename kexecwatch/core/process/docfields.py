@@ -27,7 +27,13 @@ from kexecwatch.core.audit.syscalls import (
     KEXEC_SYSCALLS,
     PROCESS_SYSCALLS,
 )
-from kexecwatch.core.process.events import EntryLeader, Parent, PathItem, ProcessEvent
+from kexecwatch.core.process.events import (
+    EntryLeader,
+    GroupLeader,
+    Parent,
+    PathItem,
+    ProcessEvent,
+)
 
 __all__ = ["FACET_FIELDS", "process_categories", "process_facets", "process_fields"]
 
@@ -76,6 +82,8 @@ def _samples() -> tuple[ProcessEvent, ...]:
         interactive=True,
         entry_leader=EntryLeader(parent, "sshd"),
         capabilities=(("CAP_SYS_PTRACE",), ("CAP_SYS_PTRACE",)),
+        session_leader=GroupLeader(1, parent),
+        group_leader=GroupLeader(2, None),  # its own leader: its names too
     )
     kexec_call = replace(
         exec_event,
@@ -84,6 +92,8 @@ def _samples() -> tuple[ProcessEvent, ...]:
         syscall_args=("0",) * 4,
         self_exec=parent,
         entry_leader=EntryLeader(None, "init"),  # its own leader: its names too
+        session_leader=GroupLeader(2, None),
+        group_leader=GroupLeader(1, parent),
     )
     return exec_event, kexec_call, replace(kexec_call, syscall=min(PROCESS_SYSCALLS))
 

@@ -43,6 +43,7 @@ from kexecwatch.core.process.identity import (
 
 __all__ = [
     "EVENTS_AS",
+    "GroupLeader",
     "Parent",
     "PathItem",
     "ProcessEvent",
@@ -131,6 +132,20 @@ class EntryLeader:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupLeader:
+    """A process's session or process group leader (:mod:`kexecwatch.core.process.groups`).
+
+    Attributes:
+        pid: the leader's pid: the session or group id.
+        process: what the table knows of the leader; ``None`` when the table does not know
+            it (or it is the event's own process, ``pid`` equal to the event's).
+    """
+
+    pid: int
+    process: Parent | None
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessEvent:
     """One syscall event with its process context (an exec, usually).
 
@@ -150,7 +165,9 @@ class ProcessEvent:
     ``changed`` is ``uid``/``gid`` for a ``set*id`` call whose ids differ from what the
     table knew of the process (:func:`~kexecwatch.core.process.identity.credential_change`);
     ``capabilities`` the permitted and effective sets where the event's own records state
-    them (:mod:`kexecwatch.core.process.capabilities`).
+    them (:mod:`kexecwatch.core.process.capabilities`); ``session_leader`` and
+    ``group_leader`` the leaders of its session and process group, where known exactly
+    (:mod:`kexecwatch.core.process.groups`).
     """
 
     node: str | None
@@ -188,6 +205,8 @@ class ProcessEvent:
     entry_leader: EntryLeader | None = None
     changed: str | None = None
     capabilities: Capabilities | None = None
+    session_leader: GroupLeader | None = None
+    group_leader: GroupLeader | None = None
 
     @property
     def is_exec(self) -> bool:
@@ -231,9 +250,9 @@ class ProcessEvent:
         found = known.instance() if known is not None else None
         return found if found is not None else f"event:{self.id.time_ms}"
 
-    def _leader_doc(self, leader: EntryLeader, process: dict[str, Any]) -> dict[str, Any]:
-        """``process.entry_leader``: the leader's own fields, as ``process.parent`` has them."""
-        known = leader.process
+    def _leader_doc(self, known: Parent | None, process: dict[str, Any]) -> dict[str, Any]:
+        """A leader's own fields, as ``process.parent`` has them; ``known`` ``None``: the
+        process itself, whose fields ``process`` holds."""
         if known is None:  # the process itself
             doc = {k: v for k, v in process.items() if k in _LEADER_KEYS or k in _IDENTITY_KEYS}
             doc["same_as_process"] = True
@@ -251,8 +270,15 @@ class ProcessEvent:
                 doc["entity_id"] = entity_id(self.host_key, known.pid, instance)
             if known.extra is not None:
                 doc.update(parent_identity_of(known.extra))
-        doc["entry_meta"] = {"type": leader.type}
         return doc
+
+    def _group_leader_doc(self, leader: GroupLeader, process: dict[str, Any]) -> dict[str, Any]:
+        """``process.session_leader`` or ``process.group_leader``."""
+        if leader.pid == self.pid:
+            return self._leader_doc(None, process)
+        if leader.process is None:
+            return {"pid": leader.pid, "same_as_process": False}
+        return self._leader_doc(leader.process, process)
 
     def to_document(self) -> dict[str, Any]:
         """The nested ECS document rules read and alerts carry."""
@@ -292,7 +318,13 @@ class ProcessEvent:
                 parent.update(parent_identity_of(self.parent.extra))
         process["parent"] = parent
         if self.entry_leader is not None:
-            process["entry_leader"] = self._leader_doc(self.entry_leader, process)
+            entry = self._leader_doc(self.entry_leader.process, process)
+            entry["entry_meta"] = {"type": self.entry_leader.type}
+            process["entry_leader"] = entry
+        if self.session_leader is not None:
+            process["session_leader"] = self._group_leader_doc(self.session_leader, process)
+        if self.group_leader is not None:
+            process["group_leader"] = self._group_leader_doc(self.group_leader, process)
         event: dict[str, Any] = {
             "kind": "event",
             "category": ["process"],

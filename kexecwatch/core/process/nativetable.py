@@ -7,6 +7,9 @@ rules (pid reuse, the lateness walk, the history of two, LRU order with parents 
 fresh, the entry and argv bounds, the unreadable FIFO) are the ones stated once in
 :mod:`kexecwatch.core.process.table`'s docstring; the native table implements them and
 ``tests/core/process/test_nativetable.py`` holds both tables equal on the same operations.
+Sessions and process groups (:attr:`groups`) are kept in Python, as in ``ProcessTable``:
+only events Python handles state them (the scanners hand every ``setsid``/``setpgid``
+back, see the detector's prefilter), and ``/proc`` entries come through :meth:`add_live`.
 
 Entries cross the boundary as :data:`~kexecwatch.core.audit.nativeapi.RawEntry` tuples:
 ``comm``/``exe`` may be the raw text of a ``SYSCALL`` record (decoded here with the
@@ -26,6 +29,7 @@ from kexecwatch.core.audit.fields import decode_untrusted
 from kexecwatch.core.audit.nativeapi import NativeSession, RawEntry
 from kexecwatch.core.audit.record import EventId
 from kexecwatch.core.process.events import Parent
+from kexecwatch.core.process.groups import ProcessGroups
 from kexecwatch.core.process.table import (
     STATE_ENTRIES,
     Args,
@@ -58,6 +62,7 @@ class NativeProcessTable(TableLookups):
     ) -> None:
         self.session = session
         self.lookup = lookup
+        self.groups = ProcessGroups()
         self._decode = decode
         self._argv_memo = ArgvMemo(decode)
 

@@ -63,6 +63,7 @@ from typing import Any, Final, Protocol
 from kexecwatch.core.audit.record import EventId
 from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS
 from kexecwatch.core.process.events import Parent, ProcessEvent
+from kexecwatch.core.process.groups import ProcessGroups
 
 __all__ = [
     "DEFAULT_MAX_ARGS_BYTES",
@@ -103,6 +104,8 @@ class LiveProcess:
         start_ms: start time in epoch milliseconds (stat field 22 + btime).
         extra: its credentials in the layout of an entry's ``extra`` (see the module
             docstring), if read.
+        sid: its session (stat field 6), if read.
+        pgid: its process group (stat field 5), if read.
     """
 
     pid: int
@@ -112,6 +115,8 @@ class LiveProcess:
     args: tuple[bytes, ...] | None
     start_ms: int
     extra: bytes | None = None
+    sid: int | None = None
+    pgid: int | None = None
 
 
 class ProcLookup(Protocol):
@@ -148,6 +153,9 @@ class ProcessTableLike(Protocol):
     public API, which every implementation (the native one too) keeps, with its rules."""
 
     lookup: ProcLookup | None
+    #: Sessions and process groups (:mod:`kexecwatch.core.process.groups`), learned with
+    #: the table: from the events it observes and the ``/proc`` entries it is given.
+    groups: ProcessGroups
 
     def __len__(self) -> int: ...
 
@@ -281,6 +289,7 @@ class TableLookups:
     :meth:`_put` (its storage, with history, LRU order and bounds)."""
 
     lookup: ProcLookup | None
+    groups: ProcessGroups
 
     def _parent_at(self, pid: int, at_ms: int) -> Parent | None:
         raise NotImplementedError
@@ -361,7 +370,10 @@ class TableLookups:
             self._put(pid, ppid, comm, exe, None, time_ms, None, "event", extra)
 
     def add_live(self, live: LiveProcess) -> None:
-        """Seed or refresh an entry from ``/proc`` (the live shell's job)."""
+        """Seed or refresh an entry from ``/proc`` (the live shell's job), with its
+        session and process group when read."""
+        if live.sid is not None and live.pgid is not None:
+            self.groups.add_live(live.pid, live.ppid, live.sid, live.pgid, live.start_ms)
         self._put(
             live.pid,
             live.ppid,
@@ -470,7 +482,9 @@ class TableLookups:
             )
 
     def observe(self, event: ProcessEvent) -> None:
-        """Learn from one event: an exec replaces the pid's entry; a fork copies."""
+        """Learn from one event: an exec replaces the pid's entry; a fork copies; a
+        ``setsid``/``setpgid`` call states a session or process group."""
+        self.groups.observe(event)
         self.learn(
             syscall=event.syscall,
             success=event.success,
@@ -512,6 +526,7 @@ class ProcessTable(TableLookups):
         self.max_entries = max_entries
         self.max_args_bytes = max_args_bytes
         self.lookup = lookup
+        self.groups = ProcessGroups(max_entries)
         self._decode = decode
         self._argv_memo = ArgvMemo(decode)
         self._unreadable: dict[int, None] = {}

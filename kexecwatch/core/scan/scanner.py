@@ -33,7 +33,12 @@ from kexecwatch.core.audit.assembler import Assembler, AssemblerOutput, AuditEve
 from kexecwatch.core.audit.fields import decode_untrusted
 from kexecwatch.core.audit.linebuffer import Region
 from kexecwatch.core.audit.record import AuditRecord, EventId
-from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS, PROCESS_SYSCALLS
+from kexecwatch.core.audit.syscalls import (
+    EXEC_SYSCALLS,
+    GROUP_SYSCALLS,
+    KEXEC_SYSCALLS,
+    PROCESS_SYSCALLS,
+)
 from kexecwatch.core.process.table import Args, ProcessTableLike
 from kexecwatch.core.scan.argtest import Facts, Known, known_of
 from kexecwatch.core.scan.fastpath import (
@@ -475,8 +480,9 @@ class PythonScanner:
 
         ``syscall_record`` is its ``SYSCALL`` record. Returns ``False`` when the event
         must be built in full: its record is not in the canonical layout
-        (:data:`~kexecwatch.core.scan.fastpath.SYSCALL_BODY`), or a rule prefilter accepts
-        it. Other prefilters have had the event in the event hook already.
+        (:data:`~kexecwatch.core.scan.fastpath.SYSCALL_BODY`), it is a ``setsid`` or
+        ``setpgid`` call (the table's sessions and groups), or a rule prefilter accepts it.
+        Other prefilters have had the event in the event hook already.
         """
         m = SYSCALL_BODY.fullmatch(syscall_record.body)
         if m is None:
@@ -485,6 +491,8 @@ class PythonScanner:
         success = m["success"] == b"yes"
         comm = decode_untrusted(m["comm"])
         exe = decode_untrusted(m["exe"])
+        if syscall in GROUP_SYSCALLS:
+            return False  # the table learns sessions and groups from the whole event
         time_ms = event.id.time_ms
         relevant = syscall in EVALUATED and in_window(time_ms, self.since_ms, self.until_ms)
         if relevant:

@@ -111,12 +111,17 @@ def gdb_then_root(tmp_path: Path, *, fcaps: bool) -> list[dict[str, Any]]:
         *(with_fcaps(gdb, 3, PTRACE, PTRACE, "1700000001.000") if fcaps else gdb),
         *exec_lines(4, t="1700000002.000", pid=31, ppid=20, comm="id", exe="/usr/bin/id", uid=0),
     ]
-    log = tmp_path / "gdb.log"
+    return replay_with_rule(tmp_path, GDB_RULE, lines)
+
+
+def replay_with_rule(tmp_path: Path, rule: str, lines: list[bytes]) -> list[dict[str, Any]]:
+    """``lines`` replayed with one rule of the snapshot, in Defend's vocabulary: the alerts."""
+    log = tmp_path / "rule.log"
     log.write_bytes(join(lines))
     done = kexecwatch(
         "replay",
         "--rule",
-        str(SNAPSHOT / GDB_RULE),
+        str(SNAPSHOT / rule),
         "--events-as",
         "defend",
         "--host-id",
