@@ -83,9 +83,11 @@ from kexecwatch.core.process.events import Parent, ProcessEvent, process_event_f
 from kexecwatch.core.process.identity import credential_change
 from kexecwatch.core.process.leaders import MAX_DEPTH, entry_leader
 from kexecwatch.core.process.nativetable import NativeProcessTable
+from kexecwatch.core.process.running import running_event
 from kexecwatch.core.process.table import (
     DEFAULT_MAX_ARGS_BYTES,
     DEFAULT_MAX_ENTRIES,
+    LiveProcess,
     ProcessTable,
     ProcessTableLike,
     ProcLookup,
@@ -623,15 +625,7 @@ class Detector:
                 out.append(ParseIssue(line_no, problem, source=self.source))
         # What the table knows, put into the process event at once (one copy, not one
         # per part: a copy of a process event is a few microseconds).
-        known_parts: dict[str, Any] = {}
-        parent = self.table.parent_of(process)
-        ancestors: list[Parent] = []
-        if parent is not None:
-            known_parts["parent"] = parent
-            ancestors = self.table.ancestry(process.ppid, process.id.time_ms, MAX_DEPTH)
-            known_parts["entry_leader"] = entry_leader(process.ppid, process.extra, ancestors)
-        elif process.ppid in (0, 1):
-            known_parts["entry_leader"] = entry_leader(process.ppid, process.extra, ())
+        known_parts, ancestors = self._lineage(process)
         if not process.is_process_start:
             # What the process ran before: its instance (entity id), and for a kexec call
             # or another process syscall, which carry no argv, the caller's argv from its exec.
@@ -643,14 +637,9 @@ class Detector:
                     known_parts["changed"] = credential_change(known.extra, process.extra)
         if known_parts:
             process = replace(process, **known_parts)
-        table = self.table
-        table.observe(process)
+        self.table.observe(process)
         # After observing: a setsid/setpgid event shows the session and group it set.
-        session, group = table.groups.leaders(
-            process.pid, process.ppid, process.id.time_ms, ancestors, table.parent_at
-        )
-        if session is not None or group is not None:
-            process = replace(process, session_leader=session, group_leader=group)
+        process = self._with_leaders(process, ancestors)
         options = self.options
         if process.syscall not in self._scanner.evaluated or not in_window(
             process.id.time_ms, options.since_ms, options.until_ms
@@ -668,6 +657,53 @@ class Detector:
             if explain:
                 out.append(Verdict(process, (), (), ()))
             return
+        self._match(process, explain, out)
+
+    def _lineage(self, process: ProcessEvent) -> tuple[dict[str, Any], list[Parent]]:
+        """The parent and entry leader of ``process`` as the table knows them (as
+        :func:`dataclasses.replace` arguments), and its known ancestors."""
+        known_parts: dict[str, Any] = {}
+        parent = self.table.parent_of(process)
+        ancestors: list[Parent] = []
+        if parent is not None:
+            known_parts["parent"] = parent
+            ancestors = self.table.ancestry(process.ppid, process.id.time_ms, MAX_DEPTH)
+            known_parts["entry_leader"] = entry_leader(process.ppid, process.extra, ancestors)
+        elif process.ppid in (0, 1):
+            known_parts["entry_leader"] = entry_leader(process.ppid, process.extra, ())
+        return known_parts, ancestors
+
+    def _with_leaders(self, process: ProcessEvent, ancestors: list[Parent]) -> ProcessEvent:
+        """``process`` with its session and group leaders, where known."""
+        table = self.table
+        session, group = table.groups.leaders(
+            process.pid, process.ppid, process.id.time_ms, ancestors, table.parent_at
+        )
+        if session is None and group is None:
+            return process
+        return replace(process, session_leader=session, group_leader=group)
+
+    def running(self, live: LiveProcess, now_ms: int) -> list[Output]:
+        """Elastic Defend's ``already_running`` event of a process the live shell found
+        running at start-up (:mod:`kexecwatch.core.process.running`), shown to the rules;
+        nothing unless the event vocabulary is ``defend``. The table must know ``live``
+        already (:meth:`~kexecwatch.core.process.table.ProcessTable.add_live`)."""
+        out: list[Output] = []
+        if self.options.events_as != "defend":
+            return out
+        process = running_event(live, now_ms, self.host_name, self.host_id)
+        known_parts, ancestors = self._lineage(process)
+        known_parts["known_self"] = self.table.process_of(process)
+        process = self._with_leaders(replace(process, **known_parts), ancestors)
+        self.stats.process_events += 1
+        if self.options.emit_events:
+            out.append(process)
+        if self.rules:
+            self._match(process, False, out)
+        return out
+
+    def _match(self, process: ProcessEvent, explain: bool, out: list[Output]) -> None:
+        """Show ``process`` to the rules and the sequences."""
         document = process.to_document()
         alerted: list[DetectionRule] = []
         held: list[DetectionRule] = []

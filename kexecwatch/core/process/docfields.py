@@ -161,4 +161,8 @@ def process_facets(events_as: str = "auditbeat") -> tuple[Mapping[str, tuple[str
             doc = replace(event, events_as=events_as).to_document()
             facets = {name: _get(doc, name) for name in FACET_FIELDS}
             found.setdefault(tuple(facets.items()), facets)
+    if events_as == "defend":  # the daemon's start-up scan: Defend's already_running
+        doc = replace(exec_event, syscall=None, events_as=events_as, running=True).to_document()
+        facets = {name: _get(doc, name) for name in FACET_FIELDS}
+        found.setdefault(tuple(facets.items()), facets)
     return tuple(found.values())

@@ -167,7 +167,9 @@ class ProcessEvent:
     ``capabilities`` the permitted and effective sets where the event's own records state
     them (:mod:`kexecwatch.core.process.capabilities`); ``session_leader`` and
     ``group_leader`` the leaders of its session and process group, where known exactly
-    (:mod:`kexecwatch.core.process.groups`).
+    (:mod:`kexecwatch.core.process.groups`); ``running`` marks Elastic Defend's
+    ``already_running`` event of a process found at start-up, not an audit event
+    (:mod:`kexecwatch.core.process.running`).
     """
 
     node: str | None
@@ -207,6 +209,7 @@ class ProcessEvent:
     capabilities: Capabilities | None = None
     session_leader: GroupLeader | None = None
     group_leader: GroupLeader | None = None
+    running: bool = False
 
     @property
     def is_exec(self) -> bool:
@@ -333,7 +336,9 @@ class ProcessEvent:
                 if self.is_process_start
                 else event_type(self.syscall, self.success, self.events_as, self.changed)
             ],
-            "action": _action(self.syscall, self.success, self.events_as, self.changed),
+            "action": "already_running"
+            if self.running
+            else _action(self.syscall, self.success, self.events_as, self.changed),
             "outcome": "success" if self.success else "failure",
             "module": "auditd",
         }
@@ -371,6 +376,9 @@ class ProcessEvent:
             auditd["paths"] = [_path_doc(p) for p in self.paths]
         if self.problems:
             auditd["problems"] = list(self.problems)
+        if self.running:  # read from /proc: no audit event, no system call
+            for key in ("sequence", "syscall", "success", "complete"):
+                del auditd[key]
         host: dict[str, Any] = {"name": self.host_name, "os": {"type": "linux"}}
         _put(host, "id", self.host_id)
         doc: dict[str, Any] = {

@@ -35,6 +35,7 @@ native scanning stops for that detector and Python scans on from the same offset
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
@@ -130,6 +131,13 @@ def single_types() -> tuple[str, ...]:
         and t not in LEADS_SYSCALL_EVENT  # its syscall's records may follow
     )
 
+
+#: A line start native may take (:meth:`NativeScanner._lines_to_syscall`).
+_NATIVE_LINE = re.compile(
+    b"\ntype=(?:"
+    + b"|".join(sorted(t.encode() for t in {"SYSCALL", *single_types()}))
+    + b") msg=audit\\("
+)
 
 _DEFAULT: list[NativeLib | None] = [None]
 
@@ -341,8 +349,13 @@ class NativeScanner(PythonScanner):
     def _lines_to_syscall(  # noqa: PLR0917 - the scan's position, passed along
         self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]
     ) -> tuple[int, int]:
-        found = buf.find(b"\ntype=SYSCALL msg=audit(", pos - 1)
-        stop = len(buf) if found < 0 else found + 1
+        """Read lines in Python up to the next line native may take: a SYSCALL line,
+        or a record of a type native takes on its own (``single_types``). Those go back
+        to native, which reads them without the full parser's cost; anything else (an
+        ``EOE`` after a run Python took, ``node=`` lines, a ``LOGIN`` without its
+        syscall's run right after) native would hand back one round trip at a time."""
+        found = _NATIVE_LINE.search(buf, pos - 1)
+        stop = len(buf) if found is None else found.start() + 1
         line = self._host.line
         while pos < stop:
             nl = buf.find(b"\n", pos)

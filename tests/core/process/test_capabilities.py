@@ -1,7 +1,7 @@
 """``process.thread.capabilities.*``: exactly where the trail states them (BPRM_FCAPS, CAPSET).
 
-Records are built as Linux 6.1 writes them (``audit_log_cap``: 16 hex digits or ``0``); the
-real recording is tests/test_elastic_syscall_lab.py's CAPSET events.
+Records are built as Linux 6.1 writes them (``audit_log_cap``: 16 hex digits or ``0``), and
+the real recording elastic-process-syscalls (setpriv's capset) is read too.
 """
 
 from __future__ import annotations
@@ -154,3 +154,16 @@ def test_the_capability_fields_are_ecs() -> None:
     (doc,) = documents(with_fcaps(lines, 10, "0000200000080000", "0"))
     assert doc["process"]["thread"]["capabilities"]["permitted"] == ["CAP_SYS_PTRACE", "45"]
     assert ecs.problems(doc) == []
+
+
+def test_the_real_recordings_capset_states_the_sets() -> None:
+    """elastic-process-syscalls was recorded with the real auditd: setpriv's capset leaves
+    every capability but CAP_SYS_RESOURCE (cap_pp=000001fffeffffff)."""
+    log = Path(__file__).resolve().parents[3] / "fixtures/audit/raw/elastic-process-syscalls.log"
+    docs = documents(log.read_bytes().splitlines())
+    capsets = [d for d in docs if d["auditd"]["syscall"] == "capset"]
+    assert capsets
+    for doc in capsets:
+        permitted = doc["process"]["thread"]["capabilities"]["permitted"]
+        assert len(permitted) == 40 and "CAP_SYS_RESOURCE" not in permitted
+    assert all("thread" not in d["process"] for d in docs if d["auditd"]["syscall"] != "capset")

@@ -281,3 +281,23 @@ def test_a_rule_reads_the_leaders_on_every_path(fast_path: bool) -> None:
     det = Detector([rule], host_name="h", options=DetectorOptions(fast_path=fast_path))
     out = det.feed(join([*login(), *job(4, 30, "vim", "/usr/bin/vim")])) + det.flush()
     assert [str(a.event.id) for a in out if isinstance(a, Alert)] == ["1700000000.000:6"]
+
+
+RECORDING = Path(__file__).resolve().parents[3] / "fixtures" / "audit" / "raw"
+
+
+def test_the_real_recordings_setsid_leads_its_own_session() -> None:
+    """elastic-process-syscalls was recorded with the real auditd (fixtures/scenarios.toml):
+    ``setsid /usr/bin/true`` calls setsid, then execs true in the new session."""
+    data = (RECORDING / "elastic-process-syscalls.log").read_bytes()
+    det = Detector([], host_name="h", options=DetectorOptions(emit_events=True))
+    events = [o for o in det.feed(data) + det.flush() if isinstance(o, ProcessEvent)]
+    (setsid,) = [e for e in events if e.syscall == "setsid"]
+    mine = [e for e in events if e.pid == setsid.pid and e.id.serial >= setsid.id.serial]
+    after = [e.to_document()["process"] for e in mine]
+    assert [p["name"] for p in after] == ["setsid", "true", "true"]  # setsid, exec, exit
+    for process in after:
+        assert process["session_leader"]["pid"] == setsid.pid
+        assert process["group_leader"]["same_as_process"] is True
+    others = [e for e in events if e.id.serial < setsid.id.serial]
+    assert all(e.session_leader is None for e in others)  # before: nothing seen audited
