@@ -25,10 +25,18 @@ rate counts exec events only.
    seconds (0.1 by default; 0.001 stands for auditd flushing a few records at a time);
    then one kexec event, whose alert says the daemon has caught up.
 4. RSS: HOUR exec events (an hour at 20 execs a second) written as fast as the daemon
-   takes them, then the peak RSS (``VmHWM``).
+   takes them, then the peak RSS (``VmHWM``), with the RSS before and after them.
 
 ``--rounds N`` runs the scanners in turn N times (python, native, python, ...) and
-reports each figure's median round; ``--only`` picks figures.
+reports each figure's median round and the range of all rounds; ``--only`` picks figures.
+``--baseline EXE`` measures another installed kexecwatch too (say, main's build), in the
+same rounds, each of its runs right after this checkout's with the same scanner: on a shared
+machine only such pairs compare.
+
+The daemon runs as ``python -m kexecwatch run`` with this checkout first on ``PYTHONPATH``
+(the interpreter running the bench), or as ``EXE run`` for a baseline. Its stderr goes to a
+file; a daemon that exits while measured (it could not start: a scanner that does not load,
+a bad option) ends the bench at once with exit 3 and the last lines it wrote.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -50,7 +58,15 @@ sys.path.insert(0, str(REPO))
 
 from bench.generate import SHAPES, Generator  # noqa: E402
 from bench.run import SCANNERS, Reader, scanner_problem  # noqa: E402
-from tests.daemon.harness import RUNNER, FakeAuditd  # noqa: E402
+from tests.daemon.harness import FakeAuditd  # noqa: E402
+
+#: This checkout's daemon: the bench's own interpreter, the checkout first on its path.
+CHECKOUT = (sys.executable, "-m", "kexecwatch")
+#: Seconds a daemon is given to start (load rules, seed the table from /proc) before the
+#: figures begin.
+START_SECONDS = 2.0
+#: The daemon's stderr lines quoted when it exits early.
+STDERR_TAIL = 5
 
 TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = {
@@ -59,6 +75,28 @@ TARGETS = {
     "load": ("CPU at {rate:,} exec events/s, a write every {tick:g} ms", "<= 2% of a core"),
     "rss": ("peak RSS after {hour:,} exec events", "< 64 MB"),
 }
+
+
+class DaemonExited(Exception):
+    """The daemon under measure exited; ``str()`` says how, with its last stderr lines."""
+
+
+class Build(NamedTuple):
+    """A kexecwatch to run: its command (without ``run``) and its label in the table."""
+
+    cmd: tuple[str, ...]
+    label: str = ""
+
+    def env(self, scanner: str) -> dict[str, str]:
+        env = Reader("", (), scanner).env
+        if self.cmd == CHECKOUT:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO), env.get("PYTHONPATH"))))
+        else:
+            env.pop("PYTHONPATH", None)
+        return env
+
+    def column(self, scanner: str) -> str:
+        return f"{scanner} [{self.label}]" if self.label else scanner
 
 
 class Figure(NamedTuple):
@@ -73,9 +111,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime (fields 14, 15)
 
 
-def peak_rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """``field`` of ``/proc/PID/status`` in MB: ``VmHWM`` the peak RSS, ``VmRSS`` now."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -136,32 +175,37 @@ class ShapeFeed:
 
 
 class Run:
-    """A ``kexecwatch run`` daemon with one scanner, its stdout read by a thread."""
+    """A ``kexecwatch run`` daemon with one scanner, its stdout read by a thread, its
+    stderr kept in a file."""
 
-    def __init__(self, tmp: Path, scanner: str, feed: str) -> None:
+    def __init__(self, tmp: Path, scanner: str, feed: str, build: Build) -> None:
         self.log = tmp / "audit.log"
         self.feed: FakeFeed | ShapeFeed = (
             FakeFeed(self.log) if feed == "fake" else ShapeFeed(self.log, feed)
         )
         self.received: dict[str, float] = {}
-        self.proc = subprocess.Popen(
-            [
-                *RUNNER,
-                "--log",
-                str(self.log),
-                "--state-dir",
-                str(tmp / "state"),
-                "--output",
-                "stdout",
-                "--host-name",
-                "bench",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=Reader("", (), scanner).env,
-        )
+        self.stderr_path = tmp / "daemon.stderr"
+        with self.stderr_path.open("wb") as stderr:
+            self.proc = subprocess.Popen(
+                [
+                    *build.cmd,
+                    "run",
+                    "--log",
+                    str(self.log),
+                    "--state-dir",
+                    str(tmp / "state"),
+                    "--output",
+                    "stdout",
+                    "--host-name",
+                    "bench",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=build.env(scanner),
+                cwd=tmp,
+            )
         threading.Thread(target=self._read, daemon=True).start()
-        time.sleep(2.0)  # start-up, /proc seeding
+        self.pause(START_SECONDS)  # start-up, /proc seeding
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -170,9 +214,33 @@ class Run:
             aid = json.loads(line)["event"]["id"]
             self.received[aid.split(":", 2)[2]] = now
 
+    def check(self) -> None:
+        """Raise :class:`DaemonExited` if the daemon is no longer running."""
+        code = self.proc.poll()
+        if code is None:
+            return
+        lines = self.stderr_path.read_text(errors="replace").splitlines()[-STDERR_TAIL:]
+        said = "; ".join(line.strip() for line in lines) or "nothing on stderr"
+        raise DaemonExited(f"kexecwatch run exited with status {code}: {said}")
+
+    def pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, checking every 50 ms that the daemon still runs."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            self.check()
+            time.sleep(min(0.05, left))
+        self.check()
+
+    def wait_for(self, done: Callable[[], bool], timeout: float) -> None:
+        """Wait until ``done()`` or ``timeout`` seconds; raise if the daemon exits."""
+        deadline = time.monotonic() + timeout
+        while not done() and time.monotonic() < deadline:
+            self.pause(0.05)
+
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(60)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(60)
         self.feed.close()
 
 
@@ -183,9 +251,7 @@ def latency(run: Run, n: int) -> Figure:
         run.feed.write(data)
         written[aid] = time.monotonic()
         time.sleep(0.01)
-    deadline = time.monotonic() + 30
-    while not written.keys() <= run.received.keys() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    run.wait_for(lambda: written.keys() <= run.received.keys(), 30)
     lat = sorted((run.received[a] - t) * 1000 for a, t in written.items() if a in run.received)
     if not lat:
         print("latency: no alerts received")
@@ -200,7 +266,7 @@ def latency(run: Run, n: int) -> Figure:
 
 def idle_cpu(run: Run, seconds: float) -> Figure:
     c0, t0 = cpu_seconds(run.proc.pid), time.monotonic()
-    time.sleep(seconds)
+    run.pause(seconds)
     c1, t1 = cpu_seconds(run.proc.pid), time.monotonic()
     share = 100 * (c1 - c0) / (t1 - t0)
     print(f"idle CPU over {seconds:.0f} s: {share:.2f}% of a core [< 0.5%]")
@@ -214,6 +280,8 @@ def load_cpu(run: Run, rate: int, seconds: float, tick: float) -> Figure:
         delay = t0 + (i + 1) * tick - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+        if i % 100 == 0:
+            run.check()
     sentinel(run)
     c1, t1 = cpu_seconds(run.proc.pid), time.monotonic()
     behind = t1 - t0 - seconds
@@ -234,26 +302,28 @@ def sentinel(run: Run, timeout: float = 900) -> None:
     """Write one kexec event and wait for its alert: the daemon has caught up."""
     data, aid = run.feed.kexec()
     run.feed.write(data)
-    deadline = time.monotonic() + timeout
-    while aid not in run.received and time.monotonic() < deadline:
-        time.sleep(0.05)
+    run.wait_for(lambda: aid in run.received, timeout)
+    if aid not in run.received:
+        raise DaemonExited(f"no alert for the sentinel kexec event within {timeout:g} s")
 
 
 def hour_rss(run: Run, events: int) -> Figure:
+    before = rss_mb(run.proc.pid, "VmRSS")
     t0 = time.monotonic()
     for start in range(0, events, 1000):
         run.feed.write(run.feed.execs(min(1000, events - start)))
+        run.check()
     sentinel(run)
-    rss = peak_rss_mb(run.proc.pid)
+    rss, now = rss_mb(run.proc.pid), rss_mb(run.proc.pid, "VmRSS")
     print(
         f"peak RSS after {events} exec events ({time.monotonic() - t0:.0f} s): "
-        f"{rss:.1f} MB [< 64 MB]"
+        f"{rss:.1f} MB [< 64 MB]; RSS {before:.1f} MB before them, {now:.1f} MB after"
     )
-    return Figure(f"{rss:.1f} MB", rss)
+    return Figure(f"{rss:.1f} MB (RSS {before:.0f} MB before, {now:.0f} MB after)", rss)
 
 
-def measure(scanner: str, args: argparse.Namespace) -> dict[str, Figure]:
-    print(f"\n== scanner {scanner}, feed {args.feed}")
+def measure(scanner: str, build: Build, args: argparse.Namespace) -> dict[str, Figure]:
+    print(f"\n== scanner {scanner}, {build.label or 'this checkout'}, feed {args.feed}")
     steps: dict[str, Callable[[Run], Figure]] = {
         "latency": lambda run: latency(run, args.events),
         "idle": lambda run: idle_cpu(run, args.idle_seconds),
@@ -261,7 +331,7 @@ def measure(scanner: str, args: argparse.Namespace) -> dict[str, Figure]:
         "rss": lambda run: hour_rss(run, args.hour_events),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        run = Run(Path(tmp), scanner, args.feed)
+        run = Run(Path(tmp), scanner, args.feed, build)
         try:
             return {name: step(run) for name, step in steps.items() if name in args.only}
         finally:
@@ -269,12 +339,32 @@ def measure(scanner: str, args: argparse.Namespace) -> dict[str, Figure]:
 
 
 def median_text(figures: list[Figure]) -> str:
-    """The median round's text (the lower middle one for an even count)."""
+    """The median round's text (the lower middle one for an even count) and the range."""
     ranked = sorted(figures, key=lambda f: f.value)
     middle = ranked[(len(ranked) - 1) // 2]
     if len(ranked) == 1:
         return middle.text
-    return f"{middle.text}, median of {len(ranked)}"
+    low, high = ranked[0].value, ranked[-1].value
+    return f"{middle.text}, median of {len(ranked)} (range {low:.3g} to {high:.3g})"
+
+
+def usable(
+    scanners: Sequence[str], builds: Sequence[Build], ap: argparse.ArgumentParser, asked: bool
+) -> list[str]:
+    """The scanners every build runs with; an asked-for one that cannot run is an error."""
+    kept = []
+    for s in scanners:
+        problems = [(b, scanner_problem(s, b.cmd, b.env(s))) for b in builds]
+        bad = [(b, p) for b, p in problems if p is not None]
+        if not bad:
+            kept.append(s)
+            continue
+        b, problem = bad[0]
+        who = f" ({b.label})" if b.label else ""
+        if asked:
+            ap.error(f"--scanner {s}{who}: {problem}")
+        print(f"daemon_bench.py: the {s} scanner is not measured{who}: {problem}", file=sys.stderr)
+    return kept
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,35 +407,40 @@ def main(argv: list[str] | None = None) -> int:
         choices=SCANNERS,
         help="KEXECWATCH_SCANNER values (repeatable; default: each that runs)",
     )
+    ap.add_argument(
+        "--baseline",
+        metavar="EXE",
+        help="another installed kexecwatch to measure in the same rounds (A/B pairs)",
+    )
     args = ap.parse_args(argv)
     args.only = args.only or list(TARGETS)
     if not 0.001 <= args.tick <= args.load_seconds or args.rounds < 1:
         ap.error("--tick must be 0.001 to --load-seconds, --rounds at least 1")
-    scanners = []
-    for s in args.scanners or SCANNERS:
-        problem = scanner_problem(s)
-        if problem is None:
-            scanners.append(s)
-        elif args.scanners:
-            ap.error(f"--scanner {s}: {problem}")
-        else:
-            print(f"daemon_bench.py: the {s} scanner is not measured: {problem}", file=sys.stderr)
+    builds = [Build(CHECKOUT)]
+    if args.baseline:
+        builds.append(Build((args.baseline,), "baseline"))
+    scanners = usable(args.scanners or SCANNERS, builds, ap, bool(args.scanners))
     load = os.getloadavg()[0]
-    rounds: dict[str, list[dict[str, Figure]]] = {s: [] for s in scanners}
-    for _ in range(args.rounds):
-        for s in scanners:
-            rounds[s].append(measure(s, args))
+    columns = [(s, b) for s in scanners for b in builds]
+    rounds: dict[tuple[str, Build], list[dict[str, Figure]]] = {c: [] for c in columns}
+    try:
+        for _ in range(args.rounds):
+            for s, b in columns:
+                rounds[s, b].append(measure(s, b, args))
+    except DaemonExited as exc:
+        print(f"daemon_bench.py: error: {exc}", file=sys.stderr)
+        return 3
     print(
         f"\nfeed {args.feed}; {os.cpu_count()} CPUs, load average {load:.1f} before, "
         f"{os.getloadavg()[0]:.1f} after (a shared machine: other work adds noise)\n"
     )
-    print("| figure | " + " | ".join(scanners) + " | target |")
-    print("|---|" + "---:|" * len(scanners) + "---|")
+    print("| figure | " + " | ".join(b.column(s) for s, b in columns) + " | target |")
+    print("|---|" + "---:|" * len(columns) + "---|")
     for key, (title, target) in TARGETS.items():
         if key not in args.only:
             continue
         name = title.format(rate=args.rate, hour=args.hour_events, tick=args.tick * 1000)
-        cells = [median_text([r[key] for r in rounds[s]]) for s in scanners]
+        cells = [median_text([r[key] for r in rounds[c]]) for c in columns]
         print(f"| {name} | " + " | ".join(cells) + f" | {target} |")
     return 0
 

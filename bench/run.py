@@ -144,11 +144,21 @@ def kexecwatch_cmd(path: Path, *extra: str, exe: str | None = None) -> list[str]
     return [exe or kexecwatch_exe(), "replay", str(path), "--quiet", "--progress", "never", *extra]
 
 
-def scanner_problem(scanner: str) -> str | None:
-    """None when kexecwatch runs with ``scanner``; else why it cannot, in one line."""
-    env = {**os.environ, "KEXECWATCH_SCANNER": scanner}
+def scanner_problem(
+    scanner: str, cmd: Sequence[str] = (), env: dict[str, str] | None = None
+) -> str | None:
+    """None when kexecwatch runs with ``scanner``; else why it cannot, in one line.
+
+    ``cmd`` is the kexecwatch to ask (default: this interpreter's), ``env`` its environment
+    (default: this one); ``KEXECWATCH_SCANNER`` is set to ``scanner`` in it.
+    """
+    env = {**(os.environ if env is None else env), "KEXECWATCH_SCANNER": scanner}
     done = subprocess.run(
-        [kexecwatch_exe(), "--version"], env=env, capture_output=True, text=True, check=False
+        [*(cmd or [kexecwatch_exe()]), "--version"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     said = (done.stdout + done.stderr).strip().splitlines()
     if done.returncode != 0:

@@ -17,6 +17,8 @@ FULL_LISTING = [
     "-a always,exit -F arch=b32 -S execve,execveat -F key=kexecwatch-exec",
     "-a always,exit -F arch=b64 -S kexec_load,kexec_file_load -F key=kexecwatch-kexec",
     "-a always,exit -F arch=b32 -S sys_kexec_load -F key=kexecwatch-kexec",
+    "-a always,exit -F arch=b64 -S setpgid,setsid -F key=kexecwatch-session",
+    "-a always,exit -F arch=b32 -S setpgid,setsid -F key=kexecwatch-session",
 ]
 LOWVOLUME_LISTING = [
     "-a always,exit -F arch=b64 -S execve,execveat -F exe=/usr/sbin/kexec -F key=kexecwatch-exec",
@@ -25,6 +27,8 @@ LOWVOLUME_LISTING = [
     "-a always,exit -F arch=b32 -S execve,execveat -F exe=/sbin/kexec -F key=kexecwatch-exec",
     "-a always,exit -F arch=b64 -S kexec_load,kexec_file_load -F key=kexecwatch-kexec",
     "-a always,exit -F arch=b32 -S sys_kexec_load -F key=kexecwatch-kexec",
+    "-a always,exit -F arch=b64 -S setpgid,setsid -F key=kexecwatch-session",
+    "-a always,exit -F arch=b32 -S setpgid,setsid -F key=kexecwatch-session",
 ]
 
 

@@ -25,12 +25,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.generate import SHAPES, Generator
-from kexecwatch.core.audit.nativeapi import NativeLib
+from kexecwatch.core.audit.nativeapi import STOP_HANDBACK, NativeLib, QuietState, ScanResult
 from kexecwatch.core.detect.detector import DetectionRule, Detector, DetectorOptions
+from kexecwatch.core.scan.nativescan import NativeScanner
 from kexecwatch.rules import load_builtin_rules
 from tests.builders import exec_lines, feed_in_pieces, join
 from tests.core.detect.test_detector import fingerprint
-from tests.core.scan.test_fast_pair import eoe_log, reference_lines
+from tests.core.scan.test_fast_pair import eoe, eoe_log, eoe_pair, reference_lines
+from tests.core.scan.test_fast_path import assert_same as assert_fast_is_reference
 from tests.nativelib import native_lib
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,3 +215,176 @@ def test_pairs_with_eoe_lines_are_taken_whole_by_native() -> None:
     assert_same(log)
     assert_same(log, window_ms=0)
     assert_same(log, max_inflight=1)
+
+
+# -- shapes native takes whole (issue 11: "the speed must hold for logs of other shapes") --
+
+
+def privileged_execs(n: int, seed: int = 7) -> list[list[bytes]]:
+    """``n`` whole execs with a ``BPRM_FCAPS`` record between ``SYSCALL`` and ``EXECVE``,
+    as the kernel writes a set-user-ID or file-capability exec."""
+    gen = Generator(seed=seed, interleave=0.0, lose_every=0, kexec_every=0, fcaps_share=1.0)
+    out: list[list[bytes]] = []
+    while len(out) < n:
+        out.append([line.encode() for line in gen.privileged_exec()])
+    return out
+
+
+def handbacks(log: bytes, rules: Sequence[DetectionRule] = ALL_RULES, **options: Any) -> int:
+    """How many times the native scan hands a unit of ``log`` back to Python."""
+    det = Detector(
+        copy.deepcopy(list(rules)),
+        host_name="h",
+        options=DetectorOptions(**options),
+        native=native_lib(),
+    )
+    scanner = det._scanner
+    assert isinstance(scanner, NativeScanner)
+    session = scanner.session
+    scan = session.scan
+    stops: list[int] = []
+
+    def counted(buf: bytes, start: int, state: QuietState) -> ScanResult:
+        result = scan(buf, start, state)
+        stops.append(result.stop)
+        return result
+
+    session.scan = counted  # type: ignore[method-assign]
+    feed_in_pieces(det, log)
+    return stops.count(STOP_HANDBACK)
+
+
+def test_execs_with_bprm_fcaps_first_are_taken_whole() -> None:
+    """The kernel writes an exec's BPRM_FCAPS before its EXECVE; both fast paths take such
+    an event whole (native: in the scan; Python: no line by line), alone, with its EOE,
+    and in an interleaved pair. Before, each went line by line, a native hand-back each."""
+    events = privileged_execs(12)
+    assert all(e[1].startswith(b"type=BPRM_FCAPS") and b"EXECVE" in e[2] for e in events)
+    a, b = events[10], events[11]
+    lines = [line for e in events[:6] for line in e]
+    lines += [*events[6], eoe(events[6]), *events[7]]
+    lines += eoe_pair(events[8], events[9], 2, 3)
+    lines += a[:1] + b[:2] + a[1:] + b[2:]  # A's BPRM_FCAPS after B's first records
+    log = join(lines)
+    assert handbacks(log) == 0
+    assert reference_lines(native_lib(), log) == []
+    # The Python scanner reads the EOE after a run or a pair line by line (absorbed).
+    assert reference_lines(None, log) == [eoe(events[6]), eoe(events[9])]
+    assert_same(log)
+    assert_same(log, emit_events=True)
+    assert_same(log, window_ms=0)
+    assert_same(log, max_inflight=1)
+    assert_same(log, [], cuts=[len(log) // 2])
+    assert_fast_is_reference(log, ALL_RULES)
+    assert_fast_is_reference(log, ALL_RULES, emit_events=True)
+
+
+FCAPS = generated("fcaps", n=1500, seed=21)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, len(FCAPS)), max_size=10))
+def test_every_chunking_of_the_fcaps_shape(cuts: list[int]) -> None:
+    assert_same(FCAPS, ALL_RULES, cuts=cuts)
+
+
+def sessions_log(n: int = 2500, seed: int = 23, **options: Any) -> bytes:
+    """Service and user-session records between execs, nothing interleaved, no gaps; at
+    least ``n`` lines, ending between whole events."""
+    gen = Generator(seed=seed, interleave=0.0, lose_every=0, session_share=0.3, **options)
+    lines: list[str] = []
+    for batch in gen.batches():
+        lines += batch
+        if len(lines) >= n and gen.whole:
+            return b"".join((line + "\n").encode() for line in lines)
+    raise AssertionError("the generator never ends")
+
+
+def test_a_login_with_its_syscall_after_it_is_taken_by_native() -> None:
+    """pam_loginuid's LOGIN record and the write syscall's SYSCALL and PROCTITLE (and EOE)
+    under the same id: two events (the LOGIN complete at once, then the syscall's own),
+    taken by native at once. Before, each LOGIN was handed back and its syscall read line
+    by line."""
+    log = sessions_log()
+    assert log.count(b"type=LOGIN ") > 20
+    assert handbacks(log) == 0
+    assert assert_same(log) == assert_same(log, cuts=[len(log) // 3])
+    assert_same(log, emit_events=True)
+    assert_same(log, window_ms=0)
+    assert_same(log, max_inflight=1)
+    data = sessions_log(eoe=True)
+    assert handbacks(data) == 0
+    assert_same(data)
+
+
+def test_logins_alone_do_not_make_a_later_syscall_differ() -> None:
+    """4,096 LOGIN records alone (unaudited tasks), then a LOGIN with its syscall (native
+    takes it at once), then the first LOGIN's own syscall records: Python keeps every lead
+    whose event is still done, so both scanners make the last records its event. (When
+    it kept the last 4,096 leads, the LOGIN Python read evicted the first one's lead, and
+    the scanners differed: late records in one, an event in the other.)"""
+    first = (
+        b"type=LOGIN msg=audit(1700000000.000:7): pid=2083 uid=0 subj=unconfined "
+        b"old-auid=4294967295 auid=0 tty=(none) old-ses=4294967295 ses=2 res=1"
+    )
+    syscall, proctitle = (
+        line.replace(b"exit=0 items=", b"exit=4 a0=3 a1=4 a2=4 a3=0 items=").replace(
+            b"syscall=59", b"syscall=1"
+        )
+        for line in exec_lines(7, t="1700000000.000", pid=2083, ppid=598)
+        if line.startswith((b"type=SYSCALL", b"type=PROCTITLE"))
+    )
+    lone = [first.replace(b"000:7)", b"%03d:%d)" % (n % 1000, 8 + n)) for n in range(4095)]
+    unit = [
+        line.replace(b"000:7)", b"999:9000)").replace(b"pid=2083", b"pid=3000")
+        for line in (first, syscall, proctitle)
+    ]
+    # An exec between: Python reads up to a SYSCALL line after a hand-back, native the rest.
+    ls = [
+        line.replace(b"exit=0 items=", b"exit=0 a0=1 a1=2 a2=3 a3=4 items=")
+        for line in exec_lines(8500, t="1700000000.998", pid=2900, comm="ls", exe="/usr/bin/ls")
+    ]
+    log = join([first, *lone, *ls, *unit, syscall, proctitle])
+    keys = assert_same(log, [])
+    assert not any(k.startswith("ParseIssue(") for k in keys)
+    # Native: the first lone LOGIN (Python reads on to the next SYSCALL line) and the
+    # first LOGIN's syscall (its serial is done); the exec and the unit are its own.
+    assert handbacks(log, []) == 2
+
+
+SESSIONS = generated("sessions", n=1500, seed=29)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, len(SESSIONS)), max_size=10))
+def test_every_chunking_of_the_sessions_shape(cuts: list[int]) -> None:
+    assert_same(SESSIONS, ALL_RULES, cuts=cuts)
+
+
+def test_the_eoe_of_a_taken_event_inside_the_next_one_is_passed_over_by_native() -> None:
+    """An event, then the next one's first records, the first one's EOE, the rest of the
+    next one (a forwarder delivering records of two CPUs): push() drops the late EOE of
+    a done event, so native takes the second event whole and counts the EOE's line.
+    Before, each such event was handed back and read line by line."""
+    # One command (one verdict): the library remembers the events of its own call only.
+    events = [
+        [
+            line.replace(b" exit=0 items=", b" exit=0 a0=1 a1=2 a2=3 a3=4 items=")
+            for line in exec_lines(
+                100 + n, t=f"1700000000.{n:03d}", pid=500 + n, comm="ls", exe="/usr/bin/ls"
+            )
+        ]
+        for n in range(16)
+    ]
+    lines: list[bytes] = []
+    for n, (a, b) in enumerate(zip(events[::2], events[1::2], strict=True)):
+        cut = 1 + n % 3  # after the SYSCALL line, after the EXECVE line, after CWD
+        lines += [*a, *b[:cut], eoe(a), *b[cut:], eoe(b)]
+    log = join(lines)
+    # Only the first pair's: its first event went to Python (no clock yet), and the
+    # library knows only the events it took itself.
+    assert handbacks(log) == 1
+    assert_same(log)
+    assert_same(log, emit_events=True)
+    assert_same(log, window_ms=0)
+    assert_same(log, [], cuts=[len(log) // 2])

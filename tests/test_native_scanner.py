@@ -14,7 +14,7 @@ from kexecwatch.core.audit.linebuffer import Region
 from kexecwatch.core.audit.nativeapi import NativeLib, NativeSession, QuietState, ScanResult
 from kexecwatch.core.detect.detector import DetectionRule, Detector, DetectorOptions, EventError
 from kexecwatch.core.process.table import LiveProcess
-from kexecwatch.core.scan.nativescan import NativeScanner
+from kexecwatch.core.scan.nativescan import NativeScanner, single_types
 from kexecwatch.core.scan.scanner import PythonScanner
 from kexecwatch.rules import load_builtin_rules
 from tests.builders import feed_in_pieces
@@ -163,9 +163,9 @@ def test_while_many_serials_wait_ahead_of_a_gap_native_still_takes_the_bulk() ->
     taken: list[int] = []
     native_scan = scanner.session.scan
 
-    def counted(self: PythonScanner, region: Region, out: list[Any]) -> None:
+    def counted(self: PythonScanner, region: Region, out: list[Any]) -> int:
         stretches.append(len(region.data))
-        python_scan(self, region, out)
+        return python_scan(self, region, out)
 
     def counted_native(buf: bytes, start: int, state: QuietState) -> ScanResult:
         result = native_scan(buf, start, state)
@@ -259,3 +259,29 @@ def _exec_run(time_ms: int, serial: int, pid: int, comm: str) -> str:
         f'type=EXECVE msg=audit({tag}): argc=2 a0="{comm}" a1="-l"\n'
         f"type=PROCTITLE msg=audit({tag}): proctitle=6C73\n"
     )
+
+
+def test_single_records_after_a_handed_back_event_go_back_to_native() -> None:
+    # A kexec event is handed back (the rules need it whole); the user-session records
+    # after it are single-record events native takes, not lines for the full parser.
+    lib = native_lib()
+    data = generated(n=20_000, seed=6, kexec_every=5)
+    det = Detector(copy.deepcopy(ALL_RULES), host_name="h", native=lib)
+    host = det._scanner._host
+    line = host.line
+    singles = [t.encode() for t in single_types()]
+    read: list[bytes] = []
+
+    def counted(raw: bytes, *args: Any) -> None:
+        read.append(raw.split(b" ", 1)[0].removeprefix(b"type="))
+        line(raw, *args)
+
+    host.line = counted
+    out = feed_in_pieces(det, data)
+    taken_by_python = [t for t in read if t in singles]
+    in_log = sum(data.count(b"\ntype=" + t + b" ") for t in singles)
+    assert in_log > 20
+    # Before: about half of them (21 of 37), each after a handed-back event.
+    assert len(taken_by_python) * 10 < in_log, taken_by_python[:20]
+    python = outcome(data, None)
+    assert (fingerprint(out), det.stats.as_dict(), det.to_state()) == python[:3]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -31,7 +31,14 @@ from kexecwatch.core import (
 )
 from kexecwatch.errors import InputError
 
-__all__ = ["MAX_SHOWN_DIAGNOSTICS", "ReplayResult", "format_document", "replay", "summary"]
+__all__ = [
+    "MAX_SHOWN_DIAGNOSTICS",
+    "ReplayResult",
+    "format_document",
+    "replay",
+    "summary",
+    "whole_events",
+]
 
 #: How many diagnostics are printed one by one before only being counted.
 MAX_SHOWN_DIAGNOSTICS = 20
@@ -109,12 +116,13 @@ def replay(
         # What the previous source left unended.
         writer.write(session, detector.switch_source(source.name))
         diagnostics.end_source(next_source=source.name)
-        for chunk in read_chunks(source):
-            total_bytes += len(chunk)
-            diagnostics.source_bytes += len(chunk)
-            writer.write(session, session.feed(chunk))
+        for chunk in whole_events(read_chunks(source)):
+            size = len(chunk) - 1  # the frame is not the source's
+            total_bytes += size
+            diagnostics.source_bytes += size
+            writer.write(session, session.feed(chunk, framed=True))
             if bar is not None:
-                bar.advance(len(chunk))
+                bar.advance(size)
         if bar is not None:
             bar.next_file()
     writer.write(session, detector.flush())
@@ -130,6 +138,35 @@ def replay(
         len(sources),
         tuple(diagnostics.without_records),
     )
+
+
+#: The start of a syscall event's first record, newline included.
+_EVENT_START = b"\ntype=SYSCALL msg=audit("
+
+
+def whole_events(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The same bytes, framed (a newline in front that is not part of them: see
+    :meth:`~kexecwatch.core.detect.detector.Detector.feed`), in chunks that end between
+    two events: each chunk is cut just before the last syscall record that starts in
+    it, and the rest goes in front of the next one (a chunk where none starts goes on
+    whole). One copy each: the frame, what was held and the chunk's head, joined.
+
+    The detector gives the same outputs for any chunking; this one spares it the event
+    that a chunk would otherwise end in the middle of. Such an event waits, incomplete,
+    in the assembler, which the native scanner never fills: the Python scanner reads it
+    and then the lines after it, record by record, with the full parser.
+    """
+    held = b""
+    for chunk in chunks:
+        cut = chunk.rfind(_EVENT_START) + 1
+        if cut <= 0:
+            yield b"".join((b"\n", held, chunk))
+            held = b""
+            continue
+        yield b"".join((b"\n", held, memoryview(chunk)[:cut]))
+        held = chunk[cut:]
+    if held:
+        yield b"\n" + held
 
 
 def format_document(doc: dict[str, Any], out_format: str) -> bytes:

@@ -18,6 +18,7 @@ Rule 2: the session reads no clock; the shells pass their monotonic time in.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -104,6 +105,7 @@ class Session:
             host_id=host_id,
         )
         self._window_s = options.window_ms / 1000
+        self._seeded: list[Output] = []
         self._last_data = 0.0
         #: When the log will have been quiet for a window (shell clock), if it has data.
         self.expire_due: float | None = None
@@ -114,19 +116,32 @@ class Session:
         return None if info is None else _live(info)
 
     def seed(self) -> int:
-        """Teach the process table every process running now; return how many."""
+        """Teach the process table every process running now; return how many.
+
+        With Elastic Defend's vocabulary, each also becomes an ``already_running`` event
+        shown to the rules; their outputs wait in :meth:`take_seeded`.
+        """
         if self._procfs is None:
             return 0
-        procs = self._procfs.all()
-        for info in procs:
-            self.detector.table.add_live(_live(info))
+        procs = [_live(info) for info in self._procfs.all()]
+        for live in procs:
+            self.detector.table.add_live(live)
+        now_ms = int(time.time() * 1000)
+        for live in procs:  # every parent is known by now
+            self._seeded.extend(self.detector.running(live, now_ms))
         return len(procs)
 
+    def take_seeded(self) -> list[Output]:
+        """The outputs of :meth:`seed`'s ``already_running`` events (once)."""
+        seeded, self._seeded = self._seeded, []
+        return seeded
+
     # -- input ----------------------------------------------------------------------
-    def feed(self, data: bytes, now: float | None = None) -> list[Output]:
+    def feed(self, data: bytes, now: float | None = None, *, framed: bool = False) -> list[Output]:
         """Feed a chunk of log; ``now`` (the shell's monotonic clock) starts the idle
-        clock again (``None``: recorded input, never idle)."""
-        out = self.detector.feed(data)
+        clock again (``None``: recorded input, never idle). ``framed``: as
+        :meth:`~kexecwatch.core.detect.detector.Detector.feed`."""
+        out = self.detector.feed(data, framed=framed)
         if now is not None:
             self._last_data = now
             self.expire_due = now + self._window_s
@@ -187,7 +202,15 @@ class Session:
 
 def _live(info: ProcInfo) -> LiveProcess:
     return LiveProcess(
-        info.pid, info.ppid, info.comm, info.exe, info.argv, info.start_ms, info.extra
+        info.pid,
+        info.ppid,
+        info.comm,
+        info.exe,
+        info.argv,
+        info.start_ms,
+        info.extra,
+        sid=info.sid,
+        pgid=info.pgid,
     )
 
 

@@ -5,7 +5,8 @@
 //! Taken: whole syscall runs as `SYSCALL_HEAD` + `run_end` read them (with an `EOE`
 //! of the same id right after, absorbed), two interleaved whole runs as
 //! `split_pair` reads them (A's bare `EOE` after A's end passed over, B's `EOE` right
-//! after absorbed), single-record events of the types Python names, blank
+//! after absorbed), single-record events of the types Python names, a `LOGIN`
+//! record with the whole run of its own syscall right after it (two events), blank
 //! and `#` lines. Each event must be plain progress of the clock (gaps.rs), have a
 //! cached verdict that needs nothing of Python, and (live) a known parent.
 
@@ -118,12 +119,34 @@ struct Event {
     relevant: bool,
 }
 
+/// A whole run found by `Scanner::whole`, not taken yet.
+struct Whole {
+    head: SyscallHead,
+    /// Just past its EXECVE lines.
+    args_end: usize,
+    /// Just past its PROCTITLE line.
+    end: usize,
+    /// Just past an `EOE` of its id right after (absorbed), else `end`.
+    next: usize,
+    /// Its lines, the absorbed `EOE` included.
+    lines: u64,
+}
+
+/// The record type that may open a syscall's own event as a single record
+/// (`LEADS_SYSCALL_EVENT` of msgtypes.py).
+const LEAD: &[u8] = b"LOGIN";
+/// `_RESET_BACKSTEP` of assembler.py: a serial this far behind the expected one
+/// starts a new sequence.
+const RESET_BACKSTEP: i64 = 1_000;
+
 /// The part of a session a scan works with.
 struct Scanner<'a> {
     buf: &'a [u8],
     session: &'a mut Session,
     quiet: Quiet,
     out: ScanOut,
+    /// The id (sec, ms, serial) of the last event this scan took: done for sure.
+    last: Option<(i64, i64, i64)>,
 }
 
 /// Scan `buf` from `start` (a line start) for a detector in the quiet state `quiet`;
@@ -146,6 +169,7 @@ pub fn scan(session: &mut Session, buf: &[u8], start: usize, quiet: Quiet) -> Qu
         session,
         quiet,
         out,
+        last: None,
     };
     let mut pos = start.min(buf.len());
     let stop = loop {
@@ -211,23 +235,47 @@ impl<'a> Scanner<'a> {
 
     /// A whole run from the SYSCALL line at `pos` (ending at `nl`), or a pair.
     fn run(&mut self, pos: usize, nl: usize) -> Step {
-        let buf = self.buf;
-        let head = match syscall::parse(&buf[pos..nl]) {
+        let head = match syscall::parse(&self.buf[pos..nl]) {
             Some(head) => shift(head, pos),
             None => return Err(Stop::Handback),
         };
+        match self.whole(nl, head)? {
+            Some(whole) => self.take_run(pos, &whole, 0),
+            None => self.pair(pos, head),
+        }
+    }
+
+    /// The whole run whose SYSCALL line (`head`) ends at `nl`, as `run_end` reads it,
+    /// with its EXECVE bodies noted in `session.bodies`; `None` when the lines are not
+    /// one (they may be a pair), a stop when they are not sure to be either.
+    fn whole(&mut self, nl: usize, head: SyscallHead) -> Result<Option<Whole>, Stop> {
+        let buf = self.buf;
         let id = span(buf, head.id);
         let id_len = head.id.1 - head.id.0;
         let mut line = nl + 1;
         let mut lines = 1u64;
+        // An exec that gains privileges: the kernel writes BPRM_FCAPS before EXECVE.
+        while let Some((end, false)) = leading_fcaps(buf, line, id) {
+            lines += 1;
+            line = end + 1;
+        }
         // The EXECVE bodies are noted as their lines are found (each line read once).
         self.session.bodies.clear();
+        // At most one EOE of the event taken just before may come among the lines, once
+        // this one has begun: push() drops the late EOE of a done event (a line counted).
+        let mut late = false;
         loop {
             let (end, bad) = line_end(buf, line);
             let end = end.ok_or(Stop::Handback)?;
             let text = &buf[line..end];
             match record_type(text, 16) {
                 Some((b"EXECVE", space)) if tagged(text, space, id) => {}
+                Some((b"EOE", _)) if !late && !bad && self.late_eoe(text) => {
+                    late = true;
+                    lines += 1;
+                    line = end + 1;
+                    continue;
+                }
                 _ => break,
             }
             if bad {
@@ -244,10 +292,16 @@ impl<'a> Scanner<'a> {
             let text = &buf[line..end];
             let kind = match record_type(text, 16) {
                 Some((kind, space)) if tagged(text, space, id) => kind,
-                _ => return self.pair(pos, head),
+                _ if !late && !bad && self.late_eoe(text) => {
+                    late = true;
+                    lines += 1;
+                    line = end + 1;
+                    continue;
+                }
+                _ => return Ok(None),
             };
             if kind != b"PROCTITLE" && !MIDDLE.contains(&kind) {
-                return self.pair(pos, head);
+                return Ok(None);
             }
             if bad {
                 return Err(Stop::Handback);
@@ -262,11 +316,51 @@ impl<'a> Scanner<'a> {
         if next != end {
             lines += 1;
         }
-        if end - pos > MAX_UNIT {
+        Ok(Some(Whole {
+            head,
+            args_end,
+            end,
+            next,
+            lines,
+        }))
+    }
+
+    /// Whether `text` is a bare `EOE` record (`type=EOE msg=audit(ID):` and at most a
+    /// space) of the last event this scan took.
+    fn late_eoe(&self, text: &[u8]) -> bool {
+        let last = match self.last {
+            Some(last) => last,
+            None => return false,
+        };
+        let space = b"type=EOE".len();
+        if !starts(text, b"type=EOE ") {
+            return false;
+        }
+        let (sec, ms, serial) = match single_header(text, space) {
+            Some(header) => header,
+            None => return false,
+        };
+        let rest = &text[serial.1..];
+        if !(rest == b"):" || rest == b"): ") {
+            return false;
+        }
+        match event_id(text, sec, ms, serial) {
+            Some(id) => (id.sec, id.ms, id.serial) == last,
+            None => false,
+        }
+    }
+
+    /// Take the whole run `whole`, whose unit starts at `pos` (its SYSCALL line, or
+    /// the `lead` lines before it that open the same event: a LOGIN record).
+    fn take_run(&mut self, pos: usize, whole: &Whole, lead: u64) -> Step {
+        let buf = self.buf;
+        if whole.end - pos > MAX_UNIT {
             return Err(Stop::Handback);
         }
-        let event = self.judge(head)?;
-        if self.needs_python(&event, &buf[args_end..end]) || self.faulty(&buf[pos..end]) {
+        let event = self.judge(whole.head)?;
+        if self.needs_python(&event, &buf[whole.args_end..whole.end])
+            || self.faulty(&buf[pos..whole.end])
+        {
             return Err(Stop::Handback);
         }
         self.check_live(&event)?;
@@ -276,9 +370,65 @@ impl<'a> Scanner<'a> {
             .ok_or(Stop::Handback)?;
         self.take(&event, elapsed);
         self.learn(&event);
-        self.out.lines += lines;
-        self.out.records += lines;
-        Ok(next)
+        // The lead record is an event of its own for the counts, with the same id: the
+        // clock, the serial and the done set see the id once (as push() does).
+        self.out.events += lead;
+        self.out.lines += whole.lines + lead;
+        self.out.records += whole.lines + lead;
+        Ok(whole.next)
+    }
+
+    /// A LOGIN record (pam_loginuid's write to /proc/self/loginuid) followed by the
+    /// whole run of the write syscall behind it, under the same id: two events as
+    /// `Assembler.push` makes them (the LOGIN, complete at once, then the syscall's
+    /// own records: `LEADS_SYSCALL_EVENT`). Taken only when the syscall's second look
+    /// at the serial changes nothing (see below), the run has no EXECVE and teaches
+    /// the table nothing but an "other" entry (which the full parse's `skim` learns
+    /// the same way), outside live mode; `None` when the lines after the LOGIN are
+    /// not its run.
+    fn login(&mut self, pos: usize, nl: usize, id: &EventId, id_text: Span) -> Option<Step> {
+        let buf = self.buf;
+        let at = nl + 1;
+        if !starts(&buf[at..], b"type=SYSCALL ") {
+            return None;
+        }
+        let (syscall_nl, bad) = line_end(buf, at);
+        let syscall_nl = syscall_nl?;
+        let head = shift(syscall::parse(&buf[at..syscall_nl])?, at);
+        if bad || span(buf, head.id) != span(buf, id_text) {
+            return None;
+        }
+        let whole = match self.whole(syscall_nl, head) {
+            Ok(Some(whole)) => whole,
+            Ok(None) => return None,
+            Err(stop) => return Some(Err(stop)),
+        };
+        let settings = &self.session.settings;
+        if settings.live || settings.max_inflight < 1 {
+            return Some(Err(Stop::Handback));
+        }
+        // The syscall's SYSCALL record shows the serial to the gap tracker a second
+        // time: a no-op, unless taking it moved `expected` so far past it that the
+        // tracker would take it for a new boot (`_RESET_BACKSTEP`).
+        let window = settings.window_ms;
+        if let Some(elapsed) = self.quiet.admits(id, window) {
+            let mut trial = self.quiet.clone();
+            trial.take(id, elapsed, window, &mut Vec::new());
+            if id.serial < trial.expected && id.serial + RESET_BACKSTEP < trial.expected {
+                return Some(Err(Stop::Handback));
+            }
+        }
+        if !self.session.bodies.is_empty() {
+            return Some(Err(Stop::Handback));
+        }
+        let code = match self.judge(head) {
+            Ok(event) => event.code,
+            Err(stop) => return Some(Err(stop)),
+        };
+        if !matches!(code & LEARN_MASK, 0 | LEARN_OTHER) {
+            return Some(Err(Stop::Handback));
+        }
+        Some(self.take_run(pos, &whole, 1))
     }
 
     /// Read the event's id and verdict; a stop when it cannot be taken.
@@ -360,6 +510,7 @@ impl<'a> Scanner<'a> {
             .done
             .extend_from_slice(&[event.id.sec, event.id.ms, event.id.serial, elapsed]);
         self.out.events += 1;
+        self.last = Some((event.id.sec, event.id.ms, event.id.serial));
         self.out.last_time_ms = self.out.last_time_ms.max(event.id.time_ms);
         if event.relevant {
             self.out.process_events += 1;
@@ -533,7 +684,7 @@ impl<'a> Scanner<'a> {
             self.take(event, elapsed);
             self.session.bodies.clear();
             let id_len = event.head.id.1 - event.head.id.0;
-            for &(s, e) in &lines[1..1 + execve] {
+            for &(s, e) in &lines[execve.0..execve.1] {
                 let (bs, be) = body(buf, s, e, id_len);
                 self.session.bodies.push((bs, be));
             }
@@ -552,11 +703,12 @@ impl<'a> Scanner<'a> {
         let buf = self.buf;
         let line = &buf[pos..nl];
         let (kind, space) = record_type(line, line.len()).ok_or(Stop::Handback)?;
+        let named = self.session.settings.single_types.contains(kind);
         if kind.is_empty()
             || !kind
                 .iter()
                 .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'[' | b']'))
-            || !self.session.settings.single_types.contains(kind)
+            || !(named || kind == LEAD)
         {
             return Err(Stop::Handback);
         }
@@ -570,7 +722,13 @@ impl<'a> Scanner<'a> {
             (pos + header.2 .0, pos + header.2 .1),
         );
         let id = event_id(buf, sec, ms, serial).ok_or(Stop::Handback)?;
-        if self.faulty(line) {
+        if kind == LEAD {
+            if let Some(step) = self.login(pos, nl, &id, (sec.0, serial.1)) {
+                return step;
+            }
+        }
+        // A LOGIN alone waits for its syscall's records (Assembler._leads): Python's.
+        if !named || self.faulty(line) {
             return Err(Stop::Handback);
         }
         let elapsed = self
@@ -676,8 +834,13 @@ fn inode_or_need(verdicts: &Verdicts, event: &Event, inode: impl Fn(&Verdicts) -
 }
 
 /// Whether a pair event's lines after its EXECVE lines hold an inode that may matter.
-fn inode_in(verdicts: &Verdicts, buf: &[u8], lines: &[(usize, usize)], execve: usize) -> bool {
-    lines[1 + execve..]
+fn inode_in(
+    verdicts: &Verdicts,
+    buf: &[u8],
+    lines: &[(usize, usize)],
+    execve: (usize, usize),
+) -> bool {
+    lines[execve.1..]
         .iter()
         .any(|&(s, e)| verdicts.inode_may_match(&buf[s..=e]))
 }
@@ -698,9 +861,10 @@ fn body(buf: &[u8], start: usize, end: usize, id_len: usize) -> (usize, usize) {
     (start + s, start + e)
 }
 
-/// `run_end` on one event's lines of a pair: SYSCALL, EXECVE*, middle records, its
-/// PROCTITLE last. Returns how many EXECVE lines follow the SYSCALL line.
-fn whole_run(buf: &[u8], lines: &[(usize, usize)], id: &[u8]) -> Option<usize> {
+/// `run_end` on one event's lines of a pair: SYSCALL, BPRM_FCAPS*, EXECVE*, middle
+/// records, its PROCTITLE last. Returns where its EXECVE lines are in `lines`
+/// (first, past the last).
+fn whole_run(buf: &[u8], lines: &[(usize, usize)], id: &[u8]) -> Option<(usize, usize)> {
     let (last, middle) = lines.split_last()?;
     let kind_of = |&(s, e): &(usize, usize)| -> Option<&[u8]> {
         let text = &buf[s..e];
@@ -714,14 +878,34 @@ fn whole_run(buf: &[u8], lines: &[(usize, usize)], id: &[u8]) -> Option<usize> {
     if kind_of(last)? != b"PROCTITLE" || middle.is_empty() {
         return None;
     }
-    let execve = middle[1..]
+    let fcaps = middle[1..]
+        .iter()
+        .take_while(|l| kind_of(l) == Some(&b"BPRM_FCAPS"[..]))
+        .count();
+    let execve = middle[1 + fcaps..]
         .iter()
         .take_while(|l| kind_of(l) == Some(&b"EXECVE"[..]))
         .count();
-    for l in &middle[1 + execve..] {
+    for l in &middle[1 + fcaps + execve..] {
         if !MIDDLE.contains(&kind_of(l)?) {
             return None;
         }
     }
-    Some(execve)
+    Some((1 + fcaps, 1 + fcaps + execve))
+}
+
+/// The end of a `BPRM_FCAPS` line of the event `id` at `line` (and whether it holds a
+/// byte the scan never takes), when there is one.
+fn leading_fcaps(buf: &[u8], line: usize, id: &[u8]) -> Option<(usize, bool)> {
+    if !starts(&buf[line..], b"type=BPRM_FCAPS ") {
+        return None;
+    }
+    let (end, bad) = line_end(buf, line);
+    let end = end?;
+    let text = &buf[line..end];
+    if tagged(text, b"type=BPRM_FCAPS".len(), id) {
+        Some((end, bad))
+    } else {
+        None
+    }
 }

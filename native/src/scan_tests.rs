@@ -147,6 +147,196 @@ fn a_whole_exec_run_is_taken_and_learned() {
     assert!(text.ends_with("auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3event"));
 }
 
+/// An exec that gains privileges, as the kernel writes it: BPRM_FCAPS before EXECVE.
+fn fcaps_run(time_ms: i64, serial: i64, pid: u32, ppid: u32, comm: &str) -> String {
+    let tag = id(time_ms, serial);
+    let run = exec_run(time_ms, serial, pid, ppid, comm);
+    let first = run.find('\n').unwrap() + 1;
+    format!(
+        "{}type=BPRM_FCAPS msg=audit({}): fver=2 fp=2000 fi=0 fe=1 old_pp=0 old_pi=0 \
+old_pe=0 old_pa=0 pp=2000 pi=0 pe=2000 pa=0 frootid=0\n{}",
+        &run[..first],
+        tag,
+        &run[first..]
+    )
+}
+
+#[test]
+fn an_exec_with_bprm_fcaps_before_execve_is_taken_whole() {
+    let mut s = session();
+    let log = fcaps_run(T0 + 10, 100, 200, 1, "ls") + &exec_run(T0 + 11, 101, 201, 200, "sh");
+    let q = run(&mut s, &log);
+    assert_eq!(stop(&s), (log.len(), Stop::End as i32));
+    assert_eq!((s.scan.lines, s.scan.records, s.scan.events), (13, 13, 2));
+    assert_eq!(q.expected, 102);
+    // The argv is the EXECVE bodies' alone.
+    assert_eq!(
+        s.table.latest(200).unwrap().args_segment(),
+        Some(&b"argc=2 a0=\"ls\"\na1=\"-l\""[..])
+    );
+
+    // BPRM_FCAPS between EXECVE lines, or of another event: not run_end's shape.
+    let tag = id(T0 + 10, 100);
+    let fcaps = format!("type=BPRM_FCAPS msg=audit({}): fver=2 pp=2000\n", tag);
+    let split = exec_run(T0 + 10, 100, 200, 1, "ls").replacen(
+        &format!("type=EXECVE msg=audit({}):  a1", tag),
+        &format!("{}type=EXECVE msg=audit({}):  a1", fcaps, tag),
+        1,
+    );
+    let other = fcaps_run(T0 + 10, 100, 200, 1, "ls").replacen(
+        &format!("BPRM_FCAPS msg=audit({})", tag),
+        &format!("BPRM_FCAPS msg=audit({})", id(T0 + 10, 99)),
+        1,
+    );
+    for log in [split, other] {
+        let mut s = session();
+        run(&mut s, &log);
+        assert_eq!(stop(&s), (0, Stop::Handback as i32));
+        assert!(s.table.is_empty());
+    }
+
+    // An inode a prefilter learned, in the PATH records after EXECVE: Python's.
+    let mut s = session();
+    s.verdicts
+        .set(&key(59, "ls"), LEARN_EXEC | EVALUATED | INODE_ALWAYS);
+    s.verdicts.set_inodes(&[4242]);
+    run(&mut s, &fcaps_run(T0 + 10, 100, 200, 1, "ls"));
+    assert_eq!(stop(&s), (0, Stop::Handback as i32));
+}
+
+#[test]
+fn a_pair_whose_events_have_bprm_fcaps_first_is_two_events() {
+    let (a, b) = (id(T0, 100), id(T0 + 1, 101));
+    let fcaps = |tag: &str| format!("type=BPRM_FCAPS msg=audit({}): fver=2 pp=2000\n", tag);
+    let log = syscall_line(T0, 100, 59, 0, 300, 1, "ls")
+        + &syscall_line(T0 + 1, 101, 59, 0, 301, 1, "cat")
+        + &fcaps(&a)
+        + &format!("type=EXECVE msg=audit({}): argc=1 a0=ls\n", a)
+        + &fcaps(&b)
+        + &format!("type=EXECVE msg=audit({}): argc=1 a0=cat\n", b)
+        + &format!("type=PROCTITLE msg=audit({}): proctitle=6C73\n", a)
+        + &format!("type=PROCTITLE msg=audit({}): proctitle=636174\n", b);
+    let mut s = session();
+    run(&mut s, &log);
+    assert_eq!(stop(&s), (log.len(), 0));
+    assert_eq!((s.scan.lines, s.scan.events), (8, 2));
+    assert_pair_learned(&s);
+}
+
+/// pam_loginuid's LOGIN record, then the write syscall behind it under the same id.
+fn login_unit(time_ms: i64, serial: i64, pid: u32) -> String {
+    let tag = id(time_ms, serial);
+    format!(
+        "type=LOGIN msg=audit({}): pid={} uid=0 subj=unconfined old-auid=4294967295 \
+auid=1000 tty=(none) old-ses=4294967295 ses=3 res=1\n",
+        tag, pid
+    ) + &syscall_line(time_ms, serial, 2, 4, pid, 1, "sh")
+        + &format!("type=PROCTITLE msg=audit({}): proctitle=7368\n", tag)
+}
+
+#[test]
+fn a_login_with_its_syscall_right_after_is_two_events_of_one_id() {
+    let mut s = session();
+    let tag = id(T0 + 5, 100);
+    let log = login_unit(T0 + 5, 100, 700) + &format!("type=EOE msg=audit({}): \n", tag);
+    let q = run(&mut s, &log);
+    assert_eq!(stop(&s), (log.len(), Stop::End as i32));
+    assert_eq!((s.scan.lines, s.scan.records, s.scan.events), (4, 4, 2));
+    // The clock, the serial and the done set see the id once.
+    assert_eq!(s.scan.done, vec![(T0 + 5) / 1000, 5, 100, 5]);
+    assert_eq!(q.expected, 101);
+    // The "other" entry of the write: no argv, no exec id.
+    let entry = s.table.latest(700).unwrap();
+    assert_eq!((entry.args_segment(), entry.exec_id()), (None, None));
+
+    // Past a gap (its serial ahead): the same.
+    let mut s = session();
+    let q = run_from(&mut s, &login_unit(T0 + 5, 105, 700), quiet());
+    assert_eq!((s.scan.events, s.scan.stop), (2, Stop::End as i32));
+    assert_eq!(q.expected, 100);
+
+    // An unknown verdict stops at the LOGIN, before anything is taken.
+    let mut s = Session::new(settings());
+    run(&mut s, &login_unit(T0 + 5, 100, 700));
+    assert_eq!((stop(&s), s.scan.events), ((0, Stop::Verdict as i32), 0));
+}
+
+#[test]
+fn a_login_is_handed_back_unless_its_syscall_follows_as_python_would_take_it() {
+    let unit = login_unit(T0 + 5, 100, 700);
+    let login = &unit[..unit.find('\n').unwrap() + 1];
+    let tag = id(T0 + 5, 100);
+    let cases = [
+        // Alone (it waits for its syscall's records in Python's leads).
+        login.to_string() + &exec_run(T0 + 6, 101, 201, 1, "ls"),
+        // Its syscall's run is not whole, or of another id.
+        unit.replacen("type=PROCTITLE", "type=CWD", 1),
+        login.to_string() + &syscall_line(T0 + 5, 99, 2, 4, 700, 1, "sh"),
+        // A run with EXECVE lines, or an exec: not what skim learns like the scan.
+        unit.replacen(
+            "type=PROCTITLE",
+            &format!(
+                "type=EXECVE msg=audit({}): argc=1 a0=sh\ntype=PROCTITLE",
+                tag
+            ),
+            1,
+        ),
+        login.to_string() + &exec_run(T0 + 5, 100, 700, 1, "ls")[..],
+    ];
+    for log in cases.iter() {
+        let mut s = session();
+        run(&mut s, log);
+        assert_eq!(stop(&s), (0, Stop::Handback as i32), "{}", log);
+        assert!(s.table.is_empty());
+    }
+    // Live: the full parse reads /proc for the parent its own way.
+    let mut s = session();
+    s.settings.live = true;
+    run(&mut s, &unit);
+    assert_eq!(stop(&s), (0, Stop::Handback as i32));
+    // Serials 101..=1101 seen ahead: taking 100 moves `expected` to 1102, and the
+    // syscall's second look at 100 would then start a new sequence in Python.
+    let ahead: Vec<[i64; 4]> = (101..=1101).map(|n| [n, T0 / 1000, 0, 0]).collect();
+    let q = Quiet::new(T0, 0, 100, T0, -1, &ahead);
+    let mut s = session();
+    run_from(&mut s, &unit, q);
+    assert_eq!(stop(&s), (0, Stop::Handback as i32));
+    // A LOGIN alone of a type Python names as a single record: one event.
+    let mut s = session();
+    s.settings.single_types.insert(b"LOGIN".to_vec());
+    run(&mut s, login);
+    assert_eq!((s.scan.events, s.scan.stop), (1, Stop::End as i32));
+}
+
+#[test]
+fn the_eoe_of_the_event_taken_before_inside_the_next_run_counts_a_line() {
+    let a = exec_run(T0, 100, 200, 1, "ls");
+    let b = exec_run(T0 + 1, 101, 201, 1, "cat");
+    let at = b.find("type=CWD").unwrap();
+    let inside = |eoe: &str| a.clone() + &b[..at] + eoe + &b[at..];
+    let log = inside(&format!("type=EOE msg=audit({}): \n", id(T0, 100)));
+    let mut s = session();
+    let q = run(&mut s, &log);
+    assert_eq!(stop(&s), (log.len(), Stop::End as i32));
+    assert_eq!((s.scan.lines, s.scan.records, s.scan.events), (13, 13, 2));
+    assert_eq!(q.expected, 102);
+    assert!(s.table.latest(201).is_some());
+    // Not the last taken event's, not bare, or with nothing taken before: Python's.
+    for eoe in [
+        format!("type=EOE msg=audit({}): \n", id(T0, 99)),
+        format!("type=EOE msg=audit({}): x=1\n", id(T0, 100)),
+    ] {
+        let mut s = session();
+        run(&mut s, &inside(&eoe));
+        assert_eq!(stop(&s), (a.len(), Stop::Handback as i32));
+    }
+    let alone =
+        b[..at].to_string() + &format!("type=EOE msg=audit({}): \n", id(T0, 100)) + &b[at..];
+    let mut s = session();
+    run(&mut s, &alone);
+    assert_eq!(stop(&s), (0, Stop::Handback as i32));
+}
+
 #[test]
 fn an_eoe_right_after_is_absorbed_and_comments_count_lines() {
     let mut s = session();
@@ -299,6 +489,18 @@ fn malformed_or_unusual_lines_are_handed_back() {
     assert_eq!(stop(&s), (0, 1));
 }
 
+/// The table after the pairs below: ls (pid 300) and cat (pid 301), each its own argv.
+fn assert_pair_learned(s: &Session) {
+    assert_eq!(
+        s.table.latest(300).unwrap().args_segment(),
+        Some(&b"argc=1 a0=ls"[..])
+    );
+    assert_eq!(
+        s.table.latest(301).unwrap().args_segment(),
+        Some(&b"argc=1 a0=cat"[..])
+    );
+}
+
 #[test]
 fn an_interleaved_pair_is_two_events() {
     let (a, b) = (id(T0, 100), id(T0 + 1, 101));
@@ -315,14 +517,7 @@ fn an_interleaved_pair_is_two_events() {
     assert_eq!(stop(&s), (log.len(), 0));
     assert_eq!((s.scan.lines, s.scan.records, s.scan.events), (8, 8, 2));
     assert_eq!(q.expected, 102);
-    assert_eq!(
-        s.table.latest(300).unwrap().args_segment(),
-        Some(&b"argc=1 a0=ls"[..])
-    );
-    assert_eq!(
-        s.table.latest(301).unwrap().args_segment(),
-        Some(&b"argc=1 a0=cat"[..])
-    );
+    assert_pair_learned(&s);
     assert_eq!(s.scan.done.len(), 8);
 
     // B's PROCTITLE first: the reference completes B first; handed back.

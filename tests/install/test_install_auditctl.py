@@ -22,6 +22,8 @@ LOADED_FULL = """\
 -a always,exit -F arch=b32 -S execve,execveat -F key=kexecwatch-exec
 -a always,exit -F arch=b64 -S kexec_load,kexec_file_load -F key=kexecwatch-kexec
 -a always,exit -F arch=b32 -S sys_kexec_load -F key=kexecwatch-kexec
+-a always,exit -F arch=b64 -S setpgid,setsid -F key=kexecwatch-session
+-a always,exit -F arch=b32 -S setpgid,setsid -F key=kexecwatch-session
 """
 
 STATUS = """\
@@ -57,14 +59,14 @@ def test_status_missing_lines_are_none() -> None:
 
 def test_project_rules_match_what_the_kernel_echoes() -> None:
     expected = parse_rules((REPO / "etc" / "audit.rules").read_text())
-    assert len(expected) == 4
+    assert len(expected) == 6
     assert missing_rules(expected, parse_rules(LOADED_FULL)) == ()
 
 
 def test_lowvolume_rules_are_not_the_full_rules() -> None:
     low = parse_rules((REPO / "etc" / "audit-lowvolume.rules").read_text())
     missing = missing_rules(low, parse_rules(LOADED_FULL))
-    # The exe= filtered exec rules are absent; the two kexec syscall rules are shared.
+    # The exe= filtered exec rules are absent; the kexec and session rules are shared.
     assert [r.key for r in missing] == ["kexecwatch-exec"] * 4
 
 

@@ -23,7 +23,7 @@ from kexecwatch.core.audit.msgtypes import (
     is_single_record,
 )
 from kexecwatch.core.audit.record import AuditRecord, parse_record
-from kexecwatch.core.scan.fastpath import SYSCALL_HEAD, run_end, split_pair
+from kexecwatch.core.scan.fastpath import PAIR_MAX_LINES, SYSCALL_HEAD, run_end, split_pair
 from kexecwatch.native import (
     STOP_END,
     STOP_HANDBACK,
@@ -92,8 +92,58 @@ def _part(part: bytes) -> tuple[Any, list[bytes]]:
     assert head is not None, "native took a pair whose part is no SYSCALL_HEAD"
     run = run_end(part, head)
     assert run is not None, "native took a pair whose part is no whole run"
-    execve = part[part.index(b"\n", head.end()) + 1 : run[0]]
+    execve = part[run[2] : run[0]]
     return head, execve[:-1].split(b"\n") if execve else []
+
+
+def _login_run(pbuf: bytes, nl: int) -> Any:
+    """The SYSCALL_HEAD match of the whole run after the LOGIN record ending at ``nl``
+    (the line before it), when that run is its syscall's (same id); else None."""
+    start = pbuf.rfind(b"\n", 0, nl) + 1
+    record = parse_record(pbuf[start:nl])
+    if not isinstance(record, AuditRecord) or record.type != "LOGIN":
+        return None
+    m = SYSCALL_HEAD.match(pbuf, nl)
+    if m is None or run_end(pbuf, m) is None or _ids(m) != tuple(record.id):
+        return None
+    return m
+
+
+def _without_late_eoe(pbuf: bytes, m: Any, last: tuple[int, int, int]) -> tuple[bytes, int] | None:
+    """The run whose SYSCALL_HEAD match is ``m`` with one bare EOE of the event ``last``
+    (the one taken before) among its lines left out, as push() drops the late EOE of a
+    done event: the run's lines (led by a newline) and where it ends in ``pbuf``."""
+    tag = b" msg=audit(" + m["id"] + b"):"
+    pos = m.start() + 1
+    kept: list[bytes] = []
+    late = False
+    for _ in range(PAIR_MAX_LINES):
+        nl = pbuf.find(b"\n", pos)
+        space = pbuf.find(b" ", pos, nl)
+        if nl < 0 or space < 0:
+            return None
+        line = pbuf[pos:nl]
+        record = parse_record(line)
+        if line.startswith(b"type=") and pbuf.startswith(tag, space):
+            kept.append(line)
+            if line.startswith(b"type=PROCTITLE"):
+                part = b"\n" + b"\n".join(kept) + b"\n"
+                head = SYSCALL_HEAD.match(part)
+                run = None if head is None else run_end(part, head)
+                return (part, nl + 1) if late and run is not None and run[1] == len(part) else None
+        elif (
+            not late
+            and isinstance(record, AuditRecord)
+            and record.type == "EOE"
+            and tuple(record.id) == last
+            and not record.body
+            and line.endswith((b"):", b"): "))
+        ):
+            late = True
+        else:
+            return None
+        pos = nl + 1
+    return None
 
 
 def python_reads(buf: bytes, start: int, end: int) -> Expected:
@@ -110,6 +160,16 @@ def python_reads(buf: bytes, start: int, end: int) -> Expected:
             pos = nl + 1
             continue
         m = SYSCALL_HEAD.match(pbuf, pos - 1)
+        login = _login_run(pbuf, nl) if m is None else None
+        if login is not None:
+            # LOGIN, then its syscall's whole run: two events of one id (push() makes
+            # them so, the done set sees the id once); its "other" entry is no exec's.
+            events.append(_ids(login))
+            pos = run_end(pbuf, login)[1]  # type: ignore[index]
+            eoe = b"type=EOE msg=audit(" + login["id"] + b"):"
+            if pbuf.startswith(eoe, pos) and pos < end + 1:
+                pos = pbuf.index(b"\n", pos) + 1
+            continue
         if m is None:
             record = parse_record(line)
             assert isinstance(record, AuditRecord), f"native took a non-record: {line!r}"
@@ -119,8 +179,19 @@ def python_reads(buf: bytes, start: int, end: int) -> Expected:
             pos = nl + 1
             continue
         run = run_end(pbuf, m)
+        late = None if run is not None or not events else _without_late_eoe(pbuf, m, events[-1])
+        if late is not None:
+            part, after = late
+            head, execve_lines = _part(part)
+            events.append(_ids(head))
+            entries[int(head["pid"])] = _entry(part, head, execve_lines)
+            pos = after
+            eoe = b"type=EOE msg=audit(" + head["id"] + b"):"
+            if pbuf.startswith(eoe, pos) and pos < end + 1:
+                pos = pbuf.index(b"\n", pos) + 1
+            continue
         if run is not None:
-            execve = pbuf[nl + 1 : run[0]]
+            execve = pbuf[run[2] : run[0]]
             events.append(_ids(m))
             entries[int(m["pid"])] = _entry(pbuf, m, execve[:-1].split(b"\n") if execve else [])
             pos = run[1]

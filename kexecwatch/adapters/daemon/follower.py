@@ -12,6 +12,12 @@ reads, and a writer may append a record at a time, so after a read that returned
 :meth:`Follower.wait` first lets ``settle`` seconds pass (events stay queued); a write
 after a quiet spell is read at once. The delay bounds the alert latency it adds.
 
+Rule 4: one :meth:`Follower.read` takes in about ``READ_BUDGET`` bytes at most by
+default (the budget, and the end of a line the previous read began; a backlog is read in
+several). What one read takes in is what the daemon holds at once:
+the bytes, the scanner's copy of them, and the blocks glibc keeps in its heap once they are
+freed; 4 MiB reads of a backlog cost the daemon 10 MB of peak RSS.
+
 Rule 2: only complete lines leave this module, and every :class:`Lines` carries the
 position just after its last newline, so a checkpoint taken after feeding it always sits
 at a line boundary. A partial last line stays here until its newline arrives.
@@ -47,11 +53,22 @@ from kexecwatch.adapters.daemon.logfiles import (
     matches,
 )
 
-__all__ = ["DroppedTail", "Follower", "FollowerOutput", "Gap", "Lines", "Switched", "Unreadable"]
+__all__ = [
+    "READ_BUDGET",
+    "DroppedTail",
+    "Follower",
+    "FollowerOutput",
+    "Gap",
+    "Lines",
+    "Switched",
+    "Unreadable",
+]
 
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 1 << 20
+#: What one :meth:`Follower.read` takes in by default (rule 4).
+READ_BUDGET = 256 << 10
 #: Seconds between two reads of a log that keeps being written (see rule 3).
 SETTLE = 0.025
 MAX_LINE = 64 * 1024
@@ -264,8 +281,8 @@ class Follower:
         return os.fstat(self._cur.fd).st_mtime_ns
 
     # -- reading ---------------------------------------------------------------------
-    def read(self, budget: int = 4 * READ_CHUNK) -> list[FollowerOutput]:
-        """Read what is available now, up to about ``budget`` bytes.
+    def read(self, budget: int = READ_BUDGET) -> list[FollowerOutput]:
+        """Read what is available now, up to about ``budget`` bytes (rule 4).
 
         Returns:
             Outputs in stream order. An empty list means nothing new.

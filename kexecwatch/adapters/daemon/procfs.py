@@ -39,6 +39,8 @@ class ProcInfo:
             record (``auid=... uid=... ... tty=... ses=...``, see
             :mod:`kexecwatch.core.process.identity`), from ``/proc/<pid>/status``, ``loginuid``,
             ``sessionid`` and the terminal of stat field 7; ``None`` if unreadable.
+        pgid: its process group (stat field 5).
+        sid: its session (stat field 6).
     """
 
     pid: int
@@ -48,6 +50,8 @@ class ProcInfo:
     argv: tuple[bytes, ...]
     start_ms: int
     extra: bytes | None = None
+    pgid: int | None = None
+    sid: int | None = None
 
 
 class ProcLookup(Protocol):
@@ -66,8 +70,8 @@ class ProcLookup(Protocol):
         ...  # pragma: no cover
 
 
-def parse_stat(text: bytes) -> tuple[bytes, int, int]:
-    """``(comm, ppid, starttime_ticks)`` from a ``/proc/<pid>/stat`` line.
+def parse_stat(text: bytes) -> tuple[bytes, int, int, int, int]:
+    """``(comm, ppid, starttime_ticks, pgrp, session)`` from a ``/proc/<pid>/stat`` line.
 
     The comm is in parentheses and may itself contain ``)`` or spaces, so the split is
     at the last ``)``.
@@ -78,8 +82,9 @@ def parse_stat(text: bytes) -> tuple[bytes, int, int]:
     open_paren = text.index(b"(")
     close_paren = text.rindex(b")")
     rest = text[close_paren + 2 :].split()
-    # rest[0] is field 3 (state); field 4 is ppid, field 22 is starttime.
-    return text[open_paren + 1 : close_paren], int(rest[1]), int(rest[19])
+    # rest[0] is field 3 (state); field 4 is ppid, 5 pgrp, 6 session, 22 starttime.
+    comm = text[open_paren + 1 : close_paren]
+    return comm, int(rest[1]), int(rest[19]), int(rest[2]), int(rest[3])
 
 
 def _first_line(path: str) -> bytes:
@@ -149,7 +154,7 @@ class ProcFs:
         base = os.path.join(self.root, str(pid))
         try:
             with open(os.path.join(base, "stat"), "rb") as fh:
-                stat_comm, ppid, ticks = parse_stat(fh.read())
+                stat_comm, ppid, ticks, pgid, sid = parse_stat(fh.read())
             with open(os.path.join(base, "cmdline"), "rb") as fh:
                 cmdline = fh.read(MAX_CMDLINE)
             try:
@@ -165,7 +170,7 @@ class ProcFs:
             exe = None
         argv = tuple(cmdline.rstrip(b"\0").split(b"\0")) if cmdline else ()
         start_ms = self._btime_ms + ticks * 1000 // self._ticks
-        return ProcInfo(pid, ppid, comm, exe, argv, start_ms, _credentials(base))
+        return ProcInfo(pid, ppid, comm, exe, argv, start_ms, _credentials(base), pgid, sid)
 
     def parent_for(self, ppid: int, event_ms: int) -> ProcInfo | None:
         """The live parent, rejected if it started after the event (pid reused)."""

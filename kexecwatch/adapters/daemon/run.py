@@ -239,6 +239,8 @@ class Daemon:
         self._install_signals()
         self._log_start()
         self.follower.start()
+        # Elastic Defend's already_running events of the start-up /proc scan (defend only).
+        self._handle(self.session.take_seeded())
         self.checkpoint()  # folds the journal into a fresh checkpoint
         self.notifier.ready(f"following {self.cfg.log}")
         last_status = time.monotonic()

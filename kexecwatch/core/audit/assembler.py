@@ -89,7 +89,6 @@ _DONE_LIMIT = 65_536
 #: first is forgotten (its open gaps reported) to make room for a new one.
 MAX_NODES = 65_536
 _RESTORED_LIMIT = 4_096
-_LEADS_LIMIT = 4_096
 #: Jumps shorter than this are not worth a diagnostic, whatever the window.
 _REPORT_MIN_MS = 1_000
 
@@ -339,7 +338,7 @@ class Assembler:
         # Events completed before a restored checkpoint: re-read on purpose.
         self._restored: set[EventKey] = set()
         # Events completed as one leading record (LOGIN) whose syscall's own records
-        # may still follow under the same id; oldest first, bounded.
+        # may still follow under the same id; oldest first, bounded by the done set.
         self._leads: dict[EventKey, None] = {}
         self._clocks: dict[str | None, _Clock] = {}
         self._nodes: deque[str | None] = deque()  # in the order first seen, for MAX_NODES
@@ -416,8 +415,13 @@ class Assembler:
                 if record.type in LEADS_SYSCALL_EVENT:
                     leads = self._leads
                     leads[key] = None
-                    if len(leads) > _LEADS_LIMIT:
-                        del leads[next(iter(leads))]
+                    # A lead matters only while its event is done (otherwise its
+                    # syscall's records open an event anyway): forget the oldest ones
+                    # the done set has forgotten. Never one still done, so that taking
+                    # a LOGIN with its syscall at once (the native scan) is the same.
+                    done = self._done
+                    while (oldest := next(iter(leads))) not in done:
+                        del leads[oldest]
                 out.append(AuditEvent(node, event_id, (record,), "single"))
                 self._expire_into(clock, out, record.line_no)
                 return out

@@ -8,6 +8,7 @@ __all__ = [
     "EXEC_SYSCALLS",
     "EXIT_SYSCALLS",
     "FORK_SYSCALLS",
+    "GROUP_SYSCALLS",
     "KEXEC_SYSCALLS",
     "KILL_SYSCALLS",
     "MODULE_SYSCALLS",
@@ -39,6 +40,7 @@ _TABLES: dict[str, dict[int, str]] = {
         62: "kill",
         105: "setuid",
         106: "setgid",
+        109: "setpgid",
         112: "setsid",
         113: "setreuid",
         114: "setregid",
@@ -57,6 +59,8 @@ _TABLES: dict[str, dict[int, str]] = {
     "i386": {
         2: "fork",
         11: "execve",
+        57: "setpgid",
+        66: "setsid",
         120: "clone",
         190: "vfork",
         283: "kexec_load",
@@ -86,6 +90,7 @@ _TABLES: dict[str, dict[int, str]] = {
         149: "setresgid",
         151: "setfsuid",
         152: "setfsgid",
+        154: "setpgid",
         157: "setsid",
         167: "prctl",
         273: "finit_module",
@@ -111,6 +116,9 @@ CRED_SYSCALLS = frozenset(
 )
 #: A new session: the ``session_id_change`` of Elastic Defend.
 SESSION_SYSCALLS = frozenset(("setsid",))
+#: A process's session or process group set: what the process table's session and group
+#: leaders are learned from (:mod:`kexecwatch.core.process.groups`).
+GROUP_SYSCALLS = SESSION_SYSCALLS | {"setpgid"}
 EXIT_SYSCALLS = frozenset(("exit", "exit_group"))
 KILL_SYSCALLS = frozenset(("kill", "tkill", "tgkill"))
 MODULE_SYSCALLS = frozenset(("init_module", "finit_module"))

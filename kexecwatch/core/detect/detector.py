@@ -62,7 +62,12 @@ from kexecwatch.core.audit.record import (
     quotable,
     where_text,
 )
-from kexecwatch.core.audit.syscalls import CRED_SYSCALLS, KEXEC_SYSCALLS, PROCESS_SYSCALLS
+from kexecwatch.core.audit.syscalls import (
+    CRED_SYSCALLS,
+    GROUP_SYSCALLS,
+    KEXEC_SYSCALLS,
+    PROCESS_SYSCALLS,
+)
 from kexecwatch.core.detect.alerts import (
     Alert,
     AlertLimiter,
@@ -74,13 +79,20 @@ from kexecwatch.core.detect.rule.sequence import CompiledSequence
 from kexecwatch.core.detect.ruleindex import RuleIndex
 from kexecwatch.core.detect.ruleindex import prefilters_of as _prefilters_of
 from kexecwatch.core.detect.telemetry import TelemetryEvent, TelemetryTracker
-from kexecwatch.core.process.events import ProcessEvent, process_event_from, process_event_of_run
+from kexecwatch.core.process.events import (
+    Parent,
+    ProcessEvent,
+    process_event_from,
+    process_event_of_run,
+)
 from kexecwatch.core.process.identity import credential_change
 from kexecwatch.core.process.leaders import MAX_DEPTH, entry_leader
 from kexecwatch.core.process.nativetable import NativeProcessTable
+from kexecwatch.core.process.running import running_event
 from kexecwatch.core.process.table import (
     DEFAULT_MAX_ARGS_BYTES,
     DEFAULT_MAX_ENTRIES,
+    LiveProcess,
     ProcessTable,
     ProcessTableLike,
     ProcLookup,
@@ -89,7 +101,7 @@ from kexecwatch.core.scan.argtest import Facts, known_of
 from kexecwatch.core.scan.fastpath import argv_of_execve_bodies, record_types
 from kexecwatch.core.scan.nativescan import NativeScanner, default_native, single_types
 from kexecwatch.core.scan.prefilter import EVERYTHING, Prefilter
-from kexecwatch.core.scan.scanner import EVALUATED, NEVER_DUE, PythonScanner, in_window
+from kexecwatch.core.scan.scanner import NEVER_DUE, PythonScanner, in_window
 from kexecwatch.core.text.textsafe import VALUE_BYTES, clip, escape_text
 from kexecwatch.errors import SourceLocation
 
@@ -213,6 +225,8 @@ class Stats:
 
 
 _TELEMETRY_PREFILTER = Prefilter(record_types=TELEMETRY_TYPES)
+# The process table learns sessions and process groups from these events, in full.
+_GROUP_PREFILTER = Prefilter(syscalls=GROUP_SYSCALLS)
 _STAT_NAMES = frozenset(f.name for f in fields(Stats))
 
 
@@ -339,6 +353,8 @@ class Detector:
         if self._telemetry_rules and _TELEMETRY_PREFILTER not in self._scanner.prefilters:
             # Configuration changes come inside auditctl's own syscall events.
             self.add_prefilter(_TELEMETRY_PREFILTER)
+        if _GROUP_PREFILTER not in self._scanner.prefilters:
+            self.add_prefilter(_GROUP_PREFILTER)
 
     def add_prefilter(self, prefilter: Prefilter) -> None:
         """Have :meth:`_on_event` receive, in full, the fast-path events ``prefilter`` accepts.
@@ -400,20 +416,25 @@ class Detector:
         """
         return SourceLocation(str(self._lines.source), line_no or None)
 
-    def feed(self, data: bytes) -> list[Output]:
-        """Feed any chunk of the log; return the outputs it completes."""
+    def feed(self, data: bytes, *, framed: bool = False) -> list[Output]:
+        """Feed any chunk of the log; return the outputs it completes.
+
+        ``framed``: ``data`` is a newline that is not part of the log, then the chunk
+        (:meth:`~kexecwatch.core.audit.linebuffer.LineBuffer.feed_region`: a chunk of
+        whole lines is then scanned without a copy).
+        """
         out: list[Output] = []
         if not self.options.fast_path:
-            for line in self._lines.feed(data):
+            for line in self._lines.feed(data[1:] if framed else data):
                 self._line(
                     line.data, line.line_no, line.source, line.offset, out, overlong=line.overlong
                 )
             return out
-        overlong, region = self._lines.feed_region(data)
+        overlong, region = self._lines.feed_region(data, framed=framed)
         if overlong is not None:
             self._line(b"", overlong.line_no, overlong.source, overlong.offset, out, overlong=True)
         if region is not None:
-            self._scanner.scan(region, out)
+            self._lines.numbered(region, self._scanner.scan(region, out))
         return out
 
     def _line(
@@ -628,7 +649,7 @@ class Detector:
         )
         if process is None:
             return False
-        if process.syscall not in EVALUATED or not in_window(
+        if process.syscall not in self._scanner.evaluated or not in_window(
             process.id.time_ms, options.since_ms, options.until_ms
         ):
             return False  # _on_event's skim teaches the table from it
@@ -642,14 +663,7 @@ class Detector:
         (``kinds``: the event's record types, read when a prefilter asks)."""
         # What the table knows, put into the process event at once (one copy, not one
         # per part: a copy of a process event is a few microseconds).
-        known_parts: dict[str, Any] = {}
-        parent = self.table.parent_of(process)
-        if parent is not None:
-            known_parts["parent"] = parent
-            ancestors = self.table.ancestry(process.ppid, process.id.time_ms, MAX_DEPTH)
-            known_parts["entry_leader"] = entry_leader(process.ppid, process.extra, ancestors)
-        elif process.ppid in (0, 1):
-            known_parts["entry_leader"] = entry_leader(process.ppid, process.extra, ())
+        known_parts, ancestors = self._lineage(process)
         if not process.is_process_start:
             # What the process ran before: its instance (entity id), and for a kexec call
             # or another process syscall, which carry no argv, the caller's argv from its exec.
@@ -662,8 +676,10 @@ class Detector:
         if known_parts:
             process = replace(process, **known_parts)
         self.table.observe(process)
+        # After observing: a setsid/setpgid event shows the session and group it set.
+        process = self._with_leaders(process, ancestors)
         options = self.options
-        if process.syscall not in EVALUATED or not in_window(
+        if process.syscall not in self._scanner.evaluated or not in_window(
             process.id.time_ms, options.since_ms, options.until_ms
         ):
             return
@@ -679,6 +695,53 @@ class Detector:
             if explain:
                 out.append(Verdict(process, (), (), ()))
             return
+        self._match(process, explain, out)
+
+    def _lineage(self, process: ProcessEvent) -> tuple[dict[str, Any], list[Parent]]:
+        """The parent and entry leader of ``process`` as the table knows them (as
+        :func:`dataclasses.replace` arguments), and its known ancestors."""
+        known_parts: dict[str, Any] = {}
+        parent = self.table.parent_of(process)
+        ancestors: list[Parent] = []
+        if parent is not None:
+            known_parts["parent"] = parent
+            ancestors = self.table.ancestry(process.ppid, process.id.time_ms, MAX_DEPTH)
+            known_parts["entry_leader"] = entry_leader(process.ppid, process.extra, ancestors)
+        elif process.ppid in (0, 1):
+            known_parts["entry_leader"] = entry_leader(process.ppid, process.extra, ())
+        return known_parts, ancestors
+
+    def _with_leaders(self, process: ProcessEvent, ancestors: list[Parent]) -> ProcessEvent:
+        """``process`` with its session and group leaders, where known."""
+        table = self.table
+        session, group = table.groups.leaders(
+            process.pid, process.ppid, process.id.time_ms, ancestors, table.parent_at
+        )
+        if session is None and group is None:
+            return process
+        return replace(process, session_leader=session, group_leader=group)
+
+    def running(self, live: LiveProcess, now_ms: int) -> list[Output]:
+        """Elastic Defend's ``already_running`` event of a process the live shell found
+        running at start-up (:mod:`kexecwatch.core.process.running`), shown to the rules;
+        nothing unless the event vocabulary is ``defend``. The table must know ``live``
+        already (:meth:`~kexecwatch.core.process.table.ProcessTable.add_live`)."""
+        out: list[Output] = []
+        if self.options.events_as != "defend":
+            return out
+        process = running_event(live, now_ms, self.host_name, self.host_id)
+        known_parts, ancestors = self._lineage(process)
+        known_parts["known_self"] = self.table.process_of(process)
+        process = self._with_leaders(replace(process, **known_parts), ancestors)
+        self.stats.process_events += 1
+        if self.options.emit_events:
+            out.append(process)
+        if self.rules:
+            self._match(process, False, out)
+        return out
+
+    def _match(self, process: ProcessEvent, explain: bool, out: list[Output]) -> None:
+        """Show ``process`` to the rules and the sequences."""
         document = process.to_document()
         alerted: list[DetectionRule] = []
         held: list[DetectionRule] = []
@@ -719,8 +782,12 @@ class Detector:
         self._sync_sequences_due()
 
     def _sync_sequences_due(self) -> None:
-        """Tell the scanner from when on an event's time may make a sequence due."""
-        due = self._sequences.due_ms if self._sequences else None
+        """Tell the scanner from when on an event's time may make a sequence due
+        (``None``: no sequence rule is loaded, events need no test)."""
+        if self._sequences is None:
+            self._scanner.set_sequences_due(None)
+            return
+        due = self._sequences.due_ms
         self._scanner.set_sequences_due(NEVER_DUE if due is None else due)
 
     def _sequence_clock(self, time_ms: int, out: list[Output]) -> None:
@@ -835,6 +902,7 @@ class Detector:
             "version": 1,
             "assembler": self._assembler.to_state(),
             "processes": self.table.to_state(),
+            "groups": self.table.groups.to_state(),
             "limiter": self._limiter.to_state(),
             "sequences": (self._sequences or self._sequence_engine(())).to_state(),
             "stats": self.stats.as_dict(),
@@ -847,6 +915,8 @@ class Detector:
         try:
             self._assembler.restore(state["assembler"])
             self.table.restore(state["processes"])
+            if "groups" in state:  # absent from snapshots of older versions
+                self.table.groups.restore(state["groups"])
             self._limiter.restore(state["limiter"])
             if "sequences" in state:  # absent from snapshots of older versions
                 # Checked even when no sequence rule is loaded (an empty engine).

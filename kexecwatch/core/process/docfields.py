@@ -27,7 +27,13 @@ from kexecwatch.core.audit.syscalls import (
     KEXEC_SYSCALLS,
     PROCESS_SYSCALLS,
 )
-from kexecwatch.core.process.events import EntryLeader, Parent, PathItem, ProcessEvent
+from kexecwatch.core.process.events import (
+    EntryLeader,
+    GroupLeader,
+    Parent,
+    PathItem,
+    ProcessEvent,
+)
 
 __all__ = ["FACET_FIELDS", "process_categories", "process_facets", "process_fields"]
 
@@ -75,6 +81,9 @@ def _samples() -> tuple[ProcessEvent, ...]:
         host_id="id",
         interactive=True,
         entry_leader=EntryLeader(parent, "sshd"),
+        capabilities=(("CAP_SYS_PTRACE",), ("CAP_SYS_PTRACE",)),
+        session_leader=GroupLeader(1, parent),
+        group_leader=GroupLeader(2, None),  # its own leader: its names too
     )
     kexec_call = replace(
         exec_event,
@@ -83,6 +92,8 @@ def _samples() -> tuple[ProcessEvent, ...]:
         syscall_args=("0",) * 4,
         self_exec=parent,
         entry_leader=EntryLeader(None, "init"),  # its own leader: its names too
+        session_leader=GroupLeader(2, None),
+        group_leader=GroupLeader(1, parent),
     )
     return exec_event, kexec_call, replace(kexec_call, syscall=min(PROCESS_SYSCALLS))
 
@@ -150,4 +161,8 @@ def process_facets(events_as: str = "auditbeat") -> tuple[Mapping[str, tuple[str
             doc = replace(event, events_as=events_as).to_document()
             facets = {name: _get(doc, name) for name in FACET_FIELDS}
             found.setdefault(tuple(facets.items()), facets)
+    if events_as == "defend":  # the daemon's start-up scan: Defend's already_running
+        doc = replace(exec_event, syscall=None, events_as=events_as, running=True).to_document()
+        facets = {name: _get(doc, name) for name in FACET_FIELDS}
+        found.setdefault(tuple(facets.items()), facets)
     return tuple(found.values())

@@ -31,6 +31,7 @@ from kexecwatch.core.audit.fields import Fields, decode_untrusted
 from kexecwatch.core.audit.record import MAX_TIME_MS, EventId
 from kexecwatch.core.audit.syscalls import ARCH_NAMES, EXEC_SYSCALLS, PROCESS_SYSCALLS, syscall_name
 from kexecwatch.core.process.actions import EXEC_ACTIONS, event_action, event_type
+from kexecwatch.core.process.capabilities import Capabilities, capabilities_of
 from kexecwatch.core.process.identity import (
     entity_id,
     extra_of,
@@ -42,6 +43,7 @@ from kexecwatch.core.process.identity import (
 
 __all__ = [
     "EVENTS_AS",
+    "GroupLeader",
     "Parent",
     "PathItem",
     "ProcessEvent",
@@ -131,6 +133,20 @@ class EntryLeader:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupLeader:
+    """A process's session or process group leader (:mod:`kexecwatch.core.process.groups`).
+
+    Attributes:
+        pid: the leader's pid: the session or group id.
+        process: what the table knows of the leader; ``None`` when the table does not know
+            it (or it is the event's own process, ``pid`` equal to the event's).
+    """
+
+    pid: int
+    process: Parent | None
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessEvent:
     """One syscall event with its process context (an exec, usually).
 
@@ -148,7 +164,13 @@ class ProcessEvent:
     ``events_as`` the event vocabulary (``auditbeat`` or ``defend``); ``entry_leader``
     the process's entry leader, when the table shows it (:mod:`kexecwatch.core.process.leaders`);
     ``changed`` is ``uid``/``gid`` for a ``set*id`` call whose ids differ from what the
-    table knew of the process (:func:`~kexecwatch.core.process.identity.credential_change`).
+    table knew of the process (:func:`~kexecwatch.core.process.identity.credential_change`);
+    ``capabilities`` the permitted and effective sets where the event's own records state
+    them (:mod:`kexecwatch.core.process.capabilities`); ``session_leader`` and
+    ``group_leader`` the leaders of its session and process group, where known exactly
+    (:mod:`kexecwatch.core.process.groups`); ``running`` marks Elastic Defend's
+    ``already_running`` event of a process found at start-up, not an audit event
+    (:mod:`kexecwatch.core.process.running`).
     """
 
     node: str | None
@@ -185,6 +207,10 @@ class ProcessEvent:
     events_as: str = "auditbeat"
     entry_leader: EntryLeader | None = None
     changed: str | None = None
+    capabilities: Capabilities | None = None
+    session_leader: GroupLeader | None = None
+    group_leader: GroupLeader | None = None
+    running: bool = False
 
     @property
     def is_exec(self) -> bool:
@@ -228,9 +254,9 @@ class ProcessEvent:
         found = known.instance() if known is not None else None
         return found if found is not None else f"event:{self.id.time_ms}"
 
-    def _leader_doc(self, leader: EntryLeader, process: dict[str, Any]) -> dict[str, Any]:
-        """``process.entry_leader``: the leader's own fields, as ``process.parent`` has them."""
-        known = leader.process
+    def _leader_doc(self, known: Parent | None, process: dict[str, Any]) -> dict[str, Any]:
+        """A leader's own fields, as ``process.parent`` has them; ``known`` ``None``: the
+        process itself, whose fields ``process`` holds."""
         if known is None:  # the process itself
             doc = {k: v for k, v in process.items() if k in _LEADER_KEYS or k in _IDENTITY_KEYS}
             doc["same_as_process"] = True
@@ -248,8 +274,15 @@ class ProcessEvent:
                 doc["entity_id"] = entity_id(self.host_key, known.pid, instance)
             if known.extra is not None:
                 doc.update(parent_identity_of(known.extra))
-        doc["entry_meta"] = {"type": leader.type}
         return doc
+
+    def _group_leader_doc(self, leader: GroupLeader, process: dict[str, Any]) -> dict[str, Any]:
+        """``process.session_leader`` or ``process.group_leader``."""
+        if leader.pid == self.pid:
+            return self._leader_doc(None, process)
+        if leader.process is None:
+            return {"pid": leader.pid, "same_as_process": False}
+        return self._leader_doc(leader.process, process)
 
     def to_document(self) -> dict[str, Any]:
         """The nested ECS document rules read and alerts carry."""
@@ -268,6 +301,11 @@ class ProcessEvent:
         _put(process, "working_directory", text(self.cwd))
         process["entity_id"] = entity_id(self.host_key, self.pid, self.instance)
         process.update(identity_of(self.ids, self.names, self.interactive, self.tty))
+        if self.capabilities is not None:
+            permitted, effective = self.capabilities
+            process["thread"] = {
+                "capabilities": {"permitted": list(permitted), "effective": list(effective)}
+            }
         parent: dict[str, Any] = {"pid": self.ppid}
         if self.parent is not None:
             _put(parent, "name", text(self.parent.name))
@@ -284,7 +322,13 @@ class ProcessEvent:
                 parent.update(parent_identity_of(self.parent.extra))
         process["parent"] = parent
         if self.entry_leader is not None:
-            process["entry_leader"] = self._leader_doc(self.entry_leader, process)
+            entry = self._leader_doc(self.entry_leader.process, process)
+            entry["entry_meta"] = {"type": self.entry_leader.type}
+            process["entry_leader"] = entry
+        if self.session_leader is not None:
+            process["session_leader"] = self._group_leader_doc(self.session_leader, process)
+        if self.group_leader is not None:
+            process["group_leader"] = self._group_leader_doc(self.group_leader, process)
         event: dict[str, Any] = {
             "kind": "event",
             "category": ["process"],
@@ -293,7 +337,9 @@ class ProcessEvent:
                 if self.is_process_start
                 else event_type(self.syscall, self.success, self.events_as, self.changed)
             ],
-            "action": _action(self.syscall, self.success, self.events_as, self.changed),
+            "action": "already_running"
+            if self.running
+            else _action(self.syscall, self.success, self.events_as, self.changed),
             "outcome": "success" if self.success else "failure",
             "module": "auditd",
         }
@@ -331,6 +377,9 @@ class ProcessEvent:
             auditd["paths"] = [_path_doc(p) for p in self.paths]
         if self.problems:
             auditd["problems"] = list(self.problems)
+        if self.running:  # read from /proc: no audit event, no system call
+            for key in ("sequence", "syscall", "success", "complete"):
+                del auditd[key]
         host: dict[str, Any] = {"name": self.host_name, "os": {"type": "linux"}}
         _put(host, "id", self.host_id)
         doc: dict[str, Any] = {
@@ -459,6 +508,10 @@ _KERNEL_PATH = re.compile(
 )
 
 
+_CAPABILITY_TYPES = frozenset(("BPRM_FCAPS", "CAPSET"))
+_READ_TYPES = frozenset(("SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE")) | _CAPABILITY_TYPES
+
+
 def _text(raw: bytes | None) -> str | None:
     return None if raw is None else raw.decode("ascii")
 
@@ -491,9 +544,16 @@ def process_event_from(
     title: bytes | None = None
     paths: list[PathItem] = []
     names: tuple[tuple[str, str], ...] = ()
+    capabilities: Capabilities | None = None
+    capset_pid: bytes | None = None
     for record in event.records:
         rtype = record.type
-        if rtype not in ("SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"):
+        if rtype not in _READ_TYPES:
+            continue
+        if rtype in _CAPABILITY_TYPES:
+            cap_fields, _ = fields_of(record.body)
+            capabilities = capabilities_of(rtype, cap_fields)
+            capset_pid = cap_fields.get("pid") if rtype == "CAPSET" else None
             continue
         body = record.body
         if rtype == "PATH":
@@ -546,6 +606,8 @@ def process_event_from(
     call = _call_of(syscall_fields)
     if call is None:
         return None
+    if capset_pid is not None and _int(capset_pid) != call.pid:
+        capabilities = None  # another process's sets (Linux no longer allows it)
     who = _who_of(syscall_body, syscall_fields)
     args: tuple[bytes, ...] | None = None
     argc: int | None = None
@@ -583,6 +645,7 @@ def process_event_from(
         line_no=event.records[0].line_no if event.records else 0,
         problems=tuple(problems),
         syscall_args=call.syscall_args,
+        capabilities=capabilities,
     )
 
 

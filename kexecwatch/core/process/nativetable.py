@@ -7,6 +7,9 @@ rules (pid reuse, the lateness walk, the history of two, LRU order with parents 
 fresh, the entry and argv bounds, the unreadable FIFO) are the ones stated once in
 :mod:`kexecwatch.core.process.table`'s docstring; the native table implements them and
 ``tests/core/process/test_nativetable.py`` holds both tables equal on the same operations.
+Sessions and process groups (:attr:`groups`) are kept in Python, as in ``ProcessTable``:
+only events Python handles state them (the scanners hand every ``setsid``/``setpgid``
+back, see the detector's prefilter), and ``/proc`` entries come through :meth:`add_live`.
 
 Entries cross the boundary as :data:`~kexecwatch.core.audit.nativeapi.RawEntry` tuples:
 ``comm``/``exe`` may be the raw text of a ``SYSCALL`` record (decoded here with the
@@ -26,12 +29,15 @@ from kexecwatch.core.audit.fields import decode_untrusted
 from kexecwatch.core.audit.nativeapi import NativeSession, RawEntry
 from kexecwatch.core.audit.record import EventId
 from kexecwatch.core.process.events import Parent
+from kexecwatch.core.process.groups import ProcessGroups
 from kexecwatch.core.process.table import (
     STATE_ENTRIES,
     Args,
+    ArgvMemo,
     ProcLookup,
     TableLookups,
-    state_row,
+    id_text,
+    state_row_of,
 )
 
 __all__ = ["NativeProcessTable"]
@@ -56,7 +62,9 @@ class NativeProcessTable(TableLookups):
     ) -> None:
         self.session = session
         self.lookup = lookup
+        self.groups = ProcessGroups()
         self._decode = decode
+        self._argv_memo = ArgvMemo(decode)
 
     def __len__(self) -> int:
         return self.session.table_len()
@@ -122,13 +130,28 @@ class NativeProcessTable(TableLookups):
 
     def to_state(self) -> list[list[Any]]:
         """A JSON-ready snapshot, row for row as ``ProcessTable.to_state``."""
-        # The daemon checkpoints every few seconds; the same command line recurs in
-        # many of the 4,096 rows, and decoding it was most of a snapshot's cost.
-        argv: dict[bytes, tuple[bytes, ...] | None] = {}
-        return [
-            state_row(self._parent(entry, argv), entry[7])
-            for entry in self.session.table_rows(STATE_ENTRIES)
-        ]
+        # The daemon checkpoints every few seconds, 4,096 rows each time: rows are made
+        # straight from the raw entries (no Parent, no EventId unless an id is spelled
+        # unusually), a comm or exe that recurs is decoded once, and a command line once
+        # while it stays in the snapshots.
+        texts: dict[bytes, bytes | None] = {}
+        memo = self._argv_memo
+        memo.start()
+        rows = [self._state_row(entry, texts) for entry in self.session.table_rows(STATE_ENTRIES)]
+        memo.finish()
+        return rows
+
+    def _state_row(self, entry: RawEntry, texts: dict[bytes, bytes | None]) -> list[Any]:
+        pid, ppid, comm, comm_raw, exe, exe_raw, args, since, exec_id, source, extra = entry
+        if comm_raw and comm is not None:
+            comm = texts[comm] if comm in texts else texts.setdefault(comm, decode_untrusted(comm))
+        if exe_raw and exe is not None:
+            exe = texts[exe] if exe in texts else texts.setdefault(exe, decode_untrusted(exe))
+        if isinstance(args, bytes):
+            args = self._argv_memo.argv(args)
+        if exec_id is not None:
+            exec_id = id_text(exec_id)
+        return state_row_of(pid, ppid, comm, exe, args, since, exec_id, source, extra)
 
     def _parent(
         self, entry: RawEntry, decoded: dict[bytes, tuple[bytes, ...] | None] | None = None

@@ -53,26 +53,32 @@ the event says so (``parent_source`` ``unknown``).
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Final, Protocol
 
 from kexecwatch.core.audit.record import EventId
 from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS
 from kexecwatch.core.process.events import Parent, ProcessEvent
+from kexecwatch.core.process.groups import ProcessGroups
 
 __all__ = [
     "DEFAULT_MAX_ARGS_BYTES",
     "DEFAULT_MAX_ENTRIES",
     "Args",
+    "ArgvMemo",
     "LazyArgs",
     "LiveProcess",
     "ProcLookup",
     "ProcessTable",
     "ProcessTableLike",
     "TableLookups",
+    "id_text",
     "state_row",
+    "state_row_of",
 ]
 
 DEFAULT_MAX_ENTRIES = 65_536
@@ -98,6 +104,8 @@ class LiveProcess:
         start_ms: start time in epoch milliseconds (stat field 22 + btime).
         extra: its credentials in the layout of an entry's ``extra`` (see the module
             docstring), if read.
+        sid: its session (stat field 6), if read.
+        pgid: its process group (stat field 5), if read.
     """
 
     pid: int
@@ -107,6 +115,8 @@ class LiveProcess:
     args: tuple[bytes, ...] | None
     start_ms: int
     extra: bytes | None = None
+    sid: int | None = None
+    pgid: int | None = None
 
 
 class ProcLookup(Protocol):
@@ -143,6 +153,9 @@ class ProcessTableLike(Protocol):
     public API, which every implementation (the native one too) keeps, with its rules."""
 
     lookup: ProcLookup | None
+    #: Sessions and process groups (:mod:`kexecwatch.core.process.groups`), learned with
+    #: the table: from the events it observes and the ``/proc`` entries it is given.
+    groups: ProcessGroups
 
     def __len__(self) -> int: ...
 
@@ -276,6 +289,7 @@ class TableLookups:
     :meth:`_put` (its storage, with history, LRU order and bounds)."""
 
     lookup: ProcLookup | None
+    groups: ProcessGroups
 
     def _parent_at(self, pid: int, at_ms: int) -> Parent | None:
         raise NotImplementedError
@@ -356,7 +370,10 @@ class TableLookups:
             self._put(pid, ppid, comm, exe, None, time_ms, None, "event", extra)
 
     def add_live(self, live: LiveProcess) -> None:
-        """Seed or refresh an entry from ``/proc`` (the live shell's job)."""
+        """Seed or refresh an entry from ``/proc`` (the live shell's job), with its
+        session and process group when read."""
+        if live.sid is not None and live.pgid is not None:
+            self.groups.add_live(live.pid, live.ppid, live.sid, live.pgid, live.start_ms)
         self._put(
             live.pid,
             live.ppid,
@@ -465,7 +482,9 @@ class TableLookups:
             )
 
     def observe(self, event: ProcessEvent) -> None:
-        """Learn from one event: an exec replaces the pid's entry; a fork copies."""
+        """Learn from one event: an exec replaces the pid's entry; a fork copies; a
+        ``setsid``/``setpgid`` call states a session or process group."""
+        self.groups.observe(event)
         self.learn(
             syscall=event.syscall,
             success=event.success,
@@ -507,7 +526,9 @@ class ProcessTable(TableLookups):
         self.max_entries = max_entries
         self.max_args_bytes = max_args_bytes
         self.lookup = lookup
+        self.groups = ProcessGroups(max_entries)
         self._decode = decode
+        self._argv_memo = ArgvMemo(decode)
         self._unreadable: dict[int, None] = {}
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
         self._args_bytes = 0
@@ -614,24 +635,106 @@ class ProcessTable(TableLookups):
         # Only the most recently used entries: a restarted daemon seeds every live
         # process from /proc again, so the snapshot need only carry the recent
         # ones that may have exited, and it stays small enough to write often.
-        recent = list(self._entries.values())[-STATE_ENTRIES:]
-        return [state_row(_as_parent(entry, self._decode), entry[5]) for entry in recent]
+        recent = list(islice(reversed(self._entries.values()), STATE_ENTRIES))
+        recent.reverse()
+        # Made straight from the entries, each recurring command line decoded once: the
+        # daemon snapshots every few seconds.
+        memo = self._argv_memo
+        memo.start()
+        rows = []
+        for pid, ppid, comm, exe, stored, since, exec_id, source, extra, _prev in recent:
+            args = memo.argv(stored) if isinstance(stored, bytes) else stored
+            if isinstance(exec_id, bytes):
+                text: str | None = id_text(exec_id.decode("ascii"))
+            else:
+                text = None if exec_id is None else str(exec_id)
+            rows.append(state_row_of(pid, ppid, comm, exe, args, since, text, source, extra))
+        memo.finish()
+        return rows
+
+
+class ArgvMemo:
+    """Command lines decoded for snapshots, kept from one snapshot to the next.
+
+    The daemon snapshots the table every few seconds and most command lines recur, within
+    a snapshot and from one to the next: each is decoded once while it stays in the
+    snapshots. Holds the command lines of the last snapshot only.
+
+    Args:
+        decode: turns raw argv (``EXECVE`` bodies) into argv.
+    """
+
+    __slots__ = ("_before", "_decode", "_now")
+
+    def __init__(self, decode: Callable[[bytes], tuple[bytes, ...] | None]) -> None:
+        self._decode = decode
+        self._before: dict[bytes, tuple[bytes, ...] | None] = {}
+        self._now: dict[bytes, tuple[bytes, ...] | None] = {}
+
+    def start(self) -> None:
+        """A new snapshot begins: what the last one decoded may be reused."""
+        self._before, self._now = self._now, {}
+
+    def finish(self) -> None:
+        """The snapshot is made: forget the command lines it did not have."""
+        self._before = {}
+
+    def argv(self, raw: bytes) -> tuple[bytes, ...] | None:
+        """``raw`` decoded (once while it stays in the snapshots)."""
+        now = self._now
+        if raw in now:
+            return now[raw]
+        before = self._before
+        value = before[raw] if raw in before else self._decode(raw)
+        now[raw] = value
+        return value
+
+
+#: An audit id as ``str(EventId)`` spells it (no leading zeros).
+_CANONICAL_ID = re.compile(r"(?:0|[1-9][0-9]*)\.[0-9]{3}:(?:0|[1-9][0-9]*)")
+
+
+def id_text(raw: str) -> str:
+    """An audit id as written in a log (``sec.mmm:serial``), spelled as ``str(EventId)``."""
+    return raw if _CANONICAL_ID.fullmatch(raw) else str(EventId.from_str(raw))
 
 
 def state_row(parent: Parent, since_ms: int) -> list[Any]:
     """One entry of a snapshot (:meth:`ProcessTable.to_state`): bytes as latin-1 text."""
-
-    def enc(b: bytes | None) -> str | None:
-        return None if b is None else b.decode("latin-1")
-
-    return [
+    return state_row_of(
         parent.pid,
         parent.ppid,
-        enc(parent.name),
-        enc(parent.executable),
-        None if parent.args is None else [a.decode("latin-1") for a in parent.args],
+        parent.name,
+        parent.executable,
+        parent.args,
         since_ms,
         None if parent.exec_id is None else str(parent.exec_id),
         parent.source,
-        enc(parent.extra),
+        parent.extra,
+    )
+
+
+def state_row_of(  # noqa: PLR0917 - one value per column
+    pid: int,
+    ppid: int | None,
+    name: bytes | None,
+    executable: bytes | None,
+    args: tuple[bytes, ...] | None,
+    since_ms: int,
+    exec_id: str | None,
+    source: str,
+    extra: bytes | None,
+) -> list[Any]:
+    """A snapshot row from its values: the one statement of the row's layout (``exec_id``
+    as ``str(EventId)`` spells it)."""
+    return [
+        pid,
+        ppid,
+        None if name is None else name.decode("latin-1"),
+        None if executable is None else executable.decode("latin-1"),
+        None if args is None else [a.decode("latin-1") for a in args],
+        since_ms,
+        exec_id,
+        source,
+        None if extra is None else extra.decode("latin-1"),
     ]

@@ -14,10 +14,11 @@ a full parse. Usually it does not.
 Rule 1: the fast path never changes a result. It only recognises runs the reference
 path would read the same way: a ``SYSCALL`` record in the kernel's canonical field
 order (no ``node=``, no duplicated or oddly quoted field), then only records of the
-same id whose types are in :data:`MIDDLE_TYPES` (so no ``EOE``, no earlier
-``PROCTITLE``), then ``PROCTITLE``. Two such events whose records interleave are pulled
-apart by :func:`split_pair` (passing over the first one's bare ``EOE`` after its end)
-and each checked the same way. Anything else (other layouts,
+same id: ``BPRM_FCAPS`` (an exec that gains privileges: the kernel writes it before the
+``EXECVE`` records), ``EXECVE``, records whose types are in :data:`MIDDLE_TYPES` (so no
+``EOE``, no earlier ``PROCTITLE``), then ``PROCTITLE``. Two such events whose records
+interleave are pulled apart by :func:`split_pair` (passing over the first one's bare
+``EOE`` after its end) and each checked the same way. Anything else (other layouts,
 three events interleaved, ``UNKNOWN[n]`` types) is not recognised and goes the reference,
 line-by-line way.
 Rule 2: values are read with the reference decoders (:func:`decode_untrusted`,
@@ -37,6 +38,7 @@ __all__ = [
     "MIDDLE_TYPES",
     "SYSCALL_BODY",
     "SYSCALL_HEAD",
+    "RunBounds",
     "argv_of_execve_bodies",
     "execve_bodies",
     "inode_search",
@@ -92,22 +94,39 @@ SYSCALL_HEAD = re.compile(
 _MIDDLE = frozenset(MIDDLE_TYPES)
 
 
-def run_end(buf: bytes, m: re.Match[bytes]) -> tuple[int, int] | None:
+#: Where a whole run's parts end: ``(execve_end, end, execve_start, lines)``, see
+#: :func:`run_end`.
+RunBounds = tuple[int, int, int, int]
+
+
+def run_end(buf: bytes, m: re.Match[bytes]) -> RunBounds | None:
     """Where the whole event whose :data:`SYSCALL_HEAD` match is ``m`` ends, if it is one.
 
-    Returns ``(execve_end, end)``: the offset just past its EXECVE lines (which start
-    on the line after the SYSCALL line) and just past its PROCTITLE line's newline; or
-    ``None`` when the lines from the SYSCALL line on are not exactly one whole event in
-    the shape described in the module docstring. Each following line is checked by a
-    few ``startswith``/``find`` calls against the headers this event's lines may have.
+    Returns ``(execve_end, end, execve_start, lines)``: the offset just past its EXECVE
+    lines, just past its PROCTITLE line's newline, where its EXECVE lines start (the line
+    after the SYSCALL line, or after the ``BPRM_FCAPS`` lines the kernel writes first for
+    an exec that gains privileges), and how many lines it has (a reader counts them so,
+    not by a second pass over the bytes); or ``None`` when the lines from the SYSCALL
+    line on are not exactly one whole event in the shape described in the module
+    docstring.
+    Each following line is checked by a few ``startswith``/``find`` calls against the
+    headers this event's lines may have.
     """
     find = buf.find
     starts = buf.startswith
     line = find(b"\n", m.end()) + 1
     tag = b" msg=audit(" + m.group("id") + b"):"
+    lines = 2  # the SYSCALL line and the PROCTITLE line
+    if starts(b"type=BPRM_FCAPS", line):
+        fcaps = b"type=BPRM_FCAPS" + tag
+        while starts(fcaps, line):
+            line = find(b"\n", line) + 1
+            lines += 1
+    args_start = line
     execve = b"type=EXECVE" + tag
     while starts(execve, line):
         line = find(b"\n", line) + 1
+        lines += 1
     args_end = line
     # The usual middle lines are matched with one call per line; the rarer types
     # by their type name.
@@ -116,6 +135,7 @@ def run_end(buf: bytes, m: re.Match[bytes]) -> tuple[int, int] | None:
     while True:
         while starts(usual, line):
             line = find(b"\n", line) + 1
+            lines += 1
         if starts(proctitle, line):
             break
         space = find(b" ", line + 5, line + 16)
@@ -127,10 +147,11 @@ def run_end(buf: bytes, m: re.Match[bytes]) -> tuple[int, int] | None:
         ):
             return None
         line = find(b"\n", line) + 1
+        lines += 1
     end = find(b"\n", line) + 1
     if find(b"\x00", m.start(), end) >= 0:
         return None  # a NUL is corruption: the reference path reports it
-    return args_end, end
+    return args_end, end, args_start, lines
 
 
 #: The most lines :func:`split_pair` reads before giving up (a bound on wasted work).

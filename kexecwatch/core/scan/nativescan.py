@@ -35,6 +35,7 @@ native scanning stops for that detector and Python scans on from the same offset
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
@@ -131,6 +132,13 @@ def single_types() -> tuple[str, ...]:
     )
 
 
+#: A line start native may take (:meth:`NativeScanner._lines_to_syscall`).
+_NATIVE_LINE = re.compile(
+    b"\ntype=(?:"
+    + b"|".join(sorted(t.encode() for t in {"SYSCALL", *single_types()}))
+    + b") msg=audit\\("
+)
+
 _DEFAULT: list[NativeLib | None] = [None]
 
 
@@ -212,15 +220,15 @@ class NativeScanner(PythonScanner):
         code |= _needs(for_others, NEED_ALWAYS, INODE_ALWAYS)
         return code
 
-    def scan(self, region: Region, out: list[Any]) -> None:
-        """Handle every line of ``region``: native while quiet, Python for the rest."""
+    def scan(self, region: Region, out: list[Any]) -> int:
+        """Handle every line of ``region``: native while quiet, Python for the rest.
+        Returns the number the line after ``region`` has."""
         if not self.native_on:
             if self._pending is not None:
                 self._report(region.line_no, self._pending, out)
                 self._pending = None
-            super().scan(region, out)
-            return
-        buf = b"\n" + region.data
+            return super().scan(region, out)
+        buf = region.framed
         limit = len(buf)
         pos = 1
         line_no = region.line_no
@@ -241,8 +249,9 @@ class NativeScanner(PythonScanner):
                 result = session.scan(buf, pos, state)
             except self._errors as exc:
                 self._fail(line_no, exc, out)
-                PythonScanner.scan(self, Region(buf[pos:], line_no, source, base + pos), out)
-                return
+                return PythonScanner.scan(
+                    self, Region(buf[pos - 1 :], line_no, source, base + pos), out
+                )
             # Even when nothing was taken: the serials ahead are in step again.
             assembler.absorb(result)
             if result.lines:
@@ -267,7 +276,7 @@ class NativeScanner(PythonScanner):
             pos = result.end
             stop = result.stop
             if stop == STOP_END:
-                return
+                return line_no
             if stop == STOP_VERDICT:
                 assert result.key is not None
                 code = self.verdict_code(result.key)
@@ -275,8 +284,9 @@ class NativeScanner(PythonScanner):
                     session.set_verdict(result.key, code)
                 except self._errors as exc:
                     self._fail(line_no, exc, out)
-                    PythonScanner.scan(self, Region(buf[pos:], line_no, source, base + pos), out)
-                    return
+                    return PythonScanner.scan(
+                        self, Region(buf[pos - 1 :], line_no, source, base + pos), out
+                    )
             elif stop == STOP_LIVE:
                 self.table.remember_live(result.ppid, result.time_ms)
             elif stop == STOP_HANDBACK:
@@ -286,6 +296,7 @@ class NativeScanner(PythonScanner):
                 pos, line_no = self._step(buf, pos, line_no, source, base, out)
                 pos, line_no = self._lines_to_syscall(buf, pos, line_no, source, base, out)
                 pos, line_no = self._needed_runs(buf, pos, line_no, source, base, out)
+        return line_no
 
     def _needed_runs(  # noqa: PLR0917 - the scan's position, passed along
         self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]
@@ -338,8 +349,13 @@ class NativeScanner(PythonScanner):
     def _lines_to_syscall(  # noqa: PLR0917 - the scan's position, passed along
         self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]
     ) -> tuple[int, int]:
-        found = buf.find(b"\ntype=SYSCALL msg=audit(", pos - 1)
-        stop = len(buf) if found < 0 else found + 1
+        """Read lines in Python up to the next line native may take: a SYSCALL line,
+        or a record of a type native takes on its own (``single_types``). Those go back
+        to native, which reads them without the full parser's cost; anything else (an
+        ``EOE`` after a run Python took, ``node=`` lines, a ``LOGIN`` without its
+        syscall's run right after) native would hand back one round trip at a time."""
+        found = _NATIVE_LINE.search(buf, pos - 1)
+        stop = len(buf) if found is None else found.start() + 1
         line = self._host.line
         while pos < stop:
             nl = buf.find(b"\n", pos)

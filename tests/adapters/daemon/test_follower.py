@@ -10,6 +10,7 @@ import pytest
 
 from kexecwatch.adapters.daemon.follower import (
     MAX_LINE,
+    READ_BUDGET,
     DroppedTail,
     Follower,
     FollowerOutput,
@@ -344,4 +345,27 @@ def test_more_to_read_says_whether_a_read_stopped_at_its_budget(log: Path) -> No
     assert not f.more_to_read
     got = b"".join(i.data for i in first + rest if isinstance(i, Lines))
     assert got == rec(1) * 100
+    f.close()
+
+
+def test_a_read_takes_in_at_most_read_budget_bytes_by_default(log: Path) -> None:
+    # What one read takes in is what the daemon holds at once (the bytes, the scanner's
+    # copy, and glibc keeping the freed blocks in its heap): a backlog of a few MiB once
+    # read in 4 MiB gulps put the daemon's peak RSS above 64 MB.
+    backlog = b"".join(rec(n) for n in range(40_000))  # ~3 MiB
+    append(log, backlog)
+    f = Follower(str(log))
+    got = []
+    reads = 0
+    while True:
+        lines = b"".join(i.data for i in f.read() if isinstance(i, Lines))
+        reads += 1
+        # The budget, and the end of a line the previous read had begun.
+        assert len(lines) <= READ_BUDGET + len(rec(40_000))
+        got.append(lines)
+        if not f.more_to_read:
+            break
+    assert b"".join(got) == backlog
+    assert READ_BUDGET == 256 * 1024
+    assert reads >= len(backlog) // READ_BUDGET
     f.close()

@@ -55,10 +55,25 @@ def test_notify_absent_is_a_no_op() -> None:
 def test_parse_stat_handles_parentheses_and_spaces_in_comm() -> None:
     fields = " ".join(str(i) for i in range(3, 53))  # field 3 .. 52
     line = f"42 (a) b (c) {fields}".encode()
-    comm, ppid, start = parse_stat(line.replace(b" 3 ", b" S ", 1))
+    comm, ppid, start, pgrp, session = parse_stat(line.replace(b" 3 ", b" S ", 1))
     assert comm == b"a) b (c"
     assert ppid == 4
     assert start == 22
+    assert (pgrp, session) == (5, 6)
+
+
+def test_lookup_reads_the_session_and_process_group() -> None:
+    info = ProcFs().lookup(os.getpid())
+    assert info is not None
+    assert (info.sid, info.pgid) == (os.getsid(0), os.getpgid(0))
+    child = subprocess.Popen(["sleep", "30"], start_new_session=True)  # setsid() in the child
+    try:
+        leader = ProcFs().lookup(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert leader is not None
+    assert (leader.sid, leader.pgid) == (child.pid, child.pid)
 
 
 def test_lookup_reads_this_process() -> None:

@@ -307,3 +307,32 @@ def test_a_lone_login_is_still_an_event_on_its_own() -> None:
     # A second LOGIN under the same id is a late record, as any other.
     again = push_all(Assembler(), records(LOGIN_EVENT[:1] * 2))
     assert [o for o in again if isinstance(o, ParseIssue)]
+
+
+def test_a_login_waits_for_its_syscall_while_it_is_done_however_many_logins_follow() -> None:
+    # A lead is kept as long as its event is in the done set, not only for the last
+    # 4,096 LOGINs: what LOGIN records came between cannot change what the syscall's
+    # records are (the native scan takes a LOGIN with its syscall at once, and must be
+    # able to leave the leads alone). Before: 5,000 lone LOGINs in a second made the
+    # first one's syscall records two "late record" parse issues, and the syscall lost.
+    first, syscall, proctitle = LOGIN_EVENT[:3]
+    lone = [
+        first.replace(b"000:7)", b"%03d:%d)" % (n % 1000, 8 + n)) for n in range(5000)
+    ]
+    out = push_all(Assembler(), records([first, *lone, syscall, proctitle]))
+    assert not [o for o in out if isinstance(o, ParseIssue)]
+    assert [r.type for r in events(out)[-1].records] == ["SYSCALL", "PROCTITLE"]
+    # Once the done set forgets the LOGIN (four windows later), the next LOGIN drops its
+    # lead; the syscall's records still open an event of their own.
+    asm = Assembler(window_ms=1000)
+    later = [
+        first.replace(b"0.000:7)", b"%d.%03d:%d)" % (n // 2, n % 2 * 500, 8 + n))
+        for n in range(1, 21)
+    ]
+    push_all(asm, records([first, *later]))
+    # Pruned with the done set (as it was before the last record): the first and those
+    # from more than 4 windows before the one before the last are gone.
+    assert [key[1].serial for key in asm._leads] == list(range(19, 29))
+    out = push_all(asm, records([syscall, proctitle]))
+    assert not [o for o in out if isinstance(o, ParseIssue)]
+    assert [r.type for r in events(out)[-1].records] == ["SYSCALL", "PROCTITLE"]

@@ -1,10 +1,12 @@
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kexecwatch.core.audit.assembler import EventsLost
+from kexecwatch.core.audit.linebuffer import LineBuffer, Region
 from kexecwatch.core.audit.record import ParseIssue
 from kexecwatch.core.detect.alerts import Alert, AlertsSuppressed, to_json_line
 from kexecwatch.core.detect.detector import Detector, DetectorOptions
@@ -251,3 +253,24 @@ def test_events_mode_shows_the_rules_only_the_events_they_need() -> None:
         "test-rule:-:1700000009.000:6",
     ]
     assert calls == [11, 13]  # not bash (10) nor ls (12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, len(LOG)), max_size=6))
+def test_the_scanner_says_where_each_block_ended_so_lines_are_not_counted_twice(
+    cuts: list[int],
+) -> None:
+    # Whichever scanner runs (KEXECWATCH_SCANNER), its count of each block's lines is
+    # the line buffer's line number: one pass over the bytes fewer, and still exact.
+    said: list[tuple[int, int]] = []
+    numbered = LineBuffer.numbered
+
+    def spy(self: LineBuffer, region: Region, next_line_no: int) -> None:
+        said.append((next_line_no, region.line_no + region.framed.count(b"\n") - 1))
+        numbered(self, region, next_line_no)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LineBuffer, "numbered", spy)
+        run(LOG, chunks=sorted(cuts))
+    assert said
+    assert all(told == counted for told, counted in said), said

@@ -23,6 +23,8 @@ LOADED = """\
 -a always,exit -F arch=b32 -S execve,execveat -F key=kexecwatch-exec
 -a always,exit -F arch=b64 -S kexec_load,kexec_file_load -F key=kexecwatch-kexec
 -a always,exit -F arch=b32 -S sys_kexec_load -F key=kexecwatch-kexec
+-a always,exit -F arch=b64 -S setpgid,setsid -F key=kexecwatch-session
+-a always,exit -F arch=b32 -S setpgid,setsid -F key=kexecwatch-session
 """
 ADM = 4
 SVC_UID = 990
@@ -131,9 +133,10 @@ def test_degrading_problems(cid: str, facts: Facts) -> None:
 
 
 def test_partial_rules_say_how_many_are_missing() -> None:
-    facts = replace(HEALTHY, loaded_rules="\n".join(LOADED.splitlines()[:3]))
+    loaded = LOADED.splitlines()
+    facts = replace(HEALTHY, loaded_rules="\n".join(loaded[:3] + loaded[4:]))
     c = check(facts, "audit-rules")
-    assert "1 of 4 rules" in c.summary
+    assert "1 of 6 rules" in c.summary
     assert "sys_kexec_load" not in c.summary  # names the expected rule, as written
     assert "-S 283" in c.summary
 

@@ -65,7 +65,10 @@ def apply(table: ProcessTableLike, op: tuple[Any, ...]) -> Any:
     kind = op[0]
     if kind == "exec":
         _, pid, ppid, comm, args, t, serial, extra = op
-        raw_id = b"%d.%03d:%d" % (t // 1000, t % 1000, serial)
+        # Odd serials spelled with leading zeros, as a log may write them: snapshots
+        # spell every id as str(EventId) does.
+        spelling = b"%d.%03d:%03d" if serial % 2 else b"%d.%03d:%d"
+        raw_id = spelling % (t // 1000, t % 1000, serial)
         table.learn_exec(pid, ppid, comm, b"/bin/x", args, t, raw_id, extra)
         return None
     if kind == "learn":
