@@ -1,7 +1,8 @@
 """What the native scanner leaves to Python, per log: calls, stops and hand-backs by kind.
 
 Replays a log in this process (the built-in rules, or ``--ruleset``) with the native
-scanner, in the chunks ``kexecwatch replay`` reads, and counts:
+scanner, in the chunks ``kexecwatch replay`` reads (cut between events,
+:func:`~kexecwatch.adapters.replay.whole_events`), and counts:
 
 - the library's scan calls and how each ended (end of chunk, hand-back, verdict, live);
 - each hand-back by the unit at the position handed back: its record type, and for a
@@ -32,6 +33,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from kexecwatch.adapters.replay import whole_events  # noqa: E402
 from kexecwatch.adapters.sources import CHUNK_SIZE  # noqa: E402
 from kexecwatch.core.audit.nativeapi import STOP_HANDBACK  # noqa: E402
 from kexecwatch.core.detect.detector import Detector, DetectorOptions  # noqa: E402
@@ -147,8 +149,8 @@ def count(det: Detector, chunks: Any) -> Counts:
         real_line(raw, *rest)
 
     host.line = line  # type: ignore[method-assign]
-    for chunk in chunks:
-        det.feed(chunk)
+    for chunk in whole_events(chunks):
+        det.feed(chunk, framed=True)
     det.flush()
     return counts
 

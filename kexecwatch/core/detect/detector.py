@@ -96,7 +96,7 @@ from kexecwatch.core.scan.argtest import Facts, known_of
 from kexecwatch.core.scan.fastpath import argv_of_execve_bodies
 from kexecwatch.core.scan.nativescan import NativeScanner, default_native, single_types
 from kexecwatch.core.scan.prefilter import EVERYTHING, Prefilter
-from kexecwatch.core.scan.scanner import EVALUATED, NEVER_DUE, PythonScanner, in_window
+from kexecwatch.core.scan.scanner import NEVER_DUE, PythonScanner, in_window
 from kexecwatch.core.text.textsafe import VALUE_BYTES, clip, escape_text
 from kexecwatch.errors import SourceLocation
 
@@ -641,7 +641,7 @@ class Detector:
         # After observing: a setsid/setpgid event shows the session and group it set.
         process = self._with_leaders(process, ancestors)
         options = self.options
-        if process.syscall not in EVALUATED or not in_window(
+        if process.syscall not in self._scanner.evaluated or not in_window(
             process.id.time_ms, options.since_ms, options.until_ms
         ):
             return
@@ -744,8 +744,12 @@ class Detector:
         self._sync_sequences_due()
 
     def _sync_sequences_due(self) -> None:
-        """Tell the scanner from when on an event's time may make a sequence due."""
-        due = self._sequences.due_ms if self._sequences else None
+        """Tell the scanner from when on an event's time may make a sequence due
+        (``None``: no sequence rule is loaded, events need no test)."""
+        if self._sequences is None:
+            self._scanner.set_sequences_due(None)
+            return
+        due = self._sequences.due_ms
         self._scanner.set_sequences_due(NEVER_DUE if due is None else due)
 
     def _sequence_clock(self, time_ms: int, out: list[Output]) -> None:

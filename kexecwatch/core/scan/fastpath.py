@@ -94,18 +94,21 @@ SYSCALL_HEAD = re.compile(
 _MIDDLE = frozenset(MIDDLE_TYPES)
 
 
-#: Where a whole run's parts end: ``(execve_end, end, execve_start)``, see :func:`run_end`.
-RunBounds = tuple[int, int, int]
+#: Where a whole run's parts end: ``(execve_end, end, execve_start, lines)``, see
+#: :func:`run_end`.
+RunBounds = tuple[int, int, int, int]
 
 
 def run_end(buf: bytes, m: re.Match[bytes]) -> RunBounds | None:
     """Where the whole event whose :data:`SYSCALL_HEAD` match is ``m`` ends, if it is one.
 
-    Returns ``(execve_end, end, execve_start)``: the offset just past its EXECVE lines,
-    just past its PROCTITLE line's newline, and where its EXECVE lines start (the line
+    Returns ``(execve_end, end, execve_start, lines)``: the offset just past its EXECVE
+    lines, just past its PROCTITLE line's newline, where its EXECVE lines start (the line
     after the SYSCALL line, or after the ``BPRM_FCAPS`` lines the kernel writes first for
-    an exec that gains privileges); or ``None`` when the lines from the SYSCALL line on
-    are not exactly one whole event in the shape described in the module docstring.
+    an exec that gains privileges), and how many lines it has (a reader counts them so,
+    not by a second pass over the bytes); or ``None`` when the lines from the SYSCALL
+    line on are not exactly one whole event in the shape described in the module
+    docstring.
     Each following line is checked by a few ``startswith``/``find`` calls against the
     headers this event's lines may have.
     """
@@ -113,14 +116,17 @@ def run_end(buf: bytes, m: re.Match[bytes]) -> RunBounds | None:
     starts = buf.startswith
     line = find(b"\n", m.end()) + 1
     tag = b" msg=audit(" + m.group("id") + b"):"
+    lines = 2  # the SYSCALL line and the PROCTITLE line
     if starts(b"type=BPRM_FCAPS", line):
         fcaps = b"type=BPRM_FCAPS" + tag
         while starts(fcaps, line):
             line = find(b"\n", line) + 1
+            lines += 1
     args_start = line
     execve = b"type=EXECVE" + tag
     while starts(execve, line):
         line = find(b"\n", line) + 1
+        lines += 1
     args_end = line
     # The usual middle lines are matched with one call per line; the rarer types
     # by their type name.
@@ -129,6 +135,7 @@ def run_end(buf: bytes, m: re.Match[bytes]) -> RunBounds | None:
     while True:
         while starts(usual, line):
             line = find(b"\n", line) + 1
+            lines += 1
         if starts(proctitle, line):
             break
         space = find(b" ", line + 5, line + 16)
@@ -140,10 +147,11 @@ def run_end(buf: bytes, m: re.Match[bytes]) -> RunBounds | None:
         ):
             return None
         line = find(b"\n", line) + 1
+        lines += 1
     end = find(b"\n", line) + 1
     if find(b"\x00", m.start(), end) >= 0:
         return None  # a NUL is corruption: the reference path reports it
-    return args_end, end, args_start
+    return args_end, end, args_start, lines
 
 
 #: The most lines :func:`split_pair` reads before giving up (a bound on wasted work).

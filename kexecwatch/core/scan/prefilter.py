@@ -32,13 +32,13 @@ combination and remember the answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from kexecwatch.core.process.actions import syscalls_of_actions, syscalls_of_types
 from kexecwatch.core.scan.argtest import ArgsTest, Facts
 
-__all__ = ["EVERYTHING", "Prefilter", "prefilter_from_values", "text_of"]
+__all__ = ["EVERYTHING", "LearnedItems", "Prefilter", "prefilter_from_values", "text_of"]
 
 
 def text_of(value: bytes | None) -> str:
@@ -64,8 +64,9 @@ class Prefilter:
             holds them (``""`` when absent); it must depend on nothing else.
         record_types: the event holds at least one record of one of these types.
         path_items: a live collection of ``(inode, dev)`` pairs (a detection's learned
-            state): the event may hold a ``PATH`` record with one of them. Empty: no
-            event is accepted.
+            state, best a :class:`LearnedItems`, whose version lets the fast path keep
+            its search): the event may hold a ``PATH`` record with one of them. Empty:
+            no event is accepted.
         args: a test on ``process.name``, ``process.executable`` and
             ``process.command_line`` together (the decoded arguments); an event whose
             arguments the reader cannot tell is accepted.
@@ -151,6 +152,46 @@ class Prefilter:
 
 #: Accepts every event: for consumers whose needs cannot be stated as literals.
 EVERYTHING = Prefilter()
+
+
+class LearnedItems(Collection[tuple[int, str]]):
+    """A detection's learned ``(inode, dev)`` pairs, each with a text it keeps about it,
+    the most recently learned last, at most ``limit``: a :attr:`Prefilter.path_items`.
+
+    :attr:`version` changes whenever the pairs do, so a reader may keep what it derives
+    from them (the fast path's inode search) until it changes, instead of reading
+    every pair again for every event.
+    """
+
+    __slots__ = ("_items", "limit", "version")
+
+    def __init__(self, limit: int) -> None:
+        self._items: dict[tuple[int, str], str] = {}
+        self.limit = limit
+        self.version = 0
+
+    def learn(self, item: tuple[int, str], text: str) -> None:
+        """Remember ``item`` (again) as the most recent, forgetting the oldest beyond
+        :attr:`limit`."""
+        items = self._items
+        if items.pop(item, None) is None:
+            self.version += 1
+        items[item] = text
+        while len(items) > self.limit:
+            del items[next(iter(items))]
+
+    def text(self, item: tuple[int, str]) -> str | None:
+        """What was learned with ``item`` (``None``: not known)."""
+        return self._items.get(item)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 #: Document fields that hold the same value in every process document.
 _CONSTANTS = {

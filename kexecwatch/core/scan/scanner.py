@@ -26,7 +26,7 @@ Rule 2: ``[since, until)`` is stated once, in :func:`in_window`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from typing import Any, Literal, Protocol
 
 from kexecwatch.core.audit.assembler import Assembler, AssemblerOutput, AuditEvent
@@ -56,20 +56,44 @@ from kexecwatch.core.scan.fastpath import (
     split_pair,
     syscall_of,
 )
-from kexecwatch.core.scan.prefilter import Prefilter
+from kexecwatch.core.scan.prefilter import LearnedItems, Prefilter
 
 __all__ = [
+    "ALWAYS_EVALUATED",
     "EVALUATED",
     "NEVER_DUE",
     "PythonScanner",
     "ScanCounts",
     "ScanHost",
+    "evaluated_syscalls",
     "in_window",
     "raw_args",
 ]
 
-#: The syscalls whose events are counted, returned and shown to the rules.
-EVALUATED = EXEC_SYSCALLS | KEXEC_SYSCALLS | PROCESS_SYSCALLS
+#: The syscalls whose events are always evaluated (counted as process events, returned
+#: with ``--events``, shown to the rules): execs and kexec calls.
+ALWAYS_EVALUATED = EXEC_SYSCALLS | KEXEC_SYSCALLS
+#: Every syscall whose events may be evaluated: those, and the other process syscalls
+#: (README, "Auditing more than execs") when a loaded rule can match them
+#: (:func:`evaluated_syscalls`).
+EVALUATED = ALWAYS_EVALUATED | PROCESS_SYSCALLS
+
+
+def evaluated_syscalls(prefilters: Iterable[Prefilter]) -> frozenset[str]:
+    """The syscalls evaluated for rules (or ``--events``) whose needs are ``prefilters``.
+
+    :data:`ALWAYS_EVALUATED`, and each other syscall of :data:`EVALUATED` that one of
+    ``prefilters`` names (one that names none: every one). So a rule set that cannot
+    match a signal, a process end or a ``set*id`` call (the default rules) spends nothing
+    on those events but teaching the process table, while a rule that matches them, or
+    ``--events`` (:data:`~kexecwatch.core.scan.prefilter.EVERYTHING`), sees them all.
+    """
+    found = set(ALWAYS_EVALUATED)
+    for prefilter in prefilters:
+        if prefilter.syscalls is None:
+            return EVALUATED
+        found |= prefilter.syscalls & EVALUATED
+    return frozenset(found)
 
 
 def in_window(time_ms: int, since_ms: int | None, until_ms: int | None) -> bool:
@@ -172,17 +196,25 @@ class PythonScanner:
         #: The record time from which an event must tell the detector its time (a
         #: sequence is due then); :data:`NEVER_DUE` while none waits.
         self.sequences_due = NEVER_DUE
+        # Whether a sequence rule is loaded: without one, events are taken with no
+        # clock test at all (see set_sequences_due).
+        self._clocked = False
         self.rule_prefilters: list[Prefilter] = []
+        #: The syscalls evaluated, by what the rules need (:func:`evaluated_syscalls`).
+        self.evaluated = ALWAYS_EVALUATED
         self.prefilters: list[Prefilter] = []
         # What the prefilters say about each (syscall, success, comm, exe) seen on the
         # fast path: they depend on nothing else but record types and learned inodes.
         self.verdicts: dict[tuple[bytes, bytes, bytes, bytes], _Verdict] = {}
         # One copy of each credentials text the table keeps (see share_extra).
         self._extras: dict[bytes, bytes] = {}
+        # The inode search of each LearnedItems, while its version holds (by id).
+        self._searches: dict[int, tuple[LearnedItems, int, re.Pattern[bytes]]] = {}
 
     def set_rule_prefilters(self, prefilters: Sequence[Prefilter]) -> None:
         """What the rules (or ``--events``) need, among the evaluated events in the window."""
         self.rule_prefilters = list(prefilters)
+        self.evaluated = evaluated_syscalls(self.rule_prefilters)
         self.prefilters_changed()
 
     def add_prefilter(self, prefilter: Prefilter) -> None:
@@ -193,6 +225,7 @@ class PythonScanner:
     def prefilters_changed(self) -> None:
         """Forget every verdict: the prefilters they were computed from changed."""
         self.verdicts.clear()
+        self._searches.clear()
 
     # -- the scan --------------------------------------------------------------
 
@@ -212,6 +245,7 @@ class PythonScanner:
         search = SYSCALL_HEAD.search
         stats = self._stats
         line = self._host.line
+        take = self.fast_event if self._clocked else self._take
         while pos < limit:
             m = search(buf, pos - 1)
             stop = limit if m is None else m.start() + 1
@@ -224,7 +258,14 @@ class PythonScanner:
                 return line_no
             run = run_end(buf, m)
             if run is not None:
-                stop = run[1] if self.fast_event(buf, m, run, line_no, out) else 0
+                if take(buf, m, run, line_no, out):
+                    n = run[3]  # pos is the run's start
+                    stats.lines += n
+                    stats.records += n
+                    line_no += n
+                    pos = run[1]
+                    continue
+                stop = 0
             else:
                 stop = self.fast_pair(buf, m, out)
             if stop:
@@ -250,7 +291,25 @@ class PythonScanner:
         taken: bool = False,
     ) -> bool:
         """Handle one whole syscall event (``SYSCALL_HEAD`` match, ``run_end``); ``False``
-        if it cannot be taken whole. ``taken``: the assembler has taken it already."""
+        if it cannot be taken whole. ``taken``: the assembler has taken it already.
+
+        Then, when its time has made a sequence due, tell the detector."""
+        if not self._take(buf, m, run, line_no, out, taken):
+            return False
+        if self._stats.last_time_ms >= self.sequences_due:
+            self._host.clock(self._stats.last_time_ms, out)
+        return True
+
+    def _take(  # noqa: PLR0917 - as fast_event
+        self,
+        buf: bytes,
+        m: re.Match[bytes],
+        run: RunBounds,
+        line_no: int,
+        out: list[Any],
+        taken: bool = False,
+    ) -> bool:
+        """:meth:`fast_event` without the sequence clock (no sequence rule is loaded)."""
         # One C call for every group (SYSCALL_HEAD's order), instead of one per field.
         (
             raw_id,
@@ -292,8 +351,6 @@ class PythonScanner:
             if verdict is None or (fault is not None and buf.find(fault, m.start(), run[1]) >= 0):
                 records = records_of(buf[m.start() + 1 : run[1]], line_no, event_id)
                 self._host.event(AuditEvent(None, event_id, records, "proctitle"), out)
-                if stats.last_time_ms >= self.sequences_due:
-                    self._host.clock(stats.last_time_ms, out)
                 return True
             syscall, success, comm, exe, relevant = verdict
             ppid = int(ppid_raw)
@@ -323,13 +380,13 @@ class PythonScanner:
                 stats.process_events += 1
         except Exception as exc:  # one bad event must not cost the others
             self._host.failed(event_id, line_no, exc, out)
-        if stats.last_time_ms >= self.sequences_due:
-            self._host.clock(stats.last_time_ms, out)
         return True
 
-    def set_sequences_due(self, time_ms: int) -> None:
-        """Set :attr:`sequences_due` (the detector does, as its sequences change)."""
-        self.sequences_due = time_ms
+    def set_sequences_due(self, time_ms: int | None) -> None:
+        """Set :attr:`sequences_due` (the detector does, as its sequences change);
+        ``None`` when no sequence rule is loaded: then no event's time is ever tested."""
+        self.sequences_due = NEVER_DUE if time_ms is None else time_ms
+        self._clocked = time_ms is not None
 
     def share_extra(self, extra: bytes) -> bytes:
         """``extra`` (an event's credentials text), the copy the table is to keep.
@@ -360,18 +417,66 @@ class PythonScanner:
         relevant = evaluated and (
             self._unbounded or in_window(time_ms, self.since_ms, self.until_ms)
         )
-        if (for_rules and relevant) or for_others:
-            facts = _run_facts(buf, start, run, comm, exe, self._parent_of(buf, start, time_ms))
-            if (
-                for_rules
-                and relevant
-                and (for_rules is True or _any_accepts(for_rules, buf, start, run, facts))
-            ) or (
-                for_others
-                and (for_others is True or _any_accepts(for_others, buf, start, run, facts))
-            ):
+        rules_need = for_rules if relevant else ()
+        if rules_need or for_others:
+            if rules_need is True or for_others is True:
+                return None
+            if self._any_accepts(rules_need + for_others, buf, start, run, comm, exe, time_ms):
                 return None
         return syscall, success, comm, exe, relevant
+
+    def _any_accepts(  # noqa: PLR0917 - the run and what is known of it already
+        self,
+        prefilters: tuple[Prefilter, ...],
+        buf: bytes,
+        start: int,
+        run: RunBounds,
+        comm: bytes | None,
+        exe: bytes | None,
+        time_ms: int,
+    ) -> bool:
+        """Whether one of ``prefilters`` (which accept the SYSCALL record, none of them
+        static) takes the run ``buf[start:run[1]]``.
+
+        Its PATH records, like every middle record, lie after its EXECVE lines
+        (``run[0]``), so only that part is searched for inodes. What argument tests read
+        (:func:`_run_facts`) is made only for a prefilter that has one, once.
+        """
+        end = run[1]
+        facts: Facts | None = None
+        for prefilter in prefilters:
+            if prefilter.record_types is not None and not (
+                prefilter.record_types & record_types(buf[start:end])
+            ):
+                continue
+            if prefilter.args is not None:
+                if facts is None:
+                    facts = _run_facts(
+                        buf, start, run, comm, exe, self._parent_of(buf, start, time_ms)
+                    )
+                if not prefilter.args.accepts(facts):
+                    continue
+            known = prefilter.path_items
+            if known is None:
+                return True
+            if known and self._inode_search(known).search(buf, run[0], end):
+                return True
+        return False
+
+    def _inode_search(self, known: Collection[tuple[int, str]]) -> re.Pattern[bytes]:
+        """:func:`~kexecwatch.core.scan.fastpath.inode_search` of ``known``; for a
+        :class:`~kexecwatch.core.scan.prefilter.LearnedItems`, kept while its version
+        holds (not made again from every pair for every exec)."""
+        if not isinstance(known, LearnedItems):
+            return inode_search(tuple(known))
+        kept = self._searches.get(id(known))
+        if kept is not None and kept[0] is known and kept[1] == known.version:
+            return kept[2]
+        search = inode_search(tuple(known))
+        if len(self._searches) >= 64:
+            self._searches.clear()
+        self._searches[id(known)] = (known, known.version, search)
+        return search
 
     def _parent_of(self, buf: bytes, start: int, time_ms: int) -> Callable[[], Known | None] | None:
         """The parent of the run at ``start`` as its argument tests read it; ``None``
@@ -447,7 +552,7 @@ class PythonScanner:
             )
             return True if any(i.is_static for i in found) else found
 
-        evaluated = syscall in EVALUATED
+        evaluated = syscall in self.evaluated
         verdict = (
             syscall,
             success,
@@ -494,7 +599,7 @@ class PythonScanner:
         if syscall in GROUP_SYSCALLS:
             return False  # the table learns sessions and groups from the whole event
         time_ms = event.id.time_ms
-        relevant = syscall in EVALUATED and in_window(time_ms, self.since_ms, self.until_ms)
+        relevant = syscall in self.evaluated and in_window(time_ms, self.since_ms, self.until_ms)
         if relevant:
             host = event.node or self.host_name
             kinds = frozenset(r.type for r in event.records)
@@ -538,35 +643,6 @@ class PythonScanner:
         return True
 
 
-def _any_accepts(
-    prefilters: tuple[Prefilter, ...],
-    buf: bytes,
-    start: int,
-    run: RunBounds,
-    facts: Callable[[], Facts],
-) -> bool:
-    """Whether one of ``prefilters`` (which accept the SYSCALL record, none of them
-    static) takes the run; ``facts`` are what their argument tests read of it.
-
-    The run is ``buf[start:run[1]]``; its PATH records, like every middle record, lie
-    after its EXECVE lines (``run[0]``), so only that part is searched for inodes.
-    """
-    end = run[1]
-    for prefilter in prefilters:
-        if prefilter.record_types is not None and not (
-            prefilter.record_types & record_types(buf[start:end])
-        ):
-            continue
-        if prefilter.args is not None and not prefilter.args.accepts(facts()):
-            continue
-        known = prefilter.path_items
-        if known is None:
-            return True
-        if known and inode_search(tuple(known)).search(buf, run[0], end):
-            return True
-    return False
-
-
 def _run_facts(  # noqa: PLR0917 - the run and the facts known of it already
     buf: bytes,
     start: int,
@@ -574,23 +650,16 @@ def _run_facts(  # noqa: PLR0917 - the run and the facts known of it already
     comm: bytes | None,
     exe: bytes | None,
     parent: Callable[[], Known | None] | None,
-) -> Callable[[], Facts]:
-    """What argument tests read of the whole run ``buf[start:run[1]]``, made once when
-    first asked: its EXECVE lines' arguments, decoded as the full parse decodes them (a
-    run without any: its document's arguments come from elsewhere, not known here)."""
-    made: list[Facts] = []
-
-    def facts() -> Facts:
-        if not made:
-            lines = buf[run[2] : run[0]]
-            args = None
-            if lines:
-                raw_id = buf[buf.find(b"(", start) + 1 : buf.find(b")", start)]
-                args = argv_of_execve_bodies(execve_bodies(lines, raw_id))
-            made.append(Facts(known_of(comm, exe, args), parent))
-        return made[0]
-
-    return facts
+) -> Facts:
+    """What argument tests read of the whole run ``buf[start:run[1]]``: its EXECVE lines'
+    arguments, decoded as the full parse decodes them (a run without any: its document's
+    arguments come from elsewhere, not known here)."""
+    lines = buf[run[2] : run[0]]
+    args = None
+    if lines:
+        raw_id = buf[buf.find(b"(", start) + 1 : buf.find(b")", start)]
+        args = argv_of_execve_bodies(execve_bodies(lines, raw_id))
+    return Facts(known_of(comm, exe, args), parent)
 
 
 def _parent_known(table: ProcessTableLike, ppid: int, time_ms: int) -> Known | None:

@@ -3,10 +3,13 @@ path stores."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bench.generate import generate
 from kexecwatch.core.audit.record import AuditRecord, EventId, parse_record
 from kexecwatch.core.detect.detector import Detector, DetectorOptions
 from kexecwatch.core.scan.fastpath import SYSCALL_HEAD, execve_bodies, records_of, run_end
@@ -140,3 +143,20 @@ def test_records_of_a_run_read_by_its_id_as_parse_record_reads_them(
     by_id = records_of(run, line_no, event_id)
     assert by_id == records_of(run, line_no)
     assert len(by_id) == len(lines)
+
+
+@pytest.mark.parametrize("shape", ["classic", "mixed", "fcaps", "eoe"])
+def test_run_end_counts_the_lines_of_the_run(shape: str, tmp_path: Path) -> None:
+    """The scan takes a run's line count from run_end (no second pass over its bytes):
+    it must be the number of newlines from the SYSCALL line to the PROCTITLE line's."""
+    path = tmp_path / "log"
+    generate(path, 150_000, seed=3, shape=shape)
+    buf = b"\n" + path.read_bytes()
+    runs = 0
+    for m in SYSCALL_HEAD.finditer(buf):
+        run = run_end(buf, m)
+        if run is None:
+            continue
+        runs += 1
+        assert run[3] == buf.count(b"\n", m.start() + 1, run[1]), buf[m.start() : run[1]]
+    assert runs > 50

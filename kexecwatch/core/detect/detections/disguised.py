@@ -34,7 +34,7 @@ from kexecwatch.core.detect.detections.common import (
     shown_command,
 )
 from kexecwatch.core.detect.detections.kexec_cmdline import parse_kexec_args
-from kexecwatch.core.scan.prefilter import Prefilter
+from kexecwatch.core.scan.prefilter import LearnedItems, Prefilter
 
 __all__ = ["DisguisedBinary", "may_be_disguised"]
 
@@ -76,7 +76,7 @@ class DisguisedBinary:
     applies_to = "process"
 
     def __init__(self) -> None:
-        self._known: dict[tuple[int, str], str] = {}
+        self._known = LearnedItems(_MAX_KNOWN)
 
     def prefilters(self) -> list[Prefilter]:
         """The process starts :meth:`matches` can match or learn from.
@@ -87,7 +87,7 @@ class DisguisedBinary:
         """
         return [
             Prefilter(syscalls=EXEC_SYSCALLS, success=True, where=may_be_disguised),
-            Prefilter(syscalls=EXEC_SYSCALLS, success=True, path_items=self._known.keys()),
+            Prefilter(syscalls=EXEC_SYSCALLS, success=True, path_items=self._known),
         ]
 
     def matches(self, document: dict[str, Any]) -> bool:
@@ -116,10 +116,11 @@ class DisguisedBinary:
             return None
         if comm != "kexec" and self._known:
             item0 = _item0(document)
-            if item0 is not None and item0 in self._known:
+            known = None if item0 is None else self._known.text(item0)
+            if known is not None:
                 return (
                     f"kexec hard link run as {comm!r} (exe {exe} has the inode of "
-                    f"{self._known[item0]}){_action(document)}"
+                    f"{known}){_action(document)}"
                 )
         # Cheap test first: this runs on every process start.
         if exe_name[:2].lower() == "ld" or comm.startswith("ld-"):
@@ -131,10 +132,7 @@ class DisguisedBinary:
         return None
 
     def _learn(self, item0: tuple[int, str], exe: str) -> None:
-        self._known.pop(item0, None)
-        self._known[item0] = exe
-        while len(self._known) > _MAX_KNOWN:
-            del self._known[next(iter(self._known))]
+        self._known.learn(item0, exe)
 
 
 def may_be_disguised(comm: str, exe: str) -> bool:
