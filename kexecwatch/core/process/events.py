@@ -512,6 +512,31 @@ _CAPABILITY_TYPES = frozenset(("BPRM_FCAPS", "CAPSET"))
 _READ_TYPES = frozenset(("SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE")) | _CAPABILITY_TYPES
 
 
+def _path_of(body: bytes) -> tuple[PathItem, tuple[str, ...]]:
+    """The :class:`PathItem` of a ``PATH`` record body, and the problems reading it."""
+    # In the kernel's layout, read in one C call (a PATH body rarely recurs whole).
+    m = _KERNEL_PATH.fullmatch(body)
+    if m is not None:
+        item, name, inode, dev, mode, nametype = m.groups()
+        return PathItem(
+            _int(item),
+            decode_untrusted(name),
+            _int(inode),
+            _text(dev),
+            _text(mode),
+            _text(nametype),
+        ), ()
+    fields, issues = fields_of(body)
+    return PathItem(
+        item=_int(fields.get("item")),
+        name=decode_untrusted(fields.get("name")),
+        inode=_int(fields.get("inode")),
+        dev=_plain(fields.get("dev")),
+        mode=_plain(fields.get("mode")),
+        nametype=_plain(fields.get("nametype")),
+    ), issues
+
+
 def _text(raw: bytes | None) -> str | None:
     return None if raw is None else raw.decode("ascii")
 
@@ -557,21 +582,11 @@ def process_event_from(
             continue
         body = record.body
         if rtype == "PATH":
-            # In the kernel's layout, read in one C call (a PATH body rarely recurs whole).
-            m = _KERNEL_PATH.fullmatch(body)
-            if m is not None:
-                item, name, inode, dev, mode, nametype = m.groups()
-                paths.append(
-                    PathItem(
-                        _int(item),
-                        decode_untrusted(name),
-                        _int(inode),
-                        _text(dev),
-                        _text(mode),
-                        _text(nametype),
-                    )
-                )
-                continue
+            path, issues = _path_of(body)
+            if issues:
+                problems.extend(f"PATH: {i}" for i in issues)
+            paths.append(path)
+            continue
         # Bodies that recur (all but the SYSCALL's pids) are read once.
         fields, issues = syscall_fields_of(body) if rtype == "SYSCALL" else fields_of(body)
         if issues:
@@ -587,17 +602,6 @@ def process_event_from(
             execve_bodies.append(body)
         elif rtype == "CWD":
             cwd = decode_untrusted(fields.get("cwd"))
-        elif rtype == "PATH":
-            paths.append(
-                PathItem(
-                    item=_int(fields.get("item")),
-                    name=decode_untrusted(fields.get("name")),
-                    inode=_int(fields.get("inode")),
-                    dev=_plain(fields.get("dev")),
-                    mode=_plain(fields.get("mode")),
-                    nametype=_plain(fields.get("nametype")),
-                )
-            )
         else:
             raw_title = fields.get("proctitle")
             title = None if raw_title == b'"(null)"' else decode_untrusted(raw_title)
@@ -837,33 +841,10 @@ def process_event_of_run(
             if enriched:
                 names = _enriched_names(enriched)
         elif rtype == b"PATH":
-            m = _KERNEL_PATH.fullmatch(body)
-            if m is not None:
-                item, name, inode, dev, mode, nametype = m.groups()
-                paths.append(
-                    PathItem(
-                        _int(item),
-                        decode_untrusted(name),
-                        _int(inode),
-                        _text(dev),
-                        _text(mode),
-                        _text(nametype),
-                    )
-                )
-                continue
-            fields, issues = fields_of(body)
+            path, issues = _path_of(body)
             if issues:
                 return None
-            paths.append(
-                PathItem(
-                    item=_int(fields.get("item")),
-                    name=decode_untrusted(fields.get("name")),
-                    inode=_int(fields.get("inode")),
-                    dev=_plain(fields.get("dev")),
-                    mode=_plain(fields.get("mode")),
-                    nametype=_plain(fields.get("nametype")),
-                )
-            )
+            paths.append(path)
         elif rtype == b"EXECVE":
             fields, issues = fields_of(body)
             if issues:
