@@ -99,7 +99,8 @@ def test_auditd_up_with_rules_works(daemon_standin: Path) -> None:
     bad = {k: v["summary"] for k, v in checks.items() if v["status"] != "PASS"}
     assert bad == {}
     assert code == 0
-    assert "all 4 rules" in checks["audit-rules"]["summary"]
+    assert len(SCOPED) == 6  # execs, kexec calls, setsid/setpgid; b64 and b32 each
+    assert "all 6 rules" in checks["audit-rules"]["summary"]
 
 
 def test_auditd_up_without_rules_is_blind(daemon_standin: Path) -> None:
@@ -116,7 +117,8 @@ def test_partial_rules_are_degraded(daemon_standin: Path) -> None:
         code, checks = doctor(session, daemon_standin)
     assert code == 1
     assert checks["audit-rules"]["status"] == "WARN"
-    assert "2 of 4 rules" in checks["audit-rules"]["summary"]
+    assert len(execs_only) == 2
+    assert "4 of 6 rules" in checks["audit-rules"]["summary"]
 
 
 def test_auditd_down_is_blind(daemon_standin: Path) -> None:
