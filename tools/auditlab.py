@@ -397,7 +397,14 @@ class AuditdSession:
             auditctl("--signal", "USR1")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if rotated.exists() and rotated.stat().st_ino != before and self.log_path.exists():
+            # auditd creates the new log before it writes its DAEMON_ROTATE record there:
+            # the rotation is done once that record is in.
+            if (
+                rotated.exists()
+                and rotated.stat().st_ino != before
+                and self.log_path.exists()
+                and self.log_path.stat().st_size > 0
+            ):
                 return
             time.sleep(0.05)
         raise AuditLabError("auditd did not rotate its log in time")
