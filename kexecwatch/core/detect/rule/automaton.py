@@ -263,6 +263,13 @@ class _Dfa:
         self.accepting: list[bool] = []
         self.moves: list[list[int | None]] = []
         self.work = 0
+        # Per class: the character states whose test accepts it (filled as classes appear).
+        self.accept: list[frozenset[int]] = []
+        # Character states by their test, so each distinct test is asked once per class.
+        self.by_test: dict[_Class, list[int]] = {}
+        for q, test in enumerate(nfa.tests):
+            if test is not None:
+                self.by_test.setdefault(test, []).append(q)
         self.start = self._state(self._closure((start,)))
         self.dead = self._state(frozenset())
         pending = [self.start]
@@ -304,16 +311,25 @@ class _Dfa:
             self.moves.append([])
         return known
 
-    def _targets(self, states: frozenset[int], forms: tuple[str, ...]) -> list[int]:
-        tests, nexts = self.nfa.tests, self.nfa.nexts
+    def _accepting(self, cid: int) -> frozenset[int]:
+        """The character states whose test accepts a character of class ``cid``."""
+        accept = self.accept
+        forms = self.alphabet.forms
+        while len(accept) <= cid:
+            chars = forms[len(accept)]
+            accept.append(
+                frozenset(q for t, qs in self.by_test.items() if t.accepts(chars) for q in qs)
+            )
+        return accept[cid]
+
+    def _targets(self, states: frozenset[int], cid: int) -> list[int]:
+        nexts = self.nfa.nexts
         self.work += len(states)
-        return [nexts[q][0] for q in states if (t := tests[q]) is not None and t.accepts(forms)]
+        return [nexts[q][0] for q in states & self._accepting(cid)]
 
     def step(self, state: int, cid: int) -> int:
         """The state after a character of class ``cid`` from ``state``, computed and kept."""
-        after = self._state(
-            self._closure(self._targets(self.sets[state], self.alphabet.forms[cid]))
-        )
+        after = self._state(self._closure(self._targets(self.sets[state], cid)))
         row = self.moves[state]
         row.extend([None] * (cid + 1 - len(row)))
         row[cid] = after
@@ -346,7 +362,7 @@ class _Dfa:
         ``regex~`` text whose case pairs would grow the DFA past its bounds."""
         alphabet = self.alphabet
         for c in text[start:]:
-            states = self._closure(self._targets(states, alphabet.forms[alphabet.class_of(c)]))
+            states = self._closure(self._targets(states, alphabet.class_of(c)))
             if not states:
                 return False
         return 0 in states
