@@ -263,6 +263,7 @@ class _Dfa:
         self.accepting: list[bool] = []
         self.moves: list[list[int | None]] = []
         self.work = 0
+        self.closures: dict[frozenset[int], tuple[frozenset[int], int]] = {}
         # Per class: the character states whose test accepts it (filled as classes appear).
         self.accept: list[frozenset[int]] = []
         # Character states by their test, so each distinct test is asked once per class.
@@ -282,6 +283,13 @@ class _Dfa:
                     pending.append(before)
 
     def _closure(self, entries: tuple[int, ...] | list[int]) -> frozenset[int]:
+        # Many (state, class) pairs lead to the same targets: each set is walked once,
+        # and a repeat counts the same work as the walk did.
+        key = frozenset(entries)
+        known = self.closures.get(key)
+        if known is not None:
+            self.work += known[1]
+            return known[0]
         tests, nexts = self.nfa.tests, self.nfa.nexts
         seen: set[int] = set()
         out: set[int] = set()
@@ -296,7 +304,9 @@ class _Dfa:
             else:
                 out.add(q)
         self.work += len(seen)
-        return frozenset(out)
+        closure = frozenset(out)
+        self.closures[key] = (closure, len(seen))
+        return closure
 
     def _state(self, states: frozenset[int]) -> int:
         known = self.ids.get(states)
