@@ -829,6 +829,9 @@ impl<'a> Scanner<'a> {
             self.out
                 .leads
                 .extend_from_slice(&[id.sec, id.ms, id.serial]);
+            // Its EOE ends the lead in the assembler (push() deletes it): never passed
+            // over as the late EOE of a done event.
+            self.last = None;
         }
         self.out.lines += 1;
         self.out.records += 1;

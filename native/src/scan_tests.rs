@@ -332,6 +332,15 @@ fn a_lone_login_python_names_is_taken_and_reported_as_a_lead() {
     run(&mut s, &log);
     assert_eq!(stop(&s), (login.len() + tail.len(), Stop::Handback as i32));
     assert_eq!(s.scan.leads.len(), 3);
+    // Its bare EOE among the next run's lines ends the lead in Python: Python's.
+    let mut s = session();
+    s.settings.single_types.insert(b"LOGIN".to_vec());
+    let next = exec_run(T0 + 6, 101, 201, 1, "ls");
+    let at = next.find("type=EXECVE").unwrap();
+    let eoe = format!("type=EOE msg=audit({}): \n", id(T0 + 5, 100));
+    let log = login.to_string() + &next[..at] + &eoe + &next[at..];
+    run(&mut s, &log);
+    assert_eq!(stop(&s), (login.len(), Stop::Handback as i32));
     // Not named: handed back, nothing reported.
     let mut s = session();
     run(&mut s, login);
