@@ -89,6 +89,13 @@ impl Quiet {
         slot.seen = seen;
     }
 
+    /// An upper bound of `expected` after [`Quiet::take`] of `serial`: a take moves
+    /// `expected` only to `serial + 1` or just past a serial held ahead.
+    pub fn expected_bound(&self, serial: i64) -> i64 {
+        let top = self.ahead.keys().next_back().copied().unwrap_or(i64::MIN);
+        self.expected.max(serial).max(top).saturating_add(1)
+    }
+
     /// How many serials are held ahead.
     pub fn ahead_len(&self) -> usize {
         self.ahead.len()
@@ -256,6 +263,35 @@ mod tests {
     fn take(q: &mut Quiet, time_ms: i64, serial: i64, lost: &mut Vec<Lost>) {
         let elapsed = q.admits(&id(time_ms, serial), 5000).expect("admitted");
         q.take(&id(time_ms, serial), elapsed, 5000, lost);
+    }
+
+    #[test]
+    fn expected_bound_holds_every_take() {
+        let far_ahead: Vec<[i64; 4]> = (101..1_300).map(|s| [s, 10, 0, 0]).collect();
+        let states = [
+            Quiet::new(10_000, 0, 100, 10_000, 99, &[]),
+            Quiet::new(10_000, 0, 100, 10_000, 99, &[[105, 10, 0, 0], [103, 10, 0, 0]]),
+            Quiet::new(10_000, 0, 100, 10_000, 99, &[[5_000, 10, 0, 0]]),
+            Quiet::new(10_000, 0, 100, 10_000, 99, &far_ahead),
+            // Seen long ago: the take declares the gap and jumps to the first ahead.
+            Quiet::new(10_000, 90_000, 100, 10_000, 99, &[[4_000, 10, 0, 0]]),
+        ];
+        for state in states.iter() {
+            for &serial in [100, 101, 102, 104, 106, 2_000, 9_000].iter() {
+                let event = id(10_001, serial);
+                let elapsed = match state.admits(&event, 5000) {
+                    Some(elapsed) => elapsed,
+                    None => continue,
+                };
+                let bound = state.expected_bound(serial);
+                let mut q = state.clone();
+                q.take(&event, elapsed, 5000, &mut Vec::new());
+                assert!(q.expected <= bound, "serial {}: {} > {}", serial, q.expected, bound);
+            }
+        }
+        // The run of 1,199 serials ahead: taking 100 moves `expected` past 1,100.
+        assert!(states[3].expected_bound(100) > 100 + 1_000);
+        assert_eq!(quiet().expected_bound(100), 101);
     }
 
     #[test]

@@ -450,7 +450,14 @@ impl<'a> Scanner<'a> {
         // time: a no-op, unless taking it moved `expected` so far past it that the
         // tracker would take it for a new boot (`_RESET_BACKSTEP`).
         let window = settings.window_ms;
-        if let Some(elapsed) = self.quiet.admits(id, window) {
+        // The trial clones the serials ahead (hundreds after a gap): made only when
+        // the take could move `expected` that far at all.
+        let far = id.serial.saturating_add(RESET_BACKSTEP);
+        let elapsed = match self.quiet.admits(id, window) {
+            Some(elapsed) if self.quiet.expected_bound(id.serial) > far => Some(elapsed),
+            _ => None,
+        };
+        if let Some(elapsed) = elapsed {
             let mut trial = self.quiet.clone();
             trial.take(id, elapsed, window, &mut Vec::new());
             if id.serial < trial.expected && id.serial + RESET_BACKSTEP < trial.expected {
