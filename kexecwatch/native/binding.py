@@ -914,10 +914,6 @@ class NativeSession:
                 (ahead_flat[i], ahead_flat[i + 1], ahead_flat[i + 2], ahead_flat[i + 3])
                 for i in range(0, len(ahead_flat), 4)
             ]
-        added = [
-            (added_flat[i], added_flat[i + 1], added_flat[i + 2], added_flat[i + 3])
-            for i in range(0, len(added_flat), 4)
-        ]
         return ScanResult(
             end=end_at,
             stop=stop,
@@ -933,7 +929,7 @@ class NativeSession:
             done=done,
             lost=lost,
             done_kept=done_kept,
-            ahead_delta=(gone, added),
+            ahead_delta=(gone, added_flat),
             leads=leads,
         )
 

@@ -5,7 +5,9 @@ cross the ABI intact)."""
 from __future__ import annotations
 
 import dataclasses
+from array import array
 from collections.abc import Iterator
+from itertools import chain
 from typing import Any
 
 import pytest
@@ -252,13 +254,15 @@ def test_serials_ahead_kept_in_the_session_need_not_cross_again(
     log = (exec_run(T0, 102, 200, 1, "ls") + exec_run(T0 + 3000, 104, 201, 1, "ls")).encode()
     first = native.scan(log, 0, quiet())
     rows = [(102, T0 // 1000, 0, 0), (104, T0 // 1000 + 3, 0, 3000)]
-    assert first.ahead_delta == ([], rows) and first.state.ahead == rows
+    # The rows added come flat, (serial, sec, ms, seen) each: no tuple per row.
+    assert first.ahead_delta == ([], array("q", chain.from_iterable(rows)))
+    assert first.state.ahead == rows
     kept = dataclasses.replace(first.state, ahead=[], ahead_kept=True)
     after = native.scan(exec_run(T0 + 5001, 105, 202, 1, "ls").encode(), 0, kept)
     # As with the rows sent (test_gaps_come_back_as_lost_reports_and_ahead_rows).
     assert after.lost == [(100, 101, T0 // 1000, 0, 102)]
     assert after.state.expected == 103
-    assert after.ahead_delta == ([102], [(105, T0 // 1000 + 5, 1, 5001)])
+    assert after.ahead_delta == ([102], array("q", [105, T0 // 1000 + 5, 1, 5001]))
     assert after.state.ahead == [] and after.state.ahead_kept
     fresh = session(native_lib)
     with pytest.raises(NativeError, match="no serials ahead kept"):

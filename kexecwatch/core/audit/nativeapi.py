@@ -119,8 +119,9 @@ class ScanResult:
         done_kept: how many of the ``done`` rows (the last ones) the session keeps in
             its :class:`DoneStore` (``0``: none, the assembler keeps the rows itself).
         ahead_delta: what the scan changed in the serials ahead: the serials gone, then
-            the rows added in insertion order (``None``: only ``state.ahead`` says). With
-            ``ahead_kept``, ``state.ahead`` is not filled: apply the delta.
+            the rows added, ``(serial, sec, ms, seen)`` flat, in insertion order
+            (``None``: only ``state.ahead`` says). With ``ahead_kept``, ``state.ahead``
+            is not filled: apply the delta.
         leads: ``(sec, ms, serial)`` per lone ``LOGIN`` record taken, flat, in order
             (``None``: none): the assembler remembers them as its ``push`` does.
     """
@@ -139,7 +140,7 @@ class ScanResult:
     done: array[int]
     lost: list[tuple[int, int, int, int, int]]
     done_kept: int = 0
-    ahead_delta: tuple[list[int], list[tuple[int, int, int, int]]] | None = None
+    ahead_delta: tuple[list[int], array[int]] | None = None
     leads: array[int] | None = None
 
 
