@@ -609,11 +609,11 @@ class PythonScanner:
         if m is None:
             return False
         syscall = syscall_of(m["call"])
+        if syscall in GROUP_SYSCALLS:
+            return False  # the table learns sessions and groups from the whole event
         success = m["success"] == b"yes"
         comm = decode_untrusted(m["comm"])
         exe = decode_untrusted(m["exe"])
-        if syscall in GROUP_SYSCALLS:
-            return False  # the table learns sessions and groups from the whole event
         time_ms = event.id.time_ms
         relevant = self.evaluates(syscall, time_ms)
         if relevant:
