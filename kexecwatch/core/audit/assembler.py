@@ -746,7 +746,8 @@ class Assembler:
                 # After a gap nearly every event taken is ahead: C-level loops, no
                 # tuple per row on the way (the same assignments in the same order).
                 serials = added[0::4]
-                ids = map(_make_id, zip(added[1::4], added[2::4], serials, strict=True))
+                parts = zip(added[1::4], added[2::4], serials, strict=True)
+                ids = map(_new_id, repeat(EventId), parts)
                 ahead.update(zip(serials, zip(ids, added[3::4], strict=True), strict=True))
                 tracker.changes += 1
             # The session now holds what the tracker holds: journal from here.
