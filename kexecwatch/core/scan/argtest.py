@@ -16,6 +16,10 @@ to what can be tested before the document is built
   answer per value is remembered: names and executables repeat);
 * the same for the parent (``process.parent.*``), read from the process table as the
   document would be (:class:`Facts`);
+* a comparison (``==``, ``in``, ``!=``) of a process's own user or group id
+  (``process.user.id``, ``process.real_group.id``, ``user.effective.id``, ...) with text
+  becomes a test on the ids its ``SYSCALL`` record states (:class:`CredTest`): the
+  document's id is that record's field, as written;
 * a comparison on a field that process documents never hold, or with an ``event.*``
   value they never have in either vocabulary, is false;
 * ``and`` and ``or`` stay; anything else (``not``, functions, other fields) is taken as
@@ -39,10 +43,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 
+from kexecwatch.core.process.identity import credentials_of
+
 __all__ = [
+    "CREDENTIAL_FIELDS",
     "AllOf",
     "AnyOf",
     "ArgsTest",
+    "CredTest",
     "Facts",
     "Known",
     "Needle",
@@ -64,15 +72,39 @@ _MAX_SEEN = 4096
 Known = tuple[str, str, str | None]
 
 
+#: Document fields of a process's own ids -> the ``SYSCALL`` record field each is, as
+#: written (:data:`kexecwatch.core.process.identity.CREDENTIALS` and the ``user``/``group``
+#: objects of a document).
+CREDENTIAL_FIELDS = {
+    "process.user.id": "euid",
+    "process.real_user.id": "uid",
+    "process.saved_user.id": "suid",
+    "process.group.id": "egid",
+    "process.real_group.id": "gid",
+    "process.saved_group.id": "sgid",
+    "user.id": "uid",
+    "user.effective.id": "euid",
+    "group.id": "gid",
+}
+
+
 class Facts:
-    """What a test reads of one event: the process's own :data:`Known`, and its parent's
+    """What a test reads of one event: the process's own :data:`Known`, its parent's
     on demand (``parent`` gives ``None`` when the table knows no parent; without
-    ``parent``, nothing is known of it and every test on it holds)."""
+    ``parent``, nothing is known of it and every test on it holds), and its ids: the
+    ``SYSCALL`` record's text from ``auid=`` to ``comm=`` in the canonical layout
+    (``extra``; ``None``: not known, every test on them holds)."""
 
-    __slots__ = ("_lowered", "_parent", "_parent_known", "own")
+    __slots__ = ("_lowered", "_parent", "_parent_known", "extra", "own")
 
-    def __init__(self, own: Known, parent: Callable[[], Known | None] | None = None) -> None:
+    def __init__(
+        self,
+        own: Known,
+        parent: Callable[[], Known | None] | None = None,
+        extra: bytes | None = None,
+    ) -> None:
         self.own = own
+        self.extra = extra
         self._parent = parent
         self._parent_known: list[Known | None] = []
         self._lowered: dict[int, str] = {}
@@ -150,6 +182,28 @@ class ValueTest:
 
 
 @dataclass(frozen=True, slots=True)
+class CredTest:
+    """The process's own id ``key`` (``uid``, ``euid``, ...) is one of ``values``, or with
+    ``negate`` is none of them (``!=``: a document without the id matches too)."""
+
+    key: str
+    values: frozenset[str]
+    negate: bool = False
+
+    def given(self, name: str, executable: str) -> Part | bool:
+        return self
+
+    def holds(self, facts: Facts) -> bool:
+        extra = facts.extra
+        if extra is None:
+            return True
+        value = credentials_of(extra).get(self.key)
+        if value is None:
+            return True
+        return (value in self.values) is not self.negate
+
+
+@dataclass(frozen=True, slots=True)
 class AllOf:
     """Every part holds."""
 
@@ -175,7 +229,7 @@ class AnyOf:
         return any(p.holds(facts) for p in self.parts)
 
 
-Part = Needles | ValueTest | AllOf | AnyOf
+Part = Needles | ValueTest | CredTest | AllOf | AnyOf
 
 
 def _given(parts: tuple[Part, ...], name: str, executable: str, *, stop: bool) -> Part | bool:
@@ -235,15 +289,28 @@ class ArgsTest:
     @property
     def reads_parent(self) -> bool:
         """Whether a part tests the parent."""
+        return any(
+            part.parent if isinstance(part, Needles) else part.field >= 2
+            for part in self._leaves()
+            if isinstance(part, Needles | ValueTest)
+        )
+
+    @property
+    def reads_event(self) -> bool:
+        """Whether a part tests more than the process's own name and executable (which
+        the prefilter decides once per name)."""
+        return any(not isinstance(p, ValueTest) or p.field >= 2 for p in self._leaves())
+
+    def _leaves(self) -> list[Needles | ValueTest | CredTest]:
+        found: list[Needles | ValueTest | CredTest] = []
         stack: list[Part] = [self.root]
         while stack:
             part = stack.pop()
-            if isinstance(part, Needles | ValueTest):
-                if part.parent if isinstance(part, Needles) else part.field >= 2:
-                    return True
-            else:
+            if isinstance(part, AllOf | AnyOf):
                 stack += part.parts
-        return False
+            else:
+                found.append(part)
+        return found
 
 
 def command_line_of(args: Iterable[bytes]) -> str:

@@ -82,8 +82,9 @@ class ScanHost(Protocol):
     def line(self, raw: bytes, line_no: int, source: Hashable, offset: int, out: list[Any]) -> None:
         """The fallback line handler (the reference path): one line, its newline cut."""
 
-    def event(self, event: AuditEvent, out: list[Any]) -> None:
-        """The event hook, for an event some prefilter needs in full; never raises."""
+    def event(self, event: AuditEvent, out: list[Any], needed: bool = False) -> None:
+        """The event hook, for an event some prefilter needs in full; never raises.
+        ``needed``: a rule prefilter is known to accept it (no need to ask them again)."""
 
     def handle(self, produced: list[AssemblerOutput], out: list[Any]) -> None:
         """What the assembler produced (lost events, expired events, diagnostics)."""
@@ -167,6 +168,8 @@ class PythonScanner:
         #: sequence is due then); :data:`NEVER_DUE` while none waits.
         self.sequences_due = NEVER_DUE
         self.rule_prefilters: list[Prefilter] = []
+        #: Whether the last :meth:`fast_verdict` of ``None`` came from a rule prefilter.
+        self.needed_by_rules = False
         self.prefilters: list[Prefilter] = []
         # What the prefilters say about each (syscall, success, comm, exe) seen on the
         # fast path: they depend on nothing else but record types and learned inodes.
@@ -279,12 +282,21 @@ class PythonScanner:
             stats.last_time_ms = time_ms
         try:
             verdict = self.fast_verdict(
-                (call, success_raw, comm_raw, exe_raw), buf, m.start() + 1, run, time_ms
+                (call, success_raw, comm_raw, exe_raw),
+                buf,
+                m.start() + 1,
+                run,
+                time_ms,
+                extra=extra,
             )
             fault = self.fault_on
             if verdict is None or (fault is not None and buf.find(fault, m.start(), run[1]) >= 0):
                 records = records_of(buf[m.start() + 1 : run[1]], line_no, event_id)
-                self._host.event(AuditEvent(None, event_id, records, "proctitle"), out)
+                self._host.event(
+                    AuditEvent(None, event_id, records, "proctitle"),
+                    out,
+                    verdict is None and self.needed_by_rules,
+                )
                 if stats.last_time_ms >= self.sequences_due:
                     self._host.clock(stats.last_time_ms, out)
                 return True
@@ -344,25 +356,34 @@ class PythonScanner:
         start: int,
         run: tuple[int, int],
         time_ms: int,
+        *,
+        extra: bytes | None = None,
     ) -> tuple[str, bool, bytes | None, bytes | None, bool] | None:
         """What the table needs of the whole run ``buf[start:run[1]]`` (syscall, success,
-        comm, exe) and whether it is relevant (in ``[since, until)``); ``None`` when an
-        prefilter needs the event in full. ``key``: its raw call, success, comm and exe."""
+        comm, exe) and whether it is relevant (in ``[since, until)``); ``None`` when a
+        prefilter needs the event in full (then :attr:`needed_by_rules` says whether a
+        rule prefilter does). ``key``: its raw call, success, comm and exe; ``extra``: its
+        ids (the ``extra`` group of ``SYSCALL_HEAD``; ``None``: not known)."""
         verdict = self.verdicts.get(key) or self.verdict(key)
         syscall, success, comm, exe, evaluated, for_rules, for_others = verdict
         relevant = evaluated and (
             self._unbounded or in_window(time_ms, self.since_ms, self.until_ms)
         )
         if (for_rules and relevant) or for_others:
-            facts = _run_facts(buf, start, run, comm, exe, self._parent_of(buf, start, time_ms))
+            facts = _run_facts(
+                buf, start, run, (comm, exe, extra), self._parent_of(buf, start, time_ms)
+            )
             if (
                 for_rules
                 and relevant
                 and (for_rules is True or _any_accepts(for_rules, buf, start, run, facts))
-            ) or (
-                for_others
-                and (for_others is True or _any_accepts(for_others, buf, start, run, facts))
             ):
+                self.needed_by_rules = True
+                return None
+            if for_others and (
+                for_others is True or _any_accepts(for_others, buf, start, run, facts)
+            ):
+                self.needed_by_rules = False
                 return None
         return syscall, success, comm, exe, relevant
 
@@ -400,12 +421,12 @@ class PythonScanner:
             run = None if head is None else run_end(part, head)
             if head is None or run is None:
                 return 0
-            sec, ms, serial, call, success, comm, exe = head.group(
-                "sec", "ms", "serial", "call", "success", "comm", "exe"
+            sec, ms, serial, call, success, comm, exe, extra = head.group(
+                "sec", "ms", "serial", "call", "success", "comm", "exe", "extra"
             )
             event_id = EventId(int(sec), int(ms), int(serial))
             key = (call, success, comm, exe)
-            if self.fast_verdict(key, part, 1, run, event_id.time_ms) is None:
+            if self.fast_verdict(key, part, 1, run, event_id.time_ms, extra=extra) is None:
                 return 0
             events.append((part, head, run, event_id))
         (_, _, _, first), (_, _, _, second) = events
@@ -458,15 +479,17 @@ class PythonScanner:
     # -- events of the reference path --------------------------------------------
 
     def _event_facts(
-        self, event: AuditEvent, comm: bytes | None, exe: bytes | None, ppid: int
+        self, event: AuditEvent, comm: bytes | None, exe: bytes | None, m: re.Match[bytes]
     ) -> Facts:
-        """What argument tests read of a reference-path event."""
+        """What argument tests read of a reference-path event (``m``: its ``SYSCALL``
+        record's :data:`~kexecwatch.core.scan.fastpath.SYSCALL_BODY` match)."""
         raw = raw_args(event.records)
         args = None if raw is None else argv_of_execve_bodies(raw)
         table = self.table
         time_ms = event.id.time_ms
+        ppid = int(m["ppid"])
         parent = None if table.lookup is not None else lambda: _parent_known(table, ppid, time_ms)
-        return Facts(known_of(comm, exe, args), parent)
+        return Facts(known_of(comm, exe, args), parent, m["extra"])
 
     def skim(self, event: AuditEvent, syscall_record: AuditRecord) -> bool:
         """Teach the table from a reference-path event nobody needs in full.
@@ -492,7 +515,7 @@ class PythonScanner:
 
             def facts() -> Facts:
                 if not made:
-                    made.append(self._event_facts(event, comm, exe, int(m["ppid"])))
+                    made.append(self._event_facts(event, comm, exe, m))
                 return made[0]
 
             for prefilter in self.rule_prefilters:
@@ -557,17 +580,18 @@ def _any_accepts(
     return False
 
 
-def _run_facts(  # noqa: PLR0917 - the run and the facts known of it already
+def _run_facts(
     buf: bytes,
     start: int,
     run: tuple[int, int],
-    comm: bytes | None,
-    exe: bytes | None,
+    own: tuple[bytes | None, bytes | None, bytes | None],
     parent: Callable[[], Known | None] | None,
 ) -> Callable[[], Facts]:
     """What argument tests read of the whole run ``buf[start:run[1]]``, made once when
     first asked: its EXECVE lines' arguments, decoded as the full parse decodes them (a
-    run without any: its document's arguments come from elsewhere, not known here)."""
+    run without any: its document's arguments come from elsewhere, not known here).
+    ``own``: its decoded comm and exe, and its ids (``extra``)."""
+    comm, exe, extra = own
     made: list[Facts] = []
 
     def facts() -> Facts:
@@ -578,7 +602,7 @@ def _run_facts(  # noqa: PLR0917 - the run and the facts known of it already
             if lines:
                 raw_id = buf[buf.find(b"(", start) + 1 : buf.find(b")", start)]
                 args = argv_of_execve_bodies(execve_bodies(lines, raw_id))
-            made.append(Facts(known_of(comm, exe, args), parent))
+            made.append(Facts(known_of(comm, exe, args), parent, extra))
         return made[0]
 
     return facts
