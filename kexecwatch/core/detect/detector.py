@@ -576,13 +576,12 @@ class Detector:
         self.stats.event_errors += 1
         out.append(EventError(line_no, reason, source=self.source))
 
-    def _on_event(self, event: AuditEvent, out: list[Output], needed: bool = False) -> None:
+    def _on_event(self, event: AuditEvent, out: list[Output]) -> None:
         """The hook point: every event that may matter, records and all.
 
         Events of the fast path reach it only when a prefilter accepts them (see
         :meth:`add_prefilter`); on the reference path every event does, and those
-        nobody needs are skimmed here (not those a rule prefilter accepted already:
-        ``needed``).
+        nobody needs are skimmed here.
         """
         fault = self.options.fault_on
         if fault is not None and any(fault in r.body for r in event.records):
@@ -595,7 +594,7 @@ class Detector:
             syscall_record = next((r for r in records if r.type == "SYSCALL"), None)
             if syscall_record is None:
                 return
-        if not needed and self.options.fast_path and self._scanner.skim(event, syscall_record):
+        if self.options.fast_path and self._scanner.skim(event, syscall_record):
             return
         process = self._process_event(event)
         if process is None:
@@ -871,10 +870,10 @@ class _Host:
         self.failed = detector._failed
         self.clock = detector._sequence_clock
 
-    def event(self, event: AuditEvent, out: list[Output], needed: bool = False) -> None:
+    def event(self, event: AuditEvent, out: list[Output]) -> None:
         detector = self._detector
         try:
-            detector._on_event(event, out, needed)
+            detector._on_event(event, out)
         except Exception as exc:  # one bad event must not cost the others
             line_no = event.records[0].line_no if event.records else 0
             detector._failed(event.id, line_no, exc, out)

@@ -269,6 +269,7 @@ _VALUE_FIELDS = (
     "process.executable",
     "process.parent.name",
     "process.parent.executable",
+    "process.working_directory",
 )
 
 

@@ -12,8 +12,9 @@ to what can be tested before the document is built
   *needles*, literal text of which one occurs in ``process.command_line`` whenever the
   comparison holds (an element of ``process.args`` is inside the command line, the
   arguments joined by spaces, so one test serves both fields);
-* a comparison on ``process.name`` or ``process.executable`` stays what it is (its
-  answer per value is remembered: names and executables repeat);
+* a comparison on ``process.name``, ``process.executable`` or
+  ``process.working_directory`` stays what it is (its answer per value is remembered:
+  names, executables and directories repeat);
 * the same for the parent (``process.parent.*``), read from the process table as the
   document would be (:class:`Facts`);
 * a comparison (``==``, ``in``, ``!=``) of a process's own user or group id
@@ -93,18 +94,22 @@ class Facts:
     on demand (``parent`` gives ``None`` when the table knows no parent; without
     ``parent``, nothing is known of it and every test on it holds), and its ids: the
     ``SYSCALL`` record's text from ``auid=`` to ``comm=`` in the canonical layout
-    (``extra``; ``None``: not known, every test on them holds)."""
+    (``extra``; ``None``: not known, every test on them holds), and its working directory
+    as the document holds it (``cwd``: ``None`` when the event states none, ``True`` when
+    not known: every test on it holds)."""
 
-    __slots__ = ("_lowered", "_parent", "_parent_known", "extra", "own")
+    __slots__ = ("_lowered", "_parent", "_parent_known", "cwd", "extra", "own")
 
     def __init__(
         self,
         own: Known,
         parent: Callable[[], Known | None] | None = None,
         extra: bytes | None = None,
+        cwd: str | bool | None = True,
     ) -> None:
         self.own = own
         self.extra = extra
+        self.cwd = cwd
         self._parent = parent
         self._parent_known: list[Known | None] = []
         self._lowered: dict[int, str] = {}
@@ -155,7 +160,7 @@ class Needles:
 @dataclass(frozen=True, slots=True)
 class ValueTest:
     """``test`` holds on a name or executable: ``field`` 0 ``process.name``, 1
-    ``process.executable``, 2 and 3 the parent's."""
+    ``process.executable``, 2 and 3 the parent's, 4 ``process.working_directory``."""
 
     field: int
     test: Callable[[str], bool] = dataclass_field(compare=False)
@@ -167,12 +172,21 @@ class ValueTest:
         return self.test(executable if self.field else name)
 
     def holds(self, facts: Facts) -> bool:
-        known = facts.of(self.field >= 2)
-        if known is True:
-            return True
-        if known is None or known is False:
-            return False
-        value = known[1] if self.field & 1 else known[0]
+        value: str
+        if self.field == 4:
+            cwd = facts.cwd
+            if cwd is True:
+                return True
+            if cwd is None or cwd is False:
+                return False
+            value = cwd
+        else:
+            known = facts.of(self.field >= 2)
+            if known is True:
+                return True
+            if known is None or known is False:
+                return False
+            value = known[1] if self.field & 1 else known[0]
         found = self.seen.get(value)
         if found is None:
             if len(self.seen) >= _MAX_SEEN:
@@ -290,7 +304,7 @@ class ArgsTest:
     def reads_parent(self) -> bool:
         """Whether a part tests the parent."""
         return any(
-            part.parent if isinstance(part, Needles) else part.field >= 2
+            part.parent if isinstance(part, Needles) else part.field in (2, 3)
             for part in self._leaves()
             if isinstance(part, Needles | ValueTest)
         )

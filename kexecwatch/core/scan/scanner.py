@@ -30,9 +30,10 @@ from collections.abc import Callable, Collection, Hashable, Sequence
 from typing import Any, Literal, Protocol
 
 from kexecwatch.core.audit.assembler import Assembler, AssemblerOutput, AuditEvent
+from kexecwatch.core.audit.fieldmemo import fields_of
 from kexecwatch.core.audit.fields import decode_untrusted
 from kexecwatch.core.audit.linebuffer import Region
-from kexecwatch.core.audit.record import AuditRecord, EventId
+from kexecwatch.core.audit.record import AuditRecord, EventId, parse_record
 from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS, PROCESS_SYSCALLS
 from kexecwatch.core.process.table import Args, ProcessTableLike
 from kexecwatch.core.scan.argtest import Facts, Known, known_of
@@ -82,9 +83,8 @@ class ScanHost(Protocol):
     def line(self, raw: bytes, line_no: int, source: Hashable, offset: int, out: list[Any]) -> None:
         """The fallback line handler (the reference path): one line, its newline cut."""
 
-    def event(self, event: AuditEvent, out: list[Any], needed: bool = False) -> None:
-        """The event hook, for an event some prefilter needs in full; never raises.
-        ``needed``: a rule prefilter is known to accept it (no need to ask them again)."""
+    def event(self, event: AuditEvent, out: list[Any]) -> None:
+        """The event hook, for an event some prefilter needs in full; never raises."""
 
     def handle(self, produced: list[AssemblerOutput], out: list[Any]) -> None:
         """What the assembler produced (lost events, expired events, diagnostics)."""
@@ -170,6 +170,8 @@ class PythonScanner:
         self.rule_prefilters: list[Prefilter] = []
         #: Whether the last :meth:`fast_verdict` of ``None`` came from a rule prefilter.
         self.needed_by_rules = False
+        # Set while the event hook has an event a rule prefilter is known to need.
+        self._needed = False
         self.prefilters: list[Prefilter] = []
         # What the prefilters say about each (syscall, success, comm, exe) seen on the
         # fast path: they depend on nothing else but record types and learned inodes.
@@ -292,11 +294,10 @@ class PythonScanner:
             fault = self.fault_on
             if verdict is None or (fault is not None and buf.find(fault, m.start(), run[1]) >= 0):
                 records = records_of(buf[m.start() + 1 : run[1]], line_no, event_id)
-                self._host.event(
-                    AuditEvent(None, event_id, records, "proctitle"),
-                    out,
-                    verdict is None and self.needed_by_rules,
-                )
+                # A rule prefilter took it: skim() need not ask them all again.
+                self._needed = verdict is None and self.needed_by_rules
+                self._host.event(AuditEvent(None, event_id, records, "proctitle"), out)
+                self._needed = False
                 if stats.last_time_ms >= self.sequences_due:
                     self._host.clock(stats.last_time_ms, out)
                 return True
@@ -489,7 +490,8 @@ class PythonScanner:
         time_ms = event.id.time_ms
         ppid = int(m["ppid"])
         parent = None if table.lookup is not None else lambda: _parent_known(table, ppid, time_ms)
-        return Facts(known_of(comm, exe, args), parent, m["extra"])
+        cwd = next((r.body for r in reversed(event.records) if r.type == "CWD"), None)
+        return Facts(known_of(comm, exe, args), parent, m["extra"], _cwd_text(cwd))
 
     def skim(self, event: AuditEvent, syscall_record: AuditRecord) -> bool:
         """Teach the table from a reference-path event nobody needs in full.
@@ -497,8 +499,11 @@ class PythonScanner:
         ``syscall_record`` is its ``SYSCALL`` record. Returns ``False`` when the event
         must be built in full: its record is not in the canonical layout
         (:data:`~kexecwatch.core.scan.fastpath.SYSCALL_BODY`), or a rule prefilter accepts
-        it. Other prefilters have had the event in the event hook already.
+        it (known already for a fast-path event handed over for a rule). Other prefilters
+        have had the event in the event hook already.
         """
+        if self._needed:
+            return False
         m = SYSCALL_BODY.fullmatch(syscall_record.body)
         if m is None:
             return False
@@ -602,10 +607,28 @@ def _run_facts(
             if lines:
                 raw_id = buf[buf.find(b"(", start) + 1 : buf.find(b")", start)]
                 args = argv_of_execve_bodies(execve_bodies(lines, raw_id))
-            made.append(Facts(known_of(comm, exe, args), parent, extra))
+            made.append(Facts(known_of(comm, exe, args), parent, extra, _run_cwd(buf, run)))
         return made[0]
 
     return facts
+
+
+def _run_cwd(buf: bytes, run: tuple[int, int]) -> str | None:
+    """``process.working_directory`` of the whole run ending at ``run[1]``: its last CWD
+    record's (middle records lie after its EXECVE lines, ``run[0]``)."""
+    at = buf.rfind(b"\ntype=CWD ", run[0] - 1, run[1])
+    if at < 0:
+        return None
+    record = parse_record(buf[at + 1 : buf.find(b"\n", at + 1)])
+    return _cwd_text(record.body if isinstance(record, AuditRecord) else None)
+
+
+def _cwd_text(body: bytes | None) -> str | None:
+    """The ``cwd=`` value of a CWD record's body, as the document holds it."""
+    if body is None:
+        return None
+    cwd = decode_untrusted(fields_of(body)[0].get("cwd"))
+    return None if cwd is None else cwd.decode("utf-8", "surrogateescape")
 
 
 def _parent_known(table: ProcessTableLike, ppid: int, time_ms: int) -> Known | None:

@@ -326,6 +326,28 @@ def test_a_rule_on_the_ids_tests_the_ids() -> None:
     assert not user.accepts(facts(_ids(uid=1000, euid=1000)))
 
 
+def test_a_rule_on_the_working_directory_tests_it() -> None:
+    """``process.working_directory`` (the CWD record) is tested before the full parse:
+    before, a rule such as "hidden files created in /tmp" by ``cp`` or ``cat`` had every
+    exec of those names parsed in full."""
+    hidden = _test_of(
+        'process where process.working_directory in ("/tmp", "/dev/shm") and '
+        'process.name in ("cp", "cat")'
+    )
+    assert hidden is not None
+
+    def facts(cwd: str | bool | None) -> Facts:
+        return Facts(("cp", "/bin/cp", "cp a b"), lambda: None, None, cwd)
+
+    assert hidden.accepts(facts("/tmp"))
+    assert not hidden.accepts(facts("/home/u"))
+    assert not hidden.accepts(facts(None))  # no CWD record: no working directory
+    assert hidden.accepts(facts(True))  # not known
+    like = _test_of('process where ?process.working_directory : "*react-dom*"')
+    assert like.accepts(facts("/srv/node_modules/REACT-DOM/x"))
+    assert not like.accepts(facts("/srv/app"))
+
+
 def test_needles_of_regular_expressions() -> None:
     assert regex_needles("a?+bc", nocase=False) == [frozenset({"bc"})]
     assert regex_needles("ab|c", nocase=False) == []
