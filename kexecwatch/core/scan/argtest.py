@@ -55,11 +55,14 @@ __all__ = [
     "Facts",
     "Known",
     "Needle",
+    "NeedleGate",
     "Needles",
     "Part",
     "ValueTest",
     "command_line_of",
     "known_of",
+    "own_needles",
+    "reads_command_lines",
 ]
 
 #: One needle: its text, and whether it is looked for in the lower-cased command line.
@@ -123,6 +126,13 @@ class Facts:
         if not self._parent_known:
             self._parent_known.append(self._parent())
         return self._parent_known[0]
+
+    def key(self) -> tuple[object, ...]:
+        """All that a part which reads no command line reads of these facts (besides the
+        process's own name and executable): the parent's name and executable (or whether
+        it is unknown or absent), the working directory and the ids."""
+        parent = self.of(True)
+        return (parent[:2] if isinstance(parent, tuple) else parent, self.cwd, self.extra)
 
     def lowered(self, parent: bool, line: str) -> str:
         """``line`` lower-cased, once."""
@@ -325,6 +335,64 @@ class ArgsTest:
             else:
                 found.append(part)
         return found
+
+
+def own_needles(part: Part | bool) -> frozenset[Needle] | None:
+    """Needles of which one is in the process's own command line whenever ``part`` (what
+    :meth:`ArgsTest.given` left) holds on a known command line; ``None`` when ``part``
+    may hold without any."""
+    if isinstance(part, Needles):
+        return None if part.parent else part.needles
+    if isinstance(part, AllOf):
+        found = [n for n in map(own_needles, part.parts) if n is not None]
+        return min(found, key=len) if found else None
+    if isinstance(part, AnyOf):
+        union: set[Needle] = set()
+        for item in part.parts:
+            needles = own_needles(item)
+            if needles is None:
+                return None
+            union |= needles
+        return frozenset(union)
+    return None
+
+
+def reads_command_lines(part: Part | bool) -> bool:
+    """Whether ``part`` reads a command line (the process's or its parent's): if not, it
+    depends only on the parent's name and executable, the working directory and the ids
+    (:meth:`Facts.key`)."""
+    if isinstance(part, Needles):
+        return True
+    if isinstance(part, AllOf | AnyOf):
+        return any(reads_command_lines(p) for p in part.parts)
+    return False
+
+
+class NeedleGate:
+    """One look for the needles of many argument tests at once: when none of them is in
+    a known command line, none of the tests holds (:func:`own_needles`)."""
+
+    __slots__ = ("_exact", "_folded")
+
+    def __init__(self, needles: Iterable[Needle]) -> None:
+        found = set(needles)
+        self._exact = tuple(sorted(t for t, nocase in found if not nocase))
+        self._folded = tuple(sorted(t for t, nocase in found if nocase))
+
+    def shut(self, facts: Facts) -> bool:
+        """Whether no needle is in the process's own command line (known)."""
+        line = facts.own[2]
+        if line is None:
+            return False
+        for text in self._exact:
+            if text in line:
+                return False
+        if self._folded:
+            lowered = facts.lowered(False, line)
+            for text in self._folded:
+                if text in lowered:
+                    return False
+        return True
 
 
 def command_line_of(args: Iterable[bytes]) -> str:

@@ -36,7 +36,16 @@ from kexecwatch.core.audit.linebuffer import Region
 from kexecwatch.core.audit.record import AuditRecord, EventId, parse_record
 from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, KEXEC_SYSCALLS, PROCESS_SYSCALLS
 from kexecwatch.core.process.table import Args, ProcessTableLike
-from kexecwatch.core.scan.argtest import Facts, Known, known_of
+from kexecwatch.core.scan.argtest import (
+    Facts,
+    Known,
+    Needle,
+    NeedleGate,
+    Part,
+    known_of,
+    own_needles,
+    reads_command_lines,
+)
 from kexecwatch.core.scan.fastpath import (
     FAST_TYPES,
     SYSCALL_BODY,
@@ -51,7 +60,7 @@ from kexecwatch.core.scan.fastpath import (
     split_pair,
     syscall_of,
 )
-from kexecwatch.core.scan.prefilter import Prefilter
+from kexecwatch.core.scan.prefilter import Prefilter, text_of
 
 __all__ = [
     "EVALUATED",
@@ -372,7 +381,7 @@ class PythonScanner:
         )
         if (for_rules and relevant) or for_others:
             facts = _run_facts(
-                buf, start, run, (comm, exe, extra), self._parent_of(buf, start, time_ms)
+                buf, start, run, (comm, exe, extra, syscall), self._parent_of(buf, start, time_ms)
             )
             if (
                 for_rules
@@ -454,13 +463,15 @@ class PythonScanner:
             prefilters: list[Prefilter],
         ) -> tuple[Prefilter, ...] | Literal[True]:
             # A fast-path run holds no record types beyond FAST_TYPES.
-            found = tuple(
+            found = [
                 i
                 for i in prefilters
                 if (i.record_types is None or i.record_types & FAST_TYPES)
                 and i.accepts_static(syscall, success, comm, exe, host)
-            )
-            return True if any(i.is_static for i in found) else found
+            ]
+            if any(i.is_static for i in found):
+                return True
+            return _Accepting(found, text_of(comm), text_of(exe))
 
         evaluated = syscall in EVALUATED
         verdict = (
@@ -485,7 +496,12 @@ class PythonScanner:
         """What argument tests read of a reference-path event (``m``: its ``SYSCALL``
         record's :data:`~kexecwatch.core.scan.fastpath.SYSCALL_BODY` match)."""
         raw = raw_args(event.records)
-        args = None if raw is None else argv_of_execve_bodies(raw)
+        syscall = syscall_of(m["call"])
+        args = (
+            (_NO_ARGS if syscall not in ARGS_FROM_TABLE else None)
+            if raw is None
+            else argv_of_execve_bodies(raw)
+        )
         table = self.table
         time_ms = event.id.time_ms
         ppid = int(m["ppid"])
@@ -556,6 +572,84 @@ class PythonScanner:
         return True
 
 
+class _Accepting(tuple[Prefilter, ...]):
+    """The prefilters that accept a verdict's SYSCALL record (none of them static),
+    sorted when first needed (:meth:`split`) into: argument tests that only an argument
+    with one of their needles can satisfy (asked only when a
+    :class:`~kexecwatch.core.scan.argtest.NeedleGate` finds one), tests that read no
+    command line (their answer remembered per :meth:`Facts.key`), and the rest."""
+
+    name: str
+    executable: str
+    parts: _Split | None
+    seen: dict[tuple[object, ...], bool]
+
+    def __new__(cls, prefilters: Sequence[Prefilter], name: str, executable: str) -> _Accepting:
+        made = super().__new__(cls, prefilters)
+        made.name = name
+        made.executable = executable
+        made.parts = None
+        made.seen = {}
+        return made
+
+    def split(self) -> _Split:
+        """The gate, the tests behind it, the tests that read no command line, and the
+        prefilters asked as they are."""
+        if self.parts is None:
+            gated: list[tuple[Part | bool, frozenset[Needle]]] = []
+            plain: list[Part | bool] = []
+            others: list[Prefilter] = []
+            for prefilter in self:
+                if (
+                    prefilter.args is None
+                    or prefilter.record_types is not None
+                    or prefilter.path_items is not None
+                ):
+                    others.append(prefilter)
+                    continue
+                left = prefilter.args.given(self.name, self.executable)
+                needles = own_needles(left)
+                if needles is not None:
+                    gated.append((left, needles))
+                elif not reads_command_lines(left):
+                    plain.append(left)
+                else:
+                    others.append(prefilter)
+            self.parts = (
+                NeedleGate(n for _, needles in gated for n in needles),
+                tuple(part for part, _ in gated),
+                tuple(plain),
+                tuple(others),
+            )
+        return self.parts
+
+    def plain_holds(self, plain: tuple[Part | bool, ...], facts: Facts) -> bool:
+        """Whether one of ``plain`` (tests that read no command line) holds; remembered."""
+        key = facts.key()
+        found = self.seen.get(key)
+        if found is None:
+            if len(self.seen) >= _MAX_VERDICTS:
+                self.seen.clear()
+            found = self.seen[key] = any(
+                p is True or (p is not False and p.holds(facts)) for p in plain
+            )
+        return found
+
+
+#: The syscalls whose process events take the caller's arguments from the process table
+#: (the detector's ``self_exec``) when they have no EXECVE record: for the others, such
+#: an event's document has no arguments.
+ARGS_FROM_TABLE = KEXEC_SYSCALLS | PROCESS_SYSCALLS
+#: The arguments of a document without any, as the argument tests read them: an empty
+#: command line holds no needle, as a missing one satisfies no comparison.
+_NO_ARGS: tuple[bytes, ...] = ()
+
+#: What :meth:`_Accepting.split` gives.
+_Split = tuple[
+    NeedleGate, tuple["Part | bool", ...], tuple["Part | bool", ...], tuple[Prefilter, ...]
+]
+
+
 def _any_accepts(
     prefilters: tuple[Prefilter, ...],
     buf: bytes,
@@ -564,11 +658,24 @@ def _any_accepts(
     facts: Callable[[], Facts],
 ) -> bool:
     """Whether one of ``prefilters`` (which accept the SYSCALL record, none of them
-    static) takes the run; ``facts`` are what their argument tests read of it.
+    static) takes the run; ``facts`` are what their argument tests read of it (an
+    :class:`_Accepting` asks its parts as :meth:`_Accepting.split` sorts them).
 
     The run is ``buf[start:run[1]]``; its PATH records, like every middle record, lie
     after its EXECVE lines (``run[0]``), so only that part is searched for inodes.
     """
+    if isinstance(prefilters, _Accepting):
+        gate, gated, plain, others = prefilters.split()
+        if others and _any_accepts(others, buf, start, run, facts):
+            return True
+        if plain and prefilters.plain_holds(plain, facts()):
+            return True
+        if not gated:
+            return False
+        made = facts()
+        return not gate.shut(made) and any(
+            p is True or (p is not False and p.holds(made)) for p in gated
+        )
     end = run[1]
     for prefilter in prefilters:
         if prefilter.record_types is not None and not (
@@ -589,21 +696,21 @@ def _run_facts(
     buf: bytes,
     start: int,
     run: tuple[int, int],
-    own: tuple[bytes | None, bytes | None, bytes | None],
+    own: tuple[bytes | None, bytes | None, bytes | None, str],
     parent: Callable[[], Known | None] | None,
 ) -> Callable[[], Facts]:
     """What argument tests read of the whole run ``buf[start:run[1]]``, made once when
     first asked: its EXECVE lines' arguments, decoded as the full parse decodes them (a
     run without any: its document's arguments come from elsewhere, not known here).
-    ``own``: its decoded comm and exe, and its ids (``extra``)."""
-    comm, exe, extra = own
+    ``own``: its decoded comm and exe, its ids (``extra``) and its syscall."""
+    comm, exe, extra, syscall = own
     made: list[Facts] = []
 
     def facts() -> Facts:
         if not made:
             head = buf.find(b"\n", start) + 1
             lines = buf[head : run[0]]
-            args = None
+            args = _NO_ARGS if syscall not in ARGS_FROM_TABLE else None
             if lines:
                 raw_id = buf[buf.find(b"(", start) + 1 : buf.find(b")", start)]
                 args = argv_of_execve_bodies(execve_bodies(lines, raw_id))

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bench.generate import Generator, _Proc, generate
+from bench.generate import Generator, _enc, _Proc, generate
 from kexecwatch.adapters.replay import replay
 from kexecwatch.adapters.sources import expand_paths
 from kexecwatch.core.detect.detector import DetectorOptions
@@ -399,7 +399,8 @@ def _case(rng: random.Random, text: str) -> str:
 def literal_log(path: Path, rules: Sequence[object], events: int, seed: int) -> None:
     """Execs made of the rules' own literals, as the kernel writes them: names, and
     arguments in another case at times, with spaces (hex-encoded), or long enough to
-    be split over EXECVE records; parents that ran such arguments too."""
+    be split over EXECVE records; parents that ran such arguments too; root's and a
+    user's, set-user-ID root programs, and working directories the rules name."""
     rng = random.Random(seed)
     gen = Generator(seed=seed)
     literals = _literals(rules)
@@ -411,16 +412,32 @@ def literal_log(path: Path, rules: Sequence[object], events: int, seed: int) -> 
             for v in literals.get(name, [])
         }
     )
-    parent = _Proc(1000, "bash", "/usr/bin/bash", ("bash",), 1000, 3, "pts0", 1)
+    cwds = sorted({*literals.get("process.working_directory", []), "/tmp", "/"})
+    users = [
+        _Proc(1000, "bash", "/usr/bin/bash", ("bash",), 1000, 3, "pts0", 1),
+        _Proc(1001, "bash", "/usr/bin/bash", ("bash",), 0, 4, "pts1", 1),
+    ]
+    parent = users[0]
     lines: list[str] = []
     for _ in range(events):
+        if rng.random() < 0.05:
+            parent = rng.choice(users)
         comm = rng.choice(names)
         argv = [comm, *(_case(rng, rng.choice(words)) for _ in range(rng.randint(0, 3)))]
         if rng.random() < 0.2 and len(argv) > 2:
             argv[1:3] = [f"{argv[1]} {argv[2]}"]  # a space: written in hex
         if rng.random() < 0.05:
             argv.append("-D" + "y" * 9000 + rng.choice(words))  # split over records
-        event, child = gen.exec_event(parent, comm[:15], "/usr/bin/" + comm, tuple(argv))
+        setuid = "setuid" if rng.random() < 0.2 else ""
+        event, child = gen.exec_event(
+            parent, comm[:15], "/usr/bin/" + comm, tuple(argv), privilege=setuid
+        )
+        if rng.random() < 0.5:
+            cwd = "cwd=" + _enc(_case(rng, rng.choice(cwds)).encode())
+            event = [
+                line.split("cwd=")[0] + cwd if line.startswith("type=CWD") else line
+                for line in event
+            ]
         lines += event
         parent = child if rng.random() < 0.5 else parent
     path.write_text("".join(line + "\n" for line in lines))
