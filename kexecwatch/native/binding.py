@@ -24,7 +24,7 @@ import ctypes
 import struct
 import threading
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -33,6 +33,7 @@ from kexecwatch.core import (
     STOP_HANDBACK,
     STOP_LIVE,
     STOP_VERDICT,
+    NeedleBytes,
     QuietState,
     RawEntry,
     ScanResult,
@@ -56,7 +57,7 @@ __all__ = [
 ]
 
 #: The C ABI this binding speaks (``kw_abi_version``); any other library is refused.
-ABI_VERSION: Final = 3
+ABI_VERSION: Final = 5
 LIBRARY_NAME: Final = "libkexecwatch_native.so"
 
 # A RawEntry (core.nativeapi) as the native table holds it: ``comm_raw``/``exe_raw`` say
@@ -152,6 +153,8 @@ class _ScanOut(ctypes.Structure):
         ("ahead_gone_len", ctypes.c_size_t),
         ("ahead_added", ctypes.c_void_p),
         ("ahead_added_rows", ctypes.c_size_t),
+        ("leads", ctypes.c_void_p),
+        ("leads_rows", ctypes.c_size_t),
     )
 
 
@@ -192,6 +195,16 @@ _SIGNATURES: Final[dict[str, tuple[object, ...]]] = {
     "kw_table_mark_unreadable": (_PTR, _U64, _I64),
     "kw_table_is_unreadable": (_PTR, _U64, _I64, _OUT_U8),
     "kw_set_verdict": (_PTR, ctypes.c_char_p, _SIZE, ctypes.c_uint32),
+    "kw_set_verdict_needles": (
+        _PTR,
+        ctypes.c_char_p,
+        _SIZE,
+        ctypes.c_uint32,
+        _PTR,
+        _SIZE,
+        ctypes.c_uint32,
+    ),
+    "kw_set_needles": (_PTR, ctypes.c_char_p, _SIZE),
     "kw_clear_verdicts": (_PTR,),
     "kw_set_inodes": (_PTR, _PTR, _SIZE),
     "kw_scan": (
@@ -203,6 +216,7 @@ _SIGNATURES: Final[dict[str, tuple[object, ...]]] = {
         _PTR,
         _SIZE,
         ctypes.c_uint32,
+        _I64,
         ctypes.POINTER(_ScanOut),
     ),
     "kw_done_keep": (_PTR, ctypes.c_int),
@@ -495,6 +509,8 @@ class NativeSession:
         self._lib = lib
         self._handle: int | None = handle
         self._lock = threading.Lock()
+        # The number of each needle given to set_needles.
+        self._needle_ids: dict[NeedleBytes, int] = {}
         self._out_ptr = ctypes.c_void_p()
         self._out_len = ctypes.c_size_t()
         self._out_u64 = ctypes.c_uint64()
@@ -644,12 +660,55 @@ class NativeSession:
     # -- verdicts --------------------------------------------------------------------
 
     def set_verdict(self, key: bytes, code: int) -> None:
-        """Cache the verdict ``code`` (bits 0-6, see ``native/src/verdicts.rs``) for
+        """Cache the verdict ``code`` (bits 0-7, see ``native/src/verdicts.rs``) for
         ``key`` (``call \\0 success \\0 comm \\0 exe``); 4096 at most, then cleared."""
-        if not 0 <= code <= 0x7F:
+        if not 0 <= code <= 0xFF:
             raise NativeError(f"set_verdict: code {code} out of range")
         with self._lock:
             self._call("kw_set_verdict", key, len(key), code)
+
+    def set_needles(self, needles: Sequence[NeedleBytes]) -> None:
+        """Every argument needle of the rules, ``(text, case-insensitive)``; a needle's
+        number is its position. Forgets every verdict (they name needles by number).
+        Too many (``native/src/needles.rs``): :class:`NativeError`."""
+        blob = b"".join(
+            bytes((1 if nocase else 0,)) + _LENGTH.pack(len(text)) + text
+            for text, nocase in needles
+        )
+        with self._lock:
+            self._call("kw_set_needles", blob, len(blob))
+            self._needle_ids = {needle: n for n, needle in enumerate(needles)}
+
+    def set_verdict_needles(
+        self,
+        key: bytes,
+        code: int,
+        needles: Iterable[NeedleBytes],
+        *,
+        empty_if_no_execve: bool,
+    ) -> None:
+        """Cache ``code`` (with ``NEEDLE_IF_RELEVANT``) for ``key`` and the needles one of
+        which a run of this key must have in its command line to be handed back (each
+        given to :meth:`set_needles` before: :class:`NativeError` if not).
+        ``empty_if_no_execve``: a run without EXECVE lines has the empty command line
+        (else it is always handed back)."""
+        if not 0 <= code <= 0xFF:
+            raise NativeError(f"set_verdict_needles: code {code} out of range")
+        with self._lock:
+            try:
+                ids = array("I", sorted({self._needle_ids[n] for n in needles}))
+            except KeyError as exc:
+                raise NativeError(f"set_verdict_needles: needle {exc} was not set") from None
+            address, count = ids.buffer_info()
+            self._call(
+                "kw_set_verdict_needles",
+                key,
+                len(key),
+                code,
+                address if count else None,
+                count,
+                1 if empty_if_no_execve else 0,
+            )
 
     def clear_verdicts(self) -> None:
         """Forget every verdict (rules or prefilters changed)."""
@@ -744,9 +803,13 @@ class NativeSession:
 
     # -- the scan --------------------------------------------------------------------
 
-    def scan(self, buf: bytes, start: int, state: QuietState) -> ScanResult:
+    def scan(
+        self, buf: bytes, start: int, state: QuietState, due_ms: int | None = None
+    ) -> ScanResult:
         """Take what may be taken of ``buf`` from ``start`` (a line start), the
-        detector being quiet in ``state``; see :class:`ScanResult`.
+        detector being quiet in ``state``; see :class:`ScanResult`. With ``due_ms``,
+        stop (``STOP_DUE``) right after the first unit that brings the latest event
+        time taken to ``due_ms`` or beyond.
 
         Raises:
             NativeError: ``start`` beyond ``buf``, or a native failure.
@@ -805,6 +868,7 @@ class NativeSession:
                 address,
                 rows,
                 _SCAN_AHEAD_KEPT if kept else 0,
+                _I64_MAX if due_ms is None else _clamp(due_ms),
                 self._out_ref,
             )
             if code:
@@ -818,6 +882,7 @@ class NativeSession:
             )
             gone = _rows(out.ahead_gone, out.ahead_gone_len, 1).tolist()
             added_flat = _rows(out.ahead_added, out.ahead_added_rows, 4)
+            leads = _rows(out.leads, out.leads_rows, 3) if out.leads_rows else None
             end_at, stop, ppid, time_ms = (
                 int(out.end),
                 int(out.stop),
@@ -869,6 +934,7 @@ class NativeSession:
             lost=lost,
             done_kept=done_kept,
             ahead_delta=(gone, added),
+            leads=leads,
         )
 
     def selftest_panic(self) -> None:

@@ -6,18 +6,20 @@
 //! of the same id right after, absorbed), two interleaved whole runs as
 //! `split_pair` reads them (A's bare `EOE` after A's end passed over, B's `EOE` right
 //! after absorbed), single-record events of the types Python names, a `LOGIN`
-//! record with the whole run of its own syscall right after it (two events), blank
+//! record with the whole run of its own syscall right after it (two events) or
+//! alone (named by Python; reported in `leads`, as the assembler remembers it), blank
 //! and `#` lines. Each event must be plain progress of the clock (gaps.rs), have a
 //! cached verdict that needs nothing of Python, and (live) a known parent.
 
 use crate::entry::{ArgsIn, Entry};
 use crate::gaps::{EventId, Quiet};
 use crate::lines::{find, find_byte, line_end, starts};
+use crate::needles::command_line;
 use crate::session::{ScanOut, Session, Stop, DONE_KEPT};
 use crate::syscall::{self, Span, SyscallHead};
 use crate::verdicts::{
     Verdicts, EVALUATED, INODE_ALWAYS, INODE_IF_RELEVANT, LEARN_EXEC, LEARN_FORK, LEARN_MASK,
-    LEARN_OTHER, NEED_ALWAYS, NEED_IF_RELEVANT,
+    LEARN_OTHER, NEEDLE_IF_RELEVANT, NEED_ALWAYS, NEED_IF_RELEVANT,
 };
 
 /// `MIDDLE_TYPES` of fastpath.py.
@@ -116,6 +118,8 @@ struct Event {
     head: SyscallHead,
     id: EventId,
     code: u8,
+    /// The verdict's needle group (0: none).
+    group: u32,
     relevant: bool,
 }
 
@@ -147,14 +151,35 @@ struct Scanner<'a> {
     out: ScanOut,
     /// The id (sec, ms, serial) of the last event this scan took: done for sure.
     last: Option<(i64, i64, i64)>,
+    /// Stop once the latest time taken reaches this (`Stop::Due`).
+    due_ms: i64,
 }
+
+/// `due_ms` of a scan that never stops for a sequence's deadline.
+pub const NEVER_DUE: i64 = i64::MAX;
 
 /// Scan `buf` from `start` (a line start) for a detector in the quiet state `quiet`;
 /// the result is left in `session.scan`, and the state after it is returned.
 pub fn scan(session: &mut Session, buf: &[u8], start: usize, quiet: Quiet) -> Quiet {
+    scan_until(session, buf, start, quiet, NEVER_DUE)
+}
+
+/// [`scan`], stopping with `Stop::Due` right after the first unit whose events bring
+/// the latest time taken to `due_ms` or beyond: there a sequence rule's deadline may
+/// have passed, and the Python path matches due sequences after that very event. (A
+/// pair whose first event would reach it is handed back: Python matches between the
+/// two events' own work.)
+pub fn scan_until(
+    session: &mut Session,
+    buf: &[u8],
+    start: usize,
+    quiet: Quiet,
+    due_ms: i64,
+) -> Quiet {
     let mut out = std::mem::take(&mut session.scan);
     out.key.clear();
     out.done.clear();
+    out.leads.clear();
     out.lost.clear();
     out.ahead.clear();
     out.ppid = 0;
@@ -170,18 +195,26 @@ pub fn scan(session: &mut Session, buf: &[u8], start: usize, quiet: Quiet) -> Qu
         quiet,
         out,
         last: None,
+        due_ms,
     };
     let mut pos = start.min(buf.len());
     let stop = loop {
         if pos >= buf.len() {
             break Stop::End;
         }
+        let events = scanner.out.events;
         match scanner.step(pos) {
             Ok(next) => pos = next,
             Err(stop) => break stop,
         }
         if scanner.out.done.len() >= 8 * DONE_KEPT {
             scanner.out.done.drain(..4 * DONE_KEPT);
+        }
+        if scanner.out.leads.len() >= 6 * DONE_KEPT {
+            scanner.out.leads.drain(..3 * DONE_KEPT);
+        }
+        if scanner.out.events > events && scanner.out.last_time_ms >= due_ms {
+            break Stop::Due;
         }
     };
     let Scanner {
@@ -193,6 +226,11 @@ pub fn scan(session: &mut Session, buf: &[u8], start: usize, quiet: Quiet) -> Qu
     if out.done.len() > 4 * DONE_KEPT {
         let excess = out.done.len() - 4 * DONE_KEPT;
         out.done.drain(..excess);
+    }
+    // A lead matters only while its event is done: the last DONE_KEPT events at most.
+    if out.leads.len() > 3 * DONE_KEPT {
+        let excess = out.leads.len() - 3 * DONE_KEPT;
+        out.leads.drain(..excess);
     }
     out.end = pos;
     out.stop = stop as i32;
@@ -359,6 +397,7 @@ impl<'a> Scanner<'a> {
         }
         let event = self.judge(whole.head)?;
         if self.needs_python(&event, &buf[whole.args_end..whole.end])
+            || self.needle_hit(&event)
             || self.faulty(&buf[pos..whole.end])
         {
             return Err(Stop::Handback);
@@ -449,8 +488,8 @@ impl<'a> Scanner<'a> {
             }
             key.extend_from_slice(span(buf, *part));
         }
-        let code = match self.session.verdicts.get(key) {
-            Some(code) => code,
+        let (code, group) = match self.session.verdicts.get_with_group(key) {
+            Some(found) => found,
             None => {
                 self.out.key.clear();
                 self.out.key.extend_from_slice(key);
@@ -465,8 +504,29 @@ impl<'a> Scanner<'a> {
             head,
             id,
             code,
+            group,
             relevant,
         })
+    }
+
+    /// Whether the verdict's needle test hands the run back: a needle of its group
+    /// may be in the command line of the EXECVE bodies in `session.bodies`, or that
+    /// command line is not plain, or there are none and the group does not read that
+    /// as the empty command line (needles.rs).
+    fn needle_hit(&mut self, event: &Event) -> bool {
+        if !(event.relevant && event.code & NEEDLE_IF_RELEVANT != 0) {
+            return false;
+        }
+        let session = &mut *self.session;
+        let mut line = std::mem::take(&mut session.line);
+        let hit = if session.bodies.is_empty() {
+            session.verdicts.needle_may_match(event.group, None)
+        } else {
+            !command_line(self.buf, &session.bodies, &mut line)
+                || session.verdicts.needle_may_match(event.group, Some(&line))
+        };
+        session.line = line;
+        hit
     }
 
     /// Whether a prefilter needs the event in full: by its verdict, or by an inode
@@ -645,12 +705,20 @@ impl<'a> Scanner<'a> {
         let execve_b = whole_run(buf, lines_b, span(buf, head_b.id)).ok_or(Stop::Handback)?;
         let a = self.judge(head_a)?;
         let b = self.judge(head_b)?;
+        if a.id.time_ms >= self.due_ms {
+            // Python matches due sequences after A, before B's work: its way.
+            return Err(Stop::Handback);
+        }
         if a.id.sec == b.id.sec && a.id.ms == b.id.ms && a.id.serial == b.id.serial {
             return Err(Stop::Handback);
         }
         let verdicts = &self.session.verdicts;
+        // A pair's needle test is not made: a verdict that asks for one hands it back.
+        let needle = |e: &Event| e.relevant && e.code & NEEDLE_IF_RELEVANT != 0;
         if inode_or_need(verdicts, &a, |v| inode_in(v, buf, lines_a, execve_a))
             || inode_or_need(verdicts, &b, |v| inode_in(v, buf, lines_b, execve_b))
+            || needle(&a)
+            || needle(&b)
         {
             return Err(Stop::Handback);
         }
@@ -727,7 +795,8 @@ impl<'a> Scanner<'a> {
                 return step;
             }
         }
-        // A LOGIN alone waits for its syscall's records (Assembler._leads): Python's.
+        // Taken alone (when Python names the type), a LOGIN is reported in `leads`:
+        // the assembler waits for its syscall's records under its id (`_leads`).
         if !named || self.faulty(line) {
             return Err(Stop::Handback);
         }
@@ -752,9 +821,18 @@ impl<'a> Scanner<'a> {
             },
             id,
             code: 0,
+            group: 0,
             relevant: false,
         };
         self.take(&event, elapsed);
+        if kind == LEAD {
+            self.out
+                .leads
+                .extend_from_slice(&[id.sec, id.ms, id.serial]);
+            // Its EOE ends the lead in the assembler (push() deletes it): never passed
+            // over as the late EOE of a done event.
+            self.last = None;
+        }
         self.out.lines += 1;
         self.out.records += 1;
         Ok(nl + 1)

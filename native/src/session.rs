@@ -31,6 +31,9 @@ pub enum Stop {
     Handback = 1,
     Verdict = 2,
     Live = 3,
+    /// The last unit taken brought the scan's latest event time to `due_ms`: a
+    /// sequence rule's deadline may have passed (Python matches it, then scans on).
+    Due = 4,
 }
 
 /// A scan's result; the vectors are reused from call to call.
@@ -53,6 +56,9 @@ pub struct ScanOut {
     pub state: [i64; 5],
     /// `(serial, sec, ms, seen_elapsed)` per serial held ahead, in dict order.
     pub ahead: Vec<i64>,
+    /// `(sec, ms, serial)` per lone `LOGIN` record taken (the last [`DONE_KEPT`]):
+    /// the assembler remembers them as leads, as `Assembler.push` does.
+    pub leads: Vec<i64>,
 }
 
 /// How many taken events a scan reports for the done set: the assembler keeps no
@@ -73,6 +79,8 @@ pub struct Session {
     pub pair_a: Vec<(usize, usize)>,
     pub pair_b: Vec<(usize, usize)>,
     pub key: Vec<u8>,
+    /// Scratch: the command line of the run being judged (needles.rs).
+    pub line: Vec<u8>,
     /// The rows of the events taken, kept between calls (`kw_done_keep`).
     pub done: DoneStore,
     /// Rows returned by `kw_done_rows`.
@@ -100,6 +108,7 @@ impl Session {
             pair_a: Vec::new(),
             pair_b: Vec::new(),
             key: Vec::new(),
+            line: Vec::new(),
             done: DoneStore::default(),
             done_out: Vec::new(),
             kept: None,
