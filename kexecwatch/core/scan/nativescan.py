@@ -328,7 +328,7 @@ class NativeScanner(PythonScanner):
                 break  # only teaches the table: native's to take
             if not self.fast_event(buf, m, run, line_no, out):
                 break
-            n = buf.count(b"\n", pos, run[1])
+            n = run[3]  # the run's lines: pos is its start (no second pass over its bytes)
             stats.lines += n
             stats.records += n
             pos, line_no = self._lines_to_syscall(buf, run[1], line_no + n, source, base, out)
@@ -361,8 +361,8 @@ class NativeScanner(PythonScanner):
         """Read lines in Python up to the next line native may take: a SYSCALL line,
         or a record of a type native takes on its own (``single_types``). Those go back
         to native, which reads them without the full parser's cost; anything else (an
-        ``EOE`` after a run Python took, ``node=`` lines, a ``LOGIN`` without its
-        syscall's run right after) native would hand back one round trip at a time."""
+        ``EOE`` after a run Python took, ``node=`` lines) native would hand back one
+        round trip at a time."""
         found = _NATIVE_LINE.search(buf, pos - 1)
         stop = len(buf) if found is None else found.start() + 1
         line = self._host.line
