@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use crate::done::DoneStore;
 use crate::gaps::{Lost, Quiet};
+use crate::render::Render;
 use crate::table::{Table, NO_LATENESS};
 use crate::verdicts::Verdicts;
 
@@ -31,6 +32,8 @@ pub enum Stop {
     Handback = 1,
     Verdict = 2,
     Live = 3,
+    /// A run to render whose render key Python has not answered (render.rs).
+    Render = 4,
 }
 
 /// A scan's result; the vectors are reused from call to call.
@@ -84,6 +87,8 @@ pub struct Session {
     pub ahead_keys: Vec<i64>,
     pub ahead_gone: Vec<i64>,
     pub ahead_added: Vec<i64>,
+    /// `--events` lines written natively (render.rs).
+    pub render: Render,
 }
 
 impl Session {
@@ -106,6 +111,7 @@ impl Session {
             ahead_keys: Vec::new(),
             ahead_gone: Vec::new(),
             ahead_added: Vec::new(),
+            render: Render::default(),
         }
     }
 }
