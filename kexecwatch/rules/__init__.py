@@ -14,10 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from kexecwatch.core import NativeRule, Rule, load_native_rule, load_rule
 from kexecwatch.errors import ConfigError
 from kexecwatch.rules.source import VersionLock, load_rule_source, read_rule_file
+
+if TYPE_CHECKING:
+    from kexecwatch.rules.cache import RuleCache
 
 __all__ = [
     "BUILTIN_RULE_FILES",
@@ -77,6 +81,7 @@ def load_rules(
     builtin: bool = True,
     ruleset: str = "all",
     report: Callable[[str], None] | None = None,
+    cache: RuleCache | None = None,
 ) -> list[Rule | NativeRule]:
     """The built-in rules of ``ruleset`` (unless ``builtin`` is false) plus rule paths.
 
@@ -85,6 +90,8 @@ def load_rules(
     Args:
         report: receives one line per directory (its counts), per rule file of a
             directory that did not load, and per unreadable version lock.
+        cache: the rule files' parsed TOML from earlier runs (:mod:`kexecwatch.rules.cache`),
+            written back once every path is loaded; ``None``: no cache.
 
     Raises:
         ConfigError: for an unknown rule set, or no rule at all (no built-in rules and
@@ -98,7 +105,7 @@ def load_rules(
     rules: list[Rule | NativeRule] = list(load_builtin_rules(ruleset)) if builtin else []
     lock = VersionLock()
     for path in paths:
-        loaded = load_rule_source(path, lock)
+        loaded = load_rule_source(path, lock, cache)
         rules += loaded.rules
         if report is None:
             continue
@@ -106,4 +113,6 @@ def load_rules(
             report(str(problem).split("\n", 1)[0])
         if loaded.directory:
             report(loaded.summary())
+    if cache is not None:
+        cache.save()
     return rules
