@@ -256,12 +256,14 @@ def test_the_answer_is_taken_from_the_document() -> None:
         b"auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts1 ses=3 "
         b'comm="ls" exe="/bin/ls" key="k"'
     )
-    pieces = event_pieces(b"arch=c000003e syscall=59", tail, "h", None, "defend")
+    pieces = event_pieces(b"arch=c000003e syscall=59", b"yes", tail, "h", None, "defend")
     assert pieces is not None
     assert pieces[5] == b'"syscall":"execve"'
     assert json.loads(b"{" + pieces[7] + b"}")["event"]["action"] == "exec"
     # Not an exec: no answer.
-    assert event_pieces(b"arch=c000003e syscall=105", tail, "h", None, "defend") is None
+    assert event_pieces(b"arch=c000003e syscall=105", b"yes", tail, "h", None, "defend") is None
+    failed = event_pieces(b"arch=c000003e syscall=59", b"no", tail, "h", None, "defend")
+    assert failed is not None and b'"outcome":"failure"' in failed[7]
 
 
 def test_replay_writes_the_same_bytes_with_both_scanners(tmp_path: Path) -> None:

@@ -93,6 +93,9 @@ pub struct RunParts<'a> {
     pub sec: i64,
     pub ms: i64,
     pub serial: i64,
+    /// A successful exec (a process start), or a failed one by a pid the table does
+    /// not know (its entity id then names `event:<time_ms>`, as `ProcessEvent.instance`).
+    pub success: bool,
     pub pid: i128,
     pub ppid: i128,
     pub exit: i128,
@@ -245,7 +248,9 @@ fn write_line(
     let serial = run.serial.to_string();
     auditd.key("sequence").extend_from_slice(serial.as_bytes());
     auditd.piece(&p[P_SESSION]);
-    auditd.key("success").extend_from_slice(b"true");
+    auditd
+        .key("success")
+        .extend_from_slice(if run.success { b"true" } else { b"false" });
     auditd.piece(&p[P_SYSCALL]);
     auditd.piece(&p[P_TTY]);
     auditd.close();
@@ -276,7 +281,12 @@ fn write_line(
         json_str(process.key("command_line"), &args.join(&b' '));
     }
     let pid = run.pid.to_string();
-    let entity = entity_id(host_key, pid.as_bytes(), id.as_bytes());
+    let instance = if run.success {
+        id.clone()
+    } else {
+        format!("event:{}", run.time_ms)
+    };
+    let entity = entity_id(host_key, pid.as_bytes(), instance.as_bytes());
     json_str(process.key("entity_id"), entity.as_bytes());
     process.piece(&p[P_EXECUTABLE]);
     process.piece(&p[P_IDENTITY_BEFORE_NAME]);

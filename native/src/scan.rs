@@ -427,8 +427,8 @@ impl<'a> Scanner<'a> {
     /// Write the `--events` line of a run (render.rs): `records` are its lines after
     /// its SYSCALL line (which ends at `syscall_end`); `false` when it is not one native
     /// writes (then it is handed back), a stop when Python has not yet answered for its
-    /// render key. Only for a relevant successful exec whose parent the table does not
-    /// know (no parent fields, no entry leader; `not_parent`: a pid the table will know
+    /// render key. Only for a relevant exec (successful, or failed by a pid the table
+    /// does not know) whose parent the table does not know (no parent fields, no entry leader; `not_parent`: a pid the table will know
     /// by then, the other event of a pair), and no learned inode in its records (a
     /// rule's inode test: Python decides).
     fn render(
@@ -441,16 +441,21 @@ impl<'a> Scanner<'a> {
         let buf = self.buf;
         let head = &event.head;
         let session = &mut *self.session;
+        // A failed exec too (Python answers only for exec syscalls), while the table
+        // does not know its pid: its entity id then names the event itself.
+        let success = span(buf, head.success) == b"yes";
         if !session.render.on
-            || event.code & LEARN_MASK != LEARN_EXEC
+            || (success && event.code & LEARN_MASK != LEARN_EXEC)
             || event.code & EVALUATED == 0
             || !event.relevant
         {
             return Ok(false);
         }
+        let pid = number(span(buf, head.pid));
         let ppid = number(span(buf, head.ppid));
         let time = i128::from(event.id.time_ms);
-        if ppid <= 1
+        if (!success && session.table.entry_at(pid, time).is_some())
+            || ppid <= 1
             || not_parent == Some(ppid)
             || session.table.entry_at(ppid, time).is_some()
             || records
@@ -500,7 +505,8 @@ impl<'a> Scanner<'a> {
             sec: event.id.sec,
             ms: event.id.ms,
             serial: event.id.serial,
-            pid: number(span(buf, head.pid)),
+            success,
+            pid,
             ppid,
             exit: number(span(buf, head.exit)),
             records: &bodies,

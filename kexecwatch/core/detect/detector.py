@@ -706,7 +706,8 @@ class Detector:
         for i in self._rule_needs:
             if i.accepts_static(syscall, success, comm, exe, host) and not _inodes_only(i):
                 return None  # a rule may need it: shown to the rules in Python
-        return event_pieces(call, tail, self.host_name, self.host_id, self.options.events_as)
+        options = self.options
+        return event_pieces(call, success_raw, tail, host, self.host_id, options.events_as)
 
     def _on_process(
         self, process: ProcessEvent, out: list[Output], kinds: Callable[[], frozenset[str]]

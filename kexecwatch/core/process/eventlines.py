@@ -1,10 +1,11 @@
 """``--events --format json`` lines written by the native library, and what Python tells it.
 
 Theory of operation: with the native scanner, replay's ``--events --format json`` has
-the library write the line of a plain successful exec itself (``native/src/render.rs``):
-an exec whose parent the process table does not know (so ``process.parent`` is its pid
-alone and there is no entry leader), that no rule needs, in a whole run of ``SYSCALL``,
-one ``EXECVE`` (argc and ``a0`` ... in order), ``CWD``, ``PATH`` and ``PROCTITLE``
+the library write the line of a plain exec itself (``native/src/render.rs``): a
+successful exec, or a failed one by a pid the table does not know, whose parent the
+process table does not know (so ``process.parent`` is its pid alone and there is no
+entry leader), that no rule needs, in a whole run (or one event of an interleaved pair)
+of ``SYSCALL``, at most one ``EXECVE`` (argc and ``a0`` ... in order), ``CWD``, ``PATH`` and ``PROCTITLE``
 records in the kernel's layouts, while no process group or session is known. The
 library writes what differs from exec to exec (time, id, pids, argv, working directory,
 title, ``PATH`` items, entity id); the members that depend only on the ``SYSCALL``
@@ -78,12 +79,12 @@ class EventLines:
         return f"{lines} process event lines written by the native library"
 
 
-def _fake_run(call: bytes, tail: bytes) -> bytes:
-    """A successful exec of ``call`` whose ``SYSCALL`` record goes on with ``tail``
-    (from ``auid=`` to the line's end), without any other record."""
+def _fake_run(call: bytes, success: bytes, tail: bytes) -> bytes:
+    """An exec of ``call`` (``success`` ``yes`` or ``no``) whose ``SYSCALL`` record goes
+    on with ``tail`` (from ``auid=`` to the line's end), without any other record."""
     return (
-        b"type=SYSCALL msg=audit(1.000:1): " + call + b" success=yes exit=0 a0=0 a1=0 a2=0 a3=0"
-        b" items=0 ppid=2 pid=3 " + tail + b"\n"
+        b"type=SYSCALL msg=audit(1.000:1): " + call + b" success=" + success + b" exit=0 a0=0"
+        b" a1=0 a2=0 a3=0 items=0 ppid=2 pid=3 " + tail + b"\n"
     )
 
 
@@ -96,15 +97,23 @@ def host_parts(host_name: str, host_id: str | None) -> tuple[bytes, bytes]:
     return b'"host":' + compact(doc), key.encode("utf-8", "surrogateescape")
 
 
-def event_pieces(
-    call: bytes, tail: bytes, host_name: str, host_id: str | None, events_as: str
+def event_pieces(  # noqa: PLR0917 - the render key's parts and the document's settings
+    call: bytes,
+    success: bytes,
+    tail: bytes,
+    host_name: str,
+    host_id: str | None,
+    events_as: str,
 ) -> list[bytes] | None:
     """Python's answer for a render key (see the module docstring): the
-    :data:`PIECES`, or ``None`` ("hand such runs back")."""
-    process = process_event_of_run(
-        _fake_run(call, tail), EventId(1, 0, 1), 1, host_name, host_id=host_id, events_as=events_as
-    )
-    if process is None or not process.is_process_start:
+    :data:`PIECES`, or ``None`` ("hand such runs back"): for an exec only, successful
+    or failed."""
+    if success not in (b"yes", b"no"):
+        return None
+    run = _fake_run(call, success, tail)
+    event_id = EventId(1, 0, 1)
+    process = process_event_of_run(run, event_id, 1, host_name, host_id=host_id, events_as=events_as)
+    if process is None or not process.is_exec:
         return None
     doc = process.to_document()
     pieces = dict.fromkeys(PIECES, b"")
