@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the names as mypy sees them; _HOME says the same for the ru
     from kexecwatch.core.audit.nativeapi import STOP_LIVE as STOP_LIVE
     from kexecwatch.core.audit.nativeapi import STOP_VERDICT as STOP_VERDICT
     from kexecwatch.core.audit.nativeapi import NativeLib as NativeLib
+    from kexecwatch.core.audit.nativeapi import NeedleBytes as NeedleBytes
     from kexecwatch.core.audit.nativeapi import QuietState as QuietState
     from kexecwatch.core.audit.nativeapi import RawEntry as RawEntry
     from kexecwatch.core.audit.nativeapi import ScanResult as ScanResult
@@ -97,6 +98,7 @@ _HOME = {
     "STOP_LIVE": "audit.nativeapi",
     "STOP_VERDICT": "audit.nativeapi",
     "NativeLib": "audit.nativeapi",
+    "NeedleBytes": "audit.nativeapi",
     "QuietState": "audit.nativeapi",
     "RawEntry": "audit.nativeapi",
     "ScanResult": "audit.nativeapi",

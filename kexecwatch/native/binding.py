@@ -24,7 +24,7 @@ import ctypes
 import struct
 import threading
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -33,6 +33,7 @@ from kexecwatch.core import (
     STOP_HANDBACK,
     STOP_LIVE,
     STOP_VERDICT,
+    NeedleBytes,
     QuietState,
     RawEntry,
     ScanResult,
@@ -56,7 +57,7 @@ __all__ = [
 ]
 
 #: The C ABI this binding speaks (``kw_abi_version``); any other library is refused.
-ABI_VERSION: Final = 5
+ABI_VERSION: Final = 6
 LIBRARY_NAME: Final = "libkexecwatch_native.so"
 
 # A RawEntry (core.nativeapi) as the native table holds it: ``comm_raw``/``exe_raw`` say
@@ -194,6 +195,16 @@ _SIGNATURES: Final[dict[str, tuple[object, ...]]] = {
     "kw_table_mark_unreadable": (_PTR, _U64, _I64),
     "kw_table_is_unreadable": (_PTR, _U64, _I64, _OUT_U8),
     "kw_set_verdict": (_PTR, ctypes.c_char_p, _SIZE, ctypes.c_uint32),
+    "kw_set_verdict_needles": (
+        _PTR,
+        ctypes.c_char_p,
+        _SIZE,
+        ctypes.c_uint32,
+        _PTR,
+        _SIZE,
+        ctypes.c_uint32,
+    ),
+    "kw_set_needles": (_PTR, ctypes.c_char_p, _SIZE),
     "kw_clear_verdicts": (_PTR,),
     "kw_set_inodes": (_PTR, _PTR, _SIZE),
     "kw_scan": (
@@ -503,6 +514,8 @@ class NativeSession:
         self._lib = lib
         self._handle: int | None = handle
         self._lock = threading.Lock()
+        # The number of each needle given to set_needles.
+        self._needle_ids: dict[NeedleBytes, int] = {}
         self._out_ptr = ctypes.c_void_p()
         self._out_len = ctypes.c_size_t()
         self._out_u64 = ctypes.c_uint64()
@@ -654,12 +667,55 @@ class NativeSession:
     # -- verdicts --------------------------------------------------------------------
 
     def set_verdict(self, key: bytes, code: int) -> None:
-        """Cache the verdict ``code`` (bits 0-6, see ``native/src/verdicts.rs``) for
+        """Cache the verdict ``code`` (bits 0-7, see ``native/src/verdicts.rs``) for
         ``key`` (``call \\0 success \\0 comm \\0 exe``); 4096 at most, then cleared."""
-        if not 0 <= code <= 0x7F:
+        if not 0 <= code <= 0xFF:
             raise NativeError(f"set_verdict: code {code} out of range")
         with self._lock:
             self._call("kw_set_verdict", key, len(key), code)
+
+    def set_needles(self, needles: Sequence[NeedleBytes]) -> None:
+        """Every argument needle of the rules, ``(text, case-insensitive)``; a needle's
+        number is its position. Forgets every verdict (they name needles by number).
+        Too many (``native/src/needles.rs``): :class:`NativeError`."""
+        blob = b"".join(
+            bytes((1 if nocase else 0,)) + _LENGTH.pack(len(text)) + text
+            for text, nocase in needles
+        )
+        with self._lock:
+            self._call("kw_set_needles", blob, len(blob))
+            self._needle_ids = {needle: n for n, needle in enumerate(needles)}
+
+    def set_verdict_needles(
+        self,
+        key: bytes,
+        code: int,
+        needles: Iterable[NeedleBytes],
+        *,
+        empty_if_no_execve: bool,
+    ) -> None:
+        """Cache ``code`` (with ``NEEDLE_IF_RELEVANT``) for ``key`` and the needles one of
+        which a run of this key must have in its command line to be handed back (each
+        given to :meth:`set_needles` before: :class:`NativeError` if not).
+        ``empty_if_no_execve``: a run without EXECVE lines has the empty command line
+        (else it is always handed back)."""
+        if not 0 <= code <= 0xFF:
+            raise NativeError(f"set_verdict_needles: code {code} out of range")
+        with self._lock:
+            try:
+                ids = array("I", sorted({self._needle_ids[n] for n in needles}))
+            except KeyError as exc:
+                raise NativeError(f"set_verdict_needles: needle {exc} was not set") from None
+            address, count = ids.buffer_info()
+            self._call(
+                "kw_set_verdict_needles",
+                key,
+                len(key),
+                code,
+                address if count else None,
+                count,
+                1 if empty_if_no_execve else 0,
+            )
 
     def clear_verdicts(self) -> None:
         """Forget every verdict (rules or prefilters changed)."""

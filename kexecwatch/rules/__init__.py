@@ -5,7 +5,7 @@ Detected" v7 exactly as published (EQL), and ``kexecwatch``, kexecwatch's own
 detections of what that rule misses (Python detections with the same kind of
 metadata). ``all`` (the default) runs both.
 
-This is I/O (``importlib.resources``), so it lives outside the pure core; parsing and
+This is I/O (files next to this module), so it lives outside the pure core; parsing and
 compiling are :func:`kexecwatch.core.detect.rule.load_rule`'s and
 :func:`kexecwatch.core.detect.detections.load_native_rule`'s job.
 """
@@ -13,7 +13,7 @@ compiling are :func:`kexecwatch.core.detect.rule.load_rule`'s and
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kexecwatch.core import NativeRule, Rule, load_native_rule, load_rule
@@ -62,10 +62,12 @@ def load_builtin_rules(ruleset: str = "all") -> list[Rule | NativeRule]:
     """
     if ruleset not in RULESETS:
         raise ConfigError(f"unknown rule set {ruleset!r}: expected one of {', '.join(RULESETS)}")
-    package = resources.files(__package__)
 
     def read(name: str) -> str:
-        return package.joinpath(name).read_text(encoding="utf-8")
+        # The files beside this module (kexecwatch is installed as a directory: its
+        # native library could not load from an archive). importlib.resources reads them
+        # too, at about a tenth of an empty replay's start-up for its own imports.
+        return Path(__file__).with_name(name).read_text(encoding="utf-8")
 
     rules: list[Rule | NativeRule] = []
     if ruleset in ("all", "upstream"):

@@ -19,12 +19,13 @@ use std::sync::Once;
 
 use crate::entry::Entry;
 use crate::gaps::Quiet;
+use crate::needles::NeedleSet;
 use crate::scan::scan_until;
 use crate::session::{Session, Settings};
 use crate::verdicts::ALL_BITS;
 
 /// The ABI this library speaks; the binding refuses any other.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 pub const OK: c_int = 0;
 /// A null or closed handle, or a null output pointer.
@@ -517,6 +518,52 @@ pub unsafe extern "C" fn kw_set_verdict(
     })
 }
 
+/// Cache the verdict `code` for `key` with the needle group of the `count` needle ids
+/// at `ids` (numbers from `kw_set_needles`); `flags` bit 0: a run without EXECVE lines
+/// has the empty command line (needles.rs).
+///
+/// # Safety
+/// A live handle; `key` valid for `len` bytes, `ids` for `count` u32 values.
+#[no_mangle]
+pub unsafe extern "C" fn kw_set_verdict_needles(
+    handle: *mut Handle,
+    key: *const u8,
+    len: usize,
+    code: u32,
+    ids: *const u32,
+    count: usize,
+    flags: u32,
+) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        let key = bytes(key, len)?;
+        let ids = words(ids, count)?;
+        if code > u32::from(ALL_BITS) || flags > 1 {
+            return Err(argument("verdict code or flags out of range"));
+        }
+        session
+            .verdicts
+            .set_with_needles(key, code as u8, ids, flags == 1)
+            .map_err(argument)
+    })
+}
+
+/// Replace the rules' needles (and forget every verdict): `len` bytes at `blob`, per
+/// needle a flag byte (1: case-insensitive), its length as a little-endian u32 and its
+/// bytes; needle ids are positions in this list.
+///
+/// # Safety
+/// A live handle; `blob` valid for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn kw_set_needles(handle: *mut Handle, blob: *const u8, len: usize) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        let needles = NeedleSet::parse(bytes(blob, len)?).map_err(argument)?;
+        session.verdicts.set_needles(needles);
+        Ok(())
+    })
+}
+
 /// Forget every cached verdict.
 ///
 /// # Safety
@@ -957,7 +1004,38 @@ mod tests {
             assert_eq!(kw_table_len(std::ptr::null_mut(), &mut n), ERR_HANDLE);
             assert_eq!(kw_table_store(handle, b"short".as_ptr(), 5), ERR_ARGUMENT);
             assert!(last_error().contains("malformed"));
-            assert_eq!(kw_set_verdict(handle, b"k".as_ptr(), 1, 128), ERR_ARGUMENT);
+            assert_eq!(kw_set_verdict(handle, b"k".as_ptr(), 1, 256), ERR_ARGUMENT);
+            assert_eq!(kw_set_verdict(handle, b"k".as_ptr(), 1, 128), OK);
+            // Needles: a malformed list, an id beyond it, bad flags are refused.
+            assert_eq!(
+                kw_set_needles(handle, [0u8, 9, 0, 0, 0].as_ptr(), 5),
+                ERR_ARGUMENT
+            );
+            assert!(last_error().contains("malformed"));
+            let blob = [1u8, 1, 0, 0, 0, b'x'];
+            assert_eq!(kw_set_needles(handle, blob.as_ptr(), blob.len()), OK);
+            let ids = [0u32, 1];
+            let set = |ids: &[u32], code, flags| {
+                kw_set_verdict_needles(
+                    handle,
+                    b"k".as_ptr(),
+                    1,
+                    code,
+                    ids.as_ptr(),
+                    ids.len(),
+                    flags,
+                )
+            };
+            assert_eq!(set(&ids[..1], 0x80, 1), OK);
+            assert_eq!(set(&ids, 0x80, 0), ERR_ARGUMENT);
+            assert!(last_error().contains("beyond"));
+            assert_eq!(set(&ids[..1], 0x80, 2), ERR_ARGUMENT);
+            assert_eq!(set(&ids[..1], 0x100, 0), ERR_ARGUMENT);
+            let misaligned32 = (b"0123456789abcdef".as_ptr() as usize | 1) as *const u32;
+            assert_eq!(
+                kw_set_verdict_needles(handle, b"k".as_ptr(), 1, 0, misaligned32, 1, 0),
+                ERR_ARGUMENT
+            );
             let misaligned = (b"0123456789abcdef".as_ptr() as usize | 1) as *const u64;
             assert_eq!(kw_set_inodes(handle, misaligned, 1), ERR_ARGUMENT);
             let state = KwState {

@@ -20,6 +20,7 @@ pub mod fasthash;
 pub mod ffi;
 pub mod gaps;
 pub mod lines;
+pub mod needles;
 pub mod render;
 pub mod scan;
 pub mod session;

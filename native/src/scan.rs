@@ -14,12 +14,13 @@
 use crate::entry::{ArgsIn, Entry};
 use crate::gaps::{EventId, Quiet};
 use crate::lines::{find, find_byte, line_end, starts};
+use crate::needles::command_line;
 use crate::render::{self, RunParts};
 use crate::session::{ScanOut, Session, Stop, DONE_KEPT};
 use crate::syscall::{self, Span, SyscallHead};
 use crate::verdicts::{
     Verdicts, EVALUATED, INODE_ALWAYS, INODE_IF_RELEVANT, LEARN_EXEC, LEARN_FORK, LEARN_MASK,
-    LEARN_OTHER, NEED_ALWAYS, NEED_IF_RELEVANT,
+    LEARN_OTHER, NEEDLE_IF_RELEVANT, NEED_ALWAYS, NEED_IF_RELEVANT,
 };
 
 /// `MIDDLE_TYPES` of fastpath.py.
@@ -118,6 +119,8 @@ struct Event {
     head: SyscallHead,
     id: EventId,
     code: u8,
+    /// The verdict's needle group (0: none).
+    group: u32,
     relevant: bool,
 }
 
@@ -396,7 +399,10 @@ impl<'a> Scanner<'a> {
         }
         let event = self.judge(whole.head)?;
         let needed = self.needs_python(&event, &buf[whole.args_end..whole.end]);
-        if (needed && (lead != 0 || !self.session.render.on)) || self.faulty(&buf[pos..whole.end]) {
+        if (needed && (lead != 0 || !self.session.render.on))
+            || self.needle_hit(&event)
+            || self.faulty(&buf[pos..whole.end])
+        {
             return Err(Stop::Handback);
         }
         self.check_live(&event)?;
@@ -593,8 +599,8 @@ impl<'a> Scanner<'a> {
             }
             key.extend_from_slice(span(buf, *part));
         }
-        let code = match self.session.verdicts.get(key) {
-            Some(code) => code,
+        let (code, group) = match self.session.verdicts.get_with_group(key) {
+            Some(found) => found,
             None => {
                 self.out.key.clear();
                 self.out.key.extend_from_slice(key);
@@ -609,8 +615,29 @@ impl<'a> Scanner<'a> {
             head,
             id,
             code,
+            group,
             relevant,
         })
+    }
+
+    /// Whether the verdict's needle test hands the run back: a needle of its group
+    /// may be in the command line of the EXECVE bodies in `session.bodies`, or that
+    /// command line is not plain, or there are none and the group does not read that
+    /// as the empty command line (needles.rs).
+    fn needle_hit(&mut self, event: &Event) -> bool {
+        if !(event.relevant && event.code & NEEDLE_IF_RELEVANT != 0) {
+            return false;
+        }
+        let session = &mut *self.session;
+        let mut line = std::mem::take(&mut session.line);
+        let hit = if session.bodies.is_empty() {
+            session.verdicts.needle_may_match(event.group, None)
+        } else {
+            !command_line(self.buf, &session.bodies, &mut line)
+                || session.verdicts.needle_may_match(event.group, Some(&line))
+        };
+        session.line = line;
+        hit
     }
 
     /// Whether a prefilter needs the event in full: by its verdict, or by an inode
@@ -799,7 +826,9 @@ impl<'a> Scanner<'a> {
         let verdicts = &self.session.verdicts;
         let need_a = inode_or_need(verdicts, &a, |v| inode_in(v, buf, lines_a, execve_a));
         let need_b = inode_or_need(verdicts, &b, |v| inode_in(v, buf, lines_b, execve_b));
-        if (need_a || need_b) && !self.session.render.on {
+        // A pair's needle test is not made: a verdict that asks for one hands it back.
+        let needle = |e: &Event| e.relevant && e.code & NEEDLE_IF_RELEVANT != 0;
+        if ((need_a || need_b) && !self.session.render.on) || needle(&a) || needle(&b) {
             return Err(Stop::Handback);
         }
         self.check_live(&a)?;
@@ -919,6 +948,7 @@ impl<'a> Scanner<'a> {
             },
             id,
             code: 0,
+            group: 0,
             relevant: false,
         };
         self.take(&event, elapsed);
@@ -926,6 +956,9 @@ impl<'a> Scanner<'a> {
             self.out
                 .leads
                 .extend_from_slice(&[id.sec, id.ms, id.serial]);
+            // Its EOE ends the lead in the assembler (push() deletes it): never passed
+            // over as the late EOE of a done event.
+            self.last = None;
         }
         self.out.lines += 1;
         self.out.records += 1;

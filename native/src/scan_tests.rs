@@ -4,11 +4,12 @@
 use std::collections::HashSet;
 
 use crate::gaps::{Quiet, MAX_TIME_MS};
+use crate::needles::NeedleSet;
 use crate::scan::{scan, scan_until};
 use crate::session::{Session, Settings, Stop};
 use crate::verdicts::{
-    EVALUATED, INODE_ALWAYS, INODE_IF_RELEVANT, LEARN_EXEC, LEARN_FORK, LEARN_OTHER, NEED_ALWAYS,
-    NEED_IF_RELEVANT,
+    EVALUATED, INODE_ALWAYS, INODE_IF_RELEVANT, LEARN_EXEC, LEARN_FORK, LEARN_OTHER,
+    NEEDLE_IF_RELEVANT, NEED_ALWAYS, NEED_IF_RELEVANT,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -331,6 +332,15 @@ fn a_lone_login_python_names_is_taken_and_reported_as_a_lead() {
     run(&mut s, &log);
     assert_eq!(stop(&s), (login.len() + tail.len(), Stop::Handback as i32));
     assert_eq!(s.scan.leads.len(), 3);
+    // Its bare EOE among the next run's lines ends the lead in Python: Python's.
+    let mut s = session();
+    s.settings.single_types.insert(b"LOGIN".to_vec());
+    let next = exec_run(T0 + 6, 101, 201, 1, "ls");
+    let at = next.find("type=EXECVE").unwrap();
+    let eoe = format!("type=EOE msg=audit({}): \n", id(T0 + 5, 100));
+    let log = login.to_string() + &next[..at] + &eoe + &next[at..];
+    run(&mut s, &log);
+    assert_eq!(stop(&s), (login.len(), Stop::Handback as i32));
     // Not named: handed back, nothing reported.
     let mut s = session();
     run(&mut s, login);
@@ -470,6 +480,75 @@ fn verdict_bits_hand_back_what_python_needs() {
         if !handed_back {
             assert_eq!(s.scan.process_events, u64::from(since.is_none()));
         }
+    }
+}
+
+#[test]
+fn a_needle_verdict_hands_back_only_a_command_line_a_needle_may_be_in() {
+    // exec_run's command line is "ls -l".
+    let needles: Vec<(Vec<u8>, bool)> = [("-l", false), ("LS -", true), ("-L", false), ("", false)]
+        .iter()
+        .map(|(t, f)| (t.as_bytes().to_vec(), *f))
+        .collect();
+    let cases: [(&[u32], Option<i64>, bool); 7] = [
+        (&[0], None, true),
+        (&[1], None, true),          // case-insensitive
+        (&[2], None, false),         // case-sensitive: "-L" is not in "ls -l"
+        (&[2], Some(T0 + 1), false), // not relevant: no test
+        (&[0], Some(T0 + 1), false),
+        (&[3], None, true), // the empty needle
+        (&[], None, false),
+    ];
+    for (ids, since, handed_back) in cases.iter() {
+        let mut s = session();
+        s.settings.since_ms = *since;
+        s.verdicts.set_needles(NeedleSet::new(&needles));
+        s.verdicts
+            .set_with_needles(
+                &key(59, "ls"),
+                LEARN_EXEC | EVALUATED | NEEDLE_IF_RELEVANT,
+                ids,
+                false,
+            )
+            .unwrap();
+        let log = exec_run(T0, 100, 200, 1, "ls");
+        run(&mut s, &log);
+        let expected = if *handed_back { (0, 1) } else { (log.len(), 0) };
+        assert_eq!(stop(&s), expected, "ids {:?} since {:?}", ids, since);
+    }
+}
+
+#[test]
+fn a_needle_verdict_hands_back_runs_without_a_plain_command_line() {
+    let needles = vec![(b"zz".to_vec(), false)];
+    let tag = id(T0, 100);
+    let head = syscall_line(T0, 100, 59, 0, 200, 1, "ls");
+    let tail = format!("type=PROCTITLE msg=audit({}): proctitle=6C73\n", tag);
+    let plain = format!("type=EXECVE msg=audit({}): argc=1 a0=\"ls\"\n", tag);
+    let chunked = format!(
+        "type=EXECVE msg=audit({}): argc=1 a0_len=2 a0[0]=\"ls\"\n",
+        tag
+    );
+    for (middle, empty_if_none, handed_back) in [
+        (plain.as_str(), false, false),
+        (chunked.as_str(), false, true),
+        ("", false, true), // no EXECVE line: arguments not known
+        ("", true, false), // ... or none at all (Python's _NO_ARGS)
+    ] {
+        let mut s = session();
+        s.verdicts.set_needles(NeedleSet::new(&needles));
+        s.verdicts
+            .set_with_needles(
+                &key(59, "ls"),
+                LEARN_EXEC | EVALUATED | NEEDLE_IF_RELEVANT,
+                &[0],
+                empty_if_none,
+            )
+            .unwrap();
+        let log = head.clone() + middle + &tail;
+        run(&mut s, &log);
+        let expected = if handed_back { (0, 1) } else { (log.len(), 0) };
+        assert_eq!(stop(&s), expected, "{:?} {}", middle, empty_if_none);
     }
 }
 

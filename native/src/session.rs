@@ -82,6 +82,8 @@ pub struct Session {
     pub pair_a: Vec<(usize, usize)>,
     pub pair_b: Vec<(usize, usize)>,
     pub key: Vec<u8>,
+    /// Scratch: the command line of the run being judged (needles.rs).
+    pub line: Vec<u8>,
     /// The rows of the events taken, kept between calls (`kw_done_keep`).
     pub done: DoneStore,
     /// Rows returned by `kw_done_rows`.
@@ -111,6 +113,7 @@ impl Session {
             pair_a: Vec::new(),
             pair_b: Vec::new(),
             key: Vec::new(),
+            line: Vec::new(),
             done: DoneStore::default(),
             done_out: Vec::new(),
             kept: None,

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use crate::fasthash::IntSet;
 use crate::lines::find;
+use crate::needles::{Groups, NeedleSet};
 
 /// The most verdicts cached (`_MAX_VERDICTS` of detector.py); full: cleared.
 pub const MAX_VERDICTS: usize = 4096;
@@ -22,40 +23,96 @@ pub const NEED_IF_RELEVANT: u8 = 1 << 3;
 pub const NEED_ALWAYS: u8 = 1 << 4;
 pub const INODE_IF_RELEVANT: u8 = 1 << 5;
 pub const INODE_ALWAYS: u8 = 1 << 6;
+/// When relevant, hand back only if a needle of the verdict's group may be in the
+/// command line (needles.rs); NEED_IF_RELEVANT, when set too, wins.
+pub const NEEDLE_IF_RELEVANT: u8 = 1 << 7;
 /// Every bit a verdict code may have.
-pub const ALL_BITS: u8 = 0x7f;
+pub const ALL_BITS: u8 = 0xff;
 
-/// The verdict cache and the inodes the prefilters know.
+/// The verdict cache, the inodes the prefilters know, and the rules' needles.
 #[derive(Default)]
 pub struct Verdicts {
-    codes: HashMap<Vec<u8>, u8>,
+    /// Per key: the code and its needle group's number (0: none).
+    codes: HashMap<Vec<u8>, (u8, u32)>,
     key_bytes: usize,
     inodes: IntSet<u64>,
+    needles: NeedleSet,
+    groups: Groups,
 }
 
 impl Verdicts {
     /// The code cached for `key`.
     pub fn get(&self, key: &[u8]) -> Option<u8> {
+        self.codes.get(key).map(|v| v.0)
+    }
+
+    /// The code cached for `key` and its needle group's number (0: none).
+    pub fn get_with_group(&self, key: &[u8]) -> Option<(u8, u32)> {
         self.codes.get(key).copied()
     }
 
     /// Cache `code` for `key` (clearing the cache first when it is full).
     pub fn set(&mut self, key: &[u8], code: u8) {
+        self.set_entry(key, (code, 0));
+    }
+
+    /// Cache `code` for `key` with the needle group of the needle ids `ids`.
+    pub fn set_with_needles(
+        &mut self,
+        key: &[u8],
+        code: u8,
+        ids: &[u32],
+        empty_if_none: bool,
+    ) -> Result<(), &'static str> {
+        let number = match self.groups.intern(&self.needles, ids, empty_if_none)? {
+            Some(number) => number,
+            None => {
+                // Every group is in use: start again (verdicts name groups).
+                self.clear();
+                self.groups
+                    .intern(&self.needles, ids, empty_if_none)?
+                    .ok_or("no room for a needle group")?
+            }
+        };
+        self.set_entry(key, (code, number));
+        Ok(())
+    }
+
+    fn set_entry(&mut self, key: &[u8], entry: (u8, u32)) {
         if let Some(known) = self.codes.get_mut(key) {
-            *known = code;
+            *known = entry;
             return;
         }
         if self.codes.len() >= MAX_VERDICTS || self.key_bytes + key.len() > MAX_VERDICT_BYTES {
-            self.clear();
+            // Only the codes: the groups stay, the next one may name them.
+            self.codes.clear();
+            self.key_bytes = 0;
         }
         self.key_bytes += key.len();
-        self.codes.insert(key.to_vec(), code);
+        self.codes.insert(key.to_vec(), entry);
     }
 
-    /// Forget every verdict (rules or prefilters changed).
+    /// Forget every verdict (rules or prefilters changed), and every needle group.
     pub fn clear(&mut self) {
         self.codes.clear();
         self.key_bytes = 0;
+        self.groups.clear();
+    }
+
+    /// Replace the rules' needles (every verdict and group goes too).
+    pub fn set_needles(&mut self, needles: NeedleSet) {
+        self.clear();
+        self.needles = needles;
+    }
+
+    /// Whether a needle of group `number` may be in the command line `line`
+    /// (`None`: the run has no EXECVE line); an unknown group: always.
+    pub fn needle_may_match(&self, number: u32, line: Option<&[u8]>) -> bool {
+        match (self.groups.get(number), line) {
+            (Some(group), Some(line)) => self.needles.may_match(group, line),
+            (Some(group), None) if group.empty_if_none => self.needles.may_match(group, b""),
+            _ => true,
+        }
     }
 
     /// How many verdicts are cached.

@@ -167,7 +167,7 @@ def test_values_beyond_the_table_are_refused_in_one_line(table: NativeSession) -
         table.table_store(huge)
     assert "\n" not in str(caught.value)
     with pytest.raises(NativeError, match="out of range"):
-        table.set_verdict(b"k", 128)
+        table.set_verdict(b"k", 256)  # bits 0-7 (bit 7: NEEDLE_IF_RELEVANT, ABI 4)
 
 
 def test_a_native_panic_is_a_native_error(table: NativeSession) -> None:

@@ -17,7 +17,7 @@ Rule 2: these are plain values and Protocols; nothing here does I/O.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,10 +31,15 @@ __all__ = [
     "DoneStore",
     "NativeLib",
     "NativeSession",
+    "NeedleBytes",
     "QuietState",
     "RawEntry",
     "ScanResult",
 ]
+
+#: An argument needle as the native side takes it: its UTF-8 bytes (``surrogateescape``),
+#: and whether it is case-insensitive (then already lower-cased).
+NeedleBytes = tuple[bytes, bool]
 
 #: The scan reached the end of the block.
 STOP_END = 0
@@ -210,6 +215,20 @@ class NativeSession(DoneStore, Protocol):
 
     def clear_verdicts(self) -> None:
         """Forget every cached verdict."""
+
+    def set_needles(self, needles: Sequence[NeedleBytes]) -> None:
+        """The rules' argument needles (text, case-insensitive); forgets every verdict."""
+
+    def set_verdict_needles(
+        self,
+        key: bytes,
+        code: int,
+        needles: Iterable[NeedleBytes],
+        *,
+        empty_if_no_execve: bool,
+    ) -> None:
+        """Cache a verdict code with ``NEEDLE_IF_RELEVANT`` and the needles (each given
+        to :meth:`set_needles`) one of which its rules' argument tests need."""
 
     def set_inodes(self, inodes: Iterable[int]) -> None:
         """The inodes an ``inode=`` value is compared with (hand back on a match)."""
