@@ -5,8 +5,9 @@ the library write the line of a plain exec itself (``native/src/render.rs``): a
 successful exec, or a failed one by a pid the table does not know, whose parent the
 process table does not know (so ``process.parent`` is its pid alone and there is no
 entry leader), that no rule needs, in a whole run (or one event of an interleaved pair)
-of ``SYSCALL``, at most one ``EXECVE`` (argc and ``a0`` ... in order), ``CWD``, ``PATH`` and ``PROCTITLE``
-records in the kernel's layouts, while no process group or session is known. The
+of ``SYSCALL``, at most one ``EXECVE`` (argc and ``a0`` ... in order), ``CWD``,
+``PATH`` and ``PROCTITLE`` records in the kernel's layouts, while no process group or
+session is known. The
 library writes what differs from exec to exec (time, id, pids, argv, working directory,
 title, ``PATH`` items, entity id); the members that depend only on the ``SYSCALL``
 record's text from ``auid=`` on (the *render key*: users, groups, credentials, ``keys``,
@@ -112,7 +113,9 @@ def event_pieces(  # noqa: PLR0917 - the render key's parts and the document's s
         return None
     run = _fake_run(call, success, tail)
     event_id = EventId(1, 0, 1)
-    process = process_event_of_run(run, event_id, 1, host_name, host_id=host_id, events_as=events_as)
+    process = process_event_of_run(
+        run, event_id, 1, host_name, host_id=host_id, events_as=events_as
+    )
     if process is None or not process.is_exec:
         return None
     doc = process.to_document()
