@@ -83,8 +83,9 @@ def line(obj: Any) -> bytes:
 def compact(obj: Any) -> bytes:
     """:func:`line` without its newline: ``obj``'s bytes as they appear inside a line, so
     that a line can be put together from parts (each the same bytes as in the whole)."""
-    if _orjson is not None:
-        fast = _fast(_orjson, obj, _orjson.OPT_SORT_KEYS)
+    orjson = _orjson if _orjson is not _UNTRIED else _load()
+    if orjson is not None:
+        fast = _fast(orjson, obj, orjson.OPT_SORT_KEYS)
         if fast is not None:
             return fast
     return encode(_stdlib(obj, indent=None, sort_keys=True))
