@@ -385,7 +385,7 @@ class NativeScanner(PythonScanner):
                 break  # native may write its --events line
             if not self.fast_event(buf, m, run, line_no, out):
                 break
-            n = buf.count(b"\n", pos, run[1])
+            n = run[3]  # the run's lines: pos is its start (no second pass over its bytes)
             stats.lines += n
             stats.records += n
             pos, line_no = self._lines_to_syscall(buf, run[1], line_no + n, source, base, out)
