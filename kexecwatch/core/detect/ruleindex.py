@@ -42,9 +42,11 @@ from kexecwatch.core.process.docfields import (
 )
 from kexecwatch.core.process.events import EVENTS_AS
 from kexecwatch.core.scan.argtest import (
+    CREDENTIAL_FIELDS,
     AllOf,
     AnyOf,
     ArgsTest,
+    CredTest,
     Needle,
     Needles,
     Part,
@@ -267,6 +269,7 @@ _VALUE_FIELDS = (
     "process.executable",
     "process.parent.name",
     "process.parent.executable",
+    "process.working_directory",
 )
 
 
@@ -279,14 +282,17 @@ def can_match(rule: object) -> bool:
 
 def args_test(rule: object) -> ArgsTest | None:
     """An :class:`~kexecwatch.core.scan.argtest.ArgsTest` that every document ``rule`` matches
-    passes, or ``None`` when its query requires no text of its arguments."""
+    passes, or ``None`` when its query requires no text of its arguments, nothing of its
+    parent and none of its ids (a test of the process's own name and executable alone is
+    :func:`name_filter`'s, which the prefilter decides once per name)."""
     condition = _condition_of(rule)
     if condition is None:
         return None
     reduced = _reduce(condition)
-    if isinstance(reduced, bool) or not ArgsTest(reduced).needles():
+    if isinstance(reduced, bool):
         return None
-    return ArgsTest(reduced)
+    test = ArgsTest(reduced)
+    return test if test.reads_event else None
 
 
 def _reduce(condition: Any) -> Part | bool:
@@ -312,6 +318,9 @@ def _reduce(condition: Any) -> Part | bool:
 
 
 def _reduce_leaf(cmp: Comparison) -> Part | bool:
+    credential = _credential_test(cmp)
+    if credential is not None:
+        return credential
     found = _leaf(cmp)
     if not found:
         return True
@@ -327,6 +336,17 @@ def _reduce_leaf(cmp: Comparison) -> Part | bool:
         return True
     needles = _needles(req, parent=name.startswith("process.parent."))
     return True if needles is None else needles
+
+
+def _credential_test(cmp: Comparison) -> CredTest | None:
+    """A test of the process's own id that ``==``, ``in`` or ``!=`` with text on it
+    stands for, or ``None``."""
+    if not isinstance(cmp.left, Field) or cmp.op not in (Op.EQ, Op.IN, Op.NE):
+        return None
+    key = CREDENTIAL_FIELDS.get(cmp.left.name)
+    if key is None or not cmp.values or not all(type(v) is str for v in cmp.values):
+        return None
+    return CredTest(key, frozenset(str(v) for v in cmp.values), negate=cmp.op is Op.NE)
 
 
 def _needles(req: Requirement, parent: bool) -> Part | None:

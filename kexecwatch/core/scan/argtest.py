@@ -12,10 +12,15 @@ to what can be tested before the document is built
   *needles*, literal text of which one occurs in ``process.command_line`` whenever the
   comparison holds (an element of ``process.args`` is inside the command line, the
   arguments joined by spaces, so one test serves both fields);
-* a comparison on ``process.name`` or ``process.executable`` stays what it is (its
-  answer per value is remembered: names and executables repeat);
+* a comparison on ``process.name``, ``process.executable`` or
+  ``process.working_directory`` stays what it is (its answer per value is remembered:
+  names, executables and directories repeat);
 * the same for the parent (``process.parent.*``), read from the process table as the
   document would be (:class:`Facts`);
+* a comparison (``==``, ``in``, ``!=``) of a process's own user or group id
+  (``process.user.id``, ``process.real_group.id``, ``user.effective.id``, ...) with text
+  becomes a test on the ids its ``SYSCALL`` record states (:class:`CredTest`): the
+  document's id is that record's field, as written;
 * a comparison on a field that process documents never hold, or with an ``event.*``
   value they never have in either vocabulary, is false;
 * ``and`` and ``or`` stay; anything else (``not``, functions, other fields) is taken as
@@ -39,18 +44,25 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 
+from kexecwatch.core.process.identity import credentials_of
+
 __all__ = [
+    "CREDENTIAL_FIELDS",
     "AllOf",
     "AnyOf",
     "ArgsTest",
+    "CredTest",
     "Facts",
     "Known",
     "Needle",
+    "NeedleGate",
     "Needles",
     "Part",
     "ValueTest",
     "command_line_of",
     "known_of",
+    "own_needles",
+    "reads_command_lines",
 ]
 
 #: One needle: its text, and whether it is looked for in the lower-cased command line.
@@ -64,15 +76,43 @@ _MAX_SEEN = 4096
 Known = tuple[str, str, str | None]
 
 
+#: Document fields of a process's own ids -> the ``SYSCALL`` record field each is, as
+#: written (:data:`kexecwatch.core.process.identity.CREDENTIALS` and the ``user``/``group``
+#: objects of a document).
+CREDENTIAL_FIELDS = {
+    "process.user.id": "euid",
+    "process.real_user.id": "uid",
+    "process.saved_user.id": "suid",
+    "process.group.id": "egid",
+    "process.real_group.id": "gid",
+    "process.saved_group.id": "sgid",
+    "user.id": "uid",
+    "user.effective.id": "euid",
+    "group.id": "gid",
+}
+
+
 class Facts:
-    """What a test reads of one event: the process's own :data:`Known`, and its parent's
+    """What a test reads of one event: the process's own :data:`Known`, its parent's
     on demand (``parent`` gives ``None`` when the table knows no parent; without
-    ``parent``, nothing is known of it and every test on it holds)."""
+    ``parent``, nothing is known of it and every test on it holds), and its ids: the
+    ``SYSCALL`` record's text from ``auid=`` to ``comm=`` in the canonical layout
+    (``extra``; ``None``: not known, every test on them holds), and its working directory
+    as the document holds it (``cwd``: ``None`` when the event states none, ``True`` when
+    not known: every test on it holds)."""
 
-    __slots__ = ("_lowered", "_parent", "_parent_known", "own")
+    __slots__ = ("_lowered", "_parent", "_parent_known", "cwd", "extra", "own")
 
-    def __init__(self, own: Known, parent: Callable[[], Known | None] | None = None) -> None:
+    def __init__(
+        self,
+        own: Known,
+        parent: Callable[[], Known | None] | None = None,
+        extra: bytes | None = None,
+        cwd: str | bool | None = True,
+    ) -> None:
         self.own = own
+        self.extra = extra
+        self.cwd = cwd
         self._parent = parent
         self._parent_known: list[Known | None] = []
         self._lowered: dict[int, str] = {}
@@ -86,6 +126,13 @@ class Facts:
         if not self._parent_known:
             self._parent_known.append(self._parent())
         return self._parent_known[0]
+
+    def key(self) -> tuple[object, ...]:
+        """All that a part which reads no command line reads of these facts (besides the
+        process's own name and executable): the parent's name and executable (or whether
+        it is unknown or absent), the working directory and the ids."""
+        parent = self.of(True)
+        return (parent[:2] if isinstance(parent, tuple) else parent, self.cwd, self.extra)
 
     def lowered(self, parent: bool, line: str) -> str:
         """``line`` lower-cased, once."""
@@ -123,7 +170,7 @@ class Needles:
 @dataclass(frozen=True, slots=True)
 class ValueTest:
     """``test`` holds on a name or executable: ``field`` 0 ``process.name``, 1
-    ``process.executable``, 2 and 3 the parent's."""
+    ``process.executable``, 2 and 3 the parent's, 4 ``process.working_directory``."""
 
     field: int
     test: Callable[[str], bool] = dataclass_field(compare=False)
@@ -135,18 +182,49 @@ class ValueTest:
         return self.test(executable if self.field else name)
 
     def holds(self, facts: Facts) -> bool:
-        known = facts.of(self.field >= 2)
-        if known is True:
-            return True
-        if known is None or known is False:
-            return False
-        value = known[1] if self.field & 1 else known[0]
+        value: str
+        if self.field == 4:
+            cwd = facts.cwd
+            if cwd is True:
+                return True
+            if cwd is None or cwd is False:
+                return False
+            value = cwd
+        else:
+            known = facts.of(self.field >= 2)
+            if known is True:
+                return True
+            if known is None or known is False:
+                return False
+            value = known[1] if self.field & 1 else known[0]
         found = self.seen.get(value)
         if found is None:
             if len(self.seen) >= _MAX_SEEN:
                 self.seen.clear()
             found = self.seen[value] = self.test(value)
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class CredTest:
+    """The process's own id ``key`` (``uid``, ``euid``, ...) is one of ``values``, or with
+    ``negate`` is none of them (``!=``: a document without the id matches too)."""
+
+    key: str
+    values: frozenset[str]
+    negate: bool = False
+
+    def given(self, name: str, executable: str) -> Part | bool:
+        return self
+
+    def holds(self, facts: Facts) -> bool:
+        extra = facts.extra
+        if extra is None:
+            return True
+        value = credentials_of(extra).get(self.key)
+        if value is None:
+            return True
+        return (value in self.values) is not self.negate
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +253,7 @@ class AnyOf:
         return any(p.holds(facts) for p in self.parts)
 
 
-Part = Needles | ValueTest | AllOf | AnyOf
+Part = Needles | ValueTest | CredTest | AllOf | AnyOf
 
 
 def _given(parts: tuple[Part, ...], name: str, executable: str, *, stop: bool) -> Part | bool:
@@ -235,15 +313,86 @@ class ArgsTest:
     @property
     def reads_parent(self) -> bool:
         """Whether a part tests the parent."""
+        return any(
+            part.parent if isinstance(part, Needles) else part.field in (2, 3)
+            for part in self._leaves()
+            if isinstance(part, Needles | ValueTest)
+        )
+
+    @property
+    def reads_event(self) -> bool:
+        """Whether a part tests more than the process's own name and executable (which
+        the prefilter decides once per name)."""
+        return any(not isinstance(p, ValueTest) or p.field >= 2 for p in self._leaves())
+
+    def _leaves(self) -> list[Needles | ValueTest | CredTest]:
+        found: list[Needles | ValueTest | CredTest] = []
         stack: list[Part] = [self.root]
         while stack:
             part = stack.pop()
-            if isinstance(part, Needles | ValueTest):
-                if part.parent if isinstance(part, Needles) else part.field >= 2:
-                    return True
-            else:
+            if isinstance(part, AllOf | AnyOf):
                 stack += part.parts
-        return False
+            else:
+                found.append(part)
+        return found
+
+
+def own_needles(part: Part | bool) -> frozenset[Needle] | None:
+    """Needles of which one is in the process's own command line whenever ``part`` (what
+    :meth:`ArgsTest.given` left) holds on a known command line; ``None`` when ``part``
+    may hold without any."""
+    if isinstance(part, Needles):
+        return None if part.parent else part.needles
+    if isinstance(part, AllOf):
+        found = [n for n in map(own_needles, part.parts) if n is not None]
+        return min(found, key=len) if found else None
+    if isinstance(part, AnyOf):
+        union: set[Needle] = set()
+        for item in part.parts:
+            needles = own_needles(item)
+            if needles is None:
+                return None
+            union |= needles
+        return frozenset(union)
+    return None
+
+
+def reads_command_lines(part: Part | bool) -> bool:
+    """Whether ``part`` reads a command line (the process's or its parent's): if not, it
+    depends only on the parent's name and executable, the working directory and the ids
+    (:meth:`Facts.key`)."""
+    if isinstance(part, Needles):
+        return True
+    if isinstance(part, AllOf | AnyOf):
+        return any(reads_command_lines(p) for p in part.parts)
+    return False
+
+
+class NeedleGate:
+    """One look for the needles of many argument tests at once: when none of them is in
+    a known command line, none of the tests holds (:func:`own_needles`)."""
+
+    __slots__ = ("_exact", "_folded")
+
+    def __init__(self, needles: Iterable[Needle]) -> None:
+        found = set(needles)
+        self._exact = tuple(sorted(t for t, nocase in found if not nocase))
+        self._folded = tuple(sorted(t for t, nocase in found if nocase))
+
+    def shut(self, facts: Facts) -> bool:
+        """Whether no needle is in the process's own command line (known)."""
+        line = facts.own[2]
+        if line is None:
+            return False
+        for text in self._exact:
+            if text in line:
+                return False
+        if self._folded:
+            lowered = facts.lowered(False, line)
+            for text in self._folded:
+                if text in lowered:
+                    return False
+        return True
 
 
 def command_line_of(args: Iterable[bytes]) -> str:

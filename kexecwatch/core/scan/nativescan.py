@@ -312,10 +312,10 @@ class NativeScanner(PythonScanner):
             if m is None or run is None:
                 break
             sec, ms = m.group("sec", "ms")
-            call, success, comm, exe = m.group("call", "success", "comm", "exe")
+            call, success, comm, exe, extra = m.group("call", "success", "comm", "exe", "extra")
             key = (call, success, comm, exe)
             time_ms = int(sec) * 1000 + int(ms)
-            if self.fast_verdict(key, buf, m.start() + 1, run, time_ms) is not None:
+            if self.fast_verdict(key, buf, m.start() + 1, run, time_ms, extra=extra) is not None:
                 break  # only teaches the table: native's to take
             if not self.fast_event(buf, m, run, line_no, out):
                 break

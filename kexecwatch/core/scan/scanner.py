@@ -30,9 +30,10 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from typing import Any, Literal, Protocol
 
 from kexecwatch.core.audit.assembler import Assembler, AssemblerOutput, AuditEvent
+from kexecwatch.core.audit.fieldmemo import fields_of
 from kexecwatch.core.audit.fields import decode_untrusted
 from kexecwatch.core.audit.linebuffer import Region
-from kexecwatch.core.audit.record import AuditRecord, EventId
+from kexecwatch.core.audit.record import AuditRecord, EventId, parse_record
 from kexecwatch.core.audit.syscalls import (
     EXEC_SYSCALLS,
     GROUP_SYSCALLS,
@@ -40,7 +41,16 @@ from kexecwatch.core.audit.syscalls import (
     PROCESS_SYSCALLS,
 )
 from kexecwatch.core.process.table import Args, ProcessTableLike
-from kexecwatch.core.scan.argtest import Facts, Known, known_of
+from kexecwatch.core.scan.argtest import (
+    Facts,
+    Known,
+    Needle,
+    NeedleGate,
+    Part,
+    known_of,
+    own_needles,
+    reads_command_lines,
+)
 from kexecwatch.core.scan.fastpath import (
     FAST_TYPES,
     SYSCALL_BODY,
@@ -56,7 +66,7 @@ from kexecwatch.core.scan.fastpath import (
     split_pair,
     syscall_of,
 )
-from kexecwatch.core.scan.prefilter import LearnedItems, Prefilter
+from kexecwatch.core.scan.prefilter import LearnedItems, Prefilter, text_of
 
 __all__ = [
     "ALWAYS_EVALUATED",
@@ -207,6 +217,10 @@ class PythonScanner:
         self.rule_prefilters: list[Prefilter] = []
         #: The syscalls evaluated, by what the rules need (:func:`evaluated_syscalls`).
         self.evaluated = ALWAYS_EVALUATED
+        #: Whether the last :meth:`fast_verdict` of ``None`` came from a rule prefilter.
+        self.needed_by_rules = False
+        # Set while the event hook has an event a rule prefilter is known to need.
+        self._needed = False
         self.prefilters: list[Prefilter] = []
         # What the prefilters say about each (syscall, success, comm, exe) seen on the
         # fast path: they depend on nothing else but record types and learned inodes.
@@ -350,7 +364,12 @@ class PythonScanner:
             stats.last_time_ms = time_ms
         try:
             verdict = self.fast_verdict(
-                (call, success_raw, comm_raw, exe_raw), buf, m.start() + 1, run, time_ms
+                (call, success_raw, comm_raw, exe_raw),
+                buf,
+                m.start() + 1,
+                run,
+                time_ms,
+                extra=extra,
             )
             fault = self.fault_on
             faulty = fault is not None and buf.find(fault, m.start(), run[1]) >= 0
@@ -358,7 +377,12 @@ class PythonScanner:
                 lines = buf[m.start() + 1 : run[1]]
                 if faulty or not self._host.run_event(lines, event_id, line_no, out):
                     records = records_of(lines, line_no, event_id)
-                    self._host.event(AuditEvent(None, event_id, records, "proctitle"), out)
+                    # A rule prefilter took it: skim() need not ask them all again.
+                    self._needed = verdict is None and self.needed_by_rules
+                    try:
+                        self._host.event(AuditEvent(None, event_id, records, "proctitle"), out)
+                    finally:
+                        self._needed = False
                 return True
             syscall, success, comm, exe, relevant = verdict
             ppid = int(ppid_raw)
@@ -416,10 +440,14 @@ class PythonScanner:
         start: int,
         run: RunBounds,
         time_ms: int,
+        *,
+        extra: bytes | None = None,
     ) -> tuple[str, bool, bytes | None, bytes | None, bool] | None:
         """What the table needs of the whole run ``buf[start:run[1]]`` (syscall, success,
-        comm, exe) and whether it is relevant (in ``[since, until)``); ``None`` when an
-        prefilter needs the event in full. ``key``: its raw call, success, comm and exe."""
+        comm, exe) and whether it is relevant (in ``[since, until)``); ``None`` when a
+        prefilter needs the event in full (then :attr:`needed_by_rules` says whether a
+        rule prefilter does). ``key``: its raw call, success, comm and exe; ``extra``: its
+        ids (the ``extra`` group of ``SYSCALL_HEAD``; ``None``: not known)."""
         verdict = self.verdicts.get(key) or self.verdict(key)
         syscall, success, comm, exe, evaluated, for_rules, for_others = verdict
         relevant = evaluated and (
@@ -427,43 +455,57 @@ class PythonScanner:
         )
         rules_need = for_rules if relevant else ()
         if rules_need or for_others:
-            if rules_need is True or for_others is True:
+            facts = _run_facts(
+                buf, start, run, (comm, exe, extra, syscall), self._parent_of(buf, start, time_ms)
+            )
+            if rules_need and (
+                rules_need is True or self._any_accepts(rules_need, buf, start, run, facts)
+            ):
+                self.needed_by_rules = True
                 return None
-            if self._any_accepts(rules_need + for_others, buf, start, run, comm, exe, time_ms):
+            if for_others and (
+                for_others is True or self._any_accepts(for_others, buf, start, run, facts)
+            ):
+                self.needed_by_rules = False
                 return None
         return syscall, success, comm, exe, relevant
 
-    def _any_accepts(  # noqa: PLR0917 - the run and what is known of it already
+    def _any_accepts(
         self,
         prefilters: tuple[Prefilter, ...],
         buf: bytes,
         start: int,
         run: RunBounds,
-        comm: bytes | None,
-        exe: bytes | None,
-        time_ms: int,
+        facts: Callable[[], Facts],
     ) -> bool:
         """Whether one of ``prefilters`` (which accept the SYSCALL record, none of them
-        static) takes the run ``buf[start:run[1]]``.
+        static) takes the run ``buf[start:run[1]]``; ``facts`` are what their argument
+        tests read of it, made when first asked (an :class:`_Accepting` asks its parts as
+        :meth:`_Accepting.split` sorts them).
 
         Its PATH records, like every middle record, lie after its EXECVE lines
-        (``run[0]``), so only that part is searched for inodes. What argument tests read
-        (:func:`_run_facts`) is made only for a prefilter that has one, once.
+        (``run[0]``), so only that part is searched for inodes.
         """
+        if isinstance(prefilters, _Accepting):
+            gate, gated, plain, others = prefilters.split()
+            if others and self._any_accepts(others, buf, start, run, facts):
+                return True
+            if plain and prefilters.plain_holds(plain, facts()):
+                return True
+            if not gated:
+                return False
+            made = facts()
+            return not gate.shut(made) and any(
+                p is True or (p is not False and p.holds(made)) for p in gated
+            )
         end = run[1]
-        facts: Facts | None = None
         for prefilter in prefilters:
             if prefilter.record_types is not None and not (
                 prefilter.record_types & record_types(buf[start:end])
             ):
                 continue
-            if prefilter.args is not None:
-                if facts is None:
-                    facts = _run_facts(
-                        buf, start, run, comm, exe, self._parent_of(buf, start, time_ms)
-                    )
-                if not prefilter.args.accepts(facts):
-                    continue
+            if prefilter.args is not None and not prefilter.args.accepts(facts()):
+                continue
             known = prefilter.path_items
             if known is None:
                 return True
@@ -520,12 +562,12 @@ class PythonScanner:
             run = None if head is None else run_end(part, head)
             if head is None or run is None:
                 return 0
-            sec, ms, serial, call, success, comm, exe = head.group(
-                "sec", "ms", "serial", "call", "success", "comm", "exe"
+            sec, ms, serial, call, success, comm, exe, extra = head.group(
+                "sec", "ms", "serial", "call", "success", "comm", "exe", "extra"
             )
             event_id = EventId(int(sec), int(ms), int(serial))
             key = (call, success, comm, exe)
-            if self.fast_verdict(key, part, 1, run, event_id.time_ms) is None:
+            if self.fast_verdict(key, part, 1, run, event_id.time_ms, extra=extra) is None:
                 return 0
             events.append((part, head, run, event_id))
         (_, _, _, first), (_, _, _, second) = events
@@ -552,13 +594,15 @@ class PythonScanner:
             prefilters: list[Prefilter],
         ) -> tuple[Prefilter, ...] | Literal[True]:
             # A fast-path run holds no record types beyond FAST_TYPES.
-            found = tuple(
+            found = [
                 i
                 for i in prefilters
                 if (i.record_types is None or i.record_types & FAST_TYPES)
                 and i.accepts_static(syscall, success, comm, exe, host)
-            )
-            return True if any(i.is_static for i in found) else found
+            ]
+            if any(i.is_static for i in found):
+                return True
+            return _Accepting(found, text_of(comm), text_of(exe))
 
         evaluated = syscall in self.evaluated
         verdict = (
@@ -578,15 +622,23 @@ class PythonScanner:
     # -- events of the reference path --------------------------------------------
 
     def _event_facts(
-        self, event: AuditEvent, comm: bytes | None, exe: bytes | None, ppid: int
+        self, event: AuditEvent, comm: bytes | None, exe: bytes | None, m: re.Match[bytes]
     ) -> Facts:
-        """What argument tests read of a reference-path event."""
+        """What argument tests read of a reference-path event (``m``: its ``SYSCALL``
+        record's :data:`~kexecwatch.core.scan.fastpath.SYSCALL_BODY` match)."""
         raw = raw_args(event.records)
-        args = None if raw is None else argv_of_execve_bodies(raw)
+        syscall = syscall_of(m["call"])
+        args = (
+            (_NO_ARGS if syscall not in ARGS_FROM_TABLE else None)
+            if raw is None
+            else argv_of_execve_bodies(raw)
+        )
         table = self.table
         time_ms = event.id.time_ms
+        ppid = int(m["ppid"])
         parent = None if table.lookup is not None else lambda: _parent_known(table, ppid, time_ms)
-        return Facts(known_of(comm, exe, args), parent)
+        cwd = next((r.body for r in reversed(event.records) if r.type == "CWD"), None)
+        return Facts(known_of(comm, exe, args), parent, m["extra"], _cwd_text(cwd))
 
     def skim(self, event: AuditEvent, syscall_record: AuditRecord) -> bool:
         """Teach the table from a reference-path event nobody needs in full.
@@ -594,9 +646,12 @@ class PythonScanner:
         ``syscall_record`` is its ``SYSCALL`` record. Returns ``False`` when the event
         must be built in full: its record is not in the canonical layout
         (:data:`~kexecwatch.core.scan.fastpath.SYSCALL_BODY`), it is a ``setsid`` or
-        ``setpgid`` call (the table's sessions and groups), or a rule prefilter accepts it.
-        Other prefilters have had the event in the event hook already.
+        ``setpgid`` call (the table's sessions and groups), or a rule prefilter accepts it
+        (known already for a fast-path event handed over for a rule). Other prefilters
+        have had the event in the event hook already.
         """
+        if self._needed:
+            return False
         m = SYSCALL_BODY.fullmatch(syscall_record.body)
         if m is None:
             return False
@@ -615,7 +670,7 @@ class PythonScanner:
 
             def facts() -> Facts:
                 if not made:
-                    made.append(self._event_facts(event, comm, exe, int(m["ppid"])))
+                    made.append(self._event_facts(event, comm, exe, m))
                 return made[0]
 
             for prefilter in self.rule_prefilters:
@@ -651,23 +706,127 @@ class PythonScanner:
         return True
 
 
-def _run_facts(  # noqa: PLR0917 - the run and the facts known of it already
+class _Accepting(tuple[Prefilter, ...]):
+    """The prefilters that accept a verdict's SYSCALL record (none of them static),
+    sorted when first needed (:meth:`split`) into: argument tests that only an argument
+    with one of their needles can satisfy (asked only when a
+    :class:`~kexecwatch.core.scan.argtest.NeedleGate` finds one), tests that read no
+    command line (their answer remembered per :meth:`Facts.key`), and the rest."""
+
+    name: str
+    executable: str
+    parts: _Split | None
+    seen: dict[tuple[object, ...], bool]
+
+    def __new__(cls, prefilters: Sequence[Prefilter], name: str, executable: str) -> _Accepting:
+        made = super().__new__(cls, prefilters)
+        made.name = name
+        made.executable = executable
+        made.parts = None
+        made.seen = {}
+        return made
+
+    def split(self) -> _Split:
+        """The gate, the tests behind it, the tests that read no command line, and the
+        prefilters asked as they are."""
+        if self.parts is None:
+            gated: list[tuple[Part | bool, frozenset[Needle]]] = []
+            plain: list[Part | bool] = []
+            others: list[Prefilter] = []
+            for prefilter in self:
+                if (
+                    prefilter.args is None
+                    or prefilter.record_types is not None
+                    or prefilter.path_items is not None
+                ):
+                    others.append(prefilter)
+                    continue
+                left = prefilter.args.given(self.name, self.executable)
+                needles = own_needles(left)
+                if needles is not None:
+                    gated.append((left, needles))
+                elif not reads_command_lines(left):
+                    plain.append(left)
+                else:
+                    others.append(prefilter)
+            self.parts = (
+                NeedleGate(n for _, needles in gated for n in needles),
+                tuple(part for part, _ in gated),
+                tuple(plain),
+                tuple(others),
+            )
+        return self.parts
+
+    def plain_holds(self, plain: tuple[Part | bool, ...], facts: Facts) -> bool:
+        """Whether one of ``plain`` (tests that read no command line) holds; remembered."""
+        key = facts.key()
+        found = self.seen.get(key)
+        if found is None:
+            if len(self.seen) >= _MAX_VERDICTS:
+                self.seen.clear()
+            found = self.seen[key] = any(
+                p is True or (p is not False and p.holds(facts)) for p in plain
+            )
+        return found
+
+
+#: The syscalls whose process events take the caller's arguments from the process table
+#: (the detector's ``self_exec``) when they have no EXECVE record: for the others, such
+#: an event's document has no arguments.
+ARGS_FROM_TABLE = KEXEC_SYSCALLS | PROCESS_SYSCALLS
+#: The arguments of a document without any, as the argument tests read them: an empty
+#: command line holds no needle, as a missing one satisfies no comparison.
+_NO_ARGS: tuple[bytes, ...] = ()
+
+#: What :meth:`_Accepting.split` gives.
+_Split = tuple[
+    NeedleGate, tuple["Part | bool", ...], tuple["Part | bool", ...], tuple[Prefilter, ...]
+]
+
+
+def _run_facts(
     buf: bytes,
     start: int,
     run: RunBounds,
-    comm: bytes | None,
-    exe: bytes | None,
+    own: tuple[bytes | None, bytes | None, bytes | None, str],
     parent: Callable[[], Known | None] | None,
-) -> Facts:
-    """What argument tests read of the whole run ``buf[start:run[1]]``: its EXECVE lines'
-    arguments, decoded as the full parse decodes them (a run without any: its document's
-    arguments come from elsewhere, not known here)."""
-    lines = buf[run[2] : run[0]]
-    args = None
-    if lines:
-        raw_id = buf[buf.find(b"(", start) + 1 : buf.find(b")", start)]
-        args = argv_of_execve_bodies(execve_bodies(lines, raw_id))
-    return Facts(known_of(comm, exe, args), parent)
+) -> Callable[[], Facts]:
+    """What argument tests read of the whole run ``buf[start:run[1]]``, made once when
+    first asked: its EXECVE lines' arguments, decoded as the full parse decodes them (a
+    run without any: its document's arguments come from elsewhere, not known here).
+    ``own``: its decoded comm and exe, its ids (``extra``) and its syscall."""
+    comm, exe, extra, syscall = own
+    made: list[Facts] = []
+
+    def facts() -> Facts:
+        if not made:
+            lines = buf[run[2] : run[0]]
+            args = _NO_ARGS if syscall not in ARGS_FROM_TABLE else None
+            if lines:
+                raw_id = buf[buf.find(b"(", start) + 1 : buf.find(b")", start)]
+                args = argv_of_execve_bodies(execve_bodies(lines, raw_id))
+            made.append(Facts(known_of(comm, exe, args), parent, extra, _run_cwd(buf, run)))
+        return made[0]
+
+    return facts
+
+
+def _run_cwd(buf: bytes, run: RunBounds) -> str | None:
+    """``process.working_directory`` of the whole run ending at ``run[1]``: its last CWD
+    record's (middle records lie after its EXECVE lines, ``run[0]``)."""
+    at = buf.rfind(b"\ntype=CWD ", run[0] - 1, run[1])
+    if at < 0:
+        return None
+    record = parse_record(buf[at + 1 : buf.find(b"\n", at + 1)])
+    return _cwd_text(record.body if isinstance(record, AuditRecord) else None)
+
+
+def _cwd_text(body: bytes | None) -> str | None:
+    """The ``cwd=`` value of a CWD record's body, as the document holds it."""
+    if body is None:
+        return None
+    cwd = decode_untrusted(fields_of(body)[0].get("cwd"))
+    return None if cwd is None else cwd.decode("utf-8", "surrogateescape")
 
 
 def _parent_known(table: ProcessTableLike, ppid: int, time_ms: int) -> Known | None:
