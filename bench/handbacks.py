@@ -42,7 +42,7 @@ from kexecwatch.core.scan.nativescan import NativeScanner  # noqa: E402
 from kexecwatch.native.binding import load  # noqa: E402
 from kexecwatch.rules import load_builtin_rules  # noqa: E402
 
-STOPS = {0: "end", 1: "handback", 2: "verdict", 3: "live"}
+STOPS = {0: "end", 1: "handback", 2: "verdict", 3: "live", 4: "due"}
 
 
 def unit_kind(buf: bytes, pos: int) -> str:
@@ -121,8 +121,8 @@ def count(det: Detector, chunks: Any) -> Counts:
     session = scanner.session
     real_scan = session.scan
 
-    def scan(buf: bytes, start: int, state: Any) -> Any:
-        result = real_scan(buf, start, state)
+    def scan(buf: bytes, start: int, state: Any, due_ms: int | None = None) -> Any:
+        result = real_scan(buf, start, state, due_ms)
         counts.calls += 1
         counts.stops[STOPS.get(result.stop, str(result.stop))] += 1
         if result.stop == STOP_HANDBACK:

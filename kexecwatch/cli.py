@@ -289,7 +289,9 @@ def _replay_command(args: argparse.Namespace) -> int:
     if args.per_host and args.host_id:
         raise InputError("--host-id cannot be used with --per-host: each host is its own")
     host_id = None if args.host_id is None else check_host_id(args.host_id)
-    rules = load_rules(args.rule, builtin=not args.no_builtin_rules, ruleset=args.ruleset)
+    rules = load_rules(
+        args.rule, builtin=not args.no_builtin_rules, ruleset=args.ruleset, cache=args.rule_cache
+    )
     options = DetectorOptions(
         window_ms=args.event_window_ms,
         emit_events=args.events,
@@ -367,7 +369,7 @@ def _replay_per_host(args: argparse.Namespace, options: DetectorOptions, err: Te
     started = time.monotonic()
     results = replay_hosts(
         hosts,
-        RuleChoice(tuple(args.rule), not args.no_builtin_rules, args.ruleset),
+        RuleChoice(tuple(args.rule), not args.no_builtin_rules, args.ruleset, args.rule_cache),
         jobs=args.jobs,
         options=options,
         out_format=args.out_format,

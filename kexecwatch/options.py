@@ -17,6 +17,7 @@ from kexecwatch.textio import stderr_text
 
 if TYPE_CHECKING:
     from kexecwatch.core import DetectionRule
+    from kexecwatch.rules.cache import RuleCache
 
 __all__ = [
     "EXIT_ALERTS",
@@ -25,9 +26,11 @@ __all__ = [
     "REPLAY_WINDOW_WHY",
     "add_event_window_option",
     "add_events_as_option",
+    "add_rule_cache_option",
     "add_rule_options",
     "load_rules",
     "missing_subcommand",
+    "user_rule_cache",
 ]
 
 EXIT_OK = 0
@@ -50,10 +53,13 @@ def missing_subcommand(parser: argparse.ArgumentParser, what: str = "a COMMAND")
 
 
 def load_rules(
-    paths: Sequence[str], *, builtin: bool = True, ruleset: str = "all"
+    paths: Sequence[str], *, builtin: bool = True, ruleset: str = "all", cache: bool = True
 ) -> list[DetectionRule]:
     """The built-in rules of ``ruleset`` (unless ``builtin`` is false) plus rule paths
     (files or directories); what a directory skipped or could not load goes to stderr.
+
+    Args:
+        cache: use the user's rule cache (``--no-rule-cache``: false).
 
     Raises:
         RuleError: when a rule file or path cannot be read or compiled.
@@ -65,7 +71,21 @@ def load_rules(
     def report(line: str) -> None:
         err.write(f"kexecwatch: rules: {escape_text(line)}\n")
 
-    return list(load(paths, builtin=builtin, ruleset=ruleset, report=report))
+    rule_cache = user_rule_cache(cache) if paths else None
+    return list(load(paths, builtin=builtin, ruleset=ruleset, report=report, cache=rule_cache))
+
+
+def user_rule_cache(enabled: bool = True) -> RuleCache:
+    """The rule cache in the user's cache directory, warning on stderr (disabled:
+    a cache that keeps nothing)."""
+    from kexecwatch.rules.cache import RuleCache, default_cache_dir
+
+    err = stderr_text()
+
+    def warn(line: str) -> None:
+        err.write(f"kexecwatch: warning: rule cache {escape_text(line)}\n")
+
+    return RuleCache(default_cache_dir() if enabled else None, warn=warn)
 
 
 def add_rule_options(parser: argparse.ArgumentParser) -> None:
@@ -82,6 +102,7 @@ def add_rule_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-builtin-rules", action="store_true", help="run only the rules given with --rule"
     )
+    add_rule_cache_option(parser)
     parser.add_argument(
         "--ruleset",
         choices=("all", "upstream", "kexecwatch"),
@@ -101,6 +122,19 @@ def add_rule_options(parser: argparse.ArgumentParser) -> None:
         "/etc/machine-id when following this host's log)",
     )
     add_events_as_option(parser)
+
+
+def add_rule_cache_option(parser: argparse.ArgumentParser, *, config: bool = False) -> None:
+    """``--no-rule-cache`` (dest ``rule_cache``): parse every rule file afresh
+    (``config``: ``None`` when not given, the configuration file's value applies)."""
+    parser.add_argument(
+        "--no-rule-cache",
+        action="store_false",
+        dest="rule_cache",
+        default=None if config else True,
+        help="parse every rule file afresh: do not read or write the rule cache "
+        "($XDG_CACHE_HOME/kexecwatch/rules.json)",
+    )
 
 
 def add_events_as_option(parser: argparse.ArgumentParser, *, config: bool = False) -> None:

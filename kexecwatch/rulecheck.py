@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from kexecwatch.core import Blocker, coverage, escape_text, jsontext, load_parsed_rule, parse_toml
 from kexecwatch.errors import RuleError
@@ -25,6 +25,9 @@ from kexecwatch.rules.source import (
     read_rule_file,
     rule_files,
 )
+
+if TYPE_CHECKING:
+    from kexecwatch.rules.cache import RuleCache
 
 __all__ = ["CheckedRule", "Report", "check_paths", "write_json", "write_text"]
 
@@ -128,15 +131,19 @@ class Report:
         return {k: found[k] for k in SKIP_KINDS if found[k]}
 
 
-def check_paths(paths: Sequence[str], events_as: str = "auditbeat") -> Report:
+def check_paths(
+    paths: Sequence[str], events_as: str = "auditbeat", cache: RuleCache | None = None
+) -> Report:
     """Check every rule file under ``paths``, for documents in the event vocabulary
-    ``events_as`` (``--events-as``).
+    ``events_as`` (``--events-as``), with the files' parsed TOML from ``cache`` if given
+    (:mod:`kexecwatch.rules.cache`; written back at the end).
 
     Raises:
         RuleError: a path is missing or unreadable, or holds no ``*.toml`` file at all.
     """
     report = Report()
     lock = VersionLock()
+    parse = parse_toml if cache is None else cache.parse_toml
     for path in paths:
         if os.path.isdir(path):
             files = rule_files(path, lambda exc: report.problems.append(str(exc)))
@@ -146,15 +153,19 @@ def check_paths(paths: Sequence[str], events_as: str = "auditbeat") -> Report:
             files = [path]
         else:
             raise RuleError(f"{path}: no such rule file or directory")
-        report.rules += [_check_file(file, lock, events_as) for file in files]
+        report.rules += [_check_file(file, lock, events_as, parse) for file in files]
     report.problems += [str(p).split("\n", 1)[0] for p in lock.problems]
+    if cache is not None:
+        cache.save()
     return report
 
 
-def _check_file(path: str, lock: VersionLock, events_as: str) -> CheckedRule:
+def _check_file(
+    path: str, lock: VersionLock, events_as: str, parse: Callable[[str, str], dict[str, Any]]
+) -> CheckedRule:
     try:
         text = read_rule_file(path)
-        data = parse_toml(text, path)
+        data = parse(text, path)
     except RuleError as exc:
         return CheckedRule(path, "error", error=_one_line(exc))
     checked = _describe(path, data)

@@ -72,9 +72,10 @@ def configure_rules(rules: argparse.ArgumentParser) -> None:
     )
     checking.add_argument("paths", nargs="+", metavar="PATH", help="rule files or directories")
     _format_option(checking, "json: one document with the counts and every rule")
-    from kexecwatch.options import add_events_as_option
+    from kexecwatch.options import add_events_as_option, add_rule_cache_option
 
     add_events_as_option(checking)
+    add_rule_cache_option(checking)
     checking.set_defaults(handler=_rules_check_command)
 
 
@@ -291,9 +292,10 @@ def _keys_for(shipped: Iterable[AuditRule], wanted: frozenset[str] | None) -> li
 
 
 def _rules_check_command(args: argparse.Namespace) -> int:
+    from kexecwatch.options import user_rule_cache
     from kexecwatch.rulecheck import check_paths, write_json, write_text
 
-    report = check_paths(args.paths, args.events_as)
+    report = check_paths(args.paths, args.events_as, user_rule_cache(args.rule_cache))
     (write_json if args.out_format == "json" else write_text)(sys.stdout, report)
     return EXIT_OK
 

@@ -8,6 +8,7 @@ native when the library loads), so that one run of the suite exercises one scann
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 
@@ -38,6 +39,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="rewrite golden files from the current output instead of comparing",
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _rule_cache_of_the_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every kexecwatch the tests start keeps its rule cache in this run's temporary
+    directory, never in the user's ``~/.cache``. One cache serves the whole run, so most
+    rule loads after the first are warm: the cache's sameness is exercised throughout."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
 
 
 @pytest.fixture

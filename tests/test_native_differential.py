@@ -25,11 +25,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.generate import SHAPES, Generator
-from kexecwatch.core.audit.nativeapi import STOP_HANDBACK, NativeLib, QuietState, ScanResult
+from kexecwatch.core.audit.nativeapi import (
+    STOP_DUE,
+    STOP_HANDBACK,
+    NativeLib,
+    QuietState,
+    ScanResult,
+)
 from kexecwatch.core.detect.detector import DetectionRule, Detector, DetectorOptions
 from kexecwatch.core.scan.nativescan import NativeScanner
 from kexecwatch.rules import load_builtin_rules
 from tests.builders import exec_lines, feed_in_pieces, join
+from tests.core.detect.rule.test_sequence_detector import sequence_rule
 from tests.core.detect.test_detector import fingerprint
 from tests.core.scan.test_fast_pair import eoe, eoe_log, eoe_pair, reference_lines
 from tests.core.scan.test_fast_path import assert_same as assert_fast_is_reference
@@ -232,26 +239,7 @@ def privileged_execs(n: int, seed: int = 7) -> list[list[bytes]]:
 
 def handbacks(log: bytes, rules: Sequence[DetectionRule] = ALL_RULES, **options: Any) -> int:
     """How many times the native scan hands a unit of ``log`` back to Python."""
-    det = Detector(
-        copy.deepcopy(list(rules)),
-        host_name="h",
-        options=DetectorOptions(**options),
-        native=native_lib(),
-    )
-    scanner = det._scanner
-    assert isinstance(scanner, NativeScanner)
-    session = scanner.session
-    scan = session.scan
-    stops: list[int] = []
-
-    def counted(buf: bytes, start: int, state: QuietState) -> ScanResult:
-        result = scan(buf, start, state)
-        stops.append(result.stop)
-        return result
-
-    session.scan = counted  # type: ignore[method-assign]
-    feed_in_pieces(det, log)
-    return stops.count(STOP_HANDBACK)
+    return [stop for stop, _ in stops_of(log, rules, **options)].count(STOP_HANDBACK)
 
 
 def test_execs_with_bprm_fcaps_first_are_taken_whole() -> None:
@@ -347,9 +335,10 @@ def test_logins_alone_do_not_make_a_later_syscall_differ() -> None:
     log = join([first, *lone, *ls, *unit, syscall, proctitle])
     keys = assert_same(log, [])
     assert not any(k.startswith("ParseIssue(") for k in keys)
-    # Native: the first lone LOGIN (Python reads on to the next SYSCALL line) and the
-    # first LOGIN's syscall (its serial is done); the exec and the unit are its own.
-    assert handbacks(log, []) == 2
+    # Native: the first LOGIN's syscall (its serial is done); the lone LOGINs (named
+    # in the result as leads), the exec and the unit are its own. (Before the lone
+    # LOGINs were taken: 2, the first lone LOGIN too, Python reading on from there.)
+    assert handbacks(log, []) == 1
 
 
 SESSIONS = generated("sessions", n=1500, seed=29)
@@ -388,3 +377,188 @@ def test_the_eoe_of_a_taken_event_inside_the_next_one_is_passed_over_by_native()
     assert_same(log, emit_events=True)
     assert_same(log, window_ms=0)
     assert_same(log, [], cuts=[len(log) // 2])
+
+
+def plain_exec(serial: int, t: str, comm: str, pid: int) -> list[bytes]:
+    """An exec whose SYSCALL record has the canonical layout the native scan reads."""
+    return [
+        line.replace(b"exit=0 items=", b"exit=0 a0=1 a1=2 a2=3 a3=4 items=")
+        for line in exec_lines(
+            serial, t=t, pid=pid, comm=comm, exe=f"/usr/bin/{comm}", args=(comm,)
+        )
+    ]
+
+
+def stamp(ms: int) -> str:
+    return f"{ms // 1000}.{ms % 1000:03d}"
+
+
+def stops_of(log: bytes, rules: Sequence[DetectionRule], **options: Any) -> list[tuple[int, bytes]]:
+    """Each native scan call's stop, with the line it stopped at (its first 16 bytes)."""
+    det = Detector(
+        copy.deepcopy(list(rules)),
+        host_name="h",
+        options=DetectorOptions(**options),
+        native=native_lib(),
+    )
+    scanner = det._scanner
+    assert isinstance(scanner, NativeScanner)
+    session = scanner.session
+    scan = session.scan
+    stops: list[tuple[int, bytes]] = []
+
+    def counted(buf: bytes, start: int, state: QuietState, due_ms: int | None = None) -> ScanResult:
+        result = scan(buf, start, state, due_ms)
+        stops.append((result.stop, buf[result.end : result.end + 16]))
+        return result
+
+    session.scan = counted  # type: ignore[method-assign]
+    feed_in_pieces(det, log)
+    return stops
+
+
+LOGIN_ALONE = (
+    b"type=LOGIN msg=audit(%s:%d): pid=%d uid=0 subj=unconfined old-auid=4294967295 "
+    b"auid=0 tty=(none) old-ses=4294967295 ses=%d res=1"
+)
+
+
+def lone_logins_log(n: int = 300) -> tuple[bytes, list[bytes]]:
+    """Execs with cron-style lone LOGIN records between them (a LOGIN with no syscall
+    run of its own after it), ENRICHED tails on some; one LOGIN's own syscall records
+    come later, after an exec; and the lines of that LOGIN's syscall."""
+    t0 = 1_700_000_000_000
+    lines: list[bytes] = []
+    serial = 100
+    late: list[bytes] = []
+    for i in range(n):
+        t = stamp(t0 + 40 * i)
+        lines += plain_exec(serial, t, "ls", 2000 + i)
+        serial += 1
+        if i % 3 == 0:
+            login = LOGIN_ALONE % (t.encode(), serial, 3000 + i, i)
+            if i % 2:
+                login += b'\x1dUID="root" OLD-AUID="unset" AUID="root"'
+            lines.append(login)
+            if i == 150:
+                # Its syscall (a write to /proc/self/loginuid) after the next exec.
+                late = [
+                    line.replace(b"syscall=59", b"syscall=1")
+                    for line in plain_exec(serial, t, "cron", 3000 + i)
+                    if line.startswith((b"type=SYSCALL", b"type=PROCTITLE"))
+                ]
+                serial += 1
+                lines += plain_exec(serial, t, "ls", 5000 + i)
+                lines += late
+            serial += 1
+    return join(lines), late
+
+
+def test_lone_logins_are_taken_by_native_and_remembered_as_leads() -> None:
+    """A LOGIN with no syscall run right after it (cron, su: pam_loginuid on a task the
+    rules do not audit) is a single-record event; the assembler remembers it as a lead
+    in case its syscall's records follow under the same id. Native takes it now and
+    names it in the scan result, so both scanners make the late syscall records one
+    event (no late-record issue) and agree on every output. Before, every lone LOGIN
+    was handed back (101 here) and Python read on to the next SYSCALL line."""
+    log, late = lone_logins_log()
+    assert log.count(b"type=LOGIN ") == 100 and late
+    keys = assert_same(log)
+    assert not any(k.startswith("ParseIssue(") for k in keys)
+    stops = stops_of(log, ALL_RULES)
+    handed = [line for stop, line in stops if stop == STOP_HANDBACK]
+    # Only the LOGIN's own syscall, whose serial is done: Python's (a lead).
+    assert handed == [late[0][:16]]
+    assert_same(log, cuts=[len(log) // 3, len(log) // 2])
+    assert_same(log, emit_events=True)
+    assert_same(log, window_ms=0)
+    assert_same(log, max_inflight=1)
+    assert_same(log, since_ms=1_700_000_004_000, until_ms=1_700_000_008_000)
+
+
+LONE, _ = lone_logins_log(120)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, len(LONE)), max_size=10))
+def test_every_chunking_of_lone_logins(cuts: list[int]) -> None:
+    assert_same(LONE, ALL_RULES, cuts=cuts)
+
+
+def test_the_mixed_and_sessions_shapes_hand_no_login_back() -> None:
+    for shape in ("mixed", "sessions"):
+        log = generated(shape, n=6000, seed=31)
+        assert log.count(b"type=LOGIN ") > 5
+        stops = stops_of(log, ALL_RULES)
+        assert [s for s in stops if s == (STOP_HANDBACK, b"type=LOGIN msg=a")] == [], shape
+        assert_same(log)
+
+
+TRAILING = sequence_rule(
+    "sequence by host.name, user.id with maxspan=5s\n"
+    '  [process where process.name == "id"]\n'
+    '  ![process where process.name == "whoami"]'
+)
+
+
+def due_log(rounds: int = 1) -> bytes:
+    """``id`` (the TRAILING rule's first stage), then ``ls`` every 200 ms for 24 s with
+    three serials lost at 4 s and at 20 s; ``rounds`` times, a minute apart."""
+    lines: list[bytes] = []
+    serial = 1
+    for r in range(rounds):
+        t0 = 1_700_000_000_000 + 60_000 * r
+        lines += plain_exec(serial, stamp(t0), "id", 900)
+        serial += 1
+        for i in range(1, 120):
+            if i in (20, 100):
+                serial += 3  # three events lost
+            lines += plain_exec(serial, stamp(t0 + 200 * i), "ls", 1000 + i)
+            serial += 1
+    return join(lines)
+
+
+def test_a_due_sequence_is_matched_at_the_event_where_it_came_due() -> None:
+    """A sequence rule's deadline passes in the middle of a stretch native takes, with
+    serial gaps before and after it: the alert comes between the two lost-event
+    reports, as with the Python scanner, and the sequence state is the same. Before,
+    native matched what fell due at the end of its batch (the alert after both gaps'
+    reports), and the README said so."""
+    log = due_log()
+    keys = assert_same(log, [TRAILING])
+    order = [k.split("(")[0].split(" ")[0] for k in keys]
+    assert order == ["EventsLost", "alert", "EventsLost"], keys
+    stops = [stop for stop, _ in stops_of(log, [TRAILING])]
+    assert STOP_DUE in stops
+    assert_same(log, [TRAILING, *ALL_RULES], cuts=[len(log) // 2])
+    assert_same(log, [TRAILING], window_ms=1000)
+
+
+DUE = due_log(rounds=3)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, len(DUE)), max_size=8))
+def test_every_chunking_of_a_log_with_sequence_deadlines(cuts: list[int]) -> None:
+    assert_same(DUE, [TRAILING, *ALL_RULES], cuts=cuts)
+
+
+def test_the_eoe_of_a_lone_login_inside_the_next_run_is_python_s() -> None:
+    """A lone LOGIN, then an exec whose records hold the LOGIN's bare EOE, then the
+    LOGIN's own syscall records: the EOE ends the lead in the assembler (its syscall's
+    records are then late), so native must not pass over it as the late EOE of the
+    event it took last; both scanners report the same."""
+    t = stamp(1_700_000_000_000)
+    login = LOGIN_ALONE % (t.encode(), 100, 3000, 1)
+    run = plain_exec(101, t, "ls", 2000)
+    eoe_line = b"type=EOE msg=audit(%s:100): " % t.encode()
+    syscall = [
+        line.replace(b"syscall=59", b"syscall=1")
+        for line in plain_exec(100, t, "cron", 3000)
+        if line.startswith((b"type=SYSCALL", b"type=PROCTITLE"))
+    ]
+    after = plain_exec(102, t, "ls", 2001)
+    before = [line for n in range(97, 100) for line in plain_exec(n, t, "ls", 1900 + n)]
+    log = join([*before, login, run[0], eoe_line, *run[1:], *syscall, *after])
+    keys = assert_same(log)
+    assert any(k.startswith("ParseIssue(") for k in keys)

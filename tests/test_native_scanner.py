@@ -117,11 +117,13 @@ class _FailingSession:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._session, name)
 
-    def scan(self, buf: bytes, start: int, state: QuietState) -> ScanResult:
+    def scan(
+        self, buf: bytes, start: int, state: QuietState, due_ms: int | None = None
+    ) -> ScanResult:
         self.scans += 1
         if self.scans == 2:
             raise RuntimeError("kw_scan: native panic")
-        return self._session.scan(buf, start, state)
+        return self._session.scan(buf, start, state, due_ms)
 
     def set_inodes(self, inodes: Iterable[int]) -> None:
         self._session.set_inodes(inodes)
@@ -167,8 +169,10 @@ def test_while_many_serials_wait_ahead_of_a_gap_native_still_takes_the_bulk() ->
         stretches.append(len(region.data))
         return python_scan(self, region, out)
 
-    def counted_native(buf: bytes, start: int, state: QuietState) -> ScanResult:
-        result = native_scan(buf, start, state)
+    def counted_native(
+        buf: bytes, start: int, state: QuietState, due_ms: int | None = None
+    ) -> ScanResult:
+        result = native_scan(buf, start, state, due_ms)
         taken.append(result.events)
         return result
 

@@ -9,6 +9,7 @@ named through their own imports here, so a move of a module keeps this test true
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -22,9 +23,12 @@ from kexecwatch.adapters.daemon import config, sinks
 from kexecwatch.adapters.daemon import run as daemon
 from kexecwatch.adapters.live import view as liveview
 from kexecwatch.core.detect.rule import sequence_state
+from kexecwatch.native import binding
 from tests.builders import exec_lines, join
 from tests.daemon.test_sequence_checkpoint import sequence_rule
 
+#: One exec that no rule alerts on.
+QUIET_LOG = join(exec_lines(1, pid=10, comm="ls", exe="/usr/bin/ls", args=("ls", "-l")))
 LOG = join(
     exec_lines(1, pid=10, comm="bash", exe="/usr/bin/bash", args=("bash",))
     + exec_lines(2, pid=11, ppid=10, args=("kexec", "-l", "vmlinuz"))
@@ -47,23 +51,28 @@ _PROBE = (
 )
 
 
-def run_probe(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any]]:
+def run_probe(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
     """The exit code of ``kexecwatch ARGS``, every module loaded by its end and how many
-    objects it took out of the garbage collector's passes."""
+    objects it took out of the garbage collector's passes (``env``: more environment)."""
     out = tmp_path / f"modules-{len(list(tmp_path.glob('modules-*')))}.json"
     result = subprocess.run(
         [sys.executable, "-c", _PROBE, str(out), *args],
         capture_output=True,
         timeout=60,
         check=False,
+        env={**os.environ, **(env or {})},
     )
     assert out.exists(), result.stderr.decode()
     return result.returncode, json.loads(out.read_text(encoding="utf-8"))
 
 
-def modules_after(tmp_path: Path, *args: str) -> tuple[int, set[str]]:
+def modules_after(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, set[str]]:
     """The exit code of ``kexecwatch ARGS`` and every module loaded by its end."""
-    code, found = run_probe(tmp_path, *args)
+    code, found = run_probe(tmp_path, *args, env=env)
     return code, set(found["modules"])
 
 
@@ -105,3 +114,30 @@ def test_replay_takes_start_up_objects_out_of_the_collectors_passes(tmp_path: Pa
     code, found = run_probe(tmp_path, "replay", "--quiet", str(log))
     assert code == 1
     assert found["frozen"] > 10_000
+
+
+def test_the_python_scanner_loads_neither_the_native_binding_nor_ctypes(tmp_path: Path) -> None:
+    # KEXECWATCH_SCANNER=python: the library is not wanted, so not even its binding loads.
+    log = tmp_path / "kexec.log"
+    log.write_bytes(LOG)
+    code, loaded = modules_after(
+        tmp_path, "replay", "--quiet", str(log), env={"KEXECWATCH_SCANNER": "python"}
+    )
+    assert code == 1
+    assert sorted({binding.__name__, "ctypes"} & loaded) == []
+    code, loaded = modules_after(tmp_path, "--version", env={"KEXECWATCH_SCANNER": "python"})
+    assert code == 0
+    assert sorted({binding.__name__, "ctypes"} & loaded) == []
+
+
+def test_a_replay_that_writes_nothing_loads_no_json_writer_logging_or_resources(
+    tmp_path: Path,
+) -> None:
+    # The usual replay finds nothing: it writes no document (orjson loads with the first
+    # one), follows no file (logging: the follower's notices) and reads its built-in rules
+    # beside their module (importlib.resources costs a tenth of the start-up).
+    log = tmp_path / "quiet.log"
+    log.write_bytes(QUIET_LOG)
+    code, loaded = modules_after(tmp_path, "replay", "--quiet", str(log))
+    assert code == 0
+    assert sorted({"orjson", "logging", "importlib.resources"} & loaded) == []

@@ -60,6 +60,9 @@ class RuleChoice:
     files: tuple[str, ...]
     builtin: bool
     ruleset: str
+    #: Whether the rule cache is used (``--no-rule-cache``: false). The workers neither
+    #: warn about it nor fail on it: a cache problem is said by a run without --per-host.
+    cache: bool = True
 
 
 @dataclass(slots=True)
@@ -128,6 +131,7 @@ def _replay_host(
     import io
 
     from kexecwatch.rules import load_rules
+    from kexecwatch.rules.cache import RuleCache, default_cache_dir
 
     documents: list[tuple[str, bytes]] = []
     err = io.StringIO()
@@ -139,7 +143,14 @@ def _replay_host(
     try:
         done = replay(
             host.sources,
-            list(load_rules(rules.files, builtin=rules.builtin, ruleset=rules.ruleset)),
+            list(
+                load_rules(
+                    rules.files,
+                    builtin=rules.builtin,
+                    ruleset=rules.ruleset,
+                    cache=RuleCache(default_cache_dir() if rules.cache else None),
+                )
+            ),
             host_name=host.name,
             options=options,
             out_format=out_format,

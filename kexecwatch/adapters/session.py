@@ -17,7 +17,6 @@ Rule 2: the session reads no clock; the shells pass their monotonic time in.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -232,6 +231,10 @@ def where_fields(path: str, identity: FileIdentity, offset: int) -> dict[str, An
 
 def notice(item: FollowerOutput) -> Notice | None:
     """What the operator hears of a follower output (``None`` for lines)."""
+    # Only the service and the live view follow files: replay loads neither these nor
+    # logging (its levels are the notices' levels).
+    import logging
+
     from kexecwatch.adapters.daemon.follower import DroppedTail, Gap, Switched, Unreadable
 
     if isinstance(item, Switched):

@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 #: The C ABI this binding speaks (``kw_abi_version``); any other library is refused.
-ABI_VERSION: Final = 4
+ABI_VERSION: Final = 5
 LIBRARY_NAME: Final = "libkexecwatch_native.so"
 
 # A RawEntry (core.nativeapi) as the native table holds it: ``comm_raw``/``exe_raw`` say
@@ -153,6 +153,8 @@ class _ScanOut(ctypes.Structure):
         ("ahead_gone_len", ctypes.c_size_t),
         ("ahead_added", ctypes.c_void_p),
         ("ahead_added_rows", ctypes.c_size_t),
+        ("leads", ctypes.c_void_p),
+        ("leads_rows", ctypes.c_size_t),
     )
 
 
@@ -214,6 +216,7 @@ _SIGNATURES: Final[dict[str, tuple[object, ...]]] = {
         _PTR,
         _SIZE,
         ctypes.c_uint32,
+        _I64,
         ctypes.POINTER(_ScanOut),
     ),
     "kw_done_keep": (_PTR, ctypes.c_int),
@@ -800,9 +803,13 @@ class NativeSession:
 
     # -- the scan --------------------------------------------------------------------
 
-    def scan(self, buf: bytes, start: int, state: QuietState) -> ScanResult:
+    def scan(
+        self, buf: bytes, start: int, state: QuietState, due_ms: int | None = None
+    ) -> ScanResult:
         """Take what may be taken of ``buf`` from ``start`` (a line start), the
-        detector being quiet in ``state``; see :class:`ScanResult`.
+        detector being quiet in ``state``; see :class:`ScanResult`. With ``due_ms``,
+        stop (``STOP_DUE``) right after the first unit that brings the latest event
+        time taken to ``due_ms`` or beyond.
 
         Raises:
             NativeError: ``start`` beyond ``buf``, or a native failure.
@@ -861,6 +868,7 @@ class NativeSession:
                 address,
                 rows,
                 _SCAN_AHEAD_KEPT if kept else 0,
+                _I64_MAX if due_ms is None else _clamp(due_ms),
                 self._out_ref,
             )
             if code:
@@ -874,6 +882,7 @@ class NativeSession:
             )
             gone = _rows(out.ahead_gone, out.ahead_gone_len, 1).tolist()
             added_flat = _rows(out.ahead_added, out.ahead_added_rows, 4)
+            leads = _rows(out.leads, out.leads_rows, 3) if out.leads_rows else None
             end_at, stop, ppid, time_ms = (
                 int(out.end),
                 int(out.stop),
@@ -925,6 +934,7 @@ class NativeSession:
             lost=lost,
             done_kept=done_kept,
             ahead_delta=(gone, added),
+            leads=leads,
         )
 
     def selftest_panic(self) -> None:

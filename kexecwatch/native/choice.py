@@ -18,10 +18,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from kexecwatch.core import NativeLib, set_default_native
 from kexecwatch.errors import ConfigError
-from kexecwatch.native.binding import NativeUnavailable, load
+
+if TYPE_CHECKING:
+    from kexecwatch.core import NativeLib
 
 __all__ = ["ENV", "ScannerChoice", "choose", "install", "installed", "scanner_text"]
 
@@ -55,6 +57,8 @@ def choose(env: Mapping[str, str] | None = None) -> ScannerChoice:
         return ScannerChoice(None, f"{ENV}=python")
     if value not in ("", "native"):
         raise ConfigError(f"{ENV} must be python or native, not {value[:40]!r}")
+    from kexecwatch.native.binding import NativeUnavailable
+
     try:
         lib = load()
     except NativeUnavailable as exc:
@@ -64,11 +68,25 @@ def choose(env: Mapping[str, str] | None = None) -> ScannerChoice:
     return ScannerChoice(lib)
 
 
+def load() -> NativeLib:
+    """The native library (:func:`kexecwatch.native.binding.load`): the binding, and
+    ctypes with it, load only when the native scanner may be used.
+
+    Raises:
+        NativeUnavailable: with the one-line reason.
+    """
+    from kexecwatch.native.binding import load as load_library
+
+    return load_library()
+
+
 _INSTALLED: list[ScannerChoice] = []
 
 
 def install(env: Mapping[str, str] | None = None) -> ScannerChoice:
     """Choose (see :func:`choose`) and make it every new detector's default."""
+    from kexecwatch.core import set_default_native
+
     choice = choose(env)
     set_default_native(choice.lib)
     _INSTALLED[:] = [choice]

@@ -5,7 +5,7 @@ Detected" v7 exactly as published (EQL), and ``kexecwatch``, kexecwatch's own
 detections of what that rule misses (Python detections with the same kind of
 metadata). ``all`` (the default) runs both.
 
-This is I/O (``importlib.resources``), so it lives outside the pure core; parsing and
+This is I/O (files next to this module), so it lives outside the pure core; parsing and
 compiling are :func:`kexecwatch.core.detect.rule.load_rule`'s and
 :func:`kexecwatch.core.detect.detections.load_native_rule`'s job.
 """
@@ -13,11 +13,15 @@ compiling are :func:`kexecwatch.core.detect.rule.load_rule`'s and
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kexecwatch.core import NativeRule, Rule, load_native_rule, load_rule
 from kexecwatch.errors import ConfigError
 from kexecwatch.rules.source import VersionLock, load_rule_source, read_rule_file
+
+if TYPE_CHECKING:
+    from kexecwatch.rules.cache import RuleCache
 
 __all__ = [
     "BUILTIN_RULE_FILES",
@@ -58,10 +62,12 @@ def load_builtin_rules(ruleset: str = "all") -> list[Rule | NativeRule]:
     """
     if ruleset not in RULESETS:
         raise ConfigError(f"unknown rule set {ruleset!r}: expected one of {', '.join(RULESETS)}")
-    package = resources.files(__package__)
 
     def read(name: str) -> str:
-        return package.joinpath(name).read_text(encoding="utf-8")
+        # The files beside this module (kexecwatch is installed as a directory: its
+        # native library could not load from an archive). importlib.resources reads them
+        # too, at about a tenth of an empty replay's start-up for its own imports.
+        return Path(__file__).with_name(name).read_text(encoding="utf-8")
 
     rules: list[Rule | NativeRule] = []
     if ruleset in ("all", "upstream"):
@@ -77,6 +83,7 @@ def load_rules(
     builtin: bool = True,
     ruleset: str = "all",
     report: Callable[[str], None] | None = None,
+    cache: RuleCache | None = None,
 ) -> list[Rule | NativeRule]:
     """The built-in rules of ``ruleset`` (unless ``builtin`` is false) plus rule paths.
 
@@ -85,6 +92,8 @@ def load_rules(
     Args:
         report: receives one line per directory (its counts), per rule file of a
             directory that did not load, and per unreadable version lock.
+        cache: the rule files' parsed TOML from earlier runs (:mod:`kexecwatch.rules.cache`),
+            written back once every path is loaded; ``None``: no cache.
 
     Raises:
         ConfigError: for an unknown rule set, or no rule at all (no built-in rules and
@@ -98,7 +107,7 @@ def load_rules(
     rules: list[Rule | NativeRule] = list(load_builtin_rules(ruleset)) if builtin else []
     lock = VersionLock()
     for path in paths:
-        loaded = load_rule_source(path, lock)
+        loaded = load_rule_source(path, lock, cache)
         rules += loaded.rules
         if report is None:
             continue
@@ -106,4 +115,6 @@ def load_rules(
             report(str(problem).split("\n", 1)[0])
         if loaded.directory:
             report(loaded.summary())
+    if cache is not None:
+        cache.save()
     return rules

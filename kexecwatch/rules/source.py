@@ -27,11 +27,14 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kexecwatch.adapters.sources import NO_SUCH_FILE, read_regular_file
 from kexecwatch.core import NativeRule, Rule, load_native_rule, load_parsed_rule, parse_toml
 from kexecwatch.errors import InputError, RuleError, SourceLocation
+
+if TYPE_CHECKING:
+    from kexecwatch.rules.cache import RuleCache
 
 __all__ = [
     "LOCK_FILE",
@@ -233,14 +236,18 @@ class LoadedSource:
         return "; ".join(parts)
 
 
-def load_rule_source(path: str, lock: VersionLock | None = None) -> LoadedSource:
-    """Load the rule file or directory ``path``.
+def load_rule_source(
+    path: str, lock: VersionLock | None = None, cache: RuleCache | None = None
+) -> LoadedSource:
+    """Load the rule file or directory ``path`` (its files' TOML from ``cache`` when
+    given: :mod:`kexecwatch.rules.cache`).
 
     Raises:
         RuleError: ``path`` is missing or unreadable, a rule *file* does not load, or a
             directory holds no rule at all (a run without them is surely a mistake).
     """
     lock = lock or VersionLock()
+    parse = parse_toml if cache is None else cache.parse_toml
     if not os.path.isdir(path):
         try:
             text = read_rule_file(path)
@@ -250,7 +257,7 @@ def load_rule_source(path: str, lock: VersionLock | None = None) -> LoadedSource
             raise RuleError(f"{path}: {exc.message}") from None
         loaded = LoadedSource(path, directory=False, lock=lock.path_for(path))
         seen = len(lock.problems)
-        loaded.rules.append(_load_one(path, text, parse_toml(text, path), lock))
+        loaded.rules.append(_load_one(path, text, parse(text, path), lock))
         loaded.warnings += lock.problems[seen:]
         return loaded
     loaded = LoadedSource(path, directory=True)
@@ -258,7 +265,7 @@ def load_rule_source(path: str, lock: VersionLock | None = None) -> LoadedSource
     for file in rule_files(path, loaded.failed.append):
         try:
             text = read_rule_file(file)
-            data = parse_toml(text, file)
+            data = parse(text, file)
             kind = classify_rule(data)
             if kind is not None:
                 loaded.skipped.setdefault(kind, []).append(file)

@@ -20,12 +20,12 @@ use std::sync::Once;
 use crate::entry::Entry;
 use crate::gaps::Quiet;
 use crate::needles::NeedleSet;
-use crate::scan::scan;
+use crate::scan::scan_until;
 use crate::session::{Session, Settings};
 use crate::verdicts::ALL_BITS;
 
 /// The ABI this library speaks; the binding refuses any other.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 pub const OK: c_int = 0;
 /// A null or closed handle, or a null output pointer.
@@ -108,6 +108,9 @@ pub struct KwScanOut {
     /// (serial, sec, ms, seen_elapsed) rows that joined them, in insertion order.
     pub ahead_added: *const i64,
     pub ahead_added_rows: usize,
+    /// (sec, ms, serial) per lone `LOGIN` record taken, in order.
+    pub leads: *const i64,
+    pub leads_rows: usize,
 }
 
 /// `kw_scan` flag: use the serials ahead kept from the last scan, changed by the
@@ -593,7 +596,9 @@ pub unsafe extern "C" fn kw_set_inodes(
 
 /// Scan `buf[start..]` from the quiet state (`state`, and `ahead_rows` rows of
 /// (serial, sec, ms, seen_elapsed) at `ahead`); the result goes to `*out`, whose
-/// pointers stay valid until the next call on this session.
+/// pointers stay valid until the next call on this session. The scan stops (`Due`)
+/// after the first unit whose events bring the latest time taken to `due_ms`
+/// (`i64::MAX`: never; see `scan::scan_until`).
 ///
 /// # Safety
 /// A live handle; `buf` valid for `len` bytes, `ahead` for `4 * ahead_rows` i64,
@@ -608,6 +613,7 @@ pub unsafe extern "C" fn kw_scan(
     ahead: *const i64,
     ahead_rows: usize,
     flags: u32,
+    due_ms: i64,
     out: *mut KwScanOut,
 ) -> c_int {
     guard(|| {
@@ -658,7 +664,7 @@ pub unsafe extern "C" fn kw_scan(
         };
         session.kept = None; // until this scan is over: a failed one keeps nothing
         let order = quiet.ahead_mark(&mut session.ahead_keys);
-        let after = scan(session, buf, start, quiet);
+        let after = scan_until(session, buf, start, quiet, due_ms);
         after.ahead_delta(
             &session.ahead_keys,
             order,
@@ -706,6 +712,8 @@ pub unsafe extern "C" fn kw_scan(
                 ahead_gone_len: session.ahead_gone.len(),
                 ahead_added: session.ahead_added.as_ptr(),
                 ahead_added_rows: session.ahead_added.len() / 4,
+                leads: result.leads.as_ptr(),
+                leads_rows: result.leads.len() / 3,
             },
         )
     })
@@ -938,6 +946,7 @@ mod tests {
                     std::ptr::null(),
                     0,
                     0,
+                    i64::MAX,
                     out.as_mut_ptr()
                 ),
                 ERR_ARGUMENT
@@ -952,6 +961,7 @@ mod tests {
                     std::ptr::null(),
                     1,
                     0,
+                    i64::MAX,
                     out.as_mut_ptr()
                 ),
                 ERR_ARGUMENT
@@ -966,6 +976,7 @@ mod tests {
                     std::ptr::null(),
                     0,
                     0,
+                    i64::MAX,
                     out.as_mut_ptr()
                 ),
                 OK

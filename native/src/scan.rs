@@ -6,7 +6,8 @@
 //! of the same id right after, absorbed), two interleaved whole runs as
 //! `split_pair` reads them (A's bare `EOE` after A's end passed over, B's `EOE` right
 //! after absorbed), single-record events of the types Python names, a `LOGIN`
-//! record with the whole run of its own syscall right after it (two events), blank
+//! record with the whole run of its own syscall right after it (two events) or
+//! alone (named by Python; reported in `leads`, as the assembler remembers it), blank
 //! and `#` lines. Each event must be plain progress of the clock (gaps.rs), have a
 //! cached verdict that needs nothing of Python, and (live) a known parent.
 
@@ -150,14 +151,35 @@ struct Scanner<'a> {
     out: ScanOut,
     /// The id (sec, ms, serial) of the last event this scan took: done for sure.
     last: Option<(i64, i64, i64)>,
+    /// Stop once the latest time taken reaches this (`Stop::Due`).
+    due_ms: i64,
 }
+
+/// `due_ms` of a scan that never stops for a sequence's deadline.
+pub const NEVER_DUE: i64 = i64::MAX;
 
 /// Scan `buf` from `start` (a line start) for a detector in the quiet state `quiet`;
 /// the result is left in `session.scan`, and the state after it is returned.
 pub fn scan(session: &mut Session, buf: &[u8], start: usize, quiet: Quiet) -> Quiet {
+    scan_until(session, buf, start, quiet, NEVER_DUE)
+}
+
+/// [`scan`], stopping with `Stop::Due` right after the first unit whose events bring
+/// the latest time taken to `due_ms` or beyond: there a sequence rule's deadline may
+/// have passed, and the Python path matches due sequences after that very event. (A
+/// pair whose first event would reach it is handed back: Python matches between the
+/// two events' own work.)
+pub fn scan_until(
+    session: &mut Session,
+    buf: &[u8],
+    start: usize,
+    quiet: Quiet,
+    due_ms: i64,
+) -> Quiet {
     let mut out = std::mem::take(&mut session.scan);
     out.key.clear();
     out.done.clear();
+    out.leads.clear();
     out.lost.clear();
     out.ahead.clear();
     out.ppid = 0;
@@ -173,18 +195,26 @@ pub fn scan(session: &mut Session, buf: &[u8], start: usize, quiet: Quiet) -> Qu
         quiet,
         out,
         last: None,
+        due_ms,
     };
     let mut pos = start.min(buf.len());
     let stop = loop {
         if pos >= buf.len() {
             break Stop::End;
         }
+        let events = scanner.out.events;
         match scanner.step(pos) {
             Ok(next) => pos = next,
             Err(stop) => break stop,
         }
         if scanner.out.done.len() >= 8 * DONE_KEPT {
             scanner.out.done.drain(..4 * DONE_KEPT);
+        }
+        if scanner.out.leads.len() >= 6 * DONE_KEPT {
+            scanner.out.leads.drain(..3 * DONE_KEPT);
+        }
+        if scanner.out.events > events && scanner.out.last_time_ms >= due_ms {
+            break Stop::Due;
         }
     };
     let Scanner {
@@ -196,6 +226,11 @@ pub fn scan(session: &mut Session, buf: &[u8], start: usize, quiet: Quiet) -> Qu
     if out.done.len() > 4 * DONE_KEPT {
         let excess = out.done.len() - 4 * DONE_KEPT;
         out.done.drain(..excess);
+    }
+    // A lead matters only while its event is done: the last DONE_KEPT events at most.
+    if out.leads.len() > 3 * DONE_KEPT {
+        let excess = out.leads.len() - 3 * DONE_KEPT;
+        out.leads.drain(..excess);
     }
     out.end = pos;
     out.stop = stop as i32;
@@ -670,6 +705,10 @@ impl<'a> Scanner<'a> {
         let execve_b = whole_run(buf, lines_b, span(buf, head_b.id)).ok_or(Stop::Handback)?;
         let a = self.judge(head_a)?;
         let b = self.judge(head_b)?;
+        if a.id.time_ms >= self.due_ms {
+            // Python matches due sequences after A, before B's work: its way.
+            return Err(Stop::Handback);
+        }
         if a.id.sec == b.id.sec && a.id.ms == b.id.ms && a.id.serial == b.id.serial {
             return Err(Stop::Handback);
         }
@@ -756,7 +795,8 @@ impl<'a> Scanner<'a> {
                 return step;
             }
         }
-        // A LOGIN alone waits for its syscall's records (Assembler._leads): Python's.
+        // Taken alone (when Python names the type), a LOGIN is reported in `leads`:
+        // the assembler waits for its syscall's records under its id (`_leads`).
         if !named || self.faulty(line) {
             return Err(Stop::Handback);
         }
@@ -785,6 +825,14 @@ impl<'a> Scanner<'a> {
             relevant: false,
         };
         self.take(&event, elapsed);
+        if kind == LEAD {
+            self.out
+                .leads
+                .extend_from_slice(&[id.sec, id.ms, id.serial]);
+            // Its EOE ends the lead in the assembler (push() deletes it): never passed
+            // over as the late EOE of a done event.
+            self.last = None;
+        }
         self.out.lines += 1;
         self.out.records += 1;
         Ok(nl + 1)

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use crate::gaps::{Quiet, MAX_TIME_MS};
 use crate::needles::NeedleSet;
-use crate::scan::scan;
+use crate::scan::{scan, scan_until};
 use crate::session::{Session, Settings, Stop};
 use crate::verdicts::{
     EVALUATED, INODE_ALWAYS, INODE_IF_RELEVANT, LEARN_EXEC, LEARN_FORK, LEARN_OTHER,
@@ -307,6 +307,77 @@ fn a_login_is_handed_back_unless_its_syscall_follows_as_python_would_take_it() {
     s.settings.single_types.insert(b"LOGIN".to_vec());
     run(&mut s, login);
     assert_eq!((s.scan.events, s.scan.stop), (1, Stop::End as i32));
+}
+
+#[test]
+fn a_lone_login_python_names_is_taken_and_reported_as_a_lead() {
+    let unit = login_unit(T0 + 5, 100, 700);
+    let login = &unit[..unit.find('\n').unwrap() + 1];
+    let mut s = session();
+    s.settings.single_types.insert(b"LOGIN".to_vec());
+    // Alone before an exec, then a LOGIN with its syscall (no lead: its run is taken).
+    let log =
+        login.to_string() + &exec_run(T0 + 6, 101, 201, 1, "ls") + &login_unit(T0 + 7, 102, 701);
+    let q = run(&mut s, &log);
+    assert_eq!(stop(&s), (log.len(), Stop::End as i32));
+    assert_eq!(s.scan.events, 4);
+    assert_eq!(s.scan.leads, vec![(T0 + 5) / 1000, 5, 100]);
+    assert_eq!(q.expected, 103);
+    // Its syscall's run later under the same id: the serial is taken, Python's.
+    let late = login.to_string() + &unit[login.len()..];
+    let mut s = session();
+    s.settings.single_types.insert(b"LOGIN".to_vec());
+    let tail = exec_run(T0 + 6, 101, 201, 1, "ls");
+    let log = login.to_string() + &tail + &late[login.len()..];
+    run(&mut s, &log);
+    assert_eq!(stop(&s), (login.len() + tail.len(), Stop::Handback as i32));
+    assert_eq!(s.scan.leads.len(), 3);
+    // Its bare EOE among the next run's lines ends the lead in Python: Python's.
+    let mut s = session();
+    s.settings.single_types.insert(b"LOGIN".to_vec());
+    let next = exec_run(T0 + 6, 101, 201, 1, "ls");
+    let at = next.find("type=EXECVE").unwrap();
+    let eoe = format!("type=EOE msg=audit({}): \n", id(T0 + 5, 100));
+    let log = login.to_string() + &next[..at] + &eoe + &next[at..];
+    run(&mut s, &log);
+    assert_eq!(stop(&s), (login.len(), Stop::Handback as i32));
+    // Not named: handed back, nothing reported.
+    let mut s = session();
+    run(&mut s, login);
+    assert_eq!(
+        (stop(&s), s.scan.leads.len()),
+        ((0, Stop::Handback as i32), 0)
+    );
+}
+
+#[test]
+fn a_scan_stops_right_after_the_unit_that_reaches_the_deadline() {
+    let log = exec_run(T0 + 10, 100, 200, 1, "ls")
+        + &exec_run(T0 + 20, 101, 201, 1, "ls")
+        + &exec_run(T0 + 30, 102, 202, 1, "ls");
+    let first = exec_run(T0 + 10, 100, 200, 1, "ls").len();
+    let second = first + exec_run(T0 + 20, 101, 201, 1, "ls").len();
+    for (due, end, events, code) in [
+        (T0 + 15, second, 2, Stop::Due),
+        (T0 + 20, second, 2, Stop::Due),
+        (T0 + 10, first, 1, Stop::Due),
+        (i64::MIN, first, 1, Stop::Due),
+        (T0 + 30, log.len(), 3, Stop::Due),
+        (T0 + 31, log.len(), 3, Stop::End),
+    ] {
+        let mut s = session();
+        scan_until(&mut s, log.as_bytes(), 0, quiet(), due);
+        assert_eq!(
+            (stop(&s), s.scan.events),
+            ((end, code as i32), events),
+            "{}",
+            due
+        );
+    }
+    // Blank lines take no event: no stop for them.
+    let mut s = session();
+    scan_until(&mut s, b"\n#\n", 0, quiet(), i64::MIN);
+    assert_eq!(stop(&s), (3, Stop::End as i32));
 }
 
 #[test]
@@ -618,6 +689,27 @@ fn an_interleaved_pair_is_two_events() {
     run(&mut s, &log.replace(&b, &far));
     assert_eq!((s.scan.events, s.scan.stop), (0, 1));
     assert!(s.scan.lost.is_empty() && s.table.is_empty());
+}
+
+#[test]
+fn a_pair_whose_first_event_reaches_the_deadline_is_handed_back() {
+    let (a, b) = (id(T0, 100), id(T0 + 1, 101));
+    let log = syscall_line(T0, 100, 59, 0, 300, 1, "ls")
+        + &syscall_line(T0 + 1, 101, 59, 0, 301, 1, "cat")
+        + &format!("type=EXECVE msg=audit({}): argc=1 a0=ls\n", a)
+        + &format!("type=EXECVE msg=audit({}): argc=1 a0=cat\n", b)
+        + &format!("type=PROCTITLE msg=audit({}): proctitle=6C73\n", a)
+        + &format!("type=PROCTITLE msg=audit({}): proctitle=636174\n", b);
+    let mut s = session();
+    scan_until(&mut s, log.as_bytes(), 0, quiet(), T0);
+    assert_eq!((stop(&s), s.scan.events), ((0, Stop::Handback as i32), 0));
+    // Only B reaches it: both taken, then the stop.
+    let mut s = session();
+    scan_until(&mut s, log.as_bytes(), 0, quiet(), T0 + 1);
+    assert_eq!(
+        (stop(&s), s.scan.events),
+        ((log.len(), Stop::Due as i32), 2)
+    );
 }
 
 #[test]

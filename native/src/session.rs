@@ -31,6 +31,9 @@ pub enum Stop {
     Handback = 1,
     Verdict = 2,
     Live = 3,
+    /// The last unit taken brought the scan's latest event time to `due_ms`: a
+    /// sequence rule's deadline may have passed (Python matches it, then scans on).
+    Due = 4,
 }
 
 /// A scan's result; the vectors are reused from call to call.
@@ -53,6 +56,9 @@ pub struct ScanOut {
     pub state: [i64; 5],
     /// `(serial, sec, ms, seen_elapsed)` per serial held ahead, in dict order.
     pub ahead: Vec<i64>,
+    /// `(sec, ms, serial)` per lone `LOGIN` record taken (the last [`DONE_KEPT`]):
+    /// the assembler remembers them as leads, as `Assembler.push` does.
+    pub leads: Vec<i64>,
 }
 
 /// How many taken events a scan reports for the done set: the assembler keeps no

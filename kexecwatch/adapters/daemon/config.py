@@ -48,6 +48,10 @@ class Config:
             the built-in rules.
         builtin_rules: whether the built-in rules run (false: only ``rules``).
         ruleset: the built-in rules: ``all``, ``upstream`` or ``kexecwatch``.
+        rule_cache: whether the rule files' parsed TOML is kept between starts and
+            reloads (:mod:`kexecwatch.rules.cache`).
+        rule_cache_dir: the rule cache's directory; empty: ``$XDG_CACHE_HOME/kexecwatch``
+            (else ``$HOME/.cache/kexecwatch``).
         host_name: host name for alerts and syslog; empty means the system's.
         host_id: ``host.id`` for records without ``node=``; empty means the machine id.
         events_as: the event vocabulary of process documents (``auditbeat``, ``defend``).
@@ -69,6 +73,8 @@ class Config:
     rules: tuple[str, ...] = ()
     builtin_rules: bool = True
     ruleset: str = "all"
+    rule_cache: bool = True
+    rule_cache_dir: str = ""
     host_name: str = ""
     host_id: str = ""
     events_as: str = "auditbeat"
@@ -289,6 +295,15 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         choices=_RULESETS,
         help="built-in rules: all (default), upstream (Elastic's v7 alone) "
         "or kexecwatch (its own rules alone)",
+    )
+    from kexecwatch.options import add_rule_cache_option
+
+    add_rule_cache_option(parser, config=True)
+    parser.add_argument(
+        "--rule-cache-dir",
+        metavar="DIR",
+        help="directory of the rule cache (default $XDG_CACHE_HOME/kexecwatch, else "
+        "~/.cache/kexecwatch)",
     )
     parser.add_argument(
         "--host-name",

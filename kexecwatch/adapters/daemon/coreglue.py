@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from kexecwatch.adapters.daemon.config import Config
 from kexecwatch.adapters.daemon.daemonlog import kv
 from kexecwatch.adapters.daemon.sinks import SinkRecord
 from kexecwatch.adapters.session import Diagnostic
@@ -27,6 +28,7 @@ from kexecwatch.core import (
     to_text_line,
 )
 from kexecwatch.rules import load_rules
+from kexecwatch.rules.cache import RuleCache, default_cache_dir
 
 __all__ = ["OutputLog", "load_daemon_rules"]
 
@@ -40,14 +42,30 @@ def _report_rules(line: str) -> None:
     log.warning("rules_loaded", extra=kv(note=line))
 
 
-def load_daemon_rules(paths: Sequence[str], ruleset: str, builtin: bool) -> Sequence[DetectionRule]:
+def _report_cache(line: str) -> None:
+    """A rule cache the daemon ignores (damaged, or not its own): the daemon log."""
+    log.warning("rule_cache_ignored", extra=kv(note=line))
+
+
+def load_daemon_rules(cfg: Config) -> Sequence[DetectionRule]:
     """The configured rules; what a rule directory skips goes to the daemon log.
+
+    The rule cache is used as configured; a cache the service cannot write (a
+    read-only home under the hardened unit) is skipped without a word.
 
     Raises:
         RuleError: when a rule cannot be loaded (at start: fatal; on reload: the old
             rules stay).
     """
-    return load_rules(paths, builtin=builtin, ruleset=ruleset, report=_report_rules)
+    directory = (cfg.rule_cache_dir or default_cache_dir()) if cfg.rule_cache else None
+    cache = RuleCache(directory, warn=_report_cache, quiet_unwritable=True)
+    return load_rules(
+        cfg.rules,
+        builtin=cfg.builtin_rules,
+        ruleset=cfg.ruleset,
+        report=_report_rules,
+        cache=cache,
+    )
 
 
 class OutputLog:

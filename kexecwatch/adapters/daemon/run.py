@@ -139,7 +139,7 @@ class Daemon:
         self._lock_fd = lock_dir(cfg.state_dir)  # one daemon per state directory
         self.log_path = self._trusted_paths()
         self.host_id = cfg.host_id or machine_id()
-        rules = load_daemon_rules(cfg.rules, cfg.ruleset, cfg.builtin_rules)  # RuleError: fatal
+        rules = load_daemon_rules(cfg)  # RuleError: fatal
         self.session = Session(
             rules,
             host_name=self.host,
@@ -435,9 +435,7 @@ class Daemon:
             if getattr(new, key) != getattr(self.cfg, key):
                 log.warning("reload_needs_restart", extra=kv(key=key.replace("_", "-")))
         try:
-            self.detector.replace_rules(
-                load_daemon_rules(new.rules, new.ruleset, new.builtin_rules)
-            )
+            self.detector.replace_rules(load_daemon_rules(new))
         except KexecwatchError as exc:
             log.error("rules_reload_failed", extra=kv(reason=str(exc), kept="old_rules"))
         self.follower.poll_interval = new.poll_interval
@@ -447,6 +445,8 @@ class Daemon:
                 "rules": new.rules,
                 "builtin_rules": new.builtin_rules,
                 "ruleset": new.ruleset,
+                "rule_cache": new.rule_cache,
+                "rule_cache_dir": new.rule_cache_dir,
                 "poll_interval": new.poll_interval,
                 "checkpoint_interval": new.checkpoint_interval,
                 "status_interval": new.status_interval,
@@ -498,6 +498,8 @@ def _resolve(args: argparse.Namespace) -> Config:
             "host_id",
             "events_as",
             "ruleset",
+            "rule_cache",
+            "rule_cache_dir",
             "event_window_ms",
             "log_level",
             "log_format",

@@ -123,7 +123,9 @@ def live_command(args: argparse.Namespace) -> int:
     sources = expand_paths(args.replay) if args.replay else None
     if sources is None:
         _check_readable(path)
-    rules = load_rules(args.rule, builtin=not args.no_builtin_rules, ruleset=args.ruleset)
+    rules = load_rules(
+        args.rule, builtin=not args.no_builtin_rules, ruleset=args.ruleset, cache=args.rule_cache
+    )
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise InputError("live needs a terminal; use `kexecwatch replay` for pipes and files")
     from kexecwatch.adapters.live.state import LiveModel

@@ -413,15 +413,7 @@ class Assembler:
             if is_single_record(record.type):
                 self._remember(key, clock.elapsed)
                 if record.type in LEADS_SYSCALL_EVENT:
-                    leads = self._leads
-                    leads[key] = None
-                    # A lead matters only while its event is done (otherwise its
-                    # syscall's records open an event anyway): forget the oldest ones
-                    # the done set has forgotten. Never one still done, so that taking
-                    # a LOGIN with its syscall at once (the native scan) is the same.
-                    done = self._done
-                    while (oldest := next(iter(leads))) not in done:
-                        del leads[oldest]
+                    self._add_lead(key)
                 out.append(AuditEvent(node, event_id, (record,), "single"))
                 self._expire_into(clock, out, record.line_no)
                 return out
@@ -447,6 +439,21 @@ class Assembler:
             out.append(self._finish(oldest, "evicted"))
         self._expire_into(clock, out, record.line_no)
         return out
+
+    def _add_lead(self, key: EventKey) -> None:
+        """Remember the single-record event ``key`` as a lead (its syscall's own
+        records may still follow under the same id)."""
+        leads = self._leads
+        leads[key] = None
+        # A lead matters only while its event is done (otherwise its syscall's records
+        # open an event anyway): forget the oldest ones the done set has forgotten.
+        # Never one still done, so that taking a LOGIN with its syscall at once, or
+        # alone (the native scan: absorb), is the same.
+        done = self._done
+        while (oldest := next(iter(leads), None)) is not None and not (
+            oldest in done or (self._stored and self._is_stored(oldest))
+        ):
+            del leads[oldest]
 
     def _tick(
         self, clock: _Clock, time_ms: int, key: EventKey, line_no: int, out: list[AssemblerOutput]
@@ -711,6 +718,16 @@ class Assembler:
         events that survive get a key; with a done store (:meth:`keep_done_in`), the
         rows the session kept become one block instead, and no key crosses.
         """
+        self._absorb_state(result)
+        leads = result.leads
+        if leads:
+            # The lone LOGIN records taken, as push() remembers them (once the done set
+            # is as per-event pushing leaves it: a lead no longer done is no lead).
+            for i in range(0, len(leads), 3):
+                self._add_lead((None, _new_id(EventId, (leads[i], leads[i + 1], leads[i + 2]))))
+
+    def _absorb_state(self, result: ScanResult) -> None:
+        """:meth:`absorb` but for the leads."""
         state = result.state
         clock = self._clocks[None]
         before = clock.elapsed

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = [
+    "STOP_DUE",
     "STOP_END",
     "STOP_HANDBACK",
     "STOP_LIVE",
@@ -49,6 +50,9 @@ STOP_VERDICT = 2
 #: Live mode: the exec at ``end`` names a parent the table does not know: Python reads it
 #: from ``/proc`` (``remember_live``), then scans again.
 STOP_LIVE = 3
+#: The last unit taken brought the latest event time to the scan's ``due_ms``: a
+#: sequence rule's deadline may have passed there; Python matches it, then scans again.
+STOP_DUE = 4
 
 #: One process-table entry as stored: ``(pid, ppid, comm, comm_raw, exe, exe_raw, args,
 #: since_ms, exec_id, source, extra)``; see :class:`NativeSession`.
@@ -117,6 +121,8 @@ class ScanResult:
         ahead_delta: what the scan changed in the serials ahead: the serials gone, then
             the rows added in insertion order (``None``: only ``state.ahead`` says). With
             ``ahead_kept``, ``state.ahead`` is not filled: apply the delta.
+        leads: ``(sec, ms, serial)`` per lone ``LOGIN`` record taken, flat, in order
+            (``None``: none): the assembler remembers them as its ``push`` does.
     """
 
     end: int
@@ -134,6 +140,7 @@ class ScanResult:
     lost: list[tuple[int, int, int, int, int]]
     done_kept: int = 0
     ahead_delta: tuple[list[int], list[tuple[int, int, int, int]]] | None = None
+    leads: array[int] | None = None
 
 
 class DoneStore(Protocol):
@@ -219,8 +226,12 @@ class NativeSession(DoneStore, Protocol):
     def set_inodes(self, inodes: Iterable[int]) -> None:
         """The inodes an ``inode=`` value is compared with (hand back on a match)."""
 
-    def scan(self, buf: bytes, start: int, state: QuietState) -> ScanResult:
-        """Take what it can of ``buf`` from ``start`` (a line start)."""
+    def scan(
+        self, buf: bytes, start: int, state: QuietState, due_ms: int | None = None
+    ) -> ScanResult:
+        """Take what it can of ``buf`` from ``start`` (a line start); with ``due_ms``,
+        stop (``STOP_DUE``) right after the first unit that brings the latest event
+        time taken to ``due_ms`` or beyond."""
 
     def done_keep(self, on: bool) -> None:
         """Whether scans keep their taken rows in the :class:`DoneStore` from now on

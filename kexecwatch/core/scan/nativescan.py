@@ -11,6 +11,9 @@ reproduce exactly:
    the ``EOE`` of the same event; two interleaved runs as
    :func:`~kexecwatch.core.scan.fastpath.split_pair` pulls them apart;
 2. a single-record event of a type in ``single_types`` (not telemetry, not auditd's own);
+   a ``LOGIN`` record with its syscall's whole run right after it (two events of one
+   id), or alone: then the result names it (``leads``) and the assembler remembers it,
+   as it does a ``LOGIN`` it reads, for its syscall's records that may follow;
 3. blank and ``#`` lines;
 
 each only when it is plain progress (its time within a window of the present, its serial
@@ -45,7 +48,6 @@ from typing import Any
 from kexecwatch.core.audit.assembler import EventsLost
 from kexecwatch.core.audit.linebuffer import Region
 from kexecwatch.core.audit.msgtypes import (
-    LEADS_SYSCALL_EVENT,
     TELEMETRY_TYPES,
     is_daemon_record,
     is_single_record,
@@ -131,10 +133,7 @@ def single_types() -> tuple[str, ...]:
     return tuple(
         t
         for t in _COMMON_SINGLE
-        if is_single_record(t)
-        and not is_daemon_record(t)
-        and t not in TELEMETRY_TYPES
-        and t not in LEADS_SYSCALL_EVENT  # its syscall's records may follow
+        if is_single_record(t) and not is_daemon_record(t) and t not in TELEMETRY_TYPES
     )
 
 
@@ -144,6 +143,9 @@ _NATIVE_LINE = re.compile(
     + b"|".join(sorted(t.encode() for t in {"SYSCALL", *single_types()}))
     + b") msg=audit\\("
 )
+
+#: A scan's ``due_ms`` when a sequence is due already: stop after the first event.
+_DUE_NOW = -(2**63)
 
 _DEFAULT: list[NativeLib | None] = [None]
 
@@ -308,8 +310,13 @@ class NativeScanner(PythonScanner):
                 continue
             if self._inode_prefilters:
                 self._sync_inodes()
+            due = self.sequences_due
             try:
-                result = session.scan(buf, pos, state)
+                # Stop where a sequence comes due, as the Python path matches it there
+                # (already due: at the first event taken).
+                result = session.scan(
+                    buf, pos, state, due if stats.last_time_ms < due else _DUE_NOW
+                )
             except self._errors as exc:
                 self._fail(line_no, exc, out)
                 return PythonScanner.scan(
@@ -317,6 +324,15 @@ class NativeScanner(PythonScanner):
                 )
             # Even when nothing was taken: the serials ahead are in step again.
             assembler.absorb(result)
+            if result.lost:
+                # Each came before the event that revealed it, so before any match below.
+                host.handle(
+                    [
+                        EventsLost(None, first, last, EventId(sec, ms, serial))
+                        for first, last, sec, ms, serial in result.lost
+                    ],
+                    out,
+                )
             if result.lines:
                 stats.lines += result.lines
                 stats.records += result.records
@@ -325,17 +341,10 @@ class NativeScanner(PythonScanner):
                 stats.last_time_ms = max(stats.last_time_ms, result.last_time_ms)
                 line_no += result.lines
                 if stats.last_time_ms >= self.sequences_due:
-                    # Sequences came due among the events native took: match them now,
-                    # not at the next event Python reads (a live log may have none).
+                    # A sequence came due at the last event native took (it stopped
+                    # there: STOP_DUE): match it now, as the Python path does after
+                    # that event (not at the next event Python reads).
                     host.clock(stats.last_time_ms, out)
-            if result.lost:
-                host.handle(
-                    [
-                        EventsLost(None, first, last, EventId(sec, ms, serial))
-                        for first, last, sec, ms, serial in result.lost
-                    ],
-                    out,
-                )
             pos = result.end
             stop = result.stop
             if stop == STOP_END:

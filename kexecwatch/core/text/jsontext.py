@@ -29,11 +29,31 @@ __all__ = ["dumps", "dumps_within", "encode", "line", "writer"]
 
 _LINE_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
-_orjson: ModuleType | None
-try:
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - the optional extra is not installed
-    _orjson = None
+#: orjson is imported when the first document is written (a replay that writes none,
+#: the usual run, does not pay its import): until then this stands in its place.
+_UNTRIED = ModuleType("orjson, not imported yet")
+_orjson: ModuleType | None = _UNTRIED
+# Types orjson would write but json.dumps would not, or would write otherwise: passed
+# through to a missing ``default``, so that orjson raises and the stdlib decides.
+_STRICT = 0
+
+
+def _load() -> ModuleType | None:
+    """orjson (imported now), or ``None`` when it is not installed."""
+    global _orjson, _STRICT  # noqa: PLW0603 - the import is deferred, its result kept here
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - the optional extra is not installed
+        _orjson = None
+        return None
+    _STRICT = (
+        orjson.OPT_PASSTHROUGH_DATACLASS
+        | orjson.OPT_PASSTHROUGH_DATETIME
+        | orjson.OPT_PASSTHROUGH_SUBCLASS
+    )
+    _orjson = orjson
+    return orjson
+
 
 # The UTF-8 of U+0085 and the first two bytes of U+2028 and U+2029. In valid UTF-8 a
 # lead byte (0xC2, 0xE2) never continues another character, so a match is that character.
@@ -43,7 +63,7 @@ _SEPARATORS = b"\xe2\x80"
 
 def writer() -> str:
     """Which writer compact documents go through: ``orjson`` or ``stdlib``."""
-    return "stdlib" if _orjson is None else "orjson"
+    return "stdlib" if (_orjson if _orjson is not _UNTRIED else _load()) is None else "orjson"
 
 
 def line(obj: Any) -> bytes:
@@ -52,8 +72,9 @@ def line(obj: Any) -> bytes:
 
     The same bytes whichever writer is installed (see the module docstring).
     """
-    if _orjson is not None:
-        fast = _fast(_orjson, obj, _orjson.OPT_SORT_KEYS | _orjson.OPT_APPEND_NEWLINE)
+    orjson = _orjson if _orjson is not _UNTRIED else _load()
+    if orjson is not None:
+        fast = _fast(orjson, obj, orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
         if fast is not None:
             return fast
     return encode(_stdlib(obj, indent=None, sort_keys=True)) + b"\n"
@@ -74,19 +95,6 @@ def _fast(orjson: ModuleType, obj: Any, option: int) -> bytes | None:
     return out
 
 
-# Types orjson would write but json.dumps would not, or would write otherwise: passed
-# through to a missing ``default``, so that orjson raises and the stdlib decides.
-_STRICT = (
-    0
-    if _orjson is None
-    else (
-        _orjson.OPT_PASSTHROUGH_DATACLASS
-        | _orjson.OPT_PASSTHROUGH_DATETIME
-        | _orjson.OPT_PASSTHROUGH_SUBCLASS
-    )
-)
-
-
 def dumps(obj: Any, *, indent: int | None = None, sort_keys: bool = True) -> str:
     """``obj`` as JSON, keys sorted (unless ``sort_keys`` is false: then in their own
     order), non-ASCII kept, Unicode line breaks escaped.
@@ -94,9 +102,10 @@ def dumps(obj: Any, *, indent: int | None = None, sort_keys: bool = True) -> str
     Compact (no spaces) unless ``indent`` is given. The three characters can only occur
     inside JSON strings, so replacing them by their escapes keeps the same value.
     """
-    if indent is None and _orjson is not None:
-        option = _orjson.OPT_SORT_KEYS if sort_keys else 0
-        fast = _fast(_orjson, obj, option)
+    orjson = _orjson if _orjson is not _UNTRIED else _load()
+    if indent is None and orjson is not None:
+        option = orjson.OPT_SORT_KEYS if sort_keys else 0
+        fast = _fast(orjson, obj, option)
         if fast is not None:
             return fast.decode("utf-8")
     return _stdlib(obj, indent=indent, sort_keys=sort_keys)

@@ -263,6 +263,14 @@ class _Dfa:
         self.accepting: list[bool] = []
         self.moves: list[list[int | None]] = []
         self.work = 0
+        self.closures: dict[frozenset[int], tuple[frozenset[int], int]] = {}
+        # Per class: the character states whose test accepts it (filled as classes appear).
+        self.accept: list[frozenset[int]] = []
+        # Character states by their test, so each distinct test is asked once per class.
+        self.by_test: dict[_Class, list[int]] = {}
+        for q, test in enumerate(nfa.tests):
+            if test is not None:
+                self.by_test.setdefault(test, []).append(q)
         self.start = self._state(self._closure((start,)))
         self.dead = self._state(frozenset())
         pending = [self.start]
@@ -275,6 +283,13 @@ class _Dfa:
                     pending.append(before)
 
     def _closure(self, entries: tuple[int, ...] | list[int]) -> frozenset[int]:
+        # Many (state, class) pairs lead to the same targets: each set is walked once,
+        # and a repeat counts the same work as the walk did.
+        key = frozenset(entries)
+        known = self.closures.get(key)
+        if known is not None:
+            self.work += known[1]
+            return known[0]
         tests, nexts = self.nfa.tests, self.nfa.nexts
         seen: set[int] = set()
         out: set[int] = set()
@@ -289,7 +304,9 @@ class _Dfa:
             else:
                 out.add(q)
         self.work += len(seen)
-        return frozenset(out)
+        closure = frozenset(out)
+        self.closures[key] = (closure, len(seen))
+        return closure
 
     def _state(self, states: frozenset[int]) -> int:
         known = self.ids.get(states)
@@ -304,16 +321,25 @@ class _Dfa:
             self.moves.append([])
         return known
 
-    def _targets(self, states: frozenset[int], forms: tuple[str, ...]) -> list[int]:
-        tests, nexts = self.nfa.tests, self.nfa.nexts
+    def _accepting(self, cid: int) -> frozenset[int]:
+        """The character states whose test accepts a character of class ``cid``."""
+        accept = self.accept
+        forms = self.alphabet.forms
+        while len(accept) <= cid:
+            chars = forms[len(accept)]
+            accept.append(
+                frozenset(q for t, qs in self.by_test.items() if t.accepts(chars) for q in qs)
+            )
+        return accept[cid]
+
+    def _targets(self, states: frozenset[int], cid: int) -> list[int]:
+        nexts = self.nfa.nexts
         self.work += len(states)
-        return [nexts[q][0] for q in states if (t := tests[q]) is not None and t.accepts(forms)]
+        return [nexts[q][0] for q in states & self._accepting(cid)]
 
     def step(self, state: int, cid: int) -> int:
         """The state after a character of class ``cid`` from ``state``, computed and kept."""
-        after = self._state(
-            self._closure(self._targets(self.sets[state], self.alphabet.forms[cid]))
-        )
+        after = self._state(self._closure(self._targets(self.sets[state], cid)))
         row = self.moves[state]
         row.extend([None] * (cid + 1 - len(row)))
         row[cid] = after
@@ -346,7 +372,7 @@ class _Dfa:
         ``regex~`` text whose case pairs would grow the DFA past its bounds."""
         alphabet = self.alphabet
         for c in text[start:]:
-            states = self._closure(self._targets(states, alphabet.forms[alphabet.class_of(c)]))
+            states = self._closure(self._targets(states, alphabet.class_of(c)))
             if not states:
                 return False
         return 0 in states

@@ -16,6 +16,7 @@ import math
 import re
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from kexecwatch.errors import RuleError, SourceLocation
 
@@ -77,9 +78,12 @@ class TokenKind(Enum):
     EOF = "end of query"
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
-    """One token: its kind, its decoded value, its text offset, and for strings the raw flag."""
+class Token(NamedTuple):
+    """One token: its kind, its decoded value, its text offset, and for strings the raw flag.
+
+    A named tuple rather than a frozen dataclass: a rule set of hundreds of queries makes
+    tens of thousands of tokens, and a tuple is the cheapest immutable record to build.
+    """
 
     kind: TokenKind
     value: str | int | float
@@ -87,9 +91,29 @@ class Token:
     raw: bool = False
 
 
-_IDENT = re.compile(r"[A-Za-z_@][A-Za-z0-9_@]*")
 _NUMBER = re.compile(r"\d+(\.\d+)?([eE][+-]?\d+)?")
 _OPERATORS = ("==", "!=", "<=", ">=", "<", ">", ":", ".", "+", "-", "*", "/", "%", "!", "=")
+# What may start at a position, in the order the kinds are tried (a comment before the
+# operator '/', a raw string before an empty one); one match per token. re's \s is
+# str.isspace()'s Unicode whitespace.
+_TOKEN = re.compile(
+    "|".join(
+        (
+            r"(?P<space>\s+)",
+            r"(?P<line>//)",
+            r"(?P<block>/\*)",
+            r'(?P<raw>""")',
+            r'(?P<plain>"[^"\\\r\n]*")',
+            r'(?P<escaped>")',
+            r"(?P<single>')",
+            r"(?P<backquote>`)",
+            r"(?P<ident>[A-Za-z_@][A-Za-z0-9_@]*~?)",
+            r"(?P<number>\d)",
+            r"(?P<punct>[(),?\[\]])",
+            "(?P<op>" + "|".join(re.escape(op) for op in _OPERATORS) + ")",
+        )
+    )
+)
 _PUNCTUATION = {
     "(": TokenKind.LPAREN,
     ")": TokenKind.RPAREN,
@@ -111,32 +135,60 @@ def tokenize(src: QuerySource) -> list[Token]:
     """
     text = src.text
     tokens: list[Token] = []
+    append = tokens.append
+    match = _TOKEN.match
     i, n = 0, len(text)
     while i < n:
-        c = text[i]
-        if c.isspace():
+        m = match(text, i)
+        if m is None:
+            c = text[i]
+            if c == "|":
+                raise src.error(i, "pipes ('|') are not supported")
+            raise src.error(i, f"unexpected character {c!r}")
+        kind = m.lastgroup
+        if kind == "space":
+            i = m.end()
+        elif kind == "ident":
+            # in~, like~, regex~ and the functions' ~ forms (startsWith~); the parser
+            # refuses a ~ anywhere else.
+            append(Token(TokenKind.IDENT, m.group(), i))
+            i = m.end()
+        elif kind == "op":
+            append(Token(TokenKind.OP, m.group(), i))
+            i = m.end()
+        elif kind == "punct":
+            c = m.group()
+            append(Token(_PUNCTUATION[c], c, i))
             i += 1
-        elif text.startswith("//", i):
+        elif kind == "plain":  # a string without escapes: most strings
+            i = m.end()
+            append(Token(TokenKind.STRING, text[m.start() + 1 : i - 1], m.start()))
+        elif kind == "number":
+            number = _NUMBER.match(text, i)
+            assert number is not None
+            append(Token(TokenKind.NUMBER, _number(src, number, i), i))
+            i = number.end()
+        elif kind == "line":
             end = text.find("\n", i)
             i = n if end == -1 else end + 1
-        elif text.startswith("/*", i):
+        elif kind == "block":
             end = text.find("*/", i + 2)
             if end == -1:
                 raise src.error(i, "unterminated /* comment")
             i = end + 2
-        elif text.startswith('"""', i):
+        elif kind == "raw":
             end = text.find('"""', i + 3)
             if end == -1:
                 raise src.error(i, "unterminated raw string")
-            tokens.append(Token(TokenKind.STRING, text[i + 3 : end], i, raw=True))
+            append(Token(TokenKind.STRING, text[i + 3 : end], i, raw=True))
             i = end + 3
-        elif c == '"':
+        elif kind == "escaped":
             value, i_next = _string(src, i)
-            tokens.append(Token(TokenKind.STRING, value, i))
+            append(Token(TokenKind.STRING, value, i))
             i = i_next
-        elif c == "'":
+        elif kind == "single":
             raise src.error(i, "single-quoted strings are not supported; use double quotes")
-        elif c == "`":
+        else:  # a `quoted` field name
             end = i + 1
             while True:
                 end = text.find("`", end)
@@ -145,31 +197,8 @@ def tokenize(src: QuerySource) -> list[Token]:
                 if not text.startswith("``", end):
                     break
                 end += 2
-            tokens.append(Token(TokenKind.IDENT, text[i + 1 : end].replace("``", "`"), i))
+            append(Token(TokenKind.IDENT, text[i + 1 : end].replace("``", "`"), i))
             i = end + 1
-        elif m := _IDENT.match(text, i):
-            word = m.group()
-            i = m.end()
-            # in~, like~, regex~ and the functions' ~ forms (startsWith~); the parser
-            # refuses a ~ anywhere else.
-            if text.startswith("~", i):
-                word += "~"
-                i += 1
-            tokens.append(Token(TokenKind.IDENT, word, m.start()))
-        elif m := _NUMBER.match(text, i):
-            tokens.append(Token(TokenKind.NUMBER, _number(src, m, i), i))
-            i = m.end()
-        elif c in "(),?[]":
-            tokens.append(Token(_PUNCTUATION[c], c, i))
-            i += 1
-        else:
-            op = next((o for o in _OPERATORS if text.startswith(o, i)), None)
-            if op is None:
-                if c == "|":
-                    raise src.error(i, "pipes ('|') are not supported")
-                raise src.error(i, f"unexpected character {c!r}")
-            tokens.append(Token(TokenKind.OP, op, i))
-            i += len(op)
     tokens.append(Token(TokenKind.EOF, "", n))
     return tokens
 

@@ -68,31 +68,74 @@ def any_of(matchers: Sequence[Matcher]) -> Matcher:
 
 def wildcard_matcher(pattern: str) -> Matcher:
     """A linear-time test: does a string fully match the wildcard ``pattern``?"""
-    # Each segment between stars is fixed-length (literals and '?'), so re runs it
+    # Each segment between stars is fixed-length (literals and '?'), so it matches
     # without backtracking; between the anchored first and last segments, taking each
-    # middle one at its leftmost place leaves the most room for the rest.
+    # middle one at its leftmost place leaves the most room for the rest. A segment
+    # without '?' (nearly all of them) is a plain string: str methods test it, and no
+    # regex is compiled.
     parts = pattern.split("*")
-    segments = [re.compile(wildcard_to_python(part), re.DOTALL) for part in parts]
-    if len(segments) == 1:
-        whole = segments[0]
+    if len(parts) == 1:
+        if "?" not in pattern:
+            return pattern.__eq__
+        whole = _segment(pattern)
         return lambda text: whole.fullmatch(text) is not None
-    first, last = segments[0], segments[-1]
     head, tail = len(parts[0]), len(parts[-1])
-    inner = [seg for seg, part in zip(segments[1:-1], parts[1:-1], strict=True) if part]
+    starts = _prefix_test(parts[0])
+    ends = _suffix_test(parts[-1])
+    finders = [_finder(part) for part in parts[1:-1] if part]
 
     def match(text: str) -> bool:
         end = len(text) - tail
-        if end < head or first.match(text) is None or last.fullmatch(text, end) is None:
+        if end < head or not starts(text) or not ends(text, end):
             return False
         pos = head
-        for segment in inner:
-            found = segment.search(text, pos, end)
-            if found is None:
+        for find in finders:
+            pos = find(text, pos, end)
+            if pos < 0:
                 return False
-            pos = found.end()
         return True
 
     return match
+
+
+def _segment(part: str) -> re.Pattern[str]:
+    return re.compile(wildcard_to_python(part), re.DOTALL)
+
+
+def _prefix_test(part: str) -> Callable[[str], bool]:
+    """Whether a text starts with the fixed-length segment ``part``."""
+    if "?" not in part:
+        return lambda text: text.startswith(part)
+    segment = _segment(part)
+    return lambda text: segment.match(text) is not None
+
+
+def _suffix_test(part: str) -> Callable[[str, int], bool]:
+    """Whether ``text[end:]`` is the fixed-length segment ``part`` (``end`` is
+    ``len(text) - len(part)``, never negative)."""
+    if "?" not in part:
+        return lambda text, end: text.endswith(part)
+    segment = _segment(part)
+    return lambda text, end: segment.fullmatch(text, end) is not None
+
+
+def _finder(part: str) -> Callable[[str, int, int], int]:
+    """The end of the leftmost place of segment ``part`` in ``text[pos:end]``, or -1."""
+    if "?" not in part:
+        size = len(part)
+
+        def find_literal(text: str, pos: int, end: int) -> int:
+            found = text.find(part, pos, end)
+            return found if found < 0 else found + size
+
+        return find_literal
+    segment = _segment(part)
+
+    def find_pattern(text: str, pos: int, end: int) -> int:
+        found = segment.search(text, pos, end)
+        return -1 if found is None else found.end()
+
+    return find_pattern
 
 
 def regex_matcher(pattern: str, *, nocase: bool = False) -> Matcher:

@@ -1,0 +1,234 @@
+"""The rule cache: each rule file's parsed TOML, kept as plain JSON between runs.
+
+Theory of operation: reading a rule file is mostly TOML parsing (Python's ``tomllib``
+reads a long string one character at a time, and Elastic's rules carry long
+investigation guides), about half of the time a detection-rules checkout takes to load.
+The cache keeps what ``tomllib`` made of each file, keyed by the SHA-256 of the file's
+text salted with kexecwatch's and Python's versions, as JSON text: plain data only,
+never pickled or marshalled code, so a cache file can at worst describe a rule file,
+never run anything. Queries are still parsed and compiled on every load (that is
+kexecwatch's own code, whose output must never go stale), with the options of the run,
+so the options are not part of the key. A file whose TOML holds a date or time (which
+JSON has no form for) is simply parsed every time.
+
+Where: ``rules.json`` in ``$XDG_CACHE_HOME/kexecwatch`` (``~/.cache/kexecwatch`` when that
+is unset), or a configured directory. The directory is created mode 0700 and the file
+written to a temporary file and renamed into place (mode 0600), so concurrent runs (such
+as ``replay --per-host --jobs N``) never see half a file. It holds the entries the last
+run used plus older ones up to :data:`MAX_ENTRIES`.
+
+Nothing about the cache is ever an error. A cache that is damaged (truncated, not JSON,
+not this format), unreadable, not owned by this user or writable by others (its content
+becomes rules, so it must be as trusted as the user), or cannot be written is ignored
+with one warning line, and the rules load from their files. When there is no place for
+it (no home directory, a read-only home as under the hardened systemd unit), it is
+skipped silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import stat
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kexecwatch import __version__
+from kexecwatch.core import parse_toml
+
+__all__ = ["CACHE_FILE", "MAX_ENTRIES", "RuleCache", "default_cache_dir"]
+
+#: The cache's file name in its directory.
+CACHE_FILE = "rules.json"
+#: The most entries kept (the last run's first): several checkouts' worth.
+MAX_ENTRIES = 4096
+_FORMAT = "kexecwatch-rule-cache"
+_FORMAT_VERSION = 1
+_SALT = f"{_FORMAT}/{_FORMAT_VERSION}\0{__version__}\0{sys.version}\0".encode()
+
+
+def default_cache_dir(environ: Mapping[str, str] = os.environ) -> str | None:
+    """``$XDG_CACHE_HOME/kexecwatch``, else ``$HOME/.cache/kexecwatch``; ``None`` when
+    neither is an absolute path (the XDG base directory rules ignore relative ones)."""
+    xdg = environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
+        return os.path.join(xdg, "kexecwatch")
+    home = environ.get("HOME", "")
+    if os.path.isabs(home):
+        return os.path.join(home, ".cache", "kexecwatch")
+    return None
+
+
+class RuleCache:
+    """Parsed rule files by content, read once and written back by :meth:`save`.
+
+    Args:
+        directory: where ``rules.json`` lives; ``None``: no cache (every file is parsed).
+        warn: receives the one warning line, if any (``None``: warnings are dropped).
+        quiet_unwritable: a cache that cannot be written is skipped without a warning
+            (the daemon: its service may not be given a writable cache directory).
+    """
+
+    def __init__(
+        self,
+        directory: str | None,
+        *,
+        warn: Callable[[str], None] | None = None,
+        quiet_unwritable: bool = False,
+    ) -> None:
+        self.path = None if directory is None else os.path.join(directory, CACHE_FILE)
+        self.hits = 0
+        self.misses = 0
+        self._warn = warn
+        self._quiet_unwritable = quiet_unwritable
+        self._warned = False
+        self._loaded = False
+        self._untouchable = False  # not ours to read or write (set after a warning)
+        self._old: dict[str, str] = {}
+        self._used: dict[str, str] = {}
+        self._dirty = False
+
+    def parse_toml(self, text: str, source: str) -> dict[str, Any]:
+        """What :func:`kexecwatch.core.parse_toml` gives for ``text``, from the cache when
+        it holds the file.
+
+        Raises:
+            RuleError: as :func:`~kexecwatch.core.parse_toml` (errors are never cached).
+        """
+        if self.path is None:
+            return parse_toml(text, source)
+        self._load()
+        if self._untouchable:
+            return parse_toml(text, source)
+        import hashlib  # here: a run without rule files never pays for OpenSSL's set-up
+
+        key = hashlib.sha256(_SALT + text.encode("utf-8", "surrogatepass")).hexdigest()
+        entry = self._used.get(key) or self._old.get(key)
+        if entry is not None:
+            data = _decode(entry)
+            if data is not None:
+                self._used[key] = entry
+                self.hits += 1
+                return data
+            self._problem("damaged (an entry is not a JSON object); it will be rewritten")
+            self._old.clear()
+            self._dirty = True
+        self.misses += 1
+        data = parse_toml(text, source)
+        try:
+            entry = json.dumps(data, separators=(",", ":"))
+        except (TypeError, ValueError, RecursionError):  # a TOML date or time: no JSON form
+            return data
+        self._used[key] = entry
+        self._dirty = True
+        return data
+
+    def save(self) -> None:
+        """Write the cache back if this run added to it (entries used first)."""
+        if self.path is None or self._untouchable or not self._dirty:
+            return
+        entries = dict(self._used)
+        for key, entry in self._old.items():
+            if len(entries) >= MAX_ENTRIES:
+                break
+            entries.setdefault(key, entry)
+        doc = {"format": _FORMAT, "version": _FORMAT_VERSION, "entries": entries}
+        directory = os.path.dirname(self.path)
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        except OSError:
+            return  # no place for a cache (no home, a read-only home): skipped silently
+        import tempfile
+
+        try:
+            fd, temporary = tempfile.mkstemp(prefix=".rules.", suffix=".tmp", dir=directory)
+            try:
+                with os.fdopen(fd, "w", encoding="ascii") as out:
+                    json.dump(doc, out, separators=(",", ":"))
+                os.replace(temporary, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
+        except OSError as exc:
+            if exc.errno != errno.EROFS and not self._quiet_unwritable:
+                self._problem(f"cannot be written ({exc.strerror or exc})")
+            return
+        self._dirty = False
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        assert self.path is not None
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno == errno.ENOTDIR:
+                return  # a file where the directory should be: save() says so, if it may
+            self._untouchable = True
+            self._problem(f"cannot be read ({exc.strerror or exc})")
+            return
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                why = "not a regular file"
+            elif info.st_uid != os.geteuid() or info.st_mode & 0o022:
+                why = "not owned by this user, or writable by others"
+            else:
+                with os.fdopen(os.dup(fd), "rb") as stream:
+                    raw = stream.read()
+                why = ""
+        except OSError as exc:
+            why = f"cannot be read ({exc.strerror or exc})"
+        finally:
+            os.close(fd)
+        if why:
+            self._untouchable = True
+            self._problem(why)
+            return
+        entries = _entries(raw)
+        if entries is None:
+            self._problem("damaged (truncated, not JSON, or not this format); it will be rewritten")
+            self._dirty = True
+            return
+        self._old = entries
+
+    def _problem(self, why: str) -> None:
+        """The one warning line (later problems are not repeated)."""
+        if self._warned or self._warn is None:
+            return
+        self._warned = True
+        self._warn(f"{self.path}: {why}; rules load from their files")
+
+
+def _entries(raw: bytes) -> dict[str, str] | None:
+    """The entries of a cache file, or ``None`` when it is not one."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError included
+        return None
+    if (
+        not isinstance(doc, dict)
+        or doc.get("format") != _FORMAT
+        or doc.get("version") != _FORMAT_VERSION
+        or not isinstance(doc.get("entries"), dict)
+    ):
+        return None
+    entries: dict[str, str] = doc["entries"]
+    if not all(isinstance(v, str) for v in entries.values()):
+        return None
+    return entries
+
+
+def _decode(entry: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(entry)
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
