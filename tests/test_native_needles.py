@@ -73,8 +73,8 @@ def native_events(log: bytes, rules: Sequence[DetectionRule]) -> tuple[int, int]
     scan = session.scan
     taken: list[int] = []
 
-    def counted(buf: bytes, start: int, state: QuietState) -> ScanResult:
-        result = scan(buf, start, state)
+    def counted(buf: bytes, start: int, state: QuietState, due_ms: int | None = None) -> ScanResult:
+        result = scan(buf, start, state, due_ms)
         taken.append(result.events)
         return result
 
