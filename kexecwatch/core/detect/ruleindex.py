@@ -46,6 +46,7 @@ from kexecwatch.core.scan.argtest import (
     AllOf,
     AnyOf,
     ArgsTest,
+    CapsTest,
     CredTest,
     Needle,
     Needles,
@@ -271,6 +272,11 @@ _VALUE_FIELDS = (
     "process.parent.executable",
     "process.working_directory",
 )
+#: The capability sets: only an event with a record stating them has them
+#: (:class:`~kexecwatch.core.scan.argtest.CapsTest`).
+_CAPABILITY_FIELDS = frozenset(
+    {"process.thread.capabilities.effective", "process.thread.capabilities.permitted"}
+)
 
 
 def can_match(rule: object) -> bool:
@@ -330,6 +336,8 @@ def _reduce_leaf(cmp: Comparison) -> Part | bool:
     facets = _any_vocabulary().get(name)
     if facets is not None and not any(req.accepts(v) for v in facets):
         return False  # a value process documents never have, in either vocabulary
+    if name in _CAPABILITY_FIELDS:
+        return CapsTest()
     if name in _VALUE_FIELDS:
         return ValueTest(_VALUE_FIELDS.index(name), req.accepts)
     if name not in _ARG_FIELDS:

@@ -25,7 +25,17 @@ import re
 
 from kexecwatch.core.audit.fields import Fields
 
-__all__ = ["CAPABILITY_NAMES", "Capabilities", "capabilities_of", "capability_names"]
+__all__ = [
+    "CAPABILITY_NAMES",
+    "CAPABILITY_RECORDS",
+    "Capabilities",
+    "capabilities_of",
+    "capability_names",
+]
+
+#: The record types that state a process's capability sets (:func:`capabilities_of`):
+#: an event without one has no ``process.thread.capabilities.*``.
+CAPABILITY_RECORDS = frozenset(("BPRM_FCAPS", "CAPSET"))
 
 #: Linux's capability names by number (``include/uapi/linux/capability.h``).
 CAPABILITY_NAMES: tuple[str, ...] = (

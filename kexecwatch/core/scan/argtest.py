@@ -21,6 +21,9 @@ to what can be tested before the document is built
   (``process.user.id``, ``process.real_group.id``, ``user.effective.id``, ...) with text
   becomes a test on the ids its ``SYSCALL`` record states (:class:`CredTest`): the
   document's id is that record's field, as written;
+* a positive comparison on the process's capability sets
+  (``process.thread.capabilities.*``) becomes a test that the event has a record
+  stating them (:class:`CapsTest`): no other event's document holds them;
 * a comparison on a field that process documents never hold, or with an ``event.*``
   value they never have in either vocabulary, is false;
 * ``and`` and ``or`` stay; anything else (``not``, functions, other fields) is taken as
@@ -51,6 +54,7 @@ __all__ = [
     "AllOf",
     "AnyOf",
     "ArgsTest",
+    "CapsTest",
     "CredTest",
     "Facts",
     "Known",
@@ -97,11 +101,12 @@ class Facts:
     on demand (``parent`` gives ``None`` when the table knows no parent; without
     ``parent``, nothing is known of it and every test on it holds), and its ids: the
     ``SYSCALL`` record's text from ``auid=`` to ``comm=`` in the canonical layout
-    (``extra``; ``None``: not known, every test on them holds), and its working directory
+    (``extra``; ``None``: not known, every test on them holds), its working directory
     as the document holds it (``cwd``: ``None`` when the event states none, ``True`` when
-    not known: every test on it holds)."""
+    not known: every test on it holds), and whether the event has a record stating its
+    capability sets (``capabilities``; ``None``: not known)."""
 
-    __slots__ = ("_lowered", "_parent", "_parent_known", "cwd", "extra", "own")
+    __slots__ = ("_lowered", "_parent", "_parent_known", "capabilities", "cwd", "extra", "own")
 
     def __init__(
         self,
@@ -109,10 +114,13 @@ class Facts:
         parent: Callable[[], Known | None] | None = None,
         extra: bytes | None = None,
         cwd: str | bool | None = True,
+        *,
+        capabilities: bool | None = None,
     ) -> None:
         self.own = own
         self.extra = extra
         self.cwd = cwd
+        self.capabilities = capabilities
         self._parent = parent
         self._parent_known: list[Known | None] = []
         self._lowered: dict[int, str] = {}
@@ -130,9 +138,15 @@ class Facts:
     def key(self) -> tuple[object, ...]:
         """All that a part which reads no command line reads of these facts (besides the
         process's own name and executable): the parent's name and executable (or whether
-        it is unknown or absent), the working directory and the ids."""
+        it is unknown or absent), the working directory, the ids and whether the
+        capability sets are stated."""
         parent = self.of(True)
-        return (parent[:2] if isinstance(parent, tuple) else parent, self.cwd, self.extra)
+        return (
+            parent[:2] if isinstance(parent, tuple) else parent,
+            self.cwd,
+            self.extra,
+            self.capabilities,
+        )
 
     def lowered(self, parent: bool, line: str) -> str:
         """``line`` lower-cased, once."""
@@ -228,6 +242,19 @@ class CredTest:
 
 
 @dataclass(frozen=True, slots=True)
+class CapsTest:
+    """The event has a record stating the process's capability sets
+    (:data:`~kexecwatch.core.process.capabilities.CAPABILITY_RECORDS`): a positive
+    comparison on ``process.thread.capabilities.*`` can hold only then."""
+
+    def given(self, name: str, executable: str) -> Part | bool:
+        return self
+
+    def holds(self, facts: Facts) -> bool:
+        return facts.capabilities is not False
+
+
+@dataclass(frozen=True, slots=True)
 class AllOf:
     """Every part holds."""
 
@@ -253,7 +280,7 @@ class AnyOf:
         return any(p.holds(facts) for p in self.parts)
 
 
-Part = Needles | ValueTest | CredTest | AllOf | AnyOf
+Part = Needles | ValueTest | CredTest | CapsTest | AllOf | AnyOf
 
 
 def _given(parts: tuple[Part, ...], name: str, executable: str, *, stop: bool) -> Part | bool:
@@ -325,8 +352,8 @@ class ArgsTest:
         the prefilter decides once per name)."""
         return any(not isinstance(p, ValueTest) or p.field >= 2 for p in self._leaves())
 
-    def _leaves(self) -> list[Needles | ValueTest | CredTest]:
-        found: list[Needles | ValueTest | CredTest] = []
+    def _leaves(self) -> list[Needles | ValueTest | CredTest | CapsTest]:
+        found: list[Needles | ValueTest | CredTest | CapsTest] = []
         stack: list[Part] = [self.root]
         while stack:
             part = stack.pop()

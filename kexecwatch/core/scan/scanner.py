@@ -40,6 +40,7 @@ from kexecwatch.core.audit.syscalls import (
     KEXEC_SYSCALLS,
     PROCESS_SYSCALLS,
 )
+from kexecwatch.core.process.capabilities import CAPABILITY_RECORDS
 from kexecwatch.core.process.table import Args, ProcessTableLike
 from kexecwatch.core.scan.argtest import (
     Facts,
@@ -159,8 +160,8 @@ _Verdict = tuple[
     bytes | None,
     bytes | None,
     bool,
-    tuple[Prefilter, ...] | Literal[True],
-    tuple[Prefilter, ...] | Literal[True],
+    "_Accepting | Literal[True]",
+    "_Accepting | Literal[True]",
 ]
 _MAX_VERDICTS = 4096
 _new_id = tuple.__new__
@@ -453,14 +454,25 @@ class PythonScanner:
         relevant = evaluated and (
             self._unbounded or in_window(time_ms, self.since_ms, self.until_ms)
         )
-        rules_need = for_rules if relevant else ()
+        rules_need = for_rules if relevant else _NOTHING
+        if rules_need is True:
+            self.needed_by_rules = True
+            return None
         if rules_need or for_others:
-            facts = _run_facts(
-                buf, start, run, (comm, exe, extra, syscall), self._parent_of(buf, start, time_ms)
+            # What argument tests read, made only for prefilters that have one (the
+            # learned-inode search of the kexec detections, asked of every exec, has none).
+            facts = (
+                _run_facts(
+                    buf,
+                    start,
+                    run,
+                    (comm, exe, extra, syscall),
+                    self._parent_of(buf, start, time_ms),
+                )
+                if rules_need.reads_facts or (for_others is not True and for_others.reads_facts)
+                else _no_facts
             )
-            if rules_need and (
-                rules_need is True or self._any_accepts(rules_need, buf, start, run, facts)
-            ):
+            if rules_need and self._any_accepts(rules_need, buf, start, run, facts):
                 self.needed_by_rules = True
                 return None
             if for_others and (
@@ -487,17 +499,19 @@ class PythonScanner:
         (``run[0]``), so only that part is searched for inodes.
         """
         if isinstance(prefilters, _Accepting):
-            gate, gated, plain, others = prefilters.split()
-            if others and self._any_accepts(others, buf, start, run, facts):
-                return True
-            if plain and prefilters.plain_holds(plain, facts()):
-                return True
-            if not gated:
-                return False
-            made = facts()
-            return not gate.shut(made) and any(
-                p is True or (p is not False and p.holds(made)) for p in gated
-            )
+            gate, gated, plain, others = prefilters.parts or prefilters.split()
+            if gated or plain:
+                if others and self._any_accepts(others, buf, start, run, facts):
+                    return True
+                if plain and prefilters.plain_holds(plain, facts()):
+                    return True
+                if not gated:
+                    return False
+                made = facts()
+                return not gate.shut(made) and any(
+                    p is True or (p is not False and p.holds(made)) for p in gated
+                )
+            prefilters = others
         end = run[1]
         for prefilter in prefilters:
             if prefilter.record_types is not None and not (
@@ -592,7 +606,7 @@ class PythonScanner:
 
         def accepting(
             prefilters: list[Prefilter],
-        ) -> tuple[Prefilter, ...] | Literal[True]:
+        ) -> _Accepting | Literal[True]:
             # A fast-path run holds no record types beyond FAST_TYPES.
             found = [
                 i
@@ -611,7 +625,7 @@ class PythonScanner:
             comm,
             exe,
             evaluated,
-            accepting(self.rule_prefilters) if evaluated else (),
+            accepting(self.rule_prefilters) if evaluated else _NOTHING,
             accepting(self.prefilters),
         )
         if len(self.verdicts) >= _MAX_VERDICTS:
@@ -665,7 +679,13 @@ class PythonScanner:
         ppid = int(m["ppid"])
         parent = None if table.lookup is not None else lambda: _parent_known(table, ppid, time_ms)
         cwd = next((r.body for r in reversed(event.records) if r.type == "CWD"), None)
-        return Facts(known_of(comm, exe, args), parent, m["extra"], _cwd_text(cwd))
+        return Facts(
+            known_of(comm, exe, args),
+            parent,
+            m["extra"],
+            _cwd_text(cwd),
+            capabilities=any(r.type in CAPABILITY_RECORDS for r in event.records),
+        )
 
     def skim(self, event: AuditEvent, syscall_record: AuditRecord) -> bool:
         """Teach the table from a reference-path event nobody needs in full.
@@ -742,6 +762,8 @@ class _Accepting(tuple[Prefilter, ...]):
 
     name: str
     executable: str
+    #: Whether one of them has an argument test (reads :class:`Facts`).
+    reads_facts: bool
     parts: _Split | None
     seen: dict[tuple[object, ...], bool]
 
@@ -749,6 +771,7 @@ class _Accepting(tuple[Prefilter, ...]):
         made = super().__new__(cls, prefilters)
         made.name = name
         made.executable = executable
+        made.reads_facts = any(p.args is not None for p in prefilters)
         made.parts = None
         made.seen = {}
         return made
@@ -805,6 +828,15 @@ ARGS_FROM_TABLE = KEXEC_SYSCALLS | PROCESS_SYSCALLS
 #: command line holds no needle, as a missing one satisfies no comparison.
 _NO_ARGS: tuple[bytes, ...] = ()
 
+#: No prefilter accepts (a verdict's rule prefilters of an event not evaluated).
+_NOTHING = _Accepting((), "", "")
+
+
+def _no_facts() -> Facts:
+    """The facts of a run whose prefilters have no argument test: never asked."""
+    raise AssertionError("no prefilter here reads facts")
+
+
 #: What :meth:`_Accepting.split` gives.
 _Split = tuple[
     NeedleGate, tuple["Part | bool", ...], tuple["Part | bool", ...], tuple[Prefilter, ...]
@@ -832,7 +864,15 @@ def _run_facts(
             if lines:
                 raw_id = buf[buf.find(b"(", start) + 1 : buf.find(b")", start)]
                 args = argv_of_execve_bodies(execve_bodies(lines, raw_id))
-            made.append(Facts(known_of(comm, exe, args), parent, extra, _run_cwd(buf, run)))
+            made.append(
+                Facts(
+                    known_of(comm, exe, args),
+                    parent,
+                    extra,
+                    _run_cwd(buf, run),
+                    capabilities=_run_capabilities(buf, start, run),
+                )
+            )
         return made[0]
 
     return facts
@@ -846,6 +886,15 @@ def _run_cwd(buf: bytes, run: RunBounds) -> str | None:
         return None
     record = parse_record(buf[at + 1 : buf.find(b"\n", at + 1)])
     return _cwd_text(record.body if isinstance(record, AuditRecord) else None)
+
+
+def _run_capabilities(buf: bytes, start: int, run: RunBounds) -> bool:
+    """Whether the whole run ``buf[start:run[1]]`` (``start`` a line start) has a record
+    stating capability sets (:data:`~kexecwatch.core.process.capabilities.CAPABILITY_RECORDS`)."""
+    return any(buf.find(head, start - 1, run[1]) >= 0 for head in _CAPABILITY_HEADS)
+
+
+_CAPABILITY_HEADS = tuple(b"\ntype=" + kind.encode() + b" " for kind in sorted(CAPABILITY_RECORDS))
 
 
 def _cwd_text(body: bytes | None) -> str | None:

@@ -326,6 +326,36 @@ def test_a_rule_on_the_ids_tests_the_ids() -> None:
     assert not user.accepts(facts(_ids(uid=1000, euid=1000)))
 
 
+def test_a_rule_on_capabilities_tests_for_a_record_stating_them() -> None:
+    """A positive comparison on ``process.thread.capabilities.*`` holds only on an event
+    with a ``BPRM_FCAPS`` or ``CAPSET`` record (nowhere else does the trail state the
+    sets): before, a rule such as "CAP_SETUID exec by a non-root user" had every exec of
+    every non-root user parsed in full."""
+    caps = _test_of(
+        'process where (process.thread.capabilities.effective : "CAP_SET?ID" or '
+        'process.thread.capabilities.permitted : "CAP_SET?ID") and user.id != "0"'
+    )
+    assert caps is not None
+
+    def facts(capabilities: bool | None, uid: int = 1000) -> Facts:
+        return Facts(
+            ("cat", "/bin/cat", "cat x"),
+            lambda: None,
+            _ids(uid=uid, euid=uid),
+            capabilities=capabilities,
+        )
+
+    assert caps.accepts(facts(True))
+    assert not caps.accepts(facts(False))  # no record states them: the fields are absent
+    assert caps.accepts(facts(None))  # not known
+    assert not caps.accepts(facts(True, uid=0))
+    negated = _test_of(
+        'process where process.name == "cat" and '
+        'not process.thread.capabilities.effective : "CAP_SYS_ADMIN"'
+    )
+    assert negated is None or negated.accepts(facts(False))
+
+
 def test_a_rule_on_the_working_directory_tests_it() -> None:
     """``process.working_directory`` (the CWD record) is tested before the full parse:
     before, a rule such as "hidden files created in /tmp" by ``cp`` or ``cat`` had every
