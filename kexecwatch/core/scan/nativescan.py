@@ -424,8 +424,8 @@ class NativeScanner(PythonScanner):
         """Read lines in Python up to the next line native may take: a SYSCALL line,
         or a record of a type native takes on its own (``single_types``). Those go back
         to native, which reads them without the full parser's cost; anything else (an
-        ``EOE`` after a run Python took, ``node=`` lines, a ``LOGIN`` without its
-        syscall's run right after) native would hand back one round trip at a time."""
+        ``EOE`` after a run Python took, ``node=`` lines) native would hand back one
+        round trip at a time."""
         found = _NATIVE_LINE.search(buf, pos - 1)
         stop = len(buf) if found is None else found.start() + 1
         line = self._host.line

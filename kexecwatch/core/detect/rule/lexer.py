@@ -93,13 +93,14 @@ class Token(NamedTuple):
 
 _NUMBER = re.compile(r"\d+(\.\d+)?([eE][+-]?\d+)?")
 _OPERATORS = ("==", "!=", "<=", ">=", "<", ">", ":", ".", "+", "-", "*", "/", "%", "!", "=")
-# What may start at a position, in the order the kinds are tried (a comment before the
-# operator '/', a raw string before an empty one); one match per token. re's \s is
-# str.isspace()'s Unicode whitespace.
+# Whitespace, then what may start there, in the order the kinds are tried (a comment
+# before the operator '/', a raw string before an empty one): one match per token. re's
+# \s is str.isspace()'s Unicode whitespace.
+_SPACES = re.compile(r"\s*")
 _TOKEN = re.compile(
-    "|".join(
+    r"\s*(?:"
+    + "|".join(
         (
-            r"(?P<space>\s+)",
             r"(?P<line>//)",
             r"(?P<block>/\*)",
             r'(?P<raw>""")',
@@ -113,6 +114,7 @@ _TOKEN = re.compile(
             "(?P<op>" + "|".join(re.escape(op) for op in _OPERATORS) + ")",
         )
     )
+    + ")"
 )
 _PUNCTUATION = {
     "(": TokenKind.LPAREN,
@@ -138,31 +140,37 @@ def tokenize(src: QuerySource) -> list[Token]:
     append = tokens.append
     match = _TOKEN.match
     i, n = 0, len(text)
-    while i < n:
+    while True:
         m = match(text, i)
         if m is None:
+            spaces = _SPACES.match(text, i)
+            assert spaces is not None  # \s* matches anywhere
+            i = spaces.end()
+            if i >= n:
+                break
             c = text[i]
             if c == "|":
                 raise src.error(i, "pipes ('|') are not supported")
             raise src.error(i, f"unexpected character {c!r}")
         kind = m.lastgroup
-        if kind == "space":
-            i = m.end()
-        elif kind == "ident":
+        assert kind is not None  # every alternative is a named group
+        i = m.start(kind)
+        if kind == "ident":
             # in~, like~, regex~ and the functions' ~ forms (startsWith~); the parser
             # refuses a ~ anywhere else.
-            append(Token(TokenKind.IDENT, m.group(), i))
+            append(Token(TokenKind.IDENT, m.group(kind), i))
             i = m.end()
         elif kind == "op":
-            append(Token(TokenKind.OP, m.group(), i))
+            append(Token(TokenKind.OP, m.group(kind), i))
             i = m.end()
         elif kind == "punct":
-            c = m.group()
+            c = m.group(kind)
             append(Token(_PUNCTUATION[c], c, i))
             i += 1
         elif kind == "plain":  # a string without escapes: most strings
-            i = m.end()
-            append(Token(TokenKind.STRING, text[m.start() + 1 : i - 1], m.start()))
+            end = m.end()
+            append(Token(TokenKind.STRING, text[i + 1 : end - 1], i))
+            i = end
         elif kind == "number":
             number = _NUMBER.match(text, i)
             assert number is not None

@@ -564,14 +564,27 @@ class _Parser:
         self.expect(TokenKind.LPAREN, "'(' to start a list")
         values: list[Scalar] = []
         positions: list[int] = []
+        tokens = self.tokens
+        string, rparen, comma = TokenKind.STRING, TokenKind.RPAREN, TokenKind.COMMA
         while True:
-            value, pos = self.literal()
-            values.append(value)
-            positions.append(pos)
-            if self.tok.kind is TokenKind.RPAREN:
-                self.advance()
+            # Lists of hundreds of strings are common in rule sets: a string element is
+            # taken here, anything else by literal().
+            tok = tokens[self.i]
+            if tok.kind is string:
+                self.i += 1
+                values.append(tok.value)
+                positions.append(tok.pos)
+            else:
+                value, pos = self.literal()
+                values.append(value)
+                positions.append(pos)
+            kind = tokens[self.i].kind
+            if kind is rparen:
+                self.i += 1
                 return tuple(values), tuple(positions)
-            self.expect(TokenKind.COMMA, "',' or ')' in the list")
+            if kind is not comma:
+                raise self.unexpected("',' or ')' in the list")
+            self.i += 1
 
     def checked(
         self,
@@ -585,14 +598,18 @@ class _Parser:
         if isinstance(left, Literal):
             raise self.src.error(left.pos, "the left-hand side of a comparison must be a field")
         kind = returns(left)
+        string_op, order_op = op in STRING_OPS, op in ORDER_OPS
+        null_op, length = op in (Op.EQ, Op.NE), isinstance(left, Length)
         for value, vpos in zip(values, positions, strict=True):
-            if op in STRING_OPS and not isinstance(value, str):
+            if type(value) is str and not length and kind in ("string", "any"):
+                continue  # the common case, which no rule below refuses
+            if string_op and not isinstance(value, str):
                 raise self.src.error(vpos, f"'{op.value}' compares strings only")
-            if value is None and op not in (Op.EQ, Op.NE):
+            if value is None and not null_op:
                 raise self.src.error(vpos, "null can only be compared with '==' or '!='")
-            if op in ORDER_OPS and isinstance(value, bool):
+            if order_op and isinstance(value, bool):
                 raise self.src.error(vpos, f"'{op.value}' cannot order booleans")
-            if isinstance(left, Length) and (isinstance(value, bool | str) or op in STRING_OPS):
+            if length and (isinstance(value, bool | str) or string_op):
                 raise self.src.error(vpos, "length() returns a number; compare it with a number")
             if value is not None and kind != "any" and kind_of(value) != kind:
                 raise self.src.error(
