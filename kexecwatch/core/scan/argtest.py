@@ -51,6 +51,7 @@ from kexecwatch.core.process.identity import credentials_of
 
 __all__ = [
     "CREDENTIAL_FIELDS",
+    "NOTHING_READ",
     "AllOf",
     "AnyOf",
     "ArgsTest",
@@ -62,13 +63,21 @@ __all__ = [
     "NeedleGate",
     "Needles",
     "Part",
+    "Reads",
     "ValueTest",
     "command_line_of",
+    "either",
     "known_of",
     "own_needles",
     "reads_command_lines",
+    "reads_of",
 ]
 
+#: What a test reads of :class:`Facts` besides command lines (:func:`reads_of`): the
+#: parent's name or executable, the working directory, the ids, the capabilities.
+Reads = tuple[bool, bool, bool, bool]
+#: It reads none of them.
+NOTHING_READ: Reads = (False, False, False, False)
 #: One needle: its text, and whether it is looked for in the lower-cased command line.
 Needle = tuple[str, bool]
 #: Values remembered per name or executable test (then forgotten all at once).
@@ -135,17 +144,18 @@ class Facts:
             self._parent_known.append(self._parent())
         return self._parent_known[0]
 
-    def key(self) -> tuple[object, ...]:
-        """All that a part which reads no command line reads of these facts (besides the
-        process's own name and executable): the parent's name and executable (or whether
-        it is unknown or absent), the working directory, the ids and whether the
-        capability sets are stated."""
-        parent = self.of(True)
+    def key(self, reads: Reads) -> tuple[object, ...]:
+        """What parts which read no command line read of these facts (besides the
+        process's own name and executable), as :func:`reads_of` gives it: the parent's name
+        and executable (or whether it is unknown or absent), the working directory, the ids
+        and whether the capability sets are stated; ``None`` for what they do not read
+        (the parent is then not looked up)."""
+        parent = self.of(True) if reads[0] else None
         return (
             parent[:2] if isinstance(parent, tuple) else parent,
-            self.cwd,
-            self.extra,
-            self.capabilities,
+            self.cwd if reads[1] else None,
+            self.extra if reads[2] else None,
+            self.capabilities if reads[3] else None,
         )
 
     def lowered(self, parent: bool, line: str) -> str:
@@ -382,6 +392,31 @@ def own_needles(part: Part | bool) -> frozenset[Needle] | None:
             union |= needles
         return frozenset(union)
     return None
+
+
+def reads_of(part: Part | bool) -> Reads:
+    """What ``part``, which reads no command line (:func:`reads_command_lines`), reads
+    of the facts: the parent's name or executable, the working directory, the ids,
+    whether the capability sets are stated (:meth:`Facts.key`)."""
+    if isinstance(part, ValueTest):
+        return (part.field in (2, 3), part.field == 4, False, False)
+    if isinstance(part, CredTest):
+        return (False, False, True, False)
+    if isinstance(part, CapsTest):
+        return (False, False, False, True)
+    if isinstance(part, AllOf | AnyOf):
+        return either(*map(reads_of, part.parts))
+    return NOTHING_READ
+
+
+def either(*reads: Reads) -> Reads:
+    """What any of ``reads`` reads."""
+    return (
+        any(r[0] for r in reads),
+        any(r[1] for r in reads),
+        any(r[2] for r in reads),
+        any(r[3] for r in reads),
+    )
 
 
 def reads_command_lines(part: Part | bool) -> bool:

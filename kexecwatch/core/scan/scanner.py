@@ -43,14 +43,18 @@ from kexecwatch.core.audit.syscalls import (
 from kexecwatch.core.process.capabilities import CAPABILITY_RECORDS
 from kexecwatch.core.process.table import Args, ProcessTableLike
 from kexecwatch.core.scan.argtest import (
+    NOTHING_READ,
     Facts,
     Known,
     Needle,
     NeedleGate,
     Part,
+    Reads,
+    either,
     known_of,
     own_needles,
     reads_command_lines,
+    reads_of,
 )
 from kexecwatch.core.scan.fastpath import (
     FAST_TYPES,
@@ -758,13 +762,16 @@ class _Accepting(tuple[Prefilter, ...]):
     sorted when first needed (:meth:`split`) into: argument tests that only an argument
     with one of their needles can satisfy (asked only when a
     :class:`~kexecwatch.core.scan.argtest.NeedleGate` finds one), tests that read no
-    command line (their answer remembered per :meth:`Facts.key`), and the rest."""
+    command line (their answer remembered per :meth:`Facts.key` of what they read), and
+    the rest."""
 
     name: str
     executable: str
     #: Whether one of them has an argument test (reads :class:`Facts`).
     reads_facts: bool
     parts: _Split | None
+    #: What the tests that read no command line read (:func:`reads_of`), once split.
+    plain_reads: Reads
     seen: dict[tuple[object, ...], bool]
 
     def __new__(cls, prefilters: Sequence[Prefilter], name: str, executable: str) -> _Accepting:
@@ -773,6 +780,7 @@ class _Accepting(tuple[Prefilter, ...]):
         made.executable = executable
         made.reads_facts = any(p.args is not None for p in prefilters)
         made.parts = None
+        made.plain_reads = NOTHING_READ
         made.seen = {}
         return made
 
@@ -799,6 +807,7 @@ class _Accepting(tuple[Prefilter, ...]):
                     plain.append(left)
                 else:
                     others.append(prefilter)
+            self.plain_reads = either(*map(reads_of, plain))
             self.parts = (
                 NeedleGate(n for _, needles in gated for n in needles),
                 tuple(part for part, _ in gated),
@@ -809,7 +818,7 @@ class _Accepting(tuple[Prefilter, ...]):
 
     def plain_holds(self, plain: tuple[Part | bool, ...], facts: Facts) -> bool:
         """Whether one of ``plain`` (tests that read no command line) holds; remembered."""
-        key = facts.key()
+        key = facts.key(self.plain_reads)
         found = self.seen.get(key)
         if found is None:
             if len(self.seen) >= _MAX_VERDICTS:

@@ -35,7 +35,7 @@ from kexecwatch.core.detect.ruleindex import (
     requirements,
 )
 from kexecwatch.core.process.docfields import process_fields
-from kexecwatch.core.scan.argtest import Facts, known_of
+from kexecwatch.core.scan.argtest import Facts, Known, known_of, reads_of
 from kexecwatch.core.scan.prefilter import EVERYTHING
 from kexecwatch.rules import load_builtin_rules, load_rules
 from tests.test_rule_source import SNAPSHOT, needs_snapshot
@@ -324,6 +324,32 @@ def test_a_rule_on_the_ids_tests_the_ids() -> None:
     assert user.accepts(facts(_ids(uid=1000, euid=0)))
     assert not user.accepts(facts(_ids(uid=0, euid=0)))
     assert not user.accepts(facts(_ids(uid=1000, euid=1000)))
+
+
+def test_answers_are_remembered_by_what_the_tests_read() -> None:
+    """A test on the ids alone is remembered per ids: the parent is not looked up for
+    it (before, every exec's parent was read from the table and its arguments decoded,
+    for a key the test never needed); a test on the parent's name is remembered per
+    parent name and executable."""
+    asked: list[int] = []
+
+    def parent() -> Known:
+        asked.append(1)
+        return ("bash", "/bin/bash", "bash -c x")
+
+    ids = _ids(uid=0, euid=0)
+    facts = Facts(("cat", "/bin/cat", "cat x"), parent, ids, "/tmp", capabilities=False)
+    root = _test_of('process where process.name == "cat" and user.id == "0"')
+    assert facts.key(reads_of(root.given("cat", "/bin/cat"))) == (None, None, ids, None)
+    assert not asked
+    by_parent = _test_of('process where process.parent.name == "bash"')
+    assert facts.key(reads_of(by_parent.given("cat", "/bin/cat"))) == (
+        ("bash", "/bin/bash"),
+        None,
+        None,
+        None,
+    )
+    assert asked == [1]
 
 
 def test_a_rule_on_capabilities_tests_for_a_record_stating_them() -> None:
