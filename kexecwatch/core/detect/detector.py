@@ -649,9 +649,7 @@ class Detector:
         )
         if process is None:
             return False
-        if process.syscall not in self._scanner.evaluated or not in_window(
-            process.id.time_ms, options.since_ms, options.until_ms
-        ):
+        if not self._scanner.evaluates(process.syscall, process.id.time_ms):
             return False  # _on_event's skim teaches the table from it
         self._on_process(process, out, lambda: record_types(run))
         return True
@@ -678,11 +676,9 @@ class Detector:
         self.table.observe(process)
         # After observing: a setsid/setpgid event shows the session and group it set.
         process = self._with_leaders(process, ancestors)
-        options = self.options
-        if process.syscall not in self._scanner.evaluated or not in_window(
-            process.id.time_ms, options.since_ms, options.until_ms
-        ):
+        if not self._scanner.evaluates(process.syscall, process.id.time_ms):
             return
+        options = self.options
         self.stats.process_events += 1
         explain = options.explain is not None and options.explain(process)
         if options.emit_events:

@@ -136,7 +136,8 @@ FACET_FIELDS = (
 def _get(doc: Mapping[str, Any], name: str) -> tuple[str, ...]:
     value: Any = doc
     for key in name.split("."):
-        value = value.get(key) if isinstance(value, Mapping) else None
+        # to_document's objects are dicts (an ABC's isinstance test costs ten times more).
+        value = value.get(key) if isinstance(value, dict) else None
     values = value if isinstance(value, list) else [value]
     return tuple(str(v) for v in values if v is not None)
 

@@ -235,6 +235,14 @@ class PythonScanner:
         # The inode search of each LearnedItems, while its version holds (by id).
         self._searches: dict[int, tuple[LearnedItems, int, re.Pattern[bytes]]] = {}
 
+    def evaluates(self, syscall: str | None, time_ms: int) -> bool:
+        """Whether the event of ``syscall`` at ``time_ms`` is evaluated (counted as a
+        process event, shown to the rules): its syscall is one they need
+        (:attr:`evaluated`) and it lies in ``[since, until)`` (:func:`in_window`)."""
+        return syscall in self.evaluated and (
+            self._unbounded or in_window(time_ms, self.since_ms, self.until_ms)
+        )
+
     def set_rule_prefilters(self, prefilters: Sequence[Prefilter]) -> None:
         """What the rules (or ``--events``) need, among the evaluated events in the window."""
         self.rule_prefilters = list(prefilters)
@@ -707,13 +715,13 @@ class PythonScanner:
         if m is None:
             return False
         syscall = syscall_of(m["call"])
+        if syscall in GROUP_SYSCALLS:
+            return False  # the table learns sessions and groups from the whole event
         success = m["success"] == b"yes"
         comm = decode_untrusted(m["comm"])
         exe = decode_untrusted(m["exe"])
-        if syscall in GROUP_SYSCALLS:
-            return False  # the table learns sessions and groups from the whole event
         time_ms = event.id.time_ms
-        relevant = syscall in self.evaluated and in_window(time_ms, self.since_ms, self.until_ms)
+        relevant = self.evaluates(syscall, time_ms)
         if relevant:
             host = event.node or self.host_name
             kinds = frozenset(r.type for r in event.records)
