@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
 from kexecwatch.adapters.session import Diagnostic, Session
@@ -20,6 +20,7 @@ from kexecwatch.core import (
     DetectionRule,
     Detector,
     DetectorOptions,
+    EventLines,
     Output,
     ParseIssue,
     ProcessEvent,
@@ -104,6 +105,9 @@ def replay(
         InputError: when a source cannot be read.
     """
     out = stdout or sys.stdout
+    if options.emit_events and out_format == "json" and sink is None:
+        # Plain execs' lines may come written by the native library (EventLines).
+        options = replace(options, event_lines=True)
     session = Session(rules, host_name=host_name, options=options, host_id=host_id)
     detector = session.detector
     diagnostics = _Diagnostics(detector, stderr or sys.stderr, label)
@@ -209,7 +213,14 @@ class _Writer:
 
     def write(self, session: Session, outputs: list[Output]) -> None:
         """Deliver what one chunk produced, in one write (not one per document)."""
-        session.deliver(outputs, self)
+        if any(isinstance(item, EventLines) for item in outputs):
+            for item in outputs:
+                if isinstance(item, EventLines):
+                    self._lines.append(item.data)
+                else:
+                    session.deliver([item], self)
+        else:
+            session.deliver(outputs, self)
         if not self._lines:
             return
         data = b"".join(self._lines)

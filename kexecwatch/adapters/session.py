@@ -28,6 +28,7 @@ from kexecwatch.core import (
     DetectionRule,
     Detector,
     DetectorOptions,
+    EventLines,
     EventsLost,
     LiveProcess,
     Output,
@@ -178,6 +179,10 @@ class Session:
                 sink.process(item, item.to_document())
             elif isinstance(item, Verdict):
                 sink.verdict(item, item.event.to_document())
+            elif isinstance(item, EventLines):
+                # Only a detector with DetectorOptions.event_lines makes them, for a
+                # sink that writes them itself (replay's --events --format json).
+                raise TypeError("EventLines need a sink that writes lines")
             else:
                 sink.diagnostic(item, self.detector.describe(item))
 

@@ -76,6 +76,7 @@ if TYPE_CHECKING:  # the names as mypy sees them; _HOME says the same for the ru
     from kexecwatch.core.doctor.posture import Report as Report
     from kexecwatch.core.doctor.posture import Status as Status
     from kexecwatch.core.doctor.posture import assess as assess
+    from kexecwatch.core.process.eventlines import EventLines as EventLines
     from kexecwatch.core.process.events import EVENTS_AS as EVENTS_AS
     from kexecwatch.core.process.events import ProcessEvent as ProcessEvent
     from kexecwatch.core.process.identity import tty_name as tty_name
@@ -147,6 +148,7 @@ _HOME = {
     "assess": "doctor.posture",
     "EVENTS_AS": "process.events",
     "ProcessEvent": "process.events",
+    "EventLines": "process.eventlines",
     "tty_name": "process.identity",
     "LiveProcess": "process.table",
     "ProcLookup": "process.table",

@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 #: The C ABI this binding speaks (``kw_abi_version``); any other library is refused.
-ABI_VERSION: Final = 5
+ABI_VERSION: Final = 6
 LIBRARY_NAME: Final = "libkexecwatch_native.so"
 
 # A RawEntry (core.nativeapi) as the native table holds it: ``comm_raw``/``exe_raw`` say
@@ -226,6 +226,11 @@ _SIGNATURES: Final[dict[str, tuple[object, ...]]] = {
     "kw_done_rows": (_PTR, _U64, _U64, _OUT_PTR, _OUT_SIZE),
     "kw_done_max_serial": (_PTR, _I64, _PTR, _SIZE, ctypes.POINTER(_I64)),
     "kw_selftest_panic": (),
+    "kw_render_config": (_PTR, ctypes.c_char_p, _SIZE, ctypes.c_char_p, _SIZE),
+    "kw_render_on": (_PTR, ctypes.c_int),
+    "kw_render_set": (_PTR, ctypes.c_char_p, _SIZE, ctypes.c_char_p, _SIZE, ctypes.c_int),
+    "kw_render_clear": (_PTR,),
+    "kw_render_lines": (_PTR, _OUT_PTR, _OUT_SIZE),
 }
 
 _LOADED: dict[Path, NativeLib] = {}
@@ -535,6 +540,8 @@ class NativeSession:
         self._ptr_ref = ctypes.byref(self._out_ptr)
         self._len_ref = ctypes.byref(self._out_len)
         self._u8_ref = ctypes.byref(self._out_u8)
+        self._render_on = False
+        self._kw_render_lines = lib.function("kw_render_lines")
 
     def _live(self) -> int:
         if self._handle is None:
@@ -715,6 +722,31 @@ class NativeSession:
         with self._lock:
             self._call("kw_clear_verdicts")
 
+    # -- --events lines ------------------------------------------------------------
+
+    def render_config(self, host: bytes, host_key: bytes) -> None:
+        """``--events`` lines: the host member and the entity ids' host part."""
+        with self._lock:
+            self._call("kw_render_config", host, len(host), host_key, len(host_key))
+
+    def render_on(self, on: bool) -> None:
+        """Whether scans write ``--events`` lines from now on."""
+        with self._lock:
+            self._call("kw_render_on", 1 if on else 0)
+            self._render_on = on
+
+    def render_set(self, key: bytes, pieces: list[bytes] | None) -> None:
+        """Python's answer for a render key: the pieces (each sent with its u32 length),
+        or ``None`` (such runs are handed back)."""
+        blob = b"".join(len(p).to_bytes(4, "little") + p for p in pieces or ())
+        with self._lock:
+            self._call("kw_render_set", key, len(key), blob, len(blob), pieces is not None)
+
+    def render_clear(self) -> None:
+        """Forget every render answer."""
+        with self._lock:
+            self._call("kw_render_clear")
+
     def set_inodes(self, inodes: Iterable[int]) -> None:
         """The union of every prefilter's ``path_items`` inodes.
 
@@ -892,6 +924,13 @@ class NativeSession:
             lines, records, events = int(out.lines), int(out.records), int(out.events)
             process_events, last_ms = int(out.process_events), int(out.last_time_ms)
             done_kept = int(out.done_kept)
+            rendered = b""
+            if self._render_on:
+                code = self._kw_render_lines(self._live(), self._ptr_ref, self._len_ref)
+                if code:
+                    raise self._failed("kw_render_lines", code)
+                if self._out_len.value and self._out_ptr.value:
+                    rendered = ctypes.string_at(self._out_ptr.value, self._out_len.value)
             s = out.state
             present, elapsed = int(s.present), int(s.elapsed)
             expected, last_time_ms = int(s.expected), int(s.last_time_ms)
@@ -935,6 +974,7 @@ class NativeSession:
             done_kept=done_kept,
             ahead_delta=(gone, added),
             leads=leads,
+            rendered=rendered,
         )
 
     def selftest_panic(self) -> None:

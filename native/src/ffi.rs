@@ -25,7 +25,7 @@ use crate::session::{Session, Settings};
 use crate::verdicts::ALL_BITS;
 
 /// The ABI this library speaks; the binding refuses any other.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 pub const OK: c_int = 0;
 /// A null or closed handle, or a null output pointer.
@@ -826,6 +826,116 @@ pub unsafe extern "C" fn kw_done_max_serial(
         let session = session(handle)?;
         let excluded: HashSet<i64> = words(excluded, count)?.iter().copied().collect();
         put(out, session.done.max_serial(floor, &excluded))
+    })
+}
+
+/// `--events` lines (render.rs): `host` is the `"host":{...}` member, `host_key` the
+/// host part of entity ids; both as Python writes them.
+///
+/// # Safety
+/// A live handle; pointers valid for their lengths.
+#[no_mangle]
+pub unsafe extern "C" fn kw_render_config(
+    handle: *mut Handle,
+    host: *const u8,
+    host_len: usize,
+    host_key: *const u8,
+    host_key_len: usize,
+) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        let host = bytes(host, host_len)?.to_vec();
+        let host_key = bytes(host_key, host_key_len)?.to_vec();
+        let render = &mut session.render;
+        render.host = host;
+        render.host_key = host_key;
+        render.cache.clear();
+        Ok(())
+    })
+}
+
+/// Whether the scans may render runs (non-zero) or not.
+///
+/// # Safety
+/// A live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kw_render_on(handle: *mut Handle, on: c_int) -> c_int {
+    guard(|| {
+        session(handle)?.render.on = on != 0;
+        Ok(())
+    })
+}
+
+/// Python's answer for a render key (`ScanResult.key` of a render stop): with `ok`,
+/// the pieces at `pieces`, each a u32 length (little-endian) and its bytes, exactly
+/// `render::PIECES` of them; without, "hand such runs back".
+///
+/// # Safety
+/// A live handle; pointers valid for their lengths.
+#[no_mangle]
+pub unsafe extern "C" fn kw_render_set(
+    handle: *mut Handle,
+    key: *const u8,
+    key_len: usize,
+    pieces: *const u8,
+    pieces_len: usize,
+    ok: c_int,
+) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        let key = bytes(key, key_len)?;
+        let answer = if ok != 0 {
+            let mut rest = bytes(pieces, pieces_len)?;
+            let mut found = Vec::with_capacity(crate::render::PIECES);
+            while !rest.is_empty() {
+                if rest.len() < 4 {
+                    return Err(argument("render pieces: a cut length"));
+                }
+                let n = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                if rest.len() - 4 < n {
+                    return Err(argument("render pieces: a piece beyond the buffer"));
+                }
+                found.push(rest[4..4 + n].to_vec());
+                rest = &rest[4 + n..];
+            }
+            if found.len() != crate::render::PIECES {
+                return Err(argument("render pieces: not the expected number"));
+            }
+            Some(found)
+        } else {
+            None
+        };
+        session.render.cache.set(key, answer);
+        Ok(())
+    })
+}
+
+/// Forget every render answer (the rules changed).
+///
+/// # Safety
+/// A live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kw_render_clear(handle: *mut Handle) -> c_int {
+    guard(|| {
+        session(handle)?.render.cache.clear();
+        Ok(())
+    })
+}
+
+/// The lines the last scan rendered (valid until the next call on this session).
+///
+/// # Safety
+/// A live handle; the outputs valid for one write each.
+#[no_mangle]
+pub unsafe extern "C" fn kw_render_lines(
+    handle: *mut Handle,
+    out_ptr: *mut *const u8,
+    out_len: *mut usize,
+) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        put(out_ptr, session.render.out.as_ptr())?;
+        put(out_len, session.render.out.len())
     })
 }
 

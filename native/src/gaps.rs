@@ -260,7 +260,14 @@ mod tests {
 
     #[test]
     fn the_delta_is_what_went_and_what_came_in_order() {
-        let mut q = Quiet::new(10_000, 0, 100, 10_000, 99, &[[105, 10, 0, 0], [103, 10, 0, 0]]);
+        let mut q = Quiet::new(
+            10_000,
+            0,
+            100,
+            10_000,
+            99,
+            &[[105, 10, 0, 0], [103, 10, 0, 0]],
+        );
         let mut keys = Vec::new();
         let order = q.ahead_mark(&mut keys);
         let mut lost = Vec::new();
@@ -280,7 +287,9 @@ mod tests {
         let mut kept = q.clone().with_scalars(1, 2, 3, 4, 5);
         assert_eq!((kept.present, kept.expected, kept.ahead_len()), (1, 3, 1));
         // Python's changes: 130 set, 110 set again in place, 130 deleted and set again.
-        let ops = [0, 130, 9, 0, 7, 0, 110, 9, 1, 8, 1, 130, 0, 0, 0, 0, 130, 9, 2, 9];
+        let ops = [
+            0, 130, 9, 0, 7, 0, 110, 9, 1, 8, 1, 130, 0, 0, 0, 0, 130, 9, 2, 9,
+        ];
         kept.apply_ops(&ops).expect("known ops");
         let mut rows = Vec::new();
         kept.ahead_rows(&mut rows);

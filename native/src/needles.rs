@@ -110,7 +110,12 @@ impl Automaton {
         }
         // Breadth first: a state's failure state is shallower, so its row is complete.
         let mut queue = VecDeque::new();
-        queue.extend(delta[..width].iter().filter(|&&n| n != 0).map(|&n| n as usize));
+        queue.extend(
+            delta[..width]
+                .iter()
+                .filter(|&&n| n != 0)
+                .map(|&n| n as usize),
+        );
         while let Some(state) = queue.pop_front() {
             let f = fail[state] as usize;
             out[state] = if ending[state].is_empty() {

@@ -15,6 +15,7 @@ use crate::entry::{ArgsIn, Entry};
 use crate::gaps::{EventId, Quiet};
 use crate::lines::{find, find_byte, line_end, starts};
 use crate::needles::command_line;
+use crate::render::{self, RunParts};
 use crate::session::{ScanOut, Session, Stop, DONE_KEPT};
 use crate::syscall::{self, Span, SyscallHead};
 use crate::verdicts::{
@@ -189,6 +190,7 @@ pub fn scan_until(
     out.events = 0;
     out.process_events = 0;
     out.last_time_ms = 0;
+    session.render.out.clear();
     let mut scanner = Scanner {
         buf,
         session,
@@ -396,7 +398,8 @@ impl<'a> Scanner<'a> {
             return Err(Stop::Handback);
         }
         let event = self.judge(whole.head)?;
-        if self.needs_python(&event, &buf[whole.args_end..whole.end])
+        let needed = self.needs_python(&event, &buf[whole.args_end..whole.end]);
+        if (needed && (lead != 0 || !self.session.render.on))
             || self.needle_hit(&event)
             || self.faulty(&buf[pos..whole.end])
         {
@@ -407,6 +410,16 @@ impl<'a> Scanner<'a> {
             .quiet
             .admits(&event.id, self.session.settings.window_ms)
             .ok_or(Stop::Handback)?;
+        // Needed in full: taken only when its --events line is written here.
+        if needed {
+            let lines = match run_lines(buf, whole.head.creds.0, whole.end) {
+                Some(lines) => lines,
+                None => return Err(Stop::Handback),
+            };
+            if !self.render(&event, &lines[1..], lines[0].1, None)? {
+                return Err(Stop::Handback);
+            }
+        }
         self.take(&event, elapsed);
         self.learn(&event);
         // The lead record is an event of its own for the counts, with the same id: the
@@ -415,6 +428,104 @@ impl<'a> Scanner<'a> {
         self.out.lines += whole.lines + lead;
         self.out.records += whole.lines + lead;
         Ok(whole.next)
+    }
+
+    /// Write the `--events` line of a run (render.rs): `records` are its lines after
+    /// its SYSCALL line (which ends at `syscall_end`); `false` when it is not one native
+    /// writes (then it is handed back), a stop when Python has not yet answered for its
+    /// render key. Only for a relevant exec (successful, or failed by a pid the table
+    /// does not know) whose parent the table does not know (no parent fields, no entry leader; `not_parent`: a pid the table will know
+    /// by then, the other event of a pair), and no learned inode in its records (a
+    /// rule's inode test: Python decides).
+    fn render(
+        &mut self,
+        event: &Event,
+        records: &[(usize, usize)],
+        syscall_end: usize,
+        not_parent: Option<i128>,
+    ) -> Result<bool, Stop> {
+        let buf = self.buf;
+        let head = &event.head;
+        let session = &mut *self.session;
+        // A failed exec too (Python answers only for exec syscalls), while the table
+        // does not know its pid: its entity id then names the event itself.
+        let success = span(buf, head.success) == b"yes";
+        if !session.render.on
+            || (success && event.code & LEARN_MASK != LEARN_EXEC)
+            || event.code & EVALUATED == 0
+            || !event.relevant
+        {
+            return Ok(false);
+        }
+        let pid = number(span(buf, head.pid));
+        let ppid = number(span(buf, head.ppid));
+        let time = i128::from(event.id.time_ms);
+        if (!success && session.table.entry_at(pid, time).is_some())
+            || ppid <= 1
+            || not_parent == Some(ppid)
+            || session.table.entry_at(ppid, time).is_some()
+            || records
+                .iter()
+                .any(|&(s, e)| session.verdicts.inode_may_match(&buf[s..e]))
+        {
+            return Ok(false);
+        }
+        let mut key = std::mem::take(&mut session.key);
+        key.clear();
+        for part in [head.call, head.success, head.comm, head.exe] {
+            key.extend_from_slice(span(buf, part));
+            key.push(0);
+        }
+        key.extend_from_slice(&buf[head.creds.0..syscall_end]);
+        let render = &mut session.render;
+        let pieces = match render.cache.get(&key) {
+            None => {
+                self.out.key.clear();
+                self.out.key.extend_from_slice(&key);
+                session.key = key;
+                return Err(Stop::Render);
+            }
+            Some(None) => {
+                session.key = key;
+                return Ok(false);
+            }
+            Some(Some(pieces)) => pieces,
+        };
+        // " msg=audit(" + id + "):" after each record's type.
+        let header = MSG.len() + (head.id.1 - head.id.0) + 2;
+        let mut bodies: Vec<(&[u8], &[u8])> = Vec::with_capacity(records.len());
+        for &(s, e) in records {
+            let text = &buf[s..e];
+            match record_type(text, 16) {
+                Some((kind, space)) if space + header <= text.len() => {
+                    bodies.push((kind, record_body(&text[space + header..])));
+                }
+                _ => {
+                    session.key = key;
+                    return Ok(false);
+                }
+            }
+        }
+        let parts = RunParts {
+            time_ms: event.id.time_ms,
+            sec: event.id.sec,
+            ms: event.id.ms,
+            serial: event.id.serial,
+            success,
+            pid,
+            ppid,
+            exit: number(span(buf, head.exit)),
+            records: &bodies,
+        };
+        let done = render::render(
+            &mut render.out,
+            &render.host,
+            &render.host_key,
+            pieces,
+            &parts,
+        );
+        session.key = key;
+        Ok(done)
     }
 
     /// A LOGIN record (pam_loginuid's write to /proc/self/loginuid) followed by the
@@ -713,13 +824,11 @@ impl<'a> Scanner<'a> {
             return Err(Stop::Handback);
         }
         let verdicts = &self.session.verdicts;
+        let need_a = inode_or_need(verdicts, &a, |v| inode_in(v, buf, lines_a, execve_a));
+        let need_b = inode_or_need(verdicts, &b, |v| inode_in(v, buf, lines_b, execve_b));
         // A pair's needle test is not made: a verdict that asks for one hands it back.
         let needle = |e: &Event| e.relevant && e.code & NEEDLE_IF_RELEVANT != 0;
-        if inode_or_need(verdicts, &a, |v| inode_in(v, buf, lines_a, execve_a))
-            || inode_or_need(verdicts, &b, |v| inode_in(v, buf, lines_b, execve_b))
-            || needle(&a)
-            || needle(&b)
-        {
+        if ((need_a || need_b) && !self.session.render.on) || needle(&a) || needle(&b) {
             return Err(Stop::Handback);
         }
         self.check_live(&a)?;
@@ -745,6 +854,24 @@ impl<'a> Scanner<'a> {
         };
         self.quiet = before;
         self.out.lost.truncate(lost_before);
+        // Needed in full: taken only when both --events lines are written here (B's
+        // parent may be A, which the table knows once A is taken: handed back then).
+        let mark = self.session.render.out.len();
+        let a_pid = number(span(buf, a.head.pid));
+        for (event, needed, lines, not_parent) in [
+            (&a, need_a, &*lines_a, None),
+            (&b, need_b, &*lines_b, Some(a_pid)),
+        ] {
+            let written = if needed {
+                self.render(event, &lines[1..], lines[0].1, not_parent)
+            } else {
+                Ok(true)
+            };
+            if written != Ok(true) {
+                self.session.render.out.truncate(mark);
+                return Err(written.err().unwrap_or(Stop::Handback));
+            }
+        }
         for (event, elapsed, lines, execve) in [
             (&a, elapsed_a, &*lines_a, execve_a),
             (&b, elapsed_b, &*lines_b, execve_b),
@@ -937,6 +1064,41 @@ fn body(buf: &[u8], start: usize, end: usize, id_len: usize) -> (usize, usize) {
         e -= 1;
     }
     (start + s, start + e)
+}
+
+/// The lines of a whole run from its SYSCALL line (at or before `from`) up to `end`
+/// (a line start), as ranges without their newlines; `None` if a line is unended.
+fn run_lines(buf: &[u8], from: usize, end: usize) -> Option<Vec<(usize, usize)>> {
+    let start = buf[..from]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |k| k + 1);
+    let mut lines = Vec::with_capacity(8);
+    let mut line = start;
+    while line < end {
+        let nl = line + find_byte(&buf[line..end], b'\n')?;
+        lines.push((line, nl));
+        line = nl + 1;
+    }
+    if lines.is_empty() {
+        None
+    } else {
+        Some(lines)
+    }
+}
+
+/// A record's body after its header, as `process_event_of_run` cuts it: up to the
+/// ENRICHED separator, stripped of spaces.
+fn record_body(rest: &[u8]) -> &[u8] {
+    let mut e = find_byte(rest, 0x1d).unwrap_or(rest.len());
+    let mut s = 0;
+    while s < e && rest[s] == b' ' {
+        s += 1;
+    }
+    while e > s && rest[e - 1] == b' ' {
+        e -= 1;
+    }
+    &rest[s..e]
 }
 
 /// `run_end` on one event's lines of a pair: SYSCALL, BPRM_FCAPS*, EXECVE*, middle

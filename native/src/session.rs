@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use crate::done::DoneStore;
 use crate::gaps::{Lost, Quiet};
+use crate::render::Render;
 use crate::table::{Table, NO_LATENESS};
 use crate::verdicts::Verdicts;
 
@@ -34,6 +35,8 @@ pub enum Stop {
     /// The last unit taken brought the scan's latest event time to `due_ms`: a
     /// sequence rule's deadline may have passed (Python matches it, then scans on).
     Due = 4,
+    /// A run to render whose render key Python has not answered (render.rs).
+    Render = 5,
 }
 
 /// A scan's result; the vectors are reused from call to call.
@@ -92,6 +95,8 @@ pub struct Session {
     pub ahead_keys: Vec<i64>,
     pub ahead_gone: Vec<i64>,
     pub ahead_added: Vec<i64>,
+    /// `--events` lines written natively (render.rs).
+    pub render: Render,
 }
 
 impl Session {
@@ -115,6 +120,7 @@ impl Session {
             ahead_keys: Vec::new(),
             ahead_gone: Vec::new(),
             ahead_added: Vec::new(),
+            render: Render::default(),
         }
     }
 }

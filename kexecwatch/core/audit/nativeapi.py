@@ -26,6 +26,7 @@ __all__ = [
     "STOP_END",
     "STOP_HANDBACK",
     "STOP_LIVE",
+    "STOP_RENDER",
     "STOP_VERDICT",
     "DoneStore",
     "NativeLib",
@@ -53,6 +54,10 @@ STOP_LIVE = 3
 #: The last unit taken brought the latest event time to the scan's ``due_ms``: a
 #: sequence rule's deadline may have passed there; Python matches it, then scans again.
 STOP_DUE = 4
+#: ``--events`` lines: the exec at ``end`` could be written natively, but Python has not
+#: answered for its render key (``key``) yet: Python answers (``render_set``), then scans
+#: again (:mod:`kexecwatch.core.process.eventlines`).
+STOP_RENDER = 5
 
 #: One process-table entry as stored: ``(pid, ppid, comm, comm_raw, exe, exe_raw, args,
 #: since_ms, exec_id, source, extra)``; see :class:`NativeSession`.
@@ -108,7 +113,7 @@ class ScanResult:
     Attributes:
         end: where the scan stopped in the block (a line start, or its length).
         stop: why (``STOP_*``).
-        key: the unknown verdict key (``STOP_VERDICT``).
+        key: the unknown verdict key (``STOP_VERDICT``), or render key (``STOP_RENDER``).
         ppid / time_ms: the parent to read and the exec's time (``STOP_LIVE``).
         lines / records / events / process_events / last_time_ms: the counts of the
             events taken (``last_time_ms``: the latest event time taken, 0 if none).
@@ -123,6 +128,7 @@ class ScanResult:
             ``ahead_kept``, ``state.ahead`` is not filled: apply the delta.
         leads: ``(sec, ms, serial)`` per lone ``LOGIN`` record taken, flat, in order
             (``None``: none): the assembler remembers them as its ``push`` does.
+        rendered: the ``--events`` lines of the execs the scan wrote (``render_on``).
     """
 
     end: int
@@ -141,6 +147,7 @@ class ScanResult:
     done_kept: int = 0
     ahead_delta: tuple[list[int], list[tuple[int, int, int, int]]] | None = None
     leads: array[int] | None = None
+    rendered: bytes = b""
 
 
 class DoneStore(Protocol):
@@ -232,6 +239,19 @@ class NativeSession(DoneStore, Protocol):
         """Take what it can of ``buf`` from ``start`` (a line start); with ``due_ms``,
         stop (``STOP_DUE``) right after the first unit that brings the latest event
         time taken to ``due_ms`` or beyond."""
+
+    def render_config(self, host: bytes, host_key: bytes) -> None:
+        """``--events`` lines: the ``"host":{...}`` member and the host part of entity ids
+        (:mod:`kexecwatch.core.process.eventlines`); forgets every render answer."""
+
+    def render_on(self, on: bool) -> None:
+        """Whether scans write ``--events`` lines (``ScanResult.rendered``) from now on."""
+
+    def render_set(self, key: bytes, pieces: list[bytes] | None) -> None:
+        """Python's answer for a render key: the pieces, or ``None`` (hand back)."""
+
+    def render_clear(self) -> None:
+        """Forget every render answer."""
 
     def done_keep(self, on: bool) -> None:
         """Whether scans keep their taken rows in the :class:`DoneStore` from now on

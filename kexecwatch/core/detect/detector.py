@@ -79,6 +79,7 @@ from kexecwatch.core.detect.rule.sequence import CompiledSequence
 from kexecwatch.core.detect.ruleindex import RuleIndex
 from kexecwatch.core.detect.ruleindex import prefilters_of as _prefilters_of
 from kexecwatch.core.detect.telemetry import TelemetryEvent, TelemetryTracker
+from kexecwatch.core.process.eventlines import EventLines, event_pieces, host_parts
 from kexecwatch.core.process.events import (
     Parent,
     ProcessEvent,
@@ -154,6 +155,10 @@ class DetectorOptions:
             of :data:`~kexecwatch.core.process.events.EVENTS_AS`.
         explain: return a :class:`Verdict` for each evaluated process event this
             accepts (the live view: every run of kexec).
+        event_lines: with ``emit_events`` and the native scanner, let the library
+            write the NDJSON lines of plain execs itself (outputs of type
+            :class:`~kexecwatch.core.process.eventlines.EventLines` among the process
+            events): for a sink that writes ``--format json`` lines and nothing else.
     """
 
     window_ms: int = DEFAULT_WINDOW_MS
@@ -167,6 +172,7 @@ class DetectorOptions:
     fault_on: bytes | None = None
     events_as: str = "auditbeat"
     explain: Callable[[ProcessEvent], bool] | None = None
+    event_lines: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +204,16 @@ class Verdict:
         return "; ".join(f"{name}: {why}" for name, why in silent) or "no rule matched"
 
 
-Output = Alert | ProcessEvent | ParseIssue | TimeJump | EventsLost | AlertsSuppressed | Verdict
+Output = (
+    Alert
+    | ProcessEvent
+    | ParseIssue
+    | TimeJump
+    | EventsLost
+    | AlertsSuppressed
+    | Verdict
+    | EventLines
+)
 
 
 @dataclass(slots=True)
@@ -289,6 +304,7 @@ class Detector:
             "until_ms": options.until_ms,
             "fault_on": options.fault_on,
         }
+        self._rule_needs: list[Prefilter] = []  # replace_rules sets them
         self._scanner: PythonScanner
         if native is not None and options.fast_path:
             session = native.new_session(
@@ -315,6 +331,21 @@ class Detector:
             )
             #: Which scanner this detector runs: ``native <version>`` or ``python``.
             self.scanner_name = f"native {native.version}"
+            if (
+                options.event_lines
+                and options.emit_events
+                and options.explain is None
+                and lookup is None
+                and options.since_ms is None
+                and options.until_ms is None
+            ):
+                # Lines only while no process group is known: none is in the lines.
+                self._scanner.render_events(
+                    self._event_pieces,
+                    lambda: not len(self.table.groups),
+                    *host_parts(host_name, host_id),
+                    lambda: [i for i in self._rule_needs if i.path_items is not None],
+                )
         else:
             self.table = ProcessTable(
                 max_entries=options.max_processes,
@@ -654,6 +685,28 @@ class Detector:
         self._on_process(process, out, lambda: record_types(run))
         return True
 
+    def _event_pieces(self, key: bytes) -> list[bytes] | None:
+        """The native library's question for ``--events`` lines (``call \0 success \0
+        comm \0 exe \0`` and the ``SYSCALL`` line from ``auid=`` on): the pieces of
+        :func:`~kexecwatch.core.process.eventlines.event_pieces`, or ``None`` when a rule
+        or another consumer may need such an exec in full (it then goes through
+        :meth:`_on_process`, which shows it to them)."""
+        parts = key.split(b"\0", 4)
+        if len(parts) != 5:
+            return None
+        call, success_raw, comm_raw, exe_raw, tail = parts
+        syscall, success, comm, exe, evaluated, _, for_others = self._scanner.verdict(
+            (call, success_raw, comm_raw, exe_raw)
+        )
+        if not evaluated or for_others:
+            return None
+        host = self.host_name
+        for i in self._rule_needs:
+            if i.accepts_static(syscall, success, comm, exe, host) and not _inodes_only(i):
+                return None  # a rule may need it: shown to the rules in Python
+        options = self.options
+        return event_pieces(call, success_raw, tail, host, self.host_id, options.events_as)
+
     def _on_process(
         self, process: ProcessEvent, out: list[Output], kinds: Callable[[], frozenset[str]]
     ) -> None:
@@ -929,6 +982,17 @@ class Detector:
 #: whether one of these looks at record types.
 _Need = tuple[bool, tuple[Prefilter, ...], bool]
 _MAX_NEEDS = 4096
+
+
+def _inodes_only(prefilter: Prefilter) -> bool:
+    """Whether the only test of ``prefilter`` beyond its static ones is a ``PATH`` inode
+    (the native library hands back every run that holds one of its inodes)."""
+    return (
+        not prefilter.is_static
+        and prefilter.path_items is not None
+        and prefilter.record_types is None
+        and prefilter.args is None
+    )
 
 
 class InjectedFault(RuntimeError):

@@ -56,6 +56,7 @@ from kexecwatch.core.audit.nativeapi import (
     STOP_END,
     STOP_HANDBACK,
     STOP_LIVE,
+    STOP_RENDER,
     STOP_VERDICT,
     NativeLib,
     NativeSession,
@@ -63,6 +64,7 @@ from kexecwatch.core.audit.nativeapi import (
 )
 from kexecwatch.core.audit.record import EventId
 from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS
+from kexecwatch.core.process.eventlines import EventLines
 from kexecwatch.core.scan.argtest import Needle
 from kexecwatch.core.scan.fastpath import SYSCALL_HEAD, run_end
 from kexecwatch.core.scan.prefilter import Prefilter
@@ -195,16 +197,55 @@ class NativeScanner(PythonScanner):
         # The needles the session holds (set_needles), as Python states them; None: the
         # session holds none (too many for it): every argument test is Python's.
         self._needles: frozenset[NeedleBytes] | None = None
+        self._render: Callable[[bytes], list[bytes] | None] | None = None
+        self._render_allowed: Callable[[], bool] = bool
+        self._render_now = False
+        self._render_inodes: Callable[[], list[Prefilter]] = list
         # The events native takes stay in the session; the done set asks it about them.
         session.done_keep(True)
         self._assembler.keep_done_in(session)
 
+    def render_events(
+        self,
+        answer: Callable[[bytes], list[bytes] | None],
+        allowed: Callable[[], bool],
+        host: bytes,
+        host_key: bytes,
+        inode_prefilters: Callable[[], list[Prefilter]],
+    ) -> None:
+        """Have the session write ``--events`` lines of plain execs
+        (:mod:`kexecwatch.core.process.eventlines`): ``answer`` gives the pieces of a
+        render key, ``allowed`` says before each scan whether lines may be written now,
+        ``host``/``host_key`` as :func:`~kexecwatch.core.process.eventlines.host_parts`;
+        ``inode_prefilters`` the rules' inode tests, whose inodes the session must know
+        (it hands back the runs that hold one)."""
+        if not self.native_on:
+            return
+        try:
+            self.session.render_config(host, host_key)
+        except self._errors as exc:
+            self._fail(0, exc, None)
+            return
+        self._render = answer
+        self._render_allowed = allowed
+        self._render_inodes = inode_prefilters
+        self._inode_prefilters = self._inode_prefilters_now()
+        self._inodes = None
+
+    def _inode_prefilters_now(self) -> list[Prefilter]:
+        render: list[Prefilter] = getattr(self, "_render_inodes", list)()
+        every = (*self.rule_prefilters, *self.prefilters, *render)
+        return [i for i in every if i.path_items is not None]
+
     def prefilters_changed(self) -> None:
-        """Forget every verdict, here and in the session."""
+        """Forget every verdict (and render answer), here and in the session."""
         super().prefilters_changed()
-        self._inode_prefilters = [
-            i for i in (*self.rule_prefilters, *self.prefilters) if i.path_items is not None
-        ]
+        if getattr(self, "_render", None) is not None and self.native_on:
+            try:
+                self.session.render_clear()
+            except self._errors as exc:
+                self._fail(0, exc, None)
+        self._inode_prefilters = self._inode_prefilters_now()
         self._inodes = None
         if self.native_on:
             try:
@@ -312,6 +353,9 @@ class NativeScanner(PythonScanner):
                 self._sync_inodes()
             due = self.sequences_due
             try:
+                if self._render is not None and self._render_allowed() != self._render_now:
+                    self._render_now = not self._render_now
+                    session.render_on(self._render_now)
                 # Stop where a sequence comes due, as the Python path matches it there
                 # (already due: at the first event taken).
                 result = session.scan(
@@ -324,6 +368,8 @@ class NativeScanner(PythonScanner):
                 )
             # Even when nothing was taken: the serials ahead are in step again.
             assembler.absorb(result)
+            if result.rendered:
+                out.append(EventLines(result.rendered))
             if result.lost:
                 # Each came before the event that revealed it, so before any match below.
                 host.handle(
@@ -359,6 +405,15 @@ class NativeScanner(PythonScanner):
                     return PythonScanner.scan(
                         self, Region(buf[pos - 1 :], line_no, source, base + pos), out
                     )
+            elif stop == STOP_RENDER and self._render is not None:
+                assert result.key is not None
+                try:
+                    session.render_set(result.key, self._render(result.key))
+                except self._errors as exc:
+                    self._fail(line_no, exc, out)
+                    return PythonScanner.scan(
+                        self, Region(buf[pos - 1 :], line_no, source, base + pos), out
+                    )
             elif stop == STOP_LIVE:
                 self.table.remember_live(result.ppid, result.time_ms)
             elif stop == STOP_HANDBACK:
@@ -389,6 +444,8 @@ class NativeScanner(PythonScanner):
             time_ms = int(sec) * 1000 + int(ms)
             if self.fast_verdict(key, buf, m.start() + 1, run, time_ms, extra=extra) is not None:
                 break  # only teaches the table: native's to take
+            if self._render_now and self._renderable(m):
+                break  # native may write its --events line
             if not self.fast_event(buf, m, run, line_no, out):
                 break
             n = run[3]  # the run's lines: pos is its start (no second pass over its bytes)
@@ -396,6 +453,14 @@ class NativeScanner(PythonScanner):
             stats.records += n
             pos, line_no = self._lines_to_syscall(buf, run[1], line_no + n, source, base, out)
         return pos, line_no
+
+    def _renderable(self, m: re.Match[bytes]) -> bool:
+        """Whether native may write the ``--events`` line of the run ``m`` heads (a guess
+        that only saves round trips: a successful exec whose parent the table lacks)."""
+        if m.group("success") != b"yes":
+            return False
+        ppid = int(m.group("ppid"))
+        return ppid > 1 and not self.session.table_contains(ppid)
 
     def _step(  # noqa: PLR0917 - the scan's position, passed along
         self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]

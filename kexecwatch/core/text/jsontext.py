@@ -25,7 +25,7 @@ from typing import Any
 
 from kexecwatch.core.text.textsafe import clip, utf8_len
 
-__all__ = ["dumps", "dumps_within", "encode", "line", "writer"]
+__all__ = ["compact", "dumps", "dumps_within", "encode", "line", "writer"]
 
 _LINE_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
@@ -78,6 +78,17 @@ def line(obj: Any) -> bytes:
         if fast is not None:
             return fast
     return encode(_stdlib(obj, indent=None, sort_keys=True)) + b"\n"
+
+
+def compact(obj: Any) -> bytes:
+    """:func:`line` without its newline: ``obj``'s bytes as they appear inside a line, so
+    that a line can be put together from parts (each the same bytes as in the whole)."""
+    orjson = _orjson if _orjson is not _UNTRIED else _load()
+    if orjson is not None:
+        fast = _fast(orjson, obj, orjson.OPT_SORT_KEYS)
+        if fast is not None:
+            return fast
+    return encode(_stdlib(obj, indent=None, sort_keys=True))
 
 
 def _fast(orjson: ModuleType, obj: Any, option: int) -> bytes | None:

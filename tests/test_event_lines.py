@@ -1,0 +1,290 @@
+"""``--events --format json`` lines written by the native library are the Python path's bytes.
+
+The native library writes the line of a plain exec itself (``native/src/render.rs``,
+``kexecwatch/core/process/eventlines.py``) and hands back everything else; whatever it
+took, the lines, the counters and the checkpoint state must be exactly what the Python
+scanner gives: on the recorded fixtures, generated logs of every shape, hypothesis-made
+runs with hostile values (quotes, control bytes, non-UTF-8, long values), both
+``--events-as`` vocabularies, with and without ``host.id``, with and without rules.
+Each comparison also counts the lines the library wrote, so a path that silently hands
+everything back cannot pass for rendering. Skipped (visibly) without the library unless
+``KEXECWATCH_SCANNER=native`` (tests/nativelib.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bench.generate import SHAPES, Generator
+from kexecwatch.adapters.replay import replay
+from kexecwatch.adapters.sources import expand_paths
+from kexecwatch.core import jsontext
+from kexecwatch.core.detect.detector import DetectionRule, Detector, DetectorOptions
+from kexecwatch.core.process.eventlines import EventLines, event_pieces
+from kexecwatch.core.process.events import ProcessEvent
+from kexecwatch.core.scan.nativescan import default_native, set_default_native
+from kexecwatch.rules import load_builtin_rules
+from tests.core.process.test_run_events import runs
+from tests.nativelib import native_lib
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures" / "audit"
+DEFAULT_RULES = load_builtin_rules()
+
+
+def lines_of(
+    data: bytes,
+    *,
+    native: bool,
+    rules: Sequence[DetectionRule] = (),
+    host_id: str | None = None,
+    **options: Any,
+) -> tuple[bytes, int, dict[str, int], dict[str, Any]]:
+    """The ``--events`` lines of ``data``, how many of them the library wrote, the
+    counters and the checkpoint state."""
+    det = Detector(
+        copy.deepcopy(list(rules)),
+        host_name="h",
+        host_id=host_id,
+        options=DetectorOptions(emit_events=True, event_lines=native, **options),
+        native=native_lib() if native else None,
+    )
+    out = [*det.feed(data), *det.flush()]
+    parts: list[bytes] = []
+    rendered = 0
+    for item in out:
+        if isinstance(item, EventLines):
+            parts.append(item.data)
+            rendered += item.data.count(b"\n")
+        elif isinstance(item, ProcessEvent):
+            parts.append(jsontext.line(item.to_document()))
+    return b"".join(parts), rendered, det.stats.as_dict(), det.to_state()
+
+
+def assert_same(data: bytes, **options: Any) -> int:
+    """Native lines == Python lines (and counters and state); how many native wrote."""
+    python, none, python_stats, python_state = lines_of(data, native=False, **options)
+    native, rendered, native_stats, native_state = lines_of(data, native=True, **options)
+    assert none == 0
+    assert native == python
+    assert native_stats == python_stats
+    assert native_state == python_state
+    return rendered
+
+
+def generated(shape: str, n: int = 4000, seed: int = 11) -> bytes:
+    gen = Generator(seed=seed, **SHAPES[shape])  # type: ignore[arg-type]
+    return b"".join((line + "\n").encode() for _, line in zip(range(n), gen.lines(), strict=False))
+
+
+def plain_exec(
+    serial: int, pid: int, ppid: int, comm: str = "ls", args: tuple[str, ...] = ("ls", "-l")
+) -> bytes:
+    """A successful execve in the kernel's layouts (ENRICHED, as auditd writes it)."""
+    head = f"type={{}} msg=audit(1700000000.{serial % 1000:03d}:{serial}): "
+    argv = " ".join(f'a{i}="{a}"' for i, a in enumerate(args))
+    return (
+        head.format("SYSCALL") + "arch=c000003e syscall=59 success=yes exit=0 a0=55 a1=56 "
+        f"a2=57 a3=8 items=2 ppid={ppid} pid={pid} auid=1000 uid=1000 gid=1000 euid=1000 "
+        f'suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=2 comm="{comm}" '
+        f'exe="/usr/bin/{comm}" subj=unconfined key="exec"\x1dARCH=x86_64 SYSCALL=execve '
+        'AUID="alice" UID="alice" GID="alice" EUID="alice" SUID="alice" FSUID="alice" '
+        'EGID="alice" SGID="alice" FSGID="alice"\n'
+        + head.format("EXECVE")
+        + f"argc={len(args)} {argv}\n"
+        + head.format("CWD")
+        + 'cwd="/home/alice"\n'
+        + head.format("PATH")
+        + f'item=0 name="/usr/bin/{comm}" inode=4{serial} dev=fe:01 '
+        "mode=0100755 ouid=0 ogid=0 rdev=00:00 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 "
+        'cap_fver=0 cap_frootid=0\x1dOUID="root" OGID="root"\n'
+        + head.format("PROCTITLE")
+        + "proctitle="
+        + " ".join(args).encode().hex().upper()
+        + "\n"
+    ).encode()
+
+
+# The first event sets the clock (Python reads it: native starts once it is quiet).
+FIRST = plain_exec(4, 299, 1, "login")
+
+
+def test_a_plain_exec_is_written_natively_as_python_writes_it() -> None:
+    assert assert_same(FIRST + plain_exec(5, 300, 200)) == 1
+
+
+def test_execs_with_a_known_parent_or_an_entry_leader_are_handed_back() -> None:
+    data = plain_exec(5, 300, 200, "sh") + plain_exec(6, 301, 300) + plain_exec(7, 302, 1)
+    assert assert_same(FIRST + data) == 1  # only the sh: its parent is unknown
+
+
+def interleaved(a: bytes, b: bytes) -> bytes:
+    """Two runs' lines as a pair: A's SYSCALL, B's SYSCALL, then A's rest, then B's."""
+    la, lb = a.splitlines(keepends=True), b.splitlines(keepends=True)
+    return la[0] + lb[0] + b"".join(la[1:]) + b"".join(lb[1:])
+
+
+def test_an_interleaved_pair_is_written_natively_unless_b_is_a_child_of_a() -> None:
+    pair = interleaved(plain_exec(5, 300, 200, "sh"), plain_exec(6, 301, 201))
+    assert assert_same(FIRST + pair) == 2
+    child = interleaved(plain_exec(5, 300, 200, "sh"), plain_exec(6, 301, 300))
+    assert assert_same(FIRST + child) == 0
+
+
+def test_every_recorded_fixture() -> None:
+    rendered = 0
+    for path in sorted(FIXTURES.rglob("*.log")):
+        data = path.read_bytes()
+        for events_as in ("auditbeat", "defend"):
+            rendered += assert_same(data, events_as=events_as)
+            rendered += assert_same(data, rules=DEFAULT_RULES, host_id="m-1", events_as=events_as)
+    assert rendered > 0
+
+
+def test_generated_logs_of_every_shape() -> None:
+    for shape in SHAPES:
+        data = generated(shape)
+        assert assert_same(data) > 0, shape
+        assert assert_same(data, rules=DEFAULT_RULES, events_as="defend", host_id="x") > 0
+
+
+def test_since_until_and_other_sinks_leave_lines_to_python() -> None:
+    data = generated("classic", 1000)
+    assert assert_same(data, since_ms=0) == 0
+
+
+_KEYS = st.sampled_from(["(null)", '"exec"', "6B6579016F74686572"])
+
+
+@st.composite
+def plain_runs(draw: st.DrawFn) -> bytes:
+    """Plain execs (the shape the library writes) whose values are drawn hostile: any
+    bytes in arguments, working directory, title, names, comm and exe."""
+    raw = st.binary(max_size=40) | st.binary(min_size=300, max_size=3000)
+    lines: list[str] = []
+    serial = draw(st.integers(1, 10**6))
+    ms = 0
+    for n in range(draw(st.integers(1, 6))):
+        ms += draw(st.integers(0, 3))
+        head = f"type={{}} msg=audit(1700000000.{ms:03d}:{serial + n}): "
+
+        def value(data: bytes) -> str:
+            how = draw(st.integers(0, 2))
+            if how == 0 and b'"' not in data and b"\n" not in data and b"\x1d" not in data:
+                return '"' + data.decode("latin-1") + '"'
+            if how == 1:
+                return '"' + data.hex() + '"' if not data else data.hex().upper()
+            return data.hex().upper() or '""'
+
+        ppid = draw(st.sampled_from([2, 77, 4242, 10**9, 0, 1]))
+        enriched = draw(
+            st.sampled_from(
+                [
+                    "",
+                    '\x1dARCH=x86_64 SYSCALL=execve AUID="unset" UID="root" GID="root" EUID="r\\x"',
+                    "\x1dUID=626F62 EUID=\"\u00e9\" GID='x'",
+                ]
+            )
+        )
+        ids = " ".join(
+            f"{name}={draw(st.sampled_from(['0', '1000', '4294967295']))}"
+            for name in ("auid", "uid", "gid", "euid", "suid", "fsuid", "egid", "sgid", "fsgid")
+        )
+        lines.append(
+            head.format("SYSCALL")
+            + f"arch=c000003e syscall={draw(st.sampled_from(['59', '322']))} success=yes "
+            f"exit={draw(st.sampled_from(['0', '-0', '00', '7']))} a0=1 a1=2 a2=3 a3=4 items=2 "
+            f"ppid={ppid} pid={draw(st.integers(2, 99999))} {ids} "
+            f"tty={draw(st.sampled_from(['(none)', 'pts3', 'tty1', '?']))} "
+            f"ses={draw(st.sampled_from(['1', '4294967295']))} "
+            f"comm={value(draw(st.binary(max_size=16)))} exe={value(draw(raw))} "
+            f"key={draw(_KEYS)}" + enriched
+        )
+        if draw(st.booleans()):
+            argv = draw(st.lists(raw, max_size=5))
+            body = "".join(f" a{i}={value(a)}" for i, a in enumerate(argv))
+            lines.append(head.format("EXECVE") + f"argc={len(argv)}{body}")
+        if draw(st.booleans()):
+            lines.append(head.format("CWD") + f"cwd={value(draw(raw))}")
+        for item in range(draw(st.integers(0, 3))):
+            name = draw(st.sampled_from(["(null)", value(draw(raw))]))
+            node = draw(
+                st.sampled_from(["", "inode=0012 dev=fe:01 mode=0100755 ouid=0 ogid=0 rdev=00:00 "])
+            )
+            lines.append(head.format("PATH") + f"item={item} name={name} {node}nametype=NORMAL")
+        title = draw(st.sampled_from(['"(null)"', "(null)", value(draw(raw))]))
+        lines.append(head.format("PROCTITLE") + "proctitle=" + title)
+    return "".join(line + "\n" for line in lines).encode("latin-1")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    plain_runs(),
+    st.sampled_from(["auditbeat", "defend"]),
+    st.sampled_from([None, "id-9", "h\u00e9\udcff"]),
+)
+def test_hostile_plain_execs(data: bytes, events_as: str, host_id: str | None) -> None:
+    assert_same(data, events_as=events_as, host_id=host_id)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(runs(), st.sampled_from(["auditbeat", "defend"]))
+def test_any_run_is_written_the_same_or_handed_back(data: bytes, events_as: str) -> None:
+    assert_same(data, events_as=events_as, rules=DEFAULT_RULES)
+
+
+def test_a_rule_that_may_need_an_exec_keeps_it_in_python() -> None:
+    # The bundled rules' kexec tests: the kexec exec goes to the rules (and alerts).
+    kexec = plain_exec(5, 300, 200, "kexec", ("kexec", "-l", "vmlinuz"))
+    data = FIRST + kexec + plain_exec(6, 301, 201)
+    python, *_ = lines_of(data, native=False, rules=DEFAULT_RULES)
+    native, rendered, stats, _ = lines_of(data, native=True, rules=DEFAULT_RULES)
+    assert native == python
+    assert rendered == 1 and stats["alerts"] >= 1
+
+
+def test_the_answer_is_taken_from_the_document() -> None:
+    tail = (
+        b"auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts1 ses=3 "
+        b'comm="ls" exe="/bin/ls" key="k"'
+    )
+    pieces = event_pieces(b"arch=c000003e syscall=59", b"yes", tail, "h", None, "defend")
+    assert pieces is not None
+    assert pieces[5] == b'"syscall":"execve"'
+    assert json.loads(b"{" + pieces[7] + b"}")["event"]["action"] == "exec"
+    # Not an exec: no answer.
+    assert event_pieces(b"arch=c000003e syscall=105", b"yes", tail, "h", None, "defend") is None
+    failed = event_pieces(b"arch=c000003e syscall=59", b"no", tail, "h", None, "defend")
+    assert failed is not None and b'"outcome":"failure"' in failed[7]
+
+
+def test_replay_writes_the_same_bytes_with_both_scanners(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    log.write_bytes(generated("mixed", 3000))
+    outs = []
+    saved = default_native()
+    for lib in (None, native_lib()):
+        set_default_native(lib)
+        try:
+            out = io.StringIO()
+            replay(
+                expand_paths([str(log)]),
+                DEFAULT_RULES,
+                host_name="h",
+                options=DetectorOptions(emit_events=True),
+                out_format="json",
+                stdout=out,
+                stderr=io.StringIO(),
+            )
+            outs.append(out.getvalue())
+        finally:
+            set_default_native(saved)
+    assert outs[0] == outs[1] and outs[0].count("\n") > 100
