@@ -18,8 +18,11 @@ reproduce exactly:
 
 each only when it is plain progress (its time within a window of the present, its serial
 at or after the expected one, not ahead, above the done ceiling), no prefilter needs it
-(the verdict cache, filled by Python: :meth:`NativeScanner.verdict_code`) and no learned
-inode may be in it. The taken units teach the session's process table
+(the verdict cache, filled by Python: :meth:`NativeScanner.verdict_and_needles`), no
+learned inode may be in it, and, when its rules' prefilters could take it only for an
+argument needle, no such needle can be in its command line (the session holds every
+rule's needles, :meth:`NativeScanner.prefilters_changed`; ``native/src/needles.rs``).
+The taken units teach the session's process table
 (:class:`~kexecwatch.core.process.nativetable.NativeProcessTable`), the counts, the done set
 (:meth:`~kexecwatch.core.audit.assembler.Assembler.absorb`: the session keeps the taken events'
 rows, the assembler one block per scan, see
@@ -57,10 +60,12 @@ from kexecwatch.core.audit.nativeapi import (
     STOP_VERDICT,
     NativeLib,
     NativeSession,
+    NeedleBytes,
 )
 from kexecwatch.core.audit.record import EventId
 from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS
 from kexecwatch.core.process.eventlines import EventLines
+from kexecwatch.core.scan.argtest import Needle
 from kexecwatch.core.scan.fastpath import SYSCALL_HEAD, run_end
 from kexecwatch.core.scan.prefilter import Prefilter
 from kexecwatch.core.scan.scanner import PythonScanner
@@ -81,6 +86,7 @@ NEED_IF_RELEVANT = 1 << 3
 NEED_ALWAYS = 1 << 4
 INODE_IF_RELEVANT = 1 << 5
 INODE_ALWAYS = 1 << 6
+NEEDLE_IF_RELEVANT = 1 << 7
 
 # Single-record types seen in ordinary logs (user space, anomalies, access decisions).
 _COMMON_SINGLE = (
@@ -188,6 +194,9 @@ class NativeScanner(PythonScanner):
         self._inode_prefilters: list[Prefilter] = []
         self._inodes: frozenset[int] | None = None
         self._pending: str | None = None
+        # The needles the session holds (set_needles), as Python states them; None: the
+        # session holds none (too many for it): every argument test is Python's.
+        self._needles: frozenset[NeedleBytes] | None = None
         self._render: Callable[[bytes], list[bytes] | None] | None = None
         self._render_allowed: Callable[[], bool] = bool
         self._render_now = False
@@ -243,14 +252,56 @@ class NativeScanner(PythonScanner):
                 self.session.clear_verdicts()
             except self._errors as exc:
                 self._fail(0, exc, None)
+            else:
+                self._give_needles()
+
+    def _give_needles(self) -> None:
+        """Give the session every needle of the rules' argument tests, once: verdicts
+        then name the ones their runs are tested for (:meth:`verdict_code`)."""
+        wanted = {
+            wire
+            for prefilter in self.rule_prefilters
+            if prefilter.args is not None
+            for needle in prefilter.args.needles()
+            if (wire := needle_bytes(needle)) is not None
+        }
+        needles = sorted(wanted)
+        try:
+            self.session.set_needles(needles)
+        except self._errors:
+            self._needles = None  # more than the session takes: the tests stay Python's
+            return
+        self._needles = frozenset(needles)
 
     def verdict_code(self, key: bytes) -> int:
         """The verdict code of a native verdict key (``call\\0success\\0comm\\0exe``), as
-        :meth:`~kexecwatch.core.scan.scanner.PythonScanner.fast_verdict` would decide."""
+        :meth:`~kexecwatch.core.scan.scanner.PythonScanner.fast_verdict` would decide
+        (without :data:`NEEDLE_IF_RELEVANT`: :meth:`send_verdict` adds it)."""
+        return self.verdict_and_needles(key)[0]
+
+    def send_verdict(
+        self, key: bytes, verdict: tuple[int, tuple[frozenset[NeedleBytes], bool] | None]
+    ) -> None:
+        """Cache the verdict of ``key`` (:meth:`verdict_and_needles`) in the session: with
+        the needles of its rules' argument tests when those are all it hands back for."""
+        code, needles = verdict
+        if needles is None:
+            self.session.set_verdict(key, code)
+        else:
+            wire, empty_if_no_execve = needles
+            self.session.set_verdict_needles(key, code, wire, empty_if_no_execve=empty_if_no_execve)
+
+    def verdict_and_needles(
+        self, key: bytes
+    ) -> tuple[int, tuple[frozenset[NeedleBytes], bool] | None]:
+        """The verdict code of ``key`` and, when its rules' prefilters can take a run of
+        it only for a needle in its own command line
+        (:meth:`~kexecwatch.core.scan.scanner.PythonScanner.verdict_needles`), those needles
+        and whether a run without EXECVE lines has the empty command line; the code then
+        has :data:`NEEDLE_IF_RELEVANT` instead of :data:`NEED_IF_RELEVANT`."""
         call, success_raw, comm_raw, exe_raw = key.split(b"\0")
-        syscall, success, comm, _exe, evaluated, for_rules, for_others = self.verdict(
-            (call, success_raw, comm_raw, exe_raw)
-        )
+        raw = (call, success_raw, comm_raw, exe_raw)
+        syscall, success, comm, _exe, evaluated, for_rules, for_others = self.verdict(raw)
         if success and syscall in EXEC_SYSCALLS:
             code = LEARN_EXEC
         elif success and syscall in FORK_SYSCALLS:
@@ -259,9 +310,21 @@ class NativeScanner(PythonScanner):
             code = LEARN_OTHER if comm is not None else 0
         if evaluated:
             code |= EVALUATED_BIT
-        code |= _needs(for_rules, NEED_IF_RELEVANT, INODE_IF_RELEVANT)
         code |= _needs(for_others, NEED_ALWAYS, INODE_ALWAYS)
-        return code
+        rules = _needs(for_rules, NEED_IF_RELEVANT, INODE_IF_RELEVANT)
+        if rules == NEED_IF_RELEVANT and self._needles is not None:
+            found = self.verdict_needles(raw)
+            if found is not None:
+                needles, empty_if_no_execve = found
+                wire = {needle_bytes(n) for n in needles}
+                if not wire:
+                    return code, None  # no rule prefilter can take such a run
+                if wire <= self._needles:  # (an unencodable needle is None: not in it)
+                    return code | NEEDLE_IF_RELEVANT, (
+                        frozenset(w for w in wire if w is not None),
+                        empty_if_no_execve,
+                    )
+        return code | rules, None
 
     def scan(self, region: Region, out: list[Any]) -> int:
         """Handle every line of ``region``: native while quiet, Python for the rest.
@@ -334,9 +397,9 @@ class NativeScanner(PythonScanner):
                 return line_no
             if stop == STOP_VERDICT:
                 assert result.key is not None
-                code = self.verdict_code(result.key)
+                verdict = self.verdict_and_needles(result.key)
                 try:
-                    session.set_verdict(result.key, code)
+                    self.send_verdict(result.key, verdict)
                 except self._errors as exc:
                     self._fail(line_no, exc, out)
                     return PythonScanner.scan(
@@ -468,6 +531,16 @@ def _needs(prefilters: tuple[Prefilter, ...] | bool, need: int, inode: int) -> i
         else:  # an argument test: Python reads the arguments (the library hands it back)
             bits |= need
     return bits
+
+
+def needle_bytes(needle: Needle) -> NeedleBytes | None:
+    """A needle as the native session takes it: its text's bytes as the command line
+    holds them (UTF-8, ``surrogateescape``); ``None`` for text no command line holds."""
+    text, nocase = needle
+    try:
+        return text.encode("utf-8", "surrogateescape"), nocase
+    except UnicodeEncodeError:
+        return None
 
 
 def inode_values(prefilters: Iterable[Prefilter]) -> frozenset[int]:

@@ -645,6 +645,33 @@ class PythonScanner:
         self.verdicts[key] = verdict
         return verdict
 
+    def verdict_needles(
+        self, key: tuple[bytes, bytes, bytes, bytes]
+    ) -> tuple[frozenset[Needle], bool] | None:
+        """The needles one of which must be in a relevant run's own command line for a
+        rule prefilter to take a run of ``key``, and whether a run of ``key`` without
+        EXECVE lines has the empty command line (else its arguments are not known).
+
+        ``None`` when a rule prefilter may take such a run otherwise (one is static, or
+        tests more than the process's own command line: :meth:`_Accepting.split`); no
+        needles when no rule prefilter can take it. The native scanner's needle test
+        (``native/src/needles.rs``) stands on this.
+        """
+        verdict = self.verdicts.get(key) or self.verdict(key)
+        syscall, for_rules = verdict[0], verdict[5]
+        if not isinstance(for_rules, _Accepting):
+            return None
+        _gate, gated, plain, others = for_rules.split()
+        if others or any(part is not False for part in plain):
+            return None
+        needles: set[Needle] = set()
+        for part in gated:
+            found = own_needles(part)
+            if found is None:  # split() gates only parts that have some
+                return None
+            needles |= found
+        return frozenset(needles), syscall not in ARGS_FROM_TABLE
+
     # -- events of the reference path --------------------------------------------
 
     def _event_facts(
