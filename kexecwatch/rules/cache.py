@@ -21,8 +21,9 @@ Nothing about the cache is ever an error. A cache that is damaged (truncated, no
 not this format), unreadable, not owned by this user or writable by others (its content
 becomes rules, so it must be as trusted as the user), or cannot be written is ignored
 with one warning line, and the rules load from their files. When there is no place for
-it (no home directory, a read-only home as under the hardened systemd unit), it is
-skipped silently.
+it (no home directory, or a home that cannot be created or is read-only), it is skipped
+silently; so is a directory the daemon cannot write into. Under the packaged unit the
+service's home is its state directory, so the daemon's cache lives there.
 """
 
 from __future__ import annotations
