@@ -381,7 +381,8 @@ class Detector:
         ]
         # What the rules (or --events) need, among the exec and kexec events in
         # [since, until); and what other consumers need, among all syscall events.
-        self._rule_needs = [i for rule in self.rules for i in _prefilters_of(rule)]
+        events_as = self.options.events_as
+        self._rule_needs = [i for rule in self.rules for i in _prefilters_of(rule, events_as)]
         self._needs_by_values: dict[tuple[str, bool, bytes | None, bytes | None, str], _Need] = {}
         self._scanner.set_rule_prefilters(
             [EVERYTHING] if self.options.emit_events else self._rule_needs
