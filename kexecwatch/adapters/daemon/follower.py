@@ -11,9 +11,10 @@ network filesystem). The notifications are read in the caller's thread
 (:mod:`kexecwatch.adapters.daemon.dirwatch`).
 
 Rule 3: a busy log is read in batches. A wake-up costs far more than the bytes it
-reads, and a writer may append a record at a time, so after a read that returned lines
-:meth:`Follower.wait` first lets ``settle`` seconds pass (events stay queued); a write
-after a quiet spell is read at once. The delay bounds the alert latency it adds.
+reads, and a writer may append a record at a time, so a notification that comes within
+``settle`` seconds of a read that returned lines ends the wait only when those seconds are
+over (events stay queued); a write after a quiet spell is read at once, and a writer
+slower than that costs one wake-up a write. The delay bounds the alert latency it adds.
 
 Rule 4: one :meth:`Follower.read` takes in about ``READ_BUDGET`` bytes at most by
 default (the budget, and the end of a line the previous read began; a backlog is read in
@@ -203,7 +204,7 @@ class Follower:
         self._clock = clock
         self._cur: _Open | None = None
         self._pending: list[_Open] = []
-        self._wake = threading.Event()  # wake-ups while polling without a watch
+        self._wake = threading.Event()  # set by wake(): ends a wait at once
         self._watch: DirWatch | None = None
         self._lines_at = -1e9  # time.monotonic() of the last read that returned lines
         self._more = False  # the last read stopped at its budget, not at the end
@@ -260,13 +261,20 @@ class Follower:
             self._wake.clear()
             return
         start = time.monotonic()
-        hold = min(limit, self._lines_at + self.settle - start)
-        if hold > 0 and watch.sleep(hold):
-            return
-        while not watch.wait(start + limit - time.monotonic()):
-            if time.monotonic() >= start + limit:
-                self._timed_out = True
+        try:
+            while not watch.wait(start + limit - time.monotonic()):
+                if time.monotonic() >= start + limit:
+                    self._timed_out = True
+                    return
+            if self._wake.is_set():  # wake(): at once
                 return
+            # A notification: if it came within the settle delay, let the delay pass
+            # (rule 3). Only then: a write slower than that is read at once.
+            hold = min(start + limit, self._lines_at + self.settle) - time.monotonic()
+            if hold > 0:
+                watch.sleep(hold)
+        finally:
+            self._wake.clear()
 
     def wake(self) -> None:
         """Make a pending :meth:`wait` return at once (for signal handlers)."""

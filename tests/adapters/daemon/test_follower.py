@@ -449,3 +449,40 @@ def test_an_announced_write_read_after_a_timed_out_wait_is_no_miss(log: Path) ->
     f.wait()
     assert time.monotonic() - t0 < 1.5  # the notice of rec(2), still queued
     f.close()
+
+
+def test_a_writer_slower_than_the_settle_delay_costs_one_wake_up_a_write(log: Path) -> None:
+    """After a read that returned lines, the settle delay holds a notification back only
+    when one comes within it: a write after the delay ends the wait in one sleep, without
+    a wake-up at the end of the settle delay first (before: one extra wake-up a write)."""
+    import threading
+    import time
+
+    append(log, rec(1))
+    f = Follower(str(log), poll_interval=30, settle=0.5)  # long: a loaded machine is slow
+    f.start()
+    assert drain(f) == rec(1)
+    watch = f._watch
+    assert watch is not None
+    sleeps: list[float] = []
+    real_sleep = watch.sleep
+
+    def counted_sleep(seconds: float) -> bool:
+        sleeps.append(seconds)
+        return real_sleep(seconds)
+
+    watch.sleep = counted_sleep  # type: ignore[method-assign]
+    timer = threading.Timer(0.8, append, (log, rec(2)))
+    timer.start()
+    t0 = time.monotonic()
+    f.wait()
+    timer.join()
+    assert 0.7 <= time.monotonic() - t0 < 5
+    assert sleeps == []  # no settle wake-up: the write came after the delay
+    assert drain(f) == rec(2)
+    # A write within the settle delay is held back until the delay is over.
+    append(log, rec(3))
+    f.wait()
+    assert len(sleeps) == 1 and 0 < sleeps[0] <= f.settle
+    assert drain(f) == rec(3)
+    f.close()
