@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -121,9 +122,106 @@ def test_a_plain_exec_is_written_natively_as_python_writes_it() -> None:
     assert assert_same(FIRST + plain_exec(5, 300, 200)) == 1
 
 
-def test_execs_with_a_known_parent_or_an_entry_leader_are_handed_back() -> None:
-    data = plain_exec(5, 300, 200, "sh") + plain_exec(6, 301, 300) + plain_exec(7, 302, 1)
-    assert assert_same(FIRST + data) == 1  # only the sh: its parent is unknown
+def test_execs_with_a_known_parent_are_written_natively() -> None:
+    # sh's parent is unknown; ls's is sh, whose exec the library took; cat's is ls.
+    data = plain_exec(5, 300, 200, "sh") + plain_exec(6, 301, 300) + plain_exec(7, 302, 301)
+    assert assert_same(FIRST + data) == 3
+    assert assert_same(FIRST + data, host_id="m-1", events_as="defend") == 3
+    # A parent whose exec Python handled (a failed exec of its own first: Python's).
+    failed = plain_exec(5, 300, 200, "sh").replace(b"success=yes exit=0", b"success=no exit=-2")
+    assert assert_same(FIRST + failed + plain_exec(6, 300, 200, "sh") + plain_exec(7, 301, 300)) > 0
+
+
+def test_execs_with_an_entry_leader_are_handed_back() -> None:
+    # A child of init; a grandchild of init through a known parent.
+    assert assert_same(FIRST + plain_exec(5, 300, 1)) == 0
+    assert assert_same(FIRST + plain_exec(5, 300, 1, "sh") + plain_exec(6, 301, 300)) == 0
+    # A child of an entry service (by name, or by its executable's base name).
+    assert assert_same(FIRST + plain_exec(5, 300, 200, "sshd") + plain_exec(6, 301, 300)) == 1
+    login = plain_exec(5, 300, 200, "x").replace(b'exe="/usr/bin/x"', b'exe="/bin/login"')
+    assert assert_same(FIRST + login + plain_exec(6, 301, 300)) == 1
+    # A new login session below a known parent ("unknown" entry).
+    child = plain_exec(6, 301, 300).replace(b" ses=2 ", b" ses=7 ")
+    assert assert_same(FIRST + plain_exec(5, 300, 200, "sh") + child) == 1
+    # The same session through two known ancestors, the third one unknown: no leader.
+    chain = plain_exec(5, 300, 200, "sh") + plain_exec(6, 301, 300) + plain_exec(7, 302, 301)
+    assert assert_same(FIRST + chain + plain_exec(8, 303, 302)) == 4
+
+
+def test_split_arguments_are_written_natively() -> None:
+    # A long argument in chunks over three EXECVE records (as the kernel writes one),
+    # then a child of that process (its parent's argv: the three bodies from the table).
+    long = "x" * 40
+    run = plain_exec(5, 300, 200, "java", ("java", "-cp", long))
+    head = b"type=EXECVE msg=audit(1700000000.005:5): "
+    hexed = long.encode().hex().upper()
+    split = (
+        head
+        + b'argc=3 a0="java" a1="-cp" a2_len=40 a2[0]='
+        + hexed[:30].encode()
+        + b"\n"
+        + head
+        + b"a2[1]="
+        + hexed[30:60].encode()
+        + b"\n"
+        + head
+        + b"a2[2]="
+        + hexed[60:].encode()
+        + b"\n"
+    )
+    execve = next(line for line in run.splitlines(keepends=True) if b"type=EXECVE" in line)
+    data = FIRST + run.replace(execve, split) + plain_exec(6, 301, 300)
+    assert data.count(b"type=EXECVE") == 5
+    assert assert_same(data) == 2
+    quoted = split.replace(b"a2[0]=" + hexed[:30].encode(), b'a2[0]="' + long[:15].encode() + b'"')
+    quoted = quoted.replace(
+        b"a2[1]=" + hexed[30:60].encode(), b'a2[1]="' + long[15:30].encode() + b'"'
+    )
+    quoted = quoted.replace(b"a2[2]=" + hexed[60:].encode(), b'a2[2]="' + long[30:].encode() + b'"')
+    assert assert_same(FIRST + run.replace(execve, quoted) + plain_exec(6, 301, 300)) == 2
+
+
+def fork(serial: int, pid: int, ppid: int, child: int) -> bytes:
+    """A successful clone of ``pid`` (the table copies its argv and exec id to ``child``)."""
+    head = f"type={{}} msg=audit(1700000000.{serial % 1000:03d}:{serial}): "
+    return (
+        head.format("SYSCALL") + f"arch=c000003e syscall=56 success=yes exit={child} a0=1 "
+        f"a1=0 a2=0 a3=0 items=0 ppid={ppid} pid={pid} auid=1000 uid=1000 gid=1000 "
+        "euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=2 "
+        'comm="sh" exe="/usr/bin/sh" subj=unconfined key=(null)\n'
+        + head.format("PROCTITLE")
+        + "proctitle=7368\n"
+    ).encode()
+
+
+def test_a_forked_parent_is_written_as_python_writes_it() -> None:
+    data = plain_exec(5, 300, 200, "sh") + fork(6, 300, 200, 305) + plain_exec(7, 306, 305)
+    assert assert_same(FIRST + data) == 2
+
+
+def test_a_parent_restored_from_a_checkpoint() -> None:
+    # Restored entries hold a decoded argv (not EXECVE bodies).
+    first = FIRST + plain_exec(5, 300, 200, "sh", ("sh", "-c", 'x\u00e9 \\ "y"'))
+    then = plain_exec(6, 301, 300)
+    outs = []
+    for native in (False, True):
+        _, _, _, state = lines_of(first, native=native)
+        det = Detector(
+            [],
+            host_name="h",
+            options=DetectorOptions(emit_events=True, event_lines=native),
+            native=native_lib() if native else None,
+        )
+        det.restore(copy.deepcopy(state))
+        out = [*det.feed(then), *det.flush()]
+        lines = [i.data for i in out if isinstance(i, EventLines)]
+        outs.append(
+            (b"".join(lines), [i for i in out if isinstance(i, ProcessEvent)], det.to_state())
+        )
+    (python, python_events, python_state), (native, native_events, native_state) = outs
+    assert python == b"" and native_events == [] and native_state == python_state
+    assert native == b"".join(jsontext.line(e.to_document()) for e in python_events)
+    assert b'"parent":{"args":["sh","-c"' in native
 
 
 def interleaved(a: bytes, b: bytes) -> bytes:
@@ -165,12 +263,40 @@ _KEYS = st.sampled_from(["(null)", '"exec"', "6B6579016F74686572"])
 
 
 @st.composite
-def plain_runs(draw: st.DrawFn) -> bytes:
+def split_argument(draw: st.DrawFn, index: int, data: bytes) -> list[str]:
+    """Argument ``index`` as the kernel writes a long one: ``aN_len`` and its chunks,
+    hex or quoted; sometimes off that layout (a chunk missing, a quoted one among hex
+    ones, chunks out of order), which Python reads its own way."""
+    quoted = b'"' not in data and b"\n" not in data and b"\x1d" not in data and draw(st.booleans())
+    text = data.decode("latin-1") if quoted else data.hex().upper()
+    step = draw(st.integers(1, 8)) * (1 if quoted else 2)
+    pieces = [text[at : at + step] for at in range(0, len(text), step)] or [""]
+    chunks = [f'"{p}"' if quoted else p or '""' for p in pieces]
+    mess = draw(st.sampled_from(["", "", "", "gap", "mixed", "order"]))
+    if mess == "gap" and len(chunks) > 1:
+        del chunks[1]
+    elif mess == "mixed":
+        chunks.append('"x"' if not quoted else "78")
+    elif mess == "order":
+        chunks.reverse()
+    return [f"a{index}_len={len(data)}"] + [f"a{index}[{n}]={c}" for n, c in enumerate(chunks)]
+
+
+# Names of entry services (leaders.py) among the hostile ones: a parent so named makes
+# its children's entry leader.
+_NAMES = st.sampled_from([b"sshd", b"login", b"/usr/sbin/sshd", b"bash"]) | st.binary(max_size=16)
+
+
+@st.composite
+def plain_runs(
+    draw: st.DrawFn, ppids: Sequence[int] = (2, 77, 4242, 10**9, 0, 1), serial: int = 0
+) -> bytes:
     """Plain execs (the shape the library writes) whose values are drawn hostile: any
-    bytes in arguments, working directory, title, names, comm and exe."""
+    bytes in arguments, working directory, title, names, comm and exe; parent pids from
+    ``ppids``, serials from ``serial`` on (0: drawn)."""
     raw = st.binary(max_size=40) | st.binary(min_size=300, max_size=3000)
     lines: list[str] = []
-    serial = draw(st.integers(1, 10**6))
+    serial = serial or draw(st.integers(1, 10**6))
     ms = 0
     for n in range(draw(st.integers(1, 6))):
         ms += draw(st.integers(0, 3))
@@ -184,7 +310,7 @@ def plain_runs(draw: st.DrawFn) -> bytes:
                 return '"' + data.hex() + '"' if not data else data.hex().upper()
             return data.hex().upper() or '""'
 
-        ppid = draw(st.sampled_from([2, 77, 4242, 10**9, 0, 1]))
+        ppid = draw(st.sampled_from(list(ppids)))
         enriched = draw(
             st.sampled_from(
                 [
@@ -205,13 +331,24 @@ def plain_runs(draw: st.DrawFn) -> bytes:
             f"ppid={ppid} pid={draw(st.integers(2, 99999))} {ids} "
             f"tty={draw(st.sampled_from(['(none)', 'pts3', 'tty1', '?']))} "
             f"ses={draw(st.sampled_from(['1', '4294967295']))} "
-            f"comm={value(draw(st.binary(max_size=16)))} exe={value(draw(raw))} "
+            f"comm={value(draw(_NAMES))} exe={value(draw(_NAMES | raw))} "
             f"key={draw(_KEYS)}" + enriched
         )
         if draw(st.booleans()):
             argv = draw(st.lists(raw, max_size=5))
-            body = "".join(f" a{i}={value(a)}" for i, a in enumerate(argv))
-            lines.append(head.format("EXECVE") + f"argc={len(argv)}{body}")
+            fields = [f"argc={len(argv)}"]
+            for i, a in enumerate(argv):
+                fields.extend(
+                    draw(split_argument(i, a)) if draw(st.booleans()) else [f"a{i}={value(a)}"]
+                )
+            # The fields over one or more EXECVE records (the kernel splits long ones).
+            cuts = (
+                sorted(draw(st.sets(st.integers(1, len(fields) - 1), max_size=3)))
+                if len(fields) > 1
+                else []
+            )
+            for start, end in zip([0, *cuts], [*cuts, len(fields)], strict=True):
+                lines.append(head.format("EXECVE") + " ".join(fields[start:end]))
         if draw(st.booleans()):
             lines.append(head.format("CWD") + f"cwd={value(draw(raw))}")
         for item in range(draw(st.integers(0, 3))):
@@ -232,6 +369,31 @@ def plain_runs(draw: st.DrawFn) -> bytes:
     st.sampled_from([None, "id-9", "h\u00e9\udcff"]),
 )
 def test_hostile_plain_execs(data: bytes, events_as: str, host_id: str | None) -> None:
+    assert_same(data, events_as=events_as, host_id=host_id)
+
+
+@st.composite
+def families(draw: st.DrawFn) -> bytes:
+    """Hostile plain execs, then hostile children of theirs (and of init)."""
+    parents = draw(plain_runs())
+    pids = [int(p) for p in re.findall(rb" pid=([0-9]+) ", parents)]
+    last = max(int(s) for s in re.findall(rb":([0-9]+)\): ", parents))
+    children = draw(plain_runs(ppids=[*pids, 1, 2], serial=last + 1))
+    grandchildren = b""
+    if draw(st.booleans()):
+        kids = [int(p) for p in re.findall(rb" pid=([0-9]+) ", children)]
+        last = max(int(s) for s in re.findall(rb":([0-9]+)\): ", children))
+        grandchildren = draw(plain_runs(ppids=kids, serial=last + 1))
+    return parents + children + grandchildren
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    families(),
+    st.sampled_from(["auditbeat", "defend"]),
+    st.sampled_from([None, "id-9", "h\u00e9\udcff"]),
+)
+def test_hostile_execs_with_known_parents(data: bytes, events_as: str, host_id: str | None) -> None:
     assert_same(data, events_as=events_as, host_id=host_id)
 
 

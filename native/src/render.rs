@@ -7,9 +7,10 @@
 //! exactly as `jsontext.compact` writes it) or says "not this one"; this module adds
 //! what differs from event to event (time, id, pids, argv, the working directory,
 //! the title, the `PATH` items, the entity id) in the same bytes as
-//! `jsontext.line(ProcessEvent.to_document())`. Anything outside the strict layouts
-//! below, an exec whose parent the table knows, or a parent pid 0 or 1 (an entry
-//! leader), is not rendered: the scan hands the run back to Python.
+//! `jsontext.line(ProcessEvent.to_document())`; parent.rs adds what the table knows
+//! of the parent. Anything outside the strict layouts below, or a process with an
+//! entry leader (a parent pid 0 or 1, or one found up its known ancestors), is not
+//! rendered: the scan hands the run back to Python.
 //!
 //! Strings are written as Python writes a `surrogateescape`-decoded value with
 //! `json.dumps(ensure_ascii=False)` and then encodes with `backslashreplace`: valid
@@ -17,6 +18,8 @@
 //! `"`/`\` are escaped, and U+0085, U+2028, U+2029 too (see `jsontext`).
 
 use std::collections::HashMap;
+
+use crate::parent::ParentPart;
 
 /// How many pieces Python gives per render key, in this order.
 pub const PIECES: usize = 15;
@@ -102,6 +105,8 @@ pub struct RunParts<'a> {
     /// The bodies (stripped, cut at the ENRICHED separator) of its records after
     /// the SYSCALL line, with their types.
     pub records: &'a [(&'a [u8], &'a [u8])],
+    /// What the table knows of its parent (parent.rs); `None`: nothing.
+    pub parent: Option<&'a ParentPart>,
 }
 
 /// Write the line of `run` with Python's `pieces` into `out`; `false` (and `out` as it
@@ -121,13 +126,14 @@ pub fn render(
     true
 }
 
-struct Members<'a> {
+/// The members of a JSON object being written, comma-separated (its keys in order).
+pub struct Members<'a> {
     out: &'a mut Vec<u8>,
     first: bool,
 }
 
 impl<'a> Members<'a> {
-    fn open(out: &'a mut Vec<u8>) -> Members<'a> {
+    pub fn open(out: &'a mut Vec<u8>) -> Members<'a> {
         out.push(b'{');
         Members { out, first: true }
     }
@@ -140,14 +146,14 @@ impl<'a> Members<'a> {
     }
 
     /// A member written by Python (`"key":value`, or several joined), if any.
-    fn piece(&mut self, piece: &[u8]) {
+    pub fn piece(&mut self, piece: &[u8]) {
         if !piece.is_empty() {
             self.comma();
             self.out.extend_from_slice(piece);
         }
     }
 
-    fn key(&mut self, key: &str) -> &mut Vec<u8> {
+    pub fn key(&mut self, key: &str) -> &mut Vec<u8> {
         self.comma();
         self.out.push(b'"');
         self.out.extend_from_slice(key.as_bytes());
@@ -155,7 +161,23 @@ impl<'a> Members<'a> {
         self.out
     }
 
-    fn close(self) {
+    /// `args`, `args_count` and `command_line` of an argv.
+    pub fn argv(&mut self, argv: &[Vec<u8>]) {
+        let o = self.key("args");
+        o.push(b'[');
+        for (n, arg) in argv.iter().enumerate() {
+            if n > 0 {
+                o.push(b',');
+            }
+            json_str(o, arg);
+        }
+        o.push(b']');
+        let count = argv.len().to_string();
+        self.key("args_count").extend_from_slice(count.as_bytes());
+        json_str(self.key("command_line"), &argv.join(&b' '));
+    }
+
+    pub fn close(self) {
         self.out.push(b'}');
     }
 }
@@ -167,21 +189,13 @@ fn write_line(
     p: &[Vec<u8>],
     run: &RunParts,
 ) -> bool {
-    let mut argv: Option<(u64, Vec<&[u8]>)> = None;
+    let mut execve_bodies: Vec<&[u8]> = Vec::new();
     let mut cwd: Option<Option<Vec<u8>>> = None;
     let mut title: Option<Vec<u8>> = None;
     let mut paths: Vec<Path> = Vec::new();
     for &(kind, body) in run.records {
         match kind {
-            b"EXECVE" => {
-                if argv.is_some() {
-                    return false;
-                }
-                match execve(body) {
-                    Some(found) => argv = Some(found),
-                    None => return false,
-                }
-            }
+            b"EXECVE" => execve_bodies.push(body),
             b"CWD" => {
                 if cwd.is_some() {
                     return false;
@@ -203,16 +217,15 @@ fn write_line(
             _ => return false,
         }
     }
-    let args: Option<Vec<Vec<u8>>> = argv.as_ref().map(|(_, values)| {
-        values
-            .iter()
-            .map(|v| {
-                decode_untrusted(v)
-                    .map(|d| d.into_owned())
-                    .unwrap_or_default()
-            })
-            .collect()
-    });
+    let argv = if execve_bodies.is_empty() {
+        None
+    } else {
+        match argv_of_bodies(&execve_bodies) {
+            Some(found) => Some(found),
+            None => return false,
+        }
+    };
+    let args: Option<&Vec<Vec<u8>>> = argv.as_ref().map(|(_, values)| values);
     let id = format!("{}.{:03}:{}", run.sec, run.ms, run.serial);
 
     out.extend_from_slice(b"{\"@timestamp\":\"");
@@ -231,9 +244,17 @@ fn write_line(
     json_str(auditd.key("id"), id.as_bytes());
     auditd.piece(&p[P_KEYS]);
     auditd.piece(&p[P_LOGIN_USER]);
-    auditd
-        .key("parent_source")
-        .extend_from_slice(b"\"unknown\"");
+    match run.parent {
+        Some(parent) => {
+            if let Some(id) = &parent.exec_id {
+                json_str(auditd.key("parent_exec_id"), id);
+            }
+            json_str(auditd.key("parent_source"), &parent.source);
+        }
+        None => auditd
+            .key("parent_source")
+            .extend_from_slice(b"\"unknown\""),
+    }
     if !paths.is_empty() {
         let o = auditd.key("paths");
         o.push(b'[');
@@ -265,20 +286,7 @@ fn write_line(
     out.extend_from_slice(b",\"process\":");
     let mut process = Members::open(out);
     if let Some(args) = &args {
-        let o = process.key("args");
-        o.push(b'[');
-        for (n, arg) in args.iter().enumerate() {
-            if n > 0 {
-                o.push(b',');
-            }
-            json_str(o, arg);
-        }
-        o.push(b']');
-        let count = args.len().to_string();
-        process
-            .key("args_count")
-            .extend_from_slice(count.as_bytes());
-        json_str(process.key("command_line"), &args.join(&b' '));
+        process.argv(args);
     }
     let pid = run.pid.to_string();
     let instance = if run.success {
@@ -291,8 +299,13 @@ fn write_line(
     process.piece(&p[P_EXECUTABLE]);
     process.piece(&p[P_IDENTITY_BEFORE_NAME]);
     process.piece(&p[P_NAME]);
-    let parent = format!("{{\"pid\":{}}}", run.ppid);
-    process.key("parent").extend_from_slice(parent.as_bytes());
+    match run.parent {
+        Some(parent) => process.key("parent").extend_from_slice(&parent.object),
+        None => {
+            let parent = format!("{{\"pid\":{}}}", run.ppid);
+            process.key("parent").extend_from_slice(parent.as_bytes());
+        }
+    }
     process.key("pid").extend_from_slice(pid.as_bytes());
     process.piece(&p[P_IDENTITY_AFTER_PID]);
     if let Some(title) = &title {
@@ -309,6 +322,148 @@ fn write_line(
     }
     out.extend_from_slice(b"}\n");
     true
+}
+
+/// A raw EXECVE value, decoded (`(null)`: an empty argument).
+fn decoded_arg(value: &[u8]) -> Vec<u8> {
+    decode_untrusted(value)
+        .map(|d| d.into_owned())
+        .unwrap_or_default()
+}
+
+/// The `name=value` fields of EXECVE bodies, in order: one space apart inside a body,
+/// each value as [`value_at`] reads it.
+struct Fields<'a, 'b> {
+    bodies: &'b [&'a [u8]],
+    body: usize,
+    at: usize,
+}
+
+impl<'a, 'b> Fields<'a, 'b> {
+    /// The next field; `Some(None)` past the last body; `None` off the layout.
+    fn next_field(&mut self) -> Option<Option<(&'a [u8], &'a [u8])>> {
+        loop {
+            let body = match self.bodies.get(self.body) {
+                Some(body) => *body,
+                None => return Some(None),
+            };
+            if self.at >= body.len() {
+                if body.is_empty() {
+                    return None;
+                }
+                self.body += 1;
+                self.at = 0;
+                continue;
+            }
+            let text = &body[self.at..];
+            let eq = text.iter().position(|&b| b == b'=')?;
+            let name = &text[..eq];
+            if name.is_empty()
+                || !name
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b"_[]".contains(&b))
+            {
+                return None;
+            }
+            let len = value_at(&text[eq + 1..])?;
+            let value = &text[eq + 1..eq + 1 + len];
+            let end = eq + 1 + len;
+            self.at += end;
+            if end < text.len() {
+                // One space, then another field.
+                if text[end] != b' ' || end + 1 == text.len() {
+                    return None;
+                }
+                self.at += 1;
+            }
+            return Some(Some((name, value)));
+        }
+    }
+}
+
+/// `argv_from_execve` of EXECVE bodies in the kernel's layout: the first starts with
+/// `argc=N`, then come `a0` ... `a<N-1>` in order, each a plain `aI=V`, or `aI_len=L`
+/// followed by the chunks `aI[0]=C0 aI[1]=C1 ...` (over any number of bodies; all
+/// quoted or all unquoted), and nothing else. The argc and the decoded argv; `None`
+/// for any other layout (Python decides).
+pub fn argv_of_bodies(bodies: &[&[u8]]) -> Option<(u64, Vec<Vec<u8>>)> {
+    let first = bodies.first()?;
+    let rest = first.strip_prefix(b"argc=")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 7 {
+        return None;
+    }
+    let argc: u64 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    if argc > MAX_ARGS {
+        return None;
+    }
+    let mut at = b"argc=".len() + digits;
+    if at < first.len() {
+        if first[at] != b' ' || at + 1 == first.len() {
+            return None;
+        }
+        at += 1;
+    }
+    let mut fields = Fields {
+        bodies,
+        body: 0,
+        at,
+    };
+    let mut values = Vec::with_capacity(argc.min(4096) as usize);
+    let mut field = fields.next_field()?;
+    for index in 0..argc {
+        let (name, value) = field?;
+        let plain = format!("a{}", index);
+        if name == plain.as_bytes() {
+            values.push(decoded_arg(value));
+            field = fields.next_field()?;
+            continue;
+        }
+        if name != format!("{}_len", plain).as_bytes() {
+            return None;
+        }
+        // The chunks, joined as `argv_from_execve` joins them.
+        let mut joined = Vec::new();
+        let mut quoted = None;
+        let mut chunk = 0u64;
+        loop {
+            field = fields.next_field()?;
+            let (name, value) = match field {
+                Some(found) => found,
+                None => break,
+            };
+            if name != format!("{}[{}]", plain, chunk).as_bytes() {
+                break;
+            }
+            let is_quoted = value.first() == Some(&b'"');
+            if quoted.map_or(false, |q| q != is_quoted) {
+                return None;
+            }
+            quoted = Some(is_quoted);
+            joined.extend_from_slice(if is_quoted {
+                &value[1..value.len() - 1]
+            } else {
+                value
+            });
+            chunk += 1;
+        }
+        match quoted {
+            None => return None,
+            Some(true) => values.push(joined),
+            Some(false) => values.push(decoded_arg(&joined)),
+        }
+    }
+    if field.is_some() {
+        return None;
+    }
+    Some((argc, values))
+}
+
+/// `argv_of_execve_bodies` of EXECVE bodies joined by `\n` (as the table keeps them),
+/// in the layout of [`argv_of_bodies`]; `None` for any other.
+pub fn argv_of_joined(raw: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let bodies: Vec<&[u8]> = raw.split(|&b| b == b'\n').collect();
+    argv_of_bodies(&bodies).map(|(_, values)| values)
 }
 
 /// `decode_untrusted` of fields.py: `None` for `(null)`/`(none)`; a quoted value's
@@ -374,36 +529,6 @@ fn lone_value<'a>(body: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
         return None;
     }
     Some(rest)
-}
-
-/// An EXECVE body exactly `argc=N a0=V ... a<N-1>=V` (one space apart): `N` and the
-/// raw values.
-fn execve(body: &[u8]) -> Option<(u64, Vec<&[u8]>)> {
-    let rest = body.strip_prefix(b"argc=")?;
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 || digits > 7 {
-        return None;
-    }
-    let argc: u64 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
-    if argc > MAX_ARGS {
-        return None;
-    }
-    let mut at = digits;
-    let mut values = Vec::with_capacity(argc as usize);
-    for index in 0..argc {
-        let name = format!(" a{}=", index);
-        if !rest[at..].starts_with(name.as_bytes()) {
-            return None;
-        }
-        at += name.len();
-        let len = value_at(&rest[at..])?;
-        values.push(&rest[at..at + len]);
-        at += len;
-    }
-    if at != rest.len() {
-        return None;
-    }
-    Some((argc, values))
 }
 
 /// One `PATH` record's item, as `_KERNEL_PATH` of events.py reads it.
@@ -835,12 +960,26 @@ mod tests {
 
     #[test]
     fn execve_bodies_strictly() {
-        let (argc, values) = execve(b"argc=2 a0=\"ls\" a1=2D6C").unwrap();
+        let argv = |bodies: &[&[u8]]| argv_of_bodies(bodies);
+        let (argc, values) = argv(&[b"argc=2 a0=\"ls\" a1=2D6C"]).unwrap();
         assert_eq!(argc, 2);
-        assert_eq!(values, vec![&b"\"ls\""[..], &b"2D6C"[..]]);
-        assert!(execve(b"argc=2 a0=\"ls\"").is_none());
-        assert!(execve(b"argc=1 a0_len=3 a0[0]=616263").is_none());
-        assert!(execve(b"argc=1 a0=\"x\"y").is_none());
+        assert_eq!(values, vec![b"ls".to_vec(), b"-l".to_vec()]);
+        assert!(argv(&[b"argc=2 a0=\"ls\""]).is_none());
+        assert!(argv(&[b"argc=1 a0=\"x\"y"]).is_none());
+        assert!(argv(&[b"argc=1  a0=\"x\""]).is_none());
+        // Split arguments: chunks over several bodies, joined, then decoded.
+        let split: &[&[u8]] = &[b"argc=2 a0=\"ls\" a1_len=6 a1[0]=6162", b"a1[1]=63"];
+        assert_eq!(
+            argv(split).unwrap().1,
+            vec![b"ls".to_vec(), b"abc".to_vec()]
+        );
+        let quoted: &[&[u8]] = &[b"argc=1 a0_len=2 a0[0]=\"a\"", b"a0[1]=\"b\""];
+        assert_eq!(argv(quoted).unwrap().1, vec![b"ab".to_vec()]);
+        assert!(argv(&[b"argc=1 a0_len=2 a0[0]=\"a\" a0[1]=62"]).is_none());
+        assert!(argv(&[b"argc=1 a0_len=2 a0[1]=61"]).is_none());
+        assert!(argv(&[b"argc=1 a0_len=2"]).is_none());
+        assert!(argv(&[b"argc=1 a0=61", b""]).is_none());
+        assert!(argv(&[b"argc=1 a0=61", b"a1=62"]).is_none());
     }
 
     #[test]

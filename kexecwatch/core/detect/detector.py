@@ -79,7 +79,12 @@ from kexecwatch.core.detect.rule.sequence import CompiledSequence
 from kexecwatch.core.detect.ruleindex import RuleIndex
 from kexecwatch.core.detect.ruleindex import prefilters_of as _prefilters_of
 from kexecwatch.core.detect.telemetry import TelemetryEvent, TelemetryTracker
-from kexecwatch.core.process.eventlines import EventLines, event_pieces, host_parts
+from kexecwatch.core.process.eventlines import (
+    EventLines,
+    event_pieces,
+    host_parts,
+    table_answer,
+)
 from kexecwatch.core.process.events import (
     Parent,
     ProcessEvent,
@@ -376,7 +381,8 @@ class Detector:
         ]
         # What the rules (or --events) need, among the exec and kexec events in
         # [since, until); and what other consumers need, among all syscall events.
-        self._rule_needs = [i for rule in self.rules for i in _prefilters_of(rule)]
+        events_as = self.options.events_as
+        self._rule_needs = [i for rule in self.rules for i in _prefilters_of(rule, events_as)]
         self._needs_by_values: dict[tuple[str, bool, bytes | None, bytes | None, str], _Need] = {}
         self._scanner.set_rule_prefilters(
             [EVERYTHING] if self.options.emit_events else self._rule_needs
@@ -690,7 +696,10 @@ class Detector:
         comm \0 exe \0`` and the ``SYSCALL`` line from ``auid=`` on): the pieces of
         :func:`~kexecwatch.core.process.eventlines.event_pieces`, or ``None`` when a rule
         or another consumer may need such an exec in full (it then goes through
-        :meth:`_on_process`, which shows it to them)."""
+        :meth:`_on_process`, which shows it to them). Keys about the process table's
+        texts (a parent's credentials, an ancestor's name): :func:`table_answer`."""
+        if key.startswith(b"\0"):
+            return table_answer(key)
         parts = key.split(b"\0", 4)
         if len(parts) != 5:
             return None

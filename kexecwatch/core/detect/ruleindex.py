@@ -175,12 +175,13 @@ def _selectivity(req: Requirement) -> int:
 
 
 @cache
-def _any_vocabulary() -> Mapping[str, frozenset[str]]:
-    """The values of each facet field in process documents, in every ``--events-as``."""
+def _vocabulary(events_as: str | None) -> Mapping[str, frozenset[str]]:
+    """The values of each facet field in process documents of the event vocabulary
+    ``events_as`` (``--events-as``; ``None``: of every one)."""
     return {
         name: frozenset(
             v
-            for vocabulary in EVENTS_AS
+            for vocabulary in (EVENTS_AS if events_as is None else (events_as,))
             for facets in process_facets(vocabulary)
             for v in facets[name]
         )
@@ -279,38 +280,41 @@ _CAPABILITY_FIELDS = frozenset(
 )
 
 
-def can_match(rule: object) -> bool:
+def can_match(rule: object, events_as: str | None = None) -> bool:
     """``False`` when no process document can match ``rule``: it requires (Rule 1 of
-    :func:`requirements`) a value of a field that process documents never hold."""
+    :func:`requirements`) a value of a field that process documents never hold, or, with
+    ``events_as``, an ``event.*`` value that vocabulary never emits (``None``: any)."""
     condition = _condition_of(rule)
-    return condition is None or _reduce(condition) is not False
+    return condition is None or _reduce(condition, events_as) is not False
 
 
-def args_test(rule: object) -> ArgsTest | None:
+def args_test(rule: object, events_as: str | None = None) -> ArgsTest | None:
     """An :class:`~kexecwatch.core.scan.argtest.ArgsTest` that every document ``rule`` matches
-    passes, or ``None`` when its query requires no text of its arguments, nothing of its
-    parent and none of its ids (a test of the process's own name and executable alone is
-    :func:`name_filter`'s, which the prefilter decides once per name)."""
+    (in the event vocabulary ``events_as``; ``None``: any) passes, or ``None`` when its
+    query requires no text of its arguments, nothing of its parent and none of its ids (a
+    test of the process's own name and executable alone is :func:`name_filter`'s, which
+    the prefilter decides once per name)."""
     condition = _condition_of(rule)
     if condition is None:
         return None
-    reduced = _reduce(condition)
+    reduced = _reduce(condition, events_as)
     if isinstance(reduced, bool):
         return None
     test = ArgsTest(reduced)
     return test if test.reads_event else None
 
 
-def _reduce(condition: Any) -> Part | bool:
+def _reduce(condition: Any, events_as: str | None) -> Part | bool:
     """``condition`` reduced as :mod:`kexecwatch.core.scan.argtest` says: ``True`` where
-    nothing is known, ``False`` where it can never hold."""
+    nothing is known, ``False`` where it can never hold (in documents of the event
+    vocabulary ``events_as``; ``None``: of any)."""
     if isinstance(condition, Comparison):
-        return _reduce_leaf(condition)
+        return _reduce_leaf(condition, events_as)
     if isinstance(condition, And | Or):
         stop = isinstance(condition, Or)  # the value that decides: True for or
         parts: list[Part] = []
         for item in condition.operands:
-            part = _reduce(item)
+            part = _reduce(item, events_as)
             if part is stop:
                 return stop
             if not isinstance(part, bool):
@@ -323,7 +327,7 @@ def _reduce(condition: Any) -> Part | bool:
     return True
 
 
-def _reduce_leaf(cmp: Comparison) -> Part | bool:
+def _reduce_leaf(cmp: Comparison, events_as: str | None) -> Part | bool:
     credential = _credential_test(cmp)
     if credential is not None:
         return credential
@@ -333,9 +337,9 @@ def _reduce_leaf(cmp: Comparison) -> Part | bool:
     [(name, req)] = found.items()
     if name not in process_fields():
         return False  # a positive comparison on a field that is never there
-    facets = _any_vocabulary().get(name)
+    facets = _vocabulary(events_as).get(name)
     if facets is not None and not any(req.accepts(v) for v in facets):
-        return False  # a value process documents never have, in either vocabulary
+        return False  # a value process documents never have, in this vocabulary
     if name in _CAPABILITY_FIELDS:
         return CapsTest()
     if name in _VALUE_FIELDS:
@@ -483,7 +487,7 @@ class _FieldTables:
 _MAX_SEEN = 65_536
 
 
-def prefilters_of(rule: object) -> list[Prefilter]:
+def prefilters_of(rule: object, events_as: str | None = None) -> list[Prefilter]:
     """What a rule needs: its own statement (``prefilters()``), its query's literals
     (``query.required_values()``, a test on the name and executable when those give no
     literal name, and a test on the arguments), or everything.
@@ -491,6 +495,11 @@ def prefilters_of(rule: object) -> list[Prefilter]:
     A sequence or sample needs what any of its stages needs: an event that matches no
     stage never changes a sequence. One whose stage (other than a missing event or
     ``until``) can never match needs nothing: it can never start or complete.
+
+    ``events_as``: the event vocabulary of the documents the rule will see
+    (``--events-as``); a query that requires an ``event.*`` value only the other
+    vocabulary emits (Elastic Defend's ``event.action == "exec"`` among Auditbeat's
+    documents) can never match them. ``None``: documents of either vocabulary.
     """
     stated = getattr(rule, "prefilters", None)
     if callable(stated):
@@ -501,15 +510,15 @@ def prefilters_of(rule: object) -> list[Prefilter]:
         until = getattr(query, "until", None)
         found: list[Prefilter] = []
         for stage in stages():
-            needs = _query_prefilters(stage)
+            needs = _query_prefilters(stage, events_as)
             if not needs and stage is not until and not getattr(stage, "missing", False):
                 return []
             found += needs
         return found
-    return _query_prefilters(rule)
+    return _query_prefilters(rule, events_as)
 
 
-def _query_prefilters(rule: object) -> list[Prefilter]:
+def _query_prefilters(rule: object, events_as: str | None) -> list[Prefilter]:
     """:func:`prefilters_of` a rule (or a sequence's stage) with a single-event query."""
     query = getattr(rule, "query", None)
     required = getattr(query, "required_values", None)
@@ -519,13 +528,13 @@ def _query_prefilters(rule: object) -> list[Prefilter]:
     if prefilter is None:
         return []
     # Tests on the name, executable and arguments (case-insensitive values, wildcards).
-    if not can_match(rule):
+    if not can_match(rule, events_as):
         return []
     if prefilter.comms is None and prefilter.exes is None:
         test = name_filter(rule)
         if test is not None:
             prefilter = replace(prefilter, where=test)
-    args = args_test(rule)
+    args = args_test(rule, events_as)
     if args is not None:
         prefilter = replace(prefilter, args=args)
     return [prefilter]

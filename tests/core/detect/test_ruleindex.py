@@ -12,6 +12,7 @@ import io
 import json
 import random
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pytest
 from bench.generate import Generator, _enc, _Proc, generate
 from kexecwatch.adapters.replay import replay
 from kexecwatch.adapters.sources import expand_paths
-from kexecwatch.core.detect.detector import DetectorOptions
+from kexecwatch.core.detect.detector import Detector, DetectorOptions
 from kexecwatch.core.detect.rule import compile_query
 from kexecwatch.core.detect.rule.lexer import QuerySource
 from kexecwatch.core.detect.rule.needles import regex_needles
@@ -38,6 +39,7 @@ from kexecwatch.core.process.docfields import process_fields
 from kexecwatch.core.scan.argtest import Facts, Known, known_of, reads_of
 from kexecwatch.core.scan.prefilter import EVERYTHING
 from kexecwatch.rules import load_builtin_rules, load_rules
+from tests.core.simple_rule import SimpleRule
 from tests.test_rule_source import SNAPSHOT, needs_snapshot
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -228,7 +230,9 @@ def test_replay_with_the_index_gives_the_alerts_of_every_rule(
     indexed = _replay_output(paths, load_rules([str(SNAPSHOT / "rules")]), events_as)
     # Every event parsed in full and tried by every rule: no prefilter, no index.
     monkeypatch.setattr(RuleIndex, "candidates", lambda self, doc: list(self.rules))
-    monkeypatch.setattr("kexecwatch.core.detect.detector._prefilters_of", lambda rule: [EVERYTHING])
+    monkeypatch.setattr(
+        "kexecwatch.core.detect.detector._prefilters_of", lambda rule, *_: [EVERYTHING]
+    )
     every = _replay_output(paths, load_rules([str(SNAPSHOT / "rules")]), events_as)
     assert indexed == every
     assert indexed.count("\n") > 100
@@ -448,6 +452,69 @@ def test_rules_that_can_never_match_need_nothing() -> None:
     assert [i.comms for i in prefilters_of(staged)] == [{b"unshare"}, {b"su"}]
 
 
+def test_a_query_of_the_other_vocabulary_needs_nothing_in_this_one() -> None:
+    """Documents of one event vocabulary (``--events-as``) never hold the other's
+    ``event.action`` values: a rule or a sequence stage requiring them needs no event
+    there. Before, the prefilter read both vocabularies always, and a sequence written
+    for Elastic Defend (``event.action == "exec" and user.id == "0"``) had every root
+    exec parsed in full among Auditbeat's documents."""
+    defend = _Query('process where event.action == "exec" and user.id == "0"')
+    assert prefilters_of(defend, "auditbeat") == []
+    assert not can_match(defend, "auditbeat")
+    assert can_match(defend, "defend")
+    assert len(prefilters_of(defend, "defend")) == 1
+    assert len(prefilters_of(defend)) == 1  # either vocabulary: as before
+    beat = _Query('process where event.action == "executed" and process.args == "-e"')
+    assert prefilters_of(beat, "defend") == []
+    assert len(prefilters_of(beat, "auditbeat")) == 1
+    sequence = _statement(
+        'sequence with maxspan=1m [process where process.name == "gdb"] '
+        '[process where event.action == "exec" and user.id == "0"]'
+    )
+    assert prefilters_of(sequence, "auditbeat") == []
+    assert len(prefilters_of(sequence, "defend")) == 2
+    # An alternative only the other vocabulary can take drops out of the argument test.
+    either = _Query(
+        'process where (event.action == "exec" and user.id == "0") or process.args == "-e"'
+    )
+    ids = b"auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=1"
+    root = Facts(("id", "/usr/bin/id", "id -u"), lambda: None, ids)
+    [beat_test] = [i.args for i in prefilters_of(either, "auditbeat")]
+    [any_test] = [i.args for i in prefilters_of(either)]
+    assert beat_test is not None and any_test is not None
+    assert any_test.accepts(root)
+    assert not beat_test.accepts(root)
+    assert beat_test.accepts(Facts(("id", "/usr/bin/id", "id -e"), lambda: None, ids))
+
+
+@dataclass(frozen=True)
+class _QueryRule(SimpleRule):
+    query: Any = None
+
+
+def test_a_rule_of_the_other_vocabulary_is_shown_no_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replayed with Auditbeat's vocabulary (the default), a rule that requires Elastic
+    Defend's ``exec`` action is shown no event, and raises no alert either way."""
+    log = tmp_path / "bench.log"
+    generate(log, 300_000, seed=5)
+    query = compile_query('process where event.action == "exec" and user.id == "0"')
+    rules = [_QueryRule(query.matches, query=query)]
+    shown: list[Any] = []
+    match = Detector._match
+
+    def counted(self: Detector, process: Any, explain: bool, out: list[Any]) -> None:
+        shown.append(process)
+        match(self, process, explain, out)
+
+    monkeypatch.setattr(Detector, "_match", counted)
+    assert _replay_output([log], rules, "auditbeat") == ""
+    assert shown == []
+    assert _replay_output([log], rules, "defend").count("\n") > 10  # root execs: alerts
+    assert len(shown) > 10
+
+
 def _case(rng: random.Random, text: str) -> str:
     return _random_case(rng, text) if rng.random() < 0.4 else text
 
@@ -509,7 +576,9 @@ def test_replay_of_the_rules_own_arguments_gives_the_alerts_of_every_rule(
     literal_log(log, rules, 3000, seed=5)
     indexed = _replay_output([log], rules, events_as)
     monkeypatch.setattr(RuleIndex, "candidates", lambda self, doc: list(self.rules))
-    monkeypatch.setattr("kexecwatch.core.detect.detector._prefilters_of", lambda rule: [EVERYTHING])
+    monkeypatch.setattr(
+        "kexecwatch.core.detect.detector._prefilters_of", lambda rule, *_: [EVERYTHING]
+    )
     every = _replay_output([log], load_rules([str(SNAPSHOT / "rules")]), events_as)
     assert indexed == every
     # The log reaches the argument tests: many rules fire, on many events.
