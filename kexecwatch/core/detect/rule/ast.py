@@ -2,12 +2,18 @@
 
 Every node keeps ``pos``, its offset in the query text, so later stages (the
 evaluator compiling a regex, for instance) can raise errors that point at it.
+
+The nodes behave as frozen dataclasses with slots would (equality and hash by type and
+fields, the same ``repr``, assignment refused, copy and pickle), written out on
+:class:`_Node`: ``@dataclass`` compiles each class's methods from source when the module
+is imported, and for these 17 classes that was about 8% of every replay's start-up.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError
 from enum import Enum
+from typing import Any
 
 __all__ = [
     "And",
@@ -62,13 +68,58 @@ STRING_OPS = frozenset({Op.IN_NOCASE, Op.SEQ, Op.LIKE, Op.LIKE_NOCASE, Op.REGEX,
 ORDER_OPS = frozenset({Op.LT, Op.LE, Op.GT, Op.GE})
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
+_set = object.__setattr__
+
+
+class _Node:
+    """What ``@dataclass(frozen=True, slots=True)`` gives, for the classes' ``__slots__``."""
+
+    __slots__ = ()
+    #: The fields, in order (as the dataclass would have declared them).
+    _fields: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple([getattr(self, name) for name in self._fields])
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._values() == other._values()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{self.__class__.__qualname__}({shown})"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return self._values()
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        for name, value in zip(self._fields, state, strict=True):
+            _set(self, name, value)
+
+
+class Field(_Node):
     """A dotted field path such as ``process.parent.name``; ``optional`` for ``?field``."""
+
+    __slots__ = _fields = ("path", "optional", "pos")
 
     path: tuple[str, ...]
     optional: bool
     pos: int
+
+    def __init__(self, path: tuple[str, ...], optional: bool, pos: int) -> None:
+        _set(self, "path", path)
+        _set(self, "optional", optional)
+        _set(self, "pos", pos)
 
     @property
     def name(self) -> str:
@@ -76,63 +127,93 @@ class Field:
         return ".".join(self.path)
 
 
-@dataclass(frozen=True, slots=True)
-class Length:
+class Length(_Node):
     """``length(field)``: the character length of each string value of ``field``."""
+
+    __slots__ = _fields = ("field", "pos")
 
     field: Field
     pos: int
 
+    def __init__(self, field: Field, pos: int) -> None:
+        _set(self, "field", field)
+        _set(self, "pos", pos)
 
-@dataclass(frozen=True, slots=True)
-class Literal:
+
+class Literal(_Node):
     """A constant used as a function argument or an arithmetic operand."""
+
+    __slots__ = _fields = ("value", "pos")
 
     value: Scalar
     pos: int
 
+    def __init__(self, value: Scalar, pos: int) -> None:
+        _set(self, "value", value)
+        _set(self, "pos", pos)
 
-@dataclass(frozen=True, slots=True)
-class Call:
+
+class Call(_Node):
     """A function call such as ``startsWith~(process.name, "ba")``.
 
     ``name`` is the canonical spelling (``startsWith``); ``nocase`` is the ``~`` form.
     """
+
+    __slots__ = _fields = ("name", "args", "nocase", "pos")
 
     name: str
     args: tuple[Value, ...]
     nocase: bool
     pos: int
 
+    def __init__(self, name: str, args: tuple[Value, ...], nocase: bool, pos: int) -> None:
+        _set(self, "name", name)
+        _set(self, "args", args)
+        _set(self, "nocase", nocase)
+        _set(self, "pos", pos)
 
-@dataclass(frozen=True, slots=True)
-class Arith:
+
+class Arith(_Node):
     """``left <op> right`` with ``op`` one of ``+ - * / %``."""
+
+    __slots__ = _fields = ("op", "left", "right", "pos")
 
     op: str
     left: Value
     right: Value
     pos: int
 
+    def __init__(self, op: str, left: Value, right: Value, pos: int) -> None:
+        _set(self, "op", op)
+        _set(self, "left", left)
+        _set(self, "right", right)
+        _set(self, "pos", pos)
 
-@dataclass(frozen=True, slots=True)
-class Negate:
+
+class Negate(_Node):
     """``-operand`` for an operand that is not a number literal."""
+
+    __slots__ = _fields = ("operand", "pos")
 
     operand: Value
     pos: int
+
+    def __init__(self, operand: Value, pos: int) -> None:
+        _set(self, "operand", operand)
+        _set(self, "pos", pos)
 
 
 #: Anything that evaluates to a value: a field, a constant, a function call, arithmetic.
 Value = Field | Length | Literal | Call | Arith | Negate
 
 
-@dataclass(frozen=True, slots=True)
-class Comparison:
+class Comparison(_Node):
     """``left <op> value`` or ``left <op> (value, ...)``; one-element tuples for single values.
 
     ``value_pos`` holds each value's offset, for errors about a particular value.
     """
+
+    __slots__ = _fields = ("op", "left", "values", "value_pos", "pos")
 
     op: Op
     left: Field | Length
@@ -140,43 +221,78 @@ class Comparison:
     value_pos: tuple[int, ...]
     pos: int
 
+    def __init__(
+        self,
+        op: Op,
+        left: Field | Length,
+        values: tuple[Scalar, ...],
+        value_pos: tuple[int, ...],
+        pos: int,
+    ) -> None:
+        _set(self, "op", op)
+        _set(self, "left", left)
+        _set(self, "values", values)
+        _set(self, "value_pos", value_pos)
+        _set(self, "pos", pos)
 
-@dataclass(frozen=True, slots=True)
-class BoolConst:
+
+class BoolConst(_Node):
     """``true`` or ``false`` used as a whole condition (``any where true``)."""
+
+    __slots__ = _fields = ("value", "pos")
 
     value: bool
     pos: int
 
+    def __init__(self, value: bool, pos: int) -> None:
+        _set(self, "value", value)
+        _set(self, "pos", pos)
 
-@dataclass(frozen=True, slots=True)
-class Not:
+
+class Not(_Node):
     """``not <expr>``; also what ``x not in (...)`` parses to."""
+
+    __slots__ = _fields = ("operand", "pos")
 
     operand: Expr
     pos: int
 
+    def __init__(self, operand: Expr, pos: int) -> None:
+        _set(self, "operand", operand)
+        _set(self, "pos", pos)
 
-@dataclass(frozen=True, slots=True)
-class And:
+
+class And(_Node):
     """``a and b and ...``, flattened."""
 
+    __slots__ = _fields = ("operands", "pos")
+
     operands: tuple[Expr, ...]
     pos: int
 
+    def __init__(self, operands: tuple[Expr, ...], pos: int) -> None:
+        _set(self, "operands", operands)
+        _set(self, "pos", pos)
 
-@dataclass(frozen=True, slots=True)
-class Or:
+
+class Or(_Node):
     """``a or b or ...``, flattened."""
 
+    __slots__ = _fields = ("operands", "pos")
+
     operands: tuple[Expr, ...]
     pos: int
 
+    def __init__(self, operands: tuple[Expr, ...], pos: int) -> None:
+        _set(self, "operands", operands)
+        _set(self, "pos", pos)
 
-@dataclass(frozen=True, slots=True)
-class Computed:
+
+class Computed(_Node):
     """``<computed value> <op> constants``: the left side is a function call or
     arithmetic, evaluated as an Elasticsearch script is (a null never matches)."""
+
+    __slots__ = _fields = ("op", "left", "values", "value_pos", "pos")
 
     op: Op
     left: Value
@@ -184,28 +300,46 @@ class Computed:
     value_pos: tuple[int, ...]
     pos: int
 
+    def __init__(
+        self, op: Op, left: Value, values: tuple[Scalar, ...], value_pos: tuple[int, ...], pos: int
+    ) -> None:
+        _set(self, "op", op)
+        _set(self, "left", left)
+        _set(self, "values", values)
+        _set(self, "value_pos", value_pos)
+        _set(self, "pos", pos)
 
-@dataclass(frozen=True, slots=True)
-class CallCondition:
+
+class CallCondition(_Node):
     """A function returning a boolean used as a condition: ``cidrMatch(source.ip, ...)``."""
+
+    __slots__ = _fields = ("call", "pos")
 
     call: Call
     pos: int
+
+    def __init__(self, call: Call, pos: int) -> None:
+        _set(self, "call", call)
+        _set(self, "pos", pos)
 
 
 Expr = Comparison | Computed | CallCondition | BoolConst | Not | And | Or
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
+class Query(_Node):
     """``<category> where <condition>``."""
+
+    __slots__ = _fields = ("category", "condition")
 
     category: str
     condition: Expr
 
+    def __init__(self, category: str, condition: Expr) -> None:
+        _set(self, "category", category)
+        _set(self, "condition", condition)
 
-@dataclass(frozen=True, slots=True)
-class Stage:
+
+class Stage(_Node):
     """One ``[query]`` of a sequence or sample.
 
     Attributes:
@@ -216,16 +350,28 @@ class Stage:
         pos: offset of the ``[`` (or ``!``).
     """
 
+    __slots__ = _fields = ("query", "keys", "runs", "missing", "pos")
+
     query: Query
     keys: tuple[Field, ...]
     runs: int
     missing: bool
     pos: int
 
+    def __init__(
+        self, query: Query, keys: tuple[Field, ...], runs: int, missing: bool, pos: int
+    ) -> None:
+        _set(self, "query", query)
+        _set(self, "keys", keys)
+        _set(self, "runs", runs)
+        _set(self, "missing", missing)
+        _set(self, "pos", pos)
 
-@dataclass(frozen=True, slots=True)
-class SequenceQuery:
+
+class SequenceQuery(_Node):
     """``sequence [by keys] [with maxspan=D] stage stage... [until stage]``."""
+
+    __slots__ = _fields = ("keys", "maxspan_ms", "stages", "until", "pos")
 
     keys: tuple[Field, ...]
     maxspan_ms: int | None
@@ -233,14 +379,34 @@ class SequenceQuery:
     until: Stage | None
     pos: int
 
+    def __init__(
+        self,
+        keys: tuple[Field, ...],
+        maxspan_ms: int | None,
+        stages: tuple[Stage, ...],
+        until: Stage | None,
+        pos: int,
+    ) -> None:
+        _set(self, "keys", keys)
+        _set(self, "maxspan_ms", maxspan_ms)
+        _set(self, "stages", stages)
+        _set(self, "until", until)
+        _set(self, "pos", pos)
 
-@dataclass(frozen=True, slots=True)
-class SampleQuery:
+
+class SampleQuery(_Node):
     """``sample [by keys] stage stage...``: events sharing the keys, in any order."""
+
+    __slots__ = _fields = ("keys", "stages", "pos")
 
     keys: tuple[Field, ...]
     stages: tuple[Stage, ...]
     pos: int
+
+    def __init__(self, keys: tuple[Field, ...], stages: tuple[Stage, ...], pos: int) -> None:
+        _set(self, "keys", keys)
+        _set(self, "stages", stages)
+        _set(self, "pos", pos)
 
 
 #: What a rule's query text parses to.
