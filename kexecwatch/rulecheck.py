@@ -153,7 +153,7 @@ def check_paths(
             files = [path]
         else:
             raise RuleError(f"{path}: no such rule file or directory")
-        report.rules += [_check_file(file, lock, events_as, parse) for file in files]
+        report.rules += [_check_file(file, lock, events_as, parse, cache) for file in files]
     report.problems += [str(p).split("\n", 1)[0] for p in lock.problems]
     if cache is not None:
         cache.save()
@@ -161,7 +161,11 @@ def check_paths(
 
 
 def _check_file(
-    path: str, lock: VersionLock, events_as: str, parse: Callable[[str, str], dict[str, Any]]
+    path: str,
+    lock: VersionLock,
+    events_as: str,
+    parse: Callable[[str, str], dict[str, Any]],
+    cache: RuleCache | None,
 ) -> CheckedRule:
     try:
         text = read_rule_file(path)
@@ -172,7 +176,9 @@ def _check_file(
     if checked.status == "skipped":
         return checked
     try:
-        rule = load_parsed_rule(data, text, path, default_version=lock.version_of(path, data))
+        version = lock.version_of(path, data)
+        parse_query = None if cache is None else cache.parse_statement
+        rule = load_parsed_rule(data, text, path, default_version=version, parse=parse_query)
     except RuleError as exc:
         checked.status, checked.error = "error", _one_line(exc)
         return checked

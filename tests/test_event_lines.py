@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -121,9 +122,73 @@ def test_a_plain_exec_is_written_natively_as_python_writes_it() -> None:
     assert assert_same(FIRST + plain_exec(5, 300, 200)) == 1
 
 
-def test_execs_with_a_known_parent_or_an_entry_leader_are_handed_back() -> None:
-    data = plain_exec(5, 300, 200, "sh") + plain_exec(6, 301, 300) + plain_exec(7, 302, 1)
-    assert assert_same(FIRST + data) == 1  # only the sh: its parent is unknown
+def test_execs_with_a_known_parent_are_written_natively() -> None:
+    # sh's parent is unknown; ls's is sh, whose exec the library took; cat's is ls.
+    data = plain_exec(5, 300, 200, "sh") + plain_exec(6, 301, 300) + plain_exec(7, 302, 301)
+    assert assert_same(FIRST + data) == 3
+    assert assert_same(FIRST + data, host_id="m-1", events_as="defend") == 3
+    # A parent whose exec Python handled (a failed exec of its own first: Python's).
+    failed = plain_exec(5, 300, 200, "sh").replace(b"success=yes exit=0", b"success=no exit=-2")
+    assert assert_same(FIRST + failed + plain_exec(6, 300, 200, "sh") + plain_exec(7, 301, 300)) > 0
+
+
+def test_execs_with_an_entry_leader_are_handed_back() -> None:
+    # A child of init; a grandchild of init through a known parent.
+    assert assert_same(FIRST + plain_exec(5, 300, 1)) == 0
+    assert assert_same(FIRST + plain_exec(5, 300, 1, "sh") + plain_exec(6, 301, 300)) == 0
+    # A child of an entry service (by name, or by its executable's base name).
+    assert assert_same(FIRST + plain_exec(5, 300, 200, "sshd") + plain_exec(6, 301, 300)) == 1
+    login = plain_exec(5, 300, 200, "x").replace(b'exe="/usr/bin/x"', b'exe="/bin/login"')
+    assert assert_same(FIRST + login + plain_exec(6, 301, 300)) == 1
+    # A new login session below a known parent ("unknown" entry).
+    child = plain_exec(6, 301, 300).replace(b" ses=2 ", b" ses=7 ")
+    assert assert_same(FIRST + plain_exec(5, 300, 200, "sh") + child) == 1
+    # The same session through two known ancestors, the third one unknown: no leader.
+    chain = plain_exec(5, 300, 200, "sh") + plain_exec(6, 301, 300) + plain_exec(7, 302, 301)
+    assert assert_same(FIRST + chain + plain_exec(8, 303, 302)) == 4
+
+
+def fork(serial: int, pid: int, ppid: int, child: int) -> bytes:
+    """A successful clone of ``pid`` (the table copies its argv and exec id to ``child``)."""
+    head = f"type={{}} msg=audit(1700000000.{serial % 1000:03d}:{serial}): "
+    return (
+        head.format("SYSCALL") + f"arch=c000003e syscall=56 success=yes exit={child} a0=1 "
+        f"a1=0 a2=0 a3=0 items=0 ppid={ppid} pid={pid} auid=1000 uid=1000 gid=1000 "
+        "euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=2 "
+        'comm="sh" exe="/usr/bin/sh" subj=unconfined key=(null)\n'
+        + head.format("PROCTITLE")
+        + "proctitle=7368\n"
+    ).encode()
+
+
+def test_a_forked_parent_is_written_as_python_writes_it() -> None:
+    data = plain_exec(5, 300, 200, "sh") + fork(6, 300, 200, 305) + plain_exec(7, 306, 305)
+    assert assert_same(FIRST + data) == 2
+
+
+def test_a_parent_restored_from_a_checkpoint() -> None:
+    # Restored entries hold a decoded argv (not EXECVE bodies).
+    first = FIRST + plain_exec(5, 300, 200, "sh", ("sh", "-c", 'x\u00e9 \\ "y"'))
+    then = plain_exec(6, 301, 300)
+    outs = []
+    for native in (False, True):
+        _, _, _, state = lines_of(first, native=native)
+        det = Detector(
+            [],
+            host_name="h",
+            options=DetectorOptions(emit_events=True, event_lines=native),
+            native=native_lib() if native else None,
+        )
+        det.restore(copy.deepcopy(state))
+        out = [*det.feed(then), *det.flush()]
+        lines = [i.data for i in out if isinstance(i, EventLines)]
+        outs.append(
+            (b"".join(lines), [i for i in out if isinstance(i, ProcessEvent)], det.to_state())
+        )
+    (python, python_events, python_state), (native, native_events, native_state) = outs
+    assert python == b"" and native_events == [] and native_state == python_state
+    assert native == b"".join(jsontext.line(e.to_document()) for e in python_events)
+    assert b'"parent":{"args":["sh","-c"' in native
 
 
 def interleaved(a: bytes, b: bytes) -> bytes:
@@ -164,13 +229,21 @@ def test_since_until_and_other_sinks_leave_lines_to_python() -> None:
 _KEYS = st.sampled_from(["(null)", '"exec"', "6B6579016F74686572"])
 
 
+# Names of entry services (leaders.py) among the hostile ones: a parent so named makes
+# its children's entry leader.
+_NAMES = st.sampled_from([b"sshd", b"login", b"/usr/sbin/sshd", b"bash"]) | st.binary(max_size=16)
+
+
 @st.composite
-def plain_runs(draw: st.DrawFn) -> bytes:
+def plain_runs(
+    draw: st.DrawFn, ppids: Sequence[int] = (2, 77, 4242, 10**9, 0, 1), serial: int = 0
+) -> bytes:
     """Plain execs (the shape the library writes) whose values are drawn hostile: any
-    bytes in arguments, working directory, title, names, comm and exe."""
+    bytes in arguments, working directory, title, names, comm and exe; parent pids from
+    ``ppids``, serials from ``serial`` on (0: drawn)."""
     raw = st.binary(max_size=40) | st.binary(min_size=300, max_size=3000)
     lines: list[str] = []
-    serial = draw(st.integers(1, 10**6))
+    serial = serial or draw(st.integers(1, 10**6))
     ms = 0
     for n in range(draw(st.integers(1, 6))):
         ms += draw(st.integers(0, 3))
@@ -184,7 +257,7 @@ def plain_runs(draw: st.DrawFn) -> bytes:
                 return '"' + data.hex() + '"' if not data else data.hex().upper()
             return data.hex().upper() or '""'
 
-        ppid = draw(st.sampled_from([2, 77, 4242, 10**9, 0, 1]))
+        ppid = draw(st.sampled_from(list(ppids)))
         enriched = draw(
             st.sampled_from(
                 [
@@ -205,7 +278,7 @@ def plain_runs(draw: st.DrawFn) -> bytes:
             f"ppid={ppid} pid={draw(st.integers(2, 99999))} {ids} "
             f"tty={draw(st.sampled_from(['(none)', 'pts3', 'tty1', '?']))} "
             f"ses={draw(st.sampled_from(['1', '4294967295']))} "
-            f"comm={value(draw(st.binary(max_size=16)))} exe={value(draw(raw))} "
+            f"comm={value(draw(_NAMES))} exe={value(draw(_NAMES | raw))} "
             f"key={draw(_KEYS)}" + enriched
         )
         if draw(st.booleans()):
@@ -232,6 +305,31 @@ def plain_runs(draw: st.DrawFn) -> bytes:
     st.sampled_from([None, "id-9", "h\u00e9\udcff"]),
 )
 def test_hostile_plain_execs(data: bytes, events_as: str, host_id: str | None) -> None:
+    assert_same(data, events_as=events_as, host_id=host_id)
+
+
+@st.composite
+def families(draw: st.DrawFn) -> bytes:
+    """Hostile plain execs, then hostile children of theirs (and of init)."""
+    parents = draw(plain_runs())
+    pids = [int(p) for p in re.findall(rb" pid=([0-9]+) ", parents)]
+    last = max(int(s) for s in re.findall(rb":([0-9]+)\): ", parents))
+    children = draw(plain_runs(ppids=[*pids, 1, 2], serial=last + 1))
+    grandchildren = b""
+    if draw(st.booleans()):
+        kids = [int(p) for p in re.findall(rb" pid=([0-9]+) ", children)]
+        last = max(int(s) for s in re.findall(rb":([0-9]+)\): ", children))
+        grandchildren = draw(plain_runs(ppids=kids, serial=last + 1))
+    return parents + children + grandchildren
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    families(),
+    st.sampled_from(["auditbeat", "defend"]),
+    st.sampled_from([None, "id-9", "h\u00e9\udcff"]),
+)
+def test_hostile_execs_with_known_parents(data: bytes, events_as: str, host_id: str | None) -> None:
     assert_same(data, events_as=events_as, host_id=host_id)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kexecwatch.core import parse_toml
+from kexecwatch.core import QuerySource, parse_statement, parse_toml
 from kexecwatch.rules.cache import RuleCache
 from tests.test_cli import kexecwatch
 from tests.test_rule_source import LOG, SNAPSHOT, checkout, needs_snapshot
@@ -239,3 +239,117 @@ def test_a_file_that_does_not_parse_is_never_cached(tmp_path: Path) -> None:
             cache.parse_toml("[rule\n", "x.toml")
     cache.save()
     assert not (tmp_path / "rules.json").exists()
+
+
+QUERY = 'process where process.name == "kexec" and process.args : ("-l", "-e")'
+
+
+def test_a_warm_load_parses_no_query(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kexecwatch.core as core
+
+    cold = RuleCache(str(tmp_path))
+    tree = cold.parse_statement(QuerySource(QUERY))
+    assert tree == parse_statement(QuerySource(QUERY)) and cold.misses == 1
+    cold.save()
+
+    def no_parsing(src: QuerySource) -> None:
+        raise AssertionError(f"parsed {src.text!r} again")
+
+    monkeypatch.setattr(core, "parse_statement", no_parsing)
+    warm = RuleCache(str(tmp_path))
+    again = warm.parse_statement(QuerySource(QUERY))
+    assert (again, repr(again)) == (tree, repr(tree))
+    assert (warm.hits, warm.misses) == (1, 0)
+
+
+def test_a_changed_parser_never_gets_an_old_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kexecwatch.rules import cache as cache_module
+
+    cold = RuleCache(str(tmp_path))
+    cold.parse_statement(QuerySource(QUERY))
+    cold.save()
+    monkeypatch.setattr(cache_module, "parser_fingerprint", lambda: b"another parser")
+    other = RuleCache(str(tmp_path))
+    other.parse_statement(QuerySource(QUERY))
+    assert (other.hits, other.misses) == (0, 1)
+
+
+def test_the_parser_fingerprint_follows_every_source_file_of_the_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from kexecwatch.core import astjson
+    from kexecwatch.rules.cache import parser_fingerprint
+
+    here = Path(astjson.__file__).parent
+    copy = tmp_path / "rule"
+    shutil.copytree(here, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = parser_fingerprint()
+    monkeypatch.setattr(astjson, "__file__", str(copy / "astjson.py"))
+    assert parser_fingerprint() == before
+    seen = {before}
+    for name in ("parser.py", "lexer.py", "ast.py", "functions.py", "astjson.py"):
+        with (copy / name).open("a") as source:
+            source.write("# changed\n")
+        seen.add(parser_fingerprint())
+    assert len(seen) == 6 and None not in seen
+    (copy / "parser.py").chmod(0)
+    if os.geteuid() != 0:  # root reads it anyway
+        assert parser_fingerprint() is None
+
+
+def test_a_query_that_does_not_parse_is_never_cached(tmp_path: Path) -> None:
+    from kexecwatch.errors import RuleError
+
+    cache = RuleCache(str(tmp_path))
+    for _ in range(2):
+        with pytest.raises(RuleError, match="expected"):
+            cache.parse_statement(QuerySource("process where ("))
+    cache.save()
+    assert not (tmp_path / "rules.json").exists()
+
+
+def test_a_warm_run_takes_the_parsed_queries_from_the_cache(
+    tmp_path: Path, cache_home: Path
+) -> None:
+    rules = checkout(tmp_path / "checkout")
+    replay(rules)
+    path = cache_file(cache_home)
+    doc = json.loads(path.read_text())
+    assert doc["version"] == 2 and doc["queries"]
+    doc["queries"] = {k: v.replace('"kexec"', '"not-kexec"') for k, v in doc["queries"].items()}
+    path.write_text(json.dumps(doc))
+    warm = {json.loads(line)["rule"]["name"] for line in replay(rules).stdout.splitlines()}
+    fresh = replay(rules, "--no-rule-cache").stdout.splitlines()
+    assert V7_NAME in {json.loads(line)["rule"]["name"] for line in fresh}
+    assert V7_NAME not in warm
+
+
+def test_a_damaged_query_entry_is_one_warning_then_rewritten(
+    tmp_path: Path, cache_home: Path
+) -> None:
+    rules, expected, path = warm(tmp_path, cache_home)
+    doc = json.loads(path.read_text())
+    doc["queries"] = {k: '["Query", "process", ["Nope"]]' for k in doc["queries"]}
+    path.write_text(json.dumps(doc))
+    code, out, err = outcome(replay(rules))
+    assert (code, out) == expected[:2]
+    assert "damaged (a query is not a syntax tree)" in warned(err, expected[2])
+    assert outcome(replay(rules)) == expected
+    assert "Nope" not in path.read_text()
+
+
+def test_an_older_format_cache_is_replaced_without_a_word(tmp_path: Path, cache_home: Path) -> None:
+    rules = checkout(tmp_path / "checkout")
+    expected = outcome(replay(rules, "--no-rule-cache"))
+    path = cache_file(cache_home)
+    path.parent.mkdir(parents=True, mode=0o700)
+    old = {"format": "kexecwatch-rule-cache", "version": 1, "entries": {"k": "{}"}}
+    path.write_text(json.dumps(old))
+    path.chmod(0o600)
+    assert outcome(replay(rules)) == expected
+    doc = json.loads(path.read_text())
+    assert doc["version"] == 2 and "k" not in doc["entries"] and doc["queries"]

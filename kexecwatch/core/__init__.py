@@ -54,9 +54,13 @@ if TYPE_CHECKING:  # the names as mypy sees them; _HOME says the same for the ru
     from kexecwatch.core.detect.detector import Verdict as Verdict
     from kexecwatch.core.detect.rule import CompiledQuery as CompiledQuery
     from kexecwatch.core.detect.rule import Rule as Rule
+    from kexecwatch.core.detect.rule import astjson as astjson
     from kexecwatch.core.detect.rule import load_rule as load_rule
+    from kexecwatch.core.detect.rule.ast import Statement as Statement
     from kexecwatch.core.detect.rule.coverage import Blocker as Blocker
     from kexecwatch.core.detect.rule.coverage import coverage as coverage
+    from kexecwatch.core.detect.rule.lexer import QuerySource as QuerySource
+    from kexecwatch.core.detect.rule.parser import parse_statement as parse_statement
     from kexecwatch.core.detect.rule.ruleset import RuleCheck as RuleCheck
     from kexecwatch.core.detect.rule.ruleset import check_rule as check_rule
     from kexecwatch.core.detect.rule.ruleset import load_parsed_rule as load_parsed_rule
@@ -126,8 +130,12 @@ _HOME = {
     "CompiledQuery": "detect.rule",
     "Rule": "detect.rule",
     "load_rule": "detect.rule",
+    "astjson": "detect.rule.astjson",
+    "Statement": "detect.rule.ast",
     "Blocker": "detect.rule.coverage",
     "coverage": "detect.rule.coverage",
+    "QuerySource": "detect.rule.lexer",
+    "parse_statement": "detect.rule.parser",
     "RuleCheck": "detect.rule.ruleset",
     "check_rule": "detect.rule.ruleset",
     "load_parsed_rule": "detect.rule.ruleset",
@@ -161,7 +169,7 @@ _HOME = {
     "quote_input": "text.textsafe",
 }
 #: The public names that are modules.
-_MODULES = frozenset({"jsontext"})
+_MODULES = frozenset({"astjson", "jsontext"})
 
 
 def __getattr__(name: str) -> object:

@@ -1,21 +1,28 @@
-"""The rule cache: each rule file's parsed TOML, kept as plain JSON between runs.
+"""The rule cache: each rule file's parsed TOML and each query's parsed EQL, kept as plain
+JSON between runs.
 
 Theory of operation: reading a rule file is mostly TOML parsing (Python's ``tomllib``
 reads a long string one character at a time, and Elastic's rules carry long
-investigation guides), about half of the time a detection-rules checkout takes to load.
-The cache keeps what ``tomllib`` made of each file, keyed by the SHA-256 of the file's
-text salted with kexecwatch's and Python's versions, as JSON text: plain data only,
-never pickled or marshalled code, so a cache file can at worst describe a rule file,
-never run anything. Queries are still parsed and compiled on every load (that is
-kexecwatch's own code, whose output must never go stale), with the options of the run,
-so the options are not part of the key. A file whose TOML holds a date or time (which
-JSON has no form for) is simply parsed every time.
+investigation guides) and parsing its EQL query. The cache keeps what ``tomllib`` made of
+each file, keyed by the SHA-256 of the file's text salted with kexecwatch's and Python's
+versions, and the syntax tree each query parsed to
+(:mod:`kexecwatch.core.detect.rule.astjson`), keyed by the query's text salted the same
+way and with a fingerprint of the parser's own code: the SHA-256 of every source file of
+:mod:`kexecwatch.core.detect.rule` and of :mod:`kexecwatch.errors`
+(:func:`parser_fingerprint`), so a changed parser, even without a new version number,
+never gets an old tree. Both as JSON text: plain data only, never pickled or marshalled
+code, so a cache file can at worst describe a rule file, never run anything; a tree is
+checked node by node when it is read back. Queries that do not parse are never kept, so
+their errors are always the parser's own. Compiling a tree is still done on every load,
+with the options of the run, so the options are not part of the key. A file whose TOML
+holds a date or time (which JSON has no form for) is simply parsed every time.
 
 Where: ``rules.json`` in ``$XDG_CACHE_HOME/kexecwatch`` (``~/.cache/kexecwatch`` when that
 is unset), or a configured directory. The directory is created mode 0700 and the file
 written to a temporary file and renamed into place (mode 0600), so concurrent runs (such
 as ``replay --per-host --jobs N``) never see half a file. It holds the entries the last
-run used plus older ones up to :data:`MAX_ENTRIES`.
+run used plus older ones up to :data:`MAX_ENTRIES` files and as many queries. A cache of
+an earlier format version is replaced without a word.
 
 Nothing about the cache is ever an error. A cache that is damaged (truncated, not JSON,
 not this format), unreadable, not owned by this user or writable by others (its content
@@ -35,20 +42,45 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from kexecwatch import __version__
 from kexecwatch.core import parse_toml
 
-__all__ = ["CACHE_FILE", "MAX_ENTRIES", "RuleCache", "default_cache_dir"]
+if TYPE_CHECKING:
+    from kexecwatch.core import QuerySource, Statement
+
+__all__ = ["CACHE_FILE", "MAX_ENTRIES", "RuleCache", "default_cache_dir", "parser_fingerprint"]
 
 #: The cache's file name in its directory.
 CACHE_FILE = "rules.json"
 #: The most entries kept (the last run's first): several checkouts' worth.
 MAX_ENTRIES = 4096
 _FORMAT = "kexecwatch-rule-cache"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 _SALT = f"{_FORMAT}/{_FORMAT_VERSION}\0{__version__}\0{sys.version}\0".encode()
+
+
+def parser_fingerprint() -> bytes | None:
+    """The SHA-256 of the source of every module the EQL parser and its cache codec are
+    made of (the :mod:`kexecwatch.core.detect.rule` package, :mod:`kexecwatch.errors`),
+    file names included; ``None`` when one cannot be read (queries are then not cached).
+    """
+    import hashlib
+
+    from kexecwatch import errors
+    from kexecwatch.core import astjson
+
+    digest = hashlib.sha256()
+    try:
+        folder = os.path.dirname(os.path.abspath(astjson.__file__ or ""))
+        files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".py"))
+        for path in [*files, os.path.abspath(errors.__file__ or "")]:
+            with open(path, "rb") as source:
+                digest.update(os.path.basename(path).encode() + b"\0" + source.read() + b"\0")
+    except OSError:
+        return None
+    return digest.digest()
 
 
 def default_cache_dir(environ: Mapping[str, str] = os.environ) -> str | None:
@@ -90,6 +122,9 @@ class RuleCache:
         self._untouchable = False  # not ours to read or write (set after a warning)
         self._old: dict[str, str] = {}
         self._used: dict[str, str] = {}
+        self._old_queries: dict[str, str] = {}
+        self._used_queries: dict[str, str] = {}
+        self._query_salt: bytes | None = b""  # None: the parser has no fingerprint
         self._dirty = False
 
     def parse_toml(self, text: str, source: str) -> dict[str, Any]:
@@ -127,16 +162,60 @@ class RuleCache:
         self._dirty = True
         return data
 
+    def parse_statement(self, src: QuerySource) -> Statement:
+        """What :func:`kexecwatch.core.detect.rule.parser.parse_statement` gives for
+        ``src``, from the cache when it holds the query's tree.
+
+        Raises:
+            RuleError: as ``parse_statement`` (errors are never cached).
+        """
+        from kexecwatch.core import astjson, parse_statement
+
+        if self.path is None:
+            return parse_statement(src)
+        self._load()
+        if self._query_salt == b"":
+            fingerprint = parser_fingerprint()
+            self._query_salt = None if fingerprint is None else _SALT + fingerprint + b"\0"
+        if self._untouchable or self._query_salt is None:
+            return parse_statement(src)
+        import hashlib
+
+        key = hashlib.sha256(
+            self._query_salt + src.text.encode("utf-8", "surrogatepass")
+        ).hexdigest()
+        entry = self._used_queries.get(key) or self._old_queries.get(key)
+        if entry is not None:
+            try:
+                statement = astjson.from_data(json.loads(entry))
+            except (ValueError, RecursionError):
+                self._problem("damaged (a query is not a syntax tree); it will be rewritten")
+                self._old_queries.clear()
+                self._dirty = True
+            else:
+                self._used_queries[key] = entry
+                self.hits += 1
+                return statement
+        self.misses += 1
+        statement = parse_statement(src)
+        try:
+            entry = json.dumps(astjson.to_data(statement), separators=(",", ":"))
+        except (TypeError, ValueError, RecursionError):  # no JSON form: parsed every time
+            return statement
+        self._used_queries[key] = entry
+        self._dirty = True
+        return statement
+
     def save(self) -> None:
         """Write the cache back if this run added to it (entries used first)."""
         if self.path is None or self._untouchable or not self._dirty:
             return
-        entries = dict(self._used)
-        for key, entry in self._old.items():
-            if len(entries) >= MAX_ENTRIES:
-                break
-            entries.setdefault(key, entry)
-        doc = {"format": _FORMAT, "version": _FORMAT_VERSION, "entries": entries}
+        doc = {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "entries": _kept(self._used, self._old),
+            "queries": _kept(self._used_queries, self._old_queries),
+        }
         directory = os.path.dirname(self.path)
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -193,12 +272,12 @@ class RuleCache:
             self._untouchable = True
             self._problem(why)
             return
-        entries = _entries(raw)
-        if entries is None:
+        found = _entries(raw)
+        if found is None:
             self._problem("damaged (truncated, not JSON, or not this format); it will be rewritten")
             self._dirty = True
             return
-        self._old = entries
+        self._old, self._old_queries = found
 
     def _problem(self, why: str) -> None:
         """The one warning line (later problems are not repeated)."""
@@ -208,23 +287,38 @@ class RuleCache:
         self._warn(f"{self.path}: {why}; rules load from their files")
 
 
-def _entries(raw: bytes) -> dict[str, str] | None:
-    """The entries of a cache file, or ``None`` when it is not one."""
+def _kept(used: dict[str, str], old: dict[str, str]) -> dict[str, str]:
+    """The entries to write: this run's, then older ones up to :data:`MAX_ENTRIES`."""
+    entries = dict(used)
+    for key, entry in old.items():
+        if len(entries) >= MAX_ENTRIES:
+            break
+        entries.setdefault(key, entry)
+    return entries
+
+
+def _entries(raw: bytes) -> tuple[dict[str, str], dict[str, str]] | None:
+    """The file entries and query entries of a cache file (both empty for a cache of an
+    earlier format version), or ``None`` when it is not one."""
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError):  # UnicodeDecodeError included
         return None
-    if (
-        not isinstance(doc, dict)
-        or doc.get("format") != _FORMAT
-        or doc.get("version") != _FORMAT_VERSION
-        or not isinstance(doc.get("entries"), dict)
-    ):
+    if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
         return None
-    entries: dict[str, str] = doc["entries"]
-    if not all(isinstance(v, str) for v in entries.values()):
+    version = doc.get("version")
+    if isinstance(version, int) and not isinstance(version, bool) and version < _FORMAT_VERSION:
+        return {}, {}  # an older kexecwatch's: rewritten in this format, without a word
+    if version != _FORMAT_VERSION:
         return None
-    return entries
+    entries, queries = doc.get("entries"), doc.get("queries")
+    if not (_all_text(entries) and _all_text(queries)):
+        return None
+    return entries, queries
+
+
+def _all_text(part: Any) -> TypeGuard[dict[str, str]]:
+    return isinstance(part, dict) and all(isinstance(v, str) for v in part.values())
 
 
 def _decode(entry: str) -> dict[str, Any] | None:

@@ -235,6 +235,26 @@ impl Entry {
         u64::from_le_bytes(bytes)
     }
 
+    /// `comm` as stored, and whether it is raw (as written in the SYSCALL record).
+    pub fn comm(&self) -> Option<(&[u8], bool)> {
+        let flags = self.flags();
+        if flags & HAS_COMM != 0 {
+            Some((self.segment(COMM), flags & COMM_RAW != 0))
+        } else {
+            None
+        }
+    }
+
+    /// `exe` as stored, and whether it is raw.
+    pub fn exe(&self) -> Option<(&[u8], bool)> {
+        let flags = self.flags();
+        if flags & HAS_EXE != 0 {
+            Some((self.segment(EXE), flags & EXE_RAW != 0))
+        } else {
+            None
+        }
+    }
+
     /// The argv segment as stored (raw bodies, or encoded items), if known.
     pub fn args_segment(&self) -> Option<&[u8]> {
         if self.flags() & HAS_ARGS != 0 {

@@ -898,7 +898,7 @@ pub unsafe extern "C" fn kw_render_set(
                 found.push(rest[4..4 + n].to_vec());
                 rest = &rest[4 + n..];
             }
-            if found.len() != crate::render::PIECES {
+            if found.len() != crate::parent::pieces_for(key) {
                 return Err(argument("render pieces: not the expected number"));
             }
             Some(found)

@@ -21,6 +21,7 @@ pub mod ffi;
 pub mod gaps;
 pub mod lines;
 pub mod needles;
+pub mod parent;
 pub mod render;
 pub mod scan;
 pub mod session;

@@ -7,9 +7,10 @@
 //! exactly as `jsontext.compact` writes it) or says "not this one"; this module adds
 //! what differs from event to event (time, id, pids, argv, the working directory,
 //! the title, the `PATH` items, the entity id) in the same bytes as
-//! `jsontext.line(ProcessEvent.to_document())`. Anything outside the strict layouts
-//! below, an exec whose parent the table knows, or a parent pid 0 or 1 (an entry
-//! leader), is not rendered: the scan hands the run back to Python.
+//! `jsontext.line(ProcessEvent.to_document())`; parent.rs adds what the table knows
+//! of the parent. Anything outside the strict layouts below, or a process with an
+//! entry leader (a parent pid 0 or 1, or one found up its known ancestors), is not
+//! rendered: the scan hands the run back to Python.
 //!
 //! Strings are written as Python writes a `surrogateescape`-decoded value with
 //! `json.dumps(ensure_ascii=False)` and then encodes with `backslashreplace`: valid
@@ -17,6 +18,8 @@
 //! `"`/`\` are escaped, and U+0085, U+2028, U+2029 too (see `jsontext`).
 
 use std::collections::HashMap;
+
+use crate::parent::ParentPart;
 
 /// How many pieces Python gives per render key, in this order.
 pub const PIECES: usize = 15;
@@ -102,6 +105,8 @@ pub struct RunParts<'a> {
     /// The bodies (stripped, cut at the ENRICHED separator) of its records after
     /// the SYSCALL line, with their types.
     pub records: &'a [(&'a [u8], &'a [u8])],
+    /// What the table knows of its parent (parent.rs); `None`: nothing.
+    pub parent: Option<&'a ParentPart>,
 }
 
 /// Write the line of `run` with Python's `pieces` into `out`; `false` (and `out` as it
@@ -121,13 +126,14 @@ pub fn render(
     true
 }
 
-struct Members<'a> {
+/// The members of a JSON object being written, comma-separated (its keys in order).
+pub struct Members<'a> {
     out: &'a mut Vec<u8>,
     first: bool,
 }
 
 impl<'a> Members<'a> {
-    fn open(out: &'a mut Vec<u8>) -> Members<'a> {
+    pub fn open(out: &'a mut Vec<u8>) -> Members<'a> {
         out.push(b'{');
         Members { out, first: true }
     }
@@ -140,14 +146,14 @@ impl<'a> Members<'a> {
     }
 
     /// A member written by Python (`"key":value`, or several joined), if any.
-    fn piece(&mut self, piece: &[u8]) {
+    pub fn piece(&mut self, piece: &[u8]) {
         if !piece.is_empty() {
             self.comma();
             self.out.extend_from_slice(piece);
         }
     }
 
-    fn key(&mut self, key: &str) -> &mut Vec<u8> {
+    pub fn key(&mut self, key: &str) -> &mut Vec<u8> {
         self.comma();
         self.out.push(b'"');
         self.out.extend_from_slice(key.as_bytes());
@@ -155,7 +161,23 @@ impl<'a> Members<'a> {
         self.out
     }
 
-    fn close(self) {
+    /// `args`, `args_count` and `command_line` of an argv.
+    pub fn argv(&mut self, argv: &[Vec<u8>]) {
+        let o = self.key("args");
+        o.push(b'[');
+        for (n, arg) in argv.iter().enumerate() {
+            if n > 0 {
+                o.push(b',');
+            }
+            json_str(o, arg);
+        }
+        o.push(b']');
+        let count = argv.len().to_string();
+        self.key("args_count").extend_from_slice(count.as_bytes());
+        json_str(self.key("command_line"), &argv.join(&b' '));
+    }
+
+    pub fn close(self) {
         self.out.push(b'}');
     }
 }
@@ -203,16 +225,7 @@ fn write_line(
             _ => return false,
         }
     }
-    let args: Option<Vec<Vec<u8>>> = argv.as_ref().map(|(_, values)| {
-        values
-            .iter()
-            .map(|v| {
-                decode_untrusted(v)
-                    .map(|d| d.into_owned())
-                    .unwrap_or_default()
-            })
-            .collect()
-    });
+    let args: Option<Vec<Vec<u8>>> = argv.as_ref().map(|(_, values)| decoded_argv(values));
     let id = format!("{}.{:03}:{}", run.sec, run.ms, run.serial);
 
     out.extend_from_slice(b"{\"@timestamp\":\"");
@@ -231,9 +244,17 @@ fn write_line(
     json_str(auditd.key("id"), id.as_bytes());
     auditd.piece(&p[P_KEYS]);
     auditd.piece(&p[P_LOGIN_USER]);
-    auditd
-        .key("parent_source")
-        .extend_from_slice(b"\"unknown\"");
+    match run.parent {
+        Some(parent) => {
+            if let Some(id) = &parent.exec_id {
+                json_str(auditd.key("parent_exec_id"), id);
+            }
+            json_str(auditd.key("parent_source"), &parent.source);
+        }
+        None => auditd
+            .key("parent_source")
+            .extend_from_slice(b"\"unknown\""),
+    }
     if !paths.is_empty() {
         let o = auditd.key("paths");
         o.push(b'[');
@@ -265,20 +286,7 @@ fn write_line(
     out.extend_from_slice(b",\"process\":");
     let mut process = Members::open(out);
     if let Some(args) = &args {
-        let o = process.key("args");
-        o.push(b'[');
-        for (n, arg) in args.iter().enumerate() {
-            if n > 0 {
-                o.push(b',');
-            }
-            json_str(o, arg);
-        }
-        o.push(b']');
-        let count = args.len().to_string();
-        process
-            .key("args_count")
-            .extend_from_slice(count.as_bytes());
-        json_str(process.key("command_line"), &args.join(&b' '));
+        process.argv(args);
     }
     let pid = run.pid.to_string();
     let instance = if run.success {
@@ -291,8 +299,13 @@ fn write_line(
     process.piece(&p[P_EXECUTABLE]);
     process.piece(&p[P_IDENTITY_BEFORE_NAME]);
     process.piece(&p[P_NAME]);
-    let parent = format!("{{\"pid\":{}}}", run.ppid);
-    process.key("parent").extend_from_slice(parent.as_bytes());
+    match run.parent {
+        Some(parent) => process.key("parent").extend_from_slice(&parent.object),
+        None => {
+            let parent = format!("{{\"pid\":{}}}", run.ppid);
+            process.key("parent").extend_from_slice(parent.as_bytes());
+        }
+    }
     process.key("pid").extend_from_slice(pid.as_bytes());
     process.piece(&p[P_IDENTITY_AFTER_PID]);
     if let Some(title) = &title {
@@ -309,6 +322,24 @@ fn write_line(
     }
     out.extend_from_slice(b"}\n");
     true
+}
+
+/// The argv of raw EXECVE values, each decoded (`(null)`: an empty argument).
+fn decoded_argv(values: &[&[u8]]) -> Vec<Vec<u8>> {
+    values
+        .iter()
+        .map(|v| {
+            decode_untrusted(v)
+                .map(|d| d.into_owned())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// `argv_of_execve_bodies` of one EXECVE body in the strict layout of [`execve`];
+/// `None` for any other.
+pub fn argv_of_body(body: &[u8]) -> Option<Vec<Vec<u8>>> {
+    execve(body).map(|(_, values)| decoded_argv(&values))
 }
 
 /// `decode_untrusted` of fields.py: `None` for `(null)`/`(none)`; a quoted value's

@@ -15,6 +15,7 @@ use crate::entry::{ArgsIn, Entry};
 use crate::gaps::{EventId, Quiet};
 use crate::lines::{find, find_byte, line_end, starts};
 use crate::needles::command_line;
+use crate::parent;
 use crate::render::{self, RunParts};
 use crate::session::{ScanOut, Session, Stop, DONE_KEPT};
 use crate::syscall::{self, Span, SyscallHead};
@@ -434,9 +435,10 @@ impl<'a> Scanner<'a> {
     /// its SYSCALL line (which ends at `syscall_end`); `false` when it is not one native
     /// writes (then it is handed back), a stop when Python has not yet answered for its
     /// render key. Only for a relevant exec (successful, or failed by a pid the table
-    /// does not know) whose parent the table does not know (no parent fields, no entry leader; `not_parent`: a pid the table will know
-    /// by then, the other event of a pair), and no learned inode in its records (a
-    /// rule's inode test: Python decides).
+    /// does not know) with no entry leader, whose parent the table does not know or
+    /// knows with an argv parent.rs can write (a pair's B, whose `not_parent` is A's
+    /// pid, only with an unknown parent other than A), and no learned inode in its records (a rule's inode test: Python
+    /// decides).
     fn render(
         &mut self,
         event: &Event,
@@ -460,16 +462,41 @@ impl<'a> Scanner<'a> {
         let pid = number(span(buf, head.pid));
         let ppid = number(span(buf, head.ppid));
         let time = i128::from(event.id.time_ms);
+        let known_parent = session.table.entry_at(ppid, time).is_some();
+        // A pair's B (`not_parent` set) only with an unknown parent: Python learns A
+        // first, which may change what the table says of B's parent and ancestors.
         if (!success && session.table.entry_at(pid, time).is_some())
             || ppid <= 1
             || not_parent == Some(ppid)
-            || session.table.entry_at(ppid, time).is_some()
+            || (known_parent && (not_parent.is_some() || session.settings.live))
             || records
                 .iter()
                 .any(|&(s, e)| session.verdicts.inode_may_match(&buf[s..e]))
         {
             return Ok(false);
         }
+        let parent_part = if known_parent {
+            let own_extra = &buf[head.creds.0..head.creds.1];
+            let render = &session.render;
+            match parent::parent_part(
+                &session.table,
+                &render.cache,
+                ppid,
+                time,
+                own_extra,
+                &render.host_key,
+            ) {
+                Ok(part) => Some(part),
+                Err(parent::Outcome::HandBack) => return Ok(false),
+                Err(parent::Outcome::Ask(key)) => {
+                    self.out.key.clear();
+                    self.out.key.extend_from_slice(&key);
+                    return Err(Stop::Render);
+                }
+            }
+        } else {
+            None
+        };
         let mut key = std::mem::take(&mut session.key);
         key.clear();
         for part in [head.call, head.success, head.comm, head.exe] {
@@ -516,6 +543,7 @@ impl<'a> Scanner<'a> {
             ppid,
             exit: number(span(buf, head.exit)),
             records: &bodies,
+            parent: parent_part.as_ref(),
         };
         let done = render::render(
             &mut render.out,

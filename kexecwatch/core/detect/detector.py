@@ -79,7 +79,12 @@ from kexecwatch.core.detect.rule.sequence import CompiledSequence
 from kexecwatch.core.detect.ruleindex import RuleIndex
 from kexecwatch.core.detect.ruleindex import prefilters_of as _prefilters_of
 from kexecwatch.core.detect.telemetry import TelemetryEvent, TelemetryTracker
-from kexecwatch.core.process.eventlines import EventLines, event_pieces, host_parts
+from kexecwatch.core.process.eventlines import (
+    EventLines,
+    event_pieces,
+    host_parts,
+    table_answer,
+)
 from kexecwatch.core.process.events import (
     Parent,
     ProcessEvent,
@@ -691,7 +696,10 @@ class Detector:
         comm \0 exe \0`` and the ``SYSCALL`` line from ``auid=`` on): the pieces of
         :func:`~kexecwatch.core.process.eventlines.event_pieces`, or ``None`` when a rule
         or another consumer may need such an exec in full (it then goes through
-        :meth:`_on_process`, which shows it to them)."""
+        :meth:`_on_process`, which shows it to them). Keys about the process table's
+        texts (a parent's credentials, an ancestor's name): :func:`table_answer`."""
+        if key.startswith(b"\0"):
+            return table_answer(key)
         parts = key.split(b"\0", 4)
         if len(parts) != 5:
             return None

@@ -17,18 +17,36 @@ the process event of that text alone and takes the members from its very
 one definition. Any member this module does not expect makes the answer "hand back":
 such runs go the Python way, and a field added to the document is never lost here.
 ``tests/test_event_lines.py`` holds the lines to the Python path's bytes.
+
+An exec whose parent the table knows is written too when its process has no entry
+leader (``native/src/parent.rs`` walks the known ancestors with the rules of
+:func:`~kexecwatch.core.process.leaders.entry_leader` and hands back any run where a
+leader would be found): the library writes ``process.parent`` from the table entry,
+and asks Python, once per text, what depends on a text alone (:func:`table_answer`):
+the credential members and login session of a credentials text, and whether an
+ancestor's name or executable names an entry service.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any
 
 from kexecwatch.core.audit.record import EventId
-from kexecwatch.core.process.events import process_event_of_run
+from kexecwatch.core.process.events import Parent, process_event_of_run
+from kexecwatch.core.process.leaders import entry_service, login_session
 from kexecwatch.core.text.jsontext import compact
 
-__all__ = ["PIECES", "EventLines", "event_pieces", "host_parts"]
+__all__ = [
+    "EXTRA_KEY",
+    "PIECES",
+    "SERVICE_KEY",
+    "EventLines",
+    "event_pieces",
+    "host_parts",
+    "table_answer",
+]
 
 #: The pieces of an answer, in the order ``native/src/render.rs`` reads them: each a
 #: document member (``"key":value``) or, for the credentials of ``process``, the members
@@ -151,3 +169,69 @@ def event_pieces(  # noqa: PLR0917 - the render key's parts and the document's s
 
 def _member(key: str, value: Any) -> bytes:
     return compact(key) + b":" + compact(value)
+
+
+#: The keys of the library's questions about the process table's texts (no render key
+#: starts with a NUL: it starts with the ``SYSCALL`` record's ``arch=``).
+EXTRA_KEY = b"\0extra\0"
+SERVICE_KEY = b"\0service\0"
+# The members of ``process.parent`` the library writes itself; credentials go between.
+_PARENT_SLOTS = (("executable", "name"), ("pid", "\U0010ffff"))
+
+
+def table_answer(key: bytes) -> list[bytes] | None:
+    """Python's answer for a key of :data:`EXTRA_KEY` or :data:`SERVICE_KEY` (see the
+    module docstring); ``None``: hand such runs back."""
+    if key.startswith(EXTRA_KEY):
+        return _extra_pieces(key[len(EXTRA_KEY) :])
+    if key.startswith(SERVICE_KEY):
+        values = _values(key[len(SERVICE_KEY) :])
+        if values is None:
+            return None
+        name, exe = values
+        return None if entry_service(Parent(0, name=name, executable=exe)) else []
+    return None
+
+
+def _extra_pieces(extra: bytes) -> list[bytes] | None:
+    """The credential members of a parent whose table entry keeps ``extra`` (taken from
+    the document of an exec with such a parent), in the two places they sort to, and
+    its login session (empty when unset, else ``=`` and the value)."""
+    run = _fake_run(b"arch=c000003e syscall=59", b"yes", b'auid=0 comm="x" exe="/x"')
+    process = process_event_of_run(run, EventId(1, 0, 1), 1, "h")
+    if process is None:
+        return None
+    parent = process.with_parent(Parent(2, extra=extra)).to_document()["process"]["parent"]
+    slots: list[list[bytes]] = [[] for _ in _PARENT_SLOTS]
+    for key in sorted(parent):
+        if key == "pid":
+            continue
+        slot = next((n for n, (lo, hi) in enumerate(_PARENT_SLOTS) if lo < key < hi), None)
+        if slot is None:
+            return None
+        slots[slot].append(_member(key, parent[key]))
+    session = login_session(extra)
+    ses = b"" if session is None else b"=" + session.encode("utf-8", "surrogateescape")
+    return [b",".join(members) for members in slots] + [ses]
+
+
+def _values(data: bytes) -> tuple[bytes | None, bytes | None] | None:
+    """The two values of a :data:`SERVICE_KEY` key: each ``-`` (unknown) or ``+``, a
+    u32 little-endian length and the bytes."""
+    found: list[bytes | None] = []
+    at = 0
+    while at < len(data):
+        if data[at : at + 1] == b"-":
+            found.append(None)
+            at += 1
+        elif data[at : at + 1] == b"+" and at + 5 <= len(data):
+            (n,) = struct.unpack_from("<I", data, at + 1)
+            if at + 5 + n > len(data):
+                return None
+            found.append(data[at + 5 : at + 5 + n])
+            at += 5 + n
+        else:
+            return None
+    if len(found) != 2:
+        return None
+    return found[0], found[1]

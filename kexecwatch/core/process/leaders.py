@@ -30,7 +30,14 @@ from collections.abc import Sequence
 from kexecwatch.core.process.events import EntryLeader, Parent
 from kexecwatch.core.process.identity import credentials_of
 
-__all__ = ["ENTRY_SERVICES", "MAX_DEPTH", "EntryLeader", "entry_leader"]
+__all__ = [
+    "ENTRY_SERVICES",
+    "MAX_DEPTH",
+    "EntryLeader",
+    "entry_leader",
+    "entry_service",
+    "login_session",
+]
 
 #: The most ancestors walked.
 MAX_DEPTH = 32
@@ -57,7 +64,9 @@ ENTRY_SERVICES = {
 _UNSET = "4294967295"
 
 
-def _service(entry: Parent) -> str | None:
+def entry_service(entry: Parent) -> str | None:
+    """The ``entry_meta.type`` a child of ``entry`` enters with, if ``entry`` is an entry
+    service (by its name or its executable's base name: rule 2)."""
     for raw in (entry.name, entry.executable):
         if raw:
             found = ENTRY_SERVICES.get(raw.rsplit(b"/", 1)[-1].decode("utf-8", "replace"))
@@ -66,7 +75,8 @@ def _service(entry: Parent) -> str | None:
     return None
 
 
-def _session(extra: bytes | None) -> str | None:
+def login_session(extra: bytes | None) -> str | None:
+    """The audit login session (``ses``) of a credentials text, ``None`` when unset."""
     ses = credentials_of(extra).get("ses")
     return None if ses in (None, _UNSET) else ses
 
@@ -81,16 +91,16 @@ def entry_leader(ppid: int, extra: bytes | None, ancestors: Sequence[Parent]) ->
             as :meth:`~kexecwatch.core.process.table.ProcessTable.ancestry` gives them).
     """
     current: Parent | None = None  # None: the event's own process
-    current_ppid, current_ses = ppid, _session(extra)
+    current_ppid, current_ses = ppid, login_session(extra)
     for parent in (*ancestors[:MAX_DEPTH], None):
         if current_ppid in (0, 1):
             return EntryLeader(current, "init")
         if parent is None or parent.pid != current_ppid:
             return None  # an unknown parent: no guess
-        service = _service(parent)
+        service = entry_service(parent)
         if service is not None:
             return EntryLeader(current, service)
-        parent_ses = _session(parent.extra)
+        parent_ses = login_session(parent.extra)
         if current_ses is not None:
             if parent.extra is None:
                 return None  # the parent's session is not known: no guess

@@ -456,11 +456,9 @@ class NativeScanner(PythonScanner):
 
     def _renderable(self, m: re.Match[bytes]) -> bool:
         """Whether native may write the ``--events`` line of the run ``m`` heads (a guess
-        that only saves round trips: a successful exec whose parent the table lacks)."""
-        if m.group("success") != b"yes":
-            return False
-        ppid = int(m.group("ppid"))
-        return ppid > 1 and not self.session.table_contains(ppid)
+        that only saves round trips: a successful exec by a child of a pid above 1; with
+        a known parent, native walks its ancestors for an entry leader)."""
+        return m.group("success") == b"yes" and int(m.group("ppid")) > 1
 
     def _step(  # noqa: PLR0917 - the scan's position, passed along
         self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]

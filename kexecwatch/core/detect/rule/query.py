@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from kexecwatch.core.detect.rule.ast import Query
+from collections.abc import Callable
+
+from kexecwatch.core.detect.rule.ast import Query, Statement
 from kexecwatch.core.detect.rule.evaluate import CompiledQuery, compile_ast
 from kexecwatch.core.detect.rule.lexer import QuerySource
 from kexecwatch.core.detect.rule.parser import parse_query, parse_statement
@@ -35,13 +37,19 @@ def compile_source(src: QuerySource) -> CompiledQuery:
     return compile_ast(parse_query(src), src)
 
 
-def compile_statement(src: QuerySource) -> CompiledQuery | CompiledSequence:
+def compile_statement(
+    src: QuerySource, parse: Callable[[QuerySource], Statement] = parse_statement
+) -> CompiledQuery | CompiledSequence:
     """Compile a rule's query: a single-event query, a ``sequence`` or a ``sample``.
+
+    Args:
+        parse: what parses ``src`` (the rule cache gives one that keeps the trees
+            :func:`~kexecwatch.core.detect.rule.parser.parse_statement` built).
 
     Raises:
         RuleError: as :func:`compile_query` does.
     """
-    statement = parse_statement(src)
+    statement = parse(src)
     if isinstance(statement, Query):
         return compile_ast(statement, src)
     return compile_sequence(statement, src)

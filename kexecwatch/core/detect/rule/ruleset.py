@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from kexecwatch.core.detect.rule.ast import Statement
 from kexecwatch.core.detect.rule.evaluate import CompiledQuery, Document
 from kexecwatch.core.detect.rule.lexer import QuerySource
 from kexecwatch.core.detect.rule.lint import field_problems, key_problems
+from kexecwatch.core.detect.rule.parser import parse_statement
 from kexecwatch.core.detect.rule.query import compile_statement
 from kexecwatch.core.detect.rule.sequence import CompiledSequence
 from kexecwatch.errors import RuleError, SourceLocation
@@ -205,13 +208,20 @@ def load_rule(text: str, source: str) -> Rule:
 
 
 def load_parsed_rule(
-    data: dict[str, Any], text: str, source: str, *, default_version: int = 1
+    data: dict[str, Any],
+    text: str,
+    source: str,
+    *,
+    default_version: int = 1,
+    parse: Callable[[QuerySource], Statement] | None = None,
 ) -> Rule:
     """:func:`load_rule` for a file already parsed with :func:`parse_toml`.
 
     Args:
         default_version: the version when ``rule.version`` is absent (a checkout's
             ``version.lock.json`` entry for the rule).
+        parse: what parses the query (the rule cache's, which keeps parsed queries:
+            :mod:`kexecwatch.core.detect.rule.astjson`); ``None``: the parser.
 
     Raises:
         RuleError: as :func:`load_rule`.
@@ -219,7 +229,7 @@ def load_parsed_rule(
     check_rule_keys(data, text, source, kind="eql")
     common = read_rule_metadata(data, source, kind="eql", default_version=default_version)
     query = _Reader(source).req(data["rule"], "rule.query", str)
-    compiled, _ = _compile_in_file(query, text, source)
+    compiled, _ = _compile_in_file(query, text, source, parse or parse_statement)
     return Rule(**common, query=compiled, source=source)
 
 
@@ -479,15 +489,18 @@ def _toml_error(exc: tomllib.TOMLDecodeError, text: str, source: str) -> RuleErr
 
 
 def _compile_in_file(
-    query: str, text: str, source: str
+    query: str,
+    text: str,
+    source: str,
+    parse: Callable[[QuerySource], Statement] = parse_statement,
 ) -> tuple[CompiledQuery | CompiledSequence, QuerySource]:
     """Compile the query so that errors point into the TOML file, when that is possible."""
     src = _locate_query(query, text, source)
     if src is not None:
-        return compile_statement(src), src
+        return compile_statement(src, parse), src
     src = QuerySource(query, source)
     try:
-        return compile_statement(src), src
+        return compile_statement(src, parse), src
     except RuleError as exc:
         # Escapes in the TOML string change offsets: say the position is in the query.
         raise RuleError(
