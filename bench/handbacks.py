@@ -9,7 +9,11 @@ scanner, in the chunks ``kexecwatch replay`` reads (cut between events,
   ``SYSCALL`` line whether the Python fast path reads a whole run there (then a verdict
   or an inode sent it to Python), two interleaved runs, or neither;
 - what Python then did: whole runs and pairs its fast path took, lines it read one by
-  one (the reference path), by record type.
+  one (the reference path), by record type;
+- for each whole run Python's fast path read (not in a pair), the reason: which prefilter part of
+  its verdict key (:meth:`~kexecwatch.core.scan.scanner._Accepting.split`) keeps it out
+  of the native scan, and whether Python then needed the run in full or only learned
+  from it (``--rules-dir``: the many-rules case of issue 15).
 
 Every hand-back is a round trip through ctypes and Python's per-event work; a log shape
 that is slow with the native scanner shows here why. The figures are counts, not times,
@@ -19,6 +23,7 @@ Usage::
 
     python bench/handbacks.py bench/out/audit-mixed-100M-seed1.log
     python bench/handbacks.py LOG --ruleset upstream --json
+    python bench/handbacks.py LOG --rules-dir ../shared/detection-rules
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ from kexecwatch.core.audit.nativeapi import STOP_HANDBACK  # noqa: E402
 from kexecwatch.core.detect.detector import Detector, DetectorOptions  # noqa: E402
 from kexecwatch.core.scan.fastpath import SYSCALL_HEAD, run_end, split_pair  # noqa: E402
 from kexecwatch.core.scan.nativescan import NativeScanner  # noqa: E402
+from kexecwatch.core.scan.scanner import in_window  # noqa: E402
 from kexecwatch.native.binding import load  # noqa: E402
-from kexecwatch.rules import load_builtin_rules  # noqa: E402
+from kexecwatch.rules import load_builtin_rules, load_rules  # noqa: E402
 
 STOPS = {0: "end", 1: "handback", 2: "verdict", 3: "live", 4: "due"}
 
@@ -89,6 +95,48 @@ def layout(buf: bytes, pos: int, event_id: bytes, most: int = 12) -> str:
     return ",".join(out)
 
 
+#: What a rule test that reads no command line reads (``argtest.Reads``, in order).
+PLAIN_READS = ("parent name/exe", "cwd", "ids", "capabilities")
+
+
+def run_reason(scanner: NativeScanner, buf: bytes, m: Any, run: Any) -> str:
+    """Why the whole run ``m`` heads (``run_end``) went to Python: the parts of its
+    verdict key's prefilters that keep it there. Ends with what Python then made of it:
+    ``needed`` (an event in full) or ``learned only``."""
+    key = m.group("call", "success", "comm", "exe")
+    verdict = scanner.verdicts.get(key) or scanner.verdict(key)
+    syscall, _, _, _, evaluated, for_rules, for_others = verdict
+    time_ms = int(m["sec"]) * 1000 + int(m["ms"])
+    parts: list[str] = []
+    if for_others:
+        parts.append("other consumer")
+    if evaluated and in_window(time_ms, scanner.since_ms, scanner.until_ms):
+        if for_rules is True:
+            parts.append("rule: static")
+        elif for_rules:
+            _gate, gated, plain, others = for_rules.split()
+            if others:
+                kinds = sorted(
+                    {
+                        "record types"
+                        if p.record_types is not None
+                        else "inodes"
+                        if p.path_items is not None
+                        else "command lines beyond own needles"
+                        for p in others
+                    }
+                )
+                parts.append("rule others: " + "+".join(kinds))
+            if any(p is not False for p in plain):
+                read = [n for n, on in zip(PLAIN_READS, for_rules.plain_reads, strict=True) if on]
+                parts.append("rule plain: " + ("+".join(read) or "always"))
+            if gated:
+                parts.append("rule needles")
+    outcome = scanner.fast_verdict(key, buf, m.start() + 1, run, time_ms, extra=m["extra"])
+    done = "needed" if outcome is None else "learned only"
+    return f"{syscall}: {', '.join(parts) or 'nothing'} -> {done}"
+
+
 class Counts:
     """The counts of one replay (see the module docstring)."""
 
@@ -96,6 +144,7 @@ class Counts:
         self.calls = 0
         self.stops: Counter[str] = Counter()
         self.handbacks: Counter[str] = Counter()
+        self.reasons: Counter[str] = Counter()
         self.python_runs = 0
         self.python_pair_events = 0
         self.reference_lines: Counter[str] = Counter()
@@ -106,6 +155,7 @@ class Counts:
             "calls": self.calls,
             "stops": dict(self.stops),
             "handbacks": dict(self.handbacks.most_common()),
+            "reasons": dict(self.reasons.most_common()),
             "python_runs": self.python_runs,
             "python_pair_events": self.python_pair_events,
             "reference_lines": dict(self.reference_lines.most_common()),
@@ -133,6 +183,8 @@ def count(det: Detector, chunks: Any) -> Counts:
     real_event = scanner.fast_event
 
     def fast_event(*args: Any, **kwargs: Any) -> bool:
+        if not kwargs.get("taken", len(args) > 5 and args[5]):
+            counts.reasons[run_reason(scanner, *args[:3])] += 1
         taken = real_event(*args, **kwargs)
         if taken and kwargs.get("taken", len(args) > 5 and args[5]):
             counts.python_pair_events += 1
@@ -163,14 +215,28 @@ def read_chunks(path: Path) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``handbacks.py LOG [--ruleset all|upstream|kexecwatch] [--json]``."""
+    """Command line: ``handbacks.py LOG [--ruleset all|upstream|kexecwatch]
+    [--rules-dir DIR]... [--json]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("log", type=Path)
     parser.add_argument("--ruleset", default="all", help="built-in rule set (default all)")
+    parser.add_argument(
+        "--rules-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="rule files or directories instead of the built-in rules (as replay's "
+        "--no-builtin-rules --rule DIR); repeatable",
+    )
     parser.add_argument("--json", action="store_true", help="print the counts as JSON")
     args = parser.parse_args(argv)
+    rules = (
+        load_rules(args.rules_dir, builtin=False)
+        if args.rules_dir
+        else load_builtin_rules(args.ruleset)
+    )
     det = Detector(
-        load_builtin_rules(args.ruleset),
+        rules,
         host_name="bench",
         options=DetectorOptions(),
         native=load(),
@@ -185,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     print("hand-backs by the unit handed back:")
     for kind, n in counts.handbacks.most_common():
         print(f"  {n:>9,}  {kind}")
+    print("whole runs Python read, by reason (syscall: prefilter parts -> Python's use):")
+    for reason, n in counts.reasons.most_common():
+        print(f"  {n:>9,}  {reason}")
     runs, pairs = counts.python_runs, counts.python_pair_events
     print(f"Python fast path: {runs:,} runs, {pairs:,} pair events")
     print("lines read one by one (reference path), by type:")

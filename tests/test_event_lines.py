@@ -148,6 +148,39 @@ def test_execs_with_an_entry_leader_are_handed_back() -> None:
     assert assert_same(FIRST + chain + plain_exec(8, 303, 302)) == 4
 
 
+def test_split_arguments_are_written_natively() -> None:
+    # A long argument in chunks over three EXECVE records (as the kernel writes one),
+    # then a child of that process (its parent's argv: the three bodies from the table).
+    long = "x" * 40
+    run = plain_exec(5, 300, 200, "java", ("java", "-cp", long))
+    head = b"type=EXECVE msg=audit(1700000000.005:5): "
+    hexed = long.encode().hex().upper()
+    split = (
+        head
+        + b'argc=3 a0="java" a1="-cp" a2_len=40 a2[0]='
+        + hexed[:30].encode()
+        + b"\n"
+        + head
+        + b"a2[1]="
+        + hexed[30:60].encode()
+        + b"\n"
+        + head
+        + b"a2[2]="
+        + hexed[60:].encode()
+        + b"\n"
+    )
+    execve = next(line for line in run.splitlines(keepends=True) if b"type=EXECVE" in line)
+    data = FIRST + run.replace(execve, split) + plain_exec(6, 301, 300)
+    assert data.count(b"type=EXECVE") == 5
+    assert assert_same(data) == 2
+    quoted = split.replace(b"a2[0]=" + hexed[:30].encode(), b'a2[0]="' + long[:15].encode() + b'"')
+    quoted = quoted.replace(
+        b"a2[1]=" + hexed[30:60].encode(), b'a2[1]="' + long[15:30].encode() + b'"'
+    )
+    quoted = quoted.replace(b"a2[2]=" + hexed[60:].encode(), b'a2[2]="' + long[30:].encode() + b'"')
+    assert assert_same(FIRST + run.replace(execve, quoted) + plain_exec(6, 301, 300)) == 2
+
+
 def fork(serial: int, pid: int, ppid: int, child: int) -> bytes:
     """A successful clone of ``pid`` (the table copies its argv and exec id to ``child``)."""
     head = f"type={{}} msg=audit(1700000000.{serial % 1000:03d}:{serial}): "
@@ -229,6 +262,26 @@ def test_since_until_and_other_sinks_leave_lines_to_python() -> None:
 _KEYS = st.sampled_from(["(null)", '"exec"', "6B6579016F74686572"])
 
 
+@st.composite
+def split_argument(draw: st.DrawFn, index: int, data: bytes) -> list[str]:
+    """Argument ``index`` as the kernel writes a long one: ``aN_len`` and its chunks,
+    hex or quoted; sometimes off that layout (a chunk missing, a quoted one among hex
+    ones, chunks out of order), which Python reads its own way."""
+    quoted = b'"' not in data and b"\n" not in data and b"\x1d" not in data and draw(st.booleans())
+    text = data.decode("latin-1") if quoted else data.hex().upper()
+    step = draw(st.integers(1, 8)) * (1 if quoted else 2)
+    pieces = [text[at : at + step] for at in range(0, len(text), step)] or [""]
+    chunks = [f'"{p}"' if quoted else p or '""' for p in pieces]
+    mess = draw(st.sampled_from(["", "", "", "gap", "mixed", "order"]))
+    if mess == "gap" and len(chunks) > 1:
+        del chunks[1]
+    elif mess == "mixed":
+        chunks.append('"x"' if not quoted else "78")
+    elif mess == "order":
+        chunks.reverse()
+    return [f"a{index}_len={len(data)}"] + [f"a{index}[{n}]={c}" for n, c in enumerate(chunks)]
+
+
 # Names of entry services (leaders.py) among the hostile ones: a parent so named makes
 # its children's entry leader.
 _NAMES = st.sampled_from([b"sshd", b"login", b"/usr/sbin/sshd", b"bash"]) | st.binary(max_size=16)
@@ -283,8 +336,19 @@ def plain_runs(
         )
         if draw(st.booleans()):
             argv = draw(st.lists(raw, max_size=5))
-            body = "".join(f" a{i}={value(a)}" for i, a in enumerate(argv))
-            lines.append(head.format("EXECVE") + f"argc={len(argv)}{body}")
+            fields = [f"argc={len(argv)}"]
+            for i, a in enumerate(argv):
+                fields.extend(
+                    draw(split_argument(i, a)) if draw(st.booleans()) else [f"a{i}={value(a)}"]
+                )
+            # The fields over one or more EXECVE records (the kernel splits long ones).
+            cuts = (
+                sorted(draw(st.sets(st.integers(1, len(fields) - 1), max_size=3)))
+                if len(fields) > 1
+                else []
+            )
+            for start, end in zip([0, *cuts], [*cuts, len(fields)], strict=True):
+                lines.append(head.format("EXECVE") + " ".join(fields[start:end]))
         if draw(st.booleans()):
             lines.append(head.format("CWD") + f"cwd={value(draw(raw))}")
         for item in range(draw(st.integers(0, 3))):

@@ -146,3 +146,26 @@ def test_replay_events_output_is_the_same_without_orjson() -> None:
     slow = replay_events("import sys", "sys.modules['orjson'] = None")
     assert fast.count(b"\n") > 10
     assert fast == slow
+
+
+def _stdlib_ascii(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+@given(values)
+def test_state_files_are_written_as_the_stdlib_writes_them_ascii(value: Any) -> None:
+    """The checkpoint's writer: orjson's bytes only where they are the standard library's
+    ``ensure_ascii`` bytes (keys unsorted); both writers agree on every value."""
+    assert jsontext.ascii_compact(value) == _stdlib_ascii(value)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(jsontext, "_orjson", None)
+        assert jsontext.ascii_compact(value) == _stdlib_ascii(value)
+
+
+def test_state_files_escape_what_ensure_ascii_escapes() -> None:
+    # DEL is ASCII, yet ensure_ascii escapes it, and orjson does not.
+    for text in ("\x7f", "é", "\u2028", "\udcff", "\U0001f600", "a\x00b"):
+        assert jsontext.ascii_compact({"t": text, "n": 2**70}) == _stdlib_ascii(
+            {"t": text, "n": 2**70}
+        )
+    assert jsontext.ascii_compact({"b": 1, "a": [None, True]}) == b'{"b":1,"a":[null,true]}'

@@ -45,6 +45,9 @@ if TYPE_CHECKING:  # the names as mypy sees them; _HOME says the same for the ru
     from kexecwatch.core.detect.alerts import to_text_line as to_text_line
     from kexecwatch.core.detect.detections import NativeRule as NativeRule
     from kexecwatch.core.detect.detections import load_native_rule as load_native_rule
+    from kexecwatch.core.detect.detections import (
+        load_parsed_native_rule as load_parsed_native_rule,
+    )
     from kexecwatch.core.detect.detector import DetectionRule as DetectionRule
     from kexecwatch.core.detect.detector import Detector as Detector
     from kexecwatch.core.detect.detector import DetectorOptions as DetectorOptions
@@ -120,6 +123,7 @@ _HOME = {
     "to_text_line": "detect.alerts",
     "NativeRule": "detect.detections",
     "load_native_rule": "detect.detections",
+    "load_parsed_native_rule": "detect.detections",
     "DetectionRule": "detect.detector",
     "Detector": "detect.detector",
     "DetectorOptions": "detect.detector",

@@ -7,16 +7,29 @@ metadata). ``all`` (the default) runs both.
 
 This is I/O (files next to this module), so it lives outside the pure core; parsing and
 compiling are :func:`kexecwatch.core.detect.rule.load_rule`'s and
-:func:`kexecwatch.core.detect.detections.load_native_rule`'s job.
+:func:`kexecwatch.core.detect.detections.load_native_rule`'s job. The files' parsed
+forms are precomputed in ``builtin.json`` (:mod:`kexecwatch.rules.precomputed`), used
+for a file only while its text is the one they were computed from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from kexecwatch.core import NativeRule, Rule, load_native_rule, load_rule
+from kexecwatch.core import (
+    NativeRule,
+    QuerySource,
+    Rule,
+    Statement,
+    astjson,
+    load_native_rule,
+    load_parsed_native_rule,
+    load_parsed_rule,
+    load_rule,
+    parse_statement,
+)
 from kexecwatch.errors import ConfigError
 from kexecwatch.rules.source import VersionLock, load_rule_source, read_rule_file
 
@@ -69,12 +82,40 @@ def load_builtin_rules(ruleset: str = "all") -> list[Rule | NativeRule]:
         # too, at about a tenth of an empty replay's start-up for its own imports.
         return Path(__file__).with_name(name).read_text(encoding="utf-8")
 
+    from kexecwatch.rules import precomputed
+
+    known = precomputed.read_entries(Path(__file__).with_name(precomputed.FILE))
+
+    def load(name: str, native: bool) -> Rule | NativeRule:
+        text, source = read(name), f"{__package__}/{name}"
+        entry = known.get(name)
+        if not isinstance(entry, dict) or entry.get("text") != text:
+            return load_native_rule(text, source) if native else load_rule(text, source)
+        data = entry["toml"]
+        if native:
+            return load_parsed_native_rule(data, text, source)
+        return load_parsed_rule(data, text, source, parse=_precomputed_tree(entry))
+
     rules: list[Rule | NativeRule] = []
     if ruleset in ("all", "upstream"):
-        rules += [load_rule(read(n), f"{__package__}/{n}") for n in UPSTREAM_RULE_FILES]
+        rules += [load(n, False) for n in UPSTREAM_RULE_FILES]
     if ruleset in ("all", "kexecwatch"):
-        rules += [load_native_rule(read(n), f"{__package__}/{n}") for n in NATIVE_RULE_FILES]
+        rules += [load(n, True) for n in NATIVE_RULE_FILES]
     return rules
+
+
+def _precomputed_tree(entry: dict[str, Any]) -> Callable[[QuerySource], Statement]:
+    """A query parser that answers the entry's query with its precomputed tree."""
+
+    def parse(src: QuerySource) -> Statement:
+        if src.text == entry.get("query"):
+            try:
+                return astjson.from_data(entry.get("tree"))
+            except ValueError:
+                pass  # damaged: the parser says what the query is
+        return parse_statement(src)
+
+    return parse
 
 
 def load_rules(

@@ -663,14 +663,12 @@ pub unsafe extern "C" fn kw_scan(
             )
         };
         session.kept = None; // until this scan is over: a failed one keeps nothing
-        let order = quiet.ahead_mark(&mut session.ahead_keys);
+        let mut quiet = quiet;
+        quiet.ahead_mark();
+        // Python reads the whole rows only when it sent them (not kept).
+        session.ahead_rows_wanted = flags & SCAN_AHEAD_KEPT == 0;
         let after = scan_until(session, buf, start, quiet, due_ms);
-        after.ahead_delta(
-            &session.ahead_keys,
-            order,
-            &mut session.ahead_gone,
-            &mut session.ahead_added,
-        );
+        after.ahead_delta(&mut session.ahead_gone, &mut session.ahead_added);
         session.kept = Some(after);
         // Kept only once the scan is over: a failed scan leaves the store as it was.
         let done_kept = if session.done.keeping {

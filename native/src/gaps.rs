@@ -43,6 +43,22 @@ pub struct Quiet {
     pub done_ceiling: i64,
     ahead: BTreeMap<i64, Ahead>,
     next_order: u64,
+    log: AheadLog,
+}
+
+/// What happened to the serials ahead since [`Quiet::ahead_mark`], noted as it
+/// happens: a scan's delta for Python is then as long as what changed, not as the
+/// serials held (up to [`MAX_AHEAD`] after a gap, read again at every call).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct AheadLog {
+    /// Whether a mark was made (until then nothing is noted).
+    on: bool,
+    /// The insertion order at the mark: rows of a lower order were held then.
+    mark: u64,
+    /// Serials held at the mark that went since.
+    gone: Vec<i64>,
+    /// Serials inserted since the mark, with their order, in that order.
+    added: Vec<(i64, u64)>,
 }
 
 /// A gap declared lost: `(first_serial, last_serial, next_sec, next_ms, next_serial)`.
@@ -67,6 +83,7 @@ impl Quiet {
             done_ceiling,
             ahead: BTreeMap::new(),
             next_order: 0,
+            log: AheadLog::default(),
         };
         for &[serial, sec, ms, seen] in ahead {
             quiet.insert_ahead(serial, sec, ms, seen);
@@ -75,18 +92,43 @@ impl Quiet {
     }
 
     fn insert_ahead(&mut self, serial: i64, sec: i64, ms: i64, seen: i64) {
+        use std::collections::btree_map::Entry as Slot;
         let order = self.next_order;
         self.next_order += 1;
-        // A dict keeps a re-assigned key where it was.
-        let slot = self.ahead.entry(serial).or_insert(Ahead {
-            sec,
-            ms,
-            seen,
-            order,
-        });
-        slot.sec = sec;
-        slot.ms = ms;
-        slot.seen = seen;
+        match self.ahead.entry(serial) {
+            // A dict keeps a re-assigned key where it was. (A scan never re-assigns
+            // one: it takes no serial held ahead; Python's ops come before the mark.)
+            Slot::Occupied(mut held) => {
+                let held = held.get_mut();
+                held.sec = sec;
+                held.ms = ms;
+                held.seen = seen;
+            }
+            Slot::Vacant(vacant) => {
+                vacant.insert(Ahead {
+                    sec,
+                    ms,
+                    seen,
+                    order,
+                });
+                if self.log.on {
+                    self.log.added.push((serial, order));
+                }
+            }
+        }
+    }
+
+    /// Forget `serial` ahead; whether it was held.
+    fn remove_ahead(&mut self, serial: i64) -> bool {
+        match self.ahead.remove(&serial) {
+            Some(gone) => {
+                if self.log.on && gone.order < self.log.mark {
+                    self.log.gone.push(serial);
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// An upper bound of `expected` after [`Quiet::take`] of `serial`: a take moves
@@ -127,40 +169,45 @@ impl Quiet {
             match op[0] {
                 0 => self.insert_ahead(op[1], op[2], op[3], op[4]),
                 1 => {
-                    self.ahead.remove(&op[1]);
+                    self.remove_ahead(op[1]);
                 }
-                2 => self.ahead.clear(),
+                2 => {
+                    let serials: Vec<i64> = self.ahead.keys().copied().collect();
+                    for serial in serials {
+                        self.remove_ahead(serial);
+                    }
+                }
                 _ => return None,
             }
         }
         Some(())
     }
 
-    /// A mark of the serials ahead now, for [`Quiet::ahead_delta`] after a scan.
-    pub fn ahead_mark(&self, keys: &mut Vec<i64>) -> u64 {
-        keys.clear();
-        keys.extend(self.ahead.keys().copied());
-        self.next_order
+    /// Mark the serials ahead now, for [`Quiet::ahead_delta`] after a scan.
+    pub fn ahead_mark(&mut self) {
+        self.log.on = true;
+        self.log.mark = self.next_order;
+        self.log.gone.clear();
+        self.log.added.clear();
     }
 
-    /// What changed in the serials ahead since [`Quiet::ahead_mark`] gave `keys` and
-    /// `order`: the serials gone (in any order) and the rows `(serial, sec, ms,
-    /// seen_elapsed)` added, in insertion order. Applied to Python's dict (delete the
-    /// gone, then insert the added), it gives the dict a scan of the same events
-    /// leaves: a scan only removes serials and appends new ones.
-    pub fn ahead_delta(&self, keys: &[i64], order: u64, gone: &mut Vec<i64>, added: &mut Vec<i64>) {
+    /// What changed in the serials ahead since [`Quiet::ahead_mark`]: the serials gone
+    /// (held at the mark, in the order they went) and the rows `(serial, sec, ms,
+    /// seen_elapsed)` added and still held, in insertion order. Applied to Python's
+    /// dict (delete the gone, then insert the added), it gives the dict a scan of the
+    /// same events leaves: a scan only removes serials and appends new ones. As long
+    /// as the change, not as the serials held (noted as they changed).
+    pub fn ahead_delta(&self, gone: &mut Vec<i64>, added: &mut Vec<i64>) {
         gone.clear();
         added.clear();
-        gone.extend(keys.iter().copied().filter(|k| !self.ahead.contains_key(k)));
-        let mut rows: Vec<(u64, i64, &Ahead)> = self
-            .ahead
-            .iter()
-            .filter(|(_, a)| a.order >= order)
-            .map(|(&s, a)| (a.order, s, a))
-            .collect();
-        rows.sort_unstable_by_key(|row| row.0);
-        for (_, serial, a) in rows {
-            added.extend_from_slice(&[serial, a.sec, a.ms, a.seen]);
+        gone.extend_from_slice(&self.log.gone);
+        for &(serial, order) in &self.log.added {
+            if let Some(a) = self.ahead.get(&serial) {
+                // Inserted again later (gone in between): that insertion's row counts.
+                if a.order == order {
+                    added.extend_from_slice(&[serial, a.sec, a.ms, a.seen]);
+                }
+            }
         }
     }
 
@@ -177,17 +224,6 @@ impl Quiet {
     /// Whether an event with this id may be taken, and (if so) the elapsed time
     /// the clock would then show. `window` is the assembler's window.
     pub fn admits(&self, id: &EventId, window: i64) -> Option<i64> {
-        if id.time_ms >= MAX_TIME_MS || id.time_ms < 0 {
-            return None;
-        }
-        let (time, present, window) = (
-            i128::from(id.time_ms),
-            i128::from(self.present),
-            i128::from(window),
-        );
-        if time < present - window || time > present + window {
-            return None;
-        }
         if id.serial < self.expected
             || id.serial <= self.done_ceiling
             || id.serial == i64::MAX
@@ -195,11 +231,29 @@ impl Quiet {
         {
             return None;
         }
-        if id.time_ms > self.present {
-            self.elapsed.checked_add(id.time_ms - self.present)
-        } else {
-            Some(self.elapsed)
+        admitted_at(id, self.present, self.elapsed, window)
+    }
+
+    /// [`Quiet::admits`] of `b` in the state [`Quiet::take`] of `a` (admitted, at
+    /// `elapsed_a`) would leave, without taking `a`: `Some` only when `b` is surely
+    /// admitted, i.e. its serial is past every serial the take can leave expected or
+    /// held ahead ([`Quiet::expected_bound`]). `None`: not admitted, or not sure (then
+    /// take `a` in a copy and ask). Spares the copy of the serials ahead for nearly
+    /// every interleaved pair.
+    pub fn admits_after(
+        &self,
+        a: &EventId,
+        elapsed_a: i64,
+        b: &EventId,
+        window: i64,
+    ) -> Option<i64> {
+        if b.serial < self.expected_bound(a.serial)
+            || b.serial <= self.done_ceiling
+            || b.serial == i64::MAX
+        {
+            return None;
         }
+        admitted_at(b, self.present.max(a.time_ms), elapsed_a, window)
     }
 
     /// Take an event that [`Quiet::admits`] allowed: the clock ticks, the gap tracker
@@ -237,9 +291,30 @@ impl Quiet {
     }
 
     fn advance(&mut self) {
-        while self.ahead.remove(&self.expected).is_some() {
+        while self.remove_ahead(self.expected) {
             self.expected += 1;
         }
+    }
+}
+
+/// The time part of [`Quiet::admits`]: an event dated within one window of `present`
+/// (and before year 10000) is plain; the elapsed time the clock would then show.
+fn admitted_at(id: &EventId, present: i64, elapsed: i64, window: i64) -> Option<i64> {
+    if id.time_ms >= MAX_TIME_MS || id.time_ms < 0 {
+        return None;
+    }
+    let (time, now, window) = (
+        i128::from(id.time_ms),
+        i128::from(present),
+        i128::from(window),
+    );
+    if time < now - window || time > now + window {
+        return None;
+    }
+    if id.time_ms > present {
+        elapsed.checked_add(id.time_ms - present)
+    } else {
+        Some(elapsed)
     }
 }
 
@@ -270,7 +345,14 @@ mod tests {
         let far_ahead: Vec<[i64; 4]> = (101..1_300).map(|s| [s, 10, 0, 0]).collect();
         let states = [
             Quiet::new(10_000, 0, 100, 10_000, 99, &[]),
-            Quiet::new(10_000, 0, 100, 10_000, 99, &[[105, 10, 0, 0], [103, 10, 0, 0]]),
+            Quiet::new(
+                10_000,
+                0,
+                100,
+                10_000,
+                99,
+                &[[105, 10, 0, 0], [103, 10, 0, 0]],
+            ),
             Quiet::new(10_000, 0, 100, 10_000, 99, &[[5_000, 10, 0, 0]]),
             Quiet::new(10_000, 0, 100, 10_000, 99, &far_ahead),
             // Seen long ago: the take declares the gap and jumps to the first ahead.
@@ -286,7 +368,13 @@ mod tests {
                 let bound = state.expected_bound(serial);
                 let mut q = state.clone();
                 q.take(&event, elapsed, 5000, &mut Vec::new());
-                assert!(q.expected <= bound, "serial {}: {} > {}", serial, q.expected, bound);
+                assert!(
+                    q.expected <= bound,
+                    "serial {}: {} > {}",
+                    serial,
+                    q.expected,
+                    bound
+                );
             }
         }
         // The run of 1,199 serials ahead: taking 100 moves `expected` past 1,100.
@@ -304,8 +392,7 @@ mod tests {
             99,
             &[[105, 10, 0, 0], [103, 10, 0, 0]],
         );
-        let mut keys = Vec::new();
-        let order = q.ahead_mark(&mut keys);
+        q.ahead_mark();
         let mut lost = Vec::new();
         take(&mut q, 10_001, 110, &mut lost); // added
         take(&mut q, 10_002, 108, &mut lost); // added, before 110 in serial order
@@ -316,7 +403,7 @@ mod tests {
         take(&mut q, 10_007, 107, &mut lost); // added
         take(&mut q, 10_008, 106, &mut lost); // 107 and 108 go again at once
         let (mut gone, mut added) = (Vec::new(), Vec::new());
-        q.ahead_delta(&keys, order, &mut gone, &mut added);
+        q.ahead_delta(&mut gone, &mut added);
         gone.sort_unstable();
         assert_eq!(gone, vec![103, 105]);
         assert_eq!(added, vec![110, 10, 1, 1]);
@@ -333,6 +420,127 @@ mod tests {
         assert!(kept.apply_ops(&[3, 0, 0, 0, 0]).is_none());
         kept.apply_ops(&[2, 0, 0, 0, 0]).expect("known op");
         assert_eq!(kept.ahead_len(), 0);
+    }
+
+    /// A little xorshift, for the state walks below (no crates).
+    fn rng(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    /// Serials in a walk of scans over gap-heavy logs: mostly the next one, bursts
+    /// of lost ones, late ones filling a gap, times that jump a window on.
+    fn walk(seed: u64, mut each_scan: impl FnMut(&mut Quiet, &[(EventId, i64)])) {
+        let mut next = rng(seed);
+        let mut q = Quiet::new(10_000, 0, 100, 10_000, 99, &[]);
+        let (mut serial, mut time) = (100i64, 10_000i64);
+        let mut skipped: Vec<i64> = Vec::new();
+        for _ in 0..300 {
+            q.ahead_mark();
+            let mut taken = Vec::new();
+            for _ in 0..(next() % 40) {
+                let roll = next() % 100;
+                let s = if roll < 8 {
+                    let burst = (next() % 60) as i64;
+                    skipped.extend(serial..serial + burst);
+                    serial += burst;
+                    serial
+                } else if roll < 14 && !skipped.is_empty() {
+                    skipped.swap_remove((next() as usize) % skipped.len())
+                } else {
+                    serial
+                };
+                if s == serial {
+                    serial += 1;
+                }
+                time += if next() % 50 == 0 {
+                    4_000
+                } else {
+                    (next() % 40) as i64
+                };
+                let event = id(time, s);
+                if let Some(elapsed) = q.admits(&event, 5000) {
+                    q.take(&event, elapsed, 5000, &mut Vec::new());
+                    taken.push((event, elapsed));
+                }
+            }
+            each_scan(&mut q, &taken);
+        }
+    }
+
+    #[test]
+    fn the_noted_delta_turns_the_marked_rows_into_the_rows_now() {
+        for seed in 1..40u64 {
+            let mut rows_at_mark: Vec<i64> = Vec::new();
+            let mut changed = 0;
+            walk(seed, |q, _| {
+                // Python's dict, as the delta is applied to it: delete, then append.
+                let (mut gone, mut added) = (Vec::new(), Vec::new());
+                q.ahead_delta(&mut gone, &mut added);
+                let mut dict: Vec<[i64; 4]> = rows_at_mark
+                    .chunks(4)
+                    .map(|r| [r[0], r[1], r[2], r[3]])
+                    .filter(|r| !gone.contains(&r[0]))
+                    .collect();
+                assert_eq!(
+                    rows_at_mark.len() / 4 - dict.len(),
+                    gone.len(),
+                    "only held serials go"
+                );
+                dict.extend(added.chunks(4).map(|r| [r[0], r[1], r[2], r[3]]));
+                let mut now = Vec::new();
+                q.ahead_rows(&mut now);
+                assert_eq!(dict.concat(), now, "seed {}", seed);
+                changed += gone.len() + added.len();
+                rows_at_mark = now;
+            });
+            assert!(changed > 0, "seed {}: the walk changed nothing ahead", seed);
+        }
+    }
+
+    #[test]
+    fn admits_after_is_sure_or_silent() {
+        let mut sure = 0;
+        for seed in 1..40u64 {
+            let mut next = rng(seed ^ 0x9e37);
+            walk(seed, |q, _| {
+                for _ in 0..20 {
+                    let base = q.expected + (next() % 8) as i64 - 2;
+                    let a = id(q.present + (next() % 30) as i64 - 10, base);
+                    let b = id(
+                        a.time_ms + (next() % 30) as i64 - 10,
+                        base + 1 + (next() % 3) as i64 - 1,
+                    );
+                    let elapsed_a = match q.admits(&a, 5000) {
+                        Some(e) => e,
+                        None => continue,
+                    };
+                    let mut trial = q.clone();
+                    trial.take(&a, elapsed_a, 5000, &mut Vec::new());
+                    let truth = trial.admits(&b, 5000);
+                    if let Some(e) = q.admits_after(&a, elapsed_a, &b, 5000) {
+                        assert_eq!(truth, Some(e), "seed {}: {:?} then {:?}", seed, a, b);
+                        sure += 1;
+                    }
+                }
+            });
+        }
+        // The common pair (B the serial after A) needs no copy.
+        assert!(sure > 1_000, "only {} pairs answered without a copy", sure);
+        let q = Quiet::new(10_000, 0, 100, 10_000, 99, &[[103, 10, 0, 0]]);
+        assert_eq!(
+            q.admits_after(&id(10_010, 104), 10, &id(10_020, 105), 5000),
+            Some(20)
+        );
+        assert_eq!(
+            q.admits_after(&id(10_010, 100), 10, &id(10_020, 101), 5000),
+            None
+        );
     }
 
     #[test]

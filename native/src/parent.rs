@@ -20,11 +20,11 @@
 //!   unknown, else `+`, a u32-LE length and the bytes): no pieces when it is not an
 //!   entry service (`leaders._service`), no answer when it is.
 //!
-//! Anything outside what is stated here (an argv of several EXECVE bodies, an exec id
-//! not `digits.digits:digits`, a source other than `event`/`procfs`) is handed back.
+//! Anything outside what is stated here (EXECVE bodies outside render.rs's layout, an
+//! exec id not `digits.digits:digits`, a source other than `event`/`procfs`) is handed back.
 
 use crate::entry::Entry;
-use crate::render::{argv_of_body, decode_untrusted, entity_id, json_str, Members, RenderCache};
+use crate::render::{argv_of_joined, decode_untrusted, entity_id, json_str, Members, RenderCache};
 use crate::table::Table;
 
 /// Where the answers for a credentials text are cached.
@@ -222,8 +222,8 @@ fn exec_id_text(text: &[u8]) -> Option<Vec<u8>> {
     Some(format!("{}.{:03}:{}", sec, ms, serial).into_bytes())
 }
 
-/// The argv `Parent.args` holds for an entry: decoded items, or one EXECVE body
-/// (several: handed back); `Ok(None)` when unknown.
+/// The argv `Parent.args` holds for an entry: decoded items, or EXECVE bodies in the
+/// layout of `argv_of_bodies` (any other: handed back); `Ok(None)` when unknown.
 fn parent_argv(entry: &Entry) -> Result<Option<Vec<Vec<u8>>>, Outcome> {
     let stored = match entry.args_segment() {
         Some(stored) => stored,
@@ -245,10 +245,7 @@ fn parent_argv(entry: &Entry) -> Result<Option<Vec<Vec<u8>>>, Outcome> {
         }
         return Ok(Some(items));
     }
-    if stored.contains(&b'\n') {
-        return Err(Outcome::HandBack);
-    }
-    match argv_of_body(stored) {
+    match argv_of_joined(stored) {
         Some(argv) => Ok(Some(argv)),
         None => Err(Outcome::HandBack),
     }

@@ -189,21 +189,13 @@ fn write_line(
     p: &[Vec<u8>],
     run: &RunParts,
 ) -> bool {
-    let mut argv: Option<(u64, Vec<&[u8]>)> = None;
+    let mut execve_bodies: Vec<&[u8]> = Vec::new();
     let mut cwd: Option<Option<Vec<u8>>> = None;
     let mut title: Option<Vec<u8>> = None;
     let mut paths: Vec<Path> = Vec::new();
     for &(kind, body) in run.records {
         match kind {
-            b"EXECVE" => {
-                if argv.is_some() {
-                    return false;
-                }
-                match execve(body) {
-                    Some(found) => argv = Some(found),
-                    None => return false,
-                }
-            }
+            b"EXECVE" => execve_bodies.push(body),
             b"CWD" => {
                 if cwd.is_some() {
                     return false;
@@ -225,7 +217,15 @@ fn write_line(
             _ => return false,
         }
     }
-    let args: Option<Vec<Vec<u8>>> = argv.as_ref().map(|(_, values)| decoded_argv(values));
+    let argv = if execve_bodies.is_empty() {
+        None
+    } else {
+        match argv_of_bodies(&execve_bodies) {
+            Some(found) => Some(found),
+            None => return false,
+        }
+    };
+    let args: Option<&Vec<Vec<u8>>> = argv.as_ref().map(|(_, values)| values);
     let id = format!("{}.{:03}:{}", run.sec, run.ms, run.serial);
 
     out.extend_from_slice(b"{\"@timestamp\":\"");
@@ -324,22 +324,146 @@ fn write_line(
     true
 }
 
-/// The argv of raw EXECVE values, each decoded (`(null)`: an empty argument).
-fn decoded_argv(values: &[&[u8]]) -> Vec<Vec<u8>> {
-    values
-        .iter()
-        .map(|v| {
-            decode_untrusted(v)
-                .map(|d| d.into_owned())
-                .unwrap_or_default()
-        })
-        .collect()
+/// A raw EXECVE value, decoded (`(null)`: an empty argument).
+fn decoded_arg(value: &[u8]) -> Vec<u8> {
+    decode_untrusted(value)
+        .map(|d| d.into_owned())
+        .unwrap_or_default()
 }
 
-/// `argv_of_execve_bodies` of one EXECVE body in the strict layout of [`execve`];
-/// `None` for any other.
-pub fn argv_of_body(body: &[u8]) -> Option<Vec<Vec<u8>>> {
-    execve(body).map(|(_, values)| decoded_argv(&values))
+/// The `name=value` fields of EXECVE bodies, in order: one space apart inside a body,
+/// each value as [`value_at`] reads it.
+struct Fields<'a, 'b> {
+    bodies: &'b [&'a [u8]],
+    body: usize,
+    at: usize,
+}
+
+impl<'a, 'b> Fields<'a, 'b> {
+    /// The next field; `Some(None)` past the last body; `None` off the layout.
+    fn next_field(&mut self) -> Option<Option<(&'a [u8], &'a [u8])>> {
+        loop {
+            let body = match self.bodies.get(self.body) {
+                Some(body) => *body,
+                None => return Some(None),
+            };
+            if self.at >= body.len() {
+                if body.is_empty() {
+                    return None;
+                }
+                self.body += 1;
+                self.at = 0;
+                continue;
+            }
+            let text = &body[self.at..];
+            let eq = text.iter().position(|&b| b == b'=')?;
+            let name = &text[..eq];
+            if name.is_empty()
+                || !name
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b"_[]".contains(&b))
+            {
+                return None;
+            }
+            let len = value_at(&text[eq + 1..])?;
+            let value = &text[eq + 1..eq + 1 + len];
+            let end = eq + 1 + len;
+            self.at += end;
+            if end < text.len() {
+                // One space, then another field.
+                if text[end] != b' ' || end + 1 == text.len() {
+                    return None;
+                }
+                self.at += 1;
+            }
+            return Some(Some((name, value)));
+        }
+    }
+}
+
+/// `argv_from_execve` of EXECVE bodies in the kernel's layout: the first starts with
+/// `argc=N`, then come `a0` ... `a<N-1>` in order, each a plain `aI=V`, or `aI_len=L`
+/// followed by the chunks `aI[0]=C0 aI[1]=C1 ...` (over any number of bodies; all
+/// quoted or all unquoted), and nothing else. The argc and the decoded argv; `None`
+/// for any other layout (Python decides).
+pub fn argv_of_bodies(bodies: &[&[u8]]) -> Option<(u64, Vec<Vec<u8>>)> {
+    let first = bodies.first()?;
+    let rest = first.strip_prefix(b"argc=")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 7 {
+        return None;
+    }
+    let argc: u64 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    if argc > MAX_ARGS {
+        return None;
+    }
+    let mut at = b"argc=".len() + digits;
+    if at < first.len() {
+        if first[at] != b' ' || at + 1 == first.len() {
+            return None;
+        }
+        at += 1;
+    }
+    let mut fields = Fields {
+        bodies,
+        body: 0,
+        at,
+    };
+    let mut values = Vec::with_capacity(argc.min(4096) as usize);
+    let mut field = fields.next_field()?;
+    for index in 0..argc {
+        let (name, value) = field?;
+        let plain = format!("a{}", index);
+        if name == plain.as_bytes() {
+            values.push(decoded_arg(value));
+            field = fields.next_field()?;
+            continue;
+        }
+        if name != format!("{}_len", plain).as_bytes() {
+            return None;
+        }
+        // The chunks, joined as `argv_from_execve` joins them.
+        let mut joined = Vec::new();
+        let mut quoted = None;
+        let mut chunk = 0u64;
+        loop {
+            field = fields.next_field()?;
+            let (name, value) = match field {
+                Some(found) => found,
+                None => break,
+            };
+            if name != format!("{}[{}]", plain, chunk).as_bytes() {
+                break;
+            }
+            let is_quoted = value.first() == Some(&b'"');
+            if quoted.map_or(false, |q| q != is_quoted) {
+                return None;
+            }
+            quoted = Some(is_quoted);
+            joined.extend_from_slice(if is_quoted {
+                &value[1..value.len() - 1]
+            } else {
+                value
+            });
+            chunk += 1;
+        }
+        match quoted {
+            None => return None,
+            Some(true) => values.push(joined),
+            Some(false) => values.push(decoded_arg(&joined)),
+        }
+    }
+    if field.is_some() {
+        return None;
+    }
+    Some((argc, values))
+}
+
+/// `argv_of_execve_bodies` of EXECVE bodies joined by `\n` (as the table keeps them),
+/// in the layout of [`argv_of_bodies`]; `None` for any other.
+pub fn argv_of_joined(raw: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let bodies: Vec<&[u8]> = raw.split(|&b| b == b'\n').collect();
+    argv_of_bodies(&bodies).map(|(_, values)| values)
 }
 
 /// `decode_untrusted` of fields.py: `None` for `(null)`/`(none)`; a quoted value's
@@ -405,36 +529,6 @@ fn lone_value<'a>(body: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
         return None;
     }
     Some(rest)
-}
-
-/// An EXECVE body exactly `argc=N a0=V ... a<N-1>=V` (one space apart): `N` and the
-/// raw values.
-fn execve(body: &[u8]) -> Option<(u64, Vec<&[u8]>)> {
-    let rest = body.strip_prefix(b"argc=")?;
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 || digits > 7 {
-        return None;
-    }
-    let argc: u64 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
-    if argc > MAX_ARGS {
-        return None;
-    }
-    let mut at = digits;
-    let mut values = Vec::with_capacity(argc as usize);
-    for index in 0..argc {
-        let name = format!(" a{}=", index);
-        if !rest[at..].starts_with(name.as_bytes()) {
-            return None;
-        }
-        at += name.len();
-        let len = value_at(&rest[at..])?;
-        values.push(&rest[at..at + len]);
-        at += len;
-    }
-    if at != rest.len() {
-        return None;
-    }
-    Some((argc, values))
 }
 
 /// One `PATH` record's item, as `_KERNEL_PATH` of events.py reads it.
@@ -866,12 +960,26 @@ mod tests {
 
     #[test]
     fn execve_bodies_strictly() {
-        let (argc, values) = execve(b"argc=2 a0=\"ls\" a1=2D6C").unwrap();
+        let argv = |bodies: &[&[u8]]| argv_of_bodies(bodies);
+        let (argc, values) = argv(&[b"argc=2 a0=\"ls\" a1=2D6C"]).unwrap();
         assert_eq!(argc, 2);
-        assert_eq!(values, vec![&b"\"ls\""[..], &b"2D6C"[..]]);
-        assert!(execve(b"argc=2 a0=\"ls\"").is_none());
-        assert!(execve(b"argc=1 a0_len=3 a0[0]=616263").is_none());
-        assert!(execve(b"argc=1 a0=\"x\"y").is_none());
+        assert_eq!(values, vec![b"ls".to_vec(), b"-l".to_vec()]);
+        assert!(argv(&[b"argc=2 a0=\"ls\""]).is_none());
+        assert!(argv(&[b"argc=1 a0=\"x\"y"]).is_none());
+        assert!(argv(&[b"argc=1  a0=\"x\""]).is_none());
+        // Split arguments: chunks over several bodies, joined, then decoded.
+        let split: &[&[u8]] = &[b"argc=2 a0=\"ls\" a1_len=6 a1[0]=6162", b"a1[1]=63"];
+        assert_eq!(
+            argv(split).unwrap().1,
+            vec![b"ls".to_vec(), b"abc".to_vec()]
+        );
+        let quoted: &[&[u8]] = &[b"argc=1 a0_len=2 a0[0]=\"a\"", b"a0[1]=\"b\""];
+        assert_eq!(argv(quoted).unwrap().1, vec![b"ab".to_vec()]);
+        assert!(argv(&[b"argc=1 a0_len=2 a0[0]=\"a\" a0[1]=62"]).is_none());
+        assert!(argv(&[b"argc=1 a0_len=2 a0[1]=61"]).is_none());
+        assert!(argv(&[b"argc=1 a0_len=2"]).is_none());
+        assert!(argv(&[b"argc=1 a0=61", b""]).is_none());
+        assert!(argv(&[b"argc=1 a0=61", b"a1=62"]).is_none());
     }
 
     #[test]

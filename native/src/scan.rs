@@ -244,7 +244,9 @@ pub fn scan_until(
         quiet.last_time_ms,
         quiet.done_ceiling,
     ];
-    quiet.ahead_rows(&mut out.ahead);
+    if session.ahead_rows_wanted {
+        quiet.ahead_rows(&mut out.ahead);
+    }
     session.scan = out;
     quiet
 }
@@ -874,21 +876,16 @@ impl<'a> Scanner<'a> {
             return Err(Stop::Handback);
         }
         let window = self.session.settings.window_ms;
-        let before = self.quiet.clone();
-        let lost_before = self.out.lost.len();
         let elapsed_a = self.quiet.admits(&a.id, window).ok_or(Stop::Handback)?;
-        self.quiet
-            .take(&a.id, elapsed_a, window, &mut self.out.lost);
-        let elapsed_b = match self.quiet.admits(&b.id, window) {
+        let elapsed_b = match self.quiet.admits_after(&a.id, elapsed_a, &b.id, window) {
             Some(elapsed) => elapsed,
             None => {
-                self.quiet = before;
-                self.out.lost.truncate(lost_before);
-                return Err(Stop::Handback);
+                // Not sure without taking A: in a copy (the serials ahead copied).
+                let mut trial = self.quiet.clone();
+                trial.take(&a.id, elapsed_a, window, &mut Vec::new());
+                trial.admits(&b.id, window).ok_or(Stop::Handback)?
             }
         };
-        self.quiet = before;
-        self.out.lost.truncate(lost_before);
         // Needed in full: taken only when both --events lines are written here (B's
         // parent may be A, which the table knows once A is taken: handed back then).
         let mark = self.session.render.out.len();

@@ -91,8 +91,10 @@ pub struct Session {
     /// The state after the last scan: its serials ahead serve the next scan when
     /// Python says they are still its own (`SCAN_AHEAD_KEPT`).
     pub kept: Option<Quiet>,
-    /// The serials ahead when the scan began, and what the scan changed in them.
-    pub ahead_keys: Vec<i64>,
+    /// Whether a scan lists every serial ahead in `scan.ahead` (the caller sent
+    /// them all; when they were kept, the delta below is all it reads).
+    pub ahead_rows_wanted: bool,
+    /// What the last scan changed in the serials ahead (`Quiet::ahead_delta`).
     pub ahead_gone: Vec<i64>,
     pub ahead_added: Vec<i64>,
     /// `--events` lines written natively (render.rs).
@@ -117,7 +119,7 @@ impl Session {
             done: DoneStore::default(),
             done_out: Vec::new(),
             kept: None,
-            ahead_keys: Vec::new(),
+            ahead_rows_wanted: true,
             ahead_gone: Vec::new(),
             ahead_added: Vec::new(),
             render: Render::default(),

@@ -31,6 +31,7 @@ from kexecwatch.adapters.daemon.statefiles import (
     set_aside,
     write_atomic,
 )
+from kexecwatch.core.text import jsontext
 from kexecwatch.errors import ConfigError
 
 __all__ = [
@@ -188,7 +189,7 @@ class CheckpointStore:
 
     def save(self, cp: Checkpoint) -> bool:
         """Write ``cp`` atomically. Returns False (and logs) when the write failed."""
-        data = json.dumps(cp.to_dict(), separators=(",", ":"), ensure_ascii=True).encode()
+        data = jsontext.ascii_compact(cp.to_dict())
         try:
             write_atomic(self.path, data)
         except OSError as exc:

@@ -95,6 +95,8 @@ class DirWatch:
         self._poll.register(self._pipe_r, select.POLLIN)
         self._pipe_only = select.poll()
         self._pipe_only.register(self._pipe_r, select.POLLIN)
+        self._events_only = select.poll()
+        self._events_only.register(self._fd, select.POLLIN)
         self._watching = False
         try:
             self._add()
@@ -118,6 +120,15 @@ class DirWatch:
                 self._drain_pipe()
                 return True
         return self.pending()
+
+    @property
+    def watching(self) -> bool:
+        """False while the directory is gone and not watched again yet."""
+        return self._watching
+
+    def queued(self) -> bool:
+        """True when a notification (for any name) waits to be read; consumes nothing."""
+        return bool(self._events_only.poll(0))
 
     def sleep(self, seconds: float) -> bool:
         """Sleep up to ``seconds`` (events stay queued); True when :meth:`wake` ended it."""

@@ -4,13 +4,17 @@ Rule 1: filesystem notifications are wake-ups only. What to read is decided from
 ``fstat``/``stat`` and file contents, never from the events: inotify coalesces identical
 events and drops them when its queue overflows (``IN_Q_OVERFLOW``); a rename and a
 create in quick succession may also arrive out of order or as one. A slow safety poll
-covers the rest. The notifications are read in the caller's thread
+covers the rest: every ``poll_interval`` without a watch, every ``WATCHED_POLL_FACTOR``
+times that while the watch works, and every ``poll_interval`` again for good once a safety
+poll found lines that no notification announced (a log written by another host over a
+network filesystem). The notifications are read in the caller's thread
 (:mod:`kexecwatch.adapters.daemon.dirwatch`).
 
 Rule 3: a busy log is read in batches. A wake-up costs far more than the bytes it
-reads, and a writer may append a record at a time, so after a read that returned lines
-:meth:`Follower.wait` first lets ``settle`` seconds pass (events stay queued); a write
-after a quiet spell is read at once. The delay bounds the alert latency it adds.
+reads, and a writer may append a record at a time, so a notification that comes within
+``settle`` seconds of a read that returned lines ends the wait only when those seconds are
+over (events stay queued); a write after a quiet spell is read at once, and a writer
+slower than that costs one wake-up a write. The delay bounds the alert latency it adds.
 
 Rule 4: one :meth:`Follower.read` takes in about ``READ_BUDGET`` bytes at most by
 default (the budget, and the end of a line the previous read began; a backlog is read in
@@ -55,6 +59,7 @@ from kexecwatch.adapters.daemon.logfiles import (
 
 __all__ = [
     "READ_BUDGET",
+    "WATCHED_POLL_FACTOR",
     "DroppedTail",
     "Follower",
     "FollowerOutput",
@@ -71,6 +76,9 @@ READ_CHUNK = 1 << 20
 READ_BUDGET = 256 << 10
 #: Seconds between two reads of a log that keeps being written (see rule 3).
 SETTLE = 0.025
+#: While the directory watch works, safety polls are this many times further apart than
+#: ``poll_interval`` (rule 1): an idle daemon wakes once in ten seconds, not every second.
+WATCHED_POLL_FACTOR = 10
 MAX_LINE = 64 * 1024
 _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
 
@@ -170,7 +178,7 @@ class Follower:
         resume: checkpointed position, or ``None`` to start at the beginning of ``path``.
         resume_mtime_ns: mtime of the checkpointed file when checkpointed; orders the
             survivors when that file is gone.
-        poll_interval: seconds between safety polls.
+        poll_interval: seconds between safety polls without a working watch (rule 1).
         rotate_grace: seconds to wait for a rotated file's unterminated last line.
         settle: seconds a wake-up waits after a read that returned lines (rule 3).
         clock: monotonic clock (injectable for tests; waiting uses the real one).
@@ -196,12 +204,14 @@ class Follower:
         self._clock = clock
         self._cur: _Open | None = None
         self._pending: list[_Open] = []
-        self._wake = threading.Event()  # wake-ups while polling without a watch
+        self._wake = threading.Event()  # set by wake(): ends a wait at once
         self._watch: DirWatch | None = None
         self._lines_at = -1e9  # time.monotonic() of the last read that returned lines
         self._more = False  # the last read stopped at its budget, not at the end
         self._retry_at = 0.0
         self._retry_delay = 0.1
+        self._timed_out = False  # the last wait ended by its time limit, not a wake-up
+        self._watch_missed = False  # a safety poll found lines no notification announced
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -222,29 +232,49 @@ class Follower:
         self._cur = None
         self._pending = []
 
+    @property
+    def safety_poll(self) -> float:
+        """Seconds between safety polls now (rule 1)."""
+        watch = self._watch
+        if watch is None or not watch.watching or self._watch_missed:
+            return self.poll_interval
+        return self.poll_interval * WATCHED_POLL_FACTOR
+
     def wait(self, timeout: float | None = None) -> None:
-        """Sleep until a filesystem wake-up, or the poll interval (or ``timeout``) elapses.
+        """Sleep until a filesystem wake-up, or the safety poll (or ``timeout``) elapses.
 
         After a read that returned lines, the first ``settle`` seconds pass before a
         filesystem wake-up counts (rule 3); :meth:`wake` ends the wait at any time.
         While the log cannot be opened, the sleep also ends when the next attempt is due,
-        so the retry delay reported in :class:`Unreadable` is the delay waited.
+        so the retry delay reported in :class:`Unreadable` is the delay waited; while a
+        rotated file ends mid-line, it ends when that line's grace is over.
         """
-        limit = self.poll_interval if timeout is None else min(timeout, self.poll_interval)
+        limit = self.safety_poll if timeout is None else min(timeout, self.safety_poll)
         if self._cur is None and self._retry_at:
             limit = min(limit, max(0.0, self._retry_at - self._clock()))
+        if self._cur is not None and self._cur.partial_since is not None:
+            limit = min(limit, max(0.0, self._cur.partial_since + self._grace - self._clock()))
+        self._timed_out = False
         watch = self._watch
         if watch is None:
             self._wake.wait(limit)
             self._wake.clear()
             return
         start = time.monotonic()
-        hold = min(limit, self._lines_at + self.settle - start)
-        if hold > 0 and watch.sleep(hold):
-            return
-        while not watch.wait(start + limit - time.monotonic()):
-            if time.monotonic() >= start + limit:
+        try:
+            while not watch.wait(start + limit - time.monotonic()):
+                if time.monotonic() >= start + limit:
+                    self._timed_out = True
+                    return
+            if self._wake.is_set():  # wake(): at once
                 return
+            # A notification: if it came within the settle delay, let the delay pass
+            # (rule 3). Only then: a write slower than that is read at once.
+            hold = min(start + limit, self._lines_at + self.settle) - time.monotonic()
+            if hold > 0:
+                watch.sleep(hold)
+        finally:
+            self._wake.clear()
 
     def wake(self) -> None:
         """Make a pending :meth:`wait` return at once (for signal handlers)."""
@@ -288,6 +318,12 @@ class Follower:
             Outputs in stream order. An empty list means nothing new.
         """
         out: list[FollowerOutput] = []
+        watch = self._watch
+        # After a wait that timed out, lines with no notification queued before the read
+        # nor after it were missed by the watch (queued() consumes nothing: a notice
+        # queued by now still wakes the next wait).
+        unannounced = self._timed_out and watch is not None and not watch.queued()
+        self._timed_out = False
         if self._cur is None and not self._open_first(out):
             return out
         while budget > 0 and self._cur is not None:
@@ -308,8 +344,18 @@ class Follower:
                 break
         if any(isinstance(i, Lines) for i in out):
             self._lines_at = time.monotonic()
+            if unannounced and watch is not None and not watch.queued():
+                self._on_missed()
         self._more = budget <= 0
         return out
+
+    def _on_missed(self) -> None:
+        if not self._watch_missed:
+            self._watch_missed = True
+            log.warning(
+                "watch_missed_write",
+                extra=kv(path=self.path, safety_poll=self.poll_interval),
+            )
 
     def _read_into(self, f: _Open, out: list[FollowerOutput], size: int) -> int:
         data = os.pread(f.fd, size, f.offset)

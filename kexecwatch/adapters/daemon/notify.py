@@ -75,6 +75,11 @@ class Notifier:
         """Tell systemd we are shutting down."""
         self.send(stopping="1")
 
+    @property
+    def next_ping(self) -> float | None:
+        """When the next ``WATCHDOG=1`` is due (the clock's time), or ``None`` without one."""
+        return None if self.watchdog_interval is None else self._next_ping
+
     def maybe_ping(self) -> None:
         """Send ``WATCHDOG=1`` if half the watchdog interval has passed since the last one."""
         if self.watchdog_interval is None:

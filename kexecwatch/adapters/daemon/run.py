@@ -268,11 +268,7 @@ class Daemon:
                 if self.hup:
                     self._on_hup()
                 if not self.follower.more_to_read and not self.stop:
-                    due = self.session.expire_due
-                    if self._alerted:  # wake for the alerts' deferred checkpoint
-                        gap_due = self._last_checkpoint + ALERT_CHECKPOINT_GAP
-                        due = gap_due if due is None else min(due, gap_due)
-                    self.follower.wait(None if due is None else max(0.01, due - now))
+                    self.follower.wait(max(0.01, self._next_due(last_status) - now))
             failed = False
         finally:
             self.notifier.stopping()
@@ -288,6 +284,21 @@ class Daemon:
             self.journal.close()
             os.close(self._lock_fd)
         return EXIT_OK
+
+    def _next_due(self, last_status: float) -> float:
+        """When the loop has work without new input: the idle expiry, a checkpoint, the
+        status line, the watchdog ping (a wait never outlasts it; safety polls aside, an
+        idle daemon sleeps until then)."""
+        dues = [last_status + self.cfg.status_interval]
+        if self.session.expire_due is not None:
+            dues.append(self.session.expire_due)
+        if self._alerted:  # the alerts' deferred checkpoint
+            dues.append(self._last_checkpoint + ALERT_CHECKPOINT_GAP)
+        if self._dirty:
+            dues.append(self._last_checkpoint + self.cfg.checkpoint_interval)
+        if self.notifier.next_ping is not None:
+            dues.append(self.notifier.next_ping)
+        return min(dues)
 
     def _log_start(self) -> None:
         resume = self._resume

@@ -2,12 +2,11 @@
 
 Theory of operation: with the native scanner, replay's ``--events --format json`` has
 the library write the line of a plain exec itself (``native/src/render.rs``): a
-successful exec, or a failed one by a pid the table does not know, whose parent the
-process table does not know (so ``process.parent`` is its pid alone and there is no
-entry leader), that no rule needs, in a whole run (or one event of an interleaved pair)
-of ``SYSCALL``, at most one ``EXECVE`` (argc and ``a0`` ... in order), ``CWD``,
-``PATH`` and ``PROCTITLE`` records in the kernel's layouts, while no process group or
-session is known. The
+successful exec, or a failed one by a pid the table does not know, with no entry
+leader (its parent known to the table or not: see below), that no rule needs, in a
+whole run (or one event of an interleaved pair) of ``SYSCALL``, ``EXECVE`` (argc and
+``a0`` ... in order, long arguments in chunks), ``CWD``, ``PATH`` and ``PROCTITLE``
+records in the kernel's layouts, while no process group or session is known. The
 library writes what differs from exec to exec (time, id, pids, argv, working directory,
 title, ``PATH`` items, entity id); the members that depend only on the ``SYSCALL``
 record's text from ``auid=`` on (the *render key*: users, groups, credentials, ``keys``,

@@ -66,8 +66,8 @@ from kexecwatch.core.audit.record import EventId
 from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS
 from kexecwatch.core.process.eventlines import EventLines
 from kexecwatch.core.scan.argtest import Needle
-from kexecwatch.core.scan.fastpath import SYSCALL_HEAD, run_end
-from kexecwatch.core.scan.prefilter import Prefilter
+from kexecwatch.core.scan.fastpath import SYSCALL_HEAD, RunBounds, run_end
+from kexecwatch.core.scan.prefilter import LearnedItems, Prefilter
 from kexecwatch.core.scan.scanner import PythonScanner
 
 __all__ = [
@@ -87,6 +87,12 @@ NEED_ALWAYS = 1 << 4
 INODE_IF_RELEVANT = 1 << 5
 INODE_ALWAYS = 1 << 6
 NEEDLE_IF_RELEVANT = 1 << 7
+
+#: What :meth:`~kexecwatch.core.scan.scanner.PythonScanner.fast_verdict` answers for a
+#: run that only teaches the table.
+_FastVerdict = tuple[str, bool, bytes | None, bytes | None, bool]
+#: The most verdict codes :meth:`NativeScanner.hands_back` remembers (as the session).
+_MAX_CODES = 4096
 
 # Single-record types seen in ordinary logs (user space, anomalies, access decisions).
 _COMMON_SINGLE = (
@@ -193,6 +199,7 @@ class NativeScanner(PythonScanner):
         self._errors = error_types
         self._inode_prefilters: list[Prefilter] = []
         self._inodes: frozenset[int] | None = None
+        self._inode_stamp: tuple[tuple[int, int], ...] | None = None
         self._pending: str | None = None
         # The needles the session holds (set_needles), as Python states them; None: the
         # session holds none (too many for it): every argument test is Python's.
@@ -201,6 +208,10 @@ class NativeScanner(PythonScanner):
         self._render_allowed: Callable[[], bool] = bool
         self._render_now = False
         self._render_inodes: Callable[[], list[Prefilter]] = list
+        # The verdict code the session holds or would hold per key (hands_back).
+        self._codes: dict[tuple[bytes, bytes, bytes, bytes], int] = {}
+        # The fast_verdict just made by _needed_runs: (buf, start, verdict, by rules).
+        self._known: tuple[bytes, int, _FastVerdict | None, bool] | None = None
         # The events native takes stay in the session; the done set asks it about them.
         session.done_keep(True)
         self._assembler.keep_done_in(session)
@@ -240,6 +251,8 @@ class NativeScanner(PythonScanner):
     def prefilters_changed(self) -> None:
         """Forget every verdict (and render answer), here and in the session."""
         super().prefilters_changed()
+        self._codes.clear()
+        self._known = None
         if getattr(self, "_render", None) is not None and self.native_on:
             try:
                 self.session.render_clear()
@@ -272,6 +285,43 @@ class NativeScanner(PythonScanner):
             self._needles = None  # more than the session takes: the tests stay Python's
             return
         self._needles = frozenset(needles)
+
+    def fast_verdict(
+        self,
+        key: tuple[bytes, bytes, bytes, bytes],
+        buf: bytes,
+        start: int,
+        run: RunBounds,
+        time_ms: int,
+        *,
+        extra: bytes | None = None,
+    ) -> _FastVerdict | None:
+        """:meth:`~kexecwatch.core.scan.scanner.PythonScanner.fast_verdict`; the one
+        :meth:`_needed_runs` has just made for the run at ``buf[start]`` is not made
+        again."""
+        known = self._known
+        if known is not None and known[0] is buf and known[1] == start:
+            self._known = None
+            self.needed_by_rules = known[3]
+            return known[2]
+        return super().fast_verdict(key, buf, start, run, time_ms, extra=extra)
+
+    def hands_back(self, key: tuple[bytes, bytes, bytes, bytes], relevant: bool) -> bool:
+        """Whether the session hands back every whole run of ``key`` (raw call, success,
+        comm, exe) whatever its lines hold: its verdict code needs it always, or
+        (``relevant``: evaluated, in the window) whenever relevant. Not so for a code
+        whose hand-back depends on the run's inodes or needles."""
+        code = self._codes.get(key)
+        if code is None:
+            wire = b"\0".join(key)
+            found, needles = self.verdict_and_needles(wire)
+            code = found if needles is None else found | NEEDLE_IF_RELEVANT
+            if len(self._codes) >= _MAX_CODES:
+                self._codes.clear()
+            self._codes[key] = code
+        if code & NEED_ALWAYS:
+            return True
+        return relevant and bool(code & NEED_IF_RELEVANT)
 
     def verdict_code(self, key: bytes) -> int:
         """The verdict code of a native verdict key (``call\\0success\\0comm\\0exe``), as
@@ -428,9 +478,12 @@ class NativeScanner(PythonScanner):
     def _needed_runs(  # noqa: PLR0917 - the scan's position, passed along
         self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]
     ) -> tuple[int, int]:
-        """Take in Python the whole runs that follow at ``pos`` and that a prefilter needs
-        in full: native would hand each back, one round trip each (with ``--events``,
-        every exec in the window). Stops at the first unit native may take."""
+        """Take in Python the whole runs that follow at ``pos`` and that native would
+        hand back anyway: those a prefilter needs in full (with ``--events``, every exec
+        in the window), and those whose verdict code sends every relevant run back
+        (:meth:`hands_back`) though Python then finds it only teaches the table (many
+        rules: a test on the parent or the ids that fails). Each would cost a round trip
+        and its verdict twice. Stops at the first unit native may take."""
         limit = len(buf)
         stats = self._stats
         while pos < limit:
@@ -442,11 +495,22 @@ class NativeScanner(PythonScanner):
             call, success, comm, exe, extra = m.group("call", "success", "comm", "exe", "extra")
             key = (call, success, comm, exe)
             time_ms = int(sec) * 1000 + int(ms)
-            if self.fast_verdict(key, buf, m.start() + 1, run, time_ms, extra=extra) is not None:
+            start = m.start() + 1
+            verdict = self.fast_verdict(key, buf, start, run, time_ms, extra=extra)
+            if verdict is not None and (self._render_now or not self.hands_back(key, verdict[4])):
                 break  # only teaches the table: native's to take
-            if self._render_now and self._renderable(m):
+            if verdict is None and self._render_now and self._renderable(m):
                 break  # native may write its --events line
-            if not self.fast_event(buf, m, run, line_no, out):
+            # fast_event asks for this verdict again: answer it from here, unless
+            # the events the assembler lets out first (none while nothing is in
+            # flight) could change what the prefilters know.
+            if not self._assembler.inflight:
+                self._known = (buf, start, verdict, self.needed_by_rules)
+            try:
+                taken = self.fast_event(buf, m, run, line_no, out)
+            finally:
+                self._known = None
+            if not taken:
                 break
             n = run[3]  # the run's lines: pos is its start (no second pass over its bytes)
             stats.lines += n
@@ -500,6 +564,10 @@ class NativeScanner(PythonScanner):
         return pos, line_no
 
     def _sync_inodes(self) -> None:
+        stamp = inode_stamp(self._inode_prefilters)
+        if stamp is not None and stamp == self._inode_stamp and self._inodes is not None:
+            return  # the learned inodes are as at the last call: no pair read again
+        self._inode_stamp = stamp
         inodes = inode_values(self._inode_prefilters)
         if inodes != self._inodes:
             self.session.set_inodes(inodes)
@@ -539,6 +607,20 @@ def needle_bytes(needle: Needle) -> NeedleBytes | None:
         return text.encode("utf-8", "surrogateescape"), nocase
     except UnicodeEncodeError:
         return None
+
+
+def inode_stamp(prefilters: Iterable[Prefilter]) -> tuple[tuple[int, int], ...] | None:
+    """What the prefilters' learned inodes are now, as (identity, version) of each
+    :class:`~kexecwatch.core.scan.prefilter.LearnedItems`: equal stamps, equal inodes
+    (a version moves whenever its pairs change). ``None`` when a collection has no
+    version: then the inodes must be read again."""
+    stamp = []
+    for prefilter in prefilters:
+        items = prefilter.path_items
+        if not isinstance(items, LearnedItems):
+            return None
+        stamp.append((id(items), items.version))
+    return tuple(stamp)
 
 
 def inode_values(prefilters: Iterable[Prefilter]) -> frozenset[int]:

@@ -25,7 +25,7 @@ from typing import Any
 
 from kexecwatch.core.text.textsafe import clip, utf8_len
 
-__all__ = ["compact", "dumps", "dumps_within", "encode", "line", "writer"]
+__all__ = ["ascii_compact", "compact", "dumps", "dumps_within", "encode", "line", "writer"]
 
 _LINE_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
@@ -89,6 +89,27 @@ def compact(obj: Any) -> bytes:
         if fast is not None:
             return fast
     return encode(_stdlib(obj, indent=None, sort_keys=True))
+
+
+def ascii_compact(obj: Any) -> bytes:
+    """``json.dumps(obj, separators=(",", ":"), ensure_ascii=True)`` as bytes (keys in
+    their own order), as state files are written: the daemon's checkpoint, 800 KB of it
+    every few seconds under load, 16 times faster by orjson.
+
+    orjson's bytes when they hold no byte outside printable ASCII: for the values of the
+    module docstring those are the same bytes (``ensure_ascii`` only changes characters
+    outside it, and ``\\x7f``); otherwise, or where orjson refuses, the standard library's.
+    """
+    orjson = _orjson if _orjson is not _UNTRIED else _load()
+    if orjson is not None:
+        try:
+            out: bytes = orjson.dumps(obj, option=_STRICT)
+        except TypeError:  # orjson.JSONEncodeError: the standard library decides
+            pass
+        else:
+            if out.isascii() and b"\x7f" not in out:
+                return out
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
 def _fast(orjson: ModuleType, obj: Any, option: int) -> bytes | None:

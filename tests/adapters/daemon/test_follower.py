@@ -11,6 +11,7 @@ import pytest
 from kexecwatch.adapters.daemon.follower import (
     MAX_LINE,
     READ_BUDGET,
+    WATCHED_POLL_FACTOR,
     DroppedTail,
     Follower,
     FollowerOutput,
@@ -368,4 +369,120 @@ def test_a_read_takes_in_at_most_read_budget_bytes_by_default(log: Path) -> None
     assert b"".join(got) == backlog
     assert READ_BUDGET == 256 * 1024
     assert reads >= len(backlog) // READ_BUDGET
+    f.close()
+
+
+def test_with_a_working_watch_the_safety_poll_is_ten_times_rarer(log: Path) -> None:
+    """An idle follower with a directory watch wakes every WATCHED_POLL_FACTOR poll
+    intervals, not every one (each wake-up of an idle daemon costs CPU for nothing); a
+    write through the log's name still wakes it at once."""
+    import time
+
+    append(log, rec(1))
+    f = Follower(str(log), poll_interval=0.2)
+    f.start()
+    assert drain(f) == rec(1)
+    assert WATCHED_POLL_FACTOR == 10
+    assert f.safety_poll == pytest.approx(2.0)
+    t0 = time.monotonic()
+    f.wait()
+    assert time.monotonic() - t0 >= 1.9  # was 0.2: a wake-up every poll interval
+    t0 = time.monotonic()
+    append(log, rec(2))
+    f.wait()
+    assert time.monotonic() - t0 < 1.5  # the notification, not the safety poll
+    assert drain(f) == rec(2)
+    assert f.safety_poll == pytest.approx(2.0)
+    f.close()
+
+
+def test_a_write_no_notification_announced_brings_the_short_safety_poll_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A write the watch never sees (here through a hard link in another directory: the
+    directory watch hears only of names in its directory, as a log written by another
+    host over a network filesystem is never announced) is found by the safety poll, and
+    from then on the safety poll is every poll_interval again, with one warning."""
+    import logging
+    import time
+
+    (tmp_path / "logs").mkdir()
+    log = tmp_path / "logs" / "audit.log"
+    append(log, rec(1))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.link(log, elsewhere / "audit-link")
+    f = Follower(str(log), poll_interval=0.1)
+    f.start()
+    assert drain(f) == rec(1)
+    assert f.safety_poll == pytest.approx(1.0)
+    append(elsewhere / "audit-link", rec(2))
+    with caplog.at_level(logging.WARNING):
+        t0 = time.monotonic()
+        f.wait()
+        assert time.monotonic() - t0 >= 0.9  # nothing woke it: the safety poll did
+        assert drain(f) == rec(2)
+    assert f.safety_poll == pytest.approx(0.1)
+    assert [r.getMessage() for r in caplog.records] == ["watch_missed_write"]
+    # A write through the log's own name after a timed-out wait is announced: no miss.
+    f.wait(timeout=0.05)
+    append(log, rec(3))
+    assert drain(f) == rec(3)
+    f.close()
+
+
+def test_an_announced_write_read_after_a_timed_out_wait_is_no_miss(log: Path) -> None:
+    """The wait ends by its time limit, then the writer appends before the read: its
+    notification is queued, so the watch missed nothing and the safety poll stays long;
+    the queued notice still wakes the next wait (nothing was consumed)."""
+    import time
+
+    append(log, rec(1))
+    f = Follower(str(log), poll_interval=0.2)
+    f.start()
+    drain(f)
+    f.wait(timeout=0.05)
+    append(log, rec(2))
+    assert drain(f) == rec(2)
+    assert f.safety_poll == pytest.approx(2.0)
+    t0 = time.monotonic()
+    f.wait()
+    assert time.monotonic() - t0 < 1.5  # the notice of rec(2), still queued
+    f.close()
+
+
+def test_a_writer_slower_than_the_settle_delay_costs_one_wake_up_a_write(log: Path) -> None:
+    """After a read that returned lines, the settle delay holds a notification back only
+    when one comes within it: a write after the delay ends the wait in one sleep, without
+    a wake-up at the end of the settle delay first (before: one extra wake-up a write)."""
+    import threading
+    import time
+
+    append(log, rec(1))
+    f = Follower(str(log), poll_interval=30, settle=0.5)  # long: a loaded machine is slow
+    f.start()
+    assert drain(f) == rec(1)
+    watch = f._watch
+    assert watch is not None
+    sleeps: list[float] = []
+    real_sleep = watch.sleep
+
+    def counted_sleep(seconds: float) -> bool:
+        sleeps.append(seconds)
+        return real_sleep(seconds)
+
+    watch.sleep = counted_sleep  # type: ignore[method-assign]
+    timer = threading.Timer(0.8, append, (log, rec(2)))
+    timer.start()
+    t0 = time.monotonic()
+    f.wait()
+    timer.join()
+    assert 0.7 <= time.monotonic() - t0 < 5
+    assert sleeps == []  # no settle wake-up: the write came after the delay
+    assert drain(f) == rec(2)
+    # A write within the settle delay is held back until the delay is over.
+    append(log, rec(3))
+    f.wait()
+    assert len(sleeps) == 1 and 0 < sleeps[0] <= f.settle
+    assert drain(f) == rec(3)
     f.close()

@@ -34,7 +34,7 @@ from kexecwatch.core.detect.rule.ruleset import (
 from kexecwatch.core.scan.prefilter import Prefilter
 from kexecwatch.errors import RuleError, SourceLocation
 
-__all__ = ["DETECTIONS", "Detection", "NativeRule", "load_native_rule"]
+__all__ = ["DETECTIONS", "Detection", "NativeRule", "load_native_rule", "load_parsed_native_rule"]
 
 
 class Detection(Protocol):
@@ -95,7 +95,15 @@ def load_native_rule(text: str, source: str) -> NativeRule:
         RuleError: for TOML errors, missing or ill-typed keys, or a
             ``rule.detection`` that names no known detection.
     """
-    data = parse_toml(text, source)
+    return load_parsed_native_rule(parse_toml(text, source), text, source)
+
+
+def load_parsed_native_rule(data: dict[str, Any], text: str, source: str) -> NativeRule:
+    """:func:`load_native_rule` for a file already parsed with ``parse_toml``.
+
+    Raises:
+        RuleError: as :func:`load_native_rule`, but for TOML errors.
+    """
     common = read_rule_metadata(data, source, kind="kexecwatch")
     name = data["rule"].get("detection")
     factory = DETECTIONS.get(name) if isinstance(name, str) else None

@@ -20,10 +20,9 @@ in the TOML file when the query is a TOML string without escapes (the usual case
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kexecwatch.core.detect.rule.ast import Statement
 from kexecwatch.core.detect.rule.evaluate import CompiledQuery, Document
@@ -33,6 +32,9 @@ from kexecwatch.core.detect.rule.parser import parse_statement
 from kexecwatch.core.detect.rule.query import compile_statement
 from kexecwatch.core.detect.rule.sequence import CompiledSequence
 from kexecwatch.errors import RuleError, SourceLocation
+
+if TYPE_CHECKING:
+    import tomllib
 
 __all__ = [
     "Rule",
@@ -321,6 +323,8 @@ def _already_missing(exc: RuleError, errors: list[RuleError]) -> bool:
 
 def parse_toml(text: str, source: str) -> dict[str, Any]:
     """TOML text to a dict; syntax errors become :class:`RuleError` with a caret."""
+    import tomllib  # here: the built-in rules load without it (kexecwatch/rules/builtin.json)
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
