@@ -289,3 +289,40 @@ def test_single_records_after_a_handed_back_event_go_back_to_native() -> None:
     assert len(taken_by_python) * 10 < in_log, taken_by_python[:20]
     python = outcome(data, None)
     assert (fingerprint(out), det.stats.as_dict(), det.to_state()) == python[:3]
+
+
+def test_learned_inodes_are_read_again_only_when_they_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before each scan call the session's inode set is brought up to date with the
+    rules' learned inodes; it is made again only when one of their
+    :class:`~kexecwatch.core.scan.prefilter.LearnedItems` changed version, not by
+    reading every pair at every call. Same outcome as the Python scanner."""
+    import kexecwatch.core.scan.nativescan as nativescan
+
+    lib = native_lib()
+    data = generated(n=6000, interleave=0.2, lose_every=50, kexec_every=20)
+    cuts = list(range(4000, len(data), 4000))
+    det = Detector(copy.deepcopy(ALL_RULES), host_name="h", native=lib)
+    scanner = det._scanner
+    assert isinstance(scanner, NativeScanner)
+    made: list[int] = []
+    synced: list[int] = []
+    real_values = nativescan.inode_values
+    real_sync = scanner._sync_inodes
+
+    def values(prefilters: Any) -> frozenset[int]:
+        made.append(1)
+        return real_values(prefilters)
+
+    def sync() -> None:
+        synced.append(1)
+        real_sync()
+
+    monkeypatch.setattr(nativescan, "inode_values", values)
+    scanner._sync_inodes = sync  # type: ignore[method-assign]
+    out = feed_in_pieces(det, data, cuts)
+    python = outcome(data, None, cuts=cuts)
+    assert (fingerprint(out), det.stats.as_dict(), det.to_state()) == python[:3]
+    assert len(synced) > 50, len(synced)
+    assert len(made) < len(synced) / 5, (len(made), len(synced))

@@ -377,8 +377,17 @@ def _needles(req: Requirement, parent: bool) -> Part | None:
                 parts = [Needles(frozenset((t, nocase) for t in row), parent) for row in rows]
                 regexes.append(parts[0] if len(parts) == 1 else AllOf(tuple(parts)))
                 continue
-            # Wildcards (no escape character): the longest literal piece.
-            found.add((max(text.replace("?", "*").split("*"), key=len), nocase))
+            # Wildcards (no escape character): a matching element holds every literal
+            # piece, so the command line holds them all.
+            pieces = sorted({t for t in text.replace("?", "*").split("*") if t}, key=len)
+            if not pieces:
+                return None  # only wildcards: any text
+            if len(pieces) == 1:
+                found.add((pieces[0], nocase))
+                continue
+            regexes.append(
+                AllOf(tuple(Needles(frozenset({(t, nocase)}), parent) for t in pieces[::-1]))
+            )
     if any(not t for t, _ in found):
         return None
     tests = [*([Needles(frozenset(found), parent)] if found else []), *regexes]

@@ -67,7 +67,7 @@ from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS
 from kexecwatch.core.process.eventlines import EventLines
 from kexecwatch.core.scan.argtest import Needle
 from kexecwatch.core.scan.fastpath import SYSCALL_HEAD, RunBounds, run_end
-from kexecwatch.core.scan.prefilter import Prefilter
+from kexecwatch.core.scan.prefilter import LearnedItems, Prefilter
 from kexecwatch.core.scan.scanner import PythonScanner
 
 __all__ = [
@@ -199,6 +199,7 @@ class NativeScanner(PythonScanner):
         self._errors = error_types
         self._inode_prefilters: list[Prefilter] = []
         self._inodes: frozenset[int] | None = None
+        self._inode_stamp: tuple[tuple[int, int], ...] | None = None
         self._pending: str | None = None
         # The needles the session holds (set_needles), as Python states them; None: the
         # session holds none (too many for it): every argument test is Python's.
@@ -563,6 +564,10 @@ class NativeScanner(PythonScanner):
         return pos, line_no
 
     def _sync_inodes(self) -> None:
+        stamp = inode_stamp(self._inode_prefilters)
+        if stamp is not None and stamp == self._inode_stamp and self._inodes is not None:
+            return  # the learned inodes are as at the last call: no pair read again
+        self._inode_stamp = stamp
         inodes = inode_values(self._inode_prefilters)
         if inodes != self._inodes:
             self.session.set_inodes(inodes)
@@ -602,6 +607,20 @@ def needle_bytes(needle: Needle) -> NeedleBytes | None:
         return text.encode("utf-8", "surrogateescape"), nocase
     except UnicodeEncodeError:
         return None
+
+
+def inode_stamp(prefilters: Iterable[Prefilter]) -> tuple[tuple[int, int], ...] | None:
+    """What the prefilters' learned inodes are now, as (identity, version) of each
+    :class:`~kexecwatch.core.scan.prefilter.LearnedItems`: equal stamps, equal inodes
+    (a version moves whenever its pairs change). ``None`` when a collection has no
+    version: then the inodes must be read again."""
+    stamp = []
+    for prefilter in prefilters:
+        items = prefilter.path_items
+        if not isinstance(items, LearnedItems):
+            return None
+        stamp.append((id(items), items.version))
+    return tuple(stamp)
 
 
 def inode_values(prefilters: Iterable[Prefilter]) -> frozenset[int]:

@@ -408,6 +408,22 @@ def test_a_rule_on_the_working_directory_tests_it() -> None:
     assert not like.accepts(facts("/srv/app"))
 
 
+def test_wildcard_needles_require_every_literal_piece() -> None:
+    """A wildcard's element holds every literal piece of it: before, only the longest
+    was looked for, and every ``cat /proc/cpuinfo`` was parsed in full for the
+    snapshot's ``/proc/*/maps`` and ``/proc/*/mem`` rules."""
+    maps = _test_of('process where process.name == "cat" and process.args like "/proc/*/maps"')
+    assert not maps.accepts(_facts("cat", "/usr/bin/cat", "cat /proc/cpuinfo", None))
+    assert maps.accepts(_facts("cat", "/usr/bin/cat", "cat /proc/1/maps", None))
+    assert maps.accepts(_facts("cat", "/usr/bin/cat", None, None))  # arguments not known
+    mem = _test_of('process where process.command_line like~ ("/PROC/*/mem", "*?shadow*")')
+    assert not mem.accepts(_facts("cat", "/usr/bin/cat", "cat /proc/cpuinfo", None))
+    assert mem.accepts(_facts("cat", "/usr/bin/cat", "cat /Proc/7/MEM", None))
+    assert mem.accepts(_facts("cat", "/usr/bin/cat", "cat /etc/shadow", None))
+    anything = _test_of('process where process.args like ("*", "/tmp/*")')
+    assert anything is None or anything.accepts(_facts("x", "/x", "x y", None))
+
+
 def test_needles_of_regular_expressions() -> None:
     assert regex_needles("a?+bc", nocase=False) == [frozenset({"bc"})]
     assert regex_needles("ab|c", nocase=False) == []
