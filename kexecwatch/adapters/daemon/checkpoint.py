@@ -31,7 +31,7 @@ from kexecwatch.adapters.daemon.statefiles import (
     set_aside,
     write_atomic,
 )
-from kexecwatch.core.text import jsontext
+from kexecwatch.core import jsontext
 from kexecwatch.errors import ConfigError
 
 __all__ = [
