@@ -43,9 +43,12 @@ document reads them.
 
 from __future__ import annotations
 
+import re
+from binascii import unhexlify
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
+from typing import Any
 
 from kexecwatch.core.process.identity import credentials_of
 
@@ -73,11 +76,15 @@ __all__ = [
     "reads_of",
 ]
 
-#: What a test reads of :class:`Facts` besides command lines (:func:`reads_of`): the
-#: parent's name or executable, the working directory, the ids, the capabilities.
-Reads = tuple[bool, bool, bool, bool]
+#: What a test reads of :class:`Facts` besides the process's own command line
+#: (:func:`reads_of`): the parent's name or executable, the working directory, the ids,
+#: the capabilities, the parent's command line.
+Reads = tuple[bool, bool, bool, bool, bool]
 #: It reads none of them.
-NOTHING_READ: Reads = (False, False, False, False)
+NOTHING_READ: Reads = (False, False, False, False, False)
+#: A parent's command line longer than this is not kept as part of a key
+#: (:meth:`Facts.key`): what is remembered per key stays small.
+MAX_KEY_LINE = 1024
 #: One needle: its text, and whether it is looked for in the lower-cased command line.
 Needle = tuple[str, bool]
 #: Values remembered per name or executable test (then forgotten all at once).
@@ -113,26 +120,76 @@ class Facts:
     (``extra``; ``None``: not known, every test on them holds), its working directory
     as the document holds it (``cwd``: ``None`` when the event states none, ``True`` when
     not known: every test on it holds), and whether the event has a record stating its
-    capability sets (``capabilities``; ``None``: not known)."""
+    capability sets (``capabilities``; ``None``: not known).
 
-    __slots__ = ("_lowered", "_parent", "_parent_known", "capabilities", "cwd", "extra", "own")
+    Whatever costs work to make is made when first read, and only then: ``line`` gives
+    the own command line in place of ``own[2]``, and ``cwd`` and ``capabilities`` may be
+    such functions too (most events are decided on names alone). ``raw_args``: the
+    EXECVE record bodies the own command line is decoded from (joined by newlines, as
+    :func:`~kexecwatch.core.scan.fastpath.execve_bodies` gives them), so that a
+    :class:`NeedleGate` can often tell from them alone that no needle is in it."""
+
+    __slots__ = (
+        "_capabilities",
+        "_cwd",
+        "_line",
+        "_lowered",
+        "_own",
+        "_parent",
+        "_parent_known",
+        "executable",
+        "extra",
+        "name",
+        "raw_args",
+    )
 
     def __init__(
         self,
         own: Known,
         parent: Callable[[], Known | None] | None = None,
         extra: bytes | None = None,
-        cwd: str | bool | None = True,
+        cwd: str | bool | Callable[[], str | None] | None = True,
         *,
-        capabilities: bool | None = None,
+        capabilities: bool | Callable[[], bool] | None = None,
+        line: Callable[[], str | None] | None = None,
+        raw_args: bytes | None = None,
     ) -> None:
-        self.own = own
+        self.name = own[0]
+        self.executable = own[1]
+        self._own: Known | None = None if line is not None else own
+        self._line = line
         self.extra = extra
-        self.cwd = cwd
-        self.capabilities = capabilities
+        self._cwd = cwd
+        self._capabilities = capabilities
+        self.raw_args = raw_args
         self._parent = parent
         self._parent_known: list[Known | None] = []
         self._lowered: dict[int, str] = {}
+
+    @property
+    def own(self) -> Known:
+        """The process's own name, executable and command line."""
+        own = self._own
+        if own is None:
+            assert self._line is not None
+            own = self._own = (self.name, self.executable, self._line())
+        return own
+
+    @property
+    def cwd(self) -> str | bool | None:
+        """The working directory (``True``: not known)."""
+        cwd = self._cwd
+        if callable(cwd):
+            cwd = self._cwd = cwd()
+        return cwd
+
+    @property
+    def capabilities(self) -> bool | None:
+        """Whether a record states the capability sets (``None``: not known)."""
+        stated = self._capabilities
+        if callable(stated):
+            stated = self._capabilities = stated()
+        return stated
 
     def of(self, parent: bool) -> Known | bool | None:
         """The process's own facts, or its parent's (``True``: not known)."""
@@ -144,15 +201,22 @@ class Facts:
             self._parent_known.append(self._parent())
         return self._parent_known[0]
 
-    def key(self, reads: Reads) -> tuple[object, ...]:
-        """What parts which read no command line read of these facts (besides the
-        process's own name and executable), as :func:`reads_of` gives it: the parent's name
-        and executable (or whether it is unknown or absent), the working directory, the ids
-        and whether the capability sets are stated; ``None`` for what they do not read
-        (the parent is then not looked up)."""
-        parent = self.of(True) if reads[0] else None
+    def key(self, reads: Reads) -> tuple[object, ...] | None:
+        """What parts which do not read the process's own command line read of these facts
+        (besides the process's own name and executable), as :func:`reads_of` gives it: the
+        parent's name and executable, and its command line if read (or whether the parent
+        is unknown or absent), the working directory, the ids and whether the capability
+        sets are stated; ``None`` in each place for what they do not read (the parent is
+        then not looked up). ``None`` for the whole when the parent's command line is
+        read and longer than :data:`MAX_KEY_LINE`."""
+        parent: object = self.of(True) if reads[0] or reads[4] else None
+        if isinstance(parent, tuple):
+            if not reads[4]:
+                parent = parent[:2]
+            elif parent[2] is not None and len(parent[2]) > MAX_KEY_LINE:
+                return None
         return (
-            parent[:2] if isinstance(parent, tuple) else parent,
+            parent,
             self.cwd if reads[1] else None,
             self.extra if reads[2] else None,
             self.capabilities if reads[3] else None,
@@ -172,6 +236,11 @@ class Needles:
 
     needles: frozenset[Needle]
     parent: bool = False
+    #: The case-sensitive needles' texts and the folded ones', sorted once when first
+    #: needed.
+    _texts: list[tuple[tuple[str, ...], tuple[str, ...]]] = dataclass_field(
+        default_factory=list, compare=False, repr=False
+    )
 
     def given(self, name: str, executable: str) -> Part | bool:
         return self
@@ -185,10 +254,27 @@ class Needles:
         line = known[2]
         if line is None:
             return not self.parent  # own arguments from elsewhere: any; a parent's: none
-        for text, nocase in self.needles:
-            if text in (facts.lowered(self.parent, line) if nocase else line):
+        if not self._texts:
+            self._texts.append(_texts_of(self.needles))
+        exact, folded = self._texts[0]
+        for text in exact:
+            if text in line:
                 return True
+        if folded:
+            lowered = facts.lowered(self.parent, line)
+            for text in folded:
+                if text in lowered:
+                    return True
         return False
+
+
+def _texts_of(needles: Iterable[Needle]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The texts of the case-sensitive ``needles`` and those of the folded ones."""
+    found = set(needles)
+    return (
+        tuple(sorted(t for t, nocase in found if not nocase)),
+        tuple(sorted(t for t, nocase in found if nocase)),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +300,10 @@ class ValueTest:
             if cwd is None or cwd is False:
                 return False
             value = cwd
+        elif self.field < 2:
+            value = facts.executable if self.field else facts.name
         else:
-            known = facts.of(self.field >= 2)
+            known = facts.of(True)
             if known is True:
                 return True
             if known is None or known is False:
@@ -332,7 +420,7 @@ class ArgsTest:
 
     def accepts(self, facts: Facts) -> bool:
         """Whether a document with these facts may match."""
-        left = self.given(facts.own[0], facts.own[1])
+        left = self.given(facts.name, facts.executable)
         return left if isinstance(left, bool) else left.holds(facts)
 
     def needles(self) -> frozenset[Needle]:
@@ -374,19 +462,26 @@ class ArgsTest:
         return found
 
 
-def own_needles(part: Part | bool) -> frozenset[Needle] | None:
+def own_needles(part: Part | bool, *, rare: bool = False) -> frozenset[Needle] | None:
     """Needles of which one is in the process's own command line whenever ``part`` (what
     :meth:`ArgsTest.given` left) holds on a known command line; ``None`` when ``part``
-    may hold without any."""
+    may hold without any.
+
+    Of the needle sets of an ``AllOf``'s parts, any one would do: the fewest needles are
+    taken, or with ``rare`` the set whose shortest needle is the longest (then the
+    fewest): a rule's ``[0-9]`` and ``[0-9]:[0-9]`` rows both hold, but nearly every
+    command line has a digit, and few have a digit, a colon and a digit in a row."""
     if isinstance(part, Needles):
         return None if part.parent else part.needles
     if isinstance(part, AllOf):
-        found = [n for n in map(own_needles, part.parts) if n is not None]
-        return min(found, key=len) if found else None
+        found = [n for n in (own_needles(p, rare=rare) for p in part.parts) if n is not None]
+        if not found:
+            return None
+        return min(found, key=_rarity if rare else len)
     if isinstance(part, AnyOf):
         union: set[Needle] = set()
         for item in part.parts:
-            needles = own_needles(item)
+            needles = own_needles(item, rare=rare)
             if needles is None:
                 return None
             union |= needles
@@ -394,16 +489,25 @@ def own_needles(part: Part | bool) -> frozenset[Needle] | None:
     return None
 
 
+def _rarity(needles: frozenset[Needle]) -> tuple[int, int]:
+    """How often a set of needles is likely to be found: more often for a shorter
+    shortest needle, then for more needles."""
+    return -min((len(text) for text, _ in needles), default=0), len(needles)
+
+
 def reads_of(part: Part | bool) -> Reads:
-    """What ``part``, which reads no command line (:func:`reads_command_lines`), reads
-    of the facts: the parent's name or executable, the working directory, the ids,
-    whether the capability sets are stated (:meth:`Facts.key`)."""
+    """What ``part``, which does not read the process's own command line
+    (:func:`reads_command_lines`), reads of the facts: the parent's name or executable,
+    the working directory, the ids, whether the capability sets are stated, the parent's
+    command line (:meth:`Facts.key`)."""
     if isinstance(part, ValueTest):
-        return (part.field in (2, 3), part.field == 4, False, False)
+        return (part.field in (2, 3), part.field == 4, False, False, False)
     if isinstance(part, CredTest):
-        return (False, False, True, False)
+        return (False, False, True, False, False)
     if isinstance(part, CapsTest):
-        return (False, False, False, True)
+        return (False, False, False, True, False)
+    if isinstance(part, Needles):
+        return (False, False, False, False, part.parent)
     if isinstance(part, AllOf | AnyOf):
         return either(*map(reads_of, part.parts))
     return NOTHING_READ
@@ -416,45 +520,146 @@ def either(*reads: Reads) -> Reads:
         any(r[1] for r in reads),
         any(r[2] for r in reads),
         any(r[3] for r in reads),
+        any(r[4] for r in reads),
     )
 
 
-def reads_command_lines(part: Part | bool) -> bool:
-    """Whether ``part`` reads a command line (the process's or its parent's): if not, it
-    depends only on the parent's name and executable, the working directory and the ids
-    (:meth:`Facts.key`)."""
+def reads_command_lines(part: Part | bool, *, own: bool = False) -> bool:
+    """Whether ``part`` reads a command line (the process's or its parent's; with
+    ``own``, the process's own): if not, it depends only on what :meth:`Facts.key`
+    holds."""
     if isinstance(part, Needles):
-        return True
+        return not (own and part.parent)
     if isinstance(part, AllOf | AnyOf):
-        return any(reads_command_lines(p) for p in part.parts)
+        return any(reads_command_lines(p, own=own) for p in part.parts)
     return False
 
 
 class NeedleGate:
     """One look for the needles of many argument tests at once: when none of them is in
-    a known command line, none of the tests holds (:func:`own_needles`)."""
+    a known command line, none of the tests holds (:func:`own_needles`).
 
-    __slots__ = ("_exact", "_folded")
+    Most command lines hold none, so the look is made on the raw EXECVE bodies first
+    (:attr:`Facts.raw_args`), which then need no full decoding. Where every argument is
+    written whole, quoted (``aN="..."``) or in upper-case hex, the bytes of each
+    argument are read at once (a regex, ``unhexlify``) and joined by spaces. A needle's
+    pieces between spaces each lie inside one argument, so a needle is in the command
+    line only if each of its pieces (UTF-8 encoded, as decoding with ``surrogateescape``
+    reverses) is in those bytes. A case-folded needle is looked for so only when the
+    bytes are all ASCII, where ``str.lower`` of the decoded line is ``bytes.lower`` of
+    them. Any other record (split arguments, a malformed body): the decoded command line
+    is searched."""
+
+    __slots__ = ("_raw_exact", "_raw_folded", "_texts")
 
     def __init__(self, needles: Iterable[Needle]) -> None:
-        found = set(needles)
-        self._exact = tuple(sorted(t for t, nocase in found if not nocase))
-        self._folded = tuple(sorted(t for t, nocase in found if nocase))
+        self._texts = exact, folded = _texts_of(needles)
+        self._raw_exact = _raw_pieces(exact)
+        self._raw_folded = _raw_pieces(folded)
 
     def shut(self, facts: Facts) -> bool:
         """Whether no needle is in the process's own command line (known)."""
+        raw = facts.raw_args
+        if raw is not None and self.shut_raw(raw):
+            return True
         line = facts.own[2]
         if line is None:
             return False
-        for text in self._exact:
+        exact, folded = self._texts
+        for text in exact:
             if text in line:
                 return False
-        if self._folded:
+        if folded:
             lowered = facts.lowered(False, line)
-            for text in self._folded:
+            for text in folded:
                 if text in lowered:
                     return False
         return True
+
+    def shut_raw(self, raw: bytes) -> bool:
+        """Whether the raw EXECVE bodies ``raw`` show, without decoding, that no needle
+        is in the command line decoded from them (``False``: not known)."""
+        exact, folded = self._raw_exact, self._raw_folded
+        if exact is None or folded is None or _SIMPLE_EXECVE.fullmatch(raw) is None:
+            return False
+        # Every argument's decoded bytes, one space apart (argc's field adds an empty one).
+        values = b" ".join([quoted or unhexlify(hexed) for quoted, hexed in _ARG.findall(raw)])
+        if _holds_one(exact, values):
+            return False
+        if folded[0] is not None or folded[1]:
+            if not values.isascii():
+                return False
+            if _holds_one(folded, values.lower()):
+                return False
+        return True
+
+
+def _holds_one(needles: _RawNeedles, text: bytes) -> bool:
+    """Whether ``text`` holds one of ``needles`` (all pieces of one of them)."""
+    single, several = needles
+    if single is not None and single.search(text) is not None:
+        return True
+    for pieces in several:
+        for piece in pieces:
+            if piece not in text:
+                break
+        else:
+            return True
+    return False
+
+
+def _one_of(words: Iterable[bytes]) -> re.Pattern[bytes] | None:
+    """One search that finds any of ``words`` where it occurs (``None``: no word), as a
+    trie: at each place at most one alternative per next byte is tried, so many needles
+    cost about what one does (a plain alternation, or a loop of ``in``, costs each)."""
+    trie: dict[bytes, Any] = {}
+    for word in words:
+        node = trie
+        for i in range(len(word)):
+            node = node.setdefault(word[i : i + 1], {})
+        node[b""] = {}
+    return re.compile(_trie_pattern(trie)) if trie else None
+
+
+def _trie_pattern(node: dict[bytes, Any]) -> bytes:
+    if b"" in node:
+        return b""  # a word ends here: whatever follows, it is found
+    alternatives = [re.escape(byte) + _trie_pattern(node[byte]) for byte in sorted(node)]
+    if len(alternatives) == 1:
+        return alternatives[0]
+    return b"(?:" + b"|".join(alternatives) + b")"
+
+
+#: An EXECVE field in its simplest forms: ``argc=N``, an argument written quoted
+#: (``aN="..."``) or as upper-case hex of whole bytes, the two forms the kernel writes for
+#: an argument not split over several fields; each argument's groups are its quoted text
+#: and its hex (what ``decode_untrusted`` reads them as).
+_FIELD = rb'(?:argc=[0-9]+|a[0-9]+=(?:"([^"\n]*)"|((?:[0-9A-F]{2})+)))'
+_ARG = re.compile(rb"(?:^|[ \n])" + _FIELD)
+#: EXECVE bodies (joined by newlines, as ``execve_bodies`` keeps them) made only of
+#: such fields, one space apart.
+_SIMPLE_EXECVE = re.compile(_FIELD + rb"(?:[ \n]" + _FIELD + rb")*")
+
+
+#: Needles as raw bytes: one search for those of one piece (``None``: there are none),
+#: and the pieces of each other one.
+_RawNeedles = tuple["re.Pattern[bytes] | None", tuple[tuple[bytes, ...], ...]]
+
+
+def _raw_pieces(needles: tuple[str, ...]) -> _RawNeedles | None:
+    """Each needle's pieces between spaces, as the raw bytes they decode from; ``None``
+    when one cannot be written so (a lone surrogate no decoding makes)."""
+    try:
+        split = [
+            tuple(piece.encode("utf-8", "surrogateescape") for piece in text.split(" ") if piece)
+            for text in needles
+        ]
+    except UnicodeEncodeError:
+        return None
+    return (
+        _one_of(pieces[0] for pieces in split if len(pieces) == 1),
+        tuple(pieces for pieces in split if len(pieces) != 1),
+    )
 
 
 def command_line_of(args: Iterable[bytes]) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
+from functools import partial
 from typing import Any, Literal, Protocol
 
 from kexecwatch.core.audit.assembler import Assembler, AssemblerOutput, AuditEvent
@@ -50,6 +51,7 @@ from kexecwatch.core.scan.argtest import (
     NeedleGate,
     Part,
     Reads,
+    command_line_of,
     either,
     known_of,
     own_needles,
@@ -769,16 +771,18 @@ class _Accepting(tuple[Prefilter, ...]):
     """The prefilters that accept a verdict's SYSCALL record (none of them static),
     sorted when first needed (:meth:`split`) into: argument tests that only an argument
     with one of their needles can satisfy (asked only when a
-    :class:`~kexecwatch.core.scan.argtest.NeedleGate` finds one), tests that read no
-    command line (their answer remembered per :meth:`Facts.key` of what they read), and
-    the rest."""
+    :class:`~kexecwatch.core.scan.argtest.NeedleGate` finds one), tests that do not read
+    the process's own command line (their answer remembered per :meth:`Facts.key` of what
+    they read: the parent's command line among it, as a shell parent's repeats for each
+    of its children), and the rest."""
 
     name: str
     executable: str
     #: Whether one of them has an argument test (reads :class:`Facts`).
     reads_facts: bool
     parts: _Split | None
-    #: What the tests that read no command line read (:func:`reads_of`), once split.
+    #: What the tests that do not read the process's own command line read
+    #: (:func:`reads_of`), once split.
     plain_reads: Reads
     seen: dict[tuple[object, ...], bool]
 
@@ -793,8 +797,8 @@ class _Accepting(tuple[Prefilter, ...]):
         return made
 
     def split(self) -> _Split:
-        """The gate, the tests behind it, the tests that read no command line, and the
-        prefilters asked as they are."""
+        """The gate, the tests behind it, the tests that do not read the process's own
+        command line, and the prefilters asked as they are."""
         if self.parts is None:
             gated: list[tuple[Part | bool, frozenset[Needle]]] = []
             plain: list[Part | bool] = []
@@ -808,10 +812,10 @@ class _Accepting(tuple[Prefilter, ...]):
                     others.append(prefilter)
                     continue
                 left = prefilter.args.given(self.name, self.executable)
-                needles = own_needles(left)
+                needles = own_needles(left, rare=True)
                 if needles is not None:
                     gated.append((left, needles))
-                elif not reads_command_lines(left):
+                elif not reads_command_lines(left, own=True):
                     plain.append(left)
                 else:
                     others.append(prefilter)
@@ -825,15 +829,16 @@ class _Accepting(tuple[Prefilter, ...]):
         return self.parts
 
     def plain_holds(self, plain: tuple[Part | bool, ...], facts: Facts) -> bool:
-        """Whether one of ``plain`` (tests that read no command line) holds; remembered."""
+        """Whether one of ``plain`` (tests that do not read the process's own command
+        line) holds; remembered by what they read (:meth:`Facts.key`)."""
         key = facts.key(self.plain_reads)
-        found = self.seen.get(key)
+        found = None if key is None else self.seen.get(key)
         if found is None:
-            if len(self.seen) >= _MAX_VERDICTS:
-                self.seen.clear()
-            found = self.seen[key] = any(
-                p is True or (p is not False and p.holds(facts)) for p in plain
-            )
+            found = any(p is True or (p is not False and p.holds(facts)) for p in plain)
+            if key is not None:
+                if len(self.seen) >= _MAX_VERDICTS:
+                    self.seen.clear()
+                self.seen[key] = found
         return found
 
 
@@ -877,22 +882,34 @@ def _run_facts(
     def facts() -> Facts:
         if not made:
             lines = buf[run[2] : run[0]]
+            raw: bytes | None = None
+            line: Callable[[], str | None] | None = None
             args = _NO_ARGS if syscall not in ARGS_FROM_TABLE else None
             if lines:
                 raw_id = buf[buf.find(b"(", start) + 1 : buf.find(b")", start)]
-                args = argv_of_execve_bodies(execve_bodies(lines, raw_id))
+                raw = execve_bodies(lines, raw_id)
+                line = partial(_command_line, raw)
             made.append(
                 Facts(
                     known_of(comm, exe, args),
                     parent,
                     extra,
-                    _run_cwd(buf, run),
-                    capabilities=_run_capabilities(buf, start, run),
+                    partial(_run_cwd, buf, run),
+                    capabilities=partial(_run_capabilities, buf, start, run),
+                    line=line,
+                    raw_args=raw,
                 )
             )
         return made[0]
 
     return facts
+
+
+def _command_line(raw: bytes) -> str | None:
+    """The command line of raw EXECVE bodies (``execve_bodies``), decoded as the full
+    parse decodes them."""
+    args = argv_of_execve_bodies(raw)
+    return None if args is None else command_line_of(args)
 
 
 def _run_cwd(buf: bytes, run: RunBounds) -> str | None:

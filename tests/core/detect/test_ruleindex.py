@@ -36,7 +36,14 @@ from kexecwatch.core.detect.ruleindex import (
     requirements,
 )
 from kexecwatch.core.process.docfields import process_fields
-from kexecwatch.core.scan.argtest import Facts, Known, known_of, reads_of
+from kexecwatch.core.scan.argtest import (
+    MAX_KEY_LINE,
+    Facts,
+    Known,
+    known_of,
+    reads_command_lines,
+    reads_of,
+)
 from kexecwatch.core.scan.prefilter import EVERYTHING
 from kexecwatch.rules import load_builtin_rules, load_rules
 from tests.core.simple_rule import SimpleRule
@@ -344,7 +351,7 @@ def test_answers_are_remembered_by_what_the_tests_read() -> None:
     ids = _ids(uid=0, euid=0)
     facts = Facts(("cat", "/bin/cat", "cat x"), parent, ids, "/tmp", capabilities=False)
     root = _test_of('process where process.name == "cat" and user.id == "0"')
-    assert facts.key(reads_of(root.given("cat", "/bin/cat"))) == (None, None, ids, None)
+    assert facts.key(reads_of(root.given("cat", "/bin/cat"))) == (None, None, ids, None, None)
     assert not asked
     by_parent = _test_of('process where process.parent.name == "bash"')
     assert facts.key(reads_of(by_parent.given("cat", "/bin/cat"))) == (
@@ -352,8 +359,36 @@ def test_answers_are_remembered_by_what_the_tests_read() -> None:
         None,
         None,
         None,
+        None,
     )
     assert asked == [1]
+
+
+def test_a_test_on_the_parents_arguments_is_remembered_per_parent_command_line() -> None:
+    """A test that reads the parent's command line but not the process's own (Azure Run
+    Command Script Child Process: a shell parent with a needle in its arguments) has its
+    answer remembered per parent name, executable and command line, as a shell's repeat
+    for each of its children (before, it was asked again for every exec). A command
+    line longer than MAX_KEY_LINE is no key: such answers are not remembered."""
+    test = _test_of(
+        'process where process.parent.name == "bash" and process.parent.args : "run-command"'
+    )
+    left = test.given("cat", "/bin/cat")
+    assert not reads_command_lines(left, own=True)
+    assert reads_command_lines(left)
+    reads = reads_of(left)
+    parent = ("bash", "/bin/bash", "bash /var/lib/run-command/x.sh")
+    facts = Facts(("cat", "/bin/cat", "cat x"), lambda: parent)
+    assert facts.key(reads) == (parent, None, None, None, None)
+    long_line = ("bash", "/bin/bash", "bash " + "x" * MAX_KEY_LINE)
+    assert Facts(("cat", "/bin/cat", "cat x"), lambda: long_line).key(reads) is None
+    assert Facts(("cat", "/bin/cat", "cat x"), lambda: None).key(reads) == (
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def test_a_rule_on_capabilities_tests_for_a_record_stating_them() -> None:

@@ -1,0 +1,222 @@
+"""The needle gate's look at raw EXECVE bodies (kexecwatch.core.scan.argtest.NeedleGate):
+it must answer as the search of the decoded command line does, and spare the decoding
+of every run whose arguments hold no needle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kexecwatch.core.detect.detector import Detector, DetectorOptions
+from kexecwatch.core.scan import scanner
+from kexecwatch.core.scan.argtest import Facts, NeedleGate, Needles, _one_of, command_line_of
+from kexecwatch.core.scan.fastpath import argv_of_execve_bodies
+from tests.builders import exec_lines, feed_in_pieces, join
+from tests.core.detect.test_detector import fingerprint
+from tests.core.scan.test_fast_path import _QueryRule
+
+
+def _kernel_form(arg: bytes) -> bytes:
+    """How the kernel writes one argument: quoted when printable, else upper-case hex."""
+    if arg and all(0x21 <= b <= 0x7E and b != 0x22 for b in arg):
+        return b'"' + arg + b'"'
+    return arg.hex().upper().encode()
+
+
+@st.composite
+def _bodies(draw: st.DrawFn) -> bytes:
+    """Raw EXECVE bodies (joined by newlines) in the kernel's forms and in odd ones."""
+    alphabet = st.sampled_from([b"a", b"B", b"-", b" ", b"=", b'"', b"\xc3\xa9", b"\xff", b"K"])
+    args = draw(st.lists(st.lists(alphabet, max_size=6).map(b"".join), min_size=0, max_size=5))
+    fields = [b"argc=%d" % draw(st.integers(0, len(args) + 2))]
+    for i, arg in enumerate(args):
+        form = draw(st.sampled_from(["kernel", "hex", "lowerhex", "quoted", "split", "odd"]))
+        if form == "kernel":
+            fields.append(b"a%d=" % i + _kernel_form(arg))
+        elif form == "hex":
+            fields.append(b"a%d=" % i + arg.hex().upper().encode())
+        elif form == "lowerhex":
+            fields.append(b"a%d=" % i + arg.hex().encode())
+        elif form == "quoted":  # hostile: a quoted value the kernel would have hexed
+            fields.append(b'a%d="' % i + arg.replace(b'"', b"") + b'"')
+        elif form == "split":
+            half = len(arg) // 2
+            fields.append(b"a%d_len=%d" % (i, len(arg)))
+            fields.append(b"a%d[0]=" % i + _kernel_form(arg[:half] or b"x"))
+            fields.append(b"a%d[1]=" % i + _kernel_form(arg[half:] or b"y"))
+        else:
+            fields.append(b"a%d=ABC" % i)
+    cut = draw(st.integers(0, len(fields)))
+    bodies = [b" ".join(fields[:cut]), b" ".join(fields[cut:])]
+    raw = (
+        b"\n".join(body for body in bodies if body)
+        if cut not in (0, len(fields))
+        else (b" ".join(fields))
+    )
+    return raw
+
+
+def _needles(data: st.DataObject, line: str) -> list[tuple[str, bool]]:
+    """Needles: pieces of ``line`` (some across arguments, some case-changed) and
+    arbitrary text."""
+    drawn = []
+    for _ in range(data.draw(st.integers(0, 4))):
+        if line and data.draw(st.booleans()):
+            start = data.draw(st.integers(0, len(line) - 1))
+            text = line[start : start + data.draw(st.integers(0, 8))]
+        else:
+            text = data.draw(st.text(alphabet="aB- =K\u212a\xe9\udcff.*", max_size=5))
+        nocase = data.draw(st.booleans())
+        drawn.append((text.lower() if nocase else text, nocase))
+    return drawn
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), parent=st.booleans())
+def test_needles_hold_when_one_is_in_the_command_line(data: st.DataObject, parent: bool) -> None:
+    """An equality guard (it passed before): one search per needle set finds what
+    ``text in line`` for each needle finds."""
+    line = data.draw(st.text(alphabet="aAbB -.*\\K\u212a\u0130\xe9\udcff", max_size=12))
+    drawn = _needles(data, line)
+    known = ("n", "e", line)
+    facts = Facts(known, (lambda: known) if parent else None)
+    expected = any(text in (line.lower() if nocase else line) for text, nocase in drawn)
+    assert Needles(frozenset(drawn), parent).holds(facts) is expected
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=st.data())
+def test_the_raw_look_answers_as_the_decoded_command_line(data: st.DataObject) -> None:
+    raw = data.draw(_bodies())
+    line = command_line_of(argv_of_execve_bodies(raw) or ())
+    gate = NeedleGate(_needles(data, line))
+    decoded = Facts(("n", "e", line))
+    lazy = Facts(("n", "e", None), line=lambda: line, raw_args=raw)
+    assert gate.shut(lazy) == gate.shut(decoded)
+    if gate.shut_raw(raw):
+        assert gate.shut(decoded)
+
+
+def test_the_raw_look_decides_the_kernels_forms() -> None:
+    gate = NeedleGate([("history", False), ("-c", False), ("/dev/tcp", True), ("nc -e", True)])
+    assert gate.shut_raw(b'argc=3 a0="ls" a1="-l" a2="/srv"')
+    assert gate.shut_raw(b'argc=2 a0="ls" a1=' + b"two words".hex().upper().encode())
+    # Text beyond ASCII: str.lower may fold it to ASCII (KELVIN SIGN), so only the
+    # case-sensitive needles are looked for in the raw text.
+    beyond = b'argc=2 a0="ls" a1=' + b"r\xc3\xa9sum\xc3\xa9 x".hex().upper().encode()
+    assert not gate.shut_raw(beyond)
+    assert NeedleGate([("history", False), ("-c", False)]).shut_raw(beyond)
+    # A needle in an argument (quoted, hex, case-folded, across two arguments): not shut.
+    assert not gate.shut_raw(b'argc=2 a0="bash" a1="-c"')
+    assert not gate.shut_raw(b"argc=2 a0=" + b"-c x".hex().upper().encode())
+    assert not gate.shut_raw(b'argc=2 a0="cat" a1="/DEV/TCP/h/1"')
+    assert not gate.shut_raw(b'argc=3 a0="NC" a1="-E" a2="sh"')
+    # Digits of the field names are no argument text.
+    assert NeedleGate([("0", False), ("argc", False)]).shut_raw(b'argc=1 a0="ls"')
+    # Forms it does not read are left to the decoded command line.
+    assert not gate.shut_raw(b'argc=1 a0_len=4 a0[0]="ls" a0[1]="-l"')
+    assert not gate.shut_raw(b"argc=1 a0=6c73")  # lower-case hex
+    assert not gate.shut_raw(b"")
+
+
+def _exec_log(args_of: list[tuple[str, ...]]) -> bytes:
+    lines: list[bytes] = []
+    for serial, args in enumerate(args_of, start=1):
+        for line in exec_lines(
+            serial,
+            t=f"1700000000.{serial:03d}",
+            pid=100 + serial,
+            comm="ls",
+            exe="/bin/ls",
+            args=args,
+        ):
+            # The kernel's canonical SYSCALL layout, which the fast path recognises.
+            lines.append(line.replace(b" exit=0 items=", b" exit=0 a0=1 a1=2 a2=3 a3=4 items="))
+    return join(lines)
+
+
+def test_runs_without_a_needle_are_decided_without_decoding_their_arguments(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before, every run a rule's argument test looked at had its argv decoded: here
+    five decodings where one (the run that holds the needle) is needed."""
+    decoded: list[bytes] = []
+
+    def counting(raw: bytes) -> Any:
+        decoded.append(raw)
+        return argv_of_execve_bodies(raw)
+
+    monkeypatch.setattr(scanner, "argv_of_execve_bodies", counting)
+    rule = _QueryRule('process where process.args : "--secret"')
+    log = _exec_log([("ls", "-l"), ("ls", "x y"), ("ls", "--SECRET"), ("ls", "/srv"), ("ls",)])
+    det = Detector([rule], host_name="h", options=DetectorOptions(fast_path=True))
+    out = fingerprint(feed_in_pieces(det, log))
+    reference = Detector([rule], host_name="h", options=DetectorOptions(fast_path=False))
+    assert out == fingerprint(feed_in_pieces(reference, log))
+    assert len(out) == 1
+    assert [b"--SECRET" in raw for raw in decoded] == [True]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.lists(st.binary(max_size=4).map(lambda b: b.replace(b"\x00", b"(")), max_size=8),
+    text=st.binary(max_size=24),
+)
+def test_one_search_finds_what_a_look_for_each_word_finds(words: list[bytes], text: bytes) -> None:
+    """The trie search of many needles (regex metacharacters among them) finds one
+    exactly when ``word in text`` holds for one of them."""
+    search = _one_of(words)
+    found = search is not None and search.search(text) is not None
+    assert found is any(word in text for word in words)
+
+
+def test_a_parents_arguments_are_tested_once_for_all_its_children(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three children of one shell: the test on the shell's arguments is asked once, its
+    answer remembered per parent command line (before: once per child)."""
+    asked: list[Needles] = []
+    holds = Needles.holds
+
+    def counting(self: Needles, facts: Facts) -> bool:
+        if self.parent:
+            asked.append(self)
+        return holds(self, facts)
+
+    monkeypatch.setattr(Needles, "holds", counting)
+    rule = _QueryRule(
+        'process where process.parent.name == "bash"'
+        ' and process.parent.command_line : "*run-command*"'
+    )
+    lines: list[bytes] = []
+    for serial, (pid, ppid, comm, args) in enumerate(
+        [
+            (200, 1, "bash", ("bash", "/var/lib/run-command/x.sh")),
+            (201, 200, "cat", ("cat", "a")),
+            (202, 200, "cat", ("cat", "b")),
+            (203, 200, "id", ("id",)),
+        ],
+        start=1,
+    ):
+        for line in exec_lines(
+            serial,
+            t=f"1700000000.{serial:03d}",
+            pid=pid,
+            ppid=ppid,
+            comm=comm,
+            exe=f"/bin/{comm}",
+            args=args,
+        ):
+            lines.append(line.replace(b" exit=0 items=", b" exit=0 a0=1 a1=2 a2=3 a3=4 items="))
+    log = join(lines)
+    det = Detector([rule], host_name="h", options=DetectorOptions(fast_path=True))
+    out = fingerprint(feed_in_pieces(det, log))
+    fast_asks = len(asked)
+    reference = Detector([rule], host_name="h", options=DetectorOptions(fast_path=False))
+    assert out == fingerprint(feed_in_pieces(reference, log))
+    assert len(out) == 3
+    # cat's verdict asks once for both cats; id's verdict once more.
+    assert fast_asks == 2
