@@ -351,12 +351,11 @@ def test_answers_are_remembered_by_what_the_tests_read() -> None:
     ids = _ids(uid=0, euid=0)
     facts = Facts(("cat", "/bin/cat", "cat x"), parent, ids, "/tmp", capabilities=False)
     root = _test_of('process where process.name == "cat" and user.id == "0"')
-    assert facts.key(reads_of(root.given("cat", "/bin/cat"))) == (None, None, ids, None, None)
+    assert facts.key(reads_of(root.given("cat", "/bin/cat"))) == (None, None, ids, None)
     assert not asked
     by_parent = _test_of('process where process.parent.name == "bash"')
     assert facts.key(reads_of(by_parent.given("cat", "/bin/cat"))) == (
         ("bash", "/bin/bash"),
-        None,
         None,
         None,
         None,
@@ -379,16 +378,10 @@ def test_a_test_on_the_parents_arguments_is_remembered_per_parent_command_line()
     reads = reads_of(left)
     parent = ("bash", "/bin/bash", "bash /var/lib/run-command/x.sh")
     facts = Facts(("cat", "/bin/cat", "cat x"), lambda: parent)
-    assert facts.key(reads) == (parent, None, None, None, None)
+    assert facts.key(reads) == (parent, None, None, None)
     long_line = ("bash", "/bin/bash", "bash " + "x" * MAX_KEY_LINE)
     assert Facts(("cat", "/bin/cat", "cat x"), lambda: long_line).key(reads) is None
-    assert Facts(("cat", "/bin/cat", "cat x"), lambda: None).key(reads) == (
-        None,
-        None,
-        None,
-        None,
-        None,
-    )
+    assert Facts(("cat", "/bin/cat", "cat x"), lambda: None).key(reads) == (None, None, None, None)
 
 
 def test_a_rule_on_capabilities_tests_for_a_record_stating_them() -> None:
