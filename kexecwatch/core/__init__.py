@@ -64,10 +64,13 @@ if TYPE_CHECKING:  # the names as mypy sees them; _HOME says the same for the ru
     from kexecwatch.core.detect.rule.coverage import coverage as coverage
     from kexecwatch.core.detect.rule.lexer import QuerySource as QuerySource
     from kexecwatch.core.detect.rule.parser import parse_statement as parse_statement
+    from kexecwatch.core.detect.rule.query import compile_statement as compile_statement
+    from kexecwatch.core.detect.rule.ruleset import QueryCompiler as QueryCompiler
     from kexecwatch.core.detect.rule.ruleset import RuleCheck as RuleCheck
     from kexecwatch.core.detect.rule.ruleset import check_rule as check_rule
     from kexecwatch.core.detect.rule.ruleset import load_parsed_rule as load_parsed_rule
     from kexecwatch.core.detect.rule.ruleset import parse_toml as parse_toml
+    from kexecwatch.core.detect.rule.sequence import CompiledSequence as CompiledSequence
     from kexecwatch.core.detect.rule.sequence_state import MatchedSequence as MatchedSequence
     from kexecwatch.core.detect.ruleindex import prefilters_of as prefilters_of
     from kexecwatch.core.detect.telemetry import TelemetryEvent as TelemetryEvent
@@ -83,6 +86,7 @@ if TYPE_CHECKING:  # the names as mypy sees them; _HOME says the same for the ru
     from kexecwatch.core.doctor.posture import Report as Report
     from kexecwatch.core.doctor.posture import Status as Status
     from kexecwatch.core.doctor.posture import assess as assess
+    from kexecwatch.core.process import docfields as docfields
     from kexecwatch.core.process.eventlines import EventLines as EventLines
     from kexecwatch.core.process.events import EVENTS_AS as EVENTS_AS
     from kexecwatch.core.process.events import ProcessEvent as ProcessEvent
@@ -140,10 +144,13 @@ _HOME = {
     "coverage": "detect.rule.coverage",
     "QuerySource": "detect.rule.lexer",
     "parse_statement": "detect.rule.parser",
+    "compile_statement": "detect.rule.query",
+    "QueryCompiler": "detect.rule.ruleset",
     "RuleCheck": "detect.rule.ruleset",
     "check_rule": "detect.rule.ruleset",
     "load_parsed_rule": "detect.rule.ruleset",
     "parse_toml": "detect.rule.ruleset",
+    "CompiledSequence": "detect.rule.sequence",
     "MatchedSequence": "detect.rule.sequence_state",
     "TelemetryEvent": "detect.telemetry",
     "AuditRule": "doctor.auditctl",
@@ -160,6 +167,7 @@ _HOME = {
     "assess": "doctor.posture",
     "EVENTS_AS": "process.events",
     "ProcessEvent": "process.events",
+    "docfields": "process.docfields",
     "EventLines": "process.eventlines",
     "tty_name": "process.identity",
     "LiveProcess": "process.table",
@@ -173,7 +181,7 @@ _HOME = {
     "quote_input": "text.textsafe",
 }
 #: The public names that are modules.
-_MODULES = frozenset({"astjson", "jsontext"})
+_MODULES = frozenset({"astjson", "docfields", "jsontext"})
 
 
 def __getattr__(name: str) -> object:
