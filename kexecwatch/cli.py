@@ -57,7 +57,7 @@ class _Version(argparse.Action):
 
 
 def build_parser(
-    choice: ScannerChoice | None = None, command: str | None = None
+    choice: ScannerChoice | None = None, command: str | None = None, *, alone: bool = False
 ) -> argparse.ArgumentParser:
     """The argument parser with every subcommand (``choice``: the scanner ``--version``
     names; by default the one installed).
@@ -65,6 +65,10 @@ def build_parser(
     ``command``: set up only that subcommand's arguments (the one being run); the others
     keep their name and help line for ``kexecwatch --help`` and usage errors. A command
     then imports only the modules it uses (``tests/test_startup_imports.py``).
+    ``alone`` (with a known ``command`` that is the command line's first word): add no
+    other subcommand at all. Nothing can then reach them: the top level has only ``--help``
+    and ``--version``, which would come first, and argparse names the choices only for an
+    unknown command. Each one costs a parser (``tests/test_cli.py`` holds the two equal).
     """
     parser = _Parser(
         prog="kexecwatch",
@@ -81,6 +85,8 @@ def build_parser(
     parser.set_defaults(handler=lambda _args: missing_subcommand(parser))
     known = command in {name for name, _help, _configure in _COMMANDS}
     for name, help_line, configure in _COMMANDS:
+        if alone and known and name != command:
+            continue
         command_parser = sub.add_parser(name, help=help_line)
         if not known or name == command:
             configure(command_parser)
@@ -239,7 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stderr_text().write(f"kexecwatch: error: {exc}\n")
         return EXIT_ERROR
     words = sys.argv[1:] if argv is None else argv
-    parser = build_parser(choice, _command_in(words))
+    command = _command_in(words)
+    parser = build_parser(choice, command, alone=bool(words) and words[0] == command)
     args = parser.parse_args(words)
     try:
         code: int = args.handler(args)

@@ -8,6 +8,7 @@ named through their own imports here, so a move of a module keeps this test true
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import socket
@@ -24,7 +25,7 @@ from kexecwatch.adapters.daemon import run as daemon
 from kexecwatch.adapters.live import view as liveview
 from kexecwatch.core.detect.rule import sequence_state
 from kexecwatch.native import binding
-from tests.builders import exec_lines, join
+from tests.builders import exec_lines, join, user_line
 from tests.daemon.test_sequence_checkpoint import sequence_rule
 
 #: One exec that no rule alerts on.
@@ -143,3 +144,24 @@ def test_a_replay_that_writes_nothing_loads_no_json_writer_logging_or_resources(
     code, loaded = modules_after(tmp_path, "replay", "--quiet", str(log))
     assert code == 0
     assert sorted({"orjson", "logging", "importlib.resources", "tomllib"} & loaded) == []
+
+
+def test_a_quiet_replay_of_a_plain_file_loads_no_hash_gzip_or_spelling_modules(
+    tmp_path: Path,
+) -> None:
+    # Each is loaded only where it is used: hashlib (OpenSSL, about a tenth of the start-up)
+    # for an entity_id in a rendered document, gzip for a gzip file, difflib for a "did you
+    # mean" hint on a rule problem. Start-up itself needs none of them (it used to render
+    # ~160 sample documents: core/process/doctables.py stores what they showed).
+    log = tmp_path / "user.log"
+    log.write_bytes(join([user_line(1)]))  # a record no rule reads: no document rendered
+    code, loaded = modules_after(tmp_path, "replay", "--quiet", str(log))
+    assert code == 0
+    assert sorted({"hashlib", "_hashlib", "gzip", "difflib"} & loaded) == []
+    # ... and each still loads when it is needed (the alert's document has entity ids).
+    zipped = tmp_path / "kexec.log.gz"
+    zipped.write_bytes(gzip.compress(LOG))
+    code, loaded = modules_after(tmp_path, "replay", str(zipped))
+    assert code == 1
+    assert {"hashlib", "gzip"} <= loaded
+

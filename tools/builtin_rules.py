@@ -9,12 +9,12 @@ fails until then)::
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 from kexecwatch.rules import BUILTIN_RULE_FILES, precomputed
+from tools.generated import write_or_check
 
 RULES = Path(__file__).resolve().parent.parent / "kexecwatch" / "rules"
 
@@ -26,19 +26,10 @@ def expected() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="only say whether it is stale")
-    args = parser.parse_args()
-    target = RULES / precomputed.FILE
     text = expected()
-    current = target.read_text(encoding="utf-8") if target.exists() else ""
-    if args.check:
-        if current != text:
-            print(f"{target} is stale: run python -m tools.builtin_rules", file=sys.stderr)
-            return 1
-        return 0
-    target.write_text(text, encoding="utf-8")
-    return 0
+    return write_or_check(
+        RULES / precomputed.FILE, text, "tools.builtin_rules", __doc__.split("\n\n")[0]
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ oldest modification time first.
 from __future__ import annotations
 
 import errno
-import gzip
 import os
 import re
 import stat
@@ -271,6 +270,8 @@ def _decoded(raw: BinaryIO, chunk_size: int, name: str) -> Iterator[bytes]:
         raise InputError(f"{name}: read failed: {exc}") from None
     stream = _Prefixed(head, raw)
     if head == _GZIP_MAGIC:
+        import gzip  # only for a gzip file (a start-up cost otherwise)
+
         with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
             yield from _chunks(unzipped, chunk_size, name)
     else:
@@ -302,7 +303,7 @@ def _chunks(stream: _Readable, chunk_size: int, name: str) -> Iterator[bytes]:
     while True:
         try:
             data = stream.read(chunk_size)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
             raise InputError(f"{name}: read failed: {exc}") from None
         if not data:
             return

@@ -7,6 +7,11 @@ every optional part filled in (an exec, and a kexec system call whose argv comes
 caller's own exec), renders them with ``to_document`` and reads the dotted paths back.
 A field that the method stops writing disappears from :func:`process_fields` at once.
 
+Rendering them on every start-up was a tenth of a replay's fixed cost, so the results are
+stored in :mod:`~kexecwatch.core.process.doctables`, generated from the derivation here
+(``python -m tools.doctables``); ``tests/core/process/test_doctables.py`` fails on a stale
+table, so the derivation stays the single statement of what the documents hold.
+
 Only values a query can compare are listed: scalars and arrays of scalars. Arrays of
 objects (``auditd.paths``) are not walked by the evaluator, so their members are not
 fields a query can read.
@@ -27,6 +32,7 @@ from kexecwatch.core.audit.syscalls import (
     KEXEC_SYSCALLS,
     PROCESS_SYSCALLS,
 )
+from kexecwatch.core.process import doctables
 from kexecwatch.core.process.events import (
     EntryLeader,
     GroupLeader,
@@ -35,7 +41,15 @@ from kexecwatch.core.process.events import (
     ProcessEvent,
 )
 
-__all__ = ["FACET_FIELDS", "process_categories", "process_facets", "process_fields"]
+__all__ = [
+    "FACET_FIELDS",
+    "derive_categories",
+    "derive_facets",
+    "derive_fields",
+    "process_categories",
+    "process_facets",
+    "process_fields",
+]
 
 
 def _samples() -> tuple[ProcessEvent, ...]:
@@ -107,15 +121,23 @@ def _leaves(doc: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
             yield name
 
 
-@cache
 def process_fields() -> frozenset[str]:
     """Every dotted field a process document can carry (``process.parent.name``, ...)."""
+    return doctables.PROCESS_FIELDS
+
+
+def process_categories() -> frozenset[str]:
+    """The ``event.category`` values of process documents, plus ``any``."""
+    return doctables.PROCESS_CATEGORIES
+
+
+def derive_fields() -> frozenset[str]:
+    """What :func:`process_fields` gives, derived by rendering :func:`_samples`."""
     return frozenset(name for event in _samples() for name in _leaves(event.to_document()))
 
 
-@cache
-def process_categories() -> frozenset[str]:
-    """The ``event.category`` values of process documents, plus ``any``."""
+def derive_categories() -> frozenset[str]:
+    """What :func:`process_categories` gives, derived by rendering :func:`_samples`."""
     found = {c for event in _samples() for c in event.to_document()["event"]["category"]}
     return frozenset({*found, "any"})
 
@@ -180,7 +202,6 @@ def _facet_sample(
     )
 
 
-@cache
 def process_facets(events_as: str = "auditbeat") -> tuple[Mapping[str, tuple[str, ...]], ...]:
     """Every combination of :data:`FACET_FIELDS` values a process document can have.
 
@@ -190,6 +211,13 @@ def process_facets(events_as: str = "auditbeat") -> tuple[Mapping[str, tuple[str
     deduplicated: ``{"event.action": ("executed",), "event.type": ("start",), ...}``;
     in the event vocabulary ``events_as`` (``--events-as``).
     """
+    stored = doctables.PROCESS_FACETS.get(events_as)
+    return derive_facets(events_as) if stored is None else stored
+
+
+@cache
+def derive_facets(events_as: str) -> tuple[Mapping[str, tuple[str, ...]], ...]:
+    """What :func:`process_facets` gives, derived by rendering lean events."""
     found: dict[tuple[tuple[str, tuple[str, ...]], ...], Mapping[str, tuple[str, ...]]] = {}
     kinds: list[tuple[str | None, bool, str | None, bool]] = [
         (syscall, success, changed, False)

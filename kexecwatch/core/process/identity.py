@@ -19,7 +19,6 @@ fields of a process event").
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 from typing import Any
 
@@ -228,6 +227,10 @@ def entity_id(host: str, pid: int, instance: str) -> str:
     started this process image: the audit id of its exec (``sec.mmm:serial``), or, for an
     entry learned otherwise, ``<source>:<time_ms>`` (see :meth:`Parent.instance`).
     """
+    # Loaded here: the OpenSSL behind hashlib is a tenth of a replay's start-up, and a
+    # replay that renders no document never needs it (tests/test_startup_imports.py).
+    import hashlib
+
     digest = hashlib.sha256(
         f"{host}\x00{pid}\x00{instance}".encode("utf-8", "surrogateescape")
     ).digest()

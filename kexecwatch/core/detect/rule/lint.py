@@ -16,7 +16,6 @@ may be shared with Elastic, and ``check-rule --strict`` makes them errors. A fie
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -136,6 +135,8 @@ def _unknown(value: Any, spec: _Spec, path: str) -> Iterator[tuple[str, str]]:
         if key in spec:
             yield from _unknown(item, spec[key], name)
             continue
+        import difflib  # only for a problem found (a start-up cost otherwise)
+
         close = difflib.get_close_matches(key, list(spec), n=1, cutoff=0.75)
         hint = f" (did you mean {path + '.' if path else ''}{close[0]}?)" if close else ""
         what = "table" if not path else "key"
@@ -211,6 +212,8 @@ def _field_warnings(found: Iterable[Field], src: QuerySource, already: set[str])
         if fld.optional or fld.name in known_fields or fld.name in seen:
             continue
         seen.add(fld.name)
+        import difflib  # only for a problem found (a start-up cost otherwise)
+
         close = difflib.get_close_matches(fld.name, sorted(known_fields), n=1, cutoff=0.8)
         hint = f" (did you mean {close[0]}?)" if close else ""
         # Name the fields of the same object (process.*), or all when none is alike.
