@@ -422,24 +422,42 @@ def test_a_changed_compiler_never_compiles_lazily_on_an_old_word(
 
 
 def test_the_fingerprint_covers_every_module_the_compiler_is_made_of() -> None:
-    """Every kexecwatch module the rule package imports (outside the package) is in the
-    fingerprint, so editing it can never leave a stale word that a query compiles."""
+    """Every kexecwatch module that parsing, compiling or the tree codec import, however
+    indirectly, is in the fingerprint, so editing one can never leave a stale tree or a
+    stale word that a query compiles."""
     import ast as pyast
 
-    from kexecwatch.core import astjson
     from kexecwatch.rules.cache import fingerprint_files
 
-    package = Path(astjson.__file__).parent
+    def source_of(module: str) -> Path | None:
+        base = ROOT / module.replace(".", "/")
+        for path in (base.with_suffix(".py"), base / "__init__.py"):
+            if path.is_file():
+                return path
+        return None
+
     covered = {Path(p).resolve() for p in fingerprint_files()}
-    assert {p.resolve() for p in package.glob("*.py")} <= covered
-    for source in package.glob("*.py"):
-        for node in pyast.walk(pyast.parse(source.read_text())):
-            if isinstance(node, pyast.ImportFrom) and (node.module or "").startswith("kexecwatch."):
-                module = node.module or ""
-                if module.startswith("kexecwatch.core.detect.rule"):
-                    continue
-                path = ROOT / (module.replace(".", "/") + ".py")
-                assert path.resolve() in covered, f"{source.name} imports {module}"
+    todo = [
+        "kexecwatch.core.detect.rule.query",
+        "kexecwatch.core.detect.rule.parser",
+        "kexecwatch.core.detect.rule.astjson",
+    ]
+    seen: set[str] = set()
+    while todo:
+        module = todo.pop()
+        path = source_of(module)
+        if module in seen or path is None:
+            continue
+        seen.add(module)
+        assert path.resolve() in covered, f"{module} is not in the fingerprint"
+        for node in pyast.walk(pyast.parse(path.read_text())):
+            if isinstance(node, pyast.ImportFrom) and (node.module or "").startswith("kexecwatch"):
+                # "from P import m" reads module P.m when there is one, else P itself.
+                base = node.module or ""
+                for alias in node.names:
+                    sub = f"{base}.{alias.name}"
+                    todo.append(sub if source_of(sub) else base)
+    assert "kexecwatch.errors" in seen and len(seen) >= 12
 
 
 @needs_snapshot

@@ -86,7 +86,6 @@ if TYPE_CHECKING:  # the names as mypy sees them; _HOME says the same for the ru
     from kexecwatch.core.doctor.posture import Report as Report
     from kexecwatch.core.doctor.posture import Status as Status
     from kexecwatch.core.doctor.posture import assess as assess
-    from kexecwatch.core.process import docfields as docfields
     from kexecwatch.core.process.eventlines import EventLines as EventLines
     from kexecwatch.core.process.events import EVENTS_AS as EVENTS_AS
     from kexecwatch.core.process.events import ProcessEvent as ProcessEvent
@@ -167,7 +166,6 @@ _HOME = {
     "assess": "doctor.posture",
     "EVENTS_AS": "process.events",
     "ProcessEvent": "process.events",
-    "docfields": "process.docfields",
     "EventLines": "process.eventlines",
     "tty_name": "process.identity",
     "LiveProcess": "process.table",
@@ -181,7 +179,7 @@ _HOME = {
     "quote_input": "text.textsafe",
 }
 #: The public names that are modules.
-_MODULES = frozenset({"astjson", "docfields", "jsontext"})
+_MODULES = frozenset({"astjson", "jsontext"})
 
 
 def __getattr__(name: str) -> object:

@@ -18,8 +18,9 @@ with the options of the run, so the options are not part of the key; but the cac
 lists the keys of the queries that compiled without an error (``compiled``), and those
 compile lazily: their predicates are built when an event first reaches them
 (:meth:`RuleCache.compile_statement`), so a rule no event reaches never pays for them. A
-query that fails to compile is never listed, so its error is always the compiler's own. A file whose TOML
-holds a date or time (which JSON has no form for) is simply parsed every time.
+query that fails to compile is never listed, so its error is always the compiler's own.
+A file whose TOML holds a date or time (which JSON has no form for) is simply parsed
+every time.
 
 Where: ``rules.json`` in ``$XDG_CACHE_HOME/kexecwatch`` (``~/.cache/kexecwatch`` when that
 is unset), or a configured directory. The directory is created mode 0700 and the file
@@ -74,15 +75,15 @@ _SALT = f"{_FORMAT}/{_FORMAT_VERSION}\0{__version__}\0{sys.version}\0".encode()
 
 def fingerprint_files() -> list[str]:
     """The source files of the EQL parser, compiler and cache codec: every module of
-    :mod:`kexecwatch.core.detect.rule`, and the kexecwatch modules it imports from
-    outside (:mod:`kexecwatch.errors`, :mod:`kexecwatch.core.process.docfields`; a test
-    holds this list to the package's imports)."""
+    :mod:`kexecwatch.core.detect.rule`, and :mod:`kexecwatch.errors`, the one kexecwatch
+    module outside the package that parsing and compiling import (a test holds this
+    list to their imports)."""
     from kexecwatch import errors
-    from kexecwatch.core import astjson, docfields
+    from kexecwatch.core import astjson
 
     folder = os.path.dirname(os.path.abspath(astjson.__file__ or ""))
     files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".py"))
-    return [*files, *(os.path.abspath(m.__file__ or "") for m in (errors, docfields))]
+    return [*files, os.path.abspath(errors.__file__ or "")]
 
 
 def parser_fingerprint() -> bytes | None:
