@@ -2,6 +2,6 @@
 
 import sys
 
-from kexecwatch.cli import main
+from kexecwatch.program import main
 
 sys.exit(main())

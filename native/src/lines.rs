@@ -16,6 +16,40 @@ fn low_bytes(x: u64) -> u64 {
     x.wrapping_sub(BELOW) & !x & HIGHS
 }
 
+/// The bytes a block test looks at in one go.
+const BLOCK: usize = 32;
+
+/// `bytes` (at least [`BLOCK`] long) as a fixed-size block, which the compiler
+/// checks once and whose byte loops it turns into vector compares (SSE2 on x86-64:
+/// sixteen bytes an instruction, no `unsafe`, no intrinsics).
+#[inline(always)]
+fn block_of(bytes: &[u8]) -> &[u8; BLOCK] {
+    match bytes[..BLOCK].try_into() {
+        Ok(block) => block,
+        Err(_) => unreachable!("a slice of BLOCK bytes"),
+    }
+}
+
+/// Whether any byte of the block is below 0x0e (`\0` to `\r`).
+#[inline(always)]
+fn any_low(block: &[u8; BLOCK]) -> bool {
+    let mut any = 0u8;
+    for &b in block.iter() {
+        any |= u8::from(b < 0x0e);
+    }
+    any != 0
+}
+
+/// Whether some offset `j` of the blocks has `first` at `a[j]` and `last` at `b[j]`.
+#[inline(always)]
+fn any_pair(a: &[u8; BLOCK], b: &[u8; BLOCK], first: u8, last: u8) -> bool {
+    let mut any = 0u8;
+    for j in 0..BLOCK {
+        any |= u8::from(a[j] == first) & u8::from(b[j] == last);
+    }
+    any != 0
+}
+
 #[inline(always)]
 fn word(chunk: &[u8]) -> u64 {
     u64::from_le_bytes([
@@ -31,16 +65,11 @@ pub fn line_end(buf: &[u8], from: usize) -> (Option<usize>, bool) {
     let mut i = from;
     let mut rest = buf.get(from..).unwrap_or(&[]);
     // Most bytes are plain text: skip 32 at a time while no byte below 0x0e shows.
-    let mut blocks = rest.chunks_exact(32);
-    for block in &mut blocks {
-        let any = low_bytes(word(&block[..8]))
-            | low_bytes(word(&block[8..16]))
-            | low_bytes(word(&block[16..24]))
-            | low_bytes(word(&block[24..]));
-        if any != 0 {
+    for block in rest.chunks_exact(BLOCK) {
+        if any_low(block_of(block)) {
             break;
         }
-        i += 32;
+        i += BLOCK;
     }
     rest = &rest[i - from..];
     let mut chunks = rest.chunks_exact(8);
@@ -76,11 +105,23 @@ pub fn line_end(buf: &[u8], from: usize) -> (Option<usize>, bool) {
 
 /// Whether `hay` starts with `prefix`, compared eight bytes at a time in place (the
 /// prefixes here are short: a call to `memcmp` would cost more than the comparison).
+/// A prefix of at most eight bytes is one masked word compare (a constant prefix
+/// folds into an immediate); a longer one ends with a word that overlaps the last
+/// whole one instead of a byte loop.
 #[inline(always)]
 pub fn starts(hay: &[u8], prefix: &[u8]) -> bool {
     let n = prefix.len();
     if hay.len() < n {
         return false;
+    }
+    if n == 0 {
+        return true;
+    }
+    if n <= 8 {
+        if hay.len() >= 8 {
+            return (word(hay) ^ padded(prefix)) & (u64::MAX >> (64 - 8 * n)) == 0;
+        }
+        return hay[..n] == *prefix;
     }
     let mut i = 0;
     while i + 8 <= n {
@@ -89,13 +130,16 @@ pub fn starts(hay: &[u8], prefix: &[u8]) -> bool {
         }
         i += 8;
     }
-    while i < n {
-        if hay[i] != prefix[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
+    i == n || word(&hay[n - 8..n]) == word(&prefix[n - 8..n])
+}
+
+/// The first (up to) eight bytes of `bytes` as a little-endian word, zeros after.
+#[inline(always)]
+fn padded(bytes: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = bytes.len().min(8);
+    b[..n].copy_from_slice(&bytes[..n]);
+    u64::from_le_bytes(b)
 }
 
 /// The first offset of `byte` in `hay`, eight bytes at a time.
@@ -119,43 +163,53 @@ pub fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
         .map(|k| i + k)
 }
 
-/// Per byte of `x`: its high bit set where the byte equals that of `pattern` (a byte
-/// repeated), clear elsewhere. Exact for every byte (no borrow crosses bytes), so
-/// every set bit may be trusted, unlike [`low_bytes`]'s.
-#[inline(always)]
-fn equal_bytes(x: u64, pattern: u64) -> u64 {
-    let t = x ^ pattern;
-    !(((t & !HIGHS).wrapping_add(!HIGHS)) | t) & HIGHS
-}
-
 /// The first offset of `needle` in `hay`, if any; `None` for an empty needle.
 ///
-/// Eight candidate offsets at a time: a candidate needs the needle's first byte at it
-/// and its last byte `len - 1` further on (two word compares); only the few that
-/// have both are compared whole. `inode=` in a PATH or PROCTITLE record's text has
-/// almost no such false candidates, where a search for its first byte alone stops at
-/// every `i` of the text.
+/// [`BLOCK`] candidate offsets at a time: a candidate needs the needle's first byte at
+/// it and its last byte `len - 1` further on (vector compares of two blocks); only a
+/// block with such a pair is looked at offset by offset, and only those offsets are
+/// compared whole. `inode=` in a PATH or PROCTITLE record's text has almost no such
+/// false candidates, where a search for its first byte alone stops at every `i` of
+/// the text.
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let n = needle.len();
     if n == 0 || hay.len() < n {
         return None;
     }
-    let first = ONES * u64::from(needle[0]);
-    let last = ONES * u64::from(needle[n - 1]);
+    let (first, last) = (needle[0], needle[n - 1]);
+    let is_at = |k: usize| hay[k] == first && hay[k + n - 1] == last && starts(&hay[k..], needle);
     let mut at = 0;
-    while at + n + 7 <= hay.len() {
-        let mut hits = equal_bytes(word(&hay[at..at + 8]), first)
-            & equal_bytes(word(&hay[at + n - 1..at + n + 7]), last);
-        while hits != 0 {
-            let k = at + (hits.trailing_zeros() / 8) as usize;
-            if &hay[k..k + n] == needle {
+    while at + n - 1 + BLOCK <= hay.len() {
+        if any_pair(
+            block_of(&hay[at..]),
+            block_of(&hay[at + n - 1..]),
+            first,
+            last,
+        ) {
+            if let Some(k) = (at..at + BLOCK).find(|&k| is_at(k)) {
                 return Some(k);
             }
-            hits &= hits - 1;
         }
-        at += 8;
+        at += BLOCK;
     }
-    (at..=hay.len() - n).find(|&k| &hay[k..k + n] == needle)
+    let end = hay.len() - n; // the last offset
+    if at > end {
+        return None;
+    }
+    if end + 1 >= BLOCK {
+        // The offsets left, in one last block that ends with the last offset (it
+        // overlaps offsets already found empty, which changes nothing).
+        let from = end + 1 - BLOCK;
+        if !any_pair(
+            block_of(&hay[from..]),
+            block_of(&hay[from + n - 1..]),
+            first,
+            last,
+        ) {
+            return None;
+        }
+    }
+    (at..=end).find(|&k| is_at(k))
 }
 
 #[cfg(test)]
@@ -218,6 +272,72 @@ mod tests {
                     find_byte(&hay[from..], byte),
                     hay[from..].iter().position(|&b| b == byte)
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn starts_agrees_with_std_for_every_length_and_every_differing_byte() {
+        let hay: Vec<u8> = (0..40u8)
+            .map(|b| b.wrapping_mul(37).wrapping_add(5))
+            .collect();
+        for end in 0..=hay.len() {
+            let hay = &hay[..end];
+            for n in 0..=end + 1 {
+                let prefix: Vec<u8> = hay.iter().copied().chain([7u8]).take(n).collect();
+                assert_eq!(
+                    starts(hay, &prefix),
+                    hay.starts_with(&prefix),
+                    "{} {}",
+                    end,
+                    n
+                );
+                for at in 0..prefix.len() {
+                    let mut other = prefix.clone();
+                    other[at] ^= 0x80;
+                    assert_eq!(
+                        starts(hay, &other),
+                        hay.starts_with(&other),
+                        "{} {} {}",
+                        end,
+                        n,
+                        at
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn find_agrees_with_a_window_search_on_long_texts() {
+        // Texts past a few blocks, with needles and near misses (first byte only,
+        // last byte only, both but a middle byte wrong) at every distance.
+        let slow = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+        let pieces: [&[u8]; 7] = [
+            b"inode=",
+            b"i",
+            b"=",
+            b"inodx=",
+            b"ixxxx=",
+            b"name=\"/x\" ",
+            b"0123456789abcdef",
+        ];
+        let mut seed: u32 = 5;
+        for _ in 0..3000 {
+            let mut hay = Vec::new();
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            for _ in 0..(seed >> 16) % 30 {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let piece = pieces[(seed >> 16) as usize % pieces.len()];
+                if piece == b"inode=" && (seed >> 8) % 4 != 0 {
+                    continue; // keep most texts without a match
+                }
+                hay.extend_from_slice(piece);
+            }
+            for from in 0..hay.len().min(40) {
+                for needle in [&b"inode="[..], b"i=", b"ix", b"0123456789abcdef0"] {
+                    assert_eq!(find(&hay[from..], needle), slow(&hay[from..], needle));
+                }
             }
         }
     }
