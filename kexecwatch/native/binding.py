@@ -20,9 +20,9 @@ with :class:`NativeError`, or, where there is an exact answer without the librar
 
 from __future__ import annotations
 
+import _thread  # its allocate_lock is threading.Lock, without loading threading
 import ctypes
 import struct
-import threading
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -238,7 +238,7 @@ _SIGNATURES: Final[dict[str, tuple[object, ...]]] = {
 }
 
 _LOADED: dict[Path, NativeLib] = {}
-_LOAD_LOCK = threading.Lock()
+_LOAD_LOCK = _thread.allocate_lock()
 
 
 def load(path: Path | None = None) -> NativeLib:
@@ -517,7 +517,7 @@ class NativeSession:
     def __init__(self, lib: NativeLib, handle: int) -> None:
         self._lib = lib
         self._handle: int | None = handle
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         # The number of each needle given to set_needles.
         self._needle_ids: dict[NeedleBytes, int] = {}
         self._out_ptr = ctypes.c_void_p()
