@@ -169,3 +169,35 @@ def test_state_files_escape_what_ensure_ascii_escapes() -> None:
             {"t": text, "n": 2**70}
         )
     assert jsontext.ascii_compact({"b": 1, "a": [None, True]}) == b'{"b":1,"a":[null,true]}'
+
+
+def _in_pieces(text: bytes) -> jsontext.JsonText:
+    """``text`` as pieces: bytes, then a view of the rest."""
+    half = len(text) // 2
+    return jsontext.JsonText(text[:half], memoryview(text)[half:])
+
+
+def _as_text(value: Any, picks: list[bool]) -> Any:
+    """``value`` with dict values (at any depth of dicts) swapped for their written text
+    where ``picks`` says so, in turn."""
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        pick = picks.pop() if picks else False
+        out[key] = _in_pieces(jsontext.ascii_compact(item)) if pick else _as_text(item, picks)
+    return out
+
+
+@given(st.dictionaries(texts, values, max_size=6), st.lists(st.booleans(), max_size=20))
+def test_state_text_spliced_in_is_the_same_bytes(value: dict[str, Any], picks: list[bool]) -> None:
+    """The checkpoint's process table comes as its text (``JsonText``, written natively):
+    spliced in, the bytes are those of the whole written at once, by either writer."""
+    spliced = _as_text(value, picks)
+    assert jsontext.ascii_compact_with(spliced) == _stdlib_ascii(value)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(jsontext, "_orjson", None)
+        assert jsontext.ascii_compact_with(spliced) == _stdlib_ascii(value)
+    assert jsontext.ascii_compact_with(jsontext.JsonText(b"[1]")) == b"[1]"
+    with pytest.raises(TypeError):
+        jsontext.ascii_compact_with({1: jsontext.JsonText(b"1")})

@@ -34,6 +34,7 @@ from kexecwatch.core.audit.nativeapi import (
 )
 from kexecwatch.core.detect.detector import DetectionRule, Detector, DetectorOptions
 from kexecwatch.core.scan.nativescan import NativeScanner
+from kexecwatch.core.text import jsontext
 from kexecwatch.rules import load_builtin_rules
 from tests.builders import exec_lines, feed_in_pieces, join
 from tests.core.detect.rule.test_sequence_detector import sequence_rule
@@ -63,7 +64,12 @@ def outcome(
         native=native,
     )
     out = feed_in_pieces(det, data, cuts)
-    return fingerprint(out), det.stats.as_dict(), det.to_state()
+    state = det.to_state()
+    # The daemon's checkpoint writes the table as its text (natively with native): the
+    # same bytes.
+    written = jsontext.ascii_compact_with(det.to_state(table_text=True))
+    assert written == jsontext.ascii_compact(state), "checkpoint text differs"
+    return fingerprint(out), det.stats.as_dict(), state
 
 
 def assert_same(

@@ -20,9 +20,9 @@ with :class:`NativeError`, or, where there is an exact answer without the librar
 
 from __future__ import annotations
 
+import _thread  # its allocate_lock is threading.Lock, without loading threading
 import ctypes
 import struct
-import threading
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 #: The C ABI this binding speaks (``kw_abi_version``); any other library is refused.
-ABI_VERSION: Final = 6
+ABI_VERSION: Final = 7
 LIBRARY_NAME: Final = "libkexecwatch_native.so"
 
 # A RawEntry (core.nativeapi) as the native table holds it: ``comm_raw``/``exe_raw`` say
@@ -69,6 +69,9 @@ LIBRARY_NAME: Final = "libkexecwatch_native.so"
 # flags, six segment lengths, then the segments.
 _HEADER: Final = struct.Struct("<QqQqQqI6I")
 _LENGTH: Final = struct.Struct("<I")
+#: A segment of ``kw_table_state``'s output: its tag, then its length.
+_SEGMENT: Final = struct.Struct("<BI")
+_SEGMENT_JSON: Final = 0
 _HAS_PPID: Final = 1
 _HAS_COMM: Final = 2
 _COMM_RAW: Final = 4
@@ -192,6 +195,7 @@ _SIGNATURES: Final[dict[str, tuple[object, ...]]] = {
     "kw_table_latest": (_PTR, _U64, _I64, _OUT_PTR, _OUT_SIZE),
     "kw_table_store": (_PTR, ctypes.c_char_p, _SIZE),
     "kw_table_rows": (_PTR, _U64, _OUT_PTR, _OUT_SIZE, _OUT_U64),
+    "kw_table_state": (_PTR, _U64, _OUT_PTR, _OUT_SIZE),
     "kw_table_mark_unreadable": (_PTR, _U64, _I64),
     "kw_table_is_unreadable": (_PTR, _U64, _I64, _OUT_U8),
     "kw_set_verdict": (_PTR, ctypes.c_char_p, _SIZE, ctypes.c_uint32),
@@ -234,7 +238,7 @@ _SIGNATURES: Final[dict[str, tuple[object, ...]]] = {
 }
 
 _LOADED: dict[Path, NativeLib] = {}
-_LOAD_LOCK = threading.Lock()
+_LOAD_LOCK = _thread.allocate_lock()
 
 
 def load(path: Path | None = None) -> NativeLib:
@@ -513,7 +517,7 @@ class NativeSession:
     def __init__(self, lib: NativeLib, handle: int) -> None:
         self._lib = lib
         self._handle: int | None = handle
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         # The number of each needle given to set_needles.
         self._needle_ids: dict[NeedleBytes, int] = {}
         self._out_ptr = ctypes.c_void_p()
@@ -646,6 +650,34 @@ class NativeSession:
             entry, at = _decode(data, at)
             rows.append(entry)
         return rows
+
+    def table_state(self, limit: int) -> list[memoryview | RawEntry]:
+        """The snapshot rows of :meth:`table_rows` ``(limit)``, in order: a ``memoryview``
+        (of one copy of the library's output) holds rows as the checkpoint writes them
+        (``json.dumps`` with ``separators=(",", ":")`` and ``ensure_ascii``; consecutive
+        rows joined by ``,``), a :data:`RawEntry` is an entry whose row Python makes
+        (``native/src/state.rs`` says which)."""
+        if limit <= 0:
+            return []
+        with self._lock:
+            self._call(
+                "kw_table_state",
+                min(limit, _U64_MAX),
+                ctypes.byref(self._out_ptr),
+                ctypes.byref(self._out_len),
+            )
+            size = self._out_len.value
+            address = self._out_ptr.value
+            data = ctypes.string_at(address, size) if size and address else b""
+        view = memoryview(data)
+        parts: list[memoryview | RawEntry] = []
+        at = 0
+        while at < len(data):
+            tag, length = _SEGMENT.unpack_from(data, at)
+            at += _SEGMENT.size
+            parts.append(view[at : at + length] if tag == _SEGMENT_JSON else _decode(data, at)[0])
+            at += length
+        return parts
 
     def table_mark_unreadable(self, pid: int) -> None:
         """Remember that ``/proc`` could not give ``pid`` (a FIFO of 4096)."""

@@ -25,7 +25,7 @@ use crate::session::{Session, Settings};
 use crate::verdicts::ALL_BITS;
 
 /// The ABI this library speaks; the binding refuses any other.
-pub const ABI_VERSION: u32 = 6;
+pub const ABI_VERSION: u32 = 7;
 
 pub const OK: c_int = 0;
 /// A null or closed handle, or a null output pointer.
@@ -458,6 +458,31 @@ pub unsafe extern "C" fn kw_table_rows(
             entry.encode(encoded);
         }
         put(out_count, rows.len() as u64)?;
+        put(out_ptr, encoded.as_ptr())?;
+        put(out_len, encoded.len())
+    })
+}
+
+/// The snapshot rows of the `limit` most recently used entries, least recent first,
+/// as `state::state_rows` segments (JSON rows, or an entry Python makes the row of).
+///
+/// # Safety
+/// A live handle; the outputs valid for one write each.
+#[no_mangle]
+pub unsafe extern "C" fn kw_table_state(
+    handle: *mut Handle,
+    limit: u64,
+    out_ptr: *mut *const u8,
+    out_len: *mut usize,
+) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        let encoded = &mut session.out_entries;
+        encoded.clear();
+        let rows = session
+            .table
+            .rows(usize::try_from(limit).unwrap_or(usize::MAX));
+        crate::state::state_rows(&rows, encoded);
         put(out_ptr, encoded.as_ptr())?;
         put(out_len, encoded.len())
     })

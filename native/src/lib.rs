@@ -25,6 +25,7 @@ pub mod parent;
 pub mod render;
 pub mod scan;
 pub mod session;
+pub mod state;
 pub mod syscall;
 pub mod table;
 pub mod verdicts;

@@ -308,3 +308,31 @@ def test_sigkill_after_the_write_before_the_journal_does_not_repeat_it(tmp_path:
     ids = d.alert_ids()
     assert len(ids) == 3 and len(set(ids)) == 3, d.stderr()[-2000:]
     assert "event=requeue_skipped" in d.stderr()
+
+
+def test_the_checkpoint_is_the_standard_librarys_bytes_and_restores(
+    tmp_path: Path, log: Path
+) -> None:
+    """The process table's rows are written natively with the native scanner (Python
+    writes the rows it is unsure of): the file is byte for byte what ``json.dumps`` writes
+    of its content, rows of both kinds included, and a restart from it is exactly once."""
+    w = FakeAuditd(log)
+    for _ in range(300):
+        w.write(b"".join(w.event()))
+    _, odd = w._records("vi", ["vi", "caf\u00e9", "a\\b"], 1)  # quoted, UTF-8
+    odd[1] = odd[1].replace(b"argc=3", b"argc=4")  # off the kernel's layout: Python's row
+    w.write(b"".join(odd))
+    w.emit(kexec=True)
+    d = Daemon(tmp_path, log)
+    d.wait_alerts(1)
+    assert d.stop() == 0
+    raw = (tmp_path / "state" / "checkpoint.json").read_bytes()
+    cp = json.loads(raw)
+    assert json.dumps(cp, separators=(",", ":"), ensure_ascii=True).encode() == raw
+    rows = cp["detector_state"]["processes"]
+    assert sum(r[4] == ["ls", "-l"] for r in rows) == 300
+    assert ["vi", "caf\u00c3\u00a9", "a\\b", ""] in [r[4] for r in rows]  # latin-1 text
+    w.emit(kexec=True)
+    d2 = Daemon(tmp_path, log)
+    exactly_once(d2, w)
+    assert d2.stop() == 0

@@ -57,7 +57,9 @@ class Checkpoint:
     Attributes:
         position: resume point (line boundary) or ``None`` before the log was opened.
         file_mtime_ns: mtime of the checkpointed file; orders survivors after a gap.
-        detector_state: ``Detector.to_state()`` (in-flight events, process table, limiter).
+        detector_state: ``Detector.to_state()`` (in-flight events, process table, limiter);
+            when saved, its process table may be ``jsontext.JsonText``
+            (``to_state(table_text=True)``), written as it is.
         recent_alert_ids: ids of recently emitted alerts, oldest first (bounded).
         undelivered: per output spec, records handed over but not yet delivered.
         host_name: the host the daemon ran as.
@@ -189,7 +191,7 @@ class CheckpointStore:
 
     def save(self, cp: Checkpoint) -> bool:
         """Write ``cp`` atomically. Returns False (and logs) when the write failed."""
-        data = jsontext.ascii_compact(cp.to_dict())
+        data = jsontext.ascii_compact_with(cp.to_dict())
         try:
             write_atomic(self.path, data)
         except OSError as exc:

@@ -399,7 +399,7 @@ class Daemon:
             cp = Checkpoint(
                 position=position,
                 file_mtime_ns=mtime,
-                detector_state=self.detector.to_state(),
+                detector_state=self.detector.to_state(table_text=True),
                 recent_alert_ids=self.recent.ids(),
                 undelivered=self.hub.undelivered(),
                 host_name=self.host,

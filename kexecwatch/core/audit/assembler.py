@@ -1085,8 +1085,8 @@ class Assembler:
                 assert self._store is not None
                 take = min(key, limit - len(tail))
                 rows = self._store.done_rows(end - take, take)
-                for i in range(len(rows) - 4, -1, -4):
-                    tail.append([None, str(_new_id(EventId, (rows[i], rows[i + 1], rows[i + 2])))])
+                for i in range(len(rows) - 4, -1, -4):  # str(EventId(...)), without one
+                    tail.append([None, f"{rows[i]}.{rows[i + 1]:03d}:{rows[i + 2]}"])
                 end -= key
             else:
                 tail.append([key[0], str(key[1])])

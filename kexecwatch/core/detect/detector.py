@@ -949,17 +949,22 @@ class Detector:
 
     # -- state ---------------------------------------------------------------------
 
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self, *, table_text: bool = False) -> dict[str, Any]:
         """A JSON-ready snapshot of everything but the in-flight records.
 
         In-flight events are rebuilt by re-reading from
         :attr:`resume_position`; already completed events are recognised and
         skipped by the assembler's ``done`` set.
+
+        Args:
+            table_text: the process table as its written text (a ``JsonText`` for
+                ``jsontext.ascii_compact_with``; the daemon's checkpoint): the same
+                bytes, at a fraction of the cost with the native scanner.
         """
         return {
             "version": 1,
             "assembler": self._assembler.to_state(),
-            "processes": self.table.to_state(),
+            "processes": self.table.state_text() if table_text else self.table.to_state(),
             "groups": self.table.groups.to_state(),
             "limiter": self._limiter.to_state(),
             "sequences": (self._sequences or self._sequence_engine(())).to_state(),

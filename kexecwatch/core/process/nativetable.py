@@ -39,6 +39,7 @@ from kexecwatch.core.process.table import (
     id_text,
     state_row_of,
 )
+from kexecwatch.core.text.jsontext import JsonText, ascii_compact
 
 __all__ = ["NativeProcessTable"]
 
@@ -140,6 +141,24 @@ class NativeProcessTable(TableLookups):
         rows = [self._state_row(entry, texts) for entry in self.session.table_rows(STATE_ENTRIES)]
         memo.finish()
         return rows
+
+    def state_text(self) -> JsonText:
+        """:meth:`to_state` as the checkpoint writes it (``jsontext.ascii_compact``), the
+        rows the native side is sure of written by it in one call (``state.rs``)."""
+        texts: dict[bytes, bytes | None] = {}
+        memo = self._argv_memo
+        memo.start()
+        pieces: list[bytes | memoryview] = [b"["]
+        for part in self.session.table_state(STATE_ENTRIES):
+            if len(pieces) > 1:
+                pieces.append(b",")
+            if isinstance(part, memoryview):
+                pieces.append(part)
+            else:
+                pieces.append(ascii_compact(self._state_row(part, texts)))
+        pieces.append(b"]")
+        memo.finish()
+        return JsonText(*pieces)
 
     def _state_row(self, entry: RawEntry, texts: dict[bytes, bytes | None]) -> list[Any]:
         pid, ppid, comm, comm_raw, exe, exe_raw, args, since, exec_id, source, extra = entry

@@ -64,6 +64,7 @@ from kexecwatch.core.audit.record import EventId
 from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS
 from kexecwatch.core.process.events import Parent, ProcessEvent
 from kexecwatch.core.process.groups import ProcessGroups
+from kexecwatch.core.text.jsontext import JsonText, ascii_compact
 
 __all__ = [
     "DEFAULT_MAX_ARGS_BYTES",
@@ -215,6 +216,9 @@ class ProcessTableLike(Protocol):
 
     def to_state(self) -> list[list[Any]]:
         """A JSON-ready snapshot."""
+
+    def state_text(self) -> JsonText:
+        """:meth:`to_state` as the checkpoint writes it (``jsontext.ascii_compact``)."""
 
     def restore(self, state: list[list[Any]]) -> None:
         """Load a snapshot made by :meth:`to_state`."""
@@ -651,6 +655,10 @@ class ProcessTable(TableLookups):
             rows.append(state_row_of(pid, ppid, comm, exe, args, since, text, source, extra))
         memo.finish()
         return rows
+
+    def state_text(self) -> JsonText:
+        """:meth:`to_state` as the checkpoint writes it (``jsontext.ascii_compact``)."""
+        return JsonText(ascii_compact(self.to_state()))
 
 
 class ArgvMemo:

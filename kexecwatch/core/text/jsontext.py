@@ -25,7 +25,17 @@ from typing import Any
 
 from kexecwatch.core.text.textsafe import clip, utf8_len
 
-__all__ = ["ascii_compact", "compact", "dumps", "dumps_within", "encode", "line", "writer"]
+__all__ = [
+    "JsonText",
+    "ascii_compact",
+    "ascii_compact_with",
+    "compact",
+    "dumps",
+    "dumps_within",
+    "encode",
+    "line",
+    "writer",
+]
 
 _LINE_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
@@ -110,6 +120,60 @@ def ascii_compact(obj: Any) -> bytes:
             if out.isascii() and b"\x7f" not in out:
                 return out
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+class JsonText:
+    """A value already written as :func:`ascii_compact` text, for :func:`ascii_compact_with`
+    (the daemon's checkpoint gets the process table's rows this way, written natively).
+
+    The text is ``b"".join(parts)``: pieces (say, views of a buffer the rows were written
+    into) are copied once, into the whole document.
+    """
+
+    __slots__ = ("parts",)
+
+    def __init__(self, *parts: bytes | memoryview) -> None:
+        self.parts = parts
+
+    @property
+    def text(self) -> bytes:
+        """The text, joined."""
+        return b"".join(self.parts)
+
+    def __repr__(self) -> str:
+        text = self.text
+        return f"JsonText({text[:40]!r}...)" if len(text) > 40 else f"JsonText({text!r})"
+
+
+def ascii_compact_with(obj: Any) -> bytes:
+    """:func:`ascii_compact` of ``obj`` in which each :class:`JsonText` (a value of a dict,
+    at any depth of dicts) stands for the value its text is: the same bytes as
+    :func:`ascii_compact` of the values themselves (each piece copied once)."""
+    pieces: list[bytes | memoryview] = []
+    _pieces(obj, pieces)
+    return b"".join(pieces)
+
+
+def _pieces(obj: Any, out: list[bytes | memoryview]) -> None:
+    if isinstance(obj, JsonText):
+        out.extend(obj.parts)
+    elif isinstance(obj, dict) and _holds_text(obj):
+        sep = b"{"
+        for key, value in obj.items():
+            if not isinstance(key, str):
+                raise TypeError(f"key {key!r} is not a string")
+            out.append(sep + ascii_compact(key) + b":")
+            _pieces(value, out)
+            sep = b","
+        out.append(b"}")  # not empty: it holds a JsonText
+    else:
+        out.append(ascii_compact(obj))
+
+
+def _holds_text(obj: dict[Any, Any]) -> bool:
+    return any(
+        isinstance(v, JsonText) or (isinstance(v, dict) and _holds_text(v)) for v in obj.values()
+    )
 
 
 def _fast(orjson: ModuleType, obj: Any, option: int) -> bytes | None:
