@@ -177,8 +177,8 @@ def _check_file(
         return checked
     try:
         version = lock.version_of(path, data)
-        parse_query = None if cache is None else cache.parse_statement
-        rule = load_parsed_rule(data, text, path, default_version=version, parse=parse_query)
+        compile_query = None if cache is None else cache.compile_statement
+        rule = load_parsed_rule(data, text, path, default_version=version, compile=compile_query)
     except RuleError as exc:
         checked.status, checked.error = "error", _one_line(exc)
         return checked

@@ -353,3 +353,151 @@ def test_an_older_format_cache_is_replaced_without_a_word(tmp_path: Path, cache_
     assert outcome(replay(rules)) == expected
     doc = json.loads(path.read_text())
     assert doc["version"] == 2 and "k" not in doc["entries"] and doc["queries"]
+
+
+# -- compiled forms: built lazily when the cache knows a query compiles ----------------
+
+BAD_REGEX = 'process where process.name regex "a{5,2}"'
+
+
+def snapshot_queries() -> list[QuerySource]:
+    """Every EQL query of the snapshot's rule files (as the rule loader reads them)."""
+    queries = []
+    for path in sorted((SNAPSHOT / "rules").rglob("*.toml")):
+        rule = parse_toml(path.read_text(), str(path)).get("rule", {})
+        if rule.get("language") == "eql" and isinstance(rule.get("query"), str):
+            queries.append(QuerySource(rule["query"], str(path)))
+    return queries
+
+
+def built(compiled: object) -> bool:
+    """Whether a compiled query's (or every stage's) predicates are built."""
+    from kexecwatch.core import CompiledSequence
+
+    if isinstance(compiled, CompiledSequence):
+        return all(built(stage.query) for stage in compiled.all_stages())
+    return bool(getattr(compiled, "conjuncts", ()))
+
+
+def test_a_warm_load_builds_no_predicate_until_a_document_needs_it(tmp_path: Path) -> None:
+    cold = RuleCache(str(tmp_path))
+    eager = cold.compile_statement(QuerySource(QUERY))
+    assert built(eager)  # a query not known to compile is compiled, and checked, now
+    cold.save()
+    warm = RuleCache(str(tmp_path))
+    lazy = warm.compile_statement(QuerySource(QUERY))
+    assert not built(lazy) and lazy.fields == eager.fields
+    kexec = {"event": {"category": ["process"]}, "process": {"name": "kexec", "args": ["-e"]}}
+    other = {"event": {"category": ["process"]}, "process": {"name": "bash"}}
+    assert lazy.explain(other) == eager.explain(other) is not None
+    assert built(lazy)
+    assert [lazy.matches(d) for d in (kexec, other)] == [True, False]
+    assert lazy.explain(kexec) is None
+
+
+def test_a_query_that_does_not_compile_is_never_marked_as_compiling(tmp_path: Path) -> None:
+    from kexecwatch.errors import RuleError
+
+    for _ in range(2):
+        cache = RuleCache(str(tmp_path))
+        with pytest.raises(RuleError, match="unsupported regular expression"):
+            cache.compile_statement(QuerySource(BAD_REGEX))
+        cache.compile_statement(QuerySource(QUERY))
+        cache.save()
+    assert len(json.loads((tmp_path / "rules.json").read_text())["compiled"]) == 1
+
+
+def test_a_changed_compiler_never_compiles_lazily_on_an_old_word(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kexecwatch.rules import cache as cache_module
+
+    cold = RuleCache(str(tmp_path))
+    cold.compile_statement(QuerySource(QUERY))
+    cold.save()
+    monkeypatch.setattr(cache_module, "parser_fingerprint", lambda: b"another compiler")
+    other = RuleCache(str(tmp_path))
+    assert built(other.compile_statement(QuerySource(QUERY)))
+    assert (other.hits, other.misses) == (0, 1)
+
+
+def test_the_fingerprint_covers_every_module_the_compiler_is_made_of() -> None:
+    """Every kexecwatch module that parsing, compiling or the tree codec import, however
+    indirectly, is in the fingerprint, so editing one can never leave a stale tree or a
+    stale word that a query compiles."""
+    import ast as pyast
+
+    from kexecwatch.rules.cache import fingerprint_files
+
+    def source_of(module: str) -> Path | None:
+        base = ROOT / module.replace(".", "/")
+        for path in (base.with_suffix(".py"), base / "__init__.py"):
+            if path.is_file():
+                return path
+        return None
+
+    covered = {Path(p).resolve() for p in fingerprint_files()}
+    todo = [
+        "kexecwatch.core.detect.rule.query",
+        "kexecwatch.core.detect.rule.parser",
+        "kexecwatch.core.detect.rule.astjson",
+    ]
+    seen: set[str] = set()
+    while todo:
+        module = todo.pop()
+        path = source_of(module)
+        if module in seen or path is None:
+            continue
+        seen.add(module)
+        assert path.resolve() in covered, f"{module} is not in the fingerprint"
+        for node in pyast.walk(pyast.parse(path.read_text())):
+            if isinstance(node, pyast.ImportFrom) and (node.module or "").startswith("kexecwatch"):
+                # "from P import m" reads module P.m when there is one, else P itself.
+                base = node.module or ""
+                for alias in node.names:
+                    sub = f"{base}.{alias.name}"
+                    todo.append(sub if source_of(sub) else base)
+    assert "kexecwatch.errors" in seen and len(seen) >= 12
+
+
+@needs_snapshot
+def test_lazily_built_snapshot_rules_judge_every_document_as_eager_ones(
+    tmp_path: Path,
+) -> None:
+    """Every snapshot query, compiled lazily from a warm cache, matches and explains the
+    lab recording's events exactly as when compiled at once."""
+    from kexecwatch.core import CompiledSequence
+    from kexecwatch.errors import RuleError
+
+    done = kexecwatch("replay", "--events", "--format", "json", "--no-rule-cache", str(LAB_LOG))
+    documents = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(documents) > 50
+    cold = RuleCache(str(tmp_path))
+    queries = snapshot_queries()
+    eager = []
+    for src in queries:
+        try:
+            eager.append(cold.compile_statement(src))
+        except RuleError:  # a rule kexecwatch cannot load: nothing to compare
+            eager.append(None)
+    cold.save()
+    warm = RuleCache(str(tmp_path))
+    compared = 0
+    for src, first in zip(queries, eager, strict=True):
+        if first is None:
+            continue
+        lazy = warm.compile_statement(src)
+        assert not built(lazy), src.source
+        pairs = (
+            list(zip(first.all_stages(), lazy.all_stages(), strict=True))
+            if isinstance(first, CompiledSequence)
+            else [(first, lazy)]
+        )
+        for a, b in pairs:
+            qa = getattr(a, "query", a)
+            qb = getattr(b, "query", b)
+            for doc in documents:
+                assert qb.matches(doc) == qa.matches(doc), src.source
+                assert qb.explain(doc) == qa.explain(doc), src.source
+        compared += 1
+    assert compared >= 300

@@ -64,10 +64,13 @@ if TYPE_CHECKING:  # the names as mypy sees them; _HOME says the same for the ru
     from kexecwatch.core.detect.rule.coverage import coverage as coverage
     from kexecwatch.core.detect.rule.lexer import QuerySource as QuerySource
     from kexecwatch.core.detect.rule.parser import parse_statement as parse_statement
+    from kexecwatch.core.detect.rule.query import compile_statement as compile_statement
+    from kexecwatch.core.detect.rule.ruleset import QueryCompiler as QueryCompiler
     from kexecwatch.core.detect.rule.ruleset import RuleCheck as RuleCheck
     from kexecwatch.core.detect.rule.ruleset import check_rule as check_rule
     from kexecwatch.core.detect.rule.ruleset import load_parsed_rule as load_parsed_rule
     from kexecwatch.core.detect.rule.ruleset import parse_toml as parse_toml
+    from kexecwatch.core.detect.rule.sequence import CompiledSequence as CompiledSequence
     from kexecwatch.core.detect.rule.sequence_state import MatchedSequence as MatchedSequence
     from kexecwatch.core.detect.ruleindex import prefilters_of as prefilters_of
     from kexecwatch.core.detect.telemetry import TelemetryEvent as TelemetryEvent
@@ -140,10 +143,13 @@ _HOME = {
     "coverage": "detect.rule.coverage",
     "QuerySource": "detect.rule.lexer",
     "parse_statement": "detect.rule.parser",
+    "compile_statement": "detect.rule.query",
+    "QueryCompiler": "detect.rule.ruleset",
     "RuleCheck": "detect.rule.ruleset",
     "check_rule": "detect.rule.ruleset",
     "load_parsed_rule": "detect.rule.ruleset",
     "parse_toml": "detect.rule.ruleset",
+    "CompiledSequence": "detect.rule.sequence",
     "MatchedSequence": "detect.rule.sequence_state",
     "TelemetryEvent": "detect.telemetry",
     "AuditRule": "doctor.auditctl",

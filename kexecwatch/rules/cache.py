@@ -14,8 +14,13 @@ never gets an old tree. Both as JSON text: plain data only, never pickled or mar
 code, so a cache file can at worst describe a rule file, never run anything; a tree is
 checked node by node when it is read back. Queries that do not parse are never kept, so
 their errors are always the parser's own. Compiling a tree is still done on every load,
-with the options of the run, so the options are not part of the key. A file whose TOML
-holds a date or time (which JSON has no form for) is simply parsed every time.
+with the options of the run, so the options are not part of the key; but the cache also
+lists the keys of the queries that compiled without an error (``compiled``), and those
+compile lazily: their predicates are built when an event first reaches them
+(:meth:`RuleCache.compile_statement`), so a rule no event reaches never pays for them. A
+query that fails to compile is never listed, so its error is always the compiler's own.
+A file whose TOML holds a date or time (which JSON has no form for) is simply parsed
+every time.
 
 Where: ``rules.json`` in ``$XDG_CACHE_HOME/kexecwatch`` (``~/.cache/kexecwatch`` when that
 is unset), or a configured directory. The directory is created mode 0700 and the file
@@ -48,9 +53,16 @@ from kexecwatch import __version__
 from kexecwatch.core import parse_toml
 
 if TYPE_CHECKING:
-    from kexecwatch.core import QuerySource, Statement
+    from kexecwatch.core import CompiledQuery, CompiledSequence, QuerySource, Statement
 
-__all__ = ["CACHE_FILE", "MAX_ENTRIES", "RuleCache", "default_cache_dir", "parser_fingerprint"]
+__all__ = [
+    "CACHE_FILE",
+    "MAX_ENTRIES",
+    "RuleCache",
+    "default_cache_dir",
+    "fingerprint_files",
+    "parser_fingerprint",
+]
 
 #: The cache's file name in its directory.
 CACHE_FILE = "rules.json"
@@ -61,21 +73,29 @@ _FORMAT_VERSION = 2
 _SALT = f"{_FORMAT}/{_FORMAT_VERSION}\0{__version__}\0{sys.version}\0".encode()
 
 
-def parser_fingerprint() -> bytes | None:
-    """The SHA-256 of the source of every module the EQL parser and its cache codec are
-    made of (the :mod:`kexecwatch.core.detect.rule` package, :mod:`kexecwatch.errors`),
-    file names included; ``None`` when one cannot be read (queries are then not cached).
-    """
-    import hashlib
-
+def fingerprint_files() -> list[str]:
+    """The source files of the EQL parser, compiler and cache codec: every module of
+    :mod:`kexecwatch.core.detect.rule`, and :mod:`kexecwatch.errors`, the one kexecwatch
+    module outside the package that parsing and compiling import (a test holds this
+    list to their imports)."""
     from kexecwatch import errors
     from kexecwatch.core import astjson
 
+    folder = os.path.dirname(os.path.abspath(astjson.__file__ or ""))
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".py"))
+    return [*files, os.path.abspath(errors.__file__ or "")]
+
+
+def parser_fingerprint() -> bytes | None:
+    """The SHA-256 of the source of :func:`fingerprint_files`, file names included;
+    ``None`` when one cannot be read (queries are then neither kept nor known to
+    compile).
+    """
+    import hashlib
+
     digest = hashlib.sha256()
     try:
-        folder = os.path.dirname(os.path.abspath(astjson.__file__ or ""))
-        files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".py"))
-        for path in [*files, os.path.abspath(errors.__file__ or "")]:
+        for path in fingerprint_files():
             with open(path, "rb") as source:
                 digest.update(os.path.basename(path).encode() + b"\0" + source.read() + b"\0")
     except OSError:
@@ -125,6 +145,10 @@ class RuleCache:
         self._old_queries: dict[str, str] = {}
         self._used_queries: dict[str, str] = {}
         self._query_salt: bytes | None = b""  # None: the parser has no fingerprint
+        # Query keys whose query compiled without an error (with this very compiler,
+        # as the key says): these compile lazily (``compile_ast``'s ``lazy``).
+        self._old_compiled: set[str] = set()
+        self._used_compiled: set[str] = set()
         self._dirty = False
 
     def parse_toml(self, text: str, source: str) -> dict[str, Any]:
@@ -171,19 +195,9 @@ class RuleCache:
         """
         from kexecwatch.core import astjson, parse_statement
 
-        if self.path is None:
+        key = self._query_key(src)
+        if key is None:
             return parse_statement(src)
-        self._load()
-        if self._query_salt == b"":
-            fingerprint = parser_fingerprint()
-            self._query_salt = None if fingerprint is None else _SALT + fingerprint + b"\0"
-        if self._untouchable or self._query_salt is None:
-            return parse_statement(src)
-        import hashlib
-
-        key = hashlib.sha256(
-            self._query_salt + src.text.encode("utf-8", "surrogatepass")
-        ).hexdigest()
         entry = self._used_queries.get(key) or self._old_queries.get(key)
         if entry is not None:
             try:
@@ -206,6 +220,44 @@ class RuleCache:
         self._dirty = True
         return statement
 
+    def compile_statement(self, src: QuerySource) -> CompiledQuery | CompiledSequence:
+        """What :func:`kexecwatch.core.detect.rule.query.compile_statement` gives for
+        ``src``, its tree from :meth:`parse_statement`; compiled lazily (the predicates
+        built when an event first needs them) when the cache knows that this query
+        compiled with this compiler, else compiled now and remembered when it does.
+
+        Raises:
+            RuleError: as ``compile_statement`` (errors are never cached).
+        """
+        from kexecwatch.core import compile_statement
+
+        key = self._query_key(src)
+        if key is None:
+            return compile_statement(src, self.parse_statement)
+        known = key in self._used_compiled or key in self._old_compiled
+        compiled = compile_statement(src, self.parse_statement, lazy=known)
+        if not known:
+            self._dirty = True
+        self._used_compiled.add(key)
+        return compiled
+
+    def _query_key(self, src: QuerySource) -> str | None:
+        """The cache key of a query (salted with the compiler's fingerprint); ``None``
+        when queries are not cached (no cache, or no fingerprint)."""
+        if self.path is None:
+            return None
+        self._load()
+        if self._query_salt == b"":
+            fingerprint = parser_fingerprint()
+            self._query_salt = None if fingerprint is None else _SALT + fingerprint + b"\0"
+        if self._untouchable or self._query_salt is None:
+            return None
+        import hashlib
+
+        return hashlib.sha256(
+            self._query_salt + src.text.encode("utf-8", "surrogatepass")
+        ).hexdigest()
+
     def save(self) -> None:
         """Write the cache back if this run added to it (entries used first)."""
         if self.path is None or self._untouchable or not self._dirty:
@@ -215,6 +267,9 @@ class RuleCache:
             "version": _FORMAT_VERSION,
             "entries": _kept(self._used, self._old),
             "queries": _kept(self._used_queries, self._old_queries),
+            "compiled": list(
+                _kept(dict.fromkeys(self._used_compiled, ""), dict.fromkeys(self._old_compiled, ""))
+            ),
         }
         directory = os.path.dirname(self.path)
         try:
@@ -277,7 +332,7 @@ class RuleCache:
             self._problem("damaged (truncated, not JSON, or not this format); it will be rewritten")
             self._dirty = True
             return
-        self._old, self._old_queries = found
+        self._old, self._old_queries, self._old_compiled = found
 
     def _problem(self, why: str) -> None:
         """The one warning line (later problems are not repeated)."""
@@ -297,9 +352,11 @@ def _kept(used: dict[str, str], old: dict[str, str]) -> dict[str, str]:
     return entries
 
 
-def _entries(raw: bytes) -> tuple[dict[str, str], dict[str, str]] | None:
-    """The file entries and query entries of a cache file (both empty for a cache of an
-    earlier format version), or ``None`` when it is not one."""
+def _entries(raw: bytes) -> tuple[dict[str, str], dict[str, str], set[str]] | None:
+    """The file entries, query entries and the keys of the queries known to compile of a
+    cache file (all empty for a cache of an earlier format version; no ``compiled`` list,
+    as an earlier kexecwatch of this format writes: none known), or ``None`` when it is
+    not one."""
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError):  # UnicodeDecodeError included
@@ -308,13 +365,16 @@ def _entries(raw: bytes) -> tuple[dict[str, str], dict[str, str]] | None:
         return None
     version = doc.get("version")
     if isinstance(version, int) and not isinstance(version, bool) and version < _FORMAT_VERSION:
-        return {}, {}  # an older kexecwatch's: rewritten in this format, without a word
+        return {}, {}, set()  # an older kexecwatch's: rewritten in this format, without a word
     if version != _FORMAT_VERSION:
         return None
     entries, queries = doc.get("entries"), doc.get("queries")
+    compiled = doc.get("compiled", [])
     if not (_all_text(entries) and _all_text(queries)):
         return None
-    return entries, queries
+    if not (isinstance(compiled, list) and all(isinstance(k, str) for k in compiled)):
+        return None
+    return entries, queries, set(compiled)
 
 
 def _all_text(part: Any) -> TypeGuard[dict[str, str]]:

@@ -34,7 +34,7 @@ from kexecwatch.core import NativeRule, Rule, load_native_rule, load_parsed_rule
 from kexecwatch.errors import InputError, RuleError, SourceLocation
 
 if TYPE_CHECKING:
-    from kexecwatch.core import QuerySource, Statement
+    from kexecwatch.core import QueryCompiler
     from kexecwatch.rules.cache import RuleCache
 
 __all__ = [
@@ -249,7 +249,7 @@ def load_rule_source(
     """
     lock = lock or VersionLock()
     parse = parse_toml if cache is None else cache.parse_toml
-    parse_query = None if cache is None else cache.parse_statement
+    compile_query = None if cache is None else cache.compile_statement
     if not os.path.isdir(path):
         try:
             text = read_rule_file(path)
@@ -259,7 +259,7 @@ def load_rule_source(
             raise RuleError(f"{path}: {exc.message}") from None
         loaded = LoadedSource(path, directory=False, lock=lock.path_for(path))
         seen = len(lock.problems)
-        loaded.rules.append(_load_one(path, text, parse(text, path), lock, parse_query))
+        loaded.rules.append(_load_one(path, text, parse(text, path), lock, compile_query))
         loaded.warnings += lock.problems[seen:]
         return loaded
     loaded = LoadedSource(path, directory=True)
@@ -273,7 +273,7 @@ def load_rule_source(
                 loaded.skipped.setdefault(kind, []).append(file)
                 continue
             loaded.lock = loaded.lock or lock.path_for(file)
-            loaded.rules.append(_load_one(file, text, data, lock, parse_query))
+            loaded.rules.append(_load_one(file, text, data, lock, compile_query))
         except RuleError as exc:
             loaded.failed.append(
                 exc if exc.where else RuleError(exc.message, where=SourceLocation(file))
@@ -291,10 +291,10 @@ def _load_one(
     text: str,
     data: Mapping[str, Any],
     lock: VersionLock,
-    parse_query: Callable[[QuerySource], Statement] | None,
+    compile_query: QueryCompiler | None,
 ) -> DetectionRule:
     rule = data.get("rule")
     if isinstance(rule, Mapping) and rule.get("language") == "kexecwatch":
         return load_native_rule(text, path)
     version = lock.version_of(path, data)
-    return load_parsed_rule(dict(data), text, path, default_version=version, parse=parse_query)
+    return load_parsed_rule(dict(data), text, path, default_version=version, compile=compile_query)

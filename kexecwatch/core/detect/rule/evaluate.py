@@ -106,6 +106,8 @@ class CompiledQuery:
         document values verbatim: escape it before showing it on a terminal.
         Consistent with :attr:`matches`: ``None`` exactly when it returns true.
         """
+        if not self.conjuncts:  # compiled lazily and not built yet: the first call builds
+            self.matches(document)
         return explain_failure(self.conjuncts, document)
 
     def required_values(self) -> dict[str, frozenset[str]]:
@@ -139,23 +141,55 @@ class CompiledQuery:
         return out
 
 
-def compile_ast(query: Query, src: QuerySource) -> CompiledQuery:
+def compile_ast(query: Query, src: QuerySource, *, lazy: bool = False) -> CompiledQuery:
     """Compile a parsed query; ``src`` is used for errors in patterns (bad regexes).
 
+    Args:
+        lazy: build the predicates (closures, wildcard and regex matchers) on the first
+            call of :attr:`~CompiledQuery.matches` or :meth:`~CompiledQuery.explain`
+            instead of now. Only for a query known to compile (the rule cache's word
+            that this query compiled with this very compiler): the build then cannot
+            raise, and a rule no event reaches never pays for it.
+
     Raises:
-        RuleError: for a regular expression outside the supported Lucene subset.
+        RuleError: for a regular expression outside the supported Lucene subset
+            (never when ``lazy``).
     """
     condition = query.condition
     fields = set(_fields(condition))
+    if query.category != "any":
+        fields.add(".".join(_CATEGORY_FIELD))
+    if not lazy:
+        parts = _conjuncts(query, src)
+        predicate = _all(tuple(pred for _, pred in parts))
+        return CompiledQuery(
+            src.text, query.category, condition, frozenset(fields), predicate, parts
+        )
+
+    def build(document: Document) -> bool:
+        # The first call swaps the real predicate and conjuncts into the (frozen) query,
+        # so later look-ups of ``compiled.matches`` reach the predicate directly. Should
+        # two threads get here at once, both build the same value: no harm.
+        parts = _conjuncts(query, src)
+        predicate = _all(tuple(pred for _, pred in parts))
+        object.__setattr__(compiled, "conjuncts", parts)
+        object.__setattr__(compiled, "matches", predicate)
+        return predicate(document)
+
+    compiled = CompiledQuery(src.text, query.category, condition, frozenset(fields), build)
+    return compiled
+
+
+def _conjuncts(query: Query, src: QuerySource) -> tuple[Conjunct, ...]:
+    """The top-level conjuncts of ``query`` with their predicates, the category first."""
+    condition = query.condition
     rest = condition.operands if isinstance(condition, And) else (condition,)
     parts: tuple[Conjunct, ...] = tuple((item, _compile(item, src)) for item in rest)
     if query.category != "any":
-        fields.add(".".join(_CATEGORY_FIELD))
         category = Comparison(Op.EQ, Field(_CATEGORY_FIELD, False, 0), (query.category,), (0,), 0)
         in_category = _membership(_CATEGORY_FIELD, frozenset({query.category}))
         parts = ((category, in_category), *parts)
-    predicate = _all(tuple(pred for _, pred in parts))
-    return CompiledQuery(src.text, query.category, condition, frozenset(fields), predicate, parts)
+    return parts
 
 
 def _fields(expr: Expr) -> Iterator[str]:

@@ -38,18 +38,23 @@ def compile_source(src: QuerySource) -> CompiledQuery:
 
 
 def compile_statement(
-    src: QuerySource, parse: Callable[[QuerySource], Statement] = parse_statement
+    src: QuerySource,
+    parse: Callable[[QuerySource], Statement] = parse_statement,
+    *,
+    lazy: bool = False,
 ) -> CompiledQuery | CompiledSequence:
     """Compile a rule's query: a single-event query, a ``sequence`` or a ``sample``.
 
     Args:
         parse: what parses ``src`` (the rule cache gives one that keeps the trees
             :func:`~kexecwatch.core.detect.rule.parser.parse_statement` built).
+        lazy: build the predicates when first used (only for a query known to compile:
+            see :func:`~kexecwatch.core.detect.rule.evaluate.compile_ast`).
 
     Raises:
         RuleError: as :func:`compile_query` does.
     """
     statement = parse(src)
     if isinstance(statement, Query):
-        return compile_ast(statement, src)
-    return compile_sequence(statement, src)
+        return compile_ast(statement, src, lazy=lazy)
+    return compile_sequence(statement, src, lazy=lazy)

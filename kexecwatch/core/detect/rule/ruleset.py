@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kexecwatch.core.detect.rule.ast import Statement
@@ -53,6 +54,9 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+#: Parses and compiles a rule's query (:func:`~.query.compile_statement`, or the rule
+#: cache's own).
+QueryCompiler = Callable[[QuerySource], "CompiledQuery | CompiledSequence"]
 _SEVERITIES = ("low", "medium", "high", "critical")
 
 
@@ -216,6 +220,7 @@ def load_parsed_rule(
     *,
     default_version: int = 1,
     parse: Callable[[QuerySource], Statement] | None = None,
+    compile: QueryCompiler | None = None,
 ) -> Rule:
     """:func:`load_rule` for a file already parsed with :func:`parse_toml`.
 
@@ -224,6 +229,9 @@ def load_parsed_rule(
             ``version.lock.json`` entry for the rule).
         parse: what parses the query (the rule cache's, which keeps parsed queries:
             :mod:`kexecwatch.core.detect.rule.astjson`); ``None``: the parser.
+        compile: what parses and compiles the query, in place of ``parse`` and
+            :func:`~kexecwatch.core.detect.rule.query.compile_statement` (the rule
+            cache's, which compiles lazily what it knows compiles); ``None``: those.
 
     Raises:
         RuleError: as :func:`load_rule`.
@@ -231,7 +239,8 @@ def load_parsed_rule(
     check_rule_keys(data, text, source, kind="eql")
     common = read_rule_metadata(data, source, kind="eql", default_version=default_version)
     query = _Reader(source).req(data["rule"], "rule.query", str)
-    compiled, _ = _compile_in_file(query, text, source, parse or parse_statement)
+    compiler = compile or partial(compile_statement, parse=parse or parse_statement)
+    compiled, _ = _compile_in_file(query, text, source, compiler)
     return Rule(**common, query=compiled, source=source)
 
 
@@ -496,15 +505,15 @@ def _compile_in_file(
     query: str,
     text: str,
     source: str,
-    parse: Callable[[QuerySource], Statement] = parse_statement,
+    compile: QueryCompiler = compile_statement,
 ) -> tuple[CompiledQuery | CompiledSequence, QuerySource]:
     """Compile the query so that errors point into the TOML file, when that is possible."""
     src = _locate_query(query, text, source)
     if src is not None:
-        return compile_statement(src, parse), src
+        return compile(src), src
     src = QuerySource(query, source)
     try:
-        return compile_statement(src, parse), src
+        return compile(src), src
     except RuleError as exc:
         # Escapes in the TOML string change offsets: say the position is in the query.
         raise RuleError(

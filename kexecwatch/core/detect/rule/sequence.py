@@ -85,12 +85,16 @@ class CompiledSequence:
         return {name: frozenset().union(*(r[name] for r in per_stage)) for name in sorted(common)}
 
 
-def compile_sequence(statement: SequenceQuery | SampleQuery, src: QuerySource) -> CompiledSequence:
-    """Compile a parsed sequence or sample (regex errors point into ``src``)."""
+def compile_sequence(
+    statement: SequenceQuery | SampleQuery, src: QuerySource, *, lazy: bool = False
+) -> CompiledSequence:
+    """Compile a parsed sequence or sample (regex errors point into ``src``); ``lazy``
+    builds each stage's predicates when first used, as
+    :func:`~kexecwatch.core.detect.rule.evaluate.compile_ast` says."""
     shared = statement.keys
     stages: list[CompiledStage] = []
     for stage in statement.stages:
-        compiled = _stage(stage, shared, src)
+        compiled = _stage(stage, shared, src, lazy)
         stages.extend([compiled] * stage.runs)
     until = None
     maxspan = None
@@ -99,7 +103,7 @@ def compile_sequence(statement: SequenceQuery | SampleQuery, src: QuerySource) -
         kind = "sequence"
         maxspan = statement.maxspan_ms
         if statement.until is not None:
-            until = _stage(statement.until, shared, src)
+            until = _stage(statement.until, shared, src, lazy)
     fields: set[str] = set()
     for compiled in (*stages, *([until] if until else [])):
         fields |= compiled.query.fields
@@ -109,10 +113,10 @@ def compile_sequence(statement: SequenceQuery | SampleQuery, src: QuerySource) -
     )
 
 
-def _stage(stage: Stage, shared: tuple[Field, ...], src: QuerySource) -> CompiledStage:
+def _stage(stage: Stage, shared: tuple[Field, ...], src: QuerySource, lazy: bool) -> CompiledStage:
     keys = (*shared, *stage.keys)
     return CompiledStage(
-        compile_ast(stage.query, src),
+        compile_ast(stage.query, src, lazy=lazy),
         _key_function(keys),
         tuple(k.name for k in keys),
         stage.missing,
