@@ -171,6 +171,12 @@ def test_state_files_escape_what_ensure_ascii_escapes() -> None:
     assert jsontext.ascii_compact({"b": 1, "a": [None, True]}) == b'{"b":1,"a":[null,true]}'
 
 
+def _in_pieces(text: bytes) -> jsontext.JsonText:
+    """``text`` as pieces: bytes, then a view of the rest."""
+    half = len(text) // 2
+    return jsontext.JsonText(text[:half], memoryview(text)[half:])
+
+
 def _as_text(value: Any, picks: list[bool]) -> Any:
     """``value`` with dict values (at any depth of dicts) swapped for their written text
     where ``picks`` says so, in turn."""
@@ -179,9 +185,7 @@ def _as_text(value: Any, picks: list[bool]) -> Any:
     out = {}
     for key, item in value.items():
         pick = picks.pop() if picks else False
-        out[key] = (
-            jsontext.JsonText(jsontext.ascii_compact(item)) if pick else _as_text(item, picks)
-        )
+        out[key] = _in_pieces(jsontext.ascii_compact(item)) if pick else _as_text(item, picks)
     return out
 
 

@@ -146,7 +146,7 @@ def test_a_replay_that_writes_nothing_loads_no_json_writer_logging_or_resources(
     assert sorted({"orjson", "logging", "importlib.resources", "tomllib"} & loaded) == []
 
 
-def test_a_quiet_replay_of_a_plain_file_loads_no_hash_gzip_or_spelling_modules(
+def test_a_quiet_replay_of_a_plain_file_loads_no_hash_gzip_spelling_or_date_modules(
     tmp_path: Path,
 ) -> None:
     # Each is loaded only where it is used: hashlib (OpenSSL, about a tenth of the start-up)
@@ -158,10 +158,13 @@ def test_a_quiet_replay_of_a_plain_file_loads_no_hash_gzip_or_spelling_modules(
     code, loaded = modules_after(tmp_path, "replay", "--quiet", str(log))
     assert code == 0
     assert sorted({"hashlib", "_hashlib", "gzip", "difflib"} & loaded) == []
+    # datetime: for the first document's @timestamp; threading: the native binding's
+    # locks are _thread's (threading.Lock is _thread.allocate_lock).
+    assert sorted({"datetime", "threading"} & loaded) == []
     # ... and each still loads when it is needed (the alert's document has entity ids).
     zipped = tmp_path / "kexec.log.gz"
     zipped.write_bytes(gzip.compress(LOG))
     code, loaded = modules_after(tmp_path, "replay", str(zipped))
     assert code == 1
-    assert {"hashlib", "gzip"} <= loaded
+    assert {"hashlib", "gzip", "datetime"} <= loaded
 

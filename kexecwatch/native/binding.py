@@ -20,9 +20,9 @@ with :class:`NativeError`, or, where there is an exact answer without the librar
 
 from __future__ import annotations
 
+import _thread  # its allocate_lock is threading.Lock, without loading threading
 import ctypes
 import struct
-import threading
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -238,7 +238,7 @@ _SIGNATURES: Final[dict[str, tuple[object, ...]]] = {
 }
 
 _LOADED: dict[Path, NativeLib] = {}
-_LOAD_LOCK = threading.Lock()
+_LOAD_LOCK = _thread.allocate_lock()
 
 
 def load(path: Path | None = None) -> NativeLib:
@@ -517,7 +517,7 @@ class NativeSession:
     def __init__(self, lib: NativeLib, handle: int) -> None:
         self._lib = lib
         self._handle: int | None = handle
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         # The number of each needle given to set_needles.
         self._needle_ids: dict[NeedleBytes, int] = {}
         self._out_ptr = ctypes.c_void_p()
@@ -651,11 +651,12 @@ class NativeSession:
             rows.append(entry)
         return rows
 
-    def table_state(self, limit: int) -> list[bytes | RawEntry]:
-        """The snapshot rows of :meth:`table_rows` ``(limit)``, in order: ``bytes`` are
-        rows as the checkpoint writes them (``json.dumps`` with ``separators=(",", ":")``
-        and ``ensure_ascii``; consecutive rows joined by ``,``), a :data:`RawEntry` is an
-        entry whose row Python makes (``native/src/state.rs`` says which)."""
+    def table_state(self, limit: int) -> list[memoryview | RawEntry]:
+        """The snapshot rows of :meth:`table_rows` ``(limit)``, in order: a ``memoryview``
+        (of one copy of the library's output) holds rows as the checkpoint writes them
+        (``json.dumps`` with ``separators=(",", ":")`` and ``ensure_ascii``; consecutive
+        rows joined by ``,``), a :data:`RawEntry` is an entry whose row Python makes
+        (``native/src/state.rs`` says which)."""
         if limit <= 0:
             return []
         with self._lock:
@@ -668,12 +669,13 @@ class NativeSession:
             size = self._out_len.value
             address = self._out_ptr.value
             data = ctypes.string_at(address, size) if size and address else b""
-        parts: list[bytes | RawEntry] = []
+        view = memoryview(data)
+        parts: list[memoryview | RawEntry] = []
         at = 0
         while at < len(data):
             tag, length = _SEGMENT.unpack_from(data, at)
             at += _SEGMENT.size
-            parts.append(data[at : at + length] if tag == _SEGMENT_JSON else _decode(data, at)[0])
+            parts.append(view[at : at + length] if tag == _SEGMENT_JSON else _decode(data, at)[0])
             at += length
         return parts
 

@@ -40,6 +40,16 @@ fn any_low(block: &[u8; BLOCK]) -> bool {
     any != 0
 }
 
+/// Whether any byte of the block is `byte`.
+#[inline(always)]
+fn any_eq(block: &[u8; BLOCK], byte: u8) -> bool {
+    let mut any = 0u8;
+    for &b in block.iter() {
+        any |= u8::from(b == byte);
+    }
+    any != 0
+}
+
 /// Whether some offset `j` of the blocks has `first` at `a[j]` and `last` at `b[j]`.
 #[inline(always)]
 fn any_pair(a: &[u8; BLOCK], b: &[u8; BLOCK], first: u8, last: u8) -> bool {
@@ -145,9 +155,14 @@ fn padded(bytes: &[u8]) -> u64 {
 /// The first offset of `byte` in `hay`, eight bytes at a time.
 #[inline]
 pub fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
-    let pattern = ONES * u64::from(byte);
-    let mut chunks = hay.chunks_exact(8);
+    // Blocks without it are passed over by vector compares (an EXECVE line's
+    // arguments, searched for the ENRICHED separator, are mostly such blocks).
     let mut i = 0;
+    while i + BLOCK <= hay.len() && !any_eq(block_of(&hay[i..]), byte) {
+        i += BLOCK;
+    }
+    let pattern = ONES * u64::from(byte);
+    let mut chunks = hay[i..].chunks_exact(8);
     for chunk in &mut chunks {
         let x = word(chunk) ^ pattern;
         let zeros = x.wrapping_sub(ONES) & !x & HIGHS;
@@ -266,6 +281,22 @@ mod tests {
             }
         }
         assert!(!starts(b"ab", b"abc"));
+        // Past a few blocks: the byte at every offset, or nowhere.
+        for len in [31usize, 32, 33, 64, 95, 130] {
+            for at in 0..=len {
+                let mut long: Vec<u8> = (0..len).map(|k| b'a' + (k % 20) as u8).collect();
+                if at < len {
+                    long[at] = 0x1d;
+                }
+                for from in [0, 1, 7, 31, 33] {
+                    let from = from.min(len);
+                    assert_eq!(
+                        find_byte(&long[from..], 0x1d),
+                        long[from..].iter().position(|&b| b == 0x1d)
+                    );
+                }
+            }
+        }
         for byte in 0..=255u8 {
             for from in 0..hay.len() {
                 assert_eq!(

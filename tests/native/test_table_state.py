@@ -128,7 +128,7 @@ def test_ordinary_entries_are_written_natively(table: NativeSession, entry: RawE
     table.table_store(entry)
     table.table_store((9, *entry[1:]))  # a second row: both in one segment
     parts = table.table_state(10)
-    assert len(parts) == 1 and isinstance(parts[0], bytes)
+    assert len(parts) == 1 and isinstance(parts[0], memoryview)
     assert b"[" + parts[0] + b"]" == state_text(table)[1]
 
 
@@ -148,6 +148,7 @@ def test_unsure_entries_are_handed_to_python_in_their_place(table: NativeSession
             expected.append(bytes)
     assert len(expected) >= 5
     assert [p if isinstance(p, tuple) else bytes for p in parts] == expected
+    assert all(isinstance(p, tuple | memoryview) for p in parts)
     native, stdlib = state_text(table)
     assert native == stdlib
     assert table.table_state(2) == parts[-1:]  # the last two rows: one run

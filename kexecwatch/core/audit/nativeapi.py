@@ -205,9 +205,10 @@ class NativeSession(DoneStore, Protocol):
     def table_rows(self, limit: int) -> list[RawEntry]:
         """The ``limit`` most recently used entries, least recent first."""
 
-    def table_state(self, limit: int) -> list[bytes | RawEntry]:
-        """The snapshot rows of :meth:`table_rows`: ``bytes`` are rows written as the
-        checkpoint writes them (joined by ``,``), an entry is one whose row Python makes."""
+    def table_state(self, limit: int) -> list[memoryview | RawEntry]:
+        """The snapshot rows of :meth:`table_rows`: a ``memoryview`` holds rows written as
+        the checkpoint writes them (joined by ``,``), an entry is one whose row Python
+        makes."""
 
     def table_mark_unreadable(self, pid: int) -> None:
         """Remember that ``/proc`` could not name ``pid``."""

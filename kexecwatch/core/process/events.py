@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from kexecwatch.core.audit.assembler import AuditEvent
@@ -449,6 +448,9 @@ def format_timestamp(time_ms: int) -> str:
     second, ms = divmod(min(max(time_ms, 0), MAX_TIME_MS - 1), 1000)
     head = _SECONDS.get(second)
     if head is None:
+        # Loaded with the first document's time: start-up needs no datetime.
+        from datetime import UTC, datetime
+
         head = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
         if len(_SECONDS) >= 4096:
             _SECONDS.clear()

@@ -148,12 +148,17 @@ class NativeProcessTable(TableLookups):
         texts: dict[bytes, bytes | None] = {}
         memo = self._argv_memo
         memo.start()
-        parts = [
-            part if isinstance(part, bytes) else ascii_compact(self._state_row(part, texts))
-            for part in self.session.table_state(STATE_ENTRIES)
-        ]
+        pieces: list[bytes | memoryview] = [b"["]
+        for part in self.session.table_state(STATE_ENTRIES):
+            if len(pieces) > 1:
+                pieces.append(b",")
+            if isinstance(part, memoryview):
+                pieces.append(part)
+            else:
+                pieces.append(ascii_compact(self._state_row(part, texts)))
+        pieces.append(b"]")
         memo.finish()
-        return JsonText(b"[" + b",".join(parts) + b"]")
+        return JsonText(*pieces)
 
     def _state_row(self, entry: RawEntry, texts: dict[bytes, bytes | None]) -> list[Any]:
         pid, ppid, comm, comm_raw, exe, exe_raw, args, since, exec_id, source, extra = entry

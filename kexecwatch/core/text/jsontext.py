@@ -124,35 +124,50 @@ def ascii_compact(obj: Any) -> bytes:
 
 class JsonText:
     """A value already written as :func:`ascii_compact` text, for :func:`ascii_compact_with`
-    (the daemon's checkpoint gets the process table's rows this way, written natively)."""
+    (the daemon's checkpoint gets the process table's rows this way, written natively).
 
-    __slots__ = ("text",)
+    The text is ``b"".join(parts)``: pieces (say, views of a buffer the rows were written
+    into) are copied once, into the whole document.
+    """
 
-    def __init__(self, text: bytes) -> None:
-        self.text = text
+    __slots__ = ("parts",)
+
+    def __init__(self, *parts: bytes | memoryview) -> None:
+        self.parts = parts
+
+    @property
+    def text(self) -> bytes:
+        """The text, joined."""
+        return b"".join(self.parts)
 
     def __repr__(self) -> str:
-        return (
-            f"JsonText({self.text[:40]!r}...)"
-            if len(self.text) > 40
-            else f"JsonText({self.text!r})"
-        )
+        text = self.text
+        return f"JsonText({text[:40]!r}...)" if len(text) > 40 else f"JsonText({text!r})"
 
 
 def ascii_compact_with(obj: Any) -> bytes:
     """:func:`ascii_compact` of ``obj`` in which each :class:`JsonText` (a value of a dict,
     at any depth of dicts) stands for the value its text is: the same bytes as
-    :func:`ascii_compact` of the values themselves."""
+    :func:`ascii_compact` of the values themselves (each piece copied once)."""
+    pieces: list[bytes | memoryview] = []
+    _pieces(obj, pieces)
+    return b"".join(pieces)
+
+
+def _pieces(obj: Any, out: list[bytes | memoryview]) -> None:
     if isinstance(obj, JsonText):
-        return obj.text
-    if isinstance(obj, dict) and _holds_text(obj):
-        items = []
+        out.extend(obj.parts)
+    elif isinstance(obj, dict) and _holds_text(obj):
+        sep = b"{"
         for key, value in obj.items():
             if not isinstance(key, str):
                 raise TypeError(f"key {key!r} is not a string")
-            items.append(ascii_compact(key) + b":" + ascii_compact_with(value))
-        return b"{" + b",".join(items) + b"}"
-    return ascii_compact(obj)
+            out.append(sep + ascii_compact(key) + b":")
+            _pieces(value, out)
+            sep = b","
+        out.append(b"}")  # not empty: it holds a JsonText
+    else:
+        out.append(ascii_compact(obj))
 
 
 def _holds_text(obj: dict[Any, Any]) -> bool:
