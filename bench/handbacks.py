@@ -96,7 +96,13 @@ def layout(buf: bytes, pos: int, event_id: bytes, most: int = 12) -> str:
 
 
 #: What a rule test that reads no command line reads (``argtest.Reads``, in order).
-PLAIN_READS = ("parent name/exe", "cwd", "ids", "capabilities")
+PLAIN_READS = (
+    "parent name/exe",
+    "cwd",
+    "ids",
+    "capabilities",
+    "parent command line",
+)
 
 
 def run_reason(scanner: NativeScanner, buf: bytes, m: Any, run: Any) -> str:
