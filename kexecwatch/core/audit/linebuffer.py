@@ -12,7 +12,8 @@ which spares a pass over every byte.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
+
+from kexecwatch.core.text.frozen import Frozen, set_field
 
 __all__ = ["DEFAULT_MAX_LINE", "Line", "LineBuffer", "Region"]
 
@@ -21,19 +22,39 @@ DEFAULT_MAX_LINE = 1 << 20
 _NL = ord("\n")
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(Frozen):
     """A complete line (without its newline) and where it started."""
+
+    __slots__ = (  # noqa: RUF023 - the fields, in order
+        "data",
+        "line_no",
+        "source",
+        "offset",
+        "overlong",
+    )
 
     data: bytes
     line_no: int
     source: Hashable
     offset: int
-    overlong: bool = False
+    overlong: bool
+
+    def __init__(
+        self,
+        data: bytes,
+        line_no: int,
+        source: Hashable,
+        offset: int,
+        overlong: bool = False,
+    ) -> None:
+        set_field(self, "data", data)
+        set_field(self, "line_no", line_no)
+        set_field(self, "source", source)
+        set_field(self, "offset", offset)
+        set_field(self, "overlong", overlong)
 
 
-@dataclass(frozen=True, slots=True)
-class Region:
+class Region(Frozen):
     """Complete lines in one block, behind a newline.
 
     Attributes:
@@ -46,10 +67,18 @@ class Region:
         offset: the source offset of the first line's first byte (``framed[1]``).
     """
 
+    __slots__ = ("framed", "line_no", "source", "offset")  # noqa: RUF023 - the fields, in order
+
     framed: bytes
     line_no: int
     source: Hashable
     offset: int
+
+    def __init__(self, framed: bytes, line_no: int, source: Hashable, offset: int) -> None:
+        set_field(self, "framed", framed)
+        set_field(self, "line_no", line_no)
+        set_field(self, "source", source)
+        set_field(self, "offset", offset)
 
     @property
     def data(self) -> bytes:

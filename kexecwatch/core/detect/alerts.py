@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from kexecwatch.core.detect.telemetry import TelemetryEvent
 from kexecwatch.core.process.events import ProcessEvent, format_timestamp
 from kexecwatch.core.text import jsontext
-from kexecwatch.core.text.frozen import Frozen, set_field
+from kexecwatch.core.text.frozen import Frozen, Slotted, set_field
 from kexecwatch.core.text.textsafe import (
     COMMAND_BYTES,
     VALUE_BYTES,
@@ -259,11 +259,17 @@ def alert_user(event: ProcessEvent | TelemetryEvent | MatchedSequence) -> str | 
     return ids.get("uid")
 
 
-@dataclass(slots=True)
-class _Window:
+class _Window(Slotted):
+    __slots__ = ("start_ms", "emitted", "suppressed")  # noqa: RUF023 - the fields, in order
+
     start_ms: int
-    emitted: int = 0
-    suppressed: int = 0
+    emitted: int
+    suppressed: int
+
+    def __init__(self, start_ms: int, emitted: int = 0, suppressed: int = 0) -> None:
+        self.start_ms = start_ms
+        self.emitted = emitted
+        self.suppressed = suppressed
 
 
 # Windows of users are tracked up to this many per rule (see AlertLimiter).

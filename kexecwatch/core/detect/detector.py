@@ -108,7 +108,7 @@ from kexecwatch.core.scan.fastpath import argv_of_execve_bodies, record_types
 from kexecwatch.core.scan.nativescan import NativeScanner, default_native, single_types
 from kexecwatch.core.scan.prefilter import EVERYTHING, Prefilter
 from kexecwatch.core.scan.scanner import NEVER_DUE, PythonScanner, in_window
-from kexecwatch.core.text.frozen import Frozen, set_field
+from kexecwatch.core.text.frozen import Frozen, Slotted, set_field
 from kexecwatch.core.text.textsafe import VALUE_BYTES, clip, escape_text
 from kexecwatch.errors import SourceLocation
 
@@ -264,10 +264,15 @@ _GROUP_PREFILTER = Prefilter(syscalls=GROUP_SYSCALLS)
 _STAT_NAMES = frozenset(f.name for f in fields(Stats))
 
 
-@dataclass(slots=True)
-class _Position:
+class _Position(Slotted):
+    __slots__ = ("source", "offset")  # noqa: RUF023 - the fields, in order
+
     source: Hashable
     offset: int
+
+    def __init__(self, source: Hashable, offset: int) -> None:
+        self.source = source
+        self.offset = offset
 
 
 class Detector:

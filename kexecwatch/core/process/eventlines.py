@@ -29,12 +29,12 @@ ancestor's name or executable names an entry service.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 from kexecwatch.core.audit.record import EventId
 from kexecwatch.core.process.events import Parent, process_event_of_run
 from kexecwatch.core.process.leaders import entry_service, login_session
+from kexecwatch.core.text.frozen import Frozen, set_field
 from kexecwatch.core.text.jsontext import compact
 
 __all__ = [
@@ -83,13 +83,17 @@ _SLOTS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class EventLines:
+class EventLines(Frozen):
     """Process events' NDJSON lines as the native library wrote them (``--events``):
     the same bytes ``jsontext.line(event.to_document())`` gives, in log order among the
     other outputs."""
 
+    __slots__ = ("data",)
+
     data: bytes
+
+    def __init__(self, data: bytes) -> None:
+        set_field(self, "data", data)
 
     def describe(self) -> str:
         """What it holds, in one line (the lines themselves go to the output)."""

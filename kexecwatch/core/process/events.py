@@ -39,6 +39,7 @@ from kexecwatch.core.process.identity import (
     parent_identity_of,
     user_doc,
 )
+from kexecwatch.core.text.frozen import Frozen, set_field
 
 __all__ = [
     "EVENTS_AS",
@@ -68,9 +69,17 @@ def text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", "surrogateescape")
 
 
-@dataclass(frozen=True, slots=True)
-class PathItem:
+class PathItem(Frozen):
     """One ``PATH`` record of an event: a file the syscall touched."""
+
+    __slots__ = (  # noqa: RUF023 - the fields, in order
+        "item",
+        "name",
+        "inode",
+        "dev",
+        "mode",
+        "nametype",
+    )
 
     item: int | None
     name: bytes | None
@@ -78,6 +87,22 @@ class PathItem:
     dev: str | None
     mode: str | None
     nametype: str | None
+
+    def __init__(  # noqa: PLR0917 - a dataclass's positional fields
+        self,
+        item: int | None,
+        name: bytes | None,
+        inode: int | None,
+        dev: str | None,
+        mode: str | None,
+        nametype: str | None,
+    ) -> None:
+        set_field(self, "item", item)
+        set_field(self, "name", name)
+        set_field(self, "inode", inode)
+        set_field(self, "dev", dev)
+        set_field(self, "mode", mode)
+        set_field(self, "nametype", nametype)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +143,7 @@ class Parent:
         return f"{self.source}:{self.since_ms}"
 
 
-@dataclass(frozen=True, slots=True)
-class EntryLeader:
+class EntryLeader(Frozen):
     """A process's entry leader (:mod:`kexecwatch.core.process.leaders`).
 
     Attributes:
@@ -127,12 +151,17 @@ class EntryLeader:
         type: Defend's ``entry_meta.type``: ``init``, ``sshd``, ``terminal``, ...
     """
 
+    __slots__ = ("process", "type")
+
     process: Parent | None
     type: str
 
+    def __init__(self, process: Parent | None, type: str) -> None:
+        set_field(self, "process", process)
+        set_field(self, "type", type)
 
-@dataclass(frozen=True, slots=True)
-class GroupLeader:
+
+class GroupLeader(Frozen):
     """A process's session or process group leader (:mod:`kexecwatch.core.process.groups`).
 
     Attributes:
@@ -141,8 +170,14 @@ class GroupLeader:
             it (or it is the event's own process, ``pid`` equal to the event's).
     """
 
+    __slots__ = ("pid", "process")
+
     pid: int
     process: Parent | None
+
+    def __init__(self, pid: int, process: Parent | None) -> None:
+        set_field(self, "pid", pid)
+        set_field(self, "process", process)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from kexecwatch.core.audit.syscalls import GROUP_SYSCALLS, SESSION_SYSCALLS
 from kexecwatch.core.process.events import GroupLeader, Parent, ProcessEvent
+from kexecwatch.core.text.frozen import Frozen, set_field
 
 __all__ = ["MAX_DEPTH", "GroupFact", "ProcessGroups"]
 
@@ -43,15 +43,22 @@ MAX_DEPTH = 32
 _MAX_PID = 1 << 22  # PID_MAX_LIMIT on 64-bit Linux
 
 
-@dataclass(frozen=True, slots=True)
-class GroupFact:
+class GroupFact(Frozen):
     """What is stated of one process: its session and group (``None``: not stated, so
     inherited), its parent pid when stated (the instance), and since when."""
+
+    __slots__ = ("sid", "pgid", "ppid", "since_ms")  # noqa: RUF023 - the fields, in order
 
     sid: int | None
     pgid: int | None
     ppid: int | None
     since_ms: int
+
+    def __init__(self, sid: int | None, pgid: int | None, ppid: int | None, since_ms: int) -> None:
+        set_field(self, "sid", sid)
+        set_field(self, "pgid", pgid)
+        set_field(self, "ppid", ppid)
+        set_field(self, "since_ms", since_ms)
 
     def holds_for(self, ppid: int | None) -> bool:
         """Whether this fact is about the process whose parent is ``ppid``."""

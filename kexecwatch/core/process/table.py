@@ -64,6 +64,7 @@ from kexecwatch.core.audit.record import EventId
 from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS
 from kexecwatch.core.process.events import Parent, ProcessEvent
 from kexecwatch.core.process.groups import ProcessGroups
+from kexecwatch.core.text.frozen import Frozen, set_field
 from kexecwatch.core.text.jsontext import JsonText, ascii_compact
 
 __all__ = [
@@ -127,8 +128,7 @@ class ProcLookup(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class LazyArgs:
+class LazyArgs(Frozen):
     """argv kept as the raw bytes it is written in, decoded only when a parent needs it.
 
     Most processes never become the parent of an event a rule reads, so the fast path
@@ -137,8 +137,14 @@ class LazyArgs:
     :func:`~kexecwatch.core.scan.fastpath.argv_of_execve_bodies`'s equal.
     """
 
+    __slots__ = ("raw", "decode")  # noqa: RUF023 - the fields, in order
+
     raw: bytes
     decode: Callable[[bytes], tuple[bytes, ...] | None]
+
+    def __init__(self, raw: bytes, decode: Callable[[bytes], tuple[bytes, ...] | None]) -> None:
+        set_field(self, "raw", raw)
+        set_field(self, "decode", decode)
 
     def resolve(self) -> tuple[bytes, ...] | None:
         """The decoded argv."""

@@ -1,4 +1,4 @@
-"""Frozen, slotted value classes written out instead of made by ``@dataclass``.
+"""Slotted value classes written out instead of made by ``@dataclass``.
 
 ``@dataclass`` compiles each class's methods from generated source when its module is
 imported, and every command pays for that at start-up (about 4 M instructions a class;
@@ -7,8 +7,9 @@ a quiet replay of an empty file is mostly start-up). A class that derives from
 :class:`Frozen` gives it what ``@dataclass(frozen=True, slots=True)`` would: equality and
 hash by type and fields, the same ``repr``, ``__match_args__``, assignment and deletion
 refused with :class:`dataclasses.FrozenInstanceError`, copy and pickle. A subclass's fields
-follow its base's, as a dataclass's do. ``tests/core/test_frozen.py`` holds every such class
-to a real frozen dataclass of the same fields and defaults.
+follow its base's, as a dataclass's do. :class:`Slotted` is the same for
+``@dataclass(slots=True)``: fields that change, no hash. ``tests/core/test_frozen.py``
+holds every such class to a real dataclass of the same fields, defaults and kind.
 
 Only the plain form is supported: no ``field(...)`` options, no ``__post_init__``.
 """
@@ -18,14 +19,15 @@ from __future__ import annotations
 from dataclasses import FrozenInstanceError
 from typing import Any
 
-__all__ = ["Frozen"]
+__all__ = ["Frozen", "Slotted", "set_field"]
 
 #: Sets a field of a frozen instance (its own ``__setattr__`` refuses).
 set_field = object.__setattr__
 
 
-class Frozen:
-    """What ``@dataclass(frozen=True, slots=True)`` gives, for the fields in ``__slots__``."""
+class _Fields:  # noqa: PLW1641 - Frozen hashes; Slotted says it is unhashable
+    """The fields in ``__slots__`` (after the bases'), and what a dataclass derives from
+    them for both forms: ``__match_args__``, equality by type and fields, ``repr``."""
 
     __slots__ = ()
     #: The fields, in order: the bases' fields, then the class's own ``__slots__``.
@@ -45,12 +47,18 @@ class Frozen:
             return self._values() == other._values()
         return NotImplemented
 
-    def __hash__(self) -> int:
-        return hash(self._values())
-
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
         return f"{self.__class__.__qualname__}({shown})"
+
+
+class Frozen(_Fields):
+    """What ``@dataclass(frozen=True, slots=True)`` gives, for the fields in ``__slots__``."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
@@ -64,3 +72,11 @@ class Frozen:
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         for name, value in zip(self._fields, state, strict=True):
             set_field(self, name, value)
+
+
+class Slotted(_Fields):
+    """What ``@dataclass(slots=True)`` gives (fields that change): unhashable, as a
+    dataclass with equality and without ``frozen`` is."""
+
+    __slots__ = ()
+    __hash__ = None  # type: ignore[assignment]

@@ -31,9 +31,8 @@ exception.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
-from kexecwatch.core.text.frozen import Frozen, set_field
+from kexecwatch.core.text.frozen import Frozen, Slotted, set_field
 
 __all__ = [
     "UPSTREAM_ARGS",
@@ -318,18 +317,48 @@ def _getopt(args: tuple[str, ...]) -> tuple[list[KexecOption], list[str], str | 
     return options, operands, None
 
 
-@dataclass(slots=True)
-class _Flags:
+class _Flags(Slotted):
     """kexec.c main()'s do_* variables, changed option by option."""
 
-    load: bool = True
-    shutdown: bool = True
-    execute: bool = False
-    unload: bool = False
-    panic: bool = False
-    status: bool = False
-    jump_back_helper: bool = False
-    syscall: str | None = None
+    __slots__ = (  # noqa: RUF023 - the fields, in order
+        "load",
+        "shutdown",
+        "execute",
+        "unload",
+        "panic",
+        "status",
+        "jump_back_helper",
+        "syscall",
+    )
+
+    load: bool
+    shutdown: bool
+    execute: bool
+    unload: bool
+    panic: bool
+    status: bool
+    jump_back_helper: bool
+    syscall: str | None
+
+    def __init__(  # noqa: PLR0917 - a dataclass's positional fields
+        self,
+        load: bool = True,
+        shutdown: bool = True,
+        execute: bool = False,
+        unload: bool = False,
+        panic: bool = False,
+        status: bool = False,
+        jump_back_helper: bool = False,
+        syscall: str | None = None,
+    ) -> None:
+        self.load = load
+        self.shutdown = shutdown
+        self.execute = execute
+        self.unload = unload
+        self.panic = panic
+        self.status = status
+        self.jump_back_helper = jump_back_helper
+        self.syscall = syscall
 
     def apply(self, meaning: str) -> None:
         if meaning == "force":
