@@ -52,6 +52,7 @@ from kexecwatch.adapters.daemon.logfiles import (
     FileIdentity,
     Position,
     RotatedFile,
+    head_matches,
     identity_of_fd,
     list_rotated,
     matches,
@@ -147,6 +148,7 @@ class _Open:
         "committed",
         "discarding",
         "fd",
+        "head",
         "identity",
         "offset",
         "partial",
@@ -165,6 +167,7 @@ class _Open:
         self.discarding = False  # inside an over-long line, skipping to its newline
         self.partial_since: float | None = None
         self.seen: tuple[int, int] = (-1, -1)  # (size, mtime_ns) at the last check
+        self.head: bytes | None = None  # the first bytes last found to match ``identity``
 
     def position(self) -> Position:
         return Position(self.identity, self.committed, self.path)
@@ -338,8 +341,13 @@ class Follower:
                 self._on_truncated(f, out)
                 continue
             if size > f.offset:
-                budget -= self._read_into(f, out, min(READ_CHUNK, budget))
-                continue
+                left = size - f.offset
+                got = self._read_into(f, out, min(READ_CHUNK, budget, left))
+                budget -= max(got, 1)
+                if got < left:
+                    continue  # at the budget, or raced with a truncation: fstat again
+                # The bytes end where that fstat said the file ends: to the end-of-file
+                # checks without a second fstat (a later write queues its own wake-up).
             if not self._at_eof(f, out):
                 break
         if any(isinstance(i, Lines) for i in out):
@@ -360,7 +368,7 @@ class Follower:
     def _read_into(self, f: _Open, out: list[FollowerOutput], size: int) -> int:
         data = os.pread(f.fd, size, f.offset)
         if not data:
-            return 1  # raced with a truncation; the next fstat sees it
+            return 0  # raced with a truncation; the next fstat sees it
         f.offset += len(data)
         nl = data.rfind(b"\n")
         if nl < 0:
@@ -394,11 +402,16 @@ class Follower:
             f.discarding = True
 
     def _same_content(self, f: _Open) -> bool:
-        """Check the fingerprint before reading new bytes, upgrading a short one."""
-        if not matches(f.fd, f.identity, same_inode=False):
+        """Check the fingerprint before reading new bytes, upgrading a short one. The
+        head last found to match is kept: while it is unchanged it is compared byte for
+        byte instead of hashed again (a busy log pays this check on every read)."""
+        head = os.pread(f.fd, f.identity.fp_len, 0)
+        if head != f.head and not head_matches(head, f.identity):
             return False
+        f.head = head
         if f.identity.fp_len < FINGERPRINT_MAX:
             f.identity = identity_of_fd(f.fd)
+            f.head = None
         return True
 
     def _drop_partial(self, f: _Open, out: list[FollowerOutput], reason: str) -> None:

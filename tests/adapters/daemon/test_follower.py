@@ -486,3 +486,42 @@ def test_a_writer_slower_than_the_settle_delay_costs_one_wake_up_a_write(log: Pa
     assert len(sleeps) == 1 and 0 < sleeps[0] <= f.settle
     assert drain(f) == rec(3)
     f.close()
+
+
+def test_a_read_after_a_write_costs_one_fstat_and_no_second_hash(
+    log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each wake-up of a busy daemon pays for every system call and hash it makes: a
+    read that takes in an appended write does one ``fstat`` (the bytes it then reads end
+    where that ``fstat`` said), one ``pread`` of the new bytes, one ``pread`` of the
+    fingerprinted head, compared byte for byte with the head it verified last (not hashed
+    again), and one ``stat`` of the path (rotation)."""
+    import hashlib
+
+    from kexecwatch.adapters.daemon import logfiles
+
+    head = b"".join(rec(i) for i in range(20))
+    assert len(head) > logfiles.FINGERPRINT_MAX
+    append(log, head)
+    f = Follower(str(log))
+    assert drain(f) == head
+    append(log, rec(20))
+    assert drain(f) == rec(20)  # a first check after a change may hash
+    append(log, rec(21))
+    calls: dict[str, int] = {"fstat": 0, "pread": 0, "stat": 0, "sha256": 0}
+
+    def counted(name: str, real: object) -> object:
+        def call(*args: object, **kwargs: object) -> object:
+            calls[name] += 1
+            return real(*args, **kwargs)  # type: ignore[operator]
+
+        return call
+
+    for name in ("fstat", "pread", "stat"):
+        monkeypatch.setattr(os, name, counted(name, getattr(os, name)))
+    monkeypatch.setattr(logfiles.hashlib, "sha256", counted("sha256", hashlib.sha256))
+    out = f.read()
+    monkeypatch.undo()
+    assert [i.data for i in out if isinstance(i, Lines)] == [rec(21)]
+    assert calls == {"fstat": 1, "pread": 2, "stat": 1, "sha256": 0}
+    f.close()
