@@ -267,6 +267,50 @@ def test_a_log_written_a_record_at_a_time_is_read_in_batches(tmp_path: Path) -> 
     w.close()
 
 
+def test_a_busy_log_is_read_every_busy_settle_and_its_alerts_still_arrive(
+    tmp_path: Path,
+) -> None:
+    """A log written at about 1.5 MB a second (some 1,500 exec events, one write each) is
+    past ``BUSY_RATE``: the daemon reads it at most once per 50 ms ``BUSY_SETTLE`` (25 ms
+    would allow twice the reads), every record exactly once, and an alert written while
+    the log is that busy arrives while the writer still writes (the hold is bounded; it
+    never waits for a quiet spell)."""
+    from kexecwatch.adapters.daemon.follower import BUSY_RATE, BUSY_SETTLE
+
+    log = tmp_path / "audit.log"
+    w = FakeAuditd(log)
+    w.emit()
+    d = Daemon(tmp_path, log)
+    t0 = time.monotonic()
+    events_written = 1
+    probe: tuple[float, int] | None = None  # when the probe kexec was written, alerts before
+    arrived_while_busy = False
+    while time.monotonic() - t0 < 3.0:
+        now = time.monotonic()
+        if probe is None and now - t0 > 1.0:
+            probe = (now, len(w.expected))
+            w.write(b"".join(w.event(kexec=True)))
+        else:
+            w.write(b"".join(w.event(kexec=events_written % 100 == 0)))
+        events_written += 1
+        if probe is not None and not arrived_while_busy and events_written % 50 == 0:
+            arrived_while_busy = len(d.alert_ids()) > probe[1]
+        time.sleep(0.0005)
+    seconds = time.monotonic() - t0
+    assert log.stat().st_size > 1.5 * BUSY_RATE * seconds  # busy indeed
+    d.wait_alerts(len(w.expected))
+    time.sleep(1.5)  # a status line after the last read
+    assert d.stop() == 0
+    status = events(log_lines(d), "status")[-1]
+    assert int(status["lines"]) == 7 * events_written
+    assert len(d.alert_ids()) == len(set(d.alert_ids())) == len(w.expected)
+    assert arrived_while_busy  # within the two seconds the writer went on
+    # One read per busy settle delay, a few around it (start, the first reads at the
+    # short delay, the last lines, a slow machine falling behind pace).
+    assert 1 <= int(status["reads"]) <= seconds / BUSY_SETTLE + 15, (status["reads"], seconds)
+    w.close()
+
+
 def test_a_burst_of_alerts_is_checkpointed_once_a_second_not_once_each(tmp_path: Path) -> None:
     """Each checkpoint snapshots the process table and fsyncs; the journal already makes
     every hand-off survive ``kill -9``. So alerts are checkpointed at most once a second

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from kexecwatch.adapters.daemon.follower import (
+    BUSY_RATE,
+    BUSY_SETTLE,
     MAX_LINE,
     READ_BUDGET,
     WATCHED_POLL_FACTOR,
@@ -525,3 +527,53 @@ def test_a_read_after_a_write_costs_one_fstat_and_no_second_hash(
     assert [i.data for i in out if isinstance(i, Lines)] == [rec(21)]
     assert calls == {"fstat": 1, "pread": 2, "stat": 1, "sha256": 0}
     f.close()
+
+
+def test_a_log_written_faster_than_busy_rate_is_read_every_busy_settle(log: Path) -> None:
+    """A log that takes in more than ``BUSY_RATE`` bytes a second (measured over the last
+    read) is read at most once per ``BUSY_SETTLE`` (a wake-up costs the same whatever it
+    reads, so a busy daemon wakes half as often); a slower log keeps the short ``settle``,
+    and a write after a quiet spell is read at once."""
+    import threading
+    import time
+
+    assert 0 < Follower(str(log)).settle < BUSY_SETTLE <= 0.05  # the documented bound
+    append(log, rec(0))
+    f = Follower(str(log), poll_interval=30)
+    f.start()
+    try:
+        drain(f)
+        chunk = b"".join(rec(n) for n in range(1, 25))  # about 2 KB
+        assert len(chunk) * 1000 > 2 * BUSY_RATE  # a write a millisecond: twice the rate
+
+        def write_2k_a_millisecond(stop: float) -> None:
+            while time.monotonic() < stop:
+                append(log, chunk)
+                time.sleep(0.001)
+
+        t0 = time.monotonic()
+        writer = threading.Thread(target=write_2k_a_millisecond, args=(t0 + 1.5,))
+        writer.start()
+        reads = 0
+        holds = set()
+        while writer.is_alive() or f.read():
+            f.wait(1.0)
+            reads += bool(drain(f))
+            holds.add(f.hold)
+        writer.join()
+        seconds = time.monotonic() - t0
+        assert BUSY_SETTLE in holds
+        # One read per busy settle delay (the first ones at the short one), a few more
+        # for a machine too slow to keep the pace; the short delay alone would allow
+        # seconds / settle.
+        assert reads <= seconds / BUSY_SETTLE + 8, (reads, seconds)
+
+        time.sleep(0.3)  # quiet
+        t0 = time.monotonic()
+        append(log, rec(2000))
+        f.wait()
+        assert time.monotonic() - t0 < f.settle  # not held back: nothing was read lately
+        assert drain(f) == rec(2000)
+        assert f.hold == f.settle  # a record after 0.3 s is no busy log
+    finally:
+        f.close()
