@@ -238,6 +238,18 @@ def test_log_level_and_no_builtin_rules_flags(tmp_path: Path) -> None:
     assert os.path.exists(tmp_path / "s" / "checkpoint.json")
 
 
+def stopped_after_every_record(d: Daemon, w: FakeAuditd, lines: int) -> dict[str, str]:
+    """Stop ``d`` once every alert of ``w`` arrived and a status line followed; check that
+    all ``lines`` were read and each alert came once. Returns the last status line."""
+    d.wait_alerts(len(w.expected))
+    time.sleep(1.5)  # a status line after the last read
+    assert d.stop() == 0
+    status = events(log_lines(d), "status")[-1]
+    assert int(status["lines"]) == lines
+    assert len(d.alert_ids()) == len(set(d.alert_ids())) == len(w.expected)
+    return status
+
+
 def test_a_log_written_a_record_at_a_time_is_read_in_batches(tmp_path: Path) -> None:
     """auditd may append one record per write: 7 writes an exec event. The daemon reads
     such a stream in batches (at most one read per 25 ms settle delay), every record
@@ -254,13 +266,7 @@ def test_a_log_written_a_record_at_a_time_is_read_in_batches(tmp_path: Path) -> 
             time.sleep(0.0005)
         events_written += 1
     seconds = time.monotonic() - t0
-    d.wait_alerts(len(w.expected))
-    time.sleep(1.5)  # a status line after the last read
-    assert d.stop() == 0
-    lines = log_lines(d)
-    status = events(lines, "status")[-1]
-    assert int(status["lines"]) == 7 * events_written
-    assert len(d.alert_ids()) == len(set(d.alert_ids())) == len(w.expected)
+    status = stopped_after_every_record(d, w, 7 * events_written)
     # One read per settle delay while the writer runs, a few around it (start, the
     # last lines, a slow machine falling behind pace).
     assert 1 <= int(status["reads"]) <= seconds / 0.025 + 15, (status["reads"], seconds)
@@ -298,12 +304,7 @@ def test_a_busy_log_is_read_every_busy_settle_and_its_alerts_still_arrive(
         time.sleep(0.0005)
     seconds = time.monotonic() - t0
     assert log.stat().st_size > 2 * BUSY_RATE * seconds  # busy indeed, whatever the load
-    d.wait_alerts(len(w.expected))
-    time.sleep(1.5)  # a status line after the last read
-    assert d.stop() == 0
-    status = events(log_lines(d), "status")[-1]
-    assert int(status["lines"]) == 7 * events_written
-    assert len(d.alert_ids()) == len(set(d.alert_ids())) == len(w.expected)
+    status = stopped_after_every_record(d, w, 7 * events_written)
     assert arrived_while_busy  # within the two seconds the writer went on
     # One read per busy settle delay, a few around it (start, the first reads at the
     # short delay, the last lines, a slow machine falling behind pace).

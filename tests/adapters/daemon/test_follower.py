@@ -294,6 +294,17 @@ def test_truncate_and_regrow_to_exactly_the_old_size(log: Path) -> None:
     f.close()
 
 
+def assert_a_write_after_a_quiet_spell_is_read_at_once(f: Follower, log: Path, data: bytes) -> None:
+    import time
+
+    time.sleep(0.5)  # quiet
+    t0 = time.monotonic()
+    append(log, data)
+    f.wait()
+    assert time.monotonic() - t0 < f.settle  # not held back: nothing was read lately
+    assert drain(f) == data
+
+
 def test_a_busy_writer_is_read_in_batches_and_a_quiet_one_at_once(log: Path) -> None:
     """A writer that appends every millisecond wakes the reader at most once per settle
     delay (each wake-up costs far more than the bytes it reads); after a quiet spell, a
@@ -329,12 +340,7 @@ def test_a_busy_writer_is_read_in_batches_and_a_quiet_one_at_once(log: Path) -> 
         # One read per settle delay, plus a few for a machine too slow to keep the pace.
         assert reads <= seconds / f.settle + 10, (reads, seconds)
 
-        time.sleep(0.5)  # quiet
-        t0 = time.monotonic()
-        append(log, rec(1001))
-        f.wait()
-        assert time.monotonic() - t0 < f.settle  # not held back: nothing was read lately
-        assert drain(f) == rec(1001)
+        assert_a_write_after_a_quiet_spell_is_read_at_once(f, log, rec(1001))
     finally:
         f.close()
 
@@ -568,12 +574,7 @@ def test_a_log_written_faster_than_busy_rate_is_read_every_busy_settle(log: Path
         # seconds / settle.
         assert reads <= seconds / BUSY_SETTLE + 8, (reads, seconds)
 
-        time.sleep(0.3)  # quiet
-        t0 = time.monotonic()
-        append(log, rec(2000))
-        f.wait()
-        assert time.monotonic() - t0 < f.settle  # not held back: nothing was read lately
-        assert drain(f) == rec(2000)
-        assert f.hold == f.settle  # a record after 0.3 s is no busy log
+        assert_a_write_after_a_quiet_spell_is_read_at_once(f, log, rec(2000))
+        assert f.hold == f.settle  # a record after a quiet spell is no busy log
     finally:
         f.close()
