@@ -192,27 +192,14 @@ def test_a_parents_arguments_are_tested_once_for_all_its_children(
         'process where process.parent.name == "bash"'
         ' and process.parent.command_line : "*run-command*"'
     )
-    lines: list[bytes] = []
-    for serial, (pid, ppid, comm, args) in enumerate(
+    log = _family_log(
         [
             (200, 1, "bash", ("bash", "/var/lib/run-command/x.sh")),
             (201, 200, "cat", ("cat", "a")),
             (202, 200, "cat", ("cat", "b")),
             (203, 200, "id", ("id",)),
-        ],
-        start=1,
-    ):
-        for line in exec_lines(
-            serial,
-            t=f"1700000000.{serial:03d}",
-            pid=pid,
-            ppid=ppid,
-            comm=comm,
-            exe=f"/bin/{comm}",
-            args=args,
-        ):
-            lines.append(line.replace(b" exit=0 items=", b" exit=0 a0=1 a1=2 a2=3 a3=4 items="))
-    log = join(lines)
+        ]
+    )
     det = Detector([rule], host_name="h", options=DetectorOptions(fast_path=True))
     out = fingerprint(feed_in_pieces(det, log))
     fast_asks = len(asked)
@@ -390,11 +377,21 @@ def test_a_runs_parent_is_found_without_matching_its_head_again(
 
     monkeypatch.setattr(scanner, "SYSCALL_HEAD", Counting())
     rule = _QueryRule('process where process.parent.name == "bash" and process.args : "-x"')
+    log = _family_log(
+        [(200, 1, "bash", ("bash",)), (201, 200, "ls", ("ls", "-x")), (202, 7, "ls", ("ls",))]
+    )
+    det = Detector([rule], host_name="h", options=DetectorOptions(fast_path=True))
+    out = fingerprint(feed_in_pieces(det, log))
+    assert matched == []
+    reference = Detector([rule], host_name="h", options=DetectorOptions(fast_path=False))
+    assert out == fingerprint(feed_in_pieces(reference, log))
+    assert len(out) == 1
+
+
+def _family_log(rows: list[tuple[int, int, str, tuple[str, ...]]]) -> bytes:
+    """Execs (pid, ppid, comm, args), one a millisecond, in the canonical SYSCALL layout."""
     lines: list[bytes] = []
-    for serial, (pid, ppid, comm, args) in enumerate(
-        [(200, 1, "bash", ("bash",)), (201, 200, "ls", ("ls", "-x")), (202, 7, "ls", ("ls",))],
-        start=1,
-    ):
+    for serial, (pid, ppid, comm, args) in enumerate(rows, start=1):
         for line in exec_lines(
             serial,
             t=f"1700000000.{serial:03d}",
@@ -405,10 +402,4 @@ def test_a_runs_parent_is_found_without_matching_its_head_again(
             args=args,
         ):
             lines.append(line.replace(b" exit=0 items=", b" exit=0 a0=1 a1=2 a2=3 a3=4 items="))
-    log = join(lines)
-    det = Detector([rule], host_name="h", options=DetectorOptions(fast_path=True))
-    out = fingerprint(feed_in_pieces(det, log))
-    assert matched == []
-    reference = Detector([rule], host_name="h", options=DetectorOptions(fast_path=False))
-    assert out == fingerprint(feed_in_pieces(reference, log))
-    assert len(out) == 1
+    return join(lines)
