@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bench.generate import Generator
+from kexecwatch.core.audit.assembler import _GapTracker
 from kexecwatch.core.audit.linebuffer import Region
 from kexecwatch.core.audit.nativeapi import NativeLib, NativeSession, QuietState, ScanResult
 from kexecwatch.core.detect.detector import DetectionRule, Detector, DetectorOptions, EventError
@@ -251,6 +252,41 @@ def test_serials_ahead_stay_in_the_session_between_calls() -> None:
         det = Detector(copy.deepcopy(ALL_RULES), host_name="h", native=native)
         checkpoints.append([(det.feed(run.encode()), det.to_state())[1] for run in runs])
     assert checkpoints[1] == checkpoints[0]
+
+
+def test_serials_ahead_cross_into_python_only_when_python_reads_them() -> None:
+    """After a gap nearly every event native takes waits ahead until the gap fills or
+    is declared lost. The session holds those changes (ahead_hold) until Python needs
+    its tracker (an event it reads, a checkpoint): a serial that went ahead and came
+    back in between never crosses. Far fewer rows reach Python's dict than when each
+    scan's delta is applied, with the Python scanner's outputs, counts and state."""
+    lib = native_lib()
+    data = generated(n=30000, seed=6, lose_every=150, gap_max=20, kexec_every=1000, interleave=0.0)
+    # Fed in pieces cut between events (a cut inside a run would have Python read it).
+    cuts = sorted({data.find(b"type=SYSCALL", at) for at in range(4096, len(data), 4096)} - {-1})
+    applied: list[int] = []
+    apply = _GapTracker.apply
+
+    def counted(self: _GapTracker, gone: list[int], added: Any) -> None:
+        applied[-1] += len(gone) + len(added) // 4
+        apply(self, gone, added)
+
+    results = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_GapTracker, "apply", counted)
+        for hold in (False, True):
+            applied.append(0)
+            det = Detector(copy.deepcopy(ALL_RULES), host_name="h", native=lib)
+            scanner = det._scanner
+            assert isinstance(scanner, NativeScanner)
+            scanner.session.ahead_hold(hold)
+            out = feed_in_pieces(det, data, cuts)
+            results.append((fingerprint(out), det.stats.as_dict(), det.to_state()))
+    eager, held = applied
+    assert eager > 5000, applied
+    assert held < eager * 2 // 3, applied
+    python = outcome(data, None)
+    assert results[0] == results[1] == python[:3]
 
 
 def _exec_run(time_ms: int, serial: int, pid: int, comm: str) -> str:

@@ -215,6 +215,9 @@ class NativeScanner(PythonScanner):
         # The events native takes stay in the session; the done set asks it about them.
         session.done_keep(True)
         self._assembler.keep_done_in(session)
+        # The changes to the serials ahead wait in the session until Python reads them.
+        session.ahead_hold(True)
+        self._assembler.pull_ahead_from(session)
 
     def render_events(
         self,
