@@ -12,7 +12,13 @@ import pytest
 from bench.generate import Generator
 from kexecwatch.core.audit.assembler import _GapTracker
 from kexecwatch.core.audit.linebuffer import Region
-from kexecwatch.core.audit.nativeapi import NativeLib, NativeSession, QuietState, ScanResult
+from kexecwatch.core.audit.nativeapi import (
+    STOP_HANDBACK,
+    NativeLib,
+    NativeSession,
+    QuietState,
+    ScanResult,
+)
 from kexecwatch.core.detect.detector import DetectionRule, Detector, DetectorOptions, EventError
 from kexecwatch.core.process.table import LiveProcess
 from kexecwatch.core.scan.nativescan import NativeScanner, single_types
@@ -323,6 +329,35 @@ def test_single_records_after_a_handed_back_event_go_back_to_native() -> None:
     assert in_log > 20
     # Before: about half of them (21 of 37), each after a handed-back event.
     assert len(taken_by_python) * 10 < in_log, taken_by_python[:20]
+    python = outcome(data, None)
+    assert (fingerprint(out), det.stats.as_dict(), det.to_state()) == python[:3]
+
+
+def test_the_eoe_after_an_event_python_read_costs_no_round_trip() -> None:
+    """Python reads an event whose records a user-session record interleaves (it is
+    in flight meanwhile); its EOE, once it is complete, is read by Python too, not
+    handed back by a native call of its own. A block that starts with the EOE of the
+    last event native took (the block before ended at its PROCTITLE) is native's."""
+    lib = native_lib()
+    data = generated(n=40_000, seed=7, eoe=True, session_share=0.03, lose_every=0)
+    det = Detector(copy.deepcopy(ALL_RULES), host_name="h", native=lib)
+    scanner = det._scanner
+    assert isinstance(scanner, NativeScanner)
+    native_scan = scanner.session.scan
+    handbacks: list[bool] = []
+
+    def counted(buf: bytes, start: int, state: QuietState, due_ms: int | None = None) -> Any:
+        result = native_scan(buf, start, state, due_ms)
+        if result.stop == STOP_HANDBACK:
+            handbacks.append(buf.startswith(b"type=EOE ", result.end))
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scanner.session, "scan", counted)
+        out = feed_in_pieces(det, data, tuple(range(65536, len(data), 65536)))
+    # Before: 92 of 188 hand-backs were such an EOE.
+    assert len(handbacks) > 50
+    assert sum(handbacks) * 20 < len(handbacks), (sum(handbacks), len(handbacks))
     python = outcome(data, None)
     assert (fingerprint(out), det.stats.as_dict(), det.to_state()) == python[:3]
 

@@ -100,6 +100,9 @@ pub struct Session {
     /// The scans' changes to the serials ahead that Python has not pulled yet
     /// (`SCAN_AHEAD_HOLD`, `kw_ahead_pull`).
     pub pending: Pending,
+    /// The id of the last event the last scan took (None after a lone LOGIN): a bare
+    /// EOE of it that starts the next block is passed over while it is still done.
+    pub last_taken: Option<(i64, i64, i64)>,
     /// `--events` lines written natively (render.rs).
     pub render: Render,
 }
@@ -126,6 +129,7 @@ impl Session {
             ahead_gone: Vec::new(),
             ahead_added: Vec::new(),
             pending: Pending::default(),
+            last_taken: None,
             render: Render::default(),
         }
     }
