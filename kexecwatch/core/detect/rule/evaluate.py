@@ -372,25 +372,29 @@ def _comparison(cmp: Comparison, src: QuerySource) -> _Predicate:
 
 
 #: Verdicts of pattern leaves, by (leaf, text), over all queries; forgotten all at once
-#: when this many are held.
+#: when this many are held, or when their texts would hold more than
+#: ``_MAX_VERDICT_CHARS`` characters.
 _MAX_VERDICTS = 8_192
-#: Longer texts are matched every time: what the verdicts hold stays bounded (about
-#: ``_MAX_VERDICTS * _MAX_VERDICT_TEXT`` characters at most).
-_MAX_VERDICT_TEXT = 256
+_MAX_VERDICT_CHARS = 1 << 19
+#: Longer texts are matched every time.
+_MAX_VERDICT_TEXT = 1 << 16
 _verdicts: dict[tuple[int, str], bool] = {}
+_verdict_chars = [0]  # characters of the texts _verdicts holds
 _leaf_serials = itertools.count()
 
 
 def _remembered(match: Matcher, *, lower: bool) -> Callable[[Any], bool]:
     """``match`` of a string element (of its lower case when ``lower``), remembered.
 
-    The same names, paths and arguments recur event after event, and a leaf with many
-    patterns (or a regular expression walked character by character) costs far more
-    than a look-up. A matcher is a pure function of its text, so a remembered verdict
-    is the verdict. Keys carry a serial per leaf, never reused (unlike ``id()``).
+    The same names, paths, arguments and command lines recur event after event, and a
+    leaf with many patterns (or a regular expression walked character by character)
+    costs far more than a look-up. A matcher is a pure function of its text, so a
+    remembered verdict is the verdict. Keys carry a serial per leaf, never reused
+    (unlike ``id()``).
     """
     serial = next(_leaf_serials)
     verdicts = _verdicts
+    held = _verdict_chars
 
     def test(x: Any) -> bool:
         if type(x) is not str:
@@ -399,10 +403,13 @@ def _remembered(match: Matcher, *, lower: bool) -> Callable[[Any], bool]:
         known = verdicts.get(key)
         if known is None:
             known = match(x.lower() if lower else x)
-            if len(x) <= _MAX_VERDICT_TEXT:
-                if len(verdicts) >= _MAX_VERDICTS:
+            size = len(x)
+            if size <= _MAX_VERDICT_TEXT:
+                if len(verdicts) >= _MAX_VERDICTS or held[0] + size > _MAX_VERDICT_CHARS:
                     verdicts.clear()
+                    held[0] = 0
                 verdicts[key] = known
+                held[0] += size
         return known
 
     return test

@@ -50,20 +50,27 @@ def test_a_text_seen_again_is_not_matched_again(calls: list[str]) -> None:
 
 def test_long_texts_are_matched_every_time(calls: list[str]) -> None:
     query = compile_query('process where process.command_line like "*a*"')
-    long = "b" * evaluate._MAX_VERDICT_TEXT + "a"
+    long = "b" * evaluate._MAX_VERDICT_TEXT + "a"  # 64 Ki characters
     doc = {"event": {"category": ["process"]}, "process": {"command_line": long}}
     assert query.matches(doc) and query.matches(doc)
     assert calls == [long, long]
 
 
-def test_the_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(evaluate, "_MAX_VERDICTS", 8)
+@pytest.mark.parametrize(("entries", "chars"), [(8, 1 << 20), (1 << 20, 64)])
+def test_the_memory_is_bounded(monkeypatch: pytest.MonkeyPatch, entries: int, chars: int) -> None:
+    """At most ``_MAX_VERDICTS`` verdicts, on texts of at most ``_MAX_VERDICT_CHARS``
+    characters together."""
+    monkeypatch.setattr(evaluate, "_MAX_VERDICTS", entries)
+    monkeypatch.setattr(evaluate, "_MAX_VERDICT_CHARS", chars)
     monkeypatch.setattr(evaluate, "_verdicts", {})
+    monkeypatch.setattr(evaluate, "_verdict_chars", [0])
     query = compile_query('process where process.name : "x*"')
     for i in range(50):
-        doc = {"event": {"category": ["process"]}, "process": {"name": f"X{i}"}}
+        doc = {"event": {"category": ["process"]}, "process": {"name": f"X{i:010d}"}}
         assert query.matches(doc)
-        assert len(evaluate._verdicts) <= 8
+        assert 1 <= len(evaluate._verdicts) <= min(entries, chars // 11)
+        assert sum(len(text) for _, text in evaluate._verdicts) == evaluate._verdict_chars[0]
+        assert evaluate._verdict_chars[0] <= chars
 
 
 _OPS = ["like", "like~", ":", "regex", "regex~"]
@@ -129,7 +136,7 @@ def test_a_regex_whose_literal_text_is_missing_is_not_walked(
     query = compile_query(
         'process where process.command_line regex ".*[0-9]{1,3}\\\\.[0-9]{1,3}:[0-9]{1,5}.*"'
     )
-    long = "x" * 1000  # beyond the remembered length: only the literal test keeps it cheap
+    long = "x" * 1000
 
     def doc(line: str) -> dict[str, object]:
         return {"event": {"category": ["process"]}, "process": {"command_line": line}}
