@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, TextIO
 
 from kexecwatch.adapters.session import Diagnostic, Session
@@ -21,12 +21,14 @@ from kexecwatch.core import (
     Detector,
     DetectorOptions,
     EventLines,
+    Frozen,
     Output,
     ParseIssue,
     ProcessEvent,
     Stats,
     Verdict,
     escape_text,
+    set_field,
     to_json_line,
     to_text_line,
 )
@@ -45,8 +47,7 @@ __all__ = [
 MAX_SHOWN_DIAGNOSTICS = 20
 
 
-@dataclass(frozen=True, slots=True)
-class ReplayResult:
+class ReplayResult(Frozen):
     """What a replay found.
 
     Attributes:
@@ -54,12 +55,37 @@ class ReplayResult:
             with the number of bytes read from each.
     """
 
+    __slots__ = (  # noqa: RUF023 - the fields, in order
+        "alerts",
+        "detector",
+        "seconds",
+        "bytes_read",
+        "sources",
+        "without_records",
+    )
+
     alerts: int
     detector: Detector
     seconds: float
     bytes_read: int
-    sources: int = 0
-    without_records: tuple[tuple[str, int], ...] = ()
+    sources: int
+    without_records: tuple[tuple[str, int], ...]
+
+    def __init__(  # noqa: PLR0917 - a dataclass's positional fields
+        self,
+        alerts: int,
+        detector: Detector,
+        seconds: float,
+        bytes_read: int,
+        sources: int = 0,
+        without_records: tuple[tuple[str, int], ...] = (),
+    ) -> None:
+        set_field(self, "alerts", alerts)
+        set_field(self, "detector", detector)
+        set_field(self, "seconds", seconds)
+        set_field(self, "bytes_read", bytes_read)
+        set_field(self, "sources", sources)
+        set_field(self, "without_records", without_records)
 
     def input_error(self) -> InputError | None:
         """The error to report when the input was not an audit log: a source with

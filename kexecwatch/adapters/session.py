@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kexecwatch.core import (
@@ -30,12 +29,14 @@ from kexecwatch.core import (
     DetectorOptions,
     EventLines,
     EventsLost,
+    Frozen,
     LiveProcess,
     Output,
     ParseIssue,
     ProcessEvent,
     TimeJump,
     Verdict,
+    set_field,
 )
 
 if TYPE_CHECKING:
@@ -218,15 +219,22 @@ def _live(info: ProcInfo) -> LiveProcess:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Notice:
+class Notice(Frozen):
     """A follower output in words: a log event name and level, its fields, and one line
     for a screen (``text`` is ``None`` when there is nothing to tell one)."""
+
+    __slots__ = ("event", "level", "fields", "text")  # noqa: RUF023 - the fields, in order
 
     event: str
     level: int
     fields: dict[str, Any]
     text: str | None
+
+    def __init__(self, event: str, level: int, fields: dict[str, Any], text: str | None) -> None:
+        set_field(self, "event", event)
+        set_field(self, "level", level)
+        set_field(self, "fields", fields)
+        set_field(self, "text", text)
 
 
 def where_fields(path: str, identity: FileIdentity, offset: int) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 The stages, each a package that imports only the ones before it::
 
-    text      terminal-safe text and one-line JSON, for every stage
+    text      terminal-safe text, one-line JSON, frozen values: for every stage
     audit     bytes -> lines -> records -> events          (record, assembler)
     process   events -> process events, the process table  (events, table, leaders)
     scan      blocks of lines -> events and table updates  (scanner, fast path, native)
@@ -95,6 +95,8 @@ if TYPE_CHECKING:  # the names as mypy sees them; _HOME says the same for the ru
     from kexecwatch.core.process.table import ProcLookup as ProcLookup
     from kexecwatch.core.scan.nativescan import set_default_native as set_default_native
     from kexecwatch.core.text import jsontext as jsontext
+    from kexecwatch.core.text.frozen import Frozen as Frozen
+    from kexecwatch.core.text.frozen import set_field as set_field
     from kexecwatch.core.text.textsafe import escape_json_text as escape_json_text
     from kexecwatch.core.text.textsafe import escape_text as escape_text
     from kexecwatch.core.text.textsafe import quote_input as quote_input
@@ -152,6 +154,8 @@ _HOME = {
     "CompiledSequence": "detect.rule.sequence",
     "MatchedSequence": "detect.rule.sequence_state",
     "TelemetryEvent": "detect.telemetry",
+    "Frozen": "text.frozen",
+    "set_field": "text.frozen",
     "AuditRule": "doctor.auditctl",
     "parse_auditd_conf": "doctor.auditctl",
     "parse_rules": "doctor.auditctl",

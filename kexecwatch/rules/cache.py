@@ -75,15 +75,17 @@ _SALT = f"{_FORMAT}/{_FORMAT_VERSION}\0{__version__}\0{sys.version}\0".encode()
 
 def fingerprint_files() -> list[str]:
     """The source files of the EQL parser, compiler and cache codec: every module of
-    :mod:`kexecwatch.core.detect.rule`, and :mod:`kexecwatch.errors`, the one kexecwatch
-    module outside the package that parsing and compiling import (a test holds this
-    list to their imports)."""
+    :mod:`kexecwatch.core.detect.rule`, and :mod:`kexecwatch.errors` and
+    :mod:`kexecwatch.core.text.frozen`, the kexecwatch modules outside the package that parsing
+    and compiling import (a test holds this list to their imports)."""
     from kexecwatch import errors
-    from kexecwatch.core import astjson
+    from kexecwatch.core import Frozen, astjson
+
+    frozen = sys.modules[Frozen.__module__]
 
     folder = os.path.dirname(os.path.abspath(astjson.__file__ or ""))
     files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".py"))
-    return [*files, os.path.abspath(errors.__file__ or "")]
+    return [*files, *(os.path.abspath(m.__file__ or "") for m in (errors, frozen))]
 
 
 def parser_fingerprint() -> bytes | None:

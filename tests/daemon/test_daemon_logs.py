@@ -238,6 +238,18 @@ def test_log_level_and_no_builtin_rules_flags(tmp_path: Path) -> None:
     assert os.path.exists(tmp_path / "s" / "checkpoint.json")
 
 
+def stopped_after_every_record(d: Daemon, w: FakeAuditd, lines: int) -> dict[str, str]:
+    """Stop ``d`` once every alert of ``w`` arrived and a status line followed; check that
+    all ``lines`` were read and each alert came once. Returns the last status line."""
+    d.wait_alerts(len(w.expected))
+    time.sleep(1.5)  # a status line after the last read
+    assert d.stop() == 0
+    status = events(log_lines(d), "status")[-1]
+    assert int(status["lines"]) == lines
+    assert len(d.alert_ids()) == len(set(d.alert_ids())) == len(w.expected)
+    return status
+
+
 def test_a_log_written_a_record_at_a_time_is_read_in_batches(tmp_path: Path) -> None:
     """auditd may append one record per write: 7 writes an exec event. The daemon reads
     such a stream in batches (at most one read per 25 ms settle delay), every record
@@ -254,16 +266,49 @@ def test_a_log_written_a_record_at_a_time_is_read_in_batches(tmp_path: Path) -> 
             time.sleep(0.0005)
         events_written += 1
     seconds = time.monotonic() - t0
-    d.wait_alerts(len(w.expected))
-    time.sleep(1.5)  # a status line after the last read
-    assert d.stop() == 0
-    lines = log_lines(d)
-    status = events(lines, "status")[-1]
-    assert int(status["lines"]) == 7 * events_written
-    assert len(d.alert_ids()) == len(set(d.alert_ids())) == len(w.expected)
+    status = stopped_after_every_record(d, w, 7 * events_written)
     # One read per settle delay while the writer runs, a few around it (start, the
     # last lines, a slow machine falling behind pace).
     assert 1 <= int(status["reads"]) <= seconds / 0.025 + 15, (status["reads"], seconds)
+    w.close()
+
+
+def test_a_busy_log_is_read_every_busy_settle_and_its_alerts_still_arrive(
+    tmp_path: Path,
+) -> None:
+    """A log written at a few MB a second (three exec events a write, up to 2,000 writes a
+    second) is past ``BUSY_RATE``: the daemon reads it at most once per 50 ms
+    ``BUSY_SETTLE`` (25 ms would allow twice the reads), every record exactly once, and an
+    alert written while the log is that busy arrives while the writer still writes (the
+    hold is bounded; it never waits for a quiet spell)."""
+    from kexecwatch.adapters.daemon.follower import BUSY_RATE, BUSY_SETTLE
+
+    log = tmp_path / "audit.log"
+    w = FakeAuditd(log)
+    w.emit()
+    d = Daemon(tmp_path, log)
+    t0 = time.monotonic()
+    events_written = 1
+    probe: tuple[float, int] | None = None  # when the probe kexec was written, alerts before
+    arrived_while_busy = False
+    while time.monotonic() - t0 < 3.0:
+        now = time.monotonic()
+        batch = [w.event(kexec=(events_written + i) % 100 == 0) for i in range(3)]
+        if probe is None and now - t0 > 1.0:
+            probe = (now, len(w.expected))
+            batch.append(w.event(kexec=True))
+        w.write(b"".join(b"".join(event) for event in batch))
+        events_written += len(batch)
+        if probe is not None and not arrived_while_busy and events_written % 20 == 0:
+            arrived_while_busy = len(d.alert_ids()) > probe[1]
+        time.sleep(0.0005)
+    seconds = time.monotonic() - t0
+    assert log.stat().st_size > 2 * BUSY_RATE * seconds  # busy indeed, whatever the load
+    status = stopped_after_every_record(d, w, 7 * events_written)
+    assert arrived_while_busy  # within the two seconds the writer went on
+    # One read per busy settle delay, a few around it (start, the first reads at the
+    # short delay, the last lines, a slow machine falling behind pace).
+    assert 1 <= int(status["reads"]) <= seconds / BUSY_SETTLE + 15, (status["reads"], seconds)
     w.close()
 
 

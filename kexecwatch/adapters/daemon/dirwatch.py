@@ -58,6 +58,9 @@ _MASK = (
 )
 _HEADER = struct.Struct("iIII")  # wd, mask, cookie, len (struct inotify_event)
 _READ_SIZE = 64 * 1024
+#: The largest event: a header and a name of NAME_MAX bytes with its NUL. A read that left
+#: room for one more returned every event queued (the kernel fills a read with whole events).
+_MAX_EVENT = _HEADER.size + 256
 _DIR_GONE = IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_Q_OVERFLOW
 
 
@@ -148,6 +151,8 @@ class DirWatch:
             if not buf:
                 return hit
             hit = self._scan(buf) or hit
+            if len(buf) <= _READ_SIZE - _MAX_EVENT:
+                return hit  # the queue is empty: no second read to hear so
 
     def _scan(self, buf: bytes) -> bool:
         hit = False

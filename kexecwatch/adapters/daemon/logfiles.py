@@ -127,8 +127,14 @@ def matches(fd: int, identity: FileIdentity, *, same_inode: bool) -> bool:
     """
     if same_inode and not identity.same_inode(os.fstat(fd)):
         return False
-    digest, length = fingerprint_fd(fd, identity.fp_len)
-    return length == identity.fp_len and digest == identity.fingerprint
+    return head_matches(os.pread(fd, identity.fp_len, 0), identity)
+
+
+def head_matches(head: bytes, identity: FileIdentity) -> bool:
+    """True when ``head``, a file's first bytes, are the bytes ``identity`` fingerprinted."""
+    return len(head) == identity.fp_len and (
+        hashlib.sha256(head).hexdigest() == identity.fingerprint
+    )
 
 
 def list_rotated(path: str) -> list[RotatedFile]:

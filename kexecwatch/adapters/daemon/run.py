@@ -139,6 +139,7 @@ class Daemon:
         self._lock_fd = lock_dir(cfg.state_dir)  # one daemon per state directory
         self.log_path = self._trusted_paths()
         self.host_id = cfg.host_id or machine_id()
+        self.boot_id = read_boot_id()  # fixed for the life of the process: read once
         rules = load_daemon_rules(cfg)  # RuleError: fatal
         self.session = Session(
             rules,
@@ -215,7 +216,7 @@ class Daemon:
                 self.detector.restore(cp.detector_state)
             except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
                 log.warning("detector_state_rejected", extra=kv(reason=str(exc)))
-        if cp is not None and cp.boot_id and cp.boot_id != read_boot_id():
+        if cp is not None and cp.boot_id and cp.boot_id != self.boot_id:
             log.info("boot_changed", extra=kv(note="resuming_log_position"))
         self._resume = cp.position if cp else None
         log.info(
@@ -403,7 +404,7 @@ class Daemon:
                 recent_alert_ids=self.recent.ids(),
                 undelivered=self.hub.undelivered(),
                 host_name=self.host,
-                boot_id=read_boot_id(),
+                boot_id=self.boot_id,
                 saved_at_ms=int(time.time() * 1000),
             )
             ok = self.store.save(cp)

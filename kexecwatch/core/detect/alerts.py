@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from kexecwatch.core.detect.telemetry import TelemetryEvent
 from kexecwatch.core.process.events import ProcessEvent, format_timestamp
 from kexecwatch.core.text import jsontext
+from kexecwatch.core.text.frozen import Frozen, set_field
 from kexecwatch.core.text.textsafe import (
     COMMAND_BYTES,
     VALUE_BYTES,
@@ -88,8 +89,7 @@ def alert_id(rule_id: str, event: ProcessEvent | TelemetryEvent | MatchedSequenc
     return f"{rule_id}:{event.node or '-'}:{event.id}"
 
 
-@dataclass(frozen=True, slots=True)
-class Alert:
+class Alert(Frozen):
     """One alert: the rule, the event it matched, and a one-line reason.
 
     The event is a process event, or a telemetry event (audit rules removed,
@@ -97,9 +97,21 @@ class Alert:
     of a completed sequence or sample (:class:`MatchedSequence`).
     """
 
+    __slots__ = ("rule", "event", "reason")  # noqa: RUF023 - the fields, in order
+
     rule: RuleMeta
     event: ProcessEvent | TelemetryEvent | MatchedSequence
-    reason: str = ""
+    reason: str
+
+    def __init__(
+        self,
+        rule: RuleMeta,
+        event: ProcessEvent | TelemetryEvent | MatchedSequence,
+        reason: str = "",
+    ) -> None:
+        set_field(self, "rule", rule)
+        set_field(self, "event", event)
+        set_field(self, "reason", reason)
 
     @property
     def id(self) -> str:
@@ -175,20 +187,44 @@ def ecs_threat(threats: list[dict[str, Any]]) -> dict[str, Any]:
     return doc
 
 
-@dataclass(frozen=True, slots=True)
-class AlertsSuppressed:
+class AlertsSuppressed(Frozen):
     """Alerts held back by a rule's limit in one window of event time.
 
     ``user`` is the user whose window it was (see :func:`alert_user`), or ``None``
     for the rule's shared window (telemetry alerts, users beyond the tracked ones).
     """
 
+    __slots__ = (  # noqa: RUF023 - the fields, in order
+        "rule_id",
+        "rule_name",
+        "window_start_ms",
+        "window_ms",
+        "count",
+        "user",
+    )
+
     rule_id: str
     rule_name: str
     window_start_ms: int
     window_ms: int
     count: int
-    user: str | None = None
+    user: str | None
+
+    def __init__(  # noqa: PLR0917 - a dataclass's positional fields
+        self,
+        rule_id: str,
+        rule_name: str,
+        window_start_ms: int,
+        window_ms: int,
+        count: int,
+        user: str | None = None,
+    ) -> None:
+        set_field(self, "rule_id", rule_id)
+        set_field(self, "rule_name", rule_name)
+        set_field(self, "window_start_ms", window_start_ms)
+        set_field(self, "window_ms", window_ms)
+        set_field(self, "count", count)
+        set_field(self, "user", user)
 
     def describe(self) -> str:
         """One line for the operator."""

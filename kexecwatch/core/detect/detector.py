@@ -108,6 +108,7 @@ from kexecwatch.core.scan.fastpath import argv_of_execve_bodies, record_types
 from kexecwatch.core.scan.nativescan import NativeScanner, default_native, single_types
 from kexecwatch.core.scan.prefilter import EVERYTHING, Prefilter
 from kexecwatch.core.scan.scanner import NEVER_DUE, PythonScanner, in_window
+from kexecwatch.core.text.frozen import Frozen, set_field
 from kexecwatch.core.text.textsafe import VALUE_BYTES, clip, escape_text
 from kexecwatch.errors import SourceLocation
 
@@ -180,17 +181,30 @@ class DetectorOptions:
     event_lines: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(Frozen):
     """What the rules made of one process event, when asked
     (:attr:`DetectorOptions.explain`): the names of the rules that alerted on it, of those
     that matched but whose alert the rule's limit held back, and for each rule with a
     query that did not match, why (``excluded: process.parent.name kdumpctl``)."""
 
+    __slots__ = ("event", "alerted", "held", "silent")  # noqa: RUF023 - the fields, in order
+
     event: ProcessEvent
     alerted: tuple[str, ...]
     held: tuple[str, ...]
     silent: tuple[tuple[str, str], ...]
+
+    def __init__(
+        self,
+        event: ProcessEvent,
+        alerted: tuple[str, ...],
+        held: tuple[str, ...],
+        silent: tuple[tuple[str, str], ...],
+    ) -> None:
+        set_field(self, "event", event)
+        set_field(self, "alerted", alerted)
+        set_field(self, "held", held)
+        set_field(self, "silent", silent)
 
     @property
     def reason(self) -> str:

@@ -31,7 +31,6 @@ state: after a restore, the first start is taken as orderly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from kexecwatch.core.audit.assembler import AuditEvent, EventsLost
@@ -39,6 +38,7 @@ from kexecwatch.core.audit.fields import parse_fields
 from kexecwatch.core.audit.msgtypes import TELEMETRY_TYPES
 from kexecwatch.core.audit.record import EventId
 from kexecwatch.core.process.events import ProcessEvent, format_timestamp, text
+from kexecwatch.core.text.frozen import Frozen, set_field
 
 __all__ = ["ACTIONS", "TelemetryEvent", "TelemetryTracker"]
 
@@ -80,8 +80,7 @@ _KEPT_FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class TelemetryEvent:
+class TelemetryEvent(Frozen):
     """One event about the audit trail itself.
 
     Attributes:
@@ -100,16 +99,53 @@ class TelemetryEvent:
         line_no: the line of the record.
     """
 
+    __slots__ = (  # noqa: RUF023 - the fields, in order
+        "node",
+        "host_name",
+        "id",
+        "action",
+        "record_type",
+        "fields",
+        "lost",
+        "unclean_restart",
+        "process",
+        "line_no",
+    )
+
     node: str | None
     host_name: str
     id: EventId
     action: str
     record_type: str | None
-    fields: tuple[tuple[str, str], ...] = ()
-    lost: tuple[int, int] | None = None
-    unclean_restart: bool = False
-    process: ProcessEvent | None = None
-    line_no: int = 0
+    fields: tuple[tuple[str, str], ...]
+    lost: tuple[int, int] | None
+    unclean_restart: bool
+    process: ProcessEvent | None
+    line_no: int
+
+    def __init__(  # noqa: PLR0917 - a dataclass's positional fields
+        self,
+        node: str | None,
+        host_name: str,
+        id: EventId,
+        action: str,
+        record_type: str | None,
+        fields: tuple[tuple[str, str], ...] = (),
+        lost: tuple[int, int] | None = None,
+        unclean_restart: bool = False,
+        process: ProcessEvent | None = None,
+        line_no: int = 0,
+    ) -> None:
+        set_field(self, "node", node)
+        set_field(self, "host_name", host_name)
+        set_field(self, "id", id)
+        set_field(self, "action", action)
+        set_field(self, "record_type", record_type)
+        set_field(self, "fields", fields)
+        set_field(self, "lost", lost)
+        set_field(self, "unclean_restart", unclean_restart)
+        set_field(self, "process", process)
+        set_field(self, "line_no", line_no)
 
     def field(self, name: str) -> str | None:
         """A kept record field by name."""

@@ -89,3 +89,31 @@ def test_the_watch_uses_watchdogs_inotify_binding_and_refuses_without_it(
     with pytest.raises(OSError, match="no inotify binding") as refused:
         DirWatch(str(tmp_path), "audit.log")
     assert refused.value.errno == errno.ENOSYS
+
+
+def test_pending_reads_a_queue_that_fits_in_one_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wake-up's notifications are consumed with one ``read`` when they fit in one (the
+    kernel returns whole events and leaves none behind while one more would fit), not a
+    second ``read`` that only says the queue is empty."""
+    w = DirWatch(str(tmp_path), "audit.log")
+    try:
+        (tmp_path / "audit.log").write_bytes(b"x")
+        deadline = time.monotonic() + 5
+        while not w.queued() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        reads = []
+        real_read = os.read
+
+        def read(fd: int, n: int) -> bytes:
+            reads.append(fd)
+            return real_read(fd, n)
+
+        monkeypatch.setattr(os, "read", read)
+        assert w.pending()
+        monkeypatch.undo()
+        assert len(reads) == 1
+        assert not w.pending()  # consumed
+    finally:
+        w.close()

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from kexecwatch.adapters.daemon.follower import (
+    BUSY_RATE,
+    BUSY_SETTLE,
     MAX_LINE,
     READ_BUDGET,
     WATCHED_POLL_FACTOR,
@@ -292,6 +294,17 @@ def test_truncate_and_regrow_to_exactly_the_old_size(log: Path) -> None:
     f.close()
 
 
+def assert_a_write_after_a_quiet_spell_is_read_at_once(f: Follower, log: Path, data: bytes) -> None:
+    import time
+
+    time.sleep(0.5)  # quiet
+    t0 = time.monotonic()
+    append(log, data)
+    f.wait()
+    assert time.monotonic() - t0 < f.settle  # not held back: nothing was read lately
+    assert drain(f) == data
+
+
 def test_a_busy_writer_is_read_in_batches_and_a_quiet_one_at_once(log: Path) -> None:
     """A writer that appends every millisecond wakes the reader at most once per settle
     delay (each wake-up costs far more than the bytes it reads); after a quiet spell, a
@@ -327,12 +340,7 @@ def test_a_busy_writer_is_read_in_batches_and_a_quiet_one_at_once(log: Path) -> 
         # One read per settle delay, plus a few for a machine too slow to keep the pace.
         assert reads <= seconds / f.settle + 10, (reads, seconds)
 
-        time.sleep(0.5)  # quiet
-        t0 = time.monotonic()
-        append(log, rec(1001))
-        f.wait()
-        assert time.monotonic() - t0 < f.settle  # not held back: nothing was read lately
-        assert drain(f) == rec(1001)
+        assert_a_write_after_a_quiet_spell_is_read_at_once(f, log, rec(1001))
     finally:
         f.close()
 
@@ -486,3 +494,87 @@ def test_a_writer_slower_than_the_settle_delay_costs_one_wake_up_a_write(log: Pa
     assert len(sleeps) == 1 and 0 < sleeps[0] <= f.settle
     assert drain(f) == rec(3)
     f.close()
+
+
+def test_a_read_after_a_write_costs_one_fstat_and_no_second_hash(
+    log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each wake-up of a busy daemon pays for every system call and hash it makes: a
+    read that takes in an appended write does one ``fstat`` (the bytes it then reads end
+    where that ``fstat`` said), one ``pread`` of the new bytes, one ``pread`` of the
+    fingerprinted head, compared byte for byte with the head it verified last (not hashed
+    again), and one ``stat`` of the path (rotation)."""
+    import hashlib
+
+    from kexecwatch.adapters.daemon import logfiles
+
+    head = b"".join(rec(i) for i in range(20))
+    assert len(head) > logfiles.FINGERPRINT_MAX
+    append(log, head)
+    f = Follower(str(log))
+    assert drain(f) == head
+    append(log, rec(20))
+    assert drain(f) == rec(20)  # a first check after a change may hash
+    append(log, rec(21))
+    calls: dict[str, int] = {"fstat": 0, "pread": 0, "stat": 0, "sha256": 0}
+
+    def counted(name: str, real: object) -> object:
+        def call(*args: object, **kwargs: object) -> object:
+            calls[name] += 1
+            return real(*args, **kwargs)  # type: ignore[operator]
+
+        return call
+
+    for name in ("fstat", "pread", "stat"):
+        monkeypatch.setattr(os, name, counted(name, getattr(os, name)))
+    monkeypatch.setattr(logfiles.hashlib, "sha256", counted("sha256", hashlib.sha256))
+    out = f.read()
+    monkeypatch.undo()
+    assert [i.data for i in out if isinstance(i, Lines)] == [rec(21)]
+    assert calls == {"fstat": 1, "pread": 2, "stat": 1, "sha256": 0}
+    f.close()
+
+
+def test_a_log_written_faster_than_busy_rate_is_read_every_busy_settle(log: Path) -> None:
+    """A log that takes in more than ``BUSY_RATE`` bytes a second (measured over the last
+    read) is read at most once per ``BUSY_SETTLE`` (a wake-up costs the same whatever it
+    reads, so a busy daemon wakes half as often); a slower log keeps the short ``settle``,
+    and a write after a quiet spell is read at once."""
+    import threading
+    import time
+
+    assert 0 < Follower(str(log)).settle < BUSY_SETTLE <= 0.05  # the documented bound
+    append(log, rec(0))
+    f = Follower(str(log), poll_interval=30)
+    f.start()
+    try:
+        drain(f)
+        chunk = b"".join(rec(n) for n in range(1, 25))  # about 2 KB
+        assert len(chunk) * 1000 > 2 * BUSY_RATE  # a write a millisecond: twice the rate
+
+        def write_2k_a_millisecond(stop: float) -> None:
+            while time.monotonic() < stop:
+                append(log, chunk)
+                time.sleep(0.001)
+
+        t0 = time.monotonic()
+        writer = threading.Thread(target=write_2k_a_millisecond, args=(t0 + 1.5,))
+        writer.start()
+        reads = 0
+        holds = set()
+        while writer.is_alive() or f.read():
+            f.wait(1.0)
+            reads += bool(drain(f))
+            holds.add(f.hold)
+        writer.join()
+        seconds = time.monotonic() - t0
+        assert BUSY_SETTLE in holds
+        # One read per busy settle delay (the first ones at the short one), a few more
+        # for a machine too slow to keep the pace; the short delay alone would allow
+        # seconds / settle.
+        assert reads <= seconds / BUSY_SETTLE + 8, (reads, seconds)
+
+        assert_a_write_after_a_quiet_spell_is_read_at_once(f, log, rec(2000))
+        assert f.hold == f.settle  # a record after a quiet spell is no busy log
+    finally:
+        f.close()

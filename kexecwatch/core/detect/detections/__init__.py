@@ -18,7 +18,6 @@ detection's ``applies_to`` says which documents it reads: ``process`` or
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kexecwatch.core.detect.detections.args_evasion import ArgsEvasion, ParentMasquerade
@@ -27,11 +26,13 @@ from kexecwatch.core.detect.detections.kexec_syscall import KexecSyscall
 from kexecwatch.core.detect.detections.telemetry_gap import TelemetryGap
 from kexecwatch.core.detect.rule.ruleset import (
     RuleMetadata,
+    Threat,
     check_rule_keys,
     parse_toml,
     read_rule_metadata,
 )
 from kexecwatch.core.scan.prefilter import Prefilter
+from kexecwatch.core.text.frozen import set_field
 from kexecwatch.errors import RuleError, SourceLocation
 
 __all__ = ["DETECTIONS", "Detection", "NativeRule", "load_native_rule", "load_parsed_native_rule"]
@@ -57,7 +58,6 @@ DETECTIONS: dict[str, Callable[[], Detection]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
 class NativeRule(RuleMetadata):
     """A kexecwatch rule: the shared rule metadata and a Python detection.
 
@@ -65,9 +65,64 @@ class NativeRule(RuleMetadata):
     (known kexec inodes, rule-removal bursts) keep per-detector state.
     """
 
+    __slots__ = ("detection_name", "detection", "source")  # noqa: RUF023 - the fields, in order
+
     detection_name: str
     detection: Detection
     source: str
+
+    def __init__(  # noqa: PLR0917 - a dataclass's positional fields
+        self,
+        rule_id: str,
+        name: str,
+        description: str,
+        version: int,
+        severity: str,
+        risk_score: int,
+        author: tuple[str, ...],
+        license: str,
+        from_: str,
+        interval: str,
+        max_signals: int,
+        index: tuple[str, ...],
+        tags: tuple[str, ...],
+        references: tuple[str, ...],
+        timestamp_override: str | None,
+        threat: tuple[Threat, ...],
+        creation_date: str,
+        updated_date: str,
+        maturity: str,
+        integration: tuple[str, ...],
+        detection_name: str,
+        detection: Detection,
+        source: str,
+    ) -> None:
+        RuleMetadata.__init__(
+            self,
+            rule_id,
+            name,
+            description,
+            version,
+            severity,
+            risk_score,
+            author,
+            license,
+            from_,
+            interval,
+            max_signals,
+            index,
+            tags,
+            references,
+            timestamp_override,
+            threat,
+            creation_date,
+            updated_date,
+            maturity,
+            integration,
+        )
+        set_field(self, "detection_name", detection_name)
+        set_field(self, "detection", detection)
+        set_field(self, "source", source)
 
     @property
     def applies_to(self) -> str:

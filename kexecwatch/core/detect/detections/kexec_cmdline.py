@@ -33,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from kexecwatch.core.text.frozen import Frozen, set_field
+
 __all__ = [
     "UPSTREAM_ARGS",
     "KexecCommand",
@@ -145,8 +147,7 @@ _SYSCALLS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class KexecOption:
+class KexecOption(Frozen):
     """One option as getopt returned it.
 
     Attributes:
@@ -157,14 +158,21 @@ class KexecOption:
         value: its argument, for options that take one.
     """
 
+    __slots__ = ("meaning", "written", "form", "value")  # noqa: RUF023 - the fields, in order
+
     meaning: str
     written: str
     form: str
-    value: str | None = None
+    value: str | None
+
+    def __init__(self, meaning: str, written: str, form: str, value: str | None = None) -> None:
+        set_field(self, "meaning", meaning)
+        set_field(self, "written", written)
+        set_field(self, "form", form)
+        set_field(self, "value", value)
 
 
-@dataclass(frozen=True, slots=True)
-class KexecCommand:
+class KexecCommand(Frozen):
     """What a kexec command line asks for.
 
     Attributes:
@@ -182,6 +190,16 @@ class KexecCommand:
         errors: why kexec stops without doing anything, if it does.
     """
 
+    __slots__ = (  # noqa: RUF023 - the fields, in order
+        "args",
+        "options",
+        "operands",
+        "actions",
+        "syscall",
+        "notes",
+        "errors",
+    )
+
     args: tuple[str, ...]
     options: tuple[KexecOption, ...]
     operands: tuple[str, ...]
@@ -189,6 +207,24 @@ class KexecCommand:
     syscall: str | None
     notes: tuple[str, ...]
     errors: tuple[str, ...]
+
+    def __init__(  # noqa: PLR0917 - a dataclass's positional fields
+        self,
+        args: tuple[str, ...],
+        options: tuple[KexecOption, ...],
+        operands: tuple[str, ...],
+        actions: tuple[str, ...],
+        syscall: str | None,
+        notes: tuple[str, ...],
+        errors: tuple[str, ...],
+    ) -> None:
+        set_field(self, "args", args)
+        set_field(self, "options", options)
+        set_field(self, "operands", operands)
+        set_field(self, "actions", actions)
+        set_field(self, "syscall", syscall)
+        set_field(self, "notes", notes)
+        set_field(self, "errors", errors)
 
     @property
     def kernel(self) -> str | None:

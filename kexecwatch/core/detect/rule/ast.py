@@ -5,15 +5,16 @@ evaluator compiling a regex, for instance) can raise errors that point at it.
 
 The nodes behave as frozen dataclasses with slots would (equality and hash by type and
 fields, the same ``repr``, assignment refused, copy and pickle), written out on
-:class:`_Node`: ``@dataclass`` compiles each class's methods from source when the module
-is imported, and for these 17 classes that was about 8% of every replay's start-up.
+:class:`~kexecwatch.core.text.frozen.Frozen`: ``@dataclass`` compiles each class's methods
+from source when the module is imported, and for these 17 classes that was about 8% of
+every replay's start-up.
 """
 
 from __future__ import annotations
 
-from dataclasses import FrozenInstanceError
 from enum import Enum
-from typing import Any
+
+from kexecwatch.core.text.frozen import Frozen, set_field
 
 __all__ = [
     "And",
@@ -68,43 +69,13 @@ STRING_OPS = frozenset({Op.IN_NOCASE, Op.SEQ, Op.LIKE, Op.LIKE_NOCASE, Op.REGEX,
 ORDER_OPS = frozenset({Op.LT, Op.LE, Op.GT, Op.GE})
 
 
-_set = object.__setattr__
+_set = set_field
 
 
-class _Node:
-    """What ``@dataclass(frozen=True, slots=True)`` gives, for the classes' ``__slots__``."""
+class _Node(Frozen):
+    """A node of the tree: a frozen value (:class:`~kexecwatch.core.text.frozen.Frozen`)."""
 
     __slots__ = ()
-    #: The fields, in order (as the dataclass would have declared them).
-    _fields: tuple[str, ...] = ()
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple([getattr(self, name) for name in self._fields])
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            return self._values() == other._values()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
-        return f"{self.__class__.__qualname__}({shown})"
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {name!r}")
-
-    def __getstate__(self) -> tuple[Any, ...]:
-        return self._values()
-
-    def __setstate__(self, state: tuple[Any, ...]) -> None:
-        for name, value in zip(self._fields, state, strict=True):
-            _set(self, name, value)
 
 
 class Field(_Node):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -38,6 +37,7 @@ from kexecwatch.core.detect.rule.ast import (
     Scalar,
     Value,
 )
+from kexecwatch.core.text.frozen import Frozen, set_field
 
 __all__ = [
     "FUNCTION_NAMES",
@@ -54,8 +54,7 @@ Kind = str
 _Impl = Callable[..., Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Signature:
+class Signature(Frozen):
     """A function: its name as Elasticsearch spells it, argument kinds and result kind.
 
     Attributes:
@@ -68,6 +67,16 @@ class Signature:
         impl: ``impl(nocase, *args)`` on Python values; ``None`` is null.
     """
 
+    __slots__ = (  # noqa: RUF023 - the fields, in order
+        "name",
+        "required",
+        "optional",
+        "variadic",
+        "result",
+        "nocase",
+        "impl",
+    )
+
     name: str
     required: tuple[Kind, ...]
     optional: tuple[Kind, ...]
@@ -75,6 +84,24 @@ class Signature:
     result: Kind
     nocase: bool
     impl: _Impl
+
+    def __init__(  # noqa: PLR0917 - a dataclass's positional fields
+        self,
+        name: str,
+        required: tuple[Kind, ...],
+        optional: tuple[Kind, ...],
+        variadic: Kind | None,
+        result: Kind,
+        nocase: bool,
+        impl: _Impl,
+    ) -> None:
+        set_field(self, "name", name)
+        set_field(self, "required", required)
+        set_field(self, "optional", optional)
+        set_field(self, "variadic", variadic)
+        set_field(self, "result", result)
+        set_field(self, "nocase", nocase)
+        set_field(self, "impl", impl)
 
     def check(self, args: Sequence[Value]) -> tuple[int, str] | None:
         """The first problem with ``args`` as ``(argument index, message)``, or ``None``."""

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 
+from kexecwatch.core.text.frozen import Frozen, set_field
 from kexecwatch.errors import RuleError, SourceLocation
 
 __all__ = ["QuerySource", "Token", "TokenKind", "tokenize"]
 
 
-@dataclass(frozen=True, slots=True)
-class QuerySource:
+class QuerySource(Frozen):
     """The text being compiled, and where it sits in its file (for error locations).
 
     Attributes:
@@ -36,11 +35,33 @@ class QuerySource:
             query's own first line).
     """
 
+    __slots__ = (  # noqa: RUF023 - the fields, in order
+        "text",
+        "source",
+        "line_offset",
+        "column_offset",
+        "file_first_line",
+    )
+
     text: str
-    source: str = "<query>"
-    line_offset: int = 0
-    column_offset: int = 0
-    file_first_line: str | None = None
+    source: str
+    line_offset: int
+    column_offset: int
+    file_first_line: str | None
+
+    def __init__(
+        self,
+        text: str,
+        source: str = "<query>",
+        line_offset: int = 0,
+        column_offset: int = 0,
+        file_first_line: str | None = None,
+    ) -> None:
+        set_field(self, "text", text)
+        set_field(self, "source", source)
+        set_field(self, "line_offset", line_offset)
+        set_field(self, "column_offset", column_offset)
+        set_field(self, "file_first_line", file_first_line)
 
     def error(self, pos: int, message: str) -> RuleError:
         """A :class:`RuleError` at text offset ``pos``, with the source line and a caret."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,6 +31,7 @@ from kexecwatch.core.detect.rule.lint import field_problems, key_problems
 from kexecwatch.core.detect.rule.parser import parse_statement
 from kexecwatch.core.detect.rule.query import compile_statement
 from kexecwatch.core.detect.rule.sequence import CompiledSequence
+from kexecwatch.core.text.frozen import Frozen, set_field
 from kexecwatch.errors import RuleError, SourceLocation
 
 if TYPE_CHECKING:
@@ -60,27 +60,46 @@ QueryCompiler = Callable[[QuerySource], "CompiledQuery | CompiledSequence"]
 _SEVERITIES = ("low", "medium", "high", "critical")
 
 
-@dataclass(frozen=True, slots=True)
-class ThreatRef:
+class ThreatRef(Frozen):
     """A MITRE ATT&CK tactic or sub-technique: ``TA0004`` / ``Privilege Escalation`` / URL."""
+
+    __slots__ = ("id", "name", "reference")
 
     id: str
     name: str
     reference: str
+
+    def __init__(self, id: str, name: str, reference: str) -> None:
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "reference", reference)
 
     def to_dict(self) -> dict[str, Any]:
         """The detection-rules shape, for JSON."""
         return {"id": self.id, "name": self.name, "reference": self.reference}
 
 
-@dataclass(frozen=True, slots=True)
-class Technique:
+class Technique(Frozen):
     """A MITRE ATT&CK technique and its sub-techniques."""
+
+    __slots__ = ("id", "name", "reference", "subtechniques")
 
     id: str
     name: str
     reference: str
-    subtechniques: tuple[ThreatRef, ...] = ()
+    subtechniques: tuple[ThreatRef, ...]
+
+    def __init__(
+        self,
+        id: str,
+        name: str,
+        reference: str,
+        subtechniques: tuple[ThreatRef, ...] = (),
+    ) -> None:
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "reference", reference)
+        set_field(self, "subtechniques", subtechniques)
 
     def to_dict(self) -> dict[str, Any]:
         """The detection-rules shape, for JSON."""
@@ -90,13 +109,24 @@ class Technique:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class Threat:
+class Threat(Frozen):
     """One ``[[rule.threat]]`` entry: a framework, a tactic and its techniques."""
+
+    __slots__ = ("framework", "tactic", "techniques")
 
     framework: str
     tactic: ThreatRef
-    techniques: tuple[Technique, ...] = ()
+    techniques: tuple[Technique, ...]
+
+    def __init__(
+        self,
+        framework: str,
+        tactic: ThreatRef,
+        techniques: tuple[Technique, ...] = (),
+    ) -> None:
+        set_field(self, "framework", framework)
+        set_field(self, "tactic", tactic)
+        set_field(self, "techniques", techniques)
 
     def to_dict(self) -> dict[str, Any]:
         """The detection-rules shape, for JSON."""
@@ -107,12 +137,34 @@ class Threat:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class RuleMetadata:
+class RuleMetadata(Frozen):
     """What every rule kind has: detection-rules metadata and the MITRE mapping.
 
     ``from_`` is the rule's ``from`` key (a look-back such as ``now-9m``).
     """
+
+    __slots__ = (  # noqa: RUF023 - the fields, in order
+        "rule_id",
+        "name",
+        "description",
+        "version",
+        "severity",
+        "risk_score",
+        "author",
+        "license",
+        "from_",
+        "interval",
+        "max_signals",
+        "index",
+        "tags",
+        "references",
+        "timestamp_override",
+        "threat",
+        "creation_date",
+        "updated_date",
+        "maturity",
+        "integration",
+    )
 
     rule_id: str
     name: str
@@ -135,6 +187,50 @@ class RuleMetadata:
     maturity: str
     integration: tuple[str, ...]
 
+    def __init__(  # noqa: PLR0917 - a dataclass's positional fields
+        self,
+        rule_id: str,
+        name: str,
+        description: str,
+        version: int,
+        severity: str,
+        risk_score: int,
+        author: tuple[str, ...],
+        license: str,
+        from_: str,
+        interval: str,
+        max_signals: int,
+        index: tuple[str, ...],
+        tags: tuple[str, ...],
+        references: tuple[str, ...],
+        timestamp_override: str | None,
+        threat: tuple[Threat, ...],
+        creation_date: str,
+        updated_date: str,
+        maturity: str,
+        integration: tuple[str, ...],
+    ) -> None:
+        set_field(self, "rule_id", rule_id)
+        set_field(self, "name", name)
+        set_field(self, "description", description)
+        set_field(self, "version", version)
+        set_field(self, "severity", severity)
+        set_field(self, "risk_score", risk_score)
+        set_field(self, "author", author)
+        set_field(self, "license", license)
+        set_field(self, "from_", from_)
+        set_field(self, "interval", interval)
+        set_field(self, "max_signals", max_signals)
+        set_field(self, "index", index)
+        set_field(self, "tags", tags)
+        set_field(self, "references", references)
+        set_field(self, "timestamp_override", timestamp_override)
+        set_field(self, "threat", threat)
+        set_field(self, "creation_date", creation_date)
+        set_field(self, "updated_date", updated_date)
+        set_field(self, "maturity", maturity)
+        set_field(self, "integration", integration)
+
     @property
     def interval_ms(self) -> int:
         """The rule's ``interval`` (``5m``) in milliseconds: its alert-limit window."""
@@ -145,14 +241,66 @@ class RuleMetadata:
         return [t.to_dict() for t in self.threat]
 
 
-@dataclass(frozen=True, slots=True)
 class Rule(RuleMetadata):
     """A loaded EQL detection rule: its metadata, threat mapping and compiled query
     (a :class:`CompiledSequence` for a ``sequence`` or ``sample``, whose matches the
     detector's sequence engine finds; its :meth:`matches` is always false)."""
 
+    __slots__ = ("query", "source")
+
     query: CompiledQuery | CompiledSequence
     source: str
+
+    def __init__(  # noqa: PLR0917 - a dataclass's positional fields
+        self,
+        rule_id: str,
+        name: str,
+        description: str,
+        version: int,
+        severity: str,
+        risk_score: int,
+        author: tuple[str, ...],
+        license: str,
+        from_: str,
+        interval: str,
+        max_signals: int,
+        index: tuple[str, ...],
+        tags: tuple[str, ...],
+        references: tuple[str, ...],
+        timestamp_override: str | None,
+        threat: tuple[Threat, ...],
+        creation_date: str,
+        updated_date: str,
+        maturity: str,
+        integration: tuple[str, ...],
+        query: CompiledQuery | CompiledSequence,
+        source: str,
+    ) -> None:
+        RuleMetadata.__init__(
+            self,
+            rule_id,
+            name,
+            description,
+            version,
+            severity,
+            risk_score,
+            author,
+            license,
+            from_,
+            interval,
+            max_signals,
+            index,
+            tags,
+            references,
+            timestamp_override,
+            threat,
+            creation_date,
+            updated_date,
+            maturity,
+            integration,
+        )
+        set_field(self, "query", query)
+        set_field(self, "source", source)
 
     def matches(self, document: Document) -> bool:
         """Whether the rule's query matches one ECS document."""
@@ -265,8 +413,7 @@ def check_rule_keys(data: dict[str, Any], text: str, source: str, *, kind: str) 
         raise first
 
 
-@dataclass(frozen=True, slots=True)
-class RuleCheck:
+class RuleCheck(Frozen):
     """Everything ``check-rule`` found in one rule file.
 
     Attributes:
@@ -276,10 +423,24 @@ class RuleCheck:
         warnings: problems that make the rule useless (a field kexecwatch never sets).
     """
 
+    __slots__ = ("source", "rule", "errors", "warnings")  # noqa: RUF023 - the fields, in order
+
     source: str
     rule: Rule | None
     errors: tuple[RuleError, ...]
     warnings: tuple[RuleError, ...]
+
+    def __init__(
+        self,
+        source: str,
+        rule: Rule | None,
+        errors: tuple[RuleError, ...],
+        warnings: tuple[RuleError, ...],
+    ) -> None:
+        set_field(self, "source", source)
+        set_field(self, "rule", rule)
+        set_field(self, "errors", errors)
+        set_field(self, "warnings", warnings)
 
 
 def check_rule(text: str, source: str) -> RuleCheck:
