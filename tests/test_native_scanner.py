@@ -10,8 +10,15 @@ from typing import Any
 import pytest
 
 from bench.generate import Generator
+from kexecwatch.core.audit.assembler import _GapTracker
 from kexecwatch.core.audit.linebuffer import Region
-from kexecwatch.core.audit.nativeapi import NativeLib, NativeSession, QuietState, ScanResult
+from kexecwatch.core.audit.nativeapi import (
+    STOP_HANDBACK,
+    NativeLib,
+    NativeSession,
+    QuietState,
+    ScanResult,
+)
 from kexecwatch.core.detect.detector import DetectionRule, Detector, DetectorOptions, EventError
 from kexecwatch.core.process.table import LiveProcess
 from kexecwatch.core.scan.nativescan import NativeScanner, single_types
@@ -253,6 +260,41 @@ def test_serials_ahead_stay_in_the_session_between_calls() -> None:
     assert checkpoints[1] == checkpoints[0]
 
 
+def test_serials_ahead_cross_into_python_only_when_python_reads_them() -> None:
+    """After a gap nearly every event native takes waits ahead until the gap fills or
+    is declared lost. The session holds those changes (ahead_hold) until Python needs
+    its tracker (an event it reads, a checkpoint): a serial that went ahead and came
+    back in between never crosses. Far fewer rows reach Python's dict than when each
+    scan's delta is applied, with the Python scanner's outputs, counts and state."""
+    lib = native_lib()
+    data = generated(n=30000, seed=6, lose_every=150, gap_max=20, kexec_every=1000, interleave=0.0)
+    # Fed in pieces cut between events (a cut inside a run would have Python read it).
+    cuts = sorted({data.find(b"type=SYSCALL", at) for at in range(4096, len(data), 4096)} - {-1})
+    applied: list[int] = []
+    apply = _GapTracker.apply
+
+    def counted(self: _GapTracker, gone: list[int], added: Any) -> None:
+        applied[-1] += len(gone) + len(added) // 4
+        apply(self, gone, added)
+
+    results = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_GapTracker, "apply", counted)
+        for hold in (False, True):
+            applied.append(0)
+            det = Detector(copy.deepcopy(ALL_RULES), host_name="h", native=lib)
+            scanner = det._scanner
+            assert isinstance(scanner, NativeScanner)
+            scanner.session.ahead_hold(hold)
+            out = feed_in_pieces(det, data, cuts)
+            results.append((fingerprint(out), det.stats.as_dict(), det.to_state()))
+    eager, held = applied
+    assert eager > 5000, applied
+    assert held < eager * 2 // 3, applied
+    python = outcome(data, None)
+    assert results[0] == results[1] == python[:3]
+
+
 def _exec_run(time_ms: int, serial: int, pid: int, comm: str) -> str:
     tag = f"{time_ms // 1000}.{time_ms % 1000:03d}:{serial}"
     return (
@@ -287,6 +329,35 @@ def test_single_records_after_a_handed_back_event_go_back_to_native() -> None:
     assert in_log > 20
     # Before: about half of them (21 of 37), each after a handed-back event.
     assert len(taken_by_python) * 10 < in_log, taken_by_python[:20]
+    python = outcome(data, None)
+    assert (fingerprint(out), det.stats.as_dict(), det.to_state()) == python[:3]
+
+
+def test_the_eoe_after_an_event_python_read_costs_no_round_trip() -> None:
+    """Python reads an event whose records a user-session record interleaves (it is
+    in flight meanwhile); its EOE, once it is complete, is read by Python too, not
+    handed back by a native call of its own. A block that starts with the EOE of the
+    last event native took (the block before ended at its PROCTITLE) is native's."""
+    lib = native_lib()
+    data = generated(n=40_000, seed=7, eoe=True, session_share=0.03, lose_every=0)
+    det = Detector(copy.deepcopy(ALL_RULES), host_name="h", native=lib)
+    scanner = det._scanner
+    assert isinstance(scanner, NativeScanner)
+    native_scan = scanner.session.scan
+    handbacks: list[bool] = []
+
+    def counted(buf: bytes, start: int, state: QuietState, due_ms: int | None = None) -> Any:
+        result = native_scan(buf, start, state, due_ms)
+        if result.stop == STOP_HANDBACK:
+            handbacks.append(buf.startswith(b"type=EOE ", result.end))
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scanner.session, "scan", counted)
+        out = feed_in_pieces(det, data, tuple(range(65536, len(data), 65536)))
+    # Before: 92 of 188 hand-backs were such an EOE.
+    assert len(handbacks) > 50
+    assert sum(handbacks) * 20 < len(handbacks), (sum(handbacks), len(handbacks))
     python = outcome(data, None)
     assert (fingerprint(out), det.stats.as_dict(), det.to_state()) == python[:3]
 

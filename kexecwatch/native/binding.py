@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 #: The C ABI this binding speaks (``kw_abi_version``); any other library is refused.
-ABI_VERSION: Final = 7
+ABI_VERSION: Final = 8
 LIBRARY_NAME: Final = "libkexecwatch_native.so"
 
 # A RawEntry (core.nativeapi) as the native table holds it: ``comm_raw``/``exe_raw`` say
@@ -162,6 +162,7 @@ class _ScanOut(ctypes.Structure):
 
 
 _SCAN_AHEAD_KEPT: Final = 1
+_SCAN_AHEAD_HOLD: Final = 2
 
 
 def library_path() -> Path:
@@ -224,6 +225,7 @@ _SIGNATURES: Final[dict[str, tuple[object, ...]]] = {
         ctypes.POINTER(_ScanOut),
     ),
     "kw_done_keep": (_PTR, ctypes.c_int),
+    "kw_ahead_pull": (_PTR, _OUT_PTR, _OUT_SIZE, _OUT_PTR, _OUT_SIZE),
     "kw_done_len": (_PTR, _OUT_U64),
     "kw_done_contains": (_PTR, _I64, _I64, _I64, _OUT_U8),
     "kw_done_drop": (_PTR, _U64, _U64, _I64, _OUT_U64, ctypes.POINTER(_I64)),
@@ -546,6 +548,7 @@ class NativeSession:
         self._u8_ref = ctypes.byref(self._out_u8)
         self._render_on = False
         self._kw_render_lines = lib.function("kw_render_lines")
+        self._hold = False  # ahead_hold
 
     def _live(self) -> int:
         if self._handle is None:
@@ -798,6 +801,31 @@ class NativeSession:
         with self._lock:
             self._call("kw_done_keep", 1 if on else 0)
 
+    def ahead_hold(self, on: bool) -> None:
+        """Whether scans that keep the serials ahead hold their changes for
+        :meth:`ahead_pull` (``ScanResult.ahead_held``) instead of returning each
+        scan's ``ahead_delta``."""
+        self._hold = on
+
+    def ahead_pull(self) -> tuple[list[int], array[int]]:
+        """The changes to the serials ahead the scans held since the last pull (the
+        serials gone; the rows ``(serial, sec, ms, seen)`` added, flat, in insertion
+        order), forgotten by the session."""
+        gone_ptr, added_ptr = ctypes.c_void_p(), ctypes.c_void_p()
+        gone_len, added_rows = ctypes.c_size_t(), ctypes.c_size_t()
+        with self._lock:
+            self._call(
+                "kw_ahead_pull",
+                ctypes.byref(gone_ptr),
+                ctypes.byref(gone_len),
+                ctypes.byref(added_ptr),
+                ctypes.byref(added_rows),
+            )
+            return (
+                _rows(gone_ptr.value, gone_len.value, 1).tolist(),
+                _rows(added_ptr.value, added_rows.value, 4),
+            )
+
     def done_len(self) -> int:
         """How many rows the done store holds."""
         with self._lock:
@@ -896,6 +924,8 @@ class NativeSession:
         address: int | None = None
         rows = 0
         kept = state.ahead_kept
+        hold = kept and self._hold
+        flags = (_SCAN_AHEAD_KEPT | _SCAN_AHEAD_HOLD) if hold else _SCAN_AHEAD_KEPT if kept else 0
         if kept and state.ahead_ops:
             # What Python changed since the last scan: (op, serial, sec, ms, seen) each.
             try:
@@ -931,7 +961,7 @@ class NativeSession:
                 self._state_ref,
                 address,
                 rows,
-                _SCAN_AHEAD_KEPT if kept else 0,
+                flags,
                 _I64_MAX if due_ms is None else _clamp(due_ms),
                 self._out_ref,
             )
@@ -1003,6 +1033,7 @@ class NativeSession:
             ahead_delta=(gone, added_flat),
             leads=leads,
             rendered=rendered,
+            ahead_held=hold,
         )
 
     def selftest_panic(self) -> None:

@@ -25,7 +25,7 @@ use crate::session::{Session, Settings};
 use crate::verdicts::ALL_BITS;
 
 /// The ABI this library speaks; the binding refuses any other.
-pub const ABI_VERSION: u32 = 7;
+pub const ABI_VERSION: u32 = 8;
 
 pub const OK: c_int = 0;
 /// A null or closed handle, or a null output pointer.
@@ -116,6 +116,11 @@ pub struct KwScanOut {
 /// `kw_scan` flag: use the serials ahead kept from the last scan, changed by the
 /// `ahead_rows` ops of five i64 at `ahead` (Python's changes since), not rows.
 pub const SCAN_AHEAD_KEPT: u32 = 1;
+/// `kw_scan` flag: the session holds the scan's changes to the serials ahead, merged
+/// with those of the scans before, until `kw_ahead_pull` (the delta comes back empty).
+/// Python's ops (`SCAN_AHEAD_KEPT`) may only follow a pull: they change a dict that
+/// has every change before them.
+pub const SCAN_AHEAD_HOLD: u32 = 2;
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
@@ -657,6 +662,13 @@ pub unsafe extern "C" fn kw_scan(
                 .checked_mul(5)
                 .ok_or_else(|| argument("too many ahead ops"))?;
             let ops = words(ahead, count)?;
+            if (!ops.is_empty() || flags & SCAN_AHEAD_HOLD == 0) && !session.pending.is_empty() {
+                // Python's dict lacks what the session holds: a delta against it
+                // would be wrong.
+                return Err(argument(
+                    "serials ahead changed or read over changes not pulled",
+                ));
+            }
             let mut kept = session
                 .kept
                 .take()
@@ -671,6 +683,8 @@ pub unsafe extern "C" fn kw_scan(
                 state.done_ceiling,
             )
         } else {
+            // Every serial ahead again: Python's dict is the truth now.
+            session.pending.clear();
             let count = ahead_rows
                 .checked_mul(4)
                 .ok_or_else(|| argument("too many ahead rows"))?;
@@ -694,6 +708,13 @@ pub unsafe extern "C" fn kw_scan(
         session.ahead_rows_wanted = flags & SCAN_AHEAD_KEPT == 0;
         let after = scan_until(session, buf, start, quiet, due_ms);
         after.ahead_delta(&mut session.ahead_gone, &mut session.ahead_added);
+        if flags & SCAN_AHEAD_HOLD != 0 {
+            session
+                .pending
+                .merge(&session.ahead_gone, &session.ahead_added);
+            session.ahead_gone.clear();
+            session.ahead_added.clear();
+        }
         session.kept = Some(after);
         // Kept only once the scan is over: a failed scan leaves the store as it was.
         let done_kept = if session.done.keeping {
@@ -739,6 +760,33 @@ pub unsafe extern "C" fn kw_scan(
                 leads_rows: result.leads.len() / 3,
             },
         )
+    })
+}
+
+/// The changes to the serials ahead the scans held (`SCAN_AHEAD_HOLD`) since the
+/// last pull, now forgotten by the session: `*gone` serials (`*gone_len`), then
+/// `*added` rows `(serial, sec, ms, seen_elapsed)` (`*added_rows`) in insertion
+/// order; valid until the next call on this session.
+///
+/// # Safety
+/// A live handle; the four out pointers valid for one write each.
+#[no_mangle]
+pub unsafe extern "C" fn kw_ahead_pull(
+    handle: *mut Handle,
+    gone: *mut *const i64,
+    gone_len: *mut usize,
+    added: *mut *const i64,
+    added_rows: *mut usize,
+) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        session
+            .pending
+            .take(&mut session.ahead_gone, &mut session.ahead_added);
+        put(gone, session.ahead_gone.as_ptr())?;
+        put(gone_len, session.ahead_gone.len())?;
+        put(added, session.ahead_added.as_ptr())?;
+        put(added_rows, session.ahead_added.len() / 4)
     })
 }
 

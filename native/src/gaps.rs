@@ -297,6 +297,82 @@ impl Quiet {
     }
 }
 
+/// The changes to the serials ahead that Python has not read yet, merged scan after
+/// scan (`kw_scan` with `SCAN_AHEAD_HOLD`) until it asks for them (`kw_ahead_pull`):
+/// applied to its dict as of the last pull (delete `gone`, then append the live
+/// `added` rows in order), they give the dict the scans since leave. A serial added
+/// and gone again in between never crosses, so after a gap, where nearly every event
+/// taken waits ahead for a while, Python's dict changes only when Python reads it.
+/// Kept outside [`Quiet`], merged only once a scan is over: a failed scan leaves the
+/// changes of the scans before it.
+#[derive(Debug, Clone, Default)]
+pub struct Pending {
+    /// Serials held at the last pull that went since (each once).
+    gone: Vec<i64>,
+    /// `(serial, sec, ms, seen)` added since the last pull, in insertion order; a row
+    /// is live while `live` maps its serial to its index.
+    added: Vec<[i64; 4]>,
+    live: crate::fasthash::IntMap<i64, usize>,
+}
+
+impl Pending {
+    /// Whether there is nothing to tell Python.
+    pub fn is_empty(&self) -> bool {
+        self.gone.is_empty() && self.live.is_empty()
+    }
+
+    /// Add one scan's delta ([`Quiet::ahead_delta`]: the serials gone, then the rows
+    /// added in insertion order).
+    pub fn merge(&mut self, gone: &[i64], added: &[i64]) {
+        for serial in gone {
+            // Added since the last pull: Python never saw it, so it need not go.
+            if self.live.remove(serial).is_none() {
+                self.gone.push(*serial);
+            }
+        }
+        for row in added.chunks_exact(4) {
+            self.live.insert(row[0], self.added.len());
+            self.added.push([row[0], row[1], row[2], row[3]]);
+        }
+        // Rows of serials gone again: dropped once they are most of the rows.
+        let dead = self.added.len() - self.live.len();
+        if dead > 4 * MAX_AHEAD && dead > self.live.len() {
+            let live = &self.live;
+            let mut index = 0;
+            self.added.retain(|row| {
+                let keep = live.get(&row[0]) == Some(&index);
+                index += 1;
+                keep
+            });
+            self.live.clear();
+            for (i, row) in self.added.iter().enumerate() {
+                self.live.insert(row[0], i);
+            }
+        }
+    }
+
+    /// Hand the changes over (`gone` serials; live `added` rows flat) and forget them.
+    pub fn take(&mut self, gone: &mut Vec<i64>, added: &mut Vec<i64>) {
+        gone.clear();
+        added.clear();
+        gone.append(&mut self.gone);
+        for (i, row) in self.added.iter().enumerate() {
+            if self.live.get(&row[0]) == Some(&i) {
+                added.extend_from_slice(row);
+            }
+        }
+        self.added.clear();
+        self.live.clear();
+    }
+
+    /// Forget the changes (Python sent every serial ahead again).
+    pub fn clear(&mut self) {
+        self.gone.clear();
+        self.added.clear();
+        self.live.clear();
+    }
+}
+
 /// The time part of [`Quiet::admits`]: an event dated within one window of `present`
 /// (and before year 10000) is plain; the elapsed time the clock would then show.
 fn admitted_at(id: &EventId, present: i64, elapsed: i64, window: i64) -> Option<i64> {
@@ -501,6 +577,72 @@ mod tests {
             });
             assert!(changed > 0, "seed {}: the walk changed nothing ahead", seed);
         }
+    }
+
+    #[test]
+    fn pending_changes_merged_over_scans_give_the_rows_at_the_pull() {
+        let mut saved = 0;
+        for seed in 1..40u64 {
+            let mut next = rng(seed ^ 0x5bd1);
+            let mut pulled: Vec<i64> = Vec::new();
+            let mut pending = Pending::default();
+            let (mut crossed, mut taken) = (0usize, 0usize);
+            walk(seed, |q, _| {
+                let (mut gone, mut added) = (Vec::new(), Vec::new());
+                q.ahead_delta(&mut gone, &mut added);
+                taken += gone.len() + added.len() / 4;
+                pending.merge(&gone, &added);
+                if next() % 6 == 0 {
+                    // Python reads its dict: the pulled changes make it the rows now.
+                    pending.take(&mut gone, &mut added);
+                    crossed += gone.len() + added.len() / 4;
+                    let mut dict: Vec<i64> = pulled
+                        .chunks(4)
+                        .filter(|r| !gone.contains(&r[0]))
+                        .flatten()
+                        .copied()
+                        .collect();
+                    assert_eq!(pulled.len() - dict.len(), 4 * gone.len(), "seed {}", seed);
+                    dict.extend_from_slice(&added);
+                    let mut now = Vec::new();
+                    q.ahead_rows(&mut now);
+                    assert_eq!(dict, now, "seed {}", seed);
+                    assert!(pending.is_empty());
+                    pulled = now;
+                }
+            });
+            assert!(
+                crossed <= taken,
+                "seed {}: {} of {} crossed",
+                seed,
+                crossed,
+                taken
+            );
+            saved += taken - crossed;
+        }
+        assert!(saved > 0, "no change was spared a crossing");
+    }
+
+    #[test]
+    fn pending_rows_of_serials_gone_again_are_dropped() {
+        let mut pending = Pending::default();
+        for round in 0..20i64 {
+            let rows: Vec<i64> = (0..1_000)
+                .flat_map(|k| [round * 1_000 + k, 1, 2, 3])
+                .collect();
+            let gone: Vec<i64> = (0..1_000).map(|k| (round - 1) * 1_000 + k).collect();
+            pending.merge(if round == 0 { &[] } else { &gone }, &rows);
+            assert!(
+                pending.added.len() <= 6 * MAX_AHEAD + 2_000,
+                "{}",
+                pending.added.len()
+            );
+        }
+        let (mut gone, mut added) = (Vec::new(), Vec::new());
+        pending.take(&mut gone, &mut added);
+        assert!(gone.is_empty());
+        assert_eq!(added.len(), 4_000);
+        assert_eq!(added[0], 19_000);
     }
 
     #[test]

@@ -151,7 +151,9 @@ struct Scanner<'a> {
     session: &'a mut Session,
     quiet: Quiet,
     out: ScanOut,
-    /// The id (sec, ms, serial) of the last event this scan took: done for sure.
+    /// The id (sec, ms, serial) of the last event this scan took, or (at the start)
+    /// the scans before took and the done store still holds: done for sure. None
+    /// after a lone LOGIN (its EOE ends the lead: not a late EOE).
     last: Option<(i64, i64, i64)>,
     /// Stop once the latest time taken reaches this (`Stop::Due`).
     due_ms: i64,
@@ -192,12 +194,17 @@ pub fn scan_until(
     out.process_events = 0;
     out.last_time_ms = 0;
     session.render.out.clear();
+    // The last event the scans before took, while the done set still holds it (the
+    // store is the assembler's done set for them): its late EOE is as harmless here.
+    let last = session.last_taken.filter(|&(sec, ms, serial)| {
+        session.done.keeping && session.done.contains(sec, ms, serial)
+    });
     let mut scanner = Scanner {
         buf,
         session,
         quiet,
         out,
-        last: None,
+        last,
         due_ms,
     };
     let mut pos = start.min(buf.len());
@@ -224,8 +231,10 @@ pub fn scan_until(
         session,
         quiet,
         mut out,
+        last,
         ..
     } = scanner;
+    session.last_taken = last;
     if out.done.len() > 4 * DONE_KEPT {
         let excess = out.done.len() - 4 * DONE_KEPT;
         out.done.drain(..excess);
@@ -271,6 +280,12 @@ impl<'a> Scanner<'a> {
         }
         if starts(line, b"type=SYSCALL ") {
             self.run(pos, nl)
+        } else if self.late_eoe(line) {
+            // The EOE of a done event (push() drops it): a line and a record. After a
+            // run at the end of a block, the next block starts with it.
+            self.out.lines += 1;
+            self.out.records += 1;
+            Ok(nl + 1)
         } else {
             self.single(pos, nl)
         }

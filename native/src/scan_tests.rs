@@ -410,6 +410,42 @@ fn the_eoe_of_the_event_taken_before_inside_the_next_run_counts_a_line() {
 }
 
 #[test]
+fn a_block_that_starts_with_the_eoe_of_the_event_taken_last_counts_a_line() {
+    let a = exec_run(T0, 100, 200, 1, "ls");
+    let eoe = format!("type=EOE msg=audit({}): \n", id(T0, 100));
+    let next = eoe.clone() + &exec_run(T0 + 1, 101, 201, 1, "cat");
+    // `drop`: what the done store forgets between the two scans.
+    let two_scans = |keeping: bool, drop: bool| {
+        let mut s = session();
+        s.done.keeping = keeping;
+        let q = run(&mut s, &a);
+        let rows = s.scan.done.clone();
+        s.done.extend(&rows);
+        if drop {
+            s.done.drop_front(1, 1, i64::MIN);
+        }
+        run_from(&mut s, &next, q);
+        s
+    };
+    // While the done store holds the event (the assembler's done set does): push()
+    // drops its late EOE, a line and a record.
+    let s = two_scans(true, false);
+    assert_eq!(stop(&s), (next.len(), Stop::End as i32));
+    let lines = next.lines().count() as u64;
+    assert_eq!((s.scan.lines, s.scan.records, s.scan.events), (lines, lines, 1));
+    // Without the store (the assembler keeps the rows), or once it forgot the event
+    // (pruned, or the done set's limit): Python's, as before.
+    for s in [two_scans(false, false), two_scans(true, true)] {
+        assert_eq!(stop(&s), (0, Stop::Handback as i32));
+    }
+    // Another event's EOE: Python's.
+    let mut s = two_scans(true, false);
+    let other = format!("type=EOE msg=audit({}): \n", id(T0, 99));
+    run(&mut s, &other);
+    assert_eq!(stop(&s), (0, Stop::Handback as i32));
+}
+
+#[test]
 fn an_eoe_right_after_is_absorbed_and_comments_count_lines() {
     let mut s = session();
     let tag = id(T0, 100);

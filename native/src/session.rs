@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use crate::done::DoneStore;
-use crate::gaps::{Lost, Quiet};
+use crate::gaps::{Lost, Pending, Quiet};
 use crate::render::Render;
 use crate::table::{Table, NO_LATENESS};
 use crate::verdicts::Verdicts;
@@ -97,6 +97,12 @@ pub struct Session {
     /// What the last scan changed in the serials ahead (`Quiet::ahead_delta`).
     pub ahead_gone: Vec<i64>,
     pub ahead_added: Vec<i64>,
+    /// The scans' changes to the serials ahead that Python has not pulled yet
+    /// (`SCAN_AHEAD_HOLD`, `kw_ahead_pull`).
+    pub pending: Pending,
+    /// The id of the last event the last scan took (None after a lone LOGIN): a bare
+    /// EOE of it that starts the next block is passed over while it is still done.
+    pub last_taken: Option<(i64, i64, i64)>,
     /// `--events` lines written natively (render.rs).
     pub render: Render,
 }
@@ -122,6 +128,8 @@ impl Session {
             ahead_rows_wanted: true,
             ahead_gone: Vec::new(),
             ahead_added: Vec::new(),
+            pending: Pending::default(),
+            last_taken: None,
             render: Render::default(),
         }
     }

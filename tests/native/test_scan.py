@@ -268,3 +268,35 @@ def test_serials_ahead_kept_in_the_session_need_not_cross_again(
     with pytest.raises(NativeError, match="no serials ahead kept"):
         fresh.scan(b"# x\n", 0, quiet(ahead_kept=True))
     fresh.close()
+
+
+def test_held_changes_to_the_serials_ahead_cross_only_when_pulled(
+    native: NativeSession,
+) -> None:
+    """With ahead_hold, scans that keep the serials ahead return no delta: the session
+    merges their changes, and a pull hands over only what is left of them (a serial
+    that went ahead and came back in between never crosses)."""
+    native.set_verdict(key(59, "ls"), EXEC)
+    first = native.scan(exec_run(T0, 102, 200, 1, "ls").encode(), 0, quiet())
+    assert first.ahead_delta == ([], array("q", [102, T0 // 1000, 0, 0]))
+    assert not first.ahead_held
+    native.ahead_hold(True)
+    state = dataclasses.replace(first.state, ahead=[], ahead_kept=True)
+    for serial, at in ((104, 1000), (106, 2000), (103, 3000), (100, 3200), (101, 3500)):
+        result = native.scan(exec_run(T0 + at, serial, 300 + serial, 1, "ls").encode(), 0, state)
+        assert result.ahead_held and result.ahead_delta == ([], array("q"))
+        state = dataclasses.replace(result.state, ahead=[], ahead_kept=True)
+    # 100 and 101 filled the gap: 102 went (Python holds it), 103 and 104 came and
+    # went (they never cross); only 106 is still ahead.
+    assert state.expected == 105
+    assert native.ahead_pull() == ([102], array("q", [106, T0 // 1000 + 2, 0, 2000]))
+    assert native.ahead_pull() == ([], array("q"))
+    # Python's own changes may follow a pull, never come over changes not pulled.
+    after = native.scan(
+        exec_run(T0 + 4000, 108, 408, 1, "ls").encode(),
+        0,
+        dataclasses.replace(state, ahead_ops=[1, 106, 0, 0, 0]),
+    )
+    assert after.ahead_held and after.state.expected == 105
+    with pytest.raises(NativeError, match="not pulled"):
+        native.scan(b"# x\n", 0, dataclasses.replace(after.state, ahead_ops=[1, 108, 0, 0, 0]))

@@ -52,7 +52,7 @@ from kexecwatch.core.audit.msgtypes import (
     is_daemon_record,
     is_single_record,
 )
-from kexecwatch.core.audit.nativeapi import DoneStore, QuietState, ScanResult
+from kexecwatch.core.audit.nativeapi import AheadSource, DoneStore, QuietState, ScanResult
 from kexecwatch.core.audit.record import (
     MAX_TIME_MS,
     AuditRecord,
@@ -202,8 +202,9 @@ _NONE_STALE = -(2**63)
 class _GapTracker:
     expected: int | None = None
     last_time_ms: int = 0
-    # serial -> (its event's id, the elapsed time it was seen at)
-    ahead: dict[int, tuple[EventId, int]] = field(default_factory=dict)
+    # serial -> (its event's id, the elapsed time it was seen at); read as ``ahead``,
+    # which applies the changes a native session holds first.
+    known_ahead: dict[int, tuple[EventId, int]] = field(default_factory=dict)
     # Set when the sequence (re)starts: done events of the node may then have serials
     # at or above ``expected`` without being ahead (see Assembler.quiet_state).
     ceiling: int = -1
@@ -213,6 +214,33 @@ class _GapTracker:
     # flat (op, serial, sec, ms, seen) ops (AHEAD_SET, AHEAD_DELETE, AHEAD_CLEAR) for
     # QuietState.ahead_ops; None when no session follows (or too many to be worth it).
     journal: list[int] | None = None
+    # While a native session holds changes to the serials ahead that ``known_ahead``
+    # lacks (ScanResult.ahead_held): how to read them, once they are needed.
+    pull: Callable[[], tuple[list[int], array[int]]] | None = None
+
+    @property
+    def ahead(self) -> dict[int, tuple[EventId, int]]:
+        """serial -> (its event's id, the elapsed time it was seen at), for the serials
+        seen ahead of ``expected``."""
+        if self.pull is not None:
+            pull, self.pull = self.pull, None
+            self.apply(*pull())
+        return self.known_ahead
+
+    def apply(self, gone: list[int], added: array[int]) -> None:
+        """Apply changes a native scan made: delete ``gone``, then append ``added``
+        (``(serial, sec, ms, seen)`` flat, in insertion order), as the dict went."""
+        if gone or added:
+            ahead = self.known_ahead
+            for serial in gone:
+                del ahead[serial]
+            # After a gap nearly every event taken is ahead: C-level loops, no
+            # tuple per row on the way (the same assignments in the same order).
+            serials = added[0::4]
+            parts = zip(added[1::4], added[2::4], serials, strict=True)
+            ids = map(_new_id, repeat(EventId), parts)
+            ahead.update(zip(serials, zip(ids, added[3::4], strict=True), strict=True))
+            self.changes += 1
 
     def observe(
         self, node: str | None, event_id: EventId, clock: _Clock, window_ms: int
@@ -358,6 +386,7 @@ class Assembler:
         # The tracker whose serials ahead the session holds since absorb() applied a
         # scan's ahead_delta: QuietState.ahead_kept (with its journal since) while it is.
         self._ahead_synced: _GapTracker | None = None
+        self._ahead_source: AheadSource | None = None
 
     @property
     def inflight(self) -> int:
@@ -737,19 +766,14 @@ class Assembler:
         tracker.expected = state.expected
         tracker.last_time_ms = state.last_time_ms
         delta = result.ahead_delta
-        if delta is not None:
-            gone, added = delta
-            if gone or added:
-                ahead = tracker.ahead
-                for serial in gone:
-                    del ahead[serial]
-                # After a gap nearly every event taken is ahead: C-level loops, no
-                # tuple per row on the way (the same assignments in the same order).
-                serials = added[0::4]
-                parts = zip(added[1::4], added[2::4], serials, strict=True)
-                ids = map(_new_id, repeat(EventId), parts)
-                ahead.update(zip(serials, zip(ids, added[3::4], strict=True), strict=True))
-                tracker.changes += 1
+        if result.ahead_held and self._ahead_source is not None:
+            # The session keeps the changes until the tracker is read (most scans
+            # after a gap add serials ahead that later scans remove again).
+            tracker.pull = self._ahead_source.ahead_pull
+            self._ahead_synced = tracker
+            tracker.journal = []
+        elif delta is not None:
+            tracker.apply(*delta)
             # The session now holds what the tracker holds: journal from here.
             self._ahead_synced = tracker
             tracker.journal = []
@@ -807,6 +831,11 @@ class Assembler:
         keys = list(zip(repeat(None), map(_make_id, zip(*fields, strict=True))))
         known.update(keys)
         order.extend(zip(done[start + 3 :: 4], keys, strict=True))
+
+    def pull_ahead_from(self, source: AheadSource) -> None:
+        """Let node ``None``'s serials ahead wait in ``source`` (a native session that
+        holds its scans' changes: ``ScanResult.ahead_held``) until they are read."""
+        self._ahead_source = source
 
     def keep_done_in(self, store: DoneStore) -> None:
         """Let ``store`` (the native session) keep node ``None``'s done events that

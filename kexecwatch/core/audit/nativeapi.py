@@ -28,6 +28,7 @@ __all__ = [
     "STOP_LIVE",
     "STOP_RENDER",
     "STOP_VERDICT",
+    "AheadSource",
     "DoneStore",
     "NativeLib",
     "NativeSession",
@@ -127,6 +128,10 @@ class ScanResult:
             the rows added, ``(serial, sec, ms, seen)`` flat, in insertion order
             (``None``: only ``state.ahead`` says). With ``ahead_kept``, ``state.ahead``
             is not filled: apply the delta.
+        ahead_held: the session holds the scan's changes to the serials ahead, with
+            those of the scans before that Python has not read (``ahead_delta`` is
+            empty): :meth:`AheadSource.ahead_pull` hands them over when the assembler
+            needs its serials ahead (:meth:`NativeSession.ahead_hold`).
         leads: ``(sec, ms, serial)`` per lone ``LOGIN`` record taken, flat, in order
             (``None``: none): the assembler remembers them as its ``push`` does.
         rendered: the ``--events`` lines of the execs the scan wrote (``render_on``).
@@ -149,6 +154,7 @@ class ScanResult:
     ahead_delta: tuple[list[int], array[int]] | None = None
     leads: array[int] | None = None
     rendered: bytes = b""
+    ahead_held: bool = False
 
 
 class DoneStore(Protocol):
@@ -177,7 +183,17 @@ class DoneStore(Protocol):
         (``-1`` when none)."""
 
 
-class NativeSession(DoneStore, Protocol):
+class AheadSource(Protocol):
+    """Where the changes to node ``None``'s serials ahead wait while Python does not
+    need them (``ScanResult.ahead_held``)."""
+
+    def ahead_pull(self) -> tuple[list[int], array[int]]:
+        """The changes held since the last pull, forgotten by the source: the serials
+        gone, then the rows ``(serial, sec, ms, seen)`` added, flat, in insertion
+        order (delete the first, then append the second)."""
+
+
+class NativeSession(DoneStore, AheadSource, Protocol):
     """One detector's native state: its process table, verdict cache and scanner.
 
     The table follows :class:`~kexecwatch.core.process.table.ProcessTable`'s rules exactly
@@ -262,6 +278,11 @@ class NativeSession(DoneStore, Protocol):
     def done_keep(self, on: bool) -> None:
         """Whether scans keep their taken rows in the :class:`DoneStore` from now on
         (``ScanResult.done_kept``); off empties it."""
+
+    def ahead_hold(self, on: bool) -> None:
+        """Whether scans that keep the serials ahead (``QuietState.ahead_kept``) hold
+        their changes for :meth:`AheadSource.ahead_pull` (``ScanResult.ahead_held``)
+        instead of returning each scan's ``ahead_delta``."""
 
     def close(self) -> None:
         """Free the session."""

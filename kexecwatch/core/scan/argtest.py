@@ -62,6 +62,7 @@ __all__ = [
     "CredTest",
     "Facts",
     "Known",
+    "LineSearch",
     "Needle",
     "NeedleGate",
     "Needles",
@@ -236,11 +237,8 @@ class Needles:
 
     needles: frozenset[Needle]
     parent: bool = False
-    #: The case-sensitive needles' texts and the folded ones', sorted once when first
-    #: needed.
-    _texts: list[tuple[tuple[str, ...], tuple[str, ...]]] = dataclass_field(
-        default_factory=list, compare=False, repr=False
-    )
+    #: The search for the needles, made once when first needed.
+    _search: list[LineSearch] = dataclass_field(default_factory=list, compare=False, repr=False)
 
     def given(self, name: str, executable: str) -> Part | bool:
         return self
@@ -254,18 +252,45 @@ class Needles:
         line = known[2]
         if line is None:
             return not self.parent  # own arguments from elsewhere: any; a parent's: none
-        if not self._texts:
-            self._texts.append(_texts_of(self.needles))
-        exact, folded = self._texts[0]
-        for text in exact:
-            if text in line:
-                return True
-        if folded:
-            lowered = facts.lowered(self.parent, line)
-            for text in folded:
-                if text in lowered:
-                    return True
-        return False
+        if not self._search:
+            self._search.append(LineSearch(self.needles))
+        return self._search[0].found(facts, self.parent, line)
+
+
+class LineSearch:
+    """Whether one of some needles is in a decoded command line: with more than a few
+    needles, one trie search per case (:func:`_one_of_text`) instead of a look for each
+    (a rule's ``[0-9].[0-9]`` row has a hundred); with a few, a look for each."""
+
+    __slots__ = ("_exact", "_folded")
+
+    def __init__(self, needles: Iterable[Needle]) -> None:
+        exact, folded = _texts_of(needles)
+        self._exact = _finder(exact)
+        self._folded = _finder(folded)
+
+    def found(self, facts: Facts, parent: bool, line: str) -> bool:
+        """Whether a needle is in ``line``, the command line of ``facts`` (the parent's
+        with ``parent``), the folded ones in its lower-cased form."""
+        exact, folded = self._exact, self._folded
+        if exact is not None and exact(line):
+            return True
+        return folded is not None and folded(facts.lowered(parent, line))
+
+
+#: The most needles looked for one by one; beyond, and up to this length, one search.
+_FEW_NEEDLES = 3
+_MAX_TRIE_NEEDLE = 256
+
+
+def _finder(texts: tuple[str, ...]) -> Callable[[str], bool] | None:
+    """Whether one of ``texts`` is in a text (``None``: there are none)."""
+    if not texts:
+        return None
+    if len(texts) > _FEW_NEEDLES and all(len(t) <= _MAX_TRIE_NEEDLE for t in texts):
+        search = _one_of_text(texts).search
+        return lambda line: search(line) is not None
+    return lambda line: any(text in line for text in texts)
 
 
 def _texts_of(needles: Iterable[Needle]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -550,10 +575,12 @@ class NeedleGate:
     them. Any other record (split arguments, a malformed body): the decoded command line
     is searched."""
 
-    __slots__ = ("_raw_exact", "_raw_folded", "_texts")
+    __slots__ = ("_line", "_raw_exact", "_raw_folded")
 
     def __init__(self, needles: Iterable[Needle]) -> None:
-        self._texts = exact, folded = _texts_of(needles)
+        needles = frozenset(needles)
+        exact, folded = _texts_of(needles)
+        self._line = LineSearch(needles)
         self._raw_exact = _raw_pieces(exact)
         self._raw_folded = _raw_pieces(folded)
 
@@ -562,36 +589,40 @@ class NeedleGate:
         raw = facts.raw_args
         if raw is not None and self.shut_raw(raw):
             return True
+        return self.shut_line(facts)
+
+    def shut_line(self, facts: Facts) -> bool:
+        """Whether no needle is in the process's own command line (known), looked for in
+        the decoded command line only."""
         line = facts.own[2]
-        if line is None:
-            return False
-        exact, folded = self._texts
-        for text in exact:
-            if text in line:
-                return False
-        if folded:
-            lowered = facts.lowered(False, line)
-            for text in folded:
-                if text in lowered:
-                    return False
-        return True
+        return line is not None and not self._line.found(facts, False, line)
 
     def shut_raw(self, raw: bytes) -> bool:
         """Whether the raw EXECVE bodies ``raw`` show, without decoding, that no needle
         is in the command line decoded from them (``False``: not known)."""
         exact, folded = self._raw_exact, self._raw_folded
-        if exact is None or folded is None or _SIMPLE_EXECVE.fullmatch(raw) is None:
+        if exact is None or folded is None:
+            return False
+        # Where every argument is quoted, its bytes stand in the bodies as they are: a
+        # piece (no space) in none of the bodies is in no argument. One found (perhaps in
+        # a field name) is looked for again in the arguments alone.
+        if _QUOTED_EXECVE.fullmatch(raw) is not None and _none_in(exact, folded, raw):
+            return True
+        if _SIMPLE_EXECVE.fullmatch(raw) is None:
             return False
         # Every argument's decoded bytes, one space apart (argc's field adds an empty one).
         values = b" ".join([quoted or unhexlify(hexed) for quoted, hexed in _ARG.findall(raw)])
-        if _holds_one(exact, values):
-            return False
-        if folded[0] is not None or folded[1]:
-            if not values.isascii():
-                return False
-            if _holds_one(folded, values.lower()):
-                return False
-        return True
+        return _none_in(exact, folded, values)
+
+
+def _none_in(exact: _RawNeedles, folded: _RawNeedles, text: bytes) -> bool:
+    """Whether no needle is in ``text`` (the folded ones in its lower-cased form, looked
+    for only when it is all ASCII: else ``False``, not known)."""
+    if _holds_one(exact, text):
+        return False
+    if folded[0] is not None or folded[1]:
+        return text.isascii() and not _holds_one(folded, text.lower())
+    return True
 
 
 def _holds_one(needles: _RawNeedles, text: bytes) -> bool:
@@ -612,22 +643,45 @@ def _one_of(words: Iterable[bytes]) -> re.Pattern[bytes] | None:
     """One search that finds any of ``words`` where it occurs (``None``: no word), as a
     trie: at each place at most one alternative per next byte is tried, so many needles
     cost about what one does (a plain alternation, or a loop of ``in``, costs each)."""
-    trie: dict[bytes, Any] = {}
+    # Bytes as the characters of the same codes: the pattern, encoded back, is the same.
+    source = _trie_source(word.decode("latin-1") for word in words)
+    return None if source is None else re.compile(source.encode("latin-1"))
+
+
+def _one_of_text(words: Iterable[str]) -> re.Pattern[str]:
+    """:func:`_one_of` for text (at least one word)."""
+    source = _trie_source(words)
+    assert source is not None
+    return re.compile(source)
+
+
+def _trie_source(words: Iterable[str]) -> str | None:
+    """The pattern of the trie of ``words`` (``None``: no word)."""
+    trie: dict[str, Any] = {}
     for word in words:
         node = trie
-        for i in range(len(word)):
-            node = node.setdefault(word[i : i + 1], {})
-        node[b""] = {}
-    return re.compile(_trie_pattern(trie)) if trie else None
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return _trie_pattern(trie) if trie else None
 
 
-def _trie_pattern(node: dict[bytes, Any]) -> bytes:
-    if b"" in node:
-        return b""  # a word ends here: whatever follows, it is found
-    alternatives = [re.escape(byte) + _trie_pattern(node[byte]) for byte in sorted(node)]
+def _trie_pattern(node: dict[str, Any]) -> str:
+    if "" in node:
+        return ""  # a word ends here: whatever follows, it is found
+    # Next characters with the same rest share one alternative, as a class: a hundred
+    # needles ``0.0`` to ``9.9`` make ``[0-9]\.[0-9]``, one look per place, not a hundred.
+    by_rest: dict[str, list[str]] = {}
+    for char in sorted(node):
+        by_rest.setdefault(_trie_pattern(node[char]), []).append(char)
+    alternatives = [
+        (re.escape(chars[0]) if len(chars) == 1 else "[" + "".join(map(re.escape, chars)) + "]")
+        + rest
+        for rest, chars in by_rest.items()
+    ]
     if len(alternatives) == 1:
         return alternatives[0]
-    return b"(?:" + b"|".join(alternatives) + b")"
+    return "(?:" + "|".join(alternatives) + ")"
 
 
 #: An EXECVE field in its simplest forms: ``argc=N``, an argument written quoted
@@ -639,6 +693,12 @@ _ARG = re.compile(rb"(?:^|[ \n])" + _FIELD)
 #: EXECVE bodies (joined by newlines, as ``execve_bodies`` keeps them) made only of
 #: such fields, one space apart.
 _SIMPLE_EXECVE = re.compile(_FIELD + rb"(?:[ \n]" + _FIELD + rb")*")
+
+
+#: EXECVE bodies of :data:`_SIMPLE_EXECVE` whose arguments are all quoted.
+_QUOTED_EXECVE = re.compile(
+    rb'(?:argc=[0-9]+|a[0-9]+="[^"\n]*+")(?:[ \n](?:argc=[0-9]+|a[0-9]+="[^"\n]*+"))*+'
+)
 
 
 #: Needles as raw bytes: one search for those of one piece (``None``: there are none),

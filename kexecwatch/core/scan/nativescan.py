@@ -215,6 +215,9 @@ class NativeScanner(PythonScanner):
         # The events native takes stay in the session; the done set asks it about them.
         session.done_keep(True)
         self._assembler.keep_done_in(session)
+        # The changes to the serials ahead wait in the session until Python reads them.
+        session.ahead_hold(True)
+        self._assembler.pull_ahead_from(session)
 
     def render_events(
         self,
@@ -398,6 +401,10 @@ class NativeScanner(PythonScanner):
             state = None if assembler.inflight else assembler.quiet_state()
             if state is None:
                 pos, line_no = self._step(buf, pos, line_no, source, base, out)
+                if not assembler.inflight:
+                    # The event Python read is complete: its EOE (and any line native
+                    # would hand back) is read here, not after a round trip each.
+                    pos, line_no = self._lines_to_syscall(buf, pos, line_no, source, base, out)
                 continue
             if self._inode_prefilters:
                 self._sync_inodes()

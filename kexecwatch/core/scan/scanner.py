@@ -522,8 +522,13 @@ class PythonScanner:
                 if not gated:
                     return False
                 made = facts()
-                return not gate.shut(made) and any(
-                    p is True or (p is not False and p.holds(made)) for p in gated
+                if gate.shut(made):
+                    return False
+                # The line is decoded now: a test whose own needles are not in it cannot
+                # hold, and a look for them costs less than the test (split()).
+                return any(
+                    p is True or (p is not False and not shut(made) and p.holds(made))
+                    for p, shut in zip(gated, prefilters.gates, strict=True)
                 )
             prefilters = others
         end = run[1]
@@ -564,8 +569,14 @@ class PythonScanner:
             return None
 
         def parent() -> Known | None:
-            head = SYSCALL_HEAD.match(buf, start - 1)
-            return None if head is None else _parent_known(table, int(head["ppid"]), time_ms)
+            # The run's head has the canonical layout, where no field before ppid's
+            # holds " ppid=": a look for it, not the whole head's match again.
+            at = buf.find(b" ppid=", start) + 6
+            ppid = buf[at : buf.find(b" ", at)]
+            if at < 6 or not ppid.isdigit():
+                head = SYSCALL_HEAD.match(buf, start - 1)
+                return None if head is None else _parent_known(table, int(head["ppid"]), time_ms)
+            return _parent_known(table, int(ppid), time_ms)
 
         return parent
 
@@ -784,6 +795,9 @@ class _Accepting(tuple[Prefilter, ...]):
     #: What the tests that do not read the process's own command line read
     #: (:func:`reads_of`), once split.
     plain_reads: Reads
+    #: Per test behind the gate, once split: whether none of its own needles is in the
+    #: decoded command line (:meth:`NeedleGate.shut_line`; with one test, never).
+    gates: tuple[Callable[[Facts], bool], ...]
     seen: dict[tuple[object, ...], bool]
 
     def __new__(cls, prefilters: Sequence[Prefilter], name: str, executable: str) -> _Accepting:
@@ -793,6 +807,7 @@ class _Accepting(tuple[Prefilter, ...]):
         made.reads_facts = any(p.args is not None for p in prefilters)
         made.parts = None
         made.plain_reads = NOTHING_READ
+        made.gates = ()
         made.seen = {}
         return made
 
@@ -820,6 +835,11 @@ class _Accepting(tuple[Prefilter, ...]):
                 else:
                     others.append(prefilter)
             self.plain_reads = either(*map(reads_of, plain))
+            self.gates = (
+                tuple(NeedleGate(needles).shut_line for _, needles in gated)
+                if len(gated) > 1
+                else (_never_shut,) * len(gated)
+            )
             self.parts = (
                 NeedleGate(n for _, needles in gated for n in needles),
                 tuple(part for part, _ in gated),
@@ -852,6 +872,11 @@ _NO_ARGS: tuple[bytes, ...] = ()
 
 #: No prefilter accepts (a verdict's rule prefilters of an event not evaluated).
 _NOTHING = _Accepting((), "", "")
+
+
+def _never_shut(facts: Facts) -> bool:
+    """The gate of the only test behind a gate: the whole gate was open."""
+    return False
 
 
 def _no_facts() -> Facts:

@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kexecwatch.core.audit.fields import argv_from_execve, parse_fields
 from kexecwatch.core.detect.detector import Detector, DetectorOptions
-from kexecwatch.core.scan import scanner
+from kexecwatch.core.scan import argtest, fastpath, scanner
 from kexecwatch.core.scan.argtest import Facts, NeedleGate, Needles, _one_of, command_line_of
-from kexecwatch.core.scan.fastpath import argv_of_execve_bodies
+from kexecwatch.core.scan.fastpath import argv_of_execve_bodies, whole_argv
 from tests.builders import exec_lines, feed_in_pieces, join
 from tests.core.detect.test_detector import fingerprint
 from tests.core.scan.test_fast_path import _QueryRule
@@ -191,16 +192,206 @@ def test_a_parents_arguments_are_tested_once_for_all_its_children(
         'process where process.parent.name == "bash"'
         ' and process.parent.command_line : "*run-command*"'
     )
-    lines: list[bytes] = []
-    for serial, (pid, ppid, comm, args) in enumerate(
+    log = _family_log(
         [
             (200, 1, "bash", ("bash", "/var/lib/run-command/x.sh")),
             (201, 200, "cat", ("cat", "a")),
             (202, 200, "cat", ("cat", "b")),
             (203, 200, "id", ("id",)),
-        ],
-        start=1,
+        ]
+    )
+    det = Detector([rule], host_name="h", options=DetectorOptions(fast_path=True))
+    out = fingerprint(feed_in_pieces(det, log))
+    fast_asks = len(asked)
+    reference = Detector([rule], host_name="h", options=DetectorOptions(fast_path=False))
+    assert out == fingerprint(feed_in_pieces(reference, log))
+    assert len(out) == 3
+    # cat's verdict asks once for both cats; id's verdict once more.
+    assert fast_asks == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), parent=st.booleans())
+def test_many_needles_hold_as_a_look_for_each(data: st.DataObject, parent: bool) -> None:
+    """More than a few needles are looked for with one trie search per case: it finds
+    what ``text in line`` for each needle finds (needles sharing their ends, as the
+    ``0.0`` to ``9.9`` rows do, among them)."""
+    line = data.draw(st.text(alphabet="01a.A \u212a\xe9\udcff", max_size=16))
+    pieces = st.text(alphabet="01a.A\u212a\xe9\udcff", min_size=1, max_size=3)
+    drawn = [
+        (text.lower() if nocase else text, nocase)
+        for text, nocase in data.draw(
+            st.lists(st.tuples(pieces, st.booleans()), min_size=4, max_size=24)
+        )
+    ]
+    known = ("n", "e", line)
+    facts = Facts(known, (lambda: known) if parent else None)
+    expected = any(text in (line.lower() if nocase else line) for text, nocase in drawn)
+    assert Needles(frozenset(drawn), parent).holds(facts) is expected
+    assert NeedleGate(drawn).shut(Facts(known)) is not any(
+        text in (line.lower() if nocase else line) for text, nocase in drawn
+    )
+
+
+def test_needles_sharing_their_ends_are_one_look_per_place() -> None:
+    """Before, the hundred needles ``0.0`` to ``9.9`` made a trie of ten alternatives of
+    ten: now one class, a dot, one class (and words with the same rest share one)."""
+    digits = [f"{i}.{j}".encode() for i in range(10) for j in range(10)]
+    search = _one_of(digits)
+    assert search is not None
+    assert search.pattern == rb"[0123456789]\.[0123456789]"
+    search = _one_of([b"ab", b"cb", b"a-"])
+    assert search is not None
+    assert search.pattern == rb"(?:a[\-b]|cb)"
+    assert [bool(search.search(t)) for t in (b"xcb", b"a-", b"ac", b"b")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+
+
+def test_quoted_arguments_are_looked_at_in_the_bodies_as_they_are(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before, every argument was read out of the bodies (a regex, a join) before the
+    look: where all are quoted, the bodies hold them as they are and are searched at
+    once; found in a field name only, the arguments are read out after all."""
+    read: list[bytes] = []
+    real = argtest._ARG
+
+    class Counting:
+        def findall(self, raw: bytes) -> list[tuple[bytes, bytes]]:
+            read.append(raw)
+            return real.findall(raw)
+
+    monkeypatch.setattr(argtest, "_ARG", Counting())
+    gate = NeedleGate([("history", False), ("/dev/tcp", True), ("0", False)])
+    assert gate.shut_raw(b'argc=3 a1="ls" a2="-l" a3="/srv"')
+    assert read == []
+    assert gate.shut_raw(b'argc=1 a0="ls"')  # "0" only in a field name
+    assert read == [b'argc=1 a0="ls"']
+    assert not gate.shut_raw(b'argc=2 a1="cat" a2="/DEV/TCP/h"')
+    hexed = b'argc=2 a0="ls" a1=' + b"two words".hex().upper().encode()
+    assert gate.shut_raw(hexed)
+    assert read[-1] == hexed
+
+
+def test_an_open_gate_asks_only_the_tests_whose_needles_are_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three rules with needles of their own: a run holding one rule's needle asks that
+    rule's test alone (before: all three once the shared gate was open). Same alerts as
+    the reference path."""
+    asked: list[frozenset[tuple[str, bool]]] = []
+    holds = Needles.holds
+
+    def counting(self: Needles, facts: Facts) -> bool:
+        asked.append(self.needles)
+        return holds(self, facts)
+
+    monkeypatch.setattr(Needles, "holds", counting)
+    rules = [
+        _QueryRule('process where process.args : "--alpha"'),
+        _QueryRule('process where process.command_line : "*beta-x*"'),
+        _QueryRule('process where process.args == "gamma"'),
+    ]
+    log = _exec_log([("ls", "--alpha"), ("ls", "plain"), ("ls", "x", "gamma")])
+    det = Detector(rules, host_name="h", options=DetectorOptions(fast_path=True))
+    out = fingerprint(feed_in_pieces(det, log))
+    fast_asks = list(asked)
+    reference = Detector(rules, host_name="h", options=DetectorOptions(fast_path=False))
+    assert out == fingerprint(feed_in_pieces(reference, log))
+    assert len(out) == 2
+    assert sorted(next(iter(n))[0] for n in fast_asks) == ["--alpha", "gamma"]
+
+
+def _general_argv(raw: bytes) -> tuple[bytes, ...]:
+    """argv as the field-by-field reading gives it (what whole_argv must equal)."""
+    argv, _, _ = argv_from_execve([parse_fields(body)[0] for body in raw.split(b"\n")])
+    return tuple(argv)
+
+
+@settings(max_examples=800, deadline=None)
+@given(data=st.data())
+def test_the_whole_argument_reading_equals_the_field_by_field_one(data: st.DataObject) -> None:
+    """Bodies in the kernel's forms and odd ones (split, lower-case hex, hostile quotes,
+    argc too small or too large, indices out of order): where whole_argv reads a body it
+    gives the field-by-field reading's argv; argv_of_execve_bodies always does."""
+    raw = data.draw(_bodies())
+    if data.draw(st.booleans()):  # indices out of order, or a field twice
+        raw = raw.replace(b" a1=", b" a2=", 1) if data.draw(st.booleans()) else raw + raw[6:]
+    whole = whole_argv(raw)
+    assert whole is None or whole == _general_argv(raw)
+    assert argv_of_execve_bodies(raw) == _general_argv(raw)
+
+
+def test_the_kernels_plainest_form_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, every EXECVE body was split field by field (hundreds of microseconds for
+    a compiler's command line): now a body of whole quoted or hex arguments in order is
+    read in two C-level passes; any other body is read field by field as before."""
+    split: list[bytes] = []
+
+    def counting(body: bytes) -> Any:
+        split.append(body)
+        return parse_fields(body)
+
+    monkeypatch.setattr(fastpath, "parse_fields", counting)
+    hexed = b"two words".hex().upper().encode()
+    assert argv_of_execve_bodies(b'argc=3 a0="ls" a1=' + hexed + b' a2=""') == (
+        b"ls",
+        b"two words",
+        b"",
+    )
+    assert argv_of_execve_bodies(b"argc=0") == ()
+    assert split == []
+    for odd in (
+        b'argc=3 a0="ls" a2="x"',  # argc beyond the arguments: padded
+        b'argc=1 a0="ls" a1="x"',  # an argument beyond argc: dropped
+        b"argc=1 a0=6c73",  # lower-case hex
+        b'argc=1 a0_len=4 a0[0]="ab" a0[1]="cd"',
+        b'argc=1 a0="ls"\nargc=1 a0="ls"',
+        b"argc=1 a0=(null)",
     ):
+        assert whole_argv(odd) is None
+        assert argv_of_execve_bodies(odd) == _general_argv(odd)
+    assert len(split) == 7
+
+
+def test_a_runs_parent_is_found_without_matching_its_head_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before, asking for a run's parent matched the whole SYSCALL head a second time for
+    its ppid: now the ppid is read where the canonical layout puts it. Same alerts as
+    the reference path."""
+    matched: list[int] = []
+    real = scanner.SYSCALL_HEAD
+
+    class Counting:
+        def search(self, buf: bytes, pos: int = 0) -> Any:
+            return real.search(buf, pos)
+
+        def match(self, buf: bytes, pos: int = 0) -> Any:
+            matched.append(pos)
+            return real.match(buf, pos)
+
+    monkeypatch.setattr(scanner, "SYSCALL_HEAD", Counting())
+    rule = _QueryRule('process where process.parent.name == "bash" and process.args : "-x"')
+    log = _family_log(
+        [(200, 1, "bash", ("bash",)), (201, 200, "ls", ("ls", "-x")), (202, 7, "ls", ("ls",))]
+    )
+    det = Detector([rule], host_name="h", options=DetectorOptions(fast_path=True))
+    out = fingerprint(feed_in_pieces(det, log))
+    assert matched == []
+    reference = Detector([rule], host_name="h", options=DetectorOptions(fast_path=False))
+    assert out == fingerprint(feed_in_pieces(reference, log))
+    assert len(out) == 1
+
+
+def _family_log(rows: list[tuple[int, int, str, tuple[str, ...]]]) -> bytes:
+    """Execs (pid, ppid, comm, args), one a millisecond, in the canonical SYSCALL layout."""
+    lines: list[bytes] = []
+    for serial, (pid, ppid, comm, args) in enumerate(rows, start=1):
         for line in exec_lines(
             serial,
             t=f"1700000000.{serial:03d}",
@@ -211,12 +402,4 @@ def test_a_parents_arguments_are_tested_once_for_all_its_children(
             args=args,
         ):
             lines.append(line.replace(b" exit=0 items=", b" exit=0 a0=1 a1=2 a2=3 a3=4 items="))
-    log = join(lines)
-    det = Detector([rule], host_name="h", options=DetectorOptions(fast_path=True))
-    out = fingerprint(feed_in_pieces(det, log))
-    fast_asks = len(asked)
-    reference = Detector([rule], host_name="h", options=DetectorOptions(fast_path=False))
-    assert out == fingerprint(feed_in_pieces(reference, log))
-    assert len(out) == 3
-    # cat's verdict asks once for both cats; id's verdict once more.
-    assert fast_asks == 2
+    return join(lines)
