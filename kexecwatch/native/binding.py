@@ -87,6 +87,10 @@ _I64_MAX: Final = (1 << 63) - 1
 _I128_MIN: Final = -(1 << 127)
 _I128_MAX: Final = (1 << 127) - 1
 _U64_MAX: Final = (1 << 64) - 1
+#: The most entries a session keeps decoded (NativeSession._entry).
+_MAX_DECODED: Final = 1024
+#: The entry sources the table names, as their wire bytes.
+_SOURCES: Final = {"event": b"event", "procfs": b"procfs"}
 
 _CONFIG_LATENESS: Final = 1
 _CONFIG_SINCE: Final = 2
@@ -413,15 +417,24 @@ def _halves(value: int) -> tuple[int, int]:
 
 def _encode(entry: RawEntry) -> bytes:
     pid, ppid, comm, comm_raw, exe, exe_raw, args, since_ms, exec_id, source, extra = entry
-    for number in (pid, since_ms, 0 if ppid is None else ppid):
-        if not _I128_MIN <= number <= _I128_MAX:
-            raise NativeError(f"table_store: {number} is beyond what the table holds")
-    flags = 0
-    if ppid is not None:
-        flags |= _HAS_PPID
-    if comm is not None:
+    # Python stores an entry for nearly every run it reads while the native session
+    # hands runs back (many rules): one pack and one join, no per-field helpers.
+    parent = 0 if ppid is None else ppid
+    if not (
+        _I128_MIN <= pid <= _I128_MAX
+        and _I128_MIN <= since_ms <= _I128_MAX
+        and _I128_MIN <= parent <= _I128_MAX
+    ):
+        bad = next(n for n in (pid, since_ms, parent) if not _I128_MIN <= n <= _I128_MAX)
+        raise NativeError(f"table_store: {bad} is beyond what the table holds")
+    flags = 0 if ppid is None else _HAS_PPID
+    if comm is None:
+        comm = b""
+    else:
         flags |= _HAS_COMM | (_COMM_RAW if comm_raw else 0)
-    if exe is not None:
+    if exe is None:
+        exe = b""
+    else:
         flags |= _HAS_EXE | (_EXE_RAW if exe_raw else 0)
     if isinstance(args, bytes):
         flags |= _HAS_ARGS
@@ -435,27 +448,30 @@ def _encode(entry: RawEntry) -> bytes:
     if exec_id is not None:
         flags |= _HAS_EXEC_ID
         exec_data = exec_id.encode("utf-8", "surrogateescape")
-    if extra is not None:
+    if extra is None:
+        extra = b""
+    else:
         flags |= _HAS_EXTRA
-    segments = (
-        comm or b"",
-        exe or b"",
-        args_data,
-        exec_data,
-        extra or b"",
-        source.encode("utf-8", "surrogateescape"),
-    )
+    source_data = _SOURCES.get(source) or source.encode("utf-8", "surrogateescape")
     try:
         header = _HEADER.pack(
-            *_halves(pid),
-            *_halves(0 if ppid is None else ppid),
-            *_halves(since_ms),
+            pid & _LOW,
+            pid >> 64,
+            parent & _LOW,
+            parent >> 64,
+            since_ms & _LOW,
+            since_ms >> 64,
             flags,
-            *(len(s) for s in segments),
+            len(comm),
+            len(exe),
+            len(args_data),
+            len(exec_data),
+            len(extra),
+            len(source_data),
         )
     except struct.error as exc:
         raise NativeError(f"table_store: entry refused: {exc}") from None
-    return header + b"".join(segments)
+    return b"".join((header, comm, exe, args_data, exec_data, extra, source_data))
 
 
 def _decode(data: bytes, offset: int = 0) -> tuple[RawEntry, int]:
@@ -520,6 +536,8 @@ class NativeSession:
         self._lib = lib
         self._handle: int | None = handle
         self._lock = _thread.allocate_lock()
+        # The entries _entry decoded lately, by their wire form.
+        self._decoded: dict[bytes, RawEntry] = {}
         # The number of each needle given to set_needles.
         self._needle_ids: dict[NeedleBytes, int] = {}
         self._out_ptr = ctypes.c_void_p()
@@ -562,10 +580,21 @@ class NativeSession:
         return NativeError(f"{name}: {self._lib.last_error() or _ERRORS.get(code, code)}")
 
     def _entry(self) -> RawEntry | None:
-        if not self._out_len.value or not self._out_ptr.value:
+        size = self._out_len.value
+        address = self._out_ptr.value
+        if not size or not address:
             return None
-        data = ctypes.string_at(self._out_ptr.value, self._out_len.value)
-        return _decode(data)[0]
+        data = ctypes.string_at(address, size)
+        # With many rules Python asks for the parent of nearly every exec, and a few
+        # entries (the shells) are most of the answers: each is decoded once while it
+        # recurs. Equal wire bytes, equal entry (the tuple is immutable).
+        decoded = self._decoded
+        entry = decoded.get(data)
+        if entry is None:
+            if len(decoded) >= _MAX_DECODED:
+                decoded.clear()
+            entry = decoded[data] = _decode(data)[0]
+        return entry
 
     # -- the process table ---------------------------------------------------------
 

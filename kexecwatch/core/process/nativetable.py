@@ -43,6 +43,9 @@ from kexecwatch.core.text.jsontext import JsonText, ascii_compact
 
 __all__ = ["NativeProcessTable"]
 
+#: The most :class:`Parent` values :meth:`NativeProcessTable._shared_parent` keeps.
+_MAX_PARENTS = 1024
+
 
 class NativeProcessTable(TableLookups):
     """:class:`~kexecwatch.core.process.table.ProcessTable`'s API over a native session (the
@@ -66,6 +69,8 @@ class NativeProcessTable(TableLookups):
         self.groups = ProcessGroups()
         self._decode = decode
         self._argv_memo = ArgvMemo(decode)
+        # The Parent made of each recent entry (_shared_parent), by the entry itself.
+        self._parents: dict[RawEntry, Parent] = {}
 
     def __len__(self) -> int:
         return self.session.table_len()
@@ -77,11 +82,23 @@ class NativeProcessTable(TableLookups):
 
     def _parent_at(self, pid: int, at_ms: int) -> Parent | None:
         entry = self.session.table_entry_at(pid, at_ms)
-        return None if entry is None else self._parent(entry)
+        return None if entry is None else self._shared_parent(entry)
 
     def _latest(self, pid: int) -> Parent | None:
         entry = self.session.table_latest(pid)
-        return None if entry is None else self._parent(entry)
+        return None if entry is None else self._shared_parent(entry)
+
+    def _shared_parent(self, entry: RawEntry) -> Parent:
+        """:meth:`_parent` of ``entry``, made once while it recurs: with many rules the
+        scanners ask for the parent of nearly every exec, and one shell's entry is the
+        parent of many (a :class:`Parent` is frozen, so one may be shared)."""
+        parents = self._parents
+        known = parents.get(entry)
+        if known is None:
+            if len(parents) >= _MAX_PARENTS:
+                parents.clear()
+            known = parents[entry] = self._parent(entry)
+        return known
 
     def _has(self, pid: int) -> bool:
         return self.session.table_contains(pid)

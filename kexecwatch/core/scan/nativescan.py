@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Hashable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from kexecwatch.core.audit.assembler import EventsLost
 from kexecwatch.core.audit.linebuffer import Region
@@ -68,7 +68,7 @@ from kexecwatch.core.process.eventlines import EventLines
 from kexecwatch.core.scan.argtest import Needle
 from kexecwatch.core.scan.fastpath import SYSCALL_HEAD, RunBounds, run_end
 from kexecwatch.core.scan.prefilter import LearnedItems, Prefilter
-from kexecwatch.core.scan.scanner import PythonScanner
+from kexecwatch.core.scan.scanner import PythonScanner, in_window
 
 __all__ = [
     "NativeScanner",
@@ -91,6 +91,9 @@ NEEDLE_IF_RELEVANT = 1 << 7
 #: What :meth:`~kexecwatch.core.scan.scanner.PythonScanner.fast_verdict` answers for a
 #: run that only teaches the table.
 _FastVerdict = tuple[str, bool, bytes | None, bytes | None, bool]
+#: A verdict key as :data:`~kexecwatch.core.scan.fastpath.SYSCALL_HEAD` groups it: raw
+#: call, success, comm and exe.
+_Key = tuple[bytes, bytes, bytes, bytes]
 #: The most verdict codes :meth:`NativeScanner.hands_back` remembers (as the session).
 _MAX_CODES = 4096
 
@@ -210,8 +213,6 @@ class NativeScanner(PythonScanner):
         self._render_inodes: Callable[[], list[Prefilter]] = list
         # The verdict code the session holds or would hold per key (hands_back).
         self._codes: dict[tuple[bytes, bytes, bytes, bytes], int] = {}
-        # The fast_verdict just made by _needed_runs: (buf, start, verdict, by rules).
-        self._known: tuple[bytes, int, _FastVerdict | None, bool] | None = None
         # The events native takes stay in the session; the done set asks it about them.
         session.done_keep(True)
         self._assembler.keep_done_in(session)
@@ -255,7 +256,6 @@ class NativeScanner(PythonScanner):
         """Forget every verdict (and render answer), here and in the session."""
         super().prefilters_changed()
         self._codes.clear()
-        self._known = None
         if getattr(self, "_render", None) is not None and self.native_on:
             try:
                 self.session.render_clear()
@@ -289,42 +289,26 @@ class NativeScanner(PythonScanner):
             return
         self._needles = frozenset(needles)
 
-    def fast_verdict(
-        self,
-        key: tuple[bytes, bytes, bytes, bytes],
-        buf: bytes,
-        start: int,
-        run: RunBounds,
-        time_ms: int,
-        *,
-        extra: bytes | None = None,
-    ) -> _FastVerdict | None:
-        """:meth:`~kexecwatch.core.scan.scanner.PythonScanner.fast_verdict`; the one
-        :meth:`_needed_runs` has just made for the run at ``buf[start]`` is not made
-        again."""
-        known = self._known
-        if known is not None and known[0] is buf and known[1] == start:
-            self._known = None
-            self.needed_by_rules = known[3]
-            return known[2]
-        return super().fast_verdict(key, buf, start, run, time_ms, extra=extra)
-
     def hands_back(self, key: tuple[bytes, bytes, bytes, bytes], relevant: bool) -> bool:
         """Whether the session hands back every whole run of ``key`` (raw call, success,
         comm, exe) whatever its lines hold: its verdict code needs it always, or
         (``relevant``: evaluated, in the window) whenever relevant. Not so for a code
         whose hand-back depends on the run's inodes or needles."""
+        code = self._code(key)
+        if code & NEED_ALWAYS:
+            return True
+        return relevant and bool(code & NEED_IF_RELEVANT)
+
+    def _code(self, key: tuple[bytes, bytes, bytes, bytes]) -> int:
+        """The verdict code the session holds or would hold for ``key`` (remembered)."""
         code = self._codes.get(key)
         if code is None:
-            wire = b"\0".join(key)
-            found, needles = self.verdict_and_needles(wire)
+            found, needles = self.verdict_and_needles(b"\0".join(key))
             code = found if needles is None else found | NEEDLE_IF_RELEVANT
             if len(self._codes) >= _MAX_CODES:
                 self._codes.clear()
             self._codes[key] = code
-        if code & NEED_ALWAYS:
-            return True
-        return relevant and bool(code & NEED_IF_RELEVANT)
+        return code
 
     def verdict_code(self, key: bytes) -> int:
         """The verdict code of a native verdict key (``call\\0success\\0comm\\0exe``), as
@@ -354,7 +338,9 @@ class NativeScanner(PythonScanner):
         has :data:`NEEDLE_IF_RELEVANT` instead of :data:`NEED_IF_RELEVANT`."""
         call, success_raw, comm_raw, exe_raw = key.split(b"\0")
         raw = (call, success_raw, comm_raw, exe_raw)
-        syscall, success, comm, _exe, evaluated, for_rules, for_others = self.verdict(raw)
+        # The remembered verdict, when there is one: its prefilters' split() is kept.
+        verdict = self.verdicts.get(raw) or self.verdict(raw)
+        syscall, success, comm, _exe, evaluated, for_rules, for_others = verdict
         if success and syscall in EXEC_SYSCALLS:
             code = LEARN_EXEC
         elif success and syscall in FORK_SYSCALLS:
@@ -406,6 +392,14 @@ class NativeScanner(PythonScanner):
                     # would hand back) is read here, not after a round trip each.
                     pos, line_no = self._lines_to_syscall(buf, pos, line_no, source, base, out)
                 continue
+            if self._render is None and self._python_first(buf, pos):
+                # The session would hand it straight back (after a verdict or a due
+                # stop, or events Python finished line by line): no round trip. (Not
+                # with --events: the session may write a needed exec's line itself.)
+                after, line_no = self._needed_runs(buf, pos, line_no, source, base, out)
+                if after != pos:
+                    pos = after
+                    continue
             if self._inode_prefilters:
                 self._sync_inodes()
             due = self.sequences_due
@@ -486,11 +480,76 @@ class NativeScanner(PythonScanner):
         self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]
     ) -> tuple[int, int]:
         """Take in Python the whole runs that follow at ``pos`` and that native would
-        hand back anyway: those a prefilter needs in full (with ``--events``, every exec
-        in the window), and those whose verdict code sends every relevant run back
-        (:meth:`hands_back`) though Python then finds it only teaches the table (many
-        rules: a test on the parent or the ids that fails). Each would cost a round trip
-        and its verdict twice. Stops at the first unit native may take."""
+        hand back anyway: those whose verdict code sends every relevant run back
+        (:meth:`hands_back`: a prefilter needs it in full, or Python must decide, run by
+        run, whether one does: many rules, a test on the parent or the ids), two
+        interleaved runs whose first is such a run, and while writing ``--events``,
+        every exec it cannot write. Each would cost a round trip. Stops at the first
+        unit native may take.
+
+        The code alone decides (remembered per key, :meth:`hands_back`): a run goes to
+        Python's fast path as it would in the Python scanner (one verdict per run, made
+        there), with no look-ahead verdict; the lines up to the next run are read here
+        too when they are not a ``SYSCALL`` line."""
+        if self._render_now:
+            return self._needed_runs_rendering(buf, pos, line_no, source, base, out)
+        limit = len(buf)
+        stats = self._stats
+        match = SYSCALL_HEAD.match
+        take = self.fast_event
+        reads = self._python_reads
+        while pos < limit:
+            m = match(buf, pos - 1)
+            if m is None or not reads(m):
+                break
+            run = run_end(buf, m)
+            if run is None:
+                # Two interleaved runs: the session takes a pair only when both are
+                # plain, so it would hand this one back (its first run needs Python).
+                stop = self.fast_pair(buf, m, out)
+                if not stop:
+                    break
+                n = buf.count(b"\n", pos, stop)
+                pos = stop
+            elif take(buf, m, run, line_no, out):
+                n = run[3]  # the run's lines: pos is its start (no second pass over them)
+                pos = run[1]
+            else:
+                break
+            stats.lines += n
+            stats.records += n
+            line_no += n
+            if not buf.startswith(b"type=SYSCALL ", pos):
+                pos, line_no = self._lines_to_syscall(buf, pos, line_no, source, base, out)
+        return pos, line_no
+
+    def _python_first(self, buf: bytes, pos: int) -> bool:
+        """Whether the unit at line start ``pos`` is a run (or the first of two
+        interleaved runs) the session would hand back whatever its lines hold."""
+        m = SYSCALL_HEAD.match(buf, pos - 1)
+        return m is not None and self._python_reads(m)
+
+    def _python_reads(self, m: re.Match[bytes]) -> bool:
+        """Whether the session would hand back the whole run ``m`` heads whatever its
+        lines hold (:meth:`hands_back`, relevance from its verdict code and time)."""
+        key = cast(_Key, m.group("call", "success", "comm", "exe"))
+        code = self._codes.get(key)
+        if code is None:
+            code = self._code(key)
+        if code & NEED_ALWAYS:
+            return True
+        if not code & NEED_IF_RELEVANT or not code & EVALUATED_BIT:
+            return False
+        if self._unbounded:
+            return True
+        return in_window(int(m["sec"]) * 1000 + int(m["ms"]), self.since_ms, self.until_ms)
+
+    def _needed_runs_rendering(  # noqa: PLR0917 - the scan's position, passed along
+        self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]
+    ) -> tuple[int, int]:
+        """:meth:`_needed_runs` while the session writes ``--events`` lines: Python
+        reads on through the runs a prefilter needs in full that native cannot write
+        (its look-ahead verdict is reused when the run is taken)."""
         limit = len(buf)
         stats = self._stats
         while pos < limit:
@@ -504,22 +563,23 @@ class NativeScanner(PythonScanner):
             time_ms = int(sec) * 1000 + int(ms)
             start = m.start() + 1
             verdict = self.fast_verdict(key, buf, start, run, time_ms, extra=extra)
-            if verdict is not None and (self._render_now or not self.hands_back(key, verdict[4])):
+            if verdict is not None:
                 break  # only teaches the table: native's to take
-            if verdict is None and self._render_now and self._renderable(m):
+            if self._renderable(m):
                 break  # native may write its --events line
-            # fast_event asks for this verdict again: answer it from here, unless
-            # the events the assembler lets out first (none while nothing is in
-            # flight) could change what the prefilters know.
+            # fast_event asks for this verdict again: answer it from here (an instance
+            # attribute over the method, for this one run), unless the events the
+            # assembler lets out first (none while nothing is in flight) could change
+            # what the prefilters know.
             if not self._assembler.inflight:
-                self._known = (buf, start, verdict, self.needed_by_rules)
+                self.fast_verdict = _known_verdict(self, buf, start, verdict)  # type: ignore[method-assign]
             try:
                 taken = self.fast_event(buf, m, run, line_no, out)
             finally:
-                self._known = None
+                self.__dict__.pop("fast_verdict", None)
             if not taken:
                 break
-            n = run[3]  # the run's lines: pos is its start (no second pass over its bytes)
+            n = run[3]
             stats.lines += n
             stats.records += n
             pos, line_no = self._lines_to_syscall(buf, run[1], line_no + n, source, base, out)
@@ -589,6 +649,32 @@ class NativeScanner(PythonScanner):
             self._pending = reason
         else:
             self._report(line_no, reason, out)
+
+
+def _known_verdict(
+    scanner: NativeScanner, buf: bytes, start: int, verdict: _FastVerdict | None
+) -> Callable[..., _FastVerdict | None]:
+    """:meth:`~kexecwatch.core.scan.scanner.PythonScanner.fast_verdict` of ``scanner``,
+    answering ``verdict`` (just made, with its :attr:`needed_by_rules`) for the run at
+    ``buf[start]`` without making it again."""
+    by_rules = scanner.needed_by_rules
+    made = PythonScanner.fast_verdict
+
+    def fast_verdict(
+        key: tuple[bytes, bytes, bytes, bytes],
+        at: bytes,
+        first: int,
+        run: RunBounds,
+        time_ms: int,
+        *,
+        extra: bytes | None = None,
+    ) -> _FastVerdict | None:
+        if at is buf and first == start:
+            scanner.needed_by_rules = by_rules
+            return verdict
+        return made(scanner, key, at, first, run, time_ms, extra=extra)
+
+    return fast_verdict
 
 
 def _needs(prefilters: tuple[Prefilter, ...] | bool, need: int, inode: int) -> int:
