@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import re
+from functools import lru_cache
 from typing import Any
 
 from kexecwatch.core.audit.fieldmemo import MAX_BODY, Memo
@@ -219,6 +220,7 @@ def tty_name(major: int, minor: int) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)  # a parent's id recurs for each of its children
 def entity_id(host: str, pid: int, instance: str) -> str:
     """The ``entity_id`` of process ``pid`` on ``host``, in the instance named ``instance``.
 

@@ -26,6 +26,7 @@ as well). Lone surrogates from ``surrogateescape`` decoding are ordinary charact
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,7 @@ from kexecwatch.core.detect.rule.ast import (
 from kexecwatch.core.detect.rule.compute import compile_call_condition, compile_computed, order_test
 from kexecwatch.core.detect.rule.explain import Conjunct, explain_failure
 from kexecwatch.core.detect.rule.lexer import QuerySource
+from kexecwatch.core.detect.rule.needles import regex_needles
 from kexecwatch.core.detect.rule.patterns import (
     Matcher,
     PatternError,
@@ -366,16 +368,65 @@ def _comparison(cmp: Comparison, src: QuerySource) -> _Predicate:
     if op in (Op.LT, Op.LE, Op.GT, Op.GE):
         return _ordered(get, op, values[0])
     match = _pattern(cmp, src)
-    if op in (Op.SEQ, Op.LIKE_NOCASE):
-        return _any_element(get, lambda x: type(x) is str and match(x.lower()))
-    return _any_element(get, lambda x: type(x) is str and match(x))
+    return _any_element(get, _remembered(match, lower=op in (Op.SEQ, Op.LIKE_NOCASE)))
+
+
+#: Verdicts of pattern leaves, by (leaf, text), over all queries; forgotten all at once
+#: when this many are held, or when their texts would hold more than
+#: ``_MAX_VERDICT_CHARS`` characters.
+_MAX_VERDICTS = 8_192
+_MAX_VERDICT_CHARS = 1 << 19
+#: Longer texts are matched every time.
+_MAX_VERDICT_TEXT = 1 << 16
+_verdicts: dict[tuple[int, str], bool] = {}
+_verdict_chars = [0]  # characters of the texts _verdicts holds
+_leaf_serials = itertools.count()
+
+
+def _remembered(match: Matcher, *, lower: bool) -> Callable[[Any], bool]:
+    """``match`` of a string element (of its lower case when ``lower``), remembered.
+
+    The same names, paths, arguments and command lines recur event after event, and a
+    leaf with many patterns (or a regular expression walked character by character)
+    costs far more than a look-up. A matcher is a pure function of its text, so a
+    remembered verdict is the verdict. Keys carry a serial per leaf, never reused
+    (unlike ``id()``).
+    """
+    serial = next(_leaf_serials)
+    verdicts = _verdicts
+    held = _verdict_chars
+
+    def test(x: Any) -> bool:
+        if type(x) is not str:
+            return False
+        key = (serial, x)
+        known = verdicts.get(key)
+        if known is None:
+            known = match(x.lower() if lower else x)
+            size = len(x)
+            if size <= _MAX_VERDICT_TEXT:
+                if len(verdicts) >= _MAX_VERDICTS or held[0] + size > _MAX_VERDICT_CHARS:
+                    verdicts.clear()
+                    held[0] = 0
+                verdicts[key] = known
+                held[0] += size
+        return known
+
+    return test
 
 
 def _any_element(get: _Getter, test: Callable[[Any], bool]) -> _Predicate:
     def pred(doc: Document) -> bool:
         value = get(doc)
         if type(value) is list:
-            return any(test(x) for x in _elements(value))
+            # _elements, with the flat list of strings (process.args) walked in place.
+            for x in value:
+                if type(x) is list:
+                    if any(test(y) for y in _elements(x)):
+                        return True
+                elif x is not None and test(x):
+                    return True
+            return False
         return value is not _MISSING and value is not None and test(value)
 
     return pred
@@ -463,10 +514,30 @@ def _pattern(cmp: Comparison | Computed, src: QuerySource) -> Matcher:
     for value, pos in zip(cmp.values, cmp.value_pos, strict=True):
         text = str(value)
         if cmp.op in (Op.REGEX, Op.REGEX_NOCASE):
+            nocase = cmp.op is Op.REGEX_NOCASE
             try:
-                matchers.append(regex_matcher(text, nocase=cmp.op is Op.REGEX_NOCASE))
+                matcher = regex_matcher(text, nocase=nocase)
             except PatternError as exc:
                 raise src.error(pos, f"unsupported regular expression: {exc}") from None
+            matchers.append(matcher if nocase else _literals_first(text, matcher))
         else:
             matchers.append(wildcard_matcher(text.lower() if nocase else text))
     return any_of(matchers)
+
+
+def _literals_first(pattern: str, matcher: Matcher) -> Matcher:
+    """``matcher`` of the case-sensitive regex ``pattern``, behind a test of text every
+    match holds (``str`` searches, far cheaper than walking the automaton a character at
+    a time): of each needle set of :func:`.needles.regex_needles`, its one needle, or
+    else the characters all its needles share."""
+    required: set[str] = set()
+    for row in regex_needles(pattern, nocase=False):
+        if len(row) == 1:
+            required |= row
+        else:
+            required |= set.intersection(*(set(needle) for needle in row))
+    if not required:
+        return matcher
+    # Longest first: the rarest text rejects soonest.
+    pieces = tuple(sorted(required, key=lambda t: (-len(t), t)))
+    return lambda text: all(p in text for p in pieces) and matcher(text)

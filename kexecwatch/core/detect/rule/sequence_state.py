@@ -260,9 +260,12 @@ class SequenceEngine:
         is due. Call it only when ``now_ms >= due_ms``; it is then what :meth:`observe`
         would have done for an event of no rule's at that time."""
         out: list[SequenceMatch] = []
+        runners = self.runners
         for i in sorted(self._busy):
-            out += self.runners[i].advance(now_ms)
-        self._recount()
+            out += runners[i].advance(now_ms)
+        # Only busy runners were advanced: the others still wait for nothing.
+        self._busy = {i for i in self._busy if runners[i].waiting()}
+        self._set_due()
         return out
 
     def _recount(self) -> None:
@@ -364,6 +367,8 @@ class _Runner:
         for stage in query.all_stages():
             if all(stage is not s for s in self.distinct):
                 self.distinct.append(stage)
+        # Where a stage's flag is in an event's flags (stages are told apart by identity).
+        self._flag_of = {id(stage): n for n, stage in enumerate(self.distinct)}
         self.span = query.maxspan_ms or _lookback_ms(getattr(rule, "from_", ""))
         self._buffer: list[tuple[int, int, Doc, tuple[bool, ...]]] = []
         self._serial = 0
@@ -434,7 +439,7 @@ class _Runner:
         return out
 
     def matched(self, stage: CompiledStage, flags: tuple[bool, ...]) -> bool:
-        return next(f for s, f in zip(self.distinct, flags, strict=True) if s is stage)
+        return flags[self._flag_of[id(stage)]]
 
     def process(self, doc: Doc, time_ms: int, flags: tuple[bool, ...]) -> list[SequenceMatch]:
         raise NotImplementedError
