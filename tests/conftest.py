@@ -13,6 +13,14 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
+
+# No per-example time limit: hypothesis's default deadline (200 ms) is a timing check, and
+# timing belongs in the benchmark scripts; on a loaded machine it failed examples that were
+# right (tests/core/audit/test_fields.py at 217 ms and 378 ms). A hang is still caught by
+# the tests' own give-up limits.
+settings.register_profile("kexecwatch", deadline=None)
+settings.load_profile("kexecwatch")
 
 
 def pytest_configure(config: pytest.Config) -> None:
