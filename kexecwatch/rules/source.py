@@ -139,12 +139,22 @@ class VersionLock:
     """The ``version.lock.json`` files met so far, and their versions by ``rule_id``."""
 
     _found: dict[Path, Path | None] = field(default_factory=dict)
+    #: :meth:`path_for`'s answers by the rule's directory as given (a checkout's rules
+    #: lie in a few directories; building the paths of each rule's parents costs more).
+    _by_dir: dict[str, Path | None] = field(default_factory=dict)
     _read: dict[Path, Mapping[str, int]] = field(default_factory=dict)
     #: Lock files that could not be read: the rules then keep version 1.
     problems: list[RuleError] = field(default_factory=list)
 
     def path_for(self, rule_path: str) -> Path | None:
         """The lock file of the checkout holding ``rule_path``, if any."""
+        directory = os.path.dirname(rule_path)
+        if directory in self._by_dir:
+            return self._by_dir[directory]
+        found = self._by_dir[directory] = self._lock_for(rule_path)
+        return found
+
+    def _lock_for(self, rule_path: str) -> Path | None:
         start = Path(os.path.abspath(rule_path)).parent
         for directory in (start, *start.parents):
             if directory in self._found:

@@ -536,14 +536,18 @@ def _query_prefilters(rule: object, events_as: str | None) -> list[Prefilter]:
     prefilter = prefilter_from_values(required())
     if prefilter is None:
         return []
-    # Tests on the name, executable and arguments (case-insensitive values, wildcards).
-    if not can_match(rule, events_as):
+    # Tests on the name, executable and arguments (case-insensitive values, wildcards):
+    # can_match and args_test, of one reduction.
+    condition = _condition_of(rule)
+    reduced = True if condition is None else _reduce(condition, events_as)
+    if reduced is False:
         return []
     if prefilter.comms is None and prefilter.exes is None:
         test = name_filter(rule)
         if test is not None:
             prefilter = replace(prefilter, where=test)
-    args = args_test(rule, events_as)
-    if args is not None:
-        prefilter = replace(prefilter, args=args)
+    if not isinstance(reduced, bool):
+        args = ArgsTest(reduced)
+        if args.reads_event:
+            prefilter = replace(prefilter, args=args)
     return [prefilter]

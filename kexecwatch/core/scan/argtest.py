@@ -579,10 +579,17 @@ class NeedleGate:
 
     def __init__(self, needles: Iterable[Needle]) -> None:
         needles = frozenset(needles)
-        exact, folded = _texts_of(needles)
-        self._line = LineSearch(needles)
-        self._raw_exact = _raw_pieces(exact)
-        self._raw_folded = _raw_pieces(folded)
+        # Many verdict keys (a name and executable each) share one set of needles: its
+        # searches are built once (the tries and their patterns are most of a gate's
+        # cost) and shared, as they hold no state.
+        made = _GATE_PARTS.get(needles)
+        if made is None:
+            exact, folded = _texts_of(needles)
+            made = (LineSearch(needles), _raw_pieces(exact), _raw_pieces(folded))
+            if len(_GATE_PARTS) >= _MAX_GATE_PARTS:
+                _GATE_PARTS.clear()
+            _GATE_PARTS[needles] = made
+        self._line, self._raw_exact, self._raw_folded = made
 
     def shut(self, facts: Facts) -> bool:
         """Whether no needle is in the process's own command line (known)."""
@@ -613,6 +620,12 @@ class NeedleGate:
         # Every argument's decoded bytes, one space apart (argc's field adds an empty one).
         values = b" ".join([quoted or unhexlify(hexed) for quoted, hexed in _ARG.findall(raw)])
         return _none_in(exact, folded, values)
+
+
+#: The searches of a :class:`NeedleGate`, by its needles (then forgotten all at once,
+#: which bounds memory).
+_GATE_PARTS: dict[frozenset[Needle], _GateParts] = {}
+_MAX_GATE_PARTS = 1024
 
 
 def _none_in(exact: _RawNeedles, folded: _RawNeedles, text: bytes) -> bool:
@@ -704,6 +717,8 @@ _QUOTED_EXECVE = re.compile(
 #: Needles as raw bytes: one search for those of one piece (``None``: there are none),
 #: and the pieces of each other one.
 _RawNeedles = tuple["re.Pattern[bytes] | None", tuple[tuple[bytes, ...], ...]]
+#: A :class:`NeedleGate`'s searches: of the decoded line, of the raw exact and folded needles.
+_GateParts = tuple[LineSearch, _RawNeedles | None, _RawNeedles | None]
 
 
 def _raw_pieces(needles: tuple[str, ...]) -> _RawNeedles | None:

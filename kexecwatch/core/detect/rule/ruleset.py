@@ -20,7 +20,7 @@ in the TOML file when the query is a TOML string without escapes (the usual case
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -640,8 +640,14 @@ class _Reader:
 
 _TOML_NAMES: dict[type, str] = {str: "string", int: "integer", list: "array", dict: "table"}
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
-_QUERY_KEY = re.compile(r"^[ \t]*query[ \t]*=[ \t]*(\"\"\"|'''|\"|')", re.MULTILINE)
-_TABLE = re.compile(r"^[ \t]*\[+[ \t]*([^\]]+?)[ \t]*\]", re.MULTILINE)
+#: A ``query`` key and its string's opening quotes: a key where only blanks precede it
+#: on its line (:func:`_query_keys`).
+_QUERY_KEY = re.compile(r"query[ \t]*=[ \t]*(\"\"\"|'''|\"|')")
+#: A table header at the start of a line (:func:`_last_table`); its name may run over
+#: lines, up to the next ``]``.
+_TABLE = re.compile(r"[ \t]*\[+[ \t]*([^\]]+?)[ \t]*\]")
+#: Where a line may start a table header (the newline before it).
+_TABLE_LINE = re.compile(r"\n[ \t]*\[")
 
 
 def _toml_error(exc: tomllib.TOMLDecodeError, text: str, source: str) -> RuleError:
@@ -684,12 +690,10 @@ def _compile_in_file(
 
 def _locate_query(query: str, text: str, source: str) -> QuerySource | None:
     """Where ``rule.query`` starts in the file, if its raw text equals its value."""
-    for m in _QUERY_KEY.finditer(text):
-        tables = list(_TABLE.finditer(text, 0, m.start()))
-        if not tables or tables[-1].group(1) != "rule":
+    for key_line, key_end, delim in _query_keys(text):
+        if _last_table(text, key_line) != "rule":
             continue
-        delim = m.group(1)
-        start = m.end()
+        start = key_end
         if len(delim) == 3 and text.startswith("\n", start):
             start += 1
         end = text.find(delim, start)
@@ -702,3 +706,42 @@ def _locate_query(query: str, text: str, source: str) -> QuerySource | None:
             query, source, text.count("\n", 0, start), start - line_start, first_line
         )
     return None
+
+
+def _query_keys(text: str) -> Iterator[tuple[int, int, str]]:
+    """Each ``query`` key at the start of a line of ``text`` (after blanks), in order:
+    where its line starts, where its string starts (after the opening quotes), and
+    those quotes.
+
+    These are the matches of ``^[ \\t]*query[ \\t]*=[ \\t]*(quotes)`` (multi-line), found
+    by looking for the key itself, several times faster than trying that pattern at
+    every place (a rule file's investigation guide is most of its text). A match lies
+    within one line, and only a line's first ``query`` can have only blanks before it,
+    so both find the same keys.
+    """
+    for m in _QUERY_KEY.finditer(text):
+        line = text.rfind("\n", 0, m.start()) + 1
+        if not text[line : m.start()].strip(" \t"):
+            yield line, m.end(), m.group(1)
+
+
+def _last_table(text: str, end: int) -> str | None:
+    """The name of the last table header in ``text[:end]`` (``None``: there is none).
+
+    The last match of ``^[ \\t]*\\[+[ \\t]*([^\\]]+?)[ \\t]*\\]`` (multi-line) in
+    ``text[:end]``: tried only where a line begins with ``[`` after blanks, and, as a
+    search does, not inside the previous match (a name may run over lines).
+    """
+    found: str | None = None
+    resume = 0
+    m = _TABLE.match(text, 0, end)
+    if m is not None:
+        found, resume = m.group(1), m.end()
+    for line in _TABLE_LINE.finditer(text, 0, end):
+        start = line.start() + 1
+        if start < resume:
+            continue
+        m = _TABLE.match(text, start, end)
+        if m is not None:
+            found, resume = m.group(1), m.end()
+    return found
