@@ -121,3 +121,19 @@ def test_prefilters_of_tests_as_can_match_and_args_test_say() -> None:
             if expected is not None:
                 assert prefilter.args is not None
                 assert repr(prefilter.args.root) == repr(expected.root), rule.name
+
+
+def test_a_gates_patterns_are_made_when_first_searched_with() -> None:
+    needles = [(f"--flag{i}", False) for i in range(8)]
+    gate = NeedleGate(needles)
+    single = gate._raw_exact[0] if gate._raw_exact is not None else None
+    assert isinstance(single, argtest._Later)
+    assert single._make is not None  # not made yet
+    quoted = b'argc=2 a0="tool" a1="--flag3"'
+    assert not gate.shut_raw(quoted)
+    assert single._make is None
+    assert gate.shut_raw(b'argc=2 a0="tool" a1="--other"')
+    assert [gate.shut_line(Facts(("t", "/t", line))) for line in ("t --flag7", "t x")] == [
+        False,
+        True,
+    ]

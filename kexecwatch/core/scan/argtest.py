@@ -288,8 +288,8 @@ def _finder(texts: tuple[str, ...]) -> Callable[[str], bool] | None:
     if not texts:
         return None
     if len(texts) > _FEW_NEEDLES and all(len(t) <= _MAX_TRIE_NEEDLE for t in texts):
-        search = _one_of_text(texts).search
-        return lambda line: search(line) is not None
+        later = _Later(lambda: _one_of_text(texts))
+        return lambda line: later.search(line) is not None
     return lambda line: any(text in line for text in texts)
 
 
@@ -652,6 +652,30 @@ def _holds_one(needles: _RawNeedles, text: bytes) -> bool:
     return False
 
 
+class _Later:
+    """A pattern's ``search``, the pattern made (by ``make``) when first searched with.
+
+    A gate's patterns are made when first needed: many are never searched with (a gate
+    that the raw EXECVE bodies decide never searches the decoded line; one that only
+    stands for a test behind a bigger gate never searches raw bodies), and making a
+    trie's pattern costs more than many searches.
+    """
+
+    __slots__ = ("_make", "search")
+
+    def __init__(self, make: Callable[[], re.Pattern[Any]]) -> None:
+        self._make: Callable[[], re.Pattern[Any]] | None = make
+        #: The search (until first used: what makes the pattern, then searches).
+        self.search: Callable[[Any], re.Match[Any] | None] = self._first
+
+    def _first(self, text: Any) -> re.Match[Any] | None:
+        make = self._make
+        if make is not None:  # else another thread made it meanwhile
+            self.search = make().search
+            self._make = None
+        return self.search(text)
+
+
 def _one_of(words: Iterable[bytes]) -> re.Pattern[bytes] | None:
     """One search that finds any of ``words`` where it occurs (``None``: no word), as a
     trie: at each place at most one alternative per next byte is tried, so many needles
@@ -716,7 +740,7 @@ _QUOTED_EXECVE = re.compile(
 
 #: Needles as raw bytes: one search for those of one piece (``None``: there are none),
 #: and the pieces of each other one.
-_RawNeedles = tuple["re.Pattern[bytes] | None", tuple[tuple[bytes, ...], ...]]
+_RawNeedles = tuple["_Later | None", tuple[tuple[bytes, ...], ...]]
 #: A :class:`NeedleGate`'s searches: of the decoded line, of the raw exact and folded needles.
 _GateParts = tuple[LineSearch, _RawNeedles | None, _RawNeedles | None]
 
@@ -731,10 +755,18 @@ def _raw_pieces(needles: tuple[str, ...]) -> _RawNeedles | None:
         ]
     except UnicodeEncodeError:
         return None
+    single = tuple(pieces[0] for pieces in split if len(pieces) == 1)
     return (
-        _one_of(pieces[0] for pieces in split if len(pieces) == 1),
+        _Later(lambda: _one_of_bytes(single)) if single else None,
         tuple(pieces for pieces in split if len(pieces) != 1),
     )
+
+
+def _one_of_bytes(words: tuple[bytes, ...]) -> re.Pattern[bytes]:
+    """:func:`_one_of` of at least one word."""
+    search = _one_of(words)
+    assert search is not None
+    return search
 
 
 def command_line_of(args: Iterable[bytes]) -> str:
