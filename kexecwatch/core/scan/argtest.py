@@ -704,21 +704,42 @@ def _trie_source(words: Iterable[str]) -> str | None:
 
 
 def _trie_pattern(node: dict[str, Any]) -> str:
+    # A run of nodes with one next character each (most of a trie: the needles' tails)
+    # is those characters, escaped, in a row.
+    chain: list[str] = []
+    while len(node) == 1 and "" not in node:
+        [(char, node)] = node.items()
+        chain.append(_ESCAPED[char])
     if "" in node:
-        return ""  # a word ends here: whatever follows, it is found
+        return "".join(chain)  # a word ends here: whatever follows, it is found
     # Next characters with the same rest share one alternative, as a class: a hundred
     # needles ``0.0`` to ``9.9`` make ``[0-9]\.[0-9]``, one look per place, not a hundred.
     by_rest: dict[str, list[str]] = {}
     for char in sorted(node):
         by_rest.setdefault(_trie_pattern(node[char]), []).append(char)
     alternatives = [
-        (re.escape(chars[0]) if len(chars) == 1 else "[" + "".join(map(re.escape, chars)) + "]")
+        (
+            _ESCAPED[chars[0]]
+            if len(chars) == 1
+            else "[" + "".join(map(_ESCAPED.__getitem__, chars)) + "]"
+        )
         + rest
         for rest, chars in by_rest.items()
     ]
     if len(alternatives) == 1:
-        return alternatives[0]
-    return "(?:" + "|".join(alternatives) + ")"
+        return "".join(chain) + alternatives[0]
+    return "".join(chain) + "(?:" + "|".join(alternatives) + ")"
+
+
+class _Escapes(dict[str, str]):
+    """``re.escape`` of each character, remembered."""
+
+    def __missing__(self, char: str) -> str:
+        escaped = self[char] = re.escape(char)
+        return escaped
+
+
+_ESCAPED = _Escapes()
 
 
 #: An EXECVE field in its simplest forms: ``argc=N``, an argument written quoted

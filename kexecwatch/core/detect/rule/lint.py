@@ -128,13 +128,15 @@ def _unknown(value: Any, spec: _Spec, path: str) -> Iterator[tuple[str, str]]:
             for i, item in enumerate(value):
                 yield from _unknown(item, spec[0], f"{path}[{i}]")
         return
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         return  # a type error, which the reader reports
     for key, item in value.items():
-        name = f"{path}.{key}" if path else key
         if key in spec:
-            yield from _unknown(item, spec[key], name)
+            known = spec[key]
+            if known is not None:  # else any value (most keys): nothing to look into
+                yield from _unknown(item, known, f"{path}.{key}" if path else key)
             continue
+        name = f"{path}.{key}" if path else key
         import difflib  # only for a problem found (a start-up cost otherwise)
 
         close = difflib.get_close_matches(key, list(spec), n=1, cutoff=0.75)

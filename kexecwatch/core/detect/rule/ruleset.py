@@ -606,14 +606,18 @@ class _Reader:
         self, table: dict[str, Any], key: str, *, required: bool = False
     ) -> tuple[str, ...]:
         values = self.req(table, key, list) if required else self.opt(table, key, list, [])
-        for i, item in enumerate(values):
-            self.typed(item, f"{key}[{i}]", str)
+        if not all(type(item) is str for item in values):  # else nothing to name
+            for i, item in enumerate(values):
+                self.typed(item, f"{key}[{i}]", str)
         if required and not values:
             raise self.error(f"{key} must not be empty")
         return tuple(values)
 
     def ref(self, table: Any, key: str) -> ThreatRef:
         table = self.typed(table, key, dict)
+        found = (table.get("id"), table.get("name"), table.get("reference"))
+        if type(found[0]) is str and type(found[1]) is str and type(found[2]) is str:
+            return ThreatRef(*found)  # what the checks below give (and no key names made)
         return ThreatRef(*(self.req(table, f"{key}.{k}", str) for k in ("id", "name", "reference")))
 
     def threat(self, table: Any, key: str) -> Threat:
