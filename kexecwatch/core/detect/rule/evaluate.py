@@ -27,6 +27,7 @@ as well). Lone surrogates from ``surrogateescape`` decoding are ordinary charact
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -527,17 +528,38 @@ def _pattern(cmp: Comparison | Computed, src: QuerySource) -> Matcher:
 
 def _literals_first(pattern: str, matcher: Matcher) -> Matcher:
     """``matcher`` of the case-sensitive regex ``pattern``, behind a test of text every
-    match holds (``str`` searches, far cheaper than walking the automaton a character at
-    a time): of each needle set of :func:`.needles.regex_needles`, its one needle, or
-    else the characters all its needles share."""
+    match holds (``str`` and ``re`` searches, far cheaper than walking the automaton a
+    character at a time): of each needle set of :func:`.needles.regex_needles`, its one
+    needle, and for a set of several, one of them (a search for the alternation of its
+    literals, after a ``str`` search for the characters they all share)."""
     required: set[str] = set()
+    several: set[frozenset[str]] = set()
     for row in regex_needles(pattern, nocase=False):
         if len(row) == 1:
             required |= row
         else:
             required |= set.intersection(*(set(needle) for needle in row))
-    if not required:
+            several.add(row)
+    if not required and not several:
         return matcher
     # Longest first: the rarest text rejects soonest.
     pieces = tuple(sorted(required, key=lambda t: (-len(t), t)))
-    return lambda text: all(p in text for p in pieces) and matcher(text)
+    # A search for literals alone is linear in the text (no repetition to backtrack
+    # over); the longest sets last, as they cost the most per character.
+    searches = tuple(
+        re.compile("|".join(re.escape(t) for t in sorted(row, key=lambda t: (-len(t), t)))).search
+        for row in sorted(several, key=lambda r: (len(r), sorted(r)))
+    )
+    if not searches:
+        return lambda text: all(p in text for p in pieces) and matcher(text)
+
+    def test(text: str) -> bool:
+        for piece in pieces:
+            if piece not in text:
+                return False
+        for search in searches:
+            if search(text) is None:
+                return False
+        return matcher(text)
+
+    return test

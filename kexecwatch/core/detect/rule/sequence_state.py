@@ -57,7 +57,7 @@ from typing import Any
 
 from kexecwatch.core.detect.rule.evaluate import CompiledQuery
 from kexecwatch.core.detect.rule.sequence import CompiledSequence, CompiledStage
-from kexecwatch.core.detect.ruleindex import RuleIndex
+from kexecwatch.core.detect.ruleindex import RuleIndex, prefilters_of
 
 __all__ = [
     "DEFAULT_MAX_EVENTS",
@@ -209,11 +209,16 @@ class SequenceEngine:
         #: The detector compares every event's time with it (see :meth:`tick`).
         self.due_ms: int | None = None
         # Every distinct stage of every rule, filed by what it requires: an event is
-        # tested only against the stages that could match it.
+        # tested only against the stages that could match it. A process rule one of whose
+        # stages no process document can match (it needs no event: prefilters_of) can
+        # never complete, so its runner is never shown an event: what it would hold
+        # (a sample's slots, partials waiting for a network event) could only ever be
+        # dropped again.
         self._index = RuleIndex(
             [
                 _StageEntry(stage.query, i, number)
                 for i, runner in enumerate(self.runners)
+                if i in self._telemetry or prefilters_of(runner.rule)
                 for number, stage in enumerate(runner.distinct)
             ]
         )
