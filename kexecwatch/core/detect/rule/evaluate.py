@@ -547,7 +547,7 @@ def _literals_first(pattern: str, matcher: Matcher) -> Matcher:
     # A search for literals alone is linear in the text (no repetition to backtrack
     # over); the longest sets last, as they cost the most per character.
     searches = tuple(
-        re.compile("|".join(re.escape(t) for t in sorted(row, key=lambda t: (-len(t), t)))).search
+        re.compile(_needle_regex(row)).search
         for row in sorted(several, key=lambda r: (len(r), sorted(r)))
     )
     if not searches:
@@ -563,3 +563,23 @@ def _literals_first(pattern: str, matcher: Matcher) -> Matcher:
         return matcher(text)
 
     return test
+
+
+def _needle_regex(row: frozenset[str]) -> str:
+    """A regex (for ``re.search``) of any needle of ``row``: a row of character classes
+    when the needles are every combination of one character per place (``[0-9]\\.[0-9]``
+    for ``0.0`` .. ``9.9``), else the alternation of the needles, longest first."""
+    lengths = {len(t) for t in row}
+    if len(lengths) == 1:
+        places = [sorted({t[i] for t in row}) for i in range(lengths.pop())]
+        combinations = 1
+        for chars in places:
+            combinations *= len(chars)
+        if combinations == len(row):
+            return "".join(
+                re.escape(chars[0])
+                if len(chars) == 1
+                else "[" + "".join(re.escape(c) for c in chars) + "]"
+                for chars in places
+            )
+    return "|".join(re.escape(t) for t in sorted(row, key=lambda t: (-len(t), t)))
