@@ -327,7 +327,8 @@ class SequenceEngine:
             if isinstance(item, dict) and item.get("query") == runner.query.text:
                 try:
                     runner.restore(item)
-                    if all(runner is not r for r in self._counted):
+                    held = runner.waiting() or runner.dropped
+                    if held and all(runner is not r for r in self._counted):
                         self._counted.append(runner)
                     self._recount()
                 except (KeyError, TypeError, ValueError, IndexError) as exc:
