@@ -369,7 +369,62 @@ def _comparison(cmp: Comparison, src: QuerySource) -> _Predicate:
     if op in (Op.LT, Op.LE, Op.GT, Op.GE):
         return _ordered(get, op, values[0])
     match = _pattern(cmp, src)
-    return _any_element(get, _remembered(match, lower=op in (Op.SEQ, Op.LIKE_NOCASE)))
+    lower = op in (Op.SEQ, Op.LIKE_NOCASE)
+    search = _needle_search(cmp)
+    if search is None:
+        return _any_element(get, _remembered(match, lower=lower))
+    test = _remembered(match, lower=lower)
+
+    def pred(doc: Document) -> bool:
+        value = get(doc)
+        if type(value) is list:
+            # One search of the elements joined (NUL: no case, no letter: the lower case
+            # of the whole is that of each) for text one of them must hold: arguments
+            # rarely repeat, and most lists hold none of it.
+            try:
+                joined = "\0".join(value)
+            except TypeError:  # other elements than strings: each in turn
+                pass
+            else:
+                if search(joined.lower() if lower else joined) is None:
+                    return False
+            for x in value:
+                if type(x) is list:
+                    if any(test(y) for y in _elements(x)):
+                        return True
+                elif x is not None and test(x):
+                    return True
+            return False
+        return value is not _MISSING and value is not None and test(value)
+
+    return pred
+
+
+def _needle_search(cmp: Comparison) -> Callable[[str], object] | None:
+    """A search for text an element must hold to match one of the patterns of ``cmp``
+    (lower-case for ``:`` and ``like~``): of each wildcard its longest literal piece
+    (wildcards have no escape), of each case-sensitive regex a needle alone in its set
+    (:func:`.needles.regex_needles`); ``None`` when a pattern has none (``*``, or any
+    ``regex~``: a character's other cases are not only ``str.lower``'s)."""
+    lower = cmp.op in (Op.SEQ, Op.LIKE_NOCASE)
+    needles: set[str] = set()
+    for value in cmp.values:
+        text = str(value)
+        if cmp.op is Op.REGEX:
+            pieces = [t for row in regex_needles(text, nocase=False) if len(row) == 1 for t in row]
+        elif cmp.op in (Op.LIKE, Op.SEQ, Op.LIKE_NOCASE):
+            text = text.lower() if lower else text
+            pieces = [t for t in text.replace("?", "*").split("*") if t]
+        else:
+            return None
+        if not pieces:
+            return None
+        needles.add(max(pieces, key=lambda t: (len(t), t)))
+    if not needles:
+        return None
+    return re.compile(
+        "|".join(re.escape(t) for t in sorted(needles, key=lambda t: (-len(t), t)))
+    ).search
 
 
 #: Verdicts of pattern leaves, by (leaf, text), over all queries; forgotten all at once
