@@ -723,8 +723,11 @@ def _raw_pieces(needles: tuple[str, ...]) -> _RawNeedles | None:
 
 
 def command_line_of(args: Iterable[bytes]) -> str:
-    """``process.command_line`` of decoded arguments, as the document builds it."""
-    return " ".join(a.decode("utf-8", "surrogateescape") for a in args)
+    """``process.command_line`` of decoded arguments, as the document builds it (each
+    argument decoded, joined by spaces): the bytes joined by spaces and decoded at once
+    give the same text (UTF-8 is self-synchronising, and a space is no part of a
+    multi-byte sequence, so no sequence is read across two arguments)."""
+    return b" ".join(args).decode("utf-8", "surrogateescape")
 
 
 def known_of(name: bytes | None, executable: bytes | None, args: Iterable[bytes] | None) -> Known:

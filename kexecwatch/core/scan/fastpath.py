@@ -388,16 +388,25 @@ def whole_argv(raw: bytes) -> tuple[bytes, ...] | None:
     if m is None:
         return None
     found = _WHOLE_ARG.findall(raw, m.end(1))
-    if int(m[1]) != len(found) or len(found) > MAX_ARGS:
+    count = len(found)
+    if int(m[1]) != count or count > MAX_ARGS:
         return None
-    argv = []
-    for position, (index, quoted, hexed) in enumerate(found):
-        if int(index) != position:
-            return None
-        argv.append(quoted or unhexlify(hexed))
-    return tuple(argv)
+    if not count:
+        return ()
+    # Columns, compared and joined by C-level calls, not a Python step per argument (a
+    # build's linker line has hundreds).
+    indices, quoted, hexed = zip(*found, strict=True)
+    if (count > len(_INDICES) or indices != _INDICES[:count]) and any(
+        int(index) != position for position, index in enumerate(indices)
+    ):
+        return None
+    if not any(hexed):
+        return quoted  # every argument quoted (an empty one too: its hex is empty)
+    return tuple([text or unhexlify(code) for text, code in zip(quoted, hexed, strict=True)])
 
 
+#: The first argument indices as the kernel writes them, in order.
+_INDICES = tuple(str(i).encode() for i in range(4096))
 #: An EXECVE body of :func:`whole_argv`'s form (the argument indices not yet checked), and
 #: one argument of it: its index, its quoted text, its hex.
 _WHOLE_ARGV = re.compile(rb'argc=([0-9]{1,9})(?: a[0-9]{1,9}=(?:"[^"\n]*"|(?:[0-9A-F]{2})+))*')

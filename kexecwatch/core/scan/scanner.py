@@ -25,6 +25,7 @@ Rule 2: ``[since, until)`` is stated once, in :func:`in_window`.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from functools import partial
@@ -47,6 +48,7 @@ from kexecwatch.core.scan.argtest import (
     NOTHING_READ,
     Facts,
     Known,
+    LineSearch,
     Needle,
     NeedleGate,
     Part,
@@ -171,6 +173,10 @@ _Verdict = tuple[
 ]
 _MAX_VERDICTS = 4096
 _new_id = tuple.__new__
+#: The most answers :meth:`PythonScanner._open_tests` remembers (then forgets all at once),
+#: each for EXECVE bodies of at most :data:`MAX_OPEN_RAW` bytes: at most ~4.5 MB.
+MAX_OPEN_TESTS = 4096
+MAX_OPEN_RAW = 1024
 #: The most credentials texts :meth:`PythonScanner.share_extra` remembers at once.
 MAX_SHARED_EXTRAS = 1024
 #: :attr:`PythonScanner.sequences_due` while no sequence waits: beyond any record time.
@@ -234,6 +240,11 @@ class PythonScanner:
         self.verdicts: dict[tuple[bytes, bytes, bytes, bytes], _Verdict] = {}
         # One copy of each credentials text the table keeps (see share_extra).
         self._extras: dict[bytes, bytes] = {}
+        # The EXECVE bodies the last run's argument tests read: (buf, where its EXECVE
+        # lines start, bodies), so that the table is taught them without a second read.
+        self._bodies: tuple[bytes, int, bytes | None] | None = None
+        # The open tests behind each verdict's needle gate, by its bodies (_open_tests).
+        self._open: dict[tuple[int, bytes | None], tuple[int, ...]] = {}
         # The inode search of each LearnedItems, while its version holds (by id).
         self._searches: dict[int, tuple[LearnedItems, int, re.Pattern[bytes]]] = {}
 
@@ -260,6 +271,7 @@ class PythonScanner:
         """Forget every verdict: the prefilters they were computed from changed."""
         self.verdicts.clear()
         self._searches.clear()
+        self._open.clear()
 
     # -- the scan --------------------------------------------------------------
 
@@ -405,10 +417,14 @@ class PythonScanner:
             if table.lookup is not None:
                 table.remember_live(ppid, time_ms)
             if success and syscall in EXEC_SYSCALLS:
-                lines = buf[run[2] : run[0]]
                 args: Args = None
-                if lines:
-                    args = execve_bodies(lines, raw_id)
+                made = self._bodies
+                if made is not None and made[0] is buf and made[1] == run[2]:
+                    args = made[2]  # read for the verdict's argument tests already
+                else:
+                    lines = buf[run[2] : run[0]]
+                    if lines:
+                        args = execve_bodies(lines, raw_id)
                 table.learn_exec(int(pid_raw), ppid, comm, exe, args, time_ms, raw_id, extra)
             else:
                 table.learn(
@@ -482,6 +498,7 @@ class PythonScanner:
                     run,
                     (comm, exe, extra, syscall),
                     self._parent_of(buf, start, time_ms),
+                    keep=self._keep_bodies,
                 )
                 if rules_need.reads_facts or (for_others is not True and for_others.reads_facts)
                 else _no_facts
@@ -495,6 +512,9 @@ class PythonScanner:
                 self.needed_by_rules = False
                 return None
         return syscall, success, comm, exe, relevant
+
+    def _keep_bodies(self, kept: tuple[bytes, int, bytes | None]) -> None:
+        self._bodies = kept
 
     def _any_accepts(
         self,
@@ -522,13 +542,9 @@ class PythonScanner:
                 if not gated:
                     return False
                 made = facts()
-                if gate.shut(made):
-                    return False
-                # The line is decoded now: a test whose own needles are not in it cannot
-                # hold, and a look for them costs less than the test (split()).
                 return any(
-                    p is True or (p is not False and not shut(made) and p.holds(made))
-                    for p, shut in zip(gated, prefilters.gates, strict=True)
+                    p is True or (p is not False and p.holds(made))
+                    for p in map(gated.__getitem__, self._open_tests(prefilters, gate, made))
                 )
             prefilters = others
         end = run[1]
@@ -545,6 +561,40 @@ class PythonScanner:
             if known and self._inode_search(known).search(buf, run[0], end):
                 return True
         return False
+
+    def _open_tests(self, accepting: _Accepting, gate: NeedleGate, made: Facts) -> tuple[int, ...]:
+        """The tests behind ``accepting``'s gate that may hold on the run of ``made`` (by
+        their index in :meth:`_Accepting.split`'s ``gated``): none when ``gate`` is shut,
+        else those whose own needles are in the command line (a look for them costs less
+        than the test).
+
+        The answer depends on nothing but the run's EXECVE bodies (``raw_args``; without
+        any, on the verdict alone): it is remembered per verdict and bodies, as commands
+        recur (a build's compiler lines, a service's health checks), up to
+        :data:`MAX_OPEN_TESTS` answers of bodies up to :data:`MAX_OPEN_RAW` bytes."""
+        raw = made.raw_args
+        key = (accepting.serial, raw) if raw is None or len(raw) <= MAX_OPEN_RAW else None
+        memo = self._open
+        if key is not None:
+            found = memo.get(key)
+            if found is not None:
+                return found
+        if gate.shut(made):
+            found = ()
+        else:
+            # The line is decoded now (split()).
+            found = tuple(
+                i
+                for i, (p, shut) in enumerate(
+                    zip(accepting.split()[1], accepting.gates, strict=True)
+                )
+                if p is True or (p is not False and not shut(made))
+            )
+        if key is not None:
+            if len(memo) >= MAX_OPEN_TESTS:
+                memo.clear()
+            memo[key] = found
+        return found
 
     def _inode_search(self, known: Collection[tuple[int, str]]) -> re.Pattern[bytes]:
         """:func:`~kexecwatch.core.scan.fastpath.inode_search` of ``known``; for a
@@ -799,6 +849,9 @@ class _Accepting(tuple[Prefilter, ...]):
     #: decoded command line (:meth:`NeedleGate.shut_line`; with one test, never).
     gates: tuple[Callable[[Facts], bool], ...]
     seen: dict[tuple[object, ...], bool]
+    #: Unique to this object (never reused): what the scanner remembers of it is keyed
+    #: so (:meth:`PythonScanner._open_tests`).
+    serial: int
 
     def __new__(cls, prefilters: Sequence[Prefilter], name: str, executable: str) -> _Accepting:
         made = super().__new__(cls, prefilters)
@@ -809,6 +862,7 @@ class _Accepting(tuple[Prefilter, ...]):
         made.plain_reads = NOTHING_READ
         made.gates = ()
         made.seen = {}
+        made.serial = next(_SERIALS)
         return made
 
     def split(self) -> _Split:
@@ -836,7 +890,7 @@ class _Accepting(tuple[Prefilter, ...]):
                     others.append(prefilter)
             self.plain_reads = either(*map(reads_of, plain))
             self.gates = (
-                tuple(NeedleGate(needles).shut_line for _, needles in gated)
+                tuple(_LineGate(needles) for _, needles in gated)
                 if len(gated) > 1
                 else (_never_shut,) * len(gated)
             )
@@ -862,6 +916,8 @@ class _Accepting(tuple[Prefilter, ...]):
         return found
 
 
+_SERIALS = itertools.count()
+
 #: The syscalls whose process events take the caller's arguments from the process table
 #: (the detector's ``self_exec``) when they have no EXECVE record: for the others, such
 #: an event's document has no arguments.
@@ -872,6 +928,27 @@ _NO_ARGS: tuple[bytes, ...] = ()
 
 #: No prefilter accepts (a verdict's rule prefilters of an event not evaluated).
 _NOTHING = _Accepting((), "", "")
+
+
+class _LineGate:
+    """:meth:`NeedleGate.shut_line` of some needles: whether none of them is in the
+    process's own command line (known), its search made when first asked (most tests
+    behind a gate are never asked: the gate is shut)."""
+
+    __slots__ = ("_needles", "_search")
+
+    def __init__(self, needles: frozenset[Needle]) -> None:
+        self._needles = needles
+        self._search: LineSearch | None = None
+
+    def __call__(self, facts: Facts) -> bool:
+        line = facts.own[2]
+        if line is None:
+            return False
+        search = self._search
+        if search is None:
+            search = self._search = LineSearch(self._needles)
+        return not search.found(facts, False, line)
 
 
 def _never_shut(facts: Facts) -> bool:
@@ -896,11 +973,14 @@ def _run_facts(
     run: RunBounds,
     own: tuple[bytes | None, bytes | None, bytes | None, str],
     parent: Callable[[], Known | None] | None,
+    *,
+    keep: Callable[[tuple[bytes, int, bytes | None]], None],
 ) -> Callable[[], Facts]:
     """What argument tests read of the whole run ``buf[start:run[1]]``, made once when
     first asked: its EXECVE lines' arguments, decoded as the full parse decodes them (a
     run without any: its document's arguments come from elsewhere, not known here).
-    ``own``: its decoded comm and exe, its ids (``extra``) and its syscall."""
+    ``own``: its decoded comm and exe, its ids (``extra``) and its syscall. ``keep`` is
+    given ``(buf, run[2], bodies)`` once the EXECVE bodies are read."""
     comm, exe, extra, syscall = own
     made: list[Facts] = []
 
@@ -914,6 +994,7 @@ def _run_facts(
                 raw_id = buf[buf.find(b"(", start) + 1 : buf.find(b")", start)]
                 raw = execve_bodies(lines, raw_id)
                 line = partial(_command_line, raw)
+            keep((buf, run[2], raw))
             made.append(
                 Facts(
                     known_of(comm, exe, args),
@@ -943,8 +1024,27 @@ def _run_cwd(buf: bytes, run: RunBounds) -> str | None:
     at = buf.rfind(b"\ntype=CWD ", run[0] - 1, run[1])
     if at < 0:
         return None
-    record = parse_record(buf[at + 1 : buf.find(b"\n", at + 1)])
-    return _cwd_text(record.body if isinstance(record, AuditRecord) else None)
+    line = buf[at + 1 : buf.find(b"\n", at + 1)]
+    # Every line of a whole run starts "type=CWD msg=audit(<its id>):" (run_end), which
+    # parse_record reads whole: the record's body, and so the directory, is a function
+    # of the rest of the line alone, remembered per rest (directories recur).
+    rest = line[line.find(b"):", 19) + 2 :]
+    if rest in _CWDS:
+        return _CWDS[rest]
+    record = parse_record(line)
+    found = _cwd_text(record.body if isinstance(record, AuditRecord) else None)
+    if len(rest) <= _MAX_CWD_KEY:
+        if len(_CWDS) >= _MAX_CWDS:
+            _CWDS.clear()
+        _CWDS[rest] = found
+    return found
+
+
+#: Working directories by the rest of their CWD line (:func:`_run_cwd`): at most so many,
+#: each of at most so many bytes.
+_CWDS: dict[bytes, str | None] = {}
+_MAX_CWDS = 1024
+_MAX_CWD_KEY = 512
 
 
 def _run_capabilities(buf: bytes, start: int, run: RunBounds) -> bool:

@@ -1,0 +1,145 @@
+"""What the Python scanner remembers to decide a run nobody needs in full ("learned only")
+cheaply: the tests open behind a verdict's needle gate, per EXECVE bodies. It must answer
+as the decision made afresh does, never across different bodies or verdicts, and stay
+bounded whatever the input."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kexecwatch.core.detect.detector import Detector, DetectorOptions
+from kexecwatch.core.scan import scanner
+from kexecwatch.core.scan.argtest import Facts, NeedleGate, command_line_of
+from kexecwatch.core.scan.scanner import PythonScanner
+from tests.builders import exec_lines, feed_in_pieces, join
+from tests.core.detect.test_detector import fingerprint
+from tests.core.scan.test_fast_path import _QueryRule
+
+
+def _log(rows: Sequence[tuple[str, tuple[str, ...]]], *, ppid: int = 1) -> bytes:
+    """Execs (comm, args), one a millisecond, in the canonical SYSCALL layout."""
+    lines: list[bytes] = []
+    for serial, (comm, args) in enumerate(rows, start=1):
+        for line in exec_lines(
+            serial,
+            t=f"1700000000.{serial % 1000:03d}",
+            pid=1000 + serial,
+            ppid=ppid,
+            comm=comm,
+            exe=f"/bin/{comm}",
+            args=args,
+        ):
+            lines.append(line.replace(b" exit=0 items=", b" exit=0 a0=1 a1=2 a2=3 a3=4 items="))
+    return join(lines)
+
+
+def _python(rules: list[Any], *, fast: bool = True) -> Detector:
+    return Detector(rules, host_name="h", options=DetectorOptions(fast_path=fast), native=None)
+
+
+def _rules() -> list[Any]:
+    return [
+        _QueryRule('process where process.args : "--alpha"'),
+        _QueryRule('process where process.command_line : "*beta x*"'),
+        _QueryRule('process where process.args == "gamma" and process.name == "ls"'),
+    ]
+
+
+def test_recurring_arguments_open_the_gate_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five runs of one verdict, three of them with the same arguments: the gate looks
+    at each set of arguments once (before: once per run). Same alerts as the reference."""
+    looked: list[bytes | None] = []
+    shut = NeedleGate.shut
+
+    def counting(self: NeedleGate, facts: Facts) -> bool:
+        looked.append(facts.raw_args)
+        return shut(self, facts)
+
+    monkeypatch.setattr(NeedleGate, "shut", counting)
+    rows = [
+        ("ls", ("ls", "-l")),
+        ("ls", ("ls", "-l")),
+        ("ls", ("ls", "--alpha")),
+        ("ls", ("ls", "-l")),
+        ("ls", ("ls", "--alpha")),
+    ]
+    out = fingerprint(feed_in_pieces(_python(_rules()), _log(rows)))
+    assert out == fingerprint(feed_in_pieces(_python(_rules(), fast=False), _log(rows)))
+    assert len(out) == 2
+    assert len(looked) == 2
+    assert len(set(looked)) == 2
+
+
+def test_the_memo_never_answers_for_other_arguments_or_verdicts() -> None:
+    """The same arguments under two verdicts (ls, cat) and arguments that differ by one
+    byte: each decided as the reference decides it."""
+    rows = [
+        ("ls", ("ls", "gamma")),  # the third rule: ls only
+        ("cat", ("cat", "gamma")),
+        ("ls", ("ls", "gammA")),
+        ("cat", ("cat", "beta x")),
+        ("ls", ("ls", "beta", "x")),
+        ("ls", ("ls", "beta", "y")),
+        ("ls", ("ls", "gamma")),
+    ]
+    out = fingerprint(feed_in_pieces(_python(_rules()), _log(rows)))
+    assert out == fingerprint(feed_in_pieces(_python(_rules(), fast=False), _log(rows)))
+    assert len(out) == 4
+
+
+def test_the_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Distinct arguments beyond the bound: what is remembered stays within it, and
+    bodies longer than MAX_OPEN_RAW are never kept."""
+    monkeypatch.setattr(scanner, "MAX_OPEN_TESTS", 8)
+    det = _python(_rules())
+    rows = [("ls", ("ls", f"x{i}")) for i in range(30)]
+    rows.append(("ls", ("ls", "y" * scanner.MAX_OPEN_RAW)))
+    feed_in_pieces(det, _log(rows))
+    memo = det._scanner._open
+    assert 0 < len(memo) <= 8
+    assert all(raw is None or len(raw) <= scanner.MAX_OPEN_RAW for _, raw in memo)
+
+
+def test_a_rule_change_forgets_the_memo() -> None:
+    det = _python(_rules())
+    feed_in_pieces(det, _log([("ls", ("ls", "-l"))]))
+    sc = det._scanner
+    assert isinstance(sc, PythonScanner)
+    assert sc._open
+    det.replace_rules([_QueryRule('process where process.args : "-l"')])
+    assert not sc._open
+
+
+_WORDS = st.sampled_from(["ls", "-l", "--alpha", "gamma", "beta", "x", "beta x", "GAMMA", "é"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(["ls", "cat"]), st.lists(_WORDS, max_size=4).map(tuple)),
+        min_size=1,
+        max_size=14,
+    )
+)
+def test_remembered_decisions_equal_the_reference(
+    rows: list[tuple[str, tuple[str, ...]]],
+) -> None:
+    """Runs drawn from few words (so arguments recur): the fast path with what it
+    remembers raises exactly the reference path's alerts."""
+    log = _log([(comm, (comm, *args)) for comm, args in rows])
+    out = fingerprint(feed_in_pieces(_python(_rules()), log))
+    assert out == fingerprint(feed_in_pieces(_python(_rules(), fast=False), log))
+
+
+@settings(max_examples=500, deadline=None)
+@given(args=st.lists(st.binary(max_size=6), max_size=5))
+def test_the_command_line_is_each_argument_decoded_and_joined(args: list[bytes]) -> None:
+    """Decoding the joined bytes at once gives what decoding each argument gives (invalid
+    and truncated UTF-8 at the ends of arguments among them)."""
+    expected = " ".join(a.decode("utf-8", "surrogateescape") for a in args)
+    assert command_line_of(args) == expected
