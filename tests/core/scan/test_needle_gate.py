@@ -403,3 +403,54 @@ def _family_log(rows: list[tuple[int, int, str, tuple[str, ...]]]) -> bytes:
         ):
             lines.append(line.replace(b" exit=0 items=", b" exit=0 a0=1 a1=2 a2=3 a3=4 items="))
     return join(lines)
+
+
+def test_long_bodies_are_looked_for_in_the_decoded_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, a compiler's 4 KB body was searched raw, and, a piece of a needle being in
+    some argument, searched again decoded: now a body beyond MAX_RAW_LOOK is searched
+    decoded only (its quoted arguments read by one split). Short bodies still raw."""
+    looked: list[bytes] = []
+    shut_raw = NeedleGate.shut_raw
+
+    def counting(self: NeedleGate, raw: bytes) -> bool:
+        looked.append(raw)
+        return shut_raw(self, raw)
+
+    monkeypatch.setattr(NeedleGate, "shut_raw", counting)
+    gate = NeedleGate([("-o x", True), ("/dev/tcp", False)])
+    args = [b"gcc", b"-O2", b"-o", b"app"] + [b"-I/usr/include/d%d" % i for i in range(200)]
+    raw = b"argc=%d " % len(args) + b" ".join(b'a%d="%s"' % (i, arg) for i, arg in enumerate(args))
+    assert len(raw) > argtest.MAX_RAW_LOOK
+    line = command_line_of(args)
+    assert gate.shut(Facts(("gcc", "/usr/bin/gcc", None), line=lambda: line, raw_args=raw))
+    assert looked == []
+    short = b'argc=2 a0="ls" a1="-l"'
+    assert gate.shut(Facts(("ls", "/bin/ls", None), line=lambda: "ls -l", raw_args=short))
+    assert looked == [short]
+
+
+def test_quoted_bodies_are_read_by_one_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, every argument of a quoted body was matched by a regex (hundreds for a
+    linker line): now such a body is split at its quotes; any other form as before."""
+    matched: list[bytes] = []
+    real = fastpath._WHOLE_ARGV
+
+    class Counting:
+        def fullmatch(self, raw: bytes) -> Any:
+            matched.append(raw)
+            return real.fullmatch(raw)
+
+    monkeypatch.setattr(fastpath, "_WHOLE_ARGV", Counting())
+    assert whole_argv(b'argc=3 a0="ls" a1="-l" a2=""') == (b"ls", b"-l", b"")
+    assert whole_argv(b'argc=1 a0="a b"') == (b"a b",)
+    assert matched == []
+    for other in (
+        b'argc=2 a0="ls" a1=2D6C',  # hex
+        b'argc=2 a0="ls" a2="-l"',  # an index out of order
+        b'argc=3 a0="ls" a1="-l"',  # argc beyond the arguments
+        b'argc=02 a0="ls" a1="-l"',
+        b'argc=1 a0="ls"\nargc=1 a0="ls"',
+    ):
+        read = whole_argv(other)
+        assert read is None or read == _general_argv(other)
+    assert len(matched) == 5
