@@ -46,6 +46,7 @@ from kexecwatch.core.process.capabilities import CAPABILITY_RECORDS
 from kexecwatch.core.process.table import Args, ProcessTableLike
 from kexecwatch.core.scan.argtest import (
     NOTHING_READ,
+    AnyOf,
     Facts,
     Known,
     LineSearch,
@@ -881,13 +882,19 @@ class _Accepting(tuple[Prefilter, ...]):
                     others.append(prefilter)
                     continue
                 left = prefilter.args.given(self.name, self.executable)
-                needles = own_needles(left, rare=True)
-                if needles is not None:
-                    gated.append((left, needles))
-                elif not reads_command_lines(left, own=True):
-                    plain.append(left)
-                else:
+                places = [(left, _place(left))]
+                if places[0][1] is None and isinstance(left, AnyOf):
+                    # The prefilter accepts when one alternative holds: each may be
+                    # sorted on its own (a test of the working directory, or needles).
+                    places = [(part, _place(part)) for part in left.parts]
+                if any(place is None for _, place in places):
                     others.append(prefilter)
+                    continue
+                for part, place in places:
+                    if isinstance(place, frozenset):
+                        gated.append((part, place))
+                    else:
+                        plain.append(part)
             self.plain_reads = either(*map(reads_of, plain))
             self.gates = (
                 tuple(_LineGate(needles) for _, needles in gated)
@@ -928,6 +935,16 @@ _NO_ARGS: tuple[bytes, ...] = ()
 
 #: No prefilter accepts (a verdict's rule prefilters of an event not evaluated).
 _NOTHING = _Accepting((), "", "")
+
+
+def _place(part: Part | bool) -> frozenset[Needle] | bool | None:
+    """Where :meth:`_Accepting.split` puts a test: behind the gate (its own needles:
+    :func:`own_needles`), among those that do not read the process's own command line
+    (``True``), or nowhere (``None``: it is asked as its prefilter)."""
+    needles = own_needles(part, rare=True)
+    if needles is not None:
+        return needles
+    return None if reads_command_lines(part, own=True) else True
 
 
 class _LineGate:

@@ -132,8 +132,16 @@ def test_remembered_decisions_equal_the_reference(
     """Runs drawn from few words (so arguments recur): the fast path with what it
     remembers raises exactly the reference path's alerts."""
     log = _log([(comm, (comm, *args)) for comm, args in rows])
-    out = fingerprint(feed_in_pieces(_python(_rules()), log))
-    assert out == fingerprint(feed_in_pieces(_python(_rules(), fast=False), log))
+
+    def rules() -> list[Any]:
+        return [
+            *_rules(),
+            _QueryRule('process where process.working_directory : "/x/*" or process.args == "x"'),
+            _QueryRule('process where process.working_directory == "/srv" and process.args : "é"'),
+        ]
+
+    out = fingerprint(feed_in_pieces(_python(rules()), log))
+    assert out == fingerprint(feed_in_pieces(_python(rules(), fast=False), log))
 
 
 @settings(max_examples=500, deadline=None)
@@ -143,3 +151,33 @@ def test_the_command_line_is_each_argument_decoded_and_joined(args: list[bytes])
     and truncated UTF-8 at the ends of arguments among them)."""
     expected = " ".join(a.decode("utf-8", "surrogateescape") for a in args)
     assert command_line_of(args) == expected
+
+
+def test_alternatives_are_sorted_each_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rule on the working directory or some arguments: before, the test was asked
+    whole for every run (its argument part decoding every command line); now the
+    directory alternative is asked by what it reads and the argument alternative behind
+    the gate: only the run holding the needle is decoded. Same alerts as the reference."""
+    decoded: list[bytes] = []
+    real = scanner.argv_of_execve_bodies
+
+    def counting(raw: bytes) -> Any:
+        decoded.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr(scanner, "argv_of_execve_bodies", counting)
+    rules = [
+        _QueryRule(
+            'process where process.working_directory : "/srv/*" or process.args : "--secret"'
+        )
+    ]
+    rows = [
+        ("ls", ("ls", "-l")),
+        ("ls", ("ls", "/tmp")),
+        ("ls", ("ls", "--SECRET")),
+        ("ls", ("ls", "x", "y")),
+    ]
+    out = fingerprint(feed_in_pieces(_python(rules), _log(rows)))
+    assert out == fingerprint(feed_in_pieces(_python(rules, fast=False), _log(rows)))
+    assert len(out) == 1
+    assert [b"--SECRET" in raw for raw in decoded] == [True]
