@@ -902,7 +902,7 @@ class _Accepting(tuple[Prefilter, ...]):
                 else (_never_shut,) * len(gated)
             )
             self.parts = (
-                NeedleGate(n for _, needles in gated for n in needles),
+                _gate_of(frozenset(n for _, needles in gated for n in needles)),
                 tuple(part for part, _ in gated),
                 tuple(plain),
                 tuple(others),
@@ -935,6 +935,23 @@ _NO_ARGS: tuple[bytes, ...] = ()
 
 #: No prefilter accepts (a verdict's rule prefilters of an event not evaluated).
 _NOTHING = _Accepting((), "", "")
+
+
+def _gate_of(needles: frozenset[Needle]) -> NeedleGate:
+    """The :class:`NeedleGate` of ``needles``, made once for every verdict that has the
+    same (most commands share the rules' needles: c30's 30 verdicts with argument tests
+    have 17 needle sets), each compiling a few trie searches; at most
+    :data:`_MAX_GATES` kept."""
+    gate = _GATES.get(needles)
+    if gate is None:
+        if len(_GATES) >= _MAX_GATES:
+            _GATES.clear()
+        gate = _GATES[needles] = NeedleGate(needles)
+    return gate
+
+
+_GATES: dict[frozenset[Needle], NeedleGate] = {}
+_MAX_GATES = 256
 
 
 def _place(part: Part | bool) -> frozenset[Needle] | bool | None:

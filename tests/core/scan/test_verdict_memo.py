@@ -181,3 +181,24 @@ def test_alternatives_are_sorted_each_on_its_own(monkeypatch: pytest.MonkeyPatch
     assert out == fingerprint(feed_in_pieces(_python(rules, fast=False), _log(rows)))
     assert len(out) == 1
     assert [b"--SECRET" in raw for raw in decoded] == [True]
+
+
+def test_verdicts_with_the_same_needles_share_one_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ls, cat and id under rules that do not name them: one gate for their one needle
+    set (before: one per verdict, each compiling its searches)."""
+    made: list[frozenset[tuple[str, bool]]] = []
+    init = NeedleGate.__init__
+
+    def counting(self: NeedleGate, needles: Any) -> None:
+        needles = frozenset(needles)
+        made.append(needles)
+        init(self, needles)
+
+    monkeypatch.setattr(NeedleGate, "__init__", counting)
+    monkeypatch.setattr(scanner, "_GATES", {}, raising=False)
+    rules = [_QueryRule('process where process.args : ("--delta", "--omega")')]
+    rows = [("ls", ("ls", "-l")), ("cat", ("cat", "--delta")), ("id", ("id",))]
+    out = fingerprint(feed_in_pieces(_python(rules), _log(rows)))
+    assert out == fingerprint(feed_in_pieces(_python(rules, fast=False), _log(rows)))
+    assert len(out) == 1
+    assert made == [frozenset({("--delta", True), ("--omega", True)})]
