@@ -45,6 +45,7 @@ from kexecwatch.core.audit.syscalls import (
 from kexecwatch.core.process.capabilities import CAPABILITY_RECORDS
 from kexecwatch.core.process.table import Args, ProcessTableLike
 from kexecwatch.core.scan.argtest import (
+    MAX_KEY_LINE,
     NOTHING_READ,
     AnyOf,
     Facts,
@@ -492,15 +493,8 @@ class PythonScanner:
         if rules_need or for_others:
             # What argument tests read, made only for prefilters that have one (the
             # learned-inode search of the kexec detections, asked of every exec, has none).
-            facts = (
-                _run_facts(
-                    buf,
-                    start,
-                    run,
-                    (comm, exe, extra, syscall),
-                    self._parent_of(buf, start, time_ms),
-                    keep=self._keep_bodies,
-                )
+            facts: Callable[[], Facts] = (
+                _Run(self, buf, start, run, (comm, exe, extra, syscall), time_ms)
                 if rules_need.reads_facts or (for_others is not True and for_others.reads_facts)
                 else _no_facts
             )
@@ -513,9 +507,6 @@ class PythonScanner:
                 self.needed_by_rules = False
                 return None
         return syscall, success, comm, exe, relevant
-
-    def _keep_bodies(self, kept: tuple[bytes, int, bytes | None]) -> None:
-        self._bodies = kept
 
     def _any_accepts(
         self,
@@ -538,14 +529,20 @@ class PythonScanner:
             if gated or plain:
                 if others and self._any_accepts(others, buf, start, run, facts):
                     return True
-                if plain and prefilters.plain_holds(plain, facts()):
+                # A _Run answers what the remembered answers are keyed by without making
+                # the Facts, which most runs never need.
+                source = facts if isinstance(facts, _Run) else facts()
+                if plain and prefilters.plain_holds(plain, source):
                     return True
                 if not gated:
+                    return False
+                found = self._open_tests(prefilters, gate, source)
+                if not found:
                     return False
                 made = facts()
                 return any(
                     p is True or (p is not False and p.holds(made))
-                    for p in map(gated.__getitem__, self._open_tests(prefilters, gate, made))
+                    for p in map(gated.__getitem__, found)
                 )
             prefilters = others
         end = run[1]
@@ -563,8 +560,10 @@ class PythonScanner:
                 return True
         return False
 
-    def _open_tests(self, accepting: _Accepting, gate: NeedleGate, made: Facts) -> tuple[int, ...]:
-        """The tests behind ``accepting``'s gate that may hold on the run of ``made`` (by
+    def _open_tests(
+        self, accepting: _Accepting, gate: NeedleGate, source: Facts | _Run
+    ) -> tuple[int, ...]:
+        """The tests behind ``accepting``'s gate that may hold on the run of ``source`` (by
         their index in :meth:`_Accepting.split`'s ``gated``): none when ``gate`` is shut,
         else those whose own needles are in the command line (a look for them costs less
         than the test).
@@ -573,13 +572,14 @@ class PythonScanner:
         any, on the verdict alone): it is remembered per verdict and bodies, as commands
         recur (a build's compiler lines, a service's health checks), up to
         :data:`MAX_OPEN_TESTS` answers of bodies up to :data:`MAX_OPEN_RAW` bytes."""
-        raw = made.raw_args
+        raw = source.bodies() if isinstance(source, _Run) else source.raw_args
         key = (accepting.serial, raw) if raw is None or len(raw) <= MAX_OPEN_RAW else None
         memo = self._open
         if key is not None:
             found = memo.get(key)
             if found is not None:
                 return found
+        made = source() if isinstance(source, _Run) else source
         if gate.shut(made):
             found = ()
         else:
@@ -611,25 +611,6 @@ class PythonScanner:
             self._searches.clear()
         self._searches[id(known)] = (known, known.version, search)
         return search
-
-    def _parent_of(self, buf: bytes, start: int, time_ms: int) -> Callable[[], Known | None] | None:
-        """The parent of the run at ``start`` as its argument tests read it; ``None``
-        (not known) with a live ``/proc`` lookup, whose reads change the table."""
-        table = self.table
-        if table.lookup is not None:
-            return None
-
-        def parent() -> Known | None:
-            # The run's head has the canonical layout, where no field before ppid's
-            # holds " ppid=": a look for it, not the whole head's match again.
-            at = buf.find(b" ppid=", start) + 6
-            ppid = buf[at : buf.find(b" ", at)]
-            if at < 6 or not ppid.isdigit():
-                head = SYSCALL_HEAD.match(buf, start - 1)
-                return None if head is None else _parent_known(table, int(head["ppid"]), time_ms)
-            return _parent_known(table, int(ppid), time_ms)
-
-        return parent
 
     def fast_pair(self, buf: bytes, m: re.Match[bytes], out: list[Any]) -> int:
         """Handle two whole syscall events whose records interleave (see
@@ -909,13 +890,15 @@ class _Accepting(tuple[Prefilter, ...]):
             )
         return self.parts
 
-    def plain_holds(self, plain: tuple[Part | bool, ...], facts: Facts) -> bool:
+    def plain_holds(self, plain: tuple[Part | bool, ...], facts: Facts | _Run) -> bool:
         """Whether one of ``plain`` (tests that do not read the process's own command
-        line) holds; remembered by what they read (:meth:`Facts.key`)."""
+        line) holds; remembered by what they read (:meth:`Facts.key`; a :class:`_Run`'s
+        key is the same, made without the Facts)."""
         key = facts.key(self.plain_reads)
         found = None if key is None else self.seen.get(key)
         if found is None:
-            found = any(p is True or (p is not False and p.holds(facts)) for p in plain)
+            made = facts() if isinstance(facts, _Run) else facts
+            found = any(p is True or (p is not False and p.holds(made)) for p in plain)
             if key is not None:
                 if len(self.seen) >= _MAX_VERDICTS:
                     self.seen.clear()
@@ -1001,48 +984,142 @@ _Split = tuple[
 ]
 
 
-def _run_facts(
-    buf: bytes,
-    start: int,
-    run: RunBounds,
-    own: tuple[bytes | None, bytes | None, bytes | None, str],
-    parent: Callable[[], Known | None] | None,
-    *,
-    keep: Callable[[tuple[bytes, int, bytes | None]], None],
-) -> Callable[[], Facts]:
-    """What argument tests read of the whole run ``buf[start:run[1]]``, made once when
-    first asked: its EXECVE lines' arguments, decoded as the full parse decodes them (a
-    run without any: its document's arguments come from elsewhere, not known here).
-    ``own``: its decoded comm and exe, its ids (``extra``) and its syscall. ``keep`` is
-    given ``(buf, run[2], bodies)`` once the EXECVE bodies are read."""
-    comm, exe, extra, syscall = own
-    made: list[Facts] = []
+_UNREAD: Any = object()
 
-    def facts() -> Facts:
-        if not made:
-            lines = buf[run[2] : run[0]]
-            raw: bytes | None = None
-            line: Callable[[], str | None] | None = None
-            args = _NO_ARGS if syscall not in ARGS_FROM_TABLE else None
+
+class _Run:
+    """What argument tests read of the whole run ``buf[start:bounds[1]]``, each part read
+    when first asked: its EXECVE bodies (:meth:`bodies`; a run without EXECVE lines:
+    ``None``, its document's arguments come from elsewhere), its parent as the table
+    knows it (:meth:`parent`), the key of what the tests that do not read its own
+    command line read (:meth:`key`, equal to :meth:`Facts.key`), and, called, its
+    :class:`Facts` (its arguments decoded as the full parse decodes them). Most runs are
+    decided by answers remembered per bodies and per key, without the Facts.
+
+    ``own``: its decoded comm and exe, its ids (``extra``) and its syscall."""
+
+    __slots__ = (
+        "_bodies",
+        "_bounds",
+        "_buf",
+        "_capabilities",
+        "_cwd",
+        "_facts",
+        "_own",
+        "_parent",
+        "_scanner",
+        "_start",
+        "_time_ms",
+    )
+
+    def __init__(  # noqa: PLR0917 - the pieces of one run, from fast_verdict
+        self,
+        scanner: PythonScanner,
+        buf: bytes,
+        start: int,
+        bounds: RunBounds,
+        own: tuple[bytes | None, bytes | None, bytes | None, str],
+        time_ms: int,
+    ) -> None:
+        self._scanner = scanner
+        self._buf = buf
+        self._start = start
+        self._bounds = bounds
+        self._own = own
+        self._time_ms = time_ms
+        self._bodies: bytes | None = _UNREAD
+        self._parent: Known | None = _UNREAD
+        self._cwd: str | None = _UNREAD
+        self._capabilities: bool = _UNREAD
+        self._facts: Facts | None = None
+
+    def bodies(self) -> bytes | None:
+        """Its EXECVE bodies (``execve_bodies``), which the scanner keeps to teach the
+        table (``PythonScanner._bodies``)."""
+        raw = self._bodies
+        if raw is _UNREAD:
+            buf, start, bounds = self._buf, self._start, self._bounds
+            lines = buf[bounds[2] : bounds[0]]
+            raw = None
             if lines:
                 raw_id = buf[buf.find(b"(", start) + 1 : buf.find(b")", start)]
                 raw = execve_bodies(lines, raw_id)
-                line = partial(_command_line, raw)
-            keep((buf, run[2], raw))
-            made.append(
-                Facts(
-                    known_of(comm, exe, args),
-                    parent,
-                    extra,
-                    partial(_run_cwd, buf, run),
-                    capabilities=partial(_run_capabilities, buf, start, run),
-                    line=line,
-                    raw_args=raw,
-                )
-            )
-        return made[0]
+            self._bodies = raw
+            self._scanner._bodies = (buf, bounds[2], raw)
+        return raw
 
-    return facts
+    def parent(self) -> Known | bool | None:
+        """Its parent, as :meth:`Facts.of` gives it (``True``: not known, with a live
+        ``/proc`` lookup, whose reads change the table)."""
+        if self._scanner.table.lookup is not None:
+            return True
+        return self._parent_known()
+
+    def _parent_known(self) -> Known | None:
+        known = self._parent
+        if known is _UNREAD:
+            buf, start = self._buf, self._start
+            table = self._scanner.table
+            # The run's head has the canonical layout, where no field before ppid's
+            # holds " ppid=": a look for it, not the whole head's match again.
+            at = buf.find(b" ppid=", start) + 6
+            ppid = buf[at : buf.find(b" ", at)]
+            if at < 6 or not ppid.isdigit():
+                head = SYSCALL_HEAD.match(buf, start - 1)
+                known = (
+                    None if head is None else _parent_known(table, int(head["ppid"]), self._time_ms)
+                )
+            else:
+                known = _parent_known(table, int(ppid), self._time_ms)
+            self._parent = known
+        return known
+
+    def cwd(self) -> str | None:
+        """``process.working_directory`` (:func:`_run_cwd`)."""
+        cwd = self._cwd
+        if cwd is _UNREAD:
+            cwd = self._cwd = _run_cwd(self._buf, self._bounds)
+        return cwd
+
+    def capabilities(self) -> bool:
+        """Whether a record states its capability sets (:func:`_run_capabilities`)."""
+        stated = self._capabilities
+        if stated is _UNREAD:
+            stated = self._capabilities = _run_capabilities(self._buf, self._start, self._bounds)
+        return stated
+
+    def key(self, reads: Reads) -> tuple[object, ...] | None:
+        """:meth:`Facts.key` of its Facts, without making them."""
+        parent: object = self.parent() if reads[0] or reads[4] else None
+        if isinstance(parent, tuple):
+            if not reads[4]:
+                parent = parent[:2]
+            elif parent[2] is not None and len(parent[2]) > MAX_KEY_LINE:
+                return None
+        return (
+            parent,
+            self.cwd() if reads[1] else None,
+            self._own[2] if reads[2] else None,
+            self.capabilities() if reads[3] else None,
+        )
+
+    def __call__(self) -> Facts:
+        """Its :class:`Facts`, made once."""
+        facts = self._facts
+        if facts is None:
+            comm, exe, extra, syscall = self._own
+            raw = self.bodies()
+            args = _NO_ARGS if syscall not in ARGS_FROM_TABLE else None
+            facts = self._facts = Facts(
+                known_of(comm, exe, args),
+                None if self._scanner.table.lookup is not None else self._parent_known,
+                extra,
+                self.cwd,
+                capabilities=self.capabilities,
+                line=None if raw is None else partial(_command_line, raw),
+                raw_args=raw,
+            )
+        return facts
 
 
 def _command_line(raw: bytes) -> str | None:

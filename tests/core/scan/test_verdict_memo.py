@@ -202,3 +202,81 @@ def test_verdicts_with_the_same_needles_share_one_gate(monkeypatch: pytest.Monke
     assert out == fingerprint(feed_in_pieces(_python(rules, fast=False), _log(rows)))
     assert len(out) == 1
     assert made == [frozenset({("--delta", True), ("--omega", True)})]
+
+
+def _family(rows: Sequence[tuple[int, int, str, tuple[str, ...]]]) -> bytes:
+    """Execs (pid, ppid, comm, args), one a millisecond, in the canonical SYSCALL layout."""
+    lines: list[bytes] = []
+    for serial, (pid, ppid, comm, args) in enumerate(rows, start=1):
+        for line in exec_lines(
+            serial,
+            t=f"1700000000.{serial:03d}",
+            pid=pid,
+            ppid=ppid,
+            comm=comm,
+            exe=f"/bin/{comm}",
+            args=args,
+            uid=0 if comm == "id" else 1000,
+        ):
+            lines.append(line.replace(b" exit=0 items=", b" exit=0 a0=1 a1=2 a2=3 a3=4 items="))
+    return join(lines)
+
+
+_PLAIN_RULES = (
+    'process where process.parent.name == "zsh" and process.args : "--alpha"',
+    'process where process.parent.command_line : "*deploy*" or process.args : "--beta"',
+    'process where process.working_directory == "/nowhere" or process.args : "--gamma"',
+    'process where process.user.id == "0" and process.parent.name == "bash"',
+    'process where process.thread.capabilities.effective : "CAP_SYS_ADMIN"',
+)
+
+
+def test_runs_decided_by_remembered_answers_make_no_facts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Six children of one shell, three arguments recurring: before, each run made its
+    Facts (its comm and exe decoded, its callables made); now only a run that an answer
+    remembered per bodies and per parent does not decide. Same alerts as the reference."""
+    made: list[Facts] = []
+    init = Facts.__init__
+
+    def counting(self: Facts, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Facts, "__init__", counting)
+    rules = [_QueryRule(text) for text in _PLAIN_RULES]
+    rows = [(200, 1, "bash", ("bash", "deploy.sh"))]
+    rows += [(201 + i, 200, "ls", ("ls", "-l" if i % 2 else "/srv")) for i in range(6)]
+    out = fingerprint(feed_in_pieces(_python(rules), _family(rows)))
+    fast_made = len(made)
+    assert out == fingerprint(feed_in_pieces(_python(rules, fast=False), _family(rows)))
+    # bash's run (its parent unknown), then the first ls runs of each arguments.
+    assert fast_made <= 3
+
+
+def test_a_runs_key_is_its_facts_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a run's answers are remembered by equals what its Facts give (every
+    combination of reads, on runs with and without known parents, ids and arguments)."""
+    checked: list[object] = []
+    real = scanner._Run.key
+
+    def checking(self: Any, reads: Any) -> Any:
+        for bits in range(32):
+            every = tuple(bool(bits >> i & 1) for i in range(5))
+            assert real(self, every) == self().key(every)
+        checked.append(reads)
+        return real(self, reads)
+
+    monkeypatch.setattr(scanner._Run, "key", checking)
+    rules = [_QueryRule(text) for text in _PLAIN_RULES]
+    rows = [
+        (200, 1, "bash", ("bash", "deploy.sh")),
+        (201, 200, "ls", ("ls",)),
+        (202, 200, "id", ("id", "-u")),
+        (203, 999, "ls", ("ls", "x" * 2000)),
+        (204, 203, "cat", ("cat", "y")),
+    ]
+    out = fingerprint(feed_in_pieces(_python(rules), _family(rows)))
+    assert out == fingerprint(feed_in_pieces(_python(rules, fast=False), _family(rows)))
+    assert len(checked) >= 4
