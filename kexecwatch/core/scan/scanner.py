@@ -245,6 +245,11 @@ class PythonScanner:
         # The EXECVE bodies the last run's argument tests read: (buf, where its EXECVE
         # lines start, bodies), so that the table is taught them without a second read.
         self._bodies: tuple[bytes, int, bytes | None] | None = None
+        # The rule prefilters that accept a reference-path event's SYSCALL values
+        # (_static_rules).
+        self._static: dict[
+            tuple[str, bool, bytes | None, bytes | None, str], tuple[Prefilter, ...]
+        ] = {}
         # The open tests behind each verdict's needle gate, by its bodies (_open_tests).
         self._open: dict[tuple[int, bytes | None], tuple[int, ...]] = {}
         # The inode search of each LearnedItems, while its version holds (by id).
@@ -274,6 +279,7 @@ class PythonScanner:
         self.verdicts.clear()
         self._searches.clear()
         self._open.clear()
+        self._static.clear()
 
     # -- the scan --------------------------------------------------------------
 
@@ -744,6 +750,26 @@ class PythonScanner:
             capabilities=any(r.type in CAPABILITY_RECORDS for r in event.records),
         )
 
+    def _static_rules(
+        self, syscall: str, success: bool, comm: bytes | None, exe: bytes | None, host: str
+    ) -> tuple[Prefilter, ...]:
+        """The rule prefilters whose constraints on these ``SYSCALL`` values hold
+        (:meth:`Prefilter.accepts_static`, which depends on nothing else), in order;
+        remembered (at most :data:`_MAX_VERDICTS` value sets), as a fast-path verdict is:
+        the others cannot accept such an event, whatever its records."""
+        key = (syscall, success, comm, exe, host)
+        found = self._static.get(key)
+        if found is None:
+            found = tuple(
+                p
+                for p in self.rule_prefilters
+                if p.accepts_static(syscall, success, comm, exe, host)
+            )
+            if len(self._static) >= _MAX_VERDICTS:
+                self._static.clear()
+            self._static[key] = found
+        return found
+
     def skim(self, event: AuditEvent, syscall_record: AuditRecord) -> bool:
         """Teach the table from a reference-path event nobody needs in full.
 
@@ -777,7 +803,7 @@ class PythonScanner:
                     made.append(self._event_facts(event, comm, exe, m))
                 return made[0]
 
-            for prefilter in self.rule_prefilters:
+            for prefilter in self._static_rules(syscall, success, comm, exe, host):
                 if prefilter.accepts(
                     syscall,
                     success,

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from kexecwatch.core.detect.detector import Detector, DetectorOptions
 from kexecwatch.core.scan import scanner
 from kexecwatch.core.scan.argtest import Facts, NeedleGate, command_line_of
+from kexecwatch.core.scan.prefilter import Prefilter
 from kexecwatch.core.scan.scanner import PythonScanner
 from tests.builders import exec_lines, feed_in_pieces, join
 from tests.core.detect.test_detector import fingerprint
@@ -280,3 +281,45 @@ def test_a_runs_key_is_its_facts_key(monkeypatch: pytest.MonkeyPatch) -> None:
     out = fingerprint(feed_in_pieces(_python(rules), _family(rows)))
     assert out == fingerprint(feed_in_pieces(_python(rules, fast=False), _family(rows)))
     assert len(checked) >= 4
+
+
+def test_reference_path_events_ask_each_rule_once_per_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Events the fast path cannot take whole (no PROCTITLE record) are skimmed: before,
+    every rule prefilter's SYSCALL constraints were asked for each; now once per
+    (syscall, success, comm, exe, host), then only the prefilters they admit. Same
+    alerts as the reference path."""
+    asked: list[object] = []
+    static = Prefilter.accepts_static
+
+    def counting(self: Prefilter, *args: Any) -> bool:
+        asked.append(self)
+        return static(self, *args)
+
+    monkeypatch.setattr(Prefilter, "accepts_static", counting)
+    rules = [
+        _QueryRule('process where process.name == "cat" and process.args : "--x"'),
+        _QueryRule('process where process.name == "id"'),
+        _QueryRule('process where process.args : "--alpha"'),
+    ]
+    lines: list[bytes] = []
+    for serial in range(1, 6):
+        for line in exec_lines(
+            serial,
+            t=f"1700000000.{serial:03d}",
+            pid=100 + serial,
+            comm="ls",
+            exe="/bin/ls",
+            args=("ls", "--alpha" if serial == 3 else "-l"),
+            proctitle=False,
+        ):
+            lines.append(line.replace(b" exit=0 items=", b" exit=0 a0=1 a1=2 a2=3 a3=4 items="))
+    log = join(lines)
+    out = fingerprint(feed_in_pieces(_python(rules), log))
+    fast_asks = len(asked)
+    assert out == fingerprint(feed_in_pieces(_python(rules, fast=False), log))
+    assert len(out) == 1
+    # Each rule once for ls's values, then the one admitted (--alpha) once per event
+    # (its accepts asks again); before: every rule for every event (15).
+    assert fast_asks <= len(rules) + 5
