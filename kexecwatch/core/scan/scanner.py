@@ -47,6 +47,7 @@ from kexecwatch.core.process.table import Args, ProcessTableLike
 from kexecwatch.core.scan.argtest import (
     MAX_KEY_LINE,
     NOTHING_READ,
+    AllOf,
     AnyOf,
     Facts,
     Known,
@@ -251,7 +252,7 @@ class PythonScanner:
             tuple[str, bool, bytes | None, bytes | None, str], tuple[Prefilter, ...]
         ] = {}
         # The open tests behind each verdict's needle gate, by its bodies (_open_tests).
-        self._open: dict[tuple[int, bytes | None], tuple[int, ...]] = {}
+        self._open: dict[tuple[int, tuple[int, ...], bytes | None], tuple[int, ...]] = {}
         # The inode search of each LearnedItems, while its version holds (by id).
         self._searches: dict[int, tuple[LearnedItems, int, re.Pattern[bytes]]] = {}
 
@@ -531,7 +532,7 @@ class PythonScanner:
         (``run[0]``), so only that part is searched for inodes.
         """
         if isinstance(prefilters, _Accepting):
-            gate, gated, plain, others = prefilters.parts or prefilters.split()
+            _gate, gated, plain, others = prefilters.parts or prefilters.split()
             if gated or plain:
                 if others and self._any_accepts(others, buf, start, run, facts):
                     return True
@@ -542,7 +543,10 @@ class PythonScanner:
                     return True
                 if not gated:
                     return False
-                found = self._open_tests(prefilters, gate, source)
+                alive = prefilters.alive(source)
+                if not alive:
+                    return False
+                found = self._open_tests(prefilters, alive, source)
                 if not found:
                     return False
                 made = facts()
@@ -567,35 +571,36 @@ class PythonScanner:
         return False
 
     def _open_tests(
-        self, accepting: _Accepting, gate: NeedleGate, source: Facts | _Run
+        self, accepting: _Accepting, alive: tuple[int, ...], source: Facts | _Run
     ) -> tuple[int, ...]:
-        """The tests behind ``accepting``'s gate that may hold on the run of ``source`` (by
-        their index in :meth:`_Accepting.split`'s ``gated``): none when ``gate`` is shut,
+        """The tests ``alive`` behind ``accepting``'s gate (indices into
+        :meth:`_Accepting.split`'s ``gated``, :meth:`_Accepting.alive`) that may hold on
+        the run of ``source``: none when their gate (:meth:`_Accepting.gate_of`) is shut,
         else those whose own needles are in the command line (a look for them costs less
         than the test).
 
-        The answer depends on nothing but the run's EXECVE bodies (``raw_args``; without
-        any, on the verdict alone): it is remembered per verdict and bodies, as commands
-        recur (a build's compiler lines, a service's health checks), up to
-        :data:`MAX_OPEN_TESTS` answers of bodies up to :data:`MAX_OPEN_RAW` bytes."""
+        The answer depends on nothing but those tests and the run's EXECVE bodies
+        (``raw_args``; without any, on the verdict alone): it is remembered per verdict,
+        tests and bodies, as commands recur (a build's compiler lines, a service's health
+        checks), up to :data:`MAX_OPEN_TESTS` answers of bodies up to :data:`MAX_OPEN_RAW`
+        bytes."""
         raw = source.bodies() if isinstance(source, _Run) else source.raw_args
-        key = (accepting.serial, raw) if raw is None or len(raw) <= MAX_OPEN_RAW else None
+        key = (accepting.serial, alive, raw) if raw is None or len(raw) <= MAX_OPEN_RAW else None
         memo = self._open
         if key is not None:
             found = memo.get(key)
             if found is not None:
                 return found
         made = source() if isinstance(source, _Run) else source
-        if gate.shut(made):
+        if accepting.gate_of(alive).shut(made):
             found = ()
         else:
             # The line is decoded now (split()).
+            gated, gates = accepting.split()[1], accepting.gates
             found = tuple(
                 i
-                for i, (p, shut) in enumerate(
-                    zip(accepting.split()[1], accepting.gates, strict=True)
-                )
-                if p is True or (p is not False and not shut(made))
+                for i in alive
+                if gated[i] is True or (gated[i] is not False and not gates[i](made))
             )
         if key is not None:
             if len(memo) >= MAX_OPEN_TESTS:
@@ -860,6 +865,18 @@ class _Accepting(tuple[Prefilter, ...]):
     #: Unique to this object (never reused): what the scanner remembers of it is keyed
     #: so (:meth:`PythonScanner._open_tests`).
     serial: int
+    #: Once split, per test behind the gate: its own needles, and its guard: the
+    #: conjuncts that do not read the process's own command line (``None``: none), which
+    #: must hold for it to hold; ``guards`` is ``None`` when no test has one.
+    needles: tuple[frozenset[Needle], ...]
+    guards: tuple[Part | None, ...] | None
+    #: What the guards read (:func:`reads_of`), and which tests they leave, remembered
+    #: per :meth:`Facts.key` of that (:meth:`alive`).
+    guard_reads: Reads
+    alive_seen: dict[tuple[object, ...], tuple[int, ...]]
+    #: Every test behind the gate, and the gate of each set of tests left (:meth:`gate_of`).
+    everyone: tuple[int, ...]
+    alive_gates: dict[tuple[int, ...], NeedleGate]
 
     def __new__(cls, prefilters: Sequence[Prefilter], name: str, executable: str) -> _Accepting:
         made = super().__new__(cls, prefilters)
@@ -871,6 +888,12 @@ class _Accepting(tuple[Prefilter, ...]):
         made.gates = ()
         made.seen = {}
         made.serial = next(_SERIALS)
+        made.needles = ()
+        made.guards = None
+        made.guard_reads = NOTHING_READ
+        made.alive_seen = {}
+        made.everyone = ()
+        made.alive_gates = {}
         return made
 
     def split(self) -> _Split:
@@ -908,6 +931,12 @@ class _Accepting(tuple[Prefilter, ...]):
                 if len(gated) > 1
                 else (_never_shut,) * len(gated)
             )
+            guards = tuple(_guard_of(part) for part, _ in gated)
+            if any(guard is not None for guard in guards):
+                self.guards = guards
+                self.guard_reads = either(*(reads_of(g) for g in guards if g is not None))
+            self.needles = tuple(needles for _, needles in gated)
+            self.everyone = tuple(range(len(gated)))
             self.parts = (
                 _gate_of(frozenset(n for _, needles in gated for n in needles)),
                 tuple(part for part, _ in gated),
@@ -915,6 +944,38 @@ class _Accepting(tuple[Prefilter, ...]):
                 tuple(others),
             )
         return self.parts
+
+    def alive(self, facts: Facts | _Run) -> tuple[int, ...]:
+        """The tests behind the gate (indices into :meth:`split`'s ``gated``) whose guard
+        holds (or which have none): the others cannot hold. Remembered by what the guards
+        read (:meth:`Facts.key`): a rule on the child's arguments of some parent (an AI
+        tool, a web server) is decided by the parent, for every child of another one."""
+        guards = self.guards
+        if guards is None:
+            return self.everyone
+        key = facts.key(self.guard_reads)
+        found = None if key is None else self.alive_seen.get(key)
+        if found is None:
+            made = facts() if isinstance(facts, _Run) else facts
+            found = tuple(i for i, g in enumerate(guards) if g is None or g.holds(made))
+            if key is not None:
+                if len(self.alive_seen) >= _MAX_VERDICTS:
+                    self.alive_seen.clear()
+                self.alive_seen[key] = found
+        return found
+
+    def gate_of(self, alive: tuple[int, ...]) -> NeedleGate:
+        """The gate of the tests ``alive`` (:meth:`alive`): their needles only."""
+        if alive == self.everyone:
+            return self.split()[0]
+        gate = self.alive_gates.get(alive)
+        if gate is None:
+            if len(self.alive_gates) >= _MAX_ALIVE_GATES:
+                self.alive_gates.clear()
+            gate = self.alive_gates[alive] = _gate_of(
+                frozenset().union(*(self.needles[i] for i in alive))
+            )
+        return gate
 
     def plain_holds(self, plain: tuple[Part | bool, ...], facts: Facts | _Run) -> bool:
         """Whether one of ``plain`` (tests that do not read the process's own command
@@ -961,6 +1022,21 @@ def _gate_of(needles: frozenset[Needle]) -> NeedleGate:
 
 _GATES: dict[frozenset[Needle], NeedleGate] = {}
 _MAX_GATES = 256
+
+
+def _guard_of(part: Part | bool) -> Part | None:
+    """The conjuncts of ``part`` (a test behind the gate) that do not read the process's
+    own command line, as one test (``None``: it has none)."""
+    if not isinstance(part, AllOf):
+        return None
+    found = tuple(p for p in part.parts if not reads_command_lines(p, own=True))
+    if not found:
+        return None
+    return found[0] if len(found) == 1 else AllOf(found)
+
+
+#: The most gates of sets of tests left an _Accepting keeps (then forgets all at once).
+_MAX_ALIVE_GATES = 64
 
 
 def _place(part: Part | bool) -> frozenset[Needle] | bool | None:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from kexecwatch.core.detect.detector import Detector, DetectorOptions
 from kexecwatch.core.scan import scanner
 from kexecwatch.core.scan.argtest import Facts, NeedleGate, command_line_of
+from kexecwatch.core.scan.fastpath import argv_of_execve_bodies
 from kexecwatch.core.scan.prefilter import Prefilter
 from kexecwatch.core.scan.scanner import PythonScanner
 from tests.builders import exec_lines, feed_in_pieces, join
@@ -103,7 +104,7 @@ def test_the_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     feed_in_pieces(det, _log(rows))
     memo = det._scanner._open
     assert 0 < len(memo) <= 8
-    assert all(raw is None or len(raw) <= scanner.MAX_OPEN_RAW for _, raw in memo)
+    assert all(raw is None or len(raw) <= scanner.MAX_OPEN_RAW for *_, raw in memo)
 
 
 def test_a_rule_change_forgets_the_memo() -> None:
@@ -122,23 +123,37 @@ _WORDS = st.sampled_from(["ls", "-l", "--alpha", "gamma", "beta", "x", "beta x",
 @settings(max_examples=150, deadline=None)
 @given(
     rows=st.lists(
-        st.tuples(st.sampled_from(["ls", "cat"]), st.lists(_WORDS, max_size=4).map(tuple)),
+        st.tuples(
+            st.sampled_from(["ls", "cat", "bash", "zsh"]),
+            st.lists(_WORDS, max_size=4).map(tuple),
+            st.integers(0, 13),
+        ),
         min_size=1,
         max_size=14,
     )
 )
 def test_remembered_decisions_equal_the_reference(
-    rows: list[tuple[str, tuple[str, ...]]],
+    rows: list[tuple[str, tuple[str, ...], int]],
 ) -> None:
-    """Runs drawn from few words (so arguments recur): the fast path with what it
-    remembers raises exactly the reference path's alerts."""
-    log = _log([(comm, (comm, *args)) for comm, args in rows])
+    """Runs drawn from few words and parents (so arguments and parents recur), each the
+    child of init or of an earlier run: the fast path with what it remembers raises
+    exactly the reference path's alerts."""
+    log = _family(
+        [
+            (1000 + i, 1000 + parent if parent < i else 1, comm, (comm, *args))
+            for i, (comm, args, parent) in enumerate(rows)
+        ]
+    )
 
     def rules() -> list[Any]:
         return [
             *_rules(),
             _QueryRule('process where process.working_directory : "/x/*" or process.args == "x"'),
             _QueryRule('process where process.working_directory == "/srv" and process.args : "é"'),
+            _QueryRule('process where process.parent.name == "bash" and process.args : "x"'),
+            _QueryRule(
+                'process where process.parent.command_line : "*beta*" and process.args : "-l"'
+            ),
         ]
 
     out = fingerprint(feed_in_pieces(_python(rules()), log))
@@ -160,7 +175,7 @@ def test_alternatives_are_sorted_each_on_its_own(monkeypatch: pytest.MonkeyPatch
     directory alternative is asked by what it reads and the argument alternative behind
     the gate: only the run holding the needle is decoded. Same alerts as the reference."""
     decoded: list[bytes] = []
-    real = scanner.argv_of_execve_bodies
+    real = argv_of_execve_bodies
 
     def counting(raw: bytes) -> Any:
         decoded.append(raw)
@@ -264,7 +279,8 @@ def test_a_runs_key_is_its_facts_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def checking(self: Any, reads: Any) -> Any:
         for bits in range(32):
-            every = tuple(bool(bits >> i & 1) for i in range(5))
+            b = [bool(bits >> i & 1) for i in range(5)]
+            every = (b[0], b[1], b[2], b[3], b[4])
             assert real(self, every) == self().key(every)
         checked.append(reads)
         return real(self, reads)
@@ -323,3 +339,35 @@ def test_reference_path_events_ask_each_rule_once_per_values(
     # Each rule once for ls's values, then the one admitted (--alpha) once per event
     # (its accepts asks again); before: every rule for every event (15).
     assert fast_asks <= len(rules) + 5
+
+
+def test_a_test_whose_guard_fails_is_not_looked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rule on the arguments of the children of one parent: for the children of any
+    other parent, its needles are not looked for at all (before: their command lines,
+    which hold "-o", were decoded and searched). Same alerts as the reference path."""
+    decoded: list[bytes] = []
+    real = argv_of_execve_bodies
+
+    def counting(raw: bytes) -> Any:
+        decoded.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr(scanner, "argv_of_execve_bodies", counting)
+    rules = [
+        _QueryRule('process where process.parent.name == "ollama" and process.args : "-o"'),
+        _QueryRule('process where process.args : "--alpha"'),
+    ]
+    rows = [
+        (200, 1, "bash", ("bash",)),
+        (201, 200, "curl", ("curl", "-o", "x", "http://a")),
+        (202, 200, "curl", ("curl", "-o", "y", "http://b")),
+        (300, 1, "ollama", ("ollama", "serve")),
+        (301, 300, "curl", ("curl", "-o", "z", "http://c")),
+        (302, 200, "curl", ("curl", "--alpha")),
+    ]
+    out = fingerprint(feed_in_pieces(_python(rules), _family(rows)))
+    assert out == fingerprint(feed_in_pieces(_python(rules, fast=False), _family(rows)))
+    assert len(out) == 2
+    assert [raw for raw in decoded if b'"-o"' in raw] == [
+        b'argc=4 a0="curl" a1="-o" a2="z" a3="http://c"'
+    ]
