@@ -46,6 +46,7 @@ from kexecwatch.core.process.capabilities import CAPABILITY_RECORDS
 from kexecwatch.core.process.table import Args, ProcessTableLike
 from kexecwatch.core.scan.argtest import (
     MAX_KEY_LINE,
+    MAX_RAW_LOOK,
     NOTHING_READ,
     AllOf,
     AnyOf,
@@ -77,6 +78,7 @@ from kexecwatch.core.scan.fastpath import (
     run_end,
     split_pair,
     syscall_of,
+    whole_argv,
 )
 from kexecwatch.core.scan.prefilter import LearnedItems, Prefilter, text_of
 
@@ -876,7 +878,7 @@ class _Accepting(tuple[Prefilter, ...]):
     alive_seen: dict[tuple[object, ...], tuple[int, ...]]
     #: Every test behind the gate, and the gate of each set of tests left (:meth:`gate_of`).
     everyone: tuple[int, ...]
-    alive_gates: dict[tuple[int, ...], NeedleGate]
+    alive_gates: dict[tuple[int, ...], _GateLook]
 
     def __new__(cls, prefilters: Sequence[Prefilter], name: str, executable: str) -> _Accepting:
         made = super().__new__(cls, prefilters)
@@ -964,15 +966,13 @@ class _Accepting(tuple[Prefilter, ...]):
                 self.alive_seen[key] = found
         return found
 
-    def gate_of(self, alive: tuple[int, ...]) -> NeedleGate:
+    def gate_of(self, alive: tuple[int, ...]) -> _GateLook:
         """The gate of the tests ``alive`` (:meth:`alive`): their needles only."""
-        if alive == self.everyone:
-            return self.split()[0]
         gate = self.alive_gates.get(alive)
         if gate is None:
             if len(self.alive_gates) >= _MAX_ALIVE_GATES:
                 self.alive_gates.clear()
-            gate = self.alive_gates[alive] = _gate_of(
+            gate = self.alive_gates[alive] = _look_of(
                 frozenset().union(*(self.needles[i] for i in alive))
             )
         return gate
@@ -1007,20 +1007,84 @@ _NO_ARGS: tuple[bytes, ...] = ()
 _NOTHING = _Accepting((), "", "")
 
 
-def _gate_of(needles: frozenset[Needle]) -> NeedleGate:
-    """The :class:`NeedleGate` of ``needles``, made once for every verdict that has the
-    same (most commands share the rules' needles: c30's 30 verdicts with argument tests
-    have 17 needle sets), each compiling a few trie searches; at most
-    :data:`_MAX_GATES` kept."""
-    gate = _GATES.get(needles)
-    if gate is None:
+def _look_of(needles: frozenset[Needle]) -> _GateLook:
+    """The :class:`_GateLook` (and :class:`NeedleGate`) of ``needles``, made once for
+    every verdict that has the same (most commands share the rules' needles: c30's 30
+    verdicts with argument tests have 17 needle sets), each compiling a few trie
+    searches; at most :data:`_MAX_GATES` kept."""
+    look = _GATES.get(needles)
+    if look is None:
         if len(_GATES) >= _MAX_GATES:
             _GATES.clear()
-        gate = _GATES[needles] = NeedleGate(needles)
-    return gate
+        look = _GATES[needles] = _GateLook(needles)
+    return look
 
 
-_GATES: dict[frozenset[Needle], NeedleGate] = {}
+class _GateLook:
+    """:meth:`NeedleGate.shut` of some needles, with a shortcut for long command lines.
+
+    A long body (beyond :data:`~kexecwatch.core.scan.argtest.MAX_RAW_LOOK`) of ASCII
+    arguments in the kernel's plainest form (``whole_argv``) is not searched whole: a
+    needle without a space is in the command line (the arguments joined by spaces) only
+    if it is in one argument, and whether an argument holds one is remembered per
+    argument (a build's compiler and linker lines repeat their ``-I`` and object
+    arguments line after line); only the needles with a space are looked for in the
+    whole line. Any other body, and any needle set with an empty needle: the gate."""
+
+    __slots__ = ("_seen", "_spaced", "_unspaced", "gate")
+
+    def __init__(self, needles: frozenset[Needle]) -> None:
+        self.gate = NeedleGate(needles)
+        spaced = frozenset(n for n in needles if " " in n[0])
+        unspaced = needles - spaced
+        self._spaced = LineSearch(spaced) if spaced else None
+        self._unspaced = (
+            None if not unspaced or any(not text for text, _ in needles) else LineSearch(unspaced)
+        )
+        self._seen: dict[bytes, bool] = {}
+
+    def shut(self, facts: Facts) -> bool:
+        """Whether no needle is in the process's own command line (known)."""
+        raw = facts.raw_args
+        search = self._unspaced
+        if raw is None or len(raw) <= MAX_RAW_LOOK or search is None:
+            return self.gate.shut(facts)
+        args = whole_argv(raw)
+        if args is None:
+            return self.gate.shut(facts)
+        seen = self._seen
+        for arg in args:
+            found = seen.get(arg)
+            if found is None:
+                if not arg.isascii():
+                    return self.gate.shut(facts)  # str.lower beyond ASCII: the whole line
+                text = arg.decode("ascii")
+                found = search.found(Facts(("", "", text)), False, text)
+                if len(arg) <= _MAX_SEEN_ARG:
+                    if len(seen) >= _MAX_SEEN_ARGS:
+                        seen.clear()
+                    seen[arg] = found
+            if found:
+                return False
+        spaced = self._spaced
+        if spaced is None:
+            return True
+        # The command line of ASCII arguments, as command_line_of makes it.
+        line = b" ".join(args).decode("ascii")
+        return not spaced.found(facts, False, line)
+
+
+#: What a _GateLook remembers: at most so many arguments, each of at most so many bytes.
+_MAX_SEEN_ARGS = 8192
+_MAX_SEEN_ARG = 256
+
+
+def _gate_of(needles: frozenset[Needle]) -> NeedleGate:
+    """The :class:`NeedleGate` of ``needles`` (:func:`_look_of`)."""
+    return _look_of(needles).gate
+
+
+_GATES: dict[frozenset[Needle], _GateLook] = {}
 _MAX_GATES = 256
 
 

@@ -454,3 +454,54 @@ def test_quoted_bodies_are_read_by_one_split(monkeypatch: pytest.MonkeyPatch) ->
         read = whole_argv(other)
         assert read is None or read == _general_argv(other)
     assert len(matched) == 5
+
+
+def _quoted_body(args: list[bytes]) -> bytes:
+    return b"argc=%d " % len(args) + b" ".join(
+        b"a%d=" % i + _kernel_form(arg) for i, arg in enumerate(args)
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_the_look_by_argument_answers_as_the_gate(data: st.DataObject) -> None:
+    """Long bodies (here: beyond a bound of 16 bytes) looked at argument by argument,
+    with what each argument holds remembered: the gate's answer, for needles with and
+    without spaces (empty ones too), arguments beyond ASCII, and other forms."""
+    look = scanner._GateLook(frozenset(_needles(data, "ab -K=e")))
+    for _ in range(data.draw(st.integers(1, 3))):
+        words = st.sampled_from([b"a", b"B", b"-", b"ab", b"-K", b"=e", b"\xc3\xa9", b"x y"])
+        args = data.draw(st.lists(st.lists(words, max_size=3).map(b"".join), max_size=5))
+        raw = _quoted_body(args) if data.draw(st.booleans()) else data.draw(_bodies())
+        line = command_line_of(argv_of_execve_bodies(raw) or ())
+        facts = Facts(("n", "e", None), line=lambda line=line: line, raw_args=raw)
+        reference = Facts(("n", "e", None), line=lambda line=line: line, raw_args=raw)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(scanner, "MAX_RAW_LOOK", 16)
+            assert look.shut(facts) == look.gate.shut(reference)
+
+
+def test_a_long_line_of_recurring_arguments_is_not_searched_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two compiler lines sharing their arguments: before, each 2 KB line was decoded
+    and searched whole; now each argument is looked at once, and the second line is
+    decided by what its arguments were found to hold."""
+    searched: list[str] = []
+    found = argtest.LineSearch.found
+
+    def counting(self: argtest.LineSearch, facts: Facts, parent: bool, line: str) -> bool:
+        searched.append(line)
+        return found(self, facts, parent, line)
+
+    monkeypatch.setattr(argtest.LineSearch, "found", counting)
+    look = scanner._GateLook(frozenset({("/dev/tcp", False), ("history", True)}))
+    args = [b"gcc", b"-O2"] + [b"-I/usr/include/d%d" % (i % 40) for i in range(120)]
+    for tail in (b"a.c", b"b.c"):
+        raw = _quoted_body([*args, tail])
+        assert len(raw) > argtest.MAX_RAW_LOOK
+        line = command_line_of(argv_of_execve_bodies(raw) or ())
+        facts = Facts(("gcc", "/usr/bin/gcc", None), line=lambda line=line: line, raw_args=raw)
+        assert look.shut(facts)
+    assert all(len(text) < 40 for text in searched)
+    assert len(searched) == 2 + 40 + 2  # gcc, -O2, the 40 -I, a.c, b.c
