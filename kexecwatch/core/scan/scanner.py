@@ -1031,23 +1031,37 @@ class _GateLook:
     arguments line after line); only the needles with a space are looked for in the
     whole line. Any other body, and any needle set with an empty needle: the gate."""
 
-    __slots__ = ("_seen", "_spaced", "_unspaced", "gate")
+    __slots__ = ("_needles", "_searches", "_seen", "gate")
 
     def __init__(self, needles: frozenset[Needle]) -> None:
         self.gate = NeedleGate(needles)
-        spaced = frozenset(n for n in needles if " " in n[0])
-        unspaced = needles - spaced
-        self._spaced = LineSearch(spaced) if spaced else None
-        self._unspaced = (
-            None if not unspaced or any(not text for text, _ in needles) else LineSearch(unspaced)
-        )
+        self._needles = needles
+        # The searches of the needles without and with a space, made for the first
+        # long line (most needle sets never see one).
+        self._searches: tuple[LineSearch | None, LineSearch | None] | None = None
         self._seen: dict[bytes, bool] = {}
+
+    def _split(self) -> tuple[LineSearch | None, LineSearch | None]:
+        searches = self._searches
+        if searches is None:
+            needles = self._needles
+            spaced = frozenset(n for n in needles if " " in n[0])
+            unspaced = needles - spaced
+            searches = self._searches = (
+                None
+                if not unspaced or any(not text for text, _ in needles)
+                else LineSearch(unspaced),
+                LineSearch(spaced) if spaced else None,
+            )
+        return searches
 
     def shut(self, facts: Facts) -> bool:
         """Whether no needle is in the process's own command line (known)."""
         raw = facts.raw_args
-        search = self._unspaced
-        if raw is None or len(raw) <= MAX_RAW_LOOK or search is None:
+        if raw is None or len(raw) <= MAX_RAW_LOOK:
+            return self.gate.shut(facts)
+        search, spaced = self._split()
+        if search is None:
             return self.gate.shut(facts)
         args = whole_argv(raw)
         if args is None:
@@ -1066,7 +1080,6 @@ class _GateLook:
                     seen[arg] = found
             if found:
                 return False
-        spaced = self._spaced
         if spaced is None:
             return True
         # The command line of ASCII arguments, as command_line_of makes it.
