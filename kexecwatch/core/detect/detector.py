@@ -390,8 +390,10 @@ class Detector:
         # their query is unchanged.
         kept = self._sequences.to_state() if self._sequences is not None else None
         self._sequences = None
+        events_as = self.options.events_as
+        needs = {id(rule): _prefilters_of(rule, events_as) for rule in self.rules}
         if any(isinstance(getattr(r, "query", None), CompiledSequence) for r in self.rules):
-            self._sequences = self._sequence_engine(self.rules)
+            self._sequences = self._sequence_engine(self.rules, lambda r: bool(needs[id(r)]))
             if kept is not None:
                 self._sequences.restore(kept)
         self._sync_sequences_due()
@@ -400,8 +402,7 @@ class Detector:
         ]
         # What the rules (or --events) need, among the exec and kexec events in
         # [since, until); and what other consumers need, among all syscall events.
-        events_as = self.options.events_as
-        self._rule_needs = [i for rule in self.rules for i in _prefilters_of(rule, events_as)]
+        self._rule_needs = [i for rule in self.rules for i in needs[id(rule)]]
         self._needs_by_values: dict[tuple[str, bool, bytes | None, bytes | None, str], _Need] = {}
         self._scanner.set_rule_prefilters(
             [EVERYTHING] if self.options.emit_events else self._rule_needs
@@ -874,10 +875,12 @@ class Detector:
         if self._sequences:
             self._raise_sequences(self._sequences.tick(time_ms), out)
 
-    def _sequence_engine(self, rules: Sequence[DetectionRule]) -> SequenceEngine:
+    def _sequence_engine(
+        self, rules: Sequence[DetectionRule], needs: Callable[[Any], bool] | None = None
+    ) -> SequenceEngine:
         from kexecwatch.core.detect.rule.sequence_state import SequenceEngine
 
-        return SequenceEngine(rules, reorder_ms=self.options.window_ms)
+        return SequenceEngine(rules, reorder_ms=self.options.window_ms, needs_events=needs)
 
     def _process_event(self, event: AuditEvent) -> ProcessEvent | None:
         return process_event_from(

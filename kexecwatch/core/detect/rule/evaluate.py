@@ -27,6 +27,7 @@ as well). Lone surrogates from ``surrogateescape`` decoding are ordinary charact
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -368,7 +369,62 @@ def _comparison(cmp: Comparison, src: QuerySource) -> _Predicate:
     if op in (Op.LT, Op.LE, Op.GT, Op.GE):
         return _ordered(get, op, values[0])
     match = _pattern(cmp, src)
-    return _any_element(get, _remembered(match, lower=op in (Op.SEQ, Op.LIKE_NOCASE)))
+    lower = op in (Op.SEQ, Op.LIKE_NOCASE)
+    search = _needle_search(cmp)
+    if search is None:
+        return _any_element(get, _remembered(match, lower=lower))
+    test = _remembered(match, lower=lower)
+
+    def pred(doc: Document) -> bool:
+        value = get(doc)
+        if type(value) is list:
+            # One search of the elements joined (NUL: no case, no letter: the lower case
+            # of the whole is that of each) for text one of them must hold: arguments
+            # rarely repeat, and most lists hold none of it.
+            try:
+                joined = "\0".join(value)
+            except TypeError:  # other elements than strings: each in turn
+                pass
+            else:
+                if search(joined.lower() if lower else joined) is None:
+                    return False
+            for x in value:
+                if type(x) is list:
+                    if any(test(y) for y in _elements(x)):
+                        return True
+                elif x is not None and test(x):
+                    return True
+            return False
+        return value is not _MISSING and value is not None and test(value)
+
+    return pred
+
+
+def _needle_search(cmp: Comparison) -> Callable[[str], object] | None:
+    """A search for text an element must hold to match one of the patterns of ``cmp``
+    (lower-case for ``:`` and ``like~``): of each wildcard its longest literal piece
+    (wildcards have no escape), of each case-sensitive regex a needle alone in its set
+    (:func:`.needles.regex_needles`); ``None`` when a pattern has none (``*``, or any
+    ``regex~``: a character's other cases are not only ``str.lower``'s)."""
+    lower = cmp.op in (Op.SEQ, Op.LIKE_NOCASE)
+    needles: set[str] = set()
+    for value in cmp.values:
+        text = str(value)
+        if cmp.op is Op.REGEX:
+            pieces = [t for row in regex_needles(text, nocase=False) if len(row) == 1 for t in row]
+        elif cmp.op in (Op.LIKE, Op.SEQ, Op.LIKE_NOCASE):
+            text = text.lower() if lower else text
+            pieces = [t for t in text.replace("?", "*").split("*") if t]
+        else:
+            return None
+        if not pieces:
+            return None
+        needles.add(max(pieces, key=lambda t: (len(t), t)))
+    if not needles:
+        return None
+    return re.compile(
+        "|".join(re.escape(t) for t in sorted(needles, key=lambda t: (-len(t), t)))
+    ).search
 
 
 #: Verdicts of pattern leaves, by (leaf, text), over all queries; forgotten all at once
@@ -527,17 +583,58 @@ def _pattern(cmp: Comparison | Computed, src: QuerySource) -> Matcher:
 
 def _literals_first(pattern: str, matcher: Matcher) -> Matcher:
     """``matcher`` of the case-sensitive regex ``pattern``, behind a test of text every
-    match holds (``str`` searches, far cheaper than walking the automaton a character at
-    a time): of each needle set of :func:`.needles.regex_needles`, its one needle, or
-    else the characters all its needles share."""
+    match holds (``str`` and ``re`` searches, far cheaper than walking the automaton a
+    character at a time): of each needle set of :func:`.needles.regex_needles`, its one
+    needle, and for a set of several, one of them (a search for the alternation of its
+    literals, after a ``str`` search for the characters they all share)."""
     required: set[str] = set()
+    several: set[frozenset[str]] = set()
     for row in regex_needles(pattern, nocase=False):
         if len(row) == 1:
             required |= row
         else:
             required |= set.intersection(*(set(needle) for needle in row))
-    if not required:
+            several.add(row)
+    if not required and not several:
         return matcher
     # Longest first: the rarest text rejects soonest.
     pieces = tuple(sorted(required, key=lambda t: (-len(t), t)))
-    return lambda text: all(p in text for p in pieces) and matcher(text)
+    # A search for literals alone is linear in the text (no repetition to backtrack
+    # over); the longest sets last, as they cost the most per character.
+    searches = tuple(
+        re.compile(_needle_regex(row)).search
+        for row in sorted(several, key=lambda r: (len(r), sorted(r)))
+    )
+    if not searches:
+        return lambda text: all(p in text for p in pieces) and matcher(text)
+
+    def test(text: str) -> bool:
+        for piece in pieces:
+            if piece not in text:
+                return False
+        for search in searches:
+            if search(text) is None:
+                return False
+        return matcher(text)
+
+    return test
+
+
+def _needle_regex(row: frozenset[str]) -> str:
+    """A regex (for ``re.search``) of any needle of ``row``: a row of character classes
+    when the needles are every combination of one character per place (``[0-9]\\.[0-9]``
+    for ``0.0`` .. ``9.9``), else the alternation of the needles, longest first."""
+    lengths = {len(t) for t in row}
+    if len(lengths) == 1:
+        places = [sorted({t[i] for t in row}) for i in range(lengths.pop())]
+        combinations = 1
+        for chars in places:
+            combinations *= len(chars)
+        if combinations == len(row):
+            return "".join(
+                re.escape(chars[0])
+                if len(chars) == 1
+                else "[" + "".join(re.escape(c) for c in chars) + "]"
+                for chars in places
+            )
+    return "|".join(re.escape(t) for t in sorted(row, key=lambda t: (-len(t), t)))

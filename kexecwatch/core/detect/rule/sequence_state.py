@@ -50,14 +50,14 @@ import heapq
 import json
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
 from kexecwatch.core.detect.rule.evaluate import CompiledQuery
 from kexecwatch.core.detect.rule.sequence import CompiledSequence, CompiledStage
-from kexecwatch.core.detect.ruleindex import RuleIndex
+from kexecwatch.core.detect.ruleindex import RuleIndex, prefilters_of
 
 __all__ = [
     "DEFAULT_MAX_EVENTS",
@@ -179,6 +179,9 @@ class SequenceEngine:
         max_partials: the cap on partial sequences per rule.
         max_events: the cap on events held in partial sequences, over all rules (each
             rule gets an equal share, at least :data:`MIN_EVENTS_PER_RULE`).
+        needs_events: whether a (process) rule needs any event at all, as
+            :func:`~kexecwatch.core.detect.ruleindex.prefilters_of` says (the default); one
+            that needs none has a stage no document can match and is never shown one.
     """
 
     def __init__(
@@ -188,6 +191,7 @@ class SequenceEngine:
         reorder_ms: int,
         max_partials: int = DEFAULT_MAX_PARTIALS,
         max_events: int = DEFAULT_MAX_EVENTS,
+        needs_events: Callable[[Any], bool] | None = None,
     ) -> None:
         self.runners: list[_Runner] = []
         chosen = sequence_rules(rules)
@@ -208,15 +212,23 @@ class SequenceEngine:
         #: event to match, a window to close, partials to expire); ``None`` when idle.
         #: The detector compares every event's time with it (see :meth:`tick`).
         self.due_ms: int | None = None
+        needs = needs_events or (lambda rule: bool(prefilters_of(rule)))
         # Every distinct stage of every rule, filed by what it requires: an event is
-        # tested only against the stages that could match it.
+        # tested only against the stages that could match it. A process rule one of whose
+        # stages no process document can match (it needs no event: prefilters_of) can
+        # never complete, so its runner is never shown an event: what it would hold
+        # (a sample's slots, partials waiting for a network event) could only ever be
+        # dropped again.
+        fed = [i for i, r in enumerate(self.runners) if i in self._telemetry or needs(r.rule)]
         self._index = RuleIndex(
             [
                 _StageEntry(stage.query, i, number)
-                for i, runner in enumerate(self.runners)
-                for number, stage in enumerate(runner.distinct)
+                for i in fed
+                for number, stage in enumerate(self.runners[i].distinct)
             ]
         )
+        # The runners whose drops may count: those fed, and any a snapshot gave state.
+        self._counted = [self.runners[i] for i in fed]
 
     def __bool__(self) -> bool:
         return bool(self.runners)
@@ -224,7 +236,7 @@ class SequenceEngine:
     @property
     def dropped(self) -> int:
         """Partial sequences dropped to keep within the cap, over all rules."""
-        return sum(r.dropped for r in self.runners)
+        return sum(r.dropped for r in self._counted)
 
     def observe(
         self, document: Doc, time_ms: int, *, now_ms: int | None = None, telemetry: bool = False
@@ -315,6 +327,9 @@ class SequenceEngine:
             if isinstance(item, dict) and item.get("query") == runner.query.text:
                 try:
                     runner.restore(item)
+                    held = runner.waiting() or runner.dropped
+                    if held and all(runner is not r for r in self._counted):
+                        self._counted.append(runner)
                     self._recount()
                 except (KeyError, TypeError, ValueError, IndexError) as exc:
                     raise ValueError(

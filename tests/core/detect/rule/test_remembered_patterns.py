@@ -145,5 +145,8 @@ def test_a_regex_whose_literal_text_is_missing_is_not_walked(
     assert not query.matches(doc(long + " host:22"))  # no "."
     assert walked == []
     assert query.matches(doc(long + " 10.1:22"))
+    # "." and ":" but neither digit.digit nor digit:digit (the needle sets of the regex)
     assert not query.matches(doc(long + " a.b:c"))
-    assert walked == [long + " 10.1:22", long + " a.b:c"]
+    assert walked == [long + " 10.1:22"]
+    assert not query.matches(doc(long + " 1.2 3:4"))  # every needle, not in a row
+    assert walked == [long + " 10.1:22", long + " 1.2 3:4"]

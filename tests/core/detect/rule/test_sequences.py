@@ -388,3 +388,27 @@ def test_sample_events_are_capped() -> None:
     assert engine.dropped == 1  # u0, the oldest
     assert engine.observe(ev("b", 200, user="u0"), T0 + 200) == []
     assert len(engine.observe(ev("b", 201, user="u100"), T0 + 201)) == 1
+
+
+def test_a_sequence_or_sample_that_can_never_complete_holds_nothing() -> None:
+    # A network stage: no process document ever matches it (prefilters_of: the rule needs
+    # no event), so the process events the other stage matches are not held, nor
+    # counted as dropped past the cap. Only the held state changes: neither could alert.
+    never = rule(
+        'sequence by process.pid [process where process.name == "a"] '
+        '[network where process.name == "a"]'
+    )
+    sample = rule(
+        'sample by process.pid [process where process.name == "a"] '
+        '[network where process.name == "a"]',
+        rule_id="r2",
+    )
+    engine = SequenceEngine([never, sample], reorder_ms=0, max_partials=2)
+    for i in range(5):
+        assert engine.observe(ev("a", i, process={"name": "a", "pid": i}), T0 + i) == []
+    assert engine.flush() == []
+    assert engine.dropped == 0
+    state = engine.to_state()["rules"]
+    assert state["r1"]["partials"] == []
+    assert state["r2"]["slots"] == []
+    assert engine.due_ms is None
