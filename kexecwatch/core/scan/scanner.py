@@ -1031,7 +1031,7 @@ class _GateLook:
     arguments line after line); only the needles with a space are looked for in the
     whole line. Any other body, and any needle set with an empty needle: the gate."""
 
-    __slots__ = ("_needles", "_searches", "_seen", "gate")
+    __slots__ = ("_holding", "_needles", "_searches", "_seen", "gate")
 
     def __init__(self, needles: frozenset[Needle]) -> None:
         self.gate = NeedleGate(needles)
@@ -1039,7 +1039,10 @@ class _GateLook:
         # The searches of the needles without and with a space, made for the first
         # long line (most needle sets never see one).
         self._searches: tuple[LineSearch | None, LineSearch | None] | None = None
-        self._seen: dict[bytes, bool] = {}
+        # The ASCII arguments looked at, and those of them holding a needle without a
+        # space: a line's arguments are asked of both at once (C-level set calls).
+        self._seen: set[bytes] = set()
+        self._holding: set[bytes] = set()
 
     def _split(self) -> tuple[LineSearch | None, LineSearch | None]:
         searches = self._searches
@@ -1066,10 +1069,11 @@ class _GateLook:
         args = whole_argv(raw)
         if args is None:
             return self.gate.shut(facts)
-        seen = self._seen
-        for arg in args:
-            found = seen.get(arg)
-            if found is None:
+        seen, holding = self._seen, self._holding
+        if not holding.isdisjoint(args):
+            return False
+        if not seen.issuperset(args):
+            for arg in set(args).difference(seen):
                 if not arg.isascii():
                     return self.gate.shut(facts)  # str.lower beyond ASCII: the whole line
                 text = arg.decode("ascii")
@@ -1077,9 +1081,12 @@ class _GateLook:
                 if len(arg) <= _MAX_SEEN_ARG:
                     if len(seen) >= _MAX_SEEN_ARGS:
                         seen.clear()
-                    seen[arg] = found
-            if found:
-                return False
+                        holding.clear()
+                    seen.add(arg)
+                    if found:
+                        holding.add(arg)
+                if found:
+                    return False
         if spaced is None:
             return True
         # The command line of ASCII arguments, as command_line_of makes it.
