@@ -219,16 +219,19 @@ class SequenceEngine:
         # never complete, so its runner is never shown an event: what it would hold
         # (a sample's slots, partials waiting for a network event) could only ever be
         # dropped again.
-        fed = [i for i, r in enumerate(self.runners) if i in self._telemetry or needs(r.rule)]
+        self._fed = {i for i, r in enumerate(self.runners) if i in self._telemetry or needs(r.rule)}
+        self._build_index()
+        # The runners whose drops may count: those fed, and any a snapshot gave drops.
+        self._counted = [self.runners[i] for i in sorted(self._fed)]
+
+    def _build_index(self) -> None:
         self._index = RuleIndex(
             [
                 _StageEntry(stage.query, i, number)
-                for i in fed
+                for i in sorted(self._fed)
                 for number, stage in enumerate(self.runners[i].distinct)
             ]
         )
-        # The runners whose drops may count: those fed, and any a snapshot gave state.
-        self._counted = [self.runners[i] for i in fed]
 
     def __bool__(self) -> bool:
         return bool(self.runners)
@@ -322,19 +325,25 @@ class SequenceEngine:
         saved = state.get("rules")
         if not isinstance(saved, dict):
             raise ValueError("sequence state without rules")
-        for runner in self.runners:
+        revived = False
+        for i, runner in enumerate(self.runners):
             item = saved.get(runner.rule.rule_id)
             if isinstance(item, dict) and item.get("query") == runner.query.text:
                 try:
                     runner.restore(item)
-                    held = runner.waiting() or runner.dropped
-                    if held and all(runner is not r for r in self._counted):
-                        self._counted.append(runner)
                     self._recount()
                 except (KeyError, TypeError, ValueError, IndexError) as exc:
                     raise ValueError(
                         f"corrupt sequence state of {runner.rule.rule_id}: {exc}"
                     ) from exc
+                if i not in self._fed and runner.waiting():
+                    # Held state from a detector whose documents could match every stage
+                    # (another event vocabulary): shown events again, as before.
+                    self._fed.add(i)
+                    revived = True
+        if revived:
+            self._build_index()
+        self._counted = [r for i, r in enumerate(self.runners) if i in self._fed or r.dropped]
 
 
 # -- runners -------------------------------------------------------------------------

@@ -412,3 +412,19 @@ def test_a_sequence_or_sample_that_can_never_complete_holds_nothing() -> None:
     assert state["r1"]["partials"] == []
     assert state["r2"]["slots"] == []
     assert engine.due_ms is None
+
+
+def test_a_rule_that_needs_no_event_here_still_finishes_what_a_snapshot_held() -> None:
+    # Taken with one event vocabulary, restored under another in which a stage can never
+    # match (so the rule needs no event): the partial sequence it held still completes.
+    r = rule(AB)
+    before = SequenceEngine([r], reorder_ms=0)
+    assert before.observe(ev("a", 0), T0) == []
+    state = json.loads(json.dumps(before.to_state()))
+    after = SequenceEngine([r], reorder_ms=0, needs_events=lambda rule: False)
+    idle = SequenceEngine([r], reorder_ms=0, needs_events=lambda rule: False)
+    assert idle.observe(ev("a", 0), T0) == []  # never shown: nothing held
+    assert idle.to_state()["rules"]["r1"]["partials"] == []
+    after.restore(state)
+    [match] = after.observe(ev("b", 1000), T0 + 1000) + after.flush()
+    assert names(match) == ["a", "b"]
