@@ -48,7 +48,7 @@ from kexecwatch.core.scan.scanner import in_window  # noqa: E402
 from kexecwatch.native.binding import load  # noqa: E402
 from kexecwatch.rules import load_builtin_rules, load_rules  # noqa: E402
 
-STOPS = {0: "end", 1: "handback", 2: "verdict", 3: "live", 4: "due"}
+STOPS = {0: "end", 1: "handback", 2: "verdict", 3: "live", 4: "due", 5: "render", 6: "plain"}
 
 
 def unit_kind(buf: bytes, pos: int) -> str:

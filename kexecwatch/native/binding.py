@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 #: The C ABI this binding speaks (``kw_abi_version``); any other library is refused.
-ABI_VERSION: Final = 8
+ABI_VERSION: Final = 9
 LIBRARY_NAME: Final = "libkexecwatch_native.so"
 
 # A RawEntry (core.nativeapi) as the native table holds it: ``comm_raw``/``exe_raw`` say
@@ -91,6 +91,10 @@ _U64_MAX: Final = (1 << 64) - 1
 _MAX_DECODED: Final = 1024
 #: The entry sources the table names, as their wire bytes.
 _SOURCES: Final = {"event": b"event", "procfs": b"procfs"}
+
+#: ``kw_set_verdict_needles`` flags: the verdict is plain; every plain reads bit.
+_NEEDLES_PLAIN: Final = 2
+_PLAIN_READS: Final = 31
 
 _CONFIG_LATENESS: Final = 1
 _CONFIG_SINCE: Final = 2
@@ -213,6 +217,8 @@ _SIGNATURES: Final[dict[str, tuple[object, ...]]] = {
         _SIZE,
         ctypes.c_uint32,
     ),
+    "kw_plain_learned": (_PTR, _OUT_U8),
+    "kw_plain_len": (_PTR, _OUT_U64, _OUT_U64),
     "kw_set_needles": (_PTR, ctypes.c_char_p, _SIZE),
     "kw_clear_verdicts": (_PTR,),
     "kw_set_inodes": (_PTR, _PTR, _SIZE),
@@ -757,14 +763,25 @@ class NativeSession:
         needles: Iterable[NeedleBytes],
         *,
         empty_if_no_execve: bool,
+        plain: int | None = None,
     ) -> None:
         """Cache ``code`` (with ``NEEDLE_IF_RELEVANT``) for ``key`` and the needles one of
         which a run of this key must have in its command line to be handed back (each
         given to :meth:`set_needles` before: :class:`NativeError` if not).
         ``empty_if_no_execve``: a run without EXECVE lines has the empty command line
-        (else it is always handed back)."""
+        (else it is always handed back). ``plain``: the verdict is plain
+        (``native/src/plain.rs``) and its plain parts read these facts (bits in
+        ``argtest.Reads`` order: parent name or executable 1, working directory 2, ids 4,
+        capabilities 8, parent command line 16): a relevant run whose needles are
+        absent is taken only once Python answered for its plain key
+        (:meth:`plain_learned`), else the scan stops (``STOP_PLAIN``)."""
         if not 0 <= code <= 0xFF:
             raise NativeError(f"set_verdict_needles: code {code} out of range")
+        if plain is not None and not 0 <= plain <= _PLAIN_READS:
+            raise NativeError(f"set_verdict_needles: plain reads {plain} out of range")
+        flags = 1 if empty_if_no_execve else 0
+        if plain is not None:
+            flags |= _NEEDLES_PLAIN | plain << 8
         with self._lock:
             try:
                 ids = array("I", sorted({self._needle_ids[n] for n in needles}))
@@ -778,8 +795,23 @@ class NativeSession:
                 code,
                 address if count else None,
                 count,
-                1 if empty_if_no_execve else 0,
+                flags,
             )
+
+    def plain_learned(self) -> bool:
+        """Python only learned from the run of the last ``STOP_PLAIN``: runs with its
+        plain key are taken from now on. ``False`` when the session kept nothing (no
+        key pending: answered already, or the verdicts or inodes changed since)."""
+        with self._lock:
+            self._call("kw_plain_learned", self._u8_ref)
+            return bool(self._out_u8.value)
+
+    def plain_len(self) -> tuple[int, int]:
+        """How many plain answers the session keeps, and their key bytes."""
+        count, size = ctypes.c_uint64(), ctypes.c_uint64()
+        with self._lock:
+            self._call("kw_plain_len", ctypes.byref(count), ctypes.byref(size))
+            return int(count.value), int(size.value)
 
     def clear_verdicts(self) -> None:
         """Forget every verdict (rules or prefilters changed)."""

@@ -20,12 +20,13 @@ use std::sync::Once;
 use crate::entry::Entry;
 use crate::gaps::Quiet;
 use crate::needles::NeedleSet;
+use crate::plain::READS_ALL;
 use crate::scan::scan_until;
 use crate::session::{Session, Settings};
 use crate::verdicts::ALL_BITS;
 
 /// The ABI this library speaks; the binding refuses any other.
-pub const ABI_VERSION: u32 = 8;
+pub const ABI_VERSION: u32 = 9;
 
 pub const OK: c_int = 0;
 /// A null or closed handle, or a null output pointer.
@@ -548,9 +549,17 @@ pub unsafe extern "C" fn kw_set_verdict(
     })
 }
 
+/// `kw_set_verdict_needles` flag: a run without EXECVE lines has the empty command line.
+pub const NEEDLES_EMPTY_IF_NONE: u32 = 1;
+/// `kw_set_verdict_needles` flag: the verdict is plain (plain.rs); bits 8 to 12 say
+/// what its plain parts read (`plain::READS_*` shifted by 8).
+pub const NEEDLES_PLAIN: u32 = 2;
+
 /// Cache the verdict `code` for `key` with the needle group of the `count` needle ids
-/// at `ids` (numbers from `kw_set_needles`); `flags` bit 0: a run without EXECVE lines
-/// has the empty command line (needles.rs).
+/// at `ids` (numbers from `kw_set_needles`); `flags`: [`NEEDLES_EMPTY_IF_NONE`] (a run
+/// without EXECVE lines has the empty command line, needles.rs), [`NEEDLES_PLAIN`] with
+/// the plain reads in bits 8 to 12 (a relevant run whose needles are absent is then
+/// taken only when Python answered for its plain facts: plain.rs).
 ///
 /// # Safety
 /// A live handle; `key` valid for `len` bytes, `ids` for `count` u32 values.
@@ -568,13 +577,61 @@ pub unsafe extern "C" fn kw_set_verdict_needles(
         let session = session(handle)?;
         let key = bytes(key, len)?;
         let ids = words(ids, count)?;
-        if code > u32::from(ALL_BITS) || flags > 1 {
+        let reads = flags >> 8;
+        let known = NEEDLES_EMPTY_IF_NONE | NEEDLES_PLAIN | (u32::from(READS_ALL) << 8);
+        if code > u32::from(ALL_BITS)
+            || flags & !known != 0
+            || (flags & NEEDLES_PLAIN == 0 && reads != 0)
+        {
             return Err(argument("verdict code or flags out of range"));
         }
+        let plain = if flags & NEEDLES_PLAIN != 0 {
+            Some(reads as u8)
+        } else {
+            None
+        };
         session
             .verdicts
-            .set_with_needles(key, code as u8, ids, flags == 1)
+            .set_with_needles(
+                key,
+                code as u8,
+                ids,
+                flags & NEEDLES_EMPTY_IF_NONE != 0,
+                plain,
+            )
             .map_err(argument)
+    })
+}
+
+/// Python's answer for the plain key of the last `Stop::Plain` (plain.rs): it only
+/// learned from that run, so runs with the same key are taken from now on. `*out` is 1
+/// when the answer was kept, 0 when no key was pending (answered already, or the
+/// verdicts or inodes changed since the stop, or the key is too long to keep).
+///
+/// # Safety
+/// A live handle; `out` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn kw_plain_learned(handle: *mut Handle, out: *mut u8) -> c_int {
+    guard(|| {
+        let kept = session(handle)?.verdicts.plain.answer_learned();
+        put(out, u8::from(kept))
+    })
+}
+
+/// How many plain answers the session keeps, and their key bytes.
+///
+/// # Safety
+/// A live handle; `count` and `bytes` valid for one write each.
+#[no_mangle]
+pub unsafe extern "C" fn kw_plain_len(
+    handle: *mut Handle,
+    count: *mut u64,
+    bytes: *mut u64,
+) -> c_int {
+    guard(|| {
+        let plain = &session(handle)?.verdicts.plain;
+        put(count, plain.len() as u64)?;
+        put(bytes, plain.bytes() as u64)
     })
 }
 
@@ -1100,8 +1157,27 @@ mod tests {
             assert_eq!(set(&ids[..1], 0x80, 1), OK);
             assert_eq!(set(&ids, 0x80, 0), ERR_ARGUMENT);
             assert!(last_error().contains("beyond"));
-            assert_eq!(set(&ids[..1], 0x80, 2), ERR_ARGUMENT);
+            assert_eq!(set(&ids[..1], 0x80, 4), ERR_ARGUMENT);
+            assert_eq!(
+                set(&ids[..1], 0x80, 1 << 8),
+                ERR_ARGUMENT,
+                "reads without plain"
+            );
+            assert_eq!(
+                set(&ids[..1], 0x80, 2 | (32 << 8)),
+                ERR_ARGUMENT,
+                "unknown reads"
+            );
+            assert_eq!(set(&ids[..1], 0x80, 3 | (31 << 8)), OK);
+            assert_eq!(set(&ids[..1], 0x80, 2), OK);
             assert_eq!(set(&ids[..1], 0x100, 0), ERR_ARGUMENT);
+            let mut kept = 9u8;
+            assert_eq!(kw_plain_learned(handle, &mut kept), OK);
+            assert_eq!(kept, 0, "no plain key pending");
+            let (mut count, mut bytes) = (9u64, 9u64);
+            assert_eq!(kw_plain_len(handle, &mut count, &mut bytes), OK);
+            assert_eq!((count, bytes), (0, 0));
+            assert_eq!(kw_plain_learned(handle, std::ptr::null_mut()), ERR_HANDLE);
             let misaligned32 = (b"0123456789abcdef".as_ptr() as usize | 1) as *const u32;
             assert_eq!(
                 kw_set_verdict_needles(handle, b"k".as_ptr(), 1, 0, misaligned32, 1, 0),

@@ -2,7 +2,8 @@
 //!
 //! Python keeps the meaning; this library is a conservative filter. A session holds
 //! one detector's process table (table.rs, the rules of
-//! `kexecwatch/core/process/table.py`) and verdict cache (verdicts.rs), and the done store (done.rs: the events its scans took, for the
+//! `kexecwatch/core/process/table.py`) and verdict cache (verdicts.rs, with Python's
+//! answers per plain facts: plain.rs), and the done store (done.rs: the events its scans took, for the
 //! assembler's done set). A scan (scan.rs)
 //! takes, from a stretch of the audit log where the Python assembler is quiet, only
 //! the events whose effect it reproduces exactly (table updates, counters, done-set
@@ -22,6 +23,7 @@ pub mod gaps;
 pub mod lines;
 pub mod needles;
 pub mod parent;
+pub mod plain;
 pub mod render;
 pub mod scan;
 pub mod session;

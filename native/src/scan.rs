@@ -16,12 +16,13 @@ use crate::gaps::{EventId, Quiet};
 use crate::lines::{find, find_byte, line_end, starts};
 use crate::needles::command_line;
 use crate::parent;
+use crate::plain::{self as plain_facts, RunFacts, MAX_PLAIN_KEY};
 use crate::render::{self, RunParts};
 use crate::session::{ScanOut, Session, Stop, DONE_KEPT};
 use crate::syscall::{self, Span, SyscallHead};
 use crate::verdicts::{
-    Verdicts, EVALUATED, INODE_ALWAYS, INODE_IF_RELEVANT, LEARN_EXEC, LEARN_FORK, LEARN_MASK,
-    LEARN_OTHER, NEEDLE_IF_RELEVANT, NEED_ALWAYS, NEED_IF_RELEVANT,
+    Plain, Verdicts, EVALUATED, INODE_ALWAYS, INODE_IF_RELEVANT, LEARN_EXEC, LEARN_FORK,
+    LEARN_MASK, LEARN_OTHER, NEEDLE_IF_RELEVANT, NEED_ALWAYS, NEED_IF_RELEVANT,
 };
 
 /// `MIDDLE_TYPES` of fastpath.py.
@@ -122,6 +123,8 @@ struct Event {
     code: u8,
     /// The verdict's needle group (0: none).
     group: u32,
+    /// What the verdict's plain parts read, if it has some (plain.rs).
+    plain: Plain,
     relevant: bool,
 }
 
@@ -428,6 +431,7 @@ impl<'a> Scanner<'a> {
             .quiet
             .admits(&event.id, self.session.settings.window_ms)
             .ok_or(Stop::Handback)?;
+        self.plain_known(pos, whole, &event, lead)?;
         // Needed in full: taken only when its --events line is written here.
         if needed {
             let lines = match run_lines(buf, whole.head.creds.0, whole.end) {
@@ -446,6 +450,54 @@ impl<'a> Scanner<'a> {
         self.out.lines += whole.lines + lead;
         self.out.records += whole.lines + lead;
         Ok(whole.next)
+    }
+
+    /// A relevant run of a plain verdict (plain.rs), its needles absent: taken only
+    /// when Python answered "learned only" for its plain key; else a stop for Python's
+    /// answer (`Stop::Plain`, the key pending), or a hand-back when the key is too long
+    /// to keep or the run has a lead record (Python decides it as before).
+    fn plain_known(
+        &mut self,
+        pos: usize,
+        whole: &Whole,
+        event: &Event,
+        lead: u64,
+    ) -> Result<(), Stop> {
+        let reads = match event.plain {
+            Some(reads) if event.relevant => reads,
+            _ => return Ok(()),
+        };
+        if lead != 0 {
+            return Err(Stop::Handback);
+        }
+        let buf = self.buf;
+        let head = &event.head;
+        let session = &mut *self.session;
+        let ppid = number(span(buf, head.ppid));
+        let facts = RunFacts {
+            verdict_key: [
+                span(buf, head.call),
+                span(buf, head.success),
+                span(buf, head.comm),
+                span(buf, head.exe),
+            ],
+            parent: session.table.entry_at(ppid, i128::from(event.id.time_ms)),
+            run: &buf[pos..whole.end],
+            args_end: whole.args_end - pos,
+            id: span(buf, head.id),
+            ids: span(buf, head.creds),
+        };
+        plain_facts::key_of(&mut session.plain_key, reads, &facts);
+        if session.verdicts.plain.learned(&session.plain_key) {
+            return Ok(());
+        }
+        if session.plain_key.len() > MAX_PLAIN_KEY {
+            return Err(Stop::Handback);
+        }
+        session.verdicts.plain.ask(&session.plain_key);
+        self.out.key.clear();
+        self.out.key.extend_from_slice(&session.plain_key);
+        Err(Stop::Plain)
     }
 
     /// Write the `--events` line of a run (render.rs): `records` are its lines after
@@ -651,7 +703,7 @@ impl<'a> Scanner<'a> {
             }
             key.extend_from_slice(span(buf, *part));
         }
-        let (code, group) = match self.session.verdicts.get_with_group(key) {
+        let (code, group, plain) = match self.session.verdicts.get_with_group(key) {
             Some(found) => found,
             None => {
                 self.out.key.clear();
@@ -668,6 +720,7 @@ impl<'a> Scanner<'a> {
             id,
             code,
             group,
+            plain,
             relevant,
         })
     }
@@ -996,6 +1049,7 @@ impl<'a> Scanner<'a> {
             id,
             code: 0,
             group: 0,
+            plain: None,
             relevant: false,
         };
         self.take(&event, elapsed);

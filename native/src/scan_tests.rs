@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use crate::gaps::{Quiet, MAX_TIME_MS};
 use crate::needles::NeedleSet;
+use crate::plain::{READS_CAPS, READS_CWD, READS_IDS, READS_PARENT, READS_PARENT_LINE};
 use crate::scan::{scan, scan_until};
 use crate::session::{Session, Settings, Stop};
 use crate::verdicts::{
@@ -432,7 +433,10 @@ fn a_block_that_starts_with_the_eoe_of_the_event_taken_last_counts_a_line() {
     let s = two_scans(true, false);
     assert_eq!(stop(&s), (next.len(), Stop::End as i32));
     let lines = next.lines().count() as u64;
-    assert_eq!((s.scan.lines, s.scan.records, s.scan.events), (lines, lines, 1));
+    assert_eq!(
+        (s.scan.lines, s.scan.records, s.scan.events),
+        (lines, lines, 1)
+    );
     // Without the store (the assembler keeps the rows), or once it forgot the event
     // (pruned, or the done set's limit): Python's, as before.
     for s in [two_scans(false, false), two_scans(true, true)] {
@@ -545,6 +549,7 @@ fn a_needle_verdict_hands_back_only_a_command_line_a_needle_may_be_in() {
                 LEARN_EXEC | EVALUATED | NEEDLE_IF_RELEVANT,
                 ids,
                 false,
+                None,
             )
             .unwrap();
         let log = exec_run(T0, 100, 200, 1, "ls");
@@ -579,6 +584,7 @@ fn a_needle_verdict_hands_back_runs_without_a_plain_command_line() {
                 LEARN_EXEC | EVALUATED | NEEDLE_IF_RELEVANT,
                 &[0],
                 empty_if_none,
+                None,
             )
             .unwrap();
         let log = head.clone() + middle + &tail;
@@ -1130,4 +1136,183 @@ fn past(line: &[u8], q: Quiet) -> Quiet {
         }
         _ => q,
     }
+}
+
+/// A session whose `ls` execs have a plain verdict reading `reads`, gated by the
+/// needle "zz" (not in `ls -l`).
+fn plain_session(reads: u8) -> Session {
+    let mut s = Session::new(settings());
+    s.verdicts
+        .set_needles(NeedleSet::new(&[(b"zz".to_vec(), false)]));
+    for comm in ["sh", "cat"] {
+        s.verdicts.set(&key(59, comm), LEARN_EXEC | EVALUATED);
+    }
+    s.verdicts
+        .set_with_needles(
+            &key(59, "ls"),
+            LEARN_EXEC | EVALUATED | NEEDLE_IF_RELEVANT,
+            &[0],
+            false,
+            Some(reads),
+        )
+        .unwrap();
+    s
+}
+
+/// Python's answer for the last stop: only learned.
+fn answer(s: &mut Session) {
+    assert_eq!(s.scan.stop, Stop::Plain as i32);
+    assert!(s.verdicts.plain.answer_learned());
+}
+
+#[test]
+fn a_plain_verdict_asks_once_per_plain_key() {
+    let mut s = plain_session(READS_PARENT | READS_PARENT_LINE);
+    let shell = exec_run(T0, 100, 300, 1, "sh");
+    let first = exec_run(T0 + 10, 101, 400, 300, "ls");
+    let log = shell.clone() + &first;
+    let q = run(&mut s, &log);
+    // The shell is taken; the ls run stops for Python's answer, with its plain key.
+    assert_eq!(stop(&s), (shell.len(), Stop::Plain as i32));
+    assert_eq!(s.scan.events, 1);
+    assert!(!s.scan.key.is_empty());
+    assert_eq!(s.verdicts.plain.pending(), Some(&s.scan.key[..]));
+    assert_eq!(s.table.latest(400), None, "not taken: nothing learned");
+    answer(&mut s);
+    // Another child of the same shell, another time, pid and serial: the same key.
+    let second = exec_run(T0 + 20, 102, 401, 300, "ls");
+    run_from(&mut s, &(first.clone() + &second), q);
+    assert_eq!(stop(&s), (first.len() + second.len(), 0));
+    assert_eq!((s.scan.events, s.scan.process_events), (2, 2));
+    assert!(s.table.latest(400).is_some() && s.table.latest(401).is_some());
+    assert_eq!(s.verdicts.plain.len(), 1);
+}
+
+#[test]
+fn another_parent_is_another_plain_key() {
+    let mut s = plain_session(READS_PARENT | READS_PARENT_LINE);
+    let log = exec_run(T0, 100, 300, 1, "sh") + &exec_run(T0 + 10, 101, 400, 300, "ls");
+    let q = run(&mut s, &log);
+    answer(&mut s);
+    // A parent the table does not know.
+    let orphan = exec_run(T0 + 20, 102, 401, 999, "ls");
+    let q = run_from(&mut s, &orphan, q);
+    assert_eq!(stop(&s), (0, Stop::Plain as i32));
+    answer(&mut s);
+    run_from(&mut s, &orphan, q.clone());
+    assert_eq!(stop(&s), (orphan.len(), 0));
+    // The same parent with other arguments: another key when its command line is read...
+    let cat = exec_run(T0 + 30, 103, 500, 1, "cat");
+    let child = exec_run(T0 + 40, 104, 501, 500, "ls");
+    run_from(&mut s, &(cat.clone() + &child), q.clone());
+    assert_eq!(stop(&s), (cat.len(), Stop::Plain as i32));
+}
+
+#[test]
+fn only_the_facts_read_are_keyed() {
+    // Parent name and exe only: two `sh` parents with other arguments share a key.
+    let mut s = plain_session(READS_PARENT);
+    let sh = exec_run(T0, 100, 300, 1, "sh");
+    let child = exec_run(T0 + 10, 101, 400, 300, "ls");
+    let q = run(&mut s, &(sh.clone() + &child));
+    answer(&mut s);
+    let other_sh = exec_run(T0 + 20, 102, 600, 1, "sh").replace("a1=\"-l\"", "a1=\"-c\"");
+    let child2 = exec_run(T0 + 30, 103, 601, 600, "ls").replace("cwd=\"/root\"", "cwd=\"/x\"");
+    let log = other_sh + &child2;
+    run_from(&mut s, &log, q.clone());
+    assert_eq!(stop(&s), (log.len(), 0));
+    // The cwd read: another directory is another key.
+    for (reads, changed, asked) in [
+        (READS_CWD, "cwd=\"/root\"", "cwd=\"/x\""),
+        (READS_IDS, "auid=1000", "auid=1001"),
+        (READS_CAPS, "type=PATH", "type=BPRM_FCAPS"),
+    ] {
+        let mut s = plain_session(reads);
+        let first = exec_run(T0, 100, 400, 1, "ls");
+        let q = run(&mut s, &first);
+        answer(&mut s);
+        let same = exec_run(T0 + 10, 101, 401, 1, "ls");
+        let q = run_from(&mut s, &same, q);
+        assert_eq!(stop(&s), (same.len(), 0), "{}", reads);
+        let other = exec_run(T0 + 20, 102, 402, 1, "ls").replace(changed, asked);
+        run_from(&mut s, &other, q);
+        assert_eq!(stop(&s), (0, Stop::Plain as i32), "{}", reads);
+    }
+}
+
+#[test]
+fn a_plain_verdict_is_not_asked_when_a_needle_or_irrelevance_decides() {
+    // A needle may be in the command line: Python's, handed back.
+    let mut s = Session::new(settings());
+    s.verdicts
+        .set_needles(NeedleSet::new(&[(b"-l".to_vec(), false)]));
+    s.verdicts
+        .set_with_needles(
+            &key(59, "ls"),
+            LEARN_EXEC | EVALUATED | NEEDLE_IF_RELEVANT,
+            &[0],
+            false,
+            Some(READS_PARENT),
+        )
+        .unwrap();
+    run(&mut s, &exec_run(T0, 100, 400, 1, "ls"));
+    assert_eq!(stop(&s), (0, Stop::Handback as i32));
+    assert_eq!(s.verdicts.plain.pending(), None);
+    // Not relevant (before --since): taken, nothing asked.
+    let mut s = plain_session(READS_PARENT);
+    s.settings.since_ms = Some(T0 + 1);
+    let log = exec_run(T0, 100, 400, 1, "ls");
+    run(&mut s, &log);
+    assert_eq!(stop(&s), (log.len(), 0));
+    assert_eq!(s.verdicts.plain.pending(), None);
+}
+
+#[test]
+fn plain_answers_go_with_the_verdicts_and_the_inodes() {
+    let log = exec_run(T0, 100, 400, 1, "ls");
+    let mut s = plain_session(READS_PARENT);
+    let q = run(&mut s, &log);
+    answer(&mut s);
+    run_from(&mut s, &log, q.clone());
+    assert_eq!(stop(&s), (log.len(), 0));
+    s.verdicts.set_inodes(&[1]);
+    run_from(&mut s, &log, q.clone());
+    assert_eq!(
+        stop(&s),
+        (0, Stop::Plain as i32),
+        "inodes changed: asked again"
+    );
+    answer(&mut s);
+    run_from(&mut s, &log, q.clone());
+    assert_eq!(stop(&s), (log.len(), 0));
+    // A stop, then the verdicts go before Python answers: the answer is not kept.
+    s.verdicts.set_inodes(&[2]);
+    run_from(&mut s, &log, q.clone());
+    assert_eq!(stop(&s), (0, Stop::Plain as i32));
+    s.verdicts.clear();
+    assert!(!s.verdicts.plain.answer_learned());
+    assert!(s.verdicts.plain.is_empty());
+    run_from(&mut s, &log, q);
+    assert_eq!(stop(&s), (0, Stop::Verdict as i32));
+}
+
+#[test]
+fn a_plain_verdict_in_a_pair_or_after_a_lead_is_handed_back() {
+    let mut s = plain_session(READS_PARENT);
+    let a = exec_run(T0, 100, 400, 1, "ls");
+    let q = run(&mut s, &a);
+    answer(&mut s);
+    // Interleaved with another run: a pair's plain facts are not keyed.
+    let b = exec_run(T0 + 1, 101, 401, 1, "sh");
+    let mut lines_a: Vec<&str> = a.lines().collect();
+    let lines_b: Vec<&str> = b.lines().collect();
+    let first = lines_a.remove(0);
+    let pair = format!(
+        "{}\n{}\n{}\n",
+        first,
+        lines_b.join("\n"),
+        lines_a.join("\n")
+    );
+    run_from(&mut s, &pair, q);
+    assert_eq!(stop(&s), (0, Stop::Handback as i32));
 }

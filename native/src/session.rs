@@ -37,6 +37,10 @@ pub enum Stop {
     Due = 4,
     /// A run to render whose render key Python has not answered (render.rs).
     Render = 5,
+    /// A relevant run of a plain verdict whose plain key Python has not answered
+    /// (plain.rs): Python handles the run, then says whether it only learned from it
+    /// (`kw_plain_learned`).
+    Plain = 6,
 }
 
 /// A scan's result; the vectors are reused from call to call.
@@ -82,6 +86,8 @@ pub struct Session {
     pub pair_a: Vec<(usize, usize)>,
     pub pair_b: Vec<(usize, usize)>,
     pub key: Vec<u8>,
+    /// Scratch: the plain key of the run being judged (plain.rs).
+    pub plain_key: Vec<u8>,
     /// Scratch: the command line of the run being judged (needles.rs).
     pub line: Vec<u8>,
     /// The rows of the events taken, kept between calls (`kw_done_keep`).
@@ -121,6 +127,7 @@ impl Session {
             pair_a: Vec::new(),
             pair_b: Vec::new(),
             key: Vec::new(),
+            plain_key: Vec::new(),
             line: Vec::new(),
             done: DoneStore::default(),
             done_out: Vec::new(),

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use crate::fasthash::IntSet;
 use crate::lines::find;
 use crate::needles::{Groups, NeedleSet};
+use crate::plain::{PlainCache, READS_ALL};
 
 /// The most verdicts cached (`_MAX_VERDICTS` of detector.py); full: cleared.
 pub const MAX_VERDICTS: usize = 4096;
@@ -29,15 +30,21 @@ pub const NEEDLE_IF_RELEVANT: u8 = 1 << 7;
 /// Every bit a verdict code may have.
 pub const ALL_BITS: u8 = 0xff;
 
+/// A verdict's plain part (plain.rs): none, or what its plain parts read
+/// (`plain::READS_*` bits).
+pub type Plain = Option<u8>;
+
 /// The verdict cache, the inodes the prefilters know, and the rules' needles.
 #[derive(Default)]
 pub struct Verdicts {
-    /// Per key: the code and its needle group's number (0: none).
-    codes: HashMap<Vec<u8>, (u8, u32)>,
+    /// Per key: the code, its needle group's number (0: none) and its plain part.
+    codes: HashMap<Vec<u8>, (u8, u32, Plain)>,
     key_bytes: usize,
     inodes: IntSet<u64>,
     needles: NeedleSet,
     groups: Groups,
+    /// Python's "learned only" answers for plain verdicts (plain.rs).
+    pub plain: PlainCache,
 }
 
 impl Verdicts {
@@ -46,24 +53,31 @@ impl Verdicts {
         self.codes.get(key).map(|v| v.0)
     }
 
-    /// The code cached for `key` and its needle group's number (0: none).
-    pub fn get_with_group(&self, key: &[u8]) -> Option<(u8, u32)> {
+    /// The code cached for `key`, its needle group's number (0: none) and its plain
+    /// part.
+    pub fn get_with_group(&self, key: &[u8]) -> Option<(u8, u32, Plain)> {
         self.codes.get(key).copied()
     }
 
     /// Cache `code` for `key` (clearing the cache first when it is full).
     pub fn set(&mut self, key: &[u8], code: u8) {
-        self.set_entry(key, (code, 0));
+        self.set_entry(key, (code, 0, None));
     }
 
-    /// Cache `code` for `key` with the needle group of the needle ids `ids`.
+    /// Cache `code` for `key` with the needle group of the needle ids `ids`, and when
+    /// `plain` is set, what its plain parts read (plain.rs): a relevant run of it whose
+    /// needles are absent is then taken only when Python answered for its plain facts.
     pub fn set_with_needles(
         &mut self,
         key: &[u8],
         code: u8,
         ids: &[u32],
         empty_if_none: bool,
+        plain: Plain,
     ) -> Result<(), &'static str> {
+        if plain.map_or(false, |reads| reads & !READS_ALL != 0) {
+            return Err("plain reads out of range");
+        }
         let number = match self.groups.intern(&self.needles, ids, empty_if_none)? {
             Some(number) => number,
             None => {
@@ -74,11 +88,11 @@ impl Verdicts {
                     .ok_or("no room for a needle group")?
             }
         };
-        self.set_entry(key, (code, number));
+        self.set_entry(key, (code, number, plain));
         Ok(())
     }
 
-    fn set_entry(&mut self, key: &[u8], entry: (u8, u32)) {
+    fn set_entry(&mut self, key: &[u8], entry: (u8, u32, Plain)) {
         if let Some(known) = self.codes.get_mut(key) {
             *known = entry;
             return;
@@ -92,11 +106,13 @@ impl Verdicts {
         self.codes.insert(key.to_vec(), entry);
     }
 
-    /// Forget every verdict (rules or prefilters changed), and every needle group.
+    /// Forget every verdict (rules or prefilters changed), every needle group and
+    /// every plain answer.
     pub fn clear(&mut self) {
         self.codes.clear();
         self.key_bytes = 0;
         self.groups.clear();
+        self.plain.clear();
     }
 
     /// Replace the rules' needles (every verdict and group goes too).
@@ -125,8 +141,10 @@ impl Verdicts {
         self.codes.is_empty()
     }
 
-    /// Replace the inodes (the union of every prefilter's path items, absolute values).
+    /// Replace the inodes (the union of every prefilter's path items, absolute values);
+    /// the plain answers go too (Python's answers were made with the inodes before).
     pub fn set_inodes(&mut self, inodes: &[u64]) {
+        self.plain.clear();
         self.inodes.clear();
         self.inodes.extend(inodes.iter().copied());
     }

@@ -26,6 +26,7 @@ __all__ = [
     "STOP_END",
     "STOP_HANDBACK",
     "STOP_LIVE",
+    "STOP_PLAIN",
     "STOP_RENDER",
     "STOP_VERDICT",
     "AheadSource",
@@ -59,6 +60,11 @@ STOP_DUE = 4
 #: answered for its render key (``key``) yet: Python answers (``render_set``), then scans
 #: again (:mod:`kexecwatch.core.process.eventlines`).
 STOP_RENDER = 5
+#: The run at ``end`` has a plain verdict (``set_verdict_needles`` with ``plain``), its
+#: needles are absent, and Python has not answered for its plain key (``key``): Python
+#: handles the run and, when it only learned from it, says so (``plain_learned``), then
+#: scans again (``native/src/plain.rs``).
+STOP_PLAIN = 6
 
 #: One process-table entry as stored: ``(pid, ppid, comm, comm_raw, exe, exe_raw, args,
 #: since_ms, exec_id, source, extra)``; see :class:`NativeSession`.
@@ -114,7 +120,8 @@ class ScanResult:
     Attributes:
         end: where the scan stopped in the block (a line start, or its length).
         stop: why (``STOP_*``).
-        key: the unknown verdict key (``STOP_VERDICT``), or render key (``STOP_RENDER``).
+        key: the unknown verdict key (``STOP_VERDICT``), render key (``STOP_RENDER``)
+            or plain key (``STOP_PLAIN``).
         ppid / time_ms: the parent to read and the exec's time (``STOP_LIVE``).
         lines / records / events / process_events / last_time_ms: the counts of the
             events taken (``last_time_ms``: the latest event time taken, 0 if none).
@@ -248,9 +255,17 @@ class NativeSession(DoneStore, AheadSource, Protocol):
         needles: Iterable[NeedleBytes],
         *,
         empty_if_no_execve: bool,
+        plain: int | None = None,
     ) -> None:
         """Cache a verdict code with ``NEEDLE_IF_RELEVANT`` and the needles (each given
-        to :meth:`set_needles`) one of which its rules' argument tests need."""
+        to :meth:`set_needles`) one of which its rules' argument tests need; with
+        ``plain``, the facts its rules' plain tests read (``argtest.Reads`` as bits:
+        1, 2, 4, 8, 16): a relevant run without its needles is then taken only once
+        Python answered for its plain key (``STOP_PLAIN``, :meth:`plain_learned`)."""
+
+    def plain_learned(self) -> bool:
+        """Python only learned from the run of the last ``STOP_PLAIN``: keep that answer
+        for its plain key (``False``: nothing was pending, nothing kept)."""
 
     def set_inodes(self, inodes: Iterable[int]) -> None:
         """The inodes an ``inode=`` value is compared with (hand back on a match)."""

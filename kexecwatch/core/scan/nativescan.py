@@ -22,6 +22,11 @@ at or after the expected one, not ahead, above the done ceiling), no prefilter n
 learned inode may be in it, and, when its rules' prefilters could take it only for an
 argument needle, no such needle can be in its command line (the session holds every
 rule's needles, :meth:`NativeScanner.prefilters_changed`; ``native/src/needles.rs``).
+When they could take it also for plain facts (the parent, the working directory, the
+ids, the capability sets: :func:`plain_split`), it is taken only when Python answered
+"learned only" for a run with the same facts (``native/src/plain.rs``): the session
+stops at the first run of those facts (``STOP_PLAIN``), Python decides it with its own
+code and tells the session (:meth:`NativeScanner._plain_run`).
 The taken units teach the session's process table
 (:class:`~kexecwatch.core.process.nativetable.NativeProcessTable`), the counts, the done set
 (:meth:`~kexecwatch.core.audit.assembler.Assembler.absorb`: the session keeps the taken events'
@@ -56,6 +61,7 @@ from kexecwatch.core.audit.nativeapi import (
     STOP_END,
     STOP_HANDBACK,
     STOP_LIVE,
+    STOP_PLAIN,
     STOP_RENDER,
     STOP_VERDICT,
     NativeLib,
@@ -65,10 +71,10 @@ from kexecwatch.core.audit.nativeapi import (
 from kexecwatch.core.audit.record import EventId
 from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS
 from kexecwatch.core.process.eventlines import EventLines
-from kexecwatch.core.scan.argtest import Needle
+from kexecwatch.core.scan.argtest import Needle, own_needles
 from kexecwatch.core.scan.fastpath import SYSCALL_HEAD, RunBounds, run_end
 from kexecwatch.core.scan.prefilter import LearnedItems, Prefilter
-from kexecwatch.core.scan.scanner import PythonScanner, in_window
+from kexecwatch.core.scan.scanner import ARGS_FROM_TABLE, PythonScanner, in_window
 
 __all__ = [
     "NativeScanner",
@@ -94,6 +100,10 @@ _FastVerdict = tuple[str, bool, bytes | None, bytes | None, bool]
 #: A verdict key as :data:`~kexecwatch.core.scan.fastpath.SYSCALL_HEAD` groups it: raw
 #: call, success, comm and exe.
 _Key = tuple[bytes, bytes, bytes, bytes]
+#: What :meth:`NativeScanner.verdict_and_needles` tells of a verdict with a needle test:
+#: the needles, whether a run without EXECVE lines has the empty command line, and what
+#: its plain tests read (``None``: it has none; :func:`plain_split`).
+_NeedleVerdict = tuple[frozenset[NeedleBytes], bool, int | None]
 #: The most verdict codes :meth:`NativeScanner.hands_back` remembers (as the session).
 _MAX_CODES = 4096
 
@@ -316,26 +326,27 @@ class NativeScanner(PythonScanner):
         (without :data:`NEEDLE_IF_RELEVANT`: :meth:`send_verdict` adds it)."""
         return self.verdict_and_needles(key)[0]
 
-    def send_verdict(
-        self, key: bytes, verdict: tuple[int, tuple[frozenset[NeedleBytes], bool] | None]
-    ) -> None:
+    def send_verdict(self, key: bytes, verdict: tuple[int, _NeedleVerdict | None]) -> None:
         """Cache the verdict of ``key`` (:meth:`verdict_and_needles`) in the session: with
-        the needles of its rules' argument tests when those are all it hands back for."""
+        the needles of its rules' argument tests when those are all it hands back for,
+        and what their plain tests read when it has some."""
         code, needles = verdict
         if needles is None:
             self.session.set_verdict(key, code)
         else:
-            wire, empty_if_no_execve = needles
-            self.session.set_verdict_needles(key, code, wire, empty_if_no_execve=empty_if_no_execve)
+            wire, empty_if_no_execve, plain = needles
+            self.session.set_verdict_needles(
+                key, code, wire, empty_if_no_execve=empty_if_no_execve, plain=plain
+            )
 
-    def verdict_and_needles(
-        self, key: bytes
-    ) -> tuple[int, tuple[frozenset[NeedleBytes], bool] | None]:
+    def verdict_and_needles(self, key: bytes) -> tuple[int, _NeedleVerdict | None]:
         """The verdict code of ``key`` and, when its rules' prefilters can take a run of
         it only for a needle in its own command line
-        (:meth:`~kexecwatch.core.scan.scanner.PythonScanner.verdict_needles`), those needles
-        and whether a run without EXECVE lines has the empty command line; the code then
-        has :data:`NEEDLE_IF_RELEVANT` instead of :data:`NEED_IF_RELEVANT`."""
+        (:meth:`~kexecwatch.core.scan.scanner.PythonScanner.verdict_needles`), or for such
+        a needle or plain facts (:func:`plain_split`), those needles, whether a run
+        without EXECVE lines has the empty command line and what the plain tests read
+        (``None``: there are none); the code then has :data:`NEEDLE_IF_RELEVANT` instead
+        of :data:`NEED_IF_RELEVANT`."""
         call, success_raw, comm_raw, exe_raw = key.split(b"\0")
         raw = (call, success_raw, comm_raw, exe_raw)
         # The remembered verdict, when there is one: its prefilters' split() is kept.
@@ -353,15 +364,22 @@ class NativeScanner(PythonScanner):
         rules = _needs(for_rules, NEED_IF_RELEVANT, INODE_IF_RELEVANT)
         if rules == NEED_IF_RELEVANT and self._needles is not None:
             found = self.verdict_needles(raw)
+            plain: int | None = None
+            if found is None:
+                split = plain_split(for_rules, syscall)
+                if split is not None:
+                    found = split[:2]
+                    plain = split[2]
             if found is not None:
                 needles, empty_if_no_execve = found
                 wire = {needle_bytes(n) for n in needles}
-                if not wire:
+                if not wire and plain is None:
                     return code, None  # no rule prefilter can take such a run
                 if wire <= self._needles:  # (an unencodable needle is None: not in it)
                     return code | NEEDLE_IF_RELEVANT, (
                         frozenset(w for w in wire if w is not None),
                         empty_if_no_execve,
+                        plain,
                     )
         return code | rules, None
 
@@ -465,6 +483,16 @@ class NativeScanner(PythonScanner):
                     return PythonScanner.scan(
                         self, Region(buf[pos - 1 :], line_no, source, base + pos), out
                     )
+            elif stop == STOP_PLAIN:
+                # Python decides the run (its needles are absent: its plain facts do),
+                # and says when it only learned from it: the same facts stay native.
+                pos, line_no = self._plain_run(buf, pos, line_no, source, base, out)
+                if not self.native_on:
+                    return PythonScanner.scan(
+                        self, Region(buf[pos - 1 :], line_no, source, base + pos), out
+                    )
+                pos, line_no = self._lines_to_syscall(buf, pos, line_no, source, base, out)
+                pos, line_no = self._needed_runs(buf, pos, line_no, source, base, out)
             elif stop == STOP_LIVE:
                 self.table.remember_live(result.ppid, result.time_ms)
             elif stop == STOP_HANDBACK:
@@ -522,6 +550,36 @@ class NativeScanner(PythonScanner):
             if not buf.startswith(b"type=SYSCALL ", pos):
                 pos, line_no = self._lines_to_syscall(buf, pos, line_no, source, base, out)
         return pos, line_no
+
+    def _plain_run(  # noqa: PLR0917 - the scan's position, passed along
+        self, buf: bytes, pos: int, line_no: int, source: Hashable, base: int, out: list[Any]
+    ) -> tuple[int, int]:
+        """Handle the run at ``pos`` the session stopped at (``STOP_PLAIN``) as
+        :meth:`_step` does, its verdict made first by Python's own
+        :meth:`~kexecwatch.core.scan.scanner.PythonScanner.fast_verdict` (and reused
+        there): when it only teaches the table, and the run is relevant (the only runs
+        the session asks about), the session keeps that answer for the run's plain key
+        (``native/src/plain.rs``). Returns the next position and line."""
+        m = SYSCALL_HEAD.match(buf, pos - 1)
+        run = None if m is None else run_end(buf, m)
+        if m is None or run is None or self._assembler.inflight:
+            return self._step(buf, pos, line_no, source, base, out)
+        key = cast(_Key, m.group("call", "success", "comm", "exe"))
+        time_ms = int(m["sec"]) * 1000 + int(m["ms"])
+        try:
+            verdict = self.fast_verdict(key, buf, pos, run, time_ms, extra=m["extra"])
+        except Exception:  # the run's own handling (_take) reports it
+            return self._step(buf, pos, line_no, source, base, out)
+        if verdict is not None and verdict[4]:
+            try:
+                self.session.plain_learned()
+            except self._errors as exc:
+                self._fail(line_no, exc, out)
+        self.fast_verdict = _known_verdict(self, buf, pos, verdict)  # type: ignore[method-assign]
+        try:
+            return self._step(buf, pos, line_no, source, base, out)
+        finally:
+            self.__dict__.pop("fast_verdict", None)
 
     def _python_first(self, buf: bytes, pos: int) -> bool:
         """Whether the unit at line start ``pos`` is a run (or the first of two
@@ -675,6 +733,39 @@ def _known_verdict(
         return made(scanner, key, at, first, run, time_ms, extra=extra)
 
     return fast_verdict
+
+
+def plain_split(
+    for_rules: tuple[Prefilter, ...] | bool, syscall: str | None
+) -> tuple[frozenset[Needle], bool, int] | None:
+    """For a verdict's rule prefilters (an ``_Accepting``, or ``True``): when
+    :meth:`~kexecwatch.core.scan.scanner._Accepting.split` sorts them into a gate and
+    plain tests only (no others, and some plain test that is neither ``True`` nor
+    ``False``), the needles one of which a run's own command line must hold for a gated
+    test to hold, whether a run without EXECVE lines has the empty command line (with
+    no gated test, it does not matter: ``True``), and what the plain tests read as bits
+    (:data:`~kexecwatch.core.scan.argtest.Reads` in order: 1, 2, 4, 8, 16). ``None``
+    otherwise. For such a verdict, the decision on a relevant run whose needles are
+    absent depends on what the plain tests read alone
+    (:meth:`~kexecwatch.core.scan.scanner._Accepting.plain_holds`): the session may
+    remember Python's answer per those facts (``native/src/plain.rs``)."""
+    split = getattr(for_rules, "split", None)
+    if split is None:
+        return None
+    _gate, gated, plain, others = split()
+    if others or all(p is False for p in plain) or any(p is True for p in plain):
+        return None
+    needles: set[Needle] = set()
+    for part in gated:
+        # The set split() gates on (the rarest), not the fewest: a run whose command
+        # line holds one goes to Python, and short needles are in most command lines.
+        found = own_needles(part, rare=True)
+        if found is None:  # split() gates only parts that have some
+            return None
+        needles |= found
+    reads: tuple[bool, ...] = for_rules.plain_reads  # type: ignore[union-attr]
+    bits = sum(1 << n for n, read in enumerate(reads) if read)
+    return frozenset(needles), syscall not in ARGS_FROM_TABLE or not gated, bits
 
 
 def _needs(prefilters: tuple[Prefilter, ...] | bool, need: int, inode: int) -> int:
