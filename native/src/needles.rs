@@ -17,10 +17,17 @@
 //! * text is compared as bytes: a needle `str` in a line decoded with UTF-8 and
 //!   `surrogateescape` is also a byte substring of the line's bytes (both encode code
 //!   point by code point), so a byte search finds at least what Python finds;
-//! * case-insensitive needles are compared ASCII-folded, and only on lines that are all
-//!   ASCII (there `str.lower` is ASCII folding); a line with any other byte is "maybe"
-//!   for a group holding a case-insensitive needle (`str.lower` maps a few non-ASCII
-//!   characters onto ASCII ones, the Kelvin sign onto `k`);
+//! * case-insensitive needles are compared ASCII-folded. On a line that is all ASCII,
+//!   `str.lower` is ASCII folding. On another line it still is for the ASCII characters:
+//!   `str.lower` maps every other character onto characters that are not ASCII (never
+//!   onto none), except two: U+0130 (`İ` -> `i` + U+0307) and U+212A (the Kelvin sign ->
+//!   `k`); and in UTF-8 (as with `surrogateescape`) every byte of a character beyond
+//!   ASCII is beyond ASCII. So an ASCII needle is in `line.lower()` exactly where its
+//!   folded bytes are in the line's ASCII-folded bytes, unless the line holds one of
+//!   those two characters: then it is "maybe" for a group holding a case-insensitive
+//!   needle, as always for a group holding a case-insensitive needle beyond ASCII (not
+//!   in the automaton). `tests/test_native_needles.py` checks Python's `str.lower` maps
+//!   no other character onto ASCII;
 //! * an empty needle is in every line.
 //!
 //! The search is one Aho-Corasick automaton per case mode, made dense over the byte
@@ -181,6 +188,8 @@ pub struct Group {
     bits: Vec<u64>,
     any_empty: bool,
     any_folded: bool,
+    /// A case-insensitive needle with a byte beyond ASCII (not in the automaton).
+    any_folded_wide: bool,
     /// A run without EXECVE lines has the empty command line (Python's `_NO_ARGS`:
     /// its syscall takes no arguments from the table); otherwise it is not known.
     pub empty_if_none: bool,
@@ -198,6 +207,8 @@ impl Group {
 /// Every needle of the session's rules (ids in Python's order) and their automata.
 pub struct NeedleSet {
     nocase: Vec<bool>,
+    /// Case-insensitive and not all ASCII (left out of the folded automaton).
+    wide: Vec<bool>,
     empty: Vec<bool>,
     exact: Automaton,
     folded: Automaton,
@@ -228,6 +239,7 @@ impl NeedleSet {
         }
         NeedleSet {
             nocase: needles.iter().map(|n| n.1).collect(),
+            wide: needles.iter().map(|n| n.1 && !n.0.is_ascii()).collect(),
             empty: needles.iter().map(|n| n.0.is_empty()).collect(),
             exact: Automaton::new(&exact, false),
             folded: Automaton::new(&folded, true),
@@ -276,6 +288,7 @@ impl NeedleSet {
             bits: vec![0; (self.len() + 63) / 64],
             any_empty: false,
             any_folded: false,
+            any_folded_wide: false,
             empty_if_none,
         };
         for &id in ids {
@@ -286,6 +299,7 @@ impl NeedleSet {
             group.bits[at / 64] |= 1 << (at % 64);
             group.any_empty |= self.empty[at];
             group.any_folded |= self.nocase[at];
+            group.any_folded_wide |= self.wide[at];
         }
         Ok(group)
     }
@@ -295,8 +309,20 @@ impl NeedleSet {
         if group.any_empty || self.exact.finds(line, group) {
             return true;
         }
-        group.any_folded && (!line.is_ascii() || self.folded.finds(line, group))
+        if !group.any_folded {
+            return false;
+        }
+        if !line.is_ascii() && (group.any_folded_wide || lowers_onto_ascii(line)) {
+            return true;
+        }
+        self.folded.finds(line, group)
     }
+}
+
+/// Whether `line` holds a character whose `str.lower` holds an ASCII one: U+0130 or
+/// U+212A (UTF-8), the only two beyond ASCII (module docs).
+fn lowers_onto_ascii(line: &[u8]) -> bool {
+    line.windows(2).any(|w| w == [0xc4, 0xb0]) || line.windows(3).any(|w| w == [0xe2, 0x84, 0xaa])
 }
 
 /// The needle groups verdicts name (index + 1; 0: none), each kept once.
@@ -525,6 +551,25 @@ mod tests {
         assert!(!s.may_match(&exact, "\u{212a}".as_bytes()));
         assert!(!s.may_match(&folded, b"abc"));
         assert!(s.may_match(&folded, b"ABK"));
+        // U+0130 lower-cases to "i" and U+0307.
+        let s = set(&[("ix", true), ("\u{e9}t\u{e9}", true), ("x", false)]);
+        let ascii = s.group(&[0], false).unwrap();
+        assert!(s.may_match(&ascii, "\u{130}x".as_bytes()));
+        assert!(s.may_match(&ascii, "a\u{130}".as_bytes()));
+        // Other characters beyond ASCII: the ASCII ones are folded as Python folds them.
+        assert!(!s.may_match(&ascii, "r\u{e9}sum\u{e9} I X".as_bytes()));
+        assert!(s.may_match(&ascii, "r\u{e9}sum\u{e9} IX".as_bytes()));
+        assert!(s.may_match(&ascii, "\u{c9}IX".as_bytes()));
+        assert!(!s.may_match(&ascii, "I\u{e9}X".as_bytes()));
+        assert!(
+            !s.may_match(&ascii, b"I\xffX"),
+            "an undecodable byte between"
+        );
+        assert!(s.may_match(&ascii, b"\xffiX\xfe"));
+        // A case-insensitive needle beyond ASCII: any line beyond ASCII is maybe.
+        let wide = s.group(&[1], false).unwrap();
+        assert!(s.may_match(&wide, "caf\u{e9}".as_bytes()));
+        assert!(!s.may_match(&wide, b"cafe"));
     }
 
     #[test]

@@ -54,6 +54,7 @@ from kexecwatch.core.process.identity import credentials_of
 
 __all__ = [
     "CREDENTIAL_FIELDS",
+    "MAX_RAW_LOOK",
     "NOTHING_READ",
     "AllOf",
     "AnyOf",
@@ -88,6 +89,8 @@ NOTHING_READ: Reads = (False, False, False, False, False)
 MAX_KEY_LINE = 1024
 #: One needle: its text, and whether it is looked for in the lower-cased command line.
 Needle = tuple[str, bool]
+#: The longest EXECVE bodies :meth:`NeedleGate.shut` looks at raw before decoding them.
+MAX_RAW_LOOK = 1024
 #: Values remembered per name or executable test (then forgotten all at once).
 _MAX_SEEN = 4096
 
@@ -592,9 +595,15 @@ class NeedleGate:
         self._line, self._raw_exact, self._raw_folded = made
 
     def shut(self, facts: Facts) -> bool:
-        """Whether no needle is in the process's own command line (known)."""
+        """Whether no needle is in the process's own command line (known).
+
+        Bodies longer than :data:`MAX_RAW_LOOK` are not looked at raw: the raw look costs
+        about what the look in the decoded line does (a body of quoted arguments decodes
+        in a few C-level calls, :func:`~kexecwatch.core.scan.fastpath.whole_argv`), and
+        a long body leaves it undecided more often (a piece of some needle in another
+        argument, or in a field name): then both were paid."""
         raw = facts.raw_args
-        if raw is not None and self.shut_raw(raw):
+        if raw is not None and len(raw) <= MAX_RAW_LOOK and self.shut_raw(raw):
             return True
         return self.shut_line(facts)
 
@@ -791,8 +800,11 @@ def _one_of_bytes(words: tuple[bytes, ...]) -> re.Pattern[bytes]:
 
 
 def command_line_of(args: Iterable[bytes]) -> str:
-    """``process.command_line`` of decoded arguments, as the document builds it."""
-    return " ".join(a.decode("utf-8", "surrogateescape") for a in args)
+    """``process.command_line`` of decoded arguments, as the document builds it (each
+    argument decoded, joined by spaces): the bytes joined by spaces and decoded at once
+    give the same text (UTF-8 is self-synchronising, and a space is no part of a
+    multi-byte sequence, so no sequence is read across two arguments)."""
+    return b" ".join(args).decode("utf-8", "surrogateescape")
 
 
 def known_of(name: bytes | None, executable: bytes | None, args: Iterable[bytes] | None) -> Known:

@@ -382,22 +382,47 @@ def whole_argv(raw: bytes) -> tuple[bytes, ...] | None:
     or in upper-case hex), read in two C-level passes; ``None`` for any other body.
 
     Most execs are written so: the field-by-field reading (``parse_fields``,
-    ``argv_from_execve``) costs a long command line hundreds of microseconds.
+    ``argv_from_execve``) costs a long command line hundreds of microseconds. Most of
+    them have every argument quoted: such a body, split at its quotes, is its arguments
+    between the field names ``argc=N a0=``, `` a1=``, ... (compared at once), with
+    nothing after the last quote: one split, one comparison, no regex.
     """
+    parts = raw.split(b'"')
+    count = len(parts) >> 1
+    if (
+        0 < count <= len(_SEPARATORS)
+        and not parts[-1]
+        and len(parts) == 2 * count + 1
+        and parts[0] == b"argc=%d a0=" % count
+        and parts[2:-1:2] == _SEPARATORS[1:count]
+        and b"\n" not in raw
+    ):
+        return tuple(parts[1::2])
     m = _WHOLE_ARGV.fullmatch(raw)
     if m is None:
         return None
     found = _WHOLE_ARG.findall(raw, m.end(1))
-    if int(m[1]) != len(found) or len(found) > MAX_ARGS:
+    count = len(found)
+    if int(m[1]) != count or count > MAX_ARGS:
         return None
-    argv = []
-    for position, (index, quoted, hexed) in enumerate(found):
-        if int(index) != position:
-            return None
-        argv.append(quoted or unhexlify(hexed))
-    return tuple(argv)
+    if not count:
+        return ()
+    # Columns, compared and joined by C-level calls, not a Python step per argument (a
+    # build's linker line has hundreds).
+    indices, quoted, hexed = zip(*found, strict=True)
+    if (count > len(_INDICES) or indices != _INDICES[:count]) and any(
+        int(index) != position for position, index in enumerate(indices)
+    ):
+        return None
+    if not any(hexed):
+        return quoted  # every argument quoted (an empty one too: its hex is empty)
+    return tuple([text or unhexlify(code) for text, code in zip(quoted, hexed, strict=True)])
 
 
+#: The first argument indices as the kernel writes them, in order, and what stands
+#: between two quoted arguments (`` a1=`` before the second).
+_INDICES = tuple(str(i).encode() for i in range(4096))
+_SEPARATORS = [b" a%d=" % i for i in range(4096)]
 #: An EXECVE body of :func:`whole_argv`'s form (the argument indices not yet checked), and
 #: one argument of it: its index, its quoted text, its hex.
 _WHOLE_ARGV = re.compile(rb'argc=([0-9]{1,9})(?: a[0-9]{1,9}=(?:"[^"\n]*"|(?:[0-9A-F]{2})+))*')

@@ -25,6 +25,7 @@ Rule 2: ``[since, until)`` is stated once, in :func:`in_window`.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from functools import partial
@@ -44,9 +45,14 @@ from kexecwatch.core.audit.syscalls import (
 from kexecwatch.core.process.capabilities import CAPABILITY_RECORDS
 from kexecwatch.core.process.table import Args, ProcessTableLike
 from kexecwatch.core.scan.argtest import (
+    MAX_KEY_LINE,
+    MAX_RAW_LOOK,
     NOTHING_READ,
+    AllOf,
+    AnyOf,
     Facts,
     Known,
+    LineSearch,
     Needle,
     NeedleGate,
     Part,
@@ -72,6 +78,7 @@ from kexecwatch.core.scan.fastpath import (
     run_end,
     split_pair,
     syscall_of,
+    whole_argv,
 )
 from kexecwatch.core.scan.prefilter import LearnedItems, Prefilter, text_of
 
@@ -171,6 +178,10 @@ _Verdict = tuple[
 ]
 _MAX_VERDICTS = 4096
 _new_id = tuple.__new__
+#: The most answers :meth:`PythonScanner._open_tests` remembers (then forgets all at once),
+#: each for EXECVE bodies of at most :data:`MAX_OPEN_RAW` bytes: at most ~4.5 MB.
+MAX_OPEN_TESTS = 4096
+MAX_OPEN_RAW = 1024
 #: The most credentials texts :meth:`PythonScanner.share_extra` remembers at once.
 MAX_SHARED_EXTRAS = 1024
 #: :attr:`PythonScanner.sequences_due` while no sequence waits: beyond any record time.
@@ -234,6 +245,16 @@ class PythonScanner:
         self.verdicts: dict[tuple[bytes, bytes, bytes, bytes], _Verdict] = {}
         # One copy of each credentials text the table keeps (see share_extra).
         self._extras: dict[bytes, bytes] = {}
+        # The EXECVE bodies the last run's argument tests read: (buf, where its EXECVE
+        # lines start, bodies), so that the table is taught them without a second read.
+        self._bodies: tuple[bytes, int, bytes | None] | None = None
+        # The rule prefilters that accept a reference-path event's SYSCALL values
+        # (_static_rules).
+        self._static: dict[
+            tuple[str, bool, bytes | None, bytes | None, str], tuple[Prefilter, ...]
+        ] = {}
+        # The open tests behind each verdict's needle gate, by its bodies (_open_tests).
+        self._open: dict[tuple[int, tuple[int, ...], bytes | None], tuple[int, ...]] = {}
         # The inode search of each LearnedItems, while its version holds (by id).
         self._searches: dict[int, tuple[LearnedItems, int, re.Pattern[bytes]]] = {}
 
@@ -260,6 +281,8 @@ class PythonScanner:
         """Forget every verdict: the prefilters they were computed from changed."""
         self.verdicts.clear()
         self._searches.clear()
+        self._open.clear()
+        self._static.clear()
 
     # -- the scan --------------------------------------------------------------
 
@@ -405,10 +428,14 @@ class PythonScanner:
             if table.lookup is not None:
                 table.remember_live(ppid, time_ms)
             if success and syscall in EXEC_SYSCALLS:
-                lines = buf[run[2] : run[0]]
                 args: Args = None
-                if lines:
-                    args = execve_bodies(lines, raw_id)
+                made = self._bodies
+                if made is not None and made[0] is buf and made[1] == run[2]:
+                    args = made[2]  # read for the verdict's argument tests already
+                else:
+                    lines = buf[run[2] : run[0]]
+                    if lines:
+                        args = execve_bodies(lines, raw_id)
                 table.learn_exec(int(pid_raw), ppid, comm, exe, args, time_ms, raw_id, extra)
             else:
                 table.learn(
@@ -475,14 +502,8 @@ class PythonScanner:
         if rules_need or for_others:
             # What argument tests read, made only for prefilters that have one (the
             # learned-inode search of the kexec detections, asked of every exec, has none).
-            facts = (
-                _run_facts(
-                    buf,
-                    start,
-                    run,
-                    (comm, exe, extra, syscall),
-                    self._parent_of(buf, start, time_ms),
-                )
+            facts: Callable[[], Facts] = (
+                _Run(self, buf, start, run, (comm, exe, extra, syscall), time_ms)
                 if rules_need.reads_facts or (for_others is not True and for_others.reads_facts)
                 else _no_facts
             )
@@ -513,22 +534,27 @@ class PythonScanner:
         (``run[0]``), so only that part is searched for inodes.
         """
         if isinstance(prefilters, _Accepting):
-            gate, gated, plain, others = prefilters.parts or prefilters.split()
+            _gate, gated, plain, others = prefilters.parts or prefilters.split()
             if gated or plain:
                 if others and self._any_accepts(others, buf, start, run, facts):
                     return True
-                if plain and prefilters.plain_holds(plain, facts()):
+                # A _Run answers what the remembered answers are keyed by without making
+                # the Facts, which most runs never need.
+                source = facts if isinstance(facts, _Run) else facts()
+                if plain and prefilters.plain_holds(plain, source):
                     return True
                 if not gated:
                     return False
-                made = facts()
-                if gate.shut(made):
+                alive = prefilters.alive(source)
+                if not alive:
                     return False
-                # The line is decoded now: a test whose own needles are not in it cannot
-                # hold, and a look for them costs less than the test (split()).
+                found = self._open_tests(prefilters, alive, source)
+                if not found:
+                    return False
+                made = facts()
                 return any(
-                    p is True or (p is not False and not shut(made) and p.holds(made))
-                    for p, shut in zip(gated, prefilters.gates, strict=True)
+                    p is True or (p is not False and p.holds(made))
+                    for p in map(gated.__getitem__, found)
                 )
             prefilters = others
         end = run[1]
@@ -546,6 +572,44 @@ class PythonScanner:
                 return True
         return False
 
+    def _open_tests(
+        self, accepting: _Accepting, alive: tuple[int, ...], source: Facts | _Run
+    ) -> tuple[int, ...]:
+        """The tests ``alive`` behind ``accepting``'s gate (indices into
+        :meth:`_Accepting.split`'s ``gated``, :meth:`_Accepting.alive`) that may hold on
+        the run of ``source``: none when their gate (:meth:`_Accepting.gate_of`) is shut,
+        else those whose own needles are in the command line (a look for them costs less
+        than the test).
+
+        The answer depends on nothing but those tests and the run's EXECVE bodies
+        (``raw_args``; without any, on the verdict alone): it is remembered per verdict,
+        tests and bodies, as commands recur (a build's compiler lines, a service's health
+        checks), up to :data:`MAX_OPEN_TESTS` answers of bodies up to :data:`MAX_OPEN_RAW`
+        bytes."""
+        raw = source.bodies() if isinstance(source, _Run) else source.raw_args
+        key = (accepting.serial, alive, raw) if raw is None or len(raw) <= MAX_OPEN_RAW else None
+        memo = self._open
+        if key is not None:
+            found = memo.get(key)
+            if found is not None:
+                return found
+        made = source() if isinstance(source, _Run) else source
+        if accepting.gate_of(alive).shut(made):
+            found = ()
+        else:
+            # The line is decoded now (split()).
+            gated, gates = accepting.split()[1], accepting.gates
+            found = tuple(
+                i
+                for i in alive
+                if gated[i] is True or (gated[i] is not False and not gates[i](made))
+            )
+        if key is not None:
+            if len(memo) >= MAX_OPEN_TESTS:
+                memo.clear()
+            memo[key] = found
+        return found
+
     def _inode_search(self, known: Collection[tuple[int, str]]) -> re.Pattern[bytes]:
         """:func:`~kexecwatch.core.scan.fastpath.inode_search` of ``known``; for a
         :class:`~kexecwatch.core.scan.prefilter.LearnedItems`, kept while its version
@@ -560,25 +624,6 @@ class PythonScanner:
             self._searches.clear()
         self._searches[id(known)] = (known, known.version, search)
         return search
-
-    def _parent_of(self, buf: bytes, start: int, time_ms: int) -> Callable[[], Known | None] | None:
-        """The parent of the run at ``start`` as its argument tests read it; ``None``
-        (not known) with a live ``/proc`` lookup, whose reads change the table."""
-        table = self.table
-        if table.lookup is not None:
-            return None
-
-        def parent() -> Known | None:
-            # The run's head has the canonical layout, where no field before ppid's
-            # holds " ppid=": a look for it, not the whole head's match again.
-            at = buf.find(b" ppid=", start) + 6
-            ppid = buf[at : buf.find(b" ", at)]
-            if at < 6 or not ppid.isdigit():
-                head = SYSCALL_HEAD.match(buf, start - 1)
-                return None if head is None else _parent_known(table, int(head["ppid"]), time_ms)
-            return _parent_known(table, int(ppid), time_ms)
-
-        return parent
 
     def fast_pair(self, buf: bytes, m: re.Match[bytes], out: list[Any]) -> int:
         """Handle two whole syscall events whose records interleave (see
@@ -712,6 +757,26 @@ class PythonScanner:
             capabilities=any(r.type in CAPABILITY_RECORDS for r in event.records),
         )
 
+    def _static_rules(
+        self, syscall: str, success: bool, comm: bytes | None, exe: bytes | None, host: str
+    ) -> tuple[Prefilter, ...]:
+        """The rule prefilters whose constraints on these ``SYSCALL`` values hold
+        (:meth:`Prefilter.accepts_static`, which depends on nothing else), in order;
+        remembered (at most :data:`_MAX_VERDICTS` value sets), as a fast-path verdict is:
+        the others cannot accept such an event, whatever its records."""
+        key = (syscall, success, comm, exe, host)
+        found = self._static.get(key)
+        if found is None:
+            found = tuple(
+                p
+                for p in self.rule_prefilters
+                if p.accepts_static(syscall, success, comm, exe, host)
+            )
+            if len(self._static) >= _MAX_VERDICTS:
+                self._static.clear()
+            self._static[key] = found
+        return found
+
     def skim(self, event: AuditEvent, syscall_record: AuditRecord) -> bool:
         """Teach the table from a reference-path event nobody needs in full.
 
@@ -745,7 +810,7 @@ class PythonScanner:
                     made.append(self._event_facts(event, comm, exe, m))
                 return made[0]
 
-            for prefilter in self.rule_prefilters:
+            for prefilter in self._static_rules(syscall, success, comm, exe, host):
                 if prefilter.accepts(
                     syscall,
                     success,
@@ -799,6 +864,21 @@ class _Accepting(tuple[Prefilter, ...]):
     #: decoded command line (:meth:`NeedleGate.shut_line`; with one test, never).
     gates: tuple[Callable[[Facts], bool], ...]
     seen: dict[tuple[object, ...], bool]
+    #: Unique to this object (never reused): what the scanner remembers of it is keyed
+    #: so (:meth:`PythonScanner._open_tests`).
+    serial: int
+    #: Once split, per test behind the gate: its own needles, and its guard: the
+    #: conjuncts that do not read the process's own command line (``None``: none), which
+    #: must hold for it to hold; ``guards`` is ``None`` when no test has one.
+    needles: tuple[frozenset[Needle], ...]
+    guards: tuple[Part | None, ...] | None
+    #: What the guards read (:func:`reads_of`), and which tests they leave, remembered
+    #: per :meth:`Facts.key` of that (:meth:`alive`).
+    guard_reads: Reads
+    alive_seen: dict[tuple[object, ...], tuple[int, ...]]
+    #: Every test behind the gate, and the gate of each set of tests left (:meth:`gate_of`).
+    everyone: tuple[int, ...]
+    alive_gates: dict[tuple[int, ...], _GateLook]
 
     def __new__(cls, prefilters: Sequence[Prefilter], name: str, executable: str) -> _Accepting:
         made = super().__new__(cls, prefilters)
@@ -809,6 +889,13 @@ class _Accepting(tuple[Prefilter, ...]):
         made.plain_reads = NOTHING_READ
         made.gates = ()
         made.seen = {}
+        made.serial = next(_SERIALS)
+        made.needles = ()
+        made.guards = None
+        made.guard_reads = NOTHING_READ
+        made.alive_seen = {}
+        made.everyone = ()
+        made.alive_gates = {}
         return made
 
     def split(self) -> _Split:
@@ -827,40 +914,86 @@ class _Accepting(tuple[Prefilter, ...]):
                     others.append(prefilter)
                     continue
                 left = prefilter.args.given(self.name, self.executable)
-                needles = own_needles(left, rare=True)
-                if needles is not None:
-                    gated.append((left, needles))
-                elif not reads_command_lines(left, own=True):
-                    plain.append(left)
-                else:
+                places = [(left, _place(left))]
+                if places[0][1] is None and isinstance(left, AnyOf):
+                    # The prefilter accepts when one alternative holds: each may be
+                    # sorted on its own (a test of the working directory, or needles).
+                    places = [(part, _place(part)) for part in left.parts]
+                if any(place is None for _, place in places):
                     others.append(prefilter)
+                    continue
+                for part, place in places:
+                    if isinstance(place, frozenset):
+                        gated.append((part, place))
+                    else:
+                        plain.append(part)
             self.plain_reads = either(*map(reads_of, plain))
             self.gates = (
-                tuple(NeedleGate(needles).shut_line for _, needles in gated)
+                tuple(_LineGate(needles) for _, needles in gated)
                 if len(gated) > 1
                 else (_never_shut,) * len(gated)
             )
+            guards = tuple(_guard_of(part) for part, _ in gated)
+            if any(guard is not None for guard in guards):
+                self.guards = guards
+                self.guard_reads = either(*(reads_of(g) for g in guards if g is not None))
+            self.needles = tuple(needles for _, needles in gated)
+            self.everyone = tuple(range(len(gated)))
             self.parts = (
-                NeedleGate(n for _, needles in gated for n in needles),
+                _gate_of(frozenset(n for _, needles in gated for n in needles)),
                 tuple(part for part, _ in gated),
                 tuple(plain),
                 tuple(others),
             )
         return self.parts
 
-    def plain_holds(self, plain: tuple[Part | bool, ...], facts: Facts) -> bool:
+    def alive(self, facts: Facts | _Run) -> tuple[int, ...]:
+        """The tests behind the gate (indices into :meth:`split`'s ``gated``) whose guard
+        holds (or which have none): the others cannot hold. Remembered by what the guards
+        read (:meth:`Facts.key`): a rule on the child's arguments of some parent (an AI
+        tool, a web server) is decided by the parent, for every child of another one."""
+        guards = self.guards
+        if guards is None:
+            return self.everyone
+        key = facts.key(self.guard_reads)
+        found = None if key is None else self.alive_seen.get(key)
+        if found is None:
+            made = facts() if isinstance(facts, _Run) else facts
+            found = tuple(i for i, g in enumerate(guards) if g is None or g.holds(made))
+            if key is not None:
+                if len(self.alive_seen) >= _MAX_VERDICTS:
+                    self.alive_seen.clear()
+                self.alive_seen[key] = found
+        return found
+
+    def gate_of(self, alive: tuple[int, ...]) -> _GateLook:
+        """The gate of the tests ``alive`` (:meth:`alive`): their needles only."""
+        gate = self.alive_gates.get(alive)
+        if gate is None:
+            if len(self.alive_gates) >= _MAX_ALIVE_GATES:
+                self.alive_gates.clear()
+            gate = self.alive_gates[alive] = _look_of(
+                frozenset().union(*(self.needles[i] for i in alive))
+            )
+        return gate
+
+    def plain_holds(self, plain: tuple[Part | bool, ...], facts: Facts | _Run) -> bool:
         """Whether one of ``plain`` (tests that do not read the process's own command
-        line) holds; remembered by what they read (:meth:`Facts.key`)."""
+        line) holds; remembered by what they read (:meth:`Facts.key`; a :class:`_Run`'s
+        key is the same, made without the Facts)."""
         key = facts.key(self.plain_reads)
         found = None if key is None else self.seen.get(key)
         if found is None:
-            found = any(p is True or (p is not False and p.holds(facts)) for p in plain)
+            made = facts() if isinstance(facts, _Run) else facts
+            found = any(p is True or (p is not False and p.holds(made)) for p in plain)
             if key is not None:
                 if len(self.seen) >= _MAX_VERDICTS:
                     self.seen.clear()
                 self.seen[key] = found
         return found
 
+
+_SERIALS = itertools.count()
 
 #: The syscalls whose process events take the caller's arguments from the process table
 #: (the detector's ``self_exec``) when they have no EXECVE record: for the others, such
@@ -872,6 +1005,153 @@ _NO_ARGS: tuple[bytes, ...] = ()
 
 #: No prefilter accepts (a verdict's rule prefilters of an event not evaluated).
 _NOTHING = _Accepting((), "", "")
+
+
+def _look_of(needles: frozenset[Needle]) -> _GateLook:
+    """The :class:`_GateLook` (and :class:`NeedleGate`) of ``needles``, made once for
+    every verdict that has the same (most commands share the rules' needles: c30's 30
+    verdicts with argument tests have 17 needle sets), each compiling a few trie
+    searches; at most :data:`_MAX_GATES` kept."""
+    look = _GATES.get(needles)
+    if look is None:
+        if len(_GATES) >= _MAX_GATES:
+            _GATES.clear()
+        look = _GATES[needles] = _GateLook(needles)
+    return look
+
+
+class _GateLook:
+    """:meth:`NeedleGate.shut` of some needles, with a shortcut for long command lines.
+
+    A long body (beyond :data:`~kexecwatch.core.scan.argtest.MAX_RAW_LOOK`) of ASCII
+    arguments in the kernel's plainest form (``whole_argv``) is not searched whole: a
+    needle without a space is in the command line (the arguments joined by spaces) only
+    if it is in one argument, and whether an argument holds one is remembered per
+    argument (a build's compiler and linker lines repeat their ``-I`` and object
+    arguments line after line); only the needles with a space are looked for in the
+    whole line. Any other body, and any needle set with an empty needle: the gate."""
+
+    __slots__ = ("_holding", "_needles", "_searches", "_seen", "gate")
+
+    def __init__(self, needles: frozenset[Needle]) -> None:
+        self.gate = NeedleGate(needles)
+        self._needles = needles
+        # The searches of the needles without and with a space, made for the first
+        # long line (most needle sets never see one).
+        self._searches: tuple[LineSearch | None, LineSearch | None] | None = None
+        # The ASCII arguments looked at, and those of them holding a needle without a
+        # space: a line's arguments are asked of both at once (C-level set calls).
+        self._seen: set[bytes] = set()
+        self._holding: set[bytes] = set()
+
+    def _split(self) -> tuple[LineSearch | None, LineSearch | None]:
+        searches = self._searches
+        if searches is None:
+            needles = self._needles
+            spaced = frozenset(n for n in needles if " " in n[0])
+            unspaced = needles - spaced
+            searches = self._searches = (
+                None
+                if not unspaced or any(not text for text, _ in needles)
+                else LineSearch(unspaced),
+                LineSearch(spaced) if spaced else None,
+            )
+        return searches
+
+    def shut(self, facts: Facts) -> bool:
+        """Whether no needle is in the process's own command line (known)."""
+        raw = facts.raw_args
+        if raw is None or len(raw) <= MAX_RAW_LOOK:
+            return self.gate.shut(facts)
+        search, spaced = self._split()
+        if search is None:
+            return self.gate.shut(facts)
+        args = whole_argv(raw)
+        if args is None:
+            return self.gate.shut(facts)
+        seen, holding = self._seen, self._holding
+        if not holding.isdisjoint(args):
+            return False
+        if not seen.issuperset(args):
+            for arg in set(args).difference(seen):
+                if not arg.isascii():
+                    return self.gate.shut(facts)  # str.lower beyond ASCII: the whole line
+                text = arg.decode("ascii")
+                found = search.found(Facts(("", "", text)), False, text)
+                if len(arg) <= _MAX_SEEN_ARG:
+                    if len(seen) >= _MAX_SEEN_ARGS:
+                        seen.clear()
+                        holding.clear()
+                    seen.add(arg)
+                    if found:
+                        holding.add(arg)
+                if found:
+                    return False
+        if spaced is None:
+            return True
+        # The command line of ASCII arguments, as command_line_of makes it.
+        line = b" ".join(args).decode("ascii")
+        return not spaced.found(facts, False, line)
+
+
+#: What a _GateLook remembers: at most so many arguments, each of at most so many bytes.
+_MAX_SEEN_ARGS = 8192
+_MAX_SEEN_ARG = 256
+
+
+def _gate_of(needles: frozenset[Needle]) -> NeedleGate:
+    """The :class:`NeedleGate` of ``needles`` (:func:`_look_of`)."""
+    return _look_of(needles).gate
+
+
+_GATES: dict[frozenset[Needle], _GateLook] = {}
+_MAX_GATES = 256
+
+
+def _guard_of(part: Part | bool) -> Part | None:
+    """The conjuncts of ``part`` (a test behind the gate) that do not read the process's
+    own command line, as one test (``None``: it has none)."""
+    if not isinstance(part, AllOf):
+        return None
+    found = tuple(p for p in part.parts if not reads_command_lines(p, own=True))
+    if not found:
+        return None
+    return found[0] if len(found) == 1 else AllOf(found)
+
+
+#: The most gates of sets of tests left an _Accepting keeps (then forgets all at once).
+_MAX_ALIVE_GATES = 64
+
+
+def _place(part: Part | bool) -> frozenset[Needle] | bool | None:
+    """Where :meth:`_Accepting.split` puts a test: behind the gate (its own needles:
+    :func:`own_needles`), among those that do not read the process's own command line
+    (``True``), or nowhere (``None``: it is asked as its prefilter)."""
+    needles = own_needles(part, rare=True)
+    if needles is not None:
+        return needles
+    return None if reads_command_lines(part, own=True) else True
+
+
+class _LineGate:
+    """:meth:`NeedleGate.shut_line` of some needles: whether none of them is in the
+    process's own command line (known), its search made when first asked (most tests
+    behind a gate are never asked: the gate is shut)."""
+
+    __slots__ = ("_needles", "_search")
+
+    def __init__(self, needles: frozenset[Needle]) -> None:
+        self._needles = needles
+        self._search: LineSearch | None = None
+
+    def __call__(self, facts: Facts) -> bool:
+        line = facts.own[2]
+        if line is None:
+            return False
+        search = self._search
+        if search is None:
+            search = self._search = LineSearch(self._needles)
+        return not search.found(facts, False, line)
 
 
 def _never_shut(facts: Facts) -> bool:
@@ -890,44 +1170,142 @@ _Split = tuple[
 ]
 
 
-def _run_facts(
-    buf: bytes,
-    start: int,
-    run: RunBounds,
-    own: tuple[bytes | None, bytes | None, bytes | None, str],
-    parent: Callable[[], Known | None] | None,
-) -> Callable[[], Facts]:
-    """What argument tests read of the whole run ``buf[start:run[1]]``, made once when
-    first asked: its EXECVE lines' arguments, decoded as the full parse decodes them (a
-    run without any: its document's arguments come from elsewhere, not known here).
-    ``own``: its decoded comm and exe, its ids (``extra``) and its syscall."""
-    comm, exe, extra, syscall = own
-    made: list[Facts] = []
+_UNREAD: Any = object()
 
-    def facts() -> Facts:
-        if not made:
-            lines = buf[run[2] : run[0]]
-            raw: bytes | None = None
-            line: Callable[[], str | None] | None = None
-            args = _NO_ARGS if syscall not in ARGS_FROM_TABLE else None
+
+class _Run:
+    """What argument tests read of the whole run ``buf[start:bounds[1]]``, each part read
+    when first asked: its EXECVE bodies (:meth:`bodies`; a run without EXECVE lines:
+    ``None``, its document's arguments come from elsewhere), its parent as the table
+    knows it (:meth:`parent`), the key of what the tests that do not read its own
+    command line read (:meth:`key`, equal to :meth:`Facts.key`), and, called, its
+    :class:`Facts` (its arguments decoded as the full parse decodes them). Most runs are
+    decided by answers remembered per bodies and per key, without the Facts.
+
+    ``own``: its decoded comm and exe, its ids (``extra``) and its syscall."""
+
+    __slots__ = (
+        "_bodies",
+        "_bounds",
+        "_buf",
+        "_capabilities",
+        "_cwd",
+        "_facts",
+        "_own",
+        "_parent",
+        "_scanner",
+        "_start",
+        "_time_ms",
+    )
+
+    def __init__(  # noqa: PLR0917 - the pieces of one run, from fast_verdict
+        self,
+        scanner: PythonScanner,
+        buf: bytes,
+        start: int,
+        bounds: RunBounds,
+        own: tuple[bytes | None, bytes | None, bytes | None, str],
+        time_ms: int,
+    ) -> None:
+        self._scanner = scanner
+        self._buf = buf
+        self._start = start
+        self._bounds = bounds
+        self._own = own
+        self._time_ms = time_ms
+        self._bodies: bytes | None = _UNREAD
+        self._parent: Known | None = _UNREAD
+        self._cwd: str | None = _UNREAD
+        self._capabilities: bool = _UNREAD
+        self._facts: Facts | None = None
+
+    def bodies(self) -> bytes | None:
+        """Its EXECVE bodies (``execve_bodies``), which the scanner keeps to teach the
+        table (``PythonScanner._bodies``)."""
+        raw = self._bodies
+        if raw is _UNREAD:
+            buf, start, bounds = self._buf, self._start, self._bounds
+            lines = buf[bounds[2] : bounds[0]]
+            raw = None
             if lines:
                 raw_id = buf[buf.find(b"(", start) + 1 : buf.find(b")", start)]
                 raw = execve_bodies(lines, raw_id)
-                line = partial(_command_line, raw)
-            made.append(
-                Facts(
-                    known_of(comm, exe, args),
-                    parent,
-                    extra,
-                    partial(_run_cwd, buf, run),
-                    capabilities=partial(_run_capabilities, buf, start, run),
-                    line=line,
-                    raw_args=raw,
-                )
-            )
-        return made[0]
+            self._bodies = raw
+            self._scanner._bodies = (buf, bounds[2], raw)
+        return raw
 
-    return facts
+    def parent(self) -> Known | bool | None:
+        """Its parent, as :meth:`Facts.of` gives it (``True``: not known, with a live
+        ``/proc`` lookup, whose reads change the table)."""
+        if self._scanner.table.lookup is not None:
+            return True
+        return self._parent_known()
+
+    def _parent_known(self) -> Known | None:
+        known = self._parent
+        if known is _UNREAD:
+            buf, start = self._buf, self._start
+            table = self._scanner.table
+            # The run's head has the canonical layout, where no field before ppid's
+            # holds " ppid=": a look for it, not the whole head's match again.
+            at = buf.find(b" ppid=", start) + 6
+            ppid = buf[at : buf.find(b" ", at)]
+            if at < 6 or not ppid.isdigit():
+                head = SYSCALL_HEAD.match(buf, start - 1)
+                known = (
+                    None if head is None else _parent_known(table, int(head["ppid"]), self._time_ms)
+                )
+            else:
+                known = _parent_known(table, int(ppid), self._time_ms)
+            self._parent = known
+        return known
+
+    def cwd(self) -> str | None:
+        """``process.working_directory`` (:func:`_run_cwd`)."""
+        cwd = self._cwd
+        if cwd is _UNREAD:
+            cwd = self._cwd = _run_cwd(self._buf, self._bounds)
+        return cwd
+
+    def capabilities(self) -> bool:
+        """Whether a record states its capability sets (:func:`_run_capabilities`)."""
+        stated = self._capabilities
+        if stated is _UNREAD:
+            stated = self._capabilities = _run_capabilities(self._buf, self._start, self._bounds)
+        return stated
+
+    def key(self, reads: Reads) -> tuple[object, ...] | None:
+        """:meth:`Facts.key` of its Facts, without making them."""
+        parent: object = self.parent() if reads[0] or reads[4] else None
+        if isinstance(parent, tuple):
+            if not reads[4]:
+                parent = parent[:2]
+            elif parent[2] is not None and len(parent[2]) > MAX_KEY_LINE:
+                return None
+        return (
+            parent,
+            self.cwd() if reads[1] else None,
+            self._own[2] if reads[2] else None,
+            self.capabilities() if reads[3] else None,
+        )
+
+    def __call__(self) -> Facts:
+        """Its :class:`Facts`, made once."""
+        facts = self._facts
+        if facts is None:
+            comm, exe, extra, syscall = self._own
+            raw = self.bodies()
+            args = _NO_ARGS if syscall not in ARGS_FROM_TABLE else None
+            facts = self._facts = Facts(
+                known_of(comm, exe, args),
+                None if self._scanner.table.lookup is not None else self._parent_known,
+                extra,
+                self.cwd,
+                capabilities=self.capabilities,
+                line=None if raw is None else partial(_command_line, raw),
+                raw_args=raw,
+            )
+        return facts
 
 
 def _command_line(raw: bytes) -> str | None:
@@ -943,8 +1321,27 @@ def _run_cwd(buf: bytes, run: RunBounds) -> str | None:
     at = buf.rfind(b"\ntype=CWD ", run[0] - 1, run[1])
     if at < 0:
         return None
-    record = parse_record(buf[at + 1 : buf.find(b"\n", at + 1)])
-    return _cwd_text(record.body if isinstance(record, AuditRecord) else None)
+    line = buf[at + 1 : buf.find(b"\n", at + 1)]
+    # Every line of a whole run starts "type=CWD msg=audit(<its id>):" (run_end), which
+    # parse_record reads whole: the record's body, and so the directory, is a function
+    # of the rest of the line alone, remembered per rest (directories recur).
+    rest = line[line.find(b"):", 19) + 2 :]
+    if rest in _CWDS:
+        return _CWDS[rest]
+    record = parse_record(line)
+    found = _cwd_text(record.body if isinstance(record, AuditRecord) else None)
+    if len(rest) <= _MAX_CWD_KEY:
+        if len(_CWDS) >= _MAX_CWDS:
+            _CWDS.clear()
+        _CWDS[rest] = found
+    return found
+
+
+#: Working directories by the rest of their CWD line (:func:`_run_cwd`): at most so many,
+#: each of at most so many bytes.
+_CWDS: dict[bytes, str | None] = {}
+_MAX_CWDS = 1024
+_MAX_CWD_KEY = 512
 
 
 def _run_capabilities(buf: bytes, start: int, run: RunBounds) -> bool:

@@ -403,3 +403,105 @@ def _family_log(rows: list[tuple[int, int, str, tuple[str, ...]]]) -> bytes:
         ):
             lines.append(line.replace(b" exit=0 items=", b" exit=0 a0=1 a1=2 a2=3 a3=4 items="))
     return join(lines)
+
+
+def test_long_bodies_are_looked_for_in_the_decoded_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, a compiler's 4 KB body was searched raw, and, a piece of a needle being in
+    some argument, searched again decoded: now a body beyond MAX_RAW_LOOK is searched
+    decoded only (its quoted arguments read by one split). Short bodies still raw."""
+    looked: list[bytes] = []
+    shut_raw = NeedleGate.shut_raw
+
+    def counting(self: NeedleGate, raw: bytes) -> bool:
+        looked.append(raw)
+        return shut_raw(self, raw)
+
+    monkeypatch.setattr(NeedleGate, "shut_raw", counting)
+    gate = NeedleGate([("-o x", True), ("/dev/tcp", False)])
+    args = [b"gcc", b"-O2", b"-o", b"app"] + [b"-I/usr/include/d%d" % i for i in range(200)]
+    raw = b"argc=%d " % len(args) + b" ".join(b'a%d="%s"' % (i, arg) for i, arg in enumerate(args))
+    assert len(raw) > argtest.MAX_RAW_LOOK
+    line = command_line_of(args)
+    assert gate.shut(Facts(("gcc", "/usr/bin/gcc", None), line=lambda: line, raw_args=raw))
+    assert looked == []
+    short = b'argc=2 a0="ls" a1="-l"'
+    assert gate.shut(Facts(("ls", "/bin/ls", None), line=lambda: "ls -l", raw_args=short))
+    assert looked == [short]
+
+
+def test_quoted_bodies_are_read_by_one_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, every argument of a quoted body was matched by a regex (hundreds for a
+    linker line): now such a body is split at its quotes; any other form as before."""
+    matched: list[bytes] = []
+    real = fastpath._WHOLE_ARGV
+
+    class Counting:
+        def fullmatch(self, raw: bytes) -> Any:
+            matched.append(raw)
+            return real.fullmatch(raw)
+
+    monkeypatch.setattr(fastpath, "_WHOLE_ARGV", Counting())
+    assert whole_argv(b'argc=3 a0="ls" a1="-l" a2=""') == (b"ls", b"-l", b"")
+    assert whole_argv(b'argc=1 a0="a b"') == (b"a b",)
+    assert matched == []
+    for other in (
+        b'argc=2 a0="ls" a1=2D6C',  # hex
+        b'argc=2 a0="ls" a2="-l"',  # an index out of order
+        b'argc=3 a0="ls" a1="-l"',  # argc beyond the arguments
+        b'argc=02 a0="ls" a1="-l"',
+        b'argc=1 a0="ls"\nargc=1 a0="ls"',
+    ):
+        read = whole_argv(other)
+        assert read is None or read == _general_argv(other)
+    assert len(matched) == 5
+
+
+def _quoted_body(args: list[bytes]) -> bytes:
+    return b"argc=%d " % len(args) + b" ".join(
+        b"a%d=" % i + _kernel_form(arg) for i, arg in enumerate(args)
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_the_look_by_argument_answers_as_the_gate(data: st.DataObject) -> None:
+    """Long bodies (here: beyond a bound of 16 bytes) looked at argument by argument,
+    with what each argument holds remembered: the gate's answer, for needles with and
+    without spaces (empty ones too), arguments beyond ASCII, and other forms."""
+    look = scanner._GateLook(frozenset(_needles(data, "ab -K=e")))
+    for _ in range(data.draw(st.integers(1, 3))):
+        words = st.sampled_from([b"a", b"B", b"-", b"ab", b"-K", b"=e", b"\xc3\xa9", b"x y"])
+        args = data.draw(st.lists(st.lists(words, max_size=3).map(b"".join), max_size=5))
+        raw = _quoted_body(args) if data.draw(st.booleans()) else data.draw(_bodies())
+        line = command_line_of(argv_of_execve_bodies(raw) or ())
+        facts = Facts(("n", "e", None), line=lambda line=line: line, raw_args=raw)
+        reference = Facts(("n", "e", None), line=lambda line=line: line, raw_args=raw)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(scanner, "MAX_RAW_LOOK", 16)
+            assert look.shut(facts) == look.gate.shut(reference)
+
+
+def test_a_long_line_of_recurring_arguments_is_not_searched_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two compiler lines sharing their arguments: before, each 2 KB line was decoded
+    and searched whole; now each argument is looked at once, and the second line is
+    decided by what its arguments were found to hold."""
+    searched: list[str] = []
+    found = argtest.LineSearch.found
+
+    def counting(self: argtest.LineSearch, facts: Facts, parent: bool, line: str) -> bool:
+        searched.append(line)
+        return found(self, facts, parent, line)
+
+    monkeypatch.setattr(argtest.LineSearch, "found", counting)
+    look = scanner._GateLook(frozenset({("/dev/tcp", False), ("history", True)}))
+    args = [b"gcc", b"-O2"] + [b"-I/usr/include/d%d" % (i % 40) for i in range(120)]
+    for tail in (b"a.c", b"b.c"):
+        raw = _quoted_body([*args, tail])
+        assert len(raw) > argtest.MAX_RAW_LOOK
+        line = command_line_of(argv_of_execve_bodies(raw) or ())
+        facts = Facts(("gcc", "/usr/bin/gcc", None), line=lambda line=line: line, raw_args=raw)
+        assert look.shut(facts)
+    assert all(len(text) < 40 for text in searched)
+    assert len(searched) == 2 + 40 + 2  # gcc, -O2, the 40 -I, a.c, b.c
