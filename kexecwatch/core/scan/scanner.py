@@ -75,6 +75,7 @@ from kexecwatch.core.scan.fastpath import (
     record_types,
     records_of,
     run_end,
+    split_argv,
     split_pair,
     syscall_of,
     whole_argv,
@@ -1022,16 +1023,16 @@ def _look_of(needles: frozenset[Needle]) -> _GateLook:
 class _GateLook:
     """:meth:`NeedleGate.shut` of some needles, with a shortcut for command lines.
 
-    A body of ASCII arguments in the kernel's plainest form (``whole_argv``) is not
-    searched whole: a needle without a space is in the command line (the arguments
-    joined by spaces) only if it is in one argument, and whether an argument holds one
-    is remembered per argument (a build's compiler and linker lines repeat their ``-I``
-    and object arguments line after line; c30's 3,900 runs the memo of
-    :meth:`PythonScanner._open_tests` misses have 120,000 arguments, 6,300 of them new).
-    The arguments not seen before are searched at once, joined by spaces (which no
-    such needle holds), and one by one only when a needle is there. Only the needles
-    with a space are looked for in the whole line. Any other body, and any needle set
-    with an empty needle: the gate."""
+    A body of ASCII arguments in the kernel's plainest forms (``whole_argv``, or
+    ``split_argv`` for long arguments in pieces) is not searched whole: a needle without
+    a space is in the command line (the arguments joined by spaces) only if it is in one
+    argument, and whether an argument holds one is remembered per argument (a build's
+    compiler and linker lines repeat their ``-I`` and object arguments line after line;
+    c30's 3,900 runs the memo of :meth:`PythonScanner._open_tests` misses have 120,000
+    arguments, 6,300 of them new). The arguments not seen before are searched at once,
+    joined by spaces (which no such needle holds), and one by one only when a needle is
+    there. Only the needles with a space are looked for in the whole line. Any other
+    body, and any needle set with an empty needle: the gate."""
 
     __slots__ = ("_holding", "_needles", "_searches", "_seen", "gate")
 
@@ -1070,7 +1071,9 @@ class _GateLook:
             return self.gate.shut(facts)
         args = whole_argv(raw)
         if args is None:
-            return self.gate.shut(facts)
+            args = split_argv(raw)
+            if args is None:
+                return self.gate.shut(facts)
         seen, holding = self._seen, self._holding
         if not holding.isdisjoint(args):
             return False
