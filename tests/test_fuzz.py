@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import os
 import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -90,6 +94,61 @@ def test_tracebacks_exit_codes_and_cost_are_failures(tmp_path: Path) -> None:
     assert any(p.startswith("event error") for p in errs)
     silent = fuzzlab.Outcome(1, 0.1, 0.1, 40.0, b"", "")
     assert any("without any alert" in p for p in fuzzlab.check_replay(rec, m, silent))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_childs_peak_rss_is_its_own_not_the_campaigns() -> None:
+    # A child forked straight from a large campaign process reported the campaign's pages as its
+    # own peak (a CI run failed an input at "247 MB" that replays in 74 MB).
+    ballast = bytearray(300 << 20)
+    ballast[:: 1 << 12] = b"\1" * len(range(0, len(ballast), 1 << 12))
+    small = fuzzlab.Measured([sys.executable, "-c", "pass"], subprocess.DEVNULL, subprocess.DEVNULL)
+    grow = "b = bytearray(120 << 20); b[:: 1 << 12] = bytes(len(range(0, len(b), 1 << 12)))"
+    big = fuzzlab.Measured([sys.executable, "-c", grow], subprocess.DEVNULL, subprocess.DEVNULL)
+    rc_small, _, rss_small = fuzzlab.wait_measured(small, 30)
+    rc_big, cpu_big, rss_big = fuzzlab.wait_measured(big, 30)
+    assert len(ballast) == 300 << 20
+    assert (rc_small, rc_big) == (0, 0)
+    assert rss_small < 60, rss_small
+    assert 120 <= rss_big < 200, rss_big
+    assert cpu_big > 0
+
+
+def test_a_measured_child_is_limited_signalled_and_never_left_behind() -> None:
+    # The address-space limit still applies: a MemoryError is a traceback, and exit code 1.
+    hog = fuzzlab.Measured(
+        [sys.executable, "-c", f"bytearray({fuzzlab.CHILD_AS_BYTES})"],
+        subprocess.DEVNULL,
+        subprocess.DEVNULL,
+    )
+    assert fuzzlab.wait_measured(hog, 30)[0] == 1
+    # SIGTERM reaches the command itself: a shell trap answers it with its own exit code.
+    trap = "trap 'exit 7' TERM; while :; do sleep 0.05; done"
+    term = fuzzlab.Measured(["sh", "-c", trap], subprocess.DEVNULL, subprocess.DEVNULL)
+    time.sleep(0.3)
+    term.send_signal(signal.SIGTERM)
+    assert fuzzlab.wait_measured(term, 30)[0] == 7
+    # A timeout kills the command by its pid and reports no exit code.
+    sleeper = fuzzlab.Measured(["sleep", "30"], subprocess.DEVNULL, subprocess.DEVNULL)
+    t0 = time.monotonic()
+    assert fuzzlab.wait_measured(sleeper, 0.5)[0] is None
+    assert time.monotonic() - t0 < 10 and not _alive(sleeper.pid)
+    # The launcher killed outright (as a killed campaign would be) takes the command with it.
+    orphan = fuzzlab.Measured(["sleep", "30"], subprocess.DEVNULL, subprocess.DEVNULL)
+    orphan._launcher.kill()
+    orphan._launcher.wait()
+    deadline = time.monotonic() + 10
+    while _alive(orphan.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(orphan.pid)
+    assert orphan.poll() == -signal.SIGKILL
 
 
 def test_inputs_rebuild_from_seed_and_index(tmp_path: Path) -> None:

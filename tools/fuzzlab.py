@@ -6,7 +6,8 @@ be rebuilt. Each input goes through a real ``kexecwatch replay`` process, or thr
 ``kexecwatch run`` daemon following a real file, and is checked for:
 
 - no traceback on stderr, and an exit code of 0, 1 or 2 (``run``: 0 after SIGTERM);
-- bounded CPU time and peak RSS of the child (from ``os.wait4``), and bounded output;
+- bounded CPU time and peak RSS of the child (its own, through :mod:`tools.rusage_launcher`),
+  and bounded output;
 - ``replay``: exit 1 exactly when it printed alerts;
 - the same alerts as the unmutated recording wherever the mutation did not touch the
   alerting events (the oracle is described in :func:`expected_change`).
@@ -23,7 +24,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import signal
 import subprocess
 import sys
@@ -139,32 +139,80 @@ class Stats:
         return "\n".join(lines)
 
 
-def _limit_child() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (CHILD_AS_BYTES, CHILD_AS_BYTES))
-    resource.setrlimit(resource.RLIMIT_CPU, (CHILD_CPU_S, CHILD_CPU_S))
+LAUNCHER = Path(__file__).with_name("rusage_launcher.py")
 
 
-def wait_measured(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int | None, float, float]:
-    """Reap ``proc`` with ``os.wait4``: (exit code or None on timeout, CPU s, peak RSS MB).
+class Measured:
+    """A command started through :mod:`tools.rusage_launcher`, so that its cost is its own.
 
-    On timeout the child is killed (it is ours, by pid) and still reaped, so nothing stays
+    A child forked straight from the campaign would report the campaign's resident pages as its
+    own peak RSS. The launcher also applies :data:`CHILD_AS_BYTES` and :data:`CHILD_CPU_S`.
+    ``pid`` is the command's; ``send_signal`` and ``kill`` reach it through the launcher, which
+    reaps it, so no signal can reach a reused pid.
+    """
+
+    def __init__(self, argv: list[str], stdout: BinaryIO | int, stderr: BinaryIO | int) -> None:
+        r, w = os.pipe()
+        try:
+            self._launcher = subprocess.Popen(
+                [sys.executable, "-S", str(LAUNCHER), str(w), str(CHILD_AS_BYTES),
+                 str(CHILD_CPU_S), *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                pass_fds=(w,),
+            )  # fmt: skip
+        finally:
+            os.close(w)
+        self._report = os.fdopen(r, "rb")
+        started = self._report.readline()
+        if not started:
+            self._launcher.wait()
+            self._report.close()
+            raise RuntimeError(f"the launcher could not start {argv[0]}")
+        self.pid = int(started)
+        self.returncode: int | None = None
+        self.cpu_s = 0.0
+        self.rss_mb = 0.0
+
+    def poll(self) -> int | None:
+        """The command's exit code once it has ended, else None."""
+        if self.returncode is None and self._launcher.poll() is not None:
+            done = self._report.readline().split()
+            self._report.close()
+            if len(done) == 3:
+                self.returncode = int(done[0])
+                self.cpu_s = float(done[1])
+                self.rss_mb = int(done[2]) / 1024
+            else:  # the launcher itself was killed; the command died with it
+                self.returncode = self._launcher.returncode
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            self._launcher.send_signal(signal.SIGUSR1 if sig == signal.SIGKILL else sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def wait_measured(proc: Measured, timeout: float) -> tuple[int | None, float, float]:
+    """Wait for ``proc``: (exit code or None on timeout, CPU s, peak RSS MB).
+
+    On timeout the command is killed (it is ours, by pid) and still reaped, so nothing stays
     behind; its exit code is then reported as ``None``.
     """
     deadline = time.monotonic() + timeout
     timed_out = False
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
+    while proc.poll() is None:
+        if time.monotonic() > deadline and not timed_out:
             timed_out = True
             proc.kill()
-            pid, status, usage = os.wait4(proc.pid, 0)
-            break
+            deadline += 30.0
+        elif timed_out and time.monotonic() > deadline:
+            raise RuntimeError(f"pid {proc.pid} outlived SIGKILL")
         time.sleep(0.01)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not reap it again
-    rc = None if timed_out else proc.returncode
-    return rc, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    return (None if timed_out else proc.returncode), proc.cpu_s, proc.rss_mb
 
 
 def alerts_of(ndjson: bytes) -> dict[str, str]:
@@ -249,12 +297,8 @@ def run_replay(data: bytes, work: Path) -> Outcome:
     out_path, err_path = work / "replay.out", work / "replay.err"
     t0 = time.monotonic()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(
-            [*KEXECWATCH, "replay", "--quiet", "--progress", "never", str(path)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            preexec_fn=_limit_child,  # noqa: PLW1509 (the campaign runs no threads)
+        proc = Measured(
+            [*KEXECWATCH, "replay", "--quiet", "--progress", "never", str(path)], out, err
         )
         rc, cpu, rss = wait_measured(proc, MAX_WALL_S)
     return Outcome(
@@ -371,17 +415,11 @@ def run_daemon(
     )
 
 
-def _start_daemon(args: list[str], err: BinaryIO, err_path: Path) -> subprocess.Popen[bytes]:
+def _start_daemon(args: list[str], err: BinaryIO, err_path: Path) -> Measured:
     """Start a daemon logging to ``err``; return once it follows the log (or has died)."""
     err.flush()
     own_from = err_path.stat().st_size
-    proc = subprocess.Popen(
-        args,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=err,
-        preexec_fn=_limit_child,  # noqa: PLW1509 (the campaign runs no threads)
-    )
+    proc = Measured(args, subprocess.DEVNULL, err)
     _until(
         lambda: b"event=file_switch" in err_path.read_bytes()[own_from:] or proc.poll() is not None
     )

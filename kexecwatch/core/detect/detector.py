@@ -694,8 +694,11 @@ class Detector:
         a relevant plain exec. ``False``, with nothing done, for any other: the caller
         then hands the run's event to :meth:`_on_event`."""
         options = self.options
-        if not options.emit_events:
-            return False  # without --events, _on_event's skim decides first
+        if not options.emit_events and not (options.fast_path and self._scanner.needed_by_rules):
+            # Without --events, _on_event's skim decides first, unless a rule prefilter
+            # is known to need the run (skim then says so at once): that run is read
+            # straight, without records, to the same process event.
+            return False
         process = process_event_of_run(
             run,
             event_id,
