@@ -149,8 +149,9 @@ def test_runs_with_the_same_plain_facts_stay_native(plain_rules: list[DetectionR
     assert log.count(b"--needle-flag") == 1
     det, spy = _replay(log, plain_rules)
     assert spy.runs <= 6, spy.runs  # before: 61
-    assert spy.stops[STOP_PLAIN] == 3, spy.stops  # the first child, the two by 4242
-    assert spy.stops[STOP_HANDBACK] == 1, spy.stops  # the needle
+    # The first child, the two by 4242, and the needle (its full key: Python needs it).
+    assert spy.stops[STOP_PLAIN] == 4, spy.stops
+    assert spy.stops[STOP_HANDBACK] == 0, spy.stops
     assert det.stats.events == 61
     keys = assert_same(log, plain_rules)
     assert sum(k.startswith("alert ") for k in keys) == 3
@@ -353,4 +354,94 @@ def test_plain_keys_are_exact(
         )
         lines += event
     log = "".join(line + "\n" for line in lines).encode()
+    assert_same(log, every_fact_rules)
+
+
+#: A rule whose needle ("--needle-flag") is in many a command line that it does not
+#: match (``process.args`` is another argument): the session's needle test hands such a
+#: run to Python, which only learns from it.
+_NEAR_RULE = _rule("near-test", 'process.args : "--needle-FLAG" and process.parent.name == "sshd"')
+
+
+@pytest.fixture(scope="module")
+def near_rules(tmp_path_factory: pytest.TempPathFactory) -> list[DetectionRule]:
+    return _load(tmp_path_factory.mktemp("rules"), _NEAR_RULE, _PARENT_RULE)
+
+
+def _near_execs(args: Sequence[tuple[str, ...]], parent: str = "bash") -> bytes:
+    """A ``parent``'s exec, then an ``ls`` exec by it with each of ``args``."""
+    gen = Generator(seed=9)
+    init = _Proc(1, "systemd", "/usr/lib/systemd/systemd", ("/sbin/init",), 1000, 1, "(none)", 0)
+    lines, shell = gen.exec_event(init, parent, "/usr/bin/" + parent, (parent,))
+    for argv in args:
+        event, _child = gen.exec_event(shell, "ls", "/usr/bin/ls", ("ls", *argv))
+        lines += event
+    return "".join(line + "\n" for line in lines).encode()
+
+
+def test_a_repeated_command_holding_a_needle_stays_native(near_rules: list[DetectionRule]) -> None:
+    """45 execs of one command line holding the rule's needle, by a shell (the rule wants
+    an sshd's): before, the session handed each back (its needle may matter) and Python
+    read all 47 runs; now Python answers the first of each working directory by its full
+    key (every fact and the command line) and the session takes the others. Another
+    command line, or the same by an sshd (the rule's), is Python's again; the alerts are
+    the Python scanner's."""
+    same = ("--needle-FLAG", "-l")
+    log = _near_execs([same] * 40 + [("--needle-FLAG", "-a")] + [same] * 5)
+    det, spy = _replay(log, near_rules)
+    # The shell's, then one per working directory (the generator's four) and the "-a" one.
+    assert spy.runs <= 6, spy.runs  # before: 47
+    assert spy.stops[STOP_HANDBACK] == 0, spy.stops
+    assert det.stats.events == 47
+    assert_same(log, near_rules)
+    times = _times(log)
+    assert_same(log, near_rules, since_ms=times[10], until_ms=times[30])
+    assert_same(log, near_rules, cuts=(len(log) // 3, len(log) // 2))
+    assert_same(log, near_rules, max_inflight=1)
+    by_sshd = _near_execs([same] * 6, parent="sshd")
+    _det, spy = _replay(by_sshd, near_rules)
+    assert spy.runs == 7
+    keys = assert_same(by_sshd, near_rules)
+    assert sum(k.startswith("alert ") and '"id":"near-test"' in k for k in keys) == 6
+
+
+_NEAR_ARGS = st.sampled_from(
+    [(), ("-l",), ("--needle-FLAG",), ("--needle-FLAGx",), ("x--needle-flag", "-l"), ("/evil/x",)]
+)
+
+
+@settings(max_examples=40, suppress_health_check=list(HealthCheck), deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(0, len(_PARENTS) - 1), _NEAR_ARGS, st.sampled_from([1000, 4242])),
+        min_size=5,
+        max_size=40,
+    ),
+    seed=st.integers(0, 50),
+)
+def test_full_keys_are_exact(
+    steps: list[tuple[int, tuple[str, ...], int]],
+    seed: int,
+    near_rules: list[DetectionRule],
+    every_fact_rules: list[DetectionRule],
+) -> None:
+    """Execs by a few parents and users with command lines that hold a rule's needle or
+    not, repeated: the native scanner, remembering Python's answers for runs whose needles
+    may be present by their full keys, gives the Python scanner's outputs, counters and
+    checkpoint state."""
+    gen = Generator(seed=seed)
+    init = _Proc(1, "systemd", "/usr/lib/systemd/systemd", ("/sbin/init",), 1000, 1, "(none)", 0)
+    lines: list[str] = []
+    shells = []
+    for comm, exe, argv in _PARENTS:
+        event, shell = gen.exec_event(init, comm, exe, argv)
+        lines += event
+        shells.append(shell)
+    for parent, args, uid in steps:
+        shell = shells[parent]
+        shell.uid = uid
+        event, _child = gen.exec_event(shell, "ls", "/usr/bin/ls", ("ls", *args))
+        lines += event
+    log = "".join(line + "\n" for line in lines).encode()
+    assert_same(log, near_rules)
     assert_same(log, every_fact_rules)

@@ -20,6 +20,12 @@
 //! - the capabilities: whether a line of the run is a `BPRM_FCAPS` or `CAPSET`
 //!   record (`_run_capabilities`).
 //!
+//! A relevant run of a needle verdict (plain or not) one of whose needles may be in its
+//! command line is keyed the same way by its full key (`full_key_of`): every fact above
+//! and its EXECVE bodies, which with the verdict key are all `Facts` holds, so all
+//! that Python's decision on it reads. A command that recurs with its needle (a health
+//! check's `python3 -c "import ..."`) is then decided once per parent and directory.
+//!
 //! A key found here was answered "learned only" by Python for identical inputs: the
 //! run is taken. A key not found stops the scan (`Stop::Plain`); Python handles that
 //! run with its own code and, when it only learned from it, says so
@@ -136,11 +142,36 @@ fn capabilities(run: &[u8]) -> bool {
 
 /// Write into `out` the plain key of a run whose verdict's plain parts read `reads`.
 pub fn key_of(out: &mut Vec<u8>, reads: u8, facts: &RunFacts<'_>) {
+    key_with(out, reads, reads, facts);
+}
+
+/// The mark of a full key (its byte where a plain key has its reads): never a plain
+/// key's, whose reads are at most [`READS_ALL`].
+pub const FULL_KEY: u8 = 0x80 | READS_ALL;
+
+/// Write into `out` the full key of a run: every fact a plain key may hold (as
+/// [`key_of`] with [`READS_ALL`], marked [`FULL_KEY`]), then its EXECVE bodies
+/// (`bodies`, spans of `buf`: each line's text after its header, cut at the ENRICHED
+/// separator and stripped of spaces, as `execve_bodies` gives them), each
+/// length-prefixed after their count. With the verdict key, these are every input of
+/// `Facts` (its own name, executable and command line, its parent, ids, working
+/// directory and capability sets): Python's decision on a relevant run whose needles
+/// may be present is a function of them, so its "learned only" answer may be kept by
+/// this key as by a plain one.
+pub fn full_key_of(out: &mut Vec<u8>, facts: &RunFacts<'_>, buf: &[u8], bodies: &[(usize, usize)]) {
+    key_with(out, FULL_KEY, READS_ALL, facts);
+    out.extend_from_slice(&(bodies.len() as u64).to_le_bytes());
+    for &(start, end) in bodies {
+        part(out, &buf[start..end]);
+    }
+}
+
+fn key_with(out: &mut Vec<u8>, mark: u8, reads: u8, facts: &RunFacts<'_>) {
     out.clear();
     for piece in facts.verdict_key.iter() {
         part(out, piece);
     }
-    out.push(reads);
+    out.push(mark);
     if reads & (READS_PARENT | READS_PARENT_LINE) != 0 {
         match facts.parent {
             None => out.push(0),

@@ -420,8 +420,9 @@ impl<'a> Scanner<'a> {
         }
         let event = self.judge(whole.head)?;
         let needed = self.needs_python(&event, &buf[whole.args_end..whole.end]);
+        let hit = self.needle_hit(&event);
         if (needed && (lead != 0 || !self.session.render.on))
-            || self.needle_hit(&event)
+            || (hit && (needed || lead != 0))
             || self.faulty(&buf[pos..whole.end])
         {
             return Err(Stop::Handback);
@@ -431,7 +432,11 @@ impl<'a> Scanner<'a> {
             .quiet
             .admits(&event.id, self.session.settings.window_ms)
             .ok_or(Stop::Handback)?;
-        self.plain_known(pos, whole, &event, lead)?;
+        if hit {
+            self.full_known(pos, whole, &event)?;
+        } else {
+            self.plain_known(pos, whole, &event, lead)?;
+        }
         // Needed in full: taken only when its --events line is written here.
         if needed {
             let lines = match run_lines(buf, whole.head.creds.0, whole.end) {
@@ -488,6 +493,41 @@ impl<'a> Scanner<'a> {
             ids: span(buf, head.creds),
         };
         plain_facts::key_of(&mut session.plain_key, reads, &facts);
+        self.known_or_ask()
+    }
+
+    /// A relevant run of a needle verdict whose needles may be in its command line
+    /// (`needle_hit`): taken only when Python answered "learned only" for its full key
+    /// (plain.rs `full_key_of`: every fact its rules may read, its EXECVE bodies among
+    /// them), as a repeated command (a build's compiler line, a service's health check)
+    /// holds the same needle each time; else a stop for Python's answer, as
+    /// `plain_known`.
+    fn full_known(&mut self, pos: usize, whole: &Whole, event: &Event) -> Result<(), Stop> {
+        let buf = self.buf;
+        let head = &event.head;
+        let session = &mut *self.session;
+        let ppid = number(span(buf, head.ppid));
+        let facts = RunFacts {
+            verdict_key: [
+                span(buf, head.call),
+                span(buf, head.success),
+                span(buf, head.comm),
+                span(buf, head.exe),
+            ],
+            parent: session.table.entry_at(ppid, i128::from(event.id.time_ms)),
+            run: &buf[pos..whole.end],
+            args_end: whole.args_end - pos,
+            id: span(buf, head.id),
+            ids: span(buf, head.creds),
+        };
+        plain_facts::full_key_of(&mut session.plain_key, &facts, buf, &session.bodies);
+        self.known_or_ask()
+    }
+
+    /// Whether Python answered "learned only" for `session.plain_key`: `Ok` (taken);
+    /// else a stop asking for it, or a hand-back when it is too long to keep.
+    fn known_or_ask(&mut self) -> Result<(), Stop> {
+        let session = &mut *self.session;
         if session.verdicts.plain.learned(&session.plain_key) {
             return Ok(());
         }

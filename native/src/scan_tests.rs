@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use crate::gaps::{Quiet, MAX_TIME_MS};
 use crate::needles::NeedleSet;
-use crate::plain::{READS_CAPS, READS_CWD, READS_IDS, READS_PARENT, READS_PARENT_LINE};
+use crate::plain::{READS_ALL, READS_CAPS, READS_CWD, READS_IDS, READS_PARENT, READS_PARENT_LINE};
 use crate::scan::{scan, scan_until};
 use crate::session::{Session, Settings, Stop};
 use crate::verdicts::{
@@ -554,7 +554,12 @@ fn a_needle_verdict_hands_back_only_a_command_line_a_needle_may_be_in() {
             .unwrap();
         let log = exec_run(T0, 100, 200, 1, "ls");
         run(&mut s, &log);
-        let expected = if *handed_back { (0, 1) } else { (log.len(), 0) };
+        // Python's: a stop asking for the run's full key (plain.rs `full_key_of`).
+        let expected = if *handed_back {
+            (0, Stop::Plain as i32)
+        } else {
+            (log.len(), 0)
+        };
         assert_eq!(stop(&s), expected, "ids {:?} since {:?}", ids, since);
     }
 }
@@ -589,7 +594,11 @@ fn a_needle_verdict_hands_back_runs_without_a_plain_command_line() {
             .unwrap();
         let log = head.clone() + middle + &tail;
         run(&mut s, &log);
-        let expected = if handed_back { (0, 1) } else { (log.len(), 0) };
+        let expected = if handed_back {
+            (0, Stop::Plain as i32)
+        } else {
+            (log.len(), 0)
+        };
         assert_eq!(stop(&s), expected, "{:?} {}", middle, empty_if_none);
     }
 }
@@ -1242,7 +1251,8 @@ fn only_the_facts_read_are_keyed() {
 
 #[test]
 fn a_plain_verdict_is_not_asked_when_a_needle_or_irrelevance_decides() {
-    // A needle may be in the command line: Python's, handed back.
+    // A needle may be in the command line: Python's, asked for by its full key, not
+    // its plain key.
     let mut s = Session::new(settings());
     s.verdicts
         .set_needles(NeedleSet::new(&[(b"-l".to_vec(), false)]));
@@ -1256,8 +1266,9 @@ fn a_plain_verdict_is_not_asked_when_a_needle_or_irrelevance_decides() {
         )
         .unwrap();
     run(&mut s, &exec_run(T0, 100, 400, 1, "ls"));
-    assert_eq!(stop(&s), (0, Stop::Handback as i32));
-    assert_eq!(s.verdicts.plain.pending(), None);
+    assert_eq!(stop(&s), (0, Stop::Plain as i32));
+    let asked = s.verdicts.plain.pending().map(<[u8]>::to_vec);
+    assert!(asked.map_or(false, |k| k.windows(3).any(|w| w == b"-l\"")));
     // Not relevant (before --since): taken, nothing asked.
     let mut s = plain_session(READS_PARENT);
     s.settings.since_ms = Some(T0 + 1);
@@ -1315,4 +1326,97 @@ fn a_plain_verdict_in_a_pair_or_after_a_lead_is_handed_back() {
     );
     run_from(&mut s, &pair, q);
     assert_eq!(stop(&s), (0, Stop::Handback as i32));
+}
+
+/// A session whose `ls` verdict's needle ("-l") is in `exec_run`'s command line, with a
+/// needle-only verdict (`plain`: `None`) or a plain one.
+fn needle_session(plain: Option<u8>) -> Session {
+    let mut s = Session::new(settings());
+    s.verdicts
+        .set_needles(NeedleSet::new(&[(b"-l".to_vec(), false)]));
+    s.verdicts.set(&key(59, "sh"), LEARN_EXEC | EVALUATED);
+    s.verdicts
+        .set_with_needles(
+            &key(59, "ls"),
+            LEARN_EXEC | EVALUATED | NEEDLE_IF_RELEVANT,
+            &[0],
+            false,
+            plain,
+        )
+        .unwrap();
+    s
+}
+
+#[test]
+fn a_needle_hit_is_taken_when_python_answered_its_full_key() {
+    for plain in [None, Some(READS_PARENT)] {
+        let mut s = needle_session(plain);
+        let shell = exec_run(T0, 100, 300, 1, "sh");
+        let first = exec_run(T0 + 10, 101, 400, 300, "ls");
+        let q = run(&mut s, &(shell.clone() + &first));
+        // Before: handed back, run after run. Now: a stop asking for its full key.
+        assert_eq!(stop(&s), (shell.len(), Stop::Plain as i32), "{:?}", plain);
+        assert_eq!(s.table.latest(400), None, "not taken: nothing learned");
+        answer(&mut s);
+        // The same command by the same parent, another time, pid and serial: taken.
+        let second = exec_run(T0 + 20, 102, 401, 300, "ls");
+        let q = run_from(&mut s, &(first.clone() + &second), q);
+        assert_eq!(stop(&s), (first.len() + second.len(), 0), "{:?}", plain);
+        assert_eq!((s.scan.events, s.scan.process_events), (2, 2));
+        assert!(s.table.latest(401).is_some());
+        // Each fact, and the command line, is in the key: another value asks again.
+        for (from, to) in [
+            ("a1=\"-l\"", "a1=\"-la\""), // the command line (its needle still there)
+            ("cwd=\"/root\"", "cwd=\"/x\""),
+            ("auid=1000", "auid=1001"),
+            ("type=PATH", "type=BPRM_FCAPS"),
+        ] {
+            let other = exec_run(T0 + 30, 103, 402, 300, "ls").replace(from, to);
+            assert_ne!(other, exec_run(T0 + 30, 103, 402, 300, "ls"));
+            run_from(&mut s, &other, q.clone());
+            assert_eq!(stop(&s), (0, Stop::Plain as i32), "{} {:?}", to, plain);
+        }
+        // Another parent (not known to the table): asked again.
+        let orphan = exec_run(T0 + 30, 103, 402, 999, "ls");
+        run_from(&mut s, &orphan, q.clone());
+        assert_eq!(stop(&s), (0, Stop::Plain as i32), "{:?}", plain);
+        // A run whose needle is absent has another key (its plain one, if any).
+        if plain.is_some() {
+            let no_needle = exec_run(T0 + 30, 103, 402, 300, "ls").replace("a1=\"-l\"", "a1=\"x\"");
+            run_from(&mut s, &no_needle, q.clone());
+            assert_eq!(stop(&s), (0, Stop::Plain as i32));
+        }
+    }
+}
+
+#[test]
+fn a_full_key_is_never_a_plain_key() {
+    let mut s = needle_session(Some(READS_ALL));
+    let log = exec_run(T0, 100, 400, 1, "ls");
+    run(&mut s, &log);
+    let full = s.scan.key.clone();
+    answer(&mut s);
+    let mut plain = Vec::new();
+    let buf = log.as_bytes();
+    let head = crate::syscall::parse(&buf[..log.find('\n').unwrap()]).unwrap();
+    let facts = crate::plain::RunFacts {
+        verdict_key: [
+            &buf[head.call.0..head.call.1],
+            &buf[head.success.0..head.success.1],
+            &buf[head.comm.0..head.comm.1],
+            &buf[head.exe.0..head.exe.1],
+        ],
+        parent: None,
+        run: buf,
+        args_end: log.find("type=CWD").unwrap(),
+        id: &buf[head.id.0..head.id.1],
+        ids: &buf[head.creds.0..head.creds.1],
+    };
+    crate::plain::key_of(&mut plain, READS_ALL, &facts);
+    assert_ne!(full, plain);
+    assert!(
+        !s.verdicts.plain.learned(&plain),
+        "the full answer keys no plain run"
+    );
+    assert!(s.verdicts.plain.learned(&full));
 }

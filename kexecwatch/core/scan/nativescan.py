@@ -26,7 +26,10 @@ When they could take it also for plain facts (the parent, the working directory,
 ids, the capability sets: :func:`plain_split`), it is taken only when Python answered
 "learned only" for a run with the same facts (``native/src/plain.rs``): the session
 stops at the first run of those facts (``STOP_PLAIN``), Python decides it with its own
-code and tells the session (:meth:`NativeScanner._plain_run`).
+code and tells the session (:meth:`NativeScanner._plain_run`). A relevant run whose
+needles may be in its command line is taken the same way, by its full key: every plain
+fact and its EXECVE bodies, all that its rules' argument tests read (a command that
+recurs, needle and all, is decided once).
 The taken units teach the session's process table
 (:class:`~kexecwatch.core.process.nativetable.NativeProcessTable`), the counts, the done set
 (:meth:`~kexecwatch.core.audit.assembler.Assembler.absorb`: the session keeps the taken events'
@@ -558,8 +561,8 @@ class NativeScanner(PythonScanner):
         :meth:`_step` does, its verdict made first by Python's own
         :meth:`~kexecwatch.core.scan.scanner.PythonScanner.fast_verdict` (and reused
         there): when it only teaches the table, and the run is relevant (the only runs
-        the session asks about), the session keeps that answer for the run's plain key
-        (``native/src/plain.rs``). Returns the next position and line."""
+        the session asks about), the session keeps that answer for the run's plain or
+        full key (``native/src/plain.rs``). Returns the next position and line."""
         m = SYSCALL_HEAD.match(buf, pos - 1)
         run = None if m is None else run_end(buf, m)
         if m is None or run is None or self._assembler.inflight:
