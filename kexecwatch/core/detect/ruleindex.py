@@ -431,6 +431,9 @@ class RuleIndex(Generic[R]):
                     for value in values:
                         slot.setdefault(value, []).append(i)
 
+        # Candidates remembered by the indexed fields' values (see candidates).
+        self._known: dict[tuple[Any, ...], list[R]] = {}
+        self._known_chars = 0
         self._fields = [
             _FieldTables(
                 path,
@@ -447,15 +450,42 @@ class RuleIndex(Generic[R]):
         return len(self.rules) - len(self._always)
 
     def candidates(self, document: Mapping[str, Any]) -> list[R]:
-        """The rules that could match ``document``, in their original order."""
-        found = set(self._always)
+        """The rules that could match ``document``, in their original order.
+
+        They depend only on the values of the indexed fields (their text elements): the
+        answer is remembered by those values (a list's as a tuple), when they make a key.
+        """
+        values: list[Any] = []
         for tables in self._fields:
             value: Any = document
             for key in tables.path:
                 value = value.get(key) if type(value) is dict else None
+            # Only text and lists are looked up: any other value is as good as none.
+            kind = type(value)
+            values.append(value if kind is str else tuple(value) if kind is list else None)
+        known_key = tuple(values)
+        try:
+            known = self._known.get(known_key)
+        except TypeError:  # an object or a list among the values: no key
+            return self._find(values)
+        if known is None:
+            known = self._find(values)
+            size = _text_size(values)
+            if size <= _MAX_KNOWN_KEY_CHARS:
+                if len(self._known) >= _MAX_KNOWN or self._known_chars + size > _MAX_KNOWN_CHARS:
+                    self._known.clear()
+                    self._known_chars = 0
+                self._known[known_key] = known
+                self._known_chars += size
+        return list(known)
+
+    def _find(self, values: list[Any]) -> list[R]:
+        """:meth:`candidates` of the indexed fields' ``values`` (in ``_fields`` order)."""
+        found = set(self._always)
+        for tables, value in zip(self._fields, values, strict=True):
             if value is None:
                 continue
-            for item in value if type(value) is list else (value,):
+            for item in value if type(value) is tuple else (value,):
                 if type(item) is str:
                     tables.lookup(item, found)
         return [self.rules[i] for i in sorted(found)]
@@ -494,6 +524,22 @@ class _FieldTables:
 
 #: Values remembered per patterned field (then forgotten all at once): bounds memory.
 _MAX_SEEN = 65_536
+#: Candidate lists remembered per index, and characters of text in their keys, before all
+#: are forgotten at once; a longer key is never kept.
+_MAX_KNOWN = 4_096
+_MAX_KNOWN_CHARS = 1 << 20
+_MAX_KNOWN_KEY_CHARS = 1 << 14
+
+
+def _text_size(values: list[Any]) -> int:
+    """Characters of text among indexed fields' values (a tuple's elements included)."""
+    size = 0
+    for value in values:
+        if type(value) is str:
+            size += len(value)
+        elif type(value) is tuple:
+            size += len(value) + sum(len(x) for x in value if type(x) is str)
+    return size
 
 
 def prefilters_of(rule: object, events_as: str | None = None) -> list[Prefilter]:

@@ -278,7 +278,11 @@ def _all(preds: tuple[_Predicate, ...]) -> _Predicate:
 
 def _any_of(preds: tuple[_Predicate, ...]) -> _Predicate:
     def any_of(doc: Document) -> bool:
-        return any(pred(doc) for pred in preds)
+        # A loop, not any() over a generator: no generator frame per call.
+        for pred in preds:  # noqa: SIM110
+            if pred(doc):
+                return True
+        return False
 
     return any_of
 
@@ -422,9 +426,23 @@ def _needle_search(cmp: Comparison) -> Callable[[str], object] | None:
         needles.add(max(pieces, key=lambda t: (len(t), t)))
     if not needles:
         return None
-    return re.compile(
-        "|".join(re.escape(t) for t in sorted(needles, key=lambda t: (-len(t), t)))
-    ).search
+    ordered = tuple(sorted(needles, key=lambda t: (-len(t), t)))
+    if len(ordered) <= _FEW_NEEDLES:
+        # A few needles: one str search each (a fast scan per needle) costs less than
+        # the regex engine trying every alternative at every place.
+
+        def search(text: str) -> object:
+            for needle in ordered:
+                if needle in text:
+                    return True
+            return None
+
+        return search
+    return re.compile("|".join(re.escape(t) for t in ordered)).search
+
+
+#: Up to this many needles, :func:`_needle_search` tries each with ``in``.
+_FEW_NEEDLES = 32
 
 
 #: Verdicts of pattern leaves, by (leaf, text), over all queries; forgotten all at once
