@@ -653,3 +653,38 @@ def test_arguments_beyond_ascii_are_looked_at_by_argument(
         line = command_line_of(args)
         assert any(t in (line.lower() if c else line) for t, c in look._needles) is not shut
         assert look.shut(Facts(("n", "e", line), raw_args=_quoted_body(args))) is shut
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.lists(
+        st.text(alphabet="ab.-[(|*09K\u212a\udcff/", min_size=1, max_size=4), min_size=4
+    ),
+    text=st.text(alphabet="ab.-[(|*09K\u212a\udcff/ ", max_size=40),
+    filler=st.sampled_from(["", "x", "0.x", "[a|"]),
+)
+def test_long_lines_are_searched_by_the_tries_branches(
+    words: list[str], text: str, filler: str
+) -> None:
+    """Beyond _LONG_LINE, a line is searched with each branch of the trie's root on its
+    own (a branch starting with a class: from the literal after it): the same answer as
+    a look for each word, wherever the text lies in the long line."""
+    find = argtest._finder(tuple(sorted(set(words))))
+    assert find is not None
+    pad = (filler or "x") * (argtest._LONG_LINE // len(filler or "x") + 1)
+    for line in (pad + text, text + pad, pad[:100] + text + pad):
+        assert len(line) > argtest._LONG_LINE
+        assert find(line) is any(word in line for word in words)
+
+
+def test_a_class_path_is_not_searched_with_the_trie(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, a 17 KB class path was searched with the trie of the needles (about 1 ms
+    for c30's: the engine tries each root branch at each place); now each branch on
+    its own, from a literal: the ``[0-9].[0-9]`` rows from their dot."""
+    needles = frozenset({(f"{i // 10}.{i % 10}", False) for i in range(100)})
+    needles |= {(":10250/", False), ("xdg-open", False)}
+    search = argtest.LineSearch(needles)
+    monkeypatch.setattr(argtest, "_one_of_text", lambda words: pytest.fail("the trie"))
+    path = ":".join(f"/opt/app/lib/lib-{i}.jar" for i in range(900))
+    assert not search.found(Facts(("java", "/usr/bin/java", path)), False, path)
+    assert search.found(Facts(("java", "/usr/bin/java", path)), False, path + ":/a-1.2.jar")
