@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 #: The C ABI this binding speaks (``kw_abi_version``); any other library is refused.
-ABI_VERSION: Final = 9
+ABI_VERSION: Final = 10
 LIBRARY_NAME: Final = "libkexecwatch_native.so"
 
 # A RawEntry (core.nativeapi) as the native table holds it: ``comm_raw``/``exe_raw`` say
@@ -217,6 +217,7 @@ _SIGNATURES: Final[dict[str, tuple[object, ...]]] = {
         _SIZE,
         ctypes.c_uint32,
     ),
+    "kw_set_verdict_tests": (_PTR, ctypes.c_char_p, _SIZE, _PTR, _SIZE),
     "kw_plain_learned": (_PTR, _OUT_U8),
     "kw_plain_len": (_PTR, _OUT_U64, _OUT_U64),
     "kw_set_needles": (_PTR, ctypes.c_char_p, _SIZE),
@@ -764,10 +765,15 @@ class NativeSession:
         *,
         empty_if_no_execve: bool,
         plain: int | None = None,
+        tests: Sequence[Sequence[Iterable[NeedleBytes]]] = (),
     ) -> None:
         """Cache ``code`` (with ``NEEDLE_IF_RELEVANT``) for ``key`` and the needles one of
         which a run of this key must have in its command line to be handed back (each
         given to :meth:`set_needles` before: :class:`NativeError` if not).
+        ``tests``: the tests behind the verdict's gate, each as its clauses (needle sets
+        each of which must have a needle in the command line for the test to hold): a
+        run is then handed back for its needles only when every clause of some test has
+        one (``native/src/verdicts.rs`` ``set_tests``).
         ``empty_if_no_execve``: a run without EXECVE lines has the empty command line
         (else it is always handed back). ``plain``: the verdict is plain
         (``native/src/plain.rs``) and its plain parts read these facts (bits in
@@ -785,6 +791,13 @@ class NativeSession:
         with self._lock:
             try:
                 ids = array("I", sorted({self._needle_ids[n] for n in needles}))
+                words = array("I", [len(tests)])
+                for clauses in tests:
+                    words.append(len(clauses))
+                    for clause in clauses:
+                        found = sorted({self._needle_ids[n] for n in clause})
+                        words.append(len(found))
+                        words.extend(found)
             except KeyError as exc:
                 raise NativeError(f"set_verdict_needles: needle {exc} was not set") from None
             address, count = ids.buffer_info()
@@ -797,6 +810,9 @@ class NativeSession:
                 count,
                 flags,
             )
+            if tests:
+                at, size = words.buffer_info()
+                self._call("kw_set_verdict_tests", key, len(key), at, size)
 
     def plain_learned(self) -> bool:
         """Python only learned from the run of the last ``STOP_PLAIN``: runs with its

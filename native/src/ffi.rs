@@ -26,7 +26,7 @@ use crate::session::{Session, Settings};
 use crate::verdicts::ALL_BITS;
 
 /// The ABI this library speaks; the binding refuses any other.
-pub const ABI_VERSION: u32 = 9;
+pub const ABI_VERSION: u32 = 10;
 
 pub const OK: c_int = 0;
 /// A null or closed handle, or a null output pointer.
@@ -600,6 +600,29 @@ pub unsafe extern "C" fn kw_set_verdict_needles(
                 plain,
             )
             .map_err(argument)
+    })
+}
+
+/// Give the needle verdict cached for `key` the tests behind its gate: `count` words
+/// at `tests`, `[tests, (clauses, (ids, id...)...)...]` with the needle ids of
+/// `kw_set_needles` (verdicts.rs `set_tests`). A relevant run of it is then Python's for
+/// its needles only when each clause of some test has a needle in its command line.
+///
+/// # Safety
+/// A live handle; `key` valid for `len` bytes, `words` for `count` u32 values.
+#[no_mangle]
+pub unsafe extern "C" fn kw_set_verdict_tests(
+    handle: *mut Handle,
+    key: *const u8,
+    len: usize,
+    tests: *const u32,
+    count: usize,
+) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        let key = bytes(key, len)?;
+        let tests = words(tests, count)?;
+        session.verdicts.set_tests(key, tests).map_err(argument)
     })
 }
 

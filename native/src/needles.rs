@@ -159,6 +159,27 @@ impl Automaton {
         }
     }
 
+    /// Set in `bits` the bit of every needle id that occurs in `text`.
+    fn collect(&self, text: &[u8], bits: &mut [u64]) {
+        if self.ends.is_empty() {
+            return;
+        }
+        let mut state = 0usize;
+        for &b in text {
+            state =
+                self.delta[state * self.width + usize::from(self.classes[usize::from(b)])] as usize;
+            let mut at = self.out[state];
+            while at != NONE {
+                let s = at as usize;
+                for &id in &self.ends[self.first[s] as usize..self.first[s + 1] as usize] {
+                    let id = id as usize;
+                    bits[id / 64] |= 1 << (id % 64);
+                }
+                at = self.out_next[s];
+            }
+        }
+    }
+
     /// Whether a needle of `group` occurs in `text`.
     fn finds(&self, text: &[u8], group: &Group) -> bool {
         if self.ends.is_empty() {
@@ -316,6 +337,39 @@ impl NeedleSet {
             return true;
         }
         self.folded.finds(line, group)
+    }
+}
+
+/// The needles found in one command line ([`NeedleSet::present`]): one pass over it
+/// answers [`NeedleSet::holds_in`] for any number of groups.
+#[derive(Default)]
+pub struct Present {
+    bits: Vec<u64>,
+    not_ascii: bool,
+    lowers: bool,
+}
+
+impl NeedleSet {
+    /// Note in `out` every needle of the set that occurs in `line` (as
+    /// [`NeedleSet::may_match`] looks for them).
+    pub fn present(&self, line: &[u8], out: &mut Present) {
+        out.bits.clear();
+        out.bits.resize((self.len() + 63) / 64, 0);
+        self.exact.collect(line, &mut out.bits);
+        self.folded.collect(line, &mut out.bits);
+        out.not_ascii = !line.is_ascii();
+        out.lowers = out.not_ascii && lowers_onto_ascii(line);
+    }
+
+    /// [`NeedleSet::may_match`] of `group` on the line `present` was made of.
+    pub fn holds_in(&self, group: &Group, present: &Present) -> bool {
+        group.any_empty
+            || group
+                .bits
+                .iter()
+                .zip(present.bits.iter())
+                .any(|(g, p)| g & p != 0)
+            || (group.any_folded && present.not_ascii && (group.any_folded_wide || present.lowers))
     }
 }
 
@@ -495,6 +549,49 @@ mod tests {
                 line.contains(text)
             }
         })
+    }
+
+    #[test]
+    fn one_pass_answers_every_group_as_may_match() {
+        let needles = [
+            ("-l", false),
+            ("ls", true),
+            ("", false),
+            ("\u{e9}t\u{e9}", true),
+            ("k", true),
+            ("Zz", false),
+            ("a-l", true),
+        ];
+        let s = set(&needles);
+        let lines = [
+            "ls -l",
+            "LS -L",
+            "",
+            "x",
+            "\u{c9}T\u{c9} zz",
+            "\u{212a}",
+            "\u{130}ls",
+            "a-lZz k",
+        ];
+        let mut present = Present::default();
+        for line in lines.iter() {
+            s.present(line.as_bytes(), &mut present);
+            for mask in 0u32..(1 << needles.len()) {
+                let ids: Vec<u32> = (0..needles.len() as u32)
+                    .filter(|i| mask & (1 << i) != 0)
+                    .collect();
+                for empty in [false, true] {
+                    let group = s.group(&ids, empty).unwrap();
+                    assert_eq!(
+                        s.holds_in(&group, &present),
+                        s.may_match(&group, line.as_bytes()),
+                        "{:?} {:?}",
+                        line,
+                        ids
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -123,6 +123,8 @@ struct Event {
     code: u8,
     /// The verdict's needle group (0: none).
     group: u32,
+    /// The tests behind the verdict's gate (0: none; verdicts.rs `set_tests`).
+    tests: u32,
     /// What the verdict's plain parts read, if it has some (plain.rs).
     plain: Plain,
     relevant: bool,
@@ -743,7 +745,7 @@ impl<'a> Scanner<'a> {
             }
             key.extend_from_slice(span(buf, *part));
         }
-        let (code, group, plain) = match self.session.verdicts.get_with_group(key) {
+        let (code, group, plain, tests) = match self.session.verdicts.get_with_group(key) {
             Some(found) => found,
             None => {
                 self.out.key.clear();
@@ -760,26 +762,30 @@ impl<'a> Scanner<'a> {
             id,
             code,
             group,
+            tests,
             plain,
             relevant,
         })
     }
 
     /// Whether the verdict's needle test hands the run back: a needle of its group
-    /// may be in the command line of the EXECVE bodies in `session.bodies`, or that
-    /// command line is not plain, or there are none and the group does not read that
-    /// as the empty command line (needles.rs).
+    /// may be in the command line of the EXECVE bodies in `session.bodies` (and, when
+    /// Python gave the tests behind its gate, each clause of one of them: verdicts.rs
+    /// `needle_hit`), or that command line is not plain, or there are none and the
+    /// group does not read that as the empty command line (needles.rs).
     fn needle_hit(&mut self, event: &Event) -> bool {
         if !(event.relevant && event.code & NEEDLE_IF_RELEVANT != 0) {
             return false;
         }
         let session = &mut *self.session;
         let mut line = std::mem::take(&mut session.line);
+        let present = &mut session.present;
+        let verdicts = &session.verdicts;
         let hit = if session.bodies.is_empty() {
-            session.verdicts.needle_may_match(event.group, None)
+            verdicts.needle_hit(event.group, event.tests, None, present)
         } else {
             !command_line(self.buf, &session.bodies, &mut line)
-                || session.verdicts.needle_may_match(event.group, Some(&line))
+                || verdicts.needle_hit(event.group, event.tests, Some(&line), present)
         };
         session.line = line;
         hit
@@ -1089,6 +1095,7 @@ impl<'a> Scanner<'a> {
             id,
             code: 0,
             group: 0,
+            tests: 0,
             plain: None,
             relevant: false,
         };

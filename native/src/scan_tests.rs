@@ -1420,3 +1420,93 @@ fn a_full_key_is_never_a_plain_key() {
     );
     assert!(s.verdicts.plain.learned(&full));
 }
+
+/// A needle verdict on `ls` whose group is "-l" (in `exec_run`'s "ls -l"), with the
+/// tests behind its gate given as `tests` (needles: "-l" 0, "zz" 1, "ls" 2).
+fn tests_session(tests: &[u32]) -> Session {
+    let mut s = Session::new(settings());
+    let needles: Vec<(Vec<u8>, bool)> = ["-l", "zz", "ls"]
+        .iter()
+        .map(|t| (t.as_bytes().to_vec(), false))
+        .collect();
+    s.verdicts.set_needles(NeedleSet::new(&needles));
+    s.verdicts
+        .set_with_needles(
+            &key(59, "ls"),
+            LEARN_EXEC | EVALUATED | NEEDLE_IF_RELEVANT,
+            &[0],
+            false,
+            None,
+        )
+        .unwrap();
+    if !tests.is_empty() {
+        s.verdicts.set_tests(&key(59, "ls"), tests).unwrap();
+    }
+    s
+}
+
+#[test]
+fn a_needle_verdicts_tests_decide_whether_its_needles_matter() {
+    let log = exec_run(T0, 100, 200, 1, "ls");
+    let cases: [(&[u32], bool); 5] = [
+        (&[], true),                          // the group alone: "-l" is there
+        (&[1, 2, 1, 0, 1, 1], false),         // "-l" and "zz": no "zz"
+        (&[1, 2, 1, 0, 1, 2], true),          // "-l" and "ls"
+        (&[2, 2, 1, 0, 1, 1, 1, 1, 2], true), // ("-l" and "zz") or "ls"
+        (&[1, 0], true),                      // a test without clauses may always hold
+    ];
+    for (tests, python) in cases.iter() {
+        let mut s = tests_session(tests);
+        run(&mut s, &log);
+        let expected = if *python {
+            (0, Stop::Plain as i32)
+        } else {
+            (log.len(), 0)
+        };
+        assert_eq!(stop(&s), expected, "{:?}", tests);
+    }
+    // No EXECVE line, its command line not known: Python's whatever the tests.
+    let bare = exec_run(T0, 100, 200, 1, "ls")
+        .lines()
+        .filter(|l| !l.starts_with("type=EXECVE"))
+        .map(|l| format!("{}\n", l))
+        .collect::<String>();
+    let mut s = tests_session(&[1, 2, 1, 0, 1, 1]);
+    run(&mut s, &bare);
+    assert_eq!(stop(&s), (0, Stop::Plain as i32));
+}
+
+#[test]
+fn tests_are_checked_and_kept_only_for_a_needle_verdict() {
+    let mut s = tests_session(&[]);
+    for bad in [
+        &[][..],
+        &[1],
+        &[1, 1],
+        &[1, 1, 2, 0],
+        &[0, 7],
+        &[1, 1, 1, 9],
+    ] {
+        assert!(
+            s.verdicts.set_tests(&key(59, "ls"), bad).is_err(),
+            "{:?}",
+            bad
+        );
+    }
+    // Another key (not cached, or without needles): nothing kept, no error.
+    s.verdicts.set(&key(59, "sh"), LEARN_EXEC | EVALUATED);
+    assert!(s.verdicts.set_tests(&key(59, "sh"), &[1, 1, 1, 1]).is_ok());
+    assert!(s.verdicts.set_tests(&key(59, "cat"), &[1, 1, 1, 1]).is_ok());
+    assert_eq!(
+        s.verdicts.get_with_group(&key(59, "sh")).map(|v| v.3),
+        Some(0)
+    );
+    // The same tests twice: one number.
+    s.verdicts.set_tests(&key(59, "ls"), &[1, 1, 1, 1]).unwrap();
+    let first = s.verdicts.get_with_group(&key(59, "ls")).unwrap().3;
+    s.verdicts.set_tests(&key(59, "ls"), &[1, 1, 1, 1]).unwrap();
+    assert_eq!(s.verdicts.get_with_group(&key(59, "ls")).unwrap().3, first);
+    assert_ne!(first, 0);
+    s.verdicts.clear();
+    assert_eq!(s.verdicts.get_with_group(&key(59, "ls")), None);
+}

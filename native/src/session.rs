@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use crate::done::DoneStore;
 use crate::gaps::{Lost, Pending, Quiet};
+use crate::needles::Present;
 use crate::render::Render;
 use crate::table::{Table, NO_LATENESS};
 use crate::verdicts::Verdicts;
@@ -90,6 +91,8 @@ pub struct Session {
     pub plain_key: Vec<u8>,
     /// Scratch: the command line of the run being judged (needles.rs).
     pub line: Vec<u8>,
+    /// Scratch: the needles in that command line (needles.rs `Present`).
+    pub present: Present,
     /// The rows of the events taken, kept between calls (`kw_done_keep`).
     pub done: DoneStore,
     /// Rows returned by `kw_done_rows`.
@@ -129,6 +132,7 @@ impl Session {
             key: Vec::new(),
             plain_key: Vec::new(),
             line: Vec::new(),
+            present: Present::default(),
             done: DoneStore::default(),
             done_out: Vec::new(),
             kept: None,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::fasthash::IntSet;
 use crate::lines::find;
-use crate::needles::{Groups, NeedleSet};
+use crate::needles::{Groups, NeedleSet, Present};
 use crate::plain::{PlainCache, READS_ALL};
 
 /// The most verdicts cached (`_MAX_VERDICTS` of detector.py); full: cleared.
@@ -37,8 +37,14 @@ pub type Plain = Option<u8>;
 /// The verdict cache, the inodes the prefilters know, and the rules' needles.
 #[derive(Default)]
 pub struct Verdicts {
-    /// Per key: the code, its needle group's number (0: none) and its plain part.
-    codes: HashMap<Vec<u8>, (u8, u32, Plain)>,
+    /// Per key: the code, its needle group's number (0: none), its plain part and its
+    /// tests' number (0: none; `set_tests`).
+    codes: HashMap<Vec<u8>, (u8, u32, Plain, u32)>,
+    /// The tests behind needle verdicts' gates (`set_tests`), numbered from 1: per
+    /// test, the groups of its clauses (each a needle set one of which must be in the
+    /// command line for the test to hold).
+    tests: Vec<Vec<Vec<u32>>>,
+    tests_known: HashMap<Vec<Vec<u32>>, u32>,
     key_bytes: usize,
     inodes: IntSet<u64>,
     needles: NeedleSet,
@@ -53,15 +59,15 @@ impl Verdicts {
         self.codes.get(key).map(|v| v.0)
     }
 
-    /// The code cached for `key`, its needle group's number (0: none) and its plain
-    /// part.
-    pub fn get_with_group(&self, key: &[u8]) -> Option<(u8, u32, Plain)> {
+    /// The code cached for `key`, its needle group's number (0: none), its plain part
+    /// and its tests' number (0: none).
+    pub fn get_with_group(&self, key: &[u8]) -> Option<(u8, u32, Plain, u32)> {
         self.codes.get(key).copied()
     }
 
     /// Cache `code` for `key` (clearing the cache first when it is full).
     pub fn set(&mut self, key: &[u8], code: u8) {
-        self.set_entry(key, (code, 0, None));
+        self.set_entry(key, (code, 0, None, 0));
     }
 
     /// Cache `code` for `key` with the needle group of the needle ids `ids`, and when
@@ -88,11 +94,81 @@ impl Verdicts {
                     .ok_or("no room for a needle group")?
             }
         };
-        self.set_entry(key, (code, number, plain));
+        self.set_entry(key, (code, number, plain, 0));
         Ok(())
     }
 
-    fn set_entry(&mut self, key: &[u8], entry: (u8, u32, Plain)) {
+    /// Give the needle verdict cached for `key` the tests behind its gate, from the
+    /// words `[tests, (clauses, (ids, id...)...)...]` (needle ids of `set_needles`): a
+    /// test may hold only when each of its clauses has a needle in the command line,
+    /// and when none may, no needle of the verdict matters ([`Verdicts::needle_hit`]).
+    /// Nothing is kept when there is no such verdict or no room (then its group alone
+    /// decides, as before).
+    pub fn set_tests(&mut self, key: &[u8], words: &[u32]) -> Result<(), &'static str> {
+        let malformed = "malformed needle tests";
+        fn take(rest: &mut &[u32]) -> Result<u32, &'static str> {
+            let (&first, tail) = rest.split_first().ok_or("malformed needle tests")?;
+            *rest = tail;
+            Ok(first)
+        }
+        let mut rest = words;
+        let count = take(&mut rest)?;
+        let mut tests: Vec<Vec<Vec<u32>>> = Vec::new();
+        for _ in 0..count {
+            let clauses = take(&mut rest)?;
+            let mut test = Vec::new();
+            for _ in 0..clauses {
+                let ids = take(&mut rest)? as usize;
+                if ids > rest.len() {
+                    return Err(malformed);
+                }
+                test.push(rest[..ids].to_vec());
+                rest = &rest[ids..];
+            }
+            tests.push(test);
+        }
+        if !rest.is_empty() {
+            return Err(malformed);
+        }
+        let (group, empty_if_none) = match self.codes.get(key) {
+            Some(&(_, group, _, _)) if group != 0 => match self.groups.get(group) {
+                Some(found) => (group, found.empty_if_none),
+                None => return Ok(()),
+            },
+            _ => return Ok(()),
+        };
+        if self.tests.len() >= MAX_VERDICTS {
+            return Ok(());
+        }
+        let mut numbered = Vec::with_capacity(tests.len());
+        for test in tests {
+            let mut clauses = Vec::with_capacity(test.len());
+            for ids in test {
+                match self.groups.intern(&self.needles, &ids, empty_if_none)? {
+                    Some(number) => clauses.push(number),
+                    None => return Ok(()),
+                }
+            }
+            numbered.push(clauses);
+        }
+        let number = match self.tests_known.get(&numbered) {
+            Some(&number) => number,
+            None => {
+                self.tests.push(numbered.clone());
+                let number = self.tests.len() as u32;
+                self.tests_known.insert(numbered, number);
+                number
+            }
+        };
+        if let Some(entry) = self.codes.get_mut(key) {
+            if entry.1 == group {
+                entry.3 = number;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_entry(&mut self, key: &[u8], entry: (u8, u32, Plain, u32)) {
         if let Some(known) = self.codes.get_mut(key) {
             *known = entry;
             return;
@@ -112,6 +188,8 @@ impl Verdicts {
         self.codes.clear();
         self.key_bytes = 0;
         self.groups.clear();
+        self.tests.clear();
+        self.tests_known.clear();
         self.plain.clear();
     }
 
@@ -129,6 +207,37 @@ impl Verdicts {
             (Some(group), None) if group.empty_if_none => self.needles.may_match(group, b""),
             _ => true,
         }
+    }
+
+    /// Whether a relevant run of a needle verdict (group `number`, tests `tests`) is
+    /// Python's for its needles: some test behind its gate may hold on the command line
+    /// `line` (`None`: the run has no EXECVE line), every clause of it having a needle
+    /// there; without tests, a needle of the group may be there. `present` is scratch.
+    pub fn needle_hit(
+        &self,
+        number: u32,
+        tests: u32,
+        line: Option<&[u8]>,
+        present: &mut Present,
+    ) -> bool {
+        if !self.needle_may_match(number, line) {
+            return false;
+        }
+        let (line, formula) = match (line, self.tests.get((tests as usize).wrapping_sub(1))) {
+            (Some(line), Some(formula)) => (line, formula),
+            (None, Some(formula)) if self.groups.get(number).map_or(false, |g| g.empty_if_none) => {
+                (&b""[..], formula)
+            }
+            _ => return true,
+        };
+        self.needles.present(line, present);
+        formula.iter().any(|clauses| {
+            clauses.iter().all(|&clause| {
+                self.groups
+                    .get(clause)
+                    .map_or(true, |group| self.needles.holds_in(group, present))
+            })
+        })
     }
 
     /// How many verdicts are cached.

@@ -31,4 +31,4 @@ def test_a_file_that_is_no_library_is_unavailable(tmp_path: Path) -> None:
 def test_the_built_library_loads_with_its_version(native_lib: NativeLib) -> None:
     assert native_lib.version == "0.1.0"
     assert load() is native_lib
-    assert ABI_VERSION == 9
+    assert ABI_VERSION == 10

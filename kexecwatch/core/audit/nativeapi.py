@@ -256,12 +256,16 @@ class NativeSession(DoneStore, AheadSource, Protocol):
         *,
         empty_if_no_execve: bool,
         plain: int | None = None,
+        tests: Sequence[Sequence[Iterable[NeedleBytes]]] = (),
     ) -> None:
         """Cache a verdict code with ``NEEDLE_IF_RELEVANT`` and the needles (each given
         to :meth:`set_needles`) one of which its rules' argument tests need; with
         ``plain``, the facts its rules' plain tests read (``argtest.Reads`` as bits:
         1, 2, 4, 8, 16): a relevant run without its needles is then taken only once
-        Python answered for its plain key (``STOP_PLAIN``, :meth:`plain_learned`)."""
+        Python answered for its plain key (``STOP_PLAIN``, :meth:`plain_learned`).
+        ``tests``: the tests behind the gate, each as the needle sets (clauses) every
+        one of which must have a needle in the command line for it to hold: when no
+        test's clauses all do, the needles do not matter."""
 
     def plain_learned(self) -> bool:
         """Python only learned from the run of the last ``STOP_PLAIN``: keep that answer

@@ -29,7 +29,11 @@ stops at the first run of those facts (``STOP_PLAIN``), Python decides it with i
 code and tells the session (:meth:`NativeScanner._plain_run`). A relevant run whose
 needles may be in its command line is taken the same way, by its full key: every plain
 fact and its EXECVE bodies, all that its rules' argument tests read (a command that
-recurs, needle and all, is decided once).
+recurs, needle and all, is decided once). Whether its needles matter at all, the
+session asks of the tests behind the verdict's gate (:func:`needle_tests`): each as its
+clauses, needle sets every one of which must have a needle in the command line for the
+test to hold (ABI 10); when no test's clauses all do, the run is judged as one without
+its needles.
 The taken units teach the session's process table
 (:class:`~kexecwatch.core.process.nativetable.NativeProcessTable`), the counts, the done set
 (:meth:`~kexecwatch.core.audit.assembler.Assembler.absorb`: the session keeps the taken events'
@@ -51,6 +55,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Set as AbstractSet
 from typing import Any, cast
 
 from kexecwatch.core.audit.assembler import EventsLost
@@ -74,7 +79,7 @@ from kexecwatch.core.audit.nativeapi import (
 from kexecwatch.core.audit.record import EventId
 from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS
 from kexecwatch.core.process.eventlines import EventLines
-from kexecwatch.core.scan.argtest import Needle, own_needles
+from kexecwatch.core.scan.argtest import AllOf, AnyOf, Needle, Needles, Part, own_needles
 from kexecwatch.core.scan.fastpath import SYSCALL_HEAD, RunBounds, run_end
 from kexecwatch.core.scan.prefilter import LearnedItems, Prefilter
 from kexecwatch.core.scan.scanner import ARGS_FROM_TABLE, PythonScanner, in_window
@@ -104,9 +109,12 @@ _FastVerdict = tuple[str, bool, bytes | None, bytes | None, bool]
 #: call, success, comm and exe.
 _Key = tuple[bytes, bytes, bytes, bytes]
 #: What :meth:`NativeScanner.verdict_and_needles` tells of a verdict with a needle test:
-#: the needles, whether a run without EXECVE lines has the empty command line, and what
-#: its plain tests read (``None``: it has none; :func:`plain_split`).
-_NeedleVerdict = tuple[frozenset[NeedleBytes], bool, int | None]
+#: the needles, whether a run without EXECVE lines has the empty command line, what
+#: its plain tests read (``None``: it has none; :func:`plain_split`), and the tests
+#: behind its gate as their needle clauses (:func:`needle_tests`; empty: not needed).
+_NeedleVerdict = tuple[
+    frozenset[NeedleBytes], bool, int | None, tuple[tuple[frozenset[NeedleBytes], ...], ...]
+]
 #: The most verdict codes :meth:`NativeScanner.hands_back` remembers (as the session).
 _MAX_CODES = 4096
 
@@ -337,9 +345,9 @@ class NativeScanner(PythonScanner):
         if needles is None:
             self.session.set_verdict(key, code)
         else:
-            wire, empty_if_no_execve, plain = needles
+            wire, empty_if_no_execve, plain, tests = needles
             self.session.set_verdict_needles(
-                key, code, wire, empty_if_no_execve=empty_if_no_execve, plain=plain
+                key, code, wire, empty_if_no_execve=empty_if_no_execve, plain=plain, tests=tests
             )
 
     def verdict_and_needles(self, key: bytes) -> tuple[int, _NeedleVerdict | None]:
@@ -383,8 +391,32 @@ class NativeScanner(PythonScanner):
                         frozenset(w for w in wire if w is not None),
                         empty_if_no_execve,
                         plain,
+                        self._tests_of(for_rules),
                     )
         return code | rules, None
+
+    def _tests_of(
+        self, for_rules: tuple[Prefilter, ...] | bool
+    ) -> tuple[tuple[frozenset[NeedleBytes], ...], ...]:
+        """The tests behind a needle verdict's gate (:func:`needle_tests`) as the session
+        takes them: a needle no command line holds left out of its clause (it is never
+        found), a clause with a needle the session does not hold left out of its test
+        (fewer clauses: the test may hold more often); none at all when no test has two
+        clauses (the gate's needles alone decide as much)."""
+        needles = self._needles
+        if needles is None:
+            return ()
+        tests = []
+        for clauses in needle_tests(for_rules):
+            test = []
+            for clause in clauses:
+                wire = {w for n in clause if (w := needle_bytes(n)) is not None}
+                if wire <= needles:
+                    test.append(frozenset(wire))
+            tests.append(tuple(test))
+        if all(len(test) < 2 for test in tests):
+            return ()
+        return tuple(tests)
 
     def scan(self, region: Region, out: list[Any]) -> int:
         """Handle every line of ``region``: native while quiet, Python for the rest.
@@ -769,6 +801,50 @@ def plain_split(
     reads: tuple[bool, ...] = for_rules.plain_reads  # type: ignore[union-attr]
     bits = sum(1 << n for n, read in enumerate(reads) if read)
     return frozenset(needles), syscall not in ARGS_FROM_TABLE or not gated, bits
+
+
+def needle_tests(
+    for_rules: tuple[Prefilter, ...] | bool,
+) -> tuple[tuple[frozenset[Needle], ...], ...]:
+    """The tests behind the gate of a verdict's rule prefilters (``gated`` of
+    :meth:`~kexecwatch.core.scan.scanner._Accepting.split`), each as its *clauses*:
+    needle sets each of which must have a needle in the process's own command line (a
+    known one) for the test to hold (:func:`needle_clauses`). A test that never holds is
+    left out. When no test's clauses all have one, no test behind the gate holds, and
+    the verdict's decision on the run is its plain tests' alone (or "learned only")."""
+    split = getattr(for_rules, "split", None)
+    if split is None:
+        return ()
+    gated = split()[1]
+    return tuple(tuple(needle_clauses(part)) for part in gated if part is not False)
+
+
+def needle_clauses(part: Part | bool) -> list[frozenset[Needle]]:
+    """Needle sets each of which must have a needle in the process's own command line
+    (when it is known) for ``part`` to hold: a :class:`~kexecwatch.core.scan.argtest.Needles`
+    test on it, every clause of each part of an ``AllOf``, and for an ``AnyOf`` whose
+    every alternative has one, the union of one clause of each (the rarest, as
+    :func:`~kexecwatch.core.scan.argtest.own_needles` picks); no clause for any other
+    test (it may hold whatever the line holds)."""
+    if isinstance(part, Needles):
+        return [] if part.parent else [part.needles]
+    if isinstance(part, AllOf):
+        return [clause for item in part.parts for clause in needle_clauses(item)]
+    if isinstance(part, AnyOf):
+        union: set[Needle] = set()
+        for item in part.parts:
+            found = needle_clauses(item)
+            if not found:
+                return []
+            union |= min(found, key=_rarity)
+        return [frozenset(union)]
+    return []
+
+
+def _rarity(needles: AbstractSet[Needle]) -> tuple[int, int]:
+    """A needle set's likeness to be in a command line, rarest first (longest shortest
+    needle, then fewest needles)."""
+    return -min((len(text) for text, _ in needles), default=0), len(needles)
 
 
 def _needs(prefilters: tuple[Prefilter, ...] | bool, need: int, inode: int) -> int:
