@@ -333,7 +333,12 @@ class ProcessEvent:
             process["command_line"] = " ".join(args)
         _put(process, "title", text(self.title))
         _put(process, "working_directory", text(self.cwd))
-        process["entity_id"] = entity_id(self.host_key, self.pid, self.instance)
+        audit_id = str(self.id)
+        start = self.is_process_start
+        # self.instance, without writing the audit id twice.
+        process["entity_id"] = entity_id(
+            self.host_key, self.pid, audit_id if start else self.instance
+        )
         process.update(identity_of(self.ids, self.names, self.interactive, self.tty))
         if self.capabilities is not None:
             permitted, effective = self.capabilities
@@ -368,7 +373,7 @@ class ProcessEvent:
             "category": ["process"],
             "type": [
                 "start"
-                if self.is_process_start
+                if start
                 else event_type(self.syscall, self.success, self.events_as, self.changed)
             ],
             "action": "already_running"
@@ -379,7 +384,7 @@ class ProcessEvent:
         }
         user, group, who_auditd = _who_docs(self.ids, self.names)
         auditd: dict[str, Any] = {
-            "id": str(self.id),
+            "id": audit_id,
             "sequence": self.id.serial,
             "syscall": self.syscall,
             "success": self.success,
@@ -505,13 +510,20 @@ def _put(target: dict[str, Any], key: str, value: Any) -> None:
 
 
 def _path_doc(p: PathItem) -> dict[str, Any]:
+    # _put's tests, written out (two PATH records per exec, in every full event).
     doc: dict[str, Any] = {}
-    _put(doc, "item", p.item)
-    _put(doc, "name", text(p.name))
-    _put(doc, "inode", p.inode)
-    _put(doc, "dev", p.dev)
-    _put(doc, "mode", p.mode)
-    _put(doc, "nametype", p.nametype)
+    if p.item is not None:
+        doc["item"] = p.item
+    if p.name is not None:
+        doc["name"] = p.name.decode("utf-8", "surrogateescape")
+    if p.inode is not None:
+        doc["inode"] = p.inode
+    if p.dev is not None:
+        doc["dev"] = p.dev
+    if p.mode is not None:
+        doc["mode"] = p.mode
+    if p.nametype is not None:
+        doc["nametype"] = p.nametype
     return doc
 
 

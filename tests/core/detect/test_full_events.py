@@ -4,6 +4,7 @@
   (``process_event_of_run``), without records or an assembled event in between.
 - The rule index remembers its candidates by the values of the indexed fields.
 - A pattern leaf's search for a few needles tries each with ``in``, not a regex.
+- Documents: PATH items written out, the audit id written once.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from kexecwatch.core.detect import ruleindex
 from kexecwatch.core.detect.detector import Detector, DetectorOptions
 from kexecwatch.core.detect.rule import compile_query, evaluate
 from kexecwatch.core.detect.rule.ast import Comparison, Field, Op
+from kexecwatch.core.process.events import PathItem, _path_doc, _put, text
+from kexecwatch.core.process.identity import entity_id
 from tests.builders import join
 from tests.core.detect.test_detector import fingerprint
 from tests.core.detect.test_ruleindex import HANDWRITTEN, _Query
-from tests.core.process.test_run_events import kernel_exec, runs
+from tests.core.process.test_run_events import both, kernel_exec, runs, runs_of
 from tests.core.simple_rule import SimpleRule, kexec_like
 
 
@@ -196,3 +199,58 @@ def test_a_few_needles_are_searched_without_a_regex() -> None:
     many = tuple(f"*n{i:02d}*" for i in range(evaluate._FEW_NEEDLES + 1))
     big = Comparison(Op.LIKE, Field(("process", "args"), False, 0), many, (0,) * len(many), 0)
     assert isinstance(getattr(evaluate._needle_search(big), "__self__", None), re.Pattern)
+
+
+# -- documents: the PATH items written out -------------------------------------------
+
+
+def _path_doc_old(p: PathItem) -> dict[str, Any]:
+    """``_path_doc`` as it was: one ``_put`` per field."""
+    doc: dict[str, Any] = {}
+    _put(doc, "item", p.item)
+    _put(doc, "name", text(p.name))
+    _put(doc, "inode", p.inode)
+    _put(doc, "dev", p.dev)
+    _put(doc, "mode", p.mode)
+    _put(doc, "nametype", p.nametype)
+    return doc
+
+
+_MAYBE_TEXT = st.one_of(st.none(), st.text(max_size=4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(st.none(), st.integers(-1, 9)),
+    st.one_of(st.none(), st.binary(max_size=6)),
+    st.one_of(st.none(), st.integers(0, 99)),
+    _MAYBE_TEXT,
+    _MAYBE_TEXT,
+    _MAYBE_TEXT,
+)
+def test_a_path_item_is_written_as_before(
+    item: int | None,
+    name: bytes | None,
+    inode: int | None,
+    dev: str | None,
+    mode: str | None,
+    nametype: str | None,
+) -> None:
+    p = PathItem(item, name, inode, dev, mode, nametype)
+    new, old = _path_doc(p), _path_doc_old(p)
+    assert new == old
+    assert list(new) == list(old)  # the same order of keys: the same JSON
+
+
+def test_documents_of_runs_are_written_as_before() -> None:
+    # The entity id and the audit id from one str(id): the same document as the
+    # reference path's process event gives (recorded fixtures and a generated log).
+    data = join(kernel_exec(1) + kernel_exec(2, ("bash", "-c", "x")))
+    for run, event_id in runs_of(data):
+        reference, lane = both(run, event_id)
+        assert reference is not None
+        assert lane is not None
+        doc = lane.to_document()
+        assert doc == reference.to_document()
+        assert doc["auditd"]["id"] == str(event_id)
+        assert doc["process"]["entity_id"] == entity_id("h", lane.pid, str(event_id))

@@ -472,9 +472,16 @@ def test_the_look_by_argument_answers_as_the_gate(data: st.DataObject) -> None:
     decoded line, for needles with and without spaces (empty ones too), arguments beyond
     ASCII, and other forms."""
     drawn = _needles(data, "ab -K=e")
+    sigmas = ["\u03c3", "\u03c2", "a\u03c2", "i\u0307"]  # sigma, final sigma, dotted i
+    drawn += [(text, True) for text in data.draw(st.lists(st.sampled_from(sigmas)))]
     look = scanner._GateLook(frozenset(drawn))
     for _ in range(data.draw(st.integers(1, 3))):
-        words = st.sampled_from([b"a", b"B", b"-", b"ab", b"-K", b"=e", b"\xc3\xa9", b"x y"])
+        words = st.sampled_from(
+            # é, capital sigma (lower-cased by its neighbours), dotted capital I (two
+            # characters lower-cased), a byte that is no UTF-8
+            [b"a", b"B", b"-", b"ab", b"-K", b"=e", b"\xc3\xa9", b"x y"]
+            + [b"\xce\xa3", b"A\xce\xa3", b"\xc4\xb0", b"\xff", b"\xe2\x84\xaa"]
+        )
         args = data.draw(st.lists(st.lists(words, max_size=3).map(b"".join), max_size=5))
         raw = _quoted_body(args) if data.draw(st.booleans()) else data.draw(_bodies())
         line = command_line_of(argv_of_execve_bodies(raw) or ())
@@ -624,3 +631,25 @@ def test_a_class_path_in_pieces_is_read_without_the_field_by_field_reading(
     look = scanner._GateLook(frozenset({("/dev/tcp", False), ("history", True)}))
     monkeypatch.setattr(NeedleGate, "shut", lambda self, facts: pytest.fail("the whole line"))
     assert look.shut(Facts(("java", "/usr/bin/java", None), raw_args=raw))
+
+
+def test_arguments_beyond_ascii_are_looked_at_by_argument(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before, a body with an argument beyond ASCII (a UTF-8 file name) was decoded and
+    searched whole by the gate, every time: now it is looked at by argument too, with the
+    same answers (lower-cased as the line is: a final sigma, a dotted capital I)."""
+    monkeypatch.setattr(NeedleGate, "shut", lambda self, facts: pytest.fail("the whole line"))
+    needles = {("/dev/tcp", False), ("\u03c3", True), ("i\u0307x", True)}  # sigma, dotted i
+    look = scanner._GateLook(frozenset(needles))
+    for args, shut in (
+        ([b"cp", "résumé.txt".encode(), b"/tmp"], True),
+        ([b"cp", "\u0391\u03a3".encode(), b"/tmp"], True),  # lower-cased: a final sigma
+        ([b"cp", "\u0391\u03a3\u0391".encode(), b"/tmp"], False),  # a sigma
+        ([b"cp", b"Ix", b"\xff"], True),
+        ([b"cp", "\u0130x".encode(), b"\xff"], False),  # lower-cased: i, dot above, x
+        ([b"cat", "résumé.txt".encode(), b"/dev/tcp/1"], False),
+    ):
+        line = command_line_of(args)
+        assert any(t in (line.lower() if c else line) for t, c in look._needles) is not shut
+        assert look.shut(Facts(("n", "e", line), raw_args=_quoted_body(args))) is shut

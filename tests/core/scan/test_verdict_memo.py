@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from kexecwatch.core.detect.detector import Detector, DetectorOptions
 from kexecwatch.core.scan import scanner
-from kexecwatch.core.scan.argtest import Facts, NeedleGate, command_line_of
+from kexecwatch.core.scan.argtest import Facts, NeedleGate, Needles, command_line_of
 from kexecwatch.core.scan.fastpath import argv_of_execve_bodies
 from kexecwatch.core.scan.prefilter import Prefilter
 from kexecwatch.core.scan.scanner import PythonScanner
@@ -155,6 +155,10 @@ def test_remembered_decisions_equal_the_reference(
             _QueryRule(
                 'process where process.parent.command_line : "*beta*" and process.args : "-l"'
             ),
+            # Needles there (the gate opens) while the test fails, decided by the
+            # command line alone (and remembered so).
+            _QueryRule('process where process.args : "-l" and process.args == "x"'),
+            _QueryRule('process where process.args : "x" and process.args : "gamma"'),
         ]
 
     out = fingerprint(feed_in_pieces(_python(rules()), log))
@@ -372,3 +376,25 @@ def test_a_test_whose_guard_fails_is_not_looked_for(monkeypatch: pytest.MonkeyPa
     assert [raw for raw in decoded if b'"-o"' in raw] == [
         b'argc=4 a0="curl" a1="-o" a2="z" a3="http://c"'
     ]
+
+
+def test_recurring_arguments_are_tested_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs of one verdict whose arguments hold a rule's needle but fail its test
+    (``-l`` is there, ``x`` is not): before, every such run decoded its command line and
+    tested it again; now the answer, from the command line alone, is remembered with the
+    gate's per bodies. Same alerts as the reference."""
+    tested: list[str | None] = []
+    holds = Needles.holds
+
+    def counting(self: Needles, facts: Facts) -> bool:
+        tested.append(facts.own[2])
+        return holds(self, facts)
+
+    monkeypatch.setattr(Needles, "holds", counting)
+    rules = [_QueryRule('process where process.args : "-l" and process.args == "x"')]
+    rows = [("ls", ("ls", "-l", "y"))] * 4 + [("ls", ("ls", "-l", "x"))] * 2
+    out = fingerprint(feed_in_pieces(_python(rules), _log(rows)))
+    fast = len(tested)
+    assert out == fingerprint(feed_in_pieces(_python(rules, fast=False), _log(rows)))
+    assert len(out) == 2
+    assert 0 < fast <= 2 * 2  # each of the two command lines once (its two needles)
