@@ -222,3 +222,73 @@ def test_clauses_are_exact(
         lines += event
     log = "".join(line + "\n" for line in lines).encode()
     assert_same(log, both_and_parent_rules)
+
+
+#: A rule whose only test behind the gate has a guard on the parent's name.
+_GUARDED_RULE = _rule(
+    "guarded-test", 'process.args : "--needle-FLAG" and process.parent.name == "sshd"'
+)
+
+
+@pytest.fixture(scope="module")
+def guarded_rules(tmp_path_factory: pytest.TempPathFactory) -> list[DetectionRule]:
+    return _load(tmp_path_factory.mktemp("rules"), _GUARDED_RULE, _PARENT_RULE)
+
+
+def test_a_guard_that_fails_keeps_the_needle_native(guarded_rules: list[DetectionRule]) -> None:
+    """30 execs by a shell, each another command line holding the rule's needle (the
+    rule wants an sshd's): before, each was Python's; now Python tells the session once,
+    for the shell's facts, that the test's guard fails, and the session takes them. By an
+    sshd, the guard holds: Python's, and they alert."""
+    args = [("--needle-FLAG", str(i)) for i in range(30)]
+    log = _execs(args)
+    assert _python_runs(log, guarded_rules) <= 2  # before: 31
+    assert_same(log, guarded_rules)
+    assert_same(log, guarded_rules, cuts=(len(log) // 2,))
+    by_sshd = _execs(args[:5], parent="sshd")
+    assert _python_runs(by_sshd, guarded_rules) == 6
+    keys = assert_same(by_sshd, guarded_rules)
+    assert sum(k.startswith("alert ") and '"id":"guarded-test"' in k for k in keys) == 5
+
+
+def test_the_session_is_given_the_guards(guarded_rules: list[DetectionRule]) -> None:
+    det = Detector(copy.deepcopy(guarded_rules), host_name="h", native=native_lib())
+    scanner = det._scanner
+    assert isinstance(scanner, NativeScanner)
+    raw = (b"arch=c000003e syscall=59", b"yes", b'"ls"', b'"/usr/bin/ls"')
+    _code, sent = scanner.verdict_and_needles(b"\0".join(raw))
+    assert sent is not None
+    assert sent[4] == (1, 1)  # the parent's name, test 0
+
+
+@settings(max_examples=40, suppress_health_check=list(HealthCheck), deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(["bash", "sshd", "sshx"]), _ARGS, st.sampled_from([1000, 4242])),
+        min_size=3,
+        max_size=30,
+    ),
+    seed=st.integers(0, 50),
+)
+def test_guards_are_exact(
+    steps: list[tuple[str, tuple[str, ...], int]],
+    seed: int,
+    guarded_rules: list[DetectionRule],
+) -> None:
+    """Execs by parents the guard wants or not, with command lines holding the needle
+    or not: the native scanner gives the Python scanner's outputs, counters and
+    checkpoint state."""
+    gen = Generator(seed=seed)
+    init = _Proc(1, "systemd", "/usr/lib/systemd/systemd", ("/sbin/init",), 1000, 1, "(none)", 0)
+    lines: list[str] = []
+    shells = {}
+    for parent in ("bash", "sshd", "sshx"):
+        event, shells[parent] = gen.exec_event(init, parent, "/usr/bin/" + parent, (parent,))
+        lines += event
+    for parent, args, uid in steps:
+        shell = shells[parent]
+        shell.uid = uid
+        event, _child = gen.exec_event(shell, "ls", "/usr/bin/ls", ("ls", *args))
+        lines += event
+    log = "".join(line + "\n" for line in lines).encode()
+    assert_same(log, guarded_rules)

@@ -218,6 +218,8 @@ _SIGNATURES: Final[dict[str, tuple[object, ...]]] = {
         ctypes.c_uint32,
     ),
     "kw_set_verdict_tests": (_PTR, ctypes.c_char_p, _SIZE, _PTR, _SIZE),
+    "kw_set_verdict_guards": (_PTR, ctypes.c_char_p, _SIZE, ctypes.c_uint32, _U64),
+    "kw_alive_answer": (_PTR, _U64, _OUT_U8),
     "kw_plain_learned": (_PTR, _OUT_U8),
     "kw_plain_len": (_PTR, _OUT_U64, _OUT_U64),
     "kw_set_needles": (_PTR, ctypes.c_char_p, _SIZE),
@@ -766,6 +768,7 @@ class NativeSession:
         empty_if_no_execve: bool,
         plain: int | None = None,
         tests: Sequence[Sequence[Iterable[NeedleBytes]]] = (),
+        guards: tuple[int, int] | None = None,
     ) -> None:
         """Cache ``code`` (with ``NEEDLE_IF_RELEVANT``) for ``key`` and the needles one of
         which a run of this key must have in its command line to be handed back (each
@@ -773,7 +776,10 @@ class NativeSession:
         ``tests``: the tests behind the verdict's gate, each as its clauses (needle sets
         each of which must have a needle in the command line for the test to hold): a
         run is then handed back for its needles only when every clause of some test has
-        one (``native/src/verdicts.rs`` ``set_tests``).
+        one (``native/src/verdicts.rs`` ``set_tests``). ``guards``: what the tests'
+        guards read (bits as ``plain``) and which tests have one (bit ``i``: test ``i``):
+        a run on which only guarded tests may hold then stops (``STOP_PLAIN``, a guard
+        key) until :meth:`alive_answer` says which guards hold for its facts.
         ``empty_if_no_execve``: a run without EXECVE lines has the empty command line
         (else it is always handed back). ``plain``: the verdict is plain
         (``native/src/plain.rs``) and its plain parts read these facts (bits in
@@ -813,6 +819,21 @@ class NativeSession:
             if tests:
                 at, size = words.buffer_info()
                 self._call("kw_set_verdict_tests", key, len(key), at, size)
+                if guards is not None:
+                    reads, guarded = guards
+                    if not 0 <= reads <= _PLAIN_READS or not 0 <= guarded < 1 << 64:
+                        raise NativeError("set_verdict_needles: guards out of range")
+                    self._call("kw_set_verdict_guards", key, len(key), reads, guarded)
+
+    def alive_answer(self, alive: int) -> bool:
+        """Which tests' guards hold (bit ``i``: test ``i``) for the facts of the guard key
+        of the last ``STOP_PLAIN``: kept for that key. ``False`` when no guard key was
+        pending."""
+        if not 0 <= alive < 1 << 64:
+            raise NativeError(f"alive_answer: {alive} out of range")
+        with self._lock:
+            self._call("kw_alive_answer", alive, self._u8_ref)
+            return bool(self._out_u8.value)
 
     def plain_learned(self) -> bool:
         """Python only learned from the run of the last ``STOP_PLAIN``: runs with its

@@ -626,6 +626,47 @@ pub unsafe extern "C" fn kw_set_verdict_tests(
     })
 }
 
+/// Give the tests of the needle verdict cached for `key` (`kw_set_verdict_tests`)
+/// their guards: bit `i` of `guarded` says test `i` has one, `reads` what the guards
+/// read (`plain::READS_*`; verdicts.rs `set_guards`).
+///
+/// # Safety
+/// A live handle; `key` valid for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn kw_set_verdict_guards(
+    handle: *mut Handle,
+    key: *const u8,
+    len: usize,
+    reads: u32,
+    guarded: u64,
+) -> c_int {
+    guard(|| {
+        let session = session(handle)?;
+        let key = bytes(key, len)?;
+        if reads > u32::from(READS_ALL) {
+            return Err(argument("guard reads out of range"));
+        }
+        session
+            .verdicts
+            .set_guards(key, reads as u8, guarded)
+            .map_err(argument)
+    })
+}
+
+/// Python's answer for the guard key of the last `Stop::Plain` (plain.rs
+/// `guard_key_of`): the tests whose guards hold (bit `i`: test `i`). `*out` is 1 when
+/// the answer was kept, 0 when no guard key was pending.
+///
+/// # Safety
+/// A live handle; `out` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn kw_alive_answer(handle: *mut Handle, alive: u64, out: *mut u8) -> c_int {
+    guard(|| {
+        let kept = session(handle)?.verdicts.alive.answer(alive);
+        put(out, u8::from(kept))
+    })
+}
+
 /// Python's answer for the plain key of the last `Stop::Plain` (plain.rs): it only
 /// learned from that run, so runs with the same key are taken from now on. `*out` is 1
 /// when the answer was kept, 0 when no key was pending (answered already, or the

@@ -26,6 +26,11 @@
 //! that Python's decision on it reads. A command that recurs with its needle (a health
 //! check's `python3 -c "import ..."`) is then decided once per parent and directory.
 //!
+//! A guard key (`guard_key_of`) keys, by the facts its tests' guards read, Python's
+//! answer on which guards hold (`_Accepting.alive`: `AliveCache`), asked when only
+//! guarded tests of a needle verdict may hold on a run's command line (verdicts.rs
+//! `Hit::Guarded`).
+//!
 //! A key found here was answered "learned only" by Python for identical inputs: the
 //! run is taken. A key not found stops the scan (`Stop::Plain`); Python handles that
 //! run with its own code and, when it only learned from it, says so
@@ -37,7 +42,7 @@
 //! not asked about at all (its run is handed back as before). Cleared with the
 //! verdicts (rules, prefilters or needles changed) and when the learned inodes change.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::entry::Entry;
 use crate::lines::{find, starts};
@@ -197,6 +202,76 @@ fn key_with(out: &mut Vec<u8>, mark: u8, reads: u8, facts: &RunFacts<'_>) {
     }
     if reads & READS_CAPS != 0 {
         out.push(u8::from(capabilities(facts.run)));
+    }
+}
+
+/// The mark of a guard key: `GUARD_KEY | reads` (never a plain or a full key's).
+pub const GUARD_KEY: u8 = 0x40;
+
+/// Write into `out` the guard key of a run: the verdict key and the facts `reads`
+/// (what its tests' guards read), as [`key_of`], marked [`GUARD_KEY`].
+pub fn guard_key_of(out: &mut Vec<u8>, reads: u8, facts: &RunFacts<'_>) {
+    key_with(out, GUARD_KEY | reads, reads, facts);
+}
+
+/// Python's answers on which tests' guards hold (`_Accepting.alive`), by guard key:
+/// the bits of the tests alive. Bounded and cleared as [`PlainCache`].
+#[derive(Default)]
+pub struct AliveCache {
+    known: HashMap<Vec<u8>, u64>,
+    bytes: usize,
+    pending: Option<Vec<u8>>,
+}
+
+impl AliveCache {
+    /// Python's answer for `key`, if it gave one.
+    pub fn get(&self, key: &[u8]) -> Option<u64> {
+        self.known.get(key).copied()
+    }
+
+    /// `key` stopped a scan: Python is to answer for it.
+    pub fn ask(&mut self, key: &[u8]) {
+        let pending = self.pending.get_or_insert_with(Vec::new);
+        pending.clear();
+        pending.extend_from_slice(key);
+    }
+
+    /// Python's answer for the pending key: the tests alive. `false` when no key is
+    /// pending (answered already, or the cache was cleared since the stop).
+    pub fn answer(&mut self, alive: u64) -> bool {
+        let key = match self.pending.take() {
+            Some(key) => key,
+            None => return false,
+        };
+        if key.len() > MAX_PLAIN_KEY {
+            return false;
+        }
+        if !self.known.contains_key(&key) {
+            if self.known.len() >= MAX_PLAIN || self.bytes + key.len() > MAX_PLAIN_BYTES {
+                self.known.clear();
+                self.bytes = 0;
+            }
+            self.bytes += key.len();
+        }
+        self.known.insert(key, alive);
+        true
+    }
+
+    /// Forget every answer, and the pending key.
+    pub fn clear(&mut self) {
+        self.known.clear();
+        self.bytes = 0;
+        self.pending = None;
+    }
+
+    /// How many answers are kept.
+    pub fn len(&self) -> usize {
+        self.known.len()
+    }
+
+    /// Whether no answer is kept.
+    pub fn is_empty(&self) -> bool {
+        self.known.is_empty()
     }
 }
 

@@ -21,7 +21,7 @@ use crate::render::{self, RunParts};
 use crate::session::{ScanOut, Session, Stop, DONE_KEPT};
 use crate::syscall::{self, Span, SyscallHead};
 use crate::verdicts::{
-    Plain, Verdicts, EVALUATED, INODE_ALWAYS, INODE_IF_RELEVANT, LEARN_EXEC, LEARN_FORK,
+    Hit, Plain, Verdicts, EVALUATED, INODE_ALWAYS, INODE_IF_RELEVANT, LEARN_EXEC, LEARN_FORK,
     LEARN_MASK, LEARN_OTHER, NEEDLE_IF_RELEVANT, NEED_ALWAYS, NEED_IF_RELEVANT,
 };
 
@@ -422,7 +422,8 @@ impl<'a> Scanner<'a> {
         }
         let event = self.judge(whole.head)?;
         let needed = self.needs_python(&event, &buf[whole.args_end..whole.end]);
-        let hit = self.needle_hit(&event);
+        let found = self.needle_hit(&event);
+        let mut hit = found != Hit::No;
         if (needed && (lead != 0 || !self.session.render.on))
             || (hit && (needed || lead != 0))
             || self.faulty(&buf[pos..whole.end])
@@ -434,6 +435,9 @@ impl<'a> Scanner<'a> {
             .quiet
             .admits(&event.id, self.session.settings.window_ms)
             .ok_or(Stop::Handback)?;
+        if let Hit::Guarded { mask, reads } = found {
+            hit = self.guards_hold(pos, whole, &event, mask, reads)?;
+        }
         if hit {
             self.full_known(pos, whole, &event)?;
         } else {
@@ -524,6 +528,49 @@ impl<'a> Scanner<'a> {
         };
         plain_facts::full_key_of(&mut session.plain_key, &facts, buf, &session.bodies);
         self.known_or_ask()
+    }
+
+    /// Whether a guard of the tests `mask` (which may hold on the run's command line,
+    /// and only where their guards do) holds for the run's facts `reads`: Python's
+    /// answer for its guard key (plain.rs `guard_key_of`: `_Accepting.alive`), or a
+    /// stop asking for it (`Stop::Plain`, the guard key pending), or a hand-back when
+    /// the key is too long to keep.
+    fn guards_hold(
+        &mut self,
+        pos: usize,
+        whole: &Whole,
+        event: &Event,
+        mask: u64,
+        reads: u8,
+    ) -> Result<bool, Stop> {
+        let buf = self.buf;
+        let head = &event.head;
+        let session = &mut *self.session;
+        let ppid = number(span(buf, head.ppid));
+        let facts = RunFacts {
+            verdict_key: [
+                span(buf, head.call),
+                span(buf, head.success),
+                span(buf, head.comm),
+                span(buf, head.exe),
+            ],
+            parent: session.table.entry_at(ppid, i128::from(event.id.time_ms)),
+            run: &buf[pos..whole.end],
+            args_end: whole.args_end - pos,
+            id: span(buf, head.id),
+            ids: span(buf, head.creds),
+        };
+        plain_facts::guard_key_of(&mut session.plain_key, reads, &facts);
+        if let Some(alive) = session.verdicts.alive.get(&session.plain_key) {
+            return Ok(alive & mask != 0);
+        }
+        if session.plain_key.len() > MAX_PLAIN_KEY {
+            return Err(Stop::Handback);
+        }
+        session.verdicts.alive.ask(&session.plain_key);
+        self.out.key.clear();
+        self.out.key.extend_from_slice(&session.plain_key);
+        Err(Stop::Plain)
     }
 
     /// Whether Python answered "learned only" for `session.plain_key`: `Ok` (taken);
@@ -773,9 +820,9 @@ impl<'a> Scanner<'a> {
     /// Python gave the tests behind its gate, each clause of one of them: verdicts.rs
     /// `needle_hit`), or that command line is not plain, or there are none and the
     /// group does not read that as the empty command line (needles.rs).
-    fn needle_hit(&mut self, event: &Event) -> bool {
+    fn needle_hit(&mut self, event: &Event) -> Hit {
         if !(event.relevant && event.code & NEEDLE_IF_RELEVANT != 0) {
-            return false;
+            return Hit::No;
         }
         let session = &mut *self.session;
         let mut line = std::mem::take(&mut session.line);
@@ -783,9 +830,10 @@ impl<'a> Scanner<'a> {
         let verdicts = &session.verdicts;
         let hit = if session.bodies.is_empty() {
             verdicts.needle_hit(event.group, event.tests, None, present)
+        } else if !command_line(self.buf, &session.bodies, &mut line) {
+            Hit::Yes
         } else {
-            !command_line(self.buf, &session.bodies, &mut line)
-                || verdicts.needle_hit(event.group, event.tests, Some(&line), present)
+            verdicts.needle_hit(event.group, event.tests, Some(&line), present)
         };
         session.line = line;
         hit

@@ -1510,3 +1510,79 @@ fn tests_are_checked_and_kept_only_for_a_needle_verdict() {
     s.verdicts.clear();
     assert_eq!(s.verdicts.get_with_group(&key(59, "ls")), None);
 }
+
+/// The byte after a key's four length-prefixed verdict-key parts (plain.rs).
+fn mark(key: &[u8]) -> u8 {
+    let mut at = 0usize;
+    for _ in 0..4 {
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&key[at..at + 8]);
+        at += 8 + u64::from_le_bytes(len) as usize;
+    }
+    key[at]
+}
+
+#[test]
+fn a_guarded_test_asks_once_which_guards_hold() {
+    // One test: "-l" (in the line) behind a guard reading the parent's name.
+    let mut s = tests_session(&[1, 1, 1, 0]);
+    s.verdicts.set(&key(59, "sh"), LEARN_EXEC | EVALUATED);
+    s.verdicts
+        .set_guards(&key(59, "ls"), READS_PARENT, 1)
+        .unwrap();
+    let shell = exec_run(T0, 100, 300, 1, "sh");
+    let first = exec_run(T0 + 10, 101, 400, 300, "ls");
+    let q = run(&mut s, &(shell.clone() + &first));
+    // Before: Python's (its needle is there). Now: a stop asking for its guard key.
+    assert_eq!(stop(&s), (shell.len(), Stop::Plain as i32));
+    assert_eq!(mark(&s.scan.key), crate::plain::GUARD_KEY | READS_PARENT);
+    assert!(s.verdicts.alive.answer(0), "no guard holds");
+    assert!(!s.verdicts.alive.answer(0), "answered once");
+    // The same facts, another command line with the needle: taken, nothing asked.
+    let second = exec_run(T0 + 20, 102, 401, 300, "ls").replace("a1=\"-l\"", "a1=\"-la\"");
+    let q2 = run_from(&mut s, &(first.clone() + &second), q.clone());
+    assert_eq!(stop(&s), (first.len() + second.len(), 0));
+    assert_eq!(s.scan.events, 2);
+    // Another parent: asked again; its guard holds: Python's (by its full key).
+    let orphan = exec_run(T0 + 30, 103, 402, 999, "ls");
+    run_from(&mut s, &orphan, q2.clone());
+    assert_eq!(stop(&s), (0, Stop::Plain as i32));
+    assert!(s.verdicts.alive.answer(1));
+    run_from(&mut s, &orphan, q2.clone());
+    assert_eq!(stop(&s), (0, Stop::Plain as i32));
+    assert!(
+        s.verdicts.alive.get(&s.scan.key).is_none(),
+        "a full key now"
+    );
+    assert_eq!(s.verdicts.alive.len(), 2);
+    // A guardless test that may hold decides alone: Python's, nothing asked.
+    let mut t = tests_session(&[2, 1, 1, 0, 1, 1, 2]);
+    t.verdicts
+        .set_guards(&key(59, "ls"), READS_PARENT, 1)
+        .unwrap();
+    run(&mut t, &first);
+    assert_eq!(stop(&t), (0, Stop::Plain as i32));
+    assert!(t.verdicts.alive.is_empty() && !t.verdicts.alive.answer(0));
+    // The answers go with the verdicts and the inodes.
+    s.verdicts.set_inodes(&[1]);
+    assert!(s.verdicts.alive.is_empty());
+}
+
+#[test]
+fn guards_are_checked() {
+    let mut s = tests_session(&[1, 1, 1, 0]);
+    assert!(s.verdicts.set_guards(&key(59, "ls"), 32, 1).is_err());
+    // Bits beyond the tests are dropped; a verdict without tests keeps none.
+    s.verdicts
+        .set_guards(&key(59, "ls"), READS_PARENT, 0b110)
+        .unwrap();
+    let log = exec_run(T0, 100, 200, 1, "ls");
+    run(&mut s, &log);
+    assert_eq!(stop(&s), (0, Stop::Plain as i32));
+    assert!(s.verdicts.alive.is_empty(), "a full key, not a guard key");
+    let mut t = tests_session(&[]);
+    t.verdicts
+        .set_guards(&key(59, "ls"), READS_PARENT, 1)
+        .unwrap();
+    assert_eq!(t.verdicts.get_with_group(&key(59, "ls")).unwrap().3, 0);
+}

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::fasthash::IntSet;
 use crate::lines::find;
 use crate::needles::{Groups, NeedleSet, Present};
-use crate::plain::{PlainCache, READS_ALL};
+use crate::plain::{AliveCache, PlainCache, READS_ALL};
 
 /// The most verdicts cached (`_MAX_VERDICTS` of detector.py); full: cleared.
 pub const MAX_VERDICTS: usize = 4096;
@@ -34,6 +34,27 @@ pub const ALL_BITS: u8 = 0xff;
 /// (`plain::READS_*` bits).
 pub type Plain = Option<u8>;
 
+/// Which tests behind a verdict's gate have a guard (conjuncts that do not read the
+/// process's own command line, `_Accepting.guards`: a test holds only where its guard
+/// does), and what the guards read (`plain::READS_*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Guards {
+    pub reads: u8,
+    /// Bit `i`: test `i` has a guard (tests beyond 64: none).
+    pub guarded: u64,
+}
+
+/// What a needle verdict's needle test says of a run ([`Verdicts::needle_hit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hit {
+    /// No test behind its gate can hold: its needles do not matter.
+    No,
+    /// One may: Python's.
+    Yes,
+    /// Only the guarded tests `mask` may, if their guards hold (reading `reads`).
+    Guarded { mask: u64, reads: u8 },
+}
+
 /// The verdict cache, the inodes the prefilters know, and the rules' needles.
 #[derive(Default)]
 pub struct Verdicts {
@@ -43,8 +64,10 @@ pub struct Verdicts {
     /// The tests behind needle verdicts' gates (`set_tests`), numbered from 1: per
     /// test, the groups of its clauses (each a needle set one of which must be in the
     /// command line for the test to hold).
-    tests: Vec<Vec<Vec<u32>>>,
-    tests_known: HashMap<Vec<Vec<u32>>, u32>,
+    tests: Vec<(Vec<Vec<u32>>, Guards)>,
+    tests_known: HashMap<(Vec<Vec<u32>>, Guards), u32>,
+    /// Python's answers on which guarded tests' guards hold, per guard key (plain.rs).
+    pub alive: AliveCache,
     key_bytes: usize,
     inodes: IntSet<u64>,
     needles: NeedleSet,
@@ -137,9 +160,6 @@ impl Verdicts {
             },
             _ => return Ok(()),
         };
-        if self.tests.len() >= MAX_VERDICTS {
-            return Ok(());
-        }
         let mut numbered = Vec::with_capacity(tests.len());
         for test in tests {
             let mut clauses = Vec::with_capacity(test.len());
@@ -151,12 +171,49 @@ impl Verdicts {
             }
             numbered.push(clauses);
         }
-        let number = match self.tests_known.get(&numbered) {
+        self.attach(key, group, (numbered, Guards::default()));
+        Ok(())
+    }
+
+    /// Give the tests of the needle verdict cached for `key` (`set_tests`) their
+    /// guards: `guarded` (bit `i`: test `i` has one; none beyond the tests), reading
+    /// `reads`. A run on which only guarded tests may hold then asks Python which
+    /// guards hold for its facts (`Hit::Guarded`), once per guard key.
+    pub fn set_guards(&mut self, key: &[u8], reads: u8, guarded: u64) -> Result<(), &'static str> {
+        if reads & !READS_ALL != 0 {
+            return Err("guard reads out of range");
+        }
+        let (group, tests) = match self.codes.get(key) {
+            Some(&(_, group, _, tests)) if group != 0 && tests != 0 => (group, tests),
+            _ => return Ok(()),
+        };
+        let formula = match self.tests.get(tests as usize - 1) {
+            Some((formula, _)) => formula.clone(),
+            None => return Ok(()),
+        };
+        let within = if formula.len() >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << formula.len()) - 1
+        };
+        let guards = Guards {
+            reads,
+            guarded: guarded & within,
+        };
+        self.attach(key, group, (formula, guards));
+        Ok(())
+    }
+
+    fn attach(&mut self, key: &[u8], group: u32, formula: (Vec<Vec<u32>>, Guards)) {
+        let number = match self.tests_known.get(&formula) {
             Some(&number) => number,
             None => {
-                self.tests.push(numbered.clone());
+                if self.tests.len() >= MAX_VERDICTS {
+                    return;
+                }
+                self.tests.push(formula.clone());
                 let number = self.tests.len() as u32;
-                self.tests_known.insert(numbered, number);
+                self.tests_known.insert(formula, number);
                 number
             }
         };
@@ -165,7 +222,6 @@ impl Verdicts {
                 entry.3 = number;
             }
         }
-        Ok(())
     }
 
     fn set_entry(&mut self, key: &[u8], entry: (u8, u32, Plain, u32)) {
@@ -191,6 +247,7 @@ impl Verdicts {
         self.tests.clear();
         self.tests_known.clear();
         self.plain.clear();
+        self.alive.clear();
     }
 
     /// Replace the rules' needles (every verdict and group goes too).
@@ -219,25 +276,44 @@ impl Verdicts {
         tests: u32,
         line: Option<&[u8]>,
         present: &mut Present,
-    ) -> bool {
+    ) -> Hit {
         if !self.needle_may_match(number, line) {
-            return false;
+            return Hit::No;
         }
-        let (line, formula) = match (line, self.tests.get((tests as usize).wrapping_sub(1))) {
-            (Some(line), Some(formula)) => (line, formula),
-            (None, Some(formula)) if self.groups.get(number).map_or(false, |g| g.empty_if_none) => {
-                (&b""[..], formula)
-            }
-            _ => return true,
-        };
+        let (line, (formula, guards)) =
+            match (line, self.tests.get((tests as usize).wrapping_sub(1))) {
+                (Some(line), Some(formula)) => (line, formula),
+                (None, Some(formula))
+                    if self.groups.get(number).map_or(false, |g| g.empty_if_none) =>
+                {
+                    (&b""[..], formula)
+                }
+                _ => return Hit::Yes,
+            };
         self.needles.present(line, present);
-        formula.iter().any(|clauses| {
-            clauses.iter().all(|&clause| {
+        let mut mask = 0u64;
+        for (i, clauses) in formula.iter().enumerate() {
+            let may = clauses.iter().all(|&clause| {
                 self.groups
                     .get(clause)
                     .map_or(true, |group| self.needles.holds_in(group, present))
-            })
-        })
+            });
+            if may {
+                if i < 64 && guards.guarded & (1 << i) != 0 {
+                    mask |= 1 << i;
+                } else {
+                    return Hit::Yes;
+                }
+            }
+        }
+        if mask == 0 {
+            Hit::No
+        } else {
+            Hit::Guarded {
+                mask,
+                reads: guards.reads,
+            }
+        }
     }
 
     /// How many verdicts are cached.
@@ -254,6 +330,7 @@ impl Verdicts {
     /// the plain answers go too (Python's answers were made with the inodes before).
     pub fn set_inodes(&mut self, inodes: &[u64]) {
         self.plain.clear();
+        self.alive.clear();
         self.inodes.clear();
         self.inodes.extend(inodes.iter().copied());
     }

@@ -257,6 +257,7 @@ class NativeSession(DoneStore, AheadSource, Protocol):
         empty_if_no_execve: bool,
         plain: int | None = None,
         tests: Sequence[Sequence[Iterable[NeedleBytes]]] = (),
+        guards: tuple[int, int] | None = None,
     ) -> None:
         """Cache a verdict code with ``NEEDLE_IF_RELEVANT`` and the needles (each given
         to :meth:`set_needles`) one of which its rules' argument tests need; with
@@ -265,7 +266,12 @@ class NativeSession(DoneStore, AheadSource, Protocol):
         Python answered for its plain key (``STOP_PLAIN``, :meth:`plain_learned`).
         ``tests``: the tests behind the gate, each as the needle sets (clauses) every
         one of which must have a needle in the command line for it to hold: when no
-        test's clauses all do, the needles do not matter."""
+        test's clauses all do, the needles do not matter. ``guards``: what the tests'
+        guards read and which tests have one (:meth:`alive_answer`)."""
+
+    def alive_answer(self, alive: int) -> bool:
+        """Which tests' guards hold for the facts of the last ``STOP_PLAIN``'s guard key
+        (``False``: no guard key was pending, nothing kept)."""
 
     def plain_learned(self) -> bool:
         """Python only learned from the run of the last ``STOP_PLAIN``: keep that answer

@@ -33,7 +33,10 @@ recurs, needle and all, is decided once). Whether its needles matter at all, the
 session asks of the tests behind the verdict's gate (:func:`needle_tests`): each as its
 clauses, needle sets every one of which must have a needle in the command line for the
 test to hold (ABI 10); when no test's clauses all do, the run is judged as one without
-its needles.
+its needles. When only tests with a guard (conjuncts that read no command line of its
+own, as the parent's name) may hold, the session asks once per the guards' facts which
+guards hold (a ``STOP_PLAIN`` with a guard key, :meth:`NativeScanner._answer_guards`:
+:meth:`~kexecwatch.core.scan.scanner._Accepting.alive`), and judges the run again.
 The taken units teach the session's process table
 (:class:`~kexecwatch.core.process.nativetable.NativeProcessTable`), the counts, the done set
 (:meth:`~kexecwatch.core.audit.assembler.Assembler.absorb`: the session keeps the taken events'
@@ -82,7 +85,13 @@ from kexecwatch.core.process.eventlines import EventLines
 from kexecwatch.core.scan.argtest import AllOf, AnyOf, Needle, Needles, Part, own_needles
 from kexecwatch.core.scan.fastpath import SYSCALL_HEAD, RunBounds, run_end
 from kexecwatch.core.scan.prefilter import LearnedItems, Prefilter
-from kexecwatch.core.scan.scanner import ARGS_FROM_TABLE, PythonScanner, in_window
+from kexecwatch.core.scan.scanner import (
+    ARGS_FROM_TABLE,
+    PythonScanner,
+    _Accepting,
+    _Run,
+    in_window,
+)
 
 __all__ = [
     "NativeScanner",
@@ -113,7 +122,11 @@ _Key = tuple[bytes, bytes, bytes, bytes]
 #: its plain tests read (``None``: it has none; :func:`plain_split`), and the tests
 #: behind its gate as their needle clauses (:func:`needle_tests`; empty: not needed).
 _NeedleVerdict = tuple[
-    frozenset[NeedleBytes], bool, int | None, tuple[tuple[frozenset[NeedleBytes], ...], ...]
+    frozenset[NeedleBytes],
+    bool,
+    int | None,
+    tuple[tuple[frozenset[NeedleBytes], ...], ...],
+    tuple[int, int] | None,
 ]
 #: The most verdict codes :meth:`NativeScanner.hands_back` remembers (as the session).
 _MAX_CODES = 4096
@@ -345,9 +358,15 @@ class NativeScanner(PythonScanner):
         if needles is None:
             self.session.set_verdict(key, code)
         else:
-            wire, empty_if_no_execve, plain, tests = needles
+            wire, empty_if_no_execve, plain, tests, guards = needles
             self.session.set_verdict_needles(
-                key, code, wire, empty_if_no_execve=empty_if_no_execve, plain=plain, tests=tests
+                key,
+                code,
+                wire,
+                empty_if_no_execve=empty_if_no_execve,
+                plain=plain,
+                tests=tests,
+                guards=guards,
             )
 
     def verdict_and_needles(self, key: bytes) -> tuple[int, _NeedleVerdict | None]:
@@ -391,21 +410,22 @@ class NativeScanner(PythonScanner):
                         frozenset(w for w in wire if w is not None),
                         empty_if_no_execve,
                         plain,
-                        self._tests_of(for_rules),
+                        *self._tests_of(for_rules),
                     )
         return code | rules, None
 
     def _tests_of(
         self, for_rules: tuple[Prefilter, ...] | bool
-    ) -> tuple[tuple[frozenset[NeedleBytes], ...], ...]:
+    ) -> tuple[tuple[tuple[frozenset[NeedleBytes], ...], ...], tuple[int, int] | None]:
         """The tests behind a needle verdict's gate (:func:`needle_tests`) as the session
         takes them: a needle no command line holds left out of its clause (it is never
         found), a clause with a needle the session does not hold left out of its test
         (fewer clauses: the test may hold more often); none at all when no test has two
-        clauses (the gate's needles alone decide as much)."""
+        clauses nor a guard (the gate's needles alone decide as much). With them, the
+        tests' guards (:func:`test_guards`)."""
         needles = self._needles
         if needles is None:
-            return ()
+            return (), None
         tests = []
         for clauses in needle_tests(for_rules):
             test = []
@@ -414,9 +434,10 @@ class NativeScanner(PythonScanner):
                 if wire <= needles:
                     test.append(frozenset(wire))
             tests.append(tuple(test))
-        if all(len(test) < 2 for test in tests):
-            return ()
-        return tuple(tests)
+        guards = test_guards(for_rules)
+        if all(len(test) < 2 for test in tests) and guards is None:
+            return (), None
+        return tuple(tests), guards
 
     def scan(self, region: Region, out: list[Any]) -> int:
         """Handle every line of ``region``: native while quiet, Python for the rest.
@@ -519,6 +540,9 @@ class NativeScanner(PythonScanner):
                         self, Region(buf[pos - 1 :], line_no, source, base + pos), out
                     )
             elif stop == STOP_PLAIN:
+                assert result.key is not None
+                if _is_guard_key(result.key) and self._answer_guards(buf, pos):
+                    continue  # the session judges the run again, knowing its guards
                 # Python decides the run (its needles are absent: its plain facts do),
                 # and says when it only learned from it: the same facts stay native.
                 pos, line_no = self._plain_run(buf, pos, line_no, source, base, out)
@@ -615,6 +639,27 @@ class NativeScanner(PythonScanner):
             return self._step(buf, pos, line_no, source, base, out)
         finally:
             self.__dict__.pop("fast_verdict", None)
+
+    def _answer_guards(self, buf: bytes, pos: int) -> bool:
+        """Tell the session which tests' guards hold for the run at ``pos`` (its stop's
+        guard key): :meth:`~kexecwatch.core.scan.scanner._Accepting.alive` on its facts.
+        ``False`` when there is no answer here (then Python reads the run)."""
+        m = SYSCALL_HEAD.match(buf, pos - 1)
+        run = None if m is None else run_end(buf, m)
+        if m is None or run is None:
+            return False
+        raw = cast(_Key, m.group("call", "success", "comm", "exe"))
+        verdict = self.verdicts.get(raw) or self.verdict(raw)
+        syscall, _success, comm, exe, _evaluated, for_rules, _others = verdict
+        if not isinstance(for_rules, _Accepting) or test_guards(for_rules) is None:
+            return False
+        time_ms = int(m["sec"]) * 1000 + int(m["ms"])
+        facts = _Run(self, buf, pos, run, (comm, exe, m["extra"], syscall), time_ms)
+        alive = sum(1 << i for i in for_rules.alive(facts) if i < 64)
+        try:
+            return self.session.alive_answer(alive)
+        except self._errors:
+            return False
 
     def _python_first(self, buf: bytes, pos: int) -> bool:
         """Whether the unit at line start ``pos`` is a run (or the first of two
@@ -816,7 +861,25 @@ def needle_tests(
     if split is None:
         return ()
     gated = split()[1]
-    return tuple(tuple(needle_clauses(part)) for part in gated if part is not False)
+    # A test that never holds: one clause no needle is in (the tests keep their places,
+    # which _Accepting.alive() numbers).
+    return tuple((frozenset(),) if part is False else tuple(needle_clauses(part)) for part in gated)
+
+
+def test_guards(for_rules: tuple[Prefilter, ...] | bool) -> tuple[int, int] | None:
+    """What the guards of the tests behind a verdict's gate read (``argtest.Reads`` as
+    bits: 1, 2, 4, 8, 16) and which tests have one (bit ``i``: ``gated[i]``), as
+    :meth:`~kexecwatch.core.scan.scanner._Accepting.alive` answers on them; ``None`` when
+    none has one (or there are more than 64 tests)."""
+    if not isinstance(for_rules, _Accepting):
+        return None
+    gated = for_rules.split()[1]
+    guards = for_rules.guards
+    if guards is None or len(gated) > 64:
+        return None
+    reads = sum(1 << n for n, read in enumerate(for_rules.guard_reads) if read)
+    guarded = sum(1 << i for i, guard in enumerate(guards) if guard is not None)
+    return (reads, guarded) if guarded else None
 
 
 def needle_clauses(part: Part | bool) -> list[frozenset[Needle]]:
@@ -839,6 +902,15 @@ def needle_clauses(part: Part | bool) -> list[frozenset[Needle]]:
             union |= min(found, key=_rarity)
         return [frozenset(union)]
     return []
+
+
+def _is_guard_key(key: bytes) -> bool:
+    """Whether a ``STOP_PLAIN`` key is a guard key (``native/src/plain.rs``: its mark,
+    after the verdict key's four length-prefixed parts, is ``0x40 | reads``)."""
+    at = 0
+    for _ in range(4):
+        at += 8 + int.from_bytes(key[at : at + 8], "little")
+    return at < len(key) and key[at] & 0xE0 == 0x40
 
 
 def _rarity(needles: AbstractSet[Needle]) -> tuple[int, int]:
