@@ -42,7 +42,7 @@
 //! not asked about at all (its run is handed back as before). Cleared with the
 //! verdicts (rules, prefilters or needles changed) and when the learned inodes change.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::entry::Entry;
 use crate::lines::{find, starts};
@@ -214,80 +214,30 @@ pub fn guard_key_of(out: &mut Vec<u8>, reads: u8, facts: &RunFacts<'_>) {
     key_with(out, GUARD_KEY | reads, reads, facts);
 }
 
-/// Python's answers on which tests' guards hold (`_Accepting.alive`), by guard key:
-/// the bits of the tests alive. Bounded and cleared as [`PlainCache`].
-#[derive(Default)]
-pub struct AliveCache {
-    known: HashMap<Vec<u8>, u64>,
+/// Python's answers by key, for the keys it was asked about: bounded at [`MAX_PLAIN`]
+/// keys and [`MAX_PLAIN_BYTES`] key bytes, then cleared (never evicted by guess); a key
+/// longer than [`MAX_PLAIN_KEY`] is not kept.
+pub struct Answers<V> {
+    known: HashMap<Vec<u8>, V>,
     bytes: usize,
+    /// The key of the last stop asking Python, until Python answers or the store is cleared.
     pending: Option<Vec<u8>>,
 }
 
-impl AliveCache {
+impl<V> Default for Answers<V> {
+    fn default() -> Self {
+        Answers {
+            known: HashMap::new(),
+            bytes: 0,
+            pending: None,
+        }
+    }
+}
+
+impl<V: Copy> Answers<V> {
     /// Python's answer for `key`, if it gave one.
-    pub fn get(&self, key: &[u8]) -> Option<u64> {
+    pub fn get(&self, key: &[u8]) -> Option<V> {
         self.known.get(key).copied()
-    }
-
-    /// `key` stopped a scan: Python is to answer for it.
-    pub fn ask(&mut self, key: &[u8]) {
-        let pending = self.pending.get_or_insert_with(Vec::new);
-        pending.clear();
-        pending.extend_from_slice(key);
-    }
-
-    /// Python's answer for the pending key: the tests alive. `false` when no key is
-    /// pending (answered already, or the cache was cleared since the stop).
-    pub fn answer(&mut self, alive: u64) -> bool {
-        let key = match self.pending.take() {
-            Some(key) => key,
-            None => return false,
-        };
-        if key.len() > MAX_PLAIN_KEY {
-            return false;
-        }
-        if !self.known.contains_key(&key) {
-            if self.known.len() >= MAX_PLAIN || self.bytes + key.len() > MAX_PLAIN_BYTES {
-                self.known.clear();
-                self.bytes = 0;
-            }
-            self.bytes += key.len();
-        }
-        self.known.insert(key, alive);
-        true
-    }
-
-    /// Forget every answer, and the pending key.
-    pub fn clear(&mut self) {
-        self.known.clear();
-        self.bytes = 0;
-        self.pending = None;
-    }
-
-    /// How many answers are kept.
-    pub fn len(&self) -> usize {
-        self.known.len()
-    }
-
-    /// Whether no answer is kept.
-    pub fn is_empty(&self) -> bool {
-        self.known.is_empty()
-    }
-}
-
-/// Python's "learned only" answers, by plain key.
-#[derive(Default)]
-pub struct PlainCache {
-    known: HashSet<Vec<u8>>,
-    bytes: usize,
-    /// The key of the last `Stop::Plain`, until Python answers or the cache is cleared.
-    pending: Option<Vec<u8>>,
-}
-
-impl PlainCache {
-    /// Whether Python answered "learned only" for `key`.
-    pub fn learned(&self, key: &[u8]) -> bool {
-        self.known.contains(key)
     }
 
     /// `key` stopped a scan: Python is to answer for it.
@@ -302,9 +252,9 @@ impl PlainCache {
         self.pending.as_deref()
     }
 
-    /// Python only learned from the run of the pending key: keep it. `false` when no
-    /// key is pending (answered already, or the cache was cleared since the stop).
-    pub fn answer_learned(&mut self) -> bool {
+    /// Python's answer for the pending key. `false` when no key is pending (answered
+    /// already, or the store was cleared since the stop) or the key is too long to keep.
+    pub fn answer(&mut self, value: V) -> bool {
         let key = match self.pending.take() {
             Some(key) => key,
             None => return false,
@@ -312,14 +262,14 @@ impl PlainCache {
         if key.len() > MAX_PLAIN_KEY {
             return false;
         }
-        if !self.known.contains(&key) {
+        if !self.known.contains_key(&key) {
             if self.known.len() >= MAX_PLAIN || self.bytes + key.len() > MAX_PLAIN_BYTES {
                 self.known.clear();
                 self.bytes = 0;
             }
             self.bytes += key.len();
-            self.known.insert(key);
         }
+        self.known.insert(key, value);
         true
     }
 
@@ -343,6 +293,26 @@ impl PlainCache {
     /// How many key bytes are kept.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+}
+
+/// Python's answers on which tests' guards hold (`_Accepting.alive`), by guard key:
+/// the bits of the tests alive.
+pub type AliveCache = Answers<u64>;
+
+/// Python's "learned only" answers, by plain key.
+pub type PlainCache = Answers<()>;
+
+impl Answers<()> {
+    /// Whether Python answered "learned only" for `key`.
+    pub fn learned(&self, key: &[u8]) -> bool {
+        self.known.contains_key(key)
+    }
+
+    /// Python only learned from the run of the pending key: keep it. `false` when no
+    /// key is pending (answered already, or the cache was cleared since the stop).
+    pub fn answer_learned(&mut self) -> bool {
+        self.answer(())
     }
 }
 

@@ -20,6 +20,7 @@ use crate::plain::{self as plain_facts, RunFacts, MAX_PLAIN_KEY};
 use crate::render::{self, RunParts};
 use crate::session::{ScanOut, Session, Stop, DONE_KEPT};
 use crate::syscall::{self, Span, SyscallHead};
+use crate::table::Table;
 use crate::verdicts::{
     Hit, Plain, Verdicts, EVALUATED, INODE_ALWAYS, INODE_IF_RELEVANT, LEARN_EXEC, LEARN_FORK,
     LEARN_MASK, LEARN_OTHER, NEEDLE_IF_RELEVANT, NEED_ALWAYS, NEED_IF_RELEVANT,
@@ -141,6 +142,31 @@ struct Whole {
     next: usize,
     /// Its lines, the absorbed `EOE` included.
     lines: u64,
+}
+
+/// The facts of the whole run at `pos` that plain, full and guard keys are made of
+/// (plain.rs), the parent's entry taken from `table` at the run's time.
+fn run_facts<'a>(
+    buf: &'a [u8],
+    table: &'a Table,
+    pos: usize,
+    whole: &Whole,
+    event: &Event,
+) -> RunFacts<'a> {
+    let head = &event.head;
+    RunFacts {
+        verdict_key: [
+            span(buf, head.call),
+            span(buf, head.success),
+            span(buf, head.comm),
+            span(buf, head.exe),
+        ],
+        parent: table.entry_at(number(span(buf, head.ppid)), i128::from(event.id.time_ms)),
+        run: &buf[pos..whole.end],
+        args_end: whole.args_end - pos,
+        id: span(buf, head.id),
+        ids: span(buf, head.creds),
+    }
 }
 
 /// The record type that may open a syscall's own event as a single record
@@ -482,22 +508,8 @@ impl<'a> Scanner<'a> {
             return Err(Stop::Handback);
         }
         let buf = self.buf;
-        let head = &event.head;
         let session = &mut *self.session;
-        let ppid = number(span(buf, head.ppid));
-        let facts = RunFacts {
-            verdict_key: [
-                span(buf, head.call),
-                span(buf, head.success),
-                span(buf, head.comm),
-                span(buf, head.exe),
-            ],
-            parent: session.table.entry_at(ppid, i128::from(event.id.time_ms)),
-            run: &buf[pos..whole.end],
-            args_end: whole.args_end - pos,
-            id: span(buf, head.id),
-            ids: span(buf, head.creds),
-        };
+        let facts = run_facts(buf, &session.table, pos, whole, event);
         plain_facts::key_of(&mut session.plain_key, reads, &facts);
         self.known_or_ask()
     }
@@ -510,22 +522,8 @@ impl<'a> Scanner<'a> {
     /// `plain_known`.
     fn full_known(&mut self, pos: usize, whole: &Whole, event: &Event) -> Result<(), Stop> {
         let buf = self.buf;
-        let head = &event.head;
         let session = &mut *self.session;
-        let ppid = number(span(buf, head.ppid));
-        let facts = RunFacts {
-            verdict_key: [
-                span(buf, head.call),
-                span(buf, head.success),
-                span(buf, head.comm),
-                span(buf, head.exe),
-            ],
-            parent: session.table.entry_at(ppid, i128::from(event.id.time_ms)),
-            run: &buf[pos..whole.end],
-            args_end: whole.args_end - pos,
-            id: span(buf, head.id),
-            ids: span(buf, head.creds),
-        };
+        let facts = run_facts(buf, &session.table, pos, whole, event);
         plain_facts::full_key_of(&mut session.plain_key, &facts, buf, &session.bodies);
         self.known_or_ask()
     }
@@ -544,22 +542,8 @@ impl<'a> Scanner<'a> {
         reads: u8,
     ) -> Result<bool, Stop> {
         let buf = self.buf;
-        let head = &event.head;
         let session = &mut *self.session;
-        let ppid = number(span(buf, head.ppid));
-        let facts = RunFacts {
-            verdict_key: [
-                span(buf, head.call),
-                span(buf, head.success),
-                span(buf, head.comm),
-                span(buf, head.exe),
-            ],
-            parent: session.table.entry_at(ppid, i128::from(event.id.time_ms)),
-            run: &buf[pos..whole.end],
-            args_end: whole.args_end - pos,
-            id: span(buf, head.id),
-            ids: span(buf, head.creds),
-        };
+        let facts = run_facts(buf, &session.table, pos, whole, event);
         plain_facts::guard_key_of(&mut session.plain_key, reads, &facts);
         if let Some(alive) = session.verdicts.alive.get(&session.plain_key) {
             return Ok(alive & mask != 0);
