@@ -320,12 +320,7 @@ def _root_searches(words: Iterable[str]) -> list[Callable[[str], re.Match[str] |
     together find what the trie finds. A branch that starts with a class of characters
     (``[0-9]\\.[0-9]``) starts with the literal after it, the class looked behind
     (``\\.(?<=[0-9]\\.)[0-9]``): a search that starts with a literal is a scan in C."""
-    trie: dict[str, Any] = {}
-    for word in words:
-        node = trie
-        for char in word:
-            node = node.setdefault(char, {})
-        node[""] = {}
+    trie = _trie_of(words)
     if "" in trie:
         return [re.compile("").search]  # the empty word is in every text
     by_rest: dict[str, list[str]] = {}
@@ -792,14 +787,20 @@ def _one_of_text(words: Iterable[str]) -> re.Pattern[str]:
     return re.compile(source)
 
 
-def _trie_source(words: Iterable[str]) -> str | None:
-    """The pattern of the trie of ``words`` (``None``: no word)."""
+def _trie_of(words: Iterable[str]) -> dict[str, Any]:
+    """The trie of ``words``: a dict per character, ``""`` marking a word's end."""
     trie: dict[str, Any] = {}
     for word in words:
         node = trie
         for char in word:
             node = node.setdefault(char, {})
         node[""] = {}
+    return trie
+
+
+def _trie_source(words: Iterable[str]) -> str | None:
+    """The pattern of the trie of ``words`` (``None``: no word)."""
+    trie = _trie_of(words)
     return _trie_pattern(trie) if trie else None
 
 
