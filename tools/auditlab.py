@@ -88,6 +88,22 @@ def auditctl(*args: str, check: bool = True) -> str:
     return out
 
 
+def _inode(path: Path) -> int | None:
+    """``path``'s inode number, ``None`` while it does not exist."""
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
+
+
+def _size(path: Path) -> int:
+    """``path``'s size, 0 while it does not exist."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def audit_status() -> AuditStatus:
     """Parse ``auditctl -s``."""
     fields = dict(re.findall(r"^(\w+) (\d+)", auditctl("-s"), re.MULTILINE))
@@ -390,7 +406,7 @@ class AuditdSession:
     def rotate(self, timeout: float = 10.0) -> None:
         """Ask auditd to rotate its log (``auditctl --signal rotate``/``USR1``) and wait."""
         rotated = self.log_path.with_name(self.log_path.name + ".1")
-        before = rotated.stat().st_ino if rotated.exists() else None
+        before = _inode(rotated)
         self.wait_idle()
         # auditctl 3.1 knows "rotate"; 3.0.9 only the signal name (USR1 = rotate).
         if "unsupported" in auditctl("--signal", "rotate", check=False):
@@ -398,13 +414,11 @@ class AuditdSession:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             # auditd creates the new log before it writes its DAEMON_ROTATE record there:
-            # the rotation is done once that record is in.
-            if (
-                rotated.exists()
-                and rotated.stat().st_ino != before
-                and self.log_path.exists()
-                and self.log_path.stat().st_size > 0
-            ):
+            # the rotation is done once that record is in. While it renames the old
+            # logs, .1 and the log itself are missing for a moment: each is looked at
+            # once, and a missing one means "not yet".
+            now = _inode(rotated)
+            if now is not None and now != before and _size(self.log_path):
                 return
             time.sleep(0.05)
         raise AuditLabError("auditd did not rotate its log in time")
@@ -420,7 +434,7 @@ class AuditdSession:
         deadline = time.monotonic() + timeout
         last, since = -1, time.monotonic()
         while time.monotonic() < deadline:
-            size = self.log_path.stat().st_size if self.log_path.exists() else 0
+            size = _size(self.log_path)
             if size != last or audit_status().backlog:
                 last, since = size, time.monotonic()
             elif time.monotonic() - since >= quiet:

@@ -540,6 +540,22 @@ def _int(raw: bytes | None, base: int = 10) -> int | None:
         return None
 
 
+# ECS stores process.pid, process.parent.pid and process.exit_code as ``long``.
+_LONG_MIN = -(1 << 63)
+_LONG_MAX = (1 << 63) - 1
+
+
+def _long(raw: bytes | None) -> int | None:
+    """:func:`_int` of a value ECS stores as ``long``: ``None`` beyond its range too.
+
+    The kernel writes these as C ints; a value no ``long`` holds is hostile or corrupt,
+    and is read as absent rather than carried into the table and documents."""
+    value = _int(raw)
+    if value is None or not _LONG_MIN <= value <= _LONG_MAX:
+        return None
+    return value
+
+
 def _plain(raw: bytes | None) -> str | None:
     if raw is None or raw in (b"(none)", b"(null)", b"?"):
         return None
@@ -740,7 +756,7 @@ _WHO: Memo[bytes, _Who] = Memo()
 
 def _call_of(fields: Fields) -> _Call | None:
     """The :class:`_Call` of a ``SYSCALL`` record's fields; ``None`` without a pid."""
-    pid = _int(fields.get("pid"))
+    pid = _long(fields.get("pid"))
     if pid is None:
         return None
     arch_raw = fields.get("arch")
@@ -754,9 +770,9 @@ def _call_of(fields: Fields) -> _Call | None:
         named[0],
         named[1],
         fields.get("success") == b"yes",
-        _int(fields.get("exit")),
+        _long(fields.get("exit")),
         pid,
-        _int(fields.get("ppid")) or 0,
+        _long(fields.get("ppid")) or 0,
         _syscall_args(fields),
     )
 

@@ -247,6 +247,9 @@ _Entry = tuple[
 ]
 _ARGS: Final = 4
 _PREV: Final = 9
+# Snapshot rows hold pids and times as ECS ``long``s; the events never carry more.
+_LONG_MIN: Final = -(1 << 63)
+_LONG_MAX: Final = (1 << 63) - 1
 
 
 def _with_previous(entry: _Entry, previous: _Entry | None) -> _Entry:
@@ -479,13 +482,16 @@ class TableLookups:
         for row in state:
             # Snapshots written before entries had ``extra`` have 8 columns.
             pid, ppid, comm, exe, args, since, exec_id, source, *rest = row
+            pid, ppid, since = int(pid), None if ppid is None else int(ppid), int(since)
+            if not all(_LONG_MIN <= n <= _LONG_MAX for n in (pid, ppid or 0, since)):
+                raise ValueError(f"process table row beyond the long range: pid {pid}")
             self._put(
-                int(pid),
-                None if ppid is None else int(ppid),
+                pid,
+                ppid,
                 dec(comm),
                 dec(exe),
                 None if args is None else tuple(a.encode("latin-1") for a in args),
-                int(since),
+                since,
                 None if exec_id is None else EventId.from_str(exec_id),
                 str(source),
                 dec(rest[0]) if rest else None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -157,5 +158,43 @@ def test_native_table_answers_as_the_python_table(steps: list[Any], live: bool) 
             assert native_again.to_state() == python_again.to_state()
         finally:
             copy.close()
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        [1 << 63, 1, "sh", "/bin/sh", None, 1_000_000, None, "event"],
+        [5, -(1 << 63) - 1, "sh", "/bin/sh", None, 1_000_000, None, "event"],
+        [5, int("9" * 41), "sh", "/bin/sh", None, 1_000_000, None, "event"],
+        [5, 1, "sh", "/bin/sh", None, 1 << 64, None, "event"],
+    ],
+)
+def test_both_tables_refuse_a_snapshot_row_beyond_the_long_range(row: list[Any]) -> None:
+    # A hostile checkpoint is refused as corrupt (ValueError), by either table alike:
+    # the native one holds at most 128 bits and must not fail in its own way.
+    lib = native_lib()
+    session = lib.new_session(
+        window_ms=LATENESS,
+        max_entries=5,
+        max_args_bytes=90,
+        max_lateness_ms=LATENESS,
+        since_ms=None,
+        until_ms=None,
+        live=False,
+        single_types=(),
+        fault_on=None,
+    )
+    try:
+        edge = [(1 << 63) - 1, -(1 << 63), "sh", "/bin/sh", None, 1_000_000, None, "event"]
+        for table in (
+            NativeProcessTable(session, decode=argv_of_execve_bodies),
+            ProcessTable(max_entries=5, max_args_bytes=90, decode=argv_of_execve_bodies),
+        ):
+            with pytest.raises(ValueError, match="beyond the long range"):
+                table.restore([row])
+            table.restore([edge])
+            assert table.to_state()[-1][:2] == edge[:2]
     finally:
         session.close()
