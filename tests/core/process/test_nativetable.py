@@ -17,6 +17,7 @@ from kexecwatch.core.audit.record import EventId
 from kexecwatch.core.process.nativetable import NativeProcessTable
 from kexecwatch.core.process.table import LiveProcess, ProcessTable, ProcessTableLike
 from kexecwatch.core.scan.fastpath import argv_of_execve_bodies
+from kexecwatch.native.binding import NativeSession
 from tests.nativelib import native_lib
 
 LATENESS = 100
@@ -107,11 +108,9 @@ def observe(table: ProcessTableLike) -> Any:
     )
 
 
-@settings(max_examples=120, deadline=None)
-@given(ops, st.booleans())
-def test_native_table_answers_as_the_python_table(steps: list[Any], live: bool) -> None:
-    lib = native_lib()
-    session = lib.new_session(
+def small_session(live: bool) -> NativeSession:
+    """A native session whose table is as small as the Python one it is compared with."""
+    return native_lib().new_session(
         window_ms=LATENESS,
         max_entries=5,
         max_args_bytes=90,
@@ -122,6 +121,12 @@ def test_native_table_answers_as_the_python_table(steps: list[Any], live: bool) 
         single_types=(),
         fault_on=None,
     )
+
+
+@settings(max_examples=120, deadline=None)
+@given(ops, st.booleans())
+def test_native_table_answers_as_the_python_table(steps: list[Any], live: bool) -> None:
+    session = small_session(live)
     try:
         native = NativeProcessTable(
             session, lookup=lookup if live else None, decode=argv_of_execve_bodies
@@ -137,17 +142,7 @@ def test_native_table_answers_as_the_python_table(steps: list[Any], live: bool) 
             assert apply(native, step) == apply(python, step), step
             assert observe(native) == observe(python), step
         # Both load their snapshots the same.
-        copy = lib.new_session(
-            window_ms=LATENESS,
-            max_entries=5,
-            max_args_bytes=90,
-            max_lateness_ms=LATENESS,
-            since_ms=None,
-            until_ms=None,
-            live=False,
-            single_types=(),
-            fault_on=None,
-        )
+        copy = small_session(False)
         try:
             native_again = NativeProcessTable(copy, decode=argv_of_execve_bodies)
             native_again.restore(native.to_state())
@@ -174,18 +169,7 @@ def test_native_table_answers_as_the_python_table(steps: list[Any], live: bool) 
 def test_both_tables_refuse_a_snapshot_row_beyond_the_long_range(row: list[Any]) -> None:
     # A hostile checkpoint is refused as corrupt (ValueError), by either table alike:
     # the native one holds at most 128 bits and must not fail in its own way.
-    lib = native_lib()
-    session = lib.new_session(
-        window_ms=LATENESS,
-        max_entries=5,
-        max_args_bytes=90,
-        max_lateness_ms=LATENESS,
-        since_ms=None,
-        until_ms=None,
-        live=False,
-        single_types=(),
-        fault_on=None,
-    )
+    session = small_session(False)
     try:
         edge = [(1 << 63) - 1, -(1 << 63), "sh", "/bin/sh", None, 1_000_000, None, "event"]
         for table in (
