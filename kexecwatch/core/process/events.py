@@ -43,6 +43,8 @@ from kexecwatch.core.text.frozen import Frozen, set_field
 
 __all__ = [
     "EVENTS_AS",
+    "LONG_MAX",
+    "LONG_MIN",
     "GroupLeader",
     "Parent",
     "PathItem",
@@ -540,9 +542,10 @@ def _int(raw: bytes | None, base: int = 10) -> int | None:
         return None
 
 
-# ECS stores process.pid, process.parent.pid and process.exit_code as ``long``.
-_LONG_MIN = -(1 << 63)
-_LONG_MAX = (1 << 63) - 1
+#: The range of ECS ``long``, as which process.pid, process.parent.pid and
+#: process.exit_code are stored (the process table's snapshots hold them so too).
+LONG_MIN = -(1 << 63)
+LONG_MAX = (1 << 63) - 1
 
 
 def _long(raw: bytes | None) -> int | None:
@@ -551,7 +554,7 @@ def _long(raw: bytes | None) -> int | None:
     The kernel writes these as C ints; a value no ``long`` holds is hostile or corrupt,
     and is read as absent rather than carried into the table and documents."""
     value = _int(raw)
-    if value is None or not _LONG_MIN <= value <= _LONG_MAX:
+    if value is None or not LONG_MIN <= value <= LONG_MAX:
         return None
     return value
 

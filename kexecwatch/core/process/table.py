@@ -62,7 +62,7 @@ from typing import Any, Final, Protocol
 
 from kexecwatch.core.audit.record import EventId
 from kexecwatch.core.audit.syscalls import EXEC_SYSCALLS, FORK_SYSCALLS
-from kexecwatch.core.process.events import Parent, ProcessEvent
+from kexecwatch.core.process.events import LONG_MAX, LONG_MIN, Parent, ProcessEvent
 from kexecwatch.core.process.groups import ProcessGroups
 from kexecwatch.core.text.frozen import Frozen, set_field
 from kexecwatch.core.text.jsontext import JsonText, ascii_compact
@@ -247,9 +247,6 @@ _Entry = tuple[
 ]
 _ARGS: Final = 4
 _PREV: Final = 9
-# Snapshot rows hold pids and times as ECS ``long``s; the events never carry more.
-_LONG_MIN: Final = -(1 << 63)
-_LONG_MAX: Final = (1 << 63) - 1
 
 
 def _with_previous(entry: _Entry, previous: _Entry | None) -> _Entry:
@@ -483,7 +480,8 @@ class TableLookups:
             # Snapshots written before entries had ``extra`` have 8 columns.
             pid, ppid, comm, exe, args, since, exec_id, source, *rest = row
             pid, ppid, since = int(pid), None if ppid is None else int(ppid), int(since)
-            if not all(_LONG_MIN <= n <= _LONG_MAX for n in (pid, ppid or 0, since)):
+            # Events never carry more (events._long); a row that does is forged.
+            if not all(LONG_MIN <= n <= LONG_MAX for n in (pid, ppid or 0, since)):
                 raise ValueError(f"process table row beyond the long range: pid {pid}")
             self._put(
                 pid,
